@@ -1,0 +1,56 @@
+// ModelSpec: the architecture facts of one LLM (a card in models/llm/), and the
+// sizes derived from them (weights, KV bytes per token).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace kvsim {
+
+struct ModelSpec {
+  std::string name;             // e.g. "Llama-3-8B"
+  int64_t num_layers = 0;       // transformer blocks
+  int64_t hidden_size = 0;      // model width
+  int64_t num_heads = 0;        // query heads
+  int64_t num_kv_heads = 0;     // key/value heads (GQA: < num_heads)
+  int64_t head_dim = 0;         // per head
+  int64_t ffn_size = 0;         // intermediate size (per expert for MoE)
+  int64_t vocab_size = 0;
+  int64_t max_context_tokens = 0;  // max_position_embeddings
+  int64_t dtype_bytes = 2;         // weights and KV cache element size
+  int64_t num_experts = 1;         // 1 for dense models
+  int64_t experts_per_token = 1;   // top-k routing (1 for dense models)
+  bool tied_embeddings = false;    // LM head shares the embedding matrix
+
+  // Parameters of one transformer block that every token touches: QKV and output
+  // projections (+ router for MoE). Gated MLP weights are counted by MlpParamsPerExpert.
+  int64_t AttentionParamsPerLayer() const;
+  // Gated MLP (gate, up, down) of one expert: 3 x hidden x ffn.
+  int64_t MlpParamsPerExpert() const;
+  // Embedding plus LM head (one matrix when tied).
+  int64_t EmbeddingParams() const;
+  // All parameters.
+  int64_t TotalParams() const;
+
+  // Weight bytes held by one tensor-parallel rank (layers and LM head split by tp,
+  // input embedding split by tp as vLLM's VocabParallelEmbedding does).
+  int64_t WeightBytesPerRank(int64_t tensor_parallel) const;
+
+  // KV heads held by one rank: kv_heads / tp, at least 1 (heads are replicated
+  // when tp > kv_heads).
+  int64_t KvHeadsPerRank(int64_t tensor_parallel) const;
+
+  // Bytes of ONE of K or V, for one token, in one layer, on one rank:
+  // kv_heads_per_rank x head_dim x dtype_bytes.
+  int64_t KvBytesPerTokenPerLayerPerRank(int64_t tensor_parallel) const;
+
+  // K and V of all layers for one token on one rank:
+  // 2 x layers x kv_heads_per_rank x head_dim x dtype_bytes.
+  int64_t KvBytesPerTokenPerRank(int64_t tensor_parallel) const;
+};
+
+// Loads a model card. Throws InputError naming the file and key on a missing,
+// unknown or invalid field.
+ModelSpec LoadModelSpec(const std::string& path);
+
+}  // namespace kvsim
