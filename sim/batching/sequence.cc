@@ -1,1 +1,74 @@
-// placeholder
+// Scheduling steps shared by every batch scheduler.
+#include <vector>
+
+#include "sim/batching/batch_scheduler.h"
+#include "sim/core/check.h"
+
+namespace kvsim {
+
+const char* SchedulerTypeName(SchedulerType type) {
+  switch (type) {
+    case SchedulerType::kVllm:
+      return "vllm";
+    case SchedulerType::kSarathi:
+      return "sarathi";
+    case SchedulerType::kStaticBatching:
+      return "static_batching";
+  }
+  return "?";
+}
+
+void AddToBatch(Sequence& seq, int64_t tokens, Batch& batch) {
+  KVSIM_CHECK(tokens >= 1 && tokens <= seq.PendingTokens(), "bad scheduled token count");
+  seq.scheduled_tokens = tokens;
+  if (seq.IsDecode()) {
+    batch.decode_tokens += tokens;
+  } else {
+    batch.prefill_tokens += tokens;
+  }
+  batch.seqs.push_back(&seq);
+}
+
+void PreemptRunning(SequenceQueues& queues, size_t index, KvCacheManager& kv, Batch& batch) {
+  KVSIM_CHECK(index < queues.running.size(), "preempting outside the running list");
+  std::unique_ptr<Sequence> seq = std::move(queues.running[index]);
+  queues.running.erase(queues.running.begin() + static_cast<std::ptrdiff_t>(index));
+  if (seq->scheduled_tokens > 0) {
+    // Planned earlier in this iteration: take it out of the batch again.
+    std::erase(batch.seqs, seq.get());
+    (seq->IsDecode() ? batch.decode_tokens : batch.prefill_tokens) -= seq->scheduled_tokens;
+    seq->scheduled_tokens = 0;
+  }
+  kv.Release(seq->spec.id);
+  seq->admitted = false;
+  seq->computed = 0;
+  ++seq->preemptions;
+  ++batch.preempted;
+  queues.waiting.push_front(std::move(seq));
+}
+
+bool GrowOrPreempt(SequenceQueues& queues, size_t index, int64_t tokens, GrowthPhase phase,
+                   KvCacheManager& kv, Batch& batch) {
+  Sequence& seq = *queues.running[index];
+  const int64_t target = seq.computed + tokens;
+  while (!kv.Grow(seq.spec.id, target, phase)) {
+    const size_t victim = queues.running.size() - 1;
+    PreemptRunning(queues, victim, kv, batch);
+    if (victim == index) return false;
+  }
+  AddToBatch(seq, tokens, batch);
+  return true;
+}
+
+bool AdmitFront(SequenceQueues& queues, int64_t tokens, KvCacheManager& kv, Batch& batch) {
+  Sequence& seq = *queues.waiting.front();
+  KVSIM_CHECK(!seq.admitted && seq.computed == 0, "waiting sequence holds KV");
+  if (!kv.Admit(seq.spec.id, tokens, seq.MaxTokens())) return false;
+  seq.admitted = true;
+  queues.running.push_back(std::move(queues.waiting.front()));
+  queues.waiting.pop_front();
+  AddToBatch(*queues.running.back(), tokens, batch);
+  return true;
+}
+
+}  // namespace kvsim

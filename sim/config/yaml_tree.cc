@@ -1,1 +1,154 @@
-// placeholder
+// ConfigTree: YAML loading and dotted-path overrides.
+#include "sim/config/yaml_tree.h"
+
+#include <fmt/format.h>
+#include <yaml-cpp/yaml.h>
+
+#include <cctype>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <vector>
+
+#include "sim/core/check.h"
+
+namespace kvsim {
+namespace {
+
+std::vector<std::string> SplitPath(const std::string& path) {
+  std::vector<std::string> parts;
+  std::string part;
+  std::istringstream in(path);
+  while (std::getline(in, part, '.')) parts.push_back(part);
+  return parts;
+}
+
+YAML::Node ParseRoot(const std::string& text, const std::string& origin) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    throw InputError(fmt::format("{}:{}: invalid YAML: {}", origin, e.mark.line + 1, e.msg));
+  }
+  if (!root.IsMap()) throw InputError(fmt::format("{}: the config must be a YAML mapping", origin));
+  return root;
+}
+
+}  // namespace
+
+ConfigTree::ConfigTree(std::unique_ptr<YAML::Node> root, std::string origin)
+    : root_(std::move(root)), origin_(std::move(origin)) {}
+ConfigTree::ConfigTree(const ConfigTree& other)
+    : root_(std::make_unique<YAML::Node>(YAML::Clone(*other.root_))), origin_(other.origin_) {}
+ConfigTree& ConfigTree::operator=(const ConfigTree& other) {
+  if (this != &other) {
+    root_ = std::make_unique<YAML::Node>(YAML::Clone(*other.root_));
+    origin_ = other.origin_;
+  }
+  return *this;
+}
+ConfigTree::~ConfigTree() = default;
+
+ConfigTree ConfigTree::Load(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw InputError(fmt::format("{}: cannot open config file", path));
+  std::stringstream text;
+  text << in.rdbuf();
+  return Parse(text.str(), path);
+}
+
+ConfigTree ConfigTree::Parse(const std::string& yaml_text, const std::string& origin) {
+  return ConfigTree(std::make_unique<YAML::Node>(ParseRoot(yaml_text, origin)), origin);
+}
+
+void ConfigTree::Set(const std::string& assignment) {
+  const auto eq = assignment.find('=');
+  if (eq == std::string::npos || eq == 0) {
+    throw InputError(fmt::format("--set '{}': expected key.path=value", assignment));
+  }
+  Set(assignment.substr(0, eq), assignment.substr(eq + 1));
+}
+
+void ConfigTree::Set(const std::string& key_path, const std::string& value_yaml) {
+  const std::vector<std::string> parts = SplitPath(key_path);
+  for (const std::string& p : parts) {
+    if (p.empty()) throw InputError(fmt::format("--set '{}': empty key in the path", key_path));
+  }
+  YAML::Node value;
+  try {
+    value = YAML::Load(value_yaml);
+  } catch (const YAML::Exception& e) {
+    throw InputError(fmt::format("--set {}={}: invalid value: {}", key_path, value_yaml, e.msg));
+  }
+  // yaml-cpp nodes are handles: assignment writes through them, reset() rebinds.
+  YAML::Node node;
+  node.reset(*root_);
+  for (size_t i = 0; i + 1 < parts.size(); ++i) {
+    const YAML::Node existing = node[parts[i]];
+    if (!existing || existing.IsNull()) {
+      node[parts[i]] = YAML::Node(YAML::NodeType::Map);
+    } else if (!existing.IsMap()) {
+      throw InputError(fmt::format("--set {}: '{}' is not a mapping", key_path, parts[i]));
+    }
+    YAML::Node next = node[parts[i]];
+    node.reset(next);
+  }
+  node[parts.back()] = value;
+}
+
+std::string ConfigTree::base_dir() const {
+  return std::filesystem::path(origin_).parent_path().string();
+}
+
+std::string ConfigTree::Dump() const {
+  YAML::Emitter out;
+  out << *root_;
+  return std::string(out.c_str()) + "\n";
+}
+
+const YAML::Node& ConfigTree::root() const { return *root_; }
+
+int64_t ParseByteSize(const std::string& text, const std::string& where) {
+  size_t pos = 0;
+  while (pos < text.size() && (std::isdigit(static_cast<unsigned char>(text[pos])) ||
+                               text[pos] == '.' || text[pos] == 'e' || text[pos] == '+')) {
+    ++pos;
+  }
+  std::string number = text.substr(0, pos);
+  std::string unit = text.substr(pos);
+  while (!unit.empty() && unit.front() == ' ') unit.erase(unit.begin());
+  double value = 0;
+  try {
+    size_t used = 0;
+    value = std::stod(number, &used);
+    if (used != number.size()) throw std::invalid_argument("trailing");
+  } catch (const std::exception&) {
+    throw InputError(
+        fmt::format("{}: '{}' is not a byte size (e.g. 65536, 64KiB, 2MiB)", where, text));
+  }
+  static constexpr std::pair<const char*, double> kUnits[] = {{"", 1},
+                                                              {"B", 1},
+                                                              {"KiB", 1024.0},
+                                                              {"MiB", 1048576.0},
+                                                              {"GiB", 1073741824.0},
+                                                              {"TiB", 1099511627776.0},
+                                                              {"KB", 1e3},
+                                                              {"MB", 1e6},
+                                                              {"GB", 1e9},
+                                                              {"TB", 1e12}};
+  for (const auto& [name, scale] : kUnits) {
+    if (unit == name) {
+      const double bytes = value * scale;
+      if (bytes != std::floor(bytes) || bytes < 0 || bytes > 9.2e18) {
+        throw InputError(fmt::format("{}: '{}' is not a whole number of bytes", where, text));
+      }
+      return static_cast<int64_t>(bytes);
+    }
+  }
+  throw InputError(
+      fmt::format("{}: unknown unit '{}' in '{}' (use B, KiB, MiB, GiB, TiB, KB, MB, GB, TB)",
+                  where, unit, text));
+}
+
+}  // namespace kvsim

@@ -26,7 +26,7 @@ class InvariantError : public std::logic_error {
 }  // namespace kvsim
 
 // Always-on invariant check (also in release builds).
-#define KVSIM_CHECK(cond, msg)                                    \
-  do {                                                            \
+#define KVSIM_CHECK(cond, msg)                                       \
+  do {                                                               \
     if (!(cond)) ::kvsim::FailCheck(#cond, __FILE__, __LINE__, msg); \
   } while (0)

@@ -8,13 +8,13 @@
 namespace kvsim {
 
 struct ModelSpec {
-  std::string name;             // e.g. "Llama-3-8B"
-  int64_t num_layers = 0;       // transformer blocks
-  int64_t hidden_size = 0;      // model width
-  int64_t num_heads = 0;        // query heads
-  int64_t num_kv_heads = 0;     // key/value heads (GQA: < num_heads)
-  int64_t head_dim = 0;         // per head
-  int64_t ffn_size = 0;         // intermediate size (per expert for MoE)
+  std::string name;          // e.g. "Llama-3-8B"
+  int64_t num_layers = 0;    // transformer blocks
+  int64_t hidden_size = 0;   // model width
+  int64_t num_heads = 0;     // query heads
+  int64_t num_kv_heads = 0;  // key/value heads (GQA: < num_heads)
+  int64_t head_dim = 0;      // per head
+  int64_t ffn_size = 0;      // intermediate size (per expert for MoE)
   int64_t vocab_size = 0;
   int64_t max_context_tokens = 0;  // max_position_embeddings
   int64_t dtype_bytes = 2;         // weights and KV cache element size
@@ -24,20 +24,26 @@ struct ModelSpec {
 
   // Parameters of one transformer block that every token touches: QKV and output
   // projections (+ router for MoE). Gated MLP weights are counted by MlpParamsPerExpert.
+  //   hidden x (heads x head_dim)          [Q]
+  // + 2 x hidden x (kv_heads x head_dim)   [K, V]
+  // + (heads x head_dim) x hidden          [O]
+  // + hidden x num_experts                 [router, only when num_experts > 1]
+  // Norm weights and biases (e.g. Qwen2.5's QKV bias) are ignored: < 0.1% of any card.
   int64_t AttentionParamsPerLayer() const;
   // Gated MLP (gate, up, down) of one expert: 3 x hidden x ffn.
   int64_t MlpParamsPerExpert() const;
-  // Embedding plus LM head (one matrix when tied).
+  // Embedding plus LM head: vocab x hidden, times 2 when untied (one matrix when tied).
   int64_t EmbeddingParams() const;
-  // All parameters.
+  // All parameters: layers x (attention + num_experts x mlp) + embeddings.
   int64_t TotalParams() const;
 
   // Weight bytes held by one tensor-parallel rank (layers and LM head split by tp,
-  // input embedding split by tp as vLLM's VocabParallelEmbedding does).
+  // input embedding split by tp as vLLM's VocabParallelEmbedding does):
+  // ceil(TotalParams() x dtype_bytes / tp). Requires tp >= 1 (InvariantError otherwise).
   int64_t WeightBytesPerRank(int64_t tensor_parallel) const;
 
-  // KV heads held by one rank: kv_heads / tp, at least 1 (heads are replicated
-  // when tp > kv_heads).
+  // KV heads held by one rank: kv_heads / tp (integer division), at least 1 (heads are
+  // replicated when tp > kv_heads). Requires tp >= 1 (InvariantError otherwise).
   int64_t KvHeadsPerRank(int64_t tensor_parallel) const;
 
   // Bytes of ONE of K or V, for one token, in one layer, on one rank:
@@ -51,6 +57,10 @@ struct ModelSpec {
 
 // Loads a model card. Throws InputError naming the file and key on a missing,
 // unknown or invalid field.
+// Every key above plus `source` (a non-empty string) is required; integers must be
+// positive plain decimals, tied_embeddings true/false. Also checked: num_kv_heads
+// divides num_heads, experts_per_token <= num_experts. Messages read
+// "path:line: key 'k': what, got 'v'" (no line for a missing key or file).
 ModelSpec LoadModelSpec(const std::string& path);
 
 }  // namespace kvsim

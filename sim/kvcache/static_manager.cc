@@ -1,1 +1,83 @@
-// placeholder
+// Static reservation: each request reserves KV for its maximum length at admission.
+#include <unordered_map>
+
+#include "sim/core/check.h"
+#include "sim/kvcache/kv_cache_manager.h"
+
+namespace kvsim {
+namespace {
+
+class StaticKvManager final : public KvCacheManager {
+ public:
+  StaticKvManager(const KvGeometry& geometry, const StaticKvConfig& config)
+      : geometry_(geometry), config_(config) {}
+
+  bool Admit(int64_t id, int64_t tokens, int64_t max_tokens) override {
+    KVSIM_CHECK(!requests_.contains(id), "request admitted twice");
+    KVSIM_CHECK(tokens >= 1 && tokens <= max_tokens && max_tokens <= geometry_.max_model_len,
+                "admission outside [1, max_model_len]");
+    const int64_t reserved_tokens = config_.reserve == StaticKvConfig::Reserve::kMaxModelLen
+                                        ? geometry_.max_model_len
+                                        : max_tokens;
+    const int64_t bytes = reserved_tokens * geometry_.bytes_per_token;
+    if (allocated_bytes_ + bytes > geometry_.capacity_bytes) return false;
+    requests_.emplace(id, Entry{reserved_tokens, tokens});
+    allocated_bytes_ += bytes;
+    live_tokens_ += tokens;
+    return true;
+  }
+
+  bool Grow(int64_t id, int64_t tokens, GrowthPhase) override {
+    auto it = requests_.find(id);
+    KVSIM_CHECK(it != requests_.end(), "growing a request that was not admitted");
+    Entry& e = it->second;
+    KVSIM_CHECK(tokens >= e.tokens, "growth must not shrink a request");
+    if (tokens > e.reserved_tokens) return false;
+    live_tokens_ += tokens - e.tokens;
+    e.tokens = tokens;
+    return true;
+  }
+
+  void Release(int64_t id) override {
+    auto it = requests_.find(id);
+    KVSIM_CHECK(it != requests_.end(), "releasing a request that was not admitted");
+    allocated_bytes_ -= it->second.reserved_tokens * geometry_.bytes_per_token;
+    live_tokens_ -= it->second.tokens;
+    requests_.erase(it);
+  }
+
+  KvUsage Usage() const override {
+    return {geometry_.capacity_bytes, allocated_bytes_, live_tokens_ * geometry_.bytes_per_token};
+  }
+
+  AttentionLayout layout() const override { return AttentionLayout::kContiguous; }
+
+  int64_t MaxAdmissibleTokens() const override {
+    const int64_t fit = geometry_.capacity_bytes / geometry_.bytes_per_token;
+    // With max_model_len reservations, any request reserves max_model_len tokens.
+    if (config_.reserve == StaticKvConfig::Reserve::kMaxModelLen && fit < geometry_.max_model_len)
+      return 0;
+    return fit;
+  }
+
+ private:
+  struct Entry {
+    int64_t reserved_tokens;
+    int64_t tokens;
+  };
+  KvGeometry geometry_;
+  StaticKvConfig config_;
+  std::unordered_map<int64_t, Entry> requests_;
+  int64_t allocated_bytes_ = 0;
+  int64_t live_tokens_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<KvCacheManager> NewStaticKvManager(const KvGeometry& geometry,
+                                                   const StaticKvConfig& config) {
+  KVSIM_CHECK(geometry.bytes_per_token > 0 && geometry.max_model_len > 0, "bad KV geometry");
+  return std::make_unique<StaticKvManager>(geometry, config);
+}
+
+}  // namespace kvsim

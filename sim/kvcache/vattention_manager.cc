@@ -1,1 +1,200 @@
-// placeholder
+// vAttention: virtually contiguous KV per request, physical pages mapped on demand
+// (CUDA VMM), mapping overlapped with compute, reclamation deferred to reuse.
+//
+// Accounting unit: the page group, one page of page_bytes in each of the
+// 2 x layers K/V buffers of a rank (2 x layers x page_bytes bytes). A request of t
+// tokens needs ceil(t / tokens_per_page) groups, where
+// tokens_per_page = page_bytes / (kv_heads_per_rank x head_dim x dtype_bytes).
+#include <algorithm>
+#include <limits>
+#include <set>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "sim/core/check.h"
+#include "sim/kvcache/kv_cache_manager.h"
+
+namespace kvsim {
+namespace {
+
+class VAttentionKvManager final : public KvCacheManager {
+ public:
+  VAttentionKvManager(const KvGeometry& geometry, const VAttentionKvConfig& config)
+      : geometry_(geometry),
+        config_(config),
+        tokens_per_page_(config.page_bytes / geometry.bytes_per_token_per_layer),
+        group_bytes_(2 * geometry.num_layers * config.page_bytes),
+        total_groups_(geometry.capacity_bytes / group_bytes_),
+        watermark_groups_(
+            static_cast<int64_t>(config.watermark * static_cast<double>(total_groups_))),
+        free_pool_(total_groups_),
+        slots_(static_cast<size_t>(config.max_slots)) {
+    for (int64_t s = 0; s < config.max_slots; ++s) idle_.insert({0, s});
+  }
+
+  bool Admit(int64_t id, int64_t tokens, int64_t max_tokens) override {
+    KVSIM_CHECK(!slot_of_.contains(id), "request admitted twice");
+    KVSIM_CHECK(tokens >= 1 && tokens <= max_tokens && max_tokens <= geometry_.max_model_len,
+                "admission outside [1, max_model_len]");
+    if (idle_.empty()) return false;
+    // Deferred reclamation: the idle slot with the most pages still mapped.
+    const auto chosen = *idle_.begin();
+    const int64_t s = chosen.second;
+    idle_.erase(idle_.begin());  // so reclamation cannot pick this slot
+    if (!Reserve(s, CeilDiv(tokens, tokens_per_page_), watermark_groups_, GrowthPhase::kPrefill)) {
+      idle_.insert(chosen);
+      return false;
+    }
+    slots_[s].busy = true;
+    slots_[s].tokens = tokens;
+    slot_of_.emplace(id, s);
+    live_tokens_ += tokens;
+    return true;
+  }
+
+  bool Grow(int64_t id, int64_t tokens, GrowthPhase phase) override {
+    auto it = slot_of_.find(id);
+    KVSIM_CHECK(it != slot_of_.end(), "growing a request that was not admitted");
+    Slot& slot = slots_[it->second];
+    KVSIM_CHECK(tokens >= slot.tokens && tokens <= geometry_.max_model_len, "bad growth");
+    if (!Reserve(it->second, CeilDiv(tokens, tokens_per_page_), 0, phase)) return false;
+    live_tokens_ += tokens - slot.tokens;
+    slot.tokens = tokens;
+    return true;
+  }
+
+  void Release(int64_t id) override {
+    auto it = slot_of_.find(id);
+    KVSIM_CHECK(it != slot_of_.end(), "releasing a request that was not admitted");
+    const int64_t s = it->second;
+    slot_of_.erase(it);
+    Slot& slot = slots_[s];
+    live_tokens_ -= slot.tokens;
+    reclaimable_ += slot.needed;  // all its mapped groups are now excess
+    slot.needed = 0;
+    slot.tokens = 0;
+    slot.busy = false;
+    if (!config_.deferred_reclaim) {
+      // Eager reclamation: unmap now; a background thread does it when overlap is on.
+      Unmap(slot, slot.mapped, config_.overlap ? GrowthPhase::kDecode : GrowthPhase::kPrefill);
+    }
+    idle_.insert({-slot.mapped, s});
+  }
+
+  KvUsage Usage() const override {
+    return {geometry_.capacity_bytes, (total_groups_ - free_pool_) * group_bytes_,
+            live_tokens_ * geometry_.bytes_per_token};
+  }
+
+  AttentionLayout layout() const override { return AttentionLayout::kContiguous; }
+  int64_t page_bytes() const override { return config_.page_bytes; }
+
+  int64_t MaxAdmissibleTokens() const override {
+    if (config_.max_slots < 1) return 0;
+    return (total_groups_ - watermark_groups_) * tokens_per_page_;
+  }
+
+  KvStepCost TakeStepCost() override { return std::exchange(cost_, KvStepCost{}); }
+
+ private:
+  struct Slot {
+    int64_t mapped = 0;  // page groups mapped into this slot's virtual range
+    int64_t needed = 0;  // groups its request's tokens occupy (0 when idle)
+    int64_t tokens = 0;
+    bool busy = false;
+  };
+
+  // Makes slot `s` cover `groups` page groups, keeping at least `keep_free` groups
+  // available afterwards. Returns false and changes nothing when it cannot.
+  bool Reserve(int64_t s, int64_t groups, int64_t keep_free, GrowthPhase phase) {
+    Slot& slot = slots_[s];
+    if (groups <= slot.needed) return true;
+    const int64_t own_excess = slot.mapped - slot.needed;
+    const int64_t extra = std::max<int64_t>(0, groups - slot.mapped);
+    const int64_t available = free_pool_ + reclaimable_ - own_excess;
+    if (available - extra < keep_free) return false;
+    // Use this slot's own mapped-but-unneeded groups first.
+    reclaimable_ -= std::min(groups, slot.mapped) - slot.needed;
+    slot.needed = groups;
+    if (extra == 0) return true;
+    if (extra > free_pool_) ReclaimFromOthers(s, extra - free_pool_, phase);
+    free_pool_ -= extra;
+    slot.mapped += extra;
+    const int64_t calls = extra * 2 * geometry_.num_layers;
+    cost_.map_calls += calls;
+    Charge(phase, calls * (config_.map_latency + config_.set_access_latency));
+    return true;
+  }
+
+  // Unmaps `groups` groups from slots other than `except`: idle slots with the
+  // fewest mapped groups first, then busy slots' mapped-but-unneeded groups.
+  void ReclaimFromOthers(int64_t except, int64_t groups, GrowthPhase phase) {
+    while (groups > 0) {
+      // Idle slots holding pages sort before those holding none (key -mapped < 0).
+      auto it = idle_.lower_bound({0, std::numeric_limits<int64_t>::min()});
+      if (it == idle_.begin()) break;
+      const int64_t s = std::prev(it)->second;
+      idle_.erase(std::prev(it));
+      const int64_t n = std::min(groups, slots_[s].mapped);
+      Unmap(slots_[s], n, phase);
+      groups -= n;
+      idle_.insert({-slots_[s].mapped, s});
+    }
+    for (int64_t s = 0; groups > 0 && s < config_.max_slots; ++s) {
+      Slot& slot = slots_[s];
+      if (s == except || !slot.busy || slot.mapped == slot.needed) continue;
+      const int64_t n = std::min(groups, slot.mapped - slot.needed);
+      Unmap(slot, n, phase);
+      groups -= n;
+    }
+    KVSIM_CHECK(groups == 0, "reclaimable page groups were miscounted");
+  }
+
+  // Unmaps n of slot's excess groups back to the free pool.
+  void Unmap(Slot& slot, int64_t n, GrowthPhase phase) {
+    slot.mapped -= n;
+    reclaimable_ -= n;
+    free_pool_ += n;
+    const int64_t calls = n * 2 * geometry_.num_layers;
+    cost_.unmap_calls += calls;
+    Charge(phase, calls * config_.unmap_latency);
+  }
+
+  void Charge(GrowthPhase phase, Nanos t) {
+    if (config_.overlap && phase == GrowthPhase::kDecode) {
+      cost_.background += t;
+    } else {
+      cost_.synchronous += t;
+    }
+  }
+
+  KvGeometry geometry_;
+  VAttentionKvConfig config_;
+  int64_t tokens_per_page_;
+  int64_t group_bytes_;
+  int64_t total_groups_;
+  int64_t watermark_groups_;
+  int64_t free_pool_;        // groups not mapped anywhere
+  int64_t reclaimable_ = 0;  // sum over slots of (mapped - needed)
+  std::vector<Slot> slots_;
+  // Idle slots ordered by most mapped groups first, then lowest index.
+  std::set<std::pair<int64_t, int64_t>> idle_;
+  std::unordered_map<int64_t, int64_t> slot_of_;
+  int64_t live_tokens_ = 0;
+  KvStepCost cost_;
+};
+
+}  // namespace
+
+std::unique_ptr<KvCacheManager> NewVAttentionKvManager(const KvGeometry& geometry,
+                                                       const VAttentionKvConfig& config) {
+  KVSIM_CHECK(geometry.bytes_per_token_per_layer > 0 && geometry.num_layers > 0, "bad KV geometry");
+  KVSIM_CHECK(config.page_bytes >= geometry.bytes_per_token_per_layer,
+              "a page must hold at least one token");
+  KVSIM_CHECK(config.max_slots >= 1, "max_slots must be positive");
+  KVSIM_CHECK(config.watermark >= 0 && config.watermark < 1, "watermark must be in [0, 1)");
+  return std::make_unique<VAttentionKvManager>(geometry, config);
+}
+
+}  // namespace kvsim

@@ -1,1 +1,109 @@
-// placeholder
+// Metrics aggregation.
+#include "sim/metrics/metrics.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "sim/core/check.h"
+
+namespace kvsim {
+namespace {
+
+Percentiles Of(std::vector<double>& values) {
+  Percentiles p;
+  if (values.empty()) return p;
+  std::sort(values.begin(), values.end());
+  double sum = 0;
+  for (double v : values) sum += v;
+  p.mean = sum / static_cast<double>(values.size());
+  p.p50 = NearestRank(values, 0.50);
+  p.p90 = NearestRank(values, 0.90);
+  p.p99 = NearestRank(values, 0.99);
+  return p;
+}
+
+}  // namespace
+
+double NearestRank(const std::vector<double>& sorted, double q) {
+  KVSIM_CHECK(!sorted.empty(), "percentile of nothing");
+  const auto n = static_cast<int64_t>(sorted.size());
+  const auto rank =
+      std::clamp<int64_t>(static_cast<int64_t>(std::ceil(q * static_cast<double>(n))), 1, n);
+  return sorted[static_cast<size_t>(rank - 1)];
+}
+
+void Metrics::RecordIteration(const IterationSample& s) {
+  ++iterations_;
+  const auto d = static_cast<double>(s.duration.count());
+  busy_ns_ += d;
+  allocated_ns_ += d * static_cast<double>(s.allocated_bytes);
+  live_ns_ += d * static_cast<double>(s.live_bytes);
+  running_ns_ += d * static_cast<double>(s.running);
+  peak_allocated_ = std::max(peak_allocated_, s.allocated_bytes);
+  max_running_ = std::max(max_running_, s.running);
+  if (keep_samples_) samples_.push_back(s);
+}
+
+void Metrics::RecordKvCalls(int64_t map_calls, int64_t unmap_calls, Nanos exposed, Nanos hidden) {
+  map_calls_ += map_calls;
+  unmap_calls_ += unmap_calls;
+  exposed_ += exposed;
+  hidden_ += hidden;
+}
+
+Summary Metrics::Summarize() const {
+  Summary s;
+  s.requests_total = offered_;
+  s.requests_completed = static_cast<int64_t>(records_.size());
+  s.requests_rejected = rejected_;
+  s.requests_truncated = truncated_;
+  std::vector<double> ttft, tpot, e2e, queue;
+  ttft.reserve(records_.size());
+  e2e.reserve(records_.size());
+  queue.reserve(records_.size());
+  Nanos last{0};
+  int64_t output_tokens = 0, prompt_tokens = 0, preemptions = 0;
+  for (const RequestRecord& r : records_) {
+    last = std::max(last, r.finish);
+    output_tokens += r.output_tokens;
+    prompt_tokens += r.prompt_tokens;
+    preemptions += r.preemptions;
+    ttft.push_back(ToSeconds(r.first_token - r.arrival));
+    e2e.push_back(ToSeconds(r.finish - r.arrival));
+    queue.push_back(ToSeconds(r.first_scheduled - r.arrival));
+    if (r.output_tokens > 1) {
+      tpot.push_back(ToSeconds(r.finish - r.first_token) /
+                     static_cast<double>(r.output_tokens - 1));
+    }
+  }
+  s.makespan_s = ToSeconds(last);
+  if (s.makespan_s > 0) {
+    s.requests_per_s = static_cast<double>(s.requests_completed) / s.makespan_s;
+    s.output_tokens_per_s = static_cast<double>(output_tokens) / s.makespan_s;
+    s.total_tokens_per_s = static_cast<double>(output_tokens + prompt_tokens) / s.makespan_s;
+  }
+  s.ttft_s = Of(ttft);
+  s.tpot_s = Of(tpot);
+  s.e2e_s = Of(e2e);
+  s.queue_s = Of(queue);
+  s.tbt_s = {tbt_.mean() * 1e-9, tbt_.Quantile(0.5) * 1e-9, tbt_.Quantile(0.9) * 1e-9,
+             tbt_.Quantile(0.99) * 1e-9};
+  s.preemptions = preemptions;
+  s.peak_allocated_bytes = peak_allocated_;
+  if (busy_ns_ > 0) {
+    s.mean_allocated_bytes = allocated_ns_ / busy_ns_;
+    s.mean_live_bytes = live_ns_ / busy_ns_;
+    s.mean_running = running_ns_ / busy_ns_;
+  }
+  s.fragmentation =
+      s.mean_allocated_bytes > 0 ? 1.0 - s.mean_live_bytes / s.mean_allocated_bytes : 0;
+  s.max_running = max_running_;
+  s.iterations = iterations_;
+  s.map_calls = map_calls_;
+  s.unmap_calls = unmap_calls_;
+  s.exposed_overhead_s = ToSeconds(exposed_);
+  s.hidden_overhead_s = ToSeconds(hidden_);
+  return s;
+}
+
+}  // namespace kvsim

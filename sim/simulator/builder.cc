@@ -1,1 +1,167 @@
-// placeholder
+// The builder: typed config to components, with every cross-component check.
+#include "sim/simulator/builder.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <utility>
+#include <variant>
+
+#include "sim/core/check.h"
+
+namespace kvsim {
+namespace {
+
+constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
+
+[[noreturn]] void Fail(const ScenarioConfig& c, const std::string& key, const std::string& what) {
+  throw InputError(fmt::format("{}: {}: {}", c.config_file, key, what));
+}
+
+std::unique_ptr<KvCacheManager> MakeKvManager(const ScenarioConfig& c, const KvGeometry& g) {
+  switch (c.kv_cache.type) {
+    case KvManagerType::kStatic:
+      return NewStaticKvManager(g, c.kv_cache.static_kv);
+    case KvManagerType::kPaged:
+      return NewPagedKvManager(g, c.kv_cache.paged);
+    case KvManagerType::kVAttention: {
+      VAttentionKvConfig v = c.kv_cache.vattention;
+      if (v.max_slots == 0) v.max_slots = c.scheduler.max_num_seqs;
+      return NewVAttentionKvManager(g, v);
+    }
+  }
+  KVSIM_CHECK(false, "unknown KV manager type");
+}
+
+std::unique_ptr<BatchScheduler> MakeScheduler(const ScenarioConfig& c, int64_t max_model_len) {
+  const SchedulerConfig& s = c.scheduler;
+  switch (s.type) {
+    case SchedulerType::kVllm: {
+      const int64_t tokens = s.max_num_batched_tokens > 0 ? s.max_num_batched_tokens
+                                                          : std::max<int64_t>(max_model_len, 2048);
+      if (tokens < max_model_len) {
+        Fail(c, "scheduler.max_num_batched_tokens",
+             fmt::format("{} is below max_model_len {}: the vllm scheduler admits prompts whole, "
+                         "so longer prompts could never run (use sarathi for chunked prefill, or "
+                         "lower deployment.max_model_len)",
+                         tokens, max_model_len));
+      }
+      return NewVllmScheduler({.max_num_seqs = s.max_num_seqs, .max_num_batched_tokens = tokens});
+    }
+    case SchedulerType::kSarathi:
+      return NewSarathiScheduler({.max_num_seqs = s.max_num_seqs,
+                                  .max_num_batched_tokens = s.max_num_batched_tokens > 0
+                                                                ? s.max_num_batched_tokens
+                                                                : s.chunk_tokens,
+                                  .chunk_tokens = s.chunk_tokens});
+    case SchedulerType::kStaticBatching:
+      return NewStaticBatchingScheduler({.max_num_seqs = s.max_num_seqs});
+  }
+  KVSIM_CHECK(false, "unknown scheduler type");
+}
+
+std::unique_ptr<Router> MakeRouter(RouterType type) {
+  return type == RouterType::kRoundRobin ? NewRoundRobinRouter() : NewLeastOutstandingRouter();
+}
+
+std::unique_ptr<ExecutionTimeModel> MakeTiming(const ScenarioConfig& c, const ModelSpec& model,
+                                               const GpuSpec& gpu) {
+  if (c.timing.type == TimingType::kFixed) return NewFixedTimeModel(c.timing.fixed);
+  if (c.deployment.tensor_parallel > 1 && gpu.link_bandwidth_bytes_per_s <= 0) {
+    Fail(c, "deployment.tensor_parallel",
+         fmt::format("{} has no GPU-GPU link bandwidth in its card", gpu.name));
+  }
+  return NewRooflineModel(model, gpu, c.deployment.tensor_parallel, c.timing.roofline);
+}
+
+}  // namespace
+
+std::string DefaultModelsDir() { return std::string(KVSIM_DATA_DIR) + "/models"; }
+
+MemoryPlan PlanMemory(const ModelSpec& model, const GpuSpec& gpu, const ScenarioConfig& c) {
+  const DeploymentConfig& d = c.deployment;
+  if (model.num_heads % d.tensor_parallel != 0) {
+    Fail(c, "deployment.tensor_parallel",
+         fmt::format("{} attention heads of {} do not split over {} GPUs", model.num_heads,
+                     model.name, d.tensor_parallel));
+  }
+  MemoryPlan m;
+  m.gpu_memory_bytes = gpu.memory_bytes;
+  m.usable_bytes =
+      static_cast<int64_t>(static_cast<double>(gpu.memory_bytes) * d.gpu_memory_utilization);
+  m.weight_bytes = model.WeightBytesPerRank(d.tensor_parallel);
+  m.activation_reserve_bytes = d.activation_reserve_bytes;
+  m.framework_reserve_bytes = d.framework_reserve_bytes;
+  m.kv_bytes_per_token = model.KvBytesPerTokenPerRank(d.tensor_parallel);
+  m.max_model_len = d.max_model_len > 0 ? d.max_model_len : model.max_context_tokens;
+  if (m.max_model_len > model.max_context_tokens) {
+    Fail(c, "deployment.max_model_len",
+         fmt::format("{} exceeds {}'s max context of {} tokens", m.max_model_len, model.name,
+                     model.max_context_tokens));
+  }
+  const int64_t free_bytes =
+      m.usable_bytes - m.weight_bytes - m.activation_reserve_bytes - m.framework_reserve_bytes;
+  if (m.weight_bytes + m.activation_reserve_bytes + m.framework_reserve_bytes > m.usable_bytes) {
+    Fail(c, "deployment.tensor_parallel",
+         fmt::format("{} does not fit {} x {}: each GPU needs {:.1f} GiB of weights + {:.1f} GiB "
+                     "reserved, but {:.2f} x {:.1f} GiB = {:.1f} GiB is usable; raise "
+                     "tensor_parallel or use a larger GPU",
+                     model.name, d.tensor_parallel, gpu.name, m.weight_bytes / kGiB,
+                     (m.activation_reserve_bytes + m.framework_reserve_bytes) / kGiB,
+                     d.gpu_memory_utilization, gpu.memory_bytes / kGiB, m.usable_bytes / kGiB));
+  }
+  if (d.kv_capacity_bytes > 0) {
+    if (d.kv_capacity_bytes > gpu.memory_bytes - m.weight_bytes) {
+      Fail(c, "deployment.kv_capacity_bytes",
+           fmt::format("{:.1f} GiB of KV plus {:.1f} GiB of weights exceed the {:.1f} GiB of {}",
+                       d.kv_capacity_bytes / kGiB, m.weight_bytes / kGiB, gpu.memory_bytes / kGiB,
+                       gpu.name));
+    }
+    m.kv_capacity_bytes = d.kv_capacity_bytes;
+  } else {
+    m.kv_capacity_bytes = free_bytes;
+  }
+  return m;
+}
+
+std::unique_ptr<Simulation> BuildSimulation(const ScenarioConfig& c) {
+  ModelSpec model = LoadModelSpec(c.model_path);
+  GpuSpec gpu = LoadGpuSpec(c.gpu_path);
+  const MemoryPlan memory = PlanMemory(model, gpu, c);
+
+  KvGeometry geometry{.capacity_bytes = memory.kv_capacity_bytes,
+                      .bytes_per_token = memory.kv_bytes_per_token,
+                      .bytes_per_token_per_layer =
+                          model.KvBytesPerTokenPerLayerPerRank(c.deployment.tensor_parallel),
+                      .num_layers = model.num_layers,
+                      .max_model_len = memory.max_model_len};
+  if (c.kv_cache.type == KvManagerType::kVAttention &&
+      c.kv_cache.vattention.page_bytes < geometry.bytes_per_token_per_layer) {
+    Fail(c, "kv_cache.page_bytes",
+         fmt::format("a {}-byte page cannot hold one token's K of one layer ({} bytes)",
+                     c.kv_cache.vattention.page_bytes, geometry.bytes_per_token_per_layer));
+  }
+
+  auto metrics = std::make_unique<Metrics>(c.output.timeseries_csv);
+  auto timing = MakeTiming(c, model, gpu);
+  std::vector<std::unique_ptr<Replica>> replicas;
+  for (int64_t i = 0; i < c.deployment.replicas; ++i) {
+    auto kv = MakeKvManager(c, geometry);
+    if (kv->MaxAdmissibleTokens() < memory.max_model_len) {
+      Fail(c, "deployment.max_model_len",
+           fmt::format("the {} KV cache ({:.2f} GiB per GPU, {} bytes per token) admits at most "
+                       "{} tokens, below max_model_len {}; lower max_model_len, raise "
+                       "gpu_memory_utilization or tensor_parallel",
+                       KvManagerTypeName(c.kv_cache.type), memory.kv_capacity_bytes / kGiB,
+                       memory.kv_bytes_per_token, kv->MaxAdmissibleTokens(), memory.max_model_len));
+    }
+    replicas.push_back(std::make_unique<Replica>(
+        i, std::move(kv), MakeScheduler(c, memory.max_model_len), *timing, *metrics));
+  }
+  auto workload = std::make_unique<Workload>(c.workload);
+  return std::make_unique<Simulation>(c, std::move(model), std::move(gpu), memory,
+                                      std::move(workload), MakeRouter(c.deployment.router),
+                                      std::move(timing), std::move(metrics), std::move(replicas));
+}
+
+}  // namespace kvsim

@@ -1,1 +1,234 @@
-// placeholder
+// Writers for run and compare outputs.
+#include "sim/simulator/outputs.h"
+
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "sim/core/check.h"
+#include "sim/metrics/json_writer.h"
+
+namespace kvsim {
+namespace {
+
+namespace fs = std::filesystem;
+
+void WriteFile(const fs::path& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary);
+  out << text;
+  if (!out) throw InputError(fmt::format("{}: cannot write", path.string()));
+}
+
+void Percentile(JsonWriter& j, const char* key, const Percentiles& p) {
+  j.BeginObject(key)
+      .Field("mean", p.mean)
+      .Field("p50", p.p50)
+      .Field("p90", p.p90)
+      .Field("p99", p.p99)
+      .EndObject();
+}
+
+double S(Nanos t) { return ToSeconds(t); }
+
+constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
+
+}  // namespace
+
+std::string SummaryJson(const Summary& s, const Simulation& sim) {
+  const ScenarioConfig& c = sim.config();
+  JsonWriter j;
+  j.BeginObject();
+  j.Field("kv_manager", s.kv_manager);
+  j.BeginObject("scenario")
+      .Field("model", sim.model().name)
+      .Field("gpu", sim.gpu().name)
+      .Field("tensor_parallel", c.deployment.tensor_parallel)
+      .Field("replicas", c.deployment.replicas)
+      .Field("scheduler", SchedulerTypeName(c.scheduler.type))
+      .Field("max_model_len", sim.memory().max_model_len)
+      .Field("seed", static_cast<int64_t>(c.seed))
+      .EndObject();
+  j.Field("requests_total", s.requests_total);
+  j.Field("requests_completed", s.requests_completed);
+  j.Field("requests_rejected", s.requests_rejected);
+  j.Field("requests_truncated", s.requests_truncated);
+  j.Field("makespan_s", s.makespan_s);
+  j.BeginObject("throughput")
+      .Field("requests_per_s", s.requests_per_s)
+      .Field("output_tokens_per_s", s.output_tokens_per_s)
+      .Field("total_tokens_per_s", s.total_tokens_per_s)
+      .EndObject();
+  Percentile(j, "ttft_s", s.ttft_s);
+  Percentile(j, "tbt_s", s.tbt_s);
+  Percentile(j, "tpot_s", s.tpot_s);
+  Percentile(j, "e2e_s", s.e2e_s);
+  Percentile(j, "queue_s", s.queue_s);
+  j.Field("preemptions", s.preemptions);
+  j.BeginObject("kv")
+      .Field("bytes_per_token", s.kv_bytes_per_token)
+      .Field("capacity_bytes", s.kv_capacity_bytes)
+      .Field("peak_allocated_bytes", s.peak_allocated_bytes)
+      .Field("mean_allocated_bytes", s.mean_allocated_bytes)
+      .Field("mean_live_bytes", s.mean_live_bytes)
+      .Field("fragmentation", s.fragmentation)
+      .EndObject();
+  j.BeginObject("batch")
+      .Field("max_running", s.max_running)
+      .Field("mean_running", s.mean_running)
+      .Field("iterations", s.iterations)
+      .EndObject();
+  if (s.is_vattention) {
+    j.BeginObject("vattention")
+        .Field("page_bytes", s.page_bytes)
+        .Field("map_calls", s.map_calls)
+        .Field("unmap_calls", s.unmap_calls)
+        .Field("exposed_overhead_s", s.exposed_overhead_s)
+        .Field("hidden_overhead_s", s.hidden_overhead_s)
+        .EndObject();
+  }
+  j.BeginObject("sim").Field("wall_s", s.wall_s).Field("events", s.events).EndObject();
+  j.EndObject();
+  return j.str();
+}
+
+void WriteRunOutputs(const std::string& dir, const Simulation& sim, const Summary& summary,
+                     const std::string& resolved_yaml) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec)
+    throw InputError(fmt::format("{}: cannot create output directory: {}", dir, ec.message()));
+  const fs::path d(dir);
+  WriteFile(d / "summary.json", SummaryJson(summary, sim));
+  WriteFile(d / "config.yaml", resolved_yaml);
+  if (sim.config().output.requests_csv) {
+    fmt::memory_buffer b;
+    fmt::format_to(std::back_inserter(b),
+                   "id,replica,arrival_s,first_scheduled_s,first_token_s,finish_s,prompt_tokens,"
+                   "output_tokens,preemptions\n");
+    for (const RequestRecord& r : sim.metrics().records()) {
+      fmt::format_to(std::back_inserter(b), "{},{},{:.9f},{:.9f},{:.9f},{:.9f},{},{},{}\n", r.id,
+                     r.replica, S(r.arrival), S(r.first_scheduled), S(r.first_token), S(r.finish),
+                     r.prompt_tokens, r.output_tokens, r.preemptions);
+    }
+    WriteFile(d / "requests.csv", fmt::to_string(b));
+  }
+  if (sim.config().output.timeseries_csv) {
+    fmt::memory_buffer b;
+    fmt::format_to(std::back_inserter(b),
+                   "time_s,replica,duration_s,running,waiting,prefill_tokens,decode_tokens,"
+                   "allocated_bytes,live_bytes,exposed_overhead_s\n");
+    for (const IterationSample& x : sim.metrics().samples()) {
+      fmt::format_to(std::back_inserter(b), "{:.9f},{},{:.9f},{},{},{},{},{},{},{:.9f}\n",
+                     S(x.start), x.replica, S(x.duration), x.running, x.waiting, x.prefill_tokens,
+                     x.decode_tokens, x.allocated_bytes, x.live_bytes, S(x.exposed_overhead));
+    }
+    WriteFile(d / "timeseries.csv", fmt::to_string(b));
+  }
+}
+
+std::string FormatSummary(const Summary& s, const Simulation& sim) {
+  const ScenarioConfig& c = sim.config();
+  const MemoryPlan& m = sim.memory();
+  std::string out;
+  auto line = [&out](const std::string& text) { out += text + "\n"; };
+  line(fmt::format("{} on {} replica(s) x {} {} (TP {}), scheduler {}, KV manager {}",
+                   sim.model().name, c.deployment.replicas, c.deployment.tensor_parallel,
+                   sim.gpu().name, c.deployment.tensor_parallel,
+                   SchedulerTypeName(c.scheduler.type), s.kv_manager));
+  line(
+      fmt::format("  memory per GPU: weights {:.2f} GiB, KV capacity {:.2f} GiB, {} KiB/token, "
+                  "max_model_len {}",
+                  m.weight_bytes / kGiB, m.kv_capacity_bytes / kGiB, m.kv_bytes_per_token / 1024.0,
+                  m.max_model_len));
+  line(fmt::format("  requests: {} completed of {} ({} rejected, {} truncated to max_model_len)",
+                   s.requests_completed, s.requests_total, s.requests_rejected,
+                   s.requests_truncated));
+  line(fmt::format("  makespan {:.2f} s; throughput {:.2f} req/s, {:.0f} output tok/s",
+                   s.makespan_s, s.requests_per_s, s.output_tokens_per_s));
+  line(fmt::format("  TTFT  p50 {:8.3f} s  p99 {:8.3f} s", s.ttft_s.p50, s.ttft_s.p99));
+  line(fmt::format("  TBT   p50 {:8.4f} s  p99 {:8.4f} s", s.tbt_s.p50, s.tbt_s.p99));
+  line(fmt::format("  E2E   p50 {:8.3f} s  p99 {:8.3f} s", s.e2e_s.p50, s.e2e_s.p99));
+  line(fmt::format("  batch: max {} / mean {:.1f} running; {} preemptions", s.max_running,
+                   s.mean_running, s.preemptions));
+  line(
+      fmt::format("  KV: peak {:.2f} GiB, mean allocated {:.2f} GiB, mean live {:.2f} GiB, "
+                  "fragmentation {:.1f}%",
+                  s.peak_allocated_bytes / kGiB, s.mean_allocated_bytes / kGiB,
+                  s.mean_live_bytes / kGiB, 100 * s.fragmentation));
+  if (s.is_vattention) {
+    line(
+        fmt::format("  vAttention: {} KiB pages, {} map / {} unmap calls, exposed {:.3f} s, "
+                    "hidden {:.3f} s",
+                    s.page_bytes / 1024, s.map_calls, s.unmap_calls, s.exposed_overhead_s,
+                    s.hidden_overhead_s));
+  }
+  line(fmt::format("  simulated {} events in {:.3f} s wall", s.events, s.wall_s));
+  return out;
+}
+
+std::string CompareJson(const std::vector<LabeledRun>& runs) {
+  std::string out = "[";
+  for (size_t i = 0; i < runs.size(); ++i) {
+    out += i ? ",\n  " : "\n  ";
+    out += fmt::format("{{\"label\": {}, \"summary\": {}}}", JsonWriter::Quote(runs[i].label),
+                       runs[i].summary_json.substr(0, runs[i].summary_json.size() - 1));
+  }
+  out += "\n]\n";
+  return out;
+}
+
+std::string FormatCompareTable(const std::vector<LabeledRun>& runs) {
+  const LabeledRun* base = nullptr;
+  for (const LabeledRun& r : runs) {
+    if (r.label == "paged") base = &r;
+  }
+  for (const LabeledRun& r : runs) {
+    if (!base && r.summary.kv_manager == "paged") base = &r;
+  }
+  struct Row {
+    const char* name;
+    double (*get)(const Summary&);
+    const char* format;
+    bool higher_is_better;
+  };
+  static const Row kRows[] = {
+      {"throughput (req/s)", [](const Summary& s) { return s.requests_per_s; }, "{:.2f}", true},
+      {"output tokens/s", [](const Summary& s) { return s.output_tokens_per_s; }, "{:.0f}", true},
+      {"TTFT p50 (s)", [](const Summary& s) { return s.ttft_s.p50; }, "{:.3f}", false},
+      {"TTFT p99 (s)", [](const Summary& s) { return s.ttft_s.p99; }, "{:.3f}", false},
+      {"TBT p50 (ms)", [](const Summary& s) { return 1e3 * s.tbt_s.p50; }, "{:.2f}", false},
+      {"TBT p99 (ms)", [](const Summary& s) { return 1e3 * s.tbt_s.p99; }, "{:.2f}", false},
+      {"E2E p50 (s)", [](const Summary& s) { return s.e2e_s.p50; }, "{:.3f}", false},
+      {"E2E p99 (s)", [](const Summary& s) { return s.e2e_s.p99; }, "{:.3f}", false},
+      {"max running batch", [](const Summary& s) { return double(s.max_running); }, "{:.0f}", true},
+      {"mean running batch", [](const Summary& s) { return s.mean_running; }, "{:.1f}", true},
+      {"KV fragmentation (%)", [](const Summary& s) { return 100 * s.fragmentation; }, "{:.1f}",
+       false},
+      {"KV peak allocated (GiB)", [](const Summary& s) { return s.peak_allocated_bytes / kGiB; },
+       "{:.2f}", false},
+      {"preemptions", [](const Summary& s) { return double(s.preemptions); }, "{:.0f}", false},
+      {"exposed mapping (s)", [](const Summary& s) { return s.exposed_overhead_s; }, "{:.3f}",
+       false},
+  };
+  constexpr int kName = 24, kCol = 18;
+  std::string out = fmt::format("{:<{}}", "", kName);
+  for (const LabeledRun& r : runs) out += fmt::format("{:>{}}", r.label, kCol);
+  out += "\n";
+  for (const Row& row : kRows) {
+    out += fmt::format("{:<{}}", row.name, kName);
+    const double b = base ? row.get(base->summary) : 0;
+    for (const LabeledRun& r : runs) {
+      const double v = row.get(r.summary);
+      std::string cell = fmt::format(fmt::runtime(row.format), v);
+      if (base && &r != base && b != 0) cell += fmt::format(" ({:.2f}x)", v / b);
+      out += fmt::format("{:>{}}", cell, kCol);
+    }
+    out += "\n";
+  }
+  if (base) out += fmt::format("ratios in brackets are to '{}'\n", base->label);
+  return out;
+}
+
+}  // namespace kvsim

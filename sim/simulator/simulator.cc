@@ -1,1 +1,98 @@
-// placeholder
+// The event loop: arrivals, iteration starts and iteration completions.
+#include "sim/simulator/simulator.h"
+
+#include <chrono>
+#include <utility>
+
+#include "sim/core/check.h"
+#include "sim/core/event_queue.h"
+
+namespace kvsim {
+
+Simulation::Simulation(ScenarioConfig config, ModelSpec model, GpuSpec gpu, MemoryPlan memory,
+                       std::unique_ptr<Workload> workload, std::unique_ptr<Router> router,
+                       std::unique_ptr<ExecutionTimeModel> timing, std::unique_ptr<Metrics> metrics,
+                       std::vector<std::unique_ptr<Replica>> replicas)
+    : config_(std::move(config)),
+      model_(std::move(model)),
+      gpu_(std::move(gpu)),
+      memory_(memory),
+      workload_(std::move(workload)),
+      router_(std::move(router)),
+      timing_(std::move(timing)),
+      metrics_(std::move(metrics)),
+      replicas_(std::move(replicas)),
+      kv_label_(KvManagerTypeName(config_.kv_cache.type)) {}
+
+Simulation::~Simulation() = default;
+
+Summary Simulation::Run() {
+  KVSIM_CHECK(!ran_, "a Simulation runs once");
+  ran_ = true;
+  const auto wall_start = std::chrono::steady_clock::now();
+
+  EventQueue<Payload> events;
+  std::vector<bool> step_pending(replicas_.size(), false);
+  std::vector<ReplicaLoad> loads(replicas_.size());
+  std::optional<RequestSpec> next = workload_->Next();
+  if (next) events.Push(next->arrival, EventPhase::kArrival, Arrival{});
+  uint64_t handled = 0;
+
+  auto request_step = [&](size_t r, Nanos now) {
+    if (!step_pending[r] && !replicas_[r]->busy()) {
+      step_pending[r] = true;
+      events.Push(now, EventPhase::kSchedule, Step{r});
+    }
+  };
+
+  while (!events.empty()) {
+    auto event = events.Pop();
+    ++handled;
+    const Nanos now = event.time;
+    if (std::holds_alternative<Arrival>(event.payload)) {
+      RequestSpec spec = std::move(*next);
+      metrics_->CountOffered();
+      const int64_t max_len = memory_.max_model_len;
+      if (spec.prompt_tokens >= max_len) {
+        metrics_->CountRejected();  // an engine refuses prompts that leave no room to generate
+      } else {
+        if (spec.prompt_tokens + spec.output_tokens > max_len) {
+          spec.output_tokens = max_len - spec.prompt_tokens;
+          metrics_->CountTruncated();
+        }
+        for (size_t i = 0; i < replicas_.size(); ++i) loads[i] = replicas_[i]->load();
+        const size_t r = router_->Route(spec, loads);
+        KVSIM_CHECK(r < replicas_.size(), "router chose a missing replica");
+        replicas_[r]->Enqueue(std::move(spec));
+        request_step(r, now);
+      }
+      next = workload_->Next();
+      if (next) {
+        KVSIM_CHECK(next->arrival >= now, "workload arrivals must not go back in time");
+        events.Push(next->arrival, EventPhase::kArrival, Arrival{});
+      }
+    } else if (const auto* step = std::get_if<Step>(&event.payload)) {
+      step_pending[step->replica] = false;
+      const Nanos duration = replicas_[step->replica]->StartIteration(now);
+      if (duration > Nanos(0)) {
+        events.Push(now + duration, EventPhase::kCompletion, IterationDone{step->replica});
+      }
+    } else {
+      const size_t r = std::get<IterationDone>(event.payload).replica;
+      replicas_[r]->CompleteIteration(now);
+      request_step(r, now);
+    }
+  }
+
+  Summary s = metrics_->Summarize();
+  s.kv_manager = kv_label_;
+  s.kv_bytes_per_token = memory_.kv_bytes_per_token;
+  s.kv_capacity_bytes = memory_.kv_capacity_bytes;
+  s.is_vattention = config_.kv_cache.type == KvManagerType::kVAttention;
+  s.page_bytes = s.is_vattention ? config_.kv_cache.vattention.page_bytes : 0;
+  s.events = static_cast<int64_t>(handled);
+  s.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
+  return s;
+}
+
+}  // namespace kvsim

@@ -1,1 +1,374 @@
-// placeholder
+// CSV trace readers: Azure LLM inference (wall-clock TIMESTAMP), Splitwise/Vidur
+// (arrived_at seconds) and length-only traces. Columns are found by name in the header;
+// rows are streamed one at a time.
+#include <fmt/format.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "sim/core/check.h"
+#include "sim/workload/trace_reader.h"
+
+namespace kvsim {
+namespace {
+
+bool IsSpace(char c) { return c == ' ' || c == '\t'; }
+
+std::string_view TrimSpaces(std::string_view s) {
+  while (!s.empty() && IsSpace(s.front())) s.remove_prefix(1);
+  while (!s.empty() && IsSpace(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+bool IsBlank(std::string_view s) { return TrimSpaces(s).empty(); }
+
+// Splits one CSV line (without its line terminator) into `fields`, views into `line`.
+// Commas inside double quotes do not split; each field is trimmed of spaces and tabs and
+// loses its surrounding quotes. Escaped quotes ("") are left as they are: no numeric
+// field of a trace contains them.
+void SplitCsvLine(std::string_view line, std::vector<std::string_view>* fields) {
+  fields->clear();
+  bool in_quotes = false;
+  size_t start = 0;
+  for (size_t i = 0; i <= line.size(); ++i) {
+    if (i < line.size()) {
+      const char c = line[i];
+      if (c == '"') in_quotes = !in_quotes;
+      if (c != ',' || in_quotes) continue;
+    }
+    std::string_view field = TrimSpaces(line.substr(start, i - start));
+    if (field.size() >= 2 && field.front() == '"' && field.back() == '"') {
+      field = field.substr(1, field.size() - 2);
+    }
+    fields->push_back(field);
+    start = i + 1;
+  }
+}
+
+// Parses all of `s` as a decimal integer with std::from_chars.
+bool ParseWholeInt(std::string_view s, int64_t* out) {
+  const auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
+  return ec == std::errc() && ptr == s.data() + s.size();
+}
+
+// Parses all of `s` as a finite double.
+bool ParseWholeDouble(std::string_view s, double* out) {
+  const auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
+  return ec == std::errc() && ptr == s.data() + s.size() && std::isfinite(*out);
+}
+
+// Reads exactly `n` decimal digits at s[*pos], advancing *pos.
+bool ReadDigits(std::string_view s, size_t* pos, int n, int64_t* out) {
+  if (*pos + n > s.size()) return false;
+  int64_t v = 0;
+  for (int i = 0; i < n; ++i) {
+    const char c = s[*pos + i];
+    if (c < '0' || c > '9') return false;
+    v = v * 10 + (c - '0');
+  }
+  *pos += n;
+  *out = v;
+  return true;
+}
+
+bool IsLeapYear(int64_t y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
+
+int64_t DaysInMonth(int64_t y, int64_t m) {
+  static constexpr int kDays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  return m == 2 && IsLeapYear(y) ? 29 : kDays[m - 1];
+}
+
+// Days from 1970-01-01 to the proleptic Gregorian date y-m-d (m in 1..12, d valid).
+// Counts in 400-year eras of 146097 days, with years starting on March 1 so the leap
+// day is the last day of the year.
+int64_t DaysFromCivil(int64_t y, int64_t m, int64_t d) {
+  if (m <= 2) --y;
+  const int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const int64_t year_of_era = y - era * 400;                             // [0, 399]
+  const int64_t month_from_march = m > 2 ? m - 3 : m + 9;                // [0, 11]
+  const int64_t day_of_year = (153 * month_from_march + 2) / 5 + d - 1;  // [0, 365]
+  const int64_t day_of_era =
+      year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;  // [0, 146096]
+  constexpr int64_t kDaysFrom0000To1970 = 719468;  // 0000-03-01 to 1970-01-01
+  return era * 146097 + day_of_era - kDaysFrom0000To1970;
+}
+
+// A wall-clock instant as whole seconds since 1970-01-01 (UTC when an offset is given)
+// plus nanoseconds in [0, 1e9).
+struct WallTime {
+  int64_t seconds = 0;
+  int64_t nanos = 0;
+  bool operator<(const WallTime& o) const {
+    return seconds != o.seconds ? seconds < o.seconds : nanos < o.nanos;
+  }
+};
+
+// Parses "YYYY-MM-DD HH:MM:SS[.f]" where the fraction has 1 to 9 digits, the separator
+// may also be 'T', and an optional suffix "Z", "+HH:MM", "-HH:MM", "+HHMM" or "+HH" gives
+// the offset from UTC. Returns nullptr on success, else what is wrong.
+const char* ParseDateTime(std::string_view s, WallTime* out) {
+  size_t pos = 0;
+  int64_t year, month, day, hour, minute, second;
+  auto expect = [&](char c) {
+    if (pos < s.size() && s[pos] == c) {
+      ++pos;
+      return true;
+    }
+    return false;
+  };
+  if (!ReadDigits(s, &pos, 4, &year) || !expect('-') || !ReadDigits(s, &pos, 2, &month) ||
+      !expect('-') || !ReadDigits(s, &pos, 2, &day)) {
+    return "expected a date YYYY-MM-DD";
+  }
+  if (!expect(' ') && !expect('T')) return "expected ' ' or 'T' between date and time";
+  if (!ReadDigits(s, &pos, 2, &hour) || !expect(':') || !ReadDigits(s, &pos, 2, &minute) ||
+      !expect(':') || !ReadDigits(s, &pos, 2, &second)) {
+    return "expected a time HH:MM:SS";
+  }
+  if (month < 1 || month > 12) return "month out of range";
+  if (day < 1 || day > DaysInMonth(year, month)) return "day out of range for the month";
+  if (hour > 23) return "hour out of range";
+  if (minute > 59) return "minute out of range";
+  if (second > 60) return "second out of range";  // 60: leap second
+  int64_t nanos = 0;
+  if (expect('.')) {
+    int digits = 0;
+    while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9') {
+      if (++digits > 9) return "more than 9 fractional second digits";
+      nanos = nanos * 10 + (s[pos] - '0');
+      ++pos;
+    }
+    if (digits == 0) return "expected digits after '.'";
+    for (int i = digits; i < 9; ++i) nanos *= 10;
+  }
+  int64_t offset_s = 0;
+  if (pos < s.size()) {
+    if (s[pos] == 'Z') {
+      ++pos;
+    } else if (s[pos] == '+' || s[pos] == '-') {
+      const int64_t sign = s[pos] == '+' ? 1 : -1;
+      ++pos;
+      int64_t oh = 0, om = 0;
+      if (!ReadDigits(s, &pos, 2, &oh)) return "expected a UTC offset +HH:MM";
+      if (pos < s.size()) {
+        expect(':');
+        if (!ReadDigits(s, &pos, 2, &om)) return "expected a UTC offset +HH:MM";
+      }
+      if (oh > 23 || om > 59) return "UTC offset out of range";
+      offset_s = sign * (oh * 3600 + om * 60);
+    }
+  }
+  if (pos != s.size()) return "unexpected characters after the time";
+  out->seconds =
+      DaysFromCivil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second - offset_s;
+  out->nanos = nanos;
+  return nullptr;
+}
+
+class CsvTraceReader final : public TraceReader {
+ public:
+  // Opens `path`, reads the header and locates the columns of `format`.
+  CsvTraceReader(const std::string& path, TraceFormat format);
+
+  std::optional<TraceRecord> Next() override;
+  TraceFormat format() const override { return format_; }
+
+ private:
+  [[noreturn]] void Fail(int64_t line, std::string_view what) const {
+    throw InputError(fmt::format("{}:{}: {}", path_, line, what));
+  }
+  // Token count in column `col`: an integer >= 1 (an integral value written as a
+  // decimal, e.g. "12.0", is accepted).
+  int64_t ParseTokenCount(size_t col) const;
+  // Seconds since the first row, from an Azure TIMESTAMP in column `time_col_`.
+  double AzureArrival();
+  // Seconds since the first row, from a Splitwise arrived_at in column `time_col_`.
+  double SplitwiseArrival();
+
+  std::string path_;
+  TraceFormat format_;
+  std::vector<char> buffer_;  // stream buffer; declared before in_, which uses it
+  std::ifstream in_;
+  std::vector<std::string> columns_;  // header names, for messages
+  int time_col_ = -1;                 // -1: no arrival column
+  int prompt_col_ = -1;
+  int output_col_ = -1;
+  int64_t line_no_ = 0;
+  std::string line_;                      // current row
+  std::vector<std::string_view> fields_;  // views into line_
+  // Arrival state: the first row's time and the previous row's (for monotonicity).
+  bool have_first_ = false;
+  WallTime first_wall_, prev_wall_;
+  double first_s_ = 0, prev_s_ = 0;
+  std::string prev_text_;  // the previous row's time field, for messages
+};
+
+CsvTraceReader::CsvTraceReader(const std::string& path, TraceFormat format)
+    : path_(path), format_(format), buffer_(1 << 16) {
+  in_.rdbuf()->pubsetbuf(buffer_.data(), static_cast<std::streamsize>(buffer_.size()));
+  in_.open(path, std::ios::binary);
+  if (!in_) Fail(1, fmt::format("cannot open trace file ({})", std::strerror(errno)));
+
+  const char* time_name = nullptr;
+  const char* prompt_name = nullptr;
+  const char* output_name = nullptr;
+  switch (format) {
+    case TraceFormat::kAzure:
+      time_name = "TIMESTAMP";
+      prompt_name = "ContextTokens";
+      output_name = "GeneratedTokens";
+      break;
+    case TraceFormat::kSplitwise:
+      time_name = "arrived_at";
+      [[fallthrough]];
+    case TraceFormat::kLengths:
+      prompt_name = "num_prefill_tokens";
+      output_name = "num_decode_tokens";
+      break;
+    default:
+      KVSIM_CHECK(false, "not a CSV trace format");
+  }
+  const std::string expected = fmt::format("{}{}{},{}", time_name ? time_name : "",
+                                           time_name ? "," : "", prompt_name, output_name);
+
+  line_no_ = 1;
+  if (!std::getline(in_, line_)) {
+    Fail(1, fmt::format("empty file; expected a {} header with columns {}", TraceFormatName(format),
+                        expected));
+  }
+  std::string_view header(line_);
+  if (header.substr(0, 3) == "\xEF\xBB\xBF") header.remove_prefix(3);  // UTF-8 byte order mark
+  if (!header.empty() && header.back() == '\r') header.remove_suffix(1);
+  SplitCsvLine(header, &fields_);
+  for (std::string_view f : fields_) columns_.emplace_back(f);
+
+  auto find = [&](const char* name) {
+    for (size_t i = 0; i < columns_.size(); ++i) {
+      if (columns_[i] == name) return static_cast<int>(i);
+    }
+    Fail(1, fmt::format("header '{}' has no column '{}'; {} traces need columns {}", header, name,
+                        TraceFormatName(format), expected));
+  };
+  if (time_name) time_col_ = find(time_name);
+  prompt_col_ = find(prompt_name);
+  output_col_ = find(output_name);
+}
+
+std::optional<TraceRecord> CsvTraceReader::Next() {
+  while (std::getline(in_, line_)) {
+    ++line_no_;
+    std::string_view row(line_);
+    if (!row.empty() && row.back() == '\r') row.remove_suffix(1);
+    if (IsBlank(row)) continue;
+    SplitCsvLine(row, &fields_);
+    if (fields_.size() != columns_.size()) {
+      Fail(line_no_, fmt::format("expected {} columns as in the header, got {}", columns_.size(),
+                                 fields_.size()));
+    }
+    TraceRecord record;
+    record.line = line_no_;
+    if (format_ == TraceFormat::kAzure) record.arrival_s = AzureArrival();
+    if (format_ == TraceFormat::kSplitwise) record.arrival_s = SplitwiseArrival();
+    record.prompt_tokens = ParseTokenCount(prompt_col_);
+    record.output_tokens = ParseTokenCount(output_col_);
+    return record;
+  }
+  if (in_.bad()) Fail(line_no_ + 1, "read error");
+  return std::nullopt;
+}
+
+int64_t CsvTraceReader::ParseTokenCount(size_t col) const {
+  const std::string_view field = fields_[col];
+  int64_t value = 0;
+  if (!ParseWholeInt(field, &value)) {
+    double d = 0;
+    if (field.empty()) {
+      Fail(line_no_, fmt::format("column '{}' is empty; expected a token count", columns_[col]));
+    }
+    if (!ParseWholeDouble(field, &d)) {
+      Fail(line_no_, fmt::format("column '{}': '{}' is not a number", columns_[col], field));
+    }
+    if (d != std::floor(d) || std::fabs(d) > 9.0e15) {
+      Fail(line_no_,
+           fmt::format("column '{}': token count '{}' is not an integer", columns_[col], field));
+    }
+    value = static_cast<int64_t>(d);
+  }
+  if (value < 0) {
+    Fail(line_no_, fmt::format("column '{}': negative token count {}", columns_[col], field));
+  }
+  if (value == 0) {
+    Fail(line_no_,
+         fmt::format("column '{}': token count must be >= 1, got {}", columns_[col], field));
+  }
+  return value;
+}
+
+double CsvTraceReader::AzureArrival() {
+  const std::string_view field = fields_[time_col_];
+  WallTime t;
+  if (const char* why = ParseDateTime(field, &t)) {
+    Fail(line_no_, fmt::format("column '{}': bad date-time '{}': {} (expected YYYY-MM-DD "
+                               "HH:MM:SS.fffffff)",
+                               columns_[time_col_], field, why));
+  }
+  if (!have_first_) {
+    have_first_ = true;
+    first_wall_ = t;
+  } else if (t < prev_wall_) {
+    Fail(line_no_, fmt::format("timestamp goes backwards: '{}' is before the previous row's '{}'",
+                               field, prev_text_));
+  }
+  prev_wall_ = t;
+  prev_text_.assign(field);
+  // Differences are taken in integer seconds and nanoseconds; below 2^53 ns (104 days)
+  // the one division rounds correctly, so "4.314579 s later" gives the double 4.314579.
+  const int64_t delta_s = t.seconds - first_wall_.seconds;
+  const int64_t delta_ns = t.nanos - first_wall_.nanos;
+  constexpr int64_t kMaxExactSeconds = int64_t{1} << 33;  // 272 years
+  if (delta_s < kMaxExactSeconds) {
+    return static_cast<double>(delta_s * 1'000'000'000 + delta_ns) / 1e9;
+  }
+  return static_cast<double>(delta_s) + static_cast<double>(delta_ns) / 1e9;
+}
+
+double CsvTraceReader::SplitwiseArrival() {
+  const std::string_view field = fields_[time_col_];
+  double t = 0;
+  if (!ParseWholeDouble(field, &t)) {
+    Fail(line_no_, fmt::format("column '{}': '{}' is not a finite number of seconds",
+                               columns_[time_col_], field));
+  }
+  if (!have_first_) {
+    have_first_ = true;
+    first_s_ = t;
+  } else if (t < prev_s_) {
+    Fail(line_no_, fmt::format("timestamp goes backwards: {} is before the previous row's {}",
+                               field, prev_text_));
+  }
+  prev_s_ = t;
+  prev_text_.assign(field);
+  return t - first_s_;
+}
+
+}  // namespace
+
+std::unique_ptr<TraceReader> NewAzureTraceReader(const std::string& path) {
+  return std::make_unique<CsvTraceReader>(path, TraceFormat::kAzure);
+}
+
+std::unique_ptr<TraceReader> NewSplitwiseTraceReader(const std::string& path) {
+  return std::make_unique<CsvTraceReader>(path, TraceFormat::kSplitwise);
+}
+
+std::unique_ptr<TraceReader> NewLengthsTraceReader(const std::string& path) {
+  return std::make_unique<CsvTraceReader>(path, TraceFormat::kLengths);
+}
+
+}  // namespace kvsim

@@ -1,1 +1,147 @@
-// placeholder
+// Trace format names and OpenTrace: picks a reader from the requested format, or
+// detects the format from a CSV header row or a JSONL first line.
+#include "sim/workload/trace_reader.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <string_view>
+
+#include "sim/core/check.h"
+
+namespace kvsim {
+namespace {
+
+constexpr const char* kExpectedFormats =
+    "azure (CSV: TIMESTAMP,ContextTokens,GeneratedTokens), "
+    "splitwise (CSV: arrived_at,num_prefill_tokens,num_decode_tokens), "
+    "lengths (CSV: num_prefill_tokens,num_decode_tokens), "
+    "mooncake (JSONL: {\"timestamp\", \"input_length\", \"output_length\", ...})";
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) {
+    s.remove_suffix(1);
+  }
+  return s;
+}
+
+// Header cells, trimmed and with surrounding double quotes removed.
+std::vector<std::string_view> SplitHeader(std::string_view line) {
+  std::vector<std::string_view> cells;
+  size_t start = 0;
+  for (;;) {
+    const size_t comma = line.find(',', start);
+    std::string_view cell =
+        Trim(line.substr(start, comma == std::string_view::npos ? line.npos : comma - start));
+    if (cell.size() >= 2 && cell.front() == '"' && cell.back() == '"') {
+      cell = cell.substr(1, cell.size() - 2);
+    }
+    cells.push_back(cell);
+    if (comma == std::string_view::npos) break;
+    start = comma + 1;
+  }
+  return cells;
+}
+
+bool HasCell(const std::vector<std::string_view>& cells, std::string_view name) {
+  return std::find(cells.begin(), cells.end(), name) != cells.end();
+}
+
+// Detects the format from the first line of the file (BOM and CR already removed).
+// Returns kAuto when nothing matches.
+TraceFormat DetectFromFirstLine(std::string_view first) {
+  first = Trim(first);
+  if (!first.empty() && first.front() == '{') {
+    const bool has_keys = first.find("\"timestamp\"") != first.npos &&
+                          first.find("\"input_length\"") != first.npos &&
+                          first.find("\"output_length\"") != first.npos;
+    return has_keys ? TraceFormat::kMooncake : TraceFormat::kAuto;
+  }
+  const std::vector<std::string_view> cells = SplitHeader(first);
+  if (HasCell(cells, "TIMESTAMP") && HasCell(cells, "ContextTokens") &&
+      HasCell(cells, "GeneratedTokens")) {
+    return TraceFormat::kAzure;
+  }
+  if (HasCell(cells, "num_prefill_tokens") && HasCell(cells, "num_decode_tokens")) {
+    return HasCell(cells, "arrived_at") ? TraceFormat::kSplitwise : TraceFormat::kLengths;
+  }
+  return TraceFormat::kAuto;
+}
+
+}  // namespace
+
+TraceFormat ParseTraceFormat(const std::string& name, const std::string& key_path) {
+  if (name == "auto") return TraceFormat::kAuto;
+  if (name == "azure") return TraceFormat::kAzure;
+  if (name == "splitwise") return TraceFormat::kSplitwise;
+  if (name == "lengths") return TraceFormat::kLengths;
+  if (name == "mooncake") return TraceFormat::kMooncake;
+  throw InputError(fmt::format(
+      "{}: unknown trace format '{}'; expected one of auto, azure, splitwise, lengths, mooncake",
+      key_path, name));
+}
+
+const char* TraceFormatName(TraceFormat format) {
+  switch (format) {
+    case TraceFormat::kAuto:
+      return "auto";
+    case TraceFormat::kAzure:
+      return "azure";
+    case TraceFormat::kSplitwise:
+      return "splitwise";
+    case TraceFormat::kLengths:
+      return "lengths";
+    case TraceFormat::kMooncake:
+      return "mooncake";
+  }
+  return "unknown";
+}
+
+std::unique_ptr<TraceReader> OpenTrace(const std::string& path, TraceFormat format) {
+  if (format == TraceFormat::kAuto) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+      throw InputError(
+          fmt::format("{}:1: cannot open trace file ({})", path, std::strerror(errno)));
+    }
+    std::string first;
+    const bool empty = !std::getline(in, first);
+    std::string_view view(first);
+    if (view.substr(0, 3) == "\xEF\xBB\xBF") view.remove_prefix(3);  // UTF-8 byte order mark
+    format = empty ? TraceFormat::kAuto : DetectFromFirstLine(view);
+    if (format == TraceFormat::kAuto) {
+      if (empty) {
+        throw InputError(
+            fmt::format("{}:1: cannot detect trace format; the file is empty; expected one of {}",
+                        path, kExpectedFormats));
+      }
+      std::string_view shown = Trim(view);
+      constexpr size_t kMaxShown = 120;
+      const bool cut = shown.size() > kMaxShown;
+      if (cut) shown = shown.substr(0, kMaxShown);
+      throw InputError(
+          fmt::format("{}:1: cannot detect trace format; header '{}{}'; expected one of {}", path,
+                      shown, cut ? "..." : "", kExpectedFormats));
+    }
+  }
+  switch (format) {
+    case TraceFormat::kAzure:
+      return NewAzureTraceReader(path);
+    case TraceFormat::kSplitwise:
+      return NewSplitwiseTraceReader(path);
+    case TraceFormat::kLengths:
+      return NewLengthsTraceReader(path);
+    case TraceFormat::kMooncake:
+      return NewMooncakeTraceReader(path);
+    case TraceFormat::kAuto:
+      break;
+  }
+  KVSIM_CHECK(false, "unhandled trace format");
+  return nullptr;
+}
+
+}  // namespace kvsim

@@ -14,8 +14,8 @@ namespace kvsim {
 struct TraceRecord {
   // Arrival in seconds relative to the trace's first row; absent in length-only traces.
   std::optional<double> arrival_s;
-  int64_t prompt_tokens = 0;  // >= 1
-  int64_t output_tokens = 0;  // >= 1
+  int64_t prompt_tokens = 0;       // >= 1
+  int64_t output_tokens = 0;       // >= 1
   std::vector<uint64_t> hash_ids;  // Mooncake prefix-block hashes; empty elsewhere
   int64_t line = 0;                // 1-based line in the file, for messages
 };

@@ -1,1 +1,209 @@
-// placeholder
+// Tests for GpuSpec: the shipped cards in models/gpu/ and the strict rejection of
+// malformed cards.
+#include "sim/hardware/gpu_spec.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <string>
+
+#include "sim/core/check.h"
+
+namespace kvsim {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::AllOf;
+using ::testing::HasSubstr;
+
+GpuSpec LoadGpu(const std::string& name) {
+  return LoadGpuSpec(std::string(KVSIM_SOURCE_DIR) + "/models/gpu/" + name + ".yaml");
+}
+
+TEST(GpuSpec, H100SxmHasTheMemoryTheCudaRuntimeReports) {
+  const GpuSpec h100 = LoadGpu("H100-SXM");
+  EXPECT_EQ(h100.name, "H100-SXM");
+  EXPECT_EQ(h100.memory_bytes, int64_t{81079} * 1024 * 1024);
+  EXPECT_EQ(h100.memory_bytes, 85'017'493'504);  // measured with cuMemGetInfo
+}
+
+TEST(GpuSpec, H100SxmRatesAreDensePeaksPerDirection) {
+  const GpuSpec h100 = LoadGpu("H100-SXM");
+  EXPECT_DOUBLE_EQ(h100.hbm_bandwidth_bytes_per_s, 3.35e12);
+  EXPECT_DOUBLE_EQ(h100.bf16_flops_per_s, 989.4e12);
+  EXPECT_DOUBLE_EQ(h100.link_bandwidth_bytes_per_s, 900e9 / 2);  // NVLink 4, one way
+  EXPECT_DOUBLE_EQ(h100.host_link_bandwidth_bytes_per_s, 64e9);  // PCIe Gen5 x16, one way
+  EXPECT_GT(h100.price_per_hour, 0.0);
+  // GPUS.md section 2: ridge point about 295 FLOP per byte.
+  EXPECT_NEAR(h100.bf16_flops_per_s / h100.hbm_bandwidth_bytes_per_s, 295.0, 1.0);
+}
+
+TEST(GpuSpec, L40sHasNoNvlinkSoItsPeerLinkIsPcie) {
+  const GpuSpec l40s = LoadGpu("L40S");
+  EXPECT_EQ(l40s.memory_bytes, 48'000'000'000);
+  EXPECT_DOUBLE_EQ(l40s.link_bandwidth_bytes_per_s, 32e9);
+  EXPECT_DOUBLE_EQ(l40s.link_bandwidth_bytes_per_s, l40s.host_link_bandwidth_bytes_per_s);
+}
+
+TEST(GpuSpec, NewerCardsOutrunOlderOnes) {
+  const GpuSpec a100 = LoadGpu("A100-80GB");
+  const GpuSpec h100 = LoadGpu("H100-SXM");
+  const GpuSpec h200 = LoadGpu("H200");
+  const GpuSpec b200 = LoadGpu("B200");
+  EXPECT_LT(a100.hbm_bandwidth_bytes_per_s, h100.hbm_bandwidth_bytes_per_s);
+  EXPECT_LT(h100.hbm_bandwidth_bytes_per_s, h200.hbm_bandwidth_bytes_per_s);
+  EXPECT_LT(h200.hbm_bandwidth_bytes_per_s, b200.hbm_bandwidth_bytes_per_s);
+  EXPECT_DOUBLE_EQ(h200.bf16_flops_per_s, h100.bf16_flops_per_s);  // same GH100 compute
+  EXPECT_LT(h100.memory_bytes, h200.memory_bytes);
+  EXPECT_LT(h200.memory_bytes, b200.memory_bytes);
+  EXPECT_DOUBLE_EQ(b200.link_bandwidth_bytes_per_s, 2 * h100.link_bandwidth_bytes_per_s);
+}
+
+TEST(GpuSpec, EveryCardInModelsGpuLoadsAndIsNamedAfterItsFile) {
+  std::set<std::string> seen;
+  for (const fs::directory_entry& entry :
+       fs::directory_iterator(fs::path(KVSIM_SOURCE_DIR) / "models" / "gpu")) {
+    if (entry.path().extension() != ".yaml") continue;
+    GpuSpec gpu;
+    ASSERT_NO_THROW(gpu = LoadGpuSpec(entry.path().string())) << entry.path();
+    EXPECT_EQ(gpu.name, entry.path().stem().string());
+    // Host links are never faster than the peer link, nor memory slower than either.
+    EXPECT_LE(gpu.host_link_bandwidth_bytes_per_s, gpu.link_bandwidth_bytes_per_s) << gpu.name;
+    EXPECT_GT(gpu.hbm_bandwidth_bytes_per_s, gpu.link_bandwidth_bytes_per_s) << gpu.name;
+    seen.insert(gpu.name);
+  }
+  for (const char* name : {"A100-80GB", "H100-SXM", "H200", "L40S", "B200"}) {
+    EXPECT_EQ(seen.count(name), 1u) << "missing card " << name;
+  }
+}
+
+TEST(GpuSpec, ToyFixtureAcceptsIntegerRatesSignedExponentsAndAZeroPrice) {
+  const GpuSpec toy = LoadGpuSpec(std::string(KVSIM_TEST_DATA_DIR) + "/hardware/toy-gpu.yaml");
+  EXPECT_EQ(toy.name, "toy-gpu");
+  EXPECT_EQ(toy.memory_bytes, int64_t{1} << 30);
+  EXPECT_DOUBLE_EQ(toy.hbm_bandwidth_bytes_per_s, 1e9);
+  EXPECT_DOUBLE_EQ(toy.bf16_flops_per_s, 2.5e12);
+  EXPECT_DOUBLE_EQ(toy.link_bandwidth_bytes_per_s, 1e9);
+  EXPECT_DOUBLE_EQ(toy.host_link_bandwidth_bytes_per_s, 5e8);
+  EXPECT_DOUBLE_EQ(toy.price_per_hour, 0.0);
+}
+
+// ---- Malformed cards -------------------------------------------------------------
+
+// A valid card, one key per line (line 1 = name ... line 8 = source).
+constexpr const char* kValidCard =
+    "name: broken-gpu\n"
+    "memory_bytes: 85017034752\n"
+    "hbm_bandwidth_bytes_per_s: 3.35e12\n"
+    "bf16_flops_per_s: 989.4e12\n"
+    "link_bandwidth_bytes_per_s: 450e9\n"
+    "host_link_bandwidth_bytes_per_s: 64e9\n"
+    "price_per_hour: 3.5\n"
+    "source: test\n";
+
+// Writes cards into a fresh directory under the system temp dir; removes it after.
+class MalformedGpuCard : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    dir_ = fs::temp_directory_path() / (std::string("kvsim_gpu_spec_test_") + info->name() + "_" +
+                                        std::to_string(reinterpret_cast<uintptr_t>(this)));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  // Writes `text` to `file_name` in the temp dir and returns its path.
+  std::string Write(const std::string& file_name, const std::string& text) {
+    const fs::path path = dir_ / file_name;
+    std::ofstream(path) << text;
+    return path.string();
+  }
+
+  // kValidCard with the line starting with `key:` replaced by `replacement`
+  // (removed when empty).
+  static std::string Edit(const std::string& key, const std::string& replacement) {
+    std::string text = kValidCard;
+    const size_t begin = text.find(key + ":");
+    EXPECT_NE(begin, std::string::npos) << key;
+    const size_t end = text.find('\n', begin) + 1;
+    text.replace(begin, end - begin, replacement.empty() ? "" : replacement + "\n");
+    return text;
+  }
+
+  // The InputError message of loading `path` (fails the test if it loads).
+  static std::string ErrorOf(const std::string& path) {
+    try {
+      LoadGpuSpec(path);
+    } catch (const InputError& e) {
+      return e.what();
+    }
+    ADD_FAILURE() << path << " loaded without error";
+    return "";
+  }
+
+  fs::path dir_;
+};
+
+TEST_F(MalformedGpuCard, TheValidBaseCardLoads) {
+  const GpuSpec gpu = LoadGpuSpec(Write("ok.yaml", kValidCard));
+  EXPECT_EQ(gpu.name, "broken-gpu");
+  EXPECT_DOUBLE_EQ(gpu.link_bandwidth_bytes_per_s, 450e9);
+  EXPECT_DOUBLE_EQ(gpu.price_per_hour, 3.5);
+}
+
+TEST_F(MalformedGpuCard, AnUnknownKeyIsRejectedWithItsFileAndLine) {
+  const std::string path = Write("unknown.yaml", Edit("source", "source: x\ntdp_watts: 700"));
+  EXPECT_THAT(ErrorOf(path), AllOf(HasSubstr("unknown.yaml:9:"), HasSubstr("'tdp_watts'"),
+                                   HasSubstr("unknown key")));
+}
+
+TEST_F(MalformedGpuCard, AMissingKeyIsRejectedByName) {
+  const std::string path = Write("missing.yaml", Edit("bf16_flops_per_s", ""));
+  EXPECT_THAT(ErrorOf(path), AllOf(HasSubstr("missing.yaml"), HasSubstr("'bf16_flops_per_s'"),
+                                   HasSubstr("missing")));
+}
+
+TEST_F(MalformedGpuCard, ANegativeValueIsRejectedWithItsLine) {
+  EXPECT_THAT(ErrorOf(Write("negative.yaml", Edit("hbm_bandwidth_bytes_per_s",
+                                                  "hbm_bandwidth_bytes_per_s: -3.35e12"))),
+              AllOf(HasSubstr("negative.yaml:3:"), HasSubstr("'hbm_bandwidth_bytes_per_s'"),
+                    HasSubstr("expected a positive number")));
+  EXPECT_THAT(ErrorOf(Write("price.yaml", Edit("price_per_hour", "price_per_hour: -1"))),
+              AllOf(HasSubstr("price.yaml:7:"), HasSubstr("'price_per_hour'")));
+}
+
+TEST_F(MalformedGpuCard, AZeroRateIsRejected) {
+  const std::string path =
+      Write("zero.yaml", Edit("link_bandwidth_bytes_per_s", "link_bandwidth_bytes_per_s: 0"));
+  EXPECT_THAT(ErrorOf(path),
+              AllOf(HasSubstr("zero.yaml:5:"), HasSubstr("'link_bandwidth_bytes_per_s'")));
+}
+
+TEST_F(MalformedGpuCard, WrongTypesAreRejected) {
+  // Memory is a byte count: an integer, not a float.
+  EXPECT_THAT(ErrorOf(Write("float.yaml", Edit("memory_bytes", "memory_bytes: 80e9"))),
+              AllOf(HasSubstr("float.yaml:2:"), HasSubstr("'memory_bytes'"), HasSubstr("'80e9'")));
+  EXPECT_THAT(ErrorOf(Write("word.yaml", Edit("bf16_flops_per_s", "bf16_flops_per_s: fast"))),
+              AllOf(HasSubstr("word.yaml:4:"), HasSubstr("'bf16_flops_per_s'")));
+  EXPECT_THAT(ErrorOf(Write("inf.yaml", Edit("bf16_flops_per_s", "bf16_flops_per_s: .inf"))),
+              AllOf(HasSubstr("inf.yaml:4:"), HasSubstr("'bf16_flops_per_s'")));
+  EXPECT_THAT(ErrorOf(Write("map.yaml", Edit("price_per_hour", "price_per_hour: {usd: 3}"))),
+              AllOf(HasSubstr("map.yaml:7:"), HasSubstr("'price_per_hour'")));
+}
+
+TEST_F(MalformedGpuCard, TextThatIsNotYamlIsRejectedWithTheFileName) {
+  EXPECT_THAT(ErrorOf(Write("garbage.yaml", "name: [unterminated\n")),
+              AllOf(HasSubstr("garbage.yaml"), HasSubstr("not valid YAML")));
+  EXPECT_THAT(ErrorOf(Write("list.yaml", "- name: H100\n")), HasSubstr("list.yaml"));
+}
+
+TEST_F(MalformedGpuCard, AMissingFileIsRejectedWithItsName) {
+  EXPECT_THAT(ErrorOf((dir_ / "no-such-gpu.yaml").string()), HasSubstr("no-such-gpu.yaml"));
+}
+
+}  // namespace
+}  // namespace kvsim

@@ -1,0 +1,26 @@
+// The kvsim subcommands, separated from argument parsing so tests can call them.
+#pragma once
+
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+namespace kvsim {
+
+struct CommandOptions {
+  std::string config_path;
+  std::vector<std::string> overrides;  // "key.path=value", applied in order
+  std::string out_dir;                 // empty: reports/runs/<config name>[-compare]
+  int jobs = 0;                        // compare: parallel runs; 0 = all cores
+  bool quiet = false;                  // no summary on stdout
+};
+
+// kvsim run: one simulation; writes outputs and prints a summary. Returns the exit code.
+int RunCommand(const CommandOptions& options, std::ostream& out);
+
+// kvsim compare: one simulation per compare entry (default: static, paged,
+// vattention 2 MiB, vattention 64 KiB) on the same workload; writes DIR/<label>/
+// and DIR/compare.json and prints the side-by-side table.
+int CompareCommand(const CommandOptions& options, std::ostream& out);
+
+}  // namespace kvsim

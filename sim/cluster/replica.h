@@ -1,0 +1,59 @@
+// Replica: one serving-engine instance over tensor_parallel GPUs. It owns its
+// sequences, its KV manager and its batch scheduler, and runs at most one
+// iteration at a time.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "sim/batching/batch_scheduler.h"
+#include "sim/cluster/router.h"
+#include "sim/kvcache/kv_cache_manager.h"
+#include "sim/metrics/metrics.h"
+#include "sim/timing/execution_time_model.h"
+
+namespace kvsim {
+
+class Replica {
+ public:
+  // `timing` and `metrics` are shared by the replicas of a cluster and must
+  // outlive the replica.
+  Replica(int64_t index, std::unique_ptr<KvCacheManager> kv,
+          std::unique_ptr<BatchScheduler> scheduler, const ExecutionTimeModel& timing,
+          Metrics& metrics);
+
+  // Queues an arrived request.
+  void Enqueue(RequestSpec spec);
+
+  // Plans and starts an iteration at `now`. Returns its duration (compute plus
+  // exposed KV mapping time), or 0 when there is nothing to run.
+  // REQUIRES: !busy().
+  Nanos StartIteration(Nanos now);
+
+  // Completes the iteration in flight at `now`: advances tokens, emits tokens,
+  // finishes and releases requests. REQUIRES: busy().
+  void CompleteIteration(Nanos now);
+
+  bool busy() const { return !batch_.empty(); }
+  ReplicaLoad load() const {
+    return {static_cast<int64_t>(queues_.running.size()),
+            static_cast<int64_t>(queues_.waiting.size())};
+  }
+  const KvCacheManager& kv() const { return *kv_; }
+
+ private:
+  BatchWork Describe() const;
+
+  int64_t index_;
+  std::unique_ptr<KvCacheManager> kv_;
+  std::unique_ptr<BatchScheduler> scheduler_;
+  const ExecutionTimeModel& timing_;
+  Metrics& metrics_;
+  SequenceQueues queues_;
+  Batch batch_;
+  Nanos iteration_start_{0};
+  Nanos last_end_{-1};      // end of the previous iteration
+  Nanos last_duration_{0};  // duration of the previous iteration
+};
+
+}  // namespace kvsim

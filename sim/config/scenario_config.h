@@ -1,0 +1,89 @@
+// ScenarioConfig: the typed form of a scenario YAML. Defaults live here, one
+// comment per field; decoding is strict (unknown keys are errors naming their path).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "sim/batching/batch_scheduler.h"
+#include "sim/cluster/router.h"
+#include "sim/config/yaml_tree.h"
+#include "sim/kvcache/kv_cache_manager.h"
+#include "sim/timing/execution_time_model.h"
+#include "sim/workload/workload.h"
+
+namespace kvsim {
+
+struct DeploymentConfig {
+  int64_t tensor_parallel = 1;  // GPUs per replica
+  int64_t replicas = 1;         // engine instances behind the router
+  RouterType router = RouterType::kRoundRobin;
+  double gpu_memory_utilization = 0.9;                  // fraction of GPU memory the engine may use
+  int64_t activation_reserve_bytes = int64_t{1} << 30;  // activations and workspace, per GPU
+  int64_t framework_reserve_bytes = int64_t{512} << 20;  // CUDA context, graphs, per GPU
+  int64_t kv_capacity_bytes = 0;  // > 0: KV budget per GPU, overriding the formula
+  int64_t max_model_len = 0;      // longest request in tokens; 0: the model's max context
+};
+
+struct SchedulerConfig {
+  SchedulerType type = SchedulerType::kVllm;
+  int64_t max_num_seqs = 256;          // sequences per iteration
+  int64_t max_num_batched_tokens = 0;  // tokens per iteration; 0: vllm max(max_model_len,
+                                       // 2048), sarathi chunk_tokens
+  int64_t chunk_tokens = 512;          // sarathi: token budget and largest prefill chunk
+};
+
+struct KvCacheConfig {
+  KvManagerType type = KvManagerType::kPaged;
+  StaticKvConfig static_kv;
+  PagedKvConfig paged;
+  VAttentionKvConfig vattention;  // max_slots 0 here means max_num_seqs
+};
+
+enum class TimingType { kRoofline, kFixed };
+
+struct TimingConfig {
+  TimingType type = TimingType::kRoofline;
+  RooflineConfig roofline;
+  FixedTimeConfig fixed;
+};
+
+struct OutputConfig {
+  bool requests_csv = true;    // write requests.csv
+  bool timeseries_csv = true;  // write timeseries.csv (one row per iteration)
+};
+
+// One run of a `kvsim compare`: a label and the overrides it applies.
+struct CompareEntry {
+  std::string label;
+  std::vector<std::pair<std::string, std::string>> overrides;  // key path, YAML value
+};
+
+struct ScenarioConfig {
+  std::string config_file;  // where it was read from
+  uint64_t seed = 0;
+  std::string model_path;  // resolved path of the model card
+  std::string gpu_path;    // resolved path of the GPU card
+  DeploymentConfig deployment;
+  WorkloadConfig workload;
+  SchedulerConfig scheduler;
+  KvCacheConfig kv_cache;
+  TimingConfig timing;
+  OutputConfig output;
+  std::vector<CompareEntry> compare;  // empty: the default four
+};
+
+// Decodes `tree` strictly. Cards named without a path resolve in
+// `<models_dir>/llm/<name>.yaml` and `<models_dir>/gpu/<name>.yaml`, where
+// models_dir is the config key `models_dir` (relative to the config file) or
+// `default_models_dir`. Relative paths resolve against the config file's directory.
+// Throws InputError "file:line: key.path: what" on any problem.
+ScenarioConfig DecodeScenario(const ConfigTree& tree, const std::string& default_models_dir);
+
+// The compare list used when a config has none: static, paged (16-token blocks),
+// vattention with 2 MiB pages, vattention with 64 KiB pages.
+std::vector<CompareEntry> DefaultCompareEntries();
+
+}  // namespace kvsim

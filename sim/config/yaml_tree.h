@@ -1,0 +1,53 @@
+// ConfigTree: a YAML document read from a file, with `--set key.path=value`
+// overrides applied to the tree before it is decoded into typed structs.
+#pragma once
+
+#include <memory>
+#include <string>
+
+namespace YAML {
+class Node;
+}
+
+namespace kvsim {
+
+class ConfigTree {
+ public:
+  // Reads and parses `path`. Throws InputError "path:line: ..." on a missing file
+  // or invalid YAML; the root must be a mapping.
+  static ConfigTree Load(const std::string& path);
+  // Parses YAML text as if it were the file `origin` (for tests and strings).
+  static ConfigTree Parse(const std::string& yaml_text, const std::string& origin);
+
+  ConfigTree(const ConfigTree& other);
+  ConfigTree& operator=(const ConfigTree& other);
+  ~ConfigTree();
+
+  // Applies "a.b.c=value": walks (creating) maps along the dotted path and sets
+  // the leaf to `value` parsed as YAML (so numbers, booleans and lists work).
+  // Throws InputError naming the assignment when it is malformed or a path step
+  // is not a mapping.
+  void Set(const std::string& assignment);
+  void Set(const std::string& key_path, const std::string& value_yaml);
+
+  // The file the tree came from, and its directory (relative paths resolve there).
+  const std::string& origin() const { return origin_; }
+  std::string base_dir() const;
+
+  // The document as YAML text (the resolved config written next to outputs).
+  std::string Dump() const;
+
+  const YAML::Node& root() const;
+
+ private:
+  ConfigTree(std::unique_ptr<YAML::Node> root, std::string origin);
+  std::unique_ptr<YAML::Node> root_;
+  std::string origin_;
+};
+
+// Parses a byte size: an integer, or a number with a unit B, KiB, MiB, GiB, TiB
+// (powers of 1024) or KB, MB, GB, TB (powers of 1000), e.g. "64KiB", "2MiB".
+// Throws InputError naming `where` on anything else or a non-integral byte count.
+int64_t ParseByteSize(const std::string& text, const std::string& where);
+
+}  // namespace kvsim

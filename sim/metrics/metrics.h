@@ -1,0 +1,111 @@
+// Metrics: per-request records, per-iteration samples and the run summary.
+// Depends only on core/ and workload/.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "sim/core/time.h"
+#include "sim/metrics/histogram.h"
+
+namespace kvsim {
+
+// One finished request. Times are since simulation start.
+struct RequestRecord {
+  int64_t id = 0;
+  int64_t replica = 0;
+  Nanos arrival{0};
+  Nanos first_scheduled{0};
+  Nanos first_token{0};
+  Nanos finish{0};
+  int64_t prompt_tokens = 0;
+  int64_t output_tokens = 0;
+  int64_t preemptions = 0;
+};
+
+// One iteration of one replica. KV bytes are per GPU, after scheduling.
+struct IterationSample {
+  Nanos start{0};
+  Nanos duration{0};  // compute + exposed KV overhead
+  int64_t replica = 0;
+  int64_t running = 0;  // sequences in the batch
+  int64_t waiting = 0;  // sequences queued at the replica after scheduling
+  int64_t prefill_tokens = 0;
+  int64_t decode_tokens = 0;
+  int64_t allocated_bytes = 0;
+  int64_t live_bytes = 0;
+  Nanos exposed_overhead{0};  // KV mapping time added to the iteration
+};
+
+struct Percentiles {
+  double mean = 0, p50 = 0, p90 = 0, p99 = 0;
+};
+
+struct Summary {
+  std::string kv_manager;
+  int64_t requests_total = 0;  // offered by the workload
+  int64_t requests_completed = 0;
+  int64_t requests_rejected = 0;   // prompt >= max_model_len
+  int64_t requests_truncated = 0;  // output shortened to fit max_model_len
+  double makespan_s = 0;           // last finish (0 if none)
+  double requests_per_s = 0, output_tokens_per_s = 0, total_tokens_per_s = 0;
+  Percentiles ttft_s, tbt_s, tpot_s, e2e_s, queue_s;
+  int64_t preemptions = 0;
+  int64_t kv_bytes_per_token = 0;  // per GPU
+  int64_t kv_capacity_bytes = 0;   // per GPU
+  int64_t peak_allocated_bytes = 0;
+  double mean_allocated_bytes = 0;  // busy-time weighted, per GPU
+  double mean_live_bytes = 0;
+  double fragmentation = 0;  // 1 - mean_live / mean_allocated
+  int64_t max_running = 0;
+  double mean_running = 0;  // busy-time weighted sequences per iteration
+  int64_t iterations = 0;
+  bool is_vattention = false;
+  int64_t page_bytes = 0;
+  int64_t map_calls = 0, unmap_calls = 0;
+  double exposed_overhead_s = 0, hidden_overhead_s = 0;
+  double wall_s = 0;
+  int64_t events = 0;
+};
+
+class Metrics {
+ public:
+  // keep_samples: retain every IterationSample (for timeseries.csv); aggregates
+  // are kept either way.
+  explicit Metrics(bool keep_samples) : keep_samples_(keep_samples) {}
+
+  void RecordToken(Nanos gap_since_previous_token) { tbt_.Add(gap_since_previous_token.count()); }
+  void RecordRequest(const RequestRecord& record) { records_.push_back(record); }
+  void RecordIteration(const IterationSample& sample);
+  void RecordKvCalls(int64_t map_calls, int64_t unmap_calls, Nanos exposed, Nanos hidden);
+  void CountOffered() { ++offered_; }
+  void CountRejected() { ++rejected_; }
+  void CountTruncated() { ++truncated_; }
+
+  const std::vector<RequestRecord>& records() const { return records_; }
+  const std::vector<IterationSample>& samples() const { return samples_; }
+
+  // Computes the summary. Request-level percentiles are exact (nearest rank over
+  // the records); TBT percentiles come from the histogram.
+  Summary Summarize() const;
+
+ private:
+  bool keep_samples_;
+  std::vector<RequestRecord> records_;
+  std::vector<IterationSample> samples_;
+  LogHistogram tbt_;
+  int64_t offered_ = 0, rejected_ = 0, truncated_ = 0;
+  int64_t iterations_ = 0;
+  int64_t peak_allocated_ = 0;
+  int64_t max_running_ = 0;
+  double busy_ns_ = 0;
+  double allocated_ns_ = 0, live_ns_ = 0, running_ns_ = 0;  // integrals over busy time
+  int64_t map_calls_ = 0, unmap_calls_ = 0;
+  Nanos exposed_{0}, hidden_{0};
+};
+
+// Nearest-rank percentile of sorted values. REQUIRES: sorted ascending, non-empty.
+double NearestRank(const std::vector<double>& sorted, double q);
+
+}  // namespace kvsim

@@ -1,0 +1,39 @@
+// Outputs of runs and comparisons: summary.json, requests.csv, timeseries.csv,
+// the resolved config, compare.json, and the tables printed on the terminal.
+#pragma once
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "sim/metrics/metrics.h"
+#include "sim/simulator/simulator.h"
+
+namespace kvsim {
+
+// summary.json of one run (keys documented in README.md).
+std::string SummaryJson(const Summary& summary, const Simulation& sim);
+
+// Writes DIR/summary.json, DIR/requests.csv, DIR/timeseries.csv (as the config's
+// output section asks) and DIR/config.yaml (`resolved_yaml`). Creates DIR.
+// Throws InputError when DIR cannot be written.
+void WriteRunOutputs(const std::string& dir, const Simulation& sim, const Summary& summary,
+                     const std::string& resolved_yaml);
+
+// A readable summary of one run.
+std::string FormatSummary(const Summary& summary, const Simulation& sim);
+
+struct LabeledRun {
+  std::string label;
+  Summary summary;
+  std::string summary_json;
+};
+
+// compare.json: a list of {label, summary}.
+std::string CompareJson(const std::vector<LabeledRun>& runs);
+
+// The side-by-side table, with ratios to the run labelled "paged" (or the first
+// paged run) where one exists.
+std::string FormatCompareTable(const std::vector<LabeledRun>& runs);
+
+}  // namespace kvsim

@@ -1,0 +1,78 @@
+// Simulation: one scenario built and run to completion. The event loop is the only
+// place simulated time advances.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "sim/cluster/replica.h"
+#include "sim/cluster/router.h"
+#include "sim/config/scenario_config.h"
+#include "sim/hardware/gpu_spec.h"
+#include "sim/hardware/model_spec.h"
+#include "sim/metrics/metrics.h"
+#include "sim/timing/execution_time_model.h"
+#include "sim/workload/workload.h"
+
+namespace kvsim {
+
+// How one GPU's memory is split, as the builder worked it out (bytes, per GPU).
+struct MemoryPlan {
+  int64_t gpu_memory_bytes = 0;
+  int64_t usable_bytes = 0;  // memory x gpu_memory_utilization
+  int64_t weight_bytes = 0;  // weights on one rank
+  int64_t activation_reserve_bytes = 0;
+  int64_t framework_reserve_bytes = 0;
+  int64_t kv_capacity_bytes = 0;  // the KV budget (formula or override)
+  int64_t kv_bytes_per_token = 0;
+  int64_t max_model_len = 0;
+};
+
+class Simulation {
+ public:
+  // Everything a run needs, built by BuildSimulation (builder.h).
+  Simulation(ScenarioConfig config, ModelSpec model, GpuSpec gpu, MemoryPlan memory,
+             std::unique_ptr<Workload> workload, std::unique_ptr<Router> router,
+             std::unique_ptr<ExecutionTimeModel> timing, std::unique_ptr<Metrics> metrics,
+             std::vector<std::unique_ptr<Replica>> replicas);
+  ~Simulation();
+
+  // Runs until every request has finished. Call once.
+  // Throws InputError if the trace turns out malformed part-way.
+  Summary Run();
+
+  const ScenarioConfig& config() const { return config_; }
+  const ModelSpec& model() const { return model_; }
+  const GpuSpec& gpu() const { return gpu_; }
+  const MemoryPlan& memory() const { return memory_; }
+  const Metrics& metrics() const { return *metrics_; }
+  const std::string& kv_manager_label() const { return kv_label_; }
+
+ private:
+  struct Arrival {};
+  struct Step {
+    size_t replica;
+  };
+  struct IterationDone {
+    size_t replica;
+  };
+  using Payload = std::variant<Arrival, Step, IterationDone>;
+
+  ScenarioConfig config_;
+  ModelSpec model_;
+  GpuSpec gpu_;
+  MemoryPlan memory_;
+  std::unique_ptr<Workload> workload_;
+  std::unique_ptr<Router> router_;
+  std::unique_ptr<ExecutionTimeModel> timing_;  // shared by the replicas
+  std::unique_ptr<Metrics> metrics_;            // shared by the replicas
+  std::vector<std::unique_ptr<Replica>> replicas_;
+  std::string kv_label_;
+  bool ran_ = false;
+};
+
+}  // namespace kvsim
