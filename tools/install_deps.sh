@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs kvsim's build dependencies from Debian's archive, only those missing.
+# Idempotent; prints nothing when everything is already installed.
+set -euo pipefail
+
+packages=(cmake g++ make libboost-program-options-dev libfmt-dev libyaml-cpp-dev
+          libeigen3-dev libgtest-dev libgmock-dev)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+echo "installing: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+if ! $sudo apt-get install -y -qq "${missing[@]}" >/dev/null; then
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
