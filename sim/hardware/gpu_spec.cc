@@ -1,5 +1,4 @@
 // GpuSpec: strict loading of GPU cards (models/gpu/*.yaml).
-// The card reader here mirrors the one for model cards: same rules, same messages.
 #include "sim/hardware/gpu_spec.h"
 
 #include <fmt/format.h>
@@ -18,141 +17,9 @@
 #include <string_view>
 
 #include "sim/core/check.h"
+#include "sim/hardware/card_reader.h"
 
 namespace kvsim {
-namespace {
-
-// Reads the flat mapping of one card file. Every read names the file, the key and
-// (where yaml-cpp knows it) the 1-based line in its InputError.
-class CardReader {
- public:
-  // Loads `path` and checks that its top level is a mapping whose keys are all in
-  // `allowed` and appear once. Throws InputError otherwise.
-  CardReader(std::string path, std::span<const std::string_view> allowed) : path_(std::move(path)) {
-    if (!std::filesystem::is_regular_file(path_)) {
-      throw InputError(fmt::format("{}: cannot open card file (no such regular file)", path_));
-    }
-    YAML::Node root;
-    try {
-      root = YAML::LoadFile(path_);
-    } catch (const YAML::ParserException& e) {
-      throw InputError(fmt::format("{}:{}: not valid YAML: {}", path_, e.mark.line + 1, e.msg));
-    } catch (const YAML::Exception& e) {
-      throw InputError(fmt::format("{}: cannot read card: {}", path_, e.what()));
-    }
-    if (!root.IsMap()) {
-      throw InputError(fmt::format("{}: expected a mapping of keys at the top level", path_));
-    }
-    for (auto it = root.begin(); it != root.end(); ++it) {
-      const int key_line = LineOf(it->first);
-      if (!it->first.IsScalar()) {
-        throw InputError(fmt::format("{}:{}: expected a plain key", path_, key_line));
-      }
-      const std::string key = it->first.Scalar();
-      if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
-        throw InputError(fmt::format("{}:{}: key '{}': unknown key (expected one of: {})", path_,
-                                     key_line, key, fmt::join(allowed, ", ")));
-      }
-      if (entries_.count(key) != 0) {
-        throw InputError(fmt::format("{}:{}: key '{}': given twice (first at line {})", path_,
-                                     key_line, key, entries_.at(key).key_line));
-      }
-      entries_.emplace(key, Entry{it->second, key_line});
-    }
-  }
-
-  // A positive integer written as a plain decimal scalar.
-  int64_t PositiveInt(const std::string& key) const {
-    const Entry& e = Get(key);
-    const std::optional<int64_t> v = ParseInt(e);
-    if (!v || *v <= 0) Fail(key, e, "expected a positive integer");
-    return *v;
-  }
-
-  // A finite double (integers accepted) that is > 0, or >= 0 when `allow_zero`.
-  double PositiveDouble(const std::string& key, bool allow_zero = false) const {
-    const Entry& e = Get(key);
-    const std::optional<double> v = ParseDouble(e);
-    if (allow_zero) {
-      if (!v || *v < 0) Fail(key, e, "expected a non-negative number");
-    } else if (!v || *v <= 0) {
-      Fail(key, e, "expected a positive number");
-    }
-    return *v;
-  }
-
-  // A non-empty string scalar (quoted or plain).
-  std::string String(const std::string& key) const {
-    const Entry& e = Get(key);
-    if (!e.value.IsScalar() || e.value.Scalar().empty())
-      Fail(key, e, "expected a non-empty string");
-    return e.value.Scalar();
-  }
-
- private:
-  struct Entry {
-    YAML::Node value;
-    int key_line = 0;  // 1-based; 0 when unknown
-  };
-
-  static int LineOf(const YAML::Node& node) {
-    const YAML::Mark mark = node.Mark();
-    return mark.is_null() ? 0 : mark.line + 1;
-  }
-
-  const Entry& Get(const std::string& key) const {
-    const auto it = entries_.find(key);
-    if (it == entries_.end()) {
-      throw InputError(fmt::format("{}: key '{}': missing (required)", path_, key));
-    }
-    return it->second;
-  }
-
-  [[noreturn]] void Fail(const std::string& key, const Entry& e, std::string_view what) const {
-    // A null value's mark points past it, so the key's line is the reliable one.
-    std::string got = "nothing";
-    if (e.value.IsScalar()) {
-      got = fmt::format("'{}'", e.value.Scalar());
-    } else if (e.value.IsSequence()) {
-      got = "a list";
-    } else if (e.value.IsMap()) {
-      got = "a mapping";
-    }
-    throw InputError(fmt::format("{}:{}: key '{}': {}, got {}", path_, e.key_line, key, what, got));
-  }
-
-  // Text of a plain (unquoted) scalar with a leading '+' removed; nullopt otherwise.
-  static std::optional<std::string_view> NumberText(const Entry& e) {
-    if (!e.value.IsScalar() || e.value.Tag() == "!") return std::nullopt;
-    std::string_view s = e.value.Scalar();
-    if (!s.empty() && s.front() == '+') s.remove_prefix(1);
-    if (s.empty()) return std::nullopt;
-    return s;
-  }
-
-  static std::optional<int64_t> ParseInt(const Entry& e) {
-    const std::optional<std::string_view> s = NumberText(e);
-    if (!s) return std::nullopt;
-    int64_t v = 0;
-    const auto [end, ec] = std::from_chars(s->data(), s->data() + s->size(), v);
-    if (ec != std::errc() || end != s->data() + s->size()) return std::nullopt;
-    return v;
-  }
-
-  static std::optional<double> ParseDouble(const Entry& e) {
-    const std::optional<std::string_view> s = NumberText(e);
-    if (!s) return std::nullopt;
-    double v = 0;
-    const auto [end, ec] = std::from_chars(s->data(), s->data() + s->size(), v);
-    if (ec != std::errc() || end != s->data() + s->size() || !std::isfinite(v)) return std::nullopt;
-    return v;
-  }
-
-  std::string path_;
-  std::map<std::string, Entry> entries_;
-};
-
-}  // namespace
 
 GpuSpec LoadGpuSpec(const std::string& path) {
   static constexpr std::array<std::string_view, 8> kKeys = {"name",
