@@ -63,9 +63,10 @@ scheduler: {type: sarathi, chunk_tokens: 512, max_num_seqs: 128}
 kv_cache: {type: paged}
 output: {timeseries_csv: false}
 )");
-    Bench("(b) 1M synthetic requests (prompt 64-1024, output 16-512), Poisson 12 QPS, "
-          "Llama-3-8B / H100, vllm, paged",
-          R"(
+    Bench(
+        "(b) 1M synthetic requests (prompt 64-1024, output 16-512), Poisson 12 QPS, "
+        "Llama-3-8B / H100, vllm, paged",
+        R"(
 seed: 2
 model: Llama-3-8B
 gpu: H100-SXM

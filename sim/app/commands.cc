@@ -13,6 +13,7 @@
 #include "sim/config/scenario_config.h"
 #include "sim/config/yaml_tree.h"
 #include "sim/core/check.h"
+#include "sim/metrics/json_writer.h"
 #include "sim/simulator/builder.h"
 #include "sim/simulator/outputs.h"
 
@@ -25,6 +26,20 @@ ConfigTree LoadWithOverrides(const CommandOptions& o) {
   ConfigTree tree = ConfigTree::Load(o.config_path);
   for (const std::string& assignment : o.overrides) tree.Set(assignment);
   return tree;
+}
+
+// The config as it was run: overrides applied, file paths made absolute so the
+// copy written next to the outputs can be rerun from there.
+std::string ResolvedYaml(ConfigTree tree, const ScenarioConfig& config) {
+  if (!config.workload.trace_path.empty()) {
+    tree.Set("workload.trace", JsonWriter::Quote(config.workload.trace_path));
+  }
+  for (const auto& [key, path] :
+       {std::pair<const char*, const std::string&>{"model", config.model_path},
+        {"gpu", config.gpu_path}}) {
+    tree.Set(key, JsonWriter::Quote(path));
+  }
+  return tree.Dump();
 }
 
 std::string DefaultOutDir(const CommandOptions& o, const char* suffix) {
@@ -41,7 +56,7 @@ int RunCommand(const CommandOptions& o, std::ostream& out) {
   std::unique_ptr<Simulation> sim = BuildSimulation(config);
   const Summary summary = sim->Run();
   const std::string dir = DefaultOutDir(o, "");
-  WriteRunOutputs(dir, *sim, summary, tree.Dump());
+  WriteRunOutputs(dir, *sim, summary, ResolvedYaml(tree, config));
   if (!o.quiet) {
     out << FormatSummary(summary, *sim);
     out << fmt::format("outputs written to {}/\n", dir);
@@ -66,12 +81,11 @@ int CompareCommand(const CommandOptions& o, std::ostream& out) {
   std::vector<Job> jobs;
   for (const CompareEntry& e : entries) {
     ConfigTree tree = base;
-    for (const auto& [key, value] : e.overrides) tree.Set(key, value);
-    ScenarioConfig config = DecodeScenario(tree, DefaultModelsDir());
-    config.compare.clear();
-    jobs.push_back({e.label, tree, nullptr, {}, nullptr});
     try {
-      jobs.back().sim = BuildSimulation(config);
+      for (const auto& [key, value] : e.overrides) tree.Set(key, value);
+      ScenarioConfig config = DecodeScenario(tree, DefaultModelsDir());
+      config.compare.clear();
+      jobs.push_back({e.label, tree, BuildSimulation(config), {}, nullptr});
     } catch (const InputError& err) {
       throw InputError(fmt::format("compare entry '{}': {}", e.label, err.what()));
     }
@@ -99,7 +113,8 @@ int CompareCommand(const CommandOptions& o, std::ostream& out) {
   const std::string dir = DefaultOutDir(o, "-compare");
   std::vector<LabeledRun> runs;
   for (const Job& job : jobs) {
-    WriteRunOutputs((fs::path(dir) / job.label).string(), *job.sim, job.summary, job.tree.Dump());
+    WriteRunOutputs((fs::path(dir) / job.label).string(), *job.sim, job.summary,
+                    ResolvedYaml(job.tree, job.sim->config()));
     runs.push_back({job.label, job.summary, SummaryJson(job.summary, *job.sim)});
   }
   {

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <initializer_list>
+#include <map>
 #include <set>
 
 #include "sim/core/check.h"
@@ -16,26 +17,56 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// What every reader of one document shares: its file and the key paths that
+// overrides set.
+struct DecodeContext {
+  const std::string& file;
+  const std::set<std::string>& overridden;
+};
+
 // Reads one YAML mapping, remembering which keys were read, so that Finish() can
 // name every key nobody asked for.
 class MapReader {
  public:
-  MapReader(const YAML::Node& node, std::string path, const std::string& file)
-      : node_(node), path_(std::move(path)), file_(file) {
+  MapReader(const YAML::Node& node, std::string path, const DecodeContext& ctx)
+      : node_(node), path_(std::move(path)), ctx_(ctx) {
     if (node_.IsDefined() && !node_.IsNull() && !node_.IsMap()) {
       throw InputError(Where(node_, path_) + ": expected a mapping");
     }
+    if (IsMap()) {
+      std::map<std::string, int> lines;
+      for (const auto& kv : node_) {
+        const std::string key = kv.first.as<std::string>();
+        const int line = kv.first.Mark().line + 1;
+        if (!lines.emplace(key, line).second) {
+          throw InputError(Where(kv.first, KeyPath(key)) +
+                           fmt::format(": duplicate key (first at line {})", lines[key]));
+        }
+      }
+    }
   }
+
+  bool IsMap() const { return node_.IsDefined() && node_.IsMap(); }
 
   std::string KeyPath(const std::string& key) const {
     return path_.empty() ? key : path_ + "." + key;
   }
 
   // "file:line: key.path" (line from the YAML node; overrides have none).
+  // "file:line: key.path", or "file: key.path (set by an override)" for values
+  // that --set or a compare entry put there (their nodes carry no file position).
   std::string Where(const YAML::Node& node, const std::string& key_path) const {
+    for (std::string p = key_path;;) {  // the key and each enclosing map
+      if (ctx_.overridden.contains(p)) {
+        return fmt::format("{}: {} (set by an override)", ctx_.file, key_path);
+      }
+      const size_t dot = p.rfind('.');
+      if (dot == std::string::npos) break;
+      p.resize(dot);
+    }
     const int line = node.IsDefined() ? node.Mark().line : -1;  // -1: no source position
-    if (line >= 0) return fmt::format("{}:{}: {}", file_, line + 1, key_path);
-    return fmt::format("{}: {} (set on the command line)", file_, key_path);
+    if (line >= 0) return fmt::format("{}:{}: {}", ctx_.file, line + 1, key_path);
+    return fmt::format("{}: {}", ctx_.file, key_path);
   }
 
   [[noreturn]] void Fail(const std::string& key, const std::string& what) const {
@@ -123,12 +154,12 @@ class MapReader {
 
   MapReader Child(const std::string& key) {
     known_.insert(key);
-    return MapReader(Value(key), KeyPath(key), file_);
+    return MapReader(Value(key), KeyPath(key), ctx_);
   }
 
   // Throws on the first key that was never read, listing the valid ones.
   void Finish() const {
-    if (!node_.IsDefined() || !node_.IsMap()) return;
+    if (!IsMap()) return;
     for (const auto& kv : node_) {
       const std::string key = kv.first.as<std::string>();
       if (known_.contains(key)) continue;
@@ -139,7 +170,7 @@ class MapReader {
   }
 
   const YAML::Node& node() const { return node_; }
-  const std::string& file() const { return file_; }
+  const DecodeContext& context() const { return ctx_; }
 
  private:
   std::string Scalar(const std::string& key) const {
@@ -149,13 +180,14 @@ class MapReader {
 
   YAML::Node node_;
   std::string path_;
-  const std::string& file_;
+  const DecodeContext& ctx_;
   std::set<std::string> known_;
 };
 
+// An absolute path for `path` given relative to `base_dir` (the config's directory).
 std::string Resolve(const std::string& base_dir, const std::string& path) {
   if (path.empty() || fs::path(path).is_absolute()) return path;
-  return (fs::path(base_dir) / path).lexically_normal().string();
+  return fs::absolute(fs::path(base_dir) / path).lexically_normal().string();
 }
 
 // A card given as a name ("Llama-3-8B") or as a path ("cards/my_model.yaml").
@@ -230,7 +262,7 @@ void DecodeWorkload(MapReader r, WorkloadConfig& w, const std::string& base_dir)
   try {
     ValidateWorkloadConfig(w, "workload");
   } catch (const InputError& e) {
-    throw InputError(fmt::format("{}: {}", r.file(), e.what()));
+    throw InputError(fmt::format("{}: {}", r.context().file, e.what()));
   }
 }
 
@@ -319,7 +351,7 @@ std::vector<CompareEntry> DecodeCompare(const MapReader& parent, const YAML::Nod
   std::set<std::string> labels;
   for (size_t i = 0; i < list.size(); ++i) {
     const std::string path = fmt::format("compare[{}]", i);
-    MapReader e(list[i], path, parent.file());
+    MapReader e(list[i], path, parent.context());
     CompareEntry entry;
     entry.label = e.String("label", "");
     if (entry.label.empty()) e.Fail("label", "required");
@@ -329,7 +361,7 @@ std::vector<CompareEntry> DecodeCompare(const MapReader& parent, const YAML::Nod
     if (!labels.insert(entry.label).second)
       e.Fail("label", "duplicate label '" + entry.label + "'");
     MapReader set = e.Child("set");
-    if (set.node().IsMap()) {
+    if (set.IsMap()) {
       for (const auto& kv : set.node()) {
         const std::string key = kv.first.as<std::string>();
         if (key == "compare" || key.starts_with("compare.")) {
@@ -362,7 +394,8 @@ ScenarioConfig DecodeScenario(const ConfigTree& tree, const std::string& default
   ScenarioConfig c;
   c.config_file = tree.origin();
   const std::string base = tree.base_dir();
-  MapReader r(tree.root(), "", c.config_file);
+  const DecodeContext ctx{c.config_file, tree.overridden()};
+  MapReader r(tree.root(), "", ctx);
   c.seed = static_cast<uint64_t>(r.Int("seed", 0, 0));
   const std::string models_dir =
       r.Has("models_dir") ? Resolve(base, r.String("models_dir", "")) : default_models_dir;

@@ -16,11 +16,16 @@
 namespace kvsim {
 namespace {
 
+// "a.b.c" -> {"a", "b", "c"}; empty pieces (as in "a..b" or "a.") are kept.
 std::vector<std::string> SplitPath(const std::string& path) {
-  std::vector<std::string> parts;
-  std::string part;
-  std::istringstream in(path);
-  while (std::getline(in, part, '.')) parts.push_back(part);
+  std::vector<std::string> parts(1);
+  for (char ch : path) {
+    if (ch == '.') {
+      parts.emplace_back();
+    } else {
+      parts.back() += ch;
+    }
+  }
   return parts;
 }
 
@@ -40,11 +45,14 @@ YAML::Node ParseRoot(const std::string& text, const std::string& origin) {
 ConfigTree::ConfigTree(std::unique_ptr<YAML::Node> root, std::string origin)
     : root_(std::move(root)), origin_(std::move(origin)) {}
 ConfigTree::ConfigTree(const ConfigTree& other)
-    : root_(std::make_unique<YAML::Node>(YAML::Clone(*other.root_))), origin_(other.origin_) {}
+    : root_(std::make_unique<YAML::Node>(YAML::Clone(*other.root_))),
+      origin_(other.origin_),
+      overridden_(other.overridden_) {}
 ConfigTree& ConfigTree::operator=(const ConfigTree& other) {
   if (this != &other) {
     root_ = std::make_unique<YAML::Node>(YAML::Clone(*other.root_));
     origin_ = other.origin_;
+    overridden_ = other.overridden_;
   }
   return *this;
 }
@@ -95,6 +103,7 @@ void ConfigTree::Set(const std::string& key_path, const std::string& value_yaml)
     node.reset(next);
   }
   node[parts.back()] = value;
+  overridden_.insert(key_path);
 }
 
 std::string ConfigTree::base_dir() const {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <memory>
+#include <set>
 #include <string>
 
 namespace YAML {
@@ -38,11 +39,14 @@ class ConfigTree {
   std::string Dump() const;
 
   const YAML::Node& root() const;
+  // Key paths set by Set(), so messages can say a value came from an override.
+  const std::set<std::string>& overridden() const { return overridden_; }
 
  private:
   ConfigTree(std::unique_ptr<YAML::Node> root, std::string origin);
   std::unique_ptr<YAML::Node> root_;
   std::string origin_;
+  std::set<std::string> overridden_;
 };
 
 // Parses a byte size: an integer, or a number with a unit B, KiB, MiB, GiB, TiB

@@ -158,7 +158,12 @@ std::unique_ptr<Simulation> BuildSimulation(const ScenarioConfig& c) {
     replicas.push_back(std::make_unique<Replica>(
         i, std::move(kv), MakeScheduler(c, memory.max_model_len), *timing, *metrics));
   }
-  auto workload = std::make_unique<Workload>(c.workload);
+  std::unique_ptr<Workload> workload;
+  try {
+    workload = std::make_unique<Workload>(c.workload);
+  } catch (const InputError& e) {
+    throw InputError(fmt::format("{}: {}", c.config_file, e.what()));
+  }
   return std::make_unique<Simulation>(c, std::move(model), std::move(gpu), memory,
                                       std::move(workload), MakeRouter(c.deployment.router),
                                       std::move(timing), std::move(metrics), std::move(replicas));

@@ -1,1 +1,372 @@
-// placeholder
+// The kvsim command line, run as a separate process: exit codes, messages on
+// stderr, and the files written by `run` and `compare`.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+
+constexpr const char* kBinary = KVSIM_BINARY;
+constexpr const char* kQuickstart = KVSIM_SOURCE_DIR "/configs/quickstart.yaml";
+
+// A fresh directory under the system temp directory, removed with its contents.
+class TempDir {
+ public:
+  TempDir() {
+    static std::atomic<int> counter{0};
+    const auto stamp = std::chrono::steady_clock::now().time_since_epoch().count();
+    path_ = fs::temp_directory_path() / ("kvsim_cli_test_" + std::to_string(::getpid()) + "_" +
+                                         std::to_string(stamp) + "_" + std::to_string(counter++));
+    fs::create_directories(path_);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  std::string Write(const std::string& name, const std::string& text) const {
+    const fs::path file = path_ / name;
+    std::ofstream(file, std::ios::binary) << text;
+    return file.string();
+  }
+  std::string Path(const std::string& name) const { return (path_ / name).string(); }
+
+ private:
+  fs::path path_;
+};
+
+std::string ReadFile(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// Single-quotes `s` for /bin/sh.
+std::string Quote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) {
+    if (c == '\'') {
+      out += "'\\''";
+    } else {
+      out += c;
+    }
+  }
+  return out + "'";
+}
+
+struct Result {
+  int exit_code = -1;  // -1 when the process did not exit normally
+  bool crashed = false;
+  std::string out;
+  std::string err;
+};
+
+// Runs kvsim with `args` (each quoted), capturing stdout and stderr. Every run is
+// checked not to have died from a signal: errors must be reported, never crash.
+Result RunKvsim(const std::vector<std::string>& args) {
+  TempDir capture;
+  const std::string out_path = capture.Path("stdout.txt");
+  const std::string err_path = capture.Path("stderr.txt");
+  std::string command = Quote(kBinary);
+  for (const std::string& a : args) command += " " + Quote(a);
+  command += " >" + Quote(out_path) + " 2>" + Quote(err_path) + " </dev/null";
+  const int status = std::system(command.c_str());
+
+  Result r;
+  if (status != -1 && WIFEXITED(status)) {
+    r.exit_code = WEXITSTATUS(status);
+    r.crashed = r.exit_code >= 128;  // the shell reports a signal as 128 + n
+  } else {
+    r.crashed = true;
+  }
+  r.out = ReadFile(out_path);
+  r.err = ReadFile(err_path);
+  EXPECT_FALSE(r.crashed) << "kvsim died (status " << status << ") for: " << command
+                          << "\nstderr:\n"
+                          << r.err;
+  return r;
+}
+
+// A splitwise trace whose `bad_row` (1-based, the header being line 1) is `row`.
+std::string SplitwiseTrace(int bad_line, const std::string& row) {
+  const std::vector<std::string> rows = {"0.0,100,10", "0.5,200,20", "1.0,150,15", "1.5,120,12",
+                                         "2.0,80,8"};
+  std::string text = "arrived_at,num_prefill_tokens,num_decode_tokens\n";
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const int line = static_cast<int>(i) + 2;
+    text += (line == bad_line ? row : rows[i]) + "\n";
+  }
+  return text;
+}
+
+// A small scenario next to `trace_name` in the same directory.
+std::string ScenarioFor(const std::string& trace_name) {
+  return "seed: 1\n"
+         "model: Llama-3-8B\n"
+         "gpu: H100-SXM\n"
+         "workload:\n"
+         "  trace: " +
+         trace_name +
+         "\n"
+         "  arrival:\n"
+         "    process: trace\n"
+         "scheduler:\n"
+         "  type: vllm\n"
+         "  max_num_seqs: 16\n"
+         "kv_cache:\n"
+         "  type: paged\n";
+}
+
+// ---------------------------------------------------------------------------
+// Usage
+
+TEST(Cli, NoArgumentsPrintsUsageAndFails) {
+  const Result r = RunKvsim({});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(r.out + r.err, HasSubstr("usage: kvsim"));
+}
+
+TEST(Cli, HelpPrintsUsageAndSucceeds) {
+  const Result r = RunKvsim({"--help"});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_THAT(r.out, HasSubstr("usage: kvsim"));
+}
+
+TEST(Cli, UnknownCommandFailsNamingIt) {
+  const Result r = RunKvsim({"simulate", kQuickstart});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(r.err, HasSubstr("simulate"));
+}
+
+TEST(Cli, RunWithoutAConfigFails) {
+  const Result r = RunKvsim({"run"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("CONFIG"));
+}
+
+TEST(Cli, AnUnknownOptionFails) {
+  const Result r = RunKvsim({"run", kQuickstart, "--frobnicate"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("frobnicate"));
+}
+
+// ---------------------------------------------------------------------------
+// kvsim run
+
+TEST(Cli, RunWritesTheOutputsAndTheResolvedConfig) {
+  TempDir dir;
+  const std::string out = dir.Path("run");
+  const Result r =
+      RunKvsim({"run", kQuickstart, "--set", "workload.max_requests=200", "--out", out, "-q"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "");  // -q: nothing on success
+  for (const char* name : {"summary.json", "requests.csv", "timeseries.csv", "config.yaml"}) {
+    EXPECT_TRUE(fs::is_regular_file(fs::path(out) / name)) << name;
+    EXPECT_GT(fs::file_size(fs::path(out) / name), 0u) << name;
+  }
+  // The resolved config carries the override.
+  EXPECT_THAT(ReadFile(fs::path(out) / "config.yaml"), HasSubstr("max_requests: 200"));
+  EXPECT_THAT(ReadFile(fs::path(out) / "summary.json"), HasSubstr("\"requests_total\": 200"));
+  // One row per request after the header.
+  const std::string requests = ReadFile(fs::path(out) / "requests.csv");
+  EXPECT_EQ(std::count(requests.begin(), requests.end(), '\n'), 201);
+}
+
+TEST(Cli, RunPrintsASummaryWithoutQuiet) {
+  TempDir dir;
+  const std::string out = dir.Path("run");
+  const Result r =
+      RunKvsim({"run", kQuickstart, "--set", "workload.max_requests=50", "--out", out});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr(out));
+}
+
+TEST(Cli, UnknownKeySetOnTheCommandLineFailsNamingIt) {
+  TempDir dir;
+  const Result r =
+      RunKvsim({"run", kQuickstart, "--set", "scheduler.typo=1", "--out", dir.Path("run"), "-q"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("scheduler.typo"));
+  EXPECT_FALSE(fs::exists(dir.Path("run")));
+}
+
+TEST(Cli, MalformedSetAssignmentFails) {
+  TempDir dir;
+  const Result r =
+      RunKvsim({"run", kQuickstart, "--set", "novalue", "--out", dir.Path("run"), "-q"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("novalue"));
+}
+
+TEST(Cli, MalformedTraceRowFailsNamingTheFileAndLine) {
+  TempDir dir;
+  const std::string trace = dir.Write("bad_trace.csv", SplitwiseTrace(4, "1.0,abc,15"));
+  const std::string config = dir.Write("scenario.yaml", ScenarioFor("bad_trace.csv"));
+  const Result r = RunKvsim({"run", config, "--out", dir.Path("run"), "-q"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr(trace + ":4"));
+}
+
+TEST(Cli, MalformedTraceRowFailsAlsoWhenTheTraceIsTimeScaled) {
+  TempDir dir;
+  const std::string trace = dir.Write("bad_trace.csv", SplitwiseTrace(4, "1.0,150"));
+  const std::string config = dir.Write("scenario.yaml", ScenarioFor("bad_trace.csv"));
+  const Result r = RunKvsim(
+      {"run", config, "--set", "workload.arrival.rate_qps=10", "--out", dir.Path("run"), "-q"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr(trace + ":4"));
+}
+
+TEST(Cli, NegativeTokenCountFailsNamingTheLine) {
+  TempDir dir;
+  const std::string trace = dir.Write("negative.csv", SplitwiseTrace(3, "0.5,-200,20"));
+  const std::string config = dir.Write("scenario.yaml", ScenarioFor("negative.csv"));
+  const Result r = RunKvsim({"run", config, "--out", dir.Path("run"), "-q"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr(trace + ":3"));
+  EXPECT_THAT(r.err, HasSubstr("negative"));
+}
+
+TEST(Cli, AWellFormedTraceNextToTheConfigRuns) {
+  TempDir dir;
+  dir.Write("good.csv", SplitwiseTrace(0, ""));
+  const std::string config = dir.Write("scenario.yaml", ScenarioFor("good.csv"));
+  const Result r = RunKvsim({"run", config, "--out", dir.Path("run"), "-q"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(ReadFile(fs::path(dir.Path("run")) / "summary.json"),
+              HasSubstr("\"requests_total\": 5"));
+}
+
+TEST(Cli, AModelThatDoesNotFitTheGpuFailsNamingTensorParallel) {
+  TempDir dir;
+  const Result r =
+      RunKvsim({"run", kQuickstart, "--set", "model=Llama-2-70B", "--set", "gpu=A100-80GB", "--set",
+                "deployment.tensor_parallel=1", "--out", dir.Path("run"), "-q"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("deployment.tensor_parallel"));
+  EXPECT_THAT(r.err, HasSubstr("Llama-2-70B"));
+}
+
+TEST(Cli, AMissingConfigFileFailsNamingIt) {
+  TempDir dir;
+  const std::string missing = dir.Path("no_such_scenario.yaml");
+  const Result r = RunKvsim({"run", missing, "--out", dir.Path("run"), "-q"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr(missing));
+}
+
+TEST(Cli, InvalidYamlFailsNamingTheFileAndLine) {
+  TempDir dir;
+  const std::string config = dir.Write("broken.yaml", "seed: 1\nmodel: [Llama\ngpu: H100-SXM\n");
+  const Result r = RunKvsim({"run", config, "--out", dir.Path("run"), "-q"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, ::testing::ContainsRegex(config + ":[0-9]+:"));
+}
+
+TEST(Cli, BadInputsNeverCrash) {
+  TempDir dir;
+  const std::string out = dir.Path("run");
+  const std::string empty_trace = dir.Write("empty.csv", "");
+  const std::string config = dir.Write("scenario.yaml", ScenarioFor("empty.csv"));
+  const std::string missing_trace_config = dir.Write("missing.yaml", ScenarioFor("nowhere.csv"));
+  const std::vector<std::vector<std::string>> invocations = {
+      {"run", kQuickstart, "--set"},
+      {"run", kQuickstart, "--set", "=x", "--out", out},
+      {"run", kQuickstart, "--set", "a..b=1", "--out", out},
+      {"run", kQuickstart, "--set", "model.name=x", "--out", out},
+      {"run", kQuickstart, "--set", "kv_cache.page_bytes=3000", "--out", out},
+      {"run", kQuickstart, "--set", "deployment.replicas=-1", "--out", out},
+      {"run", kQuickstart, "--set", "scheduler.type=fcfs", "--out", out},
+      {"run", kQuickstart, "--set", "gpu=V100", "--out", out},
+      {"compare", kQuickstart, "--jobs", "many", "--out", out},
+      {"run", config, "--out", out, "-q"},
+      {"run", missing_trace_config, "--out", out, "-q"},
+      {"compare", dir.Path("nothing.yaml"), "--out", out},
+  };
+  for (const std::vector<std::string>& args : invocations) {
+    const Result r = RunKvsim(args);
+    EXPECT_EQ(r.exit_code, 2) << args[0] << " " << (args.size() > 3 ? args[3] : "") << "\n"
+                              << r.err;
+    EXPECT_THAT(r.err, HasSubstr("kvsim"));
+  }
+}
+
+// ---------------------------------------------------------------------------
+// kvsim compare
+
+TEST(Cli, ComparePrintsTheTableAndWritesCompareJson) {
+  TempDir dir;
+  const std::string out = dir.Path("cmp");
+  const Result r =
+      RunKvsim({"compare", kQuickstart, "--set", "workload.max_requests=100", "--out", out});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const char* label : {"static", "paged", "vattention_2MiB", "vattention_64KiB"}) {
+    EXPECT_THAT(r.out, HasSubstr(label));
+    EXPECT_TRUE(fs::exists(fs::path(out) / label / "summary.json")) << label;
+  }
+  EXPECT_THAT(r.out, HasSubstr("ratios"));
+  ASSERT_TRUE(fs::is_regular_file(fs::path(out) / "compare.json"));
+  const std::string json = ReadFile(fs::path(out) / "compare.json");
+  EXPECT_THAT(json, HasSubstr("vattention_64KiB"));
+}
+
+TEST(Cli, CompareWithABadEntryFailsBeforeRunning) {
+  TempDir dir;
+  const std::string config = dir.Write("scenario.yaml", std::string("seed: 1\n") +
+                                                            "model: Llama-3-8B\n"
+                                                            "gpu: H100-SXM\n"
+                                                            "workload:\n"
+                                                            "  trace: " KVSIM_SOURCE_DIR
+                                                            "/traces/splitwise_conv.csv\n"
+                                                            "  max_requests: 20\n"
+                                                            "compare:\n"
+                                                            "  - label: ok\n"
+                                                            "    set: {kv_cache.type: paged}\n"
+                                                            "  - label: bad\n"
+                                                            "    set: {kv_cache.type: radix}\n");
+  const std::string out = dir.Path("cmp");
+  const Result r = RunKvsim({"compare", config, "--out", out});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("kv_cache.type"));
+  EXPECT_FALSE(fs::exists(fs::path(out) / "compare.json"));
+}
+
+TEST(Cli, CompareEntryWithABadOverrideIsNamedInTheError) {
+  TempDir dir;
+  const std::string config =
+      dir.Write("scenario.yaml", std::string("seed: 1\n") +
+                                     "model: Llama-3-8B\n"
+                                     "gpu: H100-SXM\n"
+                                     "workload:\n"
+                                     "  trace: " KVSIM_SOURCE_DIR
+                                     "/traces/splitwise_conv.csv\n"
+                                     "  max_requests: 20\n"
+                                     "compare:\n"
+                                     "  - label: fine_entry\n"
+                                     "    set: {kv_cache.type: paged}\n"
+                                     "  - label: broken_entry\n"
+                                     "    set: {scheduler.max_num_seqs: 0}\n");
+  const Result r = RunKvsim({"compare", config, "--out", dir.Path("cmp")});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("scheduler.max_num_seqs"));
+  EXPECT_THAT(r.err, HasSubstr("broken_entry"));
+}
+
+}  // namespace

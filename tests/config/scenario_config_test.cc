@@ -1,1 +1,769 @@
-// placeholder
+// DecodeScenario: typed values, defaults, the schema's keys, and strict rejection of
+// unknown keys, bad values and impossible combinations.
+#include "sim/config/scenario_config.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "sim/core/check.h"
+
+namespace kvsim {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+constexpr const char* kQuickstart = KVSIM_SOURCE_DIR "/configs/quickstart.yaml";
+constexpr const char* kModelsDir = KVSIM_SOURCE_DIR "/models";
+// A config file that need not exist: only its directory matters (relative paths).
+constexpr const char* kOrigin = "/experiments/scenario.yaml";
+
+// The smallest valid scenario: a model, a GPU and a trace.
+constexpr const char* kMinimal =
+    "model: Llama-3-8B\n"
+    "gpu: H100-SXM\n"
+    "workload:\n"
+    "  trace: traces/t.csv\n";
+
+std::string Normal(const std::string& path) { return fs::path(path).lexically_normal().string(); }
+
+ScenarioConfig Decode(const std::string& yaml, const std::string& origin = kOrigin) {
+  return DecodeScenario(ConfigTree::Parse(yaml, origin), kModelsDir);
+}
+
+// The minimal scenario with one override applied through ConfigTree::Set.
+ScenarioConfig DecodeWith(const std::string& key_path, const std::string& value) {
+  ConfigTree tree = ConfigTree::Parse(kMinimal, kOrigin);
+  tree.Set(key_path, value);
+  return DecodeScenario(tree, kModelsDir);
+}
+
+// The message of the InputError that `fn` throws; fails the test when none is thrown.
+template <typename Fn>
+std::string InputErrorMessage(Fn&& fn) {
+  try {
+    fn();
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "expected an InputError";
+  return "";
+}
+
+std::string DecodeError(const std::string& yaml) {
+  return InputErrorMessage([&] { Decode(yaml); });
+}
+
+std::string DecodeWithError(const std::string& key_path, const std::string& value) {
+  return InputErrorMessage([&] { DecodeWith(key_path, value); });
+}
+
+// ---------------------------------------------------------------------------
+// The quickstart config
+
+TEST(ScenarioConfig, QuickstartDecodesToItsTypedValues) {
+  const ScenarioConfig c = DecodeScenario(ConfigTree::Load(kQuickstart), kModelsDir);
+  EXPECT_EQ(c.config_file, kQuickstart);
+  EXPECT_EQ(c.seed, 42u);
+  EXPECT_EQ(Normal(c.model_path), Normal(std::string(kModelsDir) + "/llm/Llama-3-8B.yaml"));
+  EXPECT_EQ(Normal(c.gpu_path), Normal(std::string(kModelsDir) + "/gpu/H100-SXM.yaml"));
+
+  EXPECT_EQ(c.deployment.tensor_parallel, 1);
+  EXPECT_EQ(c.deployment.replicas, 1);
+  EXPECT_EQ(c.deployment.router, RouterType::kRoundRobin);
+  EXPECT_DOUBLE_EQ(c.deployment.gpu_memory_utilization, 0.9);
+
+  EXPECT_EQ(Normal(c.workload.trace_path),
+            Normal(KVSIM_SOURCE_DIR "/traces/AzureLLMInferenceTrace_conv.csv"));
+  EXPECT_TRUE(fs::exists(c.workload.trace_path));
+  EXPECT_EQ(c.workload.trace_format, TraceFormat::kAuto);
+  EXPECT_EQ(c.workload.arrival, ArrivalProcess::kTrace);
+  EXPECT_DOUBLE_EQ(c.workload.rate_qps, 16.0);
+  EXPECT_EQ(c.workload.max_requests, 3000);
+  EXPECT_EQ(c.workload.lengths, LengthSource::kTrace);
+  EXPECT_EQ(c.workload.seed, 42u);
+
+  EXPECT_EQ(c.scheduler.type, SchedulerType::kVllm);
+  EXPECT_EQ(c.scheduler.max_num_seqs, 256);
+
+  EXPECT_EQ(c.kv_cache.type, KvManagerType::kPaged);
+  EXPECT_EQ(c.kv_cache.paged.block_tokens, 16);
+  EXPECT_EQ(c.kv_cache.vattention.page_bytes, 2 << 20);
+  EXPECT_TRUE(c.kv_cache.vattention.overlap);
+  EXPECT_TRUE(c.kv_cache.vattention.deferred_reclaim);
+
+  EXPECT_EQ(c.timing.type, TimingType::kRoofline);
+  EXPECT_TRUE(c.compare.empty());
+}
+
+TEST(ScenarioConfig, QuickstartAcceptsEveryDefaultCompareEntry) {
+  const ConfigTree base = ConfigTree::Load(kQuickstart);
+  for (const CompareEntry& e : DefaultCompareEntries()) {
+    ConfigTree tree = base;
+    for (const auto& [key, value] : e.overrides) tree.Set(key, value);
+    EXPECT_NO_THROW(DecodeScenario(tree, kModelsDir)) << e.label;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Defaults
+
+TEST(ScenarioConfig, AbsentKeysTakeTheirDefaults) {
+  const ScenarioConfig c = Decode(kMinimal);
+  const ScenarioConfig d;  // the struct's own defaults
+  EXPECT_EQ(c.config_file, kOrigin);
+  EXPECT_EQ(c.seed, 0u);
+  EXPECT_EQ(c.workload.seed, 0u);
+
+  EXPECT_EQ(c.deployment.tensor_parallel, 1);
+  EXPECT_EQ(c.deployment.replicas, 1);
+  EXPECT_EQ(c.deployment.router, RouterType::kRoundRobin);
+  EXPECT_DOUBLE_EQ(c.deployment.gpu_memory_utilization, 0.9);
+  EXPECT_EQ(c.deployment.activation_reserve_bytes, int64_t{1} << 30);
+  EXPECT_EQ(c.deployment.framework_reserve_bytes, int64_t{512} << 20);
+  EXPECT_EQ(c.deployment.kv_capacity_bytes, 0);
+  EXPECT_EQ(c.deployment.max_model_len, 0);
+
+  EXPECT_EQ(c.workload.trace_format, TraceFormat::kAuto);
+  EXPECT_EQ(c.workload.arrival, ArrivalProcess::kTrace);
+  EXPECT_DOUBLE_EQ(c.workload.rate_qps, 0.0);
+  EXPECT_DOUBLE_EQ(c.workload.cv, 1.0);
+  EXPECT_EQ(c.workload.lengths, LengthSource::kTrace);
+  EXPECT_EQ(c.workload.max_requests, 0);
+
+  EXPECT_EQ(c.scheduler.type, SchedulerType::kVllm);
+  EXPECT_EQ(c.scheduler.max_num_seqs, 256);
+  EXPECT_EQ(c.scheduler.max_num_batched_tokens, 0);
+  EXPECT_EQ(c.scheduler.chunk_tokens, 512);
+
+  EXPECT_EQ(c.kv_cache.type, KvManagerType::kPaged);
+  EXPECT_EQ(c.kv_cache.paged.block_tokens, 16);
+  EXPECT_DOUBLE_EQ(c.kv_cache.paged.watermark, 0.01);
+  EXPECT_EQ(c.kv_cache.vattention.page_bytes, 2 << 20);
+  EXPECT_TRUE(c.kv_cache.vattention.overlap);
+  EXPECT_TRUE(c.kv_cache.vattention.deferred_reclaim);
+  EXPECT_EQ(c.kv_cache.vattention.max_slots, 0);  // 0: max_num_seqs
+  EXPECT_EQ(c.kv_cache.vattention.map_latency, d.kv_cache.vattention.map_latency);
+  EXPECT_EQ(c.kv_cache.vattention.set_access_latency, d.kv_cache.vattention.set_access_latency);
+  EXPECT_EQ(c.kv_cache.vattention.unmap_latency, d.kv_cache.vattention.unmap_latency);
+  EXPECT_EQ(c.kv_cache.static_kv.reserve, StaticKvConfig::Reserve::kMaxModelLen);
+
+  EXPECT_EQ(c.timing.type, TimingType::kRoofline);
+  EXPECT_DOUBLE_EQ(c.timing.roofline.gemm_efficiency, d.timing.roofline.gemm_efficiency);
+  EXPECT_EQ(c.timing.fixed.per_iteration, d.timing.fixed.per_iteration);
+  EXPECT_TRUE(c.output.requests_csv);
+  EXPECT_TRUE(c.output.timeseries_csv);
+  EXPECT_TRUE(c.compare.empty());
+}
+
+TEST(ScenarioConfig, EmptySectionsTakeTheirDefaults) {
+  const ScenarioConfig c = Decode(std::string(kMinimal) + "scheduler:\nkv_cache:\ntiming:\n");
+  EXPECT_EQ(c.scheduler.type, SchedulerType::kVllm);
+  EXPECT_EQ(c.kv_cache.type, KvManagerType::kPaged);
+  EXPECT_EQ(c.timing.type, TimingType::kRoofline);
+}
+
+TEST(ScenarioConfig, TheModelIsRequired) {
+  const std::string message = DecodeError("gpu: H100-SXM\nworkload:\n  trace: t.csv\n");
+  EXPECT_THAT(message, HasSubstr("model"));
+  EXPECT_THAT(message, HasSubstr("required"));
+}
+
+TEST(ScenarioConfig, AMissingModelIsNotDescribedAsSetOnTheCommandLine) {
+  const std::string message = DecodeError("gpu: H100-SXM\nworkload:\n  trace: t.csv\n");
+  EXPECT_THAT(message, Not(HasSubstr("command line")));
+}
+
+TEST(ScenarioConfig, TheGpuIsRequired) {
+  const std::string message = DecodeError("model: Llama-3-8B\nworkload:\n  trace: t.csv\n");
+  EXPECT_THAT(message, HasSubstr("gpu"));
+  EXPECT_THAT(message, HasSubstr("required"));
+}
+
+TEST(ScenarioConfig, TraceArrivalsWithoutATraceAreAnErrorNamingTheKeyAndFile) {
+  const std::string message = DecodeError("model: Llama-3-8B\ngpu: H100-SXM\n");
+  EXPECT_THAT(message, HasSubstr("workload.trace"));
+  EXPECT_THAT(message, HasSubstr(kOrigin));
+}
+
+// ---------------------------------------------------------------------------
+// Every key of the schema
+
+TEST(ScenarioConfig, EveryRequiredKeyOfTheSchemaIsAccepted) {
+  const ScenarioConfig c = Decode(
+      "seed: 7\n"
+      "model: Llama-3-8B\n"
+      "gpu: A100-80GB\n"
+      "deployment:\n"
+      "  tensor_parallel: 2\n"
+      "  replicas: 3\n"
+      "  router: least_outstanding\n"
+      "  gpu_memory_utilization: 0.8\n"
+      "workload:\n"
+      "  trace: traces/t.csv\n"
+      "  arrival:\n"
+      "    process: gamma\n"
+      "    rate_qps: 5.5\n"
+      "    cv: 2.5\n"
+      "  max_requests: 100\n"
+      "scheduler:\n"
+      "  type: sarathi\n"
+      "  max_num_seqs: 64\n"
+      "  max_num_batched_tokens: 4096\n"
+      "  chunk_tokens: 256\n"
+      "kv_cache:\n"
+      "  type: vattention\n"
+      "  block_tokens: 32\n"
+      "  page_bytes: 64KiB\n"
+      "  overlap: false\n"
+      "  deferred_reclaim: false\n"
+      "  max_slots: 128\n");
+  EXPECT_EQ(c.seed, 7u);
+  EXPECT_EQ(c.workload.seed, 7u);
+  EXPECT_THAT(c.model_path, HasSubstr("Llama-3-8B.yaml"));
+  EXPECT_THAT(c.gpu_path, HasSubstr("A100-80GB.yaml"));
+  EXPECT_EQ(c.deployment.tensor_parallel, 2);
+  EXPECT_EQ(c.deployment.replicas, 3);
+  EXPECT_EQ(c.deployment.router, RouterType::kLeastOutstanding);
+  EXPECT_DOUBLE_EQ(c.deployment.gpu_memory_utilization, 0.8);
+  EXPECT_EQ(c.workload.trace_path, "/experiments/traces/t.csv");
+  EXPECT_EQ(c.workload.arrival, ArrivalProcess::kGamma);
+  EXPECT_DOUBLE_EQ(c.workload.rate_qps, 5.5);
+  EXPECT_DOUBLE_EQ(c.workload.cv, 2.5);
+  EXPECT_EQ(c.workload.max_requests, 100);
+  EXPECT_EQ(c.scheduler.type, SchedulerType::kSarathi);
+  EXPECT_EQ(c.scheduler.max_num_seqs, 64);
+  EXPECT_EQ(c.scheduler.max_num_batched_tokens, 4096);
+  EXPECT_EQ(c.scheduler.chunk_tokens, 256);
+  EXPECT_EQ(c.kv_cache.type, KvManagerType::kVAttention);
+  EXPECT_EQ(c.kv_cache.paged.block_tokens, 32);
+  EXPECT_EQ(c.kv_cache.vattention.page_bytes, 64 << 10);
+  EXPECT_FALSE(c.kv_cache.vattention.overlap);
+  EXPECT_FALSE(c.kv_cache.vattention.deferred_reclaim);
+  EXPECT_EQ(c.kv_cache.vattention.max_slots, 128);
+}
+
+TEST(ScenarioConfig, EveryRequiredKeyCanBeSetFromTheCommandLine) {
+  const std::vector<std::pair<std::string, std::string>> assignments = {
+      {"seed", "3"},
+      {"model", "Mistral-7B"},
+      {"gpu", "H200"},
+      {"deployment.tensor_parallel", "4"},
+      {"deployment.replicas", "2"},
+      {"deployment.router", "round_robin"},
+      {"deployment.gpu_memory_utilization", "0.95"},
+      {"workload.trace", "other.csv"},
+      {"workload.arrival.process", "poisson"},
+      {"workload.arrival.rate_qps", "12"},
+      {"workload.arrival.cv", "1.5"},
+      {"workload.max_requests", "50"},
+      {"scheduler.type", "static_batching"},
+      {"scheduler.max_num_seqs", "8"},
+      {"scheduler.max_num_batched_tokens", "8192"},
+      {"scheduler.chunk_tokens", "1024"},
+      {"kv_cache.type", "static"},
+      {"kv_cache.block_tokens", "8"},
+      {"kv_cache.page_bytes", "2MiB"},
+      {"kv_cache.overlap", "false"},
+      {"kv_cache.deferred_reclaim", "false"},
+      {"kv_cache.max_slots", "16"},
+  };
+  ConfigTree tree = ConfigTree::Parse(kMinimal, kOrigin);
+  for (const auto& [key, value] : assignments) tree.Set(key, value);
+  const ScenarioConfig c = DecodeScenario(tree, kModelsDir);
+  EXPECT_EQ(c.seed, 3u);
+  EXPECT_THAT(c.model_path, HasSubstr("Mistral-7B.yaml"));
+  EXPECT_THAT(c.gpu_path, HasSubstr("H200.yaml"));
+  EXPECT_EQ(c.deployment.tensor_parallel, 4);
+  EXPECT_EQ(c.deployment.replicas, 2);
+  EXPECT_EQ(c.deployment.router, RouterType::kRoundRobin);
+  EXPECT_DOUBLE_EQ(c.deployment.gpu_memory_utilization, 0.95);
+  EXPECT_EQ(c.workload.trace_path, "/experiments/other.csv");
+  EXPECT_EQ(c.workload.arrival, ArrivalProcess::kPoisson);
+  EXPECT_DOUBLE_EQ(c.workload.rate_qps, 12.0);
+  EXPECT_DOUBLE_EQ(c.workload.cv, 1.5);
+  EXPECT_EQ(c.workload.max_requests, 50);
+  EXPECT_EQ(c.scheduler.type, SchedulerType::kStaticBatching);
+  EXPECT_EQ(c.scheduler.max_num_seqs, 8);
+  EXPECT_EQ(c.scheduler.max_num_batched_tokens, 8192);
+  EXPECT_EQ(c.scheduler.chunk_tokens, 1024);
+  EXPECT_EQ(c.kv_cache.type, KvManagerType::kStatic);
+  EXPECT_EQ(c.kv_cache.paged.block_tokens, 8);
+  EXPECT_EQ(c.kv_cache.vattention.page_bytes, 2 << 20);
+  EXPECT_FALSE(c.kv_cache.vattention.overlap);
+  EXPECT_FALSE(c.kv_cache.vattention.deferred_reclaim);
+  EXPECT_EQ(c.kv_cache.vattention.max_slots, 16);
+}
+
+TEST(ScenarioConfig, EachArrivalProcessNameIsAccepted) {
+  EXPECT_EQ(DecodeWith("workload.arrival.process", "trace").workload.arrival,
+            ArrivalProcess::kTrace);
+  ConfigTree tree = ConfigTree::Parse(kMinimal, kOrigin);
+  tree.Set("workload.arrival.rate_qps", "2");
+  tree.Set("workload.arrival.process", "poisson");
+  EXPECT_EQ(DecodeScenario(tree, kModelsDir).workload.arrival, ArrivalProcess::kPoisson);
+  tree.Set("workload.arrival.process", "gamma");
+  EXPECT_EQ(DecodeScenario(tree, kModelsDir).workload.arrival, ArrivalProcess::kGamma);
+}
+
+TEST(ScenarioConfig, EachSchedulerTypeIsAccepted) {
+  EXPECT_EQ(DecodeWith("scheduler.type", "vllm").scheduler.type, SchedulerType::kVllm);
+  EXPECT_EQ(DecodeWith("scheduler.type", "sarathi").scheduler.type, SchedulerType::kSarathi);
+  EXPECT_EQ(DecodeWith("scheduler.type", "static_batching").scheduler.type,
+            SchedulerType::kStaticBatching);
+}
+
+TEST(ScenarioConfig, EachKvCacheTypeIsAccepted) {
+  EXPECT_EQ(DecodeWith("kv_cache.type", "static").kv_cache.type, KvManagerType::kStatic);
+  EXPECT_EQ(DecodeWith("kv_cache.type", "paged").kv_cache.type, KvManagerType::kPaged);
+  EXPECT_EQ(DecodeWith("kv_cache.type", "vattention").kv_cache.type, KvManagerType::kVAttention);
+}
+
+TEST(ScenarioConfig, PageBytesAcceptsUnitsAndAPlainByteCount) {
+  EXPECT_EQ(DecodeWith("kv_cache.page_bytes", "64KiB").kv_cache.vattention.page_bytes, 65536);
+  EXPECT_EQ(DecodeWith("kv_cache.page_bytes", "2MiB").kv_cache.vattention.page_bytes, 2097152);
+  EXPECT_EQ(DecodeWith("kv_cache.page_bytes", "65536").kv_cache.vattention.page_bytes, 65536);
+  EXPECT_EQ(DecodeWith("kv_cache.page_bytes", "2097152").kv_cache.vattention.page_bytes, 2097152);
+  EXPECT_EQ(DecodeWith("kv_cache.page_bytes", "128KiB").kv_cache.vattention.page_bytes, 131072);
+  EXPECT_EQ(DecodeWith("kv_cache.page_bytes", "256KiB").kv_cache.vattention.page_bytes, 262144);
+}
+
+TEST(ScenarioConfig, ByteSizedDeploymentKeysAcceptUnits) {
+  ConfigTree tree = ConfigTree::Parse(kMinimal, kOrigin);
+  tree.Set("deployment.activation_reserve_bytes", "2GiB");
+  tree.Set("deployment.framework_reserve_bytes", "256MiB");
+  tree.Set("deployment.kv_capacity_bytes", "10GB");
+  const ScenarioConfig c = DecodeScenario(tree, kModelsDir);
+  EXPECT_EQ(c.deployment.activation_reserve_bytes, int64_t{2} << 30);
+  EXPECT_EQ(c.deployment.framework_reserve_bytes, int64_t{256} << 20);
+  EXPECT_EQ(c.deployment.kv_capacity_bytes, 10'000'000'000);
+}
+
+TEST(ScenarioConfig, VmmLatenciesAreReadInSeconds) {
+  const ScenarioConfig c = Decode(std::string(kMinimal) +
+                                  "kv_cache:\n"
+                                  "  vmm:\n"
+                                  "    map_s: 1.0e-6\n"
+                                  "    set_access_s: 2.0e-5\n"
+                                  "    unmap_s: 0.00001\n");
+  EXPECT_EQ(c.kv_cache.vattention.map_latency, Nanos(1000));
+  EXPECT_EQ(c.kv_cache.vattention.set_access_latency, Nanos(20000));
+  EXPECT_EQ(c.kv_cache.vattention.unmap_latency, Nanos(10000));
+}
+
+// ---------------------------------------------------------------------------
+// Unknown keys
+
+TEST(ScenarioConfig, UnknownTopLevelKeyIsAnErrorNamingItAndItsLine) {
+  const std::string message = DecodeError(std::string(kMinimal) + "sead: 1\n");
+  EXPECT_THAT(message, HasSubstr(std::string(kOrigin) + ":5: sead"));
+  EXPECT_THAT(message, HasSubstr("unknown key"));
+  EXPECT_THAT(message, HasSubstr("seed"));  // listed among the valid keys
+}
+
+TEST(ScenarioConfig, ADuplicateKeyIsAnError) {
+  // YAML mappings have unique keys; a repeated one would silently lose a value.
+  const std::string message = DecodeError(std::string(kMinimal) +
+                                          "scheduler:\n"
+                                          "  max_num_seqs: 8\n"
+                                          "  max_num_seqs: 16\n");
+  EXPECT_THAT(message, HasSubstr("scheduler.max_num_seqs"));
+}
+
+TEST(ScenarioConfig, UnknownNestedKeyIsAnErrorNamingItsFullPath) {
+  const std::string message = DecodeError(std::string(kMinimal) +
+                                          "scheduler:\n"
+                                          "  type: vllm\n"
+                                          "  typo: 1\n");
+  EXPECT_THAT(message, HasSubstr(std::string(kOrigin) + ":7: scheduler.typo"));
+  EXPECT_THAT(message, HasSubstr("max_num_seqs"));  // a valid key of the section
+}
+
+TEST(ScenarioConfig, UnknownKeyTwoLevelsDownIsAnErrorNamingItsFullPath) {
+  const std::string message = DecodeError(std::string(kMinimal) +
+                                          "kv_cache:\n"
+                                          "  type: vattention\n"
+                                          "  vmm:\n"
+                                          "    map_s: 1.0e-6\n"
+                                          "    typo: 2\n");
+  EXPECT_THAT(message, HasSubstr(std::string(kOrigin) + ":9: kv_cache.vmm.typo"));
+}
+
+TEST(ScenarioConfig, UnknownArrivalKeyIsAnErrorNamingItsFullPath) {
+  const std::string message = DecodeError(
+      "model: Llama-3-8B\n"
+      "gpu: H100-SXM\n"
+      "workload:\n"
+      "  trace: t.csv\n"
+      "  arrival:\n"
+      "    process: trace\n"
+      "    typo: 3\n");
+  EXPECT_THAT(message, HasSubstr(std::string(kOrigin) + ":7: workload.arrival.typo"));
+}
+
+TEST(ScenarioConfig, UnknownKeySetFromTheCommandLineIsAnErrorNamingItsPath) {
+  EXPECT_THAT(DecodeWithError("scheduler.typo", "1"), HasSubstr("scheduler.typo"));
+  EXPECT_THAT(DecodeWithError("kv_cache.vmm.typo", "1"), HasSubstr("kv_cache.vmm.typo"));
+  EXPECT_THAT(DecodeWithError("workload.arrival.typo", "1"), HasSubstr("workload.arrival.typo"));
+  EXPECT_THAT(DecodeWithError("typo", "1"), HasSubstr("typo"));
+}
+
+TEST(ScenarioConfig, UnknownKeyFromTheCommandLineIsNotBlamedOnALineOfTheFile) {
+  const std::string message = DecodeWithError("scheduler.typo", "1");
+  EXPECT_THAT(message, HasSubstr("set by an override"));
+  EXPECT_THAT(message, Not(::testing::ContainsRegex(":[0-9]+: ")));
+}
+
+TEST(ScenarioConfig, BadValueFromTheCommandLineIsNotBlamedOnALineOfTheFile) {
+  // The override has no line in the config file; the message must not point at one.
+  const std::string message = DecodeWithError("scheduler.max_num_seqs", "lots");
+  EXPECT_THAT(message, HasSubstr("scheduler.max_num_seqs"));
+  EXPECT_THAT(message, HasSubstr("set by an override"));
+  EXPECT_THAT(message, Not(::testing::ContainsRegex(":[0-9]+: ")));
+}
+
+// ---------------------------------------------------------------------------
+// Bad values
+
+TEST(ScenarioConfig, UnknownEnumValueListsTheValidOnes) {
+  const std::string scheduler = DecodeWithError("scheduler.type", "fcfs");
+  EXPECT_THAT(scheduler, HasSubstr("scheduler.type"));
+  EXPECT_THAT(scheduler, HasSubstr("fcfs"));
+  EXPECT_THAT(scheduler, HasSubstr("vllm, sarathi, static_batching"));
+
+  const std::string kv = DecodeWithError("kv_cache.type", "radix");
+  EXPECT_THAT(kv, HasSubstr("kv_cache.type"));
+  EXPECT_THAT(kv, HasSubstr("static, paged, vattention"));
+
+  const std::string arrival = DecodeWithError("workload.arrival.process", "bursty");
+  EXPECT_THAT(arrival, HasSubstr("workload.arrival.process"));
+  EXPECT_THAT(arrival, HasSubstr("trace, poisson, gamma"));
+
+  const std::string router = DecodeWithError("deployment.router", "random");
+  EXPECT_THAT(router, HasSubstr("deployment.router"));
+  EXPECT_THAT(router, HasSubstr("round_robin, least_outstanding"));
+}
+
+TEST(ScenarioConfig, EnumErrorInTheFileNamesItsLine) {
+  const std::string message = DecodeError(std::string(kMinimal) +
+                                          "scheduler:\n"
+                                          "  max_num_seqs: 4\n"
+                                          "  type: fcfs\n");
+  EXPECT_THAT(message, HasSubstr(std::string(kOrigin) + ":7: scheduler.type"));
+}
+
+TEST(ScenarioConfig, AStringWhereAnIntegerBelongsIsAnError) {
+  const std::string message = DecodeError(std::string(kMinimal) +
+                                          "scheduler:\n"
+                                          "  max_num_seqs: many\n");
+  EXPECT_THAT(message, HasSubstr(std::string(kOrigin) + ":6: scheduler.max_num_seqs"));
+  EXPECT_THAT(message, HasSubstr("integer"));
+  EXPECT_THAT(message, HasSubstr("many"));
+}
+
+TEST(ScenarioConfig, AFractionWhereAnIntegerBelongsIsAnError) {
+  EXPECT_THAT(DecodeWithError("deployment.replicas", "1.5"), HasSubstr("deployment.replicas"));
+}
+
+TEST(ScenarioConfig, ANonBooleanWhereABooleanBelongsIsAnError) {
+  const std::string message = DecodeError(std::string(kMinimal) +
+                                          "kv_cache:\n"
+                                          "  overlap: yes please\n");
+  EXPECT_THAT(message, HasSubstr(std::string(kOrigin) + ":6: kv_cache.overlap"));
+  EXPECT_THAT(message, HasSubstr("true or false"));
+  EXPECT_THAT(DecodeWithError("kv_cache.deferred_reclaim", "2"),
+              HasSubstr("kv_cache.deferred_reclaim"));
+}
+
+TEST(ScenarioConfig, AStringWhereANumberBelongsIsAnError) {
+  EXPECT_THAT(DecodeWithError("deployment.gpu_memory_utilization", "most"),
+              HasSubstr("deployment.gpu_memory_utilization"));
+  EXPECT_THAT(DecodeWithError("workload.arrival.rate_qps", "fast"),
+              HasSubstr("workload.arrival.rate_qps"));
+}
+
+TEST(ScenarioConfig, AScalarWhereASectionBelongsIsAnError) {
+  const std::string message = DecodeError(std::string(kMinimal) + "scheduler: vllm\n");
+  EXPECT_THAT(message, HasSubstr("scheduler"));
+  EXPECT_THAT(message, HasSubstr("mapping"));
+}
+
+TEST(ScenarioConfig, AListWhereAScalarBelongsIsAnError) {
+  EXPECT_THAT(DecodeWithError("scheduler.type", "[vllm, sarathi]"), HasSubstr("scheduler.type"));
+  EXPECT_THAT(DecodeWithError("scheduler.max_num_seqs", "[1, 2]"),
+              HasSubstr("scheduler.max_num_seqs"));
+}
+
+TEST(ScenarioConfig, GpuMemoryUtilizationAboveOneIsOutOfRange) {
+  const std::string message = DecodeWithError("deployment.gpu_memory_utilization", "1.5");
+  EXPECT_THAT(message, HasSubstr("deployment.gpu_memory_utilization"));
+  EXPECT_THAT(message, HasSubstr("1.5"));
+  EXPECT_THROW(DecodeWith("deployment.gpu_memory_utilization", "0"), InputError);
+  EXPECT_NO_THROW(DecodeWith("deployment.gpu_memory_utilization", "1.0"));
+}
+
+TEST(ScenarioConfig, NegativeOrZeroCountsAreOutOfRange) {
+  EXPECT_THAT(DecodeWithError("deployment.replicas", "-1"), HasSubstr("deployment.replicas"));
+  EXPECT_THAT(DecodeWithError("deployment.replicas", "0"), HasSubstr("deployment.replicas"));
+  EXPECT_THAT(DecodeWithError("deployment.tensor_parallel", "0"),
+              HasSubstr("deployment.tensor_parallel"));
+  EXPECT_THAT(DecodeWithError("scheduler.max_num_seqs", "0"), HasSubstr("scheduler.max_num_seqs"));
+  EXPECT_THAT(DecodeWithError("scheduler.chunk_tokens", "0"), HasSubstr("scheduler.chunk_tokens"));
+  EXPECT_THAT(DecodeWithError("kv_cache.block_tokens", "0"), HasSubstr("kv_cache.block_tokens"));
+  EXPECT_THAT(DecodeWithError("kv_cache.max_slots", "-4"), HasSubstr("kv_cache.max_slots"));
+  EXPECT_THAT(DecodeWithError("workload.max_requests", "-10"), HasSubstr("workload.max_requests"));
+  EXPECT_THAT(DecodeWithError("workload.arrival.rate_qps", "-1"),
+              HasSubstr("workload.arrival.rate_qps"));
+  EXPECT_THAT(DecodeWithError("seed", "-1"), HasSubstr("seed"));
+}
+
+TEST(ScenarioConfig, PoissonArrivalsNeedAPositiveRate) {
+  const std::string message = DecodeWithError("workload.arrival.process", "poisson");
+  EXPECT_THAT(message, HasSubstr("workload.arrival.rate_qps"));
+}
+
+TEST(ScenarioConfig, PageBytesThatIsNotAVAttentionPageSizeIsRejected) {
+  const std::string message = DecodeWithError("kv_cache.page_bytes", "3000");
+  EXPECT_THAT(message, HasSubstr("kv_cache.page_bytes"));
+  EXPECT_THAT(message, HasSubstr("3000"));
+  EXPECT_THAT(message, HasSubstr("64KiB"));
+  EXPECT_THROW(DecodeWith("kv_cache.page_bytes", "1MiB"), InputError);
+  EXPECT_THROW(DecodeWith("kv_cache.page_bytes", "64KB"), InputError);
+}
+
+TEST(ScenarioConfig, PageBytesThatIsNotAByteSizeIsRejected) {
+  EXPECT_THAT(DecodeWithError("kv_cache.page_bytes", "2XB"), HasSubstr("kv_cache.page_bytes"));
+  EXPECT_THAT(DecodeWithError("kv_cache.page_bytes", "[1, 2]"), HasSubstr("kv_cache.page_bytes"));
+}
+
+TEST(ScenarioConfig, UnknownTraceFormatListsTheValidOnes) {
+  const std::string message = DecodeWithError("workload.format", "parquet");
+  EXPECT_THAT(message, HasSubstr("workload.format"));
+  EXPECT_THAT(message, HasSubstr("splitwise"));
+}
+
+// ---------------------------------------------------------------------------
+// Cards
+
+TEST(ScenarioConfig, UnknownModelNameListsTheAvailableCards) {
+  const std::string message = DecodeWithError("model", "Llama-9-1T");
+  EXPECT_THAT(message, HasSubstr("model"));
+  EXPECT_THAT(message, HasSubstr("Llama-9-1T"));
+  EXPECT_THAT(message, HasSubstr("available"));
+  EXPECT_THAT(message, HasSubstr("Llama-3-8B"));
+  EXPECT_THAT(message, HasSubstr("Mistral-7B"));
+  EXPECT_THAT(message, HasSubstr("Llama-2-70B"));
+}
+
+TEST(ScenarioConfig, UnknownGpuNameListsTheAvailableCards) {
+  const std::string message = DecodeWithError("gpu", "V100");
+  EXPECT_THAT(message, HasSubstr("gpu"));
+  EXPECT_THAT(message, HasSubstr("V100"));
+  EXPECT_THAT(message, HasSubstr("H100-SXM"));
+  EXPECT_THAT(message, HasSubstr("A100-80GB"));
+}
+
+TEST(ScenarioConfig, ACardGivenAsAPathResolvesAgainstTheConfigDirectory) {
+  const std::string origin = KVSIM_SOURCE_DIR "/configs/scenario.yaml";
+  const ScenarioConfig c = Decode(
+      "model: ../models/llm/Llama-3-8B.yaml\n"
+      "gpu: ../models/gpu/H100-SXM.yaml\n"
+      "workload:\n"
+      "  trace: t.csv\n",
+      origin);
+  EXPECT_EQ(fs::path(c.model_path),
+            fs::path(kModelsDir + std::string("/llm/Llama-3-8B.yaml")).lexically_normal());
+  EXPECT_TRUE(fs::exists(c.model_path));
+  EXPECT_TRUE(fs::exists(c.gpu_path));
+}
+
+TEST(ScenarioConfig, AMissingCardPathIsAnErrorNamingIt) {
+  const std::string message = DecodeWithError("model", "cards/nowhere.yaml");
+  EXPECT_THAT(message, HasSubstr("model"));
+  EXPECT_THAT(message, HasSubstr("cards/nowhere.yaml"));
+}
+
+TEST(ScenarioConfig, ModelsDirInTheConfigResolvesAgainstTheConfigDirectory) {
+  const ConfigTree tree = ConfigTree::Parse(
+      "models_dir: ../models\n"
+      "model: Llama-3-8B\n"
+      "gpu: H100-SXM\n"
+      "workload:\n"
+      "  trace: t.csv\n",
+      KVSIM_SOURCE_DIR "/configs/scenario.yaml");
+  const ScenarioConfig c = DecodeScenario(tree, "/no/such/models/dir");
+  EXPECT_TRUE(fs::exists(c.model_path)) << c.model_path;
+  EXPECT_TRUE(fs::exists(c.gpu_path)) << c.gpu_path;
+}
+
+// ---------------------------------------------------------------------------
+// Paths
+
+TEST(ScenarioConfig, RelativeTracePathsResolveAgainstTheConfigFileDirectory) {
+  const std::string yaml = "model: Llama-3-8B\ngpu: H100-SXM\nworkload:\n  trace: TRACE\n";
+  auto trace_of = [&](const std::string& trace, const std::string& origin) {
+    std::string text = yaml;
+    text.replace(text.find("TRACE"), 5, trace);
+    return Decode(text, origin).workload.trace_path;
+  };
+  EXPECT_EQ(trace_of("t.csv", "/a/b/scenario.yaml"), "/a/b/t.csv");
+  EXPECT_EQ(trace_of("../traces/t.csv", "/a/b/scenario.yaml"), "/a/traces/t.csv");
+  EXPECT_EQ(trace_of("sub/./t.csv", "/a/b/scenario.yaml"), "/a/b/sub/t.csv");
+  EXPECT_EQ(trace_of("/abs/t.csv", "/a/b/scenario.yaml"), "/abs/t.csv");
+}
+
+TEST(ScenarioConfig, ARelativeTracePathSetFromTheCommandLineResolvesAgainstTheConfigFile) {
+  EXPECT_EQ(DecodeWith("workload.trace", "../shared/t.csv").workload.trace_path, "/shared/t.csv");
+}
+
+// ---------------------------------------------------------------------------
+// The compare list
+
+TEST(ScenarioConfig, CompareListGivesLabelsAndOverridesInOrder) {
+  const ScenarioConfig c =
+      Decode(std::string(kMinimal) +
+             "compare:\n"
+             "  - label: small_pages\n"
+             "    set: {kv_cache.type: vattention, kv_cache.page_bytes: 64KiB}\n"
+             "  - label: paged32\n"
+             "    set:\n"
+             "      kv_cache.type: paged\n"
+             "      kv_cache.block_tokens: 32\n"
+             "  - label: as_is\n"
+             "    set: {}\n");
+  ASSERT_EQ(c.compare.size(), 3u);
+  EXPECT_EQ(c.compare[0].label, "small_pages");
+  EXPECT_EQ(c.compare[0].overrides,
+            (std::vector<std::pair<std::string, std::string>>{{"kv_cache.type", "vattention"},
+                                                              {"kv_cache.page_bytes", "64KiB"}}));
+  EXPECT_EQ(c.compare[1].label, "paged32");
+  EXPECT_EQ(c.compare[1].overrides,
+            (std::vector<std::pair<std::string, std::string>>{{"kv_cache.type", "paged"},
+                                                              {"kv_cache.block_tokens", "32"}}));
+  EXPECT_EQ(c.compare[2].label, "as_is");
+  EXPECT_TRUE(c.compare[2].overrides.empty());
+}
+
+TEST(ScenarioConfig, CompareOverridesApplyToTheScenario) {
+  const ConfigTree base = ConfigTree::Parse(std::string(kMinimal) +
+                                                "compare:\n"
+                                                "  - label: sarathi\n"
+                                                "    set:\n"
+                                                "      scheduler.type: sarathi\n"
+                                                "      scheduler.chunk_tokens: 128\n",
+                                            kOrigin);
+  const ScenarioConfig c = DecodeScenario(base, kModelsDir);
+  ASSERT_EQ(c.compare.size(), 1u);
+  ConfigTree tree = base;
+  for (const auto& [key, value] : c.compare[0].overrides) tree.Set(key, value);
+  const ScenarioConfig applied = DecodeScenario(tree, kModelsDir);
+  EXPECT_EQ(applied.scheduler.type, SchedulerType::kSarathi);
+  EXPECT_EQ(applied.scheduler.chunk_tokens, 128);
+}
+
+TEST(ScenarioConfig, DuplicateCompareLabelIsAnError) {
+  const std::string message = DecodeError(std::string(kMinimal) +
+                                          "compare:\n"
+                                          "  - label: run\n"
+                                          "    set: {kv_cache.type: static}\n"
+                                          "  - label: run\n"
+                                          "    set: {kv_cache.type: paged}\n");
+  EXPECT_THAT(message, HasSubstr("compare[1].label"));
+  EXPECT_THAT(message, HasSubstr("duplicate"));
+  EXPECT_THAT(message, HasSubstr("run"));
+}
+
+TEST(ScenarioConfig, CompareLabelThatCannotNameADirectoryIsAnError) {
+  const std::string slash = DecodeError(std::string(kMinimal) +
+                                        "compare:\n"
+                                        "  - label: a/b\n");
+  EXPECT_THAT(slash, HasSubstr("compare[0].label"));
+  EXPECT_THAT(slash, HasSubstr("directory"));
+  EXPECT_THROW(Decode(std::string(kMinimal) + "compare:\n  - label: \"a b\"\n"), InputError);
+  EXPECT_THROW(Decode(std::string(kMinimal) + "compare:\n  - label: ..\n"), InputError);
+  EXPECT_THROW(Decode(std::string(kMinimal) + "compare:\n  - label: \"\"\n"), InputError);
+}
+
+TEST(ScenarioConfig, CompareEntryWithoutALabelIsAnError) {
+  const std::string message = DecodeError(std::string(kMinimal) +
+                                          "compare:\n"
+                                          "  - set: {kv_cache.type: static}\n");
+  EXPECT_THAT(message, HasSubstr("compare[0].label"));
+  EXPECT_THAT(message, HasSubstr("required"));
+}
+
+TEST(ScenarioConfig, UnknownKeyInACompareEntryIsAnError) {
+  const std::string message = DecodeError(std::string(kMinimal) +
+                                          "compare:\n"
+                                          "  - label: a\n"
+                                          "    set: {kv_cache.type: static}\n"
+                                          "    sett: {kv_cache.type: paged}\n");
+  EXPECT_THAT(message, HasSubstr("compare[0].sett"));
+}
+
+TEST(ScenarioConfig, CompareEntryWithoutSetRunsTheScenarioAsItIs) {
+  const ScenarioConfig c = Decode(std::string(kMinimal) +
+                                  "compare:\n"
+                                  "  - label: baseline\n"
+                                  "  - label: static\n"
+                                  "    set: {kv_cache.type: static}\n");
+  ASSERT_EQ(c.compare.size(), 2u);
+  EXPECT_EQ(c.compare[0].label, "baseline");
+  EXPECT_TRUE(c.compare[0].overrides.empty());
+  EXPECT_EQ(c.compare[1].overrides.size(), 1u);
+}
+
+TEST(ScenarioConfig, CompareEntryWithAnEmptySetHasNoOverrides) {
+  const ScenarioConfig c = Decode(std::string(kMinimal) +
+                                  "compare:\n"
+                                  "  - label: baseline\n"
+                                  "    set:\n");
+  ASSERT_EQ(c.compare.size(), 1u);
+  EXPECT_TRUE(c.compare[0].overrides.empty());
+}
+
+TEST(ScenarioConfig, CompareThatIsNotAListIsAnError) {
+  EXPECT_THAT(DecodeError(std::string(kMinimal) + "compare: static\n"), HasSubstr("compare"));
+}
+
+TEST(ScenarioConfig, CompareCannotNest) {
+  const std::string message = DecodeError(std::string(kMinimal) +
+                                          "compare:\n"
+                                          "  - label: a\n"
+                                          "    set: {compare: []}\n");
+  EXPECT_THAT(message, HasSubstr("compare cannot nest"));
+}
+
+TEST(ScenarioConfig, DefaultCompareEntriesAreTheFourKvManagers) {
+  const std::vector<CompareEntry> entries = DefaultCompareEntries();
+  ASSERT_EQ(entries.size(), 4u);
+  EXPECT_EQ(entries[0].label, "static");
+  EXPECT_EQ(entries[1].label, "paged");
+  EXPECT_EQ(entries[2].label, "vattention_2MiB");
+  EXPECT_EQ(entries[3].label, "vattention_64KiB");
+
+  auto apply = [](const CompareEntry& e) {
+    ConfigTree tree = ConfigTree::Parse(kMinimal, kOrigin);
+    for (const auto& [key, value] : e.overrides) tree.Set(key, value);
+    return DecodeScenario(tree, kModelsDir);
+  };
+  EXPECT_EQ(apply(entries[0]).kv_cache.type, KvManagerType::kStatic);
+  const ScenarioConfig paged = apply(entries[1]);
+  EXPECT_EQ(paged.kv_cache.type, KvManagerType::kPaged);
+  EXPECT_EQ(paged.kv_cache.paged.block_tokens, 16);
+  const ScenarioConfig big = apply(entries[2]);
+  EXPECT_EQ(big.kv_cache.type, KvManagerType::kVAttention);
+  EXPECT_EQ(big.kv_cache.vattention.page_bytes, 2 << 20);
+  const ScenarioConfig small = apply(entries[3]);
+  EXPECT_EQ(small.kv_cache.type, KvManagerType::kVAttention);
+  EXPECT_EQ(small.kv_cache.vattention.page_bytes, 64 << 10);
+}
+
+}  // namespace
+}  // namespace kvsim

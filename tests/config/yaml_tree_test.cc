@@ -1,1 +1,344 @@
-// placeholder
+// ConfigTree: loading YAML files, dotted-path overrides, dumping; ParseByteSize.
+#include "sim/config/yaml_tree.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+#include <yaml-cpp/yaml.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "sim/core/check.h"
+
+namespace kvsim {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+
+// A fresh directory under the system temp directory, removed with its contents.
+class TempDir {
+ public:
+  TempDir() {
+    static std::atomic<int> counter{0};
+    const auto stamp = std::chrono::steady_clock::now().time_since_epoch().count();
+    path_ =
+        fs::temp_directory_path() / ("kvsim_yaml_tree_test_" + std::to_string(::getpid()) + "_" +
+                                     std::to_string(stamp) + "_" + std::to_string(counter++));
+    fs::create_directories(path_);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  std::string Write(const std::string& name, const std::string& text) const {
+    const fs::path file = path_ / name;
+    std::ofstream(file, std::ios::binary) << text;
+    return file.string();
+  }
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+// The message of the InputError that `fn` throws; fails the test when none is thrown.
+template <typename Fn>
+std::string InputErrorMessage(Fn&& fn) {
+  try {
+    fn();
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "expected an InputError";
+  return "";
+}
+
+ConfigTree Tree(const std::string& yaml) { return ConfigTree::Parse(yaml, "/configs/test.yaml"); }
+
+// ---------------------------------------------------------------------------
+// Parse and Load
+
+TEST(ConfigTree, ParseReadsNestedMappings) {
+  const ConfigTree tree = Tree("seed: 7\nscheduler:\n  type: vllm\n  max_num_seqs: 64\n");
+  EXPECT_EQ(tree.root()["seed"].as<int>(), 7);
+  EXPECT_EQ(tree.root()["scheduler"]["type"].as<std::string>(), "vllm");
+  EXPECT_EQ(tree.root()["scheduler"]["max_num_seqs"].as<int>(), 64);
+  EXPECT_EQ(tree.origin(), "/configs/test.yaml");
+  EXPECT_EQ(tree.base_dir(), "/configs");
+}
+
+TEST(ConfigTree, LoadReadsAFileAndRemembersWhereItCameFrom) {
+  TempDir dir;
+  const std::string path = dir.Write("scenario.yaml", "model: Llama-3-8B\nreplicas: 2\n");
+  const ConfigTree tree = ConfigTree::Load(path);
+  EXPECT_EQ(tree.root()["model"].as<std::string>(), "Llama-3-8B");
+  EXPECT_EQ(tree.root()["replicas"].as<int>(), 2);
+  EXPECT_EQ(tree.origin(), path);
+  EXPECT_EQ(fs::path(tree.base_dir()), dir.path());
+}
+
+TEST(ConfigTree, LoadOfAMissingFileIsAnInputErrorNamingTheFile) {
+  TempDir dir;
+  const std::string path = (dir.path() / "no_such_config.yaml").string();
+  const std::string message = InputErrorMessage([&] { ConfigTree::Load(path); });
+  EXPECT_THAT(message, HasSubstr(path));
+}
+
+TEST(ConfigTree, InvalidYamlIsAnInputErrorWithFileAndLine) {
+  const std::string message = InputErrorMessage(
+      [] { ConfigTree::Parse("seed: 1\nmodel: x\nlist: [1, 2\nother: 3\n", "bad.yaml"); });
+  EXPECT_THAT(message, ::testing::ContainsRegex("bad\\.yaml:[0-9]+: "));
+  EXPECT_THAT(message, HasSubstr("invalid YAML"));
+}
+
+TEST(ConfigTree, InvalidYamlReportsTheLineOfTheProblem) {
+  // A second ': ' on line 3 is not a valid map value.
+  const std::string message =
+      InputErrorMessage([] { ConfigTree::Parse("a: 1\nb: 2\nc: d: e\n", "bad.yaml"); });
+  EXPECT_THAT(message, HasSubstr("bad.yaml:3:"));
+}
+
+TEST(ConfigTree, LoadOfInvalidYamlNamesTheFileAndLine) {
+  TempDir dir;
+  const std::string path = dir.Write("broken.yaml", "a: 1\nb: 2\nc: d: e\n");
+  const std::string message = InputErrorMessage([&] { ConfigTree::Load(path); });
+  EXPECT_THAT(message, HasSubstr(path + ":3:"));
+}
+
+TEST(ConfigTree, ARootThatIsNotAMappingIsAnInputError) {
+  EXPECT_THAT(InputErrorMessage([] { ConfigTree::Parse("- a\n- b\n", "list.yaml"); }),
+              HasSubstr("list.yaml"));
+  EXPECT_THAT(InputErrorMessage([] { ConfigTree::Parse("just a string\n", "scalar.yaml"); }),
+              HasSubstr("mapping"));
+  EXPECT_THROW(ConfigTree::Parse("", "empty.yaml"), InputError);
+}
+
+// ---------------------------------------------------------------------------
+// Set
+
+TEST(ConfigTree, SetCreatesNestedMapsAlongTheDottedPath) {
+  ConfigTree tree = Tree("seed: 1\n");
+  tree.Set("a.b.c=value");
+  ASSERT_TRUE(tree.root()["a"].IsMap());
+  ASSERT_TRUE(tree.root()["a"]["b"].IsMap());
+  EXPECT_EQ(tree.root()["a"]["b"]["c"].as<std::string>(), "value");
+  EXPECT_EQ(tree.root()["seed"].as<int>(), 1);
+}
+
+TEST(ConfigTree, SetOverridesAnExistingScalarAndKeepsItsSiblings) {
+  ConfigTree tree = Tree("scheduler:\n  type: vllm\n  max_num_seqs: 256\n");
+  tree.Set("scheduler.max_num_seqs=32");
+  EXPECT_EQ(tree.root()["scheduler"]["max_num_seqs"].as<int>(), 32);
+  EXPECT_EQ(tree.root()["scheduler"]["type"].as<std::string>(), "vllm");
+}
+
+TEST(ConfigTree, SetAddsAKeyToAnExistingMap) {
+  ConfigTree tree = Tree("kv_cache:\n  type: paged\n");
+  tree.Set("kv_cache.block_tokens=32");
+  EXPECT_EQ(tree.root()["kv_cache"]["type"].as<std::string>(), "paged");
+  EXPECT_EQ(tree.root()["kv_cache"]["block_tokens"].as<int>(), 32);
+}
+
+TEST(ConfigTree, SetReplacesANullValueWithAMap) {
+  ConfigTree tree = Tree("timing:\n");
+  tree.Set("timing.type=fixed");
+  EXPECT_EQ(tree.root()["timing"]["type"].as<std::string>(), "fixed");
+}
+
+TEST(ConfigTree, SetParsesTheValueAsYaml) {
+  ConfigTree tree = Tree("seed: 1\n");
+  tree.Set("n=42");
+  tree.Set("x=0.25");
+  tree.Set("flag=true");
+  tree.Set("list=[1, 2, 3]");
+  tree.Set("map={a: 1, b: two}");
+  tree.Set("text=hello world");
+
+  EXPECT_TRUE(tree.root()["n"].IsScalar());
+  EXPECT_EQ(tree.root()["n"].as<int64_t>(), 42);
+  EXPECT_DOUBLE_EQ(tree.root()["x"].as<double>(), 0.25);
+  EXPECT_TRUE(tree.root()["flag"].as<bool>());
+  ASSERT_TRUE(tree.root()["list"].IsSequence());
+  EXPECT_EQ(tree.root()["list"].as<std::vector<int>>(), (std::vector<int>{1, 2, 3}));
+  ASSERT_TRUE(tree.root()["map"].IsMap());
+  EXPECT_EQ(tree.root()["map"]["a"].as<int>(), 1);
+  EXPECT_EQ(tree.root()["map"]["b"].as<std::string>(), "two");
+  EXPECT_EQ(tree.root()["text"].as<std::string>(), "hello world");
+}
+
+TEST(ConfigTree, SetSplitsOnTheFirstEqualsSignOnly) {
+  ConfigTree tree = Tree("seed: 1\n");
+  tree.Set("a.b=x=y");
+  EXPECT_EQ(tree.root()["a"]["b"].as<std::string>(), "x=y");
+}
+
+TEST(ConfigTree, SetWithKeyPathAndValueTakesThemSeparately) {
+  ConfigTree tree = Tree("seed: 1\n");
+  tree.Set("kv_cache.page_bytes", "64KiB");
+  EXPECT_EQ(tree.root()["kv_cache"]["page_bytes"].as<std::string>(), "64KiB");
+}
+
+TEST(ConfigTree, LaterSetsOverrideEarlierOnes) {
+  ConfigTree tree = Tree("seed: 1\n");
+  tree.Set("seed=2");
+  tree.Set("seed=3");
+  EXPECT_EQ(tree.root()["seed"].as<int>(), 3);
+}
+
+TEST(ConfigTree, AnAssignmentWithoutEqualsSignIsMalformed) {
+  ConfigTree tree = Tree("seed: 1\n");
+  EXPECT_THAT(InputErrorMessage([&] { tree.Set("novalue"); }), HasSubstr("novalue"));
+}
+
+TEST(ConfigTree, AnAssignmentWithoutKeyIsMalformed) {
+  ConfigTree tree = Tree("seed: 1\n");
+  EXPECT_THAT(InputErrorMessage([&] { tree.Set("=x"); }), HasSubstr("=x"));
+}
+
+TEST(ConfigTree, AnAssignmentWithAnEmptyPathStepIsMalformed) {
+  ConfigTree tree = Tree("seed: 1\n");
+  EXPECT_THAT(InputErrorMessage([&] { tree.Set("a..b=1"); }), HasSubstr("a..b"));
+  EXPECT_THAT(InputErrorMessage([&] { tree.Set(".a=1"); }), HasSubstr(".a"));
+  EXPECT_FALSE(tree.root()["a"].IsDefined());
+}
+
+TEST(ConfigTree, AnAssignmentWithATrailingDotIsMalformed) {
+  ConfigTree tree = Tree("seed: 1\n");
+  EXPECT_THAT(InputErrorMessage([&] { tree.Set("a.b.=1"); }), HasSubstr("a.b."));
+}
+
+TEST(ConfigTree, SettingThroughAScalarIsAnErrorNamingTheStep) {
+  ConfigTree tree = Tree("seed: 1\nmodel: Llama-3-8B\n");
+  const std::string message = InputErrorMessage([&] { tree.Set("model.name=x"); });
+  EXPECT_THAT(message, HasSubstr("model.name"));
+  EXPECT_THAT(message, HasSubstr("'model' is not a mapping"));
+  EXPECT_EQ(tree.root()["model"].as<std::string>(), "Llama-3-8B");
+}
+
+TEST(ConfigTree, SettingThroughAListIsAnError) {
+  ConfigTree tree = Tree("compare: [1, 2]\n");
+  EXPECT_THROW(tree.Set("compare.label=x"), InputError);
+}
+
+TEST(ConfigTree, AnInvalidYamlValueIsAnInputErrorNamingTheAssignment) {
+  ConfigTree tree = Tree("seed: 1\n");
+  EXPECT_THAT(InputErrorMessage([&] { tree.Set("a.b=[1, 2"); }), HasSubstr("a.b"));
+}
+
+TEST(ConfigTree, CopiesAreIndependent) {
+  const ConfigTree original = Tree("scheduler:\n  max_num_seqs: 8\n");
+  ConfigTree copy = original;
+  copy.Set("scheduler.max_num_seqs=16");
+  EXPECT_EQ(original.root()["scheduler"]["max_num_seqs"].as<int>(), 8);
+  EXPECT_EQ(copy.root()["scheduler"]["max_num_seqs"].as<int>(), 16);
+
+  ConfigTree assigned = Tree("seed: 5\n");
+  assigned = original;
+  assigned.Set("scheduler.max_num_seqs=4");
+  EXPECT_EQ(original.root()["scheduler"]["max_num_seqs"].as<int>(), 8);
+  EXPECT_EQ(assigned.origin(), original.origin());
+}
+
+// ---------------------------------------------------------------------------
+// Dump
+
+TEST(ConfigTree, DumpRoundTripsThroughParse) {
+  ConfigTree tree = Tree(
+      "seed: 42\nmodel: Llama-3-8B\ndeployment:\n  replicas: 2\n  gpu_memory_utilization: 0.9\n"
+      "kv_cache:\n  type: vattention\n  page_bytes: 64KiB\n  overlap: true\n"
+      "compare:\n  - label: a\n    set: {kv_cache.type: static}\n");
+  tree.Set("scheduler.max_num_seqs=16");
+  const std::string dumped = tree.Dump();
+  const ConfigTree reparsed = ConfigTree::Parse(dumped, "dumped.yaml");
+
+  EXPECT_EQ(reparsed.Dump(), dumped);
+  EXPECT_EQ(reparsed.root()["seed"].as<int>(), 42);
+  EXPECT_EQ(reparsed.root()["model"].as<std::string>(), "Llama-3-8B");
+  EXPECT_EQ(reparsed.root()["deployment"]["replicas"].as<int>(), 2);
+  EXPECT_DOUBLE_EQ(reparsed.root()["deployment"]["gpu_memory_utilization"].as<double>(), 0.9);
+  EXPECT_EQ(reparsed.root()["kv_cache"]["page_bytes"].as<std::string>(), "64KiB");
+  EXPECT_TRUE(reparsed.root()["kv_cache"]["overlap"].as<bool>());
+  EXPECT_EQ(reparsed.root()["scheduler"]["max_num_seqs"].as<int>(), 16);
+  EXPECT_EQ(reparsed.root()["compare"][0]["label"].as<std::string>(), "a");
+  EXPECT_EQ(reparsed.root()["compare"][0]["set"]["kv_cache.type"].as<std::string>(), "static");
+}
+
+TEST(ConfigTree, DumpEndsWithANewline) {
+  const std::string dumped = Tree("seed: 1\n").Dump();
+  ASSERT_FALSE(dumped.empty());
+  EXPECT_EQ(dumped.back(), '\n');
+}
+
+// ---------------------------------------------------------------------------
+// ParseByteSize
+
+TEST(ParseByteSize, APlainIntegerIsAByteCount) {
+  EXPECT_EQ(ParseByteSize("65536", "k"), 65536);
+  EXPECT_EQ(ParseByteSize("0", "k"), 0);
+  EXPECT_EQ(ParseByteSize("3000", "k"), 3000);
+}
+
+TEST(ParseByteSize, BinaryUnitsArePowersOf1024) {
+  EXPECT_EQ(ParseByteSize("64KiB", "k"), 65536);
+  EXPECT_EQ(ParseByteSize("2MiB", "k"), 2097152);
+  EXPECT_EQ(ParseByteSize("1GiB", "k"), int64_t{1} << 30);
+  EXPECT_EQ(ParseByteSize("1TiB", "k"), int64_t{1} << 40);
+  EXPECT_EQ(ParseByteSize("12B", "k"), 12);
+}
+
+TEST(ParseByteSize, DecimalUnitsArePowersOf1000) {
+  EXPECT_EQ(ParseByteSize("1KB", "k"), 1000);
+  EXPECT_EQ(ParseByteSize("3MB", "k"), 3000000);
+  EXPECT_EQ(ParseByteSize("2GB", "k"), 2000000000);
+  EXPECT_EQ(ParseByteSize("1TB", "k"), 1000000000000);
+}
+
+TEST(ParseByteSize, AFractionalNumberIsAcceptedWhenTheBytesAreWhole) {
+  EXPECT_EQ(ParseByteSize("1.5KiB", "k"), 1536);
+  EXPECT_EQ(ParseByteSize("0.5MiB", "k"), 524288);
+}
+
+TEST(ParseByteSize, ASpaceBeforeTheUnitIsAllowed) {
+  EXPECT_EQ(ParseByteSize("64 KiB", "k"), 65536);
+}
+
+TEST(ParseByteSize, AnUnknownUnitIsAnErrorNamingWhere) {
+  const std::string message =
+      InputErrorMessage([] { ParseByteSize("12XB", "cfg.yaml:3: kv_cache.page_bytes"); });
+  EXPECT_THAT(message, HasSubstr("cfg.yaml:3: kv_cache.page_bytes"));
+  EXPECT_THAT(message, HasSubstr("12XB"));
+}
+
+TEST(ParseByteSize, TextWithoutANumberIsAnError) {
+  EXPECT_THAT(InputErrorMessage([] { ParseByteSize("abc", "where"); }), HasSubstr("where"));
+  EXPECT_THROW(ParseByteSize("", "where"), InputError);
+  EXPECT_THROW(ParseByteSize("KiB", "where"), InputError);
+  EXPECT_THROW(ParseByteSize("1.2.3KiB", "where"), InputError);
+}
+
+TEST(ParseByteSize, AFractionOfAByteIsAnError) {
+  EXPECT_THAT(InputErrorMessage([] { ParseByteSize("1.5B", "where"); }), HasSubstr("1.5B"));
+  EXPECT_THROW(ParseByteSize("0.5", "where"), InputError);
+}
+
+TEST(ParseByteSize, ANegativeSizeIsAnError) {
+  EXPECT_THROW(ParseByteSize("-1", "where"), InputError);
+  EXPECT_THROW(ParseByteSize("-64KiB", "where"), InputError);
+}
+
+TEST(ParseByteSize, UnitsAreCaseSensitive) {
+  EXPECT_THROW(ParseByteSize("64kib", "where"), InputError);
+  EXPECT_THROW(ParseByteSize("2mib", "where"), InputError);
+}
+
+}  // namespace
+}  // namespace kvsim
