@@ -52,8 +52,8 @@ std::unique_ptr<BatchScheduler> NewVllmScheduler(const VllmSchedulerConfig& conf
 
 // Sarathi-style chunked prefill: a per-iteration token budget
 // min(chunk_tokens, max_num_batched_tokens) is given to decodes first, then to
-// running partial prefills, then to new admissions, in chunks of at most
-// chunk_tokens.
+// running partial prefills, then to new admissions (none in a plan that preempted),
+// in chunks of at most chunk_tokens.
 struct SarathiSchedulerConfig {
   int64_t max_num_seqs = 256;
   int64_t max_num_batched_tokens = 8192;

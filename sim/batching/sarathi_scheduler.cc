@@ -26,8 +26,9 @@ class SarathiScheduler final : public BatchScheduler {
       const int64_t chunk = std::min({seq.PendingTokens(), budget, config_.chunk_tokens});
       if (GrowOrPreempt(queues, i, chunk, GrowthPhase::kPrefill, kv, batch)) budget -= chunk;
     }
-    // 3. New admissions, FCFS, with the budget that is left.
-    while (budget > 0 && !queues.waiting.empty() &&
+    // 3. New admissions, FCFS, with the budget that is left, unless this plan
+    // preempted: a victim would be re-admitted into the memory it just gave up.
+    while (batch.preempted == 0 && budget > 0 && !queues.waiting.empty() &&
            static_cast<int64_t>(queues.running.size()) < config_.max_num_seqs) {
       const int64_t chunk =
           std::min({queues.waiting.front()->PendingTokens(), budget, config_.chunk_tokens});

@@ -1,1 +1,280 @@
-// placeholder
+// Replica: iteration timing, token emission, request records and KV release, with
+// a fixed-time model so that every duration is written out by hand.
+#include "sim/cluster/replica.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+
+#include "sim/batching/batch_scheduler.h"
+#include "sim/core/check.h"
+#include "sim/kvcache/kv_cache_manager.h"
+#include "sim/metrics/metrics.h"
+#include "sim/timing/execution_time_model.h"
+
+namespace kvsim {
+namespace {
+
+using std::chrono::microseconds;
+using std::chrono::milliseconds;
+
+// Llama-3-8B, one rank: K and V of 32 layers x 8 KV heads x 128 x 2 bytes.
+constexpr int64_t kLayers = 32;
+constexpr int64_t kBytesPerTokenPerLayer = 8 * 128 * 2;                   // 2048
+constexpr int64_t kBytesPerToken = 2 * kLayers * kBytesPerTokenPerLayer;  // 131072
+constexpr int64_t kBlockTokens = 16;
+constexpr int64_t kMaxModelLen = 256;
+
+KvGeometry Geometry(int64_t capacity_bytes) {
+  return {.capacity_bytes = capacity_bytes,
+          .bytes_per_token = kBytesPerToken,
+          .bytes_per_token_per_layer = kBytesPerTokenPerLayer,
+          .num_layers = kLayers,
+          .max_model_len = kMaxModelLen};
+}
+
+RequestSpec Request(int64_t id, int64_t prompt, int64_t output, Nanos arrival = Nanos(0)) {
+  return {.id = id, .arrival = arrival, .prompt_tokens = prompt, .output_tokens = output};
+}
+
+// The fixed-time model used throughout: t_iter = 1 ms, 10 us per prompt token,
+// 100 us per decode token.
+constexpr Nanos kIter = milliseconds(1);
+constexpr Nanos kPrefillToken = microseconds(10);
+constexpr Nanos kDecodeToken = microseconds(100);
+
+class ReplicaTest : public testing::Test {
+ protected:
+  void Build(std::unique_ptr<KvCacheManager> kv, std::unique_ptr<BatchScheduler> scheduler,
+             int64_t index = 0,
+             FixedTimeConfig timing = {.per_iteration = kIter,
+                                       .per_prefill_token = kPrefillToken,
+                                       .per_decode_token = kDecodeToken}) {
+    timing_ = NewFixedTimeModel(timing);
+    replica_ =
+        std::make_unique<Replica>(index, std::move(kv), std::move(scheduler), *timing_, metrics_);
+  }
+
+  // A paged cache of 1024 tokens (nothing here runs out) and a vllm scheduler.
+  void BuildPagedVllm(int64_t index = 0, int64_t max_num_seqs = 8) {
+    Build(NewPagedKvManager(Geometry(1024 * kBytesPerToken),
+                            {.block_tokens = kBlockTokens, .watermark = 0}),
+          NewVllmScheduler({.max_num_seqs = max_num_seqs, .max_num_batched_tokens = 512}), index);
+  }
+
+  // One iteration from `now`; returns its end.
+  Nanos Step(Nanos now) {
+    const Nanos d = replica_->StartIteration(now);
+    EXPECT_GT(d, Nanos(0));
+    replica_->CompleteIteration(now + d);
+    return now + d;
+  }
+
+  Metrics metrics_{/*keep_samples=*/true};
+  std::unique_ptr<ExecutionTimeModel> timing_;
+  std::unique_ptr<Replica> replica_;
+};
+
+TEST_F(ReplicaTest, PrefillIterationLastsPerIterationPlusPerPromptToken) {
+  BuildPagedVllm();
+  replica_->Enqueue(Request(0, /*prompt=*/100, /*output=*/3));
+  // 1 ms + 100 x 10 us = 2 ms.
+  EXPECT_EQ(replica_->StartIteration(Nanos(0)), kIter + 100 * kPrefillToken);
+  EXPECT_TRUE(replica_->busy());
+}
+
+TEST_F(ReplicaTest, DecodeIterationLastsPerIterationPlusPerDecodeToken) {
+  BuildPagedVllm();
+  replica_->Enqueue(Request(0, 100, 3));
+  replica_->Enqueue(Request(1, 50, 3));
+  // Both prompts in one iteration: 1 ms + 150 x 10 us = 2.5 ms.
+  const Nanos prefill = replica_->StartIteration(Nanos(0));
+  EXPECT_EQ(prefill, kIter + 150 * kPrefillToken);
+  replica_->CompleteIteration(prefill);
+  EXPECT_FALSE(replica_->busy());
+  // Two sequences decode one token each: 1 ms + 2 x 100 us = 1.2 ms.
+  EXPECT_EQ(replica_->StartIteration(prefill), kIter + 2 * kDecodeToken);
+}
+
+TEST_F(ReplicaTest, IdleReplicaStartsNothing) {
+  BuildPagedVllm();
+  EXPECT_EQ(replica_->StartIteration(Nanos(5)), Nanos(0));
+  EXPECT_FALSE(replica_->busy());
+  EXPECT_TRUE(metrics_.samples().empty());
+}
+
+TEST_F(ReplicaTest, StartingWhileBusyIsAnInvariantError) {
+  BuildPagedVllm();
+  replica_->Enqueue(Request(0, 10, 2));
+  replica_->StartIteration(Nanos(0));
+  EXPECT_THROW(replica_->StartIteration(Nanos(0)), InvariantError);
+}
+
+TEST_F(ReplicaTest, FinishedRequestRecordCarriesItsTimesAndLengths) {
+  BuildPagedVllm(/*index=*/3);
+  replica_->Enqueue(Request(7, /*prompt=*/100, /*output=*/3, /*arrival=*/microseconds(400)));
+  // Started at 1 ms:
+  //   prefill [1, 3] ms       (1 ms + 100 x 10 us)  -> token 1 at 3 ms
+  //   decode  [3, 4.1] ms     (1 ms + 100 us)       -> token 2
+  //   decode  [4.1, 5.2] ms                         -> token 3, finished
+  Nanos t = Step(milliseconds(1));
+  EXPECT_TRUE(metrics_.records().empty());
+  t = Step(t);
+  EXPECT_TRUE(metrics_.records().empty());
+  t = Step(t);
+  EXPECT_EQ(t, microseconds(5200));
+  ASSERT_EQ(metrics_.records().size(), 1u);
+  const RequestRecord& r = metrics_.records()[0];
+  EXPECT_EQ(r.id, 7);
+  EXPECT_EQ(r.replica, 3);
+  EXPECT_EQ(r.arrival, microseconds(400));
+  EXPECT_EQ(r.first_scheduled, milliseconds(1));
+  EXPECT_EQ(r.first_token, milliseconds(3));
+  EXPECT_EQ(r.finish, microseconds(5200));
+  EXPECT_EQ(r.prompt_tokens, 100);
+  EXPECT_EQ(r.output_tokens, 3);
+  EXPECT_EQ(r.preemptions, 0);
+}
+
+TEST_F(ReplicaTest, SingleTokenOutputFinishesAtTheEndOfItsPrefill) {
+  BuildPagedVllm();
+  replica_->Enqueue(Request(0, 40, 1));
+  const Nanos t = Step(Nanos(0));  // 1 ms + 40 x 10 us = 1.4 ms
+  ASSERT_EQ(metrics_.records().size(), 1u);
+  EXPECT_EQ(metrics_.records()[0].first_token, kIter + 40 * kPrefillToken);
+  EXPECT_EQ(metrics_.records()[0].finish, t);
+}
+
+TEST_F(ReplicaTest, PrefillChunkThatDoesNotCompleteThePromptEmitsNoToken) {
+  Build(NewPagedKvManager(Geometry(1024 * kBytesPerToken),
+                          {.block_tokens = kBlockTokens, .watermark = 0}),
+        NewSarathiScheduler({.max_num_seqs = 8, .max_num_batched_tokens = 64, .chunk_tokens = 64}));
+  replica_->Enqueue(Request(0, /*prompt=*/100, /*output=*/1));
+  // Chunks of 64 and 36: [0, 1.64] ms without a token, then [1.64, 3] ms emits the
+  // only token.
+  Nanos t = Step(Nanos(0));
+  EXPECT_EQ(t, kIter + 64 * kPrefillToken);
+  EXPECT_TRUE(metrics_.records().empty());
+  t = Step(t);
+  EXPECT_EQ(t, 2 * kIter + 100 * kPrefillToken);
+  ASSERT_EQ(metrics_.records().size(), 1u);
+  EXPECT_EQ(metrics_.records()[0].first_token, t);
+  EXPECT_EQ(metrics_.records()[0].first_scheduled, Nanos(0));
+}
+
+TEST_F(ReplicaTest, KvIsHeldWhileRunningAndReleasedAtFinish) {
+  BuildPagedVllm();
+  replica_->Enqueue(Request(0, /*prompt=*/100, /*output=*/2));
+  const Nanos d = replica_->StartIteration(Nanos(0));
+  // 100 tokens in ceil(100 / 16) = 7 blocks of 16 tokens.
+  EXPECT_EQ(replica_->kv().Usage().allocated_bytes, 7 * kBlockTokens * kBytesPerToken);
+  EXPECT_EQ(replica_->kv().Usage().live_bytes, 100 * kBytesPerToken);
+  ASSERT_EQ(metrics_.samples().size(), 1u);
+  EXPECT_EQ(metrics_.samples()[0].allocated_bytes, 7 * kBlockTokens * kBytesPerToken);
+  EXPECT_EQ(metrics_.samples()[0].live_bytes, 100 * kBytesPerToken);
+  EXPECT_EQ(metrics_.samples()[0].prefill_tokens, 100);
+  EXPECT_EQ(metrics_.samples()[0].running, 1);
+  replica_->CompleteIteration(d);
+  EXPECT_EQ(replica_->load().running, 1);
+  Step(d);  // the second and last token
+  EXPECT_EQ(replica_->kv().Usage().allocated_bytes, 0);
+  EXPECT_EQ(replica_->kv().Usage().live_bytes, 0);
+  EXPECT_EQ(replica_->load().running, 0);
+  EXPECT_EQ(replica_->load().waiting, 0);
+}
+
+TEST_F(ReplicaTest, LoadCountsRunningAndWaiting) {
+  BuildPagedVllm(/*index=*/0, /*max_num_seqs=*/2);
+  for (int64_t id = 0; id < 3; ++id) replica_->Enqueue(Request(id, 10, 4));
+  EXPECT_EQ(replica_->load().running, 0);
+  EXPECT_EQ(replica_->load().waiting, 3);
+  replica_->StartIteration(Nanos(0));
+  EXPECT_EQ(replica_->load().running, 2);
+  EXPECT_EQ(replica_->load().waiting, 1);
+  EXPECT_EQ(metrics_.samples()[0].waiting, 1);
+}
+
+// ---- vAttention mapping overhead ------------------------------------------
+//
+// 64 KiB pages hold 64 KiB / 2048 B = 32 tokens of one layer's K (or V). A page
+// group (one page in each of the 2 x 32 buffers) is 64 map calls; at 20 us per
+// call (set access free) a group costs 64 x 20 us = 1.28 ms. Compute is a flat
+// 1 ms per iteration.
+
+constexpr int64_t kPageBytes = 64 << 10;
+constexpr int64_t kTokensPerPage = kPageBytes / kBytesPerTokenPerLayer;  // 32
+constexpr Nanos kMapCall = microseconds(20);
+constexpr Nanos kGroupCost = 2 * kLayers * kMapCall;  // 1.28 ms
+
+class VAttentionReplicaTest : public ReplicaTest {
+ protected:
+  void BuildVAttention(bool overlap) {
+    const int64_t group_bytes = 2 * kLayers * kPageBytes;  // 4 MiB
+    Build(NewVAttentionKvManager(Geometry(16 * group_bytes), {.page_bytes = kPageBytes,
+                                                              .max_slots = 4,
+                                                              .overlap = overlap,
+                                                              .deferred_reclaim = true,
+                                                              .watermark = 0,
+                                                              .map_latency = kMapCall,
+                                                              .set_access_latency = Nanos(0),
+                                                              .unmap_latency = Nanos(0)}),
+          NewVllmScheduler({.max_num_seqs = 4, .max_num_batched_tokens = 512}), 0,
+          {.per_iteration = kIter});
+    // One page of prompt, so the first decode needs a second page group.
+    replica_->Enqueue(Request(0, /*prompt=*/kTokensPerPage, /*output=*/40));
+  }
+};
+
+TEST_F(VAttentionReplicaTest, SynchronousPrefillMappingAddsToTheIteration) {
+  BuildVAttention(/*overlap=*/true);
+  // The prompt's page group is mapped before the prefill runs: 1 ms + 1.28 ms.
+  EXPECT_EQ(replica_->StartIteration(Nanos(0)), kIter + kGroupCost);
+  EXPECT_EQ(metrics_.samples()[0].exposed_overhead, kGroupCost);
+}
+
+TEST_F(VAttentionReplicaTest, BackgroundMappingHidesBehindTheIterationJustEnded) {
+  BuildVAttention(/*overlap=*/true);
+  const Nanos t1 = Step(Nanos(0));  // 2.28 ms
+  // Token 33 needs page group 2, mapped behind the 2.28 ms prefill that just ended:
+  // fully hidden, the decode lasts 1 ms.
+  EXPECT_EQ(replica_->StartIteration(t1), kIter);
+  EXPECT_EQ(metrics_.samples()[1].exposed_overhead, Nanos(0));
+  const Summary s = metrics_.Summarize();
+  EXPECT_DOUBLE_EQ(s.hidden_overhead_s, ToSeconds(kGroupCost));
+  EXPECT_DOUBLE_EQ(s.exposed_overhead_s, ToSeconds(kGroupCost));  // the prefill's
+}
+
+TEST_F(VAttentionReplicaTest, BackgroundMappingIsExposedAfterAnIdleGap) {
+  BuildVAttention(/*overlap=*/true);
+  const Nanos t1 = Step(Nanos(0));
+  // The replica sat idle for 3 ms: nothing ran to hide the mapping behind.
+  EXPECT_EQ(replica_->StartIteration(t1 + milliseconds(3)), kIter + kGroupCost);
+  EXPECT_EQ(metrics_.samples()[1].exposed_overhead, kGroupCost);
+}
+
+TEST_F(VAttentionReplicaTest, OnlyTheExcessOverThePreviousIterationIsExposed) {
+  BuildVAttention(/*overlap=*/true);
+  // Iteration k >= 2 grows the request to 31 + k tokens. Group 3 is needed at 65
+  // tokens, iteration 34, behind a 1 ms decode: 1.28 - 1 = 0.28 ms exposed.
+  Nanos t = Step(Nanos(0));
+  for (int k = 2; k <= 33; ++k) {
+    const Nanos before = t;
+    t = Step(t);
+    EXPECT_EQ(t - before, kIter) << "iteration " << k;
+  }
+  EXPECT_EQ(replica_->StartIteration(t), kIter + (kGroupCost - kIter));
+  EXPECT_EQ(metrics_.samples().back().exposed_overhead, kGroupCost - kIter);
+}
+
+TEST_F(VAttentionReplicaTest, WithoutOverlapDecodeMappingIsSynchronous) {
+  BuildVAttention(/*overlap=*/false);
+  const Nanos t1 = Step(Nanos(0));
+  EXPECT_EQ(t1, kIter + kGroupCost);
+  // Back to back, yet the second group's mapping stalls the decode.
+  EXPECT_EQ(replica_->StartIteration(t1), kIter + kGroupCost);
+}
+
+}  // namespace
+}  // namespace kvsim

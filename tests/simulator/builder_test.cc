@@ -1,1 +1,245 @@
-// placeholder
+// The builder: the memory plan worked out from the cards, and the configurations
+// it refuses, each naming the key to change.
+#include "sim/simulator/builder.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "sim/config/scenario_config.h"
+#include "sim/config/yaml_tree.h"
+#include "sim/core/check.h"
+#include "sim/hardware/gpu_spec.h"
+#include "sim/hardware/model_spec.h"
+
+namespace kvsim {
+namespace {
+
+using testing::HasSubstr;
+
+constexpr int64_t kGiB = int64_t{1} << 30;
+constexpr int64_t kMiB = int64_t{1} << 20;
+
+ModelSpec Model(const std::string& name) {
+  return LoadModelSpec(std::string(KVSIM_SOURCE_DIR "/models/llm/") + name + ".yaml");
+}
+GpuSpec Gpu(const std::string& name) {
+  return LoadGpuSpec(std::string(KVSIM_SOURCE_DIR "/models/gpu/") + name + ".yaml");
+}
+
+ScenarioConfig Deployment(int64_t tensor_parallel) {
+  ScenarioConfig c;
+  c.config_file = "scenario.yaml";
+  c.deployment.tensor_parallel = tensor_parallel;
+  return c;
+}
+
+// From models/llm/Llama-3-8B.yaml: 32 layers, hidden 4096, 32 heads, 8 KV heads,
+// head_dim 128, ffn 14336, vocab 128256, 8192 context, bf16, untied embeddings.
+constexpr int64_t kLlama3Params =
+    int64_t{32} * (4096 * (32 * 128)                       // Q
+                   + 2 * 4096 * (8 * 128)                  // K, V
+                   + (32 * 128) * 4096                     // O
+                   + 3 * 4096 * 14336)                     // gate, up, down
+    + int64_t{2} * 128256 * 4096;                          // embedding + LM head = 8,029,995,008
+constexpr int64_t kLlama3WeightBytes = 2 * kLlama3Params;  // 16,059,990,016
+// From models/gpu/H100-SXM.yaml.
+constexpr int64_t kH100Bytes = 85017493504;
+
+TEST(PlanMemory, Llama3_8BOnOneH100KeepsMemoryTimesUtilizationMinusWeightsAndReservesForKv) {
+  const MemoryPlan m = PlanMemory(Model("Llama-3-8B"), Gpu("H100-SXM"), Deployment(1));
+  // usable = floor(85,017,493,504 x 0.9) = 76,515,744,153
+  const int64_t usable = kH100Bytes * 9 / 10;
+  // KV = usable - weights - 1 GiB activations - 512 MiB framework = 58,845,141,401
+  const int64_t kv = usable - kLlama3WeightBytes - 1 * kGiB - 512 * kMiB;
+  EXPECT_EQ(m.gpu_memory_bytes, kH100Bytes);
+  EXPECT_EQ(m.usable_bytes, usable);
+  EXPECT_EQ(m.weight_bytes, kLlama3WeightBytes);
+  EXPECT_EQ(m.activation_reserve_bytes, 1 * kGiB);
+  EXPECT_EQ(m.framework_reserve_bytes, 512 * kMiB);
+  EXPECT_EQ(m.kv_capacity_bytes, kv);
+  // 2 (K and V) x 32 layers x 8 KV heads x 128 x 2 bytes = 128 KiB per token.
+  EXPECT_EQ(m.kv_bytes_per_token, 2 * 32 * 8 * 128 * 2);
+  EXPECT_EQ(m.max_model_len, 8192);  // the model's context when not set
+}
+
+TEST(PlanMemory, TensorParallelSplitsWeightsAndKvHeads) {
+  const MemoryPlan m = PlanMemory(Model("Llama-3-8B"), Gpu("H100-SXM"), Deployment(2));
+  EXPECT_EQ(m.weight_bytes, kLlama3WeightBytes / 2);
+  EXPECT_EQ(m.kv_bytes_per_token, 2 * 32 * (8 / 2) * 128 * 2);
+  EXPECT_EQ(m.kv_capacity_bytes,
+            kH100Bytes * 9 / 10 - kLlama3WeightBytes / 2 - 1 * kGiB - 512 * kMiB);
+}
+
+TEST(PlanMemory, UtilizationAndReservesComeFromTheDeployment) {
+  ScenarioConfig c = Deployment(1);
+  c.deployment.gpu_memory_utilization = 0.5;
+  c.deployment.activation_reserve_bytes = 2 * kGiB;
+  c.deployment.framework_reserve_bytes = 0;
+  const MemoryPlan m = PlanMemory(Model("Llama-3-8B"), Gpu("H100-SXM"), c);
+  // floor(85,017,493,504 / 2) - weights - 2 GiB
+  EXPECT_EQ(m.kv_capacity_bytes, kH100Bytes / 2 - kLlama3WeightBytes - 2 * kGiB);
+}
+
+TEST(PlanMemory, KvCapacityBytesOverridesTheFormula) {
+  ScenarioConfig c = Deployment(1);
+  c.deployment.kv_capacity_bytes = 10 * kGiB;
+  const MemoryPlan m = PlanMemory(Model("Llama-3-8B"), Gpu("H100-SXM"), c);
+  EXPECT_EQ(m.kv_capacity_bytes, 10 * kGiB);
+  EXPECT_EQ(m.weight_bytes, kLlama3WeightBytes);  // the rest of the plan is unchanged
+}
+
+TEST(PlanMemory, KvCapacityOverrideBeyondTheGpuIsRefused) {
+  ScenarioConfig c = Deployment(1);
+  // 80 GiB of KV next to 15 GiB of weights on a 79.2 GiB card.
+  c.deployment.kv_capacity_bytes = 80 * kGiB;
+  try {
+    PlanMemory(Model("Llama-3-8B"), Gpu("H100-SXM"), c);
+    FAIL() << "expected an InputError";
+  } catch (const InputError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("deployment.kv_capacity_bytes"));
+  }
+}
+
+// From models/llm/Llama-2-70B.yaml: 80 layers, hidden 8192, 64 heads, 8 KV heads,
+// head_dim 128, ffn 28672, vocab 32000, untied, bf16.
+constexpr int64_t kLlama2_70BWeightBytes =
+    int64_t{2} *
+    (int64_t{80} * (int64_t{8192} * 8192 + 2 * 8192 * 1024 + 8192 * 8192 + 3 * 8192 * 28672) +
+     2 * 32000 * 8192);  // 137,950,658,560 bytes
+// From models/gpu/A100-80GB.yaml.
+constexpr int64_t kA100Bytes = 80000000000;
+
+TEST(PlanMemory, Llama2_70BDoesNotFitOneA100AndTheErrorNamesTensorParallel) {
+  // 138 GB of weights against 0.9 x 80 GB = 72 GB usable.
+  ASSERT_GT(kLlama2_70BWeightBytes, kA100Bytes * 9 / 10);
+  try {
+    PlanMemory(Model("Llama-2-70B"), Gpu("A100-80GB"), Deployment(1));
+    FAIL() << "expected an InputError";
+  } catch (const InputError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("deployment.tensor_parallel"));
+    EXPECT_THAT(e.what(), HasSubstr("scenario.yaml"));
+  }
+}
+
+TEST(PlanMemory, Llama2_70BFitsTwoA100s) {
+  const MemoryPlan m = PlanMemory(Model("Llama-2-70B"), Gpu("A100-80GB"), Deployment(2));
+  // 72,000,000,000 - 68,975,329,280 - 1 GiB - 512 MiB = 1,414,057,984 bytes of KV.
+  EXPECT_EQ(m.weight_bytes, kLlama2_70BWeightBytes / 2);
+  EXPECT_EQ(m.kv_capacity_bytes,
+            kA100Bytes * 9 / 10 - kLlama2_70BWeightBytes / 2 - 1 * kGiB - 512 * kMiB);
+  EXPECT_EQ(m.kv_bytes_per_token, 2 * 80 * (8 / 2) * 128 * 2);
+}
+
+TEST(PlanMemory, TensorParallelThatDoesNotDivideTheHeadsIsRefused) {
+  // Llama-3-8B has 32 attention heads: 3 GPUs cannot share them.
+  try {
+    PlanMemory(Model("Llama-3-8B"), Gpu("H100-SXM"), Deployment(3));
+    FAIL() << "expected an InputError";
+  } catch (const InputError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("deployment.tensor_parallel"));
+  }
+}
+
+TEST(PlanMemory, MaxModelLenBeyondTheModelContextIsRefused) {
+  ScenarioConfig c = Deployment(1);
+  c.deployment.max_model_len = 8193;
+  try {
+    PlanMemory(Model("Llama-3-8B"), Gpu("H100-SXM"), c);
+    FAIL() << "expected an InputError";
+  } catch (const InputError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("deployment.max_model_len"));
+  }
+}
+
+// ---- BuildSimulation: the whole path from YAML ---------------------------
+
+std::string BuildError(const std::vector<std::pair<std::string, std::string>>& overrides) {
+  ConfigTree tree = ConfigTree::Parse(R"(model: Llama-3-8B
+gpu: H100-SXM
+workload:
+  arrival:
+    process: poisson
+    rate_qps: 1
+  lengths:
+    source: fixed
+    prompt_tokens: 10
+    output_tokens: 10
+  max_requests: 1
+kv_cache:
+  type: paged
+  block_tokens: 16
+  watermark: 0
+)",
+                                      "scenario.yaml");
+  for (const auto& [key, value] : overrides) tree.Set(key, value);
+  try {
+    BuildSimulation(DecodeScenario(tree, KVSIM_SOURCE_DIR "/models"));
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(BuildSimulation, DefaultScenarioBuilds) { EXPECT_EQ(BuildError({}), ""); }
+
+TEST(BuildSimulation, Llama2_70BOnOneA100NamesTensorParallel) {
+  EXPECT_THAT(BuildError({{"model", "Llama-2-70B"}, {"gpu", "A100-80GB"}}),
+              HasSubstr("deployment.tensor_parallel"));
+  EXPECT_EQ(
+      BuildError(
+          {{"model", "Llama-2-70B"}, {"gpu", "A100-80GB"}, {"deployment.tensor_parallel", "2"}}),
+      "");
+}
+
+TEST(BuildSimulation, KvCacheTooSmallForMaxModelLenNamesMaxModelLen) {
+  // 100 tokens of KV hold 6 blocks of 16 = 96 tokens; the default max_model_len is 8192.
+  const std::string kv = std::to_string(100 * 131072);
+  EXPECT_THAT(BuildError({{"deployment.kv_capacity_bytes", kv}}),
+              HasSubstr("deployment.max_model_len"));
+  // The boundary: 96 tokens fit, 97 do not.
+  EXPECT_EQ(BuildError({{"deployment.kv_capacity_bytes", kv}, {"deployment.max_model_len", "96"}}),
+            "");
+  EXPECT_THAT(
+      BuildError({{"deployment.kv_capacity_bytes", kv}, {"deployment.max_model_len", "97"}}),
+      HasSubstr("deployment.max_model_len"));
+}
+
+TEST(BuildSimulation, StaticReservationTooSmallForMaxModelLenNamesMaxModelLen) {
+  // Static reserves max_model_len tokens per request: 100 tokens of KV cannot hold 101.
+  const std::string kv = std::to_string(100 * 131072);
+  EXPECT_EQ(BuildError({{"kv_cache.type", "static"},
+                        {"deployment.kv_capacity_bytes", kv},
+                        {"deployment.max_model_len", "100"}}),
+            "");
+  EXPECT_THAT(BuildError({{"kv_cache.type", "static"},
+                          {"deployment.kv_capacity_bytes", kv},
+                          {"deployment.max_model_len", "101"}}),
+              HasSubstr("deployment.max_model_len"));
+}
+
+TEST(BuildSimulation, VllmTokenBudgetBelowMaxModelLenNamesMaxNumBatchedTokens) {
+  EXPECT_THAT(BuildError({{"deployment.max_model_len", "4096"},
+                          {"scheduler.max_num_batched_tokens", "4095"}}),
+              HasSubstr("scheduler.max_num_batched_tokens"));
+  EXPECT_EQ(BuildError({{"deployment.max_model_len", "4096"},
+                        {"scheduler.max_num_batched_tokens", "4096"}}),
+            "");
+  // Sarathi chunks prompts, so a smaller budget is fine there.
+  EXPECT_EQ(BuildError({{"deployment.max_model_len", "4096"},
+                        {"scheduler.type", "sarathi"},
+                        {"scheduler.max_num_batched_tokens", "512"}}),
+            "");
+}
+
+TEST(BuildSimulation, TensorParallelNotDividingTheHeadsIsRefused) {
+  EXPECT_THAT(BuildError({{"deployment.tensor_parallel", "3"}}),
+              HasSubstr("deployment.tensor_parallel"));
+}
+
+}  // namespace
+}  // namespace kvsim
