@@ -110,10 +110,10 @@ class VAttentionKvManager final : public KvCacheManager {
   bool Reserve(int64_t s, int64_t groups, int64_t keep_free, GrowthPhase phase) {
     Slot& slot = slots_[s];
     if (groups <= slot.needed) return true;
-    const int64_t own_excess = slot.mapped - slot.needed;
+    // Free capacity (free pool + mapped-but-unneeded groups) drops by exactly the
+    // groups this slot's need grows by; that also bounds what must be mapped.
+    if (free_pool_ + reclaimable_ - (groups - slot.needed) < keep_free) return false;
     const int64_t extra = std::max<int64_t>(0, groups - slot.mapped);
-    const int64_t available = free_pool_ + reclaimable_ - own_excess;
-    if (available - extra < keep_free) return false;
     // Use this slot's own mapped-but-unneeded groups first.
     reclaimable_ -= std::min(groups, slot.mapped) - slot.needed;
     slot.needed = groups;

@@ -1,1 +1,851 @@
-// placeholder
+// Conformance suite run against every KV-cache manager (static reservation,
+// PagedAttention, vAttention in each of its modes), plus the boundaries and
+// admission rules of each manager worked out by hand.
+//
+// Hand-made geometry used throughout: 4 layers, ONE of K or V of one token in one
+// layer = 2048 bytes (8 KV heads x 128 x 2 bytes), so one token of K and V in every
+// layer = 2 x 4 x 2048 = 16384 bytes (16 KiB).
+#include "sim/kvcache/kv_cache_manager.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <map>
+#include <memory>
+#include <ostream>
+#include <random>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "sim/core/check.h"
+
+namespace kvsim {
+namespace {
+
+constexpr int64_t kLayers = 4;
+constexpr int64_t kBytesPerTokenPerLayer = 2048;                          // 8 x 128 x 2
+constexpr int64_t kBytesPerToken = 2 * kLayers * kBytesPerTokenPerLayer;  // 16384
+constexpr int64_t kKiB = 1024;
+constexpr int64_t kMiB = 1024 * 1024;
+
+// Mapping latencies chosen to be easy to add up: map + set access = 21 us per call.
+constexpr Nanos kMapLatency{1'000};
+constexpr Nanos kSetAccessLatency{20'000};
+constexpr Nanos kUnmapLatency{15'000};
+
+// Watermark of the paged and vAttention cases of the suite: 0.06 of 40 blocks is
+// 2.4 -> 2 blocks; of 20 blocks or page groups, 1.2 -> 1.
+constexpr double kSuiteWatermark = 0.06;
+
+KvGeometry Geometry(int64_t capacity_tokens, int64_t max_model_len) {
+  KvGeometry g;
+  g.capacity_bytes = capacity_tokens * kBytesPerToken;
+  g.bytes_per_token = kBytesPerToken;
+  g.bytes_per_token_per_layer = kBytesPerTokenPerLayer;
+  g.num_layers = kLayers;
+  g.max_model_len = max_model_len;
+  return g;
+}
+
+std::tuple<int64_t, int64_t, int64_t> Fields(const KvUsage& u) {
+  return {u.capacity_bytes, u.allocated_bytes, u.live_bytes};
+}
+
+std::tuple<int64_t, int64_t, int64_t, int64_t> Fields(const KvStepCost& c) {
+  return {c.synchronous.count(), c.background.count(), c.map_calls, c.unmap_calls};
+}
+
+// One manager configuration of the conformance suite.
+struct KvCase {
+  std::string name;
+  KvManagerType type = KvManagerType::kStatic;
+  StaticKvConfig::Reserve reserve = StaticKvConfig::Reserve::kMaxModelLen;
+  int64_t block_tokens = 0;  // paged
+  int64_t page_bytes = 0;    // vAttention
+  bool overlap = false;
+  bool deferred_reclaim = false;
+  int64_t max_slots = 0;
+  // Token lengths of the suite are multiplied by this: with 2 MiB pages a page holds
+  // 2 MiB / 2048 = 1024 tokens (32 x the 32 tokens of a 64 KiB page), so every
+  // length is scaled by 32 to keep the same number of pages in play.
+  int64_t token_scale = 1;
+};
+
+void PrintTo(const KvCase& c, std::ostream* os) { *os << c.name; }
+
+std::unique_ptr<KvCacheManager> Make(const KvCase& c, const KvGeometry& g) {
+  switch (c.type) {
+    case KvManagerType::kStatic: {
+      StaticKvConfig config;
+      config.reserve = c.reserve;
+      return NewStaticKvManager(g, config);
+    }
+    case KvManagerType::kPaged: {
+      PagedKvConfig config;
+      config.block_tokens = c.block_tokens;
+      config.watermark = kSuiteWatermark;
+      return NewPagedKvManager(g, config);
+    }
+    case KvManagerType::kVAttention: {
+      VAttentionKvConfig config;
+      config.page_bytes = c.page_bytes;
+      config.max_slots = c.max_slots;
+      config.overlap = c.overlap;
+      config.deferred_reclaim = c.deferred_reclaim;
+      config.watermark = kSuiteWatermark;
+      config.map_latency = kMapLatency;
+      config.set_access_latency = kSetAccessLatency;
+      config.unmap_latency = kUnmapLatency;
+      return NewVAttentionKvManager(g, config);
+    }
+  }
+  return nullptr;
+}
+
+// What each manager is expected to set aside, worked out from its definition.
+struct Expected {
+  const KvCase& c;
+  const KvGeometry& g;
+
+  // Tokens and bytes of one allocation unit: a token's reservation, a block, a page
+  // group (one page in each of the 2 x layers K/V buffers).
+  int64_t UnitTokens() const {
+    switch (c.type) {
+      case KvManagerType::kStatic:
+        return 1;
+      case KvManagerType::kPaged:
+        return c.block_tokens;
+      case KvManagerType::kVAttention:
+        return c.page_bytes / g.bytes_per_token_per_layer;
+    }
+    return 0;
+  }
+  int64_t UnitBytes() const {
+    if (c.type == KvManagerType::kVAttention) return 2 * g.num_layers * c.page_bytes;
+    return UnitTokens() * g.bytes_per_token;
+  }
+  // Bytes held for a request of `tokens` tokens now, `max_tokens` over its life.
+  int64_t BytesFor(int64_t tokens, int64_t max_tokens) const {
+    if (c.type == KvManagerType::kStatic) {
+      return (c.reserve == StaticKvConfig::Reserve::kMaxModelLen ? g.max_model_len : max_tokens) *
+             g.bytes_per_token;
+    }
+    return CeilDiv(tokens, UnitTokens()) * UnitBytes();
+  }
+  int64_t Units() const { return g.capacity_bytes / UnitBytes(); }
+  int64_t UsableBytes() const { return Units() * UnitBytes(); }
+  // Kept free at admission: floor(watermark x units) whole units.
+  int64_t AdmissionHeadroomBytes() const {
+    if (c.type == KvManagerType::kStatic) return 0;
+    return static_cast<int64_t>(kSuiteWatermark * static_cast<double>(Units())) * UnitBytes();
+  }
+  int64_t MaxRequests() const {
+    return c.type == KvManagerType::kVAttention ? c.max_slots : std::numeric_limits<int64_t>::max();
+  }
+  // vAttention with deferred reclamation keeps finished requests' pages mapped, so
+  // its allocation is at least, not exactly, what the live requests need.
+  bool AllocationIsExact() const {
+    return !(c.type == KvManagerType::kVAttention && c.deferred_reclaim);
+  }
+};
+
+enum class Op { kAdmit, kGrow, kRelease };
+
+struct Request {
+  int64_t tokens = 0;
+  int64_t max_tokens = 0;
+};
+
+// One operation of the random sequence and what it did.
+struct OpRecord {
+  Op op = Op::kAdmit;
+  int64_t id = 0;
+  int64_t tokens = 0;      // Admit: initial tokens; Grow: new total
+  int64_t old_tokens = 0;  // Grow: tokens before
+  int64_t max_tokens = 0;
+  bool accepted = true;  // Release is always accepted
+  bool predicted = true;
+  KvUsage before, after;
+  KvStepCost cost;
+  // The same operation replayed on a shadow manager that never saw a refused call.
+  bool shadow_accepted = true;
+  KvUsage shadow_after;
+  KvStepCost shadow_cost;
+  // The model's view after the operation.
+  int64_t model_live_bytes = 0;
+  int64_t model_needed_bytes = 0;
+};
+
+// Drives a manager (and a shadow twin) through a deterministic pseudo-random
+// sequence of Admit/Grow/Release calls, keeping a model of the live requests.
+class RandomDriver {
+ public:
+  RandomDriver(const KvCase& c, const KvGeometry& g)
+      : c_(c), g_(g), expected_{c_, g_}, manager_(Make(c, g)), shadow_(Make(c, g)) {}
+
+  void Run(int ops, uint64_t seed, const std::function<void(const OpRecord&)>& check) {
+    std::mt19937_64 rng(seed);
+    auto uniform = [&rng](int64_t lo, int64_t hi) {
+      return lo + static_cast<int64_t>(rng() % static_cast<uint64_t>(hi - lo + 1));
+    };
+    const int64_t mml = g_.max_model_len;
+    for (int i = 0; i < ops; ++i) {
+      // Alternate filling phases (admissions dominate) and draining phases.
+      const bool filling = (i / 400) % 2 == 0;
+      const int64_t r = uniform(0, 99);
+      OpRecord rec;
+      if (ids_.empty() || r < (filling ? 40 : 15)) {
+        rec.op = Op::kAdmit;
+        rec.id = next_id_++;
+        rec.tokens = uniform(1, mml / 2);
+        rec.max_tokens = uniform(rec.tokens, mml);
+      } else if (r < (filling ? 90 : 60)) {
+        rec.op = Op::kGrow;
+        rec.id = ids_[static_cast<size_t>(uniform(0, static_cast<int64_t>(ids_.size()) - 1))];
+        const Request& q = requests_.at(rec.id);
+        rec.old_tokens = q.tokens;
+        rec.max_tokens = q.max_tokens;
+        const bool decode = uniform(0, 9) < 7;
+        rec.tokens = std::min(q.max_tokens, q.tokens + (decode ? 1 : uniform(1, mml / 8)));
+        phase_ = decode ? GrowthPhase::kDecode : GrowthPhase::kPrefill;
+      } else {
+        rec.op = Op::kRelease;
+        rec.id = ids_[static_cast<size_t>(uniform(0, static_cast<int64_t>(ids_.size()) - 1))];
+      }
+      Apply(rec);
+      check(rec);
+      if (::testing::Test::HasFatalFailure()) return;  // report the first failure only
+    }
+  }
+
+  // Releases every live request, checking each release with `check`.
+  void ReleaseAll(const std::function<void(const OpRecord&)>& check) {
+    while (!ids_.empty()) {
+      OpRecord rec;
+      rec.op = Op::kRelease;
+      rec.id = ids_.back();
+      Apply(rec);
+      check(rec);
+      if (::testing::Test::HasFatalFailure()) return;  // report the first failure only
+    }
+  }
+
+  KvCacheManager& manager() { return *manager_; }
+  const std::map<int64_t, Request>& requests() const { return requests_; }
+  // Final lengths of every released request.
+  const std::vector<Request>& released() const { return released_; }
+
+ private:
+  void Apply(OpRecord& rec) {
+    rec.before = manager_->Usage();
+    rec.predicted = Predict(rec);
+    switch (rec.op) {
+      case Op::kAdmit:
+        rec.accepted = manager_->Admit(rec.id, rec.tokens, rec.max_tokens);
+        break;
+      case Op::kGrow:
+        rec.accepted = manager_->Grow(rec.id, rec.tokens, phase_);
+        break;
+      case Op::kRelease:
+        manager_->Release(rec.id);
+        break;
+    }
+    rec.after = manager_->Usage();
+    rec.cost = manager_->TakeStepCost();
+    if (rec.accepted) {
+      switch (rec.op) {
+        case Op::kAdmit:
+          rec.shadow_accepted = shadow_->Admit(rec.id, rec.tokens, rec.max_tokens);
+          break;
+        case Op::kGrow:
+          rec.shadow_accepted = shadow_->Grow(rec.id, rec.tokens, phase_);
+          break;
+        case Op::kRelease:
+          shadow_->Release(rec.id);
+          break;
+      }
+      UpdateModel(rec);
+    }
+    rec.shadow_after = shadow_->Usage();
+    rec.shadow_cost = shadow_->TakeStepCost();
+    rec.model_live_bytes = live_tokens_ * g_.bytes_per_token;
+    rec.model_needed_bytes = needed_bytes_;
+  }
+
+  // Whether the operation fits, by each manager's rule: admission must leave the
+  // watermark free and find a free slot; growth may use the whole pool.
+  bool Predict(const OpRecord& rec) const {
+    switch (rec.op) {
+      case Op::kAdmit:
+        return static_cast<int64_t>(ids_.size()) < expected_.MaxRequests() &&
+               needed_bytes_ + expected_.BytesFor(rec.tokens, rec.max_tokens) +
+                       expected_.AdmissionHeadroomBytes() <=
+                   expected_.UsableBytes();
+      case Op::kGrow:
+        return needed_bytes_ - expected_.BytesFor(rec.old_tokens, rec.max_tokens) +
+                   expected_.BytesFor(rec.tokens, rec.max_tokens) <=
+               expected_.UsableBytes();
+      case Op::kRelease:
+        return true;
+    }
+    return true;
+  }
+
+  void UpdateModel(const OpRecord& rec) {
+    switch (rec.op) {
+      case Op::kAdmit:
+        requests_[rec.id] = Request{rec.tokens, rec.max_tokens};
+        ids_.push_back(rec.id);
+        live_tokens_ += rec.tokens;
+        needed_bytes_ += expected_.BytesFor(rec.tokens, rec.max_tokens);
+        break;
+      case Op::kGrow: {
+        Request& q = requests_.at(rec.id);
+        live_tokens_ += rec.tokens - q.tokens;
+        needed_bytes_ += expected_.BytesFor(rec.tokens, q.max_tokens) -
+                         expected_.BytesFor(q.tokens, q.max_tokens);
+        q.tokens = rec.tokens;
+        break;
+      }
+      case Op::kRelease: {
+        const Request q = requests_.at(rec.id);
+        live_tokens_ -= q.tokens;
+        needed_bytes_ -= expected_.BytesFor(q.tokens, q.max_tokens);
+        released_.push_back(q);
+        requests_.erase(rec.id);
+        ids_.erase(std::find(ids_.begin(), ids_.end(), rec.id));
+        break;
+      }
+    }
+  }
+
+  KvCase c_;
+  KvGeometry g_;
+  Expected expected_;
+  std::unique_ptr<KvCacheManager> manager_;
+  std::unique_ptr<KvCacheManager> shadow_;
+  std::map<int64_t, Request> requests_;
+  std::vector<int64_t> ids_;
+  std::vector<Request> released_;
+  int64_t next_id_ = 1;
+  int64_t live_tokens_ = 0;
+  int64_t needed_bytes_ = 0;
+  GrowthPhase phase_ = GrowthPhase::kDecode;
+};
+
+constexpr int kOps = 4000;
+constexpr uint64_t kSeed = 20240507;
+
+class KvManagerConformance : public ::testing::TestWithParam<KvCase> {
+ protected:
+  // 640 tokens of capacity (2.5 requests of max_model_len), max_model_len 256,
+  // both scaled for 2 MiB pages. Static: 2 reservations of 256 tokens fit. Paged
+  // blocks of 16: 40 blocks; of 32: 20 blocks. vAttention: 640 x 16 KiB / (2 x 4 x
+  // 64 KiB) = 20 page groups.
+  KvGeometry SuiteGeometry() const {
+    const int64_t s = GetParam().token_scale;
+    return Geometry(640 * s, 256 * s);
+  }
+};
+
+TEST_P(KvManagerConformance, StartsEmptyWithTheConfiguredCapacity) {
+  const KvGeometry g = SuiteGeometry();
+  auto m = Make(GetParam(), g);
+  EXPECT_EQ(Fields(m->Usage()), std::make_tuple(g.capacity_bytes, int64_t{0}, int64_t{0}));
+  EXPECT_EQ(Fields(m->TakeStepCost()), std::make_tuple(0, 0, 0, 0));
+}
+
+TEST_P(KvManagerConformance, ReportsTheAttentionLayoutOfItsKernels) {
+  const KvCase& c = GetParam();
+  auto m = Make(c, SuiteGeometry());
+  switch (c.type) {
+    case KvManagerType::kStatic:
+      EXPECT_EQ(m->layout(), AttentionLayout::kContiguous);
+      EXPECT_EQ(m->block_tokens(), 0);
+      EXPECT_EQ(m->page_bytes(), 0);
+      break;
+    case KvManagerType::kPaged:
+      EXPECT_EQ(m->layout(), AttentionLayout::kPaged);
+      EXPECT_EQ(m->block_tokens(), c.block_tokens);
+      EXPECT_EQ(m->page_bytes(), 0);
+      break;
+    case KvManagerType::kVAttention:
+      EXPECT_EQ(m->layout(), AttentionLayout::kContiguous);
+      EXPECT_EQ(m->block_tokens(), 0);
+      EXPECT_EQ(m->page_bytes(), c.page_bytes);
+      break;
+  }
+}
+
+TEST_P(KvManagerConformance, KeepsLiveWithinAllocatedWithinCapacityAfterEveryOperation) {
+  const KvGeometry g = SuiteGeometry();
+  const Expected e{GetParam(), g};
+  RandomDriver driver(GetParam(), g);
+  int64_t refused = 0;
+  auto check = [&](const OpRecord& r) {
+    refused += r.accepted ? 0 : 1;
+    ASSERT_EQ(r.after.capacity_bytes, g.capacity_bytes) << "op on request " << r.id;
+    ASSERT_GE(r.after.live_bytes, 0);
+    ASSERT_LE(r.after.live_bytes, r.after.allocated_bytes) << "op on request " << r.id;
+    ASSERT_LE(r.after.allocated_bytes, r.after.capacity_bytes) << "op on request " << r.id;
+    // Live bytes are exactly the tokens held: 16 KiB per token.
+    ASSERT_EQ(r.after.live_bytes, r.model_live_bytes) << "op on request " << r.id;
+    if (e.AllocationIsExact()) {
+      ASSERT_EQ(r.after.allocated_bytes, r.model_needed_bytes) << "op on request " << r.id;
+    } else {
+      ASSERT_GE(r.after.allocated_bytes, r.model_needed_bytes) << "op on request " << r.id;
+    }
+  };
+  driver.Run(kOps, kSeed, check);
+  driver.ReleaseAll(check);
+  // The sequence must reach the full cache, or it proves little.
+  EXPECT_GT(refused, 0);
+}
+
+// An admission fits when what the live requests need, plus the newcomer, plus the
+// watermark fit in the whole units of the capacity (and a slot is free); a growth
+// when the live requests' needs fit. For vAttention, pages mapped to a slot but not
+// needed by its request count as free: they are handed over on demand.
+TEST_P(KvManagerConformance, AcceptsAnOperationExactlyWhenItFits) {
+  const KvGeometry g = SuiteGeometry();
+  RandomDriver driver(GetParam(), g);
+  int64_t accepted = 0, refused = 0;
+  driver.Run(kOps, kSeed, [&](const OpRecord& r) {
+    if (r.op == Op::kRelease) return;
+    (r.accepted ? accepted : refused) += 1;
+    if (r.op == Op::kAdmit) {
+      ASSERT_EQ(r.accepted, r.predicted)
+          << "Admit of request " << r.id << " with " << r.tokens << " tokens (max " << r.max_tokens
+          << "); live requests need " << r.model_needed_bytes << " of " << r.before.capacity_bytes
+          << " bytes, " << r.before.allocated_bytes << " allocated";
+    } else {
+      ASSERT_EQ(r.accepted, r.predicted)
+          << "Grow of request " << r.id << " from " << r.old_tokens << " to " << r.tokens
+          << " tokens; live requests need " << r.model_needed_bytes << " of "
+          << r.before.capacity_bytes << " bytes, " << r.before.allocated_bytes << " allocated";
+    }
+  });
+  EXPECT_GT(accepted, 0);
+  EXPECT_GT(refused, 0);
+}
+
+TEST_P(KvManagerConformance, RefusedOperationsChangeNothing) {
+  const KvGeometry g = SuiteGeometry();
+  RandomDriver driver(GetParam(), g);
+  int64_t refused = 0;
+  driver.Run(kOps, kSeed, [&](const OpRecord& r) {
+    if (!r.accepted) {
+      ++refused;
+      ASSERT_EQ(Fields(r.after), Fields(r.before)) << "refused op on request " << r.id;
+      ASSERT_EQ(Fields(r.cost), std::make_tuple(0, 0, 0, 0)) << "refused op on request " << r.id;
+    } else {
+      ASSERT_TRUE(r.shadow_accepted) << "op on request " << r.id;
+      ASSERT_EQ(Fields(r.shadow_cost), Fields(r.cost)) << "op on request " << r.id;
+    }
+    // The shadow never saw the refused calls: any trace they left would show here
+    // or in a later operation.
+    ASSERT_EQ(Fields(r.shadow_after), Fields(r.after)) << "op on request " << r.id;
+  });
+  EXPECT_GT(refused, 0);
+}
+
+TEST_P(KvManagerConformance, ChargesMappingTimeForExactlyTheCallsItCounts) {
+  const KvCase& c = GetParam();
+  const KvGeometry g = SuiteGeometry();
+  RandomDriver driver(c, g);
+  int64_t map_calls = 0;
+  auto check = [&](const OpRecord& r) {
+    const KvStepCost& k = r.cost;
+    map_calls += k.map_calls;
+    ASSERT_GE(k.map_calls, 0);
+    ASSERT_GE(k.unmap_calls, 0);
+    // Each call costs its latency: map + set access per mapped page, unmap per
+    // unmapped page; whether it is hidden or exposed does not change the sum.
+    ASSERT_EQ(
+        (k.synchronous + k.background).count(),
+        (k.map_calls * (kMapLatency + kSetAccessLatency) + k.unmap_calls * kUnmapLatency).count());
+    if (c.type != KvManagerType::kVAttention) {
+      ASSERT_EQ(Fields(k), std::make_tuple(0, 0, 0, 0));
+      return;
+    }
+    // Pages come in groups: one per K/V buffer, 2 x 4 layers = 8 per group.
+    ASSERT_EQ(k.map_calls % (2 * kLayers), 0);
+    ASSERT_EQ(k.unmap_calls % (2 * kLayers), 0);
+    // Allocated bytes move by one page per call.
+    ASSERT_EQ(r.after.allocated_bytes - r.before.allocated_bytes,
+              (k.map_calls - k.unmap_calls) * c.page_bytes);
+    // Without overlap nothing can hide behind an iteration.
+    if (!c.overlap) ASSERT_EQ(k.background.count(), 0);
+    // Admission maps the prompt synchronously.
+    if (r.op == Op::kAdmit) ASSERT_EQ(k.background.count(), 0);
+    // With deferred reclamation a release unmaps nothing.
+    if (r.op == Op::kRelease && c.deferred_reclaim) ASSERT_EQ(Fields(k), Fields(KvStepCost{}));
+  };
+  driver.Run(kOps, kSeed, check);
+  driver.ReleaseAll(check);
+  if (c.type == KvManagerType::kVAttention) EXPECT_GT(map_calls, 0);
+}
+
+TEST_P(KvManagerConformance, ReleasingEverythingLeavesOnlyWhatTheManagerKeepsByDesign) {
+  const KvCase& c = GetParam();
+  const KvGeometry g = SuiteGeometry();
+  const Expected e{c, g};
+  RandomDriver driver(c, g);
+  driver.Run(kOps, kSeed, [](const OpRecord&) {});
+  ASSERT_FALSE(driver.requests().empty());
+  const int64_t allocated_before = driver.manager().Usage().allocated_bytes;
+  ASSERT_GT(allocated_before, 0);
+  const size_t released_before = driver.released().size();
+
+  driver.ReleaseAll([](const OpRecord&) {});
+  const KvUsage empty = driver.manager().Usage();
+  EXPECT_EQ(empty.live_bytes, 0);
+  if (e.AllocationIsExact()) {
+    EXPECT_EQ(empty.allocated_bytes, 0);
+  } else {
+    // Deferred reclamation: the pages stay mapped to the idle slots, all of them.
+    EXPECT_EQ(empty.allocated_bytes, allocated_before);
+  }
+
+  // Re-admit the longest of the requests just released, at its final length.
+  Request longest;
+  for (size_t i = released_before; i < driver.released().size(); ++i) {
+    const Request& q = driver.released()[i];
+    if (e.BytesFor(q.tokens, q.max_tokens) > e.BytesFor(longest.tokens, longest.max_tokens) ||
+        longest.tokens == 0) {
+      longest = q;
+    }
+  }
+  ASSERT_TRUE(driver.manager().Admit(1'000'000, longest.tokens, longest.max_tokens));
+  const KvUsage again = driver.manager().Usage();
+  const KvStepCost cost = driver.manager().TakeStepCost();
+  EXPECT_EQ(again.live_bytes, longest.tokens * kBytesPerToken);
+  if (e.AllocationIsExact()) {
+    EXPECT_EQ(again.allocated_bytes, e.BytesFor(longest.tokens, longest.max_tokens));
+  } else {
+    // Its slot (the idle slot holding the most pages) already covers it: no new
+    // mapping, nothing more allocated.
+    EXPECT_EQ(cost.map_calls, 0);
+    EXPECT_EQ(cost.synchronous.count(), 0);
+    EXPECT_EQ(again.allocated_bytes, allocated_before);
+  }
+}
+
+TEST_P(KvManagerConformance, MaxAdmissibleTokensFitAnEmptyManagerAndOneMoreDoesNot) {
+  const KvCase& c = GetParam();
+  const int64_t s = c.token_scale;
+  // The suite geometry (capacity above max_model_len) and a tight one: 200 tokens of
+  // capacity for a max_model_len of 256.
+  for (const KvGeometry& g : {SuiteGeometry(), Geometry(200 * s, 256 * s)}) {
+    SCOPED_TRACE(testing::Message() << "capacity " << g.capacity_bytes / kBytesPerToken
+                                    << " tokens, max_model_len " << g.max_model_len);
+    const int64_t max = Make(c, g)->MaxAdmissibleTokens();
+    if (max == 0) {
+      EXPECT_FALSE(Make(c, g)->Admit(1, 1, 1));
+      continue;
+    }
+    const int64_t fits = std::min(max, g.max_model_len);
+    EXPECT_TRUE(Make(c, g)->Admit(1, fits, fits)) << fits << " tokens";
+    if (max < g.max_model_len) {
+      EXPECT_FALSE(Make(c, g)->Admit(1, max + 1, max + 1)) << max + 1 << " tokens";
+    }
+  }
+}
+
+TEST_P(KvManagerConformance, MaxAdmissibleTokensOfATightCacheIsWorkedOutByHand) {
+  const KvCase& c = GetParam();
+  const int64_t s = c.token_scale;
+  const KvGeometry g = Geometry(200 * s, 256 * s);
+  int64_t expected = 0;
+  switch (c.type) {
+    case KvManagerType::kStatic:
+      // 200 tokens of capacity: a 256-token reservation never fits; a request's own
+      // maximum fits up to 200 tokens.
+      expected = c.reserve == StaticKvConfig::Reserve::kMaxModelLen ? 0 : 200;
+      break;
+    case KvManagerType::kPaged:
+      // 200 / 16 = 12 blocks (watermark 0.72 -> 0): 192 tokens;
+      // 200 / 32 = 6 blocks (watermark 0.36 -> 0): 192 tokens.
+      expected = 192;
+      break;
+    case KvManagerType::kVAttention:
+      // 200 x 16 KiB / 512 KiB = 6 groups of 32 tokens (watermark 0.36 -> 0): 192,
+      // scaled by 32 for 2 MiB pages.
+      expected = 192 * s;
+      break;
+  }
+  EXPECT_EQ(Make(c, g)->MaxAdmissibleTokens(), expected);
+}
+
+TEST_P(KvManagerConformance, GrowingToTheCurrentLengthSucceedsEvenWhenFull) {
+  const KvCase& c = GetParam();
+  const KvGeometry g = SuiteGeometry();
+  auto m = Make(c, g);
+  // Fill with requests of half of max_model_len until one is refused.
+  const int64_t half = g.max_model_len / 2;
+  int64_t id = 0;
+  while (m->Admit(id + 1, half, g.max_model_len)) ++id;
+  ASSERT_GE(id, 1);
+  const KvUsage before = m->Usage();
+  m->TakeStepCost();
+  for (int64_t r = 1; r <= id; ++r) EXPECT_TRUE(m->Grow(r, half, GrowthPhase::kDecode));
+  EXPECT_EQ(Fields(m->Usage()), Fields(before));
+  EXPECT_EQ(Fields(m->TakeStepCost()), std::make_tuple(0, 0, 0, 0));
+}
+
+KvCase StaticCase(const char* name, StaticKvConfig::Reserve reserve) {
+  KvCase c;
+  c.name = name;
+  c.type = KvManagerType::kStatic;
+  c.reserve = reserve;
+  return c;
+}
+
+KvCase PagedCase(const char* name, int64_t block_tokens) {
+  KvCase c;
+  c.name = name;
+  c.type = KvManagerType::kPaged;
+  c.block_tokens = block_tokens;
+  return c;
+}
+
+KvCase VAttentionCase(const char* name, int64_t page_bytes, bool overlap, bool deferred,
+                      int64_t max_slots, int64_t token_scale) {
+  KvCase c;
+  c.name = name;
+  c.type = KvManagerType::kVAttention;
+  c.page_bytes = page_bytes;
+  c.overlap = overlap;
+  c.deferred_reclaim = deferred;
+  c.max_slots = max_slots;
+  c.token_scale = token_scale;
+  return c;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    EveryManager, KvManagerConformance,
+    ::testing::Values(StaticCase("StaticMaxModelLen", StaticKvConfig::Reserve::kMaxModelLen),
+                      StaticCase("StaticRequestMax", StaticKvConfig::Reserve::kRequestMax),
+                      PagedCase("PagedBlock16", 16), PagedCase("PagedBlock32", 32),
+                      // 64 KiB pages: 32 tokens per page; plenty of slots.
+                      VAttentionCase("VAttention64KiBOverlapDeferred", 64 * kKiB, true, true, 256,
+                                     1),
+                      VAttentionCase("VAttention64KiBOverlapEager", 64 * kKiB, true, false, 256, 1),
+                      VAttentionCase("VAttention64KiBSyncDeferred", 64 * kKiB, false, true, 256, 1),
+                      VAttentionCase("VAttention64KiBSyncEager", 64 * kKiB, false, false, 256, 1),
+                      // 2 MiB pages: 1024 tokens per page; 4 slots, so slots run out too.
+                      VAttentionCase("VAttention2MiBOverlapDeferred", 2 * kMiB, true, true, 4, 32),
+                      VAttentionCase("VAttention2MiBOverlapEager", 2 * kMiB, true, false, 4, 32),
+                      VAttentionCase("VAttention2MiBSyncDeferred", 2 * kMiB, false, true, 4, 32),
+                      VAttentionCase("VAttention2MiBSyncEager", 2 * kMiB, false, false, 4, 32)),
+    [](const ::testing::TestParamInfo<KvCase>& info) { return info.param.name; });
+
+// ---------------------------------------------------------------------------
+// Static reservation.
+
+TEST(StaticKvManager, ReservesMaxModelLenTokensWhateverTheRequest) {
+  // 640 tokens of capacity, max_model_len 256.
+  auto m = NewStaticKvManager(Geometry(640, 256), {StaticKvConfig::Reserve::kMaxModelLen});
+  ASSERT_TRUE(m->Admit(1, 10, 50));
+  EXPECT_EQ(m->Usage().allocated_bytes, 256 * kBytesPerToken);  // 4 MiB
+  EXPECT_EQ(m->Usage().allocated_bytes, 4 * kMiB);
+  EXPECT_EQ(m->Usage().live_bytes, 10 * kBytesPerToken);
+}
+
+TEST(StaticKvManager, ReservesPromptPlusOutputWhenToldTheRequestsMaximum) {
+  auto m = NewStaticKvManager(Geometry(640, 256), {StaticKvConfig::Reserve::kRequestMax});
+  ASSERT_TRUE(m->Admit(1, 10, 50));
+  EXPECT_EQ(m->Usage().allocated_bytes, 50 * kBytesPerToken);
+  EXPECT_EQ(m->Usage().live_bytes, 10 * kBytesPerToken);
+}
+
+TEST(StaticKvManager, RefusesAdmissionWhenTheReservationDoesNotFit) {
+  // 2 x 256 = 512 tokens reserved of 640; a third reservation of 256 needs 768.
+  auto m = NewStaticKvManager(Geometry(640, 256), {StaticKvConfig::Reserve::kMaxModelLen});
+  EXPECT_TRUE(m->Admit(1, 1, 1));
+  EXPECT_TRUE(m->Admit(2, 1, 1));
+  EXPECT_FALSE(m->Admit(3, 1, 1));
+  EXPECT_EQ(m->Usage().allocated_bytes, 512 * kBytesPerToken);
+}
+
+TEST(StaticKvManager, AdmitsAReservationThatFillsTheCacheExactly) {
+  // 300 + 300 = 600 of 640 tokens: 40 more fit exactly, 41 do not.
+  auto m = NewStaticKvManager(Geometry(640, 300), {StaticKvConfig::Reserve::kRequestMax});
+  ASSERT_TRUE(m->Admit(1, 100, 300));
+  ASSERT_TRUE(m->Admit(2, 100, 300));
+  EXPECT_FALSE(m->Admit(3, 1, 41));
+  EXPECT_TRUE(m->Admit(3, 1, 40));
+  EXPECT_EQ(m->Usage().allocated_bytes, m->Usage().capacity_bytes);
+}
+
+TEST(StaticKvManager, GrowthInsideTheReservationSucceedsWhenTheCacheIsFull) {
+  auto m = NewStaticKvManager(Geometry(512, 256), {StaticKvConfig::Reserve::kMaxModelLen});
+  ASSERT_TRUE(m->Admit(1, 1, 1));
+  ASSERT_TRUE(m->Admit(2, 1, 1));
+  ASSERT_FALSE(m->Admit(3, 1, 1));
+  for (int64_t t = 2; t <= 256; ++t) {
+    ASSERT_TRUE(m->Grow(1, t, t % 2 ? GrowthPhase::kDecode : GrowthPhase::kPrefill)) << t;
+  }
+  EXPECT_EQ(m->Usage().live_bytes, (256 + 1) * kBytesPerToken);
+  EXPECT_EQ(m->Usage().allocated_bytes, 512 * kBytesPerToken);
+}
+
+TEST(StaticKvManager, GrowthPastTheRequestsOwnReservationIsRefused) {
+  auto m = NewStaticKvManager(Geometry(640, 256), {StaticKvConfig::Reserve::kRequestMax});
+  ASSERT_TRUE(m->Admit(1, 10, 50));
+  EXPECT_TRUE(m->Grow(1, 50, GrowthPhase::kDecode));
+  EXPECT_FALSE(m->Grow(1, 51, GrowthPhase::kDecode));
+  EXPECT_EQ(m->Usage().live_bytes, 50 * kBytesPerToken);
+}
+
+TEST(StaticKvManager, ReleaseReturnsTheWholeReservation) {
+  auto m = NewStaticKvManager(Geometry(640, 256), {StaticKvConfig::Reserve::kMaxModelLen});
+  ASSERT_TRUE(m->Admit(1, 10, 50));
+  ASSERT_TRUE(m->Admit(2, 20, 50));
+  m->Release(1);
+  EXPECT_EQ(m->Usage().allocated_bytes, 256 * kBytesPerToken);
+  EXPECT_EQ(m->Usage().live_bytes, 20 * kBytesPerToken);
+}
+
+// ---------------------------------------------------------------------------
+// PagedAttention.
+
+KvUsage PagedUsageAfterAdmitting(int64_t block_tokens, int64_t tokens) {
+  PagedKvConfig config;
+  config.block_tokens = block_tokens;
+  auto m = NewPagedKvManager(Geometry(640, 256), config);
+  EXPECT_TRUE(m->Admit(1, tokens, tokens));
+  return m->Usage();
+}
+
+TEST(PagedKvManager, SixteenTokensTakeOneBlockOfSixteen) {
+  // One block = 16 tokens x 16 KiB = 256 KiB.
+  EXPECT_EQ(PagedUsageAfterAdmitting(16, 16).allocated_bytes, 1 * 16 * kBytesPerToken);
+  EXPECT_EQ(PagedUsageAfterAdmitting(16, 16).allocated_bytes, 256 * kKiB);
+}
+
+TEST(PagedKvManager, SeventeenTokensTakeTwoBlocksOfSixteen) {
+  EXPECT_EQ(PagedUsageAfterAdmitting(16, 17).allocated_bytes, 2 * 16 * kBytesPerToken);
+  EXPECT_EQ(PagedUsageAfterAdmitting(16, 17).live_bytes, 17 * kBytesPerToken);
+}
+
+TEST(PagedKvManager, ThirtyTwoTokensTakeOneBlockOfThirtyTwo) {
+  EXPECT_EQ(PagedUsageAfterAdmitting(32, 32).allocated_bytes, 1 * 32 * kBytesPerToken);
+}
+
+TEST(PagedKvManager, ThirtyThreeTokensTakeTwoBlocksOfThirtyTwo) {
+  EXPECT_EQ(PagedUsageAfterAdmitting(32, 33).allocated_bytes, 2 * 32 * kBytesPerToken);
+}
+
+TEST(PagedKvManager, GrowingPastABlockBoundaryTakesOneMoreBlock) {
+  auto m = NewPagedKvManager(Geometry(640, 256), PagedKvConfig{16, 0.0});
+  ASSERT_TRUE(m->Admit(1, 15, 100));
+  EXPECT_EQ(m->Usage().allocated_bytes, 1 * 16 * kBytesPerToken);
+  ASSERT_TRUE(m->Grow(1, 16, GrowthPhase::kDecode));
+  EXPECT_EQ(m->Usage().allocated_bytes, 1 * 16 * kBytesPerToken);
+  ASSERT_TRUE(m->Grow(1, 17, GrowthPhase::kDecode));
+  EXPECT_EQ(m->Usage().allocated_bytes, 2 * 16 * kBytesPerToken);
+  ASSERT_TRUE(m->Grow(1, 49, GrowthPhase::kPrefill));  // ceil(49 / 16) = 4 blocks
+  EXPECT_EQ(m->Usage().allocated_bytes, 4 * 16 * kBytesPerToken);
+}
+
+TEST(PagedKvManager, AdmissionKeepsTheWatermarkFreeButGrowthMayUseIt) {
+  // 250 blocks of 16 tokens; watermark 0.01 x 250 = 2.5 -> floor 2 blocks kept free.
+  const int64_t blocks = 250;
+  const int64_t watermark_blocks = static_cast<int64_t>(std::floor(0.01 * blocks));
+  ASSERT_EQ(watermark_blocks, 2);
+  const KvGeometry g = Geometry(blocks * 16, 4096);
+  PagedKvConfig config;
+  config.block_tokens = 16;
+  config.watermark = 0.01;
+
+  // A request of 249 blocks would leave 1 < 2 free: refused.
+  EXPECT_FALSE(NewPagedKvManager(g, config)->Admit(1, 249 * 16, 249 * 16));
+
+  // 248 blocks leave exactly 2 free: admitted.
+  auto m = NewPagedKvManager(g, config);
+  ASSERT_TRUE(m->Admit(1, 248 * 16, 250 * 16));
+  EXPECT_EQ(m->Usage().allocated_bytes, 248 * 16 * kBytesPerToken);
+  EXPECT_EQ(m->MaxAdmissibleTokens(), (blocks - watermark_blocks) * 16);  // 3968
+
+  // Even a one-token request would dip into the watermark now.
+  EXPECT_FALSE(m->Admit(2, 1, 1));
+
+  // Growth uses the last two blocks, then the pool is empty.
+  EXPECT_TRUE(m->Grow(1, 249 * 16 + 1, GrowthPhase::kDecode));
+  EXPECT_TRUE(m->Grow(1, 250 * 16, GrowthPhase::kDecode));
+  EXPECT_EQ(m->Usage().allocated_bytes, m->Usage().capacity_bytes);
+  EXPECT_FALSE(m->Grow(1, 250 * 16 + 1, GrowthPhase::kDecode));
+}
+
+// ---------------------------------------------------------------------------
+// vAttention page-group boundaries.
+
+TEST(VAttentionKvManager, OnePagesWorthOfTokensTakesOnePageGroup) {
+  // 64 KiB pages: 65536 / 2048 = 32 tokens per page; a group is one page in each of
+  // the 2 x 4 K/V buffers = 8 x 64 KiB = 512 KiB.
+  VAttentionKvConfig config;
+  config.page_bytes = 64 * kKiB;
+  const int64_t tokens_per_page = config.page_bytes / kBytesPerTokenPerLayer;
+  ASSERT_EQ(tokens_per_page, 32);
+  auto m = NewVAttentionKvManager(Geometry(640, 256), config);
+  ASSERT_TRUE(m->Admit(1, tokens_per_page, tokens_per_page + 1));
+  EXPECT_EQ(m->Usage().allocated_bytes, 2 * kLayers * 64 * kKiB);
+  EXPECT_EQ(m->Usage().allocated_bytes, 512 * kKiB);
+}
+
+TEST(VAttentionKvManager, OnePagePlusOneTokenTakesTwoPageGroups) {
+  VAttentionKvConfig config;
+  config.page_bytes = 64 * kKiB;
+  auto m = NewVAttentionKvManager(Geometry(640, 256), config);
+  ASSERT_TRUE(m->Admit(1, 33, 33));
+  EXPECT_EQ(m->Usage().allocated_bytes, 2 * (2 * kLayers * 64 * kKiB));
+  EXPECT_EQ(m->Usage().live_bytes, 33 * kBytesPerToken);
+}
+
+TEST(VAttentionKvManager, GrowingOneTokenPastAPageTakesASecondGroup) {
+  VAttentionKvConfig config;
+  config.page_bytes = 64 * kKiB;
+  auto m = NewVAttentionKvManager(Geometry(640, 256), config);
+  ASSERT_TRUE(m->Admit(1, 32, 64));
+  EXPECT_EQ(m->Usage().allocated_bytes, 512 * kKiB);
+  ASSERT_TRUE(m->Grow(1, 33, GrowthPhase::kDecode));
+  EXPECT_EQ(m->Usage().allocated_bytes, 2 * 512 * kKiB);
+}
+
+TEST(VAttentionKvManager, Llama3_8BAtTp1Holds1024TokensPerTwoMiBPage) {
+  // Llama-3-8B: 32 layers, 8 KV heads of 128, bf16. One of K or V of one token in
+  // one layer = 8 x 128 x 2 = 2048 bytes; 2 MiB / 2048 = 1024 tokens per page; a page
+  // group = 2 x 32 x 2 MiB = 128 MiB.
+  KvGeometry g;
+  g.num_layers = 32;
+  g.bytes_per_token_per_layer = 8 * 128 * 2;
+  g.bytes_per_token = 2 * g.num_layers * g.bytes_per_token_per_layer;  // 128 KiB
+  g.capacity_bytes = int64_t{40} * 1024 * kMiB;                        // 40 GiB
+  g.max_model_len = 8192;
+  ASSERT_EQ(g.bytes_per_token, 128 * kKiB);
+  VAttentionKvConfig config;
+  config.page_bytes = 2 * kMiB;
+  const int64_t tokens_per_page = config.page_bytes / g.bytes_per_token_per_layer;
+  ASSERT_EQ(tokens_per_page, 1024);
+  const int64_t group_bytes = 2 * g.num_layers * config.page_bytes;
+  ASSERT_EQ(group_bytes, 128 * kMiB);
+
+  auto one = NewVAttentionKvManager(g, config);
+  ASSERT_TRUE(one->Admit(1, 1024, 1024));
+  EXPECT_EQ(one->Usage().allocated_bytes, group_bytes);
+  // 1024 tokens x 128 KiB fill the 128 MiB group exactly: no waste.
+  EXPECT_EQ(one->Usage().live_bytes, group_bytes);
+
+  auto two = NewVAttentionKvManager(g, config);
+  ASSERT_TRUE(two->Admit(1, 1025, 1025));
+  EXPECT_EQ(two->Usage().allocated_bytes, 2 * group_bytes);
+}
+
+}  // namespace
+}  // namespace kvsim

@@ -1,1 +1,311 @@
-// placeholder
+// vAttention specifics with hand-computed costs: page-group mapping at admission
+// and growth, overlap of decode growth, deferred reclamation, slots and watermark.
+//
+// Geometry: 4 layers, ONE of K or V of one token in one layer = 2048 bytes, so a
+// token of K and V in every layer = 2 x 4 x 2048 = 16 KiB. With 64 KiB pages a page
+// holds 65536 / 2048 = 32 tokens, and a page group (one page in each of the 2 x 4
+// K/V buffers) is 8 pages = 512 KiB = 32 tokens x 16 KiB. Mapping one group costs
+// 8 x (map + set access) and 8 map calls; unmapping one costs 8 x unmap.
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <tuple>
+
+#include "sim/kvcache/kv_cache_manager.h"
+
+namespace kvsim {
+namespace {
+
+constexpr int64_t kLayers = 4;
+constexpr int64_t kBytesPerTokenPerLayer = 2048;
+constexpr int64_t kBytesPerToken = 2 * kLayers * kBytesPerTokenPerLayer;  // 16 KiB
+constexpr int64_t kKiB = 1024;
+constexpr int64_t kMiB = 1024 * 1024;
+constexpr int64_t kPageBytes = 64 * kKiB;
+constexpr int64_t kTokensPerPage = kPageBytes / kBytesPerTokenPerLayer;  // 32
+constexpr int64_t kGroupBytes = 2 * kLayers * kPageBytes;                // 512 KiB
+constexpr int64_t kCallsPerGroup = 2 * kLayers;                          // 8
+
+constexpr Nanos kMap{1'000};
+constexpr Nanos kSetAccess{20'000};
+constexpr Nanos kUnmap{15'000};
+constexpr Nanos kMapGroup = kCallsPerGroup * (kMap + kSetAccess);  // 8 x 21 us = 168 us
+constexpr Nanos kUnmapGroup = kCallsPerGroup * kUnmap;             // 8 x 15 us = 120 us
+
+static_assert(kTokensPerPage == 32);
+static_assert(kGroupBytes == 512 * kKiB);
+static_assert(kMapGroup == Nanos(168'000));
+static_assert(kUnmapGroup == Nanos(120'000));
+
+// A cache of `groups` page groups (32 tokens each).
+KvGeometry Geometry(int64_t groups, int64_t max_model_len) {
+  KvGeometry g;
+  g.capacity_bytes = groups * kGroupBytes;
+  g.bytes_per_token = kBytesPerToken;
+  g.bytes_per_token_per_layer = kBytesPerTokenPerLayer;
+  g.num_layers = kLayers;
+  g.max_model_len = max_model_len;
+  return g;
+}
+
+VAttentionKvConfig Config(bool overlap, bool deferred_reclaim) {
+  VAttentionKvConfig c;
+  c.page_bytes = kPageBytes;
+  c.overlap = overlap;
+  c.deferred_reclaim = deferred_reclaim;
+  c.watermark = 0;
+  c.map_latency = kMap;
+  c.set_access_latency = kSetAccess;
+  c.unmap_latency = kUnmap;
+  return c;
+}
+
+// (synchronous ns, background ns, map calls, unmap calls)
+std::tuple<int64_t, int64_t, int64_t, int64_t> Cost(Nanos sync, Nanos background, int64_t map_calls,
+                                                    int64_t unmap_calls) {
+  return {sync.count(), background.count(), map_calls, unmap_calls};
+}
+
+std::tuple<int64_t, int64_t, int64_t, int64_t> Cost(const KvStepCost& c) {
+  return {c.synchronous.count(), c.background.count(), c.map_calls, c.unmap_calls};
+}
+
+std::tuple<int64_t, int64_t, int64_t> Fields(const KvUsage& u) {
+  return {u.capacity_bytes, u.allocated_bytes, u.live_bytes};
+}
+
+constexpr auto kNoCost = std::make_tuple(int64_t{0}, int64_t{0}, int64_t{0}, int64_t{0});
+
+class VAttentionWithAndWithoutOverlap : public ::testing::TestWithParam<bool> {};
+
+TEST_P(VAttentionWithAndWithoutOverlap, AdmissionMapsEveryPageGroupOfThePromptSynchronously) {
+  auto m = NewVAttentionKvManager(Geometry(20, 640), Config(GetParam(), true));
+  // 100 tokens: ceil(100 / 32) = 4 groups = 32 map calls, 32 x 21 us = 672 us.
+  ASSERT_TRUE(m->Admit(1, 100, 200));
+  EXPECT_EQ(Cost(m->TakeStepCost()), Cost(Nanos(672'000), Nanos(0), 4 * kCallsPerGroup, 0));
+  EXPECT_EQ(Cost(Nanos(672'000), Nanos(0), 32, 0),
+            Cost(4 * kMapGroup, Nanos(0), 4 * kCallsPerGroup, 0));
+  EXPECT_EQ(m->Usage().allocated_bytes, 4 * kGroupBytes);
+  EXPECT_EQ(m->Usage().live_bytes, 100 * kBytesPerToken);
+}
+
+TEST_P(VAttentionWithAndWithoutOverlap, TakeStepCostReportsTheWorkOnceThenNothing) {
+  auto m = NewVAttentionKvManager(Geometry(20, 640), Config(GetParam(), true));
+  ASSERT_TRUE(m->Admit(1, 32, 64));
+  ASSERT_TRUE(m->Admit(2, 33, 64));
+  // 1 + 2 groups since the last call.
+  EXPECT_EQ(Cost(m->TakeStepCost()), Cost(3 * kMapGroup, Nanos(0), 3 * kCallsPerGroup, 0));
+  EXPECT_EQ(Cost(m->TakeStepCost()), kNoCost);
+}
+
+TEST_P(VAttentionWithAndWithoutOverlap, GrowthWithinAPageMapsNothing) {
+  auto m = NewVAttentionKvManager(Geometry(20, 640), Config(GetParam(), true));
+  ASSERT_TRUE(m->Admit(1, 1, 64));
+  m->TakeStepCost();
+  for (int64_t t = 2; t <= 32; ++t) ASSERT_TRUE(m->Grow(1, t, GrowthPhase::kDecode));
+  EXPECT_EQ(Cost(m->TakeStepCost()), kNoCost);
+  EXPECT_EQ(m->Usage().allocated_bytes, kGroupBytes);
+}
+
+TEST_P(VAttentionWithAndWithoutOverlap, ChunkedPrefillGrowthIsMappedSynchronously) {
+  auto m = NewVAttentionKvManager(Geometry(20, 640), Config(GetParam(), true));
+  ASSERT_TRUE(m->Admit(1, 32, 200));
+  m->TakeStepCost();
+  // 32 -> 100 tokens: from 1 to 4 groups, 3 more = 24 calls = 504 us.
+  ASSERT_TRUE(m->Grow(1, 100, GrowthPhase::kPrefill));
+  EXPECT_EQ(Cost(m->TakeStepCost()), Cost(3 * kMapGroup, Nanos(0), 3 * kCallsPerGroup, 0));
+  EXPECT_EQ(3 * kMapGroup, Nanos(504'000));
+}
+
+INSTANTIATE_TEST_SUITE_P(Overlap, VAttentionWithAndWithoutOverlap, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& info) {
+                           return info.param ? "On" : "Off";
+                         });
+
+TEST(VAttentionKvManager, DecodeGrowthAcrossAPageIsMappedInTheBackgroundWithOverlap) {
+  auto m = NewVAttentionKvManager(Geometry(20, 640), Config(/*overlap=*/true, true));
+  ASSERT_TRUE(m->Admit(1, 32, 64));
+  m->TakeStepCost();
+  // 32 -> 33 tokens crosses into a second group: 8 calls, 168 us behind the iteration.
+  ASSERT_TRUE(m->Grow(1, 33, GrowthPhase::kDecode));
+  EXPECT_EQ(Cost(m->TakeStepCost()), Cost(Nanos(0), Nanos(168'000), kCallsPerGroup, 0));
+}
+
+TEST(VAttentionKvManager, DecodeGrowthAcrossAPageStallsTheIterationWithoutOverlap) {
+  auto m = NewVAttentionKvManager(Geometry(20, 640), Config(/*overlap=*/false, true));
+  ASSERT_TRUE(m->Admit(1, 32, 64));
+  m->TakeStepCost();
+  ASSERT_TRUE(m->Grow(1, 33, GrowthPhase::kDecode));
+  EXPECT_EQ(Cost(m->TakeStepCost()), Cost(Nanos(168'000), Nanos(0), kCallsPerGroup, 0));
+}
+
+TEST(VAttentionKvManager, DefaultLatenciesChargeLlama3_8BAboutOnePointFiveMsPerPageGroup) {
+  // Llama-3-8B, TP 1: 32 layers, 2048 bytes per token per layer, 2 MiB pages of 1024
+  // tokens. A page group = 2 x 32 = 64 pages; at the default H100 latencies
+  // (cuMemMap 0.65 us + cuMemSetAccess 22.16 us) it costs 64 x 22.81 us = 1459.84 us.
+  KvGeometry g;
+  g.num_layers = 32;
+  g.bytes_per_token_per_layer = 2048;
+  g.bytes_per_token = 2 * 32 * 2048;
+  g.capacity_bytes = int64_t{40} * 1024 * kMiB;
+  g.max_model_len = 8192;
+  VAttentionKvConfig config;  // defaults: 2 MiB pages, overlap on
+  config.overlap = false;
+  auto m = NewVAttentionKvManager(g, config);
+  ASSERT_TRUE(m->Admit(1, 1024, 2048));
+  EXPECT_EQ(Cost(m->TakeStepCost()), Cost(Nanos(1'459'840), Nanos(0), 64, 0));
+  ASSERT_TRUE(m->Grow(1, 1025, GrowthPhase::kDecode));
+  EXPECT_EQ(Cost(m->TakeStepCost()), Cost(Nanos(64 * (650 + 22'160)), Nanos(0), 64, 0));
+}
+
+TEST(VAttentionKvManager, FinishedRequestsPagesAreReusedByTheNextAdmissionForFree) {
+  auto m = NewVAttentionKvManager(Geometry(20, 640), Config(true, /*deferred_reclaim=*/true));
+  ASSERT_TRUE(m->Admit(1, 100, 200));  // 4 groups
+  m->TakeStepCost();
+  m->Release(1);
+  // The 4 groups stay mapped to the idle slot; releasing costs nothing.
+  EXPECT_EQ(Cost(m->TakeStepCost()), kNoCost);
+  EXPECT_EQ(Fields(m->Usage()), std::make_tuple(20 * kGroupBytes, 4 * kGroupBytes, int64_t{0}));
+
+  // A 90-token request (3 groups) takes that slot: no mapping.
+  ASSERT_TRUE(m->Admit(2, 90, 200));
+  EXPECT_EQ(Cost(m->TakeStepCost()), kNoCost);
+  EXPECT_EQ(Fields(m->Usage()),
+            std::make_tuple(20 * kGroupBytes, 4 * kGroupBytes, 90 * kBytesPerToken));
+  // Growing into its fourth group uses the page already mapped.
+  ASSERT_TRUE(m->Grow(2, 128, GrowthPhase::kPrefill));
+  EXPECT_EQ(Cost(m->TakeStepCost()), kNoCost);
+  // The fifth group is new: one group of mapping.
+  ASSERT_TRUE(m->Grow(2, 129, GrowthPhase::kDecode));
+  EXPECT_EQ(Cost(m->TakeStepCost()), Cost(Nanos(0), kMapGroup, kCallsPerGroup, 0));
+  EXPECT_EQ(m->Usage().allocated_bytes, 5 * kGroupBytes);
+}
+
+TEST(VAttentionKvManager, AShortFreePoolIsRefilledByUnmappingIdleSlots) {
+  // 8 groups = 256 tokens.
+  auto m = NewVAttentionKvManager(Geometry(8, 256), Config(true, /*deferred_reclaim=*/true));
+  ASSERT_TRUE(m->Admit(1, 128, 128));  // 4 groups
+  ASSERT_TRUE(m->Admit(2, 128, 128));  // 4 groups: the pool is empty
+  m->Release(1);
+  m->Release(2);
+  m->TakeStepCost();
+  EXPECT_EQ(m->Usage().allocated_bytes, 8 * kGroupBytes);
+
+  // 256 tokens = 8 groups: 4 already mapped in the slot it gets, 4 unmapped from
+  // the other idle slot and mapped again. Admission is synchronous:
+  // 4 x 120 us + 4 x 168 us = 480 + 672 = 1152 us.
+  ASSERT_TRUE(m->Admit(3, 256, 256));
+  EXPECT_EQ(Cost(m->TakeStepCost()),
+            Cost(Nanos(1'152'000), Nanos(0), 4 * kCallsPerGroup, 4 * kCallsPerGroup));
+  EXPECT_EQ(Fields(m->Usage()),
+            std::make_tuple(8 * kGroupBytes, 8 * kGroupBytes, 256 * kBytesPerToken));
+}
+
+TEST(VAttentionKvManager, ReclaimForDecodeGrowthRunsInTheBackgroundWithOverlap) {
+  auto m = NewVAttentionKvManager(Geometry(8, 256), Config(/*overlap=*/true, true));
+  ASSERT_TRUE(m->Admit(1, 128, 256));  // 4 groups
+  ASSERT_TRUE(m->Admit(2, 128, 256));  // 4 groups: the pool is empty
+  m->Release(2);
+  m->TakeStepCost();
+  // 128 -> 129 needs a fifth group, unmapped from the idle slot of request 2 and
+  // mapped to request 1: 120 us + 168 us = 288 us, all hidden.
+  ASSERT_TRUE(m->Grow(1, 129, GrowthPhase::kDecode));
+  EXPECT_EQ(Cost(m->TakeStepCost()),
+            Cost(Nanos(0), Nanos(288'000), kCallsPerGroup, kCallsPerGroup));
+  EXPECT_EQ(m->Usage().allocated_bytes, 8 * kGroupBytes);
+}
+
+TEST(VAttentionKvManager, SparePagesOfARunningRequestAreUnmappedWhenNoIdleSlotHasAny) {
+  auto m = NewVAttentionKvManager(Geometry(8, 256), Config(true, true));
+  ASSERT_TRUE(m->Admit(1, 256, 256));  // all 8 groups
+  m->Release(1);
+  ASSERT_TRUE(m->Admit(2, 32, 64));  // reuses the slot: needs 1 group of its 8
+  m->TakeStepCost();
+  EXPECT_EQ(m->Usage().allocated_bytes, 8 * kGroupBytes);
+  // 64 tokens = 2 groups for a fresh slot; the pool is empty and no idle slot holds
+  // pages, so 2 of request 2's 7 spare groups are unmapped: 2 x (120 + 168) = 576 us.
+  ASSERT_TRUE(m->Admit(3, 64, 64));
+  EXPECT_EQ(Cost(m->TakeStepCost()),
+            Cost(Nanos(576'000), Nanos(0), 2 * kCallsPerGroup, 2 * kCallsPerGroup));
+  EXPECT_EQ(Fields(m->Usage()),
+            std::make_tuple(8 * kGroupBytes, 8 * kGroupBytes, (32 + 64) * kBytesPerToken));
+}
+
+TEST(VAttentionKvManager, WithoutDeferredReclaimReleaseUnmapsAtOnce) {
+  auto m = NewVAttentionKvManager(Geometry(20, 640), Config(/*overlap=*/false, false));
+  ASSERT_TRUE(m->Admit(1, 100, 200));  // 4 groups
+  m->TakeStepCost();
+  m->Release(1);
+  // 4 groups x 8 calls x 15 us = 480 us.
+  EXPECT_EQ(Cost(m->TakeStepCost()), Cost(Nanos(480'000), Nanos(0), 0, 4 * kCallsPerGroup));
+  EXPECT_EQ(m->Usage().allocated_bytes, 0);
+  // The next request maps its pages again: 3 groups.
+  ASSERT_TRUE(m->Admit(2, 90, 200));
+  EXPECT_EQ(Cost(m->TakeStepCost()), Cost(3 * kMapGroup, Nanos(0), 3 * kCallsPerGroup, 0));
+}
+
+TEST(VAttentionKvManager, WithoutDeferredReclaimAndWithOverlapReleaseUnmapsInTheBackground) {
+  auto m = NewVAttentionKvManager(Geometry(20, 640), Config(/*overlap=*/true, false));
+  ASSERT_TRUE(m->Admit(1, 100, 200));
+  m->TakeStepCost();
+  m->Release(1);
+  EXPECT_EQ(Cost(m->TakeStepCost()), Cost(Nanos(0), Nanos(480'000), 0, 4 * kCallsPerGroup));
+  EXPECT_EQ(m->Usage().allocated_bytes, 0);
+}
+
+TEST(VAttentionKvManager, MaxSlotsLimitsConcurrentRequests) {
+  VAttentionKvConfig config = Config(true, true);
+  config.max_slots = 2;
+  auto m = NewVAttentionKvManager(Geometry(20, 640), config);
+  ASSERT_TRUE(m->Admit(1, 10, 10));
+  ASSERT_TRUE(m->Admit(2, 10, 10));
+  m->TakeStepCost();
+  const KvUsage before = m->Usage();
+  // 18 free groups, but no free slot.
+  EXPECT_FALSE(m->Admit(3, 10, 10));
+  EXPECT_EQ(Fields(m->Usage()), Fields(before));
+  EXPECT_EQ(Cost(m->TakeStepCost()), kNoCost);
+  m->Release(1);
+  EXPECT_TRUE(m->Admit(3, 10, 10));
+  EXPECT_FALSE(m->Admit(4, 10, 10));
+}
+
+TEST(VAttentionKvManager, AdmissionKeepsTheWatermarkFreeButGrowthMayUseIt) {
+  // 200 groups; watermark 0.01 x 200 = 2 groups kept free at admission.
+  VAttentionKvConfig config = Config(true, true);
+  config.watermark = 0.01;
+  const KvGeometry g = Geometry(200, 8192);
+  EXPECT_EQ(NewVAttentionKvManager(g, config)->MaxAdmissibleTokens(), (200 - 2) * 32);  // 6336
+
+  // 199 groups (6337 tokens) would leave 1 free: refused.
+  EXPECT_FALSE(NewVAttentionKvManager(g, config)->Admit(1, 198 * 32 + 1, 198 * 32 + 1));
+
+  auto m = NewVAttentionKvManager(g, config);
+  ASSERT_TRUE(m->Admit(1, 198 * 32, 8192));  // leaves exactly 2
+  EXPECT_FALSE(m->Admit(2, 1, 1));           // would leave 1
+  EXPECT_TRUE(m->Grow(1, 200 * 32, GrowthPhase::kDecode));
+  EXPECT_EQ(m->Usage().allocated_bytes, m->Usage().capacity_bytes);
+  EXPECT_FALSE(m->Grow(1, 200 * 32 + 1, GrowthPhase::kDecode));
+}
+
+TEST(VAttentionKvManager, AdmissionCountsTheChosenSlotsSparePagesAsFree) {
+  // 20 groups; watermark 0.06 x 20 = 1.2 -> 1 group kept free at admission.
+  VAttentionKvConfig config = Config(true, /*deferred_reclaim=*/true);
+  config.watermark = 0.06;
+  auto m = NewVAttentionKvManager(Geometry(20, 256), config);
+  ASSERT_TRUE(m->Admit(1, 256, 256));                  // 8 groups
+  ASSERT_TRUE(m->Admit(2, 256, 256));                  // 8 groups
+  ASSERT_TRUE(m->Admit(3, 96, 128));                   // 3 groups, leaving the 1-group watermark
+  ASSERT_TRUE(m->Grow(3, 128, GrowthPhase::kDecode));  // growth takes the last group
+  m->Release(1);
+  // Free capacity = free pool (0) + mapped-but-unneeded groups (request 1's 8) = 8.
+  // A one-token request needs 1 group and leaves 7 >= 1 free; the slot it is given
+  // already holds 8 mapped groups, so nothing needs mapping.
+  m->TakeStepCost();
+  EXPECT_TRUE(m->Admit(4, 1, 1));
+  EXPECT_EQ(Cost(m->TakeStepCost()), kNoCost);
+  EXPECT_EQ(m->Usage().allocated_bytes, 20 * kGroupBytes);
+}
+
+}  // namespace
+}  // namespace kvsim

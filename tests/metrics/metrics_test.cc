@@ -1,1 +1,222 @@
-// placeholder
+// Tests for Metrics::Summarize on hand-made request records and iteration samples,
+// and for NearestRank.
+#include "sim/metrics/metrics.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "sim/core/check.h"
+
+namespace kvsim {
+namespace {
+
+Nanos Ms(int64_t ms) { return Nanos(ms * 1'000'000); }
+
+struct Row {
+  int64_t id, queue_ms, ttft_ms, e2e_ms, output_tokens;
+};
+
+// Ten requests; request i arrives at i seconds and has a 100 x i token prompt.
+//   id  queue  TTFT   E2E  output  TPOT = (E2E - TTFT) / (output - 1)
+//    1     50   300  2300      21  2000 / 20 = 100
+//    2     10   700  1700      11  1000 / 10 = 100
+//    3     90   100  3100      31  3000 / 30 = 100
+//    4     30  1000  1000       1  (none: a single token)
+//    5     70   500  1000      11   500 / 10 =  50
+//    6     20   200  4200      41  4000 / 40 = 100
+//    7    100   900  2900      21  2000 / 20 = 100
+//    8     40   400  1400       2  1000 /  1 = 1000
+//    9     80   800  1800      11  1000 / 10 = 100
+//   10     60   600  3600      31  3000 / 30 = 100
+// All times in ms. Finish = arrival + E2E; the last is request 10 at 10 + 3.6 = 13.6 s.
+const std::vector<Row> kRows = {
+    {10, 60, 600, 3600, 31}, {1, 50, 300, 2300, 21},  {2, 10, 700, 1700, 11},
+    {3, 90, 100, 3100, 31},  {4, 30, 1000, 1000, 1},  {5, 70, 500, 1000, 11},
+    {6, 20, 200, 4200, 41},  {7, 100, 900, 2900, 21}, {8, 40, 400, 1400, 2},
+    {9, 80, 800, 1800, 11},
+};
+
+Metrics TenRequests() {
+  Metrics m(false);
+  for (const Row& row : kRows) {
+    RequestRecord r;
+    r.id = row.id;
+    r.arrival = Ms(1000 * row.id);
+    r.first_scheduled = r.arrival + Ms(row.queue_ms);
+    r.first_token = r.arrival + Ms(row.ttft_ms);
+    r.finish = r.arrival + Ms(row.e2e_ms);
+    r.prompt_tokens = 100 * row.id;
+    r.output_tokens = row.output_tokens;
+    r.preemptions = row.id % 3 == 0 ? 1 : 0;  // requests 3, 6, 9
+    m.RecordRequest(r);
+  }
+  return m;
+}
+
+TEST(MetricsSummary, TtftPercentilesAreNearestRanksOfTheRecords) {
+  const Summary s = TenRequests().Summarize();
+  // TTFT sorted: 100 200 ... 1000 ms. p50 = 5th, p90 = 9th, p99 = ceil(9.9) = 10th.
+  EXPECT_DOUBLE_EQ(s.ttft_s.p50, 0.5);
+  EXPECT_DOUBLE_EQ(s.ttft_s.p90, 0.9);
+  EXPECT_DOUBLE_EQ(s.ttft_s.p99, 1.0);
+  EXPECT_NEAR(s.ttft_s.mean, 0.55, 1e-12);  // 5500 ms / 10
+}
+
+TEST(MetricsSummary, QueueDelayIsFirstScheduledMinusArrival) {
+  const Summary s = TenRequests().Summarize();
+  // Sorted: 10 20 ... 100 ms.
+  EXPECT_DOUBLE_EQ(s.queue_s.p50, 0.05);
+  EXPECT_DOUBLE_EQ(s.queue_s.p90, 0.09);
+  EXPECT_DOUBLE_EQ(s.queue_s.p99, 0.1);
+  EXPECT_NEAR(s.queue_s.mean, 0.055, 1e-12);
+}
+
+TEST(MetricsSummary, EndToEndLatencyPercentilesAreNearestRanks) {
+  const Summary s = TenRequests().Summarize();
+  // Sorted: 1000 1000 1400 1700 1800 | 2300 2900 3100 3600 4200 ms; sum 23000.
+  EXPECT_DOUBLE_EQ(s.e2e_s.p50, 1.8);
+  EXPECT_DOUBLE_EQ(s.e2e_s.p90, 3.6);
+  EXPECT_DOUBLE_EQ(s.e2e_s.p99, 4.2);
+  EXPECT_NEAR(s.e2e_s.mean, 2.3, 1e-12);
+}
+
+TEST(MetricsSummary, TpotSkipsSingleTokenRequests) {
+  const Summary s = TenRequests().Summarize();
+  // Nine values (request 4 has one token): 50, 100 x 7, 1000 ms.
+  // p50 = ceil(4.5) = 5th = 100; p90 = ceil(8.1) = 9th = 1000; p99 = ceil(8.91) = 9th.
+  EXPECT_DOUBLE_EQ(s.tpot_s.p50, 0.1);
+  EXPECT_DOUBLE_EQ(s.tpot_s.p90, 1.0);
+  EXPECT_DOUBLE_EQ(s.tpot_s.p99, 1.0);
+  EXPECT_NEAR(s.tpot_s.mean, 1.750 / 9, 1e-12);  // (50 + 700 + 1000) ms / 9
+}
+
+TEST(MetricsSummary, ThroughputIsCompletedOverTheLastFinish) {
+  const Summary s = TenRequests().Summarize();
+  // Makespan: the latest finish (request 10, recorded first): 10 s + 3.6 s.
+  EXPECT_DOUBLE_EQ(s.makespan_s, 13.6);
+  EXPECT_EQ(s.requests_completed, 10);
+  EXPECT_DOUBLE_EQ(s.requests_per_s, 10 / 13.6);
+  // Output tokens: 31+21+11+31+1+11+41+21+2+11 = 181; prompts: 100 x (1+...+10) = 5500.
+  EXPECT_DOUBLE_EQ(s.output_tokens_per_s, 181 / 13.6);
+  EXPECT_DOUBLE_EQ(s.total_tokens_per_s, (181 + 5500) / 13.6);
+  EXPECT_EQ(s.preemptions, 3);
+}
+
+IterationSample Sample(int64_t duration_ms, int64_t running, int64_t allocated, int64_t live) {
+  IterationSample x;
+  x.duration = Ms(duration_ms);
+  x.running = running;
+  x.allocated_bytes = allocated;
+  x.live_bytes = live;
+  return x;
+}
+
+TEST(MetricsSummary, MemoryAndBatchMeansAreWeightedByBusyTime) {
+  Metrics m(false);
+  m.RecordIteration(Sample(10, 1, 100, 50));
+  m.RecordIteration(Sample(30, 2, 200, 100));
+  m.RecordIteration(Sample(60, 5, 400, 300));
+  const Summary s = m.Summarize();
+  // Busy 100 ms.
+  // allocated: (10 x 100 + 30 x 200 + 60 x 400) / 100 = 31000 / 100 = 310
+  // live:      (10 x 50 + 30 x 100 + 60 x 300) / 100 = 21500 / 100 = 215
+  // running:   (10 x 1 + 30 x 2 + 60 x 5) / 100 = 370 / 100 = 3.7
+  EXPECT_DOUBLE_EQ(s.mean_allocated_bytes, 310);
+  EXPECT_DOUBLE_EQ(s.mean_live_bytes, 215);
+  EXPECT_DOUBLE_EQ(s.mean_running, 3.7);
+  // 1 - 215 / 310 = 95 / 310
+  EXPECT_DOUBLE_EQ(s.fragmentation, 95.0 / 310.0);
+  EXPECT_EQ(s.peak_allocated_bytes, 400);
+  EXPECT_EQ(s.max_running, 5);
+  EXPECT_EQ(s.iterations, 3);
+}
+
+TEST(MetricsSummary, KeepsSamplesOnlyWhenAsked) {
+  Metrics kept(true), dropped(false);
+  for (Metrics* m : {&kept, &dropped}) {
+    m->RecordIteration(Sample(10, 1, 100, 50));
+    m->RecordIteration(Sample(20, 1, 100, 50));
+  }
+  ASSERT_EQ(kept.samples().size(), 2u);
+  EXPECT_EQ(kept.samples()[1].duration, Ms(20));
+  EXPECT_TRUE(dropped.samples().empty());
+  // Aggregates are kept either way.
+  EXPECT_EQ(dropped.Summarize().iterations, 2);
+  EXPECT_DOUBLE_EQ(dropped.Summarize().mean_allocated_bytes, 100);
+}
+
+TEST(MetricsSummary, TimeBetweenTokensComesFromTheHistogram) {
+  Metrics m(false);
+  for (int64_t gap_ms : {30, 10, 40, 20}) m.RecordToken(Ms(gap_ms));
+  const Summary s = m.Summarize();
+  EXPECT_NEAR(s.tbt_s.mean, 0.025, 1e-15);  // (10 + 20 + 30 + 40) / 4 ms, exact
+  // p50 = 2nd = 20 ms; p90 = p99 = 4th = 40 ms; the histogram is within 2^-8.
+  EXPECT_NEAR(s.tbt_s.p50, 0.020, 0.020 / 256);
+  EXPECT_NEAR(s.tbt_s.p90, 0.040, 0.040 / 256);
+  EXPECT_NEAR(s.tbt_s.p99, 0.040, 0.040 / 256);
+}
+
+TEST(MetricsSummary, CountsOfferedRejectedTruncatedAndKvCalls) {
+  Metrics m(false);
+  for (int i = 0; i < 5; ++i) m.CountOffered();
+  m.CountRejected();
+  m.CountTruncated();
+  m.CountTruncated();
+  m.RecordKvCalls(64, 0, Nanos(1'500'000), Nanos(0));
+  m.RecordKvCalls(128, 32, Nanos(500'000), Nanos(2'000'000));
+  const Summary s = m.Summarize();
+  EXPECT_EQ(s.requests_total, 5);
+  EXPECT_EQ(s.requests_rejected, 1);
+  EXPECT_EQ(s.requests_truncated, 2);
+  EXPECT_EQ(s.map_calls, 192);
+  EXPECT_EQ(s.unmap_calls, 32);
+  EXPECT_DOUBLE_EQ(s.exposed_overhead_s, 0.002);
+  EXPECT_DOUBLE_EQ(s.hidden_overhead_s, 0.002);
+}
+
+TEST(MetricsSummary, EmptyRunSummarizesToZeros) {
+  const Summary s = Metrics(true).Summarize();
+  EXPECT_EQ(s.requests_completed, 0);
+  EXPECT_EQ(s.makespan_s, 0);
+  EXPECT_EQ(s.requests_per_s, 0);
+  EXPECT_EQ(s.output_tokens_per_s, 0);
+  EXPECT_EQ(s.ttft_s.p50, 0);
+  EXPECT_EQ(s.ttft_s.mean, 0);
+  EXPECT_EQ(s.tpot_s.p99, 0);
+  EXPECT_EQ(s.tbt_s.p50, 0);
+  EXPECT_EQ(s.mean_allocated_bytes, 0);
+  EXPECT_EQ(s.fragmentation, 0);
+  EXPECT_EQ(s.iterations, 0);
+}
+
+TEST(NearestRank, PicksTheCeilingOfQTimesNthValue) {
+  const std::vector<double> v = {1, 2, 3, 4, 5};
+  EXPECT_EQ(NearestRank(v, 0.0), 1);   // rank clamped up to 1
+  EXPECT_EQ(NearestRank(v, 0.2), 1);   // ceil(1.0) = 1
+  EXPECT_EQ(NearestRank(v, 0.21), 2);  // ceil(1.05) = 2
+  EXPECT_EQ(NearestRank(v, 0.5), 3);   // ceil(2.5) = 3
+  EXPECT_EQ(NearestRank(v, 0.8), 4);   // ceil(4.0) = 4
+  EXPECT_EQ(NearestRank(v, 0.81), 5);  // ceil(4.05) = 5
+  EXPECT_EQ(NearestRank(v, 1.0), 5);
+}
+
+TEST(NearestRank, OfOneValueIsThatValue) {
+  EXPECT_EQ(NearestRank({42}, 0.0), 42);
+  EXPECT_EQ(NearestRank({42}, 0.99), 42);
+}
+
+TEST(NearestRank, OfHundredValuesP99IsThe99th) {
+  std::vector<double> v;
+  for (int i = 1; i <= 100; ++i) v.push_back(i);
+  EXPECT_EQ(NearestRank(v, 0.99), 99);
+  EXPECT_EQ(NearestRank(v, 0.9), 90);
+  EXPECT_EQ(NearestRank(v, 0.5), 50);
+}
+
+TEST(NearestRank, RejectsAnEmptySample) { EXPECT_THROW(NearestRank({}, 0.5), InvariantError); }
+
+}  // namespace
+}  // namespace kvsim
