@@ -72,9 +72,9 @@ Nanos Replica::StartIteration(Nanos now) {
 
   const Nanos duration = compute + exposed;
   const KvUsage usage = kv_->Usage();
-  KVSIM_CHECK(
-      usage.live_bytes <= usage.allocated_bytes && usage.allocated_bytes <= usage.capacity_bytes,
-      "KV usage must satisfy live <= allocated <= capacity");
+  KVSIM_CHECK(usage.live_bytes <= usage.allocated_bytes &&
+                  usage.allocated_bytes + usage.cached_bytes <= usage.capacity_bytes,
+              "KV usage must satisfy live <= allocated and allocated + cached <= capacity");
   metrics_.RecordIteration({.start = now,
                             .duration = duration,
                             .replica = index_,
@@ -84,6 +84,7 @@ Nanos Replica::StartIteration(Nanos now) {
                             .decode_tokens = batch_.decode_tokens,
                             .allocated_bytes = usage.allocated_bytes,
                             .live_bytes = usage.live_bytes,
+                            .cached_bytes = usage.cached_bytes,
                             .exposed_overhead = exposed});
   iteration_start_ = now;
   last_duration_ = duration;

@@ -34,11 +34,16 @@ struct KvGeometry {
   int64_t max_model_len = 0;  // longest request (prompt + output) in tokens
 };
 
-// Usage in bytes on one GPU. Invariant: live <= allocated <= capacity.
+// Usage in bytes on one GPU. Invariant: live <= allocated and
+// allocated + cached <= capacity.
 struct KvUsage {
   int64_t capacity_bytes = 0;
-  int64_t allocated_bytes = 0;  // set aside for requests (committed, mapped)
+  int64_t allocated_bytes = 0;  // set aside for admitted requests (reserved, blocks, pages)
   int64_t live_bytes = 0;       // what requests' tokens really occupy
+  // Physically mapped but needed by no request: vAttention pages left mapped by
+  // deferred reclamation (idle slots, or a reused slot's pages beyond its request's
+  // need). Free capacity to the scheduler; unmapped only when the pool runs short.
+  int64_t cached_bytes = 0;
 };
 
 // Virtual-memory work done by a manager since the last TakeStepCost().

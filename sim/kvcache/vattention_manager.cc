@@ -38,11 +38,15 @@ class VAttentionKvManager final : public KvCacheManager {
     KVSIM_CHECK(tokens >= 1 && tokens <= max_tokens && max_tokens <= geometry_.max_model_len,
                 "admission outside [1, max_model_len]");
     if (idle_.empty()) return false;
-    // Deferred reclamation: the idle slot with the most pages still mapped.
-    const auto chosen = *idle_.begin();
+    // Deferred reclamation: reuse the idle slot whose mapped pages cover the need
+    // most tightly; if none covers it, the one with the most pages mapped.
+    const int64_t groups = CeilDiv(tokens, tokens_per_page_);
+    auto it = idle_.upper_bound({-groups, std::numeric_limits<int64_t>::max()});
+    it = (it == idle_.begin()) ? idle_.begin() : std::prev(it);
+    const auto chosen = *it;
     const int64_t s = chosen.second;
-    idle_.erase(idle_.begin());  // so reclamation cannot pick this slot
-    if (!Reserve(s, CeilDiv(tokens, tokens_per_page_), watermark_groups_, GrowthPhase::kPrefill)) {
+    idle_.erase(it);  // so reclamation cannot pick this slot
+    if (!Reserve(s, groups, watermark_groups_, GrowthPhase::kPrefill)) {
       idle_.insert(chosen);
       return false;
     }
@@ -83,8 +87,10 @@ class VAttentionKvManager final : public KvCacheManager {
   }
 
   KvUsage Usage() const override {
-    return {geometry_.capacity_bytes, (total_groups_ - free_pool_) * group_bytes_,
-            live_tokens_ * geometry_.bytes_per_token};
+    return {.capacity_bytes = geometry_.capacity_bytes,
+            .allocated_bytes = (total_groups_ - free_pool_ - reclaimable_) * group_bytes_,
+            .live_bytes = live_tokens_ * geometry_.bytes_per_token,
+            .cached_bytes = reclaimable_ * group_bytes_};
   }
 
   AttentionLayout layout() const override { return AttentionLayout::kContiguous; }
@@ -178,7 +184,7 @@ class VAttentionKvManager final : public KvCacheManager {
   int64_t free_pool_;        // groups not mapped anywhere
   int64_t reclaimable_ = 0;  // sum over slots of (mapped - needed)
   std::vector<Slot> slots_;
-  // Idle slots ordered by most mapped groups first, then lowest index.
+  // Idle slots keyed (-mapped groups, index): most mapped first.
   std::set<std::pair<int64_t, int64_t>> idle_;
   std::unordered_map<int64_t, int64_t> slot_of_;
   int64_t live_tokens_ = 0;

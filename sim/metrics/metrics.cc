@@ -38,6 +38,7 @@ void Metrics::RecordIteration(const IterationSample& s) {
   busy_ns_ += d;
   allocated_ns_ += d * static_cast<double>(s.allocated_bytes);
   live_ns_ += d * static_cast<double>(s.live_bytes);
+  cached_ns_ += d * static_cast<double>(s.cached_bytes);
   running_ns_ += d * static_cast<double>(s.running);
   peak_allocated_ = std::max(peak_allocated_, s.allocated_bytes);
   max_running_ = std::max(max_running_, s.running);
@@ -93,6 +94,7 @@ Summary Metrics::Summarize() const {
   if (busy_ns_ > 0) {
     s.mean_allocated_bytes = allocated_ns_ / busy_ns_;
     s.mean_live_bytes = live_ns_ / busy_ns_;
+    s.mean_cached_bytes = cached_ns_ / busy_ns_;
     s.mean_running = running_ns_ / busy_ns_;
   }
   s.fragmentation =

@@ -35,6 +35,7 @@ struct IterationSample {
   int64_t decode_tokens = 0;
   int64_t allocated_bytes = 0;
   int64_t live_bytes = 0;
+  int64_t cached_bytes = 0;   // held for no request (vAttention deferred reclamation)
   Nanos exposed_overhead{0};  // KV mapping time added to the iteration
 };
 
@@ -57,7 +58,8 @@ struct Summary {
   int64_t peak_allocated_bytes = 0;
   double mean_allocated_bytes = 0;  // busy-time weighted, per GPU
   double mean_live_bytes = 0;
-  double fragmentation = 0;  // 1 - mean_live / mean_allocated
+  double mean_cached_bytes = 0;  // vAttention pages mapped but needed by no request
+  double fragmentation = 0;      // 1 - mean_live / mean_allocated
   int64_t max_running = 0;
   double mean_running = 0;  // busy-time weighted sequences per iteration
   int64_t iterations = 0;
@@ -100,7 +102,8 @@ class Metrics {
   int64_t peak_allocated_ = 0;
   int64_t max_running_ = 0;
   double busy_ns_ = 0;
-  double allocated_ns_ = 0, live_ns_ = 0, running_ns_ = 0;  // integrals over busy time
+  double allocated_ns_ = 0, live_ns_ = 0, cached_ns_ = 0,
+         running_ns_ = 0;  // integrals over busy time
   int64_t map_calls_ = 0, unmap_calls_ = 0;
   Nanos exposed_{0}, hidden_{0};
 };

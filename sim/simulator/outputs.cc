@@ -72,6 +72,7 @@ std::string SummaryJson(const Summary& s, const Simulation& sim) {
       .Field("peak_allocated_bytes", s.peak_allocated_bytes)
       .Field("mean_allocated_bytes", s.mean_allocated_bytes)
       .Field("mean_live_bytes", s.mean_live_bytes)
+      .Field("mean_cached_bytes", s.mean_cached_bytes)
       .Field("fragmentation", s.fragmentation)
       .EndObject();
   j.BeginObject("batch")
@@ -118,11 +119,12 @@ void WriteRunOutputs(const std::string& dir, const Simulation& sim, const Summar
     fmt::memory_buffer b;
     fmt::format_to(std::back_inserter(b),
                    "time_s,replica,duration_s,running,waiting,prefill_tokens,decode_tokens,"
-                   "allocated_bytes,live_bytes,exposed_overhead_s\n");
+                   "allocated_bytes,live_bytes,cached_bytes,exposed_overhead_s\n");
     for (const IterationSample& x : sim.metrics().samples()) {
-      fmt::format_to(std::back_inserter(b), "{:.9f},{},{:.9f},{},{},{},{},{},{},{:.9f}\n",
+      fmt::format_to(std::back_inserter(b), "{:.9f},{},{:.9f},{},{},{},{},{},{},{},{:.9f}\n",
                      S(x.start), x.replica, S(x.duration), x.running, x.waiting, x.prefill_tokens,
-                     x.decode_tokens, x.allocated_bytes, x.live_bytes, S(x.exposed_overhead));
+                     x.decode_tokens, x.allocated_bytes, x.live_bytes, x.cached_bytes,
+                     S(x.exposed_overhead));
     }
     WriteFile(d / "timeseries.csv", fmt::to_string(b));
   }
@@ -160,9 +162,9 @@ std::string FormatSummary(const Summary& s, const Simulation& sim) {
   if (s.is_vattention) {
     line(
         fmt::format("  vAttention: {} KiB pages, {} map / {} unmap calls, exposed {:.3f} s, "
-                    "hidden {:.3f} s",
+                    "hidden {:.3f} s; {:.2f} GiB mapped but unneeded (reusable) on average",
                     s.page_bytes / 1024, s.map_calls, s.unmap_calls, s.exposed_overhead_s,
-                    s.hidden_overhead_s));
+                    s.hidden_overhead_s, s.mean_cached_bytes / kGiB));
   }
   line(fmt::format("  simulated {} events in {:.3f} s wall", s.events, s.wall_s));
   return out;

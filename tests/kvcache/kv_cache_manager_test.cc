@@ -52,8 +52,9 @@ KvGeometry Geometry(int64_t capacity_tokens, int64_t max_model_len) {
   return g;
 }
 
-std::tuple<int64_t, int64_t, int64_t> Fields(const KvUsage& u) {
-  return {u.capacity_bytes, u.allocated_bytes, u.live_bytes};
+// (capacity, allocated, live, cached) bytes.
+std::tuple<int64_t, int64_t, int64_t, int64_t> Fields(const KvUsage& u) {
+  return {u.capacity_bytes, u.allocated_bytes, u.live_bytes, u.cached_bytes};
 }
 
 std::tuple<int64_t, int64_t, int64_t, int64_t> Fields(const KvStepCost& c) {
@@ -147,8 +148,10 @@ struct Expected {
   int64_t MaxRequests() const {
     return c.type == KvManagerType::kVAttention ? c.max_slots : std::numeric_limits<int64_t>::max();
   }
-  // vAttention with deferred reclamation keeps finished requests' pages mapped, so
-  // its allocation is at least, not exactly, what the live requests need.
+  // vAttention with deferred reclamation keeps finished requests' pages mapped to
+  // their idle slots (cached, not allocated), and a request that reuses such a slot
+  // is allocated all of the slot's pages, so its allocation is at least, not
+  // exactly, what the live requests need. Every other manager caches nothing.
   bool AllocationIsExact() const {
     return !(c.type == KvManagerType::kVAttention && c.deferred_reclaim);
   }
@@ -165,7 +168,7 @@ struct Request {
 struct OpRecord {
   Op op = Op::kAdmit;
   int64_t id = 0;
-  int64_t tokens = 0;      // Admit: initial tokens; Grow: new total
+  int64_t tokens = 0;      // Admit: initial tokens; Grow: new total; Release: tokens held
   int64_t old_tokens = 0;  // Grow: tokens before
   int64_t max_tokens = 0;
   bool accepted = true;  // Release is always accepted
@@ -242,6 +245,11 @@ class RandomDriver {
 
  private:
   void Apply(OpRecord& rec) {
+    if (rec.op == Op::kRelease) {
+      const Request& q = requests_.at(rec.id);
+      rec.tokens = q.tokens;
+      rec.max_tokens = q.max_tokens;
+    }
     rec.before = manager_->Usage();
     rec.predicted = Predict(rec);
     switch (rec.op) {
@@ -356,7 +364,8 @@ class KvManagerConformance : public ::testing::TestWithParam<KvCase> {
 TEST_P(KvManagerConformance, StartsEmptyWithTheConfiguredCapacity) {
   const KvGeometry g = SuiteGeometry();
   auto m = Make(GetParam(), g);
-  EXPECT_EQ(Fields(m->Usage()), std::make_tuple(g.capacity_bytes, int64_t{0}, int64_t{0}));
+  EXPECT_EQ(Fields(m->Usage()),
+            std::make_tuple(g.capacity_bytes, int64_t{0}, int64_t{0}, int64_t{0}));
   EXPECT_EQ(Fields(m->TakeStepCost()), std::make_tuple(0, 0, 0, 0));
 }
 
@@ -392,11 +401,14 @@ TEST_P(KvManagerConformance, KeepsLiveWithinAllocatedWithinCapacityAfterEveryOpe
     ASSERT_EQ(r.after.capacity_bytes, g.capacity_bytes) << "op on request " << r.id;
     ASSERT_GE(r.after.live_bytes, 0);
     ASSERT_LE(r.after.live_bytes, r.after.allocated_bytes) << "op on request " << r.id;
-    ASSERT_LE(r.after.allocated_bytes, r.after.capacity_bytes) << "op on request " << r.id;
+    ASSERT_GE(r.after.cached_bytes, 0) << "op on request " << r.id;
+    ASSERT_LE(r.after.allocated_bytes + r.after.cached_bytes, r.after.capacity_bytes)
+        << "op on request " << r.id;
     // Live bytes are exactly the tokens held: 16 KiB per token.
     ASSERT_EQ(r.after.live_bytes, r.model_live_bytes) << "op on request " << r.id;
     if (e.AllocationIsExact()) {
       ASSERT_EQ(r.after.allocated_bytes, r.model_needed_bytes) << "op on request " << r.id;
+      ASSERT_EQ(r.after.cached_bytes, 0) << "op on request " << r.id;
     } else {
       ASSERT_GE(r.after.allocated_bytes, r.model_needed_bytes) << "op on request " << r.id;
     }
@@ -457,6 +469,7 @@ TEST_P(KvManagerConformance, RefusedOperationsChangeNothing) {
 TEST_P(KvManagerConformance, ChargesMappingTimeForExactlyTheCallsItCounts) {
   const KvCase& c = GetParam();
   const KvGeometry g = SuiteGeometry();
+  const Expected e{c, g};
   RandomDriver driver(c, g);
   int64_t map_calls = 0;
   auto check = [&](const OpRecord& r) {
@@ -476,9 +489,25 @@ TEST_P(KvManagerConformance, ChargesMappingTimeForExactlyTheCallsItCounts) {
     // Pages come in groups: one per K/V buffer, 2 x 4 layers = 8 per group.
     ASSERT_EQ(k.map_calls % (2 * kLayers), 0);
     ASSERT_EQ(k.unmap_calls % (2 * kLayers), 0);
-    // Allocated bytes move by one page per call.
-    ASSERT_EQ(r.after.allocated_bytes - r.before.allocated_bytes,
+    // Mapped bytes (allocated + cached) move by one page per call.
+    ASSERT_EQ((r.after.allocated_bytes + r.after.cached_bytes) -
+                  (r.before.allocated_bytes + r.before.cached_bytes),
               (k.map_calls - k.unmap_calls) * c.page_bytes);
+    if (r.op == Op::kRelease) {
+      const int64_t freed = r.before.allocated_bytes - r.after.allocated_bytes;
+      const int64_t held = e.BytesFor(r.tokens, r.max_tokens);
+      if (c.deferred_reclaim) {
+        // The released slot's pages, at least the request's, move from allocated to
+        // cached, all of them.
+        ASSERT_GE(freed, held) << "release of request " << r.id;
+        ASSERT_EQ(r.after.cached_bytes - r.before.cached_bytes, freed)
+            << "release of request " << r.id;
+      } else {
+        // Eager reclamation: exactly the request's pages are unmapped.
+        ASSERT_EQ(freed, held) << "release of request " << r.id;
+        ASSERT_EQ(k.unmap_calls * c.page_bytes, held) << "release of request " << r.id;
+      }
+    }
     // Without overlap nothing can hide behind an iteration.
     if (!c.overlap) ASSERT_EQ(k.background.count(), 0);
     // Admission maps the prompt synchronously.
@@ -498,18 +527,22 @@ TEST_P(KvManagerConformance, ReleasingEverythingLeavesOnlyWhatTheManagerKeepsByD
   RandomDriver driver(c, g);
   driver.Run(kOps, kSeed, [](const OpRecord&) {});
   ASSERT_FALSE(driver.requests().empty());
-  const int64_t allocated_before = driver.manager().Usage().allocated_bytes;
-  ASSERT_GT(allocated_before, 0);
+  const KvUsage before = driver.manager().Usage();
+  ASSERT_GT(before.allocated_bytes, 0);
+  // Everything mapped: to busy slots (allocated) and to idle slots (cached).
+  const int64_t mapped_before = before.allocated_bytes + before.cached_bytes;
   const size_t released_before = driver.released().size();
 
   driver.ReleaseAll([](const OpRecord&) {});
   const KvUsage empty = driver.manager().Usage();
   EXPECT_EQ(empty.live_bytes, 0);
+  EXPECT_EQ(empty.allocated_bytes, 0);
   if (e.AllocationIsExact()) {
-    EXPECT_EQ(empty.allocated_bytes, 0);
+    EXPECT_EQ(empty.cached_bytes, 0);
   } else {
-    // Deferred reclamation: the pages stay mapped to the idle slots, all of them.
-    EXPECT_EQ(empty.allocated_bytes, allocated_before);
+    // Deferred reclamation: the pages stay mapped to the now idle slots, all of
+    // them, and are cached.
+    EXPECT_EQ(empty.cached_bytes, mapped_before);
   }
 
   // Re-admit the longest of the requests just released, at its final length.
@@ -527,12 +560,16 @@ TEST_P(KvManagerConformance, ReleasingEverythingLeavesOnlyWhatTheManagerKeepsByD
   EXPECT_EQ(again.live_bytes, longest.tokens * kBytesPerToken);
   if (e.AllocationIsExact()) {
     EXPECT_EQ(again.allocated_bytes, e.BytesFor(longest.tokens, longest.max_tokens));
+    EXPECT_EQ(again.cached_bytes, 0);
   } else {
-    // Its slot (the idle slot holding the most pages) already covers it: no new
-    // mapping, nothing more allocated.
+    // Its slot (the idle slot whose pages cover it most tightly; its own old slot
+    // covers it) needs no new mapping: the slot's pages, at least the request's,
+    // move from cached to allocated and nothing more is mapped.
     EXPECT_EQ(cost.map_calls, 0);
+    EXPECT_EQ(cost.unmap_calls, 0);
     EXPECT_EQ(cost.synchronous.count(), 0);
-    EXPECT_EQ(again.allocated_bytes, allocated_before);
+    EXPECT_GE(again.allocated_bytes, e.BytesFor(longest.tokens, longest.max_tokens));
+    EXPECT_EQ(again.allocated_bytes + again.cached_bytes, mapped_before);
   }
 }
 

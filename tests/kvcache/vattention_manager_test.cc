@@ -70,8 +70,11 @@ std::tuple<int64_t, int64_t, int64_t, int64_t> Cost(const KvStepCost& c) {
   return {c.synchronous.count(), c.background.count(), c.map_calls, c.unmap_calls};
 }
 
-std::tuple<int64_t, int64_t, int64_t> Fields(const KvUsage& u) {
-  return {u.capacity_bytes, u.allocated_bytes, u.live_bytes};
+// (capacity, allocated, live, cached) bytes. Allocated: page groups mapped to slots
+// that hold a request (all of a busy slot's groups, needed or not). Cached: page
+// groups left mapped to idle slots by deferred reclamation.
+std::tuple<int64_t, int64_t, int64_t, int64_t> Fields(const KvUsage& u) {
+  return {u.capacity_bytes, u.allocated_bytes, u.live_bytes, u.cached_bytes};
 }
 
 constexpr auto kNoCost = std::make_tuple(int64_t{0}, int64_t{0}, int64_t{0}, int64_t{0});
@@ -163,22 +166,28 @@ TEST(VAttentionKvManager, FinishedRequestsPagesAreReusedByTheNextAdmissionForFre
   ASSERT_TRUE(m->Admit(1, 100, 200));  // 4 groups
   m->TakeStepCost();
   m->Release(1);
-  // The 4 groups stay mapped to the idle slot; releasing costs nothing.
-  EXPECT_EQ(Cost(m->TakeStepCost()), kNoCost);
-  EXPECT_EQ(Fields(m->Usage()), std::make_tuple(20 * kGroupBytes, 4 * kGroupBytes, int64_t{0}));
-
-  // A 90-token request (3 groups) takes that slot: no mapping.
-  ASSERT_TRUE(m->Admit(2, 90, 200));
+  // The 4 groups stay mapped to the now idle slot: cached, allocated to no request;
+  // releasing costs nothing.
   EXPECT_EQ(Cost(m->TakeStepCost()), kNoCost);
   EXPECT_EQ(Fields(m->Usage()),
-            std::make_tuple(20 * kGroupBytes, 4 * kGroupBytes, 90 * kBytesPerToken));
+            std::make_tuple(20 * kGroupBytes, int64_t{0}, int64_t{0}, 4 * kGroupBytes));
+
+  // A 90-token request (3 groups) takes that slot: no mapping. Its request needs 3
+  // of the slot's 4 groups: 3 are allocated, the fourth stays cached (free capacity).
+  ASSERT_TRUE(m->Admit(2, 90, 200));
+  EXPECT_EQ(Cost(m->TakeStepCost()), kNoCost);
+  EXPECT_EQ(Fields(m->Usage()), std::make_tuple(20 * kGroupBytes, 3 * kGroupBytes,
+                                                90 * kBytesPerToken, 1 * kGroupBytes));
   // Growing into its fourth group uses the page already mapped.
   ASSERT_TRUE(m->Grow(2, 128, GrowthPhase::kPrefill));
   EXPECT_EQ(Cost(m->TakeStepCost()), kNoCost);
+  EXPECT_EQ(Fields(m->Usage()),
+            std::make_tuple(20 * kGroupBytes, 4 * kGroupBytes, 128 * kBytesPerToken, int64_t{0}));
   // The fifth group is new: one group of mapping.
   ASSERT_TRUE(m->Grow(2, 129, GrowthPhase::kDecode));
   EXPECT_EQ(Cost(m->TakeStepCost()), Cost(Nanos(0), kMapGroup, kCallsPerGroup, 0));
-  EXPECT_EQ(m->Usage().allocated_bytes, 5 * kGroupBytes);
+  EXPECT_EQ(Fields(m->Usage()),
+            std::make_tuple(20 * kGroupBytes, 5 * kGroupBytes, 129 * kBytesPerToken, int64_t{0}));
 }
 
 TEST(VAttentionKvManager, AShortFreePoolIsRefilledByUnmappingIdleSlots) {
@@ -189,7 +198,9 @@ TEST(VAttentionKvManager, AShortFreePoolIsRefilledByUnmappingIdleSlots) {
   m->Release(1);
   m->Release(2);
   m->TakeStepCost();
-  EXPECT_EQ(m->Usage().allocated_bytes, 8 * kGroupBytes);
+  // Both idle slots keep their 4 groups: all 8 cached, none allocated.
+  EXPECT_EQ(Fields(m->Usage()),
+            std::make_tuple(8 * kGroupBytes, int64_t{0}, int64_t{0}, 8 * kGroupBytes));
 
   // 256 tokens = 8 groups: 4 already mapped in the slot it gets, 4 unmapped from
   // the other idle slot and mapped again. Admission is synchronous:
@@ -198,7 +209,7 @@ TEST(VAttentionKvManager, AShortFreePoolIsRefilledByUnmappingIdleSlots) {
   EXPECT_EQ(Cost(m->TakeStepCost()),
             Cost(Nanos(1'152'000), Nanos(0), 4 * kCallsPerGroup, 4 * kCallsPerGroup));
   EXPECT_EQ(Fields(m->Usage()),
-            std::make_tuple(8 * kGroupBytes, 8 * kGroupBytes, 256 * kBytesPerToken));
+            std::make_tuple(8 * kGroupBytes, 8 * kGroupBytes, 256 * kBytesPerToken, int64_t{0}));
 }
 
 TEST(VAttentionKvManager, ReclaimForDecodeGrowthRunsInTheBackgroundWithOverlap) {
@@ -207,28 +218,39 @@ TEST(VAttentionKvManager, ReclaimForDecodeGrowthRunsInTheBackgroundWithOverlap) 
   ASSERT_TRUE(m->Admit(2, 128, 256));  // 4 groups: the pool is empty
   m->Release(2);
   m->TakeStepCost();
+  // Request 1's slot holds 4 groups (allocated); request 2's idle slot 4 (cached).
+  EXPECT_EQ(Fields(m->Usage()), std::make_tuple(8 * kGroupBytes, 4 * kGroupBytes,
+                                                128 * kBytesPerToken, 4 * kGroupBytes));
   // 128 -> 129 needs a fifth group, unmapped from the idle slot of request 2 and
   // mapped to request 1: 120 us + 168 us = 288 us, all hidden.
   ASSERT_TRUE(m->Grow(1, 129, GrowthPhase::kDecode));
   EXPECT_EQ(Cost(m->TakeStepCost()),
             Cost(Nanos(0), Nanos(288'000), kCallsPerGroup, kCallsPerGroup));
-  EXPECT_EQ(m->Usage().allocated_bytes, 8 * kGroupBytes);
+  // 5 groups allocated to request 1, 3 still cached in the idle slot: all 8 mapped.
+  EXPECT_EQ(Fields(m->Usage()), std::make_tuple(8 * kGroupBytes, 5 * kGroupBytes,
+                                                129 * kBytesPerToken, 3 * kGroupBytes));
 }
 
 TEST(VAttentionKvManager, SparePagesOfARunningRequestAreUnmappedWhenNoIdleSlotHasAny) {
   auto m = NewVAttentionKvManager(Geometry(8, 256), Config(true, true));
   ASSERT_TRUE(m->Admit(1, 256, 256));  // all 8 groups
   m->Release(1);
+  EXPECT_EQ(Fields(m->Usage()),
+            std::make_tuple(8 * kGroupBytes, int64_t{0}, int64_t{0}, 8 * kGroupBytes));
   ASSERT_TRUE(m->Admit(2, 32, 64));  // reuses the slot: needs 1 group of its 8
   m->TakeStepCost();
-  EXPECT_EQ(m->Usage().allocated_bytes, 8 * kGroupBytes);
+  // The request needs 1 group (allocated); the slot's 7 spare groups stay cached.
+  EXPECT_EQ(Fields(m->Usage()), std::make_tuple(8 * kGroupBytes, 1 * kGroupBytes,
+                                                32 * kBytesPerToken, 7 * kGroupBytes));
   // 64 tokens = 2 groups for a fresh slot; the pool is empty and no idle slot holds
   // pages, so 2 of request 2's 7 spare groups are unmapped: 2 x (120 + 168) = 576 us.
   ASSERT_TRUE(m->Admit(3, 64, 64));
   EXPECT_EQ(Cost(m->TakeStepCost()),
             Cost(Nanos(576'000), Nanos(0), 2 * kCallsPerGroup, 2 * kCallsPerGroup));
-  EXPECT_EQ(Fields(m->Usage()),
-            std::make_tuple(8 * kGroupBytes, 8 * kGroupBytes, (32 + 64) * kBytesPerToken));
+  // Request 2's slot keeps 6 groups (1 needed, 5 cached), request 3's has 2:
+  // 3 allocated, 5 cached, all 8 mapped.
+  EXPECT_EQ(Fields(m->Usage()), std::make_tuple(8 * kGroupBytes, 3 * kGroupBytes,
+                                                (32 + 64) * kBytesPerToken, 5 * kGroupBytes));
 }
 
 TEST(VAttentionKvManager, WithoutDeferredReclaimReleaseUnmapsAtOnce) {
@@ -238,7 +260,9 @@ TEST(VAttentionKvManager, WithoutDeferredReclaimReleaseUnmapsAtOnce) {
   m->Release(1);
   // 4 groups x 8 calls x 15 us = 480 us.
   EXPECT_EQ(Cost(m->TakeStepCost()), Cost(Nanos(480'000), Nanos(0), 0, 4 * kCallsPerGroup));
-  EXPECT_EQ(m->Usage().allocated_bytes, 0);
+  // Nothing stays mapped: neither allocated nor cached.
+  EXPECT_EQ(Fields(m->Usage()),
+            std::make_tuple(20 * kGroupBytes, int64_t{0}, int64_t{0}, int64_t{0}));
   // The next request maps its pages again: 3 groups.
   ASSERT_TRUE(m->Admit(2, 90, 200));
   EXPECT_EQ(Cost(m->TakeStepCost()), Cost(3 * kMapGroup, Nanos(0), 3 * kCallsPerGroup, 0));
@@ -250,7 +274,8 @@ TEST(VAttentionKvManager, WithoutDeferredReclaimAndWithOverlapReleaseUnmapsInThe
   m->TakeStepCost();
   m->Release(1);
   EXPECT_EQ(Cost(m->TakeStepCost()), Cost(Nanos(0), Nanos(480'000), 0, 4 * kCallsPerGroup));
-  EXPECT_EQ(m->Usage().allocated_bytes, 0);
+  EXPECT_EQ(Fields(m->Usage()),
+            std::make_tuple(20 * kGroupBytes, int64_t{0}, int64_t{0}, int64_t{0}));
 }
 
 TEST(VAttentionKvManager, MaxSlotsLimitsConcurrentRequests) {
@@ -298,13 +323,18 @@ TEST(VAttentionKvManager, AdmissionCountsTheChosenSlotsSparePagesAsFree) {
   ASSERT_TRUE(m->Admit(3, 96, 128));                   // 3 groups, leaving the 1-group watermark
   ASSERT_TRUE(m->Grow(3, 128, GrowthPhase::kDecode));  // growth takes the last group
   m->Release(1);
+  // Requests 2 and 3 hold 8 + 4 = 12 groups; request 1's idle slot caches 8.
+  EXPECT_EQ(Fields(m->Usage()), std::make_tuple(20 * kGroupBytes, 12 * kGroupBytes,
+                                                (256 + 128) * kBytesPerToken, 8 * kGroupBytes));
   // Free capacity = free pool (0) + mapped-but-unneeded groups (request 1's 8) = 8.
   // A one-token request needs 1 group and leaves 7 >= 1 free; the slot it is given
   // already holds 8 mapped groups, so nothing needs mapping.
   m->TakeStepCost();
   EXPECT_TRUE(m->Admit(4, 1, 1));
   EXPECT_EQ(Cost(m->TakeStepCost()), kNoCost);
-  EXPECT_EQ(m->Usage().allocated_bytes, 20 * kGroupBytes);
+  // Allocated: 8 + 4 + 1 = 13 groups needed; its slot's 7 spare groups stay cached.
+  EXPECT_EQ(Fields(m->Usage()), std::make_tuple(20 * kGroupBytes, 13 * kGroupBytes,
+                                                (256 + 128 + 1) * kBytesPerToken, 7 * kGroupBytes));
 }
 
 }  // namespace
