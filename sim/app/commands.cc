@@ -34,6 +34,9 @@ std::string ResolvedYaml(ConfigTree tree, const ScenarioConfig& config) {
   if (!config.workload.trace_path.empty()) {
     tree.Set("workload.trace", JsonWriter::Quote(config.workload.trace_path));
   }
+  if (!config.timing.profile_path.empty()) {
+    tree.Set("timing.profile", JsonWriter::Quote(config.timing.profile_path));
+  }
   for (const auto& [key, path] :
        {std::pair<const char*, const std::string&>{"model", config.model_path},
         {"gpu", config.gpu_path}}) {

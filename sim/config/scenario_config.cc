@@ -306,14 +306,23 @@ void DecodeKvCache(MapReader r, KvCacheConfig& k) {
     k.vattention.map_latency = v.Seconds("map_s", k.vattention.map_latency);
     k.vattention.set_access_latency = v.Seconds("set_access_s", k.vattention.set_access_latency);
     k.vattention.unmap_latency = v.Seconds("unmap_s", k.vattention.unmap_latency);
+    k.vmm_set = {.map_s = v.Has("map_s"),
+                 .set_access_s = v.Has("set_access_s"),
+                 .unmap_s = v.Has("unmap_s")};
     v.Finish();
   }
   r.Finish();
 }
 
-void DecodeTiming(MapReader r, TimingConfig& t) {
-  t.type =
-      r.Enum("type", t.type, {{"roofline", TimingType::kRoofline}, {"fixed", TimingType::kFixed}});
+void DecodeTiming(MapReader r, TimingConfig& t, const std::string& base_dir) {
+  t.type = r.Enum("type", t.type,
+                  {{"roofline", TimingType::kRoofline},
+                   {"fixed", TimingType::kFixed},
+                   {"profiled", TimingType::kProfiled}});
+  t.profile_path = Resolve(base_dir, r.String("profile", ""));
+  if (t.type == TimingType::kProfiled && t.profile_path.empty()) {
+    r.Fail("profile", "required when timing.type is profiled (a kvprobe profile.txt)");
+  }
   {
     MapReader f = r.Child("roofline");
     RooflineConfig& c = t.roofline;
@@ -337,6 +346,20 @@ void DecodeTiming(MapReader r, TimingConfig& t) {
     c.per_iteration = f.Seconds("per_iteration_s", c.per_iteration);
     c.per_prefill_token = f.Seconds("per_prefill_token_s", c.per_prefill_token);
     c.per_decode_token = f.Seconds("per_decode_token_s", c.per_decode_token);
+    f.Finish();
+  }
+  {
+    MapReader f = r.Child("profiled");
+    ProfiledConfig& c = t.profiled;
+    c.prefill_attention = f.Enum("prefill_attention", c.prefill_attention,
+                                 {{"roofline", ProfiledConfig::PrefillAttention::kRoofline},
+                                  {"measured", ProfiledConfig::PrefillAttention::kMeasured}});
+    c.attention_prefill_efficiency =
+        f.Double("attention_prefill_efficiency", c.attention_prefill_efficiency, 1e-3, 1);
+    c.block_table_entry_s = f.Double("block_table_entry_s", c.block_table_entry_s, 0, 1);
+    c.allreduce_latency_s = f.Double("allreduce_latency_s", c.allreduce_latency_s, 0, 1);
+    c.cpu_overhead_s = f.Double("cpu_overhead_s", c.cpu_overhead_s, 0, 10);
+    c.cpu_per_seq_s = f.Double("cpu_per_seq_s", c.cpu_per_seq_s, 0, 1);
     f.Finish();
   }
   r.Finish();
@@ -406,7 +429,7 @@ ScenarioConfig DecodeScenario(const ConfigTree& tree, const std::string& default
   c.workload.seed = c.seed;
   DecodeScheduler(r.Child("scheduler"), c.scheduler);
   DecodeKvCache(r.Child("kv_cache"), c.kv_cache);
-  DecodeTiming(r.Child("timing"), c.timing);
+  DecodeTiming(r.Child("timing"), c.timing, base);
   {
     MapReader o = r.Child("output");
     c.output.requests_csv = o.Bool("requests_csv", c.output.requests_csv);

@@ -40,14 +40,24 @@ struct KvCacheConfig {
   StaticKvConfig static_kv;
   PagedKvConfig paged;
   VAttentionKvConfig vattention;  // max_slots 0 here means max_num_seqs
+  // Which kv_cache.vmm latencies the config sets. With profiled timing, the others
+  // come from the profile's [vmm] rows instead of VAttentionKvConfig's defaults.
+  struct VmmKeysSet {
+    bool map_s = false;
+    bool set_access_s = false;
+    bool unmap_s = false;
+  };
+  VmmKeysSet vmm_set;
 };
 
-enum class TimingType { kRoofline, kFixed };
+enum class TimingType { kRoofline, kFixed, kProfiled };
 
 struct TimingConfig {
   TimingType type = TimingType::kRoofline;
   RooflineConfig roofline;
   FixedTimeConfig fixed;
+  std::string profile_path;  // kvprobe profile (resolved); required for kProfiled
+  ProfiledConfig profiled;
 };
 
 struct OutputConfig {

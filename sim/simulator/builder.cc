@@ -4,10 +4,13 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <filesystem>
+#include <optional>
 #include <utility>
 #include <variant>
 
 #include "sim/core/check.h"
+#include "sim/timing/profile.h"
 
 namespace kvsim {
 namespace {
@@ -18,7 +21,10 @@ constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
   throw InputError(fmt::format("{}: {}: {}", c.config_file, key, what));
 }
 
-std::unique_ptr<KvCacheManager> MakeKvManager(const ScenarioConfig& c, const KvGeometry& g) {
+// `measured_vmm`: the profile's VMM latencies under profiled timing; they replace
+// the defaults of the kv_cache.vmm keys the config does not set.
+std::unique_ptr<KvCacheManager> MakeKvManager(const ScenarioConfig& c, const KvGeometry& g,
+                                              const std::optional<VmmLatencies>& measured_vmm) {
   switch (c.kv_cache.type) {
     case KvManagerType::kStatic:
       return NewStaticKvManager(g, c.kv_cache.static_kv);
@@ -27,6 +33,12 @@ std::unique_ptr<KvCacheManager> MakeKvManager(const ScenarioConfig& c, const KvG
     case KvManagerType::kVAttention: {
       VAttentionKvConfig v = c.kv_cache.vattention;
       if (v.max_slots == 0) v.max_slots = c.scheduler.max_num_seqs;
+      if (measured_vmm) {
+        const KvCacheConfig::VmmKeysSet& set = c.kv_cache.vmm_set;
+        if (!set.map_s) v.map_latency = measured_vmm->map;
+        if (!set.set_access_s) v.set_access_latency = measured_vmm->set_access;
+        if (!set.unmap_s) v.unmap_latency = measured_vmm->unmap;
+      }
       return NewVAttentionKvManager(g, v);
     }
   }
@@ -64,9 +76,13 @@ std::unique_ptr<Router> MakeRouter(RouterType type) {
   return type == RouterType::kRoundRobin ? NewRoundRobinRouter() : NewLeastOutstandingRouter();
 }
 
+// `profile`: the loaded timing.profile when timing is profiled, else nullptr.
 std::unique_ptr<ExecutionTimeModel> MakeTiming(const ScenarioConfig& c, const ModelSpec& model,
-                                               const GpuSpec& gpu) {
+                                               const GpuSpec& gpu, const Profile* profile) {
   if (c.timing.type == TimingType::kFixed) return NewFixedTimeModel(c.timing.fixed);
+  if (c.timing.type == TimingType::kProfiled) {
+    return NewProfiledModel(*profile, model, gpu, c.deployment.tensor_parallel, c.timing.profiled);
+  }
   if (c.deployment.tensor_parallel > 1 && gpu.link_bandwidth_bytes_per_s <= 0) {
     Fail(c, "deployment.tensor_parallel",
          fmt::format("{} has no GPU-GPU link bandwidth in its card", gpu.name));
@@ -142,11 +158,25 @@ std::unique_ptr<Simulation> BuildSimulation(const ScenarioConfig& c) {
                      c.kv_cache.vattention.page_bytes, geometry.bytes_per_token_per_layer));
   }
 
+  // Profiled timing: one profile gives the timing model and vAttention's VMM latencies.
+  std::optional<Profile> profile;
+  std::optional<VmmLatencies> measured_vmm;
+  if (c.timing.type == TimingType::kProfiled) {
+    if (!std::filesystem::is_regular_file(c.timing.profile_path)) {
+      Fail(c, "timing.profile", fmt::format("profile '{}' not found", c.timing.profile_path));
+    }
+    profile = LoadProfile(c.timing.profile_path);
+    if (c.kv_cache.type == KvManagerType::kVAttention) {
+      measured_vmm = VmmLatencyFromProfile(*profile);
+    }
+  }
+  const Profile* profile_or_null = profile ? &*profile : nullptr;
+
   auto metrics = std::make_unique<Metrics>(c.output.timeseries_csv);
-  auto timing = MakeTiming(c, model, gpu);
+  auto timing = MakeTiming(c, model, gpu, profile_or_null);
   std::vector<std::unique_ptr<Replica>> replicas;
   for (int64_t i = 0; i < c.deployment.replicas; ++i) {
-    auto kv = MakeKvManager(c, geometry);
+    auto kv = MakeKvManager(c, geometry, measured_vmm);
     if (kv->MaxAdmissibleTokens() < memory.max_model_len) {
       Fail(c, "deployment.max_model_len",
            fmt::format("the {} KV cache ({:.2f} GiB per GPU, {} bytes per token) admits at most "

@@ -3,11 +3,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
-#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -15,41 +12,16 @@
 #include <string>
 #include <vector>
 
+#include "tests/testing/temp_dir.h"
+
 namespace {
 
 namespace fs = std::filesystem;
+using ::kvsim::testing::TempDir;
 using ::testing::HasSubstr;
 
 constexpr const char* kBinary = KVSIM_BINARY;
 constexpr const char* kQuickstart = KVSIM_SOURCE_DIR "/configs/quickstart.yaml";
-
-// A fresh directory under the system temp directory, removed with its contents.
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    const auto stamp = std::chrono::steady_clock::now().time_since_epoch().count();
-    path_ = fs::temp_directory_path() / ("kvsim_cli_test_" + std::to_string(::getpid()) + "_" +
-                                         std::to_string(stamp) + "_" + std::to_string(counter++));
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  std::string Write(const std::string& name, const std::string& text) const {
-    const fs::path file = path_ / name;
-    std::ofstream(file, std::ios::binary) << text;
-    return file.string();
-  }
-  std::string Path(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  fs::path path_;
-};
 
 std::string ReadFile(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
@@ -82,8 +54,8 @@ struct Result {
 // checked not to have died from a signal: errors must be reported, never crash.
 Result RunKvsim(const std::vector<std::string>& args) {
   TempDir capture;
-  const std::string out_path = capture.Path("stdout.txt");
-  const std::string err_path = capture.Path("stderr.txt");
+  const std::string out_path = capture.PathOf("stdout.txt");
+  const std::string err_path = capture.PathOf("stderr.txt");
   std::string command = Quote(kBinary);
   for (const std::string& a : args) command += " " + Quote(a);
   command += " >" + Quote(out_path) + " 2>" + Quote(err_path) + " </dev/null";
@@ -134,6 +106,31 @@ std::string ScenarioFor(const std::string& trace_name) {
          "  type: paged\n";
 }
 
+// Writes `trace_text` to `trace_name` and a scenario replaying it to scenario.yaml in
+// `dir`, then runs the scenario quietly into dir/run with `args` before --out.
+Result RunOnTrace(const TempDir& dir, const std::string& trace_name, const std::string& trace_text,
+                  const std::vector<std::string>& args = {}) {
+  dir.Write(trace_name, trace_text);
+  std::vector<std::string> command = {"run", dir.Write("scenario.yaml", ScenarioFor(trace_name))};
+  command.insert(command.end(), args.begin(), args.end());
+  command.insert(command.end(), {"--out", dir.PathOf("run"), "-q"});
+  return RunKvsim(command);
+}
+
+// A scenario of 20 requests of the bundled splitwise_conv trace whose compare list is
+// `entries`.
+std::string CompareScenario(const std::string& entries) {
+  return "seed: 1\n"
+         "model: Llama-3-8B\n"
+         "gpu: H100-SXM\n"
+         "workload:\n"
+         "  trace: " KVSIM_SOURCE_DIR
+         "/traces/splitwise_conv.csv\n"
+         "  max_requests: 20\n"
+         "compare:\n" +
+         entries;
+}
+
 // ---------------------------------------------------------------------------
 // Usage
 
@@ -172,7 +169,7 @@ TEST(Cli, AnUnknownOptionFails) {
 
 TEST(Cli, RunWritesTheOutputsAndTheResolvedConfig) {
   TempDir dir;
-  const std::string out = dir.Path("run");
+  const std::string out = dir.PathOf("run");
   const Result r =
       RunKvsim({"run", kQuickstart, "--set", "workload.max_requests=200", "--out", out, "-q"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -191,7 +188,7 @@ TEST(Cli, RunWritesTheOutputsAndTheResolvedConfig) {
 
 TEST(Cli, RunPrintsASummaryWithoutQuiet) {
   TempDir dir;
-  const std::string out = dir.Path("run");
+  const std::string out = dir.PathOf("run");
   const Result r =
       RunKvsim({"run", kQuickstart, "--set", "workload.max_requests=50", "--out", out});
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -201,56 +198,48 @@ TEST(Cli, RunPrintsASummaryWithoutQuiet) {
 TEST(Cli, UnknownKeySetOnTheCommandLineFailsNamingIt) {
   TempDir dir;
   const Result r =
-      RunKvsim({"run", kQuickstart, "--set", "scheduler.typo=1", "--out", dir.Path("run"), "-q"});
+      RunKvsim({"run", kQuickstart, "--set", "scheduler.typo=1", "--out", dir.PathOf("run"), "-q"});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_THAT(r.err, HasSubstr("scheduler.typo"));
-  EXPECT_FALSE(fs::exists(dir.Path("run")));
+  EXPECT_FALSE(fs::exists(dir.PathOf("run")));
 }
 
 TEST(Cli, MalformedSetAssignmentFails) {
   TempDir dir;
   const Result r =
-      RunKvsim({"run", kQuickstart, "--set", "novalue", "--out", dir.Path("run"), "-q"});
+      RunKvsim({"run", kQuickstart, "--set", "novalue", "--out", dir.PathOf("run"), "-q"});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_THAT(r.err, HasSubstr("novalue"));
 }
 
 TEST(Cli, MalformedTraceRowFailsNamingTheFileAndLine) {
   TempDir dir;
-  const std::string trace = dir.Write("bad_trace.csv", SplitwiseTrace(4, "1.0,abc,15"));
-  const std::string config = dir.Write("scenario.yaml", ScenarioFor("bad_trace.csv"));
-  const Result r = RunKvsim({"run", config, "--out", dir.Path("run"), "-q"});
+  const Result r = RunOnTrace(dir, "bad_trace.csv", SplitwiseTrace(4, "1.0,abc,15"));
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_THAT(r.err, HasSubstr(trace + ":4"));
+  EXPECT_THAT(r.err, HasSubstr(dir.PathOf("bad_trace.csv") + ":4"));
 }
 
 TEST(Cli, MalformedTraceRowFailsAlsoWhenTheTraceIsTimeScaled) {
   TempDir dir;
-  const std::string trace = dir.Write("bad_trace.csv", SplitwiseTrace(4, "1.0,150"));
-  const std::string config = dir.Write("scenario.yaml", ScenarioFor("bad_trace.csv"));
-  const Result r = RunKvsim(
-      {"run", config, "--set", "workload.arrival.rate_qps=10", "--out", dir.Path("run"), "-q"});
+  const Result r = RunOnTrace(dir, "bad_trace.csv", SplitwiseTrace(4, "1.0,150"),
+                              {"--set", "workload.arrival.rate_qps=10"});
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_THAT(r.err, HasSubstr(trace + ":4"));
+  EXPECT_THAT(r.err, HasSubstr(dir.PathOf("bad_trace.csv") + ":4"));
 }
 
 TEST(Cli, NegativeTokenCountFailsNamingTheLine) {
   TempDir dir;
-  const std::string trace = dir.Write("negative.csv", SplitwiseTrace(3, "0.5,-200,20"));
-  const std::string config = dir.Write("scenario.yaml", ScenarioFor("negative.csv"));
-  const Result r = RunKvsim({"run", config, "--out", dir.Path("run"), "-q"});
+  const Result r = RunOnTrace(dir, "negative.csv", SplitwiseTrace(3, "0.5,-200,20"));
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_THAT(r.err, HasSubstr(trace + ":3"));
+  EXPECT_THAT(r.err, HasSubstr(dir.PathOf("negative.csv") + ":3"));
   EXPECT_THAT(r.err, HasSubstr("negative"));
 }
 
 TEST(Cli, AWellFormedTraceNextToTheConfigRuns) {
   TempDir dir;
-  dir.Write("good.csv", SplitwiseTrace(0, ""));
-  const std::string config = dir.Write("scenario.yaml", ScenarioFor("good.csv"));
-  const Result r = RunKvsim({"run", config, "--out", dir.Path("run"), "-q"});
+  const Result r = RunOnTrace(dir, "good.csv", SplitwiseTrace(0, ""));
   EXPECT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_THAT(ReadFile(fs::path(dir.Path("run")) / "summary.json"),
+  EXPECT_THAT(ReadFile(fs::path(dir.PathOf("run")) / "summary.json"),
               HasSubstr("\"requests_total\": 5"));
 }
 
@@ -258,7 +247,7 @@ TEST(Cli, AModelThatDoesNotFitTheGpuFailsNamingTensorParallel) {
   TempDir dir;
   const Result r =
       RunKvsim({"run", kQuickstart, "--set", "model=Llama-2-70B", "--set", "gpu=A100-80GB", "--set",
-                "deployment.tensor_parallel=1", "--out", dir.Path("run"), "-q"});
+                "deployment.tensor_parallel=1", "--out", dir.PathOf("run"), "-q"});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_THAT(r.err, HasSubstr("deployment.tensor_parallel"));
   EXPECT_THAT(r.err, HasSubstr("Llama-2-70B"));
@@ -266,8 +255,8 @@ TEST(Cli, AModelThatDoesNotFitTheGpuFailsNamingTensorParallel) {
 
 TEST(Cli, AMissingConfigFileFailsNamingIt) {
   TempDir dir;
-  const std::string missing = dir.Path("no_such_scenario.yaml");
-  const Result r = RunKvsim({"run", missing, "--out", dir.Path("run"), "-q"});
+  const std::string missing = dir.PathOf("no_such_scenario.yaml");
+  const Result r = RunKvsim({"run", missing, "--out", dir.PathOf("run"), "-q"});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_THAT(r.err, HasSubstr(missing));
 }
@@ -275,14 +264,14 @@ TEST(Cli, AMissingConfigFileFailsNamingIt) {
 TEST(Cli, InvalidYamlFailsNamingTheFileAndLine) {
   TempDir dir;
   const std::string config = dir.Write("broken.yaml", "seed: 1\nmodel: [Llama\ngpu: H100-SXM\n");
-  const Result r = RunKvsim({"run", config, "--out", dir.Path("run"), "-q"});
+  const Result r = RunKvsim({"run", config, "--out", dir.PathOf("run"), "-q"});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_THAT(r.err, ::testing::ContainsRegex(config + ":[0-9]+:"));
 }
 
 TEST(Cli, BadInputsNeverCrash) {
   TempDir dir;
-  const std::string out = dir.Path("run");
+  const std::string out = dir.PathOf("run");
   const std::string empty_trace = dir.Write("empty.csv", "");
   const std::string config = dir.Write("scenario.yaml", ScenarioFor("empty.csv"));
   const std::string missing_trace_config = dir.Write("missing.yaml", ScenarioFor("nowhere.csv"));
@@ -298,7 +287,7 @@ TEST(Cli, BadInputsNeverCrash) {
       {"compare", kQuickstart, "--jobs", "many", "--out", out},
       {"run", config, "--out", out, "-q"},
       {"run", missing_trace_config, "--out", out, "-q"},
-      {"compare", dir.Path("nothing.yaml"), "--out", out},
+      {"compare", dir.PathOf("nothing.yaml"), "--out", out},
   };
   for (const std::vector<std::string>& args : invocations) {
     const Result r = RunKvsim(args);
@@ -313,7 +302,7 @@ TEST(Cli, BadInputsNeverCrash) {
 
 TEST(Cli, ComparePrintsTheTableAndWritesCompareJson) {
   TempDir dir;
-  const std::string out = dir.Path("cmp");
+  const std::string out = dir.PathOf("cmp");
   const Result r =
       RunKvsim({"compare", kQuickstart, "--set", "workload.max_requests=100", "--out", out});
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -329,19 +318,12 @@ TEST(Cli, ComparePrintsTheTableAndWritesCompareJson) {
 
 TEST(Cli, CompareWithABadEntryFailsBeforeRunning) {
   TempDir dir;
-  const std::string config = dir.Write("scenario.yaml", std::string("seed: 1\n") +
-                                                            "model: Llama-3-8B\n"
-                                                            "gpu: H100-SXM\n"
-                                                            "workload:\n"
-                                                            "  trace: " KVSIM_SOURCE_DIR
-                                                            "/traces/splitwise_conv.csv\n"
-                                                            "  max_requests: 20\n"
-                                                            "compare:\n"
-                                                            "  - label: ok\n"
-                                                            "    set: {kv_cache.type: paged}\n"
-                                                            "  - label: bad\n"
-                                                            "    set: {kv_cache.type: radix}\n");
-  const std::string out = dir.Path("cmp");
+  const std::string config =
+      dir.Write("scenario.yaml", CompareScenario("  - label: ok\n"
+                                                 "    set: {kv_cache.type: paged}\n"
+                                                 "  - label: bad\n"
+                                                 "    set: {kv_cache.type: radix}\n"));
+  const std::string out = dir.PathOf("cmp");
   const Result r = RunKvsim({"compare", config, "--out", out});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_THAT(r.err, HasSubstr("kv_cache.type"));
@@ -351,19 +333,11 @@ TEST(Cli, CompareWithABadEntryFailsBeforeRunning) {
 TEST(Cli, CompareEntryWithABadOverrideIsNamedInTheError) {
   TempDir dir;
   const std::string config =
-      dir.Write("scenario.yaml", std::string("seed: 1\n") +
-                                     "model: Llama-3-8B\n"
-                                     "gpu: H100-SXM\n"
-                                     "workload:\n"
-                                     "  trace: " KVSIM_SOURCE_DIR
-                                     "/traces/splitwise_conv.csv\n"
-                                     "  max_requests: 20\n"
-                                     "compare:\n"
-                                     "  - label: fine_entry\n"
-                                     "    set: {kv_cache.type: paged}\n"
-                                     "  - label: broken_entry\n"
-                                     "    set: {scheduler.max_num_seqs: 0}\n");
-  const Result r = RunKvsim({"compare", config, "--out", dir.Path("cmp")});
+      dir.Write("scenario.yaml", CompareScenario("  - label: fine_entry\n"
+                                                 "    set: {kv_cache.type: paged}\n"
+                                                 "  - label: broken_entry\n"
+                                                 "    set: {scheduler.max_num_seqs: 0}\n"));
+  const Result r = RunKvsim({"compare", config, "--out", dir.PathOf("cmp")});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_THAT(r.err, HasSubstr("scheduler.max_num_seqs"));
   EXPECT_THAT(r.err, HasSubstr("broken_entry"));

@@ -11,11 +11,13 @@
 #include <vector>
 
 #include "sim/core/check.h"
+#include "tests/testing/input_error.h"
 
 namespace kvsim {
 namespace {
 
 namespace fs = std::filesystem;
+using ::kvsim::testing::InputErrorMessage;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
@@ -37,23 +39,22 @@ ScenarioConfig Decode(const std::string& yaml, const std::string& origin = kOrig
   return DecodeScenario(ConfigTree::Parse(yaml, origin), kModelsDir);
 }
 
-// The minimal scenario with one override applied through ConfigTree::Set.
-ScenarioConfig DecodeWith(const std::string& key_path, const std::string& value) {
-  ConfigTree tree = ConfigTree::Parse(kMinimal, kOrigin);
-  tree.Set(key_path, value);
+using Overrides = std::vector<std::pair<std::string, std::string>>;
+
+// `tree` with `overrides` (key path, value) applied in order through ConfigTree::Set.
+ScenarioConfig DecodeWithOverrides(ConfigTree tree, const Overrides& overrides) {
+  for (const auto& [key, value] : overrides) tree.Set(key, value);
   return DecodeScenario(tree, kModelsDir);
 }
 
-// The message of the InputError that `fn` throws; fails the test when none is thrown.
-template <typename Fn>
-std::string InputErrorMessage(Fn&& fn) {
-  try {
-    fn();
-  } catch (const InputError& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected an InputError";
-  return "";
+// The minimal scenario with `overrides` applied.
+ScenarioConfig DecodeWith(const Overrides& overrides) {
+  return DecodeWithOverrides(ConfigTree::Parse(kMinimal, kOrigin), overrides);
+}
+
+// The minimal scenario with one override applied.
+ScenarioConfig DecodeWith(const std::string& key_path, const std::string& value) {
+  return DecodeWith({{key_path, value}});
 }
 
 std::string DecodeError(const std::string& yaml) {
@@ -105,9 +106,7 @@ TEST(ScenarioConfig, QuickstartDecodesToItsTypedValues) {
 TEST(ScenarioConfig, QuickstartAcceptsEveryDefaultCompareEntry) {
   const ConfigTree base = ConfigTree::Load(kQuickstart);
   for (const CompareEntry& e : DefaultCompareEntries()) {
-    ConfigTree tree = base;
-    for (const auto& [key, value] : e.overrides) tree.Set(key, value);
-    EXPECT_NO_THROW(DecodeScenario(tree, kModelsDir)) << e.label;
+    EXPECT_NO_THROW(DecodeWithOverrides(base, e.overrides)) << e.label;
   }
 }
 
@@ -250,7 +249,7 @@ TEST(ScenarioConfig, EveryRequiredKeyOfTheSchemaIsAccepted) {
 }
 
 TEST(ScenarioConfig, EveryRequiredKeyCanBeSetFromTheCommandLine) {
-  const std::vector<std::pair<std::string, std::string>> assignments = {
+  const ScenarioConfig c = DecodeWith({
       {"seed", "3"},
       {"model", "Mistral-7B"},
       {"gpu", "H200"},
@@ -273,10 +272,7 @@ TEST(ScenarioConfig, EveryRequiredKeyCanBeSetFromTheCommandLine) {
       {"kv_cache.overlap", "false"},
       {"kv_cache.deferred_reclaim", "false"},
       {"kv_cache.max_slots", "16"},
-  };
-  ConfigTree tree = ConfigTree::Parse(kMinimal, kOrigin);
-  for (const auto& [key, value] : assignments) tree.Set(key, value);
-  const ScenarioConfig c = DecodeScenario(tree, kModelsDir);
+  });
   EXPECT_EQ(c.seed, 3u);
   EXPECT_THAT(c.model_path, HasSubstr("Mistral-7B.yaml"));
   EXPECT_THAT(c.gpu_path, HasSubstr("H200.yaml"));
@@ -335,11 +331,9 @@ TEST(ScenarioConfig, PageBytesAcceptsUnitsAndAPlainByteCount) {
 }
 
 TEST(ScenarioConfig, ByteSizedDeploymentKeysAcceptUnits) {
-  ConfigTree tree = ConfigTree::Parse(kMinimal, kOrigin);
-  tree.Set("deployment.activation_reserve_bytes", "2GiB");
-  tree.Set("deployment.framework_reserve_bytes", "256MiB");
-  tree.Set("deployment.kv_capacity_bytes", "10GB");
-  const ScenarioConfig c = DecodeScenario(tree, kModelsDir);
+  const ScenarioConfig c = DecodeWith({{"deployment.activation_reserve_bytes", "2GiB"},
+                                       {"deployment.framework_reserve_bytes", "256MiB"},
+                                       {"deployment.kv_capacity_bytes", "10GB"}});
   EXPECT_EQ(c.deployment.activation_reserve_bytes, int64_t{2} << 30);
   EXPECT_EQ(c.deployment.framework_reserve_bytes, int64_t{256} << 20);
   EXPECT_EQ(c.deployment.kv_capacity_bytes, 10'000'000'000);
@@ -660,9 +654,7 @@ TEST(ScenarioConfig, CompareOverridesApplyToTheScenario) {
                                             kOrigin);
   const ScenarioConfig c = DecodeScenario(base, kModelsDir);
   ASSERT_EQ(c.compare.size(), 1u);
-  ConfigTree tree = base;
-  for (const auto& [key, value] : c.compare[0].overrides) tree.Set(key, value);
-  const ScenarioConfig applied = DecodeScenario(tree, kModelsDir);
+  const ScenarioConfig applied = DecodeWithOverrides(base, c.compare[0].overrides);
   EXPECT_EQ(applied.scheduler.type, SchedulerType::kSarathi);
   EXPECT_EQ(applied.scheduler.chunk_tokens, 128);
 }
@@ -748,21 +740,109 @@ TEST(ScenarioConfig, DefaultCompareEntriesAreTheFourKvManagers) {
   EXPECT_EQ(entries[2].label, "vattention_2MiB");
   EXPECT_EQ(entries[3].label, "vattention_64KiB");
 
-  auto apply = [](const CompareEntry& e) {
-    ConfigTree tree = ConfigTree::Parse(kMinimal, kOrigin);
-    for (const auto& [key, value] : e.overrides) tree.Set(key, value);
-    return DecodeScenario(tree, kModelsDir);
-  };
-  EXPECT_EQ(apply(entries[0]).kv_cache.type, KvManagerType::kStatic);
-  const ScenarioConfig paged = apply(entries[1]);
+  EXPECT_EQ(DecodeWith(entries[0].overrides).kv_cache.type, KvManagerType::kStatic);
+  const ScenarioConfig paged = DecodeWith(entries[1].overrides);
   EXPECT_EQ(paged.kv_cache.type, KvManagerType::kPaged);
   EXPECT_EQ(paged.kv_cache.paged.block_tokens, 16);
-  const ScenarioConfig big = apply(entries[2]);
+  const ScenarioConfig big = DecodeWith(entries[2].overrides);
   EXPECT_EQ(big.kv_cache.type, KvManagerType::kVAttention);
   EXPECT_EQ(big.kv_cache.vattention.page_bytes, 2 << 20);
-  const ScenarioConfig small = apply(entries[3]);
+  const ScenarioConfig small = DecodeWith(entries[3].overrides);
   EXPECT_EQ(small.kv_cache.type, KvManagerType::kVAttention);
   EXPECT_EQ(small.kv_cache.vattention.page_bytes, 64 << 10);
+}
+
+// ---------------------------------------------------------------------------
+// Profiled timing
+
+TEST(ScenarioConfig, ProfiledTimingReadsItsProfileRelativeToTheConfigFile) {
+  const ScenarioConfig c = Decode(std::string(kMinimal) +
+                                  "timing:\n"
+                                  "  type: profiled\n"
+                                  "  profile: ../profiles/H100-SXM/profile.txt\n");
+  EXPECT_EQ(c.timing.type, TimingType::kProfiled);
+  EXPECT_EQ(c.timing.profile_path, "/profiles/H100-SXM/profile.txt");
+  EXPECT_EQ(Decode(std::string(kMinimal) + "timing: {type: profiled, profile: /abs/p.txt}\n")
+                .timing.profile_path,
+            "/abs/p.txt");
+}
+
+TEST(ScenarioConfig, AProfileSetFromTheCommandLineResolvesAgainstTheConfigFile) {
+  ConfigTree tree = ConfigTree::Parse(kMinimal, kOrigin);
+  tree.Set("timing.type", "profiled");
+  tree.Set("timing.profile", "h100/profile.txt");
+  EXPECT_EQ(DecodeScenario(tree, kModelsDir).timing.profile_path, "/experiments/h100/profile.txt");
+}
+
+TEST(ScenarioConfig, ProfiledTimingWithoutAProfileIsAnErrorNamingTimingProfile) {
+  const std::string message = DecodeError(std::string(kMinimal) + "timing:\n  type: profiled\n");
+  EXPECT_THAT(message, HasSubstr(std::string(kOrigin) + ": timing.profile: required"));
+  EXPECT_THAT(DecodeWithError("timing.type", "profiled"), HasSubstr("timing.profile"));
+}
+
+TEST(ScenarioConfig, AProfileIsOptionalForOtherTimingTypes) {
+  const ScenarioConfig c = Decode(kMinimal);
+  EXPECT_EQ(c.timing.profile_path, "");
+  EXPECT_EQ(DecodeWith("timing.profile", "p.txt").timing.type, TimingType::kRoofline);
+}
+
+TEST(ScenarioConfig, TimingTypeListsProfiledAmongTheValidOnes) {
+  EXPECT_THAT(DecodeWithError("timing.type", "measured"), HasSubstr("roofline, fixed, profiled"));
+}
+
+TEST(ScenarioConfig, ProfiledCostsAreReadInSecondsAndDefaultLikeTheRooflines) {
+  const ScenarioConfig defaults = Decode(kMinimal);
+  const ProfiledConfig d;
+  EXPECT_DOUBLE_EQ(defaults.timing.profiled.cpu_overhead_s, d.cpu_overhead_s);
+  EXPECT_DOUBLE_EQ(defaults.timing.profiled.cpu_overhead_s,
+                   defaults.timing.roofline.cpu_overhead_s);
+  EXPECT_DOUBLE_EQ(defaults.timing.profiled.cpu_per_seq_s, defaults.timing.roofline.cpu_per_seq_s);
+  EXPECT_DOUBLE_EQ(defaults.timing.profiled.block_table_entry_s,
+                   defaults.timing.roofline.block_table_entry_s);
+  EXPECT_DOUBLE_EQ(defaults.timing.profiled.allreduce_latency_s,
+                   defaults.timing.roofline.allreduce_latency_s);
+
+  const ScenarioConfig c = Decode(std::string(kMinimal) +
+                                  "timing:\n"
+                                  "  profiled:\n"
+                                  "    cpu_overhead_s: 2.0e-3\n"
+                                  "    cpu_per_seq_s: 1.0e-5\n"
+                                  "    block_table_entry_s: 0\n"
+                                  "    allreduce_latency_s: 1.2e-5\n");
+  EXPECT_DOUBLE_EQ(c.timing.profiled.cpu_overhead_s, 2.0e-3);
+  EXPECT_DOUBLE_EQ(c.timing.profiled.cpu_per_seq_s, 1.0e-5);
+  EXPECT_DOUBLE_EQ(c.timing.profiled.block_table_entry_s, 0);
+  EXPECT_DOUBLE_EQ(c.timing.profiled.allreduce_latency_s, 1.2e-5);
+}
+
+TEST(ScenarioConfig, UnknownKeyUnderTimingProfiledIsAnErrorNamingItsFullPath) {
+  const std::string message = DecodeError(std::string(kMinimal) +
+                                          "timing:\n"
+                                          "  profiled:\n"
+                                          "    gemm_efficiency: 0.7\n");
+  EXPECT_THAT(message, HasSubstr(std::string(kOrigin) + ":7: timing.profiled.gemm_efficiency"));
+  EXPECT_THAT(message, HasSubstr("unknown key"));
+}
+
+TEST(ScenarioConfig, TheVmmKeysTheConfigSetsAreRemembered) {
+  const ScenarioConfig none = Decode(kMinimal);
+  EXPECT_FALSE(none.kv_cache.vmm_set.map_s);
+  EXPECT_FALSE(none.kv_cache.vmm_set.set_access_s);
+  EXPECT_FALSE(none.kv_cache.vmm_set.unmap_s);
+
+  const ScenarioConfig one =
+      Decode(std::string(kMinimal) + "kv_cache:\n  vmm: {set_access_s: 3.0e-5}\n");
+  EXPECT_FALSE(one.kv_cache.vmm_set.map_s);
+  EXPECT_TRUE(one.kv_cache.vmm_set.set_access_s);
+  EXPECT_FALSE(one.kv_cache.vmm_set.unmap_s);
+  EXPECT_EQ(one.kv_cache.vattention.set_access_latency, Nanos(30000));
+
+  const ScenarioConfig all = DecodeWith({{"kv_cache.vmm.map_s", "1e-6"},
+                                         {"kv_cache.vmm.set_access_s", "2e-5"},
+                                         {"kv_cache.vmm.unmap_s", "1e-5"}});
+  EXPECT_TRUE(all.kv_cache.vmm_set.map_s);
+  EXPECT_TRUE(all.kv_cache.vmm_set.set_access_s);
+  EXPECT_TRUE(all.kv_cache.vmm_set.unmap_s);
 }
 
 }  // namespace

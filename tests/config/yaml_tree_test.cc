@@ -3,64 +3,23 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
-#include <atomic>
-#include <chrono>
 #include <filesystem>
-#include <fstream>
 #include <string>
 #include <vector>
 
 #include "sim/core/check.h"
+#include "tests/testing/input_error.h"
+#include "tests/testing/temp_dir.h"
 
 namespace kvsim {
 namespace {
 
 namespace fs = std::filesystem;
+using ::kvsim::testing::InputErrorMessage;
+using ::kvsim::testing::TempDir;
 using ::testing::HasSubstr;
-
-// A fresh directory under the system temp directory, removed with its contents.
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    const auto stamp = std::chrono::steady_clock::now().time_since_epoch().count();
-    path_ =
-        fs::temp_directory_path() / ("kvsim_yaml_tree_test_" + std::to_string(::getpid()) + "_" +
-                                     std::to_string(stamp) + "_" + std::to_string(counter++));
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  std::string Write(const std::string& name, const std::string& text) const {
-    const fs::path file = path_ / name;
-    std::ofstream(file, std::ios::binary) << text;
-    return file.string();
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
-
-// The message of the InputError that `fn` throws; fails the test when none is thrown.
-template <typename Fn>
-std::string InputErrorMessage(Fn&& fn) {
-  try {
-    fn();
-  } catch (const InputError& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected an InputError";
-  return "";
-}
 
 ConfigTree Tree(const std::string& yaml) { return ConfigTree::Parse(yaml, "/configs/test.yaml"); }
 
@@ -88,7 +47,7 @@ TEST(ConfigTree, LoadReadsAFileAndRemembersWhereItCameFrom) {
 
 TEST(ConfigTree, LoadOfAMissingFileIsAnInputErrorNamingTheFile) {
   TempDir dir;
-  const std::string path = (dir.path() / "no_such_config.yaml").string();
+  const std::string path = dir.PathOf("no_such_config.yaml");
   const std::string message = InputErrorMessage([&] { ConfigTree::Load(path); });
   EXPECT_THAT(message, HasSubstr(path));
 }

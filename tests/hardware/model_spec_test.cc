@@ -6,17 +6,18 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <set>
 #include <string>
 
 #include "sim/core/check.h"
+#include "tests/testing/malformed_card.h"
 
 namespace kvsim {
 namespace {
 
 namespace fs = std::filesystem;
+using ::kvsim::testing::MalformedCardTest;
 using ::testing::AllOf;
 using ::testing::HasSubstr;
 
@@ -206,48 +207,10 @@ constexpr const char* kValidCard =
     "tied_embeddings: false\n"
     "source: test\n";
 
-// Writes cards into a fresh directory under the system temp dir; removes it after.
-class MalformedModelCard : public ::testing::Test {
+// Cards written to a temporary directory: kValidCard, edited or not, or other text.
+class MalformedModelCard : public MalformedCardTest<&LoadModelSpec> {
  protected:
-  void SetUp() override {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::temp_directory_path() / (std::string("kvsim_model_spec_test_") + info->name() + "_" +
-                                        std::to_string(reinterpret_cast<uintptr_t>(this)));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
-  // Writes `text` to `file_name` in the temp dir and returns its path.
-  std::string Write(const std::string& file_name, const std::string& text) {
-    const fs::path path = dir_ / file_name;
-    std::ofstream(path) << text;
-    return path.string();
-  }
-
-  // kValidCard with the line starting with `key:` replaced by `replacement`
-  // (removed when empty).
-  static std::string Edit(const std::string& key, const std::string& replacement) {
-    std::string text = kValidCard;
-    const size_t begin = text.find(key + ":");
-    EXPECT_NE(begin, std::string::npos) << key;
-    const size_t end = text.find('\n', begin) + 1;
-    text.replace(begin, end - begin, replacement.empty() ? "" : replacement + "\n");
-    return text;
-  }
-
-  // The InputError message of loading `path` (fails the test if it loads).
-  static std::string ErrorOf(const std::string& path) {
-    try {
-      LoadModelSpec(path);
-    } catch (const InputError& e) {
-      return e.what();
-    }
-    ADD_FAILURE() << path << " loaded without error";
-    return "";
-  }
-
-  fs::path dir_;
+  MalformedModelCard() : MalformedCardTest(kValidCard) {}
 };
 
 TEST_F(MalformedModelCard, TheValidBaseCardLoads) {
@@ -322,9 +285,10 @@ TEST_F(MalformedModelCard, TextThatIsNotYamlIsRejectedWithTheFileName) {
 }
 
 TEST_F(MalformedModelCard, AMissingFileIsRejectedWithItsName) {
-  const std::string path = (dir_ / "no-such-card.yaml").string();
+  const std::string path = dir_.PathOf("no-such-card.yaml");
   EXPECT_THAT(ErrorOf(path), HasSubstr("no-such-card.yaml"));
-  EXPECT_THAT(ErrorOf(dir_.string()), HasSubstr(dir_.string()));  // a directory, not a file
+  const std::string dir = dir_.path().string();  // a directory, not a file
+  EXPECT_THAT(ErrorOf(dir), HasSubstr(dir));
 }
 
 }  // namespace

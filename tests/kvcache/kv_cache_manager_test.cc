@@ -252,37 +252,31 @@ class RandomDriver {
     }
     rec.before = manager_->Usage();
     rec.predicted = Predict(rec);
-    switch (rec.op) {
-      case Op::kAdmit:
-        rec.accepted = manager_->Admit(rec.id, rec.tokens, rec.max_tokens);
-        break;
-      case Op::kGrow:
-        rec.accepted = manager_->Grow(rec.id, rec.tokens, phase_);
-        break;
-      case Op::kRelease:
-        manager_->Release(rec.id);
-        break;
-    }
+    rec.accepted = Perform(*manager_, rec);
     rec.after = manager_->Usage();
     rec.cost = manager_->TakeStepCost();
     if (rec.accepted) {
-      switch (rec.op) {
-        case Op::kAdmit:
-          rec.shadow_accepted = shadow_->Admit(rec.id, rec.tokens, rec.max_tokens);
-          break;
-        case Op::kGrow:
-          rec.shadow_accepted = shadow_->Grow(rec.id, rec.tokens, phase_);
-          break;
-        case Op::kRelease:
-          shadow_->Release(rec.id);
-          break;
-      }
+      rec.shadow_accepted = Perform(*shadow_, rec);
       UpdateModel(rec);
     }
     rec.shadow_after = shadow_->Usage();
     rec.shadow_cost = shadow_->TakeStepCost();
     rec.model_live_bytes = live_tokens_ * g_.bytes_per_token;
     rec.model_needed_bytes = needed_bytes_;
+  }
+
+  // Calls `rec`'s operation on `manager`; whether it was accepted (a release always is).
+  bool Perform(KvCacheManager& manager, const OpRecord& rec) const {
+    switch (rec.op) {
+      case Op::kAdmit:
+        return manager.Admit(rec.id, rec.tokens, rec.max_tokens);
+      case Op::kGrow:
+        return manager.Grow(rec.id, rec.tokens, phase_);
+      case Op::kRelease:
+        manager.Release(rec.id);
+        break;
+    }
+    return true;
   }
 
   // Whether the operation fits, by each manager's rule: admission must leave the

@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -15,11 +17,14 @@
 #include "sim/core/check.h"
 #include "sim/hardware/gpu_spec.h"
 #include "sim/hardware/model_spec.h"
+#include "tests/testing/input_error.h"
+#include "tests/testing/temp_dir.h"
 
 namespace kvsim {
 namespace {
 
-using testing::HasSubstr;
+using ::kvsim::testing::InputErrorMessage;
+using ::testing::HasSubstr;
 
 constexpr int64_t kGiB = int64_t{1} << 30;
 constexpr int64_t kMiB = int64_t{1} << 20;
@@ -36,6 +41,12 @@ ScenarioConfig Deployment(int64_t tensor_parallel) {
   c.config_file = "scenario.yaml";
   c.deployment.tensor_parallel = tensor_parallel;
   return c;
+}
+
+// The InputError message of planning memory for `c` with the named cards (fails the
+// test if the plan is made).
+std::string PlanError(const std::string& model, const std::string& gpu, const ScenarioConfig& c) {
+  return InputErrorMessage([&] { PlanMemory(Model(model), Gpu(gpu), c); });
 }
 
 // From models/llm/Llama-3-8B.yaml: 32 layers, hidden 4096, 32 heads, 8 KV heads,
@@ -97,12 +108,7 @@ TEST(PlanMemory, KvCapacityOverrideBeyondTheGpuIsRefused) {
   ScenarioConfig c = Deployment(1);
   // 80 GiB of KV next to 15 GiB of weights on a 79.2 GiB card.
   c.deployment.kv_capacity_bytes = 80 * kGiB;
-  try {
-    PlanMemory(Model("Llama-3-8B"), Gpu("H100-SXM"), c);
-    FAIL() << "expected an InputError";
-  } catch (const InputError& e) {
-    EXPECT_THAT(e.what(), HasSubstr("deployment.kv_capacity_bytes"));
-  }
+  EXPECT_THAT(PlanError("Llama-3-8B", "H100-SXM", c), HasSubstr("deployment.kv_capacity_bytes"));
 }
 
 // From models/llm/Llama-2-70B.yaml: 80 layers, hidden 8192, 64 heads, 8 KV heads,
@@ -117,13 +123,9 @@ constexpr int64_t kA100Bytes = 80000000000;
 TEST(PlanMemory, Llama2_70BDoesNotFitOneA100AndTheErrorNamesTensorParallel) {
   // 138 GB of weights against 0.9 x 80 GB = 72 GB usable.
   ASSERT_GT(kLlama2_70BWeightBytes, kA100Bytes * 9 / 10);
-  try {
-    PlanMemory(Model("Llama-2-70B"), Gpu("A100-80GB"), Deployment(1));
-    FAIL() << "expected an InputError";
-  } catch (const InputError& e) {
-    EXPECT_THAT(e.what(), HasSubstr("deployment.tensor_parallel"));
-    EXPECT_THAT(e.what(), HasSubstr("scenario.yaml"));
-  }
+  const std::string message = PlanError("Llama-2-70B", "A100-80GB", Deployment(1));
+  EXPECT_THAT(message, HasSubstr("deployment.tensor_parallel"));
+  EXPECT_THAT(message, HasSubstr("scenario.yaml"));
 }
 
 TEST(PlanMemory, Llama2_70BFitsTwoA100s) {
@@ -137,23 +139,14 @@ TEST(PlanMemory, Llama2_70BFitsTwoA100s) {
 
 TEST(PlanMemory, TensorParallelThatDoesNotDivideTheHeadsIsRefused) {
   // Llama-3-8B has 32 attention heads: 3 GPUs cannot share them.
-  try {
-    PlanMemory(Model("Llama-3-8B"), Gpu("H100-SXM"), Deployment(3));
-    FAIL() << "expected an InputError";
-  } catch (const InputError& e) {
-    EXPECT_THAT(e.what(), HasSubstr("deployment.tensor_parallel"));
-  }
+  EXPECT_THAT(PlanError("Llama-3-8B", "H100-SXM", Deployment(3)),
+              HasSubstr("deployment.tensor_parallel"));
 }
 
 TEST(PlanMemory, MaxModelLenBeyondTheModelContextIsRefused) {
   ScenarioConfig c = Deployment(1);
   c.deployment.max_model_len = 8193;
-  try {
-    PlanMemory(Model("Llama-3-8B"), Gpu("H100-SXM"), c);
-    FAIL() << "expected an InputError";
-  } catch (const InputError& e) {
-    EXPECT_THAT(e.what(), HasSubstr("deployment.max_model_len"));
-  }
+  EXPECT_THAT(PlanError("Llama-3-8B", "H100-SXM", c), HasSubstr("deployment.max_model_len"));
 }
 
 // ---- BuildSimulation: the whole path from YAML ---------------------------
@@ -239,6 +232,98 @@ TEST(BuildSimulation, VllmTokenBudgetBelowMaxModelLenNamesMaxNumBatchedTokens) {
 TEST(BuildSimulation, TensorParallelNotDividingTheHeadsIsRefused) {
   EXPECT_THAT(BuildError({{"deployment.tensor_parallel", "3"}}),
               HasSubstr("deployment.tensor_parallel"));
+}
+
+// ---- Profiled timing -----------------------------------------------------
+
+constexpr const char* kH100Profile = KVSIM_TEST_DATA_DIR "/timing/h100_profile.txt";
+
+// One request of 10 prompt and 10 output tokens on Llama-3-8B / H100 with `overrides`.
+ConfigTree OneRequest(const std::vector<std::pair<std::string, std::string>>& overrides) {
+  ConfigTree tree = ConfigTree::Parse(R"(model: Llama-3-8B
+gpu: H100-SXM
+workload:
+  arrival: {process: poisson, rate_qps: 1}
+  lengths: {source: fixed, prompt_tokens: 10, output_tokens: 10}
+  max_requests: 1
+)",
+                                      "scenario.yaml");
+  for (const auto& [key, value] : overrides) tree.Set(key, value);
+  return tree;
+}
+
+std::string ProfiledBuildError(const std::vector<std::pair<std::string, std::string>>& overrides) {
+  try {
+    BuildSimulation(DecodeScenario(OneRequest(overrides), KVSIM_SOURCE_DIR "/models"));
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(BuildSimulation, ProfiledTimingBuildsFromAProfile) {
+  EXPECT_EQ(ProfiledBuildError({{"timing.type", "profiled"}, {"timing.profile", kH100Profile}}),
+            "");
+  EXPECT_EQ(ProfiledBuildError({{"timing.type", "profiled"},
+                                {"timing.profile", kH100Profile},
+                                {"deployment.tensor_parallel", "2"},
+                                {"kv_cache.type", "vattention"}}),
+            "");
+}
+
+TEST(BuildSimulation, AMissingProfileNamesTimingProfile) {
+  const std::string message =
+      ProfiledBuildError({{"timing.type", "profiled"}, {"timing.profile", "/no/such/profile.txt"}});
+  EXPECT_THAT(message, HasSubstr("scenario.yaml: timing.profile"));
+  EXPECT_THAT(message, HasSubstr("/no/such/profile.txt"));
+}
+
+TEST(BuildSimulation, AProfileWithoutTheModelNamesTimingProfileAndTheModelsItHas) {
+  const std::string message = ProfiledBuildError(
+      {{"timing.type", "profiled"}, {"timing.profile", kH100Profile}, {"model", "Mistral-7B"}});
+  EXPECT_THAT(message, HasSubstr("timing.profile"));
+  EXPECT_THAT(message, HasSubstr("Mistral-7B"));
+  EXPECT_THAT(message, HasSubstr("Llama-3-8B (tensor_parallel 1, 2)"));
+}
+
+// Exposed mapping of the one request under vAttention: its 10-token prompt maps one
+// page group (2 x 32 layers x (cuMemMap + cuMemSetAccess)) before the prefill runs,
+// and its 20 tokens never leave that 2 MiB page (1,024 tokens).
+double ExposedMappingSeconds(const std::vector<std::pair<std::string, std::string>>& overrides) {
+  std::vector<std::pair<std::string, std::string>> all = {{"kv_cache.type", "vattention"}};
+  all.insert(all.end(), overrides.begin(), overrides.end());
+  auto sim = BuildSimulation(DecodeScenario(OneRequest(all), KVSIM_SOURCE_DIR "/models"));
+  const Summary summary = sim->Run();
+  EXPECT_EQ(summary.requests_completed, 1);
+  return summary.exposed_overhead_s;
+}
+
+TEST(BuildSimulation, VAttentionTakesTheProfilesVmmLatenciesUnlessTheConfigSetsThem) {
+  // The fixture with cuMemMap 1.65 us and cuMemSetAccess 32.16 us at 2 MiB.
+  std::ifstream in(kH100Profile);
+  std::stringstream text;
+  text << in.rdbuf();
+  std::string profile = text.str();
+  for (const auto& [from, to] : std::vector<std::pair<std::string, std::string>>{
+           {"cuMemMap,2097152,2000,0.57,0.65,", "cuMemMap,2097152,2000,0.57,1.65,"},
+           {"cuMemSetAccess,2097152,2000,20.61,22.16,",
+            "cuMemSetAccess,2097152,2000,20.61,32.16,"}}) {
+    ASSERT_NE(profile.find(from), std::string::npos) << from;
+    profile.replace(profile.find(from), from.size(), to);
+  }
+  const ::kvsim::testing::TempDir dir;
+  const std::string path = dir.Write("profile.txt", profile);
+  const std::vector<std::pair<std::string, std::string>> profiled = {{"timing.type", "profiled"},
+                                                                     {"timing.profile", path}};
+
+  // Roofline timing: the defaults, cuMemMap 0.65 us + cuMemSetAccess 22.16 us.
+  EXPECT_NEAR(ExposedMappingSeconds({}), 64 * (0.65 + 22.16) * 1e-6, 1e-9);
+  // Profiled: the profile's.
+  EXPECT_NEAR(ExposedMappingSeconds(profiled), 64 * (1.65 + 32.16) * 1e-6, 1e-9);
+  // A latency the config sets wins; the others still come from the profile.
+  std::vector<std::pair<std::string, std::string>> with_map = profiled;
+  with_map.emplace_back("kv_cache.vmm.map_s", "2.0e-6");
+  EXPECT_NEAR(ExposedMappingSeconds(with_map), 64 * (2.0 + 32.16) * 1e-6, 1e-9);
 }
 
 }  // namespace

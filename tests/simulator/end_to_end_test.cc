@@ -1,8 +1,6 @@
 // End to end through the commands: determinism, a bundled-trace comparison of the
 // four default KV managers, and the consistency of the files a run writes.
-#include <fmt/format.h>
 #include <gtest/gtest.h>
-#include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -16,11 +14,13 @@
 #include <vector>
 
 #include "sim/app/commands.h"
+#include "tests/testing/temp_dir.h"
 
 namespace kvsim {
 namespace {
 
 namespace fs = std::filesystem;
+using ::kvsim::testing::TempDir;
 
 std::string ReadFile(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
@@ -108,13 +108,6 @@ bool SameJson(const YAML::Node& a, const YAML::Node& b, const std::vector<std::s
   return true;
 }
 
-fs::path TempDir(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / fmt::format("kvsim_e2e_{}_{}", name, ::getpid());
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
-
 // ---- determinism ---------------------------------------------------------
 
 // Poisson arrivals and uniform lengths (both drawn from the seed), a KV cache
@@ -144,27 +137,21 @@ timing:
   type: roofline
 )";
 
-class Determinism : public testing::Test {
+class Determinism : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = TempDir("determinism");
-    config_ = dir_ / "seeded.yaml";
-    std::ofstream(config_) << kSeededScenario;
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
   fs::path Run(const std::string& name, std::vector<std::string> overrides = {}) {
     CommandOptions o;
-    o.config_path = config_.string();
+    o.config_path = config_;
     o.overrides = std::move(overrides);
-    o.out_dir = (dir_ / name).string();
+    o.out_dir = dir_.PathOf(name);
     o.quiet = true;
     std::ostringstream out;
     EXPECT_EQ(RunCommand(o, out), 0);
-    return dir_ / name;
+    return dir_.path() / name;
   }
 
-  fs::path dir_, config_;
+  TempDir dir_;
+  const std::string config_ = dir_.Write("seeded.yaml", kSeededScenario);
 };
 
 TEST_F(Determinism, SameConfigAndSeedGiveByteIdenticalOutputs) {
@@ -207,44 +194,45 @@ TEST_F(Determinism, DifferentSeedGivesDifferentPoissonArrivals) {
 
 const char* const kLabels[] = {"static", "paged", "vattention_2MiB", "vattention_64KiB"};
 
-class QuickstartCompare : public testing::Test {
+class QuickstartCompare : public ::testing::Test {
  protected:
   // One comparison, shared by the tests below.
   static void SetUpTestSuite() {
-    dir_ = new fs::path(TempDir("quickstart_compare"));
+    dir_ = new TempDir;
     CommandOptions o;
     o.config_path = KVSIM_SOURCE_DIR "/configs/quickstart.yaml";
     o.overrides = {"workload.max_requests=600"};
-    o.out_dir = dir_->string();
+    o.out_dir = dir_->path().string();
     o.quiet = true;
     std::ostringstream out;
     rc_ = CompareCommand(o, out);
   }
   static void TearDownTestSuite() {
-    fs::remove_all(*dir_);
     delete dir_;
     dir_ = nullptr;
   }
 
+  static const fs::path& Dir() { return dir_->path(); }
+
   static YAML::Node Summary(const std::string& label) {
-    return YAML::LoadFile((*dir_ / label / "summary.json").string());
+    return YAML::LoadFile((Dir() / label / "summary.json").string());
   }
 
-  static fs::path* dir_;
+  static TempDir* dir_;
   static int rc_;
 };
 
-fs::path* QuickstartCompare::dir_ = nullptr;
+TempDir* QuickstartCompare::dir_ = nullptr;
 int QuickstartCompare::rc_ = -1;
 
 TEST_F(QuickstartCompare, EveryRunDirectoryHasItsFourFilesAndCompareJsonListsTheDefaultLabels) {
   ASSERT_EQ(rc_, 0);
   for (const char* label : kLabels) {
     for (const char* file : {"summary.json", "requests.csv", "timeseries.csv", "config.yaml"}) {
-      EXPECT_TRUE(fs::is_regular_file(*dir_ / label / file)) << label << "/" << file;
+      EXPECT_TRUE(fs::is_regular_file(Dir() / label / file)) << label << "/" << file;
     }
   }
-  const YAML::Node compare = YAML::LoadFile((*dir_ / "compare.json").string());
+  const YAML::Node compare = YAML::LoadFile((Dir() / "compare.json").string());
   ASSERT_TRUE(compare.IsSequence());
   std::vector<std::string> labels;
   for (const auto& entry : compare) labels.push_back(entry["label"].as<std::string>());
@@ -276,7 +264,7 @@ TEST_F(QuickstartCompare, SummaryAgreesWithRequestsCsv) {
   for (const char* label : kLabels) {
     SCOPED_TRACE(label);
     const YAML::Node s = Summary(label);
-    const Csv csv = ReadCsv(*dir_ / label / "requests.csv");
+    const Csv csv = ReadCsv(Dir() / label / "requests.csv");
     const size_t n = csv.rows.size();
     ASSERT_GT(n, 0u);
 
@@ -318,7 +306,7 @@ TEST_F(QuickstartCompare, TimeseriesKeepsLiveWithinAllocatedWithinCapacity) {
   for (const char* label : kLabels) {
     SCOPED_TRACE(label);
     const int64_t capacity = Summary(label)["kv"]["capacity_bytes"].as<int64_t>();
-    const Csv csv = ReadCsv(*dir_ / label / "timeseries.csv");
+    const Csv csv = ReadCsv(Dir() / label / "timeseries.csv");
     ASSERT_GT(csv.rows.size(), 0u);
     int64_t bad = 0;
     for (size_t i = 0; i < csv.rows.size(); ++i) {

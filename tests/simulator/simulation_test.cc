@@ -6,13 +6,10 @@
 // blocks and no watermark, vllm scheduling unless a test says otherwise.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
-#include <filesystem>
-#include <fstream>
 #include <memory>
 #include <string>
 #include <utility>
@@ -23,11 +20,12 @@
 #include "sim/core/check.h"
 #include "sim/simulator/builder.h"
 #include "sim/simulator/simulator.h"
+#include "tests/testing/temp_dir.h"
 
 namespace kvsim {
 namespace {
 
-namespace fs = std::filesystem;
+using ::kvsim::testing::TempDir;
 using std::chrono::microseconds;
 using std::chrono::milliseconds;
 
@@ -44,28 +42,17 @@ struct TraceRow {
 
 std::string Seconds(Nanos t) { return fmt::format("{:.9f}", ToSeconds(t)); }
 
-class SimulationTest : public testing::Test {
+class SimulationTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    const auto* info = testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::temp_directory_path() /
-           fmt::format("kvsim_simulation_test_{}_{}", info->name(), ::getpid());
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
   // Writes `rows` as a splitwise trace, builds the scenario with `overrides`
   // (key path, YAML value) and runs it.
   void Run(const std::vector<TraceRow>& rows,
            const std::vector<std::pair<std::string, std::string>>& overrides = {}) {
-    const fs::path trace = dir_ / "trace.csv";
-    {
-      std::ofstream out(trace);
-      out << "arrived_at,num_prefill_tokens,num_decode_tokens\n";
-      for (const TraceRow& r : rows) {
-        out << Seconds(r.arrival) << "," << r.prompt << "," << r.output << "\n";
-      }
+    std::string text = "arrived_at,num_prefill_tokens,num_decode_tokens\n";
+    for (const TraceRow& r : rows) {
+      text += fmt::format("{},{},{}\n", Seconds(r.arrival), r.prompt, r.output);
     }
+    const std::string trace = dir_.Write("trace.csv", text);
     const std::string yaml = fmt::format(
         R"(seed: 1
 model: Llama-3-8B
@@ -90,8 +77,8 @@ timing:
     per_prefill_token_s: {}
     per_decode_token_s: {}
 )",
-        trace.string(), Seconds(kIter), Seconds(kPrefill), Seconds(kDecode));
-    ConfigTree tree = ConfigTree::Parse(yaml, (dir_ / "scenario.yaml").string());
+        trace, Seconds(kIter), Seconds(kPrefill), Seconds(kDecode));
+    ConfigTree tree = ConfigTree::Parse(yaml, dir_.PathOf("scenario.yaml"));
     for (const auto& [key, value] : overrides) tree.Set(key, value);
     sim_ = BuildSimulation(DecodeScenario(tree, KVSIM_SOURCE_DIR "/models"));
     summary_ = sim_->Run();
@@ -108,7 +95,7 @@ timing:
 
   const std::vector<IterationSample>& Samples() const { return sim_->metrics().samples(); }
 
-  fs::path dir_;
+  TempDir dir_;
   std::unique_ptr<Simulation> sim_;
   Summary summary_;
 };

@@ -104,15 +104,16 @@ BatchWork DecodeBatch() {
   return w;
 }
 
-// One 4096-token prompt computed in one chunk.
-BatchWork PrefillBatch() {
+// One prompt of `tokens` tokens computed in one chunk: tokens x (tokens + 1) / 2
+// attention pairs (8,390,656 for 4096).
+BatchWork PrefillBatch(int64_t tokens = 4096) {
   BatchWork w;
   w.num_seqs = 1;
   w.prefill_seqs = 1;
-  w.prefill_tokens = 4096;
+  w.prefill_tokens = tokens;
   w.logit_tokens = 1;
-  w.prefill_attention_pairs = 4096.0 * 4097.0 / 2.0;  // 8,390,656
-  w.max_context_tokens = 4096;
+  w.prefill_attention_pairs = static_cast<double>(tokens) * static_cast<double>(tokens + 1) / 2;
+  w.max_context_tokens = tokens;
   return w;
 }
 
@@ -323,14 +324,7 @@ TEST(RooflineModel, MorePrefillTokensNeverTakeLessTime) {
     auto model = NewRooflineModel(TinyDense(), TinyGpu(), tp, EasyConfig());
     Nanos previous{0};
     for (int64_t c = 1; c <= 16384; c += 37) {
-      BatchWork w;
-      w.num_seqs = 1;
-      w.prefill_seqs = 1;
-      w.prefill_tokens = c;
-      w.logit_tokens = 1;
-      w.prefill_attention_pairs = static_cast<double>(c) * static_cast<double>(c + 1) / 2;
-      w.max_context_tokens = c;
-      const Nanos t = model->IterationTime(w);
+      const Nanos t = model->IterationTime(PrefillBatch(c));
       EXPECT_GE(t, previous) << c << " prompt tokens, tp " << tp;
       previous = t;
     }

@@ -6,7 +6,6 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <fstream>
 #include <functional>
 #include <set>
 #include <string>
@@ -14,10 +13,14 @@
 #include <vector>
 
 #include "sim/core/check.h"
+#include "tests/testing/input_error.h"
+#include "tests/testing/temp_dir.h"
 
 namespace kvsim {
 namespace {
 
+using ::kvsim::testing::InputErrorMessage;
+using ::kvsim::testing::TempDir;
 using ::testing::HasSubstr;
 
 std::string BundledTrace(const std::string& name) {
@@ -45,6 +48,30 @@ std::vector<double> ArrivalSeconds(const std::vector<RequestSpec>& requests) {
 double MeasuredRate(const std::vector<RequestSpec>& requests) {
   return static_cast<double>(requests.size() - 1) /
          ToSeconds(requests.back().arrival - requests.front().arrival);
+}
+
+struct GapStats {
+  double mean;  // seconds
+  double cv;    // standard deviation / mean
+};
+
+// Mean and coefficient of variation of the gaps between consecutive arrivals `t`.
+GapStats Gaps(const std::vector<double>& t) {
+  double sum = 0, sum_sq = 0;
+  for (size_t i = 1; i < t.size(); ++i) {
+    const double gap = t[i] - t[i - 1];
+    sum += gap;
+    sum_sq += gap * gap;
+  }
+  const double n = static_cast<double>(t.size() - 1);
+  const double mean = sum / n;
+  return {mean, std::sqrt(sum_sq / n - mean * mean) / mean};
+}
+
+// The InputError message of constructing a Workload from `c` (fails the test if it
+// constructs).
+std::string ConstructionError(const WorkloadConfig& c) {
+  return InputErrorMessage([&] { Workload w(c); });
 }
 
 void ExpectWellFormed(const std::vector<RequestSpec>& requests) {
@@ -83,17 +110,9 @@ TEST(PoissonArrivals, MatchTheNominalRateWithinTwoPercent) {
 }
 
 TEST(PoissonArrivals, HaveExponentialGapsWithUnitCoefficientOfVariation) {
-  const std::vector<double> t =
-      ArrivalSeconds(Drain(SyntheticConfig(ArrivalProcess::kPoisson, 10.0, 50'000)));
-  double sum = 0, sum_sq = 0;
-  for (size_t i = 1; i < t.size(); ++i) {
-    const double gap = t[i] - t[i - 1];
-    sum += gap;
-    sum_sq += gap * gap;
-  }
-  const double n = static_cast<double>(t.size() - 1);
-  const double mean = sum / n;
-  EXPECT_NEAR(std::sqrt(sum_sq / n - mean * mean) / mean, 1.0, 0.03);
+  const GapStats gaps =
+      Gaps(ArrivalSeconds(Drain(SyntheticConfig(ArrivalProcess::kPoisson, 10.0, 50'000))));
+  EXPECT_NEAR(gaps.cv, 1.0, 0.03);
 }
 
 TEST(GammaArrivals, MatchTheRequestedRateAndCoefficientOfVariation) {
@@ -103,17 +122,9 @@ TEST(GammaArrivals, MatchTheRequestedRateAndCoefficientOfVariation) {
     c.cv = cv;
     const std::vector<RequestSpec> r = Drain(c);
     ExpectWellFormed(r);
-    const std::vector<double> t = ArrivalSeconds(r);
-    double sum = 0, sum_sq = 0;
-    for (size_t i = 1; i < t.size(); ++i) {
-      const double gap = t[i] - t[i - 1];
-      sum += gap;
-      sum_sq += gap * gap;
-    }
-    const double n = static_cast<double>(t.size() - 1);
-    const double mean = sum / n;
-    EXPECT_NEAR(1 / mean, 20.0, 0.05 * 20.0);
-    EXPECT_NEAR(std::sqrt(sum_sq / n - mean * mean) / mean, cv, 0.05 * cv);
+    const GapStats gaps = Gaps(ArrivalSeconds(r));
+    EXPECT_NEAR(1 / gaps.mean, 20.0, 0.05 * 20.0);
+    EXPECT_NEAR(gaps.cv, cv, 0.05 * cv);
   }
 }
 
@@ -185,24 +196,15 @@ TEST(TraceArrivals, CannotBeScaledWhenTheUsedRowsSpanNoTime) {
   c.trace_path = TestData("five_rows_splitwise.csv");
   c.rate_qps = 3.0;
   c.max_requests = 1;
-  try {
-    Workload w(c);
-    FAIL() << "no error";
-  } catch (const InputError& e) {
-    EXPECT_THAT(e.what(), HasSubstr("workload.arrival.rate_qps"));
-  }
+  EXPECT_THAT(ConstructionError(c), HasSubstr("workload.arrival.rate_qps"));
 }
 
 TEST(TraceArrivals, AreRejectedForALengthOnlyTrace) {
   WorkloadConfig c;
   c.trace_path = BundledTrace("sharegpt_8k_filtered_stats_llama2_tokenizer.csv");
-  try {
-    Workload w(c);
-    FAIL() << "no error";
-  } catch (const InputError& e) {
-    EXPECT_THAT(e.what(), HasSubstr("workload.arrival.process"));
-    EXPECT_THAT(e.what(), HasSubstr("length-only"));
-  }
+  const std::string message = ConstructionError(c);
+  EXPECT_THAT(message, HasSubstr("workload.arrival.process"));
+  EXPECT_THAT(message, HasSubstr("length-only"));
 }
 
 TEST(TraceArrivals, CanCarrySyntheticLengths) {
@@ -360,21 +362,14 @@ TEST(Workload, ArrivalsDoNotDependOnTheLengthSource) {
 }
 
 TEST(Workload, SurfacesTraceErrorsFromNext) {
-  const std::string path = ::testing::TempDir() + "kvsim_workload_bad_row.csv";
-  {
-    std::ofstream out(path, std::ios::binary | std::ios::trunc);
-    out << "arrived_at,num_prefill_tokens,num_decode_tokens\n0.0,5,1\n1.0,five,1\n";
-  }
+  const TempDir dir;
+  const std::string path = dir.Write(
+      "bad_row.csv", "arrived_at,num_prefill_tokens,num_decode_tokens\n0.0,5,1\n1.0,five,1\n");
   WorkloadConfig c;
   c.trace_path = path;
   Workload w(c);
   ASSERT_TRUE(w.Next().has_value());
-  try {
-    w.Next();
-    FAIL() << "no error";
-  } catch (const InputError& e) {
-    EXPECT_THAT(e.what(), HasSubstr(path + ":3: "));
-  }
+  EXPECT_THAT(InputErrorMessage([&] { w.Next(); }), HasSubstr(path + ":3: "));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -481,12 +476,7 @@ TEST(ValidateWorkloadConfig, NamesTheKeyPathOfEachProblem) {
 
 TEST(ValidateWorkloadConfig, IsAppliedByTheWorkloadConstructor) {
   WorkloadConfig c = SyntheticConfig(ArrivalProcess::kPoisson, 0.0, 10);
-  try {
-    Workload w(c);
-    FAIL() << "no error";
-  } catch (const InputError& e) {
-    EXPECT_THAT(e.what(), HasSubstr("workload.arrival.rate_qps"));
-  }
+  EXPECT_THAT(ConstructionError(c), HasSubstr("workload.arrival.rate_qps"));
 }
 
 }  // namespace

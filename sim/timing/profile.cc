@@ -1,0 +1,413 @@
+// Strict reader of kvprobe profiles (tools/kvprobe/PROFILE_FORMAT.md, version 1).
+#include "sim/timing/profile.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <optional>
+#include <span>
+#include <sstream>
+#include <utility>
+
+#include "sim/core/check.h"
+
+namespace kvsim {
+namespace {
+
+// The columns each table section of the format must have, in the format's order.
+constexpr std::string_view kVmmColumns[] = {"call",   "handle_bytes", "samples", "p10_us",
+                                            "p50_us", "p90_us",       "p99_us"};
+constexpr std::string_view kVmmUnderLoadColumns[] = {"metric", "value"};
+constexpr std::string_view kCopyColumns[] = {"bytes", "time_us", "gbps"};
+constexpr std::string_view kGemmColumns[] = {"model", "layer", "tensor_parallel", "tokens", "m",
+                                             "n",     "k",     "time_us",         "tflops"};
+constexpr std::string_view kDecodeAttentionColumns[] = {
+    "layout",   "block_tokens", "batch",   "context_tokens", "q_heads",
+    "kv_heads", "head_dim",     "time_us", "kv_gbps"};
+constexpr std::string_view kPrefillAttentionColumns[] = {"layout",   "block_tokens", "batch",
+                                                         "tokens",   "q_heads",      "kv_heads",
+                                                         "head_dim", "time_us",      "tflops"};
+constexpr std::string_view kAllreduceColumns[] = {"gpus", "bytes", "time_us", "algbw_gbps",
+                                                  "busbw_gbps"};
+constexpr std::string_view kVattentionColumns[] = {
+    "overlap",          "page_bytes",          "batch",
+    "iterations",       "mean_iteration_us",   "p50_iteration_us",
+    "p99_iteration_us", "mean_exposed_map_us", "max_exposed_map_us",
+    "map_calls"};
+
+// Columns holding text; every other column the format names holds numbers.
+constexpr std::string_view kTextColumns[] = {"model", "layer", "layout", "call", "metric"};
+
+struct SectionSchema {
+  std::string_view name;
+  bool required;
+  std::span<const std::string_view> columns;
+};
+
+constexpr SectionSchema kTableSections[] = {
+    {"vmm", true, kVmmColumns},
+    {"vmm_under_load", false, kVmmUnderLoadColumns},
+    {"copy", true, kCopyColumns},
+    {"gemm", true, kGemmColumns},
+    {"decode_attention", true, kDecodeAttentionColumns},
+    {"prefill_attention", true, kPrefillAttentionColumns},
+    {"allreduce", false, kAllreduceColumns},
+    {"vattention", false, kVattentionColumns},
+};
+
+constexpr std::string_view kMetaSection = "meta";
+constexpr std::string_view kMetaKeys[] = {"format_version",
+                                          "kvprobe_version",
+                                          "gpu_name",
+                                          "gpu_memory_bytes",
+                                          "sm_count",
+                                          "sm_clock_mhz",
+                                          "driver_version",
+                                          "cuda_driver_api_version",
+                                          "cuda_runtime_version",
+                                          "date_utc",
+                                          "allocation_granularity_bytes",
+                                          "host"};
+constexpr std::string_view kNumericMetaKeys[] = {"format_version", "gpu_memory_bytes", "sm_count",
+                                                 "sm_clock_mhz", "allocation_granularity_bytes"};
+
+template <typename Range>
+bool Contains(const Range& range, std::string_view value) {
+  return std::find(std::begin(range), std::end(range), value) != std::end(range);
+}
+
+std::string_view Trim(std::string_view s) {
+  const auto space = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\v'; };
+  while (!s.empty() && space(s.front())) s.remove_prefix(1);
+  while (!s.empty() && space(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+// Comma-separated fields, each trimmed.
+std::vector<std::string> SplitFields(std::string_view line) {
+  std::vector<std::string> fields;
+  for (;;) {
+    const size_t comma = line.find(',');
+    fields.emplace_back(Trim(line.substr(0, comma)));
+    if (comma == std::string_view::npos) return fields;
+    line.remove_prefix(comma + 1);
+  }
+}
+
+// A finite decimal number spanning all of `s`, or nothing.
+std::optional<double> ParseNumber(std::string_view s) {
+  double value = 0;
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), value);
+  if (s.empty() || ec != std::errc() || end != s.data() + s.size() || !std::isfinite(value)) {
+    return std::nullopt;
+  }
+  return value;
+}
+
+// Section names are lower-case identifiers: [a-z][a-z0-9_]*.
+bool IsSectionName(std::string_view name) {
+  if (name.empty() || name.front() < 'a' || name.front() > 'z') return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+  });
+}
+
+std::string JoinNames(std::span<const std::string_view> names) {
+  std::string out;
+  for (std::string_view n : names) out += out.empty() ? std::string(n) : ", " + std::string(n);
+  return out;
+}
+
+std::string KnownSections() {
+  std::string out(kMetaSection);
+  for (const SectionSchema& s : kTableSections) out += ", " + std::string(s.name);
+  return out;
+}
+
+const SectionSchema* FindSchema(std::string_view name) {
+  for (const SectionSchema& s : kTableSections) {
+    if (s.name == name) return &s;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+// ---- ProfileTable ---------------------------------------------------------
+
+int ProfileTable::line(size_t row) const {
+  KVSIM_CHECK(row < lines_.size(), "profile row out of range");
+  return lines_[row];
+}
+
+bool ProfileTable::HasColumn(std::string_view column) const { return Contains(columns_, column); }
+
+size_t ProfileTable::ColumnIndex(std::string_view column) const {
+  const auto it = std::find(columns_.begin(), columns_.end(), column);
+  KVSIM_CHECK(it != columns_.end(),
+              fmt::format("[{}] has no column '{}' (a required column)", name_, column));
+  return static_cast<size_t>(it - columns_.begin());
+}
+
+double ProfileTable::Number(size_t row, std::string_view column) const {
+  KVSIM_CHECK(row < lines_.size(), "profile row out of range");
+  const size_t c = ColumnIndex(column);
+  KVSIM_CHECK(numeric_[c], fmt::format("[{}] column '{}' is not numeric", name_, column));
+  return numbers_[row * columns_.size() + c];
+}
+
+const std::string& ProfileTable::Text(size_t row, std::string_view column) const {
+  KVSIM_CHECK(row < lines_.size(), "profile row out of range");
+  return text_[row * columns_.size() + ColumnIndex(column)];
+}
+
+// ---- Profile --------------------------------------------------------------
+
+const std::string& Profile::MetaText(const std::string& key) const {
+  const auto it = meta_.find(key);
+  KVSIM_CHECK(it != meta_.end(), "profile [meta] has no key '" + key + "'");
+  return it->second;
+}
+
+double Profile::MetaNumber(const std::string& key) const {
+  const auto it = meta_numbers_.find(key);
+  KVSIM_CHECK(it != meta_numbers_.end(), "profile [meta] '" + key + "' is not a numeric key");
+  return it->second;
+}
+
+int Profile::MetaLine(const std::string& key) const {
+  const auto it = meta_lines_.find(key);
+  KVSIM_CHECK(it != meta_lines_.end(), "profile [meta] has no key '" + key + "'");
+  return it->second;
+}
+
+const ProfileTable* Profile::Find(std::string_view name) const {
+  for (const ProfileTable& t : tables_) {
+    if (t.name() == name) return &t;
+  }
+  return nullptr;
+}
+
+const ProfileTable& Profile::Table(std::string_view name) const {
+  const ProfileTable* t = Find(name);
+  KVSIM_CHECK(t != nullptr, fmt::format("profile has no section [{}]", name));
+  return *t;
+}
+
+// ---- Parsing --------------------------------------------------------------
+
+Profile ParseProfile(std::string_view text, const std::string& path) {
+  Profile p;
+  p.path_ = path;
+  const auto fail = [&path](int line, const std::string& what) {
+    throw InputError(fmt::format("{}:{}: {}", path, line, what));
+  };
+
+  std::map<std::string, int, std::less<>> section_lines;  // section -> the line of "[section]"
+  bool in_meta = false;
+  ProfileTable* table = nullptr;  // the table section being read
+  const SectionSchema* schema = nullptr;
+  bool header_read = false;
+  int meta_line = 0;
+  int line_no = 0;
+
+  // A table section ends: it must have had a header.
+  const auto end_table = [&] {
+    if (table != nullptr && !header_read) {
+      fail(table->section_line_, fmt::format("section [{}] has no header line", table->name_));
+    }
+  };
+
+  while (!text.empty()) {
+    const size_t newline = text.find('\n');
+    const std::string_view raw = text.substr(0, newline);
+    text.remove_prefix(newline == std::string_view::npos ? text.size() : newline + 1);
+    ++line_no;
+    const std::string_view line = Trim(raw);
+    if (line.empty() || line.front() == '#') continue;
+
+    if (line.front() == '[') {
+      if (line.back() != ']' || !IsSectionName(line.substr(1, line.size() - 2))) {
+        fail(line_no,
+             fmt::format("malformed section header '{}' (expected [lower_case_name])", line));
+      }
+      const std::string name(line.substr(1, line.size() - 2));
+      const SectionSchema* next = FindSchema(name);
+      if (name != kMetaSection && next == nullptr) {
+        fail(line_no, fmt::format("unknown section [{}]; known: {}", name, KnownSections()));
+      }
+      if (const auto it = section_lines.find(name); it != section_lines.end()) {
+        fail(line_no, fmt::format("duplicate section [{}] (first at line {})", name, it->second));
+      }
+      section_lines.emplace(name, line_no);
+      end_table();
+      in_meta = name == kMetaSection;
+      schema = next;
+      header_read = false;
+      table = nullptr;
+      if (in_meta) {
+        meta_line = line_no;
+      } else {
+        p.tables_.emplace_back();
+        table = &p.tables_.back();
+        table->name_ = name;
+        table->section_line_ = line_no;
+      }
+      continue;
+    }
+
+    if (in_meta) {
+      const size_t colon = line.find(':');
+      const std::string key(Trim(line.substr(0, std::min(colon, line.size()))));
+      if (colon == std::string_view::npos || key.empty()) {
+        fail(line_no, fmt::format("[meta] line '{}' is not 'key: value'", line));
+      }
+      if (const auto it = p.meta_lines_.find(key); it != p.meta_lines_.end()) {
+        fail(line_no, fmt::format("duplicate [meta] key '{}' (first at line {})", key, it->second));
+      }
+      p.meta_.emplace(key, std::string(Trim(line.substr(colon + 1))));
+      p.meta_lines_.emplace(key, line_no);
+      continue;
+    }
+
+    if (table == nullptr) {
+      fail(line_no,
+           fmt::format("'{}' is outside any section (expected a [section] line first)", line));
+    }
+    std::vector<std::string> fields = SplitFields(line);
+    if (!header_read) {
+      for (size_t i = 0; i < fields.size(); ++i) {
+        if (fields[i].empty()) {
+          fail(line_no, fmt::format("[{}] header has an empty column name", table->name_));
+        }
+        if (std::find(fields.begin(), fields.begin() + static_cast<std::ptrdiff_t>(i), fields[i]) !=
+            fields.begin() + static_cast<std::ptrdiff_t>(i)) {
+          fail(line_no, fmt::format("[{}] header repeats column '{}'", table->name_, fields[i]));
+        }
+      }
+      for (std::string_view required : schema->columns) {
+        if (!Contains(fields, required)) {
+          fail(line_no, fmt::format("[{}] header lacks required column '{}' (required: {})",
+                                    table->name_, required, JoinNames(schema->columns)));
+        }
+      }
+      table->numeric_.clear();
+      for (const std::string& f : fields) {
+        table->numeric_.push_back(Contains(schema->columns, f) && !Contains(kTextColumns, f));
+      }
+      table->columns_ = std::move(fields);
+      table->header_line_ = line_no;
+      header_read = true;
+      continue;
+    }
+    if (fields.size() != table->columns_.size()) {
+      fail(line_no, fmt::format("[{}] row has {} fields, the header has {}", table->name_,
+                                fields.size(), table->columns_.size()));
+    }
+    for (size_t c = 0; c < fields.size(); ++c) {
+      double value = std::numeric_limits<double>::quiet_NaN();
+      if (table->numeric_[c]) {
+        const std::optional<double> parsed = ParseNumber(fields[c]);
+        if (!parsed) {
+          fail(line_no, fmt::format("[{}] column '{}': '{}' is not a number", table->name_,
+                                    table->columns_[c], fields[c]));
+        }
+        value = *parsed;
+      }
+      table->numbers_.push_back(value);
+      table->text_.push_back(std::move(fields[c]));
+    }
+    table->lines_.push_back(line_no);
+  }
+  end_table();
+
+  // Whole-file rules, reported at the last line (where the reader noticed).
+  const int last_line = std::max(line_no, 1);
+  if (!section_lines.contains(kMetaSection)) {
+    fail(last_line, "required section [meta] is missing");
+  }
+  for (const SectionSchema& s : kTableSections) {
+    if (!s.required) continue;
+    const ProfileTable* t = p.Find(s.name);
+    if (t == nullptr) {
+      fail(last_line, fmt::format("required section [{}] is missing", s.name));
+    } else if (t->size() == 0) {
+      fail(t->section_line(), fmt::format("required section [{}] has no rows", s.name));
+    }
+  }
+  for (std::string_view key : kMetaKeys) {
+    if (!p.meta_.contains(std::string(key))) {
+      fail(meta_line, fmt::format("[meta] lacks required key '{}'", key));
+    }
+  }
+  for (std::string_view key : kNumericMetaKeys) {
+    const std::string k(key);
+    const std::optional<double> value = ParseNumber(p.meta_.at(k));
+    if (!value) {
+      fail(p.meta_lines_.at(k), fmt::format("[meta] {}: '{}' is not a number", key, p.meta_.at(k)));
+    }
+    p.meta_numbers_.emplace(k, *value);
+  }
+  if (p.meta_numbers_.at("format_version") != 1) {
+    fail(p.meta_lines_.at("format_version"),
+         fmt::format("[meta] format_version {} is not supported (this reader reads version 1)",
+                     p.meta_.at("format_version")));
+  }
+  return p;
+}
+
+Profile LoadProfile(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) {
+    throw InputError(fmt::format("{}: profile not found (or not a regular file)", path));
+  }
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (!in) throw InputError(fmt::format("{}: cannot read the profile", path));
+  return ParseProfile(text.str(), path);
+}
+
+// ---- VMM latencies --------------------------------------------------------
+
+VmmLatencies VmmLatencyFromProfile(const Profile& profile) {
+  const std::string key = "allocation_granularity_bytes";
+  const double granularity = profile.MetaNumber(key);
+  if (!(granularity > 0) || granularity != std::floor(granularity)) {
+    throw InputError(fmt::format("{}:{}: [meta] {} must be a positive integer, got {}",
+                                 profile.path(), profile.MetaLine(key), key,
+                                 profile.MetaText(key)));
+  }
+  const ProfileTable& vmm = profile.Table("vmm");
+  const auto p50 = [&](std::string_view call) {
+    std::optional<size_t> found;
+    for (size_t r = 0; r < vmm.size(); ++r) {
+      if (vmm.Text(r, "call") != call || vmm.Number(r, "handle_bytes") != granularity) continue;
+      if (found) {
+        throw InputError(
+            fmt::format("{}:{}: [vmm] repeats {} at handle_bytes {} (first at line {})",
+                        profile.path(), vmm.line(r), call, granularity, vmm.line(*found)));
+      }
+      found = r;
+    }
+    if (!found) {
+      throw InputError(fmt::format(
+          "{}:{}: [vmm] has no {} row with handle_bytes {} (the allocation granularity)",
+          profile.path(), vmm.section_line(), call, granularity));
+    }
+    const double us = vmm.Number(*found, "p50_us");
+    if (!(us > 0)) {
+      throw InputError(fmt::format("{}:{}: [vmm] {} p50_us must be positive, got {}",
+                                   profile.path(), vmm.line(*found), call, us));
+    }
+    return SecondsToNanos(us * 1e-6);
+  };
+  return {.map = p50("cuMemMap"), .set_access = p50("cuMemSetAccess"), .unmap = p50("cuMemUnmap")};
+}
+
+}  // namespace kvsim

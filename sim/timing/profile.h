@@ -1,0 +1,107 @@
+// Profile: a GPU measurement file written by kvprobe (format version 1 of
+// tools/kvprobe/PROFILE_FORMAT.md), read strictly, and the VMM call latencies it holds.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "sim/core/time.h"
+
+namespace kvsim {
+
+class Profile;
+
+// One table section of a profile: a header of column names and rows of exactly
+// as many fields. Columns the format names as text (model, layer, layout, call,
+// metric) hold strings; every other column of the format holds finite numbers.
+// Columns the format does not know are kept as text and never interpreted.
+class ProfileTable {
+ public:
+  const std::string& name() const { return name_; }   // section name, e.g. "gemm"
+  int section_line() const { return section_line_; }  // 1-based line of "[name]"
+  int header_line() const { return header_line_; }    // 1-based line of the column names
+  const std::vector<std::string>& columns() const { return columns_; }
+  size_t size() const { return lines_.size(); }  // number of rows
+  // 1-based file line of row `row`. REQUIRES: row < size().
+  int line(size_t row) const;
+  bool HasColumn(std::string_view column) const;
+  // The number in a numeric column of the format (required columns are checked at
+  // load). REQUIRES: row < size(); `column` is a numeric column of this table
+  // (InvariantError otherwise).
+  double Number(size_t row, std::string_view column) const;
+  // The text of any column, trimmed. REQUIRES: row < size(); HasColumn(column).
+  const std::string& Text(size_t row, std::string_view column) const;
+
+ private:
+  friend Profile ParseProfile(std::string_view text, const std::string& path);
+  size_t ColumnIndex(std::string_view column) const;
+
+  std::string name_;
+  int section_line_ = 0;
+  int header_line_ = 0;
+  std::vector<std::string> columns_;
+  std::vector<bool> numeric_;      // per column: a numeric column of the format
+  std::vector<std::string> text_;  // row-major, size() x columns_.size()
+  std::vector<double> numbers_;    // row-major; NaN in text and unknown columns
+  std::vector<int> lines_;         // per row
+};
+
+// A whole profile: [meta] key/values and the table sections present.
+class Profile {
+ public:
+  const std::string& path() const { return path_; }  // the file it was read from
+  const std::map<std::string, std::string>& meta() const { return meta_; }
+  // The value of a [meta] key. REQUIRES: the key is present (every key the format
+  // lists is required at load; InvariantError otherwise).
+  const std::string& MetaText(const std::string& key) const;
+  // A [meta] value the format defines as a number (format_version,
+  // gpu_memory_bytes, sm_count, sm_clock_mhz, allocation_granularity_bytes).
+  double MetaNumber(const std::string& key) const;
+  // 1-based line of a [meta] key. REQUIRES: the key is present.
+  int MetaLine(const std::string& key) const;
+  // The table section `name`, or nullptr when the (optional) section is absent.
+  const ProfileTable* Find(std::string_view name) const;
+  // The table section `name`. REQUIRES: present (required sections always are).
+  const ProfileTable& Table(std::string_view name) const;
+
+ private:
+  friend Profile ParseProfile(std::string_view text, const std::string& path);
+
+  std::string path_;
+  std::map<std::string, std::string> meta_;
+  std::map<std::string, int> meta_lines_;
+  std::map<std::string, double> meta_numbers_;
+  std::vector<ProfileTable> tables_;
+};
+
+// Parses profile text as if read from `path` (the name used in messages).
+// Throws InputError "path:line: what" for: a line outside any section, a malformed
+// or unknown section name, a duplicate section, a [meta] line that is not
+// "key: value" or repeats a key, a missing or non-numeric [meta] key, a
+// format_version other than 1, a table without a header, a duplicate or missing
+// required column, a row with the wrong number of fields, a non-numeric (or
+// non-finite) value in a numeric column, and a missing required section or a
+// required section without rows (reported at the file's last line).
+Profile ParseProfile(std::string_view text, const std::string& path);
+
+// Reads and parses the file `path`. Throws InputError "path: ..." when it cannot
+// be read, and as ParseProfile otherwise.
+Profile LoadProfile(const std::string& path);
+
+// Per-call CUDA VMM latencies of one page of the allocation granularity.
+struct VmmLatencies {
+  Nanos map{0};         // cuMemMap
+  Nanos set_access{0};  // cuMemSetAccess
+  Nanos unmap{0};       // cuMemUnmap
+};
+
+// The p50 latencies of the [vmm] rows cuMemMap, cuMemSetAccess and cuMemUnmap at
+// handle_bytes == [meta] allocation_granularity_bytes. Throws InputError
+// "path:line: ..." when a row is missing, repeated or not positive.
+VmmLatencies VmmLatencyFromProfile(const Profile& profile);
+
+}  // namespace kvsim

@@ -1,0 +1,217 @@
+// kvprobe's command line: the defaults, every flag, the errors for unknown flags and
+// sections, missing and malformed values, and device names turned into folder names.
+#include "tools/kvprobe/host/args.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+namespace kvprobe {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+
+// Parses `args` as if they followed the program name on the command line.
+ProbeOptions Parse(std::vector<std::string> args) {
+  args.insert(args.begin(), "kvprobe");
+  std::vector<const char*> argv;
+  for (const std::string& a : args) argv.push_back(a.c_str());
+  return ParseArgs(static_cast<int>(argv.size()), argv.data());
+}
+
+// The ArgsError message of parsing `args`; fails the test when they parse.
+std::string ErrorOf(const std::vector<std::string>& args) {
+  try {
+    Parse(args);
+  } catch (const ArgsError& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "expected an ArgsError";
+  return "";
+}
+
+TEST(ParseArgsTest, NoArgumentsGiveTheDefaults) {
+  const ProbeOptions o = Parse({});
+  EXPECT_EQ(o.out_dir, "");
+  EXPECT_EQ(o.models_dir, "models/llm");
+  EXPECT_THAT(o.models, IsEmpty());
+  EXPECT_THAT(o.sections, IsEmpty());
+  EXPECT_EQ(o.gpu_name, "");
+  EXPECT_EQ(o.device, 0);
+  EXPECT_EQ(o.vmm_samples, 1000);
+  EXPECT_FALSE(o.quick);
+  EXPECT_FALSE(o.help);
+}
+
+TEST(ParseArgsTest, EveryFlagSetsItsOption) {
+  const ProbeOptions o = Parse({"--out", "/tmp/p", "--models", "cards", "--model", "Llama-3-8B",
+                                "--model", "Yi-6B", "--only", "gemm,copy", "--gpu-name", "H100-SXM",
+                                "--device", "3", "--vmm-samples", "50", "--quick", "--help"});
+  EXPECT_EQ(o.out_dir, "/tmp/p");
+  EXPECT_EQ(o.models_dir, "cards");
+  EXPECT_THAT(o.models, ElementsAre("Llama-3-8B", "Yi-6B"));
+  EXPECT_THAT(o.sections, ElementsAre("gemm", "copy"));
+  EXPECT_EQ(o.gpu_name, "H100-SXM");
+  EXPECT_EQ(o.device, 3);
+  EXPECT_EQ(o.vmm_samples, 50);
+  EXPECT_TRUE(o.quick);
+  EXPECT_TRUE(o.help);
+}
+
+TEST(ParseArgsTest, ShortHelpFlagAsksForHelp) { EXPECT_TRUE(Parse({"-h"}).help); }
+
+TEST(ParseArgsTest, LaterValuesOfASingleValuedFlagReplaceEarlierOnes) {
+  const ProbeOptions o = Parse({"--out", "a", "--out", "b", "--device", "1", "--device", "2"});
+  EXPECT_EQ(o.out_dir, "b");
+  EXPECT_EQ(o.device, 2);
+}
+
+TEST(ParseArgsTest, OnlyAcceptsEverySectionName) {
+  std::string all;
+  for (const std::string& s : AllSections()) all += (all.empty() ? "" : ",") + s;
+  EXPECT_EQ(Parse({"--only", all}).sections, AllSections());
+}
+
+TEST(ParseArgsTest, AllSectionsListsTheSectionsInTheOrderTheyRun) {
+  EXPECT_THAT(AllSections(), ElementsAre("vmm", "overlap", "copy", "gemm", "attention", "allreduce",
+                                         "vattention"));
+}
+
+TEST(ParseArgsTest, OnlySkipsEmptyNamesBetweenCommas) {
+  EXPECT_THAT(Parse({"--only", ",vmm,,copy,"}).sections, ElementsAre("vmm", "copy"));
+}
+
+TEST(ParseArgsTest, RepeatedOnlyFlagsAddUp) {
+  EXPECT_THAT(Parse({"--only", "vmm", "--only", "gemm"}).sections, ElementsAre("vmm", "gemm"));
+}
+
+TEST(ParseArgsTest, OnlyRejectsAnUnknownSectionAndListsTheValidOnes) {
+  const std::string message = ErrorOf({"--only", "vmm,gemms"});
+  EXPECT_THAT(message, HasSubstr("--only"));
+  EXPECT_THAT(message, HasSubstr("'gemms'"));
+  EXPECT_THAT(message, HasSubstr("vmm, overlap, copy, gemm, attention, allreduce, vattention"));
+}
+
+TEST(ParseArgsTest, OnlyIsCaseSensitive) {
+  EXPECT_THAT(ErrorOf({"--only", "VMM"}), HasSubstr("'VMM'"));
+}
+
+TEST(ParseArgsTest, OnlyWithNoSectionNamedIsAnError) {
+  EXPECT_THAT(ErrorOf({"--only", ","}), HasSubstr("no section"));
+  EXPECT_THAT(ErrorOf({"--only", ""}), HasSubstr("no section"));
+}
+
+TEST(ParseArgsTest, UnknownFlagIsAnErrorNamingIt) {
+  EXPECT_THAT(ErrorOf({"--bogus"}), HasSubstr("'--bogus'"));
+  EXPECT_THAT(ErrorOf({"out"}), HasSubstr("'out'"));
+  EXPECT_THAT(ErrorOf({"--out=dir"}), HasSubstr("'--out=dir'"));
+}
+
+TEST(ParseArgsTest, EveryValuedFlagWithoutItsValueIsAnError) {
+  for (const char* flag :
+       {"--out", "--models", "--model", "--only", "--gpu-name", "--device", "--vmm-samples"}) {
+    SCOPED_TRACE(flag);
+    const std::string message = ErrorOf({"--quick", flag});
+    EXPECT_THAT(message, HasSubstr(flag));
+    EXPECT_THAT(message, HasSubstr("missing value"));
+  }
+}
+
+TEST(ParseArgsTest, MalformedIntegersAreErrorsNamingFlagAndText) {
+  for (const char* text : {"", "abc", "3x", "1.5", " 3", "3 ", "+3", "0x10", "99999999999"}) {
+    SCOPED_TRACE(std::string("'") + text + "'");
+    const std::string device = ErrorOf({"--device", text});
+    EXPECT_THAT(device, HasSubstr("--device"));
+    EXPECT_THAT(device, HasSubstr("expected an integer"));
+    EXPECT_THAT(device, HasSubstr(std::string("'") + text + "'"));
+    EXPECT_THAT(ErrorOf({"--vmm-samples", text}), HasSubstr("--vmm-samples"));
+  }
+}
+
+TEST(ParseArgsTest, NegativeDeviceIsAnError) {
+  EXPECT_THAT(ErrorOf({"--device", "-1"}), HasSubstr("must be >= 0"));
+}
+
+TEST(ParseArgsTest, DeviceZeroIsAccepted) { EXPECT_EQ(Parse({"--device", "0"}).device, 0); }
+
+TEST(ParseArgsTest, VmmSamplesBelowTenAreAnError) {
+  const std::string message = ErrorOf({"--vmm-samples", "9"});
+  EXPECT_THAT(message, HasSubstr("--vmm-samples"));
+  EXPECT_THAT(message, HasSubstr("must be >= 10"));
+  EXPECT_THAT(message, HasSubstr("9"));
+  EXPECT_THAT(ErrorOf({"--vmm-samples", "0"}), HasSubstr("must be >= 10"));
+  EXPECT_THAT(ErrorOf({"--vmm-samples", "-100"}), HasSubstr("must be >= 10"));
+}
+
+TEST(ParseArgsTest, VmmSamplesOfTenIsTheSmallestAccepted) {
+  EXPECT_EQ(Parse({"--vmm-samples", "10"}).vmm_samples, 10);
+}
+
+TEST(ParseArgsTest, GpuNameAcceptsLettersDigitsDotsUnderscoresAndDashes) {
+  EXPECT_EQ(Parse({"--gpu-name", "NVIDIA-H100_80GB.v2"}).gpu_name, "NVIDIA-H100_80GB.v2");
+}
+
+TEST(ParseArgsTest, GpuNameWithOtherCharactersIsAnError) {
+  for (const char* name : {"NVIDIA H100", "h100/sxm", "../h100", "h100:a", ""}) {
+    SCOPED_TRACE(std::string("'") + name + "'");
+    EXPECT_THAT(ErrorOf({"--gpu-name", name}), HasSubstr("--gpu-name"));
+  }
+}
+
+TEST(ParseArgsTest, RunsEverySectionWhenNoneIsNamed) {
+  const ProbeOptions o = Parse({});
+  for (const std::string& s : AllSections()) EXPECT_TRUE(o.Runs(s)) << s;
+}
+
+TEST(ParseArgsTest, RunsOnlyTheNamedSections) {
+  const ProbeOptions o = Parse({"--only", "gemm,attention"});
+  EXPECT_TRUE(o.Runs("gemm"));
+  EXPECT_TRUE(o.Runs("attention"));
+  EXPECT_FALSE(o.Runs("vmm"));
+  EXPECT_FALSE(o.Runs("copy"));
+  EXPECT_FALSE(o.Runs("vattention"));
+}
+
+TEST(UsageTest, MentionsEveryFlagAndSection) {
+  const std::string usage = Usage();
+  for (const char* flag : {"--out", "--gpu-name", "--models", "--model", "--only", "--device",
+                           "--vmm-samples", "--quick"}) {
+    EXPECT_THAT(usage, HasSubstr(flag));
+  }
+  for (const std::string& s : AllSections()) EXPECT_THAT(usage, HasSubstr(s));
+}
+
+TEST(FolderNameTest, TurnsSpacesIntoDashes) {
+  EXPECT_EQ(FolderName("NVIDIA H100 80GB HBM3"), "NVIDIA-H100-80GB-HBM3");
+}
+
+TEST(FolderNameTest, KeepsLettersDigitsDotsUnderscoresAndDashes) {
+  EXPECT_EQ(FolderName("NVIDIA-A100_SXM4.80GB"), "NVIDIA-A100_SXM4.80GB");
+}
+
+TEST(FolderNameTest, TurnsARunOfOtherCharactersIntoOneDash) {
+  EXPECT_EQ(FolderName("NVIDIA  H100 / (PCIe)"), "NVIDIA-H100-PCIe");
+}
+
+TEST(FolderNameTest, DropsLeadingAndTrailingSeparators) {
+  EXPECT_EQ(FolderName("  NVIDIA H100  "), "NVIDIA-H100");
+  EXPECT_EQ(FolderName("(H100)"), "H100");
+}
+
+TEST(FolderNameTest, NameOfOnlySeparatorsBecomesEmpty) {
+  EXPECT_EQ(FolderName(" /:* "), "");
+  EXPECT_EQ(FolderName(""), "");
+}
+
+TEST(FolderNameTest, IsUnchangedWhenAppliedTwice) {
+  const std::string once = FolderName("Tesla V100-SXM2-16GB (rev a1)");
+  EXPECT_EQ(once, "Tesla-V100-SXM2-16GB-rev-a1");
+  EXPECT_EQ(FolderName(once), once);
+}
+
+}  // namespace
+}  // namespace kvprobe

@@ -1,0 +1,235 @@
+// kvprobe's profile writer: numbers as profile text, a small profile rendered exactly
+// (tools/kvprobe/PROFILE_FORMAT.md), and the rows, fields, names and keys it refuses.
+#include "tools/kvprobe/host/profile_writer.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <limits>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+
+#include "tests/testing/temp_dir.h"
+
+namespace kvprobe {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr const char* kFirstLine = "# kvprobe profile (format: tools/kvprobe/PROFILE_FORMAT.md)\n";
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+TEST(NumTest, WritesIntegersExactly) {
+  EXPECT_EQ(Num(0), "0");
+  EXPECT_EQ(Num(12), "12");
+  EXPECT_EQ(Num(-3), "-3");
+  EXPECT_EQ(Num(2097152), "2097152");
+  // More digits than `significant`: still written in full.
+  EXPECT_EQ(Num(85017493504.0), "85017493504");
+  EXPECT_EQ(Num(1073741824.0, 3), "1073741824");
+}
+
+TEST(NumTest, WritesFractionsWithSixSignificantDigitsByDefault) {
+  EXPECT_EQ(Num(0.65), "0.65");
+  EXPECT_EQ(Num(2.5), "2.5");
+  EXPECT_EQ(Num(731.93), "731.93");
+  EXPECT_EQ(Num(1.0 / 3.0), "0.333333");
+  EXPECT_EQ(Num(2934.0123456), "2934.01");
+}
+
+TEST(NumTest, WritesFractionsWithTheSignificantDigitsAsked) {
+  EXPECT_EQ(Num(1.0 / 3.0, 3), "0.333");
+  EXPECT_EQ(Num(432.6701, 4), "432.7");
+  EXPECT_EQ(Num(1234.5, 2), "1.2e+03");
+}
+
+TEST(NumTest, WritesTinyFractionsInExponentForm) {
+  EXPECT_EQ(Num(1e-7), "1e-07");
+  EXPECT_EQ(Num(-2.5e-9), "-2.5e-09");
+}
+
+TEST(NumTest, WrittenNumbersReadBackAsTheSameValue) {
+  for (double v : {0.0, 1.0, 0.65, 1e-7, 22.16, 85017493504.0, 16384.0}) {
+    EXPECT_EQ(std::stod(Num(v)), v) << Num(v);
+  }
+}
+
+TEST(NumTest, NonFiniteNumbersThrow) {
+  EXPECT_THROW(Num(std::numeric_limits<double>::quiet_NaN()), std::invalid_argument);
+  EXPECT_THROW(Num(std::numeric_limits<double>::infinity()), std::invalid_argument);
+  EXPECT_THROW(Num(-std::numeric_limits<double>::infinity()), std::invalid_argument);
+}
+
+TEST(ProfileWriterTest, RendersMetaThenTablesInTheOrderTheyWereAdded) {
+  ProfileWriter w;
+  w.Meta("format_version", "1");
+  w.Meta("gpu_name", "NVIDIA H100 80GB HBM3");
+  ProfileWriter::Table& vmm = w.AddTable("vmm", {"call", "handle_bytes", "p50_us"});
+  ProfileWriter::Table& copy = w.AddTable("copy", {"bytes", "time_us", "gbps"});
+  copy.Row({Num(1073741824.0), Num(731.93), Num(2934.0)});
+  vmm.Row({"cuMemMap", Num(2097152), Num(0.65)});
+  vmm.Row({"cuMemUnmap", "2097152", "16.14"});
+  EXPECT_EQ(w.Render(), std::string(kFirstLine) +
+                            "[meta]\n"
+                            "format_version: 1\n"
+                            "gpu_name: NVIDIA H100 80GB HBM3\n"
+                            "\n"
+                            "[vmm]\n"
+                            "call,handle_bytes,p50_us\n"
+                            "cuMemMap,2097152,0.65\n"
+                            "cuMemUnmap,2097152,16.14\n"
+                            "\n"
+                            "[copy]\n"
+                            "bytes,time_us,gbps\n"
+                            "1073741824,731.93,2934\n");
+}
+
+TEST(ProfileWriterTest, EmptyWriterRendersAnEmptyMetaSection) {
+  EXPECT_EQ(ProfileWriter().Render(), std::string(kFirstLine) + "[meta]\n");
+}
+
+TEST(ProfileWriterTest, EmptyTableIsRenderedAsItsHeaderOnly) {
+  ProfileWriter w;
+  w.AddTable("allreduce", {"gpus", "bytes"});
+  EXPECT_EQ(w.Render(), std::string(kFirstLine) + "[meta]\n\n[allreduce]\ngpus,bytes\n");
+}
+
+TEST(ProfileWriterTest, TableCountsItsRowsAndKnowsItsName) {
+  ProfileWriter w;
+  ProfileWriter::Table& t = w.AddTable("copy", {"bytes"});
+  EXPECT_EQ(t.name(), "copy");
+  EXPECT_EQ(t.size(), 0u);
+  t.Row({"1"});
+  t.Row({"2"});
+  EXPECT_EQ(t.size(), 2u);
+}
+
+TEST(ProfileWriterTest, TableReferenceStaysValidWhileMoreTablesAreAdded) {
+  ProfileWriter w;
+  ProfileWriter::Table& first = w.AddTable("t0", {"x"});
+  for (int i = 1; i < 50; ++i) w.AddTable("t" + std::to_string(i), {"x"});
+  first.Row({"7"});
+  EXPECT_THAT(w.Render(), HasSubstr("[t0]\nx\n7\n\n[t1]\n"));
+}
+
+TEST(ProfileWriterTest, MetaReplacesAnExistingKeyInPlace) {
+  ProfileWriter w;
+  w.Meta("a", "1");
+  w.Meta("b", "2");
+  w.Meta("a", "3");
+  EXPECT_EQ(w.Render(), std::string(kFirstLine) + "[meta]\na: 3\nb: 2\n");
+}
+
+TEST(ProfileWriterTest, MetaValueMayHoldSpacesAndColons) {
+  ProfileWriter w;
+  w.Meta("date_utc", "2025-01-15T10:42:07Z");
+  w.Meta("host", "");
+  EXPECT_EQ(w.Render(),
+            std::string(kFirstLine) + "[meta]\ndate_utc: 2025-01-15T10:42:07Z\nhost: \n");
+}
+
+TEST(ProfileWriterTest, MalformedMetaKeysAndValuesThrow) {
+  ProfileWriter w;
+  EXPECT_THROW(w.Meta("", "1"), std::invalid_argument);
+  EXPECT_THROW(w.Meta("a:b", "1"), std::invalid_argument);
+  EXPECT_THROW(w.Meta("gpu name", "1"), std::invalid_argument);
+  EXPECT_THROW(w.Meta("gpu\tname", "1"), std::invalid_argument);
+  EXPECT_THROW(w.Meta("gpu\nname", "1"), std::invalid_argument);
+  EXPECT_THROW(w.Meta("host", "a\nb"), std::invalid_argument);
+  EXPECT_THROW(w.Meta("host", "a\rb"), std::invalid_argument);
+  EXPECT_EQ(w.Render(), std::string(kFirstLine) + "[meta]\n");
+}
+
+TEST(ProfileWriterTest, RowWithTheWrongFieldCountThrowsAndIsNotAdded) {
+  ProfileWriter w;
+  ProfileWriter::Table& t = w.AddTable("copy", {"bytes", "time_us", "gbps"});
+  try {
+    t.Row({"1", "2"});
+    ADD_FAILURE() << "a short row was accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_THAT(e.what(), HasSubstr("[copy]"));
+    EXPECT_THAT(e.what(), HasSubstr("2 fields"));
+    EXPECT_THAT(e.what(), HasSubstr("header has 3"));
+  }
+  EXPECT_THROW(t.Row({"1", "2", "3", "4"}), std::invalid_argument);
+  EXPECT_THROW(t.Row({}), std::invalid_argument);
+  EXPECT_EQ(t.size(), 0u);
+}
+
+TEST(ProfileWriterTest, FieldsWithCommasQuotesOrLineBreaksThrow) {
+  ProfileWriter w;
+  ProfileWriter::Table& t = w.AddTable("gemm", {"model", "layer"});
+  EXPECT_THROW(t.Row({"Llama,3", "qkv"}), std::invalid_argument);
+  EXPECT_THROW(t.Row({"Llama\"3", "qkv"}), std::invalid_argument);
+  EXPECT_THROW(t.Row({"Llama", "qkv\n"}), std::invalid_argument);
+  EXPECT_THROW(t.Row({"Llama", "q\rkv"}), std::invalid_argument);
+  EXPECT_THROW(t.Row({"", "qkv"}), std::invalid_argument);
+  EXPECT_EQ(t.size(), 0u);
+  t.Row({"Llama-3-8B", "qkv"});
+  EXPECT_EQ(t.size(), 1u);
+}
+
+TEST(ProfileWriterTest, DuplicateTableThrows) {
+  ProfileWriter w;
+  w.AddTable("vmm", {"call"});
+  EXPECT_THROW(w.AddTable("vmm", {"other"}), std::invalid_argument);
+  EXPECT_EQ(w.Render(), std::string(kFirstLine) + "[meta]\n\n[vmm]\ncall\n");
+}
+
+TEST(ProfileWriterTest, BadTableNamesThrow) {
+  ProfileWriter w;
+  for (const char* name : {"", "meta", "Vmm", "vmm under load", "vmm-load", "[vmm]", "gemm,"}) {
+    SCOPED_TRACE(name);
+    EXPECT_THROW(w.AddTable(name, {"x"}), std::invalid_argument);
+  }
+  w.AddTable("vmm_under_load2", {"metric", "value"});
+}
+
+TEST(ProfileWriterTest, BadOrMissingColumnsThrow) {
+  ProfileWriter w;
+  EXPECT_THROW(w.AddTable("a", {}), std::invalid_argument);
+  EXPECT_THROW(w.AddTable("b", {"time us"}), std::invalid_argument);
+  EXPECT_THROW(w.AddTable("c", {"p50_us", ""}), std::invalid_argument);
+  EXPECT_THROW(w.AddTable("d", {"Bytes"}), std::invalid_argument);
+  EXPECT_THROW(w.AddTable("e", {"a,b"}), std::invalid_argument);
+}
+
+TEST(ProfileWriterTest, WriteToWritesTheRenderedText) {
+  kvsim::testing::TempDir dir;
+  ProfileWriter w;
+  w.Meta("format_version", "1");
+  w.AddTable("copy", {"bytes", "gbps"}).Row({"1024", "2.5"});
+  const std::string path = dir.PathOf("profile.txt");
+  w.WriteTo(path);
+  EXPECT_EQ(ReadFile(path), w.Render());
+}
+
+TEST(ProfileWriterTest, WriteToReplacesAnExistingFile) {
+  kvsim::testing::TempDir dir;
+  const std::string path = dir.Write("profile.txt", std::string(10000, 'x'));
+  ProfileWriter w;
+  w.WriteTo(path);
+  EXPECT_EQ(ReadFile(path), w.Render());
+}
+
+TEST(ProfileWriterTest, WriteToAnUnwritablePathThrowsNamingIt) {
+  kvsim::testing::TempDir dir;
+  const std::string path = dir.PathOf("no/such/folder/profile.txt");
+  try {
+    ProfileWriter().WriteTo(path);
+    ADD_FAILURE() << "wrote to " << path;
+  } catch (const std::runtime_error& e) {
+    EXPECT_THAT(e.what(), HasSubstr(path));
+  }
+}
+
+}  // namespace
+}  // namespace kvprobe

@@ -1,0 +1,398 @@
+// The kvprobe profile reader: the H100 fixture read back cell by cell, every rule of
+// tools/kvprobe/PROFILE_FORMAT.md rejected with "file:line", and the VMM latencies.
+#include "sim/timing/profile.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "sim/core/check.h"
+
+namespace kvsim {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr const char* kFixture = KVSIM_TEST_DATA_DIR "/timing/h100_profile.txt";
+constexpr const char* kPath = "p.txt";  // the name parsed strings are read as
+
+// The smallest valid profile, one line per element (line N of the file is index N-1).
+std::vector<std::string> MinimalLines() {
+  return {
+      "[meta]",                                                                              // 1
+      "format_version: 1",                                                                   // 2
+      "kvprobe_version: 0.1.0",                                                              // 3
+      "gpu_name: NVIDIA H100 80GB HBM3",                                                     // 4
+      "gpu_memory_bytes: 85017493504",                                                       // 5
+      "sm_count: 132",                                                                       // 6
+      "sm_clock_mhz: 1980",                                                                  // 7
+      "driver_version: 550.54.15",                                                           // 8
+      "cuda_driver_api_version: 12040",                                                      // 9
+      "cuda_runtime_version: 12040",                                                         // 10
+      "date_utc: 2025-01-15T10:42:07Z",                                                      // 11
+      "allocation_granularity_bytes: 2097152",                                               // 12
+      "host: gpu-node-07",                                                                   // 13
+      "[vmm]",                                                                               // 14
+      "call,handle_bytes,samples,p10_us,p50_us,p90_us,p99_us",                               // 15
+      "cuMemMap,2097152,2000,0.57,0.65,2.33,4.05",                                           // 16
+      "cuMemSetAccess,2097152,2000,20.61,22.16,24.30,67.53",                                 // 17
+      "cuMemUnmap,2097152,2000,15.24,16.14,17.43,24.51",                                     // 18
+      "[copy]",                                                                              // 19
+      "bytes,time_us,gbps",                                                                  // 20
+      "1073741824,731.93,2934.0",                                                            // 21
+      "[gemm]",                                                                              // 22
+      "model,layer,tensor_parallel,tokens,m,n,k,time_us,tflops",                             // 23
+      "Llama-3-8B,qkv,1,256,256,6144,4096,29.78,432.670",                                    // 24
+      "[decode_attention]",                                                                  // 25
+      "layout,block_tokens,batch,context_tokens,q_heads,kv_heads,head_dim,time_us,kv_gbps",  // 26
+      "contiguous,0,16,2048,32,8,128,54.65,2456.0",                                          // 27
+      "[prefill_attention]",                                                                 // 28
+      "layout,block_tokens,batch,tokens,q_heads,kv_heads,head_dim,time_us,tflops",           // 29
+      "contiguous,0,1,2048,32,8,128,102.73,334.63",                                          // 30
+  };
+}
+
+std::string Join(const std::vector<std::string>& lines) {
+  std::string text;
+  for (const std::string& line : lines) text += line + "\n";
+  return text;
+}
+
+// The message of the InputError that parsing `lines` throws ("" when none is thrown).
+std::string ParseError(const std::vector<std::string>& lines) {
+  try {
+    ParseProfile(Join(lines), kPath);
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "expected an InputError";
+  return "";
+}
+
+// ---- The H100 fixture -----------------------------------------------------
+
+TEST(Profile, TheFixtureMetaKeysAreReadAsTextAndNumbers) {
+  const Profile p = LoadProfile(kFixture);
+  EXPECT_EQ(p.path(), kFixture);
+  EXPECT_EQ(p.meta().size(), 12u);
+  EXPECT_EQ(p.MetaText("gpu_name"), "NVIDIA H100 80GB HBM3");
+  EXPECT_EQ(p.MetaText("date_utc"), "2025-01-15T10:42:07Z");  // colons after the first stay
+  EXPECT_EQ(p.MetaText("driver_version"), "550.54.15");
+  EXPECT_EQ(p.MetaNumber("format_version"), 1);
+  EXPECT_EQ(p.MetaNumber("gpu_memory_bytes"), 85017493504.0);
+  EXPECT_EQ(p.MetaNumber("sm_count"), 132);
+  EXPECT_EQ(p.MetaNumber("allocation_granularity_bytes"), 2097152);
+  EXPECT_EQ(p.MetaLine("format_version"), 5);
+  EXPECT_EQ(p.MetaLine("host"), 16);
+}
+
+TEST(Profile, TheFixtureHasEveryTableWithItsRows) {
+  const Profile p = LoadProfile(kFixture);
+  EXPECT_EQ(p.Table("vmm").size(), 17u);
+  EXPECT_EQ(p.Table("vmm_under_load").size(), 6u);
+  EXPECT_EQ(p.Table("copy").size(), 4u);
+  EXPECT_EQ(p.Table("gemm").size(), 150u);  // 5 layers x 15 token counts x TP 1 and 2
+  // 5 layouts x (5 batches x 4 contexts - the one that does not fit in memory).
+  EXPECT_EQ(p.Table("decode_attention").size(), 95u);
+  EXPECT_EQ(p.Table("prefill_attention").size(), 30u);
+  EXPECT_EQ(p.Table("allreduce").size(), 14u);
+  EXPECT_EQ(p.Table("vattention").size(), 3u);
+}
+
+TEST(Profile, TableCellsAreReadByColumnNameWithTheirFileLine) {
+  const Profile p = LoadProfile(kFixture);
+  const ProfileTable& gemm = p.Table("gemm");
+  EXPECT_EQ(gemm.name(), "gemm");
+  EXPECT_EQ(gemm.section_line(), 54);
+  EXPECT_EQ(gemm.header_line(), 55);
+  EXPECT_EQ(gemm.columns(), (std::vector<std::string>{"model", "layer", "tensor_parallel", "tokens",
+                                                      "m", "n", "k", "time_us", "tflops"}));
+  // Line 56: Llama-3-8B,qkv,1,1,1,6144,4096,21.56,2.334
+  EXPECT_EQ(gemm.line(0), 56);
+  EXPECT_EQ(gemm.Text(0, "model"), "Llama-3-8B");
+  EXPECT_EQ(gemm.Text(0, "layer"), "qkv");
+  EXPECT_EQ(gemm.Number(0, "tokens"), 1);
+  EXPECT_EQ(gemm.Number(0, "n"), 6144);
+  EXPECT_DOUBLE_EQ(gemm.Number(0, "time_us"), 21.56);
+  EXPECT_EQ(gemm.Text(0, "time_us"), "21.56");  // every cell keeps its text too
+
+  const ProfileTable& vmm = p.Table("vmm");
+  EXPECT_EQ(vmm.line(1), 21);  // cuMemMap,2097152,2000,0.57,0.65,2.33,4.05
+  EXPECT_EQ(vmm.Text(1, "call"), "cuMemMap");
+  EXPECT_DOUBLE_EQ(vmm.Number(1, "p50_us"), 0.65);
+}
+
+TEST(Profile, AskingForANumberFromATextColumnIsABug) {
+  const Profile p = LoadProfile(kFixture);
+  EXPECT_THROW(p.Table("gemm").Number(0, "model"), InvariantError);
+  EXPECT_THROW(p.Table("gemm").Number(0, "no_such_column"), InvariantError);
+  EXPECT_THROW(p.Table("gemm").Text(150, "model"), InvariantError);
+}
+
+TEST(Profile, OptionalSectionsMayBeAbsent) {
+  const Profile p = ParseProfile(Join(MinimalLines()), kPath);
+  EXPECT_EQ(p.Find("allreduce"), nullptr);
+  EXPECT_EQ(p.Find("vattention"), nullptr);
+  EXPECT_EQ(p.Find("vmm_under_load"), nullptr);
+  ASSERT_NE(p.Find("gemm"), nullptr);
+  EXPECT_EQ(p.Find("gemm")->size(), 1u);
+}
+
+TEST(Profile, CommentsBlankLinesSpacesAndCarriageReturnsAreIgnored) {
+  std::vector<std::string> lines = MinimalLines();
+  lines.insert(lines.begin(), {"# written by kvprobe", "", "   "});
+  lines[3 + 23] = "  Llama-3-8B , qkv , 1 , 256 , 256 , 6144 , 4096 , 29.78 , 432.670\r";
+  lines.push_back("# trailing comment");
+  const Profile p = ParseProfile(Join(lines), kPath);
+  const ProfileTable& gemm = p.Table("gemm");
+  EXPECT_EQ(gemm.line(0), 27);
+  EXPECT_EQ(gemm.Text(0, "layer"), "qkv");
+  EXPECT_DOUBLE_EQ(gemm.Number(0, "tflops"), 432.670);
+  EXPECT_EQ(p.MetaLine("format_version"), 5);
+}
+
+TEST(Profile, UnknownColumnsInAKnownTableAreKeptAsTextAndNotChecked) {
+  std::vector<std::string> lines = MinimalLines();
+  lines[19] = "bytes,time_us,gbps,note";
+  lines[20] = "1073741824,731.93,2934.0,not a number";
+  const Profile p = ParseProfile(Join(lines), kPath);
+  const ProfileTable& copy = p.Table("copy");
+  EXPECT_TRUE(copy.HasColumn("note"));
+  EXPECT_EQ(copy.Text(0, "note"), "not a number");
+  EXPECT_THROW(copy.Number(0, "note"), InvariantError);
+  EXPECT_DOUBLE_EQ(copy.Number(0, "gbps"), 2934.0);
+}
+
+TEST(Profile, NumbersMayUseExponentsAndSigns) {
+  std::vector<std::string> lines = MinimalLines();
+  lines[20] = "1.073741824e+09,7.3193E2,-0";
+  const Profile p = ParseProfile(Join(lines), kPath);
+  EXPECT_EQ(p.Table("copy").Number(0, "bytes"), 1073741824.0);
+  EXPECT_DOUBLE_EQ(p.Table("copy").Number(0, "time_us"), 731.93);
+}
+
+TEST(Profile, UnknownMetaKeysAreKept) {
+  std::vector<std::string> lines = MinimalLines();
+  lines.insert(lines.begin() + 13, "ecc: enabled");
+  EXPECT_EQ(ParseProfile(Join(lines), kPath).MetaText("ecc"), "enabled");
+}
+
+TEST(Profile, AProfileKvprobeWroteIsRead) {
+  // kvprobe --quick --model Llama-3-8B on an H200: extra [meta] keys, rows of paged and
+  // contiguous layouts interleaved, no [allreduce] on one GPU.
+  const Profile p = LoadProfile(KVSIM_TEST_DATA_DIR "/timing/h200_kvprobe_quick_profile.txt");
+  EXPECT_EQ(p.MetaText("gpu_name"), "NVIDIA H200");
+  EXPECT_EQ(p.MetaText("mode"), "quick");
+  EXPECT_EQ(p.MetaText("cuda_runtime_version"), "13.0");
+  EXPECT_EQ(p.Find("allreduce"), nullptr);
+  EXPECT_EQ(p.Table("gemm").size(), 120u);  // 5 layers x 6 token counts x TP 1, 2, 4, 8
+  EXPECT_EQ(p.Table("decode_attention").size(), 30u);
+  const VmmLatencies v = VmmLatencyFromProfile(p);
+  EXPECT_EQ(v.map, Nanos(582));
+  EXPECT_EQ(v.set_access, Nanos(19970));
+  EXPECT_EQ(v.unmap, Nanos(14020));
+}
+
+// ---- Every malformed case names file:line ----------------------------------
+
+TEST(Profile, AnUnknownSectionIsAnErrorAtItsLine) {
+  std::vector<std::string> lines = MinimalLines();
+  lines.insert(lines.begin() + 18, "[power]");  // becomes line 19
+  const std::string message = ParseError(lines);
+  EXPECT_THAT(message, HasSubstr("p.txt:19: unknown section [power]"));
+  EXPECT_THAT(message, HasSubstr("known: meta, vmm"));
+}
+
+TEST(Profile, ADuplicateSectionIsAnErrorNamingTheFirst) {
+  std::vector<std::string> lines = MinimalLines();
+  lines.insert(lines.end(), {"[copy]", "bytes,time_us,gbps", "1048576,6.08,344.8"});  // 31-33
+  EXPECT_THAT(ParseError(lines),
+              HasSubstr("p.txt:31: duplicate section [copy] (first at line 19)"));
+}
+
+TEST(Profile, ADuplicateMetaSectionIsAnError) {
+  std::vector<std::string> lines = MinimalLines();
+  lines.push_back("[meta]");
+  EXPECT_THAT(ParseError(lines), HasSubstr("p.txt:31: duplicate section [meta]"));
+}
+
+TEST(Profile, ARowWithTooFewOrTooManyFieldsIsAnErrorAtItsLine) {
+  std::vector<std::string> lines = MinimalLines();
+  lines[23] = "Llama-3-8B,qkv,1,256,256,6144,4096,29.78";
+  EXPECT_THAT(ParseError(lines), HasSubstr("p.txt:24: [gemm] row has 8 fields, the header has 9"));
+  lines[23] = "Llama-3-8B,qkv,1,256,256,6144,4096,29.78,432.670,1";
+  EXPECT_THAT(ParseError(lines), HasSubstr("p.txt:24: [gemm] row has 10 fields, the header has 9"));
+}
+
+TEST(Profile, ANonNumericValueInANumericColumnIsAnErrorAtItsLine) {
+  std::vector<std::string> lines = MinimalLines();
+  lines[26] = "contiguous,0,16,2048,32,8,128,fast,2456.0";
+  EXPECT_THAT(ParseError(lines),
+              HasSubstr("p.txt:27: [decode_attention] column 'time_us': 'fast' is not a number"));
+}
+
+TEST(Profile, EmptyNanAndInfiniteNumbersAreRejected) {
+  for (const char* bad : {"", "nan", "inf", "-inf", "1e999", "12us", "0x10", "1,5"}) {
+    std::vector<std::string> lines = MinimalLines();
+    lines[20] = std::string("1073741824,") + bad + ",2934.0";
+    EXPECT_THAT(ParseError(lines), HasSubstr("p.txt:21: [copy]")) << "value '" << bad << "'";
+  }
+}
+
+TEST(Profile, TextColumnsAcceptAnyText) {
+  std::vector<std::string> lines = MinimalLines();
+  lines[15] = "cuMemMap_v2,2097152,2000,0.57,0.65,2.33,4.05";
+  EXPECT_EQ(ParseProfile(Join(lines), kPath).Table("vmm").Text(0, "call"), "cuMemMap_v2");
+}
+
+TEST(Profile, AMissingRequiredColumnIsAnErrorAtTheHeader) {
+  std::vector<std::string> lines = MinimalLines();
+  lines[28] = "layout,block_tokens,batch,tokens,q_heads,kv_heads,head_dim,tflops";
+  lines[29] = "contiguous,0,1,2048,32,8,128,334.63";
+  EXPECT_THAT(ParseError(lines),
+              HasSubstr("p.txt:29: [prefill_attention] header lacks required column 'time_us'"));
+}
+
+TEST(Profile, ARepeatedColumnIsAnErrorAtTheHeader) {
+  std::vector<std::string> lines = MinimalLines();
+  lines[19] = "bytes,time_us,gbps,bytes";
+  lines[20] = "1073741824,731.93,2934.0,1";
+  EXPECT_THAT(ParseError(lines), HasSubstr("p.txt:20: [copy] header repeats column 'bytes'"));
+}
+
+TEST(Profile, AMissingRequiredSectionIsAnErrorAtTheLastLine) {
+  std::vector<std::string> lines = MinimalLines();
+  lines.erase(lines.begin() + 18, lines.begin() + 21);  // [copy], 3 lines: 27 remain
+  EXPECT_THAT(ParseError(lines), HasSubstr("p.txt:27: required section [copy] is missing"));
+  std::vector<std::string> no_meta = MinimalLines();
+  no_meta.erase(no_meta.begin(), no_meta.begin() + 13);  // 17 remain
+  EXPECT_THAT(ParseError(no_meta), HasSubstr("p.txt:17: required section [meta] is missing"));
+}
+
+TEST(Profile, ARequiredSectionWithoutRowsIsAnErrorAtItsHeader) {
+  std::vector<std::string> lines = MinimalLines();
+  lines.erase(lines.begin() + 23);  // the only [gemm] row
+  EXPECT_THAT(ParseError(lines), HasSubstr("p.txt:22: required section [gemm] has no rows"));
+}
+
+TEST(Profile, ATableWithoutAHeaderIsAnErrorAtItsSectionLine) {
+  std::vector<std::string> lines = MinimalLines();
+  lines.push_back("[allreduce]");  // line 31, then the end of the file
+  EXPECT_THAT(ParseError(lines), HasSubstr("p.txt:31: section [allreduce] has no header line"));
+  lines.insert(lines.end(), {"[vattention]"});
+  EXPECT_THAT(ParseError(lines), HasSubstr("p.txt:31: section [allreduce] has no header line"));
+}
+
+TEST(Profile, AMalformedSectionHeaderIsAnError) {
+  for (const char* bad : {"[Gemm]", "[gemm", "[]", "[2gemm]", "[ge mm]"}) {
+    std::vector<std::string> lines = MinimalLines();
+    lines[21] = bad;
+    EXPECT_THAT(ParseError(lines), HasSubstr("p.txt:22: malformed section header")) << bad;
+  }
+}
+
+TEST(Profile, ALineBeforeAnySectionIsAnError) {
+  std::vector<std::string> lines = MinimalLines();
+  lines.insert(lines.begin(), "format_version: 1");
+  EXPECT_THAT(ParseError(lines), HasSubstr("p.txt:1: "));
+  EXPECT_THAT(ParseError(lines), HasSubstr("outside any section"));
+}
+
+TEST(Profile, AMetaLineWithoutAColonIsAnError) {
+  std::vector<std::string> lines = MinimalLines();
+  lines[12] = "host gpu-node-07";
+  EXPECT_THAT(ParseError(lines), HasSubstr("p.txt:13: [meta] line 'host gpu-node-07' is not"));
+}
+
+TEST(Profile, ARepeatedMetaKeyIsAnError) {
+  std::vector<std::string> lines = MinimalLines();
+  lines.insert(lines.begin() + 13, "sm_count: 144");  // line 14
+  EXPECT_THAT(ParseError(lines),
+              HasSubstr("p.txt:14: duplicate [meta] key 'sm_count' (first at line 6)"));
+}
+
+TEST(Profile, AMissingMetaKeyIsAnErrorAtTheMetaSection) {
+  std::vector<std::string> lines = MinimalLines();
+  lines.erase(lines.begin() + 11);  // allocation_granularity_bytes
+  EXPECT_THAT(ParseError(lines),
+              HasSubstr("p.txt:1: [meta] lacks required key 'allocation_granularity_bytes'"));
+}
+
+TEST(Profile, ANonNumericMetaNumberIsAnErrorAtItsLine) {
+  std::vector<std::string> lines = MinimalLines();
+  lines[5] = "sm_count: many";
+  EXPECT_THAT(ParseError(lines), HasSubstr("p.txt:6: [meta] sm_count: 'many' is not a number"));
+}
+
+TEST(Profile, AnotherFormatVersionIsRejected) {
+  std::vector<std::string> lines = MinimalLines();
+  lines[1] = "format_version: 2";
+  EXPECT_THAT(ParseError(lines), HasSubstr("p.txt:2: [meta] format_version 2 is not supported"));
+}
+
+TEST(Profile, AMissingFileIsAnErrorNamingIt) {
+  try {
+    LoadProfile("/no/such/dir/profile.txt");
+    FAIL() << "expected an InputError";
+  } catch (const InputError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("/no/such/dir/profile.txt: profile not found"));
+  }
+}
+
+TEST(Profile, AnEmptyFileLacksTheMetaSectionAtLineOne) {
+  EXPECT_THAT(ParseError({}), HasSubstr("p.txt:1: required section [meta] is missing"));
+}
+
+// ---- VMM latencies -----------------------------------------------------------
+
+TEST(VmmLatencyFromProfile, TheFixtureGivesTheTwoMiBMedians) {
+  // Lines 21, 22, 23: cuMemMap 0.65 us, cuMemSetAccess 22.16 us, cuMemUnmap 16.14 us at
+  // 2 MiB; the 32 MiB rows (0.66, 21.73, 15.76 us) are a different handle size.
+  const VmmLatencies v = VmmLatencyFromProfile(LoadProfile(kFixture));
+  EXPECT_EQ(v.map, Nanos(650));
+  EXPECT_EQ(v.set_access, Nanos(22160));
+  EXPECT_EQ(v.unmap, Nanos(16140));
+}
+
+TEST(VmmLatencyFromProfile, RowsAreMatchedAtTheAllocationGranularity) {
+  std::vector<std::string> lines = MinimalLines();
+  lines[11] = "allocation_granularity_bytes: 65536";
+  lines.insert(lines.begin() + 18, "cuMemMap,65536,2000,0.2,0.31,0.5,0.9");
+  const Profile p = ParseProfile(Join(lines), kPath);
+  // cuMemMap now has a 64 KiB row, cuMemSetAccess does not.
+  try {
+    VmmLatencyFromProfile(p);
+    FAIL() << "expected an InputError";
+  } catch (const InputError& e) {
+    EXPECT_THAT(e.what(),
+                HasSubstr("p.txt:14: [vmm] has no cuMemSetAccess row with handle_bytes 65536"));
+  }
+}
+
+TEST(VmmLatencyFromProfile, ARepeatedRowIsAnErrorAtItsLine) {
+  std::vector<std::string> lines = MinimalLines();
+  lines.insert(lines.begin() + 18, "cuMemUnmap,2097152,100,15.0,16.0,17.0,24.0");  // line 19
+  try {
+    VmmLatencyFromProfile(ParseProfile(Join(lines), kPath));
+    FAIL() << "expected an InputError";
+  } catch (const InputError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("p.txt:19: [vmm] repeats cuMemUnmap"));
+    EXPECT_THAT(e.what(), HasSubstr("first at line 18"));
+  }
+}
+
+TEST(VmmLatencyFromProfile, AZeroLatencyIsAnError) {
+  std::vector<std::string> lines = MinimalLines();
+  lines[15] = "cuMemMap,2097152,2000,0,0,0,0";
+  try {
+    VmmLatencyFromProfile(ParseProfile(Join(lines), kPath));
+    FAIL() << "expected an InputError";
+  } catch (const InputError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("p.txt:16: [vmm] cuMemMap p50_us must be positive"));
+  }
+}
+
+}  // namespace
+}  // namespace kvsim

@@ -1,0 +1,630 @@
+// The profiled execution-time model: cases worked out by hand on small profiles with
+// round numbers, the measured values at grid points of the H100 fixture, monotonicity
+// between and beyond grid points, layouts, head scaling, and the errors.
+#include <fmt/format.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "sim/core/check.h"
+#include "sim/hardware/gpu_spec.h"
+#include "sim/hardware/model_spec.h"
+#include "sim/timing/execution_time_model.h"
+#include "sim/timing/profile.h"
+
+namespace kvsim {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr const char* kFixture = KVSIM_TEST_DATA_DIR "/timing/h100_profile.txt";
+constexpr const char* kPath = "p.txt";
+
+// No CPU costs, so that iteration times are GPU work only.
+// Prefill attention as measured, so the hand-made profile's figures come back.
+constexpr ProfiledConfig kNoCpu{.prefill_attention = ProfiledConfig::PrefillAttention::kMeasured,
+                                .block_table_entry_s = 0,
+                                .allreduce_latency_s = 8e-6,
+                                .cpu_overhead_s = 0,
+                                .cpu_per_seq_s = 0};
+
+double Us(Nanos t) { return static_cast<double>(t.count()) * 1e-3; }
+
+// ---- Small hand-made model and profile ---------------------------------------
+
+// 2 layers, hidden 1024, 8 query heads, 2 KV heads of 128, ffn 4096, vocab 32000.
+// Per-rank GEMM shapes (n, k) at TP 1: qkv (1536, 1024), o (1024, 1024),
+// gate_up (8192, 1024), down (1024, 4096), lm_head (32000, 1024).
+ModelSpec Tiny() {
+  ModelSpec m;
+  m.name = "tiny";
+  m.num_layers = 2;
+  m.hidden_size = 1024;
+  m.num_heads = 8;
+  m.num_kv_heads = 2;
+  m.head_dim = 128;
+  m.ffn_size = 4096;
+  m.vocab_size = 32000;
+  m.max_context_tokens = 32768;
+  m.dtype_bytes = 2;
+  return m;
+}
+
+// Tiny with 8 experts of ffn 1024, top-2: gate_up (2048, 1024), down (1024, 1024).
+ModelSpec TinyMoe() {
+  ModelSpec m = Tiny();
+  m.name = "tiny-moe";
+  m.ffn_size = 1024;
+  m.num_experts = 8;
+  m.experts_per_token = 2;
+  return m;
+}
+
+GpuSpec Gpu(double link_bytes_per_s = 450e9) {
+  GpuSpec g;
+  g.name = "test-gpu";
+  g.memory_bytes = int64_t{80} << 30;
+  g.hbm_bandwidth_bytes_per_s = 3.35e12;
+  g.bf16_flops_per_s = 989.4e12;
+  g.link_bandwidth_bytes_per_s = link_bytes_per_s;
+  return g;
+}
+
+// A profile with round numbers for one model at TP 1:
+// - every linear layer (qkv, o, gate_up, down): (16, 8), (256, 10), (1024, 34),
+//   (2048, 66), (4096, 130) in (tokens, us); the largest four lie on 2 + tokens / 32.
+// - lm_head: twice those times.
+// - decode attention (32 q heads, 8 KV heads, head_dim 128): batch {1, 4} x context
+//   {256, 1024}, time = batch x context / 100 us contiguous; x2 paged with 16-token
+//   blocks, x3 paged with 32-token blocks.
+// - prefill attention (same heads): batch 1 of 15, 63 and 255 tokens and batch 2 of 15
+//   (120, 2016, 32640 and 240 causal pairs), time = pairs / 100 us contiguous; x2 and
+//   x3 paged as above.
+struct TinyProfile {
+  std::vector<std::pair<int, double>> linear = {
+      {16, 8}, {256, 10}, {1024, 34}, {2048, 66}, {4096, 130}};
+  int decode_kv_heads = 8;
+  int prefill_q_heads = 32;
+  bool paged = true;
+  std::string allreduce;  // the [allreduce] section, if any
+
+  std::string Render(const ModelSpec& m, int tp = 1) const {
+    std::string s =
+        "[meta]\nformat_version: 1\nkvprobe_version: 0.1.0\ngpu_name: test\n"
+        "gpu_memory_bytes: 85899345920\nsm_count: 132\nsm_clock_mhz: 1980\n"
+        "driver_version: 550.54.15\ncuda_driver_api_version: 12040\n"
+        "cuda_runtime_version: 12040\ndate_utc: 2025-01-15T10:42:07Z\n"
+        "allocation_granularity_bytes: 2097152\nhost: test\n"
+        "[vmm]\ncall,handle_bytes,samples,p10_us,p50_us,p90_us,p99_us\n"
+        "cuMemMap,2097152,10,1,1,1,1\n"
+        "[copy]\nbytes,time_us,gbps\n1048576,6.08,344.8\n"
+        "[gemm]\nmodel,layer,tensor_parallel,tokens,m,n,k,time_us,tflops\n";
+    const int64_t kv = m.KvHeadsPerRank(tp);
+    const std::vector<std::tuple<const char*, int64_t, int64_t, double>> layers = {
+        {"qkv", (m.num_heads / tp + 2 * kv) * m.head_dim, m.hidden_size, 1},
+        {"o", m.hidden_size, m.num_heads * m.head_dim / tp, 1},
+        {"gate_up", 2 * m.ffn_size / tp, m.hidden_size, 1},
+        {"down", m.hidden_size, m.ffn_size / tp, 1},
+        {"lm_head", m.vocab_size / tp, m.hidden_size, 2}};
+    for (const auto& [layer, n, k, factor] : layers) {
+      for (const auto& [tokens, us] : linear) {
+        s += fmt::format("{},{},{},{},{},{},{},{},1\n", m.name, layer, tp, tokens, tokens, n, k,
+                         us * factor);
+      }
+    }
+    s += "[decode_attention]\n"
+         "layout,block_tokens,batch,context_tokens,q_heads,kv_heads,head_dim,time_us,kv_gbps\n";
+    for (const auto& [layout, block, factor] : std::vector<std::tuple<const char*, int, double>>{
+             {"contiguous", 0, 1}, {"paged", 16, 2}, {"paged", 32, 3}}) {
+      if (!paged && block > 0) continue;
+      for (int batch : {1, 4}) {
+        for (int context : {256, 1024}) {
+          s += fmt::format("{},{},{},{},32,{},128,{},1\n", layout, block, batch, context,
+                           decode_kv_heads, batch * context / 100.0 * factor);
+        }
+      }
+    }
+    s += "[prefill_attention]\n"
+         "layout,block_tokens,batch,tokens,q_heads,kv_heads,head_dim,time_us,tflops\n";
+    for (const auto& [layout, block, factor] : std::vector<std::tuple<const char*, int, double>>{
+             {"contiguous", 0, 1}, {"paged", 16, 2}, {"paged", 32, 3}}) {
+      if (!paged && block > 0) continue;
+      for (const auto& [batch, tokens] :
+           std::vector<std::pair<int, int>>{{1, 15}, {1, 63}, {1, 255}, {2, 15}}) {
+        const double pairs = batch * tokens * (tokens + 1) / 2.0;
+        s += fmt::format("{},{},{},{},{},8,128,{},1\n", layout, block, batch, tokens,
+                         prefill_q_heads, pairs / 100.0 * factor);
+      }
+    }
+    return s + allreduce;
+  }
+};
+
+std::unique_ptr<ExecutionTimeModel> Model(const std::string& text, const ModelSpec& m,
+                                          int64_t tp = 1, const ProfiledConfig& c = kNoCpu,
+                                          const GpuSpec& gpu = Gpu()) {
+  return NewProfiledModel(ParseProfile(text, kPath), m, gpu, tp, c);
+}
+
+// The 1-based line of the first line of `text` containing `needle`.
+int LineOf(const std::string& text, const std::string& needle) {
+  const size_t at = text.find(needle);
+  EXPECT_NE(at, std::string::npos) << needle;
+  return 1 + static_cast<int>(std::count(text.begin(), text.begin() + at, '\n'));
+}
+
+// A batch of `tokens` prefill tokens in one sequence that emits no token and has no
+// attention work: the linear layers only.
+BatchWork LinearOnly(int64_t tokens) {
+  return {.num_seqs = 1, .prefill_seqs = 1, .prefill_tokens = tokens};
+}
+
+// `batch` sequences decoding one token each over `context` tokens on average; no logits.
+BatchWork Decode(int64_t batch, int64_t context_tokens_total,
+                 AttentionLayout layout = AttentionLayout::kContiguous, int64_t block = 0) {
+  return {.num_seqs = batch,
+          .decode_tokens = batch,
+          .decode_context_tokens = context_tokens_total,
+          .max_context_tokens = context_tokens_total / batch,
+          .layout = layout,
+          .block_tokens = block};
+}
+
+// Attention time of all layers: the decode iteration minus the same tokens without
+// attention (both rounded to ns, hence the 2 ns tolerance of the tests).
+double DecodeAttentionUs(const ExecutionTimeModel& model, const BatchWork& w) {
+  return Us(model.IterationTime(w)) - Us(model.IterationTime(LinearOnly(w.decode_tokens)));
+}
+
+double PrefillAttentionUs(const ExecutionTimeModel& model, double pairs,
+                          AttentionLayout layout = AttentionLayout::kContiguous,
+                          int64_t block = 0) {
+  BatchWork w = LinearOnly(64);
+  w.prefill_attention_pairs = pairs;
+  w.layout = layout;
+  w.block_tokens = block;
+  return Us(model.IterationTime(w)) - Us(model.IterationTime(LinearOnly(64)));
+}
+
+constexpr double kTolUs = 0.002;
+
+// ---- GEMMs -------------------------------------------------------------------
+
+TEST(ProfiledModel, AtAGridPointTheLinearLayersTakeTheirMeasuredTimes) {
+  const auto model = Model(TinyProfile().Render(Tiny()), Tiny());
+  // 2 layers x 4 GEMMs x 10 us at 256 tokens.
+  EXPECT_NEAR(Us(model->IterationTime(LinearOnly(256))), 80.0, kTolUs);
+  // 2 x 4 x 34 us at 1024 tokens.
+  EXPECT_NEAR(Us(model->IterationTime(LinearOnly(1024))), 272.0, kTolUs);
+}
+
+TEST(ProfiledModel, BetweenGridPointsGemmTimesAreInterpolatedInLogTokensAndLogTime) {
+  const auto model = Model(TinyProfile().Render(Tiny()), Tiny());
+  // 512 tokens lie halfway between 256 and 1024 in log tokens: time = sqrt(10 x 34) us.
+  EXPECT_NEAR(Us(model->IterationTime(LinearOnly(512))), 8 * std::sqrt(340.0), kTolUs);
+  // 300 tokens: 10 x 3.4^(ln(300/256) / ln 4) us.
+  const double at_300 = 10 * std::pow(3.4, std::log(300.0 / 256) / std::log(4.0));
+  EXPECT_NEAR(Us(model->IterationTime(LinearOnly(300))), 8 * at_300, kTolUs);
+}
+
+TEST(ProfiledModel, BelowTheSmallestGridPointAGemmTakesThatPointsTime) {
+  const auto model = Model(TinyProfile().Render(Tiny()), Tiny());
+  for (int64_t tokens : {1, 2, 15, 16}) {
+    EXPECT_NEAR(Us(model->IterationTime(LinearOnly(tokens))), 8 * 8.0, kTolUs) << tokens;
+  }
+}
+
+TEST(ProfiledModel, BeyondTheLargestGridPointGemmsFollowALineFittedToTheLargestFour) {
+  const auto model = Model(TinyProfile().Render(Tiny()), Tiny());
+  // (256, 10), (1024, 34), (2048, 66), (4096, 130) lie on 2 + tokens / 32 us; the
+  // point (16, 8) does not, and is not part of the fit.
+  EXPECT_NEAR(Us(model->IterationTime(LinearOnly(8192))), 8 * (2 + 8192 / 32.0), kTolUs);
+  EXPECT_NEAR(Us(model->IterationTime(LinearOnly(100000))), 8 * (2 + 100000 / 32.0), kTolUs);
+}
+
+TEST(ProfiledModel, TheLmHeadRunsOnTheLogitTokensOnly) {
+  const auto model = Model(TinyProfile().Render(Tiny()), Tiny());
+  BatchWork w = LinearOnly(1024);
+  w.logit_tokens = 1;
+  // lm_head at 1 logit token: below the grid, 2 x 8 us.
+  EXPECT_NEAR(Us(model->IterationTime(w)), 272.0 + 16.0, kTolUs);
+  w.logit_tokens = 256;
+  EXPECT_NEAR(Us(model->IterationTime(w)), 272.0 + 20.0, kTolUs);
+}
+
+TEST(ProfiledModel, AMeasurementFasterThanOneAtFewerTokensIsRaisedToIt) {
+  TinyProfile p;
+  p.linear = {{16, 8}, {256, 7}, {1024, 34}, {2048, 66}, {4096, 130}};  // 256 tokens: noise
+  const auto model = Model(p.Render(Tiny()), Tiny());
+  EXPECT_NEAR(Us(model->IterationTime(LinearOnly(256))), 8 * 8.0, kTolUs);
+  EXPECT_NEAR(Us(model->IterationTime(LinearOnly(100))), 8 * 8.0, kTolUs);
+}
+
+TEST(ProfiledModel, MoeExpertsReadRunEachOnTheirShareOfTheTokens) {
+  const auto model = Model(TinyProfile().Render(TinyMoe()), TinyMoe());
+  // 1 token, top-2 of 8: E_r = 8 (1 - (6/8)^1) = 2 experts at 1 x 2 / 2 = 1 token each:
+  // per layer qkv 8 + o 8 + 2 x (gate_up 8 + down 8) = 48 us; 2 layers.
+  EXPECT_NEAR(Us(model->IterationTime(LinearOnly(1))), 96.0, kTolUs);
+  // 4 tokens: E_r = 8 (1 - 0.75^4) = 5.46875 experts at 8 / 5.46875 = 1.46 tokens (8 us):
+  // 8 + 8 + 5.46875 x 16 = 103.5 us per layer.
+  EXPECT_NEAR(Us(model->IterationTime(LinearOnly(4))), 207.0, kTolUs);
+  // 4096 tokens: every expert is read (E_r = 8 to double precision), each at
+  // 4096 x 2 / 8 = 1024 tokens (34 us): 130 + 130 + 8 x (34 + 34) = 804 us per layer.
+  EXPECT_NEAR(Us(model->IterationTime(LinearOnly(4096))), 1608.0, kTolUs);
+}
+
+// ---- Decode attention ----------------------------------------------------------
+
+TEST(ProfiledModel, DecodeAttentionAtGridPointsIsTheMeasurementScaledToKvHeadsPerRank) {
+  const auto model = Model(TinyProfile().Render(Tiny()), Tiny());
+  // Tiny has 2 KV heads of 128, the rows 8: x 0.25, over 2 layers: x 0.5 in all.
+  EXPECT_NEAR(DecodeAttentionUs(*model, Decode(4, 4 * 1024)), 0.5 * 40.96, kTolUs);
+  EXPECT_NEAR(DecodeAttentionUs(*model, Decode(1, 256)), 0.5 * 2.56, kTolUs);
+  EXPECT_NEAR(DecodeAttentionUs(*model, Decode(4, 4 * 256)), 0.5 * 10.24, kTolUs);
+}
+
+TEST(ProfiledModel, DecodeAttentionIsBilinearInLogBatchAndLogMeanContext) {
+  const auto model = Model(TinyProfile().Render(Tiny()), Tiny());
+  // The rows are batch x context / 100 us, a plane in (log batch, log context, log time):
+  // at batch 2 and mean context 512, 10.24 us.
+  EXPECT_NEAR(DecodeAttentionUs(*model, Decode(2, 2 * 512)), 0.5 * 10.24, kTolUs);
+  // Two sequences of 256 and 768 tokens: the mean context is 512 too.
+  EXPECT_NEAR(DecodeAttentionUs(*model, Decode(2, 256 + 768)), 0.5 * 10.24, kTolUs);
+  EXPECT_NEAR(DecodeAttentionUs(*model, Decode(3, 3 * 700)), 0.5 * 3 * 700 / 100.0, kTolUs);
+}
+
+TEST(ProfiledModel, DecodeAttentionBelowTheGridTakesTheGridsEdge) {
+  const auto model = Model(TinyProfile().Render(Tiny()), Tiny());
+  EXPECT_NEAR(DecodeAttentionUs(*model, Decode(1, 10)), 0.5 * 2.56, kTolUs);
+  EXPECT_NEAR(DecodeAttentionUs(*model, Decode(4, 4 * 100)), 0.5 * 10.24, kTolUs);
+}
+
+TEST(ProfiledModel, DecodeAttentionBeyondTheGridFollowsTheLeastSquaresFitInBatchTimesContext) {
+  const auto model = Model(TinyProfile().Render(Tiny()), Tiny());
+  // The fit over all contiguous rows is exactly batch x context / 100 us.
+  EXPECT_NEAR(DecodeAttentionUs(*model, Decode(8, 8 * 1024)), 0.5 * 81.92, kTolUs);
+  EXPECT_NEAR(DecodeAttentionUs(*model, Decode(2, 2 * 4096)), 0.5 * 81.92, kTolUs);
+  EXPECT_NEAR(DecodeAttentionUs(*model, Decode(64, 64 * 8192)), 0.5 * 64 * 8192 / 100.0, 0.01);
+}
+
+TEST(ProfiledModel, AGridCellTheProfileLacksIsFilledFromTheFit) {
+  std::string text = TinyProfile().Render(Tiny());
+  const std::string row = "contiguous,0,4,1024,32,8,128,40.96,1\n";
+  text.erase(text.find(row), row.size());
+  const auto model = Model(text, Tiny());
+  // The three rows left are still exactly batch x context / 100 us, so is the fit.
+  EXPECT_NEAR(DecodeAttentionUs(*model, Decode(4, 4 * 1024)), 0.5 * 40.96, kTolUs);
+  EXPECT_NEAR(DecodeAttentionUs(*model, Decode(2, 2 * 512)), 0.5 * 10.24, kTolUs);
+}
+
+TEST(ProfiledModel, PagedBatchesUseThePagedRowsOfTheNearestBlockSize) {
+  const auto model = Model(TinyProfile().Render(Tiny()), Tiny());
+  const auto paged = [&](int64_t block) {
+    return DecodeAttentionUs(*model, Decode(4, 4 * 1024, AttentionLayout::kPaged, block));
+  };
+  const double contiguous = 0.5 * 40.96;
+  EXPECT_NEAR(DecodeAttentionUs(*model, Decode(4, 4 * 1024)), contiguous, kTolUs);
+  EXPECT_NEAR(paged(16), 2 * contiguous, kTolUs);
+  EXPECT_NEAR(paged(32), 3 * contiguous, kTolUs);
+  // Unmeasured block sizes take the nearest measured one in log distance:
+  // 20 is nearer 16 (ln 1.25) than 32 (ln 1.6); 23 is nearer 32 (ln 1.39 < ln 1.44).
+  EXPECT_NEAR(paged(20), 2 * contiguous, kTolUs);
+  EXPECT_NEAR(paged(23), 3 * contiguous, kTolUs);
+  EXPECT_NEAR(paged(1), 2 * contiguous, kTolUs);
+  EXPECT_NEAR(paged(256), 3 * contiguous, kTolUs);
+}
+
+TEST(ProfiledModel, DecodeAttentionScalesWithTheProfilesKvHeads) {
+  TinyProfile p;
+  p.decode_kv_heads = 4;  // rows measured with 4 KV heads: tiny's 2 take half their time
+  const auto model = Model(p.Render(Tiny()), Tiny());
+  EXPECT_NEAR(DecodeAttentionUs(*model, Decode(4, 4 * 1024)), 2 * 0.5 * 40.96, kTolUs);
+}
+
+// ---- Prefill attention ---------------------------------------------------------
+
+TEST(ProfiledModel, PrefillAttentionIsInterpolatedInCausalPairsAndScaledToQueryHeads) {
+  const auto model = Model(TinyProfile().Render(Tiny()), Tiny());
+  // Rows: pairs / 100 us with 32 query heads; tiny has 8: x 0.25, over 2 layers x 0.5.
+  EXPECT_NEAR(PrefillAttentionUs(*model, 2016), 0.5 * 20.16, kTolUs);   // grid point
+  EXPECT_NEAR(PrefillAttentionUs(*model, 10000), 0.5 * 100.0, kTolUs);  // between
+  EXPECT_NEAR(PrefillAttentionUs(*model, 50), 0.5 * 1.2, kTolUs);       // below: 120 pairs
+  EXPECT_NEAR(PrefillAttentionUs(*model, 1e6), 0.5 * 1e4, 0.01);        // beyond: the fit
+}
+
+TEST(ProfiledModel, PagedPrefillUsesThePagedRows) {
+  const auto model = Model(TinyProfile().Render(Tiny()), Tiny());
+  EXPECT_NEAR(PrefillAttentionUs(*model, 2016, AttentionLayout::kPaged, 16), 2 * 0.5 * 20.16,
+              kTolUs);
+  EXPECT_NEAR(PrefillAttentionUs(*model, 2016, AttentionLayout::kPaged, 32), 3 * 0.5 * 20.16,
+              kTolUs);
+}
+
+TEST(ProfiledModel, PrefillAttentionScalesWithTheProfilesQueryHeads) {
+  TinyProfile p;
+  p.prefill_q_heads = 16;
+  const auto model = Model(p.Render(Tiny()), Tiny());
+  EXPECT_NEAR(PrefillAttentionUs(*model, 2016), 2 * 0.5 * 20.16, kTolUs);
+}
+
+// ---- All-reduce, CPU ------------------------------------------------------------
+
+TEST(ProfiledModel, TensorParallelUsesTheMeasuredAllReduceElseTheRingFormula) {
+  ModelSpec m = Tiny();
+  m.num_kv_heads = 4;
+  m.num_heads = 8;
+  TinyProfile p;
+  const auto ring = Model(p.Render(m, 2), m, 2);
+  // 64 tokens x 1024 hidden x 2 bytes = 131072 bytes, two all-reduces per layer.
+  p.allreduce =
+      "[allreduce]\ngpus,bytes,time_us,algbw_gbps,busbw_gbps\n"
+      "2,65536,10,0,0\n2,262144,40,0,0\n4,131072,99,0,0\n";
+  const auto measured = Model(p.Render(m, 2), m, 2);
+  // Measured: halfway in log bytes between 10 and 40 us: 20 us.
+  // Ring: 8 us + 2 (1/2) 131072 / 450e9 s = 8.29127 us.
+  const double ring_us = 8 + 131072 / 450e9 * 1e6;
+  EXPECT_NEAR(Us(measured->IterationTime(LinearOnly(64))) - Us(ring->IterationTime(LinearOnly(64))),
+              2 * 2 * (20 - ring_us), kTolUs);
+  // One GPU: no all-reduce.
+  EXPECT_NEAR(Us(Model(p.Render(m, 1), m, 1)->IterationTime(LinearOnly(64))),
+              Us(Model(TinyProfile().Render(m, 1), m, 1)->IterationTime(LinearOnly(64))), 0);
+}
+
+TEST(ProfiledModel, CpuCostsAreTheConfiguredOnes) {
+  const std::string text = TinyProfile().Render(Tiny());
+  const ProfiledConfig defaults;
+  const BatchWork w = Decode(3, 300, AttentionLayout::kPaged, 16);
+  // 1 ms + 3 x 5 us + 5 ns x 3 sequences x ceil(100 / 16) = 7 blocks.
+  EXPECT_NEAR(Us(Model(text, Tiny(), 1, defaults)->IterationTime(w)) -
+                  Us(Model(text, Tiny(), 1, kNoCpu)->IterationTime(w)),
+              1000 + 15 + 0.105, kTolUs);
+}
+
+// ---- The H100 fixture ------------------------------------------------------------
+
+ModelSpec Llama3_8B() { return LoadModelSpec(KVSIM_SOURCE_DIR "/models/llm/Llama-3-8B.yaml"); }
+GpuSpec H100() { return LoadGpuSpec(KVSIM_SOURCE_DIR "/models/gpu/H100-SXM.yaml"); }
+
+std::string FixtureText() {
+  std::ifstream in(kFixture);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::unique_ptr<ExecutionTimeModel> H100Model(int64_t tp = 1) {
+  return NewProfiledModel(LoadProfile(kFixture), Llama3_8B(), H100(), tp, kNoCpu);
+}
+
+TEST(ProfiledModelOnH100, AtGridPointsTheMeasuredGemmTimesAreReturned) {
+  const auto model = H100Model();
+  // Fixture lines 64, 79, 94, 109: qkv 29.78, o 21.25, gate_up 123.58, down 63.89 us at
+  // 256 tokens; 32 layers.
+  EXPECT_NEAR(Us(model->IterationTime(LinearOnly(256))), 32 * (29.78 + 21.25 + 123.58 + 63.89),
+              kTolUs);
+  BatchWork w = LinearOnly(256);
+  w.logit_tokens = 256;  // line 124: lm_head 538.20 us
+  EXPECT_NEAR(Us(model->IterationTime(w)), 32 * (29.78 + 21.25 + 123.58 + 63.89) + 538.20, kTolUs);
+}
+
+TEST(ProfiledModelOnH100, AtGridPointsTheMeasuredDecodeAttentionIsReturned) {
+  const auto model = H100Model();
+  // Llama-3-8B has the rows' 8 KV heads of 128 at TP 1, so no scaling. Batch 16,
+  // context 2048: contiguous 54.83 us (line 218); paged 16-token blocks 66.90 us (line 237).
+  EXPECT_NEAR(DecodeAttentionUs(*model, Decode(16, 16 * 2048)), 32 * 54.83, 0.01);
+  EXPECT_NEAR(DecodeAttentionUs(*model, Decode(16, 16 * 2048, AttentionLayout::kPaged, 16)),
+              32 * 66.90, 0.01);
+}
+
+TEST(ProfiledModelOnH100, TensorParallelHalvesDecodeAttentionWithTheKvHeadsPerRank) {
+  const auto tp1 = H100Model(1);
+  const auto tp2 = H100Model(2);
+  const BatchWork w = Decode(64, 64 * 3000);
+  EXPECT_NEAR(DecodeAttentionUs(*tp2, w), DecodeAttentionUs(*tp1, w) / 2, 0.01);
+}
+
+TEST(ProfiledModelOnH100, TimeNeverDecreasesWithTokens) {
+  const auto model = H100Model();
+  Nanos last{0};
+  for (int64_t tokens = 1; tokens <= 65536; tokens += 1 + tokens / 64) {
+    const Nanos t = model->IterationTime(LinearOnly(tokens));
+    EXPECT_GE(t, last) << tokens << " tokens";
+    last = t;
+  }
+}
+
+TEST(ProfiledModelOnH100, DecodeTimeNeverDecreasesWithContextOrBatch) {
+  const auto model = H100Model();
+  for (const auto& [layout, block] : std::vector<std::pair<AttentionLayout, int64_t>>{
+           {AttentionLayout::kContiguous, 0}, {AttentionLayout::kPaged, 16}}) {
+    for (int64_t batch : {1, 3, 16, 100, 256, 400}) {
+      Nanos last{0};
+      for (int64_t context = 1; context <= 100000; context += 1 + context / 32) {
+        const Nanos t = model->IterationTime(Decode(batch, batch * context, layout, block));
+        EXPECT_GE(t, last) << batch << " x " << context;
+        last = t;
+      }
+    }
+    for (int64_t context : {100, 512, 3000, 32768, 50000}) {
+      double last_us = 0;
+      for (int64_t batch = 1; batch <= 600; batch += 1 + batch / 16) {
+        const double us = DecodeAttentionUs(*model, Decode(batch, batch * context, layout, block));
+        EXPECT_GE(us, last_us - 0.002) << batch << " x " << context;
+        last_us = us;
+      }
+    }
+  }
+}
+
+TEST(ProfiledModelOnH100, PrefillAttentionNeverDecreasesWithPairs) {
+  const auto model = H100Model();
+  double last = 0;
+  for (double pairs = 1; pairs < 1e10; pairs *= 1.3) {
+    const double us = PrefillAttentionUs(*model, pairs);
+    EXPECT_GE(us, last - 0.002) << pairs;
+    last = us;
+  }
+}
+
+TEST(ProfiledModelOnH100, TheMeasuredAllReduceReplacesTheRingFormula) {
+  std::string text = FixtureText();
+  const size_t from = text.find("[allreduce]");
+  const std::string without = text.substr(0, from) + text.substr(text.find("[vattention]"));
+  const auto measured = H100Model(2);
+  const auto ring = NewProfiledModel(ParseProfile(without, kPath), Llama3_8B(), H100(), 2, kNoCpu);
+  // 64 tokens x 4096 x 2 bytes = 524288 bytes: 11.26 us measured (line 346); the ring
+  // gives 8 us + 524288 / 450e9 s. Two all-reduces in each of 32 layers.
+  const double ring_us = 8 + 524288 / 450e9 * 1e6;
+  EXPECT_NEAR(Us(measured->IterationTime(LinearOnly(64))) - Us(ring->IterationTime(LinearOnly(64))),
+              64 * (11.26 - ring_us), kTolUs);
+}
+
+TEST(ProfiledModelOnKvprobeOutput, AQuickH200ProfileGivesMonotoneTimesAtEveryTensorParallel) {
+  const Profile profile = LoadProfile(KVSIM_TEST_DATA_DIR "/timing/h200_kvprobe_quick_profile.txt");
+  for (int64_t tp : {1, 2, 4, 8}) {  // no [allreduce] rows: the ring formula for tp > 1
+    const auto model = NewProfiledModel(profile, Llama3_8B(), H100(), tp, ProfiledConfig{});
+    Nanos last{0};
+    for (int64_t tokens = 1; tokens <= 20000; tokens += 1 + tokens / 8) {
+      BatchWork w = LinearOnly(tokens);
+      w.prefill_attention_pairs = tokens * (tokens + 1.0) / 2;
+      w.logit_tokens = 1;
+      const Nanos t = model->IterationTime(w);
+      EXPECT_GE(t, last) << "TP " << tp << ", " << tokens << " tokens";
+      last = t;
+    }
+  }
+}
+
+// ---- Errors -----------------------------------------------------------------------
+
+std::string ModelError(const std::string& text, const ModelSpec& m, int64_t tp = 1,
+                       const GpuSpec& gpu = Gpu()) {
+  try {
+    Model(text, m, tp, kNoCpu, gpu);
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "expected an InputError";
+  return "";
+}
+
+TEST(ProfiledModel, AModelOrTensorParallelWithoutGemmRowsListsWhatTheProfileHas) {
+  const std::string text = FixtureText();
+  const std::string at_tp4 = ModelError(text, Llama3_8B(), 4);
+  EXPECT_THAT(at_tp4, HasSubstr("timing.profile p.txt"));
+  EXPECT_THAT(at_tp4, HasSubstr("no [gemm] rows for model Llama-3-8B at tensor_parallel 4"));
+  EXPECT_THAT(at_tp4, HasSubstr("it has: Llama-3-8B (tensor_parallel 1, 2)"));
+  ModelSpec other = Tiny();
+  other.name = "Mistral-7B";
+  EXPECT_THAT(ModelError(text, other), HasSubstr("no [gemm] rows for model Mistral-7B"));
+}
+
+TEST(ProfiledModel, AGemmLayerWithoutRowsIsAnError) {
+  std::string text = TinyProfile().Render(Tiny());
+  std::string kept;
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.find(",lm_head,") == std::string::npos) kept += line + "\n";
+  }
+  const std::string message = ModelError(kept, Tiny());
+  EXPECT_THAT(message, HasSubstr(fmt::format("p.txt:{}:", LineOf(kept, "[gemm]"))));
+  EXPECT_THAT(message, HasSubstr("'lm_head' rows"));
+}
+
+TEST(ProfiledModel, AGemmShapeOtherThanTheModelCardsIsAnErrorAtItsLine) {
+  std::string text = TinyProfile().Render(Tiny());
+  const std::string row = "tiny,o,1,256,256,1024,1024,10,1";
+  text.replace(text.find(row), row.size(), "tiny,o,1,256,256,1024,2048,10,1");
+  const std::string message = ModelError(text, Tiny());
+  EXPECT_THAT(message, HasSubstr(fmt::format("p.txt:{}:", LineOf(text, "tiny,o,1,256,"))));
+  EXPECT_THAT(message, HasSubstr("n=1024 k=2048, but the model card gives n=1024 k=1024"));
+}
+
+TEST(ProfiledModel, ARepeatedGridPointIsAnErrorAtItsLine) {
+  std::string text = TinyProfile().Render(Tiny());
+  const std::string row = "tiny,qkv,1,256,256,1536,1024,10,1\n";
+  text.insert(text.find(row), "tiny,qkv,1,256,256,1536,1024,11,1\n");
+  const std::string message = ModelError(text, Tiny());
+  EXPECT_THAT(message, HasSubstr(fmt::format("p.txt:{}:", LineOf(text, row))));
+  EXPECT_THAT(message, HasSubstr("repeats tiny qkv"));
+}
+
+TEST(ProfiledModel, AProfileWithoutPagedAttentionRowsIsAnError) {
+  TinyProfile p;
+  p.paged = false;
+  const std::string text = p.Render(Tiny());
+  const std::string message = ModelError(text, Tiny());
+  EXPECT_THAT(message, HasSubstr(fmt::format("p.txt:{}:", LineOf(text, "[decode_attention]"))));
+  EXPECT_THAT(message, HasSubstr("needs both contiguous and paged rows"));
+}
+
+TEST(ProfiledModel, ANonPositiveTimeIsAnErrorAtItsLine) {
+  std::string text = TinyProfile().Render(Tiny());
+  const std::string row = "contiguous,0,4,1024,32,8,128,40.96,1";
+  text.replace(text.find(row), row.size(), "contiguous,0,4,1024,32,8,128,0,1");
+  const std::string message = ModelError(text, Tiny());
+  EXPECT_THAT(message,
+              HasSubstr(fmt::format("p.txt:{}:", LineOf(text, "contiguous,0,4,1024,32,8,128,0"))));
+  EXPECT_THAT(message, HasSubstr("time_us must be positive"));
+}
+
+TEST(ProfiledModel, TensorParallelWithoutAllReduceRowsOrALinkBandwidthIsAnError) {
+  ModelSpec m = Tiny();
+  m.num_kv_heads = 4;
+  EXPECT_THAT(ModelError(TinyProfile().Render(m, 2), m, 2, Gpu(0)),
+              HasSubstr("no [allreduce] rows for 2 GPUs"));
+}
+
+}  // namespace
+}  // namespace kvsim
+
+namespace kvsim {
+namespace {
+
+TEST(ProfiledModelOnH100, ByDefaultContiguousPrefillAttentionIsTheRooflineFlopTime) {
+  // Llama-3-8B at TP 1 on H100-SXM: 4 x 32 heads x 128 = 16384 FLOPs per causal pair;
+  // 1e8 more pairs add 32 layers x 16384 x 1e8 / (989.4e12 x 0.6) s = 88.31 ms.
+  const Profile profile = LoadProfile(kFixture);
+  const auto model = NewProfiledModel(profile, Llama3_8B(), H100(), 1, ProfiledConfig{});
+  BatchWork w = LinearOnly(4096);
+  w.prefill_attention_pairs = 1e8;
+  const Nanos one = model->IterationTime(w);
+  w.prefill_attention_pairs = 2e8;
+  const Nanos two = model->IterationTime(w);
+  EXPECT_NEAR(Us(two - one), 32 * 16384 * 1e8 / (989.4e12 * 0.6) * 1e6, 1.0);
+}
+
+TEST(ProfiledModelOnH100, ByDefaultPagedPrefillAttentionKeepsTheMeasuredPagedToContiguousRatio) {
+  const Profile profile = LoadProfile(kFixture);
+  ProfiledConfig measured_config;
+  measured_config.prefill_attention = ProfiledConfig::PrefillAttention::kMeasured;
+  const auto roofline = NewProfiledModel(profile, Llama3_8B(), H100(), 1, ProfiledConfig{});
+  const auto measured = NewProfiledModel(profile, Llama3_8B(), H100(), 1, measured_config);
+  auto attention_us = [](const ExecutionTimeModel& m, AttentionLayout layout) {
+    BatchWork w = LinearOnly(2048);
+    w.layout = layout;
+    w.block_tokens = layout == AttentionLayout::kPaged ? 16 : 0;
+    const Nanos without = m.IterationTime(w);
+    w.prefill_attention_pairs = 2048.0 * 2049 / 2;
+    return Us(m.IterationTime(w) - without);
+  };
+  const double measured_ratio = attention_us(*measured, AttentionLayout::kPaged) /
+                                attention_us(*measured, AttentionLayout::kContiguous);
+  const double roofline_ratio = attention_us(*roofline, AttentionLayout::kPaged) /
+                                attention_us(*roofline, AttentionLayout::kContiguous);
+  EXPECT_GT(measured_ratio, 1.0);
+  EXPECT_NEAR(roofline_ratio, measured_ratio, 1e-3);
+}
+
+}  // namespace
+}  // namespace kvsim

@@ -1,0 +1,313 @@
+// Attention kernels: verification against the float64 reference, then the decode
+// and prefill grids over contiguous and paged KV.
+#include <algorithm>
+#include <numeric>
+#include <random>
+#include <vector>
+
+#include "tools/kvprobe/cuda/attention.cuh"
+#include "tools/kvprobe/cuda/common.cuh"
+#include "tools/kvprobe/cuda/probes.h"
+#include "tools/kvprobe/host/reference.h"
+
+namespace kvprobe {
+namespace {
+
+using bf16 = __nv_bfloat16;
+
+constexpr int kBlockSizes[] = {16, 32, 128, 256};
+
+// Random values already rounded to bf16, so host and device see the same numbers.
+std::vector<float> RandomBf16Values(size_t n, std::mt19937_64& rng, float scale) {
+  std::uniform_real_distribution<float> dist(-scale, scale);
+  std::vector<float> v(n);
+  for (float& x : v) x = Bf16ToFloat(FloatToBf16(dist(rng)));
+  return v;
+}
+
+DeviceBuffer<bf16> ToDevice(const std::vector<float>& values) {
+  std::vector<uint16_t> bits(values.size());
+  for (size_t i = 0; i < values.size(); ++i) bits[i] = FloatToBf16(values[i]);
+  DeviceBuffer<bf16> d(values.size());
+  CUDA_CHECK(cudaMemcpy(d.get(), bits.data(), bits.size() * 2, cudaMemcpyHostToDevice));
+  return d;
+}
+
+std::vector<float> ToHost(const DeviceBuffer<bf16>& d) {
+  std::vector<uint16_t> bits(d.size());
+  CUDA_CHECK(cudaMemcpy(bits.data(), d.get(), d.bytes(), cudaMemcpyDeviceToHost));
+  std::vector<float> v(bits.size());
+  for (size_t i = 0; i < bits.size(); ++i) v[i] = Bf16ToFloat(bits[i]);
+  return v;
+}
+
+DeviceBuffer<int> IntsToDevice(const std::vector<int>& values) {
+  DeviceBuffer<int> d(values.size());
+  CUDA_CHECK(cudaMemcpy(d.get(), values.data(), values.size() * sizeof(int),
+                        cudaMemcpyHostToDevice));
+  return d;
+}
+
+// A paged copy of contiguous KV rows ([batch][max_context][kv_heads][128]): blocks
+// handed out in a shuffled order, as an engine's allocator would after churn.
+struct PagedKv {
+  DeviceBuffer<bf16> k, v;
+  DeviceBuffer<int> table;
+  KvLayout layout;
+};
+
+PagedKv MakePaged(const std::vector<float>& k, const std::vector<float>& v, int batch,
+                  int max_context, int kv_heads, int block_tokens, std::mt19937_64& rng) {
+  const int max_blocks = (max_context + block_tokens - 1) / block_tokens;
+  const int blocks = batch * max_blocks;
+  std::vector<int> order(blocks);
+  std::iota(order.begin(), order.end(), 0);
+  std::shuffle(order.begin(), order.end(), rng);
+  const size_t row = static_cast<size_t>(kv_heads) * kHeadDim;
+  std::vector<float> pk(static_cast<size_t>(blocks) * block_tokens * row, 0.f), pv(pk.size(), 0.f);
+  for (int b = 0; b < batch; ++b) {
+    for (int t = 0; t < max_context; ++t) {
+      const size_t src = (static_cast<size_t>(b) * max_context + t) * row;
+      const int block = order[b * max_blocks + t / block_tokens];
+      const size_t dst = (static_cast<size_t>(block) * block_tokens + t % block_tokens) * row;
+      std::copy(k.begin() + src, k.begin() + src + row, pk.begin() + dst);
+      std::copy(v.begin() + src, v.begin() + src + row, pv.begin() + dst);
+    }
+  }
+  PagedKv p{ToDevice(pk), ToDevice(pv), IntsToDevice(order), {}};
+  p.layout.block_table = p.table.get();
+  p.layout.block_tokens = block_tokens;
+  p.layout.max_blocks = max_blocks;
+  return p;
+}
+
+double CheckDecode(ProbeContext& ctx, int batch, int q_heads, int kv_heads, int max_context,
+                   std::mt19937_64& rng) {
+  std::vector<int> lens(batch);
+  std::uniform_int_distribution<int> len_dist(1, max_context);
+  for (int& l : lens) l = len_dist(rng);
+  lens[0] = max_context;
+  const size_t kv = static_cast<size_t>(batch) * max_context * kv_heads * kHeadDim;
+  const auto q = RandomBf16Values(static_cast<size_t>(batch) * q_heads * kHeadDim, rng, 1.f);
+  const auto k = RandomBf16Values(kv, rng, 1.f);
+  const auto v = RandomBf16Values(kv, rng, 1.f);
+  const std::vector<double> want =
+      DecodeAttentionReference({batch, q_heads, kv_heads, kHeadDim}, max_context, lens, q, k, v);
+
+  auto dq = ToDevice(q), dk = ToDevice(k), dv = ToDevice(v);
+  auto dlens = IntsToDevice(lens);
+  DeviceBuffer<bf16> out(q.size());
+  DeviceBuffer<float> ws(DecodeWorkspaceFloats(batch, q_heads, max_context, kv_heads, ctx.sm_count));
+  DecodeArgs a;
+  a.q = dq.get();
+  a.context_lens = dlens.get();
+  a.out = out.get();
+  a.workspace = ws.get();
+  a.batch = batch;
+  a.q_heads = q_heads;
+  a.kv_heads = kv_heads;
+  a.max_len = max_context;
+  a.sm_count = ctx.sm_count;
+
+  double worst = 0;
+  auto run = [&](const bf16* kp, const bf16* vp, const KvLayout& layout, const std::string& what) {
+    a.k = kp;
+    a.v = vp;
+    a.layout = layout;
+    CUDA_CHECK(cudaMemset(out.get(), 0, out.bytes()));
+    LaunchDecodeAttention(a, ctx.stream);
+    CUDA_CHECK(cudaStreamSynchronize(ctx.stream));
+    const double err = MaxRelativeError(ToHost(out), want);
+    ctx.log("verify decode " + what + " batch " + std::to_string(batch) + " heads " +
+            std::to_string(q_heads) + "/" + std::to_string(kv_heads) + ": max relative error " +
+            Num(err, 3));
+    if (!(err < 1e-2)) throw std::runtime_error("decode attention (" + what + ") is wrong: error " + Num(err, 3));
+    worst = std::max(worst, err);
+  };
+  KvLayout contiguous;
+  contiguous.max_context = max_context;
+  run(dk.get(), dv.get(), contiguous, "contiguous");
+  for (int bs : kBlockSizes) {
+    PagedKv p = MakePaged(k, v, batch, max_context, kv_heads, bs, rng);
+    run(p.k.get(), p.v.get(), p.layout, "paged/" + std::to_string(bs));
+  }
+  return worst;
+}
+
+double CheckPrefill(ProbeContext& ctx, int batch, int tokens, int q_heads, int kv_heads,
+                    std::mt19937_64& rng) {
+  const size_t kv = static_cast<size_t>(batch) * tokens * kv_heads * kHeadDim;
+  const auto q = RandomBf16Values(static_cast<size_t>(batch) * tokens * q_heads * kHeadDim, rng, 1.f);
+  const auto k = RandomBf16Values(kv, rng, 1.f);
+  const auto v = RandomBf16Values(kv, rng, 1.f);
+  const std::vector<double> want =
+      PrefillAttentionReference({batch, q_heads, kv_heads, kHeadDim}, tokens, q, k, v);
+  auto dq = ToDevice(q), dk = ToDevice(k), dv = ToDevice(v);
+  DeviceBuffer<bf16> out(q.size());
+  PrefillArgs a;
+  a.q = dq.get();
+  a.out = out.get();
+  a.batch = batch;
+  a.tokens = tokens;
+  a.q_heads = q_heads;
+  a.kv_heads = kv_heads;
+  double worst = 0;
+  auto run = [&](const bf16* kp, const bf16* vp, const KvLayout& layout, const std::string& what) {
+    a.k = kp;
+    a.v = vp;
+    a.layout = layout;
+    CUDA_CHECK(cudaMemset(out.get(), 0, out.bytes()));
+    LaunchPrefillAttention(a, ctx.stream);
+    CUDA_CHECK(cudaStreamSynchronize(ctx.stream));
+    const double err = MaxRelativeError(ToHost(out), want);
+    ctx.log("verify prefill " + what + " tokens " + std::to_string(tokens) +
+            ": max relative error " + Num(err, 3));
+    if (!(err < 2e-2)) throw std::runtime_error("prefill attention (" + what + ") is wrong: error " + Num(err, 3));
+    worst = std::max(worst, err);
+  };
+  KvLayout contiguous;
+  contiguous.max_context = tokens;
+  run(dk.get(), dv.get(), contiguous, "contiguous");
+  for (int bs : kBlockSizes) {
+    PagedKv p = MakePaged(k, v, batch, tokens, kv_heads, bs, rng);
+    run(p.k.get(), p.v.get(), p.layout, "paged/" + std::to_string(bs));
+  }
+  return worst;
+}
+
+}  // namespace
+
+double VerifyAttention(ProbeContext& ctx) {
+  std::random_device seed_source;  // fresh inputs on every run
+  std::mt19937_64 rng((static_cast<uint64_t>(seed_source()) << 32) ^ seed_source());
+  double worst = 0;
+  worst = std::max(worst, CheckDecode(ctx, 3, 32, 8, 700, rng));    // split context
+  worst = std::max(worst, CheckDecode(ctx, 40, 32, 8, 300, rng));   // one block per head
+  worst = std::max(worst, CheckDecode(ctx, 5, 8, 8, 257, rng));     // multi-head attention
+  worst = std::max(worst, CheckDecode(ctx, 4, 64, 8, 129, rng));    // 8 queries per KV head
+  worst = std::max(worst, CheckPrefill(ctx, 2, 200, 8, 2, rng));
+  worst = std::max(worst, CheckPrefill(ctx, 1, 64, 4, 4, rng));
+  return worst;
+}
+
+void ProbeAttention(ProbeContext& ctx) {
+  const bool quick = ctx.options.quick;
+  const int q_heads = 32, kv_heads = 8;  // Llama-3-8B's attention shape
+  const size_t row = static_cast<size_t>(kv_heads) * kHeadDim;
+  const size_t max_tokens = quick ? (size_t{1} << 17) : (size_t{1} << 20);
+  DeviceBuffer<bf16> k(max_tokens * row), v(max_tokens * row);
+  FillRandomBf16(k.get(), k.size(), 21, 1.f, ctx.stream);
+  FillRandomBf16(v.get(), v.size(), 22, 1.f, ctx.stream);
+  std::mt19937_64 rng(7);
+
+  // Decode grid.
+  auto& decode = ctx.profile.AddTable(
+      "decode_attention", {"layout", "block_tokens", "batch", "context_tokens", "q_heads",
+                           "kv_heads", "head_dim", "time_us", "kv_gbps"});
+  const std::vector<int> batches = quick ? std::vector<int>{1, 16, 64}
+                                         : std::vector<int>{1, 4, 16, 64, 128, 256};
+  const std::vector<int> contexts = quick ? std::vector<int>{512, 2048}
+                                          : std::vector<int>{256, 1024, 4096, 16384};
+  for (int batch : batches) {
+    for (int context : contexts) {
+      if (static_cast<size_t>(batch) * context > max_tokens) continue;
+      DeviceBuffer<bf16> q(static_cast<size_t>(batch) * q_heads * kHeadDim), out(q.size());
+      FillRandomBf16(q.get(), q.size(), 23, 1.f, ctx.stream);
+      DeviceBuffer<float> ws(DecodeWorkspaceFloats(batch, q_heads, context, kv_heads, ctx.sm_count));
+      auto lens = IntsToDevice(std::vector<int>(batch, context));
+      DecodeArgs a;
+      a.q = q.get();
+      a.k = k.get();
+      a.v = v.get();
+      a.out = out.get();
+      a.context_lens = lens.get();
+      a.workspace = ws.get();
+      a.batch = batch;
+      a.q_heads = q_heads;
+      a.kv_heads = kv_heads;
+      a.max_len = context;
+      a.sm_count = ctx.sm_count;
+      const double kv_bytes = 2.0 * batch * context * row * sizeof(bf16);
+      const bool largest = static_cast<size_t>(batch) * context == max_tokens;
+      for (int bs : {0, 16, 32, 128, 256}) {
+        DeviceBuffer<int> table;
+        if (bs == 0) {
+          a.layout = KvLayout{};
+          a.layout.max_context = context;
+        } else {
+          // Blocks of the shared pool in shuffled order.
+          const int max_blocks = (context + bs - 1) / bs;
+          std::vector<int> order(static_cast<size_t>(batch) * max_blocks);
+          std::iota(order.begin(), order.end(), 0);
+          std::shuffle(order.begin(), order.end(), rng);
+          table = IntsToDevice(order);
+          a.layout = KvLayout{table.get(), bs, max_blocks, 0};
+        }
+        auto launch = [&] { LaunchDecodeAttention(a, ctx.stream); };
+        const double trial = TimeUs(ctx.stream, 2, 3, launch);
+        const double us = TimeUs(ctx.stream, 2, RepsFor(trial, quick ? 2000 : 20000, 5, 500), launch);
+        const double gbps = kv_bytes / (us * 1e-6) / 1e9;
+        decode.Row({bs == 0 ? "contiguous" : "paged", Num(bs), Num(batch), Num(context),
+                    Num(q_heads), Num(kv_heads), Num(kHeadDim), Num(us, 5), Num(gbps, 4)});
+        if (largest && (bs == 0 || bs == 16)) {
+          std::string pct = ctx.copy_gbps > 0 ? ", " + Num(100 * gbps / ctx.copy_gbps, 3) + "% of copy" : "";
+          ctx.headlines.emplace_back("decode " + std::string(bs == 0 ? "contiguous" : "paged/16") +
+                                         ", batch " + std::to_string(batch) + " x " +
+                                         std::to_string(context),
+                                     Num(gbps, 4) + " GB/s" + pct);
+        }
+      }
+      ctx.clock.Sample();
+    }
+    ctx.log("attention: decode batch " + std::to_string(batch) + " done");
+  }
+
+  // Prefill grid (batch 1).
+  auto& prefill = ctx.profile.AddTable(
+      "prefill_attention", {"layout", "block_tokens", "batch", "tokens", "q_heads", "kv_heads",
+                            "head_dim", "time_us", "tflops"});
+  const std::vector<int> lengths = quick ? std::vector<int>{512, 2048}
+                                         : std::vector<int>{512, 1024, 2048, 4096, 8192, 16384};
+  for (int tokens : lengths) {
+    DeviceBuffer<bf16> q(static_cast<size_t>(tokens) * q_heads * kHeadDim), out(q.size());
+    FillRandomBf16(q.get(), q.size(), 24, 1.f, ctx.stream);
+    PrefillArgs a;
+    a.q = q.get();
+    a.k = k.get();
+    a.v = v.get();
+    a.out = out.get();
+    a.batch = 1;
+    a.tokens = tokens;
+    a.q_heads = q_heads;
+    a.kv_heads = kv_heads;
+    const double flops = 4.0 * q_heads * kHeadDim * tokens * (tokens + 1.0) / 2.0;
+    for (int bs : {0, 16, 32, 128, 256}) {
+      DeviceBuffer<int> table;
+      if (bs == 0) {
+        a.layout = KvLayout{};
+        a.layout.max_context = tokens;
+      } else {
+        const int max_blocks = (tokens + bs - 1) / bs;
+        std::vector<int> order(max_blocks);
+        std::iota(order.begin(), order.end(), 0);
+        std::shuffle(order.begin(), order.end(), rng);
+        table = IntsToDevice(order);
+        a.layout = KvLayout{table.get(), bs, max_blocks, 0};
+      }
+      auto launch = [&] { LaunchPrefillAttention(a, ctx.stream); };
+      const double trial = TimeUs(ctx.stream, 1, 2, launch);
+      const double us = TimeUs(ctx.stream, 1, RepsFor(trial, quick ? 2000 : 20000, 3, 200), launch);
+      const double tflops = flops / (us * 1e-6) / 1e12;
+      prefill.Row({bs == 0 ? "contiguous" : "paged", Num(bs), "1", Num(tokens), Num(q_heads),
+                   Num(kv_heads), Num(kHeadDim), Num(us, 5), Num(tflops, 4)});
+      if (tokens == lengths.back() && (bs == 0 || bs == 16)) {
+        ctx.headlines.emplace_back("prefill " + std::string(bs == 0 ? "contiguous" : "paged/16") +
+                                       ", " + std::to_string(tokens) + " tokens",
+                                   Num(tflops, 4) + " TFLOP/s");
+      }
+    }
+    ctx.clock.Sample();
+  }
+}
+
+}  // namespace kvprobe

@@ -1,0 +1,92 @@
+// Shared kvprobe helpers.
+#include <algorithm>
+#include <chrono>
+
+#include "tools/kvprobe/cuda/common.cuh"
+
+#ifdef KVPROBE_HAVE_NVML
+#include <nvml.h>
+#endif
+
+namespace kvprobe {
+namespace {
+
+__global__ void FillKernel(__nv_bfloat16* data, size_t count, uint64_t seed, float scale) {
+  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < count;
+       i += static_cast<size_t>(gridDim.x) * blockDim.x) {
+    uint64_t x = (i + 1) * 0x9e3779b97f4a7c15ULL ^ seed * 0xd1b54a32d192ed03ULL;
+    x ^= x >> 31;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 29;
+    const float u = static_cast<float>(x >> 40) * (1.0f / 16777216.0f);  // [0, 1)
+    data[i] = __float2bfloat16((2.f * u - 1.f) * scale);
+  }
+}
+
+}  // namespace
+
+void FillRandomBf16(__nv_bfloat16* data, size_t count, uint64_t seed, float scale,
+                    cudaStream_t stream) {
+  if (count == 0) return;
+  FillKernel<<<1024, 256, 0, stream>>>(data, count, seed, scale);
+  CUDA_CHECK(cudaGetLastError());
+}
+
+double TimeUs(cudaStream_t stream, int warmup, int reps, const std::function<void()>& launch) {
+  for (int i = 0; i < warmup; ++i) launch();
+  cudaEvent_t start, stop;
+  CUDA_CHECK(cudaEventCreate(&start));
+  CUDA_CHECK(cudaEventCreate(&stop));
+  CUDA_CHECK(cudaEventRecord(start, stream));
+  for (int i = 0; i < reps; ++i) launch();
+  CUDA_CHECK(cudaEventRecord(stop, stream));
+  CUDA_CHECK(cudaEventSynchronize(stop));
+  float ms = 0;
+  CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
+  CUDA_CHECK(cudaEventDestroy(start));
+  CUDA_CHECK(cudaEventDestroy(stop));
+  return 1000.0 * ms / reps;
+}
+
+int RepsFor(double trial_us, double target_us, int min_reps, int max_reps) {
+  if (trial_us <= 0) return max_reps;
+  const double reps = target_us / trial_us;
+  if (reps < min_reps) return min_reps;
+  if (reps > max_reps) return max_reps;
+  return static_cast<int>(reps);
+}
+
+double NowUs() {
+  return std::chrono::duration<double, std::micro>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+SmClock::SmClock(int device) {
+#ifdef KVPROBE_HAVE_NVML
+  nvmlDevice_t dev;
+  nvml_ = nvmlInit_v2() == NVML_SUCCESS &&
+          nvmlDeviceGetHandleByIndex_v2(static_cast<unsigned>(device), &dev) == NVML_SUCCESS;
+  if (nvml_) nvml_device_ = dev;
+#else
+  (void)device;
+#endif
+}
+
+SmClock::~SmClock() {
+#ifdef KVPROBE_HAVE_NVML
+  if (nvml_) nvmlShutdown();
+#endif
+}
+
+void SmClock::Sample() {
+#ifdef KVPROBE_HAVE_NVML
+  unsigned int mhz = 0;
+  if (nvml_ && nvmlDeviceGetClockInfo(static_cast<nvmlDevice_t>(nvml_device_), NVML_CLOCK_SM,
+                                      &mhz) == NVML_SUCCESS) {
+    max_mhz_ = std::max(max_mhz_, static_cast<int>(mhz));
+  }
+#endif
+}
+
+}  // namespace kvprobe

@@ -1,0 +1,98 @@
+// Shared pieces of the kvprobe measurements: device buffers, random bf16 data,
+// event timing, and the context every probe receives.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <fstream>
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "tools/kvprobe/cuda/check.h"
+#include "tools/kvprobe/host/args.h"
+#include "tools/kvprobe/host/profile_writer.h"
+
+namespace kvprobe {
+
+// An owning device allocation (cudaMalloc), freed on destruction.
+template <typename T>
+class DeviceBuffer {
+ public:
+  DeviceBuffer() = default;
+  explicit DeviceBuffer(size_t count) : count_(count) {
+    if (count) CUDA_CHECK(cudaMalloc(&ptr_, count * sizeof(T)));
+  }
+  ~DeviceBuffer() {
+    if (ptr_) cudaFree(ptr_);
+  }
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  DeviceBuffer(DeviceBuffer&& o) noexcept : ptr_(o.ptr_), count_(o.count_) {
+    o.ptr_ = nullptr;
+    o.count_ = 0;
+  }
+  DeviceBuffer& operator=(DeviceBuffer&& o) noexcept {
+    std::swap(ptr_, o.ptr_);
+    std::swap(count_, o.count_);
+    return *this;
+  }
+  T* get() const { return ptr_; }
+  size_t size() const { return count_; }
+  size_t bytes() const { return count_ * sizeof(T); }
+
+ private:
+  T* ptr_ = nullptr;
+  size_t count_ = 0;
+};
+
+// Fills `data` with uniform bf16 values in [-scale, scale) from a counter-based hash
+// of (seed, index): deterministic for a seed, different across seeds.
+void FillRandomBf16(__nv_bfloat16* data, size_t count, uint64_t seed, float scale,
+                    cudaStream_t stream);
+
+// Mean time in microseconds of `launch` enqueued `reps` times on `stream`, after
+// `warmup` untimed launches, measured with CUDA events.
+double TimeUs(cudaStream_t stream, int warmup, int reps, const std::function<void()>& launch);
+
+// Picks repetitions so that the timed loop lasts about `target_us` given one
+// trial's time; at least `min_reps`, at most `max_reps`.
+int RepsFor(double trial_us, double target_us, int min_reps, int max_reps);
+
+// Samples the SM clock through NVML and keeps the highest value seen (0 without NVML).
+class SmClock {
+ public:
+  explicit SmClock(int device);
+  ~SmClock();
+  void Sample();
+  int max_mhz() const { return max_mhz_; }
+
+ private:
+  void* nvml_device_ = nullptr;
+  bool nvml_ = false;
+  int max_mhz_ = 0;
+};
+
+// What every probe gets: options, the device, the profile under construction, and a
+// directory for raw outputs.
+struct ProbeContext {
+  const ProbeOptions& options;
+  int device = 0;
+  int sm_count = 0;
+  cudaStream_t stream = nullptr;
+  ProfileWriter& profile;
+  std::string raw_dir;
+  std::function<void(const std::string&)> log;  // one progress line
+  SmClock& clock;
+  // Key figures for the summary printed at the end: (what, value with unit).
+  std::vector<std::pair<std::string, std::string>>& headlines;
+  double copy_gbps = 0;  // set by ProbeCopy, used to rate the decode kernel
+};
+
+// Wall-clock microseconds since an arbitrary epoch (steady clock).
+double NowUs();
+
+}  // namespace kvprobe

@@ -1,0 +1,139 @@
+// Linear layers: cuBLASLt bf16 GEMMs with the shapes of each model card's layers.
+#include <cublasLt.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <map>
+#include <set>
+#include <tuple>
+
+#include "tools/kvprobe/cuda/common.cuh"
+#include "tools/kvprobe/cuda/probes.h"
+#include "tools/kvprobe/host/model_card.h"
+
+namespace kvprobe {
+namespace {
+
+// Times C[m, n] = X[m, k] W[k, n] (row-major) as the column-major product
+// C^T[n, m] = W^T[n, k] X^T[k, m], with cuBLASLt's best heuristic algorithm.
+class GemmTimer {
+ public:
+  GemmTimer(cudaStream_t stream, size_t max_x, size_t max_w, size_t max_c)
+      : stream_(stream), x_(max_x), w_(max_w), c_(max_c), workspace_(kWorkspaceBytes) {
+    CUBLAS_CHECK(cublasLtCreate(&lt_));
+    FillRandomBf16(x_.get(), x_.size(), 11, 1.f, stream);
+    FillRandomBf16(w_.get(), w_.size(), 12, 0.05f, stream);
+  }
+  ~GemmTimer() { cublasLtDestroy(lt_); }
+
+  double TimeUs(int64_t m, int64_t n, int64_t k, bool quick) {
+    cublasLtMatmulDesc_t op;
+    CUBLAS_CHECK(cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    cublasLtMatrixLayout_t a, b, c;
+    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&a, CUDA_R_16BF, n, k, n));
+    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&b, CUDA_R_16BF, k, m, k));
+    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&c, CUDA_R_16BF, n, m, n));
+    cublasLtMatmulPreference_t pref;
+    CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+    size_t ws = kWorkspaceBytes;
+    CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(
+        pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws));
+    cublasLtMatmulHeuristicResult_t result = {};
+    int found = 0;
+    CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(lt_, op, a, b, c, c, pref, 1, &result, &found));
+    if (found == 0) throw std::runtime_error("cuBLASLt found no algorithm for a GEMM");
+    const float alpha = 1.f, beta = 0.f;
+    auto launch = [&] {
+      CUBLAS_CHECK(cublasLtMatmul(lt_, op, &alpha, w_.get(), a, x_.get(), b, &beta, c_.get(), c,
+                                  c_.get(), c, &result.algo, workspace_.get(), ws, stream_));
+    };
+    const double trial = kvprobe::TimeUs(stream_, 1, 1, launch);
+    const int reps = RepsFor(trial, quick ? 2000 : 20000, 3, 200);
+    const double us = kvprobe::TimeUs(stream_, 1, reps, launch);
+    cublasLtMatmulPreferenceDestroy(pref);
+    cublasLtMatrixLayoutDestroy(a);
+    cublasLtMatrixLayoutDestroy(b);
+    cublasLtMatrixLayoutDestroy(c);
+    cublasLtMatmulDescDestroy(op);
+    return us;
+  }
+
+ private:
+  static constexpr size_t kWorkspaceBytes = 64 << 20;
+  cudaStream_t stream_;
+  cublasLtHandle_t lt_ = nullptr;
+  DeviceBuffer<__nv_bfloat16> x_, w_, c_;
+  DeviceBuffer<unsigned char> workspace_;
+};
+
+std::vector<CardShapes> Cards(const ProbeOptions& o) {
+  std::vector<std::string> paths;
+  if (o.models.empty()) {
+    for (const auto& e : std::filesystem::directory_iterator(o.models_dir)) {
+      if (e.path().extension() == ".yaml") paths.push_back(e.path().string());
+    }
+    std::sort(paths.begin(), paths.end());
+  } else {
+    for (const std::string& m : o.models) paths.push_back(o.models_dir + "/" + m + ".yaml");
+  }
+  if (paths.empty()) throw std::runtime_error("gemm: no model cards in " + o.models_dir);
+  std::vector<CardShapes> cards;
+  for (const std::string& p : paths) cards.push_back(ReadModelCard(p));
+  return cards;
+}
+
+}  // namespace
+
+void ProbeGemm(ProbeContext& ctx) {
+  const std::vector<CardShapes> cards = Cards(ctx.options);
+  std::vector<int64_t> token_grid;
+  for (int64_t t = 1; t <= (ctx.options.quick ? 1024 : 16384); t *= (ctx.options.quick ? 4 : 2)) {
+    token_grid.push_back(t);
+  }
+  constexpr int64_t kMaxLmHeadTokens = 1024;  // logits are computed for sampled rows only
+  size_t max_x = 0, max_w = 0, max_c = 0;
+  for (const CardShapes& card : cards) {
+    for (int64_t tp : {1, 2, 4, 8}) {
+      if (!SplitsOver(card, tp)) continue;
+      for (const GemmShape& g : LayerGemms(card, tp)) {
+        const int64_t m = g.layer == "lm_head" ? std::min(token_grid.back(), kMaxLmHeadTokens)
+                                               : token_grid.back();
+        max_x = std::max<size_t>(max_x, m * g.k);
+        max_w = std::max<size_t>(max_w, g.n * g.k);
+        max_c = std::max<size_t>(max_c, m * g.n);
+      }
+    }
+  }
+  GemmTimer timer(ctx.stream, max_x, max_w, max_c);
+  std::map<std::tuple<int64_t, int64_t, int64_t>, double> cache;  // (m, n, k) -> us
+  double best_tflops = 0;
+  auto& table = ctx.profile.AddTable(
+      "gemm", {"model", "layer", "tensor_parallel", "tokens", "m", "n", "k", "time_us", "tflops"});
+  for (const CardShapes& card : cards) {
+    ctx.log("gemm: " + card.name);
+    for (int64_t tp : {1, 2, 4, 8}) {
+      if (!SplitsOver(card, tp)) continue;
+      for (const GemmShape& g : LayerGemms(card, tp)) {
+        for (int64_t tokens : token_grid) {
+          if (g.layer == "lm_head" && tokens > kMaxLmHeadTokens) continue;
+          const auto key = std::make_tuple(tokens, g.n, g.k);
+          auto it = cache.find(key);
+          if (it == cache.end()) {
+            it = cache.emplace(key, timer.TimeUs(tokens, g.n, g.k, ctx.options.quick)).first;
+            ctx.clock.Sample();
+          }
+          const double us = it->second;
+          const double tflops = 2.0 * tokens * g.n * g.k / (us * 1e-6) / 1e12;
+          best_tflops = std::max(best_tflops, tflops);
+          table.Row({card.name, g.layer, Num(tp), Num(tokens), Num(tokens), Num(g.n), Num(g.k),
+                     Num(us, 5), Num(tflops, 4)});
+        }
+      }
+    }
+  }
+  ctx.headlines.emplace_back("GEMM best (bf16, cuBLASLt), " + std::to_string(cache.size()) +
+                                 " shapes",
+                             Num(best_tflops, 4) + " TFLOP/s");
+}
+
+}  // namespace kvprobe

@@ -1,0 +1,40 @@
+// The kvprobe measurements. Each appends its table(s) to ctx.profile, may write raw
+// files under ctx.raw_dir, and throws std::runtime_error on any failed CUDA call.
+#pragma once
+
+#include <cstddef>
+
+#include "tools/kvprobe/cuda/common.cuh"
+
+namespace kvprobe {
+
+// Minimum VMM allocation granularity of the device, in bytes.
+size_t AllocationGranularity(int device);
+
+// [vmm]: create/map/set-access/unmap/release per handle size, pooled mapping,
+// cudaMalloc/cudaFree, address reservations up to 4 TiB.
+void ProbeVmm(ProbeContext& ctx);
+
+// [vmm_under_load]: decode kernels alone and while a host thread maps pages.
+void ProbeOverlap(ProbeContext& ctx);
+
+// [copy]: device-to-device copy bandwidth.
+void ProbeCopy(ProbeContext& ctx);
+
+// [gemm]: cuBLASLt bf16 GEMMs of every model card's layers at TP 1/2/4/8.
+void ProbeGemm(ProbeContext& ctx);
+
+// Checks the attention kernels against the float64 reference on fresh random
+// inputs; throws if any relative error exceeds the bf16 bound. Returns the worst error.
+double VerifyAttention(ProbeContext& ctx);
+
+// [decode_attention] and [prefill_attention] grids, contiguous and paged.
+void ProbeAttention(ProbeContext& ctx);
+
+// [allreduce]: NCCL all-reduce across the GPUs present (two or more).
+void ProbeAllReduce(ProbeContext& ctx);
+
+// [vattention]: the vAttention mechanism on a fixed decode schedule, overlap on/off.
+void ProbeVAttention(ProbeContext& ctx);
+
+}  // namespace kvprobe

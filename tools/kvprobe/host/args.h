@@ -1,0 +1,48 @@
+// kvprobe command line: what to measure and where to write the profile.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace kvprobe {
+
+// A bad command line. what() is a one-line message; the caller prints Usage().
+class ArgsError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// The measurement sections, in the order they run.
+inline const std::vector<std::string>& AllSections() {
+  static const std::vector<std::string> kSections = {"vmm",     "overlap",   "copy",
+                                                     "gemm",    "attention", "allreduce",
+                                                     "vattention"};
+  return kSections;
+}
+
+struct ProbeOptions {
+  std::string out_dir;             // --out DIR; empty: models/profiles/<gpu name>
+  std::string models_dir = "models/llm";  // --models DIR: model cards for the GEMM shapes
+  std::vector<std::string> models;  // --model NAME (repeatable); empty: every card in models_dir
+  std::vector<std::string> sections;  // --only a,b,...; empty: all of AllSections()
+  std::string gpu_name;            // --gpu-name NAME: profile folder name (default: device name)
+  int device = 0;                  // --device N
+  int vmm_samples = 1000;          // --vmm-samples N: calls timed per VMM measurement (>= 10)
+  bool quick = false;              // --quick: small grids and sample counts (smoke test)
+  bool help = false;               // --help
+
+  bool Runs(const std::string& section) const;
+};
+
+// Parses argv (argv[0] is the program). Throws ArgsError on an unknown flag, a
+// missing or malformed value, or an unknown section name.
+ProbeOptions ParseArgs(int argc, const char* const* argv);
+
+std::string Usage();
+
+// A device name as a folder name: runs of characters other than letters, digits,
+// '.', '_' and '-' become one '-' ("NVIDIA H100 80GB HBM3" -> "NVIDIA-H100-80GB-HBM3").
+std::string FolderName(const std::string& device_name);
+
+}  // namespace kvprobe

@@ -1,0 +1,80 @@
+// Minimal model-card reader for kvprobe.
+#include "tools/kvprobe/host/model_card.h"
+
+#include <algorithm>
+#include <charconv>
+#include <fstream>
+#include <map>
+
+namespace kvprobe {
+namespace {
+
+std::string Trim(const std::string& s) {
+  const size_t b = s.find_first_not_of(" \t\r");
+  if (b == std::string::npos) return "";
+  const size_t e = s.find_last_not_of(" \t\r");
+  return s.substr(b, e - b + 1);
+}
+
+}  // namespace
+
+CardShapes ReadModelCard(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw CardError(path + ": cannot open model card");
+  std::map<std::string, std::pair<std::string, int>> values;  // key -> (value, line)
+  std::string line;
+  for (int n = 1; std::getline(in, line); ++n) {
+    if (line.empty() || line[0] == '#' || line[0] == ' ' || line[0] == '\t') continue;
+    const size_t colon = line.find(':');
+    if (colon == std::string::npos) continue;
+    std::string value = Trim(line.substr(colon + 1));
+    const size_t hash = value.find(" #");
+    if (hash != std::string::npos) value = Trim(value.substr(0, hash));
+    values[Trim(line.substr(0, colon))] = {value, n};
+  }
+  CardShapes c;
+  auto text = [&](const char* key) -> const std::pair<std::string, int>& {
+    auto it = values.find(key);
+    if (it == values.end()) throw CardError(path + ": missing key '" + key + "'");
+    return it->second;
+  };
+  auto integer = [&](const char* key) {
+    const auto& [value, n] = text(key);
+    int64_t v = 0;
+    const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
+    if (ec != std::errc() || end != value.data() + value.size() || v <= 0) {
+      throw CardError(path + ":" + std::to_string(n) + ": key '" + key +
+                      "': expected a positive integer, got '" + value + "'");
+    }
+    return v;
+  };
+  c.name = text("name").first;
+  c.num_layers = integer("num_layers");
+  c.hidden_size = integer("hidden_size");
+  c.num_heads = integer("num_heads");
+  c.num_kv_heads = integer("num_kv_heads");
+  c.head_dim = integer("head_dim");
+  c.ffn_size = integer("ffn_size");
+  c.vocab_size = integer("vocab_size");
+  c.num_experts = integer("num_experts");
+  return c;
+}
+
+bool SplitsOver(const CardShapes& card, int64_t tp) {
+  return tp >= 1 && card.num_heads % tp == 0 && card.ffn_size % tp == 0 &&
+         card.vocab_size % tp == 0;
+}
+
+std::vector<GemmShape> LayerGemms(const CardShapes& c, int64_t tp) {
+  if (!SplitsOver(c, tp)) throw CardError(c.name + ": does not split over " + std::to_string(tp));
+  const int64_t kv_per_rank = std::max<int64_t>(1, c.num_kv_heads / tp);
+  return {
+      {"qkv", (c.num_heads / tp + 2 * kv_per_rank) * c.head_dim, c.hidden_size},
+      {"o", c.hidden_size, c.num_heads * c.head_dim / tp},
+      {"gate_up", 2 * c.ffn_size / tp, c.hidden_size},
+      {"down", c.hidden_size, c.ffn_size / tp},
+      {"lm_head", c.vocab_size / tp, c.hidden_size},
+  };
+}
+
+}  // namespace kvprobe

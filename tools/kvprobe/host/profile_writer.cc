@@ -1,0 +1,99 @@
+// ProfileWriter implementation.
+#include "tools/kvprobe/host/profile_writer.h"
+
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <stdexcept>
+
+namespace kvprobe {
+namespace {
+
+bool IsIdentifier(const std::string& s) {
+  if (s.empty()) return false;
+  for (char c : s) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::string Num(double value, int significant) {
+  if (!std::isfinite(value)) throw std::invalid_argument("profile numbers must be finite");
+  if (value == std::floor(value) && std::fabs(value) < 9007199254740992.0) {  // 2^53
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.0f", value);
+    return buf;
+  }
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "%.*g", significant, value);
+  return buf;
+}
+
+void ProfileWriter::Table::Row(const std::vector<std::string>& fields) {
+  if (fields.size() != columns_.size()) {
+    throw std::invalid_argument("table [" + name_ + "]: row has " + std::to_string(fields.size()) +
+                                " fields, header has " + std::to_string(columns_.size()));
+  }
+  for (const std::string& f : fields) {
+    if (f.empty() || f.find_first_of(",\"\n\r") != std::string::npos) {
+      throw std::invalid_argument("table [" + name_ + "]: bad field '" + f + "'");
+    }
+  }
+  rows_.push_back(fields);
+}
+
+void ProfileWriter::Meta(const std::string& key, const std::string& value) {
+  if (key.empty() || key.find_first_of(": \t\n") != std::string::npos ||
+      value.find_first_of("\n\r") != std::string::npos) {
+    throw std::invalid_argument("bad meta entry '" + key + "'");
+  }
+  for (auto& [k, v] : meta_) {
+    if (k == key) {
+      v = value;
+      return;
+    }
+  }
+  meta_.emplace_back(key, value);
+}
+
+ProfileWriter::Table& ProfileWriter::AddTable(const std::string& name,
+                                              const std::vector<std::string>& columns) {
+  if (!IsIdentifier(name) || name == "meta") throw std::invalid_argument("bad table name " + name);
+  for (const auto& t : tables_) {
+    if (t->name_ == name) throw std::invalid_argument("duplicate table " + name);
+  }
+  if (columns.empty()) throw std::invalid_argument("table " + name + " has no columns");
+  for (const std::string& c : columns) {
+    if (!IsIdentifier(c)) throw std::invalid_argument("bad column name '" + c + "'");
+  }
+  auto table = std::make_unique<Table>();
+  table->name_ = name;
+  table->columns_ = columns;
+  tables_.push_back(std::move(table));
+  return *tables_.back();
+}
+
+std::string ProfileWriter::Render() const {
+  std::string out = "# kvprobe profile (format: tools/kvprobe/PROFILE_FORMAT.md)\n[meta]\n";
+  for (const auto& [k, v] : meta_) out += k + ": " + v + "\n";
+  for (const auto& t : tables_) {
+    out += "\n[" + t->name_ + "]\n";
+    for (size_t i = 0; i < t->columns_.size(); ++i) out += (i ? "," : "") + t->columns_[i];
+    out += "\n";
+    for (const auto& row : t->rows_) {
+      for (size_t i = 0; i < row.size(); ++i) out += (i ? "," : "") + row[i];
+      out += "\n";
+    }
+  }
+  return out;
+}
+
+void ProfileWriter::WriteTo(const std::string& path) const {
+  std::ofstream out(path, std::ios::binary);
+  out << Render();
+  if (!out) throw std::runtime_error(path + ": cannot write profile");
+}
+
+}  // namespace kvprobe
