@@ -100,8 +100,10 @@ struct VmmLatencies {
 };
 
 // The p50 latencies of the [vmm] rows cuMemMap, cuMemSetAccess and cuMemUnmap at
-// handle_bytes == [meta] allocation_granularity_bytes. Throws InputError
-// "path:line: ..." when a row is missing, repeated or not positive.
+// handle_bytes == [meta] allocation_granularity_bytes; where the profile has the pooled
+// rows (map_set_access_pooled, unmap_pooled: the pattern vAttention uses), set_access
+// becomes pooled - map and unmap the pooled unmap. Throws InputError "path:line: ..."
+// when a required row is missing, or a row is repeated or not positive.
 VmmLatencies VmmLatencyFromProfile(const Profile& profile);
 
 }  // namespace kvsim

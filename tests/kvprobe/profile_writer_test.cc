@@ -233,3 +233,64 @@ TEST(ProfileWriterTest, WriteToAnUnwritablePathThrowsNamingIt) {
 
 }  // namespace
 }  // namespace kvprobe
+
+#include "sim/timing/profile.h"
+
+namespace kvprobe {
+namespace {
+
+TEST(ProfileWriterAndKvsimReader, WhatKvprobeWritesKvsimReadsBack) {
+  ProfileWriter w;
+  for (const auto& [key, value] :
+       std::vector<std::pair<std::string, std::string>>{{"format_version", "1"},
+                                                        {"kvprobe_version", "0.1.0"},
+                                                        {"gpu_name", "NVIDIA H100 80GB HBM3"},
+                                                        {"gpu_memory_bytes", "85017493504"},
+                                                        {"sm_count", "132"},
+                                                        {"sm_clock_mhz", "1980"},
+                                                        {"driver_version", "580.159.04"},
+                                                        {"cuda_driver_api_version", "13.0"},
+                                                        {"cuda_runtime_version", "13.0"},
+                                                        {"date_utc", "2026-11-26T08:00:00Z"},
+                                                        {"allocation_granularity_bytes", "2097152"},
+                                                        {"host", "vm"}}) {
+    w.Meta(key, value);
+  }
+  auto& vmm = w.AddTable(
+      "vmm", {"call", "handle_bytes", "samples", "p10_us", "p50_us", "p90_us", "p99_us"});
+  vmm.Row({"cuMemMap", Num(2097152), Num(1000), Num(0.5), Num(0.65), Num(0.9), Num(2.1)});
+  vmm.Row({"cuMemSetAccess", Num(2097152), Num(1000), Num(20), Num(22.16), Num(24), Num(60)});
+  vmm.Row({"cuMemUnmap", Num(2097152), Num(1000), Num(15), Num(16.14), Num(17), Num(30)});
+  w.AddTable("copy", {"bytes", "time_us", "gbps"}).Row({Num(1073741824), Num(713.73), Num(3009)});
+  w.AddTable("gemm",
+             {"model", "layer", "tensor_parallel", "tokens", "m", "n", "k", "time_us", "tflops"})
+      .Row({"Llama-3-8B", "qkv", "1", "64", "64", "6144", "4096", Num(23.268), Num(138.4)});
+  auto& decode =
+      w.AddTable("decode_attention", {"layout", "block_tokens", "batch", "context_tokens",
+                                      "q_heads", "kv_heads", "head_dim", "time_us", "kv_gbps"});
+  decode.Row({"contiguous", "0", "64", "4096", "32", "8", "128", Num(383.69), Num(2798)});
+  decode.Row({"paged", "16", "64", "4096", "32", "8", "128", Num(449.24), Num(2390)});
+  auto& prefill =
+      w.AddTable("prefill_attention", {"layout", "block_tokens", "batch", "tokens", "q_heads",
+                                       "kv_heads", "head_dim", "time_us", "tflops"});
+  prefill.Row({"contiguous", "0", "1", "2048", "32", "8", "128", Num(1036.4), Num(33.17)});
+  prefill.Row({"paged", "16", "1", "2048", "32", "8", "128", Num(1191.3), Num(28.86)});
+  const std::string path = ::testing::TempDir() + "/kvprobe_roundtrip_profile.txt";
+  w.WriteTo(path);
+
+  const kvsim::Profile p = kvsim::LoadProfile(path);
+  EXPECT_EQ(p.MetaText("gpu_name"), "NVIDIA H100 80GB HBM3");
+  EXPECT_EQ(p.MetaNumber("gpu_memory_bytes"), 85017493504.0);
+  EXPECT_EQ(p.Table("vmm").size(), 3u);
+  EXPECT_EQ(p.Table("vmm").Text(1, "call"), "cuMemSetAccess");
+  EXPECT_EQ(p.Table("vmm").Number(1, "p50_us"), 22.16);
+  EXPECT_EQ(p.Table("copy").Number(0, "gbps"), 3009);
+  EXPECT_EQ(p.Table("decode_attention").Text(1, "layout"), "paged");
+  EXPECT_EQ(p.Table("prefill_attention").Number(0, "time_us"), 1036.4);
+  const kvsim::VmmLatencies v = kvsim::VmmLatencyFromProfile(p);
+  EXPECT_EQ(v.set_access, kvsim::Nanos(22160));
+  std::remove(path.c_str());
+}
+
+}  // namespace
+}  // namespace kvprobe

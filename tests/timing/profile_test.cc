@@ -5,6 +5,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -189,10 +191,12 @@ TEST(Profile, AProfileKvprobeWroteIsRead) {
   EXPECT_EQ(p.Find("allreduce"), nullptr);
   EXPECT_EQ(p.Table("gemm").size(), 120u);  // 5 layers x 6 token counts x TP 1, 2, 4, 8
   EXPECT_EQ(p.Table("decode_attention").size(), 30u);
+  // cuMemMap 0.582 us; pooled map + set access 33.01 us, so set access counts
+  // 33.01 - 0.582 = 32.428 us; pooled unmap 20.47 us.
   const VmmLatencies v = VmmLatencyFromProfile(p);
   EXPECT_EQ(v.map, Nanos(582));
-  EXPECT_EQ(v.set_access, Nanos(19970));
-  EXPECT_EQ(v.unmap, Nanos(14020));
+  EXPECT_EQ(v.set_access, Nanos(32428));
+  EXPECT_EQ(v.unmap, Nanos(20470));
 }
 
 // ---- Every malformed case names file:line ----------------------------------
@@ -347,10 +351,31 @@ TEST(Profile, AnEmptyFileLacksTheMetaSectionAtLineOne) {
 
 // ---- VMM latencies -----------------------------------------------------------
 
-TEST(VmmLatencyFromProfile, TheFixtureGivesTheTwoMiBMedians) {
-  // Lines 21, 22, 23: cuMemMap 0.65 us, cuMemSetAccess 22.16 us, cuMemUnmap 16.14 us at
-  // 2 MiB; the 32 MiB rows (0.66, 21.73, 15.76 us) are a different handle size.
+TEST(VmmLatencyFromProfile, TheFixtureGivesThePooledTwoMiBMedians) {
+  // At 2 MiB: cuMemMap 0.65 us; pooled map + set access 23.55 us, so set access counts
+  // 23.55 - 0.65 = 22.90 us; pooled unmap 15.98 us. The 32 MiB rows (0.66, 21.73,
+  // 15.76 us) are a different handle size.
   const VmmLatencies v = VmmLatencyFromProfile(LoadProfile(kFixture));
+  EXPECT_EQ(v.map, Nanos(650));
+  EXPECT_EQ(v.set_access, Nanos(22900));
+  EXPECT_EQ(v.unmap, Nanos(15980));
+}
+
+TEST(VmmLatencyFromProfile, WithoutPooledRowsTheCallsTimedApartAreUsed) {
+  std::string text;
+  {
+    std::ifstream in(kFixture);
+    std::stringstream s;
+    s << in.rdbuf();
+    text = s.str();
+  }
+  for (const std::string row : {"map_set_access_pooled,", "unmap_pooled,"}) {
+    size_t at;
+    while ((at = text.find("\n" + row)) != std::string::npos) {
+      text.erase(at + 1, text.find('\n', at + 1) - at);
+    }
+  }
+  const VmmLatencies v = VmmLatencyFromProfile(ParseProfile(text, "p.txt"));
   EXPECT_EQ(v.map, Nanos(650));
   EXPECT_EQ(v.set_access, Nanos(22160));
   EXPECT_EQ(v.unmap, Nanos(16140));
@@ -392,6 +417,48 @@ TEST(VmmLatencyFromProfile, AZeroLatencyIsAnError) {
   } catch (const InputError& e) {
     EXPECT_THAT(e.what(), HasSubstr("p.txt:16: [vmm] cuMemMap p50_us must be positive"));
   }
+}
+
+}  // namespace
+}  // namespace kvsim
+
+namespace kvsim {
+namespace {
+
+constexpr const char* kCommittedH100 = KVSIM_SOURCE_DIR "/models/profiles/H100-SXM/profile.txt";
+
+// The p50 of a [vmm] call at 2 MiB, read straight from the table.
+double VmmP50Us(const Profile& p, const std::string& call) {
+  const ProfileTable& t = p.Table("vmm");
+  for (size_t r = 0; r < t.size(); ++r) {
+    if (t.Text(r, "call") == call && t.Number(r, "handle_bytes") == 2097152) {
+      return t.Number(r, "p50_us");
+    }
+  }
+  ADD_FAILURE() << "no " << call << " row";
+  return 0;
+}
+
+TEST(Profile, TheCommittedH100ProfileHasEveryMeasurementOfOneGpu) {
+  const Profile p = LoadProfile(kCommittedH100);
+  EXPECT_EQ(p.MetaText("gpu_name"), "NVIDIA H100 80GB HBM3");
+  EXPECT_EQ(p.MetaNumber("allocation_granularity_bytes"), 2097152);
+  for (const char* table : {"vmm", "vmm_under_load", "copy", "gemm", "decode_attention",
+                            "prefill_attention", "vattention"}) {
+    EXPECT_NE(p.Find(table), nullptr) << table;
+  }
+  EXPECT_EQ(p.Find("allreduce"), nullptr);  // one GPU
+  // 15 token counts (1..16384) for 4 layers and 11 (1..1024) for the LM head, at each
+  // TP that splits the card: 1, 2, 4, 8 for 11 cards, 1, 2, 4 for Qwen2.5-7B (28 heads).
+  EXPECT_EQ(p.Table("gemm").size(), (11u * 4 + 3) * (4 * 15 + 11));
+}
+
+TEST(Profile, TheCommittedH100ProfileGivesVAttentionThePooledMappingCosts) {
+  const Profile p = LoadProfile(kCommittedH100);
+  const VmmLatencies v = VmmLatencyFromProfile(p);
+  EXPECT_EQ(v.map, SecondsToNanos(VmmP50Us(p, "cuMemMap") * 1e-6));
+  EXPECT_EQ(v.set_access, SecondsToNanos(VmmP50Us(p, "map_set_access_pooled") * 1e-6) - v.map);
+  EXPECT_EQ(v.unmap, SecondsToNanos(VmmP50Us(p, "unmap_pooled") * 1e-6));
 }
 
 }  // namespace
