@@ -29,8 +29,8 @@ double NearestRank(const std::vector<double>& sorted, double q) {
   const auto n = static_cast<int64_t>(sorted.size());
   // The epsilon keeps q * n that should be whole (0.07 * 100 = 7.000000000000001)
   // from rounding up to the next rank.
-  const auto rank = std::clamp<int64_t>(
-      static_cast<int64_t>(std::ceil(q * static_cast<double>(n) - 1e-9)), 1, n);
+  const auto rank =
+      std::clamp<int64_t>(static_cast<int64_t>(std::ceil(q * static_cast<double>(n) - 1e-9)), 1, n);
   return sorted[static_cast<size_t>(rank - 1)];
 }
 

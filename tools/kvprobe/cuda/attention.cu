@@ -56,7 +56,7 @@ __device__ __forceinline__ void MergeState(float& m, float& l, float* acc, float
 }
 
 constexpr int kDecodeThreads = 128;
-constexpr int kLanesPerToken = 16;                           // 16 lanes x 8 elements
+constexpr int kLanesPerToken = 16;                               // 16 lanes x 8 elements
 constexpr int kTokensPerStep = kDecodeThreads / kLanesPerToken;  // 8 per block step
 constexpr int kDecodeWarps = kDecodeThreads / 32;
 #ifndef KVPROBE_DECODE_UNROLL
@@ -228,12 +228,12 @@ void LaunchDecodeG(const DecodeArgs& a, cudaStream_t stream) {
 
 namespace wmma = nvcuda::wmma;
 
-constexpr int kTile = 64;              // query rows per block and keys per tile
-constexpr int kPrefillWarps = 4;       // each owns 16 query rows
-constexpr int kLdBf = kHeadDim + 8;    // padded bf16 row (Q, K, V tiles)
-constexpr int kLdS = kTile + 4;        // padded float row of scores
-constexpr int kLdP = kTile + 8;        // padded bf16 row of probabilities
-constexpr int kLdO = kHeadDim + 4;     // padded float row of outputs
+constexpr int kTile = 64;            // query rows per block and keys per tile
+constexpr int kPrefillWarps = 4;     // each owns 16 query rows
+constexpr int kLdBf = kHeadDim + 8;  // padded bf16 row (Q, K, V tiles)
+constexpr int kLdS = kTile + 4;      // padded float row of scores
+constexpr int kLdP = kTile + 8;      // padded bf16 row of probabilities
+constexpr int kLdO = kHeadDim + 4;   // padded float row of outputs
 
 struct PrefillSmem {
   bf16 q[kTile * kLdBf];
@@ -369,8 +369,9 @@ __global__ void __launch_bounds__(kPrefillWarps * 32)
   if (row_global < a.tokens) {
     const float l = sm.l[warp][r];
     const float inv = l > 0.f ? 1.f / l : 0.f;
-    bf16* out = a.out + ((static_cast<size_t>(b) * a.tokens + row_global) * a.q_heads + h) *
-                            kHeadDim + half * 64;
+    bf16* out = a.out +
+                ((static_cast<size_t>(b) * a.tokens + row_global) * a.q_heads + h) * kHeadDim +
+                half * 64;
     const float* orow = o + r * kLdO + half * 64;
     for (int c = 0; c < 64; c += 2) {
       *reinterpret_cast<__nv_bfloat162*>(out + c) =
@@ -409,7 +410,8 @@ void LaunchDecodeAttention(const DecodeArgs& a, cudaStream_t stream) {
 void LaunchPrefillAttention(const PrefillArgs& a, cudaStream_t stream) {
   if (a.kv_heads < 1 || a.q_heads % a.kv_heads != 0) throw std::invalid_argument("bad heads");
   const int smem = static_cast<int>(sizeof(PrefillSmem));
-  CUDA_CHECK(cudaFuncSetAttribute(PrefillKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  CUDA_CHECK(
+      cudaFuncSetAttribute(PrefillKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
   const float scale_log2 = 1.4426950408889634f / std::sqrt(static_cast<float>(kHeadDim));
   PrefillKernel<<<dim3((a.tokens + kTile - 1) / kTile, a.q_heads, a.batch), kPrefillWarps * 32,
                   smem, stream>>>(a, scale_log2);

@@ -27,7 +27,7 @@ struct DecodeArgs {
   const __nv_bfloat16* v = nullptr;
   const int* context_lens = nullptr;  // device [batch], each >= 1
   __nv_bfloat16* out = nullptr;       // [batch][q_heads][128]
-  float* workspace = nullptr;  // split partials: DecodeWorkspaceFloats(...) floats
+  float* workspace = nullptr;         // split partials: DecodeWorkspaceFloats(...) floats
   KvLayout layout;
   int batch = 0, q_heads = 0, kv_heads = 0;
   int max_len = 0;  // longest context in the batch (for the split plan)

@@ -43,8 +43,8 @@ std::vector<float> ToHost(const DeviceBuffer<bf16>& d) {
 
 DeviceBuffer<int> IntsToDevice(const std::vector<int>& values) {
   DeviceBuffer<int> d(values.size());
-  CUDA_CHECK(cudaMemcpy(d.get(), values.data(), values.size() * sizeof(int),
-                        cudaMemcpyHostToDevice));
+  CUDA_CHECK(
+      cudaMemcpy(d.get(), values.data(), values.size() * sizeof(int), cudaMemcpyHostToDevice));
   return d;
 }
 
@@ -97,7 +97,8 @@ double CheckDecode(ProbeContext& ctx, int batch, int q_heads, int kv_heads, int 
   auto dq = ToDevice(q), dk = ToDevice(k), dv = ToDevice(v);
   auto dlens = IntsToDevice(lens);
   DeviceBuffer<bf16> out(q.size());
-  DeviceBuffer<float> ws(DecodeWorkspaceFloats(batch, q_heads, max_context, kv_heads, ctx.sm_count));
+  DeviceBuffer<float> ws(
+      DecodeWorkspaceFloats(batch, q_heads, max_context, kv_heads, ctx.sm_count));
   DecodeArgs a;
   a.q = dq.get();
   a.context_lens = dlens.get();
@@ -121,7 +122,8 @@ double CheckDecode(ProbeContext& ctx, int batch, int q_heads, int kv_heads, int 
     ctx.log("verify decode " + what + " batch " + std::to_string(batch) + " heads " +
             std::to_string(q_heads) + "/" + std::to_string(kv_heads) + ": max relative error " +
             Num(err, 3));
-    if (!(err < 1e-2)) throw std::runtime_error("decode attention (" + what + ") is wrong: error " + Num(err, 3));
+    if (!(err < 1e-2))
+      throw std::runtime_error("decode attention (" + what + ") is wrong: error " + Num(err, 3));
     worst = std::max(worst, err);
   };
   KvLayout contiguous;
@@ -137,7 +139,8 @@ double CheckDecode(ProbeContext& ctx, int batch, int q_heads, int kv_heads, int 
 double CheckPrefill(ProbeContext& ctx, int batch, int tokens, int q_heads, int kv_heads,
                     std::mt19937_64& rng) {
   const size_t kv = static_cast<size_t>(batch) * tokens * kv_heads * kHeadDim;
-  const auto q = RandomBf16Values(static_cast<size_t>(batch) * tokens * q_heads * kHeadDim, rng, 1.f);
+  const auto q =
+      RandomBf16Values(static_cast<size_t>(batch) * tokens * q_heads * kHeadDim, rng, 1.f);
   const auto k = RandomBf16Values(kv, rng, 1.f);
   const auto v = RandomBf16Values(kv, rng, 1.f);
   const std::vector<double> want =
@@ -162,7 +165,8 @@ double CheckPrefill(ProbeContext& ctx, int batch, int tokens, int q_heads, int k
     const double err = MaxRelativeError(ToHost(out), want);
     ctx.log("verify prefill " + what + " tokens " + std::to_string(tokens) +
             ": max relative error " + Num(err, 3));
-    if (!(err < 2e-2)) throw std::runtime_error("prefill attention (" + what + ") is wrong: error " + Num(err, 3));
+    if (!(err < 2e-2))
+      throw std::runtime_error("prefill attention (" + what + ") is wrong: error " + Num(err, 3));
     worst = std::max(worst, err);
   };
   KvLayout contiguous;
@@ -181,10 +185,10 @@ double VerifyAttention(ProbeContext& ctx) {
   std::random_device seed_source;  // fresh inputs on every run
   std::mt19937_64 rng((static_cast<uint64_t>(seed_source()) << 32) ^ seed_source());
   double worst = 0;
-  worst = std::max(worst, CheckDecode(ctx, 3, 32, 8, 700, rng));    // split context
-  worst = std::max(worst, CheckDecode(ctx, 40, 32, 8, 300, rng));   // one block per head
-  worst = std::max(worst, CheckDecode(ctx, 5, 8, 8, 257, rng));     // multi-head attention
-  worst = std::max(worst, CheckDecode(ctx, 4, 64, 8, 129, rng));    // 8 queries per KV head
+  worst = std::max(worst, CheckDecode(ctx, 3, 32, 8, 700, rng));   // split context
+  worst = std::max(worst, CheckDecode(ctx, 40, 32, 8, 300, rng));  // one block per head
+  worst = std::max(worst, CheckDecode(ctx, 5, 8, 8, 257, rng));    // multi-head attention
+  worst = std::max(worst, CheckDecode(ctx, 4, 64, 8, 129, rng));   // 8 queries per KV head
   worst = std::max(worst, CheckPrefill(ctx, 2, 200, 8, 2, rng));
   worst = std::max(worst, CheckPrefill(ctx, 1, 64, 4, 4, rng));
   return worst;
@@ -204,16 +208,17 @@ void ProbeAttention(ProbeContext& ctx) {
   auto& decode = ctx.profile.AddTable(
       "decode_attention", {"layout", "block_tokens", "batch", "context_tokens", "q_heads",
                            "kv_heads", "head_dim", "time_us", "kv_gbps"});
-  const std::vector<int> batches = quick ? std::vector<int>{1, 16, 64}
-                                         : std::vector<int>{1, 4, 16, 64, 128, 256};
-  const std::vector<int> contexts = quick ? std::vector<int>{512, 2048}
-                                          : std::vector<int>{256, 1024, 4096, 16384};
+  const std::vector<int> batches =
+      quick ? std::vector<int>{1, 16, 64} : std::vector<int>{1, 4, 16, 64, 128, 256};
+  const std::vector<int> contexts =
+      quick ? std::vector<int>{512, 2048} : std::vector<int>{256, 1024, 4096, 16384};
   for (int batch : batches) {
     for (int context : contexts) {
       if (static_cast<size_t>(batch) * context > max_tokens) continue;
       DeviceBuffer<bf16> q(static_cast<size_t>(batch) * q_heads * kHeadDim), out(q.size());
       FillRandomBf16(q.get(), q.size(), 23, 1.f, ctx.stream);
-      DeviceBuffer<float> ws(DecodeWorkspaceFloats(batch, q_heads, context, kv_heads, ctx.sm_count));
+      DeviceBuffer<float> ws(
+          DecodeWorkspaceFloats(batch, q_heads, context, kv_heads, ctx.sm_count));
       auto lens = IntsToDevice(std::vector<int>(batch, context));
       DecodeArgs a;
       a.q = q.get();
@@ -245,12 +250,14 @@ void ProbeAttention(ProbeContext& ctx) {
         }
         auto launch = [&] { LaunchDecodeAttention(a, ctx.stream); };
         const double trial = TimeUs(ctx.stream, 2, 3, launch);
-        const double us = TimeUs(ctx.stream, 2, RepsFor(trial, quick ? 2000 : 20000, 5, 500), launch);
+        const double us =
+            TimeUs(ctx.stream, 2, RepsFor(trial, quick ? 2000 : 20000, 5, 500), launch);
         const double gbps = kv_bytes / (us * 1e-6) / 1e9;
         decode.Row({bs == 0 ? "contiguous" : "paged", Num(bs), Num(batch), Num(context),
                     Num(q_heads), Num(kv_heads), Num(kHeadDim), Num(us, 5), Num(gbps, 4)});
         if (largest && (bs == 0 || bs == 16)) {
-          std::string pct = ctx.copy_gbps > 0 ? ", " + Num(100 * gbps / ctx.copy_gbps, 3) + "% of copy" : "";
+          std::string pct =
+              ctx.copy_gbps > 0 ? ", " + Num(100 * gbps / ctx.copy_gbps, 3) + "% of copy" : "";
           ctx.headlines.emplace_back("decode " + std::string(bs == 0 ? "contiguous" : "paged/16") +
                                          ", batch " + std::to_string(batch) + " x " +
                                          std::to_string(context),
@@ -266,8 +273,8 @@ void ProbeAttention(ProbeContext& ctx) {
   auto& prefill = ctx.profile.AddTable(
       "prefill_attention", {"layout", "block_tokens", "batch", "tokens", "q_heads", "kv_heads",
                             "head_dim", "time_us", "tflops"});
-  const std::vector<int> lengths = quick ? std::vector<int>{512, 2048}
-                                         : std::vector<int>{512, 1024, 2048, 4096, 8192, 16384};
+  const std::vector<int> lengths =
+      quick ? std::vector<int>{512, 2048} : std::vector<int>{512, 1024, 2048, 4096, 8192, 16384};
   for (int tokens : lengths) {
     DeviceBuffer<bf16> q(static_cast<size_t>(tokens) * q_heads * kHeadDim), out(q.size());
     FillRandomBf16(q.get(), q.size(), 24, 1.f, ctx.stream);

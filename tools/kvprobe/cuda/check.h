@@ -25,26 +25,26 @@ inline const char* DriverErrorString(CUresult r) {
 
 }  // namespace kvprobe
 
-#define CUDA_CHECK(call)                                                                \
-  do {                                                                                  \
-    const cudaError_t kvprobe_err = (call);                                             \
-    if (kvprobe_err != cudaSuccess)                                                     \
+#define CUDA_CHECK(call)                                                                     \
+  do {                                                                                       \
+    const cudaError_t kvprobe_err = (call);                                                  \
+    if (kvprobe_err != cudaSuccess)                                                          \
       ::kvprobe::ThrowCudaError(cudaGetErrorString(kvprobe_err), #call, __FILE__, __LINE__); \
   } while (0)
 
-#define CU_CHECK(call)                                                                   \
-  do {                                                                                   \
-    const CUresult kvprobe_res = (call);                                                 \
-    if (kvprobe_res != CUDA_SUCCESS)                                                     \
+#define CU_CHECK(call)                                                                      \
+  do {                                                                                      \
+    const CUresult kvprobe_res = (call);                                                    \
+    if (kvprobe_res != CUDA_SUCCESS)                                                        \
       ::kvprobe::ThrowCudaError(::kvprobe::DriverErrorString(kvprobe_res), #call, __FILE__, \
-                                __LINE__);                                               \
+                                __LINE__);                                                  \
   } while (0)
 
-#define CUBLAS_CHECK(call)                                                              \
-  do {                                                                                  \
-    const cublasStatus_t kvprobe_st = (call);                                           \
-    if (kvprobe_st != CUBLAS_STATUS_SUCCESS)                                            \
-      ::kvprobe::ThrowCudaError(                                                        \
-          ("cuBLAS status " + std::to_string(static_cast<int>(kvprobe_st))).c_str(), #call,  \
-          __FILE__, __LINE__);                                                          \
+#define CUBLAS_CHECK(call)                                                                  \
+  do {                                                                                      \
+    const cublasStatus_t kvprobe_st = (call);                                               \
+    if (kvprobe_st != CUBLAS_STATUS_SUCCESS)                                                \
+      ::kvprobe::ThrowCudaError(                                                            \
+          ("cuBLAS status " + std::to_string(static_cast<int>(kvprobe_st))).c_str(), #call, \
+          __FILE__, __LINE__);                                                              \
   } while (0)

@@ -18,13 +18,15 @@ void ProbeCopy(ProbeContext& ctx) {
     DeviceBuffer<unsigned char> src(bytes), dst(bytes);
     CUDA_CHECK(cudaMemsetAsync(src.get(), 1, bytes, ctx.stream));
     const double us = TimeUs(ctx.stream, 2, ctx.options.quick ? 5 : 20, [&] {
-      CUDA_CHECK(cudaMemcpyAsync(dst.get(), src.get(), bytes, cudaMemcpyDeviceToDevice, ctx.stream));
+      CUDA_CHECK(
+          cudaMemcpyAsync(dst.get(), src.get(), bytes, cudaMemcpyDeviceToDevice, ctx.stream));
     });
     const double gbps = 2.0 * bytes / (us * 1e-6) / 1e9;
     table.Row({Num(static_cast<double>(bytes)), Num(us, 5), Num(gbps, 4)});
     ctx.copy_gbps = std::max(ctx.copy_gbps, gbps);
   }
-  ctx.headlines.emplace_back("device copy bandwidth (read + write)", Num(ctx.copy_gbps, 4) + " GB/s");
+  ctx.headlines.emplace_back("device copy bandwidth (read + write)",
+                             Num(ctx.copy_gbps, 4) + " GB/s");
 }
 
 void ProbeAllReduce(ProbeContext& ctx) {
@@ -42,7 +44,8 @@ void ProbeAllReduce(ProbeContext& ctx) {
   std::vector<int> devs(gpus);
   for (int i = 0; i < gpus; ++i) devs[i] = i;
   auto nccl = [](ncclResult_t r, const char* what) {
-    if (r != ncclSuccess) throw std::runtime_error(std::string(what) + ": " + ncclGetErrorString(r));
+    if (r != ncclSuccess)
+      throw std::runtime_error(std::string(what) + ": " + ncclGetErrorString(r));
   };
   nccl(ncclCommInitAll(comms.data(), gpus, devs.data()), "ncclCommInitAll");
   const size_t max_bytes = size_t{256} << 20;
@@ -54,13 +57,15 @@ void ProbeAllReduce(ProbeContext& ctx) {
     CUDA_CHECK(cudaMemset(bufs[i], 0, max_bytes));
     CUDA_CHECK(cudaStreamCreate(&streams[i]));
   }
-  auto& table = ctx.profile.AddTable("allreduce", {"gpus", "bytes", "time_us", "algbw_gbps", "busbw_gbps"});
+  auto& table =
+      ctx.profile.AddTable("allreduce", {"gpus", "bytes", "time_us", "algbw_gbps", "busbw_gbps"});
   for (size_t bytes = 64 << 10; bytes <= max_bytes; bytes *= 4) {
     auto run = [&] {
       nccl(ncclGroupStart(), "ncclGroupStart");
       for (int i = 0; i < gpus; ++i) {
-        nccl(ncclAllReduce(bufs[i], bufs[i], bytes / 2, ncclBfloat16, ncclSum, comms[i], streams[i]),
-             "ncclAllReduce");
+        nccl(
+            ncclAllReduce(bufs[i], bufs[i], bytes / 2, ncclBfloat16, ncclSum, comms[i], streams[i]),
+            "ncclAllReduce");
       }
       nccl(ncclGroupEnd(), "ncclGroupEnd");
     };

@@ -131,9 +131,9 @@ void ProbeGemm(ProbeContext& ctx) {
       }
     }
   }
-  ctx.headlines.emplace_back("GEMM best (bf16, cuBLASLt), " + std::to_string(cache.size()) +
-                                 " shapes",
-                             Num(best_tflops, 4) + " TFLOP/s");
+  ctx.headlines.emplace_back(
+      "GEMM best (bf16, cuBLASLt), " + std::to_string(cache.size()) + " shapes",
+      Num(best_tflops, 4) + " TFLOP/s");
 }
 
 }  // namespace kvprobe

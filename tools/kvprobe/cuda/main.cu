@@ -66,8 +66,9 @@ int Run(const ProbeOptions& o) {
   size_t free_bytes = 0, total_bytes = 0;
   CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
   const std::string out_dir =
-      o.out_dir.empty() ? "models/profiles/" + (o.gpu_name.empty() ? FolderName(prop.name) : o.gpu_name)
-                        : o.out_dir;
+      o.out_dir.empty()
+          ? "models/profiles/" + (o.gpu_name.empty() ? FolderName(prop.name) : o.gpu_name)
+          : o.out_dir;
   std::filesystem::create_directories(out_dir);
 
   ProfileWriter profile;
@@ -80,8 +81,8 @@ int Run(const ProbeOptions& o) {
     log_file << line << std::endl;
   };
   std::vector<std::pair<std::string, std::string>> headlines;
-  ProbeContext ctx{o,   o.device, prop.multiProcessorCount, stream, profile, out_dir, log, clock,
-                   headlines};
+  ProbeContext ctx{o,     o.device, prop.multiProcessorCount, stream, profile, out_dir, log,
+                   clock, headlines};
 
   int runtime_version = 0, driver_api = 0;
   CUDA_CHECK(cudaRuntimeGetVersion(&runtime_version));
@@ -122,7 +123,8 @@ int Run(const ProbeOptions& o) {
     probe(ctx);
     clock.Sample();
     log(name + ": done in " +
-        Num(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 3) + " s");
+        Num(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 3) +
+        " s");
   };
   timed("copy", ProbeCopy);
   timed("vmm", ProbeVmm);
@@ -132,8 +134,9 @@ int Run(const ProbeOptions& o) {
   timed("allreduce", ProbeAllReduce);
   timed("vattention", ProbeVAttention);
   profile.Meta("sm_clock_mhz", std::to_string(clock.max_mhz()));
-  profile.Meta("probe_seconds",
-               Num(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(), 4));
+  profile.Meta(
+      "probe_seconds",
+      Num(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(), 4));
   profile.WriteTo(out_dir + "/profile.txt");
   CUDA_CHECK(cudaStreamDestroy(stream));
 

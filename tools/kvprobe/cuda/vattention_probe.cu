@@ -27,8 +27,12 @@ struct Request {
 class VirtualKvCache {
  public:
   VirtualKvCache(int device, int layers, int slots, size_t slot_bytes, size_t page_bytes)
-      : buffers_(2 * layers), slots_(slots), slot_bytes_(slot_bytes), page_bytes_(page_bytes),
-        pages_per_slot_(static_cast<int>(slot_bytes / page_bytes)), mapped_(slots, 0) {
+      : buffers_(2 * layers),
+        slots_(slots),
+        slot_bytes_(slot_bytes),
+        page_bytes_(page_bytes),
+        pages_per_slot_(static_cast<int>(slot_bytes / page_bytes)),
+        mapped_(slots, 0) {
     access_.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
     access_.location.id = device;
     access_.flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE;
@@ -175,23 +179,23 @@ void ProbeVAttention(ProbeContext& ctx) {
   const size_t page_bytes = AllocationGranularity(ctx.device);
   const size_t token_bytes = static_cast<size_t>(kv_heads) * kHeadDim * sizeof(__nv_bfloat16);
   const int tokens_per_page = static_cast<int>(page_bytes / token_bytes);
-  const size_t slot_bytes =
-      (max_context * token_bytes + page_bytes - 1) / page_bytes * page_bytes;
+  const size_t slot_bytes = (max_context * token_bytes + page_bytes - 1) / page_bytes * page_bytes;
   auto pages_for = [&](int tokens) { return (tokens + tokens_per_page - 1) / tokens_per_page; };
 
   CUcontext cu_ctx;
   CU_CHECK(cuCtxGetCurrent(&cu_ctx));
   DeviceBuffer<__nv_bfloat16> q(static_cast<size_t>(slots) * q_heads * kHeadDim), out(q.size());
   FillRandomBf16(q.get(), q.size(), 31, 1.f, ctx.stream);
-  DeviceBuffer<float> ws(DecodeWorkspaceFloats(slots, q_heads, max_context, kv_heads, ctx.sm_count));
+  DeviceBuffer<float> ws(
+      DecodeWorkspaceFloats(slots, q_heads, max_context, kv_heads, ctx.sm_count));
   DeviceBuffer<int> lens_dev(slots);
   int* lens_host = nullptr;
   CUDA_CHECK(cudaMallocHost(&lens_host, slots * sizeof(int)));
 
   auto& table = ctx.profile.AddTable(
-      "vattention", {"overlap", "page_bytes", "batch", "iterations", "mean_iteration_us",
-                     "p50_iteration_us", "p99_iteration_us", "mean_exposed_map_us",
-                     "max_exposed_map_us", "map_calls"});
+      "vattention",
+      {"overlap", "page_bytes", "batch", "iterations", "mean_iteration_us", "p50_iteration_us",
+       "p99_iteration_us", "mean_exposed_map_us", "max_exposed_map_us", "map_calls"});
   std::ofstream raw(ctx.raw_dir + "/vattention_iterations.csv");
   raw << "overlap,iteration,iteration_us,exposed_map_us,map_calls\n";
 
@@ -295,8 +299,8 @@ void ProbeVAttention(ProbeContext& ctx) {
     const std::string line = "mean iteration " + Num(mean_iter, 5) + " us, exposed mapping mean " +
                              Num(mean_exp, 4) + " us, max " + Num(max_exp, 5) + " us";
     ctx.log(std::string("vattention: overlap ") + (overlap ? "on: " : "off: ") + line);
-    ctx.headlines.emplace_back(std::string("vAttention decode, overlap ") + (overlap ? "on" : "off"),
-                               line);
+    ctx.headlines.emplace_back(
+        std::string("vAttention decode, overlap ") + (overlap ? "on" : "off"), line);
   }
   CUDA_CHECK(cudaFreeHost(lens_host));
 }

@@ -43,9 +43,10 @@ double Timed(F&& f) {
 }
 
 void AddRows(ProfileWriter::Table& table, std::ofstream& raw, const Samples& s) {
-  table.Row({s.call, Num(static_cast<double>(s.handle_bytes)), Num(static_cast<double>(s.us.size())),
-             Num(Percentile(s.us, 0.10), 4), Num(Percentile(s.us, 0.50), 4),
-             Num(Percentile(s.us, 0.90), 4), Num(Percentile(s.us, 0.99), 4)});
+  table.Row({s.call, Num(static_cast<double>(s.handle_bytes)),
+             Num(static_cast<double>(s.us.size())), Num(Percentile(s.us, 0.10), 4),
+             Num(Percentile(s.us, 0.50), 4), Num(Percentile(s.us, 0.90), 4),
+             Num(Percentile(s.us, 0.99), 4)});
   for (double v : s.us) raw << s.call << ',' << s.handle_bytes << ',' << Num(v, 5) << '\n';
 }
 
@@ -112,8 +113,8 @@ void ProbeVmm(ProbeContext& ctx) {
       malloc_s.us.push_back(Timed([&] { CUDA_CHECK(cudaMalloc(&p, bytes)); }));
       free_s.us.push_back(Timed([&] { CUDA_CHECK(cudaFree(p)); }));
     }
-    for (const Samples* s : {&create, &map, &set, &unmap, &release, &pooled, &pooled_unmap,
-                             &malloc_s, &free_s}) {
+    for (const Samples* s :
+         {&create, &map, &set, &unmap, &release, &pooled, &pooled_unmap, &malloc_s, &free_s}) {
       AddRows(table, raw, *s);
     }
     if (mult == 1) {
@@ -260,9 +261,11 @@ void ProbeOverlap(ProbeContext& ctx) {
   table.Row({"map_set_access_under_load_p50_us", Num(Percentile(loaded, 0.5), 4)});
   table.Row({"map_set_access_under_load_p99_us", Num(Percentile(loaded, 0.99), 4)});
   table.Row({"map_calls_under_load", Num(static_cast<double>(loaded.size()))});
-  ctx.headlines.emplace_back("decode kernel with mapping thread / alone", Num(busy_us / alone_us, 4) + "x");
-  ctx.headlines.emplace_back("map + set access p50 idle / under load",
-                             Num(Percentile(idle, 0.5), 3) + " / " + Num(Percentile(loaded, 0.5), 3) + " us");
+  ctx.headlines.emplace_back("decode kernel with mapping thread / alone",
+                             Num(busy_us / alone_us, 4) + "x");
+  ctx.headlines.emplace_back(
+      "map + set access p50 idle / under load",
+      Num(Percentile(idle, 0.5), 3) + " / " + Num(Percentile(loaded, 0.5), 3) + " us");
 }
 
 }  // namespace kvprobe

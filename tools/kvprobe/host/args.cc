@@ -96,7 +96,8 @@ std::string FolderName(const std::string& device_name) {
   std::string out;
   bool gap = false;  // characters to replace seen since the last kept one
   for (char c : device_name) {
-    const bool keep = std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
+    const bool keep =
+        std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
     if (!keep) {
       gap = true;
       continue;

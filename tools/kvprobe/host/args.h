@@ -15,22 +15,21 @@ class ArgsError : public std::runtime_error {
 
 // The measurement sections, in the order they run.
 inline const std::vector<std::string>& AllSections() {
-  static const std::vector<std::string> kSections = {"vmm",     "overlap",   "copy",
-                                                     "gemm",    "attention", "allreduce",
-                                                     "vattention"};
+  static const std::vector<std::string> kSections = {"vmm",       "overlap",   "copy",      "gemm",
+                                                     "attention", "allreduce", "vattention"};
   return kSections;
 }
 
 struct ProbeOptions {
-  std::string out_dir;             // --out DIR; empty: models/profiles/<gpu name>
+  std::string out_dir;                    // --out DIR; empty: models/profiles/<gpu name>
   std::string models_dir = "models/llm";  // --models DIR: model cards for the GEMM shapes
-  std::vector<std::string> models;  // --model NAME (repeatable); empty: every card in models_dir
+  std::vector<std::string> models;    // --model NAME (repeatable); empty: every card in models_dir
   std::vector<std::string> sections;  // --only a,b,...; empty: all of AllSections()
-  std::string gpu_name;            // --gpu-name NAME: profile folder name (default: device name)
-  int device = 0;                  // --device N
-  int vmm_samples = 1000;          // --vmm-samples N: calls timed per VMM measurement (>= 10)
-  bool quick = false;              // --quick: small grids and sample counts (smoke test)
-  bool help = false;               // --help
+  std::string gpu_name;               // --gpu-name NAME: profile folder name (default: device name)
+  int device = 0;                     // --device N
+  int vmm_samples = 1000;             // --vmm-samples N: calls timed per VMM measurement (>= 10)
+  bool quick = false;                 // --quick: small grids and sample counts (smoke test)
+  bool help = false;                  // --help
 
   bool Runs(const std::string& section) const;
 };

@@ -79,8 +79,8 @@ std::vector<double> DecodeAttentionReference(const AttentionShape& s, int max_co
       const int kvh = h / group;
       std::vector<const float*> keys(n), values(n);
       for (int t = 0; t < n; ++t) {
-        const size_t off = ((static_cast<size_t>(b) * max_context + t) * s.kv_heads + kvh) *
-                           s.head_dim;
+        const size_t off =
+            ((static_cast<size_t>(b) * max_context + t) * s.kv_heads + kvh) * s.head_dim;
         keys[t] = &k[off];
         values[t] = &v[off];
       }
