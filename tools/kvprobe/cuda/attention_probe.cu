@@ -81,6 +81,37 @@ PagedKv MakePaged(const std::vector<float>& k, const std::vector<float>& v, int 
   return p;
 }
 
+// Runs `launch(k, v, layout)` over the contiguous rows and over a paged copy for
+// every block size, comparing `out` with `want` each time; throws when a relative
+// error reaches `tolerance`. Returns the worst error.
+template <typename Launch>
+double CheckEveryLayout(ProbeContext& ctx, const std::vector<float>& k, const std::vector<float>& v,
+                        int batch, int max_context, int kv_heads, std::mt19937_64& rng,
+                        DeviceBuffer<bf16>& out, const std::vector<double>& want, double tolerance,
+                        const std::string& label, Launch launch) {
+  double worst = 0;
+  auto run = [&](const bf16* kp, const bf16* vp, const KvLayout& layout, const std::string& what) {
+    CUDA_CHECK(cudaMemset(out.get(), 0, out.bytes()));
+    launch(kp, vp, layout);
+    CUDA_CHECK(cudaStreamSynchronize(ctx.stream));
+    const double err = MaxRelativeError(ToHost(out), want);
+    ctx.log("verify " + label + " " + what + ": max relative error " + Num(err, 3));
+    if (!(err < tolerance)) {
+      throw std::runtime_error(label + " (" + what + ") is wrong: error " + Num(err, 3));
+    }
+    worst = std::max(worst, err);
+  };
+  auto dk = ToDevice(k), dv = ToDevice(v);
+  KvLayout contiguous;
+  contiguous.max_context = max_context;
+  run(dk.get(), dv.get(), contiguous, "contiguous");
+  for (int bs : kBlockSizes) {
+    PagedKv p = MakePaged(k, v, batch, max_context, kv_heads, bs, rng);
+    run(p.k.get(), p.v.get(), p.layout, "paged/" + std::to_string(bs));
+  }
+  return worst;
+}
+
 double CheckDecode(ProbeContext& ctx, int batch, int q_heads, int kv_heads, int max_context,
                    std::mt19937_64& rng) {
   std::vector<int> lens(batch);
@@ -94,7 +125,7 @@ double CheckDecode(ProbeContext& ctx, int batch, int q_heads, int kv_heads, int 
   const std::vector<double> want =
       DecodeAttentionReference({batch, q_heads, kv_heads, kHeadDim}, max_context, lens, q, k, v);
 
-  auto dq = ToDevice(q), dk = ToDevice(k), dv = ToDevice(v);
+  auto dq = ToDevice(q);
   auto dlens = IntsToDevice(lens);
   DeviceBuffer<bf16> out(q.size());
   DeviceBuffer<float> ws(
@@ -109,31 +140,15 @@ double CheckDecode(ProbeContext& ctx, int batch, int q_heads, int kv_heads, int 
   a.kv_heads = kv_heads;
   a.max_len = max_context;
   a.sm_count = ctx.sm_count;
-
-  double worst = 0;
-  auto run = [&](const bf16* kp, const bf16* vp, const KvLayout& layout, const std::string& what) {
-    a.k = kp;
-    a.v = vp;
-    a.layout = layout;
-    CUDA_CHECK(cudaMemset(out.get(), 0, out.bytes()));
-    LaunchDecodeAttention(a, ctx.stream);
-    CUDA_CHECK(cudaStreamSynchronize(ctx.stream));
-    const double err = MaxRelativeError(ToHost(out), want);
-    ctx.log("verify decode " + what + " batch " + std::to_string(batch) + " heads " +
-            std::to_string(q_heads) + "/" + std::to_string(kv_heads) + ": max relative error " +
-            Num(err, 3));
-    if (!(err < 1e-2))
-      throw std::runtime_error("decode attention (" + what + ") is wrong: error " + Num(err, 3));
-    worst = std::max(worst, err);
-  };
-  KvLayout contiguous;
-  contiguous.max_context = max_context;
-  run(dk.get(), dv.get(), contiguous, "contiguous");
-  for (int bs : kBlockSizes) {
-    PagedKv p = MakePaged(k, v, batch, max_context, kv_heads, bs, rng);
-    run(p.k.get(), p.v.get(), p.layout, "paged/" + std::to_string(bs));
-  }
-  return worst;
+  const std::string label = "decode attention, batch " + std::to_string(batch) + ", heads " +
+                            std::to_string(q_heads) + "/" + std::to_string(kv_heads);
+  return CheckEveryLayout(ctx, k, v, batch, max_context, kv_heads, rng, out, want, 1e-2, label,
+                          [&](const bf16* kp, const bf16* vp, const KvLayout& layout) {
+                            a.k = kp;
+                            a.v = vp;
+                            a.layout = layout;
+                            LaunchDecodeAttention(a, ctx.stream);
+                          });
 }
 
 double CheckPrefill(ProbeContext& ctx, int batch, int tokens, int q_heads, int kv_heads,
@@ -145,7 +160,7 @@ double CheckPrefill(ProbeContext& ctx, int batch, int tokens, int q_heads, int k
   const auto v = RandomBf16Values(kv, rng, 1.f);
   const std::vector<double> want =
       PrefillAttentionReference({batch, q_heads, kv_heads, kHeadDim}, tokens, q, k, v);
-  auto dq = ToDevice(q), dk = ToDevice(k), dv = ToDevice(v);
+  auto dq = ToDevice(q);
   DeviceBuffer<bf16> out(q.size());
   PrefillArgs a;
   a.q = dq.get();
@@ -154,29 +169,14 @@ double CheckPrefill(ProbeContext& ctx, int batch, int tokens, int q_heads, int k
   a.tokens = tokens;
   a.q_heads = q_heads;
   a.kv_heads = kv_heads;
-  double worst = 0;
-  auto run = [&](const bf16* kp, const bf16* vp, const KvLayout& layout, const std::string& what) {
-    a.k = kp;
-    a.v = vp;
-    a.layout = layout;
-    CUDA_CHECK(cudaMemset(out.get(), 0, out.bytes()));
-    LaunchPrefillAttention(a, ctx.stream);
-    CUDA_CHECK(cudaStreamSynchronize(ctx.stream));
-    const double err = MaxRelativeError(ToHost(out), want);
-    ctx.log("verify prefill " + what + " tokens " + std::to_string(tokens) +
-            ": max relative error " + Num(err, 3));
-    if (!(err < 2e-2))
-      throw std::runtime_error("prefill attention (" + what + ") is wrong: error " + Num(err, 3));
-    worst = std::max(worst, err);
-  };
-  KvLayout contiguous;
-  contiguous.max_context = tokens;
-  run(dk.get(), dv.get(), contiguous, "contiguous");
-  for (int bs : kBlockSizes) {
-    PagedKv p = MakePaged(k, v, batch, tokens, kv_heads, bs, rng);
-    run(p.k.get(), p.v.get(), p.layout, "paged/" + std::to_string(bs));
-  }
-  return worst;
+  const std::string label = "prefill attention, " + std::to_string(tokens) + " tokens";
+  return CheckEveryLayout(ctx, k, v, batch, tokens, kv_heads, rng, out, want, 2e-2, label,
+                          [&](const bf16* kp, const bf16* vp, const KvLayout& layout) {
+                            a.k = kp;
+                            a.v = vp;
+                            a.layout = layout;
+                            LaunchPrefillAttention(a, ctx.stream);
+                          });
 }
 
 }  // namespace
