@@ -14,6 +14,7 @@
 #include "sim/config/yaml_tree.h"
 #include "sim/core/check.h"
 #include "sim/metrics/json_writer.h"
+#include "sim/planner/planner.h"
 #include "sim/simulator/builder.h"
 #include "sim/simulator/outputs.h"
 
@@ -132,6 +133,33 @@ int CompareCommand(const CommandOptions& o, std::ostream& out) {
                        c.deployment.replicas, first.gpu().name, c.deployment.tensor_parallel,
                        SchedulerTypeName(c.scheduler.type), jobs.front().summary.requests_total);
     out << FormatCompareTable(runs);
+    out << fmt::format("outputs written to {}/\n", dir);
+  }
+  return 0;
+}
+
+int PlanCommand(const CommandOptions& o, std::ostream& out) {
+  if (!o.overrides.empty()) {
+    throw InputError("kvsim plan: --set is not supported; put overrides under the plan's `set:`");
+  }
+  const PlanConfig plan = LoadPlan(o.config_path);
+  PlanOptions options;
+  options.jobs = o.jobs;
+  if (!o.quiet) options.log = [&out](const std::string& line) { out << line << std::endl; };
+  const PlanResult result = RunPlan(plan, options);
+  const std::string dir = DefaultOutDir(o, "-plan");
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec)
+    throw InputError(fmt::format("{}: cannot create output directory: {}", dir, ec.message()));
+  for (const auto& [name, text] : {std::pair<std::string, std::string>{"plan.csv", PlanCsv(result)},
+                                   {"plan.json", PlanJson(result, plan)}}) {
+    std::ofstream f(fs::path(dir) / name, std::ios::binary);
+    f << text;
+    if (!f) throw InputError(fmt::format("{}/{}: cannot write", dir, name));
+  }
+  if (!o.quiet) {
+    out << FormatPlan(result);
     out << fmt::format("outputs written to {}/\n", dir);
   }
   return 0;

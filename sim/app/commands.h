@@ -23,4 +23,9 @@ int RunCommand(const CommandOptions& options, std::ostream& out);
 // and DIR/compare.json and prints the side-by-side table.
 int CompareCommand(const CommandOptions& options, std::ostream& out);
 
+// kvsim plan: capacity planning and fleet sizing under SLOs (sim/planner/planner.h);
+// writes DIR/plan.csv and DIR/plan.json and prints the ranked table ending with the
+// recommendation. Returns the exit code.
+int PlanCommand(const CommandOptions& options, std::ostream& out);
+
 }  // namespace kvsim

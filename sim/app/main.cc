@@ -18,7 +18,9 @@ constexpr const char* kUsage =
     "commands:\n"
     "  run      simulate one scenario; writes summary.json, requests.csv, timeseries.csv\n"
     "  compare  simulate the scenario once per KV manager of its compare list and print\n"
-    "           them side by side; writes DIR/<label>/ and DIR/compare.json\n";
+    "           them side by side; writes DIR/<label>/ and DIR/compare.json\n"
+    "  plan     size a GPU fleet under latency SLOs (CONFIG is a plan file); writes\n"
+    "           DIR/plan.csv and DIR/plan.json\n";
 
 int Main(int argc, char** argv) {
   if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
@@ -26,7 +28,7 @@ int Main(int argc, char** argv) {
     return argc < 2 ? 2 : 0;
   }
   const std::string command = argv[1];
-  if (command != "run" && command != "compare") {
+  if (command != "run" && command != "compare" && command != "plan") {
     std::cerr << fmt::format("kvsim: unknown command '{}'\n{}", command, kUsage);
     return 2;
   }
@@ -39,8 +41,8 @@ int Main(int argc, char** argv) {
       "out,o", po::value<std::string>(&o.out_dir),
       "output directory (default: reports/runs/<config name>[-compare])")(
       "jobs,j", po::value<int>(&o.jobs)->default_value(0),
-      "compare: simulations run in parallel (0 = all cores)")("quiet,q", po::bool_switch(&o.quiet),
-                                                              "print nothing on success");
+      "compare, plan: simulations run in parallel (0 = all cores / the plan's jobs)")(
+      "quiet,q", po::bool_switch(&o.quiet), "print nothing on success");
   po::options_description hidden;
   hidden.add_options()("config", po::value<std::string>(&o.config_path));
   po::options_description all;
@@ -65,6 +67,7 @@ int Main(int argc, char** argv) {
     std::cerr << fmt::format("kvsim {}: missing CONFIG\n{}", command, kUsage);
     return 2;
   }
+  if (command == "plan") return kvsim::PlanCommand(o, std::cout);
   return command == "run" ? kvsim::RunCommand(o, std::cout) : kvsim::CompareCommand(o, std::cout);
 }
 

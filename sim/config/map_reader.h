@@ -1,0 +1,198 @@
+// MapReader: strict reading of one YAML mapping of a config document, shared by the
+// scenario and plan decoders. Every key read is remembered so Finish() can name the
+// first unknown key with its full path and line. Only config/ sees YAML.
+#pragma once
+
+#include <fmt/format.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <initializer_list>
+#include <map>
+#include <set>
+#include <string>
+#include <utility>
+
+#include "sim/config/yaml_tree.h"
+#include "sim/core/check.h"
+#include "sim/core/time.h"
+
+namespace kvsim {
+
+// What every reader of one document shares: its file and the key paths that
+// overrides set.
+struct DecodeContext {
+  const std::string& file;
+  const std::set<std::string>& overridden;
+};
+
+// Reads one YAML mapping, remembering which keys were read, so that Finish() can
+// name every key nobody asked for.
+class MapReader {
+ public:
+  MapReader(const YAML::Node& node, std::string path, const DecodeContext& ctx)
+      : node_(node), path_(std::move(path)), ctx_(ctx) {
+    if (node_.IsDefined() && !node_.IsNull() && !node_.IsMap()) {
+      throw InputError(Where(node_, path_) + ": expected a mapping");
+    }
+    if (IsMap()) {
+      std::map<std::string, int> lines;
+      for (const auto& kv : node_) {
+        const std::string key = kv.first.as<std::string>();
+        const int line = kv.first.Mark().line + 1;
+        if (!lines.emplace(key, line).second) {
+          throw InputError(Where(kv.first, KeyPath(key)) +
+                           fmt::format(": duplicate key (first at line {})", lines[key]));
+        }
+      }
+    }
+  }
+
+  bool IsMap() const { return node_.IsDefined() && node_.IsMap(); }
+
+  std::string KeyPath(const std::string& key) const {
+    return path_.empty() ? key : path_ + "." + key;
+  }
+
+  // "file:line: key.path" (line from the YAML node; overrides have none).
+  // "file:line: key.path", or "file: key.path (set by an override)" for values
+  // that --set or a compare entry put there (their nodes carry no file position).
+  std::string Where(const YAML::Node& node, const std::string& key_path) const {
+    for (std::string p = key_path;;) {  // the key and each enclosing map
+      if (ctx_.overridden.contains(p)) {
+        return fmt::format("{}: {} (set by an override)", ctx_.file, key_path);
+      }
+      const size_t dot = p.rfind('.');
+      if (dot == std::string::npos) break;
+      p.resize(dot);
+    }
+    const int line = node.IsDefined() ? node.Mark().line : -1;  // -1: no source position
+    if (line >= 0) return fmt::format("{}:{}: {}", ctx_.file, line + 1, key_path);
+    return fmt::format("{}: {}", ctx_.file, key_path);
+  }
+
+  [[noreturn]] void Fail(const std::string& key, const std::string& what) const {
+    throw InputError(Where(Value(key), KeyPath(key)) + ": " + what);
+  }
+
+  // The value under `key`, or an undefined node. Looks up through a const node:
+  // yaml-cpp's non-const operator[] would insert the key.
+  YAML::Node Value(const std::string& key) const {
+    if (!node_.IsDefined() || !node_.IsMap()) return YAML::Node(YAML::NodeType::Undefined);
+    const YAML::Node& map = node_;
+    return map[key];
+  }
+
+  bool Has(const std::string& key) {
+    known_.insert(key);
+    const YAML::Node v = Value(key);
+    return v.IsDefined() && !v.IsNull();
+  }
+
+  int64_t Int(const std::string& key, int64_t def, int64_t min_value) {
+    if (!Has(key)) return def;
+    int64_t v = 0;
+    try {
+      v = Value(key).as<int64_t>();
+    } catch (const YAML::Exception&) {
+      Fail(key, fmt::format("expected an integer, got '{}'", Scalar(key)));
+    }
+    if (v < min_value) Fail(key, fmt::format("must be >= {}, got {}", min_value, v));
+    return v;
+  }
+
+  double Double(const std::string& key, double def, double min_value, double max_value) {
+    if (!Has(key)) return def;
+    double v = 0;
+    try {
+      v = Value(key).as<double>();
+    } catch (const YAML::Exception&) {
+      Fail(key, fmt::format("expected a number, got '{}'", Scalar(key)));
+    }
+    if (!(v >= min_value && v <= max_value)) {
+      Fail(key, fmt::format("must be in [{}, {}], got {}", min_value, max_value, v));
+    }
+    return v;
+  }
+
+  bool Bool(const std::string& key, bool def) {
+    if (!Has(key)) return def;
+    try {
+      return Value(key).as<bool>();
+    } catch (const YAML::Exception&) {
+      Fail(key, fmt::format("expected true or false, got '{}'", Scalar(key)));
+    }
+  }
+
+  std::string String(const std::string& key, const std::string& def) {
+    if (!Has(key)) return def;
+    if (!Value(key).IsScalar()) Fail(key, "expected a string");
+    return Value(key).as<std::string>();
+  }
+
+  int64_t Bytes(const std::string& key, int64_t def) {
+    if (!Has(key)) return def;
+    if (!Value(key).IsScalar()) Fail(key, "expected a byte size");
+    const YAML::Node v = Value(key);
+    return ParseByteSize(v.as<std::string>(), Where(v, KeyPath(key)));
+  }
+
+  Nanos Seconds(const std::string& key, Nanos def) {
+    if (!Has(key)) return def;
+    return SecondsToNanos(Double(key, 0, 0, 1e6));
+  }
+
+  template <typename E>
+  E Enum(const std::string& key, E def, std::initializer_list<std::pair<const char*, E>> names) {
+    if (!Has(key)) return def;
+    const std::string s = String(key, "");
+    std::string valid;
+    for (const auto& [name, value] : names) {
+      if (s == name) return value;
+      valid += valid.empty() ? name : std::string(", ") + name;
+    }
+    Fail(key, fmt::format("unknown value '{}'; valid: {}", s, valid));
+  }
+
+  MapReader Child(const std::string& key) {
+    known_.insert(key);
+    return MapReader(Value(key), KeyPath(key), ctx_);
+  }
+
+  // Throws on the first key that was never read, listing the valid ones.
+  void Finish() const {
+    if (!IsMap()) return;
+    for (const auto& kv : node_) {
+      const std::string key = kv.first.as<std::string>();
+      if (known_.contains(key)) continue;
+      std::string valid;
+      for (const std::string& k : known_) valid += valid.empty() ? k : ", " + k;
+      throw InputError(Where(kv.first, KeyPath(key)) + ": unknown key; valid keys here: " + valid);
+    }
+  }
+
+  const YAML::Node& node() const { return node_; }
+  const DecodeContext& context() const { return ctx_; }
+
+ private:
+  std::string Scalar(const std::string& key) const {
+    const YAML::Node v = Value(key);
+    return v.IsScalar() ? v.Scalar() : "a non-scalar";
+  }
+
+  YAML::Node node_;
+  std::string path_;
+  const DecodeContext& ctx_;
+  std::set<std::string> known_;
+};
+
+// An absolute path for `path` given relative to `base_dir` (the config's directory).
+inline std::string Resolve(const std::string& base_dir, const std::string& path) {
+  if (path.empty() || std::filesystem::path(path).is_absolute()) return path;
+  return std::filesystem::absolute(std::filesystem::path(base_dir) / path)
+      .lexically_normal()
+      .string();
+}
+
+}  // namespace kvsim

@@ -1,0 +1,178 @@
+// Strict decoding of plan YAML into PlanConfig.
+#include "sim/config/plan_config.h"
+
+#include <fmt/format.h>
+#include <yaml-cpp/yaml.h>
+
+#include "sim/config/map_reader.h"
+#include "sim/core/check.h"
+
+namespace kvsim {
+namespace {
+
+void DecodePercentiles(MapReader r, PercentileSlo& p) {
+  for (const char* key : {"p50", "p90", "p99"}) {
+    if (!r.Has(key)) continue;
+    const double v = r.Double(key, 0, 1e-9, 1e9);
+    (std::string(key) == "p50" ? p.p50 : std::string(key) == "p90" ? p.p90 : p.p99) = v;
+  }
+  r.Finish();
+}
+
+void DecodeSlo(MapReader r, SloSpec& s) {
+  DecodePercentiles(r.Child("ttft_s"), s.ttft_s);
+  DecodePercentiles(r.Child("tbt_s"), s.tbt_s);
+  DecodePercentiles(r.Child("tpot_s"), s.tpot_s);
+  DecodePercentiles(r.Child("e2e_s"), s.e2e_s);
+  if (r.Has("attainment")) s.attainment = r.Double("attainment", 0, 1e-6, 1.0);
+  {
+    MapReader q = r.Child("request");
+    if (q.Has("ttft_s")) s.request_ttft_s = q.Double("ttft_s", 0, 1e-9, 1e9);
+    if (q.Has("tpot_s")) s.request_tpot_s = q.Double("tpot_s", 0, 1e-9, 1e9);
+    if (q.Has("e2e_s")) s.request_e2e_s = q.Double("e2e_s", 0, 1e-9, 1e9);
+    q.Finish();
+  }
+  s.stability = r.Bool("stability", s.stability);
+  s.stability_slack_s = r.Double("stability_slack_s", s.stability_slack_s, 0, 1e6);
+  r.Finish();
+  if (s.attainment && !s.request_ttft_s && !s.request_tpot_s && !s.request_e2e_s) {
+    r.Fail("attainment", "needs at least one per-request threshold under slo.request");
+  }
+}
+
+// A non-empty YAML list under `key`, each element handed to `each(node, path)`.
+template <typename Each>
+void ForEachListItem(MapReader& r, const std::string& key, Each each) {
+  if (!r.Has(key)) r.Fail(key, "required: a non-empty list");
+  const YAML::Node list = r.Value(key);
+  if (!list.IsSequence() || list.size() == 0) r.Fail(key, "expected a non-empty list");
+  for (size_t i = 0; i < list.size(); ++i) each(list[i], fmt::format("{}[{}]", r.KeyPath(key), i));
+}
+
+}  // namespace
+
+bool SloSpec::empty() const {
+  const auto none = [](const PercentileSlo& p) { return !p.p50 && !p.p90 && !p.p99; };
+  return none(ttft_s) && none(tbt_s) && none(tpot_s) && none(e2e_s) && !attainment && !stability;
+}
+
+std::string KvChoice::Label() const {
+  if (type == "paged") return block_tokens > 0 ? fmt::format("paged{}", block_tokens) : "paged";
+  if (type == "vattention") {
+    if (page_bytes <= 0) return "vattention";
+    return page_bytes % (1 << 20) == 0 ? fmt::format("vattention{}MiB", page_bytes >> 20)
+                                       : fmt::format("vattention{}KiB", page_bytes >> 10);
+  }
+  return type;
+}
+
+std::string SchedulerChoice::Label() const {
+  std::string label = type;
+  if (type == "sarathi" && chunk_tokens > 0) label += std::to_string(chunk_tokens);
+  if (max_num_seqs > 0) label += fmt::format("-{}seqs", max_num_seqs);
+  return label;
+}
+
+PlanConfig LoadPlan(const std::string& path) {
+  const ConfigTree tree = ConfigTree::Load(path);
+  PlanConfig c;
+  c.plan_file = path;
+  const DecodeContext ctx{c.plan_file, tree.overridden()};
+  MapReader r(tree.root(), "", ctx);
+
+  if (!r.Has("scenario")) r.Fail("scenario", "required: the scenario config to size");
+  const std::string scenario_path = Resolve(tree.base_dir(), r.String("scenario", ""));
+  c.scenario = ConfigTree::Load(scenario_path);
+  {
+    MapReader set = r.Child("set");
+    if (set.IsMap()) {
+      for (const auto& kv : set.node()) {
+        const std::string key = kv.first.as<std::string>();
+        set.Has(key);
+        YAML::Emitter out;
+        out << YAML::Flow << kv.second;
+        c.scenario->Set(key, out.c_str());
+      }
+    }
+  }
+  DecodeSlo(r.Child("slo"), c.slo);
+  {
+    MapReader t = r.Child("target");
+    c.target_qps = t.Double("qps", 0, 0, 1e9);
+    c.trace_peak_window_s = t.Double("trace_peak_window_s", 0, 0, 1e9);
+    if ((c.target_qps > 0) == (c.trace_peak_window_s > 0)) {
+      t.Fail("qps", "give exactly one of target.qps and target.trace_peak_window_s");
+    }
+    t.Finish();
+  }
+  {
+    MapReader s = r.Child("search");
+    c.initial_qps = s.Double("initial_qps", c.initial_qps, 1e-6, 1e9);
+    c.tolerance = s.Double("tolerance", c.tolerance, 1e-4, 1.0);
+    c.max_qps = s.Double("max_qps", c.max_qps, 1e-6, 1e9);
+    c.max_probes = static_cast<int>(s.Int("max_probes", c.max_probes, 2));
+    c.probe_requests = s.Int("probe_requests", c.probe_requests, 10);
+    if (c.initial_qps > c.max_qps) s.Fail("initial_qps", "must not exceed search.max_qps");
+    s.Finish();
+  }
+  {
+    MapReader k = r.Child("candidates");
+    ForEachListItem(k, "gpus", [&](const YAML::Node& n, const std::string& p) {
+      if (!n.IsScalar()) throw InputError(k.Where(n, p) + ": expected a GPU card name");
+      c.gpus.push_back(n.as<std::string>());
+    });
+    ForEachListItem(k, "tensor_parallel", [&](const YAML::Node& n, const std::string& p) {
+      int64_t tp = 0;
+      try {
+        tp = n.as<int64_t>();
+      } catch (const YAML::Exception&) {
+      }
+      if (tp < 1) throw InputError(k.Where(n, p) + ": expected a positive integer");
+      c.tensor_parallel.push_back(tp);
+    });
+    ForEachListItem(k, "kv_managers", [&](const YAML::Node& n, const std::string& p) {
+      MapReader m(n, p, ctx);
+      KvChoice choice;
+      choice.type = m.String("type", "");
+      if (choice.type != "static" && choice.type != "paged" && choice.type != "vattention") {
+        m.Fail("type",
+               fmt::format("unknown value '{}'; valid: static, paged, vattention", choice.type));
+      }
+      choice.block_tokens = m.Int("block_tokens", 0, 1);
+      choice.page_bytes = m.Bytes("page_bytes", 0);
+      m.Finish();
+      c.kv_managers.push_back(choice);
+    });
+    ForEachListItem(k, "schedulers", [&](const YAML::Node& n, const std::string& p) {
+      MapReader m(n, p, ctx);
+      SchedulerChoice choice;
+      choice.type = m.String("type", "");
+      if (choice.type != "vllm" && choice.type != "sarathi" && choice.type != "static_batching") {
+        m.Fail("type", fmt::format("unknown value '{}'; valid: vllm, sarathi, static_batching",
+                                   choice.type));
+      }
+      choice.max_num_seqs = m.Int("max_num_seqs", 0, 1);
+      choice.max_num_batched_tokens = m.Int("max_num_batched_tokens", 0, 1);
+      choice.chunk_tokens = m.Int("chunk_tokens", 0, 1);
+      m.Finish();
+      c.schedulers.push_back(choice);
+    });
+    k.Finish();
+  }
+  {
+    MapReader prices = r.Child("prices");
+    if (prices.IsMap()) {
+      for (const auto& kv : prices.node()) {
+        const std::string gpu = kv.first.as<std::string>();
+        c.prices[gpu] = prices.Double(gpu, 0, 0, 1e6);
+      }
+    }
+  }
+  c.verify = r.Bool("verify", c.verify);
+  c.jobs = static_cast<int>(r.Int("jobs", 0, 0));
+  r.Finish();
+  if (c.slo.empty()) r.Fail("slo", "no objective given: set a percentile, attainment or stability");
+  return c;
+}
+
+}  // namespace kvsim

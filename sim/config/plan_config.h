@@ -1,0 +1,79 @@
+// PlanConfig: the typed form of a capacity-planning YAML (kvsim plan): a base
+// scenario, service-level objectives, a target load and a space of candidate
+// deployments. Decoded strictly, like scenarios.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "sim/config/yaml_tree.h"
+
+namespace kvsim {
+
+// Percentile thresholds, in seconds; an absent one is not checked.
+struct PercentileSlo {
+  std::optional<double> p50, p90, p99;
+};
+
+struct SloSpec {
+  PercentileSlo ttft_s, tbt_s, tpot_s, e2e_s;
+  // Attainment: the fraction of requests that meet EVERY per-request threshold below
+  // must be at least `attainment` (checked when attainment and a threshold are set).
+  std::optional<double> attainment;
+  std::optional<double> request_ttft_s, request_tpot_s, request_e2e_s;
+  // Stability: the mean queueing delay of the last quarter of requests (by arrival)
+  // must not exceed max(stability_slack_s, 2 x that of the first quarter).
+  bool stability = true;
+  double stability_slack_s = 1.0;
+
+  bool empty() const;  // no objective at all
+};
+
+// One KV-manager choice of the candidate space (scenario overrides).
+struct KvChoice {
+  std::string type;           // static | paged | vattention
+  int64_t block_tokens = 0;   // paged (0: the scenario's)
+  int64_t page_bytes = 0;     // vattention (0: the scenario's)
+  std::string Label() const;  // "paged16", "vattention2MiB", "static"
+};
+
+// One scheduler choice (scenario overrides; 0 keeps the scenario's value).
+struct SchedulerChoice {
+  std::string type;  // vllm | sarathi | static_batching
+  int64_t max_num_seqs = 0;
+  int64_t max_num_batched_tokens = 0;
+  int64_t chunk_tokens = 0;
+  std::string Label() const;  // "vllm", "sarathi512"
+};
+
+struct PlanConfig {
+  std::string plan_file;
+  std::optional<ConfigTree> scenario;  // the base scenario with the plan's overrides applied
+  SloSpec slo;
+  // Target load: a rate, or the peak of the scenario's trace over a window.
+  double target_qps = 0;
+  double trace_peak_window_s = 0;
+  // Search.
+  double initial_qps = 1.0;
+  double tolerance = 0.05;
+  double max_qps = 2000;
+  int max_probes = 40;
+  int64_t probe_requests = 1000;  // requests per probe (workload.max_requests)
+  // Candidates: the product of these lists.
+  std::vector<std::string> gpus;
+  std::vector<int64_t> tensor_parallel;
+  std::vector<KvChoice> kv_managers;
+  std::vector<SchedulerChoice> schedulers;
+  std::map<std::string, double> prices;  // GPU card name -> USD per GPU-hour override
+  bool verify = true;                    // simulate the recommended fleet as a whole
+  int jobs = 0;                          // threads; 0 = all cores
+};
+
+// Reads a plan file. Throws InputError "file:line: key.path: what" on unknown keys,
+// bad values, an empty candidate list, or a missing scenario or target.
+PlanConfig LoadPlan(const std::string& path);
+
+}  // namespace kvsim

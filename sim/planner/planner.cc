@@ -1,0 +1,408 @@
+// Capacity planning: per-candidate rate search, fleet sizing, costs, verification.
+#include "sim/planner/planner.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <deque>
+#include <exception>
+#include <map>
+#include <thread>
+
+#include "sim/core/check.h"
+#include "sim/metrics/json_writer.h"
+#include "sim/simulator/builder.h"
+
+namespace kvsim {
+namespace {
+
+// The scenario of one candidate with `replicas` replicas at `qps`.
+ConfigTree CandidateTree(const PlanConfig& plan, const CandidateResult& c, int64_t replicas,
+                         double qps, int64_t requests) {
+  ConfigTree t = *plan.scenario;
+  t.Set("gpu", JsonWriter::Quote(c.gpu));
+  t.Set("deployment.tensor_parallel", std::to_string(c.tensor_parallel));
+  t.Set("deployment.replicas", std::to_string(replicas));
+  if (replicas > 1) t.Set("deployment.router", "least_outstanding");
+  t.Set("kv_cache.type", c.kv.type);
+  if (c.kv.block_tokens > 0) t.Set("kv_cache.block_tokens", std::to_string(c.kv.block_tokens));
+  if (c.kv.page_bytes > 0) t.Set("kv_cache.page_bytes", std::to_string(c.kv.page_bytes));
+  t.Set("scheduler.type", c.scheduler.type);
+  if (c.scheduler.max_num_seqs > 0) {
+    t.Set("scheduler.max_num_seqs", std::to_string(c.scheduler.max_num_seqs));
+  }
+  if (c.scheduler.max_num_batched_tokens > 0) {
+    t.Set("scheduler.max_num_batched_tokens", std::to_string(c.scheduler.max_num_batched_tokens));
+  }
+  if (c.scheduler.chunk_tokens > 0) {
+    t.Set("scheduler.chunk_tokens", std::to_string(c.scheduler.chunk_tokens));
+  }
+  t.Set("workload.arrival.rate_qps", fmt::format("{:.9g}", qps));
+  t.Set("workload.max_requests", std::to_string(requests));
+  t.Set("output.requests_csv", "false");
+  t.Set("output.timeseries_csv", "false");
+  return t;
+}
+
+struct Run {
+  Summary summary;
+  SloVerdict verdict;
+  double gpu_price = 0;
+};
+
+Run Simulate(const PlanConfig& plan, const ConfigTree& tree) {
+  const ScenarioConfig config = DecodeScenario(tree, DefaultModelsDir());
+  std::unique_ptr<Simulation> sim = BuildSimulation(config);
+  Run run;
+  run.summary = sim->Run();
+  run.verdict = EvaluateSlo(plan.slo, run.summary, sim->metrics().records());
+  auto price = plan.prices.find(sim->gpu().name);
+  run.gpu_price = price != plan.prices.end() ? price->second : sim->gpu().price_per_hour;
+  return run;
+}
+
+// The highest arrival rate in any window of `window_s` of the scenario's trace, as
+// recorded (requests / window_s).
+double TracePeakQps(const PlanConfig& plan) {
+  ConfigTree t = *plan.scenario;
+  t.Set("workload.arrival.process", "trace");
+  t.Set("workload.arrival.rate_qps", "0");
+  const ScenarioConfig config = DecodeScenario(t, DefaultModelsDir());
+  Workload workload(config.workload);
+  const Nanos window = SecondsToNanos(plan.trace_peak_window_s);
+  std::deque<Nanos> in_window;
+  size_t peak = 0;
+  while (std::optional<RequestSpec> r = workload.Next()) {
+    in_window.push_back(r->arrival);
+    while (in_window.front() <= r->arrival - window) in_window.pop_front();
+    peak = std::max(peak, in_window.size());
+  }
+  if (peak == 0) throw InputError(plan.plan_file + ": target.trace_peak_window_s: empty trace");
+  return static_cast<double>(peak) / plan.trace_peak_window_s;
+}
+
+void EvaluateCandidate(const PlanConfig& plan, double target_qps, CandidateResult& c,
+                       std::atomic<int64_t>& simulations) {
+  SearchConfig search;
+  search.initial_qps = plan.initial_qps;
+  search.max_qps = plan.max_qps;
+  search.min_qps = plan.initial_qps / 1024;
+  search.tolerance = plan.tolerance;
+  search.max_probes = plan.max_probes;
+  std::map<double, Run> runs;
+  try {
+    c.search = FindMaxRate(search, [&](double qps) {
+      Run run = Simulate(plan, CandidateTree(plan, c, 1, qps, plan.probe_requests));
+      ++simulations;
+      ProbeOutcome outcome{run.verdict.meets, run.verdict.meets ? "" : run.verdict.binding};
+      runs.emplace(qps, std::move(run));
+      return outcome;
+    });
+  } catch (const InputError& e) {
+    c.feasible = false;
+    c.note = e.what();
+    return;
+  }
+  c.meets_slo = c.search.max_qps > 0;
+  if (!c.meets_slo) {
+    c.note = "no load meets the SLOs (binding: " + c.search.binding + ")";
+    return;
+  }
+  if (c.search.status == SearchStatus::kMeetsAtAllTried) {
+    c.note = fmt::format("meets the SLOs at every load tried, up to {} QPS", plan.max_qps);
+  }
+  const Run& best = runs.at(c.search.max_qps);
+  c.at_max = best.summary;
+  c.max_qps_per_replica = c.search.max_qps;
+  c.max_qps_per_gpu = c.max_qps_per_replica / static_cast<double>(c.tensor_parallel);
+  c.replicas = static_cast<int64_t>(std::ceil(target_qps / c.max_qps_per_replica - 1e-9));
+  c.replicas = std::max<int64_t>(c.replicas, 1);
+  c.gpus = c.replicas * c.tensor_parallel;
+  c.price_per_gpu_hour = best.gpu_price;
+  c.cost_per_hour = static_cast<double>(c.gpus) * c.price_per_gpu_hour;
+  const double output_per_request =
+      best.summary.requests_per_s > 0
+          ? best.summary.output_tokens_per_s / best.summary.requests_per_s
+          : 0;
+  const double tokens_per_hour = target_qps * output_per_request * 3600;
+  c.cost_per_million_output_tokens =
+      tokens_per_hour > 0 ? c.cost_per_hour / (tokens_per_hour / 1e6) : 0;
+}
+
+void MarkPareto(PlanResult& r) {
+  for (size_t i : r.ranking) {
+    const CandidateResult& a = r.candidates[i];
+    bool dominated = false;
+    for (size_t j : r.ranking) {
+      const CandidateResult& b = r.candidates[j];
+      if (i == j) continue;
+      const bool no_worse =
+          b.cost_per_hour <= a.cost_per_hour && b.at_max.ttft_s.p99 <= a.at_max.ttft_s.p99;
+      const bool better =
+          b.cost_per_hour < a.cost_per_hour || b.at_max.ttft_s.p99 < a.at_max.ttft_s.p99;
+      if (no_worse && better) dominated = true;
+    }
+    r.candidates[i].pareto = !dominated;
+  }
+}
+
+void ComputeSavings(PlanResult& r) {
+  std::map<std::string, double> cheapest;  // KV manager label -> lowest cost per hour
+  for (size_t i : r.ranking) {
+    const CandidateResult& c = r.candidates[i];
+    const std::string label = c.kv.Label();
+    auto it = cheapest.find(label);
+    if (it == cheapest.end() || c.cost_per_hour < it->second) cheapest[label] = c.cost_per_hour;
+  }
+  for (const auto& [a, cost_a] : cheapest) {
+    for (const auto& [b, cost_b] : cheapest) {
+      if (a == b || cost_b <= 0) continue;
+      r.savings.push_back({a, b, cost_a, cost_b, 1.0 - cost_a / cost_b});
+    }
+  }
+}
+
+}  // namespace
+
+PlanResult RunPlan(const PlanConfig& plan, const PlanOptions& options) {
+  const auto wall_start = std::chrono::steady_clock::now();
+  auto log = [&](const std::string& line) {
+    if (options.log) options.log(line);
+  };
+  KVSIM_CHECK(plan.scenario.has_value(), "plan without a scenario");
+  PlanResult r;
+  r.target_qps = plan.target_qps > 0 ? plan.target_qps : TracePeakQps(plan);
+  // A scenario that cannot even be decoded is the plan's error, not a candidate's.
+  DecodeScenario(*plan.scenario, DefaultModelsDir());
+
+  for (const std::string& gpu : plan.gpus) {
+    for (int64_t tp : plan.tensor_parallel) {
+      for (const KvChoice& kv : plan.kv_managers) {
+        for (const SchedulerChoice& s : plan.schedulers) {
+          CandidateResult c;
+          c.gpu = gpu;
+          c.tensor_parallel = tp;
+          c.kv = kv;
+          c.scheduler = s;
+          c.name = fmt::format("{}/tp{}/{}/{}", gpu, tp, kv.Label(), s.Label());
+          r.candidates.push_back(std::move(c));
+        }
+      }
+    }
+  }
+  log(fmt::format("plan: {} candidates, target {:.3g} QPS", r.candidates.size(), r.target_qps));
+
+  std::atomic<int64_t> simulations{0};
+  std::atomic<size_t> next{0};
+  std::vector<std::exception_ptr> errors(r.candidates.size());
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int jobs = options.jobs > 0 ? options.jobs : (plan.jobs > 0 ? plan.jobs : cores);
+  auto worker = [&] {
+    for (size_t i = next++; i < r.candidates.size(); i = next++) {
+      try {
+        EvaluateCandidate(plan, r.target_qps, r.candidates[i], simulations);
+      } catch (...) {
+        errors[i] = std::current_exception();
+      }
+    }
+  };
+  {
+    std::vector<std::jthread> threads;
+    for (int t = 0; t < std::min<int>(jobs, static_cast<int>(r.candidates.size())); ++t) {
+      threads.emplace_back(worker);
+    }
+  }
+  for (const auto& e : errors) {
+    if (e) std::rethrow_exception(e);
+  }
+
+  for (size_t i = 0; i < r.candidates.size(); ++i) {
+    if (r.candidates[i].meets_slo) r.ranking.push_back(i);
+  }
+  std::stable_sort(r.ranking.begin(), r.ranking.end(), [&](size_t a, size_t b) {
+    const CandidateResult &x = r.candidates[a], &y = r.candidates[b];
+    if (x.cost_per_hour != y.cost_per_hour) return x.cost_per_hour < y.cost_per_hour;
+    return x.at_max.ttft_s.p99 < y.at_max.ttft_s.p99;
+  });
+  MarkPareto(r);
+  ComputeSavings(r);
+
+  if (!r.ranking.empty()) {
+    Recommendation rec;
+    rec.candidate = r.ranking.front();
+    const CandidateResult& c = r.candidates[rec.candidate];
+    rec.replicas = c.replicas;
+    if (plan.verify) {
+      // The whole fleet at the target load behind the router; add replicas until it
+      // meets the SLOs (at most three more than the estimate).
+      for (int extra = 0; extra <= 3; ++extra, ++rec.replicas) {
+        const Run run = Simulate(plan, CandidateTree(plan, c, rec.replicas, r.target_qps,
+                                                     plan.probe_requests * rec.replicas));
+        ++simulations;
+        rec.fleet = run.summary;
+        rec.verdict = run.verdict;
+        log(fmt::format("verify: {} x {} at {:.3g} QPS: {}", rec.replicas, c.name, r.target_qps,
+                        run.verdict.meets ? "meets the SLOs" : "misses " + run.verdict.binding));
+        if (run.verdict.meets) {
+          rec.verified = true;
+          break;
+        }
+      }
+      if (!rec.verified) rec.replicas = c.replicas;
+    }
+    rec.gpus = rec.replicas * c.tensor_parallel;
+    rec.cost_per_hour = static_cast<double>(rec.gpus) * c.price_per_gpu_hour;
+    r.recommendation = rec;
+  }
+  r.simulations = simulations;
+  r.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
+  return r;
+}
+
+std::string PlanCsv(const PlanResult& r) {
+  std::string out =
+      "candidate,gpu,tensor_parallel,kv_manager,block_tokens,page_bytes,scheduler,status,"
+      "max_qps_per_replica,max_qps_per_gpu,binding_slo,replicas,gpus,cost_per_hour,"
+      "cost_per_million_output_tokens,ttft_p99_s,tbt_p99_s,e2e_p99_s,meets_slo,pareto\n";
+  for (const CandidateResult& c : r.candidates) {
+    const std::string status = !c.feasible ? "infeasible" : SearchStatusName(c.search.status);
+    out += fmt::format(
+        "{},{},{},{},{},{},{},{},{:.6g},{:.6g},{},{},{},{:.6g},{:.6g},{:.6g},{:.6g},{:.6g},{},{}\n",
+        c.name, c.gpu, c.tensor_parallel, c.kv.type, c.kv.block_tokens, c.kv.page_bytes,
+        c.scheduler.Label(), status, c.max_qps_per_replica, c.max_qps_per_gpu, c.search.binding,
+        c.replicas, c.gpus, c.cost_per_hour, c.cost_per_million_output_tokens, c.at_max.ttft_s.p99,
+        c.at_max.tbt_s.p99, c.at_max.e2e_s.p99, c.meets_slo ? "true" : "false",
+        c.pareto ? "true" : "false");
+  }
+  return out;
+}
+
+namespace {
+
+void Latencies(JsonWriter& j, const char* key, const Summary& s) {
+  auto p = [&](const char* name, const Percentiles& x) {
+    j.BeginObject(name).Field("p50", x.p50).Field("p90", x.p90).Field("p99", x.p99).EndObject();
+  };
+  j.BeginObject(key);
+  p("ttft_s", s.ttft_s);
+  p("tbt_s", s.tbt_s);
+  p("tpot_s", s.tpot_s);
+  p("e2e_s", s.e2e_s);
+  j.EndObject();
+}
+
+void CandidateFields(JsonWriter& j, const CandidateResult& c) {
+  j.Field("candidate", c.name)
+      .Field("gpu", c.gpu)
+      .Field("tensor_parallel", c.tensor_parallel)
+      .Field("kv_manager", c.kv.type)
+      .Field("kv_label", c.kv.Label())
+      .Field("scheduler", c.scheduler.Label())
+      .Field("status", !c.feasible ? "infeasible" : SearchStatusName(c.search.status))
+      .Field("note", c.note)
+      .Field("max_qps_per_replica", c.max_qps_per_replica)
+      .Field("max_qps_per_gpu", c.max_qps_per_gpu)
+      .Field("binding_slo", c.search.binding)
+      .Field("replicas", c.replicas)
+      .Field("gpus", c.gpus)
+      .Field("cost_per_hour", c.cost_per_hour)
+      .Field("cost_per_million_output_tokens", c.cost_per_million_output_tokens)
+      .Field("meets_slo", c.meets_slo)
+      .Field("pareto", c.pareto)
+      .Field("probes", static_cast<int64_t>(c.search.steps.size()));
+  Latencies(j, "latencies_at_max", c.at_max);
+}
+
+}  // namespace
+
+std::string PlanJson(const PlanResult& r, const PlanConfig& plan) {
+  JsonWriter j;
+  j.BeginObject();
+  j.Field("plan", plan.plan_file).Field("target_qps", r.target_qps);
+  j.BeginArray("candidates");
+  for (const CandidateResult& c : r.candidates) {
+    j.BeginObject();
+    CandidateFields(j, c);
+    j.EndObject();
+  }
+  j.EndArray();
+  j.BeginArray("pareto");
+  for (size_t i : r.ranking) {
+    if (r.candidates[i].pareto) j.Field("", r.candidates[i].name);
+  }
+  j.EndArray();
+  j.BeginArray("kv_savings");
+  for (const KvSaving& s : r.savings) {
+    j.BeginObject()
+        .Field("manager", s.manager)
+        .Field("versus", s.versus)
+        .Field("cost_per_hour", s.cost_per_hour)
+        .Field("versus_cost_per_hour", s.versus_cost_per_hour)
+        .Field("saving", s.saving)
+        .EndObject();
+  }
+  j.EndArray();
+  if (r.recommendation) {
+    const Recommendation& rec = *r.recommendation;
+    j.BeginObject("recommendation");
+    CandidateFields(j, r.candidates[rec.candidate]);
+    j.Field("replicas", rec.replicas)
+        .Field("gpus", rec.gpus)
+        .Field("cost_per_hour", rec.cost_per_hour);
+    j.Field("verified", rec.verified);
+    j.Field("verify_binding_slo", rec.verdict.binding);
+    j.Field("verify_requests_completed", rec.fleet.requests_completed);
+    Latencies(j, "verify_latencies", rec.fleet);
+    j.EndObject();
+  } else {
+    j.Field("recommendation", "infeasible: no candidate meets the SLOs");
+  }
+  j.BeginObject("sim").Field("simulations", r.simulations).Field("wall_s", r.wall_s).EndObject();
+  j.EndObject();
+  return j.str();
+}
+
+std::string FormatPlan(const PlanResult& r) {
+  std::string out =
+      fmt::format("target load {:.4g} QPS; candidates ranked by cost ($/hour)\n", r.target_qps);
+  out += fmt::format("{:<44}{:>10}{:>9}{:>7}{:>10}{:>10}{:>11}  {}\n", "candidate", "QPS/repl",
+                     "replicas", "GPUs", "$/hour", "$/Mtok", "TTFT p99", "binding SLO");
+  auto row = [&](const CandidateResult& c) {
+    out += fmt::format("{:<44}{:>10.3g}{:>9}{:>7}{:>10.2f}{:>10.3f}{:>10.3f}s  {}{}\n", c.name,
+                       c.max_qps_per_replica, c.replicas, c.gpus, c.cost_per_hour,
+                       c.cost_per_million_output_tokens, c.at_max.ttft_s.p99, c.search.binding,
+                       c.pareto ? "  (pareto)" : "");
+  };
+  for (size_t i : r.ranking) row(r.candidates[i]);
+  for (const CandidateResult& c : r.candidates) {
+    if (!c.meets_slo)
+      out += fmt::format("{:<44}  {}\n", c.name, c.feasible ? c.note : "infeasible: " + c.note);
+  }
+  for (const KvSaving& s : r.savings) {
+    if (s.saving > 0) {
+      out += fmt::format("KV manager {} is {:.0f}% cheaper than {} at these SLOs\n", s.manager,
+                         100 * s.saving, s.versus);
+    }
+  }
+  if (!r.recommendation) {
+    out += "recommendation: infeasible, no candidate meets the SLOs at any load tried\n";
+  } else {
+    const Recommendation& rec = *r.recommendation;
+    const CandidateResult& c = r.candidates[rec.candidate];
+    out += fmt::format(
+        "recommendation: {} x {} ({} GPUs, ${:.2f}/hour){}\n", rec.replicas, c.name, rec.gpus,
+        rec.cost_per_hour,
+        rec.verified
+            ? fmt::format(", verified: the whole fleet at {:.4g} QPS has TTFT p99 {:.3f} s, "
+                          "E2E p99 {:.3f} s",
+                          r.target_qps, rec.fleet.ttft_s.p99, rec.fleet.e2e_s.p99)
+            : ", NOT verified: the whole-fleet run missed " + rec.verdict.binding);
+  }
+  out += fmt::format("{} simulations in {:.1f} s\n", r.simulations, r.wall_s);
+  return out;
+}
+
+}  // namespace kvsim

@@ -1,0 +1,82 @@
+// Capacity planning: for each candidate deployment (GPU, tensor parallelism, KV
+// manager, scheduler) the highest per-replica load that meets the SLOs, the replicas
+// and GPUs a target load needs, and what they cost; then the cheapest fleet is
+// simulated as a whole at the target load to confirm it meets the SLOs.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "sim/config/plan_config.h"
+#include "sim/metrics/metrics.h"
+#include "sim/planner/search.h"
+#include "sim/planner/slo.h"
+
+namespace kvsim {
+
+struct CandidateResult {
+  std::string name;  // "H100-SXM/tp1/paged16/vllm-256seqs"
+  std::string gpu;
+  int64_t tensor_parallel = 1;
+  KvChoice kv;
+  SchedulerChoice scheduler;
+  bool feasible = true;  // false: the deployment cannot be built (see note)
+  std::string note;
+  SearchResult search;
+  bool meets_slo = false;  // some rate met the SLOs
+  double max_qps_per_replica = 0;
+  double max_qps_per_gpu = 0;
+  int64_t replicas = 0;  // ceil(target / max_qps_per_replica)
+  int64_t gpus = 0;
+  double price_per_gpu_hour = 0;
+  double cost_per_hour = 0;
+  double cost_per_million_output_tokens = 0;
+  Summary at_max;       // one replica at max_qps_per_replica
+  bool pareto = false;  // on the frontier of cost vs p99 TTFT
+};
+
+struct Recommendation {
+  size_t candidate = 0;  // index into PlanResult::candidates
+  int64_t replicas = 0;  // after verification (may exceed the candidate's estimate)
+  int64_t gpus = 0;
+  double cost_per_hour = 0;
+  bool verified = false;  // the whole-fleet run met the SLOs
+  Summary fleet;          // that run
+  SloVerdict verdict;
+};
+
+struct KvSaving {
+  std::string manager, versus;  // KV manager labels
+  double cost_per_hour = 0, versus_cost_per_hour = 0;
+  double saving = 0;  // 1 - cost / versus_cost
+};
+
+struct PlanResult {
+  double target_qps = 0;
+  std::vector<CandidateResult> candidates;  // in candidate-space order
+  std::vector<size_t> ranking;              // meeting candidates, cheapest first
+  std::optional<Recommendation> recommendation;
+  std::vector<KvSaving> savings;
+  int64_t simulations = 0;
+  double wall_s = 0;
+};
+
+struct PlanOptions {
+  int jobs = 0;                                 // threads; 0: the plan's jobs, else all cores
+  std::function<void(const std::string&)> log;  // progress lines (may be empty)
+};
+
+// Runs the plan. Candidates run in parallel; the result does not depend on the
+// number of threads. Throws InputError for a plan that cannot start (bad scenario,
+// trace without arrivals for a peak-window target); a candidate that cannot be built
+// is reported infeasible instead.
+PlanResult RunPlan(const PlanConfig& plan, const PlanOptions& options);
+
+std::string PlanCsv(const PlanResult& result);
+std::string PlanJson(const PlanResult& result, const PlanConfig& plan);
+std::string FormatPlan(const PlanResult& result);
+
+}  // namespace kvsim

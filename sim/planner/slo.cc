@@ -1,0 +1,180 @@
+// EvaluateSlo: percentile, attainment and stability checks of one finished run
+// against an SloSpec, and the verdict they add up to.
+#include "sim/planner/slo.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <utility>
+
+#include "sim/core/time.h"
+
+namespace kvsim {
+namespace {
+
+// Stability needs this many records for its two quarters to mean anything;
+// with fewer the check is left out (and so cannot fail).
+constexpr size_t kMinStabilityRecords = 8;
+
+// `inside` (> 0 when the objective is met) relative to the limit. A limit of 0
+// has no scale, so the margin is then `inside` itself; the sign means the same.
+double RelativeMargin(double inside, double limit) {
+  return limit != 0 ? inside / std::abs(limit) : inside;
+}
+
+// An upper-bound check: met when value <= limit.
+SloCheck AtMost(std::string name, double value, double limit) {
+  return SloCheck{std::move(name), value, limit, value <= limit,
+                  RelativeMargin(limit - value, limit)};
+}
+
+// A lower-bound check: met when value >= limit.
+SloCheck AtLeast(std::string name, double value, double limit) {
+  return SloCheck{std::move(name), value, limit, value >= limit,
+                  RelativeMargin(value - limit, limit)};
+}
+
+bool HasRequestThreshold(const SloSpec& slo) {
+  return slo.request_ttft_s || slo.request_tpot_s || slo.request_e2e_s;
+}
+
+// Appends one check per set threshold of `slo`, named "<metric>.p50" etc.
+void AddPercentileChecks(const std::string& metric, const PercentileSlo& slo,
+                         const Percentiles& measured, std::vector<SloCheck>& checks) {
+  const std::pair<const char*, const std::optional<double>*> thresholds[] = {
+      {"p50", &slo.p50}, {"p90", &slo.p90}, {"p99", &slo.p99}};
+  const double values[] = {measured.p50, measured.p90, measured.p99};
+  for (int i = 0; i < 3; ++i) {
+    const auto& [suffix, limit] = thresholds[i];
+    if (*limit) checks.push_back(AtMost(metric + "." + suffix, values[i], **limit));
+  }
+}
+
+// Per-request thresholds at nanosecond resolution (seconds rounded to nearest ns),
+// so that a latency exactly at its threshold meets it.
+struct RequestLimits {
+  std::optional<Nanos> ttft, tpot, e2e;
+};
+
+RequestLimits ToNanos(const SloSpec& slo) {
+  RequestLimits limits;
+  if (slo.request_ttft_s) limits.ttft = SecondsToNanos(*slo.request_ttft_s);
+  if (slo.request_tpot_s) limits.tpot = SecondsToNanos(*slo.request_tpot_s);
+  if (slo.request_e2e_s) limits.e2e = SecondsToNanos(*slo.request_e2e_s);
+  return limits;
+}
+
+// Whether (finish - first_token) / (output_tokens - 1) <= limit, exactly (no
+// rounding of the quotient, no overflow). A request with at most one output
+// token has no inter-token gap and passes.
+bool TpotWithin(const RequestRecord& r, Nanos limit) {
+  if (r.output_tokens <= 1) return true;
+  const int64_t gaps = r.output_tokens - 1;
+  const int64_t decode_ns = (r.finish - r.first_token).count();
+  const int64_t quotient = decode_ns / gaps;
+  const int64_t remainder = decode_ns % gaps;
+  return quotient < limit.count() || (quotient == limit.count() && remainder <= 0);
+}
+
+bool Attains(const RequestRecord& r, const RequestLimits& limits) {
+  if (limits.ttft && r.first_token - r.arrival > *limits.ttft) return false;
+  if (limits.e2e && r.finish - r.arrival > *limits.e2e) return false;
+  if (limits.tpot && !TpotWithin(r, *limits.tpot)) return false;
+  return true;
+}
+
+// Fraction of `records` that meet every per-request threshold. REQUIRES: records non-empty.
+double AttainmentFraction(const SloSpec& slo, const std::vector<RequestRecord>& records) {
+  const RequestLimits limits = ToNanos(slo);
+  const auto attaining = std::count_if(records.begin(), records.end(),
+                                       [&](const RequestRecord& r) { return Attains(r, limits); });
+  return static_cast<double>(attaining) / static_cast<double>(records.size());
+}
+
+// Mean queueing delay (first_scheduled - arrival), in seconds, of delays[begin, end).
+double MeanSeconds(const std::vector<Nanos>& delays, size_t begin, size_t end) {
+  Nanos sum{0};
+  for (size_t i = begin; i < end; ++i) sum += delays[i];
+  return ToSeconds(sum) / static_cast<double>(end - begin);
+}
+
+// The stability check. REQUIRES: records.size() >= kMinStabilityRecords.
+SloCheck StabilityCheck(const SloSpec& slo, const std::vector<RequestRecord>& records) {
+  // By arrival; ties by id, so the quarters do not depend on the input order.
+  std::vector<const RequestRecord*> by_arrival;
+  by_arrival.reserve(records.size());
+  for (const RequestRecord& r : records) by_arrival.push_back(&r);
+  std::sort(by_arrival.begin(), by_arrival.end(),
+            [](const RequestRecord* a, const RequestRecord* b) {
+              return std::pair(a->arrival, a->id) < std::pair(b->arrival, b->id);
+            });
+  std::vector<Nanos> delays;
+  delays.reserve(by_arrival.size());
+  for (const RequestRecord* r : by_arrival) delays.push_back(r->first_scheduled - r->arrival);
+
+  const size_t n = delays.size();
+  const size_t quarter = std::max<size_t>(1, n / 4);
+  const double first = MeanSeconds(delays, 0, quarter);
+  const double last = MeanSeconds(delays, n - quarter, n);
+  return AtMost("stability", last, std::max(slo.stability_slack_s, 2 * first));
+}
+
+// The failed check with the most negative margin, else the met check with the
+// smallest margin; ties go to the earlier check. "" for no checks.
+std::string Binding(const std::vector<SloCheck>& checks) {
+  const SloCheck* worst_failed = nullptr;
+  const SloCheck* tightest_met = nullptr;
+  for (const SloCheck& c : checks) {
+    const SloCheck*& best = c.met ? tightest_met : worst_failed;
+    if (best == nullptr || c.margin < best->margin) best = &c;
+  }
+  if (worst_failed != nullptr) return worst_failed->name;
+  if (tightest_met != nullptr) return tightest_met->name;
+  return "";
+}
+
+}  // namespace
+
+// SloSpec::empty() is defined with SloSpec, in sim/config/plan_config.cc.
+
+// Checks, in this order: ttft_s, tbt_s, tpot_s, e2e_s (each p50, p90, p99; only
+// the set ones), then attainment (when attainment and a per-request threshold
+// are set), then stability (when enabled and there are at least 8 records).
+// With no records every objective that is set is reported failed, with value 0
+// and margin -1, and the binding is "no completed requests".
+SloVerdict EvaluateSlo(const SloSpec& slo, const Summary& summary,
+                       const std::vector<RequestRecord>& records) {
+  SloVerdict verdict;
+  std::vector<SloCheck>& checks = verdict.checks;
+  AddPercentileChecks("ttft_s", slo.ttft_s, summary.ttft_s, checks);
+  AddPercentileChecks("tbt_s", slo.tbt_s, summary.tbt_s, checks);
+  AddPercentileChecks("tpot_s", slo.tpot_s, summary.tpot_s, checks);
+  AddPercentileChecks("e2e_s", slo.e2e_s, summary.e2e_s, checks);
+  const bool attainment_applies = slo.attainment && HasRequestThreshold(slo);
+
+  if (records.empty()) {
+    if (attainment_applies) checks.push_back(SloCheck{"attainment", 0, *slo.attainment});
+    if (slo.stability) checks.push_back(SloCheck{"stability", 0, slo.stability_slack_s});
+    for (SloCheck& c : checks) {
+      c.value = 0;
+      c.met = false;
+      c.margin = -1;
+    }
+    verdict.meets = false;
+    verdict.binding = "no completed requests";
+    return verdict;
+  }
+
+  if (attainment_applies) {
+    checks.push_back(AtLeast("attainment", AttainmentFraction(slo, records), *slo.attainment));
+  }
+  if (slo.stability && records.size() >= kMinStabilityRecords) {
+    checks.push_back(StabilityCheck(slo, records));
+  }
+  verdict.meets =
+      std::all_of(checks.begin(), checks.end(), [](const SloCheck& c) { return c.met; });
+  verdict.binding = Binding(checks);
+  return verdict;
+}
+
+}  // namespace kvsim
