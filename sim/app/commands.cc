@@ -2,8 +2,11 @@
 #include "sim/app/commands.h"
 
 #include <fmt/format.h>
+#include <sys/wait.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cstdlib>
 #include <exception>
 #include <filesystem>
 #include <fstream>
@@ -68,44 +71,49 @@ int RunCommand(const CommandOptions& o, std::ostream& out) {
   return 0;
 }
 
-int CompareCommand(const CommandOptions& o, std::ostream& out) {
-  const ConfigTree base = LoadWithOverrides(o);
-  const ScenarioConfig base_config = DecodeScenario(base, DefaultModelsDir());
-  const std::vector<CompareEntry> entries =
-      base_config.compare.empty() ? DefaultCompareEntries() : base_config.compare;
+namespace {
 
-  // Build every run first, so a bad entry fails before any simulation starts.
-  struct Job {
-    std::string label;
-    ConfigTree tree;
-    std::unique_ptr<Simulation> sim;
-    Summary summary;
-    std::exception_ptr error;
-  };
-  std::vector<Job> jobs;
-  for (const CompareEntry& e : entries) {
-    ConfigTree tree = base;
-    try {
-      for (const auto& [key, value] : e.overrides) tree.Set(key, value);
-      ScenarioConfig config = DecodeScenario(tree, DefaultModelsDir());
-      config.compare.clear();
-      jobs.push_back({e.label, tree, BuildSimulation(config), {}, nullptr});
-    } catch (const InputError& err) {
-      throw InputError(fmt::format("compare entry '{}': {}", e.label, err.what()));
-    }
+// One simulation of a compare or sweep: its config tree, the built simulation and,
+// after RunJobs, its summary.
+struct Job {
+  std::string label;
+  ConfigTree tree;
+  std::unique_ptr<Simulation> sim;
+  Summary summary;
+  std::exception_ptr error;
+};
+
+// Builds the job for `tree` with `overrides` applied; errors name `what`.
+Job BuildJob(const std::string& label, ConfigTree tree,
+             const std::vector<std::pair<std::string, std::string>>& overrides,
+             const std::string& what) {
+  try {
+    for (const auto& [key, value] : overrides) tree.Set(key, value);
+    ScenarioConfig config = DecodeScenario(tree, DefaultModelsDir());
+    config.compare.clear();
+    auto sim = BuildSimulation(config);
+    return {label, std::move(tree), std::move(sim), {}, nullptr};
+  } catch (const InputError& err) {
+    throw InputError(fmt::format("{}: {}", what, err.what()));
   }
+}
 
-  // Independent simulations run on threads; each is deterministic on its own.
+// Runs the jobs on up to `width` threads (0: all cores); each simulation is
+// deterministic on its own, so the results do not depend on the width.
+void RunJobs(std::vector<Job>& jobs, int width) {
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  const size_t width = static_cast<size_t>(o.jobs > 0 ? o.jobs : cores);
-  for (size_t start = 0; start < jobs.size(); start += width) {
+  const size_t threads_n = static_cast<size_t>(width > 0 ? width : cores);
+  std::atomic<size_t> next{0};
+  {
     std::vector<std::jthread> threads;
-    for (size_t i = start; i < std::min(jobs.size(), start + width); ++i) {
-      threads.emplace_back([&job = jobs[i]] {
-        try {
-          job.summary = job.sim->Run();
-        } catch (...) {
-          job.error = std::current_exception();
+    for (size_t t = 0; t < std::min(threads_n, jobs.size()); ++t) {
+      threads.emplace_back([&] {
+        for (size_t i = next++; i < jobs.size(); i = next++) {
+          try {
+            jobs[i].summary = jobs[i].sim->Run();
+          } catch (...) {
+            jobs[i].error = std::current_exception();
+          }
         }
       });
     }
@@ -113,6 +121,29 @@ int CompareCommand(const CommandOptions& o, std::ostream& out) {
   for (const Job& job : jobs) {
     if (job.error) std::rethrow_exception(job.error);
   }
+}
+
+std::vector<CompareEntry> EntriesOf(const ConfigTree& base) {
+  const ScenarioConfig config = DecodeScenario(base, DefaultModelsDir());
+  return config.compare.empty() ? DefaultCompareEntries() : config.compare;
+}
+
+void WriteText(const fs::path& path, const std::string& text) {
+  std::ofstream f(path, std::ios::binary);
+  f << text;
+  if (!f) throw InputError(fmt::format("{}: cannot write", path.string()));
+}
+
+}  // namespace
+
+int CompareCommand(const CommandOptions& o, std::ostream& out) {
+  const ConfigTree base = LoadWithOverrides(o);
+  // Build every run first, so a bad entry fails before any simulation starts.
+  std::vector<Job> jobs;
+  for (const CompareEntry& e : EntriesOf(base)) {
+    jobs.push_back(BuildJob(e.label, base, e.overrides, "compare entry '" + e.label + "'"));
+  }
+  RunJobs(jobs, o.jobs);
 
   const std::string dir = DefaultOutDir(o, "-compare");
   std::vector<LabeledRun> runs;
@@ -121,11 +152,7 @@ int CompareCommand(const CommandOptions& o, std::ostream& out) {
                     ResolvedYaml(job.tree, job.sim->config()));
     runs.push_back({job.label, job.summary, SummaryJson(job.summary, *job.sim)});
   }
-  {
-    std::ofstream f(fs::path(dir) / "compare.json", std::ios::binary);
-    f << CompareJson(runs);
-    if (!f) throw InputError(fmt::format("{}/compare.json: cannot write", dir));
-  }
+  WriteText(fs::path(dir) / "compare.json", CompareJson(runs));
   if (!o.quiet) {
     const Simulation& first = *jobs.front().sim;
     const ScenarioConfig& c = first.config();
@@ -136,6 +163,82 @@ int CompareCommand(const CommandOptions& o, std::ostream& out) {
     out << fmt::format("outputs written to {}/\n", dir);
   }
   return 0;
+}
+
+int SweepCommand(const CommandOptions& o, std::ostream& out) {
+  if (o.rates_qps.empty())
+    throw InputError("kvsim sweep: --rates is required, e.g. --rates 1,2,4,8");
+  const ConfigTree base = LoadWithOverrides(o);
+  const std::vector<CompareEntry> entries = EntriesOf(base);
+  std::vector<Job> jobs;
+  std::vector<double> job_rates;
+  for (const CompareEntry& e : entries) {
+    for (double rate : o.rates_qps) {
+      auto overrides = e.overrides;
+      overrides.emplace_back("workload.arrival.rate_qps", fmt::format("{:.9g}", rate));
+      overrides.emplace_back("output.requests_csv", "false");
+      overrides.emplace_back("output.timeseries_csv", "false");
+      jobs.push_back(BuildJob(e.label, base, overrides,
+                              fmt::format("sweep entry '{}' at {:g} QPS", e.label, rate)));
+      job_rates.push_back(rate);
+    }
+  }
+  RunJobs(jobs, o.jobs);
+
+  const std::string dir = DefaultOutDir(o, "-sweep");
+  std::string json = "{\n  \"rates_qps\": [";
+  for (size_t i = 0; i < o.rates_qps.size(); ++i) {
+    json += fmt::format("{}{:.9g}", i ? ", " : "", o.rates_qps[i]);
+  }
+  json += "],\n  \"runs\": [";
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    const Job& job = jobs[i];
+    const std::string run_dir =
+        (fs::path(dir) / job.label / fmt::format("rate_{:g}", job_rates[i])).string();
+    WriteRunOutputs(run_dir, *job.sim, job.summary, ResolvedYaml(job.tree, job.sim->config()));
+    std::string summary = SummaryJson(job.summary, *job.sim);
+    summary.pop_back();  // the trailing newline
+    json += fmt::format("{}\n    {{\"label\": {}, \"rate_qps\": {:.9g}, \"summary\": {}}}",
+                        i ? "," : "", JsonWriter::Quote(job.label), job_rates[i], summary);
+  }
+  json += "\n  ]\n}\n";
+  WriteText(fs::path(dir) / "sweep.json", json);
+
+  if (!o.quiet) {
+    std::string header = fmt::format("{:>10}", "QPS");
+    for (const CompareEntry& e : entries) header += fmt::format("{:>34}", e.label);
+    out << "throughput (req/s) / TTFT p99 (s) / E2E p99 (s) per offered load\n" << header << "\n";
+    for (size_t r = 0; r < o.rates_qps.size(); ++r) {
+      std::string line = fmt::format("{:>10g}", o.rates_qps[r]);
+      for (size_t e = 0; e < entries.size(); ++e) {
+        const Summary& s = jobs[e * o.rates_qps.size() + r].summary;
+        line += fmt::format("{:>34}", fmt::format("{:.2f} / {:.3f} / {:.2f}", s.requests_per_s,
+                                                  s.ttft_s.p99, s.e2e_s.p99));
+      }
+      out << line << "\n";
+    }
+    out << fmt::format("outputs written to {}/\n", dir);
+  }
+  return 0;
+}
+
+int ReportCommand(const CommandOptions& o, std::ostream& out) {
+  const std::string script = std::string(KVSIM_DATA_DIR) + "/tools/report/kvsim_report.py";
+  const char* env_python = std::getenv("KVSIM_PYTHON");
+  const std::string python = env_python && *env_python ? env_python : "/usr/bin/python3";
+  if (!fs::exists(script)) throw InputError(script + ": report script not found");
+  if (!fs::exists(o.config_path)) throw InputError(o.config_path + ": no such directory");
+  // Arguments are quoted for the shell; a single quote inside is closed, escaped, reopened.
+  auto quote = [](const std::string& s) {
+    std::string q = "'";
+    for (char c : s) q += (c == '\'') ? std::string("'\\''") : std::string(1, c);
+    return q + "'";
+  };
+  out.flush();
+  const int status =
+      std::system((quote(python) + " " + quote(script) + " " + quote(o.config_path)).c_str());
+  if (status == -1) throw InputError("kvsim report: cannot start " + python);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
 }
 
 int PlanCommand(const CommandOptions& o, std::ostream& out) {
@@ -152,12 +255,8 @@ int PlanCommand(const CommandOptions& o, std::ostream& out) {
   fs::create_directories(dir, ec);
   if (ec)
     throw InputError(fmt::format("{}: cannot create output directory: {}", dir, ec.message()));
-  for (const auto& [name, text] : {std::pair<std::string, std::string>{"plan.csv", PlanCsv(result)},
-                                   {"plan.json", PlanJson(result, plan)}}) {
-    std::ofstream f(fs::path(dir) / name, std::ios::binary);
-    f << text;
-    if (!f) throw InputError(fmt::format("{}/{}: cannot write", dir, name));
-  }
+  WriteText(fs::path(dir) / "plan.csv", PlanCsv(result));
+  WriteText(fs::path(dir) / "plan.json", PlanJson(result, plan));
   if (!o.quiet) {
     out << FormatPlan(result);
     out << fmt::format("outputs written to {}/\n", dir);

@@ -8,6 +8,7 @@
 namespace kvsim {
 
 struct CommandOptions {
+  std::vector<double> rates_qps;  // sweep: offered loads
   std::string config_path;
   std::vector<std::string> overrides;  // "key.path=value", applied in order
   std::string out_dir;                 // empty: reports/runs/<config name>[-compare]
@@ -22,6 +23,15 @@ int RunCommand(const CommandOptions& options, std::ostream& out);
 // vattention 2 MiB, vattention 64 KiB) on the same workload; writes DIR/<label>/
 // and DIR/compare.json and prints the side-by-side table.
 int CompareCommand(const CommandOptions& options, std::ostream& out);
+
+// kvsim sweep: the scenario at each rate of options.rates_qps, once per compare entry
+// (default: the four KV managers); writes DIR/<label>/rate_<qps>/ (summary.json,
+// config.yaml) and DIR/sweep.json, and prints throughput and p99 latency per rate.
+int SweepCommand(const CommandOptions& options, std::ostream& out);
+
+// kvsim report: DIR/report.html and DIR/report.md from the outputs in DIR, drawn by
+// tools/report/kvsim_report.py with Debian's python3 and matplotlib. Returns its exit code.
+int ReportCommand(const CommandOptions& options, std::ostream& out);
 
 // kvsim plan: capacity planning and fleet sizing under SLOs (sim/planner/planner.h);
 // writes DIR/plan.csv and DIR/plan.json and prints the ranked table ending with the

@@ -19,8 +19,12 @@ constexpr const char* kUsage =
     "  run      simulate one scenario; writes summary.json, requests.csv, timeseries.csv\n"
     "  compare  simulate the scenario once per KV manager of its compare list and print\n"
     "           them side by side; writes DIR/<label>/ and DIR/compare.json\n"
+    "  sweep    simulate the scenario at each rate of --rates, once per KV manager;\n"
+    "           writes DIR/<label>/rate_<qps>/ and DIR/sweep.json\n"
     "  plan     size a GPU fleet under latency SLOs (CONFIG is a plan file); writes\n"
-    "           DIR/plan.csv and DIR/plan.json\n";
+    "           DIR/plan.csv and DIR/plan.json\n"
+    "  report   turn the outputs in a run, compare, sweep, plan or profile directory\n"
+    "           (CONFIG is that directory) into DIR/report.html and DIR/report.md\n";
 
 int Main(int argc, char** argv) {
   if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
@@ -28,7 +32,8 @@ int Main(int argc, char** argv) {
     return argc < 2 ? 2 : 0;
   }
   const std::string command = argv[1];
-  if (command != "run" && command != "compare" && command != "plan") {
+  if (command != "run" && command != "compare" && command != "plan" && command != "sweep" &&
+      command != "report") {
     std::cerr << fmt::format("kvsim: unknown command '{}'\n{}", command, kUsage);
     return 2;
   }
@@ -42,7 +47,8 @@ int Main(int argc, char** argv) {
       "output directory (default: reports/runs/<config name>[-compare])")(
       "jobs,j", po::value<int>(&o.jobs)->default_value(0),
       "compare, plan: simulations run in parallel (0 = all cores / the plan's jobs)")(
-      "quiet,q", po::bool_switch(&o.quiet), "print nothing on success");
+      "quiet,q", po::bool_switch(&o.quiet), "print nothing on success")(
+      "rates", po::value<std::string>(), "sweep: offered loads in requests/s, e.g. 1,2,4,8");
   po::options_description hidden;
   hidden.add_options()("config", po::value<std::string>(&o.config_path));
   po::options_description all;
@@ -67,7 +73,30 @@ int Main(int argc, char** argv) {
     std::cerr << fmt::format("kvsim {}: missing CONFIG\n{}", command, kUsage);
     return 2;
   }
+  if (vm.count("rates")) {
+    std::string part;
+    for (char c : vm["rates"].as<std::string>() + ",") {
+      if (c != ',') {
+        part += c;
+        continue;
+      }
+      if (part.empty()) continue;
+      try {
+        size_t used = 0;
+        const double rate = std::stod(part, &used);
+        if (used != part.size() || !(rate > 0)) throw std::invalid_argument(part);
+        o.rates_qps.push_back(rate);
+      } catch (const std::exception&) {
+        std::cerr << fmt::format("kvsim {}: --rates: '{}' is not a positive number\n", command,
+                                 part);
+        return 2;
+      }
+      part.clear();
+    }
+  }
   if (command == "plan") return kvsim::PlanCommand(o, std::cout);
+  if (command == "sweep") return kvsim::SweepCommand(o, std::cout);
+  if (command == "report") return kvsim::ReportCommand(o, std::cout);
   return command == "run" ? kvsim::RunCommand(o, std::cout) : kvsim::CompareCommand(o, std::cout);
 }
 

@@ -49,6 +49,11 @@ std::string SummaryJson(const Summary& s, const Simulation& sim) {
       .Field("scheduler", SchedulerTypeName(c.scheduler.type))
       .Field("max_model_len", sim.memory().max_model_len)
       .Field("seed", static_cast<int64_t>(c.seed))
+      .Field("trace", c.workload.trace_path)
+      .Field("arrival_process", c.workload.arrival == ArrivalProcess::kTrace     ? "trace"
+                                : c.workload.arrival == ArrivalProcess::kPoisson ? "poisson"
+                                                                                 : "gamma")
+      .Field("rate_qps", c.workload.rate_qps)
       .EndObject();
   j.Field("requests_total", s.requests_total);
   j.Field("requests_completed", s.requests_completed);
