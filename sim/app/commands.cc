@@ -226,8 +226,8 @@ int ReportCommand(const CommandOptions& o, std::ostream& out) {
   const std::string script = std::string(KVSIM_DATA_DIR) + "/tools/report/kvsim_report.py";
   const char* env_python = std::getenv("KVSIM_PYTHON");
   const std::string python = env_python && *env_python ? env_python : "/usr/bin/python3";
+  if (!fs::is_directory(o.config_path)) throw InputError(o.config_path + ": no such directory");
   if (!fs::exists(script)) throw InputError(script + ": report script not found");
-  if (!fs::exists(o.config_path)) throw InputError(o.config_path + ": no such directory");
   // Arguments are quoted for the shell; a single quote inside is closed, escaped, reopened.
   auto quote = [](const std::string& s) {
     std::string q = "'";

@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sys/wait.h>
+#include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -341,6 +342,46 @@ TEST(Cli, CompareEntryWithABadOverrideIsNamedInTheError) {
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_THAT(r.err, HasSubstr("scheduler.max_num_seqs"));
   EXPECT_THAT(r.err, HasSubstr("broken_entry"));
+}
+
+// ---------------------------------------------------------------------------
+// kvsim sweep and kvsim report
+
+TEST(Cli, SweepRunsEveryManagerAtEveryRateAndWritesSweepJson) {
+  TempDir dir;
+  const std::string out = dir.PathOf("sweep");
+  const Result r = RunKvsim(
+      {"sweep", kQuickstart, "--rates", "2,8", "--set", "workload.max_requests=100", "--out", out});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const YAML::Node sweep = YAML::LoadFile((fs::path(out) / "sweep.json").string());
+  ASSERT_EQ(sweep["rates_qps"].size(), 2u);
+  EXPECT_EQ(sweep["rates_qps"][1].as<double>(), 8.0);
+  ASSERT_EQ(sweep["runs"].size(), 8u);  // 4 managers x 2 rates
+  for (const YAML::Node& run : sweep["runs"]) {
+    const std::string label = run["label"].as<std::string>();
+    const double rate = run["rate_qps"].as<double>();
+    EXPECT_EQ(run["summary"]["scenario"]["rate_qps"].as<double>(), rate);
+    EXPECT_EQ(run["summary"]["requests_completed"].as<int>(), 100);
+    EXPECT_TRUE(
+        fs::exists(fs::path(out) / label / (rate == 2 ? "rate_2" : "rate_8") / "summary.json"))
+        << label;
+  }
+  EXPECT_THAT(r.out, HasSubstr("vattention_64KiB"));
+}
+
+TEST(Cli, SweepWithoutRatesOrWithABadRateFails) {
+  EXPECT_EQ(RunKvsim({"sweep", kQuickstart}).exit_code, 2);
+  const Result bad = RunKvsim({"sweep", kQuickstart, "--rates", "2,fast"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_THAT(bad.err, HasSubstr("fast"));
+}
+
+TEST(Cli, ReportOnAMissingDirectoryFailsNamingIt) {
+  TempDir dir;
+  const std::string missing = dir.PathOf("no_such_run");
+  const Result r = RunKvsim({"report", missing});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("no_such_run"));
 }
 
 }  // namespace
