@@ -82,7 +82,11 @@ PlanConfig LoadPlan(const std::string& path) {
 
   if (!r.Has("scenario")) r.Fail("scenario", "required: the scenario config to size");
   const std::string scenario_path = Resolve(tree.base_dir(), r.String("scenario", ""));
-  c.scenario = ConfigTree::Load(scenario_path);
+  try {
+    c.scenario = ConfigTree::Load(scenario_path);
+  } catch (const InputError& e) {
+    r.Fail("scenario", e.what());
+  }
   {
     MapReader set = r.Child("set");
     if (set.IsMap()) {
@@ -95,6 +99,7 @@ PlanConfig LoadPlan(const std::string& path) {
       }
     }
   }
+  if (!r.Has("slo")) r.Fail("slo", "required: the service-level objectives to meet");
   DecodeSlo(r.Child("slo"), c.slo);
   {
     MapReader t = r.Child("target");

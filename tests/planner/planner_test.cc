@@ -1,1 +1,655 @@
-// placeholder
+// Tests for the capacity planner on the bundled Azure conversation trace: fleet sizing
+// and costs, ranking and the Pareto set, whole-fleet verification, determinism across
+// thread counts, plan-file errors, infeasible candidates and SLOs, peak-window targets,
+// and the files `kvsim plan` writes.
+#include "sim/planner/planner.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "sim/app/commands.h"
+#include "sim/config/plan_config.h"
+#include "sim/core/check.h"
+#include "tests/testing/input_error.h"
+#include "tests/testing/temp_dir.h"
+
+namespace kvsim {
+namespace {
+
+namespace fs = std::filesystem;
+using ::kvsim::testing::InputErrorMessage;
+using ::kvsim::testing::TempDir;
+using ::testing::HasSubstr;
+
+constexpr const char* kQuickstart = KVSIM_SOURCE_DIR "/configs/quickstart.yaml";
+constexpr const char* kTrace = KVSIM_SOURCE_DIR "/traces/AzureLLMInferenceTrace_conv.csv";
+
+// The SLOs, prices and target of the default plan below.
+constexpr double kTtftP99 = 2.0;
+constexpr double kE2eP99 = 30.0;
+constexpr double kH100Price = 3.0;
+constexpr double kA100Price = 2.0;
+constexpr double kTargetQps = 100.0;
+
+// The parts of a plan file; an empty part leaves its key out. The default: Llama-3-8B
+// on the Azure conversation trace (the quickstart scenario), 2 GPUs x 1 TP x 2 KV
+// managers x 1 scheduler, 300 requests per probe.
+struct PlanParts {
+  std::string scenario = kQuickstart;
+  std::string set = "{workload.arrival.process: trace}";
+  std::string slo = "{ttft_s: {p99: 2.0}, e2e_s: {p99: 30}}";
+  std::string target = "{qps: 100}";
+  std::string search = "{initial_qps: 4, tolerance: 0.05, max_qps: 500, probe_requests: 300}";
+  std::string gpus = "[H100-SXM, A100-80GB]";
+  std::string tensor_parallel = "[1]";
+  std::string kv_managers = "[{type: static}, {type: paged, block_tokens: 16}]";
+  std::string schedulers = "[{type: vllm, max_num_seqs: 256}]";
+  std::string prices = "{H100-SXM: 3.0, A100-80GB: 2.0}";
+  std::string extra;  // further top-level lines
+};
+
+std::string PlanYaml(const PlanParts& p) {
+  std::string out;
+  auto line = [&out](const std::string& key, const std::string& value, const char* indent = "") {
+    if (!value.empty()) out += std::string(indent) + key + ": " + value + "\n";
+  };
+  line("scenario", p.scenario);
+  line("set", p.set);
+  line("slo", p.slo);
+  line("target", p.target);
+  line("search", p.search);
+  out += "candidates:\n";
+  line("gpus", p.gpus, "  ");
+  line("tensor_parallel", p.tensor_parallel, "  ");
+  line("kv_managers", p.kv_managers, "  ");
+  line("schedulers", p.schedulers, "  ");
+  line("prices", p.prices);
+  return out + p.extra;
+}
+
+// Writes the plan into `dir` and loads it.
+PlanConfig Load(const TempDir& dir, const PlanParts& parts) {
+  return LoadPlan(dir.Write("plan.yaml", PlanYaml(parts)));
+}
+
+PlanResult RunWithJobs(const PlanConfig& plan, int jobs) {
+  PlanOptions options;
+  options.jobs = jobs;
+  return RunPlan(plan, options);
+}
+
+const CandidateResult* FindCandidate(const PlanResult& r, const std::string& gpu) {
+  for (const CandidateResult& c : r.candidates) {
+    if (c.gpu == gpu) return &c;
+  }
+  return nullptr;
+}
+
+std::string ReadFile(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+std::vector<std::string> SplitCsvLine(const std::string& line) {
+  std::vector<std::string> cells;
+  std::stringstream in(line);
+  std::string cell;
+  while (std::getline(in, cell, ',')) cells.push_back(cell);
+  return cells;
+}
+
+std::vector<std::string> Lines(const std::string& text) {
+  std::vector<std::string> lines;
+  std::stringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) lines.push_back(line);
+  return lines;
+}
+
+// --- The default plan, run once for the suite -------------------------------------
+
+class BundledTracePlan : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    TempDir dir;
+    plan_ = new PlanConfig(Load(dir, PlanParts{}));
+    result_ = new PlanResult(RunWithJobs(*plan_, 1));
+  }
+  static void TearDownTestSuite() {
+    delete result_;
+    delete plan_;
+    result_ = nullptr;
+    plan_ = nullptr;
+  }
+
+  static PlanConfig* plan_;
+  static PlanResult* result_;
+};
+
+PlanConfig* BundledTracePlan::plan_ = nullptr;
+PlanResult* BundledTracePlan::result_ = nullptr;
+
+TEST_F(BundledTracePlan, EvaluatesEveryCandidateOfTheSpaceInOrder) {
+  const PlanResult& r = *result_;
+  ASSERT_EQ(r.candidates.size(), 4u);
+  EXPECT_EQ(r.candidates[0].name, "H100-SXM/tp1/static/vllm-256seqs");
+  EXPECT_EQ(r.candidates[1].name, "H100-SXM/tp1/paged16/vllm-256seqs");
+  EXPECT_EQ(r.candidates[2].name, "A100-80GB/tp1/static/vllm-256seqs");
+  EXPECT_EQ(r.candidates[3].name, "A100-80GB/tp1/paged16/vllm-256seqs");
+  EXPECT_DOUBLE_EQ(r.target_qps, kTargetQps);
+  EXPECT_GT(r.simulations, 4);
+}
+
+TEST_F(BundledTracePlan, EveryCandidateFindsAMaxRateThatMeetsTheSlos) {
+  for (const CandidateResult& c : result_->candidates) {
+    SCOPED_TRACE(c.name);
+    EXPECT_TRUE(c.feasible) << c.note;
+    EXPECT_TRUE(c.meets_slo);
+    EXPECT_STREQ(SearchStatusName(c.search.status), "found");
+    EXPECT_GT(c.max_qps_per_replica, 0);
+    EXPECT_DOUBLE_EQ(c.max_qps_per_replica, c.search.max_qps);
+    EXPECT_DOUBLE_EQ(c.max_qps_per_gpu, c.max_qps_per_replica / c.tensor_parallel);
+    EXPECT_GT(c.search.first_fail_qps, c.max_qps_per_replica);
+    // The run at the max rate is the one the SLOs were met in.
+    EXPECT_GT(c.at_max.requests_completed, 0);
+    EXPECT_LE(c.at_max.ttft_s.p99, kTtftP99);
+    EXPECT_LE(c.at_max.e2e_s.p99, kE2eP99);
+  }
+}
+
+TEST_F(BundledTracePlan, ReplicasAreTheTargetOverTheMaxRatePerReplicaRoundedUp) {
+  for (const CandidateResult& c : result_->candidates) {
+    SCOPED_TRACE(c.name);
+    const auto expected = static_cast<int64_t>(std::ceil(kTargetQps / c.max_qps_per_replica));
+    EXPECT_EQ(c.replicas, expected) << "max QPS per replica " << c.max_qps_per_replica;
+    // Enough replicas for the target, and one fewer would not be.
+    EXPECT_GE(static_cast<double>(c.replicas) * c.max_qps_per_replica, kTargetQps);
+    EXPECT_LT(static_cast<double>(c.replicas - 1) * c.max_qps_per_replica, kTargetQps);
+  }
+}
+
+TEST_F(BundledTracePlan, GpusAreReplicasTimesTensorParallelism) {
+  for (const CandidateResult& c : result_->candidates) {
+    SCOPED_TRACE(c.name);
+    EXPECT_EQ(c.gpus, c.replicas * c.tensor_parallel);
+  }
+}
+
+TEST_F(BundledTracePlan, CostPerHourIsGpusTimesThePlansPrice) {
+  for (const CandidateResult& c : result_->candidates) {
+    SCOPED_TRACE(c.name);
+    const double price = c.gpu == "H100-SXM" ? kH100Price : kA100Price;
+    EXPECT_DOUBLE_EQ(c.price_per_gpu_hour, price);
+    EXPECT_DOUBLE_EQ(c.cost_per_hour, static_cast<double>(c.gpus) * price);
+  }
+}
+
+TEST_F(BundledTracePlan, CostPerMillionOutputTokensIsTheHourlyCostOverTheTargetsTokens) {
+  for (const CandidateResult& c : result_->candidates) {
+    SCOPED_TRACE(c.name);
+    ASSERT_GT(c.at_max.requests_per_s, 0);
+    const double tokens_per_request = c.at_max.output_tokens_per_s / c.at_max.requests_per_s;
+    const double million_tokens_per_hour = kTargetQps * tokens_per_request * 3600 / 1e6;
+    EXPECT_NEAR(c.cost_per_million_output_tokens, c.cost_per_hour / million_tokens_per_hour,
+                1e-9 * c.cost_per_million_output_tokens);
+  }
+}
+
+TEST_F(BundledTracePlan, RanksTheMeetingCandidatesCheapestFirst) {
+  const PlanResult& r = *result_;
+  std::set<size_t> meeting;
+  for (size_t i = 0; i < r.candidates.size(); ++i) {
+    if (r.candidates[i].meets_slo) meeting.insert(i);
+  }
+  EXPECT_EQ(std::set<size_t>(r.ranking.begin(), r.ranking.end()), meeting);
+  EXPECT_EQ(r.ranking.size(), meeting.size()) << "a candidate is ranked twice";
+  for (size_t k = 1; k < r.ranking.size(); ++k) {
+    EXPECT_LE(r.candidates[r.ranking[k - 1]].cost_per_hour,
+              r.candidates[r.ranking[k]].cost_per_hour)
+        << "rank " << k;
+  }
+}
+
+TEST_F(BundledTracePlan, MarksExactlyTheUndominatedCandidatesAsPareto) {
+  const PlanResult& r = *result_;
+  // b dominates a: no worse in cost and p99 TTFT, better in one.
+  auto dominates = [](const CandidateResult& b, const CandidateResult& a) {
+    const bool no_worse =
+        b.cost_per_hour <= a.cost_per_hour && b.at_max.ttft_s.p99 <= a.at_max.ttft_s.p99;
+    const bool better =
+        b.cost_per_hour < a.cost_per_hour || b.at_max.ttft_s.p99 < a.at_max.ttft_s.p99;
+    return no_worse && better;
+  };
+  int flagged = 0;
+  for (const CandidateResult& a : r.candidates) {
+    SCOPED_TRACE(a.name);
+    if (!a.meets_slo) {
+      EXPECT_FALSE(a.pareto);
+      continue;
+    }
+    bool dominated = false;
+    for (const CandidateResult& b : r.candidates) {
+      if (&a != &b && b.meets_slo && dominates(b, a)) dominated = true;
+    }
+    EXPECT_EQ(a.pareto, !dominated);
+    flagged += a.pareto ? 1 : 0;
+  }
+  // The cheapest candidate with the lowest p99 TTFT among the cheapest is never dominated.
+  ASSERT_FALSE(r.ranking.empty());
+  EXPECT_TRUE(r.candidates[r.ranking.front()].pareto);
+  EXPECT_GE(flagged, 1);
+}
+
+TEST_F(BundledTracePlan, RecommendsTheCheapestCandidate) {
+  const PlanResult& r = *result_;
+  ASSERT_TRUE(r.recommendation.has_value());
+  ASSERT_FALSE(r.ranking.empty());
+  EXPECT_EQ(r.recommendation->candidate, r.ranking.front());
+}
+
+TEST_F(BundledTracePlan, VerifiesTheRecommendedFleetWithinTheSlos) {
+  const PlanResult& r = *result_;
+  ASSERT_TRUE(r.recommendation.has_value());
+  const Recommendation& rec = *r.recommendation;
+  const CandidateResult& c = r.candidates[rec.candidate];
+  ASSERT_GT(c.replicas, 1) << "the target should need a fleet behind the router";
+  EXPECT_TRUE(rec.verified) << "the whole-fleet run missed " << rec.verdict.binding;
+  EXPECT_TRUE(rec.verdict.meets);
+  // The fleet run served the target load with every replica and met the thresholds.
+  EXPECT_GT(rec.fleet.requests_completed, 0);
+  EXPECT_EQ(rec.fleet.requests_completed, rec.fleet.requests_total);
+  EXPECT_GT(rec.fleet.ttft_s.p99, 0);
+  EXPECT_LE(rec.fleet.ttft_s.p99, kTtftP99);
+  EXPECT_GT(rec.fleet.e2e_s.p99, 0);
+  EXPECT_LE(rec.fleet.e2e_s.p99, kE2eP99);
+  // Verification may only add replicas (at most three) to the estimate.
+  EXPECT_GE(rec.replicas, c.replicas);
+  EXPECT_LE(rec.replicas, c.replicas + 3);
+  EXPECT_EQ(rec.gpus, rec.replicas * c.tensor_parallel);
+  EXPECT_DOUBLE_EQ(rec.cost_per_hour, static_cast<double>(rec.gpus) * c.price_per_gpu_hour);
+}
+
+TEST_F(BundledTracePlan, CsvHasOneRowPerCandidateWithItsSizingAndCost) {
+  const PlanResult& r = *result_;
+  const std::vector<std::string> lines = Lines(PlanCsv(r));
+  ASSERT_EQ(lines.size(), r.candidates.size() + 1);
+  const std::vector<std::string> header = SplitCsvLine(lines[0]);
+  auto column = [&header](const std::string& name) {
+    return static_cast<size_t>(std::find(header.begin(), header.end(), name) - header.begin());
+  };
+  for (size_t i = 0; i < r.candidates.size(); ++i) {
+    const CandidateResult& c = r.candidates[i];
+    SCOPED_TRACE(c.name);
+    const std::vector<std::string> row = SplitCsvLine(lines[i + 1]);
+    ASSERT_EQ(row.size(), header.size());
+    EXPECT_EQ(row[column("candidate")], c.name);
+    EXPECT_EQ(row[column("gpu")], c.gpu);
+    EXPECT_EQ(row[column("status")], "found");
+    EXPECT_EQ(row[column("replicas")], std::to_string(c.replicas));
+    EXPECT_EQ(row[column("gpus")], std::to_string(c.gpus));
+    EXPECT_NEAR(std::stod(row[column("cost_per_hour")]), c.cost_per_hour, 1e-5 * c.cost_per_hour);
+    EXPECT_EQ(row[column("meets_slo")], "true");
+    EXPECT_EQ(row[column("pareto")], c.pareto ? "true" : "false");
+  }
+}
+
+TEST_F(BundledTracePlan, FormatEndsWithTheVerifiedRecommendation) {
+  const std::string text = FormatPlan(*result_);
+  const CandidateResult& c = result_->candidates[result_->recommendation->candidate];
+  EXPECT_THAT(text, HasSubstr("recommendation: " +
+                              std::to_string(result_->recommendation->replicas) + " x " + c.name));
+  EXPECT_THAT(text, HasSubstr("verified: the whole fleet"));
+  EXPECT_THAT(text, ::testing::Not(HasSubstr("NOT verified")));
+}
+
+// --- Determinism -------------------------------------------------------------------
+
+TEST(PlanDeterminism, TwoRunsOfThePlanGiveIdenticalCsv) {
+  TempDir dir;
+  const PlanConfig plan = Load(dir, PlanParts{});
+  EXPECT_EQ(PlanCsv(RunWithJobs(plan, 1)), PlanCsv(RunWithJobs(plan, 1)));
+}
+
+TEST(PlanDeterminism, TheParallelPlanEqualsTheSerialOne) {
+  TempDir dir;
+  const PlanConfig plan = Load(dir, PlanParts{});
+  const PlanResult serial = RunWithJobs(plan, 1);
+  ASSERT_TRUE(serial.recommendation.has_value());
+  for (int jobs : {2, 4}) {
+    SCOPED_TRACE(jobs);
+    const PlanResult parallel = RunWithJobs(plan, jobs);
+    EXPECT_EQ(PlanCsv(parallel), PlanCsv(serial));
+    EXPECT_EQ(parallel.ranking, serial.ranking);
+    EXPECT_EQ(parallel.simulations, serial.simulations);
+    ASSERT_TRUE(parallel.recommendation.has_value());
+    const Recommendation &p = *parallel.recommendation, &s = *serial.recommendation;
+    EXPECT_EQ(p.candidate, s.candidate);
+    EXPECT_EQ(p.replicas, s.replicas);
+    EXPECT_EQ(p.gpus, s.gpus);
+    EXPECT_EQ(p.cost_per_hour, s.cost_per_hour);
+    EXPECT_EQ(p.verified, s.verified);
+    EXPECT_EQ(p.fleet.ttft_s.p99, s.fleet.ttft_s.p99);
+    EXPECT_EQ(p.fleet.e2e_s.p99, s.fleet.e2e_s.p99);
+  }
+}
+
+// --- Plan-file errors --------------------------------------------------------------
+
+TEST(PlanFileErrors, AnEmptyCandidateListNamesItsKeyPath) {
+  for (const char* list : {"gpus", "tensor_parallel", "kv_managers", "schedulers"}) {
+    SCOPED_TRACE(list);
+    TempDir dir;
+    PlanParts parts;
+    const std::string key = list;
+    if (key == "gpus") parts.gpus = "[]";
+    if (key == "tensor_parallel") parts.tensor_parallel = "[]";
+    if (key == "kv_managers") parts.kv_managers = "[]";
+    if (key == "schedulers") parts.schedulers = "[]";
+    const std::string path = dir.Write("plan.yaml", PlanYaml(parts));
+    const std::string message = InputErrorMessage([&] { LoadPlan(path); });
+    EXPECT_THAT(message, HasSubstr(path));
+    EXPECT_THAT(message, HasSubstr("candidates." + key + ": expected a non-empty list"));
+  }
+}
+
+TEST(PlanFileErrors, AMissingCandidateListNamesItsKeyPath) {
+  TempDir dir;
+  PlanParts parts;
+  parts.schedulers = "";
+  const std::string path = dir.Write("plan.yaml", PlanYaml(parts));
+  EXPECT_THAT(InputErrorMessage([&] { LoadPlan(path); }), HasSubstr("candidates.schedulers"));
+}
+
+TEST(PlanFileErrors, AnUnknownTopLevelKeyIsNamed) {
+  TempDir dir;
+  PlanParts parts;
+  parts.extra = "budget_usd: 100\n";
+  const std::string path = dir.Write("plan.yaml", PlanYaml(parts));
+  const std::string message = InputErrorMessage([&] { LoadPlan(path); });
+  EXPECT_THAT(message, HasSubstr(path));
+  EXPECT_THAT(message, HasSubstr("budget_usd: unknown key"));
+}
+
+TEST(PlanFileErrors, AnUnknownKeyInsideTheSloIsNamedWithItsPath) {
+  TempDir dir;
+  PlanParts parts;
+  parts.slo = "{ttft_s: {p95: 2.0}}";
+  const std::string path = dir.Write("plan.yaml", PlanYaml(parts));
+  EXPECT_THAT(InputErrorMessage([&] { LoadPlan(path); }), HasSubstr("slo.ttft_s.p95"));
+}
+
+TEST(PlanFileErrors, AMissingTargetIsReported) {
+  TempDir dir;
+  PlanParts parts;
+  parts.target = "";
+  const std::string path = dir.Write("plan.yaml", PlanYaml(parts));
+  const std::string message = InputErrorMessage([&] { LoadPlan(path); });
+  EXPECT_THAT(message, HasSubstr("target.qps"));
+  EXPECT_THAT(message, HasSubstr("target.trace_peak_window_s"));
+}
+
+TEST(PlanFileErrors, BothTargetRateAndPeakWindowAreRejected) {
+  TempDir dir;
+  PlanParts parts;
+  parts.target = "{qps: 10, trace_peak_window_s: 60}";
+  const std::string path = dir.Write("plan.yaml", PlanYaml(parts));
+  const std::string message = InputErrorMessage([&] { LoadPlan(path); });
+  EXPECT_THAT(message, HasSubstr("target.qps: give exactly one of target.qps and "
+                                 "target.trace_peak_window_s"));
+}
+
+TEST(PlanFileErrors, APlanWithoutAnyObjectiveIsRejected) {
+  TempDir dir;
+  PlanParts parts;
+  parts.slo = "{stability: false}";
+  const std::string path = dir.Write("plan.yaml", PlanYaml(parts));
+  const std::string message = InputErrorMessage([&] { LoadPlan(path); });
+  EXPECT_THAT(message, HasSubstr(path));
+  EXPECT_THAT(message, HasSubstr("slo: no objective given"));
+}
+
+TEST(PlanFileErrors, AnUnknownKvManagerTypeNamesTheListItem) {
+  TempDir dir;
+  PlanParts parts;
+  parts.kv_managers = "[{type: paged}, {type: radix}]";
+  const std::string path = dir.Write("plan.yaml", PlanYaml(parts));
+  const std::string message = InputErrorMessage([&] { LoadPlan(path); });
+  EXPECT_THAT(message, HasSubstr("candidates.kv_managers[1].type: unknown value 'radix'"));
+  EXPECT_THAT(message, HasSubstr("static, paged, vattention"));
+}
+
+TEST(PlanFileErrors, AnUnknownSchedulerTypeNamesTheListItem) {
+  TempDir dir;
+  PlanParts parts;
+  parts.schedulers = "[{type: orca}]";
+  const std::string path = dir.Write("plan.yaml", PlanYaml(parts));
+  EXPECT_THAT(InputErrorMessage([&] { LoadPlan(path); }),
+              HasSubstr("candidates.schedulers[0].type: unknown value 'orca'"));
+}
+
+TEST(PlanFileErrors, AMissingScenarioKeyIsReported) {
+  TempDir dir;
+  PlanParts parts;
+  parts.scenario = "";
+  const std::string path = dir.Write("plan.yaml", PlanYaml(parts));
+  EXPECT_THAT(InputErrorMessage([&] { LoadPlan(path); }), HasSubstr("scenario: required"));
+}
+
+TEST(PlanFileErrors, AMissingScenarioFileNamesTheFileAndTheScenarioKey) {
+  TempDir dir;
+  PlanParts parts;
+  parts.scenario = dir.PathOf("absent.yaml");
+  const std::string path = dir.Write("plan.yaml", PlanYaml(parts));
+  const std::string message = InputErrorMessage([&] { LoadPlan(path); });
+  EXPECT_THAT(message, HasSubstr(dir.PathOf("absent.yaml")));
+  // Like every other plan error: "plan.yaml:line: scenario: ...".
+  EXPECT_THAT(message, HasSubstr(path));
+  EXPECT_THAT(message, HasSubstr("scenario: "));
+}
+
+// --- Infeasible candidates and SLOs ------------------------------------------------
+
+TEST(InfeasiblePlans, AnUnknownGpuCardIsAnInfeasibleCandidateAndTheOthersStillRun) {
+  TempDir dir;
+  PlanParts parts;
+  parts.gpus = "[NoSuchGPU-9000, H100-SXM]";
+  parts.kv_managers = "[{type: paged, block_tokens: 16}]";
+  const PlanConfig plan = Load(dir, parts);
+  PlanResult r;
+  ASSERT_NO_THROW(r = RunWithJobs(plan, 2));
+  ASSERT_EQ(r.candidates.size(), 2u);
+
+  const CandidateResult* unknown = FindCandidate(r, "NoSuchGPU-9000");
+  ASSERT_NE(unknown, nullptr);
+  EXPECT_FALSE(unknown->feasible);
+  EXPECT_FALSE(unknown->meets_slo);
+  EXPECT_FALSE(unknown->pareto);
+  EXPECT_THAT(unknown->note, HasSubstr("NoSuchGPU-9000"));
+
+  const CandidateResult* h100 = FindCandidate(r, "H100-SXM");
+  ASSERT_NE(h100, nullptr);
+  EXPECT_TRUE(h100->feasible);
+  EXPECT_TRUE(h100->meets_slo);
+  EXPECT_EQ(r.ranking, std::vector<size_t>{1});
+  ASSERT_TRUE(r.recommendation.has_value());
+  EXPECT_EQ(r.recommendation->candidate, 1u);
+
+  const std::vector<std::string> lines = Lines(PlanCsv(r));
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_THAT(lines[1], HasSubstr("NoSuchGPU-9000,1,paged,16,0,vllm-256seqs,infeasible,"));
+  EXPECT_THAT(FormatPlan(r), HasSubstr("infeasible: "));
+}
+
+TEST(InfeasiblePlans, AnUnreachableSloGivesNoRecommendation) {
+  TempDir dir;
+  PlanParts parts;
+  parts.slo = "{ttft_s: {p99: 1.0e-6}}";
+  const PlanConfig plan = Load(dir, parts);
+  const PlanResult r = RunWithJobs(plan, 2);
+  ASSERT_EQ(r.candidates.size(), 4u);
+  for (const CandidateResult& c : r.candidates) {
+    SCOPED_TRACE(c.name);
+    EXPECT_TRUE(c.feasible) << c.note;
+    EXPECT_FALSE(c.meets_slo);
+    EXPECT_FALSE(c.pareto);
+    EXPECT_STREQ(SearchStatusName(c.search.status), "no_load_meets");
+    EXPECT_EQ(c.max_qps_per_replica, 0);
+    EXPECT_EQ(c.replicas, 0);
+    EXPECT_EQ(c.search.binding, "ttft_s.p99");
+    EXPECT_THAT(c.note, HasSubstr("no load meets the SLOs"));
+  }
+  EXPECT_TRUE(r.ranking.empty());
+  EXPECT_FALSE(r.recommendation.has_value());
+  for (const std::string& row : Lines(PlanCsv(r))) {
+    if (row.starts_with("candidate,")) continue;
+    EXPECT_THAT(row, HasSubstr(",no_load_meets,"));
+  }
+  EXPECT_THAT(FormatPlan(r), HasSubstr("recommendation: infeasible"));
+  const YAML::Node json = YAML::Load(PlanJson(r, plan));
+  ASSERT_TRUE(json["recommendation"].IsScalar());
+  EXPECT_THAT(json["recommendation"].as<std::string>(), HasSubstr("infeasible"));
+}
+
+// --- Peak-window targets -----------------------------------------------------------
+
+// Arrival times of the first `rows` rows of the Azure trace, in nanoseconds since the
+// first row, parsed here independently of kvsim's trace reader.
+std::vector<int64_t> AzureArrivalsNs(const std::string& path, size_t rows) {
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);  // header
+  std::vector<int64_t> arrivals;
+  int64_t first = 0;
+  while (arrivals.size() < rows && std::getline(in, line)) {
+    int year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0;
+    char fraction[16] = {};
+    EXPECT_EQ(std::sscanf(line.c_str(), "%d-%d-%d %d:%d:%d.%15[0-9]", &year, &month, &day, &hour,
+                          &minute, &second, fraction),
+              7)
+        << line;
+    std::string nanos = fraction;
+    nanos.resize(9, '0');
+    const std::chrono::sys_days date{std::chrono::year(year) / month / day};
+    const int64_t t = (static_cast<int64_t>(date.time_since_epoch().count()) * 86400 + hour * 3600 +
+                       minute * 60 + second) *
+                          1'000'000'000 +
+                      std::stoll(nanos);
+    if (arrivals.empty()) first = t;
+    arrivals.push_back(t - first);
+  }
+  return arrivals;
+}
+
+// The most arrivals in any window (t - window, t] ending at an arrival.
+size_t PeakCount(const std::vector<int64_t>& arrivals, int64_t window_ns) {
+  size_t peak = 0, begin = 0;
+  for (size_t end = 0; end < arrivals.size(); ++end) {
+    while (arrivals[begin] <= arrivals[end] - window_ns) ++begin;
+    peak = std::max(peak, end - begin + 1);
+  }
+  return peak;
+}
+
+TEST(PeakWindowTarget, IsThePeakArrivalCountInAnyWindowOverTheWindow) {
+  constexpr size_t kRows = 2000;
+  constexpr double kWindowS = 60;
+  TempDir dir;
+  PlanParts parts;
+  parts.set = "{workload.arrival.process: trace, workload.max_requests: 2000}";
+  parts.target = "{trace_peak_window_s: 60}";
+  parts.gpus = "[H100-SXM]";
+  parts.kv_managers = "[{type: paged, block_tokens: 16}]";
+  parts.search = "{initial_qps: 4, tolerance: 0.2, max_qps: 500, probe_requests: 300}";
+  parts.extra = "verify: false\n";
+  const PlanConfig plan = Load(dir, parts);
+  const PlanResult r = RunWithJobs(plan, 1);
+
+  const std::vector<int64_t> arrivals = AzureArrivalsNs(kTrace, kRows);
+  ASSERT_EQ(arrivals.size(), kRows);
+  const size_t peak = PeakCount(arrivals, static_cast<int64_t>(kWindowS * 1e9));
+  EXPECT_DOUBLE_EQ(r.target_qps, static_cast<double>(peak) / kWindowS);
+
+  const double mean_qps = static_cast<double>(kRows - 1) / (arrivals.back() * 1e-9);
+  EXPECT_GE(r.target_qps, mean_qps);
+
+  // The candidate is sized for that target.
+  ASSERT_EQ(r.candidates.size(), 1u);
+  const CandidateResult& c = r.candidates[0];
+  ASSERT_TRUE(c.meets_slo) << c.note;
+  EXPECT_EQ(c.replicas, static_cast<int64_t>(std::ceil(r.target_qps / c.max_qps_per_replica)));
+  ASSERT_TRUE(r.recommendation.has_value());
+  EXPECT_FALSE(r.recommendation->verified) << "verify: false runs no fleet";
+}
+
+// --- kvsim plan --------------------------------------------------------------------
+
+TEST(PlanCommandOutputs, WritesPlanCsvAndPlanJsonWithTheRecommendation) {
+  TempDir dir;
+  PlanParts parts;
+  parts.gpus = "[H100-SXM]";
+  CommandOptions options;
+  options.config_path = dir.Write("plan.yaml", PlanYaml(parts));
+  options.out_dir = dir.PathOf("out");
+  options.jobs = 2;
+  std::ostringstream out;
+  ASSERT_EQ(PlanCommand(options, out), 0);
+
+  const fs::path csv_path = fs::path(options.out_dir) / "plan.csv";
+  const fs::path json_path = fs::path(options.out_dir) / "plan.json";
+  ASSERT_TRUE(fs::exists(csv_path));
+  ASSERT_TRUE(fs::exists(json_path));
+
+  const std::vector<std::string> lines = Lines(ReadFile(csv_path));
+  ASSERT_EQ(lines.size(), 3u);  // header and two candidates
+  const std::vector<std::string> header = SplitCsvLine(lines[0]);
+  for (const char* column :
+       {"candidate", "gpu", "tensor_parallel", "kv_manager", "max_qps_per_replica", "replicas",
+        "gpus", "cost_per_hour", "cost_per_million_output_tokens", "meets_slo"}) {
+    EXPECT_THAT(header, ::testing::Contains(column));
+  }
+
+  const YAML::Node json = YAML::LoadFile(json_path.string());
+  ASSERT_TRUE(json["candidates"].IsSequence());
+  EXPECT_EQ(json["candidates"].size(), 2u);
+  EXPECT_DOUBLE_EQ(json["target_qps"].as<double>(), kTargetQps);
+  const YAML::Node rec = json["recommendation"];
+  ASSERT_TRUE(rec.IsMap());
+  ASSERT_TRUE(rec["verified"].IsDefined());
+  EXPECT_TRUE(rec["verified"].as<bool>());
+  EXPECT_EQ(rec["gpu"].as<std::string>(), "H100-SXM");
+  EXPECT_DOUBLE_EQ(rec["cost_per_hour"].as<double>(), rec["gpus"].as<double>() * kH100Price);
+  EXPECT_LE(rec["verify_latencies"]["ttft_s"]["p99"].as<double>(), kTtftP99);
+
+  // The printed table ends with the recommendation and where the outputs went.
+  EXPECT_THAT(out.str(), HasSubstr("recommendation: "));
+  EXPECT_THAT(out.str(), HasSubstr("outputs written to " + options.out_dir + "/"));
+}
+
+TEST(PlanCommandOutputs, RejectsCommandLineOverrides) {
+  TempDir dir;
+  CommandOptions options;
+  options.config_path = dir.Write("plan.yaml", PlanYaml(PlanParts{}));
+  options.out_dir = dir.PathOf("out");
+  options.overrides = {"seed=1"};
+  std::ostringstream out;
+  EXPECT_THAT(InputErrorMessage([&] { PlanCommand(options, out); }), HasSubstr("set:"));
+  EXPECT_FALSE(fs::exists(options.out_dir));
+}
+
+}  // namespace
+}  // namespace kvsim
