@@ -322,6 +322,37 @@ std::string PlanJson(const PlanResult& r, const PlanConfig& plan) {
   JsonWriter j;
   j.BeginObject();
   j.Field("plan", plan.plan_file).Field("target_qps", r.target_qps);
+  {
+    const ScenarioConfig sc = DecodeScenario(*plan.scenario, DefaultModelsDir());
+    j.BeginObject("scenario")
+        .Field("config", plan.scenario->origin())
+        .Field("model_card", sc.model_path)
+        .Field("trace", sc.workload.trace_path)
+        .Field("seed", static_cast<int64_t>(sc.seed))
+        .Field("probe_requests", plan.probe_requests)
+        .EndObject();
+  }
+  {
+    j.BeginObject("slo");
+    auto percentiles = [&](const char* name, const PercentileSlo& p) {
+      if (!p.p50 && !p.p90 && !p.p99) return;
+      j.BeginObject(name);
+      if (p.p50) j.Field("p50", *p.p50);
+      if (p.p90) j.Field("p90", *p.p90);
+      if (p.p99) j.Field("p99", *p.p99);
+      j.EndObject();
+    };
+    percentiles("ttft_s", plan.slo.ttft_s);
+    percentiles("tbt_s", plan.slo.tbt_s);
+    percentiles("tpot_s", plan.slo.tpot_s);
+    percentiles("e2e_s", plan.slo.e2e_s);
+    if (plan.slo.attainment) j.Field("attainment", *plan.slo.attainment);
+    if (plan.slo.request_ttft_s) j.Field("request_ttft_s", *plan.slo.request_ttft_s);
+    if (plan.slo.request_tpot_s) j.Field("request_tpot_s", *plan.slo.request_tpot_s);
+    if (plan.slo.request_e2e_s) j.Field("request_e2e_s", *plan.slo.request_e2e_s);
+    j.Field("stability", plan.slo.stability);
+    j.EndObject();
+  }
   j.BeginArray("candidates");
   for (const CandidateResult& c : r.candidates) {
     j.BeginObject();
@@ -348,10 +379,17 @@ std::string PlanJson(const PlanResult& r, const PlanConfig& plan) {
   if (r.recommendation) {
     const Recommendation& rec = *r.recommendation;
     j.BeginObject("recommendation");
-    CandidateFields(j, r.candidates[rec.candidate]);
-    j.Field("replicas", rec.replicas)
-        .Field("gpus", rec.gpus)
-        .Field("cost_per_hour", rec.cost_per_hour);
+    // The candidate's fields with the fleet that was verified (replicas may exceed the
+    // estimate by division, kept as estimated_replicas).
+    CandidateResult fleet = r.candidates[rec.candidate];
+    if (fleet.cost_per_hour > 0) {
+      fleet.cost_per_million_output_tokens *= rec.cost_per_hour / fleet.cost_per_hour;
+    }
+    fleet.replicas = rec.replicas;
+    fleet.gpus = rec.gpus;
+    fleet.cost_per_hour = rec.cost_per_hour;
+    CandidateFields(j, fleet);
+    j.Field("estimated_replicas", r.candidates[rec.candidate].replicas);
     j.Field("verified", rec.verified);
     j.Field("verify_binding_slo", rec.verdict.binding);
     j.Field("verify_requests_completed", rec.fleet.requests_completed);

@@ -1,0 +1,583 @@
+"""Tests of tools/report/kvsim_report.py.
+
+Run with Debian's interpreter (it has matplotlib):
+  KVSIM_BINARY=build/sim/kvsim KVSIM_SOURCE_DIR=. /usr/bin/python3 -m unittest discover \
+      -s tests/report -p "test_*.py" -v
+
+The module builds small kvsim outputs once (a run, a comparison, a sweep, two plans and a copy of
+the committed H100 profile) in a temporary directory, generates their reports, and checks the
+HTML, the Markdown and the PNG charts, renders each report in headless Chromium, and feeds the
+script broken inputs.
+"""
+
+import os
+import re
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import unittest
+import zlib
+
+from PIL import Image
+
+CHROMIUM = "/usr/bin/chromium"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+# Section headings each kind of report must have, and how many charts it draws.
+EXPECTED = {
+    "run": (["Scenario", "Summary", "KV memory over time", "Running batch over time",
+             "Latency distributions"], 5),
+    "compare": (["Scenario", "Comparison", "KV memory over time", "Running batch over time",
+                 "Latency distributions"], 5),
+    "sweep": (["Scenario", "Sweep results", "Throughput against offered load",
+               "p99 latency against offered load"], 4),
+    "plan": (["Scenario", "Recommendation", "Candidates", "Max QPS per replica", "Cost per hour",
+              "Cost against p99 TTFT", "KV manager savings"], 3),
+    "calibration": (["Scenario", "VMM call latency", "GEMM throughput",
+                     "Decode attention bandwidth", "Paged against contiguous attention",
+                     "vAttention mechanism"], 4),
+}
+
+PLAN_TEMPLATE = """\
+scenario: {scenario}
+set: {{workload.arrival.process: trace}}
+slo:
+  ttft_s: {{p99: {ttft_p99}}}
+  tbt_s: {{p99: 0.25}}
+target: {{qps: 20}}
+search: {{initial_qps: 4, tolerance: 0.1, max_qps: 200, probe_requests: 300}}
+candidates:
+  gpus: [H100-SXM, A100-80GB]
+  tensor_parallel: [1]
+  kv_managers:
+    - {{type: static}}
+    - {{type: paged, block_tokens: 16}}
+    - {{type: vattention, page_bytes: 2MiB}}
+  schedulers: [{{type: vllm, max_num_seqs: 256}}]
+verify: true
+"""
+
+ENV = {}
+WORK = None
+DIRS = {}
+RESULTS = {}
+
+
+def _env(name):
+    value = os.environ.get(name)
+    if not value:
+        raise RuntimeError(f"set {name} (the kvsim binary / the repository root); ctest sets both")
+    return value
+
+
+def run_cmd(args, timeout=120, cwd=None):
+    return subprocess.run(args, capture_output=True, text=True, timeout=timeout, cwd=cwd)
+
+
+def kvsim(*args):
+    r = run_cmd([ENV["kvsim"], *args, "-q"])
+    if r.returncode != 0:
+        raise RuntimeError(f"kvsim {' '.join(args)} failed ({r.returncode}): {r.stderr.strip()}")
+    return r
+
+
+def report(directory, cwd=None):
+    return run_cmd([sys.executable, ENV["script"], directory], cwd=cwd)
+
+
+def setUpModule():
+    global WORK
+    ENV["kvsim"] = _env("KVSIM_BINARY")
+    ENV["source"] = _env("KVSIM_SOURCE_DIR")
+    ENV["script"] = os.path.join(ENV["source"], "tools", "report", "kvsim_report.py")
+    for path in (ENV["kvsim"], ENV["script"]):
+        if not os.path.isfile(path):
+            raise RuntimeError(f"{path}: not found")
+    WORK = tempfile.mkdtemp(prefix="kvsim_report_test_")
+    quickstart = os.path.join(ENV["source"], "configs", "quickstart.yaml")
+    small = ["--set", "workload.max_requests=200"]
+
+    DIRS["run"] = os.path.join(WORK, "run")
+    kvsim("run", quickstart, *small, "--out", DIRS["run"])
+    DIRS["compare"] = os.path.join(WORK, "compare")
+    kvsim("compare", quickstart, *small, "--out", DIRS["compare"])
+    DIRS["sweep"] = os.path.join(WORK, "sweep")
+    kvsim("sweep", quickstart, "--rates", "4,16", *small, "--out", DIRS["sweep"])
+    for name, ttft in (("plan", "2.0"), ("plan_infeasible", "0.000001")):
+        plan_file = os.path.join(WORK, f"{name}.yaml")
+        with open(plan_file, "w") as f:
+            f.write(PLAN_TEMPLATE.format(scenario=quickstart, ttft_p99=ttft))
+        DIRS[name] = os.path.join(WORK, name)
+        kvsim("plan", plan_file, "--out", DIRS[name])
+    DIRS["calibration"] = os.path.join(WORK, "calibration")
+    shutil.copytree(os.path.join(ENV["source"], "models", "profiles", "H100-SXM"),
+                    DIRS["calibration"])
+    for kind in ("run", "compare", "sweep", "plan", "plan_infeasible", "calibration"):
+        RESULTS[kind] = report(DIRS[kind])
+
+
+def tearDownModule():
+    if WORK:
+        shutil.rmtree(WORK, ignore_errors=True)
+
+
+def read(path, mode="r"):
+    with open(path, mode) as f:
+        return f.read()
+
+
+def chart_files(directory):
+    d = os.path.join(directory, "report_files")
+    if not os.path.isdir(d):
+        return []
+    return sorted(os.path.join(d, n) for n in os.listdir(d) if n.endswith(".png"))
+
+
+def png_header(data):
+    """(width, height) from the IHDR chunk, after checking the signature and its CRC."""
+    if data[:8] != PNG_SIGNATURE:
+        raise AssertionError("no PNG signature")
+    length, kind = struct.unpack(">I4s", data[8:16])
+    if kind != b"IHDR" or length != 13:
+        raise AssertionError("first chunk is not IHDR")
+    body = data[16:29]
+    (crc,) = struct.unpack(">I", data[29:33])
+    if zlib.crc32(kind + body) != crc:
+        raise AssertionError("IHDR CRC mismatch")
+    return struct.unpack(">II", body[:8])
+
+
+# ---------------------------------------------------------------------------
+
+
+class ReportContentTest(unittest.TestCase):
+    """report.html, report.md and the charts of each kind of directory."""
+
+    def check_kind(self, kind):
+        headings, charts = EXPECTED[kind]
+        result = RESULTS[kind]
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(result.stderr.strip(), "")
+        d = DIRS[kind]
+        page = read(os.path.join(d, "report.html"))
+        md = read(os.path.join(d, "report.md"))
+        for h in headings:
+            self.assertIn(f"<h2>{h}</h2>", page, f"{kind}: heading {h!r} missing in report.html")
+            self.assertIn(f"\n## {h}\n", md, f"{kind}: heading {h!r} missing in report.md")
+
+        files = chart_files(d)
+        self.assertEqual(len(files), charts, f"{kind}: chart files {files}")
+        contents = {}
+        for path in files:
+            data = read(path, "rb")
+            width, height = png_header(data)
+            self.assertGreater(width, 0, path)
+            self.assertGreater(height, 0, path)
+            with Image.open(path) as im:
+                im.verify()
+            with Image.open(path) as im:
+                im.load()
+                self.assertEqual(im.size, (width, height), path)
+                self.assertGreater(len(im.convert("RGB").getcolors(1 << 20) or [0] * 1000), 8,
+                                   f"{path}: too few colours for a chart")
+            contents[data] = os.path.basename(path)
+            self.assertIn(f"](report_files/{os.path.basename(path)})", md, path)
+
+        embedded = re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
+        self.assertEqual(len(embedded), len(files), f"{kind}: images embedded in report.html")
+        self.assertEqual(page.count("<img"), len(files))
+        import base64
+        decoded = {base64.b64decode(b) for b in embedded}
+        self.assertEqual(decoded, set(contents), f"{kind}: embedded images differ from files")
+        # Self-contained: nothing is fetched from elsewhere.
+        self.assertNotRegex(page, r'(src|href)="(https?:|file:|//)')
+        return page, md
+
+    def check_scenario(self, page, *words):
+        for w in words:
+            self.assertIn(w, page)
+
+    def test_run(self):
+        page, _ = self.check_kind("run")
+        self.check_scenario(page, "Llama-3-8B", "H100-SXM", "vllm", "seed",
+                            "AzureLLMInferenceTrace_conv.csv", "tensor parallel", "42")
+        self.assertIn("per-request mean time between tokens", page)
+
+    def test_compare(self):
+        page, md = self.check_kind("compare")
+        self.check_scenario(page, "Llama-3-8B", "H100-SXM", "vllm", "seed",
+                            "AzureLLMInferenceTrace_conv.csv")
+        for label in ("static", "paged", "vattention_2MiB", "vattention_64KiB"):
+            self.assertIn(label, page)
+        for row in ("throughput (req/s)", "TTFT p50 (s)", "TTFT p99 (s)", "TBT p99 (ms",
+                    "E2E p99 (s)", "max running batch", "mean running batch",
+                    "KV fragmentation (%)", "preemptions", "exposed mapping overhead (s)"):
+            self.assertIn(row, md)
+        self.assertRegex(md, r"\(\d+\.\d\dx\)", "ratios to paged")
+        self.assertIn("Ratios in brackets are to `paged`", md)
+
+    def test_sweep(self):
+        page, md = self.check_kind("sweep")
+        self.check_scenario(page, "Llama-3-8B", "H100-SXM", "vllm", "seed")
+        self.assertIn("| paged | 4 |", md)
+        self.assertIn("| vattention_64KiB | 16 |", md)
+
+    def test_plan(self):
+        page, md = self.check_kind("plan")
+        self.check_scenario(page, "Llama-3-8B", "H100-SXM", "A100-80GB", "vllm-256seqs", "seed",
+                            "AzureLLMInferenceTrace_conv.csv", "ttft_s.p99 = 2.0")
+        self.assertRegex(md, r"## Recommendation\n\n\d+ x `[^`]+` \(\d+ GPUs?, \$[\d.,]+/hour")
+        self.assertRegex(md, r"(verified|NOT verified)")
+
+    def test_infeasible_plan(self):
+        result = RESULTS["plan_infeasible"]
+        self.assertEqual(result.returncode, 0, result.stderr)
+        md = read(os.path.join(DIRS["plan_infeasible"], "report.md"))
+        self.assertIn("infeasible: no candidate meets the SLOs", md)
+        page = read(os.path.join(DIRS["plan_infeasible"], "report.html"))
+        files = chart_files(DIRS["plan_infeasible"])
+        self.assertGreaterEqual(len(files), 1)
+        self.assertEqual(page.count("<img"), len(files))
+
+    def test_calibration(self):
+        page, md = self.check_kind("calibration")
+        self.check_scenario(page, "NVIDIA H100 80GB HBM3", "580.159.04", "cuMemSetAccess")
+        self.assertIn("Llama-3-8B", md)  # the GEMM chart's model
+
+    def test_output_is_deterministic(self):
+        d = os.path.join(WORK, "compare_again")
+        shutil.copytree(DIRS["compare"], d)
+        self.assertEqual(report(d).returncode, 0)  # the page names its directory
+        names = ["report.html", "report.md"] + [
+            os.path.join("report_files", os.path.basename(p)) for p in chart_files(d)]
+        before = {n: read(os.path.join(d, n), "rb") for n in names}
+        shutil.rmtree(os.path.join(d, "report_files"))
+        r = report(d)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(len(chart_files(d)), len(names) - 2)
+        for n in names:
+            self.assertEqual(read(os.path.join(d, n), "rb"), before[n], n)
+
+    def test_no_software_metadata_in_pngs(self):
+        for path in chart_files(DIRS["run"]):
+            data = read(path, "rb")
+            self.assertNotIn(b"Software", data, path)
+            self.assertNotIn(b"tIME", data, path)
+
+    def test_rerun_replaces_old_charts(self):
+        d = os.path.join(WORK, "run_again")
+        shutil.copytree(DIRS["run"], d)
+        stale = os.path.join(d, "report_files", "old_chart.png")
+        shutil.copy(chart_files(d)[0], stale)
+        r = report(d)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertFalse(os.path.exists(stale))
+        self.assertEqual(len(chart_files(d)), EXPECTED["run"][1])
+
+    def test_single_run_from_compare_label_dir(self):
+        d = os.path.join(WORK, "one_label")
+        shutil.copytree(os.path.join(DIRS["compare"], "vattention_2MiB"), d)
+        r = report(d)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("KV manager vattention", read(os.path.join(d, "report.md")))
+
+    def test_sweep_label_dir_without_csvs(self):
+        label_dir = os.path.join(DIRS["sweep"], "paged")
+        rate_dirs = sorted(os.listdir(label_dir))
+        d = os.path.join(WORK, "sweep_point")
+        shutil.copytree(os.path.join(label_dir, rate_dirs[0]), d)
+        r = report(d)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        md = read(os.path.join(d, "report.md"))
+        self.assertIn("requests.csv was not written", md)
+        self.assertEqual(chart_files(d), [])
+        self.assertEqual(read(os.path.join(d, "report.html")).count("<img"), 0)
+
+    def test_kvsim_report_command(self):
+        d = os.path.join(WORK, "via_kvsim")
+        shutil.copytree(DIRS["run"], d)
+        shutil.rmtree(os.path.join(d, "report_files"))
+        os.remove(os.path.join(d, "report.html"))
+        r = run_cmd([ENV["kvsim"], "report", d])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(os.path.isfile(os.path.join(d, "report.html")))
+        self.assertEqual(len(chart_files(d)), EXPECTED["run"][1])
+
+
+# ---------------------------------------------------------------------------
+
+
+def chromium_args(profile_dir):
+    return [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            "--no-first-run", "--disable-dev-shm-usage", f"--user-data-dir={profile_dir}"]
+
+
+class ChromiumRenderTest(unittest.TestCase):
+    """Each report opens in headless Chromium: every chart decodes, no script error, not blank."""
+
+    @classmethod
+    def setUpClass(cls):
+        if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
+            raise AssertionError(f"{CHROMIUM} not found: install Debian's chromium package "
+                                 "(apt-get install chromium); the report tests need it")
+
+    def render(self, kind):
+        d = DIRS[kind]
+        self.assertEqual(RESULTS[kind].returncode, 0, RESULTS[kind].stderr)
+        url = "file://" + os.path.abspath(os.path.join(d, "report.html"))
+        charts = len(chart_files(d))
+        with tempfile.TemporaryDirectory(prefix="chromium_") as profile:
+            dom = run_cmd(chromium_args(profile) + ["--dump-dom", url], timeout=90)
+        self.assertEqual(dom.returncode, 0, dom.stderr[-2000:])
+        m = re.search(r"<html[^>]*>", dom.stdout)
+        self.assertIsNotNone(m, "no <html> element in the dumped DOM")
+        attrs = dict(re.findall(r'(data-[a-z-]+)="([^"]*)"', m.group(0)))
+        self.assertEqual(attrs.get("data-report-ready"), "1",
+                         f"{kind}: the page's load handler did not run: {m.group(0)}")
+        self.assertEqual(attrs.get("data-script-errors"), "0",
+                         f"{kind}: script errors: {attrs.get('data-script-error-text')}")
+        self.assertEqual(attrs.get("data-images-total"), str(charts))
+        self.assertEqual(attrs.get("data-images-loaded"), str(charts),
+                         f"{kind}: images that decoded in Chromium")
+
+        shot = os.path.join(WORK, f"screenshot_{kind}.png")
+        with tempfile.TemporaryDirectory(prefix="chromium_") as profile:
+            r = run_cmd(chromium_args(profile) + [
+                f"--screenshot={shot}", "--window-size=1200,1800", "--hide-scrollbars", url],
+                timeout=90)
+        self.assertEqual(r.returncode, 0, r.stderr[-2000:])
+        self.assertTrue(os.path.isfile(shot), f"{kind}: Chromium wrote no screenshot")
+        with Image.open(shot) as im:
+            rgb = im.convert("RGB")
+            self.assertEqual(rgb.size, (1200, 1800))
+            colours = rgb.getcolors(1 << 24)
+            self.assertGreater(len(colours), 200, f"{kind}: the screenshot looks blank")
+            white = max(colours)[0] / (rgb.size[0] * rgb.size[1])
+            self.assertLess(white, 0.97, f"{kind}: the screenshot is almost one colour")
+
+    def test_run(self):
+        self.render("run")
+
+    def test_compare(self):
+        self.render("compare")
+
+    def test_sweep(self):
+        self.render("sweep")
+
+    def test_plan(self):
+        self.render("plan")
+
+    def test_calibration(self):
+        self.render("calibration")
+
+
+# ---------------------------------------------------------------------------
+
+
+class BadInputTest(unittest.TestCase):
+    """Broken inputs exit with status 2 and one line naming the file, never a traceback."""
+
+    def copy(self, kind, name):
+        d = os.path.join(WORK, "bad", name)
+        shutil.copytree(DIRS[kind], d)
+        for leftover in ("report.html", "report.md"):
+            if os.path.exists(os.path.join(d, leftover)):
+                os.remove(os.path.join(d, leftover))
+        shutil.rmtree(os.path.join(d, "report_files"), ignore_errors=True)
+        return d
+
+    def expect_error(self, d, *needles):
+        r = report(d)
+        self.assertEqual(r.returncode, 2, f"stdout: {r.stdout}\nstderr: {r.stderr}")
+        err = r.stderr.strip()
+        self.assertNotIn("Traceback", r.stderr)
+        self.assertEqual(len(err.splitlines()), 1, f"not one line: {r.stderr!r}")
+        self.assertTrue(err.startswith("kvsim_report: error: "), err)
+        for n in needles:
+            self.assertIn(n, err)
+        self.assertFalse(os.path.exists(os.path.join(d, "report.html")))
+        return err
+
+    @staticmethod
+    def edit(path, fn):
+        with open(path, "rb") as f:
+            data = f.read()
+        with open(path, "wb") as f:
+            f.write(fn(data))
+
+    def test_missing_directory(self):
+        self.expect_error(os.path.join(WORK, "no_such_dir"), "no_such_dir",
+                          "no such directory")
+
+    def test_directory_with_nothing_known(self):
+        d = os.path.join(WORK, "bad", "empty")
+        os.makedirs(d)
+        with open(os.path.join(d, "notes.txt"), "w") as f:
+            f.write("hello\n")
+        self.expect_error(d, "empty", "summary.json", "profile.txt")
+
+    def test_run_missing_summary(self):
+        d = self.copy("run", "no_summary")
+        os.remove(os.path.join(d, "summary.json"))
+        self.expect_error(d, os.path.join(d, "summary.json"), "missing")
+
+    def test_run_truncated_summary(self):
+        d = self.copy("run", "truncated_summary")
+        self.edit(os.path.join(d, "summary.json"), lambda b: b[: len(b) // 2])
+        self.expect_error(d, "summary.json:", "not valid JSON")
+
+    def test_run_summary_with_wrong_type(self):
+        d = self.copy("run", "typed_summary")
+        self.edit(os.path.join(d, "summary.json"),
+                  lambda b: re.sub(rb'("p99": )[0-9.e+-]+', rb'\1"fast"', b, count=1))
+        self.expect_error(d, "summary.json", "ttft_s.p99", "expected a number")
+
+    def test_run_summary_binary_garbage(self):
+        d = self.copy("run", "garbage_summary")
+        self.edit(os.path.join(d, "summary.json"), lambda b: b"\x00\xff\xfe" + b[:50])
+        self.expect_error(d, "summary.json")
+
+    def test_requests_csv_bad_number(self):
+        d = self.copy("run", "bad_requests")
+        path = os.path.join(d, "requests.csv")
+        lines = read(path).splitlines(True)
+        fields = lines[4].split(",")
+        fields[2] = "soon"
+        lines[4] = ",".join(fields)
+        with open(path, "w") as f:
+            f.writelines(lines)
+        self.expect_error(d, "requests.csv:5", "arrival_s", "soon")
+
+    def test_requests_csv_truncated_row(self):
+        d = self.copy("run", "truncated_requests")
+        path = os.path.join(d, "requests.csv")
+        text = read(path)
+        with open(path, "w") as f:
+            f.write(text[: text.rstrip("\n").rfind(",")])
+        n = len(text.rstrip("\n").splitlines())
+        self.expect_error(d, f"requests.csv:{n}", "fields")
+
+    def test_requests_csv_bad_header(self):
+        d = self.copy("run", "header_requests")
+        self.edit(os.path.join(d, "requests.csv"),
+                  lambda b: b.replace(b"first_token_s", b"first_tok", 1))
+        self.expect_error(d, "requests.csv:1", "first_token_s")
+
+    def test_timeseries_missing(self):
+        d = self.copy("run", "no_timeseries")
+        os.remove(os.path.join(d, "timeseries.csv"))
+        self.expect_error(d, "timeseries.csv", "missing")
+
+    def test_timeseries_negative_bytes(self):
+        d = self.copy("run", "negative_timeseries")
+        path = os.path.join(d, "timeseries.csv")
+        lines = read(path).splitlines(True)
+        fields = lines[9].rstrip("\n").split(",")
+        fields[7] = "-5"
+        lines[9] = ",".join(fields) + "\n"
+        with open(path, "w") as f:
+            f.writelines(lines)
+        self.expect_error(d, "timeseries.csv:10", "negative")
+
+    def test_compare_json_corrupted(self):
+        d = self.copy("compare", "bad_compare_json")
+        self.edit(os.path.join(d, "compare.json"), lambda b: b.replace(b"{", b"(", 3))
+        self.expect_error(d, "compare.json:", "not valid JSON")
+
+    def test_compare_json_not_a_list(self):
+        d = self.copy("compare", "object_compare_json")
+        with open(os.path.join(d, "compare.json"), "w") as f:
+            f.write('{"label": "paged"}\n')
+        self.expect_error(d, "compare.json", "expected a list")
+
+    def test_compare_label_missing_csv(self):
+        d = self.copy("compare", "compare_no_csv")
+        os.remove(os.path.join(d, "paged", "requests.csv"))
+        self.expect_error(d, os.path.join("paged", "requests.csv"), "missing")
+
+    def test_compare_label_csv_count_mismatch(self):
+        d = self.copy("compare", "compare_short_csv")
+        path = os.path.join(d, "static", "requests.csv")
+        lines = read(path).splitlines(True)
+        with open(path, "w") as f:
+            f.writelines(lines[:-3])
+        self.expect_error(d, os.path.join("static", "requests.csv"), "summary.json")
+
+    def test_sweep_json_corrupted(self):
+        d = self.copy("sweep", "bad_sweep")
+        self.edit(os.path.join(d, "sweep.json"), lambda b: b[:-40])
+        self.expect_error(d, "sweep.json:", "not valid JSON")
+
+    def test_sweep_json_missing_rate(self):
+        d = self.copy("sweep", "sweep_no_rate")
+        self.edit(os.path.join(d, "sweep.json"),
+                  lambda b: b.replace(b'"rate_qps": 4, "summary"', b'"summary"', 1))
+        self.expect_error(d, "sweep.json", "runs[0].rate_qps", "missing")
+
+    def test_plan_json_corrupted(self):
+        d = self.copy("plan", "bad_plan")
+        self.edit(os.path.join(d, "plan.json"), lambda b: b.replace(b":", b"=", 5))
+        self.expect_error(d, "plan.json:", "not valid JSON")
+
+    def test_plan_json_missing_key(self):
+        d = self.copy("plan", "plan_no_cost")
+        self.edit(os.path.join(d, "plan.json"),
+                  lambda b: b.replace(b'"cost_per_hour"', b'"cost_hourly"', 1))
+        self.expect_error(d, "plan.json", "candidates[0].cost_per_hour", "missing")
+
+    def test_plan_csv_corrupted(self):
+        d = self.copy("plan", "bad_plan_csv")
+        path = os.path.join(d, "plan.csv")
+        lines = read(path).splitlines(True)
+        lines[2] = lines[2].replace(",", ";", 4)
+        with open(path, "w") as f:
+            f.writelines(lines)
+        self.expect_error(d, "plan.csv:3")
+
+    def test_profile_bad_number(self):
+        d = self.copy("calibration", "bad_profile")
+        path = os.path.join(d, "profile.txt")
+        lines = read(path).splitlines(True)
+        i = next(k for k, line in enumerate(lines) if line.startswith("Llama-3-8B,o,1,64,"))
+        lines[i] = lines[i].replace(",64,64,", ",64,sixty-four,", 1)
+        with open(path, "w") as f:
+            f.writelines(lines)
+        self.expect_error(d, f"profile.txt:{i + 1}", "[gemm]", "sixty-four")
+
+    def test_profile_missing_section(self):
+        d = self.copy("calibration", "profile_no_decode")
+        path = os.path.join(d, "profile.txt")
+        text = read(path)
+        start = text.index("[decode_attention]")
+        end = text.index("[prefill_attention]")
+        with open(path, "w") as f:
+            f.write(text[:start] + text[end:])
+        self.expect_error(d, "profile.txt", "[decode_attention]", "missing")
+
+    def test_profile_wrong_field_count(self):
+        d = self.copy("calibration", "profile_short_row")
+        path = os.path.join(d, "profile.txt")
+        lines = read(path).splitlines(True)
+        i = next(k for k, line in enumerate(lines) if line.startswith("cuMemMap,"))
+        lines[i] = lines[i].rsplit(",", 1)[0] + "\n"
+        with open(path, "w") as f:
+            f.writelines(lines)
+        self.expect_error(d, f"profile.txt:{i + 1}", "fields")
+
+    def test_profile_not_text(self):
+        d = self.copy("calibration", "profile_binary")
+        self.edit(os.path.join(d, "profile.txt"), lambda b: bytes(range(256)) * 4)
+        self.expect_error(d, "profile.txt")
+
+    def test_usage(self):
+        r = run_cmd([sys.executable, ENV["script"]])
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("usage", r.stderr)
+        self.assertNotIn("Traceback", r.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,2144 @@
+#!/usr/bin/python3
+"""Turn a kvsim output directory into DIR/report.html, DIR/report.md and DIR/report_files/*.png.
+
+Usage: /usr/bin/python3 tools/report/kvsim_report.py DIR
+
+DIR is one of (detected in this order):
+  plan dir         plan.json (+ plan.csv)                        written by `kvsim plan`
+  sweep dir        sweep.json                                    written by `kvsim sweep`
+  compare dir      compare.json and DIR/<label>/{requests,timeseries}.csv   `kvsim compare`
+  run dir          summary.json, requests.csv, timeseries.csv, config.yaml  `kvsim run`
+  calibration dir  profile.txt (tools/kvprobe/PROFILE_FORMAT.md)            kvprobe
+
+report.html is self-contained: the charts are embedded as base64 PNG data URIs. report.md
+references the same charts under report_files/. Output is deterministic for given inputs.
+
+Exit status: 0 on success; 2 for bad input (a missing or malformed file, named with its line
+where there is one) or bad usage; 1 when the outputs cannot be written.
+"""
+
+import base64
+import csv
+import html
+import json
+import math
+import os
+import re
+import sys
+
+PROG = "kvsim_report"
+GIB = 1024.0 ** 3
+MIB = 1024.0 ** 2
+
+# Section headings, per kind of directory (the tests check for them).
+H_SCENARIO = "Scenario"
+H_SUMMARY = "Summary"
+H_COMPARISON = "Comparison"
+H_KV_MEMORY = "KV memory over time"
+H_BATCH = "Running batch over time"
+H_LATENCY = "Latency distributions"
+H_SWEEP_TABLE = "Sweep results"
+H_SWEEP_THROUGHPUT = "Throughput against offered load"
+H_SWEEP_LATENCY = "p99 latency against offered load"
+H_RECOMMENDATION = "Recommendation"
+H_CANDIDATES = "Candidates"
+H_PLAN_QPS = "Max QPS per replica"
+H_PLAN_COST = "Cost per hour"
+H_PLAN_PARETO = "Cost against p99 TTFT"
+H_PLAN_SAVINGS = "KV manager savings"
+H_VMM = "VMM call latency"
+H_GEMM = "GEMM throughput"
+H_DECODE = "Decode attention bandwidth"
+H_PAGED = "Paged against contiguous attention"
+H_VATTENTION = "vAttention mechanism"
+
+
+class InputError(Exception):
+    """Bad input: printed as one line, exit status 2."""
+
+
+class OutputError(Exception):
+    """Outputs cannot be written: printed as one line, exit status 1."""
+
+
+# ---------------------------------------------------------------------------
+# Reading files
+
+
+def read_text(path):
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise InputError(f"{path}: missing")
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a directory, not a file")
+    except OSError as e:
+        raise InputError(f"{path}: cannot read: {e.strerror or e}")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise InputError(f"{path}:{line}: not UTF-8 text")
+
+
+def _reject_constant(name):
+    raise ValueError(f"{name} is not allowed")
+
+
+def load_json(path):
+    text = read_text(path)
+    if not text.strip():
+        raise InputError(f"{path}: empty file")
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as e:
+        raise InputError(f"{path}:{e.lineno}: not valid JSON: {e.msg}")
+    except (ValueError, RecursionError) as e:
+        raise InputError(f"{path}: not valid JSON: {e}")
+
+
+class Node:
+    """A JSON value with the file and key path it came from, for error messages."""
+
+    def __init__(self, value, file, where=""):
+        self.value = value
+        self.file = file
+        self.where = where
+
+    def _fail(self, what):
+        at = f" {self.where}:" if self.where else ""
+        raise InputError(f"{self.file}:{at} {what}")
+
+    def _child_where(self, key):
+        if isinstance(key, int):
+            return f"{self.where}[{key}]"
+        return f"{self.where}.{key}" if self.where else key
+
+    def has(self, key):
+        return isinstance(self.value, dict) and key in self.value
+
+    def __getitem__(self, key):
+        if not isinstance(self.value, dict):
+            self._fail("expected an object")
+        if key not in self.value:
+            Node(None, self.file, self._child_where(key))._fail("missing")
+        return Node(self.value[key], self.file, self._child_where(key))
+
+    def get(self, key):
+        if isinstance(self.value, dict) and key in self.value:
+            return Node(self.value[key], self.file, self._child_where(key))
+        return None
+
+    def items(self):
+        if not isinstance(self.value, list):
+            self._fail("expected a list")
+        return [Node(v, self.file, self._child_where(i)) for i, v in enumerate(self.value)]
+
+    def num(self, allow_null=False):
+        v = self.value
+        if v is None and allow_null:
+            return float("nan")
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            self._fail(f"expected a number, got {_describe(v)}")
+        if not math.isfinite(float(v)):
+            self._fail("expected a finite number")
+        return float(v)
+
+    def nonneg(self):
+        x = self.num()
+        if x < 0:
+            self._fail(f"expected a number >= 0, got {x:g}")
+        return x
+
+    def int(self):
+        v = self.value
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or float(v) != int(v):
+            self._fail(f"expected an integer, got {_describe(v)}")
+        return int(v)
+
+    def str(self):
+        if not isinstance(self.value, str):
+            self._fail(f"expected a string, got {_describe(self.value)}")
+        return self.value
+
+    def bool(self):
+        if not isinstance(self.value, bool):
+            self._fail(f"expected true or false, got {_describe(self.value)}")
+        return self.value
+
+
+def _describe(v):
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "a boolean"
+    if isinstance(v, str):
+        return f"the string {json.dumps(v[:40])}"
+    if isinstance(v, list):
+        return "a list"
+    if isinstance(v, dict):
+        return "an object"
+    return repr(v)
+
+
+def load_csv(path, columns, ints=(), texts=(), checks=None):
+    """Reads a CSV with a header holding at least `columns`; returns {column: [values]}.
+
+    Columns in `ints` are integers, those in `texts` strings, the rest finite floats. `checks`
+    is a function (row dict) -> error text or None, applied to every row."""
+    text = read_text(path)
+    lines = text.splitlines()
+    if not lines or not lines[0].strip():
+        raise InputError(f"{path}:1: empty file (no CSV header)")
+    reader = csv.reader(lines)
+    try:
+        header = [h.strip() for h in next(reader)]
+    except csv.Error as e:
+        raise InputError(f"{path}:1: bad CSV header: {e}")
+    missing = [c for c in columns if c not in header]
+    if missing:
+        raise InputError(f"{path}:1: header lacks column(s) {', '.join(missing)}")
+    index = {c: header.index(c) for c in columns}
+    out = {c: [] for c in columns}
+    lineno = 1
+    try:
+        for row in reader:
+            lineno = reader.line_num
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue
+            if len(row) != len(header):
+                raise InputError(
+                    f"{path}:{lineno}: expected {len(header)} fields, got {len(row)}")
+            parsed = {}
+            for c in columns:
+                field = row[index[c]].strip()
+                try:
+                    if c in texts:
+                        value = field
+                    elif c in ints:
+                        value = int(field)
+                    else:
+                        value = float(field)
+                        if not math.isfinite(value):
+                            raise ValueError
+                except ValueError:
+                    kind = "an integer" if c in ints else "a finite number"
+                    raise InputError(
+                        f"{path}:{lineno}: column {c}: {field[:40]!r} is not {kind}")
+                parsed[c] = value
+            if checks:
+                problem = checks(parsed)
+                if problem:
+                    raise InputError(f"{path}:{lineno}: {problem}")
+            for c in columns:
+                out[c].append(parsed[c])
+    except csv.Error as e:
+        raise InputError(f"{path}:{reader.line_num}: bad CSV: {e}")
+    return out
+
+
+# ---------------------------------------------------------------------------
+# A small YAML reader for the block/flow subset kvsim's configs use. Used only for context
+# (trace path, output switches, plan SLOs); a file it cannot read is treated as absent.
+
+
+class YamlError(Exception):
+    pass
+
+
+def _strip_comment(line):
+    quote = None
+    for i, ch in enumerate(line):
+        if quote:
+            if ch == quote:
+                quote = None
+        elif ch in "'\"":
+            quote = ch
+        elif ch == "#" and (i == 0 or line[i - 1] in " \t"):
+            return line[:i]
+    return line
+
+
+def _bracket_depth(s):
+    depth, quote = 0, None
+    for ch in s:
+        if quote:
+            if ch == quote:
+                quote = None
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "[{":
+            depth += 1
+        elif ch in "]}":
+            depth -= 1
+    return depth
+
+
+_NUMBER = re.compile(r"^[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$")
+
+
+def _scalar(s):
+    s = s.strip()
+    if len(s) >= 2 and s[0] == s[-1] and s[0] in "'\"":
+        return s[1:-1]
+    if s in ("true", "True"):
+        return True
+    if s in ("false", "False"):
+        return False
+    if s in ("", "~", "null"):
+        return None
+    if _NUMBER.match(s):
+        return float(s) if any(c in s for c in ".eE") else int(s)
+    return s
+
+
+def _parse_flow(s):
+    pos = 0
+
+    def skip():
+        nonlocal pos
+        while pos < len(s) and s[pos] in " \t":
+            pos += 1
+
+    def value(stop):
+        nonlocal pos
+        skip()
+        if pos < len(s) and s[pos] == "{":
+            pos += 1
+            m = {}
+            while True:
+                skip()
+                if pos < len(s) and s[pos] == "}":
+                    pos += 1
+                    return m
+                k = value(":")
+                skip()
+                if pos >= len(s) or s[pos] != ":":
+                    raise YamlError("expected ':' in a flow mapping")
+                pos += 1
+                m[str(k)] = value(",}")
+                skip()
+                if pos < len(s) and s[pos] == ",":
+                    pos += 1
+                elif pos < len(s) and s[pos] == "}":
+                    continue
+                else:
+                    raise YamlError("unterminated flow mapping")
+        if pos < len(s) and s[pos] == "[":
+            pos += 1
+            items = []
+            while True:
+                skip()
+                if pos < len(s) and s[pos] == "]":
+                    pos += 1
+                    return items
+                items.append(value(",]"))
+                skip()
+                if pos < len(s) and s[pos] == ",":
+                    pos += 1
+                elif pos < len(s) and s[pos] == "]":
+                    continue
+                else:
+                    raise YamlError("unterminated flow sequence")
+        start = pos
+        quote = None
+        while pos < len(s):
+            ch = s[pos]
+            if quote:
+                if ch == quote:
+                    quote = None
+            elif ch in "'\"" and pos == start:
+                quote = ch
+            elif ch in stop or ch in "]}":
+                if ch == ":" and ":" in stop and pos + 1 < len(s) and s[pos + 1] not in " \t":
+                    pass  # a colon inside a plain scalar (e.g. a time) is not a separator
+                else:
+                    break
+            pos += 1
+        return _scalar(s[start:pos])
+
+    result = value("")
+    skip()
+    if pos != len(s):
+        raise YamlError("trailing characters after a flow value")
+    return result
+
+
+_KEY = re.compile(r"^(\"[^\"]*\"|'[^']*'|[^\s:{}\[\],#][^:{}\[\],#]*?)\s*:(?:\s+(.*))?$")
+
+
+def _value(text):
+    text = text.strip()
+    if text.startswith("{") or text.startswith("["):
+        return _parse_flow(text)
+    if text.startswith("|") or text.startswith(">") or text.startswith("&") or \
+            text.startswith("*") or text.startswith("!"):
+        raise YamlError("unsupported YAML feature")
+    return _scalar(text)
+
+
+def parse_yaml(text):
+    lines = []
+    pending = None
+    for raw in text.splitlines():
+        if raw.strip() in ("---", "..."):
+            continue
+        s = _strip_comment(raw).rstrip()
+        if pending is not None:
+            pending = (pending[0], pending[1] + " " + s.strip())
+            if _bracket_depth(pending[1]) <= 0:
+                lines.append(pending)
+                pending = None
+            continue
+        if not s.strip():
+            continue
+        if "\t" in s[: len(s) - len(s.lstrip())]:
+            raise YamlError("tab indentation")
+        entry = (len(s) - len(s.lstrip(" ")), s.strip())
+        if _bracket_depth(entry[1]) > 0:
+            pending = entry
+        else:
+            lines.append(entry)
+    if pending is not None:
+        raise YamlError("unterminated flow collection")
+    if not lines:
+        return None
+    pos = 0
+
+    def is_item(content):
+        return content == "-" or content.startswith("- ")
+
+    def block(indent):
+        nonlocal pos
+        if is_item(lines[pos][1]):
+            seq = []
+            while pos < len(lines) and lines[pos][0] == indent and is_item(lines[pos][1]):
+                content = lines[pos][1][1:].strip()
+                if not content:
+                    pos += 1
+                    if pos < len(lines) and lines[pos][0] > indent:
+                        seq.append(block(lines[pos][0]))
+                    else:
+                        seq.append(None)
+                elif _KEY.match(content) and not content.startswith(("{", "[", "'", '"')):
+                    lines[pos] = (indent + 2, content)
+                    seq.append(block(indent + 2))
+                else:
+                    seq.append(_value(content))
+                    pos += 1
+            return seq
+        m = {}
+        while pos < len(lines) and lines[pos][0] == indent:
+            content = lines[pos][1]
+            match = _KEY.match(content)
+            if not match:
+                raise YamlError(f"expected 'key: value', got {content[:40]!r}")
+            key = str(_scalar(match.group(1)))
+            rest = match.group(2)
+            pos += 1
+            if rest is None or not rest.strip():
+                if pos < len(lines) and lines[pos][0] > indent:
+                    m[key] = block(lines[pos][0])
+                elif pos < len(lines) and lines[pos][0] == indent and is_item(lines[pos][1]):
+                    m[key] = block(indent)
+                else:
+                    m[key] = None
+            else:
+                m[key] = _value(rest)
+        return m
+
+    result = block(lines[0][0])
+    if pos != len(lines):
+        raise YamlError("bad indentation")
+    return result
+
+
+def load_yaml_quietly(path):
+    """The parsed YAML of `path`, or None when absent or not understood."""
+    try:
+        with open(path, "r", encoding="utf-8") as f:
+            return parse_yaml(f.read())
+    except (OSError, UnicodeDecodeError, YamlError, RecursionError):
+        return None
+
+
+def ydig(tree, *keys):
+    for k in keys:
+        if not isinstance(tree, dict) or k not in tree:
+            return None
+        tree = tree[k]
+    return tree
+
+
+# ---------------------------------------------------------------------------
+# Formatting
+
+
+def is_num(x):
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def fnum(x, digits=3):
+    if not is_num(x):
+        return "—"
+    return f"{x:.{digits}f}"
+
+
+def fgen(x, sig=4):
+    if not is_num(x):
+        return "—"
+    if x != 0 and (abs(x) >= 1e6 or abs(x) < 1e-3):
+        return f"{x:.{sig - 1}e}"
+    return f"{x:.{sig}g}" if abs(x) < 10 ** sig else f"{x:.0f}"
+
+
+def fint(x):
+    return f"{int(x):,}" if is_num(x) else "—"
+
+
+def fbytes(b):
+    if not is_num(b):
+        return "—"
+    for unit, size in (("TiB", 1024.0 ** 4), ("GiB", GIB), ("MiB", MIB), ("KiB", 1024.0)):
+        if abs(b) >= size:
+            v = b / size
+            return f"{v:g} {unit}" if v == int(v) else f"{v:.2f} {unit}"
+    return f"{b:g} B"
+
+
+def fmoney(x):
+    return f"${x:,.2f}" if is_num(x) else "—"
+
+
+# ---------------------------------------------------------------------------
+# The document: blocks rendered both to HTML and to Markdown.
+
+
+class Doc:
+    def __init__(self, title):
+        self.title = title
+        self.blocks = []
+        self.charts = []  # (file name, png bytes)
+
+    def h2(self, text):
+        self.blocks.append(("h2", text))
+
+    def h3(self, text):
+        self.blocks.append(("h3", text))
+
+    def p(self, text):
+        self.blocks.append(("p", text))
+
+    def note(self, text):
+        self.blocks.append(("note", text))
+
+    def bullets(self, items):
+        self.blocks.append(("ul", list(items)))
+
+    def table(self, headers, rows, right=None):
+        """right: indices of right-aligned columns (default: all but the first)."""
+        if right is None:
+            right = set(range(1, len(headers)))
+        self.blocks.append(("table", list(headers), [list(r) for r in rows], set(right)))
+
+    def chart(self, name, png, title, caption):
+        self.charts.append((name, png))
+        self.blocks.append(("img", name, png, title, caption))
+
+
+def _md_escape(text):
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def render_markdown(doc):
+    out = [f"# {doc.title}", ""]
+    for b in doc.blocks:
+        kind = b[0]
+        if kind == "h2":
+            out += [f"## {b[1]}", ""]
+        elif kind == "h3":
+            out += [f"### {b[1]}", ""]
+        elif kind == "p":
+            out += [b[1], ""]
+        elif kind == "note":
+            out += [f"_{b[1]}_", ""]
+        elif kind == "ul":
+            out += [f"- {item}" for item in b[1]] + [""]
+        elif kind == "table":
+            headers, rows, right = b[1], b[2], b[3]
+            out.append("| " + " | ".join(_md_escape(h) for h in headers) + " |")
+            out.append("|" + "|".join("---:" if i in right else "---"
+                                      for i in range(len(headers))) + "|")
+            for r in rows:
+                out.append("| " + " | ".join(_md_escape(c) for c in r) + " |")
+            out.append("")
+        elif kind == "img":
+            name, _, title, caption = b[1], b[2], b[3], b[4]
+            out += [f"![{title}](report_files/{name})", ""]
+            if caption:
+                out += [f"_{caption}_", ""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+_STYLE = """
+body{font-family:'DejaVu Sans',Arial,sans-serif;margin:24px auto;max-width:1100px;color:#222;
+line-height:1.4;padding:0 16px}
+h1{font-size:1.6em;border-bottom:2px solid #444;padding-bottom:4px}
+h2{font-size:1.3em;margin-top:1.8em;border-bottom:1px solid #bbb}
+h3{font-size:1.1em}
+table{border-collapse:collapse;margin:8px 0 16px;font-size:0.9em}
+th,td{border:1px solid #ccc;padding:3px 8px;vertical-align:top}
+th{background:#eee;text-align:left}
+td.r{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+figure{margin:12px 0 24px}
+figure img{max-width:100%;height:auto;border:1px solid #ddd}
+figcaption{font-size:0.9em;color:#444;margin-top:4px}
+p.note{font-size:0.9em;color:#555;font-style:italic}
+"""
+
+# Records script errors and, once every image has loaded, how many decoded (naturalWidth > 0).
+_SCRIPT = """
+(function(){
+  var errors = [];
+  function mark(){
+    var root = document.documentElement;
+    root.setAttribute('data-script-errors', String(errors.length));
+    if (errors.length) root.setAttribute('data-script-error-text', errors.join(' | '));
+  }
+  window.onerror = function(msg, src, line){
+    errors.push(String(msg) + ' at ' + line); mark(); return false;
+  };
+  window.addEventListener('error', function(e){ if (e.target && e.target.tagName === 'IMG') {
+    errors.push('image failed to load: ' + (e.target.alt || '')); mark(); } }, true);
+  mark();
+  window.addEventListener('load', function(){
+    var imgs = document.getElementsByTagName('img'), ok = 0;
+    for (var i = 0; i < imgs.length; i++) {
+      if (imgs[i].complete && imgs[i].naturalWidth > 0) ok++;
+    }
+    var root = document.documentElement;
+    root.setAttribute('data-images-total', String(imgs.length));
+    root.setAttribute('data-images-loaded', String(ok));
+    root.setAttribute('data-report-ready', '1');
+    mark();
+  });
+})();
+"""
+
+
+def render_html(doc):
+    e = html.escape
+    out = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
+           '<meta name="viewport" content="width=device-width, initial-scale=1">',
+           f"<title>{e(doc.title)}</title>", f"<style>{_STYLE}</style>",
+           f"<script>{_SCRIPT}</script>", "</head>", "<body>", f"<h1>{e(doc.title)}</h1>"]
+    for b in doc.blocks:
+        kind = b[0]
+        if kind == "h2":
+            out.append(f"<h2>{e(b[1])}</h2>")
+        elif kind == "h3":
+            out.append(f"<h3>{e(b[1])}</h3>")
+        elif kind == "p":
+            out.append(f"<p>{_inline_html(b[1])}</p>")
+        elif kind == "note":
+            out.append(f'<p class="note">{_inline_html(b[1])}</p>')
+        elif kind == "ul":
+            out.append("<ul>" + "".join(f"<li>{_inline_html(i)}</li>" for i in b[1]) + "</ul>")
+        elif kind == "table":
+            headers, rows, right = b[1], b[2], b[3]
+            out.append("<table><thead><tr>" + "".join(f"<th>{e(str(h))}</th>" for h in headers)
+                       + "</tr></thead><tbody>")
+            for r in rows:
+                cells = "".join(
+                    (f'<td class="r">{e(str(c))}</td>' if i in right else f"<td>{e(str(c))}</td>")
+                    for i, c in enumerate(r))
+                out.append(f"<tr>{cells}</tr>")
+            out.append("</tbody></table>")
+        elif kind == "img":
+            name, png, title, caption = b[1], b[2], b[3], b[4]
+            width, height = png_size(png)
+            data = base64.b64encode(png).decode("ascii")
+            out.append(f'<figure id="{e(name[:-4])}"><img src="data:image/png;base64,{data}" '
+                       f'alt="{e(title)}" width="{width}" height="{height}">'
+                       f"<figcaption>{e(title)}" + (f". {_inline_html(caption)}" if caption else "")
+                       + "</figcaption></figure>")
+    out += ["</body>", "</html>", ""]
+    return "\n".join(out)
+
+
+def _inline_html(text):
+    """Escapes text; `code` spans become <code>."""
+    parts = str(text).split("`")
+    return "".join(html.escape(p) if i % 2 == 0 else f"<code>{html.escape(p)}</code>"
+                   for i, p in enumerate(parts))
+
+
+def png_size(png):
+    if png[:8] != b"\x89PNG\r\n\x1a\n" or png[12:16] != b"IHDR":
+        return 0, 0
+    return int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+
+
+# ---------------------------------------------------------------------------
+# Charts (matplotlib is imported only once every input has been read and checked).
+
+_plt = None
+
+
+def plt():
+    global _plt
+    if _plt is None:
+        _writable_matplotlib_dirs()
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as pyplot
+        matplotlib.rcParams.update({
+            "figure.dpi": 100, "savefig.dpi": 100, "font.size": 9.5, "axes.grid": True,
+            "grid.alpha": 0.3, "axes.titlesize": 10.5, "legend.fontsize": 8.5,
+            "figure.titlesize": 12, "path.simplify": True, "svg.hashsalt": "kvsim",
+        })
+        _plt = pyplot
+    return _plt
+
+
+def _writable_matplotlib_dirs():
+    """Without a writable config/cache directory matplotlib warns on stderr; use a temporary one
+    (removed at exit) instead."""
+    if os.environ.get("MPLCONFIGDIR"):
+        return
+    home = os.path.expanduser("~")
+    dirs = [os.path.join(os.environ.get("XDG_CONFIG_HOME") or os.path.join(home, ".config"),
+                         "matplotlib"),
+            os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.join(home, ".cache"),
+                         "matplotlib")]
+    for d in dirs:
+        try:
+            os.makedirs(d, exist_ok=True)
+            if os.access(d, os.W_OK):
+                continue
+        except OSError:
+            pass
+        import atexit
+        import shutil
+        import tempfile
+        tmp = tempfile.mkdtemp(prefix="kvsim_report_mpl_")
+        atexit.register(shutil.rmtree, tmp, True)
+        os.environ["MPLCONFIGDIR"] = tmp
+        return
+
+
+def fig_to_png(fig):
+    import io
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None}, bbox_inches="tight",
+                pad_inches=0.15, facecolor="white")
+    plt().close(fig)
+    return buf.getvalue()
+
+
+COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
+          "#7f7f7f", "#bcbd22", "#17becf"]
+MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "<", ">"]
+
+
+def color(i):
+    return COLORS[i % len(COLORS)]
+
+
+def _human_count(x):
+    for div, suffix in ((1 << 40, "T"), (1 << 30, "G"), (1 << 20, "M"), (1 << 10, "K")):
+        if x >= div and x % div == 0:
+            return f"{int(x // div)}{suffix}"
+    return f"{x:g}"
+
+
+def _pow2_axis(ax, values, axis="x", human=True):
+    """Log2 axis with ticks at the measured values, labelled 256, 1K, 16K ..."""
+    (ax.set_xscale if axis == "x" else ax.set_yscale)("log", base=2)
+    ticks = sorted(set(v for v in values if v > 0))
+    while len(ticks) > 10:
+        ticks = ticks[::2]
+    from matplotlib.ticker import NullLocator
+    target = ax.xaxis if axis == "x" else ax.yaxis
+    target.set_minor_locator(NullLocator())
+    (ax.set_xticks if axis == "x" else ax.set_yticks)(ticks)
+    (ax.set_xticklabels if axis == "x" else ax.set_yticklabels)(
+        [_human_count(v) if human else f"{v:g}" for v in ticks])
+
+
+def _log_if_wide(ax, values, axis="x", ratio=50.0):
+    pos = [v for v in values if v > 0]
+    if pos and max(pos) / min(pos) > ratio:
+        (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
+        return True
+    return False
+
+
+def chart_cdf(series, title, xlabel, note=None):
+    """series: [(label, color, values)]."""
+    fig, ax = plt().subplots(figsize=(9, 4.6))
+    every = []
+    for label, c, values in series:
+        vals = sorted(values)
+        n = len(vals)
+        if not n:
+            continue
+        if n > 4000:  # quantiles at 4000 evenly spaced ranks, ends included
+            idx = [round(i * (n - 1) / 3999) for i in range(4000)]
+            xs = [vals[i] for i in idx]
+            ys = [(i + 1) / n for i in idx]
+        else:
+            xs = vals
+            ys = [(i + 1) / n for i in range(n)]
+        every += xs
+        ax.step(xs, ys, where="post", color=c, lw=1.6, label=f"{label} (n={n:,})")
+    if every:
+        _log_if_wide(ax, every)
+    else:
+        ax.text(0.5, 0.5, "no requests", ha="center", va="center", transform=ax.transAxes)
+    ax.set_ylim(0, 1.02)
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("fraction of requests ≤ x")
+    if every:
+        ax.legend(loc="best")
+    if note:
+        fig.text(0.01, -0.02, note, fontsize=8, color="#444", va="top")
+    return fig_to_png(fig)
+
+
+# ---------------------------------------------------------------------------
+# Run and compare directories
+
+SUMMARY_PERCENTILES = ("ttft_s", "tbt_s", "tpot_s", "e2e_s")
+
+
+def read_summary(node):
+    """Checks a summary.json object and returns a plain dict of what the report uses."""
+    s = {"kv_manager": node["kv_manager"].str()}
+    sc = node["scenario"]
+    s["scenario"] = {
+        "model": sc["model"].str(), "gpu": sc["gpu"].str(),
+        "tensor_parallel": sc["tensor_parallel"].int(), "replicas": sc["replicas"].int(),
+        "scheduler": sc["scheduler"].str(), "max_model_len": sc["max_model_len"].int(),
+        "seed": sc["seed"].int(),
+        "trace": sc["trace"].str() if sc.has("trace") else None,
+        "arrival_process": sc["arrival_process"].str() if sc.has("arrival_process") else None,
+        "rate_qps": sc["rate_qps"].num() if sc.has("rate_qps") else None,
+    }
+    for k in ("requests_total", "requests_completed", "preemptions"):
+        s[k] = node[k].int()
+    for k in ("requests_rejected", "requests_truncated"):
+        s[k] = node[k].int() if node.has(k) else None
+    s["makespan_s"] = node["makespan_s"].nonneg()
+    t = node["throughput"]
+    s["requests_per_s"] = t["requests_per_s"].nonneg()
+    s["output_tokens_per_s"] = t["output_tokens_per_s"].nonneg()
+    for k in SUMMARY_PERCENTILES:
+        p = node[k]
+        s[k] = {q: p[q].num(allow_null=True) for q in ("mean", "p50", "p90", "p99")}
+    kv = node["kv"]
+    for k in ("capacity_bytes", "peak_allocated_bytes", "mean_allocated_bytes",
+              "mean_live_bytes", "fragmentation"):
+        s["kv_" + k] = kv[k].num(allow_null=True)
+    b = node["batch"]
+    s["max_running"] = b["max_running"].int()
+    s["mean_running"] = b["mean_running"].num(allow_null=True)
+    v = node.get("vattention")
+    s["exposed_overhead_s"] = v["exposed_overhead_s"].num() if v is not None else 0.0
+    s["page_bytes"] = v["page_bytes"].num() if v is not None else None
+    return s
+
+
+def _check_request(r):
+    if r["replica"] < 0:
+        return "replica < 0"
+    if r["first_scheduled_s"] < r["arrival_s"] - 1e-9:
+        return "first_scheduled_s is before arrival_s"
+    if r["first_token_s"] < r["arrival_s"] - 1e-9:
+        return "first_token_s is before arrival_s"
+    if r["finish_s"] < r["first_token_s"] - 1e-9:
+        return "finish_s is before first_token_s"
+    if r["output_tokens"] < 1 or r["prompt_tokens"] < 0 or r["preemptions"] < 0:
+        return "token or preemption count out of range"
+    return None
+
+
+REQUEST_COLUMNS = ("id", "replica", "arrival_s", "first_scheduled_s", "first_token_s",
+                   "finish_s", "prompt_tokens", "output_tokens", "preemptions")
+TIMESERIES_COLUMNS = ("time_s", "replica", "duration_s", "running", "waiting", "prefill_tokens",
+                      "decode_tokens", "allocated_bytes", "live_bytes", "cached_bytes",
+                      "exposed_overhead_s")
+
+
+def _check_sample(r):
+    if r["replica"] < 0 or r["duration_s"] < 0 or r["time_s"] < 0:
+        return "negative time, duration or replica"
+    if r["running"] < 0 or r["waiting"] < 0:
+        return "negative request count"
+    if r["allocated_bytes"] < 0 or r["live_bytes"] < 0 or r["cached_bytes"] < 0:
+        return "negative byte count"
+    return None
+
+
+def load_run_dir(run_dir, label, summary=None):
+    """A run directory: {label, summary, requests, timeseries, config, notes}."""
+    if summary is None:
+        path = os.path.join(run_dir, "summary.json")
+        summary = read_summary(Node(load_json(path), path))
+    config = load_yaml_quietly(os.path.join(run_dir, "config.yaml"))
+    run = {"label": label, "dir": run_dir, "summary": summary, "config": config,
+           "requests": None, "timeseries": None, "notes": []}
+    for key, name, columns, ints, check, switch in (
+            ("requests", "requests.csv", REQUEST_COLUMNS,
+             ("id", "replica", "prompt_tokens", "output_tokens", "preemptions"),
+             _check_request, "requests_csv"),
+            ("timeseries", "timeseries.csv", TIMESERIES_COLUMNS,
+             ("replica", "running", "waiting", "prefill_tokens", "decode_tokens",
+              "allocated_bytes", "live_bytes", "cached_bytes"), _check_sample, "timeseries_csv")):
+        path = os.path.join(run_dir, name)
+        if not os.path.exists(path) and ydig(config, "output", switch) is False:
+            run["notes"].append(f"{label}: {name} was not written (output.{switch}: false)")
+            continue
+        run[key] = load_csv(path, columns, ints=ints, checks=check)
+    if run["requests"] is not None:
+        n = len(run["requests"]["id"])
+        if n != summary["requests_completed"]:
+            raise InputError(
+                f"{os.path.join(run_dir, 'requests.csv')}: {n} request rows, but summary.json "
+                f"says {summary['requests_completed']} completed")
+    return run
+
+
+def _total_over_replicas(times, replicas, values, durations=None):
+    """Sum over replicas of each replica's latest value, as a step function (sorted times).
+
+    With `durations`, a replica's value drops to 0 at the end of its iteration unless its next
+    iteration starts then (for quantities that exist only while an iteration runs)."""
+    events = [(times[i], 1, replicas[i], values[i]) for i in range(len(times))]
+    if durations is not None:
+        events += [(times[i] + durations[i], 0, replicas[i], 0) for i in range(len(times))]
+    events.sort(key=lambda e: (e[0], e[1], e[2]))
+    last = {}
+    total = 0.0
+    ts, ys = [], []
+    for t, _, r, v in events:
+        total += v - last.get(r, 0.0)
+        last[r] = v
+        if ts and ts[-1] == t:
+            ys[-1] = total
+        else:
+            ts.append(t)
+            ys.append(total)
+    return ts, ys
+
+
+def _moving_mean(ts, ys, points=600, windows=60):
+    """Time-weighted mean of a step function over a sliding window of span/windows seconds."""
+    import bisect
+    if len(ts) < 2 or ts[-1] <= ts[0]:
+        return list(ts), list(ys), 0.0
+    t0, t1 = ts[0], ts[-1]
+    width = (t1 - t0) / windows
+    cum = [0.0]
+    for i in range(1, len(ts)):
+        cum.append(cum[-1] + ys[i - 1] * (ts[i] - ts[i - 1]))
+
+    def integral(x):
+        x = min(max(x, t0), t1)
+        k = bisect.bisect_right(ts, x) - 1
+        return cum[k] + ys[k] * (x - ts[k])
+
+    gx, gy = [], []
+    for j in range(points + 1):
+        x = t0 + (t1 - t0) * j / points
+        a, b = max(t0, x - width / 2), min(t1, x + width / 2)
+        gx.append(x)
+        gy.append((integral(b) - integral(a)) / (b - a) if b > a else ys[0])
+    return gx, gy, width
+
+
+def _bin_max(ts, ys_list, bins=2000):
+    """At most `bins` points per series: the maximum of each time bin (an upper envelope)."""
+    if len(ts) <= 2 * bins:
+        return ts, ys_list, None
+    t0, t1 = ts[0], ts[-1]
+    width = (t1 - t0) / bins or 1.0
+    out_t, out = [], [[] for _ in ys_list]
+    current = None
+    for i, t in enumerate(ts):
+        b = min(int((t - t0) / width), bins - 1)
+        if b != current:
+            current = b
+            out_t.append(t0 + b * width)
+            for k, ys in enumerate(ys_list):
+                out[k].append(ys[i])
+        else:
+            for k, ys in enumerate(ys_list):
+                if ys[i] > out[k][-1]:
+                    out[k][-1] = ys[i]
+    return out_t, out, width
+
+
+def run_series(run):
+    ts = run["timeseries"]
+    times, reps = ts["time_s"], ts["replica"]
+    t, alloc = _total_over_replicas(times, reps, ts["allocated_bytes"])
+    _, live = _total_over_replicas(times, reps, ts["live_bytes"])
+    running = _total_over_replicas(times, reps, ts["running"], ts["duration_s"])
+    end = max((a + d for a, d in zip(times, ts["duration_s"])), default=0.0)
+    if t and end > t[-1]:  # hold the last value to the end of the last iteration
+        t = t + [end]
+        alloc, live = alloc + [alloc[-1]], live + [live[-1]]
+    return t, alloc, live, running
+
+
+def chart_kv_memory(runs, replicas):
+    n = len(runs)
+    cols = 1 if n == 1 else 2
+    rows = (n + cols - 1) // cols
+    size = (9, 4.4) if n == 1 else (11, 3.4 * rows)
+    fig, axes = plt().subplots(rows, cols, figsize=size,
+                               squeeze=False, sharex=True, sharey=True)
+    binned_width = None
+    for k, run in enumerate(runs):
+        ax = axes[k // cols][k % cols]
+        t, alloc, live, _ = run["series"]
+        t, (alloc, live), width = _bin_max(t, [alloc, live])
+        binned_width = width or binned_width
+        alloc = [a / GIB for a in alloc]
+        live = [v / GIB for v in live]
+        c = color(run["index"])
+        ax.fill_between(t, alloc, step="post", color=c, alpha=0.18, lw=0)
+        ax.step(t, alloc, where="post", color=c, lw=1.4, label="allocated")
+        ax.step(t, live, where="post", color="#222", lw=1.0, ls="--", label="live (tokens stored)")
+        cap = run["summary"]["kv_capacity_bytes"]
+        if is_num(cap) and cap > 0:
+            ax.axhline(cap * replicas / GIB, color="#888", ls=":", lw=1.2, label="KV capacity")
+        ax.set_title(run["label"])
+        ax.set_xlabel("simulated time (s)")
+        ax.set_ylabel("KV memory (GiB)")
+        ax.legend(loc="upper right")
+        ax.set_ylim(bottom=0)
+    for k in range(n, rows * cols):
+        axes[k // cols][k % cols].set_visible(False)
+    scope = "per GPU" if replicas == 1 else \
+        f"summed over {replicas} replicas (one GPU's share each)"
+    fig.suptitle(f"KV memory over time: allocated vs live, {scope}")
+    fig.tight_layout()
+    png = fig_to_png(fig)
+    return png, binned_width
+
+
+def chart_running(runs):
+    fig, ax = plt().subplots(figsize=(9, 4.6))
+    binned_width = None
+    window = 0.0
+    for run in runs:
+        t, running = run["series"][3]
+        mt, my, window = _moving_mean(t, running)
+        bt, (br,), width = _bin_max(t, [running])
+        binned_width = width or binned_width
+        c = color(run["index"])
+        ax.step(bt, br, where="post", color=c, lw=0.6, alpha=0.3)
+        ax.plot(mt, my, color=c, lw=2.0, label=f"{run['label']}, mean running (peak "
+                f"{fint(max(running) if running else 0)})")
+    ax.set_title("Running batch size over time")
+    ax.set_xlabel("simulated time (s)")
+    ax.set_ylabel("running sequences (all replicas)")
+    ax.set_ylim(bottom=0)
+    ax.legend(loc="upper left")
+    return fig_to_png(fig), binned_width, window
+
+
+def request_latencies(run):
+    r = run["requests"]
+    ttft = [f - a for a, f in zip(r["arrival_s"], r["first_token_s"])]
+    e2e = [f - a for a, f in zip(r["arrival_s"], r["finish_s"])]
+    tbt = [(fin - ft) / (n - 1) * 1e3
+           for ft, fin, n in zip(r["first_token_s"], r["finish_s"], r["output_tokens"]) if n >= 2]
+    return ttft, tbt, e2e
+
+
+COMPARE_ROWS = [
+    # name, getter, format, ratio
+    ("throughput (req/s)", lambda s: s["requests_per_s"], lambda x: fnum(x, 2), True),
+    ("output tokens/s", lambda s: s["output_tokens_per_s"], lambda x: fnum(x, 0), True),
+    ("TTFT p50 (s)", lambda s: s["ttft_s"]["p50"], lambda x: fnum(x, 3), True),
+    ("TTFT p99 (s)", lambda s: s["ttft_s"]["p99"], lambda x: fnum(x, 3), True),
+    ("TBT p50 (ms, all tokens)", lambda s: s["tbt_s"]["p50"] * 1e3, lambda x: fnum(x, 2), True),
+    ("TBT p99 (ms, all tokens)", lambda s: s["tbt_s"]["p99"] * 1e3, lambda x: fnum(x, 2), True),
+    ("E2E p50 (s)", lambda s: s["e2e_s"]["p50"], lambda x: fnum(x, 3), True),
+    ("E2E p99 (s)", lambda s: s["e2e_s"]["p99"], lambda x: fnum(x, 3), True),
+    ("max running batch", lambda s: s["max_running"], fint, True),
+    ("mean running batch", lambda s: s["mean_running"], lambda x: fnum(x, 1), True),
+    ("KV fragmentation (%)", lambda s: s["kv_fragmentation"] * 100, lambda x: fnum(x, 1), True),
+    ("KV peak allocated (GiB)", lambda s: s["kv_peak_allocated_bytes"] / GIB,
+     lambda x: fnum(x, 2), True),
+    ("preemptions", lambda s: s["preemptions"], fint, True),
+    ("exposed mapping overhead (s)", lambda s: s["exposed_overhead_s"], lambda x: fnum(x, 3), True),
+    ("requests completed / offered",
+     lambda s: (s["requests_completed"], s["requests_total"]), None, False),
+]
+
+
+def _metric_table(runs, base):
+    headers = ["metric"] + [r["label"] for r in runs]
+    rows = []
+    for name, get, form, ratio in COMPARE_ROWS:
+        row = [name]
+        for r in runs:
+            v = get(r["summary"])
+            if form is None:
+                row.append(f"{v[0]:,} / {v[1]:,}")
+                continue
+            cell = form(v)
+            if ratio and base is not None and r is not base:
+                b = get(base["summary"])
+                if is_num(b) and is_num(v) and b != 0:
+                    cell += f" ({v / b:.2f}x)"
+            row.append(cell)
+        rows.append(row)
+    return headers, rows
+
+
+def _scenario_rows(runs, extra=None):
+    """Scenario fields; a field that differs between runs lists each run's value."""
+    def trace_of(run):
+        t = run["summary"]["scenario"]["trace"]
+        if t is None and run.get("config") is not None:
+            t = ydig(run["config"], "workload", "trace")
+        return t if t else "not recorded"
+
+    def arrival_of(run):
+        sc = run["summary"]["scenario"]
+        proc = sc["arrival_process"] or ydig(run.get("config"), "workload", "arrival", "process")
+        rate = sc["rate_qps"]
+        if rate is None:
+            rate = ydig(run.get("config"), "workload", "arrival", "rate_qps")
+        if not proc:
+            return "not recorded"
+        if is_num(rate) and rate > 0:
+            scaled = " (trace time-scaled)" if proc == "trace" else ""
+            return f"{proc}, {fgen(rate)} requests/s{scaled}"
+        return proc
+
+    fields = [
+        ("model", lambda r: r["summary"]["scenario"]["model"]),
+        ("GPU", lambda r: r["summary"]["scenario"]["gpu"]),
+        ("tensor parallel (GPUs per replica)",
+         lambda r: str(r["summary"]["scenario"]["tensor_parallel"])),
+        ("replicas", lambda r: str(r["summary"]["scenario"]["replicas"])),
+        ("trace", trace_of),
+        ("arrivals", arrival_of),
+        ("scheduler", lambda r: r["summary"]["scenario"]["scheduler"]),
+        ("max_model_len (tokens)", lambda r: fint(r["summary"]["scenario"]["max_model_len"])),
+        ("seed", lambda r: str(r["summary"]["scenario"]["seed"])),
+    ]
+    if extra:
+        fields += extra
+    rows = []
+    for name, get in fields:
+        values = [get(r) for r in runs]
+        if all(v == values[0] for v in values):
+            rows.append([name, values[0]])
+        else:
+            rows.append([name, "; ".join(f"{r['label']}: {v}" for r, v in zip(runs, values))])
+    return rows
+
+
+def _plural(n, word):
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _scenario_sentence(s):
+    sc = s["scenario"]
+    where = f"{sc['tensor_parallel']} x {sc['gpu']} (TP {sc['tensor_parallel']})"
+    if sc["replicas"] != 1:
+        where = f"{sc['replicas']} replicas of {where}"
+    return f"{sc['model']} on {where}, scheduler {sc['scheduler']}"
+
+
+def build_run_or_compare(doc, runs, compare):
+    for i, r in enumerate(runs):
+        r["index"] = i
+    first = runs[0]["summary"]
+    replicas = first["scenario"]["replicas"]
+    doc.h2(H_SCENARIO)
+    doc.table(["", "value"], _scenario_rows(runs), right=set())
+    notes = [n for r in runs for n in r["notes"]]
+    base = None
+    if compare:
+        for r in runs:
+            if r["label"] == "paged":
+                base = r
+        if base is None:
+            for r in runs:
+                if r["summary"]["kv_manager"] == "paged":
+                    base = r
+                    break
+        doc.h2(H_COMPARISON)
+        headers, rows = _metric_table(runs, base)
+        doc.table(headers, rows)
+        if base is not None:
+            doc.note(f"Ratios in brackets are to `{base['label']}`. TBT in this table is over all "
+                     "tokens (summary.json, from a log-bucketed histogram, within 0.4%); the other "
+                     "percentiles are nearest-rank over requests.")
+        else:
+            doc.note("No paged run in this comparison, so no ratios are shown.")
+    else:
+        doc.h2(H_SUMMARY)
+        headers, rows = _metric_table(runs, None)
+        headers[1] = f"{runs[0]['label']}"
+        doc.table(headers, rows)
+        doc.note("TBT in this table is over all tokens (summary.json); the other percentiles are "
+                 "nearest-rank over requests.")
+    for n in notes:
+        doc.note(n)
+
+    with_ts = [r for r in runs if r["timeseries"] is not None]
+    with_req = [r for r in runs if r["requests"] is not None]
+    for r in with_ts:
+        r["series"] = run_series(r)
+
+    doc.h2(H_KV_MEMORY)
+    if with_ts:
+        png, width = chart_kv_memory(with_ts, replicas)
+        cap = "Allocated: the reservation, blocks or pages each admitted request holds; live: " \
+              "what " \
+              "its tokens occupy; the dotted line is the KV budget. From timeseries.csv, one " \
+              "sample per iteration."
+        if width:
+            cap += f" Long runs are drawn as the maximum of each {fgen(width)} s bin."
+        doc.chart("kv_memory.png", png, "KV memory over time, allocated vs live, per manager", cap)
+    else:
+        doc.p("No timeseries.csv was written, so there is no KV memory chart.")
+
+    doc.h2(H_BATCH)
+    if with_ts:
+        png, width, window = chart_running(with_ts)
+        cap = ("Faint lines: the sequences in each iteration (timeseries.csv; 0 while idle); "
+               f"bold lines: their time-weighted mean over a sliding {fgen(window)} s window.")
+        if width:
+            cap += f" Long runs are drawn as the maximum of each {fgen(width)} s bin."
+        doc.chart("running_batch.png", png, "Running batch size over time", cap)
+    else:
+        doc.p("No timeseries.csv was written, so there is no batch-size chart.")
+
+    doc.h2(H_LATENCY)
+    if with_req:
+        lat = {r["label"]: request_latencies(r) for r in with_req}
+        doc.chart("cdf_ttft.png", chart_cdf(
+            [(r["label"], color(r["index"]), lat[r["label"]][0]) for r in with_req],
+            "CDF of time to first token (TTFT)", "TTFT: arrival to first token (s)"),
+            "CDF of TTFT",
+            "From requests.csv: first_token_s - arrival_s of every completed request.")
+        excluded = {r["label"]: sum(1 for n in r["requests"]["output_tokens"] if n < 2)
+                    for r in with_req}
+        doc.chart("cdf_tbt.png", chart_cdf(
+            [(r["label"], color(r["index"]), lat[r["label"]][1]) for r in with_req],
+            "CDF of per-request mean time between tokens",
+            "per-request mean time between tokens (ms)"),
+            "CDF of per-request mean time between tokens",
+            "requests.csv has no per-token times, so this is each request's mean gap "
+            "(finish_s - first_token_s) / (output_tokens - 1), the same quantity as summary.json's "
+            "TPOT; it hides the spread between a request's tokens that the all-token TBT "
+            "percentiles in the table include. Requests with one output token are left out"
+            + (" (" + ", ".join(f"{k}: {v}" for k, v in excluded.items() if v) + ")"
+               if any(excluded.values()) else "") + ".")
+        doc.chart("cdf_e2e.png", chart_cdf(
+            [(r["label"], color(r["index"]), lat[r["label"]][2]) for r in with_req],
+            "CDF of end-to-end latency (E2E)", "E2E: arrival to last token (s)"),
+            "CDF of end-to-end latency", "From requests.csv: finish_s - arrival_s.")
+    else:
+        doc.p("No requests.csv was written, so there are no latency distributions.")
+
+
+def report_run(d):
+    summary_path = os.path.join(d, "summary.json")
+    summary = read_summary(Node(load_json(summary_path), summary_path))
+    run = load_run_dir(d, summary["kv_manager"], summary)
+    manager = summary["kv_manager"]
+    if summary["page_bytes"]:
+        manager += f" ({fbytes(summary['page_bytes'])} pages)"
+    title = f"kvsim run: {_scenario_sentence(summary)}, KV manager {manager}"
+    doc = Doc(title)
+    doc.p(f"Run directory `{os.path.basename(os.path.abspath(d))}`: summary.json, requests.csv, "
+          "timeseries.csv and config.yaml written by `kvsim run`.")
+    return doc, lambda: build_run_or_compare(doc, [run], compare=False)
+
+
+def report_compare(d):
+    path = os.path.join(d, "compare.json")
+    root = Node(load_json(path), path)
+    entries = root.items()
+    if not entries:
+        raise InputError(f"{path}: empty list (no runs)")
+    runs = []
+    seen = set()
+    for e in entries:
+        label = e["label"].str()
+        if not label or "/" in label or label in (".", ".."):
+            e["label"]._fail(f"not a usable directory name: {label!r}")
+        if label in seen:
+            e["label"]._fail(f"duplicate label {label!r}")
+        seen.add(label)
+        summary = read_summary(e["summary"])
+        runs.append(load_run_dir(os.path.join(d, label), label, summary))
+    first = runs[0]["summary"]
+    doc = Doc(f"kvsim compare: {_scenario_sentence(first)}, {len(runs)} KV managers")
+    doc.p(f"Comparison directory `{os.path.basename(os.path.abspath(d))}` written by "
+          f"`kvsim compare`: compare.json and one run directory per label "
+          f"({', '.join(r['label'] for r in runs)}).")
+    return doc, lambda: build_run_or_compare(doc, runs, compare=True)
+
+
+# ---------------------------------------------------------------------------
+# Sweep directories
+
+
+def report_sweep(d):
+    path = os.path.join(d, "sweep.json")
+    root = Node(load_json(path), path)
+    rates = [n.nonneg() for n in root["rates_qps"].items()]
+    runs = []
+    labels = []
+    for e in root["runs"].items():
+        label = e["label"].str()
+        rate = e["rate_qps"].nonneg()
+        summary = read_summary(e["summary"])
+        if label not in labels:
+            labels.append(label)
+        runs.append({"label": label, "rate": rate, "summary": summary})
+    if not runs:
+        raise InputError(f"{path}: runs: empty list")
+    seen = set()
+    for r in runs:
+        key = (r["label"], r["rate"])
+        if key in seen:
+            raise InputError(f"{path}: runs: label {r['label']!r} at {fgen(r['rate'])} QPS twice")
+        seen.add(key)
+    first = runs[0]["summary"]
+    doc = Doc(f"kvsim sweep: {_scenario_sentence(first)}, {len(labels)} KV managers at "
+              f"{len(set(r['rate'] for r in runs))} offered loads")
+
+    def build():
+        doc.p(f"Sweep directory `{os.path.basename(os.path.abspath(d))}` written by `kvsim sweep`:"
+              f" offered loads {', '.join(fgen(r) for r in rates)} requests/s, managers "
+              f"{', '.join(labels)}.")
+        doc.h2(H_SCENARIO)
+        pseudo = [{"label": f"{r['label']}@{fgen(r['rate'])}", "summary": r["summary"],
+                   "config": None} for r in runs]
+        rows = [row for row in _scenario_rows(pseudo) if row[0] != "arrivals"]
+        procs = sorted(set(r["summary"]["scenario"]["arrival_process"] or "not recorded"
+                           for r in runs))
+        rows.append(["arrivals", f"{', '.join(procs)}, at each offered load"
+                     + (" (trace time-scaled)" if procs == ["trace"] else "")])
+        rows.append(["requests per run", ", ".join(sorted(set(
+            fint(r["summary"]["requests_total"]) for r in runs)))])
+        doc.table(["", "value"], rows, right=set())
+
+        doc.h2(H_SWEEP_TABLE)
+        headers = ["KV manager", "offered (req/s)", "completed (req/s)", "output tok/s",
+                   "TTFT p99 (s)", "TBT p99 (ms)", "E2E p99 (s)", "max batch", "preemptions",
+                   "completed / offered"]
+        rows = []
+        by_label = {lab: sorted((r for r in runs if r["label"] == lab), key=lambda r: r["rate"])
+                    for lab in labels}
+        for lab in labels:
+            for r in by_label[lab]:
+                s = r["summary"]
+                rows.append([lab, fgen(r["rate"]), fnum(s["requests_per_s"], 2),
+                             fnum(s["output_tokens_per_s"], 0), fnum(s["ttft_s"]["p99"], 3),
+                             fnum(s["tbt_s"]["p99"] * 1e3, 2), fnum(s["e2e_s"]["p99"], 3),
+                             fint(s["max_running"]), fint(s["preemptions"]),
+                             f"{s['requests_completed']:,} / {s['requests_total']:,}"])
+        doc.table(headers, rows)
+        doc.note("Completed requests/s is completed requests over the makespan (last completion); "
+                 "TBT p99 is over all tokens.")
+
+        doc.h2(H_SWEEP_THROUGHPUT)
+        fig, ax = plt().subplots(figsize=(9, 4.6))
+        top = 0.0
+        for i, lab in enumerate(labels):
+            xs = [r["rate"] for r in by_label[lab]]
+            ys = [r["summary"]["requests_per_s"] for r in by_label[lab]]
+            top = max([top] + xs + ys)
+            ax.plot(xs, ys, marker=MARKERS[i % len(MARKERS)], color=color(i), lw=1.6, label=lab)
+        ax.plot([0, top], [0, top], color="#888", ls=":", lw=1.2, label="completed = offered")
+        ax.set_xlim(left=0)
+        ax.set_ylim(bottom=0)
+        ax.set_title("Throughput against offered load")
+        ax.set_xlabel("offered load (requests/s)")
+        ax.set_ylabel("completed requests/s")
+        ax.legend(loc="upper left")
+        doc.chart("sweep_throughput.png", fig_to_png(fig), "Throughput against offered load",
+                  "Completed requests over the makespan. Where a manager's line falls away from "
+                  "the dotted diagonal it no longer keeps up; with a finite request set it sits "
+                  "a little below the diagonal even then, while the last requests drain.")
+
+        doc.h2(H_SWEEP_LATENCY)
+        for key, name, scale, unit, fname in (
+                ("ttft_s", "TTFT", 1.0, "s", "sweep_ttft_p99.png"),
+                ("tbt_s", "TBT (all tokens)", 1e3, "ms", "sweep_tbt_p99.png"),
+                ("e2e_s", "E2E", 1.0, "s", "sweep_e2e_p99.png")):
+            fig, ax = plt().subplots(figsize=(9, 4.4))
+            allv = []
+            for i, lab in enumerate(labels):
+                xs = [r["rate"] for r in by_label[lab]]
+                ys = [r["summary"][key]["p99"] * scale for r in by_label[lab]]
+                allv += [y for y in ys if is_num(y)]
+                ax.plot(xs, ys, marker=MARKERS[i % len(MARKERS)], color=color(i), lw=1.6,
+                        label=lab)
+            _log_if_wide(ax, allv, axis="y", ratio=100.0)
+            ax.set_xlim(left=0)
+            ax.set_title(f"p99 {name} against offered load")
+            ax.set_xlabel("offered load (requests/s)")
+            ax.set_ylabel(f"p99 {name} ({unit})")
+            ax.legend(loc="upper left")
+            doc.chart(fname, fig_to_png(fig), f"p99 {name} against offered load", "")
+    return doc, build
+
+
+# ---------------------------------------------------------------------------
+# Plan directories
+
+
+def _plan_context(plan_file, d):
+    """What the plan file (if it can still be found) says about the scenario and the SLOs."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    candidates = [plan_file] if os.path.isabs(plan_file) else [
+        os.path.join(os.getcwd(), plan_file), os.path.join(here, "..", "..", plan_file),
+        os.path.join(d, plan_file)]
+    for c in candidates:
+        if os.path.isfile(c):
+            plan = load_yaml_quietly(c)
+            if not isinstance(plan, dict):
+                return None
+            ctx = {"plan_path": os.path.normpath(c), "plan": plan, "scenario": None}
+            scen = plan.get("scenario")
+            if isinstance(scen, str):
+                sp = scen if os.path.isabs(scen) else os.path.join(os.path.dirname(c), scen)
+                tree = load_yaml_quietly(sp)
+                if isinstance(tree, dict):
+                    sets = plan.get("set") if isinstance(plan.get("set"), dict) else {}
+                    for k, v in sets.items():  # apply dotted overrides
+                        node = tree
+                        parts = str(k).split(".")
+                        for p in parts[:-1]:
+                            if not isinstance(node.get(p), dict):
+                                node[p] = {}
+                            node = node[p]
+                        node[parts[-1]] = v
+                    trace = ydig(tree, "workload", "trace")
+                    if isinstance(trace, str) and not os.path.isabs(trace):
+                        trace = os.path.normpath(os.path.join(os.path.dirname(sp), trace))
+                    ctx["scenario"] = {"path": os.path.normpath(sp), "tree": tree, "trace": trace}
+            return ctx
+    return None
+
+
+def _yaml_text(v):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, list):
+        return "[" + ", ".join(_yaml_text(x) for x in v) + "]"
+    return "null" if v is None else str(v)
+
+
+def _flatten(tree, prefix=""):
+    out = []
+    if isinstance(tree, dict):
+        for k, v in tree.items():
+            out += _flatten(v, f"{prefix}.{k}" if prefix else str(k))
+    else:
+        out.append((prefix, tree))
+    return out
+
+
+def _read_candidate(n):
+    c = {
+        "candidate": n["candidate"].str(), "gpu": n["gpu"].str(),
+        "tensor_parallel": n["tensor_parallel"].int(), "kv_manager": n["kv_manager"].str(),
+        "kv_label": n["kv_label"].str(), "scheduler": n["scheduler"].str(),
+        "status": n["status"].str(), "note": n["note"].str(),
+        "max_qps_per_replica": n["max_qps_per_replica"].nonneg(),
+        "max_qps_per_gpu": n["max_qps_per_gpu"].nonneg(),
+        "binding_slo": n["binding_slo"].str(), "replicas": n["replicas"].int(),
+        "gpus": n["gpus"].int(), "cost_per_hour": n["cost_per_hour"].nonneg(),
+        "cost_per_million_output_tokens": n["cost_per_million_output_tokens"].nonneg(),
+        "meets_slo": n["meets_slo"].bool(), "pareto": n["pareto"].bool(),
+    }
+    lat = n["latencies_at_max"]
+    c["lat"] = {k: {q: lat[k][q].num(allow_null=True) for q in ("p50", "p90", "p99")}
+                for k in ("ttft_s", "tbt_s", "e2e_s")}
+    return c
+
+
+PLAN_CSV_COLUMNS = ("max_qps_per_replica", "max_qps_per_gpu", "replicas", "gpus",
+                    "cost_per_hour", "cost_per_million_output_tokens", "ttft_p99_s",
+                    "tbt_p99_s", "e2e_p99_s")
+
+
+def report_plan(d):
+    path = os.path.join(d, "plan.json")
+    root = Node(load_json(path), path)
+    target = root["target_qps"].nonneg()
+    plan_file = root["plan"].str() if root.has("plan") else ""
+    cands = [_read_candidate(n) for n in root["candidates"].items()]
+    if not cands:
+        raise InputError(f"{path}: candidates: empty list")
+    names = [c["candidate"] for c in cands]
+    for p in root["pareto"].items():
+        if p.str() not in names:
+            p._fail(f"names no candidate: {p.str()!r}")
+    savings = []
+    for s in root["kv_savings"].items():
+        savings.append({"manager": s["manager"].str(), "versus": s["versus"].str(),
+                        "cost": s["cost_per_hour"].nonneg(),
+                        "versus_cost": s["versus_cost_per_hour"].nonneg(),
+                        "saving": s["saving"].num()})
+    recn = root["recommendation"]
+    rec = None
+    infeasible_text = None
+    if isinstance(recn.value, str):
+        infeasible_text = recn.value
+    else:
+        rec = _read_candidate(recn)
+        rec["verified"] = recn["verified"].bool()
+        rec["verify_binding_slo"] = recn["verify_binding_slo"].str() \
+            if recn.has("verify_binding_slo") else ""
+        rec["verify_requests_completed"] = recn["verify_requests_completed"].int() \
+            if recn.has("verify_requests_completed") else None
+        vl = recn["verify_latencies"]
+        rec["verify"] = {k: {q: vl[k][q].num(allow_null=True) for q in ("p50", "p90", "p99")}
+                         for k in ("ttft_s", "tbt_s", "e2e_s")}
+        if rec["candidate"] not in names:
+            recn["candidate"]._fail(f"names no candidate: {rec['candidate']!r}")
+    csv_path = os.path.join(d, "plan.csv")
+    if os.path.exists(csv_path):
+        rows = load_csv(csv_path, ("candidate",) + PLAN_CSV_COLUMNS, ints=("replicas", "gpus"),
+                        texts=("candidate",))
+        if len(rows["candidate"]) != len(cands):
+            raise InputError(f"{csv_path}: {len(rows['candidate'])} candidate rows, plan.json "
+                             f"has {len(cands)}")
+    ctx = _plan_context(plan_file, d) if plan_file else None
+    scen_tree = ctx["scenario"]["tree"] if ctx and ctx["scenario"] else None
+    model = ydig(scen_tree, "model")
+    model = os.path.splitext(os.path.basename(model))[0] if isinstance(model, str) else None
+    title = f"kvsim plan: {model + ', ' if model else ''}target {fgen(target)} QPS, " \
+            f"{len(cands)} candidates"
+    doc = Doc(title)
+
+    def build():
+        doc.p(f"Plan directory `{os.path.basename(os.path.abspath(d))}` written by `kvsim plan`"
+              + (f" from `{plan_file}`" if plan_file else "") + ": plan.json and plan.csv.")
+        doc.h2(H_SCENARIO)
+        rows = []
+        uniq = lambda key: ", ".join(dict.fromkeys(str(c[key]) for c in cands))
+        if scen_tree is not None:
+            seed = ydig(scen_tree, "seed")
+            arrival = ydig(scen_tree, "workload", "arrival", "process")
+            rows += [["model", model or "not recorded"],
+                     ["trace", ctx["scenario"]["trace"] or "not recorded"],
+                     ["arrivals",
+                      f"{arrival}, at each probe's rate" if arrival else "not recorded"],
+                     ["seed", str(seed) if seed is not None else "not recorded"]]
+        rows += [["GPUs (candidates)", uniq("gpu")],
+                 ["tensor parallel (candidates)", uniq("tensor_parallel")],
+                 ["KV managers (candidates)", uniq("kv_label")],
+                 ["schedulers (candidates)", uniq("scheduler")],
+                 ["target load", f"{fgen(target)} requests/s"]]
+        plan_tree = ctx["plan"] if ctx else None
+        probe = ydig(plan_tree, "search", "probe_requests")
+        if probe is not None:
+            rows.append(["requests per probe", fint(probe) if is_num(probe) else str(probe)])
+        slo = ydig(plan_tree, "slo")
+        if isinstance(slo, dict):
+            rows.append(["SLOs (plan file)", "; ".join(f"{k} = {_yaml_text(v)}"
+                                                      for k, v in _flatten(slo))])
+        doc.table(["", "value"], rows, right=set())
+        if scen_tree is None:
+            doc.note("plan.json does not record the model, trace, seed or SLOs"
+                     + (f", and the plan file `{plan_file}` it names was not found" if plan_file
+                        else "") + ", so they are not shown.")
+        else:
+            doc.note(f"Model, trace, seed and SLOs are read from the plan file "
+                     f"`{ctx['plan_path']}` and its scenario `{ctx['scenario']['path']}` as they "
+                     "are now; plan.json does not record them.")
+
+        doc.h2(H_RECOMMENDATION)
+        if rec is None:
+            doc.p(f"{infeasible_text}.")
+        else:
+            sized = next(c for c in cands if c["candidate"] == rec["candidate"])["replicas"]
+            added = (f" with {rec['replicas'] - sized} replica(s) added to the {sized} the "
+                     "sizing gave" if rec["replicas"] > sized else "")
+            verdict = ("verified: the whole fleet, simulated at the target load behind a "
+                       f"least-outstanding router, met the SLOs{added}" if rec["verified"] else
+                       "NOT verified: the whole-fleet run missed "
+                       + (rec["verify_binding_slo"] or "an SLO")
+                       + " even with the replicas added")
+            doc.p(f"{rec['replicas']} x `{rec['candidate']}` ({_plural(rec['gpus'], 'GPU')}, "
+                  f"{fmoney(rec['cost_per_hour'])}/hour, "
+                  f"{fmoney(rec['cost_per_million_output_tokens'])} per million output tokens); "
+                  f"{verdict}.")
+            vrows = []
+            for k, name, scale, unit in (("ttft_s", "TTFT", 1, "s"), ("tbt_s", "TBT", 1e3, "ms"),
+                                         ("e2e_s", "E2E", 1, "s")):
+                for q in ("p50", "p90", "p99"):
+                    vrows.append([f"{name} {q} ({unit})",
+                                  fnum(rec["lat"][k][q] * scale, 3),
+                                  fnum(rec["verify"][k][q] * scale, 3)])
+            doc.table(["latency", "one replica at its max QPS",
+                       f"whole fleet at {fgen(target)} QPS"], vrows)
+            if rec["verify_requests_completed"] is not None:
+                doc.note(f"The whole-fleet run completed {rec['verify_requests_completed']:,} "
+                         "requests.")
+
+        doc.h2(H_CANDIDATES)
+        order = sorted(range(len(cands)), key=lambda i: (not cands[i]["meets_slo"],
+                                                         cands[i]["cost_per_hour"], i))
+        rows = []
+        for i in order:
+            c = cands[i]
+            ok = c["meets_slo"]
+            rows.append([c["candidate"], c["status"], fgen(c["max_qps_per_replica"]),
+                         fgen(c["max_qps_per_gpu"]), c["binding_slo"] or "—",
+                         str(c["replicas"]) if ok else "—", str(c["gpus"]) if ok else "—",
+                         fmoney(c["cost_per_hour"]) if ok else "—",
+                         fnum(c["cost_per_million_output_tokens"], 3) if ok else "—",
+                         fnum(c["lat"]["ttft_s"]["p99"], 3),
+                         fnum(c["lat"]["tbt_s"]["p99"] * 1e3, 1),
+                         fnum(c["lat"]["e2e_s"]["p99"], 2), "yes" if ok else "no",
+                         "yes" if c["pareto"] else "", c["note"]])
+        doc.table(["candidate", "status", "QPS/replica", "QPS/GPU", "binding SLO", "replicas",
+                   "GPUs", "$/hour", "$/M output tok", "TTFT p99 (s)", "TBT p99 (ms)",
+                   "E2E p99 (s)", "meets SLOs", "Pareto", "note"], rows,
+                  right={2, 3, 5, 6, 7, 8, 9, 10, 11})
+        doc.note("Ranked by cost per hour; latencies are those of one replica at its highest "
+                 "passing rate. The binding SLO is the one missed at the lowest failing rate.")
+
+        gpus = list(dict.fromkeys(c["gpu"] for c in cands))
+        kvs = list(dict.fromkeys(c["kv_label"] for c in cands))
+        kv_color = {k: color(i) for i, k in enumerate(kvs)}
+
+        doc.h2(H_PLAN_QPS)
+        n = len(cands)
+        fig, ax = plt().subplots(figsize=(10, max(3.2, 0.28 * n + 1.4)))
+        ys = list(range(n))[::-1]
+        for y, c in zip(ys, cands):
+            feasible = c["status"] != "infeasible" and c["max_qps_per_replica"] > 0
+            ax.barh(y, c["max_qps_per_replica"], color=kv_color[c["kv_label"]],
+                    hatch="" if c["meets_slo"] else "//", edgecolor="#333", lw=0.5)
+            if not feasible:
+                ax.text(0, y, f"  {c['status']}", va="center", fontsize=7.5, color="#a00")
+        ax.set_yticks(ys)
+        ax.set_yticklabels([c["candidate"] for c in cands], fontsize=7.5)
+        ax.axvline(target, color="#444", ls=":", lw=1.2)
+        from matplotlib.patches import Patch
+        from matplotlib.lines import Line2D
+        handles = [Patch(facecolor=kv_color[k], edgecolor="#333", label=k) for k in kvs]
+        handles.append(Patch(facecolor="white", edgecolor="#333", hatch="//",
+                             label="misses the SLOs"))
+        handles.append(Line2D([], [], color="#444", ls=":", label=f"target {fgen(target)} QPS"))
+        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        ax.set_title("Highest arrival rate one replica sustains within the SLOs")
+        ax.set_xlabel("max QPS per replica (requests/s)")
+        ax.set_ylabel("candidate")
+        ax.grid(axis="y", alpha=0)
+        doc.chart("plan_max_qps.png", fig_to_png(fig), "Max QPS per replica per candidate",
+                  "Candidates are named GPU/TP/KV manager/scheduler. Colour: KV manager; "
+                  "hatched bars miss the SLOs.")
+
+        doc.h2(H_PLAN_COST)
+        meet = [c for c in cands if c["meets_slo"]]
+        if meet:
+            meet = sorted(meet, key=lambda c: c["cost_per_hour"])  # stable: file order on ties
+            fig, ax = plt().subplots(figsize=(10, max(3.2, 0.28 * len(meet) + 1.4)))
+            ys = list(range(len(meet)))[::-1]
+            for y, c in zip(ys, meet):
+                ax.barh(y, c["cost_per_hour"], color=kv_color[c["kv_label"]], edgecolor="#333",
+                        lw=0.5)
+                chosen = rec is not None and c["candidate"] == rec["candidate"]
+                ax.text(c["cost_per_hour"], y, f" {c['replicas']} x {c['tensor_parallel']} GPU"
+                        + ("  (recommended)" if chosen else ""), va="center", fontsize=7,
+                        fontweight="bold" if chosen else "normal")
+            ax.set_yticks(ys)
+            ax.set_yticklabels([c["candidate"] for c in meet], fontsize=7.5)
+            ax.margins(x=0.12)
+            handles = [Patch(facecolor=kv_color[k], edgecolor="#333", label=k) for k in kvs
+                       if any(c["kv_label"] == k for c in meet)]
+            ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+            ax.set_title(f"Fleet cost at {fgen(target)} QPS, candidates that meet the SLOs")
+            ax.set_xlabel("cost of the fleet (USD per hour)")
+            ax.set_ylabel("candidate")
+            ax.grid(axis="y", alpha=0)
+            doc.chart("plan_cost.png", fig_to_png(fig), "Cost per hour per candidate",
+                      "Cheapest first; bars are labelled replicas x GPUs per replica, as sized "
+                      "from one replica's max QPS (before the whole-fleet check).")
+        else:
+            doc.p("No candidate meets the SLOs, so no fleet is priced.")
+        missing = [c["candidate"] for c in cands if not c["meets_slo"]]
+        if missing:
+            doc.note(f"Not priced (missing the SLOs or infeasible): {', '.join(missing)}.")
+
+        doc.h2(H_PLAN_PARETO)
+        pts = [c for c in meet if is_num(c["lat"]["ttft_s"]["p99"])]
+        if pts:
+            fig, ax = plt().subplots(figsize=(9, 5))
+            gpu_marker = {g: MARKERS[i % len(MARKERS)] for i, g in enumerate(gpus)}
+            for c in pts:
+                ax.scatter(c["lat"]["ttft_s"]["p99"], c["cost_per_hour"], s=46,
+                           color=kv_color[c["kv_label"]], marker=gpu_marker[c["gpu"]],
+                           edgecolor="#222", lw=0.5, zorder=3)
+            front = sorted((c for c in pts if c["pareto"]),
+                           key=lambda c: (c["lat"]["ttft_s"]["p99"], c["cost_per_hour"]))
+            if front:
+                fx = [c["lat"]["ttft_s"]["p99"] for c in front]
+                fy = [c["cost_per_hour"] for c in front]
+                ax.step(fx, fy, where="post", color="#000", lw=1.2, ls="--", zorder=2)
+                ax.scatter(fx, fy, s=160, facecolor="none", edgecolor="#000", lw=1.4, zorder=4)
+            if rec is not None and is_num(rec["lat"]["ttft_s"]["p99"]):
+                ax.scatter([rec["lat"]["ttft_s"]["p99"]], [rec["cost_per_hour"]], s=520,
+                           marker="*", color="gold", edgecolor="#000", lw=0.8, zorder=1)
+            handles = [Line2D([], [], marker="s", ls="", color=kv_color[k], label=k) for k in kvs
+                       if any(c["kv_label"] == k for c in pts)]
+            handles += [Line2D([], [], marker=gpu_marker[g], ls="", color="#888",
+                               markeredgecolor="#222", label=g) for g in gpus
+                        if any(c["gpu"] == g for c in pts)]
+            handles.append(Line2D([], [], marker="o", ls="--", color="#000", markerfacecolor="none",
+                                  markersize=10, label="Pareto frontier"))
+            if rec is not None:
+                handles.append(Line2D([], [], marker="*", ls="", color="gold",
+                                      markeredgecolor="#000", markersize=13,
+                                      label="recommendation (fleet cost)"))
+            ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+            ax.set_title("Fleet cost against p99 TTFT (one replica at its max QPS)")
+            ax.set_xlabel("p99 TTFT at the replica's max QPS (s)")
+            ax.set_ylabel("fleet cost (USD per hour)")
+            ax.margins(0.08)
+            doc.chart("plan_pareto.png", fig_to_png(fig), "Cost against p99 TTFT",
+                      "Colour: KV manager; marker: GPU. Circled points are the Pareto frontier "
+                      "(no other candidate is both cheaper and lower in p99 TTFT).")
+        else:
+            doc.p("No candidate meets the SLOs, so there is no cost/latency frontier.")
+
+        doc.h2(H_PLAN_SAVINGS)
+        if savings:
+            doc.table(["KV manager", "against", "its cheapest fleet", "the other's cheapest",
+                       "saving"],
+                      [[s["manager"], s["versus"], fmoney(s["cost"]) + "/h",
+                        fmoney(s["versus_cost"]) + "/h", f"{100 * s['saving']:.0f}%"]
+                       for s in savings])
+        else:
+            doc.p("No savings: fewer than two KV managers have a fleet that meets the SLOs.")
+    return doc, build
+
+
+# ---------------------------------------------------------------------------
+# Calibration directories (kvprobe profile.txt)
+
+PROFILE_TABLES = {
+    # name: (required, columns, text columns)
+    "vmm": (True, ("call", "handle_bytes", "samples", "p10_us", "p50_us", "p90_us", "p99_us"),
+            ("call",)),
+    "vmm_under_load": (False, ("metric", "value"), ("metric",)),
+    "copy": (True, ("bytes", "time_us", "gbps"), ()),
+    "gemm": (True, ("model", "layer", "tensor_parallel", "tokens", "m", "n", "k", "time_us",
+                    "tflops"), ("model", "layer")),
+    "decode_attention": (True, ("layout", "block_tokens", "batch", "context_tokens", "q_heads",
+                                "kv_heads", "head_dim", "time_us", "kv_gbps"), ("layout",)),
+    "prefill_attention": (True, ("layout", "block_tokens", "batch", "tokens", "q_heads",
+                                 "kv_heads", "head_dim", "time_us", "tflops"), ("layout",)),
+    "allreduce": (False, ("gpus", "bytes", "time_us", "algbw_gbps", "busbw_gbps"), ()),
+    "vattention": (False, ("overlap", "page_bytes", "batch", "iterations", "mean_iteration_us",
+                           "p50_iteration_us", "p99_iteration_us", "mean_exposed_map_us",
+                           "max_exposed_map_us", "map_calls"), ()),
+}
+
+
+def load_profile(path):
+    text = read_text(path)
+    meta = {}
+    tables = {}
+    section = None
+    header = None
+    seen = set()
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        m = re.fullmatch(r"\[([a-z_][a-z0-9_]*)\]", line)
+        if m:
+            section = m.group(1)
+            if section != "meta" and section not in PROFILE_TABLES:
+                raise InputError(f"{path}:{lineno}: unknown section [{section}]")
+            if section in seen:
+                raise InputError(f"{path}:{lineno}: duplicate section [{section}]")
+            seen.add(section)
+            header = None
+            if section != "meta":
+                tables[section] = []
+            continue
+        if section is None:
+            raise InputError(f"{path}:{lineno}: text before the first [section]")
+        if section == "meta":
+            if ":" not in line:
+                raise InputError(f"{path}:{lineno}: [meta] line is not 'key: value'")
+            k, v = line.split(":", 1)
+            meta[k.strip()] = v.strip()
+            continue
+        fields = [f.strip() for f in line.split(",")]
+        if header is None:
+            header = fields
+            need = PROFILE_TABLES[section][1]
+            missing = [c for c in need if c not in header]
+            if missing:
+                raise InputError(f"{path}:{lineno}: [{section}] header lacks column(s) "
+                                 f"{', '.join(missing)}")
+            continue
+        if len(fields) != len(header):
+            raise InputError(f"{path}:{lineno}: [{section}] row has {len(fields)} fields, the "
+                             f"header {len(header)}")
+        _, need, text_cols = PROFILE_TABLES[section]
+        row = {}
+        for c in need:
+            v = fields[header.index(c)]
+            if c in text_cols:
+                if not v:
+                    raise InputError(f"{path}:{lineno}: [{section}] column {c} is empty")
+                row[c] = v
+            else:
+                try:
+                    x = float(v)
+                    if not math.isfinite(x):
+                        raise ValueError
+                except ValueError:
+                    raise InputError(f"{path}:{lineno}: [{section}] column {c}: {v[:40]!r} is "
+                                     "not a number")
+                row[c] = x
+        row["_line"] = lineno
+        tables[section].append(row)
+    if "meta" not in seen:
+        raise InputError(f"{path}: no [meta] section (is this a kvprobe profile.txt?)")
+    for name, (required, _, _) in PROFILE_TABLES.items():
+        if required and name not in tables:
+            raise InputError(f"{path}: required section [{name}] is missing")
+        if required and not tables[name]:
+            raise InputError(f"{path}: section [{name}] has no rows")
+    if meta.get("format_version", "1") != "1":
+        raise InputError(f"{path}: format_version {meta.get('format_version')!r}; this report "
+                         "reads version 1")
+    return meta, tables
+
+
+def report_calibration(d):
+    path = os.path.join(d, "profile.txt")
+    meta, t = load_profile(path)
+    gpu = meta.get("gpu_name", "unknown GPU")
+    doc = Doc(f"kvprobe calibration profile: {gpu}")
+
+    def build():
+        doc.p(f"Calibration directory `{os.path.basename(os.path.abspath(d))}`: profile.txt "
+              "measured by kvprobe (format: tools/kvprobe/PROFILE_FORMAT.md).")
+        doc.h2(H_SCENARIO)
+        copy_max = max(r["gbps"] for r in t["copy"])
+        rows = [["what", "a GPU profile: it has no model, trace, tensor parallelism, scheduler or "
+                 "seed of its own; kvsim uses it with `timing.type: profiled`"]]
+        for key, name in (("gpu_name", "GPU"), ("gpu_memory_bytes", "GPU memory"),
+                          ("sm_count", "SMs"), ("sm_clock_mhz", "highest SM clock (MHz)"),
+                          ("driver_version", "driver"), ("cuda_runtime_version", "CUDA runtime"),
+                          ("kvprobe_version", "kvprobe"), ("mode", "mode"),
+                          ("date_utc", "measured (UTC)"), ("probe_seconds", "probe time (s)"),
+                          ("allocation_granularity_bytes", "VMM allocation granularity"),
+                          ("attention_verified_max_relative_error",
+                           "attention check, worst relative error")):
+            if key in meta:
+                v = meta[key]
+                if key.endswith("_bytes"):
+                    try:
+                        v = f"{fbytes(float(v))} ({int(float(v)):,} bytes)"
+                    except ValueError:
+                        pass
+                rows.append([name, v])
+        rows.append(["device copy bandwidth (best)", f"{copy_max:,.0f} GB/s (read + write)"])
+        doc.table(["", "value"], rows, right=set())
+
+        # VMM latencies
+        doc.h2(H_VMM)
+        vmm = t["vmm"]
+        addr_calls = ("cuMemAddressReserve", "cuMemAddressFree")
+        handle_rows = [r for r in vmm if r["call"] not in addr_calls]
+        addr_rows = [r for r in vmm if r["call"] in addr_calls]
+        panels = 2 if addr_rows else 1
+        fig, axes = plt().subplots(1, panels, figsize=(11 if panels == 2 else 9, 4.8),
+                                   squeeze=False, gridspec_kw={"width_ratios": [2, 1][:panels]})
+        for pi, (rows_, xunit, xscale, ttl) in enumerate(
+                [(handle_rows, "handle size (MiB)", MIB, "per handle size"),
+                 (addr_rows, "reserved address range (GiB)", GIB,
+                  "address reservations")][:panels]):
+            ax = axes[0][pi]
+            calls = list(dict.fromkeys(r["call"] for r in rows_))
+            for i, call in enumerate(calls):
+                rs = sorted((r for r in rows_ if r["call"] == call),
+                            key=lambda r: r["handle_bytes"])
+                xs = [r["handle_bytes"] / xscale for r in rs]
+                ys = [r["p50_us"] for r in rs]
+                lo = [max(0.0, r["p50_us"] - r["p10_us"]) for r in rs]
+                hi = [max(0.0, r["p90_us"] - r["p50_us"]) for r in rs]
+                ax.errorbar(xs, ys, yerr=[lo, hi], marker=MARKERS[i % len(MARKERS)],
+                            color=color(i), lw=1.3, ms=4, capsize=2.5, label=call)
+            _pow2_axis(ax, [r["handle_bytes"] / xscale for r in rows_], human=False)
+            if pi == 0:
+                ax.set_yscale("log")
+            else:
+                ax.set_ylim(bottom=0)
+            ax.set_xlabel(xunit)
+            ax.set_ylabel("latency per call, p50 (µs)")
+            ax.set_title(f"CUDA VMM calls, {ttl}")
+            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), fontsize=7.5,
+                      ncol=3 if len(calls) > 2 else len(calls))
+        fig.suptitle("CUDA virtual memory call latency (p50, bars p10 to p90)")
+        fig.tight_layout()
+        doc.chart("vmm_latency.png", fig_to_png(fig), "VMM call latencies by handle size",
+                  "map_set_access_pooled is cuMemMap + cuMemSetAccess of a handle created once; "
+                  "cudaMalloc and cudaFree are shown for comparison.")
+        sizes = sorted(set(r["handle_bytes"] for r in handle_rows))
+        if sizes:
+            s0 = sizes[0]
+            doc.table(["call", "p10 (µs)", "p50 (µs)", "p90 (µs)", "p99 (µs)", "samples"],
+                      [[r["call"], fgen(r["p10_us"]), fgen(r["p50_us"]), fgen(r["p90_us"]),
+                        fgen(r["p99_us"]), fint(r["samples"])]
+                       for r in handle_rows if r["handle_bytes"] == s0])
+            doc.note(f"The table is for {fbytes(s0)} handles.")
+        if "vmm_under_load" in t and t["vmm_under_load"]:
+            doc.table(["under load", "value"],
+                      [[r["metric"], fgen(r["value"])] for r in t["vmm_under_load"]])
+
+        # GEMM
+        doc.h2(H_GEMM)
+        gemm = t["gemm"]
+        models = list(dict.fromkeys(r["model"] for r in gemm))
+        model = "Llama-3-8B" if "Llama-3-8B" in models else models[0]
+        tps = sorted(set(r["tensor_parallel"] for r in gemm if r["model"] == model))
+        tp = tps[0]
+        all_tps = ", ".join(str(int(x)) for x in sorted(set(r["tensor_parallel"] for r in gemm)))
+        rows_ = [r for r in gemm if r["model"] == model and r["tensor_parallel"] == tp]
+        layers = list(dict.fromkeys(r["layer"] for r in rows_))
+        fig, ax = plt().subplots(figsize=(9, 4.8))
+        for i, layer in enumerate(layers):
+            rs = sorted((r for r in rows_ if r["layer"] == layer), key=lambda r: r["tokens"])
+            r0 = rs[0]
+            ax.plot([r["tokens"] for r in rs], [r["tflops"] for r in rs],
+                    marker=MARKERS[i % len(MARKERS)], color=color(i), lw=1.5, ms=4,
+                    label=f"{layer} (n={int(r0['n'])}, k={int(r0['k'])})")
+        _pow2_axis(ax, [r["tokens"] for r in rows_])
+        ax.set_title(f"bf16 GEMM throughput, {model} layers at TP {int(tp)} (cuBLASLt)")
+        ax.set_xlabel("tokens (GEMM m)")
+        ax.set_ylabel("throughput (TFLOP/s)")
+        ax.set_ylim(bottom=0)
+        ax.legend(loc="upper left")
+        doc.chart("gemm_tflops.png", fig_to_png(fig), f"GEMM TFLOP/s against tokens, {model}",
+                  f"The profile holds {len(models)} model(s) at TP {all_tps}; {model} at TP "
+                  f"{int(tp)} is shown; n and k are the per-rank output and input widths.")
+
+        # Decode attention bandwidth
+        doc.h2(H_DECODE)
+        dec = t["decode_attention"]
+        contiguous = [r for r in dec if r["layout"] == "contiguous"]
+        paged_blocks = sorted(set(r["block_tokens"] for r in dec if r["layout"] == "paged"))
+        panels = [("contiguous KV", contiguous)]
+        if paged_blocks:
+            b0 = paged_blocks[0]
+            panels.append((f"paged KV, {int(b0)}-token blocks",
+                           [r for r in dec if r["layout"] == "paged" and r["block_tokens"] == b0]))
+        panels = [p for p in panels if p[1]]
+        batches = sorted(set(r["batch"] for r in dec))
+        fig, axes = plt().subplots(1, len(panels), figsize=(11 if len(panels) > 1 else 9, 4.6),
+                                   squeeze=False, sharey=True)
+        shape = dec[0]
+        for pi, (ttl, rows_) in enumerate(panels):
+            ax = axes[0][pi]
+            for i, b in enumerate(batches):
+                rs = sorted((r for r in rows_ if r["batch"] == b),
+                            key=lambda r: r["context_tokens"])
+                if rs:
+                    ax.plot([r["context_tokens"] for r in rs], [r["kv_gbps"] for r in rs],
+                            marker=MARKERS[i % len(MARKERS)], color=color(i), lw=1.4, ms=4,
+                            label=f"batch {int(b)}")
+            ax.axhline(copy_max, color="#888", ls=":", lw=1.2, label="device copy bandwidth")
+            _pow2_axis(ax, [r["context_tokens"] for r in dec])
+            ax.set_ylim(bottom=0)
+            ax.set_title(ttl)
+            ax.set_xlabel("context tokens per sequence")
+            ax.set_ylabel("K and V read bandwidth (GB/s)")
+            ax.legend(loc="lower right", fontsize=7.5)
+        fig.suptitle(f"Decode attention bandwidth against batch x context ({int(shape['q_heads'])} "
+                     f"query heads, {int(shape['kv_heads'])} KV heads, head dim "
+                     f"{int(shape['head_dim'])}, one layer)")
+        fig.tight_layout()
+        doc.chart("decode_attention_gbps.png", fig_to_png(fig),
+                  "Decode attention GB/s against batch x context",
+                  "kv_gbps = K and V bytes read / kernel time.")
+
+        # Paged vs contiguous
+        doc.h2(H_PAGED)
+        pre = t["prefill_attention"]
+
+        def ratios(rows_, keys):
+            base = {tuple(r[k] for k in keys): r["time_us"] for r in rows_
+                    if r["layout"] == "contiguous"}
+            out = {}
+            for r in rows_:
+                if r["layout"] != "paged":
+                    continue
+                key = tuple(r[k] for k in keys)
+                if key in base and base[key] > 0:
+                    out.setdefault(r["block_tokens"], []).append((key, r["time_us"] / base[key]))
+            return out
+
+        dec_keys = ("batch", "context_tokens", "q_heads", "kv_heads", "head_dim")
+        pre_keys = ("batch", "tokens", "q_heads", "kv_heads", "head_dim")
+        dr = ratios(dec, dec_keys)
+        pr = ratios(pre, pre_keys)
+        if dr or pr:
+            panels = [(n, r) for n, r in (("decode", dr), ("prefill", pr)) if r]
+            fig, axes = plt().subplots(1, len(panels), figsize=(11 if len(panels) > 1 else 9, 4.6),
+                                       squeeze=False)
+            for pi, (name, rr) in enumerate(panels):
+                ax = axes[0][pi]
+                for i, bt in enumerate(sorted(rr)):
+                    pts = rr[bt]
+                    pts = sorted(pts, key=lambda p: (p[0][0] * p[0][1], p[0][0]))
+                    xs = [p[0][0] * p[0][1] for p in pts]  # batch x tokens
+                    ax.plot(xs, [p[1] for p in pts], marker=MARKERS[i % len(MARKERS)],
+                            color=color(i), lw=1.4, ls="none" if name == "decode" else "-",
+                            ms=5 if name == "decode" else 4, alpha=0.85,
+                            label=f"paged, {int(bt)}-token blocks")
+                ax.axhline(1.0, color="#444", lw=1.0, label="contiguous (= 1)")
+                _pow2_axis(ax, [p[0][0] * p[0][1] for pts in rr.values() for p in pts])
+                ax.set_title(f"{name} attention")
+                ax.set_xlabel("batch x context tokens (KV tokens read)" if name == "decode"
+                              else "batch x prompt tokens")
+                ax.set_ylabel("paged time / contiguous time")
+                ax.legend(loc="lower right", fontsize=7.5)
+            fig.suptitle("Paged KV against contiguous KV: kernel time ratio (same shapes)")
+            fig.tight_layout()
+            doc.chart("paged_vs_contiguous.png", fig_to_png(fig),
+                      "Paged against contiguous attention",
+                      "Above 1: the paged kernel is slower. Decode points with the same "
+                      "batch x context product come from different batch/context splits.")
+            rows_ = []
+            for name, rr in (("decode", dr), ("prefill", pr)):
+                for bt in sorted(rr):
+                    vals = [p[1] for p in rr[bt]]
+                    rows_.append([name, str(int(bt)), fnum(min(vals), 3),
+                                  fnum(sum(vals) / len(vals), 3), fnum(max(vals), 3),
+                                  str(len(vals))])
+            doc.table(["attention", "block tokens", "min ratio", "mean ratio", "max ratio",
+                       "shapes"], rows_)
+        else:
+            doc.p("The profile has no paged and contiguous rows of the same shape to compare.")
+
+        if t.get("vattention"):
+            doc.h2(H_VATTENTION)
+            doc.table(["overlap", "page size", "batch", "iterations", "mean iteration (µs)",
+                       "p99 iteration (µs)", "mean exposed map (µs)", "max exposed map (µs)",
+                       "map calls"],
+                      [["on" if r["overlap"] else "off", fbytes(r["page_bytes"]),
+                        fint(r["batch"]), fint(r["iterations"]), fgen(r["mean_iteration_us"]),
+                        fgen(r["p99_iteration_us"]), fgen(r["mean_exposed_map_us"]),
+                        fgen(r["max_exposed_map_us"]), fint(r["map_calls"])]
+                       for r in t["vattention"]])
+            doc.note("The vAttention mechanism run for real on a fixed decode schedule: pages "
+                     "mapped on demand one iteration ahead (overlap on) or synchronously.")
+    return doc, build
+
+
+# ---------------------------------------------------------------------------
+# Main
+
+
+def detect(d):
+    def has(name):
+        return os.path.lexists(os.path.join(d, name))
+    if has("plan.json"):
+        return report_plan
+    if has("sweep.json"):
+        return report_sweep
+    if has("compare.json"):
+        return report_compare
+    if has("summary.json") or has("requests.csv") or has("timeseries.csv"):
+        return report_run
+    if has("profile.txt"):
+        return report_calibration
+    raise InputError(f"{d}: holds none of plan.json, sweep.json, compare.json, summary.json "
+                     "(with requests.csv and timeseries.csv) or profile.txt")
+
+
+def write_outputs(d, doc):
+    files_dir = os.path.join(d, "report_files")
+    try:
+        os.makedirs(files_dir, exist_ok=True)
+        for name in sorted(os.listdir(files_dir)):  # charts of an earlier report
+            if name.endswith(".png"):
+                os.remove(os.path.join(files_dir, name))
+        for name, png in doc.charts:
+            with open(os.path.join(files_dir, name), "wb") as f:
+                f.write(png)
+        for name, text in (("report.md", render_markdown(doc)),
+                           ("report.html", render_html(doc))):
+            tmp = os.path.join(d, name + ".tmp")
+            with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+                f.write(text)
+            os.replace(tmp, os.path.join(d, name))
+    except OSError as e:
+        raise OutputError(f"{e.filename or d}: cannot write: {e.strerror or e}")
+
+
+def main(argv):
+    if len(argv) != 2 or argv[1] in ("-h", "--help"):
+        sys.stderr.write(f"usage: {os.path.basename(argv[0])} DIR\n"
+                         "  writes DIR/report.html, DIR/report.md and DIR/report_files/*.png from "
+                         "the kvsim run, compare, sweep, plan or kvprobe calibration outputs in "
+                         "DIR\n")
+        return 0 if len(argv) == 2 else 2
+    d = argv[1]
+    try:
+        if not os.path.isdir(d):
+            raise InputError(f"{d}: no such directory")
+        make = detect(d)
+        try:
+            doc, build = make(d)  # reads and checks every input
+            build()  # draws
+        except (KeyError, TypeError, ValueError, IndexError, ZeroDivisionError,
+                OverflowError, AttributeError, RecursionError) as e:
+            raise InputError(f"{d}: unexpected content in the inputs ({type(e).__name__}: {e})")
+        write_outputs(d, doc)
+    except InputError as e:
+        sys.stderr.write(f"{PROG}: error: {_one_line(str(e))}\n")
+        return 2
+    except OutputError as e:
+        sys.stderr.write(f"{PROG}: error: {_one_line(str(e))}\n")
+        return 1
+    except MemoryError:
+        sys.stderr.write(f"{PROG}: error: {d}: out of memory reading the inputs\n")
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:  # noqa: BLE001 - one line, never a traceback
+        sys.stderr.write(f"{PROG}: error: {d}: {type(e).__name__}: {_one_line(str(e))}\n")
+        return 1
+    print(f"wrote {os.path.join(d, 'report.html')}, {os.path.join(d, 'report.md')} and "
+          f"{len(doc.charts)} chart(s) in {os.path.join(d, 'report_files')}/")
+    return 0
+
+
+def _one_line(text):
+    return " ".join(str(text).split())
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
