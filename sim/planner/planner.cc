@@ -15,6 +15,7 @@
 #include "sim/core/check.h"
 #include "sim/metrics/json_writer.h"
 #include "sim/simulator/builder.h"
+#include "sim/simulator/outputs.h"
 
 namespace kvsim {
 namespace {
@@ -282,15 +283,13 @@ std::string PlanCsv(const PlanResult& r) {
 
 namespace {
 
+// TTFT, TBT, TPOT and E2E percentiles of a run under `key`.
 void Latencies(JsonWriter& j, const char* key, const Summary& s) {
-  auto p = [&](const char* name, const Percentiles& x) {
-    j.BeginObject(name).Field("p50", x.p50).Field("p90", x.p90).Field("p99", x.p99).EndObject();
-  };
   j.BeginObject(key);
-  p("ttft_s", s.ttft_s);
-  p("tbt_s", s.tbt_s);
-  p("tpot_s", s.tpot_s);
-  p("e2e_s", s.e2e_s);
+  WritePercentiles(j, "ttft_s", s.ttft_s);
+  WritePercentiles(j, "tbt_s", s.tbt_s);
+  WritePercentiles(j, "tpot_s", s.tpot_s);
+  WritePercentiles(j, "e2e_s", s.e2e_s);
   j.EndObject();
 }
 

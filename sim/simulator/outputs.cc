@@ -21,7 +21,13 @@ void WriteFile(const fs::path& path, const std::string& text) {
   if (!out) throw InputError(fmt::format("{}: cannot write", path.string()));
 }
 
-void Percentile(JsonWriter& j, const char* key, const Percentiles& p) {
+double S(Nanos t) { return ToSeconds(t); }
+
+constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
+
+}  // namespace
+
+void WritePercentiles(JsonWriter& j, std::string_view key, const Percentiles& p) {
   j.BeginObject(key)
       .Field("mean", p.mean)
       .Field("p50", p.p50)
@@ -29,12 +35,6 @@ void Percentile(JsonWriter& j, const char* key, const Percentiles& p) {
       .Field("p99", p.p99)
       .EndObject();
 }
-
-double S(Nanos t) { return ToSeconds(t); }
-
-constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
-
-}  // namespace
 
 std::string SummaryJson(const Summary& s, const Simulation& sim) {
   const ScenarioConfig& c = sim.config();
@@ -65,11 +65,11 @@ std::string SummaryJson(const Summary& s, const Simulation& sim) {
       .Field("output_tokens_per_s", s.output_tokens_per_s)
       .Field("total_tokens_per_s", s.total_tokens_per_s)
       .EndObject();
-  Percentile(j, "ttft_s", s.ttft_s);
-  Percentile(j, "tbt_s", s.tbt_s);
-  Percentile(j, "tpot_s", s.tpot_s);
-  Percentile(j, "e2e_s", s.e2e_s);
-  Percentile(j, "queue_s", s.queue_s);
+  WritePercentiles(j, "ttft_s", s.ttft_s);
+  WritePercentiles(j, "tbt_s", s.tbt_s);
+  WritePercentiles(j, "tpot_s", s.tpot_s);
+  WritePercentiles(j, "e2e_s", s.e2e_s);
+  WritePercentiles(j, "queue_s", s.queue_s);
   j.Field("preemptions", s.preemptions);
   j.BeginObject("kv")
       .Field("bytes_per_token", s.kv_bytes_per_token)

@@ -3,13 +3,18 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
+#include "sim/metrics/json_writer.h"
 #include "sim/metrics/metrics.h"
 #include "sim/simulator/simulator.h"
 
 namespace kvsim {
+
+// Writes {mean, p50, p90, p99} under `key`.
+void WritePercentiles(JsonWriter& j, std::string_view key, const Percentiles& p);
 
 // summary.json of one run (keys documented in README.md).
 std::string SummaryJson(const Summary& summary, const Simulation& sim);
