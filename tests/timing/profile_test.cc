@@ -439,7 +439,7 @@ double VmmP50Us(const Profile& p, const std::string& call) {
   return 0;
 }
 
-TEST(Profile, TheCommittedH100ProfileHasEveryMeasurementOfOneGpu) {
+TEST(Profile, TheCommittedH100ProfileHasEveryMeasurement) {
   const Profile p = LoadProfile(kCommittedH100);
   EXPECT_EQ(p.MetaText("gpu_name"), "NVIDIA H100 80GB HBM3");
   EXPECT_EQ(p.MetaNumber("allocation_granularity_bytes"), 2097152);
@@ -447,7 +447,11 @@ TEST(Profile, TheCommittedH100ProfileHasEveryMeasurementOfOneGpu) {
                             "prefill_attention", "vattention"}) {
     EXPECT_NE(p.Find(table), nullptr) << table;
   }
-  EXPECT_EQ(p.Find("allreduce"), nullptr);  // one GPU
+  // All-reduce across the 2 GPUs of a second host: 64 KiB to 256 MiB in steps of 4x.
+  ASSERT_NE(p.Find("allreduce"), nullptr);
+  EXPECT_EQ(p.Table("allreduce").size(), 7u);
+  EXPECT_EQ(p.Table("allreduce").Number(0, "gpus"), 2);
+  EXPECT_EQ(p.Table("allreduce").Number(6, "bytes"), 268435456);
   // 15 token counts (1..16384) for 4 layers and 11 (1..1024) for the LM head, at each
   // TP that splits the card: 1, 2, 4, 8 for 11 cards, 1, 2, 4 for Qwen2.5-7B (28 heads).
   EXPECT_EQ(p.Table("gemm").size(), (11u * 4 + 3) * (4 * 15 + 11));

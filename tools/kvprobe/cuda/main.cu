@@ -142,7 +142,8 @@ int Run(const ProbeOptions& o) {
 
   std::cout << "\nkvprobe summary (" << prop.name << ")\n"
             << Row("profile", out_dir + "/profile.txt")
-            << Row("attention check, worst relative error", Num(attention_error, 3))
+            << Row("attention check, worst relative error",
+                   attention_error < 0 ? "not run" : Num(attention_error, 3))
             << Row("highest SM clock seen", std::to_string(clock.max_mhz()) + " MHz");
   for (const auto& [what, value] : headlines) std::cout << Row(what, value);
   std::cout << "  full tables: " << out_dir << "/profile.txt\n";
