@@ -21,6 +21,7 @@
 #include "sim/hardware/model_spec.h"
 #include "sim/timing/execution_time_model.h"
 #include "sim/timing/profile.h"
+#include "tests/testing/tiny_model.h"
 
 namespace kvsim {
 namespace {
@@ -45,20 +46,7 @@ double Us(Nanos t) { return static_cast<double>(t.count()) * 1e-3; }
 // 2 layers, hidden 1024, 8 query heads, 2 KV heads of 128, ffn 4096, vocab 32000.
 // Per-rank GEMM shapes (n, k) at TP 1: qkv (1536, 1024), o (1024, 1024),
 // gate_up (8192, 1024), down (1024, 4096), lm_head (32000, 1024).
-ModelSpec Tiny() {
-  ModelSpec m;
-  m.name = "tiny";
-  m.num_layers = 2;
-  m.hidden_size = 1024;
-  m.num_heads = 8;
-  m.num_kv_heads = 2;
-  m.head_dim = 128;
-  m.ffn_size = 4096;
-  m.vocab_size = 32000;
-  m.max_context_tokens = 32768;
-  m.dtype_bytes = 2;
-  return m;
-}
+ModelSpec Tiny() { return ::kvsim::testing::TinyDenseModel("tiny"); }
 
 // Tiny with 8 experts of ffn 1024, top-2: gate_up (2048, 1024), down (1024, 1024).
 ModelSpec TinyMoe() {

@@ -10,6 +10,7 @@
 #include "sim/hardware/gpu_spec.h"
 #include "sim/hardware/model_spec.h"
 #include "sim/timing/execution_time_model.h"
+#include "tests/testing/tiny_model.h"
 
 namespace kvsim {
 namespace {
@@ -20,20 +21,7 @@ namespace {
 //   MLP params per layer       = 3 x 1024 x 4096 = 12,582,912
 //   weights per layer          = 15,204,352 params x 2 bytes = 30,408,704 bytes
 //   one of K or V per token per layer = 2 KV heads x 128 x 2 bytes = 512 bytes
-ModelSpec TinyDense() {
-  ModelSpec m;
-  m.name = "tiny-dense";
-  m.num_layers = 2;
-  m.hidden_size = 1024;
-  m.num_heads = 8;
-  m.num_kv_heads = 2;
-  m.head_dim = 128;
-  m.ffn_size = 4096;
-  m.vocab_size = 32000;
-  m.max_context_tokens = 32768;
-  m.dtype_bytes = 2;
-  return m;
-}
+ModelSpec TinyDense() { return ::kvsim::testing::TinyDenseModel("tiny-dense"); }
 constexpr double kDenseParamsPerLayer = 2'621'440.0 + 12'582'912.0;  // 15,204,352
 constexpr double kLayers = 2;
 constexpr double kHidden = 1024;
