@@ -13,27 +13,28 @@ class SarathiScheduler final : public BatchScheduler {
       : config_(config), budget_(std::min(config.chunk_tokens, config.max_num_batched_tokens)) {}
 
   void Schedule(SequenceQueues& queues, KvCacheManager& kv, Batch& batch) override {
-    int64_t budget = budget_;
+    // The budget left is recomputed from the batch, so tokens of a sequence that a
+    // later step preempts out of the batch are given back.
+    const auto left = [&] { return budget_ - batch.prefill_tokens - batch.decode_tokens; };
     // 1. Decodes first, oldest first.
-    for (size_t i = 0; i < queues.running.size() && budget > 0; ++i) {
+    for (size_t i = 0; i < queues.running.size() && left() > 0; ++i) {
       if (!queues.running[i]->IsDecode() || queues.running[i]->scheduled_tokens > 0) continue;
-      if (GrowOrPreempt(queues, i, 1, GrowthPhase::kDecode, kv, batch)) --budget;
+      GrowOrPreempt(queues, i, 1, GrowthPhase::kDecode, kv, batch);
     }
     // 2. Running partial prefills continue, one chunk each.
-    for (size_t i = 0; i < queues.running.size() && budget > 0; ++i) {
+    for (size_t i = 0; i < queues.running.size() && left() > 0; ++i) {
       Sequence& seq = *queues.running[i];
       if (seq.IsDecode() || seq.scheduled_tokens > 0) continue;
-      const int64_t chunk = std::min({seq.PendingTokens(), budget, config_.chunk_tokens});
-      if (GrowOrPreempt(queues, i, chunk, GrowthPhase::kPrefill, kv, batch)) budget -= chunk;
+      const int64_t chunk = std::min({seq.PendingTokens(), left(), config_.chunk_tokens});
+      GrowOrPreempt(queues, i, chunk, GrowthPhase::kPrefill, kv, batch);
     }
     // 3. New admissions, FCFS, with the budget that is left, unless this plan
     // preempted: a victim would be re-admitted into the memory it just gave up.
-    while (batch.preempted == 0 && budget > 0 && !queues.waiting.empty() &&
+    while (batch.preempted == 0 && left() > 0 && !queues.waiting.empty() &&
            static_cast<int64_t>(queues.running.size()) < config_.max_num_seqs) {
       const int64_t chunk =
-          std::min({queues.waiting.front()->PendingTokens(), budget, config_.chunk_tokens});
+          std::min({queues.waiting.front()->PendingTokens(), left(), config_.chunk_tokens});
       if (!AdmitFront(queues, chunk, kv, batch)) break;
-      budget -= chunk;
     }
   }
 

@@ -245,6 +245,7 @@ PlanResult RunPlan(const PlanConfig& plan, const PlanOptions& options) {
         ++simulations;
         rec.fleet = run.summary;
         rec.verdict = run.verdict;
+        rec.fleet_replicas = rec.replicas;
         log(fmt::format("verify: {} x {} at {:.3g} QPS: {}", rec.replicas, c.name, r.target_qps,
                         run.verdict.meets ? "meets the SLOs" : "misses " + run.verdict.binding));
         if (run.verdict.meets) {
@@ -390,6 +391,7 @@ std::string PlanJson(const PlanResult& r, const PlanConfig& plan) {
     CandidateFields(j, fleet);
     j.Field("estimated_replicas", r.candidates[rec.candidate].replicas);
     j.Field("verified", rec.verified);
+    j.Field("verify_replicas", rec.fleet_replicas);
     j.Field("verify_binding_slo", rec.verdict.binding);
     j.Field("verify_requests_completed", rec.fleet.requests_completed);
     Latencies(j, "verify_latencies", rec.fleet);
@@ -436,7 +438,8 @@ std::string FormatPlan(const PlanResult& r) {
             ? fmt::format(", verified: the whole fleet at {:.4g} QPS has TTFT p99 {:.3f} s, "
                           "E2E p99 {:.3f} s",
                           r.target_qps, rec.fleet.ttft_s.p99, rec.fleet.e2e_s.p99)
-            : ", NOT verified: the whole-fleet run missed " + rec.verdict.binding);
+            : fmt::format(", NOT verified: the whole-fleet run with {} replicas missed {}",
+                          rec.fleet_replicas, rec.verdict.binding));
   }
   out += fmt::format("{} simulations in {:.1f} s\n", r.simulations, r.wall_s);
   return out;

@@ -43,8 +43,9 @@ struct Recommendation {
   int64_t replicas = 0;  // after verification (may exceed the candidate's estimate)
   int64_t gpus = 0;
   double cost_per_hour = 0;
-  bool verified = false;  // the whole-fleet run met the SLOs
-  Summary fleet;          // that run
+  bool verified = false;       // the whole-fleet run met the SLOs
+  int64_t fleet_replicas = 0;  // replicas of the last whole-fleet run (the one below)
+  Summary fleet;               // that run
   SloVerdict verdict;
 };
 
