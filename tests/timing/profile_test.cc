@@ -447,11 +447,12 @@ TEST(Profile, TheCommittedH100ProfileHasEveryMeasurement) {
                             "prefill_attention", "vattention"}) {
     EXPECT_NE(p.Find(table), nullptr) << table;
   }
-  // All-reduce across the 2 GPUs of a second host: 64 KiB to 256 MiB in steps of 4x.
+  // All-reduce on 2 and on 4 GPUs of two other hosts: 64 KiB to 256 MiB in steps of 4x.
   ASSERT_NE(p.Find("allreduce"), nullptr);
-  EXPECT_EQ(p.Table("allreduce").size(), 7u);
+  EXPECT_EQ(p.Table("allreduce").size(), 14u);
   EXPECT_EQ(p.Table("allreduce").Number(0, "gpus"), 2);
   EXPECT_EQ(p.Table("allreduce").Number(6, "bytes"), 268435456);
+  EXPECT_EQ(p.Table("allreduce").Number(7, "gpus"), 4);
   // 15 token counts (1..16384) for 4 layers and 11 (1..1024) for the LM head, at each
   // TP that splits the card: 1, 2, 4, 8 for 11 cards, 1, 2, 4 for Qwen2.5-7B (28 heads).
   EXPECT_EQ(p.Table("gemm").size(), (11u * 4 + 3) * (4 * 15 + 11));
