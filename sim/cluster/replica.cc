@@ -86,7 +86,6 @@ Nanos Replica::StartIteration(Nanos now) {
                             .live_bytes = usage.live_bytes,
                             .cached_bytes = usage.cached_bytes,
                             .exposed_overhead = exposed});
-  iteration_start_ = now;
   last_duration_ = duration;
   return duration;
 }

@@ -51,7 +51,6 @@ class Replica {
   Metrics& metrics_;
   SequenceQueues queues_;
   Batch batch_;
-  Nanos iteration_start_{0};
   Nanos last_end_{-1};      // end of the previous iteration
   Nanos last_duration_{0};  // duration of the previous iteration
 };

@@ -13,6 +13,7 @@
 #include <set>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "sim/config/yaml_tree.h"
 #include "sim/core/check.h"
@@ -153,6 +154,21 @@ class MapReader {
       valid += valid.empty() ? name : std::string(", ") + name;
     }
     Fail(key, fmt::format("unknown value '{}'; valid: {}", s, valid));
+  }
+
+  // Every entry of this mapping as a "key.path" = YAML value (flow style) override,
+  // in file order; each key counts as read. Empty when the mapping is absent.
+  std::vector<std::pair<std::string, std::string>> Overrides() {
+    std::vector<std::pair<std::string, std::string>> overrides;
+    if (!IsMap()) return overrides;
+    for (const auto& kv : node_) {
+      const std::string key = kv.first.as<std::string>();
+      known_.insert(key);
+      YAML::Emitter out;
+      out << YAML::Flow << kv.second;
+      overrides.emplace_back(key, out.c_str());
+    }
+    return overrides;
   }
 
   MapReader Child(const std::string& key) {

@@ -87,18 +87,7 @@ PlanConfig LoadPlan(const std::string& path) {
   } catch (const InputError& e) {
     r.Fail("scenario", e.what());
   }
-  {
-    MapReader set = r.Child("set");
-    if (set.IsMap()) {
-      for (const auto& kv : set.node()) {
-        const std::string key = kv.first.as<std::string>();
-        set.Has(key);
-        YAML::Emitter out;
-        out << YAML::Flow << kv.second;
-        c.scenario->Set(key, out.c_str());
-      }
-    }
-  }
+  for (const auto& [key, value] : r.Child("set").Overrides()) c.scenario->Set(key, value);
   if (!r.Has("slo")) r.Fail("slo", "required: the service-level objectives to meet");
   DecodeSlo(r.Child("slo"), c.slo);
   {

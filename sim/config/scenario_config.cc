@@ -212,16 +212,10 @@ std::vector<CompareEntry> DecodeCompare(const MapReader& parent, const YAML::Nod
     if (!labels.insert(entry.label).second)
       e.Fail("label", "duplicate label '" + entry.label + "'");
     MapReader set = e.Child("set");
-    if (set.IsMap()) {
-      for (const auto& kv : set.node()) {
-        const std::string key = kv.first.as<std::string>();
-        if (key == "compare" || key.starts_with("compare.")) {
-          throw InputError(set.Where(kv.first, set.KeyPath(key)) + ": compare cannot nest");
-        }
-        YAML::Emitter out;
-        out << YAML::Flow << kv.second;
-        entry.overrides.emplace_back(key, out.c_str());
-        set.Has(key);
+    entry.overrides = set.Overrides();
+    for (const auto& [key, value] : entry.overrides) {
+      if (key == "compare" || key.starts_with("compare.")) {
+        set.Fail(key, "compare cannot nest");
       }
     }
     e.Finish();

@@ -198,26 +198,23 @@ std::string FormatCompareTable(const std::vector<LabeledRun>& runs) {
     const char* name;
     double (*get)(const Summary&);
     const char* format;
-    bool higher_is_better;
   };
   static const Row kRows[] = {
-      {"throughput (req/s)", [](const Summary& s) { return s.requests_per_s; }, "{:.2f}", true},
-      {"output tokens/s", [](const Summary& s) { return s.output_tokens_per_s; }, "{:.0f}", true},
-      {"TTFT p50 (s)", [](const Summary& s) { return s.ttft_s.p50; }, "{:.3f}", false},
-      {"TTFT p99 (s)", [](const Summary& s) { return s.ttft_s.p99; }, "{:.3f}", false},
-      {"TBT p50 (ms)", [](const Summary& s) { return 1e3 * s.tbt_s.p50; }, "{:.2f}", false},
-      {"TBT p99 (ms)", [](const Summary& s) { return 1e3 * s.tbt_s.p99; }, "{:.2f}", false},
-      {"E2E p50 (s)", [](const Summary& s) { return s.e2e_s.p50; }, "{:.3f}", false},
-      {"E2E p99 (s)", [](const Summary& s) { return s.e2e_s.p99; }, "{:.3f}", false},
-      {"max running batch", [](const Summary& s) { return double(s.max_running); }, "{:.0f}", true},
-      {"mean running batch", [](const Summary& s) { return s.mean_running; }, "{:.1f}", true},
-      {"KV fragmentation (%)", [](const Summary& s) { return 100 * s.fragmentation; }, "{:.1f}",
-       false},
+      {"throughput (req/s)", [](const Summary& s) { return s.requests_per_s; }, "{:.2f}"},
+      {"output tokens/s", [](const Summary& s) { return s.output_tokens_per_s; }, "{:.0f}"},
+      {"TTFT p50 (s)", [](const Summary& s) { return s.ttft_s.p50; }, "{:.3f}"},
+      {"TTFT p99 (s)", [](const Summary& s) { return s.ttft_s.p99; }, "{:.3f}"},
+      {"TBT p50 (ms)", [](const Summary& s) { return 1e3 * s.tbt_s.p50; }, "{:.2f}"},
+      {"TBT p99 (ms)", [](const Summary& s) { return 1e3 * s.tbt_s.p99; }, "{:.2f}"},
+      {"E2E p50 (s)", [](const Summary& s) { return s.e2e_s.p50; }, "{:.3f}"},
+      {"E2E p99 (s)", [](const Summary& s) { return s.e2e_s.p99; }, "{:.3f}"},
+      {"max running batch", [](const Summary& s) { return double(s.max_running); }, "{:.0f}"},
+      {"mean running batch", [](const Summary& s) { return s.mean_running; }, "{:.1f}"},
+      {"KV fragmentation (%)", [](const Summary& s) { return 100 * s.fragmentation; }, "{:.1f}"},
       {"KV peak allocated (GiB)", [](const Summary& s) { return s.peak_allocated_bytes / kGiB; },
-       "{:.2f}", false},
-      {"preemptions", [](const Summary& s) { return double(s.preemptions); }, "{:.0f}", false},
-      {"exposed mapping (s)", [](const Summary& s) { return s.exposed_overhead_s; }, "{:.3f}",
-       false},
+       "{:.2f}"},
+      {"preemptions", [](const Summary& s) { return double(s.preemptions); }, "{:.0f}"},
+      {"exposed mapping (s)", [](const Summary& s) { return s.exposed_overhead_s; }, "{:.3f}"},
   };
   constexpr int kName = 24, kCol = 18;
   std::string out = fmt::format("{:<{}}", "", kName);
