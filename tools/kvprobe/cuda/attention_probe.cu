@@ -48,6 +48,29 @@ DeviceBuffer<int> IntsToDevice(const std::vector<int>& values) {
   return d;
 }
 
+// Block indices 0..count-1 in shuffled order, as an engine's allocator hands them
+// out after churn.
+std::vector<int> ShuffledBlocks(size_t count, std::mt19937_64& rng) {
+  std::vector<int> order(count);
+  std::iota(order.begin(), order.end(), 0);
+  std::shuffle(order.begin(), order.end(), rng);
+  return order;
+}
+
+// The layout of `batch` sequences of `context` tokens: contiguous when block_tokens is
+// 0, else paged over a shared pool in shuffled order, its block table put in `table`.
+KvLayout GridLayout(int block_tokens, int batch, int context, std::mt19937_64& rng,
+                    DeviceBuffer<int>& table) {
+  KvLayout layout;
+  if (block_tokens == 0) {
+    layout.max_context = context;
+    return layout;
+  }
+  const int max_blocks = (context + block_tokens - 1) / block_tokens;
+  table = IntsToDevice(ShuffledBlocks(static_cast<size_t>(batch) * max_blocks, rng));
+  return KvLayout{table.get(), block_tokens, max_blocks, 0};
+}
+
 // A paged copy of contiguous KV rows ([batch][max_context][kv_heads][128]): blocks
 // handed out in a shuffled order, as an engine's allocator would after churn.
 struct PagedKv {
@@ -60,9 +83,7 @@ PagedKv MakePaged(const std::vector<float>& k, const std::vector<float>& v, int 
                   int max_context, int kv_heads, int block_tokens, std::mt19937_64& rng) {
   const int max_blocks = (max_context + block_tokens - 1) / block_tokens;
   const int blocks = batch * max_blocks;
-  std::vector<int> order(blocks);
-  std::iota(order.begin(), order.end(), 0);
-  std::shuffle(order.begin(), order.end(), rng);
+  const std::vector<int> order = ShuffledBlocks(blocks, rng);
   const size_t row = static_cast<size_t>(kv_heads) * kHeadDim;
   std::vector<float> pk(static_cast<size_t>(blocks) * block_tokens * row, 0.f), pv(pk.size(), 0.f);
   for (int b = 0; b < batch; ++b) {
@@ -236,18 +257,7 @@ void ProbeAttention(ProbeContext& ctx) {
       const bool largest = static_cast<size_t>(batch) * context == max_tokens;
       for (int bs : {0, 16, 32, 128, 256}) {
         DeviceBuffer<int> table;
-        if (bs == 0) {
-          a.layout = KvLayout{};
-          a.layout.max_context = context;
-        } else {
-          // Blocks of the shared pool in shuffled order.
-          const int max_blocks = (context + bs - 1) / bs;
-          std::vector<int> order(static_cast<size_t>(batch) * max_blocks);
-          std::iota(order.begin(), order.end(), 0);
-          std::shuffle(order.begin(), order.end(), rng);
-          table = IntsToDevice(order);
-          a.layout = KvLayout{table.get(), bs, max_blocks, 0};
-        }
+        a.layout = GridLayout(bs, batch, context, rng, table);
         auto launch = [&] { LaunchDecodeAttention(a, ctx.stream); };
         const double trial = TimeUs(ctx.stream, 2, 3, launch);
         const double us =
@@ -290,17 +300,7 @@ void ProbeAttention(ProbeContext& ctx) {
     const double flops = 4.0 * q_heads * kHeadDim * tokens * (tokens + 1.0) / 2.0;
     for (int bs : {0, 16, 32, 128, 256}) {
       DeviceBuffer<int> table;
-      if (bs == 0) {
-        a.layout = KvLayout{};
-        a.layout.max_context = tokens;
-      } else {
-        const int max_blocks = (tokens + bs - 1) / bs;
-        std::vector<int> order(max_blocks);
-        std::iota(order.begin(), order.end(), 0);
-        std::shuffle(order.begin(), order.end(), rng);
-        table = IntsToDevice(order);
-        a.layout = KvLayout{table.get(), bs, max_blocks, 0};
-      }
+      a.layout = GridLayout(bs, 1, tokens, rng, table);
       auto launch = [&] { LaunchPrefillAttention(a, ctx.stream); };
       const double trial = TimeUs(ctx.stream, 1, 2, launch);
       const double us = TimeUs(ctx.stream, 1, RepsFor(trial, quick ? 2000 : 20000, 3, 200), launch);
