@@ -98,6 +98,13 @@ Job BuildJob(const std::string& label, ConfigTree tree,
   }
 }
 
+// The jobs' simulations by label, for FormatCaveats.
+std::vector<std::pair<std::string, const Simulation*>> Labelled(const std::vector<Job>& jobs) {
+  std::vector<std::pair<std::string, const Simulation*>> sims;
+  for (const Job& job : jobs) sims.emplace_back(job.label, job.sim.get());
+  return sims;
+}
+
 // Runs the jobs on up to `width` threads (0: all cores); each simulation is
 // deterministic on its own, so the results do not depend on the width.
 void RunJobs(std::vector<Job>& jobs, int width) {
@@ -160,6 +167,7 @@ int CompareCommand(const CommandOptions& o, std::ostream& out) {
                        c.deployment.replicas, first.gpu().name, c.deployment.tensor_parallel,
                        SchedulerTypeName(c.scheduler.type), jobs.front().summary.requests_total);
     out << FormatCompareTable(runs);
+    out << FormatCaveats(Labelled(jobs));
     out << fmt::format("outputs written to {}/\n", dir);
   }
   return 0;
@@ -217,6 +225,7 @@ int SweepCommand(const CommandOptions& o, std::ostream& out) {
       }
       out << line << "\n";
     }
+    out << FormatCaveats(Labelled(jobs));
     out << fmt::format("outputs written to {}/\n", dir);
   }
   return 0;

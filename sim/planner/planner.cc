@@ -2,6 +2,7 @@
 #include "sim/planner/planner.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <atomic>
@@ -52,6 +53,7 @@ struct Run {
   Summary summary;
   SloVerdict verdict;
   double gpu_price = 0;
+  std::vector<std::string> timing_caveats;
 };
 
 Run Simulate(const PlanConfig& plan, const ConfigTree& tree) {
@@ -60,6 +62,7 @@ Run Simulate(const PlanConfig& plan, const ConfigTree& tree) {
   Run run;
   run.summary = sim->Run();
   run.verdict = EvaluateSlo(plan.slo, run.summary, sim->metrics().records());
+  run.timing_caveats = sim->timing_caveats();
   auto price = plan.prices.find(sim->gpu().name);
   run.gpu_price = price != plan.prices.end() ? price->second : sim->gpu().price_per_hour;
   return run;
@@ -99,6 +102,7 @@ void EvaluateCandidate(const PlanConfig& plan, double target_qps, CandidateResul
       Run run = Simulate(plan, CandidateTree(plan, c, 1, qps, plan.probe_requests));
       ++simulations;
       ProbeOutcome outcome{run.verdict.meets, run.verdict.meets ? "" : run.verdict.binding};
+      c.timing_caveats = run.timing_caveats;  // the same at every load
       runs.emplace(qps, std::move(run));
       return outcome;
     });
@@ -302,8 +306,11 @@ void CandidateFields(JsonWriter& j, const CandidateResult& c) {
       .Field("kv_label", c.kv.Label())
       .Field("scheduler", c.scheduler.Label())
       .Field("status", !c.feasible ? "infeasible" : SearchStatusName(c.search.status))
-      .Field("note", c.note)
-      .Field("max_qps_per_replica", c.max_qps_per_replica)
+      .Field("note", c.note);
+  j.BeginArray("timing_caveats");
+  for (const std::string& caveat : c.timing_caveats) j.Field({}, caveat);
+  j.EndArray();
+  j.Field("max_qps_per_replica", c.max_qps_per_replica)
       .Field("max_qps_per_gpu", c.max_qps_per_gpu)
       .Field("binding_slo", c.search.binding)
       .Field("replicas", c.replicas)
@@ -440,6 +447,20 @@ std::string FormatPlan(const PlanResult& r) {
                           r.target_qps, rec.fleet.ttft_s.p99, rec.fleet.e2e_s.p99)
             : fmt::format(", NOT verified: the whole-fleet run with {} replicas missed {}",
                           rec.fleet_replicas, rec.verdict.binding));
+  }
+  // Each distinct timing caveat once, with the candidates it concerns.
+  std::vector<std::pair<std::string, std::vector<std::string>>> caveats;
+  for (const CandidateResult& c : r.candidates) {
+    for (const std::string& text : c.timing_caveats) {
+      auto it = std::find_if(caveats.begin(), caveats.end(),
+                             [&](const auto& seen) { return seen.first == text; });
+      if (it == caveats.end()) it = caveats.insert(caveats.end(), {text, {}});
+      it->second.push_back(c.name);
+    }
+  }
+  for (const auto& [text, names] : caveats) {
+    out += fmt::format("caveat ({} candidate{}: {}): {}\n", names.size(),
+                       names.size() == 1 ? "" : "s", fmt::join(names, ", "), text);
   }
   out += fmt::format("{} simulations in {:.1f} s\n", r.simulations, r.wall_s);
   return out;

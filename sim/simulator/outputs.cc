@@ -2,10 +2,13 @@
 #include "sim/simulator/outputs.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 #include "sim/core/check.h"
 #include "sim/metrics/json_writer.h"
@@ -55,6 +58,9 @@ std::string SummaryJson(const Summary& s, const Simulation& sim) {
                                                                                  : "gamma")
       .Field("rate_qps", c.workload.rate_qps)
       .EndObject();
+  j.BeginArray("timing_caveats");
+  for (const std::string& caveat : sim.timing_caveats()) j.Field({}, caveat);
+  j.EndArray();
   j.Field("requests_total", s.requests_total);
   j.Field("requests_completed", s.requests_completed);
   j.Field("requests_rejected", s.requests_rejected);
@@ -172,6 +178,7 @@ std::string FormatSummary(const Summary& s, const Simulation& sim) {
                     s.hidden_overhead_s, s.mean_cached_bytes / kGiB));
   }
   line(fmt::format("  simulated {} events in {:.3f} s wall", s.events, s.wall_s));
+  for (const std::string& caveat : sim.timing_caveats()) line("  caveat: " + caveat);
   return out;
 }
 
@@ -183,6 +190,29 @@ std::string CompareJson(const std::vector<LabeledRun>& runs) {
                        runs[i].summary_json.substr(0, runs[i].summary_json.size() - 1));
   }
   out += "\n]\n";
+  return out;
+}
+
+std::string FormatCaveats(const std::vector<std::pair<std::string, const Simulation*>>& sims) {
+  std::vector<std::pair<std::string, std::vector<std::string>>> caveats;  // text, labels
+  std::set<std::string> all_labels;
+  for (const auto& [label, sim] : sims) {
+    all_labels.insert(label);
+    for (const std::string& text : sim->timing_caveats()) {
+      auto it = std::find_if(caveats.begin(), caveats.end(),
+                             [&](const auto& c) { return c.first == text; });
+      if (it == caveats.end()) it = caveats.insert(caveats.end(), {text, {}});
+      if (std::find(it->second.begin(), it->second.end(), label) == it->second.end()) {
+        it->second.push_back(label);
+      }
+    }
+  }
+  std::string out;
+  for (const auto& [text, labels] : caveats) {
+    out += labels.size() == all_labels.size()
+               ? fmt::format("caveat: {}\n", text)
+               : fmt::format("caveat ({}): {}\n", fmt::join(labels, ", "), text);
+  }
   return out;
 }
 

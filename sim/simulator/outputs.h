@@ -37,6 +37,10 @@ struct LabeledRun {
 // compare.json: a list of {label, summary}.
 std::string CompareJson(const std::vector<LabeledRun>& runs);
 
+// One "caveat: ..." line per distinct timing caveat of the labelled simulations
+// (Simulation::timing_caveats), naming the labels it concerns when not all of them.
+std::string FormatCaveats(const std::vector<std::pair<std::string, const Simulation*>>& sims);
+
 // The side-by-side table, with ratios to the run labelled "paged" (or the first
 // paged run) where one exists.
 std::string FormatCompareTable(const std::vector<LabeledRun>& runs);

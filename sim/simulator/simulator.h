@@ -51,6 +51,9 @@ class Simulation {
   const MemoryPlan& memory() const { return memory_; }
   const Metrics& metrics() const { return *metrics_; }
   const std::string& kv_manager_label() const { return kv_label_; }
+  // What the timing model estimated rather than took from measurements (see
+  // ExecutionTimeModel::Caveats); empty when nothing.
+  std::vector<std::string> timing_caveats() const { return timing_->Caveats(); }
 
  private:
   struct Arrival {};

@@ -4,6 +4,8 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "sim/core/time.h"
 #include "sim/hardware/gpu_spec.h"
@@ -35,6 +37,10 @@ class ExecutionTimeModel {
   // Duration of one iteration running `work`, excluding KV-mapping stalls (the
   // replica adds those). REQUIRES: work.num_seqs >= 1. Result > 0.
   virtual Nanos IterationTime(const BatchWork& work) const = 0;
+  // Where the model stands in for a measurement its inputs lack (say, an all-reduce
+  // on more GPUs than the profile measured), one sentence each, shown with the
+  // results. Empty when the model has nothing to declare.
+  virtual std::vector<std::string> Caveats() const { return {}; }
 };
 
 // Roofline model of one iteration on one replica of `tensor_parallel` GPUs.
@@ -94,8 +100,10 @@ std::unique_ptr<ExecutionTimeModel> NewRooflineModel(const ModelSpec& model, con
 //   tokens); above the largest, max(time there, a + b x) with a + b x the least-squares
 //   line through the largest 4 grid points (b >= 0). The same curve, in causal pairs,
 //   is P (beyond: the largest 4 pair counts), and in bytes R, from the [allreduce] rows
-//   with gpus = tensor_parallel; without such rows R is the roofline ring
-//   latency + 2 (tp-1)/tp x bytes / link_bw with the GPU card's link bandwidth.
+//   with gpus = tensor_parallel, else estimated at each measured size from the rows
+//   of the other GPU counts (allreduce_estimate.h; a caveat says so); without any
+//   [allreduce] rows R is the roofline ring latency + 2 (tp-1)/tp x bytes / link_bw
+//   with the GPU card's link bandwidth (also a caveat).
 // D(B, C): the [decode_attention] rows of the batch's layout (paged: the measured
 //   block_tokens nearest to the manager's in log distance, the smaller on a tie),
 //   interpolated bilinearly in (log batch, log context) of log time on the grid;

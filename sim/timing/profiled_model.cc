@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "sim/core/check.h"
+#include "sim/timing/allreduce_estimate.h"
 #include "sim/timing/execution_time_model.h"
 
 namespace kvsim {
@@ -118,6 +119,13 @@ class SizeCurve {
   std::vector<double> log_x_, log_seconds_;
   double x_min_ = 0, x_max_ = 0, first_s_ = 0, last_s_ = 0;
   Line beyond_;
+};
+
+// All-reduce time against message bytes for the replica's GPU count, and, when it is
+// estimated rather than measured, one sentence saying how (empty when measured).
+struct AllreduceCurve {
+  SizeCurve curve;
+  std::string estimate;
 };
 
 // One decode-attention measurement, already scaled to the model's KV heads per rank.
@@ -360,28 +368,49 @@ class ProfileReader {
     return curves;
   }
 
-  // The all-reduce curve for tensor_parallel GPUs, or nothing when the profile has
-  // no [allreduce] rows for it.
-  std::optional<SizeCurve> Allreduce() const {
+  // The all-reduce curve for tensor_parallel GPUs: the [allreduce] rows measured on
+  // that many GPUs, else one estimated at every measured size from the other GPU
+  // counts (allreduce_estimate.h) with a sentence saying how; nothing without rows.
+  std::optional<AllreduceCurve> Allreduce() const {
     const ProfileTable* t = profile_.Find("allreduce");
     if (t == nullptr) return std::nullopt;
-    std::vector<Point> points;
-    std::map<double, int> seen;
+    std::map<int64_t, std::vector<Point>> by_gpus;
+    std::map<std::pair<int64_t, double>, int> seen;
     for (size_t r = 0; r < t->size(); ++r) {
-      if (t->Number(r, "gpus") != static_cast<double>(tp_)) continue;
-      const double bytes = Positive(*t, r, "bytes");
-      if (const auto [it, fresh] = seen.emplace(bytes, t->line(r)); !fresh) {
-        Fail(t->line(r), fmt::format("[allreduce] repeats {} GPUs at {} bytes (first at line {})",
-                                     tp_, bytes, it->second));
+      const double gpus = t->Number(r, "gpus");
+      if (!(gpus >= 2) || gpus != std::floor(gpus) || gpus > 1e6) {
+        Fail(t->line(r), fmt::format("[allreduce] gpus must be an integer of 2 or more, got {}",
+                                     t->Text(r, "gpus")));
       }
-      points.push_back({bytes, Positive(*t, r, "time_us") * kSecondsPerMicro});
+      const auto n = static_cast<int64_t>(gpus);
+      const double bytes = Positive(*t, r, "bytes");
+      if (const auto [it, fresh] = seen.emplace(std::pair(n, bytes), t->line(r)); !fresh) {
+        Fail(t->line(r), fmt::format("[allreduce] repeats {} GPUs at {} bytes (first at line {})",
+                                     n, bytes, it->second));
+      }
+      by_gpus[n].push_back({bytes, Positive(*t, r, "time_us") * kSecondsPerMicro});
     }
-    if (points.empty()) return std::nullopt;
-    if (points.size() < 2) {
-      Fail(t->section_line(),
-           fmt::format("[allreduce] needs two or more sizes for {} GPUs, found one", tp_));
+    if (by_gpus.empty()) return std::nullopt;
+    std::map<int64_t, SizeCurve> curves;
+    std::set<double> sizes;
+    for (const auto& [n, points] : by_gpus) {
+      if (points.size() < 2) {
+        Fail(t->section_line(),
+             fmt::format("[allreduce] needs two or more sizes for {} GPUs, found one", n));
+      }
+      curves.emplace(n, SizeCurve(points));
+      for (const Point& p : points) sizes.insert(p.x);
     }
-    return SizeCurve(points);
+    if (const auto it = curves.find(tp_); it != curves.end()) return AllreduceCurve{it->second, {}};
+    std::vector<Point> estimated;
+    std::map<int64_t, double> at_size;
+    for (double bytes : sizes) {
+      for (const auto& [n, curve] : curves) at_size[n] = curve.Seconds(bytes);
+      estimated.push_back({bytes, EstimateAllreduceSeconds(at_size, tp_)});
+    }
+    return AllreduceCurve{SizeCurve(estimated),
+                          fmt::format("timing.profile {}: {}", profile_.path(),
+                                      DescribeAllreduceEstimate(at_size, tp_))};
   }
 
  private:
@@ -457,7 +486,7 @@ class ProfiledModel final : public ExecutionTimeModel {
  public:
   // `gemm` holds the curves of the five layers; `allreduce` is nothing for the ring formula.
   ProfiledModel(const std::map<std::string, SizeCurve>& gemm, LayoutCurves<DecodeSurface> decode,
-                LayoutCurves<SizeCurve> prefill, std::optional<SizeCurve> allreduce,
+                LayoutCurves<SizeCurve> prefill, std::optional<AllreduceCurve> allreduce,
                 const ModelSpec& model, const GpuSpec& gpu, int64_t tp,
                 const ProfiledConfig& config)
       : config_(config),
@@ -468,7 +497,7 @@ class ProfiledModel final : public ExecutionTimeModel {
         lm_head_(gemm.at("lm_head")),
         decode_(std::move(decode)),
         prefill_(std::move(prefill)),
-        allreduce_(std::move(allreduce)),
+        allreduce_(allreduce ? std::optional<SizeCurve>(allreduce->curve) : std::nullopt),
         tp_(static_cast<double>(tp)),
         layers_(static_cast<double>(model.num_layers)),
         activation_bytes_per_token_(static_cast<double>(model.hidden_size * model.dtype_bytes)),
@@ -477,7 +506,18 @@ class ProfiledModel final : public ExecutionTimeModel {
         link_(gpu.link_bandwidth_bytes_per_s),
         prefill_flops_per_pair_(4.0 * static_cast<double>(model.num_heads) /
                                 static_cast<double>(tp) * static_cast<double>(model.head_dim)),
-        peak_flops_(gpu.bf16_flops_per_s) {}
+        peak_flops_(gpu.bf16_flops_per_s) {
+    if (tp > 1 && !allreduce) {
+      caveats_.push_back(fmt::format(
+          "all-reduce on {} GPUs is not in the profile (no [allreduce] rows); it is the ring "
+          "formula at the {} card's link bandwidth and a {} us latency",
+          tp, gpu.name, config.allreduce_latency_s * 1e6));
+    } else if (allreduce && !allreduce->estimate.empty()) {
+      caveats_.push_back(allreduce->estimate);
+    }
+  }
+
+  std::vector<std::string> Caveats() const override { return caveats_; }
 
   Nanos IterationTime(const BatchWork& w) const override {
     KVSIM_CHECK(w.num_seqs >= 1, "empty batch");
@@ -545,6 +585,7 @@ class ProfiledModel final : public ExecutionTimeModel {
   double tp_, layers_, activation_bytes_per_token_, experts_, experts_per_token_, link_;
   double prefill_flops_per_pair_;  // 4 x query heads per rank x head_dim
   double peak_flops_;              // GPU card's dense bf16 FLOP/s
+  std::vector<std::string> caveats_;
 };
 
 }  // namespace
@@ -557,7 +598,7 @@ std::unique_ptr<ExecutionTimeModel> NewProfiledModel(const Profile& profile, con
   std::map<std::string, SizeCurve> gemm = reader.Gemms();
   LayoutCurves<DecodeSurface> decode = reader.DecodeAttention();
   LayoutCurves<SizeCurve> prefill = reader.PrefillAttention();
-  std::optional<SizeCurve> allreduce;
+  std::optional<AllreduceCurve> allreduce;
   if (tensor_parallel > 1) {
     allreduce = reader.Allreduce();
     if (!allreduce && !(gpu.link_bandwidth_bytes_per_s > 0)) {

@@ -20,6 +20,7 @@ namespace {
 namespace fs = std::filesystem;
 using ::kvsim::testing::TempDir;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 constexpr const char* kBinary = KVSIM_BINARY;
 constexpr const char* kQuickstart = KVSIM_SOURCE_DIR "/configs/quickstart.yaml";
@@ -194,6 +195,55 @@ TEST(Cli, RunPrintsASummaryWithoutQuiet) {
       RunKvsim({"run", kQuickstart, "--set", "workload.max_requests=50", "--out", out});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr(out));
+}
+
+TEST(Cli, RunAtTensorParallelEightOnTheH100ProfileStatesTheExtrapolatedAllReduce) {
+  TempDir dir;
+  const std::string out = dir.PathOf("run");
+  const Result r = RunKvsim({"run", kQuickstart, "--set", "workload.max_requests=50", "--set",
+                             "model=Llama-3-70B", "--set", "deployment.tensor_parallel=8", "--set",
+                             "timing.type=profiled", "--out", out});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string what =
+      "all-reduce on 8 GPUs is not in the profile (measured: 2, 3 and 4 GPUs); it is extrapolated";
+  EXPECT_THAT(r.out, HasSubstr("  caveat: timing.profile "));
+  EXPECT_THAT(r.out, HasSubstr(what));
+  const std::string summary = ReadFile(fs::path(out) / "summary.json");
+  EXPECT_THAT(summary, HasSubstr("\"timing_caveats\": [\n    \"timing.profile "));
+  EXPECT_THAT(summary, HasSubstr(what));
+}
+
+TEST(Cli, RunAtAMeasuredTensorParallelHasNoCaveat) {
+  TempDir dir;
+  const std::string out = dir.PathOf("run");
+  const Result r =
+      RunKvsim({"run", kQuickstart, "--set", "workload.max_requests=50", "--set",
+                "deployment.tensor_parallel=4", "--set", "timing.type=profiled", "--out", out});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, Not(HasSubstr("caveat")));
+  EXPECT_THAT(ReadFile(fs::path(out) / "summary.json"), HasSubstr("\"timing_caveats\": []"));
+}
+
+TEST(Cli, APlanStatesTheExtrapolatedAllReduceForItsTensorParallelEightCandidates) {
+  TempDir dir;
+  const std::string out = dir.PathOf("plan");
+  const Result r = RunKvsim(
+      {"plan", KVSIM_SOURCE_DIR "/configs/plans/llama3_70b_h100_profiled.yaml", "--out", out});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("caveat (4 candidates: H100-SXM/tp8/paged16/vllm-256seqs, "));
+  EXPECT_THAT(r.out, HasSubstr("all-reduce on 8 GPUs is not in the profile"));
+  EXPECT_THAT(r.out, Not(HasSubstr("all-reduce on 4 GPUs")));
+  const std::string plan = ReadFile(fs::path(out) / "plan.json");
+  // Two KV managers x two schedulers at TP 4 without a caveat, and at TP 8 with one.
+  size_t empty = 0, stated = 0;
+  for (size_t at = plan.find("\"timing_caveats\": ["); at != std::string::npos;
+       at = plan.find("\"timing_caveats\": [", at + 1)) {
+    (plan.compare(at, 20, "\"timing_caveats\": []") == 0 ? empty : stated) += 1;
+  }
+  // The recommendation, a TP 4 candidate, repeats its candidate's fields.
+  EXPECT_THAT(r.out, HasSubstr("recommendation: 3 x H100-SXM/tp4/"));
+  EXPECT_EQ(stated, 4u);
+  EXPECT_EQ(empty, 4u + 1);
 }
 
 TEST(Cli, UnknownKeySetOnTheCommandLineFailsNamingIt) {

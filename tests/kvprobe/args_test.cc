@@ -45,6 +45,8 @@ TEST(ParseArgsTest, NoArgumentsGiveTheDefaults) {
   EXPECT_EQ(o.vmm_samples, 1000);
   EXPECT_FALSE(o.quick);
   EXPECT_FALSE(o.help);
+  EXPECT_THAT(o.allreduce_gpus, IsEmpty());
+  EXPECT_FALSE(o.rank.has_value());
 }
 
 TEST(ParseArgsTest, EveryFlagSetsItsOption) {
@@ -113,7 +115,8 @@ TEST(ParseArgsTest, UnknownFlagIsAnErrorNamingIt) {
 
 TEST(ParseArgsTest, EveryValuedFlagWithoutItsValueIsAnError) {
   for (const char* flag :
-       {"--out", "--models", "--model", "--only", "--gpu-name", "--device", "--vmm-samples"}) {
+       {"--out", "--models", "--model", "--only", "--gpu-name", "--device", "--vmm-samples",
+        "--allreduce-gpus", "--allreduce-rank", "--allreduce-ranks", "--nccl-id", "--rank-out"}) {
     SCOPED_TRACE(flag);
     const std::string message = ErrorOf({"--quick", flag});
     EXPECT_THAT(message, HasSubstr(flag));
@@ -134,6 +137,38 @@ TEST(ParseArgsTest, MalformedIntegersAreErrorsNamingFlagAndText) {
 
 TEST(ParseArgsTest, NegativeDeviceIsAnError) {
   EXPECT_THAT(ErrorOf({"--device", "-1"}), HasSubstr("must be >= 0"));
+}
+
+TEST(ParseArgsTest, AllreduceGpusTakesACommaListOfCountsOfTwoOrMore) {
+  EXPECT_THAT(Parse({"--allreduce-gpus", "2,4,8"}).allreduce_gpus, ElementsAre(2, 4, 8));
+  EXPECT_THAT(Parse({"--allreduce-gpus", "8,3"}).allreduce_gpus, ElementsAre(8, 3));
+  EXPECT_THAT(Parse({"--allreduce-gpus", "2", "--allreduce-gpus", "4"}).allreduce_gpus,
+              ElementsAre(4));
+  EXPECT_THAT(ErrorOf({"--allreduce-gpus", "1,2"}), HasSubstr("--allreduce-gpus: must be >= 2"));
+  EXPECT_THAT(ErrorOf({"--allreduce-gpus", "2,x"}), HasSubstr("expected an integer, got 'x'"));
+  EXPECT_THAT(ErrorOf({"--allreduce-gpus", ","}), HasSubstr("no GPU count"));
+  EXPECT_THAT(ErrorOf({"--allreduce-gpus", "4,2,4"}), HasSubstr("4 given twice"));
+}
+
+TEST(ParseArgsTest, TheFourRankFlagsTogetherMakeARankProcess) {
+  const ProbeOptions o = Parse({"--allreduce-rank", "3", "--allreduce-ranks", "8", "--nccl-id",
+                                "00ff", "--rank-out", "/tmp/r3.csv", "--quick"});
+  ASSERT_TRUE(o.rank.has_value());
+  EXPECT_EQ(o.rank->rank, 3);
+  EXPECT_EQ(o.rank->ranks, 8);
+  EXPECT_EQ(o.rank->nccl_id_hex, "00ff");
+  EXPECT_EQ(o.rank->out_path, "/tmp/r3.csv");
+  EXPECT_TRUE(o.quick);
+}
+
+TEST(ParseArgsTest, SomeRankFlagsWithoutTheOthersOrARankBeyondTheRanksAreErrors) {
+  EXPECT_THAT(ErrorOf({"--allreduce-rank", "0"}), HasSubstr("go together"));
+  EXPECT_THAT(ErrorOf({"--allreduce-rank", "0", "--allreduce-ranks", "2", "--nccl-id", "ab"}),
+              HasSubstr("go together"));
+  EXPECT_THAT(ErrorOf({"--allreduce-rank", "2", "--allreduce-ranks", "2", "--nccl-id", "ab",
+                       "--rank-out", "f"}),
+              HasSubstr("--allreduce-rank: must be below --allreduce-ranks (2), got 2"));
+  EXPECT_THAT(ErrorOf({"--allreduce-ranks", "1"}), HasSubstr("must be >= 2"));
 }
 
 TEST(ParseArgsTest, DeviceZeroIsAccepted) { EXPECT_EQ(Parse({"--device", "0"}).device, 0); }

@@ -103,6 +103,10 @@ def setUpModule():
     kvsim("run", quickstart, *small, "--out", DIRS["run"])
     DIRS["compare"] = os.path.join(WORK, "compare")
     kvsim("compare", quickstart, *small, "--out", DIRS["compare"])
+    DIRS["compare_tp8"] = os.path.join(WORK, "compare_tp8")
+    kvsim("compare", quickstart, *small, "--set", "model=Llama-3-70B",
+          "--set", "deployment.tensor_parallel=8", "--set", "timing.type=profiled",
+          "--out", DIRS["compare_tp8"])
     DIRS["sweep"] = os.path.join(WORK, "sweep")
     kvsim("sweep", quickstart, "--rates", "4,16", *small, "--out", DIRS["sweep"])
     for name, ttft in (("plan", "2.0"), ("plan_infeasible", "0.000001")):
@@ -114,7 +118,8 @@ def setUpModule():
     DIRS["calibration"] = os.path.join(WORK, "calibration")
     shutil.copytree(os.path.join(ENV["source"], "models", "profiles", "H100-SXM"),
                     DIRS["calibration"])
-    for kind in ("run", "compare", "sweep", "plan", "plan_infeasible", "calibration"):
+    for kind in ("run", "compare", "compare_tp8", "sweep", "plan", "plan_infeasible",
+                 "calibration"):
         RESULTS[kind] = report(DIRS[kind])
 
 
@@ -217,6 +222,20 @@ class ReportContentTest(unittest.TestCase):
             self.assertIn(row, md)
         self.assertRegex(md, r"\(\d+\.\d\dx\)", "ratios to paged")
         self.assertIn("Ratios in brackets are to `paged`", md)
+
+    def test_roofline_runs_have_no_timing_caveat(self):
+        for kind in ("run", "compare", "sweep", "plan"):
+            self.assertNotIn("Timing caveat", read(os.path.join(DIRS[kind], "report.md")), kind)
+
+    def test_compare_at_tp8_on_the_h100_profile_says_the_all_reduce_is_extrapolated(self):
+        result = RESULTS["compare_tp8"]
+        self.assertEqual(result.returncode, 0, result.stderr)
+        md = read(os.path.join(DIRS["compare_tp8"], "report.md"))
+        # Once for all four runs, not once per run.
+        self.assertEqual(md.count("Timing caveat"), 1, md)
+        self.assertRegex(md, r"Timing caveat: timing\.profile \S+profile\.txt: all-reduce on 8 "
+                             r"GPUs is not in the profile \(measured: 2, 3 and 4 GPUs\); it is "
+                             r"extrapolated")
 
     def test_sweep(self):
         page, md = self.check_kind("sweep")

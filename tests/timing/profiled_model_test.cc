@@ -356,16 +356,83 @@ TEST(ProfiledModel, TensorParallelUsesTheMeasuredAllReduceElseTheRingFormula) {
   // 64 tokens x 1024 hidden x 2 bytes = 131072 bytes, two all-reduces per layer.
   p.allreduce =
       "[allreduce]\ngpus,bytes,time_us,algbw_gbps,busbw_gbps\n"
-      "2,65536,10,0,0\n2,262144,40,0,0\n4,131072,99,0,0\n";
+      "2,65536,10,0,0\n2,262144,40,0,0\n4,65536,99,0,0\n4,262144,99,0,0\n";
   const auto measured = Model(p.Render(m, 2), m, 2);
-  // Measured: halfway in log bytes between 10 and 40 us: 20 us.
+  // Measured: halfway in log bytes between 10 and 40 us: 20 us (the 4-GPU rows unused).
   // Ring: 8 us + 2 (1/2) 131072 / 450e9 s = 8.29127 us.
   const double ring_us = 8 + 131072 / 450e9 * 1e6;
   EXPECT_NEAR(Us(measured->IterationTime(LinearOnly(64))) - Us(ring->IterationTime(LinearOnly(64))),
               2 * 2 * (20 - ring_us), kTolUs);
-  // One GPU: no all-reduce.
+  EXPECT_THAT(measured->Caveats(), ::testing::IsEmpty());
+  ASSERT_EQ(ring->Caveats().size(), 1u);
+  EXPECT_THAT(ring->Caveats()[0], HasSubstr("all-reduce on 2 GPUs is not in the profile (no "
+                                            "[allreduce] rows); it is the ring formula at the "
+                                            "test-gpu card's link bandwidth and a 8 us latency"));
+  // One GPU: no all-reduce and nothing to declare.
   EXPECT_NEAR(Us(Model(p.Render(m, 1), m, 1)->IterationTime(LinearOnly(64))),
               Us(Model(TinyProfile().Render(m, 1), m, 1)->IterationTime(LinearOnly(64))), 0);
+  EXPECT_THAT(Model(p.Render(m, 1), m, 1)->Caveats(), ::testing::IsEmpty());
+}
+
+// Tiny with 8 query and 8 KV heads, so that it splits over 8 GPUs.
+ModelSpec TinyFor8() {
+  ModelSpec m = Tiny();
+  m.num_heads = 8;
+  m.num_kv_heads = 8;
+  return m;
+}
+
+// All-reduce rows: for each GPU count, (bytes, us) pairs.
+std::string AllreduceRows(const std::vector<std::tuple<int, int, double>>& rows) {
+  std::string s = "[allreduce]\ngpus,bytes,time_us,algbw_gbps,busbw_gbps\n";
+  for (const auto& [gpus, bytes, us] : rows) s += fmt::format("{},{},{},0,0\n", gpus, bytes, us);
+  return s;
+}
+
+TEST(ProfiledModel, TensorParallelEightIsExtrapolatedFromTheTwoAndFourGpuRows) {
+  const ModelSpec m = TinyFor8();
+  TinyProfile measured_2_4, measured_8, slower_8;
+  measured_2_4.allreduce =
+      AllreduceRows({{2, 65536, 10}, {2, 262144, 40}, {4, 65536, 16}, {4, 262144, 46}});
+  // At each size, time = a + b x 2(n-1)/n through (1, T2) and (1.5, T4); at 8 GPUs
+  // (1.75): T4 + (T4 - T2) / 2 = 19 us at 64 KiB and 49 us at 256 KiB.
+  measured_8.allreduce = AllreduceRows({{8, 65536, 19}, {8, 262144, 49}});
+  slower_8.allreduce = AllreduceRows({{8, 65536, 29}, {8, 262144, 59}});
+  const auto extrapolated = Model(measured_2_4.Render(m, 8), m, 8);
+  const auto as_if_measured = Model(measured_8.Render(m, 8), m, 8);
+  const auto slower = Model(slower_8.Render(m, 8), m, 8);
+  // 32 tokens x 1024 hidden x 2 bytes = 64 KiB; 128 tokens = 256 KiB; 64 tokens lies
+  // between (log-log on the estimated points).
+  for (int64_t tokens : {32, 64, 128}) {
+    SCOPED_TRACE(tokens);
+    EXPECT_NEAR(Us(extrapolated->IterationTime(LinearOnly(tokens))),
+                Us(as_if_measured->IterationTime(LinearOnly(tokens))), kTolUs);
+  }
+  for (int64_t tokens : {32, 128}) {  // at the measured sizes: 10 us more per all-reduce,
+    SCOPED_TRACE(tokens);             // two per layer, two layers
+    EXPECT_NEAR(Us(slower->IterationTime(LinearOnly(tokens))) -
+                    Us(extrapolated->IterationTime(LinearOnly(tokens))),
+                2 * 2 * 10, kTolUs);
+  }
+  ASSERT_EQ(extrapolated->Caveats().size(), 1u);
+  EXPECT_THAT(extrapolated->Caveats()[0],
+              HasSubstr("p.txt: all-reduce on 8 GPUs is not in the profile (measured: 2 and 4 "
+                        "GPUs); it is extrapolated"));
+  EXPECT_THAT(as_if_measured->Caveats(), ::testing::IsEmpty());
+}
+
+TEST(ProfiledModel, OneMeasuredGpuCountKeepsItsBusBandwidthAtOtherCounts) {
+  const ModelSpec m = TinyFor8();
+  TinyProfile only_4, as_if_8;
+  only_4.allreduce = AllreduceRows({{4, 65536, 12}, {4, 262144, 30}});
+  // Time x 1.75 / 1.5: 14 us and 35 us.
+  as_if_8.allreduce = AllreduceRows({{8, 65536, 14}, {8, 262144, 35}});
+  for (int64_t tokens : {32, 128}) {
+    EXPECT_NEAR(Us(Model(only_4.Render(m, 8), m, 8)->IterationTime(LinearOnly(tokens))),
+                Us(Model(as_if_8.Render(m, 8), m, 8)->IterationTime(LinearOnly(tokens))), kTolUs);
+  }
+  EXPECT_THAT(Model(only_4.Render(m, 8), m, 8)->Caveats().at(0),
+              HasSubstr("it is the 4-GPU time scaled by the ring factor"));
 }
 
 TEST(ProfiledModel, CpuCostsAreTheConfiguredOnes) {
@@ -477,6 +544,50 @@ TEST(ProfiledModelOnH100, TheMeasuredAllReduceReplacesTheRingFormula) {
               64 * (11.26 - ring_us), kTolUs);
 }
 
+TEST(ProfiledModelOnTheCommittedH100Profile, TensorParallelEightExtrapolatesTheMeasuredAllReduce) {
+  // The committed profile measured all-reduce on 2, 3 and 4 GPUs. Llama-3-70B at TP 8,
+  // 64 tokens: 64 x 8192 x 2 bytes = 1 MiB, one of the measured sizes.
+  const char* path = KVSIM_SOURCE_DIR "/models/profiles/H100-SXM/profile.txt";
+  const Profile profile = LoadProfile(path);
+  const ModelSpec llama70 = LoadModelSpec(KVSIM_SOURCE_DIR "/models/llm/Llama-3-70B.yaml");
+  std::vector<double> r, t;  // ring factor 2(n-1)/n and time in us at 1 MiB
+  const ProfileTable& rows = profile.Table("allreduce");
+  for (size_t i = 0; i < rows.size(); ++i) {
+    if (rows.Number(i, "bytes") != 1048576) continue;
+    const double n = rows.Number(i, "gpus");
+    r.push_back(2 * (n - 1) / n);
+    t.push_back(rows.Number(i, "time_us"));
+  }
+  ASSERT_EQ(r.size(), 3u);
+  // Least squares t = a + b r, evaluated at r = 1.75, kept at or above the 4-GPU time.
+  const double mean_r = (r[0] + r[1] + r[2]) / 3, mean_t = (t[0] + t[1] + t[2]) / 3;
+  double srr = 0, srt = 0;
+  for (size_t i = 0; i < 3; ++i) {
+    srr += (r[i] - mean_r) * (r[i] - mean_r);
+    srt += (r[i] - mean_r) * (t[i] - mean_t);
+  }
+  const double estimate_us = std::max(t[2], mean_t + srt / srr * (1.75 - mean_r));
+  EXPECT_GT(estimate_us, t[2]);  // the times grow with the GPU count here
+
+  std::ifstream in(path);
+  std::stringstream text_stream;
+  text_stream << in.rdbuf();
+  const std::string text = text_stream.str();
+  const std::string without = text.substr(0, text.find("[allreduce]"));
+  const auto extrapolated = NewProfiledModel(profile, llama70, H100(), 8, kNoCpu);
+  const auto ring = NewProfiledModel(ParseProfile(without, path), llama70, H100(), 8, kNoCpu);
+  // Ring: 8 us + 2 (7/8) x 1 MiB / 450e9 s. Two all-reduces in each of 80 layers.
+  const double ring_us = 8 + 2 * 7.0 / 8 * 1048576 / 450e9 * 1e6;
+  EXPECT_NEAR(
+      Us(extrapolated->IterationTime(LinearOnly(64))) - Us(ring->IterationTime(LinearOnly(64))),
+      2 * 80 * (estimate_us - ring_us), 0.05);
+  ASSERT_EQ(extrapolated->Caveats().size(), 1u);
+  EXPECT_THAT(extrapolated->Caveats()[0],
+              HasSubstr("all-reduce on 8 GPUs is not in the profile (measured: 2, 3 and 4 GPUs)"));
+  EXPECT_THAT(NewProfiledModel(profile, llama70, H100(), 4, kNoCpu)->Caveats(),
+              ::testing::IsEmpty());
+}
+
 TEST(ProfiledModelOnKvprobeOutput, AQuickH200ProfileGivesMonotoneTimesAtEveryTensorParallel) {
   const Profile profile = LoadProfile(KVSIM_TEST_DATA_DIR "/timing/h200_kvprobe_quick_profile.txt");
   for (int64_t tp : {1, 2, 4, 8}) {  // no [allreduce] rows: the ring formula for tp > 1
@@ -564,6 +675,25 @@ TEST(ProfiledModel, ANonPositiveTimeIsAnErrorAtItsLine) {
   EXPECT_THAT(message,
               HasSubstr(fmt::format("p.txt:{}:", LineOf(text, "contiguous,0,4,1024,32,8,128,0"))));
   EXPECT_THAT(message, HasSubstr("time_us must be positive"));
+}
+
+TEST(ProfiledModel, AllReduceRowsNeedAnIntegerGpuCountOfTwoOrMoreAndTwoSizesEach) {
+  const ModelSpec m = TinyFor8();
+  TinyProfile p;
+  p.allreduce = AllreduceRows({{2, 65536, 10}, {2, 262144, 40}}) + "1,65536,5,0,0\n";
+  std::string text = p.Render(m, 8);
+  EXPECT_THAT(ModelError(text, m, 8),
+              HasSubstr(fmt::format("p.txt:{}: [allreduce] gpus must be an integer of 2 or more, "
+                                    "got 1",
+                                    LineOf(text, "1,65536,5,0,0"))));
+  p.allreduce = AllreduceRows({{2, 65536, 10}, {2, 262144, 40}}) + "2.5,65536,5,0,0\n";
+  EXPECT_THAT(ModelError(p.Render(m, 8), m, 8), HasSubstr("got 2.5"));
+  p.allreduce = AllreduceRows({{2, 65536, 10}, {2, 262144, 40}, {4, 65536, 12}});
+  EXPECT_THAT(ModelError(p.Render(m, 8), m, 8),
+              HasSubstr("[allreduce] needs two or more sizes for 4 GPUs, found one"));
+  p.allreduce = AllreduceRows({{2, 65536, 10}, {2, 262144, 40}, {2, 65536, 11}});
+  EXPECT_THAT(ModelError(p.Render(m, 2), m, 2),
+              HasSubstr("[allreduce] repeats 2 GPUs at 65536 bytes"));
 }
 
 TEST(ProfiledModel, TensorParallelWithoutAllReduceRowsOrALinkBandwidthIsAnError) {

@@ -848,7 +848,30 @@ def read_summary(node):
     v = node.get("vattention")
     s["exposed_overhead_s"] = v["exposed_overhead_s"].num() if v is not None else 0.0
     s["page_bytes"] = v["page_bytes"].num() if v is not None else None
+    s["timing_caveats"] = _caveats(node)
     return s
+
+
+def _caveats(node):
+    """The node's timing_caveats strings (absent in older outputs: none)."""
+    if not node.has("timing_caveats"):
+        return []
+    return [c.str() for c in node["timing_caveats"].items()]
+
+
+def note_caveats(doc, labelled):
+    """One note per distinct timing caveat of (label, caveats) pairs, naming the labels
+    it concerns when it does not concern them all."""
+    seen = {}
+    for label, caveats in labelled:
+        for text in caveats:
+            seen.setdefault(text, [])
+            if label not in seen[text]:
+                seen[text].append(label)
+    everyone = list(dict.fromkeys(label for label, _ in labelled))
+    for text, labels in seen.items():
+        which = "" if len(labels) == len(everyone) else f" ({', '.join(labels)})"
+        doc.note(f"Timing caveat{which}: {text}")
 
 
 def _check_request(r):
@@ -1196,6 +1219,7 @@ def build_run_or_compare(doc, runs, compare):
                  "nearest-rank over requests.")
     for n in notes:
         doc.note(n)
+    note_caveats(doc, [(r["label"], r["summary"]["timing_caveats"]) for r in runs])
 
     with_ts = [r for r in runs if r["timeseries"] is not None]
     with_req = [r for r in runs if r["requests"] is not None]
@@ -1357,6 +1381,7 @@ def report_sweep(d):
         doc.table(headers, rows)
         doc.note("Completed requests/s is completed requests over the makespan (last completion); "
                  "TBT p99 is over all tokens.")
+        note_caveats(doc, [(r["label"], r["summary"]["timing_caveats"]) for r in runs])
 
         doc.h2(H_SWEEP_THROUGHPUT)
         fig, ax = plt().subplots(figsize=(9, 4.6))
@@ -1469,6 +1494,7 @@ def _read_candidate(n):
         "gpus": n["gpus"].int(), "cost_per_hour": n["cost_per_hour"].nonneg(),
         "cost_per_million_output_tokens": n["cost_per_million_output_tokens"].nonneg(),
         "meets_slo": n["meets_slo"].bool(), "pareto": n["pareto"].bool(),
+        "timing_caveats": _caveats(n),
     }
     lat = n["latencies_at_max"]
     c["lat"] = {k: {q: lat[k][q].num(allow_null=True) for q in ("p50", "p90", "p99")}
@@ -1619,6 +1645,7 @@ def report_plan(d):
                   right={2, 3, 5, 6, 7, 8, 9, 10, 11})
         doc.note("Ranked by cost per hour; latencies are those of one replica at its highest "
                  "passing rate. The binding SLO is the one missed at the lowest failing rate.")
+        note_caveats(doc, [(c["candidate"], c["timing_caveats"]) for c in cands])
 
         gpus = list(dict.fromkeys(c["gpu"] for c in cands))
         kvs = list(dict.fromkeys(c["kv_label"] for c in cands))

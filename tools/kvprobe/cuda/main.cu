@@ -166,9 +166,10 @@ int main(int argc, char** argv) {
     return 0;
   }
   try {
-    return kvprobe::Run(options);
+    return options.rank ? kvprobe::RunAllreduceRank(options) : kvprobe::Run(options);
   } catch (const std::exception& e) {
-    std::cerr << "kvprobe: error: " << e.what() << "\n";
+    std::cerr << "kvprobe" << (options.rank ? " rank " + std::to_string(options.rank->rank) : "")
+              << ": error: " << e.what() << "\n";
     return 1;
   }
 }

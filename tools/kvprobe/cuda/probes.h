@@ -31,8 +31,14 @@ double VerifyAttention(ProbeContext& ctx);
 // [decode_attention] and [prefill_attention] grids, contiguous and paged.
 void ProbeAttention(ProbeContext& ctx);
 
-// [allreduce]: NCCL all-reduce across the GPUs present (two or more).
+// [allreduce]: NCCL bf16 all-reduce for each GPU count of --allreduce-gpus, one
+// process per GPU (RunAllreduceRank); the time at each size is the slowest rank's.
 void ProbeAllReduce(ProbeContext& ctx);
+
+// The body of one rank process: joins the communicator, times every message size
+// (median of 3 trials, each started after a barrier), writes the rank's CSV. Returns
+// the exit status; throws std::runtime_error on a failed CUDA or NCCL call.
+int RunAllreduceRank(const ProbeOptions& options);
 
 // [vattention]: the vAttention mechanism on a fixed decode schedule, overlap on/off.
 void ProbeVAttention(ProbeContext& ctx);

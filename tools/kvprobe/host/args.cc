@@ -42,6 +42,8 @@ bool ProbeOptions::Runs(const std::string& section) const {
 
 ProbeOptions ParseArgs(int argc, const char* const* argv) {
   ProbeOptions o;
+  AllreduceRank rank;
+  int rank_flags = 0;  // bit i: the i-th of the four rank flags was given
   for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];
     auto value = [&]() -> std::string {
@@ -78,9 +80,44 @@ ProbeOptions ParseArgs(int argc, const char* const* argv) {
       o.vmm_samples = ParseInt(flag, value(), 10);
     } else if (flag == "--quick") {
       o.quick = true;
+    } else if (flag == "--allreduce-gpus") {
+      o.allreduce_gpus.clear();
+      for (const std::string& n : SplitCommas(value())) {
+        const int gpus = ParseInt(flag, n, 2);
+        if (std::find(o.allreduce_gpus.begin(), o.allreduce_gpus.end(), gpus) !=
+            o.allreduce_gpus.end()) {
+          throw ArgsError("--allreduce-gpus: " + n + " given twice");
+        }
+        o.allreduce_gpus.push_back(gpus);
+      }
+      if (o.allreduce_gpus.empty()) throw ArgsError("--allreduce-gpus: no GPU count given");
+    } else if (flag == "--allreduce-rank") {
+      rank.rank = ParseInt(flag, value(), 0);
+      rank_flags |= 1;
+    } else if (flag == "--allreduce-ranks") {
+      rank.ranks = ParseInt(flag, value(), 2);
+      rank_flags |= 2;
+    } else if (flag == "--nccl-id") {
+      rank.nccl_id_hex = value();
+      rank_flags |= 4;
+    } else if (flag == "--rank-out") {
+      rank.out_path = value();
+      rank_flags |= 8;
     } else {
       throw ArgsError("unknown argument '" + flag + "'");
     }
+  }
+  if (rank_flags != 0) {
+    if (rank_flags != 15) {
+      throw ArgsError(
+          "--allreduce-rank, --allreduce-ranks, --nccl-id and --rank-out go together (kvprobe "
+          "passes them to the rank processes it starts)");
+    }
+    if (rank.rank >= rank.ranks) {
+      throw ArgsError("--allreduce-rank: must be below --allreduce-ranks (" +
+                      std::to_string(rank.ranks) + "), got " + std::to_string(rank.rank));
+    }
+    o.rank = rank;
   }
   return o;
 }
@@ -88,8 +125,12 @@ ProbeOptions ParseArgs(int argc, const char* const* argv) {
 std::string Usage() {
   return "usage: kvprobe [--out DIR] [--gpu-name NAME] [--models DIR] [--model NAME]...\n"
          "               [--only SECTION,...] [--device N] [--vmm-samples N] [--quick]\n"
+         "               [--allreduce-gpus N,...]\n"
          "Measures the GPU and writes DIR/profile.txt (default DIR: models/profiles/<gpu name>)\n"
-         "plus raw CSVs. Sections: vmm, overlap, copy, gemm, attention, allreduce, vattention.\n";
+         "plus raw CSVs. Sections: vmm, overlap, copy, gemm, attention, allreduce, vattention.\n"
+         "allreduce runs one process per GPU through NCCL (NVLink multicast off) for each GPU\n"
+         "count of --allreduce-gpus (default: 2, 4, 8, ... up to the GPUs present, and that "
+         "count).\n";
 }
 
 std::string FolderName(const std::string& device_name) {

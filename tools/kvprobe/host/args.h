@@ -1,6 +1,7 @@
 // kvprobe command line: what to measure and where to write the profile.
 #pragma once
 
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -20,6 +21,16 @@ inline const std::vector<std::string>& AllSections() {
   return kSections;
 }
 
+// One rank of the all-reduce measurement: kvprobe starts one such process per GPU,
+// each a fresh process (a forked CUDA context is unusable) that joins the NCCL
+// communicator named by the unique id.
+struct AllreduceRank {
+  int rank = 0;             // --allreduce-rank R: also the CUDA device it uses
+  int ranks = 0;            // --allreduce-ranks N (>= 2, > R)
+  std::string nccl_id_hex;  // --nccl-id HEX: the parent's ncclUniqueId
+  std::string out_path;     // --rank-out FILE: where the rank writes its timings
+};
+
 struct ProbeOptions {
   std::string out_dir;                    // --out DIR; empty: models/profiles/<gpu name>
   std::string models_dir = "models/llm";  // --models DIR: model cards for the GEMM shapes
@@ -29,13 +40,17 @@ struct ProbeOptions {
   int device = 0;                     // --device N
   int vmm_samples = 1000;             // --vmm-samples N: calls timed per VMM measurement (>= 10)
   bool quick = false;                 // --quick: small grids and sample counts (smoke test)
+  std::vector<int> allreduce_gpus;    // --allreduce-gpus 2,4,8: GPU counts (each >= 2);
+                                      // empty: DefaultAllreduceGpuCounts(devices present)
+  std::optional<AllreduceRank> rank;  // set (all four rank flags) only in a rank process
   bool help = false;                  // --help
 
   bool Runs(const std::string& section) const;
 };
 
 // Parses argv (argv[0] is the program). Throws ArgsError on an unknown flag, a
-// missing or malformed value, or an unknown section name.
+// missing or malformed value, an unknown section name, or some but not all of the
+// four rank flags.
 ProbeOptions ParseArgs(int argc, const char* const* argv);
 
 std::string Usage();

@@ -1,0 +1,117 @@
+// The all-reduce measurement's plan: GPU counts and sizes measured, the NCCL id's hex
+// round trip, the bus-bandwidth factor, and the slowest-rank combination of the
+// ranks' files with its errors.
+#include "tools/kvprobe/host/allreduce_plan.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <array>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace kvprobe {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+
+// The runtime_error message of combining `csvs`; fails the test when they combine.
+std::string CombineError(const std::vector<std::string>& csvs) {
+  std::vector<std::string> names;
+  for (size_t r = 0; r < csvs.size(); ++r) names.push_back("rank" + std::to_string(r) + ".csv");
+  try {
+    CombineRankTimes(csvs, names);
+  } catch (const std::runtime_error& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "expected a runtime_error";
+  return "";
+}
+
+TEST(DefaultAllreduceGpuCounts, ArePowersOfTwoUpToTheGpusPresentPlusThatCount) {
+  EXPECT_THAT(DefaultAllreduceGpuCounts(0), IsEmpty());
+  EXPECT_THAT(DefaultAllreduceGpuCounts(1), IsEmpty());
+  EXPECT_THAT(DefaultAllreduceGpuCounts(2), ElementsAre(2));
+  EXPECT_THAT(DefaultAllreduceGpuCounts(4), ElementsAre(2, 4));
+  EXPECT_THAT(DefaultAllreduceGpuCounts(6), ElementsAre(2, 4, 6));
+  EXPECT_THAT(DefaultAllreduceGpuCounts(8), ElementsAre(2, 4, 8));
+}
+
+TEST(AllreduceSizes, Span64KiBTo256MiBDoublingOrQuadruplingWhenQuick) {
+  const std::vector<size_t> full = AllreduceSizes(false);
+  ASSERT_EQ(full.size(), 13u);  // 2^16 .. 2^28
+  for (size_t i = 0; i < full.size(); ++i) EXPECT_EQ(full[i], size_t{1} << (16 + i));
+  EXPECT_THAT(AllreduceSizes(true),
+              ElementsAre(65536, 262144, 1048576, 4194304, 16777216, 67108864, 268435456));
+}
+
+TEST(AllreduceRepsFor, FallsWithTheSizeAndDependsOnItAlone) {
+  EXPECT_EQ(AllreduceRepsFor(size_t{64} << 10), 200);
+  EXPECT_EQ(AllreduceRepsFor(size_t{4} << 20), 200);
+  EXPECT_EQ(AllreduceRepsFor(size_t{8} << 20), 50);
+  EXPECT_EQ(AllreduceRepsFor(size_t{32} << 20), 50);
+  EXPECT_EQ(AllreduceRepsFor(size_t{256} << 20), 20);
+}
+
+TEST(Hex, EncodesEachByteAsTwoLowerCaseDigitsAndDecodesBack) {
+  const std::array<unsigned char, 4> bytes = {0x00, 0x7f, 0xa5, 0xff};
+  const std::string hex = HexEncode(bytes.data(), bytes.size());
+  EXPECT_EQ(hex, "007fa5ff");
+  std::array<unsigned char, 4> back = {};
+  ASSERT_TRUE(HexDecode(hex, back.data(), back.size()));
+  EXPECT_EQ(back, bytes);
+  ASSERT_TRUE(HexDecode("007FA5FF", back.data(), back.size()));  // upper case too
+  EXPECT_EQ(back, bytes);
+}
+
+TEST(Hex, DecodingRejectsTheWrongLengthAndNonHexDigits) {
+  std::array<unsigned char, 2> out = {};
+  EXPECT_FALSE(HexDecode("abc", out.data(), out.size()));
+  EXPECT_FALSE(HexDecode("abcdef", out.data(), out.size()));
+  EXPECT_FALSE(HexDecode("abzz", out.data(), out.size()));
+  EXPECT_FALSE(HexDecode("+1ab", out.data(), out.size()));
+}
+
+TEST(BusBandwidthFactor, IsTwiceTheShareEachRingStepLeavesToOthers) {
+  EXPECT_DOUBLE_EQ(BusBandwidthFactor(2), 1.0);
+  EXPECT_DOUBLE_EQ(BusBandwidthFactor(4), 1.5);
+  EXPECT_DOUBLE_EQ(BusBandwidthFactor(8), 1.75);
+}
+
+TEST(CombineRankTimes, TakesTheSlowestRankAtEachSize) {
+  const std::string rank0 = RankTimesCsv({{65536, 20.5}, {1048576, 31.0}});
+  const std::string rank1 = RankTimesCsv({{65536, 19.0}, {1048576, 33.25}});
+  EXPECT_EQ(rank0, "bytes,time_us\n65536,20.5\n1048576,31\n");
+  const auto times = CombineRankTimes({rank0, rank1}, {"a.csv", "b.csv"});
+  ASSERT_EQ(times.size(), 2u);
+  EXPECT_DOUBLE_EQ(times.at(65536), 20.5);
+  EXPECT_DOUBLE_EQ(times.at(1048576), 33.25);
+}
+
+TEST(CombineRankTimes, NamesTheFileAndLineOfAMalformedRow) {
+  const std::string good = "bytes,time_us\n65536,20\n";
+  EXPECT_THAT(CombineError({good, ""}), HasSubstr("rank1.csv: empty (the rank wrote nothing)"));
+  EXPECT_THAT(CombineError({"bytes;time\n"}), HasSubstr("rank0.csv:1: expected the header"));
+  EXPECT_THAT(CombineError({good, "bytes,time_us\n65536\n"}),
+              HasSubstr("rank1.csv:2: expected 'bytes,time_us', got '65536'"));
+  EXPECT_THAT(CombineError({"bytes,time_us\n65536,20\n0,5\n"}),
+              HasSubstr("rank0.csv:3: expected a positive byte count and a positive time"));
+  EXPECT_THAT(CombineError({"bytes,time_us\n65536,-2\n"}), HasSubstr("rank0.csv:2:"));
+  EXPECT_THAT(CombineError({"bytes,time_us\n65536,20x\n"}), HasSubstr("rank0.csv:2:"));
+  EXPECT_THAT(CombineError({"bytes,time_us\n65536,20\n65536,21\n"}),
+              HasSubstr("rank0.csv:3: size 65536 repeated"));
+  EXPECT_THAT(CombineError({"bytes,time_us\n"}), HasSubstr("rank0.csv:1: no timings"));
+}
+
+TEST(CombineRankTimes, RanksThatMeasuredDifferentSizesAreAnError) {
+  EXPECT_THAT(CombineError({"bytes,time_us\n65536,20\n", "bytes,time_us\n131072,20\n"}),
+              HasSubstr("rank1.csv: its message sizes differ from rank0.csv's"));
+  EXPECT_THAT(CombineError({"bytes,time_us\n65536,20\n", "bytes,time_us\n65536,20\n4,1\n"}),
+              HasSubstr("differ"));
+}
+
+}  // namespace
+}  // namespace kvprobe

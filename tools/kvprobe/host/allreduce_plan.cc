@@ -1,0 +1,125 @@
+// The all-reduce measurement's host-side pieces.
+#include "tools/kvprobe/host/allreduce_plan.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <sstream>
+#include <stdexcept>
+
+namespace kvprobe {
+
+std::vector<int> DefaultAllreduceGpuCounts(int devices) {
+  std::vector<int> counts;
+  for (int n = 2; n <= devices; n *= 2) counts.push_back(n);
+  if (devices >= 2 && counts.back() != devices) counts.push_back(devices);
+  return counts;
+}
+
+std::vector<size_t> AllreduceSizes(bool quick) {
+  std::vector<size_t> sizes;
+  for (size_t bytes = size_t{64} << 10; bytes <= size_t{256} << 20; bytes *= quick ? 4 : 2) {
+    sizes.push_back(bytes);
+  }
+  return sizes;
+}
+
+int AllreduceRepsFor(size_t bytes) {
+  if (bytes <= size_t{4} << 20) return 200;
+  if (bytes <= size_t{32} << 20) return 50;
+  return 20;
+}
+
+std::string HexEncode(const void* bytes, size_t size) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  const auto* p = static_cast<const unsigned char*>(bytes);
+  std::string hex;
+  hex.reserve(2 * size);
+  for (size_t i = 0; i < size; ++i) {
+    hex += kDigits[p[i] >> 4];
+    hex += kDigits[p[i] & 0xf];
+  }
+  return hex;
+}
+
+bool HexDecode(const std::string& hex, void* out, size_t size) {
+  if (hex.size() != 2 * size) return false;
+  auto* p = static_cast<unsigned char*>(out);
+  for (size_t i = 0; i < size; ++i) {
+    unsigned value = 0;
+    const char* first = hex.data() + 2 * i;
+    const auto [end, ec] = std::from_chars(first, first + 2, value, 16);
+    if (ec != std::errc() || end != first + 2) return false;
+    p[i] = static_cast<unsigned char>(value);
+  }
+  return true;
+}
+
+double BusBandwidthFactor(int gpus) { return 2.0 * (gpus - 1) / gpus; }
+
+std::string RankTimesCsv(const std::map<size_t, double>& time_us_by_bytes) {
+  std::ostringstream out;
+  out.precision(9);
+  out << "bytes,time_us\n";
+  for (const auto& [bytes, us] : time_us_by_bytes) out << bytes << ',' << us << '\n';
+  return out.str();
+}
+
+namespace {
+
+// One rank's file: size -> time in microseconds.
+std::map<size_t, double> ParseRankTimes(const std::string& text, const std::string& name) {
+  std::istringstream in(text);
+  std::string line;
+  int line_no = 0;
+  auto fail = [&](const std::string& what) {
+    throw std::runtime_error(name + ":" + std::to_string(line_no) + ": " + what);
+  };
+  std::map<size_t, double> times;
+  while (std::getline(in, line)) {
+    ++line_no;
+    if (line_no == 1) {
+      if (line != "bytes,time_us") fail("expected the header 'bytes,time_us', got '" + line + "'");
+      continue;
+    }
+    const size_t comma = line.find(',');
+    if (comma == std::string::npos) fail("expected 'bytes,time_us', got '" + line + "'");
+    size_t bytes = 0;
+    double us = 0;
+    const char* b = line.data();
+    const auto [end_bytes, ec_bytes] = std::from_chars(b, b + comma, bytes);
+    const auto [end_us, ec_us] = std::from_chars(b + comma + 1, b + line.size(), us);
+    if (ec_bytes != std::errc() || end_bytes != b + comma || bytes == 0 || ec_us != std::errc() ||
+        end_us != b + line.size() || !(us > 0) || !std::isfinite(us)) {
+      fail("expected a positive byte count and a positive time, got '" + line + "'");
+    }
+    if (!times.emplace(bytes, us).second) fail("size " + std::to_string(bytes) + " repeated");
+  }
+  if (line_no == 0) throw std::runtime_error(name + ": empty (the rank wrote nothing)");
+  if (times.empty()) fail("no timings");
+  return times;
+}
+
+}  // namespace
+
+std::map<size_t, double> CombineRankTimes(const std::vector<std::string>& rank_csvs,
+                                          const std::vector<std::string>& names) {
+  if (rank_csvs.empty() || names.size() != rank_csvs.size()) {
+    throw std::invalid_argument("CombineRankTimes: one name per rank file, at least one rank");
+  }
+  std::map<size_t, double> slowest = ParseRankTimes(rank_csvs[0], names[0]);
+  for (size_t r = 1; r < rank_csvs.size(); ++r) {
+    const std::map<size_t, double> times = ParseRankTimes(rank_csvs[r], names[r]);
+    bool same_sizes = times.size() == slowest.size();
+    for (auto it = times.begin(); same_sizes && it != times.end(); ++it) {
+      same_sizes = slowest.count(it->first) == 1;
+    }
+    if (!same_sizes) {
+      throw std::runtime_error(names[r] + ": its message sizes differ from " + names[0] + "'s");
+    }
+    for (const auto& [bytes, us] : times) slowest[bytes] = std::max(slowest[bytes], us);
+  }
+  return slowest;
+}
+
+}  // namespace kvprobe
