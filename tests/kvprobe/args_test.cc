@@ -116,7 +116,8 @@ TEST(ParseArgsTest, UnknownFlagIsAnErrorNamingIt) {
 TEST(ParseArgsTest, EveryValuedFlagWithoutItsValueIsAnError) {
   for (const char* flag :
        {"--out", "--models", "--model", "--only", "--gpu-name", "--device", "--vmm-samples",
-        "--allreduce-gpus", "--allreduce-rank", "--allreduce-ranks", "--nccl-id", "--rank-out"}) {
+        "--allreduce-gpus", "--allreduce-rank", "--allreduce-ranks", "--nccl-id", "--rank-out",
+        "--merge-allreduce-into"}) {
     SCOPED_TRACE(flag);
     const std::string message = ErrorOf({"--quick", flag});
     EXPECT_THAT(message, HasSubstr(flag));
@@ -148,6 +149,16 @@ TEST(ParseArgsTest, AllreduceGpusTakesACommaListOfCountsOfTwoOrMore) {
   EXPECT_THAT(ErrorOf({"--allreduce-gpus", "2,x"}), HasSubstr("expected an integer, got 'x'"));
   EXPECT_THAT(ErrorOf({"--allreduce-gpus", ","}), HasSubstr("no GPU count"));
   EXPECT_THAT(ErrorOf({"--allreduce-gpus", "4,2,4"}), HasSubstr("4 given twice"));
+}
+
+TEST(ParseArgsTest, MergeAllreduceIntoNamesAProfileAndNeedsTheAllreduceSection) {
+  EXPECT_EQ(Parse({"--merge-allreduce-into", "p/profile.txt"}).merge_allreduce_into,
+            "p/profile.txt");
+  EXPECT_EQ(Parse({"--only", "copy,allreduce", "--merge-allreduce-into", "x"}).merge_allreduce_into,
+            "x");
+  EXPECT_THAT(ErrorOf({"--only", "gemm", "--merge-allreduce-into", "x"}),
+              HasSubstr("--merge-allreduce-into: --only leaves out the allreduce section"));
+  EXPECT_THAT(ErrorOf({"--merge-allreduce-into", ""}), HasSubstr("empty path"));
 }
 
 TEST(ParseArgsTest, TheFourRankFlagsTogetherMakeARankProcess) {
@@ -213,8 +224,9 @@ TEST(ParseArgsTest, RunsOnlyTheNamedSections) {
 
 TEST(UsageTest, MentionsEveryFlagAndSection) {
   const std::string usage = Usage();
-  for (const char* flag : {"--out", "--gpu-name", "--models", "--model", "--only", "--device",
-                           "--vmm-samples", "--quick"}) {
+  for (const char* flag :
+       {"--out", "--gpu-name", "--models", "--model", "--only", "--device", "--vmm-samples",
+        "--quick", "--allreduce-gpus", "--merge-allreduce-into"}) {
     EXPECT_THAT(usage, HasSubstr(flag));
   }
   for (const std::string& s : AllSections()) EXPECT_THAT(usage, HasSubstr(s));

@@ -21,6 +21,7 @@
 
 #include "tools/kvprobe/cuda/common.cuh"
 #include "tools/kvprobe/cuda/probes.h"
+#include "tools/kvprobe/host/allreduce_merge.h"
 #include "tools/kvprobe/host/allreduce_plan.h"
 
 #ifdef KVPROBE_HAVE_NCCL
@@ -30,6 +31,16 @@
 extern char** environ;
 
 namespace kvprobe {
+namespace {
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+}  // namespace
 
 #ifdef KVPROBE_HAVE_NCCL
 namespace {
@@ -40,13 +51,6 @@ constexpr int kRankTimeoutS = 600;  // a rank set that has not finished by then 
 
 void Nccl(ncclResult_t r, const char* what) {
   if (r != ncclSuccess) throw std::runtime_error(std::string(what) + ": " + ncclGetErrorString(r));
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
 }
 
 // Starts `argv` as a child process with this process's environment.
@@ -111,7 +115,17 @@ void ProbeAllReduce(ProbeContext& ctx) {
                                std::to_string(devices) + " present");
     }
   }
+  const std::string& merge_path = ctx.options.merge_allreduce_into;
+  if (!merge_path.empty()) {  // check the target before spending time measuring
+    if (!std::filesystem::is_regular_file(merge_path)) {
+      throw std::runtime_error("--merge-allreduce-into: " + merge_path + ": no such file");
+    }
+    MergeAllreduceRows(ReadFile(merge_path), merge_path, {{"2", "65536", "1", "1", "1"}}, "");
+  }
   if (counts.empty()) {
+    if (!merge_path.empty()) {
+      throw std::runtime_error("--merge-allreduce-into: one GPU present, nothing to merge");
+    }
     ctx.log("allreduce: one GPU present, skipped");
     return;
   }
@@ -136,6 +150,7 @@ void ProbeAllReduce(ProbeContext& ctx) {
 
   auto& table =
       ctx.profile.AddTable("allreduce", {"gpus", "bytes", "time_us", "algbw_gbps", "busbw_gbps"});
+  std::vector<AllreduceRow> rows;  // the same rows, for --merge-allreduce-into
   for (int gpus : counts) {
     ncclUniqueId id;
     Nccl(ncclGetUniqueId(&id), "ncclGetUniqueId");
@@ -167,8 +182,9 @@ void ProbeAllReduce(ProbeContext& ctx) {
     for (const auto& [bytes, us] : times) {
       const double algbw = static_cast<double>(bytes) / (us * 1e-6) / 1e9;
       busbw_at_largest = algbw * BusBandwidthFactor(gpus);
-      table.Row({Num(gpus), Num(static_cast<double>(bytes)), Num(us, 5), Num(algbw, 4),
-                 Num(busbw_at_largest, 4)});
+      rows.push_back({Num(gpus), Num(static_cast<double>(bytes)), Num(us, 5), Num(algbw, 4),
+                      Num(busbw_at_largest, 4)});
+      table.Row(rows.back());
     }
     ctx.log("allreduce: " + std::to_string(gpus) + " GPUs, " + Num(times.begin()->second, 4) +
             " us at " + std::to_string(times.begin()->first >> 10) + " KiB, bus bandwidth " +
@@ -176,6 +192,29 @@ void ProbeAllReduce(ProbeContext& ctx) {
             " MiB");
     ctx.headlines.emplace_back("all-reduce bus bandwidth, " + std::to_string(gpus) + " GPUs",
                                Num(busbw_at_largest, 4) + " GB/s");
+  }
+  if (!merge_path.empty()) {
+    cudaDeviceProp prop;
+    CUDA_CHECK(cudaGetDeviceProperties(&prop, ctx.device));
+    std::string list;
+    for (int n : counts) list += (list.empty() ? "" : ",") + std::to_string(n);
+    char host[256] = {};
+    gethostname(host, sizeof host - 1);
+    const std::string note = "gpus=" + list + " rows: " + prop.name + " x " +
+                             std::to_string(devices) + " (host " + host + "), NCCL " +
+                             std::to_string(version) +
+                             ", one process per GPU, NVLink multicast off; merged by kvprobe "
+                             "--merge-allreduce-into from " +
+                             ctx.raw_dir + "/profile.txt";
+    const std::string merged = MergeAllreduceRows(ReadFile(merge_path), merge_path, rows, note);
+    const std::string tmp = merge_path + ".tmp";
+    {
+      std::ofstream out(tmp);
+      out << merged;
+      if (!out) throw std::runtime_error("cannot write " + tmp);
+    }
+    std::filesystem::rename(tmp, merge_path);
+    ctx.log("allreduce: rows for " + list + " GPUs merged into " + merge_path);
   }
 #endif
 }

@@ -91,6 +91,9 @@ ProbeOptions ParseArgs(int argc, const char* const* argv) {
         o.allreduce_gpus.push_back(gpus);
       }
       if (o.allreduce_gpus.empty()) throw ArgsError("--allreduce-gpus: no GPU count given");
+    } else if (flag == "--merge-allreduce-into") {
+      o.merge_allreduce_into = value();
+      if (o.merge_allreduce_into.empty()) throw ArgsError("--merge-allreduce-into: empty path");
     } else if (flag == "--allreduce-rank") {
       rank.rank = ParseInt(flag, value(), 0);
       rank_flags |= 1;
@@ -106,6 +109,9 @@ ProbeOptions ParseArgs(int argc, const char* const* argv) {
     } else {
       throw ArgsError("unknown argument '" + flag + "'");
     }
+  }
+  if (!o.merge_allreduce_into.empty() && !o.Runs("allreduce")) {
+    throw ArgsError("--merge-allreduce-into: --only leaves out the allreduce section");
   }
   if (rank_flags != 0) {
     if (rank_flags != 15) {
@@ -125,12 +131,13 @@ ProbeOptions ParseArgs(int argc, const char* const* argv) {
 std::string Usage() {
   return "usage: kvprobe [--out DIR] [--gpu-name NAME] [--models DIR] [--model NAME]...\n"
          "               [--only SECTION,...] [--device N] [--vmm-samples N] [--quick]\n"
-         "               [--allreduce-gpus N,...]\n"
+         "               [--allreduce-gpus N,...] [--merge-allreduce-into PROFILE]\n"
          "Measures the GPU and writes DIR/profile.txt (default DIR: models/profiles/<gpu name>)\n"
          "plus raw CSVs. Sections: vmm, overlap, copy, gemm, attention, allreduce, vattention.\n"
          "allreduce runs one process per GPU through NCCL (NVLink multicast off) for each GPU\n"
-         "count of --allreduce-gpus (default: 2, 4, 8, ... up to the GPUs present, and that "
-         "count).\n";
+         "count of --allreduce-gpus (default: 2, 4, 8, ... up to the GPUs present, and that\n"
+         "count); --merge-allreduce-into also replaces those counts' [allreduce] rows in "
+         "PROFILE.\n";
 }
 
 std::string FolderName(const std::string& device_name) {

@@ -42,6 +42,8 @@ struct ProbeOptions {
   bool quick = false;                 // --quick: small grids and sample counts (smoke test)
   std::vector<int> allreduce_gpus;    // --allreduce-gpus 2,4,8: GPU counts (each >= 2);
                                       // empty: DefaultAllreduceGpuCounts(devices present)
+  std::string merge_allreduce_into;   // --merge-allreduce-into PROFILE: also merge the
+                                      // [allreduce] rows into that profile (allreduce_merge.h)
   std::optional<AllreduceRank> rank;  // set (all four rank flags) only in a rank process
   bool help = false;                  // --help
 
@@ -50,7 +52,7 @@ struct ProbeOptions {
 
 // Parses argv (argv[0] is the program). Throws ArgsError on an unknown flag, a
 // missing or malformed value, an unknown section name, or some but not all of the
-// four rank flags.
+// four rank flags, or --merge-allreduce-into without the allreduce section.
 ProbeOptions ParseArgs(int argc, const char* const* argv);
 
 std::string Usage();

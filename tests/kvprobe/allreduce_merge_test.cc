@@ -1,0 +1,131 @@
+// Merging freshly measured all-reduce rows into an existing profile: the counts
+// measured replace theirs, the others stay, the rest of the file is untouched, a
+// section is appended where there was none, and a malformed target names its line.
+#include "tools/kvprobe/host/allreduce_merge.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "sim/timing/profile.h"
+
+namespace kvprobe {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+constexpr const char* kHead =
+    "# kvprobe profile\n"
+    "[meta]\n"
+    "gpu_name: test\n"
+    "\n"
+    "[copy]\n"
+    "bytes,time_us,gbps\n"
+    "1048576,6,344\n";
+
+constexpr const char* kSection =
+    "# [allreduce]: measured on a 4-GPU host\n"
+    "[allreduce]\n"
+    "gpus,bytes,time_us,algbw_gbps,busbw_gbps\n"
+    "2,65536,7.5,8.7,8.7\n"
+    "2,262144,9,29,29\n"
+    "4,65536,11.3,5.8,8.7\n"
+    "4,262144,11.7,22,34\n";
+
+constexpr const char* kTail =
+    "\n"
+    "[vattention]\n"
+    "overlap,page_bytes\n"
+    "0,2097152\n";
+
+std::vector<AllreduceRow> EightGpuRows() {
+  return {{"8", "65536", "14", "4.7", "8.2"}, {"8", "262144", "14.5", "18", "32"}};
+}
+
+// The MergeAllreduceRows error of merging into `target`; fails the test if it merges.
+std::string MergeError(const std::string& target) {
+  try {
+    MergeAllreduceRows(target, "p.txt", EightGpuRows(), "");
+  } catch (const std::runtime_error& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "expected a runtime_error";
+  return "";
+}
+
+TEST(MergeAllreduceRows, AddsANewGpuCountAfterTheKeptOnesWithItsNote) {
+  const std::string merged = MergeAllreduceRows(std::string(kHead) + "\n" + kSection + kTail,
+                                                "p.txt", EightGpuRows(), "gpus=8 rows: 8-GPU host");
+  EXPECT_EQ(merged, std::string(kHead) + "\n" +
+                        "# [allreduce]: measured on a 4-GPU host\n"
+                        "# [allreduce] gpus=8 rows: 8-GPU host\n"
+                        "[allreduce]\n"
+                        "gpus,bytes,time_us,algbw_gbps,busbw_gbps\n"
+                        "2,65536,7.5,8.7,8.7\n"
+                        "2,262144,9,29,29\n"
+                        "4,65536,11.3,5.8,8.7\n"
+                        "4,262144,11.7,22,34\n"
+                        "8,65536,14,4.7,8.2\n"
+                        "8,262144,14.5,18,32\n" +
+                        kTail);
+}
+
+TEST(MergeAllreduceRows, ReplacesOnlyTheGpuCountsMeasuredAgain) {
+  const std::string merged =
+      MergeAllreduceRows(std::string(kHead) + kSection, "p.txt",
+                         {{"4", "65536", "12", "5", "8"}, {"4", "1048576", "20", "50", "75"}}, "");
+  EXPECT_THAT(merged, HasSubstr("2,65536,7.5,8.7,8.7\n2,262144,9,29,29\n"
+                                "4,65536,12,5,8\n4,1048576,20,50,75\n"));
+  EXPECT_THAT(merged, Not(HasSubstr("4,262144,11.7")));
+  EXPECT_THAT(merged, Not(HasSubstr("# [allreduce] \n")));  // no empty note
+}
+
+TEST(MergeAllreduceRows, AppendsTheSectionToAProfileWithoutOne) {
+  const std::string merged = MergeAllreduceRows(kHead, "p.txt", EightGpuRows(), "new");
+  EXPECT_EQ(merged, std::string(kHead) + "\n# [allreduce] new\n[allreduce]\n" +
+                        "gpus,bytes,time_us,algbw_gbps,busbw_gbps\n"
+                        "8,65536,14,4.7,8.2\n8,262144,14.5,18,32\n");
+}
+
+TEST(MergeAllreduceRows, MergedIntoTheCommittedH100ProfileKvsimReadsTheEightGpuRows) {
+  const char* path = KVSIM_SOURCE_DIR "/models/profiles/H100-SXM/profile.txt";
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  const kvsim::Profile before = kvsim::ParseProfile(text.str(), path);
+  const kvsim::Profile after =
+      kvsim::ParseProfile(MergeAllreduceRows(text.str(), path, EightGpuRows(), "n"), path);
+  const kvsim::ProfileTable& rows = after.Table("allreduce");
+  ASSERT_EQ(rows.size(), before.Table("allreduce").size() + 2);
+  EXPECT_EQ(rows.Number(rows.size() - 2, "gpus"), 8);
+  EXPECT_EQ(rows.Number(rows.size() - 1, "time_us"), 14.5);
+  EXPECT_EQ(after.Table("gemm").size(), before.Table("gemm").size());
+}
+
+TEST(MergeAllreduceRows, AMalformedTargetSectionNamesItsLine) {
+  const std::string head = kHead;  // 7 lines
+  EXPECT_THAT(MergeError(head + "[allreduce]\ngpus,bytes\n"),
+              HasSubstr("p.txt:9: [allreduce] header is 'gpus,bytes'"));
+  EXPECT_THAT(MergeError(head + "[allreduce]\ngpus,bytes,time_us,algbw_gbps,busbw_gbps\n2,1,2\n"),
+              HasSubstr("p.txt:10: [allreduce] row has 3 fields, expected 5"));
+  EXPECT_THAT(
+      MergeError(head + "[allreduce]\ngpus,bytes,time_us,algbw_gbps,busbw_gbps\nx,1,2,3,4\n"),
+      HasSubstr("p.txt:10: [allreduce] row has a non-numeric gpus or bytes field"));
+}
+
+TEST(MergeAllreduceRows, MalformedRowsToMergeAreRejected) {
+  EXPECT_THROW(MergeAllreduceRows(kHead, "p.txt", {}, ""), std::invalid_argument);
+  EXPECT_THROW(MergeAllreduceRows(kHead, "p.txt", {{"8", "65536", "14"}}, ""),
+               std::invalid_argument);
+  EXPECT_THROW(MergeAllreduceRows(kHead, "p.txt", {{"eight", "65536", "14", "1", "1"}}, ""),
+               std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace kvprobe

@@ -1,0 +1,25 @@
+// Merging all-reduce rows into an existing profile: all-reduce is measured on a
+// multi-GPU host, the rest of a profile often on a one-GPU one, and kvsim reads one
+// file. kvprobe --merge-allreduce-into PROFILE does this after measuring.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace kvprobe {
+
+// One [allreduce] row: gpus, bytes, time_us, algbw_gbps, busbw_gbps as profile text.
+using AllreduceRow = std::vector<std::string>;
+
+// `target` (the text of profile `target_name`) with its [allreduce] rows for every
+// GPU count in `rows` replaced by `rows`, the other counts' rows kept, and the rows
+// ordered by GPU count then bytes. `note` becomes a "# [allreduce] ..." comment line
+// above the section, after the comments already there; other sections are kept as
+// they are. Without an [allreduce] section, one is appended. Throws
+// std::runtime_error naming target_name:line when the target's section has another
+// header, a row with another field count, or a non-numeric gpus or bytes field, and
+// std::invalid_argument for malformed `rows` (wrong field count, empty).
+std::string MergeAllreduceRows(const std::string& target, const std::string& target_name,
+                               const std::vector<AllreduceRow>& rows, const std::string& note);
+
+}  // namespace kvprobe
