@@ -37,7 +37,7 @@ EXPECTED = {
               "Cost against p99 TTFT", "KV manager savings"], 3),
     "calibration": (["Scenario", "VMM call latency", "GEMM throughput",
                      "Decode attention bandwidth", "Paged against contiguous attention",
-                     "vAttention mechanism"], 4),
+                     "All-reduce", "vAttention mechanism"], 5),
 }
 
 PLAN_TEMPLATE = """\
@@ -264,6 +264,9 @@ class ReportContentTest(unittest.TestCase):
         page, md = self.check_kind("calibration")
         self.check_scenario(page, "NVIDIA H100 80GB HBM3", "580.159.04", "cuMemSetAccess")
         self.assertIn("Llama-3-8B", md)  # the GEMM chart's model
+        self.assertIn("| 2 | 64 KiB |", md)  # all-reduce rows per GPU count
+        self.assertIn("| 4 | 64 KiB |", md)
+        self.assertIn("Measured GPU counts: 2, 3, 4.", md)
 
     def test_output_is_deterministic(self):
         d = os.path.join(WORK, "compare_again")

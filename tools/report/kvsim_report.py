@@ -51,6 +51,7 @@ H_GEMM = "GEMM throughput"
 H_DECODE = "Decode attention bandwidth"
 H_PAGED = "Paged against contiguous attention"
 H_VATTENTION = "vAttention mechanism"
+H_ALLREDUCE = "All-reduce"
 
 
 class InputError(Exception):
@@ -1861,6 +1862,47 @@ def load_profile(path):
     return meta, tables
 
 
+def chart_allreduce(doc, rows, meta):
+    """The [allreduce] section: time and bus bandwidth against message size per GPU count."""
+    doc.h2(H_ALLREDUCE)
+    by_gpus = {}
+    for r in rows:
+        by_gpus.setdefault(int(r["gpus"]), []).append(r)
+    fig, (ax_t, ax_b) = plt().subplots(1, 2, figsize=(11, 4.4))
+    for i, (n, rr) in enumerate(sorted(by_gpus.items())):
+        rr = sorted(rr, key=lambda r: r["bytes"])
+        xs = [r["bytes"] for r in rr]
+        ax_t.plot(xs, [r["time_us"] for r in rr], marker=MARKERS[i % len(MARKERS)],
+                  color=color(i), lw=1.4, ms=4, label=f"{n} GPUs")
+        ax_b.plot(xs, [r["busbw_gbps"] for r in rr], marker=MARKERS[i % len(MARKERS)],
+                  color=color(i), lw=1.4, ms=4, label=f"{n} GPUs")
+    for ax in (ax_t, ax_b):
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("message bytes")
+        ax.legend(loc="upper left", fontsize=8)
+    ax_t.set_yscale("log")
+    ax_t.set_ylabel("time (µs)")
+    ax_t.set_title("time of one bf16 all-reduce")
+    ax_b.set_ylabel("bus bandwidth (GB/s)")
+    ax_b.set_title("bus bandwidth = bytes x 2(n-1)/n / time")
+    fig.tight_layout()
+    doc.chart("allreduce.png", fig_to_png(fig), "NCCL all-reduce",
+              "Measured with one process per GPU; each point is the slowest rank's time.")
+    table = []
+    for n, rr in sorted(by_gpus.items()):
+        rr = sorted(rr, key=lambda r: r["bytes"])
+        table.append([str(n), fbytes(rr[0]["bytes"]), fgen(rr[0]["time_us"]),
+                      fbytes(rr[-1]["bytes"]), fgen(rr[-1]["time_us"]),
+                      fgen(rr[-1]["busbw_gbps"])])
+    doc.table(["GPUs", "smallest size", "time (µs)", "largest size", "time (µs)",
+               "bus bandwidth (GB/s)"], table)
+    measured = ", ".join(str(n) for n in sorted(by_gpus))
+    doc.note(f"Measured GPU counts: {measured}. At a tensor_parallel the profile did not measure, "
+             "kvsim estimates the all-reduce from these counts (time linear in the ring factor "
+             "2(n-1)/n at each size; README, Profiled timing) and every run says so in a caveat."
+             + (" NVLink multicast was off." if meta.get("nccl_nvls_enable") == "0" else ""))
+
+
 def report_calibration(d):
     path = os.path.join(d, "profile.txt")
     meta, t = load_profile(path)
@@ -2068,6 +2110,9 @@ def report_calibration(d):
                        "shapes"], rows_)
         else:
             doc.p("The profile has no paged and contiguous rows of the same shape to compare.")
+
+        if t.get("allreduce"):
+            chart_allreduce(doc, t["allreduce"], meta)
 
         if t.get("vattention"):
             doc.h2(H_VATTENTION)
