@@ -119,6 +119,14 @@ TEST(MergeAllreduceRows, AMalformedTargetSectionNamesItsLine) {
       HasSubstr("p.txt:10: [allreduce] row has a non-numeric gpus or bytes field"));
 }
 
+TEST(ProfileGpuName, IsTheMetaSectionsGpuName) {
+  EXPECT_EQ(ProfileGpuName(kHead), "test");
+  EXPECT_EQ(ProfileGpuName("[meta]\ngpu_name:  NVIDIA H100 80GB HBM3 \n[copy]\n"),
+            "NVIDIA H100 80GB HBM3");
+  EXPECT_EQ(ProfileGpuName("[copy]\ngpu_name: not meta\n"), "");
+  EXPECT_EQ(ProfileGpuName(""), "");
+}
+
 TEST(MergeAllreduceRows, MalformedRowsToMergeAreRejected) {
   EXPECT_THROW(MergeAllreduceRows(kHead, "p.txt", {}, ""), std::invalid_argument);
   EXPECT_THROW(MergeAllreduceRows(kHead, "p.txt", {{"8", "65536", "14"}}, ""),

@@ -120,7 +120,14 @@ void ProbeAllReduce(ProbeContext& ctx) {
     if (!std::filesystem::is_regular_file(merge_path)) {
       throw std::runtime_error("--merge-allreduce-into: " + merge_path + ": no such file");
     }
-    MergeAllreduceRows(ReadFile(merge_path), merge_path, {{"2", "65536", "1", "1", "1"}}, "");
+    const std::string text = ReadFile(merge_path);
+    MergeAllreduceRows(text, merge_path, {{"2", "65536", "1", "1", "1"}}, "");
+    cudaDeviceProp prop;
+    CUDA_CHECK(cudaGetDeviceProperties(&prop, ctx.device));
+    if (ProfileGpuName(text) != prop.name) {
+      throw std::runtime_error("--merge-allreduce-into: " + merge_path + " was measured on '" +
+                               ProfileGpuName(text) + "', this GPU is '" + prop.name + "'");
+    }
   }
   if (counts.empty()) {
     if (!merge_path.empty()) {
@@ -130,6 +137,7 @@ void ProbeAllReduce(ProbeContext& ctx) {
     return;
   }
 #ifndef KVPROBE_HAVE_NCCL
+  if (!merge_path.empty()) throw std::runtime_error("--merge-allreduce-into: built without NCCL");
   ctx.log("allreduce: built without NCCL, skipped");
 #else
   std::sort(counts.begin(), counts.end());

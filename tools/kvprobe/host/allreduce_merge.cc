@@ -129,4 +129,18 @@ std::string MergeAllreduceRows(const std::string& target, const std::string& tar
   return out;
 }
 
+std::string ProfileGpuName(const std::string& profile_text) {
+  std::istringstream in(profile_text);
+  bool in_meta = false;
+  for (std::string line; std::getline(in, line);) {
+    line = Trim(line);
+    if (IsSectionLine(line)) {
+      in_meta = line == "[meta]";
+    } else if (in_meta && line.rfind("gpu_name:", 0) == 0) {
+      return Trim(line.substr(9));
+    }
+  }
+  return "";
+}
+
 }  // namespace kvprobe

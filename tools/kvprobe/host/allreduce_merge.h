@@ -22,4 +22,7 @@ using AllreduceRow = std::vector<std::string>;
 std::string MergeAllreduceRows(const std::string& target, const std::string& target_name,
                                const std::vector<AllreduceRow>& rows, const std::string& note);
 
+// The gpu_name of a profile's [meta] section, or "" when it has none.
+std::string ProfileGpuName(const std::string& profile_text);
+
 }  // namespace kvprobe
