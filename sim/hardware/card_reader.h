@@ -16,6 +16,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "sim/core/check.h"
 
@@ -97,6 +98,23 @@ class CardReader {
     if (!e.value.IsScalar() || e.value.Scalar().empty())
       Fail(key, e, "expected a non-empty string");
     return e.value.Scalar();
+  }
+
+  // Whether the card has `key` (for optional keys).
+  bool Has(const std::string& key) const { return entries_.count(key) != 0; }
+
+  // A non-empty list of non-empty string scalars, e.g. [a, "b c"].
+  std::vector<std::string> StringList(const std::string& key) const {
+    const Entry& e = Get(key);
+    if (!e.value.IsSequence() || e.value.size() == 0) Fail(key, e, "expected a non-empty list");
+    std::vector<std::string> out;
+    for (const YAML::Node& item : e.value) {
+      if (!item.IsScalar() || item.Scalar().empty()) {
+        Fail(key, e, "expected a list of non-empty strings");
+      }
+      out.push_back(item.Scalar());
+    }
+    return out;
   }
 
   // 1-based line of `key` in the file.

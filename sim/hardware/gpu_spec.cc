@@ -22,13 +22,14 @@
 namespace kvsim {
 
 GpuSpec LoadGpuSpec(const std::string& path) {
-  static constexpr std::array<std::string_view, 8> kKeys = {"name",
+  static constexpr std::array<std::string_view, 9> kKeys = {"name",
                                                             "memory_bytes",
                                                             "hbm_bandwidth_bytes_per_s",
                                                             "bf16_flops_per_s",
                                                             "link_bandwidth_bytes_per_s",
                                                             "host_link_bandwidth_bytes_per_s",
                                                             "price_per_hour",
+                                                            "device_names",
                                                             "source"};
   const CardReader card(path, kKeys);
   GpuSpec g;
@@ -40,6 +41,7 @@ GpuSpec LoadGpuSpec(const std::string& path) {
   g.host_link_bandwidth_bytes_per_s = card.PositiveDouble("host_link_bandwidth_bytes_per_s");
   // Zero is allowed: hardware that is already paid for.
   g.price_per_hour = card.PositiveDouble("price_per_hour", /*allow_zero=*/true);
+  if (card.Has("device_names")) g.device_names = card.StringList("device_names");
   card.String("source");  // required for provenance; not used by the simulator
   return g;
 }

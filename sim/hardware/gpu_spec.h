@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace kvsim {
 
@@ -14,13 +15,18 @@ struct GpuSpec {
   double link_bandwidth_bytes_per_s = 0;       // GPU-GPU, per direction, per GPU
   double host_link_bandwidth_bytes_per_s = 0;  // GPU-host, per direction
   double price_per_hour = 0;                   // USD per GPU-hour; user-editable
+  // Device names as the CUDA driver reports them (cudaDeviceProp::name, kvprobe's
+  // gpu_name) for this GPU; a profile measured on another device is refused. Empty:
+  // not checked (a caveat says so).
+  std::vector<std::string> device_names;
 };
 
 // Loads a GPU card. Throws InputError naming the file and key on a missing,
 // unknown or invalid field.
 // Every key above plus `source` (a non-empty string) is required. memory_bytes is a
 // positive plain decimal integer; the rates are positive finite numbers; price_per_hour
-// may be 0. Messages read "path:line: key 'k': what, got 'v'".
+// may be 0. Optional: device_names, a non-empty list of strings. Messages read
+// "path:line: key 'k': what, got 'v'".
 GpuSpec LoadGpuSpec(const std::string& path);
 
 }  // namespace kvsim

@@ -518,6 +518,7 @@ class ProfiledModel final : public ExecutionTimeModel {
   }
 
   std::vector<std::string> Caveats() const override { return caveats_; }
+  void AddCaveat(std::string caveat) { caveats_.push_back(std::move(caveat)); }
 
   Nanos IterationTime(const BatchWork& w) const override {
     KVSIM_CHECK(w.num_seqs >= 1, "empty batch");
@@ -594,6 +595,21 @@ std::unique_ptr<ExecutionTimeModel> NewProfiledModel(const Profile& profile, con
                                                      const GpuSpec& gpu, int64_t tensor_parallel,
                                                      const ProfiledConfig& config) {
   KVSIM_CHECK(tensor_parallel >= 1, "tensor_parallel must be positive");
+  const std::string measured_on = profile.MetaText("gpu_name");
+  std::string device_caveat;
+  if (gpu.device_names.empty()) {
+    device_caveat = fmt::format(
+        "timing.profile {}: measured on '{}'; the {} card lists no device_names, so that this is "
+        "the same GPU was not checked",
+        profile.path(), measured_on, gpu.name);
+  } else if (std::find(gpu.device_names.begin(), gpu.device_names.end(), measured_on) ==
+             gpu.device_names.end()) {
+    throw InputError(fmt::format(
+        "timing.profile {}: measured on '{}', but the {} card's device_names are '{}'; use a "
+        "profile measured on this GPU (tools/kvprobe/calibrate.sh), or add the name to the card "
+        "if it is the same GPU",
+        profile.path(), measured_on, gpu.name, fmt::join(gpu.device_names, "', '")));
+  }
   const ProfileReader reader(profile, model, tensor_parallel);
   std::map<std::string, SizeCurve> gemm = reader.Gemms();
   LayoutCurves<DecodeSurface> decode = reader.DecodeAttention();
@@ -608,8 +624,11 @@ std::unique_ptr<ExecutionTimeModel> NewProfiledModel(const Profile& profile, con
           profile.path(), tensor_parallel, gpu.name));
     }
   }
-  return std::make_unique<ProfiledModel>(gemm, std::move(decode), std::move(prefill),
-                                         std::move(allreduce), model, gpu, tensor_parallel, config);
+  auto timing =
+      std::make_unique<ProfiledModel>(gemm, std::move(decode), std::move(prefill),
+                                      std::move(allreduce), model, gpu, tensor_parallel, config);
+  if (!device_caveat.empty()) timing->AddCaveat(std::move(device_caveat));
+  return timing;
 }
 
 }  // namespace kvsim

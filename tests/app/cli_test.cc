@@ -224,6 +224,16 @@ TEST(Cli, RunAtAMeasuredTensorParallelHasNoCaveat) {
   EXPECT_THAT(ReadFile(fs::path(out) / "summary.json"), HasSubstr("\"timing_caveats\": []"));
 }
 
+TEST(Cli, AProfileOfAnotherGpuIsRefusedNamingBoth) {
+  TempDir dir;
+  const Result r = RunKvsim({"run", kQuickstart, "--set", "gpu=A100-80GB", "--set",
+                             "timing.type=profiled", "--out", dir.PathOf("run"), "-q"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("H100-SXM/profile.txt: measured on 'NVIDIA H100 80GB HBM3', but "
+                               "the A100-80GB card's device_names are 'NVIDIA A100-SXM4-80GB'"));
+  EXPECT_FALSE(fs::exists(dir.PathOf("run")));
+}
+
 TEST(Cli, APlanStatesTheExtrapolatedAllReduceForItsTensorParallelEightCandidates) {
   TempDir dir;
   const std::string out = dir.PathOf("plan");

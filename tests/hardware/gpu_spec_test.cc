@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "sim/core/check.h"
 #include "tests/testing/malformed_card.h"
@@ -74,6 +75,9 @@ TEST(GpuSpec, EveryCardInModelsGpuLoadsAndIsNamedAfterItsFile) {
     // Host links are never faster than the peer link, nor memory slower than either.
     EXPECT_LE(gpu.host_link_bandwidth_bytes_per_s, gpu.link_bandwidth_bytes_per_s) << gpu.name;
     EXPECT_GT(gpu.hbm_bandwidth_bytes_per_s, gpu.link_bandwidth_bytes_per_s) << gpu.name;
+    // Every bundled card names its device, so profiles are checked against it.
+    EXPECT_FALSE(gpu.device_names.empty()) << gpu.name;
+    for (const std::string& d : gpu.device_names) EXPECT_EQ(d.rfind("NVIDIA ", 0), 0u) << d;
     seen.insert(gpu.name);
   }
   for (const char* name : {"A100-80GB", "H100-SXM", "H200", "L40S", "B200"}) {
@@ -116,6 +120,20 @@ TEST_F(MalformedGpuCard, TheValidBaseCardLoads) {
   EXPECT_EQ(gpu.name, "broken-gpu");
   EXPECT_DOUBLE_EQ(gpu.link_bandwidth_bytes_per_s, 450e9);
   EXPECT_DOUBLE_EQ(gpu.price_per_hour, 3.5);
+}
+
+TEST_F(MalformedGpuCard, DeviceNamesAreOptionalAndAListOfStrings) {
+  EXPECT_TRUE(LoadGpuSpec(Write("none.yaml", kValidCard)).device_names.empty());
+  const GpuSpec two = LoadGpuSpec(Write(
+      "two.yaml", Edit("source", "source: x\ndevice_names: [\"NVIDIA X1\", NVIDIA X1 PCIe]")));
+  EXPECT_EQ(two.device_names, (std::vector<std::string>{"NVIDIA X1", "NVIDIA X1 PCIe"}));
+  EXPECT_THAT(ErrorOf(Write("empty.yaml", Edit("source", "source: x\ndevice_names: []"))),
+              AllOf(HasSubstr("empty.yaml:9:"), HasSubstr("'device_names'"),
+                    HasSubstr("expected a non-empty list")));
+  EXPECT_THAT(ErrorOf(Write("scalar.yaml", Edit("source", "source: x\ndevice_names: NVIDIA X1"))),
+              HasSubstr("expected a non-empty list, got 'NVIDIA X1'"));
+  EXPECT_THAT(ErrorOf(Write("nested.yaml", Edit("source", "source: x\ndevice_names: [[a]]"))),
+              HasSubstr("expected a list of non-empty strings"));
 }
 
 TEST_F(MalformedGpuCard, AnUnknownKeyIsRejectedWithItsFileAndLine) {

@@ -65,6 +65,7 @@ GpuSpec Gpu(double link_bytes_per_s = 450e9) {
   g.hbm_bandwidth_bytes_per_s = 3.35e12;
   g.bf16_flops_per_s = 989.4e12;
   g.link_bandwidth_bytes_per_s = link_bytes_per_s;
+  g.device_names = {"test"};  // TinyProfile's gpu_name
   return g;
 }
 
@@ -591,7 +592,9 @@ TEST(ProfiledModelOnTheCommittedH100Profile, TensorParallelEightExtrapolatesTheM
 TEST(ProfiledModelOnKvprobeOutput, AQuickH200ProfileGivesMonotoneTimesAtEveryTensorParallel) {
   const Profile profile = LoadProfile(KVSIM_TEST_DATA_DIR "/timing/h200_kvprobe_quick_profile.txt");
   for (int64_t tp : {1, 2, 4, 8}) {  // no [allreduce] rows: the ring formula for tp > 1
-    const auto model = NewProfiledModel(profile, Llama3_8B(), H100(), tp, ProfiledConfig{});
+    const auto model = NewProfiledModel(profile, Llama3_8B(),
+                                        LoadGpuSpec(KVSIM_SOURCE_DIR "/models/gpu/H200.yaml"), tp,
+                                        ProfiledConfig{});
     Nanos last{0};
     for (int64_t tokens = 1; tokens <= 20000; tokens += 1 + tokens / 8) {
       BatchWork w = LinearOnly(tokens);
@@ -619,13 +622,15 @@ std::string ModelError(const std::string& text, const ModelSpec& m, int64_t tp =
 
 TEST(ProfiledModel, AModelOrTensorParallelWithoutGemmRowsListsWhatTheProfileHas) {
   const std::string text = FixtureText();
-  const std::string at_tp4 = ModelError(text, Llama3_8B(), 4);
+  GpuSpec h100 = Gpu();
+  h100.device_names = {"NVIDIA H100 80GB HBM3"};  // the fixture's gpu_name
+  const std::string at_tp4 = ModelError(text, Llama3_8B(), 4, h100);
   EXPECT_THAT(at_tp4, HasSubstr("timing.profile p.txt"));
   EXPECT_THAT(at_tp4, HasSubstr("no [gemm] rows for model Llama-3-8B at tensor_parallel 4"));
   EXPECT_THAT(at_tp4, HasSubstr("it has: Llama-3-8B (tensor_parallel 1, 2)"));
   ModelSpec other = Tiny();
   other.name = "Mistral-7B";
-  EXPECT_THAT(ModelError(text, other), HasSubstr("no [gemm] rows for model Mistral-7B"));
+  EXPECT_THAT(ModelError(text, other, 1, h100), HasSubstr("no [gemm] rows for model Mistral-7B"));
 }
 
 TEST(ProfiledModel, AGemmLayerWithoutRowsIsAnError) {
@@ -694,6 +699,25 @@ TEST(ProfiledModel, AllReduceRowsNeedAnIntegerGpuCountOfTwoOrMoreAndTwoSizesEach
   p.allreduce = AllreduceRows({{2, 65536, 10}, {2, 262144, 40}, {2, 65536, 11}});
   EXPECT_THAT(ModelError(p.Render(m, 2), m, 2),
               HasSubstr("[allreduce] repeats 2 GPUs at 65536 bytes"));
+}
+
+TEST(ProfiledModel, AProfileOfAnotherGpuThanTheCardNamesIsAnError) {
+  GpuSpec other = Gpu();
+  other.name = "A100-80GB";
+  other.device_names = {"NVIDIA A100-SXM4-80GB", "NVIDIA A100 80GB PCIe"};
+  EXPECT_THAT(ModelError(TinyProfile().Render(Tiny()), Tiny(), 1, other),
+              HasSubstr("timing.profile p.txt: measured on 'test', but the A100-80GB card's "
+                        "device_names are 'NVIDIA A100-SXM4-80GB', 'NVIDIA A100 80GB PCIe'"));
+}
+
+TEST(ProfiledModel, ACardWithoutDeviceNamesRunsWithACaveat) {
+  GpuSpec unnamed = Gpu();
+  unnamed.device_names.clear();
+  const auto model = Model(TinyProfile().Render(Tiny()), Tiny(), 1, kNoCpu, unnamed);
+  ASSERT_EQ(model->Caveats().size(), 1u);
+  EXPECT_EQ(model->Caveats()[0],
+            "timing.profile p.txt: measured on 'test'; the test-gpu card lists no device_names, "
+            "so that this is the same GPU was not checked");
 }
 
 TEST(ProfiledModel, TensorParallelWithoutAllReduceRowsOrALinkBandwidthIsAnError) {
