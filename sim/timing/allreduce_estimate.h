@@ -8,8 +8,8 @@
 //     measured count m, T_m x r(n) / r(m) (its bus bandwidth held);
 //   - n between two measured counts: the straight line in r between those two;
 //   - n below every measured count: T_m x r(n) / r(m) for the smallest count m.
-// On a 4 x H100 host, the line through 2 and 3 GPUs predicted the 4-GPU times within
-// 5% from 8 MiB up and within -12% to +19% below, bar one outlier
+// On 4 x H100 hosts, the line through 2 and 3 GPUs predicted the 4-GPU times within
+// 5% from 8 MiB up and within -19% to +19% below, bar one outlier
 // (models/profiles/H100-SXM/README.md).
 #pragma once
 
