@@ -98,11 +98,12 @@ Job BuildJob(const std::string& label, ConfigTree tree,
   }
 }
 
-// The jobs' simulations by label, for FormatCaveats.
-std::vector<std::pair<std::string, const Simulation*>> Labelled(const std::vector<Job>& jobs) {
-  std::vector<std::pair<std::string, const Simulation*>> sims;
-  for (const Job& job : jobs) sims.emplace_back(job.label, job.sim.get());
-  return sims;
+// The jobs' timing caveats by label, for FormatCaveats.
+std::vector<std::pair<std::string, std::vector<std::string>>> Labelled(
+    const std::vector<Job>& jobs) {
+  std::vector<std::pair<std::string, std::vector<std::string>>> caveats;
+  for (const Job& job : jobs) caveats.emplace_back(job.label, job.sim->timing_caveats());
+  return caveats;
 }
 
 // Runs the jobs on up to `width` threads (0: all cores); each simulation is

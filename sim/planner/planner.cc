@@ -2,7 +2,6 @@
 #include "sim/planner/planner.h"
 
 #include <fmt/format.h>
-#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <atomic>
@@ -448,20 +447,9 @@ std::string FormatPlan(const PlanResult& r) {
             : fmt::format(", NOT verified: the whole-fleet run with {} replicas missed {}",
                           rec.fleet_replicas, rec.verdict.binding));
   }
-  // Each distinct timing caveat once, with the candidates it concerns.
   std::vector<std::pair<std::string, std::vector<std::string>>> caveats;
-  for (const CandidateResult& c : r.candidates) {
-    for (const std::string& text : c.timing_caveats) {
-      auto it = std::find_if(caveats.begin(), caveats.end(),
-                             [&](const auto& seen) { return seen.first == text; });
-      if (it == caveats.end()) it = caveats.insert(caveats.end(), {text, {}});
-      it->second.push_back(c.name);
-    }
-  }
-  for (const auto& [text, names] : caveats) {
-    out += fmt::format("caveat ({} candidate{}: {}): {}\n", names.size(),
-                       names.size() == 1 ? "" : "s", fmt::join(names, ", "), text);
-  }
+  for (const CandidateResult& c : r.candidates) caveats.emplace_back(c.name, c.timing_caveats);
+  out += FormatCaveats(caveats);
   out += fmt::format("{} simulations in {:.1f} s\n", r.simulations, r.wall_s);
   return out;
 }

@@ -193,12 +193,13 @@ std::string CompareJson(const std::vector<LabeledRun>& runs) {
   return out;
 }
 
-std::string FormatCaveats(const std::vector<std::pair<std::string, const Simulation*>>& sims) {
-  std::vector<std::pair<std::string, std::vector<std::string>>> caveats;  // text, labels
+std::string FormatCaveats(
+    const std::vector<std::pair<std::string, std::vector<std::string>>>& labelled) {
+  std::vector<std::pair<std::string, std::vector<std::string>>> caveats;  // text, its labels
   std::set<std::string> all_labels;
-  for (const auto& [label, sim] : sims) {
+  for (const auto& [label, texts] : labelled) {
     all_labels.insert(label);
-    for (const std::string& text : sim->timing_caveats()) {
+    for (const std::string& text : texts) {
       auto it = std::find_if(caveats.begin(), caveats.end(),
                              [&](const auto& c) { return c.first == text; });
       if (it == caveats.end()) it = caveats.insert(caveats.end(), {text, {}});

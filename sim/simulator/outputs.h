@@ -37,9 +37,11 @@ struct LabeledRun {
 // compare.json: a list of {label, summary}.
 std::string CompareJson(const std::vector<LabeledRun>& runs);
 
-// One "caveat: ..." line per distinct timing caveat of the labelled simulations
-// (Simulation::timing_caveats), naming the labels it concerns when not all of them.
-std::string FormatCaveats(const std::vector<std::pair<std::string, const Simulation*>>& sims);
+// One line per distinct caveat among `labelled` (a label and its caveats, e.g. a
+// run's Simulation::timing_caveats): "caveat: TEXT" when it concerns every label, else
+// "caveat (LABEL, LABEL): TEXT". Empty when there are none.
+std::string FormatCaveats(
+    const std::vector<std::pair<std::string, std::vector<std::string>>>& labelled);
 
 // The side-by-side table, with ratios to the run labelled "paged" (or the first
 // paged run) where one exists.

@@ -484,11 +484,12 @@ class ProfileReader {
 
 class ProfiledModel final : public ExecutionTimeModel {
  public:
-  // `gemm` holds the curves of the five layers; `allreduce` is nothing for the ring formula.
+  // `gemm` holds the curves of the five layers; `allreduce` is nothing for the ring
+  // formula; `caveats` are what Caveats() returns.
   ProfiledModel(const std::map<std::string, SizeCurve>& gemm, LayoutCurves<DecodeSurface> decode,
-                LayoutCurves<SizeCurve> prefill, std::optional<AllreduceCurve> allreduce,
+                LayoutCurves<SizeCurve> prefill, std::optional<SizeCurve> allreduce,
                 const ModelSpec& model, const GpuSpec& gpu, int64_t tp,
-                const ProfiledConfig& config)
+                const ProfiledConfig& config, std::vector<std::string> caveats)
       : config_(config),
         qkv_(gemm.at("qkv")),
         o_(gemm.at("o")),
@@ -497,7 +498,7 @@ class ProfiledModel final : public ExecutionTimeModel {
         lm_head_(gemm.at("lm_head")),
         decode_(std::move(decode)),
         prefill_(std::move(prefill)),
-        allreduce_(allreduce ? std::optional<SizeCurve>(allreduce->curve) : std::nullopt),
+        allreduce_(std::move(allreduce)),
         tp_(static_cast<double>(tp)),
         layers_(static_cast<double>(model.num_layers)),
         activation_bytes_per_token_(static_cast<double>(model.hidden_size * model.dtype_bytes)),
@@ -506,19 +507,10 @@ class ProfiledModel final : public ExecutionTimeModel {
         link_(gpu.link_bandwidth_bytes_per_s),
         prefill_flops_per_pair_(4.0 * static_cast<double>(model.num_heads) /
                                 static_cast<double>(tp) * static_cast<double>(model.head_dim)),
-        peak_flops_(gpu.bf16_flops_per_s) {
-    if (tp > 1 && !allreduce) {
-      caveats_.push_back(fmt::format(
-          "all-reduce on {} GPUs is not in the profile (no [allreduce] rows); it is the ring "
-          "formula at the {} card's link bandwidth and a {} us latency",
-          tp, gpu.name, config.allreduce_latency_s * 1e6));
-    } else if (allreduce && !allreduce->estimate.empty()) {
-      caveats_.push_back(allreduce->estimate);
-    }
-  }
+        peak_flops_(gpu.bf16_flops_per_s),
+        caveats_(std::move(caveats)) {}
 
   std::vector<std::string> Caveats() const override { return caveats_; }
-  void AddCaveat(std::string caveat) { caveats_.push_back(std::move(caveat)); }
 
   Nanos IterationTime(const BatchWork& w) const override {
     KVSIM_CHECK(w.num_seqs >= 1, "empty batch");
@@ -595,13 +587,13 @@ std::unique_ptr<ExecutionTimeModel> NewProfiledModel(const Profile& profile, con
                                                      const GpuSpec& gpu, int64_t tensor_parallel,
                                                      const ProfiledConfig& config) {
   KVSIM_CHECK(tensor_parallel >= 1, "tensor_parallel must be positive");
-  const std::string measured_on = profile.MetaText("gpu_name");
-  std::string device_caveat;
+  std::vector<std::string> caveats;
+  const std::string& measured_on = profile.MetaText("gpu_name");
   if (gpu.device_names.empty()) {
-    device_caveat = fmt::format(
+    caveats.push_back(fmt::format(
         "timing.profile {}: measured on '{}'; the {} card lists no device_names, so that this is "
         "the same GPU was not checked",
-        profile.path(), measured_on, gpu.name);
+        profile.path(), measured_on, gpu.name));
   } else if (std::find(gpu.device_names.begin(), gpu.device_names.end(), measured_on) ==
              gpu.device_names.end()) {
     throw InputError(fmt::format(
@@ -614,21 +606,26 @@ std::unique_ptr<ExecutionTimeModel> NewProfiledModel(const Profile& profile, con
   std::map<std::string, SizeCurve> gemm = reader.Gemms();
   LayoutCurves<DecodeSurface> decode = reader.DecodeAttention();
   LayoutCurves<SizeCurve> prefill = reader.PrefillAttention();
-  std::optional<AllreduceCurve> allreduce;
+  std::optional<SizeCurve> allreduce;
   if (tensor_parallel > 1) {
-    allreduce = reader.Allreduce();
-    if (!allreduce && !(gpu.link_bandwidth_bytes_per_s > 0)) {
+    if (std::optional<AllreduceCurve> found = reader.Allreduce()) {
+      allreduce = std::move(found->curve);
+      if (!found->estimate.empty()) caveats.push_back(std::move(found->estimate));
+    } else if (gpu.link_bandwidth_bytes_per_s > 0) {
+      caveats.push_back(fmt::format(
+          "timing.profile {}: all-reduce on {} GPUs is not in the profile (no [allreduce] rows); "
+          "it is the ring formula at the {} card's link bandwidth and a {} us latency",
+          profile.path(), tensor_parallel, gpu.name, config.allreduce_latency_s * 1e6));
+    } else {
       throw InputError(fmt::format(
           "timing.profile {}: no [allreduce] rows for {} GPUs, and the {} card has no GPU-GPU "
           "link bandwidth to estimate them",
           profile.path(), tensor_parallel, gpu.name));
     }
   }
-  auto timing =
-      std::make_unique<ProfiledModel>(gemm, std::move(decode), std::move(prefill),
-                                      std::move(allreduce), model, gpu, tensor_parallel, config);
-  if (!device_caveat.empty()) timing->AddCaveat(std::move(device_caveat));
-  return timing;
+  return std::make_unique<ProfiledModel>(gemm, std::move(decode), std::move(prefill),
+                                         std::move(allreduce), model, gpu, tensor_parallel, config,
+                                         std::move(caveats));
 }
 
 }  // namespace kvsim

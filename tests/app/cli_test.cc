@@ -240,7 +240,11 @@ TEST(Cli, APlanStatesTheExtrapolatedAllReduceForItsTensorParallelEightCandidates
   const Result r = RunKvsim(
       {"plan", KVSIM_SOURCE_DIR "/configs/plans/llama3_70b_h100_profiled.yaml", "--out", out});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_THAT(r.out, HasSubstr("caveat (4 candidates: H100-SXM/tp8/paged16/vllm-256seqs, "));
+  EXPECT_THAT(r.out,
+              HasSubstr("caveat (H100-SXM/tp8/paged16/vllm-256seqs, "
+                        "H100-SXM/tp8/paged16/sarathi1024-256seqs, "
+                        "H100-SXM/tp8/vattention2MiB/vllm-256seqs, "
+                        "H100-SXM/tp8/vattention2MiB/sarathi1024-256seqs): timing.profile "));
   EXPECT_THAT(r.out, HasSubstr("all-reduce on 8 GPUs is not in the profile"));
   EXPECT_THAT(r.out, Not(HasSubstr("all-reduce on 4 GPUs")));
   const std::string plan = ReadFile(fs::path(out) / "plan.json");
