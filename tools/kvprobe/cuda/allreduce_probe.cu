@@ -116,14 +116,14 @@ void ProbeAllReduce(ProbeContext& ctx) {
     }
   }
   const std::string& merge_path = ctx.options.merge_allreduce_into;
+  cudaDeviceProp prop;
+  CUDA_CHECK(cudaGetDeviceProperties(&prop, ctx.device));
   if (!merge_path.empty()) {  // check the target before spending time measuring
     if (!std::filesystem::is_regular_file(merge_path)) {
       throw std::runtime_error("--merge-allreduce-into: " + merge_path + ": no such file");
     }
     const std::string text = ReadFile(merge_path);
     MergeAllreduceRows(text, merge_path, {{"2", "65536", "1", "1", "1"}}, "");
-    cudaDeviceProp prop;
-    CUDA_CHECK(cudaGetDeviceProperties(&prop, ctx.device));
     if (ProfileGpuName(text) != prop.name) {
       throw std::runtime_error("--merge-allreduce-into: " + merge_path + " was measured on '" +
                                ProfileGpuName(text) + "', this GPU is '" + prop.name + "'");
@@ -202,8 +202,6 @@ void ProbeAllReduce(ProbeContext& ctx) {
                                Num(busbw_at_largest, 4) + " GB/s");
   }
   if (!merge_path.empty()) {
-    cudaDeviceProp prop;
-    CUDA_CHECK(cudaGetDeviceProperties(&prop, ctx.device));
     std::string list;
     for (int n : counts) list += (list.empty() ? "" : ",") + std::to_string(n);
     char host[256] = {};

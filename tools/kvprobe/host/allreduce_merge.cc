@@ -7,6 +7,8 @@
 #include <stdexcept>
 #include <utility>
 
+#include "tools/kvprobe/host/text.h"
+
 namespace kvprobe {
 namespace {
 
@@ -35,13 +37,6 @@ bool ParseNumber(const std::string& text, double& value) {
 
 bool IsSectionLine(const std::string& line) {
   return line.size() >= 2 && line.front() == '[' && line.back() == ']';
-}
-
-std::string Trim(const std::string& s) {
-  const size_t a = s.find_first_not_of(" \t\r");
-  if (a == std::string::npos) return "";
-  const size_t b = s.find_last_not_of(" \t\r");
-  return s.substr(a, b - a + 1);
 }
 
 }  // namespace

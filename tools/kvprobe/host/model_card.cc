@@ -6,17 +6,9 @@
 #include <fstream>
 #include <map>
 
+#include "tools/kvprobe/host/text.h"
+
 namespace kvprobe {
-namespace {
-
-std::string Trim(const std::string& s) {
-  const size_t b = s.find_first_not_of(" \t\r");
-  if (b == std::string::npos) return "";
-  const size_t e = s.find_last_not_of(" \t\r");
-  return s.substr(b, e - b + 1);
-}
-
-}  // namespace
 
 CardShapes ReadModelCard(const std::string& path) {
   std::ifstream in(path);
