@@ -106,6 +106,14 @@ std::vector<std::pair<std::string, std::vector<std::string>>> Labelled(
   return caveats;
 }
 
+// The jobs' assumed terms by label, for FormatCaveats(..., "assumed").
+std::vector<std::pair<std::string, std::vector<std::string>>> LabelledAssumptions(
+    const std::vector<Job>& jobs) {
+  std::vector<std::pair<std::string, std::vector<std::string>>> assumed;
+  for (const Job& job : jobs) assumed.emplace_back(job.label, job.sim->timing_assumptions());
+  return assumed;
+}
+
 // Runs the jobs on up to `width` threads (0: all cores); each simulation is
 // deterministic on its own, so the results do not depend on the width.
 void RunJobs(std::vector<Job>& jobs, int width) {
@@ -164,11 +172,13 @@ int CompareCommand(const CommandOptions& o, std::ostream& out) {
   if (!o.quiet) {
     const Simulation& first = *jobs.front().sim;
     const ScenarioConfig& c = first.config();
-    out << fmt::format("{} on {} x {} (TP {}), scheduler {}, {} requests\n", first.model().name,
+    out << fmt::format("{} on {} x {} (TP {}), scheduler {}, {} requests; {}\n", first.model().name,
                        c.deployment.replicas, first.gpu().name, c.deployment.tensor_parallel,
-                       SchedulerTypeName(c.scheduler.type), jobs.front().summary.requests_total);
+                       SchedulerTypeName(c.scheduler.type), jobs.front().summary.requests_total,
+                       first.TimingLine());
     out << FormatCompareTable(runs);
     out << FormatCaveats(Labelled(jobs));
+    out << FormatCaveats(LabelledAssumptions(jobs), "assumed");
     out << fmt::format("outputs written to {}/\n", dir);
   }
   return 0;
@@ -227,6 +237,7 @@ int SweepCommand(const CommandOptions& o, std::ostream& out) {
       out << line << "\n";
     }
     out << FormatCaveats(Labelled(jobs));
+    out << FormatCaveats(LabelledAssumptions(jobs), "assumed");
     out << fmt::format("outputs written to {}/\n", dir);
   }
   return 0;

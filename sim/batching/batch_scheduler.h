@@ -11,7 +11,7 @@
 
 namespace kvsim {
 
-enum class SchedulerType { kVllm, kSarathi, kStaticBatching };
+enum class SchedulerType { kVllm, kSarathi, kStaticBatching, kVllmV1 };
 
 // One iteration's plan. Each entry is a running sequence with scheduled_tokens >= 1.
 struct Batch {
@@ -53,7 +53,13 @@ std::unique_ptr<BatchScheduler> NewVllmScheduler(const VllmSchedulerConfig& conf
 // Sarathi-style chunked prefill: a per-iteration token budget
 // min(chunk_tokens, max_num_batched_tokens) is given to decodes first, then to
 // running partial prefills, then to new admissions (none in a plan that preempted),
-// in chunks of at most chunk_tokens.
+// in chunks of at most chunk_tokens. A waiting sequence is admitted only when the
+// KV of its whole pending prompt (prompt + generated tokens for a recompute) fits,
+// and that KV is held from admission on, so its later chunks never need memory.
+// This is the rule of vLLM V0's chunked-prefill scheduler, which Sarathi-Serve's
+// policy became: its block manager admits a prompt only when the blocks of all its
+// tokens fit (SelfAttnBlockSpaceManager.can_allocate in vllm/core/block_manager.py)
+// and allocates them all at once (allocate()).
 struct SarathiSchedulerConfig {
   int64_t max_num_seqs = 256;
   int64_t max_num_batched_tokens = 8192;
@@ -70,6 +76,38 @@ struct StaticBatchingSchedulerConfig {
 std::unique_ptr<BatchScheduler> NewStaticBatchingScheduler(
     const StaticBatchingSchedulerConfig& config);
 
+// vLLM V1's scheduler, after Scheduler.schedule() in vLLM's
+// vllm/v1/core/sched/scheduler.py (FCFS policy). Chunked prefill is always on and
+// one token budget of max_num_batched_tokens per iteration is shared by all
+// requests; there is no prefill or decode phase.
+// 1. RUNNING requests, in running (admission) order, while budget is left: each is
+//    given min(pending tokens, budget left), so a decode gets 1 and a partial
+//    prefill its next chunk. KV is allocated only for the tokens scheduled now
+//    (KVCacheManager.allocate_slots); when that fails, the last running request is
+//    preempted by recompute (self.running.pop(): its KV is freed and it goes to the
+//    front of the waiting queue) and the allocation is retried, until the request
+//    itself is the victim, which ends this step.
+// 2. WAITING requests, FCFS, only if step 1 preempted nobody, while budget is left
+//    and fewer than max_num_seqs run: each is given min(pending, budget left) tokens
+//    and KV for those tokens only; the first whose allocation fails stops admission.
+// A chunk is capped by long_prefill_token_threshold only when that is > 0; it
+// defaults to 0 and is set (to 4% of max_model_len) only when
+// max_num_partial_prefills > 1, which defaults to 1 (vllm/config/scheduler.py), so
+// no per-chunk cap is modelled. V1's allocator refuses only when the free blocks
+// are too few (allocate_slots in vllm/v1/core/kv_cache_manager.py): there is no
+// admission watermark (a later watermark option defaults to 0), so run this
+// scheduler with kv_cache.watermark: 0. Not modelled: prefix caching, speculative
+// decoding, async scheduling, and later releases' scheduler_reserve_full_isl option
+// (vLLM PR #37307, merged March 2026), which also checks at admission that a new
+// request's whole prompt fits while still allocating only its first chunk.
+struct VllmV1SchedulerConfig {
+  int64_t max_num_seqs = 256;
+  // vLLM's API-server default on GPUs below 70 GiB and on A100s; on H100/H200-class
+  // GPUs vLLM defaults to 8192 (EngineArgs defaults in vllm/engine/arg_utils.py).
+  int64_t max_num_batched_tokens = 2048;
+};
+std::unique_ptr<BatchScheduler> NewVllmV1Scheduler(const VllmV1SchedulerConfig& config);
+
 const char* SchedulerTypeName(SchedulerType type);
 
 // Shared scheduling steps (sequence.cc).
@@ -78,13 +116,17 @@ void AddToBatch(Sequence& seq, int64_t tokens, Batch& batch);
 // Preempts running[index] by recompute: releases its KV and moves it to the front
 // of the waiting queue (taking it out of `batch` if it was planned already).
 void PreemptRunning(SequenceQueues& queues, size_t index, KvCacheManager& kv, Batch& batch);
-// Grows running[index] by `tokens`, preempting from the back of the running list
-// (most recently admitted first) until it fits. Returns false when running[index]
-// itself had to be preempted.
+// Schedules `tokens` more tokens of running[index], growing its KV to
+// computed + tokens unless it already holds that much (held_tokens), preempting
+// from the back of the running list (most recently admitted first) until the
+// growth fits. Returns false when running[index] itself had to be preempted.
 bool GrowOrPreempt(SequenceQueues& queues, size_t index, int64_t tokens, GrowthPhase phase,
                    KvCacheManager& kv, Batch& batch);
-// Admits waiting.front() with `tokens` to compute now; moves it to running.
-// Returns false (nothing changes) when the KV manager refuses.
-bool AdmitFront(SequenceQueues& queues, int64_t tokens, KvCacheManager& kv, Batch& batch);
+// Admits waiting.front() holding KV for `hold_tokens` tokens and computing
+// `compute_tokens` of them now; moves it to running. Returns false (nothing
+// changes) when the KV manager refuses.
+// REQUIRES: 1 <= compute_tokens <= hold_tokens <= waiting.front()->PendingTokens().
+bool AdmitFront(SequenceQueues& queues, int64_t hold_tokens, int64_t compute_tokens,
+                KvCacheManager& kv, Batch& batch);
 
 }  // namespace kvsim

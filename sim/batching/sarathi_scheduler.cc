@@ -21,7 +21,8 @@ class SarathiScheduler final : public BatchScheduler {
       if (!queues.running[i]->IsDecode() || queues.running[i]->scheduled_tokens > 0) continue;
       GrowOrPreempt(queues, i, 1, GrowthPhase::kDecode, kv, batch);
     }
-    // 2. Running partial prefills continue, one chunk each.
+    // 2. Running partial prefills continue, one chunk each, inside the KV they
+    // were admitted with.
     for (size_t i = 0; i < queues.running.size() && left() > 0; ++i) {
       Sequence& seq = *queues.running[i];
       if (seq.IsDecode() || seq.scheduled_tokens > 0) continue;
@@ -30,11 +31,16 @@ class SarathiScheduler final : public BatchScheduler {
     }
     // 3. New admissions, FCFS, with the budget that is left, unless this plan
     // preempted: a victim would be re-admitted into the memory it just gave up.
+    // The KV of the whole pending prompt must fit and is held from now on, so the
+    // step above never needs memory for a later chunk; the head of the queue
+    // blocks the rest when it does not fit.
     while (batch.preempted == 0 && left() > 0 && !queues.waiting.empty() &&
            static_cast<int64_t>(queues.running.size()) < config_.max_num_seqs) {
-      const int64_t chunk =
-          std::min({queues.waiting.front()->PendingTokens(), left(), config_.chunk_tokens});
-      if (!AdmitFront(queues, chunk, kv, batch)) break;
+      const int64_t prompt = queues.waiting.front()->PendingTokens();
+      const int64_t chunk = std::min({prompt, left(), config_.chunk_tokens});
+      if (!AdmitFront(queues, /*hold_tokens=*/prompt, /*compute_tokens=*/chunk, kv, batch)) {
+        break;
+      }
     }
   }
 

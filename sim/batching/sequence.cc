@@ -14,6 +14,8 @@ const char* SchedulerTypeName(SchedulerType type) {
       return "sarathi";
     case SchedulerType::kStaticBatching:
       return "static_batching";
+    case SchedulerType::kVllmV1:
+      return "vllm_v1";
   }
   return "?";
 }
@@ -42,6 +44,7 @@ void PreemptRunning(SequenceQueues& queues, size_t index, KvCacheManager& kv, Ba
   kv.Release(seq->spec.id);
   seq->admitted = false;
   seq->computed = 0;
+  seq->held_tokens = 0;
   ++seq->preemptions;
   ++batch.preempted;
   queues.waiting.push_front(std::move(seq));
@@ -51,23 +54,31 @@ bool GrowOrPreempt(SequenceQueues& queues, size_t index, int64_t tokens, GrowthP
                    KvCacheManager& kv, Batch& batch) {
   Sequence& seq = *queues.running[index];
   const int64_t target = seq.computed + tokens;
-  while (!kv.Grow(seq.spec.id, target, phase)) {
-    const size_t victim = queues.running.size() - 1;
-    PreemptRunning(queues, victim, kv, batch);
-    if (victim == index) return false;
+  if (target > seq.held_tokens) {
+    while (!kv.Grow(seq.spec.id, target, phase)) {
+      const size_t victim = queues.running.size() - 1;
+      PreemptRunning(queues, victim, kv, batch);
+      if (victim == index) return false;
+    }
+    seq.held_tokens = target;
   }
   AddToBatch(seq, tokens, batch);
   return true;
 }
 
-bool AdmitFront(SequenceQueues& queues, int64_t tokens, KvCacheManager& kv, Batch& batch) {
+bool AdmitFront(SequenceQueues& queues, int64_t hold_tokens, int64_t compute_tokens,
+                KvCacheManager& kv, Batch& batch) {
   Sequence& seq = *queues.waiting.front();
-  KVSIM_CHECK(!seq.admitted && seq.computed == 0, "waiting sequence holds KV");
-  if (!kv.Admit(seq.spec.id, tokens, seq.MaxTokens())) return false;
+  KVSIM_CHECK(!seq.admitted && seq.computed == 0 && seq.held_tokens == 0,
+              "waiting sequence holds KV");
+  KVSIM_CHECK(compute_tokens <= hold_tokens && hold_tokens <= seq.PendingTokens(),
+              "admission must hold at least what it computes and at most what is pending");
+  if (!kv.Admit(seq.spec.id, hold_tokens, seq.MaxTokens())) return false;
   seq.admitted = true;
+  seq.held_tokens = hold_tokens;
   queues.running.push_back(std::move(queues.waiting.front()));
   queues.waiting.pop_front();
-  AddToBatch(*queues.running.back(), tokens, batch);
+  AddToBatch(*queues.running.back(), compute_tokens, batch);
   return true;
 }
 

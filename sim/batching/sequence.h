@@ -16,11 +16,15 @@ namespace kvsim {
 // have KV in the cache. An iteration computes `scheduled_tokens` more; when that
 // brings computed up to the known tokens, the sequence emits one new token. This
 // one rule covers prefill, chunked prefill, decode and recompute after preemption.
+// The KV manager may hold room for more tokens than are computed (`held_tokens`):
+// a whole prompt admitted at once but computed in chunks.
 struct Sequence {
   RequestSpec spec;              // output_tokens already capped to max_model_len
   int64_t generated = 0;         // output tokens emitted so far
   int64_t computed = 0;          // tokens whose KV is in the cache (0 when not admitted)
   int64_t scheduled_tokens = 0;  // tokens computed in the current iteration
+  int64_t held_tokens = 0;       // tokens the KV manager holds for it (>= computed
+                                 // while admitted; 0 when not admitted)
   int64_t preemptions = 0;
   bool admitted = false;      // holds KV memory in the manager
   Nanos first_scheduled{-1};  // start of the first iteration that computed it

@@ -14,7 +14,8 @@ class StaticBatchingScheduler final : public BatchScheduler {
       // Form a new batch: whole prompts, FCFS, up to max_num_seqs that fit.
       while (!queues.waiting.empty() &&
              static_cast<int64_t>(queues.running.size()) < config_.max_num_seqs) {
-        if (!AdmitFront(queues, queues.waiting.front()->PendingTokens(), kv, batch)) break;
+        const int64_t prompt = queues.waiting.front()->PendingTokens();
+        if (!AdmitFront(queues, prompt, prompt, kv, batch)) break;
       }
       return;
     }

@@ -1,4 +1,7 @@
-// vLLM-style continuous batching: whole-prompt admission, prefill-prioritized.
+// vLLM-style continuous batching: the V0-style scheduler (whole-prompt admission,
+// prefill-prioritized) and the V1-style one (one token budget, chunked prefill).
+#include <algorithm>
+
 #include "sim/batching/batch_scheduler.h"
 #include "sim/core/check.h"
 
@@ -17,7 +20,7 @@ class VllmScheduler final : public BatchScheduler {
            static_cast<int64_t>(queues.running.size()) < config_.max_num_seqs) {
       const int64_t need = queues.waiting.front()->PendingTokens();
       if (tokens + need > config_.max_num_batched_tokens) break;
-      if (!AdmitFront(queues, need, kv, batch)) break;
+      if (!AdmitFront(queues, need, need, kv, batch)) break;
       tokens += need;
     }
     if (!batch.empty()) return;
@@ -33,12 +36,51 @@ class VllmScheduler final : public BatchScheduler {
   VllmSchedulerConfig config_;
 };
 
+class VllmV1Scheduler final : public BatchScheduler {
+ public:
+  explicit VllmV1Scheduler(const VllmV1SchedulerConfig& config) : config_(config) {}
+
+  void Schedule(SequenceQueues& queues, KvCacheManager& kv, Batch& batch) override {
+    // Tokens of the budget not yet given out, recomputed from the batch so that a
+    // preempted victim's tokens (if it was planned already) are given back.
+    const auto left = [&] {
+      return config_.max_num_batched_tokens - batch.prefill_tokens - batch.decode_tokens;
+    };
+    // 1. Running requests in running order: a decode gets 1 token, a partial
+    // prefill the budget left up to its pending tokens, with KV grown by exactly
+    // that. A refused growth preempts from the back; when this request is itself
+    // the victim, the requests behind it are gone too and the step stops.
+    for (size_t i = 0; i < queues.running.size() && left() > 0; ++i) {
+      Sequence& seq = *queues.running[i];
+      const int64_t tokens = std::min(seq.PendingTokens(), left());
+      const GrowthPhase phase = seq.IsDecode() ? GrowthPhase::kDecode : GrowthPhase::kPrefill;
+      if (!GrowOrPreempt(queues, i, tokens, phase, kv, batch)) break;
+    }
+    // 2. Waiting requests FCFS, unless step 1 preempted, each with KV for the
+    // chunk it computes now only; the first that does not fit blocks the rest.
+    while (batch.preempted == 0 && left() > 0 && !queues.waiting.empty() &&
+           static_cast<int64_t>(queues.running.size()) < config_.max_num_seqs) {
+      const int64_t chunk = std::min(queues.waiting.front()->PendingTokens(), left());
+      if (!AdmitFront(queues, /*hold_tokens=*/chunk, /*compute_tokens=*/chunk, kv, batch)) break;
+    }
+  }
+
+ private:
+  VllmV1SchedulerConfig config_;
+};
+
 }  // namespace
 
 std::unique_ptr<BatchScheduler> NewVllmScheduler(const VllmSchedulerConfig& config) {
   KVSIM_CHECK(config.max_num_seqs >= 1 && config.max_num_batched_tokens >= 1,
               "scheduler limits must be positive");
   return std::make_unique<VllmScheduler>(config);
+}
+
+std::unique_ptr<BatchScheduler> NewVllmV1Scheduler(const VllmV1SchedulerConfig& config) {
+  KVSIM_CHECK(config.max_num_seqs >= 1 && config.max_num_batched_tokens >= 1,
+              "scheduler limits must be positive");
+  return std::make_unique<VllmV1Scheduler>(config);
 }
 
 }  // namespace kvsim

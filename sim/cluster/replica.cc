@@ -61,10 +61,11 @@ Nanos Replica::StartIteration(Nanos now) {
   }
 
   const Nanos compute = timing_.IterationTime(Describe());
-  // vAttention: background mapping runs behind the previous iteration when this one
-  // starts right as that one ends; only the excess is exposed.
+  // vAttention: background work runs from the start of the previous iteration until
+  // this one starts (idle gap included); only the excess is exposed.
+  kv_->OnIterationStart();
   const KvStepCost cost = kv_->TakeStepCost();
-  const Nanos behind = (last_end_ == now) ? last_duration_ : Nanos(0);
+  const Nanos behind = last_start_ >= Nanos(0) ? now - last_start_ : Nanos(0);
   const Nanos background_exposed = std::max(Nanos(0), cost.background - behind);
   const Nanos exposed = cost.synchronous + background_exposed;
   metrics_.RecordKvCalls(cost.map_calls, cost.unmap_calls, exposed,
@@ -86,7 +87,7 @@ Nanos Replica::StartIteration(Nanos now) {
                             .live_bytes = usage.live_bytes,
                             .cached_bytes = usage.cached_bytes,
                             .exposed_overhead = exposed});
-  last_duration_ = duration;
+  last_start_ = now;
   return duration;
 }
 
@@ -124,7 +125,6 @@ void Replica::CompleteIteration(Nanos now) {
                   [](const std::unique_ptr<Sequence>& s) { return s->Finished(); });
   }
   batch_.Clear();
-  last_end_ = now;
 }
 
 }  // namespace kvsim

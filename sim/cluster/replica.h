@@ -27,6 +27,12 @@ class Replica {
 
   // Plans and starts an iteration at `now`. Returns its duration (compute plus
   // exposed KV mapping time), or 0 when there is nothing to run.
+  //
+  // Exposed KV time = the manager's synchronous work + max(0, background - behind).
+  // Background work (vAttention with overlap: decode growth, reclamation) runs on a
+  // thread that starts with the previous iteration and can work until this one
+  // starts, through any idle gap between them: behind = now - start of the previous
+  // iteration (its duration + the idle gap); 0 before the first iteration.
   // REQUIRES: !busy().
   Nanos StartIteration(Nanos now);
 
@@ -51,8 +57,7 @@ class Replica {
   Metrics& metrics_;
   SequenceQueues queues_;
   Batch batch_;
-  Nanos last_end_{-1};      // end of the previous iteration
-  Nanos last_duration_{0};  // duration of the previous iteration
+  Nanos last_start_{-1};  // start of the previous iteration; -1 before the first
 };
 
 }  // namespace kvsim

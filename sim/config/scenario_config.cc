@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <initializer_list>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "sim/config/map_reader.h"
@@ -98,7 +99,8 @@ void DecodeScheduler(MapReader r, SchedulerConfig& s) {
   s.type = r.Enum("type", s.type,
                   {{"vllm", SchedulerType::kVllm},
                    {"sarathi", SchedulerType::kSarathi},
-                   {"static_batching", SchedulerType::kStaticBatching}});
+                   {"static_batching", SchedulerType::kStaticBatching},
+                   {"vllm_v1", SchedulerType::kVllmV1}});
   s.max_num_seqs = r.Int("max_num_seqs", s.max_num_seqs, 1);
   s.max_num_batched_tokens = r.Int("max_num_batched_tokens", s.max_num_batched_tokens, 0);
   s.chunk_tokens = r.Int("chunk_tokens", s.chunk_tokens, 1);
@@ -111,6 +113,11 @@ void DecodeKvCache(MapReader r, KvCacheConfig& k) {
                    {"paged", KvManagerType::kPaged},
                    {"vattention", KvManagerType::kVAttention}});
   k.paged.block_tokens = r.Int("block_tokens", k.paged.block_tokens, 1);
+  k.paged_kernel = r.Enum("paged_kernel", k.paged_kernel,
+                          {{"flash_paged", PagedKernel::kFlashPaged},
+                           {"flashinfer_paged", PagedKernel::kFlashInferPaged},
+                           {"vllm_paged", PagedKernel::kVllmPaged},
+                           {"profiled", PagedKernel::kProfiled}});
   const double watermark = r.Double("watermark", k.paged.watermark, 0, 0.99);
   k.paged.watermark = k.vattention.watermark = watermark;
   k.vattention.page_bytes = r.Bytes("page_bytes", k.vattention.page_bytes);
@@ -131,15 +138,64 @@ void DecodeKvCache(MapReader r, KvCacheConfig& k) {
                                 {"request_max", StaticKvConfig::Reserve::kRequestMax}});
   {
     MapReader v = r.Child("vmm");
+    // auto (nullopt): uvm below 2 MiB pages, stock otherwise; the rest of kvsim sees
+    // only the resolved backend.
+    const std::optional<VmmBackend> backend = v.Enum<std::optional<VmmBackend>>(
+        "backend", std::nullopt,
+        {{"auto", std::nullopt}, {"stock", VmmBackend::kStock}, {"uvm", VmmBackend::kUvm}});
+    k.vattention.backend = backend.value_or(AutoVmmBackend(k.vattention.page_bytes));
     k.vattention.map_latency = v.Seconds("map_s", k.vattention.map_latency);
     k.vattention.set_access_latency = v.Seconds("set_access_s", k.vattention.set_access_latency);
     k.vattention.unmap_latency = v.Seconds("unmap_s", k.vattention.unmap_latency);
+    k.vattention.uvm_map_latency = v.Seconds("uvm_map_s", k.vattention.uvm_map_latency);
     k.vmm_set = {.map_s = v.Has("map_s"),
                  .set_access_s = v.Has("set_access_s"),
                  .unmap_s = v.Has("unmap_s")};
+    if (const std::optional<VmmConfigError> e = CheckVmmBackend(k.vattention)) {
+      // A stock page size is blamed on page_bytes; a uvm one on the backend chosen.
+      if (e->key == "page_bytes") r.Fail("page_bytes", e->what);
+      v.Fail("backend", e->what);
+    }
     v.Finish();
   }
   r.Finish();
+}
+
+// Keys of earlier versions and where their terms live now.
+void RefuseMovedTimingKeys(MapReader& r, const std::string& child) {
+  static const std::map<std::string, std::string> kMoved = {
+      {"cpu_overhead_s", "timing.engine.per_iteration_s"},
+      {"cpu_per_seq_s", "timing.engine.per_seq_s"},
+      {"block_table_entry_s", "timing.engine.block_table_entry_s"},
+      {"allreduce_latency_s", "timing.allreduce.latency_s"},
+      {"paged_decode_slowdown", "kv_cache.paged_kernel"},
+      {"paged_prefill_slowdown", "kv_cache.paged_kernel"}};
+  for (const auto& [old_key, now] : kMoved) {
+    if (r.Has(old_key)) {
+      r.Fail(old_key, fmt::format("moved: one set of cost terms now serves every timing model; "
+                                  "use {} (timing.{} no longer has it)",
+                                  now, child));
+    }
+  }
+}
+
+void DecodeEngine(MapReader e, EngineConfig& c) {
+  const EngineConfig::Preset preset = e.Enum("preset", c.preset,
+                                             {{"vllm_v1", EngineConfig::Preset::kVllmV1},
+                                              {"vllm_v0", EngineConfig::Preset::kVllmV0},
+                                              {"eager", EngineConfig::Preset::kEager},
+                                              {"none", EngineConfig::Preset::kNone}});
+  c = EnginePresetDefaults(preset);
+  c.per_iteration_s = e.Double("per_iteration_s", c.per_iteration_s, 0, 10);
+  c.per_seq_s = e.Double("per_seq_s", c.per_seq_s, 0, 1);
+  c.per_prefill_token_s = e.Double("per_prefill_token_s", c.per_prefill_token_s, 0, 1);
+  c.request_arrival_s = e.Double("request_arrival_s", c.request_arrival_s, 0, 100);
+  c.request_finish_s = e.Double("request_finish_s", c.request_finish_s, 0, 100);
+  c.block_table_entry_s = e.Double("block_table_entry_s", c.block_table_entry_s, 0, 1);
+  c.cuda_graphs = e.Bool("cuda_graphs", c.cuda_graphs);
+  c.launch_per_layer_s = e.Double("launch_per_layer_s", c.launch_per_layer_s, 0, 1);
+  c.kernel_gap_s = e.Double("kernel_gap_s", c.kernel_gap_s, 0, 1);
+  e.Finish();
 }
 
 void DecodeTiming(MapReader r, TimingConfig& t, const std::string& base_dir) {
@@ -151,8 +207,16 @@ void DecodeTiming(MapReader r, TimingConfig& t, const std::string& base_dir) {
   if (t.type == TimingType::kProfiled && t.profile_path.empty()) {
     r.Fail("profile", "required when timing.type is profiled (a kvprobe profile.txt)");
   }
+  DecodeEngine(r.Child("engine"), t.engine);
+  {
+    MapReader a = r.Child("allreduce");
+    t.allreduce.latency_s = a.Double("latency_s", t.allreduce.latency_s, 0, 1);
+    t.allreduce.bus_efficiency = a.Double("bus_efficiency", t.allreduce.bus_efficiency, 1e-3, 1);
+    a.Finish();
+  }
   {
     MapReader f = r.Child("roofline");
+    RefuseMovedTimingKeys(f, "roofline");
     RooflineConfig& c = t.roofline;
     c.gemm_efficiency = f.Double("gemm_efficiency", c.gemm_efficiency, 1e-3, 1);
     c.memory_efficiency = f.Double("memory_efficiency", c.memory_efficiency, 1e-3, 1);
@@ -160,12 +224,6 @@ void DecodeTiming(MapReader r, TimingConfig& t, const std::string& base_dir) {
         f.Double("attention_prefill_efficiency", c.attention_prefill_efficiency, 1e-3, 1);
     c.attention_decode_efficiency =
         f.Double("attention_decode_efficiency", c.attention_decode_efficiency, 1e-3, 1);
-    c.paged_prefill_slowdown = f.Double("paged_prefill_slowdown", c.paged_prefill_slowdown, 1, 100);
-    c.paged_decode_slowdown = f.Double("paged_decode_slowdown", c.paged_decode_slowdown, 1, 100);
-    c.block_table_entry_s = f.Double("block_table_entry_s", c.block_table_entry_s, 0, 1);
-    c.allreduce_latency_s = f.Double("allreduce_latency_s", c.allreduce_latency_s, 0, 1);
-    c.cpu_overhead_s = f.Double("cpu_overhead_s", c.cpu_overhead_s, 0, 10);
-    c.cpu_per_seq_s = f.Double("cpu_per_seq_s", c.cpu_per_seq_s, 0, 1);
     f.Finish();
   }
   {
@@ -178,16 +236,14 @@ void DecodeTiming(MapReader r, TimingConfig& t, const std::string& base_dir) {
   }
   {
     MapReader f = r.Child("profiled");
+    RefuseMovedTimingKeys(f, "profiled");
     ProfiledConfig& c = t.profiled;
     c.prefill_attention = f.Enum("prefill_attention", c.prefill_attention,
                                  {{"roofline", ProfiledConfig::PrefillAttention::kRoofline},
                                   {"measured", ProfiledConfig::PrefillAttention::kMeasured}});
     c.attention_prefill_efficiency =
         f.Double("attention_prefill_efficiency", c.attention_prefill_efficiency, 1e-3, 1);
-    c.block_table_entry_s = f.Double("block_table_entry_s", c.block_table_entry_s, 0, 1);
-    c.allreduce_latency_s = f.Double("allreduce_latency_s", c.allreduce_latency_s, 0, 1);
-    c.cpu_overhead_s = f.Double("cpu_overhead_s", c.cpu_overhead_s, 0, 10);
-    c.cpu_per_seq_s = f.Double("cpu_per_seq_s", c.cpu_per_seq_s, 0, 1);
+    c.memory_efficiency = f.Double("memory_efficiency", c.memory_efficiency, 1e-3, 1);
     f.Finish();
   }
   r.Finish();
@@ -230,8 +286,16 @@ std::vector<CompareEntry> DefaultCompareEntries() {
   return {
       {"static", {{"kv_cache.type", "static"}}},
       {"paged", {{"kv_cache.type", "paged"}, {"kv_cache.block_tokens", "16"}}},
-      {"vattention_2MiB", {{"kv_cache.type", "vattention"}, {"kv_cache.page_bytes", "2MiB"}}},
-      {"vattention_64KiB", {{"kv_cache.type", "vattention"}, {"kv_cache.page_bytes", "64KiB"}}},
+      // backend auto: stock for 2 MiB pages, uvm (vAttention's driver) for 64 KiB,
+      // whatever backend the base config names.
+      {"vattention_2MiB",
+       {{"kv_cache.type", "vattention"},
+        {"kv_cache.page_bytes", "2MiB"},
+        {"kv_cache.vmm.backend", "auto"}}},
+      {"vattention_64KiB",
+       {{"kv_cache.type", "vattention"},
+        {"kv_cache.page_bytes", "64KiB"},
+        {"kv_cache.vmm.backend", "auto"}}},
   };
 }
 

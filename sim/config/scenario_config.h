@@ -37,11 +37,18 @@ struct SchedulerConfig {
 
 struct KvCacheConfig {
   KvManagerType type = KvManagerType::kPaged;
+  // The attention kernel a paged cache runs (vLLM V1's default: FlashAttention
+  // through a block table); profiled: the kvprobe profile's own paged kernel.
+  PagedKernel paged_kernel = PagedKernel::kFlashPaged;
   StaticKvConfig static_kv;
   PagedKvConfig paged;
-  VAttentionKvConfig vattention;  // max_slots 0 here means max_num_seqs
-  // Which kv_cache.vmm latencies the config sets. With profiled timing, the others
-  // come from the profile's [vmm] rows instead of VAttentionKvConfig's defaults.
+  // max_slots 0 here means max_num_seqs. backend is resolved: kv_cache.vmm.backend
+  // auto becomes uvm for pages below 2 MiB, stock otherwise.
+  VAttentionKvConfig vattention;
+  // Which kv_cache.vmm latencies of the stock backend the config sets. With profiled
+  // timing, the others come from the profile's [vmm] rows instead of
+  // VAttentionKvConfig's defaults. (uvm_map_s has no profile row: the uvm driver is
+  // not profiled.)
   struct VmmKeysSet {
     bool map_s = false;
     bool set_access_s = false;
@@ -54,6 +61,8 @@ enum class TimingType { kRoofline, kFixed, kProfiled };
 
 struct TimingConfig {
   TimingType type = TimingType::kRoofline;
+  EngineConfig engine = EnginePresetDefaults(EngineConfig::Preset::kVllmV1);  // every model
+  AllreduceConfig allreduce;                                                  // every model
   RooflineConfig roofline;
   FixedTimeConfig fixed;
   std::string profile_path;  // kvprobe profile (resolved); required for kProfiled

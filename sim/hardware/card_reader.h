@@ -103,6 +103,9 @@ class CardReader {
   // Whether the card has `key` (for optional keys).
   bool Has(const std::string& key) const { return entries_.count(key) != 0; }
 
+  // The raw YAML value of a key the caller decodes itself. REQUIRES: Has(key).
+  const YAML::Node& Node(const std::string& key) const { return Get(key).value; }
+
   // A non-empty list of non-empty string scalars, e.g. [a, "b c"].
   std::vector<std::string> StringList(const std::string& key) const {
     const Entry& e = Get(key);

@@ -20,17 +20,63 @@
 #include "sim/hardware/card_reader.h"
 
 namespace kvsim {
+namespace {
+
+// The card's `efficiency` mapping: fractions in (0, 1], latencies >= 0 seconds.
+GpuSpec::Efficiencies ReadEfficiencies(const YAML::Node& node, const std::string& path) {
+  const auto fail = [&](const YAML::Node& at, const std::string& key, const std::string& what) {
+    throw InputError(
+        fmt::format("{}:{}: key 'efficiency.{}': {}", path, at.Mark().line + 1, key, what));
+  };
+  if (!node.IsMap()) fail(node, "", "expected a mapping");
+  GpuSpec::Efficiencies e;
+  const std::map<std::string, std::pair<double*, bool>> fields = {
+      {"gemm", {&e.gemm, true}},
+      {"memory", {&e.memory, true}},
+      {"attention_prefill", {&e.attention_prefill, true}},
+      {"attention_decode", {&e.attention_decode, true}},
+      {"allreduce_bus_efficiency", {&e.allreduce_bus_efficiency, true}},
+      {"allreduce_base_latency_s", {&e.allreduce_base_latency_s, false}},
+      {"allreduce_hop_latency_s", {&e.allreduce_hop_latency_s, false}}};
+  for (const auto& kv : node) {
+    const std::string key = kv.first.as<std::string>();
+    const auto it = fields.find(key);
+    if (it == fields.end()) {
+      std::string valid;
+      for (const auto& [name, unused] : fields) valid += (valid.empty() ? "" : ", ") + name;
+      fail(kv.first, key, "unknown key; valid: " + valid);
+    }
+    double v = 0;
+    try {
+      v = kv.second.as<double>();
+    } catch (const YAML::Exception&) {
+      fail(kv.second, key, "expected a number, got '" + kv.second.Scalar() + "'");
+    }
+    const bool fraction = it->second.second;
+    if (!std::isfinite(v) || (fraction ? !(v > 0 && v <= 1) : !(v >= 0 && v < 1))) {
+      fail(kv.second, key,
+           fraction ? fmt::format("expected a fraction in (0, 1], got {}", v)
+                    : fmt::format("expected seconds in [0, 1), got {}", v));
+    }
+    *it->second.first = v;
+  }
+  return e;
+}
+
+}  // namespace
 
 GpuSpec LoadGpuSpec(const std::string& path) {
-  static constexpr std::array<std::string_view, 9> kKeys = {"name",
-                                                            "memory_bytes",
-                                                            "hbm_bandwidth_bytes_per_s",
-                                                            "bf16_flops_per_s",
-                                                            "link_bandwidth_bytes_per_s",
-                                                            "host_link_bandwidth_bytes_per_s",
-                                                            "price_per_hour",
-                                                            "device_names",
-                                                            "source"};
+  static constexpr std::array<std::string_view, 11> kKeys = {"name",
+                                                             "memory_bytes",
+                                                             "hbm_bandwidth_bytes_per_s",
+                                                             "bf16_flops_per_s",
+                                                             "link_bandwidth_bytes_per_s",
+                                                             "host_link_bandwidth_bytes_per_s",
+                                                             "price_per_hour",
+                                                             "device_names",
+                                                             "fp32_flops_per_s",
+                                                             "efficiency",
+                                                             "source"};
   const CardReader card(path, kKeys);
   GpuSpec g;
   g.name = card.String("name");
@@ -42,6 +88,8 @@ GpuSpec LoadGpuSpec(const std::string& path) {
   // Zero is allowed: hardware that is already paid for.
   g.price_per_hour = card.PositiveDouble("price_per_hour", /*allow_zero=*/true);
   if (card.Has("device_names")) g.device_names = card.StringList("device_names");
+  if (card.Has("fp32_flops_per_s")) g.fp32_flops_per_s = card.PositiveDouble("fp32_flops_per_s");
+  if (card.Has("efficiency")) g.efficiency = ReadEfficiencies(card.Node("efficiency"), path);
   card.String("source");  // required for provenance; not used by the simulator
   return g;
 }

@@ -19,6 +19,22 @@ struct GpuSpec {
   // gpu_name) for this GPU; a profile measured on another device is refused. Empty:
   // not checked (a caveat says so).
   std::vector<std::string> device_names;
+  // Optional: the card's CUDA-core (non-tensor) FP32 peak, which bounds kernels doing
+  // scalar math (vLLM's own paged decode kernel). 0: not given.
+  double fp32_flops_per_s = 0;
+  // Optional, per card, each with its source in the card: the fractions of peak
+  // that engine-class kernels reach, and NCCL all-reduce terms. A value < 0 means
+  // the card does not give it (timing uses a generic default and says so).
+  struct Efficiencies {
+    double gemm = -1;                      // cuBLAS bf16 GEMM, fraction of bf16_flops_per_s
+    double memory = -1;                    // streaming copy, fraction of hbm_bandwidth_bytes_per_s
+    double attention_prefill = -1;         // FlashAttention-class prefill, fraction of bf16 peak
+    double attention_decode = -1;          // contiguous decode attention, fraction of bandwidth
+    double allreduce_base_latency_s = -1;  // NCCL small-message latency, fixed part
+    double allreduce_hop_latency_s = -1;   // per ring step: latency = base + 2 (n-1) hop
+    double allreduce_bus_efficiency = -1;  // NCCL bus bandwidth / link_bandwidth
+  };
+  Efficiencies efficiency;
 };
 
 // Loads a GPU card. Throws InputError naming the file and key on a missing,

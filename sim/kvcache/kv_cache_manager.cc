@@ -1,7 +1,23 @@
-// Names of the KV managers.
+// Names of the KV managers and vAttention's VMM backends; backend checks and caveats.
 #include "sim/kvcache/kv_cache_manager.h"
 
+#include <fmt/format.h>
+
 namespace kvsim {
+namespace {
+
+// "64 KiB", "2 MiB", or "N bytes" when not a whole number of KiB.
+std::string PageSize(int64_t bytes) {
+  if (bytes > 0 && bytes % (int64_t{1} << 20) == 0) return fmt::format("{} MiB", bytes >> 20);
+  if (bytes > 0 && bytes % 1024 == 0) return fmt::format("{} KiB", bytes >> 10);
+  return fmt::format("{} bytes", bytes);
+}
+
+bool IsUvmPageSize(int64_t bytes) {
+  return bytes == 64 << 10 || bytes == 128 << 10 || bytes == 256 << 10;
+}
+
+}  // namespace
 
 const char* KvManagerTypeName(KvManagerType type) {
   switch (type) {
@@ -13,6 +29,60 @@ const char* KvManagerTypeName(KvManagerType type) {
       return "vattention";
   }
   return "?";
+}
+
+VmmBackend AutoVmmBackend(int64_t page_bytes) {
+  return page_bytes < kStockVmmGranularityBytes ? VmmBackend::kUvm : VmmBackend::kStock;
+}
+
+const char* VmmBackendName(VmmBackend backend) {
+  switch (backend) {
+    case VmmBackend::kStock:
+      return "stock";
+    case VmmBackend::kUvm:
+      return "uvm";
+  }
+  return "?";
+}
+
+std::optional<VmmConfigError> CheckVmmBackend(const VAttentionKvConfig& config) {
+  const int64_t page = config.page_bytes;
+  switch (config.backend) {
+    case VmmBackend::kStock:
+      if (page > 0 && page % kStockVmmGranularityBytes == 0) return std::nullopt;
+      if (IsUvmPageSize(page)) {
+        return VmmConfigError{
+            "page_bytes",
+            fmt::format("{} pages need the uvm backend (vAttention's modified driver): the stock "
+                        "CUDA driver maps in multiples of its 2 MiB allocation granularity; set "
+                        "kv_cache.vmm.backend: uvm or page_bytes: 2MiB",
+                        PageSize(page))};
+      }
+      return VmmConfigError{
+          "page_bytes",
+          fmt::format("{} pages cannot be mapped by the stock CUDA driver, which maps in multiples "
+                      "of its 2 MiB allocation granularity; set page_bytes: 2MiB",
+                      PageSize(page))};
+    case VmmBackend::kUvm:
+      if (IsUvmPageSize(page)) return std::nullopt;
+      return VmmConfigError{
+          "vmm.backend",
+          fmt::format("uvm (vAttention's modified driver) maps 64 KiB, 128 KiB or 256 KiB pages, "
+                      "not {}; set kv_cache.vmm.backend: stock (or auto) for {} pages, or "
+                      "page_bytes: 64KiB, 128KiB or 256KiB",
+                      PageSize(page), PageSize(page))};
+  }
+  return VmmConfigError{"vmm.backend", "unknown VMM backend"};
+}
+
+std::string VmmCostCaveat(const VAttentionKvConfig& config) {
+  if (config.backend != VmmBackend::kUvm || config.uvm_map_latency != kPaperUvmMapLatency) {
+    return "";
+  }
+  return fmt::format(
+      "kv_cache.vmm: uvm backend (vAttention's modified driver) map cost {} us per page is the "
+      "paper's figure, not measured on this GPU",
+      kPaperUvmMapLatency.count() / 1000);
 }
 
 }  // namespace kvsim

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "sim/core/time.h"
@@ -24,6 +25,21 @@ enum class AttentionLayout {
 // behind the previous iteration; prefill growth is mapped synchronously.
 enum class GrowthPhase { kPrefill, kDecode };
 
+// Which driver maps vAttention's physical pages.
+enum class VmmBackend {
+  // The stock CUDA driver's VMM API: pages are multiples of the 2 MiB allocation
+  // granularity (cuMemGetAllocationGranularity on Ampere and Hopper); a page costs
+  // cuMemMap + cuMemSetAccess to map and cuMemUnmap to reclaim.
+  kStock,
+  // vAttention's modified open-source UVM driver (NVIDIA open kernel modules
+  // 545.23.06, repo nvidia-vattn-uvm-driver/): 64 KiB, 128 KiB or 256 KiB pages only
+  // (repo vattention/uvmInternal.h do_cuda_uvm_init; 2 MiB pages always take the
+  // stock path, vattention/utils.h is_uvm_backend). One call maps a page and grants
+  // access (vattn_mem_map); reclaiming returns the page to the library's pool with no
+  // driver call (vattention/mux.h UNMAP_PAGES).
+  kUvm,
+};
+
 // Geometry shared by every manager; the builder derives it from the model card,
 // the GPU card and the deployment.
 struct KvGeometry {
@@ -40,18 +56,24 @@ struct KvUsage {
   int64_t capacity_bytes = 0;
   int64_t allocated_bytes = 0;  // set aside for admitted requests (reserved, blocks, pages)
   int64_t live_bytes = 0;       // what requests' tokens really occupy
-  // Physically mapped but needed by no request: vAttention pages left mapped by
-  // deferred reclamation (idle slots, or a reused slot's pages beyond its request's
-  // need). Free capacity to the scheduler; unmapped only when the pool runs short.
+  // Physically mapped but needed by no request: vAttention pages left mapped to idle
+  // slots (by deferred reclamation, or until the per-iteration reclamation gets to
+  // them when it is off) or a reused slot's pages beyond its request's need. Free capacity to the
+  // scheduler: an admission may reuse them in place, and they are unmapped at once
+  // when the free pool runs short.
   int64_t cached_bytes = 0;
 };
 
 // Virtual-memory work done by a manager since the last TakeStepCost().
 struct KvStepCost {
-  Nanos synchronous{0};     // must finish before the next iteration starts
-  Nanos background{0};      // may run behind the previous iteration (overlap on)
-  int64_t map_calls = 0;    // cuMemMap (+ cuMemSetAccess) calls
-  int64_t unmap_calls = 0;  // cuMemUnmap calls
+  Nanos synchronous{0};  // must finish before the next iteration starts
+  // May run on a background thread between the start of the previous iteration and
+  // the start of the next one (overlap on); see Replica::StartIteration.
+  Nanos background{0};
+  // Pages mapped: stock backend, one cuMemMap (+ one cuMemSetAccess) per page; uvm
+  // backend, one map call of the modified driver per page.
+  int64_t map_calls = 0;
+  int64_t unmap_calls = 0;  // cuMemUnmap calls (stock only: uvm unmaps without a call)
 };
 
 class KvCacheManager {
@@ -79,10 +101,18 @@ class KvCacheManager {
   virtual int64_t block_tokens() const { return 0; }
   // vAttention page size in bytes; 0 for other managers.
   virtual int64_t page_bytes() const { return 0; }
+  // The driver that maps vAttention's pages; nullopt for other managers.
+  virtual std::optional<VmmBackend> vmm_backend() const { return std::nullopt; }
 
   // The largest request (in tokens) an empty cache admits. The builder refuses a
   // deployment whose max_model_len exceeds it.
   virtual int64_t MaxAdmissibleTokens() const = 0;
+
+  // Per-iteration upkeep. The replica calls it once per iteration, after the
+  // scheduler's Admit/Grow calls for that iteration and before TakeStepCost(); its
+  // work is charged to that iteration's cost. vAttention without deferred
+  // reclamation reclaims idle slots' pages here (see VAttentionKvConfig).
+  virtual void OnIterationStart() {}
 
   // Returns, and clears, the mapping work done since the last call.
   virtual KvStepCost TakeStepCost() { return {}; }
@@ -109,24 +139,70 @@ struct PagedKvConfig {
 std::unique_ptr<KvCacheManager> NewPagedKvManager(const KvGeometry& geometry,
                                                   const PagedKvConfig& config);
 
+// The CUDA VMM allocation granularity of the stock driver on Ampere and Hopper.
+inline constexpr int64_t kStockVmmGranularityBytes = int64_t{2} << 20;
+// One uvm map call (map + grant access of one page): about 9 us, the paper's figure
+// for its modified driver (120 calls about 1 ms; the driver is introduced in section
+// 6.1, the figure as recorded in shared/design/FIDELITY.md section 1, VMM row), not
+// a measurement of kvsim's.
+inline constexpr Nanos kPaperUvmMapLatency{9'000};
+
 // vAttention: per-request virtually contiguous K and V buffers in each layer,
-// backed by physical pages of page_bytes mapped on demand through the CUDA VMM API.
-// A "page group" is one page in each of the 2 x layers buffers; mapping one costs
-// 2 x layers x (map + set_access). Default latencies: H100 medians of
-// ../shared reference h100_vmm_probe (cuMemMap 0.65 us, cuMemSetAccess 22.16 us,
-// cuMemUnmap 16.14 us).
+// backed by physical pages of page_bytes mapped on demand.
+// A "page group" is one page in each of the 2 x layers buffers. Mapping one costs
+// 2 x layers x (map + set_access) on the stock backend, 2 x layers x uvm_map on
+// uvm; unmapping one 2 x layers x unmap on stock, nothing on uvm. Default stock
+// latencies: H100 medians of ../shared reference h100_vmm_probe (cuMemMap 0.65 us,
+// cuMemSetAccess 22.16 us, cuMemUnmap 16.14 us).
+//
+// Reclamation (repo vattention/vattention.cu). A finished request's pages stay
+// mapped to its idle slot (cached) and a later admission may reuse them in place
+// (alloc_new_batch_idx picks the best-fitting idle slot whatever deferred_reclaim
+// says). When the free pool cannot cover a need, idle slots' pages (then busy
+// slots' spare pages) are unmapped at once (reclaim_kvblocks_on_demand). With
+// deferred_reclaim that is all. Without it, OnIterationStart() also reclaims:
+//  - overlap on: ONE page group of an idle slot per iteration, on the background
+//    thread, and only in an iteration whose decode growth mapped nothing
+//    (do_kvcache_memory_management -> do_reclaim_pages);
+//  - overlap off: every idle slot's pages at once, synchronously (step_sync with
+//    eager_reclaim).
+// Simplifications: the repo reclaims from the highest-numbered idle slot and spares
+// the lowest-numbered one (next_prefill_reqId, the slot it expects the next prefill
+// to take); kvsim lets the iteration's admissions pick their slots first, then
+// reclaims from the idle slot with the fewest pages (ties: the highest-numbered).
 struct VAttentionKvConfig {
-  int64_t page_bytes = 2 << 20;  // 64 KiB, 128 KiB, 256 KiB or 2 MiB
+  int64_t page_bytes = 2 << 20;  // 64 KiB, 128 KiB, 256 KiB (uvm) or 2 MiB (stock)
   int64_t max_slots = 256;       // concurrent requests (virtual sub-buffers)
   bool overlap = true;           // map decode growth behind the previous iteration
-  bool deferred_reclaim = true;  // finished requests' pages stay with their slot
+  bool deferred_reclaim = true;  // idle slots' pages are unmapped only on demand
   double watermark = 0.01;       // fraction of page groups kept free at admission
-  Nanos map_latency{650};
-  Nanos set_access_latency{22160};
-  Nanos unmap_latency{16140};
+  VmmBackend backend = VmmBackend::kStock;
+  Nanos map_latency{650};                       // stock: cuMemMap, per page
+  Nanos set_access_latency{22160};              // stock: cuMemSetAccess, per page
+  Nanos unmap_latency{16140};                   // stock: cuMemUnmap, per page
+  Nanos uvm_map_latency = kPaperUvmMapLatency;  // uvm: one map call, per page
 };
 std::unique_ptr<KvCacheManager> NewVAttentionKvManager(const KvGeometry& geometry,
                                                        const VAttentionKvConfig& config);
+
+// The backend `kv_cache.vmm.backend: auto` stands for: uvm for pages below 2 MiB,
+// stock otherwise (vAttention picks the same way, vattention/utils.h is_uvm_backend).
+VmmBackend AutoVmmBackend(int64_t page_bytes);
+const char* VmmBackendName(VmmBackend backend);  // "stock" | "uvm"
+
+// A page size its backend cannot map: `key` is the kv_cache key to blame
+// ("page_bytes" or "vmm.backend"), `what` says why and how to fix it.
+struct VmmConfigError {
+  std::string key;
+  std::string what;
+};
+// nullopt when config.backend can map pages of config.page_bytes: stock, a multiple
+// of 2 MiB; uvm, 64 KiB, 128 KiB or 256 KiB.
+std::optional<VmmConfigError> CheckVmmBackend(const VAttentionKvConfig& config);
+
+// One sentence for outputs when the VMM costs are not measured: the uvm backend
+// charged at the paper's kPaperUvmMapLatency. Empty otherwise.
+std::string VmmCostCaveat(const VAttentionKvConfig& config);
 
 const char* KvManagerTypeName(KvManagerType type);
 

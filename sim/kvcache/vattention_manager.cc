@@ -1,12 +1,15 @@
 // vAttention: virtually contiguous KV per request, physical pages mapped on demand
-// (CUDA VMM), mapping overlapped with compute, reclamation deferred to reuse.
+// (stock CUDA VMM or vAttention's modified UVM driver), mapping overlapped with
+// compute, pages of finished requests reused in place or reclaimed.
 //
 // Accounting unit: the page group, one page of page_bytes in each of the
 // 2 x layers K/V buffers of a rank (2 x layers x page_bytes bytes). A request of t
 // tokens needs ceil(t / tokens_per_page) groups, where
 // tokens_per_page = page_bytes / (kv_heads_per_rank x head_dim x dtype_bytes).
+// Reclamation follows the repo's vattention/vattention.cu; see VAttentionKvConfig.
 #include <algorithm>
 #include <limits>
+#include <optional>
 #include <set>
 #include <unordered_map>
 #include <utility>
@@ -38,8 +41,10 @@ class VAttentionKvManager final : public KvCacheManager {
     KVSIM_CHECK(tokens >= 1 && tokens <= max_tokens && max_tokens <= geometry_.max_model_len,
                 "admission outside [1, max_model_len]");
     if (idle_.empty()) return false;
-    // Deferred reclamation: reuse the idle slot whose mapped pages cover the need
-    // most tightly; if none covers it, the one with the most pages mapped.
+    // Reuse the idle slot whose mapped pages cover the need most tightly; if none
+    // covers it, the one with the most pages mapped. (The repo's best fit,
+    // alloc_new_batch_idx, reuses idle slots' pages whether or not reclamation is
+    // deferred; with none covering it takes the lowest-numbered idle slot.)
     const int64_t groups = CeilDiv(tokens, tokens_per_page_);
     auto it = idle_.upper_bound({-groups, std::numeric_limits<int64_t>::max()});
     it = (it == idle_.begin()) ? idle_.begin() : std::prev(it);
@@ -79,11 +84,22 @@ class VAttentionKvManager final : public KvCacheManager {
     slot.needed = 0;
     slot.tokens = 0;
     slot.busy = false;
-    if (!config_.deferred_reclaim) {
-      // Eager reclamation: unmap now; a background thread does it when overlap is on.
-      Unmap(slot, slot.mapped, config_.overlap ? GrowthPhase::kDecode : GrowthPhase::kPrefill);
-    }
+    // Its pages stay mapped to the idle slot (cached) whether or not reclamation is
+    // deferred: an admission may reuse them before OnIterationStart() reclaims them.
     idle_.insert({-slot.mapped, s});
+  }
+
+  void OnIterationStart() override {
+    const bool decode_mapped = std::exchange(decode_mapped_, false);
+    if (config_.deferred_reclaim) return;
+    if (!config_.overlap) {
+      // step_sync(eager_reclaim): every idle slot's pages, before the iteration.
+      UnmapIdle(reclaimable_, GrowthPhase::kPrefill);
+    } else if (!decode_mapped) {
+      // do_reclaim_pages: one page group, on the background thread, only when it
+      // mapped nothing for decode growth this iteration.
+      UnmapIdle(1, GrowthPhase::kDecode);
+    }
   }
 
   KvUsage Usage() const override {
@@ -95,6 +111,7 @@ class VAttentionKvManager final : public KvCacheManager {
 
   AttentionLayout layout() const override { return AttentionLayout::kContiguous; }
   int64_t page_bytes() const override { return config_.page_bytes; }
+  std::optional<VmmBackend> vmm_backend() const override { return config_.backend; }
 
   int64_t MaxAdmissibleTokens() const override {
     if (config_.max_slots < 1) return 0;
@@ -127,26 +144,38 @@ class VAttentionKvManager final : public KvCacheManager {
     if (extra > free_pool_) ReclaimFromOthers(s, extra - free_pool_, phase);
     free_pool_ -= extra;
     slot.mapped += extra;
+    if (phase == GrowthPhase::kDecode) decode_mapped_ = true;
+    // One call per page: cuMemMap + cuMemSetAccess (stock) or one uvm map call.
     const int64_t calls = extra * 2 * geometry_.num_layers;
     cost_.map_calls += calls;
-    Charge(phase, calls * (config_.map_latency + config_.set_access_latency));
+    Charge(phase, calls * (config_.backend == VmmBackend::kUvm
+                               ? config_.uvm_map_latency
+                               : config_.map_latency + config_.set_access_latency));
     return true;
   }
 
-  // Unmaps `groups` groups from slots other than `except`: idle slots with the
-  // fewest mapped groups first, then busy slots' mapped-but-unneeded groups.
-  void ReclaimFromOthers(int64_t except, int64_t groups, GrowthPhase phase) {
-    while (groups > 0) {
+  // Unmaps up to `groups` groups of idle slots, those with the fewest mapped groups
+  // first (ties: the highest slot index). Returns how many it unmapped.
+  int64_t UnmapIdle(int64_t groups, GrowthPhase phase) {
+    int64_t done = 0;
+    while (done < groups) {
       // Idle slots holding pages sort before those holding none (key -mapped < 0).
       auto it = idle_.lower_bound({0, std::numeric_limits<int64_t>::min()});
       if (it == idle_.begin()) break;
       const int64_t s = std::prev(it)->second;
       idle_.erase(std::prev(it));
-      const int64_t n = std::min(groups, slots_[s].mapped);
+      const int64_t n = std::min(groups - done, slots_[s].mapped);
       Unmap(slots_[s], n, phase);
-      groups -= n;
+      done += n;
       idle_.insert({-slots_[s].mapped, s});
     }
+    return done;
+  }
+
+  // Unmaps `groups` groups from slots other than `except`: idle slots first (as
+  // UnmapIdle), then busy slots' mapped-but-unneeded groups.
+  void ReclaimFromOthers(int64_t except, int64_t groups, GrowthPhase phase) {
+    groups -= UnmapIdle(groups, phase);
     for (int64_t s = 0; groups > 0 && s < config_.max_slots; ++s) {
       Slot& slot = slots_[s];
       if (s == except || !slot.busy || slot.mapped == slot.needed) continue;
@@ -157,11 +186,13 @@ class VAttentionKvManager final : public KvCacheManager {
     KVSIM_CHECK(groups == 0, "reclaimable page groups were miscounted");
   }
 
-  // Unmaps n of slot's excess groups back to the free pool.
+  // Unmaps n of slot's excess groups back to the free pool: one cuMemUnmap per page
+  // on stock; on uvm the pages go back to the pool without a driver call.
   void Unmap(Slot& slot, int64_t n, GrowthPhase phase) {
     slot.mapped -= n;
     reclaimable_ -= n;
     free_pool_ += n;
+    if (config_.backend == VmmBackend::kUvm) return;
     const int64_t calls = n * 2 * geometry_.num_layers;
     cost_.unmap_calls += calls;
     Charge(phase, calls * config_.unmap_latency);
@@ -188,6 +219,9 @@ class VAttentionKvManager final : public KvCacheManager {
   std::set<std::pair<int64_t, int64_t>> idle_;
   std::unordered_map<int64_t, int64_t> slot_of_;
   int64_t live_tokens_ = 0;
+  // Decode growth mapped since the last OnIterationStart(): the background thread
+  // then skips its reclamation step.
+  bool decode_mapped_ = false;
   KvStepCost cost_;
 };
 
@@ -200,6 +234,8 @@ std::unique_ptr<KvCacheManager> NewVAttentionKvManager(const KvGeometry& geometr
               "a page must hold at least one token");
   KVSIM_CHECK(config.max_slots >= 1, "max_slots must be positive");
   KVSIM_CHECK(config.watermark >= 0 && config.watermark < 1, "watermark must be in [0, 1)");
+  const std::optional<VmmConfigError> error = CheckVmmBackend(config);
+  KVSIM_CHECK(!error, "kv_cache." + error->key + ": " + error->what);  // msg only on failure
   return std::make_unique<VAttentionKvManager>(geometry, config);
 }
 

@@ -53,6 +53,7 @@ struct Run {
   SloVerdict verdict;
   double gpu_price = 0;
   std::vector<std::string> timing_caveats;
+  std::vector<std::string> timing_assumptions;
 };
 
 Run Simulate(const PlanConfig& plan, const ConfigTree& tree) {
@@ -62,6 +63,7 @@ Run Simulate(const PlanConfig& plan, const ConfigTree& tree) {
   run.summary = sim->Run();
   run.verdict = EvaluateSlo(plan.slo, run.summary, sim->metrics().records());
   run.timing_caveats = sim->timing_caveats();
+  run.timing_assumptions = sim->timing_assumptions();
   auto price = plan.prices.find(sim->gpu().name);
   run.gpu_price = price != plan.prices.end() ? price->second : sim->gpu().price_per_hour;
   return run;
@@ -102,6 +104,7 @@ void EvaluateCandidate(const PlanConfig& plan, double target_qps, CandidateResul
       ++simulations;
       ProbeOutcome outcome{run.verdict.meets, run.verdict.meets ? "" : run.verdict.binding};
       c.timing_caveats = run.timing_caveats;  // the same at every load
+      c.timing_assumptions = run.timing_assumptions;
       runs.emplace(qps, std::move(run));
       return outcome;
     });
@@ -309,6 +312,9 @@ void CandidateFields(JsonWriter& j, const CandidateResult& c) {
   j.BeginArray("timing_caveats");
   for (const std::string& caveat : c.timing_caveats) j.Field({}, caveat);
   j.EndArray();
+  j.BeginArray("timing_assumptions");
+  for (const std::string& a : c.timing_assumptions) j.Field({}, a);
+  j.EndArray();
   j.Field("max_qps_per_replica", c.max_qps_per_replica)
       .Field("max_qps_per_gpu", c.max_qps_per_gpu)
       .Field("binding_slo", c.search.binding)
@@ -450,6 +456,9 @@ std::string FormatPlan(const PlanResult& r) {
   std::vector<std::pair<std::string, std::vector<std::string>>> caveats;
   for (const CandidateResult& c : r.candidates) caveats.emplace_back(c.name, c.timing_caveats);
   out += FormatCaveats(caveats);
+  std::vector<std::pair<std::string, std::vector<std::string>>> assumed;
+  for (const CandidateResult& c : r.candidates) assumed.emplace_back(c.name, c.timing_assumptions);
+  out += FormatCaveats(assumed, "assumed");
   out += fmt::format("{} simulations in {:.1f} s\n", r.simulations, r.wall_s);
   return out;
 }

@@ -25,7 +25,8 @@ struct CandidateResult {
   SchedulerChoice scheduler;
   bool feasible = true;  // false: the deployment cannot be built (see note)
   std::string note;
-  std::vector<std::string> timing_caveats;  // Simulation::timing_caveats of its runs
+  std::vector<std::string> timing_caveats;      // Simulation::timing_caveats of its runs
+  std::vector<std::string> timing_assumptions;  // Simulation::timing_assumptions of its runs
   SearchResult search;
   bool meets_slo = false;  // some rate met the SLOs
   double max_qps_per_replica = 0;

@@ -33,6 +33,8 @@ std::unique_ptr<KvCacheManager> MakeKvManager(const ScenarioConfig& c, const KvG
     case KvManagerType::kVAttention: {
       VAttentionKvConfig v = c.kv_cache.vattention;
       if (v.max_slots == 0) v.max_slots = c.scheduler.max_num_seqs;
+      // The profile measured the stock driver's calls; the uvm backend does not use
+      // these latencies (its map cost is uvm_map_latency).
       if (measured_vmm) {
         const KvCacheConfig::VmmKeysSet& set = c.kv_cache.vmm_set;
         if (!set.map_s) v.map_latency = measured_vmm->map;
@@ -68,6 +70,13 @@ std::unique_ptr<BatchScheduler> MakeScheduler(const ScenarioConfig& c, int64_t m
                                   .chunk_tokens = s.chunk_tokens});
     case SchedulerType::kStaticBatching:
       return NewStaticBatchingScheduler({.max_num_seqs = s.max_num_seqs});
+    case SchedulerType::kVllmV1:
+      // Chunked prefill: any budget runs any prompt. 0 takes the default, 2048.
+      return NewVllmV1Scheduler(
+          {.max_num_seqs = s.max_num_seqs,
+           .max_num_batched_tokens = s.max_num_batched_tokens > 0
+                                         ? s.max_num_batched_tokens
+                                         : VllmV1SchedulerConfig{}.max_num_batched_tokens});
   }
   KVSIM_CHECK(false, "unknown scheduler type");
 }
@@ -80,14 +89,24 @@ std::unique_ptr<Router> MakeRouter(RouterType type) {
 std::unique_ptr<ExecutionTimeModel> MakeTiming(const ScenarioConfig& c, const ModelSpec& model,
                                                const GpuSpec& gpu, const Profile* profile) {
   if (c.timing.type == TimingType::kFixed) return NewFixedTimeModel(c.timing.fixed);
+  const CostConfig costs{.engine = c.timing.engine,
+                         .allreduce = c.timing.allreduce,
+                         .paged_kernel = c.kv_cache.paged_kernel,
+                         .paged = c.kv_cache.type == KvManagerType::kPaged};
+  if (c.kv_cache.paged_kernel == PagedKernel::kProfiled && c.timing.type != TimingType::kProfiled) {
+    Fail(c, "kv_cache.paged_kernel",
+         "profiled (kvprobe's own paged kernel) needs timing.type: profiled; with roofline timing "
+         "choose flash_paged, flashinfer_paged or vllm_paged");
+  }
   if (c.timing.type == TimingType::kProfiled) {
-    return NewProfiledModel(*profile, model, gpu, c.deployment.tensor_parallel, c.timing.profiled);
+    return NewProfiledModel(*profile, model, gpu, c.deployment.tensor_parallel, c.timing.profiled,
+                            costs);
   }
   if (c.deployment.tensor_parallel > 1 && gpu.link_bandwidth_bytes_per_s <= 0) {
     Fail(c, "deployment.tensor_parallel",
          fmt::format("{} has no GPU-GPU link bandwidth in its card", gpu.name));
   }
-  return NewRooflineModel(model, gpu, c.deployment.tensor_parallel, c.timing.roofline);
+  return NewRooflineModel(model, gpu, c.deployment.tensor_parallel, c.timing.roofline, costs);
 }
 
 }  // namespace
@@ -156,6 +175,12 @@ std::unique_ptr<Simulation> BuildSimulation(const ScenarioConfig& c) {
     Fail(c, "kv_cache.page_bytes",
          fmt::format("a {}-byte page cannot hold one token's K of one layer ({} bytes)",
                      c.kv_cache.vattention.page_bytes, geometry.bytes_per_token_per_layer));
+  }
+  // Decoding checks this too; a ScenarioConfig built in code reaches here unchecked.
+  if (c.kv_cache.type == KvManagerType::kVAttention) {
+    if (const std::optional<VmmConfigError> e = CheckVmmBackend(c.kv_cache.vattention)) {
+      Fail(c, "kv_cache." + e->key, e->what);
+    }
   }
 
   // Profiled timing: one profile gives the timing model and vAttention's VMM latencies.

@@ -58,6 +58,16 @@ std::string SummaryJson(const Summary& s, const Simulation& sim) {
                                                                                  : "gamma")
       .Field("rate_qps", c.workload.rate_qps)
       .EndObject();
+  j.BeginObject("timing")
+      .Field("model", sim.timing_name())
+      .Field("profile", c.timing.type == TimingType::kProfiled ? c.timing.profile_path : "")
+      .Field("engine_preset", EnginePresetName(c.timing.engine.preset));
+  if (c.kv_cache.type == KvManagerType::kPaged) {
+    j.Field("paged_kernel", PagedKernelName(c.kv_cache.paged_kernel));
+  }
+  j.BeginArray("assumptions");
+  for (const std::string& a : sim.timing_assumptions()) j.Field({}, a);
+  j.EndArray().EndObject();
   j.BeginArray("timing_caveats");
   for (const std::string& caveat : sim.timing_caveats()) j.Field({}, caveat);
   j.EndArray();
@@ -178,7 +188,9 @@ std::string FormatSummary(const Summary& s, const Simulation& sim) {
                     s.hidden_overhead_s, s.mean_cached_bytes / kGiB));
   }
   line(fmt::format("  simulated {} events in {:.3f} s wall", s.events, s.wall_s));
+  line("  " + sim.TimingLine());
   for (const std::string& caveat : sim.timing_caveats()) line("  caveat: " + caveat);
+  for (const std::string& a : sim.timing_assumptions()) line("  assumed: " + a);
   return out;
 }
 
@@ -194,7 +206,8 @@ std::string CompareJson(const std::vector<LabeledRun>& runs) {
 }
 
 std::string FormatCaveats(
-    const std::vector<std::pair<std::string, std::vector<std::string>>>& labelled) {
+    const std::vector<std::pair<std::string, std::vector<std::string>>>& labelled,
+    const char* prefix) {
   std::vector<std::pair<std::string, std::vector<std::string>>> caveats;  // text, its labels
   std::set<std::string> all_labels;
   for (const auto& [label, texts] : labelled) {
@@ -211,8 +224,8 @@ std::string FormatCaveats(
   std::string out;
   for (const auto& [text, labels] : caveats) {
     out += labels.size() == all_labels.size()
-               ? fmt::format("caveat: {}\n", text)
-               : fmt::format("caveat ({}): {}\n", fmt::join(labels, ", "), text);
+               ? fmt::format("{}: {}\n", prefix, text)
+               : fmt::format("{} ({}): {}\n", prefix, fmt::join(labels, ", "), text);
   }
   return out;
 }

@@ -39,9 +39,11 @@ std::string CompareJson(const std::vector<LabeledRun>& runs);
 
 // One line per distinct caveat among `labelled` (a label and its caveats, e.g. a
 // run's Simulation::timing_caveats): "caveat: TEXT" when it concerns every label, else
-// "caveat (LABEL, LABEL): TEXT". Empty when there are none.
+// "caveat (LABEL, LABEL): TEXT". Empty when there are none. `prefix` replaces
+// "caveat" (e.g. "assumed" for Simulation::timing_assumptions).
 std::string FormatCaveats(
-    const std::vector<std::pair<std::string, std::vector<std::string>>>& labelled);
+    const std::vector<std::pair<std::string, std::vector<std::string>>>& labelled,
+    const char* prefix = "caveat");
 
 // The side-by-side table, with ratios to the run labelled "paged" (or the first
 // paged run) where one exists.

@@ -1,8 +1,13 @@
 // The event loop: arrivals, iteration starts and iteration completions.
 #include "sim/simulator/simulator.h"
 
+#include <fmt/format.h>
+
 #include <chrono>
+#include <deque>
+#include <string>
 #include <utility>
+#include <vector>
 
 #include "sim/core/check.h"
 #include "sim/core/event_queue.h"
@@ -26,6 +31,31 @@ Simulation::Simulation(ScenarioConfig config, ModelSpec model, GpuSpec gpu, Memo
 
 Simulation::~Simulation() = default;
 
+std::vector<std::string> Simulation::timing_assumptions() const {
+  std::vector<std::string> out = timing_->Assumptions();
+  if (config_.kv_cache.type == KvManagerType::kVAttention) {
+    std::string vmm = VmmCostCaveat(config_.kv_cache.vattention);
+    if (!vmm.empty()) out.push_back(std::move(vmm));
+  }
+  return out;
+}
+
+std::string Simulation::TimingLine() const {
+  const ScenarioConfig& c = config_;
+  std::string line = "timing: " + timing_->Name();
+  if (c.timing.type == TimingType::kProfiled) line += " (" + c.timing.profile_path + ")";
+  if (c.timing.type != TimingType::kFixed) {
+    line += fmt::format("; engine {}", EnginePresetName(c.timing.engine.preset));
+    if (c.kv_cache.type == KvManagerType::kPaged) {
+      line += fmt::format("; paged kernel {}", PagedKernelName(c.kv_cache.paged_kernel));
+    }
+  }
+  if (c.kv_cache.type == KvManagerType::kVAttention) {
+    line += fmt::format("; VMM backend {}", VmmBackendName(c.kv_cache.vattention.backend));
+  }
+  return line;
+}
+
 Summary Simulation::Run() {
   KVSIM_CHECK(!ran_, "a Simulation runs once");
   ran_ = true;
@@ -37,6 +67,17 @@ Summary Simulation::Run() {
   std::optional<RequestSpec> next = workload_->Next();
   if (next) events.Push(next->arrival, EventPhase::kArrival, Arrival{});
   uint64_t handled = 0;
+  // Arrivals on their way to the scheduler, oldest first (the delay is the same for
+  // every request, so they become ready in arrival order).
+  const Nanos ready_delay = SecondsToNanos(config_.timing.engine.request_arrival_s);
+  std::deque<RequestSpec> on_the_way;
+  auto route = [&](RequestSpec spec, Nanos now) {
+    for (size_t i = 0; i < replicas_.size(); ++i) loads[i] = replicas_[i]->load();
+    const size_t r = router_->Route(spec, loads);
+    KVSIM_CHECK(r < replicas_.size(), "router chose a missing replica");
+    replicas_[r]->Enqueue(std::move(spec));
+    return r;
+  };
 
   auto request_step = [&](size_t r, Nanos now) {
     if (!step_pending[r] && !replicas_[r]->busy()) {
@@ -60,17 +101,23 @@ Summary Simulation::Run() {
           spec.output_tokens = max_len - spec.prompt_tokens;
           metrics_->CountTruncated();
         }
-        for (size_t i = 0; i < replicas_.size(); ++i) loads[i] = replicas_[i]->load();
-        const size_t r = router_->Route(spec, loads);
-        KVSIM_CHECK(r < replicas_.size(), "router chose a missing replica");
-        replicas_[r]->Enqueue(std::move(spec));
-        request_step(r, now);
+        if (ready_delay > Nanos(0)) {
+          on_the_way.push_back(std::move(spec));
+          events.Push(now + ready_delay, EventPhase::kArrival, Ready{});
+        } else {
+          request_step(route(std::move(spec), now), now);
+        }
       }
       next = workload_->Next();
       if (next) {
         KVSIM_CHECK(next->arrival >= now, "workload arrivals must not go back in time");
         events.Push(next->arrival, EventPhase::kArrival, Arrival{});
       }
+    } else if (std::holds_alternative<Ready>(event.payload)) {
+      KVSIM_CHECK(!on_the_way.empty(), "a request became ready that never arrived");
+      RequestSpec spec = std::move(on_the_way.front());
+      on_the_way.pop_front();
+      request_step(route(std::move(spec), now), now);
     } else if (const auto* step = std::get_if<Step>(&event.payload)) {
       step_pending[step->replica] = false;
       const Nanos duration = replicas_[step->replica]->StartIteration(now);

@@ -54,6 +54,13 @@ class Simulation {
   // What the timing model estimated rather than took from measurements (see
   // ExecutionTimeModel::Caveats); empty when nothing.
   std::vector<std::string> timing_caveats() const { return timing_->Caveats(); }
+  // The terms the run assumed rather than measured (ExecutionTimeModel::Assumptions,
+  // and the KV manager's, e.g. vAttention's uvm driver costs).
+  std::vector<std::string> timing_assumptions() const;
+  std::string timing_name() const { return timing_->Name(); }
+  // "timing: roofline; engine vllm_v1; paged kernel flash_paged" (the profile's
+  // path under profiled timing; the VMM backend for vAttention).
+  std::string TimingLine() const;
 
  private:
   struct Arrival {};
@@ -63,7 +70,10 @@ class Simulation {
   struct IterationDone {
     size_t replica;
   };
-  using Payload = std::variant<Arrival, Step, IterationDone>;
+  // The oldest admitted arrival reaches the engine's scheduler, after the engine's
+  // per-request work before scheduling (timing.engine.request_arrival_s).
+  struct Ready {};
+  using Payload = std::variant<Arrival, Ready, Step, IterationDone>;
 
   ScenarioConfig config_;
   ModelSpec model_;

@@ -11,6 +11,7 @@
 #include "sim/hardware/gpu_spec.h"
 #include "sim/hardware/model_spec.h"
 #include "sim/kvcache/kv_cache_manager.h"
+#include "sim/timing/cost_terms.h"
 #include "sim/timing/profile.h"
 
 namespace kvsim {
@@ -31,48 +32,58 @@ struct BatchWork {
   int64_t block_tokens = 0;  // paged layout: tokens per block
 };
 
+// The shared terms' view of a batch.
+CostInputs ToCostInputs(const BatchWork& work);
+
 class ExecutionTimeModel {
  public:
   virtual ~ExecutionTimeModel() = default;
   // Duration of one iteration running `work`, excluding KV-mapping stalls (the
   // replica adds those). REQUIRES: work.num_seqs >= 1. Result > 0.
   virtual Nanos IterationTime(const BatchWork& work) const = 0;
+  // "roofline", "profiled" or "fixed".
+  virtual std::string Name() const = 0;
   // Where the model stands in for a measurement its inputs lack (say, an all-reduce
   // on more GPUs than the profile measured), one sentence each, shown with the
   // results. Empty when the model has nothing to declare.
   virtual std::vector<std::string> Caveats() const { return {}; }
+  // The terms this run uses that were assumed rather than measured (an engine
+  // preset, a generic efficiency, a published kernel slowdown), one sentence each.
+  virtual std::vector<std::string> Assumptions() const { return {}; }
 };
 
 // Roofline model of one iteration on one replica of `tensor_parallel` GPUs.
 // Per layer, per rank (P = params touched, tp = tensor_parallel, b = dtype bytes):
-//   linear    = max(2 x T x P_active / tp / (F x e_gemm),  P_read x b / tp / (B x e_mem))
-//   prefill   = 4 x (heads/tp) x head_dim x pairs / (F x e_attn_prefill)   [x
-//   paged_prefill_slowdown] decode    = 2 x ctx_tokens x kv_bytes_per_token_per_layer / (B x
-//   e_attn_decode)
-//               [x paged_decode_slowdown]
-//   allreduce = 2 x (latency + 2 (tp-1)/tp x T x hidden x b / link_bw)   (tp > 1 only)
+//   linear    = max(2 T P_active / tp / (F e_gemm),  P_read b / tp / (B e_mem))
+//   prefill   = 4 (heads/tp) head_dim pairs / (F e_attn_prefill)     [paged: the kernel's curve]
+//   decode    = 2 ctx_tokens kv_bytes_per_token_per_layer / (B e_attn_decode)   [paged: curve]
+//   small     = CostTerms::PerLayerKernelsSeconds(T)   (norms, RoPE, activation, KV write)
+//   allreduce = 2 CostTerms::AllreduceSeconds(T hidden b)                (tp > 1 only)
 // plus, once per iteration:
-//   lm_head   = max(2 x logits x hidden x vocab / tp / (F x e_gemm), vocab x hidden x b / tp / (B x
-//   e_mem)) cpu       = cpu_overhead + cpu_per_seq x seqs block table (paged only) =
-//   block_table_entry x seqs x ceil(max_context / block_tokens)
-// T = prefill + decode tokens; F = dense bf16 FLOP/s, B = HBM bytes/s of the GPU card.
+//   lm_head   = max(2 logits hidden vocab / tp / (F e_gemm), vocab hidden b / tp / (B e_mem))
+// iteration = CostTerms::IterationSeconds(layers (linear + prefill + decode + small +
+//             allreduce) + lm_head): engine CPU terms, eager launches, block table.
+// T = prefill + decode tokens; F = dense bf16 FLOP/s, B = memory bytes/s of the GPU card.
 // MoE: P_active counts experts_per_token experts; P_read counts the distinct
-// experts E x (1 - (1 - k/E)^T) that T tokens touch in expectation.
+// experts E (1 - (1 - k/E)^T) that T tokens touch in expectation.
+// Efficiencies: a value <= 0 takes the GPU card's (GpuSpec::Efficiencies), else the
+// generic default of RooflineDefaults, which Assumptions() then lists.
 struct RooflineConfig {
-  double gemm_efficiency = 0.7;     // fraction of peak FLOP/s reached by GEMMs
-  double memory_efficiency = 0.85;  // fraction of peak HBM bandwidth for weight reads
-  double attention_prefill_efficiency = 0.6;
-  double attention_decode_efficiency = 0.8;
-  double paged_prefill_slowdown = 1.1;  // paged / contiguous prefill attention time
-  double paged_decode_slowdown = 1.25;  // paged / contiguous decode attention time
-  double block_table_entry_s = 5e-9;    // CPU cost per block-table entry per iteration
-  double allreduce_latency_s = 8e-6;    // fixed cost of one all-reduce
-  double cpu_overhead_s = 1e-3;         // per-iteration scheduler/launch overhead
-  double cpu_per_seq_s = 5e-6;          // per-sequence CPU work per iteration
+  double gemm_efficiency = -1;    // fraction of peak FLOP/s reached by GEMMs
+  double memory_efficiency = -1;  // fraction of peak bandwidth for weight reads
+  double attention_prefill_efficiency = -1;
+  double attention_decode_efficiency = -1;
 };
+// The generic efficiencies for a card that states none: 0.7, 0.85, 0.6, 0.8.
+RooflineConfig RooflineDefaults();
+// `config` with every value < 0 taken from the card, else from RooflineDefaults();
+// `assumed` (if not null) receives one sentence per generic default used.
+RooflineConfig ResolveEfficiencies(const RooflineConfig& config, const GpuSpec& gpu,
+                                   std::vector<std::string>* assumed);
 std::unique_ptr<ExecutionTimeModel> NewRooflineModel(const ModelSpec& model, const GpuSpec& gpu,
                                                      int64_t tensor_parallel,
-                                                     const RooflineConfig& config);
+                                                     const RooflineConfig& config,
+                                                     const CostConfig& costs);
 
 // Profiled model: times measured by kvprobe on the GPU (a Profile, see profile.h),
 // for the model card's shapes at this tensor_parallel. T = prefill + decode tokens;
@@ -88,12 +99,15 @@ std::unique_ptr<ExecutionTimeModel> NewRooflineModel(const ModelSpec& model, con
 //                                                                              (kRoofline)
 //               pairs = prefill_attention_pairs (profile rows: batch x tokens (tokens+1) / 2),
 //               F = the GPU card's dense bf16 FLOP/s
+//   small     = CostTerms::PerLayerKernelsSeconds(T)   (not in the profile: norms, RoPE, ...)
 //   allreduce = 2 x R(T x hidden x dtype_bytes)                          (tp > 1 only)
 // plus, once per iteration:
 //   lm_head   = G_lm_head(logit_tokens), 0 when no sequence emits a token
-//   cpu       = cpu_overhead + cpu_per_seq x seqs
-//               [+ block_table_entry x seqs x ceil(max_context / block_tokens), paged only]
-// iteration = layers x (linear + decode + prefill + allreduce) + lm_head + cpu.
+// iteration = CostTerms::IterationSeconds(layers x (linear + decode + prefill + small +
+//             allreduce) + lm_head): engine CPU terms, eager launches, block table.
+// Paged layouts: with kv_cache.paged_kernel: profiled, D and P of the profile's own
+//   paged kernel rows; with a named kernel, the contiguous rows through that kernel's
+//   curve (CostTerms::PagedDecodeSeconds / PagedPrefillSeconds).
 // G_layer(x): the [gemm] rows of this model (ModelSpec.name) and tensor_parallel, time
 //   against tokens, interpolated linearly in (log tokens, log time) between grid points;
 //   below the smallest grid point its time (a GEMM never gets faster with fewer
@@ -102,8 +116,7 @@ std::unique_ptr<ExecutionTimeModel> NewRooflineModel(const ModelSpec& model, con
 //   is P (beyond: the largest 4 pair counts), and in bytes R, from the [allreduce] rows
 //   with gpus = tensor_parallel, else estimated at each measured size from the rows
 //   of the other GPU counts (allreduce_estimate.h; a caveat says so); without any
-//   [allreduce] rows R is the roofline ring latency + 2 (tp-1)/tp x bytes / link_bw
-//   with the GPU card's link bandwidth (also a caveat).
+//   [allreduce] rows R is CostTerms::AllreduceSeconds (also a caveat).
 // D(B, C): the [decode_attention] rows of the batch's layout (paged: the measured
 //   block_tokens nearest to the manager's in log distance, the smaller on a tie),
 //   interpolated bilinearly in (log batch, log context) of log time on the grid;
@@ -125,11 +138,10 @@ struct ProfiledConfig {
   // absolute times would overstate prefill). kMeasured: the profile's times as they are.
   enum class PrefillAttention { kRoofline, kMeasured };
   PrefillAttention prefill_attention = PrefillAttention::kRoofline;
-  double attention_prefill_efficiency = 0.6;  // fraction of peak FLOP/s (kRoofline)
-  double block_table_entry_s = 5e-9;          // CPU cost per block-table entry per iteration
-  double allreduce_latency_s = 8e-6;          // fixed cost of one all-reduce (ring fallback only)
-  double cpu_overhead_s = 1e-3;               // per-iteration scheduler/launch overhead
-  double cpu_per_seq_s = 5e-6;                // per-sequence CPU work per iteration
+  // Fraction of peak FLOP/s (kRoofline); < 0: the GPU card's, else the roofline default.
+  double attention_prefill_efficiency = -1;
+  // Fraction of peak bandwidth the small per-layer kernels stream at; < 0: the card's.
+  double memory_efficiency = -1;
 };
 // Throws InputError when the profile lacks what the model needs: "timing.profile ...:
 // no [gemm] rows for model M at tensor_parallel N; it has: ..." listing the models and
@@ -139,7 +151,8 @@ struct ProfiledConfig {
 // > 1 without [allreduce] rows, when the GPU card has no link bandwidth.
 std::unique_ptr<ExecutionTimeModel> NewProfiledModel(const Profile& profile, const ModelSpec& model,
                                                      const GpuSpec& gpu, int64_t tensor_parallel,
-                                                     const ProfiledConfig& config);
+                                                     const ProfiledConfig& config,
+                                                     const CostConfig& costs);
 
 // A fixed-cost model for what-if studies and hand-computable tests:
 //   time = per_iteration + per_prefill_token x prefill_tokens

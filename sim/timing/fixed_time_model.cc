@@ -9,6 +9,8 @@ class FixedTimeModel final : public ExecutionTimeModel {
  public:
   explicit FixedTimeModel(const FixedTimeConfig& config) : config_(config) {}
 
+  std::string Name() const override { return "fixed"; }
+
   Nanos IterationTime(const BatchWork& work) const override {
     KVSIM_CHECK(work.num_seqs >= 1, "empty batch");
     const Nanos t = config_.per_iteration + config_.per_prefill_token * work.prefill_tokens +

@@ -1,6 +1,6 @@
 // Conformance suite run against every batch scheduler (vllm, sarathi,
-// static_batching), each with a paged and a static KV manager, plus the rules
-// that belong to one scheduler only.
+// static_batching, vllm_v1), each with a paged and a static KV manager, plus the
+// rules that belong to one scheduler only.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -12,6 +12,7 @@
 #include <ostream>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "sim/batching/batch_scheduler.h"
@@ -34,6 +35,7 @@ constexpr int64_t kMaxNumSeqs = 3;
 constexpr int64_t kVllmMaxBatchedTokens = 32;  // >= max_model_len, as the builder requires
 constexpr int64_t kSarathiChunkTokens = 16;
 constexpr int64_t kSarathiMaxBatchedTokens = 64;  // budget = min(16, 64) = 16
+constexpr int64_t kVllmV1MaxBatchedTokens = 20;   // the one budget; no chunk cap
 
 KvGeometry Geometry(int64_t capacity_tokens) {
   return {.capacity_bytes = capacity_tokens,
@@ -62,6 +64,9 @@ std::unique_ptr<BatchScheduler> MakeScheduler(SchedulerType type) {
                                   .chunk_tokens = kSarathiChunkTokens});
     case SchedulerType::kStaticBatching:
       return NewStaticBatchingScheduler({.max_num_seqs = kMaxNumSeqs});
+    case SchedulerType::kVllmV1:
+      return NewVllmV1Scheduler(
+          {.max_num_seqs = kMaxNumSeqs, .max_num_batched_tokens = kVllmV1MaxBatchedTokens});
   }
   return nullptr;
 }
@@ -75,6 +80,8 @@ int64_t TokenBudget(SchedulerType type) {
       return std::min(kSarathiChunkTokens, kSarathiMaxBatchedTokens);
     case SchedulerType::kStaticBatching:
       return std::numeric_limits<int64_t>::max();
+    case SchedulerType::kVllmV1:
+      return kVllmV1MaxBatchedTokens;
   }
   return 0;
 }
@@ -113,6 +120,8 @@ class Harness {
   Harness(SchedulerType scheduler, KvManagerType kv,
           int64_t paged_capacity_tokens = kPagedCapacityTokens)
       : scheduler_(MakeScheduler(scheduler)), kv_(MakeKv(kv, paged_capacity_tokens)) {}
+  Harness(std::unique_ptr<BatchScheduler> scheduler, std::unique_ptr<KvCacheManager> kv)
+      : scheduler_(std::move(scheduler)), kv_(std::move(kv)) {}
 
   void Arrive(int64_t prompt, int64_t output) {
     auto seq = std::make_unique<Sequence>();
@@ -278,6 +287,18 @@ TEST_P(SchedulerConformance, EveryRunningSequenceComputesAtLeastOneTokenWhenItsR
       case SchedulerType::kStaticBatching:
         all_must_run = true;  // the batch in flight runs whole
         break;
+      case SchedulerType::kVllmV1: {
+        // Running sequences take the budget in order, each up to its pending
+        // tokens: all of them run when those of the survivors fit it together.
+        std::set<int64_t> before;
+        for (const SeqState& r : s.running_before) before.insert(r.id);
+        int64_t pending = 0;
+        for (const auto& seq : s.queues->running) {
+          if (before.contains(seq->spec.id)) pending += seq->PendingTokens();
+        }
+        all_must_run = pending <= TokenBudget(type());
+        break;
+      }
     }
     if (!all_must_run) return;
     for (const auto& seq : s.queues->running) {
@@ -415,8 +436,11 @@ TEST_P(SchedulerConformance, LoneRequestIsAdmittedWithItsWholePromptOrFirstChunk
   h.Arrive(/*prompt=*/30, /*output=*/2);
   const Batch& b = h.Plan();
   ASSERT_EQ(b.seqs.size(), 1u);
-  // Sarathi: a chunk of min(30, budget 16); the others: the whole prompt.
-  const int64_t expected = type() == SchedulerType::kSarathi ? 16 : 30;
+  // Sarathi: a chunk of min(30, budget 16); vllm_v1: min(30, budget 20); the
+  // others: the whole prompt.
+  const int64_t expected = type() == SchedulerType::kSarathi  ? 16
+                           : type() == SchedulerType::kVllmV1 ? 20
+                                                              : 30;
   EXPECT_EQ(b.prefill_tokens, expected);
   EXPECT_EQ(b.decode_tokens, 0);
   EXPECT_TRUE(b.seqs[0]->admitted);
@@ -429,7 +453,9 @@ INSTANTIATE_TEST_SUITE_P(
                     ConformanceCase{SchedulerType::kSarathi, KvManagerType::kPaged},
                     ConformanceCase{SchedulerType::kSarathi, KvManagerType::kStatic},
                     ConformanceCase{SchedulerType::kStaticBatching, KvManagerType::kPaged},
-                    ConformanceCase{SchedulerType::kStaticBatching, KvManagerType::kStatic}),
+                    ConformanceCase{SchedulerType::kStaticBatching, KvManagerType::kStatic},
+                    ConformanceCase{SchedulerType::kVllmV1, KvManagerType::kPaged},
+                    ConformanceCase{SchedulerType::kVllmV1, KvManagerType::kStatic}),
     CaseName);
 
 // ---- vllm ----------------------------------------------------------------
@@ -557,6 +583,87 @@ TEST(SarathiScheduler, BudgetIsTheSmallerOfChunkTokensAndMaxNumBatchedTokens) {
   EXPECT_EQ(b.prefill_tokens, 8);
 }
 
+// Sarathi admits a prompt only when the KV of all of it fits, and holds that KV
+// from admission on. Chunks of 8 (budget min(8, 64) = 8) on the 32-token paged
+// cache (8 blocks of 4): request 0 (prompt 12, output 10) runs; request 1 (prompt
+// 24 = 3 chunks) arrives with room for its first chunk but not its whole prompt;
+// request 2 (prompt 4) behind it would fit but must not pass it.
+TEST(SarathiScheduler, WaitsUntilTheWholePromptFitsAndTheHeadOfTheQueueBlocksTheRest) {
+  Harness h(NewSarathiScheduler({.max_num_seqs = kMaxNumSeqs,
+                                 .max_num_batched_tokens = kSarathiMaxBatchedTokens,
+                                 .chunk_tokens = 8}),
+            MakeKv(KvManagerType::kPaged, kPagedCapacityTokens));
+  h.Arrive(12, 10);
+  EXPECT_EQ(h.Plan().prefill_tokens, 8);
+  // The whole prompt is held at admission: ceil(12 / 4) = 3 blocks, 12 bytes.
+  EXPECT_EQ(h.kv().Usage().allocated_bytes, 12);
+  h.Complete();
+  EXPECT_EQ(h.Plan().prefill_tokens, 4);  // the last chunk needs no new memory
+  EXPECT_EQ(h.kv().Usage().allocated_bytes, 12);
+  h.Complete();  // request 0 emits its first token
+
+  h.Arrive(24, 2);
+  h.Arrive(4, 2);
+  // Iterations 3 to 11: request 0 decodes, growing from 13 to 21 tokens (4 to 6
+  // blocks), so 2 to 4 blocks stay free: request 1's first chunk (2 blocks) would
+  // fit, its whole prompt (6 blocks) does not; request 2 (1 block) waits behind it.
+  for (int iteration = 3; iteration <= 11; ++iteration) {
+    const Batch& b = h.Plan();
+    ASSERT_EQ(b.seqs.size(), 1u) << "iteration " << iteration;
+    EXPECT_EQ(b.seqs[0]->spec.id, 0) << "iteration " << iteration;
+    EXPECT_EQ(b.decode_tokens, 1) << "iteration " << iteration;
+    EXPECT_EQ(b.prefill_tokens, 0) << "iteration " << iteration;
+    EXPECT_EQ(Ids(h.queues().waiting), (std::vector<int64_t>{1, 2})) << "iteration " << iteration;
+    h.Complete();
+  }
+  EXPECT_EQ(h.finished(), std::vector<int64_t>{0});  // 1 + 9 decodes = 10 tokens
+  EXPECT_EQ(h.preemptions(), 0);
+
+  // Iteration 12: the empty cache takes request 1 whole (6 blocks, 24 bytes); its
+  // first chunk uses the budget of 8, so request 2 still waits.
+  const Batch& b = h.Plan();
+  ASSERT_EQ(b.seqs.size(), 1u);
+  EXPECT_EQ(b.seqs[0]->spec.id, 1);
+  EXPECT_EQ(b.prefill_tokens, 8);
+  EXPECT_EQ(h.kv().Usage().allocated_bytes, 24);
+  EXPECT_EQ(Ids(h.queues().waiting), std::vector<int64_t>{2});
+}
+
+// Two prompts of 24 (output 2) on the 32-token paged cache (8 blocks of 4), chunks
+// of 16. Their first chunks fit together (4 + 2 blocks) but their whole prompts do
+// not (6 + 6 blocks). Admitting on the first chunk alone, request 1 took the last
+// 2 blocks in iteration 2 and was preempted in iteration 3 when request 0's first
+// decode needed a 7th block. Admitting whole prompts, request 1 waits instead:
+//   iteration 1: admit 0 holding 24 (6 blocks), compute 16
+//   iteration 2: 0 computes 8 inside its blocks (token 1); 1 needs 6 blocks, 2 free
+//   iteration 3: 0 decodes, growing to 25 (7 blocks) (token 2, done, releases 7)
+//   iteration 4: admit 1 holding 24 (6 blocks), compute 16
+//   iteration 5: 1 computes 8 (token 1)
+//   iteration 6: 1 decodes (token 2, done)
+TEST(SarathiScheduler, TwoLongPromptsWhoseFirstChunksFitTogetherRunWithoutPreemption) {
+  Harness h(SchedulerType::kSarathi, KvManagerType::kPaged);
+  h.Arrive(24, 2);
+  h.Arrive(24, 2);
+  struct Expected {
+    int64_t id, prefill, decode, allocated;
+  };
+  constexpr Expected kPlans[] = {{0, 16, 0, 24}, {0, 8, 0, 24}, {0, 0, 1, 28},
+                                 {1, 16, 0, 24}, {1, 8, 0, 24}, {1, 0, 1, 28}};
+  for (size_t i = 0; i < std::size(kPlans); ++i) {
+    const Batch& b = h.Plan();
+    ASSERT_EQ(b.seqs.size(), 1u) << "iteration " << i + 1;
+    EXPECT_EQ(b.seqs[0]->spec.id, kPlans[i].id) << "iteration " << i + 1;
+    EXPECT_EQ(b.prefill_tokens, kPlans[i].prefill) << "iteration " << i + 1;
+    EXPECT_EQ(b.decode_tokens, kPlans[i].decode) << "iteration " << i + 1;
+    EXPECT_EQ(h.kv().Usage().allocated_bytes, kPlans[i].allocated) << "iteration " << i + 1;
+    EXPECT_EQ(b.preempted, 0) << "iteration " << i + 1;
+    h.Complete();
+  }
+  EXPECT_EQ(h.finished(), (std::vector<int64_t>{0, 1}));
+  EXPECT_EQ(h.preemptions(), 0);
+  EXPECT_TRUE(h.Plan().empty());
+}
+
 // ---- static batching -----------------------------------------------------
 
 TEST(StaticBatchingScheduler, AdmitsNobodyWhileABatchIsInFlight) {
@@ -605,6 +712,82 @@ TEST(StaticBatchingScheduler, StaticReservationLimitsTheBatchToWhatFits) {
   scheduler->Schedule(q, *kv, b);
   EXPECT_EQ(b.seqs.size(), 2u);
   EXPECT_EQ(q.waiting.size(), 2u);
+}
+
+// ---- vllm_v1 -------------------------------------------------------------
+
+// Each entry of a plan: which sequence, how many tokens, decode or prefill.
+struct PlanEntry {
+  int64_t id;
+  int64_t tokens;
+  bool decode;
+  bool operator==(const PlanEntry&) const = default;
+};
+
+void PrintTo(const PlanEntry& e, std::ostream* os) {
+  *os << "{" << e.id << ", " << e.tokens << (e.decode ? ", decode}" : ", prefill}");
+}
+
+std::vector<PlanEntry> Entries(const Batch& batch) {
+  std::vector<PlanEntry> out;
+  for (const Sequence* seq : batch.seqs) {
+    out.push_back({seq->spec.id, seq->scheduled_tokens, seq->IsDecode()});
+  }
+  return out;
+}
+
+// One budget of 20 tokens per iteration: running requests first, in running
+// order, then waiting ones FCFS, each given min(pending tokens, budget left), with
+// at most 3 running.
+TEST(VllmV1Scheduler, SharesOneTokenBudgetRunningRequestsFirstThenWaitingOnesInOrder) {
+  Harness h(SchedulerType::kVllmV1, KvManagerType::kPaged, kRoomyTokens);
+  h.Arrive(8, 5);   // request 0
+  h.Arrive(28, 3);  // request 1
+  h.Arrive(6, 4);   // request 2
+  h.Arrive(4, 2);   // request 3
+
+  // Iteration 1, nothing running: 0 takes its whole prompt of 8 (12 left), 1 a
+  // chunk of 12 of its 28 (0 left); 2 and 3 wait. Request 0 emits its first token.
+  const Batch& first = h.Plan();
+  EXPECT_EQ(Entries(first), (std::vector<PlanEntry>{{0, 8, false}, {1, 12, false}}));
+  EXPECT_EQ(first.prefill_tokens, 20);
+  EXPECT_EQ(first.decode_tokens, 0);
+  EXPECT_EQ(Ids(h.queues().waiting), (std::vector<int64_t>{2, 3}));
+  h.Complete();
+
+  // Iteration 2: 0 decodes 1 (19 left); 1 continues with its last 16 (3 left);
+  // 2 is admitted with a chunk of 3 of its 6 (0 left). Request 1 emits a token.
+  const Batch& second = h.Plan();
+  EXPECT_EQ(Entries(second), (std::vector<PlanEntry>{{0, 1, true}, {1, 16, false}, {2, 3, false}}));
+  EXPECT_EQ(second.decode_tokens, 1);
+  EXPECT_EQ(second.prefill_tokens, 19);
+  EXPECT_EQ(Ids(h.queues().waiting), std::vector<int64_t>{3});
+  h.Complete();
+
+  // Iteration 3: 0 and 1 decode 1 each (18 left); 2 finishes its prompt with its
+  // last 3 (15 left); 3 would fit the budget but 3 requests already run.
+  const Batch& third = h.Plan();
+  EXPECT_EQ(Entries(third), (std::vector<PlanEntry>{{0, 1, true}, {1, 1, true}, {2, 3, false}}));
+  EXPECT_EQ(third.decode_tokens, 2);
+  EXPECT_EQ(third.prefill_tokens, 3);
+  EXPECT_EQ(Ids(h.queues().waiting), std::vector<int64_t>{3});
+  EXPECT_EQ(h.preemptions(), 0);
+}
+
+// V1 allocates KV for the tokens it schedules, not for the whole prompt: a prompt
+// of 30 on the paged cache (blocks of 4) computes 20 tokens first and holds
+// ceil(20 / 4) = 5 blocks (20 bytes), then grows to ceil(30 / 4) = 8 blocks (32
+// bytes) with its last 10.
+TEST(VllmV1Scheduler, AllocatesKvOnlyForTheChunkItSchedules) {
+  Harness h(SchedulerType::kVllmV1, KvManagerType::kPaged, kRoomyTokens);
+  h.Arrive(30, 2);
+  EXPECT_EQ(h.Plan().prefill_tokens, 20);
+  EXPECT_EQ(h.kv().Usage().allocated_bytes, 20);
+  EXPECT_EQ(h.kv().Usage().live_bytes, 20);
+  h.Complete();
+  EXPECT_EQ(h.Plan().prefill_tokens, 10);
+  EXPECT_EQ(h.kv().Usage().allocated_bytes, 32);
+  EXPECT_EQ(h.kv().Usage().live_bytes, 30);
 }
 
 }  // namespace

@@ -315,6 +315,21 @@ TEST(ScenarioConfig, EachSchedulerTypeIsAccepted) {
             SchedulerType::kStaticBatching);
 }
 
+TEST(ScenarioConfig, VllmV1SchedulerTypeIsAcceptedWithItsLimitsAsGiven) {
+  const ScenarioConfig c =
+      DecodeWith({{"scheduler.type", "vllm_v1"}, {"scheduler.max_num_seqs", "64"}});
+  EXPECT_EQ(c.scheduler.type, SchedulerType::kVllmV1);
+  EXPECT_EQ(c.scheduler.max_num_seqs, 64);
+  // 0 stays 0 here; the builder turns it into vllm_v1's default of 2048 tokens.
+  EXPECT_EQ(c.scheduler.max_num_batched_tokens, 0);
+  EXPECT_STREQ(SchedulerTypeName(c.scheduler.type), "vllm_v1");
+}
+
+TEST(ScenarioConfig, UnknownSchedulerTypeListsVllmV1AmongTheValidOnes) {
+  EXPECT_THAT(DecodeWithError("scheduler.type", "v1"),
+              HasSubstr("vllm, sarathi, static_batching, vllm_v1"));
+}
+
 TEST(ScenarioConfig, EachKvCacheTypeIsAccepted) {
   EXPECT_EQ(DecodeWith("kv_cache.type", "static").kv_cache.type, KvManagerType::kStatic);
   EXPECT_EQ(DecodeWith("kv_cache.type", "paged").kv_cache.type, KvManagerType::kPaged);
@@ -790,29 +805,64 @@ TEST(ScenarioConfig, TimingTypeListsProfiledAmongTheValidOnes) {
   EXPECT_THAT(DecodeWithError("timing.type", "measured"), HasSubstr("roofline, fixed, profiled"));
 }
 
-TEST(ScenarioConfig, ProfiledCostsAreReadInSecondsAndDefaultLikeTheRooflines) {
+TEST(ScenarioConfig, EngineAndAllReduceCostsAreReadInSecondsOnceForEveryTimingModel) {
+  // Defaults: the vllm_v1 preset and the card's all-reduce terms (latency < 0, bus
+  // efficiency 0: "the card's").
   const ScenarioConfig defaults = Decode(kMinimal);
-  const ProfiledConfig d;
-  EXPECT_DOUBLE_EQ(defaults.timing.profiled.cpu_overhead_s, d.cpu_overhead_s);
-  EXPECT_DOUBLE_EQ(defaults.timing.profiled.cpu_overhead_s,
-                   defaults.timing.roofline.cpu_overhead_s);
-  EXPECT_DOUBLE_EQ(defaults.timing.profiled.cpu_per_seq_s, defaults.timing.roofline.cpu_per_seq_s);
-  EXPECT_DOUBLE_EQ(defaults.timing.profiled.block_table_entry_s,
-                   defaults.timing.roofline.block_table_entry_s);
-  EXPECT_DOUBLE_EQ(defaults.timing.profiled.allreduce_latency_s,
-                   defaults.timing.roofline.allreduce_latency_s);
+  const EngineConfig v1 = EnginePresetDefaults(EngineConfig::Preset::kVllmV1);
+  EXPECT_EQ(defaults.timing.engine.preset, EngineConfig::Preset::kVllmV1);
+  EXPECT_DOUBLE_EQ(defaults.timing.engine.per_iteration_s, v1.per_iteration_s);
+  EXPECT_DOUBLE_EQ(defaults.timing.engine.per_seq_s, v1.per_seq_s);
+  EXPECT_DOUBLE_EQ(defaults.timing.engine.block_table_entry_s, v1.block_table_entry_s);
+  EXPECT_EQ(defaults.timing.engine.cuda_graphs, v1.cuda_graphs);
+  EXPECT_LT(defaults.timing.allreduce.latency_s, 0);
+  EXPECT_EQ(defaults.timing.allreduce.bus_efficiency, 0);
 
+  // A preset, then single fields over it.
   const ScenarioConfig c = Decode(std::string(kMinimal) +
                                   "timing:\n"
-                                  "  profiled:\n"
-                                  "    cpu_overhead_s: 2.0e-3\n"
-                                  "    cpu_per_seq_s: 1.0e-5\n"
+                                  "  type: profiled\n"
+                                  "  profile: p.txt\n"
+                                  "  engine:\n"
+                                  "    preset: none\n"
+                                  "    per_iteration_s: 2.0e-3\n"
+                                  "    per_seq_s: 1.0e-5\n"
                                   "    block_table_entry_s: 0\n"
-                                  "    allreduce_latency_s: 1.2e-5\n");
-  EXPECT_DOUBLE_EQ(c.timing.profiled.cpu_overhead_s, 2.0e-3);
-  EXPECT_DOUBLE_EQ(c.timing.profiled.cpu_per_seq_s, 1.0e-5);
-  EXPECT_DOUBLE_EQ(c.timing.profiled.block_table_entry_s, 0);
-  EXPECT_DOUBLE_EQ(c.timing.profiled.allreduce_latency_s, 1.2e-5);
+                                  "    cuda_graphs: false\n"
+                                  "    launch_per_layer_s: 3.0e-4\n"
+                                  "  allreduce:\n"
+                                  "    latency_s: 1.2e-5\n"
+                                  "    bus_efficiency: 0.75\n");
+  EXPECT_EQ(c.timing.engine.preset, EngineConfig::Preset::kNone);
+  EXPECT_DOUBLE_EQ(c.timing.engine.per_iteration_s, 2.0e-3);
+  EXPECT_DOUBLE_EQ(c.timing.engine.per_seq_s, 1.0e-5);
+  EXPECT_DOUBLE_EQ(c.timing.engine.block_table_entry_s, 0);
+  EXPECT_FALSE(c.timing.engine.cuda_graphs);
+  EXPECT_DOUBLE_EQ(c.timing.engine.launch_per_layer_s, 3.0e-4);
+  EXPECT_DOUBLE_EQ(c.timing.engine.kernel_gap_s, 0);  // preset none's
+  EXPECT_DOUBLE_EQ(c.timing.allreduce.latency_s, 1.2e-5);
+  EXPECT_DOUBLE_EQ(c.timing.allreduce.bus_efficiency, 0.75);
+}
+
+TEST(ScenarioConfig, TheOldPerModelCostKeysAreRefusedNamingWhereTheyMoved) {
+  struct Moved {
+    std::string model, key, now;
+  };
+  for (const auto& [model, key, now] :
+       std::vector<Moved>{{"profiled", "cpu_overhead_s", "timing.engine.per_iteration_s"},
+                          {"profiled", "cpu_per_seq_s", "timing.engine.per_seq_s"},
+                          {"profiled", "block_table_entry_s", "timing.engine.block_table_entry_s"},
+                          {"profiled", "allreduce_latency_s", "timing.allreduce.latency_s"},
+                          {"roofline", "cpu_overhead_s", "timing.engine.per_iteration_s"},
+                          {"roofline", "paged_decode_slowdown", "kv_cache.paged_kernel"},
+                          {"roofline", "paged_prefill_slowdown", "kv_cache.paged_kernel"}}) {
+    SCOPED_TRACE(model + "." + key);
+    const std::string message =
+        DecodeError(std::string(kMinimal) + "timing:\n  " + model + ":\n    " + key + ": 1.0e-3\n");
+    EXPECT_THAT(message,
+                HasSubstr(std::string(kOrigin) + ":7: timing." + model + "." + key + ": moved"));
+    EXPECT_THAT(message, HasSubstr("use " + now + " (timing." + model + " no longer has it)"));
+  }
 }
 
 TEST(ScenarioConfig, UnknownKeyUnderTimingProfiledIsAnErrorNamingItsFullPath) {
@@ -843,6 +893,80 @@ TEST(ScenarioConfig, TheVmmKeysTheConfigSetsAreRemembered) {
   EXPECT_TRUE(all.kv_cache.vmm_set.map_s);
   EXPECT_TRUE(all.kv_cache.vmm_set.set_access_s);
   EXPECT_TRUE(all.kv_cache.vmm_set.unmap_s);
+}
+
+// ---------------------------------------------------------------------------
+// vAttention's VMM backend (kv_cache.vmm.backend)
+
+TEST(ScenarioConfig, VmmBackendAutoIsUvmBelowTwoMiBPagesAndStockOtherwise) {
+  EXPECT_EQ(Decode(kMinimal).kv_cache.vattention.backend, VmmBackend::kStock);  // 2 MiB default
+  for (const char* page : {"64KiB", "128KiB", "256KiB"}) {
+    EXPECT_EQ(DecodeWith("kv_cache.page_bytes", page).kv_cache.vattention.backend, VmmBackend::kUvm)
+        << page;
+  }
+  EXPECT_EQ(DecodeWith("kv_cache.page_bytes", "2MiB").kv_cache.vattention.backend,
+            VmmBackend::kStock);
+  EXPECT_EQ(DecodeWith({{"kv_cache.page_bytes", "64KiB"}, {"kv_cache.vmm.backend", "auto"}})
+                .kv_cache.vattention.backend,
+            VmmBackend::kUvm);
+}
+
+TEST(ScenarioConfig, VmmBackendCanBeNamed) {
+  EXPECT_EQ(DecodeWith({{"kv_cache.page_bytes", "2MiB"}, {"kv_cache.vmm.backend", "stock"}})
+                .kv_cache.vattention.backend,
+            VmmBackend::kStock);
+  EXPECT_EQ(DecodeWith({{"kv_cache.page_bytes", "256KiB"}, {"kv_cache.vmm.backend", "uvm"}})
+                .kv_cache.vattention.backend,
+            VmmBackend::kUvm);
+}
+
+TEST(ScenarioConfig, SmallPagesOnTheStockBackendAreAnErrorNamingTheGranularity) {
+  const std::string message = DecodeError(std::string(kMinimal) +
+                                          "kv_cache:\n"
+                                          "  type: vattention\n"
+                                          "  page_bytes: 64KiB\n"
+                                          "  vmm: {backend: stock}\n");
+  EXPECT_THAT(message,
+              HasSubstr(std::string(kOrigin) +
+                        ":7: kv_cache.page_bytes: 64 KiB pages need the uvm backend (vAttention's "
+                        "modified driver): the stock CUDA driver maps in multiples of its 2 MiB "
+                        "allocation granularity; set kv_cache.vmm.backend: uvm or page_bytes: "
+                        "2MiB"));
+}
+
+TEST(ScenarioConfig, TwoMiBPagesOnTheUvmBackendAreAnErrorOnTheBackend) {
+  // vAttention's driver maps 64, 128 and 256 KiB pages; 2 MiB ones take CUDA's path
+  // (repo vattention/utils.h is_uvm_backend, uvmInternal.h do_cuda_uvm_init).
+  const std::string message = DecodeError(std::string(kMinimal) +
+                                          "kv_cache:\n"
+                                          "  page_bytes: 2MiB\n"
+                                          "  vmm:\n"
+                                          "    backend: uvm\n");
+  EXPECT_THAT(message, HasSubstr(std::string(kOrigin) + ":8: kv_cache.vmm.backend: uvm"));
+  EXPECT_THAT(message, HasSubstr("not 2 MiB"));
+}
+
+TEST(ScenarioConfig, AnUnknownVmmBackendListsTheValidOnes) {
+  EXPECT_THAT(DecodeWithError("kv_cache.vmm.backend", "cuda"),
+              HasSubstr("kv_cache.vmm.backend (set by an override): unknown value 'cuda'; valid: "
+                        "auto, stock, uvm"));
+}
+
+TEST(ScenarioConfig, TheUvmMapLatencyIsReadInSecondsAndDefaultsToThePapersNineMicroseconds) {
+  EXPECT_EQ(Decode(kMinimal).kv_cache.vattention.uvm_map_latency, Nanos(9'000));
+  EXPECT_EQ(DecodeWith("kv_cache.vmm.uvm_map_s", "1.2e-5").kv_cache.vattention.uvm_map_latency,
+            Nanos(12'000));
+}
+
+TEST(ScenarioConfig, TheDefaultVAttentionCompareEntriesPickTheirBackendWhateverTheBase) {
+  const std::vector<CompareEntry> entries = DefaultCompareEntries();
+  // A base config naming the stock backend still compares 64 KiB pages (on uvm).
+  Overrides small = {{"kv_cache.vmm.backend", "stock"}};
+  small.insert(small.end(), entries[3].overrides.begin(), entries[3].overrides.end());
+  EXPECT_EQ(DecodeWith(small).kv_cache.vattention.backend, VmmBackend::kUvm);
+  Overrides big = {{"kv_cache.page_bytes", "64KiB"}, {"kv_cache.vmm.backend", "uvm"}};
+  big.insert(big.end(), entries[2].overrides.begin(), entries[2].overrides.end());
+  EXPECT_EQ(DecodeWith(big).kv_cache.vattention.backend, VmmBackend::kStock);
 }
 
 }  // namespace

@@ -33,10 +33,12 @@ constexpr int64_t kBytesPerToken = 2 * kLayers * kBytesPerTokenPerLayer;  // 163
 constexpr int64_t kKiB = 1024;
 constexpr int64_t kMiB = 1024 * 1024;
 
-// Mapping latencies chosen to be easy to add up: map + set access = 21 us per call.
+// Mapping latencies chosen to be easy to add up: stock map + set access = 21 us per
+// page, unmap 15 us; uvm (the 64 KiB cases) 9 us per page, unmapping free.
 constexpr Nanos kMapLatency{1'000};
 constexpr Nanos kSetAccessLatency{20'000};
 constexpr Nanos kUnmapLatency{15'000};
+constexpr Nanos kUvmMapLatency{9'000};
 
 // Watermark of the paged and vAttention cases of the suite: 0.06 of 40 blocks is
 // 2.4 -> 2 blocks; of 20 blocks or page groups, 1.2 -> 1.
@@ -95,6 +97,7 @@ std::unique_ptr<KvCacheManager> Make(const KvCase& c, const KvGeometry& g) {
     case KvManagerType::kVAttention: {
       VAttentionKvConfig config;
       config.page_bytes = c.page_bytes;
+      config.backend = AutoVmmBackend(c.page_bytes);  // 64 KiB: uvm; 2 MiB: stock
       config.max_slots = c.max_slots;
       config.overlap = c.overlap;
       config.deferred_reclaim = c.deferred_reclaim;
@@ -102,6 +105,7 @@ std::unique_ptr<KvCacheManager> Make(const KvCase& c, const KvGeometry& g) {
       config.map_latency = kMapLatency;
       config.set_access_latency = kSetAccessLatency;
       config.unmap_latency = kUnmapLatency;
+      config.uvm_map_latency = kUvmMapLatency;
       return NewVAttentionKvManager(g, config);
     }
   }
@@ -148,12 +152,17 @@ struct Expected {
   int64_t MaxRequests() const {
     return c.type == KvManagerType::kVAttention ? c.max_slots : std::numeric_limits<int64_t>::max();
   }
-  // vAttention with deferred reclamation keeps finished requests' pages mapped to
-  // their idle slots (cached, not allocated), and a request that reuses such a slot
-  // is allocated all of the slot's pages, so its allocation is at least, not
-  // exactly, what the live requests need. Every other manager caches nothing.
+  // vAttention keeps finished requests' pages mapped to their idle slots (cached)
+  // until they are reclaimed, and a request that reuses such a slot holds all of the
+  // slot's pages, so what is mapped is at least, not exactly, what the live
+  // requests need. Only without deferred reclamation and without overlap does every
+  // iteration unmap all idle slots' pages (so no admission finds any to reuse).
+  // Every other manager caches nothing.
   bool AllocationIsExact() const {
-    return !(c.type == KvManagerType::kVAttention && c.deferred_reclaim);
+    return !(c.type == KvManagerType::kVAttention && (c.deferred_reclaim || c.overlap));
+  }
+  bool Uvm() const {
+    return c.type == KvManagerType::kVAttention && AutoVmmBackend(c.page_bytes) == VmmBackend::kUvm;
   }
 };
 
@@ -175,10 +184,16 @@ struct OpRecord {
   bool predicted = true;
   KvUsage before, after;
   KvStepCost cost;
-  // The same operation replayed on a shadow manager that never saw a refused call.
+  // The iteration's upkeep (OnIterationStart) run after the operation, and after it.
+  KvUsage upkept;
+  KvStepCost upkeep_cost;
+  // The same operation replayed on a shadow manager that never saw a refused call
+  // (its upkeep runs after every operation too).
   bool shadow_accepted = true;
   KvUsage shadow_after;
   KvStepCost shadow_cost;
+  KvUsage shadow_upkept;
+  KvStepCost shadow_upkeep_cost;
   // The model's view after the operation.
   int64_t model_live_bytes = 0;
   int64_t model_needed_bytes = 0;
@@ -261,6 +276,13 @@ class RandomDriver {
     }
     rec.shadow_after = shadow_->Usage();
     rec.shadow_cost = shadow_->TakeStepCost();
+    // Each operation stands for one iteration: its upkeep follows.
+    manager_->OnIterationStart();
+    rec.upkept = manager_->Usage();
+    rec.upkeep_cost = manager_->TakeStepCost();
+    shadow_->OnIterationStart();
+    rec.shadow_upkept = shadow_->Usage();
+    rec.shadow_upkeep_cost = shadow_->TakeStepCost();
     rec.model_live_bytes = live_tokens_ * g_.bytes_per_token;
     rec.model_needed_bytes = needed_bytes_;
   }
@@ -392,20 +414,24 @@ TEST_P(KvManagerConformance, KeepsLiveWithinAllocatedWithinCapacityAfterEveryOpe
   int64_t refused = 0;
   auto check = [&](const OpRecord& r) {
     refused += r.accepted ? 0 : 1;
-    ASSERT_EQ(r.after.capacity_bytes, g.capacity_bytes) << "op on request " << r.id;
-    ASSERT_GE(r.after.live_bytes, 0);
-    ASSERT_LE(r.after.live_bytes, r.after.allocated_bytes) << "op on request " << r.id;
-    ASSERT_GE(r.after.cached_bytes, 0) << "op on request " << r.id;
-    ASSERT_LE(r.after.allocated_bytes + r.after.cached_bytes, r.after.capacity_bytes)
-        << "op on request " << r.id;
-    // Live bytes are exactly the tokens held: 16 KiB per token.
-    ASSERT_EQ(r.after.live_bytes, r.model_live_bytes) << "op on request " << r.id;
-    if (e.AllocationIsExact()) {
-      ASSERT_EQ(r.after.allocated_bytes, r.model_needed_bytes) << "op on request " << r.id;
-      ASSERT_EQ(r.after.cached_bytes, 0) << "op on request " << r.id;
-    } else {
-      ASSERT_GE(r.after.allocated_bytes, r.model_needed_bytes) << "op on request " << r.id;
+    for (const KvUsage& u : {r.after, r.upkept}) {  // after the op, after the upkeep
+      ASSERT_EQ(u.capacity_bytes, g.capacity_bytes) << "op on request " << r.id;
+      ASSERT_GE(u.live_bytes, 0);
+      ASSERT_LE(u.live_bytes, u.allocated_bytes) << "op on request " << r.id;
+      ASSERT_GE(u.cached_bytes, 0) << "op on request " << r.id;
+      ASSERT_LE(u.allocated_bytes + u.cached_bytes, u.capacity_bytes) << "op on request " << r.id;
+      // Live bytes are exactly the tokens held: 16 KiB per token.
+      ASSERT_EQ(u.live_bytes, r.model_live_bytes) << "op on request " << r.id;
+      if (e.AllocationIsExact()) {
+        ASSERT_EQ(u.allocated_bytes, r.model_needed_bytes) << "op on request " << r.id;
+      } else {
+        ASSERT_GE(u.allocated_bytes, r.model_needed_bytes) << "op on request " << r.id;
+      }
     }
+    // The upkeep never touches what requests hold.
+    ASSERT_EQ(r.upkept.allocated_bytes, r.after.allocated_bytes) << "op on request " << r.id;
+    // Without deferred reclamation or overlap, the upkeep unmaps every idle page.
+    if (e.AllocationIsExact()) ASSERT_EQ(r.upkept.cached_bytes, 0) << "op on request " << r.id;
   };
   driver.Run(kOps, kSeed, check);
   driver.ReleaseAll(check);
@@ -456,6 +482,8 @@ TEST_P(KvManagerConformance, RefusedOperationsChangeNothing) {
     // The shadow never saw the refused calls: any trace they left would show here
     // or in a later operation.
     ASSERT_EQ(Fields(r.shadow_after), Fields(r.after)) << "op on request " << r.id;
+    ASSERT_EQ(Fields(r.shadow_upkept), Fields(r.upkept)) << "op on request " << r.id;
+    ASSERT_EQ(Fields(r.shadow_upkeep_cost), Fields(r.upkeep_cost)) << "op on request " << r.id;
   });
   EXPECT_GT(refused, 0);
 }
@@ -466,16 +494,17 @@ TEST_P(KvManagerConformance, ChargesMappingTimeForExactlyTheCallsItCounts) {
   const Expected e{c, g};
   RandomDriver driver(c, g);
   int64_t map_calls = 0;
-  auto check = [&](const OpRecord& r) {
-    const KvStepCost& k = r.cost;
-    map_calls += k.map_calls;
+  // `k` moved the mapped bytes (allocated + cached) from `before` to `after`.
+  auto check_cost = [&](const OpRecord& r, const KvStepCost& k, const KvUsage& before,
+                        const KvUsage& after) {
     ASSERT_GE(k.map_calls, 0);
     ASSERT_GE(k.unmap_calls, 0);
-    // Each call costs its latency: map + set access per mapped page, unmap per
-    // unmapped page; whether it is hidden or exposed does not change the sum.
-    ASSERT_EQ(
-        (k.synchronous + k.background).count(),
-        (k.map_calls * (kMapLatency + kSetAccessLatency) + k.unmap_calls * kUnmapLatency).count());
+    // Each call costs its latency: stock, map + set access per mapped page and unmap
+    // per unmapped page; uvm, one map call per mapped page and unmapping is free.
+    // Whether it is hidden or exposed does not change the sum.
+    const Nanos map_cost = e.Uvm() ? kUvmMapLatency : kMapLatency + kSetAccessLatency;
+    ASSERT_EQ((k.synchronous + k.background).count(),
+              (k.map_calls * map_cost + k.unmap_calls * kUnmapLatency).count());
     if (c.type != KvManagerType::kVAttention) {
       ASSERT_EQ(Fields(k), std::make_tuple(0, 0, 0, 0));
       return;
@@ -483,31 +512,52 @@ TEST_P(KvManagerConformance, ChargesMappingTimeForExactlyTheCallsItCounts) {
     // Pages come in groups: one per K/V buffer, 2 x 4 layers = 8 per group.
     ASSERT_EQ(k.map_calls % (2 * kLayers), 0);
     ASSERT_EQ(k.unmap_calls % (2 * kLayers), 0);
-    // Mapped bytes (allocated + cached) move by one page per call.
-    ASSERT_EQ((r.after.allocated_bytes + r.after.cached_bytes) -
-                  (r.before.allocated_bytes + r.before.cached_bytes),
-              (k.map_calls - k.unmap_calls) * c.page_bytes);
-    if (r.op == Op::kRelease) {
-      const int64_t freed = r.before.allocated_bytes - r.after.allocated_bytes;
-      const int64_t held = e.BytesFor(r.tokens, r.max_tokens);
-      if (c.deferred_reclaim) {
-        // The released slot's pages, at least the request's, move from allocated to
-        // cached, all of them.
-        ASSERT_GE(freed, held) << "release of request " << r.id;
-        ASSERT_EQ(r.after.cached_bytes - r.before.cached_bytes, freed)
-            << "release of request " << r.id;
-      } else {
-        // Eager reclamation: exactly the request's pages are unmapped.
-        ASSERT_EQ(freed, held) << "release of request " << r.id;
-        ASSERT_EQ(k.unmap_calls * c.page_bytes, held) << "release of request " << r.id;
-      }
+    const int64_t mapped_change = (after.allocated_bytes + after.cached_bytes) -
+                                  (before.allocated_bytes + before.cached_bytes);
+    if (e.Uvm()) {
+      // No unmap call; the mapped bytes grow by one page per map call at most.
+      ASSERT_EQ(k.unmap_calls, 0) << "op on request " << r.id;
+      ASSERT_LE(mapped_change, k.map_calls * c.page_bytes) << "op on request " << r.id;
+    } else {
+      // The mapped bytes move by one page per call.
+      ASSERT_EQ(mapped_change, (k.map_calls - k.unmap_calls) * c.page_bytes)
+          << "op on request " << r.id;
     }
     // Without overlap nothing can hide behind an iteration.
     if (!c.overlap) ASSERT_EQ(k.background.count(), 0);
+  };
+  auto check = [&](const OpRecord& r) {
+    map_calls += r.cost.map_calls;
+    check_cost(r, r.cost, r.before, r.after);
+    if (::testing::Test::HasFatalFailure()) return;
+    check_cost(r, r.upkeep_cost, r.after, r.upkept);
+    if (::testing::Test::HasFatalFailure() || c.type != KvManagerType::kVAttention) return;
+    if (r.op == Op::kRelease) {
+      // A release unmaps nothing itself: the slot's pages, at least the request's,
+      // move from allocated to cached, all of them.
+      const int64_t freed = r.before.allocated_bytes - r.after.allocated_bytes;
+      ASSERT_EQ(Fields(r.cost), Fields(KvStepCost{})) << "release of request " << r.id;
+      ASSERT_GE(freed, e.BytesFor(r.tokens, r.max_tokens)) << "release of request " << r.id;
+      ASSERT_EQ(r.after.cached_bytes - r.before.cached_bytes, freed)
+          << "release of request " << r.id;
+    }
     // Admission maps the prompt synchronously.
-    if (r.op == Op::kAdmit) ASSERT_EQ(k.background.count(), 0);
-    // With deferred reclamation a release unmaps nothing.
-    if (r.op == Op::kRelease && c.deferred_reclaim) ASSERT_EQ(Fields(k), Fields(KvStepCost{}));
+    if (r.op == Op::kAdmit) ASSERT_EQ(r.cost.background.count(), 0);
+    // The upkeep maps nothing and unmaps only cached pages: with deferred
+    // reclamation none; with overlap at most one page group, in the background;
+    // otherwise every idle slot's, synchronously.
+    const int64_t unmapped = r.after.cached_bytes - r.upkept.cached_bytes;
+    const int64_t group_bytes = e.UnitBytes();
+    ASSERT_EQ(r.upkeep_cost.map_calls, 0) << "op on request " << r.id;
+    if (c.deferred_reclaim) {
+      ASSERT_EQ(Fields(r.upkeep_cost), Fields(KvStepCost{})) << "op on request " << r.id;
+      ASSERT_EQ(unmapped, 0) << "op on request " << r.id;
+    } else if (c.overlap) {
+      ASSERT_TRUE(unmapped == 0 || unmapped == group_bytes) << "op on request " << r.id;
+      ASSERT_EQ(r.upkeep_cost.synchronous.count(), 0) << "op on request " << r.id;
+    } else {
+      ASSERT_EQ(r.upkept.cached_bytes, 0) << "op on request " << r.id;
+    }
   };
   driver.Run(kOps, kSeed, check);
   driver.ReleaseAll(check);
@@ -527,16 +577,21 @@ TEST_P(KvManagerConformance, ReleasingEverythingLeavesOnlyWhatTheManagerKeepsByD
   const int64_t mapped_before = before.allocated_bytes + before.cached_bytes;
   const size_t released_before = driver.released().size();
 
-  driver.ReleaseAll([](const OpRecord&) {});
+  // Bytes the iterations' upkeep unmapped while the requests were released.
+  int64_t reclaimed = 0;
+  driver.ReleaseAll(
+      [&](const OpRecord& r) { reclaimed += r.after.cached_bytes - r.upkept.cached_bytes; });
   const KvUsage empty = driver.manager().Usage();
   EXPECT_EQ(empty.live_bytes, 0);
   EXPECT_EQ(empty.allocated_bytes, 0);
   if (e.AllocationIsExact()) {
     EXPECT_EQ(empty.cached_bytes, 0);
   } else {
-    // Deferred reclamation: the pages stay mapped to the now idle slots, all of
-    // them, and are cached.
-    EXPECT_EQ(empty.cached_bytes, mapped_before);
+    // The pages stay mapped to the now idle slots and are cached, all of them but
+    // those reclaimed meanwhile (one group per iteration at most without deferred
+    // reclamation; none with it).
+    EXPECT_EQ(empty.cached_bytes, mapped_before - reclaimed);
+    if (c.deferred_reclaim) EXPECT_EQ(reclaimed, 0);
   }
 
   // Re-admit the longest of the requests just released, at its final length.
@@ -555,6 +610,11 @@ TEST_P(KvManagerConformance, ReleasingEverythingLeavesOnlyWhatTheManagerKeepsByD
   if (e.AllocationIsExact()) {
     EXPECT_EQ(again.allocated_bytes, e.BytesFor(longest.tokens, longest.max_tokens));
     EXPECT_EQ(again.cached_bytes, 0);
+  } else if (!c.deferred_reclaim) {
+    // Its old slot may have lost pages to the per-iteration reclamation: whatever
+    // is missing is mapped again.
+    EXPECT_GE(again.allocated_bytes, e.BytesFor(longest.tokens, longest.max_tokens));
+    EXPECT_EQ(cost.background.count(), 0);
   } else {
     // Its slot (the idle slot whose pages cover it most tightly; its own old slot
     // covers it) needs no new mapping: the slot's pages, at least the request's,
@@ -822,6 +882,7 @@ TEST(VAttentionKvManager, OnePagesWorthOfTokensTakesOnePageGroup) {
   // the 2 x 4 K/V buffers = 8 x 64 KiB = 512 KiB.
   VAttentionKvConfig config;
   config.page_bytes = 64 * kKiB;
+  config.backend = VmmBackend::kUvm;  // the stock driver maps 2 MiB pages only
   const int64_t tokens_per_page = config.page_bytes / kBytesPerTokenPerLayer;
   ASSERT_EQ(tokens_per_page, 32);
   auto m = NewVAttentionKvManager(Geometry(640, 256), config);
@@ -833,6 +894,7 @@ TEST(VAttentionKvManager, OnePagesWorthOfTokensTakesOnePageGroup) {
 TEST(VAttentionKvManager, OnePagePlusOneTokenTakesTwoPageGroups) {
   VAttentionKvConfig config;
   config.page_bytes = 64 * kKiB;
+  config.backend = VmmBackend::kUvm;  // the stock driver maps 2 MiB pages only
   auto m = NewVAttentionKvManager(Geometry(640, 256), config);
   ASSERT_TRUE(m->Admit(1, 33, 33));
   EXPECT_EQ(m->Usage().allocated_bytes, 2 * (2 * kLayers * 64 * kKiB));
@@ -842,6 +904,7 @@ TEST(VAttentionKvManager, OnePagePlusOneTokenTakesTwoPageGroups) {
 TEST(VAttentionKvManager, GrowingOneTokenPastAPageTakesASecondGroup) {
   VAttentionKvConfig config;
   config.page_bytes = 64 * kKiB;
+  config.backend = VmmBackend::kUvm;  // the stock driver maps 2 MiB pages only
   auto m = NewVAttentionKvManager(Geometry(640, 256), config);
   ASSERT_TRUE(m->Admit(1, 32, 64));
   EXPECT_EQ(m->Usage().allocated_bytes, 512 * kKiB);

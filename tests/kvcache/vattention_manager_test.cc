@@ -1,56 +1,83 @@
 // vAttention specifics with hand-computed costs: page-group mapping at admission
-// and growth, overlap of decode growth, deferred reclamation, slots and watermark.
+// and growth, overlap of decode growth, reclamation (deferred, per iteration,
+// on demand), slots and watermark, and the two VMM backends.
 //
-// Geometry: 4 layers, ONE of K or V of one token in one layer = 2048 bytes, so a
-// token of K and V in every layer = 2 x 4 x 2048 = 16 KiB. With 64 KiB pages a page
-// holds 65536 / 2048 = 32 tokens, and a page group (one page in each of the 2 x 4
-// K/V buffers) is 8 pages = 512 KiB = 32 tokens x 16 KiB. Mapping one group costs
-// 8 x (map + set access) and 8 map calls; unmapping one costs 8 x unmap.
+// Geometry: 4 layers and 32 tokens per page under both backends, so that token
+// counts, page groups and call counts read the same:
+//  - stock (CUDA's driver): 2 MiB pages; ONE of K or V of one token in one layer =
+//    2 MiB / 32 = 64 KiB, a token of K and V in every layer = 2 x 4 x 64 KiB =
+//    512 KiB, a page group (one page in each of the 2 x 4 K/V buffers) = 8 x 2 MiB
+//    = 16 MiB = 32 tokens x 512 KiB. Mapping a group: 8 x (map + set access);
+//    unmapping: 8 x unmap.
+//  - uvm (vAttention's modified driver): 64 KiB pages; 64 KiB / 32 = 2 KiB per token
+//    per layer, 16 KiB per token, 512 KiB per group. Mapping a group: 8 x 9 us;
+//    unmapping: free, no call.
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <optional>
+#include <string>
 #include <tuple>
 
+#include "sim/core/check.h"
 #include "sim/kvcache/kv_cache_manager.h"
 
 namespace kvsim {
 namespace {
 
-constexpr int64_t kLayers = 4;
-constexpr int64_t kBytesPerTokenPerLayer = 2048;
-constexpr int64_t kBytesPerToken = 2 * kLayers * kBytesPerTokenPerLayer;  // 16 KiB
 constexpr int64_t kKiB = 1024;
 constexpr int64_t kMiB = 1024 * 1024;
-constexpr int64_t kPageBytes = 64 * kKiB;
-constexpr int64_t kTokensPerPage = kPageBytes / kBytesPerTokenPerLayer;  // 32
-constexpr int64_t kGroupBytes = 2 * kLayers * kPageBytes;                // 512 KiB
-constexpr int64_t kCallsPerGroup = 2 * kLayers;                          // 8
+constexpr int64_t kLayers = 4;
+constexpr int64_t kTokensPerPage = 32;
+constexpr int64_t kCallsPerGroup = 2 * kLayers;  // 8 pages per group, one call each
+
+// Stock backend.
+constexpr int64_t kPageBytes = 2 * kMiB;
+constexpr int64_t kBytesPerTokenPerLayer = kPageBytes / kTokensPerPage;   // 64 KiB
+constexpr int64_t kBytesPerToken = 2 * kLayers * kBytesPerTokenPerLayer;  // 512 KiB
+constexpr int64_t kGroupBytes = 2 * kLayers * kPageBytes;                 // 16 MiB
+
+// uvm backend.
+constexpr int64_t kUvmPageBytes = 64 * kKiB;
+constexpr int64_t kUvmBytesPerTokenPerLayer = kUvmPageBytes / kTokensPerPage;   // 2 KiB
+constexpr int64_t kUvmBytesPerToken = 2 * kLayers * kUvmBytesPerTokenPerLayer;  // 16 KiB
+constexpr int64_t kUvmGroupBytes = 2 * kLayers * kUvmPageBytes;                 // 512 KiB
 
 constexpr Nanos kMap{1'000};
 constexpr Nanos kSetAccess{20'000};
 constexpr Nanos kUnmap{15'000};
 constexpr Nanos kMapGroup = kCallsPerGroup * (kMap + kSetAccess);  // 8 x 21 us = 168 us
 constexpr Nanos kUnmapGroup = kCallsPerGroup * kUnmap;             // 8 x 15 us = 120 us
+constexpr Nanos kUvmMapGroup = kCallsPerGroup * Nanos(9'000);      // 8 x 9 us = 72 us
 
-static_assert(kTokensPerPage == 32);
-static_assert(kGroupBytes == 512 * kKiB);
+static_assert(kBytesPerTokenPerLayer == 64 * kKiB);
+static_assert(kGroupBytes == 16 * kMiB);
+static_assert(kUvmBytesPerTokenPerLayer == 2 * kKiB);
+static_assert(kUvmGroupBytes == 512 * kKiB);
 static_assert(kMapGroup == Nanos(168'000));
 static_assert(kUnmapGroup == Nanos(120'000));
+static_assert(kUvmMapGroup == Nanos(72'000));
 
-// A cache of `groups` page groups (32 tokens each).
-KvGeometry Geometry(int64_t groups, int64_t max_model_len) {
+// A cache of `groups` page groups (32 tokens each) for `backend`'s page size.
+KvGeometry Geometry(int64_t groups, int64_t max_model_len,
+                    VmmBackend backend = VmmBackend::kStock) {
+  const bool uvm = backend == VmmBackend::kUvm;
   KvGeometry g;
-  g.capacity_bytes = groups * kGroupBytes;
-  g.bytes_per_token = kBytesPerToken;
-  g.bytes_per_token_per_layer = kBytesPerTokenPerLayer;
+  g.capacity_bytes = groups * (uvm ? kUvmGroupBytes : kGroupBytes);
+  g.bytes_per_token = uvm ? kUvmBytesPerToken : kBytesPerToken;
+  g.bytes_per_token_per_layer = uvm ? kUvmBytesPerTokenPerLayer : kBytesPerTokenPerLayer;
   g.num_layers = kLayers;
   g.max_model_len = max_model_len;
   return g;
 }
 
-VAttentionKvConfig Config(bool overlap, bool deferred_reclaim) {
+// Stock: 2 MiB pages at kMap / kSetAccess / kUnmap. uvm: 64 KiB pages at the
+// default uvm map latency (the paper's 9 us).
+VAttentionKvConfig Config(bool overlap, bool deferred_reclaim,
+                          VmmBackend backend = VmmBackend::kStock) {
   VAttentionKvConfig c;
-  c.page_bytes = kPageBytes;
+  c.backend = backend;
+  c.page_bytes = backend == VmmBackend::kUvm ? kUvmPageBytes : kPageBytes;
   c.overlap = overlap;
   c.deferred_reclaim = deferred_reclaim;
   c.watermark = 0;
@@ -70,9 +97,9 @@ std::tuple<int64_t, int64_t, int64_t, int64_t> Cost(const KvStepCost& c) {
   return {c.synchronous.count(), c.background.count(), c.map_calls, c.unmap_calls};
 }
 
-// (capacity, allocated, live, cached) bytes. Allocated: page groups mapped to slots
-// that hold a request (all of a busy slot's groups, needed or not). Cached: page
-// groups left mapped to idle slots by deferred reclamation.
+// (capacity, allocated, live, cached) bytes. Allocated: page groups a request
+// needs. Cached: page groups mapped but needed by none (on idle slots, or a busy
+// slot's spare groups). Free = capacity - allocated - cached.
 std::tuple<int64_t, int64_t, int64_t, int64_t> Fields(const KvUsage& u) {
   return {u.capacity_bytes, u.allocated_bytes, u.live_bytes, u.cached_bytes};
 }
@@ -253,14 +280,24 @@ TEST(VAttentionKvManager, SparePagesOfARunningRequestAreUnmappedWhenNoIdleSlotHa
                                                 (32 + 64) * kBytesPerToken, 5 * kGroupBytes));
 }
 
-TEST(VAttentionKvManager, WithoutDeferredReclaimReleaseUnmapsAtOnce) {
+// ---- Reclamation without deferred reclamation ---------------------------------
+// (repo vattention/vattention.cu: step_sync with eager_reclaim when nothing
+// overlaps; do_reclaim_pages on the background thread when it does.)
+
+TEST(VAttentionKvManager, WithoutDeferredReclaimOrOverlapTheNextIterationUnmapsIdlePagesAtOnce) {
   auto m = NewVAttentionKvManager(Geometry(20, 640), Config(/*overlap=*/false, false));
   ASSERT_TRUE(m->Admit(1, 100, 200));  // 4 groups
   m->TakeStepCost();
   m->Release(1);
-  // 4 groups x 8 calls x 15 us = 480 us.
+  // Releasing costs nothing yet: the 4 groups wait, cached, on the idle slot.
+  EXPECT_EQ(Cost(m->TakeStepCost()), kNoCost);
+  EXPECT_EQ(Fields(m->Usage()),
+            std::make_tuple(20 * kGroupBytes, int64_t{0}, int64_t{0}, 4 * kGroupBytes));
+  // The next iteration unmaps them all before it runs: 4 groups x 8 calls x 15 us =
+  // 480 us, synchronous.
+  m->OnIterationStart();
   EXPECT_EQ(Cost(m->TakeStepCost()), Cost(Nanos(480'000), Nanos(0), 0, 4 * kCallsPerGroup));
-  // Nothing stays mapped: neither allocated nor cached.
+  EXPECT_EQ(4 * kUnmapGroup, Nanos(480'000));
   EXPECT_EQ(Fields(m->Usage()),
             std::make_tuple(20 * kGroupBytes, int64_t{0}, int64_t{0}, int64_t{0}));
   // The next request maps its pages again: 3 groups.
@@ -268,14 +305,99 @@ TEST(VAttentionKvManager, WithoutDeferredReclaimReleaseUnmapsAtOnce) {
   EXPECT_EQ(Cost(m->TakeStepCost()), Cost(3 * kMapGroup, Nanos(0), 3 * kCallsPerGroup, 0));
 }
 
-TEST(VAttentionKvManager, WithoutDeferredReclaimAndWithOverlapReleaseUnmapsInTheBackground) {
-  auto m = NewVAttentionKvManager(Geometry(20, 640), Config(/*overlap=*/true, false));
-  ASSERT_TRUE(m->Admit(1, 100, 200));
+TEST(VAttentionKvManager, WithoutDeferredReclaimAnAdmissionBeforeTheReclaimReusesPagesInPlace) {
+  // The repo's alloc_new_batch_idx picks the best-fitting idle slot, pages and all,
+  // whatever deferred_reclaim says; step_sync then reclaims only idle slots.
+  auto m = NewVAttentionKvManager(Geometry(20, 640), Config(/*overlap=*/false, false));
+  ASSERT_TRUE(m->Admit(1, 100, 200));  // 4 groups
   m->TakeStepCost();
   m->Release(1);
-  EXPECT_EQ(Cost(m->TakeStepCost()), Cost(Nanos(0), Nanos(480'000), 0, 4 * kCallsPerGroup));
+  // 90 tokens need 3 groups; the released slot has 4 mapped: nothing to map.
+  ASSERT_TRUE(m->Admit(2, 90, 200));
+  m->OnIterationStart();
+  // Its fourth group is a busy slot's spare, not an idle slot's: it stays cached.
+  EXPECT_EQ(Cost(m->TakeStepCost()), kNoCost);
+  EXPECT_EQ(Fields(m->Usage()), std::make_tuple(20 * kGroupBytes, 3 * kGroupBytes,
+                                                90 * kBytesPerToken, 1 * kGroupBytes));
+}
+
+TEST(VAttentionKvManager, WithoutDeferredReclaimEachIterationUnmapsOneGroupInTheBackground) {
+  auto m = NewVAttentionKvManager(Geometry(20, 640), Config(/*overlap=*/true, false));
+  ASSERT_TRUE(m->Admit(1, 100, 200));  // 4 groups
+  m->TakeStepCost();
+  m->Release(1);
+  // Iteration k (1..4) unmaps the slot's k-th group behind the previous iteration:
+  // 8 calls x 15 us = 120 us of background work; the free pool grows by one group
+  // (512 KiB x 32 = 16 MiB) per iteration while the cached groups drop by one.
+  for (int64_t k = 1; k <= 4; ++k) {
+    m->OnIterationStart();
+    EXPECT_EQ(Cost(m->TakeStepCost()), Cost(Nanos(0), Nanos(120'000), 0, kCallsPerGroup))
+        << "iteration " << k;
+    const KvUsage u = m->Usage();
+    EXPECT_EQ(Fields(u),
+              std::make_tuple(20 * kGroupBytes, int64_t{0}, int64_t{0}, (4 - k) * kGroupBytes))
+        << "iteration " << k;
+    EXPECT_EQ(u.capacity_bytes - u.allocated_bytes - u.cached_bytes, (16 + k) * kGroupBytes)
+        << "free after iteration " << k;
+  }
+  // Nothing is left to reclaim.
+  m->OnIterationStart();
+  EXPECT_EQ(Cost(m->TakeStepCost()), kNoCost);
+}
+
+TEST(VAttentionKvManager, TheBackgroundReclaimSkipsAnIterationWhoseDecodeGrowthMappedAPage) {
+  // do_kvcache_memory_management returns before do_reclaim_pages when it just
+  // mapped pages for the next step.
+  auto m = NewVAttentionKvManager(Geometry(20, 640), Config(/*overlap=*/true, false));
+  ASSERT_TRUE(m->Admit(1, 32, 64));    // 1 group
+  ASSERT_TRUE(m->Admit(2, 100, 200));  // 4 groups
+  m->Release(2);
+  m->OnIterationStart();
+  m->TakeStepCost();  // the admissions, and the first of request 2's 4 groups
+  // 32 -> 33 tokens maps request 1's second group (168 us behind the iteration,
+  // from the free pool of 20 - 1 - 3 = 16 groups): no reclamation this iteration.
+  ASSERT_TRUE(m->Grow(1, 33, GrowthPhase::kDecode));
+  m->OnIterationStart();
+  EXPECT_EQ(Cost(m->TakeStepCost()), Cost(Nanos(0), kMapGroup, kCallsPerGroup, 0));
+  EXPECT_EQ(m->Usage().cached_bytes, 3 * kGroupBytes);
+  // An iteration that maps nothing reclaims the next group: 120 us.
+  ASSERT_TRUE(m->Grow(1, 34, GrowthPhase::kDecode));
+  m->OnIterationStart();
+  EXPECT_EQ(Cost(m->TakeStepCost()), Cost(Nanos(0), kUnmapGroup, 0, kCallsPerGroup));
+  EXPECT_EQ(m->Usage().cached_bytes, 2 * kGroupBytes);
+}
+
+TEST(VAttentionKvManager, ANeedLargerThanTheFreePoolReclaimsTheRestSynchronously) {
+  // 8 groups = 256 tokens.
+  auto m = NewVAttentionKvManager(Geometry(8, 256), Config(/*overlap=*/true, false));
+  ASSERT_TRUE(m->Admit(1, 128, 128));  // 4 groups, slot 0
+  ASSERT_TRUE(m->Admit(2, 128, 128));  // 4 groups, slot 1: the pool is empty
+  m->Release(1);
+  m->Release(2);
+  m->TakeStepCost();
+  // One iteration reclaims one group (of slot 1: fewest mapped, ties to the higher
+  // slot): 1 group free, 7 cached (slot 0: 4, slot 1: 3).
+  m->OnIterationStart();
+  EXPECT_EQ(Cost(m->TakeStepCost()), Cost(Nanos(0), kUnmapGroup, 0, kCallsPerGroup));
   EXPECT_EQ(Fields(m->Usage()),
-            std::make_tuple(20 * kGroupBytes, int64_t{0}, int64_t{0}, int64_t{0}));
+            std::make_tuple(8 * kGroupBytes, int64_t{0}, int64_t{0}, 7 * kGroupBytes));
+  // 256 tokens = 8 groups: slot 0's 4, the free one, and 3 unmapped from slot 1 at
+  // once, before the prefill: 3 x 120 us + 4 x 168 us = 360 + 672 = 1032 us.
+  ASSERT_TRUE(m->Admit(3, 256, 256));
+  EXPECT_EQ(Cost(m->TakeStepCost()),
+            Cost(Nanos(1'032'000), Nanos(0), 4 * kCallsPerGroup, 3 * kCallsPerGroup));
+  EXPECT_EQ(Fields(m->Usage()),
+            std::make_tuple(8 * kGroupBytes, 8 * kGroupBytes, 256 * kBytesPerToken, int64_t{0}));
+}
+
+TEST(VAttentionKvManager, WithDeferredReclaimIterationsReclaimNothing) {
+  auto m = NewVAttentionKvManager(Geometry(20, 640), Config(/*overlap=*/true, true));
+  ASSERT_TRUE(m->Admit(1, 100, 200));
+  m->Release(1);
+  m->TakeStepCost();
+  for (int k = 0; k < 3; ++k) m->OnIterationStart();
+  EXPECT_EQ(Cost(m->TakeStepCost()), kNoCost);
+  EXPECT_EQ(m->Usage().cached_bytes, 4 * kGroupBytes);
 }
 
 TEST(VAttentionKvManager, MaxSlotsLimitsConcurrentRequests) {
@@ -335,6 +457,120 @@ TEST(VAttentionKvManager, AdmissionCountsTheChosenSlotsSparePagesAsFree) {
   // Allocated: 8 + 4 + 1 = 13 groups needed; its slot's 7 spare groups stay cached.
   EXPECT_EQ(Fields(m->Usage()), std::make_tuple(20 * kGroupBytes, 13 * kGroupBytes,
                                                 (256 + 128 + 1) * kBytesPerToken, 7 * kGroupBytes));
+}
+
+// ---- VMM backends ------------------------------------------------------------
+
+TEST(VAttentionKvManager, UvmMapsAPageGroupWithTwoCallsPerLayerOfNineMicroseconds) {
+  auto m = NewVAttentionKvManager(Geometry(20, 640, VmmBackend::kUvm),
+                                  Config(/*overlap=*/true, true, VmmBackend::kUvm));
+  EXPECT_EQ(m->vmm_backend(), VmmBackend::kUvm);
+  EXPECT_EQ(m->page_bytes(), 64 * kKiB);
+  // 100 tokens: 4 groups = 32 calls of 9 us = 288 us, before the prefill.
+  ASSERT_TRUE(m->Admit(1, 100, 200));
+  EXPECT_EQ(Cost(m->TakeStepCost()), Cost(Nanos(288'000), Nanos(0), 4 * kCallsPerGroup, 0));
+  EXPECT_EQ(4 * kUvmMapGroup, Nanos(288'000));
+  EXPECT_EQ(m->Usage().allocated_bytes, 4 * kUvmGroupBytes);
+  EXPECT_EQ(m->Usage().live_bytes, 100 * kUvmBytesPerToken);
+  // 128 -> 129 tokens: a fifth group, 2 x 4 x 9 us = 72 us behind the iteration.
+  ASSERT_TRUE(m->Grow(1, 129, GrowthPhase::kDecode));
+  EXPECT_EQ(Cost(m->TakeStepCost()), Cost(Nanos(0), Nanos(72'000), kCallsPerGroup, 0));
+}
+
+TEST(VAttentionKvManager, UvmReclaimsPagesWithoutADriverCall) {
+  // 8 groups = 256 tokens, as AShortFreePoolIsRefilledByUnmappingIdleSlots.
+  auto m = NewVAttentionKvManager(Geometry(8, 256, VmmBackend::kUvm),
+                                  Config(true, /*deferred_reclaim=*/true, VmmBackend::kUvm));
+  ASSERT_TRUE(m->Admit(1, 128, 128));
+  ASSERT_TRUE(m->Admit(2, 128, 128));
+  m->Release(1);
+  m->Release(2);
+  m->TakeStepCost();
+  // 8 groups: 4 already in the slot it gets, 4 taken back from the other idle slot
+  // for free and mapped again: 4 x 72 us = 288 us, no unmap call.
+  ASSERT_TRUE(m->Admit(3, 256, 256));
+  EXPECT_EQ(Cost(m->TakeStepCost()), Cost(Nanos(288'000), Nanos(0), 4 * kCallsPerGroup, 0));
+  EXPECT_EQ(Fields(m->Usage()), std::make_tuple(8 * kUvmGroupBytes, 8 * kUvmGroupBytes,
+                                                256 * kUvmBytesPerToken, int64_t{0}));
+}
+
+TEST(VAttentionKvManager, UvmBackgroundReclamationFreesAGroupPerIterationAtNoCost) {
+  auto m = NewVAttentionKvManager(Geometry(20, 640, VmmBackend::kUvm),
+                                  Config(/*overlap=*/true, false, VmmBackend::kUvm));
+  ASSERT_TRUE(m->Admit(1, 100, 200));  // 4 groups
+  m->Release(1);
+  m->TakeStepCost();
+  m->OnIterationStart();
+  EXPECT_EQ(Cost(m->TakeStepCost()), kNoCost);
+  EXPECT_EQ(m->Usage().cached_bytes, 3 * kUvmGroupBytes);
+}
+
+TEST(VAttentionKvManager, StockCostsAreUnchangedByTheUvmLatency) {
+  VAttentionKvConfig config = Config(/*overlap=*/false, true);
+  config.uvm_map_latency = Nanos(1);  // not used by the stock backend
+  auto m = NewVAttentionKvManager(Geometry(20, 640), config);
+  EXPECT_EQ(m->vmm_backend(), VmmBackend::kStock);
+  // 4 groups x 8 x (1 + 20) us = 672 us.
+  ASSERT_TRUE(m->Admit(1, 100, 200));
+  EXPECT_EQ(Cost(m->TakeStepCost()), Cost(Nanos(672'000), Nanos(0), 4 * kCallsPerGroup, 0));
+}
+
+TEST(VAttentionKvManager, TheDefaultUvmMapLatencyIsThePapersNineMicroseconds) {
+  EXPECT_EQ(VAttentionKvConfig{}.uvm_map_latency, Nanos(9'000));
+  EXPECT_EQ(kPaperUvmMapLatency, Nanos(9'000));
+}
+
+TEST(VmmBackend, AutoPicksUvmBelowTwoMiBAndStockFromTwoMiB) {
+  EXPECT_EQ(AutoVmmBackend(64 * kKiB), VmmBackend::kUvm);
+  EXPECT_EQ(AutoVmmBackend(128 * kKiB), VmmBackend::kUvm);
+  EXPECT_EQ(AutoVmmBackend(256 * kKiB), VmmBackend::kUvm);
+  EXPECT_EQ(AutoVmmBackend(2 * kMiB), VmmBackend::kStock);
+  EXPECT_STREQ(VmmBackendName(VmmBackend::kStock), "stock");
+  EXPECT_STREQ(VmmBackendName(VmmBackend::kUvm), "uvm");
+}
+
+TEST(VmmBackend, StockMapsOnlyMultiplesOfItsTwoMiBGranularity) {
+  VAttentionKvConfig c;
+  c.backend = VmmBackend::kStock;
+  c.page_bytes = 2 * kMiB;
+  EXPECT_FALSE(CheckVmmBackend(c).has_value());
+  c.page_bytes = 64 * kKiB;
+  const std::optional<VmmConfigError> e = CheckVmmBackend(c);
+  ASSERT_TRUE(e.has_value());
+  EXPECT_EQ(e->key, "page_bytes");
+  EXPECT_EQ(e->what,
+            "64 KiB pages need the uvm backend (vAttention's modified driver): the stock CUDA "
+            "driver maps in multiples of its 2 MiB allocation granularity; set "
+            "kv_cache.vmm.backend: uvm or page_bytes: 2MiB");
+  EXPECT_THROW(NewVAttentionKvManager(Geometry(20, 640, VmmBackend::kUvm), c), InvariantError);
+}
+
+TEST(VmmBackend, UvmMapsOnly64To256KiBPages) {
+  VAttentionKvConfig c;
+  c.backend = VmmBackend::kUvm;
+  for (const int64_t page : {64 * kKiB, 128 * kKiB, 256 * kKiB}) {
+    c.page_bytes = page;
+    EXPECT_FALSE(CheckVmmBackend(c).has_value()) << page;
+  }
+  // The modified driver has no 2 MiB pages: vAttention sends 2 MiB to the stock path.
+  c.page_bytes = 2 * kMiB;
+  const std::optional<VmmConfigError> e = CheckVmmBackend(c);
+  ASSERT_TRUE(e.has_value());
+  EXPECT_EQ(e->key, "vmm.backend");
+  EXPECT_NE(e->what.find("not 2 MiB"), std::string::npos) << e->what;
+  EXPECT_THROW(NewVAttentionKvManager(Geometry(20, 640), c), InvariantError);
+}
+
+TEST(VmmBackend, TheCaveatNamesThePapersUvmCostUnlessTheConfigSetsOne) {
+  VAttentionKvConfig uvm;
+  uvm.backend = VmmBackend::kUvm;
+  uvm.page_bytes = 64 * kKiB;
+  EXPECT_EQ(VmmCostCaveat(uvm),
+            "kv_cache.vmm: uvm backend (vAttention's modified driver) map cost 9 us per page is "
+            "the paper's figure, not measured on this GPU");
+  uvm.uvm_map_latency = Nanos(12'000);  // the user's own figure
+  EXPECT_EQ(VmmCostCaveat(uvm), "");
+  EXPECT_EQ(VmmCostCaveat(VAttentionKvConfig{}), "");  // stock
 }
 
 }  // namespace

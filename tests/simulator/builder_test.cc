@@ -118,7 +118,7 @@ constexpr int64_t kLlama2_70BWeightBytes =
     (int64_t{80} * (int64_t{8192} * 8192 + 2 * 8192 * 1024 + 8192 * 8192 + 3 * 8192 * 28672) +
      2 * 32000 * 8192);  // 137,950,658,560 bytes
 // From models/gpu/A100-80GB.yaml.
-constexpr int64_t kA100Bytes = 80000000000;
+constexpr int64_t kA100Bytes = 84987740160;  // 79.15 GiB, the A100-80GB card
 
 TEST(PlanMemory, Llama2_70BDoesNotFitOneA100AndTheErrorNamesTensorParallel) {
   // 138 GB of weights against 0.9 x 80 GB = 72 GB usable.
@@ -130,7 +130,8 @@ TEST(PlanMemory, Llama2_70BDoesNotFitOneA100AndTheErrorNamesTensorParallel) {
 
 TEST(PlanMemory, Llama2_70BFitsTwoA100s) {
   const MemoryPlan m = PlanMemory(Model("Llama-2-70B"), Gpu("A100-80GB"), Deployment(2));
-  // 72,000,000,000 - 68,975,329,280 - 1 GiB - 512 MiB = 1,414,057,984 bytes of KV.
+  // 0.9 x 84,987,740,160 = 76,488,966,144; minus 68,975,329,280 of weights, 1 GiB and
+  // 512 MiB of reserves = 5,903,024,128 bytes of KV.
   EXPECT_EQ(m.weight_bytes, kLlama2_70BWeightBytes / 2);
   EXPECT_EQ(m.kv_capacity_bytes,
             kA100Bytes * 9 / 10 - kLlama2_70BWeightBytes / 2 - 1 * kGiB - 512 * kMiB);
@@ -326,6 +327,38 @@ TEST(BuildSimulation, VAttentionTakesTheProfilesVmmLatenciesUnlessTheConfigSetsT
   std::vector<std::pair<std::string, std::string>> with_map = profiled;
   with_map.emplace_back("kv_cache.vmm.map_s", "2.0e-6");
   EXPECT_NEAR(ExposedMappingSeconds(with_map), 64 * (2.0 + 32.16) * 1e-6, 1e-9);
+}
+
+// ---- vAttention's VMM backend ---------------------------------------------
+
+TEST(BuildSimulation, SixtyFourKiBPagesMapOnTheUvmBackendAtNineMicrosecondsAPage) {
+  // backend auto -> uvm. The 10-token prompt maps one page group before the prefill:
+  // 2 x 32 layers = 64 pages, one uvm call of 9 us each = 576 us; its 20 tokens stay
+  // in that 64 KiB page (64 KiB / 2048 B = 32 tokens).
+  EXPECT_NEAR(ExposedMappingSeconds({{"kv_cache.page_bytes", "64KiB"}}), 64 * 9e-6, 1e-9);
+  EXPECT_NEAR(ExposedMappingSeconds(
+                  {{"kv_cache.page_bytes", "64KiB"}, {"kv_cache.vmm.uvm_map_s", "1.0e-5"}}),
+              64 * 10e-6, 1e-9);
+}
+
+TEST(BuildSimulation, TheUvmBackendIgnoresTheProfilesStockVmmLatencies) {
+  // The profile measured cuMemMap and cuMemSetAccess of the stock driver.
+  EXPECT_NEAR(ExposedMappingSeconds({{"timing.type", "profiled"},
+                                     {"timing.profile", kH100Profile},
+                                     {"kv_cache.page_bytes", "64KiB"}}),
+              64 * 9e-6, 1e-9);
+}
+
+TEST(BuildSimulation, AConfigBuiltInCodeWithSmallStockPagesNamesPageBytes) {
+  // Decoding refuses this; a ScenarioConfig assembled in code meets the builder's check.
+  ScenarioConfig c =
+      DecodeScenario(OneRequest({{"kv_cache.type", "vattention"}}), KVSIM_SOURCE_DIR "/models");
+  c.kv_cache.vattention.page_bytes = 64 << 10;
+  c.kv_cache.vattention.backend = VmmBackend::kStock;
+  EXPECT_THAT(InputErrorMessage([&] { BuildSimulation(c); }),
+              HasSubstr("scenario.yaml: kv_cache.page_bytes: 64 KiB pages need the uvm backend"));
+  c.kv_cache.vattention.backend = VmmBackend::kUvm;
+  EXPECT_NO_THROW(BuildSimulation(c));
 }
 
 }  // namespace

@@ -31,13 +31,24 @@ using ::testing::HasSubstr;
 constexpr const char* kFixture = KVSIM_TEST_DATA_DIR "/timing/h100_profile.txt";
 constexpr const char* kPath = "p.txt";
 
-// No CPU costs, so that iteration times are GPU work only.
-// Prefill attention as measured, so the hand-made profile's figures come back.
-constexpr ProfiledConfig kNoCpu{.prefill_attention = ProfiledConfig::PrefillAttention::kMeasured,
-                                .block_table_entry_s = 0,
-                                .allreduce_latency_s = 8e-6,
-                                .cpu_overhead_s = 0,
-                                .cpu_per_seq_s = 0};
+// Prefill attention as measured, so the hand-made profile's figures come back; the
+// small per-layer kernels at 0.8 of the card's bandwidth.
+constexpr ProfiledConfig kAsMeasured{
+    .prefill_attention = ProfiledConfig::PrefillAttention::kMeasured,
+    .attention_prefill_efficiency = -1,
+    .memory_efficiency = 0.8};
+
+// No CPU costs (preset none: no engine term, no kernel gap), so that iteration times
+// are GPU work only; the ring all-reduce at 8 us + 2 (tp-1)/tp x bytes / (link x 1.0);
+// paged layouts through the profile's own paged rows.
+CostConfig NoCpu() {
+  CostConfig c;
+  c.engine = EnginePresetDefaults(EngineConfig::Preset::kNone);
+  c.allreduce = {.latency_s = 8e-6, .bus_efficiency = 1.0};
+  c.paged_kernel = PagedKernel::kProfiled;
+  c.paged = false;  // the manager's kind only changes what is declared
+  return c;
+}
 
 double Us(Nanos t) { return static_cast<double>(t.count()) * 1e-3; }
 
@@ -140,9 +151,25 @@ struct TinyProfile {
 };
 
 std::unique_ptr<ExecutionTimeModel> Model(const std::string& text, const ModelSpec& m,
-                                          int64_t tp = 1, const ProfiledConfig& c = kNoCpu,
-                                          const GpuSpec& gpu = Gpu()) {
-  return NewProfiledModel(ParseProfile(text, kPath), m, gpu, tp, c);
+                                          int64_t tp = 1, const ProfiledConfig& c = kAsMeasured,
+                                          const GpuSpec& gpu = Gpu(),
+                                          const CostConfig& costs = NoCpu()) {
+  return NewProfiledModel(ParseProfile(text, kPath), m, gpu, tp, c, costs);
+}
+
+// The small per-layer kernels (not in the profile) over all layers, in us:
+//   layers x tokens x bytes_per_token / (B x 0.8)
+// bytes_per_token = b x (8 hidden + 2 (heads + kv_heads)/tp head_dim + 3 k ffn/tp
+//                        + 4 kv_heads/tp head_dim), k experts per token:
+//   Tiny at TP 1: 2 x (8,192 + 2 x 10 x 128 + 12,288 + 4 x 2 x 128) = 48,128 B
+//   TinyMoe (ffn 1024, k 2): 2 x (8,192 + 2,560 + 6,144 + 1,024) = 35,840 B
+//   Llama-3-8B: 2 x (8 x 4096 + 2 x 40 x 128 + 3 x 14336 + 4 x 8 x 128) = 180,224 B
+constexpr double kTinySmallBytes = 48'128;
+constexpr double kTinyMoeSmallBytes = 35'840;
+constexpr double kLlamaSmallBytes = 180'224;
+double SmallKernelsUs(double tokens, double bytes_per_token = kTinySmallBytes, double layers = 2,
+                      double bandwidth = 3.35e12) {
+  return layers * tokens * bytes_per_token / (bandwidth * 0.8) * 1e6;
 }
 
 // The 1-based line of the first line of `text` containing `needle`.
@@ -191,25 +218,30 @@ constexpr double kTolUs = 0.002;
 
 TEST(ProfiledModel, AtAGridPointTheLinearLayersTakeTheirMeasuredTimes) {
   const auto model = Model(TinyProfile().Render(Tiny()), Tiny());
-  // 2 layers x 4 GEMMs x 10 us at 256 tokens.
-  EXPECT_NEAR(Us(model->IterationTime(LinearOnly(256))), 80.0, kTolUs);
-  // 2 x 4 x 34 us at 1024 tokens.
-  EXPECT_NEAR(Us(model->IterationTime(LinearOnly(1024))), 272.0, kTolUs);
+  // 2 layers x 4 GEMMs x 10 us at 256 tokens, and the small kernels:
+  // 2 x 256 x 48,128 B / 2.68e12 B/s = 9.19460 us.
+  EXPECT_NEAR(SmallKernelsUs(256), 9.19460, 1e-5);
+  EXPECT_NEAR(Us(model->IterationTime(LinearOnly(256))), 80.0 + SmallKernelsUs(256), kTolUs);
+  // 2 x 4 x 34 us at 1024 tokens; small kernels 4 x 9.19460 us.
+  EXPECT_NEAR(Us(model->IterationTime(LinearOnly(1024))), 272.0 + SmallKernelsUs(1024), kTolUs);
 }
 
 TEST(ProfiledModel, BetweenGridPointsGemmTimesAreInterpolatedInLogTokensAndLogTime) {
   const auto model = Model(TinyProfile().Render(Tiny()), Tiny());
   // 512 tokens lie halfway between 256 and 1024 in log tokens: time = sqrt(10 x 34) us.
-  EXPECT_NEAR(Us(model->IterationTime(LinearOnly(512))), 8 * std::sqrt(340.0), kTolUs);
+  EXPECT_NEAR(Us(model->IterationTime(LinearOnly(512))), 8 * std::sqrt(340.0) + SmallKernelsUs(512),
+              kTolUs);
   // 300 tokens: 10 x 3.4^(ln(300/256) / ln 4) us.
   const double at_300 = 10 * std::pow(3.4, std::log(300.0 / 256) / std::log(4.0));
-  EXPECT_NEAR(Us(model->IterationTime(LinearOnly(300))), 8 * at_300, kTolUs);
+  EXPECT_NEAR(Us(model->IterationTime(LinearOnly(300))), 8 * at_300 + SmallKernelsUs(300), kTolUs);
 }
 
 TEST(ProfiledModel, BelowTheSmallestGridPointAGemmTakesThatPointsTime) {
   const auto model = Model(TinyProfile().Render(Tiny()), Tiny());
   for (int64_t tokens : {1, 2, 15, 16}) {
-    EXPECT_NEAR(Us(model->IterationTime(LinearOnly(tokens))), 8 * 8.0, kTolUs) << tokens;
+    EXPECT_NEAR(Us(model->IterationTime(LinearOnly(tokens))), 8 * 8.0 + SmallKernelsUs(tokens),
+                kTolUs)
+        << tokens;
   }
 }
 
@@ -217,8 +249,10 @@ TEST(ProfiledModel, BeyondTheLargestGridPointGemmsFollowALineFittedToTheLargestF
   const auto model = Model(TinyProfile().Render(Tiny()), Tiny());
   // (256, 10), (1024, 34), (2048, 66), (4096, 130) lie on 2 + tokens / 32 us; the
   // point (16, 8) does not, and is not part of the fit.
-  EXPECT_NEAR(Us(model->IterationTime(LinearOnly(8192))), 8 * (2 + 8192 / 32.0), kTolUs);
-  EXPECT_NEAR(Us(model->IterationTime(LinearOnly(100000))), 8 * (2 + 100000 / 32.0), kTolUs);
+  EXPECT_NEAR(Us(model->IterationTime(LinearOnly(8192))),
+              8 * (2 + 8192 / 32.0) + SmallKernelsUs(8192), kTolUs);
+  EXPECT_NEAR(Us(model->IterationTime(LinearOnly(100000))),
+              8 * (2 + 100000 / 32.0) + SmallKernelsUs(100000), kTolUs);
 }
 
 TEST(ProfiledModel, TheLmHeadRunsOnTheLogitTokensOnly) {
@@ -226,30 +260,34 @@ TEST(ProfiledModel, TheLmHeadRunsOnTheLogitTokensOnly) {
   BatchWork w = LinearOnly(1024);
   w.logit_tokens = 1;
   // lm_head at 1 logit token: below the grid, 2 x 8 us.
-  EXPECT_NEAR(Us(model->IterationTime(w)), 272.0 + 16.0, kTolUs);
+  EXPECT_NEAR(Us(model->IterationTime(w)), 272.0 + SmallKernelsUs(1024) + 16.0, kTolUs);
   w.logit_tokens = 256;
-  EXPECT_NEAR(Us(model->IterationTime(w)), 272.0 + 20.0, kTolUs);
+  EXPECT_NEAR(Us(model->IterationTime(w)), 272.0 + SmallKernelsUs(1024) + 20.0, kTolUs);
 }
 
 TEST(ProfiledModel, AMeasurementFasterThanOneAtFewerTokensIsRaisedToIt) {
   TinyProfile p;
   p.linear = {{16, 8}, {256, 7}, {1024, 34}, {2048, 66}, {4096, 130}};  // 256 tokens: noise
   const auto model = Model(p.Render(Tiny()), Tiny());
-  EXPECT_NEAR(Us(model->IterationTime(LinearOnly(256))), 8 * 8.0, kTolUs);
-  EXPECT_NEAR(Us(model->IterationTime(LinearOnly(100))), 8 * 8.0, kTolUs);
+  EXPECT_NEAR(Us(model->IterationTime(LinearOnly(256))), 8 * 8.0 + SmallKernelsUs(256), kTolUs);
+  EXPECT_NEAR(Us(model->IterationTime(LinearOnly(100))), 8 * 8.0 + SmallKernelsUs(100), kTolUs);
 }
 
 TEST(ProfiledModel, MoeExpertsReadRunEachOnTheirShareOfTheTokens) {
   const auto model = Model(TinyProfile().Render(TinyMoe()), TinyMoe());
   // 1 token, top-2 of 8: E_r = 8 (1 - (6/8)^1) = 2 experts at 1 x 2 / 2 = 1 token each:
   // per layer qkv 8 + o 8 + 2 x (gate_up 8 + down 8) = 48 us; 2 layers.
-  EXPECT_NEAR(Us(model->IterationTime(LinearOnly(1))), 96.0, kTolUs);
+  // Small kernels: 2 x 1 x 35,840 B / 2.68e12 B/s = 0.026746 us per token.
+  EXPECT_NEAR(Us(model->IterationTime(LinearOnly(1))), 96.0 + SmallKernelsUs(1, kTinyMoeSmallBytes),
+              kTolUs);
   // 4 tokens: E_r = 8 (1 - 0.75^4) = 5.46875 experts at 8 / 5.46875 = 1.46 tokens (8 us):
   // 8 + 8 + 5.46875 x 16 = 103.5 us per layer.
-  EXPECT_NEAR(Us(model->IterationTime(LinearOnly(4))), 207.0, kTolUs);
+  EXPECT_NEAR(Us(model->IterationTime(LinearOnly(4))),
+              207.0 + SmallKernelsUs(4, kTinyMoeSmallBytes), kTolUs);
   // 4096 tokens: every expert is read (E_r = 8 to double precision), each at
   // 4096 x 2 / 8 = 1024 tokens (34 us): 130 + 130 + 8 x (34 + 34) = 804 us per layer.
-  EXPECT_NEAR(Us(model->IterationTime(LinearOnly(4096))), 1608.0, kTolUs);
+  EXPECT_NEAR(Us(model->IterationTime(LinearOnly(4096))),
+              1608.0 + SmallKernelsUs(4096, kTinyMoeSmallBytes), kTolUs);
 }
 
 // ---- Decode attention ----------------------------------------------------------
@@ -368,7 +406,7 @@ TEST(ProfiledModel, TensorParallelUsesTheMeasuredAllReduceElseTheRingFormula) {
   ASSERT_EQ(ring->Caveats().size(), 1u);
   EXPECT_THAT(ring->Caveats()[0], HasSubstr("all-reduce on 2 GPUs is not in the profile (no "
                                             "[allreduce] rows); it is the ring formula at the "
-                                            "test-gpu card's link bandwidth and a 8 us latency"));
+                                            "test-gpu card's link bandwidth (timing.allreduce)"));
   // One GPU: no all-reduce and nothing to declare.
   EXPECT_NEAR(Us(Model(p.Render(m, 1), m, 1)->IterationTime(LinearOnly(64))),
               Us(Model(TinyProfile().Render(m, 1), m, 1)->IterationTime(LinearOnly(64))), 0);
@@ -436,14 +474,119 @@ TEST(ProfiledModel, OneMeasuredGpuCountKeepsItsBusBandwidthAtOtherCounts) {
               HasSubstr("it is the 4-GPU time scaled by the ring factor"));
 }
 
-TEST(ProfiledModel, CpuCostsAreTheConfiguredOnes) {
+TEST(ProfiledModel, EngineCostsAreTheConfiguredOnes) {
   const std::string text = TinyProfile().Render(Tiny());
-  const ProfiledConfig defaults;
+  CostConfig engine = NoCpu();
+  engine.engine.per_iteration_s = 1e-3;
+  engine.engine.per_seq_s = 5e-6;
+  engine.engine.block_table_entry_s = 5e-9;
   const BatchWork w = Decode(3, 300, AttentionLayout::kPaged, 16);
-  // 1 ms + 3 x 5 us + 5 ns x 3 sequences x ceil(100 / 16) = 7 blocks.
-  EXPECT_NEAR(Us(Model(text, Tiny(), 1, defaults)->IterationTime(w)) -
-                  Us(Model(text, Tiny(), 1, kNoCpu)->IterationTime(w)),
-              1000 + 15 + 0.105, kTolUs);
+  // 1 ms + 3 x 5 us + 5 ns x 3 sequences x ceil(100 / 16) = 7 blocks = 1015.105 us.
+  EXPECT_NEAR(Us(Model(text, Tiny(), 1, kAsMeasured, Gpu(), engine)->IterationTime(w)) -
+                  Us(Model(text, Tiny(), 1)->IterationTime(w)),
+              1000 + 3 * 5 + 5e-3 * 3 * 7, kTolUs);
+  EXPECT_NEAR(1000 + 3 * 5 + 5e-3 * 3 * 7, 1015.105, 1e-9);
+}
+
+TEST(ProfiledModel, KernelGapsAreChargedTenPerLayer) {
+  const std::string text = TinyProfile().Render(Tiny());
+  CostConfig gaps = NoCpu();
+  gaps.engine.kernel_gap_s = 1e-6;
+  // 2 layers x 10 kernels x 1 us = 20 us, whatever the batch.
+  for (int64_t tokens : {1, 256, 4096}) {
+    EXPECT_NEAR(
+        Us(Model(text, Tiny(), 1, kAsMeasured, Gpu(), gaps)->IterationTime(LinearOnly(tokens))) -
+            Us(Model(text, Tiny(), 1)->IterationTime(LinearOnly(tokens))),
+        2 * 10 * 1.0, kTolUs)
+        << tokens;
+  }
+}
+
+TEST(ProfiledModel, WithoutCudaGraphsEachLayersLaunchesAddToTheGpuTime) {
+  const std::string text = TinyProfile().Render(Tiny());
+  CostConfig eager = NoCpu();
+  eager.engine.cuda_graphs = false;
+  eager.engine.launch_per_layer_s = 1e-4;
+  const auto graphs = Model(text, Tiny());
+  const auto launched = Model(text, Tiny(), 1, kAsMeasured, Gpu(), eager);
+  // 2 layers x 100 us = 200 us of launches, for a small batch and a large one alike.
+  for (int64_t tokens : {16, 4096}) {
+    EXPECT_NEAR(Us(launched->IterationTime(LinearOnly(tokens))) -
+                    Us(graphs->IterationTime(LinearOnly(tokens))),
+                2 * 100.0, kTolUs)
+        << tokens;
+  }
+}
+
+TEST(ProfiledModel, ANamedPagedKernelTimesTheContiguousRowsThroughItsCurve) {
+  const std::string text = TinyProfile().Render(Tiny());
+  CostConfig flash = NoCpu();
+  flash.paged_kernel = PagedKernel::kFlashPaged;
+  CostConfig flashinfer = NoCpu();
+  flashinfer.paged_kernel = PagedKernel::kFlashInferPaged;
+  const double contiguous = 0.5 * 40.96;  // decode batch 4 x 1024, see above
+  // flash_paged: x (1 + 2 / 16) = x 1.125; flashinfer_paged: x (1 + 1 / 16) = x 1.0625.
+  const BatchWork paged = Decode(4, 4 * 1024, AttentionLayout::kPaged, 16);
+  EXPECT_NEAR(DecodeAttentionUs(*Model(text, Tiny(), 1, kAsMeasured, Gpu(), flash), paged),
+              contiguous * (1 + 2.0 / 16), kTolUs);
+  EXPECT_NEAR(DecodeAttentionUs(*Model(text, Tiny(), 1, kAsMeasured, Gpu(), flashinfer), paged),
+              contiguous * (1 + 1.0 / 16), kTolUs);
+  // Prefill at 2016 pairs (contiguous 0.5 x 20.16 us), measured as it is: x 1.37 and x 1.42.
+  EXPECT_NEAR(PrefillAttentionUs(*Model(text, Tiny(), 1, kAsMeasured, Gpu(), flash), 2016,
+                                 AttentionLayout::kPaged, 16),
+              0.5 * 20.16 * 1.37, kTolUs);
+  EXPECT_NEAR(PrefillAttentionUs(*Model(text, Tiny(), 1, kAsMeasured, Gpu(), flashinfer), 2016,
+                                 AttentionLayout::kPaged, 16),
+              0.5 * 20.16 * 1.42, kTolUs);
+}
+
+TEST(ProfiledModel, TheProfilesOwnPagedKernelOnAPagedCacheIsACaveatANamedOneAnAssumption) {
+  const std::string text = TinyProfile().Render(Tiny());
+  CostConfig own = NoCpu();
+  own.paged = true;
+  const auto profiled = Model(text, Tiny(), 1, kAsMeasured, Gpu(), own);
+  EXPECT_EQ(profiled->Name(), "profiled");
+  ASSERT_EQ(profiled->Caveats().size(), 1u);
+  EXPECT_EQ(profiled->Caveats()[0],
+            "kv_cache.paged_kernel: profiled times kvprobe's own paged kernel (p.txt), not a "
+            "serving engine's");
+  // The assumptions: the engine preset only (memory efficiency given, TP 1).
+  ASSERT_EQ(profiled->Assumptions().size(), 1u);
+  EXPECT_THAT(profiled->Assumptions()[0], HasSubstr("timing.engine: preset none"));
+
+  CostConfig named = own;
+  named.paged_kernel = PagedKernel::kFlashInferPaged;
+  const auto flashinfer = Model(text, Tiny(), 1, kAsMeasured, Gpu(), named);
+  EXPECT_THAT(flashinfer->Caveats(), ::testing::IsEmpty());
+  ASSERT_EQ(flashinfer->Assumptions().size(), 2u);
+  EXPECT_THAT(flashinfer->Assumptions()[1], HasSubstr("kv_cache.paged_kernel: flashinfer_paged"));
+}
+
+TEST(ProfiledModel, AssumptionsListTheGenericMemoryAndPrefillEfficienciesItUses) {
+  const std::string text = TinyProfile().Render(Tiny());
+  // Gpu() states no efficiency. Prefill from the roofline formula: both generic values
+  // are used; measured prefill: only the memory efficiency of the small kernels.
+  const auto roofline_prefill = Model(text, Tiny(), 1, ProfiledConfig{});
+  ASSERT_EQ(roofline_prefill->Assumptions().size(), 3u);
+  EXPECT_EQ(roofline_prefill->Assumptions()[0],
+            "memory_efficiency: the test-gpu card states none; the generic 0.85 of peak is "
+            "assumed");
+  EXPECT_EQ(roofline_prefill->Assumptions()[1],
+            "attention_prefill_efficiency: the test-gpu card states none; the generic 0.6 of "
+            "peak is assumed");
+  ProfiledConfig measured;
+  measured.prefill_attention = ProfiledConfig::PrefillAttention::kMeasured;
+  const auto measured_prefill = Model(text, Tiny(), 1, measured);
+  ASSERT_EQ(measured_prefill->Assumptions().size(), 2u);
+  EXPECT_THAT(measured_prefill->Assumptions()[0], HasSubstr("memory_efficiency"));
+  // The small kernels then stream at 3.35e12 x 0.85: at 256 tokens
+  // 2 x 256 x 48,128 / 2.8475e12 = 8.65374 us.
+  EXPECT_NEAR(Us(measured_prefill->IterationTime(LinearOnly(256))),
+              80.0 + SmallKernelsUs(256) * 0.8 / 0.85, kTolUs);
+  // A card stating its memory efficiency: nothing generic is left with measured prefill.
+  GpuSpec card = Gpu();
+  card.efficiency.memory = 0.85;
+  EXPECT_EQ(Model(text, Tiny(), 1, measured, card)->Assumptions().size(), 1u);
 }
 
 // ---- The H100 fixture ------------------------------------------------------------
@@ -459,18 +602,22 @@ std::string FixtureText() {
 }
 
 std::unique_ptr<ExecutionTimeModel> H100Model(int64_t tp = 1) {
-  return NewProfiledModel(LoadProfile(kFixture), Llama3_8B(), H100(), tp, kNoCpu);
+  return NewProfiledModel(LoadProfile(kFixture), Llama3_8B(), H100(), tp, kAsMeasured, NoCpu());
 }
 
 TEST(ProfiledModelOnH100, AtGridPointsTheMeasuredGemmTimesAreReturned) {
   const auto model = H100Model();
   // Fixture lines 64, 79, 94, 109: qkv 29.78, o 21.25, gate_up 123.58, down 63.89 us at
   // 256 tokens; 32 layers.
-  EXPECT_NEAR(Us(model->IterationTime(LinearOnly(256))), 32 * (29.78 + 21.25 + 123.58 + 63.89),
-              kTolUs);
+  // The small kernels add 32 x 256 x 180,224 B / (3.35e12 x 0.8) = 550.8936 us.
+  const double small_us = SmallKernelsUs(256, kLlamaSmallBytes, 32);
+  EXPECT_NEAR(small_us, 550.8936, 1e-4);
+  EXPECT_NEAR(Us(model->IterationTime(LinearOnly(256))),
+              32 * (29.78 + 21.25 + 123.58 + 63.89) + small_us, kTolUs);
   BatchWork w = LinearOnly(256);
   w.logit_tokens = 256;  // line 124: lm_head 538.20 us
-  EXPECT_NEAR(Us(model->IterationTime(w)), 32 * (29.78 + 21.25 + 123.58 + 63.89) + 538.20, kTolUs);
+  EXPECT_NEAR(Us(model->IterationTime(w)),
+              32 * (29.78 + 21.25 + 123.58 + 63.89) + small_us + 538.20, kTolUs);
 }
 
 TEST(ProfiledModelOnH100, AtGridPointsTheMeasuredDecodeAttentionIsReturned) {
@@ -537,7 +684,8 @@ TEST(ProfiledModelOnH100, TheMeasuredAllReduceReplacesTheRingFormula) {
   const size_t from = text.find("[allreduce]");
   const std::string without = text.substr(0, from) + text.substr(text.find("[vattention]"));
   const auto measured = H100Model(2);
-  const auto ring = NewProfiledModel(ParseProfile(without, kPath), Llama3_8B(), H100(), 2, kNoCpu);
+  const auto ring =
+      NewProfiledModel(ParseProfile(without, kPath), Llama3_8B(), H100(), 2, kAsMeasured, NoCpu());
   // 64 tokens x 4096 x 2 bytes = 524288 bytes: 11.26 us measured (line 346); the ring
   // gives 8 us + 524288 / 450e9 s. Two all-reduces in each of 32 layers.
   const double ring_us = 8 + 524288 / 450e9 * 1e6;
@@ -575,8 +723,9 @@ TEST(ProfiledModelOnTheCommittedH100Profile, TensorParallelEightExtrapolatesTheM
   text_stream << in.rdbuf();
   const std::string text = text_stream.str();
   const std::string without = text.substr(0, text.find("[allreduce]"));
-  const auto extrapolated = NewProfiledModel(profile, llama70, H100(), 8, kNoCpu);
-  const auto ring = NewProfiledModel(ParseProfile(without, path), llama70, H100(), 8, kNoCpu);
+  const auto extrapolated = NewProfiledModel(profile, llama70, H100(), 8, kAsMeasured, NoCpu());
+  const auto ring =
+      NewProfiledModel(ParseProfile(without, path), llama70, H100(), 8, kAsMeasured, NoCpu());
   // Ring: 8 us + 2 (7/8) x 1 MiB / 450e9 s. Two all-reduces in each of 80 layers.
   const double ring_us = 8 + 2 * 7.0 / 8 * 1048576 / 450e9 * 1e6;
   EXPECT_NEAR(
@@ -585,7 +734,7 @@ TEST(ProfiledModelOnTheCommittedH100Profile, TensorParallelEightExtrapolatesTheM
   ASSERT_EQ(extrapolated->Caveats().size(), 1u);
   EXPECT_THAT(extrapolated->Caveats()[0],
               HasSubstr("all-reduce on 8 GPUs is not in the profile (measured: 2, 3 and 4 GPUs)"));
-  EXPECT_THAT(NewProfiledModel(profile, llama70, H100(), 4, kNoCpu)->Caveats(),
+  EXPECT_THAT(NewProfiledModel(profile, llama70, H100(), 4, kAsMeasured, NoCpu())->Caveats(),
               ::testing::IsEmpty());
 }
 
@@ -594,7 +743,7 @@ TEST(ProfiledModelOnKvprobeOutput, AQuickH200ProfileGivesMonotoneTimesAtEveryTen
   for (int64_t tp : {1, 2, 4, 8}) {  // no [allreduce] rows: the ring formula for tp > 1
     const auto model = NewProfiledModel(profile, Llama3_8B(),
                                         LoadGpuSpec(KVSIM_SOURCE_DIR "/models/gpu/H200.yaml"), tp,
-                                        ProfiledConfig{});
+                                        ProfiledConfig{}, CostConfig{});
     Nanos last{0};
     for (int64_t tokens = 1; tokens <= 20000; tokens += 1 + tokens / 8) {
       BatchWork w = LinearOnly(tokens);
@@ -612,7 +761,7 @@ TEST(ProfiledModelOnKvprobeOutput, AQuickH200ProfileGivesMonotoneTimesAtEveryTen
 std::string ModelError(const std::string& text, const ModelSpec& m, int64_t tp = 1,
                        const GpuSpec& gpu = Gpu()) {
   try {
-    Model(text, m, tp, kNoCpu, gpu);
+    Model(text, m, tp, kAsMeasured, gpu);
   } catch (const InputError& e) {
     return e.what();
   }
@@ -713,7 +862,7 @@ TEST(ProfiledModel, AProfileOfAnotherGpuThanTheCardNamesIsAnError) {
 TEST(ProfiledModel, ACardWithoutDeviceNamesRunsWithACaveat) {
   GpuSpec unnamed = Gpu();
   unnamed.device_names.clear();
-  const auto model = Model(TinyProfile().Render(Tiny()), Tiny(), 1, kNoCpu, unnamed);
+  const auto model = Model(TinyProfile().Render(Tiny()), Tiny(), 1, kAsMeasured, unnamed);
   ASSERT_EQ(model->Caveats().size(), 1u);
   EXPECT_EQ(model->Caveats()[0],
             "timing.profile p.txt: measured on 'test'; the test-gpu card lists no device_names, "
@@ -735,23 +884,37 @@ namespace {
 
 TEST(ProfiledModelOnH100, ByDefaultContiguousPrefillAttentionIsTheRooflineFlopTime) {
   // Llama-3-8B at TP 1 on H100-SXM: 4 x 32 heads x 128 = 16384 FLOPs per causal pair;
-  // 1e8 more pairs add 32 layers x 16384 x 1e8 / (989.4e12 x 0.6) s = 88.31 ms.
+  // 1e8 more pairs add 32 layers x 16384 x 1e8 / (989.4e12 x e) s, e the card's
+  // attention_prefill efficiency (0.659 in the card: 80.41 ms).
   const Profile profile = LoadProfile(kFixture);
-  const auto model = NewProfiledModel(profile, Llama3_8B(), H100(), 1, ProfiledConfig{});
+  const GpuSpec h100 = H100();
+  const double e = h100.efficiency.attention_prefill;
+  ASSERT_GT(e, 0) << "the H100-SXM card states its prefill efficiency";
+  const auto model = NewProfiledModel(profile, Llama3_8B(), h100, 1, ProfiledConfig{}, NoCpu());
   BatchWork w = LinearOnly(4096);
   w.prefill_attention_pairs = 1e8;
   const Nanos one = model->IterationTime(w);
   w.prefill_attention_pairs = 2e8;
   const Nanos two = model->IterationTime(w);
-  EXPECT_NEAR(Us(two - one), 32 * 16384 * 1e8 / (989.4e12 * 0.6) * 1e6, 1.0);
+  EXPECT_NEAR(Us(two - one), 32 * 16384 * 1e8 / (989.4e12 * e) * 1e6, kTolUs);
+  // A configured efficiency wins over the card's: 0.6 gives 88.31 ms.
+  ProfiledConfig at_60;
+  at_60.attention_prefill_efficiency = 0.6;
+  const auto configured = NewProfiledModel(profile, Llama3_8B(), h100, 1, at_60, NoCpu());
+  w.prefill_attention_pairs = 1e8;
+  const Nanos one_60 = configured->IterationTime(w);
+  w.prefill_attention_pairs = 2e8;
+  EXPECT_NEAR(Us(configured->IterationTime(w) - one_60), 32 * 16384 * 1e8 / (989.4e12 * 0.6) * 1e6,
+              kTolUs);
 }
 
 TEST(ProfiledModelOnH100, ByDefaultPagedPrefillAttentionKeepsTheMeasuredPagedToContiguousRatio) {
   const Profile profile = LoadProfile(kFixture);
   ProfiledConfig measured_config;
   measured_config.prefill_attention = ProfiledConfig::PrefillAttention::kMeasured;
-  const auto roofline = NewProfiledModel(profile, Llama3_8B(), H100(), 1, ProfiledConfig{});
-  const auto measured = NewProfiledModel(profile, Llama3_8B(), H100(), 1, measured_config);
+  const auto roofline =
+      NewProfiledModel(profile, Llama3_8B(), H100(), 1, ProfiledConfig{}, NoCpu());
+  const auto measured = NewProfiledModel(profile, Llama3_8B(), H100(), 1, measured_config, NoCpu());
   auto attention_us = [](const ExecutionTimeModel& m, AttentionLayout layout) {
     BatchWork w = LinearOnly(2048);
     w.layout = layout;

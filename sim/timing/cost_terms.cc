@@ -1,0 +1,267 @@
+// Cost terms shared by every timing model; the formulas are stated in cost_terms.h.
+#include "sim/timing/cost_terms.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "sim/core/check.h"
+
+namespace kvsim {
+namespace {
+
+// Generic defaults for a GPU card that does not state its own (each is then listed
+// as an assumption): NCCL ring over NVLink, fitted to the DGX-A100 small-message
+// latencies of nccl-tests issue #123 (10 us on 2 GPUs, 33.7 us on 8: base 6 us +
+// 2 (n-1) x 2 us), and a bus efficiency of 0.7, between the 0.68 measured on
+// 8 x A100 (nccl-tests issues #149, #178: ~200-208 of 300 GB/s) and the 0.82 of
+// 8 x H100 with the ring algorithm (nccl-tests issue #212: 370 of 450 GB/s).
+constexpr double kDefaultBaseLatencyS = 6e-6;
+constexpr double kDefaultHopLatencyS = 2e-6;
+constexpr double kDefaultBusEfficiency = 0.7;
+
+// Paged kernels against the contiguous one (sources in PagedDecodeSeconds).
+// FlashAttention-2/3 with a block table: one indirect block lookup per KV tile;
+// close to its non-paged decode, which is memory-bound (vAttention paper section
+// 3; vLLM PR #3010 measured FlashAttention 10+% faster than vLLM's own kernel).
+// Modelled as `block_overhead_tokens` extra tokens of KV traffic per block.
+constexpr double kFlashBlockOverheadTokens = 2.0;       // assumed: 12.5% at 16, 0.8% at 256
+constexpr double kFlashInferBlockOverheadTokens = 1.0;  // assumed: 6% at 16 (page size 1 works)
+// Paged prefill, upper bounds published in the vAttention paper (section 3, Fig. 2:
+// FA2 with a 256-token block table and FlashInfer with 16-token pages, against
+// their non-paged kernels, prompts 1K-32K): up to 37% and 42% slower.
+constexpr double kFlashPrefillSlowdown = 1.37;
+constexpr double kFlashInferPrefillSlowdown = 1.42;
+// vLLM's own paged_attention decode kernel (v0.2.7, the vAttention paper's
+// baseline) computes every query head of a GQA group separately, in FP32 on CUDA
+// cores: per KV token and layer 4 x g x head_dim FLOPs against 4 x head_dim bytes of
+// K and V, so g FLOP per byte. Where g is large, that arithmetic bounds it. Its
+// fraction of the FP32 peak is set from the paper's one stated point, 2.85x slower
+// than FlashAttention for Yi-6B (g = 8) at batch 16 x 16K on an A100, with
+// contiguous decode at 0.8 of the card's bandwidth:
+//   2.85 = 8 x 2.039e12 x 0.8 / (19.5e12 x e)  ->  e = 0.235.
+// The paper's other figures (1.45x for Llama-3-8B at TP 2, g = 4; 2.6-2.85x for
+// Yi-34B, g = 7) are then predictions, checked by the fidelity benchmark.
+constexpr double kVllmScalarEfficiency = 0.235;
+// vLLM's kernel is "much slower" at blocks of 64 and 128 than 16 (vAttention
+// paper, Fig. 3 of the artifact); the size is not published: assumed +25% per
+// doubling above 16 tokens.
+constexpr double kVllmSlowdownPerDoubling = 0.25;
+
+}  // namespace
+
+EngineConfig EnginePresetDefaults(EngineConfig::Preset preset) {
+  EngineConfig e;
+  e.preset = preset;
+  switch (preset) {
+    case EngineConfig::Preset::kVllmV1:
+      // vLLM V1 (0.8 to 0.19): scheduling overlaps the GPU (async scheduling, on in
+      // the 0.19 ground-truth runs), a persistent batch keeps block tables on the
+      // GPU (appending new blocks only), CUDA graphs replay decode batches (vLLM
+      // blog "vLLM V1: A Major Upgrade", 2025-01-27). What is left between steps is
+      // assumed to be ~0.2 ms (xLLM's async-scheduling note measures ~200 us of
+      // device idle between steps). vLLM's request timestamps start after
+      // tokenization, so nothing is added before or after a request.
+      e.per_iteration_s = 2e-4;
+      e.kernel_gap_s = 1e-6;  // assumed: ~1 us per kernel boundary inside a CUDA graph
+      break;
+    case EngineConfig::Preset::kVllmV0:
+      // vLLM V0 (0.2 to 0.5): synchronous scheduling. The v0.6.0 performance blog
+      // (2024-09-05) measured, for Llama-3-8B on an H100 at 13 ms per token, 29% of
+      // the time in scheduling and input preparation: 3.8 ms per step. Block tables
+      // were rebuilt in Python each step, padded to the longest sequence: assumed
+      // 0.1 us per entry (the vAttention paper puts block-table preparation at 10%
+      // of a decode iteration after vLLM's fix).
+      e.per_iteration_s = 3.8e-3;
+      e.block_table_entry_s = 1e-7;
+      e.kernel_gap_s = 1e-6;
+      break;
+    case EngineConfig::Preset::kEager:
+      // An engine without CUDA graphs (vLLM before 0.2.x, research prototypes): a
+      // decoder layer's ~35 PyTorch operators are dispatched from Python at roughly
+      // 10 us each (assumed); the small ones take less GPU time than that, so their
+      // launches add to the large kernels' GPU time; 2 ms per step of scheduling
+      // (assumed).
+      e.per_iteration_s = 2e-3;
+      e.cuda_graphs = false;
+      e.launch_per_layer_s = 3.5e-4;
+      e.kernel_gap_s = 2e-6;
+      break;
+    case EngineConfig::Preset::kNone:
+      break;  // GPU kernels only
+  }
+  return e;
+}
+
+const char* EnginePresetName(EngineConfig::Preset preset) {
+  switch (preset) {
+    case EngineConfig::Preset::kVllmV1:
+      return "vllm_v1";
+    case EngineConfig::Preset::kVllmV0:
+      return "vllm_v0";
+    case EngineConfig::Preset::kEager:
+      return "eager";
+    case EngineConfig::Preset::kNone:
+      return "none";
+  }
+  return "?";
+}
+
+const char* PagedKernelName(PagedKernel kernel) {
+  switch (kernel) {
+    case PagedKernel::kFlashPaged:
+      return "flash_paged";
+    case PagedKernel::kFlashInferPaged:
+      return "flashinfer_paged";
+    case PagedKernel::kVllmPaged:
+      return "vllm_paged";
+    case PagedKernel::kProfiled:
+      return "profiled";
+  }
+  return "?";
+}
+
+CostTerms::CostTerms(const ModelSpec& model, const GpuSpec& gpu, int64_t tp,
+                     const CostConfig& config, double memory_efficiency)
+    : engine_(config.engine),
+      paged_kernel_(config.paged_kernel),
+      paged_(config.paged),
+      gpu_name_(gpu.name) {
+  const AllreduceConfig& allreduce = config.allreduce;
+  KVSIM_CHECK(tp >= 1, "tensor_parallel must be positive");
+  const auto d = [](int64_t v) { return static_cast<double>(v); };
+  tp_ = d(tp);
+  layers_ = d(model.num_layers);
+  dtype_bytes_ = d(model.dtype_bytes);
+  link_bytes_per_s_ = gpu.link_bandwidth_bytes_per_s;
+  const GpuSpec::Efficiencies& e = gpu.efficiency;
+  latency_from_card_ = e.allreduce_base_latency_s >= 0 && e.allreduce_hop_latency_s >= 0;
+  efficiency_from_card_ = e.allreduce_bus_efficiency > 0;
+  latency_generic_ = allreduce.latency_s < 0 && !latency_from_card_;
+  efficiency_generic_ = !(allreduce.bus_efficiency > 0) && !efficiency_from_card_;
+  const double base = latency_from_card_ ? e.allreduce_base_latency_s : kDefaultBaseLatencyS;
+  const double hop = latency_from_card_ ? e.allreduce_hop_latency_s : kDefaultHopLatencyS;
+  allreduce_latency_s_ =
+      allreduce.latency_s >= 0 ? allreduce.latency_s : base + 2.0 * (tp_ - 1.0) * hop;
+  bus_efficiency_ =
+      allreduce.bus_efficiency > 0
+          ? allreduce.bus_efficiency
+          : (efficiency_from_card_ ? e.allreduce_bus_efficiency : kDefaultBusEfficiency);
+  const double kv_heads = d(model.KvHeadsPerRank(tp));
+  const double heads = d(model.num_heads) / tp_;
+  const double hd = d(model.head_dim);
+  per_layer_bytes_per_token_ =
+      dtype_bytes_ *
+      (8.0 * d(model.hidden_size) + 2.0 * (heads + kv_heads) * hd +
+       3.0 * d(model.experts_per_token) * d(model.ffn_size) / tp_ + 4.0 * kv_heads * hd);
+  hbm_effective_ = gpu.hbm_bandwidth_bytes_per_s * memory_efficiency;
+  heads_per_rank_ = heads;
+  head_dim_ = hd;
+  fp32_flops_ = gpu.fp32_flops_per_s;
+}
+
+double CostTerms::AllreduceSeconds(double bytes) const {
+  if (tp_ <= 1) return 0;
+  return allreduce_latency_s_ +
+         2.0 * (tp_ - 1.0) / tp_ * bytes / (link_bytes_per_s_ * bus_efficiency_);
+}
+
+double CostTerms::PerLayerKernelsSeconds(double tokens) const {
+  if (tokens <= 0) return 0;
+  return tokens * per_layer_bytes_per_token_ / hbm_effective_ +
+         kKernelsPerLayer * engine_.kernel_gap_s;
+}
+
+double CostTerms::PagedDecodeSeconds(double contiguous_s, const CostInputs& in) const {
+  const double block = static_cast<double>(std::max<int64_t>(in.block_tokens, 1));
+  switch (paged_kernel_) {
+    case PagedKernel::kFlashPaged:
+      return contiguous_s * (1.0 + kFlashBlockOverheadTokens / block);
+    case PagedKernel::kFlashInferPaged:
+      return contiguous_s * (1.0 + kFlashInferBlockOverheadTokens / block);
+    case PagedKernel::kVllmPaged: {
+      // FP32 floor: 4 x heads_per_rank x head_dim FLOPs per KV token per layer.
+      double t = contiguous_s;
+      if (fp32_flops_ > 0) {
+        const double flops = 4.0 * heads_per_rank_ * head_dim_ * in.decode_context;
+        t = std::max(t, flops / (fp32_flops_ * kVllmScalarEfficiency));
+      }
+      const double doublings = std::max(0.0, std::log2(block / 16.0));
+      return t * (1.0 + kVllmSlowdownPerDoubling * doublings);
+    }
+    case PagedKernel::kProfiled:
+      break;
+  }
+  KVSIM_CHECK(false, "the profiled paged kernel is timed by the profiled model");
+}
+
+double CostTerms::PagedPrefillSeconds(double contiguous_s) const {
+  switch (paged_kernel_) {
+    case PagedKernel::kFlashPaged:
+      return contiguous_s * kFlashPrefillSlowdown;
+    case PagedKernel::kFlashInferPaged:
+      return contiguous_s * kFlashInferPrefillSlowdown;
+    case PagedKernel::kVllmPaged:
+      // vLLM <= 0.5 ran prompt attention on the contiguous prompt tensors
+      // (xformers / FlashAttention) and only then wrote the KV into blocks.
+      return contiguous_s;
+    case PagedKernel::kProfiled:
+      break;
+  }
+  KVSIM_CHECK(false, "the profiled paged kernel is timed by the profiled model");
+}
+
+double CostTerms::IterationSeconds(double gpu_s, const CostInputs& in) const {
+  const double launch_s = engine_.cuda_graphs ? 0.0 : layers_ * engine_.launch_per_layer_s;
+  double cpu_s = engine_.per_iteration_s + engine_.per_seq_s * static_cast<double>(in.num_seqs) +
+                 engine_.per_prefill_token_s * in.prefill_tokens;
+  if (in.layout == AttentionLayout::kPaged && in.block_tokens > 0) {
+    const double width = static_cast<double>(CeilDiv(in.max_context, in.block_tokens));
+    cpu_s += engine_.block_table_entry_s * static_cast<double>(in.num_seqs) * width;
+  }
+  return gpu_s + launch_s + cpu_s;
+}
+
+std::vector<std::string> CostTerms::Assumptions() const {
+  std::vector<std::string> out;
+  out.push_back(fmt::format(
+      "timing.engine: preset {} (per iteration {:g} ms, per sequence {:g} us, per prefill token "
+      "{:g} us, block-table entry {:g} us, kernel gap {:g} us{}) is a sourced estimate, not "
+      "fitted to this engine",
+      EnginePresetName(engine_.preset), engine_.per_iteration_s * 1e3, engine_.per_seq_s * 1e6,
+      engine_.per_prefill_token_s * 1e6, engine_.block_table_entry_s * 1e6,
+      engine_.kernel_gap_s * 1e6,
+      engine_.cuda_graphs
+          ? ""
+          : fmt::format(", eager launch {:g} us per layer", engine_.launch_per_layer_s * 1e6)));
+  if (tp_ > 1 && uses_ring_ && (latency_generic_ || efficiency_generic_)) {
+    out.push_back(fmt::format(
+        "timing.allreduce: the {} card states no NCCL {}; generic NVLink values are used "
+        "(latency {:g} us, bus efficiency {:g})",
+        gpu_name_,
+        latency_generic_ && efficiency_generic_ ? "latency or bus efficiency"
+        : latency_generic_                      ? "latency"
+                                                : "bus efficiency",
+        allreduce_latency_s_ * 1e6, bus_efficiency_));
+  }
+  if (paged_ && paged_kernel_ != PagedKernel::kProfiled) {
+    out.push_back(fmt::format(
+        "kv_cache.paged_kernel: {} is timed from published figures against the contiguous kernel "
+        "(decode {}; prefill {}), not measured on this GPU",
+        PagedKernelName(paged_kernel_),
+        paged_kernel_ == PagedKernel::kVllmPaged
+            ? "bounded by FP32 arithmetic at 0.235 of the card's FP32 peak, +25% per block-size "
+              "doubling above 16"
+            : fmt::format("+{:g} tokens of KV traffic per block",
+                          paged_kernel_ == PagedKernel::kFlashPaged
+                              ? kFlashBlockOverheadTokens
+                              : kFlashInferBlockOverheadTokens),
+        paged_kernel_ == PagedKernel::kVllmPaged    ? "contiguous"
+        : paged_kernel_ == PagedKernel::kFlashPaged ? "x1.37, the paper's upper bound"
+                                                    : "x1.42, the paper's upper bound"));
+  }
+  return out;
+}
+
+}  // namespace kvsim

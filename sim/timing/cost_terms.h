@@ -1,0 +1,156 @@
+// Cost terms every timing model shares: the serving engine's work outside the GPU
+// kernels, tensor-parallel all-reduces, the small per-layer kernels (norms, RoPE,
+// activation, KV writes), paged-attention kernels against contiguous ones, and how
+// CPU and GPU time combine into one iteration. The roofline and profiled models
+// differ only in how they time GEMMs and contiguous attention; everything here is
+// written once.
+//
+// Every default names its source; terms that no measurement backs are listed by
+// CostTerms::Assumptions() and printed with every result.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "sim/hardware/gpu_spec.h"
+#include "sim/hardware/model_spec.h"
+#include "sim/kvcache/kv_cache_manager.h"
+
+namespace kvsim {
+
+// The serving engine's costs outside the GPU kernels (timing.engine). A preset
+// fills every field; config keys override single fields.
+struct EngineConfig {
+  enum class Preset { kVllmV1, kVllmV0, kEager, kNone };
+  Preset preset = Preset::kVllmV1;
+  // Exposed CPU time per iteration between GPU forward passes: scheduling, input
+  // preparation, sampling, output processing that the engine does not overlap.
+  double per_iteration_s = 0;
+  double per_seq_s = 0;            // per sequence in the batch, per iteration
+  double per_prefill_token_s = 0;  // per prompt token computed (input preparation)
+  // Per request before it reaches the scheduler (API server, tokenization): delays
+  // its admission, so it adds to TTFT.
+  double request_arrival_s = 0;
+  double request_finish_s = 0;  // per request after its last token (detokenize, respond)
+  // Paged layouts: CPU cost per block-table entry prepared each iteration, for a
+  // table padded to the widest sequence (seqs x ceil(max_context / block_tokens)).
+  double block_table_entry_s = 0;
+  // true: the forward pass replays as CUDA graphs (launch cost amortized). false:
+  // kernels are launched one by one from the CPU. The many small kernels of a layer
+  // (norms, RoPE, activation, residuals, views) take less GPU time than their launch,
+  // so the GPU waits for them: launch_per_layer_s is that CPU time per layer, added
+  // to the GPU time of the large kernels it cannot hide behind.
+  bool cuda_graphs = true;
+  double launch_per_layer_s = 0;
+  // GPU time lost at each kernel boundary (launch latency inside a graph, ramp-up
+  // and tail of small kernels), charged for kKernelsPerLayer kernels per layer.
+  double kernel_gap_s = 0;
+};
+
+// The defaults of a preset (sources in cost_terms.cc).
+EngineConfig EnginePresetDefaults(EngineConfig::Preset preset);
+const char* EnginePresetName(EngineConfig::Preset preset);
+
+// Tensor-parallel all-reduce (timing.allreduce), two per layer (after attention and
+// after the MLP), ring algorithm:
+//   t(S) = latency_s + 2 (tp-1)/tp x S / (link_bandwidth x bus_efficiency)
+// latency_s < 0 or bus_efficiency <= 0 means "the GPU card's value"
+// (GpuSpec::Efficiencies allreduce_base_latency_s + 2 (n-1) allreduce_hop_latency_s,
+// allreduce_bus_efficiency), else a generic NVLink value listed as an assumption.
+// Profiled timing uses the profile's measured [allreduce] curve instead, when it
+// has one.
+struct AllreduceConfig {
+  double latency_s = -1;
+  double bus_efficiency = 0;
+};
+
+// Which paged-attention kernel a paged KV cache runs (kv_cache.paged_kernel).
+enum class PagedKernel {
+  kFlashPaged,       // FlashAttention-2/3 reading KV through a block table (vLLM V1 default)
+  kFlashInferPaged,  // FlashInfer's paged (block-sparse) kernels
+  kVllmPaged,        // vLLM's own paged_attention v1/v2 decode kernel (vLLM <= 0.5)
+  kProfiled,         // the kvprobe profile's own measured paged kernel (profiled timing)
+};
+const char* PagedKernelName(PagedKernel kernel);
+
+// Inputs of the shared terms, one iteration.
+struct CostInputs {
+  double tokens = 0;          // prefill + decode query tokens
+  double prefill_tokens = 0;  // prefill query tokens
+  int64_t num_seqs = 0;       // sequences in the batch
+  double decode_seqs = 0;     // decoding sequences
+  double decode_context = 0;  // KV tokens decode attention reads (sum over sequences)
+  int64_t max_context = 0;    // longest context (block-table width)
+  AttentionLayout layout = AttentionLayout::kContiguous;
+  int64_t block_tokens = 0;  // paged: tokens per block
+};
+
+// What a run chose for the shared terms (the builder fills it from the config).
+struct CostConfig {
+  EngineConfig engine = EnginePresetDefaults(EngineConfig::Preset::kVllmV1);
+  AllreduceConfig allreduce;
+  PagedKernel paged_kernel = PagedKernel::kFlashPaged;
+  bool paged = false;  // the KV manager is paged (its kernel's terms apply)
+};
+
+class CostTerms {
+ public:
+  // `memory_efficiency`: the fraction of the card's bandwidth the caller's model
+  // uses for streaming kernels (the per-layer kernels' bytes). REQUIRES: tp >= 1.
+  CostTerms(const ModelSpec& model, const GpuSpec& gpu, int64_t tp, const CostConfig& config,
+            double memory_efficiency);
+
+  // One all-reduce of `bytes` on tp GPUs by the ring formula (0 when tp == 1).
+  double AllreduceSeconds(double bytes) const;
+  // Per layer, per rank: the small memory-bound kernels (two fused add+RMSNorms,
+  // RoPE, SiLU-and-multiply, the KV-cache write) over `tokens` tokens plus
+  // kKernelsPerLayer kernel gaps:
+  //   tokens x bytes_per_token / (B x e_mem) + kernels x kernel_gap_s
+  // bytes_per_token = b x (8 hidden + 2 (heads + kv_heads)/tp head_dim
+  //                        + 3 k ffn/tp + 4 kv_heads/tp head_dim)   (k: experts per token)
+  double PerLayerKernelsSeconds(double tokens) const;
+
+  // Paged decode attention of one layer from the contiguous time `contiguous_s` of
+  // the same work (see cost_terms.cc for each kernel's curve and its source).
+  double PagedDecodeSeconds(double contiguous_s, const CostInputs& in) const;
+  // Paged prefill attention of one layer from the contiguous time.
+  double PagedPrefillSeconds(double contiguous_s) const;
+
+  // The iteration from the GPU time of the forward pass (all layers + LM head):
+  //   gpu + eager launch + per_iteration + per_seq x seqs
+  //   + per_prefill_token x prefill_tokens + block table (paged)
+  // eager launch = layers x launch_per_layer_s without CUDA graphs, else 0.
+  double IterationSeconds(double gpu_s, const CostInputs& in) const;
+
+  // Sentences naming each term this run uses that no measurement backs.
+  std::vector<std::string> Assumptions() const;
+
+  const EngineConfig& engine() const { return engine_; }
+  PagedKernel paged_kernel() const { return paged_kernel_; }
+  double allreduce_latency_s() const { return allreduce_latency_s_; }
+  double bus_efficiency() const { return bus_efficiency_; }
+
+  // Kernels per layer charged a kernel gap: two norms, QKV, RoPE, KV write,
+  // attention, O, gate_up, activation, down.
+  static constexpr int kKernelsPerLayer = 10;
+
+  // The caller times all-reduces from measurements (a profile's [allreduce] rows):
+  // the ring terms are not used and not listed as assumptions.
+  void UseMeasuredAllreduce() { uses_ring_ = false; }
+
+ private:
+  EngineConfig engine_;
+  PagedKernel paged_kernel_;
+  bool paged_;
+  double tp_, layers_, dtype_bytes_;
+  double link_bytes_per_s_, allreduce_latency_s_, bus_efficiency_;
+  double per_layer_bytes_per_token_, hbm_effective_;
+  double heads_per_rank_, head_dim_, fp32_flops_;
+  std::string gpu_name_;
+  bool latency_from_card_, efficiency_from_card_;
+  bool latency_generic_, efficiency_generic_;  // neither the config nor the card gives it
+  bool uses_ring_ = true;
+};
+
+}  // namespace kvsim

@@ -1,0 +1,99 @@
+// Curves built from kvprobe measurements: time against one size (GEMM tokens,
+// attention pairs, all-reduce bytes) and decode-attention time against batch and
+// context, with the interpolation and extrapolation rules that
+// execution_time_model.h states for the profiled model.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include "sim/kvcache/kv_cache_manager.h"
+
+namespace kvsim {
+
+struct Point {
+  double x = 0;        // size: tokens, causal pairs or bytes (> 0)
+  double seconds = 0;  // measured time (> 0)
+};
+
+// seconds = a + b x.
+struct Line {
+  double a = 0;
+  double b = 0;
+  double At(double x) const { return a + b * x; }
+};
+
+// The least-squares line through `points` (at least two distinct x), with x scaled
+// to [0, 1] for conditioning. A negative slope becomes the least-squares constant (the
+// mean), so that extrapolation never decreases.
+Line FitLine(const std::vector<Point>& points);
+
+// Time against one size, from measured points: log-log interpolation inside the
+// grid, the smallest point's time below it, max(the largest point's time, a + b x)
+// above it, with a + b x fitted through the largest four points.
+class SizeCurve {
+ public:
+  // REQUIRES: at least two distinct x; every x and time positive. Points at equal x
+  // are averaged.
+  explicit SizeCurve(std::vector<Point> points);
+  double Seconds(double x) const;
+
+ private:
+  std::vector<double> log_x_, log_seconds_;
+  double x_min_ = 0, x_max_ = 0, first_s_ = 0, last_s_ = 0;
+  Line beyond_;
+};
+
+// One decode-attention measurement, already scaled to the model's KV heads per rank.
+struct DecodePoint {
+  double batch = 0;
+  double context = 0;
+  double seconds = 0;
+};
+
+// Decode attention time against (batch, mean context) for one layout: bilinear in
+// (log batch, log context) of log time on the grid, the grid's edge below it,
+// max(clamped grid value, a + b x batch x context) beyond it.
+class DecodeSurface {
+ public:
+  // REQUIRES: points have distinct (batch, context), at least two distinct products.
+  explicit DecodeSurface(const std::vector<DecodePoint>& points);
+  double Seconds(double batch, double context) const;
+
+ private:
+  std::vector<double> log_batch_, log_context_, log_seconds_;  // grid, row-major by batch
+  double batch_min_ = 0, batch_max_ = 0, context_min_ = 0, context_max_ = 0;
+  Line fit_;
+};
+
+template <typename T>
+struct LayoutCurves {
+  std::optional<T> contiguous;
+  std::vector<std::pair<int64_t, T>> paged;  // by block_tokens, ascending
+
+  // The curve for `layout`; paged: the measured block size nearest to block_tokens
+  // in log distance, the smaller on a tie.
+  const T& For(AttentionLayout layout, int64_t block_tokens) const {
+    if (layout == AttentionLayout::kContiguous) return *contiguous;
+    const double want = std::log(static_cast<double>(std::max<int64_t>(block_tokens, 1)));
+    const T* best = &paged.front().second;
+    double best_distance = std::abs(std::log(static_cast<double>(paged.front().first)) - want);
+    for (const auto& [tokens, curve] : paged) {
+      const double d = std::abs(std::log(static_cast<double>(tokens)) - want);
+      if (d < best_distance) {
+        best_distance = d;
+        best = &curve;
+      }
+    }
+    return *best;
+  }
+};
+
+// Reads profile rows into curves, throwing InputError "path:line: what".
+
+}  // namespace kvsim

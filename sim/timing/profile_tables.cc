@@ -1,0 +1,286 @@
+// Reading a kvprobe profile's tables into curves (profile_tables.h).
+#include "sim/timing/profile_tables.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <set>
+#include <utility>
+#include <vector>
+
+#include "sim/core/check.h"
+#include "sim/timing/allreduce_estimate.h"
+
+namespace kvsim {
+namespace {
+
+constexpr double kSecondsPerMicro = 1e-6;
+
+// Reads profile rows into curves, throwing InputError "path:line: what".
+class ProfileReader {
+ public:
+  ProfileReader(const Profile& profile, const ModelSpec& model, int64_t tp)
+      : profile_(profile), model_(model), tp_(tp) {}
+
+  [[noreturn]] void Fail(int line, const std::string& what) const {
+    throw InputError(fmt::format("{}:{}: {}", profile_.path(), line, what));
+  }
+
+  // A positive number in `column` of `row`.
+  double Positive(const ProfileTable& t, size_t row, const char* column) const {
+    const double v = t.Number(row, column);
+    if (!(v > 0))
+      Fail(t.line(row), fmt::format("[{}] {} must be positive, got {}", t.name(), column, v));
+    return v;
+  }
+
+  // The GEMM curves of this model and tensor_parallel, by layer.
+  std::map<std::string, SizeCurve> Gemms() const {
+    const ProfileTable& t = profile_.Table("gemm");
+    std::map<std::string, std::set<int64_t>> available;  // model -> tensor_parallel values
+    std::map<std::string, std::vector<Point>> points;
+    std::map<std::pair<std::string, double>, int> seen;  // (layer, tokens) -> line
+    for (size_t r = 0; r < t.size(); ++r) {
+      const std::string& name = t.Text(r, "model");
+      const double tp = t.Number(r, "tensor_parallel");
+      available[name].insert(static_cast<int64_t>(tp));
+      if (name != model_.name || tp != static_cast<double>(tp_)) continue;
+      const std::string& layer = t.Text(r, "layer");
+      const auto shape = ExpectedShape(layer);
+      if (!shape) continue;  // a layer this version does not use
+      const double tokens = Positive(t, r, "tokens");
+      const double n = t.Number(r, "n");
+      const double k = t.Number(r, "k");
+      if (std::abs(n - shape->first) >= 1 || std::abs(k - shape->second) >= 1) {
+        Fail(t.line(r), fmt::format("[gemm] {} {} at tensor_parallel {} has n={} k={}, but the "
+                                    "model card gives n={} k={}: the profile was measured for "
+                                    "other shapes",
+                                    name, layer, tp_, n, k, shape->first, shape->second));
+      }
+      if (const auto [it, fresh] = seen.emplace(std::pair(layer, tokens), t.line(r)); !fresh) {
+        Fail(t.line(r), fmt::format("[gemm] repeats {} {} at tensor_parallel {} and {} tokens "
+                                    "(first at line {})",
+                                    name, layer, tp_, tokens, it->second));
+      }
+      points[layer].push_back({tokens, Positive(t, r, "time_us") * kSecondsPerMicro});
+    }
+    if (points.empty()) {
+      std::string have;
+      for (const auto& [name, tps] : available) {
+        have += fmt::format("{}{} (tensor_parallel {})", have.empty() ? "" : ", ", name,
+                            fmt::join(tps, ", "));
+      }
+      throw InputError(fmt::format(
+          "timing.profile {}: no [gemm] rows for model {} at tensor_parallel {}; it has: {}",
+          profile_.path(), model_.name, tp_, have.empty() ? "none" : have));
+    }
+    std::map<std::string, SizeCurve> curves;
+    for (const char* layer : {"qkv", "o", "gate_up", "down", "lm_head"}) {
+      const auto it = points.find(layer);
+      if (it == points.end() || it->second.size() < 2) {
+        Fail(t.section_line(),
+             fmt::format("[gemm] needs '{}' rows at two or more token counts for {} at "
+                         "tensor_parallel {}, found {}",
+                         layer, model_.name, tp_, it == points.end() ? 0 : it->second.size()));
+      }
+      curves.emplace(layer, SizeCurve(it->second));
+    }
+    return curves;
+  }
+
+  // Decode attention surfaces by layout, scaled to the model's KV heads per rank.
+  LayoutCurves<DecodeSurface> DecodeAttention() const {
+    const ProfileTable& t = profile_.Table("decode_attention");
+    const double heads = static_cast<double>(model_.KvHeadsPerRank(tp_));
+    std::map<int64_t, std::vector<DecodePoint>> groups;  // block_tokens (0: contiguous)
+    std::map<std::array<double, 3>, int> seen;
+    for (size_t r = 0; r < t.size(); ++r) {
+      const std::optional<int64_t> block = LayoutKey(t, r);
+      if (!block) continue;
+      const double batch = Positive(t, r, "batch");
+      const double context = Positive(t, r, "context_tokens");
+      const double scale = heads * static_cast<double>(model_.head_dim) /
+                           (Positive(t, r, "kv_heads") * Positive(t, r, "head_dim"));
+      CheckFresh(seen, {static_cast<double>(*block), batch, context}, t, r,
+                 "batch and context_tokens");
+      groups[*block].push_back(
+          {batch, context, Positive(t, r, "time_us") * kSecondsPerMicro * scale});
+    }
+    LayoutCurves<DecodeSurface> curves;
+    for (auto& [block, points] : groups) {
+      std::set<double> products;
+      for (const DecodePoint& p : points) products.insert(p.batch * p.context);
+      if (products.size() < 2) {
+        Fail(t.section_line(), fmt::format("[decode_attention] {} needs two or more sizes "
+                                           "(batch x context_tokens)",
+                                           LayoutName(block)));
+      }
+      AddCurve(curves, block, DecodeSurface(points));
+    }
+    RequireBothLayouts(curves, t);
+    return curves;
+  }
+
+  // Prefill attention curves (time against causal pairs) by layout, scaled to the
+  // model's query heads per rank.
+  LayoutCurves<SizeCurve> PrefillAttention() const {
+    const ProfileTable& t = profile_.Table("prefill_attention");
+    const double heads = static_cast<double>(model_.num_heads) / static_cast<double>(tp_);
+    std::map<int64_t, std::vector<Point>> groups;
+    std::map<std::array<double, 3>, int> seen;
+    for (size_t r = 0; r < t.size(); ++r) {
+      const std::optional<int64_t> block = LayoutKey(t, r);
+      if (!block) continue;
+      const double batch = Positive(t, r, "batch");
+      const double tokens = Positive(t, r, "tokens");
+      const double scale = heads * static_cast<double>(model_.head_dim) /
+                           (Positive(t, r, "q_heads") * Positive(t, r, "head_dim"));
+      CheckFresh(seen, {static_cast<double>(*block), batch, tokens}, t, r, "batch and tokens");
+      groups[*block].push_back({batch * tokens * (tokens + 1) / 2,
+                                Positive(t, r, "time_us") * kSecondsPerMicro * scale});
+    }
+    LayoutCurves<SizeCurve> curves;
+    for (auto& [block, points] : groups) {
+      std::set<double> pairs;
+      for (const Point& p : points) pairs.insert(p.x);
+      if (pairs.size() < 2) {
+        Fail(t.section_line(), fmt::format("[prefill_attention] {} needs two or more prompt sizes",
+                                           LayoutName(block)));
+      }
+      AddCurve(curves, block, SizeCurve(points));
+    }
+    RequireBothLayouts(curves, t);
+    return curves;
+  }
+
+  // The all-reduce curve for tensor_parallel GPUs: the [allreduce] rows measured on
+  // that many GPUs, else one estimated at every measured size from the other GPU
+  // counts (allreduce_estimate.h) with a sentence saying how; nothing without rows.
+  std::optional<AllreduceCurve> Allreduce() const {
+    const ProfileTable* t = profile_.Find("allreduce");
+    if (t == nullptr) return std::nullopt;
+    std::map<int64_t, std::vector<Point>> by_gpus;
+    std::map<std::pair<int64_t, double>, int> seen;
+    for (size_t r = 0; r < t->size(); ++r) {
+      const double gpus = t->Number(r, "gpus");
+      if (!(gpus >= 2) || gpus != std::floor(gpus) || gpus > 1e6) {
+        Fail(t->line(r), fmt::format("[allreduce] gpus must be an integer of 2 or more, got {}",
+                                     t->Text(r, "gpus")));
+      }
+      const auto n = static_cast<int64_t>(gpus);
+      const double bytes = Positive(*t, r, "bytes");
+      if (const auto [it, fresh] = seen.emplace(std::pair(n, bytes), t->line(r)); !fresh) {
+        Fail(t->line(r), fmt::format("[allreduce] repeats {} GPUs at {} bytes (first at line {})",
+                                     n, bytes, it->second));
+      }
+      by_gpus[n].push_back({bytes, Positive(*t, r, "time_us") * kSecondsPerMicro});
+    }
+    if (by_gpus.empty()) return std::nullopt;
+    std::map<int64_t, SizeCurve> curves;
+    std::set<double> sizes;
+    for (const auto& [n, points] : by_gpus) {
+      if (points.size() < 2) {
+        Fail(t->section_line(),
+             fmt::format("[allreduce] needs two or more sizes for {} GPUs, found one", n));
+      }
+      curves.emplace(n, SizeCurve(points));
+      for (const Point& p : points) sizes.insert(p.x);
+    }
+    if (const auto it = curves.find(tp_); it != curves.end()) return AllreduceCurve{it->second, {}};
+    std::vector<Point> estimated;
+    std::map<int64_t, double> at_size;
+    for (double bytes : sizes) {
+      for (const auto& [n, curve] : curves) at_size[n] = curve.Seconds(bytes);
+      estimated.push_back({bytes, EstimateAllreduceSeconds(at_size, tp_)});
+    }
+    return AllreduceCurve{SizeCurve(estimated),
+                          fmt::format("timing.profile {}: {}", profile_.path(),
+                                      DescribeAllreduceEstimate(at_size, tp_))};
+  }
+
+ private:
+  // (n, k) of `layer` on one rank as the format defines them, or nothing for a
+  // layer the model does not use.
+  std::optional<std::pair<double, double>> ExpectedShape(const std::string& layer) const {
+    const double tp = static_cast<double>(tp_);
+    const auto d = [](int64_t v) { return static_cast<double>(v); };
+    const double hidden = d(model_.hidden_size);
+    if (layer == "qkv") {
+      return std::pair(
+          (d(model_.num_heads) / tp + 2 * d(model_.KvHeadsPerRank(tp_))) * d(model_.head_dim),
+          hidden);
+    }
+    if (layer == "o") return std::pair(hidden, d(model_.num_heads * model_.head_dim) / tp);
+    if (layer == "gate_up") return std::pair(2 * d(model_.ffn_size) / tp, hidden);
+    if (layer == "down") return std::pair(hidden, d(model_.ffn_size) / tp);
+    if (layer == "lm_head") return std::pair(d(model_.vocab_size) / tp, hidden);
+    return std::nullopt;
+  }
+
+  // 0 for contiguous rows, block_tokens for paged ones, nothing for other layouts.
+  std::optional<int64_t> LayoutKey(const ProfileTable& t, size_t row) const {
+    const std::string& layout = t.Text(row, "layout");
+    if (layout == "contiguous") return 0;
+    if (layout != "paged") return std::nullopt;
+    const double block = t.Number(row, "block_tokens");
+    if (!(block >= 1) || block != std::floor(block)) {
+      Fail(t.line(row), fmt::format("[{}] paged rows need a positive integer block_tokens, got {}",
+                                    t.name(), block));
+    }
+    return static_cast<int64_t>(block);
+  }
+
+  static std::string LayoutName(int64_t block) {
+    return block == 0 ? std::string("contiguous") : fmt::format("paged (block_tokens {})", block);
+  }
+
+  void CheckFresh(std::map<std::array<double, 3>, int>& seen, const std::array<double, 3>& key,
+                  const ProfileTable& t, size_t row, const char* what) const {
+    if (const auto [it, fresh] = seen.emplace(key, t.line(row)); !fresh) {
+      Fail(t.line(row),
+           fmt::format("[{}] repeats a {} row at these {} (first at line {})", t.name(),
+                       LayoutName(static_cast<int64_t>(key[0])), what, it->second));
+    }
+  }
+
+  template <typename T>
+  static void AddCurve(LayoutCurves<T>& curves, int64_t block, T curve) {
+    if (block == 0) {
+      curves.contiguous.emplace(std::move(curve));
+    } else {
+      curves.paged.emplace_back(block, std::move(curve));  // groups come in ascending order
+    }
+  }
+
+  template <typename T>
+  void RequireBothLayouts(const LayoutCurves<T>& curves, const ProfileTable& t) const {
+    if (!curves.contiguous || curves.paged.empty()) {
+      Fail(t.section_line(),
+           fmt::format("[{}] needs both contiguous and paged rows (has {}{})", t.name(),
+                       curves.contiguous ? "contiguous" : "no contiguous",
+                       curves.paged.empty() ? ", no paged" : ", paged"));
+    }
+  }
+
+  const Profile& profile_;
+  const ModelSpec& model_;
+  int64_t tp_;
+};
+
+}  // namespace
+
+ProfileCurves ReadProfileCurves(const Profile& profile, const ModelSpec& model,
+                                int64_t tensor_parallel) {
+  const ProfileReader reader(profile, model, tensor_parallel);
+  ProfileCurves curves{.gemm = reader.Gemms(),
+                       .decode = reader.DecodeAttention(),
+                       .prefill = reader.PrefillAttention(),
+                       .allreduce = std::nullopt};
+  if (tensor_parallel > 1) curves.allreduce = reader.Allreduce();
+  return curves;
+}
+
+}  // namespace kvsim
