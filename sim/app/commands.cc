@@ -177,6 +177,7 @@ int CompareCommand(const CommandOptions& o, std::ostream& out) {
                        SchedulerTypeName(c.scheduler.type), jobs.front().summary.requests_total,
                        first.TimingLine());
     out << FormatCompareTable(runs);
+    out << FormatVerdict(runs);
     out << FormatCaveats(Labelled(jobs));
     out << FormatCaveats(LabelledAssumptions(jobs), "assumed");
     out << fmt::format("outputs written to {}/\n", dir);

@@ -90,6 +90,10 @@ std::unique_ptr<BatchScheduler> NewStaticBatchingScheduler(
 // 2. WAITING requests, FCFS, only if step 1 preempted nobody, while budget is left
 //    and fewer than max_num_seqs run: each is given min(pending, budget left) tokens
 //    and KV for those tokens only; the first whose allocation fails stops admission.
+//    With reserve_full_isl (scheduler_reserve_full_isl, vLLM PR #37307, March 2026;
+//    on in vLLM 0.19, as the ground-truth runs' resolved config shows), a waiting
+//    request is admitted only when its whole pending prompt would fit
+//    (KvCacheManager::CanAdmit), though it still gets KV for its first chunk only.
 // A chunk is capped by long_prefill_token_threshold only when that is > 0; it
 // defaults to 0 and is set (to 4% of max_model_len) only when
 // max_num_partial_prefills > 1, which defaults to 1 (vllm/config/scheduler.py), so
@@ -97,14 +101,13 @@ std::unique_ptr<BatchScheduler> NewStaticBatchingScheduler(
 // are too few (allocate_slots in vllm/v1/core/kv_cache_manager.py): there is no
 // admission watermark (a later watermark option defaults to 0), so run this
 // scheduler with kv_cache.watermark: 0. Not modelled: prefix caching, speculative
-// decoding, async scheduling, and later releases' scheduler_reserve_full_isl option
-// (vLLM PR #37307, merged March 2026), which also checks at admission that a new
-// request's whole prompt fits while still allocating only its first chunk.
+// decoding (async scheduling is an engine cost: timing.engine).
 struct VllmV1SchedulerConfig {
   int64_t max_num_seqs = 256;
   // vLLM's API-server default on GPUs below 70 GiB and on A100s; on H100/H200-class
   // GPUs vLLM defaults to 8192 (EngineArgs defaults in vllm/engine/arg_utils.py).
   int64_t max_num_batched_tokens = 2048;
+  bool reserve_full_isl = true;  // admit only when the whole pending prompt fits
 };
 std::unique_ptr<BatchScheduler> NewVllmV1Scheduler(const VllmV1SchedulerConfig& config);
 

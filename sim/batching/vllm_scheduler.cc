@@ -60,7 +60,9 @@ class VllmV1Scheduler final : public BatchScheduler {
     // chunk it computes now only; the first that does not fit blocks the rest.
     while (batch.preempted == 0 && left() > 0 && !queues.waiting.empty() &&
            static_cast<int64_t>(queues.running.size()) < config_.max_num_seqs) {
-      const int64_t chunk = std::min(queues.waiting.front()->PendingTokens(), left());
+      const Sequence& next = *queues.waiting.front();
+      if (config_.reserve_full_isl && !kv.CanAdmit(next.PendingTokens(), next.MaxTokens())) break;
+      const int64_t chunk = std::min(next.PendingTokens(), left());
       if (!AdmitFront(queues, /*hold_tokens=*/chunk, /*compute_tokens=*/chunk, kv, batch)) break;
     }
   }

@@ -10,12 +10,13 @@ namespace kvsim {
 
 Replica::Replica(int64_t index, std::unique_ptr<KvCacheManager> kv,
                  std::unique_ptr<BatchScheduler> scheduler, const ExecutionTimeModel& timing,
-                 Metrics& metrics)
+                 Metrics& metrics, Nanos request_finish)
     : index_(index),
       kv_(std::move(kv)),
       scheduler_(std::move(scheduler)),
       timing_(timing),
-      metrics_(metrics) {}
+      metrics_(metrics),
+      request_finish_(request_finish) {}
 
 void Replica::Enqueue(RequestSpec spec) {
   auto seq = std::make_unique<Sequence>();
@@ -114,7 +115,7 @@ void Replica::CompleteIteration(Nanos now) {
                               .arrival = seq->spec.arrival,
                               .first_scheduled = seq->first_scheduled,
                               .first_token = seq->first_token,
-                              .finish = now,
+                              .finish = now + request_finish_,
                               .prompt_tokens = seq->spec.prompt_tokens,
                               .output_tokens = seq->spec.output_tokens,
                               .preemptions = seq->preemptions});

@@ -18,9 +18,11 @@ class Replica {
  public:
   // `timing` and `metrics` are shared by the replicas of a cluster and must
   // outlive the replica.
+  // `request_finish`: the engine's work per request after its last token
+  // (timing.engine.request_finish_s), added to the recorded finish time.
   Replica(int64_t index, std::unique_ptr<KvCacheManager> kv,
           std::unique_ptr<BatchScheduler> scheduler, const ExecutionTimeModel& timing,
-          Metrics& metrics);
+          Metrics& metrics, Nanos request_finish = Nanos(0));
 
   // Queues an arrived request.
   void Enqueue(RequestSpec spec);
@@ -55,6 +57,7 @@ class Replica {
   std::unique_ptr<BatchScheduler> scheduler_;
   const ExecutionTimeModel& timing_;
   Metrics& metrics_;
+  Nanos request_finish_;
   SequenceQueues queues_;
   Batch batch_;
   Nanos last_start_{-1};  // start of the previous iteration; -1 before the first

@@ -69,6 +69,9 @@ std::string KvChoice::Label() const {
 std::string SchedulerChoice::Label() const {
   std::string label = type;
   if (type == "sarathi" && chunk_tokens > 0) label += std::to_string(chunk_tokens);
+  if (type == "vllm_v1" && max_num_batched_tokens > 0) {
+    label += fmt::format("-{}tokens", max_num_batched_tokens);
+  }
   if (max_num_seqs > 0) label += fmt::format("-{}seqs", max_num_seqs);
   return label;
 }
@@ -141,9 +144,11 @@ PlanConfig LoadPlan(const std::string& path) {
       MapReader m(n, p, ctx);
       SchedulerChoice choice;
       choice.type = m.String("type", "");
-      if (choice.type != "vllm" && choice.type != "sarathi" && choice.type != "static_batching") {
-        m.Fail("type", fmt::format("unknown value '{}'; valid: vllm, sarathi, static_batching",
-                                   choice.type));
+      if (choice.type != "vllm" && choice.type != "sarathi" && choice.type != "static_batching" &&
+          choice.type != "vllm_v1") {
+        m.Fail("type",
+               fmt::format("unknown value '{}'; valid: vllm, sarathi, static_batching, vllm_v1",
+                           choice.type));
       }
       choice.max_num_seqs = m.Int("max_num_seqs", 0, 1);
       choice.max_num_batched_tokens = m.Int("max_num_batched_tokens", 0, 1);

@@ -42,7 +42,7 @@ struct KvChoice {
 
 // One scheduler choice (scenario overrides; 0 keeps the scenario's value).
 struct SchedulerChoice {
-  std::string type;  // vllm | sarathi | static_batching
+  std::string type;  // vllm | sarathi | static_batching | vllm_v1
   int64_t max_num_seqs = 0;
   int64_t max_num_batched_tokens = 0;
   int64_t chunk_tokens = 0;

@@ -104,6 +104,7 @@ void DecodeScheduler(MapReader r, SchedulerConfig& s) {
   s.max_num_seqs = r.Int("max_num_seqs", s.max_num_seqs, 1);
   s.max_num_batched_tokens = r.Int("max_num_batched_tokens", s.max_num_batched_tokens, 0);
   s.chunk_tokens = r.Int("chunk_tokens", s.chunk_tokens, 1);
+  s.reserve_full_isl = r.Bool("reserve_full_isl", s.reserve_full_isl);
   r.Finish();
 }
 

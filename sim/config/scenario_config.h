@@ -31,8 +31,9 @@ struct SchedulerConfig {
   SchedulerType type = SchedulerType::kVllm;
   int64_t max_num_seqs = 256;          // sequences per iteration
   int64_t max_num_batched_tokens = 0;  // tokens per iteration; 0: vllm max(max_model_len,
-                                       // 2048), sarathi chunk_tokens
+                                       // 2048), sarathi chunk_tokens, vllm_v1 2048
   int64_t chunk_tokens = 512;          // sarathi: token budget and largest prefill chunk
+  bool reserve_full_isl = true;        // vllm_v1: admit only when the whole prompt fits
 };
 
 struct KvCacheConfig {

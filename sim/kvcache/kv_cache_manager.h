@@ -87,6 +87,10 @@ class KvCacheManager {
   // REQUIRES: id not admitted; 1 <= tokens <= max_tokens <= max_model_len.
   virtual bool Admit(int64_t id, int64_t tokens, int64_t max_tokens) = 0;
 
+  // Whether Admit(any new id, tokens, max_tokens) would succeed now. Changes nothing
+  // (no mapping, no reclamation). REQUIRES: as Admit.
+  virtual bool CanAdmit(int64_t tokens, int64_t max_tokens) const = 0;
+
   // Grows admitted request `id` to hold `tokens` tokens in total. Returns false
   // and changes nothing when the memory is not there (the scheduler then preempts).
   // REQUIRES: id admitted; tokens >= its current tokens; tokens <= max_model_len.

@@ -30,6 +30,12 @@ class PagedKvManager final : public KvCacheManager {
     return true;
   }
 
+  bool CanAdmit(int64_t tokens, int64_t max_tokens) const override {
+    KVSIM_CHECK(tokens >= 1 && tokens <= max_tokens && max_tokens <= geometry_.max_model_len,
+                "admission outside [1, max_model_len]");
+    return free_blocks_ - CeilDiv(tokens, config_.block_tokens) >= watermark_blocks_;
+  }
+
   bool Grow(int64_t id, int64_t tokens, GrowthPhase) override {
     auto it = requests_.find(id);
     KVSIM_CHECK(it != requests_.end(), "growing a request that was not admitted");

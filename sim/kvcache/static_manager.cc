@@ -27,6 +27,16 @@ class StaticKvManager final : public KvCacheManager {
     return true;
   }
 
+  bool CanAdmit(int64_t tokens, int64_t max_tokens) const override {
+    KVSIM_CHECK(tokens >= 1 && tokens <= max_tokens && max_tokens <= geometry_.max_model_len,
+                "admission outside [1, max_model_len]");
+    const int64_t reserved_tokens = config_.reserve == StaticKvConfig::Reserve::kMaxModelLen
+                                        ? geometry_.max_model_len
+                                        : max_tokens;
+    return allocated_bytes_ + reserved_tokens * geometry_.bytes_per_token <=
+           geometry_.capacity_bytes;
+  }
+
   bool Grow(int64_t id, int64_t tokens, GrowthPhase) override {
     auto it = requests_.find(id);
     KVSIM_CHECK(it != requests_.end(), "growing a request that was not admitted");

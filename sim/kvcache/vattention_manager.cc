@@ -62,6 +62,14 @@ class VAttentionKvManager final : public KvCacheManager {
     return true;
   }
 
+  bool CanAdmit(int64_t tokens, int64_t max_tokens) const override {
+    KVSIM_CHECK(tokens >= 1 && tokens <= max_tokens && max_tokens <= geometry_.max_model_len,
+                "admission outside [1, max_model_len]");
+    // An idle slot needs no groups yet, so its need grows by all of them.
+    return !idle_.empty() &&
+           free_pool_ + reclaimable_ - CeilDiv(tokens, tokens_per_page_) >= watermark_groups_;
+  }
+
   bool Grow(int64_t id, int64_t tokens, GrowthPhase phase) override {
     auto it = slot_of_.find(id);
     KVSIM_CHECK(it != slot_of_.end(), "growing a request that was not admitted");

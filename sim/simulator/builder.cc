@@ -76,7 +76,8 @@ std::unique_ptr<BatchScheduler> MakeScheduler(const ScenarioConfig& c, int64_t m
           {.max_num_seqs = s.max_num_seqs,
            .max_num_batched_tokens = s.max_num_batched_tokens > 0
                                          ? s.max_num_batched_tokens
-                                         : VllmV1SchedulerConfig{}.max_num_batched_tokens});
+                                         : VllmV1SchedulerConfig{}.max_num_batched_tokens,
+           .reserve_full_isl = s.reserve_full_isl});
   }
   KVSIM_CHECK(false, "unknown scheduler type");
 }
@@ -210,8 +211,9 @@ std::unique_ptr<Simulation> BuildSimulation(const ScenarioConfig& c) {
                        KvManagerTypeName(c.kv_cache.type), memory.kv_capacity_bytes / kGiB,
                        memory.kv_bytes_per_token, kv->MaxAdmissibleTokens(), memory.max_model_len));
     }
-    replicas.push_back(std::make_unique<Replica>(
-        i, std::move(kv), MakeScheduler(c, memory.max_model_len), *timing, *metrics));
+    replicas.push_back(
+        std::make_unique<Replica>(i, std::move(kv), MakeScheduler(c, memory.max_model_len), *timing,
+                                  *metrics, SecondsToNanos(c.timing.engine.request_finish_s)));
   }
   std::unique_ptr<Workload> workload;
   try {

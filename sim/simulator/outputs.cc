@@ -230,6 +230,40 @@ std::string FormatCaveats(
   return out;
 }
 
+std::string FormatVerdict(const std::vector<LabeledRun>& runs) {
+  if (runs.empty()) return "";
+  const LabeledRun* fastest = &runs.front();
+  const LabeledRun* widest = &runs.front();
+  const LabeledRun* leanest = &runs.front();
+  const LabeledRun* paged = nullptr;
+  double best_ttft = runs.front().summary.ttft_s.p50;
+  for (const LabeledRun& r : runs) {
+    if (r.summary.e2e_s.p50 < fastest->summary.e2e_s.p50) fastest = &r;
+    if (r.summary.max_running > widest->summary.max_running) widest = &r;
+    if (r.summary.peak_allocated_bytes < leanest->summary.peak_allocated_bytes) leanest = &r;
+    if (!paged && (r.label == "paged" || r.summary.kv_manager == "paged")) paged = &r;
+    best_ttft = std::min(best_ttft, r.summary.ttft_s.p50);
+  }
+  std::vector<std::string> behind;
+  for (const LabeledRun& r : runs) {
+    const double ttft = r.summary.ttft_s.p50;
+    if (ttft > 1.0 && ttft > 10 * best_ttft) behind.push_back(r.label);
+  }
+  std::string out = fmt::format("verdict: lowest E2E p50 {} ({:.3f} s", fastest->label,
+                                fastest->summary.e2e_s.p50);
+  if (paged != nullptr && paged != fastest && paged->summary.e2e_s.p50 > 0) {
+    out += fmt::format(", {:.2f}x {}", fastest->summary.e2e_s.p50 / paged->summary.e2e_s.p50,
+                       paged->label);
+  }
+  out += fmt::format("); least KV at peak {} ({:.2f} GiB); largest batch {} ({} running)",
+                     leanest->label, leanest->summary.peak_allocated_bytes / kGiB, widest->label,
+                     widest->summary.max_running);
+  out += behind.empty() ? "; every run keeps up with the load"
+                        : fmt::format("; {} queue{} (TTFT p50 > 1 s and 10x the best)",
+                                      fmt::join(behind, ", "), behind.size() == 1 ? "s" : "");
+  return out + "\n";
+}
+
 std::string FormatCompareTable(const std::vector<LabeledRun>& runs) {
   const LabeledRun* base = nullptr;
   for (const LabeledRun& r : runs) {

@@ -790,5 +790,32 @@ TEST(VllmV1Scheduler, AllocatesKvOnlyForTheChunkItSchedules) {
   EXPECT_EQ(h.kv().Usage().live_bytes, 30);
 }
 
+// vLLM 0.19's scheduler_reserve_full_isl: a waiting prompt is admitted only when all
+// of it would fit, though it gets KV for its first chunk only. On the 32-token paged
+// cache (8 blocks of 4, budget 20) request 0 (prompt 8) takes 2 blocks; request 1
+// (prompt 28) needs ceil(28 / 4) = 7 blocks whole, but only 6 are free, so it waits,
+// although its first chunk of 20 - 8 = 12 tokens (3 blocks) would fit. Without the
+// check it is admitted with those 12 tokens.
+TEST(VllmV1Scheduler, AdmitsAWaitingPromptOnlyWhenAllOfItFitsWithReserveFullIsl) {
+  for (const bool reserve_full_isl : {true, false}) {
+    Harness h(NewVllmV1Scheduler({.max_num_seqs = kMaxNumSeqs,
+                                  .max_num_batched_tokens = kVllmV1MaxBatchedTokens,
+                                  .reserve_full_isl = reserve_full_isl}),
+              MakeKv(KvManagerType::kPaged, kPagedCapacityTokens));
+    h.Arrive(8, 10);
+    h.Arrive(28, 2);
+    const Batch& b = h.Plan();
+    if (reserve_full_isl) {
+      EXPECT_EQ(b.prefill_tokens, 8);
+      EXPECT_EQ(b.seqs.size(), 1u);
+      EXPECT_EQ(h.kv().Usage().allocated_bytes, 8);  // 2 blocks of 4 bytes
+    } else {
+      EXPECT_EQ(b.prefill_tokens, 8 + 12);
+      EXPECT_EQ(b.seqs.size(), 2u);
+      EXPECT_EQ(h.kv().Usage().allocated_bytes, 8 + 12);  // 2 + 3 blocks
+    }
+  }
+}
+
 }  // namespace
 }  // namespace kvsim

@@ -85,7 +85,7 @@ TEST(ScenarioConfig, QuickstartDecodesToItsTypedValues) {
   EXPECT_TRUE(fs::exists(c.workload.trace_path));
   EXPECT_EQ(c.workload.trace_format, TraceFormat::kAuto);
   EXPECT_EQ(c.workload.arrival, ArrivalProcess::kTrace);
-  EXPECT_DOUBLE_EQ(c.workload.rate_qps, 16.0);
+  EXPECT_DOUBLE_EQ(c.workload.rate_qps, 12.0);
   EXPECT_EQ(c.workload.max_requests, 3000);
   EXPECT_EQ(c.workload.lengths, LengthSource::kTrace);
   EXPECT_EQ(c.workload.seed, 42u);

@@ -182,6 +182,9 @@ struct OpRecord {
   int64_t max_tokens = 0;
   bool accepted = true;  // Release is always accepted
   bool predicted = true;
+  bool can_admit = true;      // Admit: CanAdmit asked just before
+  KvUsage after_can_admit;    // Admit: usage right after CanAdmit
+  KvStepCost can_admit_cost;  // Admit: step cost CanAdmit charged
   KvUsage before, after;
   KvStepCost cost;
   // The iteration's upkeep (OnIterationStart) run after the operation, and after it.
@@ -267,6 +270,11 @@ class RandomDriver {
     }
     rec.before = manager_->Usage();
     rec.predicted = Predict(rec);
+    if (rec.op == Op::kAdmit) {
+      rec.can_admit = manager_->CanAdmit(rec.tokens, rec.max_tokens);
+      rec.after_can_admit = manager_->Usage();
+      rec.can_admit_cost = manager_->TakeStepCost();
+    }
     rec.accepted = Perform(*manager_, rec);
     rec.after = manager_->Usage();
     rec.cost = manager_->TakeStepCost();
@@ -464,6 +472,25 @@ TEST_P(KvManagerConformance, AcceptsAnOperationExactlyWhenItFits) {
   });
   EXPECT_GT(accepted, 0);
   EXPECT_GT(refused, 0);
+}
+
+TEST_P(KvManagerConformance, CanAdmitForetellsAdmitAndChangesNothing) {
+  const KvGeometry g = SuiteGeometry();
+  RandomDriver driver(GetParam(), g);
+  int64_t yes = 0, no = 0;
+  driver.Run(kOps, kSeed, [&](const OpRecord& r) {
+    if (r.op != Op::kAdmit) return;
+    (r.can_admit ? yes : no) += 1;
+    ASSERT_EQ(r.can_admit, r.accepted)
+        << "request " << r.id << " with " << r.tokens << " tokens (max " << r.max_tokens << ")";
+    EXPECT_EQ(r.after_can_admit.allocated_bytes, r.before.allocated_bytes);
+    EXPECT_EQ(r.after_can_admit.cached_bytes, r.before.cached_bytes);
+    EXPECT_EQ(r.after_can_admit.live_bytes, r.before.live_bytes);
+    EXPECT_EQ(r.can_admit_cost.synchronous + r.can_admit_cost.background, Nanos(0));
+    EXPECT_EQ(r.can_admit_cost.map_calls + r.can_admit_cost.unmap_calls, 0);
+  });
+  EXPECT_GT(yes, 0);
+  EXPECT_GT(no, 0);
 }
 
 TEST_P(KvManagerConformance, RefusedOperationsChangeNothing) {

@@ -442,6 +442,15 @@ TEST(PlanFileErrors, AnUnknownSchedulerTypeNamesTheListItem) {
               HasSubstr("candidates.schedulers[0].type: unknown value 'orca'"));
 }
 
+TEST(PlanFile, AVllmV1SchedulerCandidateIsLabelledWithItsTokenBudget) {
+  TempDir dir;
+  PlanParts parts;
+  parts.schedulers = "[{type: vllm_v1, max_num_batched_tokens: 8192, max_num_seqs: 128}]";
+  const PlanConfig plan = Load(dir, parts);
+  ASSERT_EQ(plan.schedulers.size(), 1u);
+  EXPECT_EQ(plan.schedulers[0].Label(), "vllm_v1-8192tokens-128seqs");
+}
+
 TEST(PlanFileErrors, AMissingScenarioKeyIsReported) {
   TempDir dir;
   PlanParts parts;

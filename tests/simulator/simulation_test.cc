@@ -121,6 +121,29 @@ TEST_F(SimulationTest, LoneRequestFirstTokenArrivesAfterOnePrefillIteration) {
   EXPECT_NEAR(summary_.tpot_s.mean, ToSeconds(kIter + kDecode), 1e-12);
 }
 
+TEST_F(SimulationTest, EnginePerRequestWorkDelaysSchedulingAndTheRecordedFinish) {
+  constexpr int64_t P = 100, O = 5;
+  // 3 ms of API and tokenization before the scheduler sees request 0, 2 ms of
+  // detokenization after its last token; request 1 arrives 1 ms later.
+  Run({{Nanos(0), P, O}, {milliseconds(1), P, O}},
+      {{"timing.engine.request_arrival_s", "0.003"}, {"timing.engine.request_finish_s", "0.002"}});
+  // Request 0 is scheduled at 3 ms; request 1 becomes ready at 4 ms, while the
+  // prefill of request 0 (10 + 100 x 0.1 = 20 ms) runs until 23 ms.
+  const Nanos prefill = kIter + P * kPrefill;
+  const RequestRecord& r0 = Record(0);
+  EXPECT_EQ(r0.arrival, Nanos(0));
+  EXPECT_EQ(r0.first_scheduled, milliseconds(3));
+  EXPECT_EQ(r0.first_token, milliseconds(3) + prefill);
+  // At 23 ms request 1's prefill runs alone (vllm prefill-first): 23 -> 43 ms; then
+  // 4 decodes of both: 4 x (10 + 2 x 1) = 48 ms -> 91 ms, + 2 ms of finishing work.
+  const Nanos decodes = 4 * (kIter + 2 * kDecode);
+  EXPECT_EQ(r0.finish, milliseconds(3) + 2 * prefill + decodes + milliseconds(2));
+  const RequestRecord& r1 = Record(1);
+  EXPECT_EQ(r1.first_scheduled, milliseconds(3) + prefill);
+  EXPECT_EQ(r1.first_token, milliseconds(3) + 2 * prefill);
+  EXPECT_EQ(r1.finish, r0.finish);
+}
+
 TEST_F(SimulationTest, TwoRequestsArrivingTogetherArePrefilledInOneIteration) {
   Run({{Nanos(0), 100, 3}, {Nanos(0), 60, 3}});
   // One prefill of 100 + 60 tokens: 10 + 160 x 0.1 = 26 ms; both first tokens then.

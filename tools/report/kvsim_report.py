@@ -850,6 +850,7 @@ def read_summary(node):
     s["exposed_overhead_s"] = v["exposed_overhead_s"].num() if v is not None else 0.0
     s["page_bytes"] = v["page_bytes"].num() if v is not None else None
     s["timing_caveats"] = _caveats(node)
+    s["timing_assumptions"] = _assumptions(node)
     return s
 
 
@@ -860,9 +861,19 @@ def _caveats(node):
     return [c.str() for c in node["timing_caveats"].items()]
 
 
-def note_caveats(doc, labelled):
+def _assumptions(node):
+    """The terms the run assumed rather than measured: timing.assumptions of a
+    summary, timing_assumptions of a plan candidate (absent in older outputs: none)."""
+    if node.has("timing") and node["timing"].has("assumptions"):
+        return [c.str() for c in node["timing"]["assumptions"].items()]
+    if node.has("timing_assumptions"):
+        return [c.str() for c in node["timing_assumptions"].items()]
+    return []
+
+
+def note_caveats(doc, labelled, kind="Timing caveat"):
     """One note per distinct timing caveat of (label, caveats) pairs, naming the labels
-    it concerns when it does not concern them all."""
+    it concerns when it does not concern them all; `kind` starts each note."""
     seen = {}
     for label, caveats in labelled:
         for text in caveats:
@@ -872,7 +883,7 @@ def note_caveats(doc, labelled):
     everyone = list(dict.fromkeys(label for label, _ in labelled))
     for text, labels in seen.items():
         which = "" if len(labels) == len(everyone) else f" ({', '.join(labels)})"
-        doc.note(f"Timing caveat{which}: {text}")
+        doc.note(f"{kind}{which}: {text}")
 
 
 def _check_request(r):
@@ -1221,6 +1232,8 @@ def build_run_or_compare(doc, runs, compare):
     for n in notes:
         doc.note(n)
     note_caveats(doc, [(r["label"], r["summary"]["timing_caveats"]) for r in runs])
+    note_caveats(doc, [(r["label"], r["summary"]["timing_assumptions"]) for r in runs],
+                 "Assumed")
 
     with_ts = [r for r in runs if r["timeseries"] is not None]
     with_req = [r for r in runs if r["requests"] is not None]
@@ -1383,6 +1396,8 @@ def report_sweep(d):
         doc.note("Completed requests/s is completed requests over the makespan (last completion); "
                  "TBT p99 is over all tokens.")
         note_caveats(doc, [(r["label"], r["summary"]["timing_caveats"]) for r in runs])
+        note_caveats(doc, [(r["label"], r["summary"]["timing_assumptions"]) for r in runs],
+                     "Assumed")
 
         doc.h2(H_SWEEP_THROUGHPUT)
         fig, ax = plt().subplots(figsize=(9, 4.6))
@@ -1496,6 +1511,7 @@ def _read_candidate(n):
         "cost_per_million_output_tokens": n["cost_per_million_output_tokens"].nonneg(),
         "meets_slo": n["meets_slo"].bool(), "pareto": n["pareto"].bool(),
         "timing_caveats": _caveats(n),
+        "timing_assumptions": _assumptions(n),
     }
     lat = n["latencies_at_max"]
     c["lat"] = {k: {q: lat[k][q].num(allow_null=True) for q in ("p50", "p90", "p99")}
@@ -1647,6 +1663,7 @@ def report_plan(d):
         doc.note("Ranked by cost per hour; latencies are those of one replica at its highest "
                  "passing rate. The binding SLO is the one missed at the lowest failing rate.")
         note_caveats(doc, [(c["candidate"], c["timing_caveats"]) for c in cands])
+        note_caveats(doc, [(c["candidate"], c["timing_assumptions"]) for c in cands], "Assumed")
 
         gpus = list(dict.fromkeys(c["gpu"] for c in cands))
         kvs = list(dict.fromkeys(c["kv_label"] for c in cands))

@@ -1,0 +1,117 @@
+// The printed verdict under a comparison, and how every output names the timing
+// model and the terms it assumed.
+#include "sim/simulator/outputs.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "sim/config/scenario_config.h"
+#include "sim/config/yaml_tree.h"
+#include "sim/simulator/builder.h"
+
+namespace kvsim {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+constexpr int64_t kGiBBytes = int64_t{1} << 30;
+
+LabeledRun Labelled(const std::string& label, const std::string& manager, double ttft_p50,
+                    double e2e_p50, int64_t max_running, int64_t peak_gib) {
+  LabeledRun r;
+  r.label = label;
+  r.summary.kv_manager = manager;
+  r.summary.ttft_s.p50 = ttft_p50;
+  r.summary.e2e_s.p50 = e2e_p50;
+  r.summary.max_running = max_running;
+  r.summary.peak_allocated_bytes = peak_gib * kGiBBytes;
+  return r;
+}
+
+TEST(FormatVerdict, NamesTheFastestTheLeanestTheWidestAndWhoQueues) {
+  const std::vector<LabeledRun> runs = {
+      Labelled("static", "static", 20.0, 25.0, 54, 54),
+      Labelled("paged", "paged", 0.04, 4.0, 200, 34),
+      Labelled("vattention_2MiB", "vattention", 0.03, 3.0, 180, 46)};
+  // Fastest: 3.0 s = 0.75 x paged's 4.0 s. Static's TTFT p50 of 20 s is over 1 s and
+  // over 10 x the best 0.03 s, so it is the one that queues.
+  EXPECT_EQ(FormatVerdict(runs),
+            "verdict: lowest E2E p50 vattention_2MiB (3.000 s, 0.75x paged); least KV at peak "
+            "paged (34.00 GiB); largest batch paged (200 running); static queues (TTFT p50 > 1 s "
+            "and 10x the best)\n");
+}
+
+TEST(FormatVerdict, SaysEveryRunKeepsUpWhenNoneQueues) {
+  const std::vector<LabeledRun> runs = {Labelled("paged", "paged", 0.04, 4.0, 200, 34),
+                                        Labelled("paged32", "paged", 0.9, 4.5, 190, 35)};
+  // 0.9 s is 22x the best TTFT p50 but under 1 s: not queueing. The fastest is paged
+  // itself, so no ratio is printed.
+  const std::string v = FormatVerdict(runs);
+  EXPECT_THAT(v, HasSubstr("lowest E2E p50 paged (4.000 s); "));
+  EXPECT_THAT(v, HasSubstr("every run keeps up with the load"));
+}
+
+TEST(FormatVerdict, IsEmptyWithoutRuns) { EXPECT_EQ(FormatVerdict({}), ""); }
+
+std::unique_ptr<Simulation> Build(const std::vector<std::string>& sets) {
+  ConfigTree tree = ConfigTree::Parse(R"(model: Llama-3-8B
+gpu: H100-SXM
+workload:
+  trace: ../traces/splitwise_conv.csv
+  max_requests: 4
+)",
+                                      KVSIM_SOURCE_DIR "/configs/outputs_test.yaml");
+  for (const std::string& s : sets) tree.Set(s);
+  return BuildSimulation(DecodeScenario(tree, KVSIM_SOURCE_DIR "/models"));
+}
+
+TEST(TimingOutputs, TheTimingLineNamesTheModelTheEngineAndThePagedKernel) {
+  EXPECT_EQ(Build({})->TimingLine(), "timing: roofline; engine vllm_v1; paged kernel flash_paged");
+  EXPECT_EQ(
+      Build({"kv_cache.paged_kernel=vllm_paged", "timing.engine.preset=vllm_v0"})->TimingLine(),
+      "timing: roofline; engine vllm_v0; paged kernel vllm_paged");
+  EXPECT_EQ(Build({"kv_cache.type=vattention", "kv_cache.page_bytes=64KiB"})->TimingLine(),
+            "timing: roofline; engine vllm_v1; VMM backend uvm");
+  EXPECT_EQ(Build({"timing.type=fixed"})->TimingLine(), "timing: fixed");
+}
+
+TEST(TimingOutputs, AssumptionsListTheEnginePresetThePagedKernelAndTheUvmCost) {
+  const auto joined = [](const std::vector<std::string>& v) {
+    std::string all;
+    for (const std::string& s : v) all += s + "\n";
+    return all;
+  };
+  const std::string paged = joined(Build({})->timing_assumptions());
+  EXPECT_THAT(paged, HasSubstr("timing.engine: preset vllm_v1"));
+  EXPECT_THAT(paged, HasSubstr("kv_cache.paged_kernel: flash_paged"));
+  // The H100 card states all four efficiencies, so no generic one is assumed.
+  EXPECT_THAT(paged, Not(HasSubstr("generic")));
+  const std::string small_pages = joined(
+      Build({"kv_cache.type=vattention", "kv_cache.page_bytes=64KiB"})->timing_assumptions());
+  EXPECT_THAT(small_pages, HasSubstr("uvm backend"));
+  EXPECT_THAT(small_pages, Not(HasSubstr("paged_kernel")));
+  // The RTX 4090 card states only its memory efficiency: the other three are generic.
+  const std::string rtx = joined(Build({"gpu=RTX-4090"})->timing_assumptions());
+  EXPECT_THAT(rtx, HasSubstr("gemm_efficiency: the RTX-4090 card states none"));
+  EXPECT_THAT(rtx, Not(HasSubstr("memory_efficiency")));
+}
+
+TEST(TimingOutputs, SummaryJsonCarriesTheTimingModelAndItsAssumptions) {
+  std::unique_ptr<Simulation> sim = Build({});
+  const Summary s = sim->Run();
+  const std::string json = SummaryJson(s, *sim);
+  EXPECT_THAT(json, HasSubstr("\"timing\": {"));
+  EXPECT_THAT(json, HasSubstr("\"model\": \"roofline\""));
+  EXPECT_THAT(json, HasSubstr("\"engine_preset\": \"vllm_v1\""));
+  EXPECT_THAT(json, HasSubstr("\"paged_kernel\": \"flash_paged\""));
+  EXPECT_THAT(json, HasSubstr("\"assumptions\": ["));
+  EXPECT_THAT(FormatSummary(s, *sim), HasSubstr("  assumed: timing.engine: preset vllm_v1"));
+}
+
+}  // namespace
+}  // namespace kvsim
