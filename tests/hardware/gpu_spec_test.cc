@@ -80,7 +80,8 @@ TEST(GpuSpec, EveryCardInModelsGpuLoadsAndIsNamedAfterItsFile) {
     for (const std::string& d : gpu.device_names) EXPECT_EQ(d.rfind("NVIDIA ", 0), 0u) << d;
     seen.insert(gpu.name);
   }
-  for (const char* name : {"A100-80GB", "H100-SXM", "H200", "L40S", "B200"}) {
+  for (const char* name :
+       {"A100-80GB", "H100-SXM", "H200", "L40S", "B200", "RTX-4090", "RTX-PRO-6000"}) {
     EXPECT_EQ(seen.count(name), 1u) << "missing card " << name;
   }
 }
@@ -134,6 +135,33 @@ TEST_F(MalformedGpuCard, DeviceNamesAreOptionalAndAListOfStrings) {
               HasSubstr("expected a non-empty list, got 'NVIDIA X1'"));
   EXPECT_THAT(ErrorOf(Write("nested.yaml", Edit("source", "source: x\ndevice_names: [[a]]"))),
               HasSubstr("expected a list of non-empty strings"));
+}
+
+TEST_F(MalformedGpuCard, EfficienciesAreOptionalFractionsAndNcclLatenciesInSeconds) {
+  const GpuSpec none = LoadGpuSpec(Write("none.yaml", kValidCard));
+  EXPECT_LT(none.efficiency.gemm, 0);  // not stated: timing falls back and says so
+  EXPECT_DOUBLE_EQ(none.fp32_flops_per_s, 0);
+  const GpuSpec some = LoadGpuSpec(
+      Write("some.yaml", Edit("source",
+                              "source: x\nfp32_flops_per_s: 67e12\nefficiency: {gemm: 0.69, "
+                              "allreduce_base_latency_s: 5.6e-6, allreduce_bus_efficiency: 1}")));
+  EXPECT_DOUBLE_EQ(some.fp32_flops_per_s, 67e12);
+  EXPECT_DOUBLE_EQ(some.efficiency.gemm, 0.69);
+  EXPECT_DOUBLE_EQ(some.efficiency.allreduce_base_latency_s, 5.6e-6);
+  EXPECT_DOUBLE_EQ(some.efficiency.allreduce_bus_efficiency, 1.0);
+  EXPECT_LT(some.efficiency.memory, 0);
+  EXPECT_THAT(ErrorOf(Write("over.yaml", Edit("source", "source: x\nefficiency: {memory: 1.2}"))),
+              AllOf(HasSubstr("over.yaml:9:"), HasSubstr("'efficiency.memory'"),
+                    HasSubstr("expected a fraction in (0, 1], got 1.2")));
+  EXPECT_THAT(
+      ErrorOf(Write("neg.yaml",
+                    Edit("source", "source: x\nefficiency: {allreduce_hop_latency_s: -1}"))),
+      HasSubstr("'efficiency.allreduce_hop_latency_s': expected seconds in [0, 1), got -1"));
+  EXPECT_THAT(
+      ErrorOf(Write("typo.yaml", Edit("source", "source: x\nefficiency: {gemmm: 0.7}"))),
+      AllOf(HasSubstr("'efficiency.gemmm'"), HasSubstr("unknown key; valid:"), HasSubstr("gemm")));
+  EXPECT_THAT(ErrorOf(Write("text.yaml", Edit("source", "source: x\nefficiency: {gemm: high}"))),
+              HasSubstr("expected a number, got 'high'"));
 }
 
 TEST_F(MalformedGpuCard, AnUnknownKeyIsRejectedWithItsFileAndLine) {

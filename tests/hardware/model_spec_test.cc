@@ -31,10 +31,11 @@ ModelSpec LoadLlm(const std::string& name) { return LoadModelSpec(LlmCard(name))
 // head_dim x 2), for every shipped card. Llama-3.1 shares Llama-3's shapes.
 std::map<std::string, int64_t> PublishedKvBytesPerToken() {
   return {
-      {"Llama-2-7B", 524288},   {"Llama-2-70B", 327680},  {"Llama-3-8B", 131072},
-      {"Llama-3-70B", 327680},  {"Llama-3.1-8B", 131072}, {"Llama-3.1-70B", 327680},
-      {"Yi-6B", 65536},         {"Yi-34B", 245760},       {"Mistral-7B", 131072},
-      {"Mixtral-8x7B", 131072}, {"Qwen2.5-7B", 57344},    {"Qwen2.5-72B", 327680},
+      {"Llama-2-7B", 524288},  {"Llama-2-70B", 327680},  {"Llama-3-8B", 131072},
+      {"Llama-3-70B", 327680}, {"Llama-3.1-8B", 131072}, {"Llama-3.1-70B", 327680},
+      {"Yi-6B", 65536},        {"Yi-34B", 245760},       {"Mistral-7B", 131072},
+      {"Yi-6B-200K", 65536},   {"Yi-34B-200K", 245760},  {"Mixtral-8x7B", 131072},
+      {"Qwen2.5-7B", 57344},   {"Qwen2.5-72B", 327680},
   };
 }
 
