@@ -227,6 +227,7 @@ int SweepCommand(const CommandOptions& o, std::ostream& out) {
   if (!o.quiet) {
     std::string header = fmt::format("{:>10}", "QPS");
     for (const CompareEntry& e : entries) header += fmt::format("{:>34}", e.label);
+    out << jobs.front().sim->TimingLine() << "\n";
     out << "throughput (req/s) / TTFT p99 (s) / E2E p99 (s) per offered load\n" << header << "\n";
     for (size_t r = 0; r < o.rates_qps.size(); ++r) {
       std::string line = fmt::format("{:>10g}", o.rates_qps[r]);

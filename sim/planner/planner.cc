@@ -54,6 +54,7 @@ struct Run {
   double gpu_price = 0;
   std::vector<std::string> timing_caveats;
   std::vector<std::string> timing_assumptions;
+  std::string timing_line;  // Simulation::TimingLine
 };
 
 Run Simulate(const PlanConfig& plan, const ConfigTree& tree) {
@@ -64,6 +65,7 @@ Run Simulate(const PlanConfig& plan, const ConfigTree& tree) {
   run.verdict = EvaluateSlo(plan.slo, run.summary, sim->metrics().records());
   run.timing_caveats = sim->timing_caveats();
   run.timing_assumptions = sim->timing_assumptions();
+  run.timing_line = sim->TimingLine();
   auto price = plan.prices.find(sim->gpu().name);
   run.gpu_price = price != plan.prices.end() ? price->second : sim->gpu().price_per_hour;
   return run;
@@ -105,6 +107,7 @@ void EvaluateCandidate(const PlanConfig& plan, double target_qps, CandidateResul
       ProbeOutcome outcome{run.verdict.meets, run.verdict.meets ? "" : run.verdict.binding};
       c.timing_caveats = run.timing_caveats;  // the same at every load
       c.timing_assumptions = run.timing_assumptions;
+      c.timing_line = run.timing_line;
       runs.emplace(qps, std::move(run));
       return outcome;
     });
@@ -309,6 +312,7 @@ void CandidateFields(JsonWriter& j, const CandidateResult& c) {
       .Field("scheduler", c.scheduler.Label())
       .Field("status", !c.feasible ? "infeasible" : SearchStatusName(c.search.status))
       .Field("note", c.note);
+  j.Field("timing", c.timing_line);
   j.BeginArray("timing_caveats");
   for (const std::string& caveat : c.timing_caveats) j.Field({}, caveat);
   j.EndArray();
@@ -452,6 +456,7 @@ std::string FormatPlan(const PlanResult& r) {
                           r.target_qps, rec.fleet.ttft_s.p99, rec.fleet.e2e_s.p99)
             : fmt::format(", NOT verified: the whole-fleet run with {} replicas missed {}",
                           rec.fleet_replicas, rec.verdict.binding));
+    if (!c.timing_line.empty()) out += "  " + c.timing_line + "\n";
   }
   std::vector<std::pair<std::string, std::vector<std::string>>> caveats;
   for (const CandidateResult& c : r.candidates) caveats.emplace_back(c.name, c.timing_caveats);

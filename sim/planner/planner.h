@@ -27,6 +27,7 @@ struct CandidateResult {
   std::string note;
   std::vector<std::string> timing_caveats;      // Simulation::timing_caveats of its runs
   std::vector<std::string> timing_assumptions;  // Simulation::timing_assumptions of its runs
+  std::string timing_line;                      // Simulation::TimingLine of its runs
   SearchResult search;
   bool meets_slo = false;  // some rate met the SLOs
   double max_qps_per_replica = 0;

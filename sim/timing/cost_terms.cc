@@ -157,6 +157,8 @@ CostTerms::CostTerms(const ModelSpec& model, const GpuSpec& gpu, int64_t tp,
        3.0 * d(model.experts_per_token) * d(model.ffn_size) / tp_ + 4.0 * kv_heads * hd);
   hbm_effective_ = gpu.hbm_bandwidth_bytes_per_s * memory_efficiency;
   heads_per_rank_ = heads;
+  experts_ = d(model.num_experts);
+  experts_per_token_ = d(model.experts_per_token);
   head_dim_ = hd;
   fp32_flops_ = gpu.fp32_flops_per_s;
 }
@@ -165,6 +167,11 @@ double CostTerms::AllreduceSeconds(double bytes) const {
   if (tp_ <= 1) return 0;
   return allreduce_latency_s_ +
          2.0 * (tp_ - 1.0) / tp_ * bytes / (link_bytes_per_s_ * bus_efficiency_);
+}
+
+double CostTerms::ExpertsRead(double tokens) const {
+  if (experts_ <= 1) return 1.0;
+  return experts_ * (1.0 - std::pow(1.0 - experts_per_token_ / experts_, tokens));
 }
 
 double CostTerms::PerLayerKernelsSeconds(double tokens) const {

@@ -111,6 +111,10 @@ class CostTerms {
   //                        + 3 k ffn/tp + 4 kv_heads/tp head_dim)   (k: experts per token)
   double PerLayerKernelsSeconds(double tokens) const;
 
+  // MoE: the distinct experts `tokens` tokens touch in expectation with top-k routing
+  // over E experts, E (1 - (1 - k/E)^tokens); 1 for dense models.
+  double ExpertsRead(double tokens) const;
+
   // Paged decode attention of one layer from the contiguous time `contiguous_s` of
   // the same work (see cost_terms.cc for each kernel's curve and its source).
   double PagedDecodeSeconds(double contiguous_s, const CostInputs& in) const;
@@ -147,6 +151,7 @@ class CostTerms {
   double link_bytes_per_s_, allreduce_latency_s_, bus_efficiency_;
   double per_layer_bytes_per_token_, hbm_effective_;
   double heads_per_rank_, head_dim_, fp32_flops_;
+  double experts_, experts_per_token_;
   std::string gpu_name_;
   bool latency_from_card_, efficiency_from_card_;
   bool latency_generic_, efficiency_generic_;  // neither the config nor the card gives it

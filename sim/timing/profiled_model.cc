@@ -36,7 +36,6 @@ class ProfiledModel final : public ExecutionTimeModel {
         prefill_(std::move(curves.prefill)),
         layers_(static_cast<double>(model.num_layers)),
         activation_bytes_per_token_(static_cast<double>(model.hidden_size * model.dtype_bytes)),
-        experts_(static_cast<double>(model.num_experts)),
         experts_per_token_(static_cast<double>(model.experts_per_token)),
         prefill_flops_per_pair_(4.0 * static_cast<double>(model.num_heads) /
                                 static_cast<double>(tp) * static_cast<double>(model.head_dim)),
@@ -67,9 +66,7 @@ class ProfiledModel final : public ExecutionTimeModel {
     // Linear layers of one block on one rank.
     double linear_s = 0;
     if (tokens > 0) {
-      const double experts_read =
-          experts_ > 1 ? experts_ * (1.0 - std::pow(1.0 - experts_per_token_ / experts_, tokens))
-                       : 1.0;
+      const double experts_read = costs_.ExpertsRead(tokens);
       const double expert_tokens = tokens * experts_per_token_ / experts_read;
       linear_s = qkv_.Seconds(tokens) + o_.Seconds(tokens) +
                  experts_read * (gate_up_.Seconds(expert_tokens) + down_.Seconds(expert_tokens));
@@ -118,7 +115,7 @@ class ProfiledModel final : public ExecutionTimeModel {
   LayoutCurves<DecodeSurface> decode_;
   LayoutCurves<SizeCurve> prefill_;
   std::optional<SizeCurve> allreduce_;  // nothing: the shared ring formula
-  double layers_, activation_bytes_per_token_, experts_, experts_per_token_;
+  double layers_, activation_bytes_per_token_, experts_per_token_;
   double prefill_flops_per_pair_;  // 4 x query heads per rank x head_dim
   double peak_flops_;              // GPU card's dense bf16 FLOP/s
   std::vector<std::string> caveats_, assumed_;

@@ -27,7 +27,6 @@ class RooflineModel final : public ExecutionTimeModel {
         vocab_(static_cast<double>(model.vocab_size)),
         attn_params_(static_cast<double>(model.AttentionParamsPerLayer())),
         expert_params_(static_cast<double>(model.MlpParamsPerExpert())),
-        experts_(static_cast<double>(model.num_experts)),
         experts_per_token_(static_cast<double>(model.experts_per_token)),
         heads_per_rank_(static_cast<double>(model.num_heads) / static_cast<double>(tp)),
         head_dim_(static_cast<double>(model.head_dim)),
@@ -48,9 +47,7 @@ class RooflineModel final : public ExecutionTimeModel {
     const bool paged = w.layout == AttentionLayout::kPaged;
 
     // Linear layers of one block on one rank.
-    const double experts_read =
-        experts_ > 1 ? experts_ * (1.0 - std::pow(1.0 - experts_per_token_ / experts_, in.tokens))
-                     : 1.0;
+    const double experts_read = costs_.ExpertsRead(in.tokens);
     const double active_params = attn_params_ + experts_per_token_ * expert_params_;
     const double read_params = attn_params_ + experts_read * expert_params_;
     const double linear_s =
@@ -86,7 +83,7 @@ class RooflineModel final : public ExecutionTimeModel {
   RooflineConfig config_;
   CostTerms costs_;
   double tp_, dtype_bytes_, layers_, hidden_, vocab_;
-  double attn_params_, expert_params_, experts_, experts_per_token_;
+  double attn_params_, expert_params_, experts_per_token_;
   double heads_per_rank_, head_dim_, kv_bytes_per_token_per_layer_;
   double flops_, hbm_;
   std::vector<std::string> assumed_;

@@ -851,6 +851,7 @@ def read_summary(node):
     s["page_bytes"] = v["page_bytes"].num() if v is not None else None
     s["timing_caveats"] = _caveats(node)
     s["timing_assumptions"] = _assumptions(node)
+    s["timing"] = _timing_text(node)
     return s
 
 
@@ -859,6 +860,22 @@ def _caveats(node):
     if not node.has("timing_caveats"):
         return []
     return [c.str() for c in node["timing_caveats"].items()]
+
+
+def _timing_text(node):
+    """'roofline, engine vllm_v1, paged kernel flash_paged' from summary.json's timing
+    object (absent in older outputs: 'not recorded')."""
+    if not node.has("timing"):
+        return "not recorded"
+    t = node["timing"]
+    text = t["model"].str()
+    if t.has("profile") and t["profile"].str():
+        text += f" ({t['profile'].str()})"
+    if t.has("engine_preset"):
+        text += f", engine {t['engine_preset'].str()}"
+    if t.has("paged_kernel"):
+        text += f", paged kernel {t['paged_kernel'].str()}"
+    return text
 
 
 def _assumptions(node):
@@ -1170,6 +1187,7 @@ def _scenario_rows(runs, extra=None):
         ("scheduler", lambda r: r["summary"]["scenario"]["scheduler"]),
         ("max_model_len (tokens)", lambda r: fint(r["summary"]["scenario"]["max_model_len"])),
         ("seed", lambda r: str(r["summary"]["scenario"]["seed"])),
+        ("timing", lambda r: r["summary"]["timing"]),
     ]
     if extra:
         fields += extra
