@@ -125,10 +125,15 @@ void PreemptRunning(SequenceQueues& queues, size_t index, KvCacheManager& kv, Ba
 // growth fits. Returns false when running[index] itself had to be preempted.
 bool GrowOrPreempt(SequenceQueues& queues, size_t index, int64_t tokens, GrowthPhase phase,
                    KvCacheManager& kv, Batch& batch);
-// Admits waiting.front() holding KV for `hold_tokens` tokens and computing
-// `compute_tokens` of them now; moves it to running. Returns false (nothing
-// changes) when the KV manager refuses.
-// REQUIRES: 1 <= compute_tokens <= hold_tokens <= waiting.front()->PendingTokens().
+// Tokens of waiting.front() whose KV the manager still holds from before its
+// preemption (KvCacheManager::CachedPrefixTokens over its pending tokens); an
+// admission reuses them, so they are not computed again. 0 for a new request.
+int64_t CachedPrefix(const SequenceQueues& queues, const KvCacheManager& kv);
+// Admits waiting.front() holding KV for `hold_tokens` tokens, of which the first
+// CachedPrefix are reused and the next `compute_tokens` are computed now; moves it
+// to running. Returns false (nothing changes) when the KV manager refuses.
+// REQUIRES: 1 <= compute_tokens; CachedPrefix + compute_tokens <= hold_tokens <=
+// waiting.front()->PendingTokens().
 bool AdmitFront(SequenceQueues& queues, int64_t hold_tokens, int64_t compute_tokens,
                 KvCacheManager& kv, Batch& batch);
 

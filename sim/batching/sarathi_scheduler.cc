@@ -37,7 +37,8 @@ class SarathiScheduler final : public BatchScheduler {
     while (batch.preempted == 0 && left() > 0 && !queues.waiting.empty() &&
            static_cast<int64_t>(queues.running.size()) < config_.max_num_seqs) {
       const int64_t prompt = queues.waiting.front()->PendingTokens();
-      const int64_t chunk = std::min({prompt, left(), config_.chunk_tokens});
+      const int64_t chunk =
+          std::min({prompt - CachedPrefix(queues, kv), left(), config_.chunk_tokens});
       if (!AdmitFront(queues, /*hold_tokens=*/prompt, /*compute_tokens=*/chunk, kv, batch)) {
         break;
       }

@@ -66,16 +66,23 @@ bool GrowOrPreempt(SequenceQueues& queues, size_t index, int64_t tokens, GrowthP
   return true;
 }
 
+int64_t CachedPrefix(const SequenceQueues& queues, const KvCacheManager& kv) {
+  const Sequence& seq = *queues.waiting.front();
+  return kv.CachedPrefixTokens(seq.spec.id, seq.PendingTokens());
+}
+
 bool AdmitFront(SequenceQueues& queues, int64_t hold_tokens, int64_t compute_tokens,
                 KvCacheManager& kv, Batch& batch) {
   Sequence& seq = *queues.waiting.front();
   KVSIM_CHECK(!seq.admitted && seq.computed == 0 && seq.held_tokens == 0,
               "waiting sequence holds KV");
-  KVSIM_CHECK(compute_tokens <= hold_tokens && hold_tokens <= seq.PendingTokens(),
-              "admission must hold at least what it computes and at most what is pending");
+  const int64_t cached = CachedPrefix(queues, kv);
+  KVSIM_CHECK(cached + compute_tokens <= hold_tokens && hold_tokens <= seq.PendingTokens(),
+              "admission must hold at least what it reuses and computes, at most what is pending");
   if (!kv.Admit(seq.spec.id, hold_tokens, seq.MaxTokens())) return false;
   seq.admitted = true;
   seq.held_tokens = hold_tokens;
+  seq.computed = cached;
   queues.running.push_back(std::move(queues.waiting.front()));
   queues.waiting.pop_front();
   AddToBatch(*queues.running.back(), compute_tokens, batch);

@@ -15,7 +15,7 @@ class StaticBatchingScheduler final : public BatchScheduler {
       while (!queues.waiting.empty() &&
              static_cast<int64_t>(queues.running.size()) < config_.max_num_seqs) {
         const int64_t prompt = queues.waiting.front()->PendingTokens();
-        if (!AdmitFront(queues, prompt, prompt, kv, batch)) break;
+        if (!AdmitFront(queues, prompt, prompt - CachedPrefix(queues, kv), kv, batch)) break;
       }
       return;
     }

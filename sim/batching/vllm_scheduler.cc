@@ -19,9 +19,10 @@ class VllmScheduler final : public BatchScheduler {
     while (!queues.waiting.empty() &&
            static_cast<int64_t>(queues.running.size()) < config_.max_num_seqs) {
       const int64_t need = queues.waiting.front()->PendingTokens();
-      if (tokens + need > config_.max_num_batched_tokens) break;
-      if (!AdmitFront(queues, need, need, kv, batch)) break;
-      tokens += need;
+      const int64_t compute = need - CachedPrefix(queues, kv);
+      if (tokens + compute > config_.max_num_batched_tokens) break;
+      if (!AdmitFront(queues, need, compute, kv, batch)) break;
+      tokens += compute;
     }
     if (!batch.empty()) return;
 
@@ -61,9 +62,16 @@ class VllmV1Scheduler final : public BatchScheduler {
     while (batch.preempted == 0 && left() > 0 && !queues.waiting.empty() &&
            static_cast<int64_t>(queues.running.size()) < config_.max_num_seqs) {
       const Sequence& next = *queues.waiting.front();
-      if (config_.reserve_full_isl && !kv.CanAdmit(next.PendingTokens(), next.MaxTokens())) break;
-      const int64_t chunk = std::min(next.PendingTokens(), left());
-      if (!AdmitFront(queues, /*hold_tokens=*/chunk, /*compute_tokens=*/chunk, kv, batch)) break;
+      if (config_.reserve_full_isl &&
+          !kv.CanAdmit(next.spec.id, next.PendingTokens(), next.MaxTokens())) {
+        break;
+      }
+      const int64_t cached = CachedPrefix(queues, kv);
+      const int64_t chunk = std::min(next.PendingTokens() - cached, left());
+      if (!AdmitFront(queues, /*hold_tokens=*/cached + chunk, /*compute_tokens=*/chunk, kv,
+                      batch)) {
+        break;
+      }
     }
   }
 

@@ -114,6 +114,7 @@ void DecodeKvCache(MapReader r, KvCacheConfig& k) {
                    {"paged", KvManagerType::kPaged},
                    {"vattention", KvManagerType::kVAttention}});
   k.paged.block_tokens = r.Int("block_tokens", k.paged.block_tokens, 1);
+  k.paged.prefix_caching = r.Bool("prefix_caching", k.paged.prefix_caching);
   k.paged_kernel = r.Enum("paged_kernel", k.paged_kernel,
                           {{"flash_paged", PagedKernel::kFlashPaged},
                            {"flashinfer_paged", PagedKernel::kFlashInferPaged},

@@ -87,9 +87,21 @@ class KvCacheManager {
   // REQUIRES: id not admitted; 1 <= tokens <= max_tokens <= max_model_len.
   virtual bool Admit(int64_t id, int64_t tokens, int64_t max_tokens) = 0;
 
-  // Whether Admit(any new id, tokens, max_tokens) would succeed now. Changes nothing
-  // (no mapping, no reclamation). REQUIRES: as Admit.
-  virtual bool CanAdmit(int64_t tokens, int64_t max_tokens) const = 0;
+  // Whether Admit(id, tokens, max_tokens) would succeed now. Changes nothing (no
+  // mapping, no reclamation). REQUIRES: as Admit.
+  virtual bool CanAdmit(int64_t id, int64_t tokens, int64_t max_tokens) const = 0;
+
+  // Of the first `tokens` tokens of request `id`, how many still have their KV in
+  // the cache from an earlier admission of `id` (a preempted request's blocks that
+  // were not evicted since): whole blocks only, at most tokens - 1 (the last token
+  // is always computed again, to produce logits). Admit(id, ...) reuses them, so
+  // they need not be computed. 0 for managers that keep nothing.
+  // REQUIRES: id not admitted; tokens >= 1.
+  virtual int64_t CachedPrefixTokens(int64_t id, int64_t tokens) const {
+    (void)id;
+    (void)tokens;
+    return 0;
+  }
 
   // Grows admitted request `id` to hold `tokens` tokens in total. Returns false
   // and changes nothing when the memory is not there (the scheduler then preempts).
@@ -139,6 +151,12 @@ std::unique_ptr<KvCacheManager> NewStaticKvManager(const KvGeometry& geometry,
 struct PagedKvConfig {
   int64_t block_tokens = 16;
   double watermark = 0.01;  // fraction of blocks kept free at admission
+  // vLLM's automatic prefix caching (on by default in vLLM V1): released blocks keep
+  // their content and join a free queue in release order (a request's last block
+  // first); allocation evicts from the queue's head (the oldest released). A
+  // request admitted again after preemption re-hits its whole blocks still queued
+  // (CachedPrefixTokens). Sharing between requests is not modelled.
+  bool prefix_caching = false;
 };
 std::unique_ptr<KvCacheManager> NewPagedKvManager(const KvGeometry& geometry,
                                                   const PagedKvConfig& config);

@@ -1,4 +1,15 @@
 // PagedAttention (vLLM): fixed-size blocks of block_tokens from one pool.
+//
+// Without prefix caching the free blocks are a count. With it (vLLM V1's
+// automatic prefix caching, vllm/v1/core/block_pool.py and kv_cache_manager.py)
+// they form a queue in release order: never-used blocks first, then each released
+// request's blocks as one run, its last block first (vLLM frees a request's blocks
+// in reverse order so that its tail is evicted first). Allocation takes blocks from
+// the head, evicting the oldest released content. A request admitted again (after
+// preemption) finds the whole blocks of its run that are still queued and reuses
+// them: their tokens need no recompute.
+#include <algorithm>
+#include <list>
 #include <unordered_map>
 
 #include "sim/core/check.h"
@@ -16,24 +27,43 @@ class PagedKvManager final : public KvCacheManager {
         total_blocks_(geometry.capacity_bytes / block_bytes_),
         watermark_blocks_(
             static_cast<int64_t>(config.watermark * static_cast<double>(total_blocks_))),
-        free_blocks_(total_blocks_) {}
+        free_blocks_(total_blocks_) {
+    if (config_.prefix_caching && total_blocks_ > 0) queue_.push_back({kNoOwner, total_blocks_, 0});
+  }
 
   bool Admit(int64_t id, int64_t tokens, int64_t max_tokens) override {
     KVSIM_CHECK(!requests_.contains(id), "request admitted twice");
-    KVSIM_CHECK(tokens >= 1 && tokens <= max_tokens && max_tokens <= geometry_.max_model_len,
-                "admission outside [1, max_model_len]");
+    CheckAdmission(tokens, max_tokens);
     const int64_t blocks = CeilDiv(tokens, config_.block_tokens);
+    // Reused blocks are free (queued) blocks too, so the test is the same with them.
     if (free_blocks_ - blocks < watermark_blocks_) return false;
-    free_blocks_ -= blocks;
+    const int64_t hits = HitBlocks(id, tokens);
+    if (const auto it = run_of_.find(id); it != run_of_.end()) {
+      // Take the hit blocks out of the queue; the rest of the run (its tail, whose
+      // content a new admission does not reuse) stays queued without an owner.
+      Run& run = *it->second;
+      cached_blocks_ -= run.blocks;
+      run.blocks -= hits;
+      run.owner = kNoOwner;
+      run.full_blocks = 0;
+      if (run.blocks == 0) queue_.erase(it->second);
+      run_of_.erase(it);
+      free_blocks_ -= hits;
+    }
+    Take(blocks - hits);
     requests_.emplace(id, Entry{blocks, tokens});
     live_tokens_ += tokens;
     return true;
   }
 
-  bool CanAdmit(int64_t tokens, int64_t max_tokens) const override {
-    KVSIM_CHECK(tokens >= 1 && tokens <= max_tokens && max_tokens <= geometry_.max_model_len,
-                "admission outside [1, max_model_len]");
+  bool CanAdmit(int64_t, int64_t tokens, int64_t max_tokens) const override {
+    CheckAdmission(tokens, max_tokens);
     return free_blocks_ - CeilDiv(tokens, config_.block_tokens) >= watermark_blocks_;
+  }
+
+  int64_t CachedPrefixTokens(int64_t id, int64_t tokens) const override {
+    KVSIM_CHECK(!requests_.contains(id) && tokens >= 1, "asking an admitted request's cache");
+    return HitBlocks(id, tokens) * config_.block_tokens;
   }
 
   bool Grow(int64_t id, int64_t tokens, GrowthPhase) override {
@@ -43,7 +73,7 @@ class PagedKvManager final : public KvCacheManager {
     KVSIM_CHECK(tokens >= e.tokens && tokens <= geometry_.max_model_len, "bad growth");
     const int64_t extra = CeilDiv(tokens, config_.block_tokens) - e.blocks;
     if (extra > free_blocks_) return false;
-    free_blocks_ -= extra;
+    Take(extra);
     e.blocks += extra;
     live_tokens_ += tokens - e.tokens;
     e.tokens = tokens;
@@ -53,14 +83,29 @@ class PagedKvManager final : public KvCacheManager {
   void Release(int64_t id) override {
     auto it = requests_.find(id);
     KVSIM_CHECK(it != requests_.end(), "releasing a request that was not admitted");
-    free_blocks_ += it->second.blocks;
-    live_tokens_ -= it->second.tokens;
+    const Entry& e = it->second;
+    free_blocks_ += e.blocks;
+    live_tokens_ -= e.tokens;
+    if (config_.prefix_caching && e.blocks > 0) {
+      // An earlier run of this request (evicted in part) is superseded by this one.
+      if (const auto old = run_of_.find(id); old != run_of_.end()) {
+        cached_blocks_ -= old->second->blocks;
+        old->second->owner = kNoOwner;
+        old->second->full_blocks = 0;
+        run_of_.erase(old);
+      }
+      queue_.push_back({id, e.blocks, e.tokens / config_.block_tokens});
+      run_of_.emplace(id, std::prev(queue_.end()));
+      cached_blocks_ += e.blocks;
+    }
     requests_.erase(it);
   }
 
   KvUsage Usage() const override {
-    return {geometry_.capacity_bytes, (total_blocks_ - free_blocks_) * block_bytes_,
-            live_tokens_ * geometry_.bytes_per_token};
+    return {.capacity_bytes = geometry_.capacity_bytes,
+            .allocated_bytes = (total_blocks_ - free_blocks_) * block_bytes_,
+            .live_bytes = live_tokens_ * geometry_.bytes_per_token,
+            .cached_bytes = cached_blocks_ * block_bytes_};
   }
 
   AttentionLayout layout() const override { return AttentionLayout::kPaged; }
@@ -71,18 +116,64 @@ class PagedKvManager final : public KvCacheManager {
   }
 
  private:
+  static constexpr int64_t kNoOwner = -1;
   struct Entry {
     int64_t blocks;
     int64_t tokens;
   };
+  // Free blocks released together: `blocks` of them still queued, the last
+  // `full_blocks` of the run's original blocks hold whole blocks of `owner`'s tokens
+  // (its first ones; the run's tail, evicted first, is its partial last block).
+  struct Run {
+    int64_t owner;
+    int64_t blocks;
+    int64_t full_blocks;
+  };
+
+  void CheckAdmission(int64_t tokens, int64_t max_tokens) const {
+    KVSIM_CHECK(tokens >= 1 && tokens <= max_tokens && max_tokens <= geometry_.max_model_len,
+                "admission outside [1, max_model_len]");
+  }
+
+  // Whole blocks of `id`'s first `tokens` tokens still queued, at most
+  // (tokens - 1) / block_tokens.
+  int64_t HitBlocks(int64_t id, int64_t tokens) const {
+    const auto it = run_of_.find(id);
+    if (it == run_of_.end()) return 0;
+    const Run& run = *it->second;
+    return std::min({run.full_blocks, run.blocks, (tokens - 1) / config_.block_tokens});
+  }
+
+  // Takes n free blocks; with prefix caching, from the head of the queue.
+  void Take(int64_t n) {
+    KVSIM_CHECK(n >= 0 && n <= free_blocks_, "taking more blocks than are free");
+    free_blocks_ -= n;
+    if (!config_.prefix_caching) return;
+    while (n > 0) {
+      Run& head = queue_.front();
+      const int64_t k = std::min(n, head.blocks);
+      head.blocks -= k;
+      n -= k;
+      if (head.owner != kNoOwner) cached_blocks_ -= k;
+      if (head.blocks == 0) {
+        if (head.owner != kNoOwner) run_of_.erase(head.owner);
+        queue_.pop_front();
+      }
+    }
+  }
+
   KvGeometry geometry_;
   PagedKvConfig config_;
   int64_t block_bytes_;
   int64_t total_blocks_;
   int64_t watermark_blocks_;
-  int64_t free_blocks_;
+  int64_t free_blocks_;  // queued blocks, with or without content
   std::unordered_map<int64_t, Entry> requests_;
   int64_t live_tokens_ = 0;
+  // Prefix caching only.
+  std::list<Run> queue_;
+  std::unordered_map<int64_t, std::list<Run>::iterator> run_of_;  // owner -> its queued run
+  int64_t cached_blocks_ = 0;  // queued blocks that still hold an owner's content
 };
 
 }  // namespace

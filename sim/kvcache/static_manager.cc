@@ -27,7 +27,7 @@ class StaticKvManager final : public KvCacheManager {
     return true;
   }
 
-  bool CanAdmit(int64_t tokens, int64_t max_tokens) const override {
+  bool CanAdmit(int64_t, int64_t tokens, int64_t max_tokens) const override {
     KVSIM_CHECK(tokens >= 1 && tokens <= max_tokens && max_tokens <= geometry_.max_model_len,
                 "admission outside [1, max_model_len]");
     const int64_t reserved_tokens = config_.reserve == StaticKvConfig::Reserve::kMaxModelLen

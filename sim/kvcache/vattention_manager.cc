@@ -62,7 +62,7 @@ class VAttentionKvManager final : public KvCacheManager {
     return true;
   }
 
-  bool CanAdmit(int64_t tokens, int64_t max_tokens) const override {
+  bool CanAdmit(int64_t, int64_t tokens, int64_t max_tokens) const override {
     KVSIM_CHECK(tokens >= 1 && tokens <= max_tokens && max_tokens <= geometry_.max_model_len,
                 "admission outside [1, max_model_len]");
     // An idle slot needs no groups yet, so its need grows by all of them.

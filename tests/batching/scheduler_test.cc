@@ -817,5 +817,35 @@ TEST(VllmV1Scheduler, AdmitsAWaitingPromptOnlyWhenAllOfItFitsWithReserveFullIsl)
   }
 }
 
+// With prefix caching, a preempted request admitted again reuses its whole blocks
+// still cached and computes only the rest. Request 7 held 20 tokens (blocks of 4:
+// five whole blocks) before its preemption and has generated 1 token after its
+// prompt of 20, so 21 tokens are pending: (21 - 1) / 4 = 5 blocks hit, 20 tokens
+// are reused and 1 is computed.
+TEST(SharedSteps, AnAdmissionReusesThePreemptedRequestsCachedBlocks) {
+  PagedKvConfig config{.block_tokens = 4, .watermark = 0, .prefix_caching = true};
+  auto kv = NewPagedKvManager(Geometry(64), config);
+  ASSERT_TRUE(kv->Admit(7, 20, 28));
+  kv->Release(7);  // the preemption
+  SequenceQueues queues;
+  auto seq = std::make_unique<Sequence>();
+  seq->spec.id = 7;
+  seq->spec.prompt_tokens = 20;
+  seq->spec.output_tokens = 8;
+  seq->generated = 1;
+  seq->preemptions = 1;
+  queues.waiting.push_back(std::move(seq));
+  EXPECT_EQ(CachedPrefix(queues, *kv), 20);
+  // vLLM V1 schedules the 1 token left to compute, holding all 21.
+  Batch batch;
+  NewVllmV1Scheduler({.max_num_seqs = 4, .max_num_batched_tokens = 20})
+      ->Schedule(queues, *kv, batch);
+  ASSERT_EQ(batch.seqs.size(), 1u);
+  EXPECT_EQ(batch.seqs[0]->computed, 20);
+  EXPECT_EQ(batch.seqs[0]->scheduled_tokens, 1);
+  EXPECT_EQ(batch.prefill_tokens + batch.decode_tokens, 1);
+  EXPECT_EQ(kv->Usage().allocated_bytes, 24);  // ceil(21 / 4) = 6 blocks of 4 bytes
+}
+
 }  // namespace
 }  // namespace kvsim

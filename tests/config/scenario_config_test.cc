@@ -911,6 +911,16 @@ TEST(ScenarioConfig, VmmBackendAutoIsUvmBelowTwoMiBPagesAndStockOtherwise) {
             VmmBackend::kUvm);
 }
 
+TEST(ScenarioConfig, PagedPrefixCachingAndKernelAreReadAndOffAndFlashByDefault) {
+  const ScenarioConfig defaults = DecodeWith({});
+  EXPECT_FALSE(defaults.kv_cache.paged.prefix_caching);
+  EXPECT_EQ(defaults.kv_cache.paged_kernel, PagedKernel::kFlashPaged);
+  const ScenarioConfig c = DecodeWith(
+      {{"kv_cache.prefix_caching", "true"}, {"kv_cache.paged_kernel", "flashinfer_paged"}});
+  EXPECT_TRUE(c.kv_cache.paged.prefix_caching);
+  EXPECT_EQ(c.kv_cache.paged_kernel, PagedKernel::kFlashInferPaged);
+}
+
 TEST(ScenarioConfig, VmmBackendCanBeNamed) {
   EXPECT_EQ(DecodeWith({{"kv_cache.page_bytes", "2MiB"}, {"kv_cache.vmm.backend", "stock"}})
                 .kv_cache.vattention.backend,

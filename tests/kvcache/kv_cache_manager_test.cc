@@ -72,6 +72,7 @@ struct KvCase {
   int64_t page_bytes = 0;    // vAttention
   bool overlap = false;
   bool deferred_reclaim = false;
+  bool prefix_caching = false;  // paged
   int64_t max_slots = 0;
   // Token lengths of the suite are multiplied by this: with 2 MiB pages a page holds
   // 2 MiB / 2048 = 1024 tokens (32 x the 32 tokens of a 64 KiB page), so every
@@ -92,6 +93,7 @@ std::unique_ptr<KvCacheManager> Make(const KvCase& c, const KvGeometry& g) {
       PagedKvConfig config;
       config.block_tokens = c.block_tokens;
       config.watermark = kSuiteWatermark;
+      config.prefix_caching = c.prefix_caching;
       return NewPagedKvManager(g, config);
     }
     case KvManagerType::kVAttention: {
@@ -271,7 +273,7 @@ class RandomDriver {
     rec.before = manager_->Usage();
     rec.predicted = Predict(rec);
     if (rec.op == Op::kAdmit) {
-      rec.can_admit = manager_->CanAdmit(rec.tokens, rec.max_tokens);
+      rec.can_admit = manager_->CanAdmit(rec.id, rec.tokens, rec.max_tokens);
       rec.after_can_admit = manager_->Usage();
       rec.can_admit_cost = manager_->TakeStepCost();
     }
@@ -416,6 +418,7 @@ TEST_P(KvManagerConformance, ReportsTheAttentionLayoutOfItsKernels) {
 }
 
 TEST_P(KvManagerConformance, KeepsLiveWithinAllocatedWithinCapacityAfterEveryOperation) {
+  const KvCase& c = GetParam();
   const KvGeometry g = SuiteGeometry();
   const Expected e{GetParam(), g};
   RandomDriver driver(GetParam(), g);
@@ -438,8 +441,11 @@ TEST_P(KvManagerConformance, KeepsLiveWithinAllocatedWithinCapacityAfterEveryOpe
     }
     // The upkeep never touches what requests hold.
     ASSERT_EQ(r.upkept.allocated_bytes, r.after.allocated_bytes) << "op on request " << r.id;
-    // Without deferred reclamation or overlap, the upkeep unmaps every idle page.
-    if (e.AllocationIsExact()) ASSERT_EQ(r.upkept.cached_bytes, 0) << "op on request " << r.id;
+    // Exact managers keep nothing once released, unless prefix caching keeps the
+    // released blocks' content (until they are taken again).
+    if (e.AllocationIsExact() && !c.prefix_caching) {
+      ASSERT_EQ(r.upkept.cached_bytes, 0) << "op on request " << r.id;
+    }
   };
   driver.Run(kOps, kSeed, check);
   driver.ReleaseAll(check);
@@ -611,7 +617,11 @@ TEST_P(KvManagerConformance, ReleasingEverythingLeavesOnlyWhatTheManagerKeepsByD
   const KvUsage empty = driver.manager().Usage();
   EXPECT_EQ(empty.live_bytes, 0);
   EXPECT_EQ(empty.allocated_bytes, 0);
-  if (e.AllocationIsExact()) {
+  if (c.prefix_caching) {
+    // Every released block keeps its content until a later allocation takes it.
+    EXPECT_GT(empty.cached_bytes, 0);
+    EXPECT_LE(empty.cached_bytes, g.capacity_bytes);
+  } else if (e.AllocationIsExact()) {
     EXPECT_EQ(empty.cached_bytes, 0);
   } else {
     // The pages stay mapped to the now idle slots and are cached, all of them but
@@ -636,7 +646,10 @@ TEST_P(KvManagerConformance, ReleasingEverythingLeavesOnlyWhatTheManagerKeepsByD
   EXPECT_EQ(again.live_bytes, longest.tokens * kBytesPerToken);
   if (e.AllocationIsExact()) {
     EXPECT_EQ(again.allocated_bytes, e.BytesFor(longest.tokens, longest.max_tokens));
-    EXPECT_EQ(again.cached_bytes, 0);
+    // A new request evicts the oldest released blocks, at most as many as it takes.
+    EXPECT_GE(again.cached_bytes,
+              c.prefix_caching ? empty.cached_bytes - again.allocated_bytes : 0);
+    EXPECT_LE(again.cached_bytes, c.prefix_caching ? empty.cached_bytes : 0);
   } else if (!c.deferred_reclaim) {
     // Its old slot may have lost pages to the per-iteration reclamation: whatever
     // is missing is mapped again.
@@ -724,11 +737,12 @@ KvCase StaticCase(const char* name, StaticKvConfig::Reserve reserve) {
   return c;
 }
 
-KvCase PagedCase(const char* name, int64_t block_tokens) {
+KvCase PagedCase(const char* name, int64_t block_tokens, bool prefix_caching = false) {
   KvCase c;
   c.name = name;
   c.type = KvManagerType::kPaged;
   c.block_tokens = block_tokens;
+  c.prefix_caching = prefix_caching;
   return c;
 }
 
@@ -750,6 +764,7 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(StaticCase("StaticMaxModelLen", StaticKvConfig::Reserve::kMaxModelLen),
                       StaticCase("StaticRequestMax", StaticKvConfig::Reserve::kRequestMax),
                       PagedCase("PagedBlock16", 16), PagedCase("PagedBlock32", 32),
+                      PagedCase("PagedBlock16PrefixCaching", 16, true),
                       // 64 KiB pages: 32 tokens per page; plenty of slots.
                       VAttentionCase("VAttention64KiBOverlapDeferred", 64 * kKiB, true, true, 256,
                                      1),
@@ -899,6 +914,67 @@ TEST(PagedKvManager, AdmissionKeepsTheWatermarkFreeButGrowthMayUseIt) {
   EXPECT_TRUE(m->Grow(1, 250 * 16, GrowthPhase::kDecode));
   EXPECT_EQ(m->Usage().allocated_bytes, m->Usage().capacity_bytes);
   EXPECT_FALSE(m->Grow(1, 250 * 16 + 1, GrowthPhase::kDecode));
+}
+
+// ---- Prefix caching: released blocks keep their content until taken again ----
+
+// 8 blocks of 16 tokens, no watermark, prefix caching on.
+std::unique_ptr<KvCacheManager> CachingPaged() {
+  PagedKvConfig config;
+  config.block_tokens = 16;
+  config.watermark = 0;
+  config.prefix_caching = true;
+  return NewPagedKvManager(Geometry(8 * 16, 256), config);
+}
+
+TEST(PagedKvManager, APreemptedRequestFindsItsWholeBlocksButRecomputesItsLastToken) {
+  auto m = CachingPaged();
+  ASSERT_TRUE(m->Admit(1, 40, 100));  // 3 blocks: 2 whole (32 tokens) and 8 tokens
+  m->Release(1);                      // preempted
+  EXPECT_EQ(m->Usage().allocated_bytes, 0);
+  EXPECT_EQ(m->Usage().cached_bytes, 3 * 16 * kBytesPerToken);
+  // Re-admitted with its 40 tokens plus one generated: the 2 whole blocks hit.
+  EXPECT_EQ(m->CachedPrefixTokens(1, 41), 32);
+  // At exactly 32 tokens both blocks hold them, but the last token is computed
+  // again for its logits: only (32 - 1) / 16 = 1 block counts.
+  EXPECT_EQ(m->CachedPrefixTokens(1, 32), 16);
+  EXPECT_EQ(m->CachedPrefixTokens(2, 41), 0);  // another request finds nothing
+  // Admitting it reuses those 2 blocks and takes 1 new one: 3 blocks allocated, and
+  // the old partial block (content not reusable) is just free.
+  ASSERT_TRUE(m->Admit(1, 41, 100));
+  EXPECT_EQ(m->Usage().allocated_bytes, 3 * 16 * kBytesPerToken);
+  EXPECT_EQ(m->Usage().cached_bytes, 0);
+}
+
+TEST(PagedKvManager, AllocationsEvictTheOldestReleasedBlocksAndARequestsTailFirst) {
+  auto m = CachingPaged();
+  // Queue: 8 never-used blocks. Request 1 takes 3 of them; released, its run of 3
+  // joins the queue behind the 5 unused ones.
+  ASSERT_TRUE(m->Admit(1, 40, 100));
+  m->Release(1);
+  // Request 2 takes 5 blocks: exactly the 5 unused ones; request 1's run is whole.
+  ASSERT_TRUE(m->Admit(2, 80, 100));
+  EXPECT_EQ(m->CachedPrefixTokens(1, 41), 32);
+  // Request 3 takes 1 block: request 1's tail (its partial block) goes first, so
+  // both whole blocks still hit.
+  ASSERT_TRUE(m->Admit(3, 16, 100));
+  EXPECT_EQ(m->CachedPrefixTokens(1, 41), 32);
+  EXPECT_EQ(m->Usage().cached_bytes, 2 * 16 * kBytesPerToken);
+  // Request 3 grows by a block: request 1's second block is evicted.
+  ASSERT_TRUE(m->Grow(3, 17, GrowthPhase::kDecode));
+  EXPECT_EQ(m->CachedPrefixTokens(1, 41), 16);
+  EXPECT_EQ(m->Usage().cached_bytes, 1 * 16 * kBytesPerToken);
+  // Capacity counts cached blocks as free: 8 - 5 - 2 = 1 block can still be admitted.
+  EXPECT_TRUE(m->CanAdmit(4, 16, 16));
+  EXPECT_FALSE(m->CanAdmit(4, 17, 17));
+}
+
+TEST(PagedKvManager, WithoutPrefixCachingNothingIsKeptOrFound) {
+  auto m = NewPagedKvManager(Geometry(8 * 16, 256), PagedKvConfig{16, 0.0});
+  ASSERT_TRUE(m->Admit(1, 40, 100));
+  m->Release(1);
+  EXPECT_EQ(m->Usage().cached_bytes, 0);
+  EXPECT_EQ(m->CachedPrefixTokens(1, 41), 0);
 }
 
 // ---------------------------------------------------------------------------

@@ -115,7 +115,8 @@ workload:
   arrival: {{process: trace}}
 scheduler: {{type: vllm_v1, max_num_seqs: {s["max_num_seqs"]},
             max_num_batched_tokens: {s["max_num_batched_tokens"]}}}
-kv_cache: {{type: paged, block_tokens: 16, watermark: 0, paged_kernel: flash_paged}}
+kv_cache: {{type: paged, block_tokens: 16, watermark: 0, paged_kernel: flash_paged,
+           prefix_caching: true}}
 timing: {{type: roofline, engine: {{preset: vllm_v1}}}}
 """
         summary, _ = run_kvsim(kvsim, yaml, os.path.join(out, "vllm", gpu))
