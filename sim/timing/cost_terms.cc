@@ -267,6 +267,13 @@ std::vector<std::string> CostTerms::Assumptions() const {
         paged_kernel_ == PagedKernel::kVllmPaged    ? "contiguous"
         : paged_kernel_ == PagedKernel::kFlashPaged ? "x1.37, the paper's upper bound"
                                                     : "x1.42, the paper's upper bound"));
+    if (paged_kernel_ == PagedKernel::kVllmPaged && !(fp32_flops_ > 0)) {
+      out.push_back(fmt::format(
+          "kv_cache.paged_kernel: vllm_paged: the {} card states no fp32_flops_per_s, so its FP32 "
+          "bound is not applied (decode is timed as the contiguous kernel, +25% per block-size "
+          "doubling above 16)",
+          gpu_name_));
+    }
   }
   return out;
 }

@@ -24,6 +24,7 @@ namespace kvsim {
 namespace {
 
 using ::kvsim::testing::InputErrorMessage;
+using ::testing::AllOf;
 using ::testing::HasSubstr;
 
 constexpr int64_t kGiB = int64_t{1} << 30;
@@ -180,6 +181,11 @@ kv_cache:
 }
 
 TEST(BuildSimulation, DefaultScenarioBuilds) { EXPECT_EQ(BuildError({}), ""); }
+
+TEST(BuildSimulation, TheProfiledPagedKernelWithoutAProfileNamesTheKey) {
+  EXPECT_THAT(BuildError({{"kv_cache.paged_kernel", "profiled"}}),
+              AllOf(HasSubstr("kv_cache.paged_kernel"), HasSubstr("needs timing.type: profiled")));
+}
 
 TEST(BuildSimulation, Llama2_70BOnOneA100NamesTensorParallel) {
   EXPECT_THAT(BuildError({{"model", "Llama-2-70B"}, {"gpu", "A100-80GB"}}),

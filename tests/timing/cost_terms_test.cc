@@ -405,6 +405,15 @@ TEST(CostTerms, AssumptionsListTheNamedPagedKernelOnlyOnAPagedCache) {
   EXPECT_EQ(PagedTerms(PagedKernel::kProfiled).Assumptions().size(), 1u);
 }
 
+TEST(CostTerms, VllmPagedOnACardWithoutAnFp32PeakSaysItsBoundIsNotApplied) {
+  const std::vector<std::string> none = PagedTerms(PagedKernel::kVllmPaged).Assumptions();
+  ASSERT_EQ(none.size(), 3u);
+  EXPECT_THAT(none[2], HasSubstr("the tiny-gpu card states no fp32_flops_per_s"));
+  GpuSpec with_fp32 = TinyGpu();
+  with_fp32.fp32_flops_per_s = 19.5e12;
+  EXPECT_EQ(PagedTerms(PagedKernel::kVllmPaged, with_fp32).Assumptions().size(), 2u);
+}
+
 // ---- Efficiencies -----------------------------------------------------------------------
 
 TEST(ResolveEfficiencies, TheCardsValuesWinOverTheGenericDefaults) {
