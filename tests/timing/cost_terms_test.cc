@@ -33,15 +33,7 @@ using ::testing::StartsWith;
 ModelSpec Tiny() { return ::kvsim::testing::TinyDenseModel("tiny"); }
 
 // Round numbers: 1 PFLOP/s, 2 TB/s, 400 GB/s links; states no efficiency, no FP32 peak.
-GpuSpec TinyGpu() {
-  GpuSpec g;
-  g.name = "tiny-gpu";
-  g.memory_bytes = int64_t{80} << 30;
-  g.bf16_flops_per_s = 1e15;
-  g.hbm_bandwidth_bytes_per_s = 2e12;
-  g.link_bandwidth_bytes_per_s = 4e11;
-  return g;
-}
+using ::kvsim::testing::TinyGpu;
 constexpr double kLink = 4e11;
 
 // Every engine term zero (preset none), CUDA graphs on.

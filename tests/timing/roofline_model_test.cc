@@ -47,16 +47,7 @@ constexpr double kMoeAttentionParams = 2'629'632.0;
 constexpr double kExpertParams = 3'145'728.0;
 
 // Round numbers: 1 PFLOP/s, 2 TB/s, 400 GB/s links.
-GpuSpec TinyGpu() {
-  GpuSpec g;
-  g.name = "tiny-gpu";
-  g.memory_bytes = int64_t{80} << 30;
-  g.bf16_flops_per_s = 1e15;
-  g.hbm_bandwidth_bytes_per_s = 2e12;
-  g.link_bandwidth_bytes_per_s = 4e11;
-  g.host_link_bandwidth_bytes_per_s = 5e10;
-  return g;
-}
+using ::kvsim::testing::TinyGpu;
 constexpr double kFlops = 1e15;
 constexpr double kHbm = 2e12;
 constexpr double kLink = 4e11;
