@@ -41,7 +41,7 @@ void PreemptRunning(SequenceQueues& queues, size_t index, KvCacheManager& kv, Ba
     (seq->IsDecode() ? batch.decode_tokens : batch.prefill_tokens) -= seq->scheduled_tokens;
     seq->scheduled_tokens = 0;
   }
-  kv.Release(seq->spec.id);
+  kv.ReleaseWritten(seq->spec.id, seq->computed);
   seq->admitted = false;
   seq->computed = 0;
   seq->held_tokens = 0;

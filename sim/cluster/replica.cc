@@ -73,6 +73,8 @@ Nanos Replica::StartIteration(Nanos now) {
                          cost.background - background_exposed);
 
   const Nanos duration = compute + exposed;
+  KVSIM_CHECK(compute > Nanos(0) && exposed >= Nanos(0) && duration >= compute,
+              "an iteration must take positive time");
   const KvUsage usage = kv_->Usage();
   KVSIM_CHECK(usage.live_bytes <= usage.allocated_bytes &&
                   usage.allocated_bytes + usage.cached_bytes <= usage.capacity_bytes,

@@ -139,9 +139,10 @@ class MapReader {
     return ParseByteSize(v.as<std::string>(), Where(v, KeyPath(key)));
   }
 
-  Nanos Seconds(const std::string& key, Nanos def) {
+  // A duration in seconds, in [0, max_s] (default 1e6 s).
+  Nanos Seconds(const std::string& key, Nanos def, double max_s = 1e6) {
     if (!Has(key)) return def;
-    return SecondsToNanos(Double(key, 0, 0, 1e6));
+    return SecondsToNanos(Double(key, 0, 0, max_s));
   }
 
   template <typename E>

@@ -146,14 +146,20 @@ void DecodeKvCache(MapReader r, KvCacheConfig& k) {
         "backend", std::nullopt,
         {{"auto", std::nullopt}, {"stock", VmmBackend::kStock}, {"uvm", VmmBackend::kUvm}});
     k.vattention.backend = backend.value_or(AutoVmmBackend(k.vattention.page_bytes));
-    k.vattention.map_latency = v.Seconds("map_s", k.vattention.map_latency);
-    k.vattention.set_access_latency = v.Seconds("set_access_s", k.vattention.set_access_latency);
-    k.vattention.unmap_latency = v.Seconds("unmap_s", k.vattention.unmap_latency);
-    k.vattention.uvm_map_latency = v.Seconds("uvm_map_s", k.vattention.uvm_map_latency);
+    // One driver call takes microseconds; a second bounds it far above any measured
+    // (and keeps calls x latency within int64 nanoseconds).
+    constexpr double kMaxCallS = 1.0;
+    k.vattention.map_latency = v.Seconds("map_s", k.vattention.map_latency, kMaxCallS);
+    k.vattention.set_access_latency =
+        v.Seconds("set_access_s", k.vattention.set_access_latency, kMaxCallS);
+    k.vattention.unmap_latency = v.Seconds("unmap_s", k.vattention.unmap_latency, kMaxCallS);
+    k.vattention.uvm_map_latency = v.Seconds("uvm_map_s", k.vattention.uvm_map_latency, kMaxCallS);
     k.vmm_set = {.map_s = v.Has("map_s"),
                  .set_access_s = v.Has("set_access_s"),
                  .unmap_s = v.Has("unmap_s")};
-    if (const std::optional<VmmConfigError> e = CheckVmmBackend(k.vattention)) {
+    const std::optional<VmmConfigError> e =
+        k.type == KvManagerType::kVAttention ? CheckVmmBackend(k.vattention) : std::nullopt;
+    if (e) {
       // A stock page size is blamed on page_bytes; a uvm one on the backend chosen.
       if (e->key == "page_bytes") r.Fail("page_bytes", e->what);
       v.Fail("backend", e->what);

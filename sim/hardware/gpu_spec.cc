@@ -28,7 +28,10 @@ GpuSpec::Efficiencies ReadEfficiencies(const YAML::Node& node, const std::string
     throw InputError(
         fmt::format("{}:{}: key 'efficiency.{}': {}", path, at.Mark().line + 1, key, what));
   };
-  if (!node.IsMap()) fail(node, "", "expected a mapping");
+  if (!node.IsMap()) {
+    throw InputError(
+        fmt::format("{}:{}: key 'efficiency': expected a mapping", path, node.Mark().line + 1));
+  }
   GpuSpec::Efficiencies e;
   const std::map<std::string, std::pair<double*, bool>> fields = {
       {"gemm", {&e.gemm, true}},
@@ -39,7 +42,8 @@ GpuSpec::Efficiencies ReadEfficiencies(const YAML::Node& node, const std::string
       {"allreduce_base_latency_s", {&e.allreduce_base_latency_s, false}},
       {"allreduce_hop_latency_s", {&e.allreduce_hop_latency_s, false}}};
   for (const auto& kv : node) {
-    const std::string key = kv.first.as<std::string>();
+    if (!kv.first.IsScalar()) fail(kv.first, "?", "expected a key name");
+    const std::string key = kv.first.Scalar();
     const auto it = fields.find(key);
     if (it == fields.end()) {
       std::string valid;
@@ -47,6 +51,7 @@ GpuSpec::Efficiencies ReadEfficiencies(const YAML::Node& node, const std::string
       fail(kv.first, key, "unknown key; valid: " + valid);
     }
     double v = 0;
+    if (!kv.second.IsScalar()) fail(kv.second, key, "expected a number");
     try {
       v = kv.second.as<double>();
     } catch (const YAML::Exception&) {
@@ -59,6 +64,13 @@ GpuSpec::Efficiencies ReadEfficiencies(const YAML::Node& node, const std::string
                     : fmt::format("expected seconds in [0, 1), got {}", v));
     }
     *it->second.first = v;
+  }
+  // The latency is base + 2 (n-1) hop: one without the other is no latency.
+  if ((e.allreduce_base_latency_s >= 0) != (e.allreduce_hop_latency_s >= 0)) {
+    throw InputError(fmt::format(
+        "{}:{}: key 'efficiency': allreduce_base_latency_s and allreduce_hop_latency_s go "
+        "together (latency on n GPUs = base + 2 (n-1) hop); give both or neither",
+        path, node.Mark().line + 1));
   }
   return e;
 }

@@ -111,6 +111,16 @@ class KvCacheManager {
   // Releases request `id` (finished or preempted). REQUIRES: id admitted.
   virtual void Release(int64_t id) = 0;
 
+  // Releases request `id` of which only the first `written_tokens` of the tokens it
+  // holds have their KV written (a preempted partial prefill holds its whole prompt
+  // but wrote only the chunks computed so far): a cache may keep those and no more.
+  // The default forgets the difference (nothing is kept). REQUIRES: id admitted;
+  // written_tokens >= 0.
+  virtual void ReleaseWritten(int64_t id, int64_t written_tokens) {
+    (void)written_tokens;
+    Release(id);
+  }
+
   virtual KvUsage Usage() const = 0;
   virtual AttentionLayout layout() const = 0;
   // Tokens per block for the paged layout's block table; 0 for contiguous layouts.

@@ -9,6 +9,7 @@
 // preemption) finds the whole blocks of its run that are still queued and reuses
 // them: their tokens need no recompute.
 #include <algorithm>
+#include <limits>
 #include <list>
 #include <unordered_map>
 
@@ -80,21 +81,21 @@ class PagedKvManager final : public KvCacheManager {
     return true;
   }
 
-  void Release(int64_t id) override {
+  void Release(int64_t id) override { ReleaseWritten(id, kAllWritten); }
+
+  void ReleaseWritten(int64_t id, int64_t written_tokens) override {
     auto it = requests_.find(id);
     KVSIM_CHECK(it != requests_.end(), "releasing a request that was not admitted");
+    KVSIM_CHECK(written_tokens >= 0, "written tokens must not be negative");
     const Entry& e = it->second;
     free_blocks_ += e.blocks;
     live_tokens_ -= e.tokens;
     if (config_.prefix_caching && e.blocks > 0) {
-      // An earlier run of this request (evicted in part) is superseded by this one.
-      if (const auto old = run_of_.find(id); old != run_of_.end()) {
-        cached_blocks_ -= old->second->blocks;
-        old->second->owner = kNoOwner;
-        old->second->full_blocks = 0;
-        run_of_.erase(old);
-      }
-      queue_.push_back({id, e.blocks, e.tokens / config_.block_tokens});
+      // Only whole blocks of written tokens can be found again (Admit detaches a
+      // request's earlier run, so it has none queued now).
+      KVSIM_CHECK(!run_of_.contains(id), "a released request still had a queued run");
+      const int64_t written = std::min(e.tokens, written_tokens);
+      queue_.push_back({id, e.blocks, written / config_.block_tokens});
       run_of_.emplace(id, std::prev(queue_.end()));
       cached_blocks_ += e.blocks;
     }
@@ -117,6 +118,7 @@ class PagedKvManager final : public KvCacheManager {
 
  private:
   static constexpr int64_t kNoOwner = -1;
+  static constexpr int64_t kAllWritten = std::numeric_limits<int64_t>::max();
   struct Entry {
     int64_t blocks;
     int64_t tokens;

@@ -89,16 +89,16 @@ std::unique_ptr<Router> MakeRouter(RouterType type) {
 // `profile`: the loaded timing.profile when timing is profiled, else nullptr.
 std::unique_ptr<ExecutionTimeModel> MakeTiming(const ScenarioConfig& c, const ModelSpec& model,
                                                const GpuSpec& gpu, const Profile* profile) {
+  if (c.kv_cache.paged_kernel == PagedKernel::kProfiled && c.timing.type != TimingType::kProfiled) {
+    Fail(c, "kv_cache.paged_kernel",
+         "profiled (kvprobe's own paged kernel) needs timing.type: profiled; with other timing "
+         "choose flash_paged, flashinfer_paged or vllm_paged");
+  }
   if (c.timing.type == TimingType::kFixed) return NewFixedTimeModel(c.timing.fixed);
   const CostConfig costs{.engine = c.timing.engine,
                          .allreduce = c.timing.allreduce,
                          .paged_kernel = c.kv_cache.paged_kernel,
                          .paged = c.kv_cache.type == KvManagerType::kPaged};
-  if (c.kv_cache.paged_kernel == PagedKernel::kProfiled && c.timing.type != TimingType::kProfiled) {
-    Fail(c, "kv_cache.paged_kernel",
-         "profiled (kvprobe's own paged kernel) needs timing.type: profiled; with roofline timing "
-         "choose flash_paged, flashinfer_paged or vllm_paged");
-  }
   if (c.timing.type == TimingType::kProfiled) {
     return NewProfiledModel(*profile, model, gpu, c.deployment.tensor_parallel, c.timing.profiled,
                             costs);

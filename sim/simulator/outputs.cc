@@ -60,9 +60,12 @@ std::string SummaryJson(const Summary& s, const Simulation& sim) {
       .EndObject();
   j.BeginObject("timing")
       .Field("model", sim.timing_name())
-      .Field("profile", c.timing.type == TimingType::kProfiled ? c.timing.profile_path : "")
-      .Field("engine_preset", EnginePresetName(c.timing.engine.preset));
-  if (c.kv_cache.type == KvManagerType::kPaged) {
+      .Field("profile", c.timing.type == TimingType::kProfiled ? c.timing.profile_path : "");
+  // The fixed model has no engine terms in its iterations (only the per-request ones).
+  if (c.timing.type != TimingType::kFixed) {
+    j.Field("engine_preset", EnginePresetName(c.timing.engine.preset));
+  }
+  if (c.timing.type != TimingType::kFixed && c.kv_cache.type == KvManagerType::kPaged) {
     j.Field("paged_kernel", PagedKernelName(c.kv_cache.paged_kernel));
   }
   j.BeginArray("assumptions");
@@ -230,28 +233,49 @@ std::string FormatCaveats(
   return out;
 }
 
-std::string FormatVerdict(const std::vector<LabeledRun>& runs) {
-  if (runs.empty()) return "";
-  const LabeledRun* fastest = &runs.front();
-  const LabeledRun* widest = &runs.front();
-  const LabeledRun* leanest = &runs.front();
-  const LabeledRun* paged = nullptr;
-  double best_ttft = runs.front().summary.ttft_s.p50;
+namespace {
+
+// The run ratios are taken against: the one labelled "paged", else the first paged
+// run, else none.
+const LabeledRun* PagedBase(const std::vector<LabeledRun>& runs) {
   for (const LabeledRun& r : runs) {
-    if (r.summary.e2e_s.p50 < fastest->summary.e2e_s.p50) fastest = &r;
-    if (r.summary.max_running > widest->summary.max_running) widest = &r;
-    if (r.summary.peak_allocated_bytes < leanest->summary.peak_allocated_bytes) leanest = &r;
-    if (!paged && (r.label == "paged" || r.summary.kv_manager == "paged")) paged = &r;
-    best_ttft = std::min(best_ttft, r.summary.ttft_s.p50);
+    if (r.label == "paged") return &r;
+  }
+  for (const LabeledRun& r : runs) {
+    if (r.summary.kv_manager == "paged") return &r;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+std::string FormatVerdict(const std::vector<LabeledRun>& runs) {
+  // Runs that completed nothing have no latencies to compare.
+  std::vector<const LabeledRun*> done;
+  for (const LabeledRun& r : runs) {
+    if (r.summary.requests_completed > 0) done.push_back(&r);
+  }
+  if (done.empty()) return runs.empty() ? "" : "verdict: no run completed a request\n";
+  const LabeledRun* fastest = done.front();
+  const LabeledRun* widest = done.front();
+  const LabeledRun* leanest = done.front();
+  const LabeledRun* paged = PagedBase(runs);
+  double best_ttft = done.front()->summary.ttft_s.p50;
+  for (const LabeledRun* r : done) {
+    if (r->summary.e2e_s.p50 < fastest->summary.e2e_s.p50) fastest = r;
+    if (r->summary.max_running > widest->summary.max_running) widest = r;
+    if (r->summary.peak_allocated_bytes < leanest->summary.peak_allocated_bytes) leanest = r;
+    best_ttft = std::min(best_ttft, r->summary.ttft_s.p50);
   }
   std::vector<std::string> behind;
-  for (const LabeledRun& r : runs) {
-    const double ttft = r.summary.ttft_s.p50;
-    if (ttft > 1.0 && ttft > 10 * best_ttft) behind.push_back(r.label);
+  for (const LabeledRun* r : done) {
+    const double ttft = r->summary.ttft_s.p50;
+    if (ttft > 1.0 && ttft > 10 * best_ttft) behind.push_back(r->label);
   }
   std::string out = fmt::format("verdict: lowest E2E p50 {} ({:.3f} s", fastest->label,
                                 fastest->summary.e2e_s.p50);
-  if (paged != nullptr && paged != fastest && paged->summary.e2e_s.p50 > 0) {
+  if (paged != nullptr && paged != fastest && paged->summary.requests_completed > 0 &&
+      paged->summary.e2e_s.p50 > 0) {
     out += fmt::format(", {:.2f}x {}", fastest->summary.e2e_s.p50 / paged->summary.e2e_s.p50,
                        paged->label);
   }
@@ -265,13 +289,7 @@ std::string FormatVerdict(const std::vector<LabeledRun>& runs) {
 }
 
 std::string FormatCompareTable(const std::vector<LabeledRun>& runs) {
-  const LabeledRun* base = nullptr;
-  for (const LabeledRun& r : runs) {
-    if (r.label == "paged") base = &r;
-  }
-  for (const LabeledRun& r : runs) {
-    if (!base && r.summary.kv_manager == "paged") base = &r;
-  }
+  const LabeledRun* base = PagedBase(runs);
   struct Row {
     const char* name;
     double (*get)(const Summary&);

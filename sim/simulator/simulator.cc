@@ -71,7 +71,7 @@ Summary Simulation::Run() {
   // every request, so they become ready in arrival order).
   const Nanos ready_delay = SecondsToNanos(config_.timing.engine.request_arrival_s);
   std::deque<RequestSpec> on_the_way;
-  auto route = [&](RequestSpec spec, Nanos now) {
+  auto route = [&](RequestSpec spec) {
     for (size_t i = 0; i < replicas_.size(); ++i) loads[i] = replicas_[i]->load();
     const size_t r = router_->Route(spec, loads);
     KVSIM_CHECK(r < replicas_.size(), "router chose a missing replica");
@@ -105,7 +105,7 @@ Summary Simulation::Run() {
           on_the_way.push_back(std::move(spec));
           events.Push(now + ready_delay, EventPhase::kArrival, Ready{});
         } else {
-          request_step(route(std::move(spec), now), now);
+          request_step(route(std::move(spec)), now);
         }
       }
       next = workload_->Next();
@@ -117,7 +117,7 @@ Summary Simulation::Run() {
       KVSIM_CHECK(!on_the_way.empty(), "a request became ready that never arrived");
       RequestSpec spec = std::move(on_the_way.front());
       on_the_way.pop_front();
-      request_step(route(std::move(spec), now), now);
+      request_step(route(std::move(spec)), now);
     } else if (const auto* step = std::get_if<Step>(&event.payload)) {
       step_pending[step->replica] = false;
       const Nanos duration = replicas_[step->replica]->StartIteration(now);

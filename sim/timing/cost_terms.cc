@@ -157,6 +157,8 @@ CostTerms::CostTerms(const ModelSpec& model, const GpuSpec& gpu, int64_t tp,
        3.0 * d(model.experts_per_token) * d(model.ffn_size) / tp_ + 4.0 * kv_heads * hd);
   hbm_effective_ = gpu.hbm_bandwidth_bytes_per_s * memory_efficiency;
   heads_per_rank_ = heads;
+  bf16_flops_ = gpu.bf16_flops_per_s;
+  activation_bytes_per_token_ = d(model.hidden_size) * dtype_bytes_;
   experts_ = d(model.num_experts);
   experts_per_token_ = d(model.experts_per_token);
   head_dim_ = hd;
@@ -167,6 +169,15 @@ double CostTerms::AllreduceSeconds(double bytes) const {
   if (tp_ <= 1) return 0;
   return allreduce_latency_s_ +
          2.0 * (tp_ - 1.0) / tp_ * bytes / (link_bytes_per_s_ * bus_efficiency_);
+}
+
+double CostTerms::LayerAllreduceSeconds(double tokens) const {
+  if (tokens <= 0) return 0;
+  return kAllreducesPerLayer * AllreduceSeconds(AllreduceBytes(tokens));
+}
+
+double CostTerms::PrefillFlopSeconds(double pairs, double efficiency) const {
+  return 4.0 * heads_per_rank_ * head_dim_ * pairs / (bf16_flops_ * efficiency);
 }
 
 double CostTerms::ExpertsRead(double tokens) const {

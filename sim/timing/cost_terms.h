@@ -103,6 +103,16 @@ class CostTerms {
 
   // One all-reduce of `bytes` on tp GPUs by the ring formula (0 when tp == 1).
   double AllreduceSeconds(double bytes) const;
+  // What one layer all-reduces for `tokens` tokens: their activations,
+  // tokens x hidden x b bytes, kAllreducesPerLayer times (after attention, after the
+  // MLP).
+  double AllreduceBytes(double tokens) const { return tokens * activation_bytes_per_token_; }
+  static constexpr int kAllreducesPerLayer = 2;
+  // kAllreducesPerLayer x AllreduceSeconds(AllreduceBytes(tokens)); 0 for no tokens.
+  double LayerAllreduceSeconds(double tokens) const;
+  // Causal prefill attention of one layer on one rank by its FLOPs at `efficiency`
+  // of the card's bf16 peak: 4 (heads/tp) head_dim pairs / (F efficiency).
+  double PrefillFlopSeconds(double pairs, double efficiency) const;
   // Per layer, per rank: the small memory-bound kernels (two fused add+RMSNorms,
   // RoPE, SiLU-and-multiply, the KV-cache write) over `tokens` tokens plus
   // kKernelsPerLayer kernel gaps:
@@ -150,7 +160,8 @@ class CostTerms {
   double tp_, layers_, dtype_bytes_;
   double link_bytes_per_s_, allreduce_latency_s_, bus_efficiency_;
   double per_layer_bytes_per_token_, hbm_effective_;
-  double heads_per_rank_, head_dim_, fp32_flops_;
+  double heads_per_rank_, head_dim_, fp32_flops_, bf16_flops_;
+  double activation_bytes_per_token_;
   double experts_, experts_per_token_;
   std::string gpu_name_;
   bool latency_from_card_, efficiency_from_card_;

@@ -35,11 +35,7 @@ class ProfiledModel final : public ExecutionTimeModel {
         decode_(std::move(curves.decode)),
         prefill_(std::move(curves.prefill)),
         layers_(static_cast<double>(model.num_layers)),
-        activation_bytes_per_token_(static_cast<double>(model.hidden_size * model.dtype_bytes)),
         experts_per_token_(static_cast<double>(model.experts_per_token)),
-        prefill_flops_per_pair_(4.0 * static_cast<double>(model.num_heads) /
-                                static_cast<double>(tp) * static_cast<double>(model.head_dim)),
-        peak_flops_(gpu.bf16_flops_per_s),
         caveats_(std::move(caveats)),
         assumed_(std::move(assumed)) {
     if (curves.allreduce) {
@@ -86,18 +82,19 @@ class ProfiledModel final : public ExecutionTimeModel {
       if (config_.prefill_attention == ProfiledConfig::PrefillAttention::kRoofline) {
         const double contiguous =
             prefill_.For(AttentionLayout::kContiguous, 0).Seconds(w.prefill_attention_pairs);
-        prefill_s = prefill_flops_per_pair_ * w.prefill_attention_pairs /
-                    (peak_flops_ * config_.attention_prefill_efficiency) * (measured / contiguous);
+        prefill_s = costs_.PrefillFlopSeconds(w.prefill_attention_pairs,
+                                              config_.attention_prefill_efficiency) *
+                    (measured / contiguous);
       }
       attention_s += named_paged ? costs_.PagedPrefillSeconds(prefill_s) : prefill_s;
     }
 
-    // Two all-reduces per layer (after attention and after the MLP).
+    // The layer's all-reduces: the measured curve, else the shared ring formula.
     double allreduce_s = 0;
     if (tokens > 0) {
-      const double bytes = tokens * activation_bytes_per_token_;
-      allreduce_s =
-          2.0 * (allreduce_ ? allreduce_->Seconds(bytes) : costs_.AllreduceSeconds(bytes));
+      allreduce_s = allreduce_ ? CostTerms::kAllreducesPerLayer *
+                                     allreduce_->Seconds(costs_.AllreduceBytes(tokens))
+                               : costs_.LayerAllreduceSeconds(tokens);
     }
 
     const double lm_head_s =
@@ -115,9 +112,7 @@ class ProfiledModel final : public ExecutionTimeModel {
   LayoutCurves<DecodeSurface> decode_;
   LayoutCurves<SizeCurve> prefill_;
   std::optional<SizeCurve> allreduce_;  // nothing: the shared ring formula
-  double layers_, activation_bytes_per_token_, experts_per_token_;
-  double prefill_flops_per_pair_;  // 4 x query heads per rank x head_dim
-  double peak_flops_;              // GPU card's dense bf16 FLOP/s
+  double layers_, experts_per_token_;
   std::vector<std::string> caveats_, assumed_;
 };
 

@@ -28,8 +28,6 @@ class RooflineModel final : public ExecutionTimeModel {
         attn_params_(static_cast<double>(model.AttentionParamsPerLayer())),
         expert_params_(static_cast<double>(model.MlpParamsPerExpert())),
         experts_per_token_(static_cast<double>(model.experts_per_token)),
-        heads_per_rank_(static_cast<double>(model.num_heads) / static_cast<double>(tp)),
-        head_dim_(static_cast<double>(model.head_dim)),
         kv_bytes_per_token_per_layer_(
             static_cast<double>(model.KvBytesPerTokenPerLayerPerRank(tp))),
         flops_(gpu.bf16_flops_per_s),
@@ -55,8 +53,8 @@ class RooflineModel final : public ExecutionTimeModel {
                  read_params * dtype_bytes_ / tp_ / (hbm_ * config_.memory_efficiency));
 
     // Attention of one layer on one rank.
-    double prefill_s = 4.0 * heads_per_rank_ * head_dim_ * w.prefill_attention_pairs /
-                       (flops_ * config_.attention_prefill_efficiency);
+    double prefill_s =
+        costs_.PrefillFlopSeconds(w.prefill_attention_pairs, config_.attention_prefill_efficiency);
     double decode_s = 2.0 * static_cast<double>(w.decode_context_tokens) *
                       kv_bytes_per_token_per_layer_ / (hbm_ * config_.attention_decode_efficiency);
     if (paged) {
@@ -64,14 +62,15 @@ class RooflineModel final : public ExecutionTimeModel {
       if (w.decode_tokens > 0) decode_s = costs_.PagedDecodeSeconds(decode_s, in);
     }
 
-    // Two all-reduces per layer (after attention and after the MLP).
-    const double allreduce_s =
-        in.tokens > 0 ? 2.0 * costs_.AllreduceSeconds(in.tokens * hidden_ * dtype_bytes_) : 0.0;
+    const double allreduce_s = costs_.LayerAllreduceSeconds(in.tokens);
 
     const double logits = static_cast<double>(w.logit_tokens);
+    // No LM head when no sequence emits a token (a step of prefill chunks only).
     const double lm_head_s =
-        std::max(2.0 * logits * hidden_ * vocab_ / tp_ / (flops_ * config_.gemm_efficiency),
-                 vocab_ * hidden_ * dtype_bytes_ / tp_ / (hbm_ * config_.memory_efficiency));
+        logits > 0
+            ? std::max(2.0 * logits * hidden_ * vocab_ / tp_ / (flops_ * config_.gemm_efficiency),
+                       vocab_ * hidden_ * dtype_bytes_ / tp_ / (hbm_ * config_.memory_efficiency))
+            : 0.0;
 
     const double gpu_s = layers_ * (linear_s + prefill_s + decode_s +
                                     costs_.PerLayerKernelsSeconds(in.tokens) + allreduce_s) +
@@ -84,7 +83,7 @@ class RooflineModel final : public ExecutionTimeModel {
   CostTerms costs_;
   double tp_, dtype_bytes_, layers_, hidden_, vocab_;
   double attn_params_, expert_params_, experts_per_token_;
-  double heads_per_rank_, head_dim_, kv_bytes_per_token_per_layer_;
+  double kv_bytes_per_token_per_layer_;
   double flops_, hbm_;
   std::vector<std::string> assumed_;
 };

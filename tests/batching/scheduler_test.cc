@@ -847,5 +847,33 @@ TEST(SharedSteps, AnAdmissionReusesThePreemptedRequestsCachedBlocks) {
   EXPECT_EQ(kv->Usage().allocated_bytes, 24);  // ceil(21 / 4) = 6 blocks of 4 bytes
 }
 
+// A request preempted in the middle of its chunked prefill holds its whole prompt
+// under sarathi but wrote only the chunks computed; with prefix caching it must
+// find only those again, so every token's KV is still computed at least once:
+// summed over the run, computed tokens >= prompt + output - 1 per request. The
+// cache of 20 blocks of 16 tokens cannot hold request 1's prompt of 288 tokens
+// (18 blocks) beside request 0's growing context, so request 1 is preempted.
+TEST(SarathiScheduler, WithPrefixCachingAPreemptedPartialPrefillComputesEveryUnwrittenToken) {
+  const KvGeometry g{.capacity_bytes = 20 * 16,
+                     .bytes_per_token = 1,
+                     .bytes_per_token_per_layer = 1,
+                     .num_layers = 1,
+                     .max_model_len = 512};
+  Harness h(
+      NewSarathiScheduler({.max_num_seqs = 4, .max_num_batched_tokens = 64, .chunk_tokens = 64}),
+      NewPagedKvManager(g, {.block_tokens = 16, .watermark = 0, .prefix_caching = true}));
+  h.Arrive(31, 40);
+  h.Arrive(288, 4);
+  int64_t computed = 0;
+  for (int i = 0; i < 1000 && h.finished().size() < 2; ++i) {
+    const Batch& b = h.Plan();
+    computed += b.prefill_tokens + b.decode_tokens;
+    h.Complete();
+  }
+  ASSERT_EQ(h.finished().size(), 2u);
+  EXPECT_GT(h.preemptions(), 0);
+  EXPECT_GE(computed, (31 + 40 - 1) + (288 + 4 - 1));
+}
+
 }  // namespace
 }  // namespace kvsim

@@ -949,11 +949,25 @@ TEST(ScenarioConfig, TwoMiBPagesOnTheUvmBackendAreAnErrorOnTheBackend) {
   // (repo vattention/utils.h is_uvm_backend, uvmInternal.h do_cuda_uvm_init).
   const std::string message = DecodeError(std::string(kMinimal) +
                                           "kv_cache:\n"
+                                          "  type: vattention\n"
                                           "  page_bytes: 2MiB\n"
                                           "  vmm:\n"
                                           "    backend: uvm\n");
-  EXPECT_THAT(message, HasSubstr(std::string(kOrigin) + ":8: kv_cache.vmm.backend: uvm"));
+  EXPECT_THAT(message, HasSubstr(std::string(kOrigin) + ":9: kv_cache.vmm.backend: uvm"));
   EXPECT_THAT(message, HasSubstr("not 2 MiB"));
+}
+
+TEST(ScenarioConfig, VmmSettingsOfAManagerThatIsNotVAttentionAreNotChecked) {
+  // A paged run whose config also carries vAttention settings (say, for a compare
+  // entry) decodes; the page size is checked only where vAttention runs.
+  EXPECT_NO_THROW(DecodeWith({{"kv_cache.type", "paged"},
+                              {"kv_cache.page_bytes", "2MiB"},
+                              {"kv_cache.vmm.backend", "uvm"}}));
+}
+
+TEST(ScenarioConfig, AVmmCallLongerThanASecondIsRefused) {
+  EXPECT_THAT(DecodeWithError("kv_cache.vmm.uvm_map_s", "1e6"),
+              HasSubstr("kv_cache.vmm.uvm_map_s (set by an override): must be in [0, 1]"));
 }
 
 TEST(ScenarioConfig, AnUnknownVmmBackendListsTheValidOnes) {

@@ -144,7 +144,8 @@ TEST_F(MalformedGpuCard, EfficienciesAreOptionalFractionsAndNcclLatenciesInSecon
   const GpuSpec some = LoadGpuSpec(
       Write("some.yaml", Edit("source",
                               "source: x\nfp32_flops_per_s: 67e12\nefficiency: {gemm: 0.69, "
-                              "allreduce_base_latency_s: 5.6e-6, allreduce_bus_efficiency: 1}")));
+                              "allreduce_base_latency_s: 5.6e-6, allreduce_hop_latency_s: 1e-6, "
+                              "allreduce_bus_efficiency: 1}")));
   EXPECT_DOUBLE_EQ(some.fp32_flops_per_s, 67e12);
   EXPECT_DOUBLE_EQ(some.efficiency.gemm, 0.69);
   EXPECT_DOUBLE_EQ(some.efficiency.allreduce_base_latency_s, 5.6e-6);
@@ -162,6 +163,14 @@ TEST_F(MalformedGpuCard, EfficienciesAreOptionalFractionsAndNcclLatenciesInSecon
       AllOf(HasSubstr("'efficiency.gemmm'"), HasSubstr("unknown key; valid:"), HasSubstr("gemm")));
   EXPECT_THAT(ErrorOf(Write("text.yaml", Edit("source", "source: x\nefficiency: {gemm: high}"))),
               HasSubstr("expected a number, got 'high'"));
+  EXPECT_THAT(ErrorOf(Write("list.yaml", Edit("source", "source: x\nefficiency: {gemm: [1]}"))),
+              HasSubstr("'efficiency.gemm': expected a number"));
+  EXPECT_THAT(ErrorOf(Write("flat.yaml", Edit("source", "source: x\nefficiency: 0.7"))),
+              HasSubstr("key 'efficiency': expected a mapping"));
+  EXPECT_THAT(
+      ErrorOf(Write("half.yaml",
+                    Edit("source", "source: x\nefficiency: {allreduce_base_latency_s: 6e-6}"))),
+      HasSubstr("allreduce_base_latency_s and allreduce_hop_latency_s go together"));
 }
 
 TEST_F(MalformedGpuCard, AnUnknownKeyIsRejectedWithItsFileAndLine) {

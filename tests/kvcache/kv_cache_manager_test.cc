@@ -969,6 +969,20 @@ TEST(PagedKvManager, AllocationsEvictTheOldestReleasedBlocksAndARequestsTailFirs
   EXPECT_FALSE(m->CanAdmit(4, 17, 17));
 }
 
+TEST(PagedKvManager, OnlyTheWrittenWholeBlocksOfAPartlyComputedRequestCanBeFoundAgain) {
+  // Sarathi holds a 40-token prompt from admission but had computed 20 tokens when
+  // it was preempted: of its 3 blocks only 20 / 16 = 1 whole block holds written KV.
+  auto m = CachingPaged();
+  ASSERT_TRUE(m->Admit(1, 40, 100));
+  m->ReleaseWritten(1, 20);
+  EXPECT_EQ(m->CachedPrefixTokens(1, 41), 16);
+  EXPECT_EQ(m->Usage().cached_bytes, 3 * 16 * kBytesPerToken);  // all 3 queued, 1 findable
+  // Nothing written: nothing to find.
+  ASSERT_TRUE(m->Admit(2, 40, 100));
+  m->ReleaseWritten(2, 0);
+  EXPECT_EQ(m->CachedPrefixTokens(2, 41), 0);
+}
+
 TEST(PagedKvManager, WithoutPrefixCachingNothingIsKeptOrFound) {
   auto m = NewPagedKvManager(Geometry(8 * 16, 256), PagedKvConfig{16, 0.0});
   ASSERT_TRUE(m->Admit(1, 40, 100));

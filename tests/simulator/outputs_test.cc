@@ -26,6 +26,7 @@ LabeledRun Labelled(const std::string& label, const std::string& manager, double
   LabeledRun r;
   r.label = label;
   r.summary.kv_manager = manager;
+  r.summary.requests_completed = 1;
   r.summary.ttft_s.p50 = ttft_p50;
   r.summary.e2e_s.p50 = e2e_p50;
   r.summary.max_running = max_running;
@@ -57,6 +58,23 @@ TEST(FormatVerdict, SaysEveryRunKeepsUpWhenNoneQueues) {
 }
 
 TEST(FormatVerdict, IsEmptyWithoutRuns) { EXPECT_EQ(FormatVerdict({}), ""); }
+
+TEST(FormatVerdict, IgnoresARunThatCompletedNothing) {
+  std::vector<LabeledRun> runs = {Labelled("paged", "paged", 0.04, 4.0, 200, 34),
+                                  Labelled("broken", "static", 0, 0, 0, 0)};
+  runs[1].summary.requests_completed = 0;  // its zero latencies are no result
+  EXPECT_THAT(FormatVerdict(runs), HasSubstr("lowest E2E p50 paged (4.000 s)"));
+  runs[0].summary.requests_completed = 0;
+  EXPECT_EQ(FormatVerdict(runs), "verdict: no run completed a request\n");
+}
+
+TEST(FormatVerdict, ComparesWithTheRunLabelledPagedAsTheTableDoes) {
+  // paged32 comes first, but the table's ratios are to 'paged'.
+  const std::vector<LabeledRun> runs = {Labelled("paged32", "paged", 0.05, 5.0, 180, 35),
+                                        Labelled("paged", "paged", 0.04, 4.0, 200, 34),
+                                        Labelled("vattention", "vattention", 0.03, 2.0, 150, 40)};
+  EXPECT_THAT(FormatVerdict(runs), HasSubstr("(2.000 s, 0.50x paged)"));
+}
 
 std::unique_ptr<Simulation> Build(const std::vector<std::string>& sets) {
   ConfigTree tree = ConfigTree::Parse(R"(model: Llama-3-8B
