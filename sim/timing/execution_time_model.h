@@ -60,7 +60,8 @@ class ExecutionTimeModel {
 //   small     = CostTerms::PerLayerKernelsSeconds(T)   (norms, RoPE, activation, KV write)
 //   allreduce = 2 CostTerms::AllreduceSeconds(T hidden b)                (tp > 1 only)
 // plus, once per iteration:
-//   lm_head   = max(2 logits hidden vocab / tp / (F e_gemm), vocab hidden b / tp / (B e_mem))
+//   lm_head   = max(2 logits hidden vocab / tp / (F e_gemm), vocab hidden b / tp / (B e_mem)),
+//               0 when no sequence emits a token
 // iteration = CostTerms::IterationSeconds(layers (linear + prefill + decode + small +
 //             allreduce) + lm_head): engine CPU terms, eager launches, block table.
 // T = prefill + decode tokens; F = dense bf16 FLOP/s, B = memory bytes/s of the GPU card.
