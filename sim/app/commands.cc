@@ -1,16 +1,20 @@
-// kvsim run and kvsim compare.
+// The kvsim subcommands: run, compare, sweep, report, plan, validate.
 #include "sim/app/commands.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <sys/wait.h>
 
 #include <algorithm>
 #include <atomic>
+#include <charconv>
 #include <cstdlib>
 #include <exception>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <ostream>
+#include <set>
 #include <thread>
 
 #include "sim/config/scenario_config.h"
@@ -20,6 +24,7 @@
 #include "sim/planner/planner.h"
 #include "sim/simulator/builder.h"
 #include "sim/simulator/outputs.h"
+#include "sim/timing/validate.h"
 
 namespace kvsim {
 namespace {
@@ -283,6 +288,237 @@ int PlanCommand(const CommandOptions& o, std::ostream& out) {
   if (!o.quiet) {
     out << FormatPlan(result);
     out << fmt::format("outputs written to {}/\n", dir);
+  }
+  return 0;
+}
+
+namespace {
+
+// The card `value` of `kind` ("gpu" or "llm"): a path when it has a '/' or ends in
+// .yaml, else <models_dir>/<kind>/<value>.yaml. Throws InputError "prefix..." listing
+// the cards of that kind when there is no such file.
+std::string CardPath(const std::string& value, const std::string& models_dir,
+                     const std::string& kind, const std::string& prefix) {
+  const bool is_path = value.find('/') != std::string::npos || value.ends_with(".yaml");
+  const fs::path path = is_path ? fs::path(value) : fs::path(models_dir) / kind / (value + ".yaml");
+  if (fs::is_regular_file(path)) return path.string();
+  std::set<std::string> names;
+  std::error_code ec;
+  if (!is_path && fs::is_directory(fs::path(models_dir) / kind, ec)) {
+    for (const auto& e : fs::directory_iterator(fs::path(models_dir) / kind)) {
+      if (e.path().extension() == ".yaml") names.insert(e.path().stem().string());
+    }
+  }
+  throw InputError(
+      prefix + (names.empty()
+                    ? fmt::format("card '{}' not found ({})", value, path.string())
+                    : fmt::format("unknown {} card '{}' in {}; available: {}", kind, value,
+                                  (fs::path(models_dir) / kind).string(), fmt::join(names, ", "))));
+}
+
+// The card in <models_dir>/gpu/ whose device_names hold the profile's gpu_name. Throws
+// InputError listing every card's device_names when none or several do.
+GpuSpec GpuCardFor(const Profile& profile, const std::string& models_dir) {
+  const std::string& measured_on = profile.MetaText("gpu_name");
+  const fs::path dir = fs::path(models_dir) / "gpu";
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) {
+    throw InputError(
+        fmt::format("{}: no GPU card directory (--models DIR holds gpu/ and llm/)", dir.string()));
+  }
+  std::map<std::string, GpuSpec> cards;  // by name, so the messages are sorted
+  for (const auto& e : fs::directory_iterator(dir)) {
+    if (e.path().extension() == ".yaml") {
+      cards.emplace(e.path().stem().string(), LoadGpuSpec(e.path().string()));
+    }
+  }
+  std::vector<std::string> matching, listed;
+  for (const auto& [name, card] : cards) {
+    const auto& names = card.device_names;
+    if (std::find(names.begin(), names.end(), measured_on) != names.end()) matching.push_back(name);
+    listed.push_back(names.empty() ? name + " (none)"
+                                   : fmt::format("{} ('{}')", name, fmt::join(names, "', '")));
+  }
+  if (matching.size() == 1) return cards.at(matching.front());
+  if (matching.empty()) {
+    throw InputError(fmt::format(
+        "{}: measured on '{}', which no GPU card in {} lists in its device_names ({}); pass "
+        "--gpu CARD, or add the name to the card of that GPU",
+        profile.path(), measured_on, dir.string(), fmt::join(listed, ", ")));
+  }
+  throw InputError(fmt::format(
+      "{}: measured on '{}', which the GPU cards {} all list in their device_names; choose one "
+      "with --gpu CARD",
+      profile.path(), measured_on, fmt::join(matching, ", ")));
+}
+
+// A number in [min, max] from `--set key=value`.
+double SetNumber(const std::string& key, const std::string& value, double min, double max) {
+  double v = 0;
+  const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
+  if (value.empty() || ec != std::errc() || end != value.data() + value.size() || !(v >= min) ||
+      !(v <= max)) {
+    throw InputError(fmt::format("kvsim validate: --set {}: '{}' is not a number in [{:g}, {:g}]",
+                                 key, value, min, max));
+  }
+  return v;
+}
+
+// `kvsim validate --set key=value` assignments applied to the default setup.
+ValidateConfig ValidateConfigFrom(const std::vector<std::string>& assignments) {
+  ValidateConfig c;
+  const std::map<std::string, double*> efficiencies = {
+      {"timing.profiled.attention_prefill_efficiency", &c.profiled.attention_prefill_efficiency},
+      {"timing.profiled.memory_efficiency", &c.profiled.memory_efficiency},
+      {"timing.roofline.gemm_efficiency", &c.roofline.gemm_efficiency},
+      {"timing.roofline.memory_efficiency", &c.roofline.memory_efficiency},
+      {"timing.roofline.attention_prefill_efficiency", &c.roofline.attention_prefill_efficiency},
+      {"timing.roofline.attention_decode_efficiency", &c.roofline.attention_decode_efficiency},
+  };
+  for (const std::string& assignment : assignments) {
+    const size_t eq = assignment.find('=');
+    if (eq == std::string::npos) {
+      throw InputError(fmt::format("kvsim validate: --set '{}' is not key.path=value", assignment));
+    }
+    const std::string key = assignment.substr(0, eq);
+    const std::string value = assignment.substr(eq + 1);
+    if (key == "timing.engine.kernel_gap_s") {
+      c.engine.kernel_gap_s = SetNumber(key, value, 0, 1);
+    } else if (key == "timing.profiled.prefill_attention") {
+      if (value != "measured" && value != "roofline") {
+        throw InputError(fmt::format(
+            "kvsim validate: --set {}: '{}' is not one of measured, roofline", key, value));
+      }
+      c.profiled.prefill_attention = value == "measured"
+                                         ? ProfiledConfig::PrefillAttention::kMeasured
+                                         : ProfiledConfig::PrefillAttention::kRoofline;
+    } else if (const auto it = efficiencies.find(key); it != efficiencies.end()) {
+      *it->second = SetNumber(key, value, 1e-3, 1);
+    } else {
+      std::vector<std::string> keys = {"timing.engine.kernel_gap_s",
+                                       "timing.profiled.prefill_attention"};
+      for (const auto& [k, unused] : efficiencies) keys.push_back(k);
+      throw InputError(fmt::format("kvsim validate: --set {}: not a key validate uses; it uses {}",
+                                   key, fmt::join(keys, ", ")));
+    }
+  }
+  return c;
+}
+
+std::string ValidationJson(const Validation& v) {
+  JsonWriter j;
+  j.BeginObject();
+  j.Field("profile", v.profile_path);
+  j.Field("measured_on", v.measured_on);
+  j.Field("gpu_card", v.gpu_card);
+  j.Field("error", "(predicted - measured) / measured, in percent");
+  j.BeginObject("profiled");
+  j.Field("prefill_attention",
+          v.config.profiled.prefill_attention == ProfiledConfig::PrefillAttention::kMeasured
+              ? "measured"
+              : "roofline");
+  j.Field("paged_kernel", PagedKernelName(PagedKernel::kProfiled));
+  j.EndObject();
+  j.BeginObject("roofline");
+  j.Field("gemm_efficiency", v.roofline_efficiencies.gemm_efficiency);
+  j.Field("memory_efficiency", v.roofline_efficiencies.memory_efficiency);
+  j.Field("attention_prefill_efficiency", v.roofline_efficiencies.attention_prefill_efficiency);
+  j.Field("attention_decode_efficiency", v.roofline_efficiencies.attention_decode_efficiency);
+  j.Field("paged_kernel", PagedKernelName(v.config.roofline_paged_kernel));
+  j.EndObject();
+  j.BeginObject("engine");
+  j.Field("preset", EnginePresetName(v.config.engine.preset));
+  j.Field("kernel_gap_s", v.config.engine.kernel_gap_s);
+  j.EndObject();
+  j.BeginArray("rows");
+  for (const StepPrediction& p : v.rows) {
+    const StepRow& r = p.row;
+    j.BeginObject();
+    j.Field("line", int64_t{r.line});
+    j.Field("model", r.model);
+    j.Field("tensor_parallel", r.tensor_parallel);
+    j.Field("layout", r.layout == AttentionLayout::kPaged ? "paged" : "contiguous");
+    j.Field("block_tokens", r.block_tokens);
+    j.Field("decode_seqs", r.decode_seqs);
+    j.Field("context_tokens", r.context_tokens);
+    j.Field("prefill_tokens", r.prefill_tokens);
+    j.Field("graph", r.graph);
+    j.Field("kind", StepKindName(r.kind()));
+    j.Field("measured_us", r.time_us);
+    j.Field("profiled_us", p.profiled_us);
+    j.Field("profiled_error_pct", 100 * p.profiled_error());
+    j.Field("roofline_us", p.roofline_us);
+    j.Field("roofline_error_pct", 100 * p.roofline_error());
+    j.EndObject();
+  }
+  j.EndArray();
+  j.BeginArray("summary");
+  for (const ErrorSummary& s : SummarizeErrors(v)) {
+    j.BeginObject();
+    j.Field("group", s.group);
+    j.Field("rows", static_cast<int64_t>(s.rows));
+    j.Field("profiled_mean_abs_error_pct", 100 * s.profiled_mean_abs);
+    j.Field("profiled_worst_line", int64_t{v.rows[s.profiled_worst].row.line});
+    j.Field("profiled_worst_error_pct", 100 * v.rows[s.profiled_worst].profiled_error());
+    j.Field("roofline_mean_abs_error_pct", 100 * s.roofline_mean_abs);
+    j.Field("roofline_worst_line", int64_t{v.rows[s.roofline_worst].row.line});
+    j.Field("roofline_worst_error_pct", 100 * v.rows[s.roofline_worst].roofline_error());
+    j.EndObject();
+  }
+  j.EndArray();
+  j.BeginArray("not_predictable");
+  for (const SkippedSteps& s : v.skipped) {
+    j.BeginObject();
+    j.Field("model", s.model);
+    j.Field("tensor_parallel", s.tensor_parallel);
+    j.BeginArray("lines");
+    for (int line : s.lines) j.Field("", int64_t{line});
+    j.EndArray();
+    j.Field("reason", s.reason);
+    j.EndObject();
+  }
+  j.EndArray();
+  j.BeginArray("caveats");
+  for (const std::string& c : v.caveats) j.Field("", c);
+  j.EndArray();
+  j.EndObject();
+  return j.str();
+}
+
+}  // namespace
+
+int ValidateCommand(const CommandOptions& o, std::ostream& out) {
+  const Profile profile = LoadProfile(o.config_path);
+  RequireStepRows(profile);  // before the cards: without rows there is nothing to match
+  const ValidateConfig config = ValidateConfigFrom(o.overrides);
+  const std::string models_dir = o.models_dir.empty() ? DefaultModelsDir() : o.models_dir;
+  const GpuSpec gpu =
+      o.gpu.empty() ? GpuCardFor(profile, models_dir)
+                    : LoadGpuSpec(CardPath(o.gpu, models_dir, "gpu", "kvsim validate: --gpu: "));
+  const std::string& measured_on = profile.MetaText("gpu_name");
+  if (!gpu.device_names.empty() && std::find(gpu.device_names.begin(), gpu.device_names.end(),
+                                             measured_on) == gpu.device_names.end()) {
+    throw InputError(fmt::format(
+        "{}: measured on '{}', but the --gpu card {} has device_names '{}'; validate a profile "
+        "against the card of the GPU it was measured on",
+        o.config_path, measured_on, gpu.name, fmt::join(gpu.device_names, "', '")));
+  }
+  const auto load_model = [&models_dir](const std::string& name) {
+    return LoadModelSpec(CardPath(name, models_dir, "llm", ""));
+  };
+  const Validation v = ValidateProfile(profile, gpu, load_model, config);
+  if (!o.out_dir.empty()) {
+    std::error_code ec;
+    fs::create_directories(o.out_dir, ec);
+    if (ec) {
+      throw InputError(
+          fmt::format("{}: cannot create output directory: {}", o.out_dir, ec.message()));
+    }
+    WriteText(fs::path(o.out_dir) / "validate.json", ValidationJson(v));
+  }
+  if (!o.quiet) {
+    out << FormatValidation(v);
+    if (!o.out_dir.empty()) out << fmt::format("outputs written to {}/\n", o.out_dir);
   }
   return 0;
 }

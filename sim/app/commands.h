@@ -14,6 +14,8 @@ struct CommandOptions {
   std::string out_dir;                 // empty: reports/runs/<config name>[-compare]
   int jobs = 0;                        // compare: parallel runs; 0 = all cores
   bool quiet = false;                  // no summary on stdout
+  std::string gpu;                     // validate: a GPU card name or path; empty: by gpu_name
+  std::string models_dir;              // validate: where named cards are; empty: models/
 };
 
 // kvsim run: one simulation; writes outputs and prints a summary. Returns the exit code.
@@ -32,6 +34,17 @@ int SweepCommand(const CommandOptions& options, std::ostream& out);
 // kvsim report: DIR/report.html and DIR/report.md from the outputs in DIR, drawn by
 // tools/report/kvsim_report.py with Debian's python3 and matplotlib. Returns its exit code.
 int ReportCommand(const CommandOptions& options, std::ostream& out);
+
+// kvsim validate: the [step] rows of the kvprobe profile options.config_path
+// (whole forward passes timed on the GPU) predicted by the profiled model built from
+// the same profile and by the roofline model (sim/timing/validate.h), on the GPU card
+// options.gpu or, when empty, the card in <models>/gpu/ whose device_names hold the
+// profile's gpu_name. Prints the rows with each model's error and the mean absolute
+// errors per kind and per model; writes DIR/validate.json when options.out_dir is set.
+// options.overrides may set timing.engine.kernel_gap_s, timing.profiled.* and
+// timing.roofline.* (efficiencies). Returns 0 when the rows were predicted (the
+// errors are results); throws InputError on bad input.
+int ValidateCommand(const CommandOptions& options, std::ostream& out);
 
 // kvsim plan: capacity planning and fleet sizing under SLOs (sim/planner/planner.h);
 // writes DIR/plan.csv and DIR/plan.json and prints the ranked table ending with the

@@ -1,4 +1,4 @@
-// kvsim: command-line entry point. Subcommands: run, compare.
+// kvsim: command-line entry point. Subcommands: run, compare, sweep, plan, report, validate.
 #include <fmt/format.h>
 
 #include <boost/program_options.hpp>
@@ -24,7 +24,11 @@ constexpr const char* kUsage =
     "  plan     size a GPU fleet under latency SLOs (CONFIG is a plan file); writes\n"
     "           DIR/plan.csv and DIR/plan.json\n"
     "  report   turn the outputs in a run, compare, sweep, plan or profile directory\n"
-    "           (CONFIG is that directory) into DIR/report.html and DIR/report.md\n";
+    "           (CONFIG is that directory) into DIR/report.html and DIR/report.md\n"
+    "  validate predict the [step] rows (whole forward passes timed on the GPU) of a kvprobe\n"
+    "           profile (CONFIG is the profile.txt) with the profiled and roofline models and\n"
+    "           print each one's error; with --out, writes DIR/validate.json:\n"
+    "           kvsim validate PROFILE [--gpu CARD] [--models DIR] [--set timing.key=value]...\n";
 
 int Main(int argc, char** argv) {
   if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
@@ -33,7 +37,7 @@ int Main(int argc, char** argv) {
   }
   const std::string command = argv[1];
   if (command != "run" && command != "compare" && command != "plan" && command != "sweep" &&
-      command != "report") {
+      command != "report" && command != "validate") {
     std::cerr << fmt::format("kvsim: unknown command '{}'\n{}", command, kUsage);
     return 2;
   }
@@ -48,7 +52,12 @@ int Main(int argc, char** argv) {
       "jobs,j", po::value<int>(&o.jobs)->default_value(0),
       "compare, plan: simulations run in parallel (0 = all cores / the plan's jobs)")(
       "quiet,q", po::bool_switch(&o.quiet), "print nothing on success")(
-      "rates", po::value<std::string>(), "sweep: offered loads in requests/s, e.g. 1,2,4,8");
+      "rates", po::value<std::string>(), "sweep: offered loads in requests/s, e.g. 1,2,4,8")(
+      "gpu", po::value<std::string>(&o.gpu),
+      "validate: the GPU card, a name in DIR/gpu/ or a path (default: the card whose "
+      "device_names hold the profile's gpu_name)")(
+      "models", po::value<std::string>(&o.models_dir),
+      "validate: the directory of the gpu/ and llm/ cards (default: the source tree's models/)");
   po::options_description hidden;
   hidden.add_options()("config", po::value<std::string>(&o.config_path));
   po::options_description all;
@@ -70,8 +79,16 @@ int Main(int argc, char** argv) {
     return 0;
   }
   if (o.config_path.empty()) {
-    std::cerr << fmt::format("kvsim {}: missing CONFIG\n{}", command, kUsage);
+    std::cerr << fmt::format("kvsim {}: missing {}\n{}", command,
+                             command == "validate" ? "PROFILE" : "CONFIG", kUsage);
     return 2;
+  }
+  for (const char* option : {"gpu", "models"}) {
+    if (vm.count(option) && command != "validate") {
+      std::cerr << fmt::format("kvsim {}: --{} is an option of kvsim validate only\n", command,
+                               option);
+      return 2;
+    }
   }
   if (vm.count("rates")) {
     std::string part;
@@ -97,6 +114,7 @@ int Main(int argc, char** argv) {
   if (command == "plan") return kvsim::PlanCommand(o, std::cout);
   if (command == "sweep") return kvsim::SweepCommand(o, std::cout);
   if (command == "report") return kvsim::ReportCommand(o, std::cout);
+  if (command == "validate") return kvsim::ValidateCommand(o, std::cout);
   return command == "run" ? kvsim::RunCommand(o, std::cout) : kvsim::CompareCommand(o, std::cout);
 }
 

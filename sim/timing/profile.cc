@@ -39,6 +39,9 @@ constexpr std::string_view kVattentionColumns[] = {
     "iterations",       "mean_iteration_us",   "p50_iteration_us",
     "p99_iteration_us", "mean_exposed_map_us", "max_exposed_map_us",
     "map_calls"};
+constexpr std::string_view kStepColumns[] = {"model",          "tensor_parallel", "layout",
+                                             "block_tokens",   "decode_seqs",     "context_tokens",
+                                             "prefill_tokens", "time_us",         "graph"};
 
 // Columns holding text; every other column the format names holds numbers.
 constexpr std::string_view kTextColumns[] = {"model", "layer", "layout", "call", "metric"};
@@ -58,6 +61,7 @@ constexpr SectionSchema kTableSections[] = {
     {"prefill_attention", true, kPrefillAttentionColumns},
     {"allreduce", false, kAllreduceColumns},
     {"vattention", false, kVattentionColumns},
+    {"step", false, kStepColumns},
 };
 
 constexpr std::string_view kMetaSection = "meta";

@@ -1,5 +1,5 @@
 // The kvsim command line, run as a separate process: exit codes, messages on
-// stderr, and the files written by `run` and `compare`.
+// stderr, and the files written by `run`, `compare`, `sweep` and `validate`.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sys/wait.h>
@@ -24,6 +24,11 @@ using ::testing::Not;
 
 constexpr const char* kBinary = KVSIM_BINARY;
 constexpr const char* kQuickstart = KVSIM_SOURCE_DIR "/configs/quickstart.yaml";
+// A profile with [step] rows (their times set from the profiled model's predictions),
+// and one without.
+constexpr const char* kStepProfile = KVSIM_SOURCE_DIR "/tests/data/timing/step_profile.txt";
+constexpr const char* kNoStepProfile =
+    KVSIM_SOURCE_DIR "/tests/data/timing/h200_kvprobe_quick_profile.txt";
 
 std::string ReadFile(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
@@ -446,6 +451,92 @@ TEST(Cli, ReportOnAMissingDirectoryFailsNamingIt) {
   const Result r = RunKvsim({"report", missing});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_THAT(r.err, HasSubstr("no_such_run"));
+}
+
+// ---------------------------------------------------------------------------
+// kvsim validate
+
+TEST(Cli, ValidatePrintsEveryStepWithBothErrorsAndTheSummary) {
+  TempDir dir;
+  const std::string out = dir.PathOf("validate");
+  const Result r = RunKvsim({"validate", kStepProfile, "--out", out});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  // The card is found by the profile's gpu_name, NVIDIA H200.
+  EXPECT_THAT(r.out, HasSubstr("5 [step] rows measured on 'NVIDIA H200', 4 predicted for the "
+                               "H200 card"));
+  EXPECT_THAT(r.out, HasSubstr("measured us  profiled us    error  roofline us    error"));
+  EXPECT_THAT(r.out, HasSubstr("  117  Llama-3-8B       1  contiguous       16 x 2048        0 "
+                               "      6266.6       6266.6    +0.0%"));
+  EXPECT_THAT(r.out, HasSubstr("   +10.0%"));  // line 119: the prediction / 1.1
+  EXPECT_THAT(r.out, HasSubstr("summary"));
+  EXPECT_THAT(r.out, HasSubstr("  prefill-only (1 row)"));
+  EXPECT_THAT(r.out, HasSubstr("not predictable: Llama-3-70B at TP 1, 1 row (line 121)"));
+  const YAML::Node json = YAML::LoadFile((fs::path(out) / "validate.json").string());
+  EXPECT_EQ(json["gpu_card"].as<std::string>(), "H200");
+  ASSERT_EQ(json["rows"].size(), 4u);
+  EXPECT_EQ(json["rows"][2]["line"].as<int>(), 119);
+  EXPECT_EQ(json["rows"][2]["kind"].as<std::string>(), "prefill-only");
+  EXPECT_NEAR(json["rows"][2]["profiled_error_pct"].as<double>(), 10.0, 1e-4);
+  ASSERT_EQ(json["summary"].size(), 4u);
+  EXPECT_EQ(json["summary"][3]["group"].as<std::string>(), "Llama-3-8B");
+  EXPECT_NEAR(json["summary"][3]["profiled_mean_abs_error_pct"].as<double>(), 5.0, 1e-4);
+  EXPECT_EQ(json["not_predictable"][0]["lines"][0].as<int>(), 121);
+}
+
+TEST(Cli, ValidateOnAProfileWithoutStepRowsFailsSayingHowToMeasureThem) {
+  const Result r = RunKvsim({"validate", kNoStepProfile});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("h200_kvprobe_quick_profile.txt: no [step] rows; measure them "
+                               "with kvprobe --only step"));
+  EXPECT_EQ(r.out, "");
+}
+
+TEST(Cli, ValidateNamesAModelWithoutACardAndItsLine) {
+  TempDir dir;
+  std::string text = ReadFile(kStepProfile);
+  const std::string row = "Llama-3-70B,1,";
+  text.replace(text.find(row), row.size(), "Foo-1B,1,");
+  const Result r = RunKvsim({"validate", dir.Write("profile.txt", text)});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("profile.txt:121: [step] model Foo-1B: unknown llm card 'Foo-1B'"));
+}
+
+TEST(Cli, ValidateRefusesAGpuCardOfAnotherDevice) {
+  const Result r = RunKvsim({"validate", kStepProfile, "--gpu", "A100-80GB"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("measured on 'NVIDIA H200', but the --gpu card A100-80GB"));
+}
+
+TEST(Cli, ValidateFindsNoCardForAnUnknownDeviceAndListsTheCards) {
+  TempDir dir;
+  std::string text = ReadFile(kStepProfile);
+  const std::string name = "gpu_name: NVIDIA H200";
+  text.replace(text.find(name), name.size(), "gpu_name: NVIDIA V100");
+  const Result r = RunKvsim({"validate", dir.Write("profile.txt", text)});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("measured on 'NVIDIA V100', which no GPU card in"));
+  EXPECT_THAT(r.err, HasSubstr("H200 ('NVIDIA H200')"));
+  EXPECT_THAT(r.err, HasSubstr("pass --gpu CARD"));
+}
+
+TEST(Cli, ValidateAcceptsTimingKeysAndRefusesOthers) {
+  const Result gap =
+      RunKvsim({"validate", kStepProfile, "--set", "timing.engine.kernel_gap_s=0", "-q"});
+  EXPECT_EQ(gap.exit_code, 0) << gap.err;
+  EXPECT_EQ(gap.out, "");
+  const Result typo = RunKvsim({"validate", kStepProfile, "--set", "timing.typo=1"});
+  EXPECT_EQ(typo.exit_code, 2);
+  EXPECT_THAT(typo.err, HasSubstr("--set timing.typo: not a key validate uses"));
+  const Result bad =
+      RunKvsim({"validate", kStepProfile, "--set", "timing.roofline.gemm_efficiency=2"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_THAT(bad.err, HasSubstr("'2' is not a number in [0.001, 1]"));
+}
+
+TEST(Cli, GpuAndModelsAreOptionsOfValidateOnly) {
+  const Result r = RunKvsim({"run", kQuickstart, "--gpu", "H200"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("--gpu is an option of kvsim validate only"));
 }
 
 }  // namespace

@@ -79,9 +79,20 @@ TEST(ParseArgsTest, OnlyAcceptsEverySectionName) {
 }
 
 TEST(ParseArgsTest, AllSectionsListsTheSectionsInTheOrderTheyRun) {
-  EXPECT_THAT(AllSections(), ElementsAre("vmm", "overlap", "copy", "gemm", "attention", "allreduce",
-                                         "vattention"));
+  EXPECT_THAT(AllSections(), ElementsAre("vmm", "overlap", "copy", "gemm", "attention", "step",
+                                         "allreduce", "vattention"));
 }
+
+TEST(ParseArgsTest, OnlyStepRunsTheStepSectionAlone) {
+  const ProbeOptions o = Parse({"--only", "step", "--model", "Llama-3-8B"});
+  EXPECT_THAT(o.sections, ElementsAre("step"));
+  EXPECT_THAT(o.models, ElementsAre("Llama-3-8B"));
+  EXPECT_TRUE(o.Runs("step"));
+  EXPECT_FALSE(o.Runs("attention"));
+  EXPECT_FALSE(o.Runs("gemm"));
+}
+
+TEST(ParseArgsTest, TheDefaultRunIncludesStep) { EXPECT_TRUE(Parse({}).Runs("step")); }
 
 TEST(ParseArgsTest, OnlySkipsEmptyNamesBetweenCommas) {
   EXPECT_THAT(Parse({"--only", ",vmm,,copy,"}).sections, ElementsAre("vmm", "copy"));
@@ -95,7 +106,8 @@ TEST(ParseArgsTest, OnlyRejectsAnUnknownSectionAndListsTheValidOnes) {
   const std::string message = ErrorOf({"--only", "vmm,gemms"});
   EXPECT_THAT(message, HasSubstr("--only"));
   EXPECT_THAT(message, HasSubstr("'gemms'"));
-  EXPECT_THAT(message, HasSubstr("vmm, overlap, copy, gemm, attention, allreduce, vattention"));
+  EXPECT_THAT(message,
+              HasSubstr("vmm, overlap, copy, gemm, attention, step, allreduce, vattention"));
 }
 
 TEST(ParseArgsTest, OnlyIsCaseSensitive) {

@@ -139,6 +139,7 @@ TEST(Profile, OptionalSectionsMayBeAbsent) {
   EXPECT_EQ(p.Find("allreduce"), nullptr);
   EXPECT_EQ(p.Find("vattention"), nullptr);
   EXPECT_EQ(p.Find("vmm_under_load"), nullptr);
+  EXPECT_EQ(p.Find("step"), nullptr);
   ASSERT_NE(p.Find("gemm"), nullptr);
   EXPECT_EQ(p.Find("gemm")->size(), 1u);
 }
@@ -198,6 +199,24 @@ TEST(Profile, AProfileKvprobeWroteIsRead) {
   EXPECT_EQ(v.map, Nanos(582));
   EXPECT_EQ(v.set_access, Nanos(32428));
   EXPECT_EQ(v.unmap, Nanos(20470));
+}
+
+TEST(Profile, TheOptionalStepSectionIsReadWithModelAndLayoutAsText) {
+  std::vector<std::string> lines = MinimalLines();
+  lines.insert(lines.end(),
+               {"[step]",  // 31
+                "model,tensor_parallel,layout,block_tokens,decode_seqs,context_tokens,"
+                "prefill_tokens,time_us,graph",
+                "Llama-3-8B,1,paged,16,64,512,0,6544.383,1"});  // 33
+  const Profile p = ParseProfile(Join(lines), kPath);
+  const ProfileTable& step = p.Table("step");
+  EXPECT_EQ(step.line(0), 33);
+  EXPECT_EQ(step.Text(0, "model"), "Llama-3-8B");
+  EXPECT_EQ(step.Text(0, "layout"), "paged");
+  EXPECT_EQ(step.Number(0, "decode_seqs"), 64);
+  EXPECT_DOUBLE_EQ(step.Number(0, "time_us"), 6544.383);
+  EXPECT_EQ(step.Number(0, "graph"), 1);
+  EXPECT_THROW(step.Number(0, "layout"), InvariantError);
 }
 
 // ---- Every malformed case names file:line ----------------------------------

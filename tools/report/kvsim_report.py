@@ -1819,6 +1819,9 @@ PROFILE_TABLES = {
     "vattention": (False, ("overlap", "page_bytes", "batch", "iterations", "mean_iteration_us",
                            "p50_iteration_us", "p99_iteration_us", "mean_exposed_map_us",
                            "max_exposed_map_us", "map_calls"), ()),
+    # Whole-model iterations (kvprobe --only step); read for `kvsim validate`, not charted.
+    "step": (False, ("model", "tensor_parallel", "layout", "block_tokens", "decode_seqs",
+                     "context_tokens", "prefill_tokens", "time_us", "graph"), ("model", "layout")),
 }
 
 

@@ -1,7 +1,6 @@
 // Attention kernels: verification against the float64 reference, then the decode
 // and prefill grids over contiguous and paged KV.
 #include <algorithm>
-#include <numeric>
 #include <random>
 #include <vector>
 
@@ -23,38 +22,6 @@ std::vector<float> RandomBf16Values(size_t n, std::mt19937_64& rng, float scale)
   std::vector<float> v(n);
   for (float& x : v) x = Bf16ToFloat(FloatToBf16(dist(rng)));
   return v;
-}
-
-DeviceBuffer<bf16> ToDevice(const std::vector<float>& values) {
-  std::vector<uint16_t> bits(values.size());
-  for (size_t i = 0; i < values.size(); ++i) bits[i] = FloatToBf16(values[i]);
-  DeviceBuffer<bf16> d(values.size());
-  CUDA_CHECK(cudaMemcpy(d.get(), bits.data(), bits.size() * 2, cudaMemcpyHostToDevice));
-  return d;
-}
-
-std::vector<float> ToHost(const DeviceBuffer<bf16>& d) {
-  std::vector<uint16_t> bits(d.size());
-  CUDA_CHECK(cudaMemcpy(bits.data(), d.get(), d.bytes(), cudaMemcpyDeviceToHost));
-  std::vector<float> v(bits.size());
-  for (size_t i = 0; i < bits.size(); ++i) v[i] = Bf16ToFloat(bits[i]);
-  return v;
-}
-
-DeviceBuffer<int> IntsToDevice(const std::vector<int>& values) {
-  DeviceBuffer<int> d(values.size());
-  CUDA_CHECK(
-      cudaMemcpy(d.get(), values.data(), values.size() * sizeof(int), cudaMemcpyHostToDevice));
-  return d;
-}
-
-// Block indices 0..count-1 in shuffled order, as an engine's allocator hands them
-// out after churn.
-std::vector<int> ShuffledBlocks(size_t count, std::mt19937_64& rng) {
-  std::vector<int> order(count);
-  std::iota(order.begin(), order.end(), 0);
-  std::shuffle(order.begin(), order.end(), rng);
-  return order;
 }
 
 // The layout of `batch` sequences of `context` tokens: contiguous when block_tokens is

@@ -1,8 +1,10 @@
 // Shared kvprobe helpers.
 #include <algorithm>
 #include <chrono>
+#include <numeric>
 
 #include "tools/kvprobe/cuda/common.cuh"
+#include "tools/kvprobe/host/reference.h"
 
 #ifdef KVPROBE_HAVE_NVML
 #include <nvml.h>
@@ -30,6 +32,36 @@ void FillRandomBf16(__nv_bfloat16* data, size_t count, uint64_t seed, float scal
   if (count == 0) return;
   FillKernel<<<1024, 256, 0, stream>>>(data, count, seed, scale);
   CUDA_CHECK(cudaGetLastError());
+}
+
+DeviceBuffer<__nv_bfloat16> ToDevice(const std::vector<float>& values) {
+  std::vector<uint16_t> bits(values.size());
+  for (size_t i = 0; i < values.size(); ++i) bits[i] = FloatToBf16(values[i]);
+  DeviceBuffer<__nv_bfloat16> d(values.size());
+  CUDA_CHECK(cudaMemcpy(d.get(), bits.data(), bits.size() * 2, cudaMemcpyHostToDevice));
+  return d;
+}
+
+std::vector<float> ToHost(const DeviceBuffer<__nv_bfloat16>& d) {
+  std::vector<uint16_t> bits(d.size());
+  CUDA_CHECK(cudaMemcpy(bits.data(), d.get(), d.bytes(), cudaMemcpyDeviceToHost));
+  std::vector<float> v(bits.size());
+  for (size_t i = 0; i < bits.size(); ++i) v[i] = Bf16ToFloat(bits[i]);
+  return v;
+}
+
+DeviceBuffer<int> IntsToDevice(const std::vector<int>& values) {
+  DeviceBuffer<int> d(values.size());
+  CUDA_CHECK(
+      cudaMemcpy(d.get(), values.data(), values.size() * sizeof(int), cudaMemcpyHostToDevice));
+  return d;
+}
+
+std::vector<int> ShuffledBlocks(size_t count, std::mt19937_64& rng) {
+  std::vector<int> order(count);
+  std::iota(order.begin(), order.end(), 0);
+  std::shuffle(order.begin(), order.end(), rng);
+  return order;
 }
 
 double TimeUs(cudaStream_t stream, int warmup, int reps, const std::function<void()>& launch) {

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <fstream>
 #include <functional>
+#include <random>
 #include <string>
 #include <utility>
 #include <vector>
@@ -53,6 +54,15 @@ class DeviceBuffer {
 // of (seed, index): deterministic for a seed, different across seeds.
 void FillRandomBf16(__nv_bfloat16* data, size_t count, uint64_t seed, float scale,
                     cudaStream_t stream);
+
+// Host values to device bf16 (round to nearest even) and back, synchronously.
+DeviceBuffer<__nv_bfloat16> ToDevice(const std::vector<float>& values);
+std::vector<float> ToHost(const DeviceBuffer<__nv_bfloat16>& d);
+DeviceBuffer<int> IntsToDevice(const std::vector<int>& values);
+
+// Block indices 0..count-1 in shuffled order, as an engine's allocator hands them
+// out after churn.
+std::vector<int> ShuffledBlocks(size_t count, std::mt19937_64& rng);
 
 // Mean time in microseconds of `launch` enqueued `reps` times on `stream`, after
 // `warmup` untimed launches, measured with CUDA events.

@@ -1,6 +1,4 @@
 // Linear layers: cuBLASLt bf16 GEMMs with the shapes of each model card's layers.
-#include <cublasLt.h>
-
 #include <algorithm>
 #include <filesystem>
 #include <map>
@@ -8,60 +6,35 @@
 #include <tuple>
 
 #include "tools/kvprobe/cuda/common.cuh"
+#include "tools/kvprobe/cuda/gemm.cuh"
 #include "tools/kvprobe/cuda/probes.h"
 #include "tools/kvprobe/host/model_card.h"
 
 namespace kvprobe {
 namespace {
 
-// Times C[m, n] = X[m, k] W[k, n] (row-major) as the column-major product
-// C^T[n, m] = W^T[n, k] X^T[k, m], with cuBLASLt's best heuristic algorithm.
+// Times C[m, n] = X[m, k] W[k, n] (row-major) planned by LtGemm (gemm.cuh):
+// cuBLASLt's best heuristic algorithm for the shape.
 class GemmTimer {
  public:
   GemmTimer(cudaStream_t stream, size_t max_x, size_t max_w, size_t max_c)
       : stream_(stream), x_(max_x), w_(max_w), c_(max_c), workspace_(kWorkspaceBytes) {
-    CUBLAS_CHECK(cublasLtCreate(&lt_));
     FillRandomBf16(x_.get(), x_.size(), 11, 1.f, stream);
     FillRandomBf16(w_.get(), w_.size(), 12, 0.05f, stream);
   }
-  ~GemmTimer() { cublasLtDestroy(lt_); }
 
   double TimeUs(int64_t m, int64_t n, int64_t k, bool quick) {
-    cublasLtMatmulDesc_t op;
-    CUBLAS_CHECK(cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
-    cublasLtMatrixLayout_t a, b, c;
-    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&a, CUDA_R_16BF, n, k, n));
-    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&b, CUDA_R_16BF, k, m, k));
-    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&c, CUDA_R_16BF, n, m, n));
-    cublasLtMatmulPreference_t pref;
-    CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
-    size_t ws = kWorkspaceBytes;
-    CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(
-        pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws));
-    cublasLtMatmulHeuristicResult_t result = {};
-    int found = 0;
-    CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(lt_, op, a, b, c, c, pref, 1, &result, &found));
-    if (found == 0) throw std::runtime_error("cuBLASLt found no algorithm for a GEMM");
-    const float alpha = 1.f, beta = 0.f;
-    auto launch = [&] {
-      CUBLAS_CHECK(cublasLtMatmul(lt_, op, &alpha, w_.get(), a, x_.get(), b, &beta, c_.get(), c,
-                                  c_.get(), c, &result.algo, workspace_.get(), ws, stream_));
-    };
+    const LtGemm gemm(lt_.get(), m, n, k, kWorkspaceBytes);
+    auto launch = [&] { gemm.Run(x_.get(), w_.get(), c_.get(), workspace_.get(), stream_); };
     const double trial = kvprobe::TimeUs(stream_, 1, 1, launch);
     const int reps = RepsFor(trial, quick ? 2000 : 20000, 3, 200);
-    const double us = kvprobe::TimeUs(stream_, 1, reps, launch);
-    cublasLtMatmulPreferenceDestroy(pref);
-    cublasLtMatrixLayoutDestroy(a);
-    cublasLtMatrixLayoutDestroy(b);
-    cublasLtMatrixLayoutDestroy(c);
-    cublasLtMatmulDescDestroy(op);
-    return us;
+    return kvprobe::TimeUs(stream_, 1, reps, launch);
   }
 
  private:
   static constexpr size_t kWorkspaceBytes = 64 << 20;
   cudaStream_t stream_;
-  cublasLtHandle_t lt_ = nullptr;
+  LtHandle lt_;
   DeviceBuffer<__nv_bfloat16> x_, w_, c_;
   DeviceBuffer<unsigned char> workspace_;
 };

@@ -111,7 +111,7 @@ int Run(const ProbeOptions& o) {
   // The attention kernels are checked before anything is measured: a wrong kernel
   // stops the run.
   double attention_error = -1;
-  if (o.Runs("attention") || o.Runs("overlap") || o.Runs("vattention")) {
+  if (o.Runs("attention") || o.Runs("overlap") || o.Runs("vattention") || o.Runs("step")) {
     attention_error = VerifyAttention(ctx);
     log("attention kernels verified: worst relative error " + Num(attention_error, 3));
     profile.Meta("attention_verified_max_relative_error", Num(attention_error, 3));
@@ -131,6 +131,7 @@ int Run(const ProbeOptions& o) {
   timed("overlap", ProbeOverlap);
   timed("gemm", ProbeGemm);
   timed("attention", ProbeAttention);
+  timed("step", ProbeStep);
   timed("allreduce", ProbeAllReduce);
   timed("vattention", ProbeVAttention);
   profile.Meta("sm_clock_mhz", std::to_string(clock.max_mhz()));

@@ -31,6 +31,13 @@ double VerifyAttention(ProbeContext& ctx);
 // [decode_attention] and [prefill_attention] grids, contiguous and paged.
 void ProbeAttention(ProbeContext& ctx);
 
+// [step]: whole-model forward passes of each dense --model card (default
+// Llama-3-8B) at TP 1 over a grid of decode, prefill and mixed batches, contiguous
+// and paged KV; decode-only passes replayed from a CUDA graph. Checks its small
+// kernels against host references first and every pass's logits for non-finite
+// values; throws on any failure.
+void ProbeStep(ProbeContext& ctx);
+
 // [allreduce]: NCCL bf16 all-reduce for each GPU count of --allreduce-gpus, one
 // process per GPU (RunAllreduceRank); the time at each size is the slowest rank's.
 void ProbeAllReduce(ProbeContext& ctx);

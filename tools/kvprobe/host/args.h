@@ -16,8 +16,8 @@ class ArgsError : public std::runtime_error {
 
 // The measurement sections, in the order they run.
 inline const std::vector<std::string>& AllSections() {
-  static const std::vector<std::string> kSections = {"vmm",       "overlap",   "copy",      "gemm",
-                                                     "attention", "allreduce", "vattention"};
+  static const std::vector<std::string> kSections = {
+      "vmm", "overlap", "copy", "gemm", "attention", "step", "allreduce", "vattention"};
   return kSections;
 }
 
@@ -33,8 +33,9 @@ struct AllreduceRank {
 
 struct ProbeOptions {
   std::string out_dir;                    // --out DIR; empty: models/profiles/<gpu name>
-  std::string models_dir = "models/llm";  // --models DIR: model cards for the GEMM shapes
+  std::string models_dir = "models/llm";  // --models DIR: model cards (gemm, step)
   std::vector<std::string> models;    // --model NAME (repeatable); empty: every card in models_dir
+                                      // for gemm, Llama-3-8B alone for step
   std::vector<std::string> sections;  // --only a,b,...; empty: all of AllSections()
   std::string gpu_name;               // --gpu-name NAME: profile folder name (default: device name)
   int device = 0;                     // --device N

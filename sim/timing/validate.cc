@@ -1,0 +1,369 @@
+// kvsim validate: the [step] rows of a profile predicted by the profiled and roofline
+// models (validate.h).
+#include "sim/timing/validate.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <memory>
+#include <set>
+#include <tuple>
+#include <utility>
+
+#include "sim/core/check.h"
+
+namespace kvsim {
+namespace {
+
+[[noreturn]] void FailAt(const Profile& profile, int line, const std::string& what) {
+  throw InputError(fmt::format("{}:{}: {}", profile.path(), line, what));
+}
+
+// The integer in `column` of `row`, at least `min`.
+int64_t Integer(const Profile& profile, const ProfileTable& t, size_t row, const char* column,
+                int64_t min, const char* what) {
+  const double v = t.Number(row, column);
+  if (!(v >= static_cast<double>(min)) || v != std::floor(v) || v > 1e15) {
+    FailAt(profile, t.line(row),
+           fmt::format("[step] {} must be {}, got {}", column, what, t.Text(row, column)));
+  }
+  return static_cast<int64_t>(v);
+}
+
+std::string LayoutText(const StepRow& r) {
+  return r.layout == AttentionLayout::kContiguous ? std::string("contiguous")
+                                                  : fmt::format("paged/{}", r.block_tokens);
+}
+
+// "16 x 2048" (decoding sequences x cached context), "-" without decodes.
+std::string DecodeText(const StepRow& r) {
+  return r.decode_seqs > 0 ? fmt::format("{} x {}", r.decode_seqs, r.context_tokens) : "-";
+}
+
+// A signed percentage with one decimal, e.g. "+10.0%".
+std::string Percent(double fraction) {
+  const double pct = 100 * fraction;
+  // -0.04% reads +0.0%, not -0.0%.
+  return fmt::format("{:+.1f}%", std::abs(pct) < 0.05 ? 0.0 : pct);
+}
+
+// The [gemm] models and their tensor_parallel values, "M (tensor_parallel 1, 2), ...".
+std::string GemmModels(const ProfileTable& gemm) {
+  std::map<std::string, std::set<int64_t>> have;
+  for (size_t r = 0; r < gemm.size(); ++r) {
+    have[gemm.Text(r, "model")].insert(static_cast<int64_t>(gemm.Number(r, "tensor_parallel")));
+  }
+  std::string out;
+  for (const auto& [name, tps] : have) {
+    out += fmt::format("{}{} (tensor_parallel {})", out.empty() ? "" : ", ", name,
+                       fmt::join(tps, ", "));
+  }
+  return out.empty() ? "none" : out;
+}
+
+bool HasGemmRows(const ProfileTable& gemm, const std::string& model, int64_t tp) {
+  for (size_t r = 0; r < gemm.size(); ++r) {
+    if (gemm.Text(r, "model") == model &&
+        gemm.Number(r, "tensor_parallel") == static_cast<double>(tp)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+const char* StepKindName(StepKind kind) {
+  switch (kind) {
+    case StepKind::kDecode:
+      return "decode-only";
+    case StepKind::kPrefill:
+      return "prefill-only";
+    case StepKind::kMixed:
+      return "mixed";
+  }
+  return "?";
+}
+
+StepKind StepRow::kind() const {
+  if (prefill_tokens == 0) return StepKind::kDecode;
+  return decode_seqs == 0 ? StepKind::kPrefill : StepKind::kMixed;
+}
+
+std::vector<StepRow> ReadStepRows(const Profile& profile) {
+  std::vector<StepRow> rows;
+  const ProfileTable* t = profile.Find("step");
+  if (t == nullptr) return rows;
+  // Every column but time_us -> the line of the first row with them.
+  std::map<std::tuple<std::string, int64_t, int64_t, int64_t, int64_t, int64_t, bool>, int> seen;
+  for (size_t r = 0; r < t->size(); ++r) {
+    StepRow row;
+    row.line = t->line(r);
+    row.model = t->Text(r, "model");
+    if (row.model.empty()) FailAt(profile, row.line, "[step] model is empty");
+    row.tensor_parallel =
+        Integer(profile, *t, r, "tensor_parallel", 1, "a positive integer (GPUs per replica)");
+    const std::string& layout = t->Text(r, "layout");
+    if (layout == "contiguous") {
+      row.layout = AttentionLayout::kContiguous;
+      if (t->Number(r, "block_tokens") != 0) {
+        FailAt(profile, row.line,
+               fmt::format("[step] contiguous rows have block_tokens 0, got {}",
+                           t->Text(r, "block_tokens")));
+      }
+    } else if (layout == "paged") {
+      row.layout = AttentionLayout::kPaged;
+      row.block_tokens = Integer(profile, *t, r, "block_tokens", 1,
+                                 "a positive integer for a paged row (tokens per block)");
+    } else {
+      FailAt(profile, row.line,
+             fmt::format("[step] layout '{}' is not one of contiguous, paged", layout));
+    }
+    row.decode_seqs = Integer(profile, *t, r, "decode_seqs", 0, "a non-negative integer");
+    row.context_tokens = Integer(profile, *t, r, "context_tokens", 0, "a non-negative integer");
+    row.prefill_tokens = Integer(profile, *t, r, "prefill_tokens", 0, "a non-negative integer");
+    if (row.decode_seqs == 0 && row.prefill_tokens == 0) {
+      FailAt(profile, row.line,
+             "[step] the row computes nothing (decode_seqs and prefill_tokens are both 0)");
+    }
+    row.time_us = t->Number(r, "time_us");
+    if (!(row.time_us > 0)) {
+      FailAt(profile, row.line,
+             fmt::format("[step] time_us must be positive, got {}", t->Text(r, "time_us")));
+    }
+    const double graph = t->Number(r, "graph");
+    if (graph != 0 && graph != 1) {
+      FailAt(profile, row.line,
+             fmt::format("[step] graph must be 0 or 1, got {}", t->Text(r, "graph")));
+    }
+    row.graph = graph == 1;
+    const auto key = std::tuple(row.model, row.tensor_parallel, row.block_tokens, row.decode_seqs,
+                                row.context_tokens, row.prefill_tokens, row.graph);
+    // block_tokens 0 is contiguous, so the key tells the layouts apart.
+    if (const auto [it, fresh] = seen.emplace(key, row.line); !fresh) {
+      FailAt(
+          profile, row.line,
+          fmt::format("[step] repeats the step of line {} (every column but time_us)", it->second));
+    }
+    rows.push_back(std::move(row));
+  }
+  return rows;
+}
+
+std::vector<StepRow> RequireStepRows(const Profile& profile) {
+  std::vector<StepRow> rows = ReadStepRows(profile);
+  if (rows.empty()) {
+    throw InputError(
+        fmt::format("{}: no [step] rows; measure them with kvprobe --only step", profile.path()));
+  }
+  return rows;
+}
+
+BatchWork StepBatchWork(const StepRow& row) {
+  BatchWork w;
+  const bool prefill = row.prefill_tokens > 0;
+  w.num_seqs = row.decode_seqs + (prefill ? 1 : 0);
+  w.prefill_seqs = prefill ? 1 : 0;
+  w.prefill_tokens = row.prefill_tokens;
+  w.decode_tokens = row.decode_seqs;
+  w.logit_tokens = w.num_seqs;
+  const auto p = static_cast<double>(row.prefill_tokens);
+  w.prefill_attention_pairs = p * (p + 1) / 2;
+  w.decode_context_tokens = row.decode_seqs * (row.context_tokens + 1);
+  w.max_context_tokens =
+      std::max(row.decode_seqs > 0 ? row.context_tokens + 1 : int64_t{0}, row.prefill_tokens);
+  w.layout = row.layout;
+  w.block_tokens = row.block_tokens;
+  return w;
+}
+
+EngineConfig ValidationEngine() {
+  EngineConfig e = EnginePresetDefaults(EngineConfig::Preset::kNone);
+  e.kernel_gap_s = EnginePresetDefaults(EngineConfig::Preset::kVllmV1).kernel_gap_s;
+  return e;
+}
+
+Validation ValidateProfile(const Profile& profile, const GpuSpec& gpu,
+                           const ModelCardLoader& load_model, const ValidateConfig& config) {
+  const std::vector<StepRow> rows = RequireStepRows(profile);
+  Validation v;
+  v.profile_path = profile.path();
+  v.measured_on = profile.MetaText("gpu_name");
+  v.gpu_card = gpu.name;
+  v.config = config;
+  v.roofline_efficiencies = ResolveEfficiencies(config.roofline, gpu, nullptr);
+
+  // Model cards, each loaded once, at the first row naming it.
+  std::map<std::string, ModelSpec> cards;
+  for (const StepRow& row : rows) {
+    if (cards.contains(row.model)) continue;
+    try {
+      cards.emplace(row.model, load_model(row.model));
+    } catch (const InputError& e) {
+      FailAt(profile, row.line, fmt::format("[step] model {}: {}", row.model, e.what()));
+    }
+  }
+
+  // The two models of each (model, tensor_parallel), built at its first row; none
+  // for a group that cannot be predicted (listed in v.skipped).
+  struct Models {
+    std::unique_ptr<ExecutionTimeModel> profiled, roofline;
+    size_t skipped = 0;  // index into v.skipped + 1; 0: predicted
+  };
+  std::map<std::pair<std::string, int64_t>, Models> groups;
+  const ProfileTable& gemm = profile.Table("gemm");
+  const CostConfig profiled_costs{.engine = config.engine,
+                                  .allreduce = {},
+                                  .paged_kernel = PagedKernel::kProfiled,
+                                  .paged = false};
+  const CostConfig roofline_costs{.engine = config.engine,
+                                  .allreduce = {},
+                                  .paged_kernel = config.roofline_paged_kernel,
+                                  .paged = false};
+  for (const StepRow& row : rows) {
+    const auto key = std::pair(row.model, row.tensor_parallel);
+    auto it = groups.find(key);
+    if (it == groups.end()) {
+      const ModelSpec& model = cards.at(row.model);
+      const int64_t tp = row.tensor_parallel;
+      std::string reason;
+      if (model.num_heads % tp != 0) {
+        reason = fmt::format("{} attention heads of {} do not split over {} GPUs", model.num_heads,
+                             model.name, tp);
+      } else if (!HasGemmRows(gemm, row.model, tp)) {
+        reason = fmt::format(
+            "the profile has no [gemm] rows for {} at tensor_parallel {} (it has: {}); measure "
+            "them with kvprobe --model {}",
+            row.model, tp, GemmModels(gemm), row.model);
+      } else if (tp > 1 && !(gpu.link_bandwidth_bytes_per_s > 0)) {
+        reason = fmt::format(
+            "the {} card has no GPU-GPU link bandwidth for the roofline's all-reduce on {} GPUs",
+            gpu.name, tp);
+      }
+      Models m;
+      if (reason.empty()) {
+        m.profiled = NewProfiledModel(profile, model, gpu, tp, config.profiled, profiled_costs);
+        m.roofline = NewRooflineModel(model, gpu, tp, config.roofline, roofline_costs);
+        for (std::string& c : m.profiled->Caveats()) {
+          if (std::find(v.caveats.begin(), v.caveats.end(), c) == v.caveats.end()) {
+            v.caveats.push_back(std::move(c));
+          }
+        }
+      } else {
+        v.skipped.push_back(
+            {.model = row.model, .tensor_parallel = tp, .lines = {}, .reason = reason});
+        m.skipped = v.skipped.size();
+      }
+      it = groups.emplace(key, std::move(m)).first;
+    }
+    if (it->second.skipped > 0) {
+      v.skipped[it->second.skipped - 1].lines.push_back(row.line);
+      continue;
+    }
+    const BatchWork work = StepBatchWork(row);
+    const auto us = [](Nanos t) { return static_cast<double>(t.count()) * 1e-3; };
+    v.rows.push_back({.row = row,
+                      .profiled_us = us(it->second.profiled->IterationTime(work)),
+                      .roofline_us = us(it->second.roofline->IterationTime(work))});
+  }
+  return v;
+}
+
+std::vector<ErrorSummary> SummarizeErrors(const Validation& v) {
+  // Groups in print order: the three kinds, then models by first appearance.
+  std::vector<std::string> names;
+  for (StepKind k : {StepKind::kDecode, StepKind::kPrefill, StepKind::kMixed}) {
+    names.emplace_back(StepKindName(k));
+  }
+  for (const StepPrediction& p : v.rows) {
+    if (std::find(names.begin() + 3, names.end(), p.row.model) == names.end()) {
+      names.push_back(p.row.model);
+    }
+  }
+  std::vector<ErrorSummary> out;
+  for (size_t g = 0; g < names.size(); ++g) {
+    ErrorSummary s{.group = names[g]};
+    for (size_t i = 0; i < v.rows.size(); ++i) {
+      const StepPrediction& p = v.rows[i];
+      const bool member = g < 3 ? StepKindName(p.row.kind()) == names[g] : p.row.model == names[g];
+      if (!member) continue;
+      const double profiled = std::abs(p.profiled_error());
+      const double roofline = std::abs(p.roofline_error());
+      if (s.rows == 0 || profiled > std::abs(v.rows[s.profiled_worst].profiled_error())) {
+        s.profiled_worst = i;
+      }
+      if (s.rows == 0 || roofline > std::abs(v.rows[s.roofline_worst].roofline_error())) {
+        s.roofline_worst = i;
+      }
+      s.profiled_mean_abs += profiled;
+      s.roofline_mean_abs += roofline;
+      ++s.rows;
+    }
+    if (s.rows == 0) continue;
+    s.profiled_mean_abs /= static_cast<double>(s.rows);
+    s.roofline_mean_abs /= static_cast<double>(s.rows);
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+std::string FormatValidation(const Validation& v) {
+  const ValidateConfig& c = v.config;
+  const RooflineConfig& e = v.roofline_efficiencies;
+  size_t skipped = 0;
+  for (const SkippedSteps& s : v.skipped) skipped += s.lines.size();
+  std::string out = fmt::format(
+      "{}: {} [step] rows measured on '{}', {} predicted for the {} card\n"
+      "profiled: this profile's kernel rows, prefill attention {}, paged kernel profiled "
+      "(kvprobe's)\n"
+      "roofline: efficiencies gemm {:g}, memory {:g}, prefill attention {:g}, decode attention "
+      "{:g}; paged kernel {}\n"
+      "both: no CPU time (engine preset none), kernel gap {:g} us; "
+      "error = (predicted - measured) / measured\n",
+      v.profile_path, v.rows.size() + skipped, v.measured_on, v.rows.size(), v.gpu_card,
+      c.profiled.prefill_attention == ProfiledConfig::PrefillAttention::kMeasured ? "measured"
+                                                                                  : "roofline",
+      e.gemm_efficiency, e.memory_efficiency, e.attention_prefill_efficiency,
+      e.attention_decode_efficiency, PagedKernelName(c.roofline_paged_kernel),
+      c.engine.kernel_gap_s * 1e6);
+  // The rows, then one summary line per kind and per model.
+  const char* row_format =
+      "{:>5}  {:<14} {:>3}  {:<12} {:>13} {:>8} {:>12} {:>12} {:>8} {:>12} {:>8}\n";
+  out += fmt::format(fmt::runtime(row_format), "line", "model", "TP", "layout", "decode x ctx",
+                     "prefill", "measured us", "profiled us", "error", "roofline us", "error");
+  for (const StepPrediction& p : v.rows) {
+    const StepRow& r = p.row;
+    out += fmt::format(fmt::runtime(row_format), r.line, r.model, r.tensor_parallel, LayoutText(r),
+                       DecodeText(r), r.prefill_tokens, fmt::format("{:.1f}", r.time_us),
+                       fmt::format("{:.1f}", p.profiled_us), Percent(p.profiled_error()),
+                       fmt::format("{:.1f}", p.roofline_us), Percent(p.roofline_error()));
+  }
+  const std::vector<ErrorSummary> summaries = SummarizeErrors(v);
+  if (!summaries.empty()) {
+    const char* summary_format = "{:<26} {:>21} {:>16}   {:>21} {:>16}\n";
+    out += fmt::format(fmt::runtime(summary_format), "summary", "profiled mean |error|",
+                       "worst (line)", "roofline mean |error|", "worst (line)");
+    for (const ErrorSummary& s : summaries) {
+      const StepPrediction& pw = v.rows[s.profiled_worst];
+      const StepPrediction& rw = v.rows[s.roofline_worst];
+      out += fmt::format(fmt::runtime(summary_format),
+                         fmt::format("  {} ({} row{})", s.group, s.rows, s.rows == 1 ? "" : "s"),
+                         fmt::format("{:.1f}%", 100 * s.profiled_mean_abs),
+                         fmt::format("{} ({})", Percent(pw.profiled_error()), pw.row.line),
+                         fmt::format("{:.1f}%", 100 * s.roofline_mean_abs),
+                         fmt::format("{} ({})", Percent(rw.roofline_error()), rw.row.line));
+    }
+  }
+  for (const SkippedSteps& s : v.skipped) {
+    out += fmt::format("not predictable: {} at TP {}, {} row{} (line{} {}): {}\n", s.model,
+                       s.tensor_parallel, s.lines.size(), s.lines.size() == 1 ? "" : "s",
+                       s.lines.size() == 1 ? "" : "s", fmt::join(s.lines, ", "), s.reason);
+  }
+  for (const std::string& caveat : v.caveats) out += "caveat: " + caveat + "\n";
+  return out;
+}
+
+}  // namespace kvsim

@@ -1,0 +1,141 @@
+// Validating the timing models against whole forward passes timed on the GPU: the
+// [step] rows of a kvprobe profile (tools/kvprobe/PROFILE_FORMAT.md), each predicted
+// by the profiled model (built from the same profile's kernel rows) and by the
+// roofline model, as `kvsim validate` prints them.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "sim/hardware/gpu_spec.h"
+#include "sim/hardware/model_spec.h"
+#include "sim/timing/cost_terms.h"
+#include "sim/timing/execution_time_model.h"
+#include "sim/timing/profile.h"
+
+namespace kvsim {
+
+// What a step computes: decodes only, one prefill chunk only, or both.
+enum class StepKind { kDecode, kPrefill, kMixed };
+const char* StepKindName(StepKind kind);  // "decode-only", "prefill-only", "mixed"
+
+// One [step] row: a whole-model forward pass over `decode_seqs` decoding sequences
+// (each one new token attending to context_tokens cached tokens plus itself) and one
+// prefill chunk of `prefill_tokens` new prompt tokens (nothing cached before it,
+// causal among its own tokens; 0: none), timed on one GPU per tensor-parallel rank.
+struct StepRow {
+  std::string model;  // a model card name, as in [gemm]
+  int64_t tensor_parallel = 1;
+  AttentionLayout layout = AttentionLayout::kContiguous;
+  int64_t block_tokens = 0;  // paged: tokens per block; contiguous: 0
+  int64_t decode_seqs = 0;
+  int64_t context_tokens = 0;  // cached tokens of each decoding sequence (unused without)
+  int64_t prefill_tokens = 0;
+  double time_us = 0;  // median GPU time of the forward pass, microseconds (> 0)
+  bool graph = false;  // replayed as a CUDA graph
+  int line = 0;        // 1-based line in the profile
+
+  StepKind kind() const;
+};
+
+// The [step] rows of `profile`, in file order; empty when the section is absent or
+// has no rows. Throws InputError "path:line: [step] ..." for a layout other than
+// contiguous or paged, a contiguous row with block_tokens other than 0, a paged row
+// without a positive integer block_tokens, a tensor_parallel that is not a positive
+// integer, a decode_seqs, context_tokens or prefill_tokens that is not a
+// non-negative integer, a row that computes nothing (decode_seqs and prefill_tokens
+// both 0), a time_us that is not positive, a graph other than 0 or 1, and a row
+// repeating an earlier one's every column but time_us.
+std::vector<StepRow> ReadStepRows(const Profile& profile);
+
+// As ReadStepRows, and throws InputError "PATH: no [step] rows; measure them with
+// kvprobe --only step" when there are none.
+std::vector<StepRow> RequireStepRows(const Profile& profile);
+
+// The iteration a step row times, built as the simulator's replica builds it
+// (Replica::Describe): num_seqs = decode_seqs + (prefill_tokens > 0);
+// decode_context_tokens = decode_seqs x (context_tokens + 1); prefill pairs
+// P (P + 1) / 2 for the chunk of P tokens; logit_tokens = num_seqs (one LM-head row
+// per sequence); max_context_tokens = max(context_tokens + 1, prefill_tokens), or
+// prefill_tokens alone without decodes.
+BatchWork StepBatchWork(const StepRow& row);
+
+// The engine terms of a validation: preset none (no CPU time: the step rows time GPU
+// work only) with the GPU-side kernel gap of preset vllm_v1.
+EngineConfig ValidationEngine();
+
+// How the two models are set up.
+struct ValidateConfig {
+  // The profiled model: prefill attention as measured (the step rows run kvprobe's
+  // own prefill kernel), paged layouts through the profile's own paged kernel rows.
+  ProfiledConfig profiled{.prefill_attention = ProfiledConfig::PrefillAttention::kMeasured};
+  // The roofline model: every efficiency < 0 comes from the GPU card.
+  RooflineConfig roofline;
+  PagedKernel roofline_paged_kernel = PagedKernel::kFlashPaged;
+  // Both models' engine terms.
+  EngineConfig engine = ValidationEngine();
+};
+
+// One row predicted by both models. Errors are signed fractions of the measurement,
+// (predicted - measured) / measured: +0.1 = the model predicts 10% longer.
+struct StepPrediction {
+  StepRow row;
+  double profiled_us = 0;
+  double roofline_us = 0;
+  double profiled_error() const { return profiled_us / row.time_us - 1; }
+  double roofline_error() const { return roofline_us / row.time_us - 1; }
+};
+
+// Rows of one (model, tensor_parallel) that could not be predicted, and why.
+struct SkippedSteps {
+  std::string model;
+  int64_t tensor_parallel = 1;
+  std::vector<int> lines;  // the rows' profile lines
+  std::string reason;
+};
+
+struct Validation {
+  std::string profile_path;
+  std::string measured_on;  // the profile's [meta] gpu_name
+  std::string gpu_card;     // the GPU card's name
+  ValidateConfig config;
+  RooflineConfig roofline_efficiencies;  // config.roofline resolved against the card
+  std::vector<StepPrediction> rows;      // the predicted rows, in file order
+  std::vector<SkippedSteps> skipped;
+  std::vector<std::string> caveats;  // the profiled models' caveats, each once
+};
+
+// Loads the model card of a [step] row's model name; throws InputError when it
+// cannot (the caller's message names the card it looked for).
+using ModelCardLoader = std::function<ModelSpec(const std::string& model)>;
+
+// Predicts every [step] row of `profile` on `gpu` with both models. Rows are grouped
+// by (model, tensor_parallel); a group whose model has no [gemm] rows at that
+// tensor_parallel, or whose tensor_parallel does not split the model's heads, or
+// (tensor_parallel > 1) whose card has no link bandwidth, is skipped with the reason.
+// Throws InputError as RequireStepRows, "path:line: [step] model M: ..." for a model
+// card that cannot be loaded, and as NewProfiledModel for a profile that cannot time a model it has
+// [gemm] rows for (e.g. measured on a GPU the card does not name).
+Validation ValidateProfile(const Profile& profile, const GpuSpec& gpu,
+                           const ModelCardLoader& load_model, const ValidateConfig& config);
+
+// Mean absolute error and worst row of both models over a group of predictions.
+struct ErrorSummary {
+  std::string group;  // "decode-only", "prefill-only", "mixed", or a model name
+  size_t rows = 0;
+  double profiled_mean_abs = 0;  // mean |error|, fraction
+  double roofline_mean_abs = 0;
+  size_t profiled_worst = 0;  // index into Validation::rows of the largest |error|
+  size_t roofline_worst = 0;
+};
+
+// Per kind (in the order decode-only, prefill-only, mixed) and then per model (in
+// order of first appearance), the groups that have rows.
+std::vector<ErrorSummary> SummarizeErrors(const Validation& validation);
+
+// The table of every row, the summary lines, the skipped groups and the caveats.
+std::string FormatValidation(const Validation& validation);
+
+}  // namespace kvsim

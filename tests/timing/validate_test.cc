@@ -1,0 +1,388 @@
+// kvsim validate's core: [step] rows read strictly with "file:line", each turned into
+// the iteration the simulator would time, and predicted by both timing models on the
+// committed test profile, whose rows were set from the profiled model's own
+// predictions (0.0%), and from them divided by 1.1 (+10.0%) and by 0.9 (-10.0%).
+#include "sim/timing/validate.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "sim/core/check.h"
+#include "sim/hardware/gpu_spec.h"
+#include "sim/hardware/model_spec.h"
+#include "sim/timing/execution_time_model.h"
+#include "sim/timing/profile.h"
+
+namespace kvsim {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr const char* kStepProfile = KVSIM_TEST_DATA_DIR "/timing/step_profile.txt";
+constexpr const char* kModels = KVSIM_SOURCE_DIR "/models";
+constexpr const char* kPath = "p.txt";  // the name parsed strings are read as
+
+std::string ReadText(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// The test profile up to and including its [step] header (line 116), then `rows`: the
+// first of them is line 117.
+std::string WithStepRows(const std::vector<std::string>& rows) {
+  const std::string text = ReadText(kStepProfile);
+  const std::string header = "[step]\n";
+  std::string out = text.substr(0, text.find('\n', text.find(header) + header.size()) + 1);
+  for (const std::string& row : rows) out += row + "\n";
+  return out;
+}
+
+// The InputError message of reading the [step] rows of `text` ("" when none is thrown).
+std::string StepError(const std::string& text) {
+  try {
+    ReadStepRows(ParseProfile(text, kPath));
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "expected an InputError";
+  return "";
+}
+
+ModelSpec Card(const std::string& name) {
+  return LoadModelSpec(std::string(kModels) + "/llm/" + name + ".yaml");
+}
+
+GpuSpec H200() { return LoadGpuSpec(std::string(kModels) + "/gpu/H200.yaml"); }
+
+ModelSpec LoadFromModels(const std::string& name) { return Card(name); }
+
+double Us(Nanos t) { return static_cast<double>(t.count()) * 1e-3; }
+
+// ---- Reading [step] rows -------------------------------------------------------
+
+TEST(StepRows, EveryColumnOfTheTestProfileIsRead) {
+  const std::vector<StepRow> rows = ReadStepRows(LoadProfile(kStepProfile));
+  ASSERT_EQ(rows.size(), 5u);
+  // Line 118: Llama-3-8B,1,paged,16,64,512,0,6544.383,1
+  const StepRow& r = rows[1];
+  EXPECT_EQ(r.line, 118);
+  EXPECT_EQ(r.model, "Llama-3-8B");
+  EXPECT_EQ(r.tensor_parallel, 1);
+  EXPECT_EQ(r.layout, AttentionLayout::kPaged);
+  EXPECT_EQ(r.block_tokens, 16);
+  EXPECT_EQ(r.decode_seqs, 64);
+  EXPECT_EQ(r.context_tokens, 512);
+  EXPECT_EQ(r.prefill_tokens, 0);
+  EXPECT_DOUBLE_EQ(r.time_us, 6544.383);
+  EXPECT_TRUE(r.graph);
+  EXPECT_EQ(r.kind(), StepKind::kDecode);
+  EXPECT_EQ(rows[2].kind(), StepKind::kPrefill);  // 0 decodes, a 1,024-token chunk
+  EXPECT_EQ(rows[3].kind(), StepKind::kMixed);    // 8 decodes and a 256-token chunk
+  EXPECT_EQ(rows[3].layout, AttentionLayout::kPaged);
+  EXPECT_FALSE(rows[3].graph);
+  EXPECT_EQ(rows[4].model, "Llama-3-70B");
+}
+
+TEST(StepRows, AProfileWithoutAStepSectionHasNoRowsAndValidateRefusesIt) {
+  const Profile p = LoadProfile(KVSIM_TEST_DATA_DIR "/timing/h200_kvprobe_quick_profile.txt");
+  EXPECT_TRUE(ReadStepRows(p).empty());
+  try {
+    RequireStepRows(p);
+    FAIL() << "expected an InputError";
+  } catch (const InputError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("h200_kvprobe_quick_profile.txt: no [step] rows; measure "
+                                    "them with kvprobe --only step"));
+  }
+}
+
+TEST(StepRows, AnEmptyStepSectionHasNoRows) {
+  EXPECT_TRUE(ReadStepRows(ParseProfile(WithStepRows({}), kPath)).empty());
+}
+
+TEST(StepRows, AMissingColumnIsAnErrorAtTheHeader) {
+  std::string text = WithStepRows({"Llama-3-8B,1,contiguous,0,16,2048,0,6266.63"});
+  const std::string header = ",time_us,graph\n";
+  text.replace(text.find(header), header.size(), ",time_us\n");
+  try {
+    ParseProfile(text, kPath);
+    FAIL() << "expected an InputError";
+  } catch (const InputError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("p.txt:116: [step] header lacks required column 'graph'"));
+  }
+}
+
+TEST(StepRows, ANonNumericCountIsAnErrorAtItsLine) {
+  try {
+    ParseProfile(WithStepRows({"Llama-3-8B,1,contiguous,0,many,2048,0,6266.63,1"}), kPath);
+    FAIL() << "expected an InputError";
+  } catch (const InputError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("p.txt:117: [step] column 'decode_seqs': 'many' is not"));
+  }
+}
+
+TEST(StepRows, ALayoutOtherThanContiguousOrPagedIsAnErrorAtItsLine) {
+  EXPECT_THAT(StepError(WithStepRows({"Llama-3-8B,1,contiguous,0,16,2048,0,6266.63,1",
+                                      "Llama-3-8B,1,radix,16,16,2048,0,6266.63,1"})),
+              HasSubstr("p.txt:118: [step] layout 'radix' is not one of contiguous, paged"));
+}
+
+TEST(StepRows, BlockTokensMustMatchTheLayout) {
+  EXPECT_THAT(StepError(WithStepRows({"Llama-3-8B,1,contiguous,16,16,2048,0,6266.63,1"})),
+              HasSubstr("p.txt:117: [step] contiguous rows have block_tokens 0, got 16"));
+  EXPECT_THAT(StepError(WithStepRows({"Llama-3-8B,1,paged,0,16,2048,0,6266.63,1"})),
+              HasSubstr("p.txt:117: [step] block_tokens must be a positive integer"));
+  EXPECT_THAT(StepError(WithStepRows({"Llama-3-8B,1,paged,16.5,16,2048,0,6266.63,1"})),
+              HasSubstr("p.txt:117: [step] block_tokens must be a positive integer"));
+}
+
+TEST(StepRows, CountsMustBeNonNegativeIntegers) {
+  EXPECT_THAT(StepError(WithStepRows({"Llama-3-8B,1,contiguous,0,-1,2048,0,6266.63,1"})),
+              HasSubstr("p.txt:117: [step] decode_seqs must be a non-negative integer, got -1"));
+  EXPECT_THAT(StepError(WithStepRows({"Llama-3-8B,1,contiguous,0,16,2048.5,0,6266.63,1"})),
+              HasSubstr("p.txt:117: [step] context_tokens must be a non-negative integer"));
+  EXPECT_THAT(StepError(WithStepRows({"Llama-3-8B,0,contiguous,0,16,2048,0,6266.63,1"})),
+              HasSubstr("p.txt:117: [step] tensor_parallel must be a positive integer"));
+}
+
+TEST(StepRows, ARowThatComputesNothingIsAnError) {
+  EXPECT_THAT(StepError(WithStepRows({"Llama-3-8B,1,contiguous,0,0,2048,0,6266.63,1"})),
+              HasSubstr("p.txt:117: [step] the row computes nothing"));
+}
+
+TEST(StepRows, TimeMustBePositiveAndGraphZeroOrOne) {
+  EXPECT_THAT(StepError(WithStepRows({"Llama-3-8B,1,contiguous,0,16,2048,0,0,1"})),
+              HasSubstr("p.txt:117: [step] time_us must be positive, got 0"));
+  EXPECT_THAT(StepError(WithStepRows({"Llama-3-8B,1,contiguous,0,16,2048,0,6266.63,2"})),
+              HasSubstr("p.txt:117: [step] graph must be 0 or 1, got 2"));
+}
+
+TEST(StepRows, ARepeatedStepIsAnErrorNamingTheFirst) {
+  EXPECT_THAT(StepError(WithStepRows({"Llama-3-8B,1,contiguous,0,16,2048,0,6266.63,1",
+                                      "Llama-3-8B,1,paged,16,16,2048,0,6300,1",
+                                      "Llama-3-8B,1,contiguous,0,16,2048,0,6270,1"})),
+              HasSubstr("p.txt:119: [step] repeats the step of line 117"));
+  // The same step run eagerly is another measurement.
+  EXPECT_EQ(ReadStepRows(ParseProfile(WithStepRows({"Llama-3-8B,1,contiguous,0,16,2048,0,6266,1",
+                                                    "Llama-3-8B,1,contiguous,0,16,2048,0,6400,0"}),
+                                      kPath))
+                .size(),
+            2u);
+}
+
+// ---- The iteration of a step -----------------------------------------------------
+
+TEST(StepBatchWork, SixteenDecodesOf2048CachedTokensEachReadTheirContextPlusThemselves) {
+  StepRow r{.model = "m", .decode_seqs = 16, .context_tokens = 2048, .time_us = 1};
+  const BatchWork w = StepBatchWork(r);
+  EXPECT_EQ(w.num_seqs, 16);
+  EXPECT_EQ(w.decode_tokens, 16);
+  EXPECT_EQ(w.decode_context_tokens, 16 * 2049);  // 32,784
+  EXPECT_EQ(w.prefill_tokens, 0);
+  EXPECT_EQ(w.prefill_seqs, 0);
+  EXPECT_EQ(w.prefill_attention_pairs, 0);
+  EXPECT_EQ(w.logit_tokens, 16);
+  EXPECT_EQ(w.max_context_tokens, 2049);
+  EXPECT_EQ(w.layout, AttentionLayout::kContiguous);
+}
+
+TEST(StepBatchWork, APrefillChunkOf1024TokensIsOneSequenceWith524800CausalPairs) {
+  StepRow r{.model = "m", .prefill_tokens = 1024, .time_us = 1};
+  const BatchWork w = StepBatchWork(r);
+  EXPECT_EQ(w.num_seqs, 1);
+  EXPECT_EQ(w.prefill_seqs, 1);
+  EXPECT_EQ(w.prefill_tokens, 1024);
+  EXPECT_EQ(w.decode_tokens, 0);
+  EXPECT_EQ(w.decode_context_tokens, 0);
+  EXPECT_EQ(w.prefill_attention_pairs, 1024.0 * 1025 / 2);  // 524,800
+  EXPECT_EQ(w.logit_tokens, 1);
+  EXPECT_EQ(w.max_context_tokens, 1024);
+}
+
+TEST(StepBatchWork, AMixedPagedStepCarriesItsBlockSizeAndTheWiderContext) {
+  StepRow r{.model = "m",
+            .layout = AttentionLayout::kPaged,
+            .block_tokens = 16,
+            .decode_seqs = 8,
+            .context_tokens = 1024,
+            .prefill_tokens = 256,
+            .time_us = 1};
+  const BatchWork w = StepBatchWork(r);
+  EXPECT_EQ(w.num_seqs, 9);  // 8 decodes + the chunk
+  EXPECT_EQ(w.prefill_seqs, 1);
+  EXPECT_EQ(w.decode_tokens, 8);
+  EXPECT_EQ(w.decode_context_tokens, 8 * 1025);           // 8,200
+  EXPECT_EQ(w.prefill_attention_pairs, 256.0 * 257 / 2);  // 32,896
+  EXPECT_EQ(w.logit_tokens, 9);                           // one LM-head row per sequence
+  EXPECT_EQ(w.max_context_tokens, 1025);                  // max(1024 + 1, 256)
+  EXPECT_EQ(w.layout, AttentionLayout::kPaged);
+  EXPECT_EQ(w.block_tokens, 16);
+  r.prefill_tokens = 4096;  // a chunk longer than the decodes' contexts
+  EXPECT_EQ(StepBatchWork(r).max_context_tokens, 4096);
+}
+
+TEST(ValidationEngine, HasNoCpuTimeButTheVllmV1KernelGap) {
+  const EngineConfig e = ValidationEngine();
+  EXPECT_EQ(e.preset, EngineConfig::Preset::kNone);
+  EXPECT_EQ(e.per_iteration_s, 0);
+  EXPECT_EQ(e.per_seq_s, 0);
+  EXPECT_EQ(e.per_prefill_token_s, 0);
+  EXPECT_EQ(e.block_table_entry_s, 0);
+  EXPECT_EQ(e.launch_per_layer_s, 0);
+  EXPECT_EQ(e.kernel_gap_s, 1e-6);  // vllm_v1's
+}
+
+// ---- Predicting the test profile ---------------------------------------------------
+
+// The profiled model of the test profile for Llama-3-8B at TP 1, set up as validate
+// sets it up: prefill attention measured, kvprobe's paged kernel, no CPU time.
+std::unique_ptr<ExecutionTimeModel> ProfiledLlama8B(const Profile& p) {
+  return NewProfiledModel(
+      p, Card("Llama-3-8B"), H200(), 1,
+      {.prefill_attention = ProfiledConfig::PrefillAttention::kMeasured},
+      {.engine = ValidationEngine(), .allreduce = {}, .paged_kernel = PagedKernel::kProfiled});
+}
+
+TEST(ValidateProfile, EachRowIsPredictedAsTheProfiledModelTimesItsIteration) {
+  const Profile p = LoadProfile(kStepProfile);
+  const Validation v = ValidateProfile(p, H200(), LoadFromModels, {});
+  const auto profiled = ProfiledLlama8B(p);
+  const auto roofline = NewRooflineModel(
+      Card("Llama-3-8B"), H200(), 1, {},
+      {.engine = ValidationEngine(), .allreduce = {}, .paged_kernel = PagedKernel::kFlashPaged});
+  ASSERT_EQ(v.rows.size(), 4u);
+  for (const StepPrediction& s : v.rows) {
+    const BatchWork w = StepBatchWork(s.row);
+    EXPECT_EQ(s.profiled_us, Us(profiled->IterationTime(w))) << "line " << s.row.line;
+    EXPECT_EQ(s.roofline_us, Us(roofline->IterationTime(w))) << "line " << s.row.line;
+  }
+  EXPECT_EQ(v.measured_on, "NVIDIA H200");
+  EXPECT_EQ(v.gpu_card, "H200");
+}
+
+TEST(ValidateProfile, RowsSetToThePredictionHaveNoErrorAndTheOthersTenPercent) {
+  const Validation v = ValidateProfile(LoadProfile(kStepProfile), H200(), LoadFromModels, {});
+  ASSERT_EQ(v.rows.size(), 4u);
+  // Lines 117 and 118 hold the prediction to the nanosecond (time_us with 3 decimals).
+  EXPECT_NEAR(v.rows[0].profiled_us, v.rows[0].row.time_us, 5e-4);
+  EXPECT_NEAR(v.rows[0].profiled_error(), 0.0, 1e-6);
+  EXPECT_NEAR(v.rows[1].profiled_error(), 0.0, 1e-6);
+  // Line 119 is the prediction / 1.1: the model predicts 10% longer than measured.
+  EXPECT_NEAR(v.rows[2].profiled_us / v.rows[2].row.time_us, 1.1, 1e-6);
+  EXPECT_NEAR(v.rows[2].profiled_error(), +0.10, 1e-6);
+  // Line 120 is the prediction / 0.9: 10% shorter.
+  EXPECT_NEAR(v.rows[3].profiled_error(), -0.10, 1e-6);
+  // The roofline's error is against the same measurement.
+  EXPECT_DOUBLE_EQ(v.rows[2].roofline_error(), v.rows[2].roofline_us / v.rows[2].row.time_us - 1);
+}
+
+TEST(ValidateProfile, AModelWithoutGemmRowsIsNotPredictableAndSaysWhy) {
+  const Validation v = ValidateProfile(LoadProfile(kStepProfile), H200(), LoadFromModels, {});
+  ASSERT_EQ(v.skipped.size(), 1u);
+  EXPECT_EQ(v.skipped[0].model, "Llama-3-70B");
+  EXPECT_EQ(v.skipped[0].tensor_parallel, 1);
+  EXPECT_EQ(v.skipped[0].lines, std::vector<int>{121});
+  EXPECT_THAT(v.skipped[0].reason,
+              HasSubstr("the profile has no [gemm] rows for Llama-3-70B at tensor_parallel 1 (it "
+                        "has: Llama-3-8B (tensor_parallel 1))"));
+}
+
+TEST(ValidateProfile, TheKernelGapAdds320UsToEveryStepOfLlama8B) {
+  // 32 layers x 10 kernels x 1 us = 320 us, the same for both models.
+  const Profile p = LoadProfile(kStepProfile);
+  ValidateConfig no_gap;
+  no_gap.engine.kernel_gap_s = 0;
+  const Validation with = ValidateProfile(p, H200(), LoadFromModels, {});
+  const Validation without = ValidateProfile(p, H200(), LoadFromModels, no_gap);
+  for (size_t i = 0; i < with.rows.size(); ++i) {
+    EXPECT_NEAR(with.rows[i].profiled_us - without.rows[i].profiled_us, 320.0, 0.002) << i;
+    EXPECT_NEAR(with.rows[i].roofline_us - without.rows[i].roofline_us, 320.0, 0.002) << i;
+  }
+}
+
+TEST(ValidateProfile, PrefillAttentionFromTheRooflineChangesOnlyStepsWithAPrefill) {
+  const Profile p = LoadProfile(kStepProfile);
+  ValidateConfig roofline_prefill;
+  roofline_prefill.profiled.prefill_attention = ProfiledConfig::PrefillAttention::kRoofline;
+  const Validation measured = ValidateProfile(p, H200(), LoadFromModels, {});
+  const Validation flops = ValidateProfile(p, H200(), LoadFromModels, roofline_prefill);
+  EXPECT_EQ(flops.rows[0].profiled_us, measured.rows[0].profiled_us);  // decode-only
+  EXPECT_EQ(flops.rows[1].profiled_us, measured.rows[1].profiled_us);
+  // kvprobe's prefill kernel is slower than the FLOP formula at the card's efficiency.
+  EXPECT_LT(flops.rows[2].profiled_us, measured.rows[2].profiled_us);
+  EXPECT_LT(flops.rows[3].profiled_us, measured.rows[3].profiled_us);
+}
+
+TEST(ValidateProfile, AModelCardThatCannotBeLoadedIsAnErrorAtItsFirstRow) {
+  const std::string text = WithStepRows({"Llama-3-8B,1,contiguous,0,16,2048,0,6266.63,1",
+                                         "Foo-1B,1,contiguous,0,16,2048,0,900,1",
+                                         "Foo-1B,1,contiguous,0,32,2048,0,950,1"});
+  const auto loader = [](const std::string& name) -> ModelSpec {
+    if (name == "Foo-1B") throw InputError("unknown llm card 'Foo-1B'");
+    return Card(name);
+  };
+  try {
+    ValidateProfile(ParseProfile(text, kPath), H200(), loader, {});
+    FAIL() << "expected an InputError";
+  } catch (const InputError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("p.txt:118: [step] model Foo-1B: unknown llm card 'Foo-1B'"));
+  }
+}
+
+TEST(ValidateProfile, AProfileOfAnotherGpuIsRefused) {
+  GpuSpec a100 = LoadGpuSpec(std::string(kModels) + "/gpu/A100-80GB.yaml");
+  EXPECT_THROW(ValidateProfile(LoadProfile(kStepProfile), a100, LoadFromModels, {}), InputError);
+}
+
+// ---- Summaries and the printed table -------------------------------------------------
+
+TEST(SummarizeErrors, MeanAbsoluteErrorsPerKindAndPerModel) {
+  const Validation v = ValidateProfile(LoadProfile(kStepProfile), H200(), LoadFromModels, {});
+  const std::vector<ErrorSummary> s = SummarizeErrors(v);
+  ASSERT_EQ(s.size(), 4u);
+  EXPECT_EQ(s[0].group, "decode-only");
+  EXPECT_EQ(s[0].rows, 2u);
+  EXPECT_NEAR(s[0].profiled_mean_abs, 0.0, 1e-6);
+  EXPECT_EQ(s[1].group, "prefill-only");
+  EXPECT_EQ(s[1].rows, 1u);
+  EXPECT_NEAR(s[1].profiled_mean_abs, 0.10, 1e-6);
+  EXPECT_EQ(s[1].profiled_worst, 2u);
+  EXPECT_EQ(s[2].group, "mixed");
+  EXPECT_NEAR(s[2].profiled_mean_abs, 0.10, 1e-6);
+  EXPECT_EQ(s[2].profiled_worst, 3u);
+  // Llama-3-8B: (0 + 0 + 10 + 10) / 4 = 5%; the 70B rows are not predicted.
+  EXPECT_EQ(s[3].group, "Llama-3-8B");
+  EXPECT_EQ(s[3].rows, 4u);
+  EXPECT_NEAR(s[3].profiled_mean_abs, 0.05, 1e-6);
+  EXPECT_NEAR(std::abs(v.rows[s[3].profiled_worst].profiled_error()), 0.10, 1e-6);
+  // The roofline's mean over the two decode rows and its worst of them.
+  const double r0 = std::abs(v.rows[0].roofline_error());
+  const double r1 = std::abs(v.rows[1].roofline_error());
+  EXPECT_DOUBLE_EQ(s[0].roofline_mean_abs, (r0 + r1) / 2);
+  EXPECT_EQ(s[0].roofline_worst, r1 > r0 ? 1u : 0u);
+}
+
+TEST(FormatValidation, PrintsEveryRowTheSummaryAndTheSkippedModel) {
+  const std::string out =
+      FormatValidation(ValidateProfile(LoadProfile(kStepProfile), H200(), LoadFromModels, {}));
+  EXPECT_THAT(out, HasSubstr("5 [step] rows measured on 'NVIDIA H200', 4 predicted for the H200"));
+  EXPECT_THAT(out, HasSubstr("measured us"));
+  EXPECT_THAT(out, HasSubstr("16 x 2048"));
+  EXPECT_THAT(out, HasSubstr("paged/16"));
+  EXPECT_THAT(out, HasSubstr("+10.0%"));
+  EXPECT_THAT(out, HasSubstr("-10.0%"));
+  EXPECT_THAT(out, HasSubstr("  decode-only (2 rows)"));
+  EXPECT_THAT(out, HasSubstr("  Llama-3-8B (4 rows)"));
+  EXPECT_THAT(out, HasSubstr("not predictable: Llama-3-70B at TP 1, 1 row (line 121): "));
+}
+
+}  // namespace
+}  // namespace kvsim

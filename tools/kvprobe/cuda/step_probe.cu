@@ -1,0 +1,997 @@
+// [step]: whole-model forward passes ("iterations") timed on the GPU, to validate
+// kvsim's profiled model against real full-model iterations.
+//
+// One pass over a batch of T = decode_seqs + prefill_tokens tokens (decode tokens
+// first, then the prefill chunk's), for each of the card's num_layers layers in order:
+//   residual += x; x = RMSNorm(residual)          (fused, one block per row)
+//   qkv = x Wqkv                                  (cuBLASLt, the [gemm] qkv shape)
+//   RoPE (rotate half) on Q and K; Q to a contiguous buffer, K in place
+//   new K and V of every token -> KV cache rows   (slot per token, as an engine's)
+//   attention: kvprobe's decode kernel for the decode sequences (context_tokens cached
+//              + the new one), its prefill kernel for the chunk (causal, 0 cached)
+//   x = attn Wo
+//   residual += x; x = RMSNorm(residual)
+//   gu = x Wgate_up; act = SiLU(gate) * up; x = act Wdown
+// then residual += x; x = RMSNorm(residual); the logit rows (one per decode sequence
+// and the chunk's last token) are gathered and multiplied by the LM head.
+//
+// Memory: ONE layer's weights and ONE layer's KV cache are allocated and every layer
+// uses them. This does not flatter the timing: a layer's weights (436 MB for
+// Llama-3-8B) far exceed the H200's 50 MB L2, and between two uses of the same weight
+// or KV row all of a layer's other weights stream through the L2 and evict it, so every
+// layer reads its weights and KV from HBM as a full model would. It does let
+// compositions run whose full-model KV would not fit on the GPU; their progress line
+// says so (kvsim would never schedule them there, but their times are still real).
+//
+// Values: random bf16 weights scaled so every GEMM keeps its input's RMS, norm
+// weights 1, embeddings and cached KV uniform in [-1, 1): activations stay O(1) over
+// all layers. The embedding lookup is a copy of fixed input rows into x (and a zeroed
+// residual, so the first fused add-norm is a plain RMSNorm); it is part of the pass.
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <functional>
+#include <iostream>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "tools/kvprobe/cuda/attention.cuh"
+#include "tools/kvprobe/cuda/common.cuh"
+#include "tools/kvprobe/cuda/gemm.cuh"
+#include "tools/kvprobe/cuda/probes.h"
+#include "tools/kvprobe/host/model_card.h"
+#include "tools/kvprobe/host/reference.h"
+
+namespace kvprobe {
+namespace {
+
+using bf16 = __nv_bfloat16;
+
+constexpr float kRmsEps = 1e-5f;
+constexpr double kRopeBase = 500000.0;  // Llama 3's; the frequencies do not change the time
+constexpr int kPagedBlockTokens = 16;
+constexpr size_t kGemmWorkspaceBytes = 64 << 20;
+constexpr int kWarmups = 3;
+constexpr int kMinReps = 10;
+constexpr int kMaxReps = 1000;
+constexpr double kMinTimedUs = 2000;     // the timed repetitions together span at least this
+constexpr double kMemoryFraction = 0.8;  // of free device memory one allocation may take
+
+// ---------------------------------------------------------------------------
+// Kernels. Rows are 16-byte aligned (every width is a multiple of 8 bf16) and each
+// thread moves 16 bytes (8 bf16) per load or store.
+
+__device__ __forceinline__ void Unpack8(const uint4& raw, float* out) {
+  const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&raw);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const float2 f = __bfloat1622float2(h[i]);
+    out[2 * i] = f.x;
+    out[2 * i + 1] = f.y;
+  }
+}
+
+__device__ __forceinline__ uint4 Pack8(const float* in) {
+  uint4 raw;
+  __nv_bfloat162* h = reinterpret_cast<__nv_bfloat162*>(&raw);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) h[i] = __floats2bfloat162_rn(in[2 * i], in[2 * i + 1]);
+  return raw;
+}
+
+__device__ __forceinline__ uint4 Load16(const bf16* p) {
+  return *reinterpret_cast<const uint4*>(p);
+}
+__device__ __forceinline__ void Store16(bf16* p, const uint4& v) {
+  *reinterpret_cast<uint4*>(p) = v;
+}
+
+constexpr int kNormThreads = 256;
+constexpr int kNormMaxChunks = 8;  // 16-byte chunks per thread: hidden <= 256 x 8 x 8
+constexpr int kMaxHidden = kNormThreads * kNormMaxChunks * 8;
+
+// One block per row r of [rows][hidden]: residual[r] += x[r] (rounded to bf16), then
+// x[r] = residual[r] / sqrt(mean(residual[r]^2) + eps) * weight. The row stays in
+// registers between the two halves. REQUIRES: hidden % 8 == 0, hidden <= kMaxHidden.
+__global__ void __launch_bounds__(kNormThreads)
+    AddRmsNormKernel(bf16* x, bf16* residual, const bf16* weight, int hidden, float eps) {
+  const int chunks = hidden / 8;
+  const size_t base = static_cast<size_t>(blockIdx.x) * hidden;
+  uint4 sum[kNormMaxChunks];
+  float sq = 0.f;
+#pragma unroll
+  for (int i = 0; i < kNormMaxChunks; ++i) {
+    const int c = threadIdx.x + i * kNormThreads;
+    if (c < chunks) {
+      float a[8], b[8];
+      Unpack8(Load16(x + base + c * 8), a);
+      Unpack8(Load16(residual + base + c * 8), b);
+#pragma unroll
+      for (int e = 0; e < 8; ++e) a[e] += b[e];
+      sum[i] = Pack8(a);
+      Store16(residual + base + c * 8, sum[i]);
+      Unpack8(sum[i], a);  // the norm of the stored (rounded) residual
+#pragma unroll
+      for (int e = 0; e < 8; ++e) sq = fmaf(a[e], a[e], sq);
+    }
+  }
+  __shared__ float warp_sums[kNormThreads / 32];
+#pragma unroll
+  for (int off = 16; off > 0; off /= 2) sq += __shfl_xor_sync(0xffffffffu, sq, off);
+  if (threadIdx.x % 32 == 0) warp_sums[threadIdx.x / 32] = sq;
+  __syncthreads();
+  float total = 0.f;
+#pragma unroll
+  for (int w = 0; w < kNormThreads / 32; ++w) total += warp_sums[w];
+  const float inv = rsqrtf(total / hidden + eps);
+#pragma unroll
+  for (int i = 0; i < kNormMaxChunks; ++i) {
+    const int c = threadIdx.x + i * kNormThreads;
+    if (c < chunks) {
+      float a[8], w[8];
+      Unpack8(sum[i], a);
+      Unpack8(Load16(weight + c * 8), w);
+#pragma unroll
+      for (int e = 0; e < 8; ++e) a[e] = a[e] * inv * w[e];
+      Store16(x + base + c * 8, Pack8(a));
+    }
+  }
+}
+
+constexpr int kRopeThreads = 128;
+
+// One block per token t. Row t of qkv is [q_heads + kv_heads + kv_heads][kHeadDim] (Q,
+// K, V heads). Each Q and K head is rotated (rotate half): elements i and i + 64 by
+// angle positions[t] x freq_i, cos_sin[p * 64 + i] = (cos, sin) of p x freq_i. Q heads
+// go to q_out[t] ([q_heads][kHeadDim], contiguous), K heads are rotated in place, V is
+// untouched. A thread handles 8 pairs (two 16-byte loads) of one head at a time.
+__global__ void __launch_bounds__(kRopeThreads)
+    RopeKernel(bf16* qkv, bf16* q_out, const int* positions, const float2* cos_sin, int qkv_n,
+               int q_heads, int kv_heads) {
+  constexpr int kHalf = kHeadDim / 2;
+  constexpr int kPartsPerHead = kHalf / 8;
+  const int t = blockIdx.x;
+  const float2* cs = cos_sin + static_cast<size_t>(positions[t]) * kHalf;
+  bf16* row = qkv + static_cast<size_t>(t) * qkv_n;
+  const int items = (q_heads + kv_heads) * kPartsPerHead;
+  for (int it = threadIdx.x; it < items; it += blockDim.x) {
+    const int h = it / kPartsPerHead, j = (it % kPartsPerHead) * 8;
+    const bf16* src = row + h * kHeadDim;
+    float lo[8], hi[8], c[8], s[8];
+    Unpack8(Load16(src + j), lo);
+    Unpack8(Load16(src + kHalf + j), hi);
+#pragma unroll
+    for (int e = 0; e < 8; e += 2) {
+      const float4 v = *reinterpret_cast<const float4*>(cs + j + e);  // two (cos, sin)
+      c[e] = v.x;
+      s[e] = v.y;
+      c[e + 1] = v.z;
+      s[e + 1] = v.w;
+    }
+    float out_lo[8], out_hi[8];
+#pragma unroll
+    for (int e = 0; e < 8; ++e) {
+      out_lo[e] = lo[e] * c[e] - hi[e] * s[e];
+      out_hi[e] = hi[e] * c[e] + lo[e] * s[e];
+    }
+    bf16* dst = h < q_heads ? q_out + (static_cast<size_t>(t) * q_heads + h) * kHeadDim
+                            : row + h * kHeadDim;
+    Store16(dst + j, Pack8(out_lo));
+    Store16(dst + kHalf + j, Pack8(out_hi));
+  }
+}
+
+constexpr int kKvWriteThreads = 256;
+
+// One block per token t: copies the K and V heads of qkv row t (layout as RopeKernel)
+// to row slots[t] of k_cache and v_cache ([row][kv_heads][kHeadDim]).
+__global__ void __launch_bounds__(kKvWriteThreads)
+    KvWriteKernel(const bf16* qkv, bf16* k_cache, bf16* v_cache, const int* slots, int qkv_n,
+                  int q_heads, int kv_heads) {
+  const int t = blockIdx.x;
+  const int kv_dim = kv_heads * kHeadDim, chunks = kv_dim / 8;
+  const bf16* k_src = qkv + static_cast<size_t>(t) * qkv_n + q_heads * kHeadDim;
+  const size_t dst = static_cast<size_t>(slots[t]) * kv_dim;
+  for (int c = threadIdx.x; c < 2 * chunks; c += blockDim.x) {
+    const bool is_v = c >= chunks;
+    const int off = (is_v ? c - chunks : c) * 8;
+    Store16((is_v ? v_cache : k_cache) + dst + off, Load16(k_src + (is_v ? kv_dim : 0) + off));
+  }
+}
+
+constexpr int kSiluThreads = 256;
+
+// out[r][j] = silu(gu[r][j]) x gu[r][ffn + j] for r < rows, j < ffn (gu is
+// [rows][2 ffn], gate half first); grid-stride over 8-element chunks.
+__global__ void __launch_bounds__(kSiluThreads)
+    SiluMulKernel(const bf16* gu, bf16* out, int rows, int ffn) {
+  const int per_row = ffn / 8;
+  const size_t total = static_cast<size_t>(rows) * per_row;
+  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < total;
+       i += static_cast<size_t>(gridDim.x) * blockDim.x) {
+    const size_t r = i / per_row;
+    const int c = static_cast<int>(i % per_row) * 8;
+    float g[8], u[8];
+    Unpack8(Load16(gu + r * 2 * ffn + c), g);
+    Unpack8(Load16(gu + r * 2 * ffn + ffn + c), u);
+#pragma unroll
+    for (int e = 0; e < 8; ++e) g[e] = g[e] / (1.f + __expf(-g[e])) * u[e];
+    Store16(out + r * ffn + c, Pack8(g));
+  }
+}
+
+constexpr int kGatherThreads = 256;
+
+// One block per output row r: dst[r] = src[rows[r]], rows of `width` bf16.
+__global__ void __launch_bounds__(kGatherThreads)
+    GatherRowsKernel(const bf16* src, const int* rows, bf16* dst, int width) {
+  const bf16* from = src + static_cast<size_t>(rows[blockIdx.x]) * width;
+  bf16* to = dst + static_cast<size_t>(blockIdx.x) * width;
+  for (int c = threadIdx.x * 8; c < width; c += blockDim.x * 8) Store16(to + c, Load16(from + c));
+}
+
+// counts[0] += values of data[0, n) that are not finite, counts[1] += non-zero ones.
+__global__ void CountValuesKernel(const bf16* data, size_t n, unsigned long long* counts) {
+  unsigned long long bad = 0, nonzero = 0;
+  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<size_t>(gridDim.x) * blockDim.x) {
+    const float v = __bfloat162float(data[i]);
+    bad += isfinite(v) ? 0 : 1;
+    nonzero += v != 0.f ? 1 : 0;
+  }
+#pragma unroll
+  for (int off = 16; off > 0; off /= 2) {
+    bad += __shfl_xor_sync(0xffffffffu, bad, off);
+    nonzero += __shfl_xor_sync(0xffffffffu, nonzero, off);
+  }
+  if (threadIdx.x % 32 == 0) {
+    atomicAdd(&counts[0], bad);
+    atomicAdd(&counts[1], nonzero);
+  }
+}
+
+// table[p * 64 + i] = (cos, sin) of p x kRopeBase^(-2i / kHeadDim), p < positions.
+__global__ void RopeTableKernel(float2* table, int positions) {
+  constexpr int kHalf = kHeadDim / 2;
+  const size_t n = static_cast<size_t>(positions) * kHalf;
+  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<size_t>(gridDim.x) * blockDim.x) {
+    const double freq = pow(kRopeBase, -2.0 * static_cast<double>(i % kHalf) / kHeadDim);
+    double s, c;
+    sincos(static_cast<double>(i / kHalf) * freq, &s, &c);
+    table[i] = make_float2(static_cast<float>(c), static_cast<float>(s));
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Launchers: each enqueues on `stream` and throws if the launch fails.
+
+void AddRmsNorm(bf16* x, bf16* residual, const bf16* weight, int rows, int hidden,
+                cudaStream_t stream) {
+  AddRmsNormKernel<<<rows, kNormThreads, 0, stream>>>(x, residual, weight, hidden, kRmsEps);
+  CUDA_CHECK(cudaGetLastError());
+}
+
+void Rope(bf16* qkv, bf16* q_out, const int* positions, const float2* cos_sin, int tokens,
+          int qkv_n, int q_heads, int kv_heads, cudaStream_t stream) {
+  RopeKernel<<<tokens, kRopeThreads, 0, stream>>>(qkv, q_out, positions, cos_sin, qkv_n, q_heads,
+                                                  kv_heads);
+  CUDA_CHECK(cudaGetLastError());
+}
+
+void KvWrite(const bf16* qkv, bf16* k_cache, bf16* v_cache, const int* slots, int tokens, int qkv_n,
+             int q_heads, int kv_heads, cudaStream_t stream) {
+  KvWriteKernel<<<tokens, kKvWriteThreads, 0, stream>>>(qkv, k_cache, v_cache, slots, qkv_n,
+                                                        q_heads, kv_heads);
+  CUDA_CHECK(cudaGetLastError());
+}
+
+void SiluMul(const bf16* gu, bf16* out, int rows, int ffn, int sm_count, cudaStream_t stream) {
+  const size_t chunks = static_cast<size_t>(rows) * (ffn / 8);
+  const size_t blocks = std::min<size_t>((chunks + kSiluThreads - 1) / kSiluThreads,
+                                         static_cast<size_t>(sm_count) * 16);
+  SiluMulKernel<<<static_cast<unsigned>(std::max<size_t>(blocks, 1)), kSiluThreads, 0, stream>>>(
+      gu, out, rows, ffn);
+  CUDA_CHECK(cudaGetLastError());
+}
+
+void GatherRows(const bf16* src, const int* rows, bf16* dst, int count, int width,
+                cudaStream_t stream) {
+  GatherRowsKernel<<<count, kGatherThreads, 0, stream>>>(src, rows, dst, width);
+  CUDA_CHECK(cudaGetLastError());
+}
+
+// (non-finite, non-zero) value counts of data[0, n); synchronizes `stream`.
+std::pair<unsigned long long, unsigned long long> CountValues(const bf16* data, size_t n,
+                                                              cudaStream_t stream) {
+  DeviceBuffer<unsigned long long> counts(2);
+  CUDA_CHECK(cudaMemsetAsync(counts.get(), 0, counts.bytes(), stream));
+  CountValuesKernel<<<1024, 256, 0, stream>>>(data, n, counts.get());
+  CUDA_CHECK(cudaGetLastError());
+  unsigned long long host[2] = {0, 0};
+  CUDA_CHECK(cudaMemcpyAsync(host, counts.get(), sizeof host, cudaMemcpyDeviceToHost, stream));
+  CUDA_CHECK(cudaStreamSynchronize(stream));
+  return {host[0], host[1]};
+}
+
+DeviceBuffer<float2> RopeTable(int positions, cudaStream_t stream) {
+  DeviceBuffer<float2> table(static_cast<size_t>(positions) * (kHeadDim / 2));
+  RopeTableKernel<<<1024, 256, 0, stream>>>(table.get(), positions);
+  CUDA_CHECK(cudaGetLastError());
+  return table;
+}
+
+// ---------------------------------------------------------------------------
+// Self-test of the small kernels against host computations on random inputs.
+
+std::vector<float> RandomValues(size_t n, std::mt19937_64& rng) {
+  std::uniform_real_distribution<float> dist(-1.f, 1.f);
+  std::vector<float> v(n);
+  for (float& x : v) x = Bf16ToFloat(FloatToBf16(dist(rng)));
+  return v;
+}
+
+void Expect(bool ok, const std::string& what) {
+  if (!ok) throw std::runtime_error("step: kernel self-test failed: " + what);
+}
+
+void ExpectClose(const std::vector<float>& got, const std::vector<double>& want, double tolerance,
+                 const std::string& what) {
+  const double err = MaxRelativeError(got, want);
+  Expect(err < tolerance, what + " (max relative error " +
+                              (std::isfinite(err) ? Num(err, 3) : std::string("not finite")) + ")");
+}
+
+void VerifyStepKernels(ProbeContext& ctx) {
+  std::mt19937_64 rng(99);
+  cudaStream_t s = ctx.stream;
+  {  // Fused residual add + RMSNorm; 600 chunks: 2 or 3 per thread.
+    const int rows = 3, hidden = 4800;
+    const auto x = RandomValues(rows * hidden, rng), r = RandomValues(rows * hidden, rng);
+    const auto w = RandomValues(hidden, rng);
+    auto dx = ToDevice(x), dr = ToDevice(r), dw = ToDevice(w);
+    AddRmsNorm(dx.get(), dr.get(), dw.get(), rows, hidden, s);
+    CUDA_CHECK(cudaStreamSynchronize(s));
+    std::vector<double> want_r(x.size()), want_x(x.size());
+    for (int i = 0; i < rows; ++i) {
+      double sq = 0;
+      for (int j = 0; j < hidden; ++j) {
+        const size_t k = static_cast<size_t>(i) * hidden + j;
+        want_r[k] = Bf16ToFloat(FloatToBf16(x[k] + r[k]));
+        sq += want_r[k] * want_r[k];
+      }
+      const double inv = 1.0 / std::sqrt(sq / hidden + kRmsEps);
+      for (int j = 0; j < hidden; ++j) {
+        const size_t k = static_cast<size_t>(i) * hidden + j;
+        want_x[k] = want_r[k] * inv * w[j];
+      }
+    }
+    ExpectClose(ToHost(dr), want_r, 1e-6, "residual add");
+    ExpectClose(ToHost(dx), want_x, 1e-2, "RMSNorm");
+  }
+  {  // RoPE on Q and K, V untouched.
+    const int q_heads = 4, kv_heads = 2, qkv_n = (q_heads + 2 * kv_heads) * kHeadDim;
+    const std::vector<int> positions = {0, 1, 777, 8191};
+    const int tokens = static_cast<int>(positions.size());
+    const auto qkv = RandomValues(static_cast<size_t>(tokens) * qkv_n, rng);
+    auto dqkv = ToDevice(qkv);
+    DeviceBuffer<bf16> dq(static_cast<size_t>(tokens) * q_heads * kHeadDim);
+    auto dpos = IntsToDevice(positions);
+    auto table = RopeTable(8192, s);
+    Rope(dqkv.get(), dq.get(), dpos.get(), table.get(), tokens, qkv_n, q_heads, kv_heads, s);
+    CUDA_CHECK(cudaStreamSynchronize(s));
+    std::vector<double> want_q(dq.size()), want_qkv(qkv.begin(), qkv.end());
+    for (int t = 0; t < tokens; ++t) {
+      for (int h = 0; h < q_heads + kv_heads; ++h) {
+        const float* src = &qkv[static_cast<size_t>(t) * qkv_n + h * kHeadDim];
+        double* dst = h < q_heads ? &want_q[(static_cast<size_t>(t) * q_heads + h) * kHeadDim]
+                                  : &want_qkv[static_cast<size_t>(t) * qkv_n + h * kHeadDim];
+        for (int i = 0; i < kHeadDim / 2; ++i) {
+          const double a = positions[t] * std::pow(kRopeBase, -2.0 * i / kHeadDim);
+          dst[i] = src[i] * std::cos(a) - src[i + kHeadDim / 2] * std::sin(a);
+          dst[i + kHeadDim / 2] = src[i + kHeadDim / 2] * std::cos(a) + src[i] * std::sin(a);
+        }
+      }
+    }
+    ExpectClose(ToHost(dq), want_q, 1e-2, "RoPE on Q");
+    ExpectClose(ToHost(dqkv), want_qkv, 1e-2, "RoPE on K (V unchanged)");
+  }
+  {  // KV write to scattered slots; other rows stay zero.
+    const int q_heads = 4, kv_heads = 2, qkv_n = (q_heads + 2 * kv_heads) * kHeadDim;
+    const int kv_dim = kv_heads * kHeadDim, rows = 12;
+    const std::vector<int> slots = {5, 0, 11, 2};
+    const int tokens = static_cast<int>(slots.size());
+    const auto qkv = RandomValues(static_cast<size_t>(tokens) * qkv_n, rng);
+    auto dqkv = ToDevice(qkv);
+    auto dslots = IntsToDevice(slots);
+    DeviceBuffer<bf16> k(static_cast<size_t>(rows) * kv_dim), v(k.size());
+    CUDA_CHECK(cudaMemsetAsync(k.get(), 0, k.bytes(), s));
+    CUDA_CHECK(cudaMemsetAsync(v.get(), 0, v.bytes(), s));
+    KvWrite(dqkv.get(), k.get(), v.get(), dslots.get(), tokens, qkv_n, q_heads, kv_heads, s);
+    CUDA_CHECK(cudaStreamSynchronize(s));
+    std::vector<double> want_k(k.size(), 0.0), want_v(v.size(), 0.0);
+    for (int t = 0; t < tokens; ++t) {
+      for (int i = 0; i < kv_dim; ++i) {
+        const size_t src = static_cast<size_t>(t) * qkv_n + q_heads * kHeadDim + i;
+        want_k[static_cast<size_t>(slots[t]) * kv_dim + i] = qkv[src];
+        want_v[static_cast<size_t>(slots[t]) * kv_dim + i] = qkv[src + kv_dim];
+      }
+    }
+    ExpectClose(ToHost(k), want_k, 1e-6, "KV write (K)");
+    ExpectClose(ToHost(v), want_v, 1e-6, "KV write (V)");
+  }
+  {  // SiLU(gate) x up.
+    const int rows = 3, ffn = 1000;
+    const auto gu = RandomValues(static_cast<size_t>(rows) * 2 * ffn, rng);
+    auto dgu = ToDevice(gu);
+    DeviceBuffer<bf16> out(static_cast<size_t>(rows) * ffn);
+    SiluMul(dgu.get(), out.get(), rows, ffn, ctx.sm_count, s);
+    CUDA_CHECK(cudaStreamSynchronize(s));
+    std::vector<double> want(out.size());
+    for (int r = 0; r < rows; ++r) {
+      for (int j = 0; j < ffn; ++j) {
+        const double g = gu[static_cast<size_t>(r) * 2 * ffn + j];
+        const double u = gu[static_cast<size_t>(r) * 2 * ffn + ffn + j];
+        want[static_cast<size_t>(r) * ffn + j] = g / (1.0 + std::exp(-g)) * u;
+      }
+    }
+    ExpectClose(ToHost(out), want, 1e-2, "SiLU x up");
+  }
+  {  // Row gather, and the value counter.
+    const int width = 4104;
+    const std::vector<int> rows = {3, 0, 3};
+    auto src = RandomValues(4 * width, rng);
+    src[width + 5] = 0.f;  // row 1, which is not gathered
+    src[width + 6] = std::nanf("");
+    src[width + 7] = INFINITY;
+    auto dsrc = ToDevice(src);
+    auto drows = IntsToDevice(rows);
+    DeviceBuffer<bf16> dst(rows.size() * width);
+    GatherRows(dsrc.get(), drows.get(), dst.get(), static_cast<int>(rows.size()), width, s);
+    CUDA_CHECK(cudaStreamSynchronize(s));
+    std::vector<double> want(dst.size());
+    for (size_t r = 0; r < rows.size(); ++r) {
+      for (int j = 0; j < width; ++j) want[r * width + j] = src[rows[r] * width + j];
+    }
+    ExpectClose(ToHost(dst), want, 1e-6, "row gather");
+    size_t zeros = 0;
+    for (float v : src) zeros += v == 0.f ? 1 : 0;
+    const auto [bad, nonzero] = CountValues(dsrc.get(), src.size(), s);
+    Expect(bad == 2 && nonzero == src.size() - zeros, "value count (" + std::to_string(bad) +
+                                                          " non-finite, " +
+                                                          std::to_string(nonzero) + " non-zero)");
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Compositions.
+
+struct Composition {
+  int block_tokens = 0;  // 0: contiguous KV; else paged in blocks of this many tokens
+  int decode_seqs = 0;
+  int context_tokens = 0;  // cached tokens of each decode sequence before this step
+  int prefill_tokens = 0;  // one prompt chunk, 0 cached before it
+
+  int tokens() const { return decode_seqs + prefill_tokens; }
+  int logit_rows() const { return decode_seqs + (prefill_tokens > 0 ? 1 : 0); }
+  bool graph() const { return prefill_tokens == 0; }  // decode-only passes replay a graph
+  // Tokens each decode sequence holds in the cache during the step (with the new one).
+  int decode_capacity() const { return decode_seqs > 0 ? context_tokens + 1 : 0; }
+  int decode_blocks() const { return Blocks(decode_capacity()); }
+  int prefill_blocks() const { return Blocks(prefill_tokens); }
+  // Blocks of `tokens` tokens in the paged layout; 0 in the contiguous one.
+  int Blocks(int tokens) const {
+    return block_tokens > 0 ? (tokens + block_tokens - 1) / block_tokens : 0;
+  }
+  // KV cache rows of one layer: contiguous sequences of decode_capacity() rows, then
+  // the chunk's; paged: whole blocks.
+  size_t cache_rows() const {
+    if (block_tokens == 0)
+      return static_cast<size_t>(decode_seqs) * decode_capacity() + prefill_tokens;
+    return (static_cast<size_t>(decode_seqs) * decode_blocks() + prefill_blocks()) * block_tokens;
+  }
+  int max_position() const {
+    return std::max(decode_seqs > 0 ? context_tokens : 0, prefill_tokens - 1);
+  }
+
+  std::string Label() const {
+    std::string s = block_tokens == 0 ? "contiguous" : "paged/" + std::to_string(block_tokens);
+    if (decode_seqs > 0) {
+      s += ", decode " + std::to_string(decode_seqs) + " x " + std::to_string(context_tokens);
+    }
+    if (prefill_tokens > 0) s += ", prefill " + std::to_string(prefill_tokens);
+    return s;
+  }
+};
+
+std::vector<Composition> StepGrid(bool quick) {
+  const std::vector<int> seqs =
+      quick ? std::vector<int>{1, 32} : std::vector<int>{1, 8, 32, 64, 128, 256};
+  const std::vector<int> contexts =
+      quick ? std::vector<int>{512} : std::vector<int>{512, 2048, 8192};
+  const std::vector<int> prefills =
+      quick ? std::vector<int>{512} : std::vector<int>{128, 512, 2048, 8192};
+  const std::vector<int> mixed = quick ? std::vector<int>{512} : std::vector<int>{512, 2048};
+  std::vector<Composition> grid;
+  for (int d : seqs) {
+    for (int c : contexts) {
+      for (int bt : {0, kPagedBlockTokens}) grid.push_back({bt, d, c, 0});
+    }
+  }
+  for (int p : prefills) {
+    for (int bt : {0, kPagedBlockTokens}) grid.push_back({bt, 0, 0, p});
+  }
+  for (int p : mixed) {
+    for (int bt : {0, kPagedBlockTokens}) grid.push_back({bt, 32, 2048, p});
+  }
+  return grid;
+}
+
+// Why `card` cannot be run by this probe, or "" when it can.
+std::string Unsupported(const CardShapes& c) {
+  if (c.num_experts > 1) return "MoE card (num_experts " + std::to_string(c.num_experts) + ")";
+  if (c.head_dim != kHeadDim) return "head_dim " + std::to_string(c.head_dim) + " is not 128";
+  if (c.num_heads % c.num_kv_heads != 0) return "num_kv_heads does not divide num_heads";
+  const int64_t g = c.num_heads / c.num_kv_heads;
+  if (g != 1 && g != 2 && g != 4 && g != 7 && g != 8) {
+    return "decode kernel has no query group of " + std::to_string(g);
+  }
+  if (c.hidden_size % 8 != 0 || c.hidden_size > kMaxHidden) {
+    return "hidden_size " + std::to_string(c.hidden_size) +
+           " (needs a multiple of 8, <= " + std::to_string(kMaxHidden) + ")";
+  }
+  if (c.ffn_size % 8 != 0)
+    return "ffn_size " + std::to_string(c.ffn_size) + " is not a multiple of 8";
+  return "";
+}
+
+size_t FreeBytes() {
+  size_t free_bytes = 0, total = 0;
+  CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total));
+  return free_bytes;
+}
+
+std::string GiB(double bytes) { return Num(bytes / (1 << 30), 3) + " GiB"; }
+
+// Destroys a CUDA graph and its executable.
+struct Graph {
+  cudaGraph_t graph = nullptr;
+  cudaGraphExec_t exec = nullptr;
+  Graph() = default;
+  Graph(const Graph&) = delete;
+  Graph& operator=(const Graph&) = delete;
+  ~Graph() {
+    if (exec) cudaGraphExecDestroy(exec);
+    if (graph) cudaGraphDestroy(graph);
+  }
+};
+
+// Runs `pass` kWarmups times, then timed repetitions (at least kMinReps, together at
+// least kMinTimedUs) back to back, each between two CUDA events on `stream`. Returns
+// each repetition's time in microseconds.
+std::vector<double> TimePasses(cudaStream_t stream, const std::function<void()>& pass) {
+  const int max_events = kMaxReps + 1;
+  std::vector<cudaEvent_t> events;
+  struct Destroy {
+    std::vector<cudaEvent_t>& e;
+    ~Destroy() {
+      for (cudaEvent_t ev : e) cudaEventDestroy(ev);
+    }
+  } destroy{events};
+  auto event = [&](size_t i) {
+    while (events.size() <= i) {
+      cudaEvent_t ev;
+      CUDA_CHECK(cudaEventCreate(&ev));
+      events.push_back(ev);
+    }
+    return events[i];
+  };
+  auto elapsed_us = [&](size_t a, size_t b) {
+    float ms = 0;
+    CUDA_CHECK(cudaEventElapsedTime(&ms, events[a], events[b]));
+    return 1000.0 * ms;
+  };
+  CUDA_CHECK(cudaEventRecord(event(0), stream));
+  for (int i = 0; i < kWarmups; ++i) pass();
+  CUDA_CHECK(cudaEventRecord(event(1), stream));
+  CUDA_CHECK(cudaEventSynchronize(event(1)));
+  const double trial = elapsed_us(0, 1) / kWarmups;
+  const int reps = static_cast<int>(
+      std::clamp<double>(std::ceil(kMinTimedUs / std::max(trial, 1.0)), kMinReps, max_events - 1));
+  for (int i = 0; i <= reps; ++i) event(i);  // created before the timed loop
+  CUDA_CHECK(cudaEventRecord(events[0], stream));
+  for (int i = 0; i < reps; ++i) {
+    pass();
+    CUDA_CHECK(cudaEventRecord(events[i + 1], stream));
+  }
+  CUDA_CHECK(cudaEventSynchronize(events[reps]));
+  std::vector<double> us(reps);
+  for (int i = 0; i < reps; ++i) us[i] = elapsed_us(i, i + 1);
+  return us;
+}
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+// ---------------------------------------------------------------------------
+// The model: one layer's weights, the LM head, and activations for up to
+// max_tokens tokens and max_logit_rows logit rows.
+
+class StepModel {
+ public:
+  StepModel(ProbeContext& ctx, const CardShapes& card, int max_tokens, int max_logit_rows,
+            int max_positions)
+      : ctx_(ctx),
+        card_(card),
+        hidden_(static_cast<int>(card.hidden_size)),
+        q_heads_(static_cast<int>(card.num_heads)),
+        kv_heads_(static_cast<int>(card.num_kv_heads)),
+        ffn_(static_cast<int>(card.ffn_size)),
+        vocab_(static_cast<int>(card.vocab_size)),
+        q_dim_(q_heads_ * kHeadDim),
+        kv_dim_(kv_heads_ * kHeadDim),
+        qkv_n_(q_dim_ + 2 * kv_dim_),
+        max_tokens_(max_tokens),
+        max_logit_rows_(max_logit_rows),
+        max_positions_(max_positions) {
+    // The GEMM shapes are [gemm]'s at TP 1; check they match this probe's layout.
+    for (const GemmShape& g : LayerGemms(card, 1)) {
+      int64_t n = vocab_, k = hidden_;  // lm_head
+      if (g.layer == "qkv") n = qkv_n_;
+      if (g.layer == "o") n = hidden_, k = q_dim_;
+      if (g.layer == "gate_up") n = 2 * int64_t{ffn_};
+      if (g.layer == "down") n = hidden_, k = ffn_;
+      if (g.n != n || g.k != k) {
+        throw std::runtime_error("step: " + card.name + ": GEMM " + g.layer +
+                                 " shape differs from the [gemm] probe's");
+      }
+    }
+  }
+
+  // Bytes Allocate() takes.
+  size_t Bytes() const {
+    const size_t h = hidden_, t = max_tokens_, r = max_logit_rows_;
+    const size_t weights =
+        h * qkv_n_ + size_t(q_dim_) * h + h * 2 * ffn_ + size_t(ffn_) * h + h * vocab_ + 3 * h;
+    const size_t acts = 3 * t * h + t * qkv_n_ + 2 * t * q_dim_ + t * 3 * ffn_ + r * h + r * vocab_;
+    return 2 * (weights + acts) + size_t(max_positions_) * (kHeadDim / 2) * sizeof(float2) +
+           kGemmWorkspaceBytes;
+  }
+
+  void Allocate() {
+    const size_t h = hidden_, t = max_tokens_, r = max_logit_rows_;
+    cudaStream_t s = ctx_.stream;
+    auto weight = [&](size_t k, size_t n, uint64_t seed) {
+      DeviceBuffer<bf16> w(k * n);
+      // Uniform in [-a, a) has RMS a / sqrt(3): a = sqrt(3 / k) keeps the input's RMS.
+      FillRandomBf16(w.get(), w.size(), seed, static_cast<float>(std::sqrt(3.0 / k)), s);
+      return w;
+    };
+    w_qkv_ = weight(h, qkv_n_, 101);
+    w_o_ = weight(q_dim_, h, 102);
+    w_gate_up_ = weight(h, 2 * size_t(ffn_), 103);
+    w_down_ = weight(ffn_, h, 104);
+    w_lm_head_ = weight(h, vocab_, 105);
+    norm_ = ToDevice(std::vector<float>(h, 1.f));  // shared by the three norms
+    input_ = DeviceBuffer<bf16>(t * h);
+    FillRandomBf16(input_.get(), input_.size(), 106, 1.f, s);
+    x_ = DeviceBuffer<bf16>(t * h);
+    residual_ = DeviceBuffer<bf16>(t * h);
+    qkv_ = DeviceBuffer<bf16>(t * qkv_n_);
+    q_ = DeviceBuffer<bf16>(t * q_dim_);
+    attn_ = DeviceBuffer<bf16>(t * q_dim_);
+    gate_up_ = DeviceBuffer<bf16>(t * 2 * ffn_);
+    act_ = DeviceBuffer<bf16>(t * ffn_);
+    logit_x_ = DeviceBuffer<bf16>(r * h);
+    logits_ = DeviceBuffer<bf16>(r * vocab_);
+    rope_ = RopeTable(max_positions_, s);
+    workspace_ = DeviceBuffer<unsigned char>(kGemmWorkspaceBytes);
+    CUDA_CHECK(cudaStreamSynchronize(s));
+  }
+
+  // Bytes a composition's own buffers (KV cache, tables, decode workspace) take.
+  size_t CompositionBytes(const Composition& c) const {
+    const size_t kv = 2 * c.cache_rows() * kv_dim_ * sizeof(bf16);
+    const size_t table =
+        (static_cast<size_t>(c.decode_seqs) * c.decode_blocks() + c.prefill_blocks()) * sizeof(int);
+    const size_t ws = c.decode_seqs > 0
+                          ? DecodeWorkspaceFloats(c.decode_seqs, q_heads_, c.decode_capacity(),
+                                                  kv_heads_, ctx_.sm_count) *
+                                sizeof(float)
+                          : 0;
+    return kv + table + ws + 3 * static_cast<size_t>(c.tokens()) * sizeof(int);
+  }
+
+  // Bytes a full model's KV cache for the composition takes (all layers).
+  double FullKvBytes(const Composition& c) const {
+    return 2.0 * card_.num_layers * kv_dim_ * sizeof(bf16) *
+           (static_cast<double>(c.decode_seqs) * c.decode_capacity() + c.prefill_tokens);
+  }
+
+  // Bytes of a full model's weights: every layer, embeddings, final norm, LM head.
+  double FullWeightBytes() const {
+    const double h = hidden_;
+    return 2.0 * (card_.num_layers * (h * qkv_n_ + q_dim_ * h + 3.0 * h * ffn_ + 2 * h) +
+                  2 * h * vocab_ + h);
+  }
+
+  // Runs the composition: one eager pass checked for finite logits, then the timed
+  // passes (graph replays for decode-only compositions), checked again. Returns the
+  // per-pass times in microseconds.
+  std::vector<double> Measure(const Composition& c, std::mt19937_64& rng) {
+    if (c.tokens() < 1 || c.tokens() > max_tokens_ || c.logit_rows() > max_logit_rows_ ||
+        c.max_position() >= max_positions_) {
+      throw std::logic_error("step: composition " + c.Label() + " exceeds the model's buffers");
+    }
+    cudaStream_t s = ctx_.stream;
+    const int d = c.decode_seqs, p = c.prefill_tokens, t = c.tokens();
+
+    // KV cache of one layer, filled with random "cached" tokens.
+    DeviceBuffer<bf16> k_cache(c.cache_rows() * kv_dim_), v_cache(k_cache.size());
+    FillRandomBf16(k_cache.get(), k_cache.size(), 201, 1.f, s);
+    FillRandomBf16(v_cache.get(), v_cache.size(), 202, 1.f, s);
+
+    // Where each sequence's tokens live. Decode sequence b holds tokens 0..context
+    // (the new one at position context); the chunk holds tokens 0..p-1.
+    KvLayout decode_layout, prefill_layout;
+    const bf16* prefill_k = k_cache.get();
+    const bf16* prefill_v = v_cache.get();
+    std::vector<int> table;
+    DeviceBuffer<int> table_dev;
+    if (c.block_tokens == 0) {
+      decode_layout.max_context = c.decode_capacity();
+      prefill_layout.max_context = p;
+      const size_t first = static_cast<size_t>(d) * c.decode_capacity() * kv_dim_;
+      prefill_k += first;
+      prefill_v += first;
+    } else {
+      // One pool of blocks in shuffled order: decode sequence b's table row first,
+      // then the chunk's.
+      table = ShuffledBlocks(static_cast<size_t>(d) * c.decode_blocks() + c.prefill_blocks(), rng);
+      table_dev = IntsToDevice(table);
+      decode_layout = KvLayout{table_dev.get(), c.block_tokens, c.decode_blocks(), 0};
+      prefill_layout = KvLayout{table_dev.get() + static_cast<size_t>(d) * c.decode_blocks(),
+                                c.block_tokens, c.prefill_blocks(), 0};
+    }
+    // Host mirror of RowOf (attention.cu), giving each new token's cache row.
+    auto row_of = [&](const KvLayout& l, size_t table_offset, size_t first_row, int seq, int tok) {
+      if (c.block_tokens == 0) return first_row + static_cast<size_t>(seq) * l.max_context + tok;
+      const int block =
+          table[table_offset + static_cast<size_t>(seq) * l.max_blocks + tok / l.block_tokens];
+      return static_cast<size_t>(block) * l.block_tokens + tok % l.block_tokens;
+    };
+    std::vector<int> positions(t), slots(t), logit_rows;
+    for (int b = 0; b < d; ++b) {
+      positions[b] = c.context_tokens;
+      slots[b] = static_cast<int>(row_of(decode_layout, 0, 0, b, c.context_tokens));
+      logit_rows.push_back(b);
+    }
+    for (int i = 0; i < p; ++i) {
+      positions[d + i] = i;
+      slots[d + i] =
+          static_cast<int>(row_of(prefill_layout, static_cast<size_t>(d) * c.decode_blocks(),
+                                  static_cast<size_t>(d) * c.decode_capacity(), 0, i));
+    }
+    if (p > 0) logit_rows.push_back(t - 1);
+    for (int slot : slots) {
+      if (slot < 0 || static_cast<size_t>(slot) >= c.cache_rows()) {
+        throw std::logic_error("step: " + c.Label() + ": a KV slot is outside the cache");
+      }
+    }
+    auto positions_dev = IntsToDevice(positions);
+    auto slots_dev = IntsToDevice(slots);
+    auto logit_rows_dev = IntsToDevice(logit_rows);
+    auto lens_dev = IntsToDevice(std::vector<int>(d, c.decode_capacity()));
+    DeviceBuffer<float> decode_ws(
+        d > 0 ? DecodeWorkspaceFloats(d, q_heads_, c.decode_capacity(), kv_heads_, ctx_.sm_count)
+              : 0);
+
+    DecodeArgs da;
+    da.q = q_.get();
+    da.k = k_cache.get();
+    da.v = v_cache.get();
+    da.context_lens = lens_dev.get();
+    da.out = attn_.get();
+    da.workspace = decode_ws.get();
+    da.layout = decode_layout;
+    da.batch = d;
+    da.q_heads = q_heads_;
+    da.kv_heads = kv_heads_;
+    da.max_len = c.decode_capacity();
+    da.sm_count = ctx_.sm_count;
+    PrefillArgs pa;
+    pa.q = q_.get() + static_cast<size_t>(d) * q_dim_;
+    pa.k = prefill_k;
+    pa.v = prefill_v;
+    pa.out = attn_.get() + static_cast<size_t>(d) * q_dim_;
+    pa.layout = prefill_layout;
+    pa.batch = 1;
+    pa.tokens = p;
+    pa.q_heads = q_heads_;
+    pa.kv_heads = kv_heads_;
+
+    const LtHandle& lt = lt_;
+    const LtGemm qkv_gemm(lt.get(), t, qkv_n_, hidden_, kGemmWorkspaceBytes);
+    const LtGemm o_gemm(lt.get(), t, hidden_, q_dim_, kGemmWorkspaceBytes);
+    const LtGemm gate_up_gemm(lt.get(), t, 2 * int64_t{ffn_}, hidden_, kGemmWorkspaceBytes);
+    const LtGemm down_gemm(lt.get(), t, hidden_, ffn_, kGemmWorkspaceBytes);
+    const LtGemm lm_head_gemm(lt.get(), static_cast<int64_t>(logit_rows.size()), vocab_, hidden_,
+                              kGemmWorkspaceBytes);
+    const int r = static_cast<int>(logit_rows.size());
+
+    auto forward = [&] {
+      CUDA_CHECK(cudaMemcpyAsync(x_.get(), input_.get(), size_t(t) * hidden_ * sizeof(bf16),
+                                 cudaMemcpyDeviceToDevice, s));
+      CUDA_CHECK(cudaMemsetAsync(residual_.get(), 0, size_t(t) * hidden_ * sizeof(bf16), s));
+      for (int64_t layer = 0; layer < card_.num_layers; ++layer) {
+        // Every layer uses the same weights and KV cache (see the top of this file).
+        AddRmsNorm(x_.get(), residual_.get(), norm_.get(), t, hidden_, s);
+        qkv_gemm.Run(x_.get(), w_qkv_.get(), qkv_.get(), workspace_.get(), s);
+        Rope(qkv_.get(), q_.get(), positions_dev.get(), rope_.get(), t, qkv_n_, q_heads_, kv_heads_,
+             s);
+        KvWrite(qkv_.get(), k_cache.get(), v_cache.get(), slots_dev.get(), t, qkv_n_, q_heads_,
+                kv_heads_, s);
+        if (d > 0) LaunchDecodeAttention(da, s);
+        if (p > 0) LaunchPrefillAttention(pa, s);
+        o_gemm.Run(attn_.get(), w_o_.get(), x_.get(), workspace_.get(), s);
+        AddRmsNorm(x_.get(), residual_.get(), norm_.get(), t, hidden_, s);
+        gate_up_gemm.Run(x_.get(), w_gate_up_.get(), gate_up_.get(), workspace_.get(), s);
+        SiluMul(gate_up_.get(), act_.get(), t, ffn_, ctx_.sm_count, s);
+        down_gemm.Run(act_.get(), w_down_.get(), x_.get(), workspace_.get(), s);
+      }
+      AddRmsNorm(x_.get(), residual_.get(), norm_.get(), t, hidden_, s);
+      GatherRows(x_.get(), logit_rows_dev.get(), logit_x_.get(), r, hidden_, s);
+      lm_head_gemm.Run(logit_x_.get(), w_lm_head_.get(), logits_.get(), workspace_.get(), s);
+    };
+    auto check = [&](const std::string& when) {
+      CUDA_CHECK(cudaStreamSynchronize(s));
+      for (const auto& [what, ptr, n] :
+           {std::make_tuple("final hidden state", logit_x_.get(), size_t(r) * hidden_),
+            std::make_tuple("logits", logits_.get(), size_t(r) * vocab_)}) {
+        const auto [bad, nonzero] = CountValues(ptr, n, s);
+        if (bad > 0 || nonzero < n / 2) {
+          throw std::runtime_error("step: " + card_.name + " " + c.Label() + ", " + when + ": " +
+                                   std::to_string(bad) + " of " + std::to_string(n) + " " + what +
+                                   " values are not finite, " + std::to_string(nonzero) +
+                                   " are non-zero");
+        }
+      }
+    };
+
+    forward();
+    check("first pass");
+    std::vector<double> us;
+    if (c.graph()) {
+      Graph g;
+      CUDA_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+      try {
+        forward();
+      } catch (...) {
+        cudaGraph_t partial = nullptr;
+        cudaStreamEndCapture(s, &partial);
+        if (partial) cudaGraphDestroy(partial);
+        throw;
+      }
+      CUDA_CHECK(cudaStreamEndCapture(s, &g.graph));
+      CUDA_CHECK(cudaGraphInstantiate(&g.exec, g.graph, 0));
+      us = TimePasses(s, [&] { CUDA_CHECK(cudaGraphLaunch(g.exec, s)); });
+      check("after the graph replays");
+    } else {
+      us = TimePasses(s, forward);
+      check("after the timed passes");
+    }
+    return us;
+  }
+
+ private:
+  ProbeContext& ctx_;
+  const CardShapes card_;
+  const int hidden_, q_heads_, kv_heads_, ffn_, vocab_, q_dim_, kv_dim_, qkv_n_;
+  const int max_tokens_, max_logit_rows_, max_positions_;
+  LtHandle lt_;
+  DeviceBuffer<bf16> w_qkv_, w_o_, w_gate_up_, w_down_, w_lm_head_, norm_;
+  DeviceBuffer<bf16> input_, x_, residual_, qkv_, q_, attn_, gate_up_, act_, logit_x_, logits_;
+  DeviceBuffer<float2> rope_;
+  DeviceBuffer<unsigned char> workspace_;
+};
+
+void Skip(ProbeContext& ctx, const std::string& what) {
+  std::cerr << "kvprobe: step: skipping " << what << "\n";
+  ctx.log("step: skipping " + what);
+}
+
+}  // namespace
+
+void ProbeStep(ProbeContext& ctx) {
+  VerifyStepKernels(ctx);
+  ctx.log("step: small kernels verified against host references");
+  ctx.profile.Meta("step_layers_reuse", "one layer's weights and KV reused for all layers");
+  auto& table = ctx.profile.AddTable(
+      "step", {"model", "tensor_parallel", "layout", "block_tokens", "decode_seqs",
+               "context_tokens", "prefill_tokens", "time_us", "graph"});
+  std::ofstream raw(ctx.raw_dir + "/step_passes.csv");
+  raw << "model,layout,block_tokens,decode_seqs,context_tokens,prefill_tokens,graph,rep,time_us\n";
+
+  // Each model once (a repeated --model would repeat its rows).
+  std::vector<std::string> names;
+  for (const std::string& m : ctx.options.models) {
+    if (std::find(names.begin(), names.end(), m) == names.end()) names.push_back(m);
+  }
+  if (names.empty()) names.push_back("Llama-3-8B");
+  const std::vector<Composition> grid = StepGrid(ctx.options.quick);
+  int max_tokens = 0, max_rows = 0, max_positions = 0;
+  for (const Composition& c : grid) {
+    max_tokens = std::max(max_tokens, c.tokens());
+    max_rows = std::max(max_rows, c.logit_rows());
+    max_positions = std::max(max_positions, c.max_position() + 1);
+  }
+  size_t free_bytes_at_start = 0, total_bytes = 0;
+  CUDA_CHECK(cudaMemGetInfo(&free_bytes_at_start, &total_bytes));
+  // Headlines: the first composition (one decode sequence, contiguous) and the longest
+  // contiguous prefill.
+  size_t longest_prefill = 0;
+  for (size_t i = 0; i < grid.size(); ++i) {
+    if (grid[i].block_tokens == 0 && grid[i].decode_seqs == 0 &&
+        grid[i].prefill_tokens > grid[longest_prefill].prefill_tokens) {
+      longest_prefill = i;
+    }
+  }
+  std::mt19937_64 rng(7);
+  for (const std::string& name : names) {
+    const CardShapes card = ReadModelCard(ctx.options.models_dir + "/" + name + ".yaml");
+    const std::string why = Unsupported(card);
+    if (!why.empty()) {
+      Skip(ctx, card.name + ": " + why);
+      continue;
+    }
+    StepModel model(ctx, card, max_tokens, max_rows, max_positions);
+    const size_t free_bytes = FreeBytes();
+    if (model.Bytes() > kMemoryFraction * free_bytes) {
+      Skip(ctx, card.name + ": one layer's weights and the activations need " + GiB(model.Bytes()) +
+                    ", more than 80% of the free " + GiB(free_bytes));
+      continue;
+    }
+    model.Allocate();
+    ctx.log("step: " + card.name + " (" + std::to_string(card.num_layers) + " layers, " +
+            std::to_string(grid.size()) + " compositions)");
+    for (size_t ci = 0; ci < grid.size(); ++ci) {
+      const Composition& c = grid[ci];
+      const size_t need = model.CompositionBytes(c), avail = FreeBytes();
+      if (need > kMemoryFraction * avail) {
+        Skip(ctx, card.name + " " + c.Label() + ": needs " + GiB(need) +
+                      ", more than 80% of the free " + GiB(avail));
+        continue;
+      }
+      const std::vector<double> us = model.Measure(c, rng);
+      const double median = Median(us);
+      const std::string layout = c.block_tokens == 0 ? "contiguous" : "paged";
+      const std::string graph = c.graph() ? "1" : "0";
+      table.Row({card.name, "1", layout, Num(c.block_tokens), Num(c.decode_seqs),
+                 Num(c.context_tokens), Num(c.prefill_tokens), Num(median, 6), graph});
+      for (size_t i = 0; i < us.size(); ++i) {
+        raw << card.name << "," << layout << "," << c.block_tokens << "," << c.decode_seqs << ","
+            << c.context_tokens << "," << c.prefill_tokens << "," << graph << "," << i << ","
+            << Num(us[i], 6) << "\n";
+      }
+      const double full = model.FullKvBytes(c) + model.FullWeightBytes();
+      ctx.log("step: " + card.name + " " + c.Label() + ": " + Num(median, 6) + " us (" +
+              (c.graph() ? "graph" : "eager") + ", median of " + std::to_string(us.size()) + ")" +
+              (full > total_bytes ? "; note: the full model's weights and KV (" + GiB(full) +
+                                        ") exceed this GPU's " + GiB(total_bytes)
+                                  : ""));
+      if (ci == 0 || ci == longest_prefill) {
+        ctx.headlines.emplace_back("step " + card.name + ", " + c.Label(),
+                                   Num(median / 1000, 4) + " ms");
+      }
+      ctx.clock.Sample();
+    }
+  }
+  if (!raw) throw std::runtime_error(ctx.raw_dir + "/step_passes.csv: cannot write");
+}
+
+}  // namespace kvprobe
