@@ -114,7 +114,9 @@ std::unique_ptr<ExecutionTimeModel> NewRooflineModel(const ModelSpec& model, con
 //   below the smallest grid point its time (a GEMM never gets faster with fewer
 //   tokens); above the largest, max(time there, a + b x) with a + b x the least-squares
 //   line through the largest 4 grid points (b >= 0). The same curve, in causal pairs,
-//   is P (beyond: the largest 4 pair counts), and in bytes R, from the [allreduce] rows
+//   is P (beyond: the largest 4 pair counts; below the grid, the first segment's
+//   log-log line continued, since attention work shrinks with the pairs), and in
+//   bytes R, from the [allreduce] rows
 //   with gpus = tensor_parallel, else estimated at each measured size from the rows
 //   of the other GPU counts (allreduce_estimate.h; a caveat says so); without any
 //   [allreduce] rows R is CostTerms::AllreduceSeconds (also a caveat).

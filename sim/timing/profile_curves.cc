@@ -47,7 +47,7 @@ Line FitLine(const std::vector<Point>& points) {
   return {.a = ab(0), .b = ab(1) / x_max};
 }
 
-SizeCurve::SizeCurve(std::vector<Point> points) {
+SizeCurve::SizeCurve(std::vector<Point> points, Below below) : below_(below) {
   std::sort(points.begin(), points.end(), [](const Point& l, const Point& r) { return l.x < r.x; });
   std::vector<Point> merged;
   for (size_t i = 0; i < points.size();) {
@@ -76,7 +76,12 @@ SizeCurve::SizeCurve(std::vector<Point> points) {
 }
 
 double SizeCurve::Seconds(double x) const {
-  if (x <= x_min_) return first_s_;
+  if (x <= x_min_) {
+    if (below_ == Below::kFlat || x <= 0) return first_s_;
+    // Slope of the first segment, at least 0 (the grid is non-decreasing).
+    const double slope = (log_seconds_[1] - log_seconds_[0]) / (log_x_[1] - log_x_[0]);
+    return std::exp(log_seconds_[0] + slope * (std::log(x) - log_x_[0]));
+  }
   if (x >= x_max_) return std::max(last_s_, beyond_.At(x));
   const auto [i, f] = Locate(log_x_, std::log(x));
   return std::exp(log_seconds_[i] + f * (log_seconds_[i + 1] - log_seconds_[i]));

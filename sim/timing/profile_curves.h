@@ -34,18 +34,25 @@ struct Line {
 Line FitLine(const std::vector<Point>& points);
 
 // Time against one size, from measured points: log-log interpolation inside the
-// grid, the smallest point's time below it, max(the largest point's time, a + b x)
-// above it, with a + b x fitted through the largest four points.
+// grid, max(the largest point's time, a + b x) above it, with a + b x fitted through
+// the largest four points, and below it:
+// - kFlat: the smallest point's time (a GEMM or an all-reduce never gets faster with
+//   less work: launch and latency bound it);
+// - kExtendFirstSegment: the first grid segment's log-log line continued downward
+//   (work that shrinks with the size, as causal attention's pairs do, where the grid
+//   starts above the sizes a model asks for).
 class SizeCurve {
  public:
+  enum class Below { kFlat, kExtendFirstSegment };
   // REQUIRES: at least two distinct x; every x and time positive. Points at equal x
   // are averaged.
-  explicit SizeCurve(std::vector<Point> points);
+  explicit SizeCurve(std::vector<Point> points, Below below = Below::kFlat);
   double Seconds(double x) const;
 
  private:
   std::vector<double> log_x_, log_seconds_;
   double x_min_ = 0, x_max_ = 0, first_s_ = 0, last_s_ = 0;
+  Below below_;
   Line beyond_;
 };
 

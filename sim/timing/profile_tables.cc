@@ -150,7 +150,7 @@ class ProfileReader {
         Fail(t.section_line(), fmt::format("[prefill_attention] {} needs two or more prompt sizes",
                                            LayoutName(block)));
       }
-      AddCurve(curves, block, SizeCurve(points));
+      AddCurve(curves, block, SizeCurve(points, SizeCurve::Below::kExtendFirstSegment));
     }
     RequireBothLayouts(curves, t);
     return curves;
