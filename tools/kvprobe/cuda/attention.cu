@@ -19,6 +19,7 @@
 #include <string>
 
 #include "tools/kvprobe/cuda/attention.cuh"
+#include "tools/kvprobe/cuda/bf16x8.cuh"
 #include "tools/kvprobe/cuda/check.h"
 
 namespace kvprobe {
@@ -30,16 +31,6 @@ __device__ __forceinline__ size_t RowOf(const KvLayout& l, int b, int t) {
   if (l.block_table == nullptr) return static_cast<size_t>(b) * l.max_context + t;
   const int block = l.block_table[b * l.max_blocks + t / l.block_tokens];
   return static_cast<size_t>(block) * l.block_tokens + t % l.block_tokens;
-}
-
-__device__ __forceinline__ void Unpack8(const uint4& raw, float* out) {
-  const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&raw);
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const float2 f = __bfloat1622float2(h[i]);
-    out[2 * i] = f.x;
-    out[2 * i + 1] = f.y;
-  }
 }
 
 // Merges softmax state (m2, l2, acc2) into (m, l, acc). m = -inf means empty.

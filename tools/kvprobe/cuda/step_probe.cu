@@ -38,6 +38,7 @@
 #include <vector>
 
 #include "tools/kvprobe/cuda/attention.cuh"
+#include "tools/kvprobe/cuda/bf16x8.cuh"
 #include "tools/kvprobe/cuda/common.cuh"
 #include "tools/kvprobe/cuda/gemm.cuh"
 #include "tools/kvprobe/cuda/probes.h"
@@ -62,16 +63,6 @@ constexpr double kMemoryFraction = 0.8;  // of free device memory one allocation
 // ---------------------------------------------------------------------------
 // Kernels. Rows are 16-byte aligned (every width is a multiple of 8 bf16) and each
 // thread moves 16 bytes (8 bf16) per load or store.
-
-__device__ __forceinline__ void Unpack8(const uint4& raw, float* out) {
-  const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&raw);
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const float2 f = __bfloat1622float2(h[i]);
-    out[2 * i] = f.x;
-    out[2 * i + 1] = f.y;
-  }
-}
 
 __device__ __forceinline__ uint4 Pack8(const float* in) {
   uint4 raw;
