@@ -1,12 +1,15 @@
 // Decode and prefill attention kernels (see attention.cuh).
 //
-// Decode: a block of 128 threads serves one (sequence, KV head, split of the
-// context). Sixteen lanes share a cached token (8 elements of the 128 each), so a
-// warp reads two tokens' K and V rows per step with 16-byte loads, and each lane
-// loads four steps ahead to keep enough bytes in flight. Every query head of the KV
-// head's group is scored against each token (online softmax in base 2); partial
-// results merge across lanes, warps and, when the context is split over several
-// blocks (few sequences), in a second kernel.
+// Decode: one block serves one (sequence, KV head, split of the context); when the
+// context is split over several blocks (few sequences), a second kernel merges the
+// splits' softmax states. Two kernels, chosen at compile time with
+// -DKVPROBE_DECODE_KERNEL=1 or 2 (the default):
+//  1: 128 threads, sixteen lanes share a cached token (8 elements of the 128 each),
+//     every query head is scored against each token by a 16-lane shuffle reduction
+//     and the online softmax is updated per token.
+//  2: tensor cores (mma.sync bf16); each warp loads 32 whole tokens of K and V per
+//     step straight into registers, scores them against all the group's query heads
+//     at once and updates the softmax once per step (see "Decode, kernel 2" below).
 //
 // Prefill: a block of 4 warps serves 64 query rows of one head; key/value tiles of
 // 64 tokens are staged in shared memory, S = Q K^T and O += P V run on tensor cores
@@ -15,6 +18,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 
@@ -46,6 +50,15 @@ __device__ __forceinline__ void MergeState(float& m, float& l, float* acc, float
   m = mn;
 }
 
+#ifndef KVPROBE_DECODE_KERNEL
+#define KVPROBE_DECODE_KERNEL 2
+#endif
+constexpr int kDecodeKernel = KVPROBE_DECODE_KERNEL;
+static_assert(kDecodeKernel == 1 || kDecodeKernel == 2, "KVPROBE_DECODE_KERNEL is 1 or 2");
+
+// ---------------------------------------------------------------------------
+// Decode, kernel 1: sixteen lanes per token, shuffle reductions per token.
+
 constexpr int kDecodeThreads = 128;
 constexpr int kLanesPerToken = 16;                               // 16 lanes x 8 elements
 constexpr int kTokensPerStep = kDecodeThreads / kLanesPerToken;  // 8 per block step
@@ -57,7 +70,7 @@ constexpr int kUnroll = KVPROBE_DECODE_UNROLL;  // tokens each lane has in fligh
 
 template <int G>
 __global__ void __launch_bounds__(kDecodeThreads)
-    DecodeKernel(DecodeArgs a, int split_tokens, int splits, float scale_log2) {
+    DecodeKernelV1(DecodeArgs a, int split_tokens, int splits, float scale_log2) {
   const int kvh = blockIdx.x, b = blockIdx.y, split = blockIdx.z;
   const int len = a.context_lens[b];
   const int t_begin = split * split_tokens;
@@ -187,8 +200,8 @@ __global__ void __launch_bounds__(kHeadDim) DecodeCombineKernel(DecodeArgs a, in
 
 // Splits the context over enough blocks to fill the GPU twice over, in pieces of
 // at least 256 tokens.
-void PlanSplits(int batch, int kv_heads, int max_len, int sm_count, int* splits,
-                int* split_tokens) {
+void PlanSplitsV1(int batch, int kv_heads, int max_len, int sm_count, int* splits,
+                  int* split_tokens) {
   const int blocks = std::max(1, batch * kv_heads);
   int s = std::max(1, (2 * sm_count + blocks - 1) / blocks);
   s = std::min(s, std::max(1, (max_len + 255) / 256));
@@ -199,14 +212,419 @@ void PlanSplits(int batch, int kv_heads, int max_len, int sm_count, int* splits,
   *split_tokens = per;
 }
 
+// ---------------------------------------------------------------------------
+// Decode, kernel 2: tensor cores, whole tokens per lane.
+//
+// A block of kV2Warps warps serves one (sequence, KV head, split); warp w takes the
+// 32-token steps w, w + kV2Warps, ... of the split. In a step the warp loads the K
+// and V rows of 32 tokens straight into registers (16-byte loads, 64 or 128
+// contiguous bytes per group of lanes), scores them against the group's query
+// heads with mma.sync (bf16 in, fp32 out), updates the softmax state once per step
+// (one max reduction over 4 lanes, not one dot-product reduction per token), and
+// accumulates P x V with mma.sync as well. Nothing passes through shared memory
+// until the warps merge at the end.
+//
+// mma.sync m16n8k16 fragments (g = lane / 4, t = lane % 4):
+//   A (16x16): a0 = (row g, k 2t..2t+1), a1 = (row g+8, k 2t..), a2 = (row g, k 2t+8..),
+//              a3 = (row g+8, k 2t+8..); the lower k in the lower 16 bits.
+//   B (16x8):  b0 = (k 2t..2t+1, col g), b1 = (k 2t+8.., col g).
+//   C (16x8):  c0, c1 = (row g, col 2t, 2t+1), c2, c3 = (row g+8, col 2t, 2t+1).
+// S = Q K^T, 8 tokens per mma: rows are query heads (G <= 8 live, rows 8..15 and
+// heads >= G are zero), columns are tokens (lane g loaded token g of the 8), k runs
+// over the 128 dimensions in 8 slices of 16. The order in which dimensions enter the
+// dot product is free as long as Q and K use the same one; each lane loads 4 x 8
+// consecutive dimensions (i * 32 + t * 8 .. + 7, i = 0..3) of its token and of its
+// query head, and word r of chunk i feeds slice 2i + r / 2, register r % 2. The
+// scores land with head g's tokens 2t, 2t+1 in lane (g, t): exactly the B fragment
+// of P^T for the second product, O^T = V^T P^T (rows: 16 dimensions, columns: the
+// 8 query heads, k: 16 tokens), so the probabilities never move between lanes.
+// For V^T the lane needs 4 tokens (2t, 2t+1, 2t+8, 2t+9) x 16 dimensions, chosen
+// as the two 8-element chunks g * 8 .. + 7 and 64 + g * 8 .. + 7 (two 16-byte loads
+// per token): m-tile mt's row g is dimension g * 8 + mt, row g + 8 is 64 + g * 8 +
+// mt. The output accumulator of lane (g, t) thus holds heads 2t, 2t+1 at those 16
+// dimensions.
+
+constexpr int kV2Warps = 4;
+constexpr int kV2Threads = kV2Warps * 32;
+constexpr int kV2StepTokens = 32;                         // per warp and step
+constexpr int kV2BlockTokens = kV2Warps * kV2StepTokens;  // per block and step
+constexpr int kV2KTiles = kV2StepTokens / 8;              // S tiles (8 tokens) per step
+constexpr int kV2KSteps = kV2StepTokens / 16;             // P.V k-steps per step
+#ifndef KVPROBE_DECODE_SPLIT_P
+#define KVPROBE_DECODE_SPLIT_P 1  // P.V with P as two bf16 terms (0: one, ~3 bits less)
+#endif
+constexpr bool kV2SplitP = KVPROBE_DECODE_SPLIT_P != 0;
+#ifndef KVPROBE_DECODE_MIN_BLOCKS
+#define KVPROBE_DECODE_MIN_BLOCKS 2
+#endif
+
+// D += A B for one m16n8k16 bf16 tile with fp32 accumulation.
+__device__ __forceinline__ void MmaBf16(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2,
+                                        uint32_t a3, uint32_t b0, uint32_t b1) {
+  asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+      "{%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+// 2^x; 2^-inf = 0.
+__device__ __forceinline__ float Exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+
+__device__ __forceinline__ uint32_t Word(const uint4& u, int i) {
+  return i == 0 ? u.x : i == 1 ? u.y : i == 2 ? u.z : u.w;
+}
+
+// Row (KvLayout) of cached token t of one sequence. Row numbers fit 32 bits: a row
+// is at least 256 bytes, and no device holds 2^32 of them.
+template <bool kPaged>
+struct RowMap {
+  const int* table;  // paged: this sequence's block-table row
+  uint32_t first;    // contiguous: the sequence's first row
+  int block_tokens;
+  int shift;  // log2(block_tokens) when it is a power of two, else -1
+  __device__ __forceinline__ uint32_t operator()(int t) const {
+    if (!kPaged) return first + static_cast<uint32_t>(t);
+    int block, off;
+    if (shift >= 0) {
+      block = t >> shift;
+      off = t & (block_tokens - 1);
+    } else {
+      block = t / block_tokens;
+      off = t - block * block_tokens;
+    }
+    return static_cast<uint32_t>(__ldg(table + block)) * block_tokens + off;
+  }
+};
+
+// The rows one lane reads in a step starting at token `step`: K of tokens step +
+// 8j + g, V of tokens step + 16s + {2t, 2t+1, 2t+8, 2t+9}. Tokens at or past
+// `last` read token `last` instead (a valid row; their scores are masked).
+template <bool kPaged>
+struct StepRows {
+  uint32_t k[kV2KTiles];
+  uint32_t v[kV2KSteps][4];
+  __device__ __forceinline__ void Compute(const RowMap<kPaged>& map, int step, int last, int g,
+                                          int t) {
+#pragma unroll
+    for (int j = 0; j < kV2KTiles; ++j) k[j] = map(min(step + 8 * j + g, last));
+#pragma unroll
+    for (int s = 0; s < kV2KSteps; ++s) {
+#pragma unroll
+      for (int u = 0; u < 4; ++u) {
+        v[s][u] = map(min(step + 16 * s + 2 * t + (u & 1) + 8 * (u >> 1), last));
+      }
+    }
+  }
+};
+
+template <int G, bool kPaged>
+__global__ void __launch_bounds__(kV2Threads, KVPROBE_DECODE_MIN_BLOCKS)
+    DecodeKernelV2(DecodeArgs a, int split_tokens, int splits, float scale_log2, int shift) {
+  static_assert(G >= 1 && G <= 8, "query heads per KV head");
+  const int kvh = blockIdx.x, b = blockIdx.y, split = blockIdx.z;
+  const int len = a.context_lens[b];
+  const int t_begin = split * split_tokens;
+  const int t_end = min(len, t_begin + split_tokens);  // may be <= t_begin: empty split
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const int g = lane / 4, t = lane % 4;
+
+  // Q fragments (A of S = Q K^T): head g of the group, or zeros for rows >= G.
+  uint32_t qa[8][2];
+  {
+    uint4 w[4] = {};
+    if (g < G) {
+      const uint4* qp = reinterpret_cast<const uint4*>(
+                            a.q + (static_cast<size_t>(b) * a.q_heads + kvh * G + g) * kHeadDim) +
+                        t;
+#pragma unroll
+      for (int i = 0; i < 4; ++i) w[i] = __ldg(qp + 4 * i);
+    }
+#pragma unroll
+    for (int kk = 0; kk < 8; ++kk) {
+      qa[kk][0] = Word(w[kk / 2], 2 * (kk % 2));
+      qa[kk][1] = Word(w[kk / 2], 2 * (kk % 2) + 1);
+    }
+  }
+
+  RowMap<kPaged> map;
+  if (kPaged) {
+    map.table = a.layout.block_table + static_cast<size_t>(b) * a.layout.max_blocks;
+    map.first = 0;
+  } else {
+    map.table = nullptr;
+    map.first = static_cast<uint32_t>(b) * static_cast<uint32_t>(a.layout.max_context);
+  }
+  map.block_tokens = a.layout.block_tokens;
+  map.shift = shift;
+
+  // This lane's softmax state for head g (the same in the 4 lanes of a quad; log2
+  // units, scaled), its share of the sum, and O^T for heads 2t, 2t+1.
+  float m = -INFINITY, l = 0.f;
+  float acc[8][4];
+#pragma unroll
+  for (int mt = 0; mt < 8; ++mt) acc[mt][0] = acc[mt][1] = acc[mt][2] = acc[mt][3] = 0.f;
+
+  const size_t row_stride = static_cast<size_t>(a.kv_heads) * kHeadDim;
+  // Element offsets inside a row: K chunk i at i * 32 + t * 8, V chunks g * 8, 64 + g * 8.
+  const uint4* kbase = reinterpret_cast<const uint4*>(a.k + kvh * kHeadDim) + t;
+  const uint4* vbase = reinterpret_cast<const uint4*>(a.v + kvh * kHeadDim) + g;
+  const int last = t_end - 1;
+
+  int step = t_begin + warp * kV2StepTokens;
+  StepRows<kPaged> rows;
+  if (step < t_end) rows.Compute(map, step, last, g, t);
+  for (; step < t_end; step += kV2BlockTokens) {
+    // Every load of the step first, so that 16 KB per warp are in flight.
+    uint4 kr[kV2KTiles][4], vr[kV2KSteps][4][2];
+#pragma unroll
+    for (int j = 0; j < kV2KTiles; ++j) {
+      const uint4* p = kbase + rows.k[j] * (row_stride / 8);
+#pragma unroll
+      for (int i = 0; i < 4; ++i) kr[j][i] = __ldg(p + 4 * i);
+    }
+#pragma unroll
+    for (int s = 0; s < kV2KSteps; ++s) {
+#pragma unroll
+      for (int u = 0; u < 4; ++u) {
+        const uint4* p = vbase + rows.v[s][u] * (row_stride / 8);
+        vr[s][u][0] = __ldg(p);
+        vr[s][u][1] = __ldg(p + 8);
+      }
+    }
+    // The next step's rows (block-table reads) while this step's data is on its way.
+    rows.Compute(map, step + kV2BlockTokens, last, g, t);
+
+    // S = Q K^T: sc[j] = c fragment of tokens step + 8j .. + 7.
+    float sc[kV2KTiles][4];
+#pragma unroll
+    for (int j = 0; j < kV2KTiles; ++j) {
+      sc[j][0] = sc[j][1] = sc[j][2] = sc[j][3] = 0.f;
+#pragma unroll
+      for (int kk = 0; kk < 8; ++kk) {
+        MmaBf16(sc[j], qa[kk][0], 0u, qa[kk][1], 0u, Word(kr[j][kk / 2], 2 * (kk % 2)),
+                Word(kr[j][kk / 2], 2 * (kk % 2) + 1));
+      }
+    }
+
+    // Online softmax for head g over this step: lane (g, t) holds tokens
+    // step + 8j + 2t + e (e = 0, 1); tokens at or past t_end are -inf.
+    float smax = -INFINITY;
+#pragma unroll
+    for (int j = 0; j < kV2KTiles; ++j) {
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        if (step + 8 * j + 2 * t + e >= t_end) sc[j][e] = -INFINITY;
+        smax = fmaxf(smax, sc[j][e]);
+      }
+    }
+    smax = fmaxf(smax, __shfl_xor_sync(0xffffffffu, smax, 1));
+    smax = fmaxf(smax, __shfl_xor_sync(0xffffffffu, smax, 2));
+    // Token `step` is valid, so smax is finite and so is m_new.
+    const float m_new = fmaxf(m, smax * scale_log2);
+    const float corr = Exp2(m - m_new);  // 0 on the first step (m = -inf)
+    m = m_new;
+    // P of head g, tokens 2t, 2t+1 of tile j, as bf16x2: pb = P rounded, pl = the
+    // rest (P - pb, rounded), so that P.V carries P to about 16 bits.
+    uint32_t pb[kV2KTiles], pl[kV2KTiles];
+    float psum = 0.f;
+#pragma unroll
+    for (int j = 0; j < kV2KTiles; ++j) {
+      const float p0 = Exp2(fmaf(sc[j][0], scale_log2, -m_new));
+      const float p1 = Exp2(fmaf(sc[j][1], scale_log2, -m_new));
+      psum += p0 + p1;
+      const __nv_bfloat162 hi = __floats2bfloat162_rn(p0, p1);
+      const __nv_bfloat162 lo = __floats2bfloat162_rn(p0 - __low2float(hi), p1 - __high2float(hi));
+      pb[j] = *reinterpret_cast<const uint32_t*>(&hi);
+      pl[j] = *reinterpret_cast<const uint32_t*>(&lo);
+    }
+    l = l * corr + psum;
+    // Rescale O^T for heads 2t (lane 8t holds its state) and 2t + 1 (lane 8t + 4),
+    // unless no head of the warp got a new maximum.
+    if (__any_sync(0xffffffffu, corr != 1.f)) {
+      const float c0 = __shfl_sync(0xffffffffu, corr, 8 * t);
+      const float c1 = __shfl_sync(0xffffffffu, corr, 8 * t + 4);
+#pragma unroll
+      for (int mt = 0; mt < 8; ++mt) {
+        acc[mt][0] *= c0;
+        acc[mt][1] *= c1;
+        acc[mt][2] *= c0;
+        acc[mt][3] *= c1;
+      }
+    }
+
+    // O^T += V^T P^T, 16 tokens per k-step, 16 dimensions per m-tile.
+#pragma unroll
+    for (int s = 0; s < kV2KSteps; ++s) {
+#pragma unroll
+      for (int mt = 0; mt < 8; ++mt) {
+        const int w = mt / 2;
+        const uint32_t sel = (mt % 2) ? 0x7632u : 0x5410u;  // high or low bf16 of each word
+        const uint32_t a0 = __byte_perm(Word(vr[s][0][0], w), Word(vr[s][1][0], w), sel);
+        const uint32_t a1 = __byte_perm(Word(vr[s][0][1], w), Word(vr[s][1][1], w), sel);
+        const uint32_t a2 = __byte_perm(Word(vr[s][2][0], w), Word(vr[s][3][0], w), sel);
+        const uint32_t a3 = __byte_perm(Word(vr[s][2][1], w), Word(vr[s][3][1], w), sel);
+        MmaBf16(acc[mt], a0, a1, a2, a3, pb[2 * s], pb[2 * s + 1]);
+        if (kV2SplitP) MmaBf16(acc[mt], a0, a1, a2, a3, pl[2 * s], pl[2 * s + 1]);
+      }
+    }
+  }
+
+  // Sum of head g over the quad's tokens.
+  l += __shfl_xor_sync(0xffffffffu, l, 1);
+  l += __shfl_xor_sync(0xffffffffu, l, 2);
+
+  __shared__ float sm_m[kV2Warps][8], sm_l[kV2Warps][8];
+  __shared__ __align__(16) float sm_acc[kV2Warps][8][kHeadDim];
+  if (t == 0) {
+    sm_m[warp][g] = m;
+    sm_l[warp][g] = l;
+  }
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {  // dimensions g * 8 + mt, then 64 + g * 8 + mt
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {  // heads 2t, 2t + 1
+      float4* dst = reinterpret_cast<float4*>(&sm_acc[warp][2 * t + e][half * 64 + g * 8]);
+      dst[0] = make_float4(acc[0][2 * half + e], acc[1][2 * half + e], acc[2][2 * half + e],
+                           acc[3][2 * half + e]);
+      dst[1] = make_float4(acc[4][2 * half + e], acc[5][2 * half + e], acc[6][2 * half + e],
+                           acc[7][2 * half + e]);
+    }
+  }
+  __syncthreads();
+
+  const int d = threadIdx.x;  // one output element per thread
+  static_assert(kV2Threads == kHeadDim, "one thread per output element");
+  for (int gh = 0; gh < G; ++gh) {
+    float mm = sm_m[0][gh], ll = sm_l[0][gh], aa = sm_acc[0][gh][d];
+    for (int w = 1; w < kV2Warps; ++w) {
+      MergeState<1>(mm, ll, &aa, sm_m[w][gh], sm_l[w][gh], &sm_acc[w][gh][d]);
+    }
+    const int h = kvh * G + gh;
+    if (splits == 1) {
+      a.out[(static_cast<size_t>(b) * a.q_heads + h) * kHeadDim + d] =
+          __float2bfloat16(ll > 0.f ? aa / ll : 0.f);
+    } else {
+      const size_t part = (static_cast<size_t>(b) * a.q_heads + h) * splits + split;
+      a.workspace[part * (kHeadDim + 2) + d] = aa;
+      if (d == 0) {
+        a.workspace[part * (kHeadDim + 2) + kHeadDim] = mm;
+        a.workspace[part * (kHeadDim + 2) + kHeadDim + 1] = ll;
+      }
+    }
+  }
+}
+
+// Split plan of kernel 2. All sequences are taken to be max_len tokens long; a split
+// is a multiple of kV2BlockTokens so that the warps of a block get equal shares.
+// With `slots` blocks resident on the GPU at once, blocks run in waves; the plan
+// picks the number of splits that minimizes waves x (tokens per block + a fixed
+// cost per block), plus the combine kernel's cost when the context is split.
+#ifndef KVPROBE_DECODE_BLOCK_COST
+#define KVPROBE_DECODE_BLOCK_COST 64  // fixed cost of a block, in tokens of its own work
+#endif
+#ifndef KVPROBE_DECODE_COMBINE_COST
+#define KVPROBE_DECODE_COMBINE_COST 96  // cost of the combine kernel, same units
+#endif
+#ifndef KVPROBE_DECODE_MIN_SPLIT
+#define KVPROBE_DECODE_MIN_SPLIT 128  // fewest tokens per split
+#endif
+
+// Blocks of DecodeKernelV2<G, false> resident per multiprocessor (asked once).
+template <int G>
+int V2BlocksPerSm() {
+  static const int blocks = [] {
+    int n = 0;
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, DecodeKernelV2<G, false>, kV2Threads,
+                                                      0) != cudaSuccess ||
+        n < 1) {
+      (void)cudaGetLastError();
+      n = KVPROBE_DECODE_MIN_BLOCKS;
+    }
+    return n;
+  }();
+  return blocks;
+}
+
+int V2BlocksPerSm(int group) {
+  switch (group) {
+    case 1:
+      return V2BlocksPerSm<1>();
+    case 2:
+      return V2BlocksPerSm<2>();
+    case 4:
+      return V2BlocksPerSm<4>();
+    case 7:
+      return V2BlocksPerSm<7>();
+    case 8:
+      return V2BlocksPerSm<8>();
+    default:
+      return KVPROBE_DECODE_MIN_BLOCKS;
+  }
+}
+
+void PlanSplitsV2(int batch, int kv_heads, int max_len, int sm_count, int group, int* splits,
+                  int* split_tokens) {
+  const long long pairs = std::max(1, batch * kv_heads);
+  const long long slots = static_cast<long long>(std::max(1, sm_count)) * V2BlocksPerSm(group);
+  const int len = std::max(1, max_len);
+  const int max_s = std::min(64, std::max(1, len / KVPROBE_DECODE_MIN_SPLIT));
+  long long best_cost = -1;
+  int best_n = 1, best_per = (len + kV2BlockTokens - 1) / kV2BlockTokens * kV2BlockTokens;
+  for (int s = 1; s <= max_s; ++s) {
+    int per = (len + s - 1) / s;
+    per = (per + kV2BlockTokens - 1) / kV2BlockTokens * kV2BlockTokens;
+    const int n = (len + per - 1) / per;
+    const long long waves = (pairs * n + slots - 1) / slots;
+    const long long cost =
+        waves * (per + KVPROBE_DECODE_BLOCK_COST) + (n > 1 ? KVPROBE_DECODE_COMBINE_COST : 0);
+    if (best_cost < 0 || cost < best_cost) {
+      best_cost = cost;
+      best_n = n;
+      best_per = per;
+    }
+  }
+  *splits = best_n;
+  *split_tokens = best_per;
+}
+
+// The split plan of the selected kernel (LaunchDecodeG and DecodeWorkspaceFloats).
+void PlanSplits(int batch, int q_heads, int kv_heads, int max_len, int sm_count, int* splits,
+                int* split_tokens) {
+  if (kDecodeKernel == 1) {
+    PlanSplitsV1(batch, kv_heads, max_len, sm_count, splits, split_tokens);
+  } else {
+    PlanSplitsV2(batch, kv_heads, max_len, sm_count, q_heads / std::max(1, kv_heads), splits,
+                 split_tokens);
+  }
+}
+
 template <int G>
 void LaunchDecodeG(const DecodeArgs& a, cudaStream_t stream) {
   int splits = 1, split_tokens = 0;
-  PlanSplits(a.batch, a.kv_heads, a.max_len, a.sm_count, &splits, &split_tokens);
+  PlanSplits(a.batch, a.q_heads, a.kv_heads, a.max_len, a.sm_count, &splits, &split_tokens);
   if (splits > 1 && a.workspace == nullptr) throw std::invalid_argument("decode needs workspace");
   const float scale_log2 = 1.4426950408889634f / std::sqrt(static_cast<float>(kHeadDim));
-  DecodeKernel<G><<<dim3(a.kv_heads, a.batch, splits), kDecodeThreads, 0, stream>>>(
-      a, split_tokens, splits, scale_log2);
+  const dim3 grid(a.kv_heads, a.batch, splits);
+  if (kDecodeKernel == 1) {
+    DecodeKernelV1<G><<<grid, kDecodeThreads, 0, stream>>>(a, split_tokens, splits, scale_log2);
+  } else if (a.layout.block_table == nullptr) {
+    DecodeKernelV2<G, false>
+        <<<grid, kV2Threads, 0, stream>>>(a, split_tokens, splits, scale_log2, -1);
+  } else {
+    const int bt = a.layout.block_tokens;
+    if (bt < 1) throw std::invalid_argument("decode attention: block_tokens must be positive");
+    int shift = -1;
+    if ((bt & (bt - 1)) == 0) {
+      shift = 0;
+      while ((1 << shift) < bt) ++shift;
+    }
+    DecodeKernelV2<G, true>
+        <<<grid, kV2Threads, 0, stream>>>(a, split_tokens, splits, scale_log2, shift);
+  }
   CUDA_CHECK(cudaGetLastError());
   if (splits > 1) {
     DecodeCombineKernel<<<dim3(a.q_heads, a.batch), kHeadDim, 0, stream>>>(a, splits);
@@ -375,7 +793,7 @@ __global__ void __launch_bounds__(kPrefillWarps * 32)
 
 size_t DecodeWorkspaceFloats(int batch, int q_heads, int max_len, int kv_heads, int sm_count) {
   int splits = 1, split_tokens = 0;
-  PlanSplits(batch, kv_heads, max_len, sm_count, &splits, &split_tokens);
+  PlanSplits(batch, q_heads, kv_heads, max_len, sm_count, &splits, &split_tokens);
   return static_cast<size_t>(batch) * q_heads * splits * (kHeadDim + 2);
 }
 
