@@ -12,8 +12,13 @@
 //     at once and updates the softmax once per step (see "Decode, kernel 2" below).
 //
 // Prefill: a block of 4 warps serves 64 query rows of one head; key/value tiles of
-// 64 tokens are staged in shared memory, S = Q K^T and O += P V run on tensor cores
-// (WMMA bf16 16x16x16), and the running softmax state lives in shared memory.
+// 64 tokens are staged in shared memory. Two kernels, chosen at compile time with
+// -DKVPROBE_PREFILL_KERNEL=1 or 2 (the default):
+//  1: S = Q K^T and O += P V on WMMA bf16 16x16x16; scores, probabilities, the
+//     running softmax state and O pass through shared memory.
+//  2: FlashAttention-2 style: mma.sync m16n8k16 with S, P, O and the softmax state
+//     in registers, K/V tiles double buffered by cp.async and read by ldmatrix
+//     (see "Prefill, kernel 2" below).
 #include <mma.h>
 
 #include <algorithm>
@@ -635,6 +640,14 @@ void LaunchDecodeG(const DecodeArgs& a, cudaStream_t stream) {
 // ---------------------------------------------------------------------------
 // Prefill
 
+#ifndef KVPROBE_PREFILL_KERNEL
+#define KVPROBE_PREFILL_KERNEL 2
+#endif
+constexpr int kPrefillKernel = KVPROBE_PREFILL_KERNEL;
+static_assert(kPrefillKernel == 1 || kPrefillKernel == 2, "KVPROBE_PREFILL_KERNEL is 1 or 2");
+
+// Prefill, kernel 1: WMMA, softmax state and scores through shared memory.
+
 namespace wmma = nvcuda::wmma;
 
 constexpr int kTile = 64;            // query rows per block and keys per tile
@@ -789,6 +802,302 @@ __global__ void __launch_bounds__(kPrefillWarps * 32)
   }
 }
 
+// ---------------------------------------------------------------------------
+// Prefill, kernel 2: FlashAttention-2 style, mma.sync m16n8k16 in registers.
+//
+// A block of 4 warps serves 64 query rows of one query head; warp w owns rows
+// 16w .. 16w + 15 and keeps their Q fragments (A operand, 8 k-slices of 16
+// dimensions) in registers for the whole loop. Key/value tiles of 64 tokens are
+// staged in shared memory by 16-byte cp.async, double buffered: tile kt + 1 is in
+// flight while tile kt is used. Only tiles kt <= the query block are visited
+// (causal), and only the diagonal one is masked. Each step:
+//   S = Q K^T  (16 x 64 per warp, fp32, 8 n-tiles of 8 tokens; K fragments by
+//               ldmatrix.x4 from the token-major tile: lane (g, t) gets token g,
+//               dimensions 2t, 2t + 1 = the B fragment of K^T),
+//   online softmax on S in registers (rows g and g + 8 of the warp's 16; a row's
+//               64 scores are spread over the 4 lanes of a quad, 16 each),
+//   O += P V   (P converted to bf16 in place: the C fragments of n-tiles 2s, 2s + 1
+//               are exactly the A fragment of k-step s; V fragments by
+//               ldmatrix.x4.trans from the token-major tile: lane (g, t) gets
+//               tokens 2t, 2t + 1 of dimension g).
+// Shared tiles are 64 rows x 256 bytes; the 16-byte chunk c of row r is stored at
+// chunk c ^ (r & 7), so the 8 row addresses of an ldmatrix matrix (same logical
+// chunk, 8 consecutive rows) and the 8 chunks of a cp.async phase (same row) hit
+// distinct banks. Blocks are numbered longest first (query block descending).
+// Rows and tokens past the end read the last valid row (clamped addresses): their
+// scores are masked by causality (key <= row < tokens) and their rows not written.
+
+constexpr int kP2Rows = 64;  // query rows per block
+constexpr int kP2Keys = 64;  // tokens per K/V tile
+constexpr int kP2Warps = 4;  // 16 query rows each
+constexpr int kP2Threads = kP2Warps * 32;
+constexpr int kP2TileBytes = kP2Keys * kHeadDim * 2;                     // 16 KB per tile
+constexpr int kP2SmemBytes = 5 * kP2TileBytes;                           // Q, K x 2, V x 2 = 80 KB
+constexpr int kP2RowsPerThread = kP2Keys * (kHeadDim / 8) / kP2Threads;  // cp.async rows: 8
+static_assert(kP2Rows == kP2Keys, "the diagonal tile is square");
+#ifndef KVPROBE_PREFILL_MIN_BLOCKS
+#define KVPROBE_PREFILL_MIN_BLOCKS 2
+#endif
+
+// Byte offset of 16-byte chunk `chunk` (0..15) of row `row` in a swizzled tile.
+__device__ __forceinline__ uint32_t SwzOff(int row, int chunk) {
+  return static_cast<uint32_t>(row * (kHeadDim * 2) + ((chunk ^ (row & 7)) << 4));
+}
+
+__device__ __forceinline__ void CpAsync16(uint32_t dst, const void* src) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(src));
+}
+__device__ __forceinline__ void CpAsyncCommit() { asm volatile("cp.async.commit_group;\n" ::); }
+// Waits until at most N of this thread's cp.async groups are pending.
+template <int N>
+__device__ __forceinline__ void CpAsyncWait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
+
+__device__ __forceinline__ void Ldsm4(uint32_t (&r)[4], uint32_t addr) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr));
+}
+__device__ __forceinline__ void Ldsm4T(uint32_t (&r)[4], uint32_t addr) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr));
+}
+
+__device__ __forceinline__ uint32_t PackBf16(float lo, float hi) {
+  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<const uint32_t*>(&v);
+}
+
+template <bool kPaged>
+__global__ void __launch_bounds__(kP2Threads, KVPROBE_PREFILL_MIN_BLOCKS)
+    PrefillKernelV2(PrefillArgs a, float scale_log2, int shift, int q_blocks) {
+  extern __shared__ __align__(128) unsigned char smem_raw[];
+  const uint32_t s_q = static_cast<uint32_t>(__cvta_generic_to_shared(smem_raw));
+  const uint32_t s_k = s_q + kP2TileBytes;      // + buf * kP2TileBytes
+  const uint32_t s_v = s_q + 3 * kP2TileBytes;  // + buf * kP2TileBytes
+
+  // Longest first: the first q_heads * batch blocks take the last query block, and
+  // heads sharing a KV head are neighbours (their K/V tiles meet in L2).
+  const int heads_batch = a.q_heads * a.batch;
+  const int qb = q_blocks - 1 - static_cast<int>(blockIdx.x) / heads_batch;
+  const int rest = static_cast<int>(blockIdx.x) % heads_batch;
+  const int h = rest % a.q_heads, b = rest / a.q_heads;
+  const int kvh = h / (a.q_heads / a.kv_heads);
+  const int q0 = qb * kP2Rows;
+  const int tiles = qb + 1;  // K/V tiles 0..qb; tile qb is the diagonal one
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+  const int g = lane / 4, t = lane % 4;
+  const int last = a.tokens - 1;
+
+  // cp.async assignment: chunk tid % 16 of rows tid / 16 + 8i, i = 0..7.
+  const int c_chunk = tid % 16, c_row = tid / 16;
+
+  // Q tile (group 1 of the prologue).
+  {
+    const size_t q_stride = static_cast<size_t>(a.q_heads) * kHeadDim;
+    const bf16* qsrc = a.q + static_cast<size_t>(h) * kHeadDim + c_chunk * 8;
+#pragma unroll
+    for (int i = 0; i < kP2RowsPerThread; ++i) {
+      const int r = c_row + 8 * i;
+      const int tok = min(q0 + r, last);
+      CpAsync16(s_q + SwzOff(r, c_chunk),
+                qsrc + (static_cast<size_t>(b) * a.tokens + tok) * q_stride);
+    }
+    CpAsyncCommit();
+  }
+
+  RowMap<kPaged> map;
+  if (kPaged) {
+    map.table = a.layout.block_table + static_cast<size_t>(b) * a.layout.max_blocks;
+    map.first = 0;
+  } else {
+    map.table = nullptr;
+    map.first = static_cast<uint32_t>(b) * static_cast<uint32_t>(a.layout.max_context);
+  }
+  map.block_tokens = a.layout.block_tokens;
+  map.shift = shift;
+  const size_t kv_stride = static_cast<size_t>(a.kv_heads) * kHeadDim;
+  const bf16* ksrc = a.k + static_cast<size_t>(kvh) * kHeadDim + c_chunk * 8;
+  const bf16* vsrc = a.v + static_cast<size_t>(kvh) * kHeadDim + c_chunk * 8;
+
+  // KV rows of the next tile to issue, resolved one tile ahead (block-table reads
+  // overlap the previous tile's math). Tokens past the end read the last token.
+  uint32_t rows[kP2RowsPerThread];
+  auto resolve = [&](int kt) {
+#pragma unroll
+    for (int i = 0; i < kP2RowsPerThread; ++i)
+      rows[i] = map(min(kt * kP2Keys + c_row + 8 * i, last));
+  };
+  auto issue = [&](int buf) {
+#pragma unroll
+    for (int i = 0; i < kP2RowsPerThread; ++i) {
+      const size_t off = static_cast<size_t>(rows[i]) * kv_stride;
+      const uint32_t dst = SwzOff(c_row + 8 * i, c_chunk) + buf * kP2TileBytes;
+      CpAsync16(s_k + dst, ksrc + off);
+      CpAsync16(s_v + dst, vsrc + off);
+    }
+  };
+  resolve(0);
+  issue(0);
+  CpAsyncCommit();
+  resolve(1);
+
+  // Q fragments: k-slice kk of rows 16w .. 16w + 15. ldmatrix matrices 0..3 are
+  // (rows 0-7, k 0-7), (rows 8-15, k 0-7), (rows 0-7, k 8-15), (rows 8-15, k 8-15),
+  // i.e. a0..a3; lane l addresses row l % 8 (+8 for matrices 1, 3) of matrix l / 8.
+  CpAsyncWait<1>();  // the Q group has landed (this thread's part)
+  __syncthreads();   // ... and every thread's
+  uint32_t qa[kHeadDim / 16][4];
+  {
+    const int row = warp * 16 + (lane % 8) + 8 * ((lane / 8) % 2);
+#pragma unroll
+    for (int kk = 0; kk < kHeadDim / 16; ++kk) Ldsm4(qa[kk], s_q + SwzOff(row, 2 * kk + lane / 16));
+  }
+
+  // Softmax state of rows g (index 0) and g + 8 (index 1), log2 units, scaled;
+  // l is this lane's partial sum (its 16 columns of each tile), summed over the
+  // quad at the end. o[n] is the C fragment of dimensions 8n .. 8n + 7.
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
+  float o[kHeadDim / 8][4];
+#pragma unroll
+  for (int n = 0; n < kHeadDim / 8; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
+
+  // Per-lane ldmatrix rows inside a tile. K (non-transposed, B of S): matrices
+  // (tokens 0-7, k 0-7), (tokens 0-7, k 8-15), (tokens 8-15, k 0-7), (tokens 8-15,
+  // k 8-15) = b0, b1 of n-tile 2np and b0, b1 of n-tile 2np + 1. V (transposed, B
+  // of P V): matrices (tokens 0-7, dims 0-7), (tokens 8-15, dims 0-7), (tokens 0-7,
+  // dims 8-15), (tokens 8-15, dims 8-15) = b0, b1 of n-tile 2p, b0, b1 of 2p + 1.
+  const int k_row = (lane % 8) + 8 * (lane / 16), k_chunk = (lane / 8) % 2;
+  const int v_row = (lane % 8) + 8 * ((lane / 8) % 2), v_chunk = lane / 16;
+  const int row_local = warp * 16 + g;  // row of c0, c1 in the block; c2, c3: + 8
+
+  for (int kt = 0; kt < tiles; ++kt) {
+    const int buf = kt & 1;
+    if (kt + 1 < tiles) {
+      issue(buf ^ 1);  // buffer buf ^ 1 was released by the barrier ending step kt - 1
+      resolve(kt + 2);
+    }
+    CpAsyncCommit();   // possibly empty: keeps the group count uniform
+    CpAsyncWait<1>();  // tile kt has landed
+    __syncthreads();
+    const uint32_t kb_base = s_k + buf * kP2TileBytes, vb_base = s_v + buf * kP2TileBytes;
+
+    // S = Q K^T.
+    float s[kP2Keys / 8][4];
+#pragma unroll
+    for (int j = 0; j < kP2Keys / 8; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
+#pragma unroll
+    for (int kk = 0; kk < kHeadDim / 16; ++kk) {
+#pragma unroll
+      for (int np = 0; np < kP2Keys / 16; ++np) {
+        uint32_t kb[4];
+        Ldsm4(kb, kb_base + SwzOff(np * 16 + k_row, 2 * kk + k_chunk));
+        MmaBf16(s[2 * np], qa[kk][0], qa[kk][1], qa[kk][2], qa[kk][3], kb[0], kb[1]);
+        MmaBf16(s[2 * np + 1], qa[kk][0], qa[kk][1], qa[kk][2], qa[kk][3], kb[2], kb[3]);
+      }
+    }
+
+    // Causal mask on the diagonal tile (k0 == q0): key 8j + 2t + e vs row_local (+8).
+    if (kt == qb) {
+#pragma unroll
+      for (int j = 0; j < kP2Keys / 8; ++j) {
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const int key = 8 * j + 2 * t + e;
+          if (key > row_local) s[j][e] = -INFINITY;
+          if (key > row_local + 8) s[j][2 + e] = -INFINITY;
+        }
+      }
+    }
+
+    // Online softmax, rows g (r = 0: c0, c1) and g + 8 (r = 1: c2, c3).
+    float corr[2], msub[2];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      float mx = -INFINITY;
+#pragma unroll
+      for (int j = 0; j < kP2Keys / 8; ++j) mx = fmaxf(mx, fmaxf(s[j][2 * r], s[j][2 * r + 1]));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+      const float m_new = fmaxf(m[r], mx * scale_log2);
+      // A row with no valid key yet keeps m = -inf; subtract 0 then (all p = 0).
+      msub[r] = (m_new == -INFINITY) ? 0.f : m_new;
+      corr[r] = Exp2(m[r] - msub[r]);  // 0 while m was -inf
+      m[r] = m_new;
+    }
+    // P (bf16 A fragments of the 4 k-steps of 16 tokens) and the partial sums.
+    uint32_t pa[kP2Keys / 16][4];
+    float sum[2] = {0.f, 0.f};
+#pragma unroll
+    for (int j = 0; j < kP2Keys / 8; ++j) {
+      const float p0 = Exp2(fmaf(s[j][0], scale_log2, -msub[0]));
+      const float p1 = Exp2(fmaf(s[j][1], scale_log2, -msub[0]));
+      const float p2 = Exp2(fmaf(s[j][2], scale_log2, -msub[1]));
+      const float p3 = Exp2(fmaf(s[j][3], scale_log2, -msub[1]));
+      sum[0] += p0 + p1;
+      sum[1] += p2 + p3;
+      // n-tile j = 2ks + hi: a0/a1 (hi = 0) or a2/a3 (hi = 1) of k-step ks.
+      pa[j / 2][2 * (j % 2)] = PackBf16(p0, p1);
+      pa[j / 2][2 * (j % 2) + 1] = PackBf16(p2, p3);
+    }
+    l[0] = l[0] * corr[0] + sum[0];
+    l[1] = l[1] * corr[1] + sum[1];
+#pragma unroll
+    for (int n = 0; n < kHeadDim / 8; ++n) {
+      o[n][0] *= corr[0];
+      o[n][1] *= corr[0];
+      o[n][2] *= corr[1];
+      o[n][3] *= corr[1];
+    }
+
+    // O += P V.
+#pragma unroll
+    for (int ks = 0; ks < kP2Keys / 16; ++ks) {
+#pragma unroll
+      for (int p = 0; p < kHeadDim / 16; ++p) {
+        uint32_t vb[4];
+        Ldsm4T(vb, vb_base + SwzOff(ks * 16 + v_row, 2 * p + v_chunk));
+        MmaBf16(o[2 * p], pa[ks][0], pa[ks][1], pa[ks][2], pa[ks][3], vb[0], vb[1]);
+        MmaBf16(o[2 * p + 1], pa[ks][0], pa[ks][1], pa[ks][2], pa[ks][3], vb[2], vb[3]);
+      }
+    }
+    __syncthreads();  // every warp is done with buffer buf before it is refilled
+  }
+
+  // Normalize, stage the warp's 16 output rows as bf16 in its own rows of the Q
+  // tile (only this warp ever read them), then write 16-byte chunks.
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
+    l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
+  }
+  const float inv0 = l[0] > 0.f ? 1.f / l[0] : 0.f;
+  const float inv1 = l[1] > 0.f ? 1.f / l[1] : 0.f;
+#pragma unroll
+  for (int n = 0; n < kHeadDim / 8; ++n) {
+    const uint32_t lo = PackBf16(o[n][0] * inv0, o[n][1] * inv0);
+    const uint32_t hi = PackBf16(o[n][2] * inv1, o[n][3] * inv1);
+    asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(s_q + SwzOff(row_local, n) + 4 * t), "r"(lo)
+                 : "memory");
+    asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(s_q + SwzOff(row_local + 8, n) + 4 * t), "r"(hi)
+                 : "memory");
+  }
+  __syncwarp();
+  const size_t out_stride = static_cast<size_t>(a.q_heads) * kHeadDim;
+#pragma unroll
+  for (int i = 0; i < 8; ++i) {
+    const int r = warp * 16 + lane / 16 + 2 * i, c = lane % 16;
+    const int row = q0 + r;
+    if (row < a.tokens) {
+      const uint4 val = *reinterpret_cast<const uint4*>(smem_raw + SwzOff(r, c));
+      *reinterpret_cast<uint4*>(a.out + (static_cast<size_t>(b) * a.tokens + row) * out_stride +
+                                static_cast<size_t>(h) * kHeadDim + c * 8) = val;
+    }
+  }
+}
+
 }  // namespace
 
 size_t DecodeWorkspaceFloats(int batch, int q_heads, int max_len, int kv_heads, int sm_count) {
@@ -818,6 +1127,32 @@ void LaunchDecodeAttention(const DecodeArgs& a, cudaStream_t stream) {
 
 void LaunchPrefillAttention(const PrefillArgs& a, cudaStream_t stream) {
   if (a.kv_heads < 1 || a.q_heads % a.kv_heads != 0) throw std::invalid_argument("bad heads");
+  if (a.tokens <= 0 || a.batch <= 0 || a.q_heads <= 0) return;  // nothing to compute
+  if (kPrefillKernel == 2) {
+    const float scale_log2 = 1.4426950408889634f / std::sqrt(static_cast<float>(kHeadDim));
+    const int q_blocks = (a.tokens + kP2Rows - 1) / kP2Rows;
+    const unsigned blocks = static_cast<unsigned>(q_blocks) * a.q_heads * a.batch;
+    if (a.layout.block_table == nullptr) {
+      CUDA_CHECK(cudaFuncSetAttribute(PrefillKernelV2<false>,
+                                      cudaFuncAttributeMaxDynamicSharedMemorySize, kP2SmemBytes));
+      PrefillKernelV2<false>
+          <<<blocks, kP2Threads, kP2SmemBytes, stream>>>(a, scale_log2, -1, q_blocks);
+    } else {
+      const int bt = a.layout.block_tokens;
+      if (bt < 1) throw std::invalid_argument("prefill attention: block_tokens must be positive");
+      int shift = -1;
+      if ((bt & (bt - 1)) == 0) {
+        shift = 0;
+        while ((1 << shift) < bt) ++shift;
+      }
+      CUDA_CHECK(cudaFuncSetAttribute(PrefillKernelV2<true>,
+                                      cudaFuncAttributeMaxDynamicSharedMemorySize, kP2SmemBytes));
+      PrefillKernelV2<true>
+          <<<blocks, kP2Threads, kP2SmemBytes, stream>>>(a, scale_log2, shift, q_blocks);
+    }
+    CUDA_CHECK(cudaGetLastError());
+    return;
+  }
   const int smem = static_cast<int>(sizeof(PrefillSmem));
   CUDA_CHECK(
       cudaFuncSetAttribute(PrefillKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));

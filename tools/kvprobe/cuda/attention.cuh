@@ -49,7 +49,8 @@ struct PrefillArgs {
   int batch = 0, tokens = 0, q_heads = 0, kv_heads = 0;
 };
 
-// Enqueues causal prefill attention on `stream` (WMMA tensor cores, 64x64 tiles).
+// Enqueues causal prefill attention on `stream` (tensor cores (mma.sync), 64-row query blocks over
+// 64-token K/V tiles).
 void LaunchPrefillAttention(const PrefillArgs& args, cudaStream_t stream);
 
 }  // namespace kvprobe
