@@ -305,6 +305,22 @@ struct RowMap {
   }
 };
 
+// The row map of sequence `b` in layout `l` (`shift` as RowMap::shift).
+template <bool kPaged>
+__device__ __forceinline__ RowMap<kPaged> RowMapOf(const KvLayout& l, int b, int shift) {
+  RowMap<kPaged> map;
+  if (kPaged) {
+    map.table = l.block_table + static_cast<size_t>(b) * l.max_blocks;
+    map.first = 0;
+  } else {
+    map.table = nullptr;
+    map.first = static_cast<uint32_t>(b) * static_cast<uint32_t>(l.max_context);
+  }
+  map.block_tokens = l.block_tokens;
+  map.shift = shift;
+  return map;
+}
+
 // The rows one lane reads in a step starting at token `step`: K of tokens step +
 // 8j + g, V of tokens step + 16s + {2t, 2t+1, 2t+8, 2t+9}. Tokens at or past
 // `last` read token `last` instead (a valid row; their scores are masked).
@@ -355,16 +371,7 @@ __global__ void __launch_bounds__(kV2Threads, KVPROBE_DECODE_MIN_BLOCKS)
     }
   }
 
-  RowMap<kPaged> map;
-  if (kPaged) {
-    map.table = a.layout.block_table + static_cast<size_t>(b) * a.layout.max_blocks;
-    map.first = 0;
-  } else {
-    map.table = nullptr;
-    map.first = static_cast<uint32_t>(b) * static_cast<uint32_t>(a.layout.max_context);
-  }
-  map.block_tokens = a.layout.block_tokens;
-  map.shift = shift;
+  const RowMap<kPaged> map = RowMapOf<kPaged>(a.layout, b, shift);
 
   // This lane's softmax state for head g (the same in the 4 lanes of a quad; log2
   // units, scaled), its share of the sum, and O^T for heads 2t, 2t+1.
@@ -908,16 +915,7 @@ __global__ void __launch_bounds__(kP2Threads, KVPROBE_PREFILL_MIN_BLOCKS)
     CpAsyncCommit();
   }
 
-  RowMap<kPaged> map;
-  if (kPaged) {
-    map.table = a.layout.block_table + static_cast<size_t>(b) * a.layout.max_blocks;
-    map.first = 0;
-  } else {
-    map.table = nullptr;
-    map.first = static_cast<uint32_t>(b) * static_cast<uint32_t>(a.layout.max_context);
-  }
-  map.block_tokens = a.layout.block_tokens;
-  map.shift = shift;
+  const RowMap<kPaged> map = RowMapOf<kPaged>(a.layout, b, shift);
   const size_t kv_stride = static_cast<size_t>(a.kv_heads) * kHeadDim;
   const bf16* ksrc = a.k + static_cast<size_t>(kvh) * kHeadDim + c_chunk * 8;
   const bf16* vsrc = a.v + static_cast<size_t>(kvh) * kHeadDim + c_chunk * 8;
