@@ -368,7 +368,7 @@ TEST(ProfiledModel, PrefillAttentionIsInterpolatedInCausalPairsAndScaledToQueryH
   // Below the smallest row (120 pairs) the first segment's log-log line continues:
   // time = pairs / 100 there, so 50 pairs take 0.5 us (not the 1.2 us of 120 pairs).
   EXPECT_NEAR(PrefillAttentionUs(*model, 50), 0.5 * 0.5, kTolUs);
-  EXPECT_NEAR(PrefillAttentionUs(*model, 1e6), 0.5 * 1e4, 0.01);        // beyond: the fit
+  EXPECT_NEAR(PrefillAttentionUs(*model, 1e6), 0.5 * 1e4, 0.01);  // beyond: the fit
 }
 
 TEST(ProfiledModel, PagedPrefillUsesThePagedRows) {
