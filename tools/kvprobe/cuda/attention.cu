@@ -64,6 +64,37 @@ static_assert(kDecodeKernel == 1 || kDecodeKernel == 2, "KVPROBE_DECODE_KERNEL i
 // ---------------------------------------------------------------------------
 // Decode, kernel 1: sixteen lanes per token, shuffle reductions per token.
 
+// The end of a decode block of kHeadDim threads: merges the kWarps warps' softmax
+// states of each of the G heads (row g of the shared arrays; W >= G rows) and, for
+// output element threadIdx.x, writes the head's result (one split) or the split's
+// partial state to the workspace (several splits, merged by DecodeCombineKernel).
+template <int G, int kWarps, int W>
+__device__ __forceinline__ void StoreMergedWarps(const DecodeArgs& a, int b, int kvh, int split,
+                                                 int splits, const float (&sm_m)[kWarps][W],
+                                                 const float (&sm_l)[kWarps][W],
+                                                 const float (&sm_acc)[kWarps][W][kHeadDim]) {
+  static_assert(G <= W, "a head per row");
+  const int d = threadIdx.x;  // one output element per thread
+  for (int g = 0; g < G; ++g) {
+    float mm = sm_m[0][g], ll = sm_l[0][g], aa = sm_acc[0][g][d];
+    for (int w = 1; w < kWarps; ++w) {
+      MergeState<1>(mm, ll, &aa, sm_m[w][g], sm_l[w][g], &sm_acc[w][g][d]);
+    }
+    const int h = kvh * G + g;
+    if (splits == 1) {
+      a.out[(static_cast<size_t>(b) * a.q_heads + h) * kHeadDim + d] =
+          __float2bfloat16(ll > 0.f ? aa / ll : 0.f);
+    } else {
+      const size_t part = (static_cast<size_t>(b) * a.q_heads + h) * splits + split;
+      a.workspace[part * (kHeadDim + 2) + d] = aa;
+      if (d == 0) {
+        a.workspace[part * (kHeadDim + 2) + kHeadDim] = mm;
+        a.workspace[part * (kHeadDim + 2) + kHeadDim + 1] = ll;
+      }
+    }
+  }
+}
+
 constexpr int kDecodeThreads = 128;
 constexpr int kLanesPerToken = 16;                               // 16 lanes x 8 elements
 constexpr int kTokensPerStep = kDecodeThreads / kLanesPerToken;  // 8 per block step
@@ -170,25 +201,7 @@ __global__ void __launch_bounds__(kDecodeThreads)
   }
   __syncthreads();
 
-  const int d = threadIdx.x;  // one output element per thread
-  for (int g = 0; g < G; ++g) {
-    float mm = sm_m[0][g], ll = sm_l[0][g], aa = sm_acc[0][g][d];
-    for (int w = 1; w < kDecodeWarps; ++w) {
-      MergeState<1>(mm, ll, &aa, sm_m[w][g], sm_l[w][g], &sm_acc[w][g][d]);
-    }
-    const int h = kvh * G + g;
-    if (splits == 1) {
-      a.out[(static_cast<size_t>(b) * a.q_heads + h) * kHeadDim + d] =
-          __float2bfloat16(ll > 0.f ? aa / ll : 0.f);
-    } else {
-      const size_t part = (static_cast<size_t>(b) * a.q_heads + h) * splits + split;
-      a.workspace[part * (kHeadDim + 2) + d] = aa;
-      if (d == 0) {
-        a.workspace[part * (kHeadDim + 2) + kHeadDim] = mm;
-        a.workspace[part * (kHeadDim + 2) + kHeadDim + 1] = ll;
-      }
-    }
-  }
+  StoreMergedWarps<G>(a, b, kvh, split, splits, sm_m, sm_l, sm_acc);
 }
 
 __global__ void __launch_bounds__(kHeadDim) DecodeCombineKernel(DecodeArgs a, int splits) {
@@ -508,26 +521,8 @@ __global__ void __launch_bounds__(kV2Threads, KVPROBE_DECODE_MIN_BLOCKS)
   }
   __syncthreads();
 
-  const int d = threadIdx.x;  // one output element per thread
   static_assert(kV2Threads == kHeadDim, "one thread per output element");
-  for (int gh = 0; gh < G; ++gh) {
-    float mm = sm_m[0][gh], ll = sm_l[0][gh], aa = sm_acc[0][gh][d];
-    for (int w = 1; w < kV2Warps; ++w) {
-      MergeState<1>(mm, ll, &aa, sm_m[w][gh], sm_l[w][gh], &sm_acc[w][gh][d]);
-    }
-    const int h = kvh * G + gh;
-    if (splits == 1) {
-      a.out[(static_cast<size_t>(b) * a.q_heads + h) * kHeadDim + d] =
-          __float2bfloat16(ll > 0.f ? aa / ll : 0.f);
-    } else {
-      const size_t part = (static_cast<size_t>(b) * a.q_heads + h) * splits + split;
-      a.workspace[part * (kHeadDim + 2) + d] = aa;
-      if (d == 0) {
-        a.workspace[part * (kHeadDim + 2) + kHeadDim] = mm;
-        a.workspace[part * (kHeadDim + 2) + kHeadDim + 1] = ll;
-      }
-    }
-  }
+  StoreMergedWarps<G>(a, b, kvh, split, splits, sm_m, sm_l, sm_acc);
 }
 
 // Split plan of kernel 2. All sequences are taken to be max_len tokens long; a split
