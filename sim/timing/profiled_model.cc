@@ -154,23 +154,21 @@ std::unique_ptr<ExecutionTimeModel> NewProfiledModel(const Profile& profile, con
           profile.path(), tensor_parallel, gpu.name));
     }
   }
-  // The efficiencies the profile does not measure: prefill attention (kRoofline)
-  // and the bandwidth of the small per-layer kernels.
+  // The efficiencies the profile does not measure: the bandwidth of the small
+  // per-layer kernels and, with kRoofline, prefill attention. Those the model does
+  // not use are set to 1 here, so they are neither looked up nor declared assumed.
+  const bool roofline_prefill =
+      config.prefill_attention == ProfiledConfig::PrefillAttention::kRoofline;
+  const RooflineConfig wanted{
+      .gemm_efficiency = 1,
+      .memory_efficiency = config.memory_efficiency,
+      .attention_prefill_efficiency = roofline_prefill ? config.attention_prefill_efficiency : 1,
+      .attention_decode_efficiency = 1};
   std::vector<std::string> assumed;
-  RooflineConfig wanted{.memory_efficiency = config.memory_efficiency,
-                        .attention_prefill_efficiency = config.attention_prefill_efficiency};
-  std::vector<std::string> generic;
-  const RooflineConfig resolved = ResolveEfficiencies(wanted, gpu, &generic);
-  for (std::string& g : generic) {
-    if (g.find("memory_efficiency") != std::string::npos ||
-        (config.prefill_attention == ProfiledConfig::PrefillAttention::kRoofline &&
-         g.find("attention_prefill_efficiency") != std::string::npos)) {
-      assumed.push_back(std::move(g));
-    }
-  }
+  const RooflineConfig resolved = ResolveEfficiencies(wanted, gpu, &assumed);
   ProfiledConfig c = config;
   c.memory_efficiency = resolved.memory_efficiency;
-  c.attention_prefill_efficiency = resolved.attention_prefill_efficiency;
+  if (roofline_prefill) c.attention_prefill_efficiency = resolved.attention_prefill_efficiency;
   if (costs.paged && costs.paged_kernel == PagedKernel::kProfiled) {
     caveats.push_back(fmt::format(
         "kv_cache.paged_kernel: profiled times kvprobe's own paged kernel ({}), not a serving "
