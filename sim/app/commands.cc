@@ -46,6 +46,9 @@ std::string ResolvedYaml(ConfigTree tree, const ScenarioConfig& config) {
   if (!config.timing.profile_path.empty()) {
     tree.Set("timing.profile", JsonWriter::Quote(config.timing.profile_path));
   }
+  if (!config.timing.calibration.path.empty()) {
+    tree.Set("timing.calibration", JsonWriter::Quote(config.timing.calibration.path));
+  }
   for (const auto& [key, path] :
        {std::pair<const char*, const std::string&>{"model", config.model_path},
         {"gpu", config.gpu_path}}) {

@@ -16,6 +16,7 @@ struct CommandOptions {
   bool quiet = false;                  // no summary on stdout
   std::string gpu;                     // validate: a GPU card name or path; empty: by gpu_name
   std::string models_dir;              // validate: where named cards are; empty: models/
+  bool holdout = false;                // fit: leave-one-run-out cross-validation too
 };
 
 // kvsim run: one simulation; writes outputs and prints a summary. Returns the exit code.
@@ -45,6 +46,15 @@ int ReportCommand(const CommandOptions& options, std::ostream& out);
 // timing.roofline.* (efficiencies). Returns 0 when the rows were predicted (the
 // errors are results); throws InputError on bad input.
 int ValidateCommand(const CommandOptions& options, std::ostream& out);
+
+// kvsim fit: fits the free timing terms of the fit file options.config_path
+// (sim/config/fit_config.h) to its measured runs by simulating them
+// (sim/fit/fitter.h); with options.holdout, also predicts each run from a fit on the
+// others. Writes DIR/calibration.yaml (for timing.calibration), DIR/fit.json and
+// DIR/workloads/ and prints the terms and, per run and metric, measured, before and
+// after. Returns 0, or 2 when the solver stops without meeting a tolerance (then no
+// calibration.yaml is written).
+int FitCommand(const CommandOptions& options, std::ostream& out);
 
 // kvsim plan: capacity planning and fleet sizing under SLOs (sim/planner/planner.h);
 // writes DIR/plan.csv and DIR/plan.json and prints the ranked table ending with the

@@ -1,4 +1,5 @@
-// kvsim: command-line entry point. Subcommands: run, compare, sweep, plan, report, validate.
+// kvsim: command-line entry point. Subcommands: run, compare, sweep, plan, report, validate,
+// fit.
 #include <fmt/format.h>
 
 #include <boost/program_options.hpp>
@@ -28,7 +29,10 @@ constexpr const char* kUsage =
     "  validate predict the [step] rows (whole forward passes timed on the GPU) of a kvprobe\n"
     "           profile (CONFIG is the profile.txt) with the profiled and roofline models and\n"
     "           print each one's error; with --out, writes DIR/validate.json:\n"
-    "           kvsim validate PROFILE [--gpu CARD] [--models DIR] [--set timing.key=value]...\n";
+    "           kvsim validate PROFILE [--gpu CARD] [--models DIR] [--set timing.key=value]...\n"
+    "  fit      fit timing terms to measured runs of a real engine (CONFIG is a fit file);\n"
+    "           writes DIR/calibration.yaml (use: timing.calibration), DIR/fit.json:\n"
+    "           kvsim fit FIT.yaml [--out DIR] [--jobs N] [--holdout]\n";
 
 int Main(int argc, char** argv) {
   if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
@@ -37,7 +41,7 @@ int Main(int argc, char** argv) {
   }
   const std::string command = argv[1];
   if (command != "run" && command != "compare" && command != "plan" && command != "sweep" &&
-      command != "report" && command != "validate") {
+      command != "report" && command != "validate" && command != "fit") {
     std::cerr << fmt::format("kvsim: unknown command '{}'\n{}", command, kUsage);
     return 2;
   }
@@ -50,14 +54,16 @@ int Main(int argc, char** argv) {
       "out,o", po::value<std::string>(&o.out_dir),
       "output directory (default: reports/runs/<config name>[-compare])")(
       "jobs,j", po::value<int>(&o.jobs)->default_value(0),
-      "compare, plan: simulations run in parallel (0 = all cores / the plan's jobs)")(
+      "compare, plan, fit: simulations run in parallel (0 = all cores / the plan's jobs)")(
       "quiet,q", po::bool_switch(&o.quiet), "print nothing on success")(
       "rates", po::value<std::string>(), "sweep: offered loads in requests/s, e.g. 1,2,4,8")(
       "gpu", po::value<std::string>(&o.gpu),
       "validate: the GPU card, a name in DIR/gpu/ or a path (default: the card whose "
       "device_names hold the profile's gpu_name)")(
       "models", po::value<std::string>(&o.models_dir),
-      "validate: the directory of the gpu/ and llm/ cards (default: the source tree's models/)");
+      "validate: the directory of the gpu/ and llm/ cards (default: the source tree's models/)")(
+      "holdout", po::bool_switch(&o.holdout),
+      "fit: also predict each run from terms fitted on the other runs (leave one run out)");
   po::options_description hidden;
   hidden.add_options()("config", po::value<std::string>(&o.config_path));
   po::options_description all;
@@ -90,6 +96,10 @@ int Main(int argc, char** argv) {
       return 2;
     }
   }
+  if (o.holdout && command != "fit") {
+    std::cerr << fmt::format("kvsim {}: --holdout is an option of kvsim fit only\n", command);
+    return 2;
+  }
   if (vm.count("rates")) {
     std::string part;
     for (char c : vm["rates"].as<std::string>() + ",") {
@@ -115,6 +125,7 @@ int Main(int argc, char** argv) {
   if (command == "sweep") return kvsim::SweepCommand(o, std::cout);
   if (command == "report") return kvsim::ReportCommand(o, std::cout);
   if (command == "validate") return kvsim::ValidateCommand(o, std::cout);
+  if (command == "fit") return kvsim::FitCommand(o, std::cout);
   return command == "run" ? kvsim::RunCommand(o, std::cout) : kvsim::CompareCommand(o, std::cout);
 }
 

@@ -28,6 +28,26 @@ struct DecodeContext {
   const std::set<std::string>& overridden;
 };
 
+// The node at a dotted key path under `root` ("timing.engine.per_seq_s"), or an
+// undefined node when a step is missing or not a mapping. Never inserts keys.
+inline YAML::Node NodeAtPath(const YAML::Node& root, const std::string& key_path) {
+  YAML::Node node;
+  node.reset(root);
+  size_t start = 0;
+  while (true) {
+    const size_t dot = key_path.find('.', start);
+    const std::string step =
+        key_path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    if (!node.IsMap()) return YAML::Node(YAML::NodeType::Undefined);
+    const YAML::Node& map = node;
+    const YAML::Node next = map[step];
+    if (!next.IsDefined()) return YAML::Node(YAML::NodeType::Undefined);
+    node.reset(next);
+    if (dot == std::string::npos) return node;
+    start = dot + 1;
+  }
+}
+
 // Reads one YAML mapping, remembering which keys were read, so that Finish() can
 // name every key nobody asked for.
 class MapReader {

@@ -11,8 +11,10 @@
 #include <optional>
 #include <set>
 
+#include "sim/config/calibration.h"
 #include "sim/config/map_reader.h"
 #include "sim/core/check.h"
+#include "sim/hardware/gpu_spec.h"
 
 namespace kvsim {
 namespace {
@@ -212,6 +214,7 @@ void DecodeTiming(MapReader r, TimingConfig& t, const std::string& base_dir) {
                    {"fixed", TimingType::kFixed},
                    {"profiled", TimingType::kProfiled}});
   t.profile_path = Resolve(base_dir, r.String("profile", ""));
+  r.Has("calibration");  // applied by DecodeScenario before decoding
   if (t.type == TimingType::kProfiled && t.profile_path.empty()) {
     r.Fail("profile", "required when timing.type is profiled (a kvprobe profile.txt)");
   }
@@ -307,7 +310,10 @@ std::vector<CompareEntry> DefaultCompareEntries() {
   };
 }
 
-ScenarioConfig DecodeScenario(const ConfigTree& tree, const std::string& default_models_dir) {
+namespace {
+
+// Decodes a tree whose calibration (if any) is already applied.
+ScenarioConfig DecodeTree(const ConfigTree& tree, const std::string& default_models_dir) {
   ScenarioConfig c;
   c.config_file = tree.origin();
   const std::string base = tree.base_dir();
@@ -333,6 +339,48 @@ ScenarioConfig DecodeScenario(const ConfigTree& tree, const std::string& default
   r.Has("compare");
   c.compare = DecodeCompare(r, r.Value("compare"));
   r.Finish();
+  return c;
+}
+
+}  // namespace
+
+ScenarioConfig DecodeScenario(const ConfigTree& tree, const std::string& default_models_dir) {
+  const YAML::Node node = NodeAtPath(tree.root(), "timing.calibration");
+  if (!node.IsDefined() || node.IsNull()) return DecodeTree(tree, default_models_dir);
+  const std::string where =
+      node.Mark().line >= 0
+          ? fmt::format("{}:{}: timing.calibration", tree.origin(), node.Mark().line + 1)
+          : fmt::format("{}: timing.calibration", tree.origin());
+  if (!node.IsScalar()) throw InputError(where + ": expected the path of a calibration.yaml");
+  const std::string path = Resolve(tree.base_dir(), node.as<std::string>());
+  Calibration cal;
+  try {
+    cal = LoadCalibration(path);
+  } catch (const InputError& e) {
+    throw InputError(fmt::format("{}: {}", where, e.what()));
+  }
+  // The GPU card decides which per-GPU terms apply: decode once to find it.
+  const std::string gpu_name = LoadGpuSpec(DecodeTree(tree, default_models_dir).gpu_path).name;
+  ConfigTree calibrated = tree;
+  std::vector<std::string> keys = ApplyCalibration(cal, gpu_name, tree, calibrated, path);
+  ScenarioConfig c = DecodeTree(calibrated, default_models_dir);
+  const std::string type = c.timing.type == TimingType::kRoofline   ? "roofline"
+                           : c.timing.type == TimingType::kProfiled ? "profiled"
+                                                                    : "fixed";
+  const std::string preset = EnginePresetName(c.timing.engine.preset);
+  if (type != cal.timing_type || preset != cal.engine_preset) {
+    throw InputError(fmt::format(
+        "{}: {} was fitted with timing.type {} and engine preset {}; this scenario runs {} with "
+        "{}. Fitted terms make up for one model's errors: refit with this scenario's timing "
+        "model, or set timing.type and timing.engine.preset to match",
+        where, path, cal.timing_type, cal.engine_preset, type, preset));
+  }
+  for (const std::string& key : keys) {
+    if (key.starts_with("timing.engine.")) {
+      c.timing.engine.fitted.push_back(key.substr(std::string("timing.engine.").size()));
+    }
+  }
+  c.timing.calibration = {path, std::move(keys), cal.runs, cal.gpus};
   return c;
 }
 

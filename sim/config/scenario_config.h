@@ -68,6 +68,15 @@ struct TimingConfig {
   FixedTimeConfig fixed;
   std::string profile_path;  // kvprobe profile (resolved); required for kProfiled
   ProfiledConfig profiled;
+  // timing.calibration: terms fitted by `kvsim fit` (sim/config/calibration.h),
+  // already applied to the fields above. Empty path: none.
+  struct Calibrated {
+    std::string path;               // resolved calibration.yaml
+    std::vector<std::string> keys;  // key paths it set (overrides win over it)
+    std::vector<std::string> runs;  // the measured runs it was fitted on
+    std::vector<std::string> gpus;  // their GPU cards
+  };
+  Calibrated calibration;
 };
 
 struct OutputConfig {

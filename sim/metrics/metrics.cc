@@ -7,9 +7,7 @@
 #include "sim/core/check.h"
 
 namespace kvsim {
-namespace {
-
-Percentiles Of(std::vector<double>& values) {
+Percentiles PercentilesOf(std::vector<double> values) {
   Percentiles p;
   if (values.empty()) return p;
   std::sort(values.begin(), values.end());
@@ -21,8 +19,6 @@ Percentiles Of(std::vector<double>& values) {
   p.p99 = NearestRank(values, 0.99);
   return p;
 }
-
-}  // namespace
 
 double NearestRank(const std::vector<double>& sorted, double q) {
   KVSIM_CHECK(!sorted.empty(), "percentile of nothing");
@@ -85,10 +81,10 @@ Summary Metrics::Summarize() const {
     s.output_tokens_per_s = static_cast<double>(output_tokens) / s.makespan_s;
     s.total_tokens_per_s = static_cast<double>(output_tokens + prompt_tokens) / s.makespan_s;
   }
-  s.ttft_s = Of(ttft);
-  s.tpot_s = Of(tpot);
-  s.e2e_s = Of(e2e);
-  s.queue_s = Of(queue);
+  s.ttft_s = PercentilesOf(std::move(ttft));
+  s.tpot_s = PercentilesOf(std::move(tpot));
+  s.e2e_s = PercentilesOf(std::move(e2e));
+  s.queue_s = PercentilesOf(std::move(queue));
   s.tbt_s = {tbt_.mean() * 1e-9, tbt_.Quantile(0.5) * 1e-9, tbt_.Quantile(0.9) * 1e-9,
              tbt_.Quantile(0.99) * 1e-9};
   s.preemptions = preemptions;

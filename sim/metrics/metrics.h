@@ -43,6 +43,10 @@ struct Percentiles {
   double mean = 0, p50 = 0, p90 = 0, p99 = 0;
 };
 
+// Mean and nearest-rank percentiles of `values` (all zero when empty): what every
+// kvsim summary reports, so measured figures computed with it compare like for like.
+Percentiles PercentilesOf(std::vector<double> values);
+
 struct Summary {
   std::string kv_manager;
   int64_t requests_total = 0;  // offered by the workload

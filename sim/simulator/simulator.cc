@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <deque>
 #include <string>
@@ -37,6 +38,25 @@ std::vector<std::string> Simulation::timing_assumptions() const {
     std::string vmm = VmmCostCaveat(config_.kv_cache.vattention);
     if (!vmm.empty()) out.push_back(std::move(vmm));
   }
+  const TimingConfig::Calibrated& cal = config_.timing.calibration;
+  if (!cal.path.empty()) {
+    const auto join = [](const std::vector<std::string>& v) {
+      std::string s;
+      for (const std::string& x : v) s += (s.empty() ? "" : ", ") + x;
+      return s.empty() ? std::string("-") : s;
+    };
+    std::string line = fmt::format(
+        "timing.calibration: {} set {} by kvsim fit on measured runs ({}, GPU {}): fitted, not "
+        "measured directly",
+        cal.path, join(cal.keys), join(cal.runs), join(cal.gpus));
+    if (std::find(cal.gpus.begin(), cal.gpus.end(), gpu_.name) == cal.gpus.end()) {
+      line += fmt::format(
+          "; this run's GPU ({}) was not among them, so terms tied to the GPU "
+          "carry over untested",
+          gpu_.name);
+    }
+    out.push_back(std::move(line));
+  }
   return out;
 }
 
@@ -53,6 +73,8 @@ std::string Simulation::TimingLine() const {
   if (c.kv_cache.type == KvManagerType::kVAttention) {
     line += fmt::format("; VMM backend {}", VmmBackendName(c.kv_cache.vattention.backend));
   }
+  if (!c.timing.calibration.path.empty())
+    line += "; calibrated (" + c.timing.calibration.path + ")";
   return line;
 }
 

@@ -243,16 +243,21 @@ double CostTerms::IterationSeconds(double gpu_s, const CostInputs& in) const {
 
 std::vector<std::string> CostTerms::Assumptions() const {
   std::vector<std::string> out;
+  std::string fitted;
+  for (const std::string& f : engine_.fitted) fitted += (fitted.empty() ? "" : ", ") + f;
   out.push_back(fmt::format(
       "timing.engine: preset {} (per iteration {:g} ms, per sequence {:g} us, per prefill token "
-      "{:g} us, block-table entry {:g} us, kernel gap {:g} us{}) is a sourced estimate, not "
-      "fitted to this engine",
+      "{:g} us, block-table entry {:g} us, kernel gap {:g} us{}) {}",
       EnginePresetName(engine_.preset), engine_.per_iteration_s * 1e3, engine_.per_seq_s * 1e6,
       engine_.per_prefill_token_s * 1e6, engine_.block_table_entry_s * 1e6,
       engine_.kernel_gap_s * 1e6,
       engine_.cuda_graphs
           ? ""
-          : fmt::format(", eager launch {:g} us per layer", engine_.launch_per_layer_s * 1e6)));
+          : fmt::format(", eager launch {:g} us per layer", engine_.launch_per_layer_s * 1e6),
+      fitted.empty() ? "is a sourced estimate, not fitted to this engine"
+                     : fmt::format("has {} fitted to measured runs (timing.calibration); the "
+                                   "other terms are the preset's sourced estimates",
+                                   fitted)));
   if (tp_ > 1 && uses_ring_ && (latency_generic_ || efficiency_generic_)) {
     out.push_back(fmt::format(
         "timing.allreduce: the {} card states no NCCL {}; generic NVLink values are used "

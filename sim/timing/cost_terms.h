@@ -46,6 +46,9 @@ struct EngineConfig {
   // GPU time lost at each kernel boundary (launch latency inside a graph, ramp-up
   // and tail of small kernels), charged for kKernelsPerLayer kernels per layer.
   double kernel_gap_s = 0;
+  // The fields above that `kvsim fit` fitted to measured runs (timing.calibration),
+  // by key name, e.g. "per_seq_s"; the others keep the preset's sourced values.
+  std::vector<std::string> fitted;
 };
 
 // The defaults of a preset (sources in cost_terms.cc).

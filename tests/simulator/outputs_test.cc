@@ -113,10 +113,12 @@ TEST(TimingOutputs, AssumptionsListTheEnginePresetThePagedKernelAndTheUvmCost) {
       Build({"kv_cache.type=vattention", "kv_cache.page_bytes=64KiB"})->timing_assumptions());
   EXPECT_THAT(small_pages, HasSubstr("uvm backend"));
   EXPECT_THAT(small_pages, Not(HasSubstr("paged_kernel")));
-  // The RTX 4090 card states only its memory efficiency: the other three are generic.
+  // The RTX 4090 card states its memory and GEMM efficiencies: the attention ones are
+  // generic.
   const std::string rtx = joined(Build({"gpu=RTX-4090"})->timing_assumptions());
-  EXPECT_THAT(rtx, HasSubstr("gemm_efficiency: the RTX-4090 card states none"));
+  EXPECT_THAT(rtx, HasSubstr("attention_decode_efficiency: the RTX-4090 card states none"));
   EXPECT_THAT(rtx, Not(HasSubstr("memory_efficiency")));
+  EXPECT_THAT(rtx, Not(HasSubstr("gemm_efficiency")));
 }
 
 TEST(TimingOutputs, SummaryJsonCarriesTheTimingModelAndItsAssumptions) {

@@ -1,0 +1,229 @@
+// kvsim fit (see commands.h): the table, calibration.yaml and fit.json.
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <ostream>
+
+#include "sim/app/commands.h"
+#include "sim/config/calibration.h"
+#include "sim/config/fit_config.h"
+#include "sim/core/check.h"
+#include "sim/fit/fitter.h"
+#include "sim/metrics/json_writer.h"
+
+namespace kvsim {
+namespace {
+
+namespace fs = std::filesystem;
+
+void WriteText(const std::string& path, const std::string& text) {
+  std::ofstream f(path);
+  f << text;
+  if (!f) throw InputError(fmt::format("{}: cannot write", path));
+}
+
+std::string Pct(double relative) { return fmt::format("{:+.1f}%", 100.0 * relative); }
+
+// Seconds with enough digits for TPOT-sized and TTFT-sized values alike.
+std::string Sec(double s) { return fmt::format("{:.4g}", s); }
+
+// The per-case table: measured, then each labelled column's value and error.
+std::string MetricsTable(
+    const std::vector<FitCase>& all, const std::vector<size_t>& cases,
+    const std::vector<std::pair<std::string, const std::vector<CaseMetrics>*>>& columns) {
+  std::string out = fmt::format("{:<22} {:<12} {:>10}", "run", "metric", "measured");
+  for (const auto& [name, values] : columns) out += fmt::format(" {:>10} {:>8}", name, "error");
+  out += "\n";
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const FitCase& c = all[cases[i]];
+    for (size_t t = 0; t < c.targets.size(); ++t) {
+      const double measured = c.targets[t].second;
+      out += fmt::format("{:<22} {:<12} {:>10}", c.label, c.targets[t].first.Name(), Sec(measured));
+      for (const auto& [name, values] : columns) {
+        const double v = (*values)[i].simulated[t];
+        out += fmt::format(" {:>10} {:>8}", Sec(v), Pct((v - measured) / measured));
+      }
+      out += "\n";
+    }
+  }
+  return out;
+}
+
+// "mean |error| X%, worst Y% (case metric)" over the cases' targets.
+std::string ErrorSummary(const std::vector<FitCase>& all, const std::vector<size_t>& cases,
+                         const std::vector<CaseMetrics>& metrics) {
+  const Eigen::VectorXd r = RelativeErrors(all, cases, metrics);
+  Eigen::Index worst = 0;
+  r.cwiseAbs().maxCoeff(&worst);
+  std::string where;
+  Eigen::Index k = 0;
+  for (size_t i = 0; i < cases.size(); ++i) {
+    for (const auto& target : all[cases[i]].targets) {
+      if (k++ == worst) where = fmt::format("{} {}", all[cases[i]].label, target.first.Name());
+    }
+  }
+  return fmt::format("mean |error| {:.1f}%, worst {} ({})", 100.0 * r.cwiseAbs().mean(),
+                     Pct(r[worst]), where);
+}
+
+void WriteMetrics(JsonWriter& j, const std::vector<FitCase>& all, const std::vector<size_t>& cases,
+                  const std::vector<CaseMetrics>& metrics, std::string_view key) {
+  j.BeginObject(key);
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const FitCase& c = all[cases[i]];
+    j.BeginObject(c.label);
+    for (size_t t = 0; t < c.targets.size(); ++t) {
+      j.BeginObject(c.targets[t].first.Name());
+      j.Field("measured", c.targets[t].second);
+      j.Field("simulated", metrics[i].simulated[t]);
+      j.Field("relative_error",
+              (metrics[i].simulated[t] - c.targets[t].second) / c.targets[t].second);
+      j.EndObject();
+    }
+    j.EndObject();
+  }
+  j.EndObject();
+}
+
+void WriteOutcome(JsonWriter& j, const Fitter& fitter, const FitOutcome& f) {
+  const FitConfig& config = fitter.config();
+  j.BeginArray("runs");
+  for (const std::string& r : f.runs) j.Field("", r);
+  j.EndArray();
+  j.BeginArray("terms");
+  for (size_t i = 0; i < f.params.size(); ++i) {
+    const FreeTerm& t = config.free[f.params[i].term];
+    j.BeginObject();
+    j.Field("key", t.key);
+    j.Field("gpu", f.params[i].gpu);  // empty: shared by every GPU
+    j.Field("start", f.start[static_cast<Eigen::Index>(i)]);
+    j.Field("fitted", f.fitted[static_cast<Eigen::Index>(i)]);
+    j.Field("min", t.min_value);
+    j.Field("max", t.max_value);
+    j.EndObject();
+  }
+  j.EndArray();
+  j.BeginObject("solver");
+  j.Field("converged", f.solve.converged);
+  j.Field("stop_reason", f.solve.stop_reason);
+  j.Field("iterations", static_cast<int64_t>(f.solve.iterations));
+  j.Field("evaluations", static_cast<int64_t>(f.solve.evaluations));
+  j.Field("initial_cost", f.solve.initial_cost);
+  j.Field("cost", f.solve.cost);
+  j.Field("wall_s", f.wall_s);
+  j.EndObject();
+  WriteMetrics(j, fitter.cases(), f.cases, f.before, "before");
+  WriteMetrics(j, fitter.cases(), f.cases, f.after, "after");
+}
+
+}  // namespace
+
+int FitCommand(const CommandOptions& o, std::ostream& out) {
+  ConfigTree tree = ConfigTree::Load(o.config_path);
+  for (const std::string& assignment : o.overrides) tree.Set(assignment);
+  const FitConfig config = DecodeFitConfig(tree);
+  const std::string dir = !o.out_dir.empty()
+                              ? o.out_dir
+                              : (fs::path("reports") / "runs" / (config.name + "-fit")).string();
+  fs::create_directories(dir);
+  const Fitter fitter(config, dir, o.jobs);
+  const FitOutcome fit = fitter.Fit({});
+  std::vector<HoldoutOutcome> holdout;
+  if (o.holdout) holdout = fitter.Holdout();
+
+  const size_t sims = static_cast<size_t>(fit.solve.evaluations) * fit.cases.size();
+  std::string text = fmt::format(
+      "fit: {} ({}): {} parameters ({} free terms) on {} runs ({} cases); {} simulations in "
+      "{:.2f} s\n",
+      config.name, config.file, fit.params.size(), config.free.size(), fit.runs.size(),
+      fit.cases.size(), sims, fit.wall_s);
+  text += fmt::format(
+      "solver: {}; {} iterations; cost {:.3g} -> {:.3g}{}\n",
+      config.solver.method == "pattern" ? "compass search" : "Levenberg-Marquardt + compass search",
+      fit.solve.iterations, fit.solve.initial_cost, fit.solve.cost,
+      fit.solve.converged ? "" : " (NOT converged)");
+  text += fmt::format("stopped: {}\n\n", fit.solve.stop_reason);
+  text += fmt::format("{:<46} {:>12} {:>12}   {}\n", "term", "start", "fitted", "bounds");
+  for (size_t i = 0; i < fit.params.size(); ++i) {
+    const auto k = static_cast<Eigen::Index>(i);
+    const FreeTerm& t = config.free[fit.params[i].term];
+    const bool at_bound = fit.fitted[k] <= t.min_value || fit.fitted[k] >= t.max_value;
+    text += fmt::format("{:<46} {:>12.4g} {:>12.4g}   [{:g}, {:g}]{}\n",
+                        fitter.ParamName(fit.params[i]), fit.start[k], fit.fitted[k], t.min_value,
+                        t.max_value, at_bound ? " (at a bound)" : "");
+  }
+  text += '\n';
+  text += MetricsTable(fitter.cases(), fit.cases, {{"before", &fit.before}, {"after", &fit.after}});
+  text +=
+      fmt::format("before: {}\nafter:  {}\n", ErrorSummary(fitter.cases(), fit.cases, fit.before),
+                  ErrorSummary(fitter.cases(), fit.cases, fit.after));
+  if (!holdout.empty()) {
+    text += "\nholdout (leave one run out: each run predicted by terms fitted on the others)\n";
+    std::vector<size_t> cases;
+    std::vector<CaseMetrics> predicted;
+    for (const HoldoutOutcome& h : holdout) {
+      text += fmt::format("{}: fitted on {} -> ", h.run, fmt::join(h.fit.runs, ", "));
+      for (size_t i = 0; i < h.fit.params.size(); ++i) {
+        const std::string name = fitter.ParamName(h.fit.params[i]);
+        text += fmt::format("{}{}={:.4g}", i ? ", " : "", name.substr(name.find('.', 7) + 1),
+                            h.fit.fitted[static_cast<Eigen::Index>(i)]);
+      }
+      text += h.fit.solve.converged ? "" : " (NOT converged)";
+      text += fmt::format("; on its own runs: {}\n",
+                          ErrorSummary(fitter.cases(), h.fit.cases, h.fit.after));
+      cases.insert(cases.end(), h.cases.begin(), h.cases.end());
+      predicted.insert(predicted.end(), h.predicted.begin(), h.predicted.end());
+    }
+    text += MetricsTable(fitter.cases(), cases, {{"predicted", &predicted}});
+    text += fmt::format("holdout: {}\n", ErrorSummary(fitter.cases(), cases, predicted));
+  }
+
+  JsonWriter j;
+  j.BeginObject();
+  j.Field("fit", config.name);
+  j.Field("fit_file", config.file);
+  WriteOutcome(j, fitter, fit);
+  if (!holdout.empty()) {
+    j.BeginArray("holdout");
+    for (const HoldoutOutcome& h : holdout) {
+      j.BeginObject();
+      j.Field("held_out", h.run);
+      WriteOutcome(j, fitter, h.fit);
+      WriteMetrics(j, fitter.cases(), h.cases, h.predicted, "predicted");
+      j.EndObject();
+    }
+    j.EndArray();
+  }
+  j.EndObject();
+  WriteText((fs::path(dir) / "fit.json").string(), j.str() + "\n");
+  WriteText((fs::path(dir) / "fit.txt").string(), text);
+
+  const std::string cal_path = (fs::path(dir) / "calibration.yaml").string();
+  if (fit.solve.converged) {
+    const Calibration cal = fitter.ToCalibration(fit, holdout.empty() ? nullptr : &holdout);
+    WriteText(cal_path, CalibrationYaml(cal));
+  } else {
+    fs::remove(cal_path);
+  }
+  if (!o.quiet) {
+    out << text;
+    if (fit.solve.converged) {
+      out << fmt::format("\ncalibration written to {}; use it with timing.calibration: {}\n",
+                         cal_path, fs::absolute(cal_path).string());
+    }
+    out << fmt::format("outputs written to {}/\n", dir);
+  }
+  if (!fit.solve.converged) {
+    throw InputError(
+        fmt::format("{}: the fit did not converge ({}); no calibration.yaml written. Raise "
+                    "solver.max_iterations, narrow the free terms' bounds or free fewer terms",
+                    config.file, fit.solve.stop_reason));
+  }
+  return 0;
+}
+
+}  // namespace kvsim

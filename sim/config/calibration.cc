@@ -1,0 +1,245 @@
+// Calibration files (see calibration.h).
+#include "sim/config/calibration.h"
+
+#include <fmt/format.h>
+#include <yaml-cpp/yaml.h>
+
+#include <cmath>
+#include <set>
+
+#include "sim/config/map_reader.h"
+#include "sim/core/check.h"
+
+namespace kvsim {
+
+const std::vector<FittableTerm>& FittableTerms() {
+  // Default bounds span every published or measured value kvsim knows of by a wide
+  // margin (cost_terms.cc lists them); the fit file may narrow them.
+  static const std::vector<FittableTerm> kTerms = {
+      {"timing.engine.per_iteration_s", 0, 0.05, false, "CPU time per iteration"},
+      {"timing.engine.per_seq_s", 0, 1e-3, false, "CPU time per sequence per iteration"},
+      {"timing.engine.per_prefill_token_s", 0, 1e-4, false, "CPU time per prompt token computed"},
+      {"timing.engine.request_arrival_s", 0, 1.0, false, "per request before scheduling"},
+      {"timing.engine.request_finish_s", 0, 1.0, false, "per request after its last token"},
+      {"timing.engine.block_table_entry_s", 0, 1e-5, false, "CPU time per block-table entry"},
+      {"timing.engine.launch_per_layer_s", 0, 1e-3, false, "eager launch time per layer"},
+      {"timing.engine.kernel_gap_s", 0, 1e-4, true, "GPU time lost per kernel boundary"},
+      {"timing.allreduce.latency_s", 0, 1e-3, true, "all-reduce latency"},
+      {"timing.allreduce.bus_efficiency", 0.05, 1, true, "all-reduce fraction of link bandwidth"},
+      {"timing.roofline.gemm_efficiency", 0.05, 1, true, "GEMM fraction of peak FLOP/s"},
+      {"timing.roofline.memory_efficiency", 0.05, 1, true, "weight reads' fraction of bandwidth"},
+      {"timing.roofline.attention_prefill_efficiency", 0.05, 1, true,
+       "prefill attention fraction of peak FLOP/s"},
+      {"timing.roofline.attention_decode_efficiency", 0.05, 1, true,
+       "decode attention fraction of bandwidth"},
+      {"timing.profiled.attention_prefill_efficiency", 0.05, 1, true,
+       "prefill attention fraction of peak FLOP/s (profiled, roofline prefill)"},
+      {"timing.profiled.memory_efficiency", 0.05, 1, true, "small kernels' fraction of bandwidth"},
+  };
+  return kTerms;
+}
+
+const FittableTerm* FindFittableTerm(const std::string& key) {
+  for (const FittableTerm& t : FittableTerms()) {
+    if (key == t.key) return &t;
+  }
+  return nullptr;
+}
+
+namespace {
+
+std::vector<std::string> Strings(MapReader& r, const std::string& key) {
+  std::vector<std::string> out;
+  if (!r.Has(key)) return out;
+  const YAML::Node list = r.Value(key);
+  if (!list.IsSequence()) r.Fail(key, "expected a list of names");
+  for (const YAML::Node& n : list) {
+    if (!n.IsScalar()) r.Fail(key, "expected a list of names");
+    out.push_back(n.as<std::string>());
+  }
+  return out;
+}
+
+std::string YamlText(const YAML::Node& node) {
+  if (!node.IsDefined() || node.IsNull()) return "";
+  YAML::Emitter e;
+  e << node;
+  return e.c_str();
+}
+
+// Indents every line of `text` by `spaces`.
+std::string Indent(const std::string& text, int spaces) {
+  std::string out, pad(static_cast<size_t>(spaces), ' ');
+  size_t start = 0;
+  while (start < text.size()) {
+    const size_t end = text.find('\n', start);
+    out +=
+        pad + text.substr(start, end == std::string::npos ? std::string::npos : end - start) + "\n";
+    if (end == std::string::npos) break;
+    start = end + 1;
+  }
+  return out;
+}
+
+// `s` as a double-quoted YAML scalar (names and paths may hold ',', '#' or ': ').
+std::string Quoted(const std::string& s) {
+  YAML::Emitter e;
+  e << YAML::DoubleQuoted << s;
+  return e.c_str();
+}
+
+std::string FlowList(const std::vector<std::string>& items) {
+  std::string out = "[";
+  for (size_t i = 0; i < items.size(); ++i) out += (i ? ", " : "") + Quoted(items[i]);
+  return out + "]";
+}
+
+}  // namespace
+
+Calibration LoadCalibration(const std::string& path) {
+  const ConfigTree tree = ConfigTree::Load(path);
+  const std::set<std::string> none;
+  const DecodeContext ctx{tree.origin(), none};
+  MapReader r(tree.root(), "", ctx);
+  Calibration c;
+  c.path = path;
+  const int64_t version = r.Int("kvsim_calibration", 0, 0);
+  if (version != 1) {
+    r.Fail("kvsim_calibration", "required, and 1 (the only calibration format there is)");
+  }
+  {
+    MapReader f = r.Child("fitted_on");
+    c.fit_file = f.String("fit", "");
+    c.runs = Strings(f, "runs");
+    c.models = Strings(f, "models");
+    c.gpus = Strings(f, "gpus");
+    c.timing_type = f.Enum<std::string>(
+        "timing_type", "",
+        {{"roofline", "roofline"}, {"profiled", "profiled"}, {"fixed", "fixed"}});
+    if (c.timing_type.empty()) f.Fail("timing_type", "required (roofline, profiled or fixed)");
+    c.engine_preset = f.Enum<std::string>(
+        "engine_preset", "",
+        {{"vllm_v1", "vllm_v1"}, {"vllm_v0", "vllm_v0"}, {"eager", "eager"}, {"none", "none"}});
+    if (c.engine_preset.empty())
+      f.Fail("engine_preset", "required (vllm_v1, vllm_v0, eager, none)");
+    f.Finish();
+  }
+  const auto read_terms = [](MapReader& parent, const std::string& key, bool per_gpu) {
+    std::vector<std::pair<std::string, double>> out;
+    MapReader t = parent.Child(key);
+    if (!t.IsMap()) parent.Fail(key, "expected a mapping of timing key paths to values");
+    for (const auto& kv : t.node()) {
+      const std::string term_key = kv.first.as<std::string>();
+      const FittableTerm* term = FindFittableTerm(term_key);
+      if (term == nullptr) t.Fail(term_key, "not a term kvsim fit can calibrate");
+      if (term->per_gpu != per_gpu) {
+        t.Fail(term_key, per_gpu ? "an engine term, shared by every GPU: list it under terms"
+                                 : "a per-GPU term: list it under gpu_terms.<GPU card name>");
+      }
+      out.emplace_back(term_key, t.Double(term_key, 0, term->min_value, term->max_value));
+    }
+    t.Finish();
+    return out;
+  };
+  if (r.Has("terms")) c.terms = read_terms(r, "terms", false);
+  if (r.Has("gpu_terms")) {
+    MapReader g = r.Child("gpu_terms");
+    if (!g.IsMap()) r.Fail("gpu_terms", "expected a mapping of GPU card names to terms");
+    for (const auto& kv : g.node()) {
+      const std::string gpu = kv.first.as<std::string>();
+      c.gpu_terms.emplace_back(gpu, read_terms(g, gpu, true));
+    }
+    g.Finish();
+  }
+  if (c.terms.empty() && c.gpu_terms.empty()) r.Fail("terms", "the calibration holds no terms");
+  r.Has("residuals");
+  c.residuals_yaml = YamlText(r.Value("residuals"));
+  r.Has("holdout");
+  c.holdout_yaml = YamlText(r.Value("holdout"));
+  r.Finish();
+  return c;
+}
+
+std::string CalibrationYaml(const Calibration& c) {
+  std::string out;
+  out += "# kvsim calibration, written by `kvsim fit`: timing terms fitted to measured runs.\n";
+  out += "# Use it from a scenario with `timing.calibration: <this file>`; the scenario must run\n";
+  out += "# the timing model and engine preset named under fitted_on.\n";
+  out += "kvsim_calibration: 1\n";
+  out += "fitted_on:\n";
+  if (!c.fit_file.empty()) out += fmt::format("  fit: {}\n", Quoted(c.fit_file));
+  out += fmt::format("  runs: {}\n", FlowList(c.runs));
+  out += fmt::format("  models: {}\n", FlowList(c.models));
+  out += fmt::format("  gpus: {}\n", FlowList(c.gpus));
+  out += fmt::format("  timing_type: {}\n", c.timing_type);
+  out += fmt::format("  engine_preset: {}\n", c.engine_preset);
+  const auto write_terms = [&out](const std::vector<std::pair<std::string, double>>& terms,
+                                  const char* indent) {
+    for (const auto& [key, value] : terms) {
+      const FittableTerm* term = FindFittableTerm(key);
+      out += fmt::format("{}{}: {:.17g}{}\n", indent, key, value,
+                         term ? fmt::format("  # {}", term->meaning) : std::string());
+    }
+  };
+  if (!c.terms.empty()) {
+    out += "# The engine's terms, shared by every GPU it runs on.\n";
+    out += "terms:\n";
+    write_terms(c.terms, "  ");
+  }
+  if (!c.gpu_terms.empty()) {
+    out += "# Terms of the kernels on one GPU, used only on that GPU card.\n";
+    out += "gpu_terms:\n";
+    for (const auto& [gpu, terms] : c.gpu_terms) {
+      out += fmt::format("  {}:\n", Quoted(gpu));
+      write_terms(terms, "    ");
+    }
+  }
+  if (!c.residuals_yaml.empty()) {
+    out +=
+        "# Relative error of the simulated metrics after the fit ((kvsim - measured) / "
+        "measured).\n";
+    out += "residuals:\n" + Indent(c.residuals_yaml, 2);
+  }
+  if (!c.holdout_yaml.empty()) {
+    out += "# Leave-one-run-out: each run predicted by terms fitted on the others.\n";
+    out += "holdout:\n" + Indent(c.holdout_yaml, 2);
+  }
+  return out;
+}
+
+namespace {
+
+bool OverriddenOrUnder(const ConfigTree& tree, const std::string& key_path) {
+  for (std::string p = key_path;;) {
+    if (tree.overridden().contains(p)) return true;
+    const size_t dot = p.rfind('.');
+    if (dot == std::string::npos) return false;
+    p.resize(dot);
+  }
+}
+
+}  // namespace
+
+std::vector<std::string> ApplyCalibration(const Calibration& c, const std::string& gpu_name,
+                                          const ConfigTree& source, ConfigTree& tree,
+                                          const std::string& where) {
+  std::vector<std::pair<std::string, double>> terms = c.terms;
+  for (const auto& [gpu, gpu_terms] : c.gpu_terms) {
+    if (gpu == gpu_name) terms.insert(terms.end(), gpu_terms.begin(), gpu_terms.end());
+  }
+  std::vector<std::string> applied;
+  for (const auto& [key, value] : terms) {
+    if (OverriddenOrUnder(source, key)) continue;                // a what-if override wins
+    const YAML::Node existing = NodeAtPath(source.root(), key);  // with its file position
+    if (existing.IsDefined() && !existing.IsNull()) {
+      throw InputError(
+          fmt::format("{}:{}: {}: also set by the calibration {} ({:g}); remove one of the two",
+                      tree.origin(), existing.Mark().line + 1, key, where, value));
+    }
+    tree.Set(key, fmt::format("{:.17g}", value));
+    applied.push_back(key);
+  }
+  return applied;
+}
+
+}  // namespace kvsim

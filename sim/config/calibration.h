@@ -1,0 +1,69 @@
+// Calibration: timing terms fitted to measured runs of a real engine by `kvsim fit`,
+// stored as calibration.yaml and used by a scenario through
+// `timing.calibration: PATH`. A calibration is a set of config key paths with values
+// (the same keys a scenario could set by hand) plus what they were fitted on.
+#pragma once
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "sim/config/yaml_tree.h"
+
+namespace kvsim {
+
+// A timing key `kvsim fit` may treat as free, with the bounds it uses when the fit
+// file gives none (in the key's own unit).
+struct FittableTerm {
+  const char* key;  // e.g. "timing.engine.per_seq_s"
+  double min_value, max_value;
+  // true: a property of the kernels on one GPU (efficiencies, all-reduce, kernel
+  // gaps): fitted once per GPU card and used only on that card. false: the engine's
+  // own CPU work, shared by every GPU the engine runs on.
+  bool per_gpu;
+  const char* meaning;
+};
+// Every fittable key: the engine's named overheads (timing.engine.*), the
+// all-reduce terms (timing.allreduce.*) and the efficiencies (timing.roofline.*,
+// timing.profiled.*).
+const std::vector<FittableTerm>& FittableTerms();
+// The term for `key`, or nullptr.
+const FittableTerm* FindFittableTerm(const std::string& key);
+
+struct Calibration {
+  std::string path;  // the file it was read from (empty when built in memory)
+  // What the terms were fitted on (informational, printed with results).
+  std::vector<std::string> runs, models, gpus;
+  std::string fit_file;
+  // The timing model and engine preset the fit ran under; a scenario using the
+  // calibration must run the same (other terms then keep the values the fit saw).
+  std::string timing_type;                            // roofline | profiled | fixed
+  std::string engine_preset;                          // vllm_v1 | vllm_v0 | eager | none
+  std::vector<std::pair<std::string, double>> terms;  // shared terms: key path, value
+  // Per-GPU terms (FittableTerm::per_gpu) by GPU card name; applied only to
+  // scenarios on that card.
+  std::vector<std::pair<std::string, std::vector<std::pair<std::string, double>>>> gpu_terms;
+  // The fit's figures, kept as YAML text so a reader sees them in the file.
+  std::string residuals_yaml;
+  std::string holdout_yaml;
+};
+
+// Reads a calibration file strictly. Throws InputError "path:line: key: what" for a
+// missing file, bad YAML, an unknown key, a term that is not fittable, or a value
+// outside its term's valid range.
+Calibration LoadCalibration(const std::string& path);
+
+// The calibration as YAML text (what LoadCalibration reads back), with a header
+// comment saying what wrote it and how to use it.
+std::string CalibrationYaml(const Calibration& calibration);
+
+// Sets the calibration's shared terms, and its terms for the GPU card `gpu_name`,
+// in `tree` (a copy of `source`, the scenario as read) for DecodeScenario. A term
+// `source` sets from its file is an error naming both places (the two would silently
+// disagree); a term set by an override (--set, a compare entry) wins over the
+// calibration. Returns the keys taken from the calibration.
+std::vector<std::string> ApplyCalibration(const Calibration& calibration,
+                                          const std::string& gpu_name, const ConfigTree& source,
+                                          ConfigTree& tree, const std::string& where);
+
+}  // namespace kvsim

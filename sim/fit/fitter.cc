@@ -1,0 +1,481 @@
+// The fitter (see fitter.h).
+#include "sim/fit/fitter.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <exception>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <thread>
+
+#include "sim/core/check.h"
+#include "sim/fit/measurement.h"
+#include "sim/metrics/json_writer.h"
+#include "sim/metrics/metrics.h"
+#include "sim/simulator/builder.h"
+#include "sim/timing/execution_time_model.h"
+
+namespace kvsim {
+namespace {
+
+namespace fs = std::filesystem;
+
+double Stat(const Percentiles& p, const std::string& stat) {
+  if (stat == "mean") return p.mean;
+  if (stat == "p50") return p.p50;
+  if (stat == "p90") return p.p90;
+  return p.p99;
+}
+
+// The measured value of `m` over the requests; NaN when the format does not record
+// it (inter-token gaps).
+double MeasuredValue(const MeasuredRequests& run, const FitMetric& m) {
+  std::vector<double> xs;
+  for (const MeasuredRequest& r : run.requests) {
+    if (m.metric == "ttft_s") xs.push_back(r.ttft_s);
+    if (m.metric == "e2e_s") xs.push_back(r.e2e_s);
+    if (m.metric == "tpot_s" && r.output_tokens > 1) {
+      xs.push_back((r.e2e_s - r.ttft_s) / static_cast<double>(r.output_tokens - 1));
+    }
+    if (m.metric == "itl_s") xs.insert(xs.end(), r.itls_s.begin(), r.itls_s.end());
+  }
+  if (xs.empty()) return std::nan("");
+  return Stat(PercentilesOf(std::move(xs)), m.stat);
+}
+
+double SimulatedValue(const Summary& s, const FitMetric& m) {
+  if (m.metric == "ttft_s") return Stat(s.ttft_s, m.stat);
+  if (m.metric == "tpot_s") return Stat(s.tpot_s, m.stat);
+  if (m.metric == "e2e_s") return Stat(s.e2e_s, m.stat);
+  return Stat(s.tbt_s, m.stat);  // itl_s: every gap between consecutive tokens
+}
+
+std::string Num(double v) { return fmt::format("{:.17g}", v); }
+
+// Writes the measured requests as a splitwise-format trace (arrived_at,
+// num_prefill_tokens, num_decode_tokens), arrivals at nanosecond precision.
+void WriteReplayTrace(const MeasuredRequests& run, const std::string& path) {
+  fs::create_directories(fs::path(path).parent_path());
+  std::ofstream f(path);
+  if (!f) throw InputError(fmt::format("{}: cannot write the replayed workload", path));
+  f << "arrived_at,num_prefill_tokens,num_decode_tokens\n";
+  for (const MeasuredRequest& r : run.requests) {
+    f << fmt::format("{:.9f},{},{}\n", r.arrival_s, r.prompt_tokens, r.output_tokens);
+  }
+  if (!f) throw InputError(fmt::format("{}: cannot write the replayed workload", path));
+}
+
+// The workload mapping that replays `run` from the trace at `trace_path`.
+std::string ReplayWorkloadYaml(const MeasuredRequests& run, const std::string& trace_path) {
+  const std::string trace = JsonWriter::Quote(trace_path);
+  if (run.arrivals_recorded || !std::isfinite(run.request_rate_qps)) {
+    // Recorded arrivals, or everything sent at once (the trace holds zeros).
+    return fmt::format("{{trace: {}, arrival: {{process: trace}}, lengths: {{source: trace}}}}",
+                       trace);
+  }
+  // benchmark_serving draws gaps from a gamma distribution of shape `burstiness`
+  // (1: exponential) at the request rate: coefficient of variation 1 / sqrt(shape).
+  if (run.burstiness == 1.0) {
+    return fmt::format(
+        "{{trace: {}, arrival: {{process: poisson, rate_qps: {}}}, lengths: {{source: trace}}}}",
+        trace, Num(run.request_rate_qps));
+  }
+  return fmt::format(
+      "{{trace: {}, arrival: {{process: gamma, rate_qps: {}, cv: {}}}, lengths: {{source: "
+      "trace}}}}",
+      trace, Num(run.request_rate_qps), Num(1.0 / std::sqrt(run.burstiness)));
+}
+
+// The value a scenario resolves for a fittable key, or NaN when it leaves it to
+// something the fitter cannot see (e.g. an all-reduce curve of a profile).
+double ResolvedValue(const Simulation& sim, const std::string& key) {
+  const TimingConfig& t = sim.config().timing;
+  const EngineConfig& e = t.engine;
+  static const std::map<std::string, double EngineConfig::*> kEngine = {
+      {"per_iteration_s", &EngineConfig::per_iteration_s},
+      {"per_seq_s", &EngineConfig::per_seq_s},
+      {"per_prefill_token_s", &EngineConfig::per_prefill_token_s},
+      {"request_arrival_s", &EngineConfig::request_arrival_s},
+      {"request_finish_s", &EngineConfig::request_finish_s},
+      {"block_table_entry_s", &EngineConfig::block_table_entry_s},
+      {"launch_per_layer_s", &EngineConfig::launch_per_layer_s},
+      {"kernel_gap_s", &EngineConfig::kernel_gap_s}};
+  const std::string engine_prefix = "timing.engine.";
+  if (key.starts_with(engine_prefix)) {
+    const auto it = kEngine.find(key.substr(engine_prefix.size()));
+    return it == kEngine.end() ? std::nan("") : e.*(it->second);
+  }
+  if (key.starts_with("timing.roofline.")) {
+    const RooflineConfig r = ResolveEfficiencies(t.roofline, sim.gpu(), nullptr);
+    if (key.ends_with(".gemm_efficiency")) return r.gemm_efficiency;
+    if (key.ends_with(".memory_efficiency")) return r.memory_efficiency;
+    if (key.ends_with(".attention_prefill_efficiency")) return r.attention_prefill_efficiency;
+    if (key.ends_with(".attention_decode_efficiency")) return r.attention_decode_efficiency;
+  }
+  if (key == "timing.profiled.attention_prefill_efficiency" ||
+      key == "timing.profiled.memory_efficiency") {
+    const double own = key.ends_with("prefill_efficiency") ? t.profiled.attention_prefill_efficiency
+                                                           : t.profiled.memory_efficiency;
+    if (own > 0) return own;
+    const RooflineConfig r = ResolveEfficiencies(t.roofline, sim.gpu(), nullptr);
+    return key.ends_with("prefill_efficiency") ? r.attention_prefill_efficiency
+                                               : r.memory_efficiency;
+  }
+  if (key == "timing.allreduce.latency_s" && t.allreduce.latency_s >= 0) {
+    return t.allreduce.latency_s;
+  }
+  if (key == "timing.allreduce.bus_efficiency" && t.allreduce.bus_efficiency > 0) {
+    return t.allreduce.bus_efficiency;
+  }
+  return std::nan("");
+}
+
+const char* TimingTypeName(TimingType t) {
+  return t == TimingType::kRoofline   ? "roofline"
+         : t == TimingType::kProfiled ? "profiled"
+                                      : "fixed";
+}
+
+// Runs `n` tasks on up to `jobs` threads; rethrows the lowest-numbered task's error.
+void ParallelFor(size_t n, int jobs, const std::function<void(size_t)>& task) {
+  std::vector<std::exception_ptr> errors(n);
+  std::atomic<size_t> next{0};
+  const auto worker = [&] {
+    for (size_t i = next++; i < n; i = next++) {
+      try {
+        task(i);
+      } catch (...) {
+        errors[i] = std::current_exception();
+      }
+    }
+  };
+  const size_t threads = std::min<size_t>(n, static_cast<size_t>(std::max(jobs, 1)));
+  std::vector<std::thread> pool;
+  for (size_t t = 1; t < threads; ++t) pool.emplace_back(worker);
+  worker();
+  for (std::thread& t : pool) t.join();
+  for (const std::exception_ptr& e : errors) {
+    if (e) std::rethrow_exception(e);
+  }
+}
+
+// Simulates one case with the free terms at `x`.
+CaseMetrics SimulateCase(const FitCase& c, const std::vector<FreeTerm>& free,
+                         const std::vector<FitParam>& params, const Eigen::VectorXd& x) {
+  ConfigTree tree = c.tree;
+  for (size_t i = 0; i < params.size(); ++i) {
+    if (params[i].gpu.empty() || params[i].gpu == c.gpu) {
+      tree.Set(free[params[i].term].key, Num(x[static_cast<Eigen::Index>(i)]));
+    }
+  }
+  ScenarioConfig config = DecodeScenario(tree, DefaultModelsDir());
+  config.compare.clear();
+  config.output.requests_csv = false;
+  config.output.timeseries_csv = false;
+  std::unique_ptr<Simulation> sim = BuildSimulation(config);
+  const Summary s = sim->Run();
+  if (c.requests > 0 && (s.requests_total != c.requests || s.requests_completed != c.requests ||
+                         s.requests_rejected > 0 || s.requests_truncated > 0)) {
+    throw InputError(fmt::format(
+        "run {}: the measurement has {} requests, the simulation offered {} and completed {} "
+        "({} rejected, {} truncated by max_model_len {}); the scenario does not match the "
+        "measured run (check deployment.max_model_len and the KV capacity)",
+        c.label, c.requests, s.requests_total, s.requests_completed, s.requests_rejected,
+        s.requests_truncated, sim->memory().max_model_len));
+  }
+  if (s.requests_completed < s.requests_total) {
+    throw InputError(fmt::format("run {}: only {} of {} requests completed", c.label,
+                                 s.requests_completed, s.requests_total));
+  }
+  CaseMetrics m;
+  m.model = sim->model().name;
+  m.gpu = sim->gpu().name;
+  for (const auto& [metric, measured] : c.targets) m.simulated.push_back(SimulatedValue(s, metric));
+  return m;
+}
+
+}  // namespace
+
+Eigen::VectorXd RelativeErrors(const std::vector<FitCase>& all, const std::vector<size_t>& cases,
+                               const std::vector<CaseMetrics>& metrics) {
+  size_t n = 0;
+  for (size_t c : cases) n += all[c].targets.size();
+  Eigen::VectorXd r(static_cast<Eigen::Index>(n));
+  Eigen::Index k = 0;
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const FitCase& c = all[cases[i]];
+    for (size_t t = 0; t < c.targets.size(); ++t) {
+      const double measured = c.targets[t].second;
+      r[k++] = (metrics[i].simulated[t] - measured) / measured;
+    }
+  }
+  return r;
+}
+
+Fitter::Fitter(FitConfig config, const std::string& out_dir, int jobs)
+    : config_(std::move(config)),
+      jobs_(jobs > 0 ? jobs : std::max(1U, std::thread::hardware_concurrency())) {
+  for (const FitRun& run : config_.runs) {
+    ConfigTree base = [&] {
+      try {
+        ConfigTree t = ConfigTree::Load(run.scenario_path);
+        for (const auto& [key, value] : run.overrides) t.Set(key, value);
+        return t;
+      } catch (const InputError& e) {
+        throw InputError(fmt::format("{}: scenario: {}", run.where, e.what()));
+      }
+    }();
+    if (!run.requests_path.empty()) {
+      MeasurementFormat format;
+      if (run.requests_format.empty()) {
+        const std::optional<MeasurementFormat> f = FormatFromExtension(run.requests_path);
+        if (!f) {
+          throw InputError(fmt::format(
+              "{}: requests: cannot tell the format of {} from its extension; set format: "
+              "vllm_requests_jsonl, benchmark_serving_json or requests_csv",
+              run.where, run.requests_path));
+        }
+        format = *f;
+      } else {
+        format = ParseMeasurementFormat(run.requests_format, run.where + ": format");
+      }
+      const MeasuredRequests measured = LoadMeasuredRequests(run.requests_path, format);
+      const std::string trace =
+          (fs::absolute(out_dir) / "workloads" / (run.name + ".csv")).string();
+      WriteReplayTrace(measured, trace);
+      base.Set("workload", ReplayWorkloadYaml(measured, trace));
+      FitCase c{run.name, run.name, base, {}, static_cast<int64_t>(measured.requests.size()),
+                "",       {}};
+      for (const FitMetric& m : config_.metrics) {
+        const double v = MeasuredValue(measured, m);
+        if (std::isnan(v)) {
+          throw InputError(fmt::format(
+              "{}: metric {}: {} ({}) records no inter-token times; remove {} from metrics",
+              run.where, m.Name(), run.requests_path, MeasurementFormatName(format), m.Name()));
+        }
+        if (!(v > 0)) {
+          throw InputError(fmt::format(
+              "{}: metric {}: the measured value is {} in {}; a relative error needs a positive "
+              "measurement, remove it from metrics",
+              run.where, m.Name(), v, run.requests_path));
+        }
+        c.targets.push_back({m, v});
+      }
+      cases_.push_back(std::move(c));
+    } else {
+      for (const FitStage& stage : run.stages) {
+        ConfigTree t = base;
+        try {
+          for (const auto& [key, value] : stage.overrides) t.Set(key, value);
+        } catch (const InputError& e) {
+          throw InputError(fmt::format("{}: set: {}", stage.where, e.what()));
+        }
+        const std::string label = run.stages.size() == 1 ? run.name : run.name + "/" + stage.label;
+        cases_.push_back({run.name, label, std::move(t), stage.aggregates, 0, "", {}});
+      }
+    }
+  }
+  // Every case decodes and builds, under one timing model and engine preset.
+  for (FitCase& c : cases_) {
+    try {
+      ScenarioConfig sc = DecodeScenario(c.tree, DefaultModelsDir());
+      const std::string type = TimingTypeName(sc.timing.type);
+      const std::string preset = EnginePresetName(sc.timing.engine.preset);
+      std::unique_ptr<Simulation> sim = BuildSimulation(sc);
+      c.gpu = sim->gpu().name;
+      for (const FreeTerm& t : config_.free) c.resolved.push_back(ResolvedValue(*sim, t.key));
+      if (timing_type_.empty()) {
+        timing_type_ = type;
+        engine_preset_ = preset;
+      } else if (type != timing_type_ || preset != engine_preset_) {
+        throw InputError(fmt::format(
+            "runs under timing.type {} with engine preset {}, the first run under {} with {}: "
+            "one calibration serves one timing model and preset",
+            type, preset, timing_type_, engine_preset_));
+      }
+    } catch (const InputError& e) {
+      const FitRun& run = *std::find_if(config_.runs.begin(), config_.runs.end(),
+                                        [&](const FitRun& r) { return r.name == c.run; });
+      throw InputError(fmt::format("{} ({}): {}", run.where, c.label, e.what()));
+    }
+  }
+}
+
+std::vector<size_t> Fitter::CasesOf(const std::vector<std::string>& runs) const {
+  std::vector<size_t> out;
+  for (size_t i = 0; i < cases_.size(); ++i) {
+    if (runs.empty() || std::find(runs.begin(), runs.end(), cases_[i].run) != runs.end()) {
+      out.push_back(i);
+    }
+  }
+  return out;
+}
+
+std::string Fitter::ParamName(const FitParam& p) const {
+  const std::string& key = config_.free[p.term].key;
+  return p.gpu.empty() ? key : key + " @ " + p.gpu;
+}
+
+std::vector<std::vector<CaseMetrics>> Fitter::SimulateBatch(
+    const std::vector<size_t>& cases, const std::vector<FitParam>& params,
+    const std::vector<Eigen::VectorXd>& points) const {
+  std::vector<std::vector<CaseMetrics>> out(points.size(), std::vector<CaseMetrics>(cases.size()));
+  ParallelFor(points.size() * cases.size(), jobs_, [&](size_t task) {
+    const size_t p = task / cases.size(), c = task % cases.size();
+    out[p][c] = SimulateCase(cases_[cases[c]], config_.free, params, points[p]);
+  });
+  return out;
+}
+
+std::vector<CaseMetrics> Fitter::Simulate(const std::vector<size_t>& cases,
+                                          const std::vector<FitParam>& params,
+                                          const Eigen::VectorXd& x) const {
+  return SimulateBatch(cases, params, {x})[0];
+}
+
+FitOutcome Fitter::Fit(const std::vector<std::string>& runs) const {
+  const auto t0 = std::chrono::steady_clock::now();
+  FitOutcome out;
+  out.cases = CasesOf(runs);
+  for (size_t c : out.cases) {
+    if (out.runs.empty() || out.runs.back() != cases_[c].run) out.runs.push_back(cases_[c].run);
+  }
+  // Shared terms once; per-GPU terms once per GPU among these cases (first seen first).
+  std::vector<std::string> gpus;
+  for (size_t c : out.cases) {
+    if (std::find(gpus.begin(), gpus.end(), cases_[c].gpu) == gpus.end()) {
+      gpus.push_back(cases_[c].gpu);
+    }
+  }
+  for (size_t t = 0; t < config_.free.size(); ++t) {
+    const FittableTerm* term = FindFittableTerm(config_.free[t].key);
+    KVSIM_CHECK(term != nullptr, "free terms are checked when the fit file is read");
+    if (!term->per_gpu) {
+      out.params.push_back({t, ""});
+    } else {
+      for (const std::string& g : gpus) out.params.push_back({t, g});
+    }
+  }
+  const auto n = static_cast<Eigen::Index>(out.params.size());
+  Eigen::VectorXd lo(n), hi(n);
+  out.start.resize(n);
+  for (Eigen::Index i = 0; i < n; ++i) {
+    const FitParam& p = out.params[static_cast<size_t>(i)];
+    const FreeTerm& t = config_.free[p.term];
+    lo[i] = t.min_value;
+    hi[i] = t.max_value;
+    // The scenario's own value on (the first case of) the parameter's GPU.
+    double own = std::nan("");
+    for (size_t c : out.cases) {
+      if (p.gpu.empty() || cases_[c].gpu == p.gpu) {
+        own = cases_[c].resolved[p.term];
+        break;
+      }
+    }
+    out.start[i] = t.has_start       ? t.start
+                   : std::isnan(own) ? 0.5 * (t.min_value + t.max_value)
+                                     : std::clamp(own, t.min_value, t.max_value);
+  }
+  const ResidualBatch residuals = [&](const std::vector<Eigen::VectorXd>& points) {
+    const std::vector<std::vector<CaseMetrics>> sims = SimulateBatch(out.cases, out.params, points);
+    std::vector<Eigen::VectorXd> rs;
+    for (const std::vector<CaseMetrics>& m : sims)
+      rs.push_back(RelativeErrors(cases_, out.cases, m));
+    return rs;
+  };
+  LeastSquaresOptions options;
+  options.method = config_.solver.method == "pattern" ? LeastSquaresMethod::kPatternSearch
+                                                      : LeastSquaresMethod::kLevenbergMarquardt;
+  options.max_iterations = config_.solver.max_iterations;
+  options.difference_step = config_.solver.difference_step;
+  out.solve = SolveBoundedLeastSquares(residuals, out.start, lo, hi, options);
+  out.fitted = out.solve.x;
+  const std::vector<std::vector<CaseMetrics>> both =
+      SimulateBatch(out.cases, out.params, {out.start, out.fitted});
+  out.before = both[0];
+  out.after = both[1];
+  out.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return out;
+}
+
+std::vector<HoldoutOutcome> Fitter::Holdout() const {
+  std::vector<std::string> names;
+  for (const FitRun& r : config_.runs) names.push_back(r.name);
+  if (names.size() < 2) {
+    throw InputError(fmt::format("{}: --holdout needs at least two runs (it fits on all but one)",
+                                 config_.file));
+  }
+  std::vector<HoldoutOutcome> out;
+  for (const std::string& held : names) {
+    std::vector<std::string> others;
+    for (const std::string& n : names) {
+      if (n != held) others.push_back(n);
+    }
+    HoldoutOutcome h;
+    h.run = held;
+    h.fit = Fit(others);
+    h.cases = CasesOf({held});
+    h.predicted = Simulate(h.cases, h.fit.params, h.fit.fitted);
+    out.push_back(std::move(h));
+  }
+  return out;
+}
+
+Calibration Fitter::ToCalibration(const FitOutcome& fit,
+                                  const std::vector<HoldoutOutcome>* holdout) const {
+  Calibration c;
+  c.fit_file = config_.file;
+  c.runs = fit.runs;
+  for (const CaseMetrics& m : fit.after) {
+    if (std::find(c.models.begin(), c.models.end(), m.model) == c.models.end()) {
+      c.models.push_back(m.model);
+    }
+    if (std::find(c.gpus.begin(), c.gpus.end(), m.gpu) == c.gpus.end()) c.gpus.push_back(m.gpu);
+  }
+  c.timing_type = timing_type_;
+  c.engine_preset = engine_preset_;
+  for (size_t i = 0; i < fit.params.size(); ++i) {
+    const FitParam& p = fit.params[i];
+    const std::pair<std::string, double> term{config_.free[p.term].key,
+                                              fit.fitted[static_cast<Eigen::Index>(i)]};
+    if (p.gpu.empty()) {
+      c.terms.push_back(term);
+      continue;
+    }
+    auto it = std::find_if(c.gpu_terms.begin(), c.gpu_terms.end(),
+                           [&](const auto& g) { return g.first == p.gpu; });
+    if (it == c.gpu_terms.end()) it = c.gpu_terms.insert(c.gpu_terms.end(), {p.gpu, {}});
+    it->second.push_back(term);
+  }
+  const auto errors_yaml = [&](const std::vector<size_t>& cases,
+                               const std::vector<CaseMetrics>& metrics) {
+    const Eigen::VectorXd r = RelativeErrors(cases_, cases, metrics);
+    std::string out;
+    Eigen::Index k = 0;
+    for (size_t i = 0; i < cases.size(); ++i) {
+      const FitCase& fc = cases_[cases[i]];
+      std::string row;
+      for (const auto& [metric, measured] : fc.targets) {
+        row += fmt::format("{}{}: {:.4f}", row.empty() ? "" : ", ", metric.Name(), r[k++]);
+      }
+      out += fmt::format("{}: {{{}}}\n", fc.label, row);
+    }
+    return out;
+  };
+  c.residuals_yaml = errors_yaml(fit.cases, fit.after);
+  if (holdout != nullptr) {
+    for (const HoldoutOutcome& h : *holdout) c.holdout_yaml += errors_yaml(h.cases, h.predicted);
+  }
+  return c;
+}
+
+}  // namespace kvsim

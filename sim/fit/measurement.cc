@@ -1,0 +1,397 @@
+// Loaders of measured runs: vLLM's engine request log (JSON lines), vLLM's benchmark_serving
+// result JSON and a plain per-request CSV, all into MeasuredRequests.
+#include "sim/fit/measurement.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <sstream>
+#include <string_view>
+#include <utility>
+
+#include "sim/core/check.h"
+#include "sim/fit/json_value.h"
+
+namespace kvsim {
+namespace {
+
+constexpr const char* kFormatNames[] = {"vllm_requests_jsonl", "benchmark_serving_json",
+                                        "requests_csv"};
+constexpr MeasurementFormat kFormats[] = {MeasurementFormat::kVllmRequestsJsonl,
+                                          MeasurementFormat::kBenchmarkServingJson,
+                                          MeasurementFormat::kRequestsCsv};
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    throw InputError(
+        fmt::format("{}: cannot open the measurement file ({})", path, std::strerror(errno)));
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) throw InputError(fmt::format("{}: read error", path));
+  return std::move(text).str();
+}
+
+// Calls fn(line_text, line_number) for each line of `text` (1-based numbers), with a
+// trailing '\r' and a leading UTF-8 byte order mark removed.
+template <typename Fn>
+void ForEachLine(std::string_view text, Fn&& fn) {
+  if (text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);
+  int line_no = 0;
+  while (!text.empty()) {
+    const size_t end = text.find('\n');
+    std::string_view line = text.substr(0, end);
+    text.remove_prefix(end == std::string_view::npos ? text.size() : end + 1);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    fn(line, ++line_no);
+  }
+}
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+// Makes arrivals relative to the earliest and sorts by arrival, keeping file order for ties.
+void MakeArrivalsRelative(std::vector<MeasuredRequest>* requests) {
+  double first_s = std::numeric_limits<double>::infinity();
+  for (const MeasuredRequest& r : *requests) first_s = std::min(first_s, r.arrival_s);
+  for (MeasuredRequest& r : *requests) r.arrival_s -= first_s;
+  std::stable_sort(
+      requests->begin(), requests->end(),
+      [](const MeasuredRequest& a, const MeasuredRequest& b) { return a.arrival_s < b.arrival_s; });
+}
+
+double FiniteNumber(const JsonValue& v) {
+  const double x = v.AsNumber();
+  if (!std::isfinite(x)) v.Fail(fmt::format("expected a finite number, got {}", x));
+  return x;
+}
+
+double NonNegativeSeconds(const JsonValue& v) {
+  const double x = FiniteNumber(v);
+  if (x < 0) v.Fail(fmt::format("a time in seconds must be >= 0, got {}", x));
+  return x;
+}
+
+int64_t TokenCount(const JsonValue& v) {
+  const int64_t n = v.AsInt();
+  if (n <= 0) v.Fail(fmt::format("a token count must be > 0, got {}", n));
+  return n;
+}
+
+// ---------------------------------------------------------------------------------------
+// vLLM engine request log
+
+void LoadVllmRequestsJsonl(const std::string& text, MeasuredRequests* run) {
+  const std::string& path = run->path;
+  ForEachLine(text, [&](std::string_view line, int line_no) {
+    if (Trim(line).empty()) return;
+    const JsonValue row = ParseJson(line, path, line_no);
+    if (!row.IsObject()) {
+      throw InputError(fmt::format("{}:{}: expected one JSON object per line, got {}", path,
+                                   line_no, JsonValue::TypeName(row.type())));
+    }
+    MeasuredRequest r;
+    r.prompt_tokens = TokenCount(row.At("input_toks"));
+    r.output_tokens = TokenCount(row.At("output_toks"));
+    const double queued_ts = FiniteNumber(row.At("queued_ts"));
+    const double first_token_ts = FiniteNumber(row.At("first_token_ts"));
+    const double last_token_ts = FiniteNumber(row.At("last_token_ts"));
+    if (first_token_ts < queued_ts) {
+      throw InputError(fmt::format("{}:{}: first_token_ts {} is before queued_ts {}", path, line_no,
+                                   first_token_ts, queued_ts));
+    }
+    if (last_token_ts < first_token_ts) {
+      throw InputError(fmt::format("{}:{}: last_token_ts {} is before first_token_ts {}", path,
+                                   line_no, last_token_ts, first_token_ts));
+    }
+    r.arrival_s = queued_ts;
+    r.ttft_s = first_token_ts - queued_ts;
+    r.e2e_s = last_token_ts - queued_ts;
+    run->requests.push_back(std::move(r));
+  });
+  if (run->requests.empty()) {
+    throw InputError(fmt::format("{}:1: no requests (the file has no JSON lines)", path));
+  }
+  MakeArrivalsRelative(&run->requests);
+}
+
+// ---------------------------------------------------------------------------------------
+// benchmark_serving result JSON
+
+// One line of a (possibly multi-line) error text, shortened for a message.
+std::string ShortError(const std::string& error) {
+  std::string s = error.substr(0, error.find('\n'));
+  if (s.size() > 160) s = s.substr(0, 157) + "...";
+  return s;
+}
+
+[[noreturn]] void FailRequest(const JsonValue& where, size_t index, const std::string& why) {
+  throw InputError(
+      fmt::format("{}:{}: request {} failed ({}): kvsim cannot replay a failed request; rerun the "
+                  "benchmark or drop it",
+                  where.origin(), where.line(), index, why));
+}
+
+const std::vector<JsonValue>& DetailArray(const JsonValue& root, const char* key) {
+  const JsonValue* v = root.Find(key);
+  if (v == nullptr) {
+    throw InputError(fmt::format(
+        "{}:{}: missing key '{}': the per-request arrays are saved only with "
+        "`vllm bench serve --save-result --save-detailed` (benchmark_serving.py: --save-result)",
+        root.origin(), root.line(), key));
+  }
+  return v->AsArray();
+}
+
+void LoadBenchmarkServingJson(const std::string& text, MeasuredRequests* run) {
+  const JsonValue root = ParseJson(text, run->path);
+  root.AsObject();  // the type check
+  run->arrivals_recorded = false;
+
+  if (const JsonValue* v = root.Find("max_concurrency"); v != nullptr && !v->IsNull()) {
+    v->Fail(fmt::format(
+        "the run was limited to {} concurrent requests, a closed loop in which a request "
+        "is sent only when another completes; kvsim replays open-loop arrivals at "
+        "request_rate, so rerun the benchmark without --max-concurrency",
+        v->IsNumber() ? fmt::format("{}", v->AsNumber()) : "some"));
+  }
+  if (const JsonValue* v = root.Find("ramp_up_strategy"); v != nullptr && !v->IsNull()) {
+    v->Fail(
+        "the request rate was ramped during the run; kvsim replays one fixed request_rate, "
+        "so rerun the benchmark without --ramp-up-strategy");
+  }
+
+  // vLLM writes an infinite rate as the string "inf"; Python's json.dumps as Infinity.
+  const JsonValue& rate = root.At("request_rate");
+  if (rate.IsString() && (rate.AsString() == "inf" || rate.AsString() == "Infinity")) {
+    run->request_rate_qps = std::numeric_limits<double>::infinity();
+  } else if (rate.IsString()) {
+    rate.Fail(fmt::format("expected a number or \"inf\", got \"{}\"", rate.AsString()));
+  } else {
+    run->request_rate_qps = rate.AsNumber();
+    if (!(run->request_rate_qps > 0)) {
+      rate.Fail(fmt::format("expected a rate > 0 requests/s, got {}", run->request_rate_qps));
+    }
+  }
+  if (const JsonValue* v = root.Find("burstiness"); v != nullptr && !v->IsNull()) {
+    run->burstiness = FiniteNumber(*v);
+    if (run->burstiness <= 0) v->Fail(fmt::format("expected > 0, got {}", run->burstiness));
+  }
+
+  const std::vector<JsonValue>& input_lens = DetailArray(root, "input_lens");
+  const std::vector<JsonValue>& output_lens = DetailArray(root, "output_lens");
+  const std::vector<JsonValue>& ttfts = DetailArray(root, "ttfts");
+  const std::vector<JsonValue>& itls = DetailArray(root, "itls");
+  const JsonValue* errors = root.Find("errors");
+  const size_t n = input_lens.size();
+  for (const char* key : {"output_lens", "ttfts", "itls", "errors"}) {
+    const JsonValue* v = root.Find(key);
+    if (v != nullptr && v->AsArray().size() != n) {
+      v->Fail(fmt::format("has {} entries but 'input_lens' has {}", v->size(), n));
+    }
+  }
+  if (n == 0) root.At("input_lens").Fail("no requests (the array is empty)");
+
+  run->requests.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    if (errors != nullptr) {
+      const JsonValue& error = errors->Element(i);
+      if (!error.IsNull() && !error.AsString().empty()) {
+        FailRequest(error, i, fmt::format("'{}'", ShortError(error.AsString())));
+      }
+    }
+    if (output_lens[i].AsInt() == 0) FailRequest(output_lens[i], i, "no output tokens");
+    MeasuredRequest r;
+    r.prompt_tokens = TokenCount(input_lens[i]);
+    r.output_tokens = TokenCount(output_lens[i]);
+    r.ttft_s = NonNegativeSeconds(ttfts[i]);
+    r.e2e_s = r.ttft_s;
+    for (const JsonValue& itl : itls[i].AsArray()) {
+      r.itls_s.push_back(NonNegativeSeconds(itl));
+      r.e2e_s += r.itls_s.back();
+    }
+    run->requests.push_back(std::move(r));
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Per-request CSV
+
+constexpr const char* kCsvColumns[] = {"arrival_s", "prompt_tokens", "output_tokens", "ttft_s",
+                                       "e2e_s"};
+
+std::vector<std::string_view> SplitFields(std::string_view line) {
+  std::vector<std::string_view> fields;
+  for (;;) {
+    const size_t comma = line.find(',');
+    fields.push_back(Trim(line.substr(0, comma)));
+    if (comma == std::string_view::npos) return fields;
+    line.remove_prefix(comma + 1);
+  }
+}
+
+// Parses a CSV cell of `column` at `where` ("path:line").
+class CsvCell {
+ public:
+  CsvCell(const std::string& where, const char* column, std::string_view text)
+      : where_(where), column_(column), text_(text) {}
+
+  [[noreturn]] void Fail(std::string_view what) const {
+    throw InputError(fmt::format("{}: column '{}': {}", where_, column_, what));
+  }
+
+  // A finite number >= 0.
+  double Seconds() const {
+    double x = 0;
+    const auto [ptr, ec] = std::from_chars(text_.data(), text_.data() + text_.size(), x);
+    if (text_.empty() || ec != std::errc() || ptr != text_.data() + text_.size()) {
+      Fail(fmt::format("'{}' is not a number", text_));
+    }
+    if (!std::isfinite(x)) Fail(fmt::format("'{}' is not a finite number", text_));
+    if (x < 0) Fail(fmt::format("'{}' is negative", text_));
+    return x;
+  }
+
+  // An integer > 0 (an integral value written as a decimal, "12.0", is accepted).
+  int64_t Tokens() const {
+    int64_t n = 0;
+    const auto [ptr, ec] = std::from_chars(text_.data(), text_.data() + text_.size(), n);
+    if (text_.empty() || ec != std::errc() || ptr != text_.data() + text_.size()) {
+      double x = 0;
+      const auto [dptr, dec] = std::from_chars(text_.data(), text_.data() + text_.size(), x);
+      if (text_.empty() || dec != std::errc() || dptr != text_.data() + text_.size()) {
+        Fail(fmt::format("'{}' is not a number", text_));
+      }
+      if (x != std::floor(x) || std::fabs(x) > 9.0e15) {
+        Fail(fmt::format("'{}' is not an integer token count", text_));
+      }
+      n = static_cast<int64_t>(x);
+    }
+    if (n <= 0) Fail(fmt::format("a token count must be > 0, got '{}'", text_));
+    return n;
+  }
+
+ private:
+  const std::string& where_;
+  const char* column_;
+  std::string_view text_;
+};
+
+void LoadRequestsCsv(const std::string& text, MeasuredRequests* run) {
+  const std::string& path = run->path;
+  int header_line = 0;
+  size_t num_fields = 0;
+  size_t index[std::size(kCsvColumns)] = {};  // field index of each of kCsvColumns
+  ForEachLine(text, [&](std::string_view line, int line_no) {
+    line = Trim(line);
+    if (line.empty() || line.front() == '#') return;
+    const std::vector<std::string_view> fields = SplitFields(line);
+    const std::string where = fmt::format("{}:{}", path, line_no);
+    if (header_line == 0) {
+      header_line = line_no;
+      num_fields = fields.size();
+      for (size_t c = 0; c < std::size(kCsvColumns); ++c) {
+        const auto found = std::find(fields.begin(), fields.end(), kCsvColumns[c]);
+        if (found == fields.end()) {
+          throw InputError(fmt::format("{}: missing column '{}' in the header '{}' (needs {})",
+                                       where, kCsvColumns[c], line, fmt::join(kCsvColumns, ",")));
+        }
+        if (std::find(found + 1, fields.end(), kCsvColumns[c]) != fields.end()) {
+          throw InputError(
+              fmt::format("{}: column '{}' appears twice in the header", where, kCsvColumns[c]));
+        }
+        index[c] = static_cast<size_t>(found - fields.begin());
+      }
+      return;
+    }
+    if (fields.size() != num_fields) {
+      throw InputError(fmt::format("{}: expected {} fields as in the header (line {}), got {}",
+                                   where, num_fields, header_line, fields.size()));
+    }
+    auto cell = [&](size_t c) { return CsvCell(where, kCsvColumns[c], fields[index[c]]); };
+    MeasuredRequest r;
+    r.arrival_s = cell(0).Seconds();
+    r.prompt_tokens = cell(1).Tokens();
+    r.output_tokens = cell(2).Tokens();
+    r.ttft_s = cell(3).Seconds();
+    r.e2e_s = cell(4).Seconds();
+    if (r.e2e_s < r.ttft_s) {
+      throw InputError(
+          fmt::format("{}: e2e_s {} is less than ttft_s {}", where, r.e2e_s, r.ttft_s));
+    }
+    run->requests.push_back(std::move(r));
+  });
+  if (header_line == 0) {
+    throw InputError(fmt::format("{}:1: no header row (expected the columns {})", path,
+                                 fmt::join(kCsvColumns, ",")));
+  }
+  if (run->requests.empty()) {
+    throw InputError(fmt::format("{}:{}: no requests after the header", path, header_line));
+  }
+  MakeArrivalsRelative(&run->requests);
+}
+
+}  // namespace
+
+MeasurementFormat ParseMeasurementFormat(const std::string& name, const std::string& where) {
+  for (size_t i = 0; i < std::size(kFormats); ++i) {
+    if (name == kFormatNames[i]) return kFormats[i];
+  }
+  throw InputError(fmt::format("{}: unknown measurement format '{}' (expected one of {})", where,
+                               name, fmt::join(kFormatNames, ", ")));
+}
+
+const char* MeasurementFormatName(MeasurementFormat format) {
+  switch (format) {
+    case MeasurementFormat::kVllmRequestsJsonl:
+      return kFormatNames[0];
+    case MeasurementFormat::kBenchmarkServingJson:
+      return kFormatNames[1];
+    case MeasurementFormat::kRequestsCsv:
+      return kFormatNames[2];
+  }
+  return "?";
+}
+
+std::optional<MeasurementFormat> FormatFromExtension(const std::string& path) {
+  std::string ext = std::filesystem::path(path).extension().string();
+  for (char& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (ext == ".jsonl") return MeasurementFormat::kVllmRequestsJsonl;
+  if (ext == ".json") return MeasurementFormat::kBenchmarkServingJson;
+  if (ext == ".csv") return MeasurementFormat::kRequestsCsv;
+  return std::nullopt;
+}
+
+MeasuredRequests LoadMeasuredRequests(const std::string& path, MeasurementFormat format) {
+  MeasuredRequests run;
+  run.path = path;
+  run.format = format;
+  const std::string text = ReadFile(path);
+  switch (format) {
+    case MeasurementFormat::kVllmRequestsJsonl:
+      LoadVllmRequestsJsonl(text, &run);
+      break;
+    case MeasurementFormat::kBenchmarkServingJson:
+      LoadBenchmarkServingJson(text, &run);
+      break;
+    case MeasurementFormat::kRequestsCsv:
+      LoadRequestsCsv(text, &run);
+      break;
+  }
+  return run;
+}
+
+}  // namespace kvsim

@@ -1,0 +1,495 @@
+// Calibration files: LoadCalibration reads what CalibrationYaml writes, rejects
+// malformed files naming file:line and key, and DecodeScenario applies a scenario's
+// `timing.calibration` (shared terms, the terms of its own GPU card, overrides
+// winning, conflicts and timing-model mismatches refused).
+#include "sim/config/calibration.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "sim/config/scenario_config.h"
+#include "sim/core/check.h"
+#include "tests/testing/input_error.h"
+#include "tests/testing/temp_dir.h"
+
+namespace kvsim {
+namespace {
+
+namespace fs = std::filesystem;
+using ::kvsim::testing::InputErrorMessage;
+using ::kvsim::testing::TempDir;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::Pair;
+using ::testing::StartsWith;
+
+constexpr const char* kModelsDir = KVSIM_SOURCE_DIR "/models";
+
+std::string Normal(const std::string& path) { return fs::path(path).lexically_normal().string(); }
+
+// ---------------------------------------------------------------------------
+// Reading calibration files
+
+// Terms of every kind, two GPU cards, and the informational fields.
+Calibration SampleCalibration() {
+  Calibration c;
+  c.fit_file = "/fits/h100.yaml";
+  c.runs = {"h100_low", "h100_high"};
+  c.models = {"Llama-3-8B"};
+  c.gpus = {"H100-SXM", "RTX-4090"};
+  c.timing_type = "profiled";
+  c.engine_preset = "eager";
+  c.terms = {{"timing.engine.per_seq_s", 1.25e-5}, {"timing.engine.launch_per_layer_s", 4e-5}};
+  c.gpu_terms = {
+      {"H100-SXM",
+       {{"timing.roofline.gemm_efficiency", 0.7}, {"timing.allreduce.latency_s", 8e-6}}},
+      {"RTX-4090", {{"timing.profiled.memory_efficiency", 0.85}}},
+  };
+  c.residuals_yaml = "h100_low:\n  ttft_s.mean: 0.03";
+  c.holdout_yaml = "h100_high:\n  e2e_s.p99: -0.05";
+  return c;
+}
+
+TEST(CalibrationTest, LoadCalibrationReadsBackWhatCalibrationYamlWrites) {
+  TempDir dir;
+  const Calibration written = SampleCalibration();
+  const std::string path = dir.Write("cal.yaml", CalibrationYaml(written));
+
+  const Calibration c = LoadCalibration(path);
+  EXPECT_EQ(c.path, path);
+  EXPECT_EQ(c.fit_file, "/fits/h100.yaml");
+  EXPECT_THAT(c.runs, ElementsAre("h100_low", "h100_high"));
+  EXPECT_THAT(c.models, ElementsAre("Llama-3-8B"));
+  EXPECT_THAT(c.gpus, ElementsAre("H100-SXM", "RTX-4090"));
+  EXPECT_EQ(c.timing_type, "profiled");
+  EXPECT_EQ(c.engine_preset, "eager");
+  EXPECT_THAT(c.terms, ElementsAre(Pair("timing.engine.per_seq_s", 1.25e-5),
+                                   Pair("timing.engine.launch_per_layer_s", 4e-5)));
+  ASSERT_EQ(c.gpu_terms.size(), 2u);
+  EXPECT_EQ(c.gpu_terms[0].first, "H100-SXM");
+  EXPECT_THAT(c.gpu_terms[0].second, ElementsAre(Pair("timing.roofline.gemm_efficiency", 0.7),
+                                                 Pair("timing.allreduce.latency_s", 8e-6)));
+  EXPECT_EQ(c.gpu_terms[1].first, "RTX-4090");
+  EXPECT_THAT(c.gpu_terms[1].second, ElementsAre(Pair("timing.profiled.memory_efficiency", 0.85)));
+  EXPECT_EQ(c.residuals_yaml, written.residuals_yaml);
+  EXPECT_EQ(c.holdout_yaml, written.holdout_yaml);
+}
+
+TEST(CalibrationTest, ACalibrationWithOnlyGpuTermsAndNoFitFileReadsBack) {
+  TempDir dir;
+  Calibration written;
+  written.timing_type = "roofline";
+  written.engine_preset = "vllm_v1";
+  written.gpu_terms = {{"L40S", {{"timing.engine.kernel_gap_s", 2e-6}}}};
+  const Calibration c = LoadCalibration(dir.Write("cal.yaml", CalibrationYaml(written)));
+  EXPECT_EQ(c.fit_file, "");
+  EXPECT_THAT(c.runs, IsEmpty());
+  EXPECT_THAT(c.terms, IsEmpty());
+  ASSERT_EQ(c.gpu_terms.size(), 1u);
+  EXPECT_EQ(c.gpu_terms[0].first, "L40S");
+  EXPECT_THAT(c.gpu_terms[0].second, ElementsAre(Pair("timing.engine.kernel_gap_s", 2e-6)));
+  EXPECT_EQ(c.residuals_yaml, "");
+  EXPECT_EQ(c.holdout_yaml, "");
+}
+
+TEST(CalibrationTest, FittableTermsKnowWhichTermsArePerGpu) {
+  ASSERT_NE(FindFittableTerm("timing.engine.per_seq_s"), nullptr);
+  EXPECT_FALSE(FindFittableTerm("timing.engine.per_seq_s")->per_gpu);
+  EXPECT_DOUBLE_EQ(FindFittableTerm("timing.engine.per_seq_s")->max_value, 1e-3);
+  ASSERT_NE(FindFittableTerm("timing.roofline.gemm_efficiency"), nullptr);
+  EXPECT_TRUE(FindFittableTerm("timing.roofline.gemm_efficiency")->per_gpu);
+  EXPECT_DOUBLE_EQ(FindFittableTerm("timing.roofline.gemm_efficiency")->min_value, 0.05);
+  EXPECT_EQ(FindFittableTerm("timing.engine.preset"), nullptr);
+  EXPECT_EQ(FindFittableTerm("timing.engine"), nullptr);
+}
+
+// The message LoadCalibration gives for `yaml` written to `dir`/cal.yaml.
+std::string LoadError(const TempDir& dir, const std::string& yaml) {
+  const std::string path = dir.Write("cal.yaml", yaml);
+  return InputErrorMessage([&] { LoadCalibration(path); });
+}
+
+TEST(CalibrationTest, AMissingFileIsAnErrorNamingIt) {
+  TempDir dir;
+  const std::string path = dir.PathOf("no_such_cal.yaml");
+  EXPECT_THAT(InputErrorMessage([&] { LoadCalibration(path); }), HasSubstr(path));
+}
+
+TEST(CalibrationTest, AFileWithoutTheFormatVersionIsAnError) {
+  TempDir dir;
+  const std::string message = LoadError(dir,
+                                        "fitted_on:\n"
+                                        "  timing_type: roofline\n"
+                                        "  engine_preset: vllm_v1\n"
+                                        "terms:\n"
+                                        "  timing.engine.per_seq_s: 2.0e-05\n");
+  EXPECT_THAT(message, HasSubstr(dir.PathOf("cal.yaml") + ": kvsim_calibration: required"));
+}
+
+TEST(CalibrationTest, FormatVersionTwoIsAnErrorNamingItsLine) {
+  TempDir dir;
+  const std::string message = LoadError(dir,
+                                        "kvsim_calibration: 2\n"
+                                        "fitted_on:\n"
+                                        "  timing_type: roofline\n"
+                                        "  engine_preset: vllm_v1\n"
+                                        "terms:\n"
+                                        "  timing.engine.per_seq_s: 2.0e-05\n");
+  EXPECT_THAT(message,
+              HasSubstr(dir.PathOf("cal.yaml") + ":1: kvsim_calibration: required, and 1"));
+}
+
+// A valid calibration up to its terms (lines 1-4); tests append from line 5.
+constexpr const char* kHeader =
+    "kvsim_calibration: 1\n"
+    "fitted_on:\n"
+    "  timing_type: roofline\n"
+    "  engine_preset: vllm_v1\n";
+
+TEST(CalibrationTest, UnknownTopLevelKeyIsAnErrorNamingItsLine) {
+  TempDir dir;
+  const std::string message = LoadError(dir, std::string(kHeader) +
+                                                 "terms:\n"
+                                                 "  timing.engine.per_seq_s: 2.0e-05\n"
+                                                 "notes: fitted on Tuesday\n");
+  EXPECT_THAT(message, HasSubstr(dir.PathOf("cal.yaml") + ":7: notes: unknown key"));
+}
+
+TEST(CalibrationTest, UnknownKeyUnderFittedOnIsAnErrorNamingItsPath) {
+  TempDir dir;
+  const std::string message = LoadError(dir,
+                                        "kvsim_calibration: 1\n"
+                                        "fitted_on:\n"
+                                        "  timing_type: roofline\n"
+                                        "  engine_preset: vllm_v1\n"
+                                        "  date: 2025-01-01\n"
+                                        "terms:\n"
+                                        "  timing.engine.per_seq_s: 2.0e-05\n");
+  EXPECT_THAT(message, HasSubstr(dir.PathOf("cal.yaml") + ":5: fitted_on.date: unknown key"));
+}
+
+TEST(CalibrationTest, ATermThatIsNotFittableIsAnErrorNamingItsLine) {
+  TempDir dir;
+  const std::string message = LoadError(dir, std::string(kHeader) +
+                                                 "terms:\n"
+                                                 "  timing.engine.per_seq_s: 2.0e-05\n"
+                                                 "  timing.engine.preset: vllm_v1\n");
+  EXPECT_THAT(message, HasSubstr(dir.PathOf("cal.yaml") +
+                                 ":7: terms.timing.engine.preset: not a term kvsim fit can "
+                                 "calibrate"));
+}
+
+TEST(CalibrationTest, APerGpuTermUnderTermsIsAnErrorPointingToGpuTerms) {
+  TempDir dir;
+  const std::string message = LoadError(dir, std::string(kHeader) +
+                                                 "terms:\n"
+                                                 "  timing.roofline.gemm_efficiency: 0.6\n");
+  EXPECT_THAT(message, HasSubstr(dir.PathOf("cal.yaml") +
+                                 ":6: terms.timing.roofline.gemm_efficiency: a per-GPU term"));
+  EXPECT_THAT(message, HasSubstr("gpu_terms.<GPU card name>"));
+}
+
+TEST(CalibrationTest, AnEngineTermUnderGpuTermsIsAnErrorPointingToTerms) {
+  TempDir dir;
+  const std::string message = LoadError(dir, std::string(kHeader) +
+                                                 "gpu_terms:\n"
+                                                 "  H100-SXM:\n"
+                                                 "    timing.engine.per_seq_s: 1.0e-05\n");
+  EXPECT_THAT(message, HasSubstr(dir.PathOf("cal.yaml") +
+                                 ":7: gpu_terms.H100-SXM.timing.engine.per_seq_s: an engine term"));
+  EXPECT_THAT(message, HasSubstr("list it under terms"));
+}
+
+TEST(CalibrationTest, AValueOutsideItsTermsRangeIsAnErrorNamingItsLine) {
+  TempDir dir;
+  const std::string message = LoadError(dir, std::string(kHeader) +
+                                                 "gpu_terms:\n"
+                                                 "  H100-SXM:\n"
+                                                 "    timing.roofline.gemm_efficiency: 1.5\n");
+  EXPECT_THAT(message, HasSubstr(dir.PathOf("cal.yaml") +
+                                 ":7: gpu_terms.H100-SXM.timing.roofline.gemm_efficiency: must be "
+                                 "in [0.05, 1], got 1.5"));
+}
+
+TEST(CalibrationTest, AMissingTimingTypeIsAnError) {
+  TempDir dir;
+  const std::string message = LoadError(dir,
+                                        "kvsim_calibration: 1\n"
+                                        "fitted_on:\n"
+                                        "  engine_preset: vllm_v1\n"
+                                        "terms:\n"
+                                        "  timing.engine.per_seq_s: 2.0e-05\n");
+  EXPECT_THAT(message, HasSubstr(dir.PathOf("cal.yaml") + ": fitted_on.timing_type: required"));
+}
+
+TEST(CalibrationTest, AnUnknownTimingTypeIsAnErrorNamingItsLine) {
+  TempDir dir;
+  const std::string message = LoadError(dir,
+                                        "kvsim_calibration: 1\n"
+                                        "fitted_on:\n"
+                                        "  timing_type: analytic\n"
+                                        "  engine_preset: vllm_v1\n"
+                                        "terms:\n"
+                                        "  timing.engine.per_seq_s: 2.0e-05\n");
+  EXPECT_THAT(message, HasSubstr(dir.PathOf("cal.yaml") +
+                                 ":3: fitted_on.timing_type: unknown value 'analytic'"));
+}
+
+TEST(CalibrationTest, ACalibrationWithoutTermsIsAnError) {
+  TempDir dir;
+  const std::string message = LoadError(dir, kHeader);
+  EXPECT_THAT(message,
+              HasSubstr(dir.PathOf("cal.yaml") + ": terms: the calibration holds no terms"));
+}
+
+TEST(CalibrationTest, EmptyTermsAreAnErrorNamingTheirLine) {
+  TempDir dir;
+  const std::string message = LoadError(dir, std::string(kHeader) + "terms: {}\ngpu_terms: {}\n");
+  EXPECT_THAT(message,
+              HasSubstr(dir.PathOf("cal.yaml") + ":5: terms: the calibration holds no terms"));
+}
+
+// ---------------------------------------------------------------------------
+// Scenarios using a calibration
+
+// A scenario on `gpu` whose timing section (lines 7-) is `timing`: line 7 names the
+// calibration when `timing` starts with it.
+std::string Scenario(const std::string& gpu, const std::string& timing) {
+  return std::string("models_dir: ") + kModelsDir +
+         "\n"
+         "model: Llama-3-8B\n"
+         "gpu: " +
+         gpu +
+         "\n"
+         "workload:\n"
+         "  trace: traces/t.csv\n"
+         "timing:\n" +
+         timing;
+}
+
+constexpr const char* kUsesCal = "  calibration: cal.yaml\n";
+
+// Fitted under the scenarios' defaults (roofline, vllm_v1): two engine terms and one
+// per-GPU term for each of two cards.
+Calibration ScenarioCalibration() {
+  Calibration c;
+  c.runs = {"h100_run", "rtx4090_run"};
+  c.models = {"Llama-3-8B"};
+  c.gpus = {"H100-SXM", "RTX-4090"};
+  c.timing_type = "roofline";
+  c.engine_preset = "vllm_v1";
+  c.terms = {{"timing.engine.per_seq_s", 2.5e-5}, {"timing.engine.per_iteration_s", 3.1e-3}};
+  c.gpu_terms = {{"H100-SXM", {{"timing.roofline.gemm_efficiency", 0.62}}},
+                 {"RTX-4090", {{"timing.roofline.memory_efficiency", 0.71}}}};
+  return c;
+}
+
+// Writes `calibration` as cal.yaml and `scenario` as scenario.yaml in `dir`, and
+// returns the scenario's tree.
+ConfigTree WriteBoth(const TempDir& dir, const Calibration& calibration,
+                     const std::string& scenario) {
+  dir.Write("cal.yaml", CalibrationYaml(calibration));
+  return ConfigTree::Load(dir.Write("scenario.yaml", scenario));
+}
+
+TEST(CalibrationTest, ScenarioTakesEngineTermsFromTheCalibration) {
+  TempDir dir;
+  const ScenarioConfig c = DecodeScenario(
+      WriteBoth(dir, ScenarioCalibration(), Scenario("H100-SXM", kUsesCal)), kModelsDir);
+  const EngineConfig preset = EnginePresetDefaults(EngineConfig::Preset::kVllmV1);
+
+  EXPECT_DOUBLE_EQ(c.timing.engine.per_seq_s, 2.5e-5);
+  EXPECT_DOUBLE_EQ(c.timing.engine.per_iteration_s, 3.1e-3);
+  // Terms the calibration does not hold keep the preset's values.
+  EXPECT_DOUBLE_EQ(c.timing.engine.per_prefill_token_s, preset.per_prefill_token_s);
+  EXPECT_DOUBLE_EQ(c.timing.engine.kernel_gap_s, preset.kernel_gap_s);
+  EXPECT_THAT(c.timing.engine.fitted, ElementsAre("per_seq_s", "per_iteration_s"));
+
+  EXPECT_EQ(Normal(c.timing.calibration.path), Normal(dir.PathOf("cal.yaml")));
+  EXPECT_THAT(c.timing.calibration.keys,
+              ElementsAre("timing.engine.per_seq_s", "timing.engine.per_iteration_s",
+                          "timing.roofline.gemm_efficiency"));
+  EXPECT_THAT(c.timing.calibration.runs, ElementsAre("h100_run", "rtx4090_run"));
+  EXPECT_THAT(c.timing.calibration.gpus, ElementsAre("H100-SXM", "RTX-4090"));
+}
+
+TEST(CalibrationTest, ScenarioTakesOnlyTheGpuTermsOfItsOwnCard) {
+  TempDir dir;
+  const ScenarioConfig h100 = DecodeScenario(
+      WriteBoth(dir, ScenarioCalibration(), Scenario("H100-SXM", kUsesCal)), kModelsDir);
+  EXPECT_DOUBLE_EQ(h100.timing.roofline.gemm_efficiency, 0.62);
+  EXPECT_DOUBLE_EQ(h100.timing.roofline.memory_efficiency, -1);  // the RTX-4090's term
+
+  const ScenarioConfig rtx = DecodeScenario(
+      WriteBoth(dir, ScenarioCalibration(), Scenario("RTX-4090", kUsesCal)), kModelsDir);
+  EXPECT_DOUBLE_EQ(rtx.timing.roofline.gemm_efficiency, -1);  // the H100-SXM's term
+  EXPECT_DOUBLE_EQ(rtx.timing.roofline.memory_efficiency, 0.71);
+  EXPECT_THAT(rtx.timing.calibration.keys,
+              ElementsAre("timing.engine.per_seq_s", "timing.engine.per_iteration_s",
+                          "timing.roofline.memory_efficiency"));
+  // The engine terms are shared by every card.
+  EXPECT_DOUBLE_EQ(rtx.timing.engine.per_seq_s, 2.5e-5);
+}
+
+TEST(CalibrationTest, ScenarioMaySetAPerGpuTermTheCalibrationHoldsOnlyForAnotherCard) {
+  TempDir dir;
+  const ScenarioConfig c = DecodeScenario(
+      WriteBoth(dir, ScenarioCalibration(),
+                Scenario("H100-SXM", std::string(kUsesCal) + "  roofline:\n"
+                                                             "    memory_efficiency: 0.5\n")),
+      kModelsDir);
+  EXPECT_DOUBLE_EQ(c.timing.roofline.memory_efficiency, 0.5);
+  EXPECT_DOUBLE_EQ(c.timing.roofline.gemm_efficiency, 0.62);
+}
+
+TEST(CalibrationTest, AScenarioWithoutACalibrationHasNoneAndNoFittedTerms) {
+  const ScenarioConfig c = DecodeScenario(
+      ConfigTree::Parse(Scenario("H100-SXM", "  type: roofline\n"), "/x/s.yaml"), kModelsDir);
+  EXPECT_EQ(c.timing.calibration.path, "");
+  EXPECT_THAT(c.timing.calibration.keys, IsEmpty());
+  EXPECT_THAT(c.timing.engine.fitted, IsEmpty());
+}
+
+// A scenario setting timing.engine.per_seq_s on line 9 that also uses the calibration.
+ConfigTree ConflictingScenario(const TempDir& dir) {
+  return WriteBoth(dir, ScenarioCalibration(),
+                   Scenario("H100-SXM", std::string(kUsesCal) + "  engine:\n"
+                                                                "    per_seq_s: 0.00004\n"));
+}
+
+TEST(CalibrationTest, AKeySetInTheScenarioAndTheCalibrationIsAnErrorNamingBoth) {
+  TempDir dir;
+  const ConfigTree tree = ConflictingScenario(dir);
+  const std::string message = InputErrorMessage([&] { DecodeScenario(tree, kModelsDir); });
+  EXPECT_THAT(message, StartsWith(dir.PathOf("scenario.yaml") + ":"));
+  EXPECT_THAT(message, HasSubstr(": timing.engine.per_seq_s: also set by the calibration " +
+                                 dir.PathOf("cal.yaml") + " (2.5e-05); remove one of the two"));
+}
+
+// The line comes from the scenario as read, not from the copy the calibration is
+// applied to (copies of a ConfigTree carry no source positions).
+TEST(CalibrationTest, AKeySetInTheScenarioAndTheCalibrationNamesTheScenarioLine) {
+  TempDir dir;
+  const ConfigTree tree = ConflictingScenario(dir);
+  const std::string message = InputErrorMessage([&] { DecodeScenario(tree, kModelsDir); });
+  EXPECT_THAT(message, HasSubstr(dir.PathOf("scenario.yaml") +
+                                 ":9: timing.engine.per_seq_s: also set by the calibration"));
+}
+
+TEST(CalibrationTest, AGpuTermSetInTheScenarioAndForItsCardIsAnError) {
+  TempDir dir;
+  const ConfigTree tree =
+      WriteBoth(dir, ScenarioCalibration(),
+                Scenario("H100-SXM", std::string(kUsesCal) + "  roofline:\n"
+                                                             "    gemm_efficiency: 0.5\n"));
+  const std::string message = InputErrorMessage([&] { DecodeScenario(tree, kModelsDir); });
+  EXPECT_THAT(message, StartsWith(dir.PathOf("scenario.yaml") + ":"));
+  EXPECT_THAT(message, HasSubstr(": timing.roofline.gemm_efficiency: also set by the calibration " +
+                                 dir.PathOf("cal.yaml") + " (0.62)"));
+}
+
+TEST(CalibrationTest, AnOverrideWinsOverTheCalibrationWithoutError) {
+  TempDir dir;
+  ConfigTree tree = WriteBoth(dir, ScenarioCalibration(), Scenario("H100-SXM", kUsesCal));
+  tree.Set("timing.engine.per_seq_s", "0.001");
+  const ScenarioConfig c = DecodeScenario(tree, kModelsDir);
+  EXPECT_DOUBLE_EQ(c.timing.engine.per_seq_s, 0.001);
+  EXPECT_DOUBLE_EQ(c.timing.engine.per_iteration_s, 3.1e-3);
+  EXPECT_THAT(c.timing.engine.fitted, ElementsAre("per_iteration_s"));
+  EXPECT_THAT(c.timing.calibration.keys,
+              ElementsAre("timing.engine.per_iteration_s", "timing.roofline.gemm_efficiency"));
+}
+
+TEST(CalibrationTest, AnOverrideWinsOverTheCalibrationEvenWhenTheFileAlsoSetsTheKey) {
+  TempDir dir;
+  ConfigTree tree =
+      WriteBoth(dir, ScenarioCalibration(),
+                Scenario("H100-SXM", std::string(kUsesCal) + "  engine:\n"
+                                                             "    per_seq_s: 0.00004\n"));
+  tree.Set("timing.engine.per_seq_s", "0.0002");
+  const ScenarioConfig c = DecodeScenario(tree, kModelsDir);
+  EXPECT_DOUBLE_EQ(c.timing.engine.per_seq_s, 0.0002);
+}
+
+TEST(CalibrationTest, ACalibrationFittedUnderProfiledTimingIsRefusedByARooflineScenario) {
+  TempDir dir;
+  Calibration cal = ScenarioCalibration();
+  cal.timing_type = "profiled";
+  const ConfigTree tree = WriteBoth(dir, cal, Scenario("H100-SXM", kUsesCal));
+  const std::string message = InputErrorMessage([&] { DecodeScenario(tree, kModelsDir); });
+  EXPECT_THAT(message, StartsWith(dir.PathOf("scenario.yaml") + ":7: timing.calibration: "));
+  EXPECT_THAT(message, HasSubstr("was fitted with timing.type profiled and engine preset vllm_v1; "
+                                 "this scenario runs roofline with vllm_v1"));
+}
+
+TEST(CalibrationTest, ACalibrationFittedUnderVllmV0IsRefusedByAVllmV1Scenario) {
+  TempDir dir;
+  Calibration cal = ScenarioCalibration();
+  cal.engine_preset = "vllm_v0";
+  const ConfigTree tree =
+      WriteBoth(dir, cal,
+                Scenario("H100-SXM", std::string(kUsesCal) + "  engine:\n"
+                                                             "    preset: vllm_v1\n"));
+  const std::string message = InputErrorMessage([&] { DecodeScenario(tree, kModelsDir); });
+  EXPECT_THAT(message, StartsWith(dir.PathOf("scenario.yaml") + ":7: timing.calibration: "));
+  EXPECT_THAT(message, HasSubstr("was fitted with timing.type roofline and engine preset vllm_v0; "
+                                 "this scenario runs roofline with vllm_v1"));
+}
+
+TEST(CalibrationTest, AMatchingNonDefaultPresetAndTimingTypeAreAccepted) {
+  TempDir dir;
+  Calibration cal = ScenarioCalibration();
+  cal.timing_type = "fixed";
+  cal.engine_preset = "vllm_v0";
+  const ScenarioConfig c = DecodeScenario(
+      WriteBoth(dir, cal,
+                Scenario("H100-SXM", std::string(kUsesCal) + "  type: fixed\n"
+                                                             "  engine:\n"
+                                                             "    preset: vllm_v0\n")),
+      kModelsDir);
+  EXPECT_EQ(c.timing.type, TimingType::kFixed);
+  EXPECT_EQ(c.timing.engine.preset, EngineConfig::Preset::kVllmV0);
+  EXPECT_DOUBLE_EQ(c.timing.engine.per_seq_s, 2.5e-5);
+}
+
+TEST(CalibrationTest, AMissingCalibrationFileIsAnErrorNamingTheScenarioLine) {
+  TempDir dir;
+  const ConfigTree tree =
+      ConfigTree::Load(dir.Write("scenario.yaml", Scenario("H100-SXM", kUsesCal)));
+  const std::string message = InputErrorMessage([&] { DecodeScenario(tree, kModelsDir); });
+  EXPECT_THAT(message, StartsWith(dir.PathOf("scenario.yaml") + ":7: timing.calibration: "));
+  EXPECT_THAT(message, HasSubstr(dir.PathOf("cal.yaml")));
+}
+
+TEST(CalibrationTest, AnErrorInTheCalibrationFileNamesTheScenarioLineAndTheCalibrationLine) {
+  TempDir dir;
+  dir.Write("cal.yaml", std::string(kHeader) +
+                            "terms:\n"
+                            "  timing.engine.per_seq_s: 0.5\n");
+  const ConfigTree tree =
+      ConfigTree::Load(dir.Write("scenario.yaml", Scenario("H100-SXM", kUsesCal)));
+  const std::string message = InputErrorMessage([&] { DecodeScenario(tree, kModelsDir); });
+  EXPECT_THAT(message, StartsWith(dir.PathOf("scenario.yaml") + ":7: timing.calibration: "));
+  EXPECT_THAT(message, HasSubstr(dir.PathOf("cal.yaml") +
+                                 ":6: terms.timing.engine.per_seq_s: must be in [0, 0.001], got "
+                                 "0.5"));
+}
+
+TEST(CalibrationTest, ACalibrationPathThatIsNotAScalarIsAnError) {
+  const std::string message = InputErrorMessage([] {
+    DecodeScenario(
+        ConfigTree::Parse(Scenario("H100-SXM", "  calibration: [a.yaml, b.yaml]\n"), "/x/s.yaml"),
+        kModelsDir);
+  });
+  EXPECT_THAT(message, HasSubstr("/x/s.yaml:7: timing.calibration: expected the path of a "
+                                 "calibration.yaml"));
+}
+
+}  // namespace
+}  // namespace kvsim
