@@ -540,3 +540,46 @@ TEST(Cli, GpuAndModelsAreOptionsOfValidateOnly) {
 }
 
 }  // namespace
+
+namespace kvsim {
+namespace {
+
+const std::string kFitFile = std::string(KVSIM_SOURCE_DIR) + "/configs/fit/vllm019_llama31_8b.yaml";
+
+TEST(CliFit, FitsTheBundledRunsAndWritesACalibrationAScenarioCanUse) {
+  TempDir dir;
+  const Result fit = RunKvsim({"fit", kFitFile, "--holdout", "--out", dir.PathOf("fit")});
+  ASSERT_EQ(fit.exit_code, 0) << fit.err;
+  EXPECT_THAT(fit.out, HasSubstr("timing.engine.per_seq_s"));
+  EXPECT_THAT(fit.out, HasSubstr("holdout: mean |error|"));
+  const std::string cal = dir.PathOf("fit/calibration.yaml");
+  ASSERT_TRUE(fs::exists(cal));
+  EXPECT_TRUE(fs::exists(dir.PathOf("fit/fit.json")));
+  EXPECT_TRUE(fs::exists(dir.PathOf("fit/workloads/rtx4090.csv")));
+  // The scenario of one run, with the calibration: the fitted terms are named.
+  const Result run =
+      RunKvsim({"run", std::string(KVSIM_SOURCE_DIR) + "/configs/fit/vllm019_rtx4090.yaml", "--set",
+                "timing.calibration=" + cal, "--out", dir.PathOf("run")});
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_THAT(run.out, HasSubstr("timing.calibration: " + cal));
+  EXPECT_THAT(run.out, HasSubstr("per_iteration_s, per_seq_s fitted to measured runs"));
+}
+
+TEST(CliFit, AFitFileWithAnUnknownTermFailsNamingItsLine) {
+  TempDir dir;
+  const std::string path = dir.PathOf("bad.yaml");
+  std::ofstream(path) << "runs:\n  - {name: a, scenario: s.yaml, requests: r.csv}\nfree:\n"
+                         "  timing.engine.preset: {}\n";
+  const Result r = RunKvsim({"fit", path});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr(path + ":4: free.timing.engine.preset: not a term kvsim fit"));
+}
+
+TEST(CliFit, HoldoutIsAnOptionOfFitOnly) {
+  const Result r = RunKvsim({"run", kQuickstart, "--holdout"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("--holdout is an option of kvsim fit only"));
+}
+
+}  // namespace
+}  // namespace kvsim
