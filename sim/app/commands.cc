@@ -6,20 +6,18 @@
 #include <sys/wait.h>
 
 #include <algorithm>
-#include <atomic>
 #include <charconv>
 #include <cstdlib>
-#include <exception>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <ostream>
 #include <set>
-#include <thread>
 
 #include "sim/config/scenario_config.h"
 #include "sim/config/yaml_tree.h"
 #include "sim/core/check.h"
+#include "sim/core/parallel.h"
 #include "sim/metrics/json_writer.h"
 #include "sim/planner/planner.h"
 #include "sim/simulator/builder.h"
@@ -88,7 +86,6 @@ struct Job {
   ConfigTree tree;
   std::unique_ptr<Simulation> sim;
   Summary summary;
-  std::exception_ptr error;
 };
 
 // Builds the job for `tree` with `overrides` applied; errors name `what`.
@@ -100,7 +97,7 @@ Job BuildJob(const std::string& label, ConfigTree tree,
     ScenarioConfig config = DecodeScenario(tree, DefaultModelsDir());
     config.compare.clear();
     auto sim = BuildSimulation(config);
-    return {label, std::move(tree), std::move(sim), {}, nullptr};
+    return {label, std::move(tree), std::move(sim), {}};
   } catch (const InputError& err) {
     throw InputError(fmt::format("{}: {}", what, err.what()));
   }
@@ -125,37 +122,12 @@ std::vector<std::pair<std::string, std::vector<std::string>>> LabelledAssumption
 // Runs the jobs on up to `width` threads (0: all cores); each simulation is
 // deterministic on its own, so the results do not depend on the width.
 void RunJobs(std::vector<Job>& jobs, int width) {
-  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  const size_t threads_n = static_cast<size_t>(width > 0 ? width : cores);
-  std::atomic<size_t> next{0};
-  {
-    std::vector<std::jthread> threads;
-    for (size_t t = 0; t < std::min(threads_n, jobs.size()); ++t) {
-      threads.emplace_back([&] {
-        for (size_t i = next++; i < jobs.size(); i = next++) {
-          try {
-            jobs[i].summary = jobs[i].sim->Run();
-          } catch (...) {
-            jobs[i].error = std::current_exception();
-          }
-        }
-      });
-    }
-  }
-  for (const Job& job : jobs) {
-    if (job.error) std::rethrow_exception(job.error);
-  }
+  ParallelFor(jobs.size(), width, [&](size_t i) { jobs[i].summary = jobs[i].sim->Run(); });
 }
 
 std::vector<CompareEntry> EntriesOf(const ConfigTree& base) {
   const ScenarioConfig config = DecodeScenario(base, DefaultModelsDir());
   return config.compare.empty() ? DefaultCompareEntries() : config.compare;
-}
-
-void WriteText(const fs::path& path, const std::string& text) {
-  std::ofstream f(path, std::ios::binary);
-  f << text;
-  if (!f) throw InputError(fmt::format("{}: cannot write", path.string()));
 }
 
 }  // namespace
@@ -176,7 +148,7 @@ int CompareCommand(const CommandOptions& o, std::ostream& out) {
                     ResolvedYaml(job.tree, job.sim->config()));
     runs.push_back({job.label, job.summary, SummaryJson(job.summary, *job.sim)});
   }
-  WriteText(fs::path(dir) / "compare.json", CompareJson(runs));
+  WriteFile(fs::path(dir) / "compare.json", CompareJson(runs));
   if (!o.quiet) {
     const Simulation& first = *jobs.front().sim;
     const ScenarioConfig& c = first.config();
@@ -230,7 +202,7 @@ int SweepCommand(const CommandOptions& o, std::ostream& out) {
                         i ? "," : "", JsonWriter::Quote(job.label), job_rates[i], summary);
   }
   json += "\n  ]\n}\n";
-  WriteText(fs::path(dir) / "sweep.json", json);
+  WriteFile(fs::path(dir) / "sweep.json", json);
 
   if (!o.quiet) {
     std::string header = fmt::format("{:>10}", "QPS");
@@ -286,8 +258,8 @@ int PlanCommand(const CommandOptions& o, std::ostream& out) {
   fs::create_directories(dir, ec);
   if (ec)
     throw InputError(fmt::format("{}: cannot create output directory: {}", dir, ec.message()));
-  WriteText(fs::path(dir) / "plan.csv", PlanCsv(result));
-  WriteText(fs::path(dir) / "plan.json", PlanJson(result, plan));
+  WriteFile(fs::path(dir) / "plan.csv", PlanCsv(result));
+  WriteFile(fs::path(dir) / "plan.json", PlanJson(result, plan));
   if (!o.quiet) {
     out << FormatPlan(result);
     out << fmt::format("outputs written to {}/\n", dir);
@@ -517,7 +489,7 @@ int ValidateCommand(const CommandOptions& o, std::ostream& out) {
       throw InputError(
           fmt::format("{}: cannot create output directory: {}", o.out_dir, ec.message()));
     }
-    WriteText(fs::path(o.out_dir) / "validate.json", ValidationJson(v));
+    WriteFile(fs::path(o.out_dir) / "validate.json", ValidationJson(v));
   }
   if (!o.quiet) {
     out << FormatValidation(v);

@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 #include <ostream>
 
 #include "sim/app/commands.h"
@@ -14,17 +13,12 @@
 #include "sim/core/check.h"
 #include "sim/fit/fitter.h"
 #include "sim/metrics/json_writer.h"
+#include "sim/simulator/outputs.h"
 
 namespace kvsim {
 namespace {
 
 namespace fs = std::filesystem;
-
-void WriteText(const std::string& path, const std::string& text) {
-  std::ofstream f(path);
-  f << text;
-  if (!f) throw InputError(fmt::format("{}: cannot write", path));
-}
 
 std::string Pct(double relative) { return fmt::format("{:+.1f}%", 100.0 * relative); }
 
@@ -199,13 +193,13 @@ int FitCommand(const CommandOptions& o, std::ostream& out) {
     j.EndArray();
   }
   j.EndObject();
-  WriteText((fs::path(dir) / "fit.json").string(), j.str() + "\n");
-  WriteText((fs::path(dir) / "fit.txt").string(), text);
+  WriteFile((fs::path(dir) / "fit.json").string(), j.str() + "\n");
+  WriteFile((fs::path(dir) / "fit.txt").string(), text);
 
   const std::string cal_path = (fs::path(dir) / "calibration.yaml").string();
   if (fit.solve.converged) {
     const Calibration cal = fitter.ToCalibration(fit, holdout.empty() ? nullptr : &holdout);
-    WriteText(cal_path, CalibrationYaml(cal));
+    WriteFile(cal_path, CalibrationYaml(cal));
   } else {
     fs::remove(cal_path);
   }

@@ -112,7 +112,6 @@ FitConfig DecodeFitConfig(const ConfigTree& tree) {
       run.requests_path = Resolve(base, e.String("requests", ""));
       run.requests_format = e.String("format", "");
     } else {
-      e.Has("format");
       if (e.Has("format")) e.Fail("format", "only with requests");
     }
     if (has_aggregates) {

@@ -4,20 +4,17 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <cmath>
-#include <exception>
 #include <filesystem>
 #include <fstream>
-#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
 #include <set>
-#include <thread>
 
 #include "sim/core/check.h"
+#include "sim/core/parallel.h"
 #include "sim/fit/measurement.h"
 #include "sim/metrics/json_writer.h"
 #include "sim/metrics/metrics.h"
@@ -145,29 +142,6 @@ const char* TimingTypeName(TimingType t) {
                                       : "fixed";
 }
 
-// Runs `n` tasks on up to `jobs` threads; rethrows the lowest-numbered task's error.
-void ParallelFor(size_t n, int jobs, const std::function<void(size_t)>& task) {
-  std::vector<std::exception_ptr> errors(n);
-  std::atomic<size_t> next{0};
-  const auto worker = [&] {
-    for (size_t i = next++; i < n; i = next++) {
-      try {
-        task(i);
-      } catch (...) {
-        errors[i] = std::current_exception();
-      }
-    }
-  };
-  const size_t threads = std::min<size_t>(n, static_cast<size_t>(std::max(jobs, 1)));
-  std::vector<std::thread> pool;
-  for (size_t t = 1; t < threads; ++t) pool.emplace_back(worker);
-  worker();
-  for (std::thread& t : pool) t.join();
-  for (const std::exception_ptr& e : errors) {
-    if (e) std::rethrow_exception(e);
-  }
-}
-
 // Simulates one case with the free terms at `x`.
 CaseMetrics SimulateCase(const FitCase& c, const std::vector<FreeTerm>& free,
                          const std::vector<FitParam>& params, const Eigen::VectorXd& x) {
@@ -222,8 +196,7 @@ Eigen::VectorXd RelativeErrors(const std::vector<FitCase>& all, const std::vecto
 }
 
 Fitter::Fitter(FitConfig config, const std::string& out_dir, int jobs)
-    : config_(std::move(config)),
-      jobs_(jobs > 0 ? jobs : std::max(1U, std::thread::hardware_concurrency())) {
+    : config_(std::move(config)), jobs_(jobs) {
   for (const FitRun& run : config_.runs) {
     ConfigTree base = [&] {
       try {

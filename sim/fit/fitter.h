@@ -100,7 +100,7 @@ class Fitter {
 
   FitConfig config_;
   std::vector<FitCase> cases_;
-  int jobs_;
+  int jobs_;                                 // threads per batch of simulations; <= 0: one per core
   std::string timing_type_, engine_preset_;  // of every case (checked)
 };
 

@@ -8,11 +8,10 @@
 #include <chrono>
 #include <cmath>
 #include <deque>
-#include <exception>
 #include <map>
-#include <thread>
 
 #include "sim/core/check.h"
+#include "sim/core/parallel.h"
 #include "sim/metrics/json_writer.h"
 #include "sim/simulator/builder.h"
 #include "sim/simulator/outputs.h"
@@ -206,28 +205,9 @@ PlanResult RunPlan(const PlanConfig& plan, const PlanOptions& options) {
   log(fmt::format("plan: {} candidates, target {:.3g} QPS", r.candidates.size(), r.target_qps));
 
   std::atomic<int64_t> simulations{0};
-  std::atomic<size_t> next{0};
-  std::vector<std::exception_ptr> errors(r.candidates.size());
-  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  const int jobs = options.jobs > 0 ? options.jobs : (plan.jobs > 0 ? plan.jobs : cores);
-  auto worker = [&] {
-    for (size_t i = next++; i < r.candidates.size(); i = next++) {
-      try {
-        EvaluateCandidate(plan, r.target_qps, r.candidates[i], simulations);
-      } catch (...) {
-        errors[i] = std::current_exception();
-      }
-    }
-  };
-  {
-    std::vector<std::jthread> threads;
-    for (int t = 0; t < std::min<int>(jobs, static_cast<int>(r.candidates.size())); ++t) {
-      threads.emplace_back(worker);
-    }
-  }
-  for (const auto& e : errors) {
-    if (e) std::rethrow_exception(e);
-  }
+  ParallelFor(r.candidates.size(), options.jobs > 0 ? options.jobs : plan.jobs, [&](size_t i) {
+    EvaluateCandidate(plan, r.target_qps, r.candidates[i], simulations);
+  });
 
   for (size_t i = 0; i < r.candidates.size(); ++i) {
     if (r.candidates[i].meets_slo) r.ranking.push_back(i);

@@ -14,15 +14,16 @@
 #include "sim/metrics/json_writer.h"
 
 namespace kvsim {
-namespace {
 
-namespace fs = std::filesystem;
-
-void WriteFile(const fs::path& path, const std::string& text) {
+void WriteFile(const std::filesystem::path& path, const std::string& text) {
   std::ofstream out(path, std::ios::binary);
   out << text;
   if (!out) throw InputError(fmt::format("{}: cannot write", path.string()));
 }
+
+namespace {
+
+namespace fs = std::filesystem;
 
 double S(Nanos t) { return ToSeconds(t); }
 

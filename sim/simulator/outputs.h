@@ -2,6 +2,7 @@
 // the resolved config, compare.json, and the tables printed on the terminal.
 #pragma once
 
+#include <filesystem>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -18,6 +19,9 @@ void WritePercentiles(JsonWriter& j, std::string_view key, const Percentiles& p)
 
 // summary.json of one run (keys documented in README.md).
 std::string SummaryJson(const Summary& summary, const Simulation& sim);
+
+// Writes `text` to `path` (bytes as given). Throws InputError "path: cannot write".
+void WriteFile(const std::filesystem::path& path, const std::string& text);
 
 // Writes DIR/summary.json, DIR/requests.csv, DIR/timeseries.csv (as the config's
 // output section asks) and DIR/config.yaml (`resolved_yaml`). Creates DIR.

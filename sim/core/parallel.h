@@ -1,0 +1,15 @@
+// ParallelFor: independent tasks on a few threads, for batches of simulations.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+
+namespace kvsim {
+
+// Runs task(0) ... task(n - 1) on up to `threads` threads (<= 0: one per core),
+// each index once, in no particular order. After all have run, rethrows the error of
+// the lowest index that threw, so which error surfaces does not depend on timing.
+// Tasks must not share mutable state except through their own index.
+void ParallelFor(size_t n, int threads, const std::function<void(size_t)>& task);
+
+}  // namespace kvsim
