@@ -141,14 +141,18 @@ int FitCommand(const CommandOptions& o, std::ostream& out) {
       fit.solve.iterations, fit.solve.initial_cost, fit.solve.cost,
       fit.solve.converged ? "" : " (NOT converged)");
   text += fmt::format("stopped: {}\n\n", fit.solve.stop_reason);
-  text += fmt::format("{:<46} {:>12} {:>12}   {}\n", "term", "start", "fitted", "bounds");
+  size_t name_width = 46;  // the widest parameter name, so long card names keep the columns
+  for (const FitParam& p : fit.params)
+    name_width = std::max(name_width, fitter.ParamName(p).size());
+  text +=
+      fmt::format("{:<{}} {:>12} {:>12}   {}\n", "term", name_width, "start", "fitted", "bounds");
   for (size_t i = 0; i < fit.params.size(); ++i) {
     const auto k = static_cast<Eigen::Index>(i);
     const FreeTerm& t = config.free[fit.params[i].term];
     const bool at_bound = fit.fitted[k] <= t.min_value || fit.fitted[k] >= t.max_value;
-    text += fmt::format("{:<46} {:>12.4g} {:>12.4g}   [{:g}, {:g}]{}\n",
-                        fitter.ParamName(fit.params[i]), fit.start[k], fit.fitted[k], t.min_value,
-                        t.max_value, at_bound ? " (at a bound)" : "");
+    text += fmt::format("{:<{}} {:>12.4g} {:>12.4g}   [{:g}, {:g}]{}\n",
+                        fitter.ParamName(fit.params[i]), name_width, fit.start[k], fit.fitted[k],
+                        t.min_value, t.max_value, at_bound ? " (at a bound)" : "");
   }
   text += '\n';
   text += MetricsTable(fitter.cases(), fit.cases, {{"before", &fit.before}, {"after", &fit.after}});

@@ -81,7 +81,8 @@ TEST(GpuSpec, EveryCardInModelsGpuLoadsAndIsNamedAfterItsFile) {
     seen.insert(gpu.name);
   }
   for (const char* name :
-       {"A100-80GB", "H100-SXM", "H200", "L40S", "B200", "RTX-4090", "RTX-PRO-6000"}) {
+       {"A100-80GB", "H100-SXM", "H200", "L40S", "B200", "RTX-4090", "RTX-PRO-6000",
+        "RTX-PRO-6000-Server"}) {
     EXPECT_EQ(seen.count(name), 1u) << "missing card " << name;
   }
 }

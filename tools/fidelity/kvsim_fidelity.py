@@ -79,7 +79,7 @@ VLLM_RUNS = {
     "RTX4090": ("RTX-4090", "vllm019_sharegpt_rtx4090.csv",
                 {"max_num_seqs": 256, "max_num_batched_tokens": 2048, "max_model_len": 32768,
                  "kv_blocks": 2588}),
-    "RTXPRO6000": ("RTX-PRO-6000", "vllm019_sharegpt_rtxpro6000.csv",
+    "RTXPRO6000": ("RTX-PRO-6000-Server", "vllm019_sharegpt_rtxpro6000.csv",
                    {"max_num_seqs": 128, "max_num_batched_tokens": 2048, "max_model_len": 0,
                     "kv_blocks": 0}),
 }
