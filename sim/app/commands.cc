@@ -67,9 +67,11 @@ int RunCommand(const CommandOptions& o, std::ostream& out) {
   const ConfigTree tree = LoadWithOverrides(o);
   const ScenarioConfig config = DecodeScenario(tree, DefaultModelsDir());
   std::unique_ptr<Simulation> sim = BuildSimulation(config);
-  const Summary summary = sim->Run();
   const std::string dir = DefaultOutDir(o, "");
-  WriteRunOutputs(dir, *sim, summary, ResolvedYaml(tree, config));
+  RunOutputWriter writer(dir, config.output);
+  sim->AddObserver(&writer);
+  const Summary summary = sim->Run();
+  writer.Finish(*sim, summary, ResolvedYaml(tree, config));
   if (!o.quiet) {
     out << FormatSummary(summary, *sim);
     out << fmt::format("outputs written to {}/\n", dir);
@@ -86,6 +88,7 @@ struct Job {
   ConfigTree tree;
   std::unique_ptr<Simulation> sim;
   Summary summary;
+  std::unique_ptr<RunOutputWriter> writer;  // streams the run's CSVs (AttachWriters)
 };
 
 // Builds the job for `tree` with `overrides` applied; errors name `what`.
@@ -97,7 +100,7 @@ Job BuildJob(const std::string& label, ConfigTree tree,
     ScenarioConfig config = DecodeScenario(tree, DefaultModelsDir());
     config.compare.clear();
     auto sim = BuildSimulation(config);
-    return {label, std::move(tree), std::move(sim), {}};
+    return {label, std::move(tree), std::move(sim), {}, nullptr};
   } catch (const InputError& err) {
     throw InputError(fmt::format("{}: {}", what, err.what()));
   }
@@ -117,6 +120,15 @@ std::vector<std::pair<std::string, std::vector<std::string>>> LabelledAssumption
   std::vector<std::pair<std::string, std::vector<std::string>>> assumed;
   for (const Job& job : jobs) assumed.emplace_back(job.label, job.sim->timing_assumptions());
   return assumed;
+}
+
+// Gives each job its output directory DIR/dir_of(job), its CSVs streamed while it runs.
+template <typename DirOf>
+void AttachWriters(std::vector<Job>& jobs, DirOf dir_of) {
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    jobs[i].writer = std::make_unique<RunOutputWriter>(dir_of(i), jobs[i].sim->config().output);
+    jobs[i].sim->AddObserver(jobs[i].writer.get());
+  }
 }
 
 // Runs the jobs on up to `width` threads (0: all cores); each simulation is
@@ -139,13 +151,13 @@ int CompareCommand(const CommandOptions& o, std::ostream& out) {
   for (const CompareEntry& e : EntriesOf(base)) {
     jobs.push_back(BuildJob(e.label, base, e.overrides, "compare entry '" + e.label + "'"));
   }
+  const std::string dir = DefaultOutDir(o, "-compare");
+  AttachWriters(jobs, [&](size_t i) { return fs::path(dir) / jobs[i].label; });
   RunJobs(jobs, o.jobs);
 
-  const std::string dir = DefaultOutDir(o, "-compare");
   std::vector<LabeledRun> runs;
   for (const Job& job : jobs) {
-    WriteRunOutputs((fs::path(dir) / job.label).string(), *job.sim, job.summary,
-                    ResolvedYaml(job.tree, job.sim->config()));
+    job.writer->Finish(*job.sim, job.summary, ResolvedYaml(job.tree, job.sim->config()));
     runs.push_back({job.label, job.summary, SummaryJson(job.summary, *job.sim)});
   }
   WriteFile(fs::path(dir) / "compare.json", CompareJson(runs));
@@ -183,9 +195,12 @@ int SweepCommand(const CommandOptions& o, std::ostream& out) {
       job_rates.push_back(rate);
     }
   }
+  const std::string dir = DefaultOutDir(o, "-sweep");
+  AttachWriters(jobs, [&](size_t i) {
+    return fs::path(dir) / jobs[i].label / fmt::format("rate_{:g}", job_rates[i]);
+  });
   RunJobs(jobs, o.jobs);
 
-  const std::string dir = DefaultOutDir(o, "-sweep");
   std::string json = "{\n  \"rates_qps\": [";
   for (size_t i = 0; i < o.rates_qps.size(); ++i) {
     json += fmt::format("{}{:.9g}", i ? ", " : "", o.rates_qps[i]);
@@ -193,9 +208,7 @@ int SweepCommand(const CommandOptions& o, std::ostream& out) {
   json += "],\n  \"runs\": [";
   for (size_t i = 0; i < jobs.size(); ++i) {
     const Job& job = jobs[i];
-    const std::string run_dir =
-        (fs::path(dir) / job.label / fmt::format("rate_{:g}", job_rates[i])).string();
-    WriteRunOutputs(run_dir, *job.sim, job.summary, ResolvedYaml(job.tree, job.sim->config()));
+    job.writer->Finish(*job.sim, job.summary, ResolvedYaml(job.tree, job.sim->config()));
     std::string summary = SummaryJson(job.summary, *job.sim);
     summary.pop_back();  // the trailing newline
     json += fmt::format("{}\n    {{\"label\": {}, \"rate_qps\": {:.9g}, \"summary\": {}}}",

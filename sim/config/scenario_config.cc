@@ -334,6 +334,8 @@ ScenarioConfig DecodeTree(const ConfigTree& tree, const std::string& default_mod
     MapReader o = r.Child("output");
     c.output.requests_csv = o.Bool("requests_csv", c.output.requests_csv);
     c.output.timeseries_csv = o.Bool("timeseries_csv", c.output.timeseries_csv);
+    c.output.timeseries_interval =
+        o.Seconds("timeseries_interval_s", c.output.timeseries_interval, 1e6);
     o.Finish();
   }
   r.Has("compare");

@@ -80,8 +80,12 @@ struct TimingConfig {
 };
 
 struct OutputConfig {
-  bool requests_csv = true;    // write requests.csv
-  bool timeseries_csv = true;  // write timeseries.csv (one row per iteration)
+  bool requests_csv = true;    // write requests.csv (one row per finished request)
+  bool timeseries_csv = true;  // write timeseries.csv
+  // timeseries.csv granularity: 0 = one row per iteration; > 0 = one row per replica
+  // per interval of this length in which an iteration starts, with the interval's
+  // aggregates (README: Outputs).
+  Nanos timeseries_interval{Nanos(1'000'000'000)};
 };
 
 // One run of a `kvsim compare`: a label and the overrides it applies.

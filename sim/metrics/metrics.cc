@@ -30,6 +30,50 @@ double NearestRank(const std::vector<double>& sorted, double q) {
   return sorted[static_cast<size_t>(rank - 1)];
 }
 
+void Distribution::Add(double seconds) {
+  ++count_;
+  sum_ += seconds;
+  if (exact()) {
+    exact_.push_back(seconds);
+    return;
+  }
+  if (!exact_.empty()) {  // the limit was just passed: move what was kept
+    for (double v : exact_) histogram_.Add(SecondsToNanos(v).count());
+    exact_.clear();
+    exact_.shrink_to_fit();
+  }
+  histogram_.Add(SecondsToNanos(seconds).count());
+}
+
+Percentiles Distribution::Summarize() const {
+  if (exact()) return PercentilesOf(exact_);
+  return {sum_ / static_cast<double>(count_), histogram_.Quantile(0.50) * 1e-9,
+          histogram_.Quantile(0.90) * 1e-9, histogram_.Quantile(0.99) * 1e-9};
+}
+
+Metrics::Metrics(MetricsOptions options)
+    : options_(options),
+      ttft_(options.exact_percentile_limit),
+      tpot_(options.exact_percentile_limit),
+      e2e_(options.exact_percentile_limit),
+      queue_(options.exact_percentile_limit) {}
+
+void Metrics::RecordRequest(const RequestRecord& r) {
+  ++completed_;
+  last_finish_ = std::max(last_finish_, r.finish);
+  output_tokens_ += r.output_tokens;
+  prompt_tokens_ += r.prompt_tokens;
+  preemptions_ += r.preemptions;
+  ttft_.Add(ToSeconds(r.first_token - r.arrival));
+  e2e_.Add(ToSeconds(r.finish - r.arrival));
+  queue_.Add(ToSeconds(r.first_scheduled - r.arrival));
+  if (r.output_tokens > 1) {
+    tpot_.Add(ToSeconds(r.finish - r.first_token) / static_cast<double>(r.output_tokens - 1));
+  }
+  if (options_.keep_records) records_.push_back(r);
+  for (MetricsObserver* o : observers_) o->OnRequest(r);
+}
+
 void Metrics::RecordIteration(const IterationSample& s) {
   ++iterations_;
   const auto d = static_cast<double>(s.duration.count());
@@ -40,7 +84,7 @@ void Metrics::RecordIteration(const IterationSample& s) {
   running_ns_ += d * static_cast<double>(s.running);
   peak_allocated_ = std::max(peak_allocated_, s.allocated_bytes);
   max_running_ = std::max(max_running_, s.running);
-  if (keep_samples_) samples_.push_back(s);
+  for (MetricsObserver* o : observers_) o->OnIteration(s);
 }
 
 void Metrics::RecordKvCalls(int64_t map_calls, int64_t unmap_calls, Nanos exposed, Nanos hidden) {
@@ -53,41 +97,23 @@ void Metrics::RecordKvCalls(int64_t map_calls, int64_t unmap_calls, Nanos expose
 Summary Metrics::Summarize() const {
   Summary s;
   s.requests_total = offered_;
-  s.requests_completed = static_cast<int64_t>(records_.size());
+  s.requests_completed = completed_;
   s.requests_rejected = rejected_;
   s.requests_truncated = truncated_;
-  std::vector<double> ttft, tpot, e2e, queue;
-  ttft.reserve(records_.size());
-  e2e.reserve(records_.size());
-  queue.reserve(records_.size());
-  Nanos last{0};
-  int64_t output_tokens = 0, prompt_tokens = 0, preemptions = 0;
-  for (const RequestRecord& r : records_) {
-    last = std::max(last, r.finish);
-    output_tokens += r.output_tokens;
-    prompt_tokens += r.prompt_tokens;
-    preemptions += r.preemptions;
-    ttft.push_back(ToSeconds(r.first_token - r.arrival));
-    e2e.push_back(ToSeconds(r.finish - r.arrival));
-    queue.push_back(ToSeconds(r.first_scheduled - r.arrival));
-    if (r.output_tokens > 1) {
-      tpot.push_back(ToSeconds(r.finish - r.first_token) /
-                     static_cast<double>(r.output_tokens - 1));
-    }
-  }
-  s.makespan_s = ToSeconds(last);
+  s.makespan_s = ToSeconds(last_finish_);
   if (s.makespan_s > 0) {
     s.requests_per_s = static_cast<double>(s.requests_completed) / s.makespan_s;
-    s.output_tokens_per_s = static_cast<double>(output_tokens) / s.makespan_s;
-    s.total_tokens_per_s = static_cast<double>(output_tokens + prompt_tokens) / s.makespan_s;
+    s.output_tokens_per_s = static_cast<double>(output_tokens_) / s.makespan_s;
+    s.total_tokens_per_s = static_cast<double>(output_tokens_ + prompt_tokens_) / s.makespan_s;
   }
-  s.ttft_s = PercentilesOf(std::move(ttft));
-  s.tpot_s = PercentilesOf(std::move(tpot));
-  s.e2e_s = PercentilesOf(std::move(e2e));
-  s.queue_s = PercentilesOf(std::move(queue));
+  s.ttft_s = ttft_.Summarize();
+  s.tpot_s = tpot_.Summarize();
+  s.e2e_s = e2e_.Summarize();
+  s.queue_s = queue_.Summarize();
+  s.percentiles_exact = ttft_.exact() && tpot_.exact() && e2e_.exact() && queue_.exact();
   s.tbt_s = {tbt_.mean() * 1e-9, tbt_.Quantile(0.5) * 1e-9, tbt_.Quantile(0.9) * 1e-9,
              tbt_.Quantile(0.99) * 1e-9};
-  s.preemptions = preemptions;
+  s.preemptions = preemptions_;
   s.peak_allocated_bytes = peak_allocated_;
   if (busy_ns_ > 0) {
     s.mean_allocated_bytes = allocated_ns_ / busy_ns_;

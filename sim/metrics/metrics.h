@@ -47,6 +47,26 @@ struct Percentiles {
 // kvsim summary reports, so measured figures computed with it compare like for like.
 Percentiles PercentilesOf(std::vector<double> values);
 
+// A stream of non-negative values (seconds) summarised as Percentiles in bounded
+// memory: exact (PercentilesOf of every value) while at most `exact_limit` values
+// were added; beyond that, percentiles come from a LogHistogram of nanoseconds
+// (within 2^-8 relative of a recorded value) and the mean from a running sum.
+class Distribution {
+ public:
+  explicit Distribution(size_t exact_limit) : exact_limit_(exact_limit) {}
+  void Add(double seconds);
+  int64_t count() const { return count_; }
+  bool exact() const { return count_ <= static_cast<int64_t>(exact_limit_); }
+  Percentiles Summarize() const;
+
+ private:
+  size_t exact_limit_;
+  std::vector<double> exact_;  // every value while exact()
+  LogHistogram histogram_;     // every value once not exact()
+  double sum_ = 0;
+  int64_t count_ = 0;
+};
+
 struct Summary {
   std::string kv_manager;
   int64_t requests_total = 0;  // offered by the workload
@@ -73,34 +93,59 @@ struct Summary {
   double exposed_overhead_s = 0, hidden_overhead_s = 0;
   double wall_s = 0;
   int64_t events = 0;
+  bool percentiles_exact = true;  // request percentiles exact (else within 2^-8)
+};
+
+// Receives every finished request and every iteration as the simulation produces
+// them (e.g. to stream them to disk); iterations arrive in start-time order.
+class MetricsObserver {
+ public:
+  virtual ~MetricsObserver() = default;
+  virtual void OnRequest(const RequestRecord& record) = 0;
+  virtual void OnIteration(const IterationSample& sample) = 0;
+};
+
+struct MetricsOptions {
+  // Retain every RequestRecord (records()): for checks that need them all, e.g. the
+  // planner's SLO attainment. Memory then grows with the trace.
+  bool keep_records = false;
+  // Request-level percentiles (TTFT, TPOT, E2E, queueing) are exact up to this many
+  // completed requests, then within 2^-8 (Distribution); 8 bytes each per metric.
+  size_t exact_percentile_limit = size_t{1} << 17;
 };
 
 class Metrics {
  public:
-  // keep_samples: retain every IterationSample (for timeseries.csv); aggregates
-  // are kept either way.
-  explicit Metrics(bool keep_samples) : keep_samples_(keep_samples) {}
+  explicit Metrics(MetricsOptions options = {});
+
+  // Observers see each record as it is added; not owned, must outlive the run.
+  void AddObserver(MetricsObserver* observer) { observers_.push_back(observer); }
+  void KeepRecords() { options_.keep_records = true; }
 
   void RecordToken(Nanos gap_since_previous_token) { tbt_.Add(gap_since_previous_token.count()); }
-  void RecordRequest(const RequestRecord& record) { records_.push_back(record); }
+  void RecordRequest(const RequestRecord& record);
   void RecordIteration(const IterationSample& sample);
   void RecordKvCalls(int64_t map_calls, int64_t unmap_calls, Nanos exposed, Nanos hidden);
   void CountOffered() { ++offered_; }
   void CountRejected() { ++rejected_; }
   void CountTruncated() { ++truncated_; }
 
+  // Every finished request in completion order; empty unless keep_records.
   const std::vector<RequestRecord>& records() const { return records_; }
-  const std::vector<IterationSample>& samples() const { return samples_; }
 
-  // Computes the summary. Request-level percentiles are exact (nearest rank over
-  // the records); TBT percentiles come from the histogram.
+  // Computes the summary: request percentiles from the Distributions (exact up to
+  // exact_percentile_limit requests), TBT percentiles from the histogram.
   Summary Summarize() const;
 
  private:
-  bool keep_samples_;
+  MetricsOptions options_;
+  std::vector<MetricsObserver*> observers_;
   std::vector<RequestRecord> records_;
-  std::vector<IterationSample> samples_;
+  Distribution ttft_, tpot_, e2e_, queue_;
   LogHistogram tbt_;
+  int64_t completed_ = 0;
+  Nanos last_finish_{0};
+  int64_t output_tokens_ = 0, prompt_tokens_ = 0, preemptions_ = 0;
   int64_t offered_ = 0, rejected_ = 0, truncated_ = 0;
   int64_t iterations_ = 0;
   int64_t peak_allocated_ = 0;

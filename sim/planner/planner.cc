@@ -59,6 +59,7 @@ struct Run {
 Run Simulate(const PlanConfig& plan, const ConfigTree& tree) {
   const ScenarioConfig config = DecodeScenario(tree, DefaultModelsDir());
   std::unique_ptr<Simulation> sim = BuildSimulation(config);
+  sim->KeepRequestRecords();  // EvaluateSlo's attainment and stability checks
   Run run;
   run.summary = sim->Run();
   run.verdict = EvaluateSlo(plan.slo, run.summary, sim->metrics().records());

@@ -198,7 +198,7 @@ std::unique_ptr<Simulation> BuildSimulation(const ScenarioConfig& c) {
   }
   const Profile* profile_or_null = profile ? &*profile : nullptr;
 
-  auto metrics = std::make_unique<Metrics>(c.output.timeseries_csv);
+  auto metrics = std::make_unique<Metrics>();
   auto timing = MakeTiming(c, model, gpu, profile_or_null);
   std::vector<std::unique_ptr<Replica>> replicas;
   for (int64_t i = 0; i < c.deployment.replicas; ++i) {

@@ -5,9 +5,9 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <set>
 
 #include "sim/core/check.h"
@@ -16,16 +16,12 @@
 namespace kvsim {
 
 void WriteFile(const std::filesystem::path& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary);
-  out << text;
-  if (!out) throw InputError(fmt::format("{}: cannot write", path.string()));
+  WriteFileAtomically(path, text);
 }
 
 namespace {
 
 namespace fs = std::filesystem;
-
-double S(Nanos t) { return ToSeconds(t); }
 
 constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
 
@@ -90,6 +86,8 @@ std::string SummaryJson(const Summary& s, const Simulation& sim) {
   WritePercentiles(j, "tpot_s", s.tpot_s);
   WritePercentiles(j, "e2e_s", s.e2e_s);
   WritePercentiles(j, "queue_s", s.queue_s);
+  // Request percentiles are exact up to MetricsOptions::exact_percentile_limit requests.
+  j.Field("percentiles", s.percentiles_exact ? "exact" : "log histogram, within 0.4%");
   j.Field("preemptions", s.preemptions);
   j.BeginObject("kv")
       .Field("bytes_per_token", s.kv_bytes_per_token)
@@ -119,40 +117,108 @@ std::string SummaryJson(const Summary& s, const Simulation& sim) {
   return j.str();
 }
 
-void WriteRunOutputs(const std::string& dir, const Simulation& sim, const Summary& summary,
-                     const std::string& resolved_yaml) {
+RunOutputWriter::RunOutputWriter(const fs::path& dir, const OutputConfig& output)
+    : dir_(dir), output_(output) {
   std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec)
-    throw InputError(fmt::format("{}: cannot create output directory: {}", dir, ec.message()));
-  const fs::path d(dir);
-  WriteFile(d / "summary.json", SummaryJson(summary, sim));
-  WriteFile(d / "config.yaml", resolved_yaml);
-  if (sim.config().output.requests_csv) {
-    fmt::memory_buffer b;
-    fmt::format_to(std::back_inserter(b),
-                   "id,replica,arrival_s,first_scheduled_s,first_token_s,finish_s,prompt_tokens,"
-                   "output_tokens,preemptions\n");
-    for (const RequestRecord& r : sim.metrics().records()) {
-      fmt::format_to(std::back_inserter(b), "{},{},{:.9f},{:.9f},{:.9f},{:.9f},{},{},{}\n", r.id,
-                     r.replica, S(r.arrival), S(r.first_scheduled), S(r.first_token), S(r.finish),
-                     r.prompt_tokens, r.output_tokens, r.preemptions);
-    }
-    WriteFile(d / "requests.csv", fmt::to_string(b));
+  fs::create_directories(dir_, ec);
+  if (ec) {
+    throw InputError(
+        fmt::format("{}: cannot create output directory: {}", dir_.string(), ec.message()));
   }
-  if (sim.config().output.timeseries_csv) {
-    fmt::memory_buffer b;
-    fmt::format_to(std::back_inserter(b),
-                   "time_s,replica,duration_s,running,waiting,prefill_tokens,decode_tokens,"
-                   "allocated_bytes,live_bytes,cached_bytes,exposed_overhead_s\n");
-    for (const IterationSample& x : sim.metrics().samples()) {
-      fmt::format_to(std::back_inserter(b), "{:.9f},{},{:.9f},{},{},{},{},{},{},{},{:.9f}\n",
-                     S(x.start), x.replica, S(x.duration), x.running, x.waiting, x.prefill_tokens,
-                     x.decode_tokens, x.allocated_bytes, x.live_bytes, x.cached_bytes,
-                     S(x.exposed_overhead));
-    }
-    WriteFile(d / "timeseries.csv", fmt::to_string(b));
+  if (output_.requests_csv) {
+    requests_ = std::make_unique<FileWriter>(dir_ / "requests.csv");
+    requests_->Text(
+        "id,replica,arrival_s,first_scheduled_s,first_token_s,finish_s,prompt_tokens,"
+        "output_tokens,preemptions\n");
+  } else {
+    fs::remove(dir_ / "requests.csv", ec);  // an earlier run's, which this one would contradict
   }
+  if (output_.timeseries_csv) {
+    timeseries_ = std::make_unique<FileWriter>(dir_ / "timeseries.csv");
+    timeseries_->Text(output_.timeseries_interval > Nanos(0)
+                          ? "time_s,replica,interval_s,iterations,busy_s,mean_running,"
+                            "max_running,max_waiting,prefill_tokens,decode_tokens,"
+                            "mean_allocated_bytes,peak_allocated_bytes,mean_live_bytes,"
+                            "mean_cached_bytes,exposed_overhead_s\n"
+                          : "time_s,replica,duration_s,running,waiting,prefill_tokens,"
+                            "decode_tokens,allocated_bytes,live_bytes,cached_bytes,"
+                            "exposed_overhead_s\n");
+  } else {
+    fs::remove(dir_ / "timeseries.csv", ec);
+  }
+}
+
+RunOutputWriter::~RunOutputWriter() = default;
+
+void RunOutputWriter::OnRequest(const RequestRecord& r) {
+  if (!requests_) return;
+  requests_->Int(r.id).Char(',').Int(r.replica).Char(',');
+  requests_->Seconds(r.arrival).Char(',').Seconds(r.first_scheduled).Char(',');
+  requests_->Seconds(r.first_token).Char(',').Seconds(r.finish).Char(',');
+  requests_->Int(r.prompt_tokens).Char(',').Int(r.output_tokens).Char(',');
+  requests_->Int(r.preemptions).Char('\n');
+}
+
+void RunOutputWriter::OnIteration(const IterationSample& x) {
+  if (!timeseries_) return;
+  const Nanos interval = output_.timeseries_interval;
+  if (interval <= Nanos(0)) {
+    FileWriter& w = *timeseries_;
+    w.Seconds(x.start).Char(',').Int(x.replica).Char(',').Seconds(x.duration).Char(',');
+    w.Int(x.running).Char(',').Int(x.waiting).Char(',').Int(x.prefill_tokens).Char(',');
+    w.Int(x.decode_tokens).Char(',').Int(x.allocated_bytes).Char(',').Int(x.live_bytes);
+    w.Char(',').Int(x.cached_bytes).Char(',').Seconds(x.exposed_overhead).Char('\n');
+    return;
+  }
+  const auto replica = static_cast<size_t>(x.replica);
+  if (replica >= open_.size()) open_.resize(replica + 1);
+  Interval& o = open_[replica];
+  const int64_t index = x.start.count() / interval.count();
+  if (o.index != index) {
+    if (o.index >= 0) WriteInterval(x.replica, o);
+    o = Interval{};
+    o.index = index;
+  }
+  const auto d = static_cast<double>(x.duration.count());
+  ++o.iterations;
+  o.busy += x.duration;
+  o.exposed += x.exposed_overhead;
+  o.running_ns += d * static_cast<double>(x.running);
+  o.allocated_ns += d * static_cast<double>(x.allocated_bytes);
+  o.live_ns += d * static_cast<double>(x.live_bytes);
+  o.cached_ns += d * static_cast<double>(x.cached_bytes);
+  o.max_running = std::max(o.max_running, x.running);
+  o.max_waiting = std::max(o.max_waiting, x.waiting);
+  o.prefill_tokens += x.prefill_tokens;
+  o.decode_tokens += x.decode_tokens;
+  o.peak_allocated = std::max(o.peak_allocated, x.allocated_bytes);
+}
+
+void RunOutputWriter::WriteInterval(int64_t replica, const Interval& o) {
+  FileWriter& w = *timeseries_;
+  const Nanos interval = output_.timeseries_interval;
+  const auto busy = static_cast<double>(o.busy.count());  // > 0: iterations take time
+  const auto mean = [busy](double integral) { return std::llround(integral / busy); };
+  w.Seconds(interval * o.index).Char(',').Int(replica).Char(',').Seconds(interval).Char(',');
+  w.Int(o.iterations).Char(',').Seconds(o.busy).Char(',').Double(o.running_ns / busy);
+  w.Char(',').Int(o.max_running).Char(',').Int(o.max_waiting).Char(',').Int(o.prefill_tokens);
+  w.Char(',').Int(o.decode_tokens).Char(',').Int(mean(o.allocated_ns)).Char(',');
+  w.Int(o.peak_allocated).Char(',').Int(mean(o.live_ns)).Char(',').Int(mean(o.cached_ns));
+  w.Char(',').Seconds(o.exposed).Char('\n');
+}
+
+void RunOutputWriter::Finish(const Simulation& sim, const Summary& summary,
+                             const std::string& resolved_yaml) {
+  if (timeseries_) {
+    for (size_t r = 0; r < open_.size(); ++r) {
+      if (open_[r].index >= 0) WriteInterval(static_cast<int64_t>(r), open_[r]);
+    }
+    open_.clear();
+    timeseries_->Commit();
+  }
+  if (requests_) requests_->Commit();
+  WriteFile(dir_ / "summary.json", SummaryJson(summary, sim));
+  WriteFile(dir_ / "config.yaml", resolved_yaml);
 }
 
 std::string FormatSummary(const Summary& s, const Simulation& sim) {

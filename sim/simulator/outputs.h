@@ -3,11 +3,13 @@
 #pragma once
 
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
+#include "sim/core/file_writer.h"
 #include "sim/metrics/json_writer.h"
 #include "sim/metrics/metrics.h"
 #include "sim/simulator/simulator.h"
@@ -20,14 +22,61 @@ void WritePercentiles(JsonWriter& j, std::string_view key, const Percentiles& p)
 // summary.json of one run (keys documented in README.md).
 std::string SummaryJson(const Summary& summary, const Simulation& sim);
 
-// Writes `text` to `path` (bytes as given). Throws InputError "path: cannot write".
+// Writes `text` to `path` (bytes as given) under a temporary name, renamed into place
+// when complete. Throws InputError "path: cannot write: why".
 void WriteFile(const std::filesystem::path& path, const std::string& text);
 
-// Writes DIR/summary.json, DIR/requests.csv, DIR/timeseries.csv (as the config's
-// output section asks) and DIR/config.yaml (`resolved_yaml`). Creates DIR.
-// Throws InputError when DIR cannot be written.
-void WriteRunOutputs(const std::string& dir, const Simulation& sim, const Summary& summary,
-                     const std::string& resolved_yaml);
+// One run's output directory. requests.csv and timeseries.csv (as the config's
+// output section asks) are streamed while the run goes, through fixed-size buffers,
+// so memory does not grow with the trace; summary.json and config.yaml are written
+// by Finish. Every file is written as NAME.partial and renamed when complete, so a
+// run that stops part-way leaves no file that looks whole, and a CSV the config
+// turns off is removed if an earlier run left one in DIR.
+//
+// requests.csv: one row per finished request, in completion order:
+//   id,replica,arrival_s,first_scheduled_s,first_token_s,finish_s,prompt_tokens,
+//   output_tokens,preemptions
+// timeseries.csv with output.timeseries_interval_s = 0: one row per iteration:
+//   time_s,replica,duration_s,running,waiting,prefill_tokens,decode_tokens,
+//   allocated_bytes,live_bytes,cached_bytes,exposed_overhead_s
+// with an interval I > 0: one row per replica per interval [k I, (k+1) I) in which
+// an iteration of that replica starts (an iteration counts wholly in the interval it
+// starts in), rows of one replica in time order:
+//   time_s (k I),replica,interval_s,iterations,busy_s (sum of durations),
+//   mean_running (duration-weighted),max_running,max_waiting,prefill_tokens,
+//   decode_tokens (sums),mean_allocated_bytes,peak_allocated_bytes,mean_live_bytes,
+//   mean_cached_bytes (duration-weighted, rounded),exposed_overhead_s (sum)
+// Times are seconds with nine decimals, exact from the integer nanoseconds.
+class RunOutputWriter : public MetricsObserver {
+ public:
+  // Creates DIR and opens the CSVs. Throws InputError when DIR cannot be written.
+  RunOutputWriter(const std::filesystem::path& dir, const OutputConfig& output);
+  ~RunOutputWriter() override;
+
+  void OnRequest(const RequestRecord& record) override;
+  void OnIteration(const IterationSample& sample) override;
+
+  // After the run: completes the CSVs and writes summary.json and config.yaml
+  // (`resolved_yaml`). Throws InputError when a file cannot be written.
+  void Finish(const Simulation& sim, const Summary& summary, const std::string& resolved_yaml);
+
+ private:
+  // One replica's open interval (interval mode).
+  struct Interval {
+    int64_t index = -1;  // k; -1: none open
+    int64_t iterations = 0;
+    Nanos busy{0}, exposed{0};
+    double running_ns = 0, allocated_ns = 0, live_ns = 0, cached_ns = 0;
+    int64_t max_running = 0, max_waiting = 0, prefill_tokens = 0, decode_tokens = 0;
+    int64_t peak_allocated = 0;
+  };
+  void WriteInterval(int64_t replica, const Interval& x);
+
+  std::filesystem::path dir_;
+  OutputConfig output_;
+  std::unique_ptr<FileWriter> requests_, timeseries_;
+  std::vector<Interval> open_;  // by replica
+};
 
 // A readable summary of one run.
 std::string FormatSummary(const Summary& summary, const Simulation& sim);

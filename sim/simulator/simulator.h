@@ -41,6 +41,13 @@ class Simulation {
              std::vector<std::unique_ptr<Replica>> replicas);
   ~Simulation();
 
+  // Before Run(): retain every finished request's record in metrics().records()
+  // (memory then grows with the trace; the planner's SLO checks need them).
+  void KeepRequestRecords() { metrics_->KeepRecords(); }
+  // Before Run(): `observer` (not owned; it must outlive Run) sees every finished
+  // request and every iteration as it happens, e.g. to stream them to disk.
+  void AddObserver(MetricsObserver* observer) { metrics_->AddObserver(observer); }
+
   // Runs until every request has finished. Call once.
   // Throws InputError if the trace turns out malformed part-way.
   Summary Run();

@@ -45,8 +45,17 @@ constexpr Nanos kIter = milliseconds(1);
 constexpr Nanos kPrefillToken = microseconds(10);
 constexpr Nanos kDecodeToken = microseconds(100);
 
+// Keeps every iteration sample the replica records.
+struct SampleLog : MetricsObserver {
+  std::vector<IterationSample> samples;
+  void OnRequest(const RequestRecord&) override {}
+  void OnIteration(const IterationSample& x) override { samples.push_back(x); }
+};
+
 class ReplicaTest : public testing::Test {
  protected:
+  ReplicaTest() { metrics_.AddObserver(&log_); }
+
   void Build(std::unique_ptr<KvCacheManager> kv, std::unique_ptr<BatchScheduler> scheduler,
              int64_t index = 0,
              FixedTimeConfig timing = {.per_iteration = kIter,
@@ -72,7 +81,8 @@ class ReplicaTest : public testing::Test {
     return now + d;
   }
 
-  Metrics metrics_{/*keep_samples=*/true};
+  Metrics metrics_{{.keep_records = true}};
+  SampleLog log_;
   std::unique_ptr<ExecutionTimeModel> timing_;
   std::unique_ptr<Replica> replica_;
 };
@@ -102,7 +112,7 @@ TEST_F(ReplicaTest, IdleReplicaStartsNothing) {
   BuildPagedVllm();
   EXPECT_EQ(replica_->StartIteration(Nanos(5)), Nanos(0));
   EXPECT_FALSE(replica_->busy());
-  EXPECT_TRUE(metrics_.samples().empty());
+  EXPECT_TRUE(log_.samples.empty());
 }
 
 TEST_F(ReplicaTest, StartingWhileBusyIsAnInvariantError) {
@@ -171,11 +181,11 @@ TEST_F(ReplicaTest, KvIsHeldWhileRunningAndReleasedAtFinish) {
   // 100 tokens in ceil(100 / 16) = 7 blocks of 16 tokens.
   EXPECT_EQ(replica_->kv().Usage().allocated_bytes, 7 * kBlockTokens * kBytesPerToken);
   EXPECT_EQ(replica_->kv().Usage().live_bytes, 100 * kBytesPerToken);
-  ASSERT_EQ(metrics_.samples().size(), 1u);
-  EXPECT_EQ(metrics_.samples()[0].allocated_bytes, 7 * kBlockTokens * kBytesPerToken);
-  EXPECT_EQ(metrics_.samples()[0].live_bytes, 100 * kBytesPerToken);
-  EXPECT_EQ(metrics_.samples()[0].prefill_tokens, 100);
-  EXPECT_EQ(metrics_.samples()[0].running, 1);
+  ASSERT_EQ(log_.samples.size(), 1u);
+  EXPECT_EQ(log_.samples[0].allocated_bytes, 7 * kBlockTokens * kBytesPerToken);
+  EXPECT_EQ(log_.samples[0].live_bytes, 100 * kBytesPerToken);
+  EXPECT_EQ(log_.samples[0].prefill_tokens, 100);
+  EXPECT_EQ(log_.samples[0].running, 1);
   replica_->CompleteIteration(d);
   EXPECT_EQ(replica_->load().running, 1);
   Step(d);  // the second and last token
@@ -193,7 +203,7 @@ TEST_F(ReplicaTest, LoadCountsRunningAndWaiting) {
   replica_->StartIteration(Nanos(0));
   EXPECT_EQ(replica_->load().running, 2);
   EXPECT_EQ(replica_->load().waiting, 1);
-  EXPECT_EQ(metrics_.samples()[0].waiting, 1);
+  EXPECT_EQ(log_.samples[0].waiting, 1);
 }
 
 // ---- vAttention mapping overhead ------------------------------------------
@@ -231,7 +241,7 @@ TEST_F(VAttentionReplicaTest, SynchronousPrefillMappingAddsToTheIteration) {
   BuildVAttention(/*overlap=*/true);
   // The prompt's page group is mapped before the prefill runs: 1 ms + 1.28 ms.
   EXPECT_EQ(replica_->StartIteration(Nanos(0)), kIter + kGroupCost);
-  EXPECT_EQ(metrics_.samples()[0].exposed_overhead, kGroupCost);
+  EXPECT_EQ(log_.samples[0].exposed_overhead, kGroupCost);
 }
 
 TEST_F(VAttentionReplicaTest, BackgroundMappingHidesBehindTheIterationJustEnded) {
@@ -240,7 +250,7 @@ TEST_F(VAttentionReplicaTest, BackgroundMappingHidesBehindTheIterationJustEnded)
   // Token 33 needs page group 2, mapped behind the 2.28 ms prefill that just ended:
   // fully hidden, the decode lasts 1 ms.
   EXPECT_EQ(replica_->StartIteration(t1), kIter);
-  EXPECT_EQ(metrics_.samples()[1].exposed_overhead, Nanos(0));
+  EXPECT_EQ(log_.samples[1].exposed_overhead, Nanos(0));
   const Summary s = metrics_.Summarize();
   EXPECT_DOUBLE_EQ(s.hidden_overhead_s, ToSeconds(kGroupCost));
   EXPECT_DOUBLE_EQ(s.exposed_overhead_s, ToSeconds(kGroupCost));  // the prefill's
@@ -253,7 +263,7 @@ TEST_F(VAttentionReplicaTest, BackgroundMappingHidesBehindThePreviousIterationAn
   const Nanos t1 = Step(Nanos(0));  // [0, 2.28] ms
   // The replica sat idle for 3 ms: the thread had 2.28 + 3 = 5.28 ms >= 1.28 ms.
   EXPECT_EQ(replica_->StartIteration(t1 + milliseconds(3)), kIter);
-  EXPECT_EQ(metrics_.samples()[1].exposed_overhead, Nanos(0));
+  EXPECT_EQ(log_.samples[1].exposed_overhead, Nanos(0));
   EXPECT_DOUBLE_EQ(metrics_.Summarize().hidden_overhead_s, ToSeconds(kGroupCost));
 }
 
@@ -268,7 +278,7 @@ TEST_F(VAttentionReplicaTest, OnlyTheExcessOverThePreviousIterationIsExposed) {
     EXPECT_EQ(t - before, kIter) << "iteration " << k;
   }
   EXPECT_EQ(replica_->StartIteration(t), kIter + (kGroupCost - kIter));
-  EXPECT_EQ(metrics_.samples().back().exposed_overhead, kGroupCost - kIter);
+  EXPECT_EQ(log_.samples.back().exposed_overhead, kGroupCost - kIter);
 }
 
 TEST_F(VAttentionReplicaTest,
@@ -280,7 +290,7 @@ TEST_F(VAttentionReplicaTest,
   // Iteration 34 needs group 3 (65 tokens) and starts 0.2 ms after iteration 33
   // ended: the thread had 1 ms + 0.2 ms = 1.2 ms for 1.28 ms of mapping; 80 us exposed.
   EXPECT_EQ(replica_->StartIteration(t + microseconds(200)), kIter + Nanos(80'000));
-  EXPECT_EQ(metrics_.samples().back().exposed_overhead, Nanos(80'000));
+  EXPECT_EQ(log_.samples.back().exposed_overhead, Nanos(80'000));
 }
 
 TEST_F(VAttentionReplicaTest, AnIdleGapThatCoversTheExcessHidesTheMappingExactly) {
@@ -289,7 +299,7 @@ TEST_F(VAttentionReplicaTest, AnIdleGapThatCoversTheExcessHidesTheMappingExactly
   for (int k = 2; k <= 33; ++k) t = Step(t);
   // 1 ms + 0.28 ms = 1.28 ms: exactly the mapping, nothing exposed.
   EXPECT_EQ(replica_->StartIteration(t + microseconds(280)), kIter);
-  EXPECT_EQ(metrics_.samples().back().exposed_overhead, Nanos(0));
+  EXPECT_EQ(log_.samples.back().exposed_overhead, Nanos(0));
 }
 
 TEST_F(VAttentionReplicaTest, WithoutOverlapDecodeMappingIsSynchronous) {
@@ -326,7 +336,7 @@ TEST_F(ReplicaTest, ReleasedPagesAreUnmappedBehindTheNextIteration) {
   EXPECT_EQ(replica_->kv().Usage().cached_bytes, group_bytes);  // request 0's, waiting
   // The decode reclaims request 0's group: 0.64 ms behind the 3.56 ms prefill.
   EXPECT_EQ(replica_->StartIteration(t1), kIter);
-  EXPECT_EQ(metrics_.samples()[1].exposed_overhead, Nanos(0));
+  EXPECT_EQ(log_.samples[1].exposed_overhead, Nanos(0));
   EXPECT_EQ(replica_->kv().Usage().cached_bytes, 0);
   EXPECT_DOUBLE_EQ(metrics_.Summarize().hidden_overhead_s, ToSeconds(microseconds(640)));
 }

@@ -158,7 +158,16 @@ TEST(ScenarioConfig, AbsentKeysTakeTheirDefaults) {
   EXPECT_EQ(c.timing.fixed.per_iteration, d.timing.fixed.per_iteration);
   EXPECT_TRUE(c.output.requests_csv);
   EXPECT_TRUE(c.output.timeseries_csv);
+  EXPECT_EQ(c.output.timeseries_interval, Nanos(1'000'000'000));  // one row per second
   EXPECT_TRUE(c.compare.empty());
+}
+
+TEST(ScenarioConfig, TimeseriesIntervalIsSecondsAndZeroMeansEveryIteration) {
+  EXPECT_EQ(DecodeWith("output.timeseries_interval_s", "0.25").output.timeseries_interval,
+            Nanos(250'000'000));
+  EXPECT_EQ(DecodeWith("output.timeseries_interval_s", "0").output.timeseries_interval, Nanos(0));
+  EXPECT_THAT(DecodeWithError("output.timeseries_interval_s", "-1"),
+              HasSubstr("output.timeseries_interval_s"));
 }
 
 TEST(ScenarioConfig, EmptySectionsTakeTheirDefaults) {

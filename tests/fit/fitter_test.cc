@@ -66,6 +66,7 @@ output: {{requests_csv: false, timeseries_csv: false}}
     ConfigTree tree = ConfigTree::Load(scenario);
     for (const auto& [key, value] : truth) tree.Set(key, fmt::format("{:.17g}", value));
     auto sim = BuildSimulation(DecodeScenario(tree, DefaultModelsDir()));
+    sim->KeepRequestRecords();
     sim->Run();
     std::string csv = "arrival_s,prompt_tokens,output_tokens,ttft_s,e2e_s\n";
     for (const RequestRecord& r : sim->metrics().records()) {

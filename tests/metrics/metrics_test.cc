@@ -39,8 +39,8 @@ const std::vector<Row> kRows = {
     {9, 80, 800, 1800, 11},
 };
 
-Metrics TenRequests() {
-  Metrics m(false);
+Metrics TenRequests(MetricsOptions options = {}) {
+  Metrics m(options);
   for (const Row& row : kRows) {
     RequestRecord r;
     r.id = row.id;
@@ -115,7 +115,7 @@ IterationSample Sample(int64_t duration_ms, int64_t running, int64_t allocated, 
 }
 
 TEST(MetricsSummary, MemoryAndBatchMeansAreWeightedByBusyTime) {
-  Metrics m(false);
+  Metrics m;
   m.RecordIteration(Sample(10, 1, 100, 50));
   m.RecordIteration(Sample(30, 2, 200, 100));
   m.RecordIteration(Sample(60, 5, 400, 300));
@@ -134,22 +134,77 @@ TEST(MetricsSummary, MemoryAndBatchMeansAreWeightedByBusyTime) {
   EXPECT_EQ(s.iterations, 3);
 }
 
-TEST(MetricsSummary, KeepsSamplesOnlyWhenAsked) {
-  Metrics kept(true), dropped(false);
-  for (Metrics* m : {&kept, &dropped}) {
-    m->RecordIteration(Sample(10, 1, 100, 50));
-    m->RecordIteration(Sample(20, 1, 100, 50));
+// Collects what an observer is shown.
+struct Seen : MetricsObserver {
+  std::vector<int64_t> request_ids;
+  std::vector<Nanos> durations;
+  void OnRequest(const RequestRecord& r) override { request_ids.push_back(r.id); }
+  void OnIteration(const IterationSample& x) override { durations.push_back(x.duration); }
+};
+
+TEST(MetricsObservers, SeeEveryRequestAndIterationAsTheyAreRecorded) {
+  Seen a, b;
+  Metrics m;
+  m.AddObserver(&a);
+  m.AddObserver(&b);
+  m.RecordIteration(Sample(10, 1, 100, 50));
+  m.RecordIteration(Sample(20, 1, 100, 50));
+  RequestRecord r;
+  r.id = 7;
+  r.output_tokens = 1;
+  m.RecordRequest(r);
+  for (const Seen* seen : {&a, &b}) {
+    EXPECT_EQ(seen->durations, (std::vector<Nanos>{Ms(10), Ms(20)}));
+    EXPECT_EQ(seen->request_ids, std::vector<int64_t>{7});
   }
-  ASSERT_EQ(kept.samples().size(), 2u);
-  EXPECT_EQ(kept.samples()[1].duration, Ms(20));
-  EXPECT_TRUE(dropped.samples().empty());
-  // Aggregates are kept either way.
-  EXPECT_EQ(dropped.Summarize().iterations, 2);
-  EXPECT_DOUBLE_EQ(dropped.Summarize().mean_allocated_bytes, 100);
+  // Aggregates are kept either way; the records only when asked.
+  EXPECT_EQ(m.Summarize().iterations, 2);
+  EXPECT_TRUE(m.records().empty());
+}
+
+TEST(MetricsRecords, AreKeptInCompletionOrderOnlyWhenAsked) {
+  EXPECT_TRUE(TenRequests().records().empty());
+  const Metrics kept = TenRequests({.keep_records = true});
+  ASSERT_EQ(kept.records().size(), kRows.size());
+  for (size_t i = 0; i < kRows.size(); ++i) EXPECT_EQ(kept.records()[i].id, kRows[i].id);
+}
+
+TEST(MetricsSummary, BeyondTheExactLimitPercentilesComeFromAHistogramAndMeansStayExact) {
+  // Limit 4: the fifth request moves the TTFTs into the histogram.
+  const Summary exact = TenRequests().Summarize();
+  const Summary binned = TenRequests({.exact_percentile_limit = 4}).Summarize();
+  EXPECT_TRUE(exact.percentiles_exact);
+  EXPECT_FALSE(binned.percentiles_exact);
+  // TTFTs sorted: 100 200 ... 1000 ms; p50 = 5th = 500 ms, p90 = 9th = 900, p99 = 1000.
+  EXPECT_NEAR(binned.ttft_s.p50, 0.5, 0.5 / 256);
+  EXPECT_NEAR(binned.ttft_s.p90, 0.9, 0.9 / 256);
+  EXPECT_NEAR(binned.ttft_s.p99, 1.0, 1.0 / 256);
+  EXPECT_NEAR(binned.ttft_s.mean, 0.55, 1e-12);  // 5500 ms / 10
+  EXPECT_NEAR(binned.e2e_s.mean, exact.e2e_s.mean, 1e-12);
+  EXPECT_NEAR(binned.tpot_s.p50, exact.tpot_s.p50, exact.tpot_s.p50 / 256);
+  // The rest of the summary does not depend on the limit.
+  EXPECT_EQ(binned.requests_completed, exact.requests_completed);
+  EXPECT_EQ(binned.makespan_s, exact.makespan_s);
+}
+
+TEST(Distribution, IsExactUpToItsLimitThenWithinTwoToTheMinusEight) {
+  Distribution d(3);
+  for (double v : {0.003, 0.001, 0.002}) d.Add(v);
+  EXPECT_TRUE(d.exact());
+  Percentiles p = d.Summarize();
+  EXPECT_EQ(p.p50, 0.002);  // exact: 2nd of 3
+  EXPECT_EQ(p.p99, 0.003);
+  d.Add(0.004);
+  EXPECT_FALSE(d.exact());
+  EXPECT_EQ(d.count(), 4);
+  p = d.Summarize();
+  EXPECT_NEAR(p.mean, 0.0025, 1e-15);
+  EXPECT_NEAR(p.p50, 0.002, 0.002 / 256);  // 2nd of 4
+  EXPECT_NEAR(p.p90, 0.004, 0.004 / 256);
 }
 
 TEST(MetricsSummary, TimeBetweenTokensComesFromTheHistogram) {
-  Metrics m(false);
+  Metrics m;
   for (int64_t gap_ms : {30, 10, 40, 20}) m.RecordToken(Ms(gap_ms));
   const Summary s = m.Summarize();
   EXPECT_NEAR(s.tbt_s.mean, 0.025, 1e-15);  // (10 + 20 + 30 + 40) / 4 ms, exact
@@ -160,7 +215,7 @@ TEST(MetricsSummary, TimeBetweenTokensComesFromTheHistogram) {
 }
 
 TEST(MetricsSummary, CountsOfferedRejectedTruncatedAndKvCalls) {
-  Metrics m(false);
+  Metrics m;
   for (int i = 0; i < 5; ++i) m.CountOffered();
   m.CountRejected();
   m.CountTruncated();
@@ -178,7 +233,7 @@ TEST(MetricsSummary, CountsOfferedRejectedTruncatedAndKvCalls) {
 }
 
 TEST(MetricsSummary, EmptyRunSummarizesToZeros) {
-  const Summary s = Metrics(true).Summarize();
+  const Summary s = Metrics().Summarize();
   EXPECT_EQ(s.requests_completed, 0);
   EXPECT_EQ(s.makespan_s, 0);
   EXPECT_EQ(s.requests_per_s, 0);

@@ -7,9 +7,13 @@ Run with Debian's interpreter (it has matplotlib):
 The module builds small kvsim outputs once (a run, a comparison, a sweep, two plans and a copy of
 the committed H100 profile) in a temporary directory, generates their reports, and checks the
 HTML, the Markdown and the PNG charts, renders each report in headless Chromium, and feeds the
-script broken inputs.
+script broken inputs. The binary may write timeseries.csv in either layout (per iteration or per
+interval); a copy of the run with a hand-written interval-layout timeseries.csv covers the interval
+layout whichever the binary writes, and the series of both layouts are checked by hand on tiny
+tables.
 """
 
+import importlib.util
 import os
 import re
 import shutil
@@ -29,6 +33,8 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 EXPECTED = {
     "run": (["Scenario", "Summary", "KV memory over time", "Running batch over time",
              "Latency distributions"], 5),
+    "run_interval": (["Scenario", "Summary", "KV memory over time", "Running batch over time",
+                      "Latency distributions"], 5),
     "compare": (["Scenario", "Comparison", "KV memory over time", "Running batch over time",
                  "Latency distributions"], 5),
     "sweep": (["Scenario", "Sweep results", "Throughput against offered load",
@@ -59,6 +65,13 @@ candidates:
 verify: true
 """
 
+INTERVAL_HEADER = ("time_s,replica,interval_s,iterations,busy_s,mean_running,max_running,"
+                   "max_waiting,prefill_tokens,decode_tokens,mean_allocated_bytes,"
+                   "peak_allocated_bytes,mean_live_bytes,mean_cached_bytes,exposed_overhead_s")
+PER_ITERATION_HEADER = ("time_s,replica,duration_s,running,waiting,prefill_tokens,decode_tokens,"
+                        "allocated_bytes,live_bytes,cached_bytes,exposed_overhead_s")
+MIB = 1 << 20
+
 ENV = {}
 WORK = None
 DIRS = {}
@@ -87,10 +100,50 @@ def report(directory, cwd=None):
     return run_cmd([sys.executable, ENV["script"], directory], cwd=cwd)
 
 
+def csv_text(header, rows):
+    """A CSV file's text: `header`, then one line per row (a tuple of fields)."""
+    return header + "\n" + "".join(",".join(str(f) for f in row) + "\n" for row in rows)
+
+
+def hand_interval_rows():
+    """Interval-layout rows for the one-replica quickstart run: 1 s intervals over 20 s, the load
+    ramping up and down, no row for the idle intervals 7 and 8."""
+    rows = []
+    for k in range(20):
+        if k in (7, 8):
+            continue
+        load = min(k, 19 - k) + 1  # 1 to 10
+        busy = 0.4 if load == 1 else 0.97
+        allocated = load * 400 * MIB
+        rows.append((f"{k:.9f}", 0, "1.000000000", 40 * load, f"{busy:.9f}", f"{3.5 * load:g}",
+                     4 * load, load - 1, 350 * load, 30 * load, allocated, allocated + 64 * MIB,
+                     allocated * 7 // 8, 0, "0.000000000"))
+    return rows
+
+
+def timeseries_layout(directory):
+    """'interval' or 'per-iteration': the layout of DIRECTORY/timeseries.csv, from its header."""
+    with open(os.path.join(directory, "timeseries.csv")) as f:
+        header = f.readline().strip()
+    if header == INTERVAL_HEADER:
+        return "interval"
+    if header == PER_ITERATION_HEADER:
+        return "per-iteration"
+    raise AssertionError(f"timeseries.csv header of neither layout: {header!r}")
+
+
+def report_module():
+    """tools/report/kvsim_report.py, imported."""
+    spec = importlib.util.spec_from_file_location("kvsim_report", ENV["script"])
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def setUpModule():
     global WORK
     ENV["kvsim"] = _env("KVSIM_BINARY")
-    ENV["source"] = _env("KVSIM_SOURCE_DIR")
+    ENV["source"] = os.path.abspath(_env("KVSIM_SOURCE_DIR"))  # plan files name it from /tmp
     ENV["script"] = os.path.join(ENV["source"], "tools", "report", "kvsim_report.py")
     for path in (ENV["kvsim"], ENV["script"]):
         if not os.path.isfile(path):
@@ -101,6 +154,10 @@ def setUpModule():
 
     DIRS["run"] = os.path.join(WORK, "run")
     kvsim("run", quickstart, *small, "--out", DIRS["run"])
+    DIRS["run_interval"] = os.path.join(WORK, "run_interval")
+    shutil.copytree(DIRS["run"], DIRS["run_interval"])
+    with open(os.path.join(DIRS["run_interval"], "timeseries.csv"), "w") as f:
+        f.write(csv_text(INTERVAL_HEADER, hand_interval_rows()))
     DIRS["compare"] = os.path.join(WORK, "compare")
     kvsim("compare", quickstart, *small, "--out", DIRS["compare"])
     DIRS["compare_tp8"] = os.path.join(WORK, "compare_tp8")
@@ -118,8 +175,8 @@ def setUpModule():
     DIRS["calibration"] = os.path.join(WORK, "calibration")
     shutil.copytree(os.path.join(ENV["source"], "models", "profiles", "H100-SXM"),
                     DIRS["calibration"])
-    for kind in ("run", "compare", "compare_tp8", "sweep", "plan", "plan_infeasible",
-                 "calibration"):
+    for kind in ("run", "run_interval", "compare", "compare_tp8", "sweep", "plan",
+                 "plan_infeasible", "calibration"):
         RESULTS[kind] = report(DIRS[kind])
 
 
@@ -209,6 +266,23 @@ class ReportContentTest(unittest.TestCase):
         self.check_scenario(page, "Llama-3-8B", "H100-SXM", "vllm", "seed",
                             "AzureLLMInferenceTrace_conv.csv", "tensor parallel", "42")
         self.assertIn("per-request mean time between tokens", page)
+        md = read(os.path.join(DIRS["run"], "report.md"))
+        if timeseries_layout(DIRS["run"]) == "per-iteration":
+            self.assertIn("From timeseries.csv, one sample per iteration.", md)
+            self.assertIn("Faint lines: the sequences in each iteration", md)
+        else:
+            self.assertIn("From timeseries.csv, one row per ", md)
+            self.assertNotIn("one sample per iteration", md)
+
+    def test_run_with_interval_layout(self):
+        page, md = self.check_kind("run_interval")
+        self.check_scenario(page, "Llama-3-8B", "H100-SXM", "vllm")
+        self.assertIn("From timeseries.csv, one row per 1 s interval (each replica's "
+                      "duration-weighted means", md)
+        self.assertIn("Faint lines: the time-averaged batch of each 1 s interval, mean_running x "
+                      "min(1, busy_s / interval_s)", md)
+        self.assertNotIn("iteration (timeseries.csv", md)
+        self.assertNotIn("one sample per iteration", md)
 
     def test_compare(self):
         page, md = self.check_kind("compare")
@@ -383,6 +457,9 @@ class ChromiumRenderTest(unittest.TestCase):
     def test_run(self):
         self.render("run")
 
+    def test_run_with_interval_layout(self):
+        self.render("run_interval")
+
     def test_compare(self):
         self.render("compare")
 
@@ -394,6 +471,73 @@ class ChromiumRenderTest(unittest.TestCase):
 
     def test_calibration(self):
         self.render("calibration")
+
+
+# ---------------------------------------------------------------------------
+
+
+class TimeseriesSeriesTest(unittest.TestCase):
+    """The step functions the KV memory and running-batch charts draw, computed by hand on tiny
+    tables of each timeseries.csv layout."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.module = report_module()
+
+    def series(self, name, header, rows):
+        path = os.path.join(WORK, name)
+        with open(path, "w") as f:
+            f.write(csv_text(header, rows))
+        return self.module.run_series({"timeseries": self.module.load_timeseries(path)})
+
+    def assertSteps(self, got, times, values, what):
+        got_times, got_values = got
+        self.assertEqual(len(got_times), len(times), f"{what}: times {got_times}")
+        self.assertEqual(len(got_values), len(values), f"{what}: values {got_values}")
+        for g, e in zip(got_times, times):
+            self.assertAlmostEqual(g, e, places=9, msg=f"{what}: times {got_times}")
+        for g, e in zip(got_values, values):
+            self.assertAlmostEqual(g, e, places=9, msg=f"{what}: values {got_values}")
+
+    def test_interval_series_by_hand(self):
+        # 0.1 s intervals, two replicas, rows interleaved. Replica 0 has no row in [0.2, 0.3);
+        # replica 1 has rows at 0.1 and 0.2 only. 0.2 + 0.1 is 0.30000000000000004 in floats, and
+        # must not leave a sliver step before replica 0's row at 0.3.
+        r = "0.100000000"
+        t, allocated, live, running = self.series("interval_by_hand.csv", INTERVAL_HEADER, [
+            # time_s, replica, interval_s, iterations, busy_s, mean_running, max_running,
+            # max_waiting, prefill, decode, mean_allocated, peak_allocated, mean_live,
+            # mean_cached, exposed_overhead_s
+            ("0.000000000", 0, r, 3, "0.050000000", 4, 5, 0, 900, 8, 100, 120, 60, 0, "0"),
+            ("0.100000000", 1, r, 2, "0.025000000", 8, 8, 1, 0, 16, 1000, 1000, 500, 0, "0"),
+            ("0.100000000", 0, r, 9, "0.100000000", 6, 7, 0, 0, 54, 200, 210, 150, 0, "0"),
+            ("0.200000000", 1, r, 7, "0.100000000", 3, 4, 0, 0, 21, 2000, 2100, 1500, 0, "0"),
+            ("0.300000000", 0, r, 12, "0.120000000", 2, 2, 0, 0, 24, 50, 60, 40, 0, "0.001"),
+        ])
+        times = [0.0, 0.1, 0.2, 0.3, 0.4]
+        # Held until the replica's next row, to the end of the last interval:
+        #   0: 100; 0.1: 200 + 1000; 0.2: 200 + 2000; 0.3: 50 + 2000; 0.4: held.
+        self.assertSteps((t, allocated), times, [100, 1200, 2200, 2050, 2050], "allocated")
+        self.assertSteps((t, live), times, [60, 650, 1650, 1540, 1540], "live")
+        # mean_running * min(1, busy_s / interval_s), 0 after a row's interval until the next:
+        #   0: 4 * 0.5; 0.1: 6 * 1 + 8 * 0.25; 0.2: replica 0 idle, 3 * 1;
+        #   0.3: 2 * min(1, 1.2), replica 1 gone; 0.4: both idle.
+        self.assertSteps(running, times, [2, 8, 3, 2, 0], "running")
+
+    def test_per_iteration_series_by_hand(self):
+        t, allocated, live, running = self.series("iteration_by_hand.csv", PER_ITERATION_HEADER, [
+            # time_s, replica, duration_s, running, waiting, prefill, decode, allocated, live,
+            # cached, exposed_overhead_s
+            ("0.000000000", 0, "0.500000000", 2, 0, 100, 0, 100, 90, 0, "0"),
+            ("0.250000000", 1, "0.250000000", 5, 1, 300, 0, 1000, 800, 0, "0"),
+            ("0.500000000", 0, "0.500000000", 3, 0, 0, 3, 200, 180, 0, "0"),
+        ])
+        # Latest value per replica, held to the end of the last iteration (1.0).
+        self.assertSteps((t, allocated), [0.0, 0.25, 0.5, 1.0], [100, 1100, 1200, 1200],
+                         "allocated")
+        self.assertSteps((t, live), [0.0, 0.25, 0.5, 1.0], [90, 890, 980, 980], "live")
+        # Sequences while an iteration runs, 0 once it ends unless the next one starts then.
+        self.assertSteps(running, [0.0, 0.25, 0.5, 1.0], [2, 7, 3, 0], "running")
 
 
 # ---------------------------------------------------------------------------
@@ -429,6 +573,17 @@ class BadInputTest(unittest.TestCase):
             data = f.read()
         with open(path, "wb") as f:
             f.write(fn(data))
+
+    @staticmethod
+    def set_field(path, line, column, value):
+        """Sets `column` (by its header name) on line `line` (1-based) of the CSV file `path`."""
+        lines = read(path).splitlines(True)
+        header = lines[0].rstrip("\n").split(",")
+        fields = lines[line - 1].rstrip("\n").split(",")
+        fields[header.index(column)] = value
+        lines[line - 1] = ",".join(fields) + "\n"
+        with open(path, "w") as f:
+            f.writelines(lines)
 
     def test_missing_directory(self):
         self.expect_error(os.path.join(WORK, "no_such_dir"), "no_such_dir",
@@ -495,14 +650,48 @@ class BadInputTest(unittest.TestCase):
 
     def test_timeseries_negative_bytes(self):
         d = self.copy("run", "negative_timeseries")
+        column = "mean_allocated_bytes" if timeseries_layout(d) == "interval" else \
+            "allocated_bytes"
+        self.set_field(os.path.join(d, "timeseries.csv"), 10, column, "-5")
+        self.expect_error(d, "timeseries.csv:10", "negative")
+
+    def test_interval_timeseries_negative_bytes(self):
+        d = self.copy("run_interval", "interval_negative_bytes")
+        self.set_field(os.path.join(d, "timeseries.csv"), 4, "mean_allocated_bytes", "-5")
+        self.expect_error(d, os.path.join(d, "timeseries.csv") + ":4", "mean_allocated_bytes",
+                          "negative")
+
+    def test_interval_timeseries_zero_iterations(self):
+        d = self.copy("run_interval", "interval_zero_iterations")
+        self.set_field(os.path.join(d, "timeseries.csv"), 6, "iterations", "0")
+        self.expect_error(d, os.path.join(d, "timeseries.csv") + ":6", "iterations is 0")
+
+    def test_interval_timeseries_differing_interval(self):
+        d = self.copy("run_interval", "interval_differing_interval")
+        self.set_field(os.path.join(d, "timeseries.csv"), 7, "interval_s", "0.500000000")
+        self.expect_error(d, os.path.join(d, "timeseries.csv") + ":7", "interval_s is 0.5",
+                          "1 on the rows before")
+
+    def test_interval_timeseries_zero_interval(self):
+        d = self.copy("run_interval", "interval_zero_interval")
+        self.set_field(os.path.join(d, "timeseries.csv"), 2, "interval_s", "0")
+        self.expect_error(d, os.path.join(d, "timeseries.csv") + ":2", "interval_s is 0")
+
+    def test_interval_timeseries_out_of_time_order(self):
+        d = self.copy("run_interval", "interval_out_of_order")
         path = os.path.join(d, "timeseries.csv")
         lines = read(path).splitlines(True)
-        fields = lines[9].rstrip("\n").split(",")
-        fields[7] = "-5"
-        lines[9] = ",".join(fields) + "\n"
+        lines[4], lines[5] = lines[5], lines[4]
         with open(path, "w") as f:
             f.writelines(lines)
-        self.expect_error(d, "timeseries.csv:10", "negative")
+        self.expect_error(d, path + ":6", "replica 0", "time_s 3 is not after")
+
+    def test_timeseries_unknown_header(self):
+        d = self.copy("run_interval", "interval_unknown_header")
+        path = os.path.join(d, "timeseries.csv")
+        self.edit(path, lambda b: b.replace(b"mean_running", b"mean_batch", 1))
+        self.expect_error(d, path + ":1", "neither timeseries layout", "lacks mean_running",
+                          INTERVAL_HEADER, PER_ITERATION_HEADER)
 
     def test_compare_json_corrupted(self):
         d = self.copy("compare", "bad_compare_json")

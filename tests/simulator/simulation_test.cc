@@ -81,6 +81,8 @@ timing:
     ConfigTree tree = ConfigTree::Parse(yaml, dir_.PathOf("scenario.yaml"));
     for (const auto& [key, value] : overrides) tree.Set(key, value);
     sim_ = BuildSimulation(DecodeScenario(tree, KVSIM_SOURCE_DIR "/models"));
+    sim_->KeepRequestRecords();
+    sim_->AddObserver(&log_);
     summary_ = sim_->Run();
   }
 
@@ -93,9 +95,17 @@ timing:
     return kNone;
   }
 
-  const std::vector<IterationSample>& Samples() const { return sim_->metrics().samples(); }
+  const std::vector<IterationSample>& Samples() const { return log_.samples; }
+
+  // Keeps every iteration sample of the run.
+  struct SampleLog : MetricsObserver {
+    std::vector<IterationSample> samples;
+    void OnRequest(const RequestRecord&) override {}
+    void OnIteration(const IterationSample& x) override { samples.push_back(x); }
+  };
 
   TempDir dir_;
+  SampleLog log_;
   std::unique_ptr<Simulation> sim_;
   Summary summary_;
 };

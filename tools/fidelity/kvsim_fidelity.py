@@ -40,7 +40,8 @@ def run_kvsim(kvsim, yaml_text, out_dir, timeseries=False):
     cfg = os.path.join(out_dir, "config_in.yaml")
     with open(cfg, "w") as f:
         f.write(f"models_dir: {ROOT}/models\n" + yaml_text)
-        f.write(f"\noutput: {{requests_csv: false, timeseries_csv: {str(timeseries).lower()}}}\n")
+        f.write(f"\noutput: {{requests_csv: false, timeseries_csv: {str(timeseries).lower()}, "
+                "timeseries_interval_s: 0}\n")
     res = subprocess.run([kvsim, "run", cfg, "--out", out_dir, "-q"], capture_output=True,
                          text=True)
     if res.returncode != 0:

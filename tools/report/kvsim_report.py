@@ -10,6 +10,9 @@ DIR is one of (detected in this order):
   run dir          summary.json, requests.csv, timeseries.csv, config.yaml  `kvsim run`
   calibration dir  profile.txt (tools/kvprobe/PROFILE_FORMAT.md)            kvprobe
 
+timeseries.csv has one row per iteration or, with output.timeseries_interval_s > 0, one row per
+replica per interval; the layout is told from its header.
+
 report.html is self-contained: the charts are embedded as base64 PNG data URIs. report.md
 references the same charts under report_files/. Output is deterministic for given inputs.
 
@@ -188,6 +191,12 @@ def load_csv(path, columns, ints=(), texts=(), checks=None):
 
     Columns in `ints` are integers, those in `texts` strings, the rest finite floats. `checks`
     is a function (row dict) -> error text or None, applied to every row."""
+    reader, header = open_csv(path)
+    return read_csv_rows(path, reader, header, columns, ints, texts, checks)
+
+
+def open_csv(path):
+    """(a csv reader past the header, the header's stripped column names) of a CSV file."""
     text = read_text(path)
     lines = text.splitlines()
     if not lines or not lines[0].strip():
@@ -197,6 +206,11 @@ def load_csv(path, columns, ints=(), texts=(), checks=None):
         header = [h.strip() for h in next(reader)]
     except csv.Error as e:
         raise InputError(f"{path}:1: bad CSV header: {e}")
+    return reader, header
+
+
+def read_csv_rows(path, reader, header, columns, ints=(), texts=(), checks=None):
+    """The rows after the header of open_csv's `reader`, as load_csv returns them."""
     missing = [c for c in columns if c not in header]
     if missing:
         raise InputError(f"{path}:1: header lacks column(s) {', '.join(missing)}")
@@ -919,9 +933,23 @@ def _check_request(r):
 
 REQUEST_COLUMNS = ("id", "replica", "arrival_s", "first_scheduled_s", "first_token_s",
                    "finish_s", "prompt_tokens", "output_tokens", "preemptions")
+# timeseries.csv comes in two layouts, told apart by the header. Per iteration
+# (output.timeseries_interval_s: 0): one row per iteration of each replica.
 TIMESERIES_COLUMNS = ("time_s", "replica", "duration_s", "running", "waiting", "prefill_tokens",
                       "decode_tokens", "allocated_bytes", "live_bytes", "cached_bytes",
                       "exposed_overhead_s")
+TIMESERIES_INTS = ("replica", "running", "waiting", "prefill_tokens", "decode_tokens",
+                   "allocated_bytes", "live_bytes", "cached_bytes")
+# Per interval (output.timeseries_interval_s: I > 0): one row per replica per interval
+# [k*I, (k+1)*I) in which at least one of its iterations starts, each iteration counted wholly in
+# the interval it starts in; means are weighted by iteration duration, bytes rounded.
+TIMESERIES_INTERVAL_COLUMNS = ("time_s", "replica", "interval_s", "iterations", "busy_s",
+                               "mean_running", "max_running", "max_waiting", "prefill_tokens",
+                               "decode_tokens", "mean_allocated_bytes", "peak_allocated_bytes",
+                               "mean_live_bytes", "mean_cached_bytes", "exposed_overhead_s")
+TIMESERIES_INTERVAL_INTS = ("replica", "iterations", "max_running", "max_waiting",
+                            "prefill_tokens", "decode_tokens", "mean_allocated_bytes",
+                            "peak_allocated_bytes", "mean_live_bytes", "mean_cached_bytes")
 
 
 def _check_sample(r):
@@ -934,26 +962,86 @@ def _check_sample(r):
     return None
 
 
+def _interval_checks():
+    """A `checks` function for the interval layout. It remembers the rows before it: interval_s
+    must be the same on every row, and each replica's rows must be in time order."""
+    interval = None
+    last_time = {}
+
+    def check(r):
+        nonlocal interval
+        for c in TIMESERIES_INTERVAL_COLUMNS:
+            if r[c] < 0:
+                return f"{c} is negative ({r[c]:g})"
+        if r["interval_s"] <= 0:
+            return "interval_s is 0, not > 0"
+        if interval is not None and r["interval_s"] != interval:
+            return f"interval_s is {r['interval_s']:g}, but {interval:g} on the rows before"
+        if r["iterations"] < 1:
+            return "iterations is 0 (an interval without iterations has no row)"
+        before = last_time.get(r["replica"])
+        if before is not None and r["time_s"] <= before:
+            return (f"replica {r['replica']}: time_s {r['time_s']:g} is not after its row "
+                    f"before ({before:g})")
+        interval = r["interval_s"]
+        last_time[r["replica"]] = r["time_s"]
+        return None
+
+    return check
+
+
+def load_timeseries(path):
+    """timeseries.csv in either layout, picked by its header: {column: [values]} with the
+    layout's columns (is_interval_layout tells which)."""
+    reader, header = open_csv(path)
+    layouts = (("interval", TIMESERIES_INTERVAL_COLUMNS, TIMESERIES_INTERVAL_INTS,
+                _interval_checks()),
+               ("per-iteration", TIMESERIES_COLUMNS, TIMESERIES_INTS, _check_sample))
+    lacking = []
+    for name, columns, ints, checks in layouts:
+        missing = [c for c in columns if c not in header]
+        if not missing:
+            return read_csv_rows(path, reader, header, columns, ints, checks=checks)
+        lacking.append((len(missing), name, missing))
+    _, nearer, missing = min(lacking)
+    raise InputError(
+        f"{path}:1: header is neither timeseries layout (it lacks {', '.join(missing)} of the "
+        f"nearer, {nearer} one); expected the per-iteration header "
+        f"{','.join(TIMESERIES_COLUMNS)} or the interval header "
+        f"{','.join(TIMESERIES_INTERVAL_COLUMNS)}")
+
+
+def is_interval_layout(ts):
+    """Whether a table from load_timeseries is in the interval layout."""
+    return "interval_s" in ts
+
+
+def _interval_text(ts):
+    """'1 s interval' for an interval-layout table ('interval' when it has no rows)."""
+    return f"{fgen(ts['interval_s'][0])} s interval" if ts["interval_s"] else "interval"
+
+
 def load_run_dir(run_dir, label, summary=None):
-    """A run directory: {label, summary, requests, timeseries, config, notes}."""
+    """A run directory: {label, summary, requests, timeseries, config, notes}; the timeseries in
+    either layout (load_timeseries)."""
     if summary is None:
         path = os.path.join(run_dir, "summary.json")
         summary = read_summary(Node(load_json(path), path))
     config = load_yaml_quietly(os.path.join(run_dir, "config.yaml"))
     run = {"label": label, "dir": run_dir, "summary": summary, "config": config,
            "requests": None, "timeseries": None, "notes": []}
-    for key, name, columns, ints, check, switch in (
-            ("requests", "requests.csv", REQUEST_COLUMNS,
-             ("id", "replica", "prompt_tokens", "output_tokens", "preemptions"),
-             _check_request, "requests_csv"),
-            ("timeseries", "timeseries.csv", TIMESERIES_COLUMNS,
-             ("replica", "running", "waiting", "prefill_tokens", "decode_tokens",
-              "allocated_bytes", "live_bytes", "cached_bytes"), _check_sample, "timeseries_csv")):
+    for key, name, load, switch in (
+            ("requests", "requests.csv",
+             lambda path: load_csv(
+                 path, REQUEST_COLUMNS,
+                 ints=("id", "replica", "prompt_tokens", "output_tokens", "preemptions"),
+                 checks=_check_request), "requests_csv"),
+            ("timeseries", "timeseries.csv", load_timeseries, "timeseries_csv")):
         path = os.path.join(run_dir, name)
         if not os.path.exists(path) and ydig(config, "output", switch) is False:
             run["notes"].append(f"{label}: {name} was not written (output.{switch}: false)")
             continue
-        run[key] = load_csv(path, columns, ints=ints, checks=check)
+        run[key] = load(path)
     if run["requests"] is not None:
         n = len(run["requests"]["id"])
         if n != summary["requests_completed"]:
@@ -1034,7 +1122,12 @@ def _bin_max(ts, ys_list, bins=2000):
 
 
 def run_series(run):
+    """(times, allocated, live, (times, running)) of a run's timeseries, each summed over
+    replicas as a step function; allocated and live hold their last value to the end of the last
+    iteration (or interval)."""
     ts = run["timeseries"]
+    if is_interval_layout(ts):
+        return _interval_series(ts)
     times, reps = ts["time_s"], ts["replica"]
     t, alloc = _total_over_replicas(times, reps, ts["allocated_bytes"])
     _, live = _total_over_replicas(times, reps, ts["live_bytes"])
@@ -1044,6 +1137,44 @@ def run_series(run):
         t = t + [end]
         alloc, live = alloc + [alloc[-1]], live + [live[-1]]
     return t, alloc, live, running
+
+
+def _interval_series(ts):
+    """run_series of the interval layout. Allocated and live: each replica's mean_allocated_bytes
+    and mean_live_bytes, held until its next row. Running: each row's time-averaged batch,
+    mean_running * min(1, busy_s / interval_s), held over [time_s, time_s + interval_s), then 0
+    until the replica's next row. An interval's end within interval_s / 1e6 of a row's time_s is
+    taken as that time_s, so that float rounding adds no sliver steps."""
+    import bisect
+    times, reps, widths = ts["time_s"], ts["replica"], ts["interval_s"]
+    starts = sorted(set(times))
+
+    def snap(x, tol):
+        k = bisect.bisect_left(starts, x - tol)
+        return starts[k] if k < len(starts) and starts[k] <= x + tol else x
+
+    ends = [snap(t + w, w * 1e-6) for t, w in zip(times, widths)]
+    after = [None] * len(times)  # the time_s of the replica's next row
+    following = {}
+    for i in reversed(range(len(times))):
+        after[i] = following.get(reps[i])
+        following[reps[i]] = times[i]
+    rt, rr, rv = [], [], []
+    for i, (m, busy, w) in enumerate(zip(ts["mean_running"], ts["busy_s"], widths)):
+        rt.append(times[i])
+        rr.append(reps[i])
+        rv.append(m * min(1.0, busy / w))
+        if after[i] is None or after[i] > ends[i] + w * 1e-6:
+            rt.append(ends[i])
+            rr.append(reps[i])
+            rv.append(0.0)
+    t, alloc = _total_over_replicas(times, reps, ts["mean_allocated_bytes"])
+    _, live = _total_over_replicas(times, reps, ts["mean_live_bytes"])
+    end = max(ends, default=0.0)
+    if t and end > t[-1]:  # hold the last value to the end of the last interval
+        t = t + [end]
+        alloc, live = alloc + [alloc[-1]], live + [live[-1]]
+    return t, alloc, live, _total_over_replicas(rt, rr, rv)
 
 
 def chart_kv_memory(runs, replicas):
@@ -1093,9 +1224,13 @@ def chart_running(runs):
         bt, (br,), width = _bin_max(t, [running])
         binned_width = width or binned_width
         c = color(run["index"])
+        peak = max(running) if running else 0
+        if is_interval_layout(run["timeseries"]):
+            peak_text = f"interval mean {fnum(peak, 1)}"
+        else:
+            peak_text = fint(peak)
         ax.step(bt, br, where="post", color=c, lw=0.6, alpha=0.3)
-        ax.plot(mt, my, color=c, lw=2.0, label=f"{run['label']}, mean running (peak "
-                f"{fint(max(running) if running else 0)})")
+        ax.plot(mt, my, color=c, lw=2.0, label=f"{run['label']}, mean running (peak {peak_text})")
     ax.set_title("Running batch size over time")
     ax.set_xlabel("simulated time (s)")
     ax.set_ylabel("running sequences (all replicas)")
@@ -1213,6 +1348,20 @@ def _scenario_sentence(s):
     return f"{sc['model']} on {where}, scheduler {sc['scheduler']}"
 
 
+def _timeseries_text(runs, per_iteration, per_interval):
+    """What the runs' timeseries.csv rows are, for a caption: `per_iteration` for the
+    per-iteration layout, per_interval(table) for the interval one; where the runs differ, each
+    text follows the labels of its runs."""
+    texts = {}
+    for r in runs:
+        ts = r["timeseries"]
+        text = per_interval(ts) if is_interval_layout(ts) else per_iteration
+        texts.setdefault(text, []).append(r["label"])
+    if len(texts) == 1:
+        return next(iter(texts))
+    return "; ".join(f"{', '.join(labels)}: {text}" for text, labels in texts.items())
+
+
 def build_run_or_compare(doc, runs, compare):
     for i, r in enumerate(runs):
         r["index"] = i
@@ -1261,10 +1410,13 @@ def build_run_or_compare(doc, runs, compare):
     doc.h2(H_KV_MEMORY)
     if with_ts:
         png, width = chart_kv_memory(with_ts, replicas)
+        rows = _timeseries_text(
+            with_ts, "one sample per iteration",
+            lambda ts: f"one row per {_interval_text(ts)} (each replica's duration-weighted "
+                       "means over the iterations starting in it, held until its next row)")
         cap = "Allocated: the reservation, blocks or pages each admitted request holds; live: " \
               "what " \
-              "its tokens occupy; the dotted line is the KV budget. From timeseries.csv, one " \
-              "sample per iteration."
+              f"its tokens occupy; the dotted line is the KV budget. From timeseries.csv, {rows}."
         if width:
             cap += f" Long runs are drawn as the maximum of each {fgen(width)} s bin."
         doc.chart("kv_memory.png", png, "KV memory over time, allocated vs live, per manager", cap)
@@ -1274,7 +1426,12 @@ def build_run_or_compare(doc, runs, compare):
     doc.h2(H_BATCH)
     if with_ts:
         png, width, window = chart_running(with_ts)
-        cap = ("Faint lines: the sequences in each iteration (timeseries.csv; 0 while idle); "
+        rows = _timeseries_text(
+            with_ts, "the sequences in each iteration (timeseries.csv; 0 while idle)",
+            lambda ts: f"the time-averaged batch of each {_interval_text(ts)}, mean_running x "
+                       f"min(1, busy_s / interval_s) (timeseries.csv, one row per "
+                       f"{_interval_text(ts)}; 0 where a replica has no row)")
+        cap = (f"Faint lines: {rows}; "
                f"bold lines: their time-weighted mean over a sliding {fgen(window)} s window.")
         if width:
             cap += f" Long runs are drawn as the maximum of each {fgen(width)} s bin."
