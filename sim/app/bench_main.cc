@@ -1,87 +1,165 @@
-// kvsim_bench: simulator speed and memory on two fixed workloads. Prints simulated
-// requests and events per wall-clock second and the process's peak memory.
-//   (a) 10,000 requests with splitwise_conv lengths, Poisson arrivals at 4 QPS,
-//       Llama-2-7B on one H100, Sarathi scheduler (chunk 512, 128 sequences).
-//   (b) 1,000,000 synthetic requests (uniform lengths), Poisson arrivals.
+// kvsim_bench: kvsim's speed and memory as a user meets them, whole processes of the
+// kvsim binary (start-up, reading the trace, simulating, writing outputs):
+//   (a) Vidur's scenario: 10,000 splitwise_conv requests, Poisson 4 QPS, Llama-2-7B
+//       on one H100, Sarathi (chunk 512, 128 sequences), paged; with the default
+//       outputs, with the CSVs off, and with skip-ahead off (stepping every iteration);
+//   (b) the same at 1,000,000 requests (lengths resampled from the trace), CSVs off
+//       and default outputs;
+//   (c) the 48-candidate plan (configs/plans/bench_48_candidates.yaml), --jobs 2.
+// Prints the median wall time of several runs, the largest peak resident set, and
+// the speed-up over Vidur's time on (a) (--vidur-s, measured on the same machine).
+//   build/sim/kvsim_bench [--kvsim PATH] [--vidur-s SECONDS] [--runs N]
 #include <fmt/format.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
-#include <fstream>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <iostream>
 #include <string>
+#include <vector>
 
-#include "sim/config/scenario_config.h"
-#include "sim/config/yaml_tree.h"
 #include "sim/core/check.h"
-#include "sim/simulator/builder.h"
+#include "sim/core/file_writer.h"
 
 namespace {
 
-// Peak resident set size of this process in MiB (Linux /proc), or -1.
-double PeakRssMiB() {
-  std::ifstream status("/proc/self/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind("VmHWM:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;
+namespace fs = std::filesystem;
+
+struct Measured {
+  double median_s = 0, min_s = 0, max_rss_mib = 0;
+};
+
+// Runs `argv` `runs` times with its output discarded; wall time from fork to exit,
+// peak resident set of the child from wait4. Throws on a failed run.
+Measured Time(const std::vector<std::string>& argv, int runs) {
+  std::vector<double> walls;
+  double rss_kib = 0;
+  for (int i = 0; i < runs; ++i) {
+    std::cout.flush();  // else the child would write the parent's buffered output again
+    std::fflush(stdout);
+    const auto start = std::chrono::steady_clock::now();
+    const pid_t pid = fork();
+    if (pid < 0) throw std::runtime_error("fork failed");
+    if (pid == 0) {
+      std::vector<char*> args;
+      for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+      args.push_back(nullptr);
+      if (std::freopen("/dev/null", "w", stdout) == nullptr) _exit(127);
+      execv(args[0], args.data());
+      _exit(127);
+    }
+    int status = 0;
+    rusage usage{};
+    if (wait4(pid, &status, 0, &usage) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+      throw std::runtime_error(
+          fmt::format("'{}' failed (status {})", fmt::join(argv, " "), status));
+    }
+    walls.push_back(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    rss_kib = std::max(rss_kib, static_cast<double>(usage.ru_maxrss));
   }
-  return -1;
+  std::sort(walls.begin(), walls.end());
+  return {walls[walls.size() / 2], walls.front(), rss_kib / 1024.0};
 }
 
-void Bench(const std::string& name, const std::string& yaml) {
-  const kvsim::ConfigTree tree =
-      kvsim::ConfigTree::Parse(yaml, std::string(KVSIM_DATA_DIR) + "/configs/bench.yaml");
-  const kvsim::ScenarioConfig config = kvsim::DecodeScenario(tree, kvsim::DefaultModelsDir());
-  const auto start = std::chrono::steady_clock::now();
-  auto sim = kvsim::BuildSimulation(config);
-  const kvsim::Summary s = sim->Run();
-  const double wall_s =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+std::string VidurScenario(int64_t requests, const char* lengths) {
+  return fmt::format(R"(seed: 1
+model: Llama-2-7B
+gpu: H100-SXM
+workload:
+  trace: {}/traces/splitwise_conv.csv
+  arrival: {{process: poisson, rate_qps: 4}}
+  lengths: {{source: {}}}
+  max_requests: {}
+scheduler: {{type: sarathi, chunk_tokens: 512, max_num_seqs: 128}}
+kv_cache: {{type: paged}}
+)",
+                     KVSIM_DATA_DIR, lengths, requests);
+}
+
+int Main(int argc, char** argv) {
+  fs::path kvsim = fs::read_symlink("/proc/self/exe").parent_path() / "kvsim";
+  // Vidur on (a): 22.8 s, measured on the 2-core development machine (README: Speed).
+  double vidur_s = 22.8;
+  int runs = 11;
+  for (int i = 1; i < argc; ++i) {
+    const std::string flag = argv[i];
+    if (i + 1 >= argc) throw kvsim::InputError(flag + ": needs a value");
+    const std::string value = argv[++i];
+    if (flag == "--kvsim") {
+      kvsim = value;
+    } else if (flag == "--vidur-s") {
+      vidur_s = std::stod(value);
+    } else if (flag == "--runs") {
+      runs = std::max(1, std::stoi(value));
+    } else {
+      throw kvsim::InputError("unknown option " + flag +
+                              "; usage: kvsim_bench [--kvsim PATH] [--vidur-s S] [--runs N]");
+    }
+  }
+  if (!fs::exists(kvsim)) throw kvsim::InputError(kvsim.string() + ": no kvsim binary");
+  const fs::path dir = fs::temp_directory_path() / fmt::format("kvsim_bench_{}", getpid());
+  fs::create_directories(dir);
+  kvsim::WriteFileAtomically(dir / "vidur_10k.yaml", VidurScenario(10'000, "trace"));
+  kvsim::WriteFileAtomically(dir / "vidur_1m.yaml", VidurScenario(1'000'000, "resample"));
+  const std::string bin = kvsim.string();
+  const auto run = [&](const char* config, std::vector<std::string> sets) {
+    std::vector<std::string> a = {
+        bin, "run", (dir / config).string(), "--out", (dir / "out").string(), "-q"};
+    for (std::string& s : sets) {
+      a.push_back("--set");
+      a.push_back(std::move(s));
+    }
+    return a;
+  };
+  const std::vector<std::string> csvs_off = {"output.requests_csv=false",
+                                             "output.timeseries_csv=false"};
+
+  std::cout << fmt::format("kvsim_bench: {} (median of {} runs; peak RSS the largest)\n", bin,
+                           runs);
+  std::cout << fmt::format("{:<58} {:>10} {:>10} {:>9} {:>10}\n", "case", "median s", "min s",
+                           "RSS MiB", "x Vidur");
+  const auto row = [&](const std::string& name, const Measured& m, bool vs_vidur) {
+    std::cout << fmt::format("{:<58} {:>10.4f} {:>10.4f} {:>9.1f} {:>10}\n", name, m.median_s,
+                             m.min_s, m.max_rss_mib,
+                             vs_vidur ? fmt::format("{:.0f}", vidur_s / m.median_s) : "");
+  };
+  row("(a) Vidur's scenario, 10k requests, default outputs", Time(run("vidur_10k.yaml", {}), runs),
+      true);
+  row("(a) Vidur's scenario, 10k requests, CSVs off", Time(run("vidur_10k.yaml", csvs_off), runs),
+      true);
+  std::vector<std::string> stepping = csvs_off;
+  stepping.push_back("simulation.skip_ahead=false");
+  row("(a) the same, CSVs off, skip-ahead off", Time(run("vidur_10k.yaml", stepping), runs), true);
+  const int big_runs = std::max(1, runs / 4);
+  row("(b) 1M requests, CSVs off", Time(run("vidur_1m.yaml", csvs_off), big_runs), false);
+  row("(b) 1M requests, default outputs", Time(run("vidur_1m.yaml", {}), big_runs), false);
+  row("(c) 48-candidate plan, --jobs 2",
+      Time({bin, "plan", std::string(KVSIM_DATA_DIR) + "/configs/plans/bench_48_candidates.yaml",
+            "--jobs", "2", "--out", (dir / "plan").string(), "-q"},
+           big_runs),
+      false);
   std::cout << fmt::format(
-      "{}\n  {} requests ({} completed), {} events, {} iterations in {:.3f} s wall\n"
-      "  {:.0f} simulated requests/s, {:.0f} events/s; simulated makespan {:.0f} s, "
-      "p99 TTFT {:.3f} s\n  peak RSS so far {:.0f} MiB\n",
-      name, s.requests_total, s.requests_completed, s.events, s.iterations, wall_s,
-      static_cast<double>(s.requests_total) / wall_s, static_cast<double>(s.events) / wall_s,
-      s.makespan_s, s.ttft_s.p99, PeakRssMiB());
+      "x Vidur: Vidur's {:g} s on (a) over kvsim's median (pass --vidur-s with Vidur's time "
+      "measured beside it)\n",
+      vidur_s);
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+  return 0;
 }
 
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
   try {
-    Bench("(a) 10k splitwise_conv requests, Poisson 4 QPS, Llama-2-7B / H100, sarathi 512/128",
-          R"(
-seed: 1
-model: Llama-2-7B
-gpu: H100-SXM
-workload:
-  trace: ../traces/splitwise_conv.csv
-  arrival: {process: poisson, rate_qps: 4}
-  lengths: {source: trace}
-  max_requests: 10000
-scheduler: {type: sarathi, chunk_tokens: 512, max_num_seqs: 128}
-kv_cache: {type: paged}
-output: {timeseries_csv: false}
-)");
-    Bench(
-        "(b) 1M synthetic requests (prompt 64-1024, output 16-512), Poisson 12 QPS, "
-        "Llama-3-8B / H100, vllm, paged",
-        R"(
-seed: 2
-model: Llama-3-8B
-gpu: H100-SXM
-workload:
-  arrival: {process: poisson, rate_qps: 12}
-  lengths: {source: uniform, min_prompt_tokens: 64, max_prompt_tokens: 1024,
-            min_output_tokens: 16, max_output_tokens: 512}
-  max_requests: 1000000
-scheduler: {type: vllm, max_num_seqs: 256}
-kv_cache: {type: paged}
-output: {timeseries_csv: false}
-)");
+    return Main(argc, argv);
   } catch (const std::exception& e) {
     std::cerr << "kvsim_bench: " << e.what() << "\n";
     return 1;
   }
-  return 0;
 }

@@ -39,7 +39,21 @@ class BatchScheduler {
   // ENSURES: batch.seqs point into queues.running; if running was non-empty or a
   // waiting sequence fits an empty cache, the batch is non-empty.
   virtual void Schedule(SequenceQueues& queues, KvCacheManager& kv, Batch& batch) = 0;
+
+  // Skip-ahead (Replica): true when Schedule, on `queues` as they are and with every
+  // KV growth granted, would plan every running sequence for exactly one decode
+  // token, in running order, and do nothing else (no admission, no preemption).
+  // Depends only on the queues' sizes and on which sequences are decodes, so a run
+  // of decode iterations that finishes no sequence leaves the answer unchanged.
+  // The default, false, never skips.
+  virtual bool SchedulesAllDecodes(const SequenceQueues& queues) const {
+    (void)queues;
+    return false;
+  }
 };
+
+// Whether every running sequence is decoding (Sequence::IsDecode); false when none runs.
+bool AllRunningDecode(const SequenceQueues& queues);
 
 // vLLM-style continuous batching: waiting prompts are admitted whole, FCFS, and a
 // batch that admits prompts runs only prefills (prefill-prioritized); otherwise

@@ -45,6 +45,13 @@ class SarathiScheduler final : public BatchScheduler {
     }
   }
 
+  // Decodes come first and all fit the budget; there are no partial prefills and
+  // nothing waits.
+  bool SchedulesAllDecodes(const SequenceQueues& queues) const override {
+    return queues.waiting.empty() && static_cast<int64_t>(queues.running.size()) <= budget_ &&
+           AllRunningDecode(queues);
+  }
+
  private:
   SarathiSchedulerConfig config_;
   int64_t budget_;

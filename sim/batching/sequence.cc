@@ -20,6 +20,14 @@ const char* SchedulerTypeName(SchedulerType type) {
   return "?";
 }
 
+bool AllRunningDecode(const SequenceQueues& queues) {
+  if (queues.running.empty()) return false;
+  for (const auto& seq : queues.running) {
+    if (!seq->IsDecode()) return false;
+  }
+  return true;
+}
+
 void AddToBatch(Sequence& seq, int64_t tokens, Batch& batch) {
   KVSIM_CHECK(tokens >= 1 && tokens <= seq.PendingTokens(), "bad scheduled token count");
   seq.scheduled_tokens = tokens;

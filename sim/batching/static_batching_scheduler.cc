@@ -28,6 +28,11 @@ class StaticBatchingScheduler final : public BatchScheduler {
     }
   }
 
+  // A batch in flight whose members all decode: nobody joins, whatever waits.
+  bool SchedulesAllDecodes(const SequenceQueues& queues) const override {
+    return AllRunningDecode(queues);
+  }
+
  private:
   StaticBatchingSchedulerConfig config_;
 };

@@ -33,6 +33,11 @@ class VllmScheduler final : public BatchScheduler {
     }
   }
 
+  // Nothing waits, so nothing is admitted and every running sequence decodes.
+  bool SchedulesAllDecodes(const SequenceQueues& queues) const override {
+    return queues.waiting.empty() && AllRunningDecode(queues);
+  }
+
  private:
   VllmSchedulerConfig config_;
 };
@@ -73,6 +78,14 @@ class VllmV1Scheduler final : public BatchScheduler {
         break;
       }
     }
+  }
+
+  // Step 1 gives each of the running decodes 1 token while the budget lasts; nothing
+  // waits for step 2.
+  bool SchedulesAllDecodes(const SequenceQueues& queues) const override {
+    return queues.waiting.empty() &&
+           static_cast<int64_t>(queues.running.size()) <= config_.max_num_batched_tokens &&
+           AllRunningDecode(queues);
   }
 
  private:

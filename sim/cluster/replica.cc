@@ -2,6 +2,7 @@
 #include "sim/cluster/replica.h"
 
 #include <algorithm>
+#include <limits>
 #include <utility>
 
 #include "sim/core/check.h"
@@ -10,13 +11,14 @@ namespace kvsim {
 
 Replica::Replica(int64_t index, std::unique_ptr<KvCacheManager> kv,
                  std::unique_ptr<BatchScheduler> scheduler, const ExecutionTimeModel& timing,
-                 Metrics& metrics, Nanos request_finish)
+                 Metrics& metrics, Nanos request_finish, bool skip_ahead)
     : index_(index),
       kv_(std::move(kv)),
       scheduler_(std::move(scheduler)),
       timing_(timing),
       metrics_(metrics),
-      request_finish_(request_finish) {}
+      request_finish_(request_finish),
+      skip_ahead_(skip_ahead) {}
 
 void Replica::Enqueue(RequestSpec spec) {
   auto seq = std::make_unique<Sequence>();
@@ -47,8 +49,12 @@ BatchWork Replica::Describe() const {
   return w;
 }
 
-Nanos Replica::StartIteration(Nanos now) {
+Nanos Replica::StartIteration(Nanos now, Nanos horizon) {
   KVSIM_CHECK(!busy(), "a replica runs one iteration at a time");
+  if (skip_ahead_) {
+    const Nanos run = StartDecodeRun(now, horizon);
+    if (run > Nanos(0)) return run;
+  }
   scheduler_->Schedule(queues_, *kv_, batch_);
   if (batch_.empty()) {
     // Nothing can run only when nothing is queued: the builder guarantees that
@@ -94,9 +100,105 @@ Nanos Replica::StartIteration(Nanos now) {
   return duration;
 }
 
+Nanos Replica::StartDecodeRun(Nanos now, Nanos horizon) {
+  // Iteration 1 would be every running sequence decoding one token (the scheduler
+  // says so, given the growth), iteration j grows each to held + j tokens.
+  if (!scheduler_->SchedulesAllDecodes(queues_)) return Nanos(0);
+  const auto n = static_cast<int64_t>(queues_.running.size());
+  // A sequence emits its last token in iteration output - generated: the run ends
+  // there at the latest. Iteration 1's work, as Describe() would give it.
+  int64_t rounds = std::numeric_limits<int64_t>::max();
+  BatchWork work;
+  work.layout = kv_->layout();
+  work.block_tokens = kv_->block_tokens();
+  work.num_seqs = work.decode_tokens = work.logit_tokens = n;
+  run_ids_.clear();
+  run_tokens_.clear();
+  for (const auto& seq : queues_.running) {
+    if (seq->held_tokens != seq->computed) return Nanos(0);
+    rounds = std::min(rounds, seq->spec.output_tokens - seq->generated);
+    run_ids_.push_back(seq->spec.id);
+    run_tokens_.push_back(seq->held_tokens);
+    work.decode_context_tokens += seq->computed + 1;  // the new token attends to itself
+    work.max_context_tokens = std::max(work.max_context_tokens, seq->computed + 1);
+  }
+  rounds = kv_->CertainDecodeRounds(run_ids_, run_tokens_, rounds);
+  if (rounds < 1) return Nanos(0);  // growth not certain: the scheduler decides (preempts)
+
+  // Iteration j + 1 reads one more token of KV per sequence than iteration j, and
+  // starts when it ends; none after the first may start at or after the horizon.
+  run_durations_.clear();
+  run_durations_.push_back(timing_.IterationTime(work));
+  timing_.DecodeRunTimes(work, now + run_durations_[0], horizon, rounds - 1, run_durations_);
+  rounds = static_cast<int64_t>(run_durations_.size());
+  kv_->GrowDecodeRounds(run_ids_, run_tokens_, rounds, run_usage_);
+
+  const auto waiting = static_cast<int64_t>(queues_.waiting.size());
+  Nanos start = now;
+  for (int64_t j = 1; j <= rounds; ++j) {
+    const Nanos d = run_durations_[static_cast<size_t>(j - 1)];
+    const KvUsage& usage = run_usage_[static_cast<size_t>(j - 1)];
+    metrics_.RecordIteration({.start = start,
+                              .duration = d,
+                              .replica = index_,
+                              .running = n,
+                              .waiting = waiting,
+                              .prefill_tokens = 0,
+                              .decode_tokens = n,
+                              .allocated_bytes = usage.allocated_bytes,
+                              .live_bytes = usage.live_bytes,
+                              .cached_bytes = usage.cached_bytes,
+                              .exposed_overhead = Nanos(0)});
+    if (j < rounds) {
+      // Iteration j completes: in iteration 1 each sequence's own gap since its
+      // previous token, after that one iteration's duration for every sequence.
+      if (j == 1) {
+        batch_.seqs.clear();
+        for (const auto& seq : queues_.running) batch_.seqs.push_back(seq.get());
+        RecordTokenGaps(start + d);
+      } else {
+        metrics_.RecordTokens(d, n);
+      }
+    }
+    last_start_ = start;
+    start += d;
+  }
+  // The sequences as stepping would leave them, with iteration `rounds` in flight.
+  batch_.seqs.clear();
+  for (const auto& seq : queues_.running) {
+    seq->computed += rounds - 1;
+    seq->generated += rounds - 1;
+    seq->held_tokens += rounds;
+    seq->scheduled_tokens = 1;
+    if (rounds > 1) seq->last_token = last_start_;
+    batch_.seqs.push_back(seq.get());
+  }
+  batch_.decode_tokens = n;
+  return start - now;
+}
+
+void Replica::RecordTokenGaps(Nanos now) {
+  // Equal gaps in a row (sequences that all emitted at the previous iteration's
+  // end) go to the histogram as one add with a count.
+  Nanos gap{-1};
+  int64_t count = 0;
+  for (const Sequence* seq : batch_.seqs) {
+    const Nanos g = now - seq->last_token;
+    if (g != gap) {
+      if (count > 0) metrics_.RecordTokens(gap, count);
+      gap = g;
+      count = 0;
+    }
+    ++count;
+  }
+  if (count > 0) metrics_.RecordTokens(gap, count);
+}
+
 void Replica::CompleteIteration(Nanos now) {
   KVSIM_CHECK(busy(), "no iteration in flight");
   bool any_finished = false;
+  Nanos gap{-1};  // equal token gaps in a row go to the histogram as one add
+  int64_t gaps = 0;
   for (Sequence* seq : batch_.seqs) {
     seq->computed += seq->scheduled_tokens;
     seq->scheduled_tokens = 0;
@@ -104,8 +206,12 @@ void Replica::CompleteIteration(Nanos now) {
     ++seq->generated;
     if (seq->first_token < Nanos(0)) {
       seq->first_token = now;
+    } else if (now - seq->last_token == gap) {
+      ++gaps;
     } else {
-      metrics_.RecordToken(now - seq->last_token);
+      if (gaps > 0) metrics_.RecordTokens(gap, gaps);
+      gap = now - seq->last_token;
+      gaps = 1;
     }
     seq->last_token = now;
     if (seq->Finished()) {
@@ -123,6 +229,7 @@ void Replica::CompleteIteration(Nanos now) {
                               .preemptions = seq->preemptions});
     }
   }
+  if (gaps > 0) metrics_.RecordTokens(gap, gaps);
   if (any_finished) {
     std::erase_if(queues_.running,
                   [](const std::unique_ptr<Sequence>& s) { return s->Finished(); });

@@ -338,6 +338,11 @@ ScenarioConfig DecodeTree(const ConfigTree& tree, const std::string& default_mod
         o.Seconds("timeseries_interval_s", c.output.timeseries_interval, 1e6);
     o.Finish();
   }
+  {
+    MapReader m = r.Child("simulation");
+    c.simulation.skip_ahead = m.Bool("skip_ahead", c.simulation.skip_ahead);
+    m.Finish();
+  }
   r.Has("compare");
   c.compare = DecodeCompare(r, r.Value("compare"));
   r.Finish();

@@ -88,6 +88,13 @@ struct OutputConfig {
   Nanos timeseries_interval{Nanos(1'000'000'000)};
 };
 
+// How the event loop advances (not what it models: results do not depend on it).
+struct SimulationConfig {
+  // Advance over runs of decode iterations at once (Replica::StartIteration);
+  // false steps one iteration at a time, for checking.
+  bool skip_ahead = true;
+};
+
 // One run of a `kvsim compare`: a label and the overrides it applies.
 struct CompareEntry {
   std::string label;
@@ -105,6 +112,7 @@ struct ScenarioConfig {
   KvCacheConfig kv_cache;
   TimingConfig timing;
   OutputConfig output;
+  SimulationConfig simulation;
   std::vector<CompareEntry> compare;  // empty: the default four
 };
 

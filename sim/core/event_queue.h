@@ -1,5 +1,5 @@
 // EventQueue: a min-heap of timed events with a deterministic order at equal times:
-// (time, phase, insertion sequence). Payload is a closed std::variant chosen by the
+// (time, phase, order key, insertion sequence). Payload is a closed std::variant chosen by the
 // caller; dispatch is the caller's std::visit.
 #pragma once
 
@@ -25,14 +25,15 @@ class EventQueue {
   struct Event {
     Nanos time;
     EventPhase phase;
+    uint64_t order;  // the caller's tie-break at equal (time, phase), e.g. a replica index
     uint64_t seq;
     Payload payload;
   };
 
   // REQUIRES: time >= the time of the last popped event (no scheduling in the past).
-  void Push(Nanos time, EventPhase phase, Payload payload) {
+  void Push(Nanos time, EventPhase phase, Payload payload, uint64_t order = 0) {
     KVSIM_CHECK(time >= now_, "event scheduled in the past");
-    heap_.push(Event{time, phase, next_seq_++, std::move(payload)});
+    heap_.push(Event{time, phase, order, next_seq_++, std::move(payload)});
   }
 
   bool empty() const { return heap_.empty(); }
@@ -54,6 +55,7 @@ class EventQueue {
     bool operator()(const Event& a, const Event& b) const {
       if (a.time != b.time) return a.time > b.time;
       if (a.phase != b.phase) return a.phase > b.phase;
+      if (a.order != b.order) return a.order > b.order;
       return a.seq > b.seq;
     }
   };

@@ -3,6 +3,8 @@
 
 #include <fmt/format.h>
 
+#include "sim/core/check.h"
+
 namespace kvsim {
 namespace {
 
@@ -18,6 +20,19 @@ bool IsUvmPageSize(int64_t bytes) {
 }
 
 }  // namespace
+
+void KvCacheManager::GrowDecodeRounds(std::span<const int64_t> ids, std::span<const int64_t> tokens,
+                                      int64_t rounds, std::vector<KvUsage>& usage) {
+  KVSIM_CHECK(ids.size() == tokens.size(), "one token count per request");
+  usage.clear();
+  for (int64_t j = 1; j <= rounds; ++j) {
+    for (size_t i = 0; i < ids.size(); ++i) {
+      KVSIM_CHECK(Grow(ids[i], tokens[i] + j, GrowthPhase::kDecode),
+                  "a decode round promised by CertainDecodeRounds was refused");
+    }
+    usage.push_back(Usage());
+  }
+}
 
 const char* KvManagerTypeName(KvManagerType type) {
   switch (type) {

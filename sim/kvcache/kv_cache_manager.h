@@ -7,7 +7,9 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
+#include <vector>
 
 #include "sim/core/time.h"
 
@@ -142,6 +144,26 @@ class KvCacheManager {
 
   // Returns, and clears, the mapping work done since the last call.
   virtual KvStepCost TakeStepCost() { return {}; }
+
+  // Skip-ahead (Replica): a run of decode iterations advanced at once.
+  // A decode round grows every request ids[i], holding tokens[i] + j - 1 tokens, to
+  // tokens[i] + j (round j), as Grow(ids[i], tokens[i] + j, kDecode) in order of i.
+  // CertainDecodeRounds: the largest r <= limit such that rounds 1..r are certain to
+  // succeed, with OnIterationStart() and TakeStepCost() doing and costing nothing
+  // between them. Changes nothing. The default, 0, promises nothing.
+  // REQUIRES: ids admitted, each holding tokens[i]; ids.size() == tokens.size().
+  virtual int64_t CertainDecodeRounds(std::span<const int64_t> ids, std::span<const int64_t> tokens,
+                                      int64_t limit) const {
+    (void)ids;
+    (void)tokens;
+    (void)limit;
+    return 0;
+  }
+  // Applies rounds 1..`rounds` with exactly the effect of those Grow calls; sets
+  // usage[j - 1] to Usage() after round j. The default makes the Grow calls.
+  // REQUIRES: rounds <= CertainDecodeRounds(ids, tokens, rounds).
+  virtual void GrowDecodeRounds(std::span<const int64_t> ids, std::span<const int64_t> tokens,
+                                int64_t rounds, std::vector<KvUsage>& usage);
 };
 
 // Static reservation (FasterTransformer/Orca era): a request reserves its maximum

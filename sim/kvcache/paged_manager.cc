@@ -14,6 +14,7 @@
 #include <unordered_map>
 
 #include "sim/core/check.h"
+#include "sim/core/id_map.h"
 #include "sim/kvcache/kv_cache_manager.h"
 
 namespace kvsim {
@@ -68,9 +69,9 @@ class PagedKvManager final : public KvCacheManager {
   }
 
   bool Grow(int64_t id, int64_t tokens, GrowthPhase) override {
-    auto it = requests_.find(id);
-    KVSIM_CHECK(it != requests_.end(), "growing a request that was not admitted");
-    Entry& e = it->second;
+    Entry* found = requests_.find(id);
+    KVSIM_CHECK(found != nullptr, "growing a request that was not admitted");
+    Entry& e = *found;
     KVSIM_CHECK(tokens >= e.tokens && tokens <= geometry_.max_model_len, "bad growth");
     const int64_t extra = CeilDiv(tokens, config_.block_tokens) - e.blocks;
     if (extra > free_blocks_) return false;
@@ -81,13 +82,85 @@ class PagedKvManager final : public KvCacheManager {
     return true;
   }
 
+  // Round j needs a new block for each request whose tokens[i] + j is one past a
+  // whole number of blocks it holds; all of them together must fit the free blocks
+  // (each Grow takes from the same pool, so no round is refused exactly when the
+  // total fits). Blocks are never returned within the rounds.
+  int64_t CertainDecodeRounds(std::span<const int64_t> ids, std::span<const int64_t> tokens,
+                              int64_t limit) const override {
+    KVSIM_CHECK(ids.size() == tokens.size(), "one token count per request");
+    int64_t most = limit;
+    std::vector<std::pair<int64_t, int64_t>>& held = scratch_held_;  // (tokens, blocks)
+    held.clear();
+    for (size_t i = 0; i < ids.size(); ++i) {
+      const Entry* e = requests_.find(ids[i]);
+      KVSIM_CHECK(e != nullptr && e->tokens == tokens[i],
+                  "decode rounds for a request not holding the given tokens");
+      held.emplace_back(tokens[i], e->blocks);
+      most = std::min(most, geometry_.max_model_len - tokens[i]);
+    }
+    const auto fits = [&](int64_t r) {
+      int64_t need = 0;
+      for (const auto& [t, blocks] : held) {
+        need += std::max<int64_t>(0, CeilDiv(t + r, config_.block_tokens) - blocks);
+      }
+      return need <= free_blocks_;
+    };
+    if (most <= 0) return 0;
+    if (fits(most)) return most;    // the usual case: memory to spare
+    int64_t lo = 0, hi = most - 1;  // fits(lo) holds
+    while (lo < hi) {
+      const int64_t mid = lo + (hi - lo + 1) / 2;
+      if (fits(mid)) {
+        lo = mid;
+      } else {
+        hi = mid - 1;
+      }
+    }
+    return lo;
+  }
+
+  // Per-request next-boundary bookkeeping instead of a lookup per request per round:
+  // each request's first round past its blocks, then one every block_tokens rounds.
+  void GrowDecodeRounds(std::span<const int64_t> ids, std::span<const int64_t> tokens,
+                        int64_t rounds, std::vector<KvUsage>& usage) override {
+    KVSIM_CHECK(ids.size() == tokens.size(), "one token count per request");
+    std::vector<int64_t>& taken = scratch_taken_;  // new blocks in round j
+    taken.assign(static_cast<size_t>(rounds) + 1, 0);
+    int64_t total = 0;
+    for (size_t i = 0; i < ids.size(); ++i) {
+      Entry& e = requests_.at(ids[i]);
+      KVSIM_CHECK(e.tokens == tokens[i] && tokens[i] + rounds <= geometry_.max_model_len,
+                  "bad decode rounds");
+      int64_t n = 0;
+      for (int64_t j = e.blocks * config_.block_tokens - tokens[i] + 1; j <= rounds;
+           j += config_.block_tokens) {
+        if (j >= 1) {
+          ++taken[static_cast<size_t>(j)];
+          ++n;
+        }
+      }
+      e.blocks += n;
+      e.tokens += rounds;
+      total += n;
+    }
+    KVSIM_CHECK(total <= free_blocks_, "decode rounds beyond the free blocks");
+    const auto n = static_cast<int64_t>(ids.size());
+    usage.clear();
+    for (int64_t j = 1; j <= rounds; ++j) {
+      Take(taken[static_cast<size_t>(j)]);
+      live_tokens_ += n;
+      usage.push_back(Usage());
+    }
+  }
+
   void Release(int64_t id) override { ReleaseWritten(id, kAllWritten); }
 
   void ReleaseWritten(int64_t id, int64_t written_tokens) override {
-    auto it = requests_.find(id);
-    KVSIM_CHECK(it != requests_.end(), "releasing a request that was not admitted");
+    const Entry* found = requests_.find(id);
+    KVSIM_CHECK(found != nullptr, "releasing a request that was not admitted");
     KVSIM_CHECK(written_tokens >= 0, "written tokens must not be negative");
-    const Entry& e = it->second;
+    const Entry e = *found;
     free_blocks_ += e.blocks;
     live_tokens_ -= e.tokens;
     if (config_.prefix_caching && e.blocks > 0) {
@@ -99,7 +172,7 @@ class PagedKvManager final : public KvCacheManager {
       run_of_.emplace(id, std::prev(queue_.end()));
       cached_blocks_ += e.blocks;
     }
-    requests_.erase(it);
+    requests_.erase(id);
   }
 
   KvUsage Usage() const override {
@@ -170,11 +243,14 @@ class PagedKvManager final : public KvCacheManager {
   int64_t total_blocks_;
   int64_t watermark_blocks_;
   int64_t free_blocks_;  // queued blocks, with or without content
-  std::unordered_map<int64_t, Entry> requests_;
+  IdMap<Entry> requests_;
   int64_t live_tokens_ = 0;
   // Prefix caching only.
   std::list<Run> queue_;
   std::unordered_map<int64_t, std::list<Run>::iterator> run_of_;  // owner -> its queued run
+  // Reused buffers of the decode-round calls (no state between calls).
+  mutable std::vector<std::pair<int64_t, int64_t>> scratch_held_;
+  std::vector<int64_t> scratch_taken_;
   int64_t cached_blocks_ = 0;  // queued blocks that still hold an owner's content
 };
 

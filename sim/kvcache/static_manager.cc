@@ -1,7 +1,7 @@
 // Static reservation: each request reserves KV for its maximum length at admission.
-#include <unordered_map>
 
 #include "sim/core/check.h"
+#include "sim/core/id_map.h"
 #include "sim/kvcache/kv_cache_manager.h"
 
 namespace kvsim {
@@ -38,9 +38,9 @@ class StaticKvManager final : public KvCacheManager {
   }
 
   bool Grow(int64_t id, int64_t tokens, GrowthPhase) override {
-    auto it = requests_.find(id);
-    KVSIM_CHECK(it != requests_.end(), "growing a request that was not admitted");
-    Entry& e = it->second;
+    Entry* found = requests_.find(id);
+    KVSIM_CHECK(found != nullptr, "growing a request that was not admitted");
+    Entry& e = *found;
     KVSIM_CHECK(tokens >= e.tokens, "growth must not shrink a request");
     if (tokens > e.reserved_tokens) return false;
     live_tokens_ += tokens - e.tokens;
@@ -48,12 +48,43 @@ class StaticKvManager final : public KvCacheManager {
     return true;
   }
 
+  // Growth inside the reservation always succeeds and changes only live tokens.
+  int64_t CertainDecodeRounds(std::span<const int64_t> ids, std::span<const int64_t> tokens,
+                              int64_t limit) const override {
+    KVSIM_CHECK(ids.size() == tokens.size(), "one token count per request");
+    int64_t rounds = limit;
+    for (size_t i = 0; i < ids.size(); ++i) {
+      const Entry* e = requests_.find(ids[i]);
+      KVSIM_CHECK(e != nullptr && e->tokens == tokens[i],
+                  "decode rounds for a request not holding the given tokens");
+      rounds = std::min(rounds, e->reserved_tokens - tokens[i]);
+    }
+    return std::max<int64_t>(0, rounds);
+  }
+
+  void GrowDecodeRounds(std::span<const int64_t> ids, std::span<const int64_t> tokens,
+                        int64_t rounds, std::vector<KvUsage>& usage) override {
+    KVSIM_CHECK(ids.size() == tokens.size(), "one token count per request");
+    for (size_t i = 0; i < ids.size(); ++i) {
+      Entry& e = requests_.at(ids[i]);
+      KVSIM_CHECK(e.tokens == tokens[i] && tokens[i] + rounds <= e.reserved_tokens,
+                  "bad decode rounds");
+      e.tokens += rounds;
+    }
+    const auto n = static_cast<int64_t>(ids.size());
+    usage.clear();
+    for (int64_t j = 1; j <= rounds; ++j) {
+      live_tokens_ += n;
+      usage.push_back(Usage());
+    }
+  }
+
   void Release(int64_t id) override {
-    auto it = requests_.find(id);
-    KVSIM_CHECK(it != requests_.end(), "releasing a request that was not admitted");
-    allocated_bytes_ -= it->second.reserved_tokens * geometry_.bytes_per_token;
-    live_tokens_ -= it->second.tokens;
-    requests_.erase(it);
+    const Entry* e = requests_.find(id);
+    KVSIM_CHECK(e != nullptr, "releasing a request that was not admitted");
+    allocated_bytes_ -= e->reserved_tokens * geometry_.bytes_per_token;
+    live_tokens_ -= e->tokens;
+    requests_.erase(id);
   }
 
   KvUsage Usage() const override {
@@ -77,7 +108,7 @@ class StaticKvManager final : public KvCacheManager {
   };
   KvGeometry geometry_;
   StaticKvConfig config_;
-  std::unordered_map<int64_t, Entry> requests_;
+  IdMap<Entry> requests_;
   int64_t allocated_bytes_ = 0;
   int64_t live_tokens_ = 0;
 };

@@ -11,11 +11,11 @@
 #include <limits>
 #include <optional>
 #include <set>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
 #include "sim/core/check.h"
+#include "sim/core/id_map.h"
 #include "sim/kvcache/kv_cache_manager.h"
 
 namespace kvsim {
@@ -71,21 +71,63 @@ class VAttentionKvManager final : public KvCacheManager {
   }
 
   bool Grow(int64_t id, int64_t tokens, GrowthPhase phase) override {
-    auto it = slot_of_.find(id);
-    KVSIM_CHECK(it != slot_of_.end(), "growing a request that was not admitted");
-    Slot& slot = slots_[it->second];
+    const int64_t* found = slot_of_.find(id);
+    KVSIM_CHECK(found != nullptr, "growing a request that was not admitted");
+    const int64_t s = *found;
+    Slot& slot = slots_[s];
     KVSIM_CHECK(tokens >= slot.tokens && tokens <= geometry_.max_model_len, "bad growth");
-    if (!Reserve(it->second, CeilDiv(tokens, tokens_per_page_), 0, phase)) return false;
+    if (!Reserve(s, CeilDiv(tokens, tokens_per_page_), 0, phase)) return false;
     live_tokens_ += tokens - slot.tokens;
     slot.tokens = tokens;
     return true;
   }
 
+  // Decode rounds that stay inside the page groups each request already needs:
+  // Reserve then changes nothing, so nothing is mapped or charged. Between them
+  // OnIterationStart must do nothing either: reclamation deferred, or no idle slot
+  // holding pages to reclaim.
+  int64_t CertainDecodeRounds(std::span<const int64_t> ids, std::span<const int64_t> tokens,
+                              int64_t limit) const override {
+    KVSIM_CHECK(ids.size() == tokens.size(), "one token count per request");
+    const bool idle_pages = !idle_.empty() && idle_.begin()->first < 0;
+    if ((!config_.deferred_reclaim && idle_pages) || cost_.map_calls != 0 ||
+        cost_.unmap_calls != 0 || cost_.synchronous != Nanos(0) || cost_.background != Nanos(0)) {
+      return 0;
+    }
+    int64_t rounds = limit;
+    for (size_t i = 0; i < ids.size(); ++i) {
+      const int64_t* s = slot_of_.find(ids[i]);
+      KVSIM_CHECK(s != nullptr && slots_[*s].tokens == tokens[i],
+                  "decode rounds for a request not holding the given tokens");
+      rounds = std::min(rounds, slots_[*s].needed * tokens_per_page_ - tokens[i]);
+    }
+    return std::max<int64_t>(0, rounds);
+  }
+
+  void GrowDecodeRounds(std::span<const int64_t> ids, std::span<const int64_t> tokens,
+                        int64_t rounds, std::vector<KvUsage>& usage) override {
+    KVSIM_CHECK(ids.size() == tokens.size(), "one token count per request");
+    for (size_t i = 0; i < ids.size(); ++i) {
+      Slot& slot = slots_[slot_of_.at(ids[i])];
+      KVSIM_CHECK(slot.tokens == tokens[i] && tokens[i] + rounds <= slot.needed * tokens_per_page_,
+                  "bad decode rounds");
+      slot.tokens += rounds;
+    }
+    // Each round's OnIterationStart would clear the flag and reclaim nothing.
+    decode_mapped_ = false;
+    const auto n = static_cast<int64_t>(ids.size());
+    usage.clear();
+    for (int64_t j = 1; j <= rounds; ++j) {
+      live_tokens_ += n;
+      usage.push_back(Usage());
+    }
+  }
+
   void Release(int64_t id) override {
-    auto it = slot_of_.find(id);
-    KVSIM_CHECK(it != slot_of_.end(), "releasing a request that was not admitted");
-    const int64_t s = it->second;
-    slot_of_.erase(it);
+    const int64_t* found = slot_of_.find(id);
+    KVSIM_CHECK(found != nullptr, "releasing a request that was not admitted");
+    const int64_t s = *found;
+    slot_of_.erase(id);
     Slot& slot = slots_[s];
     live_tokens_ -= slot.tokens;
     reclaimable_ += slot.needed;  // all its mapped groups are now excess
@@ -225,7 +267,7 @@ class VAttentionKvManager final : public KvCacheManager {
   std::vector<Slot> slots_;
   // Idle slots keyed (-mapped groups, index): most mapped first.
   std::set<std::pair<int64_t, int64_t>> idle_;
-  std::unordered_map<int64_t, int64_t> slot_of_;
+  IdMap<int64_t> slot_of_;  // request id -> its slot
   int64_t live_tokens_ = 0;
   // Decode growth mapped since the last OnIterationStart(): the background thread
   // then skips its reclamation step.

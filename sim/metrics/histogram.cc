@@ -28,17 +28,18 @@ double LogHistogram::BucketMid(int bucket) {
   return lo + (width - 1) / 2;
 }
 
-void LogHistogram::Add(int64_t value) {
-  KVSIM_CHECK(value >= 0, "histogram values must be non-negative");
-  ++counts_[BucketOf(value)];
+void LogHistogram::Add(int64_t value, int64_t count) {
+  KVSIM_CHECK(value >= 0 && count >= 0, "histogram values and counts must be non-negative");
+  if (count == 0) return;
+  counts_[BucketOf(value)] += count;
   if (count_ == 0) {
     min_ = max_ = value;
   } else {
     min_ = std::min(min_, value);
     max_ = std::max(max_, value);
   }
-  ++count_;
-  sum_ += static_cast<double>(value);
+  count_ += count;
+  sum_ += value * count;
 }
 
 double LogHistogram::Quantile(double q) const {

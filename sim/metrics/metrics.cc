@@ -10,24 +10,49 @@ namespace kvsim {
 Percentiles PercentilesOf(std::vector<double> values) {
   Percentiles p;
   if (values.empty()) return p;
-  std::sort(values.begin(), values.end());
   double sum = 0;
   for (double v : values) sum += v;
   p.mean = sum / static_cast<double>(values.size());
-  p.p50 = NearestRank(values, 0.50);
-  p.p90 = NearestRank(values, 0.90);
-  p.p99 = NearestRank(values, 0.99);
+  // Each nearest rank by selection, highest first: the ranks below stay in front.
+  const auto n = static_cast<int64_t>(values.size());
+  const auto select = [&](double q, size_t end) {
+    const size_t k = static_cast<size_t>(NearestRankIndex(n, q));
+    std::nth_element(values.begin(), values.begin() + static_cast<std::ptrdiff_t>(k),
+                     values.begin() + static_cast<std::ptrdiff_t>(end));
+    return k;
+  };
+  const size_t k99 = select(0.99, values.size());
+  p.p99 = values[k99];
+  const size_t k90 = select(0.90, k99 + 1);
+  p.p90 = values[k90];
+  p.p50 = values[select(0.50, k90 + 1)];
   return p;
 }
 
-double NearestRank(const std::vector<double>& sorted, double q) {
-  KVSIM_CHECK(!sorted.empty(), "percentile of nothing");
-  const auto n = static_cast<int64_t>(sorted.size());
+int64_t NearestRankIndex(int64_t n, double q) {
+  KVSIM_CHECK(n > 0, "percentile of nothing");
   // The epsilon keeps q * n that should be whole (0.07 * 100 = 7.000000000000001)
   // from rounding up to the next rank.
   const auto rank =
       std::clamp<int64_t>(static_cast<int64_t>(std::ceil(q * static_cast<double>(n) - 1e-9)), 1, n);
-  return sorted[static_cast<size_t>(rank - 1)];
+  return rank - 1;
+}
+
+double NearestRank(const std::vector<double>& sorted, double q) {
+  KVSIM_CHECK(!sorted.empty(), "percentile of nothing");
+  return sorted[static_cast<size_t>(NearestRankIndex(static_cast<int64_t>(sorted.size()), q))];
+}
+
+Distribution::Distribution(const Distribution& other)
+    : exact_limit_(other.exact_limit_),
+      exact_(other.exact_),
+      histogram_(other.histogram_ ? std::make_unique<LogHistogram>(*other.histogram_) : nullptr),
+      sum_(other.sum_),
+      count_(other.count_) {}
+
+Distribution& Distribution::operator=(const Distribution& other) {
+  if (this != &other) *this = Distribution(other);
+  return *this;
 }
 
 void Distribution::Add(double seconds) {
@@ -37,18 +62,19 @@ void Distribution::Add(double seconds) {
     exact_.push_back(seconds);
     return;
   }
-  if (!exact_.empty()) {  // the limit was just passed: move what was kept
-    for (double v : exact_) histogram_.Add(SecondsToNanos(v).count());
+  if (!histogram_) {  // the limit was just passed: move what was kept
+    histogram_ = std::make_unique<LogHistogram>();
+    for (double v : exact_) histogram_->Add(SecondsToNanos(v).count());
     exact_.clear();
     exact_.shrink_to_fit();
   }
-  histogram_.Add(SecondsToNanos(seconds).count());
+  histogram_->Add(SecondsToNanos(seconds).count());
 }
 
 Percentiles Distribution::Summarize() const {
   if (exact()) return PercentilesOf(exact_);
-  return {sum_ / static_cast<double>(count_), histogram_.Quantile(0.50) * 1e-9,
-          histogram_.Quantile(0.90) * 1e-9, histogram_.Quantile(0.99) * 1e-9};
+  return {sum_ / static_cast<double>(count_), histogram_->Quantile(0.50) * 1e-9,
+          histogram_->Quantile(0.90) * 1e-9, histogram_->Quantile(0.99) * 1e-9};
 }
 
 Metrics::Metrics(MetricsOptions options)
@@ -76,15 +102,15 @@ void Metrics::RecordRequest(const RequestRecord& r) {
 
 void Metrics::RecordIteration(const IterationSample& s) {
   ++iterations_;
-  const auto d = static_cast<double>(s.duration.count());
+  const int64_t d = s.duration.count();
   busy_ns_ += d;
-  allocated_ns_ += d * static_cast<double>(s.allocated_bytes);
-  live_ns_ += d * static_cast<double>(s.live_bytes);
-  cached_ns_ += d * static_cast<double>(s.cached_bytes);
-  running_ns_ += d * static_cast<double>(s.running);
+  allocated_ns_ += static_cast<Int128>(d) * s.allocated_bytes;
+  live_ns_ += static_cast<Int128>(d) * s.live_bytes;
+  cached_ns_ += static_cast<Int128>(d) * s.cached_bytes;
+  running_ns_ += static_cast<Int128>(d) * s.running;
   peak_allocated_ = std::max(peak_allocated_, s.allocated_bytes);
   max_running_ = std::max(max_running_, s.running);
-  for (MetricsObserver* o : observers_) o->OnIteration(s);
+  for (MetricsObserver* o : iteration_observers_) o->OnIteration(s);
 }
 
 void Metrics::RecordKvCalls(int64_t map_calls, int64_t unmap_calls, Nanos exposed, Nanos hidden) {
@@ -116,10 +142,11 @@ Summary Metrics::Summarize() const {
   s.preemptions = preemptions_;
   s.peak_allocated_bytes = peak_allocated_;
   if (busy_ns_ > 0) {
-    s.mean_allocated_bytes = allocated_ns_ / busy_ns_;
-    s.mean_live_bytes = live_ns_ / busy_ns_;
-    s.mean_cached_bytes = cached_ns_ / busy_ns_;
-    s.mean_running = running_ns_ / busy_ns_;
+    const auto busy = static_cast<double>(busy_ns_);
+    s.mean_allocated_bytes = static_cast<double>(allocated_ns_) / busy;
+    s.mean_live_bytes = static_cast<double>(live_ns_) / busy;
+    s.mean_cached_bytes = static_cast<double>(cached_ns_) / busy;
+    s.mean_running = static_cast<double>(running_ns_) / busy;
   }
   s.fragmentation =
       s.mean_allocated_bytes > 0 ? 1.0 - s.mean_live_bytes / s.mean_allocated_bytes : 0;

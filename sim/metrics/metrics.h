@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -54,6 +55,10 @@ Percentiles PercentilesOf(std::vector<double> values);
 class Distribution {
  public:
   explicit Distribution(size_t exact_limit) : exact_limit_(exact_limit) {}
+  Distribution(const Distribution& other);
+  Distribution& operator=(const Distribution& other);
+  Distribution(Distribution&&) = default;
+  Distribution& operator=(Distribution&&) = default;
   void Add(double seconds);
   int64_t count() const { return count_; }
   bool exact() const { return count_ <= static_cast<int64_t>(exact_limit_); }
@@ -61,8 +66,8 @@ class Distribution {
 
  private:
   size_t exact_limit_;
-  std::vector<double> exact_;  // every value while exact()
-  LogHistogram histogram_;     // every value once not exact()
+  std::vector<double> exact_;                // every value while exact()
+  std::unique_ptr<LogHistogram> histogram_;  // every value once not exact()
   double sum_ = 0;
   int64_t count_ = 0;
 };
@@ -103,6 +108,8 @@ class MetricsObserver {
   virtual ~MetricsObserver() = default;
   virtual void OnRequest(const RequestRecord& record) = 0;
   virtual void OnIteration(const IterationSample& sample) = 0;
+  // Asked once, when added: false spares the per-iteration calls.
+  virtual bool WantsIterations() const { return true; }
 };
 
 struct MetricsOptions {
@@ -119,10 +126,17 @@ class Metrics {
   explicit Metrics(MetricsOptions options = {});
 
   // Observers see each record as it is added; not owned, must outlive the run.
-  void AddObserver(MetricsObserver* observer) { observers_.push_back(observer); }
+  void AddObserver(MetricsObserver* observer) {
+    observers_.push_back(observer);
+    if (observer->WantsIterations()) iteration_observers_.push_back(observer);
+  }
   void KeepRecords() { options_.keep_records = true; }
 
   void RecordToken(Nanos gap_since_previous_token) { tbt_.Add(gap_since_previous_token.count()); }
+  // `count` tokens, each `gap_since_previous_token` after its sequence's previous one.
+  void RecordTokens(Nanos gap_since_previous_token, int64_t count) {
+    tbt_.Add(gap_since_previous_token.count(), count);
+  }
   void RecordRequest(const RequestRecord& record);
   void RecordIteration(const IterationSample& sample);
   void RecordKvCalls(int64_t map_calls, int64_t unmap_calls, Nanos exposed, Nanos hidden);
@@ -139,7 +153,7 @@ class Metrics {
 
  private:
   MetricsOptions options_;
-  std::vector<MetricsObserver*> observers_;
+  std::vector<MetricsObserver*> observers_, iteration_observers_;
   std::vector<RequestRecord> records_;
   Distribution ttft_, tpot_, e2e_, queue_;
   LogHistogram tbt_;
@@ -150,14 +164,18 @@ class Metrics {
   int64_t iterations_ = 0;
   int64_t peak_allocated_ = 0;
   int64_t max_running_ = 0;
-  double busy_ns_ = 0;
-  double allocated_ns_ = 0, live_ns_ = 0, cached_ns_ = 0,
-         running_ns_ = 0;  // integrals over busy time
+  // Integrals over busy time, in integers so that they do not depend on the order
+  // in which replicas' iterations are recorded.
+  __extension__ typedef __int128 Int128;
+  int64_t busy_ns_ = 0;
+  Int128 allocated_ns_ = 0, live_ns_ = 0, cached_ns_ = 0, running_ns_ = 0;
   int64_t map_calls_ = 0, unmap_calls_ = 0;
   Nanos exposed_{0}, hidden_{0};
 };
 
 // Nearest-rank percentile of sorted values. REQUIRES: sorted ascending, non-empty.
 double NearestRank(const std::vector<double>& sorted, double q);
+// The 0-based index of the q-quantile's nearest rank among n values. REQUIRES: n > 0.
+int64_t NearestRankIndex(int64_t n, double q);
 
 }  // namespace kvsim

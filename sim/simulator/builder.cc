@@ -211,9 +211,9 @@ std::unique_ptr<Simulation> BuildSimulation(const ScenarioConfig& c) {
                        KvManagerTypeName(c.kv_cache.type), memory.kv_capacity_bytes / kGiB,
                        memory.kv_bytes_per_token, kv->MaxAdmissibleTokens(), memory.max_model_len));
     }
-    replicas.push_back(
-        std::make_unique<Replica>(i, std::move(kv), MakeScheduler(c, memory.max_model_len), *timing,
-                                  *metrics, SecondsToNanos(c.timing.engine.request_finish_s)));
+    replicas.push_back(std::make_unique<Replica>(
+        i, std::move(kv), MakeScheduler(c, memory.max_model_len), *timing, *metrics,
+        SecondsToNanos(c.timing.engine.request_finish_s), c.simulation.skip_ahead));
   }
   std::unique_ptr<Workload> workload;
   try {

@@ -36,7 +36,9 @@ void WriteFile(const std::filesystem::path& path, const std::string& text);
 // requests.csv: one row per finished request, in completion order:
 //   id,replica,arrival_s,first_scheduled_s,first_token_s,finish_s,prompt_tokens,
 //   output_tokens,preemptions
-// timeseries.csv with output.timeseries_interval_s = 0: one row per iteration:
+// timeseries.csv with output.timeseries_interval_s = 0: one row per iteration, rows
+// of one replica in time order (with several replicas, a skip-ahead run's rows come
+// when it starts, so replicas interleave out of time order):
 //   time_s,replica,duration_s,running,waiting,prefill_tokens,decode_tokens,
 //   allocated_bytes,live_bytes,cached_bytes,exposed_overhead_s
 // with an interval I > 0: one row per replica per interval [k I, (k+1) I) in which
@@ -55,6 +57,7 @@ class RunOutputWriter : public MetricsObserver {
 
   void OnRequest(const RequestRecord& record) override;
   void OnIteration(const IterationSample& sample) override;
+  bool WantsIterations() const override { return output_.timeseries_csv; }
 
   // After the run: completes the CSVs and writes summary.json and config.yaml
   // (`resolved_yaml`). Throws InputError when a file cannot be written.

@@ -104,7 +104,7 @@ Summary Simulation::Run() {
   auto request_step = [&](size_t r, Nanos now) {
     if (!step_pending[r] && !replicas_[r]->busy()) {
       step_pending[r] = true;
-      events.Push(now, EventPhase::kSchedule, Step{r});
+      events.Push(now, EventPhase::kSchedule, Step{r}, r);
     }
   };
 
@@ -142,9 +142,17 @@ Summary Simulation::Run() {
       request_step(route(std::move(spec)), now);
     } else if (const auto* step = std::get_if<Step>(&event.payload)) {
       step_pending[step->replica] = false;
-      const Nanos duration = replicas_[step->replica]->StartIteration(now);
+      // The next arrival anywhere may change this replica's queues: a run of decode
+      // iterations (skip-ahead) must not start an iteration at or after it.
+      Nanos horizon = next ? next->arrival : Nanos::max();
+      if (!on_the_way.empty())
+        horizon = std::min(horizon, on_the_way.front().arrival + ready_delay);
+      const Nanos duration = replicas_[step->replica]->StartIteration(now, horizon);
       if (duration > Nanos(0)) {
-        events.Push(now + duration, EventPhase::kCompletion, IterationDone{step->replica});
+        // By replica at equal times, so the order does not depend on when the event
+        // was pushed (a skip-ahead run pushes its end early).
+        events.Push(now + duration, EventPhase::kCompletion, IterationDone{step->replica},
+                    step->replica);
       }
     } else {
       const size_t r = std::get<IterationDone>(event.payload).replica;

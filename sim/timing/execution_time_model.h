@@ -41,6 +41,14 @@ class ExecutionTimeModel {
   // Duration of one iteration running `work`, excluding KV-mapping stalls (the
   // replica adds those). REQUIRES: work.num_seqs >= 1. Result > 0.
   virtual Nanos IterationTime(const BatchWork& work) const = 0;
+  // Skip-ahead (Replica): the iterations after `first` in a run of decodes, where
+  // iteration j (j = 1, 2, ...) is `first` with decode_context_tokens + j x
+  // decode_tokens and max_context_tokens + j. Appends IterationTime of each to `out`
+  // while fewer than `max_steps` were appended and the next would start (from
+  // `start`, the end of `first`) before `horizon`. Bit for bit IterationTime's; a
+  // model may compute the terms the iterations share once.
+  virtual void DecodeRunTimes(const BatchWork& first, Nanos start, Nanos horizon, int64_t max_steps,
+                              std::vector<Nanos>& out) const;
   // "roofline", "profiled" or "fixed".
   virtual std::string Name() const = 0;
   // Where the model stands in for a measurement its inputs lack (say, an all-reduce

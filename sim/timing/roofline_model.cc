@@ -41,40 +41,72 @@ class RooflineModel final : public ExecutionTimeModel {
 
   Nanos IterationTime(const BatchWork& w) const override {
     KVSIM_CHECK(w.num_seqs >= 1, "empty batch");
+    return Finish(Prepare(w), ToCostInputs(w));
+  }
+
+  // One Prepare for the whole run; each iteration only re-finishes with longer
+  // contexts, so the result is IterationTime's to the bit.
+  void DecodeRunTimes(const BatchWork& first, Nanos start, Nanos horizon, int64_t max_steps,
+                      std::vector<Nanos>& out) const override {
+    KVSIM_CHECK(first.num_seqs >= 1, "empty batch");
+    const Terms terms = Prepare(first);
+    BatchWork w = first;
+    for (int64_t j = 0; j < max_steps && start < horizon; ++j) {
+      w.decode_context_tokens += w.decode_tokens;
+      ++w.max_context_tokens;
+      const Nanos d = Finish(terms, ToCostInputs(w));
+      out.push_back(d);
+      start += d;
+    }
+  }
+
+ private:
+  // The terms of one iteration that do not depend on its decode contexts.
+  struct Terms {
+    double linear_s = 0, prefill_s = 0, allreduce_s = 0, kernels_s = 0, lm_head_s = 0;
+    bool paged = false;
+    bool decodes = false;
+  };
+
+  Terms Prepare(const BatchWork& w) const {
     const CostInputs in = ToCostInputs(w);
-    const bool paged = w.layout == AttentionLayout::kPaged;
+    Terms t;
+    t.paged = w.layout == AttentionLayout::kPaged;
+    t.decodes = w.decode_tokens > 0;
 
     // Linear layers of one block on one rank.
     const double experts_read = costs_.ExpertsRead(in.tokens);
     const double active_params = attn_params_ + experts_per_token_ * expert_params_;
     const double read_params = attn_params_ + experts_read * expert_params_;
-    const double linear_s =
+    t.linear_s =
         std::max(2.0 * in.tokens * active_params / tp_ / (flops_ * config_.gemm_efficiency),
                  read_params * dtype_bytes_ / tp_ / (hbm_ * config_.memory_efficiency));
 
-    // Attention of one layer on one rank.
-    double prefill_s =
+    // Prefill attention of one layer on one rank.
+    t.prefill_s =
         costs_.PrefillFlopSeconds(w.prefill_attention_pairs, config_.attention_prefill_efficiency);
-    double decode_s = 2.0 * static_cast<double>(w.decode_context_tokens) *
-                      kv_bytes_per_token_per_layer_ / (hbm_ * config_.attention_decode_efficiency);
-    if (paged) {
-      prefill_s = costs_.PagedPrefillSeconds(prefill_s);
-      if (w.decode_tokens > 0) decode_s = costs_.PagedDecodeSeconds(decode_s, in);
-    }
+    if (t.paged) t.prefill_s = costs_.PagedPrefillSeconds(t.prefill_s);
 
-    const double allreduce_s = costs_.LayerAllreduceSeconds(in.tokens);
+    t.allreduce_s = costs_.LayerAllreduceSeconds(in.tokens);
+    t.kernels_s = costs_.PerLayerKernelsSeconds(in.tokens);
 
     const double logits = static_cast<double>(w.logit_tokens);
     // No LM head when no sequence emits a token (a step of prefill chunks only).
-    const double lm_head_s =
+    t.lm_head_s =
         logits > 0
             ? std::max(2.0 * logits * hidden_ * vocab_ / tp_ / (flops_ * config_.gemm_efficiency),
                        vocab_ * hidden_ * dtype_bytes_ / tp_ / (hbm_ * config_.memory_efficiency))
             : 0.0;
+    return t;
+  }
 
-    const double gpu_s = layers_ * (linear_s + prefill_s + decode_s +
-                                    costs_.PerLayerKernelsSeconds(in.tokens) + allreduce_s) +
-                         lm_head_s;
+  // Decode attention of one layer on one rank, then the iteration.
+  Nanos Finish(const Terms& t, const CostInputs& in) const {
+    double decode_s = 2.0 * in.decode_context * kv_bytes_per_token_per_layer_ /
+                      (hbm_ * config_.attention_decode_efficiency);
+    if (t.paged && t.decodes) decode_s = costs_.PagedDecodeSeconds(decode_s, in);
+    const double gpu_s =
+        layers_ * (t.linear_s + t.prefill_s + decode_s + t.kernels_s + t.allreduce_s) + t.lm_head_s;
     return SecondsToNanos(costs_.IterationSeconds(gpu_s, in));
   }
 
@@ -126,6 +158,18 @@ RooflineConfig ResolveEfficiencies(const RooflineConfig& config, const GpuSpec& 
   pick(out.attention_decode_efficiency, card.attention_decode, d.attention_decode_efficiency,
        "attention_decode_efficiency");
   return out;
+}
+
+void ExecutionTimeModel::DecodeRunTimes(const BatchWork& first, Nanos start, Nanos horizon,
+                                        int64_t max_steps, std::vector<Nanos>& out) const {
+  BatchWork w = first;
+  for (int64_t j = 0; j < max_steps && start < horizon; ++j) {
+    w.decode_context_tokens += w.decode_tokens;
+    ++w.max_context_tokens;
+    const Nanos d = IterationTime(w);
+    out.push_back(d);
+    start += d;
+  }
 }
 
 CostInputs ToCostInputs(const BatchWork& w) {

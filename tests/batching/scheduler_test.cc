@@ -36,6 +36,7 @@ constexpr int64_t kVllmMaxBatchedTokens = 32;  // >= max_model_len, as the build
 constexpr int64_t kSarathiChunkTokens = 16;
 constexpr int64_t kSarathiMaxBatchedTokens = 64;  // budget = min(16, 64) = 16
 constexpr int64_t kVllmV1MaxBatchedTokens = 20;   // the one budget; no chunk cap
+constexpr int64_t kRoomyTokens = 1024;            // a paged cache that never runs out here
 
 KvGeometry Geometry(int64_t capacity_tokens) {
   return {.capacity_bytes = capacity_tokens,
@@ -171,6 +172,7 @@ class Harness {
 
   SequenceQueues& queues() { return queues_; }
   const KvCacheManager& kv() const { return *kv_; }
+  bool SchedulesAllDecodes() const { return scheduler_->SchedulesAllDecodes(queues_); }
   int64_t preemptions() const { return preemptions_; }
   const std::vector<int64_t>& admission_order() const { return admission_order_; }
   const std::vector<int64_t>& finished() const { return finished_; }
@@ -199,10 +201,11 @@ constexpr Arrival kWorkload[] = {{8, 14}, {12, 6}, {5, 12}, {16, 9},
 constexpr int64_t kWorkloadSize = std::size(kWorkload);
 
 // Runs the workload until every request finished (or a generous iteration cap),
-// calling `check` after each plan. Returns the number of iterations. With
-// `all_at_once`, every request is queued before the first plan.
+// calling `check` after each plan (and `before_plan`, if any, before it). Returns
+// the number of iterations. With `all_at_once`, every request is queued before the
+// first plan.
 int64_t RunWorkload(Harness& h, const std::function<void(const PlannedStep&)>& check,
-                    bool all_at_once = false) {
+                    bool all_at_once = false, const std::function<void()>& before_plan = nullptr) {
   constexpr int64_t kMaxIterations = 10'000;
   int64_t iteration = 0;
   for (; iteration < kMaxIterations; ++iteration) {
@@ -211,6 +214,7 @@ int64_t RunWorkload(Harness& h, const std::function<void(const PlannedStep&)>& c
       h.Arrive(a.prompt, a.output);
       if (!all_at_once) break;
     }
+    if (before_plan) before_plan();
     const Batch& batch = h.Plan(check);
     if (batch.empty()) {
       // Every request fits an empty cache, so an empty plan means nothing is queued.
@@ -244,6 +248,35 @@ class SchedulerConformance : public testing::TestWithParam<ConformanceCase> {
   Harness MakeHarness() const { return Harness(GetParam().scheduler, GetParam().kv); }
   SchedulerType type() const { return GetParam().scheduler; }
 };
+
+// Skip-ahead's contract: whenever the scheduler says it would plan every running
+// sequence for one decode token, the plan (with memory to spare) is exactly that.
+TEST_P(SchedulerConformance, WhenItPromisesAllDecodesThePlanIsEveryRunningSequenceForOneToken) {
+  Harness h(GetParam().scheduler, GetParam().kv, kRoomyTokens);
+  bool promised = false;
+  int64_t promises = 0;
+  RunWorkload(
+      h,
+      [&](const PlannedStep& step) {
+        if (!promised) return;
+        ++promises;
+        const Batch& b = *step.batch;
+        std::vector<int64_t> running_before;
+        for (const SeqState& s : step.running_before) running_before.push_back(s.id);
+        EXPECT_EQ(Ids(b.seqs), running_before);
+        EXPECT_EQ(Ids(step.queues->running), running_before);  // nobody admitted or preempted
+        EXPECT_EQ(step.queues->waiting.size(), step.waiting_before.size());
+        for (const Sequence* seq : b.seqs) {
+          EXPECT_EQ(seq->scheduled_tokens, 1);
+          EXPECT_TRUE(seq->IsDecode());
+        }
+        EXPECT_EQ(b.decode_tokens, static_cast<int64_t>(running_before.size()));
+        EXPECT_EQ(b.prefill_tokens, 0);
+        EXPECT_EQ(b.preempted, 0);
+      },
+      /*all_at_once=*/false, [&] { promised = h.SchedulesAllDecodes(); });
+  EXPECT_GT(promises, 0) << "the scheduler never promised a decode-only plan";
+}
 
 TEST_P(SchedulerConformance, BatchRespectsMaxNumSeqsAndTheTokenBudget) {
   Harness h = MakeHarness();
@@ -459,8 +492,6 @@ INSTANTIATE_TEST_SUITE_P(
     CaseName);
 
 // ---- vllm ----------------------------------------------------------------
-
-constexpr int64_t kRoomyTokens = 1024;  // a paged cache that never runs out here
 
 TEST(VllmScheduler, AdmittedPromptsRunInAPrefillOnlyIteration) {
   Harness h(SchedulerType::kVllm, KvManagerType::kPaged, kRoomyTokens);

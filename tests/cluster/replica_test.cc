@@ -60,10 +60,11 @@ class ReplicaTest : public testing::Test {
              int64_t index = 0,
              FixedTimeConfig timing = {.per_iteration = kIter,
                                        .per_prefill_token = kPrefillToken,
-                                       .per_decode_token = kDecodeToken}) {
+                                       .per_decode_token = kDecodeToken},
+             bool skip_ahead = false) {
     timing_ = NewFixedTimeModel(timing);
-    replica_ =
-        std::make_unique<Replica>(index, std::move(kv), std::move(scheduler), *timing_, metrics_);
+    replica_ = std::make_unique<Replica>(index, std::move(kv), std::move(scheduler), *timing_,
+                                         metrics_, Nanos(0), skip_ahead);
   }
 
   // A paged cache of 1024 tokens (nothing here runs out) and a vllm scheduler.
@@ -106,6 +107,63 @@ TEST_F(ReplicaTest, DecodeIterationLastsPerIterationPlusPerDecodeToken) {
   EXPECT_FALSE(replica_->busy());
   // Two sequences decode one token each: 1 ms + 2 x 100 us = 1.2 ms.
   EXPECT_EQ(replica_->StartIteration(prefill), kIter + 2 * kDecodeToken);
+}
+
+// Skip-ahead, worked out by hand with the fixed model: a decode iteration of two
+// sequences lasts 1 ms + 2 x 100 us = 1.2 ms.
+class SkipAheadReplicaTest : public ReplicaTest {
+ protected:
+  void BuildSkipping() {
+    Build(NewPagedKvManager(Geometry(1024 * kBytesPerToken),
+                            {.block_tokens = kBlockTokens, .watermark = 0}),
+          NewVllmScheduler({.max_num_seqs = 8, .max_num_batched_tokens = 512}), 0,
+          {.per_iteration = kIter,
+           .per_prefill_token = kPrefillToken,
+           .per_decode_token = kDecodeToken},
+          /*skip_ahead=*/true);
+    replica_->Enqueue(Request(0, /*prompt=*/20, /*output=*/5));
+    replica_->Enqueue(Request(1, /*prompt=*/30, /*output=*/9));
+    // Prefill of both (50 tokens): 1 ms + 50 x 10 us = 1.5 ms; each emits token 1.
+    prefill_end_ = Step(Nanos(0));
+  }
+  Nanos prefill_end_{0};
+};
+
+TEST_F(SkipAheadReplicaTest, RunsTheDecodesUpToTheIterationInWhichASequenceFinishes) {
+  BuildSkipping();
+  ASSERT_EQ(prefill_end_, microseconds(1500));
+  // Request 0 has 4 tokens to go, request 1 has 8: the run is 4 iterations, the
+  // last of which (in flight) emits request 0's last token.
+  const Nanos run = replica_->StartIteration(prefill_end_);
+  EXPECT_EQ(run, 4 * microseconds(1200));
+  ASSERT_EQ(log_.samples.size(), 1u + 4u);  // the prefill, then one sample per iteration
+  for (int j = 1; j <= 4; ++j) {
+    EXPECT_EQ(log_.samples[j].start, prefill_end_ + (j - 1) * microseconds(1200));
+    EXPECT_EQ(log_.samples[j].duration, microseconds(1200));
+    EXPECT_EQ(log_.samples[j].decode_tokens, 2);
+  }
+  // Iteration j grows the prompts' 20 and 30 tokens of KV by j: iteration 4 holds
+  // 24 + 34 tokens, in blocks of 16: 2 + 3.
+  EXPECT_EQ(log_.samples[4].live_bytes, (24 + 34) * kBytesPerToken);
+  EXPECT_EQ(log_.samples[4].allocated_bytes, 5 * kBlockTokens * kBytesPerToken);
+  replica_->CompleteIteration(prefill_end_ + run);
+  ASSERT_EQ(metrics_.records().size(), 1u);
+  EXPECT_EQ(metrics_.records()[0].id, 0);
+  EXPECT_EQ(metrics_.records()[0].finish, prefill_end_ + run);
+  // TBT: 2 x 4 token gaps of 1.2 ms each (the histogram is within 2^-8).
+  EXPECT_NEAR(metrics_.Summarize().tbt_s.p50, 0.0012, 0.0012 / 256);
+  EXPECT_NEAR(metrics_.Summarize().tbt_s.mean, 0.0012, 1e-15);
+}
+
+TEST_F(SkipAheadReplicaTest, StartsNoIterationAtOrAfterTheHorizon) {
+  BuildSkipping();
+  // Iterations start at +0, +1.2, +2.4 ms...; a horizon at +2.4 ms stops the run
+  // after two.
+  const Nanos run = replica_->StartIteration(prefill_end_, prefill_end_ + 2 * microseconds(1200));
+  EXPECT_EQ(run, 2 * microseconds(1200));
+  EXPECT_EQ(log_.samples.size(), 1u + 2u);
+  replica_->CompleteIteration(prefill_end_ + run);
+  EXPECT_TRUE(metrics_.records().empty());
 }
 
 TEST_F(ReplicaTest, IdleReplicaStartsNothing) {

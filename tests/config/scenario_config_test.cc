@@ -162,6 +162,12 @@ TEST(ScenarioConfig, AbsentKeysTakeTheirDefaults) {
   EXPECT_TRUE(c.compare.empty());
 }
 
+TEST(ScenarioConfig, SkipAheadIsOnUnlessTurnedOff) {
+  EXPECT_TRUE(Decode(kMinimal).simulation.skip_ahead);
+  EXPECT_FALSE(DecodeWith("simulation.skip_ahead", "false").simulation.skip_ahead);
+  EXPECT_THAT(DecodeWithError("simulation.skip_ahed", "false"), HasSubstr("simulation.skip_ahed"));
+}
+
 TEST(ScenarioConfig, TimeseriesIntervalIsSecondsAndZeroMeansEveryIteration) {
   EXPECT_EQ(DecodeWith("output.timeseries_interval_s", "0.25").output.timeseries_interval,
             Nanos(250'000'000));

@@ -20,6 +20,24 @@ TEST(SecondsToNanos, ConvertsWholeAndFractionalSeconds) {
   EXPECT_EQ(SecondsToNanos(-2.25), Nanos(-2'250'000'000));
 }
 
+TEST(SecondsToNanos, RoundsAsLlroundDoesIncludingHalvesAndTheirNeighbours) {
+  // Half-nanosecond values and the doubles just either side of them, over magnitudes
+  // from a nanosecond to days, of both signs.
+  for (int64_t whole : {int64_t{0}, int64_t{1}, int64_t{7}, int64_t{123456}, int64_t{99999999999},
+                        int64_t{86400} * 1'000'000'000 * 3}) {
+    for (double sign : {1.0, -1.0}) {
+      const double half = sign * (static_cast<double>(whole) + 0.5);
+      for (double x :
+           {half, std::nextafter(half, 0.0), std::nextafter(half, 2 * half),
+            sign * static_cast<double>(whole), sign * (static_cast<double>(whole) + 0.25)}) {
+        const double seconds = x * 1e-9;
+        if (seconds > 0 && std::llround(seconds * 1e9) == 0) continue;  // the 1 ns floor
+        EXPECT_EQ(SecondsToNanos(seconds).count(), std::llround(seconds * 1e9)) << x;
+      }
+    }
+  }
+}
+
 TEST(SecondsToNanos, RoundsToNearestNanosecond) {
   EXPECT_EQ(SecondsToNanos(1.4e-9), Nanos(1));
   EXPECT_EQ(SecondsToNanos(1.6e-9), Nanos(2));

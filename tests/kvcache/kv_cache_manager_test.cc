@@ -729,6 +729,76 @@ TEST_P(KvManagerConformance, GrowingToTheCurrentLengthSucceedsEvenWhenFull) {
   EXPECT_EQ(Fields(m->TakeStepCost()), std::make_tuple(0, 0, 0, 0));
 }
 
+// Skip-ahead's contract: the rounds CertainDecodeRounds promises, applied at once by
+// GrowDecodeRounds, leave the manager exactly where the Grow calls, OnIterationStart
+// and TakeStepCost of stepping would, Usage() after every round included, at no cost.
+TEST_P(KvManagerConformance, PromisedDecodeRoundsMatchTheGrowCallsTheyStandFor) {
+  const KvCase& c = GetParam();
+  const KvGeometry g = SuiteGeometry();
+  std::mt19937_64 rng(kSeed);
+  int promised_somewhere = 0;
+  for (int trial = 0; trial < 200; ++trial) {
+    auto bulk = Make(c, g), stepped = Make(c, g);
+    // The same history on both: admissions of random lengths, some growth, some
+    // releases (which leave pages and blocks to reuse or reclaim).
+    std::vector<int64_t> ids, tokens;
+    const int64_t scale = c.token_scale;
+    for (int64_t id = 1; id <= 8; ++id) {
+      const int64_t t = std::uniform_int_distribution<int64_t>(1, 60 * scale)(rng);
+      const bool a = bulk->Admit(id, t, g.max_model_len);
+      ASSERT_EQ(a, stepped->Admit(id, t, g.max_model_len));
+      if (!a) continue;
+      const int64_t grown = t + std::uniform_int_distribution<int64_t>(0, 20 * scale)(rng);
+      const bool gb = bulk->Grow(id, grown, GrowthPhase::kDecode);
+      ASSERT_EQ(gb, stepped->Grow(id, grown, GrowthPhase::kDecode));
+      if (std::uniform_int_distribution<int>(0, 3)(rng) == 0) {
+        bulk->Release(id);
+        stepped->Release(id);
+        continue;
+      }
+      ids.push_back(id);
+      tokens.push_back(gb ? grown : t);
+    }
+    for (auto* m : {bulk.get(), stepped.get()}) {
+      m->OnIterationStart();
+      m->TakeStepCost();
+    }
+    if (ids.empty()) continue;
+    const int64_t limit = std::uniform_int_distribution<int64_t>(1, 80 * scale)(rng);
+    const int64_t rounds = bulk->CertainDecodeRounds(ids, tokens, limit);
+    ASSERT_GE(rounds, 0);
+    ASSERT_LE(rounds, limit);
+    EXPECT_EQ(rounds, stepped->CertainDecodeRounds(ids, tokens, limit));  // changes nothing
+    if (rounds > 0) ++promised_somewhere;
+    std::vector<KvUsage> usage;
+    bulk->GrowDecodeRounds(ids, tokens, rounds, usage);
+    ASSERT_EQ(static_cast<int64_t>(usage.size()), rounds);
+    for (int64_t j = 1; j <= rounds; ++j) {
+      for (size_t i = 0; i < ids.size(); ++i) {
+        ASSERT_TRUE(stepped->Grow(ids[i], tokens[i] + j, GrowthPhase::kDecode)) << c.name;
+      }
+      stepped->OnIterationStart();
+      EXPECT_EQ(Fields(stepped->TakeStepCost()), std::make_tuple(0, 0, 0, 0)) << "round " << j;
+      EXPECT_EQ(Fields(stepped->Usage()), Fields(usage[static_cast<size_t>(j - 1)]));
+    }
+    EXPECT_EQ(Fields(bulk->Usage()), Fields(stepped->Usage()));
+    // Both go on alike: growth past the rounds, then releasing everything.
+    for (size_t i = 0; i < ids.size(); ++i) {
+      const int64_t t = std::min(g.max_model_len, tokens[i] + rounds + 1);
+      EXPECT_EQ(bulk->Grow(ids[i], t, GrowthPhase::kDecode),
+                stepped->Grow(ids[i], t, GrowthPhase::kDecode));
+      EXPECT_EQ(Fields(bulk->Usage()), Fields(stepped->Usage()));
+    }
+    EXPECT_EQ(Fields(bulk->TakeStepCost()), Fields(stepped->TakeStepCost()));
+    for (int64_t id : ids) {
+      bulk->Release(id);
+      stepped->Release(id);
+    }
+    EXPECT_EQ(Fields(bulk->Usage()), Fields(stepped->Usage()));
+  }
+  EXPECT_GT(promised_somewhere, 0) << "the manager never promised a round";
+}
+
 KvCase StaticCase(const char* name, StaticKvConfig::Reserve reserve) {
   KvCase c;
   c.name = name;
@@ -914,6 +984,58 @@ TEST(PagedKvManager, AdmissionKeepsTheWatermarkFreeButGrowthMayUseIt) {
   EXPECT_TRUE(m->Grow(1, 250 * 16, GrowthPhase::kDecode));
   EXPECT_EQ(m->Usage().allocated_bytes, m->Usage().capacity_bytes);
   EXPECT_FALSE(m->Grow(1, 250 * 16 + 1, GrowthPhase::kDecode));
+}
+
+TEST(PagedKvManager, PromisesDecodeRoundsUntilTheFreeBlocksRunOut) {
+  // 5 blocks of 16 tokens. Request 1 holds 15 tokens (1 block), request 2 holds 32
+  // (2 blocks): 2 blocks free. Round r grows them to 15 + r and 32 + r tokens:
+  // round 1 (16, 33) takes request 2's third block; round 2 (17, 34) request 1's
+  // second: 2 taken, none free; rounds 3-16 (up to 31, 48) fit those blocks; round
+  // 17 (32, 49) needs request 2's fourth block. So 16 rounds are certain.
+  auto m = NewPagedKvManager(Geometry(5 * 16, 256), PagedKvConfig{16, 0.0});
+  ASSERT_TRUE(m->Admit(1, 15, 100));
+  ASSERT_TRUE(m->Admit(2, 32, 100));
+  const std::vector<int64_t> ids = {1, 2}, tokens = {15, 32};
+  EXPECT_EQ(m->CertainDecodeRounds(ids, tokens, 100), 16);
+  EXPECT_EQ(m->CertainDecodeRounds(ids, tokens, 5), 5);  // never beyond the limit
+  std::vector<KvUsage> usage;
+  m->GrowDecodeRounds(ids, tokens, 16, usage);
+  ASSERT_EQ(usage.size(), 16u);
+  EXPECT_EQ(usage[0].allocated_bytes, 4 * 16 * kBytesPerToken);  // round 1: 1 + 3 blocks
+  EXPECT_EQ(usage[1].allocated_bytes, 5 * 16 * kBytesPerToken);  // round 2: 2 + 3 blocks
+  EXPECT_EQ(usage[15].live_bytes, (31 + 48) * kBytesPerToken);   // round 16
+  // Round 17 as stepping would make it: request 1 fits its blocks, request 2 does not.
+  EXPECT_TRUE(m->Grow(1, 32, GrowthPhase::kDecode));
+  EXPECT_FALSE(m->Grow(2, 49, GrowthPhase::kDecode));
+}
+
+TEST(StaticKvManager, PromisesDecodeRoundsUpToTheSmallestReservationLeft) {
+  auto m = NewStaticKvManager(Geometry(640, 256), {StaticKvConfig::Reserve::kRequestMax});
+  ASSERT_TRUE(m->Admit(1, 10, 50));   // 40 tokens of reservation left
+  ASSERT_TRUE(m->Admit(2, 90, 100));  // 10 left
+  EXPECT_EQ(m->CertainDecodeRounds(std::vector<int64_t>{1, 2}, std::vector<int64_t>{10, 90}, 99),
+            10);
+}
+
+TEST(VAttentionKvManager, PromisesNoDecodeRoundWhileEagerReclamationHasPagesToUnmap) {
+  VAttentionKvConfig config;
+  config.page_bytes = 64 * kKiB;  // 32 tokens per page
+  config.backend = VmmBackend::kUvm;
+  config.max_slots = 4;
+  config.overlap = true;
+  config.deferred_reclaim = false;
+  auto m = NewVAttentionKvManager(Geometry(640, 256), config);
+  ASSERT_TRUE(m->Admit(1, 10, 100));  // one page group: 22 more tokens fit
+  m->OnIterationStart();
+  m->TakeStepCost();
+  const std::vector<int64_t> one = {1}, ten = {10};
+  EXPECT_EQ(m->CertainDecodeRounds(one, ten, 100), 22);
+  // A finished request leaves its page on an idle slot; the background thread would
+  // unmap it one group per iteration, so nothing is promised until it is gone.
+  ASSERT_TRUE(m->Admit(2, 40, 100));
+  m->Release(2);
+  m->TakeStepCost();
+  EXPECT_EQ(m->CertainDecodeRounds(one, ten, 100), 0);
 }
 
 // ---- Prefix caching: released blocks keep their content until taken again ----

@@ -1,0 +1,207 @@
+// Skip-ahead changes how fast the event loop goes, never what it computes: every
+// bundled trace under every KV manager and scheduler (and a tight KV cache, two
+// replicas, the profiled and fixed timing models) gives byte-identical
+// summary.json, requests.csv and per-iteration timeseries.csv with skip-ahead on
+// and off.
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "sim/config/yaml_tree.h"
+#include "sim/simulator/builder.h"
+#include "sim/simulator/outputs.h"
+#include "tests/testing/temp_dir.h"
+
+namespace kvsim {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::TempDir;
+
+std::string Read(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+struct Outputs {
+  std::string summary, requests, timeseries;
+  int64_t events = 0;
+};
+
+// Runs `yaml` with `sets` and skip-ahead on or off; the summary without the
+// event loop's own figures (wall time, events handled).
+Outputs RunOnce(const std::string& yaml, const std::vector<std::string>& sets, bool skip_ahead,
+                const fs::path& dir) {
+  ConfigTree tree = ConfigTree::Parse(yaml, KVSIM_SOURCE_DIR "/configs/skip_ahead_test.yaml");
+  for (const std::string& s : sets) tree.Set(s);
+  tree.Set(fmt::format("simulation.skip_ahead={}", skip_ahead));
+  tree.Set("output.timeseries_interval_s=0");
+  const ScenarioConfig config = DecodeScenario(tree, KVSIM_SOURCE_DIR "/models");
+  std::unique_ptr<Simulation> sim = BuildSimulation(config);
+  RunOutputWriter writer(dir, config.output);
+  sim->AddObserver(&writer);
+  Summary summary = sim->Run();
+  const int64_t events = summary.events;
+  summary.wall_s = 0;
+  summary.events = 0;
+  writer.Finish(*sim, summary, "");
+  return {Read(dir / "summary.json"), Read(dir / "requests.csv"), Read(dir / "timeseries.csv"),
+          events};
+}
+
+struct Case {
+  std::string name;
+  std::string trace;  // under traces/
+  std::vector<std::string> sets;
+  bool expect_skips = true;  // skip-ahead must handle fewer events than stepping
+  bool several_replicas = false;
+};
+
+// The rows of a per-iteration timeseries.csv, stably grouped by replica (the
+// second column).
+std::vector<std::string> ByReplica(const std::string& csv) {
+  std::vector<std::pair<std::string, std::string>> rows;
+  std::istringstream in(csv);
+  std::string line;
+  while (std::getline(in, line)) {
+    const size_t a = line.find(',');
+    rows.emplace_back(line.substr(a + 1, line.find(',', a + 1) - a - 1), line);
+  }
+  std::stable_sort(rows.begin(), rows.end(),
+                   [](const auto& x, const auto& y) { return x.first < y.first; });
+  std::vector<std::string> out;
+  for (auto& [replica, row] : rows) out.push_back(std::move(row));
+  return out;
+}
+
+std::string Yaml(const std::string& trace) {
+  return fmt::format(R"(seed: 7
+model: Llama-3-8B
+gpu: H100-SXM
+workload:
+  trace: ../traces/{}
+  arrival: {{process: poisson, rate_qps: 6}}
+  lengths: {{source: trace}}
+  max_requests: 250
+)",
+                     trace);
+}
+
+class SkipAheadTest : public ::testing::TestWithParam<Case> {};
+
+TEST_P(SkipAheadTest, GivesTheSameOutputsAsSteppingEveryIteration) {
+  const Case& c = GetParam();
+  TempDir dir;
+  const Outputs fast = RunOnce(Yaml(c.trace), c.sets, true, dir.path() / "skip");
+  const Outputs slow = RunOnce(Yaml(c.trace), c.sets, false, dir.path() / "step");
+  EXPECT_EQ(fast.summary, slow.summary);
+  EXPECT_TRUE(fast.requests == slow.requests) << "requests.csv differs";
+  // With several replicas a run's iterations are written when it starts, so
+  // replicas' rows interleave differently; each replica's rows are the same.
+  EXPECT_TRUE(ByReplica(fast.timeseries) == ByReplica(slow.timeseries)) << "timeseries.csv differs";
+  if (!c.several_replicas) EXPECT_TRUE(fast.timeseries == slow.timeseries);
+  EXPECT_GT(slow.requests.size(), 1000u);  // the runs did complete requests
+  if (c.expect_skips) {
+    EXPECT_LT(fast.events, slow.events) << "skip-ahead never advanced over a run";
+  } else {
+    EXPECT_EQ(fast.events, slow.events);
+  }
+}
+
+std::vector<Case> Cases() {
+  const std::vector<std::string> traces = {
+      "AzureLLMInferenceTrace_code.csv",
+      "AzureLLMInferenceTrace_conv.csv",
+      "arxiv_summarization_stats_llama2_tokenizer_filtered_v2.csv",
+      "sharegpt_8k_filtered_stats_llama2_tokenizer.csv",
+      "splitwise_code.csv",
+      "splitwise_conv.csv",
+      "synthetic_trace.jsonl",
+      "vllm019_sharegpt_rtx4090.csv",
+      "vllm019_sharegpt_rtxpro6000.csv"};
+  const std::vector<std::pair<std::string, std::vector<std::string>>> managers = {
+      {"static", {"kv_cache.type=static"}},
+      {"paged", {"kv_cache.type=paged"}},
+      {"paged_prefix", {"kv_cache.type=paged", "kv_cache.prefix_caching=true"}},
+      {"vattention_2MiB", {"kv_cache.type=vattention", "kv_cache.page_bytes=2MiB"}},
+      {"vattention_64KiB", {"kv_cache.type=vattention", "kv_cache.page_bytes=64KiB"}}};
+  const std::vector<std::pair<std::string, std::vector<std::string>>> schedulers = {
+      {"vllm", {"scheduler.type=vllm"}},
+      {"sarathi", {"scheduler.type=sarathi", "scheduler.chunk_tokens=512"}},
+      {"static_batching", {"scheduler.type=static_batching", "scheduler.max_num_seqs=32"}},
+      {"vllm_v1", {"scheduler.type=vllm_v1", "kv_cache.watermark=0"}}};
+  std::vector<Case> cases;
+  for (size_t t = 0; t < traces.size(); ++t) {
+    for (const auto& [manager, manager_sets] : managers) {
+      for (const auto& [scheduler, scheduler_sets] : schedulers) {
+        Case c;
+        c.name = fmt::format("trace{}_{}_{}", t, manager, scheduler);
+        c.trace = traces[t];
+        c.sets = manager_sets;
+        c.sets.insert(c.sets.end(), scheduler_sets.begin(), scheduler_sets.end());
+        cases.push_back(std::move(c));
+      }
+    }
+  }
+  // A KV cache too small for the load: preemptions, and runs cut short by the
+  // blocks left.
+  for (const char* scheduler : {"vllm", "sarathi", "vllm_v1"}) {
+    cases.push_back({fmt::format("tight_paged_{}", scheduler),
+                     "splitwise_conv.csv",
+                     {"kv_cache.type=paged", fmt::format("scheduler.type={}", scheduler),
+                      "kv_cache.watermark=0", "deployment.kv_capacity_bytes=2GiB",
+                      "workload.arrival.rate_qps=20"}});
+  }
+  // vAttention's mapping and reclamation modes, with a tight cache so that pages
+  // are mapped, reused and reclaimed between runs.
+  for (const char* overlap : {"true", "false"}) {
+    for (const char* deferred : {"true", "false"}) {
+      for (const char* page : {"2MiB", "64KiB"}) {
+        cases.push_back(
+            {fmt::format("vattention_{}_overlap_{}_deferred_{}", page, overlap, deferred),
+             "AzureLLMInferenceTrace_conv.csv",
+             {"kv_cache.type=vattention", fmt::format("kv_cache.page_bytes={}", page),
+              fmt::format("kv_cache.overlap={}", overlap),
+              fmt::format("kv_cache.deferred_reclaim={}", deferred),
+              "deployment.kv_capacity_bytes=4GiB", "workload.arrival.rate_qps=16"}});
+      }
+    }
+  }
+  // Two replicas: runs on one replica while the other steps.
+  for (const char* router : {"round_robin", "least_outstanding"}) {
+    cases.push_back({fmt::format("two_replicas_{}", router),
+                     "AzureLLMInferenceTrace_conv.csv",
+                     {"deployment.replicas=2", fmt::format("deployment.router={}", router),
+                      "workload.arrival.rate_qps=12"},
+                     true,
+                     true});
+  }
+  // Recorded arrivals, an engine delay before scheduling, and the other timing models.
+  cases.push_back({"trace_arrivals_with_request_delay",
+                   "AzureLLMInferenceTrace_conv.csv",
+                   {"workload.arrival.process=trace", "timing.engine.request_arrival_s=0.004"}});
+  cases.push_back({"profiled_timing",
+                   "splitwise_conv.csv",
+                   {"gpu=H100-SXM", "timing.type=profiled",
+                    "timing.profile=" KVSIM_SOURCE_DIR "/models/profiles/H100-SXM/profile.txt"}});
+  cases.push_back({"fixed_timing", "splitwise_conv.csv", {"timing.type=fixed"}});
+  return cases;
+}
+
+INSTANTIATE_TEST_SUITE_P(EveryTraceManagerAndScheduler, SkipAheadTest, ::testing::ValuesIn(Cases()),
+                         [](const ::testing::TestParamInfo<Case>& info) {
+                           return info.param.name;
+                         });
+
+}  // namespace
+}  // namespace kvsim
