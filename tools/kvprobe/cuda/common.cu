@@ -80,6 +80,21 @@ double TimeUs(cudaStream_t stream, int warmup, int reps, const std::function<voi
   return 1000.0 * ms / reps;
 }
 
+double TimeGraphUs(cudaStream_t stream, int per_graph, int reps,
+                   const std::function<void()>& launch) {
+  cudaGraph_t graph = nullptr;
+  cudaGraphExec_t exec = nullptr;
+  CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
+  for (int i = 0; i < per_graph; ++i) launch();
+  CUDA_CHECK(cudaStreamEndCapture(stream, &graph));
+  CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
+  CUDA_CHECK(cudaGraphLaunch(exec, stream));  // untimed: uploads the graph, warms caches
+  const double us = TimeUs(stream, 0, reps, [&] { CUDA_CHECK(cudaGraphLaunch(exec, stream)); });
+  CUDA_CHECK(cudaGraphExecDestroy(exec));
+  CUDA_CHECK(cudaGraphDestroy(graph));
+  return us / per_graph;
+}
+
 int RepsFor(double trial_us, double target_us, int min_reps, int max_reps) {
   if (trial_us <= 0) return max_reps;
   const double reps = target_us / trial_us;

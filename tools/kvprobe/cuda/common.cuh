@@ -68,6 +68,14 @@ std::vector<int> ShuffledBlocks(size_t count, std::mt19937_64& rng);
 // `warmup` untimed launches, measured with CUDA events.
 double TimeUs(cudaStream_t stream, int warmup, int reps, const std::function<void()>& launch);
 
+// Mean time in microseconds of one `launch` as a CUDA graph replays it: `per_graph`
+// launches captured into one graph, replayed `reps` times after one untimed
+// replay, measured with CUDA events. Serving engines replay decode steps as graphs,
+// so this leaves out the host's launch cost, which an eager loop of short kernels
+// measures instead of the kernels.
+double TimeGraphUs(cudaStream_t stream, int per_graph, int reps,
+                   const std::function<void()>& launch);
+
 // Picks repetitions so that the timed loop lasts about `target_us` given one
 // trial's time; at least `min_reps`, at most `max_reps`.
 int RepsFor(double trial_us, double target_us, int min_reps, int max_reps);

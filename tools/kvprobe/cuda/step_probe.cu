@@ -467,7 +467,10 @@ struct Composition {
 
   int tokens() const { return decode_seqs + prefill_tokens; }
   int logit_rows() const { return decode_seqs + (prefill_tokens > 0 ? 1 : 0); }
-  bool graph() const { return prefill_tokens == 0; }  // decode-only passes replay a graph
+  // Every pass is timed as a CUDA graph replay, as engines run steps (vLLM V1: full
+  // graphs for decode-only steps, piecewise graphs around attention for the others),
+  // so the host's launch rate never stands in for the GPU's work.
+  bool graph() const { return true; }
   // Tokens each decode sequence holds in the cache during the step (with the new one).
   int decode_capacity() const { return decode_seqs > 0 ? context_tokens + 1 : 0; }
   int decode_blocks() const { return Blocks(decode_capacity()); }
