@@ -197,7 +197,8 @@ int SweepCommand(const CommandOptions& o, std::ostream& out) {
   }
   const std::string dir = DefaultOutDir(o, "-sweep");
   AttachWriters(jobs, [&](size_t i) {
-    return fs::path(dir) / jobs[i].label / fmt::format("rate_{:g}", job_rates[i]);
+    // The shortest text that reads back as the rate: distinct rates, distinct folders.
+    return fs::path(dir) / jobs[i].label / fmt::format("rate_{}", job_rates[i]);
   });
   RunJobs(jobs, o.jobs);
 

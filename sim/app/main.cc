@@ -2,6 +2,7 @@
 // fit.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <boost/program_options.hpp>
 #include <iostream>
 #include <string>
@@ -111,10 +112,14 @@ int Main(int argc, char** argv) {
       try {
         size_t used = 0;
         const double rate = std::stod(part, &used);
-        if (used != part.size() || !(rate > 0)) throw std::invalid_argument(part);
+        if (used != part.size() || !(rate > 0 && rate <= 1e9)) throw std::invalid_argument(part);
+        if (std::find(o.rates_qps.begin(), o.rates_qps.end(), rate) != o.rates_qps.end()) {
+          std::cerr << fmt::format("kvsim {}: --rates: {} is given twice\n", command, part);
+          return 2;
+        }
         o.rates_qps.push_back(rate);
       } catch (const std::exception&) {
-        std::cerr << fmt::format("kvsim {}: --rates: '{}' is not a positive number\n", command,
+        std::cerr << fmt::format("kvsim {}: --rates: '{}' is not a number in (0, 1e9]\n", command,
                                  part);
         return 2;
       }

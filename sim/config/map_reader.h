@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <initializer_list>
+#include <limits>
 #include <map>
 #include <set>
 #include <string>
@@ -111,7 +112,8 @@ class MapReader {
     return v.IsDefined() && !v.IsNull();
   }
 
-  int64_t Int(const std::string& key, int64_t def, int64_t min_value) {
+  int64_t Int(const std::string& key, int64_t def, int64_t min_value,
+              int64_t max_value = std::numeric_limits<int64_t>::max()) {
     if (!Has(key)) return def;
     int64_t v = 0;
     try {
@@ -120,6 +122,7 @@ class MapReader {
       Fail(key, fmt::format("expected an integer, got '{}'", Scalar(key)));
     }
     if (v < min_value) Fail(key, fmt::format("must be >= {}, got {}", min_value, v));
+    if (v > max_value) Fail(key, fmt::format("must be <= {}, got {}", max_value, v));
     return v;
   }
 

@@ -17,6 +17,12 @@
 #include "sim/hardware/gpu_spec.h"
 
 namespace kvsim {
+
+// Bounds past any real deployment, so that counts and sizes derived from them
+// cannot overflow: replicas of one scenario, sequences per replica, tokens.
+constexpr int64_t kMaxReplicas = 65536;
+constexpr int64_t kMaxSequences = int64_t{1} << 20;
+constexpr int64_t kMaxTokens = int64_t{1} << 24;
 namespace {
 
 namespace fs = std::filesystem;
@@ -47,7 +53,7 @@ std::string ResolveCard(MapReader& r, const std::string& key, const std::string&
 
 void DecodeDeployment(MapReader r, DeploymentConfig& d) {
   d.tensor_parallel = r.Int("tensor_parallel", d.tensor_parallel, 1);
-  d.replicas = r.Int("replicas", d.replicas, 1);
+  d.replicas = r.Int("replicas", d.replicas, 1, kMaxReplicas);
   d.router = r.Enum("router", d.router,
                     {{"round_robin", RouterType::kRoundRobin},
                      {"least_outstanding", RouterType::kLeastOutstanding}});
@@ -71,7 +77,8 @@ void DecodeWorkload(MapReader r, WorkloadConfig& w, const std::string& base_dir)
                         {"poisson", ArrivalProcess::kPoisson},
                         {"gamma", ArrivalProcess::kGamma}});
     w.rate_qps = a.Double("rate_qps", w.rate_qps, 0, 1e9);
-    w.cv = a.Double("cv", w.cv, 0, 1e6);
+    // Gamma shape 1 / cv^2: beyond [1e-3, 1e3] it under- or overflows the sampler.
+    w.cv = a.Double("cv", w.cv, 1e-3, 1e3);
     a.Finish();
   }
   {
@@ -103,7 +110,7 @@ void DecodeScheduler(MapReader r, SchedulerConfig& s) {
                    {"sarathi", SchedulerType::kSarathi},
                    {"static_batching", SchedulerType::kStaticBatching},
                    {"vllm_v1", SchedulerType::kVllmV1}});
-  s.max_num_seqs = r.Int("max_num_seqs", s.max_num_seqs, 1);
+  s.max_num_seqs = r.Int("max_num_seqs", s.max_num_seqs, 1, kMaxSequences);
   s.max_num_batched_tokens = r.Int("max_num_batched_tokens", s.max_num_batched_tokens, 0);
   s.chunk_tokens = r.Int("chunk_tokens", s.chunk_tokens, 1);
   s.reserve_full_isl = r.Bool("reserve_full_isl", s.reserve_full_isl);
@@ -115,7 +122,7 @@ void DecodeKvCache(MapReader r, KvCacheConfig& k) {
                   {{"static", KvManagerType::kStatic},
                    {"paged", KvManagerType::kPaged},
                    {"vattention", KvManagerType::kVAttention}});
-  k.paged.block_tokens = r.Int("block_tokens", k.paged.block_tokens, 1);
+  k.paged.block_tokens = r.Int("block_tokens", k.paged.block_tokens, 1, kMaxTokens);
   k.paged.prefix_caching = r.Bool("prefix_caching", k.paged.prefix_caching);
   k.paged_kernel = r.Enum("paged_kernel", k.paged_kernel,
                           {{"flash_paged", PagedKernel::kFlashPaged},
@@ -136,7 +143,7 @@ void DecodeKvCache(MapReader r, KvCacheConfig& k) {
   }
   k.vattention.overlap = r.Bool("overlap", k.vattention.overlap);
   k.vattention.deferred_reclaim = r.Bool("deferred_reclaim", k.vattention.deferred_reclaim);
-  k.vattention.max_slots = r.Int("max_slots", 0, 0);
+  k.vattention.max_slots = r.Int("max_slots", 0, 0, kMaxSequences);
   k.static_kv.reserve = r.Enum("static_reserve", k.static_kv.reserve,
                                {{"max_model_len", StaticKvConfig::Reserve::kMaxModelLen},
                                 {"request_max", StaticKvConfig::Reserve::kRequestMax}});
@@ -240,9 +247,9 @@ void DecodeTiming(MapReader r, TimingConfig& t, const std::string& base_dir) {
   {
     MapReader f = r.Child("fixed");
     FixedTimeConfig& c = t.fixed;
-    c.per_iteration = f.Seconds("per_iteration_s", c.per_iteration);
-    c.per_prefill_token = f.Seconds("per_prefill_token_s", c.per_prefill_token);
-    c.per_decode_token = f.Seconds("per_decode_token_s", c.per_decode_token);
+    c.per_iteration = f.Seconds("per_iteration_s", c.per_iteration, 60);
+    c.per_prefill_token = f.Seconds("per_prefill_token_s", c.per_prefill_token, 1);
+    c.per_decode_token = f.Seconds("per_decode_token_s", c.per_decode_token, 1);
     f.Finish();
   }
   {

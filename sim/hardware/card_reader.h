@@ -81,6 +81,18 @@ class CardReader {
     return *v;
   }
 
+  // A finite double in [min_value, max_value] (integers accepted).
+  double DoubleIn(const std::string& key, double min_value, double max_value,
+                  std::string_view unit) const {
+    const Entry& e = Get(key);
+    const std::optional<double> v = ParseDouble(e);
+    if (!v || *v < min_value || *v > max_value) {
+      Fail(key, e,
+           fmt::format("expected a number of {} in [{:g}, {:g}]", unit, min_value, max_value));
+    }
+    return *v;
+  }
+
   // true/false (YAML 1.2 core spellings), unquoted.
   bool Bool(const std::string& key) const {
     const Entry& e = Get(key);

@@ -92,11 +92,14 @@ GpuSpec LoadGpuSpec(const std::string& path) {
   const CardReader card(path, kKeys);
   GpuSpec g;
   g.name = card.String("name");
+  // Rates bounded to what a GPU can be: a card of 1e-3 FLOP/s would make one iteration
+  // outlast what kvsim simulates.
   g.memory_bytes = card.PositiveInt("memory_bytes");
-  g.hbm_bandwidth_bytes_per_s = card.PositiveDouble("hbm_bandwidth_bytes_per_s");
-  g.bf16_flops_per_s = card.PositiveDouble("bf16_flops_per_s");
-  g.link_bandwidth_bytes_per_s = card.PositiveDouble("link_bandwidth_bytes_per_s");
-  g.host_link_bandwidth_bytes_per_s = card.PositiveDouble("host_link_bandwidth_bytes_per_s");
+  g.hbm_bandwidth_bytes_per_s = card.DoubleIn("hbm_bandwidth_bytes_per_s", 1e9, 1e15, "bytes/s");
+  g.bf16_flops_per_s = card.DoubleIn("bf16_flops_per_s", 1e11, 1e18, "FLOP/s");
+  g.link_bandwidth_bytes_per_s = card.DoubleIn("link_bandwidth_bytes_per_s", 1e6, 1e15, "bytes/s");
+  g.host_link_bandwidth_bytes_per_s =
+      card.DoubleIn("host_link_bandwidth_bytes_per_s", 1e6, 1e15, "bytes/s");
   // Zero is allowed: hardware that is already paid for.
   g.price_per_hour = card.PositiveDouble("price_per_hour", /*allow_zero=*/true);
   if (card.Has("device_names")) g.device_names = card.StringList("device_names");

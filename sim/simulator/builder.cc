@@ -135,6 +135,16 @@ MemoryPlan PlanMemory(const ModelSpec& model, const GpuSpec& gpu, const Scenario
          fmt::format("{} exceeds {}'s max context of {} tokens", m.max_model_len, model.name,
                      model.max_context_tokens));
   }
+  // Each reserve within the GPU first, so that their sum cannot overflow.
+  for (const auto& [key, bytes] :
+       {std::pair{"deployment.activation_reserve_bytes", m.activation_reserve_bytes},
+        std::pair{"deployment.framework_reserve_bytes", m.framework_reserve_bytes}}) {
+    if (bytes > gpu.memory_bytes) {
+      Fail(c, key,
+           fmt::format("{:.1f} GiB exceeds the {:.1f} GiB of {}", bytes / kGiB,
+                       gpu.memory_bytes / kGiB, gpu.name));
+    }
+  }
   const int64_t free_bytes =
       m.usable_bytes - m.weight_bytes - m.activation_reserve_bytes - m.framework_reserve_bytes;
   if (m.weight_bytes + m.activation_reserve_bytes + m.framework_reserve_bytes > m.usable_bytes) {
@@ -197,6 +207,12 @@ std::unique_ptr<Simulation> BuildSimulation(const ScenarioConfig& c) {
     }
   }
   const Profile* profile_or_null = profile ? &*profile : nullptr;
+  if (c.kv_cache.type == KvManagerType::kPaged &&
+      c.kv_cache.paged.block_tokens > memory.max_model_len) {
+    Fail(c, "kv_cache.block_tokens",
+         fmt::format("{} tokens per block exceed max_model_len {}", c.kv_cache.paged.block_tokens,
+                     memory.max_model_len));
+  }
 
   auto metrics = std::make_unique<Metrics>();
   auto timing = MakeTiming(c, model, gpu, profile_or_null);

@@ -148,6 +148,12 @@ Summary Simulation::Run() {
       if (!on_the_way.empty())
         horizon = std::min(horizon, on_the_way.front().arrival + ready_delay);
       const Nanos duration = replicas_[step->replica]->StartIteration(now, horizon);
+      if (ToSeconds(now) + ToSeconds(duration) > kMaxSimulatedSeconds) {
+        throw InputError(fmt::format(
+            "{}: the simulation passed the {:g} s kvsim simulates ({:g} s at an iteration of "
+            "replica {}): the load or the timing terms are out of range",
+            config_.config_file, kMaxSimulatedSeconds, ToSeconds(now + duration), step->replica));
+      }
       if (duration > Nanos(0)) {
         // By replica at equal times, so the order does not depend on when the event
         // was pushed (a skip-ahead run pushes its end early).
@@ -161,7 +167,11 @@ Summary Simulation::Run() {
     }
   }
 
+  // Every offered request either finished or was rejected: a request left queued
+  // would be a wrong answer, not a result.
   Summary s = metrics_->Summarize();
+  KVSIM_CHECK(s.requests_completed + s.requests_rejected == s.requests_total,
+              "the event loop ended with requests neither finished nor rejected");
   s.kv_manager = kv_label_;
   s.kv_bytes_per_token = memory_.kv_bytes_per_token;
   s.kv_capacity_bytes = memory_.kv_capacity_bytes;

@@ -35,6 +35,11 @@ struct BatchWork {
 // The shared terms' view of a batch.
 CostInputs ToCostInputs(const BatchWork& work);
 
+// An iteration's duration in nanoseconds. Throws InputError when it is not finite or
+// exceeds kMaxSimulatedSeconds: the GPU card's rates or the timing terms are out of
+// range.
+Nanos IterationNanos(double seconds);
+
 class ExecutionTimeModel {
  public:
   virtual ~ExecutionTimeModel() = default;

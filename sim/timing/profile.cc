@@ -407,8 +407,10 @@ VmmLatencies VmmLatencyFromProfile(const Profile& profile) {
           profile.path(), vmm.section_line(), call, granularity));
     }
     const double us = vmm.Number(*found, "p50_us");
-    if (!(us > 0)) {
-      throw InputError(fmt::format("{}:{}: [vmm] {} p50_us must be positive, got {}",
+    // A VMM call of more than a second is no measurement (and its cost per page,
+    // times pages and layers, must not overflow).
+    if (!(us > 0 && us <= 1e6)) {
+      throw InputError(fmt::format("{}:{}: [vmm] {} p50_us must be in (0, 1e6], got {}",
                                    profile.path(), vmm.line(*found), call, us));
     }
     return SecondsToNanos(us * 1e-6);

@@ -102,7 +102,7 @@ class ProfiledModel final : public ExecutionTimeModel {
     const double gpu_s =
         layers_ * (linear_s + attention_s + costs_.PerLayerKernelsSeconds(tokens) + allreduce_s) +
         lm_head_s;
-    return SecondsToNanos(costs_.IterationSeconds(gpu_s, in));
+    return IterationNanos(costs_.IterationSeconds(gpu_s, in));
   }
 
  private:

@@ -107,7 +107,7 @@ class RooflineModel final : public ExecutionTimeModel {
     if (t.paged && t.decodes) decode_s = costs_.PagedDecodeSeconds(decode_s, in);
     const double gpu_s =
         layers_ * (t.linear_s + t.prefill_s + decode_s + t.kernels_s + t.allreduce_s) + t.lm_head_s;
-    return SecondsToNanos(costs_.IterationSeconds(gpu_s, in));
+    return IterationNanos(costs_.IterationSeconds(gpu_s, in));
   }
 
  private:
@@ -170,6 +170,16 @@ void ExecutionTimeModel::DecodeRunTimes(const BatchWork& first, Nanos start, Nan
     out.push_back(d);
     start += d;
   }
+}
+
+Nanos IterationNanos(double seconds) {
+  if (!(seconds > 0 && seconds <= kMaxSimulatedSeconds)) {
+    throw InputError(fmt::format(
+        "one iteration would take {:g} s, outside (0, {:g}] s: the GPU card's rates or the "
+        "timing terms (timing.*) are out of range",
+        seconds, kMaxSimulatedSeconds));
+  }
+  return SecondsToNanos(seconds);
 }
 
 CostInputs ToCostInputs(const BatchWork& w) {

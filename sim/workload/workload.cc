@@ -195,7 +195,15 @@ class Workload::Impl {
           have_first_arrival_ = true;
           first_arrival_s_ = *row->arrival_s;
         }
-        return SecondsToNanos((*row->arrival_s - first_arrival_s_) * time_scale_);
+        const double s = (*row->arrival_s - first_arrival_s_) * time_scale_;
+        if (!(s <= kMaxSimulatedSeconds)) {
+          throw InputError(fmt::format(
+              "{}:{}: arrival {:g} s after the first used row{} is past the {:g} s kvsim "
+              "simulates",
+              config_.trace_path, row->line, s, time_scale_ != 1.0 ? " (time-scaled)" : "",
+              kMaxSimulatedSeconds));
+        }
+        return SecondsToNanos(s);
       }
       case ArrivalProcess::kPoisson:
         clock_s_ += arrival_rng_.Exponential(1.0 / config_.rate_qps);
@@ -205,6 +213,12 @@ class Workload::Impl {
         clock_s_ += arrival_rng_.Gamma(1.0 / cv2, cv2 / config_.rate_qps);
         break;
       }
+    }
+    if (!(clock_s_ <= kMaxSimulatedSeconds)) {
+      FailKey(kWorkloadPrefix, "arrival.rate_qps",
+              fmt::format("request {} would arrive at {:g} s at {:g} req/s, past the {:g} s kvsim "
+                          "simulates; raise the rate or lower max_requests",
+                          next_id_, clock_s_, config_.rate_qps, kMaxSimulatedSeconds));
     }
     return SecondsToNanos(clock_s_);
   }

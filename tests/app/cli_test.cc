@@ -445,6 +445,54 @@ TEST(Cli, SweepWithoutRatesOrWithABadRateFails) {
   EXPECT_THAT(bad.err, HasSubstr("fast"));
 }
 
+TEST(Cli, SweepRatesAlikeToSixDigitsGetFoldersOfTheirOwnAndARepeatedRateIsRefused) {
+  TempDir dir;
+  const std::string out = dir.PathOf("sweep");
+  const Result r = RunKvsim({"sweep", kQuickstart, "--rates", "1.0000001,1.0000002", "--set",
+                             "workload.max_requests=30", "--set", "compare=[{label: paged}]",
+                             "--out", out, "-q"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(fs::exists(fs::path(out) / "paged" / "rate_1.0000001" / "summary.json"));
+  EXPECT_TRUE(fs::exists(fs::path(out) / "paged" / "rate_1.0000002" / "summary.json"));
+  const Result twice = RunKvsim({"sweep", kQuickstart, "--rates", "2,2"});
+  EXPECT_EQ(twice.exit_code, 2);
+  EXPECT_THAT(twice.err, HasSubstr("--rates: 2 is given twice"));
+}
+
+// Values the config accepts in form but that would overflow, divide by zero or never
+// end: each is an input error naming its key, never a crash, a hang or a wrong answer.
+TEST(Cli, OutOfRangeValuesAreInputErrorsNamingTheirKey) {
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"deployment.activation_reserve_bytes=8000000000000000000",
+        "deployment.framework_reserve_bytes=8000000000000000000"},
+       "deployment.activation_reserve_bytes"},
+      {{"kv_cache.block_tokens=140737488355328"}, "kv_cache.block_tokens"},
+      {{"kv_cache.block_tokens=100000"}, "exceed max_model_len"},
+      {{"workload.arrival.process=gamma", "workload.arrival.rate_qps=4",
+        "workload.arrival.cv=1e-160"},
+       "workload.arrival.cv"},
+      {{"workload.arrival.process=poisson", "workload.arrival.rate_qps=1e-9"},
+       "workload.arrival.rate_qps"},
+      {{"timing.type=fixed", "timing.fixed.per_prefill_token_s=1e6"},
+       "timing.fixed.per_prefill_token_s"},
+      {{"deployment.replicas=10000000"}, "deployment.replicas"},
+      {{"kv_cache.type=vattention", "kv_cache.max_slots=1000000000000"}, "kv_cache.max_slots"},
+  };
+  for (const auto& [sets, key] : cases) {
+    std::vector<std::string> args = {"run", kQuickstart, "-q", "--set", "workload.max_requests=50"};
+    for (const std::string& set : sets) {
+      args.push_back("--set");
+      args.push_back(set);
+    }
+    TempDir dir;
+    args.push_back("--out");
+    args.push_back(dir.PathOf("out"));
+    const Result r = RunKvsim(args);
+    EXPECT_EQ(r.exit_code, 2) << sets.front() << ": " << r.err;
+    EXPECT_THAT(r.err, HasSubstr(key)) << sets.front();
+  }
+}
+
 TEST(Cli, ReportOnAMissingDirectoryFailsNamingIt) {
   TempDir dir;
   const std::string missing = dir.PathOf("no_such_run");

@@ -80,9 +80,8 @@ TEST(GpuSpec, EveryCardInModelsGpuLoadsAndIsNamedAfterItsFile) {
     for (const std::string& d : gpu.device_names) EXPECT_EQ(d.rfind("NVIDIA ", 0), 0u) << d;
     seen.insert(gpu.name);
   }
-  for (const char* name :
-       {"A100-80GB", "H100-SXM", "H200", "L40S", "B200", "RTX-4090", "RTX-PRO-6000",
-        "RTX-PRO-6000-Server"}) {
+  for (const char* name : {"A100-80GB", "H100-SXM", "H200", "L40S", "B200", "RTX-4090",
+                           "RTX-PRO-6000", "RTX-PRO-6000-Server"}) {
     EXPECT_EQ(seen.count(name), 1u) << "missing card " << name;
   }
 }
@@ -190,9 +189,19 @@ TEST_F(MalformedGpuCard, ANegativeValueIsRejectedWithItsLine) {
   EXPECT_THAT(ErrorOf(Write("negative.yaml", Edit("hbm_bandwidth_bytes_per_s",
                                                   "hbm_bandwidth_bytes_per_s: -3.35e12"))),
               AllOf(HasSubstr("negative.yaml:3:"), HasSubstr("'hbm_bandwidth_bytes_per_s'"),
-                    HasSubstr("expected a positive number")));
+                    HasSubstr("expected a number of bytes/s in [1e+09, 1e+15]")));
   EXPECT_THAT(ErrorOf(Write("price.yaml", Edit("price_per_hour", "price_per_hour: -1"))),
               AllOf(HasSubstr("price.yaml:7:"), HasSubstr("'price_per_hour'")));
+}
+
+TEST_F(MalformedGpuCard, RatesNoGpuHasAreRejectedWithTheirLine) {
+  // 1e-3 FLOP/s would make one iteration outlast what kvsim simulates.
+  EXPECT_THAT(ErrorOf(Write("slow.yaml", Edit("bf16_flops_per_s", "bf16_flops_per_s: 1e-3"))),
+              AllOf(HasSubstr("slow.yaml:"), HasSubstr("'bf16_flops_per_s'"),
+                    HasSubstr("in [1e+11, 1e+18]")));
+  EXPECT_THAT(ErrorOf(Write("fast.yaml",
+                            Edit("hbm_bandwidth_bytes_per_s", "hbm_bandwidth_bytes_per_s: 1e300"))),
+              HasSubstr("'hbm_bandwidth_bytes_per_s'"));
 }
 
 TEST_F(MalformedGpuCard, AZeroRateIsRejected) {

@@ -435,7 +435,18 @@ TEST(VmmLatencyFromProfile, AZeroLatencyIsAnError) {
     VmmLatencyFromProfile(ParseProfile(Join(lines), kPath));
     FAIL() << "expected an InputError";
   } catch (const InputError& e) {
-    EXPECT_THAT(e.what(), HasSubstr("p.txt:16: [vmm] cuMemMap p50_us must be positive"));
+    EXPECT_THAT(e.what(), HasSubstr("p.txt:16: [vmm] cuMemMap p50_us must be in (0, 1e6]"));
+  }
+}
+
+TEST(VmmLatencyFromProfile, ACallOfMoreThanASecondIsAnError) {
+  std::vector<std::string> lines = MinimalLines();
+  lines[15] = "cuMemMap,2097152,2000,1e12,1e12,1e12,1e12";  // would overflow a page's cost
+  try {
+    VmmLatencyFromProfile(ParseProfile(Join(lines), kPath));
+    FAIL() << "expected an InputError";
+  } catch (const InputError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("p.txt:16: [vmm] cuMemMap p50_us must be in (0, 1e6]"));
   }
 }
 
