@@ -61,6 +61,10 @@ class MapReader {
     if (IsMap()) {
       std::map<std::string, int> lines;
       for (const auto& kv : node_) {
+        if (!kv.first.IsScalar()) {
+          throw InputError(Where(kv.first, path_) + ": a key must be a plain name, not a " +
+                           (kv.first.IsSequence() ? "list" : "mapping"));
+        }
         const std::string key = kv.first.as<std::string>();
         const int line = kv.first.Mark().line + 1;
         if (!lines.emplace(key, line).second) {

@@ -68,7 +68,12 @@ void DecodeDeployment(MapReader r, DeploymentConfig& d) {
 
 void DecodeWorkload(MapReader r, WorkloadConfig& w, const std::string& base_dir) {
   w.trace_path = Resolve(base_dir, r.String("trace", ""));
-  w.trace_format = ParseTraceFormat(r.String("format", "auto"), r.KeyPath("format"));
+  w.trace_format = r.Enum("format", TraceFormat::kAuto,
+                          {{"auto", TraceFormat::kAuto},
+                           {"azure", TraceFormat::kAzure},
+                           {"splitwise", TraceFormat::kSplitwise},
+                           {"lengths", TraceFormat::kLengths},
+                           {"mooncake", TraceFormat::kMooncake}});
   w.max_requests = r.Int("max_requests", w.max_requests, 0);
   {
     MapReader a = r.Child("arrival");

@@ -236,6 +236,18 @@ PlanResult RunPlan(const PlanConfig& plan, const PlanOptions& options) {
         rec.fleet = run.summary;
         rec.verdict = run.verdict;
         rec.fleet_replicas = rec.replicas;
+        rec.fleet_requests_per_replica = run.summary.requests_total / rec.replicas;
+        // A trace that runs out leaves each replica a handful of requests: their
+        // latencies say nothing about the fleet at load.
+        if (rec.fleet_requests_per_replica * 2 < plan.probe_requests) {
+          rec.too_few_requests = true;
+          log(
+              fmt::format("verify: {} x {}: the trace held {} requests, {} per replica, fewer "
+                          "than half of a probe's {}: not verified",
+                          rec.replicas, c.name, run.summary.requests_total,
+                          rec.fleet_requests_per_replica, plan.probe_requests));
+          break;
+        }
         log(fmt::format("verify: {} x {} at {:.3g} QPS: {}", rec.replicas, c.name, r.target_qps,
                         run.verdict.meets ? "meets the SLOs" : "misses " + run.verdict.binding));
         if (run.verdict.meets) {
@@ -389,6 +401,8 @@ std::string PlanJson(const PlanResult& r, const PlanConfig& plan) {
     j.Field("estimated_replicas", r.candidates[rec.candidate].replicas);
     j.Field("verified", rec.verified);
     j.Field("verify_replicas", rec.fleet_replicas);
+    j.Field("verify_requests_per_replica", rec.fleet_requests_per_replica);
+    j.Field("verify_too_few_requests", rec.too_few_requests);
     j.Field("verify_binding_slo", rec.verdict.binding);
     j.Field("verify_requests_completed", rec.fleet.requests_completed);
     Latencies(j, "verify_latencies", rec.fleet);
@@ -435,6 +449,10 @@ std::string FormatPlan(const PlanResult& r) {
             ? fmt::format(", verified: the whole fleet at {:.4g} QPS has TTFT p99 {:.3f} s, "
                           "E2E p99 {:.3f} s",
                           r.target_qps, rec.fleet.ttft_s.p99, rec.fleet.e2e_s.p99)
+        : rec.too_few_requests
+            ? fmt::format(", NOT verified: the trace held {} requests for the whole-fleet run, "
+                          "{} per replica, fewer than half of a probe's",
+                          rec.fleet.requests_total, rec.fleet_requests_per_replica)
             : fmt::format(", NOT verified: the whole-fleet run with {} replicas missed {}",
                           rec.fleet_replicas, rec.verdict.binding));
     if (!c.timing_line.empty()) out += "  " + c.timing_line + "\n";

@@ -48,7 +48,11 @@ struct Recommendation {
   double cost_per_hour = 0;
   bool verified = false;       // the whole-fleet run met the SLOs
   int64_t fleet_replicas = 0;  // replicas of the last whole-fleet run (the one below)
-  Summary fleet;               // that run
+  // Requests offered per replica in that run; when the trace runs out, fewer than
+  // half a probe's (PlanConfig::probe_requests), and the fleet is not verified.
+  int64_t fleet_requests_per_replica = 0;
+  bool too_few_requests = false;
+  Summary fleet;  // that run
   SloVerdict verdict;
 };
 

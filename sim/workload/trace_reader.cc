@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <string_view>
 
@@ -102,6 +103,10 @@ const char* TraceFormatName(TraceFormat format) {
 }
 
 std::unique_ptr<TraceReader> OpenTrace(const std::string& path, TraceFormat format) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    throw InputError(fmt::format("{}: is a directory, not a trace file", path));
+  }
   if (format == TraceFormat::kAuto) {
     std::ifstream in(path, std::ios::binary);
     if (!in) {

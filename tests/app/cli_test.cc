@@ -493,6 +493,26 @@ TEST(Cli, OutOfRangeValuesAreInputErrorsNamingTheirKey) {
   }
 }
 
+TEST(Cli, MalformedInputsOutsideTheValuesAreInputErrorsNamingFileAndKey) {
+  TempDir dir;
+  // A key that is a list, not a name.
+  const std::string nonscalar = dir.Write(
+      "nonscalar.yaml", "seed: 1\nmodel: Llama-3-8B\ngpu: H100-SXM\ndeployment: {? [x]: 1}\n");
+  Result r = RunKvsim({"run", nonscalar, "-q", "--out", dir.PathOf("a")});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("nonscalar.yaml:4: deployment: a key must be a plain name"));
+  // A directory given as the trace.
+  r = RunKvsim({"run", kQuickstart, "-q", "--set", "workload.trace=" + dir.path().string(), "--out",
+                dir.PathOf("b")});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("is a directory, not a trace file"));
+  // An unknown trace format names the config and the key.
+  r = RunKvsim(
+      {"run", kQuickstart, "-q", "--set", "workload.format=bogus", "--out", dir.PathOf("c")});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("quickstart.yaml: workload.format"));
+}
+
 TEST(Cli, ReportOnAMissingDirectoryFailsNamingIt) {
   TempDir dir;
   const std::string missing = dir.PathOf("no_such_run");

@@ -319,6 +319,30 @@ TEST_F(BundledTracePlan, FormatEndsWithTheVerifiedRecommendation) {
 
 // --- Determinism -------------------------------------------------------------------
 
+TEST(PlanVerification, AFleetRunTheTraceCannotFeedIsNotVerified) {
+  // The 300-request vLLM trace at 1,000 QPS: the fleet needs many replicas, and the
+  // whole-fleet run gets 300 requests in all, far fewer per replica than a probe's 200.
+  TempDir dir;
+  PlanParts parts;
+  parts.set = std::string("{workload.arrival.process: trace, workload.trace: ") + KVSIM_SOURCE_DIR +
+              "/traces/vllm019_sharegpt_rtx4090.csv}";
+  parts.target = "{qps: 1000}";
+  parts.search = "{initial_qps: 4, tolerance: 0.1, max_qps: 500, probe_requests: 200}";
+  parts.gpus = "[H100-SXM]";
+  parts.kv_managers = "[{type: paged, block_tokens: 16}]";
+  parts.prices = "{H100-SXM: 3.0}";
+  parts.slo = "{ttft_s: {p99: 5.0}}";
+  const PlanResult r = RunWithJobs(Load(dir, parts), 1);
+  ASSERT_TRUE(r.recommendation.has_value());
+  const Recommendation& rec = *r.recommendation;
+  ASSERT_GT(rec.fleet_replicas, 3);
+  EXPECT_FALSE(rec.verified);
+  EXPECT_TRUE(rec.too_few_requests);
+  EXPECT_EQ(rec.fleet.requests_total, 300);
+  EXPECT_EQ(rec.fleet_requests_per_replica, 300 / rec.fleet_replicas);
+  EXPECT_THAT(FormatPlan(r), HasSubstr("NOT verified: the trace held 300 requests"));
+}
+
 TEST(PlanDeterminism, TwoRunsOfThePlanGiveIdenticalCsv) {
   TempDir dir;
   const PlanConfig plan = Load(dir, PlanParts{});
