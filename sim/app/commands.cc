@@ -152,6 +152,7 @@ int CompareCommand(const CommandOptions& o, std::ostream& out) {
     jobs.push_back(BuildJob(e.label, base, e.overrides, "compare entry '" + e.label + "'"));
   }
   const std::string dir = DefaultOutDir(o, "-compare");
+  OutputDirectory top(dir);
   AttachWriters(jobs, [&](size_t i) { return fs::path(dir) / jobs[i].label; });
   RunJobs(jobs, o.jobs);
 
@@ -160,7 +161,8 @@ int CompareCommand(const CommandOptions& o, std::ostream& out) {
     job.writer->Finish(*job.sim, job.summary, ResolvedYaml(job.tree, job.sim->config()));
     runs.push_back({job.label, job.summary, SummaryJson(job.summary, *job.sim)});
   }
-  WriteFile(fs::path(dir) / "compare.json", CompareJson(runs));
+  top.Write("compare.json", CompareJson(runs));
+  top.Close();
   if (!o.quiet) {
     const Simulation& first = *jobs.front().sim;
     const ScenarioConfig& c = first.config();
@@ -196,6 +198,7 @@ int SweepCommand(const CommandOptions& o, std::ostream& out) {
     }
   }
   const std::string dir = DefaultOutDir(o, "-sweep");
+  OutputDirectory top(dir);
   AttachWriters(jobs, [&](size_t i) {
     // The shortest text that reads back as the rate: distinct rates, distinct folders.
     return fs::path(dir) / jobs[i].label / fmt::format("rate_{}", job_rates[i]);
@@ -216,7 +219,8 @@ int SweepCommand(const CommandOptions& o, std::ostream& out) {
                         i ? "," : "", JsonWriter::Quote(job.label), job_rates[i], summary);
   }
   json += "\n  ]\n}\n";
-  WriteFile(fs::path(dir) / "sweep.json", json);
+  top.Write("sweep.json", json);
+  top.Close();
 
   if (!o.quiet) {
     std::string header = fmt::format("{:>10}", "QPS");
@@ -266,14 +270,12 @@ int PlanCommand(const CommandOptions& o, std::ostream& out) {
   PlanOptions options;
   options.jobs = o.jobs;
   if (!o.quiet) options.log = [&out](const std::string& line) { out << line << std::endl; };
-  const PlanResult result = RunPlan(plan, options);
   const std::string dir = DefaultOutDir(o, "-plan");
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec)
-    throw InputError(fmt::format("{}: cannot create output directory: {}", dir, ec.message()));
-  WriteFile(fs::path(dir) / "plan.csv", PlanCsv(result));
-  WriteFile(fs::path(dir) / "plan.json", PlanJson(result, plan));
+  OutputDirectory top(dir);
+  const PlanResult result = RunPlan(plan, options);
+  top.Write("plan.csv", PlanCsv(result));
+  top.Write("plan.json", PlanJson(result, plan));
+  top.Close();
   if (!o.quiet) {
     out << FormatPlan(result);
     out << fmt::format("outputs written to {}/\n", dir);
@@ -497,13 +499,9 @@ int ValidateCommand(const CommandOptions& o, std::ostream& out) {
   };
   const Validation v = ValidateProfile(profile, gpu, load_model, config);
   if (!o.out_dir.empty()) {
-    std::error_code ec;
-    fs::create_directories(o.out_dir, ec);
-    if (ec) {
-      throw InputError(
-          fmt::format("{}: cannot create output directory: {}", o.out_dir, ec.message()));
-    }
-    WriteFile(fs::path(o.out_dir) / "validate.json", ValidationJson(v));
+    OutputDirectory top(o.out_dir);
+    top.Write("validate.json", ValidationJson(v));
+    top.Close();
   }
   if (!o.quiet) {
     out << FormatValidation(v);

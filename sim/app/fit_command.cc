@@ -123,7 +123,7 @@ int FitCommand(const CommandOptions& o, std::ostream& out) {
   const std::string dir = !o.out_dir.empty()
                               ? o.out_dir
                               : (fs::path("reports") / "runs" / (config.name + "-fit")).string();
-  fs::create_directories(dir);
+  OutputDirectory top(dir);
   const Fitter fitter(config, dir, o.jobs);
   const FitOutcome fit = fitter.Fit({});
   std::vector<HoldoutOutcome> holdout;
@@ -197,16 +197,17 @@ int FitCommand(const CommandOptions& o, std::ostream& out) {
     j.EndArray();
   }
   j.EndObject();
-  WriteFile((fs::path(dir) / "fit.json").string(), j.str() + "\n");
-  WriteFile((fs::path(dir) / "fit.txt").string(), text);
+  top.Write("fit.json", j.str() + "\n");
+  top.Write("fit.txt", text);
 
   const std::string cal_path = (fs::path(dir) / "calibration.yaml").string();
   if (fit.solve.converged) {
     const Calibration cal = fitter.ToCalibration(fit, holdout.empty() ? nullptr : &holdout);
-    WriteFile(cal_path, CalibrationYaml(cal));
+    top.Write("calibration.yaml", CalibrationYaml(cal));
   } else {
     fs::remove(cal_path);
   }
+  top.Close();
   if (!o.quiet) {
     out << text;
     if (fit.solve.converged) {

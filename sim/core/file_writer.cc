@@ -1,7 +1,10 @@
 // FileWriter: buffered, renamed into place when complete.
 #include "sim/core/file_writer.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <charconv>
@@ -32,9 +35,47 @@ FileWriter::~FileWriter() {
   }
 }
 
+namespace {
+
+// Slicing-by-8 tables of the reflected CRC-32 polynomial 0xEDB88320.
+struct Crc32Tables {
+  uint32_t t[8][256];
+  constexpr Crc32Tables() : t() {
+    for (uint32_t i = 0; i < 256; ++i) {
+      uint32_t c = i;
+      for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+      t[0][i] = c;
+    }
+    for (uint32_t i = 0; i < 256; ++i) {
+      for (int s = 1; s < 8; ++s) t[s][i] = (t[s - 1][i] >> 8) ^ t[0][t[s - 1][i] & 0xFF];
+    }
+  }
+};
+
+}  // namespace
+
+uint32_t Crc32Update(uint32_t crc, std::string_view data) {
+  static constexpr Crc32Tables kTables;
+  const auto& t = kTables.t;
+  const auto* p = reinterpret_cast<const unsigned char*>(data.data());
+  size_t n = data.size();
+  while (n >= 8) {
+    const uint32_t lo =
+        crc ^ (uint32_t{p[0]} | uint32_t{p[1]} << 8 | uint32_t{p[2]} << 16 | uint32_t{p[3]} << 24);
+    crc = t[7][lo & 0xFF] ^ t[6][(lo >> 8) & 0xFF] ^ t[5][(lo >> 16) & 0xFF] ^ t[4][lo >> 24] ^
+          t[3][p[4]] ^ t[2][p[5]] ^ t[1][p[6]] ^ t[0][p[7]];
+    p += 8;
+    n -= 8;
+  }
+  while (n-- > 0) crc = t[0][(crc ^ *p++) & 0xFF] ^ (crc >> 8);
+  return crc;
+}
+
 void FileWriter::Flush() {
-  if (used_ > 0 && !failed_ && std::fwrite(buffer_.get(), 1, used_, file_) != used_) {
-    failed_ = true;
+  if (used_ > 0) {
+    crc_ = Crc32Update(crc_, std::string_view(buffer_.get(), used_));
+    bytes_ += static_cast<int64_t>(used_);
+    if (!failed_ && std::fwrite(buffer_.get(), 1, used_, file_) != used_) failed_ = true;
   }
   used_ = 0;
 }
@@ -46,6 +87,8 @@ void FileWriter::Reserve(size_t n) {
 FileWriter& FileWriter::Text(std::string_view s) {
   if (s.size() > capacity_) {
     Flush();
+    crc_ = Crc32Update(crc_, s);
+    bytes_ += static_cast<int64_t>(s.size());
     if (!failed_ && std::fwrite(s.data(), 1, s.size(), file_) != s.size()) failed_ = true;
     return *this;
   }
@@ -99,7 +142,8 @@ FileWriter& FileWriter::Double(double v) {
 void FileWriter::Commit() {
   KVSIM_CHECK(!committed_ && file_ != nullptr, "FileWriter::Commit once");
   Flush();
-  const bool flushed = std::fflush(file_) == 0;
+  errno = 0;
+  const bool flushed = std::fflush(file_) == 0 && fsync(fileno(file_)) == 0;
   const int saved = errno;
   const bool closed = std::fclose(file_) == 0;
   file_ = nullptr;
@@ -111,6 +155,30 @@ void FileWriter::Commit() {
   std::filesystem::rename(partial_, path_, ec);
   if (ec) throw InputError(fmt::format("{}: cannot write: {}", path_.string(), ec.message()));
   committed_ = true;
+}
+
+OutputLock::OutputLock(const std::filesystem::path& dir) {
+  const std::filesystem::path lock = dir / ".kvsim.lock";
+  fd_ = open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd_ < 0) {
+    throw InputError(fmt::format("{}: cannot write: {}", lock.string(), std::strerror(errno)));
+  }
+  if (flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+    const int why = errno;
+    close(fd_);
+    fd_ = -1;
+    if (why == EWOULDBLOCK) {
+      throw InputError(
+          fmt::format("{}: another kvsim run is writing its outputs here; wait for "
+                      "it or choose another --out",
+                      dir.string()));
+    }
+    throw InputError(fmt::format("{}: cannot lock: {}", lock.string(), std::strerror(why)));
+  }
+}
+
+OutputLock::~OutputLock() {
+  if (fd_ >= 0) close(fd_);  // releases the lock
 }
 
 void WriteFileAtomically(const std::filesystem::path& path, std::string_view text) {

@@ -33,11 +33,15 @@ class FileWriter {
   // A double in the shortest form that reads back to the same value.
   FileWriter& Double(double v);
 
-  // Flushes, closes and renames PATH.partial to PATH. Throws InputError
-  // "PATH: cannot write: why" on any failure (then nothing is renamed). Once only.
+  // Flushes, syncs to the device (fsync), closes and renames PATH.partial to PATH.
+  // Throws InputError "PATH: cannot write: why" on any failure, a full disk
+  // included (then nothing is renamed). Once only.
   void Commit();
 
   const std::filesystem::path& path() const { return path_; }
+  // Bytes written so far, and their CRC-32 (IEEE 802.3, as zlib's crc32).
+  int64_t bytes() const { return bytes_; }
+  uint32_t crc32() const { return crc_ ^ 0xFFFFFFFFu; }
 
  private:
   void Reserve(size_t n);  // room for n more bytes in the buffer (flushes if needed)
@@ -48,6 +52,26 @@ class FileWriter {
   size_t capacity_, used_ = 0;
   std::FILE* file_ = nullptr;
   bool failed_ = false, committed_ = false;
+  int64_t bytes_ = 0;
+  uint32_t crc_ = 0xFFFFFFFFu;  // running, pre-inverted
+};
+
+// Updates a pre-inverted CRC-32 (IEEE 802.3) with `data`: Crc32Update(0xFFFFFFFF,
+// d) ^ 0xFFFFFFFF is zlib's crc32 of d.
+uint32_t Crc32Update(uint32_t crc, std::string_view data);
+
+// Holds an exclusive lock on DIR/.kvsim.lock while it lives (flock: released when the
+// process ends, however it ends), so that two runs never write one output directory
+// at once. Throws InputError "DIR: another kvsim run is writing here" when held.
+class OutputLock {
+ public:
+  explicit OutputLock(const std::filesystem::path& dir);
+  ~OutputLock();
+  OutputLock(const OutputLock&) = delete;
+  OutputLock& operator=(const OutputLock&) = delete;
+
+ private:
+  int fd_ = -1;
 };
 
 // Writes `text` to PATH through a FileWriter (PATH.partial, then renamed).

@@ -117,14 +117,61 @@ std::string SummaryJson(const Summary& s, const Simulation& sim) {
   return j.str();
 }
 
-RunOutputWriter::RunOutputWriter(const fs::path& dir, const OutputConfig& output)
-    : dir_(dir), output_(output) {
+namespace {
+
+// Creates DIR (and its parents). Throws InputError naming it when it cannot.
+const fs::path& CreatedDirectory(const fs::path& dir) {
   std::error_code ec;
-  fs::create_directories(dir_, ec);
+  fs::create_directories(dir, ec);
   if (ec) {
     throw InputError(
-        fmt::format("{}: cannot create output directory: {}", dir_.string(), ec.message()));
+        fmt::format("{}: cannot create output directory: {}", dir.string(), ec.message()));
   }
+  return dir;
+}
+
+}  // namespace
+
+OutputDirectory::OutputDirectory(const fs::path& dir) : dir_(dir), lock_(CreatedDirectory(dir)) {
+  // First of all: without a manifest the files here no longer claim to be whole.
+  std::error_code ec;
+  fs::remove(dir_ / "manifest.json", ec);
+}
+
+void OutputDirectory::Write(const std::string& name, std::string_view text) {
+  FileWriter w(dir_ / name, std::min<size_t>(text.size() + 64, size_t{1} << 20));
+  w.Text(text);
+  w.Commit();
+  Add(name, w);
+}
+
+void OutputDirectory::Add(const std::string& name, const FileWriter& committed) {
+  files_.push_back({name, committed.bytes(), committed.crc32()});
+}
+
+void OutputDirectory::Close() {
+  JsonWriter j;
+  j.BeginObject();
+  j.Field("kvsim_version", KVSIM_VERSION);
+  j.BeginArray("files");
+  for (const File& f : files_) {
+    j.BeginObject()
+        .Field("name", f.name)
+        .Field("bytes", f.bytes)
+        .Field("crc32", fmt::format("{:08x}", f.crc32))
+        .EndObject();
+  }
+  j.EndArray().EndObject();
+  WriteFileAtomically(dir_ / "manifest.json", j.str());
+}
+
+RunOutputWriter::RunOutputWriter(const fs::path& dir, const OutputConfig& output)
+    : dir_(dir), output_(output), out_(dir) {
+  // An earlier run's summary and config go now: were this run to stop before its own,
+  // they would stand beside files of this one.
+  std::error_code ec;
+  fs::remove(dir_ / "summary.json", ec);
+  fs::remove(dir_ / "config.yaml", ec);
   if (output_.requests_csv) {
     requests_ = std::make_unique<FileWriter>(dir_ / "requests.csv");
     requests_->Text(
@@ -215,10 +262,15 @@ void RunOutputWriter::Finish(const Simulation& sim, const Summary& summary,
     }
     open_.clear();
     timeseries_->Commit();
+    out_.Add("timeseries.csv", *timeseries_);
   }
-  if (requests_) requests_->Commit();
-  WriteFile(dir_ / "summary.json", SummaryJson(summary, sim));
-  WriteFile(dir_ / "config.yaml", resolved_yaml);
+  if (requests_) {
+    requests_->Commit();
+    out_.Add("requests.csv", *requests_);
+  }
+  out_.Write("summary.json", SummaryJson(summary, sim));
+  out_.Write("config.yaml", resolved_yaml);
+  out_.Close();
 }
 
 std::string FormatSummary(const Summary& s, const Simulation& sim) {

@@ -26,6 +26,33 @@ std::string SummaryJson(const Summary& summary, const Simulation& sim);
 // when complete. Throws InputError "path: cannot write: why".
 void WriteFile(const std::filesystem::path& path, const std::string& text);
 
+// An output directory being written: created, locked against a second kvsim run
+// (OutputLock) and stripped of an earlier run's manifest.json at once; the files
+// written through it are listed with their size and CRC-32 in DIR/manifest.json,
+// written last by Close(), so the files stand whole together or the manifest is
+// missing (`kvsim report` checks it). Throws InputError naming DIR when it cannot.
+class OutputDirectory {
+ public:
+  explicit OutputDirectory(const std::filesystem::path& dir);
+  // Writes DIR/name whole (FileWriter) and lists it.
+  void Write(const std::string& name, std::string_view text);
+  // Lists a file committed through `committed`.
+  void Add(const std::string& name, const FileWriter& committed);
+  // Writes DIR/manifest.json. Once, after the last file.
+  void Close();
+  const std::filesystem::path& path() const { return dir_; }
+
+ private:
+  struct File {
+    std::string name;
+    int64_t bytes;
+    uint32_t crc32;
+  };
+  std::filesystem::path dir_;
+  OutputLock lock_;
+  std::vector<File> files_;
+};
+
 // One run's output directory. requests.csv and timeseries.csv (as the config's
 // output section asks) are streamed while the run goes, through fixed-size buffers,
 // so memory does not grow with the trace; summary.json and config.yaml are written
@@ -77,6 +104,7 @@ class RunOutputWriter : public MetricsObserver {
 
   std::filesystem::path dir_;
   OutputConfig output_;
+  OutputDirectory out_;
   std::unique_ptr<FileWriter> requests_, timeseries_;
   std::vector<Interval> open_;  // by replica
 };

@@ -102,6 +102,31 @@ TEST(FileWriter, AWriterDroppedBeforeCommitLeavesNoFileAndKeepsTheOldOne) {
   EXPECT_FALSE(fs::exists(dir.path() / "requests.csv.partial"));
 }
 
+TEST(Crc32, IsTheIeeeCrcOfTheCheckString) {
+  // The standard check value: CRC-32 of "123456789" is 0xCBF43926 (zlib's crc32).
+  EXPECT_EQ(Crc32Update(0xFFFFFFFFu, "123456789") ^ 0xFFFFFFFFu, 0xCBF43926u);
+  EXPECT_EQ(Crc32Update(0xFFFFFFFFu, "") ^ 0xFFFFFFFFu, 0u);
+  // In pieces as at once (the slicing-by-8 path and the byte path agree).
+  const std::string text(1000, 'k');
+  const uint32_t whole = Crc32Update(0xFFFFFFFFu, text);
+  EXPECT_EQ(Crc32Update(Crc32Update(0xFFFFFFFFu, std::string_view(text).substr(0, 13)),
+                        std::string_view(text).substr(13)),
+            whole);
+}
+
+TEST(FileWriter, CountsTheBytesAndTheCrcOfWhatItWrote) {
+  TempDir dir;
+  FileWriter w(dir.path() / "x", /*buffer_bytes=*/64);
+  std::string expected;
+  for (int i = 0; i < 300; ++i) {
+    w.Int(i).Char('\n');
+    expected += std::to_string(i) + "\n";
+  }
+  w.Commit();
+  EXPECT_EQ(w.bytes(), static_cast<int64_t>(expected.size()));
+  EXPECT_EQ(w.crc32(), Crc32Update(0xFFFFFFFFu, expected) ^ 0xFFFFFFFFu);
+}
+
 TEST(FileWriter, AnUnwritableDirectoryIsAnInputErrorNamingThePath) {
   TempDir dir;
   const fs::path path = dir.path() / "missing" / "out.csv";

@@ -156,6 +156,8 @@ def setUpModule():
     kvsim("run", quickstart, *small, "--out", DIRS["run"])
     DIRS["run_interval"] = os.path.join(WORK, "run_interval")
     shutil.copytree(DIRS["run"], DIRS["run_interval"])
+    # A hand-written timeseries: the manifest of the run it replaces no longer applies.
+    os.remove(os.path.join(DIRS["run_interval"], "manifest.json"))
     with open(os.path.join(DIRS["run_interval"], "timeseries.csv"), "w") as f:
         f.write(csv_text(INTERVAL_HEADER, hand_interval_rows()))
     DIRS["compare"] = os.path.join(WORK, "compare")
@@ -546,14 +548,35 @@ class TimeseriesSeriesTest(unittest.TestCase):
 class BadInputTest(unittest.TestCase):
     """Broken inputs exit with status 2 and one line naming the file, never a traceback."""
 
-    def copy(self, kind, name):
+    def copy(self, kind, name, keep_manifests=False):
+        """A copy of a built output directory to break by hand. Its manifests go
+        unless kept: hand-edited files are checked on their content, not against them."""
         d = os.path.join(WORK, "bad", name)
         shutil.copytree(DIRS[kind], d)
         for leftover in ("report.html", "report.md"):
             if os.path.exists(os.path.join(d, leftover)):
                 os.remove(os.path.join(d, leftover))
         shutil.rmtree(os.path.join(d, "report_files"), ignore_errors=True)
+        if not keep_manifests:
+            for root, _, files in os.walk(d):
+                if "manifest.json" in files:
+                    os.remove(os.path.join(root, "manifest.json"))
         return d
+
+    def test_a_file_changed_after_kvsim_wrote_it_fails_its_manifest(self):
+        d = self.copy("run", "tampered", keep_manifests=True)
+        path = os.path.join(d, "requests.csv")
+        with open(path, "rb") as f:
+            data = f.read()
+        with open(path, "wb") as f:
+            f.write(data[: len(data) // 2])  # cut short, as by a crash mid-write
+        self.expect_error(d, "requests.csv", "changed or cut short")
+
+    def test_a_file_the_manifest_lists_but_missing_fails(self):
+        d = self.copy("compare", "listed_missing", keep_manifests=True)
+        label = sorted(x for x in os.listdir(d) if os.path.isdir(os.path.join(d, x)))[0]
+        os.remove(os.path.join(d, label, "timeseries.csv"))
+        self.expect_error(d, "timeseries.csv", "missing")
 
     def expect_error(self, d, *needles):
         r = report(d)

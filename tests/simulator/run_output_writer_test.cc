@@ -1,5 +1,6 @@
 // RunOutputWriter: the rows it streams, worked out by hand from made-up iterations and
 // requests, in both timeseries layouts; files appear only when complete.
+#include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -8,8 +9,12 @@
 #include <memory>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "sim/config/yaml_tree.h"
+#include "sim/core/check.h"
+#include "sim/core/file_writer.h"
+#include "sim/fit/json_value.h"
 #include "sim/simulator/builder.h"
 #include "sim/simulator/outputs.h"
 #include "tests/testing/temp_dir.h"
@@ -138,7 +143,46 @@ TEST(RunOutputWriter, ARunThatStopsPartWayLeavesNoCsvThatLooksWhole) {
   }  // dropped without Finish, as when a trace turns out malformed part-way
   EXPECT_FALSE(fs::exists(dir.path() / "timeseries.csv"));
   EXPECT_FALSE(fs::exists(dir.path() / "requests.csv"));
-  EXPECT_TRUE(fs::is_empty(dir.path()));  // no .partial files left either
+  // No .partial files left either, and no manifest: only the lock file remains.
+  std::vector<std::string> left;
+  for (const auto& e : fs::directory_iterator(dir.path())) left.push_back(e.path().filename());
+  EXPECT_EQ(left, std::vector<std::string>{".kvsim.lock"});
+}
+
+TEST(RunOutputWriter, TheManifestListsEveryFileWithItsSizeAndCrcAndComesLast) {
+  TempDir dir;
+  {
+    std::ofstream(dir.path() / "manifest.json") << "an earlier run's";
+    RunOutputWriter w(dir.path(), OutputConfig{});
+    // Gone from the start: the earlier files no longer claim to be whole.
+    EXPECT_FALSE(fs::exists(dir.path() / "manifest.json"));
+    w.OnIteration(Iteration(0, 0, 10, 1, 0, 10, 10));
+    Finisher f;
+    w.Finish(*f.sim, f.summary, "seed: 1\n");
+  }
+  const JsonValue manifest = ParseJson(Read(dir.path() / "manifest.json"), "manifest.json");
+  const JsonValue& files = manifest.At("files");
+  ASSERT_EQ(files.size(), 4u);
+  const std::vector<std::string> names = {"timeseries.csv", "requests.csv", "summary.json",
+                                          "config.yaml"};
+  for (size_t i = 0; i < names.size(); ++i) {
+    const std::string text = Read(dir.path() / names[i]);
+    const uint32_t crc = Crc32Update(0xFFFFFFFFu, text) ^ 0xFFFFFFFFu;
+    EXPECT_EQ(files.Element(i).At("name").AsString(), names[i]);
+    EXPECT_EQ(files.Element(i).At("bytes").AsNumber(), static_cast<double>(text.size()));
+    EXPECT_EQ(files.Element(i).At("crc32").AsString(), fmt::format("{:08x}", crc));
+  }
+}
+
+TEST(RunOutputWriter, ASecondRunIntoTheSameDirectoryIsRefusedWhileTheFirstWrites) {
+  TempDir dir;
+  RunOutputWriter first(dir.path(), OutputConfig{});
+  try {
+    RunOutputWriter second(dir.path(), OutputConfig{});
+    FAIL() << "no error";
+  } catch (const InputError& e) {
+    EXPECT_THAT(e.what(), ::testing::HasSubstr("another kvsim run is writing its outputs here"));
+  }
 }
 
 TEST(RunOutputWriter, ACsvTurnedOffIsRemovedSoAnEarlierRunsFileCannotBeMistaken) {
