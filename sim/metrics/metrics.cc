@@ -77,6 +77,40 @@ Percentiles Distribution::Summarize() const {
           histogram_->Quantile(0.90) * 1e-9, histogram_->Quantile(0.99) * 1e-9};
 }
 
+void QueueGrowth::Add(Nanos arrival, Nanos queue_delay) {
+  const int64_t t = std::max<int64_t>(0, arrival.count());
+  while (t / width_ns_ >= kBins) {  // merge neighbouring bins: twice as wide
+    for (int i = 0; i < kBins / 2; ++i) {
+      sum_s_[i] = sum_s_[2 * i] + sum_s_[2 * i + 1];
+      count_[i] = count_[2 * i] + count_[2 * i + 1];
+    }
+    for (int i = kBins / 2; i < kBins; ++i) {
+      sum_s_[i] = 0;
+      count_[i] = 0;
+    }
+    width_ns_ *= 2;
+  }
+  const auto b = static_cast<size_t>(t / width_ns_);
+  sum_s_[b] += ToSeconds(queue_delay);
+  ++count_[b];
+  latest_ns_ = std::max(latest_ns_, t);
+}
+
+double QueueGrowth::QuarterMean(bool last) const {
+  // Bins wholly or partly inside the quarter, by their start.
+  const int64_t quarter = latest_ns_ / 4;
+  double sum = 0;
+  int64_t n = 0;
+  for (int i = 0; i < kBins; ++i) {
+    const int64_t start = i * width_ns_;
+    const bool in = last ? start + width_ns_ > latest_ns_ - quarter : start <= quarter;
+    if (!in || start > latest_ns_) continue;
+    sum += sum_s_[i];
+    n += count_[i];
+  }
+  return n > 0 ? sum / static_cast<double>(n) : 0;
+}
+
 Metrics::Metrics(MetricsOptions options)
     : options_(options),
       ttft_(options.exact_percentile_limit),
@@ -93,6 +127,7 @@ void Metrics::RecordRequest(const RequestRecord& r) {
   ttft_.Add(ToSeconds(r.first_token - r.arrival));
   e2e_.Add(ToSeconds(r.finish - r.arrival));
   queue_.Add(ToSeconds(r.first_scheduled - r.arrival));
+  queue_growth_.Add(r.arrival, r.first_scheduled - r.arrival);
   if (r.output_tokens > 1) {
     tpot_.Add(ToSeconds(r.finish - r.first_token) / static_cast<double>(r.output_tokens - 1));
   }
@@ -137,6 +172,11 @@ Summary Metrics::Summarize() const {
   s.e2e_s = e2e_.Summarize();
   s.queue_s = queue_.Summarize();
   s.percentiles_exact = ttft_.exact() && tpot_.exact() && e2e_.exact() && queue_.exact();
+  const double span_s = ToSeconds(last_arrival_ - first_arrival_);
+  if (offered_ > 1 && span_s > 0) s.offered_qps = static_cast<double>(offered_ - 1) / span_s;
+  s.queue_first_quarter_s = queue_growth_.FirstQuarterMeanS();
+  s.queue_last_quarter_s = queue_growth_.LastQuarterMeanS();
+  s.overloaded = s.queue_last_quarter_s > std::max(1.0, 4.0 * s.queue_first_quarter_s);
   s.tbt_s = {tbt_.mean() * 1e-9, tbt_.Quantile(0.5) * 1e-9, tbt_.Quantile(0.9) * 1e-9,
              tbt_.Quantile(0.99) * 1e-9};
   s.preemptions = preemptions_;

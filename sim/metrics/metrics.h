@@ -2,6 +2,7 @@
 // Depends only on core/ and workload/.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -72,6 +73,26 @@ class Distribution {
   int64_t count_ = 0;
 };
 
+// Queueing delay against arrival time, in a fixed number of time bins that double
+// in width as arrivals go later (bounded memory), to tell a deployment that keeps up
+// with its load from one whose queue grows.
+class QueueGrowth {
+ public:
+  static constexpr int kBins = 64;
+  void Add(Nanos arrival, Nanos queue_delay);
+  // Mean queueing delay of the requests that arrived in the first and in the last
+  // quarter of the arrival span (to the bins' resolution); 0 when none.
+  double FirstQuarterMeanS() const { return QuarterMean(false); }
+  double LastQuarterMeanS() const { return QuarterMean(true); }
+
+ private:
+  double QuarterMean(bool last) const;
+  int64_t width_ns_ = 1'000'000'000;  // bin width, doubling as needed
+  int64_t latest_ns_ = 0;             // latest arrival seen
+  double sum_s_[kBins] = {};
+  int64_t count_[kBins] = {};
+};
+
 struct Summary {
   std::string kv_manager;
   int64_t requests_total = 0;  // offered by the workload
@@ -99,6 +120,12 @@ struct Summary {
   double wall_s = 0;
   int64_t events = 0;
   bool percentiles_exact = true;  // request percentiles exact (else within 2^-8)
+  // Load: requests offered per second over the arrival span (first to last arrival)
+  // and the mean queueing delay of the first and last quarter of it. Overloaded: the
+  // queue grew, the last quarter waiting over 1 s and over 4 x the first quarter.
+  double offered_qps = 0;
+  double queue_first_quarter_s = 0, queue_last_quarter_s = 0;
+  bool overloaded = false;
 };
 
 // Receives every finished request and every iteration as the simulation produces
@@ -140,7 +167,12 @@ class Metrics {
   void RecordRequest(const RequestRecord& record);
   void RecordIteration(const IterationSample& sample);
   void RecordKvCalls(int64_t map_calls, int64_t unmap_calls, Nanos exposed, Nanos hidden);
-  void CountOffered() { ++offered_; }
+  // A request offered to the system at `arrival`.
+  void CountOffered(Nanos arrival = Nanos(0)) {
+    ++offered_;
+    if (first_arrival_ < Nanos(0)) first_arrival_ = arrival;
+    last_arrival_ = std::max(last_arrival_, arrival);
+  }
   void CountRejected() { ++rejected_; }
   void CountTruncated() { ++truncated_; }
 
@@ -156,6 +188,8 @@ class Metrics {
   std::vector<MetricsObserver*> observers_, iteration_observers_;
   std::vector<RequestRecord> records_;
   Distribution ttft_, tpot_, e2e_, queue_;
+  QueueGrowth queue_growth_;
+  Nanos first_arrival_{-1}, last_arrival_{-1};
   LogHistogram tbt_;
   int64_t completed_ = 0;
   Nanos last_finish_{0};

@@ -88,6 +88,12 @@ std::string SummaryJson(const Summary& s, const Simulation& sim) {
   WritePercentiles(j, "queue_s", s.queue_s);
   // Request percentiles are exact up to MetricsOptions::exact_percentile_limit requests.
   j.Field("percentiles", s.percentiles_exact ? "exact" : "log histogram, within 0.4%");
+  j.BeginObject("load")
+      .Field("offered_qps", s.offered_qps)
+      .Field("queue_first_quarter_s", s.queue_first_quarter_s)
+      .Field("queue_last_quarter_s", s.queue_last_quarter_s)
+      .Field("overloaded", s.overloaded)
+      .EndObject();
   j.Field("preemptions", s.preemptions);
   j.BeginObject("kv")
       .Field("bytes_per_token", s.kv_bytes_per_token)
@@ -292,6 +298,13 @@ std::string FormatSummary(const Summary& s, const Simulation& sim) {
                    s.requests_truncated));
   line(fmt::format("  makespan {:.2f} s; throughput {:.2f} req/s, {:.0f} output tok/s",
                    s.makespan_s, s.requests_per_s, s.output_tokens_per_s));
+  if (s.overloaded) {
+    line(fmt::format(
+        "  OVERLOADED: the mean wait before the first iteration grew from {:.3f} s (first quarter "
+        "of the arrivals) to {:.3f} s (last quarter) at {:.3g} req/s offered; this deployment "
+        "does not keep up, so the latencies depend on how long the trace is",
+        s.queue_first_quarter_s, s.queue_last_quarter_s, s.offered_qps));
+  }
   line(fmt::format("  TTFT  p50 {:8.3f} s  p99 {:8.3f} s", s.ttft_s.p50, s.ttft_s.p99));
   line(fmt::format("  TBT   p50 {:8.4f} s  p99 {:8.4f} s", s.tbt_s.p50, s.tbt_s.p99));
   line(fmt::format("  E2E   p50 {:8.3f} s  p99 {:8.3f} s", s.e2e_s.p50, s.e2e_s.p99));

@@ -114,7 +114,7 @@ Summary Simulation::Run() {
     const Nanos now = event.time;
     if (std::holds_alternative<Arrival>(event.payload)) {
       RequestSpec spec = std::move(*next);
-      metrics_->CountOffered();
+      metrics_->CountOffered(spec.arrival);
       const int64_t max_len = memory_.max_model_len;
       if (spec.prompt_tokens >= max_len) {
         metrics_->CountRejected();  // an engine refuses prompts that leave no room to generate

@@ -187,6 +187,38 @@ TEST(MetricsSummary, BeyondTheExactLimitPercentilesComeFromAHistogramAndMeansSta
   EXPECT_EQ(binned.makespan_s, exact.makespan_s);
 }
 
+TEST(QueueGrowth, ComparesTheFirstAndLastQuarterOfTheArrivalsAsTheBinsWiden) {
+  QueueGrowth g;
+  // Arrivals every second for 200 s (the 1 s bins widen to 4 s to hold them), each
+  // waiting as long as a tenth of its arrival time: 0.0, 0.1, ..., 19.9 s.
+  for (int t = 0; t < 200; ++t) g.Add(Ms(1000 * t), Ms(100 * t));
+  // Latest arrival 199 s, quarter 49.75 s. First quarter: bins starting at or before
+  // it, [0, 52) s: arrivals 0..51, mean wait 2.55 s. Last quarter: bins ending after
+  // 149.25 s, [148, 200) s: arrivals 148..199, mean wait 17.35 s.
+  EXPECT_NEAR(g.FirstQuarterMeanS(), 2.55, 1e-9);
+  EXPECT_NEAR(g.LastQuarterMeanS(), 17.35, 1e-9);
+}
+
+TEST(MetricsSummary, FlagsALoadWhoseQueueGrows) {
+  for (const bool grows : {false, true}) {
+    Metrics m;
+    for (int t = 0; t < 100; ++t) {
+      m.CountOffered(Ms(1000 * t));
+      RequestRecord r;
+      r.id = t;
+      r.arrival = Ms(1000 * t);
+      r.first_scheduled = r.arrival + Ms(grows ? 100 * t : 50);  // up to 9.9 s, or 50 ms
+      r.first_token = r.first_scheduled + Ms(10);
+      r.finish = r.first_token + Ms(10);
+      r.output_tokens = 1;
+      m.RecordRequest(r);
+    }
+    const Summary s = m.Summarize();
+    EXPECT_DOUBLE_EQ(s.offered_qps, 1.0);  // 99 gaps in 99 s
+    EXPECT_EQ(s.overloaded, grows);
+  }
+}
+
 TEST(Distribution, IsExactUpToItsLimitThenWithinTwoToTheMinusEight) {
   Distribution d(3);
   for (double v : {0.003, 0.001, 0.002}) d.Add(v);
