@@ -238,7 +238,7 @@ CsvTraceReader::CsvTraceReader(const std::string& path, TraceFormat format)
                                            time_name ? "," : "", prompt_name, output_name);
 
   line_no_ = 1;
-  if (!std::getline(in_, line_)) {
+  if (!ReadTraceLine(in_, line_, path_, 1)) {
     Fail(1, fmt::format("empty file; expected a {} header with columns {}", TraceFormatName(format),
                         expected));
   }
@@ -252,8 +252,8 @@ CsvTraceReader::CsvTraceReader(const std::string& path, TraceFormat format)
     for (size_t i = 0; i < columns_.size(); ++i) {
       if (columns_[i] == name) return static_cast<int>(i);
     }
-    Fail(1, fmt::format("header '{}' has no column '{}'; {} traces need columns {}", header, name,
-                        TraceFormatName(format), expected));
+    Fail(1, fmt::format("header '{}' has no column '{}'; {} traces need columns {}",
+                        Excerpt(header), name, TraceFormatName(format), expected));
   };
   if (time_name) time_col_ = find(time_name);
   prompt_col_ = find(prompt_name);
@@ -261,7 +261,7 @@ CsvTraceReader::CsvTraceReader(const std::string& path, TraceFormat format)
 }
 
 std::optional<TraceRecord> CsvTraceReader::Next() {
-  while (std::getline(in_, line_)) {
+  while (ReadTraceLine(in_, line_, path_, line_no_ + 1)) {
     ++line_no_;
     std::string_view row(line_);
     if (!row.empty() && row.back() == '\r') row.remove_suffix(1);
@@ -292,11 +292,12 @@ int64_t CsvTraceReader::ParseTokenCount(size_t col) const {
       Fail(line_no_, fmt::format("column '{}' is empty; expected a token count", columns_[col]));
     }
     if (!ParseWholeDouble(field, &d)) {
-      Fail(line_no_, fmt::format("column '{}': '{}' is not a number", columns_[col], field));
+      Fail(line_no_,
+           fmt::format("column '{}': '{}' is not a number", columns_[col], Excerpt(field)));
     }
     if (d != std::floor(d) || std::fabs(d) > 9.0e15) {
-      Fail(line_no_,
-           fmt::format("column '{}': token count '{}' is not an integer", columns_[col], field));
+      Fail(line_no_, fmt::format("column '{}': token count '{}' is not an integer", columns_[col],
+                                 Excerpt(field)));
     }
     value = static_cast<int64_t>(d);
   }
@@ -316,14 +317,14 @@ double CsvTraceReader::AzureArrival() {
   if (const char* why = ParseDateTime(field, &t)) {
     Fail(line_no_, fmt::format("column '{}': bad date-time '{}': {} (expected YYYY-MM-DD "
                                "HH:MM:SS.fffffff)",
-                               columns_[time_col_], field, why));
+                               columns_[time_col_], Excerpt(field), why));
   }
   if (!have_first_) {
     have_first_ = true;
     first_wall_ = t;
   } else if (t < prev_wall_) {
     Fail(line_no_, fmt::format("timestamp goes backwards: '{}' is before the previous row's '{}'",
-                               field, prev_text_));
+                               Excerpt(field), Excerpt(prev_text_)));
   }
   prev_wall_ = t;
   prev_text_.assign(field);
@@ -343,14 +344,14 @@ double CsvTraceReader::SplitwiseArrival() {
   double t = 0;
   if (!ParseWholeDouble(field, &t)) {
     Fail(line_no_, fmt::format("column '{}': '{}' is not a finite number of seconds",
-                               columns_[time_col_], field));
+                               columns_[time_col_], Excerpt(field)));
   }
   if (!have_first_) {
     have_first_ = true;
     first_s_ = t;
   } else if (t < prev_s_) {
     Fail(line_no_, fmt::format("timestamp goes backwards: {} is before the previous row's {}",
-                               field, prev_text_));
+                               Excerpt(field), Excerpt(prev_text_)));
   }
   prev_s_ = t;
   prev_text_.assign(field);

@@ -163,7 +163,7 @@ class JsonLineParser {
     const auto [ptr, ec] =
         std::from_chars(token.text.data(), token.text.data() + token.text.size(), value);
     if (ec != std::errc() || !std::isfinite(value)) {
-      Fail(fmt::format("key '{}': number {} is out of range", key_, token.text));
+      Fail(fmt::format("key '{}': number {} is out of range", key_, Excerpt(token.text)));
     }
     return value;
   }
@@ -176,11 +176,12 @@ class JsonLineParser {
     if (!token.integral || ec != std::errc()) {
       const double d = NumberValue(token);
       if (d != std::floor(d) || std::fabs(d) > 9.0e15) {
-        Fail(fmt::format("key '{}': token count {} is not an integer", key_, token.text));
+        Fail(fmt::format("key '{}': token count {} is not an integer", key_, Excerpt(token.text)));
       }
       value = static_cast<int64_t>(d);
     }
-    if (value < 0) Fail(fmt::format("key '{}': negative token count {}", key_, token.text));
+    if (value < 0)
+      Fail(fmt::format("key '{}': negative token count {}", key_, Excerpt(token.text)));
     if (value == 0) Fail(fmt::format("key '{}': token count must be >= 1, got 0", key_));
     return value;
   }
@@ -200,7 +201,7 @@ class JsonLineParser {
           std::from_chars(token.text.data(), token.text.data() + token.text.size(), id);
       if (!token.integral || ec != std::errc() || ptr != token.text.data() + token.text.size()) {
         Fail(fmt::format("key 'hash_ids': element {} ({}) is not a non-negative 64-bit integer",
-                         ids->size(), token.text));
+                         ids->size(), Excerpt(token.text)));
       }
       ids->push_back(id);
       SkipSpace();
@@ -343,7 +344,7 @@ class MooncakeTraceReader final : public TraceReader {
   }
 
   std::optional<TraceRecord> Next() override {
-    while (std::getline(in_, line_)) {
+    while (ReadTraceLine(in_, line_, path_, line_no_ + 1)) {
       ++line_no_;
       std::string_view text(line_);
       if (line_no_ == 1 && text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);

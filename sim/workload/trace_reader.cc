@@ -102,6 +102,31 @@ const char* TraceFormatName(TraceFormat format) {
   return "unknown";
 }
 
+bool ReadTraceLine(std::istream& in, std::string& line, const std::string& path, int64_t line_no) {
+  line.clear();
+  char chunk[4096];
+  for (;;) {
+    in.getline(chunk, sizeof chunk);
+    const auto got = static_cast<size_t>(in.gcount());
+    // eof: the last line, without a '\n'; fail: the chunk filled before the '\n';
+    // else the '\n' was found (counted in gcount, not stored).
+    const bool end = in.eof(), more = !end && in.fail();
+    line.append(chunk, end || more ? got : got - 1);
+    if (line.size() > kMaxTraceLineBytes) {
+      throw InputError(fmt::format("{}:{}: line longer than 1 MiB", path, line_no));
+    }
+    if (end) return got > 0 || !line.empty();
+    if (!more) return true;
+    in.clear();
+  }
+}
+
+std::string Excerpt(std::string_view text) {
+  constexpr size_t kMax = 64;
+  if (text.size() <= kMax) return std::string(text);
+  return std::string(text.substr(0, kMax)) + "...";
+}
+
 std::unique_ptr<TraceReader> OpenTrace(const std::string& path, TraceFormat format) {
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec)) {
@@ -114,7 +139,7 @@ std::unique_ptr<TraceReader> OpenTrace(const std::string& path, TraceFormat form
           fmt::format("{}:1: cannot open trace file ({})", path, std::strerror(errno)));
     }
     std::string first;
-    const bool empty = !std::getline(in, first);
+    const bool empty = !ReadTraceLine(in, first, path, 1);
     std::string_view view(first);
     if (view.substr(0, 3) == "\xEF\xBB\xBF") view.remove_prefix(3);  // UTF-8 byte order mark
     format = empty ? TraceFormat::kAuto : DetectFromFirstLine(view);

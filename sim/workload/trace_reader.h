@@ -3,9 +3,11 @@
 #pragma once
 
 #include <cstdint>
+#include <istream>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace kvsim {
@@ -60,5 +62,16 @@ std::unique_ptr<TraceReader> NewMooncakeTraceReader(const std::string& path);
 // header (CSV) or first line (JSONL) when `format` is kAuto.
 // Throws InputError when the file cannot be opened or its format is not recognised.
 std::unique_ptr<TraceReader> OpenTrace(const std::string& path, TraceFormat format);
+
+// The longest trace line kvsim reads: a longer one is refused before it is read whole.
+constexpr size_t kMaxTraceLineBytes = size_t{1} << 20;
+
+// Reads the next line of `in` into `line`, without its '\n'. False at the end of the
+// input. Throws InputError "path:line_no: line longer than 1 MiB" for a longer line,
+// having held no more than that of it in memory.
+bool ReadTraceLine(std::istream& in, std::string& line, const std::string& path, int64_t line_no);
+
+// `text` for an error message: cut to 64 bytes, "..." marking the cut.
+std::string Excerpt(std::string_view text);
 
 }  // namespace kvsim

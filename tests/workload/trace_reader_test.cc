@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <functional>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -143,6 +144,32 @@ INSTANTIATE_TEST_SUITE_P(
                                   TraceFormat::kLengths, 30731, 71911571, 13481988, -1},
                       BundledCase{"synthetic_trace.jsonl", TraceFormat::kMooncake, 3993, 61194628,
                                   595432, 1022.025}));
+
+TEST(ReadTraceLine, ReturnsEachLineWithoutItsNewlineAndTheLastWithoutOne) {
+  // Lines around the 4,096-byte chunk the reader reads in.
+  const std::string a(4095, 'a'), b(4096, 'b'), c(9000, 'c');
+  std::istringstream in(a + "\n" + b + "\n\n" + c);
+  std::string line;
+  std::vector<std::string> lines;
+  while (ReadTraceLine(in, line, "t.csv", static_cast<int64_t>(lines.size()) + 1)) {
+    lines.push_back(line);
+  }
+  EXPECT_EQ(lines, (std::vector<std::string>{a, b, "", c}));
+}
+
+TEST(ReadTraceLine, RefusesALineLongerThanOneMebibyteNamingIt) {
+  std::istringstream in("short\n" + std::string((size_t{1} << 20) + 10, '1') + ",5\n");
+  std::string line;
+  ASSERT_TRUE(ReadTraceLine(in, line, "t.csv", 1));
+  EXPECT_EQ(InputErrorMessage([&] { ReadTraceLine(in, line, "t.csv", 2); }),
+            "t.csv:2: line longer than 1 MiB");
+  EXPECT_LE(line.capacity(), size_t{2} << 20);  // bounded, whatever the line's length
+}
+
+TEST(Excerpt, CutsLongFieldsForMessages) {
+  EXPECT_EQ(Excerpt("12"), "12");
+  EXPECT_EQ(Excerpt(std::string(100, 'x')), std::string(64, 'x') + "...");
+}
 
 TEST(AzureTraceReader, ConvertsWallClockTimestampsToSecondsSinceFirstRow) {
   // First rows: 2023-11-16 18:15:46.6805900 and 18:15:50.9951690, so the second request
