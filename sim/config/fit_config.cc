@@ -191,7 +191,8 @@ FitConfig DecodeFitConfig(const ConfigTree& tree) {
     MapReader s = r.Child("solver");
     c.solver.method =
         s.Enum<std::string>("method", c.solver.method, {{"lm", "lm"}, {"pattern", "pattern"}});
-    c.solver.max_iterations = static_cast<int>(s.Int("max_iterations", c.solver.max_iterations, 1));
+    c.solver.max_iterations =
+        static_cast<int>(s.Int("max_iterations", c.solver.max_iterations, 1, 100000));
     c.solver.difference_step = s.Double("difference_step", c.solver.difference_step, 1e-7, 0.1);
     s.Finish();
   }

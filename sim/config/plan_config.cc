@@ -107,8 +107,8 @@ PlanConfig LoadPlan(const std::string& path) {
     c.initial_qps = s.Double("initial_qps", c.initial_qps, 1e-6, 1e9);
     c.tolerance = s.Double("tolerance", c.tolerance, 1e-4, 1.0);
     c.max_qps = s.Double("max_qps", c.max_qps, 1e-6, 1e9);
-    c.max_probes = static_cast<int>(s.Int("max_probes", c.max_probes, 2));
-    c.probe_requests = s.Int("probe_requests", c.probe_requests, 10);
+    c.max_probes = static_cast<int>(s.Int("max_probes", c.max_probes, 2, 10000));
+    c.probe_requests = s.Int("probe_requests", c.probe_requests, 10, int64_t{1} << 32);
     if (c.initial_qps > c.max_qps) s.Fail("initial_qps", "must not exceed search.max_qps");
     s.Finish();
   }
@@ -135,7 +135,7 @@ PlanConfig LoadPlan(const std::string& path) {
         m.Fail("type",
                fmt::format("unknown value '{}'; valid: static, paged, vattention", choice.type));
       }
-      choice.block_tokens = m.Int("block_tokens", 0, 1);
+      choice.block_tokens = m.Int("block_tokens", 0, 1, int64_t{1} << 24);
       choice.page_bytes = m.Bytes("page_bytes", 0);
       m.Finish();
       c.kv_managers.push_back(choice);
@@ -150,9 +150,9 @@ PlanConfig LoadPlan(const std::string& path) {
                fmt::format("unknown value '{}'; valid: vllm, sarathi, static_batching, vllm_v1",
                            choice.type));
       }
-      choice.max_num_seqs = m.Int("max_num_seqs", 0, 1);
-      choice.max_num_batched_tokens = m.Int("max_num_batched_tokens", 0, 1);
-      choice.chunk_tokens = m.Int("chunk_tokens", 0, 1);
+      choice.max_num_seqs = m.Int("max_num_seqs", 0, 1, int64_t{1} << 20);
+      choice.max_num_batched_tokens = m.Int("max_num_batched_tokens", 0, 1, int64_t{1} << 24);
+      choice.chunk_tokens = m.Int("chunk_tokens", 0, 1, int64_t{1} << 24);
       m.Finish();
       c.schedulers.push_back(choice);
     });
@@ -168,7 +168,7 @@ PlanConfig LoadPlan(const std::string& path) {
     }
   }
   c.verify = r.Bool("verify", c.verify);
-  c.jobs = static_cast<int>(r.Int("jobs", 0, 0));
+  c.jobs = static_cast<int>(r.Int("jobs", 0, 0, 1024));
   r.Finish();
   if (c.slo.empty()) r.Fail("slo", "no objective given: set a percentile, attainment or stability");
   return c;

@@ -52,7 +52,7 @@ std::string ResolveCard(MapReader& r, const std::string& key, const std::string&
 }
 
 void DecodeDeployment(MapReader r, DeploymentConfig& d) {
-  d.tensor_parallel = r.Int("tensor_parallel", d.tensor_parallel, 1);
+  d.tensor_parallel = r.Int("tensor_parallel", d.tensor_parallel, 1, 1024);
   d.replicas = r.Int("replicas", d.replicas, 1, kMaxReplicas);
   d.router = r.Enum("router", d.router,
                     {{"round_robin", RouterType::kRoundRobin},
@@ -62,7 +62,7 @@ void DecodeDeployment(MapReader r, DeploymentConfig& d) {
   d.activation_reserve_bytes = r.Bytes("activation_reserve_bytes", d.activation_reserve_bytes);
   d.framework_reserve_bytes = r.Bytes("framework_reserve_bytes", d.framework_reserve_bytes);
   d.kv_capacity_bytes = r.Bytes("kv_capacity_bytes", d.kv_capacity_bytes);
-  d.max_model_len = r.Int("max_model_len", d.max_model_len, 0);
+  d.max_model_len = r.Int("max_model_len", d.max_model_len, 0, kMaxTokens);
   r.Finish();
 }
 
@@ -74,7 +74,7 @@ void DecodeWorkload(MapReader r, WorkloadConfig& w, const std::string& base_dir)
                            {"splitwise", TraceFormat::kSplitwise},
                            {"lengths", TraceFormat::kLengths},
                            {"mooncake", TraceFormat::kMooncake}});
-  w.max_requests = r.Int("max_requests", w.max_requests, 0);
+  w.max_requests = r.Int("max_requests", w.max_requests, 0, int64_t{1} << 32);
   {
     MapReader a = r.Child("arrival");
     w.arrival = a.Enum("process", w.arrival,
@@ -93,12 +93,12 @@ void DecodeWorkload(MapReader r, WorkloadConfig& w, const std::string& base_dir)
                         {"fixed", LengthSource::kFixed},
                         {"uniform", LengthSource::kUniform},
                         {"resample", LengthSource::kResample}});
-    w.fixed_prompt_tokens = l.Int("prompt_tokens", w.fixed_prompt_tokens, 0);
-    w.fixed_output_tokens = l.Int("output_tokens", w.fixed_output_tokens, 0);
-    w.min_prompt_tokens = l.Int("min_prompt_tokens", w.min_prompt_tokens, 0);
-    w.max_prompt_tokens = l.Int("max_prompt_tokens", w.max_prompt_tokens, 0);
-    w.min_output_tokens = l.Int("min_output_tokens", w.min_output_tokens, 0);
-    w.max_output_tokens = l.Int("max_output_tokens", w.max_output_tokens, 0);
+    w.fixed_prompt_tokens = l.Int("prompt_tokens", w.fixed_prompt_tokens, 0, kMaxTokens);
+    w.fixed_output_tokens = l.Int("output_tokens", w.fixed_output_tokens, 0, kMaxTokens);
+    w.min_prompt_tokens = l.Int("min_prompt_tokens", w.min_prompt_tokens, 0, kMaxTokens);
+    w.max_prompt_tokens = l.Int("max_prompt_tokens", w.max_prompt_tokens, 0, kMaxTokens);
+    w.min_output_tokens = l.Int("min_output_tokens", w.min_output_tokens, 0, kMaxTokens);
+    w.max_output_tokens = l.Int("max_output_tokens", w.max_output_tokens, 0, kMaxTokens);
     l.Finish();
   }
   r.Finish();
@@ -116,8 +116,9 @@ void DecodeScheduler(MapReader r, SchedulerConfig& s) {
                    {"static_batching", SchedulerType::kStaticBatching},
                    {"vllm_v1", SchedulerType::kVllmV1}});
   s.max_num_seqs = r.Int("max_num_seqs", s.max_num_seqs, 1, kMaxSequences);
-  s.max_num_batched_tokens = r.Int("max_num_batched_tokens", s.max_num_batched_tokens, 0);
-  s.chunk_tokens = r.Int("chunk_tokens", s.chunk_tokens, 1);
+  s.max_num_batched_tokens =
+      r.Int("max_num_batched_tokens", s.max_num_batched_tokens, 0, kMaxTokens);
+  s.chunk_tokens = r.Int("chunk_tokens", s.chunk_tokens, 1, kMaxTokens);
   s.reserve_full_isl = r.Bool("reserve_full_isl", s.reserve_full_isl);
   r.Finish();
 }

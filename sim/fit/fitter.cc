@@ -14,6 +14,7 @@
 #include <set>
 
 #include "sim/core/check.h"
+#include "sim/core/file_writer.h"
 #include "sim/core/parallel.h"
 #include "sim/fit/measurement.h"
 #include "sim/metrics/json_writer.h"
@@ -61,14 +62,14 @@ std::string Num(double v) { return fmt::format("{:.17g}", v); }
 // Writes the measured requests as a splitwise-format trace (arrived_at,
 // num_prefill_tokens, num_decode_tokens), arrivals at nanosecond precision.
 void WriteReplayTrace(const MeasuredRequests& run, const std::string& path) {
-  fs::create_directories(fs::path(path).parent_path());
-  std::ofstream f(path);
-  if (!f) throw InputError(fmt::format("{}: cannot write the replayed workload", path));
-  f << "arrived_at,num_prefill_tokens,num_decode_tokens\n";
+  std::error_code ec;
+  fs::create_directories(fs::path(path).parent_path(), ec);
+  FileWriter f(path);
+  f.Text("arrived_at,num_prefill_tokens,num_decode_tokens\n");
   for (const MeasuredRequest& r : run.requests) {
-    f << fmt::format("{:.9f},{},{}\n", r.arrival_s, r.prompt_tokens, r.output_tokens);
+    f.Text(fmt::format("{:.9f},{},{}\n", r.arrival_s, r.prompt_tokens, r.output_tokens));
   }
-  if (!f) throw InputError(fmt::format("{}: cannot write the replayed workload", path));
+  f.Commit();
 }
 
 // The workload mapping that replays `run` from the trace at `trace_path`.
