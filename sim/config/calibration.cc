@@ -136,6 +136,12 @@ Calibration LoadCalibration(const std::string& path) {
         t.Fail(term_key, per_gpu ? "an engine term, shared by every GPU: list it under terms"
                                  : "a per-GPU term: list it under gpu_terms.<GPU card name>");
       }
+      // A key without a value would read as Double's default, outside the range check.
+      if (!t.Has(term_key)) {
+        throw InputError(t.Where(kv.first, t.KeyPath(term_key)) +
+                         fmt::format(": expected a number in [{}, {}], got no value",
+                                     term->min_value, term->max_value));
+      }
       out.emplace_back(term_key, t.Double(term_key, 0, term->min_value, term->max_value));
     }
     t.Finish();

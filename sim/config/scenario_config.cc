@@ -35,9 +35,12 @@ std::string ResolveCard(MapReader& r, const std::string& key, const std::string&
   const bool is_path = value.find('/') != std::string::npos || value.ends_with(".yaml");
   const std::string path = is_path ? Resolve(base_dir, value)
                                    : (fs::path(models_dir) / kind / (value + ".yaml")).string();
-  if (!fs::exists(path)) {
+  // Error-code overloads: a name the file system refuses (say, longer than a file
+  // name may be) is a card that is not there, not an exception.
+  std::error_code ec;
+  if (!fs::exists(path, ec)) {
     std::string available;
-    if (!is_path && fs::is_directory(fs::path(models_dir) / kind)) {
+    if (!is_path && fs::is_directory(fs::path(models_dir) / kind, ec)) {
       std::set<std::string> names;
       for (const auto& e : fs::directory_iterator(fs::path(models_dir) / kind)) {
         if (e.path().extension() == ".yaml") names.insert(e.path().stem().string());

@@ -8,10 +8,12 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <vector>
 
 #include "sim/core/check.h"
+#include "sim/core/utf8.h"
 
 namespace kvsim {
 namespace {
@@ -30,6 +32,16 @@ std::vector<std::string> SplitPath(const std::string& path) {
 }
 
 YAML::Node ParseRoot(const std::string& text, const std::string& origin) {
+  // yaml-cpp takes any bytes, but what kvsim writes back (config.yaml, calibration.yaml,
+  // compare and --set values, JSON) can hold only UTF-8, and yaml-cpp misreads a raw
+  // NUL: such bytes would come back changed, e.g. a GPU name that no longer matches its
+  // card.
+  if (const std::optional<TextError> bad = FindNonUtf8Text(text)) {
+    throw InputError(
+        fmt::format("{}:{}: byte 0x{:02X} at column {} is not UTF-8 text (YAML files "
+                    "must be UTF-8)",
+                    origin, bad->line, bad->byte, bad->column));
+  }
   YAML::Node root;
   try {
     root = YAML::Load(text);
@@ -80,8 +92,16 @@ void ConfigTree::Set(const std::string& assignment) {
 
 void ConfigTree::Set(const std::string& key_path, const std::string& value_yaml) {
   const std::vector<std::string> parts = SplitPath(key_path);
+  if (const std::optional<TextError> bad = FindNonUtf8Text(key_path)) {
+    throw InputError(
+        fmt::format("--set: the key path holds byte 0x{:02X}, which is not UTF-8 text", bad->byte));
+  }
   for (const std::string& p : parts) {
     if (p.empty()) throw InputError(fmt::format("--set '{}': empty key in the path", key_path));
+  }
+  if (const std::optional<TextError> bad = FindNonUtf8Text(value_yaml)) {
+    throw InputError(fmt::format("--set {}: the value holds byte 0x{:02X}, which is not UTF-8 text",
+                                 key_path, bad->byte));
   }
   YAML::Node value;
   try {

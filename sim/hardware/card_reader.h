@@ -11,14 +11,17 @@
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <optional>
 #include <span>
+#include <sstream>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "sim/core/check.h"
+#include "sim/core/utf8.h"
 
 namespace kvsim {
 
@@ -29,12 +32,25 @@ class CardReader {
   // Loads `path` and checks that its top level is a mapping whose keys are all in
   // `allowed` and appear once. Throws InputError otherwise.
   CardReader(std::string path, std::span<const std::string_view> allowed) : path_(std::move(path)) {
-    if (!std::filesystem::is_regular_file(path_)) {
+    std::error_code ec;  // a path the file system refuses is no regular file either
+    if (!std::filesystem::is_regular_file(path_, ec)) {
       throw InputError(fmt::format("{}: cannot open card file (no such regular file)", path_));
+    }
+    std::ifstream in(path_, std::ios::binary);
+    std::ostringstream text;
+    text << in.rdbuf();
+    if (!in) throw InputError(fmt::format("{}: cannot read card file", path_));
+    // Card names go into calibration.yaml and JSON, which hold only UTF-8 (and yaml-cpp
+    // misreads a raw NUL).
+    if (const std::optional<TextError> bad = FindNonUtf8Text(text.view())) {
+      throw InputError(
+          fmt::format("{}:{}: byte 0x{:02X} at column {} is not UTF-8 text (cards "
+                      "must be UTF-8)",
+                      path_, bad->line, bad->byte, bad->column));
     }
     YAML::Node root;
     try {
-      root = YAML::LoadFile(path_);
+      root = YAML::Load(text.str());
     } catch (const YAML::ParserException& e) {
       throw InputError(fmt::format("{}:{}: not valid YAML: {}", path_, e.mark.line + 1, e.msg));
     } catch (const YAML::Exception& e) {

@@ -198,7 +198,8 @@ std::unique_ptr<Simulation> BuildSimulation(const ScenarioConfig& c) {
   std::optional<Profile> profile;
   std::optional<VmmLatencies> measured_vmm;
   if (c.timing.type == TimingType::kProfiled) {
-    if (!std::filesystem::is_regular_file(c.timing.profile_path)) {
+    std::error_code ec;  // a path the file system refuses is a profile not found
+    if (!std::filesystem::is_regular_file(c.timing.profile_path, ec)) {
       Fail(c, "timing.profile", fmt::format("profile '{}' not found", c.timing.profile_path));
     }
     profile = LoadProfile(c.timing.profile_path);

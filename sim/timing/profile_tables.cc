@@ -40,13 +40,15 @@ class ProfileReader {
   // The GEMM curves of this model and tensor_parallel, by layer.
   std::map<std::string, SizeCurve> Gemms() const {
     const ProfileTable& t = profile_.Table("gemm");
-    std::map<std::string, std::set<int64_t>> available;  // model -> tensor_parallel values
+    // model -> tensor_parallel values, as written: rows of other models are not checked,
+    // and any finite number must be listed without a cast that could overflow.
+    std::map<std::string, std::set<double>> available;
     std::map<std::string, std::vector<Point>> points;
     std::map<std::pair<std::string, double>, int> seen;  // (layer, tokens) -> line
     for (size_t r = 0; r < t.size(); ++r) {
       const std::string& name = t.Text(r, "model");
       const double tp = t.Number(r, "tensor_parallel");
-      available[name].insert(static_cast<int64_t>(tp));
+      available[name].insert(tp);
       if (name != model_.name || tp != static_cast<double>(tp_)) continue;
       const std::string& layer = t.Text(r, "layer");
       const auto shape = ExpectedShape(layer);
@@ -226,9 +228,11 @@ class ProfileReader {
     if (layout == "contiguous") return 0;
     if (layout != "paged") return std::nullopt;
     const double block = t.Number(row, "block_tokens");
-    if (!(block >= 1) || block != std::floor(block)) {
-      Fail(t.line(row), fmt::format("[{}] paged rows need a positive integer block_tokens, got {}",
-                                    t.name(), block));
+    if (!(block >= 1) || block != std::floor(block) || block > 1e9) {
+      Fail(t.line(row),
+           fmt::format("[{}] paged rows need a positive integer block_tokens (at most 1e9), "
+                       "got {}",
+                       t.name(), t.Text(row, "block_tokens")));
     }
     return static_cast<int64_t>(block);
   }

@@ -52,9 +52,10 @@ std::string Percent(double fraction) {
 
 // The [gemm] models and their tensor_parallel values, "M (tensor_parallel 1, 2), ...".
 std::string GemmModels(const ProfileTable& gemm) {
-  std::map<std::string, std::set<int64_t>> have;
+  // Values as written (any finite number): a cast to an integer could overflow.
+  std::map<std::string, std::set<double>> have;
   for (size_t r = 0; r < gemm.size(); ++r) {
-    have[gemm.Text(r, "model")].insert(static_cast<int64_t>(gemm.Number(r, "tensor_parallel")));
+    have[gemm.Text(r, "model")].insert(gemm.Number(r, "tensor_parallel"));
   }
   std::string out;
   for (const auto& [name, tps] : have) {

@@ -217,6 +217,33 @@ TEST(CalibrationTest, AValueOutsideItsTermsRangeIsAnErrorNamingItsLine) {
                                  "in [0.05, 1], got 1.5"));
 }
 
+// Found by fuzzing (tests/fuzz/fuzz_calibration): a name that is not UTF-8 loaded, but
+// CalibrationYaml wrote it back as U+FFFD, so the file kvsim fit writes named other GPUs.
+TEST(CalibrationTest, ANameThatIsNotUtf8IsAnErrorNamingItsLine) {
+  TempDir dir;
+  const std::string message = LoadError(dir, std::string(kHeader) +
+                                                 "  gpus: [RTX-409\xE9\xC0]\n"
+                                                 "terms:\n"
+                                                 "  timing.engine.per_seq_s: 2.0e-05\n");
+  EXPECT_THAT(message,
+              HasSubstr(dir.PathOf("cal.yaml") + ":5: byte 0xE9 at column 17 is not UTF-8 text"));
+}
+
+// Found by fuzzing (tests/fuzz/fuzz_calibration): a term without a value loaded as 0,
+// outside its range (bus_efficiency 0 would make every all-reduce take forever).
+TEST(CalibrationTest, ATermWithoutAValueIsAnErrorNamingItsLine) {
+  TempDir dir;
+  const std::string message = LoadError(dir, std::string(kHeader) +
+                                                 "gpu_terms:\n"
+                                                 "  H100-SXM:\n"
+                                                 "    timing.allreduce.bus_efficiency:\n");
+  EXPECT_THAT(message, HasSubstr(dir.PathOf("cal.yaml") +
+                                 ":7: gpu_terms.H100-SXM.timing.allreduce.bus_efficiency: "
+                                 "expected a number in [0.05, 1], got no value"));
+  EXPECT_THAT(LoadError(dir, std::string(kHeader) + "terms: {timing.engine.per_seq_s: }\n"),
+              HasSubstr(":5: terms.timing.engine.per_seq_s: expected a number"));
+}
+
 TEST(CalibrationTest, AMissingTimingTypeIsAnError) {
   TempDir dir;
   const std::string message = LoadError(dir,

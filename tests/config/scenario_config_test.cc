@@ -593,6 +593,18 @@ TEST(ScenarioConfig, UnknownGpuNameListsTheAvailableCards) {
   EXPECT_THAT(message, HasSubstr("A100-80GB"));
 }
 
+// Found by fuzzing (tests/fuzz/fuzz_scenario): a card name longer than a file name may
+// be made the existence check throw std::filesystem::filesystem_error.
+TEST(ScenarioConfig, ACardNameTooLongForAFileNameIsAnErrorNamingTheKey) {
+  const std::string name(300, 'x');
+  const std::string message =
+      DecodeError("model: " + name + "\ngpu: H100-SXM\nworkload:\n  trace: t.csv\n");
+  EXPECT_THAT(message, HasSubstr("scenario.yaml:1: model: unknown llm card '" + name + "'"));
+  EXPECT_THAT(message, HasSubstr("Llama-3-8B"));
+  EXPECT_THAT(DecodeError("model: Llama-3-8B\ngpu: cards/" + name + ".yaml\n"),
+              HasSubstr("scenario.yaml:2: gpu: card 'cards/" + name + ".yaml' not found"));
+}
+
 TEST(ScenarioConfig, ACardGivenAsAPathResolvesAgainstTheConfigDirectory) {
   const std::string origin = KVSIM_SOURCE_DIR "/configs/scenario.yaml";
   const ScenarioConfig c = Decode(

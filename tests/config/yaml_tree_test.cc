@@ -73,6 +73,38 @@ TEST(ConfigTree, LoadOfInvalidYamlNamesTheFileAndLine) {
   EXPECT_THAT(message, HasSubstr(path + ":3:"));
 }
 
+// Found by fuzzing (tests/fuzz/fuzz_calibration): yaml-cpp reads any bytes, but writes
+// what is not UTF-8 as U+FFFD, so names read from a non-UTF-8 file came back changed in
+// what kvsim wrote (calibration.yaml's GPU names, compare and --set values).
+TEST(ConfigTree, TextThatIsNotUtf8IsAnInputErrorNamingItsLineAndColumn) {
+  const std::string message =
+      InputErrorMessage([] { ConfigTree::Parse("seed: 1\ngpu: RTX-409\xE9\xC0\n", "bad.yaml"); });
+  EXPECT_THAT(message, HasSubstr("bad.yaml:2: byte 0xE9 at column 13 is not UTF-8 text"));
+}
+
+// Found by fuzzing (tests/fuzz/fuzz_scenario): yaml-cpp reads a raw NUL in a plain scalar
+// as other bytes ("thre<NUL>_rows" became "thre", 0xA0, "rows"), so the config kvsim
+// wrote back (Dump) was not UTF-8 and did not parse again.
+TEST(ConfigTree, ANulByteIsAnInputErrorNamingItsLineAndColumn) {
+  const std::string text = std::string("seed: 1\nworkload: {trace: thre") + '\0' + "_rows.csv}\n";
+  EXPECT_THAT(InputErrorMessage([&] { ConfigTree::Parse(text, "nul.yaml"); }),
+              HasSubstr("nul.yaml:2: byte 0x00 at column 23 is not UTF-8 text"));
+}
+
+TEST(ConfigTree, Utf8TextIsAccepted) {
+  const ConfigTree tree = Tree("# caf\xC3\xA9 \xE2\x82\xAC\nlabel: \"\xF0\x9F\x98\x80\"\n");
+  EXPECT_EQ(tree.root()["label"].as<std::string>(), "\xF0\x9F\x98\x80");
+}
+
+TEST(ConfigTree, AnOverrideThatIsNotUtf8IsAnInputErrorNamingItsKey) {
+  ConfigTree tree = Tree("seed: 1\n");
+  EXPECT_THAT(InputErrorMessage([&] { tree.Set("gpu=H100\xFF"); }),
+              HasSubstr("--set gpu: the value holds byte 0xFF, which is not UTF-8 text"));
+  EXPECT_THAT(InputErrorMessage([&] { tree.Set("g\x80pu=H100"); }),
+              HasSubstr("--set: the key path holds byte 0x80, which is not UTF-8 text"));
+  EXPECT_FALSE(tree.root()["gpu"].IsDefined());
+}
+
 TEST(ConfigTree, ARootThatIsNotAMappingIsAnInputError) {
   EXPECT_THAT(InputErrorMessage([] { ConfigTree::Parse("- a\n- b\n", "list.yaml"); }),
               HasSubstr("list.yaml"));

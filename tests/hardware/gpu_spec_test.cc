@@ -123,6 +123,14 @@ TEST_F(MalformedGpuCard, TheValidBaseCardLoads) {
   EXPECT_DOUBLE_EQ(gpu.price_per_hour, 3.5);
 }
 
+// Card names go into calibration.yaml's gpu_terms and JSON, which hold only UTF-8; a
+// name written back as U+FFFD would no longer match its card (see ConfigTree's test of
+// the fuzzing finding in tests/config/yaml_tree_test.cc).
+TEST_F(MalformedGpuCard, TextThatIsNotUtf8IsRejectedWithItsLine) {
+  EXPECT_THAT(ErrorOf(Write("latin1.yaml", Edit("name", "name: RTX-409\xE9"))),
+              HasSubstr("latin1.yaml:1: byte 0xE9 at column 14 is not UTF-8 text"));
+}
+
 TEST_F(MalformedGpuCard, DeviceNamesAreOptionalAndAListOfStrings) {
   EXPECT_TRUE(LoadGpuSpec(Write("none.yaml", kValidCard)).device_names.empty());
   const GpuSpec two = LoadGpuSpec(Write(

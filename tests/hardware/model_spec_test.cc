@@ -292,5 +292,12 @@ TEST_F(MalformedModelCard, AMissingFileIsRejectedWithItsName) {
   EXPECT_THAT(ErrorOf(dir), HasSubstr(dir));
 }
 
+// Found by fuzzing (tests/fuzz/fuzz_scenario): a file name longer than the file system
+// allows made the existence check throw std::filesystem::filesystem_error.
+TEST_F(MalformedModelCard, AFileNameTooLongForTheFileSystemIsRejectedWithItsName) {
+  const std::string path = dir_.PathOf(std::string(300, 'x') + ".yaml");
+  EXPECT_THAT(ErrorOf(path), AllOf(HasSubstr(path), HasSubstr("cannot open card file")));
+}
+
 }  // namespace
 }  // namespace kvsim

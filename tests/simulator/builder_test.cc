@@ -285,6 +285,16 @@ TEST(BuildSimulation, AMissingProfileNamesTimingProfile) {
   EXPECT_THAT(message, HasSubstr("/no/such/profile.txt"));
 }
 
+// Found by fuzzing (tests/fuzz/fuzz_run): a profile path longer than a file name may be
+// made the existence check throw std::filesystem::filesystem_error.
+TEST(BuildSimulation, AProfilePathTooLongForTheFileSystemNamesTimingProfile) {
+  const std::string path = "/tmp/" + std::string(300, 'p') + ".txt";
+  const std::string message =
+      ProfiledBuildError({{"timing.type", "profiled"}, {"timing.profile", path}});
+  EXPECT_THAT(message, HasSubstr("scenario.yaml: timing.profile"));
+  EXPECT_THAT(message, HasSubstr("not found"));
+}
+
 TEST(BuildSimulation, AProfileWithoutTheModelNamesTimingProfileAndTheModelsItHas) {
   const std::string message = ProfiledBuildError(
       {{"timing.type", "profiled"}, {"timing.profile", kH100Profile}, {"model", "Mistral-7B"}});

@@ -784,6 +784,31 @@ TEST(ProfiledModel, AModelOrTensorParallelWithoutGemmRowsListsWhatTheProfileHas)
   EXPECT_THAT(ModelError(text, other, 1, h100), HasSubstr("no [gemm] rows for model Mistral-7B"));
 }
 
+// Found by fuzzing (tests/fuzz/fuzz_profile): a [gemm] tensor_parallel beyond int64 was
+// cast to an integer for the list of what the profile has (undefined behaviour).
+TEST(ProfiledModel, AGemmTensorParallelBeyondAnyIntegerIsListedAsWritten) {
+  std::string text = TinyProfile().Render(Tiny());
+  const std::string header = "model,layer,tensor_parallel,tokens,m,n,k,time_us,tflops\n";
+  text.insert(text.find(header) + header.size(), "other,qkv,1e300,16,16,1,1,1,1\n");
+  ModelSpec m = Tiny();
+  m.name = "Mistral-7B";
+  EXPECT_THAT(ModelError(text, m),
+              HasSubstr("no [gemm] rows for model Mistral-7B at tensor_parallel 1; it has: other "
+                        "(tensor_parallel 1e+300), tiny (tensor_parallel 1)"));
+}
+
+// Found by fuzzing (tests/fuzz/fuzz_profile): a paged block_tokens beyond int64 was cast
+// to an integer (undefined behaviour).
+TEST(ProfiledModel, APagedBlockTokensBeyondAnyIntegerIsAnErrorAtItsLine) {
+  std::string text = TinyProfile().Render(Tiny());
+  const std::string row = "paged,16,1,256,32,8,128,";
+  text.replace(text.find(row), row.size(), "paged,1e300,1,256,32,8,128,");
+  EXPECT_THAT(ModelError(text, Tiny()),
+              HasSubstr(fmt::format("p.txt:{}: [decode_attention] paged rows need a positive "
+                                    "integer block_tokens (at most 1e9), got 1e300",
+                                    LineOf(text, "paged,1e300,"))));
+}
+
 TEST(ProfiledModel, AGemmLayerWithoutRowsIsAnError) {
   std::string text = TinyProfile().Render(Tiny());
   std::string kept;

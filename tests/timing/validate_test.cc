@@ -295,6 +295,19 @@ TEST(ValidateProfile, AModelWithoutGemmRowsIsNotPredictableAndSaysWhy) {
                         "has: Llama-3-8B (tensor_parallel 1))"));
 }
 
+// Found by fuzzing (tests/fuzz/fuzz_profile): the reason a group is skipped listed the
+// [gemm] tensor_parallel values cast to integers, undefined beyond int64.
+TEST(ValidateProfile, TheSkipReasonListsAGemmTensorParallelBeyondAnyIntegerAsWritten) {
+  std::string text = ReadText(kStepProfile);
+  const std::string header = "model,layer,tensor_parallel,tokens,m,n,k,time_us,tflops\n";
+  text.insert(text.find(header) + header.size(), "Llama-2-7B,qkv,1e300,16,16,1,1,1,1\n");
+  const Validation v = ValidateProfile(ParseProfile(text, kPath), H200(), LoadFromModels, {});
+  ASSERT_EQ(v.skipped.size(), 1u);
+  EXPECT_THAT(v.skipped[0].reason,
+              HasSubstr("(it has: Llama-2-7B (tensor_parallel 1e+300), Llama-3-8B "
+                        "(tensor_parallel 1))"));
+}
+
 TEST(ValidateProfile, TheKernelGapAdds320UsToEveryStepOfLlama8B) {
   // 32 layers x 10 kernels x 1 us = 320 us, the same for both models.
   const Profile p = LoadProfile(kStepProfile);
