@@ -15,10 +15,6 @@
 
 namespace kvsim {
 
-void WriteFile(const std::filesystem::path& path, const std::string& text) {
-  WriteFileAtomically(path, text);
-}
-
 namespace {
 
 namespace fs = std::filesystem;

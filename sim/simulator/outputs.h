@@ -22,10 +22,6 @@ void WritePercentiles(JsonWriter& j, std::string_view key, const Percentiles& p)
 // summary.json of one run (keys documented in README.md).
 std::string SummaryJson(const Summary& summary, const Simulation& sim);
 
-// Writes `text` to `path` (bytes as given) under a temporary name, renamed into place
-// when complete. Throws InputError "path: cannot write: why".
-void WriteFile(const std::filesystem::path& path, const std::string& text);
-
 // An output directory being written: created, locked against a second kvsim run
 // (OutputLock) and stripped of an earlier run's manifest.json at once; the files
 // written through it are listed with their size and CRC-32 in DIR/manifest.json,

@@ -10,7 +10,6 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
-#include <sstream>
 #include <string>
 
 #include "sim/core/check.h"
@@ -21,14 +20,8 @@ namespace kvsim {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::ReadFileText;
 using testing::TempDir;
-
-std::string Read(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 TEST(FileWriter, WritesTextIntegersSecondsAndDoublesAndRenamesOnCommit) {
   TempDir dir;
@@ -42,7 +35,7 @@ TEST(FileWriter, WritesTextIntegersSecondsAndDoublesAndRenamesOnCommit) {
     EXPECT_TRUE(fs::exists(dir.path() / "out.csv.partial"));
     w.Commit();
   }
-  EXPECT_EQ(Read(path),
+  EXPECT_EQ(ReadFileText(path),
             "a,b\n-42,9223372036854775807\n1.500000000,-0.000000001,0.000000000\n0.1,2,1e-05\n");
   EXPECT_FALSE(fs::exists(dir.path() / "out.csv.partial"));
 }
@@ -70,7 +63,7 @@ TEST(FileWriter, SecondsAreTheExactNineDecimalTextOfTheNanoseconds) {
     }
     w.Commit();
   }
-  EXPECT_EQ(Read(dir.path() / "t"), expected);
+  EXPECT_EQ(ReadFileText(dir.path() / "t"), expected);
 }
 
 TEST(FileWriter, FlushesThroughASmallBufferWithoutLosingOrReorderingBytes) {
@@ -87,7 +80,7 @@ TEST(FileWriter, FlushesThroughASmallBufferWithoutLosingOrReorderingBytes) {
     expected += long_text;
     w.Commit();
   }
-  EXPECT_EQ(Read(dir.path() / "big"), expected);
+  EXPECT_EQ(ReadFileText(dir.path() / "big"), expected);
 }
 
 TEST(FileWriter, AWriterDroppedBeforeCommitLeavesNoFileAndKeepsTheOldOne) {
@@ -98,7 +91,7 @@ TEST(FileWriter, AWriterDroppedBeforeCommitLeavesNoFileAndKeepsTheOldOne) {
     FileWriter w(path);
     w.Text("half a row,");
   }  // e.g. an error part-way through a run
-  EXPECT_EQ(Read(path), "the earlier run's\n");
+  EXPECT_EQ(ReadFileText(path), "the earlier run's\n");
   EXPECT_FALSE(fs::exists(dir.path() / "requests.csv.partial"));
 }
 

@@ -7,7 +7,6 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -23,16 +22,10 @@ namespace kvsim {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::ReadFileText;
 using testing::TempDir;
 
 Nanos Ms(int64_t ms) { return Nanos(ms * 1'000'000); }
-
-std::string Read(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 IterationSample Iteration(int64_t replica, int64_t start_ms, int64_t duration_ms, int64_t running,
                           int64_t waiting, int64_t allocated, int64_t live) {
@@ -74,7 +67,7 @@ TEST(RunOutputWriter, OneRowPerIterationWhenTheIntervalIsZero) {
   w.OnIteration(Iteration(0, 10, 30, 3, 0, 8192, 6000));
   Finisher f;
   w.Finish(*f.sim, f.summary, "seed: 1\n");
-  EXPECT_EQ(Read(dir.path() / "timeseries.csv"),
+  EXPECT_EQ(ReadFileText(dir.path() / "timeseries.csv"),
             "time_s,replica,duration_s,running,waiting,prefill_tokens,decode_tokens,"
             "allocated_bytes,live_bytes,cached_bytes,exposed_overhead_s\n"
             "0.000000000,0,0.010000000,2,1,20,2,4096,2048,0,0.000000000\n"
@@ -100,7 +93,7 @@ TEST(RunOutputWriter, IntervalRowsAggregateTheIterationsThatStartInThem) {
   // (10 x 1000 + 30 x 2000) / 40 = 1750, peak 2000; mean live (5000 + 30000) / 40 =
   // 875; exposed 0 + 1 ms. That row is written when replica 0's iteration at 250 ms
   // opens a later interval; the rows still open at Finish follow, by replica.
-  EXPECT_EQ(Read(dir.path() / "timeseries.csv"),
+  EXPECT_EQ(ReadFileText(dir.path() / "timeseries.csv"),
             "time_s,replica,interval_s,iterations,busy_s,mean_running,max_running,max_waiting,"
             "prefill_tokens,decode_tokens,mean_allocated_bytes,peak_allocated_bytes,"
             "mean_live_bytes,mean_cached_bytes,exposed_overhead_s\n"
@@ -126,12 +119,12 @@ TEST(RunOutputWriter, RequestRowsAreWrittenAsRequestsFinish) {
   EXPECT_FALSE(fs::exists(dir.path() / "requests.csv"));  // complete only after Finish
   Finisher f;
   w.Finish(*f.sim, f.summary, "seed: 1\n");
-  EXPECT_EQ(Read(dir.path() / "requests.csv"),
+  EXPECT_EQ(ReadFileText(dir.path() / "requests.csv"),
             "id,replica,arrival_s,first_scheduled_s,first_token_s,finish_s,prompt_tokens,"
             "output_tokens,preemptions\n"
             "3,1,1.500000000,1.510000000,1.600000000,2.000000001,128,7,2\n");
-  EXPECT_EQ(Read(dir.path() / "config.yaml"), "seed: 1\n");
-  EXPECT_THAT(Read(dir.path() / "summary.json"),
+  EXPECT_EQ(ReadFileText(dir.path() / "config.yaml"), "seed: 1\n");
+  EXPECT_THAT(ReadFileText(dir.path() / "summary.json"),
               ::testing::HasSubstr("\"percentiles\": \"exact\""));
 }
 
@@ -160,13 +153,13 @@ TEST(RunOutputWriter, TheManifestListsEveryFileWithItsSizeAndCrcAndComesLast) {
     Finisher f;
     w.Finish(*f.sim, f.summary, "seed: 1\n");
   }
-  const JsonValue manifest = ParseJson(Read(dir.path() / "manifest.json"), "manifest.json");
+  const JsonValue manifest = ParseJson(ReadFileText(dir.path() / "manifest.json"), "manifest.json");
   const JsonValue& files = manifest.At("files");
   ASSERT_EQ(files.size(), 4u);
   const std::vector<std::string> names = {"timeseries.csv", "requests.csv", "summary.json",
                                           "config.yaml"};
   for (size_t i = 0; i < names.size(); ++i) {
-    const std::string text = Read(dir.path() / names[i]);
+    const std::string text = ReadFileText(dir.path() / names[i]);
     const uint32_t crc = Crc32Update(0xFFFFFFFFu, text) ^ 0xFFFFFFFFu;
     EXPECT_EQ(files.Element(i).At("name").AsString(), names[i]);
     EXPECT_EQ(files.Element(i).At("bytes").AsNumber(), static_cast<double>(text.size()));

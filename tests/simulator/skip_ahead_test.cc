@@ -24,14 +24,8 @@ namespace kvsim {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::ReadFileText;
 using testing::TempDir;
-
-std::string Read(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 struct Outputs {
   std::string summary, requests, timeseries;
@@ -55,8 +49,8 @@ Outputs RunOnce(const std::string& yaml, const std::vector<std::string>& sets, b
   summary.wall_s = 0;
   summary.events = 0;
   writer.Finish(*sim, summary, "");
-  return {Read(dir / "summary.json"), Read(dir / "requests.csv"), Read(dir / "timeseries.csv"),
-          events};
+  return {ReadFileText(dir / "summary.json"), ReadFileText(dir / "requests.csv"),
+          ReadFileText(dir / "timeseries.csv"), events};
 }
 
 struct Case {
