@@ -18,6 +18,7 @@
 #include "sim/config/yaml_tree.h"
 #include "sim/core/check.h"
 #include "sim/core/parallel.h"
+#include "sim/core/staged_directory.h"
 #include "sim/metrics/json_writer.h"
 #include "sim/planner/planner.h"
 #include "sim/simulator/builder.h"
@@ -68,10 +69,12 @@ int RunCommand(const CommandOptions& o, std::ostream& out) {
   const ScenarioConfig config = DecodeScenario(tree, DefaultModelsDir());
   std::unique_ptr<Simulation> sim = BuildSimulation(config);
   const std::string dir = DefaultOutDir(o, "");
-  RunOutputWriter writer(dir, config.output);
+  StagedDirectory staged(dir);
+  RunOutputWriter writer(staged.path(), config.output);
   sim->AddObserver(&writer);
   const Summary summary = sim->Run();
   writer.Finish(*sim, summary, ResolvedYaml(tree, config));
+  staged.Commit();
   if (!o.quiet) {
     out << FormatSummary(summary, *sim);
     out << fmt::format("outputs written to {}/\n", dir);
@@ -152,8 +155,9 @@ int CompareCommand(const CommandOptions& o, std::ostream& out) {
     jobs.push_back(BuildJob(e.label, base, e.overrides, "compare entry '" + e.label + "'"));
   }
   const std::string dir = DefaultOutDir(o, "-compare");
-  OutputDirectory top(dir);
-  AttachWriters(jobs, [&](size_t i) { return fs::path(dir) / jobs[i].label; });
+  StagedDirectory staged(dir);
+  Manifest top(staged.path());
+  AttachWriters(jobs, [&](size_t i) { return staged.path() / jobs[i].label; });
   RunJobs(jobs, o.jobs);
 
   std::vector<LabeledRun> runs;
@@ -163,6 +167,7 @@ int CompareCommand(const CommandOptions& o, std::ostream& out) {
   }
   top.Write("compare.json", CompareJson(runs));
   top.Close();
+  staged.Commit();
   if (!o.quiet) {
     const Simulation& first = *jobs.front().sim;
     const ScenarioConfig& c = first.config();
@@ -198,10 +203,11 @@ int SweepCommand(const CommandOptions& o, std::ostream& out) {
     }
   }
   const std::string dir = DefaultOutDir(o, "-sweep");
-  OutputDirectory top(dir);
+  StagedDirectory staged(dir);
+  Manifest top(staged.path());
   AttachWriters(jobs, [&](size_t i) {
     // The shortest text that reads back as the rate: distinct rates, distinct folders.
-    return fs::path(dir) / jobs[i].label / fmt::format("rate_{}", job_rates[i]);
+    return staged.path() / jobs[i].label / fmt::format("rate_{}", job_rates[i]);
   });
   RunJobs(jobs, o.jobs);
 
@@ -221,6 +227,7 @@ int SweepCommand(const CommandOptions& o, std::ostream& out) {
   json += "\n  ]\n}\n";
   top.Write("sweep.json", json);
   top.Close();
+  staged.Commit();
 
   if (!o.quiet) {
     std::string header = fmt::format("{:>10}", "QPS");
@@ -231,8 +238,10 @@ int SweepCommand(const CommandOptions& o, std::ostream& out) {
       std::string line = fmt::format("{:>10g}", o.rates_qps[r]);
       for (size_t e = 0; e < entries.size(); ++e) {
         const Summary& s = jobs[e * o.rates_qps.size() + r].summary;
-        line += fmt::format("{:>34}", fmt::format("{:.2f} / {:.3f} / {:.2f}", s.requests_per_s,
-                                                  s.ttft_s.p99, s.e2e_s.p99));
+        line += fmt::format("{:>34}",
+                            fmt::format("{:.2f} / {} / {}", s.requests_per_s,
+                                        FormatOrNa(s.ttft_s.OrNaN(&Percentiles::p99), "{:.3f}"),
+                                        FormatOrNa(s.e2e_s.OrNaN(&Percentiles::p99), "{:.2f}")));
       }
       out << line << "\n";
     }
@@ -271,11 +280,13 @@ int PlanCommand(const CommandOptions& o, std::ostream& out) {
   options.jobs = o.jobs;
   if (!o.quiet) options.log = [&out](const std::string& line) { out << line << std::endl; };
   const std::string dir = DefaultOutDir(o, "-plan");
-  OutputDirectory top(dir);
+  StagedDirectory staged(dir);
   const PlanResult result = RunPlan(plan, options);
+  Manifest top(staged.path());
   top.Write("plan.csv", PlanCsv(result));
   top.Write("plan.json", PlanJson(result, plan));
   top.Close();
+  staged.Commit();
   if (!o.quiet) {
     out << FormatPlan(result);
     out << fmt::format("outputs written to {}/\n", dir);
@@ -499,9 +510,11 @@ int ValidateCommand(const CommandOptions& o, std::ostream& out) {
   };
   const Validation v = ValidateProfile(profile, gpu, load_model, config);
   if (!o.out_dir.empty()) {
-    OutputDirectory top(o.out_dir);
+    StagedDirectory staged(o.out_dir);
+    Manifest top(staged.path());
     top.Write("validate.json", ValidationJson(v));
     top.Close();
+    staged.Commit();
   }
   if (!o.quiet) {
     out << FormatValidation(v);

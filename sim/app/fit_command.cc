@@ -11,6 +11,7 @@
 #include "sim/config/calibration.h"
 #include "sim/config/fit_config.h"
 #include "sim/core/check.h"
+#include "sim/core/staged_directory.h"
 #include "sim/fit/fitter.h"
 #include "sim/metrics/json_writer.h"
 #include "sim/simulator/outputs.h"
@@ -123,8 +124,9 @@ int FitCommand(const CommandOptions& o, std::ostream& out) {
   const std::string dir = !o.out_dir.empty()
                               ? o.out_dir
                               : (fs::path("reports") / "runs" / (config.name + "-fit")).string();
-  OutputDirectory top(dir);
-  const Fitter fitter(config, dir, o.jobs);
+  StagedDirectory staged(dir);
+  Manifest top(staged.path());
+  const Fitter fitter(config, staged.path().string(), o.jobs);
   const FitOutcome fit = fitter.Fit({});
   std::vector<HoldoutOutcome> holdout;
   if (o.holdout) holdout = fitter.Holdout();
@@ -204,10 +206,9 @@ int FitCommand(const CommandOptions& o, std::ostream& out) {
   if (fit.solve.converged) {
     const Calibration cal = fitter.ToCalibration(fit, holdout.empty() ? nullptr : &holdout);
     top.Write("calibration.yaml", CalibrationYaml(cal));
-  } else {
-    fs::remove(cal_path);
   }
   top.Close();
+  staged.Commit();
   if (!o.quiet) {
     out << text;
     if (fit.solve.converged) {

@@ -10,6 +10,7 @@
 
 #include "sim/app/commands.h"
 #include "sim/core/check.h"
+#include "sim/core/staged_directory.h"
 
 namespace po = boost::program_options;
 
@@ -140,7 +141,7 @@ int main(int argc, char** argv) {
   try {
     return Main(argc, argv);
   } catch (const kvsim::InputError& e) {
-    std::cerr << "kvsim: error: " << e.what() << "\n";
+    std::cerr << "kvsim: error: " << kvsim::NameStagedAsTarget(e.what()) << "\n";
     return 2;
   } catch (const kvsim::InvariantError& e) {
     std::cerr << "kvsim: internal error (please report): " << e.what() << "\n";

@@ -289,8 +289,15 @@ std::vector<CompareEntry> DecodeCompare(const MapReader& parent, const YAML::Nod
     CompareEntry entry;
     entry.label = e.String("label", "");
     if (entry.label.empty()) e.Fail("label", "required");
-    if (entry.label.find_first_of("/\\ ") != std::string::npos || entry.label.starts_with(".")) {
-      e.Fail("label", "must be usable as a directory name (no '/', '\\', spaces or leading '.')");
+    // A label names a folder, a table column and a line of a report: printable text.
+    const bool control = std::any_of(entry.label.begin(), entry.label.end(), [](char c) {
+      return static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
+    });
+    if (control || entry.label.find_first_of("/\\ ") != std::string::npos ||
+        entry.label.starts_with(".") || entry.label.size() > 64) {
+      e.Fail("label",
+             "must be usable as a directory name: at most 64 bytes, no '/', '\\', spaces, "
+             "control characters or leading '.'");
     }
     if (!labels.insert(entry.label).second)
       e.Fail("label", "duplicate label '" + entry.label + "'");

@@ -3,7 +3,6 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
-#include <sys/file.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -75,9 +74,17 @@ void FileWriter::Flush() {
   if (used_ > 0) {
     crc_ = Crc32Update(crc_, std::string_view(buffer_.get(), used_));
     bytes_ += static_cast<int64_t>(used_);
-    if (!failed_ && std::fwrite(buffer_.get(), 1, used_, file_) != used_) failed_ = true;
+    errno = 0;
+    if (file_ == nullptr || std::fwrite(buffer_.get(), 1, used_, file_) != used_) Fail();
   }
   used_ = 0;
+}
+
+void FileWriter::Fail() {
+  const int why = errno != 0 && file_ != nullptr ? errno : EIO;
+  if (file_ != nullptr) std::fclose(file_);
+  file_ = nullptr;
+  throw InputError(fmt::format("{}: cannot write: {}", path_.string(), std::strerror(why)));
 }
 
 void FileWriter::Reserve(size_t n) {
@@ -89,7 +96,8 @@ FileWriter& FileWriter::Text(std::string_view s) {
     Flush();
     crc_ = Crc32Update(crc_, s);
     bytes_ += static_cast<int64_t>(s.size());
-    if (!failed_ && std::fwrite(s.data(), 1, s.size(), file_) != s.size()) failed_ = true;
+    errno = 0;
+    if (file_ == nullptr || std::fwrite(s.data(), 1, s.size(), file_) != s.size()) Fail();
     return *this;
   }
   Reserve(s.size());
@@ -140,14 +148,14 @@ FileWriter& FileWriter::Double(double v) {
 }
 
 void FileWriter::Commit() {
-  KVSIM_CHECK(!committed_ && file_ != nullptr, "FileWriter::Commit once");
+  KVSIM_CHECK(!committed_ && file_ != nullptr, "FileWriter::Commit once, after no error");
   Flush();
   errno = 0;
   const bool flushed = std::fflush(file_) == 0 && fsync(fileno(file_)) == 0;
   const int saved = errno;
   const bool closed = std::fclose(file_) == 0;
   file_ = nullptr;
-  if (failed_ || !flushed || !closed) {
+  if (!flushed || !closed) {
     throw InputError(fmt::format("{}: cannot write: {}", path_.string(),
                                  std::strerror(saved != 0 ? saved : EIO)));
   }
@@ -155,30 +163,6 @@ void FileWriter::Commit() {
   std::filesystem::rename(partial_, path_, ec);
   if (ec) throw InputError(fmt::format("{}: cannot write: {}", path_.string(), ec.message()));
   committed_ = true;
-}
-
-OutputLock::OutputLock(const std::filesystem::path& dir) {
-  const std::filesystem::path lock = dir / ".kvsim.lock";
-  fd_ = open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd_ < 0) {
-    throw InputError(fmt::format("{}: cannot write: {}", lock.string(), std::strerror(errno)));
-  }
-  if (flock(fd_, LOCK_EX | LOCK_NB) != 0) {
-    const int why = errno;
-    close(fd_);
-    fd_ = -1;
-    if (why == EWOULDBLOCK) {
-      throw InputError(
-          fmt::format("{}: another kvsim run is writing its outputs here; wait for "
-                      "it or choose another --out",
-                      dir.string()));
-    }
-    throw InputError(fmt::format("{}: cannot lock: {}", lock.string(), std::strerror(why)));
-  }
-}
-
-OutputLock::~OutputLock() {
-  if (fd_ >= 0) close(fd_);  // releases the lock
 }
 
 void WriteFileAtomically(const std::filesystem::path& path, std::string_view text) {

@@ -23,6 +23,8 @@ class FileWriter {
   FileWriter(const FileWriter&) = delete;
   FileWriter& operator=(const FileWriter&) = delete;
 
+  // Appending throws InputError "PATH: cannot write: why" when flushing the buffer
+  // fails (a full disk, a file size limit): the first failure ends the writing.
   FileWriter& Text(std::string_view s);
   FileWriter& Char(char c);
   FileWriter& Int(int64_t v);
@@ -44,14 +46,15 @@ class FileWriter {
   uint32_t crc32() const { return crc_ ^ 0xFFFFFFFFu; }
 
  private:
-  void Reserve(size_t n);  // room for n more bytes in the buffer (flushes if needed)
-  void Flush();
+  void Reserve(size_t n);    // room for n more bytes in the buffer (flushes if needed)
+  void Flush();              // throws InputError when the write fails
+  [[noreturn]] void Fail();  // closes the file and throws InputError with errno's reason
 
   std::filesystem::path path_, partial_;
   std::unique_ptr<char[]> buffer_;
   size_t capacity_, used_ = 0;
   std::FILE* file_ = nullptr;
-  bool failed_ = false, committed_ = false;
+  bool committed_ = false;
   int64_t bytes_ = 0;
   uint32_t crc_ = 0xFFFFFFFFu;  // running, pre-inverted
 };
@@ -59,20 +62,6 @@ class FileWriter {
 // Updates a pre-inverted CRC-32 (IEEE 802.3) with `data`: Crc32Update(0xFFFFFFFF,
 // d) ^ 0xFFFFFFFF is zlib's crc32 of d.
 uint32_t Crc32Update(uint32_t crc, std::string_view data);
-
-// Holds an exclusive lock on DIR/.kvsim.lock while it lives (flock: released when the
-// process ends, however it ends), so that two runs never write one output directory
-// at once. Throws InputError "DIR: another kvsim run is writing here" when held.
-class OutputLock {
- public:
-  explicit OutputLock(const std::filesystem::path& dir);
-  ~OutputLock();
-  OutputLock(const OutputLock&) = delete;
-  OutputLock& operator=(const OutputLock&) = delete;
-
- private:
-  int fd_ = -1;
-};
 
 // Writes `text` to PATH through a FileWriter (PATH.partial, then renamed).
 void WriteFileAtomically(const std::filesystem::path& path, std::string_view text);

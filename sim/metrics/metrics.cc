@@ -3,13 +3,19 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "sim/core/check.h"
 
 namespace kvsim {
+double Percentiles::OrNaN(double Percentiles::*stat) const {
+  return count > 0 ? this->*stat : std::numeric_limits<double>::quiet_NaN();
+}
+
 Percentiles PercentilesOf(std::vector<double> values) {
   Percentiles p;
   if (values.empty()) return p;
+  p.count = static_cast<int64_t>(values.size());
   double sum = 0;
   for (double v : values) sum += v;
   p.mean = sum / static_cast<double>(values.size());
@@ -74,7 +80,7 @@ void Distribution::Add(double seconds) {
 Percentiles Distribution::Summarize() const {
   if (exact()) return PercentilesOf(exact_);
   return {sum_ / static_cast<double>(count_), histogram_->Quantile(0.50) * 1e-9,
-          histogram_->Quantile(0.90) * 1e-9, histogram_->Quantile(0.99) * 1e-9};
+          histogram_->Quantile(0.90) * 1e-9, histogram_->Quantile(0.99) * 1e-9, count_};
 }
 
 void QueueGrowth::Add(Nanos arrival, Nanos queue_delay) {

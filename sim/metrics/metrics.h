@@ -41,8 +41,14 @@ struct IterationSample {
   Nanos exposed_overhead{0};  // KV mapping time added to the iteration
 };
 
+// A summary of `count` values; with none, every statistic is 0 here, and outputs
+// show it as missing (null in JSON, "n/a" in tables), never as a latency of 0.
 struct Percentiles {
   double mean = 0, p50 = 0, p90 = 0, p99 = 0;
+  int64_t count = 0;
+
+  // `stat` (e.g. &Percentiles::p99), or NaN when there are no values.
+  double OrNaN(double Percentiles::*stat) const;
 };
 
 // Mean and nearest-rank percentiles of `values` (all zero when empty): what every

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <set>
+#include <tuple>
 
 #include "sim/core/check.h"
 #include "sim/metrics/json_writer.h"
@@ -24,12 +25,16 @@ constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
 }  // namespace
 
 void WritePercentiles(JsonWriter& j, std::string_view key, const Percentiles& p) {
-  j.BeginObject(key)
-      .Field("mean", p.mean)
-      .Field("p50", p.p50)
-      .Field("p90", p.p90)
-      .Field("p99", p.p99)
+  j.BeginObject(key)  // NaN, so null, when there were no values
+      .Field("mean", p.OrNaN(&Percentiles::mean))
+      .Field("p50", p.OrNaN(&Percentiles::p50))
+      .Field("p90", p.OrNaN(&Percentiles::p90))
+      .Field("p99", p.OrNaN(&Percentiles::p99))
       .EndObject();
+}
+
+std::string FormatOrNa(double value, std::string_view format) {
+  return std::isnan(value) ? std::string("n/a") : fmt::format(fmt::runtime(format), value);
 }
 
 std::string SummaryJson(const Summary& s, const Simulation& sim) {
@@ -119,39 +124,27 @@ std::string SummaryJson(const Summary& s, const Simulation& sim) {
   return j.str();
 }
 
-namespace {
-
-// Creates DIR (and its parents). Throws InputError naming it when it cannot.
-const fs::path& CreatedDirectory(const fs::path& dir) {
+Manifest::Manifest(const fs::path& dir) : dir_(dir) {
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) {
     throw InputError(
         fmt::format("{}: cannot create output directory: {}", dir.string(), ec.message()));
   }
-  return dir;
 }
 
-}  // namespace
-
-OutputDirectory::OutputDirectory(const fs::path& dir) : dir_(dir), lock_(CreatedDirectory(dir)) {
-  // First of all: without a manifest the files here no longer claim to be whole.
-  std::error_code ec;
-  fs::remove(dir_ / "manifest.json", ec);
-}
-
-void OutputDirectory::Write(const std::string& name, std::string_view text) {
+void Manifest::Write(const std::string& name, std::string_view text) {
   FileWriter w(dir_ / name, std::min<size_t>(text.size() + 64, size_t{1} << 20));
   w.Text(text);
   w.Commit();
   Add(name, w);
 }
 
-void OutputDirectory::Add(const std::string& name, const FileWriter& committed) {
+void Manifest::Add(const std::string& name, const FileWriter& committed) {
   files_.push_back({name, committed.bytes(), committed.crc32()});
 }
 
-void OutputDirectory::Close() {
+void Manifest::Close() {
   JsonWriter j;
   j.BeginObject();
   j.Field("kvsim_version", KVSIM_VERSION);
@@ -169,18 +162,11 @@ void OutputDirectory::Close() {
 
 RunOutputWriter::RunOutputWriter(const fs::path& dir, const OutputConfig& output)
     : dir_(dir), output_(output), out_(dir) {
-  // An earlier run's summary and config go now: were this run to stop before its own,
-  // they would stand beside files of this one.
-  std::error_code ec;
-  fs::remove(dir_ / "summary.json", ec);
-  fs::remove(dir_ / "config.yaml", ec);
   if (output_.requests_csv) {
     requests_ = std::make_unique<FileWriter>(dir_ / "requests.csv");
     requests_->Text(
         "id,replica,arrival_s,first_scheduled_s,first_token_s,finish_s,prompt_tokens,"
         "output_tokens,preemptions\n");
-  } else {
-    fs::remove(dir_ / "requests.csv", ec);  // an earlier run's, which this one would contradict
   }
   if (output_.timeseries_csv) {
     timeseries_ = std::make_unique<FileWriter>(dir_ / "timeseries.csv");
@@ -192,8 +178,6 @@ RunOutputWriter::RunOutputWriter(const fs::path& dir, const OutputConfig& output
                           : "time_s,replica,duration_s,running,waiting,prefill_tokens,"
                             "decode_tokens,allocated_bytes,live_bytes,cached_bytes,"
                             "exposed_overhead_s\n");
-  } else {
-    fs::remove(dir_ / "timeseries.csv", ec);
   }
 }
 
@@ -301,9 +285,13 @@ std::string FormatSummary(const Summary& s, const Simulation& sim) {
         "does not keep up, so the latencies depend on how long the trace is",
         s.queue_first_quarter_s, s.queue_last_quarter_s, s.offered_qps));
   }
-  line(fmt::format("  TTFT  p50 {:8.3f} s  p99 {:8.3f} s", s.ttft_s.p50, s.ttft_s.p99));
-  line(fmt::format("  TBT   p50 {:8.4f} s  p99 {:8.4f} s", s.tbt_s.p50, s.tbt_s.p99));
-  line(fmt::format("  E2E   p50 {:8.3f} s  p99 {:8.3f} s", s.e2e_s.p50, s.e2e_s.p99));
+  for (const auto& [name, p, digits] :
+       {std::tuple{"TTFT", &s.ttft_s, 3}, {"TBT ", &s.tbt_s, 4}, {"E2E ", &s.e2e_s, 3}}) {
+    const std::string format = fmt::format("{{:8.{}f}}", digits);
+    line(fmt::format("  {}  p50 {:>8} s  p99 {:>8} s", name,
+                     FormatOrNa(p->OrNaN(&Percentiles::p50), format),
+                     FormatOrNa(p->OrNaN(&Percentiles::p99), format)));
+  }
   line(fmt::format("  batch: max {} / mean {:.1f} running; {} preemptions", s.max_running,
                    s.mean_running, s.preemptions));
   line(
@@ -426,12 +414,16 @@ std::string FormatCompareTable(const std::vector<LabeledRun>& runs) {
   static const Row kRows[] = {
       {"throughput (req/s)", [](const Summary& s) { return s.requests_per_s; }, "{:.2f}"},
       {"output tokens/s", [](const Summary& s) { return s.output_tokens_per_s; }, "{:.0f}"},
-      {"TTFT p50 (s)", [](const Summary& s) { return s.ttft_s.p50; }, "{:.3f}"},
-      {"TTFT p99 (s)", [](const Summary& s) { return s.ttft_s.p99; }, "{:.3f}"},
-      {"TBT p50 (ms)", [](const Summary& s) { return 1e3 * s.tbt_s.p50; }, "{:.2f}"},
-      {"TBT p99 (ms)", [](const Summary& s) { return 1e3 * s.tbt_s.p99; }, "{:.2f}"},
-      {"E2E p50 (s)", [](const Summary& s) { return s.e2e_s.p50; }, "{:.3f}"},
-      {"E2E p99 (s)", [](const Summary& s) { return s.e2e_s.p99; }, "{:.3f}"},
+      {"TTFT p50 (s)", [](const Summary& s) { return s.ttft_s.OrNaN(&Percentiles::p50); },
+       "{:.3f}"},
+      {"TTFT p99 (s)", [](const Summary& s) { return s.ttft_s.OrNaN(&Percentiles::p99); },
+       "{:.3f}"},
+      {"TBT p50 (ms)", [](const Summary& s) { return 1e3 * s.tbt_s.OrNaN(&Percentiles::p50); },
+       "{:.2f}"},
+      {"TBT p99 (ms)", [](const Summary& s) { return 1e3 * s.tbt_s.OrNaN(&Percentiles::p99); },
+       "{:.2f}"},
+      {"E2E p50 (s)", [](const Summary& s) { return s.e2e_s.OrNaN(&Percentiles::p50); }, "{:.3f}"},
+      {"E2E p99 (s)", [](const Summary& s) { return s.e2e_s.OrNaN(&Percentiles::p99); }, "{:.3f}"},
       {"max running batch", [](const Summary& s) { return double(s.max_running); }, "{:.0f}"},
       {"mean running batch", [](const Summary& s) { return s.mean_running; }, "{:.1f}"},
       {"KV fragmentation (%)", [](const Summary& s) { return 100 * s.fragmentation; }, "{:.1f}"},
@@ -449,8 +441,10 @@ std::string FormatCompareTable(const std::vector<LabeledRun>& runs) {
     const double b = base ? row.get(base->summary) : 0;
     for (const LabeledRun& r : runs) {
       const double v = row.get(r.summary);
-      std::string cell = fmt::format(fmt::runtime(row.format), v);
-      if (base && &r != base && b != 0) cell += fmt::format(" ({:.2f}x)", v / b);
+      std::string cell = FormatOrNa(v, row.format);
+      if (base && &r != base && b != 0 && std::isfinite(v / b)) {
+        cell += fmt::format(" ({:.2f}x)", v / b);
+      }
       out += fmt::format("{:>{}}", cell, kCol);
     }
     out += "\n";

@@ -19,17 +19,21 @@ namespace kvsim {
 // Writes {mean, p50, p90, p99} under `key`.
 void WritePercentiles(JsonWriter& j, std::string_view key, const Percentiles& p);
 
+// `value` in `format` (e.g. "{:.3f}"), or "n/a" when it is NaN (a statistic of no
+// values, Percentiles::OrNaN).
+std::string FormatOrNa(double value, std::string_view format);
+
 // summary.json of one run (keys documented in README.md).
 std::string SummaryJson(const Summary& summary, const Simulation& sim);
 
-// An output directory being written: created, locked against a second kvsim run
-// (OutputLock) and stripped of an earlier run's manifest.json at once; the files
-// written through it are listed with their size and CRC-32 in DIR/manifest.json,
-// written last by Close(), so the files stand whole together or the manifest is
-// missing (`kvsim report` checks it). Throws InputError naming DIR when it cannot.
-class OutputDirectory {
+// The files written into one output directory DIR (created if missing), listed
+// with their size and CRC-32 in DIR/manifest.json, written last by Close(), which
+// `kvsim report` verifies. A command's top directory is a StagedDirectory, so what
+// a reader sees there is whole; the manifest also catches files changed or cut
+// short afterwards. Throws InputError naming DIR or the file when it cannot write.
+class Manifest {
  public:
-  explicit OutputDirectory(const std::filesystem::path& dir);
+  explicit Manifest(const std::filesystem::path& dir);
   // Writes DIR/name whole (FileWriter) and lists it.
   void Write(const std::string& name, std::string_view text);
   // Lists a file committed through `committed`.
@@ -45,16 +49,15 @@ class OutputDirectory {
     uint32_t crc32;
   };
   std::filesystem::path dir_;
-  OutputLock lock_;
   std::vector<File> files_;
 };
 
-// One run's output directory. requests.csv and timeseries.csv (as the config's
-// output section asks) are streamed while the run goes, through fixed-size buffers,
-// so memory does not grow with the trace; summary.json and config.yaml are written
-// by Finish. Every file is written as NAME.partial and renamed when complete, so a
-// run that stops part-way leaves no file that looks whole, and a CSV the config
-// turns off is removed if an earlier run left one in DIR.
+// One run's output directory DIR (a StagedDirectory's path, or a folder in one,
+// so it starts empty). requests.csv and timeseries.csv (as the config's output
+// section asks) are streamed while the run goes, through fixed-size buffers, so
+// memory does not grow with the trace; summary.json, config.yaml and the manifest
+// are written by Finish. Every file is written as NAME.partial and renamed when
+// complete.
 //
 // requests.csv: one row per finished request, in completion order:
 //   id,replica,arrival_s,first_scheduled_s,first_token_s,finish_s,prompt_tokens,
@@ -100,7 +103,7 @@ class RunOutputWriter : public MetricsObserver {
 
   std::filesystem::path dir_;
   OutputConfig output_;
-  OutputDirectory out_;
+  Manifest out_;
   std::unique_ptr<FileWriter> requests_, timeseries_;
   std::vector<Interval> open_;  // by replica
 };

@@ -13,75 +13,25 @@
 #include <string>
 #include <vector>
 
+#include "tests/testing/kvsim_process.h"
 #include "tests/testing/temp_dir.h"
 
 namespace {
 
 namespace fs = std::filesystem;
+using ::kvsim::testing::ReadFileText;
+using ::kvsim::testing::Result;
+using ::kvsim::testing::RunKvsim;
 using ::kvsim::testing::TempDir;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-constexpr const char* kBinary = KVSIM_BINARY;
 constexpr const char* kQuickstart = KVSIM_SOURCE_DIR "/configs/quickstart.yaml";
 // A profile with [step] rows (their times set from the profiled model's predictions),
 // and one without.
 constexpr const char* kStepProfile = KVSIM_SOURCE_DIR "/tests/data/timing/step_profile.txt";
 constexpr const char* kNoStepProfile =
     KVSIM_SOURCE_DIR "/tests/data/timing/h200_kvprobe_quick_profile.txt";
-
-std::string ReadFile(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-// Single-quotes `s` for /bin/sh.
-std::string Quote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) {
-    if (c == '\'') {
-      out += "'\\''";
-    } else {
-      out += c;
-    }
-  }
-  return out + "'";
-}
-
-struct Result {
-  int exit_code = -1;  // -1 when the process did not exit normally
-  bool crashed = false;
-  std::string out;
-  std::string err;
-};
-
-// Runs kvsim with `args` (each quoted), capturing stdout and stderr. Every run is
-// checked not to have died from a signal: errors must be reported, never crash.
-Result RunKvsim(const std::vector<std::string>& args) {
-  TempDir capture;
-  const std::string out_path = capture.PathOf("stdout.txt");
-  const std::string err_path = capture.PathOf("stderr.txt");
-  std::string command = Quote(kBinary);
-  for (const std::string& a : args) command += " " + Quote(a);
-  command += " >" + Quote(out_path) + " 2>" + Quote(err_path) + " </dev/null";
-  const int status = std::system(command.c_str());
-
-  Result r;
-  if (status != -1 && WIFEXITED(status)) {
-    r.exit_code = WEXITSTATUS(status);
-    r.crashed = r.exit_code >= 128;  // the shell reports a signal as 128 + n
-  } else {
-    r.crashed = true;
-  }
-  r.out = ReadFile(out_path);
-  r.err = ReadFile(err_path);
-  EXPECT_FALSE(r.crashed) << "kvsim died (status " << status << ") for: " << command
-                          << "\nstderr:\n"
-                          << r.err;
-  return r;
-}
 
 // A splitwise trace whose `bad_row` (1-based, the header being line 1) is `row`.
 std::string SplitwiseTrace(int bad_line, const std::string& row) {
@@ -186,10 +136,10 @@ TEST(Cli, RunWritesTheOutputsAndTheResolvedConfig) {
     EXPECT_GT(fs::file_size(fs::path(out) / name), 0u) << name;
   }
   // The resolved config carries the override.
-  EXPECT_THAT(ReadFile(fs::path(out) / "config.yaml"), HasSubstr("max_requests: 200"));
-  EXPECT_THAT(ReadFile(fs::path(out) / "summary.json"), HasSubstr("\"requests_total\": 200"));
+  EXPECT_THAT(ReadFileText(fs::path(out) / "config.yaml"), HasSubstr("max_requests: 200"));
+  EXPECT_THAT(ReadFileText(fs::path(out) / "summary.json"), HasSubstr("\"requests_total\": 200"));
   // One row per request after the header.
-  const std::string requests = ReadFile(fs::path(out) / "requests.csv");
+  const std::string requests = ReadFileText(fs::path(out) / "requests.csv");
   EXPECT_EQ(std::count(requests.begin(), requests.end(), '\n'), 201);
 }
 
@@ -213,7 +163,7 @@ TEST(Cli, RunAtTensorParallelEightOnTheH100ProfileStatesTheExtrapolatedAllReduce
       "all-reduce on 8 GPUs is not in the profile (measured: 2, 3 and 4 GPUs); it is extrapolated";
   EXPECT_THAT(r.out, HasSubstr("  caveat: timing.profile "));
   EXPECT_THAT(r.out, HasSubstr(what));
-  const std::string summary = ReadFile(fs::path(out) / "summary.json");
+  const std::string summary = ReadFileText(fs::path(out) / "summary.json");
   EXPECT_THAT(summary, HasSubstr("\"timing_caveats\": [\n    \"timing.profile "));
   EXPECT_THAT(summary, HasSubstr(what));
 }
@@ -226,7 +176,7 @@ TEST(Cli, RunAtAMeasuredTensorParallelHasNoCaveat) {
                 "deployment.tensor_parallel=4", "--set", "timing.type=profiled", "--out", out});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_THAT(r.out, Not(HasSubstr("caveat")));
-  EXPECT_THAT(ReadFile(fs::path(out) / "summary.json"), HasSubstr("\"timing_caveats\": []"));
+  EXPECT_THAT(ReadFileText(fs::path(out) / "summary.json"), HasSubstr("\"timing_caveats\": []"));
 }
 
 TEST(Cli, AProfileOfAnotherGpuIsRefusedNamingBoth) {
@@ -252,7 +202,7 @@ TEST(Cli, APlanStatesTheExtrapolatedAllReduceForItsTensorParallelEightCandidates
                         "H100-SXM/tp8/vattention2MiB/sarathi1024-256seqs): timing.profile "));
   EXPECT_THAT(r.out, HasSubstr("all-reduce on 8 GPUs is not in the profile"));
   EXPECT_THAT(r.out, Not(HasSubstr("all-reduce on 4 GPUs")));
-  const std::string plan = ReadFile(fs::path(out) / "plan.json");
+  const std::string plan = ReadFileText(fs::path(out) / "plan.json");
   // Two KV managers x two schedulers at TP 4 without a caveat, and at TP 8 with one.
   size_t empty = 0, stated = 0;
   for (size_t at = plan.find("\"timing_caveats\": ["); at != std::string::npos;
@@ -305,11 +255,32 @@ TEST(Cli, NegativeTokenCountFailsNamingTheLine) {
   EXPECT_THAT(r.err, HasSubstr("negative"));
 }
 
+TEST(Cli, ATraceWithNoUsableRequestsReportsNoLatencyRatherThanZero) {
+  TempDir dir;
+  // Both prompts exceed the model's context: each request is rejected.
+  const Result r = RunOnTrace(dir, "trace.csv",
+                              "arrived_at,num_prefill_tokens,num_decode_tokens\n"
+                              "0.0,900000,10\n0.5,900000,20\n");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const YAML::Node summary = YAML::LoadFile(dir.PathOf("run") + "/summary.json");
+  EXPECT_EQ(summary["requests_rejected"].as<int>(), 2);
+  for (const char* metric : {"ttft_s", "tbt_s", "tpot_s", "e2e_s", "queue_s"}) {
+    for (const char* stat : {"mean", "p50", "p90", "p99"}) {
+      EXPECT_TRUE(summary[metric][stat].IsNull()) << metric << "." << stat;
+    }
+  }
+  const Result shown = RunKvsim({"run", dir.PathOf("scenario.yaml"), "--out", dir.PathOf("run")});
+  EXPECT_THAT(shown.out, HasSubstr("TTFT  p50      n/a s  p99      n/a s"));
+  // The report reads it too, saying what is missing rather than drawing zeros.
+  const Result report = RunKvsim({"report", dir.PathOf("run")});
+  EXPECT_EQ(report.exit_code, 0) << report.err;
+}
+
 TEST(Cli, AWellFormedTraceNextToTheConfigRuns) {
   TempDir dir;
   const Result r = RunOnTrace(dir, "good.csv", SplitwiseTrace(0, ""));
   EXPECT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_THAT(ReadFile(fs::path(dir.PathOf("run")) / "summary.json"),
+  EXPECT_THAT(ReadFileText(fs::path(dir.PathOf("run")) / "summary.json"),
               HasSubstr("\"requests_total\": 5"));
 }
 
@@ -382,7 +353,7 @@ TEST(Cli, ComparePrintsTheTableAndWritesCompareJson) {
   }
   EXPECT_THAT(r.out, HasSubstr("ratios"));
   ASSERT_TRUE(fs::is_regular_file(fs::path(out) / "compare.json"));
-  const std::string json = ReadFile(fs::path(out) / "compare.json");
+  const std::string json = ReadFileText(fs::path(out) / "compare.json");
   EXPECT_THAT(json, HasSubstr("vattention_64KiB"));
 }
 
@@ -398,6 +369,17 @@ TEST(Cli, CompareWithABadEntryFailsBeforeRunning) {
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_THAT(r.err, HasSubstr("kv_cache.type"));
   EXPECT_FALSE(fs::exists(fs::path(out) / "compare.json"));
+}
+
+TEST(Cli, ACompareLabelWithANewlineIsRefusedNamingIt) {
+  TempDir dir;
+  const std::string config =
+      dir.Write("compare.yaml", CompareScenario("  - {label: \"paged\\nstatic\", set: {}}\n"));
+  const Result r = RunKvsim({"compare", config, "--out", dir.PathOf("out"), "-q"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("compare.yaml:8: compare[0].label: must be usable as a directory "
+                               "name"));
+  EXPECT_FALSE(fs::exists(dir.PathOf("out")));
 }
 
 TEST(Cli, CompareEntryWithABadOverrideIsNamedInTheError) {
@@ -561,7 +543,7 @@ TEST(Cli, ValidateOnAProfileWithoutStepRowsFailsSayingHowToMeasureThem) {
 
 TEST(Cli, ValidateNamesAModelWithoutACardAndItsLine) {
   TempDir dir;
-  std::string text = ReadFile(kStepProfile);
+  std::string text = ReadFileText(kStepProfile);
   const std::string row = "Llama-3-70B,1,";
   text.replace(text.find(row), row.size(), "Foo-1B,1,");
   const Result r = RunKvsim({"validate", dir.Write("profile.txt", text)});
@@ -577,7 +559,7 @@ TEST(Cli, ValidateRefusesAGpuCardOfAnotherDevice) {
 
 TEST(Cli, ValidateFindsNoCardForAnUnknownDeviceAndListsTheCards) {
   TempDir dir;
-  std::string text = ReadFile(kStepProfile);
+  std::string text = ReadFileText(kStepProfile);
   const std::string name = "gpu_name: NVIDIA H200";
   text.replace(text.find(name), name.size(), "gpu_name: NVIDIA V100");
   const Result r = RunKvsim({"validate", dir.Write("profile.txt", text)});

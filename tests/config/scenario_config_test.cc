@@ -722,6 +722,14 @@ TEST(ScenarioConfig, CompareLabelThatCannotNameADirectoryIsAnError) {
   EXPECT_THROW(Decode(std::string(kMinimal) + "compare:\n  - label: \"a b\"\n"), InputError);
   EXPECT_THROW(Decode(std::string(kMinimal) + "compare:\n  - label: ..\n"), InputError);
   EXPECT_THROW(Decode(std::string(kMinimal) + "compare:\n  - label: \"\"\n"), InputError);
+  // Control characters would split a table row or a report line; a label is a name.
+  EXPECT_THROW(Decode(std::string(kMinimal) + "compare:\n  - label: \"a\\nb\"\n"), InputError);
+  EXPECT_THROW(Decode(std::string(kMinimal) + "compare:\n  - label: \"a\\tb\"\n"), InputError);
+  EXPECT_THROW(
+      Decode(std::string(kMinimal) + "compare:\n  - label: " + std::string(65, 'x') + "\n"),
+      InputError);
+  EXPECT_NO_THROW(
+      Decode(std::string(kMinimal) + "compare:\n  - label: " + std::string(64, 'x') + "\n"));
 }
 
 TEST(ScenarioConfig, CompareEntryWithoutALabelIsAnError) {

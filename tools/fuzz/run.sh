@@ -18,7 +18,8 @@
 # prints every input error the harness saw).
 #
 # Environment: KVSIM_FUZZ_BUILD_DIR (default build-fuzz), KVSIM_FUZZ_JOBS (build jobs,
-# default nproc), KVSIM_FUZZ_ARGS (extra libFuzzer flags, e.g. "-only_ascii=1").
+# default nproc), KVSIM_FUZZ_PARALLEL (targets run at once, default 1; one core each),
+# KVSIM_FUZZ_ARGS (extra libFuzzer flags, e.g. "-only_ascii=1").
 set -euo pipefail
 
 seconds=${1:-60}
@@ -45,7 +46,8 @@ clang=${CXX:-}
 
 echo "== configure and build ($build, $clang)"
 mkdir -p "$build"
-cmake -S "$root" -B "$build" -DCMAKE_CXX_COMPILER="$clang" -DKVSIM_FUZZ=ON -DKVSIM_BUILD_TESTS=OFF \
+# The same configuration as tools/sanitize.sh, which also builds the tests here.
+cmake -S "$root" -B "$build" -DCMAKE_CXX_COMPILER="$clang" -DKVSIM_FUZZ=ON -DKVPROBE_BUILD_CUDA=OFF \
       -DCMAKE_BUILD_TYPE=RelWithDebInfo > "$build/configure.log" 2>&1 ||
   { cat "$build/configure.log" >&2; exit 2; }
 cmake --build "$build" --target kvsim_fuzzers -j"$jobs"
@@ -63,17 +65,18 @@ export TMPDIR=$work/tmp
 export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:halt_on_error=1:detect_leaks=1:allocator_may_return_null=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:abort_on_error=1:print_stacktrace=1}
 
-failed=()
-summary=()
-for t in "${targets[@]}"; do
-  corpus=$build/fuzz-corpus/$t
-  artifacts=$build/fuzz-artifacts/$t
-  log=$build/fuzz-logs/$t.log
+# Runs target $1 and writes its summary line to $work/result.$1, prefixed "FINDING "
+# when it found something.
+run_target() {
+  local t=$1
+  local corpus=$build/fuzz-corpus/$t
+  local artifacts=$build/fuzz-artifacts/$t
+  local log=$build/fuzz-logs/$t.log
   mkdir -p "$corpus" "$artifacts" "$(dirname "$log")"
   echo "== $t: ${seconds}s (log $log)"
+  local before start rc=0 new execs cov line
   before=$(find "$artifacts" -type f | sort)
   start=$SECONDS
-  rc=0
   # shellcheck disable=SC2086  # KVSIM_FUZZ_ARGS is a list of flags
   "$build/tests/fuzz/$t" -max_total_time="$seconds" -timeout=20 -rss_limit_mb=2560 \
       -malloc_limit_mb=1024 -max_len=65536 -print_final_stats=1 -dict="$root/tools/fuzz/fuzz.dict" \
@@ -83,15 +86,36 @@ for t in "${targets[@]}"; do
   cov=$(grep -a -o 'cov: [0-9]*' "$log" | tail -n 1 || true)
   line="$t: ${execs:-?} executions in $((SECONDS - start))s, ${cov:-cov: ?}, corpus $(find "$corpus" -type f | wc -l) files"
   if [ "$rc" -ne 0 ] || [ -n "$new" ]; then
-    failed+=("$t")
-    line="$line: FINDING (exit $rc)"
-    echo "!! FINDING in $t (exit status $rc); last lines of $log:" >&2
-    grep -a -E '==kvsim-fuzz==|ERROR: |SUMMARY: |runtime error|Test unit written' "$log" | tail -n 8 >&2 || true
-    for f in $new; do echo "!! $t: crash file $f" >&2; done
-    [ -n "$new" ] || echo "!! $t: no crash file was written; see $log" >&2
+    line="FINDING $line: FINDING (exit $rc)"
+    {
+      echo "!! FINDING in $t (exit status $rc); last lines of $log:"
+      grep -a -E '==kvsim-fuzz==|ERROR: |SUMMARY: |runtime error|Test unit written' "$log" | tail -n 8 || true
+      for f in $new; do echo "!! $t: crash file $f"; done
+      [ -n "$new" ] || echo "!! $t: no crash file was written; see $log"
+    } >&2
   fi
-  summary+=("$line")
-  echo "   $line"
+  echo "$line" > "$work/result.$t"
+  echo "   ${line#FINDING }"
+}
+
+# KVSIM_FUZZ_PARALLEL targets at a time (default 1: one after another).
+parallel=${KVSIM_FUZZ_PARALLEL:-1}
+for t in "${targets[@]}"; do
+  if [ "$parallel" -gt 1 ]; then
+    while [ "$(jobs -rp | wc -l)" -ge "$parallel" ]; do wait -n || true; done
+    run_target "$t" &
+  else
+    run_target "$t"
+  fi
+done
+wait
+
+failed=()
+summary=()
+for t in "${targets[@]}"; do
+  line=$(cat "$work/result.$t" 2>/dev/null || echo "FINDING $t: did not report")
+  [[ $line == FINDING* ]] && failed+=("$t")
+  summary+=("${line#FINDING }")
 done
 
 echo "== summary"
