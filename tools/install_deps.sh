@@ -3,9 +3,10 @@
 # Idempotent; prints nothing when everything is already installed.
 set -euo pipefail
 
-# python3-matplotlib draws the reports (tools/report); chromium renders them in the tests.
+# python3-matplotlib draws the reports (tools/report); chromium renders them in the tests;
+# python3-pandas backs the Python module (tools/python/kvsim).
 packages=(cmake g++ make libboost-program-options-dev libfmt-dev libyaml-cpp-dev
-          libeigen3-dev libgtest-dev libgmock-dev python3-matplotlib chromium)
+          libeigen3-dev libgtest-dev libgmock-dev python3-matplotlib python3-pandas chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -110,7 +110,7 @@ int Main(int argc, char** argv) {
   const std::string bin = kvsim.string();
   const auto run = [&](const char* config, std::vector<std::string> sets) {
     std::vector<std::string> a = {
-        bin, "run", (dir / config).string(), "--out", (dir / "out").string(), "-q"};
+        bin, "run", (dir / config).string(), "--out", (dir / "out").string(), "--force", "-q"};
     for (std::string& s : sets) {
       a.push_back("--set");
       a.push_back(std::move(s));
@@ -141,7 +141,7 @@ int Main(int argc, char** argv) {
   row("(b) 1M requests, default outputs", Time(run("vidur_1m.yaml", {}), big_runs), false);
   row("(c) 48-candidate plan, --jobs 2",
       Time({bin, "plan", std::string(KVSIM_DATA_DIR) + "/configs/plans/bench_48_candidates.yaml",
-            "--jobs", "2", "--out", (dir / "plan").string(), "-q"},
+            "--jobs", "2", "--out", (dir / "plan").string(), "--force", "-q"},
            big_runs),
       false);
   std::cout << fmt::format(

@@ -10,10 +10,12 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <map>
 #include <ostream>
 #include <set>
 
+#include "sim/app/progress.h"
 #include "sim/config/scenario_config.h"
 #include "sim/config/yaml_tree.h"
 #include "sim/core/check.h"
@@ -62,6 +64,18 @@ std::string DefaultOutDir(const CommandOptions& o, const char* suffix) {
       .string();
 }
 
+// Counts finished requests into a Progress.
+class ProgressObserver : public MetricsObserver {
+ public:
+  explicit ProgressObserver(Progress& progress) : progress_(progress) {}
+  void OnRequest(const RequestRecord&) override { progress_.Add(); }
+  void OnIteration(const IterationSample&) override {}
+  bool WantsIterations() const override { return false; }
+
+ private:
+  Progress& progress_;
+};
+
 }  // namespace
 
 int RunCommand(const CommandOptions& o, std::ostream& out) {
@@ -69,10 +83,15 @@ int RunCommand(const CommandOptions& o, std::ostream& out) {
   const ScenarioConfig config = DecodeScenario(tree, DefaultModelsDir());
   std::unique_ptr<Simulation> sim = BuildSimulation(config);
   const std::string dir = DefaultOutDir(o, "");
-  StagedDirectory staged(dir);
+  StagedDirectory staged(dir, o.force);
   RunOutputWriter writer(staged.path(), config.output);
   sim->AddObserver(&writer);
+  Progress progress("kvsim run", "requests finished", config.workload.max_requests,
+                    !o.quiet && StderrIsTerminal(), std::cerr);
+  ProgressObserver counter(progress);
+  sim->AddObserver(&counter);
   const Summary summary = sim->Run();
+  progress.Finish();
   writer.Finish(*sim, summary, ResolvedYaml(tree, config));
   staged.Commit();
   if (!o.quiet) {
@@ -134,10 +153,15 @@ void AttachWriters(std::vector<Job>& jobs, DirOf dir_of) {
   }
 }
 
-// Runs the jobs on up to `width` threads (0: all cores); each simulation is
-// deterministic on its own, so the results do not depend on the width.
-void RunJobs(std::vector<Job>& jobs, int width) {
-  ParallelFor(jobs.size(), width, [&](size_t i) { jobs[i].summary = jobs[i].sim->Run(); });
+// Runs the jobs on up to `width` threads (0: all cores), counting each finished one
+// in `progress`; each simulation is deterministic on its own, so the results do not
+// depend on the width.
+void RunJobs(std::vector<Job>& jobs, int width, Progress& progress) {
+  ParallelFor(jobs.size(), width, [&](size_t i) {
+    jobs[i].summary = jobs[i].sim->Run();
+    progress.Add();
+  });
+  progress.Finish();
 }
 
 std::vector<CompareEntry> EntriesOf(const ConfigTree& base) {
@@ -155,10 +179,12 @@ int CompareCommand(const CommandOptions& o, std::ostream& out) {
     jobs.push_back(BuildJob(e.label, base, e.overrides, "compare entry '" + e.label + "'"));
   }
   const std::string dir = DefaultOutDir(o, "-compare");
-  StagedDirectory staged(dir);
+  StagedDirectory staged(dir, o.force);
   Manifest top(staged.path());
   AttachWriters(jobs, [&](size_t i) { return staged.path() / jobs[i].label; });
-  RunJobs(jobs, o.jobs);
+  Progress progress("kvsim compare", "runs", static_cast<int64_t>(jobs.size()),
+                    !o.quiet && StderrIsTerminal(), std::cerr);
+  RunJobs(jobs, o.jobs, progress);
 
   std::vector<LabeledRun> runs;
   for (const Job& job : jobs) {
@@ -203,13 +229,15 @@ int SweepCommand(const CommandOptions& o, std::ostream& out) {
     }
   }
   const std::string dir = DefaultOutDir(o, "-sweep");
-  StagedDirectory staged(dir);
+  StagedDirectory staged(dir, o.force);
   Manifest top(staged.path());
   AttachWriters(jobs, [&](size_t i) {
     // The shortest text that reads back as the rate: distinct rates, distinct folders.
     return staged.path() / jobs[i].label / fmt::format("rate_{}", job_rates[i]);
   });
-  RunJobs(jobs, o.jobs);
+  Progress progress("kvsim sweep", "runs", static_cast<int64_t>(jobs.size()),
+                    !o.quiet && StderrIsTerminal(), std::cerr);
+  RunJobs(jobs, o.jobs, progress);
 
   std::string json = "{\n  \"rates_qps\": [";
   for (size_t i = 0; i < o.rates_qps.size(); ++i) {
@@ -233,15 +261,15 @@ int SweepCommand(const CommandOptions& o, std::ostream& out) {
     std::string header = fmt::format("{:>10}", "QPS");
     for (const CompareEntry& e : entries) header += fmt::format("{:>34}", e.label);
     out << jobs.front().sim->TimingLine() << "\n";
-    out << "throughput (req/s) / TTFT p99 (s) / E2E p99 (s) per offered load\n" << header << "\n";
+    out << "throughput (req/s) / TTFT p99 (ms) / E2E p99 (s) per offered load\n" << header << "\n";
     for (size_t r = 0; r < o.rates_qps.size(); ++r) {
       std::string line = fmt::format("{:>10g}", o.rates_qps[r]);
       for (size_t e = 0; e < entries.size(); ++e) {
         const Summary& s = jobs[e * o.rates_qps.size() + r].summary;
-        line += fmt::format("{:>34}",
-                            fmt::format("{:.2f} / {} / {}", s.requests_per_s,
-                                        FormatOrNa(s.ttft_s.OrNaN(&Percentiles::p99), "{:.3f}"),
-                                        FormatOrNa(s.e2e_s.OrNaN(&Percentiles::p99), "{:.2f}")));
+        line += fmt::format(
+            "{:>34}", fmt::format("{:.2f} / {} / {}", s.requests_per_s,
+                                  FormatOrNa(1e3 * s.ttft_s.OrNaN(&Percentiles::p99), "{:.1f}"),
+                                  FormatOrNa(s.e2e_s.OrNaN(&Percentiles::p99), "{:.2f}")));
       }
       out << line << "\n";
     }
@@ -253,7 +281,7 @@ int SweepCommand(const CommandOptions& o, std::ostream& out) {
 }
 
 int ReportCommand(const CommandOptions& o, std::ostream& out) {
-  const std::string script = std::string(KVSIM_DATA_DIR) + "/tools/report/kvsim_report.py";
+  const std::string script = DataDir() + "/tools/report/kvsim_report.py";
   const char* env_python = std::getenv("KVSIM_PYTHON");
   const std::string python = env_python && *env_python ? env_python : "/usr/bin/python3";
   if (!fs::is_directory(o.config_path)) throw InputError(o.config_path + ": no such directory");
@@ -276,19 +304,30 @@ int PlanCommand(const CommandOptions& o, std::ostream& out) {
     throw InputError("kvsim plan: --set is not supported; put overrides under the plan's `set:`");
   }
   const PlanConfig plan = LoadPlan(o.config_path);
+  for (const std::string& warning : plan.warnings)
+    std::cerr << "kvsim: warning: " << warning << "\n";
   PlanOptions options;
   options.jobs = o.jobs;
   if (!o.quiet) options.log = [&out](const std::string& line) { out << line << std::endl; };
+  std::unique_ptr<Progress> progress;
+  options.progress = [&](int64_t done, int64_t total) {
+    if (!progress) {
+      progress = std::make_unique<Progress>("kvsim plan", "candidates", total,
+                                            !o.quiet && StderrIsTerminal(), std::cerr);
+    }
+    progress->Add(done);
+  };
   const std::string dir = DefaultOutDir(o, "-plan");
-  StagedDirectory staged(dir);
+  StagedDirectory staged(dir, o.force);
   const PlanResult result = RunPlan(plan, options);
+  if (progress) progress->Finish();
   Manifest top(staged.path());
   top.Write("plan.csv", PlanCsv(result));
   top.Write("plan.json", PlanJson(result, plan));
   top.Close();
   staged.Commit();
   if (!o.quiet) {
-    out << FormatPlan(result);
+    out << FormatPlan(result, plan);
     out << fmt::format("outputs written to {}/\n", dir);
   }
   return 0;
@@ -510,7 +549,7 @@ int ValidateCommand(const CommandOptions& o, std::ostream& out) {
   };
   const Validation v = ValidateProfile(profile, gpu, load_model, config);
   if (!o.out_dir.empty()) {
-    StagedDirectory staged(o.out_dir);
+    StagedDirectory staged(o.out_dir, o.force);
     Manifest top(staged.path());
     top.Write("validate.json", ValidationJson(v));
     top.Close();

@@ -14,6 +14,7 @@ struct CommandOptions {
   std::string out_dir;                 // empty: reports/runs/<config name>[-compare]
   int jobs = 0;                        // compare: parallel runs; 0 = all cores
   bool quiet = false;                  // no summary on stdout
+  bool force = false;                  // replace an earlier run's outputs in out_dir
   std::string gpu;                     // validate: a GPU card name or path; empty: by gpu_name
   std::string models_dir;              // validate: where named cards are; empty: models/
   bool holdout = false;                // fit: leave-one-run-out cross-validation too

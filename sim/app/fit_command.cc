@@ -124,7 +124,7 @@ int FitCommand(const CommandOptions& o, std::ostream& out) {
   const std::string dir = !o.out_dir.empty()
                               ? o.out_dir
                               : (fs::path("reports") / "runs" / (config.name + "-fit")).string();
-  StagedDirectory staged(dir);
+  StagedDirectory staged(dir, o.force);
   Manifest top(staged.path());
   const Fitter fitter(config, staged.path().string(), o.jobs);
   const FitOutcome fit = fitter.Fit({});

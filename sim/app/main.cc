@@ -1,6 +1,7 @@
 // kvsim: command-line entry point. Subcommands: run, compare, sweep, plan, report, validate,
 // fit.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <boost/program_options.hpp>
@@ -16,123 +17,272 @@ namespace po = boost::program_options;
 
 namespace {
 
-constexpr const char* kUsage =
-    "usage: kvsim <command> CONFIG [options]\n"
-    "commands:\n"
-    "  run      simulate one scenario; writes summary.json, requests.csv, timeseries.csv\n"
-    "  compare  simulate the scenario once per KV manager of its compare list and print\n"
-    "           them side by side; writes DIR/<label>/ and DIR/compare.json\n"
-    "  sweep    simulate the scenario at each rate of --rates, once per KV manager;\n"
-    "           writes DIR/<label>/rate_<qps>/ and DIR/sweep.json\n"
-    "  plan     size a GPU fleet under latency SLOs (CONFIG is a plan file); writes\n"
-    "           DIR/plan.csv and DIR/plan.json\n"
-    "  report   turn the outputs in a run, compare, sweep, plan or profile directory\n"
-    "           (CONFIG is that directory) into DIR/report.html and DIR/report.md\n"
-    "  validate predict the [step] rows (whole forward passes timed on the GPU) of a kvprobe\n"
-    "           profile (CONFIG is the profile.txt) with the profiled and roofline models and\n"
-    "           print each one's error; with --out, writes DIR/validate.json:\n"
-    "           kvsim validate PROFILE [--gpu CARD] [--models DIR] [--set timing.key=value]...\n"
-    "  fit      fit timing terms to measured runs of a real engine (CONFIG is a fit file);\n"
-    "           writes DIR/calibration.yaml (use: timing.calibration), DIR/fit.json:\n"
-    "           kvsim fit FIT.yaml [--out DIR] [--jobs N] [--holdout]\n";
+// One subcommand: its operand, what it does, and the options it takes (nothing else
+// is accepted: an option of another command is an error, never silently ignored).
+struct Command {
+  const char* name;
+  const char* operand;  // CONFIG, PLAN, DIR, PROFILE, FIT
+  const char* summary;  // for `kvsim --help`
+  const char* details;  // for `kvsim NAME --help`
+  std::vector<std::string> options;
+};
+
+const std::vector<Command>& Commands() {
+  static const std::vector<Command> commands = {
+      {"run",
+       "CONFIG",
+       "simulate one scenario",
+       "Simulates the scenario of CONFIG and writes DIR/summary.json, requests.csv,\n"
+       "timeseries.csv, config.yaml and manifest.json.",
+       {"set", "out", "force", "quiet"}},
+      {"compare",
+       "CONFIG",
+       "the scenario once per entry of its compare list, side by side",
+       "Simulates the scenario once per entry of its compare list (default: static, paged,\n"
+       "vattention_2MiB, vattention_64KiB) and prints them side by side; writes\n"
+       "DIR/<label>/ and DIR/compare.json.",
+       {"set", "out", "force", "jobs", "quiet"}},
+      {"sweep",
+       "CONFIG",
+       "the scenario at each offered load of --rates, per compare entry",
+       "Simulates the scenario at each offered load of --rates, once per compare entry;\n"
+       "writes DIR/<label>/rate_<qps>/ and DIR/sweep.json.",
+       {"rates", "set", "out", "force", "jobs", "quiet"}},
+      {"plan",
+       "PLAN",
+       "size a GPU fleet under latency SLOs",
+       "Sizes a GPU fleet under latency SLOs (PLAN is a plan file; overrides go under its\n"
+       "`set:`); writes DIR/plan.csv and DIR/plan.json.",
+       {"out", "force", "jobs", "quiet"}},
+      {"report",
+       "DIR",
+       "HTML and Markdown report of an output directory",
+       "Turns the outputs in DIR (of run, compare, sweep, plan, fit or a kvprobe profile)\n"
+       "into DIR/report.html and DIR/report.md.",
+       {}},
+      {"validate",
+       "PROFILE",
+       "predict a kvprobe profile's measured forward passes",
+       "Predicts the [step] rows (whole forward passes timed on the GPU) of a kvprobe\n"
+       "profile with the profiled and roofline models and prints each one's error; with\n"
+       "--out, writes DIR/validate.json. --set takes timing.* keys.",
+       {"gpu", "models", "set", "out", "force", "quiet"}},
+      {"fit",
+       "FIT",
+       "fit timing terms to measured runs of a real engine",
+       "Fits the free timing terms of a fit file to measured runs of a real engine; writes\n"
+       "DIR/calibration.yaml (use it with timing.calibration), DIR/fit.json, DIR/fit.txt.",
+       {"set", "out", "force", "jobs", "holdout", "quiet"}},
+  };
+  return commands;
+}
+
+const Command* FindCommand(const std::string& name) {
+  for (const Command& c : Commands()) {
+    if (name == c.name) return &c;
+  }
+  return nullptr;
+}
+
+std::string Usage() {
+  std::string text = "usage: kvsim COMMAND OPERAND [options]\ncommands:\n";
+  for (const Command& c : Commands()) {
+    text += fmt::format("  {:<9}{:<9}{}\n", c.name, c.operand, c.summary);
+  }
+  text +=
+      "kvsim COMMAND --help lists a command's options; kvsim --version prints the version.\n"
+      "Outputs go to --out DIR (default reports/runs/<name>[-compare|-sweep|-plan|-fit]);\n"
+      "an existing DIR of an earlier run is replaced only with --force.\n";
+  return text;
+}
+
+// Adds option `name` of `command` to `d`, bound to its field of `o`.
+void AddOption(po::options_description& d, const std::string& name, const Command& command,
+               kvsim::CommandOptions& o) {
+  const std::string cmd = command.name;
+  if (name == "set") {
+    d.add_options()("set", po::value<std::vector<std::string>>(&o.overrides)->composing(),
+                    "override a key: --set key.path=value (repeatable)");
+  } else if (name == "out") {
+    d.add_options()("out,o", po::value<std::string>(&o.out_dir),
+                    cmd == "validate" ? "write DIR/validate.json"
+                                      : "output directory (default: reports/runs/<name>...)");
+  } else if (name == "force") {
+    d.add_options()("force", po::bool_switch(&o.force),
+                    "replace the outputs of an earlier run in --out");
+  } else if (name == "jobs") {
+    d.add_options()("jobs,j", po::value<int>(&o.jobs)->default_value(0),
+                    cmd == "plan" ? "simulations in parallel (0: the plan's jobs, else all cores)"
+                                  : "simulations in parallel (0: all cores)");
+  } else if (name == "quiet") {
+    d.add_options()("quiet,q", po::bool_switch(&o.quiet), "print nothing on success");
+  } else if (name == "rates") {
+    d.add_options()("rates", po::value<std::string>()->required(),
+                    "offered loads in requests/s, e.g. 1,2,4,8 (required)");
+  } else if (name == "gpu") {
+    d.add_options()("gpu", po::value<std::string>(&o.gpu),
+                    "the GPU card, a name in MODELS/gpu/ or a path (default: the card whose "
+                    "device_names hold the profile's gpu_name)");
+  } else if (name == "models") {
+    d.add_options()("models", po::value<std::string>(&o.models_dir),
+                    "the directory of the gpu/ and llm/ cards (default: kvsim's models/)");
+  } else if (name == "holdout") {
+    d.add_options()("holdout", po::bool_switch(&o.holdout),
+                    "also predict each run from terms fitted on the others (leave one out)");
+  }
+}
+
+// The commands that take option `name`, for an error about it elsewhere.
+std::vector<std::string> CommandsTaking(const std::string& name) {
+  std::vector<std::string> names;
+  for (const Command& c : Commands()) {
+    if (std::find(c.options.begin(), c.options.end(), name) != c.options.end()) {
+      names.push_back(c.name);
+    }
+  }
+  return names;
+}
+
+// Parses --rates "1,2,4" into `rates_qps`: each a number in (0, 1e9], none twice.
+// Returns an error message, or "" when they parse.
+std::string ParseRates(const std::string& text, std::vector<double>& rates_qps) {
+  std::string part;
+  for (char c : text + ",") {
+    if (c != ',') {
+      part += c;
+      continue;
+    }
+    if (part.empty()) continue;
+    size_t used = 0;
+    double rate = 0;
+    try {
+      rate = std::stod(part, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != part.size() || !(rate > 0 && rate <= 1e9)) {
+      return fmt::format("--rates: '{}' is not a number in (0, 1e9]", part);
+    }
+    if (std::find(rates_qps.begin(), rates_qps.end(), rate) != rates_qps.end()) {
+      return fmt::format("--rates: {} is given twice", part);
+    }
+    rates_qps.push_back(rate);
+    part.clear();
+  }
+  if (rates_qps.empty()) return "--rates: no rate given, e.g. --rates 1,2,4,8";
+  return "";
+}
 
 int Main(int argc, char** argv) {
-  if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
-    std::cout << kUsage;
+  const std::string first = argc >= 2 ? argv[1] : "";
+  if (argc < 2 || first == "--help" || first == "-h" || first == "help") {
+    if (first == "help" && argc >= 3 && FindCommand(argv[2]) != nullptr) {
+      const char* args[] = {argv[0], argv[2], "--help"};
+      return Main(3, const_cast<char**>(args));
+    }
+    (argc < 2 ? std::cerr : std::cout) << Usage();
     return argc < 2 ? 2 : 0;
   }
-  const std::string command = argv[1];
-  if (command != "run" && command != "compare" && command != "plan" && command != "sweep" &&
-      command != "report" && command != "validate" && command != "fit") {
-    std::cerr << fmt::format("kvsim: unknown command '{}'\n{}", command, kUsage);
+  if (first == "--version" || first == "-V") {
+    std::cout << "kvsim " << KVSIM_VERSION << "\n";
+    return 0;
+  }
+  const Command* command = FindCommand(first);
+  if (command == nullptr) {
+    std::cerr << fmt::format("kvsim: unknown command '{}'\n{}", first, Usage());
     return 2;
   }
+  const std::string name = command->name;
 
   kvsim::CommandOptions o;
   po::options_description visible("options");
-  visible.add_options()("help,h", "show this help")(
-      "set", po::value<std::vector<std::string>>(&o.overrides)->composing(),
-      "override a config key: --set key.path=value (repeatable)")(
-      "out,o", po::value<std::string>(&o.out_dir),
-      "output directory (default: reports/runs/<config name>[-compare])")(
-      "jobs,j", po::value<int>(&o.jobs)->default_value(0),
-      "compare, plan, fit: simulations run in parallel (0 = all cores / the plan's jobs)")(
-      "quiet,q", po::bool_switch(&o.quiet), "print nothing on success")(
-      "rates", po::value<std::string>(), "sweep: offered loads in requests/s, e.g. 1,2,4,8")(
-      "gpu", po::value<std::string>(&o.gpu),
-      "validate: the GPU card, a name in DIR/gpu/ or a path (default: the card whose "
-      "device_names hold the profile's gpu_name)")(
-      "models", po::value<std::string>(&o.models_dir),
-      "validate: the directory of the gpu/ and llm/ cards (default: the source tree's models/)")(
-      "holdout", po::bool_switch(&o.holdout),
-      "fit: also predict each run from terms fitted on the other runs (leave one run out)");
-  po::options_description hidden;
-  hidden.add_options()("config", po::value<std::string>(&o.config_path));
+  visible.add_options()("help,h", "show this help");
+  for (const std::string& option : command->options) AddOption(visible, option, *command, o);
   po::options_description all;
-  all.add(visible).add(hidden);
+  all.add(visible);
+  all.add_options()("operand", po::value<std::string>(&o.config_path));
   po::positional_options_description positional;
-  positional.add("config", 1);
+  positional.add("operand", 1);
+  const std::string help =
+      fmt::format("usage: kvsim {} {} [options]\n{}\n", name, command->operand, command->details);
 
-  po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(argc - 1, argv + 1).options(all).positional(positional).run(),
-              vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    std::cerr << fmt::format("kvsim {}: {}\n{}", command, e.what(), kUsage) << visible;
-    return 2;
-  }
-  if (vm.count("help")) {
-    std::cout << kUsage << visible;
-    return 0;
-  }
-  if (o.config_path.empty()) {
-    std::cerr << fmt::format("kvsim {}: missing {}\n{}", command,
-                             command == "validate" ? "PROFILE" : "CONFIG", kUsage);
-    return 2;
-  }
-  for (const char* option : {"gpu", "models"}) {
-    if (vm.count(option) && command != "validate") {
-      std::cerr << fmt::format("kvsim {}: --{} is an option of kvsim validate only\n", command,
-                               option);
+  // `--set key value`: the value without '=' would be taken for a second operand.
+  for (int i = 2; i + 1 < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--set" && std::string(argv[i + 1]).find('=') == std::string::npos) {
+      const bool has_value = i + 2 < argc && argv[i + 2][0] != '-';
+      std::cerr << fmt::format("kvsim {}: --set {}: expected key.path=value, e.g. --set {}={}\n",
+                               name, argv[i + 1], argv[i + 1], has_value ? argv[i + 2] : "VALUE");
       return 2;
     }
   }
-  if (o.holdout && command != "fit") {
-    std::cerr << fmt::format("kvsim {}: --holdout is an option of kvsim fit only\n", command);
+
+  po::variables_map vm;
+  try {
+    // No abbreviations: --rate is not --rates, --r is nothing.
+    const int style =
+        po::command_line_style::default_style & ~po::command_line_style::allow_guessing;
+    po::store(po::command_line_parser(argc - 1, argv + 1)
+                  .options(all)
+                  .positional(positional)
+                  .style(style)
+                  .run(),
+              vm);
+    if (vm.count("help")) {
+      std::cout << help << visible;
+      return 0;
+    }
+    po::notify(vm);
+  } catch (const po::unknown_option& e) {
+    const std::string option = e.get_option_name();
+    std::string bare = option.substr(option.find_first_not_of('-'));
+    bare = bare.substr(0, bare.find('='));
+    std::string hint;
+    if (const std::vector<std::string> takers = CommandsTaking(bare); !takers.empty()) {
+      hint = fmt::format(" (an option of kvsim {})", fmt::join(takers, ", kvsim "));
+    } else {
+      // Abbreviations are not accepted; name the options they would have matched.
+      for (const Command& c : Commands()) {
+        for (const std::string& full : c.options) {
+          if (!bare.empty() && full.starts_with(bare) &&
+              hint.find("--" + full) == std::string::npos) {
+            hint += fmt::format("{}--{} (kvsim {})", hint.empty() ? "; did you mean " : ", ", full,
+                                fmt::join(CommandsTaking(full), ", kvsim "));
+          }
+        }
+      }
+      if (!hint.empty()) hint += "?";
+    }
+    std::cerr << fmt::format("kvsim {}: unknown option '{}'{}\n{}", name, option, hint, help)
+              << visible;
+    return 2;
+  } catch (const po::too_many_positional_options_error&) {
+    std::cerr << fmt::format("kvsim {}: one {} only; the rest of the line is not an option\n{}",
+                             name, command->operand, help)
+              << visible;
+    return 2;
+  } catch (const po::error& e) {
+    std::cerr << fmt::format("kvsim {}: {}\n{}", name, e.what(), help) << visible;
+    return 2;
+  }
+  if (o.config_path.empty()) {
+    std::cerr << fmt::format("kvsim {}: missing {}\n{}", name, command->operand, help) << visible;
     return 2;
   }
   if (vm.count("rates")) {
-    std::string part;
-    for (char c : vm["rates"].as<std::string>() + ",") {
-      if (c != ',') {
-        part += c;
-        continue;
-      }
-      if (part.empty()) continue;
-      try {
-        size_t used = 0;
-        const double rate = std::stod(part, &used);
-        if (used != part.size() || !(rate > 0 && rate <= 1e9)) throw std::invalid_argument(part);
-        if (std::find(o.rates_qps.begin(), o.rates_qps.end(), rate) != o.rates_qps.end()) {
-          std::cerr << fmt::format("kvsim {}: --rates: {} is given twice\n", command, part);
-          return 2;
-        }
-        o.rates_qps.push_back(rate);
-      } catch (const std::exception&) {
-        std::cerr << fmt::format("kvsim {}: --rates: '{}' is not a number in (0, 1e9]\n", command,
-                                 part);
-        return 2;
-      }
-      part.clear();
+    const std::string error = ParseRates(vm["rates"].as<std::string>(), o.rates_qps);
+    if (!error.empty()) {
+      std::cerr << fmt::format("kvsim {}: {}\n", name, error);
+      return 2;
     }
   }
-  if (command == "plan") return kvsim::PlanCommand(o, std::cout);
-  if (command == "sweep") return kvsim::SweepCommand(o, std::cout);
-  if (command == "report") return kvsim::ReportCommand(o, std::cout);
-  if (command == "validate") return kvsim::ValidateCommand(o, std::cout);
-  if (command == "fit") return kvsim::FitCommand(o, std::cout);
-  return command == "run" ? kvsim::RunCommand(o, std::cout) : kvsim::CompareCommand(o, std::cout);
+  if (name == "plan") return kvsim::PlanCommand(o, std::cout);
+  if (name == "sweep") return kvsim::SweepCommand(o, std::cout);
+  if (name == "report") return kvsim::ReportCommand(o, std::cout);
+  if (name == "validate") return kvsim::ValidateCommand(o, std::cout);
+  if (name == "fit") return kvsim::FitCommand(o, std::cout);
+  if (name == "compare") return kvsim::CompareCommand(o, std::cout);
+  return kvsim::RunCommand(o, std::cout);
 }
 
 }  // namespace

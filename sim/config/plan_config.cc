@@ -10,26 +10,45 @@
 namespace kvsim {
 namespace {
 
-void DecodePercentiles(MapReader r, PercentileSlo& p) {
+// Latency limits above these (seconds) are far beyond any interactive SLO: most
+// likely milliseconds written where kvsim reads seconds.
+constexpr double kLikelyMsFirstTokenS = 600;  // TTFT, E2E: 10 minutes
+constexpr double kLikelyMsPerTokenS = 10;     // TBT, TPOT: 10 s between two tokens
+
+// A latency limit in seconds under `key`, with a warning when it looks like ms.
+double LatencyLimit(MapReader& r, const std::string& key, double likely_ms_above,
+                    std::vector<std::string>& warnings) {
+  const double v = r.Double(key, 0, 1e-9, 1e9);
+  if (v > likely_ms_above) {
+    warnings.push_back(fmt::format(
+        "{}: {:g} s is above {:g} s; SLOs are in seconds (if you meant {:g} ms, write {:g})",
+        r.Where(r.Value(key), r.KeyPath(key)), v, likely_ms_above, v, v / 1000));
+  }
+  return v;
+}
+
+void DecodePercentiles(MapReader r, PercentileSlo& p, double likely_ms_above,
+                       std::vector<std::string>& warnings) {
   for (const char* key : {"p50", "p90", "p99"}) {
     if (!r.Has(key)) continue;
-    const double v = r.Double(key, 0, 1e-9, 1e9);
+    const double v = LatencyLimit(r, key, likely_ms_above, warnings);
     (std::string(key) == "p50" ? p.p50 : std::string(key) == "p90" ? p.p90 : p.p99) = v;
   }
   r.Finish();
 }
 
-void DecodeSlo(MapReader r, SloSpec& s) {
-  DecodePercentiles(r.Child("ttft_s"), s.ttft_s);
-  DecodePercentiles(r.Child("tbt_s"), s.tbt_s);
-  DecodePercentiles(r.Child("tpot_s"), s.tpot_s);
-  DecodePercentiles(r.Child("e2e_s"), s.e2e_s);
+void DecodeSlo(MapReader r, SloSpec& s, std::vector<std::string>& warnings) {
+  DecodePercentiles(r.Child("ttft_s"), s.ttft_s, kLikelyMsFirstTokenS, warnings);
+  DecodePercentiles(r.Child("tbt_s"), s.tbt_s, kLikelyMsPerTokenS, warnings);
+  DecodePercentiles(r.Child("tpot_s"), s.tpot_s, kLikelyMsPerTokenS, warnings);
+  DecodePercentiles(r.Child("e2e_s"), s.e2e_s, kLikelyMsFirstTokenS, warnings);
   if (r.Has("attainment")) s.attainment = r.Double("attainment", 0, 1e-6, 1.0);
   {
     MapReader q = r.Child("request");
-    if (q.Has("ttft_s")) s.request_ttft_s = q.Double("ttft_s", 0, 1e-9, 1e9);
-    if (q.Has("tpot_s")) s.request_tpot_s = q.Double("tpot_s", 0, 1e-9, 1e9);
-    if (q.Has("e2e_s")) s.request_e2e_s = q.Double("e2e_s", 0, 1e-9, 1e9);
+    if (q.Has("ttft_s"))
+      s.request_ttft_s = LatencyLimit(q, "ttft_s", kLikelyMsFirstTokenS, warnings);
+    if (q.Has("tpot_s")) s.request_tpot_s = LatencyLimit(q, "tpot_s", kLikelyMsPerTokenS, warnings);
+    if (q.Has("e2e_s")) s.request_e2e_s = LatencyLimit(q, "e2e_s", kLikelyMsFirstTokenS, warnings);
     q.Finish();
   }
   s.stability = r.Bool("stability", s.stability);
@@ -92,7 +111,7 @@ PlanConfig LoadPlan(const std::string& path) {
   }
   for (const auto& [key, value] : r.Child("set").Overrides()) c.scenario->Set(key, value);
   if (!r.Has("slo")) r.Fail("slo", "required: the service-level objectives to meet");
-  DecodeSlo(r.Child("slo"), c.slo);
+  DecodeSlo(r.Child("slo"), c.slo, c.warnings);
   {
     MapReader t = r.Child("target");
     c.target_qps = t.Double("qps", 0, 0, 1e9);
@@ -117,6 +136,7 @@ PlanConfig LoadPlan(const std::string& path) {
     ForEachListItem(k, "gpus", [&](const YAML::Node& n, const std::string& p) {
       if (!n.IsScalar()) throw InputError(k.Where(n, p) + ": expected a GPU card name");
       c.gpus.push_back(n.as<std::string>());
+      c.gpu_where.push_back(k.Where(n, p));
     });
     ForEachListItem(k, "tensor_parallel", [&](const YAML::Node& n, const std::string& p) {
       int64_t tp = 0;

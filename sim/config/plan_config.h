@@ -64,16 +64,21 @@ struct PlanConfig {
   int64_t probe_requests = 1000;  // requests per probe (workload.max_requests)
   // Candidates: the product of these lists.
   std::vector<std::string> gpus;
+  std::vector<std::string> gpu_where;  // "file:line: candidates.gpus[i]", for errors
   std::vector<int64_t> tensor_parallel;
   std::vector<KvChoice> kv_managers;
   std::vector<SchedulerChoice> schedulers;
   std::map<std::string, double> prices;  // GPU card name -> USD per GPU-hour override
   bool verify = true;                    // simulate the recommended fleet as a whole
   int jobs = 0;                          // threads; 0 = all cores
+  // Values that parse but look like a mistake ("file:line: key: why"), e.g. an SLO
+  // of 2000 s that was meant as 2000 ms. Printed on stderr and kept in plan.json.
+  std::vector<std::string> warnings;
 };
 
 // Reads a plan file. Throws InputError "file:line: key.path: what" on unknown keys,
-// bad values, an empty candidate list, or a missing scenario or target.
+// bad values, an empty candidate list, or a missing scenario or target. Whether each
+// GPU card exists is checked by RunPlan, which knows where the cards are.
 PlanConfig LoadPlan(const std::string& path);
 
 }  // namespace kvsim

@@ -5,6 +5,8 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cctype>
+#include <cmath>
 #include <filesystem>
 #include <initializer_list>
 #include <map>
@@ -15,6 +17,7 @@
 #include "sim/config/map_reader.h"
 #include "sim/core/check.h"
 #include "sim/hardware/gpu_spec.h"
+#include "sim/workload/benchmark_serving_trace.h"
 
 namespace kvsim {
 
@@ -23,6 +26,33 @@ namespace kvsim {
 constexpr int64_t kMaxReplicas = 65536;
 constexpr int64_t kMaxSequences = int64_t{1} << 20;
 constexpr int64_t kMaxTokens = int64_t{1} << 24;
+int64_t DtypeBytes(Dtype d, int64_t checkpoint_bytes) {
+  switch (d) {
+    case Dtype::kAuto:
+      return checkpoint_bytes;
+    case Dtype::kBf16:
+    case Dtype::kFp16:
+      return 2;
+    case Dtype::kFp8:
+      return 1;
+  }
+  return checkpoint_bytes;
+}
+
+const char* DtypeName(Dtype d) {
+  switch (d) {
+    case Dtype::kAuto:
+      return "auto";
+    case Dtype::kBf16:
+      return "bf16";
+    case Dtype::kFp16:
+      return "fp16";
+    case Dtype::kFp8:
+      return "fp8";
+  }
+  return "?";
+}
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -54,6 +84,14 @@ std::string ResolveCard(MapReader& r, const std::string& key, const std::string&
   return path;
 }
 
+Dtype DecodeDtype(MapReader& r, const std::string& key, Dtype def) {
+  return r.Enum(key, def,
+                {{"auto", Dtype::kAuto},
+                 {"bf16", Dtype::kBf16},
+                 {"fp16", Dtype::kFp16},
+                 {"fp8", Dtype::kFp8}});
+}
+
 void DecodeDeployment(MapReader r, DeploymentConfig& d) {
   d.tensor_parallel = r.Int("tensor_parallel", d.tensor_parallel, 1, 1024);
   d.replicas = r.Int("replicas", d.replicas, 1, kMaxReplicas);
@@ -66,7 +104,105 @@ void DecodeDeployment(MapReader r, DeploymentConfig& d) {
   d.framework_reserve_bytes = r.Bytes("framework_reserve_bytes", d.framework_reserve_bytes);
   d.kv_capacity_bytes = r.Bytes("kv_capacity_bytes", d.kv_capacity_bytes);
   d.max_model_len = r.Int("max_model_len", d.max_model_len, 0, kMaxTokens);
+  d.weight_dtype = DecodeDtype(r, "weight_dtype", d.weight_dtype);
   r.Finish();
+}
+
+// workload.columns: the header names of a csv trace's columns; required with format csv
+// and refused with any other format.
+void DecodeTraceColumns(MapReader& r, WorkloadConfig& w) {
+  MapReader m = r.Child("columns");
+  if (!r.Has("columns")) {
+    if (w.trace_format == TraceFormat::kCsv) {
+      r.Fail("format",
+             "format csv needs workload.columns, the header names of its columns: "
+             "{prompt_tokens: NAME, output_tokens: NAME} and optionally arrival: NAME, "
+             "arrival_unit: s|ms|us|timestamp");
+    }
+    return;
+  }
+  if (w.trace_format != TraceFormat::kCsv) {
+    r.Fail("columns", fmt::format("valid only with format: csv (the format is {}, whose columns "
+                                  "are fixed)",
+                                  TraceFormatName(w.trace_format)));
+  }
+  auto column = [&](const char* key, const char* what) {
+    if (!m.Has(key)) {
+      if (what != nullptr) {
+        r.Fail("columns",
+               fmt::format("missing key {}: the header name of the {} column", key, what));
+      }
+      return std::string();
+    }
+    std::string name = m.String(key, "");
+    if (name.empty()) m.Fail(key, "must name a column of the trace's header");
+    return name;
+  };
+  w.columns.arrival = column("arrival", nullptr);
+  w.columns.arrival_unit = m.Enum("arrival_unit", ArrivalUnit::kSeconds,
+                                  {{"s", ArrivalUnit::kSeconds},
+                                   {"ms", ArrivalUnit::kMilliseconds},
+                                   {"us", ArrivalUnit::kMicroseconds},
+                                   {"timestamp", ArrivalUnit::kTimestamp}});
+  if (m.Has("arrival_unit") && w.columns.arrival.empty()) {
+    m.Fail("arrival_unit", "describes the arrival column, but workload.columns.arrival is not set");
+  }
+  w.columns.prompt_tokens = column("prompt_tokens", "prompt length");
+  w.columns.output_tokens = column("output_tokens", "output length");
+  m.Finish();
+}
+
+// Whether the workload's trace is a vLLM benchmark_serving result: named so, or a .json
+// file that format auto detects as one. Other files are not opened here (the workload
+// reports their errors when it reads them).
+bool IsBenchmarkServingTrace(const WorkloadConfig& w) {
+  if (w.trace_format == TraceFormat::kBenchmarkServing) return true;
+  if (w.trace_format != TraceFormat::kAuto || w.trace_path.empty()) return false;
+  std::string ext = fs::path(w.trace_path).extension().string();
+  for (char& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  std::error_code ec;
+  if (ext != ".json" || !fs::is_regular_file(w.trace_path, ec)) return false;
+  try {
+    return DetectTraceFormat(w.trace_path) == TraceFormat::kBenchmarkServing;
+  } catch (const InputError&) {
+    return false;
+  }
+}
+
+// A benchmark_serving trace whose config leaves workload.arrival.process unset gets the
+// arrival process its file records: Poisson at request_rate when burstiness is 1, else
+// Gamma with shape burstiness (cv = 1 / sqrt(burstiness)); request_rate "inf" sends every
+// request at 0 s (trace arrivals: the reader gives each one 0). arrival.rate_qps and
+// arrival.cv, when set, replace the file's rate and shape.
+void ApplyRecordedArrivals(const MapReader& r, WorkloadConfig& w, bool rate_set, bool cv_set) {
+  BenchmarkServingArrivals recorded;
+  try {
+    recorded = ReadBenchmarkServingArrivals(w.trace_path);
+  } catch (const InputError& e) {
+    throw InputError(
+        fmt::format("{}: {} (its arrival process is used because "
+                    "workload.arrival.process is not set)",
+                    r.Where(r.Value("trace"), "workload.trace"), e.what()));
+  }
+  const double rate = rate_set ? w.rate_qps : recorded.request_rate_qps;
+  if (std::isinf(rate)) {
+    w.arrival = ArrivalProcess::kTrace;
+    w.rate_qps = 0;
+    return;
+  }
+  w.arrival = recorded.burstiness == 1 ? ArrivalProcess::kPoisson : ArrivalProcess::kGamma;
+  w.rate_qps = rate;
+  if (!cv_set) {
+    const double cv = 1 / std::sqrt(recorded.burstiness);
+    if (!(cv >= 1e-3 && cv <= 1e3)) {
+      throw InputError(fmt::format(
+          "{}: {}:{}: 'burstiness': {} gives gamma arrivals a coefficient of variation of {:g}, "
+          "outside [0.001, 1000]; set workload.arrival.cv or workload.arrival.process",
+          r.Where(r.Value("trace"), "workload.trace"), w.trace_path, recorded.burstiness_line,
+          recorded.burstiness, cv));
+    }
+    w.cv = cv;
+  }
 }
 
 void DecodeWorkload(MapReader r, WorkloadConfig& w, const std::string& base_dir) {
@@ -76,10 +212,18 @@ void DecodeWorkload(MapReader r, WorkloadConfig& w, const std::string& base_dir)
                            {"azure", TraceFormat::kAzure},
                            {"splitwise", TraceFormat::kSplitwise},
                            {"lengths", TraceFormat::kLengths},
-                           {"mooncake", TraceFormat::kMooncake}});
+                           {"mooncake", TraceFormat::kMooncake},
+                           {"csv", TraceFormat::kCsv},
+                           {"burstgpt", TraceFormat::kBurstGpt},
+                           {"benchmark_serving", TraceFormat::kBenchmarkServing}});
+  DecodeTraceColumns(r, w);
   w.max_requests = r.Int("max_requests", w.max_requests, 0, int64_t{1} << 32);
+  bool process_set = false, rate_set = false, cv_set = false;
   {
     MapReader a = r.Child("arrival");
+    process_set = a.Has("process");
+    rate_set = a.Has("rate_qps");
+    cv_set = a.Has("cv");
     w.arrival = a.Enum("process", w.arrival,
                        {{"trace", ArrivalProcess::kTrace},
                         {"poisson", ArrivalProcess::kPoisson},
@@ -105,6 +249,7 @@ void DecodeWorkload(MapReader r, WorkloadConfig& w, const std::string& base_dir)
     l.Finish();
   }
   r.Finish();
+  if (!process_set && IsBenchmarkServingTrace(w)) ApplyRecordedArrivals(r, w, rate_set, cv_set);
   try {
     ValidateWorkloadConfig(w, "workload");
   } catch (const InputError& e) {
@@ -131,6 +276,7 @@ void DecodeKvCache(MapReader r, KvCacheConfig& k) {
                   {{"static", KvManagerType::kStatic},
                    {"paged", KvManagerType::kPaged},
                    {"vattention", KvManagerType::kVAttention}});
+  k.dtype = DecodeDtype(r, "dtype", k.dtype);
   k.paged.block_tokens = r.Int("block_tokens", k.paged.block_tokens, 1, kMaxTokens);
   k.paged.prefix_caching = r.Bool("prefix_caching", k.paged.prefix_caching);
   k.paged_kernel = r.Enum("paged_kernel", k.paged_kernel,

@@ -16,6 +16,14 @@
 
 namespace kvsim {
 
+// Element size a deployment stores weights or KV cache in: kAuto keeps the
+// checkpoint's (ModelSpec::dtype_bytes), the others are 2, 2 and 1 bytes.
+enum class Dtype { kAuto, kBf16, kFp16, kFp8 };
+
+// Bytes per element of `d`, or `checkpoint_bytes` for kAuto.
+int64_t DtypeBytes(Dtype d, int64_t checkpoint_bytes);
+const char* DtypeName(Dtype d);
+
 struct DeploymentConfig {
   int64_t tensor_parallel = 1;  // GPUs per replica
   int64_t replicas = 1;         // engine instances behind the router
@@ -23,8 +31,9 @@ struct DeploymentConfig {
   double gpu_memory_utilization = 0.9;                  // fraction of GPU memory the engine may use
   int64_t activation_reserve_bytes = int64_t{1} << 30;  // activations and workspace, per GPU
   int64_t framework_reserve_bytes = int64_t{512} << 20;  // CUDA context, graphs, per GPU
-  int64_t kv_capacity_bytes = 0;  // > 0: KV budget per GPU, overriding the formula
-  int64_t max_model_len = 0;      // longest request in tokens; 0: the model's max context
+  int64_t kv_capacity_bytes = 0;      // > 0: KV budget per GPU, overriding the formula
+  int64_t max_model_len = 0;          // longest request in tokens; 0: the model's max context
+  Dtype weight_dtype = Dtype::kAuto;  // the layers' weights as served (fp8: W8A8 or W8A16)
 };
 
 struct SchedulerConfig {
@@ -38,6 +47,7 @@ struct SchedulerConfig {
 
 struct KvCacheConfig {
   KvManagerType type = KvManagerType::kPaged;
+  Dtype dtype = Dtype::kAuto;  // KV cache elements (vLLM --kv-cache-dtype)
   // The attention kernel a paged cache runs (vLLM V1's default: FlashAttention
   // through a block table); profiled: the kvprobe profile's own paged kernel.
   PagedKernel paged_kernel = PagedKernel::kFlashPaged;

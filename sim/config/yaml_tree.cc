@@ -138,46 +138,4 @@ std::string ConfigTree::Dump() const {
 
 const YAML::Node& ConfigTree::root() const { return *root_; }
 
-int64_t ParseByteSize(const std::string& text, const std::string& where) {
-  size_t pos = 0;
-  while (pos < text.size() && (std::isdigit(static_cast<unsigned char>(text[pos])) ||
-                               text[pos] == '.' || text[pos] == 'e' || text[pos] == '+')) {
-    ++pos;
-  }
-  std::string number = text.substr(0, pos);
-  std::string unit = text.substr(pos);
-  while (!unit.empty() && unit.front() == ' ') unit.erase(unit.begin());
-  double value = 0;
-  try {
-    size_t used = 0;
-    value = std::stod(number, &used);
-    if (used != number.size()) throw std::invalid_argument("trailing");
-  } catch (const std::exception&) {
-    throw InputError(
-        fmt::format("{}: '{}' is not a byte size (e.g. 65536, 64KiB, 2MiB)", where, text));
-  }
-  static constexpr std::pair<const char*, double> kUnits[] = {{"", 1},
-                                                              {"B", 1},
-                                                              {"KiB", 1024.0},
-                                                              {"MiB", 1048576.0},
-                                                              {"GiB", 1073741824.0},
-                                                              {"TiB", 1099511627776.0},
-                                                              {"KB", 1e3},
-                                                              {"MB", 1e6},
-                                                              {"GB", 1e9},
-                                                              {"TB", 1e12}};
-  for (const auto& [name, scale] : kUnits) {
-    if (unit == name) {
-      const double bytes = value * scale;
-      if (bytes != std::floor(bytes) || bytes < 0 || bytes > 9.2e18) {
-        throw InputError(fmt::format("{}: '{}' is not a whole number of bytes", where, text));
-      }
-      return static_cast<int64_t>(bytes);
-    }
-  }
-  throw InputError(
-      fmt::format("{}: unknown unit '{}' in '{}' (use B, KiB, MiB, GiB, TiB, KB, MB, GB, TB)",
-                  where, unit, text));
-}
-
 }  // namespace kvsim

@@ -6,6 +6,8 @@
 #include <set>
 #include <string>
 
+#include "sim/core/units.h"
+
 namespace YAML {
 class Node;
 }
@@ -49,9 +51,6 @@ class ConfigTree {
   std::set<std::string> overridden_;
 };
 
-// Parses a byte size: an integer, or a number with a unit B, KiB, MiB, GiB, TiB
-// (powers of 1024) or KB, MB, GB, TB (powers of 1000), e.g. "64KiB", "2MiB".
-// Throws InputError naming `where` on anything else or a non-integral byte count.
-int64_t ParseByteSize(const std::string& text, const std::string& where);
+// ParseByteSize (a byte size such as "2MiB") is in sim/core/units.h.
 
 }  // namespace kvsim

@@ -44,7 +44,7 @@ void SyncTree(const fs::path& root) {
 
 }  // namespace
 
-StagedDirectory::StagedDirectory(const fs::path& dir) : target_(dir) {
+StagedDirectory::StagedDirectory(const fs::path& dir, bool replace_earlier) : target_(dir) {
   const std::string shown = target_.string();
   std::error_code ec;
   // Through any symlinks to the real directory: it is what gets replaced, and a link
@@ -105,12 +105,21 @@ StagedDirectory::StagedDirectory(const fs::path& dir) : target_(dir) {
       close(lock_fd_);
       throw InputError(fmt::format("{}: exists and is not a directory", shown));
     }
-    if (!fs::is_empty(dir_, ec) && !fs::exists(dir_ / "manifest.json", ec)) {
-      close(lock_fd_);
-      throw InputError(fmt::format(
-          "{}: exists and holds files kvsim did not write (no manifest.json); kvsim replaces "
-          "only its own outputs: remove it or choose another --out",
-          shown));
+    if (!fs::is_empty(dir_, ec)) {
+      if (!fs::exists(dir_ / "manifest.json", ec)) {
+        close(lock_fd_);
+        throw InputError(fmt::format(
+            "{}: exists and holds files kvsim did not write (no manifest.json); kvsim replaces "
+            "only its own outputs: remove it or choose another --out",
+            shown));
+      }
+      if (!replace_earlier) {
+        close(lock_fd_);
+        throw InputError(fmt::format(
+            "{}: holds the outputs of an earlier kvsim run; pass --force to replace them, or "
+            "choose another --out",
+            shown));
+      }
     }
   }
   fs::create_directory(staging_, ec);

@@ -20,12 +20,13 @@ namespace kvsim {
 // than interleaved. The lock file stays (empty); removing it would let two runs
 // lock two different files.
 //
-// DIR must be absent, an empty directory or an earlier kvsim output (holding
-// manifest.json): kvsim never replaces a directory of other files. Every refusal
-// and failure is an InputError naming DIR.
+// DIR must be absent, an empty directory or, with `replace_earlier`, an earlier
+// kvsim output (holding manifest.json): kvsim never replaces a directory of other
+// files, nor an earlier run's outputs unless asked to. Every refusal and failure is
+// an InputError naming DIR.
 class StagedDirectory {
  public:
-  explicit StagedDirectory(const std::filesystem::path& dir);
+  StagedDirectory(const std::filesystem::path& dir, bool replace_earlier);
   // Without Commit(): removes the staging directory; DIR is left as it was.
   ~StagedDirectory();
   StagedDirectory(const StagedDirectory&) = delete;

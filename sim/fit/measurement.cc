@@ -19,7 +19,8 @@
 #include <utility>
 
 #include "sim/core/check.h"
-#include "sim/fit/json_value.h"
+#include "sim/core/json_value.h"
+#include "sim/workload/benchmark_serving_trace.h"
 
 namespace kvsim {
 namespace {
@@ -161,35 +162,11 @@ void LoadBenchmarkServingJson(const std::string& text, MeasuredRequests* run) {
   root.AsObject();  // the type check
   run->arrivals_recorded = false;
 
-  if (const JsonValue* v = root.Find("max_concurrency"); v != nullptr && !v->IsNull()) {
-    v->Fail(fmt::format(
-        "the run was limited to {} concurrent requests, a closed loop in which a request "
-        "is sent only when another completes; kvsim replays open-loop arrivals at "
-        "request_rate, so rerun the benchmark without --max-concurrency",
-        v->IsNumber() ? fmt::format("{}", v->AsNumber()) : "some"));
-  }
-  if (const JsonValue* v = root.Find("ramp_up_strategy"); v != nullptr && !v->IsNull()) {
-    v->Fail(
-        "the request rate was ramped during the run; kvsim replays one fixed request_rate, "
-        "so rerun the benchmark without --ramp-up-strategy");
-  }
-
-  // vLLM writes an infinite rate as the string "inf"; Python's json.dumps as Infinity.
-  const JsonValue& rate = root.At("request_rate");
-  if (rate.IsString() && (rate.AsString() == "inf" || rate.AsString() == "Infinity")) {
-    run->request_rate_qps = std::numeric_limits<double>::infinity();
-  } else if (rate.IsString()) {
-    rate.Fail(fmt::format("expected a number or \"inf\", got \"{}\"", rate.AsString()));
-  } else {
-    run->request_rate_qps = rate.AsNumber();
-    if (!(run->request_rate_qps > 0)) {
-      rate.Fail(fmt::format("expected a rate > 0 requests/s, got {}", run->request_rate_qps));
-    }
-  }
-  if (const JsonValue* v = root.Find("burstiness"); v != nullptr && !v->IsNull()) {
-    run->burstiness = FiniteNumber(*v);
-    if (run->burstiness <= 0) v->Fail(fmt::format("expected > 0, got {}", run->burstiness));
-  }
+  CheckBenchmarkServingOpenLoop(root,
+                                "kvsim replays open-loop arrivals at one request_rate, so rerun "
+                                "the benchmark without --max-concurrency and --ramp-up-strategy");
+  run->request_rate_qps = BenchmarkServingRequestRate(root.At("request_rate"));
+  run->burstiness = BenchmarkServingBurstiness(root.Find("burstiness"));
 
   const std::vector<JsonValue>& input_lens = DetailArray(root, "input_lens");
   const std::vector<JsonValue>& output_lens = DetailArray(root, "output_lens");

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "sim/core/check.h"
+#include "sim/core/units.h"
 #include "sim/core/utf8.h"
 
 namespace kvsim {
@@ -107,6 +108,31 @@ class CardReader {
            fmt::format("expected a number of {} in [{:g}, {:g}]", unit, min_value, max_value));
     }
     return *v;
+  }
+
+  // A quantity in [min_value, max_value] of `kind`'s base unit, written as a plain
+  // number or with a unit ("3.35 TB/s", "989.4 TFLOPS"; sim/core/units.h).
+  double QuantityIn(const std::string& key, Quantity kind, double min_value,
+                    double max_value) const {
+    const Entry& e = Get(key);
+    const std::optional<std::string_view> text = NumberText(e);
+    const std::optional<double> v = text ? ParseQuantity(*text, kind) : std::nullopt;
+    if (!v || *v < min_value || *v > max_value) {
+      const char* base = kind == Quantity::kFlopsPerSecond   ? "FLOP/s"
+                         : kind == Quantity::kBytesPerSecond ? "bytes/s"
+                                                             : "bytes";
+      Fail(key, e,
+           fmt::format("expected {} in [{:g}, {:g}], a plain number or with a unit ({})", base,
+                       min_value, max_value, QuantityUnits(kind)));
+    }
+    return *v;
+  }
+
+  // A positive whole number of bytes: an integer or a size with a unit ("80GiB", "24GB").
+  int64_t ByteSize(const std::string& key) const {
+    const double bytes = QuantityIn(key, Quantity::kBytes, 1, 9.2e18);
+    if (bytes != std::floor(bytes)) Fail(key, Get(key), "expected a whole number of bytes");
+    return static_cast<int64_t>(bytes);
   }
 
   // true/false (YAML 1.2 core spellings), unquoted.

@@ -78,7 +78,7 @@ GpuSpec::Efficiencies ReadEfficiencies(const YAML::Node& node, const std::string
 }  // namespace
 
 GpuSpec LoadGpuSpec(const std::string& path) {
-  static constexpr std::array<std::string_view, 11> kKeys = {"name",
+  static constexpr std::array<std::string_view, 12> kKeys = {"name",
                                                              "memory_bytes",
                                                              "hbm_bandwidth_bytes_per_s",
                                                              "bf16_flops_per_s",
@@ -87,6 +87,7 @@ GpuSpec LoadGpuSpec(const std::string& path) {
                                                              "price_per_hour",
                                                              "device_names",
                                                              "fp32_flops_per_s",
+                                                             "fp8_flops_per_s",
                                                              "efficiency",
                                                              "source"};
   const CardReader card(path, kKeys);
@@ -94,16 +95,24 @@ GpuSpec LoadGpuSpec(const std::string& path) {
   g.name = card.String("name");
   // Rates bounded to what a GPU can be: a card of 1e-3 FLOP/s would make one iteration
   // outlast what kvsim simulates.
-  g.memory_bytes = card.PositiveInt("memory_bytes");
-  g.hbm_bandwidth_bytes_per_s = card.DoubleIn("hbm_bandwidth_bytes_per_s", 1e9, 1e15, "bytes/s");
-  g.bf16_flops_per_s = card.DoubleIn("bf16_flops_per_s", 1e11, 1e18, "FLOP/s");
-  g.link_bandwidth_bytes_per_s = card.DoubleIn("link_bandwidth_bytes_per_s", 1e6, 1e15, "bytes/s");
+  // Sizes and rates may carry units ("80GiB", "3.35 TB/s", "989.4 TFLOPS").
+  g.memory_bytes = card.ByteSize("memory_bytes");
+  g.hbm_bandwidth_bytes_per_s =
+      card.QuantityIn("hbm_bandwidth_bytes_per_s", Quantity::kBytesPerSecond, 1e9, 1e15);
+  g.bf16_flops_per_s = card.QuantityIn("bf16_flops_per_s", Quantity::kFlopsPerSecond, 1e11, 1e18);
+  g.link_bandwidth_bytes_per_s =
+      card.QuantityIn("link_bandwidth_bytes_per_s", Quantity::kBytesPerSecond, 1e6, 1e15);
   g.host_link_bandwidth_bytes_per_s =
-      card.DoubleIn("host_link_bandwidth_bytes_per_s", 1e6, 1e15, "bytes/s");
+      card.QuantityIn("host_link_bandwidth_bytes_per_s", Quantity::kBytesPerSecond, 1e6, 1e15);
   // Zero is allowed: hardware that is already paid for.
   g.price_per_hour = card.PositiveDouble("price_per_hour", /*allow_zero=*/true);
   if (card.Has("device_names")) g.device_names = card.StringList("device_names");
-  if (card.Has("fp32_flops_per_s")) g.fp32_flops_per_s = card.PositiveDouble("fp32_flops_per_s");
+  if (card.Has("fp8_flops_per_s")) {
+    g.fp8_flops_per_s = card.QuantityIn("fp8_flops_per_s", Quantity::kFlopsPerSecond, 1e11, 1e18);
+  }
+  if (card.Has("fp32_flops_per_s")) {
+    g.fp32_flops_per_s = card.QuantityIn("fp32_flops_per_s", Quantity::kFlopsPerSecond, 1e9, 1e18);
+  }
   if (card.Has("efficiency")) g.efficiency = ReadEfficiencies(card.Node("efficiency"), path);
   card.String("source");  // required for provenance; not used by the simulator
   return g;

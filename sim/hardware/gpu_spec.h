@@ -22,6 +22,10 @@ struct GpuSpec {
   // Optional: the card's CUDA-core (non-tensor) FP32 peak, which bounds kernels doing
   // scalar math (vLLM's own paged decode kernel). 0: not given.
   double fp32_flops_per_s = 0;
+  // Optional: the dense fp8 tensor-core peak, which fp8 weights with fp8 activations
+  // (W8A8) reach. 0: the GPU has no fp8 tensor cores, or the card does not say; fp8
+  // weights are then multiplied at the bf16 rate (weight-only, W8A16).
+  double fp8_flops_per_s = 0;
   // Optional, per card, each with its source in the card: the fractions of peak
   // that engine-class kernels reach, and NCCL all-reduce terms. A value < 0 means
   // the card does not give it (timing uses a generic default and says so).

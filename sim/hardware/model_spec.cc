@@ -82,7 +82,10 @@ int64_t ModelSpec::TotalParams() const {
 
 int64_t ModelSpec::WeightBytesPerRank(int64_t tensor_parallel) const {
   CheckTensorParallel(tensor_parallel);
-  const int64_t bytes = Mul(TotalParams(), dtype_bytes);
+  // Embeddings and LM head stay in the checkpoint's 16 bits when the layers are fp8.
+  const int64_t embeddings = EmbeddingParams();
+  const int64_t bytes =
+      Add(Mul(TotalParams() - embeddings, weight_dtype_bytes), Mul(embeddings, dtype_bytes));
   return bytes / tensor_parallel + (bytes % tensor_parallel != 0 ? 1 : 0);
 }
 
@@ -92,7 +95,7 @@ int64_t ModelSpec::KvHeadsPerRank(int64_t tensor_parallel) const {
 }
 
 int64_t ModelSpec::KvBytesPerTokenPerLayerPerRank(int64_t tensor_parallel) const {
-  return Mul(Mul(KvHeadsPerRank(tensor_parallel), head_dim), dtype_bytes);
+  return Mul(Mul(KvHeadsPerRank(tensor_parallel), head_dim), kv_dtype_bytes);
 }
 
 int64_t ModelSpec::KvBytesPerTokenPerRank(int64_t tensor_parallel) const {
@@ -100,6 +103,10 @@ int64_t ModelSpec::KvBytesPerTokenPerRank(int64_t tensor_parallel) const {
 }
 
 ModelSpec LoadModelSpec(const std::string& path) {
+  std::error_code ec;
+  if (path.ends_with(".json") || std::filesystem::is_directory(path, ec)) {
+    return LoadHuggingFaceConfig(path);
+  }
   static constexpr std::array<std::string_view, 14> kKeys = {"name",
                                                              "num_layers",
                                                              "hidden_size",
@@ -126,6 +133,7 @@ ModelSpec LoadModelSpec(const std::string& path) {
   m.vocab_size = card.PositiveInt("vocab_size");
   m.max_context_tokens = card.PositiveInt("max_context_tokens");
   m.dtype_bytes = card.PositiveInt("dtype_bytes");
+  m.weight_dtype_bytes = m.kv_dtype_bytes = m.dtype_bytes;
   m.num_experts = card.PositiveInt("num_experts");
   m.experts_per_token = card.PositiveInt("experts_per_token");
   m.tied_embeddings = card.Bool("tied_embeddings");
@@ -141,12 +149,16 @@ ModelSpec LoadModelSpec(const std::string& path) {
                                  path, card.LineOfKey("experts_per_token"), m.experts_per_token,
                                  m.num_experts));
   }
+  CheckModelSizes(m, path);
+  return m;
+}
+
+void CheckModelSizes(const ModelSpec& m, const std::string& path) {
   // Keep every derived size well inside int64 (9.2e18).
   if (ApproxWeightBytes(m) > 1e18) {
     throw InputError(fmt::format(
         "{}: model sizes are implausibly large (weights would exceed 1e18 bytes)", path));
   }
-  return m;
 }
 
 }  // namespace kvsim

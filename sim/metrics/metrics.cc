@@ -184,7 +184,7 @@ Summary Metrics::Summarize() const {
   s.queue_last_quarter_s = queue_growth_.LastQuarterMeanS();
   s.overloaded = s.queue_last_quarter_s > std::max(1.0, 4.0 * s.queue_first_quarter_s);
   s.tbt_s = {tbt_.mean() * 1e-9, tbt_.Quantile(0.5) * 1e-9, tbt_.Quantile(0.9) * 1e-9,
-             tbt_.Quantile(0.99) * 1e-9};
+             tbt_.Quantile(0.99) * 1e-9, tbt_.count()};
   s.preemptions = preemptions_;
   s.peak_allocated_bytes = peak_allocated_;
   if (busy_ns_ > 0) {

@@ -132,6 +132,9 @@ struct Summary {
   double offered_qps = 0;
   double queue_first_quarter_s = 0, queue_last_quarter_s = 0;
   bool overloaded = false;
+  // Trace rows left out by the format's rules (failed requests of burstgpt and
+  // benchmark_serving traces), as Workload::SkippedRowsNote says it; empty for none.
+  std::string skipped_rows;
 };
 
 // Receives every finished request and every iteration as the simulation produces

@@ -9,9 +9,11 @@
 #include <cmath>
 #include <deque>
 #include <map>
+#include <mutex>
 
 #include "sim/core/check.h"
 #include "sim/core/parallel.h"
+#include "sim/hardware/model_spec.h"
 #include "sim/metrics/json_writer.h"
 #include "sim/simulator/builder.h"
 #include "sim/simulator/outputs.h"
@@ -177,6 +179,44 @@ void ComputeSavings(PlanResult& r) {
 
 }  // namespace
 
+void RankCandidates(PlanResult& r) {
+  r.ranking.clear();
+  r.tie_note.clear();
+  for (size_t i = 0; i < r.candidates.size(); ++i) {
+    if (r.candidates[i].meets_slo) r.ranking.push_back(i);
+  }
+  std::stable_sort(r.ranking.begin(), r.ranking.end(), [&](size_t a, size_t b) {
+    const CandidateResult &x = r.candidates[a], &y = r.candidates[b];
+    if (x.cost_per_hour != y.cost_per_hour) return x.cost_per_hour < y.cost_per_hour;
+    if (x.max_qps_per_replica != y.max_qps_per_replica) {
+      return x.max_qps_per_replica > y.max_qps_per_replica;
+    }
+    return x.at_max.ttft_s.p99 < y.at_max.ttft_s.p99;  // then candidate order (stable)
+  });
+  if (r.ranking.size() > 1) {
+    const CandidateResult& first = r.candidates[r.ranking[0]];
+    std::vector<std::string> tied;
+    for (size_t i : r.ranking) {
+      if (r.candidates[i].cost_per_hour == first.cost_per_hour)
+        tied.push_back(r.candidates[i].name);
+    }
+    if (tied.size() > 1) {
+      const CandidateResult& second = r.candidates[r.ranking[1]];
+      const char* decided =
+          first.max_qps_per_replica != second.max_qps_per_replica ? "its higher max QPS per replica"
+          : first.at_max.ttft_s.p99 != second.at_max.ttft_s.p99   ? "its lower p99 TTFT"
+                                                                  : "the plan's candidate order";
+      r.tie_note =
+          fmt::format("{} candidates cost ${:.2f}/hour ({}); {} ranks first by {}", tied.size(),
+                      first.cost_per_hour, fmt::join(tied, ", "), first.name, decided);
+    }
+  }
+}
+
+const char* const kRankingRule =
+    "cheapest $/hour first; at equal cost the higher max QPS per replica, then the lower p99 "
+    "TTFT at that load, then the order of the plan's candidate lists";
+
 PlanResult RunPlan(const PlanConfig& plan, const PlanOptions& options) {
   const auto wall_start = std::chrono::steady_clock::now();
   auto log = [&](const std::string& line) {
@@ -185,8 +225,25 @@ PlanResult RunPlan(const PlanConfig& plan, const PlanOptions& options) {
   KVSIM_CHECK(plan.scenario.has_value(), "plan without a scenario");
   PlanResult r;
   r.target_qps = plan.target_qps > 0 ? plan.target_qps : TracePeakQps(plan);
-  // A scenario that cannot even be decoded is the plan's error, not a candidate's.
+  // A scenario that cannot even be decoded is the plan's error, not a candidate's;
+  // so is a GPU card that does not exist (a typo would otherwise read as "infeasible").
   DecodeScenario(*plan.scenario, DefaultModelsDir());
+  for (size_t i = 0; i < plan.gpus.size(); ++i) {
+    ConfigTree t = *plan.scenario;
+    t.Set("gpu", JsonWriter::Quote(plan.gpus[i]));
+    try {
+      DecodeScenario(t, DefaultModelsDir());
+    } catch (const InputError& e) {
+      // The scenario's name for the key it was set as ("FILE: gpu (set by an
+      // override): ") gives way to the plan's line.
+      const std::string what = e.what();
+      const std::string marker = "(set by an override): ";
+      const size_t cut = what.find(marker);
+      throw InputError(
+          fmt::format("{}: {}", i < plan.gpu_where.size() ? plan.gpu_where[i] : "gpus",
+                      cut == std::string::npos ? what : what.substr(cut + marker.size())));
+    }
+  }
 
   for (const std::string& gpu : plan.gpus) {
     for (int64_t tp : plan.tensor_parallel) {
@@ -206,18 +263,18 @@ PlanResult RunPlan(const PlanConfig& plan, const PlanOptions& options) {
   log(fmt::format("plan: {} candidates, target {:.3g} QPS", r.candidates.size(), r.target_qps));
 
   std::atomic<int64_t> simulations{0};
+  const auto total = static_cast<int64_t>(r.candidates.size());
+  std::mutex progress_mutex;
+  if (options.progress) options.progress(0, total);
   ParallelFor(r.candidates.size(), options.jobs > 0 ? options.jobs : plan.jobs, [&](size_t i) {
     EvaluateCandidate(plan, r.target_qps, r.candidates[i], simulations);
+    if (options.progress) {
+      std::lock_guard<std::mutex> lock(progress_mutex);
+      options.progress(1, total);
+    }
   });
 
-  for (size_t i = 0; i < r.candidates.size(); ++i) {
-    if (r.candidates[i].meets_slo) r.ranking.push_back(i);
-  }
-  std::stable_sort(r.ranking.begin(), r.ranking.end(), [&](size_t a, size_t b) {
-    const CandidateResult &x = r.candidates[a], &y = r.candidates[b];
-    if (x.cost_per_hour != y.cost_per_hour) return x.cost_per_hour < y.cost_per_hour;
-    return x.at_max.ttft_s.p99 < y.at_max.ttft_s.p99;
-  });
+  RankCandidates(r);
   MarkPareto(r);
   ComputeSavings(r);
 
@@ -266,20 +323,45 @@ PlanResult RunPlan(const PlanConfig& plan, const PlanOptions& options) {
   return r;
 }
 
+namespace {
+
+// `text` as one CSV field: quoted when it holds a comma, a quote or a line break.
+std::string CsvField(const std::string& text) {
+  if (text.find_first_of(",\"\r\n") == std::string::npos) return text;
+  std::string out = "\"";
+  for (char c : text) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return out + "\"";
+}
+
+// A number as a CSV field; empty for NaN (a statistic of no values).
+std::string CsvNumber(double v) { return std::isnan(v) ? "" : fmt::format("{:.6g}", v); }
+
+}  // namespace
+
 std::string PlanCsv(const PlanResult& r) {
   std::string out =
       "candidate,gpu,tensor_parallel,kv_manager,block_tokens,page_bytes,scheduler,status,"
       "max_qps_per_replica,max_qps_per_gpu,binding_slo,replicas,gpus,cost_per_hour,"
-      "cost_per_million_output_tokens,ttft_p99_s,tbt_p99_s,e2e_p99_s,meets_slo,pareto\n";
+      "cost_per_million_output_tokens,ttft_p99_s,tbt_p99_s,e2e_p99_s,meets_slo,pareto,note\n";
   for (const CandidateResult& c : r.candidates) {
     const std::string status = !c.feasible ? "infeasible" : SearchStatusName(c.search.status);
-    out += fmt::format(
-        "{},{},{},{},{},{},{},{},{:.6g},{:.6g},{},{},{},{:.6g},{:.6g},{:.6g},{:.6g},{:.6g},{},{}\n",
-        c.name, c.gpu, c.tensor_parallel, c.kv.type, c.kv.block_tokens, c.kv.page_bytes,
-        c.scheduler.Label(), status, c.max_qps_per_replica, c.max_qps_per_gpu, c.search.binding,
-        c.replicas, c.gpus, c.cost_per_hour, c.cost_per_million_output_tokens, c.at_max.ttft_s.p99,
-        c.at_max.tbt_s.p99, c.at_max.e2e_s.p99, c.meets_slo ? "true" : "false",
-        c.pareto ? "true" : "false");
+    // A candidate that meets the SLOs at no load has no sizing: empty cells, not zeros.
+    std::string sizing;
+    if (c.meets_slo) {
+      sizing = fmt::format("{:.6g},{:.6g},{},{},{},{:.6g},{:.6g},{},{},{}", c.max_qps_per_replica,
+                           c.max_qps_per_gpu, CsvField(c.search.binding), c.replicas, c.gpus,
+                           c.cost_per_hour, c.cost_per_million_output_tokens,
+                           CsvNumber(c.at_max.ttft_s.OrNaN(&Percentiles::p99)),
+                           CsvNumber(c.at_max.tbt_s.OrNaN(&Percentiles::p99)),
+                           CsvNumber(c.at_max.e2e_s.OrNaN(&Percentiles::p99)));
+    } else {
+      sizing = fmt::format(",,{},,,,,,,", CsvField(c.search.binding));
+    }
+    out +=
+        fmt::format("{},{},{},{},{},{},{},{},{},{},{},{}\n", CsvField(c.name), CsvField(c.gpu),
+                    c.tensor_parallel, c.kv.type, c.kv.block_tokens, c.kv.page_bytes,
+                    CsvField(c.scheduler.Label()), status, sizing, c.meets_slo ? "true" : "false",
+                    c.pareto ? "true" : "false", CsvField(c.note));
   }
   return out;
 }
@@ -335,8 +417,10 @@ std::string PlanJson(const PlanResult& r, const PlanConfig& plan) {
     const ScenarioConfig sc = DecodeScenario(*plan.scenario, DefaultModelsDir());
     j.BeginObject("scenario")
         .Field("config", plan.scenario->origin())
+        .Field("model", LoadModelSpec(sc.model_path).name)
         .Field("model_card", sc.model_path)
         .Field("trace", sc.workload.trace_path)
+        .Field("arrival_process", ArrivalProcessName(sc.workload.arrival))
         .Field("seed", static_cast<int64_t>(sc.seed))
         .Field("probe_requests", plan.probe_requests)
         .EndObject();
@@ -360,8 +444,17 @@ std::string PlanJson(const PlanResult& r, const PlanConfig& plan) {
     if (plan.slo.request_tpot_s) j.Field("request_tpot_s", *plan.slo.request_tpot_s);
     if (plan.slo.request_e2e_s) j.Field("request_e2e_s", *plan.slo.request_e2e_s);
     j.Field("stability", plan.slo.stability);
+    j.Field("stability_slack_s", plan.slo.stability_slack_s);
     j.EndObject();
   }
+  j.BeginArray("slo_applied");
+  for (const std::string& line : DescribeSlo(plan.slo)) j.Field({}, line);
+  j.EndArray();
+  j.BeginArray("warnings");
+  for (const std::string& w : plan.warnings) j.Field({}, w);
+  j.EndArray();
+  j.Field("ranking_rule", kRankingRule);
+  j.Field("tie", r.tie_note);
   j.BeginArray("candidates");
   for (const CandidateResult& c : r.candidates) {
     j.BeginObject();
@@ -415,16 +508,18 @@ std::string PlanJson(const PlanResult& r, const PlanConfig& plan) {
   return j.str();
 }
 
-std::string FormatPlan(const PlanResult& r) {
-  std::string out =
-      fmt::format("target load {:.4g} QPS; candidates ranked by cost ($/hour)\n", r.target_qps);
-  out += fmt::format("{:<44}{:>10}{:>9}{:>7}{:>10}{:>10}{:>11}  {}\n", "candidate", "QPS/repl",
-                     "replicas", "GPUs", "$/hour", "$/Mtok", "TTFT p99", "binding SLO");
+std::string FormatPlan(const PlanResult& r, const PlanConfig& plan) {
+  std::string out = "SLOs applied:\n";
+  for (const std::string& line : DescribeSlo(plan.slo)) out += "  " + line + "\n";
+  out += fmt::format("target load {:.4g} QPS; ranked: {}\n", r.target_qps, kRankingRule);
+  out += fmt::format("{:<44}{:>10}{:>9}{:>7}{:>10}{:>10}{:>13}  {}\n", "candidate", "QPS/repl",
+                     "replicas", "GPUs", "$/hour", "$/Mtok", "TTFT p99 ms", "binding SLO");
   auto row = [&](const CandidateResult& c) {
-    out += fmt::format("{:<44}{:>10.3g}{:>9}{:>7}{:>10.2f}{:>10.3f}{:>10.3f}s  {}{}\n", c.name,
+    out += fmt::format("{:<44}{:>10.3g}{:>9}{:>7}{:>10.2f}{:>10.3f}{:>13}  {}{}\n", c.name,
                        c.max_qps_per_replica, c.replicas, c.gpus, c.cost_per_hour,
-                       c.cost_per_million_output_tokens, c.at_max.ttft_s.p99, c.search.binding,
-                       c.pareto ? "  (pareto)" : "");
+                       c.cost_per_million_output_tokens,
+                       FormatOrNa(1e3 * c.at_max.ttft_s.OrNaN(&Percentiles::p99), "{:.1f}"),
+                       c.search.binding, c.pareto ? "  (pareto)" : "");
   };
   for (size_t i : r.ranking) row(r.candidates[i]);
   for (const CandidateResult& c : r.candidates) {
@@ -437,6 +532,7 @@ std::string FormatPlan(const PlanResult& r) {
                          100 * s.saving, s.versus);
     }
   }
+  if (!r.tie_note.empty()) out += "tie: " + r.tie_note + "\n";
   if (!r.recommendation) {
     out += "recommendation: infeasible, no candidate meets the SLOs at any load tried\n";
   } else {
@@ -446,9 +542,9 @@ std::string FormatPlan(const PlanResult& r) {
         "recommendation: {} x {} ({} GPUs, ${:.2f}/hour){}\n", rec.replicas, c.name, rec.gpus,
         rec.cost_per_hour,
         rec.verified
-            ? fmt::format(", verified: the whole fleet at {:.4g} QPS has TTFT p99 {:.3f} s, "
+            ? fmt::format(", verified: the whole fleet at {:.4g} QPS has TTFT p99 {:.1f} ms, "
                           "E2E p99 {:.3f} s",
-                          r.target_qps, rec.fleet.ttft_s.p99, rec.fleet.e2e_s.p99)
+                          r.target_qps, 1e3 * rec.fleet.ttft_s.p99, rec.fleet.e2e_s.p99)
         : rec.too_few_requests
             ? fmt::format(", NOT verified: the trace held {} requests for the whole-fleet run, "
                           "{} per replica, fewer than half of a probe's",

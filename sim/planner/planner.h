@@ -62,10 +62,19 @@ struct KvSaving {
   double saving = 0;  // 1 - cost / versus_cost
 };
 
+// How candidates that meet the SLOs are ranked (kRankingRule says it in words):
+// cheapest per hour first; at equal cost, the higher max QPS per replica (more
+// headroom); then the lower p99 TTFT at that load; then the order of the plan's
+// candidate lists.
+extern const char* const kRankingRule;
+
 struct PlanResult {
   double target_qps = 0;
   std::vector<CandidateResult> candidates;  // in candidate-space order
-  std::vector<size_t> ranking;              // meeting candidates, cheapest first
+  std::vector<size_t> ranking;              // meeting candidates, by kRankingRule
+  // When the first-ranked candidate shares its cost with others: which, and what
+  // decided between them. Empty otherwise.
+  std::string tie_note;
   std::optional<Recommendation> recommendation;
   std::vector<KvSaving> savings;
   int64_t simulations = 0;
@@ -75,16 +84,26 @@ struct PlanResult {
 struct PlanOptions {
   int jobs = 0;                                 // threads; 0: the plan's jobs, else all cores
   std::function<void(const std::string&)> log;  // progress lines (may be empty)
+  // Called (from any thread, one call at a time) with (0, candidates) first, then
+  // (1, candidates) as each candidate's search ends. May be empty.
+  std::function<void(int64_t done, int64_t total)> progress;
 };
 
 // Runs the plan. Candidates run in parallel; the result does not depend on the
-// number of threads. Throws InputError for a plan that cannot start (bad scenario,
-// trace without arrivals for a peak-window target); a candidate that cannot be built
-// is reported infeasible instead.
+// number of threads. Throws InputError for a plan that cannot start (bad scenario, a
+// GPU card that does not exist, trace without arrivals for a peak-window target); a
+// candidate that cannot be built (the model does not fit, say) is reported
+// infeasible instead, with the reason.
 PlanResult RunPlan(const PlanConfig& plan, const PlanOptions& options);
+
+// Fills result.ranking with the candidates that meet the SLOs, by kRankingRule, and
+// result.tie_note when the first shares its cost with others. Part of RunPlan.
+void RankCandidates(PlanResult& result);
 
 std::string PlanCsv(const PlanResult& result);
 std::string PlanJson(const PlanResult& result, const PlanConfig& plan);
-std::string FormatPlan(const PlanResult& result);
+// The printed plan: SLOs applied, the ranked table, infeasible candidates with
+// their reasons, the ranking rule and any tie, the recommendation.
+std::string FormatPlan(const PlanResult& result, const PlanConfig& plan);
 
 }  // namespace kvsim

@@ -2,6 +2,9 @@
 // against an SloSpec, and the verdict they add up to.
 #include "sim/planner/slo.h"
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -136,6 +139,35 @@ std::string Binding(const std::vector<SloCheck>& checks) {
 }  // namespace
 
 // SloSpec::empty() is defined with SloSpec, in sim/config/plan_config.cc.
+
+std::vector<std::string> DescribeSlo(const SloSpec& slo) {
+  std::vector<std::string> lines;
+  for (const auto& [metric, p] :
+       {std::pair<const char*, const PercentileSlo*>{"ttft_s", &slo.ttft_s},
+        {"tbt_s", &slo.tbt_s},
+        {"tpot_s", &slo.tpot_s},
+        {"e2e_s", &slo.e2e_s}}) {
+    for (const auto& [name, limit] :
+         {std::pair{"p50", &p->p50}, {"p90", &p->p90}, {"p99", &p->p99}}) {
+      if (*limit) lines.push_back(fmt::format("{} {} <= {:g} s", metric, name, **limit));
+    }
+  }
+  if (slo.attainment && HasRequestThreshold(slo)) {
+    std::vector<std::string> bounds;
+    if (slo.request_ttft_s) bounds.push_back(fmt::format("TTFT <= {:g} s", *slo.request_ttft_s));
+    if (slo.request_tpot_s) bounds.push_back(fmt::format("TPOT <= {:g} s", *slo.request_tpot_s));
+    if (slo.request_e2e_s) bounds.push_back(fmt::format("E2E <= {:g} s", *slo.request_e2e_s));
+    lines.push_back(fmt::format("attainment >= {:g}: that fraction of requests has {}",
+                                *slo.attainment, fmt::join(bounds, " and ")));
+  }
+  if (slo.stability) {
+    lines.push_back(fmt::format(
+        "stability: the mean queueing delay of the last quarter of requests <= max({:g} s, 2x the "
+        "first quarter's) (on unless slo.stability: false)",
+        slo.stability_slack_s));
+  }
+  return lines;
+}
 
 // Checks, in this order: ttft_s, tbt_s, tpot_s, e2e_s (each p50, p90, p99; only
 // the set ones), then attainment (when attainment and a per-request threshold

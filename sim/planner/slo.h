@@ -25,6 +25,10 @@ struct SloVerdict {
   std::string binding;  // the failed check with the worst margin; else the tightest met one
 };
 
+// Every objective of `slo` in words, one per line, defaults included: "ttft_s p99
+// <= 2 s", "stability: ... (default)". What a plan's output lists as applied.
+std::vector<std::string> DescribeSlo(const SloSpec& slo);
+
 // Checks `summary` (percentiles) and the per-request records against `slo`.
 // With no completed request every objective fails.
 SloVerdict EvaluateSlo(const SloSpec& slo, const Summary& summary,

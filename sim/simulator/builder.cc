@@ -4,8 +4,10 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <optional>
+#include <system_error>
 #include <utility>
 #include <variant>
 
@@ -112,7 +114,18 @@ std::unique_ptr<ExecutionTimeModel> MakeTiming(const ScenarioConfig& c, const Mo
 
 }  // namespace
 
-std::string DefaultModelsDir() { return std::string(KVSIM_DATA_DIR) + "/models"; }
+std::string DataDir() {
+  if (const char* env = std::getenv("KVSIM_DATA_DIR"); env != nullptr && *env != '\0') return env;
+  std::error_code ec;
+  const std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    const std::filesystem::path installed = exe.parent_path().parent_path() / "share" / "kvsim";
+    if (std::filesystem::is_directory(installed / "models", ec)) return installed.string();
+  }
+  return KVSIM_DATA_DIR;
+}
+
+std::string DefaultModelsDir() { return DataDir() + "/models"; }
 
 MemoryPlan PlanMemory(const ModelSpec& model, const GpuSpec& gpu, const ScenarioConfig& c) {
   const DeploymentConfig& d = c.deployment;
@@ -170,8 +183,30 @@ MemoryPlan PlanMemory(const ModelSpec& model, const GpuSpec& gpu, const Scenario
   return m;
 }
 
-std::unique_ptr<Simulation> BuildSimulation(const ScenarioConfig& c) {
+ModelSpec ServedModel(const ScenarioConfig& c) {
   ModelSpec model = LoadModelSpec(c.model_path);
+  model.weight_dtype_bytes = DtypeBytes(c.deployment.weight_dtype, model.dtype_bytes);
+  model.kv_dtype_bytes = DtypeBytes(c.kv_cache.dtype, model.dtype_bytes);
+  // A kvprobe profile times the checkpoint's 16-bit kernels: it cannot speak for others.
+  if (c.timing.type == TimingType::kProfiled) {
+    if (model.weight_dtype_bytes != model.dtype_bytes) {
+      Fail(c, "deployment.weight_dtype",
+           fmt::format("{} with timing.type: profiled: the profile timed {}-byte GEMMs; use "
+                       "timing.type: roofline",
+                       DtypeName(c.deployment.weight_dtype), model.dtype_bytes));
+    }
+    if (model.kv_dtype_bytes != model.dtype_bytes) {
+      Fail(c, "kv_cache.dtype",
+           fmt::format("{} with timing.type: profiled: the profile timed attention over "
+                       "{}-byte KV; use timing.type: roofline",
+                       DtypeName(c.kv_cache.dtype), model.dtype_bytes));
+    }
+  }
+  return model;
+}
+
+std::unique_ptr<Simulation> BuildSimulation(const ScenarioConfig& c) {
+  ModelSpec model = ServedModel(c);
   GpuSpec gpu = LoadGpuSpec(c.gpu_path);
   const MemoryPlan memory = PlanMemory(model, gpu, c);
 

@@ -8,7 +8,18 @@
 
 namespace kvsim {
 
-// Where cards named without a path are looked up (models/ of the source tree).
+// Where kvsim's bundled files are (models/, configs/, traces/, tools/report/):
+// $KVSIM_DATA_DIR when set; else PREFIX/share/kvsim when this executable is
+// PREFIX/bin/kvsim of an installed kvsim (cmake --install); else the source tree
+// it was built from.
+std::string DataDir();
+
+// The model card of `c` with the weight and KV dtypes the deployment serves it in
+// (deployment.weight_dtype, kv_cache.dtype). Throws InputError for a dtype the
+// timing model cannot time (fp8 with a bf16 kvprobe profile).
+ModelSpec ServedModel(const ScenarioConfig& c);
+
+// Where cards named without a path are looked up: DataDir()/models.
 std::string DefaultModelsDir();
 
 // Splits one GPU's memory: KV capacity = memory x gpu_memory_utilization

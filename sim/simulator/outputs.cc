@@ -49,11 +49,11 @@ std::string SummaryJson(const Summary& s, const Simulation& sim) {
       .Field("replicas", c.deployment.replicas)
       .Field("scheduler", SchedulerTypeName(c.scheduler.type))
       .Field("max_model_len", sim.memory().max_model_len)
+      .Field("weight_bytes_per_param", sim.model().weight_dtype_bytes)
+      .Field("kv_bytes_per_element", sim.model().kv_dtype_bytes)
       .Field("seed", static_cast<int64_t>(c.seed))
       .Field("trace", c.workload.trace_path)
-      .Field("arrival_process", c.workload.arrival == ArrivalProcess::kTrace     ? "trace"
-                                : c.workload.arrival == ArrivalProcess::kPoisson ? "poisson"
-                                                                                 : "gamma")
+      .Field("arrival_process", ArrivalProcessName(c.workload.arrival))
       .Field("rate_qps", c.workload.rate_qps)
       .EndObject();
   j.BeginObject("timing")
@@ -76,6 +76,7 @@ std::string SummaryJson(const Summary& s, const Simulation& sim) {
   j.Field("requests_completed", s.requests_completed);
   j.Field("requests_rejected", s.requests_rejected);
   j.Field("requests_truncated", s.requests_truncated);
+  j.Field("trace_rows_skipped", s.skipped_rows);
   j.Field("makespan_s", s.makespan_s);
   j.BeginObject("throughput")
       .Field("requests_per_s", s.requests_per_s)
@@ -276,6 +277,7 @@ std::string FormatSummary(const Summary& s, const Simulation& sim) {
   line(fmt::format("  requests: {} completed of {} ({} rejected, {} truncated to max_model_len)",
                    s.requests_completed, s.requests_total, s.requests_rejected,
                    s.requests_truncated));
+  if (!s.skipped_rows.empty()) line("  trace: " + s.skipped_rows);
   line(fmt::format("  makespan {:.2f} s; throughput {:.2f} req/s, {:.0f} output tok/s",
                    s.makespan_s, s.requests_per_s, s.output_tokens_per_s));
   if (s.overloaded) {
@@ -285,12 +287,15 @@ std::string FormatSummary(const Summary& s, const Simulation& sim) {
         "does not keep up, so the latencies depend on how long the trace is",
         s.queue_first_quarter_s, s.queue_last_quarter_s, s.offered_qps));
   }
-  for (const auto& [name, p, digits] :
-       {std::tuple{"TTFT", &s.ttft_s, 3}, {"TBT ", &s.tbt_s, 4}, {"E2E ", &s.e2e_s, 3}}) {
-    const std::string format = fmt::format("{{:8.{}f}}", digits);
-    line(fmt::format("  {}  p50 {:>8} s  p99 {:>8} s", name,
-                     FormatOrNa(p->OrNaN(&Percentiles::p50), format),
-                     FormatOrNa(p->OrNaN(&Percentiles::p99), format)));
+  // Per-token latencies in milliseconds, whole requests in seconds.
+  for (const auto& [name, p, scale, format, unit] :
+       {std::tuple{"TTFT", &s.ttft_s, 1e3, "{:8.1f}", "ms"},
+        {"TBT ", &s.tbt_s, 1e3, "{:8.2f}", "ms"},
+        {"TPOT", &s.tpot_s, 1e3, "{:8.2f}", "ms"},
+        {"E2E ", &s.e2e_s, 1.0, "{:8.3f}", "s"}}) {
+    line(fmt::format("  {}  p50 {:>8} {:<2}  p99 {:>8} {}", name,
+                     FormatOrNa(scale * p->OrNaN(&Percentiles::p50), format), unit,
+                     FormatOrNa(scale * p->OrNaN(&Percentiles::p99), format), unit));
   }
   line(fmt::format("  batch: max {} / mean {:.1f} running; {} preemptions", s.max_running,
                    s.mean_running, s.preemptions));
@@ -414,13 +419,17 @@ std::string FormatCompareTable(const std::vector<LabeledRun>& runs) {
   static const Row kRows[] = {
       {"throughput (req/s)", [](const Summary& s) { return s.requests_per_s; }, "{:.2f}"},
       {"output tokens/s", [](const Summary& s) { return s.output_tokens_per_s; }, "{:.0f}"},
-      {"TTFT p50 (s)", [](const Summary& s) { return s.ttft_s.OrNaN(&Percentiles::p50); },
-       "{:.3f}"},
-      {"TTFT p99 (s)", [](const Summary& s) { return s.ttft_s.OrNaN(&Percentiles::p99); },
-       "{:.3f}"},
+      {"TTFT p50 (ms)", [](const Summary& s) { return 1e3 * s.ttft_s.OrNaN(&Percentiles::p50); },
+       "{:.1f}"},
+      {"TTFT p99 (ms)", [](const Summary& s) { return 1e3 * s.ttft_s.OrNaN(&Percentiles::p99); },
+       "{:.1f}"},
       {"TBT p50 (ms)", [](const Summary& s) { return 1e3 * s.tbt_s.OrNaN(&Percentiles::p50); },
        "{:.2f}"},
       {"TBT p99 (ms)", [](const Summary& s) { return 1e3 * s.tbt_s.OrNaN(&Percentiles::p99); },
+       "{:.2f}"},
+      {"TPOT p50 (ms)", [](const Summary& s) { return 1e3 * s.tpot_s.OrNaN(&Percentiles::p50); },
+       "{:.2f}"},
+      {"TPOT p99 (ms)", [](const Summary& s) { return 1e3 * s.tpot_s.OrNaN(&Percentiles::p99); },
        "{:.2f}"},
       {"E2E p50 (s)", [](const Summary& s) { return s.e2e_s.OrNaN(&Percentiles::p50); }, "{:.3f}"},
       {"E2E p99 (s)", [](const Summary& s) { return s.e2e_s.OrNaN(&Percentiles::p99); }, "{:.3f}"},

@@ -173,6 +173,7 @@ Summary Simulation::Run() {
   KVSIM_CHECK(s.requests_completed + s.requests_rejected == s.requests_total,
               "the event loop ended with requests neither finished nor rejected");
   s.kv_manager = kv_label_;
+  s.skipped_rows = workload_->SkippedRowsNote();
   s.kv_bytes_per_token = memory_.kv_bytes_per_token;
   s.kv_capacity_bytes = memory_.kv_capacity_bytes;
   s.is_vattention = config_.kv_cache.type == KvManagerType::kVAttention;

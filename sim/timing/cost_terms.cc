@@ -122,6 +122,11 @@ const char* PagedKernelName(PagedKernel kernel) {
   return "?";
 }
 
+double GemmFlopsPerSecond(const ModelSpec& model, const GpuSpec& gpu) {
+  return model.weight_dtype_bytes == 1 && gpu.fp8_flops_per_s > 0 ? gpu.fp8_flops_per_s
+                                                                  : gpu.bf16_flops_per_s;
+}
+
 CostTerms::CostTerms(const ModelSpec& model, const GpuSpec& gpu, int64_t tp,
                      const CostConfig& config, double memory_efficiency)
     : engine_(config.engine),

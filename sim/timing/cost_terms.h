@@ -19,6 +19,13 @@
 
 namespace kvsim {
 
+// The tensor-core rate the linear layers' GEMMs run at, FLOP/s: the GPU's fp8 rate
+// when the weights are fp8 (weight_dtype_bytes 1) and the card gives one (W8A8: fp8
+// weights and activations, as vLLM's fp8 quantization on Hopper and Ada); else the
+// bf16 rate (16-bit weights, or fp8 weights dequantized to 16 bits, W8A16). The
+// embeddings and the LM head stay 16-bit either way.
+double GemmFlopsPerSecond(const ModelSpec& model, const GpuSpec& gpu);
+
 // The serving engine's costs outside the GPU kernels (timing.engine). A preset
 // fills every field; config keys override single fields.
 struct EngineConfig {

@@ -21,7 +21,8 @@ class RooflineModel final : public ExecutionTimeModel {
       : config_(config),
         costs_(model, gpu, tp, costs, config.memory_efficiency),
         tp_(static_cast<double>(tp)),
-        dtype_bytes_(static_cast<double>(model.dtype_bytes)),
+        weight_bytes_(static_cast<double>(model.weight_dtype_bytes)),
+        lm_head_bytes_(static_cast<double>(model.dtype_bytes)),
         layers_(static_cast<double>(model.num_layers)),
         hidden_(static_cast<double>(model.hidden_size)),
         vocab_(static_cast<double>(model.vocab_size)),
@@ -30,7 +31,8 @@ class RooflineModel final : public ExecutionTimeModel {
         experts_per_token_(static_cast<double>(model.experts_per_token)),
         kv_bytes_per_token_per_layer_(
             static_cast<double>(model.KvBytesPerTokenPerLayerPerRank(tp))),
-        flops_(gpu.bf16_flops_per_s),
+        flops_(GemmFlopsPerSecond(model, gpu)),
+        bf16_flops_(gpu.bf16_flops_per_s),
         hbm_(gpu.hbm_bandwidth_bytes_per_s),
         assumed_(std::move(assumed)) {
     for (std::string& a : costs_.Assumptions()) assumed_.push_back(std::move(a));
@@ -80,7 +82,7 @@ class RooflineModel final : public ExecutionTimeModel {
     const double read_params = attn_params_ + experts_read * expert_params_;
     t.linear_s =
         std::max(2.0 * in.tokens * active_params / tp_ / (flops_ * config_.gemm_efficiency),
-                 read_params * dtype_bytes_ / tp_ / (hbm_ * config_.memory_efficiency));
+                 read_params * weight_bytes_ / tp_ / (hbm_ * config_.memory_efficiency));
 
     // Prefill attention of one layer on one rank.
     t.prefill_s =
@@ -94,8 +96,9 @@ class RooflineModel final : public ExecutionTimeModel {
     // No LM head when no sequence emits a token (a step of prefill chunks only).
     t.lm_head_s =
         logits > 0
-            ? std::max(2.0 * logits * hidden_ * vocab_ / tp_ / (flops_ * config_.gemm_efficiency),
-                       vocab_ * hidden_ * dtype_bytes_ / tp_ / (hbm_ * config_.memory_efficiency))
+            ? std::max(
+                  2.0 * logits * hidden_ * vocab_ / tp_ / (bf16_flops_ * config_.gemm_efficiency),
+                  vocab_ * hidden_ * lm_head_bytes_ / tp_ / (hbm_ * config_.memory_efficiency))
             : 0.0;
     return t;
   }
@@ -113,10 +116,10 @@ class RooflineModel final : public ExecutionTimeModel {
  private:
   RooflineConfig config_;
   CostTerms costs_;
-  double tp_, dtype_bytes_, layers_, hidden_, vocab_;
+  double tp_, weight_bytes_, lm_head_bytes_, layers_, hidden_, vocab_;
   double attn_params_, expert_params_, experts_per_token_;
   double kv_bytes_per_token_per_layer_;
-  double flops_, hbm_;
+  double flops_, bf16_flops_, hbm_;  // linear layers' GEMM rate; the LM head's (16-bit)
   std::vector<std::string> assumed_;
 };
 
@@ -203,6 +206,23 @@ std::unique_ptr<ExecutionTimeModel> NewRooflineModel(const ModelSpec& model, con
               "tensor parallelism needs a GPU-GPU link bandwidth");
   std::vector<std::string> assumed;
   const RooflineConfig resolved = ResolveEfficiencies(config, gpu, &assumed);
+  if (model.weight_dtype_bytes == 1) {
+    assumed.push_back(
+        gpu.fp8_flops_per_s > 0
+            ? fmt::format("deployment.weight_dtype: fp8 GEMMs are timed at the card's fp8 peak "
+                          "({:.0f} TFLOP/s) x the bf16 GEMM efficiency, and by one byte per "
+                          "weight read; not measured",
+                          gpu.fp8_flops_per_s * 1e-12)
+            : fmt::format("deployment.weight_dtype: fp8 on {}, whose card gives no fp8 rate: GEMMs "
+                          "are timed at the bf16 rate (weight-only fp8), weight reads at one byte "
+                          "per weight; not measured",
+                          gpu.name));
+  }
+  if (model.kv_dtype_bytes == 1) {
+    assumed.push_back(
+        "kv_cache.dtype: fp8 decode attention is timed as half the KV bytes at the bf16 kernel's "
+        "bandwidth efficiency; not measured");
+  }
   return std::make_unique<RooflineModel>(model, gpu, tensor_parallel, resolved, costs,
                                          std::move(assumed));
 }

@@ -1,13 +1,16 @@
 // CSV trace readers: Azure LLM inference (wall-clock TIMESTAMP), Splitwise/Vidur
-// (arrived_at seconds) and length-only traces. Columns are found by name in the header;
-// rows are streamed one at a time.
+// (arrived_at seconds), length-only traces, BurstGPT (Timestamp seconds, failed requests
+// skipped) and generic CSV files whose columns a TraceColumns mapping names. Columns are
+// found by name in the header; rows are streamed one at a time.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <optional>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -31,8 +34,9 @@ bool IsBlank(std::string_view s) { return TrimSpaces(s).empty(); }
 // Splits one CSV line (without its line terminator) into `fields`, views into `line`.
 // Commas inside double quotes do not split; each field is trimmed of spaces and tabs and
 // loses its surrounding quotes. Escaped quotes ("") are left as they are: no numeric
-// field of a trace contains them.
-void SplitCsvLine(std::string_view line, std::vector<std::string_view>* fields) {
+// field of a trace contains them. Returns false when a quote is left open (a quoted
+// field cannot span lines).
+bool SplitCsvLine(std::string_view line, std::vector<std::string_view>* fields) {
   fields->clear();
   bool in_quotes = false;
   size_t start = 0;
@@ -49,6 +53,30 @@ void SplitCsvLine(std::string_view line, std::vector<std::string_view>* fields) 
     fields->push_back(field);
     start = i + 1;
   }
+  return !in_quotes;
+}
+
+// A header cell as a column name: escaped quotes ("") become one quote.
+std::string ColumnName(std::string_view cell) {
+  std::string name;
+  for (size_t i = 0; i < cell.size(); ++i) {
+    name.push_back(cell[i]);
+    if (cell[i] == '"' && i + 1 < cell.size() && cell[i + 1] == '"') ++i;
+  }
+  return name;
+}
+
+// "'a', 'b', 'c'" for messages: at most 20 names, each cut by Excerpt.
+std::string ListColumns(const std::vector<std::string>& columns) {
+  constexpr size_t kMaxListed = 20;
+  std::string list;
+  for (size_t i = 0; i < columns.size() && i < kMaxListed; ++i) {
+    list += fmt::format("{}'{}'", i == 0 ? "" : ", ", Excerpt(columns[i]));
+  }
+  if (columns.size() > kMaxListed) {
+    list += fmt::format(" and {} more", columns.size() - kMaxListed);
+  }
+  return list;
 }
 
 // Parses all of `s` as a decimal integer with std::from_chars.
@@ -171,28 +199,70 @@ const char* ParseDateTime(std::string_view s, WallTime* out) {
   return nullptr;
 }
 
+// What "seconds" means in messages about an arrival column of `unit`.
+const char* UnitWords(ArrivalUnit unit) {
+  switch (unit) {
+    case ArrivalUnit::kSeconds:
+      return "seconds";
+    case ArrivalUnit::kMilliseconds:
+      return "milliseconds";
+    case ArrivalUnit::kMicroseconds:
+      return "microseconds";
+    case ArrivalUnit::kTimestamp:
+      break;
+  }
+  return "date-time";
+}
+
+// Seconds per unit of a numeric arrival column, as a divisor (exact for s, ms and us).
+double UnitsPerSecond(ArrivalUnit unit) {
+  switch (unit) {
+    case ArrivalUnit::kMilliseconds:
+      return 1e3;
+    case ArrivalUnit::kMicroseconds:
+      return 1e6;
+    default:
+      return 1;
+  }
+}
+
+// One arrival field as read: a wall-clock time (kTimestamp) or a number in the column's
+// unit.
+struct ArrivalValue {
+  WallTime wall;
+  double number = 0;
+};
+
 class CsvTraceReader final : public TraceReader {
  public:
-  // Opens `path`, reads the header and locates the columns of `format`.
-  CsvTraceReader(const std::string& path, TraceFormat format);
+  // Opens `path`, reads the header and locates the columns of `format`; `columns` names
+  // them for kCsv.
+  CsvTraceReader(const std::string& path, TraceFormat format, const TraceColumns& columns);
 
   std::optional<TraceRecord> Next() override;
   TraceFormat format() const override { return format_; }
+  bool has_arrivals() const override { return time_col_ >= 0; }
+  int64_t skipped_rows() const override { return skipped_rows_; }
+  const char* skipped_rows_reason() const override {
+    return format_ == TraceFormat::kBurstGpt ? "failed requests (0 Response tokens)" : "";
+  }
 
  private:
   [[noreturn]] void Fail(int64_t line, std::string_view what) const {
     throw InputError(fmt::format("{}:{}: {}", path_, line, what));
   }
   // Token count in column `col`: an integer >= 1 (an integral value written as a
-  // decimal, e.g. "12.0", is accepted).
-  int64_t ParseTokenCount(size_t col) const;
-  // Seconds since the first row, from an Azure TIMESTAMP in column `time_col_`.
-  double AzureArrival();
-  // Seconds since the first row, from a Splitwise arrived_at in column `time_col_`.
-  double SplitwiseArrival();
+  // decimal, e.g. "12.0", is accepted); 0 too when `allow_zero`.
+  int64_t ParseTokenCount(size_t col, bool allow_zero = false) const;
+  // The arrival field of the current row, checked but not yet compared with others.
+  ArrivalValue ParseArrival() const;
+  // Seconds since the first returned row for `value`; checks that it is not before the
+  // previous returned row's.
+  double RelativeArrival(const ArrivalValue& value);
 
   std::string path_;
   TraceFormat format_;
+  ArrivalUnit unit_ = ArrivalUnit::kSeconds;
   std::vector<char> buffer_;  // stream buffer; declared before in_, which uses it
   std::ifstream in_;
   std::vector<std::string> columns_;  // header names, for messages
@@ -202,40 +272,67 @@ class CsvTraceReader final : public TraceReader {
   int64_t line_no_ = 0;
   std::string line_;                      // current row
   std::vector<std::string_view> fields_;  // views into line_
-  // Arrival state: the first row's time and the previous row's (for monotonicity).
+  int64_t skipped_rows_ = 0;              // BurstGPT failed requests
+  // Arrival state: the first returned row's time and the previous one's (for
+  // monotonicity).
   bool have_first_ = false;
-  WallTime first_wall_, prev_wall_;
-  double first_s_ = 0, prev_s_ = 0;
-  std::string prev_text_;  // the previous row's time field, for messages
+  ArrivalValue first_, prev_;
+  std::string prev_text_;  // the previous returned row's time field, for messages
 };
 
-CsvTraceReader::CsvTraceReader(const std::string& path, TraceFormat format)
+CsvTraceReader::CsvTraceReader(const std::string& path, TraceFormat format,
+                               const TraceColumns& columns)
     : path_(path), format_(format), buffer_(1 << 16) {
-  in_.rdbuf()->pubsetbuf(buffer_.data(), static_cast<std::streamsize>(buffer_.size()));
-  in_.open(path, std::ios::binary);
-  if (!in_) Fail(1, fmt::format("cannot open trace file ({})", std::strerror(errno)));
-
-  const char* time_name = nullptr;
-  const char* prompt_name = nullptr;
-  const char* output_name = nullptr;
+  // Each column kvsim reads: its header name and, for a mapped CSV, the config key
+  // that names it.
+  struct Wanted {
+    std::string name;
+    const char* key = nullptr;
+    int* col = nullptr;
+  };
+  std::vector<Wanted> wanted;
   switch (format) {
     case TraceFormat::kAzure:
-      time_name = "TIMESTAMP";
-      prompt_name = "ContextTokens";
-      output_name = "GeneratedTokens";
+      unit_ = ArrivalUnit::kTimestamp;
+      wanted = {{"TIMESTAMP", nullptr, &time_col_},
+                {"ContextTokens", nullptr, &prompt_col_},
+                {"GeneratedTokens", nullptr, &output_col_}};
       break;
     case TraceFormat::kSplitwise:
-      time_name = "arrived_at";
+      wanted = {{"arrived_at", nullptr, &time_col_}};
       [[fallthrough]];
     case TraceFormat::kLengths:
-      prompt_name = "num_prefill_tokens";
-      output_name = "num_decode_tokens";
+      wanted.push_back({"num_prefill_tokens", nullptr, &prompt_col_});
+      wanted.push_back({"num_decode_tokens", nullptr, &output_col_});
+      break;
+    case TraceFormat::kBurstGpt:
+      wanted = {{"Timestamp", nullptr, &time_col_},
+                {"Request tokens", nullptr, &prompt_col_},
+                {"Response tokens", nullptr, &output_col_}};
+      break;
+    case TraceFormat::kCsv:
+      if (columns.prompt_tokens.empty() || columns.output_tokens.empty()) {
+        throw InputError(fmt::format(
+            "{}: workload.columns: format csv needs the prompt_tokens and output_tokens "
+            "columns named",
+            path));
+      }
+      unit_ = columns.arrival_unit;
+      if (!columns.arrival.empty()) {
+        wanted.push_back({columns.arrival, "workload.columns.arrival", &time_col_});
+      }
+      wanted.push_back({columns.prompt_tokens, "workload.columns.prompt_tokens", &prompt_col_});
+      wanted.push_back({columns.output_tokens, "workload.columns.output_tokens", &output_col_});
       break;
     default:
       KVSIM_CHECK(false, "not a CSV trace format");
   }
-  const std::string expected = fmt::format("{}{}{},{}", time_name ? time_name : "",
-                                           time_name ? "," : "", prompt_name, output_name);
+  std::string expected;
+  for (const Wanted& w : wanted) expected += (expected.empty() ? "" : ",") + w.name;
+
+  in_.rdbuf()->pubsetbuf(buffer_.data(), static_cast<std::streamsize>(buffer_.size()));
+  in_.open(path, std::ios::binary);
+  if (!in_) Fail(1, fmt::format("cannot open trace file ({})", std::strerror(errno)));
 
   line_no_ = 1;
   if (!ReadTraceLine(in_, line_, path_, 1)) {
@@ -245,19 +342,29 @@ CsvTraceReader::CsvTraceReader(const std::string& path, TraceFormat format)
   std::string_view header(line_);
   if (header.substr(0, 3) == "\xEF\xBB\xBF") header.remove_prefix(3);  // UTF-8 byte order mark
   if (!header.empty() && header.back() == '\r') header.remove_suffix(1);
-  SplitCsvLine(header, &fields_);
-  for (std::string_view f : fields_) columns_.emplace_back(f);
+  if (!SplitCsvLine(header, &fields_)) {
+    Fail(1, "unterminated quoted field in the header (a quoted field cannot span lines)");
+  }
+  for (std::string_view f : fields_) columns_.push_back(ColumnName(f));
 
-  auto find = [&](const char* name) {
-    for (size_t i = 0; i < columns_.size(); ++i) {
-      if (columns_[i] == name) return static_cast<int>(i);
+  for (const Wanted& w : wanted) {
+    const auto found = std::find(columns_.begin(), columns_.end(), w.name);
+    if (found == columns_.end()) {
+      if (w.key != nullptr) {
+        Fail(1, fmt::format("{}: no column '{}' in the header; its columns are {}", w.key,
+                            Excerpt(w.name), ListColumns(columns_)));
+      }
+      Fail(1, fmt::format("header '{}' has no column '{}'; {} traces need columns {}",
+                          Excerpt(header), w.name, TraceFormatName(format), expected));
     }
-    Fail(1, fmt::format("header '{}' has no column '{}'; {} traces need columns {}",
-                        Excerpt(header), name, TraceFormatName(format), expected));
-  };
-  if (time_name) time_col_ = find(time_name);
-  prompt_col_ = find(prompt_name);
-  output_col_ = find(output_name);
+    const auto again = std::find(found + 1, columns_.end(), w.name);
+    if (again != columns_.end()) {
+      Fail(1, fmt::format("column '{}' appears twice in the header (columns {} and {})",
+                          Excerpt(w.name), found - columns_.begin() + 1,
+                          again - columns_.begin() + 1));
+    }
+    *w.col = static_cast<int>(found - columns_.begin());
+  }
 }
 
 std::optional<TraceRecord> CsvTraceReader::Next() {
@@ -266,72 +373,106 @@ std::optional<TraceRecord> CsvTraceReader::Next() {
     std::string_view row(line_);
     if (!row.empty() && row.back() == '\r') row.remove_suffix(1);
     if (IsBlank(row)) continue;
-    SplitCsvLine(row, &fields_);
+    if (!SplitCsvLine(row, &fields_)) {
+      Fail(line_no_, "unterminated quoted field (a quoted field cannot span lines)");
+    }
     if (fields_.size() != columns_.size()) {
       Fail(line_no_, fmt::format("expected {} columns as in the header, got {}", columns_.size(),
                                  fields_.size()));
     }
     TraceRecord record;
     record.line = line_no_;
-    if (format_ == TraceFormat::kAzure) record.arrival_s = AzureArrival();
-    if (format_ == TraceFormat::kSplitwise) record.arrival_s = SplitwiseArrival();
+    const std::optional<ArrivalValue> arrival =
+        time_col_ >= 0 ? std::optional(ParseArrival()) : std::nullopt;
     record.prompt_tokens = ParseTokenCount(prompt_col_);
-    record.output_tokens = ParseTokenCount(output_col_);
+    record.output_tokens = ParseTokenCount(output_col_, format_ == TraceFormat::kBurstGpt);
+    if (record.output_tokens == 0) {  // a failed BurstGPT request
+      ++skipped_rows_;
+      continue;
+    }
+    if (arrival) record.arrival_s = RelativeArrival(*arrival);
     return record;
   }
   if (in_.bad()) Fail(line_no_ + 1, "read error");
   return std::nullopt;
 }
 
-int64_t CsvTraceReader::ParseTokenCount(size_t col) const {
+int64_t CsvTraceReader::ParseTokenCount(size_t col, bool allow_zero) const {
   const std::string_view field = fields_[col];
   int64_t value = 0;
   if (!ParseWholeInt(field, &value)) {
     double d = 0;
     if (field.empty()) {
-      Fail(line_no_, fmt::format("column '{}' is empty; expected a token count", columns_[col]));
+      Fail(line_no_,
+           fmt::format("column '{}' is empty; expected a token count", Excerpt(columns_[col])));
     }
     if (!ParseWholeDouble(field, &d)) {
-      Fail(line_no_,
-           fmt::format("column '{}': '{}' is not a number", columns_[col], Excerpt(field)));
+      Fail(line_no_, fmt::format("column '{}': '{}' is not a number", Excerpt(columns_[col]),
+                                 Excerpt(field)));
     }
     if (d != std::floor(d) || std::fabs(d) > 9.0e15) {
-      Fail(line_no_, fmt::format("column '{}': token count '{}' is not an integer", columns_[col],
-                                 Excerpt(field)));
+      Fail(line_no_, fmt::format("column '{}': token count '{}' is not an integer",
+                                 Excerpt(columns_[col]), Excerpt(field)));
     }
     value = static_cast<int64_t>(d);
   }
   if (value < 0) {
-    Fail(line_no_, fmt::format("column '{}': negative token count {}", columns_[col], field));
+    Fail(line_no_, fmt::format("column '{}': negative token count {}", Excerpt(columns_[col]),
+                               Excerpt(field)));
   }
-  if (value == 0) {
-    Fail(line_no_,
-         fmt::format("column '{}': token count must be >= 1, got {}", columns_[col], field));
+  if (value == 0 && !allow_zero) {
+    Fail(line_no_, fmt::format("column '{}': token count must be >= 1, got {}",
+                               Excerpt(columns_[col]), Excerpt(field)));
   }
   return value;
 }
 
-double CsvTraceReader::AzureArrival() {
+ArrivalValue CsvTraceReader::ParseArrival() const {
   const std::string_view field = fields_[time_col_];
-  WallTime t;
-  if (const char* why = ParseDateTime(field, &t)) {
-    Fail(line_no_, fmt::format("column '{}': bad date-time '{}': {} (expected YYYY-MM-DD "
-                               "HH:MM:SS.fffffff)",
-                               columns_[time_col_], Excerpt(field), why));
+  ArrivalValue value;
+  if (unit_ == ArrivalUnit::kTimestamp) {
+    if (const char* why = ParseDateTime(field, &value.wall)) {
+      Fail(line_no_, fmt::format("column '{}': bad date-time '{}': {} (expected YYYY-MM-DD "
+                                 "HH:MM:SS[.fffffffff], optionally with 'T' for the space and "
+                                 "an offset Z or +HH:MM)",
+                                 Excerpt(columns_[time_col_]), Excerpt(field), why));
+    }
+  } else if (!ParseWholeDouble(field, &value.number)) {
+    Fail(line_no_, fmt::format("column '{}': '{}' is not a finite number of {}",
+                               Excerpt(columns_[time_col_]), Excerpt(field), UnitWords(unit_)));
   }
+  return value;
+}
+
+double CsvTraceReader::RelativeArrival(const ArrivalValue& value) {
+  const std::string_view field = fields_[time_col_];
+  const bool wall = unit_ == ArrivalUnit::kTimestamp;
   if (!have_first_) {
     have_first_ = true;
-    first_wall_ = t;
-  } else if (t < prev_wall_) {
-    Fail(line_no_, fmt::format("timestamp goes backwards: '{}' is before the previous row's '{}'",
-                               Excerpt(field), Excerpt(prev_text_)));
+    first_ = value;
+  } else if (wall ? value.wall < prev_.wall : value.number < prev_.number) {
+    std::string hint;
+    if (format_ == TraceFormat::kBurstGpt) {
+      hint =
+          "; BurstGPT files are not always sorted by Timestamp and kvsim replays rows in "
+          "file order: sort the rows first, e.g. (head -n 1 F; tail -n +2 F | sort -t, -k1,1g) "
+          "> sorted.csv";
+    } else if (format_ == TraceFormat::kCsv) {
+      hint = fmt::format("; kvsim replays rows in file order: sort the file by column '{}' first",
+                         Excerpt(columns_[time_col_]));
+    }
+    Fail(line_no_, fmt::format("timestamp goes backwards: {}{}{} is before the previous row's "
+                               "{}{}{}{}",
+                               wall ? "'" : "", Excerpt(field), wall ? "'" : "", wall ? "'" : "",
+                               Excerpt(prev_text_), wall ? "'" : "", hint));
   }
-  prev_wall_ = t;
+  prev_ = value;
   prev_text_.assign(field);
+  if (!wall) return (value.number - first_.number) / UnitsPerSecond(unit_);
   // Differences are taken in integer seconds and nanoseconds; below 2^53 ns (104 days)
   // the one division rounds correctly, so "4.314579 s later" gives the double 4.314579.
-  const int64_t delta_s = t.seconds - first_wall_.seconds;
-  const int64_t delta_ns = t.nanos - first_wall_.nanos;
+  const int64_t delta_s = value.wall.seconds - first_.wall.seconds;
+  const int64_t delta_ns = value.wall.nanos - first_.wall.nanos;
   constexpr int64_t kMaxExactSeconds = int64_t{1} << 33;  // 272 years
   if (delta_s < kMaxExactSeconds) {
     return static_cast<double>(delta_s * 1'000'000'000 + delta_ns) / 1e9;
@@ -339,37 +480,27 @@ double CsvTraceReader::AzureArrival() {
   return static_cast<double>(delta_s) + static_cast<double>(delta_ns) / 1e9;
 }
 
-double CsvTraceReader::SplitwiseArrival() {
-  const std::string_view field = fields_[time_col_];
-  double t = 0;
-  if (!ParseWholeDouble(field, &t)) {
-    Fail(line_no_, fmt::format("column '{}': '{}' is not a finite number of seconds",
-                               columns_[time_col_], Excerpt(field)));
-  }
-  if (!have_first_) {
-    have_first_ = true;
-    first_s_ = t;
-  } else if (t < prev_s_) {
-    Fail(line_no_, fmt::format("timestamp goes backwards: {} is before the previous row's {}",
-                               Excerpt(field), Excerpt(prev_text_)));
-  }
-  prev_s_ = t;
-  prev_text_.assign(field);
-  return t - first_s_;
-}
-
 }  // namespace
 
 std::unique_ptr<TraceReader> NewAzureTraceReader(const std::string& path) {
-  return std::make_unique<CsvTraceReader>(path, TraceFormat::kAzure);
+  return std::make_unique<CsvTraceReader>(path, TraceFormat::kAzure, TraceColumns{});
 }
 
 std::unique_ptr<TraceReader> NewSplitwiseTraceReader(const std::string& path) {
-  return std::make_unique<CsvTraceReader>(path, TraceFormat::kSplitwise);
+  return std::make_unique<CsvTraceReader>(path, TraceFormat::kSplitwise, TraceColumns{});
 }
 
 std::unique_ptr<TraceReader> NewLengthsTraceReader(const std::string& path) {
-  return std::make_unique<CsvTraceReader>(path, TraceFormat::kLengths);
+  return std::make_unique<CsvTraceReader>(path, TraceFormat::kLengths, TraceColumns{});
+}
+
+std::unique_ptr<TraceReader> NewCsvTraceReader(const std::string& path,
+                                               const TraceColumns& columns) {
+  return std::make_unique<CsvTraceReader>(path, TraceFormat::kCsv, columns);
+}
+
+std::unique_ptr<TraceReader> NewBurstGptTraceReader(const std::string& path) {
+  return std::make_unique<CsvTraceReader>(path, TraceFormat::kBurstGpt, TraceColumns{});
 }
 
 }  // namespace kvsim

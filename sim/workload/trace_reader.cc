@@ -1,10 +1,12 @@
 // Trace format names and OpenTrace: picks a reader from the requested format, or
-// detects the format from a CSV header row or a JSONL first line.
+// detects the format from a CSV header row, a JSONL first line or a JSON document's
+// top-level keys.
 #include "sim/workload/trace_reader.h"
 
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -12,6 +14,7 @@
 #include <string_view>
 
 #include "sim/core/check.h"
+#include "sim/workload/benchmark_serving_trace.h"
 
 namespace kvsim {
 namespace {
@@ -20,7 +23,13 @@ constexpr const char* kExpectedFormats =
     "azure (CSV: TIMESTAMP,ContextTokens,GeneratedTokens), "
     "splitwise (CSV: arrived_at,num_prefill_tokens,num_decode_tokens), "
     "lengths (CSV: num_prefill_tokens,num_decode_tokens), "
-    "mooncake (JSONL: {\"timestamp\", \"input_length\", \"output_length\", ...})";
+    "burstgpt (CSV: Timestamp,Model,Request tokens,Response tokens,...), "
+    "mooncake (JSONL: {\"timestamp\", \"input_length\", \"output_length\", ...}), "
+    "benchmark_serving (a .json file with \"input_lens\" and \"output_lens\"); "
+    "any other CSV: format csv with workload.columns";
+
+constexpr const char* kFormatNames =
+    "auto, azure, splitwise, lengths, mooncake, csv, burstgpt, benchmark_serving";
 
 std::string_view Trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
@@ -70,7 +79,43 @@ TraceFormat DetectFromFirstLine(std::string_view first) {
   if (HasCell(cells, "num_prefill_tokens") && HasCell(cells, "num_decode_tokens")) {
     return HasCell(cells, "arrived_at") ? TraceFormat::kSplitwise : TraceFormat::kLengths;
   }
+  if (HasCell(cells, "Timestamp") && HasCell(cells, "Request tokens") &&
+      HasCell(cells, "Response tokens")) {
+    return TraceFormat::kBurstGpt;
+  }
   return TraceFormat::kAuto;
+}
+
+// Detects the format from the first line of `path`; throws when nothing matches.
+TraceFormat DetectFromFirstLineOf(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    throw InputError(fmt::format("{}:1: cannot open trace file ({})", path, std::strerror(errno)));
+  }
+  std::string first;
+  const bool empty = !ReadTraceLine(in, first, path, 1);
+  std::string_view view(first);
+  if (view.substr(0, 3) == "\xEF\xBB\xBF") view.remove_prefix(3);  // UTF-8 byte order mark
+  const TraceFormat format = empty ? TraceFormat::kAuto : DetectFromFirstLine(view);
+  if (format != TraceFormat::kAuto) return format;
+  if (empty) {
+    throw InputError(
+        fmt::format("{}:1: cannot detect trace format; the file is empty; expected one of {}", path,
+                    kExpectedFormats));
+  }
+  std::string_view shown = Trim(view);
+  constexpr size_t kMaxShown = 120;
+  const bool cut = shown.size() > kMaxShown;
+  if (cut) shown = shown.substr(0, kMaxShown);
+  throw InputError(
+      fmt::format("{}:1: cannot detect trace format; header '{}{}'; expected one of {}", path,
+                  shown, cut ? "..." : "", kExpectedFormats));
+}
+
+bool HasJsonExtension(const std::string& path) {
+  std::string ext = std::filesystem::path(path).extension().string();
+  for (char& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return ext == ".json";
 }
 
 }  // namespace
@@ -81,9 +126,11 @@ TraceFormat ParseTraceFormat(const std::string& name, const std::string& key_pat
   if (name == "splitwise") return TraceFormat::kSplitwise;
   if (name == "lengths") return TraceFormat::kLengths;
   if (name == "mooncake") return TraceFormat::kMooncake;
-  throw InputError(fmt::format(
-      "{}: unknown trace format '{}'; expected one of auto, azure, splitwise, lengths, mooncake",
-      key_path, name));
+  if (name == "csv") return TraceFormat::kCsv;
+  if (name == "burstgpt") return TraceFormat::kBurstGpt;
+  if (name == "benchmark_serving") return TraceFormat::kBenchmarkServing;
+  throw InputError(fmt::format("{}: unknown trace format '{}'; expected one of {}", key_path, name,
+                               kFormatNames));
 }
 
 const char* TraceFormatName(TraceFormat format) {
@@ -98,6 +145,12 @@ const char* TraceFormatName(TraceFormat format) {
       return "lengths";
     case TraceFormat::kMooncake:
       return "mooncake";
+    case TraceFormat::kCsv:
+      return "csv";
+    case TraceFormat::kBurstGpt:
+      return "burstgpt";
+    case TraceFormat::kBenchmarkServing:
+      return "benchmark_serving";
   }
   return "unknown";
 }
@@ -127,37 +180,39 @@ std::string Excerpt(std::string_view text) {
   return std::string(text.substr(0, kMax)) + "...";
 }
 
-std::unique_ptr<TraceReader> OpenTrace(const std::string& path, TraceFormat format) {
+TraceFormat DetectTraceFormat(const std::string& path) {
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec)) {
     throw InputError(fmt::format("{}: is a directory, not a trace file", path));
   }
-  if (format == TraceFormat::kAuto) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
-      throw InputError(
-          fmt::format("{}:1: cannot open trace file ({})", path, std::strerror(errno)));
+  if (!HasJsonExtension(path)) return DetectFromFirstLineOf(path);
+  // A .json file: a benchmark_serving result (one document, often on one long line), or
+  // else JSON lines.
+  std::string json_error;
+  try {
+    if (IsBenchmarkServingResult(ReadJsonTraceFile(path), path)) {
+      return TraceFormat::kBenchmarkServing;
     }
-    std::string first;
-    const bool empty = !ReadTraceLine(in, first, path, 1);
-    std::string_view view(first);
-    if (view.substr(0, 3) == "\xEF\xBB\xBF") view.remove_prefix(3);  // UTF-8 byte order mark
-    format = empty ? TraceFormat::kAuto : DetectFromFirstLine(view);
-    if (format == TraceFormat::kAuto) {
-      if (empty) {
-        throw InputError(
-            fmt::format("{}:1: cannot detect trace format; the file is empty; expected one of {}",
-                        path, kExpectedFormats));
-      }
-      std::string_view shown = Trim(view);
-      constexpr size_t kMaxShown = 120;
-      const bool cut = shown.size() > kMaxShown;
-      if (cut) shown = shown.substr(0, kMaxShown);
-      throw InputError(
-          fmt::format("{}:1: cannot detect trace format; header '{}{}'; expected one of {}", path,
-                      shown, cut ? "..." : "", kExpectedFormats));
-    }
+  } catch (const InputError& e) {
+    json_error = e.what();
   }
+  try {
+    return DetectFromFirstLineOf(path);
+  } catch (const InputError& e) {
+    if (json_error.empty()) throw;
+    throw InputError(
+        fmt::format("{} (a .json trace of format auto is read as a vLLM benchmark_serving result)",
+                    json_error));
+  }
+}
+
+std::unique_ptr<TraceReader> OpenTrace(const std::string& path, TraceFormat format,
+                                       const TraceColumns& columns) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    throw InputError(fmt::format("{}: is a directory, not a trace file", path));
+  }
+  if (format == TraceFormat::kAuto) format = DetectTraceFormat(path);
   switch (format) {
     case TraceFormat::kAzure:
       return NewAzureTraceReader(path);
@@ -167,6 +222,12 @@ std::unique_ptr<TraceReader> OpenTrace(const std::string& path, TraceFormat form
       return NewLengthsTraceReader(path);
     case TraceFormat::kMooncake:
       return NewMooncakeTraceReader(path);
+    case TraceFormat::kCsv:
+      return NewCsvTraceReader(path, columns);
+    case TraceFormat::kBurstGpt:
+      return NewBurstGptTraceReader(path);
+    case TraceFormat::kBenchmarkServing:
+      return NewBenchmarkServingTraceReader(path);
     case TraceFormat::kAuto:
       break;
   }

@@ -1,5 +1,7 @@
 // TraceReader: streams request records from a trace file, one format per
-// implementation. Readers hold one row at a time: memory does not grow with the file.
+// implementation. Readers hold one row at a time: memory does not grow with the file,
+// except for benchmark_serving results, whose one JSON document is read whole (only its
+// token counts are kept: 24 bytes per request).
 #pragma once
 
 #include <cstdint>
@@ -19,21 +21,49 @@ struct TraceRecord {
   int64_t prompt_tokens = 0;       // >= 1
   int64_t output_tokens = 0;       // >= 1
   std::vector<uint64_t> hash_ids;  // Mooncake prefix-block hashes; empty elsewhere
-  int64_t line = 0;                // 1-based line in the file, for messages
+  // 1-based line in the file, for messages: increasing from row to row, except in a
+  // benchmark_serving result, where it is the line of the request's input_lens entry
+  // (non-decreasing; one line for every request of a file written on one line).
+  int64_t line = 0;
 };
 
 enum class TraceFormat {
-  kAuto,       // detect from the header / first line
+  kAuto,       // detect from the header / first line (a .json file: from its top-level keys)
   kAzure,      // CSV: TIMESTAMP (date-time), ContextTokens, GeneratedTokens
   kSplitwise,  // CSV: arrived_at (s), num_prefill_tokens, num_decode_tokens (Vidur)
   kLengths,    // CSV: num_prefill_tokens, num_decode_tokens (no arrival column)
   kMooncake,   // JSONL: timestamp (ms), input_length, output_length, hash_ids
+  kCsv,        // CSV: any columns, named by a TraceColumns mapping (workload.columns)
+  kBurstGpt,   // CSV: Timestamp (s), Request tokens, Response tokens (BurstGPT)
+  // JSON: vLLM benchmark_serving result: input_lens, output_lens, request_rate, burstiness
+  kBenchmarkServing,
 };
 
-// Parses "auto", "azure", "splitwise", "lengths", "mooncake".
-// Throws InputError naming `key_path` and listing the valid names.
+// Parses "auto", "azure", "splitwise", "lengths", "mooncake", "csv", "burstgpt",
+// "benchmark_serving". Throws InputError naming `key_path` and listing the valid names.
 TraceFormat ParseTraceFormat(const std::string& name, const std::string& key_path);
 const char* TraceFormatName(TraceFormat format);
+
+// How the arrival column of a generic CSV trace is written.
+enum class ArrivalUnit {
+  kSeconds,       // a number of seconds ("s")
+  kMilliseconds,  // a number of milliseconds ("ms")
+  kMicroseconds,  // a number of microseconds ("us")
+  // a date-time "YYYY-MM-DD HH:MM:SS[.f]" ('T' may replace the space; 1 to 9 fraction
+  // digits; optional offset "Z", "+HH:MM", "+HHMM", "+HH" or with '-'). Without an offset
+  // the time is taken as written (no time zone or daylight-saving change is applied).
+  kTimestamp,
+};
+
+// The columns of a generic CSV trace (format csv), found by header name; other columns
+// are ignored. Numbers may be relative or absolute: arrivals are reported relative to
+// the first row.
+struct TraceColumns {
+  std::string arrival;  // header name of the arrival column; empty: none (a lengths trace)
+  ArrivalUnit arrival_unit = ArrivalUnit::kSeconds;
+  std::string prompt_tokens;  // header name of the prompt length column (required)
+  std::string output_tokens;  // header name of the output length column (required)
+};
 
 class TraceReader {
  public:
@@ -47,8 +77,15 @@ class TraceReader {
   // The format being read (never kAuto).
   virtual TraceFormat format() const = 0;
 
-  // Whether records carry arrival times.
-  bool has_arrivals() const { return format() != TraceFormat::kLengths; }
+  // Whether records carry arrival times: all but lengths traces, csv traces without an
+  // arrival column and benchmark_serving results of a finite request_rate.
+  virtual bool has_arrivals() const { return format() != TraceFormat::kLengths; }
+
+  // Rows read so far that the format says to leave out, and which those are ("failed
+  // requests (0 Response tokens)"). burstgpt and benchmark_serving skip failed requests;
+  // the other formats skip nothing (0, "").
+  virtual int64_t skipped_rows() const { return 0; }
+  virtual const char* skipped_rows_reason() const { return ""; }
 };
 
 // One factory per format. Each opens `path` and checks its header.
@@ -57,11 +94,30 @@ std::unique_ptr<TraceReader> NewAzureTraceReader(const std::string& path);
 std::unique_ptr<TraceReader> NewSplitwiseTraceReader(const std::string& path);
 std::unique_ptr<TraceReader> NewLengthsTraceReader(const std::string& path);
 std::unique_ptr<TraceReader> NewMooncakeTraceReader(const std::string& path);
+// Generic CSV: a column that `columns` names but the header lacks is an error naming its
+// key (workload.columns.prompt_tokens, ...) and listing the header's columns.
+std::unique_ptr<TraceReader> NewCsvTraceReader(const std::string& path,
+                                               const TraceColumns& columns);
+// BurstGPT (https://github.com/HPMLL/BurstGPT): Timestamp is seconds since the start of
+// the collection. Rows with 0 Response tokens are the dataset's failed requests: they are
+// skipped and counted (skipped_rows()). Rows must be sorted by Timestamp: a row earlier
+// than the one before is an error naming its line, with a hint to sort the file.
+std::unique_ptr<TraceReader> NewBurstGptTraceReader(const std::string& path);
+// vLLM benchmark_serving result JSON (sim/workload/benchmark_serving_trace.h).
+std::unique_ptr<TraceReader> NewBenchmarkServingTraceReader(const std::string& path);
 
-// Opens `path` and returns a reader for `format`, detecting the format from the
-// header (CSV) or first line (JSONL) when `format` is kAuto.
+// The format of the trace at `path`: a .json file (any case) whose top level is an object
+// with input_lens and output_lens is benchmark_serving; otherwise the format follows from
+// the CSV header or the JSONL first line (csv is never detected: it needs a mapping).
+// Throws InputError "path:line: ..." when the file cannot be read or nothing matches.
+TraceFormat DetectTraceFormat(const std::string& path);
+
+// Opens `path` and returns a reader for `format`, detecting the format with
+// DetectTraceFormat when `format` is kAuto. `columns` is used by kCsv only, which needs
+// its prompt_tokens and output_tokens (else InputError naming workload.columns).
 // Throws InputError when the file cannot be opened or its format is not recognised.
-std::unique_ptr<TraceReader> OpenTrace(const std::string& path, TraceFormat format);
+std::unique_ptr<TraceReader> OpenTrace(const std::string& path, TraceFormat format,
+                                       const TraceColumns& columns = {});
 
 // The longest trace line kvsim reads: a longer one is refused before it is read whole.
 constexpr size_t kMaxTraceLineBytes = size_t{1} << 20;

@@ -10,10 +10,9 @@
 #include "sim/core/time.h"
 
 namespace kvsim {
-namespace {
 
-const char* ArrivalName(ArrivalProcess p) {
-  switch (p) {
+const char* ArrivalProcessName(ArrivalProcess process) {
+  switch (process) {
     case ArrivalProcess::kTrace:
       return "trace";
     case ArrivalProcess::kPoisson:
@@ -21,8 +20,10 @@ const char* ArrivalName(ArrivalProcess p) {
     case ArrivalProcess::kGamma:
       return "gamma";
   }
-  return "unknown";
+  return "?";
 }
+
+namespace {
 
 const char* LengthSourceName(LengthSource s) {
   switch (s) {
@@ -75,13 +76,19 @@ void ValidateWorkloadConfig(const WorkloadConfig& c, const std::string& p) {
                 "'trace' arrivals need a trace with timestamps, but the trace format is 'lengths'; "
                 "use poisson or gamma arrivals");
       }
+      if (c.trace_format == TraceFormat::kCsv && c.columns.arrival.empty()) {
+        FailKey(p, "arrival.process",
+                fmt::format("'trace' arrivals need a trace with timestamps, but {} names no "
+                            "arrival column; name it, or use poisson or gamma arrivals",
+                            Key(p, "columns")));
+      }
       break;
     case ArrivalProcess::kPoisson:
     case ArrivalProcess::kGamma:
       if (!std::isfinite(c.rate_qps) || c.rate_qps <= 0) {
-        FailKey(
-            p, "arrival.rate_qps",
-            fmt::format("must be > 0 for {} arrivals, got {}", ArrivalName(c.arrival), c.rate_qps));
+        FailKey(p, "arrival.rate_qps",
+                fmt::format("must be > 0 for {} arrivals, got {}", ArrivalProcessName(c.arrival),
+                            c.rate_qps));
       }
       if (c.arrival == ArrivalProcess::kGamma && (!std::isfinite(c.cv) || c.cv <= 0)) {
         FailKey(p, "arrival.cv", fmt::format("must be > 0 for gamma arrivals, got {}", c.cv));
@@ -114,6 +121,12 @@ void ValidateWorkloadConfig(const WorkloadConfig& c, const std::string& p) {
                       c.min_output_tokens, c.max_output_tokens);
       break;
   }
+  if (c.trace_format == TraceFormat::kCsv &&
+      (c.columns.prompt_tokens.empty() || c.columns.output_tokens.empty())) {
+    FailKey(p, "columns",
+            "format csv needs the header names of its columns: {prompt_tokens: NAME, "
+            "output_tokens: NAME} and optionally arrival: NAME, arrival_unit: s|ms|us|timestamp");
+  }
   if (c.max_requests < 0) {
     FailKey(p, "max_requests",
             fmt::format("must be >= 0 (0 = whole trace), got {}", c.max_requests));
@@ -136,7 +149,7 @@ class Workload::Impl {
     const bool trace_arrivals = config_.arrival == ArrivalProcess::kTrace;
     const bool trace_lengths = config_.lengths == LengthSource::kTrace;
     if (trace_arrivals || trace_lengths) {
-      reader_ = OpenTrace(config_.trace_path, config_.trace_format);
+      reader_ = OpenTrace(config_.trace_path, config_.trace_format, config_.columns);
       if (trace_arrivals && !reader_->has_arrivals()) {
         FailKey(kWorkloadPrefix, "arrival.process",
                 fmt::format("'trace' arrivals need a trace with timestamps, but '{}' is a "
@@ -146,6 +159,13 @@ class Workload::Impl {
     }
     if (trace_arrivals && config_.rate_qps > 0) time_scale_ = MeasureTimeScale();
     if (config_.lengths == LengthSource::kResample) LoadLengthPool();
+  }
+
+  std::string SkippedRowsNote() const {
+    const int64_t rows = reader_ ? reader_->skipped_rows() : pool_skipped_rows_;
+    if (rows == 0) return "";
+    return fmt::format("{}: {} row{} skipped: {}", config_.trace_path, rows, rows == 1 ? "" : "s",
+                       reader_ ? reader_->skipped_rows_reason() : pool_skipped_reason_);
   }
 
   std::optional<RequestSpec> Next() {
@@ -226,7 +246,8 @@ class Workload::Impl {
   // Reads the arrival column of the rows that will be used (up to max_requests) and
   // returns the factor that maps recorded seconds to seconds at rate_qps.
   double MeasureTimeScale() const {
-    std::unique_ptr<TraceReader> ahead = OpenTrace(config_.trace_path, reader_->format());
+    std::unique_ptr<TraceReader> ahead =
+        OpenTrace(config_.trace_path, reader_->format(), config_.columns);
     int64_t n = 0;
     double first = 0, last = 0;
     while (config_.max_requests == 0 || n < config_.max_requests) {
@@ -249,10 +270,13 @@ class Workload::Impl {
 
   // Reads every row's (prompt, output) pair for resampling.
   void LoadLengthPool() {
-    std::unique_ptr<TraceReader> all = OpenTrace(config_.trace_path, config_.trace_format);
+    std::unique_ptr<TraceReader> all =
+        OpenTrace(config_.trace_path, config_.trace_format, config_.columns);
     while (std::optional<TraceRecord> r = all->Next()) {
       pool_.emplace_back(r->prompt_tokens, r->output_tokens);
     }
+    pool_skipped_rows_ = all->skipped_rows();
+    pool_skipped_reason_ = all->skipped_rows_reason();
     if (pool_.empty()) {
       FailKey(kWorkloadPrefix, "trace",
               fmt::format("trace '{}' has no rows to resample lengths from", config_.trace_path));
@@ -268,6 +292,8 @@ class Workload::Impl {
   double first_arrival_s_ = 0;                     // recorded arrival of the first used row, s
   double clock_s_ = 0;                             // synthetic arrival clock, s
   std::vector<std::pair<int64_t, int64_t>> pool_;  // (prompt, output) rows for resampling
+  int64_t pool_skipped_rows_ = 0;                  // rows the pool's reader skipped
+  std::string pool_skipped_reason_;
   int64_t next_id_ = 0;
 };
 
@@ -275,5 +301,7 @@ Workload::Workload(const WorkloadConfig& config) : impl_(std::make_unique<Impl>(
 Workload::~Workload() = default;
 
 std::optional<RequestSpec> Workload::Next() { return impl_->Next(); }
+
+std::string Workload::SkippedRowsNote() const { return impl_->SkippedRowsNote(); }
 
 }  // namespace kvsim

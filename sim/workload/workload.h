@@ -22,6 +22,9 @@ enum class ArrivalProcess {
   kGamma,    // gamma gaps with mean 1 / rate_qps and coefficient of variation cv
 };
 
+// "trace", "poisson" or "gamma".
+const char* ArrivalProcessName(ArrivalProcess process);
+
 enum class LengthSource {
   kTrace,     // prompt and output lengths of the trace rows, in order
   kFixed,     // fixed_prompt_tokens / fixed_output_tokens for every request
@@ -32,6 +35,7 @@ enum class LengthSource {
 struct WorkloadConfig {
   std::string trace_path;  // required for kTrace arrivals and kTrace/kResample lengths
   TraceFormat trace_format = TraceFormat::kAuto;
+  TraceColumns columns;  // kCsv only: where the arrival and token counts are
   ArrivalProcess arrival = ArrivalProcess::kTrace;
   double rate_qps = 0;  // > 0 for poisson/gamma; for trace: target mean rate (0 = as recorded)
   double cv = 1.0;      // gamma inter-arrival coefficient of variation (> 0)
@@ -62,6 +66,12 @@ class Workload {
   // The next request in arrival order (ids 0, 1, 2, ...; arrivals non-decreasing),
   // or nullopt when the workload is exhausted. Trace errors surface here as InputError.
   std::optional<RequestSpec> Next();
+
+  // Trace rows the reader left out so far by its format's rules (burstgpt and
+  // benchmark_serving: failed requests), as one sentence naming the trace, the count and
+  // the reason ("trace.csv: 3 rows skipped: failed requests (0 Response tokens)"); empty
+  // when none. For resampled lengths it counts the rows skipped while loading the pool.
+  std::string SkippedRowsNote() const;
 
  private:
   class Impl;

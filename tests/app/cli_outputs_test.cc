@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "sim/core/file_writer.h"
-#include "sim/fit/json_value.h"
+#include "sim/core/json_value.h"
 #include "tests/testing/kvsim_process.h"
 #include "tests/testing/temp_dir.h"
 
@@ -46,11 +46,11 @@ std::vector<std::string> LongRun(const TempDir& dir, const fs::path& out, int se
                 "scheduler: {type: sarathi, chunk_tokens: 512, max_num_seqs: 128}\n"
                 "kv_cache: {type: paged}\n"
                 "output: {timeseries_interval_s: 0}\n");
-  return {"run",   config,
-          "--set", fmt::format("seed={}", seed),
-          "--set", fmt::format("workload.max_requests={}", requests),
-          "--out", out.string(),
-          "-q"};
+  return {"run",     config,
+          "--set",   fmt::format("seed={}", seed),
+          "--set",   fmt::format("workload.max_requests={}", requests),
+          "--out",   out.string(),
+          "--force", "-q"};
 }
 
 // Checks that `out` holds one run's outputs whole: a manifest listing exactly the

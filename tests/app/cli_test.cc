@@ -109,6 +109,69 @@ TEST(Cli, UnknownCommandFailsNamingIt) {
   EXPECT_THAT(r.err, HasSubstr("simulate"));
 }
 
+TEST(Cli, VersionPrintsTheVersion) {
+  const Result r = RunKvsim({"--version"});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_THAT(r.out, ::testing::MatchesRegex("kvsim [0-9]+\\.[0-9]+\\.[0-9]+\n"));
+}
+
+TEST(Cli, EachCommandsHelpListsItsOwnOptionsOnly) {
+  const Result run = RunKvsim({"run", "--help"});
+  EXPECT_EQ(run.exit_code, 0);
+  EXPECT_THAT(run.out, HasSubstr("usage: kvsim run CONFIG"));
+  EXPECT_THAT(run.out, HasSubstr("--force"));
+  EXPECT_THAT(run.out, Not(HasSubstr("--rates")));
+  EXPECT_THAT(run.out, Not(HasSubstr("--jobs")));
+  const Result sweep = RunKvsim({"help", "sweep"});
+  EXPECT_EQ(sweep.exit_code, 0);
+  EXPECT_THAT(sweep.out, HasSubstr("--rates"));
+  EXPECT_THAT(sweep.out, Not(HasSubstr("--holdout")));
+}
+
+// Boost would take --rate for --rates, which run ignores: the run went at the config's
+// rate with exit 0. No option is abbreviated, and none another command owns is taken.
+TEST(Cli, AnAbbreviatedOrForeignOptionIsAnErrorNeverIgnored) {
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"run", kQuickstart, "--rate", "10"},
+        std::vector<std::string>{"run", kQuickstart, "--r", "5"},
+        std::vector<std::string>{"sweep", kQuickstart, "--rate", "10"}}) {
+    const Result r = RunKvsim(args);
+    EXPECT_EQ(r.exit_code, 2) << args[2];
+    EXPECT_THAT(r.err, HasSubstr("unknown option '" + args[2] + "'; did you mean --rates"));
+  }
+  const Result report = RunKvsim({"report", KVSIM_SOURCE_DIR "/reports", "--out", "x"});
+  EXPECT_EQ(report.exit_code, 2);
+  EXPECT_THAT(report.err, HasSubstr("kvsim report: unknown option '--out'"));
+  const Result plan = RunKvsim({"plan", kQuickstart, "--set", "seed=2"});
+  EXPECT_EQ(plan.exit_code, 2);
+  EXPECT_THAT(plan.err, HasSubstr("kvsim plan: unknown option '--set' (an option of kvsim run"));
+}
+
+TEST(Cli, ASetWithoutAnEqualsSignIsExplained) {
+  const Result r = RunKvsim({"run", kQuickstart, "--set", "workload.max_requests", "10"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("--set workload.max_requests: expected key.path=value, e.g. --set "
+                               "workload.max_requests=10"));
+}
+
+TEST(Cli, AnEarlierRunsOutputsAreReplacedOnlyWithForce) {
+  TempDir dir;
+  const std::string out = dir.PathOf("out");
+  const std::vector<std::string> args = {
+      "run", kQuickstart, "-q", "--set", "workload.max_requests=20", "--out", out};
+  ASSERT_EQ(RunKvsim(args).exit_code, 0);
+  const std::string before = ReadFileText(fs::path(out) / "config.yaml");
+  std::vector<std::string> again = args;
+  again.insert(again.end(), {"--set", "seed=7"});
+  const Result refused = RunKvsim(again);
+  EXPECT_EQ(refused.exit_code, 2);
+  EXPECT_THAT(refused.err, HasSubstr("holds the outputs of an earlier kvsim run; pass --force"));
+  EXPECT_EQ(ReadFileText(fs::path(out) / "config.yaml"), before);
+  again.push_back("--force");
+  ASSERT_EQ(RunKvsim(again).exit_code, 0);
+  EXPECT_THAT(ReadFileText(fs::path(out) / "config.yaml"), HasSubstr("seed: 7"));
+}
+
 TEST(Cli, RunWithoutAConfigFails) {
   const Result r = RunKvsim({"run"});
   EXPECT_EQ(r.exit_code, 2);
@@ -138,6 +201,13 @@ TEST(Cli, RunWritesTheOutputsAndTheResolvedConfig) {
   // The resolved config carries the override.
   EXPECT_THAT(ReadFileText(fs::path(out) / "config.yaml"), HasSubstr("max_requests: 200"));
   EXPECT_THAT(ReadFileText(fs::path(out) / "summary.json"), HasSubstr("\"requests_total\": 200"));
+  // Every latency has values: none is written as missing.
+  const YAML::Node summary = YAML::LoadFile(fs::path(out) / "summary.json");
+  for (const char* metric : {"ttft_s", "tbt_s", "tpot_s", "e2e_s", "queue_s"}) {
+    for (const char* stat : {"mean", "p50", "p90", "p99"}) {
+      EXPECT_GT(summary[metric][stat].as<double>(), 0) << metric << "." << stat;
+    }
+  }
   // One row per request after the header.
   const std::string requests = ReadFileText(fs::path(out) / "requests.csv");
   EXPECT_EQ(std::count(requests.begin(), requests.end(), '\n'), 201);
@@ -215,6 +285,99 @@ TEST(Cli, APlanStatesTheExtrapolatedAllReduceForItsTensorParallelEightCandidates
   EXPECT_EQ(empty, 4u + 1);
 }
 
+// A small plan next to `dir`'s files: Llama-3-8B on the quickstart trace.
+std::string SmallPlan(const TempDir& dir, const std::string& gpus, const std::string& slo) {
+  return dir.Write(
+      "plan.yaml",
+      "scenario: " KVSIM_SOURCE_DIR
+      "/configs/quickstart.yaml\n"
+      "set: {workload.arrival.process: trace}\n"
+      "slo: " +
+          slo +
+          "\n"
+          "target: {qps: 20}\n"
+          "search: {initial_qps: 4, tolerance: 0.1, max_qps: 100, probe_requests: 200}\n"
+          "candidates:\n"
+          "  gpus: " +
+          gpus +
+          "\n"
+          "  tensor_parallel: [1]\n"
+          "  kv_managers: [{type: paged, block_tokens: 16}]\n"
+          "  schedulers: [{type: vllm, max_num_seqs: 256}]\n");
+}
+
+// A mistyped card answered "infeasible, no candidate meets the SLOs" with exit 0.
+TEST(Cli, APlanWithAMistypedGpuCardIsAnErrorNamingTheLine) {
+  TempDir dir;
+  const Result r = RunKvsim(
+      {"plan", SmallPlan(dir, "[H100]", "{ttft_s: {p99: 2.0}}"), "--out", dir.PathOf("out")});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("plan.yaml:7: candidates.gpus[0]: unknown gpu card 'H100'"));
+  EXPECT_FALSE(fs::exists(dir.PathOf("out")));
+}
+
+TEST(Cli, APlanListsEverySloItAppliesAndWarnsOfOneThatLooksLikeMilliseconds) {
+  TempDir dir;
+  const Result r = RunKvsim(
+      {"plan", SmallPlan(dir, "[H100-SXM]", "{ttft_s: {p99: 2000}}"), "--out", dir.PathOf("out")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("kvsim: warning: " + dir.PathOf("plan.yaml") +
+                               ":3: slo.ttft_s.p99: 2000 s is above 600 s; SLOs are in seconds"));
+  EXPECT_THAT(r.out, HasSubstr("SLOs applied:\n  ttft_s p99 <= 2000 s\n  stability:"));
+  EXPECT_THAT(r.out, HasSubstr("ranked: cheapest $/hour first; at equal cost"));
+  EXPECT_THAT(ReadFileText(dir.PathOf("out") + "/plan.json"), HasSubstr("\"warnings\": ["));
+}
+
+// Llama-3-8B keeps 2 x 32 layers x 8 KV heads x 128 x 2 bytes = 128 KiB per token; an
+// fp8 cache half that. fp8 weights: 6,979,321,856 layer parameters at one byte and the
+// 1,050,673,152 embedding and LM-head ones at two = 9,080,668,160 bytes.
+TEST(Cli, Fp8WeightsAndKvCacheAreServedDtypesWhoseTimingIsStatedAsAssumed) {
+  TempDir dir;
+  const Result r = RunKvsim({"run", kQuickstart, "--set", "workload.max_requests=50", "--set",
+                             "kv_cache.dtype=fp8", "--set", "deployment.weight_dtype=fp8", "--out",
+                             dir.PathOf("out")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("weights 8.46 GiB"));  // 9,080,668,160 / 2^30
+  EXPECT_THAT(r.out, HasSubstr("64 KiB/token"));
+  EXPECT_THAT(r.out, HasSubstr("assumed: deployment.weight_dtype: fp8 GEMMs are timed at the "
+                               "card's fp8 peak (1979 TFLOP/s)"));
+  EXPECT_THAT(r.out, HasSubstr("assumed: kv_cache.dtype: fp8 decode attention"));
+  const YAML::Node summary = YAML::LoadFile(dir.PathOf("out") + "/summary.json");
+  EXPECT_EQ(summary["scenario"]["kv_bytes_per_element"].as<int>(), 1);
+  EXPECT_EQ(summary["kv"]["bytes_per_token"].as<int64_t>(), 65536);
+  // A kvprobe profile timed 16-bit kernels: it cannot time fp8 ones.
+  const Result profiled = RunKvsim({"run", kQuickstart, "--set", "timing.type=profiled", "--set",
+                                    "kv_cache.dtype=fp8", "--out", dir.PathOf("p")});
+  EXPECT_EQ(profiled.exit_code, 2);
+  EXPECT_THAT(profiled.err, HasSubstr("kv_cache.dtype: fp8 with timing.type: profiled"));
+}
+
+// What README's "Your own traces" and "Your own models" tell a user to type.
+TEST(Cli, AUsersOwnCsvABenchmarkServingJsonAndAHuggingFaceConfigRunEndToEnd) {
+  TempDir dir;
+  const Result csv = RunKvsim(
+      {"run", KVSIM_SOURCE_DIR "/configs/custom_csv_trace.yaml", "--out", dir.PathOf("csv"), "-q"});
+  ASSERT_EQ(csv.exit_code, 0) << csv.err;
+  EXPECT_THAT(ReadFileText(dir.PathOf("csv") + "/summary.json"),
+              HasSubstr("\"requests_completed\": 20"));
+
+  // The benchmark's result as the trace, its arrivals as the benchmark sent them.
+  const std::string served_config = dir.Write(
+      "served.yaml", "model: Llama-3-8B\ngpu: H100-SXM\nworkload: {trace: " KVSIM_SOURCE_DIR
+                     "/tests/data/fit/benchmark_serving_small.json}\n");
+  const Result json = RunKvsim({"run", served_config, "--out", dir.PathOf("json"), "-q"});
+  ASSERT_EQ(json.exit_code, 0) << json.err;
+  const YAML::Node served = YAML::LoadFile(dir.PathOf("json") + "/summary.json");
+  EXPECT_GT(served["requests_completed"].as<int>(), 0);
+  EXPECT_EQ(served["requests_completed"].as<int>(), served["requests_total"].as<int>());
+
+  const Result hf = RunKvsim({"run", kQuickstart, "--set", "model=../models/hf/Meta-Llama-3-8B",
+                              "--set", "workload.max_requests=50", "--out", dir.PathOf("hf")});
+  ASSERT_EQ(hf.exit_code, 0) << hf.err;
+  EXPECT_THAT(hf.out, HasSubstr("Meta-Llama-3-8B on 1 replica(s)"));
+  EXPECT_THAT(hf.out, HasSubstr("128 KiB/token"));
+}
+
 TEST(Cli, UnknownKeySetOnTheCommandLineFailsNamingIt) {
   TempDir dir;
   const Result r =
@@ -269,8 +432,9 @@ TEST(Cli, ATraceWithNoUsableRequestsReportsNoLatencyRatherThanZero) {
       EXPECT_TRUE(summary[metric][stat].IsNull()) << metric << "." << stat;
     }
   }
-  const Result shown = RunKvsim({"run", dir.PathOf("scenario.yaml"), "--out", dir.PathOf("run")});
-  EXPECT_THAT(shown.out, HasSubstr("TTFT  p50      n/a s  p99      n/a s"));
+  const Result shown =
+      RunKvsim({"run", dir.PathOf("scenario.yaml"), "--out", dir.PathOf("run"), "--force"});
+  EXPECT_THAT(shown.out, HasSubstr("TTFT  p50      n/a ms  p99      n/a ms"));
   // The report reads it too, saying what is missing rather than drawing zeros.
   const Result report = RunKvsim({"report", dir.PathOf("run")});
   EXPECT_EQ(report.exit_code, 0) << report.err;
@@ -586,7 +750,7 @@ TEST(Cli, ValidateAcceptsTimingKeysAndRefusesOthers) {
 TEST(Cli, GpuAndModelsAreOptionsOfValidateOnly) {
   const Result r = RunKvsim({"run", kQuickstart, "--gpu", "H200"});
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_THAT(r.err, HasSubstr("--gpu is an option of kvsim validate only"));
+  EXPECT_THAT(r.err, HasSubstr("unknown option '--gpu' (an option of kvsim validate)"));
 }
 
 }  // namespace
@@ -628,7 +792,7 @@ TEST(CliFit, AFitFileWithAnUnknownTermFailsNamingItsLine) {
 TEST(CliFit, HoldoutIsAnOptionOfFitOnly) {
   const Result r = RunKvsim({"run", kQuickstart, "--holdout"});
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_THAT(r.err, HasSubstr("--holdout is an option of kvsim fit only"));
+  EXPECT_THAT(r.err, HasSubstr("unknown option '--holdout' (an option of kvsim fit)"));
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 
 #include "sim/core/check.h"
 #include "tests/testing/input_error.h"
+#include "tests/testing/temp_dir.h"
 
 namespace kvsim {
 namespace {
@@ -1026,6 +1027,253 @@ TEST(ScenarioConfig, TheDefaultVAttentionCompareEntriesPickTheirBackendWhateverT
   Overrides big = {{"kv_cache.page_bytes", "64KiB"}, {"kv_cache.vmm.backend", "uvm"}};
   big.insert(big.end(), entries[2].overrides.begin(), entries[2].overrides.end());
   EXPECT_EQ(DecodeWith(big).kv_cache.vattention.backend, VmmBackend::kStock);
+}
+
+// ---------------------------------------------------------------------------
+// Trace formats: csv with workload.columns, burstgpt, benchmark_serving
+
+// The minimal scenario with a csv trace and `columns` (a YAML flow mapping) on line 6.
+std::string CsvScenario(const std::string& columns) {
+  return "model: Llama-3-8B\n"
+         "gpu: H100-SXM\n"
+         "workload:\n"
+         "  trace: traces/t.csv\n"
+         "  format: csv\n"
+         "  columns: " +
+         columns + "\n";
+}
+
+TEST(ScenarioConfig, CsvFormatReadsTheHeaderNamesOfItsColumns) {
+  const ScenarioConfig c = Decode(CsvScenario(
+      "{arrival: ts, arrival_unit: ms, prompt_tokens: n_in, output_tokens: \"n out\"}"));
+  EXPECT_EQ(c.workload.trace_format, TraceFormat::kCsv);
+  EXPECT_EQ(c.workload.columns.arrival, "ts");
+  EXPECT_EQ(c.workload.columns.arrival_unit, ArrivalUnit::kMilliseconds);
+  EXPECT_EQ(c.workload.columns.prompt_tokens, "n_in");
+  EXPECT_EQ(c.workload.columns.output_tokens, "n out");
+  EXPECT_EQ(c.workload.arrival, ArrivalProcess::kTrace);
+}
+
+TEST(ScenarioConfig, CsvArrivalUnitsAreSecondsUnlessNamed) {
+  const std::string base = "{arrival: t, prompt_tokens: p, output_tokens: o";
+  EXPECT_EQ(Decode(CsvScenario(base + "}")).workload.columns.arrival_unit, ArrivalUnit::kSeconds);
+  const std::pair<const char*, ArrivalUnit> units[] = {{"s", ArrivalUnit::kSeconds},
+                                                       {"ms", ArrivalUnit::kMilliseconds},
+                                                       {"us", ArrivalUnit::kMicroseconds},
+                                                       {"timestamp", ArrivalUnit::kTimestamp}};
+  for (const auto& [name, unit] : units) {
+    EXPECT_EQ(
+        Decode(CsvScenario(base + ", arrival_unit: " + name + "}")).workload.columns.arrival_unit,
+        unit)
+        << name;
+  }
+  EXPECT_THAT(DecodeError(CsvScenario(base + ", arrival_unit: min}")),
+              HasSubstr(std::string(kOrigin) +
+                        ":6: workload.columns.arrival_unit: unknown value 'min'; valid: s, ms, "
+                        "us, timestamp"));
+}
+
+TEST(ScenarioConfig, CsvColumnsCanBeSetFromTheCommandLine) {
+  const ScenarioConfig c = DecodeWith({{"workload.format", "csv"},
+                                       {"workload.columns.prompt_tokens", "in"},
+                                       {"workload.columns.output_tokens", "out"},
+                                       {"workload.arrival.process", "poisson"},
+                                       {"workload.arrival.rate_qps", "3"}});
+  EXPECT_EQ(c.workload.columns.prompt_tokens, "in");
+  EXPECT_TRUE(c.workload.columns.arrival.empty());
+}
+
+TEST(ScenarioConfig, CsvFormatWithoutColumnsIsAnErrorAtTheFormatLine) {
+  const std::string message =
+      DecodeError("model: Llama-3-8B\ngpu: H100-SXM\nworkload:\n  trace: t.csv\n  format: csv\n");
+  EXPECT_THAT(message, HasSubstr(std::string(kOrigin) +
+                                 ":5: workload.format: format csv needs workload.columns"));
+}
+
+TEST(ScenarioConfig, ColumnsWithAnotherFormatAreAnError) {
+  const std::string message = DecodeError(
+      "model: Llama-3-8B\ngpu: H100-SXM\nworkload:\n  trace: t.csv\n"
+      "  columns: {prompt_tokens: p, output_tokens: o}\n");
+  EXPECT_THAT(message, HasSubstr(std::string(kOrigin) +
+                                 ":5: workload.columns: valid only with format: csv (the format "
+                                 "is auto"));
+  EXPECT_THAT(DecodeWithError("workload.columns.prompt_tokens", "p"),
+              HasSubstr(std::string(kOrigin) + ": workload.columns: valid only with format: csv"));
+}
+
+TEST(ScenarioConfig, UnknownKeyUnderColumnsIsAnErrorNamingItsFullPath) {
+  const std::string message =
+      DecodeError(CsvScenario("{prompt: p, prompt_tokens: p, output_tokens: o}"));
+  EXPECT_THAT(message,
+              HasSubstr(std::string(kOrigin) + ":6: workload.columns.prompt: unknown key"));
+  EXPECT_THAT(message, HasSubstr("valid keys here: arrival, arrival_unit, output_tokens, "
+                                 "prompt_tokens"));
+  EXPECT_THAT(InputErrorMessage([] {
+                DecodeWith({{"workload.format", "csv"},
+                            {"workload.columns", "{prompt_tokens: p, output_tokens: o}"},
+                            {"workload.columns.typo", "1"}});
+              }),
+              HasSubstr("workload.columns.typo (set by an override): unknown key"));
+}
+
+TEST(ScenarioConfig, CsvColumnsNeedThePromptAndOutputColumnsNamed) {
+  EXPECT_THAT(DecodeError(CsvScenario("{output_tokens: o}")),
+              HasSubstr(std::string(kOrigin) +
+                        ":6: workload.columns: missing key prompt_tokens: the header name of "
+                        "the prompt length column"));
+  EXPECT_THAT(DecodeError(CsvScenario("{prompt_tokens: p}")),
+              HasSubstr("workload.columns: missing key output_tokens"));
+  EXPECT_THAT(DecodeError(CsvScenario("{prompt_tokens: \"\", output_tokens: o}")),
+              HasSubstr("workload.columns.prompt_tokens: must name a column"));
+  EXPECT_THAT(DecodeError(CsvScenario("{prompt_tokens: [a], output_tokens: o}")),
+              HasSubstr("workload.columns.prompt_tokens: expected a string"));
+  EXPECT_THAT(DecodeError(CsvScenario("[p, o]")),
+              HasSubstr("workload.columns: expected a mapping"));
+}
+
+TEST(ScenarioConfig, AnArrivalUnitWithoutAnArrivalColumnIsAnError) {
+  EXPECT_THAT(DecodeError(CsvScenario("{arrival_unit: ms, prompt_tokens: p, output_tokens: o}")),
+              HasSubstr("workload.columns.arrival_unit: describes the arrival column, but "
+                        "workload.columns.arrival is not set"));
+}
+
+TEST(ScenarioConfig, ACsvTraceWithoutAnArrivalColumnNeedsSyntheticArrivals) {
+  const std::string columns = "{prompt_tokens: p, output_tokens: o}";
+  EXPECT_THAT(DecodeError(CsvScenario(columns)),
+              HasSubstr("workload.arrival.process: 'trace' arrivals need a trace with "
+                        "timestamps, but workload.columns names no arrival column"));
+  const ScenarioConfig c =
+      Decode(CsvScenario(columns) + "  arrival: {process: poisson, rate_qps: 2}\n");
+  EXPECT_EQ(c.workload.arrival, ArrivalProcess::kPoisson);
+}
+
+TEST(ScenarioConfig, BurstGptAndBenchmarkServingAreTraceFormats) {
+  EXPECT_EQ(DecodeWith("workload.format", "burstgpt").workload.trace_format,
+            TraceFormat::kBurstGpt);
+  // With its arrival process set, a benchmark_serving trace is not read while decoding.
+  EXPECT_EQ(DecodeWith({{"workload.format", "benchmark_serving"},
+                        {"workload.arrival.process", "poisson"},
+                        {"workload.arrival.rate_qps", "2"}})
+                .workload.trace_format,
+            TraceFormat::kBenchmarkServing);
+  EXPECT_THAT(DecodeWithError("workload.format", "parquet"),
+              HasSubstr("valid: auto, azure, splitwise, lengths, mooncake, csv, burstgpt, "
+                        "benchmark_serving"));
+}
+
+TEST(ScenarioConfig, TheBundledCustomCsvConfigNamesItsColumns) {
+  const ScenarioConfig c = DecodeScenario(
+      ConfigTree::Load(KVSIM_SOURCE_DIR "/configs/custom_csv_trace.yaml"), kModelsDir);
+  EXPECT_EQ(c.workload.trace_format, TraceFormat::kCsv);
+  EXPECT_TRUE(fs::exists(c.workload.trace_path));
+  EXPECT_EQ(c.workload.columns.arrival, "sent_at");
+  EXPECT_EQ(c.workload.columns.arrival_unit, ArrivalUnit::kTimestamp);
+  EXPECT_EQ(c.workload.columns.prompt_tokens, "input_tokens");
+  EXPECT_EQ(c.workload.columns.output_tokens, "output_tokens");
+}
+
+// A benchmark_serving result with `run` (members, each followed by ", ") in `dir`.
+std::string WriteResult(const kvsim::testing::TempDir& dir, const std::string& name,
+                        const std::string& run) {
+  return dir.Write(name, "{" + run + R"("input_lens": [5, 6], "output_lens": [1, 2]})");
+}
+
+// The minimal scenario in `dir` whose trace is `trace`, with `more` YAML lines appended to
+// its workload section.
+ScenarioConfig DecodeResultScenario(const kvsim::testing::TempDir& dir, const std::string& trace,
+                                    const std::string& more = "") {
+  return Decode("model: Llama-3-8B\ngpu: H100-SXM\nworkload:\n  trace: " + trace + "\n" + more,
+                dir.PathOf("scenario.yaml"));
+}
+
+TEST(ScenarioConfig, ABenchmarkServingTraceArrivesAsItsRunSentRequests) {
+  const kvsim::testing::TempDir dir;
+  WriteResult(dir, "poisson.json", R"("request_rate": 4, "burstiness": 1.0, )");
+  const ScenarioConfig poisson = DecodeResultScenario(dir, "poisson.json");
+  EXPECT_EQ(poisson.workload.trace_format, TraceFormat::kAuto);
+  EXPECT_EQ(poisson.workload.arrival, ArrivalProcess::kPoisson);
+  EXPECT_DOUBLE_EQ(poisson.workload.rate_qps, 4.0);
+
+  // Burstiness 0.25 is a gamma shape of 0.25: cv = 1 / sqrt(0.25) = 2.
+  WriteResult(dir, "gamma.json", R"("request_rate": 3, "burstiness": 0.25, )");
+  const ScenarioConfig gamma =
+      DecodeResultScenario(dir, "gamma.json", "  format: benchmark_serving\n");
+  EXPECT_EQ(gamma.workload.arrival, ArrivalProcess::kGamma);
+  EXPECT_DOUBLE_EQ(gamma.workload.rate_qps, 3.0);
+  EXPECT_DOUBLE_EQ(gamma.workload.cv, 2.0);
+
+  // request_rate "inf": every request at 0 s, the reader's arrivals.
+  WriteResult(dir, "inf.json", R"("request_rate": "inf", "burstiness": 1.0, )");
+  const ScenarioConfig at_once = DecodeResultScenario(dir, "inf.json");
+  EXPECT_EQ(at_once.workload.arrival, ArrivalProcess::kTrace);
+  EXPECT_DOUBLE_EQ(at_once.workload.rate_qps, 0.0);
+}
+
+TEST(ScenarioConfig, ABenchmarkServingTraceTakesTheRateAndCvTheConfigSets) {
+  const kvsim::testing::TempDir dir;
+  WriteResult(dir, "gamma.json", R"("request_rate": 3, "burstiness": 0.25, )");
+  const ScenarioConfig rate = DecodeResultScenario(dir, "gamma.json", "  arrival: {rate_qps: 9}\n");
+  EXPECT_EQ(rate.workload.arrival, ArrivalProcess::kGamma);
+  EXPECT_DOUBLE_EQ(rate.workload.rate_qps, 9.0);
+  EXPECT_DOUBLE_EQ(rate.workload.cv, 2.0);
+  const ScenarioConfig cv = DecodeResultScenario(dir, "gamma.json", "  arrival: {cv: 1.5}\n");
+  EXPECT_DOUBLE_EQ(cv.workload.rate_qps, 3.0);
+  EXPECT_DOUBLE_EQ(cv.workload.cv, 1.5);
+  // A process named in the config replaces the file's altogether.
+  const ScenarioConfig own =
+      DecodeResultScenario(dir, "gamma.json", "  arrival: {process: poisson, rate_qps: 7}\n");
+  EXPECT_EQ(own.workload.arrival, ArrivalProcess::kPoisson);
+  EXPECT_DOUBLE_EQ(own.workload.rate_qps, 7.0);
+  EXPECT_DOUBLE_EQ(own.workload.cv, 1.0);
+}
+
+TEST(ScenarioConfig, AClosedLoopBenchmarkServingRunNeedsTheArrivalProcessSet) {
+  const kvsim::testing::TempDir dir;
+  const std::string result =
+      WriteResult(dir, "closed.json", R"("request_rate": 4, "max_concurrency": 16, )");
+  const std::string message = InputErrorMessage([&] { DecodeResultScenario(dir, "closed.json"); });
+  EXPECT_THAT(message, HasSubstr(dir.PathOf("scenario.yaml") + ":4: workload.trace: " + result +
+                                 ":1: 'max_concurrency': the run was limited to 16 concurrent "
+                                 "requests"));
+  EXPECT_THAT(message, HasSubstr("set workload.arrival.process"));
+  EXPECT_NO_THROW(
+      DecodeResultScenario(dir, "closed.json", "  arrival: {process: poisson, rate_qps: 2}\n"));
+}
+
+TEST(ScenarioConfig, ABenchmarkServingBurstinessBeyondTheGammaSamplerIsAnError) {
+  const kvsim::testing::TempDir dir;
+  WriteResult(dir, "bursty.json", R"("request_rate": 4, "burstiness": 1e-8, )");
+  EXPECT_THAT(InputErrorMessage([&] { DecodeResultScenario(dir, "bursty.json"); }),
+              HasSubstr("'burstiness': 1e-08 gives gamma arrivals a coefficient of variation of "
+                        "10000, outside [0.001, 1000]"));
+}
+
+TEST(ScenarioConfig, AJsonTraceThatIsNoBenchmarkServingResultIsLeftToTheWorkload) {
+  const kvsim::testing::TempDir dir;
+  dir.Write("mooncake.json", "{\"timestamp\": 0, \"input_length\": 5, \"output_length\": 2}\n");
+  EXPECT_EQ(DecodeResultScenario(dir, "mooncake.json").workload.arrival, ArrivalProcess::kTrace);
+  EXPECT_EQ(DecodeResultScenario(dir, "missing.json").workload.arrival, ArrivalProcess::kTrace);
+  // Named benchmark_serving, a missing file is an error of the workload.trace key.
+  EXPECT_THAT(InputErrorMessage([&] {
+                DecodeResultScenario(dir, "missing.json", "  format: benchmark_serving\n");
+              }),
+              HasSubstr(":4: workload.trace: " + dir.PathOf("missing.json") +
+                        ":1: cannot open trace file"));
+}
+
+TEST(ScenarioConfig, WeightAndKvDtypesDefaultToTheCheckpointsAndRefuseOthers) {
+  const ScenarioConfig plain = Decode(std::string(kMinimal));
+  EXPECT_EQ(plain.deployment.weight_dtype, Dtype::kAuto);
+  EXPECT_EQ(plain.kv_cache.dtype, Dtype::kAuto);
+  EXPECT_EQ(DtypeBytes(Dtype::kAuto, 2), 2);
+  EXPECT_EQ(DtypeBytes(Dtype::kFp8, 2), 1);
+  EXPECT_EQ(DtypeBytes(Dtype::kBf16, 4), 2);
+  const ScenarioConfig fp8 =
+      Decode(std::string(kMinimal) + "deployment: {weight_dtype: fp8}\nkv_cache: {dtype: fp8}\n");
+  EXPECT_EQ(fp8.deployment.weight_dtype, Dtype::kFp8);
+  EXPECT_EQ(fp8.kv_cache.dtype, Dtype::kFp8);
+  EXPECT_THAT(DecodeError(std::string(kMinimal) + "kv_cache: {dtype: int4}\n"),
+              HasSubstr("kv_cache.dtype: unknown value 'int4'; valid: auto, bf16, fp16, fp8"));
 }
 
 }  // namespace

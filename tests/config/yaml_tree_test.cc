@@ -1,4 +1,4 @@
-// ConfigTree: loading YAML files, dotted-path overrides, dumping; ParseByteSize.
+// ConfigTree: loading YAML files, dotted-path overrides, dumping.
 #include "sim/config/yaml_tree.h"
 
 #include <gmock/gmock.h>
@@ -267,68 +267,6 @@ TEST(ConfigTree, DumpEndsWithANewline) {
   const std::string dumped = Tree("seed: 1\n").Dump();
   ASSERT_FALSE(dumped.empty());
   EXPECT_EQ(dumped.back(), '\n');
-}
-
-// ---------------------------------------------------------------------------
-// ParseByteSize
-
-TEST(ParseByteSize, APlainIntegerIsAByteCount) {
-  EXPECT_EQ(ParseByteSize("65536", "k"), 65536);
-  EXPECT_EQ(ParseByteSize("0", "k"), 0);
-  EXPECT_EQ(ParseByteSize("3000", "k"), 3000);
-}
-
-TEST(ParseByteSize, BinaryUnitsArePowersOf1024) {
-  EXPECT_EQ(ParseByteSize("64KiB", "k"), 65536);
-  EXPECT_EQ(ParseByteSize("2MiB", "k"), 2097152);
-  EXPECT_EQ(ParseByteSize("1GiB", "k"), int64_t{1} << 30);
-  EXPECT_EQ(ParseByteSize("1TiB", "k"), int64_t{1} << 40);
-  EXPECT_EQ(ParseByteSize("12B", "k"), 12);
-}
-
-TEST(ParseByteSize, DecimalUnitsArePowersOf1000) {
-  EXPECT_EQ(ParseByteSize("1KB", "k"), 1000);
-  EXPECT_EQ(ParseByteSize("3MB", "k"), 3000000);
-  EXPECT_EQ(ParseByteSize("2GB", "k"), 2000000000);
-  EXPECT_EQ(ParseByteSize("1TB", "k"), 1000000000000);
-}
-
-TEST(ParseByteSize, AFractionalNumberIsAcceptedWhenTheBytesAreWhole) {
-  EXPECT_EQ(ParseByteSize("1.5KiB", "k"), 1536);
-  EXPECT_EQ(ParseByteSize("0.5MiB", "k"), 524288);
-}
-
-TEST(ParseByteSize, ASpaceBeforeTheUnitIsAllowed) {
-  EXPECT_EQ(ParseByteSize("64 KiB", "k"), 65536);
-}
-
-TEST(ParseByteSize, AnUnknownUnitIsAnErrorNamingWhere) {
-  const std::string message =
-      InputErrorMessage([] { ParseByteSize("12XB", "cfg.yaml:3: kv_cache.page_bytes"); });
-  EXPECT_THAT(message, HasSubstr("cfg.yaml:3: kv_cache.page_bytes"));
-  EXPECT_THAT(message, HasSubstr("12XB"));
-}
-
-TEST(ParseByteSize, TextWithoutANumberIsAnError) {
-  EXPECT_THAT(InputErrorMessage([] { ParseByteSize("abc", "where"); }), HasSubstr("where"));
-  EXPECT_THROW(ParseByteSize("", "where"), InputError);
-  EXPECT_THROW(ParseByteSize("KiB", "where"), InputError);
-  EXPECT_THROW(ParseByteSize("1.2.3KiB", "where"), InputError);
-}
-
-TEST(ParseByteSize, AFractionOfAByteIsAnError) {
-  EXPECT_THAT(InputErrorMessage([] { ParseByteSize("1.5B", "where"); }), HasSubstr("1.5B"));
-  EXPECT_THROW(ParseByteSize("0.5", "where"), InputError);
-}
-
-TEST(ParseByteSize, ANegativeSizeIsAnError) {
-  EXPECT_THROW(ParseByteSize("-1", "where"), InputError);
-  EXPECT_THROW(ParseByteSize("-64KiB", "where"), InputError);
-}
-
-TEST(ParseByteSize, UnitsAreCaseSensitive) {
-  EXPECT_THROW(ParseByteSize("64kib", "where"), InputError);
-  EXPECT_THROW(ParseByteSize("2mib", "where"), InputError);
 }
 
 }  // namespace

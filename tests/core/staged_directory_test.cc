@@ -34,7 +34,7 @@ void Put(const fs::path& path, const std::string& text) {
 
 std::string ErrorOf(const fs::path& dir) {
   try {
-    StagedDirectory staged(dir);
+    StagedDirectory staged(dir, /*replace_earlier=*/true);
   } catch (const InputError& e) {
     return e.what();
   }
@@ -44,7 +44,7 @@ std::string ErrorOf(const fs::path& dir) {
 TEST(StagedDirectory, WritesBesideTheTargetAndMovesEverythingInOnCommit) {
   TempDir root;
   const fs::path dir = root.path() / "out";
-  StagedDirectory staged(dir);
+  StagedDirectory staged(dir, /*replace_earlier=*/true);
   EXPECT_EQ(staged.path().parent_path(), root.path());
   EXPECT_EQ(staged.path().filename(), ".out.kvsim-staging");
   Put(staged.path() / "summary.json", "{}\n");
@@ -65,7 +65,7 @@ TEST(StagedDirectory, ReplacesAnEarlierOutputWholeSoNoFileOfItStaysBesideTheNewO
   Put(dir / "manifest.json", "old\n");
   Put(dir / "requests.csv", "old\n");
   Put(dir / "report.html", "old\n");
-  StagedDirectory staged(dir);
+  StagedDirectory staged(dir, /*replace_earlier=*/true);
   EXPECT_EQ(ReadFileText(dir / "requests.csv"), "old\n");  // untouched until the commit
   Put(staged.path() / "manifest.json", "new\n");
   Put(staged.path() / "summary.json", "new\n");
@@ -75,13 +75,31 @@ TEST(StagedDirectory, ReplacesAnEarlierOutputWholeSoNoFileOfItStaysBesideTheNewO
   EXPECT_EQ(Names(root.path()), (std::set<std::string>{".out.kvsim-lock", "out"}));
 }
 
+TEST(StagedDirectory, AnEarlierOutputIsReplacedOnlyWhenAskedTo) {
+  TempDir root;
+  const fs::path dir = root.path() / "out";
+  fs::create_directory(dir);
+  Put(dir / "manifest.json", "old\n");
+  try {
+    StagedDirectory staged(dir, /*replace_earlier=*/false);
+    FAIL() << "no error";
+  } catch (const InputError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("holds the outputs of an earlier kvsim run; pass --force"));
+  }
+  EXPECT_EQ(ReadFileText(dir / "manifest.json"), "old\n");
+  // An empty directory holds no outputs to protect.
+  fs::create_directory(root.path() / "empty");
+  StagedDirectory staged(root.path() / "empty", /*replace_earlier=*/false);
+  staged.Commit();
+}
+
 TEST(StagedDirectory, DroppedWithoutCommitLeavesTheEarlierOutputAndNoStaging) {
   TempDir root;
   const fs::path dir = root.path() / "out";
   fs::create_directory(dir);
   Put(dir / "manifest.json", "old\n");
   {
-    StagedDirectory staged(dir);
+    StagedDirectory staged(dir, /*replace_earlier=*/true);
     Put(staged.path() / "manifest.json", "new\n");
   }
   EXPECT_EQ(ReadFileText(dir / "manifest.json"), "old\n");
@@ -92,7 +110,7 @@ TEST(StagedDirectory, ASecondWriterIsRefusedUntilTheFirstIsDone) {
   TempDir root;
   const fs::path dir = root.path() / "out";
   {
-    StagedDirectory first(dir);
+    StagedDirectory first(dir, /*replace_earlier=*/true);
     EXPECT_THAT(ErrorOf(dir), HasSubstr("another kvsim run is writing its outputs here"));
   }
   EXPECT_EQ(ErrorOf(dir), "");
@@ -126,13 +144,13 @@ TEST(StagedDirectory, ClearsWhatAKilledRunLeftAndRestoresOutputsMovedAside) {
   fs::create_directories(root.path() / ".out.kvsim-staging" / "paged");
   Put(root.path() / ".out.kvsim-staging" / "paged" / "requests.csv.partial", "1,");
   {
-    StagedDirectory staged(dir);
+    StagedDirectory staged(dir, /*replace_earlier=*/true);
     EXPECT_TRUE(fs::is_empty(staged.path()));
   }
   // Earlier outputs moved aside by a run cut between its two renames come back.
   fs::create_directory(root.path() / ".out.kvsim-old");
   Put(root.path() / ".out.kvsim-old" / "manifest.json", "old\n");
-  { StagedDirectory staged(dir); }
+  { StagedDirectory staged(dir, /*replace_earlier=*/true); }
   EXPECT_EQ(ReadFileText(dir / "manifest.json"), "old\n");
   EXPECT_FALSE(fs::exists(root.path() / ".out.kvsim-old"));
 }
@@ -142,7 +160,7 @@ TEST(StagedDirectory, ThroughASymlinkReplacesTheDirectoryItPointsTo) {
   fs::create_directory(root.path() / "real");
   Put(root.path() / "real" / "manifest.json", "old\n");
   fs::create_directory_symlink(root.path() / "real", root.path() / "link");
-  StagedDirectory staged(root.path() / "link");
+  StagedDirectory staged(root.path() / "link", /*replace_earlier=*/true);
   Put(staged.path() / "manifest.json", "new\n");
   staged.Commit();
   EXPECT_TRUE(fs::is_symlink(root.path() / "link"));
@@ -151,7 +169,7 @@ TEST(StagedDirectory, ThroughASymlinkReplacesTheDirectoryItPointsTo) {
 
 TEST(StagedDirectory, ATrailingSlashNamesTheSameDirectory) {
   TempDir root;
-  StagedDirectory staged(root.path().string() + "/out/");
+  StagedDirectory staged(root.path().string() + "/out/", /*replace_earlier=*/true);
   EXPECT_EQ(staged.path(), root.path() / ".out.kvsim-staging");
   staged.Commit();
   EXPECT_TRUE(fs::is_directory(root.path() / "out"));

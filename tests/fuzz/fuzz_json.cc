@@ -1,6 +1,6 @@
-// Fuzz target: the JSON reader of `kvsim fit` (ParseJson, sim/fit/json_value.h). What
+// Fuzz target: the JSON reader of `kvsim fit` (ParseJson, sim/core/json_value.h). What
 // parses is walked with every typed accessor its values admit.
-#include "sim/fit/json_value.h"
+#include "sim/core/json_value.h"
 #include "tests/fuzz/fuzz_common.h"
 
 namespace kvsim::fuzz {

@@ -193,11 +193,38 @@ TEST_F(MalformedGpuCard, AMissingKeyIsRejectedByName) {
                                    HasSubstr("missing")));
 }
 
+// Configs take "2MiB"; cards take units too, and mean the same numbers by them.
+TEST_F(MalformedGpuCard, SizesAndRatesMayCarryUnits) {
+  std::string text = Edit("memory_bytes", "memory_bytes: 24GB");
+  for (const auto& [key, line] :
+       {std::pair<std::string, std::string>{"hbm_bandwidth_bytes_per_s",
+                                            "hbm_bandwidth_bytes_per_s: 3.35 TB/s"},
+        {"bf16_flops_per_s", "bf16_flops_per_s: 989.4 TFLOPS"},
+        {"link_bandwidth_bytes_per_s", "link_bandwidth_bytes_per_s: 450GB/s"},
+        {"host_link_bandwidth_bytes_per_s", "host_link_bandwidth_bytes_per_s: 64 GB/s"}}) {
+    const size_t at = text.find(key + ":");
+    text.replace(at, text.find('\n', at) - at, line);
+  }
+  const GpuSpec with_units = LoadGpuSpec(Write("units.yaml", text));
+  EXPECT_EQ(with_units.memory_bytes, 24'000'000'000);
+  EXPECT_DOUBLE_EQ(with_units.hbm_bandwidth_bytes_per_s, 3.35e12);
+  EXPECT_DOUBLE_EQ(with_units.bf16_flops_per_s, 989.4e12);
+  EXPECT_DOUBLE_EQ(with_units.link_bandwidth_bytes_per_s, 450e9);
+  EXPECT_DOUBLE_EQ(with_units.host_link_bandwidth_bytes_per_s, 64e9);
+  EXPECT_EQ(
+      LoadGpuSpec(Write("gib.yaml", Edit("memory_bytes", "memory_bytes: 80GiB"))).memory_bytes,
+      int64_t{80} << 30);
+  // A unit of another quantity is an error naming the units that fit.
+  EXPECT_THAT(ErrorOf(Write("mixed.yaml", Edit("bf16_flops_per_s", "bf16_flops_per_s: 989 TB/s"))),
+              AllOf(HasSubstr("mixed.yaml:4:"), HasSubstr("TFLOPS")));
+}
+
 TEST_F(MalformedGpuCard, ANegativeValueIsRejectedWithItsLine) {
-  EXPECT_THAT(ErrorOf(Write("negative.yaml", Edit("hbm_bandwidth_bytes_per_s",
-                                                  "hbm_bandwidth_bytes_per_s: -3.35e12"))),
-              AllOf(HasSubstr("negative.yaml:3:"), HasSubstr("'hbm_bandwidth_bytes_per_s'"),
-                    HasSubstr("expected a number of bytes/s in [1e+09, 1e+15]")));
+  EXPECT_THAT(
+      ErrorOf(Write("negative.yaml",
+                    Edit("hbm_bandwidth_bytes_per_s", "hbm_bandwidth_bytes_per_s: -3.35e12"))),
+      AllOf(HasSubstr("negative.yaml:3:"), HasSubstr("'hbm_bandwidth_bytes_per_s'"),
+            HasSubstr("expected bytes/s in [1e+09, 1e+15], a plain number or with a unit")));
   EXPECT_THAT(ErrorOf(Write("price.yaml", Edit("price_per_hour", "price_per_hour: -1"))),
               AllOf(HasSubstr("price.yaml:7:"), HasSubstr("'price_per_hour'")));
 }
@@ -220,9 +247,9 @@ TEST_F(MalformedGpuCard, AZeroRateIsRejected) {
 }
 
 TEST_F(MalformedGpuCard, WrongTypesAreRejected) {
-  // Memory is a byte count: an integer, not a float.
-  EXPECT_THAT(ErrorOf(Write("float.yaml", Edit("memory_bytes", "memory_bytes: 80e9"))),
-              AllOf(HasSubstr("float.yaml:2:"), HasSubstr("'memory_bytes'"), HasSubstr("'80e9'")));
+  // Memory is a whole number of bytes.
+  EXPECT_THAT(ErrorOf(Write("float.yaml", Edit("memory_bytes", "memory_bytes: 80.5"))),
+              AllOf(HasSubstr("float.yaml:2:"), HasSubstr("'memory_bytes'"), HasSubstr("'80.5'")));
   EXPECT_THAT(ErrorOf(Write("word.yaml", Edit("bf16_flops_per_s", "bf16_flops_per_s: fast"))),
               AllOf(HasSubstr("word.yaml:4:"), HasSubstr("'bf16_flops_per_s'")));
   EXPECT_THAT(ErrorOf(Write("inf.yaml", Edit("bf16_flops_per_s", "bf16_flops_per_s: .inf"))),

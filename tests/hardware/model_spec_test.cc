@@ -110,6 +110,19 @@ TEST(ModelSpec, Llama2_7BHasSixPointSevenFourBillionParameters) {
   EXPECT_EQ(spec.WeightBytesPerRank(1), 2 * 6'738'149'376);
 }
 
+// fp8 weights: the 6,476,005,376 layer parameters take a byte each, the 262,144,000
+// embedding and LM-head ones keep two: 6,476,005,376 + 524,288,000 = 7,000,293,376 B.
+// An fp8 KV cache: 32 layers x 2 x 32 heads x 128 x 1 B = 256 KiB per token (512 in bf16).
+TEST(ModelSpec, Fp8WeightsAndKvTakeOneByteEachButEmbeddingsKeepTwo) {
+  ModelSpec spec = LoadLlm("Llama-2-7B");
+  EXPECT_EQ(spec.KvBytesPerTokenPerRank(1), 512 * 1024);
+  spec.weight_dtype_bytes = 1;
+  spec.kv_dtype_bytes = 1;
+  EXPECT_EQ(spec.WeightBytesPerRank(1), 7'000'293'376);
+  EXPECT_EQ(spec.WeightBytesPerRank(2), 3'500'146'688);
+  EXPECT_EQ(spec.KvBytesPerTokenPerRank(1), 256 * 1024);
+}
+
 // Mixtral-8x7B: attention 2 x 4096^2 + 2 x 4096 x 1024 + router 4096 x 8 = 41,975,808;
 // 8 experts x 3 x 4096 x 14336 = 1,409,286,144; x 32 layers + 2 x 32000 x 4096
 // = 46,702,526,464, the "46.7B" usually quoted.

@@ -244,6 +244,7 @@ TEST(MetricsSummary, TimeBetweenTokensComesFromTheHistogram) {
   EXPECT_NEAR(s.tbt_s.p50, 0.020, 0.020 / 256);
   EXPECT_NEAR(s.tbt_s.p90, 0.040, 0.040 / 256);
   EXPECT_NEAR(s.tbt_s.p99, 0.040, 0.040 / 256);
+  EXPECT_EQ(s.tbt_s.count, 4);  // so outputs show these, not "no values"
 }
 
 TEST(MetricsSummary, CountsOfferedRejectedTruncatedAndKvCalls) {
@@ -274,6 +275,11 @@ TEST(MetricsSummary, EmptyRunSummarizesToZeros) {
   EXPECT_EQ(s.ttft_s.mean, 0);
   EXPECT_EQ(s.tpot_s.p99, 0);
   EXPECT_EQ(s.tbt_s.p50, 0);
+  // No values: outputs show the statistics as missing (null, "n/a"), never as 0.
+  for (const Percentiles* p : {&s.ttft_s, &s.tbt_s, &s.tpot_s, &s.e2e_s, &s.queue_s}) {
+    EXPECT_EQ(p->count, 0);
+    EXPECT_TRUE(std::isnan(p->OrNaN(&Percentiles::p99)));
+  }
   EXPECT_EQ(s.mean_allocated_bytes, 0);
   EXPECT_EQ(s.fragmentation, 0);
   EXPECT_EQ(s.iterations, 0);

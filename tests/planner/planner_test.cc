@@ -105,11 +105,23 @@ std::string ReadFile(const fs::path& path) {
   return text.str();
 }
 
+// The fields of one CSV line: quoted fields ("a, ""b""") unquoted, empty ones kept.
 std::vector<std::string> SplitCsvLine(const std::string& line) {
-  std::vector<std::string> cells;
-  std::stringstream in(line);
-  std::string cell;
-  while (std::getline(in, cell, ',')) cells.push_back(cell);
+  std::vector<std::string> cells(1);
+  bool quoted = false;
+  for (size_t i = 0; i < line.size(); ++i) {
+    const char c = line[i];
+    if (quoted && c == '"' && i + 1 < line.size() && line[i + 1] == '"') {
+      cells.back() += '"';
+      ++i;
+    } else if (c == '"') {
+      quoted = !quoted;
+    } else if (c == ',' && !quoted) {
+      cells.emplace_back();
+    } else {
+      cells.back() += c;
+    }
+  }
   return cells;
 }
 
@@ -309,12 +321,68 @@ TEST_F(BundledTracePlan, CsvHasOneRowPerCandidateWithItsSizingAndCost) {
 }
 
 TEST_F(BundledTracePlan, FormatEndsWithTheVerifiedRecommendation) {
-  const std::string text = FormatPlan(*result_);
+  const std::string text = FormatPlan(*result_, *plan_);
   const CandidateResult& c = result_->candidates[result_->recommendation->candidate];
   EXPECT_THAT(text, HasSubstr("recommendation: " +
                               std::to_string(result_->recommendation->replicas) + " x " + c.name));
   EXPECT_THAT(text, HasSubstr("verified: the whole fleet"));
   EXPECT_THAT(text, ::testing::Not(HasSubstr("NOT verified")));
+}
+
+TEST_F(BundledTracePlan, ListsEverySloItAppliedTheDefaultStabilityOneIncluded) {
+  const std::string text = FormatPlan(*result_, *plan_);
+  EXPECT_THAT(text, HasSubstr("SLOs applied:\n  ttft_s p99 <= 2 s\n  e2e_s p99 <= 30 s\n"
+                              "  stability: the mean queueing delay of the last quarter"));
+  EXPECT_THAT(text, HasSubstr("(on unless slo.stability: false)"));
+  const YAML::Node json = YAML::Load(PlanJson(*result_, *plan_));
+  ASSERT_EQ(json["slo_applied"].size(), 3u);
+  EXPECT_EQ(json["slo_applied"][0].as<std::string>(), "ttft_s p99 <= 2 s");
+  EXPECT_EQ(json["ranking_rule"].as<std::string>(), kRankingRule);
+}
+
+// Three candidates that meet the SLOs at the same cost: the rule decides, and says so.
+TEST(PlanRanking, EqualCostsAreBrokenByHeadroomThenTtftThenOrderAndTheTieIsNamed) {
+  PlanResult r;
+  auto add = [&r](const char* name, double cost, double qps, double ttft_p99) {
+    CandidateResult c;
+    c.name = name;
+    c.meets_slo = true;
+    c.cost_per_hour = cost;
+    c.max_qps_per_replica = qps;
+    c.at_max.ttft_s.p99 = ttft_p99;
+    r.candidates.push_back(c);
+  };
+  add("a", 7.9, 10, 0.5);
+  add("b", 7.9, 12, 0.9);  // more headroom than a at the same cost
+  add("c", 7.9, 12, 0.4);  // as much headroom as b, lower TTFT
+  add("d", 5.0, 1, 3.0);   // cheapest: first whatever else
+  add("e", 7.9, 12, 0.4);  // c's twin, listed later
+  RankCandidates(r);
+  EXPECT_EQ(r.ranking, (std::vector<size_t>{3, 2, 4, 1, 0}));
+  EXPECT_EQ(r.tie_note, "");  // d alone at its cost
+  r.candidates[3].meets_slo = false;
+  RankCandidates(r);
+  EXPECT_EQ(r.ranking, (std::vector<size_t>{2, 4, 1, 0}));
+  EXPECT_EQ(r.tie_note,
+            "4 candidates cost $7.90/hour (c, e, b, a); c ranks first by the plan's candidate "
+            "order");
+  r.candidates[4].at_max.ttft_s.p99 = 0.45;
+  RankCandidates(r);
+  EXPECT_THAT(r.tie_note, HasSubstr("c ranks first by its lower p99 TTFT"));
+  r.candidates[2].max_qps_per_replica = 13;
+  RankCandidates(r);
+  EXPECT_THAT(r.tie_note, HasSubstr("c ranks first by its higher max QPS per replica"));
+}
+
+TEST(PlanConfigWarnings, AnSloThatLooksLikeMillisecondsIsWarnedAboutWithItsLine) {
+  TempDir dir;
+  PlanParts parts;
+  parts.slo = "{ttft_s: {p99: 2000}, tbt_s: {p99: 0.2}, request: {tpot_s: 50}, attainment: 0.9}";
+  const PlanConfig plan = Load(dir, parts);
+  ASSERT_EQ(plan.warnings.size(), 2u);
+  EXPECT_THAT(plan.warnings[0], HasSubstr("plan.yaml:3: slo.ttft_s.p99: 2000 s is above 600 s; "
+                                          "SLOs are in seconds (if you meant 2000 ms, write 2)"));
+  EXPECT_THAT(plan.warnings[1], HasSubstr("slo.request.tpot_s: 50 s is above 10 s"));
 }
 
 // --- Determinism -------------------------------------------------------------------
@@ -332,7 +400,8 @@ TEST(PlanVerification, AFleetRunTheTraceCannotFeedIsNotVerified) {
   parts.kv_managers = "[{type: paged, block_tokens: 16}]";
   parts.prices = "{H100-SXM: 3.0}";
   parts.slo = "{ttft_s: {p99: 5.0}}";
-  const PlanResult r = RunWithJobs(Load(dir, parts), 1);
+  const PlanConfig plan = Load(dir, parts);
+  const PlanResult r = RunWithJobs(plan, 1);
   ASSERT_TRUE(r.recommendation.has_value());
   const Recommendation& rec = *r.recommendation;
   ASSERT_GT(rec.fleet_replicas, 3);
@@ -340,7 +409,7 @@ TEST(PlanVerification, AFleetRunTheTraceCannotFeedIsNotVerified) {
   EXPECT_TRUE(rec.too_few_requests);
   EXPECT_EQ(rec.fleet.requests_total, 300);
   EXPECT_EQ(rec.fleet_requests_per_replica, 300 / rec.fleet_replicas);
-  EXPECT_THAT(FormatPlan(r), HasSubstr("NOT verified: the trace held 300 requests"));
+  EXPECT_THAT(FormatPlan(r, plan), HasSubstr("NOT verified: the trace held 300 requests"));
 }
 
 TEST(PlanDeterminism, TwoRunsOfThePlanGiveIdenticalCsv) {
@@ -497,35 +566,52 @@ TEST(PlanFileErrors, AMissingScenarioFileNamesTheFileAndTheScenarioKey) {
 
 // --- Infeasible candidates and SLOs ------------------------------------------------
 
-TEST(InfeasiblePlans, AnUnknownGpuCardIsAnInfeasibleCandidateAndTheOthersStillRun) {
+// A typo in a card name used to read as "infeasible, no candidate meets the SLOs".
+TEST(InfeasiblePlans, AnUnknownGpuCardIsAnErrorNamingThePlanLineAndTheCards) {
   TempDir dir;
   PlanParts parts;
-  parts.gpus = "[NoSuchGPU-9000, H100-SXM]";
+  parts.gpus = "[H100-SXM, H100]";
+  const PlanConfig plan = Load(dir, parts);
+  try {
+    RunWithJobs(plan, 1);
+    FAIL() << "no error";
+  } catch (const InputError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("plan.yaml:7: candidates.gpus[1]: unknown gpu card 'H100'"));
+    EXPECT_THAT(e.what(), HasSubstr("H100-SXM"));  // the cards there are
+  }
+}
+
+TEST(InfeasiblePlans, ACandidateThatCannotBeBuiltIsInfeasibleWithItsReasonInTheCsv) {
+  TempDir dir;
+  PlanParts parts;
+  parts.gpus = "[H100-SXM]";
+  parts.tensor_parallel = "[1, 3]";  // Llama-3-8B's 8 KV heads do not split 3 ways
   parts.kv_managers = "[{type: paged, block_tokens: 16}]";
   const PlanConfig plan = Load(dir, parts);
-  PlanResult r;
-  ASSERT_NO_THROW(r = RunWithJobs(plan, 2));
+  const PlanResult r = RunWithJobs(plan, 2);
   ASSERT_EQ(r.candidates.size(), 2u);
-
-  const CandidateResult* unknown = FindCandidate(r, "NoSuchGPU-9000");
-  ASSERT_NE(unknown, nullptr);
-  EXPECT_FALSE(unknown->feasible);
-  EXPECT_FALSE(unknown->meets_slo);
-  EXPECT_FALSE(unknown->pareto);
-  EXPECT_THAT(unknown->note, HasSubstr("NoSuchGPU-9000"));
-
-  const CandidateResult* h100 = FindCandidate(r, "H100-SXM");
-  ASSERT_NE(h100, nullptr);
-  EXPECT_TRUE(h100->feasible);
-  EXPECT_TRUE(h100->meets_slo);
-  EXPECT_EQ(r.ranking, std::vector<size_t>{1});
-  ASSERT_TRUE(r.recommendation.has_value());
-  EXPECT_EQ(r.recommendation->candidate, 1u);
+  const CandidateResult& tp3 = r.candidates[1];
+  EXPECT_FALSE(tp3.feasible);
+  EXPECT_FALSE(tp3.meets_slo);
+  EXPECT_FALSE(tp3.note.empty());
+  EXPECT_EQ(r.ranking, std::vector<size_t>{0});
 
   const std::vector<std::string> lines = Lines(PlanCsv(r));
   ASSERT_EQ(lines.size(), 3u);
-  EXPECT_THAT(lines[1], HasSubstr("NoSuchGPU-9000,1,paged,16,0,vllm-256seqs,infeasible,"));
-  EXPECT_THAT(FormatPlan(r), HasSubstr("infeasible: "));
+  const std::vector<std::string> header = SplitCsvLine(lines[0]);
+  const std::vector<std::string> row = SplitCsvLine(lines[2]);
+  ASSERT_EQ(row.size(), header.size());
+  auto cell = [&](const std::string& name) {
+    return row[static_cast<size_t>(std::find(header.begin(), header.end(), name) - header.begin())];
+  };
+  EXPECT_EQ(cell("status"), "infeasible");
+  EXPECT_EQ(cell("note"), tp3.note);
+  // No sizing exists for it: empty cells, not zeros that read as a free fleet.
+  for (const char* name :
+       {"max_qps_per_replica", "replicas", "gpus", "cost_per_hour", "ttft_p99_s"}) {
+    EXPECT_EQ(cell(name), "") << name;
+  }
+  EXPECT_THAT(FormatPlan(r, plan), HasSubstr("infeasible: " + tp3.note));
 }
 
 TEST(InfeasiblePlans, AnUnreachableSloGivesNoRecommendation) {
@@ -552,7 +638,7 @@ TEST(InfeasiblePlans, AnUnreachableSloGivesNoRecommendation) {
     if (row.starts_with("candidate,")) continue;
     EXPECT_THAT(row, HasSubstr(",no_load_meets,"));
   }
-  EXPECT_THAT(FormatPlan(r), HasSubstr("recommendation: infeasible"));
+  EXPECT_THAT(FormatPlan(r, plan), HasSubstr("recommendation: infeasible"));
   const YAML::Node json = YAML::Load(PlanJson(r, plan));
   ASSERT_TRUE(json["recommendation"].IsScalar());
   EXPECT_THAT(json["recommendation"].as<std::string>(), HasSubstr("infeasible"));

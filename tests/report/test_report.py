@@ -4,16 +4,21 @@ Run with Debian's interpreter (it has matplotlib):
   KVSIM_BINARY=build/sim/kvsim KVSIM_SOURCE_DIR=. /usr/bin/python3 -m unittest discover \
       -s tests/report -p "test_*.py" -v
 
-The module builds small kvsim outputs once (a run, a comparison, a sweep, two plans and a copy of
-the committed H100 profile) in a temporary directory, generates their reports, and checks the
-HTML, the Markdown and the PNG charts, renders each report in headless Chromium, and feeds the
-script broken inputs. The binary may write timeseries.csv in either layout (per iteration or per
-interval); a copy of the run with a hand-written interval-layout timeseries.csv covers the interval
-layout whichever the binary writes, and the series of both layouts are checked by hand on tiny
-tables.
+The module builds small kvsim outputs once (a run, a comparison, a sweep, three plans and a copy
+of the committed H100 profile) in a temporary directory, generates their reports, and checks the
+HTML, the Markdown and the PNG charts, renders each report in headless Chromium (where no table
+may be wider than the page in a 1280 px wide window), and feeds the script broken inputs. The
+opening verdicts are checked on hand-made summaries (ties, null latencies, one run, identical
+runs), the latency charts' axes and the plan charts' outlier handling on the functions that draw
+them, and plan reports on a directory moved away from the plan file it was made from. The binary
+may write timeseries.csv in either layout (per iteration or per interval); a copy of the run with
+a hand-written interval-layout timeseries.csv covers the interval layout whichever the binary
+writes, and the series of both layouts are checked by hand on tiny tables.
 """
 
+import copy
 import importlib.util
+import json
 import os
 import re
 import shutil
@@ -32,9 +37,9 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # Section headings each kind of report must have, and how many charts it draws.
 EXPECTED = {
     "run": (["Scenario", "Summary", "KV memory over time", "Running batch over time",
-             "Latency distributions"], 5),
+             "Latency distributions", "Configuration"], 5),
     "run_interval": (["Scenario", "Summary", "KV memory over time", "Running batch over time",
-                      "Latency distributions"], 5),
+                      "Latency distributions", "Configuration"], 5),
     "compare": (["Scenario", "Comparison", "KV memory over time", "Running batch over time",
                  "Latency distributions"], 5),
     "sweep": (["Scenario", "Sweep results", "Throughput against offered load",
@@ -168,6 +173,9 @@ def setUpModule():
           "--out", DIRS["compare_tp8"])
     DIRS["sweep"] = os.path.join(WORK, "sweep")
     kvsim("sweep", quickstart, "--rates", "4,16", *small, "--out", DIRS["sweep"])
+    DIRS["plan_bench"] = os.path.join(WORK, "plan_bench")
+    kvsim("plan", os.path.join(ENV["source"], "configs", "plans", "bench_48_candidates.yaml"),
+          "--out", DIRS["plan_bench"])
     for name, ttft in (("plan", "2.0"), ("plan_infeasible", "0.000001")):
         plan_file = os.path.join(WORK, f"{name}.yaml")
         with open(plan_file, "w") as f:
@@ -322,7 +330,7 @@ class ReportContentTest(unittest.TestCase):
     def test_plan(self):
         page, md = self.check_kind("plan")
         self.check_scenario(page, "Llama-3-8B", "H100-SXM", "A100-80GB", "vllm-256seqs", "seed",
-                            "AzureLLMInferenceTrace_conv.csv", "ttft_s.p99 = 2.0")
+                            "AzureLLMInferenceTrace_conv.csv", "ttft_s.p99 ≤ 2 s")
         self.assertRegex(md, r"## Recommendation\n\n\d+ x `[^`]+` \(\d+ GPUs?, \$[\d.,]+/hour")
         self.assertRegex(md, r"(verified|NOT verified)")
 
@@ -456,6 +464,82 @@ class ChromiumRenderTest(unittest.TestCase):
             white = max(colours)[0] / (rgb.size[0] * rgb.size[1])
             self.assertLess(white, 0.97, f"{kind}: the screenshot is almost one colour")
 
+    # Injected into a copy of a report: opens every details element, then records each table
+    # wider than the body's content box (named by its first header cells) and the page's
+    # scrollable width against the window's.
+    MEASURE = """<script>
+window.addEventListener('load', function(){
+  var folds = document.getElementsByTagName('details');
+  for (var i = 0; i < folds.length; i++) folds[i].open = true;
+  var body = document.body, style = getComputedStyle(body);
+  var room = body.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+  var tables = document.getElementsByTagName('table'), wide = [];
+  for (var i = 0; i < tables.length; i++) {
+    var width = Math.max(tables[i].scrollWidth, tables[i].getBoundingClientRect().width);
+    if (width > room + 1) {
+      var heads = tables[i].getElementsByTagName('th'), name = [];
+      for (var k = 0; k < heads.length && k < 3; k++) name.push(heads[k].textContent);
+      wide.push(name.join('/') + ' ' + Math.round(width) + 'px');
+    }
+  }
+  var root = document.documentElement;
+  root.setAttribute('data-measured-tables', String(tables.length));
+  root.setAttribute('data-too-wide', wide.join('; '));
+  root.setAttribute('data-room', String(Math.round(room)));
+  root.setAttribute('data-page-width', String(root.scrollWidth));
+  root.setAttribute('data-window-width', String(root.clientWidth));
+});
+</script>"""
+
+    def measure_tables(self, directory, width=1280):
+        """The attributes MEASURE sets on a copy of DIRECTORY/report.html rendered in a window
+        `width` px wide."""
+        page = read(os.path.join(directory, "report.html"))
+        self.assertIn("</body>", page)
+        copy = os.path.join(WORK, f"measure_{os.path.basename(directory)}.html")
+        with open(copy, "w") as f:
+            f.write(page.replace("</body>", self.MEASURE + "</body>"))
+        with tempfile.TemporaryDirectory(prefix="chromium_") as profile:
+            dom = run_cmd(chromium_args(profile) + [f"--window-size={width},1000", "--dump-dom",
+                                                    "file://" + copy], timeout=90)
+        self.assertEqual(dom.returncode, 0, dom.stderr[-2000:])
+        m = re.search(r"<html[^>]*>", dom.stdout)
+        self.assertIsNotNone(m, "no <html> element in the dumped DOM")
+        return dict(re.findall(r'(data-[a-z-]+)="([^"]*)"', m.group(0)))
+
+    def check_tables_fit(self, directory):
+        attrs = self.measure_tables(directory)
+        self.assertIn("data-too-wide", attrs, f"the measuring script did not run: {attrs}")
+        self.assertGreater(int(attrs["data-measured-tables"]), 0)
+        self.assertEqual(attrs["data-too-wide"], "",
+                         f"{directory}: tables wider than the page's {attrs['data-room']} px")
+        self.assertLessEqual(int(attrs["data-page-width"]), int(attrs["data-window-width"]),
+                             f"{directory}: the page scrolls sideways")
+
+    def test_tables_fit_the_page_width(self):
+        for kind in ("run", "compare", "sweep", "plan", "plan_infeasible", "calibration"):
+            with self.subTest(kind=kind):
+                self.assertEqual(RESULTS[kind].returncode, 0, RESULTS[kind].stderr)
+                self.check_tables_fit(DIRS[kind])
+
+    def test_plan_with_long_candidate_names_fits_the_page_width(self):
+        # The widest tables: 48 candidates with long names, one of them with a long note.
+        d = os.path.join(WORK, "plan_long_names")
+        shutil.copytree(DIRS["plan_bench"], d)
+        for root, _, files in os.walk(d):
+            if "manifest.json" in files:
+                os.remove(os.path.join(root, "manifest.json"))
+        path = os.path.join(d, "plan.json")
+        plan = json.loads(read(path))
+        plan["candidates"][-1]["note"] = ("model does not fit: weights need 140.0 GiB per GPU "
+                                          "at tensor_parallel 1, the card has 80 GiB; "
+                                          "AVeryLongUnbrokenIdentifierThatMustWrapSomewhere" * 2)
+        with open(path, "w") as f:
+            json.dump(plan, f)
+        r = report(d)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.check_tables_fit(d)
+
     def test_run(self):
         self.render("run")
 
@@ -540,6 +624,375 @@ class TimeseriesSeriesTest(unittest.TestCase):
         self.assertSteps((t, live), [0.0, 0.25, 0.5, 1.0], [90, 890, 980, 980], "live")
         # Sequences while an iteration runs, 0 once it ends unless the next one starts then.
         self.assertSteps(running, [0.0, 0.25, 0.5, 1.0], [2, 7, 3, 0], "running")
+
+
+# ---------------------------------------------------------------------------
+
+
+def hand_summary(ttft_p99=0.2, completed=200, total=200, overloaded=False, kv_manager="paged",
+                 rate=12, peak_gib=10.0):
+    """A summary.json object (the run's, edited): the given p99 TTFT (its other percentiles in
+    proportion), requests and load; with completed == 0 every latency is null, as kvsim writes."""
+    s = copy.deepcopy(BASE_SUMMARY)
+    s["kv_manager"] = kv_manager
+    s["requests_total"] = total
+    s["requests_completed"] = completed
+    s["scenario"]["rate_qps"] = rate
+    s["load"]["offered_qps"] = rate
+    s["load"]["overloaded"] = overloaded
+    s["load"]["queue_first_quarter_s"] = 0.01
+    s["load"]["queue_last_quarter_s"] = 2.5 if overloaded else 0.02
+    s["kv"]["peak_allocated_bytes"] = int(peak_gib * (1 << 30))
+    for key in ("ttft_s", "tbt_s", "tpot_s", "e2e_s", "queue_s"):
+        for q, share in (("mean", 0.3), ("p50", 0.25), ("p90", 0.6), ("p99", 1.0)):
+            s[key][q] = None if completed == 0 else ttft_p99 * share * (
+                1 if key == "ttft_s" else 10)
+    return s
+
+
+def runs_of(module, **summaries):
+    """[{label, summary}] for compare verdicts, summaries read as the report reads them."""
+    return [{"label": label, "summary": module.read_summary(module.Node(s, f"{label}.json"))}
+            for label, s in summaries.items()]
+
+
+BASE_SUMMARY = {}
+
+
+class VerdictTest(unittest.TestCase):
+    """The sentences each page opens with: the right run named, ties, null latencies (no completed
+    requests), one run, identical runs; and every report kind opens with one."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.module = report_module()
+        BASE_SUMMARY.clear()
+        BASE_SUMMARY.update(json.loads(read(os.path.join(DIRS["run"], "summary.json"))))
+
+    def compare(self, **summaries):
+        runs = runs_of(self.module, **summaries)
+        return self.module.verdict_compare(runs, self.module.paged_base(runs))
+
+    def test_compare_names_the_lowest_and_highest_p99_ttft_with_ratios_to_paged(self):
+        text = self.compare(static=hand_summary(1.5, kv_manager="static", peak_gib=54),
+                            paged=hand_summary(0.5, peak_gib=14),
+                            vattention_2MiB=hand_summary(0.41, kv_manager="vattention",
+                                                         peak_gib=19))
+        self.assertTrue(text.startswith(
+            "vattention_2MiB has the lowest p99 TTFT (0.41 s, 0.82x paged), static the highest "
+            "(1.5 s, 3.00x paged)."), text)
+        self.assertIn("Every run keeps up with the offered load at 12 req/s", text)
+        self.assertIn("paged holds the least KV memory at peak (14 GiB)", text)
+
+    def test_compare_names_a_queueing_run_against_paged(self):
+        text = self.compare(static=hand_summary(1.55, kv_manager="static", overloaded=True),
+                            paged=hand_summary(0.5))
+        self.assertIn("paged has the lowest p99 TTFT (0.5 s), static the highest (1.55 s, "
+                      "3.10x paged).", text)
+        self.assertIn("static (p99 TTFT 3.1x paged's; kvsim flags it overloaded) queues at "
+                      "12 req/s; the others keep up", text)
+
+    def test_compare_ties_are_named_together(self):
+        text = self.compare(static=hand_summary(0.9, kv_manager="static"),
+                            paged=hand_summary(0.5), vattention_2MiB=hand_summary(0.5004))
+        self.assertTrue(text.startswith("paged and vattention_2MiB share the lowest p99 TTFT "
+                                        "(0.5 s), static the highest (0.9 s, 1.80x paged)."), text)
+
+    def test_compare_of_identical_runs(self):
+        text = self.compare(a=hand_summary(0.3), b=hand_summary(0.3), c=hand_summary(0.3))
+        self.assertTrue(text.startswith("All 3 runs have the same p99 TTFT (0.3 s)."), text)
+        self.assertNotIn("least KV", text)  # all hold the same
+
+    def test_compare_skips_runs_without_completed_requests(self):
+        text = self.compare(static=hand_summary(completed=0, kv_manager="static"),
+                            paged=hand_summary(0.5), vattention_2MiB=hand_summary(0.7))
+        self.assertTrue(text.startswith("paged has the lowest p99 TTFT (0.5 s), "
+                                        "vattention_2MiB the highest (0.7 s, 1.40x paged)."), text)
+        self.assertIn("static completed no requests, so it has no latency statistics.", text)
+
+    def test_compare_where_no_run_completed_a_request(self):
+        text = self.compare(static=hand_summary(completed=0, kv_manager="static"),
+                            paged=hand_summary(completed=0))
+        self.assertEqual(text, "No run completed a request (static and paged), so there are no "
+                               "latencies to compare.")
+
+    def test_compare_of_one_run_and_a_run(self):
+        text = self.compare(paged=hand_summary(0.25))
+        self.assertTrue(text.startswith("paged completed 200 of 200 requests offered at 12 req/s"),
+                        text)
+        self.assertIn("p99 TTFT 0.25 s", text)
+        self.assertIn("It keeps up with the load", text)
+        s = self.module.read_summary(self.module.Node(hand_summary(overloaded=True), "s.json"))
+        self.assertIn("It does not keep up", self.module.verdict_run("static", s))
+        s = self.module.read_summary(self.module.Node(hand_summary(completed=0), "s.json"))
+        self.assertEqual(self.module.verdict_run("paged", s),
+                         "paged completed none of its 200 requests, so it has no latency "
+                         "statistics.")
+
+    def sweep(self, points):
+        """points: {label: [(rate, summary kwargs)]}."""
+        runs = [{"label": label, "rate": rate,
+                 "summary": self.module.read_summary(self.module.Node(hand_summary(**kw), "s"))}
+                for label, pts in points.items() for rate, kw in pts]
+        return self.module.verdict_sweep(runs, list(points))
+
+    def test_sweep_names_the_highest_load_each_manager_sustains(self):
+        text = self.sweep({
+            "static": [(1, {}), (2, {}), (4, {"overloaded": True}), (8, {"overloaded": True})],
+            "paged": [(1, {"ttft_p99": 0.1}), (2, {"ttft_p99": 0.12}), (4, {"ttft_p99": 0.45}),
+                      (8, {"ttft_p99": 0.9})],
+            "vattention_2MiB": [(1, {}), (2, {}), (4, {}), (8, {})],
+            "broken": [(1, {"completed": 0}), (2, {}), (4, {}), (8, {})],
+        })
+        self.assertIn("vattention_2MiB sustains 8 req/s (every load tested); paged sustains "
+                      "4 req/s; static sustains 2 req/s; broken sustains none of the loads "
+                      "tested.", text)
+        self.assertIn("paged at 8 req/s: p99 TTFT 0.9 s, 9.0x its value at 1 req/s", text)
+        self.assertIn("static at 4 req/s: overloaded", text)
+        self.assertIn("broken at 1 req/s: no completed requests", text)
+
+    def test_sweep_of_identical_managers_and_of_one_rate(self):
+        text = self.sweep({"a": [(2, {}), (4, {})], "b": [(2, {}), (4, {})]})
+        self.assertIn("a and b sustain 4 req/s (every load tested).", text)
+        self.assertNotIn("First load not sustained", text)
+        text = self.sweep({"a": [(3, {})], "b": [(3, {"overloaded": True})]})
+        self.assertTrue(text.startswith("Only one offered load was tested (3 req/s)"), text)
+        self.assertIn("a sustains 3 req/s (every load tested); b sustains none", text)
+
+    def first_paragraph(self, kind):
+        md = read(os.path.join(DIRS[kind], "report.md"))
+        blocks = md.split("\n\n")
+        self.assertTrue(blocks[0].startswith("# "), blocks[0])
+        page = read(os.path.join(DIRS[kind], "report.html"))
+        self.assertRegex(page, r"</h1>\n<p class=\"verdict\">", f"{kind}: no verdict first")
+        return blocks[1]
+
+    def test_every_page_opens_with_a_verdict(self):
+        self.assertTrue(self.first_paragraph("run").startswith("paged completed "))
+        text = self.first_paragraph("compare")
+        self.assertRegex(text, r"(has|share) the lowest p99 TTFT")
+        text = self.first_paragraph("sweep")
+        self.assertTrue(text.startswith("Highest offered load sustained"), text)
+        self.assertTrue(self.first_paragraph("calibration").startswith(
+            "On NVIDIA H100 80GB HBM3, device copies reach "))
+        text = self.first_paragraph("plan_infeasible")
+        self.assertTrue(text.startswith("No candidate meets the SLOs at 20 req/s: "
+                                        "6 candidates tried"), text)
+
+    def test_compare_verdict_names_the_run_with_the_lowest_p99_ttft(self):
+        compare = json.loads(read(os.path.join(DIRS["compare"], "compare.json")))
+        best = min(compare, key=lambda e: e["summary"]["ttft_s"]["p99"])
+        self.assertTrue(self.first_paragraph("compare").startswith(best["label"] + " "))
+
+    def test_plan_verdict_names_the_recommendation_its_cost_and_binding_slo(self):
+        plan = json.loads(read(os.path.join(DIRS["plan"], "plan.json")))
+        rec = plan["recommendation"]
+        text = self.first_paragraph("plan")
+        self.assertTrue(text.startswith(f"Recommended: {rec['replicas']} x "
+                                        f"`{rec['candidate']}`"), text)
+        self.assertIn(f"${rec['cost_per_hour']:,.2f}/hour", text)
+        self.assertTrue(rec["binding_slo"])
+        self.assertIn(self.module.slo_text(rec["binding_slo"], plan["slo"]), text)
+        self.assertNotIn("`" + rec["binding_slo"] + "`", text)  # put in words
+
+
+class LatencyChartTest(unittest.TestCase):
+    """Latency distributions are complementary CDFs on a log y axis, percentiles marked."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.module = report_module()
+
+    def draw(self, series):
+        fig, ax = self.module.plt().subplots()
+        info = self.module.plot_ccdf(ax, series)
+        self.addCleanup(self.module.plt().close, fig)
+        return ax, info
+
+    def test_ccdf_is_the_fraction_above_on_a_log_axis(self):
+        ax, info = self.draw([("four", "#000000", [4.0, 1.0, 3.0, 2.0]),
+                              ("many", "#ff0000", [float(v) for v in range(1, 1001)])])
+        self.assertEqual(ax.get_yscale(), "log")
+        self.assertEqual(ax.get_xscale(), "log")  # 1 to 1000: three decades
+        bottom = info["bottom"]
+        self.assertLessEqual(bottom, 1 / 1000)  # the slowest of 1000 requests is visible
+        self.assertAlmostEqual(ax.get_ylim()[0], bottom)
+        four = ax.get_lines()[[l.get_label() for l in ax.get_lines()].index(
+            next(l.get_label() for l in ax.get_lines() if l.get_label().startswith("four")))]
+        self.assertEqual(list(four.get_xdata()), [1.0, 1.0, 2.0, 3.0, 4.0])
+        self.assertEqual(list(four.get_ydata()), [1.0, 0.75, 0.5, 0.25, bottom])
+        self.assertEqual(info["marks"]["many"], {"p50": 500.0, "p90": 900.0, "p99": 990.0})
+        self.assertIn("p50 500, p90 900, p99 990", " ".join(l.get_label() for l in
+                                                             ax.get_lines()))
+        guides = sorted(round(l.get_ydata()[0], 6) for l in ax.get_lines()
+                        if l.get_label().startswith("_") and len(set(l.get_ydata())) == 1
+                        and len(l.get_ydata()) == 2)
+        self.assertEqual(guides, [0.001, 0.01, 0.1, 0.5])
+
+    def test_narrow_latencies_keep_a_linear_x_axis_and_distinct_styles(self):
+        ax, _ = self.draw([("a", "#000000", [1.0, 1.1, 1.2]), ("b", "#000000", [1.0, 1.3]),
+                           ("c", "#000000", [])])
+        self.assertEqual(ax.get_yscale(), "log")
+        self.assertEqual(ax.get_xscale(), "linear")
+        curves = [l for l in ax.get_lines() if not l.get_label().startswith("_")]
+        self.assertEqual(len(curves), 2)  # c has no requests
+        self.assertNotEqual(curves[0].get_linestyle(), curves[1].get_linestyle())
+
+    def test_reports_draw_ccdfs(self):
+        md = read(os.path.join(DIRS["compare"], "report.md"))
+        for name in ("ccdf_ttft.png", "ccdf_tpot.png", "ccdf_e2e.png"):
+            self.assertIn(f"](report_files/{name})", md)
+        self.assertIn("the fraction of requests slower than x, on a log scale", md)
+        self.assertNotIn("cdf_ttft.png", md.replace("ccdf_ttft.png", ""))
+
+
+class PlanOutlierTest(unittest.TestCase):
+    """One candidate far above the rest does not set the plan charts' axes, and is still drawn,
+    labelled with its value."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.module = report_module()
+        plan = json.loads(read(os.path.join(DIRS["plan_bench"], "plan.json")))
+        cls.raw = plan
+
+    def candidates(self, outlier=True, qps_outlier=False):
+        m = self.module
+        cands = [m._read_candidate(m.Node(c, "plan.json")) for c in self.raw["candidates"]]
+        cands = [c for c in cands if c["meets_slo"]]
+        self.assertGreater(len(cands), 10)
+        big = cands[5]
+        if outlier:
+            big.update(replicas=730, gpus=730, cost_per_hour=2883.35)
+            big["lat"]["ttft_s"]["p99"] = 14.2
+        if qps_outlier:
+            big["max_qps_per_replica"] = 500.0
+        kv_color = {c["kv_label"]: m.color(i) for i, c in enumerate(cands)}
+        gpu_marker = {c["gpu"]: "o" for c in cands}
+        return cands, big, kv_color, gpu_marker
+
+    def axes(self):
+        fig, ax = self.module.plt().subplots()
+        self.addCleanup(self.module.plt().close, fig)
+        return ax
+
+    def texts(self, ax):
+        return " | ".join(t.get_text() for t in ax.texts)
+
+    def test_cost_chart_ends_at_the_bulk_and_labels_the_outlier(self):
+        cands, big, kv_color, _ = self.candidates()
+        bulk = max(c["cost_per_hour"] for c in cands if c is not big)
+        ax = self.axes()
+        info = self.module.plot_plan_cost(ax, sorted(cands, key=lambda c: c["cost_per_hour"]),
+                                          None, kv_color)
+        self.assertEqual(info["clipped"], [big["candidate"]])
+        self.assertLess(ax.get_xlim()[1], 2 * bulk)
+        self.assertGreater(ax.get_xlim()[1], bulk)
+        self.assertIn(big["candidate"], [t.get_text() for t in ax.get_yticklabels()])
+        self.assertIn("$2,883.35/h, 730 x 1 GPU", self.texts(ax))
+
+    def test_pareto_chart_ends_at_the_bulk_and_labels_the_outlier(self):
+        cands, big, kv_color, gpu_marker = self.candidates()
+        ax = self.axes()
+        info = self.module.plot_plan_pareto(ax, cands, None, kv_color, gpu_marker)
+        self.assertEqual(info["clipped"], [big["candidate"]])
+        bulk_cost = max(c["cost_per_hour"] for c in cands if c is not big)
+        bulk_ttft = max(c["lat"]["ttft_s"]["p99"] for c in cands if c is not big)
+        self.assertLess(ax.get_ylim()[1], 2 * bulk_cost)
+        self.assertLess(ax.get_xlim()[1], 2 * bulk_ttft)
+        self.assertIn(f"{big['candidate']}: 14.2 s, $2,883.35/h", self.texts(ax))
+        points = sum(len(c.get_offsets()) for c in ax.collections)
+        self.assertGreaterEqual(points, len(cands))  # every candidate drawn
+
+    def test_qps_chart_ends_at_the_bulk(self):
+        cands, big, kv_color, _ = self.candidates(outlier=False, qps_outlier=True)
+        ax = self.axes()
+        info = self.module.plot_plan_qps(ax, cands, 30.0, kv_color)
+        self.assertEqual(info["clipped"], [big["candidate"]])
+        self.assertLess(ax.get_xlim()[1], 100)
+        self.assertIn("500 req/s", self.texts(ax))
+
+    def test_no_outlier_no_clipping(self):
+        cands, _, kv_color, gpu_marker = self.candidates(outlier=False)
+        ax = self.axes()
+        info = self.module.plot_plan_pareto(ax, cands, None, kv_color, gpu_marker)
+        self.assertEqual(info["clipped"], [])
+        self.assertIsNone(info["xlimit"])
+        self.assertIsNone(info["ylimit"])
+        costs = [c["cost_per_hour"] for c in cands]
+        self.assertGreaterEqual(ax.get_ylim()[1], max(costs))
+        self.assertIsNone(self.module.outlier_limit([3.0, 900.0]))  # no bulk to tell
+
+    def test_report_of_a_plan_with_a_730_gpu_candidate(self):
+        d = os.path.join(WORK, "plan_outlier")
+        shutil.copytree(DIRS["plan_bench"], d)
+        os.remove(os.path.join(d, "manifest.json"))
+        plan = copy.deepcopy(self.raw)
+        big = plan["candidates"][5]
+        big.update(replicas=730, gpus=730, cost_per_hour=2883.35)
+        with open(os.path.join(d, "plan.json"), "w") as f:
+            json.dump(plan, f)
+        r = report(d)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        md = read(os.path.join(d, "report.md"))
+        self.assertIn(f"Off scale (cut at the axis end, so the others stay readable; the value "
+                      f"is written on it): `{big['candidate']}` ($2,883.35/hour, 730 GPUs).", md)
+        self.assertEqual(len(chart_files(d)), EXPECTED["plan"][1])
+
+
+class JsonOnlyTest(unittest.TestCase):
+    """Every fact comes from the JSON and CSV files kvsim wrote: a plan directory moved away from
+    its plan file, reported from another working directory, still names the model and SLOs; a
+    run's config.yaml is shown, never read."""
+
+    def test_moved_plan_directory_still_names_model_and_slos(self):
+        where = tempfile.mkdtemp(prefix="plan_moved_", dir=WORK)
+        plan_file = os.path.join(where, "gone.yaml")
+        with open(plan_file, "w") as f:
+            f.write(PLAN_TEMPLATE.format(scenario=os.path.join(ENV["source"], "configs",
+                                                               "quickstart.yaml"),
+                                         ttft_p99="2.0"))
+        made = os.path.join(where, "made")
+        kvsim("plan", plan_file, "--out", made)
+        os.remove(plan_file)  # the plan file is gone, and so is the directory it was made in
+        moved = os.path.join(WORK, "plan_moved_here")
+        shutil.copytree(made, moved)
+        shutil.rmtree(where)
+        elsewhere = tempfile.mkdtemp(prefix="cwd_", dir=WORK)
+        r = run_cmd([sys.executable, ENV["script"], os.path.relpath(moved, elsewhere)],
+                    cwd=elsewhere)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        md = read(os.path.join(moved, "report.md"))
+        self.assertTrue(md.startswith("# kvsim plan: Llama-3-8B, target 20 QPS"), md[:200])
+        for fact in ("| model | Llama-3-8B", "| seed | 42 |", "AzureLLMInferenceTrace_conv.csv",
+                     "| requests per probe | 300 |", "ttft_s.p99 ≤ 2 s", "tbt_s.p99 ≤ 0.25 s"):
+            self.assertIn(fact, md)
+        recorded = json.loads(read(os.path.join(moved, "plan.json")))["scenario"]
+        if "arrival_process" in recorded:
+            self.assertIn(f"| arrivals | {recorded['arrival_process']}, at each probe's rate", md)
+        else:
+            self.assertIn("| arrivals | not recorded |", md)
+
+    def test_config_yaml_is_shown_verbatim_not_read(self):
+        d = os.path.join(WORK, "run_misleading_config")
+        shutil.copytree(DIRS["run"], d)
+        os.remove(os.path.join(d, "manifest.json"))
+        with open(os.path.join(d, "config.yaml"), "a") as f:
+            f.write("# edited by hand\nmodel: Some-Other-Model\noutput: {requests_csv: false}\n")
+        r = report(d)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        md = read(os.path.join(d, "report.md"))
+        self.assertIn("| model | Llama-3-8B |", md)
+        self.assertIn("model: Some-Other-Model", md)  # shown, as written
+        os.remove(os.path.join(d, "requests.csv"))
+        r = report(d)  # config.yaml's output switch does not excuse a missing requests.csv
+        self.assertEqual(r.returncode, 2, r.stdout)
+        self.assertIn("requests.csv: missing", r.stderr)
+
+    def test_the_script_has_no_yaml_reader(self):
+        module = report_module()
+        for name in ("parse_yaml", "load_yaml_quietly", "_plan_context", "ydig"):
+            self.assertFalse(hasattr(module, name), name)
 
 
 # ---------------------------------------------------------------------------

@@ -13,7 +13,7 @@
 #include "sim/config/yaml_tree.h"
 #include "sim/core/check.h"
 #include "sim/core/file_writer.h"
-#include "sim/fit/json_value.h"
+#include "sim/core/json_value.h"
 #include "sim/simulator/builder.h"
 #include "sim/simulator/outputs.h"
 #include "tests/testing/temp_dir.h"

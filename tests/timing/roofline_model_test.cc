@@ -190,6 +190,43 @@ TEST(RooflineModel, LargePrefillIsBoundByFlops) {
   EXPECT_NEAR(Micros(model->IterationTime(w)), expected_s * 1e6, 1e-3);
 }
 
+// fp8 weights: half the bytes per weight read; the LM head stays 16-bit.
+//   per layer: 30,408,704 / 2 B / 1.6e12 B/s = 9.50272 us (was 19.00544)
+//   total = 2 x (9.50272 + 2.56 + 0.12032) + 40.96 + 1040 = 1105.32608 us
+TEST(RooflineModel, Fp8WeightsHalveTheWeightReadsButNotTheLmHead) {
+  ModelSpec m = TinyDense();
+  m.weight_dtype_bytes = 1;
+  EXPECT_NEAR(Micros(Easy(m)->IterationTime(DecodeBatch())), 1105.32608, 1e-3);
+}
+
+// An fp8 KV cache: K and V of 256 B per token and layer, 2 x 4000 x 256 B / 1.6e12 B/s
+// = 1.28 us per layer (was 2.56): 2 x (19.00544 + 1.28 + 0.12032) + 40.96 + 1040
+// = 1121.77152 us.
+TEST(RooflineModel, AnFp8KvCacheHalvesTheDecodeAttentionReads) {
+  ModelSpec m = TinyDense();
+  m.kv_dtype_bytes = 1;
+  EXPECT_NEAR(Micros(Easy(m)->IterationTime(DecodeBatch())), 1121.77152, 1e-3);
+}
+
+// fp8 weights multiply at the GPU's fp8 rate when it has one (W8A8), else at bf16
+// (weight-only). With 2 PFLOP/s fp8 at 0.5 efficiency the 4096-token prefill's GEMMs
+// take 124.554051584 us per layer (was 249.108103168):
+//   2 x (124.554051584 + 68.736253952 + 123.20768) + 40.96 + 1010 = 1683.955971072 us
+TEST(RooflineModel, Fp8WeightsRunTheirGemmsAtTheFp8RateOnlyWhereTheGpuHasOne) {
+  ModelSpec m = TinyDense();
+  m.weight_dtype_bytes = 1;
+  const Nanos no_fp8 = Easy(m)->IterationTime(PrefillBatch());
+  EXPECT_NEAR(Micros(no_fp8), 1933.06407424, 1e-3);  // as bf16: compute-bound
+  GpuSpec gpu = ::kvsim::testing::TinyGpu();
+  gpu.fp8_flops_per_s = 2e15;
+  const auto fp8 = NewRooflineModel(m, gpu, 1, EasyConfig(), EasyCosts());
+  EXPECT_NEAR(Micros(fp8->IterationTime(PrefillBatch())), 1683.955971072, 1e-3);
+  // 16-bit weights on that GPU still multiply at the bf16 rate.
+  EXPECT_NEAR(Micros(NewRooflineModel(TinyDense(), gpu, 1, EasyConfig(), EasyCosts())
+                         ->IterationTime(PrefillBatch())),
+              1933.06407424, 1e-3);
+}
+
 TEST(RooflineModel, PagedLayoutRunsTheFlashPagedKernelAndAddsTheBlockTable) {
   auto model = Easy(TinyDense());
   // A 512-token prompt chunk (no cached prefix: 512 x 513 / 2 = 131,328 pairs) with

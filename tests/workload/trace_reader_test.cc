@@ -389,18 +389,23 @@ TEST(MooncakeTraceReader, ConvertsMillisecondsRelativeToTheFirstRowAndSkipsUnkno
 
 TEST(TraceFormat, ParsesEveryNameAndRoundTripsThroughTraceFormatName) {
   for (TraceFormat f : {TraceFormat::kAuto, TraceFormat::kAzure, TraceFormat::kSplitwise,
-                        TraceFormat::kLengths, TraceFormat::kMooncake}) {
+                        TraceFormat::kLengths, TraceFormat::kMooncake, TraceFormat::kCsv,
+                        TraceFormat::kBurstGpt, TraceFormat::kBenchmarkServing}) {
     EXPECT_EQ(ParseTraceFormat(TraceFormatName(f), "workload.trace_format"), f);
   }
   EXPECT_STREQ(TraceFormatName(TraceFormat::kMooncake), "mooncake");
+  EXPECT_STREQ(TraceFormatName(TraceFormat::kCsv), "csv");
+  EXPECT_STREQ(TraceFormatName(TraceFormat::kBurstGpt), "burstgpt");
+  EXPECT_STREQ(TraceFormatName(TraceFormat::kBenchmarkServing), "benchmark_serving");
 }
 
 TEST(TraceFormat, RejectsAnUnknownNameNamingTheKeyAndTheChoices) {
   const std::string message =
-      InputErrorMessage([] { ParseTraceFormat("burstgpt", "workload.trace_format"); });
+      InputErrorMessage([] { ParseTraceFormat("parquet", "workload.trace_format"); });
   EXPECT_THAT(message, HasSubstr("workload.trace_format"));
-  EXPECT_THAT(message, HasSubstr("burstgpt"));
-  EXPECT_THAT(message, HasSubstr("auto, azure, splitwise, lengths, mooncake"));
+  EXPECT_THAT(message, HasSubstr("parquet"));
+  EXPECT_THAT(message, HasSubstr("auto, azure, splitwise, lengths, mooncake, csv, burstgpt, "
+                                 "benchmark_serving"));
 }
 
 TEST(OpenTrace, RejectsAnUnrecognisedHeaderQuotingIt) {
@@ -542,15 +547,12 @@ TEST(MooncakeTraceReader, RejectsMalformedJsonLines) {
       {"{\"timestamp\": 1, \"input_length\": 5, \"output_length\": 2, \"hash_ids\": [1, 2}",
        "expected ',' or ']'"},
       {"{\"timestamp\": 1, \"input_length\": 5, \"output_length\": 2} x",
-       "unexpected characters after the object"},
-      {"{\"timestamp\": 1, \"input_length\": 5, \"output_length\": 2, \"meta\": {\"a\": 1}}",
-       "nested objects are not supported"},
-      {"{\"timestamp\": 1, \"input_length\": \"5\", \"output_length\": 2}",
-       "expected a number for key 'input_length'"},
+       "unexpected characters after the JSON value"},
       {"{\"timestamp\": 1, \"input_length\": 05, \"output_length\": 2}", "leading zeros"},
       {"{\"timestamp\": 1, \"input_length\": 5, \"output_length\": 2, \"note\": \"abc}",
        "unterminated string"},
-      {"[1, 2, 3]", "expected '{'"},
+      {"{\"timestamp\": 1, \"input_length\": 5, \"output_length\": 2, \"meta\": {\"a\": [}}",
+       "unexpected character '}', expected a value"},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.line);
@@ -561,6 +563,17 @@ TEST(MooncakeTraceReader, RejectsMalformedJsonLines) {
   }
 }
 
+TEST(MooncakeTraceReader, SkipsUnknownKeysWhateverTheyHold) {
+  const std::string path = WriteTempFile(
+      "nested.jsonl",
+      "{\"timestamp\": 5, \"meta\": {\"a\": [1, {\"b\": null}]}, \"input_length\": 7, "
+      "\"output_length\": 2, \"text\": \"caf\\u00e9\"}\n");
+  const std::vector<TraceRecord> r = ReadAll(path, TraceFormat::kAuto);
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].prompt_tokens, 7);
+  EXPECT_EQ(r[0].output_tokens, 2);
+}
+
 TEST(MooncakeTraceReader, RejectsInvalidFieldValues) {
   const struct {
     const char* line;
@@ -569,14 +582,21 @@ TEST(MooncakeTraceReader, RejectsInvalidFieldValues) {
       {"{\"timestamp\": 1, \"input_length\": 5}", "missing key 'output_length'"},
       {"{\"input_length\": 5, \"output_length\": 2}", "missing key 'timestamp'"},
       {"{\"timestamp\": 1, \"input_length\": 5, \"output_length\": 0}",
-       "key 'output_length': token count must be >= 1"},
+       "'output_length': token count must be >= 1"},
       {"{\"timestamp\": 1, \"input_length\": -3, \"output_length\": 2}",
-       "key 'input_length': negative token count -3"},
+       "'input_length': negative token count -3"},
       {"{\"timestamp\": 1, \"input_length\": 2.5, \"output_length\": 2}", "is not an integer"},
+      {"{\"timestamp\": 1, \"input_length\": \"5\", \"output_length\": 2}",
+       "'input_length': expected a number, got a string"},
       {"{\"timestamp\": 1, \"input_length\": 5, \"output_length\": 2, \"hash_ids\": [1, -2]}",
-       "element 1 (-2) is not a non-negative 64-bit integer"},
+       "'hash_ids[1]': hash id -2 is negative"},
+      {"{\"timestamp\": 1, \"input_length\": 5, \"output_length\": 2, \"hash_ids\": [1.5]}",
+       "'hash_ids[0]': expected an integer literal"},
       {"{\"timestamp\": 1, \"timestamp\": 2, \"input_length\": 5, \"output_length\": 2}",
        "duplicate key 'timestamp'"},
+      {"{\"timestamp\": Infinity, \"input_length\": 5, \"output_length\": 2}",
+       "'timestamp': expected a finite number of milliseconds"},
+      {"[1, 2, 3]", "expected one JSON object per line, got an array"},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.line);

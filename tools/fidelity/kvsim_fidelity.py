@@ -34,26 +34,27 @@ ROWS = []  # (section, name, reference, kvsim, error text, note)
 
 
 def run_kvsim(kvsim, yaml_text, out_dir, timeseries=False):
-    """Runs `kvsim run` on a config written into out_dir; returns summary.json (and the
-    timeseries rows when asked)."""
+    """Runs `kvsim run` on a config written into out_dir, its outputs in out_dir/run
+    (replacing an earlier one); returns summary.json (and the timeseries rows when asked)."""
     os.makedirs(out_dir, exist_ok=True)
     cfg = os.path.join(out_dir, "config_in.yaml")
+    run_dir = os.path.join(out_dir, "run")
     with open(cfg, "w") as f:
         f.write(f"models_dir: {ROOT}/models\n" + yaml_text)
         f.write(f"\noutput: {{requests_csv: false, timeseries_csv: {str(timeseries).lower()}, "
                 "timeseries_interval_s: 0}\n")
-    res = subprocess.run([kvsim, "run", cfg, "--out", out_dir, "-q"], capture_output=True,
-                         text=True)
+    res = subprocess.run([kvsim, "run", cfg, "--out", run_dir, "--force", "-q"],
+                         capture_output=True, text=True)
     if res.returncode != 0:
         sys.exit(f"kvsim failed on {cfg}:\n{res.stderr}")
-    with open(os.path.join(out_dir, "summary.json")) as f:
+    with open(os.path.join(run_dir, "summary.json")) as f:
         summary = json.load(f)
     if summary["requests_completed"] != summary["requests_total"]:
         sys.exit(f"{cfg}: only {summary['requests_completed']} of {summary['requests_total']} "
                  "requests completed")
     if not timeseries:
         return summary, None
-    with open(os.path.join(out_dir, "timeseries.csv")) as f:
+    with open(os.path.join(run_dir, "timeseries.csv")) as f:
         rows = list(csv.DictReader(f))
     return summary, rows
 

@@ -25,6 +25,38 @@ first_kib() { head -c "$(( $2 * 1024 ))" "$1" | sed '$d'; }  # whole lines only
 for f in traces/*.csv traces/*.jsonl tests/data/workload/*; do
   first_kib "$f" 4 | seed fuzz_trace "$(basename "$f")"
 done
+# The formats no bundled file has: BurstGPT (its header, a failed request with 0
+# Response tokens), benchmark_serving results (one line, and pretty-printed), and csv
+# files whose first three columns name the arrival, prompt and output columns, as
+# fuzz_trace.cc maps them (the input's length picks the arrival unit).
+cat <<'CSV' | seed fuzz_trace burstgpt.csv
+Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type
+5,ChatGPT,472,18,490,Conversation log
+45,ChatGPT,1087,0,1087,Conversation log
+110.5,GPT-4,417,505,922,API log
+CSV
+seed fuzz_trace benchmark_serving_small.json < tests/data/fit/benchmark_serving_small.json
+tr -d '\n' < tests/data/fit/benchmark_serving_small.json | seed fuzz_trace benchmark_serving_one_line.json
+printf '{"request_rate": "inf", "input_lens": [3, 4], "output_lens": [0, 2], "errors": ["boom", null]}\n' |
+  seed fuzz_trace benchmark_serving_inf.json
+cat <<'CSV' | seed fuzz_trace csv_seconds.csv
+ts,n_in,n_out,note
+100.5,10,20,"hello, world"
+101,"14",7,"say ""hi"""
+103.25,5,3,plain
+CSV
+cat <<'CSV' | seed fuzz_trace csv_milliseconds.csv
+sent_ms,prompt,output
+1714560000000,412,118
+1714560000250,88,240
+1714560001500,1530,64
+CSV
+cat <<'CSV' | seed fuzz_trace csv_timestamp.csv
+sent_at,input_tokens,output_tokens,task
+2024-05-01T12:00:00.5Z,412,118,chat
+2024-05-01 12:00:01.25,88,240,code
+2024-05-01T14:00:03+02:00,1530,64,chat
+CSV
 
 # --- scenarios: the bundled configs, read as configs/fuzz.yaml, and some with
 # --set overrides after a "#--set" line (tests/fuzz/fuzz_common.h)
@@ -66,6 +98,20 @@ compare:
   - {label: static, set: {kv_cache.type: static}}
 YAML
 } | seed fuzz_scenario quickstart_compare.yaml
+cat <<'YAML' | seed fuzz_scenario benchmark_serving_trace.yaml
+model: Llama-3-8B
+gpu: H100-SXM
+workload: {trace: ../tests/data/fit/benchmark_serving_small.json}
+YAML
+cat <<'YAML' | seed fuzz_scenario csv_columns_lengths_only.yaml
+model: Llama-3-8B
+gpu: H100-SXM
+workload:
+  trace: ../traces/synthetic_custom_columns.csv
+  format: csv
+  columns: {prompt_tokens: input_tokens, output_tokens: output_tokens}
+  arrival: {process: gamma, rate_qps: 3, cv: 2}
+YAML
 cat <<'YAML' | seed fuzz_scenario mooncake_test_trace.yaml
 seed: 7
 model: Yi-6B-200K
@@ -145,6 +191,10 @@ YAML
 # --- model and GPU cards
 for f in models/llm/*.yaml tests/data/hardware/tiny-moe.yaml; do
   seed fuzz_model_card "$(basename "$f")" < "$f"
+done
+# Hugging Face config.json files: the harness reads an input starting with '{' as one.
+for f in models/hf/*/config.json; do
+  seed fuzz_model_card "hf_$(basename "$(dirname "$f")").json" < "$f"
 done
 for f in models/gpu/*.yaml tests/data/hardware/toy-gpu.yaml; do
   seed fuzz_gpu_card "$(basename "$f")" < "$f"

@@ -7,8 +7,20 @@ DIR is one of (detected in this order):
   plan dir         plan.json (+ plan.csv)                        written by `kvsim plan`
   sweep dir        sweep.json                                    written by `kvsim sweep`
   compare dir      compare.json and DIR/<label>/{requests,timeseries}.csv   `kvsim compare`
-  run dir          summary.json, requests.csv, timeseries.csv, config.yaml  `kvsim run`
+  run dir          summary.json, requests.csv, timeseries.csv               `kvsim run`
   calibration dir  profile.txt (tools/kvprobe/PROFILE_FORMAT.md)            kvprobe
+
+Every fact in a report comes from the files kvsim wrote into DIR (JSON, CSV, manifest.json), so a
+directory reports the same wherever it is moved and from whatever working directory. A run's
+config.yaml is shown verbatim, never parsed. A CSV the directory's manifest.json does not list was
+not written (output switched off, or a sweep point); a fact the JSON does not hold is reported as
+"not recorded".
+
+Each page opens with a verdict: one or two sentences stating the result, computed from the data
+(the lowest and highest p99 TTFT of a comparison, the highest load each manager of a sweep
+sustains, a plan's recommendation, its cost and the SLO that binds). Latency distributions are
+complementary CDFs on a log scale with p50/p90/p99 marked; plan charts end their axes past the bulk
+of the candidates and label the few beyond; tables wrap to the page width.
 
 timeseries.csv has one row per iteration or, with output.timeseries_interval_s > 0, one row per
 replica per interval; the layout is told from its header.
@@ -21,6 +33,7 @@ where there is one) or bad usage; 1 when the outputs cannot be written.
 """
 
 import base64
+import contextlib
 import csv
 import html
 import json
@@ -40,6 +53,7 @@ H_COMPARISON = "Comparison"
 H_KV_MEMORY = "KV memory over time"
 H_BATCH = "Running batch over time"
 H_LATENCY = "Latency distributions"
+H_CONFIG = "Configuration"
 H_SWEEP_TABLE = "Sweep results"
 H_SWEEP_THROUGHPUT = "Throughput against offered load"
 H_SWEEP_LATENCY = "p99 latency against offered load"
@@ -254,239 +268,6 @@ def read_csv_rows(path, reader, header, columns, ints=(), texts=(), checks=None)
 
 
 # ---------------------------------------------------------------------------
-# A small YAML reader for the block/flow subset kvsim's configs use. Used only for context
-# (trace path, output switches, plan SLOs); a file it cannot read is treated as absent.
-
-
-class YamlError(Exception):
-    pass
-
-
-def _strip_comment(line):
-    quote = None
-    for i, ch in enumerate(line):
-        if quote:
-            if ch == quote:
-                quote = None
-        elif ch in "'\"":
-            quote = ch
-        elif ch == "#" and (i == 0 or line[i - 1] in " \t"):
-            return line[:i]
-    return line
-
-
-def _bracket_depth(s):
-    depth, quote = 0, None
-    for ch in s:
-        if quote:
-            if ch == quote:
-                quote = None
-        elif ch in "'\"":
-            quote = ch
-        elif ch in "[{":
-            depth += 1
-        elif ch in "]}":
-            depth -= 1
-    return depth
-
-
-_NUMBER = re.compile(r"^[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$")
-
-
-def _scalar(s):
-    s = s.strip()
-    if len(s) >= 2 and s[0] == s[-1] and s[0] in "'\"":
-        return s[1:-1]
-    if s in ("true", "True"):
-        return True
-    if s in ("false", "False"):
-        return False
-    if s in ("", "~", "null"):
-        return None
-    if _NUMBER.match(s):
-        return float(s) if any(c in s for c in ".eE") else int(s)
-    return s
-
-
-def _parse_flow(s):
-    pos = 0
-
-    def skip():
-        nonlocal pos
-        while pos < len(s) and s[pos] in " \t":
-            pos += 1
-
-    def value(stop):
-        nonlocal pos
-        skip()
-        if pos < len(s) and s[pos] == "{":
-            pos += 1
-            m = {}
-            while True:
-                skip()
-                if pos < len(s) and s[pos] == "}":
-                    pos += 1
-                    return m
-                k = value(":")
-                skip()
-                if pos >= len(s) or s[pos] != ":":
-                    raise YamlError("expected ':' in a flow mapping")
-                pos += 1
-                m[str(k)] = value(",}")
-                skip()
-                if pos < len(s) and s[pos] == ",":
-                    pos += 1
-                elif pos < len(s) and s[pos] == "}":
-                    continue
-                else:
-                    raise YamlError("unterminated flow mapping")
-        if pos < len(s) and s[pos] == "[":
-            pos += 1
-            items = []
-            while True:
-                skip()
-                if pos < len(s) and s[pos] == "]":
-                    pos += 1
-                    return items
-                items.append(value(",]"))
-                skip()
-                if pos < len(s) and s[pos] == ",":
-                    pos += 1
-                elif pos < len(s) and s[pos] == "]":
-                    continue
-                else:
-                    raise YamlError("unterminated flow sequence")
-        start = pos
-        quote = None
-        while pos < len(s):
-            ch = s[pos]
-            if quote:
-                if ch == quote:
-                    quote = None
-            elif ch in "'\"" and pos == start:
-                quote = ch
-            elif ch in stop or ch in "]}":
-                if ch == ":" and ":" in stop and pos + 1 < len(s) and s[pos + 1] not in " \t":
-                    pass  # a colon inside a plain scalar (e.g. a time) is not a separator
-                else:
-                    break
-            pos += 1
-        return _scalar(s[start:pos])
-
-    result = value("")
-    skip()
-    if pos != len(s):
-        raise YamlError("trailing characters after a flow value")
-    return result
-
-
-_KEY = re.compile(r"^(\"[^\"]*\"|'[^']*'|[^\s:{}\[\],#][^:{}\[\],#]*?)\s*:(?:\s+(.*))?$")
-
-
-def _value(text):
-    text = text.strip()
-    if text.startswith("{") or text.startswith("["):
-        return _parse_flow(text)
-    if text.startswith("|") or text.startswith(">") or text.startswith("&") or \
-            text.startswith("*") or text.startswith("!"):
-        raise YamlError("unsupported YAML feature")
-    return _scalar(text)
-
-
-def parse_yaml(text):
-    lines = []
-    pending = None
-    for raw in text.splitlines():
-        if raw.strip() in ("---", "..."):
-            continue
-        s = _strip_comment(raw).rstrip()
-        if pending is not None:
-            pending = (pending[0], pending[1] + " " + s.strip())
-            if _bracket_depth(pending[1]) <= 0:
-                lines.append(pending)
-                pending = None
-            continue
-        if not s.strip():
-            continue
-        if "\t" in s[: len(s) - len(s.lstrip())]:
-            raise YamlError("tab indentation")
-        entry = (len(s) - len(s.lstrip(" ")), s.strip())
-        if _bracket_depth(entry[1]) > 0:
-            pending = entry
-        else:
-            lines.append(entry)
-    if pending is not None:
-        raise YamlError("unterminated flow collection")
-    if not lines:
-        return None
-    pos = 0
-
-    def is_item(content):
-        return content == "-" or content.startswith("- ")
-
-    def block(indent):
-        nonlocal pos
-        if is_item(lines[pos][1]):
-            seq = []
-            while pos < len(lines) and lines[pos][0] == indent and is_item(lines[pos][1]):
-                content = lines[pos][1][1:].strip()
-                if not content:
-                    pos += 1
-                    if pos < len(lines) and lines[pos][0] > indent:
-                        seq.append(block(lines[pos][0]))
-                    else:
-                        seq.append(None)
-                elif _KEY.match(content) and not content.startswith(("{", "[", "'", '"')):
-                    lines[pos] = (indent + 2, content)
-                    seq.append(block(indent + 2))
-                else:
-                    seq.append(_value(content))
-                    pos += 1
-            return seq
-        m = {}
-        while pos < len(lines) and lines[pos][0] == indent:
-            content = lines[pos][1]
-            match = _KEY.match(content)
-            if not match:
-                raise YamlError(f"expected 'key: value', got {content[:40]!r}")
-            key = str(_scalar(match.group(1)))
-            rest = match.group(2)
-            pos += 1
-            if rest is None or not rest.strip():
-                if pos < len(lines) and lines[pos][0] > indent:
-                    m[key] = block(lines[pos][0])
-                elif pos < len(lines) and lines[pos][0] == indent and is_item(lines[pos][1]):
-                    m[key] = block(indent)
-                else:
-                    m[key] = None
-            else:
-                m[key] = _value(rest)
-        return m
-
-    result = block(lines[0][0])
-    if pos != len(lines):
-        raise YamlError("bad indentation")
-    return result
-
-
-def load_yaml_quietly(path):
-    """The parsed YAML of `path`, or None when absent or not understood."""
-    try:
-        with open(path, "r", encoding="utf-8") as f:
-            return parse_yaml(f.read())
-    except (OSError, UnicodeDecodeError, YamlError, RecursionError):
-        return None
-
-
-def ydig(tree, *keys):
-    for k in keys:
-        if not isinstance(tree, dict) or k not in tree:
-            return None
-        tree = tree[k]
-    return tree
-
-
-# ---------------------------------------------------------------------------
 # Formatting
 
 
@@ -535,46 +316,69 @@ class Doc:
         self.title = title
         self.blocks = []
         self.charts = []  # (file name, png bytes)
+        self._stack = []  # the block lists of open details elements
+
+    def _add(self, block):
+        (self._stack[-1] if self._stack else self.blocks).append(block)
+
+    def verdict(self, text):
+        """The page's opening sentences: the result, stated plainly."""
+        self._add(("verdict", text))
 
     def h2(self, text):
-        self.blocks.append(("h2", text))
+        self._add(("h2", text))
 
     def h3(self, text):
-        self.blocks.append(("h3", text))
+        self._add(("h3", text))
 
     def p(self, text):
-        self.blocks.append(("p", text))
+        self._add(("p", text))
 
     def note(self, text):
-        self.blocks.append(("note", text))
+        self._add(("note", text))
 
     def bullets(self, items):
-        self.blocks.append(("ul", list(items)))
+        self._add(("ul", list(items)))
 
-    def table(self, headers, rows, right=None):
-        """right: indices of right-aligned columns (default: all but the first)."""
+    def table(self, headers, rows, right=None, small=False):
+        """right: indices of right-aligned columns (default: all but the first); small: a
+        smaller font, for tables of many columns."""
         if right is None:
             right = set(range(1, len(headers)))
-        self.blocks.append(("table", list(headers), [list(r) for r in rows], set(right)))
+        self._add(("table", list(headers), [list(r) for r in rows], set(right), small))
+
+    def verbatim(self, text):
+        """Text shown as it is (a file's content), in a monospaced block."""
+        self._add(("pre", text))
+
+    @contextlib.contextmanager
+    def details(self, summary):
+        """Blocks added inside `with doc.details(...)` are folded away under `summary`."""
+        inner = []
+        self._add(("details", summary, inner))
+        self._stack.append(inner)
+        try:
+            yield
+        finally:
+            self._stack.pop()
 
     def chart(self, name, png, title, caption):
         self.charts.append((name, png))
-        self.blocks.append(("img", name, png, title, caption))
+        self._add(("img", name, png, title, caption))
 
 
 def _md_escape(text):
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def render_markdown(doc):
-    out = [f"# {doc.title}", ""]
-    for b in doc.blocks:
+def _md_blocks(blocks, out):
+    for b in blocks:
         kind = b[0]
         if kind == "h2":
             out += [f"## {b[1]}", ""]
         elif kind == "h3":
             out += [f"### {b[1]}", ""]
-        elif kind == "p":
+        elif kind in ("p", "verdict"):
             out += [b[1], ""]
         elif kind == "note":
             out += [f"_{b[1]}_", ""]
@@ -588,24 +392,49 @@ def render_markdown(doc):
             for r in rows:
                 out.append("| " + " | ".join(_md_escape(c) for c in r) + " |")
             out.append("")
+        elif kind == "pre":
+            longest = max((len(m) for m in re.findall(r"`+", b[1])), default=0)
+            fence = "`" * max(3, longest + 1)
+            out += [fence, b[1].rstrip("\n"), fence, ""]
+        elif kind == "details":
+            out += [f"<details><summary>{html.escape(b[1])}</summary>", ""]
+            _md_blocks(b[2], out)
+            out += ["</details>", ""]
         elif kind == "img":
             name, _, title, caption = b[1], b[2], b[3], b[4]
             out += [f"![{title}](report_files/{name})", ""]
             if caption:
                 out += [f"_{caption}_", ""]
+
+
+def render_markdown(doc):
+    out = [f"# {doc.title}", ""]
+    _md_blocks(doc.blocks, out)
     return "\n".join(out).rstrip() + "\n"
 
 
+# Tables never widen the page: text cells wrap (after a '/' first, anywhere if they must), wide
+# tables use a smaller font, and each table sits in a container that scrolls sideways only as a
+# last resort.
 _STYLE = """
 body{font-family:'DejaVu Sans',Arial,sans-serif;margin:24px auto;max-width:1100px;color:#222;
 line-height:1.4;padding:0 16px}
 h1{font-size:1.6em;border-bottom:2px solid #444;padding-bottom:4px}
 h2{font-size:1.3em;margin-top:1.8em;border-bottom:1px solid #bbb}
 h3{font-size:1.1em}
-table{border-collapse:collapse;margin:8px 0 16px;font-size:0.9em}
+p.verdict{font-size:1.05em;background:#f3f6fa;border-left:4px solid #1f77b4;padding:8px 12px}
+div.table-wrap{max-width:100%;overflow-x:auto;margin:8px 0 16px}
+table{border-collapse:collapse;font-size:0.9em}
+table.small{font-size:0.78em}
 th,td{border:1px solid #ccc;padding:3px 8px;vertical-align:top}
+td.w{overflow-wrap:anywhere}
+table.small th,table.small td{padding:2px 5px}
 th{background:#eee;text-align:left}
 td.r{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+pre{background:#f7f7f7;border:1px solid #ddd;padding:8px;font-size:0.85em;
+white-space:pre-wrap;overflow-wrap:anywhere}
+details{margin:8px 0 16px}
+summary{cursor:pointer;color:#1f4e79}
 figure{margin:12px 0 24px}
 figure img{max-width:100%;height:auto;border:1px solid #ddd}
 figcaption{font-size:0.9em;color:#444;margin-top:4px}
@@ -642,18 +471,29 @@ _SCRIPT = """
 """
 
 
-def render_html(doc):
+def _cell_html(text):
+    """A table cell's text, escaped, with a line-break opportunity after each '/' (candidate
+    names and paths wrap there rather than mid-word)."""
+    return html.escape(str(text)).replace("/", "/<wbr>")
+
+
+def _text_td(text):
+    """A text cell; one holding a word over 24 characters (between spaces and '/') may also
+    break inside words, so that it cannot widen the table past the page."""
+    long_word = max((len(w) for w in re.split(r"[\s/]+", str(text))), default=0) > 24
+    return ('<td class="w">' if long_word else "<td>") + f"{_cell_html(text)}</td>"
+
+
+def _html_blocks(blocks, out):
     e = html.escape
-    out = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
-           '<meta name="viewport" content="width=device-width, initial-scale=1">',
-           f"<title>{e(doc.title)}</title>", f"<style>{_STYLE}</style>",
-           f"<script>{_SCRIPT}</script>", "</head>", "<body>", f"<h1>{e(doc.title)}</h1>"]
-    for b in doc.blocks:
+    for b in blocks:
         kind = b[0]
         if kind == "h2":
             out.append(f"<h2>{e(b[1])}</h2>")
         elif kind == "h3":
             out.append(f"<h3>{e(b[1])}</h3>")
+        elif kind == "verdict":
+            out.append(f'<p class="verdict">{_inline_html(b[1])}</p>')
         elif kind == "p":
             out.append(f"<p>{_inline_html(b[1])}</p>")
         elif kind == "note":
@@ -661,15 +501,23 @@ def render_html(doc):
         elif kind == "ul":
             out.append("<ul>" + "".join(f"<li>{_inline_html(i)}</li>" for i in b[1]) + "</ul>")
         elif kind == "table":
-            headers, rows, right = b[1], b[2], b[3]
-            out.append("<table><thead><tr>" + "".join(f"<th>{e(str(h))}</th>" for h in headers)
+            headers, rows, right, small = b[1], b[2], b[3], b[4]
+            out.append('<div class="table-wrap"><table' + (' class="small"' if small else "")
+                       + "><thead><tr>"
+                       + "".join(f"<th>{_cell_html(h)}</th>" for h in headers)
                        + "</tr></thead><tbody>")
             for r in rows:
                 cells = "".join(
-                    (f'<td class="r">{e(str(c))}</td>' if i in right else f"<td>{e(str(c))}</td>")
+                    (f'<td class="r">{e(str(c))}</td>' if i in right else _text_td(c))
                     for i, c in enumerate(r))
                 out.append(f"<tr>{cells}</tr>")
-            out.append("</tbody></table>")
+            out.append("</tbody></table></div>")
+        elif kind == "pre":
+            out.append(f"<pre>{e(b[1])}</pre>")
+        elif kind == "details":
+            out.append(f"<details><summary>{e(b[1])}</summary>")
+            _html_blocks(b[2], out)
+            out.append("</details>")
         elif kind == "img":
             name, png, title, caption = b[1], b[2], b[3], b[4]
             width, height = png_size(png)
@@ -678,6 +526,15 @@ def render_html(doc):
                        f'alt="{e(title)}" width="{width}" height="{height}">'
                        f"<figcaption>{e(title)}" + (f". {_inline_html(caption)}" if caption else "")
                        + "</figcaption></figure>")
+
+
+def render_html(doc):
+    e = html.escape
+    out = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
+           '<meta name="viewport" content="width=device-width, initial-scale=1">',
+           f"<title>{e(doc.title)}</title>", f"<style>{_STYLE}</style>",
+           f"<script>{_SCRIPT}</script>", "</head>", "<body>", f"<h1>{e(doc.title)}</h1>"]
+    _html_blocks(doc.blocks, out)
     out += ["</body>", "</html>", ""]
     return "\n".join(out)
 
@@ -790,37 +647,487 @@ def _log_if_wide(ax, values, axis="x", ratio=50.0):
     return False
 
 
-def chart_cdf(series, title, xlabel, note=None):
-    """series: [(label, color, values)]."""
-    fig, ax = plt().subplots(figsize=(9, 4.6))
+LINESTYLES = ["-", "--", "-.", ":"]
+
+# The percentiles the latency charts mark: (name, q); each is drawn where the fraction of
+# requests above it, 1 - q, is at least 1/n (below that it is simply the slowest request).
+CCDF_MARKS = (("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p99.9", 0.999))
+
+
+def nearest_rank(sorted_values, q):
+    """The nearest-rank q-quantile of ascending values (what summary.json reports)."""
+    n = len(sorted_values)
+    return sorted_values[min(n, max(1, math.ceil(q * n - 1e-9))) - 1]
+
+
+def ccdf_points(values, max_points=4000, tail=2000):
+    """(xs, ys) of the complementary CDF, the fraction of values above x, as a step function to
+    draw with where='post': it starts at 1 before the smallest value and ends at 0 at the largest.
+    Beyond max_points values the `tail` largest are kept exactly and the rest sampled evenly."""
+    vals = sorted(values)
+    n = len(vals)
+    if not n:
+        return [], []
+    if n > max_points:
+        body = n - tail
+        keep = max_points - tail
+        idx = sorted(set(round(i * (body - 1) / (keep - 1)) for i in range(keep))
+                     | set(range(body, n)))
+    else:
+        idx = range(n)
+    xs = [vals[0]] + [vals[i] for i in idx]
+    ys = [1.0] + [(n - 1 - i) / n for i in idx]
+    return xs, ys
+
+
+def sig3(x):
+    """x to three significant digits, trailing zeros kept (0.0500, 6.00, 183)."""
+    if not is_num(x):
+        return "—"
+    if abs(x) >= 1000:
+        return f"{x:.0f}"
+    text = f"{x:#.3g}"
+    if "e" in text:
+        return f"{x:.2e}"
+    return text.rstrip(".")
+
+
+def plot_ccdf(ax, series, unit=""):
+    """Draws complementary CDFs of series [(label, color, values)] on `ax`, log-scaled in y (and in
+    x where the values span more than 30x), each with its p50/p90/p99 marked in its own marker and
+    line style. Returns {"bottom": y floor, "marks": {label: {name: x}}, "n": {label: count}}."""
+    present = [(i, s) for i, s in enumerate(series) if len(s[2])]
+    info = {"bottom": None, "marks": {}, "n": {label: len(v) for label, _, v in series}}
+    if not present:
+        ax.text(0.5, 0.5, "no completed requests", ha="center", va="center",
+                transform=ax.transAxes)
+        ax.set_yscale("log")
+        ax.set_ylim(1e-2, 1.3)
+        return info
+    n_max = max(len(s[2]) for _, s in present)
+    # A decade below the smallest fraction the data can show (1/n), so the slowest request's
+    # step is visible; the final drop to 0 is drawn to this floor.
+    bottom = 10.0 ** math.floor(math.log10(0.5 / n_max))
+    info["bottom"] = bottom
+    ax.set_yscale("log")
+    levels = [(name, q) for name, q in CCDF_MARKS if 1 - q >= 1.0 / n_max - 1e-12]
+    for name, q in levels:
+        ax.axhline(1 - q, color="#999", lw=0.8, ls=(0, (2, 3)), zorder=1)
+        ax.text(1.005, 1 - q, name, transform=ax.get_yaxis_transform(), va="center",
+                fontsize=8, color="#555")
     every = []
-    for label, c, values in series:
+    for k, (i, (label, c, values)) in enumerate(present):
         vals = sorted(values)
         n = len(vals)
-        if not n:
-            continue
-        if n > 4000:  # quantiles at 4000 evenly spaced ranks, ends included
-            idx = [round(i * (n - 1) / 3999) for i in range(4000)]
-            xs = [vals[i] for i in idx]
-            ys = [(i + 1) / n for i in idx]
-        else:
-            xs = vals
-            ys = [(i + 1) / n for i in range(n)]
-        every += xs
-        ax.step(xs, ys, where="post", color=c, lw=1.6, label=f"{label} (n={n:,})")
-    if every:
-        _log_if_wide(ax, every)
-    else:
-        ax.text(0.5, 0.5, "no requests", ha="center", va="center", transform=ax.transAxes)
-    ax.set_ylim(0, 1.02)
+        xs, ys = ccdf_points(vals)
+        ys = [y if y > 0 else bottom for y in ys]
+        every += [vals[0], vals[-1]]
+        marks = {name: nearest_rank(vals, q) for name, q in CCDF_MARKS[:3]}
+        info["marks"][label] = marks
+        text = ", ".join(f"{name} {sig3(marks[name])}" for name in ("p50", "p90", "p99")) + \
+            (f" {unit}" if unit else "")
+        marker = MARKERS[i % len(MARKERS)]
+        ax.step(xs, ys, where="post", color=c, lw=1.6, ls=LINESTYLES[i % len(LINESTYLES)],
+                label=f"{label} (n={n:,}; {text})", zorder=3)
+        shown = [(nearest_rank(vals, q), 1 - q) for name, q in levels if n * (1 - q) >= 1 - 1e-9]
+        if shown:
+            ax.plot([x for x, _ in shown], [y for _, y in shown], ls="none", marker=marker,
+                    ms=6.5, color=c, markeredgecolor="#222", markeredgewidth=0.6, zorder=4)
+    _log_if_wide(ax, every, ratio=30.0)
+    ax.set_ylim(bottom, 1.3)
+    ax.legend(loc="lower left", fontsize=8)
+    return info
+
+
+def chart_ccdf(series, title, xlabel, unit="", note=None):
+    """A complementary CDF chart of series [(label, color, values)], as PNG bytes."""
+    fig, ax = plt().subplots(figsize=(9, 4.8))
+    plot_ccdf(ax, series, unit)
     ax.set_title(title)
     ax.set_xlabel(xlabel)
-    ax.set_ylabel("fraction of requests ≤ x")
-    if every:
-        ax.legend(loc="best")
+    ax.set_ylabel("fraction of requests above x (log)")
     if note:
         fig.text(0.01, -0.02, note, fontsize=8, color="#444", va="top")
     return fig_to_png(fig)
+
+
+# ---------------------------------------------------------------------------
+# Verdicts: the sentences each page opens with, computed from the JSON kvsim wrote.
+# Values that read the same at three significant digits count as tied.
+
+# A load is sustained while p99 TTFT stays within this factor of its lowest-load value.
+SWEEP_TTFT_FACTOR = 5.0
+
+
+def _names(items):
+    """'a', 'a and b', 'a, b and c'."""
+    items = [str(i) for i in items]
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _secs(x):
+    return f"{fgen(x, 3)} s"
+
+
+def _rate(x):
+    return f"{fgen(x, 3)} req/s"
+
+
+def _same(a, b):
+    return f"{a:.3g}" == f"{b:.3g}"
+
+
+def _ties(items, key, pick):
+    """The items whose key reads the same as pick() of all keys (min or max)."""
+    best = pick(key(it) for it in items)
+    return [it for it in items if _same(key(it), best)]
+
+
+def has_latency(s):
+    """Whether a summary has request latencies (none without completed requests: JSON null)."""
+    return s["requests_completed"] > 0 and is_num(s["ttft_s"]["p99"])
+
+
+def is_overloaded(s):
+    return s["load"] is not None and s["load"]["overloaded"]
+
+
+def offered_rate(s):
+    """The offered load of a run: the configured rate, else the measured arrival rate; None if
+    neither is recorded."""
+    rate = s["scenario"]["rate_qps"]
+    if is_num(rate) and rate > 0:
+        return rate
+    if s["load"] is not None and is_num(s["load"]["offered_qps"]) and s["load"]["offered_qps"] > 0:
+        return s["load"]["offered_qps"]
+    return None
+
+
+def _queueing_text(s):
+    ld = s["load"]
+    return (f"requests arriving in the last quarter queued {_secs(ld['queue_last_quarter_s'])} "
+            f"on average against {_secs(ld['queue_first_quarter_s'])} in the first")
+
+
+def paged_base(runs):
+    """The run ratios are taken to: the one labelled paged, else the first paged one, else
+    None."""
+    for r in runs:
+        if r["label"] == "paged":
+            return r
+    for r in runs:
+        if r["summary"]["kv_manager"] == "paged":
+            return r
+    return None
+
+
+def verdict_run(label, s):
+    total, done = s["requests_total"], s["requests_completed"]
+    rejected = s["requests_rejected"] or 0
+    rej = f" ({fint(rejected)} rejected: prompt at least max_model_len)" if rejected else ""
+    if not has_latency(s):
+        return (f"{label} completed none of its {fint(total)} requests{rej}, so it has no latency "
+                "statistics.")
+    rate = offered_rate(s)
+    offered = f" offered at {_rate(rate)}" if rate else ""
+    first = (f"{label} completed {fint(done)} of {fint(total)} requests{offered}{rej} "
+             f"({_rate(s['requests_per_s'])} over the whole run, the last requests' drain "
+             f"included), with p99 TTFT {_secs(s['ttft_s']['p99'])} and p99 E2E "
+             f"{_secs(s['e2e_s']['p99'])}.")
+    if s["load"] is None:
+        return first + " Whether it keeps up with the load is not recorded."
+    if s["load"]["overloaded"]:
+        return first + f" It does not keep up: {_queueing_text(s)}."
+    return first + f" It keeps up with the load: {_queueing_text(s)}."
+
+
+def verdict_compare(runs, base=None):
+    """runs: [{label, summary}]; base: the run ratios are to (paged_base), or None."""
+    if len(runs) == 1:
+        return verdict_run(runs[0]["label"], runs[0]["summary"])
+    done = [r for r in runs if has_latency(r["summary"])]
+    idle = [r["label"] for r in runs if not has_latency(r["summary"])]
+    if not done:
+        return (f"No run completed a request ({_names(idle)}), so there are no latencies to "
+                "compare.")
+    idle_text = ""
+    if idle:
+        idle_text = (f" {_names(idle)} completed no requests, so "
+                     + ("it has" if len(idle) == 1 else "they have") + " no latency statistics.")
+
+    def ttft(r):
+        return r["summary"]["ttft_s"]["p99"]
+
+    ref = base if base is not None and base in done and ttft(base) > 0 else None
+
+    def versus(group):
+        if ref is None or ref in group:
+            return ""
+        return f", {ttft(group[0]) / ttft(ref):.2f}x {ref['label']}"
+
+    if len(done) == 1:
+        first = (f"Only {done[0]['label']} completed requests: p99 TTFT {_secs(ttft(done[0]))}.")
+    else:
+        low = _ties(done, ttft, min)
+        high = _ties(done, ttft, max)
+        if len(low) == len(done):
+            who = "Both runs" if len(done) == 2 else f"All {len(done)} runs"
+            if idle:
+                who += " that completed requests"
+            first = f"{who} have the same p99 TTFT ({_secs(ttft(done[0]))})."
+        else:
+            first = (f"{_names(r['label'] for r in low)} "
+                     + ("has" if len(low) == 1 else "share") + " the lowest p99 TTFT "
+                     f"({_secs(ttft(low[0]))}{versus(low)}), {_names(r['label'] for r in high)} "
+                     f"the highest ({_secs(ttft(high[0]))}{versus(high)}).")
+
+    rates = [offered_rate(r["summary"]) for r in runs]
+    at = f" at {_rate(rates[0])}" if rates[0] and all(
+        x and _same(x, rates[0]) for x in rates) else ""
+    best_p50 = min(r["summary"]["ttft_s"]["p50"] for r in done)
+    queue = [r for r in done if is_overloaded(r["summary"]) or (
+        r["summary"]["ttft_s"]["p50"] > 1.0 and r["summary"]["ttft_s"]["p50"] > 10 * best_p50)]
+    if queue:
+        keeping = [r for r in done if r not in queue]
+        ref2 = ref if ref is not None and ref not in queue else (
+            min(keeping, key=ttft) if keeping else None)
+        parts = []
+        for r in queue:
+            why = "kvsim flags it overloaded" if is_overloaded(r["summary"]) else \
+                "TTFT p50 above 1 s and 10x the best"
+            if ref2 is not None and ttft(ref2) > 0:
+                size = f"p99 TTFT {ttft(r) / ttft(ref2):.1f}x {ref2['label']}'s"
+            else:
+                size = f"p99 TTFT {_secs(ttft(r))}"
+            parts.append(f"{r['label']} ({size}; {why})")
+        second = f"{_names(parts)} " + ("queues" if len(queue) == 1 else "queue") + at
+        second += "; the others keep up" if keeping else "; no run keeps up"
+    elif all(r["summary"]["load"] is not None for r in done):
+        second = "Every run keeps up with the offered load" + at
+    else:
+        second = "No run queues (TTFT p50 above 1 s and 10x the best)" + at
+    kv = [r for r in runs if is_num(r["summary"]["kv_peak_allocated_bytes"])]
+    if len(kv) > 1:
+        def peak(r):
+            return r["summary"]["kv_peak_allocated_bytes"]
+        lean = _ties(kv, peak, min)
+        if len(lean) < len(kv):
+            ratio = ""
+            if base is not None and base in kv and base not in lean and peak(base) > 0:
+                ratio = f", {peak(lean[0]) / peak(base):.2f}x {base['label']}"
+            second += (f"; {_names(r['label'] for r in lean)} "
+                       + ("holds" if len(lean) == 1 else "hold")
+                       + f" the least KV memory at peak ({fbytes(peak(lean[0]))}{ratio})")
+    rejected = [(r["label"], r["summary"]["requests_rejected"] or 0,
+                 r["summary"]["requests_total"]) for r in runs]
+    rejected_text = ""
+    if any(n for _, n, _ in rejected):
+        if len(set((n, t) for _, n, t in rejected)) == 1:
+            rejected_text = (f" Every run rejected {fint(rejected[0][1])} of its "
+                             f"{fint(rejected[0][2])} requests (prompt at least max_model_len).")
+        else:
+            rejected_text = (" Requests rejected (prompt at least max_model_len): "
+                             + ", ".join(f"{label} {fint(n)} of {fint(t)}"
+                                         for label, n, t in rejected) + ".")
+    return f"{first} {second}.{idle_text}{rejected_text}"
+
+
+def sweep_limit(points, factor=SWEEP_TTFT_FACTOR):
+    """One manager's points [(rate, summary)] in rate order: (the highest rate sustained before
+    the first that is not, or None; (that first failing rate, why) or None when every rate is
+    sustained). A rate is sustained when requests completed, kvsim does not flag the run
+    overloaded (completions falling behind arrivals: summary.json load.overloaded), and p99 TTFT
+    is at most `factor` x its value at the lowest rate."""
+    base = None
+    sustained = None
+    for rate, s in points:
+        if not has_latency(s):
+            return sustained, (rate, "no completed requests")
+        if is_overloaded(s):
+            return sustained, (rate, f"overloaded, completions fall behind arrivals "
+                                     f"({_queueing_text(s)})")
+        p99 = s["ttft_s"]["p99"]
+        if base is None:
+            base = (rate, p99)
+        elif p99 > factor * base[1]:
+            ratio = f"{p99 / base[1]:.1f}x" if base[1] > 0 else "above"
+            return sustained, (rate, f"p99 TTFT {_secs(p99)}, {ratio} its value at "
+                                     f"{_rate(base[0])}")
+        sustained = rate
+    return sustained, None
+
+
+def verdict_sweep(runs, labels, factor=SWEEP_TTFT_FACTOR):
+    """runs: [{label, rate, summary}]; labels: the managers in order."""
+    results = {}
+    for lab in labels:
+        pts = sorted(((r["rate"], r["summary"]) for r in runs if r["label"] == lab),
+                     key=lambda p: p[0])
+        results[lab] = sweep_limit(pts, factor)
+    groups = {}
+    for lab in labels:
+        sustained, failure = results[lab]
+        groups.setdefault((sustained, failure is None), []).append(lab)
+    order = sorted(groups, key=lambda k: (k[0] is None, -(k[0] or 0.0), not k[1]))
+    parts = []
+    for sustained, clean in order:
+        labs = groups[(sustained, clean)]
+        verb = "sustains" if len(labs) == 1 else "sustain"
+        if sustained is None:
+            parts.append(f"{_names(labs)} {verb} none of the loads tested")
+        else:
+            parts.append(f"{_names(labs)} {verb} {_rate(sustained)}"
+                         + (" (every load tested)" if clean else ""))
+    rates = sorted(set(r["rate"] for r in runs))
+    lead = (f"Highest offered load sustained (p99 TTFT within {factor:g}x its lowest-load value, "
+            "completions keeping up with arrivals): ")
+    if len(rates) == 1:
+        lead = (f"Only one offered load was tested ({_rate(rates[0])}), so p99 TTFT is not "
+                "compared across loads. Sustained (completions keeping up with arrivals): ")
+    text = lead + "; ".join(parts) + "."
+    fails = [f"{lab} at {_rate(results[lab][1][0])}: {results[lab][1][1]}" for lab in labels
+             if results[lab][1] is not None]
+    if fails:
+        text += " First load not sustained: " + "; ".join(fails) + "."
+    return text
+
+
+SLO_METRIC_NAMES = {"ttft_s": "TTFT", "tbt_s": "TBT", "tpot_s": "TPOT", "e2e_s": "E2E"}
+
+
+def slo_text(name, slo):
+    """A binding_slo name of plan.json ('ttft_s.p99', 'attainment', 'stability') in words, with
+    its bound from plan.json's `slo` object: 'the p99 TTFT SLO (at most 2 s)'."""
+    metric, _, q = name.partition(".")
+    if metric in SLO_METRIC_NAMES and q:
+        bounds = slo.get(metric)
+        bound = bounds.get(q) if isinstance(bounds, dict) else None
+        return (f"the {q} {SLO_METRIC_NAMES[metric]} SLO ("
+                + (f"at most {fgen(bound)} s" if is_num(bound) else "bound not recorded") + ")")
+    if name == "attainment":
+        a = slo.get("attainment")
+        share = f"{100 * a:g}%" if is_num(a) else "a share (not recorded)"
+        return f"the attainment SLO (at least {share} of requests within every per-request bound)"
+    if name == "stability":
+        slack = slo.get("stability_slack_s")
+        return ("the stability SLO (" + (
+            f"mean queueing of the last quarter of requests at most max({fgen(slack)} s, 2x the "
+            "first quarter's)" if is_num(slack) else "queueing must not grow over the run") + ")")
+    return f"`{name}`"
+
+
+def slo_rows(slo):
+    """Each SLO of plan.json's `slo` object as text, in the file's order."""
+    out = []
+    request = []
+    for key, value in slo.items():
+        if key in SLO_METRIC_NAMES and isinstance(value, dict):
+            out += [f"{key}.{q} ≤ {fgen(v)} s" if is_num(v) else f"{key}.{q} = {v}"
+                    for q, v in value.items()]
+        elif key.startswith("request_") and key[8:] in SLO_METRIC_NAMES:
+            request.append(f"{key[8:]} ≤ {fgen(value)} s" if is_num(value) else
+                           f"{key[8:]} = {value}")
+        elif key == "attainment":
+            out.append(f"attainment ≥ {fgen(value)} (share of requests within every "
+                       "per-request bound)" if is_num(value) else f"attainment = {value}")
+        elif key == "stability":
+            if value is True:
+                slack = slo.get("stability_slack_s")
+                out.append("stability: mean queueing of the last quarter of requests ≤ "
+                           "max(slack, 2x the first quarter's), slack "
+                           + (f"{fgen(slack)} s" if is_num(slack) else "not recorded"))
+            elif value is False:
+                out.append("stability: off")
+        elif key == "stability_slack_s":
+            continue
+        else:
+            out.append(f"{key} = {json.dumps(value)}")
+    if request:
+        out.append("per request: " + ", ".join(request))
+    return out
+
+
+def verdict_plan(cands, rec, target, slo, infeasible_text=None):
+    meet = [c for c in cands if c["meets_slo"]]
+    if rec is None:
+        broken = [c for c in cands if c["status"] == "infeasible"]
+        text = (f"No candidate meets the SLOs at {_rate(target)}: "
+                f"{_plural(len(cands), 'candidate')} tried")
+        if broken:
+            text += f", {len(broken)} of which cannot be built"
+        counts = {}
+        for c in cands:
+            if c["status"] != "infeasible" and c["binding_slo"]:
+                counts[c["binding_slo"]] = counts.get(c["binding_slo"], 0) + 1
+        if counts:
+            top = max(counts.values())
+            most = [k for k, v in counts.items() if v == top]
+            tried = len(cands) - len(broken)
+            text += (f"; the SLO that binds most often, for {top} of {tried}, is " if len(most) == 1
+                     else f"; the SLOs that bind most often, for {top} of {tried} each, are ")
+            text += _names(slo_text(k, slo) for k in most)
+        return text + "."
+    gpu_text = _plural(rec["gpus"], "GPU")
+    first = (f"Recommended: {rec['replicas']} x `{rec['candidate']}` ({gpu_text}, "
+             f"{fmoney(rec['cost_per_hour'])}/hour, "
+             f"${rec['cost_per_million_output_tokens']:,.3f} per million output tokens at "
+             f"{_rate(target)})")
+    if rec["verified"]:
+        first += "; a simulation of the whole fleet at that load met the SLOs."
+    else:
+        first += ("; NOT verified: the whole-fleet simulation missed "
+                  + (slo_text(rec["verify_binding_slo"], slo) if rec["verify_binding_slo"]
+                     else "an SLO") + ".")
+    if rec["binding_slo"]:
+        second = (f"One replica sustains {_rate(rec['max_qps_per_replica'])} before "
+                  f"{slo_text(rec['binding_slo'], slo)} binds")
+    else:
+        second = (f"One replica meets the SLOs at every rate tried, up to "
+                  f"{_rate(rec['max_qps_per_replica'])}")
+    second += (f"; {len(meet)} of {_plural(len(cands), 'candidate')} "
+               + ("meets" if len(meet) == 1 else "meet") + " the SLOs")
+    same = [c for c in meet if c["candidate"] != rec["candidate"]
+            and fmoney(c["cost_per_hour"]) == fmoney(rec["cost_per_hour"])]
+    if same:
+        second += (f", and {_plural(len(same), 'other')} cost" + ("s" if len(same) == 1 else "")
+                   + " the same per hour")
+    return f"{first} {second}."
+
+
+def verdict_calibration(meta, t):
+    gpu = meta.get("gpu_name", "this GPU")
+    parts = []
+    copy_max = max(r["gbps"] for r in t["copy"])
+    parts.append(f"device copies reach {copy_max:,.0f} GB/s")
+    vmm = t["vmm"]
+    sizes = sorted(set(r["handle_bytes"] for r in vmm if r["call"] == "map_set_access_pooled"))
+    if sizes:
+        size = 2 * MIB if 2 * MIB in sizes else sizes[0]
+        mapped = next(r for r in vmm if r["call"] == "map_set_access_pooled"
+                      and r["handle_bytes"] == size)
+        text = (f"mapping a {fbytes(size)} page (cuMemMap + cuMemSetAccess) takes "
+                f"{fgen(mapped['p50_us'], 3)} µs at p50")
+        malloc = [r for r in vmm if r["call"] == "cudaMalloc" and r["handle_bytes"] == size]
+        if malloc:
+            text += f" against {fgen(malloc[0]['p50_us'], 3)} µs for cudaMalloc"
+        parts.append(text)
+    dec = t["decode_attention"]
+    base = {(r["batch"], r["context_tokens"], r["q_heads"], r["kv_heads"], r["head_dim"]):
+            r["time_us"] for r in dec if r["layout"] == "contiguous"}
+    ratios = {}
+    for r in dec:
+        key = (r["batch"], r["context_tokens"], r["q_heads"], r["kv_heads"], r["head_dim"])
+        if r["layout"] == "paged" and base.get(key, 0) > 0:
+            ratios.setdefault(r["block_tokens"], []).append(r["time_us"] / base[key])
+    if ratios:
+        bt = min(ratios)
+        vals = ratios[bt]
+        parts.append(f"paged decode attention ({int(bt)}-token blocks) takes "
+                     f"{sum(vals) / len(vals):.2f}x the contiguous kernel's time on average "
+                     f"({min(vals):.2f}x to {max(vals):.2f}x)")
+    return f"On {gpu}, " + "; ".join(parts) + "."
 
 
 # ---------------------------------------------------------------------------
@@ -866,6 +1173,13 @@ def read_summary(node):
     s["timing_caveats"] = _caveats(node)
     s["timing_assumptions"] = _assumptions(node)
     s["timing"] = _timing_text(node)
+    s["load"] = None  # absent in older outputs
+    if node.has("load"):
+        ld = node["load"]
+        s["load"] = {"offered_qps": ld["offered_qps"].num(allow_null=True),
+                     "queue_first_quarter_s": ld["queue_first_quarter_s"].num(allow_null=True),
+                     "queue_last_quarter_s": ld["queue_last_quarter_s"].num(allow_null=True),
+                     "overloaded": ld["overloaded"].bool()}
     return s
 
 
@@ -1021,25 +1335,37 @@ def _interval_text(ts):
     return f"{fgen(ts['interval_s'][0])} s interval" if ts["interval_s"] else "interval"
 
 
+def manifest_names(d):
+    """The file names DIR/manifest.json lists (the files kvsim wrote there), or None when the
+    directory has no manifest (outputs of an older kvsim, or files copied by hand)."""
+    path = os.path.join(d, "manifest.json")
+    if not os.path.isfile(path):
+        return None
+    manifest = Node(load_json(path), path)
+    return {entry["name"].str() for entry in manifest["files"].items()}
+
+
 def load_run_dir(run_dir, label, summary=None):
-    """A run directory: {label, summary, requests, timeseries, config, notes}; the timeseries in
-    either layout (load_timeseries)."""
+    """A run directory: {label, summary, requests, timeseries, notes}; the timeseries in either
+    layout (load_timeseries). A CSV that kvsim's manifest.json does not list was not written
+    (output switched off, or a sweep point); one missing without a manifest is an error."""
     if summary is None:
         path = os.path.join(run_dir, "summary.json")
         summary = read_summary(Node(load_json(path), path))
-    config = load_yaml_quietly(os.path.join(run_dir, "config.yaml"))
-    run = {"label": label, "dir": run_dir, "summary": summary, "config": config,
+    written = manifest_names(run_dir)
+    run = {"label": label, "dir": run_dir, "summary": summary,
            "requests": None, "timeseries": None, "notes": []}
-    for key, name, load, switch in (
+    for key, name, load in (
             ("requests", "requests.csv",
              lambda path: load_csv(
                  path, REQUEST_COLUMNS,
                  ints=("id", "replica", "prompt_tokens", "output_tokens", "preemptions"),
-                 checks=_check_request), "requests_csv"),
-            ("timeseries", "timeseries.csv", load_timeseries, "timeseries_csv")):
+                 checks=_check_request)),
+            ("timeseries", "timeseries.csv", load_timeseries)):
         path = os.path.join(run_dir, name)
-        if not os.path.exists(path) and ydig(config, "output", switch) is False:
-            run["notes"].append(f"{label}: {name} was not written (output.{switch}: false)")
+        if not os.path.exists(path) and written is not None and name not in written:
+            run["notes"].append(f"{label}: {name} was not written (the directory's "
+                                "manifest.json does not list it)")
             continue
         run[key] = load(path)
     if run["requests"] is not None:
@@ -1294,16 +1620,11 @@ def _scenario_rows(runs, extra=None):
     """Scenario fields; a field that differs between runs lists each run's value."""
     def trace_of(run):
         t = run["summary"]["scenario"]["trace"]
-        if t is None and run.get("config") is not None:
-            t = ydig(run["config"], "workload", "trace")
         return t if t else "not recorded"
 
     def arrival_of(run):
         sc = run["summary"]["scenario"]
-        proc = sc["arrival_process"] or ydig(run.get("config"), "workload", "arrival", "process")
-        rate = sc["rate_qps"]
-        if rate is None:
-            rate = ydig(run.get("config"), "workload", "arrival", "rate_qps")
+        proc, rate = sc["arrival_process"], sc["rate_qps"]
         if not proc:
             return "not recorded"
         if is_num(rate) and rate > 0:
@@ -1372,14 +1693,7 @@ def build_run_or_compare(doc, runs, compare):
     notes = [n for r in runs for n in r["notes"]]
     base = None
     if compare:
-        for r in runs:
-            if r["label"] == "paged":
-                base = r
-        if base is None:
-            for r in runs:
-                if r["summary"]["kv_manager"] == "paged":
-                    base = r
-                    break
+        base = paged_base(runs)
         doc.h2(H_COMPARISON)
         headers, rows = _metric_table(runs, base)
         doc.table(headers, rows)
@@ -1442,28 +1756,36 @@ def build_run_or_compare(doc, runs, compare):
     doc.h2(H_LATENCY)
     if with_req:
         lat = {r["label"]: request_latencies(r) for r in with_req}
-        doc.chart("cdf_ttft.png", chart_cdf(
+        how = ("Complementary CDFs: the fraction of requests slower than x, on a log scale, so "
+               "the tail reads off the lower lines: p50 where a curve crosses 0.5, p90 at 0.1, "
+               "p99 at 0.01 (the dotted guides; each run's percentiles are marked with its "
+               "marker and listed in the legend, nearest rank). ")
+        doc.chart("ccdf_ttft.png", chart_ccdf(
             [(r["label"], color(r["index"]), lat[r["label"]][0]) for r in with_req],
-            "CDF of time to first token (TTFT)", "TTFT: arrival to first token (s)"),
-            "CDF of TTFT",
-            "From requests.csv: first_token_s - arrival_s of every completed request.")
+            "Time to first token (TTFT): fraction of requests above x",
+            "TTFT: arrival to first token (s)", "s"),
+            "TTFT distribution (complementary CDF)",
+            how + "From requests.csv: first_token_s - arrival_s of every completed request.")
         excluded = {r["label"]: sum(1 for n in r["requests"]["output_tokens"] if n < 2)
                     for r in with_req}
-        doc.chart("cdf_tbt.png", chart_cdf(
+        doc.chart("ccdf_tpot.png", chart_ccdf(
             [(r["label"], color(r["index"]), lat[r["label"]][1]) for r in with_req],
-            "CDF of per-request mean time between tokens",
-            "per-request mean time between tokens (ms)"),
-            "CDF of per-request mean time between tokens",
-            "requests.csv has no per-token times, so this is each request's mean gap "
-            "(finish_s - first_token_s) / (output_tokens - 1), the same quantity as summary.json's "
-            "TPOT; it hides the spread between a request's tokens that the all-token TBT "
-            "percentiles in the table include. Requests with one output token are left out"
+            "Per-request mean time between tokens (TPOT): fraction of requests above x",
+            "per-request mean time between tokens (ms)", "ms"),
+            "TPOT: per-request mean time between tokens (complementary CDF)",
+            how + "requests.csv has no per-token times, so this is each request's mean gap "
+            "(finish_s - first_token_s) / (output_tokens - 1), the same quantity as "
+            "summary.json's TPOT; it hides the spread between a request's tokens that the "
+            "all-token TBT percentiles in the table include. Requests with one output token are "
+            "left out"
             + (" (" + ", ".join(f"{k}: {v}" for k, v in excluded.items() if v) + ")"
                if any(excluded.values()) else "") + ".")
-        doc.chart("cdf_e2e.png", chart_cdf(
+        doc.chart("ccdf_e2e.png", chart_ccdf(
             [(r["label"], color(r["index"]), lat[r["label"]][2]) for r in with_req],
-            "CDF of end-to-end latency (E2E)", "E2E: arrival to last token (s)"),
-            "CDF of end-to-end latency", "From requests.csv: finish_s - arrival_s.")
+            "End-to-end latency (E2E): fraction of requests above x",
+            "E2E: arrival to last token (s)", "s"),
+            "End-to-end latency distribution (complementary CDF)",
+            how + "From requests.csv: finish_s - arrival_s.")
     else:
         doc.p("No requests.csv was written, so there are no latency distributions.")
 
@@ -1477,9 +1799,32 @@ def report_run(d):
         manager += f" ({fbytes(summary['page_bytes'])} pages)"
     title = f"kvsim run: {_scenario_sentence(summary)}, KV manager {manager}"
     doc = Doc(title)
-    doc.p(f"Run directory `{os.path.basename(os.path.abspath(d))}`: summary.json, requests.csv, "
-          "timeseries.csv and config.yaml written by `kvsim run`.")
-    return doc, lambda: build_run_or_compare(doc, [run], compare=False)
+    doc.verdict(verdict_run(run["label"], summary))
+    doc.p(f"Run directory `{os.path.basename(os.path.abspath(d))}`: summary.json, requests.csv "
+          "and timeseries.csv written by `kvsim run`.")
+    config = _config_text(d)
+
+    def build():
+        build_run_or_compare(doc, [run], compare=False)
+        if config is not None:
+            doc.h2(H_CONFIG)
+            with doc.details("config.yaml, as kvsim wrote it"):
+                doc.verbatim(config)
+            doc.note("The configuration after overrides, shown as written; the figures above "
+                     "come from summary.json and the CSVs.")
+
+    return doc, build
+
+
+def _config_text(d):
+    """DIR/config.yaml as text, to show verbatim (never parsed); None when absent or not
+    readable as UTF-8 text."""
+    try:
+        with open(os.path.join(d, "config.yaml"), "rb") as f:
+            data = f.read(1 << 20)
+        return data.decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def report_compare(d):
@@ -1501,6 +1846,7 @@ def report_compare(d):
         runs.append(load_run_dir(os.path.join(d, label), label, summary))
     first = runs[0]["summary"]
     doc = Doc(f"kvsim compare: {_scenario_sentence(first)}, {len(runs)} KV managers")
+    doc.verdict(verdict_compare(runs, paged_base(runs)))
     doc.p(f"Comparison directory `{os.path.basename(os.path.abspath(d))}` written by "
           f"`kvsim compare`: compare.json and one run directory per label "
           f"({', '.join(r['label'] for r in runs)}).")
@@ -1537,12 +1883,13 @@ def report_sweep(d):
               f"{len(set(r['rate'] for r in runs))} offered loads")
 
     def build():
+        doc.verdict(verdict_sweep(runs, labels))
         doc.p(f"Sweep directory `{os.path.basename(os.path.abspath(d))}` written by `kvsim sweep`:"
               f" offered loads {', '.join(fgen(r) for r in rates)} requests/s, managers "
               f"{', '.join(labels)}.")
         doc.h2(H_SCENARIO)
-        pseudo = [{"label": f"{r['label']}@{fgen(r['rate'])}", "summary": r["summary"],
-                   "config": None} for r in runs]
+        pseudo = [{"label": f"{r['label']}@{fgen(r['rate'])}", "summary": r["summary"]}
+                  for r in runs]
         rows = [row for row in _scenario_rows(pseudo) if row[0] != "arrivals"]
         procs = sorted(set(r["summary"]["scenario"]["arrival_process"] or "not recorded"
                            for r in runs))
@@ -1621,58 +1968,6 @@ def report_sweep(d):
 # Plan directories
 
 
-def _plan_context(plan_file, d):
-    """What the plan file (if it can still be found) says about the scenario and the SLOs."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    candidates = [plan_file] if os.path.isabs(plan_file) else [
-        os.path.join(os.getcwd(), plan_file), os.path.join(here, "..", "..", plan_file),
-        os.path.join(d, plan_file)]
-    for c in candidates:
-        if os.path.isfile(c):
-            plan = load_yaml_quietly(c)
-            if not isinstance(plan, dict):
-                return None
-            ctx = {"plan_path": os.path.normpath(c), "plan": plan, "scenario": None}
-            scen = plan.get("scenario")
-            if isinstance(scen, str):
-                sp = scen if os.path.isabs(scen) else os.path.join(os.path.dirname(c), scen)
-                tree = load_yaml_quietly(sp)
-                if isinstance(tree, dict):
-                    sets = plan.get("set") if isinstance(plan.get("set"), dict) else {}
-                    for k, v in sets.items():  # apply dotted overrides
-                        node = tree
-                        parts = str(k).split(".")
-                        for p in parts[:-1]:
-                            if not isinstance(node.get(p), dict):
-                                node[p] = {}
-                            node = node[p]
-                        node[parts[-1]] = v
-                    trace = ydig(tree, "workload", "trace")
-                    if isinstance(trace, str) and not os.path.isabs(trace):
-                        trace = os.path.normpath(os.path.join(os.path.dirname(sp), trace))
-                    ctx["scenario"] = {"path": os.path.normpath(sp), "tree": tree, "trace": trace}
-            return ctx
-    return None
-
-
-def _yaml_text(v):
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, list):
-        return "[" + ", ".join(_yaml_text(x) for x in v) + "]"
-    return "null" if v is None else str(v)
-
-
-def _flatten(tree, prefix=""):
-    out = []
-    if isinstance(tree, dict):
-        for k, v in tree.items():
-            out += _flatten(v, f"{prefix}.{k}" if prefix else str(k))
-    else:
-        out.append((prefix, tree))
-    return out
-
-
 def _read_candidate(n):
     c = {
         "candidate": n["candidate"].str(), "gpu": n["gpu"].str(),
@@ -1694,9 +1989,221 @@ def _read_candidate(n):
     return c
 
 
-PLAN_CSV_COLUMNS = ("max_qps_per_replica", "max_qps_per_gpu", "replicas", "gpus",
-                    "cost_per_hour", "cost_per_million_output_tokens", "ttft_p99_s",
-                    "tbt_p99_s", "e2e_p99_s")
+# plan.csv repeats plan.json's rows; the report reads plan.json and checks only that plan.csv is
+# a well-formed table of the same candidates.
+PLAN_CSV_COLUMNS = ("candidate", "max_qps_per_replica", "cost_per_hour", "meets_slo")
+
+
+def _read_plan_scenario(node):
+    """plan.json's `scenario` object (absent in older outputs: None): what the plan's base
+    scenario was. Fields a kvsim may not write are None."""
+    if node is None:
+        return None
+
+    def text(key):
+        return node[key].str() if node.has(key) else None
+
+    return {"config": text("config"), "model_card": text("model_card"), "model": text("model"),
+            "trace": text("trace"), "arrival_process": text("arrival_process"),
+            "seed": node["seed"].int() if node.has("seed") else None,
+            "probe_requests": node["probe_requests"].int() if node.has("probe_requests")
+            else None}
+
+
+def _read_slo(node):
+    """plan.json's `slo` object as plain values (absent in older outputs: None)."""
+    if node is None:
+        return None
+    if not isinstance(node.value, dict):
+        node._fail("expected an object")
+    slo = {}
+    for key, value in node.value.items():
+        child = node[key]
+        if isinstance(value, dict):
+            slo[key] = {q: child[q].num() for q in value}
+        elif isinstance(value, bool):
+            slo[key] = value
+        else:
+            slo[key] = child.num()
+    return slo
+
+
+def plan_model_name(scenario):
+    """The model of a plan: plan.json's scenario.model, else its model card's file name."""
+    if scenario is None:
+        return None
+    if scenario["model"]:
+        return scenario["model"]
+    if scenario["model_card"]:
+        return os.path.splitext(os.path.basename(scenario["model_card"]))[0]
+    return None
+
+
+# Charts robust to outliers: a few values far above the rest would squash the others against
+# the axis. The axis then ends just past the bulk, and each value beyond it is drawn at the axis
+# end, marked and labelled with its value: no candidate leaves a chart unseen.
+
+OUTLIER_FACTOR = 5.0  # a value above this x the median of the positive values is an outlier
+
+
+def outlier_limit(values, factor=OUTLIER_FACTOR, room=1.15):
+    """An axis end for `values` that leaves out a few outliers: when at least one and at most a
+    quarter of the (3 or more) positive values exceed factor x their median, the largest of the
+    others x `room`; else None (the axis can show every value)."""
+    pos = sorted(v for v in values if is_num(v) and v > 0)
+    n = len(pos)
+    if n < 3:
+        return None
+    half = n // 2
+    median = pos[half] if n % 2 else (pos[half - 1] + pos[half]) / 2
+    bulk = [v for v in pos if v <= factor * median]
+    outliers = n - len(bulk)
+    if outliers == 0 or outliers > max(1, n // 4):
+        return None
+    return max(bulk) * room
+
+
+def _spans(values, ratio=20.0):
+    pos = [v for v in values if is_num(v) and v > 0]
+    return len(pos) == len([v for v in values if is_num(v)]) and bool(pos) and \
+        max(pos) / min(pos) > ratio
+
+
+_OFF = dict(boxstyle="round,pad=0.15", facecolor="white", edgecolor="#444", lw=0.6)
+
+
+def plot_plan_qps(ax, cands, target, kv_color):
+    """Max QPS per replica, one bar per candidate (file order, top down). Returns
+    {"limit": axis end or None, "clipped": [candidate names drawn cut at the axis end]}."""
+    n = len(cands)
+    ys = list(range(n))[::-1]
+    values = [c["max_qps_per_replica"] for c in cands]
+    limit = outlier_limit(values, room=1.3)
+    if limit is not None:
+        limit = max(limit, target * 1.1)
+        if not any(v > limit for v in values):
+            limit = None
+    clipped = []
+    for y, c in zip(ys, cands):
+        v = c["max_qps_per_replica"]
+        feasible = c["status"] != "infeasible" and v > 0
+        ax.barh(y, min(v, limit) if limit else v, color=kv_color[c["kv_label"]],
+                hatch="" if c["meets_slo"] else "//", edgecolor="#333", lw=0.5)
+        if limit and v > limit:
+            clipped.append(c["candidate"])
+            ax.text(limit, y, f"{fgen(v, 3)} req/s ▶", ha="right", va="center", fontsize=7,
+                    bbox=_OFF, zorder=5)
+        if not feasible:
+            ax.text(0, y, f"  {c['status']}", va="center", fontsize=7.5, color="#a00")
+    ax.set_yticks(ys)
+    ax.set_yticklabels([c["candidate"] for c in cands], fontsize=7.5)
+    ax.axvline(target, color="#444", ls=":", lw=1.2)
+    if limit:
+        ax.set_xlim(0, limit)
+    return {"limit": limit, "clipped": clipped}
+
+
+def plot_plan_cost(ax, meet, rec, kv_color):
+    """Fleet cost per hour of the candidates that meet the SLOs, cheapest on top; `meet` in
+    that order. Returns {"limit", "clipped"} as plot_plan_qps."""
+    ys = list(range(len(meet)))[::-1]
+    values = [c["cost_per_hour"] for c in meet]
+    limit = outlier_limit(values, room=1.45)  # room for the fleet labels
+    clipped = []
+    for y, c in zip(ys, meet):
+        v = c["cost_per_hour"]
+        chosen = rec is not None and c["candidate"] == rec["candidate"]
+        fleet = f"{c['replicas']} x {c['tensor_parallel']} GPU" + ("  (recommended)" if chosen
+                                                                    else "")
+        ax.barh(y, min(v, limit) if limit else v, color=kv_color[c["kv_label"]], edgecolor="#333",
+                lw=0.5)
+        if limit and v > limit:
+            clipped.append(c["candidate"])
+            ax.text(limit, y, f"{fmoney(v)}/h, {fleet} ▶", ha="right", va="center", fontsize=7,
+                    bbox=_OFF, zorder=5, fontweight="bold" if chosen else "normal")
+        else:
+            ax.text(v, y, f" {fleet}", va="center", fontsize=7,
+                    fontweight="bold" if chosen else "normal")
+    ax.set_yticks(ys)
+    ax.set_yticklabels([c["candidate"] for c in meet], fontsize=7.5)
+    if limit:
+        ax.set_xlim(0, limit)
+    else:
+        ax.margins(x=0.12)
+    return {"limit": limit, "clipped": clipped}
+
+
+def plot_plan_pareto(ax, pts, rec, kv_color, gpu_marker):
+    """Fleet cost against p99 TTFT, one point per candidate in `pts`.
+    An axis whose values have a few outliers ends past the bulk, the outliers drawn at its end
+    with an arrow marker and labelled; without a bulk to tell (under 3 points) an axis spanning
+    over 20x is log-scaled. Returns {"xlimit", "ylimit", "xscale", "yscale", "clipped"}."""
+    xs = [c["lat"]["ttft_s"]["p99"] for c in pts]
+    ys = [c["cost_per_hour"] for c in pts]
+    xl, yl = outlier_limit(xs), outlier_limit(ys)
+    xscale = "log" if xl is None and len(pts) < 3 and _spans(xs) else "linear"
+    yscale = "log" if yl is None and len(pts) < 3 and _spans(ys) else "linear"
+
+    def place(x, y):
+        return (min(x, xl) if xl else x), (min(y, yl) if yl else y)
+
+    clipped = []
+    for c, x, y in zip(pts, xs, ys):
+        px, py = place(x, y)
+        off_x, off_y = bool(xl and x > xl), bool(yl and y > yl)
+        ax.scatter(px, py, s=46, color=kv_color[c["kv_label"]], marker=gpu_marker[c["gpu"]],
+                   edgecolor="#222", lw=0.5, zorder=3)
+        if off_x or off_y:
+            ax.scatter(px, py, s=120, marker=">" if off_x else "^", facecolor="none",
+                       edgecolor="#c00", lw=1.2, zorder=4)
+            ax.annotate(f"{c['candidate']}: {fgen(x, 3)} s, {fmoney(y)}/h",
+                        xy=(px, py), xytext=(-10, -14 - 12 * len(clipped)),
+                        textcoords="offset points", ha="right", va="top", fontsize=7,
+                        bbox=_OFF, zorder=6,
+                        arrowprops=dict(arrowstyle="-", color="#c00", lw=0.6))
+            clipped.append(c["candidate"])
+    front = sorted((c for c in pts if c["pareto"]),
+                   key=lambda c: (c["lat"]["ttft_s"]["p99"], c["cost_per_hour"]))
+    if front:
+        placed = [place(c["lat"]["ttft_s"]["p99"], c["cost_per_hour"]) for c in front]
+        fx, fy = [p[0] for p in placed], [p[1] for p in placed]
+        ax.step(fx, fy, where="post", color="#000", lw=1.2, ls="--", zorder=2)
+        ax.scatter(fx, fy, s=160, facecolor="none", edgecolor="#000", lw=1.4, zorder=4,
+                   clip_on=False)
+    if rec is not None and is_num(rec["lat"]["ttft_s"]["p99"]):
+        rx, ry = place(rec["lat"]["ttft_s"]["p99"], rec["cost_per_hour"])
+        ax.scatter([rx], [ry], s=520, marker="*", color="gold", edgecolor="#000", lw=0.8,
+                   zorder=1, clip_on=False)
+    ax.set_xscale(xscale)
+    ax.set_yscale(yscale)
+    ax.margins(0.08)
+    if xl:  # a little past the off-scale points, so their markers stay inside
+        ax.set_xlim(ax.get_xlim()[0], xl * 1.04)
+    if yl:
+        ax.set_ylim(ax.get_ylim()[0], yl * 1.04)
+    return {"xlimit": xl, "ylimit": yl, "xscale": xscale, "yscale": yscale, "clipped": clipped}
+
+
+def candidate_ranker(rec):
+    """A sort key (candidate, index in plan.json) for candidates as kvsim ranks them: those that
+    meet the SLOs first, cheapest first; at equal cost the recommended one, then the higher max
+    QPS per replica, the lower p99 TTFT, the plan's order."""
+    chosen = rec["candidate"] if rec is not None else None
+
+    def key(c, i):
+        ttft = c["lat"]["ttft_s"]["p99"]
+        return (not c["meets_slo"], c["cost_per_hour"], c["candidate"] != chosen,
+                -c["max_qps_per_replica"], ttft if is_num(ttft) else math.inf, i)
+
+    return key
+
+
+def _off_scale_note(cands, names, what):
+    if not names:
+        return ""
+    byname = {c["candidate"]: c for c in cands}
+    return (" Off scale (cut at the axis end, so the others stay readable; the value is "
+            "written on it): " + "; ".join(f"`{n}` ({what(byname[n])})" for n in names) + ".")
 
 
 def report_plan(d):
@@ -1704,6 +2211,8 @@ def report_plan(d):
     root = Node(load_json(path), path)
     target = root["target_qps"].nonneg()
     plan_file = root["plan"].str() if root.has("plan") else ""
+    scenario = _read_plan_scenario(root.get("scenario"))
+    slo = _read_slo(root.get("slo"))
     cands = [_read_candidate(n) for n in root["candidates"].items()]
     if not cands:
         raise InputError(f"{path}: candidates: empty list")
@@ -1717,6 +2226,10 @@ def report_plan(d):
                         "cost": s["cost_per_hour"].nonneg(),
                         "versus_cost": s["versus_cost_per_hour"].nonneg(),
                         "saving": s["saving"].num()})
+    # Written by newer kvsim versions only: absent, they are left out.
+    warnings = [w.str() for w in root["warnings"].items()] if root.has("warnings") else []
+    ranking_rule = root["ranking_rule"].str() if root.has("ranking_rule") else ""
+    tie = root["tie"].str() if root.has("tie") else ""
     recn = root["recommendation"]
     rec = None
     infeasible_text = None
@@ -1736,55 +2249,69 @@ def report_plan(d):
             recn["candidate"]._fail(f"names no candidate: {rec['candidate']!r}")
     csv_path = os.path.join(d, "plan.csv")
     if os.path.exists(csv_path):
-        rows = load_csv(csv_path, ("candidate",) + PLAN_CSV_COLUMNS, ints=("replicas", "gpus"),
-                        texts=("candidate",))
+        rows = load_csv(csv_path, PLAN_CSV_COLUMNS, texts=PLAN_CSV_COLUMNS)
         if len(rows["candidate"]) != len(cands):
             raise InputError(f"{csv_path}: {len(rows['candidate'])} candidate rows, plan.json "
                              f"has {len(cands)}")
-    ctx = _plan_context(plan_file, d) if plan_file else None
-    scen_tree = ctx["scenario"]["tree"] if ctx and ctx["scenario"] else None
-    model = ydig(scen_tree, "model")
-    model = os.path.splitext(os.path.basename(model))[0] if isinstance(model, str) else None
+        if rows["candidate"] != names:
+            raise InputError(f"{csv_path}: its candidates are not plan.json's, in its order")
+    rank_key = candidate_ranker(rec)
+    model = plan_model_name(scenario)
     title = f"kvsim plan: {model + ', ' if model else ''}target {fgen(target)} QPS, " \
             f"{len(cands)} candidates"
     doc = Doc(title)
 
     def build():
+        doc.verdict(verdict_plan(cands, rec, target, slo or {}, infeasible_text))
         doc.p(f"Plan directory `{os.path.basename(os.path.abspath(d))}` written by `kvsim plan`"
               + (f" from `{plan_file}`" if plan_file else "") + ": plan.json and plan.csv.")
         doc.h2(H_SCENARIO)
-        rows = []
-        uniq = lambda key: ", ".join(dict.fromkeys(str(c[key]) for c in cands))
-        if scen_tree is not None:
-            seed = ydig(scen_tree, "seed")
-            arrival = ydig(scen_tree, "workload", "arrival", "process")
-            rows += [["model", model or "not recorded"],
-                     ["trace", ctx["scenario"]["trace"] or "not recorded"],
-                     ["arrivals",
-                      f"{arrival}, at each probe's rate" if arrival else "not recorded"],
-                     ["seed", str(seed) if seed is not None else "not recorded"]]
-        rows += [["GPUs (candidates)", uniq("gpu")],
-                 ["tensor parallel (candidates)", uniq("tensor_parallel")],
-                 ["KV managers (candidates)", uniq("kv_label")],
-                 ["schedulers (candidates)", uniq("scheduler")],
-                 ["target load", f"{fgen(target)} requests/s"]]
-        plan_tree = ctx["plan"] if ctx else None
-        probe = ydig(plan_tree, "search", "probe_requests")
-        if probe is not None:
-            rows.append(["requests per probe", fint(probe) if is_num(probe) else str(probe)])
-        slo = ydig(plan_tree, "slo")
-        if isinstance(slo, dict):
-            rows.append(["SLOs (plan file)", "; ".join(f"{k} = {_yaml_text(v)}"
-                                                      for k, v in _flatten(slo))])
-        doc.table(["", "value"], rows, right=set())
-        if scen_tree is None:
-            doc.note("plan.json does not record the model, trace, seed or SLOs"
-                     + (f", and the plan file `{plan_file}` it names was not found" if plan_file
-                        else "") + ", so they are not shown.")
+        sc = scenario or {}
+        unrecorded = []
+
+        def fact(key, name, show=str):
+            value = sc.get(key)
+            if value is None:
+                unrecorded.append(name)
+                return "not recorded"
+            return show(value)
+
+        card = sc.get("model_card")
+        if sc.get("model"):
+            model_text = sc["model"] + (f" (card {card})" if card else "")
+        elif card:
+            model_text = f"{model} (the file name of its model card, {card})"
         else:
-            doc.note(f"Model, trace, seed and SLOs are read from the plan file "
-                     f"`{ctx['plan_path']}` and its scenario `{ctx['scenario']['path']}` as they "
-                     "are now; plan.json does not record them.")
+            unrecorded.append("model")
+            model_text = "not recorded"
+        uniq = lambda key: ", ".join(dict.fromkeys(str(c[key]) for c in cands))  # noqa: E731
+        rows = [["model", model_text],
+                ["scenario file", fact("config", "scenario file")],
+                ["trace", fact("trace", "trace")],
+                ["arrivals", fact("arrival_process", "arrival process",
+                                  lambda p: f"{p}, at each probe's rate"
+                                  + (" (trace time-scaled)" if p == "trace" else ""))],
+                ["seed", fact("seed", "seed")],
+                ["requests per probe", fact("probe_requests", "requests per probe", fint)],
+                ["GPUs (candidates)", uniq("gpu")],
+                ["tensor parallel (candidates)", uniq("tensor_parallel")],
+                ["KV managers (candidates)", uniq("kv_label")],
+                ["schedulers (candidates)", uniq("scheduler")],
+                ["target load", f"{fgen(target)} requests/s"]]
+        if slo is None:
+            unrecorded.append("SLOs")
+            rows.append(["SLOs", "not recorded"])
+        else:
+            rows.append(["SLOs", "; ".join(slo_rows(slo)) or "none"])
+            if slo.get("stability") is True and "stability_slack_s" not in slo:
+                unrecorded.append("stability slack")
+        doc.table(["", "value"], rows, right=set())
+        if unrecorded:
+            doc.note(f"plan.json does not record the {_names(unrecorded)}, so "
+                     + ("it is" if len(unrecorded) == 1 else "they are")
+                     + " shown as not recorded.")
+        for w in warnings:
+            doc.note(f"Plan warning: {w}")
 
         doc.h2(H_RECOMMENDATION)
         if rec is None:
@@ -1814,15 +2341,22 @@ def report_plan(d):
             if rec["verify_requests_completed"] is not None:
                 doc.note(f"The whole-fleet run completed {rec['verify_requests_completed']:,} "
                          "requests.")
+            if tie:
+                doc.note(f"Tie: {tie}.")
 
         doc.h2(H_CANDIDATES)
-        order = sorted(range(len(cands)), key=lambda i: (not cands[i]["meets_slo"],
-                                                         cands[i]["cost_per_hour"], i))
-        rows = []
+        order = sorted(range(len(cands)), key=lambda i: rank_key(cands[i], i))
+        brief = []
+        full = []
         for i in order:
             c = cands[i]
             ok = c["meets_slo"]
-            rows.append([c["candidate"], c["status"], fgen(c["max_qps_per_replica"]),
+            brief.append([c["candidate"], "yes" if ok else "no", fgen(c["max_qps_per_replica"]),
+                          c["binding_slo"] or "—",
+                          f"{c['replicas']} x {c['tensor_parallel']}" if ok else "—",
+                          fmoney(c["cost_per_hour"]) if ok else "—",
+                          fnum(c["lat"]["ttft_s"]["p99"], 3), "yes" if c["pareto"] else ""])
+            full.append([c["candidate"], c["status"], fgen(c["max_qps_per_replica"]),
                          fgen(c["max_qps_per_gpu"]), c["binding_slo"] or "—",
                          str(c["replicas"]) if ok else "—", str(c["gpus"]) if ok else "—",
                          fmoney(c["cost_per_hour"]) if ok else "—",
@@ -1831,34 +2365,32 @@ def report_plan(d):
                          fnum(c["lat"]["tbt_s"]["p99"] * 1e3, 1),
                          fnum(c["lat"]["e2e_s"]["p99"], 2), "yes" if ok else "no",
                          "yes" if c["pareto"] else "", c["note"]])
-        doc.table(["candidate", "status", "QPS/replica", "QPS/GPU", "binding SLO", "replicas",
-                   "GPUs", "$/hour", "$/M output tok", "TTFT p99 (s)", "TBT p99 (ms)",
-                   "E2E p99 (s)", "meets SLOs", "Pareto", "note"], rows,
-                  right={2, 3, 5, 6, 7, 8, 9, 10, 11})
-        doc.note("Ranked by cost per hour; latencies are those of one replica at its highest "
-                 "passing rate. The binding SLO is the one missed at the lowest failing rate.")
+        doc.table(["candidate", "meets SLOs", "QPS / replica", "binding SLO",
+                   "replicas x GPUs", "$/hour", "TTFT p99 (s)", "Pareto"], brief,
+                  right={2, 4, 5, 6})
+        doc.note("Listed by cost per hour, those that meet the SLOs first"
+                 + (f" (kvsim's ranking: {ranking_rule})" if ranking_rule else "")
+                 + "; candidates are named GPU/TP/KV manager/scheduler; latencies are those of "
+                 "one replica at its highest passing rate. The binding SLO is the one missed at "
+                 "the lowest failing rate.")
+        with doc.details("Every column of plan.json, per candidate"):
+            doc.table(["candidate", "status", "QPS / replica", "QPS / GPU", "binding SLO",
+                       "replicas", "GPUs", "$/hour", "$/M output tok", "TTFT p99 (s)",
+                       "TBT p99 (ms)", "E2E p99 (s)", "meets SLOs", "Pareto", "note"], full,
+                      right={2, 3, 5, 6, 7, 8, 9, 10, 11}, small=True)
         note_caveats(doc, [(c["candidate"], c["timing_caveats"]) for c in cands])
         note_caveats(doc, [(c["candidate"], c["timing_assumptions"]) for c in cands], "Assumed")
 
         gpus = list(dict.fromkeys(c["gpu"] for c in cands))
         kvs = list(dict.fromkeys(c["kv_label"] for c in cands))
         kv_color = {k: color(i) for i, k in enumerate(kvs)}
+        from matplotlib.patches import Patch
+        from matplotlib.lines import Line2D
 
         doc.h2(H_PLAN_QPS)
         n = len(cands)
         fig, ax = plt().subplots(figsize=(10, max(3.2, 0.28 * n + 1.4)))
-        ys = list(range(n))[::-1]
-        for y, c in zip(ys, cands):
-            feasible = c["status"] != "infeasible" and c["max_qps_per_replica"] > 0
-            ax.barh(y, c["max_qps_per_replica"], color=kv_color[c["kv_label"]],
-                    hatch="" if c["meets_slo"] else "//", edgecolor="#333", lw=0.5)
-            if not feasible:
-                ax.text(0, y, f"  {c['status']}", va="center", fontsize=7.5, color="#a00")
-        ax.set_yticks(ys)
-        ax.set_yticklabels([c["candidate"] for c in cands], fontsize=7.5)
-        ax.axvline(target, color="#444", ls=":", lw=1.2)
-        from matplotlib.patches import Patch
-        from matplotlib.lines import Line2D
+        info = plot_plan_qps(ax, cands, target, kv_color)
         handles = [Patch(facecolor=kv_color[k], edgecolor="#333", label=k) for k in kvs]
         handles.append(Patch(facecolor="white", edgecolor="#333", hatch="//",
                              label="misses the SLOs"))
@@ -1870,24 +2402,15 @@ def report_plan(d):
         ax.grid(axis="y", alpha=0)
         doc.chart("plan_max_qps.png", fig_to_png(fig), "Max QPS per replica per candidate",
                   "Candidates are named GPU/TP/KV manager/scheduler. Colour: KV manager; "
-                  "hatched bars miss the SLOs.")
+                  "hatched bars miss the SLOs."
+                  + _off_scale_note(cands, info["clipped"],
+                                    lambda c: f"{fgen(c['max_qps_per_replica'], 3)} req/s"))
 
         doc.h2(H_PLAN_COST)
-        meet = [c for c in cands if c["meets_slo"]]
+        meet = [cands[i] for i in order if cands[i]["meets_slo"]]  # cheapest first
         if meet:
-            meet = sorted(meet, key=lambda c: c["cost_per_hour"])  # stable: file order on ties
             fig, ax = plt().subplots(figsize=(10, max(3.2, 0.28 * len(meet) + 1.4)))
-            ys = list(range(len(meet)))[::-1]
-            for y, c in zip(ys, meet):
-                ax.barh(y, c["cost_per_hour"], color=kv_color[c["kv_label"]], edgecolor="#333",
-                        lw=0.5)
-                chosen = rec is not None and c["candidate"] == rec["candidate"]
-                ax.text(c["cost_per_hour"], y, f" {c['replicas']} x {c['tensor_parallel']} GPU"
-                        + ("  (recommended)" if chosen else ""), va="center", fontsize=7,
-                        fontweight="bold" if chosen else "normal")
-            ax.set_yticks(ys)
-            ax.set_yticklabels([c["candidate"] for c in meet], fontsize=7.5)
-            ax.margins(x=0.12)
+            info = plot_plan_cost(ax, meet, rec, kv_color)
             handles = [Patch(facecolor=kv_color[k], edgecolor="#333", label=k) for k in kvs
                        if any(c["kv_label"] == k for c in meet)]
             ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0))
@@ -1897,7 +2420,10 @@ def report_plan(d):
             ax.grid(axis="y", alpha=0)
             doc.chart("plan_cost.png", fig_to_png(fig), "Cost per hour per candidate",
                       "Cheapest first; bars are labelled replicas x GPUs per replica, as sized "
-                      "from one replica's max QPS (before the whole-fleet check).")
+                      "from one replica's max QPS (before the whole-fleet check)."
+                      + _off_scale_note(cands, info["clipped"],
+                                        lambda c: f"{fmoney(c['cost_per_hour'])}/hour, "
+                                                  f"{_plural(c['gpus'], 'GPU')}"))
         else:
             doc.p("No candidate meets the SLOs, so no fleet is priced.")
         missing = [c["candidate"] for c in cands if not c["meets_slo"]]
@@ -1909,20 +2435,7 @@ def report_plan(d):
         if pts:
             fig, ax = plt().subplots(figsize=(9, 5))
             gpu_marker = {g: MARKERS[i % len(MARKERS)] for i, g in enumerate(gpus)}
-            for c in pts:
-                ax.scatter(c["lat"]["ttft_s"]["p99"], c["cost_per_hour"], s=46,
-                           color=kv_color[c["kv_label"]], marker=gpu_marker[c["gpu"]],
-                           edgecolor="#222", lw=0.5, zorder=3)
-            front = sorted((c for c in pts if c["pareto"]),
-                           key=lambda c: (c["lat"]["ttft_s"]["p99"], c["cost_per_hour"]))
-            if front:
-                fx = [c["lat"]["ttft_s"]["p99"] for c in front]
-                fy = [c["cost_per_hour"] for c in front]
-                ax.step(fx, fy, where="post", color="#000", lw=1.2, ls="--", zorder=2)
-                ax.scatter(fx, fy, s=160, facecolor="none", edgecolor="#000", lw=1.4, zorder=4)
-            if rec is not None and is_num(rec["lat"]["ttft_s"]["p99"]):
-                ax.scatter([rec["lat"]["ttft_s"]["p99"]], [rec["cost_per_hour"]], s=520,
-                           marker="*", color="gold", edgecolor="#000", lw=0.8, zorder=1)
+            info = plot_plan_pareto(ax, pts, rec, kv_color, gpu_marker)
             handles = [Line2D([], [], marker="s", ls="", color=kv_color[k], label=k) for k in kvs
                        if any(c["kv_label"] == k for c in pts)]
             handles += [Line2D([], [], marker=gpu_marker[g], ls="", color="#888",
@@ -1934,14 +2447,25 @@ def report_plan(d):
                 handles.append(Line2D([], [], marker="*", ls="", color="gold",
                                       markeredgecolor="#000", markersize=13,
                                       label="recommendation (fleet cost)"))
+            if info["clipped"]:
+                handles.append(Line2D([], [], marker=">", ls="", color="none",
+                                      markeredgecolor="#c00", markersize=9,
+                                      label="off scale, drawn at the axis end"))
             ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0))
             ax.set_title("Fleet cost against p99 TTFT (one replica at its max QPS)")
-            ax.set_xlabel("p99 TTFT at the replica's max QPS (s)")
-            ax.set_ylabel("fleet cost (USD per hour)")
-            ax.margins(0.08)
+            ax.set_xlabel("p99 TTFT at the replica's max QPS (s)"
+                          + (", log scale" if info["xscale"] == "log" else ""))
+            ax.set_ylabel("fleet cost (USD per hour)"
+                          + (", log scale" if info["yscale"] == "log" else ""))
+            unplotted = [c["candidate"] for c in meet if c not in pts]
             doc.chart("plan_pareto.png", fig_to_png(fig), "Cost against p99 TTFT",
                       "Colour: KV manager; marker: GPU. Circled points are the Pareto frontier "
-                      "(no other candidate is both cheaper and lower in p99 TTFT).")
+                      "(no other candidate is both cheaper and lower in p99 TTFT)."
+                      + _off_scale_note(cands, info["clipped"],
+                                        lambda c: f"{fgen(c['lat']['ttft_s']['p99'], 3)} s, "
+                                                  f"{fmoney(c['cost_per_hour'])}/hour")
+                      + (f" Not drawn (no p99 TTFT): {', '.join(unplotted)}." if unplotted
+                         else ""))
         else:
             doc.p("No candidate meets the SLOs, so there is no cost/latency frontier.")
 
@@ -2105,6 +2629,7 @@ def report_calibration(d):
     doc = Doc(f"kvprobe calibration profile: {gpu}")
 
     def build():
+        doc.verdict(verdict_calibration(meta, t))
         doc.p(f"Calibration directory `{os.path.basename(os.path.abspath(d))}`: profile.txt "
               "measured by kvprobe (format: tools/kvprobe/PROFILE_FORMAT.md).")
         doc.h2(H_SCENARIO)

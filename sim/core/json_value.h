@@ -1,5 +1,6 @@
 // JsonValue: a strict JSON reader producing a small DOM, for the measurement files that
-// `kvsim fit` reads. Beyond RFC 8259 it accepts only the number tokens `Infinity`,
+// `kvsim fit` reads and the JSON traces of the workload layer. Beyond RFC 8259 it accepts only the
+// number tokens `Infinity`,
 // `-Infinity` and `NaN` that Python's json.dumps writes for non-finite floats. Every value
 // remembers the file (origin) and 1-based line where it starts and the key path that leads
 // to it, so the typed accessors throw InputError "origin:line: 'key': what" on a type
@@ -7,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -96,5 +98,12 @@ struct JsonValue::Member {
 // InputError "origin:line: what" on any syntax error, including duplicate keys in an
 // object, trailing commas, comments and anything after the value.
 JsonValue ParseJson(std::string_view text, const std::string& origin, int first_line = 1);
+
+// ParseJson for a document of which only some top-level keys are wanted: when the root is
+// an object, its members whose key `keep` refuses are checked as ParseJson checks them
+// (syntax, duplicate keys, nesting depth) but not stored, so that they take no memory.
+// What is kept, and every error, is as ParseJson gives it.
+JsonValue ParseJsonKeeping(std::string_view text, const std::string& origin, int first_line,
+                           const std::function<bool(std::string_view key)>& keep);
 
 }  // namespace kvsim

@@ -1,7 +1,7 @@
 // Tests for the strict JSON reader: every value type, nesting and key order, escapes,
-// Python's non-finite number tokens, the line each value remembers, and syntax and type
-// errors that name origin:line.
-#include "sim/fit/json_value.h"
+// Python's non-finite number tokens, the line each value remembers, syntax and type
+// errors that name origin:line, and parsing that keeps only some top-level keys.
+#include "sim/core/json_value.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -248,6 +248,62 @@ TEST(JsonValueTest, FailNamesTheValueForCallersRangeChecks) {
   EXPECT_THAT(InputErrorMessage([&] { doc.At("rate").Fail("must be > 0"); }),
               HasSubstr("doc.json:2: 'rate': must be > 0"));
   EXPECT_THAT(InputErrorMessage([&] { doc.Fail("empty"); }), HasSubstr("doc.json:1: empty"));
+}
+
+TEST(JsonValueTest, IntegerLiteralsGiveTheNearestDoubleAndKeepTheSignOfZero) {
+  const JsonValue doc = ParseJson("[9007199254740993, -0, 12, -7, 99999999999999999999]", "d");
+  EXPECT_EQ(doc.Element(0).AsNumber(), 9007199254740992.0);  // 2^53 + 1 rounds to even
+  EXPECT_EQ(doc.Element(0).AsInt(), 9007199254740993);
+  EXPECT_TRUE(std::signbit(doc.Element(1).AsNumber()));
+  EXPECT_EQ(doc.Element(2).AsNumber(), 12.0);
+  EXPECT_EQ(doc.Element(3).AsNumber(), -7.0);
+  EXPECT_EQ(doc.Element(4).AsNumber(), 1e20);  // beyond int64: parsed as a double
+}
+
+// ---------------------------------------------------------------------------------------
+// ParseJsonKeeping
+
+// Keeps the top-level keys "a" and "c".
+bool KeepAOrC(std::string_view key) { return key == "a" || key == "c"; }
+
+TEST(JsonValueTest, KeepingStoresOnlyTheTopLevelMembersItIsAskedFor) {
+  const JsonValue doc =
+      ParseJsonKeeping("{\"a\": 1,\n\"b\": [1, {\"a\": 2}],\n\"c\": {\"b\": 3, \"z\": [true]}}",
+                       "doc.json", 1, KeepAOrC);
+  ASSERT_EQ(doc.size(), 2u);
+  EXPECT_EQ(doc.AsObject()[0].key, "a");
+  EXPECT_EQ(doc.AsObject()[1].key, "c");
+  EXPECT_EQ(doc.Find("b"), nullptr);
+  // Below the top level nothing is left out.
+  EXPECT_EQ(doc.At("c").At("b").AsInt(), 3);
+  EXPECT_TRUE(doc.At("c").At("z").Element(0).AsBool());
+  EXPECT_EQ(doc.At("c").line(), 3);
+  EXPECT_EQ(doc.At("c").At("b").where(), "c.b");
+}
+
+TEST(JsonValueTest, KeepingChecksTheMembersItLeavesOutAsJson) {
+  auto error = [](const std::string& text) {
+    return InputErrorMessage([&] { ParseJsonKeeping(text, "doc.json", 1, KeepAOrC); });
+  };
+  EXPECT_THAT(error("{\"a\": 1,\n\"b\": [1,\n 2,]}"),
+              HasSubstr("doc.json:3: malformed JSON at column 4: unexpected character ']'"));
+  EXPECT_THAT(error(R"({"b": {"k": 1, "k": 2}})"), HasSubstr("doc.json:1: duplicate key 'k'"));
+  EXPECT_THAT(error(R"({"b": 1, "a": 2, "b": 3})"), HasSubstr("doc.json:1: duplicate key 'b'"));
+  EXPECT_THAT(error(R"({"b": {"x" 1}})"), HasSubstr("expected ':' after a key"));
+  EXPECT_THAT(error(R"({"b": [1 2]})"), HasSubstr("expected ',' or ']' after an element"));
+  EXPECT_THAT(error(R"({"b": {"x": 1 "y": 2}})"), HasSubstr("expected ',' or '}' after a member"));
+  EXPECT_THAT(error(R"({"b": {1: 2}})"), HasSubstr("expected a key string"));
+  EXPECT_THAT(error(R"({"b": [nul]})"), HasSubstr("expected a value"));
+  EXPECT_THAT(error("{\"b\": " + std::string(300, '[') + std::string(300, ']') + "}"),
+              HasSubstr("nesting deeper than 256 levels"));
+  EXPECT_NO_THROW(
+      ParseJsonKeeping(R"({"b": {"x": [], "y": {}, "z": "\u00e9"}, "a": 1})", "d", 1, KeepAOrC));
+}
+
+TEST(JsonValueTest, KeepingParsesADocumentThatIsNotAnObjectWhole) {
+  const JsonValue doc = ParseJsonKeeping("[1, {\"b\": 2}]", "doc.json", 4, KeepAOrC);
+  EXPECT_EQ(doc.Element(1).At("b").AsInt(), 2);
+  EXPECT_EQ(doc.line(), 4);
 }
 
 }  // namespace

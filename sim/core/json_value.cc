@@ -1,12 +1,14 @@
 // A recursive-descent JSON parser into JsonValue, and JsonValue's typed accessors.
-#include "sim/fit/json_value.h"
+#include "sim/core/json_value.h"
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <limits>
 #include <utility>
+#include <vector>
 
 #include "sim/core/check.h"
 
@@ -20,8 +22,13 @@ constexpr int kMaxDepth = 256;
 
 class JsonParser {
  public:
-  JsonParser(std::string_view text, const std::string& origin, int first_line)
-      : s_(text), origin_(std::make_shared<const std::string>(origin)), line_(first_line) {}
+  // `keep`, when not null, picks the root object's members to store (ParseJsonKeeping).
+  JsonParser(std::string_view text, const std::string& origin, int first_line,
+             const std::function<bool(std::string_view)>* keep = nullptr)
+      : s_(text),
+        origin_(std::make_shared<const std::string>(origin)),
+        line_(first_line),
+        keep_(keep) {}
 
   JsonValue ParseDocument() {
     if (s_.substr(0, 3) == "\xEF\xBB\xBF") pos_ = 3;
@@ -91,6 +98,16 @@ class JsonParser {
     return v;
   }
 
+  // Key path of element `index` of the array at `where`: "where[index]".
+  static std::string ElementPath(const std::string& where, size_t index) {
+    char digits[24];
+    const auto end = std::to_chars(digits, digits + sizeof digits, index).ptr;
+    std::string path;
+    path.reserve(where.size() + static_cast<size_t>(end - digits) + 2);
+    path.append(where).append(1, '[').append(digits, end).append(1, ']');
+    return path;
+  }
+
   // Key path of a member `key` of the value at `where`.
   static std::string MemberPath(const std::string& where, const std::string& key) {
     return where.empty() ? key : where + "." + key;
@@ -104,24 +121,33 @@ class JsonParser {
       ++pos_;
       return;
     }
+    // Keys of the root's members that `keep_` refused: not stored, still unique.
+    std::vector<std::string> skipped;
+    const bool filter = keep_ != nullptr && depth == 1;
     for (;;) {
       SkipSpace();
       if (Peek() != '"') Fail("expected a key string");
       std::string key;
       const int key_line = line_;
       ParseString(&key);
-      for (const JsonValue::Member& m : v->members_) {
-        if (m.key == key) {
-          throw InputError(fmt::format("{}:{}: duplicate key '{}'", *origin_, key_line,
-                                       MemberPath(v->where_, key)));
-        }
+      const bool seen = std::any_of(v->members_.begin(), v->members_.end(),
+                                    [&](const JsonValue::Member& m) { return m.key == key; }) ||
+                        std::find(skipped.begin(), skipped.end(), key) != skipped.end();
+      if (seen) {
+        throw InputError(fmt::format("{}:{}: duplicate key '{}'", *origin_, key_line,
+                                     MemberPath(v->where_, key)));
       }
       SkipSpace();
       if (Peek() != ':') Fail("expected ':' after a key");
       ++pos_;
       SkipSpace();
-      JsonValue value = ParseValue(MemberPath(v->where_, key), depth);
-      v->members_.push_back({std::move(key), std::move(value)});
+      if (filter && !(*keep_)(key)) {
+        SkipValue(depth);
+        skipped.push_back(std::move(key));
+      } else {
+        JsonValue value = ParseValue(MemberPath(v->where_, key), depth);
+        v->members_.push_back({std::move(key), std::move(value)});
+      }
       SkipSpace();
       if (Peek() == ',') {
         ++pos_;
@@ -143,14 +169,62 @@ class JsonParser {
     }
     for (;;) {
       SkipSpace();
-      v->elements_.push_back(
-          ParseValue(fmt::format("{}[{}]", v->where_, v->elements_.size()), depth));
+      v->elements_.push_back(ParseValue(ElementPath(v->where_, v->elements_.size()), depth));
       SkipSpace();
       if (Peek() == ',') {
         ++pos_;
         continue;
       }
       if (Peek() != ']') Fail("expected ',' or ']' after an element of an array");
+      ++pos_;
+      return;
+    }
+  }
+
+  // Checks the value at pos_ as ParseValue(where, depth) would, storing nothing of it
+  // (a scalar is parsed into a value that is dropped).
+  void SkipValue(int depth) {
+    const char open = Peek();
+    if (open != '{' && open != '[') {
+      ParseValue(std::string(), depth);
+      return;
+    }
+    if (depth >= kMaxDepth) Fail(fmt::format("nesting deeper than {} levels", kMaxDepth));
+    const bool object = open == '{';
+    const char close = object ? '}' : ']';
+    ++pos_;
+    SkipSpace();
+    if (Peek() == close) {
+      ++pos_;
+      return;
+    }
+    std::vector<std::string> keys;
+    for (;;) {
+      SkipSpace();
+      if (object) {
+        if (Peek() != '"') Fail("expected a key string");
+        std::string key;
+        const int key_line = line_;
+        ParseString(&key);
+        if (std::find(keys.begin(), keys.end(), key) != keys.end()) {
+          throw InputError(fmt::format("{}:{}: duplicate key '{}'", *origin_, key_line, key));
+        }
+        keys.push_back(std::move(key));
+        SkipSpace();
+        if (Peek() != ':') Fail("expected ':' after a key");
+        ++pos_;
+        SkipSpace();
+      }
+      SkipValue(depth + 1);
+      SkipSpace();
+      if (Peek() == ',') {
+        ++pos_;
+        continue;
+      }
+      if (Peek() != close) {
+        Fail(object ? "expected ',' or '}' after a member of an object"
+                    : "expected ',' or ']' after an element of an array");
+      }
       ++pos_;
       return;
     }
@@ -196,13 +270,18 @@ class JsonParser {
     }
     const char* first = s_.data() + start;
     const char* last = s_.data() + pos_;
-    const auto [ptr, ec] = std::from_chars(first, last, v->number_);
-    if (ec != std::errc() || ptr != last) {
-      Fail(fmt::format("number {} is out of range", std::string_view(first, last - first)));
-    }
     if (v->integral_) {
       const auto [iptr, iec] = std::from_chars(first, last, v->integer_);
       v->int64_exact_ = iec == std::errc() && iptr == last;
+      // An int64 converts to the nearest double, as from_chars would round the text.
+      if (v->int64_exact_) {
+        v->number_ = v->integer_ == 0 && *first == '-' ? -0.0 : static_cast<double>(v->integer_);
+        return;
+      }
+    }
+    const auto [ptr, ec] = std::from_chars(first, last, v->number_);
+    if (ec != std::errc() || ptr != last) {
+      Fail(fmt::format("number {} is out of range", std::string_view(first, last - first)));
     }
   }
 
@@ -290,10 +369,16 @@ class JsonParser {
   int line_;
   size_t pos_ = 0;
   size_t line_start_ = 0;  // offset of the current line's first character
+  const std::function<bool(std::string_view)>* keep_;  // null: keep every member
 };
 
 JsonValue ParseJson(std::string_view text, const std::string& origin, int first_line) {
   return JsonParser(text, origin, first_line).ParseDocument();
+}
+
+JsonValue ParseJsonKeeping(std::string_view text, const std::string& origin, int first_line,
+                           const std::function<bool(std::string_view key)>& keep) {
+  return JsonParser(text, origin, first_line, &keep).ParseDocument();
 }
 
 const std::string& JsonValue::origin() const {
