@@ -87,7 +87,7 @@ int RunCommand(const CommandOptions& o, std::ostream& out) {
   RunOutputWriter writer(staged.path(), config.output);
   sim->AddObserver(&writer);
   Progress progress("kvsim run", "requests finished", config.workload.max_requests,
-                    !o.quiet && StderrIsTerminal(), std::cerr);
+                    !o.quiet && StderrIsTerminal(), std::cerr, ProgressDelay());
   ProgressObserver counter(progress);
   sim->AddObserver(&counter);
   const Summary summary = sim->Run();
@@ -183,7 +183,7 @@ int CompareCommand(const CommandOptions& o, std::ostream& out) {
   Manifest top(staged.path());
   AttachWriters(jobs, [&](size_t i) { return staged.path() / jobs[i].label; });
   Progress progress("kvsim compare", "runs", static_cast<int64_t>(jobs.size()),
-                    !o.quiet && StderrIsTerminal(), std::cerr);
+                    !o.quiet && StderrIsTerminal(), std::cerr, ProgressDelay());
   RunJobs(jobs, o.jobs, progress);
 
   std::vector<LabeledRun> runs;
@@ -236,7 +236,7 @@ int SweepCommand(const CommandOptions& o, std::ostream& out) {
     return staged.path() / jobs[i].label / fmt::format("rate_{}", job_rates[i]);
   });
   Progress progress("kvsim sweep", "runs", static_cast<int64_t>(jobs.size()),
-                    !o.quiet && StderrIsTerminal(), std::cerr);
+                    !o.quiet && StderrIsTerminal(), std::cerr, ProgressDelay());
   RunJobs(jobs, o.jobs, progress);
 
   std::string json = "{\n  \"rates_qps\": [";
@@ -312,8 +312,9 @@ int PlanCommand(const CommandOptions& o, std::ostream& out) {
   std::unique_ptr<Progress> progress;
   options.progress = [&](int64_t done, int64_t total) {
     if (!progress) {
-      progress = std::make_unique<Progress>("kvsim plan", "candidates", total,
-                                            !o.quiet && StderrIsTerminal(), std::cerr);
+      progress =
+          std::make_unique<Progress>("kvsim plan", "candidates", total,
+                                     !o.quiet && StderrIsTerminal(), std::cerr, ProgressDelay());
     }
     progress->Add(done);
   };

@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <cmath>
+#include <cstdlib>
 #include <ostream>
 #include <utility>
 
@@ -53,5 +55,15 @@ void Progress::Finish() {
 }
 
 bool StderrIsTerminal() { return isatty(STDERR_FILENO) == 1; }
+
+std::chrono::milliseconds ProgressDelay() {
+  const char* env = std::getenv("KVSIM_PROGRESS_DELAY_S");
+  if (env != nullptr && *env != '\0') {
+    char* end = nullptr;
+    const double s = std::strtod(env, &end);
+    if (*end == '\0' && s >= 0 && s <= 1e6) return std::chrono::milliseconds(std::llround(s * 1e3));
+  }
+  return std::chrono::milliseconds(2000);
+}
 
 }  // namespace kvsim

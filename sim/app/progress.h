@@ -53,4 +53,8 @@ class Progress {
 // Whether standard error is a terminal (isatty(2)).
 bool StderrIsTerminal();
 
+// How long a command runs before it shows progress: $KVSIM_PROGRESS_DELAY_S seconds
+// when set to a number >= 0, else 2 s.
+std::chrono::milliseconds ProgressDelay();
+
 }  // namespace kvsim

@@ -172,6 +172,27 @@ TEST(Cli, AnEarlierRunsOutputsAreReplacedOnlyWithForce) {
   EXPECT_THAT(ReadFileText(fs::path(out) / "config.yaml"), HasSubstr("seed: 7"));
 }
 
+// On a terminal (script(1) gives the sweep one) progress shows on stderr; in a pipe or
+// a file it never does. KVSIM_PROGRESS_DELAY_S=0 shows it at once, however fast the run.
+TEST(Cli, ASweepShowsItsProgressOnATerminalAndNeverInAPipe) {
+  TempDir dir;
+  const std::string sweep = ::kvsim::testing::Quote(KVSIM_BINARY) + " sweep " +
+                            ::kvsim::testing::Quote(kQuickstart) +
+                            " --rates 4,8 --set workload.max_requests=100 --jobs 1 --out ";
+  const std::string capture = dir.PathOf("terminal.txt");
+  const std::string command = "KVSIM_PROGRESS_DELAY_S=0 script -qefc " +
+                              ::kvsim::testing::Quote(sweep + dir.PathOf("a")) + " /dev/null > " +
+                              ::kvsim::testing::Quote(capture) + " 2>&1 </dev/null";
+  ASSERT_EQ(std::system(command.c_str()), 0);
+  const std::string shown = ReadFileText(capture);
+  EXPECT_THAT(shown, ::testing::ContainsRegex("\rkvsim sweep: [1-8]/8 runs, "));
+  EXPECT_THAT(shown, HasSubstr("outputs written to"));
+  const Result piped = RunKvsim({"sweep", kQuickstart, "--rates", "4,8", "--set",
+                                 "workload.max_requests=100", "--out", dir.PathOf("b")});
+  EXPECT_EQ(piped.exit_code, 0) << piped.err;
+  EXPECT_EQ(piped.err, "");
+}
+
 TEST(Cli, RunWithoutAConfigFails) {
   const Result r = RunKvsim({"run"});
   EXPECT_EQ(r.exit_code, 2);
