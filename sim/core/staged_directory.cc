@@ -49,7 +49,13 @@ StagedDirectory::StagedDirectory(const fs::path& dir, bool replace_earlier) : ta
   std::error_code ec;
   // Through any symlinks to the real directory: it is what gets replaced, and a link
   // to it keeps pointing at the new outputs.
-  dir_ = fs::weakly_canonical(fs::absolute(dir, ec), ec);
+  fs::path named = fs::absolute(dir, ec).lexically_normal();
+  if (!named.has_filename()) named = named.parent_path();
+  if (named.filename().string().size() > kMaxNameBytes) {
+    throw InputError(fmt::format("{}: the directory name is {} bytes; at most {} can be used",
+                                 shown, named.filename().string().size(), kMaxNameBytes));
+  }
+  dir_ = fs::weakly_canonical(named, ec);
   if (ec || dir_.empty()) {
     throw InputError(fmt::format("{}: not a usable output directory: {}", shown, ec.message()));
   }

@@ -20,6 +20,8 @@ namespace kvsim {
 namespace {
 
 // The columns each table section of the format must have, in the format's order.
+constexpr double kMaxProfileTimeUs = 1e9;  // 1000 s
+
 constexpr std::string_view kVmmColumns[] = {"call",   "handle_bytes", "samples", "p10_us",
                                             "p50_us", "p90_us",       "p99_us"};
 constexpr std::string_view kVmmUnderLoadColumns[] = {"metric", "value"};
@@ -322,6 +324,12 @@ Profile ParseProfile(std::string_view text, const std::string& path) {
                                     table->columns_[c], fields[c]));
         }
         value = *parsed;
+        // A time beyond 1000 s per measured call would outlast what kvsim simulates.
+        if (table->columns_[c].ends_with("_us") && !(value >= 0 && value <= kMaxProfileTimeUs)) {
+          fail(line_no,
+               fmt::format("[{}] column '{}': {} is not a time in [0, {:g}] us", table->name_,
+                           table->columns_[c], fields[c], kMaxProfileTimeUs));
+        }
       }
       table->numbers_.push_back(value);
       table->text_.push_back(std::move(fields[c]));

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string_view>
+#include <utility>
 
 #include "sim/core/check.h"
 #include "sim/workload/benchmark_serving_trace.h"
@@ -233,6 +234,18 @@ std::unique_ptr<TraceReader> OpenTrace(const std::string& path, TraceFormat form
   }
   KVSIM_CHECK(false, "unhandled trace format");
   return nullptr;
+}
+
+void CheckTraceTokens(const TraceRecord& record, const std::string& path) {
+  for (const auto& [what, tokens] :
+       {std::pair<const char*, int64_t>{"prompt", record.prompt_tokens},
+        {"output", record.output_tokens}}) {
+    if (tokens > kMaxTraceTokens) {
+      throw InputError(fmt::format(
+          "{}:{}: {} of {} tokens: beyond any model's context (at most {} tokens per request)",
+          path, record.line, what, tokens, kMaxTraceTokens));
+    }
+  }
 }
 
 }  // namespace kvsim

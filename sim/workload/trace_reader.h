@@ -119,6 +119,14 @@ TraceFormat DetectTraceFormat(const std::string& path);
 std::unique_ptr<TraceReader> OpenTrace(const std::string& path, TraceFormat format,
                                        const TraceColumns& columns = {});
 
+// The most tokens a trace row may give a prompt or an output: 2^24, beyond any
+// model's context (a larger count would overflow what is derived from it).
+constexpr int64_t kMaxTraceTokens = int64_t{1} << 24;
+
+// Throws InputError "path:line: ..." when `record`'s prompt or output exceeds
+// kMaxTraceTokens. Every trace row passes through it before it becomes a request.
+void CheckTraceTokens(const TraceRecord& record, const std::string& path);
+
 // The longest trace line kvsim reads: a longer one is refused before it is read whole.
 constexpr size_t kMaxTraceLineBytes = size_t{1} << 20;
 

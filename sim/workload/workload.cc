@@ -174,6 +174,7 @@ class Workload::Impl {
     if (reader_) {
       row = reader_->Next();
       if (!row) return std::nullopt;
+      CheckTraceTokens(*row, config_.trace_path);
     }
     RequestSpec spec;
     spec.id = next_id_++;
@@ -273,6 +274,7 @@ class Workload::Impl {
     std::unique_ptr<TraceReader> all =
         OpenTrace(config_.trace_path, config_.trace_format, config_.columns);
     while (std::optional<TraceRecord> r = all->Next()) {
+      CheckTraceTokens(*r, config_.trace_path);
       pool_.emplace_back(r->prompt_tokens, r->output_tokens);
     }
     pool_skipped_rows_ = all->skipped_rows();

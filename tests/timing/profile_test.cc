@@ -441,12 +441,20 @@ TEST(VmmLatencyFromProfile, AZeroLatencyIsAnError) {
 
 TEST(VmmLatencyFromProfile, ACallOfMoreThanASecondIsAnError) {
   std::vector<std::string> lines = MinimalLines();
-  lines[15] = "cuMemMap,2097152,2000,1e12,1e12,1e12,1e12";  // would overflow a page's cost
+  lines[15] = "cuMemMap,2097152,2000,2e6,2e6,2e6,2e6";  // 2 s a call
   try {
     VmmLatencyFromProfile(ParseProfile(Join(lines), kPath));
     FAIL() << "expected an InputError";
   } catch (const InputError& e) {
     EXPECT_THAT(e.what(), HasSubstr("p.txt:16: [vmm] cuMemMap p50_us must be in (0, 1e6]"));
+  }
+  // Beyond 1000 s a time is refused by any section, as the profile is read.
+  lines[15] = "cuMemMap,2097152,2000,1e12,1e12,1e12,1e12";  // would overflow a page's cost
+  try {
+    ParseProfile(Join(lines), kPath);
+    FAIL() << "expected an InputError";
+  } catch (const InputError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("p.txt:16: [vmm] column 'p10_us': 1e12 is not a time"));
   }
 }
 
