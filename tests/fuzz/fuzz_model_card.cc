@@ -10,7 +10,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace kvsim::fuzz;
   if (size > kMaxInputBytes) return 0;
   static const GpuSpec gpu = LoadGpuSpec(SourceDir() + "/models/gpu/H100-SXM.yaml");
-  const std::string text = AsText(data, size);
+  const std::string text(AsText(data, size));
   const bool json = !text.empty() && text.front() == '{';
   const std::string path = WriteScratchFile(json ? "config.json" : "model.yaml", text);
   ExpectOnlyInputErrors("model card", [&] {
