@@ -139,9 +139,13 @@ void PreemptRunning(SequenceQueues& queues, size_t index, KvCacheManager& kv, Ba
 // growth fits. Returns false when running[index] itself had to be preempted.
 bool GrowOrPreempt(SequenceQueues& queues, size_t index, int64_t tokens, GrowthPhase phase,
                    KvCacheManager& kv, Batch& batch);
-// Tokens of waiting.front() whose KV the manager still holds from before its
-// preemption (KvCacheManager::CachedPrefixTokens over its pending tokens); an
-// admission reuses them, so they are not computed again. 0 for a new request.
+// What `spec`'s tokens are, for KvCacheManager::Identify: its hash_ids up to its
+// prompt, its stream up to prompt + output, its id. Valid while `spec` lives.
+PrefixIdentity PrefixOf(const RequestSpec& spec);
+// Tokens of waiting.front() whose KV the manager holds already: a shared prefix other
+// requests computed, or its own blocks from before a preemption
+// (KvCacheManager::CachedPrefixTokens over its pending tokens); an admission reuses
+// them, so they are not computed again.
 int64_t CachedPrefix(const SequenceQueues& queues, const KvCacheManager& kv);
 // Admits waiting.front() holding KV for `hold_tokens` tokens, of which the first
 // CachedPrefix are reused and the next `compute_tokens` are computed now; moves it

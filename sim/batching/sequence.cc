@@ -1,4 +1,5 @@
 // Scheduling steps shared by every batch scheduler.
+#include <algorithm>
 #include <vector>
 
 #include "sim/batching/batch_scheduler.h"
@@ -50,6 +51,8 @@ void PreemptRunning(SequenceQueues& queues, size_t index, KvCacheManager& kv, Ba
     seq->scheduled_tokens = 0;
   }
   kv.ReleaseWritten(seq->spec.id, seq->computed);
+  kv.Identify(seq->spec.id, PrefixOf(seq->spec));  // for its next admission
+  seq->lost_tokens = seq->computed;
   seq->admitted = false;
   seq->computed = 0;
   seq->held_tokens = 0;
@@ -74,6 +77,18 @@ bool GrowOrPreempt(SequenceQueues& queues, size_t index, int64_t tokens, GrowthP
   return true;
 }
 
+PrefixIdentity PrefixOf(const RequestSpec& spec) {
+  PrefixIdentity p;
+  p.hash_ids = spec.hash_ids;
+  p.hash_block_tokens = spec.hash_block_tokens;
+  p.hash_tokens = std::min(static_cast<int64_t>(spec.hash_ids.size()) * spec.hash_block_tokens,
+                           spec.prompt_tokens);
+  p.stream = spec.stream;
+  p.stream_tokens = std::min(spec.stream_tokens, spec.prompt_tokens + spec.output_tokens);
+  p.request_id = spec.id;
+  return p;
+}
+
 int64_t CachedPrefix(const SequenceQueues& queues, const KvCacheManager& kv) {
   const Sequence& seq = *queues.waiting.front();
   return kv.CachedPrefixTokens(seq.spec.id, seq.PendingTokens());
@@ -91,6 +106,11 @@ bool AdmitFront(SequenceQueues& queues, int64_t hold_tokens, int64_t compute_tok
   seq.admitted = true;
   seq.held_tokens = hold_tokens;
   seq.computed = cached;
+  if (seq.preemptions == 0) {
+    seq.prefix_hit_tokens = cached;
+  } else {
+    seq.recomputed_tokens += std::max<int64_t>(0, seq.lost_tokens - cached);
+  }
   queues.running.push_back(std::move(queues.waiting.front()));
   queues.waiting.pop_front();
   AddToBatch(*queues.running.back(), compute_tokens, batch);

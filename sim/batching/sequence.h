@@ -26,8 +26,11 @@ struct Sequence {
   int64_t held_tokens = 0;       // tokens the KV manager holds for it (>= computed
                                  // while admitted; 0 when not admitted)
   int64_t preemptions = 0;
-  bool admitted = false;      // holds KV memory in the manager
-  Nanos first_scheduled{-1};  // start of the first iteration that computed it
+  int64_t prefix_hit_tokens = 0;  // found cached at the first admission
+  int64_t recomputed_tokens = 0;  // computed before a preemption, computed again after
+  int64_t lost_tokens = 0;        // computed when last preempted
+  bool admitted = false;          // holds KV memory in the manager
+  Nanos first_scheduled{-1};      // start of the first iteration that computed it
   Nanos first_token{-1};
   Nanos last_token{-1};
 

@@ -23,6 +23,7 @@ Replica::Replica(int64_t index, std::unique_ptr<KvCacheManager> kv,
 void Replica::Enqueue(RequestSpec spec) {
   auto seq = std::make_unique<Sequence>();
   seq->spec = std::move(spec);
+  kv_->Identify(seq->spec.id, PrefixOf(seq->spec));
   queues_.waiting.push_back(std::move(seq));
 }
 
@@ -165,8 +166,10 @@ Nanos Replica::StartDecodeRun(Nanos now, Nanos horizon) {
   }
   // The sequences as stepping would leave them, with iteration `rounds` in flight.
   batch_.seqs.clear();
+  const bool offer = kv_->WantsComputedTokens();
   for (const auto& seq : queues_.running) {
     seq->computed += rounds - 1;
+    if (offer) kv_->OnTokensComputed(seq->spec.id, seq->computed);
     seq->generated += rounds - 1;
     seq->held_tokens += rounds;
     seq->scheduled_tokens = 1;
@@ -199,9 +202,11 @@ void Replica::CompleteIteration(Nanos now) {
   bool any_finished = false;
   Nanos gap{-1};  // equal token gaps in a row go to the histogram as one add
   int64_t gaps = 0;
+  const bool offer = kv_->WantsComputedTokens();
   for (Sequence* seq : batch_.seqs) {
     seq->computed += seq->scheduled_tokens;
     seq->scheduled_tokens = 0;
+    if (offer) kv_->OnTokensComputed(seq->spec.id, seq->computed);
     if (seq->computed != seq->KnownTokens()) continue;  // a prefill chunk, no token yet
     ++seq->generated;
     if (seq->first_token < Nanos(0)) {
@@ -226,7 +231,9 @@ void Replica::CompleteIteration(Nanos now) {
                               .finish = now + request_finish_,
                               .prompt_tokens = seq->spec.prompt_tokens,
                               .output_tokens = seq->spec.output_tokens,
-                              .preemptions = seq->preemptions});
+                              .preemptions = seq->preemptions,
+                              .prefix_hit_tokens = seq->prefix_hit_tokens,
+                              .recomputed_tokens = seq->recomputed_tokens});
     }
   }
   if (gaps > 0) metrics_.RecordTokens(gap, gaps);

@@ -205,6 +205,31 @@ void ApplyRecordedArrivals(const MapReader& r, WorkloadConfig& w, bool rate_set,
   }
 }
 
+// workload.shared_prefix and workload.sessions: each off unless present, and then
+// needing the keys that define it (tokens; turns and think_time_s).
+void DecodePrefixSharing(MapReader& r, WorkloadConfig& w) {
+  MapReader p = r.Child("shared_prefix");
+  w.shared_prefix.tokens = p.Int("tokens", 0, 1, kMaxSharedPrefixTokens);
+  w.shared_prefix.fraction = p.Double("fraction", w.shared_prefix.fraction, 0, 1);
+  w.shared_prefix.groups = p.Int("groups", w.shared_prefix.groups, 1, kMaxSharedPrefixGroups);
+  p.Finish();
+  if (r.Has("shared_prefix") && !p.Has("tokens")) {
+    r.Fail("shared_prefix", "missing key tokens: the length of each shared prompt, in tokens");
+  }
+  MapReader s = r.Child("sessions");
+  w.sessions.turns = s.Int("turns", 0, 1, kMaxSessionTurns);
+  w.sessions.think_time_s = s.Double("think_time_s", 0, 0, kMaxThinkTimeSeconds);
+  s.Finish();
+  if (r.Has("sessions")) {
+    if (!s.Has("turns")) r.Fail("sessions", "missing key turns: the turns of each session");
+    if (!s.Has("think_time_s")) {
+      r.Fail("sessions",
+             "missing key think_time_s: seconds from one turn's arrival to the next's (0 sends "
+             "a session's turns together)");
+    }
+  }
+}
+
 void DecodeWorkload(MapReader r, WorkloadConfig& w, const std::string& base_dir) {
   w.trace_path = Resolve(base_dir, r.String("trace", ""));
   w.trace_format = r.Enum("format", TraceFormat::kAuto,
@@ -248,6 +273,7 @@ void DecodeWorkload(MapReader r, WorkloadConfig& w, const std::string& base_dir)
     w.max_output_tokens = l.Int("max_output_tokens", w.max_output_tokens, 0, kMaxTokens);
     l.Finish();
   }
+  DecodePrefixSharing(r, w);
   r.Finish();
   if (!process_set && IsBenchmarkServingTrace(w)) ApplyRecordedArrivals(r, w, rate_set, cv_set);
   try {

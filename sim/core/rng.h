@@ -13,6 +13,7 @@ enum class RngStream : uint64_t {
   kArrivals = 1,
   kLengths = 2,
   kRouter = 3,
+  kSharedPrefix = 0x7072656669780001,  // which requests get a shared system prompt
 };
 
 class Rng {

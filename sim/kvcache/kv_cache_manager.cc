@@ -21,6 +21,39 @@ bool IsUvmPageSize(int64_t bytes) {
 
 }  // namespace
 
+namespace {
+
+// splitmix64's finaliser: a bijective 64-bit mix.
+uint64_t Mix(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+
+}  // namespace
+
+uint64_t ContentKey(const PrefixIdentity& prefix, int64_t end) {
+  KVSIM_CHECK(end >= 1, "a content key covers at least one token");
+  const auto position = static_cast<uint64_t>(end);
+  uint64_t base = 0;
+  uint64_t kind = 0;
+  if (end <= prefix.hash_tokens && prefix.hash_block_tokens > 0) {
+    const auto h = static_cast<size_t>((end - 1) / prefix.hash_block_tokens);
+    KVSIM_CHECK(h < prefix.hash_ids.size(), "hash_tokens beyond the hash ids");
+    base = prefix.hash_ids[h];
+    kind = 1;
+  } else if (prefix.stream != 0 && end <= prefix.stream_tokens) {
+    base = prefix.stream;
+    kind = 2;
+  } else {
+    base = static_cast<uint64_t>(prefix.request_id);
+    kind = 3;
+  }
+  const uint64_t key = Mix(Mix(Mix(kind) ^ base) ^ position);
+  return key == 0 ? 1 : key;
+}
+
 void KvCacheManager::GrowDecodeRounds(std::span<const int64_t> ids, std::span<const int64_t> tokens,
                                       int64_t rounds, std::vector<KvUsage>& usage) {
   KVSIM_CHECK(ids.size() == tokens.size(), "one token count per request");

@@ -78,9 +78,50 @@ struct KvStepCost {
   int64_t unmap_calls = 0;  // cuMemUnmap calls (stock only: uvm unmaps without a call)
 };
 
+// What a request's tokens are, as far as prefix caching can tell (the batching layer
+// fills it from RequestSpec). Tokens [0, end) of two requests hold the same KV when
+// ContentKey gives both the same key for that `end`.
+struct PrefixIdentity {
+  // A trace's chained prefix-block hashes (Mooncake): equal ids at index i mean
+  // equal tokens [0, (i + 1) x hash_block_tokens); `hash_tokens` of them are covered
+  // (at most the prompt).
+  std::span<const uint64_t> hash_ids;
+  int64_t hash_block_tokens = 512;
+  int64_t hash_tokens = 0;
+  // A shared content stream (a system prompt, a multi-turn session) covering the
+  // first stream_tokens tokens; 0: none.
+  uint64_t stream = 0;
+  int64_t stream_tokens = 0;
+  // The request's own content, for tokens neither covers (and for its own resume).
+  int64_t request_id = 0;
+};
+
+// The content key of tokens [0, end) of a request: from its hash_ids when they
+// cover `end`, else from its stream when that covers `end`, else its own (shared with
+// no other request). Never 0. REQUIRES: end >= 1.
+uint64_t ContentKey(const PrefixIdentity& prefix, int64_t end);
+
 class KvCacheManager {
  public:
   virtual ~KvCacheManager() = default;
+
+  // Tells the manager what request `id`'s tokens are, before CachedPrefixTokens and
+  // Admit; kept until id's next Release. Managers that share nothing ignore it.
+  // `prefix.hash_ids` must stay valid until then.
+  virtual void Identify(int64_t id, const PrefixIdentity& prefix) {
+    (void)id;
+    (void)prefix;
+  }
+
+  // Whether the manager wants OnTokensComputed calls (a prefix cache does).
+  virtual bool WantsComputedTokens() const { return false; }
+  // The first `computed_tokens` tokens of admitted request `id` now have their KV
+  // written: a prefix cache may offer its full blocks to other requests. Called
+  // after each iteration for the sequences that computed tokens in it.
+  virtual void OnTokensComputed(int64_t id, int64_t computed_tokens) {
+    (void)id;
+    (void)computed_tokens;
+  }
 
   // Admits request `id`, which must hold `tokens` tokens now and at most
   // `max_tokens` over its life (prompt + output). Applies the manager's admission
@@ -93,11 +134,12 @@ class KvCacheManager {
   // mapping, no reclamation). REQUIRES: as Admit.
   virtual bool CanAdmit(int64_t id, int64_t tokens, int64_t max_tokens) const = 0;
 
-  // Of the first `tokens` tokens of request `id`, how many still have their KV in
-  // the cache from an earlier admission of `id` (a preempted request's blocks that
-  // were not evicted since): whole blocks only, at most tokens - 1 (the last token
-  // is always computed again, to produce logits). Admit(id, ...) reuses them, so
-  // they need not be computed. 0 for managers that keep nothing.
+  // Of the first `tokens` tokens of request `id`, how many have their KV in the
+  // cache already: blocks of the same content (Identify) that another request, or
+  // an earlier admission of `id` (a preempted request), computed and that were not
+  // evicted since. Whole blocks only, at most tokens - 1 (the last token is always
+  // computed again, to produce logits). Admit(id, ...) reuses them, so they need not
+  // be computed. 0 for managers that keep nothing.
   // REQUIRES: id not admitted; tokens >= 1.
   virtual int64_t CachedPrefixTokens(int64_t id, int64_t tokens) const {
     (void)id;
@@ -183,11 +225,13 @@ std::unique_ptr<KvCacheManager> NewStaticKvManager(const KvGeometry& geometry,
 struct PagedKvConfig {
   int64_t block_tokens = 16;
   double watermark = 0.01;  // fraction of blocks kept free at admission
-  // vLLM's automatic prefix caching (on by default in vLLM V1): released blocks keep
-  // their content and join a free queue in release order (a request's last block
-  // first); allocation evicts from the queue's head (the oldest released). A
-  // request admitted again after preemption re-hits its whole blocks still queued
-  // (CachedPrefixTokens). Sharing between requests is not modelled.
+  // vLLM's automatic prefix caching (on by default in vLLM V1; vllm/v1/core/
+  // block_pool.py, kv_cache_manager.py): each full block of computed tokens is
+  // cached under its content key (ContentKey), and a request whose leading blocks
+  // have cached keys shares them (reference counts) instead of computing them:
+  // other requests' shared prefixes and its own blocks after preemption alike.
+  // Freed blocks join a free queue in LRU order (a request's blocks in reverse, its
+  // last block first); allocation evicts from the queue's head.
   bool prefix_caching = false;
 };
 std::unique_ptr<KvCacheManager> NewPagedKvManager(const KvGeometry& geometry,

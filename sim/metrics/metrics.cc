@@ -130,6 +130,9 @@ void Metrics::RecordRequest(const RequestRecord& r) {
   output_tokens_ += r.output_tokens;
   prompt_tokens_ += r.prompt_tokens;
   preemptions_ += r.preemptions;
+  prefix_hit_tokens_ += r.prefix_hit_tokens;
+  prefix_hit_requests_ += r.prefix_hit_tokens > 0 ? 1 : 0;
+  recomputed_tokens_ += r.recomputed_tokens;
   ttft_.Add(ToSeconds(r.first_token - r.arrival));
   e2e_.Add(ToSeconds(r.finish - r.arrival));
   queue_.Add(ToSeconds(r.first_scheduled - r.arrival));
@@ -186,6 +189,10 @@ Summary Metrics::Summarize() const {
   s.tbt_s = {tbt_.mean() * 1e-9, tbt_.Quantile(0.5) * 1e-9, tbt_.Quantile(0.9) * 1e-9,
              tbt_.Quantile(0.99) * 1e-9, tbt_.count()};
   s.preemptions = preemptions_;
+  s.prompt_tokens = prompt_tokens_;
+  s.prefix_hit_tokens = prefix_hit_tokens_;
+  s.prefix_hit_requests = prefix_hit_requests_;
+  s.recomputed_tokens = recomputed_tokens_;
   s.peak_allocated_bytes = peak_allocated_;
   if (busy_ns_ > 0) {
     const auto busy = static_cast<double>(busy_ns_);

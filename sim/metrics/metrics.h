@@ -24,6 +24,11 @@ struct RequestRecord {
   int64_t prompt_tokens = 0;
   int64_t output_tokens = 0;
   int64_t preemptions = 0;
+  // Prefix caching: prompt tokens whose KV was found cached at the request's first
+  // admission (not computed), and tokens computed again after preemptions (computed
+  // before, neither kept nor found again).
+  int64_t prefix_hit_tokens = 0;
+  int64_t recomputed_tokens = 0;
 };
 
 // One iteration of one replica. KV bytes are per GPU, after scheduling.
@@ -109,6 +114,14 @@ struct Summary {
   double requests_per_s = 0, output_tokens_per_s = 0, total_tokens_per_s = 0;
   Percentiles ttft_s, tbt_s, tpot_s, e2e_s, queue_s;
   int64_t preemptions = 0;
+  // Prefix caching (RequestRecord): hit tokens over the completed requests' prompt
+  // tokens, completed requests with any hit, and tokens computed again after
+  // preemptions.
+  int64_t prompt_tokens = 0;
+  int64_t prefix_hit_tokens = 0;
+  int64_t prefix_hit_requests = 0;
+  int64_t recomputed_tokens = 0;
+  bool prefix_caching = false;     // the KV manager caches prefixes (set by the simulation)
   int64_t kv_bytes_per_token = 0;  // per GPU
   int64_t kv_capacity_bytes = 0;   // per GPU
   int64_t peak_allocated_bytes = 0;
@@ -203,6 +216,7 @@ class Metrics {
   int64_t completed_ = 0;
   Nanos last_finish_{0};
   int64_t output_tokens_ = 0, prompt_tokens_ = 0, preemptions_ = 0;
+  int64_t prefix_hit_tokens_ = 0, prefix_hit_requests_ = 0, recomputed_tokens_ = 0;
   int64_t offered_ = 0, rejected_ = 0, truncated_ = 0;
   int64_t iterations_ = 0;
   int64_t peak_allocated_ = 0;

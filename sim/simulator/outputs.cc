@@ -97,6 +97,20 @@ std::string SummaryJson(const Summary& s, const Simulation& sim) {
       .Field("overloaded", s.overloaded)
       .EndObject();
   j.Field("preemptions", s.preemptions);
+  j.BeginObject("prefix_cache")
+      .Field("enabled", s.prefix_caching)
+      .Field("prompt_tokens", s.prompt_tokens)
+      .Field("hit_tokens", s.prefix_hit_tokens)
+      .Field("token_hit_rate", s.prompt_tokens > 0 ? static_cast<double>(s.prefix_hit_tokens) /
+                                                         static_cast<double>(s.prompt_tokens)
+                                                   : 0.0)
+      .Field("hit_requests", s.prefix_hit_requests)
+      .Field("request_hit_rate", s.requests_completed > 0
+                                     ? static_cast<double>(s.prefix_hit_requests) /
+                                           static_cast<double>(s.requests_completed)
+                                     : 0.0)
+      .Field("recomputed_tokens", s.recomputed_tokens)
+      .EndObject();
   j.BeginObject("kv")
       .Field("bytes_per_token", s.kv_bytes_per_token)
       .Field("capacity_bytes", s.kv_capacity_bytes)
@@ -299,6 +313,15 @@ std::string FormatSummary(const Summary& s, const Simulation& sim) {
   }
   line(fmt::format("  batch: max {} / mean {:.1f} running; {} preemptions", s.max_running,
                    s.mean_running, s.preemptions));
+  if (s.prefix_caching) {
+    line(
+        fmt::format("  prefix cache: {:.1f}% of prompt tokens found cached, {} of {} requests hit; "
+                    "{} tokens recomputed after preemptions",
+                    s.prompt_tokens > 0 ? 100.0 * static_cast<double>(s.prefix_hit_tokens) /
+                                              static_cast<double>(s.prompt_tokens)
+                                        : 0.0,
+                    s.prefix_hit_requests, s.requests_completed, s.recomputed_tokens));
+  }
   line(
       fmt::format("  KV: peak {:.2f} GiB, mean allocated {:.2f} GiB, mean live {:.2f} GiB, "
                   "fragmentation {:.1f}%",
@@ -415,6 +438,7 @@ std::string FormatCompareTable(const std::vector<LabeledRun>& runs) {
     const char* name;
     double (*get)(const Summary&);
     const char* format;
+    bool prefix_cache_only = false;  // shown when some run caches prefixes
   };
   static const Row kRows[] = {
       {"throughput (req/s)", [](const Summary& s) { return s.requests_per_s; }, "{:.2f}"},
@@ -439,13 +463,25 @@ std::string FormatCompareTable(const std::vector<LabeledRun>& runs) {
       {"KV peak allocated (GiB)", [](const Summary& s) { return s.peak_allocated_bytes / kGiB; },
        "{:.2f}"},
       {"preemptions", [](const Summary& s) { return double(s.preemptions); }, "{:.0f}"},
+      {"prefix hit (% prompt)",
+       [](const Summary& s) {
+         return s.prompt_tokens > 0 ? 100.0 * static_cast<double>(s.prefix_hit_tokens) /
+                                          static_cast<double>(s.prompt_tokens)
+                                    : 0.0;
+       },
+       "{:.1f}", true},
+      {"recomputed tokens", [](const Summary& s) { return double(s.recomputed_tokens); }, "{:.0f}",
+       true},
       {"exposed mapping (s)", [](const Summary& s) { return s.exposed_overhead_s; }, "{:.3f}"},
   };
   constexpr int kName = 24, kCol = 18;
   std::string out = fmt::format("{:<{}}", "", kName);
   for (const LabeledRun& r : runs) out += fmt::format("{:>{}}", r.label, kCol);
   out += "\n";
+  const bool any_prefix_cache = std::any_of(
+      runs.begin(), runs.end(), [](const LabeledRun& r) { return r.summary.prefix_caching; });
   for (const Row& row : kRows) {
+    if (row.prefix_cache_only && !any_prefix_cache) continue;
     out += fmt::format("{:<{}}", row.name, kName);
     const double b = base ? row.get(base->summary) : 0;
     for (const LabeledRun& r : runs) {

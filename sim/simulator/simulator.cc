@@ -174,6 +174,8 @@ Summary Simulation::Run() {
               "the event loop ended with requests neither finished nor rejected");
   s.kv_manager = kv_label_;
   s.skipped_rows = workload_->SkippedRowsNote();
+  s.prefix_caching =
+      config_.kv_cache.type == KvManagerType::kPaged && config_.kv_cache.paged.prefix_caching;
   s.kv_bytes_per_token = memory_.kv_bytes_per_token;
   s.kv_capacity_bytes = memory_.kv_capacity_bytes;
   s.is_vattention = config_.kv_cache.type == KvManagerType::kVAttention;

@@ -1,10 +1,13 @@
 // Workload: merges an arrival process (trace timestamps, Poisson or Gamma) with a length
-// source (trace rows, fixed, uniform or resampled) into a stream of RequestSpecs.
+// source (trace rows, fixed, uniform or resampled) into a stream of RequestSpecs, and
+// adds synthetic prefix sharing: shared system prompts and multi-turn sessions.
 #include "sim/workload/workload.h"
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
+#include <string_view>
 
 #include "sim/core/check.h"
 #include "sim/core/time.h"
@@ -59,6 +62,42 @@ void CheckTokenRange(const std::string& prefix, const char* min_key, const char*
 
 // The key prefix used for errors found while constructing a Workload.
 constexpr const char* kWorkloadPrefix = "workload";
+
+// What a synthetic content id names.
+enum class StreamKind : uint64_t {
+  kSharedPrefix = 1,       // a shared system prompt, as a stream
+  kSession = 2,            // a multi-turn session
+  kSharedPrefixBlock = 3,  // a shared system prompt, as the one hash id of a session's turns
+};
+
+// FNV-1a of `text`: a fixed 64-bit tag.
+constexpr uint64_t Fnv1a(std::string_view text) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (char c : text) {
+    h ^= static_cast<unsigned char>(c);
+    h *= 0x100000001b3ULL;
+  }
+  return h;
+}
+
+// splitmix64's finaliser: a bijective 64-bit mix.
+uint64_t Mix64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+// The id of the index-th content stream of `kind`, a hash of ("kvsim-stream", kind,
+// index). Distinct (kind, index) pairs give distinct ids in practice; the top bit is
+// set, so an id is never 0 and never equals a trace's hash id (Mooncake's are small
+// non-negative integers).
+uint64_t StreamId(StreamKind kind, int64_t index) {
+  constexpr uint64_t kTag = Fnv1a("kvsim-stream");
+  const uint64_t h =
+      Mix64(Mix64(kTag ^ static_cast<uint64_t>(kind)) ^ static_cast<uint64_t>(index));
+  return h | (uint64_t{1} << 63);
+}
 
 }  // namespace
 
@@ -137,6 +176,43 @@ void ValidateWorkloadConfig(const WorkloadConfig& c, const std::string& p) {
                         "themselves)",
                         LengthSourceName(c.lengths)));
   }
+  const SharedPrefixConfig& prefix = c.shared_prefix;
+  if (prefix.tokens < 0 || prefix.tokens > kMaxSharedPrefixTokens) {
+    FailKey(p, "shared_prefix.tokens",
+            fmt::format("must be in [1, {}] (0: no shared prefix), got {}", kMaxSharedPrefixTokens,
+                        prefix.tokens));
+  }
+  if (!(prefix.fraction >= 0 && prefix.fraction <= 1)) {
+    FailKey(p, "shared_prefix.fraction",
+            fmt::format("must be in [0, 1] (the probability that a request carries a shared "
+                        "prefix), got {}",
+                        prefix.fraction));
+  }
+  if (prefix.groups < 1 || prefix.groups > kMaxSharedPrefixGroups) {
+    FailKey(p, "shared_prefix.groups",
+            fmt::format("must be in [1, {}], got {}", kMaxSharedPrefixGroups, prefix.groups));
+  }
+  if (prefix.tokens == 0 && (prefix.fraction != 1.0 || prefix.groups != 1)) {
+    FailKey(p, "shared_prefix.tokens",
+            fmt::format("must be > 0 when {} or {} is set (0 turns shared prefixes off)",
+                        Key(p, "shared_prefix.fraction"), Key(p, "shared_prefix.groups")));
+  }
+  const SessionConfig& sessions = c.sessions;
+  if (sessions.turns < 0 || sessions.turns > kMaxSessionTurns) {
+    FailKey(p, "sessions.turns",
+            fmt::format("must be in [1, {}] (0: no sessions), got {}", kMaxSessionTurns,
+                        sessions.turns));
+  }
+  if (!(sessions.think_time_s >= 0 && sessions.think_time_s <= kMaxThinkTimeSeconds)) {
+    FailKey(p, "sessions.think_time_s",
+            fmt::format("must be in [0, {:g}] seconds, got {}", kMaxThinkTimeSeconds,
+                        sessions.think_time_s));
+  }
+  if (sessions.turns == 0 && sessions.think_time_s != 0) {
+    FailKey(p, "sessions.turns",
+            fmt::format("must be > 0 when {} is set (0 turns sessions off)",
+                        Key(p, "sessions.think_time_s")));
+  }
 }
 
 class Workload::Impl {
@@ -144,7 +220,8 @@ class Workload::Impl {
   explicit Impl(const WorkloadConfig& config)
       : config_(config),
         arrival_rng_(config.seed, RngStream::kArrivals),
-        length_rng_(config.seed, RngStream::kLengths) {
+        length_rng_(config.seed, RngStream::kLengths),
+        prefix_rng_(config.seed, RngStream::kSharedPrefix) {
     ValidateWorkloadConfig(config_, kWorkloadPrefix);
     const bool trace_arrivals = config_.arrival == ArrivalProcess::kTrace;
     const bool trace_lengths = config_.lengths == LengthSource::kTrace;
@@ -159,6 +236,7 @@ class Workload::Impl {
     }
     if (trace_arrivals && config_.rate_qps > 0) time_scale_ = MeasureTimeScale();
     if (config_.lengths == LengthSource::kResample) LoadLengthPool();
+    think_time_ = SecondsToNanos(config_.sessions.think_time_s);
   }
 
   std::string SkippedRowsNote() const {
@@ -170,15 +248,134 @@ class Workload::Impl {
 
   std::optional<RequestSpec> Next() {
     if (config_.max_requests > 0 && next_id_ >= config_.max_requests) return std::nullopt;
+    return sessions_on() ? NextTurn() : NextSingle();
+  }
+
+ private:
+  // A session turn generated ahead of its arrival; `order` breaks ties of arrival
+  // (earlier sessions first, then earlier turns).
+  struct Pending {
+    RequestSpec spec;
+    int64_t order = 0;
+  };
+
+  bool sessions_on() const { return config_.sessions.turns > 0; }
+
+  // The next request without sessions: one row, one request.
+  std::optional<RequestSpec> NextSingle() {
     std::optional<TraceRecord> row;
-    if (reader_) {
-      row = reader_->Next();
-      if (!row) return std::nullopt;
-      CheckTraceTokens(*row, config_.trace_path);
-    }
+    if (!ReadRow(row)) return std::nullopt;
+    TraceRecord* r = row ? &*row : nullptr;
     RequestSpec spec;
     spec.id = next_id_++;
-    spec.arrival = NextArrival(row ? &*row : nullptr);
+    spec.arrival = NextArrival(r);
+    DrawLengths(r, spec);
+    if (const int64_t group = DrawSharedPrefixGroup(); group >= 0) {
+      const int64_t tokens = config_.shared_prefix.tokens;
+      spec.prompt_tokens += tokens;
+      spec.stream = StreamId(StreamKind::kSharedPrefix, group);
+      spec.stream_tokens = tokens;
+      spec.hash_ids.clear();  // they describe the prompt without the shared prefix
+    }
+    return spec;
+  }
+
+  // The next session turn in arrival order. Sessions start in arrival order, so a
+  // pending turn that arrives no later than the latest session start cannot be
+  // preceded by a turn of a session not started yet.
+  std::optional<RequestSpec> NextTurn() {
+    while (!rows_exhausted_ && (pending_.empty() || Top().arrival > last_session_start_)) {
+      StartSession();
+    }
+    if (pending_.empty()) return std::nullopt;
+    std::pop_heap(pending_.begin(), pending_.end(), LaterFirst);
+    RequestSpec spec = std::move(pending_.back().spec);
+    pending_.pop_back();
+    spec.id = next_id_++;
+    return spec;
+  }
+
+  const RequestSpec& Top() const { return pending_.front().spec; }
+
+  // Heap order for pending_: the earliest arrival (then the smallest order) on top.
+  static bool LaterFirst(const Pending& a, const Pending& b) {
+    if (a.spec.arrival != b.spec.arrival) return a.spec.arrival > b.spec.arrival;
+    return a.order > b.order;
+  }
+
+  // Reads the rows of the next session and queues all its turns (none when the rows
+  // have run out; fewer than `turns` when they run out within it).
+  void StartSession() {
+    std::optional<TraceRecord> row;
+    if (!ReadRow(row)) {
+      rows_exhausted_ = true;
+      return;
+    }
+    const int64_t session = sessions_started_++;
+    const Nanos start = NextArrival(row ? &*row : nullptr);
+    last_session_start_ = start;
+    const uint64_t stream = StreamId(StreamKind::kSession, session);
+    RequestSpec turn;
+    DrawLengths(row ? &*row : nullptr, turn);
+    if (const int64_t group = DrawSharedPrefixGroup(); group >= 0) {
+      // The system prompt opens turn 1 and so every later turn; other sessions with
+      // the same group share it through the hash id.
+      const int64_t tokens = config_.shared_prefix.tokens;
+      turn.prompt_tokens += tokens;
+      turn.hash_ids.assign(1, StreamId(StreamKind::kSharedPrefixBlock, group));
+      turn.hash_block_tokens = tokens;
+    } else {
+      // Later turns extend turn 1's prompt, so only its whole blocks stay true for them
+      // (and for turn 1, so that every turn names those tokens alike).
+      const auto whole = static_cast<size_t>(turn.prompt_tokens / turn.hash_block_tokens);
+      if (turn.hash_ids.size() > whole) turn.hash_ids.resize(whole);
+    }
+    const double start_s = ToSeconds(start);
+    for (int64_t k = 0;; ++k) {
+      const double arrival_s = start_s + static_cast<double>(k) * config_.sessions.think_time_s;
+      if (!(arrival_s <= kMaxSimulatedSeconds)) {
+        FailKey(kWorkloadPrefix, "sessions.think_time_s",
+                fmt::format("turn {} of session {} would arrive at {:g} s, past the {:g} s kvsim "
+                            "simulates; shorten the think time or the sessions",
+                            k + 1, session, arrival_s, kMaxSimulatedSeconds));
+      }
+      turn.arrival = start + k * think_time_;
+      turn.stream = stream;
+      turn.stream_tokens = turn.prompt_tokens + turn.output_tokens;
+      const int64_t context_tokens = turn.stream_tokens;
+      const std::vector<uint64_t> hash_ids = turn.hash_ids;
+      const int64_t hash_block_tokens = turn.hash_block_tokens;
+      pending_.push_back({std::move(turn), next_order_++});
+      std::push_heap(pending_.begin(), pending_.end(), LaterFirst);
+      if (k + 1 == config_.sessions.turns) break;
+      if (!ReadRow(row)) {
+        rows_exhausted_ = true;
+        break;
+      }
+      RequestSpec message;  // the next user message: its row's prompt and output
+      DrawLengths(row ? &*row : nullptr, message);
+      turn = RequestSpec();
+      turn.prompt_tokens = context_tokens + message.prompt_tokens;
+      turn.output_tokens = message.output_tokens;
+      turn.hash_ids = hash_ids;
+      turn.hash_block_tokens = hash_block_tokens;
+    }
+  }
+
+  // Reads the next trace row into `row` when the workload reads a trace (else leaves
+  // it empty). False when the trace has no more rows.
+  bool ReadRow(std::optional<TraceRecord>& row) {
+    row.reset();
+    if (!reader_) return true;
+    row = reader_->Next();
+    if (!row) return false;
+    CheckTraceTokens(*row, config_.trace_path);
+    return true;
+  }
+
+  // Sets spec's prompt and output tokens (and, for trace lengths, its hash_ids) from
+  // the length source; `row` is the current trace row, or null without a trace.
+  void DrawLengths(TraceRecord* row, RequestSpec& spec) {
     switch (config_.lengths) {
       case LengthSource::kTrace:
         spec.prompt_tokens = row->prompt_tokens;
@@ -203,12 +400,22 @@ class Workload::Impl {
         break;
       }
     }
-    return spec;
   }
 
- private:
-  // Arrival of the next request. `row` is the current trace row, or null without a trace.
+  // The shared prompt a request (with sessions: a session) carries: a group in
+  // [0, groups), or -1 for none (always -1 when shared prefixes are off).
+  int64_t DrawSharedPrefixGroup() {
+    const SharedPrefixConfig& prefix = config_.shared_prefix;
+    if (prefix.tokens == 0) return -1;
+    if (!(prefix_rng_.Uniform01() < prefix.fraction)) return -1;
+    return prefix_rng_.UniformInt(0, prefix.groups - 1);
+  }
+
+  // Arrival of the next request (with sessions: of the next session's first turn).
+  // `row` is the current trace row, or null without a trace. With sessions, synthetic
+  // gaps have `turns` times the mean, so that requests still arrive at rate_qps.
   Nanos NextArrival(const TraceRecord* row) {
+    const double gaps_per_arrival = sessions_on() ? static_cast<double>(config_.sessions.turns) : 1;
     switch (config_.arrival) {
       case ArrivalProcess::kTrace: {
         KVSIM_CHECK(row && row->arrival_s, "trace arrivals need a timestamped trace row");
@@ -227,19 +434,22 @@ class Workload::Impl {
         return SecondsToNanos(s);
       }
       case ArrivalProcess::kPoisson:
-        clock_s_ += arrival_rng_.Exponential(1.0 / config_.rate_qps);
+        clock_s_ += arrival_rng_.Exponential(gaps_per_arrival / config_.rate_qps);
         break;
       case ArrivalProcess::kGamma: {
         const double cv2 = config_.cv * config_.cv;
-        clock_s_ += arrival_rng_.Gamma(1.0 / cv2, cv2 / config_.rate_qps);
+        clock_s_ += arrival_rng_.Gamma(1.0 / cv2, cv2 * gaps_per_arrival / config_.rate_qps);
         break;
       }
     }
     if (!(clock_s_ <= kMaxSimulatedSeconds)) {
+      const std::string what = sessions_on()
+                                   ? fmt::format("session {} would start", sessions_started_ - 1)
+                                   : fmt::format("request {} would arrive", next_id_);
       FailKey(kWorkloadPrefix, "arrival.rate_qps",
-              fmt::format("request {} would arrive at {:g} s at {:g} req/s, past the {:g} s kvsim "
-                          "simulates; raise the rate or lower max_requests",
-                          next_id_, clock_s_, config_.rate_qps, kMaxSimulatedSeconds));
+              fmt::format("{} at {:g} s at {:g} req/s, past the {:g} s kvsim simulates; raise the "
+                          "rate or lower max_requests",
+                          what, clock_s_, config_.rate_qps, kMaxSimulatedSeconds));
     }
     return SecondsToNanos(clock_s_);
   }
@@ -288,6 +498,7 @@ class Workload::Impl {
   WorkloadConfig config_;
   Rng arrival_rng_;
   Rng length_rng_;
+  Rng prefix_rng_;                       // shared-prefix draws: whether, and which group
   std::unique_ptr<TraceReader> reader_;  // set for trace arrivals or trace lengths
   double time_scale_ = 1.0;              // recorded seconds -> simulated seconds
   bool have_first_arrival_ = false;
@@ -297,6 +508,14 @@ class Workload::Impl {
   int64_t pool_skipped_rows_ = 0;                  // rows the pool's reader skipped
   std::string pool_skipped_reason_;
   int64_t next_id_ = 0;
+  // Sessions: the turns generated ahead (a min-heap by arrival, then order), and
+  // where the generation stands.
+  Nanos think_time_{0};
+  std::vector<Pending> pending_;
+  int64_t next_order_ = 0;
+  int64_t sessions_started_ = 0;
+  Nanos last_session_start_{0};  // first-turn arrival of the latest session started
+  bool rows_exhausted_ = false;  // the trace has no more rows for new sessions or turns
 };
 
 Workload::Workload(const WorkloadConfig& config) : impl_(std::make_unique<Impl>(config)) {}

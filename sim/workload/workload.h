@@ -1,6 +1,8 @@
 // Workload: the stream of requests a simulation serves, built from a trace and/or
-// synthetic arrival and length processes. Streams: only the current trace row and
-// (for resampling) the pool of trace lengths are held.
+// synthetic arrival and length processes, with optional synthetic prefix sharing
+// (shared system prompts, multi-turn sessions). Streams: only the current trace row,
+// (for resampling) the pool of trace lengths and (for sessions) the turns of started
+// sessions that have not arrived yet are held.
 #pragma once
 
 #include <cstdint>
@@ -32,6 +34,43 @@ enum class LengthSource {
   kResample,  // rows drawn uniformly with replacement from the trace
 };
 
+// Bounds of the prefix-sharing keys (the config decoder and ValidateWorkloadConfig).
+constexpr int64_t kMaxSharedPrefixTokens = int64_t{1} << 24;
+constexpr int64_t kMaxSharedPrefixGroups = int64_t{1} << 20;
+constexpr int64_t kMaxSessionTurns = 10000;
+constexpr double kMaxThinkTimeSeconds = 1e6;
+
+// A shared system prompt (workload.shared_prefix). Each request (with sessions: each
+// session) independently carries one with probability `fraction`, drawn from its own
+// seeded random stream (arrivals and lengths stay as they are without it); the group is
+// drawn uniformly. A request carrying group g's prompt gets prompt_tokens += tokens,
+// stream = group g's stream id, stream_tokens = tokens; other requests get stream 0.
+// Trace hash_ids of a request that carries one are dropped (the prompt no longer starts
+// where they do).
+struct SharedPrefixConfig {
+  int64_t tokens = 0;     // length of each shared prompt; 0: off
+  double fraction = 1.0;  // probability that a request (a session) carries one, [0, 1]
+  int64_t groups = 1;     // distinct shared prompts, each its own stream
+};
+
+// Multi-turn sessions (workload.sessions). Consecutive length rows (trace rows or drawn
+// pairs, one per turn) form sessions of `turns` turns (the last may be shorter when the
+// rows run out). Turn 1's prompt is its row's prompt; turn k+1's prompt is turn k's
+// prompt + turn k's output + its own row's prompt (the new user message). Turn 1 arrives
+// when the arrival process says (Poisson and gamma gaps are stretched by `turns`, and
+// trace arrivals take the timestamp of the session's first row, so rate_qps stays the
+// mean request rate); turn k+1 arrives think_time_s after turn k's arrival, whenever
+// turn k finishes: the workload is generated ahead of the simulation (open loop). Every
+// turn names the session's stream with stream_tokens = prompt + output. With a shared
+// prefix, the session draws it once; it precedes turn 1 and so every turn, and
+// hash_ids = {the group's prompt id} with hash_block_tokens = its length says so to
+// requests of other sessions. Without one, every turn keeps the hash_ids of turn 1's
+// row that cover whole blocks. max_requests counts turns.
+struct SessionConfig {
+  int64_t turns = 0;        // turns per session; 0: off
+  double think_time_s = 0;  // from one turn's arrival to the next turn's, seconds
+};
+
 struct WorkloadConfig {
   std::string trace_path;  // required for kTrace arrivals and kTrace/kResample lengths
   TraceFormat trace_format = TraceFormat::kAuto;
@@ -45,6 +84,8 @@ struct WorkloadConfig {
   int64_t min_prompt_tokens = 1, max_prompt_tokens = 0;
   int64_t min_output_tokens = 1, max_output_tokens = 0;
   int64_t max_requests = 0;  // 0 = the whole trace; required (> 0) without trace lengths
+  SharedPrefixConfig shared_prefix;
+  SessionConfig sessions;
   uint64_t seed = 0;
 };
 

@@ -1276,5 +1276,124 @@ TEST(ScenarioConfig, WeightAndKvDtypesDefaultToTheCheckpointsAndRefuseOthers) {
               HasSubstr("kv_cache.dtype: unknown value 'int4'; valid: auto, bf16, fp16, fp8"));
 }
 
+// ---------------------------------------------------------------------------
+// Prefix sharing: workload.shared_prefix and workload.sessions
+
+TEST(ScenarioConfig, SharedPrefixAndSessionsAreOffUnlessConfigured) {
+  const ScenarioConfig c = Decode(kMinimal);
+  EXPECT_EQ(c.workload.shared_prefix.tokens, 0);
+  EXPECT_EQ(c.workload.sessions.turns, 0);
+  EXPECT_DOUBLE_EQ(c.workload.sessions.think_time_s, 0.0);
+}
+
+TEST(ScenarioConfig, SharedPrefixAndSessionsAreReadWithTheirValues) {
+  const ScenarioConfig c = Decode(std::string(kMinimal) +
+                                  "  shared_prefix: {tokens: 1000, fraction: 0.5, groups: 3}\n"
+                                  "  sessions: {turns: 4, think_time_s: 30}\n");
+  EXPECT_EQ(c.workload.shared_prefix.tokens, 1000);
+  EXPECT_DOUBLE_EQ(c.workload.shared_prefix.fraction, 0.5);
+  EXPECT_EQ(c.workload.shared_prefix.groups, 3);
+  EXPECT_EQ(c.workload.sessions.turns, 4);
+  EXPECT_DOUBLE_EQ(c.workload.sessions.think_time_s, 30.0);
+}
+
+TEST(ScenarioConfig, ASharedPrefixReachesEveryRequestOfOneGroupUnlessTold) {
+  const ScenarioConfig c = Decode(std::string(kMinimal) + "  shared_prefix: {tokens: 64}\n");
+  EXPECT_EQ(c.workload.shared_prefix.tokens, 64);
+  EXPECT_DOUBLE_EQ(c.workload.shared_prefix.fraction, 1.0);
+  EXPECT_EQ(c.workload.shared_prefix.groups, 1);
+}
+
+TEST(ScenarioConfig, PrefixSharingValuesOutOfRangeAreErrorsNamingTheFileLineAndKey) {
+  const struct {
+    const char* yaml;  // under workload:, on line 5
+    const char* message;
+  } cases[] = {
+      {"  shared_prefix: {tokens: 0}\n", ":5: workload.shared_prefix.tokens: must be >= 1, got 0"},
+      {"  shared_prefix: {tokens: 16777217}\n",
+       ":5: workload.shared_prefix.tokens: must be <= 16777216, got 16777217"},
+      {"  shared_prefix: {tokens: 10, fraction: 1.5}\n",
+       ":5: workload.shared_prefix.fraction: must be in [0, 1], got 1.5"},
+      {"  shared_prefix: {tokens: 10, fraction: -0.1}\n", ":5: workload.shared_prefix.fraction"},
+      {"  shared_prefix: {tokens: 10, groups: 0}\n",
+       ":5: workload.shared_prefix.groups: must be >= 1, got 0"},
+      {"  shared_prefix: {tokens: 10, groups: 1048577}\n",
+       ":5: workload.shared_prefix.groups: must be <= 1048576, got 1048577"},
+      {"  shared_prefix: {tokens: many}\n",
+       ":5: workload.shared_prefix.tokens: expected an integer, got 'many'"},
+      {"  sessions: {turns: 0, think_time_s: 30}\n",
+       ":5: workload.sessions.turns: must be >= 1, got 0"},
+      {"  sessions: {turns: 10001, think_time_s: 30}\n",
+       ":5: workload.sessions.turns: must be <= 10000, got 10001"},
+      {"  sessions: {turns: 4, think_time_s: -1}\n",
+       ":5: workload.sessions.think_time_s: must be in"},
+      {"  sessions: {turns: 4, think_time_s: 2e6}\n",
+       ":5: workload.sessions.think_time_s: must be in"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.yaml);
+    EXPECT_THAT(DecodeError(std::string(kMinimal) + c.yaml),
+                HasSubstr(std::string(kOrigin) + c.message));
+  }
+}
+
+TEST(ScenarioConfig, UnknownKeyUnderSharedPrefixOrSessionsIsAnErrorNamingItsFullPath) {
+  const std::string prefix = DecodeError(std::string(kMinimal) +
+                                         "  shared_prefix:\n"
+                                         "    tokens: 100\n"
+                                         "    fraction_of_requests: 0.5\n");
+  EXPECT_THAT(prefix, HasSubstr(std::string(kOrigin) +
+                                ":7: workload.shared_prefix.fraction_of_requests: unknown key; "
+                                "valid keys here: fraction, groups, tokens"));
+  const std::string sessions =
+      DecodeError(std::string(kMinimal) + "  sessions: {turns: 4, think_time_s: 30, think: 3}\n");
+  EXPECT_THAT(sessions, HasSubstr(std::string(kOrigin) +
+                                  ":5: workload.sessions.think: unknown key; valid keys here: "
+                                  "think_time_s, turns"));
+  EXPECT_THAT(DecodeError(std::string(kMinimal) + "  session: {turns: 4}\n"),
+              HasSubstr(std::string(kOrigin) + ":5: workload.session: unknown key"));
+}
+
+TEST(ScenarioConfig, ASharedPrefixNeedsItsTokensAndSessionsTheirTurnsAndThinkTime) {
+  EXPECT_THAT(DecodeError(std::string(kMinimal) + "  shared_prefix: {fraction: 0.5}\n"),
+              HasSubstr(std::string(kOrigin) +
+                        ":5: workload.shared_prefix: missing key tokens: the length of each "
+                        "shared prompt, in tokens"));
+  EXPECT_THAT(DecodeError(std::string(kMinimal) + "  sessions: {think_time_s: 30}\n"),
+              HasSubstr(std::string(kOrigin) + ":5: workload.sessions: missing key turns"));
+  EXPECT_THAT(DecodeError(std::string(kMinimal) + "  sessions: {turns: 4}\n"),
+              HasSubstr(std::string(kOrigin) + ":5: workload.sessions: missing key think_time_s"));
+  EXPECT_THAT(DecodeError(std::string(kMinimal) + "  sessions: 4\n"),
+              HasSubstr(std::string(kOrigin) + ":5: workload.sessions: expected a mapping"));
+}
+
+TEST(ScenarioConfig, PrefixSharingCanBeSetFromTheCommandLine) {
+  const ScenarioConfig c = DecodeWith({{"workload.sessions.turns", "3"},
+                                       {"workload.sessions.think_time_s", "12.5"},
+                                       {"workload.shared_prefix.tokens", "2048"},
+                                       {"workload.shared_prefix.groups", "8"}});
+  EXPECT_EQ(c.workload.sessions.turns, 3);
+  EXPECT_DOUBLE_EQ(c.workload.sessions.think_time_s, 12.5);
+  EXPECT_EQ(c.workload.shared_prefix.tokens, 2048);
+  EXPECT_EQ(c.workload.shared_prefix.groups, 8);
+  EXPECT_THAT(DecodeWithError("workload.sessions.turns", "4"),
+              HasSubstr(std::string(kOrigin) + ": workload.sessions: missing key think_time_s"));
+}
+
+TEST(ScenarioConfig, TheBundledMultiturnSessionsConfigDecodesToFourTurnSessions) {
+  const ScenarioConfig c = DecodeScenario(
+      ConfigTree::Load(KVSIM_SOURCE_DIR "/configs/multiturn_sessions.yaml"), kModelsDir);
+  EXPECT_THAT(c.model_path, HasSubstr("Llama-3-8B.yaml"));
+  EXPECT_THAT(c.gpu_path, HasSubstr("H100-SXM.yaml"));
+  EXPECT_TRUE(fs::exists(c.workload.trace_path));
+  EXPECT_EQ(c.workload.lengths, LengthSource::kTrace);
+  EXPECT_EQ(c.workload.arrival, ArrivalProcess::kPoisson);
+  EXPECT_EQ(c.workload.sessions.turns, 4);
+  EXPECT_DOUBLE_EQ(c.workload.sessions.think_time_s, 30.0);
+  EXPECT_EQ(c.workload.max_requests, 2000);
+  EXPECT_EQ(c.kv_cache.type, KvManagerType::kPaged);
+  EXPECT_TRUE(c.kv_cache.paged.prefix_caching);
+}
+
 }  // namespace
 }  // namespace kvsim

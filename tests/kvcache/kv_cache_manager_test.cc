@@ -1038,7 +1038,7 @@ TEST(VAttentionKvManager, PromisesNoDecodeRoundWhileEagerReclamationHasPagesToUn
   EXPECT_EQ(m->CertainDecodeRounds(one, ten, 100), 0);
 }
 
-// ---- Prefix caching: released blocks keep their content until taken again ----
+// ---- Prefix caching: full computed blocks are cached under their content keys ----
 
 // 8 blocks of 16 tokens, no watermark, prefix caching on.
 std::unique_ptr<KvCacheManager> CachingPaged() {
@@ -1052,9 +1052,9 @@ std::unique_ptr<KvCacheManager> CachingPaged() {
 TEST(PagedKvManager, APreemptedRequestFindsItsWholeBlocksButRecomputesItsLastToken) {
   auto m = CachingPaged();
   ASSERT_TRUE(m->Admit(1, 40, 100));  // 3 blocks: 2 whole (32 tokens) and 8 tokens
-  m->Release(1);                      // preempted
+  m->Release(1);                      // preempted: its 2 whole blocks stay cached
   EXPECT_EQ(m->Usage().allocated_bytes, 0);
-  EXPECT_EQ(m->Usage().cached_bytes, 3 * 16 * kBytesPerToken);
+  EXPECT_EQ(m->Usage().cached_bytes, 2 * 16 * kBytesPerToken);
   // Re-admitted with its 40 tokens plus one generated: the 2 whole blocks hit.
   EXPECT_EQ(m->CachedPrefixTokens(1, 41), 32);
   // At exactly 32 tokens both blocks hold them, but the last token is computed
@@ -1098,7 +1098,7 @@ TEST(PagedKvManager, OnlyTheWrittenWholeBlocksOfAPartlyComputedRequestCanBeFound
   ASSERT_TRUE(m->Admit(1, 40, 100));
   m->ReleaseWritten(1, 20);
   EXPECT_EQ(m->CachedPrefixTokens(1, 41), 16);
-  EXPECT_EQ(m->Usage().cached_bytes, 3 * 16 * kBytesPerToken);  // all 3 queued, 1 findable
+  EXPECT_EQ(m->Usage().cached_bytes, 1 * 16 * kBytesPerToken);  // the one whole written block
   // Nothing written: nothing to find.
   ASSERT_TRUE(m->Admit(2, 40, 100));
   m->ReleaseWritten(2, 0);
@@ -1111,6 +1111,123 @@ TEST(PagedKvManager, WithoutPrefixCachingNothingIsKeptOrFound) {
   m->Release(1);
   EXPECT_EQ(m->Usage().cached_bytes, 0);
   EXPECT_EQ(m->CachedPrefixTokens(1, 41), 0);
+}
+
+// Two requests of one stream (a shared system prompt of 50 tokens): the 3 whole
+// blocks inside it (tokens 0-47) are cached once request 1 computed them, and
+// request 2 shares them instead of computing them.
+TEST(PagedPrefixCache, TwoRequestsOfOneStreamShareItsWholeComputedBlocks) {
+  auto m = CachingPaged();
+  PrefixIdentity system;
+  system.stream = 77;
+  system.stream_tokens = 50;
+  system.request_id = 1;
+  m->Identify(1, system);
+  ASSERT_TRUE(m->Admit(1, 60, 100));           // 4 blocks
+  EXPECT_EQ(m->CachedPrefixTokens(2, 70), 0);  // nothing computed yet
+  ASSERT_TRUE(m->WantsComputedTokens());
+  m->OnTokensComputed(1, 60);  // 3 whole blocks: ends 16, 32, 48, all inside the stream
+  system.request_id = 2;
+  m->Identify(2, system);
+  EXPECT_EQ(m->CachedPrefixTokens(2, 70), 48);
+  ASSERT_TRUE(m->Admit(2, 70, 100));  // 5 blocks: 3 shared, 2 new
+  // 4 + 2 blocks in use; live counts each shared token once: 60 + 70 - 48 = 82.
+  EXPECT_EQ(m->Usage().allocated_bytes, 6 * 16 * kBytesPerToken);
+  EXPECT_EQ(m->Usage().live_bytes, 82 * kBytesPerToken);
+  // Request 1 finishes: its partial 4th block is freed, the shared ones stay in use.
+  m->Release(1);
+  EXPECT_EQ(m->Usage().allocated_bytes, 5 * 16 * kBytesPerToken);
+  EXPECT_EQ(m->Usage().live_bytes, 70 * kBytesPerToken);
+  EXPECT_EQ(m->Usage().cached_bytes, 0);
+  // Request 2 finishes too: 3 shared blocks plus its own whole 4th (ends at 64, past
+  // the stream: its own content) stay cached.
+  m->OnTokensComputed(2, 70);
+  m->Release(2);
+  EXPECT_EQ(m->Usage().cached_bytes, 4 * 16 * kBytesPerToken);
+  // A third request of the stream finds the 3 stream blocks, not request 2's own one.
+  system.request_id = 3;
+  m->Identify(3, system);
+  EXPECT_EQ(m->CachedPrefixTokens(3, 100), 48);
+}
+
+// Mooncake-style chained hashes, 32 tokens each: requests [11, 12] and [11, 13] share
+// the first hash's two 16-token blocks and nothing after.
+TEST(PagedPrefixCache, ChainedHashesShareTheBlocksUpToTheFirstDifferentHash) {
+  auto m = CachingPaged();
+  const std::vector<uint64_t> a = {11, 12}, b = {11, 13};
+  PrefixIdentity p;
+  p.hash_ids = a;
+  p.hash_block_tokens = 32;
+  p.hash_tokens = 64;
+  p.request_id = 1;
+  m->Identify(1, p);
+  ASSERT_TRUE(m->Admit(1, 64, 100));
+  m->OnTokensComputed(1, 64);
+  p.hash_ids = b;
+  p.request_id = 2;
+  m->Identify(2, p);
+  EXPECT_EQ(m->CachedPrefixTokens(2, 65), 32);
+  p.hash_ids = a;
+  p.request_id = 3;
+  m->Identify(3, p);
+  EXPECT_EQ(m->CachedPrefixTokens(3, 65), 64);  // same hashes: all 4 blocks
+}
+
+// Freed blocks go to the back of the free queue, a request's last block first;
+// allocation evicts from the front: the least recently freed content goes first.
+TEST(PagedPrefixCache, EvictionTakesTheLeastRecentlyFreedBlocksAndARequestsTailFirst) {
+  auto m = CachingPaged();  // 8 blocks
+  PrefixIdentity s1, s2;
+  s1.stream = 1;
+  s1.stream_tokens = 1000;
+  s2.stream = 2;
+  s2.stream_tokens = 1000;
+  m->Identify(1, s1);
+  ASSERT_TRUE(m->Admit(1, 48, 100));  // 3 whole blocks of stream 1
+  m->Release(1);
+  m->Identify(2, s2);
+  ASSERT_TRUE(m->Admit(2, 48, 100));  // 3 whole blocks of stream 2
+  m->Release(2);
+  // Free queue: 2 never-used blocks, then stream 1's blocks 3,2,1, then stream 2's 3,2,1.
+  ASSERT_TRUE(m->Admit(3, 64, 100));  // 4 blocks: the 2 unused, then stream 1's last two
+  s1.request_id = 4;
+  m->Identify(4, s1);
+  EXPECT_EQ(m->CachedPrefixTokens(4, 49), 16);  // only stream 1's first block is left
+  s2.request_id = 5;
+  m->Identify(5, s2);
+  EXPECT_EQ(m->CachedPrefixTokens(5, 49), 48);  // stream 2 untouched
+}
+
+TEST(PagedPrefixCache, AHitOnABlockInUseTakesNoFreeBlockSoItStillFitsAFullPool) {
+  auto m = CachingPaged();  // 8 blocks, no watermark
+  PrefixIdentity s;
+  s.stream = 5;
+  s.stream_tokens = 1000;
+  m->Identify(1, s);
+  ASSERT_TRUE(m->Admit(1, 64, 200));  // 4 blocks
+  m->OnTokensComputed(1, 64);
+  m->Identify(2, s);
+  // Request 1's 4 whole blocks are cached and in use; 4 blocks are free. Request 2
+  // (100 tokens, 7 blocks) hits all 4 (at most (100 - 1) / 16 = 6 could) and needs
+  // only 3 new ones.
+  EXPECT_EQ(m->CachedPrefixTokens(2, 100), 64);
+  EXPECT_TRUE(m->CanAdmit(2, 100, 200));   // 4 shared + 3 new
+  EXPECT_FALSE(m->CanAdmit(2, 129, 200));  // 4 shared + 5 new > 4 free
+}
+
+TEST(ContentKey, TheSameContentUpToTheSameEndIsTheSameKeyAndOnlyThen) {
+  PrefixIdentity a, b;
+  a.stream = b.stream = 9;
+  a.stream_tokens = b.stream_tokens = 100;
+  a.request_id = 1;
+  b.request_id = 2;
+  EXPECT_EQ(ContentKey(a, 64), ContentKey(b, 64));
+  EXPECT_NE(ContentKey(a, 64), ContentKey(a, 80));
+  EXPECT_NE(ContentKey(a, 112), ContentKey(b, 112));  // past the stream: each its own
+  EXPECT_EQ(ContentKey(a, 112), ContentKey(a, 112));
+  PrefixIdentity none;
+  none.request_id = 9;  // a request id equal to a stream id is still another content
+  EXPECT_NE(ContentKey(none, 64), ContentKey(a, 64));
 }
 
 // ---------------------------------------------------------------------------

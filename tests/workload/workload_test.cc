@@ -2,11 +2,13 @@
 // determinism, and configuration errors that name their key path.
 #include "sim/workload/workload.h"
 
+#include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <functional>
+#include <map>
 #include <set>
 #include <string>
 #include <utility>
@@ -477,6 +479,399 @@ TEST(ValidateWorkloadConfig, NamesTheKeyPathOfEachProblem) {
 TEST(ValidateWorkloadConfig, IsAppliedByTheWorkloadConstructor) {
   WorkloadConfig c = SyntheticConfig(ArrivalProcess::kPoisson, 0.0, 10);
   EXPECT_THAT(ConstructionError(c), HasSubstr("workload.arrival.rate_qps"));
+}
+
+// ---------------------------------------------------------------------------------------
+// Multi-turn sessions
+
+// A splitwise trace of `rows` {arrival s, prompt tokens, output tokens}, written to `dir`.
+std::string SplitwiseTrace(const TempDir& dir, const std::vector<std::vector<double>>& rows) {
+  std::string text = "arrived_at,num_prefill_tokens,num_decode_tokens\n";
+  for (const std::vector<double>& r : rows) {
+    text += fmt::format("{},{},{}\n", r[0], static_cast<int64_t>(r[1]), static_cast<int64_t>(r[2]));
+  }
+  return dir.Write("trace.csv", text);
+}
+
+WorkloadConfig SessionConfigFor(const std::string& trace, int64_t turns, double think_time_s) {
+  WorkloadConfig c;
+  c.trace_path = trace;
+  c.sessions.turns = turns;
+  c.sessions.think_time_s = think_time_s;
+  return c;
+}
+
+TEST(Sessions, GrowEachPromptByThePreviousAnswerAndTheNewMessage) {
+  const TempDir dir;
+  // Rows: prompts 100, 50, 70; outputs 10, 20, 30. One session of three turns.
+  const std::string trace = SplitwiseTrace(dir, {{0, 100, 10}, {1, 50, 20}, {2, 70, 30}});
+  const std::vector<RequestSpec> r = Drain(SessionConfigFor(trace, 3, 5.0));
+  ASSERT_EQ(r.size(), 3u);
+  ExpectWellFormed(r);
+  // 100; 100 + 10 + 50 = 160; 160 + 20 + 70 = 250.
+  EXPECT_EQ(r[0].prompt_tokens, 100);
+  EXPECT_EQ(r[1].prompt_tokens, 160);
+  EXPECT_EQ(r[2].prompt_tokens, 250);
+  EXPECT_EQ(r[0].output_tokens, 10);
+  EXPECT_EQ(r[1].output_tokens, 20);
+  EXPECT_EQ(r[2].output_tokens, 30);
+  // Each turn's answer is part of the next turn's prompt: prompt + output.
+  EXPECT_EQ(r[0].stream_tokens, 110);
+  EXPECT_EQ(r[1].stream_tokens, 180);
+  EXPECT_EQ(r[2].stream_tokens, 280);
+  // Turn 1 at the first row's time; then 5 s apart (rows 2 and 3's times are unused).
+  EXPECT_EQ(r[0].arrival, Nanos(0));
+  EXPECT_EQ(r[1].arrival, std::chrono::seconds(5));
+  EXPECT_EQ(r[2].arrival, std::chrono::seconds(10));
+  EXPECT_NE(r[0].stream, 0u);
+  EXPECT_EQ(r[1].stream, r[0].stream);
+  EXPECT_EQ(r[2].stream, r[0].stream);
+}
+
+TEST(Sessions, InterleaveTwoOverlappingSessionsByArrival) {
+  const TempDir dir;
+  // Session A: rows 1-3 from 0 s; session B: rows 4-6, starting at row 4's 3 s.
+  const std::string trace = SplitwiseTrace(
+      dir, {{0, 100, 10}, {1, 50, 20}, {2, 70, 30}, {3, 200, 1}, {4, 20, 2}, {5, 40, 3}});
+  const std::vector<RequestSpec> r = Drain(SessionConfigFor(trace, 3, 5.0));
+  ASSERT_EQ(r.size(), 6u);
+  ExpectWellFormed(r);
+  // A at 0, 5, 10 s and B at 3, 8, 13 s: A1 B1 A2 B2 A3 B3.
+  const std::vector<int64_t> expected_s = {0, 3, 5, 8, 10, 13};
+  // B: 200; 200 + 1 + 20 = 221; 221 + 2 + 40 = 263.
+  const std::vector<int64_t> expected_prompt = {100, 200, 160, 221, 250, 263};
+  const std::vector<int64_t> expected_stream_tokens = {110, 201, 180, 223, 280, 266};
+  for (size_t i = 0; i < r.size(); ++i) {
+    SCOPED_TRACE(i);
+    EXPECT_EQ(r[i].arrival, std::chrono::seconds(expected_s[i]));
+    EXPECT_EQ(r[i].prompt_tokens, expected_prompt[i]);
+    EXPECT_EQ(r[i].stream_tokens, expected_stream_tokens[i]);
+    EXPECT_EQ(r[i].stream, r[i % 2].stream);
+  }
+  EXPECT_NE(r[0].stream, r[1].stream);
+}
+
+TEST(Sessions, EndShortWhenTheTraceRunsOut) {
+  // Five rows in sessions of two turns: 2 + 2 + 1 requests.
+  const std::vector<RequestSpec> r =
+      Drain(SessionConfigFor(TestData("five_rows_splitwise.csv"), 2, 0.5));
+  ASSERT_EQ(r.size(), 5u);
+  ExpectWellFormed(r);
+  std::map<uint64_t, int> turns;
+  for (const RequestSpec& q : r) ++turns[q.stream];
+  ASSERT_EQ(turns.size(), 3u);
+  EXPECT_EQ(turns[r.back().stream], 1);  // the last session: row 5 alone, at 4 s
+  EXPECT_EQ(r.back().arrival, std::chrono::seconds(4));
+  EXPECT_EQ(r.back().prompt_tokens, 500);
+}
+
+TEST(Sessions, MaxRequestsCountsTurnsNotSessions) {
+  WorkloadConfig c = SyntheticConfig(ArrivalProcess::kPoisson, 5.0, 10);
+  c.sessions = {.turns = 4, .think_time_s = 30};
+  const std::vector<RequestSpec> r = Drain(c);
+  EXPECT_EQ(r.size(), 10u);
+  ExpectWellFormed(r);
+}
+
+TEST(Sessions, ComeInArrivalOrderWhenManyOverlap) {
+  // Sessions start every 4 / 20 = 0.2 s on average and last 3 s: about 15 at once.
+  WorkloadConfig c = SyntheticConfig(ArrivalProcess::kPoisson, 20.0, 2000);
+  c.fixed_prompt_tokens = 100;
+  c.fixed_output_tokens = 10;
+  c.sessions = {.turns = 4, .think_time_s = 1.0};
+  const std::vector<RequestSpec> r = Drain(c);
+  ASSERT_EQ(r.size(), 2000u);
+  ExpectWellFormed(r);
+  std::map<uint64_t, std::vector<const RequestSpec*>> by_session;
+  for (const RequestSpec& q : r) by_session[q.stream].push_back(&q);
+  int interleaved = 0;
+  for (const auto& [stream, turns] : by_session) {
+    ASSERT_NE(stream, 0u);
+    ASSERT_LE(turns.size(), 4u);
+    for (size_t k = 0; k < turns.size(); ++k) {
+      // 100; 100 + 10 + 100 = 210; 320; 430.
+      EXPECT_EQ(turns[k]->prompt_tokens, 100 + 110 * static_cast<int64_t>(k));
+      EXPECT_EQ(turns[k]->stream_tokens, turns[k]->prompt_tokens + 10);
+      if (k > 0) {
+        EXPECT_EQ(turns[k]->arrival - turns[k - 1]->arrival, std::chrono::seconds(1));
+        interleaved += turns[k]->id - turns[k - 1]->id > 1;
+      }
+    }
+  }
+  EXPECT_GT(interleaved, 1000) << "other sessions' turns arrive between a session's turns";
+}
+
+TEST(Sessions, KeepRateQpsTheMeanRequestRate) {
+  for (ArrivalProcess process : {ArrivalProcess::kPoisson, ArrivalProcess::kGamma}) {
+    SCOPED_TRACE(ArrivalProcessName(process));
+    WorkloadConfig c = SyntheticConfig(process, 10.0, 20'000);
+    c.cv = 2.0;
+    c.sessions = {.turns = 4, .think_time_s = 3.0};
+    EXPECT_NEAR(MeasuredRate(Drain(c)), 10.0, 0.3);
+  }
+}
+
+TEST(Sessions, KeepTraceTimeScalingAtTheRequestRate) {
+  WorkloadConfig c = SessionConfigFor(BundledTrace("splitwise_conv.csv"), 4, 10.0);
+  c.rate_qps = 12.0;
+  c.max_requests = 8000;
+  EXPECT_NEAR(MeasuredRate(Drain(c)), 12.0, 0.6);
+}
+
+TEST(Sessions, OfOneTurnAreTheSameRequestsEachWithItsOwnStream) {
+  WorkloadConfig single = SyntheticConfig(ArrivalProcess::kGamma, 4.0, 500);
+  single.lengths = LengthSource::kUniform;
+  single.max_prompt_tokens = 1000;
+  single.max_output_tokens = 100;
+  WorkloadConfig sessions = single;
+  sessions.sessions = {.turns = 1, .think_time_s = 30};
+  const std::vector<RequestSpec> a = Drain(single);
+  const std::vector<RequestSpec> b = Drain(sessions);
+  ASSERT_EQ(a.size(), b.size());
+  std::set<uint64_t> streams;
+  for (size_t i = 0; i < a.size(); ++i) {
+    ASSERT_EQ(a[i].arrival, b[i].arrival) << i;
+    ASSERT_EQ(a[i].prompt_tokens, b[i].prompt_tokens) << i;
+    ASSERT_EQ(a[i].output_tokens, b[i].output_tokens) << i;
+    EXPECT_EQ(a[i].stream, 0u);
+    EXPECT_EQ(b[i].stream_tokens, b[i].prompt_tokens + b[i].output_tokens);
+    streams.insert(b[i].stream);
+  }
+  EXPECT_EQ(streams.size(), a.size());
+}
+
+TEST(Sessions, KeepTheWholeHashBlocksOfTheFirstRowInEveryTurn) {
+  // Rows: 1000 tokens [11, 12], output 7; 100 [11], output 3; 1025 [11, 12, 13], output 1.
+  const std::vector<RequestSpec> r =
+      Drain(SessionConfigFor(TestData("three_rows_mooncake.jsonl"), 3, 2.0));
+  ASSERT_EQ(r.size(), 3u);
+  // 1000; 1000 + 7 + 100 = 1107; 1107 + 3 + 1025 = 2135.
+  EXPECT_EQ(r[0].prompt_tokens, 1000);
+  EXPECT_EQ(r[1].prompt_tokens, 1107);
+  EXPECT_EQ(r[2].prompt_tokens, 2135);
+  EXPECT_EQ(r[2].stream_tokens, 2136);
+  EXPECT_EQ(r[2].arrival, std::chrono::seconds(4));
+  // Turn 1's 1000 tokens hold one whole 512-token block; block 2 is partial.
+  for (const RequestSpec& q : r) {
+    EXPECT_EQ(q.hash_ids, (std::vector<uint64_t>{11}));
+    EXPECT_EQ(q.hash_block_tokens, 512);
+  }
+}
+
+TEST(Sessions, ThatWouldArrivePastTheSimulatedSpanAreAnErrorNamingTheThinkTime) {
+  WorkloadConfig c = SyntheticConfig(ArrivalProcess::kPoisson, 1.0, 100);
+  c.sessions = {.turns = kMaxSessionTurns, .think_time_s = kMaxThinkTimeSeconds};
+  Workload w(c);
+  const std::string message = InputErrorMessage([&] { w.Next(); });
+  EXPECT_THAT(message, HasSubstr("workload.sessions.think_time_s: turn 1001 of session 0"));
+}
+
+// ---------------------------------------------------------------------------------------
+// Shared system prompts
+
+WorkloadConfig SharedPrefixConfigFor(int64_t tokens, double fraction, int64_t groups) {
+  WorkloadConfig c = SyntheticConfig(ArrivalProcess::kPoisson, 10.0, 2000);
+  c.lengths = LengthSource::kUniform;
+  c.max_prompt_tokens = 500;
+  c.max_output_tokens = 50;
+  c.shared_prefix = {.tokens = tokens, .fraction = fraction, .groups = groups};
+  return c;
+}
+
+TEST(SharedPrefix, AtFractionOnePrefixesEveryPromptWithOneStream) {
+  WorkloadConfig c = SyntheticConfig(ArrivalProcess::kPoisson, 10.0, 100);
+  c.shared_prefix = {.tokens = 1000, .fraction = 1.0, .groups = 1};
+  const std::vector<RequestSpec> r = Drain(c);
+  ASSERT_EQ(r.size(), 100u);
+  for (const RequestSpec& q : r) {
+    EXPECT_EQ(q.prompt_tokens, 1128);  // 1000 + 128
+    EXPECT_EQ(q.output_tokens, 16);
+    EXPECT_EQ(q.stream, r[0].stream);
+    EXPECT_EQ(q.stream_tokens, 1000);
+  }
+  EXPECT_NE(r[0].stream, 0u);
+}
+
+TEST(SharedPrefix, AtFractionZeroLeavesEveryRequestAsItWas) {
+  const std::vector<RequestSpec> off = Drain(SharedPrefixConfigFor(0, 1.0, 1));
+  const std::vector<RequestSpec> zero = Drain(SharedPrefixConfigFor(1000, 0.0, 8));
+  ASSERT_EQ(off.size(), zero.size());
+  for (size_t i = 0; i < off.size(); ++i) {
+    ASSERT_EQ(off[i].arrival, zero[i].arrival) << i;
+    ASSERT_EQ(off[i].prompt_tokens, zero[i].prompt_tokens) << i;
+    ASSERT_EQ(zero[i].stream, 0u) << i;
+    ASSERT_EQ(zero[i].stream_tokens, 0) << i;
+  }
+}
+
+TEST(SharedPrefix, ReachesItsFractionAndMovesNoArrivalOrLength) {
+  const std::vector<RequestSpec> base = Drain(SharedPrefixConfigFor(0, 1.0, 1));
+  WorkloadConfig c = SharedPrefixConfigFor(1000, 0.5, 1);
+  c.max_requests = 20'000;
+  const std::vector<RequestSpec> r = Drain(c);
+  int carrying = 0;
+  for (size_t i = 0; i < r.size(); ++i) {
+    const bool carries = r[i].stream != 0;
+    carrying += carries;
+    if (i < base.size()) {
+      ASSERT_EQ(r[i].arrival, base[i].arrival) << i;
+      ASSERT_EQ(r[i].output_tokens, base[i].output_tokens) << i;
+      ASSERT_EQ(r[i].prompt_tokens, base[i].prompt_tokens + (carries ? 1000 : 0)) << i;
+    }
+  }
+  EXPECT_NEAR(carrying / 20'000.0, 0.5, 0.02);
+}
+
+TEST(SharedPrefix, SpreadsRequestsEvenlyOverItsGroupsEachItsOwnStream) {
+  WorkloadConfig c = SharedPrefixConfigFor(300, 1.0, 4);
+  c.max_requests = 20'000;
+  std::map<uint64_t, int> per_stream;
+  for (const RequestSpec& r : Drain(c)) ++per_stream[r.stream];
+  ASSERT_EQ(per_stream.size(), 4u);
+  for (const auto& [stream, n] : per_stream) {
+    EXPECT_NE(stream, 0u);
+    EXPECT_NEAR(n, 5000, 300);
+  }
+}
+
+TEST(SharedPrefix, DropsTheTraceHashIdsOfTheRequestsThatCarryIt) {
+  WorkloadConfig c;
+  c.trace_path = TestData("three_rows_mooncake.jsonl");
+  c.shared_prefix = {.tokens = 100, .fraction = 1.0, .groups = 1};
+  const std::vector<RequestSpec> r = Drain(c);
+  ASSERT_EQ(r.size(), 3u);
+  EXPECT_EQ(r[0].prompt_tokens, 1100);
+  EXPECT_EQ(r[1].prompt_tokens, 200);
+  EXPECT_EQ(r[2].prompt_tokens, 1125);
+  for (const RequestSpec& q : r) EXPECT_TRUE(q.hash_ids.empty());
+}
+
+TEST(SharedPrefix, IsTheSameForASeedAndDiffersAcrossSeeds) {
+  const WorkloadConfig c = SharedPrefixConfigFor(256, 0.5, 3);
+  const std::vector<RequestSpec> a = Drain(c);
+  const std::vector<RequestSpec> b = Drain(c);
+  WorkloadConfig other_seed = c;
+  other_seed.seed = 2;
+  const std::vector<RequestSpec> other = Drain(other_seed);
+  ASSERT_EQ(a.size(), b.size());
+  int same_as_other = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    ASSERT_EQ(a[i].stream, b[i].stream) << i;
+    ASSERT_EQ(a[i].prompt_tokens, b[i].prompt_tokens) << i;
+    same_as_other += a[i].stream == other[i].stream;
+  }
+  // Independent draws agree with probability 1/4 + 1/4 x 1/3 = 1/3.
+  EXPECT_LT(same_as_other, 1000);
+}
+
+// ---------------------------------------------------------------------------------------
+// Sessions with a shared system prompt
+
+TEST(SessionsWithASharedPrefix, PutItBeforeTurnOneAndNameItAcrossSessionsWithAHashId) {
+  WorkloadConfig c = SyntheticConfig(ArrivalProcess::kPoisson, 2.0, 40);
+  c.fixed_prompt_tokens = 100;
+  c.fixed_output_tokens = 10;
+  c.sessions = {.turns = 2, .think_time_s = 1.0};
+  c.shared_prefix = {.tokens = 1000, .fraction = 1.0, .groups = 1};
+  const std::vector<RequestSpec> r = Drain(c);
+  ASSERT_EQ(r.size(), 40u);
+  ExpectWellFormed(r);
+  std::map<uint64_t, std::vector<const RequestSpec*>> by_session;
+  for (const RequestSpec& q : r) by_session[q.stream].push_back(&q);
+  EXPECT_GE(by_session.size(), 20u);
+  for (const auto& [stream, turns] : by_session) {
+    // 1000 + 100 = 1100; 1100 + 10 + 100 = 1210.
+    EXPECT_EQ(turns[0]->prompt_tokens, 1100);
+    EXPECT_EQ(turns[0]->stream_tokens, 1110);
+    if (turns.size() > 1) {
+      EXPECT_EQ(turns[1]->prompt_tokens, 1210);
+      EXPECT_EQ(turns[1]->stream_tokens, 1220);
+    }
+  }
+  for (const RequestSpec& q : r) {
+    EXPECT_EQ(q.hash_ids, r[0].hash_ids);
+    EXPECT_EQ(q.hash_block_tokens, 1000);
+  }
+  ASSERT_EQ(r[0].hash_ids.size(), 1u);
+  EXPECT_FALSE(by_session.contains(r[0].hash_ids[0]));
+}
+
+TEST(SessionsWithASharedPrefix, AreTheSameForASeed) {
+  WorkloadConfig c = SharedPrefixConfigFor(512, 0.5, 5);
+  c.sessions = {.turns = 3, .think_time_s = 2.5};
+  const std::vector<RequestSpec> a = Drain(c);
+  const std::vector<RequestSpec> b = Drain(c);
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    ASSERT_EQ(a[i].arrival, b[i].arrival) << i;
+    ASSERT_EQ(a[i].prompt_tokens, b[i].prompt_tokens) << i;
+    ASSERT_EQ(a[i].output_tokens, b[i].output_tokens) << i;
+    ASSERT_EQ(a[i].stream, b[i].stream) << i;
+    ASSERT_EQ(a[i].stream_tokens, b[i].stream_tokens) << i;
+    ASSERT_EQ(a[i].hash_ids, b[i].hash_ids) << i;
+  }
+}
+
+TEST(StreamIds, AreDistinctNonZeroAndAboveAnyTraceHashId) {
+  std::set<uint64_t> ids;
+  WorkloadConfig sessions = SyntheticConfig(ArrivalProcess::kPoisson, 100.0, 10'000);
+  sessions.sessions = {.turns = 1, .think_time_s = 0};
+  sessions.shared_prefix = {.tokens = 8, .fraction = 1.0, .groups = 1000};
+  for (const RequestSpec& r : Drain(sessions)) {
+    ids.insert(r.stream);
+    ids.insert(r.hash_ids.at(0));
+  }
+  WorkloadConfig groups = SharedPrefixConfigFor(8, 1.0, 1000);
+  groups.max_requests = 10'000;
+  std::set<uint64_t> group_streams;
+  for (const RequestSpec& r : Drain(groups)) group_streams.insert(r.stream);
+  EXPECT_EQ(group_streams.size(), 1000u);
+  ids.insert(group_streams.begin(), group_streams.end());
+  // 10,000 session streams, 1,000 groups as hash ids, 1,000 groups as streams.
+  EXPECT_EQ(ids.size(), 12'000u);
+  for (uint64_t id : ids) ASSERT_GE(id, uint64_t{1} << 63);
+}
+
+TEST(ValidateWorkloadConfig, AcceptsSessionsAndSharedPrefixesAlone) {
+  WorkloadConfig c = SyntheticConfig(ArrivalProcess::kPoisson, 2.0, 10);
+  c.shared_prefix = {.tokens = 1000, .fraction = 0.5, .groups = 3};
+  EXPECT_EQ(ValidationError(c), "");
+  c.sessions = {.turns = 4, .think_time_s = 30};
+  EXPECT_EQ(ValidationError(c), "");
+  c.shared_prefix = {};
+  EXPECT_EQ(ValidationError(c), "");
+}
+
+TEST(ValidateWorkloadConfig, NamesTheKeyPathOfEachPrefixSharingProblem) {
+  const struct {
+    const char* key;
+    SharedPrefixConfig prefix;
+    SessionConfig sessions;
+  } cases[] = {
+      {"sim.workload.shared_prefix.tokens: ", {.tokens = -1}, {}},
+      {"sim.workload.shared_prefix.tokens: ", {.tokens = kMaxSharedPrefixTokens + 1}, {}},
+      {"sim.workload.shared_prefix.fraction: ", {.tokens = 10, .fraction = 1.5}, {}},
+      {"sim.workload.shared_prefix.fraction: ", {.tokens = 10, .fraction = std::nan("")}, {}},
+      {"sim.workload.shared_prefix.groups: ", {.tokens = 10, .groups = 0}, {}},
+      {"sim.workload.shared_prefix.groups: ",
+       {.tokens = 10, .groups = kMaxSharedPrefixGroups + 1},
+       {}},
+      {"sim.workload.shared_prefix.tokens: ", {.tokens = 0, .fraction = 0.5}, {}},
+      {"sim.workload.shared_prefix.tokens: ", {.tokens = 0, .groups = 2}, {}},
+      {"sim.workload.sessions.turns: ", {}, {.turns = -1}},
+      {"sim.workload.sessions.turns: ", {}, {.turns = kMaxSessionTurns + 1}},
+      {"sim.workload.sessions.think_time_s: ", {}, {.turns = 2, .think_time_s = -1}},
+      {"sim.workload.sessions.think_time_s: ", {}, {.turns = 2, .think_time_s = 2e6}},
+      {"sim.workload.sessions.think_time_s: ", {}, {.turns = 2, .think_time_s = INFINITY}},
+      {"sim.workload.sessions.turns: ", {}, {.turns = 0, .think_time_s = 30}},
+  };
+  for (const auto& c : cases) {
+    WorkloadConfig config = SyntheticConfig(ArrivalProcess::kPoisson, 2.0, 10);
+    config.shared_prefix = c.prefix;
+    config.sessions = c.sessions;
+    const std::string message = ValidationError(config);
+    EXPECT_THAT(message, ::testing::StartsWith(c.key)) << "got: '" << message << "'";
+  }
 }
 
 }  // namespace
