@@ -8,6 +8,38 @@
 #include "sim/core/check.h"
 
 namespace kvsim {
+namespace {
+
+// Adds token gaps to the TBT histogram, equal gaps in a row (sequences that all
+// emitted at the previous iteration's end) as one add with a count.
+class GapRecorder {
+ public:
+  explicit GapRecorder(Metrics& metrics) : metrics_(metrics) {}
+  ~GapRecorder() { Flush(); }
+  GapRecorder(const GapRecorder&) = delete;
+  GapRecorder& operator=(const GapRecorder&) = delete;
+
+  void Add(Nanos gap) {
+    if (count_ > 0 && gap == gap_) {
+      ++count_;
+      return;
+    }
+    Flush();
+    gap_ = gap;
+    count_ = 1;
+  }
+  void Flush() {
+    if (count_ > 0) metrics_.RecordTokens(gap_, count_);
+    count_ = 0;
+  }
+
+ private:
+  Metrics& metrics_;
+  Nanos gap_{0};
+  int64_t count_ = 0;
+};
+
+}  // namespace
 
 Replica::Replica(int64_t index, std::unique_ptr<KvCacheManager> kv,
                  std::unique_ptr<BatchScheduler> scheduler, const ExecutionTimeModel& timing,
@@ -181,27 +213,14 @@ Nanos Replica::StartDecodeRun(Nanos now, Nanos horizon) {
 }
 
 void Replica::RecordTokenGaps(Nanos now) {
-  // Equal gaps in a row (sequences that all emitted at the previous iteration's
-  // end) go to the histogram as one add with a count.
-  Nanos gap{-1};
-  int64_t count = 0;
-  for (const Sequence* seq : batch_.seqs) {
-    const Nanos g = now - seq->last_token;
-    if (g != gap) {
-      if (count > 0) metrics_.RecordTokens(gap, count);
-      gap = g;
-      count = 0;
-    }
-    ++count;
-  }
-  if (count > 0) metrics_.RecordTokens(gap, count);
+  GapRecorder gaps(metrics_);
+  for (const Sequence* seq : batch_.seqs) gaps.Add(now - seq->last_token);
 }
 
 void Replica::CompleteIteration(Nanos now) {
   KVSIM_CHECK(busy(), "no iteration in flight");
   bool any_finished = false;
-  Nanos gap{-1};  // equal token gaps in a row go to the histogram as one add
-  int64_t gaps = 0;
+  GapRecorder gaps(metrics_);
   const bool offer = kv_->WantsComputedTokens();
   for (Sequence* seq : batch_.seqs) {
     seq->computed += seq->scheduled_tokens;
@@ -211,12 +230,8 @@ void Replica::CompleteIteration(Nanos now) {
     ++seq->generated;
     if (seq->first_token < Nanos(0)) {
       seq->first_token = now;
-    } else if (now - seq->last_token == gap) {
-      ++gaps;
     } else {
-      if (gaps > 0) metrics_.RecordTokens(gap, gaps);
-      gap = now - seq->last_token;
-      gaps = 1;
+      gaps.Add(now - seq->last_token);
     }
     seq->last_token = now;
     if (seq->Finished()) {
@@ -236,7 +251,7 @@ void Replica::CompleteIteration(Nanos now) {
                               .recomputed_tokens = seq->recomputed_tokens});
     }
   }
-  if (gaps > 0) metrics_.RecordTokens(gap, gaps);
+  gaps.Flush();
   if (any_finished) {
     std::erase_if(queues_.running,
                   [](const std::unique_ptr<Sequence>& s) { return s->Finished(); });
