@@ -144,6 +144,18 @@ int Main(int argc, char** argv) {
             "--jobs", "2", "--out", (dir / "plan").string(), "--force", "-q"},
            big_runs),
       false);
+  // (d) Prefix caching's cost: the whole Mooncake synthetic trace (3,993 requests of
+  // about 15K prompt tokens, chained hashes) on the paged manager, without and with it.
+  for (const char* caching : {"false", "true"}) {
+    row(fmt::format("(d) Mooncake trace, paged, prefix caching {}", caching),
+        Time({bin, "run", std::string(KVSIM_DATA_DIR) + "/configs/mooncake_long_context.yaml",
+              "--set", "workload.max_requests=0", "--set",
+              std::string("kv_cache.prefix_caching=") + caching, "--set",
+              "output.requests_csv=false", "--set", "output.timeseries_csv=false", "--out",
+              (dir / "mooncake").string(), "--force", "-q"},
+             runs),
+        false);
+  }
   std::cout << fmt::format(
       "x Vidur: Vidur's {:g} s on (a) over kvsim's median (pass --vidur-s with Vidur's time "
       "measured beside it)\n",
