@@ -171,6 +171,12 @@ def setUpModule():
     kvsim("compare", quickstart, *small, "--set", "model=Llama-3-70B",
           "--set", "deployment.tensor_parallel=8", "--set", "timing.type=profiled",
           "--out", DIRS["compare_tp8"])
+    DIRS["compare_prefix"] = os.path.join(WORK, "compare_prefix")
+    kvsim("compare", os.path.join(ENV["source"], "configs", "multiturn_sessions.yaml"),
+          "--set", "workload.max_requests=200", "--set",
+          "compare=[{label: paged, set: {kv_cache.prefix_caching: false}}, "
+          "{label: paged_prefix, set: {kv_cache.prefix_caching: true}}]",
+          "--out", DIRS["compare_prefix"])
     DIRS["sweep"] = os.path.join(WORK, "sweep")
     kvsim("sweep", quickstart, "--rates", "4,16", *small, "--out", DIRS["sweep"])
     DIRS["plan_bench"] = os.path.join(WORK, "plan_bench")
@@ -185,8 +191,8 @@ def setUpModule():
     DIRS["calibration"] = os.path.join(WORK, "calibration")
     shutil.copytree(os.path.join(ENV["source"], "models", "profiles", "H100-SXM"),
                     DIRS["calibration"])
-    for kind in ("run", "run_interval", "compare", "compare_tp8", "sweep", "plan",
-                 "plan_infeasible", "calibration"):
+    for kind in ("run", "run_interval", "compare", "compare_tp8", "compare_prefix", "sweep",
+                 "plan", "plan_infeasible", "calibration"):
         RESULTS[kind] = report(DIRS[kind])
 
 
@@ -293,6 +299,19 @@ class ReportContentTest(unittest.TestCase):
                       "min(1, busy_s / interval_s)", md)
         self.assertNotIn("iteration (timeseries.csv", md)
         self.assertNotIn("one sample per iteration", md)
+
+    def test_compare_with_prefix_caching_shows_the_hit_rate_of_each_run(self):
+        self.assertEqual(RESULTS["compare_prefix"].returncode, 0, RESULTS["compare_prefix"].stderr)
+        md = read(os.path.join(DIRS["compare_prefix"], "report.md"))
+        summary = json.loads(read(os.path.join(DIRS["compare_prefix"], "paged_prefix",
+                                               "summary.json")))
+        rate = summary["prefix_cache"]["token_hit_rate"] * 100
+        self.assertGreater(rate, 0)
+        row = next(line for line in md.splitlines() if "prefix hit (% of prompt tokens)" in line)
+        self.assertIn(f"| 0.0 |", row)  # paged without the cache
+        self.assertIn(f"{rate:.1f}", row)
+        # Comparisons without prefix caching do not carry the rows.
+        self.assertNotIn("prefix hit", read(os.path.join(DIRS["compare"], "report.md")))
 
     def test_compare(self):
         page, md = self.check_kind("compare")

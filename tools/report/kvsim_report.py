@@ -1167,6 +1167,11 @@ def read_summary(node):
     b = node["batch"]
     s["max_running"] = b["max_running"].int()
     s["mean_running"] = b["mean_running"].num(allow_null=True)
+    pc = node.get("prefix_cache")  # absent in outputs of a kvsim without prefix sharing
+    s["prefix_cache"] = None if pc is None else {
+        "enabled": pc["enabled"].bool(), "token_hit_rate": pc["token_hit_rate"].nonneg(),
+        "request_hit_rate": pc["request_hit_rate"].nonneg(),
+        "recomputed_tokens": pc["recomputed_tokens"].int()}
     v = node.get("vattention")
     s["exposed_overhead_s"] = v["exposed_overhead_s"].num() if v is not None else 0.0
     s["page_bytes"] = v["page_bytes"].num() if v is not None else None
@@ -1595,11 +1600,24 @@ COMPARE_ROWS = [
      lambda s: (s["requests_completed"], s["requests_total"]), None, False),
 ]
 
+# Shown in a comparison when some run caches prefixes (summary.json `prefix_cache`).
+PREFIX_CACHE_ROWS = [
+    ("prefix hit (% of prompt tokens)",
+     lambda s: s["prefix_cache"]["token_hit_rate"] * 100 if s["prefix_cache"] else 0.0,
+     lambda x: fnum(x, 1), False),
+    ("requests with a prefix hit (%)",
+     lambda s: s["prefix_cache"]["request_hit_rate"] * 100 if s["prefix_cache"] else 0.0,
+     lambda x: fnum(x, 1), False),
+    ("tokens recomputed after preemption",
+     lambda s: s["prefix_cache"]["recomputed_tokens"] if s["prefix_cache"] else 0, fint, False),
+]
+
 
 def _metric_table(runs, base):
     headers = ["metric"] + [r["label"] for r in runs]
     rows = []
-    for name, get, form, ratio in COMPARE_ROWS:
+    caching = any((r["summary"].get("prefix_cache") or {}).get("enabled") for r in runs)
+    for name, get, form, ratio in COMPARE_ROWS + (PREFIX_CACHE_ROWS if caching else []):
         row = [name]
         for r in runs:
             v = get(r["summary"])
