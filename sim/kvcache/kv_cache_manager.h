@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "sim/core/check.h"
 #include "sim/core/time.h"
 
 namespace kvsim {
@@ -306,5 +307,12 @@ const char* KvManagerTypeName(KvManagerType type);
 
 // Ceil(a / b) for positive b.
 inline int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// The precondition of KvCacheManager::Admit and CanAdmit: 1 <= tokens <= max_tokens <=
+// max_model_len. Throws InvariantError otherwise (a scheduler bug, not a user error).
+inline void CheckAdmission(const KvGeometry& geometry, int64_t tokens, int64_t max_tokens) {
+  KVSIM_CHECK(tokens >= 1 && tokens <= max_tokens && max_tokens <= geometry.max_model_len,
+              "admission outside [1, max_model_len]");
+}
 
 }  // namespace kvsim

@@ -78,7 +78,7 @@ class PagedKvManager final : public KvCacheManager {
 
   bool Admit(int64_t id, int64_t tokens, int64_t max_tokens) override {
     KVSIM_CHECK(!requests_.contains(id), "request admitted twice");
-    CheckAdmission(tokens, max_tokens);
+    CheckAdmission(geometry_, tokens, max_tokens);
     const int64_t blocks = CeilDiv(tokens, config_.block_tokens);
     if (free_blocks_ - blocks < watermark_blocks_) return false;
     Take(blocks);
@@ -88,7 +88,7 @@ class PagedKvManager final : public KvCacheManager {
   }
 
   bool CanAdmit(int64_t, int64_t tokens, int64_t max_tokens) const override {
-    CheckAdmission(tokens, max_tokens);
+    CheckAdmission(geometry_, tokens, max_tokens);
     return free_blocks_ - CeilDiv(tokens, config_.block_tokens) >= watermark_blocks_;
   }
 
@@ -180,11 +180,6 @@ class PagedKvManager final : public KvCacheManager {
     int64_t tokens;
   };
 
-  void CheckAdmission(int64_t tokens, int64_t max_tokens) const {
-    KVSIM_CHECK(tokens >= 1 && tokens <= max_tokens && max_tokens <= geometry_.max_model_len,
-                "admission outside [1, max_model_len]");
-  }
-
   void Take(int64_t n) {
     KVSIM_CHECK(n >= 0 && n <= free_blocks_, "taking more blocks than are free");
     free_blocks_ -= n;
@@ -224,7 +219,7 @@ class PrefixCachedPagedManager final : public KvCacheManager {
 
   bool Admit(int64_t id, int64_t tokens, int64_t max_tokens) override {
     KVSIM_CHECK(!requests_.contains(id), "request admitted twice");
-    CheckAdmission(tokens, max_tokens);
+    CheckAdmission(geometry_, tokens, max_tokens);
     const PrefixIdentity prefix = IdentityOf(id);
     const std::vector<int32_t> hits = Hits(prefix, tokens);
     if (!Fits(hits, tokens)) return false;
@@ -249,7 +244,7 @@ class PrefixCachedPagedManager final : public KvCacheManager {
   }
 
   bool CanAdmit(int64_t id, int64_t tokens, int64_t max_tokens) const override {
-    CheckAdmission(tokens, max_tokens);
+    CheckAdmission(geometry_, tokens, max_tokens);
     return Fits(Hits(IdentityOf(id), tokens), tokens);
   }
 
@@ -354,11 +349,6 @@ class PrefixCachedPagedManager final : public KvCacheManager {
     int64_t tokens = 0;
     int64_t registered = 0;  // leading full blocks offered to the cache
   };
-
-  void CheckAdmission(int64_t tokens, int64_t max_tokens) const {
-    KVSIM_CHECK(tokens >= 1 && tokens <= max_tokens && max_tokens <= geometry_.max_model_len,
-                "admission outside [1, max_model_len]");
-  }
 
   PrefixIdentity IdentityOf(int64_t id) const {
     const auto it = identities_.find(id);

@@ -14,8 +14,7 @@ class StaticKvManager final : public KvCacheManager {
 
   bool Admit(int64_t id, int64_t tokens, int64_t max_tokens) override {
     KVSIM_CHECK(!requests_.contains(id), "request admitted twice");
-    KVSIM_CHECK(tokens >= 1 && tokens <= max_tokens && max_tokens <= geometry_.max_model_len,
-                "admission outside [1, max_model_len]");
+    CheckAdmission(geometry_, tokens, max_tokens);
     const int64_t reserved_tokens = config_.reserve == StaticKvConfig::Reserve::kMaxModelLen
                                         ? geometry_.max_model_len
                                         : max_tokens;
@@ -28,8 +27,7 @@ class StaticKvManager final : public KvCacheManager {
   }
 
   bool CanAdmit(int64_t, int64_t tokens, int64_t max_tokens) const override {
-    KVSIM_CHECK(tokens >= 1 && tokens <= max_tokens && max_tokens <= geometry_.max_model_len,
-                "admission outside [1, max_model_len]");
+    CheckAdmission(geometry_, tokens, max_tokens);
     const int64_t reserved_tokens = config_.reserve == StaticKvConfig::Reserve::kMaxModelLen
                                         ? geometry_.max_model_len
                                         : max_tokens;

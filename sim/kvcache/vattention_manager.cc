@@ -38,8 +38,7 @@ class VAttentionKvManager final : public KvCacheManager {
 
   bool Admit(int64_t id, int64_t tokens, int64_t max_tokens) override {
     KVSIM_CHECK(!slot_of_.contains(id), "request admitted twice");
-    KVSIM_CHECK(tokens >= 1 && tokens <= max_tokens && max_tokens <= geometry_.max_model_len,
-                "admission outside [1, max_model_len]");
+    CheckAdmission(geometry_, tokens, max_tokens);
     if (idle_.empty()) return false;
     // Reuse the idle slot whose mapped pages cover the need most tightly; if none
     // covers it, the one with the most pages mapped. (The repo's best fit,
@@ -63,8 +62,7 @@ class VAttentionKvManager final : public KvCacheManager {
   }
 
   bool CanAdmit(int64_t, int64_t tokens, int64_t max_tokens) const override {
-    KVSIM_CHECK(tokens >= 1 && tokens <= max_tokens && max_tokens <= geometry_.max_model_len,
-                "admission outside [1, max_model_len]");
+    CheckAdmission(geometry_, tokens, max_tokens);
     // An idle slot needs no groups yet, so its need grows by all of them.
     return !idle_.empty() &&
            free_pool_ + reclaimable_ - CeilDiv(tokens, tokens_per_page_) >= watermark_groups_;
