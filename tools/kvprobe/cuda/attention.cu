@@ -30,6 +30,7 @@
 #include "tools/kvprobe/cuda/attention.cuh"
 #include "tools/kvprobe/cuda/bf16x8.cuh"
 #include "tools/kvprobe/cuda/check.h"
+#include "tools/kvprobe/cuda/common.cuh"
 
 namespace kvprobe {
 namespace {
@@ -609,10 +610,30 @@ void PlanSplits(int batch, int q_heads, int kv_heads, int max_len, int sm_count,
   }
 }
 
+// `wanted` splits of max_len tokens for kernel 2: equal splits rounded up to whole
+// block steps (so the count may come out lower than asked).
+void ForcedSplits(int max_len, int wanted, int* splits, int* split_tokens) {
+  const int len = std::max(1, max_len);
+  const int s = std::clamp(wanted, 1, std::min(64, std::max(1, len / KVPROBE_DECODE_MIN_SPLIT)));
+  int per = (len + s - 1) / s;
+  per = (per + kV2BlockTokens - 1) / kV2BlockTokens * kV2BlockTokens;
+  *splits = (len + per - 1) / per;
+  *split_tokens = per;
+}
+
+// The splits a launch with `a` uses (its forced count, else the plan's).
+void LaunchSplits(const DecodeArgs& a, int* splits, int* split_tokens) {
+  if (a.splits > 0 && kDecodeKernel == 2) {
+    ForcedSplits(a.max_len, a.splits, splits, split_tokens);
+  } else {
+    PlanSplits(a.batch, a.q_heads, a.kv_heads, a.max_len, a.sm_count, splits, split_tokens);
+  }
+}
+
 template <int G>
 void LaunchDecodeG(const DecodeArgs& a, cudaStream_t stream) {
   int splits = 1, split_tokens = 0;
-  PlanSplits(a.batch, a.q_heads, a.kv_heads, a.max_len, a.sm_count, &splits, &split_tokens);
+  LaunchSplits(a, &splits, &split_tokens);
   if (splits > 1 && a.workspace == nullptr) throw std::invalid_argument("decode needs workspace");
   const float scale_log2 = 1.4426950408889634f / std::sqrt(static_cast<float>(kHeadDim));
   const dim3 grid(a.kv_heads, a.batch, splits);
@@ -1093,10 +1114,68 @@ __global__ void __launch_bounds__(kP2Threads, KVPROBE_PREFILL_MIN_BLOCKS)
 
 }  // namespace
 
+int MaxDecodeSplits(int max_len) {
+  int splits = 1, split_tokens = 0;
+  ForcedSplits(max_len, 64, &splits, &split_tokens);
+  return splits;
+}
+
 size_t DecodeWorkspaceFloats(int batch, int q_heads, int max_len, int kv_heads, int sm_count) {
   int splits = 1, split_tokens = 0;
   PlanSplits(batch, q_heads, kv_heads, max_len, sm_count, &splits, &split_tokens);
+  splits = std::max(splits, MaxDecodeSplits(max_len));
   return static_cast<size_t>(batch) * q_heads * splits * (kHeadDim + 2);
+}
+
+DecodeTuning TuneDecodeSplits(DecodeArgs a, cudaStream_t stream) {
+  constexpr int kPerGraph = 20;       // launches captured per timed graph
+  constexpr double kTargetUs = 3000;  // timed per candidate and round
+  int planned = 1, split_tokens = 0;
+  PlanSplits(a.batch, a.q_heads, a.kv_heads, a.max_len, a.sm_count, &planned, &split_tokens);
+  // Candidates as DecodeArgs::splits values: 0 (the plan itself) first, then each
+  // distinct effective count (a count rounds to whole block steps).
+  std::vector<int> candidates{0}, counts{planned};
+  if (kDecodeKernel == 2) {
+    for (int want = 1; want <= MaxDecodeSplits(a.max_len); ++want) {
+      int n = 1;
+      ForcedSplits(a.max_len, want, &n, &split_tokens);
+      if (std::find(counts.begin(), counts.end(), n) == counts.end()) {
+        candidates.push_back(n);
+        counts.push_back(n);
+      }
+    }
+  }
+  auto time = [&](int n) {
+    a.splits = n;
+    auto launch = [&] { LaunchDecodeAttention(a, stream); };
+    const double trial = TimeUs(stream, 1, 2, launch);
+    const int reps = RepsFor(trial * kPerGraph, kTargetUs, 2, 50);
+    return TimeGraphUs(stream, kPerGraph, reps, launch);
+  };
+  // Two rounds, the better of each candidate's two times: a candidate is not judged
+  // by one disturbed measurement.
+  std::vector<double> best(candidates.size(), 0);
+  for (int round = 0; round < 2; ++round) {
+    for (size_t i = 0; i < candidates.size(); ++i) {
+      const double us = time(candidates[i]);
+      best[i] = round == 0 ? us : std::min(best[i], us);
+    }
+  }
+  DecodeTuning t;
+  t.planned_splits = planned;
+  t.planned_us = best[0];
+  t.splits = planned;
+  t.args_splits = 0;
+  t.us = best[0];
+  for (size_t i = 0; i < candidates.size(); ++i) {
+    t.tried.emplace_back(counts[i], best[i]);
+    if (best[i] < t.us) {
+      t.us = best[i];
+      t.splits = counts[i];
+      t.args_splits = candidates[i];
+    }
+  }
+  return t;
 }
 
 void LaunchDecodeAttention(const DecodeArgs& a, cudaStream_t stream) {

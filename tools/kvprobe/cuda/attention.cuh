@@ -7,6 +7,9 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include <utility>
+#include <vector>
+
 namespace kvprobe {
 
 constexpr int kHeadDim = 128;
@@ -32,10 +35,34 @@ struct DecodeArgs {
   int batch = 0, q_heads = 0, kv_heads = 0;
   int max_len = 0;  // longest context in the batch (for the split plan)
   int sm_count = 132;
+  // Splits of the context: 0 takes the kernel's split plan; n > 0 cuts max_len into
+  // about n equal splits (at most MaxDecodeSplits(max_len); TuneDecodeSplits picks n).
+  int splits = 0;
 };
 
-// Floats of workspace a decode launch may need.
+// Floats of workspace a decode launch may need, with the plan's splits or any
+// forced number of them.
 size_t DecodeWorkspaceFloats(int batch, int q_heads, int max_len, int kv_heads, int sm_count);
+
+// Most splits a context of max_len tokens is cut into (each split >= 128 tokens).
+int MaxDecodeSplits(int max_len);
+
+// Decode launches of one configuration, each timed as CUDA graph replays.
+struct DecodeTuning {
+  int planned_splits = 1;  // what the split plan picks
+  double planned_us = 0;   // its time per launch
+  int splits = 1;          // the fastest number of splits tried
+  int args_splits = 0;     // the DecodeArgs::splits value that launches it (0: the plan)
+  double us = 0;           // its time per launch
+  std::vector<std::pair<int, double>> tried;  // (splits, us per launch) of every candidate
+};
+
+// Times decode attention for `args` (its buffers must be valid) with the plan's
+// splits and with each distinct number of splits from 1 to MaxDecodeSplits(max_len),
+// and returns the fastest, as an engine's kernel selection would (FlashDecoding and
+// FlashAttention's num_splits heuristics aim at the same choice). Enqueues and
+// synchronizes on `stream`.
+DecodeTuning TuneDecodeSplits(DecodeArgs args, cudaStream_t stream);
 
 // Enqueues decode attention on `stream`. Supported q_heads / kv_heads: 1, 2, 4, 7, 8.
 void LaunchDecodeAttention(const DecodeArgs& args, cudaStream_t stream);

@@ -1,11 +1,13 @@
 // Attention kernels: verification against the float64 reference, then the decode
 // and prefill grids over contiguous and paged KV.
 #include <algorithm>
+#include <fstream>
 #include <random>
 #include <vector>
 
 #include "tools/kvprobe/cuda/attention.cuh"
 #include "tools/kvprobe/cuda/common.cuh"
+#include "tools/kvprobe/cuda/gemm.cuh"
 #include "tools/kvprobe/cuda/probes.h"
 #include "tools/kvprobe/host/reference.h"
 
@@ -184,6 +186,11 @@ double VerifyAttention(ProbeContext& ctx) {
 
 // Decode launches captured per timed graph (kernel time, not the host's launch rate).
 constexpr int kDecodeLaunchesPerGraph = 20;
+// Prefill launches per timed graph, at most.
+constexpr int kPrefillLaunchesPerGraph = 10;
+// Sustained load before the prefill grid and before each prefill cell (see Heater).
+constexpr double kSustainMs = 1500;
+constexpr double kHeatBetweenMs = 100;
 
 void ProbeAttention(ProbeContext& ctx) {
   const bool quick = ctx.options.quick;
@@ -198,7 +205,10 @@ void ProbeAttention(ProbeContext& ctx) {
   // Decode grid.
   auto& decode = ctx.profile.AddTable(
       "decode_attention", {"layout", "block_tokens", "batch", "context_tokens", "q_heads",
-                           "kv_heads", "head_dim", "time_us", "kv_gbps"});
+                           "kv_heads", "head_dim", "time_us", "kv_gbps", "splits"});
+  // Every split count tried for every cell (the profile keeps the fastest).
+  std::ofstream splits_raw(ctx.raw_dir + "/decode_splits.csv");
+  splits_raw << "layout,block_tokens,batch,context_tokens,splits,planned,time_us\n";
   const std::vector<int> batches =
       quick ? std::vector<int>{1, 16, 64} : std::vector<int>{1, 4, 16, 64, 128, 256};
   const std::vector<int> contexts =
@@ -228,9 +238,18 @@ void ProbeAttention(ProbeContext& ctx) {
       for (int bs : {0, 16, 32, 128, 256}) {
         DeviceBuffer<int> table;
         a.layout = GridLayout(bs, batch, context, rng, table);
+        // The fastest split of the context for this cell (timed as graph replays),
+        // then that launch timed again, as engines run decode; the eager loop's figure
+        // is logged beside it.
+        a.splits = 0;
+        const DecodeTuning tuning = TuneDecodeSplits(a, ctx.stream);
+        const std::string layout_name = bs == 0 ? "contiguous" : "paged";
+        for (const auto& [n, t_us] : tuning.tried) {
+          splits_raw << layout_name << "," << bs << "," << batch << "," << context << "," << n
+                     << "," << (n == tuning.planned_splits ? 1 : 0) << "," << Num(t_us, 5) << "\n";
+        }
+        a.splits = tuning.args_splits;
         auto launch = [&] { LaunchDecodeAttention(a, ctx.stream); };
-        // Timed as graph replays, as engines run decode; the eager loop's figure is
-        // logged beside it.
         const double trial = TimeUs(ctx.stream, 2, 3, launch);
         const int reps = RepsFor(trial, quick ? 2000 : 20000, 5, 500);
         const double us = TimeGraphUs(ctx.stream, kDecodeLaunchesPerGraph,
@@ -240,11 +259,12 @@ void ProbeAttention(ProbeContext& ctx) {
         if (bs == 0 || bs == 16) {
           ctx.log("attention: decode " + std::string(bs == 0 ? "contiguous" : "paged/16") + " " +
                   std::to_string(batch) + " x " + std::to_string(context) + ": graph " +
-                  Num(us, 4) + " us (" + Num(gbps, 4) + " GB/s), eager loop " + Num(eager_us, 4) +
-                  " us");
+                  Num(us, 4) + " us (" + Num(gbps, 4) + " GB/s), " + std::to_string(tuning.splits) +
+                  " splits (the plan's " + std::to_string(tuning.planned_splits) + ": " +
+                  Num(tuning.planned_us, 4) + " us), eager loop " + Num(eager_us, 4) + " us");
         }
-        decode.Row({bs == 0 ? "contiguous" : "paged", Num(bs), Num(batch), Num(context),
-                    Num(q_heads), Num(kv_heads), Num(kHeadDim), Num(us, 5), Num(gbps, 4)});
+        decode.Row({layout_name, Num(bs), Num(batch), Num(context), Num(q_heads), Num(kv_heads),
+                    Num(kHeadDim), Num(us, 5), Num(gbps, 4), Num(tuning.splits)});
         if (largest && (bs == 0 || bs == 16)) {
           std::string pct =
               ctx.copy_gbps > 0 ? ", " + Num(100 * gbps / ctx.copy_gbps, 3) + "% of copy" : "";
@@ -258,8 +278,11 @@ void ProbeAttention(ProbeContext& ctx) {
     }
     ctx.log("attention: decode batch " + std::to_string(batch) + " done");
   }
+  if (!splits_raw) throw std::runtime_error(ctx.raw_dir + "/decode_splits.csv: cannot write");
 
-  // Prefill grid (batch 1).
+  // Prefill grid (batch 1), after a sustained load (see Heater).
+  Heater heater(ctx.stream);
+  heater.Run(quick ? 300 : kSustainMs);
   auto& prefill = ctx.profile.AddTable(
       "prefill_attention", {"layout", "block_tokens", "batch", "tokens", "q_heads", "kv_heads",
                             "head_dim", "time_us", "tflops"});
@@ -282,8 +305,14 @@ void ProbeAttention(ProbeContext& ctx) {
       DeviceBuffer<int> table;
       a.layout = GridLayout(bs, 1, tokens, rng, table);
       auto launch = [&] { LaunchPrefillAttention(a, ctx.stream); };
+      // Compute-bound: timed at the clock of a GPU under sustained load (Heater), as
+      // graph replays like the other kernel rows.
+      heater.Run(kHeatBetweenMs);
       const double trial = TimeUs(ctx.stream, 1, 2, launch);
-      const double us = TimeUs(ctx.stream, 1, RepsFor(trial, quick ? 2000 : 20000, 3, 200), launch);
+      const int reps = RepsFor(trial, quick ? 2000 : 20000, 3, 200);
+      const int per_graph = std::clamp(reps, 1, kPrefillLaunchesPerGraph);
+      const double us = TimeGraphUs(ctx.stream, per_graph, std::max(1, reps / per_graph), launch);
+      ctx.clock.SampleUnderLoad();
       const double tflops = flops / (us * 1e-6) / 1e12;
       prefill.Row({bs == 0 ? "contiguous" : "paged", Num(bs), "1", Num(tokens), Num(q_heads),
                    Num(kv_heads), Num(kHeadDim), Num(us, 5), Num(tflops, 4)});

@@ -126,14 +126,30 @@ SmClock::~SmClock() {
 #endif
 }
 
-void SmClock::Sample() {
+int SmClock::CurrentMhz() const {
 #ifdef KVPROBE_HAVE_NVML
   unsigned int mhz = 0;
   if (nvml_ && nvmlDeviceGetClockInfo(static_cast<nvmlDevice_t>(nvml_device_), NVML_CLOCK_SM,
                                       &mhz) == NVML_SUCCESS) {
-    max_mhz_ = std::max(max_mhz_, static_cast<int>(mhz));
+    return static_cast<int>(mhz);
   }
 #endif
+  return 0;
+}
+
+void SmClock::Sample() { max_mhz_ = std::max(max_mhz_, CurrentMhz()); }
+
+void SmClock::SampleUnderLoad() {
+  const int mhz = CurrentMhz();
+  max_mhz_ = std::max(max_mhz_, mhz);
+  if (mhz > 0) under_load_mhz_.push_back(mhz);
+}
+
+int SmClock::median_under_load_mhz() const {
+  if (under_load_mhz_.empty()) return 0;
+  std::vector<int> v = under_load_mhz_;
+  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2), v.end());
+  return v[v.size() / 2];
 }
 
 }  // namespace kvprobe

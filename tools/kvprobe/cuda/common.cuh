@@ -80,18 +80,27 @@ double TimeGraphUs(cudaStream_t stream, int per_graph, int reps,
 // trial's time; at least `min_reps`, at most `max_reps`.
 int RepsFor(double trial_us, double target_us, int min_reps, int max_reps);
 
-// Samples the SM clock through NVML and keeps the highest value seen (0 without NVML).
+// Samples the SM clock through NVML and keeps the highest value seen (0 without NVML),
+// and, apart, the clocks seen right after timing compute-bound work under sustained
+// load (see Heater in gemm.cuh).
 class SmClock {
  public:
   explicit SmClock(int device);
   ~SmClock();
   void Sample();
+  // Samples the clock as one seen under load (and as Sample does).
+  void SampleUnderLoad();
   int max_mhz() const { return max_mhz_; }
+  // Median of the SampleUnderLoad clocks; 0 when none was taken or without NVML.
+  int median_under_load_mhz() const;
 
  private:
+  int CurrentMhz() const;  // 0 without NVML
+
   void* nvml_device_ = nullptr;
   bool nvml_ = false;
   int max_mhz_ = 0;
+  std::vector<int> under_load_mhz_;
 };
 
 // What every probe gets: options, the device, the profile under construction, and a

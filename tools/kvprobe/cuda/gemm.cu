@@ -1,8 +1,11 @@
 // cuBLASLt bf16 GEMM plans (see gemm.cuh).
+#include <algorithm>
+#include <cmath>
 #include <stdexcept>
 #include <string>
 
 #include "tools/kvprobe/cuda/check.h"
+#include "tools/kvprobe/cuda/common.cuh"
 #include "tools/kvprobe/cuda/gemm.cuh"
 
 namespace kvprobe {
@@ -60,6 +63,51 @@ void LtGemm::Run(const __nv_bfloat16* x, const __nv_bfloat16* w, __nv_bfloat16* 
   const float alpha = 1.f, beta = 0.f;
   CUBLAS_CHECK(cublasLtMatmul(lt_, op_, &alpha, w, a_, x, b_, &beta, c, c_, c, c_, &algo_,
                               workspace, workspace_bytes_, stream));
+}
+
+namespace {
+constexpr int64_t kHeatM = 4096, kHeatN = 8192, kHeatK = 8192;
+constexpr size_t kHeatWorkspaceBytes = 32 << 20;
+}  // namespace
+
+Heater::Heater(cudaStream_t stream)
+    : stream_(stream), gemm_(lt_.get(), kHeatM, kHeatN, kHeatK, kHeatWorkspaceBytes) {
+  CUDA_CHECK(cudaMalloc(&x_, sizeof(__nv_bfloat16) * kHeatM * kHeatK));
+  CUDA_CHECK(cudaMalloc(&w_, sizeof(__nv_bfloat16) * kHeatK * kHeatN));
+  CUDA_CHECK(cudaMalloc(&c_, sizeof(__nv_bfloat16) * kHeatM * kHeatN));
+  CUDA_CHECK(cudaMalloc(&workspace_, kHeatWorkspaceBytes));
+  // Random inputs: a GEMM of constant data toggles fewer bits and draws less power
+  // than a real one.
+  FillRandomBf16(x_, static_cast<size_t>(kHeatM * kHeatK), 31, 1.f, stream_);
+  FillRandomBf16(w_, static_cast<size_t>(kHeatK * kHeatN), 32, 0.03f, stream_);
+  cudaEvent_t a = nullptr, b = nullptr;
+  CUDA_CHECK(cudaEventCreate(&a));
+  CUDA_CHECK(cudaEventCreate(&b));
+  gemm_.Run(x_, w_, c_, workspace_, stream_);
+  CUDA_CHECK(cudaEventRecord(a, stream_));
+  for (int i = 0; i < 4; ++i) gemm_.Run(x_, w_, c_, workspace_, stream_);
+  CUDA_CHECK(cudaEventRecord(b, stream_));
+  CUDA_CHECK(cudaEventSynchronize(b));
+  float ms = 0;
+  CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
+  cudaEventDestroy(a);
+  cudaEventDestroy(b);
+  gemm_us_ = std::max(1.0, 1000.0 * ms / 4);
+}
+
+Heater::~Heater() {
+  cudaFree(x_);
+  cudaFree(w_);
+  cudaFree(c_);
+  cudaFree(workspace_);
+}
+
+void Heater::Run(double ms) {
+  // The GEMM count is planned from its time measured at construction (on a cool GPU,
+  // so the load lasts somewhat longer than asked once the clock drops).
+  const int n = static_cast<int>(std::ceil(ms * 1000.0 / gemm_us_));
+  for (int i = 0; i < n; ++i) gemm_.Run(x_, w_, c_, workspace_, stream_);
+  CUDA_CHECK(cudaStreamSynchronize(stream_));
 }
 
 }  // namespace kvprobe

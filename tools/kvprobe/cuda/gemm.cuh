@@ -58,4 +58,31 @@ class LtGemm {
   cublasLtMatmulAlgo_t algo_ = {};
 };
 
+// Keeps the GPU under a sustained compute-bound load, so that what is timed next runs
+// at the clock a busy server settles at. Under continuous tensor-core work the H200
+// reaches its power cap within about a second and its SM clock drops from 1,980 to
+// about 1,400-1,500 MHz (NVML clock event reason: SW power cap), which slows
+// compute-bound kernels by about 20% and leaves memory-bound ones unchanged (kvprobe
+// measurement on the lent H200, 2026-11-30). Kernel rows timed from a cool, idle GPU
+// would credit every compute-bound kernel with a clock no busy server keeps.
+class Heater {
+ public:
+  explicit Heater(cudaStream_t stream);
+  ~Heater();
+  Heater(const Heater&) = delete;
+  Heater& operator=(const Heater&) = delete;
+
+  // Runs bf16 GEMMs of 4096 x 8192 x 8192 on the stream for about `ms` milliseconds
+  // and waits for them.
+  void Run(double ms);
+
+ private:
+  cudaStream_t stream_;
+  LtHandle lt_;
+  LtGemm gemm_;
+  __nv_bfloat16 *x_ = nullptr, *w_ = nullptr, *c_ = nullptr;
+  void* workspace_ = nullptr;
+  double gemm_us_ = 0;  // one GEMM's time, measured at construction
+};
+
 }  // namespace kvprobe

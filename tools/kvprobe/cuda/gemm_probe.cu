@@ -42,6 +42,12 @@ class GemmTimer {
   DeviceBuffer<unsigned char> workspace_;
 };
 
+// Sustained load before the first shape and between compute-bound shapes (see
+// Heater), and the fewest tokens at which a shape counts as compute-bound.
+constexpr double kSustainMs = 1500;
+constexpr double kHeatBetweenMs = 100;
+constexpr int64_t kHeatFromTokens = 256;
+
 std::vector<CardShapes> Cards(const ProbeOptions& o) {
   std::vector<std::string> paths;
   if (o.models.empty()) {
@@ -81,6 +87,11 @@ void ProbeGemm(ProbeContext& ctx) {
     }
   }
   GemmTimer timer(ctx.stream, max_x, max_w, max_c);
+  // Compute-bound shapes are timed at the clock of a GPU under sustained load: the
+  // heater brings the GPU to its power-limited clock first and keeps it there between
+  // shapes (memory-bound shapes, at few tokens, do not depend on the SM clock).
+  Heater heater(ctx.stream);
+  heater.Run(ctx.options.quick ? 300 : kSustainMs);
   std::map<std::tuple<int64_t, int64_t, int64_t>, double> cache;  // (m, n, k) -> us
   double best_tflops = 0;
   auto& table = ctx.profile.AddTable(
@@ -95,8 +106,14 @@ void ProbeGemm(ProbeContext& ctx) {
           const auto key = std::make_tuple(tokens, g.n, g.k);
           auto it = cache.find(key);
           if (it == cache.end()) {
+            const bool loaded = tokens >= kHeatFromTokens;
+            if (loaded) heater.Run(kHeatBetweenMs);
             it = cache.emplace(key, timer.TimeUs(tokens, g.n, g.k, ctx.options.quick)).first;
-            ctx.clock.Sample();
+            if (loaded) {
+              ctx.clock.SampleUnderLoad();
+            } else {
+              ctx.clock.Sample();
+            }
           }
           const double us = it->second;
           const double tflops = 2.0 * tokens * g.n * g.k / (us * 1e-6) / 1e12;

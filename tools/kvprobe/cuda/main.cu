@@ -135,6 +135,8 @@ int Run(const ProbeOptions& o) {
   timed("allreduce", ProbeAllReduce);
   timed("vattention", ProbeVAttention);
   profile.Meta("sm_clock_mhz", std::to_string(clock.max_mhz()));
+  // Median SM clock right after timing compute-bound work under sustained load.
+  profile.Meta("sm_clock_mhz_under_load", std::to_string(clock.median_under_load_mhz()));
   profile.Meta(
       "probe_seconds",
       Num(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(), 4));
@@ -145,7 +147,9 @@ int Run(const ProbeOptions& o) {
             << Row("profile", out_dir + "/profile.txt")
             << Row("attention check, worst relative error",
                    attention_error < 0 ? "not run" : Num(attention_error, 3))
-            << Row("highest SM clock seen", std::to_string(clock.max_mhz()) + " MHz");
+            << Row("highest SM clock seen", std::to_string(clock.max_mhz()) + " MHz")
+            << Row("SM clock under sustained load (median)",
+                   std::to_string(clock.median_under_load_mhz()) + " MHz");
   for (const auto& [what, value] : headlines) std::cout << Row(what, value);
   std::cout << "  full tables: " << out_dir << "/profile.txt\n";
   return 0;

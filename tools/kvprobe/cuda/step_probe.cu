@@ -57,7 +57,10 @@ constexpr size_t kGemmWorkspaceBytes = 64 << 20;
 constexpr int kWarmups = 3;
 constexpr int kMinReps = 10;
 constexpr int kMaxReps = 1000;
-constexpr double kMinTimedUs = 2000;     // the timed repetitions together span at least this
+constexpr double kMinTimedUs = 2000;  // the timed repetitions together span at least this
+constexpr double kPassWarmMs = 800;   // a pass replayed this long before it is timed
+constexpr double kClassWarmMs = 200;  // the same for one class of its kernels alone
+constexpr int kClassMinReps = 5;
 constexpr double kMemoryFraction = 0.8;  // of free device memory one allocation may take
 
 // ---------------------------------------------------------------------------
@@ -506,8 +509,18 @@ std::vector<Composition> StepGrid(bool quick) {
   const std::vector<int> contexts =
       quick ? std::vector<int>{512} : std::vector<int>{512, 2048, 8192};
   const std::vector<int> prefills =
-      quick ? std::vector<int>{512} : std::vector<int>{128, 512, 2048, 8192};
-  const std::vector<int> mixed = quick ? std::vector<int>{512} : std::vector<int>{512, 2048};
+      quick ? std::vector<int>{512}
+            : std::vector<int>{128, 256, 512, 1024, 2048, 4096, 8192, 16384};
+  // Mixed (chunked-prefill) batches: decode sequences x their context + a chunk.
+  struct Mixed {
+    int seqs, context, chunk;
+  };
+  const std::vector<Mixed> mixed = quick ? std::vector<Mixed>{{32, 2048, 512}}
+                                         : std::vector<Mixed>{{32, 2048, 512},
+                                                              {32, 2048, 2048},
+                                                              {8, 8192, 256},
+                                                              {128, 1024, 1024},
+                                                              {64, 4096, 512}};
   std::vector<Composition> grid;
   for (int d : seqs) {
     for (int c : contexts) {
@@ -517,8 +530,8 @@ std::vector<Composition> StepGrid(bool quick) {
   for (int p : prefills) {
     for (int bt : {0, kPagedBlockTokens}) grid.push_back({bt, 0, 0, p});
   }
-  for (int p : mixed) {
-    for (int bt : {0, kPagedBlockTokens}) grid.push_back({bt, 32, 2048, p});
+  for (const Mixed& m : mixed) {
+    for (int bt : {0, kPagedBlockTokens}) grid.push_back({bt, m.seqs, m.context, m.chunk});
   }
   return grid;
 }
@@ -562,10 +575,13 @@ struct Graph {
   }
 };
 
-// Runs `pass` kWarmups times, then timed repetitions (at least kMinReps, together at
-// least kMinTimedUs) back to back, each between two CUDA events on `stream`. Returns
-// each repetition's time in microseconds.
-std::vector<double> TimePasses(cudaStream_t stream, const std::function<void()>& pass) {
+// Runs `pass` kWarmups times and then on until about `warm_ms` have passed (so the
+// GPU's clock settles where this pass's own sustained load puts it: see Heater in
+// gemm.cuh), then timed repetitions (at least min_reps, together at least
+// kMinTimedUs) back to back, each between two CUDA events on `stream`. Returns each
+// repetition's time in microseconds.
+std::vector<double> TimePasses(cudaStream_t stream, const std::function<void()>& pass,
+                               double warm_ms, int min_reps) {
   const int max_events = kMaxReps + 1;
   std::vector<cudaEvent_t> events;
   struct Destroy {
@@ -592,8 +608,13 @@ std::vector<double> TimePasses(cudaStream_t stream, const std::function<void()>&
   CUDA_CHECK(cudaEventRecord(event(1), stream));
   CUDA_CHECK(cudaEventSynchronize(event(1)));
   const double trial = elapsed_us(0, 1) / kWarmups;
+  const double more_us = warm_ms * 1000.0 - trial * kWarmups;
+  if (more_us > 0) {
+    const int more = static_cast<int>(std::ceil(more_us / std::max(trial, 1.0)));
+    for (int i = 0; i < more; ++i) pass();
+  }
   const int reps = static_cast<int>(
-      std::clamp<double>(std::ceil(kMinTimedUs / std::max(trial, 1.0)), kMinReps, max_events - 1));
+      std::clamp<double>(std::ceil(kMinTimedUs / std::max(trial, 1.0)), min_reps, max_events - 1));
   for (int i = 0; i <= reps; ++i) event(i);  // created before the timed loop
   CUDA_CHECK(cudaEventRecord(events[0], stream));
   for (int i = 0; i < reps; ++i) {
@@ -611,6 +632,20 @@ double Median(std::vector<double> v) {
   const size_t n = v.size();
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
+
+// Kernel classes of a pass, for timing them apart.
+constexpr unsigned kGemmClass = 1;       // the layers' GEMMs and the LM head
+constexpr unsigned kAttentionClass = 2;  // decode and prefill attention
+constexpr unsigned kOtherClass = 4;      // norms, RoPE, KV writes, SiLU-mul, copies, gathers
+constexpr unsigned kAllClasses = kGemmClass | kAttentionClass | kOtherClass;
+
+// One composition's timings, in microseconds.
+struct Measured {
+  std::vector<double> us;  // each timed pass
+  // Medians of graphs of one class of kernels alone (0 when not measured).
+  double gemm_us = 0, attention_us = 0, other_us = 0;
+  int decode_splits = 0;  // splits of the decode attention launches (0: no decode)
+};
 
 // ---------------------------------------------------------------------------
 // The model: one layer's weights, the LM head, and activations for up to
@@ -715,9 +750,9 @@ class StepModel {
   }
 
   // Runs the composition: one eager pass checked for finite logits, then the timed
-  // passes (graph replays for decode-only compositions), checked again. Returns the
-  // per-pass times in microseconds.
-  std::vector<double> Measure(const Composition& c, std::mt19937_64& rng) {
+  // passes (graph replays), checked again, then each class of kernels alone.
+  Measured Measure(const Composition& c, std::mt19937_64& rng) {
+    Measured result;
     if (c.tokens() < 1 || c.tokens() > max_tokens_ || c.logit_rows() > max_logit_rows_ ||
         c.max_position() >= max_positions_) {
       throw std::logic_error("step: composition " + c.Label() + " exceeds the model's buffers");
@@ -817,31 +852,49 @@ class StepModel {
     const LtGemm lm_head_gemm(lt.get(), static_cast<int64_t>(logit_rows.size()), vocab_, hidden_,
                               kGemmWorkspaceBytes);
     const int r = static_cast<int>(logit_rows.size());
+    // Decode attention with the split of the context that runs fastest for this batch
+    // (as the [decode_attention] rows are timed).
+    if (d > 0) {
+      const DecodeTuning tuning = TuneDecodeSplits(da, s);
+      da.splits = tuning.args_splits;
+      result.decode_splits = tuning.splits;
+    }
 
-    auto forward = [&] {
-      CUDA_CHECK(cudaMemcpyAsync(x_.get(), input_.get(), size_t(t) * hidden_ * sizeof(bf16),
-                                 cudaMemcpyDeviceToDevice, s));
-      CUDA_CHECK(cudaMemsetAsync(residual_.get(), 0, size_t(t) * hidden_ * sizeof(bf16), s));
+    // The pass, or only the kernels of the classes in `mask` (kAll: the whole pass).
+    auto forward_classes = [&](unsigned mask) {
+      const bool gemm = mask & kGemmClass, attention = mask & kAttentionClass,
+                 other = mask & kOtherClass;
+      if (other) {
+        CUDA_CHECK(cudaMemcpyAsync(x_.get(), input_.get(), size_t(t) * hidden_ * sizeof(bf16),
+                                   cudaMemcpyDeviceToDevice, s));
+        CUDA_CHECK(cudaMemsetAsync(residual_.get(), 0, size_t(t) * hidden_ * sizeof(bf16), s));
+      }
       for (int64_t layer = 0; layer < card_.num_layers; ++layer) {
         // Every layer uses the same weights and KV cache (see the top of this file).
-        AddRmsNorm(x_.get(), residual_.get(), norm_.get(), t, hidden_, s);
-        qkv_gemm.Run(x_.get(), w_qkv_.get(), qkv_.get(), workspace_.get(), s);
-        Rope(qkv_.get(), q_.get(), positions_dev.get(), rope_.get(), t, qkv_n_, q_heads_, kv_heads_,
-             s);
-        KvWrite(qkv_.get(), k_cache.get(), v_cache.get(), slots_dev.get(), t, qkv_n_, q_heads_,
-                kv_heads_, s);
-        if (d > 0) LaunchDecodeAttention(da, s);
-        if (p > 0) LaunchPrefillAttention(pa, s);
-        o_gemm.Run(attn_.get(), w_o_.get(), x_.get(), workspace_.get(), s);
-        AddRmsNorm(x_.get(), residual_.get(), norm_.get(), t, hidden_, s);
-        gate_up_gemm.Run(x_.get(), w_gate_up_.get(), gate_up_.get(), workspace_.get(), s);
-        SiluMul(gate_up_.get(), act_.get(), t, ffn_, ctx_.sm_count, s);
-        down_gemm.Run(act_.get(), w_down_.get(), x_.get(), workspace_.get(), s);
+        if (other) AddRmsNorm(x_.get(), residual_.get(), norm_.get(), t, hidden_, s);
+        if (gemm) qkv_gemm.Run(x_.get(), w_qkv_.get(), qkv_.get(), workspace_.get(), s);
+        if (other) {
+          Rope(qkv_.get(), q_.get(), positions_dev.get(), rope_.get(), t, qkv_n_, q_heads_,
+               kv_heads_, s);
+          KvWrite(qkv_.get(), k_cache.get(), v_cache.get(), slots_dev.get(), t, qkv_n_, q_heads_,
+                  kv_heads_, s);
+        }
+        if (attention && d > 0) LaunchDecodeAttention(da, s);
+        if (attention && p > 0) LaunchPrefillAttention(pa, s);
+        if (gemm) o_gemm.Run(attn_.get(), w_o_.get(), x_.get(), workspace_.get(), s);
+        if (other) AddRmsNorm(x_.get(), residual_.get(), norm_.get(), t, hidden_, s);
+        if (gemm) gate_up_gemm.Run(x_.get(), w_gate_up_.get(), gate_up_.get(), workspace_.get(), s);
+        if (other) SiluMul(gate_up_.get(), act_.get(), t, ffn_, ctx_.sm_count, s);
+        if (gemm) down_gemm.Run(act_.get(), w_down_.get(), x_.get(), workspace_.get(), s);
       }
-      AddRmsNorm(x_.get(), residual_.get(), norm_.get(), t, hidden_, s);
-      GatherRows(x_.get(), logit_rows_dev.get(), logit_x_.get(), r, hidden_, s);
-      lm_head_gemm.Run(logit_x_.get(), w_lm_head_.get(), logits_.get(), workspace_.get(), s);
+      if (other) {
+        AddRmsNorm(x_.get(), residual_.get(), norm_.get(), t, hidden_, s);
+        GatherRows(x_.get(), logit_rows_dev.get(), logit_x_.get(), r, hidden_, s);
+      }
+      if (gemm)
+        lm_head_gemm.Run(logit_x_.get(), w_lm_head_.get(), logits_.get(), workspace_.get(), s);
     };
+    auto forward = [&] { forward_classes(kAllClasses); };
     auto check = [&](const std::string& when) {
       CUDA_CHECK(cudaStreamSynchronize(s));
       for (const auto& [what, ptr, n] :
@@ -857,14 +910,13 @@ class StepModel {
       }
     };
 
-    forward();
-    check("first pass");
-    std::vector<double> us;
-    if (c.graph()) {
+    // Captures the kernels of `mask` as one graph and times its replays after
+    // `warm_ms` of them.
+    auto time_graph = [&](unsigned mask, double warm_ms, int min_reps) {
       Graph g;
       CUDA_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
       try {
-        forward();
+        forward_classes(mask);
       } catch (...) {
         cudaGraph_t partial = nullptr;
         cudaStreamEndCapture(s, &partial);
@@ -873,13 +925,26 @@ class StepModel {
       }
       CUDA_CHECK(cudaStreamEndCapture(s, &g.graph));
       CUDA_CHECK(cudaGraphInstantiate(&g.exec, g.graph, 0));
-      us = TimePasses(s, [&] { CUDA_CHECK(cudaGraphLaunch(g.exec, s)); });
+      return TimePasses(
+          s, [&] { CUDA_CHECK(cudaGraphLaunch(g.exec, s)); }, warm_ms, min_reps);
+    };
+
+    forward();
+    check("first pass");
+    if (c.graph()) {
+      result.us = time_graph(kAllClasses, kPassWarmMs, kMinReps);
+      ctx_.clock.SampleUnderLoad();
       check("after the graph replays");
+      // Each class of kernels alone, as a graph of all layers: where the pass's time
+      // goes (the classes' sum exceeds the pass by what the pass overlaps).
+      result.gemm_us = Median(time_graph(kGemmClass, kClassWarmMs, kClassMinReps));
+      result.attention_us = Median(time_graph(kAttentionClass, kClassWarmMs, kClassMinReps));
+      result.other_us = Median(time_graph(kOtherClass, kClassWarmMs, kClassMinReps));
     } else {
-      us = TimePasses(s, forward);
+      result.us = TimePasses(s, forward, kPassWarmMs, kMinReps);
       check("after the timed passes");
     }
-    return us;
+    return result;
   }
 
  private:
@@ -907,7 +972,8 @@ void ProbeStep(ProbeContext& ctx) {
   ctx.profile.Meta("step_layers_reuse", "one layer's weights and KV reused for all layers");
   auto& table = ctx.profile.AddTable(
       "step", {"model", "tensor_parallel", "layout", "block_tokens", "decode_seqs",
-               "context_tokens", "prefill_tokens", "time_us", "graph"});
+               "context_tokens", "prefill_tokens", "time_us", "graph", "gemm_us", "attention_us",
+               "other_us", "decode_splits"});
   std::ofstream raw(ctx.raw_dir + "/step_passes.csv");
   raw << "model,layout,block_tokens,decode_seqs,context_tokens,prefill_tokens,graph,rep,time_us\n";
 
@@ -961,12 +1027,15 @@ void ProbeStep(ProbeContext& ctx) {
                       ", more than 80% of the free " + GiB(avail));
         continue;
       }
-      const std::vector<double> us = model.Measure(c, rng);
+      const Measured m = model.Measure(c, rng);
+      const std::vector<double>& us = m.us;
       const double median = Median(us);
       const std::string layout = c.block_tokens == 0 ? "contiguous" : "paged";
       const std::string graph = c.graph() ? "1" : "0";
       table.Row({card.name, "1", layout, Num(c.block_tokens), Num(c.decode_seqs),
-                 Num(c.context_tokens), Num(c.prefill_tokens), Num(median, 6), graph});
+                 Num(c.context_tokens), Num(c.prefill_tokens), Num(median, 6), graph,
+                 Num(m.gemm_us, 6), Num(m.attention_us, 6), Num(m.other_us, 6),
+                 Num(m.decode_splits)});
       for (size_t i = 0; i < us.size(); ++i) {
         raw << card.name << "," << layout << "," << c.block_tokens << "," << c.decode_seqs << ","
             << c.context_tokens << "," << c.prefill_tokens << "," << graph << "," << i << ","
@@ -974,7 +1043,9 @@ void ProbeStep(ProbeContext& ctx) {
       }
       const double full = model.FullKvBytes(c) + model.FullWeightBytes();
       ctx.log("step: " + card.name + " " + c.Label() + ": " + Num(median, 6) + " us (" +
-              (c.graph() ? "graph" : "eager") + ", median of " + std::to_string(us.size()) + ")" +
+              (c.graph() ? "graph" : "eager") + ", median of " + std::to_string(us.size()) +
+              "; alone: GEMMs " + Num(m.gemm_us, 6) + ", attention " + Num(m.attention_us, 6) +
+              ", other " + Num(m.other_us, 6) + " us)" +
               (full > total_bytes ? "; note: the full model's weights and KV (" + GiB(full) +
                                         ") exceed this GPU's " + GiB(total_bytes)
                                   : ""));
