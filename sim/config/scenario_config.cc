@@ -304,7 +304,14 @@ void DecodeKvCache(MapReader r, KvCacheConfig& k) {
                    {"vattention", KvManagerType::kVAttention}});
   k.dtype = DecodeDtype(r, "dtype", k.dtype);
   k.paged.block_tokens = r.Int("block_tokens", k.paged.block_tokens, 1, kMaxTokens);
-  k.paged.prefix_caching = r.Bool("prefix_caching", k.paged.prefix_caching);
+  k.paged.prefix_caching = k.vattention.prefix_caching =
+      r.Bool("prefix_caching", k.paged.prefix_caching);
+  if (k.type == KvManagerType::kStatic && k.paged.prefix_caching) {
+    r.Fail("prefix_caching",
+           "static reservation shares nothing: engines that reserve each request's maximum up "
+           "front (FasterTransformer, Orca) keep no prefix cache; set prefix_caching: false, or "
+           "type: paged or vattention");
+  }
   k.paged_kernel = r.Enum("paged_kernel", k.paged_kernel,
                           {{"flash_paged", PagedKernel::kFlashPaged},
                            {"flashinfer_paged", PagedKernel::kFlashInferPaged},
@@ -490,7 +497,9 @@ std::vector<CompareEntry> DecodeCompare(const MapReader& parent, const YAML::Nod
 
 std::vector<CompareEntry> DefaultCompareEntries() {
   return {
-      {"static", {{"kv_cache.type", "static"}}},
+      // Static reservation shares nothing (kv_cache.prefix_caching with it is an
+      // error), so its column runs without a prefix cache whatever the base says.
+      {"static", {{"kv_cache.type", "static"}, {"kv_cache.prefix_caching", "false"}}},
       {"paged", {{"kv_cache.type", "paged"}, {"kv_cache.block_tokens", "16"}}},
       // backend auto: stock for 2 MiB pages, uvm (vAttention's driver) for 64 KiB,
       // whatever backend the base config names.

@@ -54,7 +54,8 @@ struct KvCacheConfig {
   StaticKvConfig static_kv;
   PagedKvConfig paged;
   // max_slots 0 here means max_num_seqs. backend is resolved: kv_cache.vmm.backend
-  // auto becomes uvm for pages below 2 MiB, stock otherwise.
+  // auto becomes uvm for pages below 2 MiB, stock otherwise. kv_cache.prefix_caching
+  // sets both paged.prefix_caching and vattention.prefix_caching (static: an error).
   VAttentionKvConfig vattention;
   // Which kv_cache.vmm latencies of the stock backend the config sets. With profiled
   // timing, the others come from the profile's [vmm] rows instead of

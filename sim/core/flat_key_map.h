@@ -1,10 +1,13 @@
 // FlatKeyMap: a map from nonzero 64-bit keys to 32-bit values in one flat array
-// (open addressing, linear probing, backward-shift deletion): no allocation after
-// construction, for a prefix cache's content keys (one per cached block).
+// (open addressing, linear probing, backward-shift deletion), for a prefix cache's
+// content keys. Sized for its most entries up front (no allocation after
+// construction), or started small and doubled as it fills (a table that stays small
+// stays in cache; the most entries remains a checked bound).
 #pragma once
 
 #include <cstdint>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include "sim/core/check.h"
@@ -14,12 +17,18 @@ namespace kvsim {
 class FlatKeyMap {
  public:
   // Room for `max_entries` keys at a load of at most one half.
-  explicit FlatKeyMap(int64_t max_entries) {
+  explicit FlatKeyMap(int64_t max_entries) : FlatKeyMap(max_entries, max_entries) {}
+
+  // Room for `initial_entries` keys at a load of at most one half; an insert that
+  // would pass that load doubles the array. At most `max_entries` keys ever.
+  // REQUIRES: 0 <= initial_entries <= max_entries.
+  FlatKeyMap(int64_t max_entries, int64_t initial_entries) : max_entries_(max_entries) {
+    KVSIM_CHECK(initial_entries >= 0 && initial_entries <= max_entries,
+                "FlatKeyMap: initial entries outside [0, max_entries]");
     size_t capacity = 16;
-    while (capacity < static_cast<size_t>(max_entries) * 2) capacity *= 2;
+    while (capacity < static_cast<size_t>(initial_entries) * 2) capacity *= 2;
     slots_.resize(capacity);
     mask_ = capacity - 1;
-    max_entries_ = max_entries;
   }
 
   // The value of `key`, or nullopt. REQUIRES: key != 0.
@@ -40,6 +49,11 @@ class FlatKeyMap {
       if (slots_[i].key == key) return false;
     }
     KVSIM_CHECK(size_ < max_entries_, "FlatKeyMap is full");
+    if (static_cast<size_t>(size_ + 1) * 2 > slots_.size()) {
+      Grow();
+      i = Home(key);
+      while (slots_[i].key != 0) i = (i + 1) & mask_;
+    }
     slots_[i] = {key, value};
     ++size_;
     return true;
@@ -68,6 +82,8 @@ class FlatKeyMap {
   }
 
   int64_t size() const { return size_; }
+  // Slots in the array (a power of two, at least twice size()).
+  int64_t capacity() const { return static_cast<int64_t>(slots_.size()); }
 
  private:
   struct Slot {
@@ -79,10 +95,23 @@ class FlatKeyMap {
     return static_cast<size_t>((key * 0x9E3779B97F4A7C15ull) >> 17) & mask_;
   }
 
+  // Doubles the array and re-inserts every key.
+  void Grow() {
+    std::vector<Slot> old(slots_.size() * 2);
+    std::swap(old, slots_);
+    mask_ = slots_.size() - 1;
+    for (const Slot& s : old) {
+      if (s.key == 0) continue;
+      size_t i = Home(s.key);
+      while (slots_[i].key != 0) i = (i + 1) & mask_;
+      slots_[i] = s;
+    }
+  }
+
   std::vector<Slot> slots_;
+  int64_t max_entries_ = 0;
   size_t mask_ = 0;
   int64_t size_ = 0;
-  int64_t max_entries_ = 0;
 };
 
 }  // namespace kvsim

@@ -3,6 +3,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <limits>
+
 #include "sim/core/check.h"
 
 namespace kvsim {
@@ -19,10 +22,6 @@ bool IsUvmPageSize(int64_t bytes) {
   return bytes == 64 << 10 || bytes == 128 << 10 || bytes == 256 << 10;
 }
 
-}  // namespace
-
-namespace {
-
 // splitmix64's finaliser: a bijective 64-bit mix.
 uint64_t Mix(uint64_t x) {
   x += 0x9E3779B97F4A7C15ull;
@@ -31,26 +30,37 @@ uint64_t Mix(uint64_t x) {
   return x ^ (x >> 31);
 }
 
+// The key of a source alone; ContentKey and ContentGroupKey mix a position into it.
+uint64_t SourceKey(const ContentSource& source) {
+  return Mix(Mix(static_cast<uint64_t>(source.kind)) ^ source.base);
+}
+
 }  // namespace
 
-uint64_t ContentKey(const PrefixIdentity& prefix, int64_t end) {
+ContentSourceSpan ContentSourceAt(const PrefixIdentity& prefix, int64_t end) {
   KVSIM_CHECK(end >= 1, "a content key covers at least one token");
-  const auto position = static_cast<uint64_t>(end);
-  uint64_t base = 0;
-  uint64_t kind = 0;
   if (end <= prefix.hash_tokens && prefix.hash_block_tokens > 0) {
     const auto h = static_cast<size_t>((end - 1) / prefix.hash_block_tokens);
     KVSIM_CHECK(h < prefix.hash_ids.size(), "hash_tokens beyond the hash ids");
-    base = prefix.hash_ids[h];
-    kind = 1;
-  } else if (prefix.stream != 0 && end <= prefix.stream_tokens) {
-    base = prefix.stream;
-    kind = 2;
-  } else {
-    base = static_cast<uint64_t>(prefix.request_id);
-    kind = 3;
+    const int64_t block_last_end = (static_cast<int64_t>(h) + 1) * prefix.hash_block_tokens;
+    return {{ContentSource::Kind::kHash, prefix.hash_ids[h]},
+            std::min(block_last_end, prefix.hash_tokens)};
   }
-  const uint64_t key = Mix(Mix(Mix(kind) ^ base) ^ position);
+  if (prefix.stream != 0 && end <= prefix.stream_tokens) {
+    return {{ContentSource::Kind::kStream, prefix.stream}, prefix.stream_tokens};
+  }
+  return {{ContentSource::Kind::kOwn, static_cast<uint64_t>(prefix.request_id)},
+          std::numeric_limits<int64_t>::max()};
+}
+
+uint64_t ContentKey(const PrefixIdentity& prefix, int64_t end) {
+  const uint64_t key =
+      Mix(SourceKey(ContentSourceAt(prefix, end).source) ^ static_cast<uint64_t>(end));
+  return key == 0 ? 1 : key;
+}
+
+uint64_t ContentGroupKey(const ContentSource& source, int64_t group) {
+  const uint64_t key = Mix(SourceKey(source) ^ static_cast<uint64_t>(group));
   return key == 0 ? 1 : key;
 }
 

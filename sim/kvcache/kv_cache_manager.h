@@ -59,11 +59,12 @@ struct KvUsage {
   int64_t capacity_bytes = 0;
   int64_t allocated_bytes = 0;  // set aside for admitted requests (reserved, blocks, pages)
   int64_t live_bytes = 0;       // what requests' tokens really occupy
-  // Physically mapped but needed by no request: vAttention pages left mapped to idle
-  // slots (by deferred reclamation, or until the per-iteration reclamation gets to
-  // them when it is off) or a reused slot's pages beyond its request's need. Free capacity to the
-  // scheduler: an admission may reuse them in place, and they are unmapped at once
-  // when the free pool runs short.
+  // Held for no running request but kept as free capacity: vAttention pages left
+  // mapped to idle slots (by deferred reclamation, or until the per-iteration
+  // reclamation gets to them when it is off) or a reused slot's pages beyond its
+  // request's need; with prefix caching, unreferenced cached blocks or page groups
+  // kept for reuse (mapped in some range or not). An admission may reuse them, and
+  // they are freed (unmapped, evicted) at once when the free pool runs short.
   int64_t cached_bytes = 0;
 };
 
@@ -97,10 +98,38 @@ struct PrefixIdentity {
   int64_t request_id = 0;
 };
 
-// The content key of tokens [0, end) of a request: from its hash_ids when they
-// cover `end`, else from its stream when that covers `end`, else its own (shared with
-// no other request). Never 0. REQUIRES: end >= 1.
+// Where the KV of tokens [0, end) of a request comes from: its hash_ids when they
+// cover `end` (base: the hash id of the hash block holding token end - 1), else its
+// stream when that covers `end` (base: the stream), else the request alone (base: its
+// id, shared with no other request).
+struct ContentSource {
+  enum class Kind : uint8_t { kHash = 1, kStream = 2, kOwn = 3 };
+  Kind kind = Kind::kOwn;
+  uint64_t base = 0;
+  bool operator==(const ContentSource&) const = default;
+};
+
+// The source of tokens [0, end) of `prefix`, and `last_end`: every end in
+// [end, last_end] has that source by the same rule (the hash block's last end, at
+// most hash_tokens; stream_tokens; INT64_MAX for kOwn), so that a walk over
+// increasing ends needs one call per source, not one per end. REQUIRES: end >= 1.
+struct ContentSourceSpan {
+  ContentSource source;
+  int64_t last_end = 0;
+};
+ContentSourceSpan ContentSourceAt(const PrefixIdentity& prefix, int64_t end);
+
+// The content key of tokens [0, end) of a request: a function of
+// ContentSourceAt(prefix, end).source and `end` alone, so two requests with the same
+// source at `end` have the same key there, and (up to 64-bit collisions) only they.
+// Never 0. REQUIRES: end >= 1.
 uint64_t ContentKey(const PrefixIdentity& prefix, int64_t end);
+
+// The key of `group`, a caller-numbered run of consecutive block ends of one source
+// (a prefix cache indexes such runs under one key instead of each block under its
+// own): a function of `source` and `group` alone; distinct pairs give distinct keys
+// up to 64-bit collisions. Never 0.
+uint64_t ContentGroupKey(const ContentSource& source, int64_t group);
 
 class KvCacheManager {
  public:
@@ -280,7 +309,16 @@ struct VAttentionKvConfig {
   Nanos set_access_latency{22160};              // stock: cuMemSetAccess, per page
   Nanos unmap_latency{16140};                   // stock: cuMemUnmap, per page
   Nanos uvm_map_latency = kPaperUvmMapLatency;  // uvm: one map call, per page
+  // kvsim's what-if, not a feature of vAttention (the paper, arXiv 2405.04437 /
+  // ASPLOS'25, and its repo share no prefixes): a physical page group is mapped into
+  // several requests' virtual K/V buffers, at page granularity. Each whole page group
+  // of computed tokens is cached under its content key (ContentKey at the page's
+  // end), and a request whose leading page groups have cached keys maps them into its
+  // own buffers instead of computing them (another request's prefix, or its own
+  // groups after a preemption). See vattention_manager.cc for the rules.
+  bool prefix_caching = false;
 };
+// The vAttention manager; with config.prefix_caching, the prefix-sharing one.
 std::unique_ptr<KvCacheManager> NewVAttentionKvManager(const KvGeometry& geometry,
                                                        const VAttentionKvConfig& config);
 

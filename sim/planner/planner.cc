@@ -30,6 +30,9 @@ ConfigTree CandidateTree(const PlanConfig& plan, const CandidateResult& c, int64
   t.Set("deployment.replicas", std::to_string(replicas));
   if (replicas > 1) t.Set("deployment.router", "least_outstanding");
   t.Set("kv_cache.type", c.kv.type);
+  // Static reservation shares nothing (kv_cache.prefix_caching with it is an error):
+  // its candidates run without a prefix cache whatever the scenario says.
+  if (c.kv.type == "static") t.Set("kv_cache.prefix_caching", "false");
   if (c.kv.block_tokens > 0) t.Set("kv_cache.block_tokens", std::to_string(c.kv.block_tokens));
   if (c.kv.page_bytes > 0) t.Set("kv_cache.page_bytes", std::to_string(c.kv.page_bytes));
   t.Set("scheduler.type", c.scheduler.type);

@@ -330,9 +330,13 @@ std::string FormatSummary(const Summary& s, const Simulation& sim) {
   if (s.is_vattention) {
     line(
         fmt::format("  vAttention: {} KiB pages, {} map / {} unmap calls, exposed {:.3f} s, "
-                    "hidden {:.3f} s; {:.2f} GiB mapped but unneeded (reusable) on average",
+                    "hidden {:.3f} s; {:.2f} GiB {} on average",
                     s.page_bytes / 1024, s.map_calls, s.unmap_calls, s.exposed_overhead_s,
-                    s.hidden_overhead_s, s.mean_cached_bytes / kGiB));
+                    s.hidden_overhead_s, s.mean_cached_bytes / kGiB,
+                    // With prefix caching, cached page groups keep their content
+                    // whether or not a range maps them.
+                    s.prefix_caching ? "unneeded but mapped or caching content (reusable)"
+                                     : "mapped but unneeded (reusable)"));
   }
   line(fmt::format("  simulated {} events in {:.3f} s wall", s.events, s.wall_s));
   line("  " + sim.TimingLine());

@@ -175,7 +175,9 @@ Summary Simulation::Run() {
   s.kv_manager = kv_label_;
   s.skipped_rows = workload_->SkippedRowsNote();
   s.prefix_caching =
-      config_.kv_cache.type == KvManagerType::kPaged && config_.kv_cache.paged.prefix_caching;
+      (config_.kv_cache.type == KvManagerType::kPaged && config_.kv_cache.paged.prefix_caching) ||
+      (config_.kv_cache.type == KvManagerType::kVAttention &&
+       config_.kv_cache.vattention.prefix_caching);
   s.kv_bytes_per_token = memory_.kv_bytes_per_token;
   s.kv_capacity_bytes = memory_.kv_capacity_bytes;
   s.is_vattention = config_.kv_cache.type == KvManagerType::kVAttention;

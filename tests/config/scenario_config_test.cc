@@ -957,6 +957,41 @@ TEST(ScenarioConfig, PagedPrefixCachingAndKernelAreReadAndOffAndFlashByDefault) 
   EXPECT_EQ(c.kv_cache.paged_kernel, PagedKernel::kFlashInferPaged);
 }
 
+TEST(ScenarioConfig, VAttentionPrefixCachingIsReadIntoTheVAttentionConfigAndOffByDefault) {
+  EXPECT_FALSE(DecodeWith("kv_cache.type", "vattention").kv_cache.vattention.prefix_caching);
+  const ScenarioConfig c =
+      DecodeWith({{"kv_cache.type", "vattention"}, {"kv_cache.prefix_caching", "true"}});
+  EXPECT_EQ(c.kv_cache.type, KvManagerType::kVAttention);
+  EXPECT_TRUE(c.kv_cache.vattention.prefix_caching);
+}
+
+TEST(ScenarioConfig, StaticReservationWithPrefixCachingIsAnErrorNamingTheKeyPath) {
+  const std::string message = DecodeError(std::string(kMinimal) +
+                                          "kv_cache:\n"
+                                          "  type: static\n"
+                                          "  prefix_caching: true\n");
+  EXPECT_THAT(message, HasSubstr(std::string(kOrigin) + ":7: kv_cache.prefix_caching: "
+                                                        "static reservation shares nothing"));
+  EXPECT_THAT(message, HasSubstr("FasterTransformer"));
+  // Off is what static reservation does anyway.
+  EXPECT_NO_THROW(DecodeWith({{"kv_cache.type", "static"}, {"kv_cache.prefix_caching", "false"}}));
+}
+
+TEST(ScenarioConfig, TheDefaultStaticCompareEntryRunsWithoutPrefixCachingOnACachingBase) {
+  // configs/multiturn_sessions.yaml turns prefix caching on; its default comparison
+  // still runs the static column (without a cache) and caches under the others.
+  const ConfigTree base = ConfigTree::Load(KVSIM_SOURCE_DIR "/configs/multiturn_sessions.yaml");
+  for (const CompareEntry& e : DefaultCompareEntries()) {
+    const ScenarioConfig c = DecodeWithOverrides(base, e.overrides);
+    if (e.label == "static") {
+      EXPECT_FALSE(c.kv_cache.paged.prefix_caching);
+    } else {
+      EXPECT_TRUE(c.kv_cache.vattention.prefix_caching) << e.label;
+      EXPECT_TRUE(c.kv_cache.paged.prefix_caching) << e.label;
+    }
+  }
+}
+
 TEST(ScenarioConfig, VmmBackendCanBeNamed) {
   EXPECT_EQ(DecodeWith({{"kv_cache.page_bytes", "2MiB"}, {"kv_cache.vmm.backend", "stock"}})
                 .kv_cache.vattention.backend,

@@ -14,12 +14,14 @@
 #include <cstdint>
 #include <functional>
 #include <limits>
+#include <list>
 #include <map>
 #include <memory>
 #include <ostream>
 #include <random>
 #include <string>
 #include <tuple>
+#include <unordered_map>
 #include <vector>
 
 #include "sim/core/check.h"
@@ -72,7 +74,7 @@ struct KvCase {
   int64_t page_bytes = 0;    // vAttention
   bool overlap = false;
   bool deferred_reclaim = false;
-  bool prefix_caching = false;  // paged
+  bool prefix_caching = false;  // paged and vAttention
   int64_t max_slots = 0;
   // Token lengths of the suite are multiplied by this: with 2 MiB pages a page holds
   // 2 MiB / 2048 = 1024 tokens (32 x the 32 tokens of a 64 KiB page), so every
@@ -98,6 +100,7 @@ std::unique_ptr<KvCacheManager> Make(const KvCase& c, const KvGeometry& g) {
     }
     case KvManagerType::kVAttention: {
       VAttentionKvConfig config;
+      config.prefix_caching = c.prefix_caching;
       config.page_bytes = c.page_bytes;
       config.backend = AutoVmmBackend(c.page_bytes);  // 64 KiB: uvm; 2 MiB: stock
       config.max_slots = c.max_slots;
@@ -551,6 +554,12 @@ TEST_P(KvManagerConformance, ChargesMappingTimeForExactlyTheCallsItCounts) {
       // No unmap call; the mapped bytes grow by one page per map call at most.
       ASSERT_EQ(k.unmap_calls, 0) << "op on request " << r.id;
       ASSERT_LE(mapped_change, k.map_calls * c.page_bytes) << "op on request " << r.id;
+    } else if (c.prefix_caching) {
+      // Cached content is held mapped or not: unmapping a cached group from a slot
+      // keeps its bytes, mapping it into a second range adds none. The held bytes
+      // still move by at most one page per call.
+      ASSERT_LE(mapped_change, k.map_calls * c.page_bytes) << "op on request " << r.id;
+      ASSERT_GE(mapped_change, -k.unmap_calls * c.page_bytes) << "op on request " << r.id;
     } else {
       // The mapped bytes move by one page per call.
       ASSERT_EQ(mapped_change, (k.map_calls - k.unmap_calls) * c.page_bytes)
@@ -588,6 +597,10 @@ TEST_P(KvManagerConformance, ChargesMappingTimeForExactlyTheCallsItCounts) {
     } else if (c.overlap) {
       ASSERT_TRUE(unmapped == 0 || unmapped == group_bytes) << "op on request " << r.id;
       ASSERT_EQ(r.upkeep_cost.synchronous.count(), 0) << "op on request " << r.id;
+    } else if (c.prefix_caching) {
+      // Idle slots' spare pages only: cached content stays for the cache.
+      ASSERT_GE(unmapped, 0) << "op on request " << r.id;
+      ASSERT_EQ(r.upkeep_cost.background.count(), 0) << "op on request " << r.id;
     } else {
       ASSERT_EQ(r.upkept.cached_bytes, 0) << "op on request " << r.id;
     }
@@ -650,6 +663,14 @@ TEST_P(KvManagerConformance, ReleasingEverythingLeavesOnlyWhatTheManagerKeepsByD
     EXPECT_GE(again.cached_bytes,
               c.prefix_caching ? empty.cached_bytes - again.allocated_bytes : 0);
     EXPECT_LE(again.cached_bytes, c.prefix_caching ? empty.cached_bytes : 0);
+  } else if (c.prefix_caching) {
+    // vAttention's cache: a new content takes an idle slot mapping no cached page
+    // group (or the one released longest ago) and maps at most its own groups; it
+    // evicts cached groups, at most as many as it takes.
+    EXPECT_EQ(again.allocated_bytes, e.BytesFor(longest.tokens, longest.max_tokens));
+    EXPECT_LE(cost.map_calls * c.page_bytes, again.allocated_bytes);
+    EXPECT_GE(again.cached_bytes, empty.cached_bytes - again.allocated_bytes);
+    EXPECT_LE(again.cached_bytes, empty.cached_bytes);
   } else if (!c.deferred_reclaim) {
     // Its old slot may have lost pages to the per-iteration reclamation: whatever
     // is missing is mapped again.
@@ -817,8 +838,9 @@ KvCase PagedCase(const char* name, int64_t block_tokens, bool prefix_caching = f
 }
 
 KvCase VAttentionCase(const char* name, int64_t page_bytes, bool overlap, bool deferred,
-                      int64_t max_slots, int64_t token_scale) {
+                      int64_t max_slots, int64_t token_scale, bool prefix_caching = false) {
   KvCase c;
+  c.prefix_caching = prefix_caching;
   c.name = name;
   c.type = KvManagerType::kVAttention;
   c.page_bytes = page_bytes;
@@ -845,7 +867,18 @@ INSTANTIATE_TEST_SUITE_P(
                       VAttentionCase("VAttention2MiBOverlapDeferred", 2 * kMiB, true, true, 4, 32),
                       VAttentionCase("VAttention2MiBOverlapEager", 2 * kMiB, true, false, 4, 32),
                       VAttentionCase("VAttention2MiBSyncDeferred", 2 * kMiB, false, true, 4, 32),
-                      VAttentionCase("VAttention2MiBSyncEager", 2 * kMiB, false, false, 4, 32)),
+                      VAttentionCase("VAttention2MiBSyncEager", 2 * kMiB, false, false, 4, 32),
+                      // Prefix caching: whole page groups shared and cached under content
+                      // keys. The suite's requests are all different (no Identify), so
+                      // nothing is shared, but every released whole page stays cached.
+                      VAttentionCase("VAttention64KiBOverlapDeferredPrefixCaching", 64 * kKiB, true,
+                                     true, 256, 1, true),
+                      VAttentionCase("VAttention64KiBSyncEagerPrefixCaching", 64 * kKiB, false,
+                                     false, 256, 1, true),
+                      VAttentionCase("VAttention2MiBOverlapDeferredPrefixCaching", 2 * kMiB, true,
+                                     true, 4, 32, true),
+                      VAttentionCase("VAttention2MiBOverlapEagerPrefixCaching", 2 * kMiB, true,
+                                     false, 4, 32, true)),
     [](const ::testing::TestParamInfo<KvCase>& info) { return info.param.name; });
 
 // ---------------------------------------------------------------------------
@@ -1228,6 +1261,380 @@ TEST(ContentKey, TheSameContentUpToTheSameEndIsTheSameKeyAndOnlyThen) {
   PrefixIdentity none;
   none.request_id = 9;  // a request id equal to a stream id is still another content
   EXPECT_NE(ContentKey(none, 64), ContentKey(a, 64));
+}
+
+// Hash ids [11, 12] of 32 tokens covering the first 50 tokens, then a stream up to
+// token 100, then the request's own tokens.
+TEST(ContentKey, EachEndHasTheSourceCoveringItAndTheLastEndThatSourceCovers) {
+  const std::vector<uint64_t> ids = {11, 12};
+  PrefixIdentity p;
+  p.hash_ids = ids;
+  p.hash_block_tokens = 32;
+  p.hash_tokens = 50;
+  p.stream = 9;
+  p.stream_tokens = 100;
+  p.request_id = 5;
+  using Kind = ContentSource::Kind;
+  const auto at = [&](int64_t end) { return ContentSourceAt(p, end); };
+  EXPECT_EQ(at(1).source, (ContentSource{Kind::kHash, 11}));
+  EXPECT_EQ(at(1).last_end, 32);
+  EXPECT_EQ(at(32).source, (ContentSource{Kind::kHash, 11}));
+  EXPECT_EQ(at(33).source, (ContentSource{Kind::kHash, 12}));
+  EXPECT_EQ(at(33).last_end, 50);  // the hash ids cover 50 tokens, not 64
+  EXPECT_EQ(at(51).source, (ContentSource{Kind::kStream, 9}));
+  EXPECT_EQ(at(51).last_end, 100);
+  EXPECT_EQ(at(101).source, (ContentSource{Kind::kOwn, 5}));
+  EXPECT_EQ(at(101).last_end, std::numeric_limits<int64_t>::max());
+  // A key is its source's and its end's: another request with hash 12 at token 40
+  // has the same key there, and another one (hash 12 against the stream) at 60.
+  PrefixIdentity q;
+  q.hash_ids = ids;
+  q.hash_block_tokens = 32;
+  q.hash_tokens = 64;
+  q.request_id = 6;
+  EXPECT_EQ(ContentKey(p, 40), ContentKey(q, 40));
+  EXPECT_NE(ContentKey(p, 60), ContentKey(q, 60));
+  // A group key is its source's and its group's.
+  const ContentSource twelve = at(40).source;
+  EXPECT_EQ(ContentGroupKey(twelve, 1), ContentGroupKey(ContentSourceAt(q, 40).source, 1));
+  EXPECT_NE(ContentGroupKey(twelve, 1), ContentGroupKey(twelve, 2));
+  EXPECT_NE(ContentGroupKey(twelve, 1), ContentGroupKey(at(60).source, 1));
+}
+
+// The answer for a waiting request is kept between calls (it is asked every
+// iteration): it must still follow every block computed or evicted in between.
+TEST(PagedPrefixCache, AWaitingRequestsCachedPrefixFollowsEveryBlockComputedOrEvictedSince) {
+  auto m = CachingPaged();  // 8 blocks
+  PrefixIdentity s;
+  s.stream = 3;
+  s.stream_tokens = 1000;
+  s.request_id = 1;
+  m->Identify(1, s);
+  ASSERT_TRUE(m->Admit(1, 64, 200));  // 4 blocks
+  m->OnTokensComputed(1, 16);         // block 1 cached
+  s.request_id = 2;
+  m->Identify(2, s);
+  EXPECT_EQ(m->CachedPrefixTokens(2, 100), 16);
+  // 7 blocks: 1 shared (in use) + 6 new > 4 free.
+  EXPECT_FALSE(m->CanAdmit(2, 100, 200));
+  m->OnTokensComputed(1, 48);  // blocks 2 and 3 cached too
+  EXPECT_EQ(m->CachedPrefixTokens(2, 100), 48);
+  // Request 1 is preempted having written 48 tokens: blocks 1-3 stay cached, its
+  // 4th block (nothing written) is just free. Free queue: the 4 never-used blocks,
+  // then its blocks 4, 3, 2, 1.
+  m->ReleaseWritten(1, 48);
+  EXPECT_EQ(m->CachedPrefixTokens(2, 100), 48);
+  EXPECT_EQ(m->Usage().cached_bytes, 3 * 16 * kBytesPerToken);
+  // Request 9 (its own content) takes 5 blocks: the 4 never-used and request 1's
+  // empty 4th. Nothing cached is evicted.
+  ASSERT_TRUE(m->Admit(9, 80, 200));
+  EXPECT_EQ(m->CachedPrefixTokens(2, 100), 48);
+  // Each further block it takes evicts the stream's last cached block.
+  ASSERT_TRUE(m->Grow(9, 81, GrowthPhase::kDecode));
+  EXPECT_EQ(m->CachedPrefixTokens(2, 100), 32);
+  ASSERT_TRUE(m->Grow(9, 97, GrowthPhase::kDecode));
+  EXPECT_EQ(m->CachedPrefixTokens(2, 100), 16);
+  EXPECT_EQ(m->Usage().cached_bytes, 1 * 16 * kBytesPerToken);
+}
+
+// A stream's 96 one-token blocks (3 runs of 32) are freed and hit again by 100
+// requests in turn, each also taking 1 new block for its last token: every hit takes
+// the blocks back out of the middle of the free queue, 100 x 3 times. The eviction
+// order afterwards is still exactly the least recently freed first.
+TEST(PagedPrefixCache, BlocksHitOutOfTheFreeQueueOverAndOverKeepTheEvictionOrder) {
+  PagedKvConfig config;
+  config.block_tokens = 1;
+  config.watermark = 0;
+  config.prefix_caching = true;
+  auto m = NewPagedKvManager(Geometry(300, 300), config);  // 300 blocks of 1 token
+  PrefixIdentity s;
+  s.stream = 7;
+  s.stream_tokens = 96;
+  for (int64_t id = 1; id <= 101; ++id) {
+    s.request_id = id;
+    m->Identify(id, s);
+    // 97 tokens: the 96 stream blocks hit (all but request 1), 1 block of its own.
+    EXPECT_EQ(m->CachedPrefixTokens(id, 97), id == 1 ? 0 : 96);
+    ASSERT_TRUE(m->Admit(id, 97, 97));
+    EXPECT_EQ(m->Usage().allocated_bytes, 97 * kBytesPerToken);
+    m->Release(id);  // all 97 computed: the stream's 96 and its own 97th stay cached
+  }
+  // Cached: the stream's 96 and the 101 requests' own blocks; free and never used:
+  // 300 - 197 = 103. Free queue: those 103, the 101 own blocks in request order,
+  // then (request 101's release) the stream's blocks from the 96th down.
+  EXPECT_EQ(m->Usage().cached_bytes, (96 + 101) * kBytesPerToken);
+  EXPECT_EQ(m->Usage().allocated_bytes, 0);
+  // 103 + 101 + 32 blocks: the never-used, the own blocks, and stream blocks 96-65.
+  ASSERT_TRUE(m->Admit(500, 236, 300));
+  s.request_id = 600;
+  m->Identify(600, s);
+  EXPECT_EQ(m->CachedPrefixTokens(600, 97), 64);
+  // One block more: stream block 64 goes.
+  ASSERT_TRUE(m->Admit(501, 1, 1));
+  EXPECT_EQ(m->CachedPrefixTokens(600, 97), 63);
+  EXPECT_EQ(m->Usage().cached_bytes, 63 * kBytesPerToken);
+}
+
+// ---- The prefix-cached paged manager against a block-by-block reference ----
+
+// vLLM's prefix cache one block at a time, as plainly as it can be written: every
+// block carries its reference count and content key, one hash map from key to
+// block, the free queue a list in LRU order. The manager keeps the same rules in
+// runs of blocks; the test below drives both with the same random calls.
+class ReferencePrefixCache {
+ public:
+  ReferencePrefixCache(int64_t total_blocks, int64_t block_tokens, double watermark)
+      : bt_(block_tokens),
+        watermark_(static_cast<int64_t>(watermark * static_cast<double>(total_blocks))),
+        blocks_(static_cast<size_t>(total_blocks)) {
+    for (int b = 0; b < total_blocks; ++b) free_.push_back(b);
+  }
+  void Identify(int64_t id, const PrefixIdentity& p) { ids_[id] = p; }
+  int64_t Hits(int64_t id, int64_t tokens, std::vector<int>* hits = nullptr) const {
+    const PrefixIdentity p = IdentityOf(id);
+    int64_t n = 0;
+    for (int64_t b = 0; b < (tokens - 1) / bt_; ++b) {
+      const auto it = cached_.find(ContentKey(p, (b + 1) * bt_));
+      if (it == cached_.end()) break;
+      if (hits != nullptr) hits->push_back(it->second);
+      ++n;
+    }
+    return n;
+  }
+  bool CanAdmit(int64_t id, int64_t tokens) const {
+    std::vector<int> hits;
+    Hits(id, tokens, &hits);
+    int64_t free_after = static_cast<int64_t>(free_.size());
+    for (const int b : hits) free_after -= blocks_[static_cast<size_t>(b)].ref == 0 ? 1 : 0;
+    const int64_t fresh = CeilDiv(tokens, bt_) - static_cast<int64_t>(hits.size());
+    return free_after - fresh >= watermark_;
+  }
+  bool Admit(int64_t id, int64_t tokens) {
+    if (!CanAdmit(id, tokens)) return false;
+    std::vector<int> hits;
+    Hits(id, tokens, &hits);
+    Request& r = requests_[id];
+    r = Request{IdentityOf(id), {}, tokens, static_cast<int64_t>(hits.size())};
+    for (const int b : hits) {
+      if (blocks_[static_cast<size_t>(b)].ref++ == 0) {
+        free_.remove(b);
+      } else {
+        ++shared_;
+      }
+      r.table.push_back(b);
+    }
+    Take(CeilDiv(tokens, bt_) - static_cast<int64_t>(hits.size()), r.table);
+    live_ += tokens;
+    return true;
+  }
+  bool Grow(int64_t id, int64_t tokens) {
+    Request& r = requests_.at(id);
+    const int64_t extra = CeilDiv(tokens, bt_) - static_cast<int64_t>(r.table.size());
+    if (extra > static_cast<int64_t>(free_.size())) return false;
+    Take(extra, r.table);
+    live_ += tokens - r.tokens;
+    r.tokens = tokens;
+    return true;
+  }
+  void Computed(int64_t id, int64_t computed) {
+    Request& r = requests_.at(id);
+    const int64_t full = std::min(computed, r.tokens) / bt_;
+    for (int64_t b = r.registered; b < full; ++b) {
+      const uint64_t key = ContentKey(r.prefix, (b + 1) * bt_);
+      Block& block = blocks_[static_cast<size_t>(r.table[static_cast<size_t>(b)])];
+      if (block.key == 0 && cached_.emplace(key, r.table[static_cast<size_t>(b)]).second) {
+        block.key = key;
+      }
+    }
+    r.registered = std::max(r.registered, full);
+  }
+  void ReleaseWritten(int64_t id, int64_t written) {
+    Computed(id, written);
+    const Request r = requests_.at(id);
+    requests_.erase(id);
+    for (auto it = r.table.rbegin(); it != r.table.rend(); ++it) {
+      if (--blocks_[static_cast<size_t>(*it)].ref > 0) {
+        --shared_;
+      } else {
+        free_.push_back(*it);
+      }
+    }
+    live_ -= r.tokens;
+    ids_.erase(id);
+  }
+  // (allocated blocks, live tokens, cached free blocks)
+  std::tuple<int64_t, int64_t, int64_t> State() const {
+    int64_t cached_free = 0;
+    for (const int b : free_) cached_free += blocks_[static_cast<size_t>(b)].key != 0 ? 1 : 0;
+    return {static_cast<int64_t>(blocks_.size() - free_.size()), live_ - shared_ * bt_,
+            cached_free};
+  }
+
+ private:
+  struct Block {
+    int ref = 0;
+    uint64_t key = 0;
+  };
+  struct Request {
+    PrefixIdentity prefix;
+    std::vector<int> table;
+    int64_t tokens = 0;
+    int64_t registered = 0;
+  };
+  PrefixIdentity IdentityOf(int64_t id) const {
+    const auto it = ids_.find(id);
+    if (it != ids_.end()) return it->second;
+    PrefixIdentity own;
+    own.request_id = id;
+    return own;
+  }
+  void Take(int64_t n, std::vector<int>& table) {
+    for (int64_t i = 0; i < n; ++i) {
+      const int b = free_.front();
+      free_.pop_front();
+      Block& block = blocks_[static_cast<size_t>(b)];
+      if (block.key != 0) cached_.erase(block.key);
+      block = Block{1, 0};
+      table.push_back(b);
+    }
+  }
+  int64_t bt_;
+  int64_t watermark_;
+  std::vector<Block> blocks_;
+  std::list<int> free_;
+  std::unordered_map<uint64_t, int> cached_;
+  std::map<int64_t, Request> requests_;
+  std::map<int64_t, PrefixIdentity> ids_;
+  int64_t live_ = 0;
+  int64_t shared_ = 0;
+};
+
+// Random admissions, growth (one request, or skip-ahead decode runs of all), computed
+// tokens, preemptions and releases of requests that share hash chains (hash blocks
+// not aligned to the blocks), streams and their own resumed blocks, in a pool small
+// enough to evict all the time: after every call the manager answers and accounts
+// exactly as the block-by-block reference.
+TEST(PagedPrefixCache, AgreesWithABlockByBlockReferenceOnLongRandomRuns) {
+  for (const int64_t block_tokens : {1, 4, 7, 16}) {
+    for (const int64_t pool_blocks : {40, 150, 400}) {
+      SCOPED_TRACE(testing::Message()
+                   << "block_tokens " << block_tokens << ", pool " << pool_blocks);
+      const int64_t max_len = 130 * block_tokens;  // up to 130 blocks: several windows
+      PagedKvConfig config;
+      config.block_tokens = block_tokens;
+      config.watermark = 0.02;
+      config.prefix_caching = true;
+      auto m = NewPagedKvManager(Geometry(pool_blocks * block_tokens, max_len), config);
+      ReferencePrefixCache ref(pool_blocks, block_tokens, config.watermark);
+      std::mt19937_64 rng(static_cast<uint64_t>(block_tokens * 1000 + pool_blocks));
+      const auto pick = [&](int64_t lo, int64_t hi) {  // uniform in [lo, hi]
+        return lo + static_cast<int64_t>(rng() % static_cast<uint64_t>(hi - lo + 1));
+      };
+      // Three hash chains that share their first links, two streams.
+      const std::vector<std::vector<uint64_t>> chains = {
+          {1, 2, 3, 4, 5, 6, 7, 8}, {1, 2, 9, 10, 11, 12, 13, 14}, {1, 15, 16, 17, 18, 19, 20, 21}};
+      struct Live {
+        int64_t tokens = 0;
+        int64_t computed = 0;
+      };
+      std::map<int64_t, Live> admitted;
+      std::map<int64_t, int64_t> waiting;  // id -> tokens to admit with
+      std::map<int64_t, PrefixIdentity> prefixes;
+      int64_t next_id = 1;
+      for (int step = 0; step < 6000; ++step) {
+        const int64_t op = pick(0, 9);
+        if (op <= 1 && waiting.size() < 6) {
+          const int64_t id = next_id++;
+          PrefixIdentity p;
+          p.request_id = id;
+          const int64_t kind = pick(0, 3);
+          if (kind == 0 || kind == 3) {
+            p.hash_ids = chains[static_cast<size_t>(pick(0, 2))];
+            p.hash_block_tokens = block_tokens * pick(1, 40) + pick(0, 1);
+            p.hash_tokens = std::min<int64_t>(
+                static_cast<int64_t>(p.hash_ids.size()) * p.hash_block_tokens, max_len / 2);
+          }
+          if (kind >= 2) {
+            p.stream = static_cast<uint64_t>(pick(1, 2));
+            p.stream_tokens = pick(1, max_len);
+          }
+          prefixes[id] = p;
+          m->Identify(id, p);
+          ref.Identify(id, p);
+          waiting[id] = pick(1, max_len / 2);
+        } else if (op <= 4 && !waiting.empty()) {
+          auto it = waiting.begin();
+          std::advance(it, pick(0, static_cast<int64_t>(waiting.size()) - 1));
+          const auto [id, tokens] = *it;
+          ASSERT_EQ(m->CachedPrefixTokens(id, tokens), ref.Hits(id, tokens) * block_tokens);
+          ASSERT_EQ(m->CanAdmit(id, tokens, max_len), ref.CanAdmit(id, tokens));
+          const int64_t cached = m->CachedPrefixTokens(id, tokens);
+          const bool in = ref.Admit(id, tokens);
+          ASSERT_EQ(m->Admit(id, tokens, max_len), in) << "step " << step;
+          if (in) {
+            waiting.erase(id);
+            admitted[id] = Live{tokens, cached};
+          }
+        } else if (op == 5 && !admitted.empty()) {
+          // A skip-ahead decode run of every admitted request: the promised rounds
+          // are the reference's Grow calls round by round, with the same usage.
+          std::vector<int64_t> ids, held;
+          for (const auto& [id, l] : admitted) {
+            ids.push_back(id);
+            held.push_back(l.tokens);
+          }
+          const int64_t rounds = m->CertainDecodeRounds(ids, held, pick(1, 3 * block_tokens));
+          std::vector<KvUsage> usage;
+          m->GrowDecodeRounds(ids, held, rounds, usage);
+          ASSERT_EQ(static_cast<int64_t>(usage.size()), rounds);
+          for (int64_t j = 1; j <= rounds; ++j) {
+            for (size_t i = 0; i < ids.size(); ++i) ASSERT_TRUE(ref.Grow(ids[i], held[i] + j));
+            const auto [allocated, live, cached_free] = ref.State();
+            const KvUsage& u = usage[static_cast<size_t>(j - 1)];
+            ASSERT_EQ(u.allocated_bytes, allocated * block_tokens * kBytesPerToken);
+            ASSERT_EQ(u.live_bytes, live * kBytesPerToken);
+            ASSERT_EQ(u.cached_bytes, cached_free * block_tokens * kBytesPerToken);
+          }
+          for (auto& [id, l] : admitted) l.tokens += rounds;
+        } else if (op <= 6 && !admitted.empty()) {
+          auto it = admitted.begin();
+          std::advance(it, pick(0, static_cast<int64_t>(admitted.size()) - 1));
+          Live& l = it->second;
+          if (pick(0, 1) == 0) {
+            const int64_t to = std::min(max_len, l.tokens + pick(0, 3 * block_tokens));
+            const bool grown = ref.Grow(it->first, to);
+            ASSERT_EQ(m->Grow(it->first, to, GrowthPhase::kDecode), grown) << "step " << step;
+            if (grown) l.tokens = to;
+          } else {
+            l.computed = std::min(l.tokens, l.computed + pick(0, 40 * block_tokens));
+            m->OnTokensComputed(it->first, l.computed);
+            ref.Computed(it->first, l.computed);
+          }
+        } else if (!admitted.empty()) {
+          auto it = admitted.begin();
+          std::advance(it, pick(0, static_cast<int64_t>(admitted.size()) - 1));
+          const int64_t id = it->first;
+          const Live l = it->second;
+          admitted.erase(it);
+          if (pick(0, 2) == 0) {
+            m->Release(id);
+            ref.ReleaseWritten(id, std::numeric_limits<int64_t>::max());
+          } else {  // preempted: written up to what it computed; waits to be readmitted
+            m->ReleaseWritten(id, l.computed);
+            ref.ReleaseWritten(id, l.computed);
+            m->Identify(id, prefixes[id]);
+            ref.Identify(id, prefixes[id]);
+            waiting[id] = std::min(max_len, l.tokens + 1);
+          }
+        }
+        const KvUsage u = m->Usage();
+        const auto [allocated, live, cached_free] = ref.State();
+        ASSERT_EQ(u.allocated_bytes, allocated * block_tokens * kBytesPerToken) << "step " << step;
+        ASSERT_EQ(u.live_bytes, live * kBytesPerToken) << "step " << step;
+        ASSERT_EQ(u.cached_bytes, cached_free * block_tokens * kBytesPerToken) << "step " << step;
+      }
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 // vAttention specifics with hand-computed costs: page-group mapping at admission
 // and growth, overlap of decode growth, reclamation (deferred, per iteration,
-// on demand), slots and watermark, and the two VMM backends.
+// on demand), slots and watermark, the two VMM backends, and kvsim's what-if of
+// prefix sharing at page-group granularity.
 //
 // Geometry: 4 layers and 32 tokens per page under both backends, so that token
 // counts, page groups and call counts read the same:
@@ -14,8 +15,12 @@
 //    unmapping: free, no call.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <iterator>
+#include <map>
 #include <optional>
+#include <random>
 #include <string>
 #include <tuple>
 
@@ -572,6 +577,409 @@ TEST(VmmBackend, TheCaveatNamesThePapersUvmCostUnlessTheConfigSetsOne) {
   EXPECT_EQ(VmmCostCaveat(uvm), "");
   EXPECT_EQ(VmmCostCaveat(VAttentionKvConfig{}), "");  // stock
 }
+
+// ---- Prefix caching: whole page groups shared between requests' ranges ----------
+// (kvsim's what-if: the vAttention paper and repo share no prefixes.) Pages of 32
+// tokens: a group is whole once 32 of its tokens are computed.
+
+// `groups` page groups, `slots` slots, no watermark, prefix caching on.
+std::unique_ptr<KvCacheManager> Caching(int64_t groups, int64_t slots,
+                                        VmmBackend backend = VmmBackend::kStock,
+                                        bool overlap = true, bool deferred_reclaim = true) {
+  VAttentionKvConfig c;
+  static_cast<VAttentionKvConfig&>(c) = Config(overlap, deferred_reclaim, backend);
+  c.max_slots = slots;
+  c.prefix_caching = true;
+  return NewVAttentionKvManager(Geometry(groups, 640, backend), c);
+}
+
+// Request `id` of content stream `stream` (a shared system prompt) of `tokens` tokens.
+PrefixIdentity Stream(uint64_t stream, int64_t tokens, int64_t id) {
+  PrefixIdentity p;
+  p.stream = stream;
+  p.stream_tokens = tokens;
+  p.request_id = id;
+  return p;
+}
+
+// A system prompt of 112 tokens: 3 whole pages (0-95) and 16 tokens of a fourth.
+constexpr int64_t kSystemTokens = 112;
+
+TEST(VAttentionPrefixCache, TwoRequestsShareThreeWholePageGroupsAndRecomputeThePartialPage) {
+  auto m = Caching(20, 4);
+  m->Identify(1, Stream(77, kSystemTokens, 1));
+  m->Identify(2, Stream(77, kSystemTokens, 2));
+  ASSERT_TRUE(m->Admit(1, kSystemTokens, 200));  // 4 groups: 4 x 168 us
+  EXPECT_EQ(Cost(m->TakeStepCost()), Cost(4 * kMapGroup, Nanos(0), 4 * kCallsPerGroup, 0));
+  EXPECT_EQ(m->CachedPrefixTokens(2, kSystemTokens), 0);  // nothing computed yet
+  ASSERT_TRUE(m->WantsComputedTokens());
+  m->OnTokensComputed(1, kSystemTokens);  // pages ending at 32, 64, 96 are whole
+  // Request 2 finds the 3 whole groups (96 tokens); the 16 tokens of the partial
+  // fourth page are computed again, not copied.
+  EXPECT_EQ(m->CachedPrefixTokens(2, kSystemTokens), 96);
+  ASSERT_TRUE(m->Admit(2, kSystemTokens, 200));
+  // It gets another slot (request 1 is running in the first) and maps the 3 cached
+  // groups into its own range: 3 x 2 x 4 = 24 calls, the same per-page cost as
+  // growth; the page it recomputes is one new group: 8 calls. All synchronous (at
+  // admission, before the prefill): 32 x 21 us = 672 us.
+  EXPECT_EQ(Cost(m->TakeStepCost()),
+            Cost(Nanos(672'000), Nanos(0), 3 * kCallsPerGroup + 1 * kCallsPerGroup, 0));
+  // 4 + 1 groups held: the 3 shared count once. Live: 112 + 112 - 96 = 128 tokens.
+  EXPECT_EQ(Fields(m->Usage()),
+            std::make_tuple(20 * kGroupBytes, 5 * kGroupBytes, 128 * kBytesPerToken, int64_t{0}));
+}
+
+TEST(VAttentionPrefixCache, SharedGroupsCountOnceAndUsageStaysWithinCapacity) {
+  auto m = Caching(20, 4);
+  m->Identify(1, Stream(77, kSystemTokens, 1));
+  m->Identify(2, Stream(77, kSystemTokens, 2));
+  ASSERT_TRUE(m->Admit(1, kSystemTokens, 200));
+  m->OnTokensComputed(1, kSystemTokens);
+  ASSERT_TRUE(m->Admit(2, 150, 200));  // 5 groups: 3 shared, 2 its own
+  // 4 + 2 groups; live 112 + 150 - 96 = 166 tokens.
+  EXPECT_EQ(Fields(m->Usage()),
+            std::make_tuple(20 * kGroupBytes, 6 * kGroupBytes, 166 * kBytesPerToken, int64_t{0}));
+  // Request 1 finishes: the shared groups stay allocated (request 2 reads them); its
+  // partial page is spare, mapped to its idle slot: cached.
+  m->Release(1);
+  EXPECT_EQ(Fields(m->Usage()), std::make_tuple(20 * kGroupBytes, 5 * kGroupBytes,
+                                                150 * kBytesPerToken, 1 * kGroupBytes));
+  // Request 2 finishes: its fourth group (tokens 96-127) is whole but past the
+  // stream, so its own content; its fifth is partial. Nothing allocated; 3 shared
+  // + request 2's 2 + request 1's partial = 6 groups held for reuse.
+  m->Release(2);
+  const KvUsage u = m->Usage();
+  EXPECT_EQ(Fields(u), std::make_tuple(20 * kGroupBytes, int64_t{0}, int64_t{0}, 6 * kGroupBytes));
+  EXPECT_LE(u.allocated_bytes + u.cached_bytes, u.capacity_bytes);
+  m->Identify(3, Stream(77, kSystemTokens, 3));
+  EXPECT_EQ(m->CachedPrefixTokens(3, 200), 96);  // the stream's groups, not request 2's own
+}
+
+TEST(VAttentionPrefixCache, AReusedSlotsOwnCachedGroupsNeedNoMapping) {
+  auto m = Caching(20, 4);
+  m->Identify(1, Stream(77, kSystemTokens, 1));
+  ASSERT_TRUE(m->Admit(1, kSystemTokens, 200));
+  m->Release(1);  // finished: its 3 whole groups cached, its partial page spare
+  m->TakeStepCost();
+  // Request 3 (150 tokens, 5 groups) finds the 3 groups in request 1's idle slot and
+  // takes that slot: its first 3 pages are mapped there already and its fourth is
+  // the slot's spare page, reused in place. Only the fifth is mapped: 168 us.
+  m->Identify(3, Stream(77, kSystemTokens, 3));
+  EXPECT_EQ(m->CachedPrefixTokens(3, 150), 96);
+  ASSERT_TRUE(m->Admit(3, 150, 200));
+  EXPECT_EQ(Cost(m->TakeStepCost()), Cost(kMapGroup, Nanos(0), kCallsPerGroup, 0));
+  EXPECT_EQ(Fields(m->Usage()),
+            std::make_tuple(20 * kGroupBytes, 5 * kGroupBytes, 150 * kBytesPerToken, int64_t{0}));
+}
+
+TEST(VAttentionPrefixCache, ThePromptsLastTokenIsComputedAgainSoWholePagesFindOneGroupFewer) {
+  auto m = Caching(20, 4);
+  m->Identify(1, Stream(77, 96, 1));
+  ASSERT_TRUE(m->Admit(1, 96, 200));
+  m->OnTokensComputed(1, 96);  // 3 whole pages
+  m->Identify(2, Stream(77, 96, 2));
+  // A 96-token prompt: (96 - 1) / 32 = 2 groups, the third page is computed again
+  // for the last token's logits. One more token and all 3 are found.
+  EXPECT_EQ(m->CachedPrefixTokens(2, 96), 64);
+  EXPECT_EQ(m->CachedPrefixTokens(2, 97), 96);
+}
+
+// Released groups join the LRU queue in release order, a request's last group
+// first; the free pool is used before anything is evicted.
+TEST(VAttentionPrefixCache, EvictionTakesTheLeastRecentlyReleasedGroupsAndARequestsLastFirst) {
+  auto m = Caching(8, 4);
+  m->Identify(1, Stream(1, 1000, 1));
+  ASSERT_TRUE(m->Admit(1, 96, 200));  // stream 1: 3 whole groups
+  m->Release(1);
+  m->Identify(2, Stream(2, 1000, 2));
+  ASSERT_TRUE(m->Admit(2, 96, 200));  // stream 2: 3 whole groups, in an empty slot
+  m->Release(2);
+  m->TakeStepCost();
+  // Queue: stream 1's groups 3, 2, 1, then stream 2's 3, 2, 1; 2 groups free.
+  EXPECT_EQ(Fields(m->Usage()),
+            std::make_tuple(8 * kGroupBytes, int64_t{0}, int64_t{0}, 6 * kGroupBytes));
+  // Request 3 (other content, 4 groups) takes an empty slot: the 2 free groups, then
+  // evicts stream 1's groups 3 and 2, unmapping each from request 1's idle slot:
+  // 4 x 168 + 2 x 120 = 912 us.
+  ASSERT_TRUE(m->Admit(3, 128, 200));
+  EXPECT_EQ(Cost(m->TakeStepCost()),
+            Cost(Nanos(912'000), Nanos(0), 4 * kCallsPerGroup, 2 * kCallsPerGroup));
+  m->Identify(4, Stream(1, 1000, 4));
+  EXPECT_EQ(m->CachedPrefixTokens(4, 97), 32);  // stream 1's first group is left
+  m->Identify(5, Stream(2, 1000, 5));
+  EXPECT_EQ(m->CachedPrefixTokens(5, 97), 96);  // stream 2 untouched
+  EXPECT_EQ(Fields(m->Usage()), std::make_tuple(8 * kGroupBytes, 4 * kGroupBytes,
+                                                128 * kBytesPerToken, 4 * kGroupBytes));
+}
+
+TEST(VAttentionPrefixCache, APreemptedRequestResumesOnItsCachedGroupsWithoutMappingThem) {
+  auto m = Caching(20, 4);
+  ASSERT_TRUE(m->Admit(1, 100, 200));  // its own content: 4 groups
+  m->TakeStepCost();
+  m->ReleaseWritten(1, 100);  // preempted with its prompt computed: 3 whole groups
+  EXPECT_EQ(m->CachedPrefixTokens(1, 101), 96);
+  // Re-admitted with one generated token more: its own idle slot maps the 3 groups
+  // and its partial page (spare, reused in place): no mapping at all.
+  ASSERT_TRUE(m->Admit(1, 101, 200));
+  EXPECT_EQ(Cost(m->TakeStepCost()), kNoCost);
+  EXPECT_EQ(Fields(m->Usage()),
+            std::make_tuple(20 * kGroupBytes, 4 * kGroupBytes, 101 * kBytesPerToken, int64_t{0}));
+}
+
+// One slot, so another request must take the preempted request's slot: its cached
+// groups are unmapped from the range but keep their content, and are mapped again
+// into the range when it resumes.
+TEST(VAttentionPrefixCache, AResumedRequestMapsItsCachedGroupsBackAfterItsSlotWasTaken) {
+  auto m = Caching(20, 1);
+  ASSERT_TRUE(m->Admit(1, 100, 200));
+  m->ReleaseWritten(1, 100);  // 3 whole groups cached, a spare partial page
+  m->TakeStepCost();
+  // Request 2 (64 tokens, 2 groups) takes the slot. The free pool covers it, so
+  // request 1's groups at its pages 0 and 1 are unmapped, not overwritten:
+  // 2 x 120 us, and 2 free groups mapped: 2 x 168 us.
+  ASSERT_TRUE(m->Admit(2, 64, 200));
+  EXPECT_EQ(Cost(m->TakeStepCost()),
+            Cost(Nanos(576'000), Nanos(0), 2 * kCallsPerGroup, 2 * kCallsPerGroup));
+  EXPECT_EQ(m->CachedPrefixTokens(1, 101), 96);  // still cached
+  // Held: request 2's 2 groups; request 1's 3 groups (2 mapped nowhere) and spare page.
+  EXPECT_EQ(Fields(m->Usage()), std::make_tuple(20 * kGroupBytes, 2 * kGroupBytes,
+                                                64 * kBytesPerToken, 4 * kGroupBytes));
+  m->Release(2);  // its 2 whole groups cached
+  // Request 1 resumes in the slot: request 2's groups are unmapped from pages 0 and 1
+  // (kept) and request 1's mapped back; page 2 still maps its group and page 3 its
+  // spare page. 2 x 120 + 2 x 168 = 576 us.
+  ASSERT_TRUE(m->Admit(1, 101, 200));
+  EXPECT_EQ(Cost(m->TakeStepCost()),
+            Cost(Nanos(576'000), Nanos(0), 2 * kCallsPerGroup, 2 * kCallsPerGroup));
+  EXPECT_EQ(Fields(m->Usage()), std::make_tuple(20 * kGroupBytes, 4 * kGroupBytes,
+                                                101 * kBytesPerToken, 2 * kGroupBytes));
+  EXPECT_EQ(m->CachedPrefixTokens(2, 65), 64);  // request 2's content survives too
+}
+
+TEST(VAttentionPrefixCache, OnlyTheWrittenWholePagesOfAPartlyComputedRequestAreCached) {
+  auto m = Caching(20, 4);
+  ASSERT_TRUE(m->Admit(1, 100, 200));  // holds its 100-token prompt: 4 groups
+  m->ReleaseWritten(1, 40);            // had computed 40 tokens: 1 whole page
+  EXPECT_EQ(m->CachedPrefixTokens(1, 101), 32);
+  // All 4 groups stay mapped to the idle slot (1 cached, 3 spare).
+  EXPECT_EQ(m->Usage().cached_bytes, 4 * kGroupBytes);
+}
+
+TEST(VAttentionPrefixCache, CachedGroupsInUseTakeNothingFromTheFreePool) {
+  auto m = Caching(6, 4);
+  m->Identify(1, Stream(77, kSystemTokens, 1));
+  m->Identify(2, Stream(77, kSystemTokens, 2));
+  ASSERT_TRUE(m->Admit(1, kSystemTokens, 200));  // 4 of 6 groups
+  m->OnTokensComputed(1, kSystemTokens);
+  // Request 2 shares the 3 cached groups (in use by request 1) and needs its own
+  // groups past them: 160 tokens = 5 groups, 2 new: fits the 2 free ones.
+  EXPECT_TRUE(m->CanAdmit(2, 160, 200));
+  EXPECT_FALSE(m->CanAdmit(2, 161, 200));  // 6 groups, 3 new
+  ASSERT_TRUE(m->Admit(2, 160, 200));
+  EXPECT_EQ(m->Usage().allocated_bytes, 6 * kGroupBytes);
+  EXPECT_EQ(m->Usage().live_bytes, (112 + 160 - 96) * kBytesPerToken);
+}
+
+TEST(VAttentionPrefixCache, UvmMapsEachSharedPageWithOneCallAndEvictsForFree) {
+  auto m = Caching(8, 4, VmmBackend::kUvm);
+  m->Identify(1, Stream(77, kSystemTokens, 1));
+  m->Identify(2, Stream(77, kSystemTokens, 2));
+  ASSERT_TRUE(m->Admit(1, kSystemTokens, 200));
+  m->OnTokensComputed(1, kSystemTokens);
+  m->TakeStepCost();
+  // 3 cached groups mapped into request 2's range, one call per page (24 calls),
+  // and its partial page (8): 32 x 9 us = 288 us.
+  ASSERT_TRUE(m->Admit(2, kSystemTokens, 200));
+  EXPECT_EQ(Cost(m->TakeStepCost()), Cost(4 * kUvmMapGroup, Nanos(0), 4 * kCallsPerGroup, 0));
+  m->Release(1);
+  m->Release(2);
+  // Held: 3 shared groups (each mapped in both idle slots) and 2 spare partial pages;
+  // 3 groups free. A 256-token request (8 groups) takes an empty slot, the 3 free
+  // groups and all 5 held ones: evicting costs no call on uvm, even for groups
+  // mapped in two ranges. 8 groups x 72 us = 576 us.
+  ASSERT_TRUE(m->Admit(3, 256, 256));
+  EXPECT_EQ(Cost(m->TakeStepCost()), Cost(8 * kUvmMapGroup, Nanos(0), 8 * kCallsPerGroup, 0));
+  EXPECT_EQ(m->CachedPrefixTokens(4, 200), 0);
+  EXPECT_EQ(Fields(m->Usage()), std::make_tuple(8 * kUvmGroupBytes, 8 * kUvmGroupBytes,
+                                                256 * kUvmBytesPerToken, int64_t{0}));
+}
+
+TEST(VAttentionPrefixCache, StockUnmapsAnEvictedGroupFromEveryRangeThatMapsIt) {
+  auto m = Caching(8, 4);
+  m->Identify(1, Stream(77, kSystemTokens, 1));
+  m->Identify(2, Stream(77, kSystemTokens, 2));
+  ASSERT_TRUE(m->Admit(1, kSystemTokens, 200));
+  m->OnTokensComputed(1, kSystemTokens);
+  ASSERT_TRUE(m->Admit(2, kSystemTokens, 200));
+  m->Release(1);
+  m->Release(2);
+  m->TakeStepCost();
+  // As above on stock: the 2 spare pages are unmapped once each, the 3 shared groups
+  // twice each (both idle slots map them): 8 group unmaps x 120 us; 8 groups mapped.
+  ASSERT_TRUE(m->Admit(3, 256, 256));
+  EXPECT_EQ(Cost(m->TakeStepCost()), Cost(8 * kMapGroup + 8 * kUnmapGroup, Nanos(0),
+                                          8 * kCallsPerGroup, 8 * kCallsPerGroup));
+}
+
+TEST(VAttentionPrefixCache, WithoutDeferredReclaimIterationsUnmapSparePagesButKeepCachedOnes) {
+  auto m = Caching(20, 4, VmmBackend::kStock, /*overlap=*/false, /*deferred_reclaim=*/false);
+  ASSERT_TRUE(m->Admit(1, 100, 200));  // 3 whole groups and a partial page
+  m->Release(1);
+  m->TakeStepCost();
+  // The partial page is spare: unmapped before the next iteration, 120 us. The 3
+  // cached groups stay (a cache unmapped every iteration would keep nothing).
+  m->OnIterationStart();
+  EXPECT_EQ(Cost(m->TakeStepCost()), Cost(kUnmapGroup, Nanos(0), 0, kCallsPerGroup));
+  EXPECT_EQ(m->Usage().cached_bytes, 3 * kGroupBytes);
+  EXPECT_EQ(m->CachedPrefixTokens(1, 101), 96);
+  m->OnIterationStart();
+  EXPECT_EQ(Cost(m->TakeStepCost()), kNoCost);
+}
+
+TEST(VAttentionPrefixCache, WithoutPrefixCachingNothingIsKeptForOtherRequests) {
+  VAttentionKvConfig c;
+  static_cast<VAttentionKvConfig&>(c) = Config(true, true);
+  c.prefix_caching = false;
+  auto m = NewVAttentionKvManager(Geometry(20, 640), c);
+  m->Identify(1, Stream(77, kSystemTokens, 1));
+  ASSERT_TRUE(m->Admit(1, kSystemTokens, 200));
+  EXPECT_FALSE(m->WantsComputedTokens());
+  m->Release(1);
+  m->Identify(2, Stream(77, kSystemTokens, 2));
+  EXPECT_EQ(m->CachedPrefixTokens(2, 200), 0);
+}
+
+// Random admissions of a few shared streams (and of own content), growth, computed
+// tokens, preemption and resumption, releases: after every operation the usage
+// invariants hold, CanAdmit foretells Admit, refused operations change nothing, and
+// every call costs its latency.
+class VAttentionPrefixCacheRandom : public ::testing::TestWithParam<std::tuple<VmmBackend, int>> {};
+
+TEST_P(VAttentionPrefixCacheRandom, KeepsTheUsageInvariantsUnderSharingAndEviction) {
+  const auto [backend, mode] = GetParam();
+  const bool overlap = mode != 1, deferred = mode != 2;
+  const int64_t groups = 24, slots = backend == VmmBackend::kUvm ? 16 : 4;
+  auto m = Caching(groups, slots, backend, overlap, deferred);
+  const int64_t group_bytes = backend == VmmBackend::kUvm ? kUvmGroupBytes : kGroupBytes;
+  const int64_t token_bytes = backend == VmmBackend::kUvm ? kUvmBytesPerToken : kBytesPerToken;
+  const Nanos map_cost = backend == VmmBackend::kUvm ? Nanos(9'000) : kMap + kSetAccess;
+  struct Live {
+    int64_t tokens, computed, hits;
+  };
+  std::map<int64_t, Live> live;
+  std::map<int64_t, int64_t> preempted;  // id -> tokens to resume with
+  std::map<int64_t, PrefixIdentity> identity;
+  std::mt19937_64 rng(20250101);
+  auto uniform = [&rng](int64_t lo, int64_t hi) {
+    return lo + static_cast<int64_t>(rng() % static_cast<uint64_t>(hi - lo + 1));
+  };
+  int64_t next_id = 1, hit_tokens = 0, refused = 0, evicting = 0;
+  for (int op = 0; op < 6000; ++op) {
+    const KvUsage before = m->Usage();
+    const int64_t r = uniform(0, 99);
+    bool accepted = true;
+    if (live.empty() || r < 30) {
+      // Admit a new request or resume a preempted one.
+      int64_t id = 0, tokens = 0;
+      if (!preempted.empty() && uniform(0, 2) == 0) {
+        id = preempted.begin()->first;
+        tokens = preempted.begin()->second;
+      } else {
+        id = next_id++;
+        tokens = uniform(1, 200);
+        const int64_t stream = uniform(0, 3);  // 0: its own content
+        identity[id] = Stream(static_cast<uint64_t>(stream), stream == 0 ? 0 : 160, id);
+      }
+      m->Identify(id, identity[id]);
+      const int64_t cached = m->CachedPrefixTokens(id, tokens);
+      ASSERT_EQ(cached % kTokensPerPage, 0);
+      ASSERT_LE(cached, ((tokens - 1) / kTokensPerPage) * kTokensPerPage);
+      const bool can = m->CanAdmit(id, tokens, 256);
+      ASSERT_EQ(Cost(m->TakeStepCost()), kNoCost);
+      accepted = m->Admit(id, tokens, 256);
+      ASSERT_EQ(can, accepted) << "op " << op;
+      if (accepted) {
+        live[id] = {tokens, cached, cached / kTokensPerPage};
+        preempted.erase(id);
+        hit_tokens += cached;
+      }
+    } else {
+      auto it = live.begin();
+      std::advance(it, uniform(0, static_cast<int64_t>(live.size()) - 1));
+      const int64_t id = it->first;
+      Live& q = it->second;
+      if (r < 70) {
+        const bool decode = uniform(0, 3) > 0;
+        const int64_t tokens = std::min<int64_t>(256, q.tokens + (decode ? 1 : uniform(1, 40)));
+        accepted = m->Grow(id, tokens, decode ? GrowthPhase::kDecode : GrowthPhase::kPrefill);
+        if (accepted) q.tokens = tokens;
+      } else if (r < 85) {
+        q.computed = std::min(q.tokens, q.computed + uniform(1, 64));
+        m->OnTokensComputed(id, q.computed);
+      } else if (r < 93) {
+        m->ReleaseWritten(id, q.computed);  // preempted: resumes with what it holds
+        preempted[id] = q.tokens;
+        live.erase(it);
+      } else {
+        m->Release(id);
+        live.erase(it);
+      }
+    }
+    const KvUsage after = m->Usage();
+    const KvStepCost cost = m->TakeStepCost();
+    if (!accepted) {
+      ++refused;
+      ASSERT_EQ(Fields(after), Fields(before)) << "refused op " << op;
+      ASSERT_EQ(Cost(cost), kNoCost) << "refused op " << op;
+    }
+    evicting += cost.unmap_calls > 0 ? 1 : 0;
+    m->OnIterationStart();
+    const KvStepCost upkeep = m->TakeStepCost();
+    for (const KvStepCost& k : {cost, upkeep}) {
+      ASSERT_EQ(k.map_calls % kCallsPerGroup, 0);
+      ASSERT_EQ(k.unmap_calls % kCallsPerGroup, 0);
+      if (backend == VmmBackend::kUvm) ASSERT_EQ(k.unmap_calls, 0);
+      ASSERT_EQ((k.synchronous + k.background).count(),
+                (k.map_calls * map_cost + k.unmap_calls * kUnmap).count());
+    }
+    int64_t tokens = 0, hits = 0, most = 0, needs = 0;
+    for (const auto& [id, q] : live) {
+      tokens += q.tokens;
+      hits += q.hits;
+      most = std::max(most, CeilDiv(q.tokens, kTokensPerPage));
+      needs += CeilDiv(q.tokens, kTokensPerPage);
+    }
+    for (const KvUsage& u : {after, m->Usage()}) {
+      ASSERT_EQ(u.capacity_bytes, groups * group_bytes);
+      ASSERT_LE(u.live_bytes, u.allocated_bytes) << "op " << op;
+      ASSERT_GE(u.cached_bytes, 0) << "op " << op;
+      ASSERT_LE(u.allocated_bytes + u.cached_bytes, u.capacity_bytes) << "op " << op;
+      // A shared page's tokens count once per extra reader, and each extra reader
+      // found it cached.
+      ASSERT_LE(u.live_bytes, tokens * token_bytes) << "op " << op;
+      ASSERT_GE(u.live_bytes, (tokens - hits * kTokensPerPage) * token_bytes) << "op " << op;
+      ASSERT_GE(u.allocated_bytes, most * group_bytes) << "op " << op;
+      ASSERT_LE(u.allocated_bytes, needs * group_bytes) << "op " << op;
+    }
+  }
+  EXPECT_GT(hit_tokens, 0);
+  EXPECT_GT(refused, 0);
+  if (backend == VmmBackend::kStock) EXPECT_GT(evicting, 0);
+}
+
+// Mode 0: overlap and deferred reclamation; 1: synchronous, deferred; 2: overlap,
+// reclamation every iteration.
+std::string RandomCaseName(const ::testing::TestParamInfo<std::tuple<VmmBackend, int>>& info) {
+  const int mode = std::get<1>(info.param);
+  return std::string(VmmBackendName(std::get<0>(info.param))) + (mode == 0   ? "OverlapDeferred"
+                                                                 : mode == 1 ? "SyncDeferred"
+                                                                             : "OverlapEager");
+}
+
+INSTANTIATE_TEST_SUITE_P(BackendsAndModes, VAttentionPrefixCacheRandom,
+                         ::testing::Combine(::testing::Values(VmmBackend::kStock, VmmBackend::kUvm),
+                                            ::testing::Values(0, 1, 2)),
+                         RandomCaseName);
 
 }  // namespace
 }  // namespace kvsim

@@ -13,7 +13,9 @@ runs), the latency charts' axes and the plan charts' outlier handling on the fun
 them, and plan reports on a directory moved away from the plan file it was made from. The binary
 may write timeseries.csv in either layout (per iteration or per interval); a copy of the run with
 a hand-written interval-layout timeseries.csv covers the interval layout whichever the binary
-writes, and the series of both layouts are checked by hand on tiny tables.
+writes, and the series of both layouts are checked by hand on tiny tables, among them the cached
+bytes (kept for reuse) summed over two replicas, also through hand-made comparisons where one run
+has cached bytes and the other none (no cached line for it).
 """
 
 import copy
@@ -609,7 +611,7 @@ class TimeseriesSeriesTest(unittest.TestCase):
         # replica 1 has rows at 0.1 and 0.2 only. 0.2 + 0.1 is 0.30000000000000004 in floats, and
         # must not leave a sliver step before replica 0's row at 0.3.
         r = "0.100000000"
-        t, allocated, live, running = self.series("interval_by_hand.csv", INTERVAL_HEADER, [
+        t, allocated, live, cached, running = self.series("interval_by_hand.csv", INTERVAL_HEADER, [
             # time_s, replica, interval_s, iterations, busy_s, mean_running, max_running,
             # max_waiting, prefill, decode, mean_allocated, peak_allocated, mean_live,
             # mean_cached, exposed_overhead_s
@@ -628,9 +630,11 @@ class TimeseriesSeriesTest(unittest.TestCase):
         #   0: 4 * 0.5; 0.1: 6 * 1 + 8 * 0.25; 0.2: replica 0 idle, 3 * 1;
         #   0.3: 2 * min(1, 1.2), replica 1 gone; 0.4: both idle.
         self.assertSteps(running, times, [2, 8, 3, 2, 0], "running")
+        self.assertIsNone(cached, "no cached bytes: no cached series")
 
     def test_per_iteration_series_by_hand(self):
-        t, allocated, live, running = self.series("iteration_by_hand.csv", PER_ITERATION_HEADER, [
+        t, allocated, live, cached, running = self.series("iteration_by_hand.csv",
+                                                          PER_ITERATION_HEADER, [
             # time_s, replica, duration_s, running, waiting, prefill, decode, allocated, live,
             # cached, exposed_overhead_s
             ("0.000000000", 0, "0.500000000", 2, 0, 100, 0, 100, 90, 0, "0"),
@@ -643,6 +647,155 @@ class TimeseriesSeriesTest(unittest.TestCase):
         self.assertSteps((t, live), [0.0, 0.25, 0.5, 1.0], [90, 890, 980, 980], "live")
         # Sequences while an iteration runs, 0 once it ends unless the next one starts then.
         self.assertSteps(running, [0.0, 0.25, 0.5, 1.0], [2, 7, 3, 0], "running")
+        self.assertIsNone(cached, "no cached bytes: no cached series")
+
+    def test_interval_cached_series_by_hand(self):
+        t, allocated, _, cached, _ = self.series("interval_cached.csv", INTERVAL_HEADER,
+                                                 CACHED_INTERVAL_ROWS)
+        times = [0.0, 0.1, 0.2, 0.3, 0.4]
+        self.assertSteps((t, allocated), times, [100, 1200, 2200, 2050, 2050], "allocated")
+        self.assertSteps((t, cached), times, CACHED_INTERVAL_SUM, "cached")
+
+    def test_per_iteration_cached_series_by_hand(self):
+        t, allocated, _, cached, _ = self.series("iteration_cached.csv", PER_ITERATION_HEADER,
+                                                 CACHED_ITERATION_ROWS)
+        times = [0.0, 0.25, 0.5, 0.6, 1.0]
+        self.assertSteps((t, allocated), times, [100, 1100, 1200, 1700, 1700], "allocated")
+        self.assertSteps((t, cached), times, CACHED_ITERATION_SUM, "cached")
+
+
+# Two replicas with cached bytes, interval layout (0.1 s intervals, rows as in
+# test_interval_series_by_hand). Each replica's mean_cached_bytes is held until its next row:
+#   0: 10 (replica 1 has no row yet); 0.1: 20 + 300; 0.2: 20 + 0 (replica 1 dropped to 0);
+#   0.3: 5 + 0; 0.4: held to the end of the last interval.
+CACHED_INTERVAL_ROWS = [
+    # time_s, replica, interval_s, iterations, busy_s, mean_running, max_running, max_waiting,
+    # prefill, decode, mean_allocated, peak_allocated, mean_live, mean_cached, exposed_overhead_s
+    ("0.000000000", 0, "0.100000000", 3, "0.050000000", 4, 5, 0, 900, 8, 100, 120, 60, 10, "0"),
+    ("0.100000000", 1, "0.100000000", 2, "0.025000000", 8, 8, 1, 0, 16, 1000, 1000, 500, 300, "0"),
+    ("0.100000000", 0, "0.100000000", 9, "0.100000000", 6, 7, 0, 0, 54, 200, 210, 150, 20, "0"),
+    ("0.200000000", 1, "0.100000000", 7, "0.100000000", 3, 4, 0, 0, 21, 2000, 2100, 1500, 0, "0"),
+    ("0.300000000", 0, "0.100000000", 12, "0.120000000", 2, 2, 0, 0, 24, 50, 60, 40, 5, "0"),
+]
+CACHED_INTERVAL_SUM = [10, 320, 20, 5, 5]
+# Two replicas with cached bytes, per iteration. Each replica's latest cached_bytes:
+#   0: 30; 0.25: 30 + 400; 0.5: 0 + 400; 0.6: 0 + 700; 1.0: held to the end of replica 0's
+#   iteration at 0.5 (0.6 + 0.2 ends before it).
+CACHED_ITERATION_ROWS = [
+    # time_s, replica, duration_s, running, waiting, prefill, decode, allocated, live, cached,
+    # exposed_overhead_s
+    ("0.000000000", 0, "0.500000000", 2, 0, 100, 0, 100, 90, 30, "0"),
+    ("0.250000000", 1, "0.250000000", 5, 1, 300, 0, 1000, 800, 400, "0"),
+    ("0.500000000", 0, "0.500000000", 3, 0, 0, 3, 200, 180, 0, "0"),
+    ("0.600000000", 1, "0.200000000", 6, 0, 0, 6, 1500, 1200, 700, "0"),
+]
+CACHED_ITERATION_SUM = [30, 430, 400, 700, 700]
+
+
+def without_cached(rows, column):
+    """The rows with field `column` (the cached bytes) set to 0."""
+    return [row[:column] + (0,) + row[column + 1:] for row in rows]
+
+
+class KvMemoryCachedTest(unittest.TestCase):
+    """The KV memory chart's cached (kept for reuse) line, on hand-made compare directories of
+    each timeseries layout: a copy of the prefix-caching comparison (paged, paged_prefix) whose
+    runs' timeseries.csv are replaced by two-replica tables, cached bytes in paged_prefix's only
+    (or in neither)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.module = report_module()
+
+    def compare_dir(self, name, header, by_label):
+        """A copy of the prefix-caching comparison with each label's timeseries.csv holding
+        by_label[label] (rows of `header`), its report generated; returns the directory."""
+        d = os.path.join(WORK, "cached", name)
+        shutil.copytree(DIRS["compare_prefix"], d)
+        for root, _, files in os.walk(d):  # hand-written timeseries: the manifests go
+            if "manifest.json" in files:
+                os.remove(os.path.join(root, "manifest.json"))
+        for label, rows in by_label.items():
+            with open(os.path.join(d, label, "timeseries.csv"), "w") as f:
+                f.write(csv_text(header, rows))
+        r = report(d)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return d
+
+    def runs(self, d):
+        """The comparison's runs as the report reads them, each with its series and index."""
+        m = self.module
+        labels = [e["label"] for e in json.loads(read(os.path.join(d, "compare.json")))]
+        runs = [m.load_run_dir(os.path.join(d, label), label) for label in labels]
+        for i, r in enumerate(runs):
+            r["index"] = i
+            r["series"] = m.run_series(r)
+        return {r["label"]: r for r in runs}
+
+    def drawn(self, run):
+        """{legend label: y data in bytes} of the lines plot_kv_memory draws for `run`."""
+        fig, ax = self.module.plt().subplots()
+        self.addCleanup(self.module.plt().close, fig)
+        self.module.plot_kv_memory(ax, run, 1)
+        legend = [t.get_text() for t in ax.get_legend().get_texts()]
+        lines = {l.get_label(): [y * self.module.GIB for y in l.get_ydata()]
+                 for l in ax.get_lines() if not l.get_label().startswith("_")}
+        self.assertEqual(sorted(legend), sorted(lines))
+        return lines
+
+    def check(self, name, header, rows, column, times, cached_sum):
+        d = self.compare_dir(name, header, {"paged": without_cached(rows, column),
+                                            "paged_prefix": rows})
+        runs = self.runs(d)
+        t, _, _, cached, _ = runs["paged_prefix"]["series"]
+        self.assertEqual(len(t), len(times), t)
+        for g, e in zip(t, times):
+            self.assertAlmostEqual(g, e, places=9)
+        self.assertEqual(cached, cached_sum, "cached, summed over replicas")
+        self.assertIsNone(runs["paged"]["series"][3], "paged has no cached bytes")
+        # The chart: a cached line for paged_prefix only, with the summed values.
+        label = self.module.CACHED_LABEL
+        with_cached, without = self.drawn(runs["paged_prefix"]), self.drawn(runs["paged"])
+        for v, e in zip(with_cached[label], cached_sum):
+            self.assertAlmostEqual(v, e, places=3)
+        self.assertNotIn(label, without)
+        self.assertEqual(sorted(without), ["KV capacity", "allocated", "live (tokens stored)"])
+        md = read(os.path.join(d, "report.md"))
+        self.assertIn("![KV memory over time, allocated, live and cached, per manager]", md)
+        self.assertIn("Cached (kept for reuse, the dash-dot line): KV bytes held for no running "
+                      "request", md)
+        self.assertIn("Drawn for `paged_prefix`.", md)
+        self.assertIn("allocated, live and cached, per manager. Allocated: the reservation",
+                      read(os.path.join(d, "report.html")))
+
+    def test_interval_layout(self):
+        self.check("interval", INTERVAL_HEADER, CACHED_INTERVAL_ROWS, 13,
+                   [0.0, 0.1, 0.2, 0.3, 0.4], CACHED_INTERVAL_SUM)
+
+    def test_per_iteration_layout(self):
+        self.check("per_iteration", PER_ITERATION_HEADER, CACHED_ITERATION_ROWS, 9,
+                   [0.0, 0.25, 0.5, 0.6, 1.0], CACHED_ITERATION_SUM)
+
+    def test_runs_without_cached_bytes_draw_no_cached_line(self):
+        for name, header, rows, column in (
+                ("none_interval", INTERVAL_HEADER, CACHED_INTERVAL_ROWS, 13),
+                ("none_per_iteration", PER_ITERATION_HEADER, CACHED_ITERATION_ROWS, 9)):
+            rows = without_cached(rows, column)
+            d = self.compare_dir(name, header, {"paged": rows, "paged_prefix": rows})
+            for run in self.runs(d).values():
+                self.assertIsNone(run["series"][3], f"{name}: {run['label']}")
+                self.assertEqual(sorted(self.drawn(run)),
+                                 ["KV capacity", "allocated", "live (tokens stored)"])
+            md = read(os.path.join(d, "report.md"))
+            self.assertIn("![KV memory over time, allocated vs live, per manager]", md)
+            self.assertNotIn("ached (kept for reuse", md)
+            self.assertNotIn("allocated, live and cached", md)
+
+    def test_prefix_caching_comparison_draws_cached_for_the_caching_run(self):
+        # kvsim's own outputs: paged without the prefix cache keeps nothing cached.
+        md = read(os.path.join(DIRS["compare_prefix"], "report.md"))
+        self.assertIn("allocated, live and cached, per manager", md)
+        self.assertIn("Drawn for `paged_prefix`.", md)
 
 
 # ---------------------------------------------------------------------------

@@ -1,14 +1,16 @@
 // Prefix caching end to end: on the Mooncake synthetic trace, the prompt tokens the
-// paged prefix cache finds are exactly those a direct count from the trace's chained
-// hashes gives (every block kept: a tiny model's KV fits many times over; requests far
-// apart: each finishes before the next arrives), and nothing is found with it off.
+// paged prefix cache (and vAttention's, at page granularity) finds are exactly those
+// a direct count from the trace's chained hashes gives (every block kept: a tiny
+// model's KV fits many times over; requests far apart: each finishes before the next
+// arrives), and nothing is found with it off.
 #include <gtest/gtest.h>
 
 #include <cstdint>
 #include <fstream>
 #include <memory>
+#include <set>
 #include <string>
-#include <unordered_set>
+#include <utility>
 #include <vector>
 
 #include "sim/config/scenario_config.h"
@@ -31,9 +33,13 @@ constexpr int64_t kHashTokens = 512;  // Mooncake: tokens per hash id
 struct DirectCount {
   int64_t hit_tokens = 0, prompt_tokens = 0, hit_requests = 0;
 };
-DirectCount CountFromHashes() {
+// `unit_tokens`: tokens of a KV block (paged) or page (vAttention), a multiple of 512.
+// Unit u is found when an earlier request computed it whole inside its hashed
+// prompt: the same hash id at the unit's last hash block, at the same position.
+DirectCount CountFromHashes(int64_t unit_tokens = kHashTokens) {
+  const int64_t per_unit = unit_tokens / kHashTokens;
   DirectCount c;
-  std::unordered_set<uint64_t> computed;
+  std::set<std::pair<int64_t, uint64_t>> computed;  // (unit, hash id of its last block)
   std::ifstream in(kTrace);
   std::string line;
   int line_no = 0;
@@ -45,19 +51,19 @@ DirectCount CountFromHashes() {
     for (const JsonValue& v : row.At("hash_ids").AsArray()) {
       ids.push_back(static_cast<uint64_t>(v.AsInt()));
     }
+    const auto last = [&](int64_t u) { return ids[static_cast<size_t>((u + 1) * per_unit - 1)]; };
     int64_t hits = 0;
-    while (hits < (prompt - 1) / kHashTokens && computed.contains(ids[static_cast<size_t>(hits)])) {
-      ++hits;
-    }
-    c.hit_tokens += hits * kHashTokens;
+    while (hits < (prompt - 1) / unit_tokens && computed.contains({hits, last(hits)})) ++hits;
+    c.hit_tokens += hits * unit_tokens;
     c.hit_requests += hits > 0 ? 1 : 0;
     c.prompt_tokens += prompt;
-    for (int64_t i = 0; i < prompt / kHashTokens; ++i) computed.insert(ids[static_cast<size_t>(i)]);
+    for (int64_t u = 0; u < prompt / unit_tokens; ++u) computed.insert({u, last(u)});
   }
   return c;
 }
 
-Summary RunTrace(bool prefix_caching, const std::string& manager) {
+// `kv`: more kv_cache keys, after a comma.
+Summary RunTrace(bool prefix_caching, const std::string& manager, const std::string& kv = "") {
   testing::TempDir dir;
   // One layer, one KV head of 16: 64 bytes of KV per token.
   const std::string card =
@@ -71,8 +77,8 @@ Summary RunTrace(bool prefix_caching, const std::string& manager) {
       "model: " + card + "\ngpu: H100-SXM\n" + "workload: {trace: " + kTrace +
           ", arrival: {process: trace, rate_qps: 0.05}, max_requests: " +
           std::to_string(kRequests) + "}\nscheduler: {type: vllm, max_num_seqs: 64}\n" +
-          "kv_cache: {type: " + manager +
-          ", block_tokens: 512, prefix_caching: " + (prefix_caching ? "true" : "false") + "}\n",
+          "kv_cache: {type: " + manager + ", block_tokens: 512, prefix_caching: " +
+          (prefix_caching ? "true" : "false") + kv + "}\n",
       dir.PathOf("scenario.yaml"));
   return BuildSimulation(DecodeScenario(tree, KVSIM_SOURCE_DIR "/models"))->Run();
 }
@@ -87,6 +93,30 @@ TEST(PrefixCache, HitsOnTheMooncakeTraceAreExactlyTheDirectCountFromItsHashes) {
   EXPECT_EQ(s.prefix_hit_tokens, expected.hit_tokens);
   EXPECT_EQ(s.prefix_hit_requests, expected.hit_requests);
   EXPECT_EQ(s.recomputed_tokens, 0);
+}
+
+// vAttention shares whole pages: 64 KiB of one layer's K (or V) of the tiny model
+// (one KV head of 16, 2 bytes: 32 bytes per token) holds 2048 tokens, 4 hash blocks.
+TEST(PrefixCache, VAttentionHitsOnTheMooncakeTraceAreTheDirectCountAtPageGranularity) {
+  const DirectCount expected = CountFromHashes(2048);
+  ASSERT_GT(expected.hit_tokens, 0) << "the trace's first requests share no whole page";
+  const Summary s = RunTrace(true, "vattention", ", page_bytes: 64KiB");
+  ASSERT_EQ(s.requests_completed, kRequests);
+  EXPECT_TRUE(s.prefix_caching);
+  EXPECT_EQ(s.prompt_tokens, expected.prompt_tokens);
+  EXPECT_EQ(s.prefix_hit_tokens, expected.hit_tokens);
+  EXPECT_EQ(s.prefix_hit_requests, expected.hit_requests);
+  EXPECT_EQ(s.recomputed_tokens, 0);
+  // Fewer than the paged cache's 512-token blocks find: only whole 2048-token pages.
+  EXPECT_LT(s.prefix_hit_tokens, CountFromHashes().hit_tokens);
+  // Every found page group was mapped into its request's range.
+  EXPECT_GE(s.map_calls, 2 * (expected.hit_tokens / 2048));
+}
+
+TEST(PrefixCache, WithPrefixCachingOffVAttentionFindsNothing) {
+  const Summary s = RunTrace(false, "vattention", ", page_bytes: 64KiB");
+  EXPECT_FALSE(s.prefix_caching);
+  EXPECT_EQ(s.prefix_hit_tokens, 0);
 }
 
 TEST(PrefixCache, WithPrefixCachingOffNothingIsFound) {

@@ -128,7 +128,11 @@ std::vector<Case> Cases() {
       {"paged", {"kv_cache.type=paged"}},
       {"paged_prefix", {"kv_cache.type=paged", "kv_cache.prefix_caching=true"}},
       {"vattention_2MiB", {"kv_cache.type=vattention", "kv_cache.page_bytes=2MiB"}},
-      {"vattention_64KiB", {"kv_cache.type=vattention", "kv_cache.page_bytes=64KiB"}}};
+      {"vattention_64KiB", {"kv_cache.type=vattention", "kv_cache.page_bytes=64KiB"}},
+      {"vattention_2MiB_prefix",
+       {"kv_cache.type=vattention", "kv_cache.page_bytes=2MiB", "kv_cache.prefix_caching=true"}},
+      {"vattention_64KiB_prefix",
+       {"kv_cache.type=vattention", "kv_cache.page_bytes=64KiB", "kv_cache.prefix_caching=true"}}};
   const std::vector<std::pair<std::string, std::vector<std::string>>> schedulers = {
       {"vllm", {"scheduler.type=vllm"}},
       {"sarathi", {"scheduler.type=sarathi", "scheduler.chunk_tokens=512"}},
@@ -168,6 +172,24 @@ std::vector<Case> Cases() {
               fmt::format("kv_cache.overlap={}", overlap),
               fmt::format("kv_cache.deferred_reclaim={}", deferred),
               "deployment.kv_capacity_bytes=4GiB", "workload.arrival.rate_qps=16"}});
+      }
+    }
+  }
+  // vAttention's prefix cache in each mode, on multi-turn sessions (each turn's prompt
+  // holds its session's conversation so far) with a tight cache: page groups shared,
+  // mapped into several ranges, evicted, reused in place.
+  for (const char* overlap : {"true", "false"}) {
+    for (const char* deferred : {"true", "false"}) {
+      for (const char* page : {"2MiB", "64KiB"}) {
+        cases.push_back(
+            {fmt::format("vattention_prefix_{}_overlap_{}_deferred_{}", page, overlap, deferred),
+             "AzureLLMInferenceTrace_conv.csv",
+             {"kv_cache.type=vattention", "kv_cache.prefix_caching=true",
+              fmt::format("kv_cache.page_bytes={}", page),
+              fmt::format("kv_cache.overlap={}", overlap),
+              fmt::format("kv_cache.deferred_reclaim={}", deferred), "workload.sessions.turns=4",
+              "workload.sessions.think_time_s=2", "deployment.kv_capacity_bytes=4GiB",
+              "workload.arrival.rate_qps=16"}});
       }
     }
   }

@@ -23,7 +23,8 @@ complementary CDFs on a log scale with p50/p90/p99 marked; plan charts end their
 of the candidates and label the few beyond; tables wrap to the page width.
 
 timeseries.csv has one row per iteration or, with output.timeseries_interval_s > 0, one row per
-replica per interval; the layout is told from its header.
+replica per interval; the layout is told from its header. The KV memory chart draws allocated and
+live bytes, and cached bytes (kept for reuse, held for no running request) for runs that have any.
 
 report.html is self-contained: the charts are embedded as base64 PNG data URIs. report.md
 references the same charts under report_files/. Output is deterministic for given inputs.
@@ -1453,26 +1454,36 @@ def _bin_max(ts, ys_list, bins=2000):
 
 
 def run_series(run):
-    """(times, allocated, live, (times, running)) of a run's timeseries, each summed over
-    replicas as a step function; allocated and live hold their last value to the end of the last
-    iteration (or interval)."""
+    """(times, allocated, live, cached, (times, running)) of a run's timeseries, each summed over
+    replicas as a step function; allocated, live and cached hold their last value to the end of
+    the last iteration (or interval). Cached: the KV bytes kept for reuse, held for no running
+    request (cached_bytes; None when every row's is 0, so that the chart draws no line for it)."""
     ts = run["timeseries"]
     if is_interval_layout(ts):
         return _interval_series(ts)
     times, reps = ts["time_s"], ts["replica"]
     t, alloc = _total_over_replicas(times, reps, ts["allocated_bytes"])
     _, live = _total_over_replicas(times, reps, ts["live_bytes"])
+    cached = _total_over_replicas(times, reps, ts["cached_bytes"])[1] \
+        if any(ts["cached_bytes"]) else None
     running = _total_over_replicas(times, reps, ts["running"], ts["duration_s"])
     end = max((a + d for a, d in zip(times, ts["duration_s"])), default=0.0)
-    if t and end > t[-1]:  # hold the last value to the end of the last iteration
-        t = t + [end]
-        alloc, live = alloc + [alloc[-1]], live + [live[-1]]
-    return t, alloc, live, running
+    t, (alloc, live, cached) = _hold_to_end(t, end, (alloc, live, cached))
+    return t, alloc, live, cached, running
+
+
+def _hold_to_end(t, end, series):
+    """(times, series) with a last step at `end` where `end` is after the last time, each series
+    (a list of values at `t`, or None, kept as None) holding its last value there."""
+    if not t or end <= t[-1]:
+        return t, list(series)
+    return t + [end], [None if ys is None else ys + [ys[-1]] for ys in series]
 
 
 def _interval_series(ts):
-    """run_series of the interval layout. Allocated and live: each replica's mean_allocated_bytes
-    and mean_live_bytes, held until its next row. Running: each row's time-averaged batch,
+    """run_series of the interval layout. Allocated, live and cached: each replica's
+    mean_allocated_bytes, mean_live_bytes and mean_cached_bytes, held until its next row (cached
+    None when every row's is 0). Running: each row's time-averaged batch,
     mean_running * min(1, busy_s / interval_s), held over [time_s, time_s + interval_s), then 0
     until the replica's next row. An interval's end within interval_s / 1e6 of a row's time_s is
     taken as that time_s, so that float rounding adds no sliver steps."""
@@ -1501,14 +1512,50 @@ def _interval_series(ts):
             rv.append(0.0)
     t, alloc = _total_over_replicas(times, reps, ts["mean_allocated_bytes"])
     _, live = _total_over_replicas(times, reps, ts["mean_live_bytes"])
-    end = max(ends, default=0.0)
-    if t and end > t[-1]:  # hold the last value to the end of the last interval
-        t = t + [end]
-        alloc, live = alloc + [alloc[-1]], live + [live[-1]]
-    return t, alloc, live, _total_over_replicas(rt, rr, rv)
+    cached = _total_over_replicas(times, reps, ts["mean_cached_bytes"])[1] \
+        if any(ts["mean_cached_bytes"]) else None
+    # held to the end of the last interval
+    t, (alloc, live, cached) = _hold_to_end(t, max(ends, default=0.0), (alloc, live, cached))
+    return t, alloc, live, cached, _total_over_replicas(rt, rr, rv)
+
+
+CACHED_LABEL = "cached (kept for reuse)"
+
+
+def plot_kv_memory(ax, run, replicas):
+    """Draws a run's KV memory over time (run["series"], from run_series) on `ax`: allocated,
+    live, cached where the run has any (no line, no legend entry otherwise) and the KV budget of
+    `replicas` GPUs. Returns the bin width of _bin_max in seconds (None when not binned)."""
+    t, alloc, live, cached, _ = run["series"]
+    lines = [alloc, live] + ([] if cached is None else [cached])
+    t, binned, width = _bin_max(t, lines)
+    alloc, live = ([v / GIB for v in ys] for ys in binned[:2])
+    c = color(run["index"])
+    ax.fill_between(t, alloc, step="post", color=c, alpha=0.18, lw=0)
+    ax.step(t, alloc, where="post", color=c, lw=1.4, label="allocated")
+    ax.step(t, live, where="post", color="#222", lw=1.0, ls="--", label="live (tokens stored)")
+    if cached is not None:
+        ax.step(t, [v / GIB for v in binned[2]], where="post", color="#b8860b", lw=1.1, ls="-.",
+                label=CACHED_LABEL)
+    cap = run["summary"]["kv_capacity_bytes"]
+    if is_num(cap) and cap > 0:
+        ax.axhline(cap * replicas / GIB, color="#888", ls=":", lw=1.2, label="KV capacity")
+    ax.set_title(run["label"])
+    ax.set_xlabel("simulated time (s)")
+    ax.set_ylabel("KV memory (GiB)")
+    ax.legend(loc="upper right" if cached is None else "best")
+    ax.set_ylim(bottom=0)
+    return width
+
+
+def any_cached(runs):
+    """Whether any of the runs (with run["series"]) kept KV bytes cached for reuse."""
+    return any(r["series"][3] is not None for r in runs)
 
 
 def chart_kv_memory(runs, replicas):
+    """(PNG, bin width in seconds or None): each run's KV memory over time (plot_kv_memory), one
+    panel per run."""
     n = len(runs)
     cols = 1 if n == 1 else 2
     rows = (n + cols - 1) // cols
@@ -1517,29 +1564,13 @@ def chart_kv_memory(runs, replicas):
                                squeeze=False, sharex=True, sharey=True)
     binned_width = None
     for k, run in enumerate(runs):
-        ax = axes[k // cols][k % cols]
-        t, alloc, live, _ = run["series"]
-        t, (alloc, live), width = _bin_max(t, [alloc, live])
-        binned_width = width or binned_width
-        alloc = [a / GIB for a in alloc]
-        live = [v / GIB for v in live]
-        c = color(run["index"])
-        ax.fill_between(t, alloc, step="post", color=c, alpha=0.18, lw=0)
-        ax.step(t, alloc, where="post", color=c, lw=1.4, label="allocated")
-        ax.step(t, live, where="post", color="#222", lw=1.0, ls="--", label="live (tokens stored)")
-        cap = run["summary"]["kv_capacity_bytes"]
-        if is_num(cap) and cap > 0:
-            ax.axhline(cap * replicas / GIB, color="#888", ls=":", lw=1.2, label="KV capacity")
-        ax.set_title(run["label"])
-        ax.set_xlabel("simulated time (s)")
-        ax.set_ylabel("KV memory (GiB)")
-        ax.legend(loc="upper right")
-        ax.set_ylim(bottom=0)
+        binned_width = plot_kv_memory(axes[k // cols][k % cols], run, replicas) or binned_width
     for k in range(n, rows * cols):
         axes[k // cols][k % cols].set_visible(False)
     scope = "per GPU" if replicas == 1 else \
         f"summed over {replicas} replicas (one GPU's share each)"
-    fig.suptitle(f"KV memory over time: allocated vs live, {scope}")
+    what = "allocated, live and cached" if any_cached(runs) else "allocated vs live"
+    fig.suptitle(f"KV memory over time: {what}, {scope}")
     fig.tight_layout()
     png = fig_to_png(fig)
     return png, binned_width
@@ -1550,7 +1581,7 @@ def chart_running(runs):
     binned_width = None
     window = 0.0
     for run in runs:
-        t, running = run["series"][3]
+        t, running = run["series"][4]
         mt, my, window = _moving_mean(t, running)
         bt, (br,), width = _bin_max(t, [running])
         binned_width = width or binned_width
@@ -1687,6 +1718,15 @@ def _scenario_sentence(s):
     return f"{sc['model']} on {where}, scheduler {sc['scheduler']}"
 
 
+# The KV memory caption's sentence on the cached line (where some run has one).
+CACHED_TEXT = (
+    "Cached (kept for reuse, the dash-dot line): KV bytes held for no running request but kept "
+    "as free capacity the scheduler can reuse, beside allocated (allocated + cached stays within "
+    "the budget): vAttention pages left mapped by deferred reclamation and, with prefix caching, "
+    "unreferenced cached prefix blocks kept for reuse and evicted least recently used first "
+    "(cached_bytes, in the interval layout mean_cached_bytes).")
+
+
 def _timeseries_text(runs, per_iteration, per_interval):
     """What the runs' timeseries.csv rows are, for a caption: `per_iteration` for the
     per-iteration layout, per_interval(table) for the interval one; where the runs differ, each
@@ -1749,9 +1789,14 @@ def build_run_or_compare(doc, runs, compare):
         cap = "Allocated: the reservation, blocks or pages each admitted request holds; live: " \
               "what " \
               f"its tokens occupy; the dotted line is the KV budget. From timeseries.csv, {rows}."
+        what = "allocated vs live"
+        if any_cached(with_ts):
+            what = "allocated, live and cached"
+            drawn = ", ".join(f"`{r['label']}`" for r in with_ts if r["series"][3] is not None)
+            cap += f" {CACHED_TEXT} Drawn for {drawn}."
         if width:
             cap += f" Long runs are drawn as the maximum of each {fgen(width)} s bin."
-        doc.chart("kv_memory.png", png, "KV memory over time, allocated vs live, per manager", cap)
+        doc.chart("kv_memory.png", png, f"KV memory over time, {what}, per manager", cap)
     else:
         doc.p("No timeseries.csv was written, so there is no KV memory chart.")
 
