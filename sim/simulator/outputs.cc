@@ -415,10 +415,16 @@ std::string FormatVerdict(const std::vector<LabeledRun>& runs) {
     if (r->summary.peak_allocated_bytes < leanest->summary.peak_allocated_bytes) leanest = r;
     best_ttft = std::min(best_ttft, r->summary.ttft_s.p50);
   }
-  std::vector<std::string> behind;
+  // Runs that fall behind: overloaded (the queue grew through the trace: Summary::
+  // overloaded), or queueing far longer than the best run.
+  std::vector<std::string> behind, overloaded;
   for (const LabeledRun* r : done) {
     const double ttft = r->summary.ttft_s.p50;
-    if (ttft > 1.0 && ttft > 10 * best_ttft) behind.push_back(r->label);
+    if (r->summary.overloaded) {
+      overloaded.push_back(r->label);
+    } else if (ttft > 1.0 && ttft > 10 * best_ttft) {
+      behind.push_back(r->label);
+    }
   }
   std::string out = fmt::format("verdict: lowest E2E p50 {} ({:.3f} s", fastest->label,
                                 fastest->summary.e2e_s.p50);
@@ -430,9 +436,21 @@ std::string FormatVerdict(const std::vector<LabeledRun>& runs) {
   out += fmt::format("); least KV at peak {} ({:.2f} GiB); largest batch {} ({} running)",
                      leanest->label, leanest->summary.peak_allocated_bytes / kGiB, widest->label,
                      widest->summary.max_running);
-  out += behind.empty() ? "; every run keeps up with the load"
-                        : fmt::format("; {} queue{} (TTFT p50 > 1 s and 10x the best)",
-                                      fmt::join(behind, ", "), behind.size() == 1 ? "s" : "");
+  if (overloaded.size() == done.size()) {
+    out +=
+        "; no run keeps up with the load (each one's queue grows through the trace, so its "
+        "latencies depend on the trace's length)";
+  } else {
+    if (!overloaded.empty()) {
+      out += fmt::format("; {} {} not keep up with the load (queue grows through the trace)",
+                         fmt::join(overloaded, ", "), overloaded.size() == 1 ? "does" : "do");
+    }
+    if (!behind.empty()) {
+      out += fmt::format("; {} queue{} (TTFT p50 > 1 s and 10x the best)", fmt::join(behind, ", "),
+                         behind.size() == 1 ? "s" : "");
+    }
+    if (overloaded.empty() && behind.empty()) out += "; every run keeps up with the load";
+  }
   return out + "\n";
 }
 

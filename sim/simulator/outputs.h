@@ -133,8 +133,9 @@ std::string FormatCaveats(
 std::string FormatCompareTable(const std::vector<LabeledRun>& runs);
 // One sentence under the table: the run with the lowest E2E p50 (its ratio to the
 // paged run when there is one), the least KV memory at peak, the largest running
-// batch, and the runs that did not
-// keep up with the load (TTFT p50 above 1 s and ten times the best run's).
+// batch, and the runs that did not keep up with the load: overloaded ones (their queue
+// grew through the trace, Summary::overloaded) and ones queueing far longer than the
+// best (TTFT p50 above 1 s and ten times the best run's).
 // "verdict: ...\n"; empty for no runs.
 std::string FormatVerdict(const std::vector<LabeledRun>& runs);
 

@@ -57,6 +57,23 @@ TEST(FormatVerdict, SaysEveryRunKeepsUpWhenNoneQueues) {
   EXPECT_THAT(v, HasSubstr("every run keeps up with the load"));
 }
 
+TEST(FormatVerdict, NamesOverloadedRunsAndNeverSaysEveryRunKeepsUpWhenAllAre) {
+  std::vector<LabeledRun> runs = {Labelled("paged", "paged", 90.0, 100.0, 57, 24),
+                                  Labelled("vattention_2MiB", "vattention", 65.0, 75.0, 57, 27)};
+  // Both queues grew through the trace: neither 90 s nor 65 s is 10x the other, so
+  // only the overload flag tells that no run keeps up.
+  runs[0].summary.overloaded = runs[1].summary.overloaded = true;
+  std::string v = FormatVerdict(runs);
+  EXPECT_THAT(v, HasSubstr("no run keeps up with the load"));
+  EXPECT_THAT(v, Not(HasSubstr("every run keeps up")));
+  // One overloaded run is named; the other keeps up.
+  runs[1].summary.overloaded = false;
+  v = FormatVerdict(runs);
+  EXPECT_THAT(v, HasSubstr("; paged does not keep up with the load"));
+  EXPECT_THAT(v, HasSubstr("(57 running); paged does not keep up"));
+  EXPECT_THAT(v, Not(HasSubstr("every run keeps up")));
+}
+
 TEST(FormatVerdict, IsEmptyWithoutRuns) { EXPECT_EQ(FormatVerdict({}), ""); }
 
 TEST(FormatVerdict, IgnoresARunThatCompletedNothing) {
