@@ -5,7 +5,8 @@
 //       outputs, with the CSVs off, and with skip-ahead off (stepping every iteration);
 //   (b) the same at 1,000,000 requests (lengths resampled from the trace), CSVs off
 //       and default outputs;
-//   (c) the 48-candidate plan (configs/plans/bench_48_candidates.yaml), --jobs 2.
+//   (c) the 48-candidate plan (configs/plans/bench_48_candidates.yaml), --jobs 2;
+//   (d) the Mooncake trace with prefix caching off and on (paged; vAttention 256 KiB).
 // Prints the median wall time of several runs, the largest peak resident set, and
 // the speed-up over Vidur's time on (a) (--vidur-s, measured on the same machine).
 //   build/sim/kvsim_bench [--kvsim PATH] [--vidur-s SECONDS] [--runs N]
@@ -145,16 +146,32 @@ int Main(int argc, char** argv) {
            big_runs),
       false);
   // (d) Prefix caching's cost: the whole Mooncake synthetic trace (3,993 requests of
-  // about 15K prompt tokens, chained hashes) on the paged manager, without and with it.
-  for (const char* caching : {"false", "true"}) {
-    row(fmt::format("(d) Mooncake trace, paged, prefix caching {}", caching),
-        Time({bin, "run", std::string(KVSIM_DATA_DIR) + "/configs/mooncake_long_context.yaml",
-              "--set", "workload.max_requests=0", "--set",
-              std::string("kv_cache.prefix_caching=") + caching, "--set",
-              "output.requests_csv=false", "--set", "output.timeseries_csv=false", "--out",
-              (dir / "mooncake").string(), "--force", "-q"},
-             runs),
-        false);
+  // about 15K prompt tokens, chained hashes) on the paged manager and on vAttention with
+  // 256 KiB pages, without and with it.
+  for (const char* manager : {"paged", "vattention"}) {
+    for (const char* caching : {"false", "true"}) {
+      std::vector<std::string> argv = {
+          bin,
+          "run",
+          std::string(KVSIM_DATA_DIR) + "/configs/mooncake_long_context.yaml",
+          "--set",
+          "workload.max_requests=0",
+          "--set",
+          std::string("kv_cache.type=") + manager,
+          "--set",
+          std::string("kv_cache.prefix_caching=") + caching,
+          "--set",
+          "output.requests_csv=false",
+          "--set",
+          "output.timeseries_csv=false"};
+      if (std::string(manager) == "vattention") {
+        argv.insert(argv.end(), {"--set", "kv_cache.page_bytes=256KiB"});
+      }
+      argv.insert(argv.end(), {"--out", (dir / "mooncake").string(), "--force", "-q"});
+      row(fmt::format("(d) Mooncake trace, {}, prefix caching {}",
+                      std::string(manager) == "paged" ? "paged" : "vattention 256KiB", caching),
+          Time(argv, runs), false);
+    }
   }
   std::cout << fmt::format(
       "x Vidur: Vidur's {:g} s on (a) over kvsim's median (pass --vidur-s with Vidur's time "
