@@ -150,7 +150,7 @@ int Main(int argc, char** argv) {
   // 256 KiB pages, without and with it.
   for (const char* manager : {"paged", "vattention"}) {
     for (const char* caching : {"false", "true"}) {
-      std::vector<std::string> argv = {
+      std::vector<std::string> args = {
           bin,
           "run",
           std::string(KVSIM_DATA_DIR) + "/configs/mooncake_long_context.yaml",
@@ -165,12 +165,12 @@ int Main(int argc, char** argv) {
           "--set",
           "output.timeseries_csv=false"};
       if (std::string(manager) == "vattention") {
-        argv.insert(argv.end(), {"--set", "kv_cache.page_bytes=256KiB"});
+        args.insert(args.end(), {"--set", "kv_cache.page_bytes=256KiB"});
       }
-      argv.insert(argv.end(), {"--out", (dir / "mooncake").string(), "--force", "-q"});
+      args.insert(args.end(), {"--out", (dir / "mooncake").string(), "--force", "-q"});
       row(fmt::format("(d) Mooncake trace, {}, prefix caching {}",
                       std::string(manager) == "paged" ? "paged" : "vattention 256KiB", caching),
-          Time(argv, runs), false);
+          Time(args, runs), false);
     }
   }
   std::cout << fmt::format(

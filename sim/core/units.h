@@ -23,6 +23,12 @@ std::optional<double> ParseQuantity(std::string_view text, Quantity kind);
 // The units `kind` accepts, for messages ("B, KiB, ... TB").
 const char* QuantityUnits(Quantity kind);
 
+// `bytes` in GiB (2^30 bytes), for printing.
+constexpr double ToGiB(int64_t bytes) {
+  return static_cast<double>(bytes) / (1024.0 * 1024.0 * 1024.0);
+}
+constexpr double ToGiB(double bytes) { return bytes / (1024.0 * 1024.0 * 1024.0); }
+
 // Parses a byte size: an integer, or a number with a unit of Quantity::kBytes, e.g.
 // "64KiB", "2MiB". Throws InputError naming `where` on anything else or a
 // non-integral byte count.

@@ -12,12 +12,11 @@
 #include <variant>
 
 #include "sim/core/check.h"
+#include "sim/core/units.h"
 #include "sim/timing/profile.h"
 
 namespace kvsim {
 namespace {
-
-constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
 
 [[noreturn]] void Fail(const ScenarioConfig& c, const std::string& key, const std::string& what) {
   throw InputError(fmt::format("{}: {}: {}", c.config_file, key, what));
@@ -154,8 +153,8 @@ MemoryPlan PlanMemory(const ModelSpec& model, const GpuSpec& gpu, const Scenario
         std::pair{"deployment.framework_reserve_bytes", m.framework_reserve_bytes}}) {
     if (bytes > gpu.memory_bytes) {
       Fail(c, key,
-           fmt::format("{:.1f} GiB exceeds the {:.1f} GiB of {}", bytes / kGiB,
-                       gpu.memory_bytes / kGiB, gpu.name));
+           fmt::format("{:.1f} GiB exceeds the {:.1f} GiB of {}", ToGiB(bytes),
+                       ToGiB(gpu.memory_bytes), gpu.name));
     }
   }
   const int64_t free_bytes =
@@ -165,15 +164,15 @@ MemoryPlan PlanMemory(const ModelSpec& model, const GpuSpec& gpu, const Scenario
          fmt::format("{} does not fit {} x {}: each GPU needs {:.1f} GiB of weights + {:.1f} GiB "
                      "reserved, but {:.2f} x {:.1f} GiB = {:.1f} GiB is usable; raise "
                      "tensor_parallel or use a larger GPU",
-                     model.name, d.tensor_parallel, gpu.name, m.weight_bytes / kGiB,
-                     (m.activation_reserve_bytes + m.framework_reserve_bytes) / kGiB,
-                     d.gpu_memory_utilization, gpu.memory_bytes / kGiB, m.usable_bytes / kGiB));
+                     model.name, d.tensor_parallel, gpu.name, ToGiB(m.weight_bytes),
+                     ToGiB(m.activation_reserve_bytes + m.framework_reserve_bytes),
+                     d.gpu_memory_utilization, ToGiB(gpu.memory_bytes), ToGiB(m.usable_bytes)));
   }
   if (d.kv_capacity_bytes > 0) {
     if (d.kv_capacity_bytes > gpu.memory_bytes - m.weight_bytes) {
       Fail(c, "deployment.kv_capacity_bytes",
            fmt::format("{:.1f} GiB of KV plus {:.1f} GiB of weights exceed the {:.1f} GiB of {}",
-                       d.kv_capacity_bytes / kGiB, m.weight_bytes / kGiB, gpu.memory_bytes / kGiB,
+                       ToGiB(d.kv_capacity_bytes), ToGiB(m.weight_bytes), ToGiB(gpu.memory_bytes),
                        gpu.name));
     }
     m.kv_capacity_bytes = d.kv_capacity_bytes;
@@ -260,7 +259,7 @@ std::unique_ptr<Simulation> BuildSimulation(const ScenarioConfig& c) {
            fmt::format("the {} KV cache ({:.2f} GiB per GPU, {} bytes per token) admits at most "
                        "{} tokens, below max_model_len {}; lower max_model_len, raise "
                        "gpu_memory_utilization or tensor_parallel",
-                       KvManagerTypeName(c.kv_cache.type), memory.kv_capacity_bytes / kGiB,
+                       KvManagerTypeName(c.kv_cache.type), ToGiB(memory.kv_capacity_bytes),
                        memory.kv_bytes_per_token, kv->MaxAdmissibleTokens(), memory.max_model_len));
     }
     replicas.push_back(std::make_unique<Replica>(

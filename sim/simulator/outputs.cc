@@ -12,6 +12,7 @@
 #include <tuple>
 
 #include "sim/core/check.h"
+#include "sim/core/units.h"
 #include "sim/metrics/json_writer.h"
 
 namespace kvsim {
@@ -19,8 +20,6 @@ namespace kvsim {
 namespace {
 
 namespace fs = std::filesystem;
-
-constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
 
 }  // namespace
 
@@ -286,8 +285,8 @@ std::string FormatSummary(const Summary& s, const Simulation& sim) {
   line(
       fmt::format("  memory per GPU: weights {:.2f} GiB, KV capacity {:.2f} GiB, {} KiB/token, "
                   "max_model_len {}",
-                  m.weight_bytes / kGiB, m.kv_capacity_bytes / kGiB, m.kv_bytes_per_token / 1024.0,
-                  m.max_model_len));
+                  ToGiB(m.weight_bytes), ToGiB(m.kv_capacity_bytes),
+                  static_cast<double>(m.kv_bytes_per_token) / 1024.0, m.max_model_len));
   line(fmt::format("  requests: {} completed of {} ({} rejected, {} truncated to max_model_len)",
                    s.requests_completed, s.requests_total, s.requests_rejected,
                    s.requests_truncated));
@@ -325,14 +324,14 @@ std::string FormatSummary(const Summary& s, const Simulation& sim) {
   line(
       fmt::format("  KV: peak {:.2f} GiB, mean allocated {:.2f} GiB, mean live {:.2f} GiB, "
                   "fragmentation {:.1f}%",
-                  s.peak_allocated_bytes / kGiB, s.mean_allocated_bytes / kGiB,
-                  s.mean_live_bytes / kGiB, 100 * s.fragmentation));
+                  ToGiB(s.peak_allocated_bytes), ToGiB(s.mean_allocated_bytes),
+                  ToGiB(s.mean_live_bytes), 100 * s.fragmentation));
   if (s.is_vattention) {
     line(
         fmt::format("  vAttention: {} KiB pages, {} map / {} unmap calls, exposed {:.3f} s, "
                     "hidden {:.3f} s; {:.2f} GiB {} on average",
                     s.page_bytes / 1024, s.map_calls, s.unmap_calls, s.exposed_overhead_s,
-                    s.hidden_overhead_s, s.mean_cached_bytes / kGiB,
+                    s.hidden_overhead_s, ToGiB(s.mean_cached_bytes),
                     // With prefix caching, cached page groups keep their content
                     // whether or not a range maps them.
                     s.prefix_caching ? "unneeded but mapped or caching content (reusable)"
@@ -434,7 +433,7 @@ std::string FormatVerdict(const std::vector<LabeledRun>& runs) {
                        paged->label);
   }
   out += fmt::format("); least KV at peak {} ({:.2f} GiB); largest batch {} ({} running)",
-                     leanest->label, leanest->summary.peak_allocated_bytes / kGiB, widest->label,
+                     leanest->label, ToGiB(leanest->summary.peak_allocated_bytes), widest->label,
                      widest->summary.max_running);
   if (overloaded.size() == done.size()) {
     out +=
@@ -482,7 +481,7 @@ std::string FormatCompareTable(const std::vector<LabeledRun>& runs) {
       {"max running batch", [](const Summary& s) { return double(s.max_running); }, "{:.0f}"},
       {"mean running batch", [](const Summary& s) { return s.mean_running; }, "{:.1f}"},
       {"KV fragmentation (%)", [](const Summary& s) { return 100 * s.fragmentation; }, "{:.1f}"},
-      {"KV peak allocated (GiB)", [](const Summary& s) { return s.peak_allocated_bytes / kGiB; },
+      {"KV peak allocated (GiB)", [](const Summary& s) { return ToGiB(s.peak_allocated_bytes); },
        "{:.2f}"},
       {"preemptions", [](const Summary& s) { return double(s.preemptions); }, "{:.0f}"},
       {"prefix hit (% prompt)",

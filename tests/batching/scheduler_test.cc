@@ -443,7 +443,9 @@ TEST_P(SchedulerConformance, AdmitsNobodyInAPlanThatPreempted) {
           << ") admitted in a plan that preempted " << s.batch->preempted;
     }
   });
-  if (GetParam().kv == KvManagerType::kPaged) EXPECT_GT(plans_with_preemption, 0);
+  if (GetParam().kv == KvManagerType::kPaged) {
+    EXPECT_GT(plans_with_preemption, 0);
+  }
 }
 
 TEST_P(SchedulerConformance, EverySequenceFinishesAndReleasesItsMemory) {
@@ -607,7 +609,8 @@ TEST(SarathiScheduler, BudgetIsTheSmallerOfChunkTokensAndMaxNumBatchedTokens) {
       NewPagedKvManager(Geometry(kRoomyTokens), {.block_tokens = kBlockTokens, .watermark = 0});
   SequenceQueues q;
   auto seq = std::make_unique<Sequence>();
-  seq->spec = {.id = 0, .arrival = Nanos(0), .prompt_tokens = 30, .output_tokens = 1};
+  seq->spec = {
+      .id = 0, .arrival = Nanos(0), .prompt_tokens = 30, .output_tokens = 1, .hash_ids = {}};
   q.waiting.push_back(std::move(seq));
   Batch b;
   scheduler->Schedule(q, *kv, b);
@@ -736,7 +739,8 @@ TEST(StaticBatchingScheduler, StaticReservationLimitsTheBatchToWhatFits) {
   SequenceQueues q;
   for (int64_t id = 0; id < 4; ++id) {
     auto seq = std::make_unique<Sequence>();
-    seq->spec = {.id = id, .arrival = Nanos(0), .prompt_tokens = 3, .output_tokens = 3};
+    seq->spec = {
+        .id = id, .arrival = Nanos(0), .prompt_tokens = 3, .output_tokens = 3, .hash_ids = {}};
     q.waiting.push_back(std::move(seq));
   }
   Batch b;

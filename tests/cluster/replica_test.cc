@@ -36,7 +36,11 @@ KvGeometry Geometry(int64_t capacity_bytes) {
 }
 
 RequestSpec Request(int64_t id, int64_t prompt, int64_t output, Nanos arrival = Nanos(0)) {
-  return {.id = id, .arrival = arrival, .prompt_tokens = prompt, .output_tokens = output};
+  return {.id = id,
+          .arrival = arrival,
+          .prompt_tokens = prompt,
+          .output_tokens = output,
+          .hash_ids = {}};
 }
 
 // The fixed-time model used throughout: t_iter = 1 ms, 10 us per prompt token,

@@ -13,7 +13,7 @@ namespace kvsim {
 namespace {
 
 RequestSpec AnyRequest() {
-  return {.id = 0, .arrival = Nanos(0), .prompt_tokens = 10, .output_tokens = 10};
+  return {.id = 0, .arrival = Nanos(0), .prompt_tokens = 10, .output_tokens = 10, .hash_ids = {}};
 }
 
 std::unique_ptr<Router> MakeRouter(RouterType type) {
@@ -51,8 +51,8 @@ TEST_P(RouterConformance, EqualReplicasShareRequestsEvenly) {
 
 INSTANTIATE_TEST_SUITE_P(AllRouters, RouterConformance,
                          testing::Values(RouterType::kRoundRobin, RouterType::kLeastOutstanding),
-                         [](const testing::TestParamInfo<RouterType>& info) {
-                           return std::string(RouterTypeName(info.param));
+                         [](const testing::TestParamInfo<RouterType>& param_info) {
+                           return std::string(RouterTypeName(param_info.param));
                          });
 
 TEST(RoundRobinRouter, CyclesThroughReplicasInOrder) {

@@ -31,7 +31,9 @@ TEST(FlatKeyMap, InsertFindAndEraseAgreeWithAStandardMapOverMillionsOfSteps) {
         const auto found = reference.find(key);
         const std::optional<int32_t> got = map.Find(key);
         ASSERT_EQ(got.has_value(), found != reference.end());
-        if (got) ASSERT_EQ(*got, found->second);
+        if (got) {
+          ASSERT_EQ(*got, found->second);
+        }
       }
     }
     ASSERT_EQ(map.size(), static_cast<int64_t>(reference.size()));
@@ -93,7 +95,9 @@ TEST(FlatKeyMap, AGrowingMapAgreesWithAStandardMapOverManySteps) {
       const auto found = reference.find(key);
       const std::optional<int32_t> got = map.Find(key);
       ASSERT_EQ(got.has_value(), found != reference.end());
-      if (got) ASSERT_EQ(*got, found->second);
+      if (got) {
+        ASSERT_EQ(*got, found->second);
+      }
     }
     ASSERT_EQ(map.size(), static_cast<int64_t>(reference.size()));
     ASSERT_GE(map.capacity(), 2 * map.size());

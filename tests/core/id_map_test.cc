@@ -37,7 +37,9 @@ TEST(IdMap, AgreesWithAStandardMapOverRandomOperations) {
         const int64_t* v = map.find(id);
         const auto it = reference.find(id);
         ASSERT_EQ(v != nullptr, it != reference.end()) << id;
-        if (v != nullptr) EXPECT_EQ(*v, it->second);
+        if (v != nullptr) {
+          EXPECT_EQ(*v, it->second);
+        }
       }
     }
     ASSERT_EQ(map.size(), reference.size());

@@ -566,7 +566,9 @@ TEST_P(KvManagerConformance, ChargesMappingTimeForExactlyTheCallsItCounts) {
           << "op on request " << r.id;
     }
     // Without overlap nothing can hide behind an iteration.
-    if (!c.overlap) ASSERT_EQ(k.background.count(), 0);
+    if (!c.overlap) {
+      ASSERT_EQ(k.background.count(), 0);
+    }
   };
   auto check = [&](const OpRecord& r) {
     map_calls += r.cost.map_calls;
@@ -584,7 +586,9 @@ TEST_P(KvManagerConformance, ChargesMappingTimeForExactlyTheCallsItCounts) {
           << "release of request " << r.id;
     }
     // Admission maps the prompt synchronously.
-    if (r.op == Op::kAdmit) ASSERT_EQ(r.cost.background.count(), 0);
+    if (r.op == Op::kAdmit) {
+      ASSERT_EQ(r.cost.background.count(), 0);
+    }
     // The upkeep maps nothing and unmaps only cached pages: with deferred
     // reclamation none; with overlap at most one page group, in the background;
     // otherwise every idle slot's, synchronously.
@@ -607,7 +611,9 @@ TEST_P(KvManagerConformance, ChargesMappingTimeForExactlyTheCallsItCounts) {
   };
   driver.Run(kOps, kSeed, check);
   driver.ReleaseAll(check);
-  if (c.type == KvManagerType::kVAttention) EXPECT_GT(map_calls, 0);
+  if (c.type == KvManagerType::kVAttention) {
+    EXPECT_GT(map_calls, 0);
+  }
 }
 
 TEST_P(KvManagerConformance, ReleasingEverythingLeavesOnlyWhatTheManagerKeepsByDesign) {
@@ -641,7 +647,9 @@ TEST_P(KvManagerConformance, ReleasingEverythingLeavesOnlyWhatTheManagerKeepsByD
     // those reclaimed meanwhile (one group per iteration at most without deferred
     // reclamation; none with it).
     EXPECT_EQ(empty.cached_bytes, mapped_before - reclaimed);
-    if (c.deferred_reclaim) EXPECT_EQ(reclaimed, 0);
+    if (c.deferred_reclaim) {
+      EXPECT_EQ(reclaimed, 0);
+    }
   }
 
   // Re-admit the longest of the requests just released, at its final length.
@@ -879,7 +887,7 @@ INSTANTIATE_TEST_SUITE_P(
                                      true, 4, 32, true),
                       VAttentionCase("VAttention2MiBOverlapEagerPrefixCaching", 2 * kMiB, true,
                                      false, 4, 32, true)),
-    [](const ::testing::TestParamInfo<KvCase>& info) { return info.param.name; });
+    [](const ::testing::TestParamInfo<KvCase>& param_info) { return param_info.param.name; });
 
 // ---------------------------------------------------------------------------
 // Static reservation.

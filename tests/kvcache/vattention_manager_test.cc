@@ -153,8 +153,8 @@ TEST_P(VAttentionWithAndWithoutOverlap, ChunkedPrefillGrowthIsMappedSynchronousl
 }
 
 INSTANTIATE_TEST_SUITE_P(Overlap, VAttentionWithAndWithoutOverlap, ::testing::Bool(),
-                         [](const ::testing::TestParamInfo<bool>& info) {
-                           return info.param ? "On" : "Off";
+                         [](const ::testing::TestParamInfo<bool>& param_info) {
+                           return param_info.param ? "On" : "Off";
                          });
 
 TEST(VAttentionKvManager, DecodeGrowthAcrossAPageIsMappedInTheBackgroundWithOverlap) {
@@ -938,7 +938,9 @@ TEST_P(VAttentionPrefixCacheRandom, KeepsTheUsageInvariantsUnderSharingAndEvicti
     for (const KvStepCost& k : {cost, upkeep}) {
       ASSERT_EQ(k.map_calls % kCallsPerGroup, 0);
       ASSERT_EQ(k.unmap_calls % kCallsPerGroup, 0);
-      if (backend == VmmBackend::kUvm) ASSERT_EQ(k.unmap_calls, 0);
+      if (backend == VmmBackend::kUvm) {
+        ASSERT_EQ(k.unmap_calls, 0);
+      }
       ASSERT_EQ((k.synchronous + k.background).count(),
                 (k.map_calls * map_cost + k.unmap_calls * kUnmap).count());
     }
@@ -964,7 +966,9 @@ TEST_P(VAttentionPrefixCacheRandom, KeepsTheUsageInvariantsUnderSharingAndEvicti
   }
   EXPECT_GT(hit_tokens, 0);
   EXPECT_GT(refused, 0);
-  if (backend == VmmBackend::kStock) EXPECT_GT(evicting, 0);
+  if (backend == VmmBackend::kStock) {
+    EXPECT_GT(evicting, 0);
+  }
 }
 
 // Mode 0: overlap and deferred reclamation; 1: synchronous, deferred; 2: overlap,

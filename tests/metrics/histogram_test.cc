@@ -21,7 +21,8 @@ namespace {
 int64_t TrueNearestRank(std::vector<int64_t> values, double q) {
   std::sort(values.begin(), values.end());
   const auto n = static_cast<int64_t>(values.size());
-  const int64_t rank = std::max<int64_t>(1, static_cast<int64_t>(std::ceil(q * n)));
+  const int64_t rank =
+      std::max<int64_t>(1, static_cast<int64_t>(std::ceil(q * static_cast<double>(n))));
   return values[static_cast<size_t>(rank - 1)];
 }
 

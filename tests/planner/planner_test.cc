@@ -91,13 +91,6 @@ PlanResult RunWithJobs(const PlanConfig& plan, int jobs) {
   return RunPlan(plan, options);
 }
 
-const CandidateResult* FindCandidate(const PlanResult& r, const std::string& gpu) {
-  for (const CandidateResult& c : r.candidates) {
-    if (c.gpu == gpu) return &c;
-  }
-  return nullptr;
-}
-
 std::string ReadFile(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
   std::stringstream text;
@@ -175,7 +168,8 @@ TEST_F(BundledTracePlan, EveryCandidateFindsAMaxRateThatMeetsTheSlos) {
     EXPECT_STREQ(SearchStatusName(c.search.status), "found");
     EXPECT_GT(c.max_qps_per_replica, 0);
     EXPECT_DOUBLE_EQ(c.max_qps_per_replica, c.search.max_qps);
-    EXPECT_DOUBLE_EQ(c.max_qps_per_gpu, c.max_qps_per_replica / c.tensor_parallel);
+    EXPECT_DOUBLE_EQ(c.max_qps_per_gpu,
+                     c.max_qps_per_replica / static_cast<double>(c.tensor_parallel));
     EXPECT_GT(c.search.first_fail_qps, c.max_qps_per_replica);
     // The run at the max rate is the one the SLOs were met in.
     EXPECT_GT(c.at_max.requests_completed, 0);
@@ -703,7 +697,8 @@ TEST(PeakWindowTarget, IsThePeakArrivalCountInAnyWindowOverTheWindow) {
   const size_t peak = PeakCount(arrivals, static_cast<int64_t>(kWindowS * 1e9));
   EXPECT_DOUBLE_EQ(r.target_qps, static_cast<double>(peak) / kWindowS);
 
-  const double mean_qps = static_cast<double>(kRows - 1) / (arrivals.back() * 1e-9);
+  const double mean_qps =
+      static_cast<double>(kRows - 1) / (static_cast<double>(arrivals.back()) * 1e-9);
   EXPECT_GE(r.target_qps, mean_qps);
 
   // The candidate is sized for that target.

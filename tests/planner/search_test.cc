@@ -349,7 +349,9 @@ INSTANTIATE_TEST_SUITE_P(
         InvalidConfigCase{"NanInitial",
                           With([](SearchConfig& c) { c.initial_qps = std::nan(""); })},
         InvalidConfigCase{"OneProbe", With([](SearchConfig& c) { c.max_probes = 1; })}),
-    [](const testing::TestParamInfo<InvalidConfigCase>& info) { return info.param.name; });
+    [](const testing::TestParamInfo<InvalidConfigCase>& param_info) {
+      return param_info.param.name;
+    });
 
 TEST(FindMaxRateSearch, ThrowsInvariantErrorForAnEmptyProbe) {
   EXPECT_THROW(FindMaxRate(DefaultConfig(), nullptr), InvariantError);

@@ -139,8 +139,8 @@ INSTANTIATE_TEST_SUITE_P(
                                    &Summary::e2e_s, &Percentiles::p90},
                     PercentileCase{"e2e_s.p99", &SloSpec::e2e_s, &PercentileSlo::p99,
                                    &Summary::e2e_s, &Percentiles::p99}),
-    [](const testing::TestParamInfo<PercentileCase>& info) {
-      std::string name = info.param.check_name;
+    [](const testing::TestParamInfo<PercentileCase>& param_info) {
+      std::string name = param_info.param.check_name;
       std::replace(name.begin(), name.end(), '.', '_');
       return name;
     });

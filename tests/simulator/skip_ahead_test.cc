@@ -103,7 +103,9 @@ TEST_P(SkipAheadTest, GivesTheSameOutputsAsSteppingEveryIteration) {
   // With several replicas a run's iterations are written when it starts, so
   // replicas' rows interleave differently; each replica's rows are the same.
   EXPECT_TRUE(ByReplica(fast.timeseries) == ByReplica(slow.timeseries)) << "timeseries.csv differs";
-  if (!c.several_replicas) EXPECT_TRUE(fast.timeseries == slow.timeseries);
+  if (!c.several_replicas) {
+    EXPECT_TRUE(fast.timeseries == slow.timeseries);
+  }
   EXPECT_GT(slow.requests.size(), 1000u);  // the runs did complete requests
   if (c.expect_skips) {
     EXPECT_LT(fast.events, slow.events) << "skip-ahead never advanced over a run";
@@ -215,8 +217,8 @@ std::vector<Case> Cases() {
 }
 
 INSTANTIATE_TEST_SUITE_P(EveryTraceManagerAndScheduler, SkipAheadTest, ::testing::ValuesIn(Cases()),
-                         [](const ::testing::TestParamInfo<Case>& info) {
-                           return info.param.name;
+                         [](const ::testing::TestParamInfo<Case>& param_info) {
+                           return param_info.param.name;
                          });
 
 }  // namespace

@@ -37,7 +37,11 @@ using ::kvsim::testing::TinyGpu;
 constexpr double kLink = 4e11;
 
 // Every engine term zero (preset none), CUDA graphs on.
-CostConfig NoEngine() { return {.engine = EnginePresetDefaults(EngineConfig::Preset::kNone)}; }
+CostConfig NoEngine() {
+  CostConfig c;
+  c.engine = EnginePresetDefaults(EngineConfig::Preset::kNone);
+  return c;
+}
 
 // The shared terms of Tiny on TinyGpu at `tp`, small kernels at 0.8 of the bandwidth.
 CostTerms Terms(const CostConfig& config = NoEngine(), int64_t tp = 1,
@@ -344,7 +348,8 @@ TEST(CostTerms, AssumptionsNameTheEnginePreset) {
               ElementsAre("timing.engine: preset none (per iteration 2 ms, per sequence 5 us, per "
                           "prefill token 0 us, block-table entry 0 us, kernel gap 0 us) is a "
                           "sourced estimate, not fitted to this engine"));
-  const CostConfig eager{.engine = EnginePresetDefaults(EngineConfig::Preset::kEager)};
+  CostConfig eager;
+  eager.engine = EnginePresetDefaults(EngineConfig::Preset::kEager);
   const std::vector<std::string> a = Terms(eager).Assumptions();
   ASSERT_EQ(a.size(), 1u);
   EXPECT_THAT(a[0], StartsWith("timing.engine: preset eager ("));

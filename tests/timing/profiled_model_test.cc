@@ -239,8 +239,8 @@ TEST(ProfiledModel, BetweenGridPointsGemmTimesAreInterpolatedInLogTokensAndLogTi
 TEST(ProfiledModel, BelowTheSmallestGridPointAGemmTakesThatPointsTime) {
   const auto model = Model(TinyProfile().Render(Tiny()), Tiny());
   for (int64_t tokens : {1, 2, 15, 16}) {
-    EXPECT_NEAR(Us(model->IterationTime(LinearOnly(tokens))), 8 * 8.0 + SmallKernelsUs(tokens),
-                kTolUs)
+    EXPECT_NEAR(Us(model->IterationTime(LinearOnly(tokens))),
+                8 * 8.0 + SmallKernelsUs(static_cast<double>(tokens)), kTolUs)
         << tokens;
   }
 }
@@ -749,7 +749,8 @@ TEST(ProfiledModelOnKvprobeOutput, AQuickH200ProfileGivesMonotoneTimesAtEveryTen
     Nanos last{0};
     for (int64_t tokens = 1; tokens <= 20000; tokens += 1 + tokens / 8) {
       BatchWork w = LinearOnly(tokens);
-      w.prefill_attention_pairs = tokens * (tokens + 1.0) / 2;
+      w.prefill_attention_pairs =
+          static_cast<double>(tokens) * (static_cast<double>(tokens) + 1.0) / 2;
       w.logit_tokens = 1;
       const Nanos t = model->IterationTime(w);
       EXPECT_GE(t, last) << "TP " << tp << ", " << tokens << " tokens";

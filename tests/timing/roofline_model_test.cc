@@ -66,6 +66,13 @@ constexpr double kWeightRead = 1.6e12;  // B/s
 constexpr double kAttnPrefill = 5e14;   // FLOP/s
 constexpr double kAttnDecode = 1.6e12;  // B/s
 
+// Every engine term zero (preset none).
+CostConfig NoEngineCosts() {
+  CostConfig c;
+  c.engine = EnginePresetDefaults(EngineConfig::Preset::kNone);
+  return c;
+}
+
 // Shared cost terms with round numbers, every field set (preset none, then):
 //   1 ms per iteration, 10 us per sequence, 0.1 us per block-table entry, no per-token
 //   CPU, no kernel gaps, CUDA graphs (no eager launch bound);
@@ -429,8 +436,7 @@ TEST(RooflineModel, MorePrefillTokensNeverTakeLessTime) {
 }
 
 TEST(RooflineModel, EveryIterationTakesPositiveTime) {
-  auto model =
-      Easy(TinyDense(), 1, CostConfig{.engine = EnginePresetDefaults(EngineConfig::Preset::kNone)});
+  auto model = Easy(TinyDense(), 1, NoEngineCosts());
   BatchWork w;
   w.num_seqs = 1;
   EXPECT_GT(model->IterationTime(w), Nanos(0));

@@ -102,7 +102,9 @@ TEST_P(BundledTraceTest, DetectsItsFormatAndParsesEveryRow) {
     output_sum += r->output_tokens;
     ASSERT_EQ(r->arrival_s.has_value(), reader->has_arrivals());
     if (r->arrival_s) {
-      if (rows == 1) EXPECT_EQ(*r->arrival_s, 0.0);
+      if (rows == 1) {
+        EXPECT_EQ(*r->arrival_s, 0.0);
+      }
       ASSERT_GE(*r->arrival_s, prev_arrival) << "line " << r->line;
       prev_arrival = *r->arrival_s;
     }
@@ -112,7 +114,9 @@ TEST_P(BundledTraceTest, DetectsItsFormatAndParsesEveryRow) {
   EXPECT_EQ(prompt_sum, c.prompt_token_sum);
   EXPECT_EQ(output_sum, c.output_token_sum);
   ASSERT_TRUE(last.has_value());
-  if (c.last_arrival_s >= 0) EXPECT_NEAR(*last->arrival_s, c.last_arrival_s, 1e-6);
+  if (c.last_arrival_s >= 0) {
+    EXPECT_NEAR(*last->arrival_s, c.last_arrival_s, 1e-6);
+  }
   EXPECT_FALSE(reader->Next().has_value()) << "stays at the end";
 }
 

@@ -81,7 +81,9 @@ void ExpectWellFormed(const std::vector<RequestSpec>& requests) {
     ASSERT_EQ(requests[i].id, static_cast<int64_t>(i));
     ASSERT_GE(requests[i].prompt_tokens, 1);
     ASSERT_GE(requests[i].output_tokens, 1);
-    if (i > 0) ASSERT_GE(requests[i].arrival, requests[i - 1].arrival) << "request " << i;
+    if (i > 0) {
+      ASSERT_GE(requests[i].arrival, requests[i - 1].arrival) << "request " << i;
+    }
   }
 }
 
