@@ -13,6 +13,7 @@ rm -f "$prefix.log"
 share=$prefix/share/kvsim
 for f in bin/kvsim share/kvsim/models/llm/Llama-3-8B.yaml share/kvsim/configs/quickstart.yaml \
          share/kvsim/traces/AzureLLMInferenceTrace_conv.csv share/kvsim/tools/report/kvsim_report.py \
+         share/kvsim/tools/report/kvsim_report/__init__.py \
          share/kvsim/python/kvsim/__init__.py; do
   [ -e "$prefix/$f" ] || { echo "install_test: $f was not installed"; exit 1; }
 done

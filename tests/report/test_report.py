@@ -1,4 +1,4 @@
-"""Tests of tools/report/kvsim_report.py.
+"""Tests of tools/report/kvsim_report.py and the kvsim_report package beside it.
 
 Run with Debian's interpreter (it has matplotlib):
   KVSIM_BINARY=build/sim/kvsim KVSIM_SOURCE_DIR=. /usr/bin/python3 -m unittest discover \
@@ -19,15 +19,18 @@ has cached bytes and the other none (no cached line for it).
 """
 
 import copy
+import importlib
 import importlib.util
 import json
 import os
+import pkgutil
 import re
 import shutil
 import struct
 import subprocess
 import sys
 import tempfile
+import types
 import unittest
 import zlib
 
@@ -139,12 +142,39 @@ def timeseries_layout(directory):
     raise AssertionError(f"timeseries.csv header of neither layout: {header!r}")
 
 
-def report_module():
-    """tools/report/kvsim_report.py, imported."""
-    spec = importlib.util.spec_from_file_location("kvsim_report", ENV["script"])
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+# The modules of the kvsim_report package the tests call into, by the names they use here.
+REPORT_MODULES = {
+    "fmt": "kvsim_report.fmt",
+    "files": "kvsim_report.inputs.files",
+    "summary": "kvsim_report.inputs.summary",
+    "run_dir": "kvsim_report.inputs.run_dir",
+    "plan": "kvsim_report.inputs.plan",
+    "series": "kvsim_report.series",
+    "verdicts": "kvsim_report.verdicts",
+    "mpl": "kvsim_report.charts.mpl",
+    "ccdf": "kvsim_report.charts.ccdf",
+    "run_charts": "kvsim_report.charts.run",
+    "plan_charts": "kvsim_report.charts.plan",
+}
+
+
+def report_package():
+    """The kvsim_report package beside the entry script (tools/report/kvsim_report/), imported
+    from the directory the script puts on sys.path. Returns a namespace of the modules in
+    REPORT_MODULES, and `every`: all of the package's modules, the entry script's among them."""
+    directory = os.path.dirname(ENV["script"])
+    if directory not in sys.path:
+        sys.path.insert(0, directory)
+    package = importlib.import_module("kvsim_report")
+    ns = types.SimpleNamespace(**{k: importlib.import_module(v)
+                                  for k, v in REPORT_MODULES.items()})
+    ns.every = [package] + [importlib.import_module(info.name) for info in
+                            pkgutil.walk_packages(package.__path__, "kvsim_report.")]
+    spec = importlib.util.spec_from_file_location("kvsim_report_script", ENV["script"])
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    ns.every.append(script)
+    return ns
 
 
 def setUpModule():
@@ -589,13 +619,13 @@ class TimeseriesSeriesTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.module = report_module()
+        cls.pkg = report_package()
 
     def series(self, name, header, rows):
         path = os.path.join(WORK, name)
         with open(path, "w") as f:
             f.write(csv_text(header, rows))
-        return self.module.run_series({"timeseries": self.module.load_timeseries(path)})
+        return self.pkg.series.run_series({"timeseries": self.pkg.run_dir.load_timeseries(path)})
 
     def assertSteps(self, got, times, values, what):
         got_times, got_values = got
@@ -705,7 +735,7 @@ class KvMemoryCachedTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.module = report_module()
+        cls.pkg = report_package()
 
     def compare_dir(self, name, header, by_label):
         """A copy of the prefix-caching comparison with each label's timeseries.csv holding
@@ -724,21 +754,21 @@ class KvMemoryCachedTest(unittest.TestCase):
 
     def runs(self, d):
         """The comparison's runs as the report reads them, each with its series and index."""
-        m = self.module
+        m = self.pkg
         labels = [e["label"] for e in json.loads(read(os.path.join(d, "compare.json")))]
-        runs = [m.load_run_dir(os.path.join(d, label), label) for label in labels]
+        runs = [m.run_dir.load_run_dir(os.path.join(d, label), label) for label in labels]
         for i, r in enumerate(runs):
             r["index"] = i
-            r["series"] = m.run_series(r)
+            r["series"] = m.series.run_series(r)
         return {r["label"]: r for r in runs}
 
     def drawn(self, run):
         """{legend label: y data in bytes} of the lines plot_kv_memory draws for `run`."""
-        fig, ax = self.module.plt().subplots()
-        self.addCleanup(self.module.plt().close, fig)
-        self.module.plot_kv_memory(ax, run, 1)
+        fig, ax = self.pkg.mpl.plt().subplots()
+        self.addCleanup(self.pkg.mpl.plt().close, fig)
+        self.pkg.run_charts.plot_kv_memory(ax, run, 1)
         legend = [t.get_text() for t in ax.get_legend().get_texts()]
-        lines = {l.get_label(): [y * self.module.GIB for y in l.get_ydata()]
+        lines = {l.get_label(): [y * self.pkg.fmt.GIB for y in l.get_ydata()]
                  for l in ax.get_lines() if not l.get_label().startswith("_")}
         self.assertEqual(sorted(legend), sorted(lines))
         return lines
@@ -754,7 +784,7 @@ class KvMemoryCachedTest(unittest.TestCase):
         self.assertEqual(cached, cached_sum, "cached, summed over replicas")
         self.assertIsNone(runs["paged"]["series"][3], "paged has no cached bytes")
         # The chart: a cached line for paged_prefix only, with the summed values.
-        label = self.module.CACHED_LABEL
+        label = self.pkg.run_charts.CACHED_LABEL
         with_cached, without = self.drawn(runs["paged_prefix"]), self.drawn(runs["paged"])
         for v, e in zip(with_cached[label], cached_sum):
             self.assertAlmostEqual(v, e, places=3)
@@ -822,9 +852,10 @@ def hand_summary(ttft_p99=0.2, completed=200, total=200, overloaded=False, kv_ma
     return s
 
 
-def runs_of(module, **summaries):
+def runs_of(pkg, **summaries):
     """[{label, summary}] for compare verdicts, summaries read as the report reads them."""
-    return [{"label": label, "summary": module.read_summary(module.Node(s, f"{label}.json"))}
+    return [{"label": label,
+             "summary": pkg.summary.read_summary(pkg.files.Node(s, f"{label}.json"))}
             for label, s in summaries.items()]
 
 
@@ -837,13 +868,13 @@ class VerdictTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.module = report_module()
+        cls.pkg = report_package()
         BASE_SUMMARY.clear()
         BASE_SUMMARY.update(json.loads(read(os.path.join(DIRS["run"], "summary.json"))))
 
     def compare(self, **summaries):
-        runs = runs_of(self.module, **summaries)
-        return self.module.verdict_compare(runs, self.module.paged_base(runs))
+        runs = runs_of(self.pkg, **summaries)
+        return self.pkg.verdicts.verdict_compare(runs, self.pkg.verdicts.paged_base(runs))
 
     def test_compare_names_the_lowest_and_highest_p99_ttft_with_ratios_to_paged(self):
         text = self.compare(static=hand_summary(1.5, kv_manager="static", peak_gib=54),
@@ -894,19 +925,21 @@ class VerdictTest(unittest.TestCase):
                         text)
         self.assertIn("p99 TTFT 0.25 s", text)
         self.assertIn("It keeps up with the load", text)
-        s = self.module.read_summary(self.module.Node(hand_summary(overloaded=True), "s.json"))
-        self.assertIn("It does not keep up", self.module.verdict_run("static", s))
-        s = self.module.read_summary(self.module.Node(hand_summary(completed=0), "s.json"))
-        self.assertEqual(self.module.verdict_run("paged", s),
+        read_summary, Node = self.pkg.summary.read_summary, self.pkg.files.Node
+        s = read_summary(Node(hand_summary(overloaded=True), "s.json"))
+        self.assertIn("It does not keep up", self.pkg.verdicts.verdict_run("static", s))
+        s = read_summary(Node(hand_summary(completed=0), "s.json"))
+        self.assertEqual(self.pkg.verdicts.verdict_run("paged", s),
                          "paged completed none of its 200 requests, so it has no latency "
                          "statistics.")
 
     def sweep(self, points):
         """points: {label: [(rate, summary kwargs)]}."""
+        read_summary, Node = self.pkg.summary.read_summary, self.pkg.files.Node
         runs = [{"label": label, "rate": rate,
-                 "summary": self.module.read_summary(self.module.Node(hand_summary(**kw), "s"))}
+                 "summary": read_summary(Node(hand_summary(**kw), "s"))}
                 for label, pts in points.items() for rate, kw in pts]
-        return self.module.verdict_sweep(runs, list(points))
+        return self.pkg.verdicts.verdict_sweep(runs, list(points))
 
     def test_sweep_names_the_highest_load_each_manager_sustains(self):
         text = self.sweep({
@@ -964,7 +997,7 @@ class VerdictTest(unittest.TestCase):
                                         f"`{rec['candidate']}`"), text)
         self.assertIn(f"${rec['cost_per_hour']:,.2f}/hour", text)
         self.assertTrue(rec["binding_slo"])
-        self.assertIn(self.module.slo_text(rec["binding_slo"], plan["slo"]), text)
+        self.assertIn(self.pkg.verdicts.slo_text(rec["binding_slo"], plan["slo"]), text)
         self.assertNotIn("`" + rec["binding_slo"] + "`", text)  # put in words
 
 
@@ -973,12 +1006,12 @@ class LatencyChartTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.module = report_module()
+        cls.pkg = report_package()
 
     def draw(self, series):
-        fig, ax = self.module.plt().subplots()
-        info = self.module.plot_ccdf(ax, series)
-        self.addCleanup(self.module.plt().close, fig)
+        fig, ax = self.pkg.mpl.plt().subplots()
+        info = self.pkg.ccdf.plot_ccdf(ax, series)
+        self.addCleanup(self.pkg.mpl.plt().close, fig)
         return ax, info
 
     def test_ccdf_is_the_fraction_above_on_a_log_axis(self):
@@ -1024,13 +1057,14 @@ class PlanOutlierTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.module = report_module()
+        cls.pkg = report_package()
         plan = json.loads(read(os.path.join(DIRS["plan_bench"], "plan.json")))
         cls.raw = plan
 
     def candidates(self, outlier=True, qps_outlier=False):
-        m = self.module
-        cands = [m._read_candidate(m.Node(c, "plan.json")) for c in self.raw["candidates"]]
+        m = self.pkg
+        cands = [m.plan._read_candidate(m.files.Node(c, "plan.json"))
+                 for c in self.raw["candidates"]]
         cands = [c for c in cands if c["meets_slo"]]
         self.assertGreater(len(cands), 10)
         big = cands[5]
@@ -1039,13 +1073,13 @@ class PlanOutlierTest(unittest.TestCase):
             big["lat"]["ttft_s"]["p99"] = 14.2
         if qps_outlier:
             big["max_qps_per_replica"] = 500.0
-        kv_color = {c["kv_label"]: m.color(i) for i, c in enumerate(cands)}
+        kv_color = {c["kv_label"]: m.mpl.color(i) for i, c in enumerate(cands)}
         gpu_marker = {c["gpu"]: "o" for c in cands}
         return cands, big, kv_color, gpu_marker
 
     def axes(self):
-        fig, ax = self.module.plt().subplots()
-        self.addCleanup(self.module.plt().close, fig)
+        fig, ax = self.pkg.mpl.plt().subplots()
+        self.addCleanup(self.pkg.mpl.plt().close, fig)
         return ax
 
     def texts(self, ax):
@@ -1055,8 +1089,8 @@ class PlanOutlierTest(unittest.TestCase):
         cands, big, kv_color, _ = self.candidates()
         bulk = max(c["cost_per_hour"] for c in cands if c is not big)
         ax = self.axes()
-        info = self.module.plot_plan_cost(ax, sorted(cands, key=lambda c: c["cost_per_hour"]),
-                                          None, kv_color)
+        info = self.pkg.plan_charts.plot_plan_cost(
+            ax, sorted(cands, key=lambda c: c["cost_per_hour"]), None, kv_color)
         self.assertEqual(info["clipped"], [big["candidate"]])
         self.assertLess(ax.get_xlim()[1], 2 * bulk)
         self.assertGreater(ax.get_xlim()[1], bulk)
@@ -1066,7 +1100,7 @@ class PlanOutlierTest(unittest.TestCase):
     def test_pareto_chart_ends_at_the_bulk_and_labels_the_outlier(self):
         cands, big, kv_color, gpu_marker = self.candidates()
         ax = self.axes()
-        info = self.module.plot_plan_pareto(ax, cands, None, kv_color, gpu_marker)
+        info = self.pkg.plan_charts.plot_plan_pareto(ax, cands, None, kv_color, gpu_marker)
         self.assertEqual(info["clipped"], [big["candidate"]])
         bulk_cost = max(c["cost_per_hour"] for c in cands if c is not big)
         bulk_ttft = max(c["lat"]["ttft_s"]["p99"] for c in cands if c is not big)
@@ -1079,7 +1113,7 @@ class PlanOutlierTest(unittest.TestCase):
     def test_qps_chart_ends_at_the_bulk(self):
         cands, big, kv_color, _ = self.candidates(outlier=False, qps_outlier=True)
         ax = self.axes()
-        info = self.module.plot_plan_qps(ax, cands, 30.0, kv_color)
+        info = self.pkg.plan_charts.plot_plan_qps(ax, cands, 30.0, kv_color)
         self.assertEqual(info["clipped"], [big["candidate"]])
         self.assertLess(ax.get_xlim()[1], 100)
         self.assertIn("500 req/s", self.texts(ax))
@@ -1087,13 +1121,13 @@ class PlanOutlierTest(unittest.TestCase):
     def test_no_outlier_no_clipping(self):
         cands, _, kv_color, gpu_marker = self.candidates(outlier=False)
         ax = self.axes()
-        info = self.module.plot_plan_pareto(ax, cands, None, kv_color, gpu_marker)
+        info = self.pkg.plan_charts.plot_plan_pareto(ax, cands, None, kv_color, gpu_marker)
         self.assertEqual(info["clipped"], [])
         self.assertIsNone(info["xlimit"])
         self.assertIsNone(info["ylimit"])
         costs = [c["cost_per_hour"] for c in cands]
         self.assertGreaterEqual(ax.get_ylim()[1], max(costs))
-        self.assertIsNone(self.module.outlier_limit([3.0, 900.0]))  # no bulk to tell
+        self.assertIsNone(self.pkg.plan_charts.outlier_limit([3.0, 900.0]))  # no bulk to tell
 
     def test_report_of_a_plan_with_a_730_gpu_candidate(self):
         d = os.path.join(WORK, "plan_outlier")
@@ -1162,9 +1196,9 @@ class JsonOnlyTest(unittest.TestCase):
         self.assertIn("requests.csv: missing", r.stderr)
 
     def test_the_script_has_no_yaml_reader(self):
-        module = report_module()
-        for name in ("parse_yaml", "load_yaml_quietly", "_plan_context", "ydig"):
-            self.assertFalse(hasattr(module, name), name)
+        for module in report_package().every:
+            for name in ("parse_yaml", "load_yaml_quietly", "_plan_context", "ydig"):
+                self.assertFalse(hasattr(module, name), f"{module.__name__}.{name}")
 
 
 # ---------------------------------------------------------------------------

@@ -1,0 +1,62 @@
+// Pieces the paged managers share (paged_manager.cc: without prefix caching;
+// paged_prefix_cache.cc: with it). Internal to sim/kvcache.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <utility>
+#include <vector>
+
+#include "sim/core/check.h"
+#include "sim/kvcache/kv_cache_manager.h"
+
+namespace kvsim {
+
+// Round j of a decode run needs a new block for each request whose tokens[i] + j is
+// one past a whole number of blocks it holds; all of them together must fit the free
+// blocks (each Grow takes from the same pool, so no round is refused exactly when the
+// total fits). Blocks are never returned within the rounds. `held(id)` gives a
+// request's (tokens, blocks), tokens -1 when it is not admitted.
+template <typename Held>
+int64_t CertainPagedDecodeRounds(std::span<const int64_t> ids, std::span<const int64_t> tokens,
+                                 int64_t limit, int64_t block_tokens, int64_t max_model_len,
+                                 int64_t free_blocks, Held held_of,
+                                 std::vector<std::pair<int64_t, int64_t>>& held) {
+  KVSIM_CHECK(ids.size() == tokens.size(), "one token count per request");
+  int64_t most = limit;
+  held.clear();
+  for (size_t i = 0; i < ids.size(); ++i) {
+    const auto [t, blocks] = held_of(ids[i]);
+    KVSIM_CHECK(t == tokens[i], "decode rounds for a request not holding the given tokens");
+    held.emplace_back(t, blocks);
+    most = std::min(most, max_model_len - t);
+  }
+  const auto fits = [&](int64_t r) {
+    int64_t need = 0;
+    for (const auto& [t, blocks] : held) {
+      need += std::max<int64_t>(0, CeilDiv(t + r, block_tokens) - blocks);
+    }
+    return need <= free_blocks;
+  };
+  if (most <= 0) return 0;
+  if (fits(most)) return most;    // the usual case: memory to spare
+  int64_t lo = 0, hi = most - 1;  // fits(lo) holds
+  while (lo < hi) {
+    const int64_t mid = lo + (hi - lo + 1) / 2;
+    if (fits(mid)) {
+      lo = mid;
+    } else {
+      hi = mid - 1;
+    }
+  }
+  return lo;
+}
+
+// The paged manager with vLLM V1's automatic prefix caching (paged_prefix_cache.cc).
+// REQUIRES: config checked as NewPagedKvManager checks it.
+std::unique_ptr<KvCacheManager> NewPrefixCachedPagedManager(const KvGeometry& geometry,
+                                                            const PagedKvConfig& config);
+
+}  // namespace kvsim
