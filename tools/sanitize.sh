@@ -26,7 +26,7 @@ else
 fi
 echo "== ASan+UBSan test build ($build)"
 mkdir -p "$build"
-cmake -S "$root" -B "$build" "${flags[@]}" -DKVSIM_BUILD_TESTS=ON > "$build/configure.log" 2>&1 ||
+cmake -S "$root" -B "$build" "${flags[@]}" -DKVSIM_BUILD_TESTS=ON -DKVSIM_WERROR="${KVSIM_WERROR:-OFF}" > "$build/configure.log" 2>&1 ||
   { cat "$build/configure.log" >&2; exit 2; }
 cmake --build "$build" -j"$jobs"
 ctest --test-dir "$build" -j"$jobs" --output-on-failure "$@"
