@@ -46,10 +46,8 @@ ModelSpec TinyMoe() {
 constexpr double kMoeAttentionParams = 2'629'632.0;
 constexpr double kExpertParams = 3'145'728.0;
 
-// Round numbers: 1 PFLOP/s, 2 TB/s, 400 GB/s links.
+// TinyGpu's round numbers: 1 PFLOP/s, 2 TB/s, 400 GB/s links.
 using ::kvsim::testing::TinyGpu;
-constexpr double kFlops = 1e15;
-constexpr double kHbm = 2e12;
 constexpr double kLink = 4e11;
 
 // Efficiencies chosen so the arithmetic is easy:
