@@ -29,9 +29,7 @@ inline std::optional<TextError> FindNonUtf8Text(std::string_view text) {
     const unsigned b = at(i);
     size_t length = 1;
     unsigned low = 0x80, high = 0xBF;  // the range of the second byte
-    if (b == 0) {
-      length = 0;  // NUL: valid UTF-8, but no text
-    } else if (b < 0x80) {
+    if (b != 0 && b < 0x80) {
       if (b == '\n') {
         ++where.line;
         line_start = i + 1;
@@ -47,7 +45,9 @@ inline std::optional<TextError> FindNonUtf8Text(std::string_view text) {
       if (b == 0xF0) low = 0x90;   // overlong
       if (b == 0xF4) high = 0x8F;  // above U+10FFFF
     } else {
-      length = 0;  // 0x80-0xC1 or 0xF5-0xFF cannot start a sequence
+      // NUL (valid UTF-8, but no text), or 0x80-0xC1 or 0xF5-0xFF (cannot start a
+      // sequence).
+      length = 0;
     }
     bool ok = length > 0 && i + length <= text.size();
     for (size_t k = 1; ok && k < length; ++k) {

@@ -86,7 +86,7 @@ Percentiles Distribution::Summarize() const {
 void QueueGrowth::Add(Nanos arrival, Nanos queue_delay) {
   const int64_t t = std::max<int64_t>(0, arrival.count());
   while (t / width_ns_ >= kBins) {  // merge neighbouring bins: twice as wide
-    for (int i = 0; i < kBins / 2; ++i) {
+    for (size_t i = 0; i < static_cast<size_t>(kBins) / 2; ++i) {
       sum_s_[i] = sum_s_[2 * i] + sum_s_[2 * i + 1];
       count_[i] = count_[2 * i] + count_[2 * i + 1];
     }

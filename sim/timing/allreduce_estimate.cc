@@ -14,6 +14,7 @@ namespace {
 
 std::string CountList(const std::map<int64_t, double>& measured_s) {
   std::vector<std::string> counts;
+  counts.reserve(measured_s.size());
   for (const auto& [n, s] : measured_s) counts.push_back(std::to_string(n));
   if (counts.size() == 1) return counts[0];
   std::string list;
