@@ -12,6 +12,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <ostream>
 #include <set>
 
@@ -427,13 +428,16 @@ ValidateConfig ValidateConfigFrom(const std::vector<std::string>& assignments) {
     if (key == "timing.engine.kernel_gap_s") {
       c.engine.kernel_gap_s = SetNumber(key, value, 0, 1);
     } else if (key == "timing.profiled.prefill_attention") {
-      if (value != "measured" && value != "roofline") {
-        throw InputError(fmt::format(
-            "kvsim validate: --set {}: '{}' is not one of measured, roofline", key, value));
+      // The message lists measured first: validate's question is the measured one.
+      constexpr auto kChoices =
+          kPrefillAttentions.Select({ProfiledConfig::PrefillAttention::kMeasured,
+                                     ProfiledConfig::PrefillAttention::kRoofline});
+      const std::optional<ProfiledConfig::PrefillAttention> choice = kChoices.Parse(value);
+      if (!choice) {
+        throw InputError(fmt::format("kvsim validate: --set {}: '{}' is not one of {}", key, value,
+                                     kChoices.NameList()));
       }
-      c.profiled.prefill_attention = value == "measured"
-                                         ? ProfiledConfig::PrefillAttention::kMeasured
-                                         : ProfiledConfig::PrefillAttention::kRoofline;
+      c.profiled.prefill_attention = *choice;
     } else if (const auto it = efficiencies.find(key); it != efficiencies.end()) {
       *it->second = SetNumber(key, value, 1e-3, 1);
     } else {
@@ -455,10 +459,7 @@ std::string ValidationJson(const Validation& v) {
   j.Field("gpu_card", v.gpu_card);
   j.Field("error", "(predicted - measured) / measured, in percent");
   j.BeginObject("profiled");
-  j.Field("prefill_attention",
-          v.config.profiled.prefill_attention == ProfiledConfig::PrefillAttention::kMeasured
-              ? "measured"
-              : "roofline");
+  j.Field("prefill_attention", kPrefillAttentions.Name(v.config.profiled.prefill_attention));
   j.Field("paged_kernel", PagedKernelName(PagedKernel::kProfiled));
   j.EndObject();
   j.BeginObject("roofline");
@@ -479,7 +480,7 @@ std::string ValidationJson(const Validation& v) {
     j.Field("line", int64_t{r.line});
     j.Field("model", r.model);
     j.Field("tensor_parallel", r.tensor_parallel);
-    j.Field("layout", r.layout == AttentionLayout::kPaged ? "paged" : "contiguous");
+    j.Field("layout", kAttentionLayouts.Name(r.layout));
     j.Field("block_tokens", r.block_tokens);
     j.Field("decode_seqs", r.decode_seqs);
     j.Field("context_tokens", r.context_tokens);

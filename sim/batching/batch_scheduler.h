@@ -7,11 +7,20 @@
 #include <vector>
 
 #include "sim/batching/sequence.h"
+#include "sim/core/enum_table.h"
 #include "sim/kvcache/kv_cache_manager.h"
 
 namespace kvsim {
 
 enum class SchedulerType { kVllm, kSarathi, kStaticBatching, kVllmV1 };
+// scheduler.type.
+inline constexpr auto kSchedulerTypes =
+    MakeEnumTable<SchedulerType>({{"vllm", SchedulerType::kVllm},
+                                  {"sarathi", SchedulerType::kSarathi},
+                                  {"static_batching", SchedulerType::kStaticBatching},
+                                  {"vllm_v1", SchedulerType::kVllmV1}});
+// kSchedulerTypes' name, as a C string (kept for its many call sites).
+inline const char* SchedulerTypeName(SchedulerType type) { return kSchedulerTypes.CName(type); }
 
 // One iteration's plan. Each entry is a running sequence with scheduled_tokens >= 1.
 struct Batch {
@@ -124,8 +133,6 @@ struct VllmV1SchedulerConfig {
   bool reserve_full_isl = true;  // admit only when the whole pending prompt fits
 };
 std::unique_ptr<BatchScheduler> NewVllmV1Scheduler(const VllmV1SchedulerConfig& config);
-
-const char* SchedulerTypeName(SchedulerType type);
 
 // Shared scheduling steps (sequence.cc).
 // Adds `seq` to `batch` with `tokens` to compute this iteration.

@@ -7,20 +7,6 @@
 
 namespace kvsim {
 
-const char* SchedulerTypeName(SchedulerType type) {
-  switch (type) {
-    case SchedulerType::kVllm:
-      return "vllm";
-    case SchedulerType::kSarathi:
-      return "sarathi";
-    case SchedulerType::kStaticBatching:
-      return "static_batching";
-    case SchedulerType::kVllmV1:
-      return "vllm_v1";
-  }
-  return "?";
-}
-
 bool AllRunningDecode(const SequenceQueues& queues) {
   if (queues.running.empty()) return false;
   for (const auto& seq : queues.running) {

@@ -49,8 +49,4 @@ std::unique_ptr<Router> NewLeastOutstandingRouter() {
   return std::make_unique<LeastOutstandingRouter>();
 }
 
-const char* RouterTypeName(RouterType type) {
-  return type == RouterType::kRoundRobin ? "round_robin" : "least_outstanding";
-}
-
 }  // namespace kvsim

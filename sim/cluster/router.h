@@ -5,11 +5,16 @@
 #include <memory>
 #include <span>
 
+#include "sim/core/enum_table.h"
 #include "sim/workload/request.h"
 
 namespace kvsim {
 
 enum class RouterType { kRoundRobin, kLeastOutstanding };
+// deployment.router.
+inline constexpr auto kRouterTypes =
+    MakeEnumTable<RouterType>({{"round_robin", RouterType::kRoundRobin},
+                               {"least_outstanding", RouterType::kLeastOutstanding}});
 
 // A replica's load as the router sees it at the arrival instant.
 struct ReplicaLoad {
@@ -32,7 +37,5 @@ std::unique_ptr<Router> NewRoundRobinRouter();
 // the first tied replica at or after a cursor that advances past each choice, so
 // equal loads are shared in turn instead of always favouring replica 0.
 std::unique_ptr<Router> NewLeastOutstandingRouter();
-
-const char* RouterTypeName(RouterType type);
 
 }  // namespace kvsim

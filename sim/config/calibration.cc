@@ -9,6 +9,8 @@
 
 #include "sim/config/map_reader.h"
 #include "sim/core/check.h"
+#include "sim/timing/cost_terms.h"
+#include "sim/timing/execution_time_model.h"
 
 namespace kvsim {
 
@@ -113,15 +115,17 @@ Calibration LoadCalibration(const std::string& path) {
     c.runs = Strings(f, "runs");
     c.models = Strings(f, "models");
     c.gpus = Strings(f, "gpus");
-    c.timing_type = f.Enum<std::string>(
-        "timing_type", "",
-        {{"roofline", "roofline"}, {"profiled", "profiled"}, {"fixed", "fixed"}});
-    if (c.timing_type.empty()) f.Fail("timing_type", "required (roofline, profiled or fixed)");
-    c.engine_preset = f.Enum<std::string>(
-        "engine_preset", "",
-        {{"vllm_v1", "vllm_v1"}, {"vllm_v0", "vllm_v0"}, {"eager", "eager"}, {"none", "none"}});
-    if (c.engine_preset.empty())
-      f.Fail("engine_preset", "required (vllm_v1, vllm_v0, eager, none)");
+    // Calibrations list the timing types in this order.
+    constexpr auto kTypes =
+        kTimingTypes.Select({TimingType::kRoofline, TimingType::kProfiled, TimingType::kFixed});
+    if (!f.Has("timing_type")) {
+      f.Fail("timing_type", fmt::format("required ({})", kTypes.NameList(", ", " or ")));
+    }
+    c.timing_type = kTypes.Name(f.Enum("timing_type", kTypes));
+    if (!f.Has("engine_preset")) {
+      f.Fail("engine_preset", fmt::format("required ({})", kEnginePresets.NameList()));
+    }
+    c.engine_preset = kEnginePresets.Name(f.Enum("engine_preset", kEnginePresets));
     f.Finish();
   }
   const auto read_terms = [](MapReader& parent, const std::string& key, bool per_gpu) {

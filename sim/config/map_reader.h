@@ -11,6 +11,7 @@
 #include <initializer_list>
 #include <limits>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <utility>
@@ -18,6 +19,7 @@
 
 #include "sim/config/yaml_tree.h"
 #include "sim/core/check.h"
+#include "sim/core/enum_table.h"
 #include "sim/core/time.h"
 
 namespace kvsim {
@@ -172,6 +174,24 @@ class MapReader {
     return SecondsToNanos(Double(key, 0, 0, max_s));
   }
 
+  // The value `table` names under `key`, or `def` when the key is absent or null. A
+  // name not in the table fails "unknown value 'x'; valid: " and the table's names.
+  template <typename E, size_t N>
+  E Enum(const std::string& key, E def, const EnumTable<E, N>& table) {
+    if (!Has(key)) return def;
+    return Enum(key, table);
+  }
+
+  // The value `table` names under `key`, which must be there: an absent key reads as
+  // '' and fails as an unknown value.
+  template <typename E, size_t N>
+  E Enum(const std::string& key, const EnumTable<E, N>& table) {
+    const std::string s = String(key, "");
+    if (const std::optional<E> value = table.Parse(s)) return *value;
+    Fail(key, fmt::format("unknown value '{}'; valid: {}", s, table.NameList()));
+  }
+
+  // The same with the names given here, for values without an enum.
   template <typename E>
   E Enum(const std::string& key, E def, std::initializer_list<std::pair<const char*, E>> names) {
     if (!Has(key)) return def;

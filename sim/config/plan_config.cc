@@ -76,19 +76,19 @@ bool SloSpec::empty() const {
 }
 
 std::string KvChoice::Label() const {
-  if (type == "paged") return block_tokens > 0 ? fmt::format("paged{}", block_tokens) : "paged";
-  if (type == "vattention") {
-    if (page_bytes <= 0) return "vattention";
-    return page_bytes % (1 << 20) == 0 ? fmt::format("vattention{}MiB", page_bytes >> 20)
-                                       : fmt::format("vattention{}KiB", page_bytes >> 10);
+  std::string label(kKvManagerTypes.Name(type));
+  if (type == KvManagerType::kPaged && block_tokens > 0) label += std::to_string(block_tokens);
+  if (type == KvManagerType::kVAttention && page_bytes > 0) {
+    label += page_bytes % (1 << 20) == 0 ? fmt::format("{}MiB", page_bytes >> 20)
+                                         : fmt::format("{}KiB", page_bytes >> 10);
   }
-  return type;
+  return label;
 }
 
 std::string SchedulerChoice::Label() const {
-  std::string label = type;
-  if (type == "sarathi" && chunk_tokens > 0) label += std::to_string(chunk_tokens);
-  if (type == "vllm_v1" && max_num_batched_tokens > 0) {
+  std::string label(kSchedulerTypes.Name(type));
+  if (type == SchedulerType::kSarathi && chunk_tokens > 0) label += std::to_string(chunk_tokens);
+  if (type == SchedulerType::kVllmV1 && max_num_batched_tokens > 0) {
     label += fmt::format("-{}tokens", max_num_batched_tokens);
   }
   if (max_num_seqs > 0) label += fmt::format("-{}seqs", max_num_seqs);
@@ -150,11 +150,7 @@ PlanConfig LoadPlan(const std::string& path) {
     ForEachListItem(k, "kv_managers", [&](const YAML::Node& n, const std::string& p) {
       MapReader m(n, p, ctx);
       KvChoice choice;
-      choice.type = m.String("type", "");
-      if (choice.type != "static" && choice.type != "paged" && choice.type != "vattention") {
-        m.Fail("type",
-               fmt::format("unknown value '{}'; valid: static, paged, vattention", choice.type));
-      }
+      choice.type = m.Enum("type", kKvManagerTypes);
       choice.block_tokens = m.Int("block_tokens", 0, 1, int64_t{1} << 24);
       choice.page_bytes = m.Bytes("page_bytes", 0);
       m.Finish();
@@ -163,13 +159,7 @@ PlanConfig LoadPlan(const std::string& path) {
     ForEachListItem(k, "schedulers", [&](const YAML::Node& n, const std::string& p) {
       MapReader m(n, p, ctx);
       SchedulerChoice choice;
-      choice.type = m.String("type", "");
-      if (choice.type != "vllm" && choice.type != "sarathi" && choice.type != "static_batching" &&
-          choice.type != "vllm_v1") {
-        m.Fail("type",
-               fmt::format("unknown value '{}'; valid: vllm, sarathi, static_batching, vllm_v1",
-                           choice.type));
-      }
+      choice.type = m.Enum("type", kSchedulerTypes);
       choice.max_num_seqs = m.Int("max_num_seqs", 0, 1, int64_t{1} << 20);
       choice.max_num_batched_tokens = m.Int("max_num_batched_tokens", 0, 1, int64_t{1} << 24);
       choice.chunk_tokens = m.Int("chunk_tokens", 0, 1, int64_t{1} << 24);

@@ -9,7 +9,9 @@
 #include <string>
 #include <vector>
 
+#include "sim/batching/batch_scheduler.h"
 #include "sim/config/yaml_tree.h"
+#include "sim/kvcache/kv_cache_manager.h"
 
 namespace kvsim {
 
@@ -34,7 +36,7 @@ struct SloSpec {
 
 // One KV-manager choice of the candidate space (scenario overrides).
 struct KvChoice {
-  std::string type;           // static | paged | vattention
+  KvManagerType type = KvManagerType::kPaged;
   int64_t block_tokens = 0;   // paged (0: the scenario's)
   int64_t page_bytes = 0;     // vattention (0: the scenario's)
   std::string Label() const;  // "paged16", "vattention2MiB", "static"
@@ -42,7 +44,7 @@ struct KvChoice {
 
 // One scheduler choice (scenario overrides; 0 keeps the scenario's value).
 struct SchedulerChoice {
-  std::string type;  // vllm | sarathi | static_batching | vllm_v1
+  SchedulerType type = SchedulerType::kVllm;
   int64_t max_num_seqs = 0;
   int64_t max_num_batched_tokens = 0;
   int64_t chunk_tokens = 0;

@@ -12,6 +12,7 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <string_view>
 
 #include "sim/config/calibration.h"
 #include "sim/config/map_reader.h"
@@ -37,20 +38,6 @@ int64_t DtypeBytes(Dtype d, int64_t checkpoint_bytes) {
       return 1;
   }
   return checkpoint_bytes;
-}
-
-const char* DtypeName(Dtype d) {
-  switch (d) {
-    case Dtype::kAuto:
-      return "auto";
-    case Dtype::kBf16:
-      return "bf16";
-    case Dtype::kFp16:
-      return "fp16";
-    case Dtype::kFp8:
-      return "fp8";
-  }
-  return "?";
 }
 
 namespace {
@@ -85,19 +72,13 @@ std::string ResolveCard(MapReader& r, const std::string& key, const std::string&
 }
 
 Dtype DecodeDtype(MapReader& r, const std::string& key, Dtype def) {
-  return r.Enum(key, def,
-                {{"auto", Dtype::kAuto},
-                 {"bf16", Dtype::kBf16},
-                 {"fp16", Dtype::kFp16},
-                 {"fp8", Dtype::kFp8}});
+  return r.Enum(key, def, kDtypes);
 }
 
 void DecodeDeployment(MapReader r, DeploymentConfig& d) {
   d.tensor_parallel = r.Int("tensor_parallel", d.tensor_parallel, 1, 1024);
   d.replicas = r.Int("replicas", d.replicas, 1, kMaxReplicas);
-  d.router = r.Enum("router", d.router,
-                    {{"round_robin", RouterType::kRoundRobin},
-                     {"least_outstanding", RouterType::kLeastOutstanding}});
+  d.router = r.Enum("router", d.router, kRouterTypes);
   d.gpu_memory_utilization =
       r.Double("gpu_memory_utilization", d.gpu_memory_utilization, 0.01, 1.0);
   d.activation_reserve_bytes = r.Bytes("activation_reserve_bytes", d.activation_reserve_bytes);
@@ -114,10 +95,10 @@ void DecodeTraceColumns(MapReader& r, WorkloadConfig& w) {
   MapReader m = r.Child("columns");
   if (!r.Has("columns")) {
     if (w.trace_format == TraceFormat::kCsv) {
-      r.Fail("format",
-             "format csv needs workload.columns, the header names of its columns: "
-             "{prompt_tokens: NAME, output_tokens: NAME} and optionally arrival: NAME, "
-             "arrival_unit: s|ms|us|timestamp");
+      r.Fail("format", fmt::format("format csv needs workload.columns, the header names of its "
+                                   "columns: {{prompt_tokens: NAME, output_tokens: NAME}} and "
+                                   "optionally arrival: NAME, arrival_unit: {}",
+                                   kArrivalUnits.NameList("|")));
     }
     return;
   }
@@ -139,11 +120,7 @@ void DecodeTraceColumns(MapReader& r, WorkloadConfig& w) {
     return name;
   };
   w.columns.arrival = column("arrival", nullptr);
-  w.columns.arrival_unit = m.Enum("arrival_unit", ArrivalUnit::kSeconds,
-                                  {{"s", ArrivalUnit::kSeconds},
-                                   {"ms", ArrivalUnit::kMilliseconds},
-                                   {"us", ArrivalUnit::kMicroseconds},
-                                   {"timestamp", ArrivalUnit::kTimestamp}});
+  w.columns.arrival_unit = m.Enum("arrival_unit", ArrivalUnit::kSeconds, kArrivalUnits);
   if (m.Has("arrival_unit") && w.columns.arrival.empty()) {
     m.Fail("arrival_unit", "describes the arrival column, but workload.columns.arrival is not set");
   }
@@ -232,15 +209,7 @@ void DecodePrefixSharing(MapReader& r, WorkloadConfig& w) {
 
 void DecodeWorkload(MapReader r, WorkloadConfig& w, const std::string& base_dir) {
   w.trace_path = Resolve(base_dir, r.String("trace", ""));
-  w.trace_format = r.Enum("format", TraceFormat::kAuto,
-                          {{"auto", TraceFormat::kAuto},
-                           {"azure", TraceFormat::kAzure},
-                           {"splitwise", TraceFormat::kSplitwise},
-                           {"lengths", TraceFormat::kLengths},
-                           {"mooncake", TraceFormat::kMooncake},
-                           {"csv", TraceFormat::kCsv},
-                           {"burstgpt", TraceFormat::kBurstGpt},
-                           {"benchmark_serving", TraceFormat::kBenchmarkServing}});
+  w.trace_format = r.Enum("format", TraceFormat::kAuto, kTraceFormats);
   DecodeTraceColumns(r, w);
   w.max_requests = r.Int("max_requests", w.max_requests, 0, int64_t{1} << 32);
   bool process_set = false, rate_set = false, cv_set = false;
@@ -249,10 +218,7 @@ void DecodeWorkload(MapReader r, WorkloadConfig& w, const std::string& base_dir)
     process_set = a.Has("process");
     rate_set = a.Has("rate_qps");
     cv_set = a.Has("cv");
-    w.arrival = a.Enum("process", w.arrival,
-                       {{"trace", ArrivalProcess::kTrace},
-                        {"poisson", ArrivalProcess::kPoisson},
-                        {"gamma", ArrivalProcess::kGamma}});
+    w.arrival = a.Enum("process", w.arrival, kArrivalProcesses);
     w.rate_qps = a.Double("rate_qps", w.rate_qps, 0, 1e9);
     // Gamma shape 1 / cv^2: beyond [1e-3, 1e3] it under- or overflows the sampler.
     w.cv = a.Double("cv", w.cv, 1e-3, 1e3);
@@ -260,11 +226,7 @@ void DecodeWorkload(MapReader r, WorkloadConfig& w, const std::string& base_dir)
   }
   {
     MapReader l = r.Child("lengths");
-    w.lengths = l.Enum("source", w.lengths,
-                       {{"trace", LengthSource::kTrace},
-                        {"fixed", LengthSource::kFixed},
-                        {"uniform", LengthSource::kUniform},
-                        {"resample", LengthSource::kResample}});
+    w.lengths = l.Enum("source", w.lengths, kLengthSources);
     w.fixed_prompt_tokens = l.Int("prompt_tokens", w.fixed_prompt_tokens, 0, kMaxTokens);
     w.fixed_output_tokens = l.Int("output_tokens", w.fixed_output_tokens, 0, kMaxTokens);
     w.min_prompt_tokens = l.Int("min_prompt_tokens", w.min_prompt_tokens, 0, kMaxTokens);
@@ -284,11 +246,7 @@ void DecodeWorkload(MapReader r, WorkloadConfig& w, const std::string& base_dir)
 }
 
 void DecodeScheduler(MapReader r, SchedulerConfig& s) {
-  s.type = r.Enum("type", s.type,
-                  {{"vllm", SchedulerType::kVllm},
-                   {"sarathi", SchedulerType::kSarathi},
-                   {"static_batching", SchedulerType::kStaticBatching},
-                   {"vllm_v1", SchedulerType::kVllmV1}});
+  s.type = r.Enum("type", s.type, kSchedulerTypes);
   s.max_num_seqs = r.Int("max_num_seqs", s.max_num_seqs, 1, kMaxSequences);
   s.max_num_batched_tokens =
       r.Int("max_num_batched_tokens", s.max_num_batched_tokens, 0, kMaxTokens);
@@ -298,10 +256,7 @@ void DecodeScheduler(MapReader r, SchedulerConfig& s) {
 }
 
 void DecodeKvCache(MapReader r, KvCacheConfig& k) {
-  k.type = r.Enum("type", k.type,
-                  {{"static", KvManagerType::kStatic},
-                   {"paged", KvManagerType::kPaged},
-                   {"vattention", KvManagerType::kVAttention}});
+  k.type = r.Enum("type", k.type, kKvManagerTypes);
   k.dtype = DecodeDtype(r, "dtype", k.dtype);
   k.paged.block_tokens = r.Int("block_tokens", k.paged.block_tokens, 1, kMaxTokens);
   k.paged.prefix_caching = k.vattention.prefix_caching =
@@ -312,11 +267,7 @@ void DecodeKvCache(MapReader r, KvCacheConfig& k) {
            "front (FasterTransformer, Orca) keep no prefix cache; set prefix_caching: false, or "
            "type: paged or vattention");
   }
-  k.paged_kernel = r.Enum("paged_kernel", k.paged_kernel,
-                          {{"flash_paged", PagedKernel::kFlashPaged},
-                           {"flashinfer_paged", PagedKernel::kFlashInferPaged},
-                           {"vllm_paged", PagedKernel::kVllmPaged},
-                           {"profiled", PagedKernel::kProfiled}});
+  k.paged_kernel = r.Enum("paged_kernel", k.paged_kernel, kPagedKernels);
   const double watermark = r.Double("watermark", k.paged.watermark, 0, 0.99);
   k.paged.watermark = k.vattention.watermark = watermark;
   k.vattention.page_bytes = r.Bytes("page_bytes", k.vattention.page_bytes);
@@ -332,16 +283,13 @@ void DecodeKvCache(MapReader r, KvCacheConfig& k) {
   k.vattention.overlap = r.Bool("overlap", k.vattention.overlap);
   k.vattention.deferred_reclaim = r.Bool("deferred_reclaim", k.vattention.deferred_reclaim);
   k.vattention.max_slots = r.Int("max_slots", 0, 0, kMaxSequences);
-  k.static_kv.reserve = r.Enum("static_reserve", k.static_kv.reserve,
-                               {{"max_model_len", StaticKvConfig::Reserve::kMaxModelLen},
-                                {"request_max", StaticKvConfig::Reserve::kRequestMax}});
+  k.static_kv.reserve = r.Enum("static_reserve", k.static_kv.reserve, kStaticReserves);
   {
     MapReader v = r.Child("vmm");
     // auto (nullopt): uvm below 2 MiB pages, stock otherwise; the rest of kvsim sees
     // only the resolved backend.
-    const std::optional<VmmBackend> backend = v.Enum<std::optional<VmmBackend>>(
-        "backend", std::nullopt,
-        {{"auto", std::nullopt}, {"stock", VmmBackend::kStock}, {"uvm", VmmBackend::kUvm}});
+    const std::optional<VmmBackend> backend =
+        v.Enum("backend", std::optional<VmmBackend>(), kVmmBackendSettings);
     k.vattention.backend = backend.value_or(AutoVmmBackend(k.vattention.page_bytes));
     // One driver call takes microseconds; a second bounds it far above any measured
     // (and keeps calls x latency within int64 nanoseconds).
@@ -385,11 +333,7 @@ void RefuseMovedTimingKeys(MapReader& r, const std::string& child) {
 }
 
 void DecodeEngine(MapReader e, EngineConfig& c) {
-  const EngineConfig::Preset preset = e.Enum("preset", c.preset,
-                                             {{"vllm_v1", EngineConfig::Preset::kVllmV1},
-                                              {"vllm_v0", EngineConfig::Preset::kVllmV0},
-                                              {"eager", EngineConfig::Preset::kEager},
-                                              {"none", EngineConfig::Preset::kNone}});
+  const EngineConfig::Preset preset = e.Enum("preset", c.preset, kEnginePresets);
   c = EnginePresetDefaults(preset);
   c.per_iteration_s = e.Double("per_iteration_s", c.per_iteration_s, 0, 10);
   c.per_seq_s = e.Double("per_seq_s", c.per_seq_s, 0, 1);
@@ -404,10 +348,7 @@ void DecodeEngine(MapReader e, EngineConfig& c) {
 }
 
 void DecodeTiming(MapReader r, TimingConfig& t, const std::string& base_dir) {
-  t.type = r.Enum("type", t.type,
-                  {{"roofline", TimingType::kRoofline},
-                   {"fixed", TimingType::kFixed},
-                   {"profiled", TimingType::kProfiled}});
+  t.type = r.Enum("type", t.type, kTimingTypes);
   t.profile_path = Resolve(base_dir, r.String("profile", ""));
   r.Has("calibration");  // applied by DecodeScenario before decoding
   if (t.type == TimingType::kProfiled && t.profile_path.empty()) {
@@ -444,9 +385,7 @@ void DecodeTiming(MapReader r, TimingConfig& t, const std::string& base_dir) {
     MapReader f = r.Child("profiled");
     RefuseMovedTimingKeys(f, "profiled");
     ProfiledConfig& c = t.profiled;
-    c.prefill_attention = f.Enum("prefill_attention", c.prefill_attention,
-                                 {{"roofline", ProfiledConfig::PrefillAttention::kRoofline},
-                                  {"measured", ProfiledConfig::PrefillAttention::kMeasured}});
+    c.prefill_attention = f.Enum("prefill_attention", c.prefill_attention, kPrefillAttentions);
     c.attention_prefill_efficiency =
         f.Double("attention_prefill_efficiency", c.attention_prefill_efficiency, 1e-3, 1);
     c.memory_efficiency = f.Double("memory_efficiency", c.memory_efficiency, 1e-3, 1);
@@ -496,21 +435,24 @@ std::vector<CompareEntry> DecodeCompare(const MapReader& parent, const YAML::Nod
 }  // namespace
 
 std::vector<CompareEntry> DefaultCompareEntries() {
+  const auto type = [](KvManagerType t) { return std::string(kKvManagerTypes.Name(t)); };
+  const std::string auto_backend(kVmmBackendSettings.Name(std::nullopt));
   return {
       // Static reservation shares nothing (kv_cache.prefix_caching with it is an
       // error), so its column runs without a prefix cache whatever the base says.
-      {"static", {{"kv_cache.type", "static"}, {"kv_cache.prefix_caching", "false"}}},
-      {"paged", {{"kv_cache.type", "paged"}, {"kv_cache.block_tokens", "16"}}},
+      {"static",
+       {{"kv_cache.type", type(KvManagerType::kStatic)}, {"kv_cache.prefix_caching", "false"}}},
+      {"paged", {{"kv_cache.type", type(KvManagerType::kPaged)}, {"kv_cache.block_tokens", "16"}}},
       // backend auto: stock for 2 MiB pages, uvm (vAttention's driver) for 64 KiB,
       // whatever backend the base config names.
       {"vattention_2MiB",
-       {{"kv_cache.type", "vattention"},
+       {{"kv_cache.type", type(KvManagerType::kVAttention)},
         {"kv_cache.page_bytes", "2MiB"},
-        {"kv_cache.vmm.backend", "auto"}}},
+        {"kv_cache.vmm.backend", auto_backend}}},
       {"vattention_64KiB",
-       {{"kv_cache.type", "vattention"},
+       {{"kv_cache.type", type(KvManagerType::kVAttention)},
         {"kv_cache.page_bytes", "64KiB"},
-        {"kv_cache.vmm.backend", "auto"}}},
+        {"kv_cache.vmm.backend", auto_backend}}},
   };
 }
 
@@ -575,10 +517,8 @@ ScenarioConfig DecodeScenario(const ConfigTree& tree, const std::string& default
   ConfigTree calibrated = tree;
   std::vector<std::string> keys = ApplyCalibration(cal, gpu_name, tree, calibrated, path);
   ScenarioConfig c = DecodeTree(calibrated, default_models_dir);
-  const std::string type = c.timing.type == TimingType::kRoofline   ? "roofline"
-                           : c.timing.type == TimingType::kProfiled ? "profiled"
-                                                                    : "fixed";
-  const std::string preset = EnginePresetName(c.timing.engine.preset);
+  const std::string_view type = kTimingTypes.Name(c.timing.type);
+  const std::string_view preset = kEnginePresets.Name(c.timing.engine.preset);
   if (type != cal.timing_type || preset != cal.engine_preset) {
     throw InputError(fmt::format(
         "{}: {} was fitted with timing.type {} and engine preset {}; this scenario runs {} with "

@@ -10,6 +10,7 @@
 #include "sim/batching/batch_scheduler.h"
 #include "sim/cluster/router.h"
 #include "sim/config/yaml_tree.h"
+#include "sim/core/enum_table.h"
 #include "sim/kvcache/kv_cache_manager.h"
 #include "sim/timing/execution_time_model.h"
 #include "sim/workload/workload.h"
@@ -19,10 +20,12 @@ namespace kvsim {
 // Element size a deployment stores weights or KV cache in: kAuto keeps the
 // checkpoint's (ModelSpec::dtype_bytes), the others are 2, 2 and 1 bytes.
 enum class Dtype { kAuto, kBf16, kFp16, kFp8 };
+// deployment.weight_dtype and kv_cache.dtype.
+inline constexpr auto kDtypes = MakeEnumTable<Dtype>(
+    {{"auto", Dtype::kAuto}, {"bf16", Dtype::kBf16}, {"fp16", Dtype::kFp16}, {"fp8", Dtype::kFp8}});
 
 // Bytes per element of `d`, or `checkpoint_bytes` for kAuto.
 int64_t DtypeBytes(Dtype d, int64_t checkpoint_bytes);
-const char* DtypeName(Dtype d);
 
 struct DeploymentConfig {
   int64_t tensor_parallel = 1;  // GPUs per replica
@@ -68,8 +71,6 @@ struct KvCacheConfig {
   };
   VmmKeysSet vmm_set;
 };
-
-enum class TimingType { kRoofline, kFixed, kProfiled };
 
 struct TimingConfig {
   TimingType type = TimingType::kRoofline;

@@ -137,12 +137,6 @@ double ResolvedValue(const Simulation& sim, const std::string& key) {
   return std::nan("");
 }
 
-const char* TimingTypeName(TimingType t) {
-  return t == TimingType::kRoofline   ? "roofline"
-         : t == TimingType::kProfiled ? "profiled"
-                                      : "fixed";
-}
-
 // Simulates one case with the free terms at `x`.
 CaseMetrics SimulateCase(const FitCase& c, const std::vector<FreeTerm>& free,
                          const std::vector<FitParam>& params, const Eigen::VectorXd& x) {
@@ -234,7 +228,7 @@ Fitter::Fitter(FitConfig config, const std::string& out_dir, int jobs)
         if (std::isnan(v)) {
           throw InputError(fmt::format(
               "{}: metric {}: {} ({}) records no inter-token times; remove {} from metrics",
-              run.where, m.Name(), run.requests_path, MeasurementFormatName(format), m.Name()));
+              run.where, m.Name(), run.requests_path, kMeasurementFormats.Name(format), m.Name()));
         }
         if (!(v > 0)) {
           throw InputError(fmt::format(
@@ -262,8 +256,8 @@ Fitter::Fitter(FitConfig config, const std::string& out_dir, int jobs)
   for (FitCase& c : cases_) {
     try {
       ScenarioConfig sc = DecodeScenario(c.tree, DefaultModelsDir());
-      const std::string type = TimingTypeName(sc.timing.type);
-      const std::string preset = EnginePresetName(sc.timing.engine.preset);
+      const std::string type(kTimingTypes.Name(sc.timing.type));
+      const std::string preset(kEnginePresets.Name(sc.timing.engine.preset));
       std::unique_ptr<Simulation> sim = BuildSimulation(sc);
       c.gpu = sim->gpu().name;
       for (const FreeTerm& t : config_.free) c.resolved.push_back(ResolvedValue(*sim, t.key));

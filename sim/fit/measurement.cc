@@ -25,12 +25,6 @@
 namespace kvsim {
 namespace {
 
-constexpr const char* kFormatNames[] = {"vllm_requests_jsonl", "benchmark_serving_json",
-                                        "requests_csv"};
-constexpr MeasurementFormat kFormats[] = {MeasurementFormat::kVllmRequestsJsonl,
-                                          MeasurementFormat::kBenchmarkServingJson,
-                                          MeasurementFormat::kRequestsCsv};
-
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
@@ -324,23 +318,11 @@ void LoadRequestsCsv(const std::string& text, MeasuredRequests* run) {
 }  // namespace
 
 MeasurementFormat ParseMeasurementFormat(const std::string& name, const std::string& where) {
-  for (size_t i = 0; i < std::size(kFormats); ++i) {
-    if (name == kFormatNames[i]) return kFormats[i];
+  if (const std::optional<MeasurementFormat> format = kMeasurementFormats.Parse(name)) {
+    return *format;
   }
   throw InputError(fmt::format("{}: unknown measurement format '{}' (expected one of {})", where,
-                               name, fmt::join(kFormatNames, ", ")));
-}
-
-const char* MeasurementFormatName(MeasurementFormat format) {
-  switch (format) {
-    case MeasurementFormat::kVllmRequestsJsonl:
-      return kFormatNames[0];
-    case MeasurementFormat::kBenchmarkServingJson:
-      return kFormatNames[1];
-    case MeasurementFormat::kRequestsCsv:
-      return kFormatNames[2];
-  }
-  return "?";
+                               name, kMeasurementFormats.NameList()));
 }
 
 std::optional<MeasurementFormat> FormatFromExtension(const std::string& path) {

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "sim/core/enum_table.h"
+
 namespace kvsim {
 
 // Formats of a measured run's per-request results.
@@ -18,11 +20,15 @@ enum class MeasurementFormat {
   kRequestsCsv,           // arrival_s,prompt_tokens,output_tokens,ttft_s,e2e_s
 };
 
-// "vllm_requests_jsonl", "benchmark_serving_json", "requests_csv"; throws InputError
-// "where: ..." listing the names otherwise.
+// A fit run's format key.
+inline constexpr auto kMeasurementFormats = MakeEnumTable<MeasurementFormat>(
+    {{"vllm_requests_jsonl", MeasurementFormat::kVllmRequestsJsonl},
+     {"benchmark_serving_json", MeasurementFormat::kBenchmarkServingJson},
+     {"requests_csv", MeasurementFormat::kRequestsCsv}});
+
+// The format kMeasurementFormats names `name`; throws InputError "where: ..." listing
+// the names otherwise.
 MeasurementFormat ParseMeasurementFormat(const std::string& name, const std::string& where);
-// The name ParseMeasurementFormat accepts for `format`.
-const char* MeasurementFormatName(MeasurementFormat format);
 // From the file extension (case-insensitive): .jsonl -> kVllmRequestsJsonl, .json ->
 // kBenchmarkServingJson, .csv -> kRequestsCsv; nullopt otherwise.
 std::optional<MeasurementFormat> FormatFromExtension(const std::string& path);

@@ -77,30 +77,8 @@ void KvCacheManager::GrowDecodeRounds(std::span<const int64_t> ids, std::span<co
   }
 }
 
-const char* KvManagerTypeName(KvManagerType type) {
-  switch (type) {
-    case KvManagerType::kStatic:
-      return "static";
-    case KvManagerType::kPaged:
-      return "paged";
-    case KvManagerType::kVAttention:
-      return "vattention";
-  }
-  return "?";
-}
-
 VmmBackend AutoVmmBackend(int64_t page_bytes) {
   return page_bytes < kStockVmmGranularityBytes ? VmmBackend::kUvm : VmmBackend::kStock;
-}
-
-const char* VmmBackendName(VmmBackend backend) {
-  switch (backend) {
-    case VmmBackend::kStock:
-      return "stock";
-    case VmmBackend::kUvm:
-      return "uvm";
-  }
-  return "?";
 }
 
 std::optional<VmmConfigError> CheckVmmBackend(const VAttentionKvConfig& config) {

@@ -12,17 +12,26 @@
 #include <vector>
 
 #include "sim/core/check.h"
+#include "sim/core/enum_table.h"
 #include "sim/core/time.h"
 
 namespace kvsim {
 
 enum class KvManagerType { kStatic, kPaged, kVAttention };
+// kv_cache.type; Summary::kv_manager and the plan's kv_manager column.
+inline constexpr auto kKvManagerTypes =
+    MakeEnumTable<KvManagerType>({{"static", KvManagerType::kStatic},
+                                  {"paged", KvManagerType::kPaged},
+                                  {"vattention", KvManagerType::kVAttention}});
 
 // How attention kernels see the KV cache.
 enum class AttentionLayout {
   kContiguous,  // one contiguous (virtual) range per request: unmodified kernels
   kPaged,       // blocks reached through a block table: paged kernels
 };
+// The layout column of kvprobe profiles.
+inline constexpr auto kAttentionLayouts = MakeEnumTable<AttentionLayout>(
+    {{"contiguous", AttentionLayout::kContiguous}, {"paged", AttentionLayout::kPaged}});
 
 // Which phase a growth serves. Decode growth of vAttention can be mapped ahead,
 // behind the previous iteration; prefill growth is mapped synchronously.
@@ -42,6 +51,9 @@ enum class VmmBackend {
   // driver call (vattention/mux.h UNMAP_PAGES).
   kUvm,
 };
+// The resolved backend, as TimingLine prints it; kVmmBackendSettings adds auto.
+inline constexpr auto kVmmBackends =
+    MakeEnumTable<VmmBackend>({{"stock", VmmBackend::kStock}, {"uvm", VmmBackend::kUvm}});
 
 // Geometry shared by every manager; the builder derives it from the model card,
 // the GPU card and the deployment.
@@ -247,6 +259,10 @@ struct StaticKvConfig {
   };
   Reserve reserve = Reserve::kMaxModelLen;
 };
+// kv_cache.static_reserve.
+inline constexpr auto kStaticReserves = MakeEnumTable<StaticKvConfig::Reserve>(
+    {{"max_model_len", StaticKvConfig::Reserve::kMaxModelLen},
+     {"request_max", StaticKvConfig::Reserve::kRequestMax}});
 std::unique_ptr<KvCacheManager> NewStaticKvManager(const KvGeometry& geometry,
                                                    const StaticKvConfig& config);
 
@@ -325,7 +341,8 @@ std::unique_ptr<KvCacheManager> NewVAttentionKvManager(const KvGeometry& geometr
 // The backend `kv_cache.vmm.backend: auto` stands for: uvm for pages below 2 MiB,
 // stock otherwise (vAttention picks the same way, vattention/utils.h is_uvm_backend).
 VmmBackend AutoVmmBackend(int64_t page_bytes);
-const char* VmmBackendName(VmmBackend backend);  // "stock" | "uvm"
+// kv_cache.vmm.backend: auto (nullopt: AutoVmmBackend decides) or a backend.
+inline constexpr auto kVmmBackendSettings = kVmmBackends.WithUnset("auto");
 
 // A page size its backend cannot map: `key` is the kv_cache key to blame
 // ("page_bytes" or "vmm.backend"), `what` says why and how to fix it.
@@ -340,8 +357,6 @@ std::optional<VmmConfigError> CheckVmmBackend(const VAttentionKvConfig& config);
 // One sentence for outputs when the VMM costs are not measured: the uvm backend
 // charged at the paper's kPaperUvmMapLatency. Empty otherwise.
 std::string VmmCostCaveat(const VAttentionKvConfig& config);
-
-const char* KvManagerTypeName(KvManagerType type);
 
 // Ceil(a / b) for positive b.
 inline int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }

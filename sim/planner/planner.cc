@@ -10,6 +10,7 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <string_view>
 
 #include "sim/core/check.h"
 #include "sim/core/parallel.h"
@@ -28,14 +29,16 @@ ConfigTree CandidateTree(const PlanConfig& plan, const CandidateResult& c, int64
   t.Set("gpu", JsonWriter::Quote(c.gpu));
   t.Set("deployment.tensor_parallel", std::to_string(c.tensor_parallel));
   t.Set("deployment.replicas", std::to_string(replicas));
-  if (replicas > 1) t.Set("deployment.router", "least_outstanding");
-  t.Set("kv_cache.type", c.kv.type);
+  if (replicas > 1) {
+    t.Set("deployment.router", std::string(kRouterTypes.Name(RouterType::kLeastOutstanding)));
+  }
+  t.Set("kv_cache.type", std::string(kKvManagerTypes.Name(c.kv.type)));
   // Static reservation shares nothing (kv_cache.prefix_caching with it is an error):
   // its candidates run without a prefix cache whatever the scenario says.
-  if (c.kv.type == "static") t.Set("kv_cache.prefix_caching", "false");
+  if (c.kv.type == KvManagerType::kStatic) t.Set("kv_cache.prefix_caching", "false");
   if (c.kv.block_tokens > 0) t.Set("kv_cache.block_tokens", std::to_string(c.kv.block_tokens));
   if (c.kv.page_bytes > 0) t.Set("kv_cache.page_bytes", std::to_string(c.kv.page_bytes));
-  t.Set("scheduler.type", c.scheduler.type);
+  t.Set("scheduler.type", std::string(kSchedulerTypes.Name(c.scheduler.type)));
   if (c.scheduler.max_num_seqs > 0) {
     t.Set("scheduler.max_num_seqs", std::to_string(c.scheduler.max_num_seqs));
   }
@@ -80,7 +83,7 @@ Run Simulate(const PlanConfig& plan, const ConfigTree& tree) {
 // recorded (requests / window_s).
 double TracePeakQps(const PlanConfig& plan) {
   ConfigTree t = *plan.scenario;
-  t.Set("workload.arrival.process", "trace");
+  t.Set("workload.arrival.process", std::string(kArrivalProcesses.Name(ArrivalProcess::kTrace)));
   t.Set("workload.arrival.rate_qps", "0");
   const ScenarioConfig config = DecodeScenario(t, DefaultModelsDir());
   Workload workload(config.workload);
@@ -347,7 +350,8 @@ std::string PlanCsv(const PlanResult& r) {
       "max_qps_per_replica,max_qps_per_gpu,binding_slo,replicas,gpus,cost_per_hour,"
       "cost_per_million_output_tokens,ttft_p99_s,tbt_p99_s,e2e_p99_s,meets_slo,pareto,note\n";
   for (const CandidateResult& c : r.candidates) {
-    const std::string status = !c.feasible ? "infeasible" : SearchStatusName(c.search.status);
+    const std::string_view status =
+        !c.feasible ? std::string_view("infeasible") : kSearchStatuses.Name(c.search.status);
     // A candidate that meets the SLOs at no load has no sizing: empty cells, not zeros.
     std::string sizing;
     if (c.meets_slo) {
@@ -362,9 +366,9 @@ std::string PlanCsv(const PlanResult& r) {
     }
     out +=
         fmt::format("{},{},{},{},{},{},{},{},{},{},{},{}\n", CsvField(c.name), CsvField(c.gpu),
-                    c.tensor_parallel, c.kv.type, c.kv.block_tokens, c.kv.page_bytes,
-                    CsvField(c.scheduler.Label()), status, sizing, c.meets_slo ? "true" : "false",
-                    c.pareto ? "true" : "false", CsvField(c.note));
+                    c.tensor_parallel, kKvManagerTypes.Name(c.kv.type), c.kv.block_tokens,
+                    c.kv.page_bytes, CsvField(c.scheduler.Label()), status, sizing,
+                    c.meets_slo ? "true" : "false", c.pareto ? "true" : "false", CsvField(c.note));
   }
   return out;
 }
@@ -385,10 +389,11 @@ void CandidateFields(JsonWriter& j, const CandidateResult& c) {
   j.Field("candidate", c.name)
       .Field("gpu", c.gpu)
       .Field("tensor_parallel", c.tensor_parallel)
-      .Field("kv_manager", c.kv.type)
+      .Field("kv_manager", kKvManagerTypes.Name(c.kv.type))
       .Field("kv_label", c.kv.Label())
       .Field("scheduler", c.scheduler.Label())
-      .Field("status", !c.feasible ? "infeasible" : SearchStatusName(c.search.status))
+      .Field("status",
+             !c.feasible ? std::string_view("infeasible") : kSearchStatuses.Name(c.search.status))
       .Field("note", c.note);
   j.Field("timing", c.timing_line);
   j.BeginArray("timing_caveats");

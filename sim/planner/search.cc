@@ -135,16 +135,4 @@ SearchResult FindMaxRate(const SearchConfig& config,
   return result;
 }
 
-const char* SearchStatusName(SearchStatus status) {
-  switch (status) {
-    case SearchStatus::kFound:
-      return "found";
-    case SearchStatus::kNoLoadMeets:
-      return "no_load_meets";
-    case SearchStatus::kMeetsAtAllTried:
-      return "meets_at_all_tried";
-  }
-  return "unknown";
-}
-
 }  // namespace kvsim

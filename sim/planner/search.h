@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "sim/core/enum_table.h"
+
 namespace kvsim {
 
 // What a probe at one rate found.
@@ -28,6 +30,11 @@ enum class SearchStatus {
   kNoLoadMeets,      // even min_qps fails
   kMeetsAtAllTried,  // even max_qps meets
 };
+// The status column of plan.csv and plan.json.
+inline constexpr auto kSearchStatuses =
+    MakeEnumTable<SearchStatus>({{"found", SearchStatus::kFound},
+                                 {"no_load_meets", SearchStatus::kNoLoadMeets},
+                                 {"meets_at_all_tried", SearchStatus::kMeetsAtAllTried}});
 
 struct SearchStep {
   double qps = 0;
@@ -52,7 +59,5 @@ struct SearchResult {
 // tolerance > 0, max_probes >= 2).
 SearchResult FindMaxRate(const SearchConfig& config,
                          const std::function<ProbeOutcome(double qps)>& probe);
-
-const char* SearchStatusName(SearchStatus status);
 
 }  // namespace kvsim

@@ -192,13 +192,13 @@ ModelSpec ServedModel(const ScenarioConfig& c) {
       Fail(c, "deployment.weight_dtype",
            fmt::format("{} with timing.type: profiled: the profile timed {}-byte GEMMs; use "
                        "timing.type: roofline",
-                       DtypeName(c.deployment.weight_dtype), model.dtype_bytes));
+                       kDtypes.Name(c.deployment.weight_dtype), model.dtype_bytes));
     }
     if (model.kv_dtype_bytes != model.dtype_bytes) {
       Fail(c, "kv_cache.dtype",
            fmt::format("{} with timing.type: profiled: the profile timed attention over "
                        "{}-byte KV; use timing.type: roofline",
-                       DtypeName(c.kv_cache.dtype), model.dtype_bytes));
+                       kDtypes.Name(c.kv_cache.dtype), model.dtype_bytes));
     }
   }
   return model;
@@ -259,7 +259,7 @@ std::unique_ptr<Simulation> BuildSimulation(const ScenarioConfig& c) {
            fmt::format("the {} KV cache ({:.2f} GiB per GPU, {} bytes per token) admits at most "
                        "{} tokens, below max_model_len {}; lower max_model_len, raise "
                        "gpu_memory_utilization or tensor_parallel",
-                       KvManagerTypeName(c.kv_cache.type), ToGiB(memory.kv_capacity_bytes),
+                       kKvManagerTypes.Name(c.kv_cache.type), ToGiB(memory.kv_capacity_bytes),
                        memory.kv_bytes_per_token, kv->MaxAdmissibleTokens(), memory.max_model_len));
     }
     replicas.push_back(std::make_unique<Replica>(

@@ -389,7 +389,7 @@ const LabeledRun* PagedBase(const std::vector<LabeledRun>& runs) {
     if (r.label == "paged") return &r;
   }
   for (const LabeledRun& r : runs) {
-    if (r.summary.kv_manager == "paged") return &r;
+    if (r.summary.kv_manager == kKvManagerTypes.Name(KvManagerType::kPaged)) return &r;
   }
   return nullptr;
 }

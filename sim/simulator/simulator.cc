@@ -28,7 +28,7 @@ Simulation::Simulation(ScenarioConfig config, ModelSpec model, GpuSpec gpu, Memo
       timing_(std::move(timing)),
       metrics_(std::move(metrics)),
       replicas_(std::move(replicas)),
-      kv_label_(KvManagerTypeName(config_.kv_cache.type)) {}
+      kv_label_(kKvManagerTypes.Name(config_.kv_cache.type)) {}
 
 Simulation::~Simulation() = default;
 
@@ -71,7 +71,7 @@ std::string Simulation::TimingLine() const {
     }
   }
   if (c.kv_cache.type == KvManagerType::kVAttention) {
-    line += fmt::format("; VMM backend {}", VmmBackendName(c.kv_cache.vattention.backend));
+    line += fmt::format("; VMM backend {}", kVmmBackends.Name(c.kv_cache.vattention.backend));
   }
   if (!c.timing.calibration.path.empty())
     line += "; calibrated (" + c.timing.calibration.path + ")";

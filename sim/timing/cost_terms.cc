@@ -94,34 +94,6 @@ EngineConfig EnginePresetDefaults(EngineConfig::Preset preset) {
   return e;
 }
 
-const char* EnginePresetName(EngineConfig::Preset preset) {
-  switch (preset) {
-    case EngineConfig::Preset::kVllmV1:
-      return "vllm_v1";
-    case EngineConfig::Preset::kVllmV0:
-      return "vllm_v0";
-    case EngineConfig::Preset::kEager:
-      return "eager";
-    case EngineConfig::Preset::kNone:
-      return "none";
-  }
-  return "?";
-}
-
-const char* PagedKernelName(PagedKernel kernel) {
-  switch (kernel) {
-    case PagedKernel::kFlashPaged:
-      return "flash_paged";
-    case PagedKernel::kFlashInferPaged:
-      return "flashinfer_paged";
-    case PagedKernel::kVllmPaged:
-      return "vllm_paged";
-    case PagedKernel::kProfiled:
-      return "profiled";
-  }
-  return "?";
-}
-
 double GemmFlopsPerSecond(const ModelSpec& model, const GpuSpec& gpu) {
   return model.weight_dtype_bytes == 1 && gpu.fp8_flops_per_s > 0 ? gpu.fp8_flops_per_s
                                                                   : gpu.bf16_flops_per_s;

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "sim/core/enum_table.h"
 #include "sim/hardware/gpu_spec.h"
 #include "sim/hardware/model_spec.h"
 #include "sim/kvcache/kv_cache_manager.h"
@@ -58,9 +59,19 @@ struct EngineConfig {
   std::vector<std::string> fitted;
 };
 
+// timing.engine.preset.
+inline constexpr auto kEnginePresets =
+    MakeEnumTable<EngineConfig::Preset>({{"vllm_v1", EngineConfig::Preset::kVllmV1},
+                                         {"vllm_v0", EngineConfig::Preset::kVllmV0},
+                                         {"eager", EngineConfig::Preset::kEager},
+                                         {"none", EngineConfig::Preset::kNone}});
+// kEnginePresets' name, as a C string (kept for its many call sites).
+inline const char* EnginePresetName(EngineConfig::Preset preset) {
+  return kEnginePresets.CName(preset);
+}
+
 // The defaults of a preset (sources in cost_terms.cc).
 EngineConfig EnginePresetDefaults(EngineConfig::Preset preset);
-const char* EnginePresetName(EngineConfig::Preset preset);
 
 // Tensor-parallel all-reduce (timing.allreduce), two per layer (after attention and
 // after the MLP), ring algorithm:
@@ -82,7 +93,14 @@ enum class PagedKernel {
   kVllmPaged,        // vLLM's own paged_attention v1/v2 decode kernel (vLLM <= 0.5)
   kProfiled,         // the kvprobe profile's own measured paged kernel (profiled timing)
 };
-const char* PagedKernelName(PagedKernel kernel);
+// kv_cache.paged_kernel.
+inline constexpr auto kPagedKernels =
+    MakeEnumTable<PagedKernel>({{"flash_paged", PagedKernel::kFlashPaged},
+                                {"flashinfer_paged", PagedKernel::kFlashInferPaged},
+                                {"vllm_paged", PagedKernel::kVllmPaged},
+                                {"profiled", PagedKernel::kProfiled}});
+// kPagedKernels' name, as a C string (kept for its many call sites).
+inline const char* PagedKernelName(PagedKernel kernel) { return kPagedKernels.CName(kernel); }
 
 // Inputs of the shared terms, one iteration.
 struct CostInputs {

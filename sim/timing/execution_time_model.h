@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "sim/core/enum_table.h"
 #include "sim/core/time.h"
 #include "sim/hardware/gpu_spec.h"
 #include "sim/hardware/model_spec.h"
@@ -15,6 +16,13 @@
 #include "sim/timing/profile.h"
 
 namespace kvsim {
+
+// Which ExecutionTimeModel a run uses (timing.type).
+enum class TimingType { kRoofline, kFixed, kProfiled };
+inline constexpr auto kTimingTypes =
+    MakeEnumTable<TimingType>({{"roofline", TimingType::kRoofline},
+                               {"fixed", TimingType::kFixed},
+                               {"profiled", TimingType::kProfiled}});
 
 // What one iteration computes, in aggregates the replica builds in O(batch).
 struct BatchWork {
@@ -54,7 +62,7 @@ class ExecutionTimeModel {
   // model may compute the terms the iterations share once.
   virtual void DecodeRunTimes(const BatchWork& first, Nanos start, Nanos horizon, int64_t max_steps,
                               std::vector<Nanos>& out) const;
-  // "roofline", "profiled" or "fixed".
+  // The model's name in kTimingTypes.
   virtual std::string Name() const = 0;
   // Where the model stands in for a measurement its inputs lack (say, an all-reduce
   // on more GPUs than the profile measured), one sentence each, shown with the
@@ -159,6 +167,10 @@ struct ProfiledConfig {
   // Fraction of peak bandwidth the small per-layer kernels stream at; < 0: the card's.
   double memory_efficiency = -1;
 };
+// timing.profiled.prefill_attention.
+inline constexpr auto kPrefillAttentions = MakeEnumTable<ProfiledConfig::PrefillAttention>(
+    {{"roofline", ProfiledConfig::PrefillAttention::kRoofline},
+     {"measured", ProfiledConfig::PrefillAttention::kMeasured}});
 // Throws InputError when the profile lacks what the model needs: "timing.profile ...:
 // no [gemm] rows for model M at tensor_parallel N; it has: ..." listing the models and
 // tensor_parallel values present, and "path:line: what" for a missing GEMM layer, a

@@ -9,7 +9,7 @@ class FixedTimeModel final : public ExecutionTimeModel {
  public:
   explicit FixedTimeModel(const FixedTimeConfig& config) : config_(config) {}
 
-  std::string Name() const override { return "fixed"; }
+  std::string Name() const override { return std::string(kTimingTypes.Name(TimingType::kFixed)); }
 
   Nanos IterationTime(const BatchWork& work) const override {
     KVSIM_CHECK(work.num_seqs >= 1, "empty batch");

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "sim/core/check.h"
+#include "sim/kvcache/kv_cache_manager.h"
 #include "sim/timing/allreduce_estimate.h"
 
 namespace kvsim {
@@ -224,9 +225,9 @@ class ProfileReader {
 
   // 0 for contiguous rows, block_tokens for paged ones, nothing for other layouts.
   std::optional<int64_t> LayoutKey(const ProfileTable& t, size_t row) const {
-    const std::string& layout = t.Text(row, "layout");
-    if (layout == "contiguous") return 0;
-    if (layout != "paged") return std::nullopt;
+    const std::optional<AttentionLayout> layout = kAttentionLayouts.Parse(t.Text(row, "layout"));
+    if (!layout) return std::nullopt;
+    if (*layout == AttentionLayout::kContiguous) return 0;
     const double block = t.Number(row, "block_tokens");
     if (!(block >= 1) || block != std::floor(block) || block > 1e9) {
       Fail(t.line(row),
@@ -238,7 +239,9 @@ class ProfileReader {
   }
 
   static std::string LayoutName(int64_t block) {
-    return block == 0 ? std::string("contiguous") : fmt::format("paged (block_tokens {})", block);
+    return block == 0 ? std::string(kAttentionLayouts.Name(AttentionLayout::kContiguous))
+                      : fmt::format("{} (block_tokens {})",
+                                    kAttentionLayouts.Name(AttentionLayout::kPaged), block);
   }
 
   void CheckFresh(std::map<std::array<double, 3>, int>& seen, const std::array<double, 3>& key,

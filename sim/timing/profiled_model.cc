@@ -45,7 +45,9 @@ class ProfiledModel final : public ExecutionTimeModel {
     for (std::string& a : costs_.Assumptions()) assumed_.push_back(std::move(a));
   }
 
-  std::string Name() const override { return "profiled"; }
+  std::string Name() const override {
+    return std::string(kTimingTypes.Name(TimingType::kProfiled));
+  }
   std::vector<std::string> Caveats() const override { return caveats_; }
   std::vector<std::string> Assumptions() const override { return assumed_; }
 

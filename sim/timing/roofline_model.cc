@@ -38,7 +38,9 @@ class RooflineModel final : public ExecutionTimeModel {
     for (std::string& a : costs_.Assumptions()) assumed_.push_back(std::move(a));
   }
 
-  std::string Name() const override { return "roofline"; }
+  std::string Name() const override {
+    return std::string(kTimingTypes.Name(TimingType::kRoofline));
+  }
   std::vector<std::string> Assumptions() const override { return assumed_; }
 
   Nanos IterationTime(const BatchWork& w) const override {

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <tuple>
 #include <utility>
@@ -34,8 +35,9 @@ int64_t Integer(const Profile& profile, const ProfileTable& t, size_t row, const
 }
 
 std::string LayoutText(const StepRow& r) {
-  return r.layout == AttentionLayout::kContiguous ? std::string("contiguous")
-                                                  : fmt::format("paged/{}", r.block_tokens);
+  return r.layout == AttentionLayout::kContiguous
+             ? std::string(kAttentionLayouts.Name(r.layout))
+             : fmt::format("{}/{}", kAttentionLayouts.Name(r.layout), r.block_tokens);
 }
 
 // "16 x 2048" (decoding sequences x cached context), "-" without decodes.
@@ -77,18 +79,6 @@ bool HasGemmRows(const ProfileTable& gemm, const std::string& model, int64_t tp)
 
 }  // namespace
 
-const char* StepKindName(StepKind kind) {
-  switch (kind) {
-    case StepKind::kDecode:
-      return "decode-only";
-    case StepKind::kPrefill:
-      return "prefill-only";
-    case StepKind::kMixed:
-      return "mixed";
-  }
-  return "?";
-}
-
 StepKind StepRow::kind() const {
   if (prefill_tokens == 0) return StepKind::kDecode;
   return decode_seqs == 0 ? StepKind::kPrefill : StepKind::kMixed;
@@ -107,21 +97,23 @@ std::vector<StepRow> ReadStepRows(const Profile& profile) {
     if (row.model.empty()) FailAt(profile, row.line, "[step] model is empty");
     row.tensor_parallel =
         Integer(profile, *t, r, "tensor_parallel", 1, "a positive integer (GPUs per replica)");
-    const std::string& layout = t->Text(r, "layout");
-    if (layout == "contiguous") {
-      row.layout = AttentionLayout::kContiguous;
+    const std::string& layout_name = t->Text(r, "layout");
+    const std::optional<AttentionLayout> layout = kAttentionLayouts.Parse(layout_name);
+    if (!layout) {
+      FailAt(profile, row.line,
+             fmt::format("[step] layout '{}' is not one of {}", layout_name,
+                         kAttentionLayouts.NameList()));
+    }
+    row.layout = *layout;
+    if (row.layout == AttentionLayout::kContiguous) {
       if (t->Number(r, "block_tokens") != 0) {
         FailAt(profile, row.line,
                fmt::format("[step] contiguous rows have block_tokens 0, got {}",
                            t->Text(r, "block_tokens")));
       }
-    } else if (layout == "paged") {
-      row.layout = AttentionLayout::kPaged;
+    } else {
       row.block_tokens = Integer(profile, *t, r, "block_tokens", 1,
                                  "a positive integer for a paged row (tokens per block)");
-    } else {
-      FailAt(profile, row.line,
-             fmt::format("[step] layout '{}' is not one of contiguous, paged", layout));
     }
     row.decode_seqs = Integer(profile, *t, r, "decode_seqs", 0, "a non-negative integer");
     row.context_tokens = Integer(profile, *t, r, "context_tokens", 0, "a non-negative integer");
@@ -325,11 +317,9 @@ std::string FormatValidation(const Validation& v) {
       "both: no CPU time (engine preset none), kernel gap {:g} us; "
       "error = (predicted - measured) / measured\n",
       v.profile_path, v.rows.size() + skipped, v.measured_on, v.rows.size(), v.gpu_card,
-      c.profiled.prefill_attention == ProfiledConfig::PrefillAttention::kMeasured ? "measured"
-                                                                                  : "roofline",
-      e.gemm_efficiency, e.memory_efficiency, e.attention_prefill_efficiency,
-      e.attention_decode_efficiency, PagedKernelName(c.roofline_paged_kernel),
-      c.engine.kernel_gap_s * 1e6);
+      kPrefillAttentions.Name(c.profiled.prefill_attention), e.gemm_efficiency, e.memory_efficiency,
+      e.attention_prefill_efficiency, e.attention_decode_efficiency,
+      PagedKernelName(c.roofline_paged_kernel), c.engine.kernel_gap_s * 1e6);
   // The rows, then one summary line per kind and per model.
   const char* row_format =
       "{:>5}  {:<14} {:>3}  {:<12} {:>13} {:>8} {:>12} {:>12} {:>8} {:>12} {:>8}\n";

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "sim/core/enum_table.h"
 #include "sim/hardware/gpu_spec.h"
 #include "sim/hardware/model_spec.h"
 #include "sim/timing/cost_terms.h"
@@ -19,7 +20,12 @@ namespace kvsim {
 
 // What a step computes: decodes only, one prefill chunk only, or both.
 enum class StepKind { kDecode, kPrefill, kMixed };
-const char* StepKindName(StepKind kind);  // "decode-only", "prefill-only", "mixed"
+// validate.json's row kinds and the groups of the error summary.
+inline constexpr auto kStepKinds = MakeEnumTable<StepKind>({{"decode-only", StepKind::kDecode},
+                                                            {"prefill-only", StepKind::kPrefill},
+                                                            {"mixed", StepKind::kMixed}});
+// kStepKinds' name, as a C string (kept for its call sites).
+inline const char* StepKindName(StepKind kind) { return kStepKinds.CName(kind); }
 
 // One [step] row: a whole-model forward pass over `decode_seqs` decoding sequences
 // (each one new token attending to context_tokens cached tokens plus itself) and one

@@ -29,9 +29,6 @@ constexpr const char* kExpectedFormats =
     "benchmark_serving (a .json file with \"input_lens\" and \"output_lens\"); "
     "any other CSV: format csv with workload.columns";
 
-constexpr const char* kFormatNames =
-    "auto, azure, splitwise, lengths, mooncake, csv, burstgpt, benchmark_serving";
-
 std::string_view Trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) {
@@ -120,41 +117,6 @@ bool HasJsonExtension(const std::string& path) {
 }
 
 }  // namespace
-
-TraceFormat ParseTraceFormat(const std::string& name, const std::string& key_path) {
-  if (name == "auto") return TraceFormat::kAuto;
-  if (name == "azure") return TraceFormat::kAzure;
-  if (name == "splitwise") return TraceFormat::kSplitwise;
-  if (name == "lengths") return TraceFormat::kLengths;
-  if (name == "mooncake") return TraceFormat::kMooncake;
-  if (name == "csv") return TraceFormat::kCsv;
-  if (name == "burstgpt") return TraceFormat::kBurstGpt;
-  if (name == "benchmark_serving") return TraceFormat::kBenchmarkServing;
-  throw InputError(fmt::format("{}: unknown trace format '{}'; expected one of {}", key_path, name,
-                               kFormatNames));
-}
-
-const char* TraceFormatName(TraceFormat format) {
-  switch (format) {
-    case TraceFormat::kAuto:
-      return "auto";
-    case TraceFormat::kAzure:
-      return "azure";
-    case TraceFormat::kSplitwise:
-      return "splitwise";
-    case TraceFormat::kLengths:
-      return "lengths";
-    case TraceFormat::kMooncake:
-      return "mooncake";
-    case TraceFormat::kCsv:
-      return "csv";
-    case TraceFormat::kBurstGpt:
-      return "burstgpt";
-    case TraceFormat::kBenchmarkServing:
-      return "benchmark_serving";
-  }
-  return "unknown";
-}
 
 bool ReadTraceLine(std::istream& in, std::string& line, const std::string& path, int64_t line_no) {
   line.clear();

@@ -12,6 +12,8 @@
 #include <string_view>
 #include <vector>
 
+#include "sim/core/enum_table.h"
+
 namespace kvsim {
 
 // One row of a trace, as read.
@@ -39,21 +41,35 @@ enum class TraceFormat {
   kBenchmarkServing,
 };
 
-// Parses "auto", "azure", "splitwise", "lengths", "mooncake", "csv", "burstgpt",
-// "benchmark_serving". Throws InputError naming `key_path` and listing the valid names.
-TraceFormat ParseTraceFormat(const std::string& name, const std::string& key_path);
-const char* TraceFormatName(TraceFormat format);
+// workload.format.
+inline constexpr auto kTraceFormats =
+    MakeEnumTable<TraceFormat>({{"auto", TraceFormat::kAuto},
+                                {"azure", TraceFormat::kAzure},
+                                {"splitwise", TraceFormat::kSplitwise},
+                                {"lengths", TraceFormat::kLengths},
+                                {"mooncake", TraceFormat::kMooncake},
+                                {"csv", TraceFormat::kCsv},
+                                {"burstgpt", TraceFormat::kBurstGpt},
+                                {"benchmark_serving", TraceFormat::kBenchmarkServing}});
+// kTraceFormats' name, as a C string (kept for its many call sites).
+inline const char* TraceFormatName(TraceFormat format) { return kTraceFormats.CName(format); }
 
 // How the arrival column of a generic CSV trace is written.
 enum class ArrivalUnit {
-  kSeconds,       // a number of seconds ("s")
-  kMilliseconds,  // a number of milliseconds ("ms")
-  kMicroseconds,  // a number of microseconds ("us")
+  kSeconds,       // a number of seconds
+  kMilliseconds,  // a number of milliseconds
+  kMicroseconds,  // a number of microseconds
   // a date-time "YYYY-MM-DD HH:MM:SS[.f]" ('T' may replace the space; 1 to 9 fraction
   // digits; optional offset "Z", "+HH:MM", "+HHMM", "+HH" or with '-'). Without an offset
   // the time is taken as written (no time zone or daylight-saving change is applied).
   kTimestamp,
 };
+// workload.columns.arrival_unit.
+inline constexpr auto kArrivalUnits =
+    MakeEnumTable<ArrivalUnit>({{"s", ArrivalUnit::kSeconds},
+                                {"ms", ArrivalUnit::kMilliseconds},
+                                {"us", ArrivalUnit::kMicroseconds},
+                                {"timestamp", ArrivalUnit::kTimestamp}});
 
 // The columns of a generic CSV trace (format csv), found by header name; other columns
 // are ignored. Numbers may be relative or absolute: arrivals are reported relative to

@@ -14,33 +14,7 @@
 
 namespace kvsim {
 
-const char* ArrivalProcessName(ArrivalProcess process) {
-  switch (process) {
-    case ArrivalProcess::kTrace:
-      return "trace";
-    case ArrivalProcess::kPoisson:
-      return "poisson";
-    case ArrivalProcess::kGamma:
-      return "gamma";
-  }
-  return "?";
-}
-
 namespace {
-
-const char* LengthSourceName(LengthSource s) {
-  switch (s) {
-    case LengthSource::kTrace:
-      return "trace";
-    case LengthSource::kFixed:
-      return "fixed";
-    case LengthSource::kUniform:
-      return "uniform";
-    case LengthSource::kResample:
-      return "resample";
-  }
-  return "unknown";
-}
 
 // "prefix.key", or "key" when the prefix is empty.
 std::string Key(const std::string& prefix, const char* key) {
@@ -138,9 +112,9 @@ void ValidateWorkloadConfig(const WorkloadConfig& c, const std::string& p) {
     case LengthSource::kTrace:
     case LengthSource::kResample:
       if (c.trace_path.empty()) {
-        FailKey(
-            p, "trace",
-            fmt::format("a trace path is required for '{}' lengths", LengthSourceName(c.lengths)));
+        FailKey(p, "trace",
+                fmt::format("a trace path is required for '{}' lengths",
+                            kLengthSources.Name(c.lengths)));
       }
       break;
     case LengthSource::kFixed:
@@ -163,8 +137,9 @@ void ValidateWorkloadConfig(const WorkloadConfig& c, const std::string& p) {
   if (c.trace_format == TraceFormat::kCsv &&
       (c.columns.prompt_tokens.empty() || c.columns.output_tokens.empty())) {
     FailKey(p, "columns",
-            "format csv needs the header names of its columns: {prompt_tokens: NAME, "
-            "output_tokens: NAME} and optionally arrival: NAME, arrival_unit: s|ms|us|timestamp");
+            fmt::format("format csv needs the header names of its columns: {{prompt_tokens: NAME, "
+                        "output_tokens: NAME}} and optionally arrival: NAME, arrival_unit: {}",
+                        kArrivalUnits.NameList("|")));
   }
   if (c.max_requests < 0) {
     FailKey(p, "max_requests",
@@ -174,7 +149,7 @@ void ValidateWorkloadConfig(const WorkloadConfig& c, const std::string& p) {
     FailKey(p, "max_requests",
             fmt::format("must be > 0 with '{}' lengths (only trace lengths end the workload by "
                         "themselves)",
-                        LengthSourceName(c.lengths)));
+                        kLengthSources.Name(c.lengths)));
   }
   const SharedPrefixConfig& prefix = c.shared_prefix;
   if (prefix.tokens < 0 || prefix.tokens > kMaxSharedPrefixTokens) {

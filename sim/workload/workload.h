@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "sim/core/enum_table.h"
 #include "sim/core/rng.h"
 #include "sim/workload/request.h"
 #include "sim/workload/trace_reader.h"
@@ -23,9 +24,15 @@ enum class ArrivalProcess {
   kPoisson,  // exponential gaps with mean 1 / rate_qps
   kGamma,    // gamma gaps with mean 1 / rate_qps and coefficient of variation cv
 };
-
-// "trace", "poisson" or "gamma".
-const char* ArrivalProcessName(ArrivalProcess process);
+// workload.arrival.process.
+inline constexpr auto kArrivalProcesses =
+    MakeEnumTable<ArrivalProcess>({{"trace", ArrivalProcess::kTrace},
+                                   {"poisson", ArrivalProcess::kPoisson},
+                                   {"gamma", ArrivalProcess::kGamma}});
+// kArrivalProcesses' name, as a C string (kept for its many call sites).
+inline const char* ArrivalProcessName(ArrivalProcess process) {
+  return kArrivalProcesses.CName(process);
+}
 
 enum class LengthSource {
   kTrace,     // prompt and output lengths of the trace rows, in order
@@ -33,6 +40,12 @@ enum class LengthSource {
   kUniform,   // uniform integers in [min, max] for prompt and output independently
   kResample,  // rows drawn uniformly with replacement from the trace
 };
+// workload.lengths.source.
+inline constexpr auto kLengthSources =
+    MakeEnumTable<LengthSource>({{"trace", LengthSource::kTrace},
+                                 {"fixed", LengthSource::kFixed},
+                                 {"uniform", LengthSource::kUniform},
+                                 {"resample", LengthSource::kResample}});
 
 // Bounds of the prefix-sharing keys (the config decoder and ValidateWorkloadConfig).
 constexpr int64_t kMaxSharedPrefixTokens = int64_t{1} << 24;

@@ -234,13 +234,13 @@ struct ConformanceCase {
 };
 
 void PrintTo(const ConformanceCase& c, std::ostream* os) {
-  *os << SchedulerTypeName(c.scheduler) << " scheduler, " << KvManagerTypeName(c.kv)
+  *os << SchedulerTypeName(c.scheduler) << " scheduler, " << kKvManagerTypes.Name(c.kv)
       << " KV manager";
 }
 
 std::string CaseName(const testing::TestParamInfo<ConformanceCase>& info) {
   return std::string(SchedulerTypeName(info.param.scheduler)) + "_" +
-         KvManagerTypeName(info.param.kv);
+         std::string(kKvManagerTypes.Name(info.param.kv));
 }
 
 class SchedulerConformance : public testing::TestWithParam<ConformanceCase> {

@@ -52,7 +52,7 @@ TEST_P(RouterConformance, EqualReplicasShareRequestsEvenly) {
 INSTANTIATE_TEST_SUITE_P(AllRouters, RouterConformance,
                          testing::Values(RouterType::kRoundRobin, RouterType::kLeastOutstanding),
                          [](const testing::TestParamInfo<RouterType>& param_info) {
-                           return std::string(RouterTypeName(param_info.param));
+                           return std::string(kRouterTypes.Name(param_info.param));
                          });
 
 TEST(RoundRobinRouter, CyclesThroughReplicasInOrder) {

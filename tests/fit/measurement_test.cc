@@ -55,7 +55,7 @@ TEST(MeasurementFormatTest, ParsesEveryNameAndRoundTripsThroughItsName) {
   for (MeasurementFormat f :
        {MeasurementFormat::kVllmRequestsJsonl, MeasurementFormat::kBenchmarkServingJson,
         MeasurementFormat::kRequestsCsv}) {
-    EXPECT_EQ(ParseMeasurementFormat(MeasurementFormatName(f), "fit.format"), f);
+    EXPECT_EQ(ParseMeasurementFormat(std::string(kMeasurementFormats.Name(f)), "fit.format"), f);
   }
   EXPECT_EQ(ParseMeasurementFormat("vllm_requests_jsonl", "w"),
             MeasurementFormat::kVllmRequestsJsonl);

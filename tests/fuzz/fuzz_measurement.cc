@@ -10,10 +10,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace kvsim;
   using namespace kvsim::fuzz;
   if (size > kMaxInputBytes) return 0;
-  for (MeasurementFormat format :
-       {MeasurementFormat::kVllmRequestsJsonl, MeasurementFormat::kBenchmarkServingJson,
-        MeasurementFormat::kRequestsCsv}) {
-    const char* name = MeasurementFormatName(format);
+  for (const EnumName<MeasurementFormat>& entry : kMeasurementFormats.entries()) {
+    const char* name = entry.name;
+    const MeasurementFormat format = entry.value;
     const std::string path = WriteScratchFile(std::string("measured_") + name, AsText(data, size));
     ExpectOnlyInputErrors(name, [&] {
       const MeasuredRequests m = LoadMeasuredRequests(path, format);

@@ -41,10 +41,10 @@ void DecodeCandidate(const PlanConfig& plan, const std::string& gpu, int64_t tp,
   ConfigTree t = *plan.scenario;
   t.Set("gpu", JsonWriter::Quote(gpu));
   t.Set("deployment.tensor_parallel", std::to_string(tp));
-  t.Set("kv_cache.type", kv.type);
+  t.Set("kv_cache.type", std::string(kKvManagerTypes.Name(kv.type)));
   if (kv.block_tokens > 0) t.Set("kv_cache.block_tokens", std::to_string(kv.block_tokens));
   if (kv.page_bytes > 0) t.Set("kv_cache.page_bytes", std::to_string(kv.page_bytes));
-  t.Set("scheduler.type", s.type);
+  t.Set("scheduler.type", std::string(kSchedulerTypes.Name(s.type)));
   if (s.max_num_seqs > 0) t.Set("scheduler.max_num_seqs", std::to_string(s.max_num_seqs));
   if (s.max_num_batched_tokens > 0) {
     t.Set("scheduler.max_num_batched_tokens", std::to_string(s.max_num_batched_tokens));

@@ -530,8 +530,8 @@ TEST(VmmBackend, AutoPicksUvmBelowTwoMiBAndStockFromTwoMiB) {
   EXPECT_EQ(AutoVmmBackend(128 * kKiB), VmmBackend::kUvm);
   EXPECT_EQ(AutoVmmBackend(256 * kKiB), VmmBackend::kUvm);
   EXPECT_EQ(AutoVmmBackend(2 * kMiB), VmmBackend::kStock);
-  EXPECT_STREQ(VmmBackendName(VmmBackend::kStock), "stock");
-  EXPECT_STREQ(VmmBackendName(VmmBackend::kUvm), "uvm");
+  EXPECT_EQ(kVmmBackends.Name(VmmBackend::kStock), "stock");
+  EXPECT_EQ(kVmmBackends.Name(VmmBackend::kUvm), "uvm");
 }
 
 TEST(VmmBackend, StockMapsOnlyMultiplesOfItsTwoMiBGranularity) {
@@ -975,9 +975,9 @@ TEST_P(VAttentionPrefixCacheRandom, KeepsTheUsageInvariantsUnderSharingAndEvicti
 // reclamation every iteration.
 std::string RandomCaseName(const ::testing::TestParamInfo<std::tuple<VmmBackend, int>>& info) {
   const int mode = std::get<1>(info.param);
-  return std::string(VmmBackendName(std::get<0>(info.param))) + (mode == 0   ? "OverlapDeferred"
-                                                                 : mode == 1 ? "SyncDeferred"
-                                                                             : "OverlapEager");
+  return std::string(kVmmBackends.Name(std::get<0>(info.param))) + (mode == 0   ? "OverlapDeferred"
+                                                                    : mode == 1 ? "SyncDeferred"
+                                                                                : "OverlapEager");
 }
 
 INSTANTIATE_TEST_SUITE_P(BackendsAndModes, VAttentionPrefixCacheRandom,

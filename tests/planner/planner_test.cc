@@ -165,7 +165,7 @@ TEST_F(BundledTracePlan, EveryCandidateFindsAMaxRateThatMeetsTheSlos) {
     SCOPED_TRACE(c.name);
     EXPECT_TRUE(c.feasible) << c.note;
     EXPECT_TRUE(c.meets_slo);
-    EXPECT_STREQ(SearchStatusName(c.search.status), "found");
+    EXPECT_EQ(kSearchStatuses.Name(c.search.status), "found");
     EXPECT_GT(c.max_qps_per_replica, 0);
     EXPECT_DOUBLE_EQ(c.max_qps_per_replica, c.search.max_qps);
     EXPECT_DOUBLE_EQ(c.max_qps_per_gpu,
@@ -620,7 +620,7 @@ TEST(InfeasiblePlans, AnUnreachableSloGivesNoRecommendation) {
     EXPECT_TRUE(c.feasible) << c.note;
     EXPECT_FALSE(c.meets_slo);
     EXPECT_FALSE(c.pareto);
-    EXPECT_STREQ(SearchStatusName(c.search.status), "no_load_meets");
+    EXPECT_EQ(kSearchStatuses.Name(c.search.status), "no_load_meets");
     EXPECT_EQ(c.max_qps_per_replica, 0);
     EXPECT_EQ(c.replicas, 0);
     EXPECT_EQ(c.search.binding, "ttft_s.p99");
