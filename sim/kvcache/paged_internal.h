@@ -54,6 +54,53 @@ int64_t CertainPagedDecodeRounds(std::span<const int64_t> ids, std::span<const i
   return lo;
 }
 
+// The new blocks a request holding `blocks` blocks of block_tokens and `tokens` tokens
+// takes over a decode run of `rounds` rounds: round j (1 <= j <= rounds) needs one
+// when tokens + j passes its blocks, first at blocks x block_tokens - tokens + 1 (>= 1
+// while the blocks cover the tokens), then every block_tokens rounds. Adds one to
+// taken_per_round[j] for each and returns how many.
+inline int64_t AddDecodeRoundBlocks(int64_t tokens, int64_t blocks, int64_t rounds,
+                                    int64_t block_tokens, std::vector<int64_t>& taken_per_round) {
+  const int64_t first = blocks * block_tokens - tokens + 1;
+  KVSIM_CHECK(first >= 1, "a request's blocks do not cover its tokens");
+  int64_t n = 0;
+  for (int64_t j = first; j <= rounds; j += block_tokens) {
+    ++taken_per_round[static_cast<size_t>(j)];
+    ++n;
+  }
+  return n;
+}
+
+// KvCacheManager::GrowDecodeRounds of a paged pool: each request of `ids` (holding
+// tokens[i] tokens) grows by `rounds` tokens. `held_of(id)` gives a request's
+// (tokens, blocks); `grow(id, new_blocks)` records its new blocks and tokens; then,
+// round by round, `take_round(n)` takes that round's n new blocks from the pool (and
+// counts the round's tokens) and `usage_now()` is recorded in `usage`. `taken` is a
+// scratch buffer. REQUIRES: the new blocks together fit `free_blocks`.
+template <typename HeldOf, typename Grow, typename TakeRound, typename UsageNow>
+void GrowPagedDecodeRounds(std::span<const int64_t> ids, std::span<const int64_t> tokens,
+                           int64_t rounds, int64_t block_tokens, int64_t max_model_len,
+                           int64_t free_blocks, HeldOf held_of, Grow grow, TakeRound take_round,
+                           UsageNow usage_now, std::vector<int64_t>& taken,
+                           std::vector<KvUsage>& usage) {
+  KVSIM_CHECK(ids.size() == tokens.size(), "one token count per request");
+  taken.assign(static_cast<size_t>(rounds) + 1, 0);  // new blocks in round j
+  int64_t total = 0;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    const auto [t, blocks] = held_of(ids[i]);
+    KVSIM_CHECK(t == tokens[i] && tokens[i] + rounds <= max_model_len, "bad decode rounds");
+    const int64_t n = AddDecodeRoundBlocks(tokens[i], blocks, rounds, block_tokens, taken);
+    grow(ids[i], n);
+    total += n;
+  }
+  KVSIM_CHECK(total <= free_blocks, "decode rounds beyond the free blocks");
+  usage.clear();
+  for (int64_t j = 1; j <= rounds; ++j) {
+    take_round(taken[static_cast<size_t>(j)]);
+    usage.push_back(usage_now());
+  }
+}
+
 // The paged manager with vLLM V1's automatic prefix caching (paged_prefix_cache.cc).
 // REQUIRES: config checked as NewPagedKvManager checks it.
 std::unique_ptr<KvCacheManager> NewPrefixCachedPagedManager(const KvGeometry& geometry,

@@ -73,34 +73,23 @@ class PagedKvManager final : public KvCacheManager {
   // each request's first round past its blocks, then one every block_tokens rounds.
   void GrowDecodeRounds(std::span<const int64_t> ids, std::span<const int64_t> tokens,
                         int64_t rounds, std::vector<KvUsage>& usage) override {
-    KVSIM_CHECK(ids.size() == tokens.size(), "one token count per request");
-    std::vector<int64_t>& taken = scratch_taken_;  // new blocks in round j
-    taken.assign(static_cast<size_t>(rounds) + 1, 0);
-    int64_t total = 0;
-    for (size_t i = 0; i < ids.size(); ++i) {
-      Entry& e = requests_.at(ids[i]);
-      KVSIM_CHECK(e.tokens == tokens[i] && tokens[i] + rounds <= geometry_.max_model_len,
-                  "bad decode rounds");
-      int64_t n = 0;
-      for (int64_t j = e.blocks * config_.block_tokens - tokens[i] + 1; j <= rounds;
-           j += config_.block_tokens) {
-        if (j >= 1) {
-          ++taken[static_cast<size_t>(j)];
-          ++n;
-        }
-      }
-      e.blocks += n;
-      e.tokens += rounds;
-      total += n;
-    }
-    KVSIM_CHECK(total <= free_blocks_, "decode rounds beyond the free blocks");
     const auto n = static_cast<int64_t>(ids.size());
-    usage.clear();
-    for (int64_t j = 1; j <= rounds; ++j) {
-      Take(taken[static_cast<size_t>(j)]);
-      live_tokens_ += n;
-      usage.push_back(Usage());
-    }
+    GrowPagedDecodeRounds(
+        ids, tokens, rounds, config_.block_tokens, geometry_.max_model_len, free_blocks_,
+        [this](int64_t id) {
+          const Entry& e = requests_.at(id);
+          return std::pair<int64_t, int64_t>{e.tokens, e.blocks};
+        },
+        [this, rounds](int64_t id, int64_t blocks) {
+          Entry& e = requests_.at(id);
+          e.blocks += blocks;
+          e.tokens += rounds;
+        },
+        [this, n](int64_t blocks) {
+          Take(blocks);
+          live_tokens_ += n;
+        },
+        [this] { return Usage(); }, scratch_taken_, usage);
   }
 
   void Release(int64_t id) override {

@@ -158,34 +158,23 @@ class PrefixCachedPagedManager final : public KvCacheManager {
   // one TakeFree, per request one AppendBlocks (as PagedKvManager counts them).
   void GrowDecodeRounds(std::span<const int64_t> ids, std::span<const int64_t> tokens,
                         int64_t rounds, std::vector<KvUsage>& usage) override {
-    KVSIM_CHECK(ids.size() == tokens.size(), "one token count per request");
-    std::vector<int64_t>& taken = scratch_taken_;  // new blocks in round j
-    taken.assign(static_cast<size_t>(rounds) + 1, 0);
-    int64_t total = 0;
-    for (size_t i = 0; i < ids.size(); ++i) {
-      Request& r = requests_.at(ids[i]);
-      KVSIM_CHECK(r.tokens == tokens[i] && tokens[i] + rounds <= geometry_.max_model_len,
-                  "bad decode rounds");
-      int64_t n = 0;
-      // Round j needs a block when tokens + j passes the blocks held: first at
-      // blocks x block_tokens - tokens + 1 (>= 1), then every block_tokens rounds.
-      for (int64_t j = r.blocks * config_.block_tokens - tokens[i] + 1; j <= rounds;
-           j += config_.block_tokens) {
-        ++taken[static_cast<size_t>(j)];
-        ++n;
-      }
-      total += n;
-      AppendBlocks(r, n);
-      r.tokens += rounds;
-    }
-    KVSIM_CHECK(total <= free_count_, "decode rounds beyond the free blocks");
     const auto n = static_cast<int64_t>(ids.size());
-    usage.clear();
-    for (int64_t j = 1; j <= rounds; ++j) {
-      TakeFree(taken[static_cast<size_t>(j)]);
-      live_tokens_ += n;
-      usage.push_back(Usage());
-    }
+    GrowPagedDecodeRounds(
+        ids, tokens, rounds, config_.block_tokens, geometry_.max_model_len, free_count_,
+        [this](int64_t id) {
+          const Request& r = requests_.at(id);
+          return std::pair<int64_t, int64_t>{r.tokens, r.blocks};
+        },
+        [this, rounds](int64_t id, int64_t blocks) {
+          Request& r = requests_.at(id);
+          AppendBlocks(r, blocks);
+          r.tokens += rounds;
+        },
+        [this, n](int64_t blocks) {
+          TakeFree(blocks);
+          live_tokens_ += n;
+        },
+        [this] { return Usage(); }, scratch_taken_, usage);
   }
 
   bool WantsComputedTokens() const override { return true; }

@@ -74,7 +74,7 @@
 
 namespace kvsim {
 
-// vAttention with prefix sharing at page-group granularity (see the top of the file).
+// vAttention with prefix sharing at page-group granularity (the rules above).
 class PrefixCachedVAttentionManager final : public KvCacheManager {
  public:
   PrefixCachedVAttentionManager(const KvGeometry& geometry, const VAttentionKvConfig& config)
