@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "sim/core/check.h"
+#include "sim/hardware/layer_gemms.h"
 #include "sim/kvcache/kv_cache_manager.h"
 #include "sim/timing/allreduce_estimate.h"
 
@@ -205,21 +206,20 @@ class ProfileReader {
   }
 
  private:
-  // (n, k) of `layer` on one rank as the format defines them, or nothing for a
-  // layer the model does not use.
+  // (n, k) of `layer` on one rank (LayerGemmShapes, as kvprobe timed it), or nothing
+  // for a layer the model does not use.
   std::optional<std::pair<double, double>> ExpectedShape(const std::string& layer) const {
-    const double tp = static_cast<double>(tp_);
-    const auto d = [](int64_t v) { return static_cast<double>(v); };
-    const double hidden = d(model_.hidden_size);
-    if (layer == "qkv") {
-      return std::pair(
-          (d(model_.num_heads) / tp + 2 * d(model_.KvHeadsPerRank(tp_))) * d(model_.head_dim),
-          hidden);
+    const LayerDims dims{.hidden = model_.hidden_size,
+                         .heads = model_.num_heads,
+                         .kv_heads = model_.num_kv_heads,
+                         .head_dim = model_.head_dim,
+                         .ffn = model_.ffn_size,
+                         .vocab = model_.vocab_size};
+    for (const LayerGemm& g : LayerGemmShapes(dims, tp_)) {
+      if (g.layer == layer) {
+        return std::pair(static_cast<double>(g.n), static_cast<double>(g.k));
+      }
     }
-    if (layer == "o") return std::pair(hidden, d(model_.num_heads * model_.head_dim) / tp);
-    if (layer == "gate_up") return std::pair(2 * d(model_.ffn_size) / tp, hidden);
-    if (layer == "down") return std::pair(hidden, d(model_.ffn_size) / tp);
-    if (layer == "lm_head") return std::pair(d(model_.vocab_size) / tp, hidden);
     return std::nullopt;
   }
 

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <map>
 
+#include "sim/hardware/layer_gemms.h"
 #include "tools/kvprobe/host/text.h"
 
 namespace kvprobe {
@@ -59,14 +60,17 @@ bool SplitsOver(const CardShapes& card, int64_t tp) {
 
 std::vector<GemmShape> LayerGemms(const CardShapes& c, int64_t tp) {
   if (!SplitsOver(c, tp)) throw CardError(c.name + ": does not split over " + std::to_string(tp));
-  const int64_t kv_per_rank = std::max<int64_t>(1, c.num_kv_heads / tp);
-  return {
-      {"qkv", (c.num_heads / tp + 2 * kv_per_rank) * c.head_dim, c.hidden_size},
-      {"o", c.hidden_size, c.num_heads * c.head_dim / tp},
-      {"gate_up", 2 * c.ffn_size / tp, c.hidden_size},
-      {"down", c.hidden_size, c.ffn_size / tp},
-      {"lm_head", c.vocab_size / tp, c.hidden_size},
-  };
+  const kvsim::LayerDims dims{.hidden = c.hidden_size,
+                              .heads = c.num_heads,
+                              .kv_heads = c.num_kv_heads,
+                              .head_dim = c.head_dim,
+                              .ffn = c.ffn_size,
+                              .vocab = c.vocab_size};
+  std::vector<GemmShape> shapes;
+  for (const kvsim::LayerGemm& g : kvsim::LayerGemmShapes(dims, tp)) {
+    shapes.push_back({std::string(g.layer), g.n, g.k});
+  }
+  return shapes;
 }
 
 }  // namespace kvprobe
