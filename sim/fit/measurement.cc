@@ -20,6 +20,7 @@
 
 #include "sim/core/check.h"
 #include "sim/core/json_value.h"
+#include "sim/core/text.h"
 #include "sim/workload/benchmark_serving_trace.h"
 
 namespace kvsim {
@@ -50,12 +51,6 @@ void ForEachLine(std::string_view text, Fn&& fn) {
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     fn(line, ++line_no);
   }
-}
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
 }
 
 // Makes arrivals relative to the earliest and sorts by arrival, keeping file order for ties.

@@ -15,6 +15,7 @@
 #include <utility>
 
 #include "sim/core/check.h"
+#include "sim/core/text.h"
 
 namespace kvsim {
 namespace {
@@ -87,19 +88,15 @@ bool Contains(const Range& range, std::string_view value) {
   return std::find(std::begin(range), std::end(range), value) != std::end(range);
 }
 
-std::string_view Trim(std::string_view s) {
-  const auto space = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\v'; };
-  while (!s.empty() && space(s.front())) s.remove_prefix(1);
-  while (!s.empty() && space(s.back())) s.remove_suffix(1);
-  return s;
-}
+// Spaces, tabs and the carriage return of CRLF files around a field or line.
+std::string_view TrimField(std::string_view s) { return Trim(s, " \t\r\v"); }
 
 // Comma-separated fields, each trimmed.
 std::vector<std::string> SplitFields(std::string_view line) {
   std::vector<std::string> fields;
   for (;;) {
     const size_t comma = line.find(',');
-    fields.emplace_back(Trim(line.substr(0, comma)));
+    fields.emplace_back(TrimField(line.substr(0, comma)));
     if (comma == std::string_view::npos) return fields;
     line.remove_prefix(comma + 1);
   }
@@ -234,7 +231,7 @@ Profile ParseProfile(std::string_view text, const std::string& path) {
     const std::string_view raw = text.substr(0, newline);
     text.remove_prefix(newline == std::string_view::npos ? text.size() : newline + 1);
     ++line_no;
-    const std::string_view line = Trim(raw);
+    const std::string_view line = TrimField(raw);
     if (line.empty() || line.front() == '#') continue;
 
     if (line.front() == '[') {
@@ -269,14 +266,14 @@ Profile ParseProfile(std::string_view text, const std::string& path) {
 
     if (in_meta) {
       const size_t colon = line.find(':');
-      const std::string key(Trim(line.substr(0, std::min(colon, line.size()))));
+      const std::string key(TrimField(line.substr(0, std::min(colon, line.size()))));
       if (colon == std::string_view::npos || key.empty()) {
         fail(line_no, fmt::format("[meta] line '{}' is not 'key: value'", line));
       }
       if (const auto it = p.meta_lines_.find(key); it != p.meta_lines_.end()) {
         fail(line_no, fmt::format("duplicate [meta] key '{}' (first at line {})", key, it->second));
       }
-      p.meta_.emplace(key, std::string(Trim(line.substr(colon + 1))));
+      p.meta_.emplace(key, std::string(TrimField(line.substr(colon + 1))));
       p.meta_lines_.emplace(key, line_no);
       continue;
     }

@@ -16,20 +16,13 @@
 #include <vector>
 
 #include "sim/core/check.h"
+#include "sim/core/text.h"
 #include "sim/workload/trace_reader.h"
 
 namespace kvsim {
 namespace {
 
-bool IsSpace(char c) { return c == ' ' || c == '\t'; }
-
-std::string_view TrimSpaces(std::string_view s) {
-  while (!s.empty() && IsSpace(s.front())) s.remove_prefix(1);
-  while (!s.empty() && IsSpace(s.back())) s.remove_suffix(1);
-  return s;
-}
-
-bool IsBlank(std::string_view s) { return TrimSpaces(s).empty(); }
+bool IsBlank(std::string_view s) { return Trim(s).empty(); }
 
 // Splits one CSV line (without its line terminator) into `fields`, views into `line`.
 // Commas inside double quotes do not split; each field is trimmed of spaces and tabs and
@@ -46,7 +39,7 @@ bool SplitCsvLine(std::string_view line, std::vector<std::string_view>* fields) 
       if (c == '"') in_quotes = !in_quotes;
       if (c != ',' || in_quotes) continue;
     }
-    std::string_view field = TrimSpaces(line.substr(start, i - start));
+    std::string_view field = Trim(line.substr(start, i - start));
     if (field.size() >= 2 && field.front() == '"' && field.back() == '"') {
       field = field.substr(1, field.size() - 2);
     }

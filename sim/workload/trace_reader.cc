@@ -15,6 +15,7 @@
 #include <utility>
 
 #include "sim/core/check.h"
+#include "sim/core/text.h"
 #include "sim/workload/benchmark_serving_trace.h"
 
 namespace kvsim {
@@ -29,13 +30,8 @@ constexpr const char* kExpectedFormats =
     "benchmark_serving (a .json file with \"input_lens\" and \"output_lens\"); "
     "any other CSV: format csv with workload.columns";
 
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) {
-    s.remove_suffix(1);
-  }
-  return s;
-}
+// Spaces and tabs around a cell, and the carriage return of a CRLF line.
+std::string_view TrimCell(std::string_view s) { return Trim(s, " \t\r"); }
 
 // Header cells, trimmed and with surrounding double quotes removed.
 std::vector<std::string_view> SplitHeader(std::string_view line) {
@@ -44,7 +40,7 @@ std::vector<std::string_view> SplitHeader(std::string_view line) {
   for (;;) {
     const size_t comma = line.find(',', start);
     std::string_view cell =
-        Trim(line.substr(start, comma == std::string_view::npos ? line.npos : comma - start));
+        TrimCell(line.substr(start, comma == std::string_view::npos ? line.npos : comma - start));
     if (cell.size() >= 2 && cell.front() == '"' && cell.back() == '"') {
       cell = cell.substr(1, cell.size() - 2);
     }
@@ -62,7 +58,7 @@ bool HasCell(const std::vector<std::string_view>& cells, std::string_view name) 
 // Detects the format from the first line of the file (BOM and CR already removed).
 // Returns kAuto when nothing matches.
 TraceFormat DetectFromFirstLine(std::string_view first) {
-  first = Trim(first);
+  first = TrimCell(first);
   if (!first.empty() && first.front() == '{') {
     const bool has_keys = first.find("\"timestamp\"") != first.npos &&
                           first.find("\"input_length\"") != first.npos &&
@@ -101,7 +97,7 @@ TraceFormat DetectFromFirstLineOf(const std::string& path) {
         fmt::format("{}:1: cannot detect trace format; the file is empty; expected one of {}", path,
                     kExpectedFormats));
   }
-  std::string_view shown = Trim(view);
+  std::string_view shown = TrimCell(view);
   constexpr size_t kMaxShown = 120;
   const bool cut = shown.size() > kMaxShown;
   if (cut) shown = shown.substr(0, kMaxShown);
