@@ -17,7 +17,7 @@ if [[ ! -f "$build/compile_commands.json" ]]; then
 fi
 cd "$root"
 files=$(git ls-files 'sim/*.cc' 'tools/kvprobe/host/*.cc')
-out=$(printf '%s\n' $files | xargs -P "$(nproc)" -n 4 "$tidy" -p "$build" --quiet 2>/dev/null |
+out=$(printf '%s\n' $files | xargs -P "$(nproc)" -n 4 "$tidy" -p "$build" --quiet --extra-arg=-Wno-unknown-warning-option 2>/dev/null |
   grep -E '^/.*(warning|error):' | sort -u || true)
 if [[ -n "$out" ]]; then
   printf '%s\n' "$out"

@@ -115,22 +115,8 @@ void WriteOutcome(JsonWriter& j, const Fitter& fitter, const FitOutcome& f) {
   WriteMetrics(j, fitter.cases(), f.cases, f.after, "after");
 }
 
-}  // namespace
-
-int FitCommand(const CommandOptions& o, std::ostream& out) {
-  ConfigTree tree = ConfigTree::Load(o.config_path);
-  for (const std::string& assignment : o.overrides) tree.Set(assignment);
-  const FitConfig config = DecodeFitConfig(tree);
-  const std::string dir = !o.out_dir.empty()
-                              ? o.out_dir
-                              : (fs::path("reports") / "runs" / (config.name + "-fit")).string();
-  StagedDirectory staged(dir, o.force);
-  Manifest top(staged.path());
-  const Fitter fitter(config, staged.path().string(), o.jobs);
-  const FitOutcome fit = fitter.Fit({});
-  std::vector<HoldoutOutcome> holdout;
-  if (o.holdout) holdout = fitter.Holdout();
-
+// The head of fit.txt: what was fitted to what, how the solver went and why it stopped.
+std::string FitSummary(const FitConfig& config, const FitOutcome& fit) {
   const size_t sims = static_cast<size_t>(fit.solve.evaluations) * fit.cases.size();
   std::string text = fmt::format(
       "fit: {} ({}): {} parameters ({} free terms) on {} runs ({} cases); {} simulations in "
@@ -143,10 +129,15 @@ int FitCommand(const CommandOptions& o, std::ostream& out) {
       fit.solve.iterations, fit.solve.initial_cost, fit.solve.cost,
       fit.solve.converged ? "" : " (NOT converged)");
   text += fmt::format("stopped: {}\n\n", fit.solve.stop_reason);
+  return text;
+}
+
+// The fitted parameters: start, fitted value and bounds (in the term's units) of each.
+std::string TermsTable(const FitConfig& config, const Fitter& fitter, const FitOutcome& fit) {
   size_t name_width = 46;  // the widest parameter name, so long card names keep the columns
   for (const FitParam& p : fit.params)
     name_width = std::max(name_width, fitter.ParamName(p).size());
-  text +=
+  std::string text =
       fmt::format("{:<{}} {:>12} {:>12}   {}\n", "term", name_width, "start", "fitted", "bounds");
   for (size_t i = 0; i < fit.params.size(); ++i) {
     const auto k = static_cast<Eigen::Index>(i);
@@ -156,32 +147,48 @@ int FitCommand(const CommandOptions& o, std::ostream& out) {
                         fitter.ParamName(fit.params[i]), name_width, fit.start[k], fit.fitted[k],
                         t.min_value, t.max_value, at_bound ? " (at a bound)" : "");
   }
-  text += '\n';
-  text += MetricsTable(fitter.cases(), fit.cases, {{"before", &fit.before}, {"after", &fit.after}});
+  return text;
+}
+
+// The per-case metrics before and after the fit, then their error summaries.
+std::string BeforeAfter(const Fitter& fitter, const FitOutcome& fit) {
+  std::string text =
+      MetricsTable(fitter.cases(), fit.cases, {{"before", &fit.before}, {"after", &fit.after}});
   text +=
       fmt::format("before: {}\nafter:  {}\n", ErrorSummary(fitter.cases(), fit.cases, fit.before),
                   ErrorSummary(fitter.cases(), fit.cases, fit.after));
-  if (!holdout.empty()) {
-    text += "\nholdout (leave one run out: each run predicted by terms fitted on the others)\n";
-    std::vector<size_t> cases;
-    std::vector<CaseMetrics> predicted;
-    for (const HoldoutOutcome& h : holdout) {
-      text += fmt::format("{}: fitted on {} -> ", h.run, fmt::join(h.fit.runs, ", "));
-      for (size_t i = 0; i < h.fit.params.size(); ++i) {
-        const std::string name = fitter.ParamName(h.fit.params[i]);
-        text += fmt::format("{}{}={:.4g}", i ? ", " : "", name.substr(name.find('.', 7) + 1),
-                            h.fit.fitted[static_cast<Eigen::Index>(i)]);
-      }
-      text += h.fit.solve.converged ? "" : " (NOT converged)";
-      text += fmt::format("; on its own runs: {}\n",
-                          ErrorSummary(fitter.cases(), h.fit.cases, h.fit.after));
-      cases.insert(cases.end(), h.cases.begin(), h.cases.end());
-      predicted.insert(predicted.end(), h.predicted.begin(), h.predicted.end());
-    }
-    text += MetricsTable(fitter.cases(), cases, {{"predicted", &predicted}});
-    text += fmt::format("holdout: {}\n", ErrorSummary(fitter.cases(), cases, predicted));
-  }
+  return text;
+}
 
+// The leave-one-run-out section of fit.txt: each run's fit on the others and the
+// predicted metrics; "" without holdout runs.
+std::string HoldoutText(const Fitter& fitter, const std::vector<HoldoutOutcome>& holdout) {
+  if (holdout.empty()) return "";
+  std::string text =
+      "\nholdout (leave one run out: each run predicted by terms fitted on the others)\n";
+  std::vector<size_t> cases;
+  std::vector<CaseMetrics> predicted;
+  for (const HoldoutOutcome& h : holdout) {
+    text += fmt::format("{}: fitted on {} -> ", h.run, fmt::join(h.fit.runs, ", "));
+    for (size_t i = 0; i < h.fit.params.size(); ++i) {
+      const std::string name = fitter.ParamName(h.fit.params[i]);
+      text += fmt::format("{}{}={:.4g}", i ? ", " : "", name.substr(name.find('.', 7) + 1),
+                          h.fit.fitted[static_cast<Eigen::Index>(i)]);
+    }
+    text += h.fit.solve.converged ? "" : " (NOT converged)";
+    text += fmt::format("; on its own runs: {}\n",
+                        ErrorSummary(fitter.cases(), h.fit.cases, h.fit.after));
+    cases.insert(cases.end(), h.cases.begin(), h.cases.end());
+    predicted.insert(predicted.end(), h.predicted.begin(), h.predicted.end());
+  }
+  text += MetricsTable(fitter.cases(), cases, {{"predicted", &predicted}});
+  text += fmt::format("holdout: {}\n", ErrorSummary(fitter.cases(), cases, predicted));
+  return text;
+}
+
+// fit.json: the fit file, the outcome and, per held-out run, its fit and predictions.
+std::string FitJson(const FitConfig& config, const Fitter& fitter, const FitOutcome& fit,
+                    const std::vector<HoldoutOutcome>& holdout) {
   JsonWriter j;
   j.BeginObject();
   j.Field("fit", config.name);
@@ -199,24 +206,48 @@ int FitCommand(const CommandOptions& o, std::ostream& out) {
     j.EndArray();
   }
   j.EndObject();
-  top.Write("fit.json", j.str() + "\n");
-  top.Write("fit.txt", text);
+  return j.str() + "\n";
+}
 
-  const std::string cal_path = (fs::path(dir) / "calibration.yaml").string();
+// Prints fit.txt and where the outputs in `dir` went (the calibration when `converged`).
+void PrintOutputs(std::ostream& out, const std::string& text, bool converged,
+                  const std::string& dir) {
+  out << text;
+  if (converged) {
+    const std::string cal_path = (fs::path(dir) / "calibration.yaml").string();
+    out << fmt::format("\ncalibration written to {}; use it with timing.calibration: {}\n",
+                       cal_path, fs::absolute(cal_path).string());
+  }
+  out << fmt::format("outputs written to {}/\n", dir);
+}
+
+}  // namespace
+
+int FitCommand(const CommandOptions& o, std::ostream& out) {
+  ConfigTree tree = ConfigTree::Load(o.config_path);
+  for (const std::string& assignment : o.overrides) tree.Set(assignment);
+  const FitConfig config = DecodeFitConfig(tree);
+  const std::string dir = !o.out_dir.empty()
+                              ? o.out_dir
+                              : (fs::path("reports") / "runs" / (config.name + "-fit")).string();
+  StagedDirectory staged(dir, o.force);
+  Manifest top(staged.path());
+  const Fitter fitter(config, staged.path().string(), o.jobs);
+  const FitOutcome fit = fitter.Fit({});
+  std::vector<HoldoutOutcome> holdout;
+  if (o.holdout) holdout = fitter.Holdout();
+
+  const std::string text = FitSummary(config, fit) + TermsTable(config, fitter, fit) + '\n' +
+                           BeforeAfter(fitter, fit) + HoldoutText(fitter, holdout);
+  top.Write("fit.json", FitJson(config, fitter, fit, holdout));
+  top.Write("fit.txt", text);
   if (fit.solve.converged) {
     const Calibration cal = fitter.ToCalibration(fit, holdout.empty() ? nullptr : &holdout);
     top.Write("calibration.yaml", CalibrationYaml(cal));
   }
   top.Close();
   staged.Commit();
-  if (!o.quiet) {
-    out << text;
-    if (fit.solve.converged) {
-      out << fmt::format("\ncalibration written to {}; use it with timing.calibration: {}\n",
-                         cal_path, fs::absolute(cal_path).string());
-    }
-    out << fmt::format("outputs written to {}/\n", dir);
-  }
+  if (!o.quiet) PrintOutputs(out, text, fit.solve.converged, dir);
   if (!fit.solve.converged) {
     throw InputError(
         fmt::format("{}: the fit did not converge ({}); no calibration.yaml written. Raise "

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <boost/program_options.hpp>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -173,49 +174,60 @@ std::string ParseRates(const std::string& text, std::vector<double>& rates_qps) 
   return "";
 }
 
-int Main(int argc, char** argv) {
-  const std::string first = argc >= 2 ? argv[1] : "";
-  if (argc < 2 || first == "--help" || first == "-h" || first == "help") {
-    if (first == "help" && argc >= 3 && FindCommand(argv[2]) != nullptr) {
-      const char* args[] = {argv[0], argv[2], "--help"};
-      return Main(3, const_cast<char**>(args));
-    }
-    (argc < 2 ? std::cerr : std::cout) << Usage();
-    return argc < 2 ? 2 : 0;
-  }
-  if (first == "--version" || first == "-V") {
-    std::cout << "kvsim " << KVSIM_VERSION << "\n";
-    return 0;
-  }
-  const Command* command = FindCommand(first);
-  if (command == nullptr) {
-    std::cerr << fmt::format("kvsim: unknown command '{}'\n{}", first, Usage());
-    return 2;
-  }
-  const std::string name = command->name;
-
-  kvsim::CommandOptions o;
-  po::options_description visible("options");
-  visible.add_options()("help,h", "show this help");
-  for (const std::string& option : command->options) AddOption(visible, option, *command, o);
-  po::options_description all;
-  all.add(visible);
-  all.add_options()("operand", po::value<std::string>(&o.config_path));
-  po::positional_options_description positional;
-  positional.add("operand", 1);
-  const std::string help =
-      fmt::format("usage: kvsim {} {} [options]\n{}\n", name, command->operand, command->details);
-
-  // `--set key value`: the value without '=' would be taken for a second operand.
+// `--set key value` on the line of command `name` (the value without '=' would be
+// taken for a second operand): prints the error and returns true.
+bool MisusedSet(const std::string& name, int argc, char** argv) {
   for (int i = 2; i + 1 < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "--set" && std::string(argv[i + 1]).find('=') == std::string::npos) {
       const bool has_value = i + 2 < argc && argv[i + 2][0] != '-';
       std::cerr << fmt::format("kvsim {}: --set {}: expected key.path=value, e.g. --set {}={}\n",
                                name, argv[i + 1], argv[i + 1], has_value ? argv[i + 2] : "VALUE");
-      return 2;
+      return true;
     }
   }
+  return false;
+}
+
+// The hint after "unknown option 'OPTION'": the commands that take it, or the options
+// an abbreviation would have matched ("; did you mean ...?"), or "".
+std::string UnknownOptionHint(const std::string& option) {
+  std::string bare = option.substr(option.find_first_not_of('-'));
+  bare = bare.substr(0, bare.find('='));
+  std::string hint;
+  if (const std::vector<std::string> takers = CommandsTaking(bare); !takers.empty()) {
+    return fmt::format(" (an option of kvsim {})", fmt::join(takers, ", kvsim "));
+  }
+  // Abbreviations are not accepted; name the options they would have matched.
+  for (const Command& c : Commands()) {
+    for (const std::string& full : c.options) {
+      if (!bare.empty() && full.starts_with(bare) && hint.find("--" + full) == std::string::npos) {
+        hint += fmt::format("{}--{} (kvsim {})", hint.empty() ? "; did you mean " : ", ", full,
+                            fmt::join(CommandsTaking(full), ", kvsim "));
+      }
+    }
+  }
+  if (!hint.empty()) hint += "?";
+  return hint;
+}
+
+// Parses the options and operand of `command` (argv[2..]) into `o`. Returns the exit
+// code when the command is not to run: 0 after printing --help, 2 after printing a
+// usage error; nothing when it is to run.
+std::optional<int> ParseCommandLine(const Command& command, int argc, char** argv,
+                                    kvsim::CommandOptions& o) {
+  const std::string name = command.name;
+  po::options_description visible("options");
+  visible.add_options()("help,h", "show this help");
+  for (const std::string& option : command.options) AddOption(visible, option, command, o);
+  po::options_description all;
+  all.add(visible);
+  all.add_options()("operand", po::value<std::string>(&o.config_path));
+  po::positional_options_description positional;
+  positional.add("operand", 1);
+  const std::string help =
+      fmt::format("usage: kvsim {} {} [options]\n{}\n", name, command.operand, command.details);
+  if (MisusedSet(name, argc, argv)) return 2;
 
   po::variables_map vm;
   try {
@@ -235,30 +247,13 @@ int Main(int argc, char** argv) {
     po::notify(vm);
   } catch (const po::unknown_option& e) {
     const std::string option = e.get_option_name();
-    std::string bare = option.substr(option.find_first_not_of('-'));
-    bare = bare.substr(0, bare.find('='));
-    std::string hint;
-    if (const std::vector<std::string> takers = CommandsTaking(bare); !takers.empty()) {
-      hint = fmt::format(" (an option of kvsim {})", fmt::join(takers, ", kvsim "));
-    } else {
-      // Abbreviations are not accepted; name the options they would have matched.
-      for (const Command& c : Commands()) {
-        for (const std::string& full : c.options) {
-          if (!bare.empty() && full.starts_with(bare) &&
-              hint.find("--" + full) == std::string::npos) {
-            hint += fmt::format("{}--{} (kvsim {})", hint.empty() ? "; did you mean " : ", ", full,
-                                fmt::join(CommandsTaking(full), ", kvsim "));
-          }
-        }
-      }
-      if (!hint.empty()) hint += "?";
-    }
-    std::cerr << fmt::format("kvsim {}: unknown option '{}'{}\n{}", name, option, hint, help)
+    std::cerr << fmt::format("kvsim {}: unknown option '{}'{}\n{}", name, option,
+                             UnknownOptionHint(option), help)
               << visible;
     return 2;
   } catch (const po::too_many_positional_options_error&) {
     std::cerr << fmt::format("kvsim {}: one {} only; the rest of the line is not an option\n{}",
-                             name, command->operand, help)
+                             name, command.operand, help)
               << visible;
     return 2;
   } catch (const po::error& e) {
@@ -266,7 +261,7 @@ int Main(int argc, char** argv) {
     return 2;
   }
   if (o.config_path.empty()) {
-    std::cerr << fmt::format("kvsim {}: missing {}\n{}", name, command->operand, help) << visible;
+    std::cerr << fmt::format("kvsim {}: missing {}\n{}", name, command.operand, help) << visible;
     return 2;
   }
   if (vm.count("rates")) {
@@ -276,6 +271,11 @@ int Main(int argc, char** argv) {
       return 2;
     }
   }
+  return std::nullopt;
+}
+
+// Runs subcommand `name` with the parsed options; returns its exit code.
+int Dispatch(const std::string& name, const kvsim::CommandOptions& o) {
   if (name == "plan") return kvsim::PlanCommand(o, std::cout);
   if (name == "sweep") return kvsim::SweepCommand(o, std::cout);
   if (name == "report") return kvsim::ReportCommand(o, std::cout);
@@ -283,6 +283,32 @@ int Main(int argc, char** argv) {
   if (name == "fit") return kvsim::FitCommand(o, std::cout);
   if (name == "compare") return kvsim::CompareCommand(o, std::cout);
   return kvsim::RunCommand(o, std::cout);
+}
+
+int Main(int argc, char** argv) {
+  const std::string first = argc >= 2 ? argv[1] : "";
+  if (argc < 2 || first == "--help" || first == "-h" || first == "help") {
+    if (first == "help" && argc >= 3 && FindCommand(argv[2]) != nullptr) {
+      const char* args[] = {argv[0], argv[2], "--help"};
+      return Main(3, const_cast<char**>(args));
+    }
+    (argc < 2 ? std::cerr : std::cout) << Usage();
+    return argc < 2 ? 2 : 0;
+  }
+  if (first == "--version" || first == "-V") {
+    std::cout << "kvsim " << KVSIM_VERSION << "\n";
+    return 0;
+  }
+  const Command* command = FindCommand(first);
+  if (command == nullptr) {
+    std::cerr << fmt::format("kvsim: unknown command '{}'\n{}", first, Usage());
+    return 2;
+  }
+  kvsim::CommandOptions o;
+  if (const std::optional<int> exit_code = ParseCommandLine(*command, argc, argv, o)) {
+    return *exit_code;
+  }
+  return Dispatch(command->name, o);
 }
 
 }  // namespace

@@ -42,49 +42,50 @@ void SyncTree(const fs::path& root) {
   SyncDirectory(root);
 }
 
-}  // namespace
-
-StagedDirectory::StagedDirectory(const fs::path& dir, bool replace_earlier) : target_(dir) {
-  const std::string shown = target_.string();
+// DIR made absolute and normal, through any symlinks to the real directory (it is
+// what gets replaced, and a link to it keeps pointing at the new outputs). Throws
+// InputError naming `shown` (DIR as given) when it is a root, cannot be resolved or
+// its name is too long to stage.
+fs::path ResolveOutputDirectory(const fs::path& dir, const std::string& shown) {
   std::error_code ec;
-  // Through any symlinks to the real directory: it is what gets replaced, and a link
-  // to it keeps pointing at the new outputs.
   fs::path named = fs::absolute(dir, ec).lexically_normal();
   if (!named.has_filename()) named = named.parent_path();
   if (named.filename().string().size() > kMaxNameBytes) {
     throw InputError(fmt::format("{}: the directory name is {} bytes; at most {} can be used",
                                  shown, named.filename().string().size(), kMaxNameBytes));
   }
-  dir_ = fs::weakly_canonical(named, ec);
-  if (ec || dir_.empty()) {
+  fs::path real = fs::weakly_canonical(named, ec);
+  if (ec || real.empty()) {
     throw InputError(fmt::format("{}: not a usable output directory: {}", shown, ec.message()));
   }
-  if (!dir_.has_filename()) dir_ = dir_.parent_path();
-  if (dir_ == dir_.root_path() || !dir_.has_filename()) {
+  if (!real.has_filename()) real = real.parent_path();
+  if (real == real.root_path() || !real.has_filename()) {
     throw InputError(fmt::format("{}: an output directory cannot be a file system root", shown));
   }
-  const std::string name = dir_.filename().string();
+  const std::string name = real.filename().string();
   if (name.size() > kMaxNameBytes) {
     throw InputError(fmt::format("{}: the directory name is {} bytes; at most {} can be used",
                                  shown, name.size(), kMaxNameBytes));
   }
-  const fs::path parent = dir_.parent_path();
-  staging_ = parent / ("." + name + ".kvsim-staging");
-  retired_ = parent / ("." + name + ".kvsim-old");
+  return real;
+}
 
+// Creates PARENT and takes the exclusive lock PARENT/.NAME.kvsim-lock; returns its
+// file descriptor. Throws InputError when another run holds it or it cannot be taken.
+int LockOutputDirectory(const fs::path& parent, const std::string& name, const std::string& shown) {
+  std::error_code ec;
   fs::create_directories(parent, ec);
   if (ec) {
     throw InputError(fmt::format("{}: cannot create output directory: {}", shown, ec.message()));
   }
   const fs::path lock = parent / ("." + name + ".kvsim-lock");
-  lock_fd_ = open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (lock_fd_ < 0) {
+  const int fd = open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) {
     throw InputError(fmt::format("{}: cannot write: {}", lock.string(), std::strerror(errno)));
   }
-  if (flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
     const int why = errno;
-    close(lock_fd_);
-    lock_fd_ = -1;
+    close(fd);
     if (why == EWOULDBLOCK) {
       throw InputError(fmt::format(
           "{}: another kvsim run is writing its outputs here; wait for it or choose another --out",
@@ -92,42 +93,67 @@ StagedDirectory::StagedDirectory(const fs::path& dir, bool replace_earlier) : ta
     }
     throw InputError(fmt::format("{}: cannot lock: {}", lock.string(), std::strerror(why)));
   }
+  return fd;
+}
 
-  // What a killed run left: earlier outputs moved aside (restored when DIR is missing,
-  // the fallback below having been cut between its two renames), and its staging.
-  const bool had_dir = fs::exists(fs::symlink_status(dir_, ec));
-  if (fs::exists(fs::symlink_status(retired_, ec))) {
+// Clears what a killed run left: earlier outputs moved aside to `retired` (restored
+// as `dir` when it is missing, the two-rename fallback of Commit having been cut
+// between its renames, else removed), and its `staging` directory.
+void RecoverKilledRun(const fs::path& dir, const fs::path& retired, const fs::path& staging) {
+  std::error_code ec;
+  const bool had_dir = fs::exists(fs::symlink_status(dir, ec));
+  if (fs::exists(fs::symlink_status(retired, ec))) {
     if (!had_dir) {
-      fs::rename(retired_, dir_, ec);
+      fs::rename(retired, dir, ec);
     } else {
-      fs::remove_all(retired_, ec);
+      fs::remove_all(retired, ec);
     }
   }
-  fs::remove_all(staging_, ec);
+  fs::remove_all(staging, ec);
+}
 
-  const fs::file_status status = fs::symlink_status(dir_, ec);
-  if (fs::exists(status)) {
-    if (!fs::is_directory(status)) {
-      close(lock_fd_);
-      throw InputError(fmt::format("{}: exists and is not a directory", shown));
-    }
-    if (!fs::is_empty(dir_, ec)) {
-      if (!fs::exists(dir_ / "manifest.json", ec)) {
-        close(lock_fd_);
-        throw InputError(fmt::format(
-            "{}: exists and holds files kvsim did not write (no manifest.json); kvsim replaces "
-            "only its own outputs: remove it or choose another --out",
-            shown));
-      }
-      if (!replace_earlier) {
-        close(lock_fd_);
-        throw InputError(fmt::format(
-            "{}: holds the outputs of an earlier kvsim run; pass --force to replace them, or "
-            "choose another --out",
-            shown));
-      }
-    }
+// Throws InputError naming `shown` unless `dir` is absent, an empty directory or, with
+// `replace_earlier`, an earlier kvsim output (holding manifest.json).
+void CheckReplaceable(const fs::path& dir, const std::string& shown, bool replace_earlier) {
+  std::error_code ec;
+  const fs::file_status status = fs::symlink_status(dir, ec);
+  if (!fs::exists(status)) return;
+  if (!fs::is_directory(status)) {
+    throw InputError(fmt::format("{}: exists and is not a directory", shown));
   }
+  if (fs::is_empty(dir, ec)) return;
+  if (!fs::exists(dir / "manifest.json", ec)) {
+    throw InputError(fmt::format(
+        "{}: exists and holds files kvsim did not write (no manifest.json); kvsim replaces "
+        "only its own outputs: remove it or choose another --out",
+        shown));
+  }
+  if (!replace_earlier) {
+    throw InputError(fmt::format(
+        "{}: holds the outputs of an earlier kvsim run; pass --force to replace them, or "
+        "choose another --out",
+        shown));
+  }
+}
+
+}  // namespace
+
+StagedDirectory::StagedDirectory(const fs::path& dir, bool replace_earlier) : target_(dir) {
+  const std::string shown = target_.string();
+  dir_ = ResolveOutputDirectory(dir, shown);
+  const std::string name = dir_.filename().string();
+  const fs::path parent = dir_.parent_path();
+  staging_ = parent / ("." + name + ".kvsim-staging");
+  retired_ = parent / ("." + name + ".kvsim-old");
+  lock_fd_ = LockOutputDirectory(parent, name, shown);
+  RecoverKilledRun(dir_, retired_, staging_);
+  try {
+    CheckReplaceable(dir_, shown, replace_earlier);
+  } catch (...) {
+    close(lock_fd_);  // no destructor runs for a constructor that throws
+    throw;
+  }
+  std::error_code ec;
   fs::create_directory(staging_, ec);
   if (ec) {
     close(lock_fd_);

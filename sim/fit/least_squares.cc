@@ -60,10 +60,129 @@ struct Point {
   double cost = kInf;
 };
 
+// The Jacobian of the residuals at `p` (per unit-box coordinate) by forward
+// differences (backward at the upper bound), one batch. False, with `reason`, when a
+// difference point gives non-finite residuals.
+bool Jacobian(Search& s, const LeastSquaresOptions& o, const Point& p, Eigen::MatrixXd* jac,
+              std::string* reason) {
+  const Eigen::Index n = p.u.size();
+  std::vector<Eigen::VectorXd> probes;
+  std::vector<double> steps;
+  for (Eigen::Index j = 0; j < n; ++j) {
+    const double h = p.u[j] + o.difference_step <= 1.0 ? o.difference_step : -o.difference_step;
+    Eigen::VectorXd q = p.u;
+    q[j] += h;
+    probes.push_back(q);
+    steps.push_back(h);
+  }
+  std::vector<Eigen::VectorXd> rs;
+  std::vector<double> costs;
+  s.Evaluate(probes, &rs, &costs);
+  jac->resize(p.r.size(), n);
+  for (Eigen::Index j = 0; j < n; ++j) {
+    if (!std::isfinite(costs[static_cast<size_t>(j)])) {
+      *reason = "a difference point gave non-finite residuals";
+      return false;
+    }
+    jac->col(j) = (rs[static_cast<size_t>(j)] - p.r) / steps[static_cast<size_t>(j)];
+  }
+  return true;
+}
+
+// The Gauss-Newton system J^T J a = -g restricted to the free terms: those not held
+// at a bound that the gradient pushes outwards (the others stay there).
+struct NormalEquations {
+  std::vector<Eigen::Index> free;  // indices of the free terms
+  Eigen::MatrixXd a;               // J^T J over the free terms
+  Eigen::VectorXd g;               // J^T r over the free terms
+};
+
+// The normal equations of `jac` at `p` over its free terms (none: every term pinned).
+NormalEquations FreeNormalEquations(const Eigen::MatrixXd& jac, const Point& p) {
+  const Eigen::VectorXd grad = jac.transpose() * p.r;
+  NormalEquations e;
+  for (Eigen::Index j = 0; j < p.u.size(); ++j) {
+    const bool pinned = (p.u[j] <= 0.0 && grad[j] > 0) || (p.u[j] >= 1.0 && grad[j] < 0);
+    if (!pinned) e.free.push_back(j);
+  }
+  const auto k = static_cast<Eigen::Index>(e.free.size());
+  e.a.resize(k, k);
+  e.g.resize(k);
+  for (Eigen::Index i = 0; i < k; ++i) {
+    e.g[i] = grad[e.free[static_cast<size_t>(i)]];
+    for (Eigen::Index j = 0; j < k; ++j) {
+      e.a(i, j) =
+          jac.col(e.free[static_cast<size_t>(i)]).dot(jac.col(e.free[static_cast<size_t>(j)]));
+    }
+  }
+  return e;
+}
+
+// The point `p` moved by the step of the system damped by `lambda` (Marquardt's
+// diagonal scaling, floored at 1e-9 of `diag_max`), clamped into the unit box.
+Eigen::VectorXd DampedPoint(const Point& p, const NormalEquations& e, double lambda,
+                            double diag_max) {
+  const auto k = static_cast<Eigen::Index>(e.free.size());
+  Eigen::MatrixXd m = e.a;
+  for (Eigen::Index i = 0; i < k; ++i) {
+    m(i, i) += lambda * std::max(e.a(i, i), 1e-9 * diag_max);
+  }
+  const Eigen::VectorXd step = m.ldlt().solve(-e.g);
+  Eigen::VectorXd q = p.u;
+  for (Eigen::Index i = 0; i < k; ++i) q[e.free[static_cast<size_t>(i)]] += step[i];
+  return q.cwiseMax(0.0).cwiseMin(1.0);
+}
+
+// How one damped step of Levenberg-Marquardt ended.
+enum class StepEnd {
+  kMoved,      // accepted; no tolerance met
+  kConverged,  // accepted, and the step or the cost decrease fell below tolerance
+  kStuck,      // no damping level lowered the cost
+};
+
+// Trial steps from `p` at three damping levels around `lambda`, one batch; then
+// stronger damping until one lowers the cost. Moves `p` to the best trial that does
+// and adapts `lambda`; sets `reason` unless it returns kMoved.
+StepEnd DampedStep(Search& s, const LeastSquaresOptions& o, const NormalEquations& e,
+                   double diag_max, Point& p, double& lambda, std::string* reason) {
+  for (int attempt = 0; attempt < 6; ++attempt) {
+    const double levels[3] = {lambda * 0.1, lambda, lambda * 10.0};
+    std::vector<Eigen::VectorXd> trials;
+    for (double l : levels) trials.push_back(DampedPoint(p, e, l, diag_max));
+    std::vector<Eigen::VectorXd> rs;
+    std::vector<double> costs;
+    s.Evaluate(trials, &rs, &costs);
+    size_t best = 0;
+    for (size_t i = 1; i < costs.size(); ++i) {
+      if (costs[i] < costs[best]) best = i;
+    }
+    if (!(costs[best] < p.cost)) {
+      lambda *= 1000.0;
+      continue;
+    }
+    const double moved = (trials[best] - p.u).cwiseAbs().maxCoeff();
+    const double decrease = (p.cost - costs[best]) / p.cost;
+    p.u = trials[best];
+    p.r = rs[best];
+    p.cost = costs[best];
+    lambda = std::max(levels[best] * 0.3, 1e-9);
+    if (moved < o.step_tolerance) {
+      *reason = "step below tolerance";
+      return StepEnd::kConverged;
+    }
+    if (decrease < o.relative_decrease) {
+      *reason = "cost decrease below tolerance";
+      return StepEnd::kConverged;
+    }
+    return StepEnd::kMoved;
+  }
+  *reason = "no damped step lowers the cost";
+  return StepEnd::kStuck;
+}
+
 // One Levenberg-Marquardt run from `p`; returns whether a tolerance stopped it.
 bool LevenbergMarquardt(Search& s, const LeastSquaresOptions& o, Point& p, int* iterations,
                         std::string* reason) {
-  const Eigen::Index n = p.u.size();
   double lambda = 1e-3;
   for (int it = 0; it < o.max_iterations; ++it) {
     ++*iterations;
@@ -71,96 +190,25 @@ bool LevenbergMarquardt(Search& s, const LeastSquaresOptions& o, Point& p, int* 
       *reason = "cost below tolerance";
       return true;
     }
-    // Forward differences (backward at the upper bound), one batch.
-    std::vector<Eigen::VectorXd> probes;
-    std::vector<double> steps;
-    for (Eigen::Index j = 0; j < n; ++j) {
-      const double h = p.u[j] + o.difference_step <= 1.0 ? o.difference_step : -o.difference_step;
-      Eigen::VectorXd q = p.u;
-      q[j] += h;
-      probes.push_back(q);
-      steps.push_back(h);
-    }
-    std::vector<Eigen::VectorXd> rs;
-    std::vector<double> costs;
-    s.Evaluate(probes, &rs, &costs);
-    Eigen::MatrixXd jac(p.r.size(), n);
-    for (Eigen::Index j = 0; j < n; ++j) {
-      if (!std::isfinite(costs[static_cast<size_t>(j)])) {
-        *reason = "a difference point gave non-finite residuals";
-        return false;
-      }
-      jac.col(j) = (rs[static_cast<size_t>(j)] - p.r) / steps[static_cast<size_t>(j)];
-    }
-    const Eigen::VectorXd grad = jac.transpose() * p.r;
-    // Terms held at a bound that the gradient pushes outwards stay there.
-    std::vector<Eigen::Index> free;
-    for (Eigen::Index j = 0; j < n; ++j) {
-      const bool pinned = (p.u[j] <= 0.0 && grad[j] > 0) || (p.u[j] >= 1.0 && grad[j] < 0);
-      if (!pinned) free.push_back(j);
-    }
-    if (free.empty()) {
+    Eigen::MatrixXd jac;
+    if (!Jacobian(s, o, p, &jac, reason)) return false;
+    const NormalEquations e = FreeNormalEquations(jac, p);
+    if (e.free.empty()) {
       *reason = "every term is at a bound the gradient pushes against";
       return true;
     }
-    const auto k = static_cast<Eigen::Index>(free.size());
-    Eigen::MatrixXd a(k, k);
-    Eigen::VectorXd g(k);
-    for (Eigen::Index i = 0; i < k; ++i) {
-      g[i] = grad[free[static_cast<size_t>(i)]];
-      for (Eigen::Index j = 0; j < k; ++j) {
-        a(i, j) = jac.col(free[static_cast<size_t>(i)]).dot(jac.col(free[static_cast<size_t>(j)]));
-      }
-    }
-    const double diag_max = a.diagonal().maxCoeff();
+    const double diag_max = e.a.diagonal().maxCoeff();
     if (!(diag_max > 0)) {
       *reason = "the residuals do not move with any free term";
       return false;
     }
-    // Trial steps at three damping levels, one batch; then stronger damping until one
-    // lowers the cost.
-    bool accepted = false;
-    for (int attempt = 0; attempt < 6 && !accepted; ++attempt) {
-      const double levels[3] = {lambda * 0.1, lambda, lambda * 10.0};
-      std::vector<Eigen::VectorXd> trials;
-      for (double l : levels) {
-        Eigen::MatrixXd m = a;
-        for (Eigen::Index i = 0; i < k; ++i) {
-          m(i, i) += l * std::max(a(i, i), 1e-9 * diag_max);
-        }
-        const Eigen::VectorXd step = m.ldlt().solve(-g);
-        Eigen::VectorXd q = p.u;
-        for (Eigen::Index i = 0; i < k; ++i) q[free[static_cast<size_t>(i)]] += step[i];
-        trials.push_back(q.cwiseMax(0.0).cwiseMin(1.0));
-      }
-      s.Evaluate(trials, &rs, &costs);
-      size_t best = 0;
-      for (size_t i = 1; i < costs.size(); ++i) {
-        if (costs[i] < costs[best]) best = i;
-      }
-      if (costs[best] < p.cost) {
-        const double moved = (trials[best] - p.u).cwiseAbs().maxCoeff();
-        const double decrease = (p.cost - costs[best]) / p.cost;
-        p.u = trials[best];
-        p.r = rs[best];
-        p.cost = costs[best];
-        lambda = std::max(levels[best] * 0.3, 1e-9);
-        accepted = true;
-        if (moved < o.step_tolerance) {
-          *reason = "step below tolerance";
-          return true;
-        }
-        if (decrease < o.relative_decrease) {
-          *reason = "cost decrease below tolerance";
-          return true;
-        }
-      } else {
-        lambda *= 1000.0;
-      }
-    }
-    if (!accepted) {
-      *reason = "no damped step lowers the cost";
-      return false;
+    switch (DampedStep(s, o, e, diag_max, p, lambda, reason)) {
+      case StepEnd::kMoved:
+        break;
+      case StepEnd::kConverged:
+        return true;
+      case StepEnd::kStuck:
+        return false;
     }
   }
   *reason = "iteration limit";

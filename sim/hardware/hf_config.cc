@@ -55,12 +55,9 @@ int64_t DtypeBytes(const JsonValue& root) {
   v->Fail(fmt::format("'{}' is not a dtype kvsim models (bfloat16, float16, float32)", name));
 }
 
-}  // namespace
-
-ModelSpec LoadHuggingFaceConfig(const std::string& given_path) {
-  std::error_code ec;
-  const fs::path path = fs::is_directory(given_path, ec) ? fs::path(given_path) / "config.json"
-                                                         : fs::path(given_path);
+// The JSON object in the file at `path`; throws InputError when it cannot be read, is
+// not UTF-8 text, does not parse or is not an object.
+JsonValue ReadConfigJson(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw InputError(fmt::format("{}: cannot open the model's config.json", path.string()));
   std::ostringstream text;
@@ -69,21 +66,31 @@ ModelSpec LoadHuggingFaceConfig(const std::string& given_path) {
     throw InputError(fmt::format("{}:{}: byte 0x{:02X} at column {} is not UTF-8 text",
                                  path.string(), bad->line, bad->byte, bad->column));
   }
-  const JsonValue root = ParseJson(text.view(), path.string());
+  JsonValue root = ParseJson(text.view(), path.string());
   if (!root.IsObject()) root.Fail("expected an object (a Hugging Face config.json)");
+  return root;
+}
 
+// The config's model_type; throws InputError when it is missing or not in kFamilies.
+std::string ModelFamily(const JsonValue& root) {
   const JsonValue* type_value = root.Find("model_type");
   if (type_value == nullptr) {
     root.Fail("no model_type: not a Hugging Face model config");
   }
-  const std::string model_type = type_value->AsString();
+  std::string model_type = type_value->AsString();
   if (std::find(kFamilies.begin(), kFamilies.end(), model_type) == kFamilies.end()) {
     type_value->Fail(
         fmt::format("model_type '{}' is not a family kvsim models; it reads {} (dense or top-k MoE "
                     "decoders with full attention); write a kvsim card (models/llm/) for others",
                     model_type, fmt::join(kFamilies, ", ")));
   }
-  // What these families may switch on that kvsim's block does not have.
+  return model_type;
+}
+
+// Throws InputError naming the key of anything these families may switch on that
+// kvsim's block does not have: sliding windows, quantization, shared experts, layers
+// without experts.
+void RefuseUnmodelled(const JsonValue& root) {
   if (const JsonValue* w = root.Find("sliding_window"); w != nullptr && !w->IsNull()) {
     const JsonValue* use = root.Find("use_sliding_window");
     const bool used = use == nullptr || use->IsNull() || use->AsBool();
@@ -110,12 +117,11 @@ ModelSpec LoadHuggingFaceConfig(const std::string& given_path) {
   if (PositiveOr(root, "decoder_sparse_step", 1) != 1) {
     root.At("decoder_sparse_step").Fail("MoE layers every few layers are not modelled");
   }
+}
 
-  ModelSpec m;
-  // The model's directory names it (".../Meta-Llama-3-8B/config.json").
-  const fs::path dir = fs::absolute(path, ec).parent_path();
-  m.name = path.filename() == "config.json" && !dir.filename().empty() ? dir.filename().string()
-                                                                       : path.stem().string();
+// Sets the layer and attention sizes (elements), vocabulary, context (tokens), dtype
+// bytes and embedding tying of `m` from the config of family `model_type`.
+void DecodeAttentionShape(const JsonValue& root, const std::string& model_type, ModelSpec& m) {
   m.num_layers = Positive(root, "num_hidden_layers");
   m.hidden_size = Positive(root, "hidden_size");
   m.num_heads = Positive(root, "num_attention_heads");
@@ -131,6 +137,11 @@ ModelSpec LoadHuggingFaceConfig(const std::string& given_path) {
   const JsonValue* tied = root.Find("tie_word_embeddings");
   // transformers' defaults: Gemma ties its embeddings, the others do not.
   m.tied_embeddings = tied != nullptr && !tied->IsNull() ? tied->AsBool() : model_type == "gemma";
+}
+
+// Sets the MLP width (elements per expert) and, for the MoE families, the experts and
+// experts per token of `m`; then checks the head and expert counts divide and fit.
+void DecodeFeedForward(const JsonValue& root, const std::string& model_type, ModelSpec& m) {
   if (model_type == "mixtral") {
     m.num_experts = Positive(root, "num_local_experts");
     m.experts_per_token = Positive(root, "num_experts_per_tok");
@@ -151,6 +162,25 @@ ModelSpec LoadHuggingFaceConfig(const std::string& given_path) {
     root.At("num_experts_per_tok")
         .Fail(fmt::format("{} exceeds the {} experts", m.experts_per_token, m.num_experts));
   }
+}
+
+}  // namespace
+
+ModelSpec LoadHuggingFaceConfig(const std::string& given_path) {
+  std::error_code ec;
+  const fs::path path = fs::is_directory(given_path, ec) ? fs::path(given_path) / "config.json"
+                                                         : fs::path(given_path);
+  const JsonValue root = ReadConfigJson(path);
+  const std::string model_type = ModelFamily(root);
+  RefuseUnmodelled(root);
+
+  ModelSpec m;
+  // The model's directory names it (".../Meta-Llama-3-8B/config.json").
+  const fs::path dir = fs::absolute(path, ec).parent_path();
+  m.name = path.filename() == "config.json" && !dir.filename().empty() ? dir.filename().string()
+                                                                       : path.stem().string();
+  DecodeAttentionShape(root, model_type, m);
+  DecodeFeedForward(root, model_type, m);
   CheckModelSizes(m, path.string());
   return m;
 }
