@@ -123,7 +123,7 @@ Job BuildJob(const std::string& label, ConfigTree tree,
     ScenarioConfig config = DecodeScenario(tree, DefaultModelsDir());
     config.compare.clear();
     auto sim = BuildSimulation(config);
-    return {label, std::move(tree), std::move(sim), {}, nullptr};
+    return {label, tree, std::move(sim), {}, nullptr};
   } catch (const InputError& err) {
     throw InputError(fmt::format("{}: {}", what, err.what()));
   }
@@ -133,6 +133,7 @@ Job BuildJob(const std::string& label, ConfigTree tree,
 std::vector<std::pair<std::string, std::vector<std::string>>> Labelled(
     const std::vector<Job>& jobs) {
   std::vector<std::pair<std::string, std::vector<std::string>>> caveats;
+  caveats.reserve(jobs.size());
   for (const Job& job : jobs) caveats.emplace_back(job.label, job.sim->timing_caveats());
   return caveats;
 }
@@ -141,6 +142,7 @@ std::vector<std::pair<std::string, std::vector<std::string>>> Labelled(
 std::vector<std::pair<std::string, std::vector<std::string>>> LabelledAssumptions(
     const std::vector<Job>& jobs) {
   std::vector<std::pair<std::string, std::vector<std::string>>> assumed;
+  assumed.reserve(jobs.size());
   for (const Job& job : jobs) assumed.emplace_back(job.label, job.sim->timing_assumptions());
   return assumed;
 }

@@ -95,6 +95,94 @@ std::string SchedulerChoice::Label() const {
   return label;
 }
 
+namespace {
+
+// The plan's base scenario (`scenario:`, a path relative to `base_dir`) with the
+// plan's `set:` overrides applied; a scenario that fails to load is the plan's error.
+void LoadPlanScenario(MapReader& r, const std::string& base_dir, PlanConfig& c) {
+  if (!r.Has("scenario")) r.Fail("scenario", "required: the scenario config to size");
+  const std::string scenario_path = Resolve(base_dir, r.String("scenario", ""));
+  try {
+    c.scenario = ConfigTree::Load(scenario_path);
+  } catch (const InputError& e) {
+    r.Fail("scenario", e.what());
+  }
+  for (const auto& [key, value] : r.Child("set").Overrides()) c.scenario->Set(key, value);
+}
+
+// `target:`: exactly one of the load to serve (qps, requests/s) and the window
+// (seconds) whose busiest stretch of the trace sets it.
+void DecodeTarget(MapReader t, PlanConfig& c) {
+  c.target_qps = t.Double("qps", 0, 0, 1e9);
+  c.trace_peak_window_s = t.Double("trace_peak_window_s", 0, 0, 1e9);
+  if ((c.target_qps > 0) == (c.trace_peak_window_s > 0)) {
+    t.Fail("qps", "give exactly one of target.qps and target.trace_peak_window_s");
+  }
+  t.Finish();
+}
+
+// `search:`: the rate search's start and limit (requests/s), tolerance, probe count
+// and requests per probe; unset keys keep their defaults.
+void DecodeSearch(MapReader s, PlanConfig& c) {
+  c.initial_qps = s.Double("initial_qps", c.initial_qps, 1e-6, 1e9);
+  c.tolerance = s.Double("tolerance", c.tolerance, 1e-4, 1.0);
+  c.max_qps = s.Double("max_qps", c.max_qps, 1e-6, 1e9);
+  c.max_probes = static_cast<int>(s.Int("max_probes", c.max_probes, 2, 10000));
+  c.probe_requests = s.Int("probe_requests", c.probe_requests, 10, int64_t{1} << 32);
+  if (c.initial_qps > c.max_qps) s.Fail("initial_qps", "must not exceed search.max_qps");
+  s.Finish();
+}
+
+// `candidates:`: the non-empty lists of GPU cards (with where each is written),
+// tensor-parallel degrees, KV managers and schedulers to combine.
+void DecodeCandidates(MapReader k, const DecodeContext& ctx, PlanConfig& c) {
+  ForEachListItem(k, "gpus", [&](const YAML::Node& n, const std::string& p) {
+    if (!n.IsScalar()) throw InputError(k.Where(n, p) + ": expected a GPU card name");
+    c.gpus.push_back(n.as<std::string>());
+    c.gpu_where.push_back(k.Where(n, p));
+  });
+  ForEachListItem(k, "tensor_parallel", [&](const YAML::Node& n, const std::string& p) {
+    int64_t tp = 0;
+    try {
+      tp = n.as<int64_t>();
+    } catch (const YAML::Exception&) {
+    }
+    if (tp < 1) throw InputError(k.Where(n, p) + ": expected a positive integer");
+    c.tensor_parallel.push_back(tp);
+  });
+  ForEachListItem(k, "kv_managers", [&](const YAML::Node& n, const std::string& p) {
+    MapReader m(n, p, ctx);
+    KvChoice choice;
+    choice.type = m.Enum("type", kKvManagerTypes);
+    choice.block_tokens = m.Int("block_tokens", 0, 1, int64_t{1} << 24);
+    choice.page_bytes = m.Bytes("page_bytes", 0);
+    m.Finish();
+    c.kv_managers.push_back(choice);
+  });
+  ForEachListItem(k, "schedulers", [&](const YAML::Node& n, const std::string& p) {
+    MapReader m(n, p, ctx);
+    SchedulerChoice choice;
+    choice.type = m.Enum("type", kSchedulerTypes);
+    choice.max_num_seqs = m.Int("max_num_seqs", 0, 1, int64_t{1} << 20);
+    choice.max_num_batched_tokens = m.Int("max_num_batched_tokens", 0, 1, int64_t{1} << 24);
+    choice.chunk_tokens = m.Int("chunk_tokens", 0, 1, int64_t{1} << 24);
+    m.Finish();
+    c.schedulers.push_back(choice);
+  });
+  k.Finish();
+}
+
+// `prices:`: $/GPU-hour by GPU card name, overriding the cards' own prices.
+void DecodePrices(MapReader prices, PlanConfig& c) {
+  if (!prices.IsMap()) return;
+  for (const auto& kv : prices.node()) {
+    const std::string gpu = kv.first.as<std::string>();
+    c.prices[gpu] = prices.Double(gpu, 0, 0, 1e6);
+  }
+}
+
+}  // namespace
+
 PlanConfig LoadPlan(const std::string& path) {
   const ConfigTree tree = ConfigTree::Load(path);
   PlanConfig c;
@@ -102,81 +190,13 @@ PlanConfig LoadPlan(const std::string& path) {
   const DecodeContext ctx{c.plan_file, tree.overridden()};
   MapReader r(tree.root(), "", ctx);
 
-  if (!r.Has("scenario")) r.Fail("scenario", "required: the scenario config to size");
-  const std::string scenario_path = Resolve(tree.base_dir(), r.String("scenario", ""));
-  try {
-    c.scenario = ConfigTree::Load(scenario_path);
-  } catch (const InputError& e) {
-    r.Fail("scenario", e.what());
-  }
-  for (const auto& [key, value] : r.Child("set").Overrides()) c.scenario->Set(key, value);
+  LoadPlanScenario(r, tree.base_dir(), c);
   if (!r.Has("slo")) r.Fail("slo", "required: the service-level objectives to meet");
   DecodeSlo(r.Child("slo"), c.slo, c.warnings);
-  {
-    MapReader t = r.Child("target");
-    c.target_qps = t.Double("qps", 0, 0, 1e9);
-    c.trace_peak_window_s = t.Double("trace_peak_window_s", 0, 0, 1e9);
-    if ((c.target_qps > 0) == (c.trace_peak_window_s > 0)) {
-      t.Fail("qps", "give exactly one of target.qps and target.trace_peak_window_s");
-    }
-    t.Finish();
-  }
-  {
-    MapReader s = r.Child("search");
-    c.initial_qps = s.Double("initial_qps", c.initial_qps, 1e-6, 1e9);
-    c.tolerance = s.Double("tolerance", c.tolerance, 1e-4, 1.0);
-    c.max_qps = s.Double("max_qps", c.max_qps, 1e-6, 1e9);
-    c.max_probes = static_cast<int>(s.Int("max_probes", c.max_probes, 2, 10000));
-    c.probe_requests = s.Int("probe_requests", c.probe_requests, 10, int64_t{1} << 32);
-    if (c.initial_qps > c.max_qps) s.Fail("initial_qps", "must not exceed search.max_qps");
-    s.Finish();
-  }
-  {
-    MapReader k = r.Child("candidates");
-    ForEachListItem(k, "gpus", [&](const YAML::Node& n, const std::string& p) {
-      if (!n.IsScalar()) throw InputError(k.Where(n, p) + ": expected a GPU card name");
-      c.gpus.push_back(n.as<std::string>());
-      c.gpu_where.push_back(k.Where(n, p));
-    });
-    ForEachListItem(k, "tensor_parallel", [&](const YAML::Node& n, const std::string& p) {
-      int64_t tp = 0;
-      try {
-        tp = n.as<int64_t>();
-      } catch (const YAML::Exception&) {
-      }
-      if (tp < 1) throw InputError(k.Where(n, p) + ": expected a positive integer");
-      c.tensor_parallel.push_back(tp);
-    });
-    ForEachListItem(k, "kv_managers", [&](const YAML::Node& n, const std::string& p) {
-      MapReader m(n, p, ctx);
-      KvChoice choice;
-      choice.type = m.Enum("type", kKvManagerTypes);
-      choice.block_tokens = m.Int("block_tokens", 0, 1, int64_t{1} << 24);
-      choice.page_bytes = m.Bytes("page_bytes", 0);
-      m.Finish();
-      c.kv_managers.push_back(choice);
-    });
-    ForEachListItem(k, "schedulers", [&](const YAML::Node& n, const std::string& p) {
-      MapReader m(n, p, ctx);
-      SchedulerChoice choice;
-      choice.type = m.Enum("type", kSchedulerTypes);
-      choice.max_num_seqs = m.Int("max_num_seqs", 0, 1, int64_t{1} << 20);
-      choice.max_num_batched_tokens = m.Int("max_num_batched_tokens", 0, 1, int64_t{1} << 24);
-      choice.chunk_tokens = m.Int("chunk_tokens", 0, 1, int64_t{1} << 24);
-      m.Finish();
-      c.schedulers.push_back(choice);
-    });
-    k.Finish();
-  }
-  {
-    MapReader prices = r.Child("prices");
-    if (prices.IsMap()) {
-      for (const auto& kv : prices.node()) {
-        const std::string gpu = kv.first.as<std::string>();
-        c.prices[gpu] = prices.Double(gpu, 0, 0, 1e6);
-      }
-    }
-  }
+  DecodeTarget(r.Child("target"), c);
+  DecodeSearch(r.Child("search"), c);
+  DecodeCandidates(r.Child("candidates"), ctx, c);
+  DecodePrices(r.Child("prices"), c);
   c.verify = r.Bool("verify", c.verify);
   c.jobs = static_cast<int>(r.Int("jobs", 0, 0, 1024));
   r.Finish();

@@ -50,8 +50,8 @@ std::string ResolveCard(MapReader& r, const std::string& key, const std::string&
   if (!r.Has(key)) r.Fail(key, "required");
   const std::string value = r.String(key, "");
   const bool is_path = value.find('/') != std::string::npos || value.ends_with(".yaml");
-  const std::string path = is_path ? Resolve(base_dir, value)
-                                   : (fs::path(models_dir) / kind / (value + ".yaml")).string();
+  std::string path = is_path ? Resolve(base_dir, value)
+                             : (fs::path(models_dir) / kind / (value + ".yaml")).string();
   // Error-code overloads: a name the file system refuses (say, longer than a file
   // name may be) is a card that is not there, not an exception.
   std::error_code ec;

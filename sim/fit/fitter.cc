@@ -172,6 +172,109 @@ CaseMetrics SimulateCase(const FitCase& c, const std::vector<FreeTerm>& free,
   return m;
 }
 
+// The run's scenario tree with the run's overrides applied; errors name the run.
+ConfigTree RunScenario(const FitRun& run) {
+  try {
+    ConfigTree t = ConfigTree::Load(run.scenario_path);
+    for (const auto& [key, value] : run.overrides) t.Set(key, value);
+    return t;
+  } catch (const InputError& e) {
+    throw InputError(fmt::format("{}: scenario: {}", run.where, e.what()));
+  }
+}
+
+// The format of the run's measured requests: the one named, else the one its file
+// extension implies (an error when it implies none).
+MeasurementFormat RequestsFormat(const FitRun& run) {
+  if (!run.requests_format.empty()) {
+    return ParseMeasurementFormat(run.requests_format, run.where + ": format");
+  }
+  const std::optional<MeasurementFormat> f = FormatFromExtension(run.requests_path);
+  if (!f) {
+    throw InputError(
+        fmt::format("{}: requests: cannot tell the format of {} from its extension; set format: "
+                    "vllm_requests_jsonl, benchmark_serving_json or requests_csv",
+                    run.where, run.requests_path));
+  }
+  return *f;
+}
+
+// The measured value of each metric over the run's requests, in the metrics'
+// order; an error for a metric the format does not record or that is not positive.
+std::vector<std::pair<FitMetric, double>> MeasuredTargets(const FitRun& run,
+                                                          MeasurementFormat format,
+                                                          const MeasuredRequests& measured,
+                                                          const std::vector<FitMetric>& metrics) {
+  std::vector<std::pair<FitMetric, double>> targets;
+  for (const FitMetric& m : metrics) {
+    const double v = MeasuredValue(measured, m);
+    if (std::isnan(v)) {
+      throw InputError(fmt::format(
+          "{}: metric {}: {} ({}) records no inter-token times; remove {} from metrics", run.where,
+          m.Name(), run.requests_path, kMeasurementFormats.Name(format), m.Name()));
+    }
+    if (!(v > 0)) {
+      throw InputError(fmt::format(
+          "{}: metric {}: the measured value is {} in {}; a relative error needs a positive "
+          "measurement, remove it from metrics",
+          run.where, m.Name(), v, run.requests_path));
+    }
+    targets.push_back({m, v});
+  }
+  return targets;
+}
+
+// The case of a run measured per request: `base` replaying the measurement from a
+// CSV trace written to `out_dir`/workloads/<run>.csv, with the measured metrics.
+FitCase MeasuredCase(const FitRun& run, const ConfigTree& base,
+                     const std::vector<FitMetric>& metrics, const std::string& out_dir) {
+  const MeasurementFormat format = RequestsFormat(run);
+  const MeasuredRequests measured = LoadMeasuredRequests(run.requests_path, format);
+  const std::string trace = (fs::absolute(out_dir) / "workloads" / (run.name + ".csv")).string();
+  WriteReplayTrace(measured, trace);
+  FitCase c{run.name, run.name, base, {}, static_cast<int64_t>(measured.requests.size()), "", {}};
+  c.tree.Set("workload", ReplayWorkloadYaml(measured, trace));
+  c.targets = MeasuredTargets(run, format, measured, metrics);
+  return c;
+}
+
+// Appends one case per load stage of a run measured as aggregates: `base` with the
+// stage's overrides, labelled "run/stage" (just "run" when it has one stage).
+void AppendStageCases(const FitRun& run, const ConfigTree& base, std::vector<FitCase>* cases) {
+  for (const FitStage& stage : run.stages) {
+    ConfigTree t = base;
+    try {
+      for (const auto& [key, value] : stage.overrides) t.Set(key, value);
+    } catch (const InputError& e) {
+      throw InputError(fmt::format("{}: set: {}", stage.where, e.what()));
+    }
+    const std::string label = run.stages.size() == 1 ? run.name : run.name + "/" + stage.label;
+    cases->push_back({run.name, label, t, stage.aggregates, 0, "", {}});
+  }
+}
+
+// Decodes and builds the case's scenario, recording its GPU and its own value of
+// each free term; the first case sets the timing type and engine preset, a later
+// case under others is an error.
+void ResolveCase(const std::vector<FreeTerm>& free, FitCase& c, std::string* timing_type,
+                 std::string* engine_preset) {
+  ScenarioConfig sc = DecodeScenario(c.tree, DefaultModelsDir());
+  const std::string type(kTimingTypes.Name(sc.timing.type));
+  const std::string preset(kEnginePresets.Name(sc.timing.engine.preset));
+  std::unique_ptr<Simulation> sim = BuildSimulation(sc);
+  c.gpu = sim->gpu().name;
+  for (const FreeTerm& t : free) c.resolved.push_back(ResolvedValue(*sim, t.key));
+  if (timing_type->empty()) {
+    *timing_type = type;
+    *engine_preset = preset;
+  } else if (type != *timing_type || preset != *engine_preset) {
+    throw InputError(fmt::format(
+        "runs under timing.type {} with engine preset {}, the first run under {} with {}: "
+        "one calibration serves one timing model and preset",
+        type, preset, *timing_type, *engine_preset));
+  }
+}
+
 }  // namespace
 
 Eigen::VectorXd RelativeErrors(const std::vector<FitCase>& all, const std::vector<size_t>& cases,
@@ -193,83 +296,17 @@ Eigen::VectorXd RelativeErrors(const std::vector<FitCase>& all, const std::vecto
 Fitter::Fitter(FitConfig config, const std::string& out_dir, int jobs)
     : config_(std::move(config)), jobs_(jobs) {
   for (const FitRun& run : config_.runs) {
-    ConfigTree base = [&] {
-      try {
-        ConfigTree t = ConfigTree::Load(run.scenario_path);
-        for (const auto& [key, value] : run.overrides) t.Set(key, value);
-        return t;
-      } catch (const InputError& e) {
-        throw InputError(fmt::format("{}: scenario: {}", run.where, e.what()));
-      }
-    }();
+    const ConfigTree base = RunScenario(run);
     if (!run.requests_path.empty()) {
-      MeasurementFormat format;
-      if (run.requests_format.empty()) {
-        const std::optional<MeasurementFormat> f = FormatFromExtension(run.requests_path);
-        if (!f) {
-          throw InputError(fmt::format(
-              "{}: requests: cannot tell the format of {} from its extension; set format: "
-              "vllm_requests_jsonl, benchmark_serving_json or requests_csv",
-              run.where, run.requests_path));
-        }
-        format = *f;
-      } else {
-        format = ParseMeasurementFormat(run.requests_format, run.where + ": format");
-      }
-      const MeasuredRequests measured = LoadMeasuredRequests(run.requests_path, format);
-      const std::string trace =
-          (fs::absolute(out_dir) / "workloads" / (run.name + ".csv")).string();
-      WriteReplayTrace(measured, trace);
-      base.Set("workload", ReplayWorkloadYaml(measured, trace));
-      FitCase c{run.name, run.name, base, {}, static_cast<int64_t>(measured.requests.size()),
-                "",       {}};
-      for (const FitMetric& m : config_.metrics) {
-        const double v = MeasuredValue(measured, m);
-        if (std::isnan(v)) {
-          throw InputError(fmt::format(
-              "{}: metric {}: {} ({}) records no inter-token times; remove {} from metrics",
-              run.where, m.Name(), run.requests_path, kMeasurementFormats.Name(format), m.Name()));
-        }
-        if (!(v > 0)) {
-          throw InputError(fmt::format(
-              "{}: metric {}: the measured value is {} in {}; a relative error needs a positive "
-              "measurement, remove it from metrics",
-              run.where, m.Name(), v, run.requests_path));
-        }
-        c.targets.push_back({m, v});
-      }
-      cases_.push_back(std::move(c));
+      cases_.push_back(MeasuredCase(run, base, config_.metrics, out_dir));
     } else {
-      for (const FitStage& stage : run.stages) {
-        ConfigTree t = base;
-        try {
-          for (const auto& [key, value] : stage.overrides) t.Set(key, value);
-        } catch (const InputError& e) {
-          throw InputError(fmt::format("{}: set: {}", stage.where, e.what()));
-        }
-        const std::string label = run.stages.size() == 1 ? run.name : run.name + "/" + stage.label;
-        cases_.push_back({run.name, label, std::move(t), stage.aggregates, 0, "", {}});
-      }
+      AppendStageCases(run, base, &cases_);
     }
   }
   // Every case decodes and builds, under one timing model and engine preset.
   for (FitCase& c : cases_) {
     try {
-      ScenarioConfig sc = DecodeScenario(c.tree, DefaultModelsDir());
-      const std::string type(kTimingTypes.Name(sc.timing.type));
-      const std::string preset(kEnginePresets.Name(sc.timing.engine.preset));
-      std::unique_ptr<Simulation> sim = BuildSimulation(sc);
-      c.gpu = sim->gpu().name;
-      for (const FreeTerm& t : config_.free) c.resolved.push_back(ResolvedValue(*sim, t.key));
-      if (timing_type_.empty()) {
-        timing_type_ = type;
-        engine_preset_ = preset;
-      } else if (type != timing_type_ || preset != engine_preset_) {
-        throw InputError(fmt::format(
-            "runs under timing.type {} with engine preset {}, the first run under {} with {}: "
-            "one calibration serves one timing model and preset",
-            type, preset, timing_type_, engine_preset_));
-      }
+      ResolveCase(config_.free, c, &timing_type_, &engine_preset_);
     } catch (const InputError& e) {
       const FitRun& run = *std::find_if(config_.runs.begin(), config_.runs.end(),
                                         [&](const FitRun& r) { return r.name == c.run; });
@@ -356,6 +393,7 @@ FitOutcome Fitter::Fit(const std::vector<std::string>& runs) const {
   const ResidualBatch residuals = [&](const std::vector<Eigen::VectorXd>& points) {
     const std::vector<std::vector<CaseMetrics>> sims = SimulateBatch(out.cases, out.params, points);
     std::vector<Eigen::VectorXd> rs;
+    rs.reserve(sims.size());
     for (const std::vector<CaseMetrics>& m : sims)
       rs.push_back(RelativeErrors(cases_, out.cases, m));
     return rs;

@@ -223,16 +223,17 @@ const char* const kRankingRule =
     "cheapest $/hour first; at equal cost the higher max QPS per replica, then the lower p99 "
     "TTFT at that load, then the order of the plan's candidate lists";
 
-PlanResult RunPlan(const PlanConfig& plan, const PlanOptions& options) {
-  const auto wall_start = std::chrono::steady_clock::now();
-  auto log = [&](const std::string& line) {
-    if (options.log) options.log(line);
-  };
-  KVSIM_CHECK(plan.scenario.has_value(), "plan without a scenario");
-  PlanResult r;
-  r.target_qps = plan.target_qps > 0 ? plan.target_qps : TracePeakQps(plan);
-  // A scenario that cannot even be decoded is the plan's error, not a candidate's;
-  // so is a GPU card that does not exist (a typo would otherwise read as "infeasible").
+namespace {
+
+// Passes `line` to the caller's progress log, if it gave one.
+void Log(const PlanOptions& options, const std::string& line) {
+  if (options.log) options.log(line);
+}
+
+// Throws InputError unless the plan's scenario decodes on its own and with each of
+// the plan's GPU cards: those are the plan's errors, not a candidate's (a typo would
+// otherwise read as "infeasible"). A card's error names the plan's line.
+void CheckScenarioAndGpus(const PlanConfig& plan) {
   DecodeScenario(*plan.scenario, DefaultModelsDir());
   for (size_t i = 0; i < plan.gpus.size(); ++i) {
     ConfigTree t = *plan.scenario;
@@ -250,7 +251,12 @@ PlanResult RunPlan(const PlanConfig& plan, const PlanOptions& options) {
                       cut == std::string::npos ? what : what.substr(cut + marker.size())));
     }
   }
+}
 
+// Every combination of the plan's GPUs, tensor-parallel degrees, KV managers and
+// schedulers, in that nesting order, named "gpu/tpN/kv/scheduler"; not yet evaluated.
+std::vector<CandidateResult> EnumerateCandidates(const PlanConfig& plan) {
+  std::vector<CandidateResult> candidates;
   for (const std::string& gpu : plan.gpus) {
     for (int64_t tp : plan.tensor_parallel) {
       for (const KvChoice& kv : plan.kv_managers) {
@@ -261,14 +267,18 @@ PlanResult RunPlan(const PlanConfig& plan, const PlanOptions& options) {
           c.kv = kv;
           c.scheduler = s;
           c.name = fmt::format("{}/tp{}/{}/{}", gpu, tp, kv.Label(), s.Label());
-          r.candidates.push_back(std::move(c));
+          candidates.push_back(std::move(c));
         }
       }
     }
   }
-  log(fmt::format("plan: {} candidates, target {:.3g} QPS", r.candidates.size(), r.target_qps));
+  return candidates;
+}
 
-  std::atomic<int64_t> simulations{0};
+// Searches every candidate of `r` for its highest rate meeting the SLOs and sizes it
+// for r.target_qps, in parallel, reporting progress; counts the simulations run.
+void EvaluateCandidates(const PlanConfig& plan, const PlanOptions& options, PlanResult& r,
+                        std::atomic<int64_t>& simulations) {
   const auto total = static_cast<int64_t>(r.candidates.size());
   std::mutex progress_mutex;
   if (options.progress) options.progress(0, total);
@@ -279,51 +289,76 @@ PlanResult RunPlan(const PlanConfig& plan, const PlanOptions& options) {
       options.progress(1, total);
     }
   });
+}
 
+// Runs candidate `c`'s whole fleet at `target_qps` behind the router, starting from
+// rec.replicas and adding replicas until it meets the SLOs (at most three more than
+// the estimate); records the last fleet run in `rec`, and falls back to the estimate
+// when none is verified. Counts the simulations run.
+void VerifyFleet(const PlanConfig& plan, const PlanOptions& options, const CandidateResult& c,
+                 double target_qps, Recommendation& rec, std::atomic<int64_t>& simulations) {
+  for (int extra = 0; extra <= 3; ++extra, ++rec.replicas) {
+    const Run run = Simulate(
+        plan, CandidateTree(plan, c, rec.replicas, target_qps, plan.probe_requests * rec.replicas));
+    ++simulations;
+    rec.fleet = run.summary;
+    rec.verdict = run.verdict;
+    rec.fleet_replicas = rec.replicas;
+    rec.fleet_requests_per_replica = run.summary.requests_total / rec.replicas;
+    // A trace that runs out leaves each replica a handful of requests: their
+    // latencies say nothing about the fleet at load.
+    if (rec.fleet_requests_per_replica * 2 < plan.probe_requests) {
+      rec.too_few_requests = true;
+      Log(options, fmt::format("verify: {} x {}: the trace held {} requests, {} per replica, fewer "
+                               "than half of a probe's {}: not verified",
+                               rec.replicas, c.name, run.summary.requests_total,
+                               rec.fleet_requests_per_replica, plan.probe_requests));
+      break;
+    }
+    Log(options,
+        fmt::format("verify: {} x {} at {:.3g} QPS: {}", rec.replicas, c.name, target_qps,
+                    run.verdict.meets ? "meets the SLOs" : "misses " + run.verdict.binding));
+    if (run.verdict.meets) {
+      rec.verified = true;
+      break;
+    }
+  }
+  if (!rec.verified) rec.replicas = c.replicas;
+}
+
+// The recommendation for a ranked plan (at least one candidate meets the SLOs): the
+// first-ranked candidate with its fleet verified when the plan asks; its GPUs and
+// cost ($/hour) are those of the replicas recommended.
+Recommendation Recommend(const PlanConfig& plan, const PlanOptions& options, const PlanResult& r,
+                         std::atomic<int64_t>& simulations) {
+  Recommendation rec;
+  rec.candidate = r.ranking.front();
+  const CandidateResult& c = r.candidates[rec.candidate];
+  rec.replicas = c.replicas;
+  if (plan.verify) VerifyFleet(plan, options, c, r.target_qps, rec, simulations);
+  rec.gpus = rec.replicas * c.tensor_parallel;
+  rec.cost_per_hour = static_cast<double>(rec.gpus) * c.price_per_gpu_hour;
+  return rec;
+}
+
+}  // namespace
+
+PlanResult RunPlan(const PlanConfig& plan, const PlanOptions& options) {
+  const auto wall_start = std::chrono::steady_clock::now();
+  KVSIM_CHECK(plan.scenario.has_value(), "plan without a scenario");
+  PlanResult r;
+  r.target_qps = plan.target_qps > 0 ? plan.target_qps : TracePeakQps(plan);
+  CheckScenarioAndGpus(plan);
+  r.candidates = EnumerateCandidates(plan);
+  Log(options,
+      fmt::format("plan: {} candidates, target {:.3g} QPS", r.candidates.size(), r.target_qps));
+
+  std::atomic<int64_t> simulations{0};
+  EvaluateCandidates(plan, options, r, simulations);
   RankCandidates(r);
   MarkPareto(r);
   ComputeSavings(r);
-
-  if (!r.ranking.empty()) {
-    Recommendation rec;
-    rec.candidate = r.ranking.front();
-    const CandidateResult& c = r.candidates[rec.candidate];
-    rec.replicas = c.replicas;
-    if (plan.verify) {
-      // The whole fleet at the target load behind the router; add replicas until it
-      // meets the SLOs (at most three more than the estimate).
-      for (int extra = 0; extra <= 3; ++extra, ++rec.replicas) {
-        const Run run = Simulate(plan, CandidateTree(plan, c, rec.replicas, r.target_qps,
-                                                     plan.probe_requests * rec.replicas));
-        ++simulations;
-        rec.fleet = run.summary;
-        rec.verdict = run.verdict;
-        rec.fleet_replicas = rec.replicas;
-        rec.fleet_requests_per_replica = run.summary.requests_total / rec.replicas;
-        // A trace that runs out leaves each replica a handful of requests: their
-        // latencies say nothing about the fleet at load.
-        if (rec.fleet_requests_per_replica * 2 < plan.probe_requests) {
-          rec.too_few_requests = true;
-          log(
-              fmt::format("verify: {} x {}: the trace held {} requests, {} per replica, fewer "
-                          "than half of a probe's {}: not verified",
-                          rec.replicas, c.name, run.summary.requests_total,
-                          rec.fleet_requests_per_replica, plan.probe_requests));
-          break;
-        }
-        log(fmt::format("verify: {} x {} at {:.3g} QPS: {}", rec.replicas, c.name, r.target_qps,
-                        run.verdict.meets ? "meets the SLOs" : "misses " + run.verdict.binding));
-        if (run.verdict.meets) {
-          rec.verified = true;
-          break;
-        }
-      }
-      if (!rec.verified) rec.replicas = c.replicas;
-    }
-    rec.gpus = rec.replicas * c.tensor_parallel;
-    rec.cost_per_hour = static_cast<double>(rec.gpus) * c.price_per_gpu_hour;
-    r.recommendation = rec;
-  }
+  if (!r.ranking.empty()) r.recommendation = Recommend(plan, options, r, simulations);
   r.simulations = simulations;
   r.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
   return r;
@@ -417,52 +452,60 @@ void CandidateFields(JsonWriter& j, const CandidateResult& c) {
 
 }  // namespace
 
-std::string PlanJson(const PlanResult& r, const PlanConfig& plan) {
-  JsonWriter j;
-  j.BeginObject();
-  j.Field("plan", plan.plan_file).Field("target_qps", r.target_qps);
-  {
-    const ScenarioConfig sc = DecodeScenario(*plan.scenario, DefaultModelsDir());
-    j.BeginObject("scenario")
-        .Field("config", plan.scenario->origin())
-        .Field("model", LoadModelSpec(sc.model_path).name)
-        .Field("model_card", sc.model_path)
-        .Field("trace", sc.workload.trace_path)
-        .Field("arrival_process", ArrivalProcessName(sc.workload.arrival))
-        .Field("seed", static_cast<int64_t>(sc.seed))
-        .Field("probe_requests", plan.probe_requests)
-        .EndObject();
-  }
-  {
-    j.BeginObject("slo");
-    auto percentiles = [&](const char* name, const PercentileSlo& p) {
-      if (!p.p50 && !p.p90 && !p.p99) return;
-      j.BeginObject(name);
-      if (p.p50) j.Field("p50", *p.p50);
-      if (p.p90) j.Field("p90", *p.p90);
-      if (p.p99) j.Field("p99", *p.p99);
-      j.EndObject();
-    };
-    percentiles("ttft_s", plan.slo.ttft_s);
-    percentiles("tbt_s", plan.slo.tbt_s);
-    percentiles("tpot_s", plan.slo.tpot_s);
-    percentiles("e2e_s", plan.slo.e2e_s);
-    if (plan.slo.attainment) j.Field("attainment", *plan.slo.attainment);
-    if (plan.slo.request_ttft_s) j.Field("request_ttft_s", *plan.slo.request_ttft_s);
-    if (plan.slo.request_tpot_s) j.Field("request_tpot_s", *plan.slo.request_tpot_s);
-    if (plan.slo.request_e2e_s) j.Field("request_e2e_s", *plan.slo.request_e2e_s);
-    j.Field("stability", plan.slo.stability);
-    j.Field("stability_slack_s", plan.slo.stability_slack_s);
-    j.EndObject();
-  }
-  j.BeginArray("slo_applied");
-  for (const std::string& line : DescribeSlo(plan.slo)) j.Field({}, line);
+namespace {
+
+// The "scenario" object: the plan's base scenario (config file, model, trace,
+// arrival process, seed) and the requests per probe.
+void ScenarioSection(JsonWriter& j, const PlanConfig& plan) {
+  const ScenarioConfig sc = DecodeScenario(*plan.scenario, DefaultModelsDir());
+  j.BeginObject("scenario")
+      .Field("config", plan.scenario->origin())
+      .Field("model", LoadModelSpec(sc.model_path).name)
+      .Field("model_card", sc.model_path)
+      .Field("trace", sc.workload.trace_path)
+      .Field("arrival_process", ArrivalProcessName(sc.workload.arrival))
+      .Field("seed", static_cast<int64_t>(sc.seed))
+      .Field("probe_requests", plan.probe_requests)
+      .EndObject();
+}
+
+// The object `name` of the percentile bounds set (seconds); nothing when none is.
+void PercentileBounds(JsonWriter& j, const char* name, const PercentileSlo& p) {
+  if (!p.p50 && !p.p90 && !p.p99) return;
+  j.BeginObject(name);
+  if (p.p50) j.Field("p50", *p.p50);
+  if (p.p90) j.Field("p90", *p.p90);
+  if (p.p99) j.Field("p99", *p.p99);
+  j.EndObject();
+}
+
+// The "slo" object: the SLOs as the plan sets them (bounds in seconds), unset ones
+// left out.
+void SloSection(JsonWriter& j, const SloSpec& slo) {
+  j.BeginObject("slo");
+  PercentileBounds(j, "ttft_s", slo.ttft_s);
+  PercentileBounds(j, "tbt_s", slo.tbt_s);
+  PercentileBounds(j, "tpot_s", slo.tpot_s);
+  PercentileBounds(j, "e2e_s", slo.e2e_s);
+  if (slo.attainment) j.Field("attainment", *slo.attainment);
+  if (slo.request_ttft_s) j.Field("request_ttft_s", *slo.request_ttft_s);
+  if (slo.request_tpot_s) j.Field("request_tpot_s", *slo.request_tpot_s);
+  if (slo.request_e2e_s) j.Field("request_e2e_s", *slo.request_e2e_s);
+  j.Field("stability", slo.stability);
+  j.Field("stability_slack_s", slo.stability_slack_s);
+  j.EndObject();
+}
+
+// The array `key` of strings.
+void StringArray(JsonWriter& j, const char* key, const std::vector<std::string>& lines) {
+  j.BeginArray(key);
+  for (const std::string& line : lines) j.Field({}, line);
   j.EndArray();
-  j.BeginArray("warnings");
-  for (const std::string& w : plan.warnings) j.Field({}, w);
-  j.EndArray();
-  j.Field("ranking_rule", kRankingRule);
-  j.Field("tie", r.tie_note);
+}
+
+// The "candidates" array (every candidate, in plan order) and the "pareto" array
+// (the names of the Pareto-optimal ones, in ranking order).
+void CandidateSections(JsonWriter& j, const PlanResult& r) {
   j.BeginArray("candidates");
   for (const CandidateResult& c : r.candidates) {
     j.BeginObject();
@@ -475,8 +518,12 @@ std::string PlanJson(const PlanResult& r, const PlanConfig& plan) {
     if (r.candidates[i].pareto) j.Field("", r.candidates[i].name);
   }
   j.EndArray();
+}
+
+// The "kv_savings" array: each KV manager's cheapest cost ($/hour) against another's.
+void SavingsSection(JsonWriter& j, const std::vector<KvSaving>& savings) {
   j.BeginArray("kv_savings");
-  for (const KvSaving& s : r.savings) {
+  for (const KvSaving& s : savings) {
     j.BeginObject()
         .Field("manager", s.manager)
         .Field("versus", s.versus)
@@ -486,31 +533,53 @@ std::string PlanJson(const PlanResult& r, const PlanConfig& plan) {
         .EndObject();
   }
   j.EndArray();
-  if (r.recommendation) {
-    const Recommendation& rec = *r.recommendation;
-    j.BeginObject("recommendation");
-    // The candidate's fields with the fleet that was verified (replicas may exceed the
-    // estimate by division, kept as estimated_replicas).
-    CandidateResult fleet = r.candidates[rec.candidate];
-    if (fleet.cost_per_hour > 0) {
-      fleet.cost_per_million_output_tokens *= rec.cost_per_hour / fleet.cost_per_hour;
-    }
-    fleet.replicas = rec.replicas;
-    fleet.gpus = rec.gpus;
-    fleet.cost_per_hour = rec.cost_per_hour;
-    CandidateFields(j, fleet);
-    j.Field("estimated_replicas", r.candidates[rec.candidate].replicas);
-    j.Field("verified", rec.verified);
-    j.Field("verify_replicas", rec.fleet_replicas);
-    j.Field("verify_requests_per_replica", rec.fleet_requests_per_replica);
-    j.Field("verify_too_few_requests", rec.too_few_requests);
-    j.Field("verify_binding_slo", rec.verdict.binding);
-    j.Field("verify_requests_completed", rec.fleet.requests_completed);
-    Latencies(j, "verify_latencies", rec.fleet);
-    j.EndObject();
-  } else {
+}
+
+// The "recommendation" object: the recommended candidate's fields with its verified
+// fleet and the verification run; a string saying it is infeasible when none is.
+void RecommendationSection(JsonWriter& j, const PlanResult& r) {
+  if (!r.recommendation) {
     j.Field("recommendation", "infeasible: no candidate meets the SLOs");
+    return;
   }
+  const Recommendation& rec = *r.recommendation;
+  j.BeginObject("recommendation");
+  // The candidate's fields with the fleet that was verified (replicas may exceed the
+  // estimate by division, kept as estimated_replicas).
+  CandidateResult fleet = r.candidates[rec.candidate];
+  if (fleet.cost_per_hour > 0) {
+    fleet.cost_per_million_output_tokens *= rec.cost_per_hour / fleet.cost_per_hour;
+  }
+  fleet.replicas = rec.replicas;
+  fleet.gpus = rec.gpus;
+  fleet.cost_per_hour = rec.cost_per_hour;
+  CandidateFields(j, fleet);
+  j.Field("estimated_replicas", r.candidates[rec.candidate].replicas);
+  j.Field("verified", rec.verified);
+  j.Field("verify_replicas", rec.fleet_replicas);
+  j.Field("verify_requests_per_replica", rec.fleet_requests_per_replica);
+  j.Field("verify_too_few_requests", rec.too_few_requests);
+  j.Field("verify_binding_slo", rec.verdict.binding);
+  j.Field("verify_requests_completed", rec.fleet.requests_completed);
+  Latencies(j, "verify_latencies", rec.fleet);
+  j.EndObject();
+}
+
+}  // namespace
+
+std::string PlanJson(const PlanResult& r, const PlanConfig& plan) {
+  JsonWriter j;
+  j.BeginObject();
+  j.Field("plan", plan.plan_file).Field("target_qps", r.target_qps);
+  ScenarioSection(j, plan);
+  SloSection(j, plan.slo);
+  StringArray(j, "slo_applied", DescribeSlo(plan.slo));
+  StringArray(j, "warnings", plan.warnings);
+  j.Field("ranking_rule", kRankingRule);
+  j.Field("tie", r.tie_note);
+  CandidateSections(j, r);
+  SavingsSection(j, r.savings);
+  RecommendationSection(j, r);
   j.BeginObject("sim").Field("simulations", r.simulations).Field("wall_s", r.wall_s).EndObject();
   j.EndObject();
   return j.str();

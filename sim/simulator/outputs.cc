@@ -36,11 +36,12 @@ std::string FormatOrNa(double value, std::string_view format) {
   return std::isnan(value) ? std::string("n/a") : fmt::format(fmt::runtime(format), value);
 }
 
-std::string SummaryJson(const Summary& s, const Simulation& sim) {
+namespace {
+
+// The "scenario" object of a summary: what was simulated (model, GPU, deployment,
+// scheduler, dtype sizes in bytes, workload).
+void ScenarioSection(JsonWriter& j, const Simulation& sim) {
   const ScenarioConfig& c = sim.config();
-  JsonWriter j;
-  j.BeginObject();
-  j.Field("kv_manager", s.kv_manager);
   j.BeginObject("scenario")
       .Field("model", sim.model().name)
       .Field("gpu", sim.gpu().name)
@@ -55,6 +56,12 @@ std::string SummaryJson(const Summary& s, const Simulation& sim) {
       .Field("arrival_process", ArrivalProcessName(c.workload.arrival))
       .Field("rate_qps", c.workload.rate_qps)
       .EndObject();
+}
+
+// The "timing" object (the timing model, its profile, engine preset, paged kernel
+// and assumptions) and the "timing_caveats" array.
+void TimingSections(JsonWriter& j, const Simulation& sim) {
+  const ScenarioConfig& c = sim.config();
   j.BeginObject("timing")
       .Field("model", sim.timing_name())
       .Field("profile", c.timing.type == TimingType::kProfiled ? c.timing.profile_path : "");
@@ -71,6 +78,11 @@ std::string SummaryJson(const Summary& s, const Simulation& sim) {
   j.BeginArray("timing_caveats");
   for (const std::string& caveat : sim.timing_caveats()) j.Field({}, caveat);
   j.EndArray();
+}
+
+// The request counts, the makespan (s), the "throughput" object (per second) and
+// the latency percentiles (s), with how exact they are.
+void RequestSections(JsonWriter& j, const Summary& s) {
   j.Field("requests_total", s.requests_total);
   j.Field("requests_completed", s.requests_completed);
   j.Field("requests_rejected", s.requests_rejected);
@@ -89,6 +101,11 @@ std::string SummaryJson(const Summary& s, const Simulation& sim) {
   WritePercentiles(j, "queue_s", s.queue_s);
   // Request percentiles are exact up to MetricsOptions::exact_percentile_limit requests.
   j.Field("percentiles", s.percentiles_exact ? "exact" : "log histogram, within 0.4%");
+}
+
+// The "load" object (offered rate, queueing delay in s), the preemption count and
+// the "prefix_cache" object (tokens and requests hit, hit rates as fractions).
+void LoadAndPrefixSections(JsonWriter& j, const Summary& s) {
   j.BeginObject("load")
       .Field("offered_qps", s.offered_qps)
       .Field("queue_first_quarter_s", s.queue_first_quarter_s)
@@ -110,6 +127,11 @@ std::string SummaryJson(const Summary& s, const Simulation& sim) {
                                      : 0.0)
       .Field("recomputed_tokens", s.recomputed_tokens)
       .EndObject();
+}
+
+// The "kv" object (KV memory in bytes), the "batch" object and, for vAttention,
+// the "vattention" object (page size in bytes, map calls, overheads in s).
+void MemorySections(JsonWriter& j, const Summary& s) {
   j.BeginObject("kv")
       .Field("bytes_per_token", s.kv_bytes_per_token)
       .Field("capacity_bytes", s.kv_capacity_bytes)
@@ -133,6 +155,19 @@ std::string SummaryJson(const Summary& s, const Simulation& sim) {
         .Field("hidden_overhead_s", s.hidden_overhead_s)
         .EndObject();
   }
+}
+
+}  // namespace
+
+std::string SummaryJson(const Summary& s, const Simulation& sim) {
+  JsonWriter j;
+  j.BeginObject();
+  j.Field("kv_manager", s.kv_manager);
+  ScenarioSection(j, sim);
+  TimingSections(j, sim);
+  RequestSections(j, s);
+  LoadAndPrefixSections(j, s);
+  MemorySections(j, s);
   j.BeginObject("sim").Field("wall_s", s.wall_s).Field("events", s.events).EndObject();
   j.EndObject();
   return j.str();

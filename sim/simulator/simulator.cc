@@ -78,6 +78,85 @@ std::string Simulation::TimingLine() const {
   return line;
 }
 
+namespace {
+
+// Counts `spec` as offered and admits it unless its prompt leaves no room to
+// generate within `max_len` tokens (counted rejected); an admitted request's output
+// is cut to fit `max_len` (counted truncated). True when admitted.
+bool Admit(RequestSpec& spec, int64_t max_len, Metrics& metrics) {
+  metrics.CountOffered(spec.arrival);
+  if (spec.prompt_tokens >= max_len) {
+    metrics.CountRejected();  // an engine refuses prompts that leave no room to generate
+    return false;
+  }
+  if (spec.prompt_tokens + spec.output_tokens > max_len) {
+    spec.output_tokens = max_len - spec.prompt_tokens;
+    metrics.CountTruncated();
+  }
+  return true;
+}
+
+// Queues `spec` on the replica the router picks from every replica's current load
+// (`loads`: scratch space, one per replica); returns that replica's index.
+size_t RouteToReplica(RequestSpec spec, Router& router,
+                      const std::vector<std::unique_ptr<Replica>>& replicas,
+                      std::vector<ReplicaLoad>& loads) {
+  for (size_t i = 0; i < replicas.size(); ++i) loads[i] = replicas[i]->load();
+  const size_t r = router.Route(spec, loads);
+  KVSIM_CHECK(r < replicas.size(), "router chose a missing replica");
+  replicas[r]->Enqueue(std::move(spec));
+  return r;
+}
+
+// The time at which the next request may reach any replica's queues: the next
+// arrival, or the oldest arrival on its way plus `ready_delay`, whichever is first
+// (Nanos::max() when neither is left).
+Nanos NextQueueChange(const std::optional<RequestSpec>& next,
+                      const std::deque<RequestSpec>& on_the_way, Nanos ready_delay) {
+  Nanos horizon = next ? next->arrival : Nanos::max();
+  if (!on_the_way.empty()) horizon = std::min(horizon, on_the_way.front().arrival + ready_delay);
+  return horizon;
+}
+
+// Throws InputError when an iteration of `replica` starting at `now` and lasting
+// `duration` would end past kMaxSimulatedSeconds.
+void CheckSimulatedTime(const std::string& config_file, Nanos now, Nanos duration, size_t replica) {
+  if (ToSeconds(now) + ToSeconds(duration) > kMaxSimulatedSeconds) {
+    throw InputError(fmt::format(
+        "{}: the simulation passed the {:g} s kvsim simulates ({:g} s at an iteration of "
+        "replica {}): the load or the timing terms are out of range",
+        config_file, kMaxSimulatedSeconds, ToSeconds(now + duration), replica));
+  }
+}
+
+// The finished run's summary: the metrics' own, with the facts of the scenario (the
+// KV manager's label, skipped trace rows, prefix caching, KV bytes per token and
+// capacity, vAttention's page size in bytes, 0 for other managers), the `events`
+// handled and the wall time since `wall_start` (s). Every offered request either
+// finished or was rejected: a request left queued would be a wrong answer, not a result.
+Summary FinalSummary(const Simulation& sim, const Workload& workload, uint64_t events,
+                     std::chrono::steady_clock::time_point wall_start) {
+  const ScenarioConfig& config = sim.config();
+  Summary s = sim.metrics().Summarize();
+  KVSIM_CHECK(s.requests_completed + s.requests_rejected == s.requests_total,
+              "the event loop ended with requests neither finished nor rejected");
+  s.kv_manager = sim.kv_manager_label();
+  s.skipped_rows = workload.SkippedRowsNote();
+  s.prefix_caching =
+      (config.kv_cache.type == KvManagerType::kPaged && config.kv_cache.paged.prefix_caching) ||
+      (config.kv_cache.type == KvManagerType::kVAttention &&
+       config.kv_cache.vattention.prefix_caching);
+  s.kv_bytes_per_token = sim.memory().kv_bytes_per_token;
+  s.kv_capacity_bytes = sim.memory().kv_capacity_bytes;
+  s.is_vattention = config.kv_cache.type == KvManagerType::kVAttention;
+  s.page_bytes = s.is_vattention ? config.kv_cache.vattention.page_bytes : 0;
+  s.events = static_cast<int64_t>(events);
+  s.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
+  return s;
+}
+
+}  // namespace
+
 Summary Simulation::Run() {
   KVSIM_CHECK(!ran_, "a Simulation runs once");
   ran_ = true;
@@ -94,13 +173,8 @@ Summary Simulation::Run() {
   const Nanos ready_delay = SecondsToNanos(config_.timing.engine.request_arrival_s);
   std::deque<RequestSpec> on_the_way;
   auto route = [&](RequestSpec spec) {
-    for (size_t i = 0; i < replicas_.size(); ++i) loads[i] = replicas_[i]->load();
-    const size_t r = router_->Route(spec, loads);
-    KVSIM_CHECK(r < replicas_.size(), "router chose a missing replica");
-    replicas_[r]->Enqueue(std::move(spec));
-    return r;
+    return RouteToReplica(std::move(spec), *router_, replicas_, loads);
   };
-
   auto request_step = [&](size_t r, Nanos now) {
     if (!step_pending[r] && !replicas_[r]->busy()) {
       step_pending[r] = true;
@@ -114,15 +188,7 @@ Summary Simulation::Run() {
     const Nanos now = event.time;
     if (std::holds_alternative<Arrival>(event.payload)) {
       RequestSpec spec = std::move(*next);
-      metrics_->CountOffered(spec.arrival);
-      const int64_t max_len = memory_.max_model_len;
-      if (spec.prompt_tokens >= max_len) {
-        metrics_->CountRejected();  // an engine refuses prompts that leave no room to generate
-      } else {
-        if (spec.prompt_tokens + spec.output_tokens > max_len) {
-          spec.output_tokens = max_len - spec.prompt_tokens;
-          metrics_->CountTruncated();
-        }
+      if (Admit(spec, memory_.max_model_len, *metrics_)) {
         if (ready_delay > Nanos(0)) {
           on_the_way.push_back(std::move(spec));
           events.Push(now + ready_delay, EventPhase::kArrival, Ready{});
@@ -144,16 +210,9 @@ Summary Simulation::Run() {
       step_pending[step->replica] = false;
       // The next arrival anywhere may change this replica's queues: a run of decode
       // iterations (skip-ahead) must not start an iteration at or after it.
-      Nanos horizon = next ? next->arrival : Nanos::max();
-      if (!on_the_way.empty())
-        horizon = std::min(horizon, on_the_way.front().arrival + ready_delay);
+      const Nanos horizon = NextQueueChange(next, on_the_way, ready_delay);
       const Nanos duration = replicas_[step->replica]->StartIteration(now, horizon);
-      if (ToSeconds(now) + ToSeconds(duration) > kMaxSimulatedSeconds) {
-        throw InputError(fmt::format(
-            "{}: the simulation passed the {:g} s kvsim simulates ({:g} s at an iteration of "
-            "replica {}): the load or the timing terms are out of range",
-            config_.config_file, kMaxSimulatedSeconds, ToSeconds(now + duration), step->replica));
-      }
+      CheckSimulatedTime(config_.config_file, now, duration, step->replica);
       if (duration > Nanos(0)) {
         // By replica at equal times, so the order does not depend on when the event
         // was pushed (a skip-ahead run pushes its end early).
@@ -166,25 +225,7 @@ Summary Simulation::Run() {
       request_step(r, now);
     }
   }
-
-  // Every offered request either finished or was rejected: a request left queued
-  // would be a wrong answer, not a result.
-  Summary s = metrics_->Summarize();
-  KVSIM_CHECK(s.requests_completed + s.requests_rejected == s.requests_total,
-              "the event loop ended with requests neither finished nor rejected");
-  s.kv_manager = kv_label_;
-  s.skipped_rows = workload_->SkippedRowsNote();
-  s.prefix_caching =
-      (config_.kv_cache.type == KvManagerType::kPaged && config_.kv_cache.paged.prefix_caching) ||
-      (config_.kv_cache.type == KvManagerType::kVAttention &&
-       config_.kv_cache.vattention.prefix_caching);
-  s.kv_bytes_per_token = memory_.kv_bytes_per_token;
-  s.kv_capacity_bytes = memory_.kv_capacity_bytes;
-  s.is_vattention = config_.kv_cache.type == KvManagerType::kVAttention;
-  s.page_bytes = s.is_vattention ? config_.kv_cache.vattention.page_bytes : 0;
-  s.events = static_cast<int64_t>(handled);
-  s.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
-  return s;
+  return FinalSummary(*this, *workload_, handled, wall_start);
 }
 
 }  // namespace kvsim

@@ -179,17 +179,13 @@ EngineConfig ValidationEngine() {
   return e;
 }
 
-Validation ValidateProfile(const Profile& profile, const GpuSpec& gpu,
-                           const ModelCardLoader& load_model, const ValidateConfig& config) {
-  const std::vector<StepRow> rows = RequireStepRows(profile);
-  Validation v;
-  v.profile_path = profile.path();
-  v.measured_on = profile.MetaText("gpu_name");
-  v.gpu_card = gpu.name;
-  v.config = config;
-  v.roofline_efficiencies = ResolveEfficiencies(config.roofline, gpu, nullptr);
+namespace {
 
-  // Model cards, each loaded once, at the first row naming it.
+// The model card of each model the rows name, each loaded once, at the first row
+// naming it; a card that fails to load is an error at that row's line.
+std::map<std::string, ModelSpec> LoadModelCards(const Profile& profile,
+                                                const std::vector<StepRow>& rows,
+                                                const ModelCardLoader& load_model) {
   std::map<std::string, ModelSpec> cards;
   for (const StepRow& row : rows) {
     if (cards.contains(row.model)) continue;
@@ -199,15 +195,45 @@ Validation ValidateProfile(const Profile& profile, const GpuSpec& gpu,
       FailAt(profile, row.line, fmt::format("[step] model {}: {}", row.model, e.what()));
     }
   }
+  return cards;
+}
 
-  // The two models of each (model, tensor_parallel), built at its first row; none
-  // for a group that cannot be predicted (listed in v.skipped).
-  struct Models {
-    std::unique_ptr<ExecutionTimeModel> profiled, roofline;
-    size_t skipped = 0;  // index into v.skipped + 1; 0: predicted
-  };
-  std::map<std::pair<std::string, int64_t>, Models> groups;
-  const ProfileTable& gemm = profile.Table("gemm");
+// The two models of one (model, tensor_parallel) group of rows; none for a group
+// that cannot be predicted (listed in Validation::skipped).
+struct GroupModels {
+  std::unique_ptr<ExecutionTimeModel> profiled, roofline;
+  size_t skipped = 0;  // index into Validation::skipped + 1; 0: predicted
+};
+
+// Why the rows of `row`'s model (card `model`) at its tensor_parallel cannot be
+// predicted on `gpu`; empty when they can.
+std::string UnpredictableReason(const StepRow& row, const ModelSpec& model,
+                                const ProfileTable& gemm, const GpuSpec& gpu) {
+  const int64_t tp = row.tensor_parallel;
+  if (model.num_heads % tp != 0) {
+    return fmt::format("{} attention heads of {} do not split over {} GPUs", model.num_heads,
+                       model.name, tp);
+  }
+  if (!HasGemmRows(gemm, row.model, tp)) {
+    return fmt::format(
+        "the profile has no [gemm] rows for {} at tensor_parallel {} (it has: {}); measure "
+        "them with kvprobe --model {}",
+        row.model, tp, GemmModels(gemm), row.model);
+  }
+  if (tp > 1 && !(gpu.link_bandwidth_bytes_per_s > 0)) {
+    return fmt::format(
+        "the {} card has no GPU-GPU link bandwidth for the roofline's all-reduce on {} GPUs",
+        gpu.name, tp);
+  }
+  return "";
+}
+
+// The models of `row`'s group, built at its first row: the profiled and roofline
+// models (the profiled one's caveats added to v.caveats once each), or none, with the
+// group added to v.skipped (its lines still to be filled in).
+GroupModels BuildGroupModels(const Profile& profile, const ProfileTable& gemm, const GpuSpec& gpu,
+                             const ValidateConfig& config, const ModelSpec& model,
+                             const StepRow& row, Validation& v) {
   const CostConfig profiled_costs{.engine = config.engine,
                                   .allreduce = {},
                                   .paged_kernel = PagedKernel::kProfiled,
@@ -216,51 +242,61 @@ Validation ValidateProfile(const Profile& profile, const GpuSpec& gpu,
                                   .allreduce = {},
                                   .paged_kernel = config.roofline_paged_kernel,
                                   .paged = false};
+  const int64_t tp = row.tensor_parallel;
+  const std::string reason = UnpredictableReason(row, model, gemm, gpu);
+  GroupModels m;
+  if (reason.empty()) {
+    m.profiled = NewProfiledModel(profile, model, gpu, tp, config.profiled, profiled_costs);
+    m.roofline = NewRooflineModel(model, gpu, tp, config.roofline, roofline_costs);
+    for (std::string& c : m.profiled->Caveats()) {
+      if (std::find(v.caveats.begin(), v.caveats.end(), c) == v.caveats.end()) {
+        v.caveats.push_back(std::move(c));
+      }
+    }
+  } else {
+    v.skipped.push_back({.model = row.model, .tensor_parallel = tp, .lines = {}, .reason = reason});
+    m.skipped = v.skipped.size();
+  }
+  return m;
+}
+
+// The row's time predicted by both models of its (predictable) group, in us.
+StepPrediction Predict(const StepRow& row, const GroupModels& m) {
+  const BatchWork work = StepBatchWork(row);
+  const auto us = [](Nanos t) { return static_cast<double>(t.count()) * 1e-3; };
+  return {.row = row,
+          .profiled_us = us(m.profiled->IterationTime(work)),
+          .roofline_us = us(m.roofline->IterationTime(work))};
+}
+
+}  // namespace
+
+Validation ValidateProfile(const Profile& profile, const GpuSpec& gpu,
+                           const ModelCardLoader& load_model, const ValidateConfig& config) {
+  const std::vector<StepRow> rows = RequireStepRows(profile);
+  Validation v;
+  v.profile_path = profile.path();
+  v.measured_on = profile.MetaText("gpu_name");
+  v.gpu_card = gpu.name;
+  v.config = config;
+  v.roofline_efficiencies = ResolveEfficiencies(config.roofline, gpu, nullptr);
+  const std::map<std::string, ModelSpec> cards = LoadModelCards(profile, rows, load_model);
+
+  // The two models of each (model, tensor_parallel), built at its first row.
+  std::map<std::pair<std::string, int64_t>, GroupModels> groups;
+  const ProfileTable& gemm = profile.Table("gemm");
   for (const StepRow& row : rows) {
     const auto key = std::pair(row.model, row.tensor_parallel);
     auto it = groups.find(key);
     if (it == groups.end()) {
-      const ModelSpec& model = cards.at(row.model);
-      const int64_t tp = row.tensor_parallel;
-      std::string reason;
-      if (model.num_heads % tp != 0) {
-        reason = fmt::format("{} attention heads of {} do not split over {} GPUs", model.num_heads,
-                             model.name, tp);
-      } else if (!HasGemmRows(gemm, row.model, tp)) {
-        reason = fmt::format(
-            "the profile has no [gemm] rows for {} at tensor_parallel {} (it has: {}); measure "
-            "them with kvprobe --model {}",
-            row.model, tp, GemmModels(gemm), row.model);
-      } else if (tp > 1 && !(gpu.link_bandwidth_bytes_per_s > 0)) {
-        reason = fmt::format(
-            "the {} card has no GPU-GPU link bandwidth for the roofline's all-reduce on {} GPUs",
-            gpu.name, tp);
-      }
-      Models m;
-      if (reason.empty()) {
-        m.profiled = NewProfiledModel(profile, model, gpu, tp, config.profiled, profiled_costs);
-        m.roofline = NewRooflineModel(model, gpu, tp, config.roofline, roofline_costs);
-        for (std::string& c : m.profiled->Caveats()) {
-          if (std::find(v.caveats.begin(), v.caveats.end(), c) == v.caveats.end()) {
-            v.caveats.push_back(std::move(c));
-          }
-        }
-      } else {
-        v.skipped.push_back(
-            {.model = row.model, .tensor_parallel = tp, .lines = {}, .reason = reason});
-        m.skipped = v.skipped.size();
-      }
+      GroupModels m = BuildGroupModels(profile, gemm, gpu, config, cards.at(row.model), row, v);
       it = groups.emplace(key, std::move(m)).first;
     }
     if (it->second.skipped > 0) {
       v.skipped[it->second.skipped - 1].lines.push_back(row.line);
       continue;
     }
-    const BatchWork work = StepBatchWork(row);
-    const auto us = [](Nanos t) { return static_cast<double>(t.count()) * 1e-3; };
-    v.rows.push_back({.row = row,
-                      .profiled_us = us(it->second.profiled->IterationTime(work)),
-                      .roofline_us = us(it->second.roofline->IterationTime(work))});
+    v.rows.push_back(Predict(row, it->second));
   }
   return v;
 }
