@@ -59,6 +59,7 @@ SizeCurve::SizeCurve(std::vector<Point> points, Below below) : below_(below) {
   }
   KVSIM_CHECK(merged.size() >= 2, "a size curve needs two distinct sizes");
   std::vector<double> seconds;
+  seconds.reserve(merged.size());
   for (const Point& p : merged) seconds.push_back(p.seconds);
   MakeNonDecreasing(seconds);
   for (size_t i = 0; i < merged.size(); ++i) {

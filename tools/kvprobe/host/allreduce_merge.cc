@@ -85,7 +85,10 @@ std::string MergeAllreduceRows(const std::string& target, const std::string& tar
       const std::string line = Trim(lines[last]);
       const int line_no = static_cast<int>(last) + 1;
       auto fail = [&](const std::string& what) {
-        throw std::runtime_error(target_name + ":" + std::to_string(line_no) + ": " + what);
+        std::string message = target_name;
+        message += ":" + std::to_string(line_no) + ": ";
+        message += what;
+        throw std::runtime_error(message);
       };
       if (IsSectionLine(line)) break;
       if (line.empty() || line[0] == '#') continue;

@@ -77,7 +77,12 @@ ProfileWriter::Table& ProfileWriter::AddTable(const std::string& name,
 
 std::string ProfileWriter::Render() const {
   std::string out = "# kvprobe profile (format: tools/kvprobe/PROFILE_FORMAT.md)\n[meta]\n";
-  for (const auto& [k, v] : meta_) out += k + ": " + v + "\n";
+  for (const auto& [k, v] : meta_) {
+    out += k;
+    out += ": ";
+    out += v;
+    out += '\n';
+  }
   for (const auto& t : tables_) {
     out += "\n[" + t->name_ + "]\n";
     for (size_t i = 0; i < t->columns_.size(); ++i) out += (i ? "," : "") + t->columns_[i];
