@@ -14,6 +14,15 @@
 namespace kvsim {
 namespace {
 
+// The index of the lowest of `costs` (the first on ties). REQUIRES: not empty.
+size_t Cheapest(const std::vector<double>& costs) {
+  size_t best = 0;
+  for (size_t i = 1; i < costs.size(); ++i) {
+    if (costs[i] < costs[best]) best = i;
+  }
+  return best;
+}
+
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
 class Search {
@@ -152,10 +161,7 @@ StepEnd DampedStep(Search& s, const LeastSquaresOptions& o, const NormalEquation
     std::vector<Eigen::VectorXd> rs;
     std::vector<double> costs;
     s.Evaluate(trials, &rs, &costs);
-    size_t best = 0;
-    for (size_t i = 1; i < costs.size(); ++i) {
-      if (costs[i] < costs[best]) best = i;
-    }
+    const size_t best = Cheapest(costs);
     if (!(costs[best] < p.cost)) {
       lambda *= 1000.0;
       continue;
@@ -245,10 +251,7 @@ bool CompassSearch(Search& s, const LeastSquaresOptions& o, Point& p, double ste
     std::vector<Eigen::VectorXd> rs;
     std::vector<double> costs;
     s.Evaluate(polls, &rs, &costs);
-    size_t best = 0;
-    for (size_t i = 1; i < costs.size(); ++i) {
-      if (costs[i] < costs[best]) best = i;
-    }
+    const size_t best = Cheapest(costs);
     if (costs[best] < p.cost) {
       p.u = polls[best];
       p.r = rs[best];
