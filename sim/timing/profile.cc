@@ -139,6 +139,212 @@ const SectionSchema* FindSchema(std::string_view name) {
   return nullptr;
 }
 
+// A table section as read, before it becomes a ProfileTable (same fields, same meaning).
+struct TableDraft {
+  std::string name;
+  int section_line = 0;
+  int header_line = 0;
+  std::vector<std::string> columns;
+  std::vector<bool> numeric;
+  std::vector<std::string> text;
+  std::vector<double> numbers;
+  std::vector<int> lines;
+};
+
+// A profile as read, before it becomes a Profile.
+struct ProfileDraft {
+  std::map<std::string, std::string> meta;
+  std::map<std::string, int> meta_lines;
+  std::map<std::string, double> meta_numbers;
+  std::vector<TableDraft> tables;  // in file order
+};
+
+// The line-by-line reader's state.
+struct ProfileReader {
+  explicit ProfileReader(const std::string& file) : path(file) {}
+
+  const std::string& path;  // for messages
+  ProfileDraft draft;
+  std::map<std::string, int, std::less<>> section_lines;  // section -> the line of "[section]"
+  bool in_meta = false;
+  TableDraft* table = nullptr;  // the table section being read
+  const SectionSchema* schema = nullptr;
+  bool header_read = false;
+  int meta_line = 0;
+};
+
+// Throws InputError "path:line: what".
+[[noreturn]] void Fail(const ProfileReader& r, int line, const std::string& what) {
+  throw InputError(fmt::format("{}:{}: {}", r.path, line, what));
+}
+
+// A table section ends: it must have had a header.
+void EndTable(const ProfileReader& r) {
+  if (r.table != nullptr && !r.header_read) {
+    Fail(r, r.table->section_line, fmt::format("section [{}] has no header line", r.table->name));
+  }
+}
+
+// Starts the section of the "[name]" line `line`; fails on a bad, unknown or repeated name.
+void StartSection(ProfileReader& r, std::string_view line, int line_no) {
+  if (line.back() != ']' || !IsSectionName(line.substr(1, line.size() - 2))) {
+    Fail(r, line_no,
+         fmt::format("malformed section header '{}' (expected [lower_case_name])", line));
+  }
+  const std::string name(line.substr(1, line.size() - 2));
+  const SectionSchema* next = FindSchema(name);
+  if (name != kMetaSection && next == nullptr) {
+    Fail(r, line_no, fmt::format("unknown section [{}]; known: {}", name, KnownSections()));
+  }
+  if (const auto it = r.section_lines.find(name); it != r.section_lines.end()) {
+    Fail(r, line_no, fmt::format("duplicate section [{}] (first at line {})", name, it->second));
+  }
+  r.section_lines.emplace(name, line_no);
+  EndTable(r);
+  r.in_meta = name == kMetaSection;
+  r.schema = next;
+  r.header_read = false;
+  r.table = nullptr;
+  if (r.in_meta) {
+    r.meta_line = line_no;
+  } else {
+    r.table = &r.draft.tables.emplace_back();
+    r.table->name = name;
+    r.table->section_line = line_no;
+  }
+}
+
+// Records the "key: value" line `line` of [meta]; fails on another form or a repeated key.
+void ReadMetaLine(ProfileReader& r, std::string_view line, int line_no) {
+  const size_t colon = line.find(':');
+  const std::string key(TrimField(line.substr(0, std::min(colon, line.size()))));
+  if (colon == std::string_view::npos || key.empty()) {
+    Fail(r, line_no, fmt::format("[meta] line '{}' is not 'key: value'", line));
+  }
+  if (const auto it = r.draft.meta_lines.find(key); it != r.draft.meta_lines.end()) {
+    Fail(r, line_no, fmt::format("duplicate [meta] key '{}' (first at line {})", key, it->second));
+  }
+  r.draft.meta.emplace(key, std::string(TrimField(line.substr(colon + 1))));
+  r.draft.meta_lines.emplace(key, line_no);
+}
+
+// Makes `fields` the current table's header; fails on an empty, repeated or missing column.
+void ReadHeader(ProfileReader& r, std::vector<std::string> fields, int line_no) {
+  TableDraft& table = *r.table;
+  for (size_t i = 0; i < fields.size(); ++i) {
+    if (fields[i].empty()) {
+      Fail(r, line_no, fmt::format("[{}] header has an empty column name", table.name));
+    }
+    if (std::find(fields.begin(), fields.begin() + static_cast<std::ptrdiff_t>(i), fields[i]) !=
+        fields.begin() + static_cast<std::ptrdiff_t>(i)) {
+      Fail(r, line_no, fmt::format("[{}] header repeats column '{}'", table.name, fields[i]));
+    }
+  }
+  for (std::string_view required : r.schema->columns) {
+    if (!Contains(fields, required)) {
+      Fail(r, line_no,
+           fmt::format("[{}] header lacks required column '{}' (required: {})", table.name,
+                       required, JoinNames(r.schema->columns)));
+    }
+  }
+  table.numeric.clear();
+  for (const std::string& f : fields) {
+    table.numeric.push_back(Contains(r.schema->columns, f) && !Contains(kTextColumns, f));
+  }
+  table.columns = std::move(fields);
+  table.header_line = line_no;
+  r.header_read = true;
+}
+
+// Appends row `fields` to the current table; fails on a wrong count, non-number or bad time.
+void ReadRow(ProfileReader& r, std::vector<std::string> fields, int line_no) {
+  TableDraft& table = *r.table;
+  if (fields.size() != table.columns.size()) {
+    Fail(r, line_no,
+         fmt::format("[{}] row has {} fields, the header has {}", table.name, fields.size(),
+                     table.columns.size()));
+  }
+  for (size_t c = 0; c < fields.size(); ++c) {
+    double value = std::numeric_limits<double>::quiet_NaN();
+    if (table.numeric[c]) {
+      const std::optional<double> parsed = ParseNumber(fields[c]);
+      if (!parsed) {
+        Fail(r, line_no,
+             fmt::format("[{}] column '{}': '{}' is not a number", table.name, table.columns[c],
+                         fields[c]));
+      }
+      value = *parsed;
+      // A time beyond 1000 s per measured call would outlast what kvsim simulates.
+      if (table.columns[c].ends_with("_us") && !(value >= 0 && value <= kMaxProfileTimeUs)) {
+        Fail(r, line_no,
+             fmt::format("[{}] column '{}': {} is not a time in [0, {:g}] us", table.name,
+                         table.columns[c], fields[c], kMaxProfileTimeUs));
+      }
+    }
+    table.numbers.push_back(value);
+    table.text.push_back(std::move(fields[c]));
+  }
+  table.lines.push_back(line_no);
+}
+
+// Reads the trimmed line `line` (number `line_no`), skipping blanks and comments.
+void ReadLine(ProfileReader& r, std::string_view line, int line_no) {
+  if (line.empty() || line.front() == '#') return;
+  if (line.front() == '[') {
+    StartSection(r, line, line_no);
+  } else if (r.in_meta) {
+    ReadMetaLine(r, line, line_no);
+  } else if (r.table == nullptr) {
+    Fail(r, line_no,
+         fmt::format("'{}' is outside any section (expected a [section] line first)", line));
+  } else if (!r.header_read) {
+    ReadHeader(r, SplitFields(line), line_no);
+  } else {
+    ReadRow(r, SplitFields(line), line_no);
+  }
+}
+
+// Fails (at `last_line`) when [meta] or a required table is missing, or one has no rows.
+void CheckSections(const ProfileReader& r, int last_line) {
+  if (!r.section_lines.contains(kMetaSection)) {
+    Fail(r, last_line, "required section [meta] is missing");
+  }
+  for (const SectionSchema& s : kTableSections) {
+    if (!s.required) continue;
+    const auto t = std::find_if(r.draft.tables.begin(), r.draft.tables.end(),
+                                [&s](const TableDraft& d) { return d.name == s.name; });
+    if (t == r.draft.tables.end()) {
+      Fail(r, last_line, fmt::format("required section [{}] is missing", s.name));
+    } else if (t->lines.empty()) {
+      Fail(r, t->section_line, fmt::format("required section [{}] has no rows", s.name));
+    }
+  }
+}
+
+// Fills draft.meta_numbers; fails on a missing key, a non-number or a format_version not 1.
+void CheckMeta(ProfileReader& r) {
+  ProfileDraft& d = r.draft;
+  for (std::string_view key : kMetaKeys) {
+    if (!d.meta.contains(std::string(key))) {
+      Fail(r, r.meta_line, fmt::format("[meta] lacks required key '{}'", key));
+    }
+  }
+  for (std::string_view key : kNumericMetaKeys) {
+    const std::string k(key);
+    const std::optional<double> value = ParseNumber(d.meta.at(k));
+    if (!value) {
+      Fail(r, d.meta_lines.at(k),
+           fmt::format("[meta] {}: '{}' is not a number", key, d.meta.at(k)));
+    }
+    d.meta_numbers.emplace(k, *value);
+  }
+  if (d.meta_numbers.at("format_version") != 1) {
+    Fail(r, d.meta_lines.at("format_version"),
+         fmt::format("[meta] format_version {} is not supported (this reader reads version 1)",
+                     d.meta.at("format_version")));
+  }
+}
+
 }  // namespace
 
 // ---- ProfileTable ---------------------------------------------------------
@@ -205,167 +411,35 @@ const ProfileTable& Profile::Table(std::string_view name) const {
 // ---- Parsing --------------------------------------------------------------
 
 Profile ParseProfile(std::string_view text, const std::string& path) {
-  Profile p;
-  p.path_ = path;
-  const auto fail = [&path](int line, const std::string& what) {
-    throw InputError(fmt::format("{}:{}: {}", path, line, what));
-  };
-
-  std::map<std::string, int, std::less<>> section_lines;  // section -> the line of "[section]"
-  bool in_meta = false;
-  ProfileTable* table = nullptr;  // the table section being read
-  const SectionSchema* schema = nullptr;
-  bool header_read = false;
-  int meta_line = 0;
+  ProfileReader reader(path);
   int line_no = 0;
-
-  // A table section ends: it must have had a header.
-  const auto end_table = [&] {
-    if (table != nullptr && !header_read) {
-      fail(table->section_line_, fmt::format("section [{}] has no header line", table->name_));
-    }
-  };
-
   while (!text.empty()) {
     const size_t newline = text.find('\n');
     const std::string_view raw = text.substr(0, newline);
     text.remove_prefix(newline == std::string_view::npos ? text.size() : newline + 1);
-    ++line_no;
-    const std::string_view line = TrimField(raw);
-    if (line.empty() || line.front() == '#') continue;
-
-    if (line.front() == '[') {
-      if (line.back() != ']' || !IsSectionName(line.substr(1, line.size() - 2))) {
-        fail(line_no,
-             fmt::format("malformed section header '{}' (expected [lower_case_name])", line));
-      }
-      const std::string name(line.substr(1, line.size() - 2));
-      const SectionSchema* next = FindSchema(name);
-      if (name != kMetaSection && next == nullptr) {
-        fail(line_no, fmt::format("unknown section [{}]; known: {}", name, KnownSections()));
-      }
-      if (const auto it = section_lines.find(name); it != section_lines.end()) {
-        fail(line_no, fmt::format("duplicate section [{}] (first at line {})", name, it->second));
-      }
-      section_lines.emplace(name, line_no);
-      end_table();
-      in_meta = name == kMetaSection;
-      schema = next;
-      header_read = false;
-      table = nullptr;
-      if (in_meta) {
-        meta_line = line_no;
-      } else {
-        p.tables_.emplace_back();
-        table = &p.tables_.back();
-        table->name_ = name;
-        table->section_line_ = line_no;
-      }
-      continue;
-    }
-
-    if (in_meta) {
-      const size_t colon = line.find(':');
-      const std::string key(TrimField(line.substr(0, std::min(colon, line.size()))));
-      if (colon == std::string_view::npos || key.empty()) {
-        fail(line_no, fmt::format("[meta] line '{}' is not 'key: value'", line));
-      }
-      if (const auto it = p.meta_lines_.find(key); it != p.meta_lines_.end()) {
-        fail(line_no, fmt::format("duplicate [meta] key '{}' (first at line {})", key, it->second));
-      }
-      p.meta_.emplace(key, std::string(TrimField(line.substr(colon + 1))));
-      p.meta_lines_.emplace(key, line_no);
-      continue;
-    }
-
-    if (table == nullptr) {
-      fail(line_no,
-           fmt::format("'{}' is outside any section (expected a [section] line first)", line));
-    }
-    std::vector<std::string> fields = SplitFields(line);
-    if (!header_read) {
-      for (size_t i = 0; i < fields.size(); ++i) {
-        if (fields[i].empty()) {
-          fail(line_no, fmt::format("[{}] header has an empty column name", table->name_));
-        }
-        if (std::find(fields.begin(), fields.begin() + static_cast<std::ptrdiff_t>(i), fields[i]) !=
-            fields.begin() + static_cast<std::ptrdiff_t>(i)) {
-          fail(line_no, fmt::format("[{}] header repeats column '{}'", table->name_, fields[i]));
-        }
-      }
-      for (std::string_view required : schema->columns) {
-        if (!Contains(fields, required)) {
-          fail(line_no, fmt::format("[{}] header lacks required column '{}' (required: {})",
-                                    table->name_, required, JoinNames(schema->columns)));
-        }
-      }
-      table->numeric_.clear();
-      for (const std::string& f : fields) {
-        table->numeric_.push_back(Contains(schema->columns, f) && !Contains(kTextColumns, f));
-      }
-      table->columns_ = std::move(fields);
-      table->header_line_ = line_no;
-      header_read = true;
-      continue;
-    }
-    if (fields.size() != table->columns_.size()) {
-      fail(line_no, fmt::format("[{}] row has {} fields, the header has {}", table->name_,
-                                fields.size(), table->columns_.size()));
-    }
-    for (size_t c = 0; c < fields.size(); ++c) {
-      double value = std::numeric_limits<double>::quiet_NaN();
-      if (table->numeric_[c]) {
-        const std::optional<double> parsed = ParseNumber(fields[c]);
-        if (!parsed) {
-          fail(line_no, fmt::format("[{}] column '{}': '{}' is not a number", table->name_,
-                                    table->columns_[c], fields[c]));
-        }
-        value = *parsed;
-        // A time beyond 1000 s per measured call would outlast what kvsim simulates.
-        if (table->columns_[c].ends_with("_us") && !(value >= 0 && value <= kMaxProfileTimeUs)) {
-          fail(line_no,
-               fmt::format("[{}] column '{}': {} is not a time in [0, {:g}] us", table->name_,
-                           table->columns_[c], fields[c], kMaxProfileTimeUs));
-        }
-      }
-      table->numbers_.push_back(value);
-      table->text_.push_back(std::move(fields[c]));
-    }
-    table->lines_.push_back(line_no);
+    ReadLine(reader, TrimField(raw), ++line_no);
   }
-  end_table();
-
+  EndTable(reader);
+  ProfileDraft& d = reader.draft;
   // Whole-file rules, reported at the last line (where the reader noticed).
-  const int last_line = std::max(line_no, 1);
-  if (!section_lines.contains(kMetaSection)) {
-    fail(last_line, "required section [meta] is missing");
-  }
-  for (const SectionSchema& s : kTableSections) {
-    if (!s.required) continue;
-    const ProfileTable* t = p.Find(s.name);
-    if (t == nullptr) {
-      fail(last_line, fmt::format("required section [{}] is missing", s.name));
-    } else if (t->size() == 0) {
-      fail(t->section_line(), fmt::format("required section [{}] has no rows", s.name));
-    }
-  }
-  for (std::string_view key : kMetaKeys) {
-    if (!p.meta_.contains(std::string(key))) {
-      fail(meta_line, fmt::format("[meta] lacks required key '{}'", key));
-    }
-  }
-  for (std::string_view key : kNumericMetaKeys) {
-    const std::string k(key);
-    const std::optional<double> value = ParseNumber(p.meta_.at(k));
-    if (!value) {
-      fail(p.meta_lines_.at(k), fmt::format("[meta] {}: '{}' is not a number", key, p.meta_.at(k)));
-    }
-    p.meta_numbers_.emplace(k, *value);
-  }
-  if (p.meta_numbers_.at("format_version") != 1) {
-    fail(p.meta_lines_.at("format_version"),
-         fmt::format("[meta] format_version {} is not supported (this reader reads version 1)",
-                     p.meta_.at("format_version")));
+  CheckSections(reader, std::max(line_no, 1));
+  CheckMeta(reader);
+
+  Profile p;
+  p.path_ = path;
+  p.meta_ = std::move(d.meta);
+  p.meta_lines_ = std::move(d.meta_lines);
+  p.meta_numbers_ = std::move(d.meta_numbers);
+  for (TableDraft& t : d.tables) {
+    ProfileTable& table = p.tables_.emplace_back();
+    table.name_ = std::move(t.name);
+    table.section_line_ = t.section_line;
+    table.header_line_ = t.header_line;
+    table.columns_ = std::move(t.columns);
+    table.numeric_ = std::move(t.numeric);
+    table.text_ = std::move(t.text);
+    table.numbers_ = std::move(t.numbers);
+    table.lines_ = std::move(t.lines);
   }
   return p;
 }

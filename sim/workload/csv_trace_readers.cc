@@ -241,6 +241,21 @@ class CsvTraceReader final : public TraceReader {
   }
 
  private:
+  // A column kvsim reads: header name, config key naming it (mapped CSV), index member.
+  struct WantedColumn {
+    std::string name;
+    const char* key = nullptr;
+    int* col = nullptr;
+  };
+
+  // The columns format_ reads (for kCsv as `columns` names them); sets unit_.
+  std::vector<WantedColumn> WantedColumns(const TraceColumns& columns);
+  // Opens path_ for reading through buffer_; fails when it cannot.
+  void Open();
+  // Reads line 1 into columns_; returns it (a view into line_) without BOM and CR.
+  std::string_view ReadHeader(const std::string& expected);
+  // Sets *w.col to the index of w's column; fails when it is missing or appears twice.
+  void LocateColumn(const WantedColumn& w, std::string_view header, const std::string& expected);
   [[noreturn]] void Fail(int64_t line, std::string_view what) const {
     throw InputError(fmt::format("{}:{}: {}", path_, line, what));
   }
@@ -276,15 +291,18 @@ class CsvTraceReader final : public TraceReader {
 CsvTraceReader::CsvTraceReader(const std::string& path, TraceFormat format,
                                const TraceColumns& columns)
     : path_(path), format_(format), buffer_(1 << 16) {
-  // Each column kvsim reads: its header name and, for a mapped CSV, the config key
-  // that names it.
-  struct Wanted {
-    std::string name;
-    const char* key = nullptr;
-    int* col = nullptr;
-  };
-  std::vector<Wanted> wanted;
-  switch (format) {
+  const std::vector<WantedColumn> wanted = WantedColumns(columns);
+  std::string expected;
+  for (const WantedColumn& w : wanted) expected += (expected.empty() ? "" : ",") + w.name;
+  Open();
+  const std::string_view header = ReadHeader(expected);
+  for (const WantedColumn& w : wanted) LocateColumn(w, header, expected);
+}
+
+std::vector<CsvTraceReader::WantedColumn> CsvTraceReader::WantedColumns(
+    const TraceColumns& columns) {
+  std::vector<WantedColumn> wanted;
+  switch (format_) {
     case TraceFormat::kAzure:
       unit_ = ArrivalUnit::kTimestamp;
       wanted = {{"TIMESTAMP", nullptr, &time_col_},
@@ -308,7 +326,7 @@ CsvTraceReader::CsvTraceReader(const std::string& path, TraceFormat format,
         throw InputError(fmt::format(
             "{}: workload.columns: format csv needs the prompt_tokens and output_tokens "
             "columns named",
-            path));
+            path_));
       }
       unit_ = columns.arrival_unit;
       if (!columns.arrival.empty()) {
@@ -320,17 +338,20 @@ CsvTraceReader::CsvTraceReader(const std::string& path, TraceFormat format,
     default:
       KVSIM_CHECK(false, "not a CSV trace format");
   }
-  std::string expected;
-  for (const Wanted& w : wanted) expected += (expected.empty() ? "" : ",") + w.name;
+  return wanted;
+}
 
+void CsvTraceReader::Open() {
   in_.rdbuf()->pubsetbuf(buffer_.data(), static_cast<std::streamsize>(buffer_.size()));
-  in_.open(path, std::ios::binary);
+  in_.open(path_, std::ios::binary);
   if (!in_) Fail(1, fmt::format("cannot open trace file ({})", std::strerror(errno)));
+}
 
+std::string_view CsvTraceReader::ReadHeader(const std::string& expected) {
   line_no_ = 1;
   if (!ReadTraceLine(in_, line_, path_, 1)) {
-    Fail(1, fmt::format("empty file; expected a {} header with columns {}", TraceFormatName(format),
-                        expected));
+    Fail(1, fmt::format("empty file; expected a {} header with columns {}",
+                        TraceFormatName(format_), expected));
   }
   std::string_view header(line_);
   if (header.substr(0, 3) == "\xEF\xBB\xBF") header.remove_prefix(3);  // UTF-8 byte order mark
@@ -339,25 +360,27 @@ CsvTraceReader::CsvTraceReader(const std::string& path, TraceFormat format,
     Fail(1, "unterminated quoted field in the header (a quoted field cannot span lines)");
   }
   for (std::string_view f : fields_) columns_.push_back(ColumnName(f));
+  return header;
+}
 
-  for (const Wanted& w : wanted) {
-    const auto found = std::find(columns_.begin(), columns_.end(), w.name);
-    if (found == columns_.end()) {
-      if (w.key != nullptr) {
-        Fail(1, fmt::format("{}: no column '{}' in the header; its columns are {}", w.key,
-                            Excerpt(w.name), ListColumns(columns_)));
-      }
-      Fail(1, fmt::format("header '{}' has no column '{}'; {} traces need columns {}",
-                          Excerpt(header), w.name, TraceFormatName(format), expected));
+void CsvTraceReader::LocateColumn(const WantedColumn& w, std::string_view header,
+                                  const std::string& expected) {
+  const auto found = std::find(columns_.begin(), columns_.end(), w.name);
+  if (found == columns_.end()) {
+    if (w.key != nullptr) {
+      Fail(1, fmt::format("{}: no column '{}' in the header; its columns are {}", w.key,
+                          Excerpt(w.name), ListColumns(columns_)));
     }
-    const auto again = std::find(found + 1, columns_.end(), w.name);
-    if (again != columns_.end()) {
-      Fail(1, fmt::format("column '{}' appears twice in the header (columns {} and {})",
-                          Excerpt(w.name), found - columns_.begin() + 1,
-                          again - columns_.begin() + 1));
-    }
-    *w.col = static_cast<int>(found - columns_.begin());
+    Fail(1, fmt::format("header '{}' has no column '{}'; {} traces need columns {}",
+                        Excerpt(header), w.name, TraceFormatName(format_), expected));
   }
+  const auto again = std::find(found + 1, columns_.end(), w.name);
+  if (again != columns_.end()) {
+    Fail(1,
+         fmt::format("column '{}' appears twice in the header (columns {} and {})", Excerpt(w.name),
+                     found - columns_.begin() + 1, again - columns_.begin() + 1));
+  }
+  *w.col = static_cast<int>(found - columns_.begin());
 }
 
 std::optional<TraceRecord> CsvTraceReader::Next() {

@@ -73,9 +73,8 @@ uint64_t StreamId(StreamKind kind, int64_t index) {
   return h | (uint64_t{1} << 63);
 }
 
-}  // namespace
-
-void ValidateWorkloadConfig(const WorkloadConfig& c, const std::string& p) {
+// Throws for the first bad arrival key (trace path and timestamps, rate_qps, cv).
+void ValidateArrival(const WorkloadConfig& c, const std::string& p) {
   switch (c.arrival) {
     case ArrivalProcess::kTrace:
       if (c.trace_path.empty()) FailKey(p, "trace", "a trace path is required for trace arrivals");
@@ -108,6 +107,10 @@ void ValidateWorkloadConfig(const WorkloadConfig& c, const std::string& p) {
       }
       break;
   }
+}
+
+// Throws for the first bad lengths key (trace path, fixed or uniform token counts).
+void ValidateLengths(const WorkloadConfig& c, const std::string& p) {
   switch (c.lengths) {
     case LengthSource::kTrace:
     case LengthSource::kResample:
@@ -134,6 +137,10 @@ void ValidateWorkloadConfig(const WorkloadConfig& c, const std::string& p) {
                       c.min_output_tokens, c.max_output_tokens);
       break;
   }
+}
+
+// Throws when a csv trace lacks column names or max_requests is out of range.
+void ValidateColumnsAndLimit(const WorkloadConfig& c, const std::string& p) {
   if (c.trace_format == TraceFormat::kCsv &&
       (c.columns.prompt_tokens.empty() || c.columns.output_tokens.empty())) {
     FailKey(p, "columns",
@@ -151,6 +158,10 @@ void ValidateWorkloadConfig(const WorkloadConfig& c, const std::string& p) {
                         "themselves)",
                         kLengthSources.Name(c.lengths)));
   }
+}
+
+// Throws for the first bad shared_prefix key (tokens, fraction, groups).
+void ValidateSharedPrefix(const WorkloadConfig& c, const std::string& p) {
   const SharedPrefixConfig& prefix = c.shared_prefix;
   if (prefix.tokens < 0 || prefix.tokens > kMaxSharedPrefixTokens) {
     FailKey(p, "shared_prefix.tokens",
@@ -172,6 +183,10 @@ void ValidateWorkloadConfig(const WorkloadConfig& c, const std::string& p) {
             fmt::format("must be > 0 when {} or {} is set (0 turns shared prefixes off)",
                         Key(p, "shared_prefix.fraction"), Key(p, "shared_prefix.groups")));
   }
+}
+
+// Throws for the first bad sessions key (turns, think_time_s).
+void ValidateSessions(const WorkloadConfig& c, const std::string& p) {
   const SessionConfig& sessions = c.sessions;
   if (sessions.turns < 0 || sessions.turns > kMaxSessionTurns) {
     FailKey(p, "sessions.turns",
@@ -188,6 +203,16 @@ void ValidateWorkloadConfig(const WorkloadConfig& c, const std::string& p) {
             fmt::format("must be > 0 when {} is set (0 turns sessions off)",
                         Key(p, "sessions.think_time_s")));
   }
+}
+
+}  // namespace
+
+void ValidateWorkloadConfig(const WorkloadConfig& c, const std::string& p) {
+  ValidateArrival(c, p);
+  ValidateLengths(c, p);
+  ValidateColumnsAndLimit(c, p);
+  ValidateSharedPrefix(c, p);
+  ValidateSessions(c, p);
 }
 
 class Workload::Impl {

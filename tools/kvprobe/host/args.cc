@@ -34,6 +34,65 @@ std::vector<std::string> SplitCommas(const std::string& text) {
   return parts;
 }
 
+// "vmm, overlap, ...": every section --only accepts, for messages.
+std::string ValidSections() {
+  std::string valid;
+  for (const std::string& a : AllSections()) {
+    if (!valid.empty()) valid += ", ";
+    valid += a;
+  }
+  return valid;
+}
+
+// Appends the comma-separated sections of --only's `text`; throws on an unknown one or none.
+void AddSections(const std::string& text, std::vector<std::string>* sections) {
+  for (const std::string& s : SplitCommas(text)) {
+    const auto& all = AllSections();
+    if (std::find(all.begin(), all.end(), s) == all.end()) {
+      std::string message = "--only: unknown section '";
+      message += s;
+      message += "'; valid: ";
+      message += ValidSections();
+      throw ArgsError(message);
+    }
+    sections->push_back(s);
+  }
+  if (sections->empty()) throw ArgsError("--only: no section named");
+}
+
+// The GPU counts (each >= 2, none twice, at least one) of --allreduce-gpus' `text`.
+std::vector<int> ParseGpuCounts(const std::string& flag, const std::string& text) {
+  std::vector<int> counts;
+  for (const std::string& n : SplitCommas(text)) {
+    const int gpus = ParseInt(flag, n, 2);
+    if (std::find(counts.begin(), counts.end(), gpus) != counts.end()) {
+      throw ArgsError("--allreduce-gpus: " + n + " given twice");
+    }
+    counts.push_back(gpus);
+  }
+  if (counts.empty()) throw ArgsError("--allreduce-gpus: no GPU count given");
+  return counts;
+}
+
+// Throws on flags that contradict; sets o->rank when rank_flags (bit i: i-th rank flag) != 0.
+void CheckCombinations(const AllreduceRank& rank, int rank_flags, ProbeOptions* o) {
+  if (!o->merge_allreduce_into.empty() && !o->Runs("allreduce")) {
+    throw ArgsError("--merge-allreduce-into: --only leaves out the allreduce section");
+  }
+  if (rank_flags != 0) {
+    if (rank_flags != 15) {
+      throw ArgsError(
+          "--allreduce-rank, --allreduce-ranks, --nccl-id and --rank-out go together (kvprobe "
+          "passes them to the rank processes it starts)");
+    }
+    if (rank.rank >= rank.ranks) {
+      throw ArgsError("--allreduce-rank: must be below --allreduce-ranks (" +
+                      std::to_string(rank.ranks) + "), got " + std::to_string(rank.rank));
+    }
+    o->rank = rank;
+  }
+}
+
 }  // namespace
 
 bool ProbeOptions::Runs(const std::string& section) const {
@@ -59,16 +118,7 @@ ProbeOptions ParseArgs(int argc, const char* const* argv) {
     } else if (flag == "--model") {
       o.models.push_back(value());
     } else if (flag == "--only") {
-      for (const std::string& s : SplitCommas(value())) {
-        const auto& all = AllSections();
-        if (std::find(all.begin(), all.end(), s) == all.end()) {
-          std::string valid;
-          for (const std::string& a : all) valid += (valid.empty() ? "" : ", ") + a;
-          throw ArgsError("--only: unknown section '" + s + "'; valid: " + valid);
-        }
-        o.sections.push_back(s);
-      }
-      if (o.sections.empty()) throw ArgsError("--only: no section named");
+      AddSections(value(), &o.sections);
     } else if (flag == "--gpu-name") {
       o.gpu_name = value();
       if (o.gpu_name.empty() || FolderName(o.gpu_name) != o.gpu_name) {
@@ -81,16 +131,7 @@ ProbeOptions ParseArgs(int argc, const char* const* argv) {
     } else if (flag == "--quick") {
       o.quick = true;
     } else if (flag == "--allreduce-gpus") {
-      o.allreduce_gpus.clear();
-      for (const std::string& n : SplitCommas(value())) {
-        const int gpus = ParseInt(flag, n, 2);
-        if (std::find(o.allreduce_gpus.begin(), o.allreduce_gpus.end(), gpus) !=
-            o.allreduce_gpus.end()) {
-          throw ArgsError("--allreduce-gpus: " + n + " given twice");
-        }
-        o.allreduce_gpus.push_back(gpus);
-      }
-      if (o.allreduce_gpus.empty()) throw ArgsError("--allreduce-gpus: no GPU count given");
+      o.allreduce_gpus = ParseGpuCounts(flag, value());
     } else if (flag == "--merge-allreduce-into") {
       o.merge_allreduce_into = value();
       if (o.merge_allreduce_into.empty()) throw ArgsError("--merge-allreduce-into: empty path");
@@ -110,21 +151,7 @@ ProbeOptions ParseArgs(int argc, const char* const* argv) {
       throw ArgsError("unknown argument '" + flag + "'");
     }
   }
-  if (!o.merge_allreduce_into.empty() && !o.Runs("allreduce")) {
-    throw ArgsError("--merge-allreduce-into: --only leaves out the allreduce section");
-  }
-  if (rank_flags != 0) {
-    if (rank_flags != 15) {
-      throw ArgsError(
-          "--allreduce-rank, --allreduce-ranks, --nccl-id and --rank-out go together (kvprobe "
-          "passes them to the rank processes it starts)");
-    }
-    if (rank.rank >= rank.ranks) {
-      throw ArgsError("--allreduce-rank: must be below --allreduce-ranks (" +
-                      std::to_string(rank.ranks) + "), got " + std::to_string(rank.rank));
-    }
-    o.rank = rank;
-  }
+  CheckCombinations(rank, rank_flags, &o);
   return o;
 }
 
