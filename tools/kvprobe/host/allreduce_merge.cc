@@ -39,14 +39,14 @@ bool IsSectionLine(const std::string& line) {
   return line.size() >= 2 && line.front() == '[' && line.back() == ']';
 }
 
-}  // namespace
+using Key = std::pair<double, double>;  // (gpus, bytes)
+using Rows = std::vector<std::pair<Key, std::string>>;
 
-std::string MergeAllreduceRows(const std::string& target, const std::string& target_name,
-                               const std::vector<AllreduceRow>& rows, const std::string& note) {
-  if (rows.empty()) throw std::invalid_argument("MergeAllreduceRows: no rows to merge");
-  using Key = std::pair<double, double>;  // (gpus, bytes)
-  std::vector<std::pair<Key, std::string>> merged;
-  std::vector<double> new_counts;
+// The new rows as (key, CSV line), and the GPU counts they measured (in first-seen
+// order). Throws std::invalid_argument for a row that is not 5 fields with numeric
+// gpus and bytes.
+void TakeNewRows(const std::vector<AllreduceRow>& rows, Rows& merged,
+                 std::vector<double>& new_counts) {
   for (const AllreduceRow& r : rows) {
     Key key;
     if (r.size() != kFields || !ParseNumber(r[0], key.first) || !ParseNumber(r[1], key.second)) {
@@ -60,71 +60,96 @@ std::string MergeAllreduceRows(const std::string& target, const std::string& tar
       new_counts.push_back(key.first);
     }
   }
+}
 
+// Where the target's [allreduce] section is: lines [first, last) hold its comment
+// lines, the section line, the header and its rows (up to the next section or the
+// end); `section` is the section line. All three are lines.size() without one.
+struct SectionSpan {
+  size_t first, section, last;
+};
+
+SectionSpan LocateSection(const std::vector<std::string>& lines) {
+  SectionSpan span{lines.size(), lines.size(), lines.size()};
+  for (size_t i = 0; i < lines.size(); ++i) {
+    if (Trim(lines[i]) == "[allreduce]") span.section = i;
+  }
+  if (span.section == lines.size()) return span;
+  span.first = span.section;
+  while (span.first > 0 && Trim(lines[span.first - 1]).rfind('#', 0) == 0) --span.first;
+  span.last = span.section + 1;
+  while (span.last < lines.size() && !IsSectionLine(Trim(lines[span.last]))) ++span.last;
+  return span;
+}
+
+// Adds the target section's rows of GPU counts the new rows do not measure. Throws
+// std::runtime_error "TARGET:LINE: what" for a bad header or row.
+void KeepOldRows(const std::vector<std::string>& lines, const SectionSpan& span,
+                 const std::string& target_name, const std::vector<double>& new_counts,
+                 Rows& merged) {
+  bool header_seen = false;
+  for (size_t i = span.section + 1; i < span.last; ++i) {
+    const std::string line = Trim(lines[i]);
+    auto fail = [&](const std::string& what) {
+      std::string message = target_name;
+      message += ":" + std::to_string(i + 1) + ": ";
+      message += what;
+      throw std::runtime_error(message);
+    };
+    if (line.empty() || line[0] == '#') continue;
+    if (!header_seen) {
+      if (line != kHeader) fail("[allreduce] header is '" + line + "', expected '" + kHeader + "'");
+      header_seen = true;
+      continue;
+    }
+    const std::vector<std::string> fields = SplitFields(line);
+    Key key;
+    if (fields.size() != kFields)
+      fail("[allreduce] row has " + std::to_string(fields.size()) + " fields, expected 5");
+    if (!ParseNumber(fields[0], key.first) || !ParseNumber(fields[1], key.second)) {
+      fail("[allreduce] row has a non-numeric gpus or bytes field: '" + line + "'");
+    }
+    if (std::find(new_counts.begin(), new_counts.end(), key.first) == new_counts.end()) {
+      merged.emplace_back(key, line);
+    }
+  }
+}
+
+// The target with its section (or, without one, the end) replaced by `merged`.
+std::string Render(const std::vector<std::string>& lines, const SectionSpan& span,
+                   const Rows& merged, const std::string& note) {
+  std::string out;
+  for (size_t i = 0; i < span.first; ++i) out += lines[i] + "\n";
+  if (span.first == lines.size() && !out.empty() && !Trim(lines.back()).empty()) out += "\n";
+  for (size_t i = span.first; i < span.section; ++i) out += lines[i] + "\n";  // its comments
+  if (!note.empty()) out += "# [allreduce] " + note + "\n";
+  out += std::string("[allreduce]\n") + kHeader + "\n";
+  for (const auto& [key, line] : merged) out += line + "\n";
+  if (span.last < lines.size()) {
+    out += "\n";
+    for (size_t i = span.last; i < lines.size(); ++i) out += lines[i] + "\n";
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string MergeAllreduceRows(const std::string& target, const std::string& target_name,
+                               const std::vector<AllreduceRow>& rows, const std::string& note) {
+  if (rows.empty()) throw std::invalid_argument("MergeAllreduceRows: no rows to merge");
+  Rows merged;
+  std::vector<double> new_counts;
+  TakeNewRows(rows, merged, new_counts);
   std::vector<std::string> lines;
   {
     std::istringstream in(target);
     for (std::string line; std::getline(in, line);) lines.push_back(line);
   }
-  // Locate the section: [first, last) covers its comment lines, the section line, the
-  // header and its rows (up to the next section or the end).
-  size_t section = lines.size();
-  for (size_t i = 0; i < lines.size(); ++i) {
-    if (Trim(lines[i]) == "[allreduce]") section = i;
-  }
-  std::vector<std::string> comments;
-  size_t first = lines.size(), last = lines.size();
-  if (section < lines.size()) {
-    first = section;
-    while (first > 0 && Trim(lines[first - 1]).rfind('#', 0) == 0) --first;
-    comments.assign(lines.begin() + static_cast<std::ptrdiff_t>(first),
-                    lines.begin() + static_cast<std::ptrdiff_t>(section));
-    last = section + 1;
-    bool header_seen = false;
-    for (; last < lines.size(); ++last) {
-      const std::string line = Trim(lines[last]);
-      const int line_no = static_cast<int>(last) + 1;
-      auto fail = [&](const std::string& what) {
-        std::string message = target_name;
-        message += ":" + std::to_string(line_no) + ": ";
-        message += what;
-        throw std::runtime_error(message);
-      };
-      if (IsSectionLine(line)) break;
-      if (line.empty() || line[0] == '#') continue;
-      if (!header_seen) {
-        if (line != kHeader)
-          fail("[allreduce] header is '" + line + "', expected '" + kHeader + "'");
-        header_seen = true;
-        continue;
-      }
-      const std::vector<std::string> fields = SplitFields(line);
-      Key key;
-      if (fields.size() != kFields)
-        fail("[allreduce] row has " + std::to_string(fields.size()) + " fields, expected 5");
-      if (!ParseNumber(fields[0], key.first) || !ParseNumber(fields[1], key.second)) {
-        fail("[allreduce] row has a non-numeric gpus or bytes field: '" + line + "'");
-      }
-      if (std::find(new_counts.begin(), new_counts.end(), key.first) == new_counts.end()) {
-        merged.emplace_back(key, line);
-      }
-    }
-  }
+  const SectionSpan span = LocateSection(lines);
+  if (span.section < lines.size()) KeepOldRows(lines, span, target_name, new_counts, merged);
   std::stable_sort(merged.begin(), merged.end(),
                    [](const auto& a, const auto& b) { return a.first < b.first; });
-
-  std::string out;
-  for (size_t i = 0; i < first; ++i) out += lines[i] + "\n";
-  if (first == lines.size() && !out.empty() && !Trim(lines.back()).empty()) out += "\n";
-  for (const std::string& c : comments) out += c + "\n";
-  if (!note.empty()) out += "# [allreduce] " + note + "\n";
-  out += std::string("[allreduce]\n") + kHeader + "\n";
-  for (const auto& [key, line] : merged) out += line + "\n";
-  if (last < lines.size()) {
-    out += "\n";
-    for (size_t i = last; i < lines.size(); ++i) out += lines[i] + "\n";
-  }
-  return out;
+  return Render(lines, span, merged, note);
 }
 
 std::string ProfileGpuName(const std::string& profile_text) {
