@@ -71,6 +71,15 @@ inline int64_t AddDecodeRoundBlocks(int64_t tokens, int64_t blocks, int64_t roun
   return n;
 }
 
+// (tokens, blocks) of request `id` in `requests` (an IdMap of records with those
+// fields), or (-1, 0) when it is not there: the `held_of` of the two functions here.
+template <typename Requests>
+std::pair<int64_t, int64_t> HeldBy(const Requests& requests, int64_t id) {
+  const auto* r = requests.find(id);
+  return r == nullptr ? std::pair<int64_t, int64_t>{-1, 0}
+                      : std::pair<int64_t, int64_t>{r->tokens, r->blocks};
+}
+
 // KvCacheManager::GrowDecodeRounds of a paged pool: each request of `ids` (holding
 // tokens[i] tokens) grows by `rounds` tokens. `held_of(id)` gives a request's
 // (tokens, blocks); `grow(id, new_blocks)` records its new blocks and tokens; then,

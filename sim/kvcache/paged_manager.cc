@@ -61,12 +61,7 @@ class PagedKvManager final : public KvCacheManager {
                               int64_t limit) const override {
     return CertainPagedDecodeRounds(
         ids, tokens, limit, config_.block_tokens, geometry_.max_model_len, free_blocks_,
-        [this](int64_t id) {
-          const Entry* e = requests_.find(id);
-          return e == nullptr ? std::pair<int64_t, int64_t>{-1, 0}
-                              : std::pair<int64_t, int64_t>{e->tokens, e->blocks};
-        },
-        scratch_held_);
+        [this](int64_t id) { return HeldBy(requests_, id); }, scratch_held_);
   }
 
   // Per-request next-boundary bookkeeping instead of a lookup per request per round:
@@ -76,10 +71,7 @@ class PagedKvManager final : public KvCacheManager {
     const auto n = static_cast<int64_t>(ids.size());
     GrowPagedDecodeRounds(
         ids, tokens, rounds, config_.block_tokens, geometry_.max_model_len, free_blocks_,
-        [this](int64_t id) {
-          const Entry& e = requests_.at(id);
-          return std::pair<int64_t, int64_t>{e.tokens, e.blocks};
-        },
+        [this](int64_t id) { return HeldBy(requests_, id); },
         [this, rounds](int64_t id, int64_t blocks) {
           Entry& e = requests_.at(id);
           e.blocks += blocks;

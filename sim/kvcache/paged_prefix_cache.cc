@@ -145,12 +145,7 @@ class PrefixCachedPagedManager final : public KvCacheManager {
                               int64_t limit) const override {
     return CertainPagedDecodeRounds(
         ids, tokens, limit, config_.block_tokens, geometry_.max_model_len, free_count_,
-        [this](int64_t id) {
-          const Request* r = requests_.find(id);
-          return r == nullptr ? std::pair<int64_t, int64_t>{-1, 0}
-                              : std::pair<int64_t, int64_t>{r->tokens, r->blocks};
-        },
-        scratch_held_);
+        [this](int64_t id) { return HeldBy(requests_, id); }, scratch_held_);
   }
 
   // The rounds' new blocks all cache nothing, so which request takes which free block
@@ -161,10 +156,7 @@ class PrefixCachedPagedManager final : public KvCacheManager {
     const auto n = static_cast<int64_t>(ids.size());
     GrowPagedDecodeRounds(
         ids, tokens, rounds, config_.block_tokens, geometry_.max_model_len, free_count_,
-        [this](int64_t id) {
-          const Request& r = requests_.at(id);
-          return std::pair<int64_t, int64_t>{r.tokens, r.blocks};
-        },
+        [this](int64_t id) { return HeldBy(requests_, id); },
         [this, rounds](int64_t id, int64_t blocks) {
           Request& r = requests_.at(id);
           AppendBlocks(r, blocks);
