@@ -114,16 +114,23 @@ struct Job {
   std::unique_ptr<RunOutputWriter> writer;  // streams the run's CSVs (AttachWriters)
 };
 
-// Builds the job for `tree` with `overrides` applied; errors name `what`.
-Job BuildJob(const std::string& label, ConfigTree tree,
-             const std::vector<std::pair<std::string, std::string>>& overrides,
-             const std::string& what) {
+// Builds the job for `entry` on the base (`tree`, decoded as `base`), then `extra`
+// applied; errors name `what`. An entry's own overrides (a compare entry's `set:`)
+// are decoded with the base's text, once; typed deltas apply to the decoded config.
+// The tree kept for the run's config.yaml says every change as a key.
+Job BuildJob(const CompareEntry& entry, ConfigTree tree, const ScenarioConfig& base,
+             const ScenarioDelta& extra, const std::string& what) {
   try {
-    for (const auto& [key, value] : overrides) tree.Set(key, value);
-    ScenarioConfig config = DecodeScenario(tree, DefaultModelsDir());
+    for (const auto& [key, value] : entry.overrides) tree.Set(key, value);
+    ScenarioConfig config =
+        entry.overrides.empty() ? base : DecodeScenario(tree, DefaultModelsDir());
+    config = ApplyDelta(ApplyDelta(config, entry.delta), extra);
     config.compare.clear();
+    for (const ScenarioDelta* d : {&entry.delta, &extra}) {
+      for (const auto& [key, value] : d->AsOverrides()) tree.Set(key, value);
+    }
     auto sim = BuildSimulation(config);
-    return {label, tree, std::move(sim), {}, nullptr};
+    return {entry.label, tree, std::move(sim), {}, nullptr};
   } catch (const InputError& err) {
     throw InputError(fmt::format("{}: {}", what, err.what()));
   }
@@ -167,19 +174,19 @@ void RunJobs(std::vector<Job>& jobs, int width, Progress& progress) {
   progress.Finish();
 }
 
-std::vector<CompareEntry> EntriesOf(const ConfigTree& base) {
-  const ScenarioConfig config = DecodeScenario(base, DefaultModelsDir());
-  return config.compare.empty() ? DefaultCompareEntries() : config.compare;
+std::vector<CompareEntry> EntriesOf(const ScenarioConfig& base) {
+  return base.compare.empty() ? DefaultCompareEntries() : base.compare;
 }
 
 }  // namespace
 
 int CompareCommand(const CommandOptions& o, std::ostream& out) {
-  const ConfigTree base = LoadWithOverrides(o);
+  const ConfigTree tree = LoadWithOverrides(o);
+  const ScenarioConfig base = DecodeScenario(tree, DefaultModelsDir());
   // Build every run first, so a bad entry fails before any simulation starts.
   std::vector<Job> jobs;
   for (const CompareEntry& e : EntriesOf(base)) {
-    jobs.push_back(BuildJob(e.label, base, e.overrides, "compare entry '" + e.label + "'"));
+    jobs.push_back(BuildJob(e, tree, base, {}, "compare entry '" + e.label + "'"));
   }
   const std::string dir = DefaultOutDir(o, "-compare");
   StagedDirectory staged(dir, o.force);
@@ -216,17 +223,18 @@ int CompareCommand(const CommandOptions& o, std::ostream& out) {
 int SweepCommand(const CommandOptions& o, std::ostream& out) {
   if (o.rates_qps.empty())
     throw InputError("kvsim sweep: --rates is required, e.g. --rates 1,2,4,8");
-  const ConfigTree base = LoadWithOverrides(o);
+  const ConfigTree tree = LoadWithOverrides(o);
+  const ScenarioConfig base = DecodeScenario(tree, DefaultModelsDir());
   const std::vector<CompareEntry> entries = EntriesOf(base);
   std::vector<Job> jobs;
   std::vector<double> job_rates;
   for (const CompareEntry& e : entries) {
     for (double rate : o.rates_qps) {
-      auto overrides = e.overrides;
-      overrides.emplace_back("workload.arrival.rate_qps", fmt::format("{:.9g}", rate));
-      overrides.emplace_back("output.requests_csv", "false");
-      overrides.emplace_back("output.timeseries_csv", "false");
-      jobs.push_back(BuildJob(e.label, base, overrides,
+      ScenarioDelta at_rate;
+      at_rate.rate_qps = rate;
+      at_rate.requests_csv = false;
+      at_rate.timeseries_csv = false;
+      jobs.push_back(BuildJob(e, tree, base, at_rate,
                               fmt::format("sweep entry '{}' at {:g} QPS", e.label, rate)));
       job_rates.push_back(rate);
     }

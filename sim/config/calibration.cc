@@ -217,39 +217,4 @@ std::string CalibrationYaml(const Calibration& c) {
   return out;
 }
 
-namespace {
-
-bool OverriddenOrUnder(const ConfigTree& tree, const std::string& key_path) {
-  for (std::string p = key_path;;) {
-    if (tree.overridden().contains(p)) return true;
-    const size_t dot = p.rfind('.');
-    if (dot == std::string::npos) return false;
-    p.resize(dot);
-  }
-}
-
-}  // namespace
-
-std::vector<std::string> ApplyCalibration(const Calibration& c, const std::string& gpu_name,
-                                          const ConfigTree& source, ConfigTree& tree,
-                                          const std::string& where) {
-  std::vector<std::pair<std::string, double>> terms = c.terms;
-  for (const auto& [gpu, gpu_terms] : c.gpu_terms) {
-    if (gpu == gpu_name) terms.insert(terms.end(), gpu_terms.begin(), gpu_terms.end());
-  }
-  std::vector<std::string> applied;
-  for (const auto& [key, value] : terms) {
-    if (OverriddenOrUnder(source, key)) continue;                // a what-if override wins
-    const YAML::Node existing = NodeAtPath(source.root(), key);  // with its file position
-    if (existing.IsDefined() && !existing.IsNull()) {
-      throw InputError(
-          fmt::format("{}:{}: {}: also set by the calibration {} ({:g}); remove one of the two",
-                      tree.origin(), existing.Mark().line + 1, key, where, value));
-    }
-    tree.Set(key, fmt::format("{:.17g}", value));
-    applied.push_back(key);
-  }
-  return applied;
-}
-
 }  // namespace kvsim

@@ -57,13 +57,4 @@ Calibration LoadCalibration(const std::string& path);
 // comment saying what wrote it and how to use it.
 std::string CalibrationYaml(const Calibration& calibration);
 
-// Sets the calibration's shared terms, and its terms for the GPU card `gpu_name`,
-// in `tree` (a copy of `source`, the scenario as read) for DecodeScenario. A term
-// `source` sets from its file is an error naming both places (the two would silently
-// disagree); a term set by an override (--set, a compare entry) wins over the
-// calibration. Returns the keys taken from the calibration.
-std::vector<std::string> ApplyCalibration(const Calibration& calibration,
-                                          const std::string& gpu_name, const ConfigTree& source,
-                                          ConfigTree& tree, const std::string& where);
-
 }  // namespace kvsim

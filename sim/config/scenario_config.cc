@@ -16,6 +16,7 @@
 
 #include "sim/config/calibration.h"
 #include "sim/config/map_reader.h"
+#include "sim/config/scenario_resolve.h"
 #include "sim/core/check.h"
 #include "sim/hardware/gpu_spec.h"
 #include "sim/workload/benchmark_serving_trace.h"
@@ -48,27 +49,11 @@ namespace fs = std::filesystem;
 std::string ResolveCard(MapReader& r, const std::string& key, const std::string& models_dir,
                         const std::string& kind, const std::string& base_dir) {
   if (!r.Has(key)) r.Fail(key, "required");
-  const std::string value = r.String(key, "");
-  const bool is_path = value.find('/') != std::string::npos || value.ends_with(".yaml");
-  std::string path = is_path ? Resolve(base_dir, value)
-                             : (fs::path(models_dir) / kind / (value + ".yaml")).string();
-  // Error-code overloads: a name the file system refuses (say, longer than a file
-  // name may be) is a card that is not there, not an exception.
-  std::error_code ec;
-  if (!fs::exists(path, ec)) {
-    std::string available;
-    if (!is_path && fs::is_directory(fs::path(models_dir) / kind, ec)) {
-      std::set<std::string> names;
-      for (const auto& e : fs::directory_iterator(fs::path(models_dir) / kind)) {
-        if (e.path().extension() == ".yaml") names.insert(e.path().stem().string());
-      }
-      for (const std::string& n : names) available += available.empty() ? n : ", " + n;
-    }
-    r.Fail(key, available.empty()
-                    ? fmt::format("card '{}' not found ({})", value, path)
-                    : fmt::format("unknown {} card '{}'; available: {}", kind, value, available));
+  try {
+    return ResolveCardPath(r.String(key, ""), models_dir, kind, base_dir);
+  } catch (const InputError& e) {
+    r.Fail(key, e.what());
   }
-  return path;
 }
 
 Dtype DecodeDtype(MapReader& r, const std::string& key, Dtype def) {
@@ -146,42 +131,6 @@ bool IsBenchmarkServingTrace(const WorkloadConfig& w) {
   }
 }
 
-// A benchmark_serving trace whose config leaves workload.arrival.process unset gets the
-// arrival process its file records: Poisson at request_rate when burstiness is 1, else
-// Gamma with shape burstiness (cv = 1 / sqrt(burstiness)); request_rate "inf" sends every
-// request at 0 s (trace arrivals: the reader gives each one 0). arrival.rate_qps and
-// arrival.cv, when set, replace the file's rate and shape.
-void ApplyRecordedArrivals(const MapReader& r, WorkloadConfig& w, bool rate_set, bool cv_set) {
-  BenchmarkServingArrivals recorded;
-  try {
-    recorded = ReadBenchmarkServingArrivals(w.trace_path);
-  } catch (const InputError& e) {
-    throw InputError(
-        fmt::format("{}: {} (its arrival process is used because "
-                    "workload.arrival.process is not set)",
-                    r.Where(r.Value("trace"), "workload.trace"), e.what()));
-  }
-  const double rate = rate_set ? w.rate_qps : recorded.request_rate_qps;
-  if (std::isinf(rate)) {
-    w.arrival = ArrivalProcess::kTrace;
-    w.rate_qps = 0;
-    return;
-  }
-  w.arrival = recorded.burstiness == 1 ? ArrivalProcess::kPoisson : ArrivalProcess::kGamma;
-  w.rate_qps = rate;
-  if (!cv_set) {
-    const double cv = 1 / std::sqrt(recorded.burstiness);
-    if (!(cv >= 1e-3 && cv <= 1e3)) {
-      throw InputError(fmt::format(
-          "{}: {}:{}: 'burstiness': {} gives gamma arrivals a coefficient of variation of {:g}, "
-          "outside [0.001, 1000]; set workload.arrival.cv or workload.arrival.process",
-          r.Where(r.Value("trace"), "workload.trace"), w.trace_path, recorded.burstiness_line,
-          recorded.burstiness, cv));
-    }
-    w.cv = cv;
-  }
-}
-
 // workload.shared_prefix and workload.sessions: each off unless present, and then
 // needing the keys that define it (tokens; turns and think_time_s).
 void DecodePrefixSharing(MapReader& r, WorkloadConfig& w) {
@@ -207,17 +156,20 @@ void DecodePrefixSharing(MapReader& r, WorkloadConfig& w) {
   }
 }
 
-void DecodeWorkload(MapReader r, WorkloadConfig& w, const std::string& base_dir) {
+// A benchmark_serving trace whose config leaves workload.arrival.process unset gets the
+// arrival process its file records (ApplyRecordedArrivals); its file is read here, once.
+void DecodeWorkload(MapReader r, WorkloadConfig& w, ScenarioSources& sources) {
+  const std::string& base_dir = sources.base_dir;
   w.trace_path = Resolve(base_dir, r.String("trace", ""));
   w.trace_format = r.Enum("format", TraceFormat::kAuto, kTraceFormats);
   DecodeTraceColumns(r, w);
   w.max_requests = r.Int("max_requests", w.max_requests, 0, int64_t{1} << 32);
-  bool process_set = false, rate_set = false, cv_set = false;
+  bool process_set = false;
   {
     MapReader a = r.Child("arrival");
     process_set = a.Has("process");
-    rate_set = a.Has("rate_qps");
-    cv_set = a.Has("cv");
+    sources.rate_set = a.Has("rate_qps");
+    sources.cv_set = a.Has("cv");
     w.arrival = a.Enum("process", w.arrival, kArrivalProcesses);
     w.rate_qps = a.Double("rate_qps", w.rate_qps, 0, 1e9);
     // Gamma shape 1 / cv^2: beyond [1e-3, 1e3] it under- or overflows the sampler.
@@ -237,7 +189,18 @@ void DecodeWorkload(MapReader r, WorkloadConfig& w, const std::string& base_dir)
   }
   DecodePrefixSharing(r, w);
   r.Finish();
-  if (!process_set && IsBenchmarkServingTrace(w)) ApplyRecordedArrivals(r, w, rate_set, cv_set);
+  if (!process_set && IsBenchmarkServingTrace(w)) {
+    sources.trace_where = r.Where(r.Value("trace"), "workload.trace");
+    try {
+      sources.recorded_arrivals = ReadBenchmarkServingArrivals(w.trace_path);
+    } catch (const InputError& e) {
+      throw InputError(
+          fmt::format("{}: {} (its arrival process is used because "
+                      "workload.arrival.process is not set)",
+                      sources.trace_where, e.what()));
+    }
+    ApplyRecordedArrivals(sources, w);
+  }
   try {
     ValidateWorkloadConfig(w, "workload");
   } catch (const InputError& e) {
@@ -255,26 +218,18 @@ void DecodeScheduler(MapReader r, SchedulerConfig& s) {
   r.Finish();
 }
 
-void DecodeKvCache(MapReader r, KvCacheConfig& k) {
+void DecodeKvCache(MapReader r, KvCacheConfig& k, ScenarioSources& sources) {
   k.type = r.Enum("type", k.type, kKvManagerTypes);
   k.dtype = DecodeDtype(r, "dtype", k.dtype);
   k.paged.block_tokens = r.Int("block_tokens", k.paged.block_tokens, 1, kMaxTokens);
   k.paged.prefix_caching = k.vattention.prefix_caching =
       r.Bool("prefix_caching", k.paged.prefix_caching);
-  if (k.type == KvManagerType::kStatic && k.paged.prefix_caching) {
-    r.Fail("prefix_caching",
-           "static reservation shares nothing: engines that reserve each request's maximum up "
-           "front (FasterTransformer, Orca) keep no prefix cache; set prefix_caching: false, or "
-           "type: paged or vattention");
-  }
   k.paged_kernel = r.Enum("paged_kernel", k.paged_kernel, kPagedKernels);
   const double watermark = r.Double("watermark", k.paged.watermark, 0, 0.99);
   k.paged.watermark = k.vattention.watermark = watermark;
   k.vattention.page_bytes = r.Bytes("page_bytes", k.vattention.page_bytes);
   if (r.Has("page_bytes")) {
-    constexpr int64_t kAllowed[] = {64 << 10, 128 << 10, 256 << 10, 2 << 20};
-    if (std::find(std::begin(kAllowed), std::end(kAllowed), k.vattention.page_bytes) ==
-        std::end(kAllowed)) {
+    if (!IsVAttentionPageSize(k.vattention.page_bytes)) {
       r.Fail("page_bytes", fmt::format("{} bytes is not a vAttention page size; valid: 64KiB, "
                                        "128KiB, 256KiB, 2MiB",
                                        k.vattention.page_bytes));
@@ -288,9 +243,8 @@ void DecodeKvCache(MapReader r, KvCacheConfig& k) {
     MapReader v = r.Child("vmm");
     // auto (nullopt): uvm below 2 MiB pages, stock otherwise; the rest of kvsim sees
     // only the resolved backend.
-    const std::optional<VmmBackend> backend =
-        v.Enum("backend", std::optional<VmmBackend>(), kVmmBackendSettings);
-    k.vattention.backend = backend.value_or(AutoVmmBackend(k.vattention.page_bytes));
+    sources.vmm_backend = v.Enum("backend", std::optional<VmmBackend>(), kVmmBackendSettings);
+    k.vattention.backend = sources.vmm_backend.value_or(AutoVmmBackend(k.vattention.page_bytes));
     // One driver call takes microseconds; a second bounds it far above any measured
     // (and keeps calls x latency within int64 nanoseconds).
     constexpr double kMaxCallS = 1.0;
@@ -302,12 +256,10 @@ void DecodeKvCache(MapReader r, KvCacheConfig& k) {
     k.vmm_set = {.map_s = v.Has("map_s"),
                  .set_access_s = v.Has("set_access_s"),
                  .unmap_s = v.Has("unmap_s")};
-    const std::optional<VmmConfigError> e =
-        k.type == KvManagerType::kVAttention ? CheckVmmBackend(k.vattention) : std::nullopt;
-    if (e) {
-      // A stock page size is blamed on page_bytes; a uvm one on the backend chosen.
-      if (e->key == "page_bytes") r.Fail("page_bytes", e->what);
-      v.Fail("backend", e->what);
+    // A stock page size is blamed on page_bytes; a uvm one on the backend chosen.
+    if (const std::optional<VmmConfigError> e = CheckKvCache(k)) {
+      if (e->key == "vmm.backend") v.Fail("backend", e->what);
+      r.Fail(e->key, e->what);
     }
     v.Finish();
   }
@@ -435,30 +387,32 @@ std::vector<CompareEntry> DecodeCompare(const MapReader& parent, const YAML::Nod
 }  // namespace
 
 std::vector<CompareEntry> DefaultCompareEntries() {
-  const auto type = [](KvManagerType t) { return std::string(kKvManagerTypes.Name(t)); };
-  const std::string auto_backend(kVmmBackendSettings.Name(std::nullopt));
-  return {
-      // Static reservation shares nothing (kv_cache.prefix_caching with it is an
-      // error), so its column runs without a prefix cache whatever the base says.
-      {"static",
-       {{"kv_cache.type", type(KvManagerType::kStatic)}, {"kv_cache.prefix_caching", "false"}}},
-      {"paged", {{"kv_cache.type", type(KvManagerType::kPaged)}, {"kv_cache.block_tokens", "16"}}},
-      // backend auto: stock for 2 MiB pages, uvm (vAttention's driver) for 64 KiB,
-      // whatever backend the base config names.
-      {"vattention_2MiB",
-       {{"kv_cache.type", type(KvManagerType::kVAttention)},
-        {"kv_cache.page_bytes", "2MiB"},
-        {"kv_cache.vmm.backend", auto_backend}}},
-      {"vattention_64KiB",
-       {{"kv_cache.type", type(KvManagerType::kVAttention)},
-        {"kv_cache.page_bytes", "64KiB"},
-        {"kv_cache.vmm.backend", auto_backend}}},
+  const auto entry = [](const char* label, KvManagerType type) {
+    CompareEntry e{label, {}, {}};
+    e.delta.kv_type = type;
+    return e;
   };
+  // Static reservation shares nothing (kv_cache.prefix_caching with it is an error),
+  // so its column runs without a prefix cache whatever the base says.
+  CompareEntry static_kv = entry("static", KvManagerType::kStatic);
+  static_kv.delta.prefix_caching = false;
+  CompareEntry paged = entry("paged", KvManagerType::kPaged);
+  paged.delta.block_tokens = 16;
+  // backend auto (nullopt): stock for 2 MiB pages, uvm (vAttention's driver) for
+  // 64 KiB, whatever backend the base config names.
+  const auto vattention = [&](const char* label, int64_t page_bytes) {
+    CompareEntry e = entry(label, KvManagerType::kVAttention);
+    e.delta.page_bytes = page_bytes;
+    e.delta.vmm_backend = std::optional<VmmBackend>();
+    return e;
+  };
+  return {static_kv, paged, vattention("vattention_2MiB", int64_t{2} << 20),
+          vattention("vattention_64KiB", int64_t{64} << 10)};
 }
 
 namespace {
 
-// Decodes a tree whose calibration (if any) is already applied.
+// Decodes a tree, all but timing.calibration (DecodeScenario applies it typed).
 ScenarioConfig DecodeTree(const ConfigTree& tree, const std::string& default_models_dir) {
   ScenarioConfig c;
   c.config_file = tree.origin();
@@ -466,15 +420,16 @@ ScenarioConfig DecodeTree(const ConfigTree& tree, const std::string& default_mod
   const DecodeContext ctx{c.config_file, tree.overridden()};
   MapReader r(tree.root(), "", ctx);
   c.seed = static_cast<uint64_t>(r.Int("seed", 0, 0));
-  const std::string models_dir =
+  c.sources.base_dir = base;
+  c.sources.models_dir =
       r.Has("models_dir") ? Resolve(base, r.String("models_dir", "")) : default_models_dir;
-  c.model_path = ResolveCard(r, "model", models_dir, "llm", base);
-  c.gpu_path = ResolveCard(r, "gpu", models_dir, "gpu", base);
+  c.model_path = ResolveCard(r, "model", c.sources.models_dir, "llm", base);
+  c.gpu_path = ResolveCard(r, "gpu", c.sources.models_dir, "gpu", base);
   DecodeDeployment(r.Child("deployment"), c.deployment);
-  DecodeWorkload(r.Child("workload"), c.workload, base);
+  DecodeWorkload(r.Child("workload"), c.workload, c.sources);
   c.workload.seed = c.seed;
   DecodeScheduler(r.Child("scheduler"), c.scheduler);
-  DecodeKvCache(r.Child("kv_cache"), c.kv_cache);
+  DecodeKvCache(r.Child("kv_cache"), c.kv_cache, c.sources);
   DecodeTiming(r.Child("timing"), c.timing, base);
   {
     MapReader o = r.Child("output");
@@ -495,43 +450,57 @@ ScenarioConfig DecodeTree(const ConfigTree& tree, const std::string& default_mod
   return c;
 }
 
-}  // namespace
+// Whether an override (--set, a compare entry) set `key_path` or a map above it.
+bool OverriddenOrUnder(const ConfigTree& tree, const std::string& key_path) {
+  for (std::string p = key_path;;) {
+    if (tree.overridden().contains(p)) return true;
+    const size_t dot = p.rfind('.');
+    if (dot == std::string::npos) return false;
+    p.resize(dot);
+  }
+}
 
-ScenarioConfig DecodeScenario(const ConfigTree& tree, const std::string& default_models_dir) {
-  const YAML::Node node = NodeAtPath(tree.root(), "timing.calibration");
-  if (!node.IsDefined() || node.IsNull()) return DecodeTree(tree, default_models_dir);
-  const std::string where =
+// Reads the calibration timing.calibration names (`node`) into c.sources, with the
+// calibration keys an override set and those the file sets itself.
+void ReadCalibrationSource(const ConfigTree& tree, const YAML::Node& node, ScenarioConfig& c) {
+  ScenarioSources& s = c.sources;
+  s.calibration_where =
       node.Mark().line >= 0
           ? fmt::format("{}:{}: timing.calibration", tree.origin(), node.Mark().line + 1)
           : fmt::format("{}: timing.calibration", tree.origin());
-  if (!node.IsScalar()) throw InputError(where + ": expected the path of a calibration.yaml");
-  const std::string path = Resolve(tree.base_dir(), node.as<std::string>());
-  Calibration cal;
+  if (!node.IsScalar()) {
+    throw InputError(s.calibration_where + ": expected the path of a calibration.yaml");
+  }
+  auto cal = std::make_shared<Calibration>();
   try {
-    cal = LoadCalibration(path);
+    *cal = LoadCalibration(Resolve(tree.base_dir(), node.as<std::string>()));
   } catch (const InputError& e) {
-    throw InputError(fmt::format("{}: {}", where, e.what()));
+    throw InputError(fmt::format("{}: {}", s.calibration_where, e.what()));
   }
-  // The GPU card decides which per-GPU terms apply: decode once to find it.
-  const std::string gpu_name = LoadGpuSpec(DecodeTree(tree, default_models_dir).gpu_path).name;
-  ConfigTree calibrated = tree;
-  std::vector<std::string> keys = ApplyCalibration(cal, gpu_name, tree, calibrated, path);
-  ScenarioConfig c = DecodeTree(calibrated, default_models_dir);
-  const std::string_view type = kTimingTypes.Name(c.timing.type);
-  const std::string_view preset = kEnginePresets.Name(c.timing.engine.preset);
-  if (type != cal.timing_type || preset != cal.engine_preset) {
-    throw InputError(fmt::format(
-        "{}: {} was fitted with timing.type {} and engine preset {}; this scenario runs {} with "
-        "{}. Fitted terms make up for one model's errors: refit with this scenario's timing "
-        "model, or set timing.type and timing.engine.preset to match",
-        where, path, cal.timing_type, cal.engine_preset, type, preset));
-  }
-  for (const std::string& key : keys) {
-    if (key.starts_with("timing.engine.")) {
-      c.timing.engine.fitted.push_back(key.substr(std::string("timing.engine.").size()));
+  for (const FittableTerm& term : FittableTerms()) {
+    if (OverriddenOrUnder(tree, term.key)) {
+      s.calibration_overridden.insert(term.key);
+      continue;
+    }
+    const YAML::Node existing = NodeAtPath(tree.root(), term.key);  // with its file position
+    if (existing.IsDefined() && !existing.IsNull()) {
+      s.calibration_in_file[term.key] =
+          fmt::format("{}:{}", tree.origin(), existing.Mark().line + 1);
     }
   }
-  c.timing.calibration = {path, std::move(keys), cal.runs, cal.gpus};
+  s.calibration = std::move(cal);
+  s.uncalibrated_timing = std::make_shared<const TimingConfig>(c.timing);
+}
+
+}  // namespace
+
+ScenarioConfig DecodeScenario(const ConfigTree& tree, const std::string& default_models_dir) {
+  ScenarioConfig c = DecodeTree(tree, default_models_dir);
+  const YAML::Node node = NodeAtPath(tree.root(), "timing.calibration");
+  if (node.IsDefined() && !node.IsNull()) {
+    ReadCalibrationSource(tree, node, c);
+    ApplyCalibrationTerms(c);
+  }
   return c;
 }
 

@@ -3,16 +3,24 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
 #include "sim/batching/batch_scheduler.h"
 #include "sim/cluster/router.h"
+#include "sim/config/calibration.h"
+#include "sim/config/scenario_delta.h"
 #include "sim/config/yaml_tree.h"
 #include "sim/core/enum_table.h"
 #include "sim/kvcache/kv_cache_manager.h"
 #include "sim/timing/execution_time_model.h"
+#include "sim/workload/benchmark_serving_trace.h"
 #include "sim/workload/workload.h"
 
 namespace kvsim {
@@ -107,10 +115,37 @@ struct SimulationConfig {
   bool skip_ahead = true;
 };
 
-// One run of a `kvsim compare`: a label and the overrides it applies.
+// What the scenario file said where a derived value depends on keys a typed change
+// (ScenarioDelta, scenario_delta.h) may set: kept so that the change resolves them
+// again exactly as decoding did, without going back to the file's text.
+struct ScenarioSources {
+  std::string models_dir;  // where card names resolve
+  std::string base_dir;    // the config file's directory (relative paths)
+  // kv_cache.vmm.backend as written (nullopt: auto, resolved from the page size).
+  std::optional<VmmBackend> vmm_backend;
+  // Which workload.arrival keys the file (or an override) set.
+  bool rate_set = false, cv_set = false;
+  // A benchmark_serving trace without workload.arrival.process: the arrival process
+  // its file records, read once; "file:line: workload.trace" for messages about it.
+  std::optional<BenchmarkServingArrivals> recorded_arrivals;
+  std::string trace_where;
+  // timing.calibration (null: none): its terms, the timing as decoded before them,
+  // where the key was ("file:line: timing.calibration"), the calibration keys an
+  // override set (they win) and those the file sets itself ("file:line", an error).
+  std::shared_ptr<const Calibration> calibration;
+  std::shared_ptr<const TimingConfig> uncalibrated_timing;
+  std::string calibration_where;
+  std::set<std::string> calibration_overridden;
+  std::map<std::string, std::string> calibration_in_file;
+};
+
+// One run of a `kvsim compare`: a label and the change it makes to the base: key
+// paths and YAML values as a user's compare entry writes them, or a typed delta
+// (the default entries). Overrides apply first.
 struct CompareEntry {
   std::string label;
   std::vector<std::pair<std::string, std::string>> overrides;  // key path, YAML value
+  ScenarioDelta delta;
 };
 
 struct ScenarioConfig {
@@ -126,6 +161,7 @@ struct ScenarioConfig {
   OutputConfig output;
   SimulationConfig simulation;
   std::vector<CompareEntry> compare;  // empty: the default four
+  ScenarioSources sources;
 };
 
 // Decodes `tree` strictly. Cards named without a path resolve in
@@ -134,6 +170,18 @@ struct ScenarioConfig {
 // `default_models_dir`. Relative paths resolve against the config file's directory.
 // Throws InputError "file:line: key.path: what" on any problem.
 ScenarioConfig DecodeScenario(const ConfigTree& tree, const std::string& default_models_dir);
+
+// `base` with `delta` applied, every value derived from a changed key resolved
+// again as DecodeScenario resolves it (the VMM backend, recorded arrivals, the GPU's
+// calibration terms) and the cross-key checks run again. Throws InputError
+// "key.path: what" (the caller adds whose change it was) for a card that does not
+// exist or a combination decoding would refuse; range checks on the delta's values
+// are the caller's (they come from a decoded plan or from code).
+ScenarioConfig ApplyDelta(const ScenarioConfig& base, const ScenarioDelta& delta);
+
+// The field of `t` a fittable timing key ("timing.engine.per_seq_s", FittableTerms)
+// names, or nullptr for any other key: how a calibration or a fit sets a term.
+double* TimingTermField(TimingConfig& t, std::string_view key);
 
 // The compare list used when a config has none: static, paged (16-token blocks),
 // vattention with 2 MiB pages, vattention with 64 KiB pages.

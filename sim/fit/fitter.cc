@@ -140,13 +140,15 @@ double ResolvedValue(const Simulation& sim, const std::string& key) {
 // Simulates one case with the free terms at `x`.
 CaseMetrics SimulateCase(const FitCase& c, const std::vector<FreeTerm>& free,
                          const std::vector<FitParam>& params, const Eigen::VectorXd& x) {
-  ConfigTree tree = c.tree;
+  KVSIM_CHECK(c.config != nullptr, "case " + c.label + " not resolved");
+  ScenarioConfig config = *c.config;
   for (size_t i = 0; i < params.size(); ++i) {
     if (params[i].gpu.empty() || params[i].gpu == c.gpu) {
-      tree.Set(free[params[i].term].key, Num(x[static_cast<Eigen::Index>(i)]));
+      double* field = TimingTermField(config.timing, free[params[i].term].key);
+      KVSIM_CHECK(field != nullptr, "free term without a field: " + free[params[i].term].key);
+      *field = x[static_cast<Eigen::Index>(i)];
     }
   }
-  ScenarioConfig config = DecodeScenario(tree, DefaultModelsDir());
   config.compare.clear();
   config.output.requests_csv = false;
   config.output.timeseries_csv = false;
@@ -232,7 +234,8 @@ FitCase MeasuredCase(const FitRun& run, const ConfigTree& base,
   const MeasuredRequests measured = LoadMeasuredRequests(run.requests_path, format);
   const std::string trace = (fs::absolute(out_dir) / "workloads" / (run.name + ".csv")).string();
   WriteReplayTrace(measured, trace);
-  FitCase c{run.name, run.name, base, {}, static_cast<int64_t>(measured.requests.size()), "", {}};
+  FitCase c{run.name, run.name, base,   {}, static_cast<int64_t>(measured.requests.size()),
+            "",       {},       nullptr};
   c.tree.Set("workload", ReplayWorkloadYaml(measured, trace));
   c.targets = MeasuredTargets(run, format, measured, metrics);
   return c;
@@ -249,7 +252,7 @@ void AppendStageCases(const FitRun& run, const ConfigTree& base, std::vector<Fit
       throw InputError(fmt::format("{}: set: {}", stage.where, e.what()));
     }
     const std::string label = run.stages.size() == 1 ? run.name : run.name + "/" + stage.label;
-    cases->push_back({run.name, label, t, stage.aggregates, 0, "", {}});
+    cases->push_back({run.name, label, t, stage.aggregates, 0, "", {}, nullptr});
   }
 }
 
@@ -258,7 +261,8 @@ void AppendStageCases(const FitRun& run, const ConfigTree& base, std::vector<Fit
 // case under others is an error.
 void ResolveCase(const std::vector<FreeTerm>& free, FitCase& c, std::string* timing_type,
                  std::string* engine_preset) {
-  ScenarioConfig sc = DecodeScenario(c.tree, DefaultModelsDir());
+  c.config = std::make_shared<const ScenarioConfig>(DecodeScenario(c.tree, DefaultModelsDir()));
+  const ScenarioConfig& sc = *c.config;
   const std::string type(kTimingTypes.Name(sc.timing.type));
   const std::string preset(kEnginePresets.Name(sc.timing.engine.preset));
   std::unique_ptr<Simulation> sim = BuildSimulation(sc);

@@ -6,12 +6,14 @@
 #pragma once
 
 #include <Eigen/Dense>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "sim/config/calibration.h"
 #include "sim/config/fit_config.h"
+#include "sim/config/scenario_config.h"
 #include "sim/config/yaml_tree.h"
 #include "sim/fit/least_squares.h"
 
@@ -27,6 +29,8 @@ struct FitCase {
   int64_t requests = 0;          // per-request runs: the measured request count; 0 otherwise
   std::string gpu;               // the scenario's GPU card name
   std::vector<double> resolved;  // the scenario's own value of each free term (NaN: unknown)
+  // The tree decoded once (ResolveCase); each trial sets the free terms on a copy.
+  std::shared_ptr<const ScenarioConfig> config;
 };
 
 // One fitted value: a free term, shared by every case (engine terms) or for the

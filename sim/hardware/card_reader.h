@@ -26,13 +26,23 @@
 
 namespace kvsim {
 
+// A key that earlier cards carried and that is no longer read: a card still giving
+// it is refused with `why` (what changed and what to do), not silently accepted.
+struct RemovedCardKey {
+  std::string_view key;
+  std::string_view why;
+};
+
 // Reads the flat mapping of one card file. Every read names the file, the key and
 // (where yaml-cpp knows it) the 1-based line in its InputError.
 class CardReader {
  public:
   // Loads `path` and checks that its top level is a mapping whose keys are all in
-  // `allowed` and appear once. Throws InputError otherwise.
-  CardReader(std::string path, std::span<const std::string_view> allowed) : path_(std::move(path)) {
+  // `allowed` and appear once. Throws InputError otherwise; a key of `removed` is
+  // refused as removed, with its line and why.
+  CardReader(std::string path, std::span<const std::string_view> allowed,
+             std::span<const RemovedCardKey> removed = {})
+      : path_(std::move(path)) {
     std::error_code ec;  // a path the file system refuses is no regular file either
     if (!std::filesystem::is_regular_file(path_, ec)) {
       throw InputError(fmt::format("{}: cannot open card file (no such regular file)", path_));
@@ -66,6 +76,12 @@ class CardReader {
         throw InputError(fmt::format("{}:{}: expected a plain key", path_, key_line));
       }
       const std::string key = it->first.Scalar();
+      for (const RemovedCardKey& gone : removed) {
+        if (gone.key == key) {
+          throw InputError(
+              fmt::format("{}:{}: key '{}': removed: {}", path_, key_line, key, gone.why));
+        }
+      }
       if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
         throw InputError(fmt::format("{}:{}: key '{}': unknown key (expected one of: {})", path_,
                                      key_line, key, fmt::join(allowed, ", ")));

@@ -78,19 +78,24 @@ GpuSpec::Efficiencies ReadEfficiencies(const YAML::Node& node, const std::string
 }  // namespace
 
 GpuSpec LoadGpuSpec(const std::string& path) {
-  static constexpr std::array<std::string_view, 12> kKeys = {"name",
+  static constexpr std::array<std::string_view, 11> kKeys = {"name",
                                                              "memory_bytes",
                                                              "hbm_bandwidth_bytes_per_s",
                                                              "bf16_flops_per_s",
                                                              "link_bandwidth_bytes_per_s",
-                                                             "host_link_bandwidth_bytes_per_s",
                                                              "price_per_hour",
                                                              "device_names",
                                                              "fp32_flops_per_s",
                                                              "fp8_flops_per_s",
                                                              "efficiency",
                                                              "source"};
-  const CardReader card(path, kKeys);
+  // Keys of earlier cards, refused so that a figure nothing reads is not kept as if
+  // it mattered.
+  static constexpr std::array<RemovedCardKey, 1> kRemoved = {
+      {{"host_link_bandwidth_bytes_per_s",
+        "no simulator model uses the GPU-host link bandwidth; delete the line (GPU cards "
+        "no longer have it)"}}};
+  const CardReader card(path, kKeys, kRemoved);
   GpuSpec g;
   g.name = card.String("name");
   // Rates bounded to what a GPU can be: a card of 1e-3 FLOP/s would make one iteration
@@ -102,8 +107,6 @@ GpuSpec LoadGpuSpec(const std::string& path) {
   g.bf16_flops_per_s = card.QuantityIn("bf16_flops_per_s", Quantity::kFlopsPerSecond, 1e11, 1e18);
   g.link_bandwidth_bytes_per_s =
       card.QuantityIn("link_bandwidth_bytes_per_s", Quantity::kBytesPerSecond, 1e6, 1e15);
-  g.host_link_bandwidth_bytes_per_s =
-      card.QuantityIn("host_link_bandwidth_bytes_per_s", Quantity::kBytesPerSecond, 1e6, 1e15);
   // Zero is allowed: hardware that is already paid for.
   g.price_per_hour = card.PositiveDouble("price_per_hour", /*allow_zero=*/true);
   if (card.Has("device_names")) g.device_names = card.StringList("device_names");

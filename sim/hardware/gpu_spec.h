@@ -8,13 +8,12 @@
 namespace kvsim {
 
 struct GpuSpec {
-  std::string name;                            // e.g. "H100-SXM"
-  int64_t memory_bytes = 0;                    // device memory as the CUDA runtime reports it
-  double hbm_bandwidth_bytes_per_s = 0;        // peak memory bandwidth
-  double bf16_flops_per_s = 0;                 // dense bf16 tensor-core peak
-  double link_bandwidth_bytes_per_s = 0;       // GPU-GPU, per direction, per GPU
-  double host_link_bandwidth_bytes_per_s = 0;  // GPU-host, per direction
-  double price_per_hour = 0;                   // USD per GPU-hour; user-editable
+  std::string name;                       // e.g. "H100-SXM"
+  int64_t memory_bytes = 0;               // device memory as the CUDA runtime reports it
+  double hbm_bandwidth_bytes_per_s = 0;   // peak memory bandwidth
+  double bf16_flops_per_s = 0;            // dense bf16 tensor-core peak
+  double link_bandwidth_bytes_per_s = 0;  // GPU-GPU, per direction, per GPU
+  double price_per_hour = 0;              // USD per GPU-hour; user-editable
   // Device names as the CUDA driver reports them (cudaDeviceProp::name, kvprobe's
   // gpu_name) for this GPU; a profile measured on another device is refused. Empty:
   // not checked (a caveat says so).
@@ -46,7 +45,8 @@ struct GpuSpec {
 // Every key above plus `source` (a non-empty string) is required. memory_bytes is a
 // positive plain decimal integer; the rates are positive finite numbers; price_per_hour
 // may be 0. Optional: device_names, a non-empty list of strings. Messages read
-// "path:line: key 'k': what, got 'v'".
+// "path:line: key 'k': what, got 'v'". A key earlier cards carried and kvsim no longer
+// reads (host_link_bandwidth_bytes_per_s) is refused as removed, with its line.
 GpuSpec LoadGpuSpec(const std::string& path);
 
 }  // namespace kvsim

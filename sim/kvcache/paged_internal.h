@@ -110,6 +110,96 @@ void GrowPagedDecodeRounds(std::span<const int64_t> ids, std::span<const int64_t
   }
 }
 
+// What both paged managers share (CRTP: `Derived` is the manager, which befriends this
+// class): a pool of total_blocks_ blocks of block_tokens tokens, free_blocks_ of them
+// free; admission keeps watermark_blocks_ free, growth may use them. Growth, alone or
+// in decode rounds, takes blocks that cache nothing from the pool. `Derived` has
+//  - requests_: an IdMap of the admitted requests' records, each with the `tokens`
+//    it holds and the `blocks` of its block table;
+//  - TakeFree(n): takes n blocks from the free pool, n <= free_blocks_;
+//  - AppendBlocks(record, n): appends n taken blocks, caching nothing, to a
+//    request's table and adds them to its `blocks`.
+template <typename Derived>
+class PagedPoolManager : public KvCacheManager {
+ public:
+  bool Grow(int64_t id, int64_t tokens, GrowthPhase) final {
+    auto* found = self().requests_.find(id);
+    KVSIM_CHECK(found != nullptr, "growing a request that was not admitted");
+    auto& r = *found;
+    KVSIM_CHECK(tokens >= r.tokens && tokens <= geometry_.max_model_len, "bad growth");
+    const int64_t extra = CeilDiv(tokens, config_.block_tokens) - r.blocks;
+    if (extra > free_blocks_) return false;
+    self().TakeFree(extra);
+    self().AppendBlocks(r, extra);
+    live_tokens_ += tokens - r.tokens;
+    r.tokens = tokens;
+    return true;
+  }
+
+  int64_t CertainDecodeRounds(std::span<const int64_t> ids, std::span<const int64_t> tokens,
+                              int64_t limit) const final {
+    return CertainPagedDecodeRounds(
+        ids, tokens, limit, config_.block_tokens, geometry_.max_model_len, free_blocks_,
+        [this](int64_t id) { return HeldBy(self().requests_, id); }, scratch_held_);
+  }
+
+  // Per-request next-boundary bookkeeping instead of a lookup per request per round:
+  // each request's first round past its blocks, then one every block_tokens rounds.
+  // The new blocks all cache nothing, so which request takes which free block does
+  // not matter, only how many each round takes: per round one TakeFree, per request
+  // one AppendBlocks.
+  void GrowDecodeRounds(std::span<const int64_t> ids, std::span<const int64_t> tokens,
+                        int64_t rounds, std::vector<KvUsage>& usage) final {
+    const auto n = static_cast<int64_t>(ids.size());
+    GrowPagedDecodeRounds(
+        ids, tokens, rounds, config_.block_tokens, geometry_.max_model_len, free_blocks_,
+        [this](int64_t id) { return HeldBy(self().requests_, id); },
+        [this, rounds](int64_t id, int64_t blocks) {
+          auto& r = self().requests_.at(id);
+          self().AppendBlocks(r, blocks);
+          r.tokens += rounds;
+        },
+        [this, n](int64_t blocks) {
+          self().TakeFree(blocks);
+          live_tokens_ += n;
+        },
+        [this] { return self().Usage(); }, scratch_taken_, usage);
+  }
+
+  AttentionLayout layout() const final { return AttentionLayout::kPaged; }
+  int64_t block_tokens() const final { return config_.block_tokens; }
+  int64_t MaxAdmissibleTokens() const final {
+    return (total_blocks_ - watermark_blocks_) * config_.block_tokens;
+  }
+
+ protected:
+  // REQUIRES: config checked as NewPagedKvManager checks it.
+  PagedPoolManager(const KvGeometry& geometry, const PagedKvConfig& config)
+      : geometry_(geometry),
+        config_(config),
+        block_bytes_(config.block_tokens * geometry.bytes_per_token),
+        total_blocks_(geometry.capacity_bytes / block_bytes_),
+        watermark_blocks_(
+            static_cast<int64_t>(config.watermark * static_cast<double>(total_blocks_))),
+        free_blocks_(total_blocks_) {}
+
+  KvGeometry geometry_;
+  PagedKvConfig config_;
+  int64_t block_bytes_;
+  int64_t total_blocks_;
+  int64_t watermark_blocks_;
+  int64_t free_blocks_;
+  int64_t live_tokens_ = 0;  // tokens of admitted requests, a shared block's once per reader
+
+ private:
+  Derived& self() { return static_cast<Derived&>(*this); }
+  const Derived& self() const { return static_cast<const Derived&>(*this); }
+
+  // Reused buffers of the decode-round calls (no state between calls).
+  mutable std::vector<std::pair<int64_t, int64_t>> scratch_held_;
+  std::vector<int64_t> scratch_taken_;
+};
+
 // The paged manager with vLLM V1's automatic prefix caching (paged_prefix_cache.cc).
 // REQUIRES: config checked as NewPagedKvManager checks it.
 std::unique_ptr<KvCacheManager> NewPrefixCachedPagedManager(const KvGeometry& geometry,

@@ -49,19 +49,13 @@ namespace {
 //    (positions of a group) and `empty`. A group lists the items holding its free
 //    blocks, so that a hit takes them back out; an item that hits emptied is dead and
 //    skipped.
-class PrefixCachedPagedManager final : public KvCacheManager {
+class PrefixCachedPagedManager final : public PagedPoolManager<PrefixCachedPagedManager> {
  public:
   PrefixCachedPagedManager(const KvGeometry& geometry, const PagedKvConfig& config)
-      : geometry_(geometry),
-        config_(config),
-        block_bytes_(config.block_tokens * geometry.bytes_per_token),
-        total_blocks_(geometry.capacity_bytes / block_bytes_),
-        watermark_blocks_(
-            static_cast<int64_t>(config.watermark * static_cast<double>(total_blocks_))),
+      : PagedPoolManager(geometry, config),
         // A group holds at least one cached block: never more groups than blocks. Most
         // hold many, so the index starts small and grows as needed.
-        index_(total_blocks_, 0),
-        free_count_(total_blocks_) {
+        index_(total_blocks_, 0) {
     KVSIM_CHECK(total_blocks_ < (int64_t{1} << 31), "more blocks than group ids");
     // The never-used blocks, as empty items of up to kWindow blocks.
     for (int64_t left = total_blocks_; left > 0; left -= kWindow) {
@@ -127,48 +121,6 @@ class PrefixCachedPagedManager final : public KvCacheManager {
     return Hits(id, IdentityOf(id), tokens).count * config_.block_tokens;
   }
 
-  bool Grow(int64_t id, int64_t tokens, GrowthPhase) override {
-    Request* found = requests_.find(id);
-    KVSIM_CHECK(found != nullptr, "growing a request that was not admitted");
-    Request& r = *found;
-    KVSIM_CHECK(tokens >= r.tokens && tokens <= geometry_.max_model_len, "bad growth");
-    const int64_t extra = CeilDiv(tokens, config_.block_tokens) - r.blocks;
-    if (extra > free_count_) return false;
-    TakeFree(extra);
-    AppendBlocks(r, extra);
-    live_tokens_ += tokens - r.tokens;
-    r.tokens = tokens;
-    return true;
-  }
-
-  int64_t CertainDecodeRounds(std::span<const int64_t> ids, std::span<const int64_t> tokens,
-                              int64_t limit) const override {
-    return CertainPagedDecodeRounds(
-        ids, tokens, limit, config_.block_tokens, geometry_.max_model_len, free_count_,
-        [this](int64_t id) { return HeldBy(requests_, id); }, scratch_held_);
-  }
-
-  // The rounds' new blocks all cache nothing, so which request takes which free block
-  // does not matter, only how many each round takes from the queue's front: per round
-  // one TakeFree, per request one AppendBlocks (as PagedKvManager counts them).
-  void GrowDecodeRounds(std::span<const int64_t> ids, std::span<const int64_t> tokens,
-                        int64_t rounds, std::vector<KvUsage>& usage) override {
-    const auto n = static_cast<int64_t>(ids.size());
-    GrowPagedDecodeRounds(
-        ids, tokens, rounds, config_.block_tokens, geometry_.max_model_len, free_count_,
-        [this](int64_t id) { return HeldBy(requests_, id); },
-        [this, rounds](int64_t id, int64_t blocks) {
-          Request& r = requests_.at(id);
-          AppendBlocks(r, blocks);
-          r.tokens += rounds;
-        },
-        [this, n](int64_t blocks) {
-          TakeFree(blocks);
-          live_tokens_ += n;
-        },
-        [this] { return Usage(); }, scratch_taken_, usage);
-  }
-
   bool WantsComputedTokens() const override { return true; }
 
   // Caches the request's full blocks of computed tokens under their content; a
@@ -218,7 +170,7 @@ class PrefixCachedPagedManager final : public KvCacheManager {
       }
       if ((freed | span.anon) == 0) continue;
       queue_.push_back({freed != 0 ? span.group : kNone, freed, span.anon});
-      free_count_ += std::popcount(freed) + std::popcount(span.anon);
+      free_blocks_ += std::popcount(freed) + std::popcount(span.anon);
       cached_free_ += std::popcount(freed);
     }
     live_tokens_ -= r.tokens;
@@ -231,19 +183,15 @@ class PrefixCachedPagedManager final : public KvCacheManager {
 
   KvUsage Usage() const override {
     return {.capacity_bytes = geometry_.capacity_bytes,
-            .allocated_bytes = (total_blocks_ - free_count_) * block_bytes_,
+            .allocated_bytes = (total_blocks_ - free_blocks_) * block_bytes_,
             .live_bytes =
                 (live_tokens_ - shared_refs_ * config_.block_tokens) * geometry_.bytes_per_token,
             .cached_bytes = cached_free_ * block_bytes_};
   }
 
-  AttentionLayout layout() const override { return AttentionLayout::kPaged; }
-  int64_t block_tokens() const override { return config_.block_tokens; }
-  int64_t MaxAdmissibleTokens() const override {
-    return (total_blocks_ - watermark_blocks_) * config_.block_tokens;
-  }
-
  private:
+  friend class PagedPoolManager<PrefixCachedPagedManager>;
+
   static constexpr int32_t kNone = -1;
   // Block positions per window, one bit each: 32 x 16-token blocks are one 512-token
   // hash block of the Mooncake trace.
@@ -388,9 +336,9 @@ class PrefixCachedPagedManager final : public KvCacheManager {
   bool Fits(const HitMemo& hits, int64_t tokens) const {
     const int64_t h = hits.count;
     const int64_t fresh = CeilDiv(tokens, config_.block_tokens) - h;
-    if (free_count_ - fresh < watermark_blocks_) return false;      // even if none is free
-    if (free_count_ - h - fresh >= watermark_blocks_) return true;  // even if all are
-    int64_t free_after = free_count_;
+    if (free_blocks_ - fresh < watermark_blocks_) return false;      // even if none is free
+    if (free_blocks_ - h - fresh >= watermark_blocks_) return true;  // even if all are
+    int64_t free_after = free_blocks_;
     for (const HitRun& run : hits.runs) {
       const Group& group = groups_[static_cast<size_t>(run.group)];
       free_after -= std::popcount(RangeMask(run.lo, run.hi) & ~group.in_use);
@@ -421,7 +369,7 @@ class PrefixCachedPagedManager final : public KvCacheManager {
   void TakeBack(int32_t g, Mask mask) {
     Group& group = groups_[static_cast<size_t>(g)];
     const int n = std::popcount(mask);
-    free_count_ -= n;
+    free_blocks_ -= n;
     cached_free_ -= n;
     for (size_t k = 0; k < group.items.size() && mask != 0;) {
       Item& item = queue_[static_cast<size_t>(group.items[k] - queue_base_)];
@@ -470,8 +418,8 @@ class PrefixCachedPagedManager final : public KvCacheManager {
 
   // Takes n blocks from the free queue's front, evicting what they cached.
   void TakeFree(int64_t n) {
-    KVSIM_CHECK(n >= 0 && n <= free_count_, "taking more blocks than are free");
-    free_count_ -= n;
+    KVSIM_CHECK(n >= 0 && n <= free_blocks_, "taking more blocks than are free");
+    free_blocks_ -= n;
     while (n > 0) {
       Item& item = queue_[queue_head_];
       const Mask all = item.cached | item.empty;
@@ -537,11 +485,6 @@ class PrefixCachedPagedManager final : public KvCacheManager {
     }
   }
 
-  KvGeometry geometry_;
-  PagedKvConfig config_;
-  int64_t block_bytes_;
-  int64_t total_blocks_;
-  int64_t watermark_blocks_;
   FlatKeyMap index_;           // ContentGroupKey -> its group
   std::vector<Group> groups_;  // live groups and, listed in free_groups_, spares
   std::vector<int32_t> free_groups_;
@@ -551,18 +494,14 @@ class PrefixCachedPagedManager final : public KvCacheManager {
   size_t queue_head_ = 0;
   int64_t queue_base_ = 0;
   int64_t dead_items_ = 0;   // items in [queue_head_, end) that hits emptied
-  int64_t free_count_ = 0;   // free blocks
-  int64_t cached_free_ = 0;  // of them, blocks that still cache content
+  int64_t cached_free_ = 0;  // free blocks that still cache content
   IdMap<Request> requests_;
   IdMap<PrefixIdentity> identities_;  // Identify, until Release
-  int64_t live_tokens_ = 0;           // tokens of admitted requests, shared blocks once per reader
   int64_t shared_refs_ = 0;           // references beyond the first to blocks in use
   int64_t evictions_ = 0;             // cached blocks evicted so far
   mutable HitMemo memo_;
-  // Reused buffers: released requests' tables (emptied), the decode-round calls'.
+  // Reused buffers: released requests' tables (emptied).
   std::vector<std::vector<Span>> spare_tables_;
-  mutable std::vector<std::pair<int64_t, int64_t>> scratch_held_;
-  std::vector<int64_t> scratch_taken_;
 };
 
 }  // namespace

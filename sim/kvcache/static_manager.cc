@@ -1,7 +1,13 @@
 // Static reservation: each request reserves KV for its maximum length at admission.
 
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
 #include "sim/core/check.h"
 #include "sim/core/id_map.h"
+#include "sim/kvcache/contiguous_internal.h"
 #include "sim/kvcache/kv_cache_manager.h"
 
 namespace kvsim {
@@ -49,32 +55,15 @@ class StaticKvManager final : public KvCacheManager {
   // Growth inside the reservation always succeeds and changes only live tokens.
   int64_t CertainDecodeRounds(std::span<const int64_t> ids, std::span<const int64_t> tokens,
                               int64_t limit) const override {
-    KVSIM_CHECK(ids.size() == tokens.size(), "one token count per request");
-    int64_t rounds = limit;
-    for (size_t i = 0; i < ids.size(); ++i) {
-      const Entry* e = requests_.find(ids[i]);
-      KVSIM_CHECK(e != nullptr && e->tokens == tokens[i],
-                  "decode rounds for a request not holding the given tokens");
-      rounds = std::min(rounds, e->reserved_tokens - tokens[i]);
-    }
-    return std::max<int64_t>(0, rounds);
+    return RoundsInsideRoom(
+        ids, tokens, limit, [this](int64_t id) { return requests_.find(id); }, &Room);
   }
 
   void GrowDecodeRounds(std::span<const int64_t> ids, std::span<const int64_t> tokens,
                         int64_t rounds, std::vector<KvUsage>& usage) override {
-    KVSIM_CHECK(ids.size() == tokens.size(), "one token count per request");
-    for (size_t i = 0; i < ids.size(); ++i) {
-      Entry& e = requests_.at(ids[i]);
-      KVSIM_CHECK(e.tokens == tokens[i] && tokens[i] + rounds <= e.reserved_tokens,
-                  "bad decode rounds");
-      e.tokens += rounds;
-    }
-    const auto n = static_cast<int64_t>(ids.size());
-    usage.clear();
-    for (int64_t j = 1; j <= rounds; ++j) {
-      live_tokens_ += n;
-      usage.push_back(Usage());
-    }
+    GrowRoundsInsideRoom(
+        ids, tokens, rounds, [this](int64_t id) -> Entry& { return requests_.at(id); }, &Room,
+        live_tokens_, [this] { return Usage(); }, usage);
   }
 
   void Release(int64_t id) override {
@@ -104,6 +93,8 @@ class StaticKvManager final : public KvCacheManager {
     int64_t reserved_tokens;
     int64_t tokens;
   };
+  static int64_t Room(const Entry& e) { return e.reserved_tokens; }
+
   KvGeometry geometry_;
   StaticKvConfig config_;
   IdMap<Entry> requests_;

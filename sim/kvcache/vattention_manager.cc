@@ -19,22 +19,17 @@
 #include "sim/core/check.h"
 #include "sim/core/flat_key_map.h"
 #include "sim/core/id_map.h"
+#include "sim/kvcache/contiguous_internal.h"
 #include "sim/kvcache/kv_cache_manager.h"
 #include "sim/kvcache/vattention_prefix_manager.h"
 
 namespace kvsim {
 namespace {
 
-class VAttentionKvManager final : public KvCacheManager {
+class VAttentionKvManager final : public VAttentionManagerBase {
  public:
   VAttentionKvManager(const KvGeometry& geometry, const VAttentionKvConfig& config)
-      : geometry_(geometry),
-        config_(config),
-        tokens_per_page_(config.page_bytes / geometry.bytes_per_token_per_layer),
-        group_bytes_(2 * geometry.num_layers * config.page_bytes),
-        total_groups_(geometry.capacity_bytes / group_bytes_),
-        watermark_groups_(
-            static_cast<int64_t>(config.watermark * static_cast<double>(total_groups_))),
+      : VAttentionManagerBase(geometry, config),
         free_pool_(total_groups_),
         slots_(static_cast<size_t>(config.max_slots)) {
     for (int64_t s = 0; s < config.max_slots; ++s) idle_.insert({0, s});
@@ -92,37 +87,24 @@ class VAttentionKvManager final : public KvCacheManager {
                               int64_t limit) const override {
     KVSIM_CHECK(ids.size() == tokens.size(), "one token count per request");
     const bool idle_pages = !idle_.empty() && idle_.begin()->first < 0;
-    if ((!config_.deferred_reclaim && idle_pages) || cost_.map_calls != 0 ||
-        cost_.unmap_calls != 0 || cost_.synchronous != Nanos(0) || cost_.background != Nanos(0)) {
-      return 0;
-    }
-    int64_t rounds = limit;
-    for (size_t i = 0; i < ids.size(); ++i) {
-      const int64_t* s = slot_of_.find(ids[i]);
-      KVSIM_CHECK(s != nullptr && slots_[*s].tokens == tokens[i],
-                  "decode rounds for a request not holding the given tokens");
-      rounds = std::min(rounds, slots_[*s].needed * tokens_per_page_ - tokens[i]);
-    }
-    return std::max<int64_t>(0, rounds);
+    if ((!config_.deferred_reclaim && idle_pages) || StepCostPending()) return 0;
+    return RoundsInsideRoom(
+        ids, tokens, limit,
+        [this](int64_t id) {
+          const int64_t* s = slot_of_.find(id);
+          return s == nullptr ? nullptr : &slots_[*s];
+        },
+        [this](const Slot& slot) { return Room(slot); });
   }
 
   void GrowDecodeRounds(std::span<const int64_t> ids, std::span<const int64_t> tokens,
                         int64_t rounds, std::vector<KvUsage>& usage) override {
-    KVSIM_CHECK(ids.size() == tokens.size(), "one token count per request");
-    for (size_t i = 0; i < ids.size(); ++i) {
-      Slot& slot = slots_[slot_of_.at(ids[i])];
-      KVSIM_CHECK(slot.tokens == tokens[i] && tokens[i] + rounds <= slot.needed * tokens_per_page_,
-                  "bad decode rounds");
-      slot.tokens += rounds;
-    }
+    GrowRoundsInsideRoom(
+        ids, tokens, rounds, [this](int64_t id) -> Slot& { return slots_[slot_of_.at(id)]; },
+        [this](const Slot& slot) { return Room(slot); }, live_tokens_, [this] { return Usage(); },
+        usage);
     // Each round's OnIterationStart would clear the flag and reclaim nothing.
     decode_mapped_ = false;
-    const auto n = static_cast<int64_t>(ids.size());
-    usage.clear();
-    for (int64_t j = 1; j <= rounds; ++j) {
-      live_tokens_ += n;
-      usage.push_back(Usage());
-    }
   }
 
   void Release(int64_t id) override {
@@ -161,17 +143,6 @@ class VAttentionKvManager final : public KvCacheManager {
             .cached_bytes = reclaimable_ * group_bytes_};
   }
 
-  AttentionLayout layout() const override { return AttentionLayout::kContiguous; }
-  int64_t page_bytes() const override { return config_.page_bytes; }
-  std::optional<VmmBackend> vmm_backend() const override { return config_.backend; }
-
-  int64_t MaxAdmissibleTokens() const override {
-    if (config_.max_slots < 1) return 0;
-    return (total_groups_ - watermark_groups_) * tokens_per_page_;
-  }
-
-  KvStepCost TakeStepCost() override { return std::exchange(cost_, KvStepCost{}); }
-
  private:
   struct Slot {
     int64_t mapped = 0;  // page groups mapped into this slot's virtual range
@@ -179,6 +150,9 @@ class VAttentionKvManager final : public KvCacheManager {
     int64_t tokens = 0;
     bool busy = false;
   };
+
+  // The tokens a slot holds without mapping more: those of the groups it needs.
+  int64_t Room(const Slot& slot) const { return slot.needed * tokens_per_page_; }
 
   // Makes slot `s` cover `groups` page groups, keeping at least `keep_free` groups
   // available afterwards. Returns false and changes nothing when it cannot.
@@ -197,12 +171,7 @@ class VAttentionKvManager final : public KvCacheManager {
     free_pool_ -= extra;
     slot.mapped += extra;
     if (phase == GrowthPhase::kDecode) decode_mapped_ = true;
-    // One call per page: cuMemMap + cuMemSetAccess (stock) or one uvm map call.
-    const int64_t calls = extra * 2 * geometry_.num_layers;
-    cost_.map_calls += calls;
-    Charge(phase, calls * (config_.backend == VmmBackend::kUvm
-                               ? config_.uvm_map_latency
-                               : config_.map_latency + config_.set_access_latency));
+    ChargeMap(phase, extra);
     return true;
   }
 
@@ -238,32 +207,14 @@ class VAttentionKvManager final : public KvCacheManager {
     KVSIM_CHECK(groups == 0, "reclaimable page groups were miscounted");
   }
 
-  // Unmaps n of slot's excess groups back to the free pool: one cuMemUnmap per page
-  // on stock; on uvm the pages go back to the pool without a driver call.
+  // Unmaps n of slot's excess groups back to the free pool (ChargeUnmap).
   void Unmap(Slot& slot, int64_t n, GrowthPhase phase) {
     slot.mapped -= n;
     reclaimable_ -= n;
     free_pool_ += n;
-    if (config_.backend == VmmBackend::kUvm) return;
-    const int64_t calls = n * 2 * geometry_.num_layers;
-    cost_.unmap_calls += calls;
-    Charge(phase, calls * config_.unmap_latency);
+    ChargeUnmap(phase, n);
   }
 
-  void Charge(GrowthPhase phase, Nanos t) {
-    if (config_.overlap && phase == GrowthPhase::kDecode) {
-      cost_.background += t;
-    } else {
-      cost_.synchronous += t;
-    }
-  }
-
-  KvGeometry geometry_;
-  VAttentionKvConfig config_;
-  int64_t tokens_per_page_;
-  int64_t group_bytes_;
-  int64_t total_groups_;
-  int64_t watermark_groups_;
   int64_t free_pool_;        // groups not mapped anywhere
   int64_t reclaimable_ = 0;  // sum over slots of (mapped - needed)
   std::vector<Slot> slots_;
@@ -274,7 +225,6 @@ class VAttentionKvManager final : public KvCacheManager {
   // Decode growth mapped since the last OnIterationStart(): the background thread
   // then skips its reclamation step.
   bool decode_mapped_ = false;
-  KvStepCost cost_;
 };
 
 }  // namespace

@@ -167,7 +167,7 @@ void PrefixCachedVAttentionManager::Evict(int32_t g, GrowthPhase phase) {
     --slot.mapped;
     if (keyed) --slot.keyed;
     if (idle) File(t);
-    ChargeUnmap(phase);
+    ChargeUnmap(phase, 1);
   }
   group.slots.clear();
   free_.push_back(g);
@@ -187,12 +187,7 @@ void PrefixCachedVAttentionManager::MapIntoSlot(int32_t g, int64_t s, int64_t i,
   slot.pages[static_cast<size_t>(i)] = g;
   ++slot.mapped;
   if (group.key != 0) ++slot.keyed;
-  // One call per page: cuMemMap + cuMemSetAccess (stock) or one uvm map call.
-  const int64_t calls = 2 * geometry_.num_layers;
-  cost_.map_calls += calls;
-  Charge(phase, calls * (config_.backend == VmmBackend::kUvm
-                             ? config_.uvm_map_latency
-                             : config_.map_latency + config_.set_access_latency));
+  ChargeMap(phase, 1);
 }
 
 void PrefixCachedVAttentionManager::UnmapFromSlot(int64_t s, int64_t i, GrowthPhase phase) {
@@ -203,7 +198,7 @@ void PrefixCachedVAttentionManager::UnmapFromSlot(int64_t s, int64_t i, GrowthPh
   --slot.mapped;
   if (group.key != 0) --slot.keyed;
   std::erase(group.slots, static_cast<int32_t>(s));
-  ChargeUnmap(phase);
+  ChargeUnmap(phase, 1);
   KVSIM_CHECK(!group.slots.empty() || group.ref == 0,
               "a page group read by a request is mapped nowhere");
   if (group.slots.empty() && group.key == 0) {
@@ -252,14 +247,6 @@ void PrefixCachedVAttentionManager::Unlink(int32_t g) {
   group.prev = group.next = kNone;
   group.list = nullptr;
   --q->size;
-}
-
-void PrefixCachedVAttentionManager::Charge(GrowthPhase phase, Nanos t) {
-  if (config_.overlap && phase == GrowthPhase::kDecode) {
-    cost_.background += t;
-  } else {
-    cost_.synchronous += t;
-  }
 }
 
 }  // namespace kvsim

@@ -68,38 +68,25 @@ int64_t PrefixCachedVAttentionManager::CertainDecodeRounds(std::span<const int64
                                                            std::span<const int64_t> tokens,
                                                            int64_t limit) const {
   KVSIM_CHECK(ids.size() == tokens.size(), "one token count per request");
-  if ((!config_.deferred_reclaim && idle_spare_.size > 0) || cost_.map_calls != 0 ||
-      cost_.unmap_calls != 0 || cost_.synchronous != Nanos(0) || cost_.background != Nanos(0)) {
-    return 0;
-  }
-  int64_t rounds = limit;
-  for (size_t i = 0; i < ids.size(); ++i) {
-    const int64_t* s = slot_of_.find(ids[i]);
-    KVSIM_CHECK(s != nullptr && slots_[static_cast<size_t>(*s)].tokens == tokens[i],
-                "decode rounds for a request not holding the given tokens");
-    rounds =
-        std::min(rounds, slots_[static_cast<size_t>(*s)].needed * tokens_per_page_ - tokens[i]);
-  }
-  return std::max<int64_t>(0, rounds);
+  if ((!config_.deferred_reclaim && idle_spare_.size > 0) || StepCostPending()) return 0;
+  return RoundsInsideRoom(
+      ids, tokens, limit,
+      [this](int64_t id) {
+        const int64_t* s = slot_of_.find(id);
+        return s == nullptr ? nullptr : &slots_[static_cast<size_t>(*s)];
+      },
+      [this](const Slot& slot) { return Room(slot); });
 }
 
 void PrefixCachedVAttentionManager::GrowDecodeRounds(std::span<const int64_t> ids,
                                                      std::span<const int64_t> tokens,
                                                      int64_t rounds, std::vector<KvUsage>& usage) {
-  KVSIM_CHECK(ids.size() == tokens.size(), "one token count per request");
-  for (size_t i = 0; i < ids.size(); ++i) {
-    Slot& slot = slots_[static_cast<size_t>(slot_of_.at(ids[i]))];
-    KVSIM_CHECK(slot.tokens == tokens[i] && tokens[i] + rounds <= slot.needed * tokens_per_page_,
-                "bad decode rounds");
-    slot.tokens += rounds;
-  }
+  GrowRoundsInsideRoom(
+      ids, tokens, rounds,
+      [this](int64_t id) -> Slot& { return slots_[static_cast<size_t>(slot_of_.at(id))]; },
+      [this](const Slot& slot) { return Room(slot); }, live_tokens_, [this] { return Usage(); },
+      usage);
   decode_mapped_ = false;  // each round's OnIterationStart would clear it
-  const auto n = static_cast<int64_t>(ids.size());
-  usage.clear();
-  for (int64_t j = 1; j <= rounds; ++j) {
-    live_tokens_ += n;
-    usage.push_back(Usage());
-  }
 }
 
 void PrefixCachedVAttentionManager::OnTokensComputed(int64_t id, int64_t computed_tokens) {

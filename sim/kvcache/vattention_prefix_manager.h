@@ -70,27 +70,22 @@
 #include "sim/core/check.h"
 #include "sim/core/flat_key_map.h"
 #include "sim/core/id_map.h"
+#include "sim/kvcache/contiguous_internal.h"
 #include "sim/kvcache/kv_cache_manager.h"
 
 namespace kvsim {
 
 // vAttention with prefix sharing at page-group granularity (the rules above).
-class PrefixCachedVAttentionManager final : public KvCacheManager {
+class PrefixCachedVAttentionManager final : public VAttentionManagerBase {
  public:
   PrefixCachedVAttentionManager(const KvGeometry& geometry, const VAttentionKvConfig& config)
-      : geometry_(geometry),
-        config_(config),
-        tokens_per_page_(config.page_bytes / geometry.bytes_per_token_per_layer),
-        group_bytes_(2 * geometry.num_layers * config.page_bytes),
-        watermark_groups_(0),
-        groups_(static_cast<size_t>(geometry.capacity_bytes / group_bytes_)),
+      : VAttentionManagerBase(geometry, config),
+        groups_(static_cast<size_t>(total_groups_)),
         slots_(static_cast<size_t>(config.max_slots)),
-        cached_(static_cast<int64_t>(groups_.size())) {
-    const auto total = static_cast<int64_t>(groups_.size());
-    watermark_groups_ = static_cast<int64_t>(config.watermark * static_cast<double>(total));
+        cached_(total_groups_) {
     // Popped from the back: group 0 first.
     free_.reserve(groups_.size());
-    for (auto g = static_cast<int32_t>(total) - 1; g >= 0; --g) free_.push_back(g);
+    for (auto g = static_cast<int32_t>(total_groups_) - 1; g >= 0; --g) free_.push_back(g);
     for (int64_t s = 0; s < config.max_slots; ++s) File(s);
   }
 
@@ -137,17 +132,6 @@ class PrefixCachedVAttentionManager final : public KvCacheManager {
 
   KvUsage Usage() const override;
 
-  AttentionLayout layout() const override { return AttentionLayout::kContiguous; }
-  int64_t page_bytes() const override { return config_.page_bytes; }
-  std::optional<VmmBackend> vmm_backend() const override { return config_.backend; }
-
-  int64_t MaxAdmissibleTokens() const override {
-    if (config_.max_slots < 1) return 0;
-    return (static_cast<int64_t>(groups_.size()) - watermark_groups_) * tokens_per_page_;
-  }
-
-  KvStepCost TakeStepCost() override { return std::exchange(cost_, KvStepCost{}); }
-
  private:
   static constexpr int32_t kNone = -1;
   static constexpr int64_t kIdle = -1;
@@ -180,6 +164,9 @@ class PrefixCachedVAttentionManager final : public KvCacheManager {
     int64_t registered = 0;   // leading groups offered to the cache
     int64_t released_at = 0;  // release order, for idle slots holding cached content
   };
+
+  // The tokens a slot holds without mapping more: those of the groups it needs.
+  int64_t Room(const Slot& slot) const { return slot.needed * tokens_per_page_; }
 
   static int32_t PageAt(const Slot& slot, int64_t i) {
     return i < static_cast<int64_t>(slot.pages.size()) ? slot.pages[static_cast<size_t>(i)] : kNone;
@@ -280,22 +267,6 @@ class PrefixCachedVAttentionManager final : public KvCacheManager {
   // Takes g out of its queue, if it is in one.
   void Unlink(int32_t g);
 
-  // One page group unmapped from one range: one cuMemUnmap per page on stock; uvm
-  // returns the pages to its pool without a driver call.
-  void ChargeUnmap(GrowthPhase phase) {
-    if (config_.backend == VmmBackend::kUvm) return;
-    const int64_t calls = 2 * geometry_.num_layers;
-    cost_.unmap_calls += calls;
-    Charge(phase, calls * config_.unmap_latency);
-  }
-
-  void Charge(GrowthPhase phase, Nanos t);
-
-  KvGeometry geometry_;
-  VAttentionKvConfig config_;
-  int64_t tokens_per_page_;
-  int64_t group_bytes_;
-  int64_t watermark_groups_;
   std::vector<Group> groups_;
   std::vector<int32_t> free_;  // the free pool: groups neither mapped nor cached
   Queue idle_spare_, busy_spare_;
@@ -311,7 +282,6 @@ class PrefixCachedVAttentionManager final : public KvCacheManager {
   int64_t live_tokens_ = 0;  // tokens of admitted requests, shared pages once per reader
   int64_t shared_refs_ = 0;  // readers beyond the first of groups in use
   bool decode_mapped_ = false;
-  KvStepCost cost_;
   // The last Hits answer, valid while `dropped` is unchanged.
   struct HitMemo {
     int64_t id = -1;

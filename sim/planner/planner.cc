@@ -22,37 +22,32 @@
 namespace kvsim {
 namespace {
 
-// The scenario of one candidate with `replicas` replicas at `qps`.
-ConfigTree CandidateTree(const PlanConfig& plan, const CandidateResult& c, int64_t replicas,
-                         double qps, int64_t requests) {
-  ConfigTree t = *plan.scenario;
-  t.Set("gpu", JsonWriter::Quote(c.gpu));
-  t.Set("deployment.tensor_parallel", std::to_string(c.tensor_parallel));
-  t.Set("deployment.replicas", std::to_string(replicas));
-  if (replicas > 1) {
-    t.Set("deployment.router", std::string(kRouterTypes.Name(RouterType::kLeastOutstanding)));
-  }
-  t.Set("kv_cache.type", std::string(kKvManagerTypes.Name(c.kv.type)));
+// The change that makes the plan's scenario one candidate with `replicas` replicas
+// at `qps`, offered `requests` requests, writing no per-request outputs.
+ScenarioDelta CandidateDelta(const CandidateResult& c, int64_t replicas, double qps,
+                             int64_t requests) {
+  ScenarioDelta d;
+  d.gpu = c.gpu;
+  d.tensor_parallel = c.tensor_parallel;
+  d.replicas = replicas;
+  if (replicas > 1) d.router = RouterType::kLeastOutstanding;
+  d.kv_type = c.kv.type;
   // Static reservation shares nothing (kv_cache.prefix_caching with it is an error):
   // its candidates run without a prefix cache whatever the scenario says.
-  if (c.kv.type == KvManagerType::kStatic) t.Set("kv_cache.prefix_caching", "false");
-  if (c.kv.block_tokens > 0) t.Set("kv_cache.block_tokens", std::to_string(c.kv.block_tokens));
-  if (c.kv.page_bytes > 0) t.Set("kv_cache.page_bytes", std::to_string(c.kv.page_bytes));
-  t.Set("scheduler.type", std::string(kSchedulerTypes.Name(c.scheduler.type)));
-  if (c.scheduler.max_num_seqs > 0) {
-    t.Set("scheduler.max_num_seqs", std::to_string(c.scheduler.max_num_seqs));
-  }
+  if (c.kv.type == KvManagerType::kStatic) d.prefix_caching = false;
+  if (c.kv.block_tokens > 0) d.block_tokens = c.kv.block_tokens;
+  if (c.kv.page_bytes > 0) d.page_bytes = c.kv.page_bytes;
+  d.scheduler = c.scheduler.type;
+  if (c.scheduler.max_num_seqs > 0) d.max_num_seqs = c.scheduler.max_num_seqs;
   if (c.scheduler.max_num_batched_tokens > 0) {
-    t.Set("scheduler.max_num_batched_tokens", std::to_string(c.scheduler.max_num_batched_tokens));
+    d.max_num_batched_tokens = c.scheduler.max_num_batched_tokens;
   }
-  if (c.scheduler.chunk_tokens > 0) {
-    t.Set("scheduler.chunk_tokens", std::to_string(c.scheduler.chunk_tokens));
-  }
-  t.Set("workload.arrival.rate_qps", fmt::format("{:.9g}", qps));
-  t.Set("workload.max_requests", std::to_string(requests));
-  t.Set("output.requests_csv", "false");
-  t.Set("output.timeseries_csv", "false");
-  return t;
+  if (c.scheduler.chunk_tokens > 0) d.chunk_tokens = c.scheduler.chunk_tokens;
+  d.rate_qps = qps;
+  d.max_requests = requests;
+  d.requests_csv = false;
+  d.timeseries_csv = false;
+  return d;
 }
 
 struct Run {
@@ -64,9 +59,8 @@ struct Run {
   std::string timing_line;  // Simulation::TimingLine
 };
 
-Run Simulate(const PlanConfig& plan, const ConfigTree& tree) {
-  const ScenarioConfig config = DecodeScenario(tree, DefaultModelsDir());
-  std::unique_ptr<Simulation> sim = BuildSimulation(config);
+Run Simulate(const PlanConfig& plan, const ScenarioConfig& base, const ScenarioDelta& delta) {
+  std::unique_ptr<Simulation> sim = BuildSimulation(ApplyDelta(base, delta));
   sim->KeepRequestRecords();  // EvaluateSlo's attainment and stability checks
   Run run;
   run.summary = sim->Run();
@@ -81,11 +75,11 @@ Run Simulate(const PlanConfig& plan, const ConfigTree& tree) {
 
 // The highest arrival rate in any window of `window_s` of the scenario's trace, as
 // recorded (requests / window_s).
-double TracePeakQps(const PlanConfig& plan) {
-  ConfigTree t = *plan.scenario;
-  t.Set("workload.arrival.process", std::string(kArrivalProcesses.Name(ArrivalProcess::kTrace)));
-  t.Set("workload.arrival.rate_qps", "0");
-  const ScenarioConfig config = DecodeScenario(t, DefaultModelsDir());
+double TracePeakQps(const PlanConfig& plan, const ScenarioConfig& base) {
+  ScenarioDelta as_recorded;
+  as_recorded.arrival = ArrivalProcess::kTrace;
+  as_recorded.rate_qps = 0;
+  const ScenarioConfig config = ApplyDelta(base, as_recorded);
   Workload workload(config.workload);
   const Nanos window = SecondsToNanos(plan.trace_peak_window_s);
   std::deque<Nanos> in_window;
@@ -99,8 +93,8 @@ double TracePeakQps(const PlanConfig& plan) {
   return static_cast<double>(peak) / plan.trace_peak_window_s;
 }
 
-void EvaluateCandidate(const PlanConfig& plan, double target_qps, CandidateResult& c,
-                       std::atomic<int64_t>& simulations) {
+void EvaluateCandidate(const PlanConfig& plan, const ScenarioConfig& base, double target_qps,
+                       CandidateResult& c, std::atomic<int64_t>& simulations) {
   SearchConfig search;
   search.initial_qps = plan.initial_qps;
   search.max_qps = plan.max_qps;
@@ -110,7 +104,7 @@ void EvaluateCandidate(const PlanConfig& plan, double target_qps, CandidateResul
   std::map<double, Run> runs;
   try {
     c.search = FindMaxRate(search, [&](double qps) {
-      Run run = Simulate(plan, CandidateTree(plan, c, 1, qps, plan.probe_requests));
+      Run run = Simulate(plan, base, CandidateDelta(c, 1, qps, plan.probe_requests));
       ++simulations;
       ProbeOutcome outcome{run.verdict.meets, run.verdict.meets ? "" : run.verdict.binding};
       c.timing_caveats = run.timing_caveats;  // the same at every load
@@ -230,27 +224,24 @@ void Log(const PlanOptions& options, const std::string& line) {
   if (options.log) options.log(line);
 }
 
-// Throws InputError unless the plan's scenario decodes on its own and with each of
-// the plan's GPU cards: those are the plan's errors, not a candidate's (a typo would
-// otherwise read as "infeasible"). A card's error names the plan's line.
-void CheckScenarioAndGpus(const PlanConfig& plan) {
-  DecodeScenario(*plan.scenario, DefaultModelsDir());
+// The plan's scenario, decoded; throws InputError unless it decodes on its own and
+// with each of the plan's GPU cards: those are the plan's errors, not a candidate's
+// (a typo would otherwise read as "infeasible"). A card's error names the plan's line.
+ScenarioConfig DecodePlanScenario(const PlanConfig& plan) {
+  ScenarioConfig base = DecodeScenario(*plan.scenario, DefaultModelsDir());
   for (size_t i = 0; i < plan.gpus.size(); ++i) {
-    ConfigTree t = *plan.scenario;
-    t.Set("gpu", JsonWriter::Quote(plan.gpus[i]));
+    ScenarioDelta on_gpu;
+    on_gpu.gpu = plan.gpus[i];
     try {
-      DecodeScenario(t, DefaultModelsDir());
+      ApplyDelta(base, on_gpu);
     } catch (const InputError& e) {
-      // The scenario's name for the key it was set as ("FILE: gpu (set by an
-      // override): ") gives way to the plan's line.
+      // "gpu: what" gives way to the plan's line.
       const std::string what = e.what();
-      const std::string marker = "(set by an override): ";
-      const size_t cut = what.find(marker);
-      throw InputError(
-          fmt::format("{}: {}", i < plan.gpu_where.size() ? plan.gpu_where[i] : "gpus",
-                      cut == std::string::npos ? what : what.substr(cut + marker.size())));
+      throw InputError(fmt::format("{}: {}", i < plan.gpu_where.size() ? plan.gpu_where[i] : "gpus",
+                                   what.starts_with("gpu: ") ? what.substr(5) : what));
     }
   }
+  return base;
 }
 
 // Every combination of the plan's GPUs, tensor-parallel degrees, KV managers and
@@ -277,13 +268,14 @@ std::vector<CandidateResult> EnumerateCandidates(const PlanConfig& plan) {
 
 // Searches every candidate of `r` for its highest rate meeting the SLOs and sizes it
 // for r.target_qps, in parallel, reporting progress; counts the simulations run.
-void EvaluateCandidates(const PlanConfig& plan, const PlanOptions& options, PlanResult& r,
+void EvaluateCandidates(const PlanConfig& plan, const ScenarioConfig& base,
+                        const PlanOptions& options, PlanResult& r,
                         std::atomic<int64_t>& simulations) {
   const auto total = static_cast<int64_t>(r.candidates.size());
   std::mutex progress_mutex;
   if (options.progress) options.progress(0, total);
   ParallelFor(r.candidates.size(), options.jobs > 0 ? options.jobs : plan.jobs, [&](size_t i) {
-    EvaluateCandidate(plan, r.target_qps, r.candidates[i], simulations);
+    EvaluateCandidate(plan, base, r.target_qps, r.candidates[i], simulations);
     if (options.progress) {
       std::lock_guard<std::mutex> lock(progress_mutex);
       options.progress(1, total);
@@ -295,11 +287,13 @@ void EvaluateCandidates(const PlanConfig& plan, const PlanOptions& options, Plan
 // rec.replicas and adding replicas until it meets the SLOs (at most three more than
 // the estimate); records the last fleet run in `rec`, and falls back to the estimate
 // when none is verified. Counts the simulations run.
-void VerifyFleet(const PlanConfig& plan, const PlanOptions& options, const CandidateResult& c,
-                 double target_qps, Recommendation& rec, std::atomic<int64_t>& simulations) {
+void VerifyFleet(const PlanConfig& plan, const ScenarioConfig& base, const PlanOptions& options,
+                 const CandidateResult& c, double target_qps, Recommendation& rec,
+                 std::atomic<int64_t>& simulations) {
   for (int extra = 0; extra <= 3; ++extra, ++rec.replicas) {
-    const Run run = Simulate(
-        plan, CandidateTree(plan, c, rec.replicas, target_qps, plan.probe_requests * rec.replicas));
+    const Run run =
+        Simulate(plan, base,
+                 CandidateDelta(c, rec.replicas, target_qps, plan.probe_requests * rec.replicas));
     ++simulations;
     rec.fleet = run.summary;
     rec.verdict = run.verdict;
@@ -329,13 +323,14 @@ void VerifyFleet(const PlanConfig& plan, const PlanOptions& options, const Candi
 // The recommendation for a ranked plan (at least one candidate meets the SLOs): the
 // first-ranked candidate with its fleet verified when the plan asks; its GPUs and
 // cost ($/hour) are those of the replicas recommended.
-Recommendation Recommend(const PlanConfig& plan, const PlanOptions& options, const PlanResult& r,
+Recommendation Recommend(const PlanConfig& plan, const ScenarioConfig& base,
+                         const PlanOptions& options, const PlanResult& r,
                          std::atomic<int64_t>& simulations) {
   Recommendation rec;
   rec.candidate = r.ranking.front();
   const CandidateResult& c = r.candidates[rec.candidate];
   rec.replicas = c.replicas;
-  if (plan.verify) VerifyFleet(plan, options, c, r.target_qps, rec, simulations);
+  if (plan.verify) VerifyFleet(plan, base, options, c, r.target_qps, rec, simulations);
   rec.gpus = rec.replicas * c.tensor_parallel;
   rec.cost_per_hour = static_cast<double>(rec.gpus) * c.price_per_gpu_hour;
   return rec;
@@ -347,18 +342,18 @@ PlanResult RunPlan(const PlanConfig& plan, const PlanOptions& options) {
   const auto wall_start = std::chrono::steady_clock::now();
   KVSIM_CHECK(plan.scenario.has_value(), "plan without a scenario");
   PlanResult r;
-  r.target_qps = plan.target_qps > 0 ? plan.target_qps : TracePeakQps(plan);
-  CheckScenarioAndGpus(plan);
+  const ScenarioConfig base = DecodePlanScenario(plan);
+  r.target_qps = plan.target_qps > 0 ? plan.target_qps : TracePeakQps(plan, base);
   r.candidates = EnumerateCandidates(plan);
   Log(options,
       fmt::format("plan: {} candidates, target {:.3g} QPS", r.candidates.size(), r.target_qps));
 
   std::atomic<int64_t> simulations{0};
-  EvaluateCandidates(plan, options, r, simulations);
+  EvaluateCandidates(plan, base, options, r, simulations);
   RankCandidates(r);
   MarkPareto(r);
   ComputeSavings(r);
-  if (!r.ranking.empty()) r.recommendation = Recommend(plan, options, r, simulations);
+  if (!r.ranking.empty()) r.recommendation = Recommend(plan, base, options, r, simulations);
   r.simulations = simulations;
   r.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
   return r;

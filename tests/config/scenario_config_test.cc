@@ -105,9 +105,10 @@ TEST(ScenarioConfig, QuickstartDecodesToItsTypedValues) {
 }
 
 TEST(ScenarioConfig, QuickstartAcceptsEveryDefaultCompareEntry) {
-  const ConfigTree base = ConfigTree::Load(kQuickstart);
+  const ScenarioConfig base = DecodeScenario(ConfigTree::Load(kQuickstart), kModelsDir);
   for (const CompareEntry& e : DefaultCompareEntries()) {
-    EXPECT_NO_THROW(DecodeWithOverrides(base, e.overrides)) << e.label;
+    EXPECT_TRUE(e.overrides.empty()) << e.label;
+    EXPECT_NO_THROW(ApplyDelta(base, e.delta)) << e.label;
   }
 }
 
@@ -791,14 +792,15 @@ TEST(ScenarioConfig, DefaultCompareEntriesAreTheFourKvManagers) {
   EXPECT_EQ(entries[2].label, "vattention_2MiB");
   EXPECT_EQ(entries[3].label, "vattention_64KiB");
 
-  EXPECT_EQ(DecodeWith(entries[0].overrides).kv_cache.type, KvManagerType::kStatic);
-  const ScenarioConfig paged = DecodeWith(entries[1].overrides);
+  const ScenarioConfig base = DecodeWith({});
+  EXPECT_EQ(ApplyDelta(base, entries[0].delta).kv_cache.type, KvManagerType::kStatic);
+  const ScenarioConfig paged = ApplyDelta(base, entries[1].delta);
   EXPECT_EQ(paged.kv_cache.type, KvManagerType::kPaged);
   EXPECT_EQ(paged.kv_cache.paged.block_tokens, 16);
-  const ScenarioConfig big = DecodeWith(entries[2].overrides);
+  const ScenarioConfig big = ApplyDelta(base, entries[2].delta);
   EXPECT_EQ(big.kv_cache.type, KvManagerType::kVAttention);
   EXPECT_EQ(big.kv_cache.vattention.page_bytes, 2 << 20);
-  const ScenarioConfig small = DecodeWith(entries[3].overrides);
+  const ScenarioConfig small = ApplyDelta(base, entries[3].delta);
   EXPECT_EQ(small.kv_cache.type, KvManagerType::kVAttention);
   EXPECT_EQ(small.kv_cache.vattention.page_bytes, 64 << 10);
 }
@@ -980,9 +982,10 @@ TEST(ScenarioConfig, StaticReservationWithPrefixCachingIsAnErrorNamingTheKeyPath
 TEST(ScenarioConfig, TheDefaultStaticCompareEntryRunsWithoutPrefixCachingOnACachingBase) {
   // configs/multiturn_sessions.yaml turns prefix caching on; its default comparison
   // still runs the static column (without a cache) and caches under the others.
-  const ConfigTree base = ConfigTree::Load(KVSIM_SOURCE_DIR "/configs/multiturn_sessions.yaml");
+  const ScenarioConfig base = DecodeScenario(
+      ConfigTree::Load(KVSIM_SOURCE_DIR "/configs/multiturn_sessions.yaml"), kModelsDir);
   for (const CompareEntry& e : DefaultCompareEntries()) {
-    const ScenarioConfig c = DecodeWithOverrides(base, e.overrides);
+    const ScenarioConfig c = ApplyDelta(base, e.delta);
     if (e.label == "static") {
       EXPECT_FALSE(c.kv_cache.paged.prefix_caching);
     } else {
@@ -1056,12 +1059,11 @@ TEST(ScenarioConfig, TheUvmMapLatencyIsReadInSecondsAndDefaultsToThePapersNineMi
 TEST(ScenarioConfig, TheDefaultVAttentionCompareEntriesPickTheirBackendWhateverTheBase) {
   const std::vector<CompareEntry> entries = DefaultCompareEntries();
   // A base config naming the stock backend still compares 64 KiB pages (on uvm).
-  Overrides small = {{"kv_cache.vmm.backend", "stock"}};
-  small.insert(small.end(), entries[3].overrides.begin(), entries[3].overrides.end());
-  EXPECT_EQ(DecodeWith(small).kv_cache.vattention.backend, VmmBackend::kUvm);
-  Overrides big = {{"kv_cache.page_bytes", "64KiB"}, {"kv_cache.vmm.backend", "uvm"}};
-  big.insert(big.end(), entries[2].overrides.begin(), entries[2].overrides.end());
-  EXPECT_EQ(DecodeWith(big).kv_cache.vattention.backend, VmmBackend::kStock);
+  const ScenarioConfig stock = DecodeWith("kv_cache.vmm.backend", "stock");
+  EXPECT_EQ(ApplyDelta(stock, entries[3].delta).kv_cache.vattention.backend, VmmBackend::kUvm);
+  const ScenarioConfig uvm =
+      DecodeWith({{"kv_cache.page_bytes", "64KiB"}, {"kv_cache.vmm.backend", "uvm"}});
+  EXPECT_EQ(ApplyDelta(uvm, entries[2].delta).kv_cache.vattention.backend, VmmBackend::kStock);
 }
 
 // ---------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 // Fuzz target: calibration files (LoadCalibration, sim/config/calibration.h). A file that
 // loads must survive a round trip through CalibrationYaml (what `kvsim fit` writes) and
-// is then applied to the quickstart scenario on its GPU (ApplyCalibration) and decoded.
+// is then applied to the quickstart scenario (timing.calibration) on its GPU and decoded.
 #include "sim/config/calibration.h"
 #include "sim/config/scenario_config.h"
 #include "sim/simulator/builder.h"
@@ -45,7 +45,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                           back.fit_file == cal.fit_file,
                       "CalibrationYaml does not round-trip");
     ConfigTree calibrated = scenario;
-    ApplyCalibration(cal, "H100-SXM", scenario, calibrated, path);
+    calibrated.Set("timing.calibration", "\"" + path + "\"");
     DecodeScenario(calibrated, DefaultModelsDir());
   });
   return 0;

@@ -20,6 +20,7 @@ namespace fs = std::filesystem;
 using ::kvsim::testing::MalformedCardTest;
 using ::testing::AllOf;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 GpuSpec LoadGpu(const std::string& name) {
   return LoadGpuSpec(std::string(KVSIM_SOURCE_DIR) + "/models/gpu/" + name + ".yaml");
@@ -37,7 +38,6 @@ TEST(GpuSpec, H100SxmRatesAreDensePeaksPerDirection) {
   EXPECT_DOUBLE_EQ(h100.hbm_bandwidth_bytes_per_s, 3.35e12);
   EXPECT_DOUBLE_EQ(h100.bf16_flops_per_s, 989.4e12);
   EXPECT_DOUBLE_EQ(h100.link_bandwidth_bytes_per_s, 900e9 / 2);  // NVLink 4, one way
-  EXPECT_DOUBLE_EQ(h100.host_link_bandwidth_bytes_per_s, 64e9);  // PCIe Gen5 x16, one way
   EXPECT_GT(h100.price_per_hour, 0.0);
   // GPUS.md section 2: ridge point about 295 FLOP per byte.
   EXPECT_NEAR(h100.bf16_flops_per_s / h100.hbm_bandwidth_bytes_per_s, 295.0, 1.0);
@@ -46,8 +46,7 @@ TEST(GpuSpec, H100SxmRatesAreDensePeaksPerDirection) {
 TEST(GpuSpec, L40sHasNoNvlinkSoItsPeerLinkIsPcie) {
   const GpuSpec l40s = LoadGpu("L40S");
   EXPECT_EQ(l40s.memory_bytes, 48'000'000'000);
-  EXPECT_DOUBLE_EQ(l40s.link_bandwidth_bytes_per_s, 32e9);
-  EXPECT_DOUBLE_EQ(l40s.link_bandwidth_bytes_per_s, l40s.host_link_bandwidth_bytes_per_s);
+  EXPECT_DOUBLE_EQ(l40s.link_bandwidth_bytes_per_s, 32e9);  // PCIe Gen4 x16, one way
 }
 
 TEST(GpuSpec, NewerCardsOutrunOlderOnes) {
@@ -72,8 +71,7 @@ TEST(GpuSpec, EveryCardInModelsGpuLoadsAndIsNamedAfterItsFile) {
     GpuSpec gpu;
     ASSERT_NO_THROW(gpu = LoadGpuSpec(entry.path().string())) << entry.path();
     EXPECT_EQ(gpu.name, entry.path().stem().string());
-    // Host links are never faster than the peer link, nor memory slower than either.
-    EXPECT_LE(gpu.host_link_bandwidth_bytes_per_s, gpu.link_bandwidth_bytes_per_s) << gpu.name;
+    // Memory is never slower than the peer link.
     EXPECT_GT(gpu.hbm_bandwidth_bytes_per_s, gpu.link_bandwidth_bytes_per_s) << gpu.name;
     // Every bundled card names its device, so profiles are checked against it.
     EXPECT_FALSE(gpu.device_names.empty()) << gpu.name;
@@ -86,27 +84,25 @@ TEST(GpuSpec, EveryCardInModelsGpuLoadsAndIsNamedAfterItsFile) {
   }
 }
 
-TEST(GpuSpec, ToyFixtureAcceptsIntegerRatesSignedExponentsAndAZeroPrice) {
+TEST(GpuSpec, ToyFixtureAcceptsIntegerRatesALeadingPlusSignedExponentsAndAZeroPrice) {
   const GpuSpec toy = LoadGpuSpec(std::string(KVSIM_TEST_DATA_DIR) + "/hardware/toy-gpu.yaml");
   EXPECT_EQ(toy.name, "toy-gpu");
   EXPECT_EQ(toy.memory_bytes, int64_t{1} << 30);
   EXPECT_DOUBLE_EQ(toy.hbm_bandwidth_bytes_per_s, 1e9);
   EXPECT_DOUBLE_EQ(toy.bf16_flops_per_s, 2.5e12);
   EXPECT_DOUBLE_EQ(toy.link_bandwidth_bytes_per_s, 1e9);
-  EXPECT_DOUBLE_EQ(toy.host_link_bandwidth_bytes_per_s, 5e8);
   EXPECT_DOUBLE_EQ(toy.price_per_hour, 0.0);
 }
 
 // ---- Malformed cards -------------------------------------------------------------
 
-// A valid card, one key per line (line 1 = name ... line 8 = source).
+// A valid card, one key per line (line 1 = name ... line 7 = source).
 constexpr const char* kValidCard =
     "name: broken-gpu\n"
     "memory_bytes: 85017034752\n"
     "hbm_bandwidth_bytes_per_s: 3.35e12\n"
     "bf16_flops_per_s: 989.4e12\n"
     "link_bandwidth_bytes_per_s: 450e9\n"
-    "host_link_bandwidth_bytes_per_s: 64e9\n"
     "price_per_hour: 3.5\n"
     "source: test\n";
 
@@ -137,7 +133,7 @@ TEST_F(MalformedGpuCard, DeviceNamesAreOptionalAndAListOfStrings) {
       "two.yaml", Edit("source", "source: x\ndevice_names: [\"NVIDIA X1\", NVIDIA X1 PCIe]")));
   EXPECT_EQ(two.device_names, (std::vector<std::string>{"NVIDIA X1", "NVIDIA X1 PCIe"}));
   EXPECT_THAT(ErrorOf(Write("empty.yaml", Edit("source", "source: x\ndevice_names: []"))),
-              AllOf(HasSubstr("empty.yaml:9:"), HasSubstr("'device_names'"),
+              AllOf(HasSubstr("empty.yaml:8:"), HasSubstr("'device_names'"),
                     HasSubstr("expected a non-empty list")));
   EXPECT_THAT(ErrorOf(Write("scalar.yaml", Edit("source", "source: x\ndevice_names: NVIDIA X1"))),
               HasSubstr("expected a non-empty list, got 'NVIDIA X1'"));
@@ -160,7 +156,7 @@ TEST_F(MalformedGpuCard, EfficienciesAreOptionalFractionsAndNcclLatenciesInSecon
   EXPECT_DOUBLE_EQ(some.efficiency.allreduce_bus_efficiency, 1.0);
   EXPECT_LT(some.efficiency.memory, 0);
   EXPECT_THAT(ErrorOf(Write("over.yaml", Edit("source", "source: x\nefficiency: {memory: 1.2}"))),
-              AllOf(HasSubstr("over.yaml:9:"), HasSubstr("'efficiency.memory'"),
+              AllOf(HasSubstr("over.yaml:8:"), HasSubstr("'efficiency.memory'"),
                     HasSubstr("expected a fraction in (0, 1], got 1.2")));
   EXPECT_THAT(
       ErrorOf(Write("neg.yaml",
@@ -183,8 +179,21 @@ TEST_F(MalformedGpuCard, EfficienciesAreOptionalFractionsAndNcclLatenciesInSecon
 
 TEST_F(MalformedGpuCard, AnUnknownKeyIsRejectedWithItsFileAndLine) {
   const std::string path = Write("unknown.yaml", Edit("source", "source: x\ntdp_watts: 700"));
-  EXPECT_THAT(ErrorOf(path), AllOf(HasSubstr("unknown.yaml:9:"), HasSubstr("'tdp_watts'"),
+  EXPECT_THAT(ErrorOf(path), AllOf(HasSubstr("unknown.yaml:8:"), HasSubstr("'tdp_watts'"),
                                    HasSubstr("unknown key")));
+  // Keys no longer read are not offered as valid ones.
+  EXPECT_THAT(ErrorOf(path), Not(HasSubstr("host_link")));
+}
+
+// Cards once gave the GPU-host link bandwidth; nothing models it, so a card still
+// giving it is refused, with its line, rather than read and ignored.
+TEST_F(MalformedGpuCard, TheRemovedHostLinkKeyIsRefusedWithItsLine) {
+  const std::string path = Write("old.yaml", Edit("link_bandwidth_bytes_per_s",
+                                                  "link_bandwidth_bytes_per_s: 450e9\n"
+                                                  "host_link_bandwidth_bytes_per_s: 64e9"));
+  EXPECT_THAT(ErrorOf(path),
+              AllOf(HasSubstr("old.yaml:6: key 'host_link_bandwidth_bytes_per_s': removed: "),
+                    HasSubstr("no simulator model uses"), HasSubstr("delete the line")));
 }
 
 TEST_F(MalformedGpuCard, AMissingKeyIsRejectedByName) {
@@ -200,8 +209,7 @@ TEST_F(MalformedGpuCard, SizesAndRatesMayCarryUnits) {
        {std::pair<std::string, std::string>{"hbm_bandwidth_bytes_per_s",
                                             "hbm_bandwidth_bytes_per_s: 3.35 TB/s"},
         {"bf16_flops_per_s", "bf16_flops_per_s: 989.4 TFLOPS"},
-        {"link_bandwidth_bytes_per_s", "link_bandwidth_bytes_per_s: 450GB/s"},
-        {"host_link_bandwidth_bytes_per_s", "host_link_bandwidth_bytes_per_s: 64 GB/s"}}) {
+        {"link_bandwidth_bytes_per_s", "link_bandwidth_bytes_per_s: 450GB/s"}}) {
     const size_t at = text.find(key + ":");
     text.replace(at, text.find('\n', at) - at, line);
   }
@@ -210,7 +218,6 @@ TEST_F(MalformedGpuCard, SizesAndRatesMayCarryUnits) {
   EXPECT_DOUBLE_EQ(with_units.hbm_bandwidth_bytes_per_s, 3.35e12);
   EXPECT_DOUBLE_EQ(with_units.bf16_flops_per_s, 989.4e12);
   EXPECT_DOUBLE_EQ(with_units.link_bandwidth_bytes_per_s, 450e9);
-  EXPECT_DOUBLE_EQ(with_units.host_link_bandwidth_bytes_per_s, 64e9);
   EXPECT_EQ(
       LoadGpuSpec(Write("gib.yaml", Edit("memory_bytes", "memory_bytes: 80GiB"))).memory_bytes,
       int64_t{80} << 30);
@@ -226,7 +233,7 @@ TEST_F(MalformedGpuCard, ANegativeValueIsRejectedWithItsLine) {
       AllOf(HasSubstr("negative.yaml:3:"), HasSubstr("'hbm_bandwidth_bytes_per_s'"),
             HasSubstr("expected bytes/s in [1e+09, 1e+15], a plain number or with a unit")));
   EXPECT_THAT(ErrorOf(Write("price.yaml", Edit("price_per_hour", "price_per_hour: -1"))),
-              AllOf(HasSubstr("price.yaml:7:"), HasSubstr("'price_per_hour'")));
+              AllOf(HasSubstr("price.yaml:6:"), HasSubstr("'price_per_hour'")));
 }
 
 TEST_F(MalformedGpuCard, RatesNoGpuHasAreRejectedWithTheirLine) {
@@ -255,7 +262,7 @@ TEST_F(MalformedGpuCard, WrongTypesAreRejected) {
   EXPECT_THAT(ErrorOf(Write("inf.yaml", Edit("bf16_flops_per_s", "bf16_flops_per_s: .inf"))),
               AllOf(HasSubstr("inf.yaml:4:"), HasSubstr("'bf16_flops_per_s'")));
   EXPECT_THAT(ErrorOf(Write("map.yaml", Edit("price_per_hour", "price_per_hour: {usd: 3}"))),
-              AllOf(HasSubstr("map.yaml:7:"), HasSubstr("'price_per_hour'")));
+              AllOf(HasSubstr("map.yaml:6:"), HasSubstr("'price_per_hour'")));
 }
 
 TEST_F(MalformedGpuCard, TextThatIsNotYamlIsRejectedWithTheFileName) {

@@ -33,7 +33,6 @@ inline GpuSpec TinyGpu() {
   g.bf16_flops_per_s = 1e15;
   g.hbm_bandwidth_bytes_per_s = 2e12;
   g.link_bandwidth_bytes_per_s = 4e11;
-  g.host_link_bandwidth_bytes_per_s = 5e10;
   return g;
 }
 

@@ -1,0 +1,44 @@
+// Resolution steps DecodeScenario and ApplyDelta share: values one key derives from
+// others, and the checks across keys. Internal to sim/config/.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "sim/config/scenario_config.h"
+
+namespace kvsim {
+
+// The path of a card given as a name ("Llama-3-8B": <models_dir>/<kind>/<name>.yaml)
+// or as a path (with a '/' or ending .yaml: relative to base_dir). Throws InputError
+// "what" (no location: the caller names the key) when it does not exist, listing the
+// cards of that kind when given a name.
+std::string ResolveCardPath(const std::string& value, const std::string& models_dir,
+                            const std::string& kind, const std::string& base_dir);
+
+// Whether `bytes` is a vAttention page size (64 KiB, 128 KiB, 256 KiB or 2 MiB).
+bool IsVAttentionPageSize(int64_t bytes);
+
+// kv_cache's checks across keys: static reservation with a prefix cache, a page
+// size the VMM backend cannot map (vattention only). nullopt when it is fine; else
+// the key to blame, relative to kv_cache ("prefix_caching", "page_bytes",
+// "vmm.backend"), and why.
+std::optional<VmmConfigError> CheckKvCache(const KvCacheConfig& k);
+
+// Gives `w` the arrival process a benchmark_serving trace records (the config does
+// not set workload.arrival.process): Poisson at its request_rate when burstiness is
+// 1, else Gamma with shape burstiness; request_rate inf sends every request at 0 s.
+// A rate or cv the config set (s.rate_set, s.cv_set: w holds them) wins. Throws
+// InputError naming s.trace_where.
+void ApplyRecordedArrivals(const ScenarioSources& s, WorkloadConfig& w);
+
+// Sets c.timing to c.sources.uncalibrated_timing with the calibration's shared terms
+// and its terms for c's GPU card applied, except those an override set; fills
+// c.timing.calibration and engine.fitted. Throws InputError when the file sets a
+// term the calibration also sets, or when the calibration was fitted under another
+// timing type or engine preset. REQUIRES: c.sources.calibration.
+void ApplyCalibrationTerms(ScenarioConfig& c);
+
+}  // namespace kvsim
