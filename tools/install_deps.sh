@@ -4,9 +4,11 @@
 set -euo pipefail
 
 # python3-matplotlib draws the reports (tools/report); chromium renders them in the tests;
-# python3-pandas backs the Python module (tools/python/kvsim).
+# python3-pandas backs the Python module (tools/python/kvsim); Open MPI builds and tests
+# `mpirun ... kvsim plan` (optional for a build: kvsim builds without it).
 packages=(cmake g++ make libboost-program-options-dev libfmt-dev libyaml-cpp-dev
-          libeigen3-dev libgtest-dev libgmock-dev python3-matplotlib python3-pandas chromium)
+          libeigen3-dev libgtest-dev libgmock-dev python3-matplotlib python3-pandas chromium
+          libopenmpi-dev openmpi-bin)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

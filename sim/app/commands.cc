@@ -29,9 +29,15 @@
 #include "sim/timing/validate.h"
 
 namespace kvsim {
-namespace {
-
 namespace fs = std::filesystem;
+
+std::string DefaultOutDir(const CommandOptions& o, const char* suffix) {
+  if (!o.out_dir.empty()) return o.out_dir;
+  return (fs::path("reports") / "runs" / (fs::path(o.config_path).stem().string() + suffix))
+      .string();
+}
+
+namespace {
 
 ConfigTree LoadWithOverrides(const CommandOptions& o) {
   ConfigTree tree = ConfigTree::Load(o.config_path);
@@ -57,12 +63,6 @@ std::string ResolvedYaml(ConfigTree tree, const ScenarioConfig& config) {
     tree.Set(key, JsonWriter::Quote(path));
   }
   return tree.Dump();
-}
-
-std::string DefaultOutDir(const CommandOptions& o, const char* suffix) {
-  if (!o.out_dir.empty()) return o.out_dir;
-  return (fs::path("reports") / "runs" / (fs::path(o.config_path).stem().string() + suffix))
-      .string();
 }
 
 // Counts finished requests into a Progress.
@@ -308,41 +308,6 @@ int ReportCommand(const CommandOptions& o, std::ostream& out) {
       std::system((quote(python) + " " + quote(script) + " " + quote(o.config_path)).c_str());
   if (status == -1) throw InputError("kvsim report: cannot start " + python);
   return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
-}
-
-int PlanCommand(const CommandOptions& o, std::ostream& out) {
-  if (!o.overrides.empty()) {
-    throw InputError("kvsim plan: --set is not supported; put overrides under the plan's `set:`");
-  }
-  const PlanConfig plan = LoadPlan(o.config_path);
-  for (const std::string& warning : plan.warnings)
-    std::cerr << "kvsim: warning: " << warning << "\n";
-  PlanOptions options;
-  options.jobs = o.jobs;
-  if (!o.quiet) options.log = [&out](const std::string& line) { out << line << std::endl; };
-  std::unique_ptr<Progress> progress;
-  options.progress = [&](int64_t done, int64_t total) {
-    if (!progress) {
-      progress =
-          std::make_unique<Progress>("kvsim plan", "candidates", total,
-                                     !o.quiet && StderrIsTerminal(), std::cerr, ProgressDelay());
-    }
-    progress->Add(done);
-  };
-  const std::string dir = DefaultOutDir(o, "-plan");
-  StagedDirectory staged(dir, o.force);
-  const PlanResult result = RunPlan(plan, options);
-  if (progress) progress->Finish();
-  Manifest top(staged.path());
-  top.Write("plan.csv", PlanCsv(result));
-  top.Write("plan.json", PlanJson(result, plan));
-  top.Close();
-  staged.Commit();
-  if (!o.quiet) {
-    out << FormatPlan(result, plan);
-    out << fmt::format("outputs written to {}/\n", dir);
-  }
-  return 0;
 }
 
 namespace {

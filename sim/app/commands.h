@@ -18,7 +18,12 @@ struct CommandOptions {
   std::string gpu;                     // validate: a GPU card name or path; empty: by gpu_name
   std::string models_dir;              // validate: where named cards are; empty: models/
   bool holdout = false;                // fit: leave-one-run-out cross-validation too
+  std::string shard;                   // plan: "I/N", one shard of the candidates; empty: all
+  std::vector<std::string> operands;   // plan merge: the shards' directories
 };
+
+// options.out_dir, or reports/runs/<config name><suffix>.
+std::string DefaultOutDir(const CommandOptions& options, const char* suffix);
 
 // kvsim run: one simulation; writes outputs and prints a summary. Returns the exit code.
 int RunCommand(const CommandOptions& options, std::ostream& out);
@@ -59,7 +64,14 @@ int FitCommand(const CommandOptions& options, std::ostream& out);
 
 // kvsim plan: capacity planning and fleet sizing under SLOs (sim/planner/planner.h);
 // writes DIR/plan.csv and DIR/plan.json and prints the ranked table ending with the
-// recommendation. Returns the exit code.
+// recommendation. Under mpirun (MpiSize() > 1) the candidates spread over the ranks
+// and rank 0 alone writes and prints; with options.shard "I/N" it evaluates one shard
+// and writes DIR/shard.json (sim/app/plan_shards.h). Returns the exit code.
 int PlanCommand(const CommandOptions& options, std::ostream& out);
+
+// kvsim plan merge DIR...: the shards in options.operands merged into the outputs
+// one process writes (plan.csv, plan.json, the printed plan), after checking they
+// are every shard of one plan. Returns the exit code.
+int PlanMergeCommand(const CommandOptions& options, std::ostream& out);
 
 }  // namespace kvsim

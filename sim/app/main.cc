@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "sim/app/commands.h"
+#include "sim/app/plan_mpi.h"
 #include "sim/core/check.h"
 #include "sim/core/staged_directory.h"
 
@@ -53,7 +54,16 @@ const std::vector<Command>& Commands() {
        "PLAN",
        "size a GPU fleet under latency SLOs",
        "Sizes a GPU fleet under latency SLOs (PLAN is a plan file; overrides go under its\n"
-       "`set:`); writes DIR/plan.csv and DIR/plan.json.",
+       "`set:`); writes DIR/plan.csv and DIR/plan.json. Under mpirun -np N the candidates\n"
+       "spread over the ranks (rank 0 writes); --shard I/N evaluates one shard of them and\n"
+       "writes DIR/shard.json, for `kvsim plan merge`.",
+       {"out", "force", "jobs", "shard", "quiet"}},
+      {"plan merge",
+       "DIR...",
+       "merge the shards of a plan (kvsim plan --shard I/N)",
+       "Merges the shard directories of one plan (each written by kvsim plan --shard I/N)\n"
+       "into the outputs one process writes: --out DIR/plan.csv and plan.json. Names any\n"
+       "shard missing or unfinished.",
        {"out", "force", "jobs", "quiet"}},
       {"report",
        "DIR",
@@ -88,7 +98,7 @@ const Command* FindCommand(const std::string& name) {
 std::string Usage() {
   std::string text = "usage: kvsim COMMAND OPERAND [options]\ncommands:\n";
   for (const Command& c : Commands()) {
-    text += fmt::format("  {:<9}{:<9}{}\n", c.name, c.operand, c.summary);
+    text += fmt::format("  {:<11}{:<9}{}\n", c.name, c.operand, c.summary);
   }
   text +=
       "kvsim COMMAND --help lists a command's options; kvsim --version prints the version.\n"
@@ -127,6 +137,10 @@ void AddOption(po::options_description& d, const std::string& name, const Comman
   } else if (name == "models") {
     d.add_options()("models", po::value<std::string>(&o.models_dir),
                     "the directory of the gpu/ and llm/ cards (default: kvsim's models/)");
+  } else if (name == "shard") {
+    d.add_options()("shard", po::value<std::string>(&o.shard),
+                    "I/N: evaluate shard I of N (every N-th candidate from the I-th) and write "
+                    "DIR/shard.json");
   } else if (name == "holdout") {
     d.add_options()("holdout", po::bool_switch(&o.holdout),
                     "also predict each run from terms fitted on the others (leave one out)");
@@ -222,9 +236,15 @@ std::optional<int> ParseCommandLine(const Command& command, int argc, char** arg
   for (const std::string& option : command.options) AddOption(visible, option, command, o);
   po::options_description all;
   all.add(visible);
-  all.add_options()("operand", po::value<std::string>(&o.config_path));
+  // `plan merge` takes several directories; the others one operand.
+  const bool many = std::string(command.operand).ends_with("...");
+  if (many) {
+    all.add_options()("operand", po::value<std::vector<std::string>>(&o.operands));
+  } else {
+    all.add_options()("operand", po::value<std::string>(&o.config_path));
+  }
   po::positional_options_description positional;
-  positional.add("operand", 1);
+  positional.add("operand", many ? -1 : 1);
   const std::string help =
       fmt::format("usage: kvsim {} {} [options]\n{}\n", name, command.operand, command.details);
   if (MisusedSet(name, argc, argv)) return 2;
@@ -260,7 +280,7 @@ std::optional<int> ParseCommandLine(const Command& command, int argc, char** arg
     std::cerr << fmt::format("kvsim {}: {}\n{}", name, e.what(), help) << visible;
     return 2;
   }
-  if (o.config_path.empty()) {
+  if (o.config_path.empty() && o.operands.empty()) {
     std::cerr << fmt::format("kvsim {}: missing {}\n{}", name, command.operand, help) << visible;
     return 2;
   }
@@ -277,6 +297,7 @@ std::optional<int> ParseCommandLine(const Command& command, int argc, char** arg
 // Runs subcommand `name` with the parsed options; returns its exit code.
 int Dispatch(const std::string& name, const kvsim::CommandOptions& o) {
   if (name == "plan") return kvsim::PlanCommand(o, std::cout);
+  if (name == "plan merge") return kvsim::PlanMergeCommand(o, std::cout);
   if (name == "sweep") return kvsim::SweepCommand(o, std::cout);
   if (name == "report") return kvsim::ReportCommand(o, std::cout);
   if (name == "validate") return kvsim::ValidateCommand(o, std::cout);
@@ -299,6 +320,15 @@ int Main(int argc, char** argv) {
     std::cout << "kvsim " << KVSIM_VERSION << "\n";
     return 0;
   }
+  // `kvsim plan merge DIR...`: a command of two words.
+  if (first == "plan" && argc >= 3 && std::string(argv[2]) == "merge") {
+    const Command* merge = FindCommand("plan merge");
+    kvsim::CommandOptions o;
+    if (const std::optional<int> exit_code = ParseCommandLine(*merge, argc - 1, argv + 1, o)) {
+      return *exit_code;
+    }
+    return Dispatch(merge->name, o);
+  }
   const Command* command = FindCommand(first);
   if (command == nullptr) {
     std::cerr << fmt::format("kvsim: unknown command '{}'\n{}", first, Usage());
@@ -311,19 +341,27 @@ int Main(int argc, char** argv) {
   return Dispatch(command->name, o);
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+// Runs Main; an error on one MPI rank ends every rank (MpiAbort).
+int MainCatching(int argc, char** argv) {
+  int code = 0;
   try {
-    return Main(argc, argv);
+    kvsim::MpiStart(&argc, &argv);
+    code = Main(argc, argv);
   } catch (const kvsim::InputError& e) {
     std::cerr << "kvsim: error: " << kvsim::NameStagedAsTarget(e.what()) << "\n";
-    return 2;
+    code = 2;
   } catch (const kvsim::InvariantError& e) {
     std::cerr << "kvsim: internal error (please report): " << e.what() << "\n";
-    return 3;
+    code = 3;
   } catch (const std::exception& e) {
     std::cerr << "kvsim: error: " << e.what() << "\n";
-    return 1;
+    code = 1;
   }
+  if (code != 0 && kvsim::MpiSize() > 1) kvsim::MpiAbort(code);
+  kvsim::MpiStop();
+  return code;
 }
+
+}  // namespace
+
+int main(int argc, char** argv) { return MainCatching(argc, argv); }

@@ -4,12 +4,13 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <deque>
 #include <map>
 #include <mutex>
+#include <numeric>
+#include <span>
 #include <string_view>
 
 #include "sim/core/check.h"
@@ -93,8 +94,11 @@ double TracePeakQps(const PlanConfig& plan, const ScenarioConfig& base) {
   return static_cast<double>(peak) / plan.trace_peak_window_s;
 }
 
-void EvaluateCandidate(const PlanConfig& plan, const ScenarioConfig& base, double target_qps,
-                       CandidateResult& c, std::atomic<int64_t>& simulations) {
+}  // namespace
+
+void EvaluateCandidate(const PlanConfig& plan, const PreparedPlan& prepared, CandidateResult& c) {
+  const ScenarioConfig& base = prepared.base;
+  const double target_qps = prepared.target_qps;
   SearchConfig search;
   search.initial_qps = plan.initial_qps;
   search.max_qps = plan.max_qps;
@@ -105,7 +109,6 @@ void EvaluateCandidate(const PlanConfig& plan, const ScenarioConfig& base, doubl
   try {
     c.search = FindMaxRate(search, [&](double qps) {
       Run run = Simulate(plan, base, CandidateDelta(c, 1, qps, plan.probe_requests));
-      ++simulations;
       ProbeOutcome outcome{run.verdict.meets, run.verdict.meets ? "" : run.verdict.binding};
       c.timing_caveats = run.timing_caveats;  // the same at every load
       c.timing_assumptions = run.timing_assumptions;
@@ -143,6 +146,8 @@ void EvaluateCandidate(const PlanConfig& plan, const ScenarioConfig& base, doubl
   c.cost_per_million_output_tokens =
       tokens_per_hour > 0 ? c.cost_per_hour / (tokens_per_hour / 1e6) : 0;
 }
+
+namespace {
 
 void MarkPareto(PlanResult& r) {
   for (size_t i : r.ranking) {
@@ -266,30 +271,13 @@ std::vector<CandidateResult> EnumerateCandidates(const PlanConfig& plan) {
   return candidates;
 }
 
-// Searches every candidate of `r` for its highest rate meeting the SLOs and sizes it
-// for r.target_qps, in parallel, reporting progress; counts the simulations run.
-void EvaluateCandidates(const PlanConfig& plan, const ScenarioConfig& base,
-                        const PlanOptions& options, PlanResult& r,
-                        std::atomic<int64_t>& simulations) {
-  const auto total = static_cast<int64_t>(r.candidates.size());
-  std::mutex progress_mutex;
-  if (options.progress) options.progress(0, total);
-  ParallelFor(r.candidates.size(), options.jobs > 0 ? options.jobs : plan.jobs, [&](size_t i) {
-    EvaluateCandidate(plan, base, r.target_qps, r.candidates[i], simulations);
-    if (options.progress) {
-      std::lock_guard<std::mutex> lock(progress_mutex);
-      options.progress(1, total);
-    }
-  });
-}
-
 // Runs candidate `c`'s whole fleet at `target_qps` behind the router, starting from
 // rec.replicas and adding replicas until it meets the SLOs (at most three more than
 // the estimate); records the last fleet run in `rec`, and falls back to the estimate
 // when none is verified. Counts the simulations run.
 void VerifyFleet(const PlanConfig& plan, const ScenarioConfig& base, const PlanOptions& options,
                  const CandidateResult& c, double target_qps, Recommendation& rec,
-                 std::atomic<int64_t>& simulations) {
+                 int64_t& simulations) {
   for (int extra = 0; extra <= 3; ++extra, ++rec.replicas) {
     const Run run =
         Simulate(plan, base,
@@ -324,8 +312,7 @@ void VerifyFleet(const PlanConfig& plan, const ScenarioConfig& base, const PlanO
 // first-ranked candidate with its fleet verified when the plan asks; its GPUs and
 // cost ($/hour) are those of the replicas recommended.
 Recommendation Recommend(const PlanConfig& plan, const ScenarioConfig& base,
-                         const PlanOptions& options, const PlanResult& r,
-                         std::atomic<int64_t>& simulations) {
+                         const PlanOptions& options, const PlanResult& r, int64_t& simulations) {
   Recommendation rec;
   rec.candidate = r.ranking.front();
   const CandidateResult& c = r.candidates[rec.candidate];
@@ -338,23 +325,59 @@ Recommendation Recommend(const PlanConfig& plan, const ScenarioConfig& base,
 
 }  // namespace
 
-PlanResult RunPlan(const PlanConfig& plan, const PlanOptions& options) {
-  const auto wall_start = std::chrono::steady_clock::now();
+PreparedPlan PreparePlan(const PlanConfig& plan, const PlanOptions& options) {
   KVSIM_CHECK(plan.scenario.has_value(), "plan without a scenario");
-  PlanResult r;
-  const ScenarioConfig base = DecodePlanScenario(plan);
-  r.target_qps = plan.target_qps > 0 ? plan.target_qps : TracePeakQps(plan, base);
-  r.candidates = EnumerateCandidates(plan);
+  PreparedPlan p;
+  p.base = DecodePlanScenario(plan);
+  p.target_qps = plan.target_qps > 0 ? plan.target_qps : TracePeakQps(plan, p.base);
+  p.candidates = EnumerateCandidates(plan);
   Log(options,
-      fmt::format("plan: {} candidates, target {:.3g} QPS", r.candidates.size(), r.target_qps));
+      fmt::format("plan: {} candidates, target {:.3g} QPS", p.candidates.size(), p.target_qps));
+  return p;
+}
 
-  std::atomic<int64_t> simulations{0};
-  EvaluateCandidates(plan, base, options, r, simulations);
+void EvaluateOnThreads(const PlanConfig& plan, const PreparedPlan& prepared,
+                       const PlanOptions& options, std::span<const size_t> indices,
+                       std::vector<CandidateResult>& candidates) {
+  const auto total = static_cast<int64_t>(indices.size());
+  std::mutex progress_mutex;
+  if (options.progress) options.progress(0, total);
+  ParallelFor(indices.size(), options.jobs > 0 ? options.jobs : plan.jobs, [&](size_t k) {
+    EvaluateCandidate(plan, prepared, candidates[indices[k]]);
+    if (options.progress) {
+      std::lock_guard<std::mutex> lock(progress_mutex);
+      options.progress(1, total);
+    }
+  });
+}
+
+PlanResult FinishPlan(const PlanConfig& plan, const PreparedPlan& prepared,
+                      std::vector<CandidateResult> evaluated, const PlanOptions& options) {
+  PlanResult r;
+  r.target_qps = prepared.target_qps;
+  r.candidates = std::move(evaluated);
+  KVSIM_CHECK(r.candidates.size() == prepared.candidates.size(), "candidates missing");
+  // One simulation per probe of each search, then those of the verification.
+  for (const CandidateResult& c : r.candidates) {
+    r.simulations += static_cast<int64_t>(c.search.steps.size());
+  }
   RankCandidates(r);
   MarkPareto(r);
   ComputeSavings(r);
-  if (!r.ranking.empty()) r.recommendation = Recommend(plan, base, options, r, simulations);
-  r.simulations = simulations;
+  if (!r.ranking.empty()) {
+    r.recommendation = Recommend(plan, prepared.base, options, r, r.simulations);
+  }
+  return r;
+}
+
+PlanResult RunPlan(const PlanConfig& plan, const PlanOptions& options) {
+  const auto wall_start = std::chrono::steady_clock::now();
+  const PreparedPlan prepared = PreparePlan(plan, options);
+  std::vector<CandidateResult> candidates = prepared.candidates;
+  std::vector<size_t> all(candidates.size());
+  std::iota(all.begin(), all.end(), size_t{0});
+  EvaluateOnThreads(plan, prepared, options, all, candidates);
+  PlanResult r = FinishPlan(plan, prepared, std::move(candidates), options);
   r.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
   return r;
 }

@@ -7,10 +7,12 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "sim/config/plan_config.h"
+#include "sim/config/scenario_config.h"
 #include "sim/metrics/metrics.h"
 #include "sim/planner/search.h"
 #include "sim/planner/slo.h"
@@ -89,7 +91,42 @@ struct PlanOptions {
   std::function<void(int64_t done, int64_t total)> progress;
 };
 
-// Runs the plan. Candidates run in parallel; the result does not depend on the
+// A plan ready to evaluate: its scenario decoded once, the target load, and every
+// candidate enumerated (name and choices set, not yet evaluated). The same on every
+// process that prepares the same plan.
+struct PreparedPlan {
+  ScenarioConfig base;
+  double target_qps = 0;
+  std::vector<CandidateResult> candidates;
+};
+
+// Decodes the plan's scenario (with each GPU card, so that a typo is the plan's
+// error), finds the target load and enumerates the candidates. Throws InputError as
+// RunPlan does.
+PreparedPlan PreparePlan(const PlanConfig& plan, const PlanOptions& options);
+
+// Searches candidate `c` (a copy of one of prepared.candidates) for its highest rate
+// meeting the SLOs and sizes it for the target. Deterministic: the result depends on
+// nothing but the plan and the candidate, so any process may evaluate any
+// candidate. A candidate that cannot be built is marked infeasible with the reason.
+void EvaluateCandidate(const PlanConfig& plan, const PreparedPlan& prepared, CandidateResult& c);
+
+// Evaluates candidates[i] for each i of `indices` on up to options.jobs threads (0:
+// the plan's jobs, else all cores), calling options.progress (0, n) then (1, n) as
+// each ends.
+void EvaluateOnThreads(const PlanConfig& plan, const PreparedPlan& prepared,
+                       const PlanOptions& options, std::span<const size_t> indices,
+                       std::vector<CandidateResult>& candidates);
+
+// The plan's result from every candidate evaluated (in prepared.candidates' order):
+// ranking, Pareto front, savings, and the recommendation with its fleet verified
+// (simulated here). simulations counts each search's probes and the verification's
+// runs; wall_s is left for the caller.
+PlanResult FinishPlan(const PlanConfig& plan, const PreparedPlan& prepared,
+                      std::vector<CandidateResult> evaluated, const PlanOptions& options);
+
+// Runs the plan: PreparePlan, EvaluateOnThreads over every candidate, FinishPlan.
+// Candidates run in parallel; the result does not depend on the
 // number of threads. Throws InputError for a plan that cannot start (bad scenario, a
 // GPU card that does not exist, trace without arrivals for a peak-window target); a
 // candidate that cannot be built (the model does not fit, say) is reported

@@ -10,78 +10,21 @@
 #include <fstream>
 #include <limits>
 #include <optional>
-#include <span>
 #include <sstream>
 #include <utility>
 
 #include "sim/core/check.h"
 #include "sim/core/text.h"
+#include "sim/timing/profile_schema.h"
 
 namespace kvsim {
 namespace {
 
-// The columns each table section of the format must have, in the format's order.
+namespace schema = profile_schema;
+
 constexpr double kMaxProfileTimeUs = 1e9;  // 1000 s
 
-constexpr std::string_view kVmmColumns[] = {"call",   "handle_bytes", "samples", "p10_us",
-                                            "p50_us", "p90_us",       "p99_us"};
-constexpr std::string_view kVmmUnderLoadColumns[] = {"metric", "value"};
-constexpr std::string_view kCopyColumns[] = {"bytes", "time_us", "gbps"};
-constexpr std::string_view kGemmColumns[] = {"model", "layer", "tensor_parallel", "tokens", "m",
-                                             "n",     "k",     "time_us",         "tflops"};
-constexpr std::string_view kDecodeAttentionColumns[] = {
-    "layout",   "block_tokens", "batch",   "context_tokens", "q_heads",
-    "kv_heads", "head_dim",     "time_us", "kv_gbps"};
-constexpr std::string_view kPrefillAttentionColumns[] = {"layout",   "block_tokens", "batch",
-                                                         "tokens",   "q_heads",      "kv_heads",
-                                                         "head_dim", "time_us",      "tflops"};
-constexpr std::string_view kAllreduceColumns[] = {"gpus", "bytes", "time_us", "algbw_gbps",
-                                                  "busbw_gbps"};
-constexpr std::string_view kVattentionColumns[] = {
-    "overlap",          "page_bytes",          "batch",
-    "iterations",       "mean_iteration_us",   "p50_iteration_us",
-    "p99_iteration_us", "mean_exposed_map_us", "max_exposed_map_us",
-    "map_calls"};
-constexpr std::string_view kStepColumns[] = {"model",          "tensor_parallel", "layout",
-                                             "block_tokens",   "decode_seqs",     "context_tokens",
-                                             "prefill_tokens", "time_us",         "graph"};
-
-// Columns holding text; every other column the format names holds numbers.
-constexpr std::string_view kTextColumns[] = {"model", "layer", "layout", "call", "metric"};
-
-struct SectionSchema {
-  std::string_view name;
-  bool required;
-  std::span<const std::string_view> columns;
-};
-
-constexpr SectionSchema kTableSections[] = {
-    {"vmm", true, kVmmColumns},
-    {"vmm_under_load", false, kVmmUnderLoadColumns},
-    {"copy", true, kCopyColumns},
-    {"gemm", true, kGemmColumns},
-    {"decode_attention", true, kDecodeAttentionColumns},
-    {"prefill_attention", true, kPrefillAttentionColumns},
-    {"allreduce", false, kAllreduceColumns},
-    {"vattention", false, kVattentionColumns},
-    {"step", false, kStepColumns},
-};
-
-constexpr std::string_view kMetaSection = "meta";
-constexpr std::string_view kMetaKeys[] = {"format_version",
-                                          "kvprobe_version",
-                                          "gpu_name",
-                                          "gpu_memory_bytes",
-                                          "sm_count",
-                                          "sm_clock_mhz",
-                                          "driver_version",
-                                          "cuda_driver_api_version",
-                                          "cuda_runtime_version",
-                                          "date_utc",
-                                          "allocation_granularity_bytes",
-                                          "host"};
-constexpr std::string_view kNumericMetaKeys[] = {"format_version", "gpu_memory_bytes", "sm_count",
-                                                 "sm_clock_mhz", "allocation_granularity_bytes"};
+bool IsRequired(const schema::Field& f) { return f.presence == schema::Presence::kRequired; }
 
 template <typename Range>
 bool Contains(const Range& range, std::string_view value) {
@@ -120,23 +63,24 @@ bool IsSectionName(std::string_view name) {
   });
 }
 
-std::string JoinNames(std::span<const std::string_view> names) {
+// The required columns of a table section, "a, b, c".
+std::string RequiredColumns(const schema::Section& section) {
   std::string out;
-  for (std::string_view n : names) out += out.empty() ? std::string(n) : ", " + std::string(n);
+  for (const schema::Field& f : section.fields) {
+    if (!IsRequired(f)) continue;
+    if (!out.empty()) out += ", ";
+    out += f.name;
+  }
   return out;
 }
 
 std::string KnownSections() {
-  std::string out(kMetaSection);
-  for (const SectionSchema& s : kTableSections) out += ", " + std::string(s.name);
-  return out;
-}
-
-const SectionSchema* FindSchema(std::string_view name) {
-  for (const SectionSchema& s : kTableSections) {
-    if (s.name == name) return &s;
+  std::string out;
+  for (const schema::Section& s : schema::kSections) {
+    if (!out.empty()) out += ", ";
+    out += s.name;
   }
-  return nullptr;
+  return out;
 }
 
 // A table section as read, before it becomes a ProfileTable (same fields, same meaning).
@@ -167,8 +111,8 @@ struct ProfileReader {
   ProfileDraft draft;
   std::map<std::string, int, std::less<>> section_lines;  // section -> the line of "[section]"
   bool in_meta = false;
-  TableDraft* table = nullptr;  // the table section being read
-  const SectionSchema* schema = nullptr;
+  TableDraft* table = nullptr;               // the table section being read
+  const schema::Section* section = nullptr;  // its schema
   bool header_read = false;
   int meta_line = 0;
 };
@@ -192,8 +136,8 @@ void StartSection(ProfileReader& r, std::string_view line, int line_no) {
          fmt::format("malformed section header '{}' (expected [lower_case_name])", line));
   }
   const std::string name(line.substr(1, line.size() - 2));
-  const SectionSchema* next = FindSchema(name);
-  if (name != kMetaSection && next == nullptr) {
+  const schema::Section* next = schema::FindSection(name);
+  if (next == nullptr) {
     Fail(r, line_no, fmt::format("unknown section [{}]; known: {}", name, KnownSections()));
   }
   if (const auto it = r.section_lines.find(name); it != r.section_lines.end()) {
@@ -201,8 +145,8 @@ void StartSection(ProfileReader& r, std::string_view line, int line_no) {
   }
   r.section_lines.emplace(name, line_no);
   EndTable(r);
-  r.in_meta = name == kMetaSection;
-  r.schema = next;
+  r.in_meta = next->layout == schema::Layout::kKeyValue;
+  r.section = next;
   r.header_read = false;
   r.table = nullptr;
   if (r.in_meta) {
@@ -240,16 +184,18 @@ void ReadHeader(ProfileReader& r, std::vector<std::string> fields, int line_no) 
       Fail(r, line_no, fmt::format("[{}] header repeats column '{}'", table.name, fields[i]));
     }
   }
-  for (std::string_view required : r.schema->columns) {
-    if (!Contains(fields, required)) {
+  for (const schema::Field& required : r.section->fields) {
+    if (IsRequired(required) && !Contains(fields, required.name)) {
       Fail(r, line_no,
            fmt::format("[{}] header lacks required column '{}' (required: {})", table.name,
-                       required, JoinNames(r.schema->columns)));
+                       required.name, RequiredColumns(*r.section)));
     }
   }
+  // Numbers are parsed in the required numeric columns; the others are kept as text.
   table.numeric.clear();
-  for (const std::string& f : fields) {
-    table.numeric.push_back(Contains(r.schema->columns, f) && !Contains(kTextColumns, f));
+  for (const std::string& name : fields) {
+    const schema::Field* f = schema::FindField(*r.section, name);
+    table.numeric.push_back(f != nullptr && IsRequired(*f) && f->type == schema::Type::kNumber);
   }
   table.columns = std::move(fields);
   table.header_line = line_no;
@@ -304,13 +250,16 @@ void ReadLine(ProfileReader& r, std::string_view line, int line_no) {
   }
 }
 
-// Fails (at `last_line`) when [meta] or a required table is missing, or one has no rows.
+// Fails (at `last_line`) when a required section is missing, or a required table has no rows.
 void CheckSections(const ProfileReader& r, int last_line) {
-  if (!r.section_lines.contains(kMetaSection)) {
-    Fail(r, last_line, "required section [meta] is missing");
-  }
-  for (const SectionSchema& s : kTableSections) {
-    if (!s.required) continue;
+  for (const schema::Section& s : schema::kSections) {
+    if (s.presence != schema::Presence::kRequired) continue;
+    if (s.layout == schema::Layout::kKeyValue) {
+      if (!r.section_lines.contains(s.name)) {
+        Fail(r, last_line, fmt::format("required section [{}] is missing", s.name));
+      }
+      continue;
+    }
     const auto t = std::find_if(r.draft.tables.begin(), r.draft.tables.end(),
                                 [&s](const TableDraft& d) { return d.name == s.name; });
     if (t == r.draft.tables.end()) {
@@ -324,24 +273,25 @@ void CheckSections(const ProfileReader& r, int last_line) {
 // Fills draft.meta_numbers; fails on a missing key, a non-number or a format_version not 1.
 void CheckMeta(ProfileReader& r) {
   ProfileDraft& d = r.draft;
-  for (std::string_view key : kMetaKeys) {
-    if (!d.meta.contains(std::string(key))) {
-      Fail(r, r.meta_line, fmt::format("[meta] lacks required key '{}'", key));
+  for (const schema::Field& f : schema::kMeta.fields) {
+    if (IsRequired(f) && !d.meta.contains(std::string(f.name))) {
+      Fail(r, r.meta_line, fmt::format("[meta] lacks required key '{}'", f.name));
     }
   }
-  for (std::string_view key : kNumericMetaKeys) {
-    const std::string k(key);
+  for (const schema::Field& f : schema::kMeta.fields) {
+    if (!IsRequired(f) || f.type != schema::Type::kNumber) continue;
+    const std::string k(f.name);
     const std::optional<double> value = ParseNumber(d.meta.at(k));
     if (!value) {
-      Fail(r, d.meta_lines.at(k),
-           fmt::format("[meta] {}: '{}' is not a number", key, d.meta.at(k)));
+      Fail(r, d.meta_lines.at(k), fmt::format("[meta] {}: '{}' is not a number", k, d.meta.at(k)));
     }
     d.meta_numbers.emplace(k, *value);
   }
-  if (d.meta_numbers.at("format_version") != 1) {
-    Fail(r, d.meta_lines.at("format_version"),
+  const std::string version(schema::meta::kFormatVersion);
+  if (d.meta_numbers.at(version) != 1) {
+    Fail(r, d.meta_lines.at(version),
          fmt::format("[meta] format_version {} is not supported (this reader reads version 1)",
-                     d.meta.at("format_version")));
+                     d.meta.at(version)));
   }
 }
 
@@ -459,19 +409,22 @@ Profile LoadProfile(const std::string& path) {
 // ---- VMM latencies --------------------------------------------------------
 
 VmmLatencies VmmLatencyFromProfile(const Profile& profile) {
-  const std::string key = "allocation_granularity_bytes";
+  const std::string key(schema::meta::kAllocationGranularityBytes);
   const double granularity = profile.MetaNumber(key);
   if (!(granularity > 0) || granularity != std::floor(granularity)) {
     throw InputError(fmt::format("{}:{}: [meta] {} must be a positive integer, got {}",
                                  profile.path(), profile.MetaLine(key), key,
                                  profile.MetaText(key)));
   }
-  const ProfileTable& vmm = profile.Table("vmm");
+  const ProfileTable& vmm = profile.Table(schema::kVmm.name);
   // The p50 of `call` at the granularity; nullopt when absent and `required` is false.
   const auto p50 = [&](std::string_view call, bool required) -> std::optional<Nanos> {
     std::optional<size_t> found;
     for (size_t r = 0; r < vmm.size(); ++r) {
-      if (vmm.Text(r, "call") != call || vmm.Number(r, "handle_bytes") != granularity) continue;
+      if (vmm.Text(r, schema::column::kCall) != call ||
+          vmm.Number(r, schema::column::kHandleBytes) != granularity) {
+        continue;
+      }
       if (found) {
         throw InputError(
             fmt::format("{}:{}: [vmm] repeats {} at handle_bytes {} (first at line {})",
@@ -485,7 +438,7 @@ VmmLatencies VmmLatencyFromProfile(const Profile& profile) {
           "{}:{}: [vmm] has no {} row with handle_bytes {} (the allocation granularity)",
           profile.path(), vmm.section_line(), call, granularity));
     }
-    const double us = vmm.Number(*found, "p50_us");
+    const double us = vmm.Number(*found, schema::column::kP50Us);
     // A VMM call of more than a second is no measurement (and its cost per page,
     // times pages and layers, must not overflow).
     if (!(us > 0 && us <= 1e6)) {

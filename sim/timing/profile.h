@@ -16,9 +16,9 @@ namespace kvsim {
 class Profile;
 
 // One table section of a profile: a header of column names and rows of exactly
-// as many fields. Columns the format names as text (model, layer, layout, call,
-// metric) hold strings; every other column of the format holds finite numbers.
-// Columns the format does not know are kept as text and never interpreted.
+// as many fields. The required columns that the schema (profile_schema.h) types as
+// numbers hold finite numbers; its text columns hold strings. Optional columns and
+// columns the schema does not know are kept as text and never interpreted.
 class ProfileTable {
  public:
   const std::string& name() const { return name_; }   // section name, e.g. "gemm"
@@ -58,8 +58,9 @@ class Profile {
   // The value of a [meta] key. REQUIRES: the key is present (every key the format
   // lists is required at load; InvariantError otherwise).
   const std::string& MetaText(const std::string& key) const;
-  // A [meta] value the format defines as a number (format_version,
-  // gpu_memory_bytes, sm_count, sm_clock_mhz, allocation_granularity_bytes).
+  // A [meta] value of a required key that the schema types as a number
+  // (format_version, gpu_memory_bytes, sm_count, sm_clock_mhz,
+  // allocation_granularity_bytes). REQUIRES: such a key (InvariantError otherwise).
   double MetaNumber(const std::string& key) const;
   // 1-based line of a [meta] key. REQUIRES: the key is present.
   int MetaLine(const std::string& key) const;

@@ -8,6 +8,7 @@
 #include <array>
 #include <cmath>
 #include <set>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -15,9 +16,13 @@
 #include "sim/hardware/layer_gemms.h"
 #include "sim/kvcache/kv_cache_manager.h"
 #include "sim/timing/allreduce_estimate.h"
+#include "sim/timing/profile_schema.h"
 
 namespace kvsim {
 namespace {
+
+namespace schema = profile_schema;
+namespace col = profile_schema::column;
 
 constexpr double kSecondsPerMicro = 1e-6;
 
@@ -32,7 +37,7 @@ class ProfileReader {
   }
 
   // A positive number in `column` of `row`.
-  double Positive(const ProfileTable& t, size_t row, const char* column) const {
+  double Positive(const ProfileTable& t, size_t row, std::string_view column) const {
     const double v = t.Number(row, column);
     if (!(v > 0))
       Fail(t.line(row), fmt::format("[{}] {} must be positive, got {}", t.name(), column, v));
@@ -41,23 +46,23 @@ class ProfileReader {
 
   // The GEMM curves of this model and tensor_parallel, by layer.
   std::map<std::string, SizeCurve> Gemms() const {
-    const ProfileTable& t = profile_.Table("gemm");
+    const ProfileTable& t = profile_.Table(schema::kGemm.name);
     // model -> tensor_parallel values, as written: rows of other models are not checked,
     // and any finite number must be listed without a cast that could overflow.
     std::map<std::string, std::set<double>> available;
     std::map<std::string, std::vector<Point>> points;
     std::map<std::pair<std::string, double>, int> seen;  // (layer, tokens) -> line
     for (size_t r = 0; r < t.size(); ++r) {
-      const std::string& name = t.Text(r, "model");
-      const double tp = t.Number(r, "tensor_parallel");
+      const std::string& name = t.Text(r, col::kModel);
+      const double tp = t.Number(r, col::kTensorParallel);
       available[name].insert(tp);
       if (name != model_.name || tp != static_cast<double>(tp_)) continue;
-      const std::string& layer = t.Text(r, "layer");
+      const std::string& layer = t.Text(r, col::kLayer);
       const auto shape = ExpectedShape(layer);
       if (!shape) continue;  // a layer this version does not use
-      const double tokens = Positive(t, r, "tokens");
-      const double n = t.Number(r, "n");
-      const double k = t.Number(r, "k");
+      const double tokens = Positive(t, r, col::kTokens);
+      const double n = t.Number(r, col::kN);
+      const double k = t.Number(r, col::kK);
       if (std::abs(n - shape->first) >= 1 || std::abs(k - shape->second) >= 1) {
         Fail(t.line(r), fmt::format("[gemm] {} {} at tensor_parallel {} has n={} k={}, but the "
                                     "model card gives n={} k={}: the profile was measured for "
@@ -69,7 +74,7 @@ class ProfileReader {
                                     "(first at line {})",
                                     name, layer, tp_, tokens, it->second));
       }
-      points[layer].push_back({tokens, Positive(t, r, "time_us") * kSecondsPerMicro});
+      points[layer].push_back({tokens, Positive(t, r, col::kTimeUs) * kSecondsPerMicro});
     }
     if (points.empty()) {
       std::string have;
@@ -97,21 +102,21 @@ class ProfileReader {
 
   // Decode attention surfaces by layout, scaled to the model's KV heads per rank.
   LayoutCurves<DecodeSurface> DecodeAttention() const {
-    const ProfileTable& t = profile_.Table("decode_attention");
+    const ProfileTable& t = profile_.Table(schema::kDecodeAttention.name);
     const double heads = static_cast<double>(model_.KvHeadsPerRank(tp_));
     std::map<int64_t, std::vector<DecodePoint>> groups;  // block_tokens (0: contiguous)
     std::map<std::array<double, 3>, int> seen;
     for (size_t r = 0; r < t.size(); ++r) {
       const std::optional<int64_t> block = LayoutKey(t, r);
       if (!block) continue;
-      const double batch = Positive(t, r, "batch");
-      const double context = Positive(t, r, "context_tokens");
+      const double batch = Positive(t, r, col::kBatch);
+      const double context = Positive(t, r, col::kContextTokens);
       const double scale = heads * static_cast<double>(model_.head_dim) /
-                           (Positive(t, r, "kv_heads") * Positive(t, r, "head_dim"));
+                           (Positive(t, r, col::kKvHeads) * Positive(t, r, col::kHeadDim));
       CheckFresh(seen, {static_cast<double>(*block), batch, context}, t, r,
                  "batch and context_tokens");
       groups[*block].push_back(
-          {batch, context, Positive(t, r, "time_us") * kSecondsPerMicro * scale});
+          {batch, context, Positive(t, r, col::kTimeUs) * kSecondsPerMicro * scale});
     }
     LayoutCurves<DecodeSurface> curves;
     for (auto& [block, points] : groups) {
@@ -131,20 +136,20 @@ class ProfileReader {
   // Prefill attention curves (time against causal pairs) by layout, scaled to the
   // model's query heads per rank.
   LayoutCurves<SizeCurve> PrefillAttention() const {
-    const ProfileTable& t = profile_.Table("prefill_attention");
+    const ProfileTable& t = profile_.Table(schema::kPrefillAttention.name);
     const double heads = static_cast<double>(model_.num_heads) / static_cast<double>(tp_);
     std::map<int64_t, std::vector<Point>> groups;
     std::map<std::array<double, 3>, int> seen;
     for (size_t r = 0; r < t.size(); ++r) {
       const std::optional<int64_t> block = LayoutKey(t, r);
       if (!block) continue;
-      const double batch = Positive(t, r, "batch");
-      const double tokens = Positive(t, r, "tokens");
+      const double batch = Positive(t, r, col::kBatch);
+      const double tokens = Positive(t, r, col::kTokens);
       const double scale = heads * static_cast<double>(model_.head_dim) /
-                           (Positive(t, r, "q_heads") * Positive(t, r, "head_dim"));
+                           (Positive(t, r, col::kQHeads) * Positive(t, r, col::kHeadDim));
       CheckFresh(seen, {static_cast<double>(*block), batch, tokens}, t, r, "batch and tokens");
       groups[*block].push_back({batch * tokens * (tokens + 1) / 2,
-                                Positive(t, r, "time_us") * kSecondsPerMicro * scale});
+                                Positive(t, r, col::kTimeUs) * kSecondsPerMicro * scale});
     }
     LayoutCurves<SizeCurve> curves;
     for (auto& [block, points] : groups) {
@@ -164,23 +169,23 @@ class ProfileReader {
   // that many GPUs, else one estimated at every measured size from the other GPU
   // counts (allreduce_estimate.h) with a sentence saying how; nothing without rows.
   std::optional<AllreduceCurve> Allreduce() const {
-    const ProfileTable* t = profile_.Find("allreduce");
+    const ProfileTable* t = profile_.Find(schema::kAllreduce.name);
     if (t == nullptr) return std::nullopt;
     std::map<int64_t, std::vector<Point>> by_gpus;
     std::map<std::pair<int64_t, double>, int> seen;
     for (size_t r = 0; r < t->size(); ++r) {
-      const double gpus = t->Number(r, "gpus");
+      const double gpus = t->Number(r, col::kGpus);
       if (!(gpus >= 2) || gpus != std::floor(gpus) || gpus > 1e6) {
         Fail(t->line(r), fmt::format("[allreduce] gpus must be an integer of 2 or more, got {}",
-                                     t->Text(r, "gpus")));
+                                     t->Text(r, col::kGpus)));
       }
       const auto n = static_cast<int64_t>(gpus);
-      const double bytes = Positive(*t, r, "bytes");
+      const double bytes = Positive(*t, r, col::kBytes);
       if (const auto [it, fresh] = seen.emplace(std::pair(n, bytes), t->line(r)); !fresh) {
         Fail(t->line(r), fmt::format("[allreduce] repeats {} GPUs at {} bytes (first at line {})",
                                      n, bytes, it->second));
       }
-      by_gpus[n].push_back({bytes, Positive(*t, r, "time_us") * kSecondsPerMicro});
+      by_gpus[n].push_back({bytes, Positive(*t, r, col::kTimeUs) * kSecondsPerMicro});
     }
     if (by_gpus.empty()) return std::nullopt;
     std::map<int64_t, SizeCurve> curves;
@@ -225,15 +230,16 @@ class ProfileReader {
 
   // 0 for contiguous rows, block_tokens for paged ones, nothing for other layouts.
   std::optional<int64_t> LayoutKey(const ProfileTable& t, size_t row) const {
-    const std::optional<AttentionLayout> layout = kAttentionLayouts.Parse(t.Text(row, "layout"));
+    const std::optional<AttentionLayout> layout =
+        kAttentionLayouts.Parse(t.Text(row, col::kLayout));
     if (!layout) return std::nullopt;
     if (*layout == AttentionLayout::kContiguous) return 0;
-    const double block = t.Number(row, "block_tokens");
+    const double block = t.Number(row, col::kBlockTokens);
     if (!(block >= 1) || block != std::floor(block) || block > 1e9) {
       Fail(t.line(row),
            fmt::format("[{}] paged rows need a positive integer block_tokens (at most 1e9), "
                        "got {}",
-                       t.name(), t.Text(row, "block_tokens")));
+                       t.name(), t.Text(row, col::kBlockTokens)));
     }
     return static_cast<int64_t>(block);
   }

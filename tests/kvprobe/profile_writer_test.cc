@@ -1,15 +1,20 @@
 // kvprobe's profile writer: numbers as profile text, a small profile rendered exactly
-// (tools/kvprobe/PROFILE_FORMAT.md), and the rows, fields, names and keys it refuses.
+// (tools/kvprobe/PROFILE_FORMAT.md), and the rows, fields, names and keys it refuses; the
+// header lines written from the profile schema against kvprobe's committed H200 output.
 #include "tools/kvprobe/host/profile_writer.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <iterator>
 #include <limits>
+#include <map>
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "tests/testing/temp_dir.h"
 
@@ -290,6 +295,107 @@ TEST(ProfileWriterAndKvsimReader, WhatKvprobeWritesKvsimReadsBack) {
   const kvsim::VmmLatencies v = kvsim::VmmLatencyFromProfile(p);
   EXPECT_EQ(v.set_access, kvsim::Nanos(22160));
   std::remove(path.c_str());
+}
+
+// ---- The profile schema --------------------------------------------------------
+
+// The lines of a file of the repository.
+std::vector<std::string> SourceLines(const std::string& path) {
+  std::istringstream in(ReadFile(std::string(KVSIM_SOURCE_DIR) + "/" + path));
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+TEST(ProfileSchemaTest, TablesHaveTheHeadersOfTheCommittedH200Profile) {
+  // kvprobe's full run on an H200, with every table section.
+  const std::vector<std::string> lines = SourceLines("models/profiles/H200/profile.txt");
+  ASSERT_FALSE(lines.empty());
+  std::map<std::string, std::string> headers;  // section line -> the line after it
+  for (size_t i = 0; i + 1 < lines.size(); ++i) {
+    if (lines[i].starts_with("[")) headers[lines[i]] = lines[i + 1];
+  }
+  for (const schema::Section& s : schema::kSections) {
+    if (s.layout != schema::Layout::kTable) continue;
+    SCOPED_TRACE(s.name);
+    ASSERT_TRUE(headers.contains(SectionLine(s)));
+    EXPECT_EQ(headers[SectionLine(s)], HeaderLine(s));
+    ProfileWriter w;
+    w.AddTable(s);
+    EXPECT_EQ(w.Render(), std::string(kFirstLine) + "[meta]\n\n" + SectionLine(s) + "\n" +
+                              headers[SectionLine(s)] + "\n");
+  }
+}
+
+TEST(ProfileSchemaTest, MetaKeysOfTheCommittedH200ProfileAreSchemaKeys) {
+  bool in_meta = false;
+  int keys = 0;
+  for (const std::string& line : SourceLines("models/profiles/H200/profile.txt")) {
+    if (line.starts_with("[")) in_meta = line == SectionLine(schema::kMeta);
+    if (!in_meta || line.find(": ") == std::string::npos) continue;
+    const std::string key = line.substr(0, line.find(": "));
+    EXPECT_NE(schema::FindField(schema::kMeta, key), nullptr) << key;
+    ++keys;
+  }
+  EXPECT_GE(keys, 12);
+}
+
+TEST(ProfileSchemaTest, RawFilesHaveTheHeadersOfTheCommittedRawOutputs) {
+  const std::pair<schema::RawFile, const char*> kCommitted[] = {
+      {schema::kVmmSamplesFile, "models/profiles/H200/vmm_samples.csv"},
+      {schema::kDecodeSplitsFile, "models/profiles/H200/decode_splits.csv"},
+      {schema::kStepPassesFile, "models/profiles/H200/step_passes.csv"},
+      {schema::kVattentionIterationsFile, "models/profiles/H200/vattention_iterations.csv"},
+      {schema::kAllreduceRankFile, "models/profiles/H200/allreduce_2xH200/gpus2_rank0.csv"},
+  };
+  EXPECT_EQ(std::size(kCommitted), std::size(schema::kRawFiles));
+  for (const auto& [file, committed] : kCommitted) {
+    SCOPED_TRACE(committed);
+    const std::vector<std::string> lines = SourceLines(committed);
+    ASSERT_FALSE(lines.empty());
+    EXPECT_EQ(lines[0], HeaderLine(file));
+  }
+}
+
+TEST(ProfileSchemaTest, RawFilePathFillsInTheGpuCountAndRank) {
+  EXPECT_EQ(RawFilePath("out", schema::kVmmSamplesFile), "out/vmm_samples.csv");
+  EXPECT_EQ(RawFilePath("out", schema::kAllreduceRankFile, 4, 3),
+            "out/allreduce_ranks/gpus4_rank3.csv");
+}
+
+TEST(ProfileSchemaTest, MetaIsNoTable) {
+  ProfileWriter w;
+  EXPECT_THROW(w.AddTable(schema::kMeta), std::invalid_argument);
+}
+
+TEST(ProfileSchemaTest, EverySectionWrittenFromTheSchemaLoads) {
+  // One row per table, "x" in text columns and 1 in numeric ones, and every [meta] key:
+  // what kvprobe writes from the schema, kvsim reads by it.
+  ProfileWriter w;
+  for (const schema::Field& f : schema::kMeta.fields) {
+    w.Meta(f.name, f.type == schema::Type::kText ? "x" : "1");
+  }
+  for (const schema::Section& s : schema::kSections) {
+    if (s.layout != schema::Layout::kTable) continue;
+    std::vector<std::string> row;
+    for (const schema::Field& f : s.fields)
+      row.push_back(f.type == schema::Type::kText ? "x" : "1");
+    w.AddTable(s).Row(row);
+  }
+  const kvsim::Profile p = kvsim::ParseProfile(w.Render(), "p.txt");
+  for (const schema::Section& s : schema::kSections) {
+    if (s.layout != schema::Layout::kTable) continue;
+    SCOPED_TRACE(s.name);
+    const kvsim::ProfileTable& t = p.Table(s.name);
+    ASSERT_EQ(t.size(), 1u);
+    for (const schema::Field& f : s.fields) {
+      EXPECT_EQ(t.Text(0, f.name), f.type == schema::Type::kText ? "x" : "1") << f.name;
+      if (f.presence == schema::Presence::kRequired && f.type == schema::Type::kNumber) {
+        EXPECT_EQ(t.Number(0, f.name), 1) << f.name;
+      }
+    }
+  }
+  EXPECT_EQ(p.MetaNumber(std::string(schema::meta::kFormatVersion)), 1);
 }
 
 }  // namespace

@@ -146,18 +146,17 @@ void ProbeAllReduce(ProbeContext& ctx) {
   setenv("NCCL_NVLS_ENABLE", "0", 1);
   int version = 0;
   Nccl(ncclGetVersion(&version), "ncclGetVersion");
-  ctx.profile.Meta("nccl_version", std::to_string(version));
-  ctx.profile.Meta("allreduce_launch", "one-process-per-GPU");
-  ctx.profile.Meta("nccl_nvls_enable", "0");
-  ctx.profile.Meta("gpus_present", std::to_string(devices));
+  ctx.profile.Meta(schema::meta::kNcclVersion, std::to_string(version));
+  ctx.profile.Meta(schema::meta::kAllreduceLaunch, "one-process-per-GPU");
+  ctx.profile.Meta(schema::meta::kNcclNvlsEnable, "0");
+  ctx.profile.Meta(schema::meta::kGpusPresent, std::to_string(devices));
   char self[4096] = {};
   const ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
   if (len <= 0) throw std::runtime_error("allreduce: cannot find this program's path");
-  const std::string rank_dir = ctx.raw_dir + "/allreduce_ranks";
-  std::filesystem::create_directories(rank_dir);
+  std::filesystem::create_directories(
+      std::filesystem::path(RawFilePath(ctx.raw_dir, schema::kAllreduceRankFile)).parent_path());
 
-  auto& table =
-      ctx.profile.AddTable("allreduce", {"gpus", "bytes", "time_us", "algbw_gbps", "busbw_gbps"});
+  auto& table = ctx.profile.AddTable(schema::kAllreduce);
   std::vector<AllreduceRow> rows;  // the same rows, for --merge-allreduce-into
   for (int gpus : counts) {
     ncclUniqueId id;
@@ -166,8 +165,7 @@ void ProbeAllReduce(ProbeContext& ctx) {
     std::vector<pid_t> pids;
     std::vector<std::string> files, names;
     for (int r = 0; r < gpus; ++r) {
-      files.push_back(rank_dir + "/gpus" + std::to_string(gpus) + "_rank" + std::to_string(r) +
-                      ".csv");
+      files.push_back(RawFilePath(ctx.raw_dir, schema::kAllreduceRankFile, gpus, r));
       names.push_back(files.back());
       std::filesystem::remove(files.back());
       std::vector<std::string> argv = {self,

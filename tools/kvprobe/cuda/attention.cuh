@@ -44,6 +44,39 @@ struct DecodeArgs {
 // forced number of them.
 size_t DecodeWorkspaceFloats(int batch, int q_heads, int max_len, int kv_heads, int sm_count);
 
+// The sizes of a decode launch: `batch` sequences of at most `max_len` cached tokens,
+// q_heads query heads over kv_heads KV heads, on a GPU of `sm_count` SMs.
+struct DecodeSizes {
+  int batch = 0, q_heads = 0, kv_heads = 0;
+  int max_len = 0;
+  int sm_count = 132;
+};
+
+inline size_t DecodeWorkspaceFloats(const DecodeSizes& s) {
+  return DecodeWorkspaceFloats(s.batch, s.q_heads, s.max_len, s.kv_heads, s.sm_count);
+}
+
+// The arguments of a decode launch of `sizes` over these device buffers; `workspace`
+// holds DecodeWorkspaceFloats(sizes) floats. The layout (contiguous, max_context 0)
+// and splits (the plan's) keep their defaults for the caller to set.
+inline DecodeArgs MakeDecodeArgs(const DecodeSizes& sizes, const __nv_bfloat16* q,
+                                 const __nv_bfloat16* k, const __nv_bfloat16* v, __nv_bfloat16* out,
+                                 const int* context_lens, float* workspace) {
+  DecodeArgs a;
+  a.q = q;
+  a.k = k;
+  a.v = v;
+  a.context_lens = context_lens;
+  a.out = out;
+  a.workspace = workspace;
+  a.batch = sizes.batch;
+  a.q_heads = sizes.q_heads;
+  a.kv_heads = sizes.kv_heads;
+  a.max_len = sizes.max_len;
+  a.sm_count = sizes.sm_count;
+  return a;
+}
+
 // Most splits a context of max_len tokens is cut into (each split >= 128 tokens).
 int MaxDecodeSplits(int max_len);
 

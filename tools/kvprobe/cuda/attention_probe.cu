@@ -118,18 +118,11 @@ double CheckDecode(ProbeContext& ctx, int batch, int q_heads, int kv_heads, int 
   auto dq = ToDevice(q);
   auto dlens = IntsToDevice(lens);
   DeviceBuffer<bf16> out(q.size());
-  DeviceBuffer<float> ws(
-      DecodeWorkspaceFloats(batch, q_heads, max_context, kv_heads, ctx.sm_count));
-  DecodeArgs a;
-  a.q = dq.get();
-  a.context_lens = dlens.get();
-  a.out = out.get();
-  a.workspace = ws.get();
-  a.batch = batch;
-  a.q_heads = q_heads;
-  a.kv_heads = kv_heads;
-  a.max_len = max_context;
-  a.sm_count = ctx.sm_count;
+  const DecodeSizes sizes{batch, q_heads, kv_heads, max_context, ctx.sm_count};
+  DeviceBuffer<float> ws(DecodeWorkspaceFloats(sizes));
+  // K and V (and their layout) are set for each layout checked.
+  DecodeArgs a =
+      MakeDecodeArgs(sizes, dq.get(), nullptr, nullptr, out.get(), dlens.get(), ws.get());
   const std::string label = "decode attention, batch " + std::to_string(batch) + ", heads " +
                             std::to_string(q_heads) + "/" + std::to_string(kv_heads);
   return CheckEveryLayout(ctx, k, v, batch, max_context, kv_heads, rng, out, want, 1e-2, label,
@@ -203,12 +196,11 @@ void ProbeAttention(ProbeContext& ctx) {
   std::mt19937_64 rng(7);
 
   // Decode grid.
-  auto& decode = ctx.profile.AddTable(
-      "decode_attention", {"layout", "block_tokens", "batch", "context_tokens", "q_heads",
-                           "kv_heads", "head_dim", "time_us", "kv_gbps", "splits"});
+  auto& decode = ctx.profile.AddTable(schema::kDecodeAttention);
   // Every split count tried for every cell (the profile keeps the fastest).
-  std::ofstream splits_raw(ctx.raw_dir + "/decode_splits.csv");
-  splits_raw << "layout,block_tokens,batch,context_tokens,splits,planned,time_us\n";
+  const std::string splits_path = RawFilePath(ctx.raw_dir, schema::kDecodeSplitsFile);
+  std::ofstream splits_raw(splits_path);
+  splits_raw << HeaderLine(schema::kDecodeSplitsFile) << "\n";
   const std::vector<int> batches =
       quick ? std::vector<int>{1, 16, 64} : std::vector<int>{1, 4, 16, 64, 128, 256};
   const std::vector<int> contexts =
@@ -218,21 +210,11 @@ void ProbeAttention(ProbeContext& ctx) {
       if (static_cast<size_t>(batch) * context > max_tokens) continue;
       DeviceBuffer<bf16> q(static_cast<size_t>(batch) * q_heads * kHeadDim), out(q.size());
       FillRandomBf16(q.get(), q.size(), 23, 1.f, ctx.stream);
-      DeviceBuffer<float> ws(
-          DecodeWorkspaceFloats(batch, q_heads, context, kv_heads, ctx.sm_count));
+      const DecodeSizes sizes{batch, q_heads, kv_heads, context, ctx.sm_count};
+      DeviceBuffer<float> ws(DecodeWorkspaceFloats(sizes));
       auto lens = IntsToDevice(std::vector<int>(batch, context));
-      DecodeArgs a;
-      a.q = q.get();
-      a.k = k.get();
-      a.v = v.get();
-      a.out = out.get();
-      a.context_lens = lens.get();
-      a.workspace = ws.get();
-      a.batch = batch;
-      a.q_heads = q_heads;
-      a.kv_heads = kv_heads;
-      a.max_len = context;
-      a.sm_count = ctx.sm_count;
+      DecodeArgs a =
+          MakeDecodeArgs(sizes, q.get(), k.get(), v.get(), out.get(), lens.get(), ws.get());
       const double kv_bytes = 2.0 * batch * context * row * sizeof(bf16);
       const bool largest = static_cast<size_t>(batch) * context == max_tokens;
       for (int bs : {0, 16, 32, 128, 256}) {
@@ -278,14 +260,12 @@ void ProbeAttention(ProbeContext& ctx) {
     }
     ctx.log("attention: decode batch " + std::to_string(batch) + " done");
   }
-  if (!splits_raw) throw std::runtime_error(ctx.raw_dir + "/decode_splits.csv: cannot write");
+  if (!splits_raw) throw std::runtime_error(splits_path + ": cannot write");
 
   // Prefill grid (batch 1), after a sustained load (see Heater).
   Heater heater(ctx.stream);
   heater.Run(quick ? 300 : kSustainMs);
-  auto& prefill = ctx.profile.AddTable(
-      "prefill_attention", {"layout", "block_tokens", "batch", "tokens", "q_heads", "kv_heads",
-                            "head_dim", "time_us", "tflops"});
+  auto& prefill = ctx.profile.AddTable(schema::kPrefillAttention);
   const std::vector<int> lengths =
       quick ? std::vector<int>{512, 2048} : std::vector<int>{512, 1024, 2048, 4096, 8192, 16384};
   for (int tokens : lengths) {

@@ -80,6 +80,34 @@ double TimeUs(cudaStream_t stream, int warmup, int reps, const std::function<voi
   return 1000.0 * ms / reps;
 }
 
+std::vector<double> TimeEachUs(cudaStream_t stream, int reps, const std::function<void()>& launch) {
+  std::vector<cudaEvent_t> events;
+  struct Destroy {
+    std::vector<cudaEvent_t>& events;
+    ~Destroy() {
+      for (cudaEvent_t e : events) cudaEventDestroy(e);
+    }
+  } destroy{events};
+  for (int i = 0; i <= reps; ++i) {
+    cudaEvent_t e;
+    CUDA_CHECK(cudaEventCreate(&e));
+    events.push_back(e);
+  }
+  CUDA_CHECK(cudaEventRecord(events[0], stream));
+  for (int i = 0; i < reps; ++i) {
+    launch();
+    CUDA_CHECK(cudaEventRecord(events[i + 1], stream));
+  }
+  CUDA_CHECK(cudaEventSynchronize(events[reps]));
+  std::vector<double> us(static_cast<size_t>(reps));
+  for (int i = 0; i < reps; ++i) {
+    float ms = 0;
+    CUDA_CHECK(cudaEventElapsedTime(&ms, events[i], events[i + 1]));
+    us[i] = 1000.0 * ms;
+  }
+  return us;
+}
+
 double TimeGraphUs(cudaStream_t stream, int per_graph, int reps,
                    const std::function<void()>& launch) {
   cudaGraph_t graph = nullptr;

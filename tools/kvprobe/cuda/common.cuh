@@ -68,6 +68,11 @@ std::vector<int> ShuffledBlocks(size_t count, std::mt19937_64& rng);
 // `warmup` untimed launches, measured with CUDA events.
 double TimeUs(cudaStream_t stream, int warmup, int reps, const std::function<void()>& launch);
 
+// The time in microseconds of each of `reps` back-to-back `launch`es enqueued on
+// `stream` (no warm-up), each between two CUDA events, all created before the first
+// launch. Synchronizes on the last event.
+std::vector<double> TimeEachUs(cudaStream_t stream, int reps, const std::function<void()>& launch);
+
 // Mean time in microseconds of one `launch` as a CUDA graph replays it: `per_graph`
 // launches captured into one graph, replayed `reps` times after one untimed
 // replay, measured with CUDA events. Serving engines replay decode steps as graphs,

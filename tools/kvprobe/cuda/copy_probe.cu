@@ -8,7 +8,7 @@
 namespace kvprobe {
 
 void ProbeCopy(ProbeContext& ctx) {
-  auto& table = ctx.profile.AddTable("copy", {"bytes", "time_us", "gbps"});
+  auto& table = ctx.profile.AddTable(schema::kCopy);
   for (size_t mib : {64, 256, 1024}) {
     const size_t bytes = mib << 20;
     DeviceBuffer<unsigned char> src(bytes), dst(bytes);

@@ -94,8 +94,7 @@ void ProbeGemm(ProbeContext& ctx) {
   heater.Run(ctx.options.quick ? 300 : kSustainMs);
   std::map<std::tuple<int64_t, int64_t, int64_t>, double> cache;  // (m, n, k) -> us
   double best_tflops = 0;
-  auto& table = ctx.profile.AddTable(
-      "gemm", {"model", "layer", "tensor_parallel", "tokens", "m", "n", "k", "time_us", "tflops"});
+  auto& table = ctx.profile.AddTable(schema::kGemm);
   for (const CardShapes& card : cards) {
     ctx.log("gemm: " + card.name);
     for (int64_t tp : {1, 2, 4, 8}) {

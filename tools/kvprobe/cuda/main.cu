@@ -89,21 +89,22 @@ int Run(const ProbeOptions& o) {
   CU_CHECK(cuDriverGetVersion(&driver_api));
   char host[256] = {};
   gethostname(host, sizeof host - 1);
-  profile.Meta("format_version", "1");
-  profile.Meta("kvprobe_version", KVPROBE_VERSION);
-  profile.Meta("gpu_name", prop.name);
-  profile.Meta("gpu_memory_bytes", std::to_string(total_bytes));
-  profile.Meta("sm_count", std::to_string(prop.multiProcessorCount));
-  profile.Meta("sm_clock_mhz", "0");
-  profile.Meta("driver_version", DriverVersion());
-  profile.Meta("cuda_driver_api_version",
+  profile.Meta(schema::meta::kFormatVersion, "1");
+  profile.Meta(schema::meta::kKvprobeVersion, KVPROBE_VERSION);
+  profile.Meta(schema::meta::kGpuName, prop.name);
+  profile.Meta(schema::meta::kGpuMemoryBytes, std::to_string(total_bytes));
+  profile.Meta(schema::meta::kSmCount, std::to_string(prop.multiProcessorCount));
+  profile.Meta(schema::meta::kSmClockMhz, "0");
+  profile.Meta(schema::meta::kDriverVersion, DriverVersion());
+  profile.Meta(schema::meta::kCudaDriverApiVersion,
                std::to_string(driver_api / 1000) + "." + std::to_string(driver_api % 1000 / 10));
-  profile.Meta("cuda_runtime_version", std::to_string(runtime_version / 1000) + "." +
-                                           std::to_string(runtime_version % 1000 / 10));
-  profile.Meta("date_utc", UtcNow());
-  profile.Meta("allocation_granularity_bytes", std::to_string(AllocationGranularity(o.device)));
-  profile.Meta("host", host);
-  profile.Meta("mode", o.quick ? "quick" : "full");
+  profile.Meta(schema::meta::kCudaRuntimeVersion, std::to_string(runtime_version / 1000) + "." +
+                                                      std::to_string(runtime_version % 1000 / 10));
+  profile.Meta(schema::meta::kDateUtc, UtcNow());
+  profile.Meta(schema::meta::kAllocationGranularityBytes,
+               std::to_string(AllocationGranularity(o.device)));
+  profile.Meta(schema::meta::kHost, host);
+  profile.Meta(schema::meta::kMode, o.quick ? "quick" : "full");
   log(std::string("kvprobe ") + KVPROBE_VERSION + " on " + prop.name + ", " +
       std::to_string(total_bytes >> 20) + " MiB, " + std::to_string(prop.multiProcessorCount) +
       " SMs; writing " + out_dir);
@@ -114,7 +115,7 @@ int Run(const ProbeOptions& o) {
   if (o.Runs("attention") || o.Runs("overlap") || o.Runs("vattention") || o.Runs("step")) {
     attention_error = VerifyAttention(ctx);
     log("attention kernels verified: worst relative error " + Num(attention_error, 3));
-    profile.Meta("attention_verified_max_relative_error", Num(attention_error, 3));
+    profile.Meta(schema::meta::kAttentionVerifiedMaxRelativeError, Num(attention_error, 3));
   }
   const auto started = std::chrono::steady_clock::now();
   auto timed = [&](const std::string& name, void (*probe)(ProbeContext&)) {
@@ -134,11 +135,11 @@ int Run(const ProbeOptions& o) {
   timed("step", ProbeStep);
   timed("allreduce", ProbeAllReduce);
   timed("vattention", ProbeVAttention);
-  profile.Meta("sm_clock_mhz", std::to_string(clock.max_mhz()));
+  profile.Meta(schema::meta::kSmClockMhz, std::to_string(clock.max_mhz()));
   // Median SM clock right after timing compute-bound work under sustained load.
-  profile.Meta("sm_clock_mhz_under_load", std::to_string(clock.median_under_load_mhz()));
+  profile.Meta(schema::meta::kSmClockMhzUnderLoad, std::to_string(clock.median_under_load_mhz()));
   profile.Meta(
-      "probe_seconds",
+      schema::meta::kProbeSeconds,
       Num(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(), 4));
   profile.WriteTo(out_dir + "/profile.txt");
   CUDA_CHECK(cudaStreamDestroy(stream));

@@ -582,49 +582,15 @@ struct Graph {
 // repetition's time in microseconds.
 std::vector<double> TimePasses(cudaStream_t stream, const std::function<void()>& pass,
                                double warm_ms, int min_reps) {
-  const int max_events = kMaxReps + 1;
-  std::vector<cudaEvent_t> events;
-  struct Destroy {
-    std::vector<cudaEvent_t>& e;
-    ~Destroy() {
-      for (cudaEvent_t ev : e) cudaEventDestroy(ev);
-    }
-  } destroy{events};
-  auto event = [&](size_t i) {
-    while (events.size() <= i) {
-      cudaEvent_t ev;
-      CUDA_CHECK(cudaEventCreate(&ev));
-      events.push_back(ev);
-    }
-    return events[i];
-  };
-  auto elapsed_us = [&](size_t a, size_t b) {
-    float ms = 0;
-    CUDA_CHECK(cudaEventElapsedTime(&ms, events[a], events[b]));
-    return 1000.0 * ms;
-  };
-  CUDA_CHECK(cudaEventRecord(event(0), stream));
-  for (int i = 0; i < kWarmups; ++i) pass();
-  CUDA_CHECK(cudaEventRecord(event(1), stream));
-  CUDA_CHECK(cudaEventSynchronize(event(1)));
-  const double trial = elapsed_us(0, 1) / kWarmups;
+  const double trial = TimeUs(stream, 0, kWarmups, pass);
   const double more_us = warm_ms * 1000.0 - trial * kWarmups;
   if (more_us > 0) {
     const int more = static_cast<int>(std::ceil(more_us / std::max(trial, 1.0)));
     for (int i = 0; i < more; ++i) pass();
   }
   const int reps = static_cast<int>(
-      std::clamp<double>(std::ceil(kMinTimedUs / std::max(trial, 1.0)), min_reps, max_events - 1));
-  for (int i = 0; i <= reps; ++i) event(i);  // created before the timed loop
-  CUDA_CHECK(cudaEventRecord(events[0], stream));
-  for (int i = 0; i < reps; ++i) {
-    pass();
-    CUDA_CHECK(cudaEventRecord(events[i + 1], stream));
-  }
-  CUDA_CHECK(cudaEventSynchronize(events[reps]));
-  std::vector<double> us(reps);
-  for (int i = 0; i < reps; ++i) us[i] = elapsed_us(i, i + 1);
-  return us;
+      std::clamp<double>(std::ceil(kMinTimedUs / std::max(trial, 1.0)), min_reps, kMaxReps));
+  return TimeEachUs(stream, reps, pass);
 }
 
 double Median(std::vector<double> v) {
@@ -723,16 +689,18 @@ class StepModel {
     CUDA_CHECK(cudaStreamSynchronize(s));
   }
 
+  // The sizes of the composition's decode attention.
+  DecodeSizes DecodeSizesOf(const Composition& c) const {
+    return {c.decode_seqs, q_heads_, kv_heads_, c.decode_capacity(), ctx_.sm_count};
+  }
+
   // Bytes a composition's own buffers (KV cache, tables, decode workspace) take.
   size_t CompositionBytes(const Composition& c) const {
     const size_t kv = 2 * c.cache_rows() * kv_dim_ * sizeof(bf16);
     const size_t table =
         (static_cast<size_t>(c.decode_seqs) * c.decode_blocks() + c.prefill_blocks()) * sizeof(int);
-    const size_t ws = c.decode_seqs > 0
-                          ? DecodeWorkspaceFloats(c.decode_seqs, q_heads_, c.decode_capacity(),
-                                                  kv_heads_, ctx_.sm_count) *
-                                sizeof(float)
-                          : 0;
+    const size_t ws =
+        c.decode_seqs > 0 ? DecodeWorkspaceFloats(DecodeSizesOf(c)) * sizeof(float) : 0;
     return kv + table + ws + 3 * static_cast<size_t>(c.tokens()) * sizeof(int);
   }
 
@@ -816,23 +784,12 @@ class StepModel {
     auto slots_dev = IntsToDevice(slots);
     auto logit_rows_dev = IntsToDevice(logit_rows);
     auto lens_dev = IntsToDevice(std::vector<int>(d, c.decode_capacity()));
-    DeviceBuffer<float> decode_ws(
-        d > 0 ? DecodeWorkspaceFloats(d, q_heads_, c.decode_capacity(), kv_heads_, ctx_.sm_count)
-              : 0);
+    const DecodeSizes decode_sizes = DecodeSizesOf(c);
+    DeviceBuffer<float> decode_ws(d > 0 ? DecodeWorkspaceFloats(decode_sizes) : 0);
 
-    DecodeArgs da;
-    da.q = q_.get();
-    da.k = k_cache.get();
-    da.v = v_cache.get();
-    da.context_lens = lens_dev.get();
-    da.out = attn_.get();
-    da.workspace = decode_ws.get();
+    DecodeArgs da = MakeDecodeArgs(decode_sizes, q_.get(), k_cache.get(), v_cache.get(),
+                                   attn_.get(), lens_dev.get(), decode_ws.get());
     da.layout = decode_layout;
-    da.batch = d;
-    da.q_heads = q_heads_;
-    da.kv_heads = kv_heads_;
-    da.max_len = c.decode_capacity();
-    da.sm_count = ctx_.sm_count;
     PrefillArgs pa;
     pa.q = q_.get() + static_cast<size_t>(d) * q_dim_;
     pa.k = prefill_k;
@@ -969,13 +926,12 @@ void Skip(ProbeContext& ctx, const std::string& what) {
 void ProbeStep(ProbeContext& ctx) {
   VerifyStepKernels(ctx);
   ctx.log("step: small kernels verified against host references");
-  ctx.profile.Meta("step_layers_reuse", "one layer's weights and KV reused for all layers");
-  auto& table = ctx.profile.AddTable(
-      "step", {"model", "tensor_parallel", "layout", "block_tokens", "decode_seqs",
-               "context_tokens", "prefill_tokens", "time_us", "graph", "gemm_us", "attention_us",
-               "other_us", "decode_splits"});
-  std::ofstream raw(ctx.raw_dir + "/step_passes.csv");
-  raw << "model,layout,block_tokens,decode_seqs,context_tokens,prefill_tokens,graph,rep,time_us\n";
+  ctx.profile.Meta(schema::meta::kStepLayersReuse,
+                   "one layer's weights and KV reused for all layers");
+  auto& table = ctx.profile.AddTable(schema::kStep);
+  const std::string raw_path = RawFilePath(ctx.raw_dir, schema::kStepPassesFile);
+  std::ofstream raw(raw_path);
+  raw << HeaderLine(schema::kStepPassesFile) << "\n";
 
   // Each model once (a repeated --model would repeat its rows).
   std::vector<std::string> names;
@@ -1056,7 +1012,7 @@ void ProbeStep(ProbeContext& ctx) {
       ctx.clock.Sample();
     }
   }
-  if (!raw) throw std::runtime_error(ctx.raw_dir + "/step_passes.csv: cannot write");
+  if (!raw) throw std::runtime_error(raw_path + ": cannot write");
 }
 
 }  // namespace kvprobe

@@ -186,18 +186,15 @@ void ProbeVAttention(ProbeContext& ctx) {
   CU_CHECK(cuCtxGetCurrent(&cu_ctx));
   DeviceBuffer<__nv_bfloat16> q(static_cast<size_t>(slots) * q_heads * kHeadDim), out(q.size());
   FillRandomBf16(q.get(), q.size(), 31, 1.f, ctx.stream);
-  DeviceBuffer<float> ws(
-      DecodeWorkspaceFloats(slots, q_heads, max_context, kv_heads, ctx.sm_count));
+  const DecodeSizes sizes{slots, q_heads, kv_heads, max_context, ctx.sm_count};
+  DeviceBuffer<float> ws(DecodeWorkspaceFloats(sizes));
   DeviceBuffer<int> lens_dev(slots);
   int* lens_host = nullptr;
   CUDA_CHECK(cudaMallocHost(&lens_host, slots * sizeof(int)));
 
-  auto& table = ctx.profile.AddTable(
-      "vattention",
-      {"overlap", "page_bytes", "batch", "iterations", "mean_iteration_us", "p50_iteration_us",
-       "p99_iteration_us", "mean_exposed_map_us", "max_exposed_map_us", "map_calls"});
-  std::ofstream raw(ctx.raw_dir + "/vattention_iterations.csv");
-  raw << "overlap,iteration,iteration_us,exposed_map_us,map_calls\n";
+  auto& table = ctx.profile.AddTable(schema::kVattention);
+  std::ofstream raw(RawFilePath(ctx.raw_dir, schema::kVattentionIterationsFile));
+  raw << HeaderLine(schema::kVattentionIterationsFile) << "\n";
 
   for (bool overlap : {false, true}) {
     VirtualKvCache cache(ctx.device, layers, slots, slot_bytes, page_bytes);
@@ -255,19 +252,9 @@ void ProbeVAttention(ProbeContext& ctx) {
       CUDA_CHECK(cudaMemcpyAsync(lens_dev.get(), lens_host, slots * sizeof(int),
                                  cudaMemcpyHostToDevice, ctx.stream));
       for (int l = 0; l < layers; ++l) {
-        DecodeArgs a;
-        a.q = q.get();
-        a.k = cache.Buffer(2 * l);
-        a.v = cache.Buffer(2 * l + 1);
-        a.out = out.get();
-        a.context_lens = lens_dev.get();
-        a.workspace = ws.get();
+        DecodeArgs a = MakeDecodeArgs(sizes, q.get(), cache.Buffer(2 * l), cache.Buffer(2 * l + 1),
+                                      out.get(), lens_dev.get(), ws.get());
         a.layout.max_context = static_cast<int>(slot_bytes / token_bytes);
-        a.batch = slots;
-        a.q_heads = q_heads;
-        a.kv_heads = kv_heads;
-        a.max_len = max_context;
-        a.sm_count = ctx.sm_count;
         LaunchDecodeAttention(a, ctx.stream);
       }
       for (auto& r : reqs) ++r.len;

@@ -64,10 +64,9 @@ void ProbeVmm(ProbeContext& ctx) {
   const size_t gran = AllocationGranularity(ctx.device);
   const CUmemAllocationProp prop = DeviceProp(ctx.device);
   const CUmemAccessDesc access = ReadWrite(ctx.device);
-  auto& table = ctx.profile.AddTable(
-      "vmm", {"call", "handle_bytes", "samples", "p10_us", "p50_us", "p90_us", "p99_us"});
-  std::ofstream raw(ctx.raw_dir + "/vmm_samples.csv");
-  raw << "call,handle_bytes,us\n";
+  auto& table = ctx.profile.AddTable(schema::kVmm);
+  std::ofstream raw(RawFilePath(ctx.raw_dir, schema::kVmmSamplesFile));
+  raw << HeaderLine(schema::kVmmSamplesFile) << "\n";
 
   for (size_t mult : {1, 2, 8, 32}) {
     const size_t bytes = mult * gran;
@@ -160,45 +159,21 @@ void ProbeOverlap(ProbeContext& ctx) {
   const size_t kv = static_cast<size_t>(batch) * context * kv_heads * kHeadDim;
   DeviceBuffer<__nv_bfloat16> q(static_cast<size_t>(batch) * q_heads * kHeadDim), k(kv), v(kv),
       out(static_cast<size_t>(batch) * q_heads * kHeadDim);
-  DeviceBuffer<float> ws(DecodeWorkspaceFloats(batch, q_heads, context, kv_heads, ctx.sm_count));
+  const DecodeSizes sizes{batch, q_heads, kv_heads, context, ctx.sm_count};
+  DeviceBuffer<float> ws(DecodeWorkspaceFloats(sizes));
   DeviceBuffer<int> lens(batch);
   std::vector<int> host_lens(batch, context);
   CUDA_CHECK(cudaMemcpy(lens.get(), host_lens.data(), batch * sizeof(int), cudaMemcpyHostToDevice));
   FillRandomBf16(q.get(), q.size(), 1, 1.f, ctx.stream);
   FillRandomBf16(k.get(), k.size(), 2, 1.f, ctx.stream);
   FillRandomBf16(v.get(), v.size(), 3, 1.f, ctx.stream);
-  DecodeArgs args;
-  args.q = q.get();
-  args.k = k.get();
-  args.v = v.get();
-  args.out = out.get();
-  args.context_lens = lens.get();
-  args.workspace = ws.get();
+  DecodeArgs args =
+      MakeDecodeArgs(sizes, q.get(), k.get(), v.get(), out.get(), lens.get(), ws.get());
   args.layout.max_context = context;
-  args.batch = batch;
-  args.q_heads = q_heads;
-  args.kv_heads = kv_heads;
-  args.max_len = context;
-  args.sm_count = ctx.sm_count;
 
   const int kernels = ctx.options.quick ? 200 : 2000;
   auto kernel_times = [&]() {
-    std::vector<cudaEvent_t> ev(kernels + 1);
-    for (auto& e : ev) CUDA_CHECK(cudaEventCreate(&e));
-    CUDA_CHECK(cudaEventRecord(ev[0], ctx.stream));
-    for (int i = 0; i < kernels; ++i) {
-      LaunchDecodeAttention(args, ctx.stream);
-      CUDA_CHECK(cudaEventRecord(ev[i + 1], ctx.stream));
-    }
-    CUDA_CHECK(cudaStreamSynchronize(ctx.stream));
-    std::vector<double> us;
-    for (int i = 0; i < kernels; ++i) {
-      float ms = 0;
-      CUDA_CHECK(cudaEventElapsedTime(&ms, ev[i], ev[i + 1]));
-      us.push_back(1000.0 * ms);
-    }
-    for (auto& e : ev) CUDA_CHECK(cudaEventDestroy(e));
-    return us;
+    return TimeEachUs(ctx.stream, kernels, [&] { LaunchDecodeAttention(args, ctx.stream); });
   };
 
   const size_t gran = AllocationGranularity(ctx.device);
@@ -252,7 +227,7 @@ void ProbeOverlap(ProbeContext& ctx) {
   for (auto h : pool) CU_CHECK(cuMemRelease(h));
   if (loaded.empty()) throw std::runtime_error("overlap probe: the mapping thread made no call");
 
-  auto& table = ctx.profile.AddTable("vmm_under_load", {"metric", "value"});
+  auto& table = ctx.profile.AddTable(schema::kVmmUnderLoad);
   const double alone_us = Percentile(alone, 0.5), busy_us = Percentile(busy, 0.5);
   table.Row({"kernel_alone_us", Num(alone_us, 5)});
   table.Row({"kernel_with_mapping_us", Num(busy_us, 5)});

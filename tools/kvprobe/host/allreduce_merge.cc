@@ -7,13 +7,13 @@
 #include <stdexcept>
 #include <utility>
 
+#include "tools/kvprobe/host/profile_writer.h"
 #include "tools/kvprobe/host/text.h"
 
 namespace kvprobe {
 namespace {
 
-constexpr const char* kHeader = "gpus,bytes,time_us,algbw_gbps,busbw_gbps";
-constexpr size_t kFields = 5;
+constexpr size_t kFields = schema::kAllreduce.fields.size();
 
 std::vector<std::string> SplitFields(const std::string& line) {
   std::vector<std::string> fields;
@@ -43,15 +43,15 @@ using Key = std::pair<double, double>;  // (gpus, bytes)
 using Rows = std::vector<std::pair<Key, std::string>>;
 
 // The new rows as (key, CSV line), and the GPU counts they measured (in first-seen
-// order). Throws std::invalid_argument for a row that is not 5 fields with numeric
-// gpus and bytes.
+// order). Throws std::invalid_argument for a row without one field per [allreduce]
+// column or without numeric gpus and bytes.
 void TakeNewRows(const std::vector<AllreduceRow>& rows, Rows& merged,
                  std::vector<double>& new_counts) {
   for (const AllreduceRow& r : rows) {
     Key key;
     if (r.size() != kFields || !ParseNumber(r[0], key.first) || !ParseNumber(r[1], key.second)) {
-      throw std::invalid_argument(
-          "MergeAllreduceRows: a row needs 5 fields, gpus and bytes numeric");
+      throw std::invalid_argument("MergeAllreduceRows: a row needs " + std::to_string(kFields) +
+                                  " fields, gpus and bytes numeric");
     }
     std::string line = r[0];
     for (size_t i = 1; i < r.size(); ++i) line += "," + r[i];
@@ -71,8 +71,9 @@ struct SectionSpan {
 
 SectionSpan LocateSection(const std::vector<std::string>& lines) {
   SectionSpan span{lines.size(), lines.size(), lines.size()};
+  const std::string section_line = SectionLine(schema::kAllreduce);
   for (size_t i = 0; i < lines.size(); ++i) {
-    if (Trim(lines[i]) == "[allreduce]") span.section = i;
+    if (Trim(lines[i]) == section_line) span.section = i;
   }
   if (span.section == lines.size()) return span;
   span.first = span.section;
@@ -87,6 +88,7 @@ SectionSpan LocateSection(const std::vector<std::string>& lines) {
 void KeepOldRows(const std::vector<std::string>& lines, const SectionSpan& span,
                  const std::string& target_name, const std::vector<double>& new_counts,
                  Rows& merged) {
+  const std::string header = HeaderLine(schema::kAllreduce);
   bool header_seen = false;
   for (size_t i = span.section + 1; i < span.last; ++i) {
     const std::string line = Trim(lines[i]);
@@ -98,14 +100,18 @@ void KeepOldRows(const std::vector<std::string>& lines, const SectionSpan& span,
     };
     if (line.empty() || line[0] == '#') continue;
     if (!header_seen) {
-      if (line != kHeader) fail("[allreduce] header is '" + line + "', expected '" + kHeader + "'");
+      if (line != header) {
+        fail(("[allreduce] header is '" + line + "', expected '").append(header) + "'");
+      }
       header_seen = true;
       continue;
     }
     const std::vector<std::string> fields = SplitFields(line);
     Key key;
-    if (fields.size() != kFields)
-      fail("[allreduce] row has " + std::to_string(fields.size()) + " fields, expected 5");
+    if (fields.size() != kFields) {
+      fail("[allreduce] row has " + std::to_string(fields.size()) + " fields, expected " +
+           std::to_string(kFields));
+    }
     if (!ParseNumber(fields[0], key.first) || !ParseNumber(fields[1], key.second)) {
       fail("[allreduce] row has a non-numeric gpus or bytes field: '" + line + "'");
     }
@@ -123,7 +129,7 @@ std::string Render(const std::vector<std::string>& lines, const SectionSpan& spa
   if (span.first == lines.size() && !out.empty() && !Trim(lines.back()).empty()) out += "\n";
   for (size_t i = span.first; i < span.section; ++i) out += lines[i] + "\n";  // its comments
   if (!note.empty()) out += "# [allreduce] " + note + "\n";
-  out += std::string("[allreduce]\n") + kHeader + "\n";
+  out += SectionLine(schema::kAllreduce) + "\n" + HeaderLine(schema::kAllreduce) + "\n";
   for (const auto& [key, line] : merged) out += line + "\n";
   if (span.last < lines.size()) {
     out += "\n";
@@ -154,13 +160,15 @@ std::string MergeAllreduceRows(const std::string& target, const std::string& tar
 
 std::string ProfileGpuName(const std::string& profile_text) {
   std::istringstream in(profile_text);
+  const std::string meta = SectionLine(schema::kMeta);
+  const std::string key = std::string(schema::meta::kGpuName) + ":";
   bool in_meta = false;
   for (std::string line; std::getline(in, line);) {
     line = Trim(line);
     if (IsSectionLine(line)) {
-      in_meta = line == "[meta]";
-    } else if (in_meta && line.rfind("gpu_name:", 0) == 0) {
-      return Trim(line.substr(9));
+      in_meta = line == meta;
+    } else if (in_meta && line.rfind(key, 0) == 0) {
+      return Trim(line.substr(key.size()));
     }
   }
   return "";

@@ -7,6 +7,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "tools/kvprobe/host/profile_writer.h"
+
 namespace kvprobe {
 
 std::vector<int> DefaultAllreduceGpuCounts(int devices) {
@@ -60,7 +62,7 @@ double BusBandwidthFactor(int gpus) { return 2.0 * (gpus - 1) / gpus; }
 std::string RankTimesCsv(const std::map<size_t, double>& time_us_by_bytes) {
   std::ostringstream out;
   out.precision(9);
-  out << "bytes,time_us\n";
+  out << HeaderLine(schema::kAllreduceRankFile) << '\n';
   for (const auto& [bytes, us] : time_us_by_bytes) out << bytes << ',' << us << '\n';
   return out.str();
 }
@@ -75,15 +77,16 @@ std::map<size_t, double> ParseRankTimes(const std::string& text, const std::stri
   auto fail = [&](const std::string& what) {
     throw std::runtime_error(name + ":" + std::to_string(line_no) + ": " + what);
   };
+  const std::string header = HeaderLine(schema::kAllreduceRankFile);
   std::map<size_t, double> times;
   while (std::getline(in, line)) {
     ++line_no;
     if (line_no == 1) {
-      if (line != "bytes,time_us") fail("expected the header 'bytes,time_us', got '" + line + "'");
+      if (line != header) fail(("expected the header '" + header + "', got '").append(line) + "'");
       continue;
     }
     const size_t comma = line.find(',');
-    if (comma == std::string::npos) fail("expected 'bytes,time_us', got '" + line + "'");
+    if (comma == std::string::npos) fail(("expected '" + header + "', got '").append(line) + "'");
     size_t bytes = 0;
     double us = 0;
     const char* b = line.data();

@@ -32,8 +32,8 @@ bool HexDecode(const std::string& hex, void* out, size_t size);
 // each GPU's links carry in a ring all-reduce.
 double BusBandwidthFactor(int gpus);
 
-// One rank's timings as its process writes them: a "bytes,time_us" header, then one
-// row per message size.
+// One rank's timings as its process writes them (the schema's kAllreduceRankFile,
+// sim/timing/profile_schema.h): a header of its columns, then one row per message size.
 std::string RankTimesCsv(const std::map<size_t, double>& time_us_by_bytes);
 
 // The per-size time of an all-reduce across the ranks whose files are `rank_csvs`

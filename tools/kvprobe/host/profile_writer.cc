@@ -19,6 +19,38 @@ bool IsIdentifier(const std::string& s) {
 
 }  // namespace
 
+std::string SectionLine(const schema::Section& section) {
+  return "[" + std::string(section.name) + "]";
+}
+
+std::string HeaderLine(const schema::Section& table) {
+  std::string out;
+  for (const schema::Field& f : table.fields) {
+    if (!out.empty()) out += ',';
+    out += f.name;
+  }
+  return out;
+}
+
+std::string HeaderLine(const schema::RawFile& file) {
+  std::string out;
+  for (std::string_view column : file.columns) {
+    if (!out.empty()) out += ',';
+    out += column;
+  }
+  return out;
+}
+
+std::string RawFilePath(const std::string& dir, const schema::RawFile& file, int n, int r) {
+  std::string path = dir + "/" + std::string(file.path);
+  for (const auto& [placeholder, value] :
+       {std::pair<std::string_view, int>{"<N>", n}, {"<R>", r}}) {
+    const size_t at = path.find(placeholder);
+    if (at != std::string::npos) path.replace(at, placeholder.size(), std::to_string(value));
+  }
+  return path;
+}
+
 std::string Num(double value, int significant) {
   if (!std::isfinite(value)) throw std::invalid_argument("profile numbers must be finite");
   if (value == std::floor(value) && std::fabs(value) < 9007199254740992.0) {  // 2^53
@@ -44,10 +76,10 @@ void ProfileWriter::Table::Row(const std::vector<std::string>& fields) {
   rows_.push_back(fields);
 }
 
-void ProfileWriter::Meta(const std::string& key, const std::string& value) {
-  if (key.empty() || key.find_first_of(": \t\n") != std::string::npos ||
+void ProfileWriter::Meta(std::string_view key, const std::string& value) {
+  if (key.empty() || key.find_first_of(": \t\n") != std::string_view::npos ||
       value.find_first_of("\n\r") != std::string::npos) {
-    throw std::invalid_argument("bad meta entry '" + key + "'");
+    throw std::invalid_argument("bad meta entry '" + std::string(key) + "'");
   }
   for (auto& [k, v] : meta_) {
     if (k == key) {
@@ -60,7 +92,9 @@ void ProfileWriter::Meta(const std::string& key, const std::string& value) {
 
 ProfileWriter::Table& ProfileWriter::AddTable(const std::string& name,
                                               const std::vector<std::string>& columns) {
-  if (!IsIdentifier(name) || name == "meta") throw std::invalid_argument("bad table name " + name);
+  if (!IsIdentifier(name) || name == schema::kMeta.name) {
+    throw std::invalid_argument("bad table name " + name);
+  }
   for (const auto& t : tables_) {
     if (t->name_ == name) throw std::invalid_argument("duplicate table " + name);
   }
@@ -75,8 +109,18 @@ ProfileWriter::Table& ProfileWriter::AddTable(const std::string& name,
   return *tables_.back();
 }
 
+ProfileWriter::Table& ProfileWriter::AddTable(const schema::Section& table) {
+  if (table.layout != schema::Layout::kTable) {
+    throw std::invalid_argument("[" + std::string(table.name) + "] is not a table");
+  }
+  std::vector<std::string> columns;
+  for (const schema::Field& f : table.fields) columns.emplace_back(f.name);
+  return AddTable(std::string(table.name), columns);
+}
+
 std::string ProfileWriter::Render() const {
-  std::string out = "# kvprobe profile (format: tools/kvprobe/PROFILE_FORMAT.md)\n[meta]\n";
+  std::string out = "# kvprobe profile (format: tools/kvprobe/PROFILE_FORMAT.md)\n" +
+                    SectionLine(schema::kMeta) + "\n";
   for (const auto& [k, v] : meta_) {
     out += k;
     out += ": ";
