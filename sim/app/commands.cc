@@ -312,26 +312,15 @@ int ReportCommand(const CommandOptions& o, std::ostream& out) {
 
 namespace {
 
-// The card `value` of `kind` ("gpu" or "llm"): a path when it has a '/' or ends in
-// .yaml, else <models_dir>/<kind>/<value>.yaml. Throws InputError "prefix..." listing
-// the cards of that kind when there is no such file.
+// The card `value` of `kind` ("gpu" or "llm") as ResolveCardPath finds it, a path
+// relative to the working directory; its errors start with `prefix`.
 std::string CardPath(const std::string& value, const std::string& models_dir,
                      const std::string& kind, const std::string& prefix) {
-  const bool is_path = value.find('/') != std::string::npos || value.ends_with(".yaml");
-  const fs::path path = is_path ? fs::path(value) : fs::path(models_dir) / kind / (value + ".yaml");
-  if (fs::is_regular_file(path)) return path.string();
-  std::set<std::string> names;
-  std::error_code ec;
-  if (!is_path && fs::is_directory(fs::path(models_dir) / kind, ec)) {
-    for (const auto& e : fs::directory_iterator(fs::path(models_dir) / kind)) {
-      if (e.path().extension() == ".yaml") names.insert(e.path().stem().string());
-    }
+  try {
+    return ResolveCardPath(value, models_dir, kind, fs::current_path().string());
+  } catch (const InputError& e) {
+    throw InputError(prefix + e.what());
   }
-  throw InputError(
-      prefix + (names.empty()
-                    ? fmt::format("card '{}' not found ({})", value, path.string())
-                    : fmt::format("unknown {} card '{}' in {}; available: {}", kind, value,
-                                  (fs::path(models_dir) / kind).string(), fmt::join(names, ", "))));
 }
 
 // The card in <models_dir>/gpu/ whose device_names hold the profile's gpu_name. Throws

@@ -320,22 +320,16 @@ int Main(int argc, char** argv) {
     std::cout << "kvsim " << KVSIM_VERSION << "\n";
     return 0;
   }
-  // `kvsim plan merge DIR...`: a command of two words.
-  if (first == "plan" && argc >= 3 && std::string(argv[2]) == "merge") {
-    const Command* merge = FindCommand("plan merge");
-    kvsim::CommandOptions o;
-    if (const std::optional<int> exit_code = ParseCommandLine(*merge, argc - 1, argv + 1, o)) {
-      return *exit_code;
-    }
-    return Dispatch(merge->name, o);
-  }
-  const Command* command = FindCommand(first);
+  // `kvsim plan merge DIR...`: a command of two words, its options after both.
+  const int words = first == "plan" && argc >= 3 && std::string(argv[2]) == "merge" ? 2 : 1;
+  const Command* command = FindCommand(words == 2 ? "plan merge" : first);
   if (command == nullptr) {
     std::cerr << fmt::format("kvsim: unknown command '{}'\n{}", first, Usage());
     return 2;
   }
   kvsim::CommandOptions o;
-  if (const std::optional<int> exit_code = ParseCommandLine(*command, argc, argv, o)) {
+  if (const std::optional<int> exit_code =
+          ParseCommandLine(*command, argc - (words - 1), argv + (words - 1), o)) {
     return *exit_code;
   }
   return Dispatch(command->name, o);

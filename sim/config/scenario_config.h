@@ -179,6 +179,13 @@ ScenarioConfig DecodeScenario(const ConfigTree& tree, const std::string& default
 // are the caller's (they come from a decoded plan or from code).
 ScenarioConfig ApplyDelta(const ScenarioConfig& base, const ScenarioDelta& delta);
 
+// The path of a card given as a name ("Llama-3-8B": <models_dir>/<kind>/<name>.yaml)
+// or as a path (with a '/' or ending .yaml: relative to base_dir). Throws InputError
+// "what" (no location: the caller names the key) when it does not exist, listing the
+// cards of that kind when given a name.
+std::string ResolveCardPath(const std::string& value, const std::string& models_dir,
+                            const std::string& kind, const std::string& base_dir);
+
 // The field of `t` a fittable timing key ("timing.engine.per_seq_s", FittableTerms)
 // names, or nullptr for any other key: how a calibration or a fit sets a term.
 double* TimingTermField(TimingConfig& t, std::string_view key);

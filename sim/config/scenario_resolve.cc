@@ -36,9 +36,10 @@ std::string ResolveCardPath(const std::string& value, const std::string& models_
     }
     for (const std::string& n : names) available += available.empty() ? n : ", " + n;
   }
-  throw InputError(available.empty() ? fmt::format("card '{}' not found ({})", value, path)
-                                     : fmt::format("unknown {} card '{}'; available: {}", kind,
-                                                   value, available));
+  throw InputError(available.empty()
+                       ? fmt::format("card '{}' not found ({})", value, path)
+                       : fmt::format("unknown {} card '{}' in {}; available: {}", kind, value,
+                                     (fs::path(models_dir) / kind).string(), available));
 }
 
 bool IsVAttentionPageSize(int64_t bytes) {

@@ -11,13 +11,6 @@
 
 namespace kvsim {
 
-// The path of a card given as a name ("Llama-3-8B": <models_dir>/<kind>/<name>.yaml)
-// or as a path (with a '/' or ending .yaml: relative to base_dir). Throws InputError
-// "what" (no location: the caller names the key) when it does not exist, listing the
-// cards of that kind when given a name.
-std::string ResolveCardPath(const std::string& value, const std::string& models_dir,
-                            const std::string& kind, const std::string& base_dir);
-
 // Whether `bytes` is a vAttention page size (64 KiB, 128 KiB, 256 KiB or 2 MiB).
 bool IsVAttentionPageSize(int64_t bytes);
 

@@ -127,9 +127,9 @@ TEST(ScenarioDelta, ChangesDecodingWouldRefuseAreInputErrorsNamingTheKey) {
 
   ScenarioDelta no_card;
   no_card.gpu = "H900";
-  EXPECT_THAT(
-      InputErrorMessage([&] { ApplyDelta(base, no_card); }),
-      AllOf(StartsWith("gpu: unknown gpu card 'H900'; available: "), HasSubstr("H100-SXM")));
+  EXPECT_THAT(InputErrorMessage([&] { ApplyDelta(base, no_card); }),
+              AllOf(StartsWith("gpu: unknown gpu card 'H900' in "),
+                    HasSubstr("/models/gpu; available: "), HasSubstr("H100-SXM")));
 
   ScenarioDelta no_rate;
   no_rate.rate_qps = 0;  // poisson needs a rate

@@ -100,6 +100,14 @@ def _expect(value, kind, path, what):
     return value
 
 
+def _read_output(dir, name, kind, command):
+    """DIR/name read as JSON of type `kind`; OutputError when `command` did not write it."""
+    path = dir / name
+    if not path.is_file():
+        raise OutputError(f"{dir}: no {name}: not the output of kvsim {command}")
+    return _expect(_read_json(path), kind, path, name)
+
+
 def _read_csv(path, known_columns):
     """Reads a kvsim CSV; columns named in known_columns get their dtype (so an empty table
     still has numeric columns), any others are inferred."""
@@ -240,9 +248,7 @@ class Compare:
     def __init__(self, dir):
         self.dir = Path(dir)
         path = self.dir / "compare.json"
-        if not path.is_file():
-            raise OutputError(f"{self.dir}: no compare.json: not the output of kvsim compare")
-        self.raw = _expect(_read_json(path), list, path, "compare.json")
+        self.raw = _read_output(self.dir, "compare.json", list, "compare")
         for entry in self.raw:
             if not (isinstance(entry, dict) and isinstance(entry.get("label"), str)
                     and isinstance(entry.get("summary"), dict)):
@@ -302,9 +308,7 @@ class Sweep:
     def __init__(self, dir):
         self.dir = Path(dir)
         path = self.dir / "sweep.json"
-        if not path.is_file():
-            raise OutputError(f"{self.dir}: no sweep.json: not the output of kvsim sweep")
-        self.raw = _expect(_read_json(path), dict, path, "sweep.json")
+        self.raw = _read_output(self.dir, "sweep.json", dict, "sweep")
         runs = self.raw.get("runs")
         if not isinstance(runs, list) or not isinstance(self.raw.get("rates_qps"), list):
             raise OutputError(f"{path}: no 'rates_qps' and 'runs' lists")
@@ -364,11 +368,9 @@ class Plan:
 
     def __init__(self, dir):
         self.dir = Path(dir)
-        for name in ("plan.json", "plan.csv"):
-            if not (self.dir / name).is_file():
-                raise OutputError(f"{self.dir}: no {name}: not the output of kvsim plan")
-        self.plan = _expect(_read_json(self.dir / "plan.json"), dict,
-                            self.dir / "plan.json", "plan.json")
+        if not (self.dir / "plan.csv").is_file() and (self.dir / "plan.json").is_file():
+            raise OutputError(f"{self.dir}: no plan.csv: not the output of kvsim plan")
+        self.plan = _read_output(self.dir, "plan.json", dict, "plan")
 
     def __repr__(self):
         return f"Plan({str(self.dir)!r})"
