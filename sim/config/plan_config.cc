@@ -5,6 +5,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "sim/config/map_reader.h"
+#include "sim/config/plan_candidates.h"
 #include "sim/core/check.h"
 
 namespace kvsim {
@@ -59,15 +60,6 @@ void DecodeSlo(MapReader r, SloSpec& s, std::vector<std::string>& warnings) {
   }
 }
 
-// A non-empty YAML list under `key`, each element handed to `each(node, path)`.
-template <typename Each>
-void ForEachListItem(MapReader& r, const std::string& key, Each each) {
-  if (!r.Has(key)) r.Fail(key, "required: a non-empty list");
-  const YAML::Node list = r.Value(key);
-  if (!list.IsSequence() || list.size() == 0) r.Fail(key, "expected a non-empty list");
-  for (size_t i = 0; i < list.size(); ++i) each(list[i], fmt::format("{}[{}]", r.KeyPath(key), i));
-}
-
 }  // namespace
 
 bool SloSpec::empty() const {
@@ -88,9 +80,10 @@ std::string KvChoice::Label() const {
 std::string SchedulerChoice::Label() const {
   std::string label(kSchedulerTypes.Name(type));
   if (type == SchedulerType::kSarathi && chunk_tokens > 0) label += std::to_string(chunk_tokens);
-  if (type == SchedulerType::kVllmV1 && max_num_batched_tokens > 0) {
-    label += fmt::format("-{}tokens", max_num_batched_tokens);
+  if (type != SchedulerType::kSarathi && chunk_tokens > 0) {
+    label += fmt::format("-chunk{}", chunk_tokens);
   }
+  if (max_num_batched_tokens > 0) label += fmt::format("-{}tokens", max_num_batched_tokens);
   if (max_num_seqs > 0) label += fmt::format("-{}seqs", max_num_seqs);
   return label;
 }
@@ -131,45 +124,6 @@ void DecodeSearch(MapReader s, PlanConfig& c) {
   c.probe_requests = s.Int("probe_requests", c.probe_requests, 10, int64_t{1} << 32);
   if (c.initial_qps > c.max_qps) s.Fail("initial_qps", "must not exceed search.max_qps");
   s.Finish();
-}
-
-// `candidates:`: the non-empty lists of GPU cards (with where each is written),
-// tensor-parallel degrees, KV managers and schedulers to combine.
-void DecodeCandidates(MapReader k, const DecodeContext& ctx, PlanConfig& c) {
-  ForEachListItem(k, "gpus", [&](const YAML::Node& n, const std::string& p) {
-    if (!n.IsScalar()) throw InputError(k.Where(n, p) + ": expected a GPU card name");
-    c.gpus.push_back(n.as<std::string>());
-    c.gpu_where.push_back(k.Where(n, p));
-  });
-  ForEachListItem(k, "tensor_parallel", [&](const YAML::Node& n, const std::string& p) {
-    int64_t tp = 0;
-    try {
-      tp = n.as<int64_t>();
-    } catch (const YAML::Exception&) {
-    }
-    if (tp < 1) throw InputError(k.Where(n, p) + ": expected a positive integer");
-    c.tensor_parallel.push_back(tp);
-  });
-  ForEachListItem(k, "kv_managers", [&](const YAML::Node& n, const std::string& p) {
-    MapReader m(n, p, ctx);
-    KvChoice choice;
-    choice.type = m.Enum("type", kKvManagerTypes);
-    choice.block_tokens = m.Int("block_tokens", 0, 1, int64_t{1} << 24);
-    choice.page_bytes = m.Bytes("page_bytes", 0);
-    m.Finish();
-    c.kv_managers.push_back(choice);
-  });
-  ForEachListItem(k, "schedulers", [&](const YAML::Node& n, const std::string& p) {
-    MapReader m(n, p, ctx);
-    SchedulerChoice choice;
-    choice.type = m.Enum("type", kSchedulerTypes);
-    choice.max_num_seqs = m.Int("max_num_seqs", 0, 1, int64_t{1} << 20);
-    choice.max_num_batched_tokens = m.Int("max_num_batched_tokens", 0, 1, int64_t{1} << 24);
-    choice.chunk_tokens = m.Int("chunk_tokens", 0, 1, int64_t{1} << 24);
-    m.Finish();
-    c.schedulers.push_back(choice);
-  });
-  k.Finish();
 }
 
 // `prices:`: $/GPU-hour by GPU card name, overriding the cards' own prices.
