@@ -1,4 +1,5 @@
-// The kvsim subcommands: run, compare, sweep, report, plan, validate.
+// The kvsim subcommands run, compare, report and validate (sweep: sweep_command.cc;
+// plan: plan_command.cc; fit: fit_command.cc).
 #include "sim/app/commands.h"
 
 #include <fmt/format.h>
@@ -16,14 +17,13 @@
 #include <ostream>
 #include <set>
 
+#include "sim/app/jobs.h"
 #include "sim/app/progress.h"
 #include "sim/config/scenario_config.h"
 #include "sim/config/yaml_tree.h"
 #include "sim/core/check.h"
-#include "sim/core/parallel.h"
 #include "sim/core/staged_directory.h"
 #include "sim/metrics/json_writer.h"
-#include "sim/planner/planner.h"
 #include "sim/simulator/builder.h"
 #include "sim/simulator/outputs.h"
 #include "sim/timing/validate.h"
@@ -38,32 +38,6 @@ std::string DefaultOutDir(const CommandOptions& o, const char* suffix) {
 }
 
 namespace {
-
-ConfigTree LoadWithOverrides(const CommandOptions& o) {
-  ConfigTree tree = ConfigTree::Load(o.config_path);
-  for (const std::string& assignment : o.overrides) tree.Set(assignment);
-  return tree;
-}
-
-// The config as it was run: overrides applied, file paths made absolute so the
-// copy written next to the outputs can be rerun from there.
-std::string ResolvedYaml(ConfigTree tree, const ScenarioConfig& config) {
-  if (!config.workload.trace_path.empty()) {
-    tree.Set("workload.trace", JsonWriter::Quote(config.workload.trace_path));
-  }
-  if (!config.timing.profile_path.empty()) {
-    tree.Set("timing.profile", JsonWriter::Quote(config.timing.profile_path));
-  }
-  if (!config.timing.calibration.path.empty()) {
-    tree.Set("timing.calibration", JsonWriter::Quote(config.timing.calibration.path));
-  }
-  for (const auto& [key, path] :
-       {std::pair<const char*, const std::string&>{"model", config.model_path},
-        {"gpu", config.gpu_path}}) {
-    tree.Set(key, JsonWriter::Quote(path));
-  }
-  return tree.Dump();
-}
 
 // Counts finished requests into a Progress.
 class ProgressObserver : public MetricsObserver {
@@ -102,84 +76,6 @@ int RunCommand(const CommandOptions& o, std::ostream& out) {
   return 0;
 }
 
-namespace {
-
-// One simulation of a compare or sweep: its config tree, the built simulation and,
-// after RunJobs, its summary.
-struct Job {
-  std::string label;
-  ConfigTree tree;
-  std::unique_ptr<Simulation> sim;
-  Summary summary;
-  std::unique_ptr<RunOutputWriter> writer;  // streams the run's CSVs (AttachWriters)
-};
-
-// Builds the job for `entry` on the base (`tree`, decoded as `base`), then `extra`
-// applied; errors name `what`. An entry's own overrides (a compare entry's `set:`)
-// are decoded with the base's text, once; typed deltas apply to the decoded config.
-// The tree kept for the run's config.yaml says every change as a key.
-Job BuildJob(const CompareEntry& entry, ConfigTree tree, const ScenarioConfig& base,
-             const ScenarioDelta& extra, const std::string& what) {
-  try {
-    for (const auto& [key, value] : entry.overrides) tree.Set(key, value);
-    ScenarioConfig config =
-        entry.overrides.empty() ? base : DecodeScenario(tree, DefaultModelsDir());
-    config = ApplyDelta(ApplyDelta(config, entry.delta), extra);
-    config.compare.clear();
-    for (const ScenarioDelta* d : {&entry.delta, &extra}) {
-      for (const auto& [key, value] : d->AsOverrides()) tree.Set(key, value);
-    }
-    auto sim = BuildSimulation(config);
-    return {entry.label, tree, std::move(sim), {}, nullptr};
-  } catch (const InputError& err) {
-    throw InputError(fmt::format("{}: {}", what, err.what()));
-  }
-}
-
-// The jobs' timing caveats by label, for FormatCaveats.
-std::vector<std::pair<std::string, std::vector<std::string>>> Labelled(
-    const std::vector<Job>& jobs) {
-  std::vector<std::pair<std::string, std::vector<std::string>>> caveats;
-  caveats.reserve(jobs.size());
-  for (const Job& job : jobs) caveats.emplace_back(job.label, job.sim->timing_caveats());
-  return caveats;
-}
-
-// The jobs' assumed terms by label, for FormatCaveats(..., "assumed").
-std::vector<std::pair<std::string, std::vector<std::string>>> LabelledAssumptions(
-    const std::vector<Job>& jobs) {
-  std::vector<std::pair<std::string, std::vector<std::string>>> assumed;
-  assumed.reserve(jobs.size());
-  for (const Job& job : jobs) assumed.emplace_back(job.label, job.sim->timing_assumptions());
-  return assumed;
-}
-
-// Gives each job its output directory DIR/dir_of(job), its CSVs streamed while it runs.
-template <typename DirOf>
-void AttachWriters(std::vector<Job>& jobs, DirOf dir_of) {
-  for (size_t i = 0; i < jobs.size(); ++i) {
-    jobs[i].writer = std::make_unique<RunOutputWriter>(dir_of(i), jobs[i].sim->config().output);
-    jobs[i].sim->AddObserver(jobs[i].writer.get());
-  }
-}
-
-// Runs the jobs on up to `width` threads (0: all cores), counting each finished one
-// in `progress`; each simulation is deterministic on its own, so the results do not
-// depend on the width.
-void RunJobs(std::vector<Job>& jobs, int width, Progress& progress) {
-  ParallelFor(jobs.size(), width, [&](size_t i) {
-    jobs[i].summary = jobs[i].sim->Run();
-    progress.Add();
-  });
-  progress.Finish();
-}
-
-std::vector<CompareEntry> EntriesOf(const ScenarioConfig& base) {
-  return base.compare.empty() ? DefaultCompareEntries() : base.compare;
-}
-
-}  // namespace
-
 int CompareCommand(const CommandOptions& o, std::ostream& out) {
   const ConfigTree tree = LoadWithOverrides(o);
   const ScenarioConfig base = DecodeScenario(tree, DefaultModelsDir());
@@ -213,77 +109,6 @@ int CompareCommand(const CommandOptions& o, std::ostream& out) {
                        first.TimingLine());
     out << FormatCompareTable(runs);
     out << FormatVerdict(runs);
-    out << FormatCaveats(Labelled(jobs));
-    out << FormatCaveats(LabelledAssumptions(jobs), "assumed");
-    out << fmt::format("outputs written to {}/\n", dir);
-  }
-  return 0;
-}
-
-int SweepCommand(const CommandOptions& o, std::ostream& out) {
-  if (o.rates_qps.empty())
-    throw InputError("kvsim sweep: --rates is required, e.g. --rates 1,2,4,8");
-  const ConfigTree tree = LoadWithOverrides(o);
-  const ScenarioConfig base = DecodeScenario(tree, DefaultModelsDir());
-  const std::vector<CompareEntry> entries = EntriesOf(base);
-  std::vector<Job> jobs;
-  std::vector<double> job_rates;
-  for (const CompareEntry& e : entries) {
-    for (double rate : o.rates_qps) {
-      ScenarioDelta at_rate;
-      at_rate.rate_qps = rate;
-      at_rate.requests_csv = false;
-      at_rate.timeseries_csv = false;
-      jobs.push_back(BuildJob(e, tree, base, at_rate,
-                              fmt::format("sweep entry '{}' at {:g} QPS", e.label, rate)));
-      job_rates.push_back(rate);
-    }
-  }
-  const std::string dir = DefaultOutDir(o, "-sweep");
-  StagedDirectory staged(dir, o.force);
-  Manifest top(staged.path());
-  AttachWriters(jobs, [&](size_t i) {
-    // The shortest text that reads back as the rate: distinct rates, distinct folders.
-    return staged.path() / jobs[i].label / fmt::format("rate_{}", job_rates[i]);
-  });
-  Progress progress("kvsim sweep", "runs", static_cast<int64_t>(jobs.size()),
-                    !o.quiet && StderrIsTerminal(), std::cerr, ProgressDelay());
-  RunJobs(jobs, o.jobs, progress);
-
-  std::string json = "{\n  \"rates_qps\": [";
-  for (size_t i = 0; i < o.rates_qps.size(); ++i) {
-    json += fmt::format("{}{:.9g}", i ? ", " : "", o.rates_qps[i]);
-  }
-  json += "],\n  \"runs\": [";
-  for (size_t i = 0; i < jobs.size(); ++i) {
-    const Job& job = jobs[i];
-    job.writer->Finish(*job.sim, job.summary, ResolvedYaml(job.tree, job.sim->config()));
-    std::string summary = SummaryJson(job.summary, *job.sim);
-    summary.pop_back();  // the trailing newline
-    json += fmt::format("{}\n    {{\"label\": {}, \"rate_qps\": {:.9g}, \"summary\": {}}}",
-                        i ? "," : "", JsonWriter::Quote(job.label), job_rates[i], summary);
-  }
-  json += "\n  ]\n}\n";
-  top.Write("sweep.json", json);
-  top.Close();
-  staged.Commit();
-
-  if (!o.quiet) {
-    std::string header = fmt::format("{:>10}", "QPS");
-    for (const CompareEntry& e : entries) header += fmt::format("{:>34}", e.label);
-    out << jobs.front().sim->TimingLine() << "\n";
-    out << "throughput (req/s) / TTFT p99 (ms) / E2E p99 (s) per offered load\n" << header << "\n";
-    for (size_t r = 0; r < o.rates_qps.size(); ++r) {
-      std::string line = fmt::format("{:>10g}", o.rates_qps[r]);
-      for (size_t e = 0; e < entries.size(); ++e) {
-        const Summary& s = jobs[e * o.rates_qps.size() + r].summary;
-        line += fmt::format(
-            "{:>34}", fmt::format("{:.2f} / {} / {}", s.requests_per_s,
-                                  FormatOrNa(1e3 * s.ttft_s.OrNaN(&Percentiles::p99), "{:.1f}"),
-                                  FormatOrNa(s.e2e_s.OrNaN(&Percentiles::p99), "{:.2f}")));
-      }
-      out << line << "\n";
-    }
     out << FormatCaveats(Labelled(jobs));
     out << FormatCaveats(LabelledAssumptions(jobs), "assumed");
     out << fmt::format("outputs written to {}/\n", dir);

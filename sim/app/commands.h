@@ -36,6 +36,8 @@ int CompareCommand(const CommandOptions& options, std::ostream& out);
 // kvsim sweep: the scenario at each rate of options.rates_qps, once per compare entry
 // (default: the four KV managers); writes DIR/<label>/rate_<qps>/ (summary.json,
 // config.yaml) and DIR/sweep.json, and prints throughput and p99 latency per rate.
+// Under mpirun (MpiSize() > 1) the runs spread over the ranks (mpi_ranks.h) and rank 0
+// alone writes and prints: the bytes one process writes, but for the wall times.
 int SweepCommand(const CommandOptions& options, std::ostream& out);
 
 // kvsim report: DIR/report.html and DIR/report.md from the outputs in DIR, drawn by

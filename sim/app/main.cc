@@ -48,7 +48,8 @@ const std::vector<Command>& Commands() {
        "CONFIG",
        "the scenario at each offered load of --rates, per compare entry",
        "Simulates the scenario at each offered load of --rates, once per compare entry;\n"
-       "writes DIR/<label>/rate_<qps>/ and DIR/sweep.json.",
+       "writes DIR/<label>/rate_<qps>/ and DIR/sweep.json. Under mpirun -np N the runs\n"
+       "spread over the ranks (rank 0 writes).",
        {"rates", "set", "out", "force", "jobs", "quiet"}},
       {"plan",
        "PLAN",

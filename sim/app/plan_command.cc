@@ -54,13 +54,15 @@ PlanOptions Options(const CommandOptions& o, std::ostream& out, bool quiet,
   return options;
 }
 
-// Writes plan.csv and plan.json to `dir` and prints the plan.
+// Writes plan.csv, plan.json (and with several scenarios plan_scenarios.csv) to `dir`
+// and prints the plan.
 void WritePlan(const CommandOptions& o, std::ostream& out, const std::string& dir,
                const PlanResult& result, const PlanConfig& plan) {
   StagedDirectory staged(dir, o.force);
   Manifest top(staged.path());
   top.Write("plan.csv", PlanCsv(result));
   top.Write("plan.json", PlanJson(result, plan));
+  if (plan.scenarios.size() > 1) top.Write("plan_scenarios.csv", PlanScenariosCsv(result, plan));
   top.Close();
   staged.Commit();
   if (!o.quiet) {

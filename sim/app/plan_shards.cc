@@ -64,9 +64,11 @@ std::vector<size_t> ShardIndices(size_t total, ShardSpec s) {
 
 std::string PlanFingerprint(const PlanConfig& plan, const PreparedPlan& prepared) {
   uint32_t crc = 0xFFFFFFFFu;
-  crc = Crc32Update(crc, plan.scenario ? plan.scenario->Dump() : std::string());
+  for (const PlanScenario& s : plan.scenarios) crc = Crc32Update(crc, s.tree.Dump());
   crc = Crc32Update(crc, ReadText(plan.plan_file, "the plan"));
-  for (const CandidateResult& c : prepared.candidates) crc = Crc32Update(crc, c.name + "\n");
+  for (const CandidateResult& c : prepared.candidates) {
+    crc = Crc32Update(crc, fmt::format("{}#{}\n", c.name, c.scenario));
+  }
   return fmt::format("crc32:{:08x}/{}", crc ^ 0xFFFFFFFFu, prepared.candidates.size());
 }
 

@@ -4,6 +4,10 @@
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
+#include <map>
+#include <optional>
+#include <utility>
+
 #include "sim/config/map_reader.h"
 #include "sim/config/plan_candidates.h"
 #include "sim/core/check.h"
@@ -90,28 +94,87 @@ std::string SchedulerChoice::Label() const {
 
 namespace {
 
-// The plan's base scenario (`scenario:`, a path relative to `base_dir`) with the
-// plan's `set:` overrides applied; a scenario that fails to load is the plan's error.
-void LoadPlanScenario(MapReader& r, const std::string& base_dir, PlanConfig& c) {
+// The scenario file under `scenario:` of `r` (a path relative to `base_dir`) with
+// `common` (the plan's top-level `set:`) and then `r`'s own `set:` overrides applied;
+// a scenario that fails to load is the plan's error.
+ConfigTree LoadScenarioTree(MapReader& r, const std::string& base_dir,
+                            const std::vector<std::pair<std::string, std::string>>& common) {
   if (!r.Has("scenario")) r.Fail("scenario", "required: the scenario config to size");
   const std::string scenario_path = Resolve(base_dir, r.String("scenario", ""));
+  std::optional<ConfigTree> tree;
   try {
-    c.scenario = ConfigTree::Load(scenario_path);
+    tree = ConfigTree::Load(scenario_path);
   } catch (const InputError& e) {
     r.Fail("scenario", e.what());
   }
-  for (const auto& [key, value] : r.Child("set").Overrides()) c.scenario->Set(key, value);
+  for (const auto& [key, value] : common) tree->Set(key, value);
+  for (const auto& [key, value] : r.Child("set").Overrides()) tree->Set(key, value);
+  return std::move(*tree);
 }
 
 // `target:`: exactly one of the load to serve (qps, requests/s) and the window
 // (seconds) whose busiest stretch of the trace sets it.
-void DecodeTarget(MapReader t, PlanConfig& c) {
-  c.target_qps = t.Double("qps", 0, 0, 1e9);
-  c.trace_peak_window_s = t.Double("trace_peak_window_s", 0, 0, 1e9);
-  if ((c.target_qps > 0) == (c.trace_peak_window_s > 0)) {
+void DecodeTarget(MapReader t, PlanScenario& s) {
+  if (!t.IsMap()) t.Fail("qps", "required: target.qps or target.trace_peak_window_s");
+  s.target_qps = t.Double("qps", 0, 0, 1e9);
+  s.trace_peak_window_s = t.Double("trace_peak_window_s", 0, 0, 1e9);
+  if ((s.target_qps > 0) == (s.trace_peak_window_s > 0)) {
     t.Fail("qps", "give exactly one of target.qps and target.trace_peak_window_s");
   }
   t.Finish();
+}
+
+void RequireObjective(MapReader& r, const SloSpec& slo) {
+  if (slo.empty()) r.Fail("slo", "no objective given: set a percentile, attainment or stability");
+}
+
+// `scenario:` with `set:` and `target:` at the top level: the plan's one scenario.
+void DecodeOneScenario(MapReader& r, const std::string& base_dir, PlanConfig& c) {
+  PlanScenario s{"", c.plan_file, LoadScenarioTree(r, base_dir, {}), 0, 0, {}};
+  DecodeTarget(r.Child("target"), s);
+  if (!r.Has("slo")) r.Fail("slo", "required: the service-level objectives to meet");
+  s.slo = c.slo;
+  if (r.Has("combine")) r.Fail("combine", "applies to a plan with several scenarios:");
+  c.scenarios.push_back(std::move(s));
+}
+
+// `scenarios:`: a non-empty list of {name, scenario, set, target, slo}, each entry's
+// slo replacing the plan's, the plan's top-level `set:` applied to every scenario.
+void DecodeScenarioList(MapReader& r, const std::string& base_dir, PlanConfig& c) {
+  const auto common = r.Child("set").Overrides();
+  const YAML::Node list = r.Value("scenarios");
+  if (!list.IsSequence() || list.size() == 0) r.Fail("scenarios", "expected a non-empty list");
+  std::map<std::string, std::string> first_at;  // name -> where
+  for (size_t i = 0; i < list.size(); ++i) {
+    MapReader m(list[i], fmt::format("scenarios[{}]", i), r.context());
+    const std::string where = m.Where(list[i], fmt::format("scenarios[{}]", i));
+    if (!m.Has("name") || m.String("name", "").empty()) {
+      m.Fail("name", "required: a name for this scenario in the plan's outputs");
+    }
+    const std::string name = m.String("name", "");
+    if (const auto [it, fresh] = first_at.emplace(name, where); !fresh) {
+      m.Fail("name", fmt::format("'{}' is already the name of {}", name, it->second));
+    }
+    PlanScenario s{name, where, LoadScenarioTree(m, base_dir, common), 0, 0, {}};
+    DecodeTarget(m.Child("target"), s);
+    if (m.Has("slo")) {
+      DecodeSlo(m.Child("slo"), s.slo, c.warnings);
+      RequireObjective(m, s.slo);
+    } else if (r.Has("slo")) {
+      s.slo = c.slo;
+    } else {
+      m.Fail("slo", "required: this scenario's SLOs, or a plan-wide slo:");
+    }
+    m.Finish();
+    c.scenarios.push_back(std::move(s));
+  }
+  if (c.scenarios.size() > 1 && !r.Has("combine")) {
+    r.Fail("scenarios",
+           "several scenarios need combine: one_fleet (one fleet serves each scenario in turn: its "
+           "size is the largest any needs) or separate_fleets (each scenario its own fleet: sizes "
+           "and costs add)");
+  }
+  c.combine = r.Enum("combine", FleetRule::kOneFleet, kFleetRules);
 }
 
 // `search:`: the rate search's start and limit (requests/s), tolerance, probe count
@@ -144,17 +207,24 @@ PlanConfig LoadPlan(const std::string& path) {
   const DecodeContext ctx{c.plan_file, tree.overridden()};
   MapReader r(tree.root(), "", ctx);
 
-  LoadPlanScenario(r, tree.base_dir(), c);
-  if (!r.Has("slo")) r.Fail("slo", "required: the service-level objectives to meet");
-  DecodeSlo(r.Child("slo"), c.slo, c.warnings);
-  DecodeTarget(r.Child("target"), c);
+  if (r.Has("slo")) {
+    DecodeSlo(r.Child("slo"), c.slo, c.warnings);
+    RequireObjective(r, c.slo);
+  }
+  const bool one = r.Has("scenario"), list = r.Has("scenarios");
+  if (one && list) r.Fail("scenarios", "give either scenario: (one) or scenarios: (a list)");
+  if (!one && !list) r.Fail("scenario", "required: the scenario config to size");
+  if (one) {
+    DecodeOneScenario(r, tree.base_dir(), c);
+  } else {
+    DecodeScenarioList(r, tree.base_dir(), c);
+  }
   DecodeSearch(r.Child("search"), c);
   DecodeCandidates(r.Child("candidates"), ctx, c);
   DecodePrices(r.Child("prices"), c);
   c.verify = r.Bool("verify", c.verify);
   c.jobs = static_cast<int>(r.Int("jobs", 0, 0, 1024));
   r.Finish();
-  if (c.slo.empty()) r.Fail("slo", "no objective given: set a percentile, attainment or stability");
   return c;
 }
 

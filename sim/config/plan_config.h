@@ -11,6 +11,7 @@
 
 #include "sim/batching/batch_scheduler.h"
 #include "sim/config/yaml_tree.h"
+#include "sim/core/enum_table.h"
 #include "sim/kvcache/kv_cache_manager.h"
 
 namespace kvsim {
@@ -51,13 +52,36 @@ struct SchedulerChoice {
   std::string Label() const;  // "vllm", "sarathi512"
 };
 
-struct PlanConfig {
-  std::string plan_file;
-  std::optional<ConfigTree> scenario;  // the base scenario with the plan's overrides applied
-  SloSpec slo;
+// One workload a plan sizes for: a scenario, its target load and its SLOs.
+struct PlanScenario {
+  // Unique within the plan; empty for the one scenario of a plan that gives
+  // `scenario:` rather than `scenarios:` (its outputs name no scenario).
+  std::string name;
+  std::string where;  // "file:line: scenarios[i]" (the plan file for `scenario:`)
+  ConfigTree tree;    // the scenario file with its `set:` overrides applied
   // Target load: a rate, or the peak of the scenario's trace over a window.
   double target_qps = 0;
   double trace_peak_window_s = 0;
+  SloSpec slo;  // its own `slo:`, else the plan's
+};
+
+// How the fleets of several scenarios combine into one cost (plan key `combine`).
+enum class FleetRule {
+  // One fleet serves every scenario (the same service under different loads or
+  // mixes, in turn): its size is the largest any scenario needs.
+  kOneFleet,
+  // Each scenario gets its own fleet of the same deployment: sizes and costs add.
+  kSeparateFleets,
+};
+inline constexpr auto kFleetRules = MakeEnumTable<FleetRule>(
+    {{"one_fleet", FleetRule::kOneFleet}, {"separate_fleets", FleetRule::kSeparateFleets}});
+
+struct PlanConfig {
+  std::string plan_file;
+  // At least one; a deployment is sized for each and the sizes combine by `combine`.
+  std::vector<PlanScenario> scenarios;
+  FleetRule combine = FleetRule::kOneFleet;
+  SloSpec slo;  // the plan's `slo:` (each scenario holds the SLOs it is sized for)
   // Search.
   double initial_qps = 1.0;
   double tolerance = 0.05;
@@ -79,7 +103,9 @@ struct PlanConfig {
 };
 
 // Reads a plan file. Throws InputError "file:line: key.path: what" on unknown keys,
-// bad values, an empty candidate list, or a missing scenario or target. Whether each
+// bad values, an empty candidate list, a missing scenario, target or SLO, both
+// `scenario:` and `scenarios:`, two scenarios of one name, or several scenarios
+// without `combine`. Whether each
 // GPU card exists is checked by RunPlan, which knows where the cards are.
 PlanConfig LoadPlan(const std::string& path);
 

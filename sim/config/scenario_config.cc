@@ -5,9 +5,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
-#include <cctype>
 #include <cmath>
-#include <filesystem>
 #include <initializer_list>
 #include <map>
 #include <optional>
@@ -19,7 +17,6 @@
 #include "sim/config/scenario_resolve.h"
 #include "sim/core/check.h"
 #include "sim/hardware/gpu_spec.h"
-#include "sim/workload/benchmark_serving_trace.h"
 
 namespace kvsim {
 
@@ -42,8 +39,6 @@ int64_t DtypeBytes(Dtype d, int64_t checkpoint_bytes) {
 }
 
 namespace {
-
-namespace fs = std::filesystem;
 
 // A card given as a name ("Llama-3-8B") or as a path ("cards/my_model.yaml").
 std::string ResolveCard(MapReader& r, const std::string& key, const std::string& models_dir,
@@ -114,23 +109,6 @@ void DecodeTraceColumns(MapReader& r, WorkloadConfig& w) {
   m.Finish();
 }
 
-// Whether the workload's trace is a vLLM benchmark_serving result: named so, or a .json
-// file that format auto detects as one. Other files are not opened here (the workload
-// reports their errors when it reads them).
-bool IsBenchmarkServingTrace(const WorkloadConfig& w) {
-  if (w.trace_format == TraceFormat::kBenchmarkServing) return true;
-  if (w.trace_format != TraceFormat::kAuto || w.trace_path.empty()) return false;
-  std::string ext = fs::path(w.trace_path).extension().string();
-  for (char& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  std::error_code ec;
-  if (ext != ".json" || !fs::is_regular_file(w.trace_path, ec)) return false;
-  try {
-    return DetectTraceFormat(w.trace_path) == TraceFormat::kBenchmarkServing;
-  } catch (const InputError&) {
-    return false;
-  }
-}
-
 // workload.shared_prefix and workload.sessions: each off unless present, and then
 // needing the keys that define it (tokens; turns and think_time_s).
 void DecodePrefixSharing(MapReader& r, WorkloadConfig& w) {
@@ -164,10 +142,9 @@ void DecodeWorkload(MapReader r, WorkloadConfig& w, ScenarioSources& sources) {
   w.trace_format = r.Enum("format", TraceFormat::kAuto, kTraceFormats);
   DecodeTraceColumns(r, w);
   w.max_requests = r.Int("max_requests", w.max_requests, 0, int64_t{1} << 32);
-  bool process_set = false;
   {
     MapReader a = r.Child("arrival");
-    process_set = a.Has("process");
+    sources.process_set = a.Has("process");
     sources.rate_set = a.Has("rate_qps");
     sources.cv_set = a.Has("cv");
     w.arrival = a.Enum("process", w.arrival, kArrivalProcesses);
@@ -189,17 +166,9 @@ void DecodeWorkload(MapReader r, WorkloadConfig& w, ScenarioSources& sources) {
   }
   DecodePrefixSharing(r, w);
   r.Finish();
-  if (!process_set && IsBenchmarkServingTrace(w)) {
+  if (!sources.process_set && IsBenchmarkServingTrace(w)) {
     sources.trace_where = r.Where(r.Value("trace"), "workload.trace");
-    try {
-      sources.recorded_arrivals = ReadBenchmarkServingArrivals(w.trace_path);
-    } catch (const InputError& e) {
-      throw InputError(
-          fmt::format("{}: {} (its arrival process is used because "
-                      "workload.arrival.process is not set)",
-                      sources.trace_where, e.what()));
-    }
-    ApplyRecordedArrivals(sources, w);
+    ReadRecordedArrivals(sources, w);
   }
   try {
     ValidateWorkloadConfig(w, "workload");
@@ -413,7 +382,8 @@ std::vector<CompareEntry> DefaultCompareEntries() {
 namespace {
 
 // Decodes a tree, all but timing.calibration (DecodeScenario applies it typed).
-ScenarioConfig DecodeTree(const ConfigTree& tree, const std::string& default_models_dir) {
+ScenarioConfig DecodeTree(const ConfigTree& tree, const std::string& default_models_dir,
+                          WorkloadDecoding workload) {
   ScenarioConfig c;
   c.config_file = tree.origin();
   const std::string base = tree.base_dir();
@@ -426,7 +396,12 @@ ScenarioConfig DecodeTree(const ConfigTree& tree, const std::string& default_mod
   c.model_path = ResolveCard(r, "model", c.sources.models_dir, "llm", base);
   c.gpu_path = ResolveCard(r, "gpu", c.sources.models_dir, "gpu", base);
   DecodeDeployment(r.Child("deployment"), c.deployment);
-  DecodeWorkload(r.Child("workload"), c.workload, c.sources);
+  if (workload == WorkloadDecoding::kRead) {
+    DecodeWorkload(r.Child("workload"), c.workload, c.sources);
+  } else {
+    r.Has("workload");  // replaced by the caller's delta
+    c.sources.workload_unread = true;
+  }
   c.workload.seed = c.seed;
   DecodeScheduler(r.Child("scheduler"), c.scheduler);
   DecodeKvCache(r.Child("kv_cache"), c.kv_cache, c.sources);
@@ -494,8 +469,9 @@ void ReadCalibrationSource(const ConfigTree& tree, const YAML::Node& node, Scena
 
 }  // namespace
 
-ScenarioConfig DecodeScenario(const ConfigTree& tree, const std::string& default_models_dir) {
-  ScenarioConfig c = DecodeTree(tree, default_models_dir);
+ScenarioConfig DecodeScenario(const ConfigTree& tree, const std::string& default_models_dir,
+                              WorkloadDecoding workload) {
+  ScenarioConfig c = DecodeTree(tree, default_models_dir, workload);
   const YAML::Node node = NodeAtPath(tree.root(), "timing.calibration");
   if (node.IsDefined() && !node.IsNull()) {
     ReadCalibrationSource(tree, node, c);

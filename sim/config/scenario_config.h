@@ -124,11 +124,13 @@ struct ScenarioSources {
   // kv_cache.vmm.backend as written (nullopt: auto, resolved from the page size).
   std::optional<VmmBackend> vmm_backend;
   // Which workload.arrival keys the file (or an override) set.
-  bool rate_set = false, cv_set = false;
+  bool process_set = false, rate_set = false, cv_set = false;
   // A benchmark_serving trace without workload.arrival.process: the arrival process
   // its file records, read once; "file:line: workload.trace" for messages about it.
   std::optional<BenchmarkServingArrivals> recorded_arrivals;
   std::string trace_where;
+  // Decoded with WorkloadDecoding::kSkip, and no delta has replaced the workload yet.
+  bool workload_unread = false;
   // timing.calibration (null: none): its terms, the timing as decoded before them,
   // where the key was ("file:line: timing.calibration"), the calibration keys an
   // override set (they win) and those the file sets itself ("file:line", an error).
@@ -164,19 +166,31 @@ struct ScenarioConfig {
   ScenarioSources sources;
 };
 
+// Whether DecodeScenario reads the file's workload mapping.
+enum class WorkloadDecoding {
+  kRead,
+  // Left unread, for a caller that replaces the whole workload with a typed delta
+  // (ScenarioDelta::replace_workload), as `kvsim fit` replays a measurement: the file
+  // may leave it out or name a trace that is not there. Until then config.workload
+  // holds the defaults, and ApplyDelta refuses (KVSIM_CHECK) a delta that keeps it.
+  kSkip,
+};
+
 // Decodes `tree` strictly. Cards named without a path resolve in
 // `<models_dir>/llm/<name>.yaml` and `<models_dir>/gpu/<name>.yaml`, where
 // models_dir is the config key `models_dir` (relative to the config file) or
 // `default_models_dir`. Relative paths resolve against the config file's directory.
 // Throws InputError "file:line: key.path: what" on any problem.
-ScenarioConfig DecodeScenario(const ConfigTree& tree, const std::string& default_models_dir);
+ScenarioConfig DecodeScenario(const ConfigTree& tree, const std::string& default_models_dir,
+                              WorkloadDecoding workload = WorkloadDecoding::kRead);
 
 // `base` with `delta` applied, every value derived from a changed key resolved
-// again as DecodeScenario resolves it (the VMM backend, recorded arrivals, the GPU's
-// calibration terms) and the cross-key checks run again. Throws InputError
-// "key.path: what" (the caller adds whose change it was) for a card that does not
-// exist or a combination decoding would refuse; range checks on the delta's values
-// are the caller's (they come from a decoded plan or from code).
+// again as DecodeScenario resolves it (the VMM backend, a new trace's or process's
+// recorded arrivals, the GPU's calibration terms) and the cross-key checks run
+// again. Throws InputError "key.path: what" (the caller adds whose change it was)
+// for a card that does not exist, a benchmark_serving trace that cannot be read or a
+// combination decoding would refuse; range checks on the delta's values are the
+// caller's (they come from a decoded plan or from code).
 ScenarioConfig ApplyDelta(const ScenarioConfig& base, const ScenarioDelta& delta);
 
 // The path of a card given as a name ("Llama-3-8B": <models_dir>/<kind>/<name>.yaml)

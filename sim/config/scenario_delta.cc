@@ -1,6 +1,7 @@
 // ApplyDelta: typed changes to a decoded scenario.
 #include <fmt/format.h>
 
+#include "sim/config/map_reader.h"
 #include "sim/config/scenario_config.h"
 #include "sim/config/scenario_resolve.h"
 #include "sim/core/check.h"
@@ -35,17 +36,60 @@ void ApplyKvCache(const ScenarioDelta& d, KvCacheConfig& k, ScenarioSources& s) 
   }
 }
 
+// Drops the arrival process a benchmark_serving trace recorded, when the trace or
+// the process changes: the arrival keys the file did not set go back to their
+// defaults, as decoding leaves them where no recorded process applies. (A recorded
+// process means the file set no workload.arrival.process.)
+void DropRecordedArrivals(ScenarioSources& s, WorkloadConfig& w) {
+  if (!s.recorded_arrivals) return;
+  s.recorded_arrivals.reset();
+  const WorkloadConfig defaults;
+  w.arrival = defaults.arrival;
+  if (!s.rate_set) w.rate_qps = defaults.rate_qps;
+  if (!s.cv_set) w.cv = defaults.cv;
+}
+
+// Every workload key back to its default, as `workload: {}` decodes (the seed is
+// the scenario's, not a workload key).
+void ResetWorkload(WorkloadConfig& w, ScenarioSources& s) {
+  const uint64_t seed = w.seed;
+  w = WorkloadConfig();
+  w.seed = seed;
+  s.process_set = s.rate_set = s.cv_set = false;
+  s.recorded_arrivals.reset();
+  s.trace_where.clear();
+  s.workload_unread = false;
+}
+
 void ApplyWorkload(const ScenarioDelta& d, WorkloadConfig& w, ScenarioSources& s) {
+  KVSIM_CHECK(!s.workload_unread || d.replace_workload,
+              "a scenario decoded without its workload needs a delta that replaces it");
+  if (d.replace_workload) ResetWorkload(w, s);
+  if (d.trace) {
+    DropRecordedArrivals(s, w);
+    w.trace_path = Resolve(s.base_dir, *d.trace);
+    s.trace_where = "workload.trace";
+  }
   if (d.arrival) {
+    DropRecordedArrivals(s, w);  // a process set by the change replaces the file's
     w.arrival = *d.arrival;
-    s.recorded_arrivals.reset();  // a process set by the change replaces the file's
+    s.process_set = true;
   }
   if (d.rate_qps) {
     w.rate_qps = *d.rate_qps;
     s.rate_set = true;
   }
+  if (d.cv) {
+    w.cv = *d.cv;
+    s.cv_set = true;
+  }
+  Take(d.lengths, w.lengths);
   Take(d.max_requests, w.max_requests);
-  if (s.recorded_arrivals) ApplyRecordedArrivals(s, w);
+  if (d.trace && !s.process_set && IsBenchmarkServingTrace(w)) {
+    ReadRecordedArrivals(s, w);  // the new trace's
+  } else if (s.recorded_arrivals) {
+    ApplyRecordedArrivals(s, w);
+  }
   ValidateWorkloadConfig(w, "workload");
 }
 
@@ -95,9 +139,13 @@ std::vector<std::pair<std::string, std::string>> ScenarioDelta::AsOverrides() co
     add("scheduler.max_num_batched_tokens", std::to_string(*max_num_batched_tokens));
   }
   if (chunk_tokens) add("scheduler.chunk_tokens", std::to_string(*chunk_tokens));
+  if (replace_workload) add("workload", "{}");
+  if (trace) add("workload.trace", JsonWriter::Quote(*trace));
   if (arrival) add("workload.arrival.process", std::string(kArrivalProcesses.Name(*arrival)));
   // The shortest text that reads back as the same double.
   if (rate_qps) add("workload.arrival.rate_qps", fmt::format("{}", *rate_qps));
+  if (cv) add("workload.arrival.cv", fmt::format("{}", *cv));
+  if (lengths) add("workload.lengths.source", std::string(kLengthSources.Name(*lengths)));
   if (max_requests) add("workload.max_requests", std::to_string(*max_requests));
   if (requests_csv) add("output.requests_csv", boolean(*requests_csv));
   if (timeseries_csv) add("output.timeseries_csv", boolean(*timeseries_csv));

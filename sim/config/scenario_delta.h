@@ -1,6 +1,7 @@
 // ScenarioDelta: a typed change to a decoded scenario, for runs that vary a few
-// keys of one base (plan candidates, compare entries, sweep rates). Applied by
-// ApplyDelta (scenario_config.h) to the typed config, never through YAML text.
+// keys of one base (plan candidates, compare entries, sweep rates, the workload a
+// fit replays). Applied by ApplyDelta (scenario_config.h) to the typed config, never
+// through YAML text.
 #pragma once
 
 #include <cstdint>
@@ -32,11 +33,20 @@ struct ScenarioDelta {
   std::optional<int64_t> max_num_seqs;            // scheduler.max_num_seqs
   std::optional<int64_t> max_num_batched_tokens;  // scheduler.max_num_batched_tokens
   std::optional<int64_t> chunk_tokens;            // scheduler.chunk_tokens
-  std::optional<ArrivalProcess> arrival;          // workload.arrival.process
-  std::optional<double> rate_qps;                 // workload.arrival.rate_qps
-  std::optional<int64_t> max_requests;            // workload.max_requests
-  std::optional<bool> requests_csv;               // output.requests_csv
-  std::optional<bool> timeseries_csv;             // output.timeseries_csv
+  // workload: {} when true: every workload key back to its default (the scenario's
+  // own workload dropped as a whole) before the workload fields below apply.
+  bool replace_workload = false;
+  // workload.trace: a trace file, relative to the scenario file's directory. A
+  // benchmark_serving trace's recorded arrival process applies when no
+  // workload.arrival.process is set, as decoding applies it.
+  std::optional<std::string> trace;
+  std::optional<ArrivalProcess> arrival;  // workload.arrival.process
+  std::optional<double> rate_qps;         // workload.arrival.rate_qps, requests/s
+  std::optional<double> cv;               // workload.arrival.cv (gamma gaps)
+  std::optional<LengthSource> lengths;    // workload.lengths.source
+  std::optional<int64_t> max_requests;    // workload.max_requests
+  std::optional<bool> requests_csv;       // output.requests_csv
+  std::optional<bool> timeseries_csv;     // output.timeseries_csv
 
   // The keys it sets as (key path, YAML value), in the order above: what a config
   // file would say to make the same change, for the config.yaml a run writes

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <filesystem>
 #include <iterator>
@@ -14,6 +15,7 @@
 #include "sim/config/map_reader.h"
 #include "sim/core/check.h"
 #include "sim/hardware/gpu_spec.h"
+#include "sim/workload/benchmark_serving_trace.h"
 
 namespace kvsim {
 
@@ -79,6 +81,31 @@ void ApplyRecordedArrivals(const ScenarioSources& s, WorkloadConfig& w) {
         s.trace_where, w.trace_path, recorded.burstiness_line, recorded.burstiness, cv));
   }
   w.cv = cv;
+}
+
+bool IsBenchmarkServingTrace(const WorkloadConfig& w) {
+  if (w.trace_format == TraceFormat::kBenchmarkServing) return true;
+  if (w.trace_format != TraceFormat::kAuto || w.trace_path.empty()) return false;
+  std::string ext = fs::path(w.trace_path).extension().string();
+  for (char& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  std::error_code ec;
+  if (ext != ".json" || !fs::is_regular_file(w.trace_path, ec)) return false;
+  try {
+    return DetectTraceFormat(w.trace_path) == TraceFormat::kBenchmarkServing;
+  } catch (const InputError&) {
+    return false;
+  }
+}
+
+void ReadRecordedArrivals(ScenarioSources& s, WorkloadConfig& w) {
+  try {
+    s.recorded_arrivals = ReadBenchmarkServingArrivals(w.trace_path);
+  } catch (const InputError& e) {
+    throw InputError(fmt::format(
+        "{}: {} (its arrival process is used because workload.arrival.process is not set)",
+        s.trace_where, e.what()));
+  }
+  ApplyRecordedArrivals(s, w);
 }
 
 double* TimingTermField(TimingConfig& t, std::string_view key) {

@@ -27,6 +27,17 @@ std::optional<VmmConfigError> CheckKvCache(const KvCacheConfig& k);
 // InputError naming s.trace_where.
 void ApplyRecordedArrivals(const ScenarioSources& s, WorkloadConfig& w);
 
+// Whether the workload's trace is a vLLM benchmark_serving result: named so, or a
+// .json file that format auto detects as one. Other files are not opened here (the
+// workload reports their errors when it reads them).
+bool IsBenchmarkServingTrace(const WorkloadConfig& w);
+
+// Reads the arrival process w's benchmark_serving trace records into
+// s.recorded_arrivals and applies it (ApplyRecordedArrivals), for a workload that
+// leaves workload.arrival.process unset. Throws InputError "s.trace_where: what"
+// when the file cannot be read. REQUIRES: IsBenchmarkServingTrace(w).
+void ReadRecordedArrivals(ScenarioSources& s, WorkloadConfig& w);
+
 // Sets c.timing to c.sources.uncalibrated_timing with the calibration's shared terms
 // and its terms for c's GPU card applied, except those an override set; fills
 // c.timing.calibration and engine.fitted. Throws InputError when the file sets a

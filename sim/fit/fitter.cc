@@ -17,7 +17,6 @@
 #include "sim/core/file_writer.h"
 #include "sim/core/parallel.h"
 #include "sim/fit/measurement.h"
-#include "sim/metrics/json_writer.h"
 #include "sim/metrics/metrics.h"
 #include "sim/simulator/builder.h"
 #include "sim/timing/execution_time_model.h"
@@ -57,8 +56,6 @@ double SimulatedValue(const Summary& s, const FitMetric& m) {
   return Stat(s.tbt_s, m.stat);  // itl_s: every gap between consecutive tokens
 }
 
-std::string Num(double v) { return fmt::format("{:.17g}", v); }
-
 // Writes the measured requests as a splitwise-format trace (arrived_at,
 // num_prefill_tokens, num_decode_tokens), arrivals at nanosecond precision.
 void WriteReplayTrace(const MeasuredRequests& run, const std::string& path) {
@@ -72,25 +69,44 @@ void WriteReplayTrace(const MeasuredRequests& run, const std::string& path) {
   f.Commit();
 }
 
-// The workload mapping that replays `run` from the trace at `trace_path`.
-std::string ReplayWorkloadYaml(const MeasuredRequests& run, const std::string& trace_path) {
-  const std::string trace = JsonWriter::Quote(trace_path);
+// The typed workload that replays `run` from the trace at `trace_path` (absolute),
+// replacing the scenario's whole workload. Throws InputError naming `where` (the fit
+// file's run) for a recorded rate or burstiness no workload can take.
+ScenarioDelta ReplayDelta(const MeasuredRequests& run, const std::string& trace_path,
+                          const std::string& where) {
+  ScenarioDelta d;
+  d.replace_workload = true;
+  d.trace = trace_path;
+  d.lengths = LengthSource::kTrace;
   if (run.arrivals_recorded || !std::isfinite(run.request_rate_qps)) {
     // Recorded arrivals, or everything sent at once (the trace holds zeros).
-    return fmt::format("{{trace: {}, arrival: {{process: trace}}, lengths: {{source: trace}}}}",
-                       trace);
+    d.arrival = ArrivalProcess::kTrace;
+    return d;
   }
+  // The bounds decoding puts on workload.arrival.rate_qps and workload.arrival.cv.
+  constexpr double kMaxRateQps = 1e9, kMinCv = 1e-3, kMaxCv = 1e3;
+  if (!(run.request_rate_qps > 0 && run.request_rate_qps <= kMaxRateQps)) {
+    throw InputError(
+        fmt::format("{}: requests: {}: request_rate {} requests/s is outside (0, {:g}]", where,
+                    run.path, run.request_rate_qps, kMaxRateQps));
+  }
+  d.rate_qps = run.request_rate_qps;
   // benchmark_serving draws gaps from a gamma distribution of shape `burstiness`
   // (1: exponential) at the request rate: coefficient of variation 1 / sqrt(shape).
   if (run.burstiness == 1.0) {
-    return fmt::format(
-        "{{trace: {}, arrival: {{process: poisson, rate_qps: {}}}, lengths: {{source: trace}}}}",
-        trace, Num(run.request_rate_qps));
+    d.arrival = ArrivalProcess::kPoisson;
+    return d;
   }
-  return fmt::format(
-      "{{trace: {}, arrival: {{process: gamma, rate_qps: {}, cv: {}}}, lengths: {{source: "
-      "trace}}}}",
-      trace, Num(run.request_rate_qps), Num(1.0 / std::sqrt(run.burstiness)));
+  const double cv = 1.0 / std::sqrt(run.burstiness);
+  if (!(cv >= kMinCv && cv <= kMaxCv)) {
+    throw InputError(fmt::format(
+        "{}: requests: {}: burstiness {} gives gamma arrivals a coefficient of variation of {:g}, "
+        "outside [{:g}, {:g}]",
+        where, run.path, run.burstiness, cv, kMinCv, kMaxCv));
+  }
+  d.arrival = ArrivalProcess::kGamma;
+  d.cv = cv;
+  return d;
 }
 
 // The value a scenario resolves for a fittable key, or NaN when it leaves it to
@@ -226,19 +242,25 @@ std::vector<std::pair<FitMetric, double>> MeasuredTargets(const FitRun& run,
   return targets;
 }
 
-// The case of a run measured per request: `base` replaying the measurement from a
-// CSV trace written to `out_dir`/workloads/<run>.csv, with the measured metrics.
+// The case of a run measured per request: `base` with its workload replaced by a
+// replay of the measurement from the CSV trace written to
+// `out_dir`/workloads/<run>.csv (what was replayed, for the user), with the measured
+// metrics.
 FitCase MeasuredCase(const FitRun& run, const ConfigTree& base,
                      const std::vector<FitMetric>& metrics, const std::string& out_dir) {
   const MeasurementFormat format = RequestsFormat(run);
   const MeasuredRequests measured = LoadMeasuredRequests(run.requests_path, format);
   const std::string trace = (fs::absolute(out_dir) / "workloads" / (run.name + ".csv")).string();
   WriteReplayTrace(measured, trace);
-  FitCase c{run.name, run.name, base,   {}, static_cast<int64_t>(measured.requests.size()),
-            "",       {},       nullptr};
-  c.tree.Set("workload", ReplayWorkloadYaml(measured, trace));
-  c.targets = MeasuredTargets(run, format, measured, metrics);
-  return c;
+  return {run.name,
+          run.name,
+          base,
+          ReplayDelta(measured, trace, run.where),
+          MeasuredTargets(run, format, measured, metrics),
+          static_cast<int64_t>(measured.requests.size()),
+          "",
+          {},
+          nullptr};
 }
 
 // Appends one case per load stage of a run measured as aggregates: `base` with the
@@ -252,16 +274,20 @@ void AppendStageCases(const FitRun& run, const ConfigTree& base, std::vector<Fit
       throw InputError(fmt::format("{}: set: {}", stage.where, e.what()));
     }
     const std::string label = run.stages.size() == 1 ? run.name : run.name + "/" + stage.label;
-    cases->push_back({run.name, label, t, stage.aggregates, 0, "", {}, nullptr});
+    cases->push_back({run.name, label, t, std::nullopt, stage.aggregates, 0, "", {}, nullptr});
   }
 }
 
-// Decodes and builds the case's scenario, recording its GPU and its own value of
-// each free term; the first case sets the timing type and engine preset, a later
+// Decodes the case's scenario (once: each trial sets its terms on a copy) with the
+// replayed workload applied typed, and builds it, recording its GPU and its own value
+// of each free term; the first case sets the timing type and engine preset, a later
 // case under others is an error.
 void ResolveCase(const std::vector<FreeTerm>& free, FitCase& c, std::string* timing_type,
                  std::string* engine_preset) {
-  c.config = std::make_shared<const ScenarioConfig>(DecodeScenario(c.tree, DefaultModelsDir()));
+  c.config = std::make_shared<const ScenarioConfig>(
+      c.replay ? ApplyDelta(DecodeScenario(c.tree, DefaultModelsDir(), WorkloadDecoding::kSkip),
+                            *c.replay)
+               : DecodeScenario(c.tree, DefaultModelsDir()));
   const ScenarioConfig& sc = *c.config;
   const std::string type(kTimingTypes.Name(sc.timing.type));
   const std::string preset(kEnginePresets.Name(sc.timing.engine.preset));

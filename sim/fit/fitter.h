@@ -1,12 +1,13 @@
 // Fitter: `kvsim fit`'s engine. It turns a fit file's measured runs into cases
-// (a scenario tree whose workload replays the measurement, plus the measured
-// metrics), simulates them with the free timing terms set to trial values, and
+// (a scenario whose workload a typed delta replaces with the measurement, plus the
+// measured metrics), simulates them with the free timing terms set to trial values, and
 // minimises the relative errors with SolveBoundedLeastSquares. Every simulation of
 // a batch runs in parallel on `jobs` threads; the result does not depend on jobs.
 #pragma once
 
 #include <Eigen/Dense>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -14,6 +15,7 @@
 #include "sim/config/calibration.h"
 #include "sim/config/fit_config.h"
 #include "sim/config/scenario_config.h"
+#include "sim/config/scenario_delta.h"
 #include "sim/config/yaml_tree.h"
 #include "sim/fit/least_squares.h"
 
@@ -24,12 +26,18 @@ namespace kvsim {
 struct FitCase {
   std::string run;    // the run's name
   std::string label;  // the run's name, or "run/stageN"
-  ConfigTree tree;    // the scenario, its overrides and (per request) the replayed workload
+  // The scenario file with the run's (and the stage's) `set:` overrides: the fit
+  // file's own keys, decoded once (ResolveCase).
+  ConfigTree tree;
+  // Per-request runs: the workload that replays the measurement, replacing the
+  // scenario's whole workload (which is not read). nullopt for aggregates.
+  std::optional<ScenarioDelta> replay;
   std::vector<std::pair<FitMetric, double>> targets;  // measured values, all > 0
   int64_t requests = 0;          // per-request runs: the measured request count; 0 otherwise
   std::string gpu;               // the scenario's GPU card name
   std::vector<double> resolved;  // the scenario's own value of each free term (NaN: unknown)
-  // The tree decoded once (ResolveCase); each trial sets the free terms on a copy.
+  // The tree decoded with the replay applied, once (ResolveCase); each trial sets the
+  // free terms typed (TimingTermField) on a copy.
   std::shared_ptr<const ScenarioConfig> config;
 };
 

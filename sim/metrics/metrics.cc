@@ -164,8 +164,17 @@ void Metrics::RecordKvCalls(int64_t map_calls, int64_t unmap_calls, Nanos expose
   hidden_ += hidden;
 }
 
-Summary Metrics::Summarize() const {
+Summary Metrics::Summarize(const RunFacts& facts) const {
   Summary s;
+  s.kv_manager = facts.kv_manager;
+  s.prefix_caching = facts.prefix_caching;
+  s.kv_bytes_per_token = facts.kv_bytes_per_token;
+  s.kv_capacity_bytes = facts.kv_capacity_bytes;
+  s.is_vattention = facts.is_vattention;
+  s.page_bytes = facts.page_bytes;
+  s.skipped_rows = facts.skipped_rows;
+  s.events = facts.events;
+  s.wall_s = facts.wall_s;
   s.requests_total = offered_;
   s.requests_completed = completed_;
   s.requests_rejected = rejected_;

@@ -150,6 +150,20 @@ struct Summary {
   std::string skipped_rows;
 };
 
+// What the run knows about itself that the metrics do not see: the scenario's facts
+// and the event loop's own counts. Summarize copies them into the Summary.
+struct RunFacts {
+  std::string kv_manager;          // its label ("paged", "vattention", "static")
+  bool prefix_caching = false;     // the KV manager caches prefixes
+  int64_t kv_bytes_per_token = 0;  // per GPU
+  int64_t kv_capacity_bytes = 0;   // per GPU
+  bool is_vattention = false;
+  int64_t page_bytes = 0;    // vAttention's page size; 0 for other managers
+  std::string skipped_rows;  // Workload::SkippedRowsNote
+  int64_t events = 0;        // events the loop handled
+  double wall_s = 0;         // wall time of the run
+};
+
 // Receives every finished request and every iteration as the simulation produces
 // them (e.g. to stream them to disk); iterations arrive in start-time order.
 class MetricsObserver {
@@ -202,8 +216,9 @@ class Metrics {
   const std::vector<RequestRecord>& records() const { return records_; }
 
   // Computes the summary: request percentiles from the Distributions (exact up to
-  // exact_percentile_limit requests), TBT percentiles from the histogram.
-  Summary Summarize() const;
+  // exact_percentile_limit requests), TBT percentiles from the histogram, and
+  // `facts` as they are. The one place a Summary is assembled.
+  Summary Summarize(const RunFacts& facts = {}) const;
 
  private:
   MetricsOptions options_;

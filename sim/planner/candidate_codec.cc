@@ -121,9 +121,9 @@ template <>
 struct FieldList<CandidateResult> {
   using S = CandidateResult;
   static constexpr auto kFields = std::make_tuple(
-      KVSIM_CODEC_FIELD(name), KVSIM_CODEC_FIELD(gpu), KVSIM_CODEC_FIELD(tensor_parallel),
-      KVSIM_CODEC_FIELD(kv), KVSIM_CODEC_FIELD(scheduler), KVSIM_CODEC_FIELD(feasible),
-      KVSIM_CODEC_FIELD(note), KVSIM_CODEC_FIELD(timing_caveats),
+      KVSIM_CODEC_FIELD(name), KVSIM_CODEC_FIELD(scenario), KVSIM_CODEC_FIELD(gpu),
+      KVSIM_CODEC_FIELD(tensor_parallel), KVSIM_CODEC_FIELD(kv), KVSIM_CODEC_FIELD(scheduler),
+      KVSIM_CODEC_FIELD(feasible), KVSIM_CODEC_FIELD(note), KVSIM_CODEC_FIELD(timing_caveats),
       KVSIM_CODEC_FIELD(timing_assumptions), KVSIM_CODEC_FIELD(timing_line),
       KVSIM_CODEC_FIELD(search), KVSIM_CODEC_FIELD(meets_slo),
       KVSIM_CODEC_FIELD(max_qps_per_replica), KVSIM_CODEC_FIELD(max_qps_per_gpu),

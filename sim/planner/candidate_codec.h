@@ -28,7 +28,7 @@ namespace kvsim {
 // The encoding's version, the "version" field of every encoded candidate; a decoder
 // rejects any other. Changes of the encoding (a field added, renamed or retyped)
 // change it.
-inline constexpr int64_t kCandidateCodecVersion = 1;
+inline constexpr int64_t kCandidateCodecVersion = 2;
 
 // `c` as described above.
 std::string EncodeCandidate(const CandidateResult& c);

@@ -29,31 +29,51 @@ std::string CsvNumber(double v) { return std::isnan(v) ? "" : fmt::format("{:.6g
 
 }  // namespace
 
+namespace {
+
+constexpr const char* kCsvColumns =
+    "tensor_parallel,kv_manager,block_tokens,page_bytes,scheduler,status,"
+    "max_qps_per_replica,max_qps_per_gpu,binding_slo,replicas,gpus,cost_per_hour,"
+    "cost_per_million_output_tokens,ttft_p99_s,tbt_p99_s,e2e_p99_s,meets_slo,pareto,note\n";
+
+// The columns of `c` after "candidate" (and "scenario", when there is one) and "gpu".
+std::string CsvRowTail(const CandidateResult& c) {
+  const std::string_view status =
+      !c.feasible ? std::string_view("infeasible") : kSearchStatuses.Name(c.search.status);
+  // A candidate that meets the SLOs at no load has no sizing: empty cells, not zeros.
+  std::string sizing;
+  if (c.meets_slo) {
+    sizing = fmt::format("{:.6g},{:.6g},{},{},{},{:.6g},{:.6g},{},{},{}", c.max_qps_per_replica,
+                         c.max_qps_per_gpu, CsvField(c.search.binding), c.replicas, c.gpus,
+                         c.cost_per_hour, c.cost_per_million_output_tokens,
+                         CsvNumber(c.at_max.ttft_s.OrNaN(&Percentiles::p99)),
+                         CsvNumber(c.at_max.tbt_s.OrNaN(&Percentiles::p99)),
+                         CsvNumber(c.at_max.e2e_s.OrNaN(&Percentiles::p99)));
+  } else {
+    sizing = fmt::format(",,{},,,,,,,", CsvField(c.search.binding));
+  }
+  return fmt::format("{},{},{},{},{},{},{},{},{},{}\n", c.tensor_parallel,
+                     kKvManagerTypes.Name(c.kv.type), c.kv.block_tokens, c.kv.page_bytes,
+                     CsvField(c.scheduler.Label()), status, sizing, c.meets_slo ? "true" : "false",
+                     c.pareto ? "true" : "false", CsvField(c.note));
+}
+
+}  // namespace
+
 std::string PlanCsv(const PlanResult& r) {
-  std::string out =
-      "candidate,gpu,tensor_parallel,kv_manager,block_tokens,page_bytes,scheduler,status,"
-      "max_qps_per_replica,max_qps_per_gpu,binding_slo,replicas,gpus,cost_per_hour,"
-      "cost_per_million_output_tokens,ttft_p99_s,tbt_p99_s,e2e_p99_s,meets_slo,pareto,note\n";
+  std::string out = std::string("candidate,gpu,") + kCsvColumns;
   for (const CandidateResult& c : r.candidates) {
-    const std::string_view status =
-        !c.feasible ? std::string_view("infeasible") : kSearchStatuses.Name(c.search.status);
-    // A candidate that meets the SLOs at no load has no sizing: empty cells, not zeros.
-    std::string sizing;
-    if (c.meets_slo) {
-      sizing = fmt::format("{:.6g},{:.6g},{},{},{},{:.6g},{:.6g},{},{},{}", c.max_qps_per_replica,
-                           c.max_qps_per_gpu, CsvField(c.search.binding), c.replicas, c.gpus,
-                           c.cost_per_hour, c.cost_per_million_output_tokens,
-                           CsvNumber(c.at_max.ttft_s.OrNaN(&Percentiles::p99)),
-                           CsvNumber(c.at_max.tbt_s.OrNaN(&Percentiles::p99)),
-                           CsvNumber(c.at_max.e2e_s.OrNaN(&Percentiles::p99)));
-    } else {
-      sizing = fmt::format(",,{},,,,,,,", CsvField(c.search.binding));
-    }
-    out +=
-        fmt::format("{},{},{},{},{},{},{},{},{},{},{},{}\n", CsvField(c.name), CsvField(c.gpu),
-                    c.tensor_parallel, kKvManagerTypes.Name(c.kv.type), c.kv.block_tokens,
-                    c.kv.page_bytes, CsvField(c.scheduler.Label()), status, sizing,
-                    c.meets_slo ? "true" : "false", c.pareto ? "true" : "false", CsvField(c.note));
+    out += fmt::format("{},{},{}", CsvField(c.name), CsvField(c.gpu), CsvRowTail(c));
+  }
+  return out;
+}
+
+std::string PlanScenariosCsv(const PlanResult& r, const PlanConfig& plan) {
+  std::string out = std::string("candidate,scenario,gpu,") + kCsvColumns;
+  for (const CandidateResult& c : r.by_scenario) {
+    out += fmt::format("{},{},{},{}", CsvField(c.name),
+                       CsvField(plan.scenarios[static_cast<size_t>(c.scenario)].name),
+                       CsvField(c.gpu), CsvRowTail(c));
   }
   return out;
 }
@@ -104,12 +124,12 @@ void CandidateFields(JsonWriter& j, const CandidateResult& c) {
 
 namespace {
 
-// The "scenario" object: the plan's base scenario (config file, model, trace,
-// arrival process, seed) and the requests per probe.
-void ScenarioSection(JsonWriter& j, const PlanConfig& plan) {
-  const ScenarioConfig sc = DecodeScenario(*plan.scenario, DefaultModelsDir());
+// The "scenario" object: a scenario of the plan (config file, model, trace, arrival
+// process, seed) and the requests per probe.
+void ScenarioSection(JsonWriter& j, const PlanConfig& plan, const PlanScenario& s) {
+  const ScenarioConfig sc = DecodeScenario(s.tree, DefaultModelsDir());
   j.BeginObject("scenario")
-      .Field("config", plan.scenario->origin())
+      .Field("config", s.tree.origin())
       .Field("model", LoadModelSpec(sc.model_path).name)
       .Field("model_card", sc.model_path)
       .Field("trace", sc.workload.trace_path)
@@ -155,11 +175,25 @@ void StringArray(JsonWriter& j, const char* key, const std::vector<std::string>&
 
 // The "candidates" array (every candidate, in plan order) and the "pareto" array
 // (the names of the Pareto-optimal ones, in ranking order).
-void CandidateSections(JsonWriter& j, const PlanResult& r) {
+// With several scenarios each candidate also names its binding scenario and holds
+// its result on every scenario ("by_scenario").
+void CandidateSections(JsonWriter& j, const PlanResult& r, const PlanConfig& plan) {
+  const size_t n = plan.scenarios.size();
   j.BeginArray("candidates");
-  for (const CandidateResult& c : r.candidates) {
+  for (size_t k = 0; k < r.candidates.size(); ++k) {
+    const CandidateResult& c = r.candidates[k];
     j.BeginObject();
     CandidateFields(j, c);
+    if (n > 1) {
+      j.Field("scenario", plan.scenarios[static_cast<size_t>(c.scenario)].name);
+      j.BeginArray("by_scenario");
+      for (size_t s = 0; s < n; ++s) {
+        j.BeginObject().Field("scenario", plan.scenarios[s].name);
+        CandidateFields(j, r.by_scenario[k * n + s]);
+        j.EndObject();
+      }
+      j.EndArray();
+    }
     j.EndObject();
   }
   j.EndArray();
@@ -185,9 +219,35 @@ void SavingsSection(JsonWriter& j, const std::vector<KvSaving>& savings) {
   j.EndArray();
 }
 
+// The verify_* fields of one whole-fleet check.
+void CheckFields(JsonWriter& j, const FleetCheck& check) {
+  j.Field("verify_replicas", check.fleet_replicas);
+  j.Field("verify_requests_per_replica", check.fleet_requests_per_replica);
+  j.Field("verify_too_few_requests", check.too_few_requests);
+  j.Field("verify_binding_slo", check.verdict.binding);
+  j.Field("verify_requests_completed", check.fleet.requests_completed);
+  Latencies(j, "verify_latencies", check.fleet);
+}
+
+// The "scenarios" array of a plan with several: each scenario's name, target load,
+// scenario object and SLOs.
+void ScenariosSection(JsonWriter& j, const PlanResult& r, const PlanConfig& plan) {
+  j.Field("combine", kFleetRules.Name(plan.combine));
+  j.BeginArray("scenarios");
+  for (size_t s = 0; s < plan.scenarios.size(); ++s) {
+    const PlanScenario& ps = plan.scenarios[s];
+    j.BeginObject().Field("name", ps.name).Field("target_qps", r.target_qps[s]);
+    ScenarioSection(j, plan, ps);
+    SloSection(j, ps.slo);
+    StringArray(j, "slo_applied", DescribeSlo(ps.slo));
+    j.EndObject();
+  }
+  j.EndArray();
+}
+
 // The "recommendation" object: the recommended candidate's fields with its verified
 // fleet and the verification run; a string saying it is infeasible when none is.
-void RecommendationSection(JsonWriter& j, const PlanResult& r) {
+void RecommendationSection(JsonWriter& j, const PlanResult& r, const PlanConfig& plan) {
   if (!r.recommendation) {
     j.Field("recommendation", "infeasible: no candidate meets the SLOs");
     return;
@@ -206,12 +266,20 @@ void RecommendationSection(JsonWriter& j, const PlanResult& r) {
   CandidateFields(j, fleet);
   j.Field("estimated_replicas", r.candidates[rec.candidate].replicas);
   j.Field("verified", rec.verified);
-  j.Field("verify_replicas", rec.fleet_replicas);
-  j.Field("verify_requests_per_replica", rec.fleet_requests_per_replica);
-  j.Field("verify_too_few_requests", rec.too_few_requests);
-  j.Field("verify_binding_slo", rec.verdict.binding);
-  j.Field("verify_requests_completed", rec.fleet.requests_completed);
-  Latencies(j, "verify_latencies", rec.fleet);
+  // The binding check's run (none when the plan does not verify: zeros).
+  CheckFields(j, rec.checks.empty() ? FleetCheck() : rec.Binding());
+  if (plan.scenarios.size() > 1) {
+    j.BeginArray("checks");
+    for (const FleetCheck& check : rec.checks) {
+      j.BeginObject()
+          .Field("scenario", plan.scenarios[static_cast<size_t>(check.scenario)].name)
+          .Field("replicas", check.replicas)
+          .Field("verified", check.verified);
+      CheckFields(j, check);
+      j.EndObject();
+    }
+    j.EndArray();
+  }
   j.EndObject();
 }
 
@@ -220,38 +288,73 @@ void RecommendationSection(JsonWriter& j, const PlanResult& r) {
 std::string PlanJson(const PlanResult& r, const PlanConfig& plan) {
   JsonWriter j;
   j.BeginObject();
-  j.Field("plan", plan.plan_file).Field("target_qps", r.target_qps);
-  ScenarioSection(j, plan);
-  SloSection(j, plan.slo);
-  StringArray(j, "slo_applied", DescribeSlo(plan.slo));
+  j.Field("plan", plan.plan_file);
+  if (plan.scenarios.size() == 1) {
+    j.Field("target_qps", r.target_qps.front());
+    ScenarioSection(j, plan, plan.scenarios.front());
+    SloSection(j, plan.scenarios.front().slo);
+    StringArray(j, "slo_applied", DescribeSlo(plan.scenarios.front().slo));
+  } else {
+    ScenariosSection(j, r, plan);
+  }
   StringArray(j, "warnings", plan.warnings);
   j.Field("ranking_rule", kRankingRule);
   j.Field("tie", r.tie_note);
-  CandidateSections(j, r);
+  CandidateSections(j, r, plan);
   SavingsSection(j, r.savings);
-  RecommendationSection(j, r);
+  RecommendationSection(j, r, plan);
   j.BeginObject("sim").Field("simulations", r.simulations).Field("wall_s", r.wall_s).EndObject();
   j.EndObject();
   return j.str();
 }
 
-std::string FormatPlan(const PlanResult& r, const PlanConfig& plan) {
-  std::string out = "SLOs applied:\n";
-  for (const std::string& line : DescribeSlo(plan.slo)) out += "  " + line + "\n";
-  out += fmt::format("target load {:.4g} QPS; ranked: {}\n", r.target_qps, kRankingRule);
-  out += fmt::format("{:<44}{:>10}{:>9}{:>7}{:>10}{:>10}{:>13}  {}\n", "candidate", "QPS/repl",
-                     "replicas", "GPUs", "$/hour", "$/Mtok", "TTFT p99 ms", "binding SLO");
-  auto row = [&](const CandidateResult& c) {
-    out += fmt::format("{:<44}{:>10.3g}{:>9}{:>7}{:>10.2f}{:>10.3f}{:>13}  {}{}\n", c.name,
+namespace {
+
+// The SLOs and target of each scenario, and how their fleets combine.
+std::string FormatTargets(const PlanResult& r, const PlanConfig& plan) {
+  if (plan.scenarios.size() == 1) {
+    std::string out = "SLOs applied:\n";
+    for (const std::string& line : DescribeSlo(plan.scenarios.front().slo)) {
+      out += "  " + line + "\n";
+    }
+    return out +
+           fmt::format("target load {:.4g} QPS; ranked: {}\n", r.target_qps.front(), kRankingRule);
+  }
+  std::string out =
+      fmt::format("{} scenarios, {}:\n", plan.scenarios.size(),
+                  plan.combine == FleetRule::kOneFleet
+                      ? "one fleet serves each (its size: the largest any scenario needs)"
+                      : "each its own fleet (replicas and costs added)");
+  for (size_t s = 0; s < plan.scenarios.size(); ++s) {
+    out += fmt::format("  {}: target load {:.4g} QPS; SLOs applied:\n", plan.scenarios[s].name,
+                       r.target_qps[s]);
+    for (const std::string& line : DescribeSlo(plan.scenarios[s].slo)) {
+      out += "    " + line + "\n";
+    }
+  }
+  return out + fmt::format("ranked: {}\n", kRankingRule);
+}
+
+// The ranked table, then the candidates that meet the SLOs at no load, with why.
+std::string FormatRanking(const PlanResult& r) {
+  size_t width = 44;  // the candidate column: the longest name and two spaces
+  for (const CandidateResult& c : r.candidates) width = std::max(width, c.name.size() + 2);
+  std::string out =
+      fmt::format("{:<{}}{:>10}{:>9}{:>7}{:>10}{:>10}{:>13}  {}\n", "candidate", width, "QPS/repl",
+                  "replicas", "GPUs", "$/hour", "$/Mtok", "TTFT p99 ms", "binding SLO");
+  for (size_t i : r.ranking) {
+    const CandidateResult& c = r.candidates[i];
+    out += fmt::format("{:<{}}{:>10.3g}{:>9}{:>7}{:>10.2f}{:>10.3f}{:>13}  {}{}\n", c.name, width,
                        c.max_qps_per_replica, c.replicas, c.gpus, c.cost_per_hour,
                        c.cost_per_million_output_tokens,
                        FormatOrNa(1e3 * c.at_max.ttft_s.OrNaN(&Percentiles::p99), "{:.1f}"),
                        c.search.binding, c.pareto ? "  (pareto)" : "");
-  };
-  for (size_t i : r.ranking) row(r.candidates[i]);
+  }
   for (const CandidateResult& c : r.candidates) {
-    if (!c.meets_slo)
-      out += fmt::format("{:<44}  {}\n", c.name, c.feasible ? c.note : "infeasible: " + c.note);
+    if (!c.meets_slo) {
+      out +=
+          fmt::format("{:<{}}  {}\n", c.name, width, c.feasible ? c.note : "infeasible: " + c.note);
+    }
   }
   for (const KvSaving& s : r.savings) {
     if (s.saving > 0) {
@@ -260,26 +363,55 @@ std::string FormatPlan(const PlanResult& r, const PlanConfig& plan) {
     }
   }
   if (!r.tie_note.empty()) out += "tie: " + r.tie_note + "\n";
-  if (!r.recommendation) {
-    out += "recommendation: infeasible, no candidate meets the SLOs at any load tried\n";
-  } else {
-    const Recommendation& rec = *r.recommendation;
-    const CandidateResult& c = r.candidates[rec.candidate];
-    out += fmt::format(
-        "recommendation: {} x {} ({} GPUs, ${:.2f}/hour){}\n", rec.replicas, c.name, rec.gpus,
-        rec.cost_per_hour,
-        rec.verified
-            ? fmt::format(", verified: the whole fleet at {:.4g} QPS has TTFT p99 {:.1f} ms, "
-                          "E2E p99 {:.3f} s",
-                          r.target_qps, 1e3 * rec.fleet.ttft_s.p99, rec.fleet.e2e_s.p99)
-        : rec.too_few_requests
-            ? fmt::format(", NOT verified: the trace held {} requests for the whole-fleet run, "
-                          "{} per replica, fewer than half of a probe's",
-                          rec.fleet.requests_total, rec.fleet_requests_per_replica)
-            : fmt::format(", NOT verified: the whole-fleet run with {} replicas missed {}",
-                          rec.fleet_replicas, rec.verdict.binding));
-    if (!c.timing_line.empty()) out += "  " + c.timing_line + "\n";
+  return out;
+}
+
+// What one whole-fleet check found, after ", " (at `target_qps`).
+std::string FormatCheck(const FleetCheck& check, double target_qps) {
+  if (check.verified) {
+    return fmt::format(
+        "verified: the whole fleet at {:.4g} QPS has TTFT p99 {:.1f} ms, E2E p99 "
+        "{:.3f} s",
+        target_qps, 1e3 * check.fleet.ttft_s.p99, check.fleet.e2e_s.p99);
   }
+  if (check.too_few_requests) {
+    return fmt::format(
+        "NOT verified: the trace held {} requests for the whole-fleet run, {} per "
+        "replica, fewer than half of a probe's",
+        check.fleet.requests_total, check.fleet_requests_per_replica);
+  }
+  return fmt::format("NOT verified: the whole-fleet run with {} replicas missed {}",
+                     check.fleet_replicas, check.verdict.binding);
+}
+
+std::string FormatRecommendation(const PlanResult& r, const PlanConfig& plan) {
+  if (!r.recommendation) {
+    return "recommendation: infeasible, no candidate meets the SLOs at any load tried\n";
+  }
+  const Recommendation& rec = *r.recommendation;
+  const CandidateResult& c = r.candidates[rec.candidate];
+  std::string out = fmt::format("recommendation: {} x {} ({} GPUs, ${:.2f}/hour)", rec.replicas,
+                                c.name, rec.gpus, rec.cost_per_hour);
+  if (rec.checks.empty()) {
+    out += ", not verified (verify: false)\n";
+  } else if (plan.scenarios.size() == 1) {
+    out += ", " + FormatCheck(rec.checks.front(), r.target_qps.front()) + "\n";
+  } else {
+    out += rec.verified ? ", verified on every scenario:\n" : ", NOT verified on every scenario:\n";
+    for (const FleetCheck& check : rec.checks) {
+      const auto s = static_cast<size_t>(check.scenario);
+      out += fmt::format("  {}: {} replicas, {}\n", plan.scenarios[s].name, check.replicas,
+                         FormatCheck(check, r.target_qps[s]));
+    }
+  }
+  if (!c.timing_line.empty()) out += "  " + c.timing_line + "\n";
+  return out;
+}
+
+}  // namespace
+
+std::string FormatPlan(const PlanResult& r, const PlanConfig& plan) {
+  std::string out = FormatTargets(r, plan) + FormatRanking(r) + FormatRecommendation(r, plan);
   std::vector<std::pair<std::string, std::vector<std::string>>> caveats;
   for (const CandidateResult& c : r.candidates) caveats.emplace_back(c.name, c.timing_caveats);
   out += FormatCaveats(caveats);

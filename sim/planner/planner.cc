@@ -8,7 +8,6 @@
 #include <cmath>
 #include <deque>
 #include <map>
-#include <mutex>
 #include <numeric>
 #include <span>
 #include <string_view>
@@ -60,12 +59,15 @@ struct Run {
   std::string timing_line;  // Simulation::TimingLine
 };
 
-Run Simulate(const PlanConfig& plan, const ScenarioConfig& base, const ScenarioDelta& delta) {
-  std::unique_ptr<Simulation> sim = BuildSimulation(ApplyDelta(base, delta));
+// Runs scenario `s` of the plan with `delta` and checks the scenario's SLOs.
+Run Simulate(const PlanConfig& plan, const PreparedPlan& prepared, int64_t s,
+             const ScenarioDelta& delta) {
+  const auto at = static_cast<size_t>(s);
+  std::unique_ptr<Simulation> sim = BuildSimulation(ApplyDelta(prepared.scenarios[at].base, delta));
   sim->KeepRequestRecords();  // EvaluateSlo's attainment and stability checks
   Run run;
   run.summary = sim->Run();
-  run.verdict = EvaluateSlo(plan.slo, run.summary, sim->metrics().records());
+  run.verdict = EvaluateSlo(plan.scenarios[at].slo, run.summary, sim->metrics().records());
   run.timing_caveats = sim->timing_caveats();
   run.timing_assumptions = sim->timing_assumptions();
   run.timing_line = sim->TimingLine();
@@ -74,15 +76,15 @@ Run Simulate(const PlanConfig& plan, const ScenarioConfig& base, const ScenarioD
   return run;
 }
 
-// The highest arrival rate in any window of `window_s` of the scenario's trace, as
-// recorded (requests / window_s).
-double TracePeakQps(const PlanConfig& plan, const ScenarioConfig& base) {
+// The highest arrival rate in any window of the scenario's trace_peak_window_s of its
+// trace, as recorded (requests / window_s).
+double TracePeakQps(const PlanScenario& scenario, const ScenarioConfig& base) {
   ScenarioDelta as_recorded;
   as_recorded.arrival = ArrivalProcess::kTrace;
   as_recorded.rate_qps = 0;
   const ScenarioConfig config = ApplyDelta(base, as_recorded);
   Workload workload(config.workload);
-  const Nanos window = SecondsToNanos(plan.trace_peak_window_s);
+  const Nanos window = SecondsToNanos(scenario.trace_peak_window_s);
   std::deque<Nanos> in_window;
   size_t peak = 0;
   while (std::optional<RequestSpec> r = workload.Next()) {
@@ -90,15 +92,14 @@ double TracePeakQps(const PlanConfig& plan, const ScenarioConfig& base) {
     while (in_window.front() <= r->arrival - window) in_window.pop_front();
     peak = std::max(peak, in_window.size());
   }
-  if (peak == 0) throw InputError(plan.plan_file + ": target.trace_peak_window_s: empty trace");
-  return static_cast<double>(peak) / plan.trace_peak_window_s;
+  if (peak == 0) throw InputError(scenario.where + ": target.trace_peak_window_s: empty trace");
+  return static_cast<double>(peak) / scenario.trace_peak_window_s;
 }
 
 }  // namespace
 
 void EvaluateCandidate(const PlanConfig& plan, const PreparedPlan& prepared, CandidateResult& c) {
-  const ScenarioConfig& base = prepared.base;
-  const double target_qps = prepared.target_qps;
+  const double target_qps = prepared.scenarios[static_cast<size_t>(c.scenario)].target_qps;
   SearchConfig search;
   search.initial_qps = plan.initial_qps;
   search.max_qps = plan.max_qps;
@@ -108,7 +109,8 @@ void EvaluateCandidate(const PlanConfig& plan, const PreparedPlan& prepared, Can
   std::map<double, Run> runs;
   try {
     c.search = FindMaxRate(search, [&](double qps) {
-      Run run = Simulate(plan, base, CandidateDelta(c, 1, qps, plan.probe_requests));
+      Run run =
+          Simulate(plan, prepared, c.scenario, CandidateDelta(c, 1, qps, plan.probe_requests));
       ProbeOutcome outcome{run.verdict.meets, run.verdict.meets ? "" : run.verdict.binding};
       c.timing_caveats = run.timing_caveats;  // the same at every load
       c.timing_assumptions = run.timing_assumptions;
@@ -138,11 +140,7 @@ void EvaluateCandidate(const PlanConfig& plan, const PreparedPlan& prepared, Can
   c.gpus = c.replicas * c.tensor_parallel;
   c.price_per_gpu_hour = best.gpu_price;
   c.cost_per_hour = static_cast<double>(c.gpus) * c.price_per_gpu_hour;
-  const double output_per_request =
-      best.summary.requests_per_s > 0
-          ? best.summary.output_tokens_per_s / best.summary.requests_per_s
-          : 0;
-  const double tokens_per_hour = target_qps * output_per_request * 3600;
+  const double tokens_per_hour = OutputTokensPerHour(best.summary, target_qps);
   c.cost_per_million_output_tokens =
       tokens_per_hour > 0 ? c.cost_per_hour / (tokens_per_hour / 1e6) : 0;
 }
@@ -229,16 +227,23 @@ void Log(const PlanOptions& options, const std::string& line) {
   if (options.log) options.log(line);
 }
 
-// The plan's scenario, decoded; throws InputError unless it decodes on its own and
-// with each of the plan's GPU cards: those are the plan's errors, not a candidate's
-// (a typo would otherwise read as "infeasible"). A card's error names the plan's line.
-ScenarioConfig DecodePlanScenario(const PlanConfig& plan) {
-  ScenarioConfig base = DecodeScenario(*plan.scenario, DefaultModelsDir());
+// Scenario `s` of the plan, decoded, with its target load; throws InputError unless
+// it decodes on its own and with each of the plan's GPU cards: those are the plan's
+// errors, not a candidate's (a typo would otherwise read as "infeasible"). A card's
+// error names the plan's line.
+PreparedScenario PrepareScenario(const PlanConfig& plan, const PlanScenario& s) {
+  PreparedScenario p;
+  try {
+    p.base = DecodeScenario(s.tree, DefaultModelsDir());
+  } catch (const InputError& e) {
+    if (s.name.empty()) throw;
+    throw InputError(fmt::format("{} ({}): {}", s.where, s.name, e.what()));
+  }
   for (size_t i = 0; i < plan.gpus.size(); ++i) {
     ScenarioDelta on_gpu;
     on_gpu.gpu = plan.gpus[i];
     try {
-      ApplyDelta(base, on_gpu);
+      ApplyDelta(p.base, on_gpu);
     } catch (const InputError& e) {
       // "gpu: what" gives way to the plan's line.
       const std::string what = e.what();
@@ -246,11 +251,13 @@ ScenarioConfig DecodePlanScenario(const PlanConfig& plan) {
                                    what.starts_with("gpu: ") ? what.substr(5) : what));
     }
   }
-  return base;
+  p.target_qps = s.target_qps > 0 ? s.target_qps : TracePeakQps(s, p.base);
+  return p;
 }
 
 // Every combination of the plan's GPUs, tensor-parallel degrees, KV managers and
-// schedulers, in that nesting order, named "gpu/tpN/kv/scheduler"; not yet evaluated.
+// schedulers, in that nesting order, named "gpu/tpN/kv/scheduler", once per scenario
+// (the innermost loop); not yet evaluated.
 std::vector<CandidateResult> EnumerateCandidates(const PlanConfig& plan) {
   std::vector<CandidateResult> candidates;
   for (const std::string& gpu : plan.gpus) {
@@ -263,7 +270,10 @@ std::vector<CandidateResult> EnumerateCandidates(const PlanConfig& plan) {
           c.kv = kv;
           c.scheduler = s;
           c.name = fmt::format("{}/tp{}/{}/{}", gpu, tp, kv.Label(), s.Label());
-          candidates.push_back(std::move(c));
+          for (size_t k = 0; k < plan.scenarios.size(); ++k) {
+            c.scenario = static_cast<int64_t>(k);
+            candidates.push_back(c);
+          }
         }
       }
     }
@@ -271,53 +281,77 @@ std::vector<CandidateResult> EnumerateCandidates(const PlanConfig& plan) {
   return candidates;
 }
 
-// Runs candidate `c`'s whole fleet at `target_qps` behind the router, starting from
-// rec.replicas and adding replicas until it meets the SLOs (at most three more than
-// the estimate); records the last fleet run in `rec`, and falls back to the estimate
-// when none is verified. Counts the simulations run.
-void VerifyFleet(const PlanConfig& plan, const ScenarioConfig& base, const PlanOptions& options,
-                 const CandidateResult& c, double target_qps, Recommendation& rec,
-                 int64_t& simulations) {
-  for (int extra = 0; extra <= 3; ++extra, ++rec.replicas) {
-    const Run run =
-        Simulate(plan, base,
-                 CandidateDelta(c, rec.replicas, target_qps, plan.probe_requests * rec.replicas));
+// Runs candidate `c`'s whole fleet on scenario `s` at its target load behind the
+// router, starting from `replicas` and adding replicas until it meets the SLOs (at
+// most three more); falls back to `replicas` when none is verified. Counts the
+// simulations run.
+FleetCheck VerifyFleet(const PlanConfig& plan, const PreparedPlan& prepared,
+                       const PlanOptions& options, const CandidateResult& c, int64_t s,
+                       int64_t replicas, int64_t& simulations) {
+  const double target_qps = prepared.scenarios[static_cast<size_t>(s)].target_qps;
+  const std::string& name = plan.scenarios[static_cast<size_t>(s)].name;
+  const std::string on = name.empty() ? "" : " on " + name;
+  FleetCheck check;
+  check.scenario = s;
+  check.replicas = replicas;
+  for (int extra = 0; extra <= 3; ++extra, ++check.replicas) {
+    const Run run = Simulate(
+        plan, prepared, s,
+        CandidateDelta(c, check.replicas, target_qps, plan.probe_requests * check.replicas));
     ++simulations;
-    rec.fleet = run.summary;
-    rec.verdict = run.verdict;
-    rec.fleet_replicas = rec.replicas;
-    rec.fleet_requests_per_replica = run.summary.requests_total / rec.replicas;
+    check.fleet = run.summary;
+    check.verdict = run.verdict;
+    check.fleet_replicas = check.replicas;
+    check.fleet_requests_per_replica = run.summary.requests_total / check.replicas;
     // A trace that runs out leaves each replica a handful of requests: their
     // latencies say nothing about the fleet at load.
-    if (rec.fleet_requests_per_replica * 2 < plan.probe_requests) {
-      rec.too_few_requests = true;
-      Log(options, fmt::format("verify: {} x {}: the trace held {} requests, {} per replica, fewer "
-                               "than half of a probe's {}: not verified",
-                               rec.replicas, c.name, run.summary.requests_total,
-                               rec.fleet_requests_per_replica, plan.probe_requests));
+    if (check.fleet_requests_per_replica * 2 < plan.probe_requests) {
+      check.too_few_requests = true;
+      Log(options, fmt::format("verify: {} x {}{}: the trace held {} requests, {} per replica, "
+                               "fewer than half of a probe's {}: not verified",
+                               check.replicas, c.name, on, run.summary.requests_total,
+                               check.fleet_requests_per_replica, plan.probe_requests));
       break;
     }
     Log(options,
-        fmt::format("verify: {} x {} at {:.3g} QPS: {}", rec.replicas, c.name, target_qps,
+        fmt::format("verify: {} x {}{} at {:.3g} QPS: {}", check.replicas, c.name, on, target_qps,
                     run.verdict.meets ? "meets the SLOs" : "misses " + run.verdict.binding));
     if (run.verdict.meets) {
-      rec.verified = true;
+      check.verified = true;
       break;
     }
   }
-  if (!rec.verified) rec.replicas = c.replicas;
+  if (!check.verified) check.replicas = replicas;
+  return check;
 }
 
 // The recommendation for a ranked plan (at least one candidate meets the SLOs): the
-// first-ranked candidate with its fleet verified when the plan asks; its GPUs and
-// cost ($/hour) are those of the replicas recommended.
-Recommendation Recommend(const PlanConfig& plan, const ScenarioConfig& base,
+// first-ranked candidate with its fleet verified on every scenario when the plan asks.
+// One fleet: each scenario starts from the replicas the previous ones verified (a
+// fleet that meets a scenario's SLOs is assumed to meet them with more replicas);
+// separate fleets: each from its own estimate, the replicas added. Its GPUs and cost
+// ($/hour) are those of the replicas recommended.
+Recommendation Recommend(const PlanConfig& plan, const PreparedPlan& prepared,
                          const PlanOptions& options, const PlanResult& r, int64_t& simulations) {
   Recommendation rec;
   rec.candidate = r.ranking.front();
   const CandidateResult& c = r.candidates[rec.candidate];
   rec.replicas = c.replicas;
-  if (plan.verify) VerifyFleet(plan, base, options, c, r.target_qps, rec, simulations);
+  if (plan.verify) {
+    const size_t n = plan.scenarios.size();
+    const bool separate = n > 1 && plan.combine == FleetRule::kSeparateFleets;
+    int64_t fleet = c.replicas, total = 0;
+    rec.verified = true;
+    for (size_t s = 0; s < n; ++s) {
+      const int64_t start = separate ? r.by_scenario[rec.candidate * n + s].replicas : fleet;
+      rec.checks.push_back(
+          VerifyFleet(plan, prepared, options, c, static_cast<int64_t>(s), start, simulations));
+      rec.verified = rec.verified && rec.checks.back().verified;
+      fleet = std::max(fleet, rec.checks.back().replicas);
+      total += rec.checks.back().replicas;
+    }
+    rec.replicas = separate ? total : fleet;
+  }
   rec.gpus = rec.replicas * c.tensor_parallel;
   rec.cost_per_hour = static_cast<double>(rec.gpus) * c.price_per_gpu_hour;
   return rec;
@@ -326,13 +360,17 @@ Recommendation Recommend(const PlanConfig& plan, const ScenarioConfig& base,
 }  // namespace
 
 PreparedPlan PreparePlan(const PlanConfig& plan, const PlanOptions& options) {
-  KVSIM_CHECK(plan.scenario.has_value(), "plan without a scenario");
+  KVSIM_CHECK(!plan.scenarios.empty(), "plan without a scenario");
   PreparedPlan p;
-  p.base = DecodePlanScenario(plan);
-  p.target_qps = plan.target_qps > 0 ? plan.target_qps : TracePeakQps(plan, p.base);
+  std::vector<std::string> targets;
+  for (const PlanScenario& s : plan.scenarios) {
+    p.scenarios.push_back(PrepareScenario(plan, s));
+    targets.push_back(fmt::format("{}{:.3g} QPS", s.name.empty() ? "" : s.name + " ",
+                                  p.scenarios.back().target_qps));
+  }
   p.candidates = EnumerateCandidates(plan);
-  Log(options,
-      fmt::format("plan: {} candidates, target {:.3g} QPS", p.candidates.size(), p.target_qps));
+  Log(options, fmt::format("plan: {} candidates, target {}",
+                           p.candidates.size() / plan.scenarios.size(), fmt::join(targets, ", ")));
   return p;
 }
 
@@ -340,33 +378,38 @@ void EvaluateOnThreads(const PlanConfig& plan, const PreparedPlan& prepared,
                        const PlanOptions& options, std::span<const size_t> indices,
                        std::vector<CandidateResult>& candidates) {
   const auto total = static_cast<int64_t>(indices.size());
-  std::mutex progress_mutex;
   if (options.progress) options.progress(0, total);
-  ParallelFor(indices.size(), options.jobs > 0 ? options.jobs : plan.jobs, [&](size_t k) {
-    EvaluateCandidate(plan, prepared, candidates[indices[k]]);
-    if (options.progress) {
-      std::lock_guard<std::mutex> lock(progress_mutex);
-      options.progress(1, total);
-    }
-  });
+  ParallelFor(
+      indices.size(), options.jobs > 0 ? options.jobs : plan.jobs,
+      [&](size_t k) { EvaluateCandidate(plan, prepared, candidates[indices[k]]); },
+      [&](size_t) {
+        if (options.progress) options.progress(1, total);
+      });
 }
 
 PlanResult FinishPlan(const PlanConfig& plan, const PreparedPlan& prepared,
                       std::vector<CandidateResult> evaluated, const PlanOptions& options) {
   PlanResult r;
-  r.target_qps = prepared.target_qps;
-  r.candidates = std::move(evaluated);
-  KVSIM_CHECK(r.candidates.size() == prepared.candidates.size(), "candidates missing");
+  for (const PreparedScenario& s : prepared.scenarios) r.target_qps.push_back(s.target_qps);
+  KVSIM_CHECK(evaluated.size() == prepared.candidates.size(), "candidates missing");
   // One simulation per probe of each search, then those of the verification.
-  for (const CandidateResult& c : r.candidates) {
+  for (const CandidateResult& c : evaluated) {
     r.simulations += static_cast<int64_t>(c.search.steps.size());
+  }
+  const size_t n = prepared.scenarios.size();
+  if (n == 1) {
+    r.candidates = std::move(evaluated);
+  } else {
+    r.by_scenario = std::move(evaluated);
+    for (size_t k = 0; k < r.by_scenario.size(); k += n) {
+      r.candidates.push_back(
+          CombineScenarios(plan, prepared, std::span(r.by_scenario).subspan(k, n)));
+    }
   }
   RankCandidates(r);
   MarkPareto(r);
   ComputeSavings(r);
-  if (!r.ranking.empty()) {
-    r.recommendation = Recommend(plan, prepared.base, options, r, r.simulations);
-  }
+  if (!r.ranking.empty()) r.recommendation = Recommend(plan, prepared, options, r, r.simulations);
   return r;
 }
 

@@ -19,8 +19,13 @@
 
 namespace kvsim {
 
+// One candidate deployment evaluated on one scenario of the plan, or (in a plan with
+// several scenarios) combined over all of them by the plan's FleetRule.
 struct CandidateResult {
   std::string name;  // "H100-SXM/tp1/paged16/vllm-256seqs"
+  // The scenario evaluated (index into PlanConfig::scenarios); in a combined result,
+  // the binding one: the scenario whose search, sizing and latencies it reports.
+  int64_t scenario = 0;
   std::string gpu;
   int64_t tensor_parallel = 1;
   KvChoice kv;
@@ -43,12 +48,12 @@ struct CandidateResult {
   bool pareto = false;  // on the frontier of cost vs p99 TTFT
 };
 
-struct Recommendation {
-  size_t candidate = 0;  // index into PlanResult::candidates
-  int64_t replicas = 0;  // after verification (may exceed the candidate's estimate)
-  int64_t gpus = 0;
-  double cost_per_hour = 0;
-  bool verified = false;       // the whole-fleet run met the SLOs
+// The whole-fleet verification of a recommendation on one scenario: its fleet run
+// at the scenario's target load, replicas added until it meets the SLOs.
+struct FleetCheck {
+  int64_t scenario = 0;        // index into PlanConfig::scenarios
+  int64_t replicas = 0;        // what the scenario needs after verification
+  bool verified = false;       // a whole-fleet run met the SLOs
   int64_t fleet_replicas = 0;  // replicas of the last whole-fleet run (the one below)
   // Requests offered per replica in that run; when the trace runs out, fewer than
   // half a probe's (PlanConfig::probe_requests), and the fleet is not verified.
@@ -56,6 +61,20 @@ struct Recommendation {
   bool too_few_requests = false;
   Summary fleet;  // that run
   SloVerdict verdict;
+};
+
+struct Recommendation {
+  size_t candidate = 0;  // index into PlanResult::candidates
+  int64_t replicas = 0;  // after verification (may exceed the candidate's estimate)
+  int64_t gpus = 0;
+  double cost_per_hour = 0;
+  bool verified = false;  // every check met the SLOs
+  // One per scenario, in plan order, when the plan verifies (PlanConfig::verify);
+  // empty otherwise.
+  std::vector<FleetCheck> checks;
+  // The check the outputs report first: the first that failed, else the one with the
+  // most replicas. REQUIRES: !checks.empty().
+  const FleetCheck& Binding() const;
 };
 
 struct KvSaving {
@@ -71,9 +90,14 @@ struct KvSaving {
 extern const char* const kRankingRule;
 
 struct PlanResult {
-  double target_qps = 0;
-  std::vector<CandidateResult> candidates;  // in candidate-space order
-  std::vector<size_t> ranking;              // meeting candidates, by kRankingRule
+  std::vector<double> target_qps;  // by scenario, in plan order
+  // In candidate-space order: the results on the plan's one scenario, or with several
+  // scenarios each candidate's combined result (CombineScenarios).
+  std::vector<CandidateResult> candidates;
+  // With several scenarios: every candidate on every scenario, candidate-major
+  // (candidate k on scenario s at k * scenarios + s); empty with one.
+  std::vector<CandidateResult> by_scenario;
+  std::vector<size_t> ranking;  // meeting candidates, by kRankingRule
   // When the first-ranked candidate shares its cost with others: which, and what
   // decided between them. Empty otherwise.
   std::string tie_note;
@@ -91,12 +115,18 @@ struct PlanOptions {
   std::function<void(int64_t done, int64_t total)> progress;
 };
 
-// A plan ready to evaluate: its scenario decoded once, the target load, and every
-// candidate enumerated (name and choices set, not yet evaluated). The same on every
-// process that prepares the same plan.
-struct PreparedPlan {
+// One scenario of a plan, decoded once, with its target load (requests/s).
+struct PreparedScenario {
   ScenarioConfig base;
   double target_qps = 0;
+};
+
+// A plan ready to evaluate: its scenarios decoded once with their target loads, and
+// every (candidate, scenario) evaluation enumerated, candidate-major (name, choices
+// and scenario set, not yet evaluated). The same on every process that prepares the
+// same plan.
+struct PreparedPlan {
+  std::vector<PreparedScenario> scenarios;
   std::vector<CandidateResult> candidates;
 };
 
@@ -106,9 +136,9 @@ struct PreparedPlan {
 PreparedPlan PreparePlan(const PlanConfig& plan, const PlanOptions& options);
 
 // Searches candidate `c` (a copy of one of prepared.candidates) for its highest rate
-// meeting the SLOs and sizes it for the target. Deterministic: the result depends on
-// nothing but the plan and the candidate, so any process may evaluate any
-// candidate. A candidate that cannot be built is marked infeasible with the reason.
+// meeting its scenario's SLOs and sizes it for that scenario's target. Deterministic: the result
+// depends on nothing but the plan and the candidate, so any process may evaluate any candidate. A
+// candidate that cannot be built is marked infeasible with the reason.
 void EvaluateCandidate(const PlanConfig& plan, const PreparedPlan& prepared, CandidateResult& c);
 
 // Evaluates candidates[i] for each i of `indices` on up to options.jobs threads (0:
@@ -119,9 +149,9 @@ void EvaluateOnThreads(const PlanConfig& plan, const PreparedPlan& prepared,
                        std::vector<CandidateResult>& candidates);
 
 // The plan's result from every candidate evaluated (in prepared.candidates' order):
-// ranking, Pareto front, savings, and the recommendation with its fleet verified
-// (simulated here). simulations counts each search's probes and the verification's
-// runs; wall_s is left for the caller.
+// each candidate's scenarios combined, ranking, Pareto front, savings, and the
+// recommendation with its fleet verified on every scenario (simulated here). simulations counts
+// each search's probes and the verification's runs; wall_s is left for the caller.
 PlanResult FinishPlan(const PlanConfig& plan, const PreparedPlan& prepared,
                       std::vector<CandidateResult> evaluated, const PlanOptions& options);
 
@@ -137,7 +167,23 @@ PlanResult RunPlan(const PlanConfig& plan, const PlanOptions& options);
 // result.tie_note when the first shares its cost with others. Part of RunPlan.
 void RankCandidates(PlanResult& result);
 
+// Candidate k's result on each scenario of a plan with several, combined by
+// plan.combine: one fleet sized for the scenario needing the most replicas, or one
+// fleet per scenario with replicas and costs added. Meets the SLOs when every
+// scenario does; reports the binding scenario's search and latencies (the one needing
+// the most replicas, the first on a tie), its binding SLO prefixed "name: ".
+// `units` holds the candidate's results in scenario order.
+CandidateResult CombineScenarios(const PlanConfig& plan, const PreparedPlan& prepared,
+                                 std::span<const CandidateResult> units);
+
+// Output tokens per hour of `target_qps` requests/s with the mean output length of
+// the run `at_max` (0 when it completed nothing).
+double OutputTokensPerHour(const Summary& at_max, double target_qps);
+
 std::string PlanCsv(const PlanResult& result);
+// With several scenarios: plan.csv's columns with the scenario after the candidate,
+// one row per candidate per scenario (PlanResult::by_scenario).
+std::string PlanScenariosCsv(const PlanResult& result, const PlanConfig& plan);
 std::string PlanJson(const PlanResult& result, const PlanConfig& plan);
 // The printed plan: SLOs applied, the ranked table, infeasible candidates with
 // their reasons, the ranking rule and any tie, the recommendation.

@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "sim/cluster/admission.h"
 #include "sim/core/check.h"
 #include "sim/core/event_queue.h"
 
@@ -80,22 +81,6 @@ std::string Simulation::TimingLine() const {
 
 namespace {
 
-// Counts `spec` as offered and admits it unless its prompt leaves no room to
-// generate within `max_len` tokens (counted rejected); an admitted request's output
-// is cut to fit `max_len` (counted truncated). True when admitted.
-bool Admit(RequestSpec& spec, int64_t max_len, Metrics& metrics) {
-  metrics.CountOffered(spec.arrival);
-  if (spec.prompt_tokens >= max_len) {
-    metrics.CountRejected();  // an engine refuses prompts that leave no room to generate
-    return false;
-  }
-  if (spec.prompt_tokens + spec.output_tokens > max_len) {
-    spec.output_tokens = max_len - spec.prompt_tokens;
-    metrics.CountTruncated();
-  }
-  return true;
-}
-
 // Queues `spec` on the replica the router picks from every replica's current load
 // (`loads`: scratch space, one per replica); returns that replica's index.
 size_t RouteToReplica(RequestSpec spec, Router& router,
@@ -136,22 +121,22 @@ void CheckSimulatedTime(const std::string& config_file, Nanos now, Nanos duratio
 // finished or was rejected: a request left queued would be a wrong answer, not a result.
 Summary FinalSummary(const Simulation& sim, const Workload& workload, uint64_t events,
                      std::chrono::steady_clock::time_point wall_start) {
-  const ScenarioConfig& config = sim.config();
-  Summary s = sim.metrics().Summarize();
+  const KvCacheConfig& kv = sim.config().kv_cache;
+  RunFacts facts;
+  facts.kv_manager = sim.kv_manager_label();
+  facts.skipped_rows = workload.SkippedRowsNote();
+  facts.prefix_caching = (kv.type == KvManagerType::kPaged && kv.paged.prefix_caching) ||
+                         (kv.type == KvManagerType::kVAttention && kv.vattention.prefix_caching);
+  facts.kv_bytes_per_token = sim.memory().kv_bytes_per_token;
+  facts.kv_capacity_bytes = sim.memory().kv_capacity_bytes;
+  facts.is_vattention = kv.type == KvManagerType::kVAttention;
+  facts.page_bytes = facts.is_vattention ? kv.vattention.page_bytes : 0;
+  facts.events = static_cast<int64_t>(events);
+  facts.wall_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
+  Summary s = sim.metrics().Summarize(facts);
   KVSIM_CHECK(s.requests_completed + s.requests_rejected == s.requests_total,
               "the event loop ended with requests neither finished nor rejected");
-  s.kv_manager = sim.kv_manager_label();
-  s.skipped_rows = workload.SkippedRowsNote();
-  s.prefix_caching =
-      (config.kv_cache.type == KvManagerType::kPaged && config.kv_cache.paged.prefix_caching) ||
-      (config.kv_cache.type == KvManagerType::kVAttention &&
-       config.kv_cache.vattention.prefix_caching);
-  s.kv_bytes_per_token = sim.memory().kv_bytes_per_token;
-  s.kv_capacity_bytes = sim.memory().kv_capacity_bytes;
-  s.is_vattention = config.kv_cache.type == KvManagerType::kVAttention;
-  s.page_bytes = s.is_vattention ? config.kv_cache.vattention.page_bytes : 0;
-  s.events = static_cast<int64_t>(events);
-  s.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
   return s;
 }
 
@@ -172,6 +157,7 @@ Summary Simulation::Run() {
   // every request, so they become ready in arrival order).
   const Nanos ready_delay = SecondsToNanos(config_.timing.engine.request_arrival_s);
   std::deque<RequestSpec> on_the_way;
+  Admission admission(memory_.max_model_len, *metrics_);
   auto route = [&](RequestSpec spec) {
     return RouteToReplica(std::move(spec), *router_, replicas_, loads);
   };
@@ -188,7 +174,7 @@ Summary Simulation::Run() {
     const Nanos now = event.time;
     if (std::holds_alternative<Arrival>(event.payload)) {
       RequestSpec spec = std::move(*next);
-      if (Admit(spec, memory_.max_model_len, *metrics_)) {
+      if (admission.Admit(spec)) {
         if (ready_delay > Nanos(0)) {
           on_the_way.push_back(std::move(spec));
           events.Push(now + ready_delay, EventPhase::kArrival, Ready{});

@@ -115,6 +115,44 @@ TEST(PlanMerge, ShardsMergedWriteTheOutputsOfOneUnshardedRun) {
             printed({"plan", plan, "--out", dir.PathOf("whole2"), "--jobs", "2"}));
 }
 
+// A plan of two scenarios (the conversation and code traces), 3 candidates each.
+std::string WriteTwoScenarioPlan(const TempDir& dir) {
+  return dir.Write("plan2.yaml", fmt::format(R"(slo: {{ttft_s: {{p99: 4.0}}, tbt_s: {{p99: 0.25}}}}
+combine: separate_fleets
+scenarios:
+  - {{name: chat, scenario: {0}/configs/quickstart.yaml, target: {{qps: 12}}}}
+  - name: code
+    scenario: {0}/configs/quickstart.yaml
+    set: {{workload.trace: {0}/traces/AzureLLMInferenceTrace_code.csv}}
+    target: {{qps: 4}}
+search: {{initial_qps: 2, tolerance: 0.1, max_qps: 200, probe_requests: 200}}
+candidates:
+  gpus: [H100-SXM]
+  tensor_parallel: [1]
+  kv_managers: [{{type: static}}, {{type: paged, block_tokens: 16}}, {{type: vattention, page_bytes: 2MiB}}]
+  schedulers: [{{type: vllm, max_num_seqs: 128}}]
+)",
+                                             KVSIM_SOURCE_DIR));
+}
+
+TEST(PlanMerge, ShardsOfAPlanOfSeveralScenariosMergeToItsOutputs) {
+  const TempDir dir;
+  const std::string plan = WriteTwoScenarioPlan(dir);
+  RunWholeAndShards(dir, plan, 4);  // 6 evaluations over 4 shards
+  ExpectOk(
+      RunKvsim({"plan", "merge", dir.PathOf("shard3"), dir.PathOf("shard1"), dir.PathOf("shard0"),
+                dir.PathOf("shard2"), "--out", dir.PathOf("merged"), "-q"}));
+  for (const char* file : {"plan.csv", "plan_scenarios.csv"}) {
+    SCOPED_TRACE(file);
+    EXPECT_EQ(ReadFileText(dir.PathOf("merged/") + file),
+              ReadFileText(dir.PathOf("whole/") + file));
+  }
+  EXPECT_EQ(PlanJsonWithoutWallTime(dir.PathOf("merged")),
+            PlanJsonWithoutWallTime(dir.PathOf("whole")));
+  EXPECT_NE(ReadFileText(dir.PathOf("whole/plan_scenarios.csv")).find(",code,H100-SXM,"),
+            std::string::npos);
+}
+
 TEST(PlanMerge, AMissingOrKilledShardIsNamed) {
   const TempDir dir;
   const std::string plan = WritePlan(dir);

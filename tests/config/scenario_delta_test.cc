@@ -5,6 +5,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <string>
 #include <utility>
 #include <vector>
@@ -40,14 +41,17 @@ std::string Facts(const ScenarioConfig& c) {
   const WorkloadConfig& w = c.workload;
   return fmt::format(
       "gpu {} tp {} replicas {} router {} | kv {} block {} page {} backend {} prefix {}/{} | "
-      "scheduler {} seqs {} batched {} chunk {} | arrival {} rate {} cv {} max {} | csv {} {} | "
-      "gemm {} gap {} keys {}",
+      "scheduler {} seqs {} batched {} chunk {} | trace {} format {} arrival {} rate {} cv {} "
+      "lengths {} fixed {}/{} max {} prefix {} turns {} seed {} | csv {} {} | gemm {} gap {} "
+      "keys {}",
       c.gpu_path, c.deployment.tensor_parallel, c.deployment.replicas,
       kRouterTypes.Name(c.deployment.router), kKvManagerTypes.Name(k.type), k.paged.block_tokens,
       k.vattention.page_bytes, kVmmBackends.Name(k.vattention.backend), k.paged.prefix_caching,
       k.vattention.prefix_caching, kSchedulerTypes.Name(c.scheduler.type), c.scheduler.max_num_seqs,
-      c.scheduler.max_num_batched_tokens, c.scheduler.chunk_tokens,
-      kArrivalProcesses.Name(w.arrival), w.rate_qps, w.cv, w.max_requests, c.output.requests_csv,
+      c.scheduler.max_num_batched_tokens, c.scheduler.chunk_tokens, w.trace_path,
+      TraceFormatName(w.trace_format), kArrivalProcesses.Name(w.arrival), w.rate_qps, w.cv,
+      kLengthSources.Name(w.lengths), w.fixed_prompt_tokens, w.fixed_output_tokens, w.max_requests,
+      w.shared_prefix.tokens, w.sessions.turns, w.seed, c.output.requests_csv,
       c.output.timeseries_csv, c.timing.roofline.gemm_efficiency, c.timing.engine.kernel_gap_s,
       fmt::join(c.timing.calibration.keys, ","));
 }
@@ -200,11 +204,17 @@ TEST(ScenarioDelta, EveryFittableTermNamesATimingField) {
   EXPECT_DOUBLE_EQ(t.allreduce.latency_s, 7e-6);
 }
 
-TEST(ScenarioDelta, ARateOnARecordedArrivalProcessKeepsItsShape) {
-  const testing::TempDir dir;
-  dir.Write(
+// A benchmark_serving result recording gamma arrivals (rate 3, shape 0.25: cv 2) in
+// `dir`, as gamma.json.
+std::string WriteGammaResult(const testing::TempDir& dir) {
+  return dir.Write(
       "gamma.json",
       R"({"request_rate": 3, "burstiness": 0.25, "input_lens": [5, 6], "output_lens": [1, 2]})");
+}
+
+TEST(ScenarioDelta, ARateOnARecordedArrivalProcessKeepsItsShape) {
+  const testing::TempDir dir;
+  WriteGammaResult(dir);
   const ConfigTree tree = ConfigTree::Parse(
       "model: Llama-3-8B\ngpu: H100-SXM\nworkload:\n  trace: gamma.json\n", dir.PathOf("s.yaml"));
   ScenarioDelta faster;
@@ -214,6 +224,123 @@ TEST(ScenarioDelta, ARateOnARecordedArrivalProcessKeepsItsShape) {
   EXPECT_DOUBLE_EQ(c.workload.rate_qps, 12);
   EXPECT_DOUBLE_EQ(c.workload.cv, 2.0);  // 1 / sqrt(0.25)
   ExpectSameAsWrittenKeys(tree, faster);
+}
+
+// The workload `kvsim fit` replays a measurement with: the whole workload replaced.
+ScenarioDelta Replay(const std::string& trace, ArrivalProcess arrival) {
+  ScenarioDelta d;
+  d.replace_workload = true;
+  d.trace = trace;
+  d.arrival = arrival;
+  d.lengths = LengthSource::kTrace;
+  return d;
+}
+
+TEST(ScenarioDelta, AReplacedWorkloadGivesTheConfigItsKeysWouldDecodeTo) {
+  // The base's sharing, sessions, lengths and request cap all go with its workload.
+  const ConfigTree base = ConfigTree::Parse(
+      "seed: 9\nmodel: Llama-3-8B\ngpu: H100-SXM\nworkload:\n"
+      "  trace: traces/t.csv\n  format: splitwise\n  max_requests: 100\n"
+      "  arrival: {process: poisson, rate_qps: 2}\n"
+      "  lengths: {source: fixed, prompt_tokens: 10, output_tokens: 5}\n"
+      "  shared_prefix: {tokens: 64}\n  sessions: {turns: 3, think_time_s: 1}\n",
+      kOrigin);
+  ScenarioDelta gamma = Replay("/runs/fit/workloads/a.csv", ArrivalProcess::kGamma);
+  gamma.rate_qps = 4;
+  gamma.cv = 1 / std::sqrt(0.5);  // as a fit derives it from burstiness 0.5
+  ExpectSameAsWrittenKeys(base, gamma);
+
+  const WorkloadConfig w = ApplyDelta(Decode(base), gamma).workload;
+  EXPECT_EQ(w.trace_path, "/runs/fit/workloads/a.csv");
+  EXPECT_EQ(w.trace_format, TraceFormat::kAuto);
+  EXPECT_EQ(w.lengths, LengthSource::kTrace);
+  EXPECT_EQ(w.max_requests, 0);
+  EXPECT_EQ(w.shared_prefix.tokens, 0);
+  EXPECT_EQ(w.sessions.turns, 0);
+  EXPECT_EQ(w.seed, 9u);  // the scenario's seed, not a workload key
+
+  ExpectSameAsWrittenKeys(base, Replay("relative/a.csv", ArrivalProcess::kTrace));
+}
+
+TEST(ScenarioDelta, AScenarioDecodedWithoutItsWorkloadTakesTheReplacedOne) {
+  // A fit scenario need not say a workload; the one it says is not read.
+  for (const char* workload : {"", "workload: {arrival: {process: poisson}, typo: 1}\n"}) {
+    SCOPED_TRACE(workload);
+    const ConfigTree base =
+        ConfigTree::Parse(std::string("model: Llama-3-8B\ngpu: H100-SXM\n") + workload, kOrigin);
+    const ScenarioDelta replay = Replay("/runs/a.csv", ArrivalProcess::kTrace);
+    ConfigTree written = base;
+    for (const auto& [key, value] : replay.AsOverrides()) written.Set(key, value);
+    EXPECT_EQ(Facts(ApplyDelta(DecodeScenario(base, kModelsDir, WorkloadDecoding::kSkip), replay)),
+              Facts(Decode(written)));
+  }
+  // Keeping the unread workload would simulate defaults nobody wrote: a bug.
+  const ScenarioConfig unread =
+      DecodeScenario(ConfigTree::Parse(kBase, kOrigin), kModelsDir, WorkloadDecoding::kSkip);
+  ScenarioDelta rate_only;
+  rate_only.rate_qps = 5;
+  EXPECT_THROW(ApplyDelta(unread, rate_only), InvariantError);
+}
+
+TEST(ScenarioDelta, ANewBenchmarkServingTraceBringsTheArrivalsItRecords) {
+  const testing::TempDir dir;
+  const std::string gamma_json = WriteGammaResult(dir);
+  const ConfigTree base = ConfigTree::Parse(
+      "model: Llama-3-8B\ngpu: H100-SXM\nworkload: {trace: t.csv}\n", dir.PathOf("s.yaml"));
+  ScenarioDelta to_json;
+  to_json.trace = "gamma.json";  // relative to the scenario's directory
+  const ScenarioConfig c = ApplyDelta(Decode(base), to_json);
+  EXPECT_EQ(c.workload.trace_path, gamma_json);
+  EXPECT_EQ(c.workload.arrival, ArrivalProcess::kGamma);
+  EXPECT_DOUBLE_EQ(c.workload.rate_qps, 3);
+  EXPECT_DOUBLE_EQ(c.workload.cv, 2.0);
+  ExpectSameAsWrittenKeys(base, to_json);
+
+  // A rate the change sets keeps the recorded shape; a process it sets drops it.
+  ScenarioDelta faster = to_json;
+  faster.rate_qps = 12;
+  ExpectSameAsWrittenKeys(base, faster);
+  ScenarioDelta poisson = faster;
+  poisson.arrival = ArrivalProcess::kPoisson;
+  EXPECT_DOUBLE_EQ(ApplyDelta(Decode(base), poisson).workload.cv, 1.0);  // not the recorded 2
+  ExpectSameAsWrittenKeys(base, poisson);
+}
+
+TEST(ScenarioDelta, LeavingABenchmarkServingTraceDropsTheArrivalsItRecorded) {
+  const testing::TempDir dir;
+  WriteGammaResult(dir);
+  const ConfigTree base = ConfigTree::Parse(
+      "model: Llama-3-8B\ngpu: H100-SXM\nworkload: {trace: gamma.json}\n", dir.PathOf("s.yaml"));
+  ScenarioDelta to_csv;
+  to_csv.trace = "t.csv";
+  const ScenarioConfig c = ApplyDelta(Decode(base), to_csv);
+  EXPECT_EQ(c.workload.arrival, ArrivalProcess::kTrace);  // the default again
+  EXPECT_DOUBLE_EQ(c.workload.rate_qps, 0);
+  ExpectSameAsWrittenKeys(base, to_csv);
+
+  // A process without a rate on a trace that recorded one is refused, as decoding
+  // refuses it: the recorded rate came with the recorded process.
+  ScenarioDelta poisson;
+  poisson.arrival = ArrivalProcess::kPoisson;
+  EXPECT_THAT(InputErrorMessage([&] { ApplyDelta(Decode(base), poisson); }),
+              StartsWith("workload.arrival.rate_qps: must be > 0 for poisson arrivals"));
+  ConfigTree written = base;
+  written.Set("workload.arrival.process", "poisson");
+  EXPECT_THAT(InputErrorMessage([&] { Decode(written); }),
+              HasSubstr("workload.arrival.rate_qps: must be > 0 for poisson arrivals"));
+}
+
+TEST(ScenarioDelta, AnUnreadableBenchmarkServingTraceIsAnInputErrorNamingTheKey) {
+  const testing::TempDir dir;
+  // A benchmark_serving result without the request_rate its arrivals come from.
+  dir.Write("norate.json", R"({"input_lens": [5, 6], "output_lens": [1, 2]})");
+  ScenarioDelta norate;
+  norate.trace = "norate.json";
+  const ScenarioConfig base = Decode(ConfigTree::Parse(
+      "model: Llama-3-8B\ngpu: H100-SXM\nworkload: {trace: t.csv}\n", dir.PathOf("s.yaml")));
+  EXPECT_THAT(InputErrorMessage([&] { ApplyDelta(base, norate); }),
+              AllOf(StartsWith("workload.trace: "), HasSubstr("request_rate"),
+                    HasSubstr("because workload.arrival.process is not set")));
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -228,6 +229,40 @@ metrics: [ttft_s.mean, e2e_s.p50, tpot_s.mean]
   EXPECT_DOUBLE_EQ(c.targets[1].second, 0.75);   // nearest rank: the first of two
   // TPOT (e2e - ttft) / (output - 1): 1 / 19 and 0.5 / 3.
   EXPECT_DOUBLE_EQ(c.targets[2].second, (1.0 / 19 + 0.5 / 3) / 2);
+}
+
+TEST_F(FitterTest, TheReplayReplacesTheScenarioWorkloadWholeOrStandsInForAMissingOne) {
+  // One scenario says no workload; the other's would cap and share the replayed one.
+  const std::string bare = Write(
+      "bare.yaml",
+      fmt::format("models_dir: {}/models\nmodel: Llama-3.1-8B\ngpu: H100-SXM\n", KVSIM_SOURCE_DIR));
+  const std::string capped = Write(
+      "capped.yaml",
+      fmt::format("models_dir: {}/models\nmodel: Llama-3.1-8B\ngpu: H100-SXM\n"
+                  "workload: {{trace: none.csv, max_requests: 1, shared_prefix: {{tokens: 64}}}}\n",
+                  KVSIM_SOURCE_DIR));
+  const Fitter fitter(Decode(fmt::format(R"(runs:
+  - {{name: bare, scenario: {0}, requests: {2}/tests/data/fit/benchmark_serving_small.json}}
+  - {{name: capped, scenario: {1}, requests: {2}/tests/data/fit/benchmark_serving_small.json}}
+free: {{timing.engine.per_seq_s: {{}}}}
+metrics: [ttft_s.mean, e2e_s.mean]
+)",
+                                         bare, capped, KVSIM_SOURCE_DIR)),
+                      (dir_ / "out").string(), 1);
+  for (const FitCase& c : fitter.cases()) {
+    SCOPED_TRACE(c.label);
+    const WorkloadConfig& w = c.config->workload;
+    EXPECT_EQ(w.trace_path, (dir_ / "out" / "workloads" / (c.run + ".csv")).string());
+    EXPECT_EQ(w.lengths, LengthSource::kTrace);
+    // Sent at request_rate 4 with burstiness 0.5: gamma gaps, cv 1 / sqrt(0.5).
+    EXPECT_EQ(w.arrival, ArrivalProcess::kGamma);
+    EXPECT_DOUBLE_EQ(w.rate_qps, 4);
+    EXPECT_DOUBLE_EQ(w.cv, 1 / std::sqrt(0.5));
+    EXPECT_EQ(w.max_requests, 0);
+    EXPECT_EQ(w.shared_prefix.tokens, 0);
+  }
+  // Each simulates all three measured requests (Simulate throws otherwise).
+  EXPECT_EQ(fitter.Simulate({0, 1}, {}, Eigen::VectorXd()).size(), 2u);
 }
 
 TEST_F(FitterTest, RequestsTheScenarioCannotServeAreAnError) {

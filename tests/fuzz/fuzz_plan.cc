@@ -38,7 +38,7 @@ fs::path PlanDir() {
 
 void DecodeCandidate(const PlanConfig& plan, const std::string& gpu, int64_t tp, const KvChoice& kv,
                      const SchedulerChoice& s) {
-  ConfigTree t = *plan.scenario;
+  ConfigTree t = plan.scenarios.front().tree;
   t.Set("gpu", JsonWriter::Quote(gpu));
   t.Set("deployment.tensor_parallel", std::to_string(tp));
   t.Set("kv_cache.type", std::string(kKvManagerTypes.Name(kv.type)));
@@ -68,12 +68,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   WriteScratchFile("repo/configs/plans/fuzz.yaml", text);
   ExpectOnlyInputErrors("plan", [&] {
     const PlanConfig plan = LoadPlan(path);
-    KVSIM_FUZZ_EXPECT(plan.scenario.has_value(), "a plan without a scenario");
+    KVSIM_FUZZ_EXPECT(!plan.scenarios.empty(), "a plan without a scenario");
     KVSIM_FUZZ_EXPECT(!plan.gpus.empty() && !plan.tensor_parallel.empty() &&
                           !plan.kv_managers.empty() && !plan.schedulers.empty(),
                       "an empty candidate list");
-    KVSIM_FUZZ_EXPECT((plan.target_qps > 0) != (plan.trace_peak_window_s > 0),
-                      "not exactly one target");
+    for (const PlanScenario& sc : plan.scenarios) {
+      KVSIM_FUZZ_EXPECT((sc.target_qps > 0) != (sc.trace_peak_window_s > 0),
+                        "not exactly one target");
+      KVSIM_FUZZ_EXPECT(!sc.slo.empty(), "a scenario without an objective");
+    }
     KVSIM_FUZZ_EXPECT(plan.initial_qps > 0 && plan.initial_qps <= plan.max_qps,
                       "search bounds out of order");
     KVSIM_FUZZ_EXPECT(plan.max_probes >= 2, "search.max_probes below 2");
@@ -81,7 +84,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     KVSIM_FUZZ_EXPECT(plan.jobs >= 0, "negative jobs");
     for (const KvChoice& kv : plan.kv_managers) (void)kv.Label();
     for (const SchedulerChoice& s : plan.schedulers) (void)s.Label();
-    DecodeScenario(*plan.scenario, DefaultModelsDir());
+    for (const PlanScenario& sc : plan.scenarios) DecodeScenario(sc.tree, DefaultModelsDir());
     int candidates = 0;
     for (const std::string& gpu : plan.gpus) {
       for (int64_t tp : plan.tensor_parallel) {

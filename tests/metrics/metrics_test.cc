@@ -162,6 +162,35 @@ TEST(MetricsObservers, SeeEveryRequestAndIterationAsTheyAreRecorded) {
   EXPECT_TRUE(m.records().empty());
 }
 
+TEST(MetricsSummary, CarriesTheRunsFactsBesideWhatTheMetricsCounted) {
+  RunFacts facts;
+  facts.kv_manager = "vattention";
+  facts.prefix_caching = true;
+  facts.kv_bytes_per_token = 131072;
+  facts.kv_capacity_bytes = int64_t{40} << 30;
+  facts.is_vattention = true;
+  facts.page_bytes = 2 << 20;
+  facts.skipped_rows = "3 failed requests left out";
+  facts.events = 12345;
+  facts.wall_s = 0.25;
+  const Summary s = TenRequests().Summarize(facts);
+  EXPECT_EQ(s.kv_manager, "vattention");
+  EXPECT_TRUE(s.prefix_caching);
+  EXPECT_EQ(s.kv_bytes_per_token, 131072);
+  EXPECT_EQ(s.kv_capacity_bytes, int64_t{40} << 30);
+  EXPECT_TRUE(s.is_vattention);
+  EXPECT_EQ(s.page_bytes, 2 << 20);
+  EXPECT_EQ(s.skipped_rows, "3 failed requests left out");
+  EXPECT_EQ(s.events, 12345);
+  EXPECT_EQ(s.wall_s, 0.25);
+  // And the counted figures are those of the same metrics without facts.
+  const Summary plain = TenRequests().Summarize();
+  EXPECT_EQ(s.requests_completed, plain.requests_completed);
+  EXPECT_EQ(s.ttft_s.p99, plain.ttft_s.p99);
+  EXPECT_EQ(plain.kv_manager, "");
+  EXPECT_EQ(plain.events, 0);
+}
+
 TEST(MetricsRecords, AreKeptInCompletionOrderOnlyWhenAsked) {
   EXPECT_TRUE(TenRequests().records().empty());
   const Metrics kept = TenRequests({.keep_records = true});

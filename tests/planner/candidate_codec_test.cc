@@ -5,6 +5,7 @@
 // InputError naming the source and the field's path.
 #include "sim/planner/candidate_codec.h"
 
+#include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -44,6 +45,7 @@ CandidateResult AwkwardCandidate() {
   c.name =
       "H100/tp2 \"quoted\" \\ tab\t line\nbreak \x01 caf\xC3\xA9 \xE5\x90\x8D \xF0\x9F\x9A\x80";
   c.gpu = "H100-SXM";
+  c.scenario = 3;
   c.tensor_parallel = 2;
   c.kv = {KvManagerType::kVAttention, 32, 2 << 20};
   c.scheduler = {SchedulerType::kSarathi, 128, 8192, 512};
@@ -313,7 +315,8 @@ TEST(CandidateCodec, KeysAreTheMemberNamesAndHoldTheirMembersValues) {
 TEST(CandidateCodec, TheEncodingIsOneLineStartingWithItsVersion) {
   const std::string text = Encode(AwkwardCandidate());
   EXPECT_EQ(text.find('\n'), std::string::npos);
-  EXPECT_TRUE(text.starts_with("{\"version\":1,\"name\":")) << text.substr(0, 40);
+  EXPECT_TRUE(text.starts_with(fmt::format("{{\"version\":{},\"name\":", kCandidateCodecVersion)))
+      << text.substr(0, 40);
 }
 
 // --- A real plan -------------------------------------------------------------------
@@ -437,12 +440,17 @@ TEST(CandidateCodecErrors, AnUnknownFieldIsRejected) {
 }
 
 TEST(CandidateCodecErrors, AnotherOrAMissingVersionIsRejected) {
-  EXPECT_THAT(DecodeError(Edited("{\"version\":1,", "{\"version\":2,")),
-              HasSubstr("'version': encoding version 2; this kvsim reads version 1 only"));
-  EXPECT_THAT(DecodeError(Edited("{\"version\":1,", "{")),
+  const std::string current = fmt::format("{{\"version\":{},", kCandidateCodecVersion);
+  const int64_t other = kCandidateCodecVersion + 1;
+  EXPECT_THAT(
+      DecodeError(Edited(current, fmt::format("{{\"version\":{},", other))),
+      HasSubstr(fmt::format("'version': encoding version {}; this kvsim reads version {} only",
+                            other, kCandidateCodecVersion)));
+  EXPECT_THAT(DecodeError(Edited(current, "{")),
               HasSubstr("shard-3.jsonl:1: 'version': missing field"));
-  EXPECT_THAT(DecodeError(Edited("{\"version\":1,", "{\"version\":\"1\",")),
-              HasSubstr("'version': expected an integer, got a string"));
+  EXPECT_THAT(
+      DecodeError(Edited(current, fmt::format("{{\"version\":\"{}\",", kCandidateCodecVersion))),
+      HasSubstr("'version': expected an integer, got a string"));
 }
 
 TEST(CandidateCodecErrors, ANonObjectOrATruncatedLineIsAnInputError) {

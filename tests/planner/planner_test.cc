@@ -156,7 +156,7 @@ TEST_F(BundledTracePlan, EvaluatesEveryCandidateOfTheSpaceInOrder) {
   EXPECT_EQ(r.candidates[1].name, "H100-SXM/tp1/paged16/vllm-256seqs");
   EXPECT_EQ(r.candidates[2].name, "A100-80GB/tp1/static/vllm-256seqs");
   EXPECT_EQ(r.candidates[3].name, "A100-80GB/tp1/paged16/vllm-256seqs");
-  EXPECT_DOUBLE_EQ(r.target_qps, kTargetQps);
+  EXPECT_THAT(r.target_qps, ::testing::ElementsAre(kTargetQps));
   EXPECT_GT(r.simulations, 4);
 }
 
@@ -274,15 +274,17 @@ TEST_F(BundledTracePlan, VerifiesTheRecommendedFleetWithinTheSlos) {
   const Recommendation& rec = *r.recommendation;
   const CandidateResult& c = r.candidates[rec.candidate];
   ASSERT_GT(c.replicas, 1) << "the target should need a fleet behind the router";
-  EXPECT_TRUE(rec.verified) << "the whole-fleet run missed " << rec.verdict.binding;
-  EXPECT_TRUE(rec.verdict.meets);
+  ASSERT_EQ(rec.checks.size(), 1u) << "one scenario, one check";
+  const FleetCheck& check = rec.checks.front();
+  EXPECT_TRUE(rec.verified) << "the whole-fleet run missed " << check.verdict.binding;
+  EXPECT_TRUE(check.verdict.meets);
   // The fleet run served the target load with every replica and met the thresholds.
-  EXPECT_GT(rec.fleet.requests_completed, 0);
-  EXPECT_EQ(rec.fleet.requests_completed, rec.fleet.requests_total);
-  EXPECT_GT(rec.fleet.ttft_s.p99, 0);
-  EXPECT_LE(rec.fleet.ttft_s.p99, kTtftP99);
-  EXPECT_GT(rec.fleet.e2e_s.p99, 0);
-  EXPECT_LE(rec.fleet.e2e_s.p99, kE2eP99);
+  EXPECT_GT(check.fleet.requests_completed, 0);
+  EXPECT_EQ(check.fleet.requests_completed, check.fleet.requests_total);
+  EXPECT_GT(check.fleet.ttft_s.p99, 0);
+  EXPECT_LE(check.fleet.ttft_s.p99, kTtftP99);
+  EXPECT_GT(check.fleet.e2e_s.p99, 0);
+  EXPECT_LE(check.fleet.e2e_s.p99, kE2eP99);
   // Verification may only add replicas (at most three) to the estimate.
   EXPECT_GE(rec.replicas, c.replicas);
   EXPECT_LE(rec.replicas, c.replicas + 3);
@@ -398,11 +400,13 @@ TEST(PlanVerification, AFleetRunTheTraceCannotFeedIsNotVerified) {
   const PlanResult r = RunWithJobs(plan, 1);
   ASSERT_TRUE(r.recommendation.has_value());
   const Recommendation& rec = *r.recommendation;
-  ASSERT_GT(rec.fleet_replicas, 3);
+  ASSERT_EQ(rec.checks.size(), 1u);
+  const FleetCheck& check = rec.checks.front();
+  ASSERT_GT(check.fleet_replicas, 3);
   EXPECT_FALSE(rec.verified);
-  EXPECT_TRUE(rec.too_few_requests);
-  EXPECT_EQ(rec.fleet.requests_total, 300);
-  EXPECT_EQ(rec.fleet_requests_per_replica, 300 / rec.fleet_replicas);
+  EXPECT_TRUE(check.too_few_requests);
+  EXPECT_EQ(check.fleet.requests_total, 300);
+  EXPECT_EQ(check.fleet_requests_per_replica, 300 / check.fleet_replicas);
   EXPECT_THAT(FormatPlan(r, plan), HasSubstr("NOT verified: the trace held 300 requests"));
 }
 
@@ -430,8 +434,8 @@ TEST(PlanDeterminism, TheParallelPlanEqualsTheSerialOne) {
     EXPECT_EQ(p.gpus, s.gpus);
     EXPECT_EQ(p.cost_per_hour, s.cost_per_hour);
     EXPECT_EQ(p.verified, s.verified);
-    EXPECT_EQ(p.fleet.ttft_s.p99, s.fleet.ttft_s.p99);
-    EXPECT_EQ(p.fleet.e2e_s.p99, s.fleet.e2e_s.p99);
+    EXPECT_EQ(p.Binding().fleet.ttft_s.p99, s.Binding().fleet.ttft_s.p99);
+    EXPECT_EQ(p.Binding().fleet.e2e_s.p99, s.Binding().fleet.e2e_s.p99);
   }
 }
 
@@ -695,19 +699,22 @@ TEST(PeakWindowTarget, IsThePeakArrivalCountInAnyWindowOverTheWindow) {
   const std::vector<int64_t> arrivals = AzureArrivalsNs(kTrace, kRows);
   ASSERT_EQ(arrivals.size(), kRows);
   const size_t peak = PeakCount(arrivals, static_cast<int64_t>(kWindowS * 1e9));
-  EXPECT_DOUBLE_EQ(r.target_qps, static_cast<double>(peak) / kWindowS);
+  EXPECT_DOUBLE_EQ(r.target_qps.front(), static_cast<double>(peak) / kWindowS);
 
   const double mean_qps =
       static_cast<double>(kRows - 1) / (static_cast<double>(arrivals.back()) * 1e-9);
-  EXPECT_GE(r.target_qps, mean_qps);
+  EXPECT_GE(r.target_qps.front(), mean_qps);
 
   // The candidate is sized for that target.
   ASSERT_EQ(r.candidates.size(), 1u);
   const CandidateResult& c = r.candidates[0];
   ASSERT_TRUE(c.meets_slo) << c.note;
-  EXPECT_EQ(c.replicas, static_cast<int64_t>(std::ceil(r.target_qps / c.max_qps_per_replica)));
+  EXPECT_EQ(c.replicas,
+            static_cast<int64_t>(std::ceil(r.target_qps.front() / c.max_qps_per_replica)));
   ASSERT_TRUE(r.recommendation.has_value());
   EXPECT_FALSE(r.recommendation->verified) << "verify: false runs no fleet";
+  EXPECT_TRUE(r.recommendation->checks.empty());
+  EXPECT_THAT(FormatPlan(r, plan), HasSubstr(", not verified (verify: false)"));
 }
 
 // --- kvsim plan --------------------------------------------------------------------

@@ -7,16 +7,28 @@ import sys
 from .document import render_html, render_markdown
 from .errors import InputError, OutputError
 from .inputs.manifest import verify_manifests
+from .inputs.plan import load_plan_json
+from .inputs.plan_scenarios import is_scenarios_plan
 from .reports.calibration import report_calibration
 from .reports.plan import report_plan
+from .reports.plan_scenarios import report_plan_scenarios
 from .reports.run import report_compare, report_run
 from .reports.sweep import report_sweep
 
 PROG = "kvsim_report"
 
 
+def report_plan_dir(d):
+    """(doc, build) of plan directory `d`: of a plan of several scenarios when its plan.json
+    lists them, else of a plan of one."""
+    root = load_plan_json(d)
+    if is_scenarios_plan(root):
+        return report_plan_scenarios(d, root)
+    return report_plan(d, root)
+
+
 # The kinds of directory, in the order they are told apart: the first whose files DIR holds.
-KINDS = ((("plan.json",), report_plan),
+KINDS = ((("plan.json",), report_plan_dir),
          (("sweep.json",), report_sweep),
          (("compare.json",), report_compare),
          (("summary.json", "requests.csv", "timeseries.csv"), report_run),

@@ -1,6 +1,7 @@
 """Section headings, per kind of directory (the tests check for them)."""
 
 H_SCENARIO = "Scenario"
+H_SCENARIOS = "Scenarios"
 H_SUMMARY = "Summary"
 H_COMPARISON = "Comparison"
 H_KV_MEMORY = "KV memory over time"

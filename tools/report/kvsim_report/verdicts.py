@@ -322,25 +322,9 @@ def slo_rows(slo):
 def verdict_plan(cands, rec, target, slo, infeasible_text=None):
     """A plan's verdict: the recommended fleet, its cost, whether the whole-fleet run verified it
     and the SLO that binds; or, with no recommendation, why no candidate meets the SLOs."""
-    meet = [c for c in cands if c["meets_slo"]]
     if rec is None:
-        broken = [c for c in cands if c["status"] == "infeasible"]
-        text = (f"No candidate meets the SLOs at {_rate(target)}: "
-                f"{_plural(len(cands), 'candidate')} tried")
-        if broken:
-            text += f", {len(broken)} of which cannot be built"
-        counts = {}
-        for c in cands:
-            if c["status"] != "infeasible" and c["binding_slo"]:
-                counts[c["binding_slo"]] = counts.get(c["binding_slo"], 0) + 1
-        if counts:
-            top = max(counts.values())
-            most = [k for k, v in counts.items() if v == top]
-            tried = len(cands) - len(broken)
-            text += (f"; the SLO that binds most often, for {top} of {tried}, is " if len(most) == 1
-                     else f"; the SLOs that bind most often, for {top} of {tried} each, are ")
-            text += _names(slo_text(k, slo) for k in most)
-        return text + "."
+        return (f"No candidate meets the SLOs at {_rate(target)}: "
+                + _infeasible_text(cands, lambda k: slo_text(k, slo)) + ".")
     gpu_text = _plural(rec["gpus"], "GPU")
     first = (f"Recommended: {rec['replicas']} x `{rec['candidate']}` ({gpu_text}, "
              f"{fmoney(rec['cost_per_hour'])}/hour, "
@@ -358,14 +342,119 @@ def verdict_plan(cands, rec, target, slo, infeasible_text=None):
     else:
         second = (f"One replica meets the SLOs at every rate tried, up to "
                   f"{_rate(rec['max_qps_per_replica'])}")
-    second += (f"; {len(meet)} of {_plural(len(cands), 'candidate')} "
-               + ("meets" if len(meet) == 1 else "meet") + " the SLOs")
+    return f"{first} {second}{_meet_text(cands, rec, 'the SLOs')}."
+
+
+def _infeasible_text(cands, describe):
+    """'N candidates tried, K of which cannot be built; the SLO that binds most often, for X of
+    Y, is ...': why no candidate meets the SLOs, `describe` giving a binding SLO in words."""
+    broken = [c for c in cands if c["status"] == "infeasible"]
+    text = f"{_plural(len(cands), 'candidate')} tried"
+    if broken:
+        text += f", {len(broken)} of which cannot be built"
+    counts = {}
+    for c in cands:
+        if c["status"] != "infeasible" and c["binding_slo"]:
+            counts[c["binding_slo"]] = counts.get(c["binding_slo"], 0) + 1
+    if counts:
+        top = max(counts.values())
+        most = [k for k, v in counts.items() if v == top]
+        tried = len(cands) - len(broken)
+        text += (f"; the SLO that binds most often, for {top} of {tried}, is " if len(most) == 1
+                 else f"; the SLOs that bind most often, for {top} of {tried} each, are ")
+        text += _names(describe(k) for k in most)
+    return text
+
+
+def _meet_text(cands, rec, slos):
+    """'; M of N candidates meet `slos`, and K others cost the same per hour' (as the
+    recommendation `rec`)."""
+    meet = [c for c in cands if c["meets_slo"]]
+    text = (f"; {len(meet)} of {_plural(len(cands), 'candidate')} "
+            + ("meets" if len(meet) == 1 else "meet") + f" {slos}")
     same = [c for c in meet if c["candidate"] != rec["candidate"]
             and fmoney(c["cost_per_hour"]) == fmoney(rec["cost_per_hour"])]
     if same:
-        second += (f", and {_plural(len(same), 'other')} cost" + ("s" if len(same) == 1 else "")
-                   + " the same per hour")
-    return f"{first} {second}."
+        text += (f", and {_plural(len(same), 'other')} cost" + ("s" if len(same) == 1 else "")
+                 + " the same per hour")
+    return text
+
+
+def scenario_slo_text(name, scenarios):
+    """A binding SLO of a plan of several scenarios ('code: ttft_s.p99', as the combined
+    candidates name it) in words, with its bound from that scenario's SLOs: "code's p99 TTFT SLO
+    (at most 4 s)"; a name without a scenario's as slo_text gives it, bounds not recorded."""
+    scenario, sep, slo_name = name.rpartition(": ")
+    by_name = {s["name"]: s for s in scenarios}
+    if not sep or scenario not in by_name:
+        return slo_text(name, {})
+    return scenario_slo_words(scenario, slo_name, by_name[scenario]["slo"])
+
+
+def scenario_slo_words(scenario, slo_name, slo):
+    """SLO `slo_name` of scenario `scenario` (its SLOs `slo`) in words: "code's p99 TTFT SLO (at
+    most 4 s)"."""
+    text = slo_text(slo_name, slo)
+    return f"{scenario}'s {text[4:]}" if text.startswith("the ") else f"{text} of {scenario}"
+
+
+def verdict_plan_scenarios(plan):
+    """The verdict of a plan of several scenarios (inputs/plan_scenarios.py): the recommended
+    fleet, its cost, how it serves each scenario, whether each scenario's whole-fleet run
+    verified it and the scenario and SLO that bind; or why no candidate meets every scenario's
+    SLOs."""
+    cands, rec, scenarios = plan["cands"], plan["rec"], plan["scenarios"]
+    loads = [f"{s['name']} at {_rate(s['target'])}" for s in scenarios]
+    if rec is None:
+        return (f"No candidate meets the SLOs of every scenario ({', '.join(loads)}): "
+                + _infeasible_text(cands, lambda k: scenario_slo_text(k, scenarios)) + ".")
+    if plan["combine"] == "one_fleet":
+        serves = f"one fleet serving {_names(loads)} in turn"
+    else:
+        each = rec_replicas_by_scenario(rec)
+        serves = "separate fleets: " + _names(
+            f"{load} on {_plural(each[s['name']], 'replica')}" for load, s in zip(loads, scenarios))
+    first = (f"Recommended: {rec['replicas']} x `{rec['candidate']}` "
+             f"({_plural(rec['gpus'], 'GPU')}, {fmoney(rec['cost_per_hour'])}/hour) as {serves}"
+             f"; {_checks_text(rec, scenarios)}.")
+    if rec["binding_slo"]:
+        second = (f"The {rec['scenario']} scenario needs the most replicas: one replica sustains "
+                  f"{_rate(rec['max_qps_per_replica'])} of it before "
+                  f"{scenario_slo_text(rec['binding_slo'], scenarios)} binds")
+    else:
+        second = (f"The {rec['scenario']} scenario needs the most replicas: one replica meets its "
+                  f"SLOs at every rate tried, up to {_rate(rec['max_qps_per_replica'])}")
+    return f"{first} {second}{_meet_text(cands, rec, 'the SLOs of every scenario')}."
+
+
+def rec_replicas_by_scenario(rec):
+    """{scenario name: replicas} of the recommendation: each scenario's whole-fleet check's, else
+    (no check run) the candidate's sizing for it."""
+    if rec["checks"]:
+        return {c["scenario"]: c["replicas"] for c in rec["checks"]}
+    return {b["scenario"]: b["replicas"] for b in rec["by"]}
+
+
+def _checks_text(rec, scenarios):
+    """Whether the recommendation's whole-fleet checks verified it, naming each that did not."""
+    if not rec["checks"]:
+        return "not verified: the plan ran no whole-fleet simulation"
+    if rec["verified"]:
+        return "a simulation of each scenario's whole fleet at its load met its SLOs"
+    slos = {s["name"]: s["slo"] for s in scenarios}
+    return "NOT verified: " + "; ".join(
+        check_failure_text(c, slos[c["scenario"]]) for c in rec["checks"] if not c["verified"])
+
+
+def check_failure_text(check, slo):
+    """Why one scenario's whole-fleet check (`slo`: its SLOs) did not verify."""
+    name = check["scenario"]
+    if check["verify_too_few_requests"]:
+        return (f"{name}'s trace held too few requests for the whole-fleet run "
+                f"({fint(check['verify_requests_per_replica'])} per replica)")
+    return (f"the whole-fleet run of {name} with {_plural(check['verify_replicas'], 'replica')} "
+            "missed " + (scenario_slo_words(name, check["verify_binding_slo"], slo)
+                         if check["verify_binding_slo"] else "an SLO"))
 
 
 def verdict_calibration(meta, t):

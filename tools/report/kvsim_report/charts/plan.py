@@ -171,16 +171,17 @@ def chart_plan_qps(cands, target, kv_color, kvs):
     return fig_to_png(fig), info
 
 
-def chart_plan_cost(meet, rec, target, kv_color, kvs):
+def chart_plan_cost(meet, rec, target, kv_color, kvs, title=None):
     """(PNG, plot_plan_cost's info): the fleet cost per hour of the candidates that meet the SLOs
-    (`meet`, cheapest first), the recommended one in bold."""
+    (`meet`, cheapest first), the recommended one in bold; `title` in place of the one naming
+    the target load `target`."""
     fig, ax = plt().subplots(figsize=(10, max(3.2, 0.28 * len(meet) + 1.4)))
     from matplotlib.patches import Patch
     info = plot_plan_cost(ax, meet, rec, kv_color)
     handles = [Patch(facecolor=kv_color[k], edgecolor="#333", label=k) for k in kvs
                if any(c["kv_label"] == k for c in meet)]
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    ax.set_title(f"Fleet cost at {fgen(target)} QPS, candidates that meet the SLOs")
+    ax.set_title(title or f"Fleet cost at {fgen(target)} QPS, candidates that meet the SLOs")
     ax.set_xlabel("cost of the fleet (USD per hour)")
     ax.set_ylabel("candidate")
     ax.grid(axis="y", alpha=0)

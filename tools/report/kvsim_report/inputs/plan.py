@@ -1,5 +1,6 @@
 """A plan directory: plan.json (every fact the plan report shows) and plan.csv (checked to be a
-table of the same candidates, nothing read from it)."""
+table of the same candidates, nothing read from it). This module reads plans of one scenario and
+holds what plans of several (plan_scenarios.py) read the same way."""
 
 import os
 
@@ -25,37 +26,54 @@ def _read_candidate(n):
         "timing_caveats": _caveats(n),
         "timing_assumptions": _assumptions(n),
     }
-    lat = n["latencies_at_max"]
-    c["lat"] = {k: {q: lat[k][q].num(allow_null=True) for q in ("p50", "p90", "p99")}
-                for k in ("ttft_s", "tbt_s", "e2e_s")}
+    c["lat"] = read_latencies(n["latencies_at_max"])
     return c
+
+
+def read_latencies(node):
+    """{ttft_s, tbt_s, e2e_s: {p50, p90, p99}} of a plan.json latencies object (null: NaN)."""
+    return {k: {q: node[k][q].num(allow_null=True) for q in ("p50", "p90", "p99")}
+            for k in ("ttft_s", "tbt_s", "e2e_s")}
 
 
 PLAN_CSV_COLUMNS = ("candidate", "max_qps_per_replica", "cost_per_hour", "meets_slo")
 
 
-def read_plan(d):
-    """plan.json of plan directory `d`, checked, as a dict: target (QPS), plan_file (the plan's
-    path as kvsim was given it, "" when not recorded), scenario (_read_plan_scenario), slo
-    (_read_slo), cands (_read_candidate of each, in the file's order), savings, warnings,
-    ranking_rule, tie, rec (the recommended candidate with its whole-fleet verification, or None
-    when the plan is infeasible) and infeasible_text (plan.json's recommendation when it is a
-    string, else None). plan.csv, where present, must list the same candidates in the same
-    order."""
+def load_plan_json(d):
+    """plan.json of plan directory `d`, parsed, as a Node."""
     path = os.path.join(d, "plan.json")
-    root = Node(load_json(path), path)
+    return Node(load_json(path), path)
+
+
+def read_plan(d, root=None):
+    """plan.json of plan directory `d` (`root`: it already loaded by load_plan_json), one
+    scenario's, checked, as a dict: target (QPS), plan_file (the plan's path as kvsim was given
+    it, "" when not recorded), scenario (_read_plan_scenario), slo (_read_slo), then what
+    read_plan_outcome reads."""
+    if root is None:
+        root = load_plan_json(d)
     plan = {"target": root["target_qps"].nonneg(),
             "plan_file": root["plan"].str() if root.has("plan") else "",
             "scenario": _read_plan_scenario(root.get("scenario")),
             "slo": _read_slo(root.get("slo"))}
-    cands = [_read_candidate(n) for n in root["candidates"].items()]
+    plan.update(read_plan_outcome(d, root, _read_candidate))
+    return plan
+
+
+def read_plan_outcome(d, root, read_candidate):
+    """What plan.json holds of the candidates, whatever its scenarios, checked: cands
+    (read_candidate of each, in the file's order), savings, warnings, ranking_rule, tie, rec (the
+    recommended candidate with its whole-fleet verification, or None when the plan is infeasible)
+    and infeasible_text (plan.json's recommendation when it is a string, else None). plan.csv,
+    where present, must list the same candidates in the same order."""
+    cands = [read_candidate(n) for n in root["candidates"].items()]
     if not cands:
-        raise InputError(f"{path}: candidates: empty list")
+        raise InputError(f"{root.file}: candidates: empty list")
     names = [c["candidate"] for c in cands]
     for p in root["pareto"].items():
         if p.str() not in names:
             p._fail(f"names no candidate: {p.str()!r}")
-    plan["cands"] = cands
+    plan = {"cands": cands}
     plan["savings"] = [{"manager": s["manager"].str(), "versus": s["versus"].str(),
                         "cost": s["cost_per_hour"].nonneg(),
                         "versus_cost": s["versus_cost_per_hour"].nonneg(),
@@ -81,9 +99,7 @@ def _read_recommendation(recn, names):
         if recn.has("verify_binding_slo") else ""
     rec["verify_requests_completed"] = recn["verify_requests_completed"].int() \
         if recn.has("verify_requests_completed") else None
-    vl = recn["verify_latencies"]
-    rec["verify"] = {k: {q: vl[k][q].num(allow_null=True) for q in ("p50", "p90", "p99")}
-                     for k in ("ttft_s", "tbt_s", "e2e_s")}
+    rec["verify"] = read_latencies(recn["verify_latencies"])
     if rec["candidate"] not in names:
         recn["candidate"]._fail(f"names no candidate: {rec['candidate']!r}")
     return rec, None

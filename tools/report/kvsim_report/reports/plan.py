@@ -1,5 +1,7 @@
 """Plan directories: the recommendation and its whole-fleet verification, every candidate ranked
-as kvsim ranks them, max QPS and cost per candidate, cost against p99 TTFT, KV manager savings."""
+as kvsim ranks them, max QPS and cost per candidate, cost against p99 TTFT, KV manager savings.
+Plans of several scenarios (plan_scenarios.py) share the candidate tables and the cost, Pareto and
+savings sections."""
 
 import functools
 import math
@@ -13,6 +15,10 @@ from ..headings import (H_CANDIDATES, H_PLAN_COST, H_PLAN_PARETO, H_PLAN_QPS, H_
 from ..inputs.plan import plan_model_name, read_plan
 from ..verdicts import slo_rows, verdict_plan
 from .common import dir_name, note_caveats
+
+
+# plan.json's latencies the reports show: (key, name, scale to the unit, unit).
+LATENCIES = (("ttft_s", "TTFT", 1, "s"), ("tbt_s", "TBT", 1e3, "ms"), ("e2e_s", "E2E", 1, "s"))
 
 
 def candidate_ranker(rec):
@@ -37,10 +43,10 @@ def _off_scale_note(cands, names, what):
             "written on it): " + "; ".join(f"`{n}` ({what(byname[n])})" for n in names) + ".")
 
 
-def report_plan(d):
-    """(doc, build) of plan directory `d`: plan.json (and plan.csv) read and checked; build()
-    draws."""
-    plan = read_plan(d)
+def report_plan(d, root=None):
+    """(doc, build) of plan directory `d` of one scenario (`root`: its plan.json, when already
+    loaded): plan.json (and plan.csv) read and checked; build() draws."""
+    plan = read_plan(d, root)
     cands, target = plan["cands"], plan["target"]
     plan["rank_key"] = candidate_ranker(plan["rec"])
     model = plan_model_name(plan["scenario"])
@@ -162,8 +168,7 @@ def _recommendation_section(doc, plan):
           f"{fmoney(rec['cost_per_million_output_tokens'])} per million output tokens); "
           f"{verdict}.")
     vrows = []
-    for k, name, scale, unit in (("ttft_s", "TTFT", 1, "s"), ("tbt_s", "TBT", 1e3, "ms"),
-                                 ("e2e_s", "E2E", 1, "s")):
+    for k, name, scale, unit in LATENCIES:
         for q in ("p50", "p90", "p99"):
             vrows.append([f"{name} {q} ({unit})",
                           fnum(rec["lat"][k][q] * scale, 3),
@@ -178,12 +183,31 @@ def _recommendation_section(doc, plan):
 
 
 def _candidates_section(doc, plan):
-    """Every candidate in kvsim's ranking (candidate_ranker): a brief table, and every column of
-    plan.json folded away; then the candidates' timing caveats and assumptions. Returns the
-    ranking, as indices into plan["cands"]."""
+    """Every candidate in kvsim's ranking (candidate_ranker): candidate_tables, then the
+    candidates' timing caveats and assumptions. Returns the ranking, as indices into
+    plan["cands"]."""
     doc.h2(H_CANDIDATES)
-    cands, rank_key, ranking_rule = plan["cands"], plan["rank_key"], plan["ranking_rule"]
-    order = sorted(range(len(cands)), key=lambda i: rank_key(cands[i], i))
+    order = ranking(plan)
+    ranking_rule = plan["ranking_rule"]
+    candidate_tables(doc, plan["cands"], order,
+                     "Listed by cost per hour, those that meet the SLOs first"
+                     + (f" (kvsim's ranking: {ranking_rule})" if ranking_rule else "")
+                     + "; candidates are named GPU/TP/KV manager/scheduler; latencies are those "
+                     "of one replica at its highest passing rate. The binding SLO is the one "
+                     "missed at the lowest failing rate.")
+    note_candidate_caveats(doc, plan["cands"])
+    return order
+
+
+def ranking(plan):
+    """The candidates' ranking (plan["rank_key"]), as indices into plan["cands"]."""
+    cands, rank_key = plan["cands"], plan["rank_key"]
+    return sorted(range(len(cands)), key=lambda i: rank_key(cands[i], i))
+
+
+def candidate_tables(doc, cands, order, note):
+    """The candidates in the order `order`: a brief table, `note`, and every column of plan.json
+    folded away."""
     brief = []
     full = []
     for i in order:
@@ -206,30 +230,31 @@ def _candidates_section(doc, plan):
     doc.table(["candidate", "meets SLOs", "QPS / replica", "binding SLO",
                "replicas x GPUs", "$/hour", "TTFT p99 (s)", "Pareto"], brief,
               right={2, 4, 5, 6})
-    doc.note("Listed by cost per hour, those that meet the SLOs first"
-             + (f" (kvsim's ranking: {ranking_rule})" if ranking_rule else "")
-             + "; candidates are named GPU/TP/KV manager/scheduler; latencies are those of "
-             "one replica at its highest passing rate. The binding SLO is the one missed at "
-             "the lowest failing rate.")
+    doc.note(note)
     with doc.details("Every column of plan.json, per candidate"):
         doc.table(["candidate", "status", "QPS / replica", "QPS / GPU", "binding SLO",
                    "replicas", "GPUs", "$/hour", "$/M output tok", "TTFT p99 (s)",
                    "TBT p99 (ms)", "E2E p99 (s)", "meets SLOs", "Pareto", "note"], full,
                   right={2, 3, 5, 6, 7, 8, 9, 10, 11}, small=True)
+
+
+def note_candidate_caveats(doc, cands):
+    """The candidates' timing caveats and assumed terms, one note each."""
     note_caveats(doc, [(c["candidate"], c["timing_caveats"]) for c in cands])
     note_caveats(doc, [(c["candidate"], c["timing_assumptions"]) for c in cands], "Assumed")
-    return order
 
 
-def _plan_cost_section(doc, cands, meet, rec, target, kv_color, kvs):
+def _plan_cost_section(doc, cands, meet, rec, target, kv_color, kvs, title=None,
+                       sized="one replica's max QPS"):
     """The fleet cost of the candidates that meet the SLOs (`meet`, cheapest first), and those
-    not priced."""
+    not priced. `title`: the chart's (chart_plan_cost); `sized`: what the fleets were sized
+    from, for the caption."""
     doc.h2(H_PLAN_COST)
     if meet:
-        png, info = chart_plan_cost(meet, rec, target, kv_color, kvs)
+        png, info = chart_plan_cost(meet, rec, target, kv_color, kvs, title)
         doc.chart("plan_cost.png", png, "Cost per hour per candidate",
                   "Cheapest first; bars are labelled replicas x GPUs per replica, as sized "
-                  "from one replica's max QPS (before the whole-fleet check)."
+                  f"from {sized} (before the whole-fleet check)."
                   + _off_scale_note(cands, info["clipped"],
                                     lambda c: f"{fmoney(c['cost_per_hour'])}/hour, "
                                               f"{_plural(c['gpus'], 'GPU')}"))
@@ -240,8 +265,9 @@ def _plan_cost_section(doc, cands, meet, rec, target, kv_color, kvs):
         doc.note(f"Not priced (missing the SLOs or infeasible): {', '.join(missing)}.")
 
 
-def _plan_pareto_section(doc, cands, meet, rec, kv_color, kvs, gpus):
-    """Fleet cost against p99 TTFT of the candidates that meet the SLOs and have a p99 TTFT."""
+def _plan_pareto_section(doc, cands, meet, rec, kv_color, kvs, gpus, about=""):
+    """Fleet cost against p99 TTFT of the candidates that meet the SLOs and have a p99 TTFT;
+    `about` (a sentence) follows the caption's first."""
     doc.h2(H_PLAN_PARETO)
     pts = [c for c in meet if is_num(c["lat"]["ttft_s"]["p99"])]
     if not pts:
@@ -251,7 +277,7 @@ def _plan_pareto_section(doc, cands, meet, rec, kv_color, kvs, gpus):
     unplotted = [c["candidate"] for c in meet if c not in pts]
     doc.chart("plan_pareto.png", png, "Cost against p99 TTFT",
               "Colour: KV manager; marker: GPU. Circled points are the Pareto frontier "
-              "(no other candidate is both cheaper and lower in p99 TTFT)."
+              "(no other candidate is both cheaper and lower in p99 TTFT)." + about
               + _off_scale_note(cands, info["clipped"],
                                 lambda c: f"{fgen(c['lat']['ttft_s']['p99'], 3)} s, "
                                           f"{fmoney(c['cost_per_hour'])}/hour")
