@@ -65,7 +65,7 @@ int RunCommand(const CommandOptions& o, std::ostream& out) {
                     !o.quiet && StderrIsTerminal(), std::cerr, ProgressDelay());
   ProgressObserver counter(progress);
   sim->AddObserver(&counter);
-  const Summary summary = sim->Run();
+  const Summary summary = sim->Run().summary;
   progress.Finish();
   writer.Finish(*sim, summary, ResolvedYaml(tree, config));
   staged.Commit();

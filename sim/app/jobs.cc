@@ -82,7 +82,7 @@ void AttachWriters(std::vector<Job>& jobs,
 
 void RunJobs(std::vector<Job>& jobs, int width, Progress& progress) {
   ParallelFor(jobs.size(), width, [&](size_t i) {
-    jobs[i].summary = jobs[i].sim->Run();
+    jobs[i].summary = jobs[i].sim->Run().summary;
     progress.Add();
   });
   progress.Finish();

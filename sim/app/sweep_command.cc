@@ -155,7 +155,7 @@ int SweepHere(const CommandOptions& o, std::ostream& out, const SweepRuns& s) {
 // `dir`; returns its summary.
 Summary RunInto(Job& job, const fs::path& dir) {
   AttachWriter(job, dir);
-  Summary summary = job.sim->Run();
+  Summary summary = job.sim->Run().summary;
   job.writer->Finish(*job.sim, summary, ResolvedYaml(job.tree, job.sim->config()));
   return summary;
 }

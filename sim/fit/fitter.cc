@@ -169,7 +169,7 @@ CaseMetrics SimulateCase(const FitCase& c, const std::vector<FreeTerm>& free,
   config.output.requests_csv = false;
   config.output.timeseries_csv = false;
   std::unique_ptr<Simulation> sim = BuildSimulation(config);
-  const Summary s = sim->Run();
+  const Summary s = sim->Run().summary;
   if (c.requests > 0 && (s.requests_total != c.requests || s.requests_completed != c.requests ||
                          s.requests_rejected > 0 || s.requests_truncated > 0)) {
     throw InputError(fmt::format(

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "sim/core/time.h"
@@ -214,6 +215,8 @@ class Metrics {
 
   // Every finished request in completion order; empty unless keep_records.
   const std::vector<RequestRecord>& records() const { return records_; }
+  // Hands the kept records over (records() is empty after).
+  std::vector<RequestRecord> TakeRecords() { return std::exchange(records_, {}); }
 
   // Computes the summary: request percentiles from the Distributions (exact up to
   // exact_percentile_limit requests), TBT percentiles from the histogram, and

@@ -50,13 +50,12 @@ ScenarioDelta CandidateDelta(const CandidateResult& c, int64_t replicas, double 
   return d;
 }
 
+// One probe or fleet run: what the simulation produced, the SLO verdict on it and
+// the GPU's price ($/GPU-hour, the plan's override or the card's).
 struct Run {
-  Summary summary;
+  RunResult result;
   SloVerdict verdict;
   double gpu_price = 0;
-  std::vector<std::string> timing_caveats;
-  std::vector<std::string> timing_assumptions;
-  std::string timing_line;  // Simulation::TimingLine
 };
 
 // Runs scenario `s` of the plan with `delta` and checks the scenario's SLOs.
@@ -66,11 +65,9 @@ Run Simulate(const PlanConfig& plan, const PreparedPlan& prepared, int64_t s,
   std::unique_ptr<Simulation> sim = BuildSimulation(ApplyDelta(prepared.scenarios[at].base, delta));
   sim->KeepRequestRecords();  // EvaluateSlo's attainment and stability checks
   Run run;
-  run.summary = sim->Run();
-  run.verdict = EvaluateSlo(plan.scenarios[at].slo, run.summary, sim->metrics().records());
-  run.timing_caveats = sim->timing_caveats();
-  run.timing_assumptions = sim->timing_assumptions();
-  run.timing_line = sim->TimingLine();
+  run.result = sim->Run();
+  run.verdict = EvaluateSlo(plan.scenarios[at].slo, run.result.summary, run.result.records);
+  run.result.records.clear();  // checked; not kept with the probe
   auto price = plan.prices.find(sim->gpu().name);
   run.gpu_price = price != plan.prices.end() ? price->second : sim->gpu().price_per_hour;
   return run;
@@ -112,9 +109,9 @@ void EvaluateCandidate(const PlanConfig& plan, const PreparedPlan& prepared, Can
       Run run =
           Simulate(plan, prepared, c.scenario, CandidateDelta(c, 1, qps, plan.probe_requests));
       ProbeOutcome outcome{run.verdict.meets, run.verdict.meets ? "" : run.verdict.binding};
-      c.timing_caveats = run.timing_caveats;  // the same at every load
-      c.timing_assumptions = run.timing_assumptions;
-      c.timing_line = run.timing_line;
+      c.timing_caveats = run.result.timing_caveats;  // the same at every load
+      c.timing_assumptions = run.result.timing_assumptions;
+      c.timing_line = run.result.timing_line;
       runs.emplace(qps, std::move(run));
       return outcome;
     });
@@ -132,7 +129,7 @@ void EvaluateCandidate(const PlanConfig& plan, const PreparedPlan& prepared, Can
     c.note = fmt::format("meets the SLOs at every load tried, up to {} QPS", plan.max_qps);
   }
   const Run& best = runs.at(c.search.max_qps);
-  c.at_max = best.summary;
+  c.at_max = best.result.summary;
   c.max_qps_per_replica = c.search.max_qps;
   c.max_qps_per_gpu = c.max_qps_per_replica / static_cast<double>(c.tensor_parallel);
   c.replicas = static_cast<int64_t>(std::ceil(target_qps / c.max_qps_per_replica - 1e-9));
@@ -140,7 +137,7 @@ void EvaluateCandidate(const PlanConfig& plan, const PreparedPlan& prepared, Can
   c.gpus = c.replicas * c.tensor_parallel;
   c.price_per_gpu_hour = best.gpu_price;
   c.cost_per_hour = static_cast<double>(c.gpus) * c.price_per_gpu_hour;
-  const double tokens_per_hour = OutputTokensPerHour(best.summary, target_qps);
+  const double tokens_per_hour = OutputTokensPerHour(best.result.summary, target_qps);
   c.cost_per_million_output_tokens =
       tokens_per_hour > 0 ? c.cost_per_hour / (tokens_per_hour / 1e6) : 0;
 }
@@ -299,17 +296,17 @@ FleetCheck VerifyFleet(const PlanConfig& plan, const PreparedPlan& prepared,
         plan, prepared, s,
         CandidateDelta(c, check.replicas, target_qps, plan.probe_requests * check.replicas));
     ++simulations;
-    check.fleet = run.summary;
+    check.fleet = run.result.summary;
     check.verdict = run.verdict;
     check.fleet_replicas = check.replicas;
-    check.fleet_requests_per_replica = run.summary.requests_total / check.replicas;
+    check.fleet_requests_per_replica = run.result.summary.requests_total / check.replicas;
     // A trace that runs out leaves each replica a handful of requests: their
     // latencies say nothing about the fleet at load.
     if (check.fleet_requests_per_replica * 2 < plan.probe_requests) {
       check.too_few_requests = true;
       Log(options, fmt::format("verify: {} x {}{}: the trace held {} requests, {} per replica, "
                                "fewer than half of a probe's {}: not verified",
-                               check.replicas, c.name, on, run.summary.requests_total,
+                               check.replicas, c.name, on, run.result.summary.requests_total,
                                check.fleet_requests_per_replica, plan.probe_requests));
       break;
     }

@@ -142,7 +142,7 @@ Summary FinalSummary(const Simulation& sim, const Workload& workload, uint64_t e
 
 }  // namespace
 
-Summary Simulation::Run() {
+RunResult Simulation::Run() {
   KVSIM_CHECK(!ran_, "a Simulation runs once");
   ran_ = true;
   const auto wall_start = std::chrono::steady_clock::now();
@@ -211,7 +211,13 @@ Summary Simulation::Run() {
       request_step(r, now);
     }
   }
-  return FinalSummary(*this, *workload_, handled, wall_start);
+  RunResult result;
+  result.summary = FinalSummary(*this, *workload_, handled, wall_start);
+  result.records = metrics_->TakeRecords();
+  result.timing_caveats = timing_caveats();
+  result.timing_assumptions = timing_assumptions();
+  result.timing_line = TimingLine();
+  return result;
 }
 
 }  // namespace kvsim

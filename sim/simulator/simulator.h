@@ -32,6 +32,19 @@ struct MemoryPlan {
   int64_t max_model_len = 0;
 };
 
+// What one run produced, handed back by Simulation::Run as a value.
+struct RunResult {
+  Summary summary;
+  // Every finished request's record, in completion order, when KeepRequestRecords()
+  // was called before the run; else empty (observers saw them as they finished).
+  std::vector<RequestRecord> records;
+  // What the run's timing estimated or assumed rather than measured, and its one-line
+  // description (Simulation::timing_caveats, timing_assumptions, TimingLine).
+  std::vector<std::string> timing_caveats;
+  std::vector<std::string> timing_assumptions;
+  std::string timing_line;
+};
+
 class Simulation {
  public:
   // Everything a run needs, built by BuildSimulation (builder.h).
@@ -41,16 +54,16 @@ class Simulation {
              std::vector<std::unique_ptr<Replica>> replicas);
   ~Simulation();
 
-  // Before Run(): retain every finished request's record in metrics().records()
+  // Before Run(): retain every finished request's record for RunResult::records
   // (memory then grows with the trace; the planner's SLO checks need them).
   void KeepRequestRecords() { metrics_->KeepRecords(); }
   // Before Run(): `observer` (not owned; it must outlive Run) sees every finished
   // request and every iteration as it happens, e.g. to stream them to disk.
   void AddObserver(MetricsObserver* observer) { metrics_->AddObserver(observer); }
 
-  // Runs until every request has finished. Call once.
+  // Runs until every request has finished and returns what it produced. Call once.
   // Throws InputError if the trace turns out malformed part-way.
-  Summary Run();
+  RunResult Run();
 
   const ScenarioConfig& config() const { return config_; }
   const ModelSpec& model() const { return model_; }

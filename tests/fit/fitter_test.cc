@@ -68,9 +68,9 @@ output: {{requests_csv: false, timeseries_csv: false}}
     for (const auto& [key, value] : truth) tree.Set(key, fmt::format("{:.17g}", value));
     auto sim = BuildSimulation(DecodeScenario(tree, DefaultModelsDir()));
     sim->KeepRequestRecords();
-    sim->Run();
+    const RunResult result = sim->Run();
     std::string csv = "arrival_s,prompt_tokens,output_tokens,ttft_s,e2e_s\n";
-    for (const RequestRecord& r : sim->metrics().records()) {
+    for (const RequestRecord& r : result.records) {
       csv += fmt::format("{:.9f},{},{},{:.9f},{:.9f}\n", ToSeconds(r.arrival), r.prompt_tokens,
                          r.output_tokens, ToSeconds(r.first_token - r.arrival),
                          ToSeconds(r.finish - r.arrival));
@@ -186,7 +186,7 @@ TEST_F(FitterTest, AggregatesAloneRecoverATerm) {
   ConfigTree tree = ConfigTree::Load(scenario);
   tree.Set("timing.engine.per_iteration_s", "0.003");
   auto sim = BuildSimulation(DecodeScenario(tree, DefaultModelsDir()));
-  const Summary s = sim->Run();
+  const Summary s = sim->Run().summary;
   const Fitter fitter(Decode(fmt::format(R"(runs:
   - name: h100
     scenario: {}

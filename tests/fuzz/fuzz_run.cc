@@ -97,7 +97,7 @@ void Run(const ConfigInput& input) {
   KVSIM_FUZZ_EXPECT(c.workload.max_requests >= 1 && c.workload.max_requests <= kMaxRequests,
                     "the request bound did not hold");
   const std::unique_ptr<Simulation> sim = BuildSimulation(c);
-  const Summary s = sim->Run();
+  const Summary s = sim->Run().summary;
   KVSIM_FUZZ_EXPECT(s.requests_total <= kMaxRequests, "more requests than max_requests");
   KVSIM_FUZZ_EXPECT(s.requests_completed + s.requests_rejected == s.requests_total,
                     "requests neither completed nor rejected");

@@ -310,7 +310,7 @@ double ExposedMappingSeconds(const std::vector<std::pair<std::string, std::strin
   std::vector<std::pair<std::string, std::string>> all = {{"kv_cache.type", "vattention"}};
   all.insert(all.end(), overrides.begin(), overrides.end());
   auto sim = BuildSimulation(DecodeScenario(OneRequest(all), KVSIM_SOURCE_DIR "/models"));
-  const Summary summary = sim->Run();
+  const Summary summary = sim->Run().summary;
   EXPECT_EQ(summary.requests_completed, 1);
   return summary.exposed_overhead_s;
 }

@@ -140,7 +140,7 @@ TEST(TimingOutputs, AssumptionsListTheEnginePresetThePagedKernelAndTheUvmCost) {
 
 TEST(TimingOutputs, SummaryJsonCarriesTheTimingModelAndItsAssumptions) {
   std::unique_ptr<Simulation> sim = Build({});
-  const Summary s = sim->Run();
+  const Summary s = sim->Run().summary;
   const std::string json = SummaryJson(s, *sim);
   EXPECT_THAT(json, HasSubstr("\"timing\": {"));
   EXPECT_THAT(json, HasSubstr("\"model\": \"roofline\""));

@@ -80,7 +80,7 @@ Summary RunTrace(bool prefix_caching, const std::string& manager, const std::str
           "kv_cache: {type: " + manager + ", block_tokens: 512, prefix_caching: " +
           (prefix_caching ? "true" : "false") + kv + "}\n",
       dir.PathOf("scenario.yaml"));
-  return BuildSimulation(DecodeScenario(tree, KVSIM_SOURCE_DIR "/models"))->Run();
+  return BuildSimulation(DecodeScenario(tree, KVSIM_SOURCE_DIR "/models"))->Run().summary;
 }
 
 TEST(PrefixCache, HitsOnTheMooncakeTraceAreExactlyTheDirectCountFromItsHashes) {

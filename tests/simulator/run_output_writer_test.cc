@@ -52,7 +52,7 @@ struct Finisher {
         "max_requests: 1}\n",
         KVSIM_SOURCE_DIR "/configs/run_output_writer_test.yaml");
     sim = BuildSimulation(DecodeScenario(tree, KVSIM_SOURCE_DIR "/models"));
-    summary = sim->Run();
+    summary = sim->Run().summary;
   }
   std::unique_ptr<Simulation> sim;
   Summary summary;

@@ -83,11 +83,13 @@ timing:
     sim_ = BuildSimulation(DecodeScenario(tree, KVSIM_SOURCE_DIR "/models"));
     sim_->KeepRequestRecords();
     sim_->AddObserver(&log_);
-    summary_ = sim_->Run();
+    RunResult result = sim_->Run();
+    summary_ = result.summary;
+    records_ = std::move(result.records);
   }
 
   const RequestRecord& Record(int64_t id) const {
-    for (const RequestRecord& r : sim_->metrics().records()) {
+    for (const RequestRecord& r : records_) {
       if (r.id == id) return r;
     }
     ADD_FAILURE() << "no record for request " << id;
@@ -108,6 +110,7 @@ timing:
   SampleLog log_;
   std::unique_ptr<Simulation> sim_;
   Summary summary_;
+  std::vector<RequestRecord> records_;  // the run's, in completion order
 };
 
 TEST_F(SimulationTest, LoneRequestFirstTokenArrivesAfterOnePrefillIteration) {
@@ -299,7 +302,7 @@ TEST_F(SimulationTest, PromptsReachingMaxModelLenAreRejectedAndLongOutputsTrunca
   EXPECT_EQ(summary_.requests_rejected, 1);
   EXPECT_EQ(summary_.requests_truncated, 1);
   EXPECT_EQ(summary_.requests_completed, 2);
-  for (const RequestRecord& r : sim_->metrics().records()) EXPECT_NE(r.id, 0);
+  for (const RequestRecord& r : records_) EXPECT_NE(r.id, 0);
   EXPECT_EQ(Record(1).output_tokens, 128 - 100);
   EXPECT_EQ(Record(2).output_tokens, 1);
   // One prefill of 100 + 127 tokens (10 + 22.7 = 32.7 ms) finishes request 2; request 1
@@ -341,6 +344,42 @@ TEST_F(SimulationTest, IdleGapBetweenRequestsLeavesTheReplicaIdle) {
   EXPECT_EQ(Record(1).first_scheduled, milliseconds(1000));
   EXPECT_EQ(Record(1).finish, milliseconds(1000) + alone);
   EXPECT_EQ(summary_.iterations, 4);
+}
+
+}  // namespace
+}  // namespace kvsim
+
+namespace kvsim {
+namespace {
+
+// The quickstart scenario cut to `requests` requests.
+std::unique_ptr<Simulation> Quickstart(int64_t requests) {
+  ConfigTree tree = ConfigTree::Load(KVSIM_SOURCE_DIR "/configs/quickstart.yaml");
+  tree.Set("workload.max_requests", std::to_string(requests));
+  tree.Set("output.requests_csv", "false");
+  return BuildSimulation(DecodeScenario(tree, KVSIM_SOURCE_DIR "/models"));
+}
+
+TEST(RunResult, HoldsEveryFinishedRequestsRecordWhenAskedAndNoneOtherwise) {
+  std::unique_ptr<Simulation> kept = Quickstart(40);
+  kept->KeepRequestRecords();
+  const RunResult with = kept->Run();
+  EXPECT_EQ(static_cast<int64_t>(with.records.size()), with.summary.requests_completed);
+  EXPECT_GT(with.summary.requests_completed, 0);
+  EXPECT_TRUE(kept->metrics().records().empty()) << "handed over, not copied";
+  const RunResult without = Quickstart(40)->Run();
+  EXPECT_TRUE(without.records.empty());
+  EXPECT_EQ(without.summary.requests_completed, with.summary.requests_completed);
+}
+
+TEST(RunResult, DescribesTheTimingAsTheSimulationDoes) {
+  std::unique_ptr<Simulation> sim = Quickstart(10);
+  const RunResult result = sim->Run();
+  EXPECT_EQ(result.timing_line, sim->TimingLine());
+  EXPECT_EQ(result.timing_caveats, sim->timing_caveats());
+  EXPECT_EQ(result.timing_assumptions, sim->timing_assumptions());
+  EXPECT_FALSE(result.timing_assumptions.empty()) << "the quickstart's engine preset is assumed";
+  EXPECT_EQ(result.summary.kv_manager, "paged");
 }
 
 }  // namespace

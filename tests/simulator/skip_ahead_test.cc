@@ -44,7 +44,7 @@ Outputs RunOnce(const std::string& yaml, const std::vector<std::string>& sets, b
   std::unique_ptr<Simulation> sim = BuildSimulation(config);
   RunOutputWriter writer(dir, config.output);
   sim->AddObserver(&writer);
-  Summary summary = sim->Run();
+  Summary summary = sim->Run().summary;
   const int64_t events = summary.events;
   summary.wall_s = 0;
   summary.events = 0;
