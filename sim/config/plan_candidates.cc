@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
+#include <array>
 #include <map>
 #include <set>
 
@@ -139,54 +140,58 @@ class UniqueLabels {
 
 constexpr int64_t kMaxTokens = int64_t{1} << 24;
 
-void DecodeKvManagers(MapReader& k, const DecodeContext& ctx, PlanConfig& c) {
-  UniqueLabels labels("KV manager");
-  ForEachListItem(k, "kv_managers", [&](const YAML::Node& n, const std::string& p) {
+// One dimension of a KV-manager or scheduler entry: its key, the largest value it
+// takes, how a value reads, and the member of the choice it sets.
+template <typename Choice>
+struct Dimension {
+  const char* key;
+  int64_t max_value;
+  ScalarKind kind;
+  int64_t Choice::*member;
+};
+
+// The entries of list `key`, each a mapping with a `type` (named by `table`) and the
+// `dims`: every entry expands to the product of its dimensions' values, the first
+// dimension outermost, appended to `out`; two choices with one label fail naming
+// both entries (`what`: "KV manager", "scheduler").
+template <typename Choice, typename Table, size_t N>
+void DecodeChoices(MapReader& k, const DecodeContext& ctx, const std::string& key,
+                   const std::string& what, const Table& table,
+                   const std::array<Dimension<Choice>, N>& dims, std::vector<Choice>& out) {
+  UniqueLabels labels(what);
+  ForEachListItem(k, key, [&](const YAML::Node& n, const std::string& p) {
     MapReader m(n, p, ctx);
-    KvChoice choice;
-    choice.type = m.Enum("type", kKvManagerTypes);
-    const std::vector<int64_t> blocks =
-        DimensionValues(m, "block_tokens", 0, 1, kMaxTokens, ScalarKind::kInteger);
-    const std::vector<int64_t> pages =
-        DimensionValues(m, "page_bytes", 0, 1, int64_t{1} << 40, ScalarKind::kByteSize);
+    Choice choice;
+    choice.type = m.Enum("type", table);
+    std::array<std::vector<int64_t>, N> values;
+    for (size_t d = 0; d < N; ++d) {
+      values[d] = DimensionValues(m, dims[d].key, 0, 1, dims[d].max_value, dims[d].kind);
+    }
     m.Finish();
-    for (int64_t block_tokens : blocks) {
-      for (int64_t page_bytes : pages) {
-        choice.block_tokens = block_tokens;
-        choice.page_bytes = page_bytes;
-        labels.Add(choice.Label(), k.Where(n, p));
-        c.kv_managers.push_back(choice);
-      }
+    // An odometer over the dimensions, the last turning fastest.
+    std::array<size_t, N> at{};
+    for (;;) {
+      for (size_t d = 0; d < N; ++d) choice.*(dims[d].member) = values[d][at[d]];
+      labels.Add(choice.Label(), k.Where(n, p));
+      out.push_back(choice);
+      size_t d = N;
+      while (d > 0 && ++at[d - 1] == values[d - 1].size()) at[--d] = 0;
+      if (d == 0) return;
     }
   });
 }
 
-void DecodeSchedulers(MapReader& k, const DecodeContext& ctx, PlanConfig& c) {
-  UniqueLabels labels("scheduler");
-  ForEachListItem(k, "schedulers", [&](const YAML::Node& n, const std::string& p) {
-    MapReader m(n, p, ctx);
-    SchedulerChoice choice;
-    choice.type = m.Enum("type", kSchedulerTypes);
-    const std::vector<int64_t> chunks =
-        DimensionValues(m, "chunk_tokens", 0, 1, kMaxTokens, ScalarKind::kInteger);
-    const std::vector<int64_t> batched =
-        DimensionValues(m, "max_num_batched_tokens", 0, 1, kMaxTokens, ScalarKind::kInteger);
-    const std::vector<int64_t> seqs =
-        DimensionValues(m, "max_num_seqs", 0, 1, int64_t{1} << 20, ScalarKind::kInteger);
-    m.Finish();
-    for (int64_t chunk_tokens : chunks) {
-      for (int64_t max_num_batched_tokens : batched) {
-        for (int64_t max_num_seqs : seqs) {
-          choice.chunk_tokens = chunk_tokens;
-          choice.max_num_batched_tokens = max_num_batched_tokens;
-          choice.max_num_seqs = max_num_seqs;
-          labels.Add(choice.Label(), k.Where(n, p));
-          c.schedulers.push_back(choice);
-        }
-      }
-    }
-  });
-}
+constexpr std::array<Dimension<KvChoice>, 2> kKvDimensions = {{
+    {"block_tokens", kMaxTokens, ScalarKind::kInteger, &KvChoice::block_tokens},
+    {"page_bytes", int64_t{1} << 40, ScalarKind::kByteSize, &KvChoice::page_bytes},
+}};
+
+constexpr std::array<Dimension<SchedulerChoice>, 3> kSchedulerDimensions = {{
+    {"chunk_tokens", kMaxTokens, ScalarKind::kInteger, &SchedulerChoice::chunk_tokens},
+    {"max_num_batched_tokens", kMaxTokens, ScalarKind::kInteger,
+     &SchedulerChoice::max_num_batched_tokens},
+    {"max_num_seqs", int64_t{1} << 20, ScalarKind::kInteger, &SchedulerChoice::max_num_seqs},
+}};
 
 }  // namespace
 
@@ -202,8 +207,9 @@ void DecodeCandidates(MapReader k, const DecodeContext& ctx, PlanConfig& c) {
     k.Fail("tensor_parallel", "required: a list or a range of GPUs per replica");
   }
   c.tensor_parallel = DimensionValues(k, "tensor_parallel", 1, 1, 1024, ScalarKind::kInteger);
-  DecodeKvManagers(k, ctx, c);
-  DecodeSchedulers(k, ctx, c);
+  DecodeChoices(k, ctx, "kv_managers", "KV manager", kKvManagerTypes, kKvDimensions, c.kv_managers);
+  DecodeChoices(k, ctx, "schedulers", "scheduler", kSchedulerTypes, kSchedulerDimensions,
+                c.schedulers);
   k.Finish();
 }
 
