@@ -83,16 +83,9 @@ std::string Indent(const std::string& text, int spaces) {
   return out;
 }
 
-// `s` as a double-quoted YAML scalar (names and paths may hold ',', '#' or ': ').
-std::string Quoted(const std::string& s) {
-  YAML::Emitter e;
-  e << YAML::DoubleQuoted << s;
-  return e.c_str();
-}
-
 std::string FlowList(const std::vector<std::string>& items) {
   std::string out = "[";
-  for (size_t i = 0; i < items.size(); ++i) out += (i ? ", " : "") + Quoted(items[i]);
+  for (size_t i = 0; i < items.size(); ++i) out += (i ? ", " : "") + QuotedYamlScalar(items[i]);
   return out + "]";
 }
 
@@ -177,7 +170,7 @@ std::string CalibrationYaml(const Calibration& c) {
   out += "# the timing model and engine preset named under fitted_on.\n";
   out += "kvsim_calibration: 1\n";
   out += "fitted_on:\n";
-  if (!c.fit_file.empty()) out += fmt::format("  fit: {}\n", Quoted(c.fit_file));
+  if (!c.fit_file.empty()) out += fmt::format("  fit: {}\n", QuotedYamlScalar(c.fit_file));
   out += fmt::format("  runs: {}\n", FlowList(c.runs));
   out += fmt::format("  models: {}\n", FlowList(c.models));
   out += fmt::format("  gpus: {}\n", FlowList(c.gpus));
@@ -200,7 +193,7 @@ std::string CalibrationYaml(const Calibration& c) {
     out += "# Terms of the kernels on one GPU, used only on that GPU card.\n";
     out += "gpu_terms:\n";
     for (const auto& [gpu, terms] : c.gpu_terms) {
-      out += fmt::format("  {}:\n", Quoted(gpu));
+      out += fmt::format("  {}:\n", QuotedYamlScalar(gpu));
       write_terms(terms, "    ");
     }
   }

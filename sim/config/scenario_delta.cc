@@ -4,8 +4,8 @@
 #include "sim/config/map_reader.h"
 #include "sim/config/scenario_config.h"
 #include "sim/config/scenario_resolve.h"
+#include "sim/config/yaml_tree.h"
 #include "sim/core/check.h"
-#include "sim/metrics/json_writer.h"
 
 namespace kvsim {
 namespace {
@@ -124,7 +124,7 @@ std::vector<std::pair<std::string, std::string>> ScenarioDelta::AsOverrides() co
   std::vector<std::pair<std::string, std::string>> out;
   const auto add = [&](const char* key, std::string value) { out.emplace_back(key, value); };
   const auto boolean = [](bool b) { return std::string(b ? "true" : "false"); };
-  if (gpu) add("gpu", JsonWriter::Quote(*gpu));  // a JSON string is a YAML scalar
+  if (gpu) add("gpu", QuotedYamlScalar(*gpu));
   if (tensor_parallel) add("deployment.tensor_parallel", std::to_string(*tensor_parallel));
   if (replicas) add("deployment.replicas", std::to_string(*replicas));
   if (router) add("deployment.router", std::string(kRouterTypes.Name(*router)));
@@ -140,7 +140,7 @@ std::vector<std::pair<std::string, std::string>> ScenarioDelta::AsOverrides() co
   }
   if (chunk_tokens) add("scheduler.chunk_tokens", std::to_string(*chunk_tokens));
   if (replace_workload) add("workload", "{}");
-  if (trace) add("workload.trace", JsonWriter::Quote(*trace));
+  if (trace) add("workload.trace", QuotedYamlScalar(*trace));
   if (arrival) add("workload.arrival.process", std::string(kArrivalProcesses.Name(*arrival)));
   // The shortest text that reads back as the same double.
   if (rate_qps) add("workload.arrival.rate_qps", fmt::format("{}", *rate_qps));

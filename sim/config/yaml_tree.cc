@@ -138,4 +138,10 @@ std::string ConfigTree::Dump() const {
 
 const YAML::Node& ConfigTree::root() const { return *root_; }
 
+std::string QuotedYamlScalar(const std::string& s) {
+  YAML::Emitter e;
+  e << YAML::DoubleQuoted << s;
+  return e.c_str();
+}
+
 }  // namespace kvsim

@@ -51,6 +51,10 @@ class ConfigTree {
   std::set<std::string> overridden_;
 };
 
+// `s` as a double-quoted YAML scalar, for YAML that kvsim writes (names and paths may
+// hold ',', '#' or ': ').
+std::string QuotedYamlScalar(const std::string& s);
+
 // ParseByteSize (a byte size such as "2MiB") is in sim/core/units.h.
 
 }  // namespace kvsim
