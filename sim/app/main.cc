@@ -55,9 +55,11 @@ const std::vector<Command>& Commands() {
        "PLAN",
        "size a GPU fleet under latency SLOs",
        "Sizes a GPU fleet under latency SLOs (PLAN is a plan file; overrides go under its\n"
-       "`set:`); writes DIR/plan.csv and DIR/plan.json. Under mpirun -np N the candidates\n"
-       "spread over the ranks (rank 0 writes); --shard I/N evaluates one shard of them and\n"
-       "writes DIR/shard.json, for `kvsim plan merge`.",
+       "`set:`; candidate dimensions take lists and ranges {from, to, step|times}; several\n"
+       "`scenarios:` combine by `combine: one_fleet|separate_fleets`); writes DIR/plan.csv\n"
+       "and DIR/plan.json (and DIR/plan_scenarios.csv for several scenarios). Under mpirun\n"
+       "-np N the candidates spread over the ranks (rank 0 writes); --shard I/N evaluates\n"
+       "one shard of them and writes DIR/shard.json, for `kvsim plan merge`.",
        {"out", "force", "jobs", "shard", "quiet"}},
       {"plan merge",
        "DIR...",

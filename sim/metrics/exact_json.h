@@ -1,9 +1,7 @@
 // Structs as JSON, exactly: the machinery of the encodings that carry results between
 // processes (another MPI rank, a file merged later), so that what the receiver writes
 // is byte for byte what the sender would have written. summary_codec.h encodes
-// Summary with it; sim/planner/candidate_codec.cc holds an earlier copy of the same
-// machinery and can move onto this one (its FieldLists and TableOf functions stay
-// there).
+// Summary with it, sim/planner/candidate_codec.h CandidateResult (a Summary inside).
 //
 // A struct S is described once, by FieldList<S>::kFields (every member, keyed by its
 // name), and both directions walk that one list, so what is encoded is what is
@@ -21,7 +19,9 @@
 //   - an enum E by its name in TableOf(E{}), an EnumTable found by argument-dependent
 //     lookup (so declared in E's namespace, not in an unnamed one);
 //   - std::vector<T> as an array; a listed struct as a nested object.
-// Encode writes one JSON object on one line (no line break), "version" first.
+// Encode writes one JSON object on one line (no line break), "version" first: each
+// encoding has a version, a decoder rejects any other, and a change of the encoding (a
+// field added, renamed or retyped, in the struct or in one nested in it) changes it.
 #pragma once
 
 #include <fmt/format.h>

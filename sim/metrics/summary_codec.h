@@ -3,10 +3,10 @@
 // gives back every field bit for bit, so that SummaryJson and the tables of a decoded
 // summary are byte-identical to those of the original.
 //
-// The encoding: one JSON object on one line, "version" (kSummaryCodecVersion) first,
-// then every member of Summary under its name, each Percentiles a nested object keyed
-// by its members' names. The FieldLists are here, in the header, so that encodings of
-// structs holding a Summary (sim/planner/candidate_codec.cc) can nest it.
+// The encoding: after "version" (kSummaryCodecVersion), every member of Summary under
+// its name, each Percentiles a nested object keyed by its members' names. The
+// FieldLists are here, in the header, so that encodings of structs holding a Summary
+// (sim/planner/candidate_codec.cc) can nest it.
 #pragma once
 
 #include <cstdint>
@@ -19,18 +19,14 @@
 
 namespace kvsim {
 
-// The encoding's version, the "version" field of every encoded summary; a decoder
-// rejects any other. Changes of the encoding (a field added, renamed or retyped)
-// change it.
+// The encoding's version, the "version" of every encoded summary.
 inline constexpr int64_t kSummaryCodecVersion = 1;
 
 // `s` as described above.
 std::string EncodeSummary(const Summary& s);
 
-// The Summary that EncodeSummary wrote as `v` (ParseJson of its text). `where` names
-// the source for messages ("rank 3"). Throws InputError "where:line: 'path': what",
-// path being the field's key path ("ttft_s.p99"), on a missing, mistyped, unknown or
-// out-of-range field, and on a version other than kSummaryCodecVersion.
+// The Summary that EncodeSummary wrote as `v` (ParseJson of its text), or
+// exact_json::Decode's InputError; `where` names the source for messages ("rank 3").
 Summary DecodeSummary(const JsonValue& v, const std::string& where);
 
 }  // namespace kvsim
@@ -72,7 +68,8 @@ struct FieldList<Summary> {
 };
 
 // A failure here: the struct gained, lost or renamed a member. List each of its
-// members in its FieldList above and change kSummaryCodecVersion.
+// members in its FieldList above and change kSummaryCodecVersion, and the versions of
+// the encodings that nest a Summary (kCandidateCodecVersion).
 static_assert(ListsEveryMember<Percentiles>(),
               "Percentiles changed: update FieldList<Percentiles>");
 static_assert(ListsEveryMember<Summary>(), "Summary changed: update FieldList<Summary>");

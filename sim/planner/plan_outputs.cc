@@ -390,8 +390,9 @@ std::string FormatRecommendation(const PlanResult& r, const PlanConfig& plan) {
   }
   const Recommendation& rec = *r.recommendation;
   const CandidateResult& c = r.candidates[rec.candidate];
-  std::string out = fmt::format("recommendation: {} x {} ({} GPUs, ${:.2f}/hour)", rec.replicas,
-                                c.name, rec.gpus, rec.cost_per_hour);
+  std::string out =
+      fmt::format("recommendation: {} x {} ({} GPU{}, ${:.2f}/hour)", rec.replicas, c.name,
+                  rec.gpus, rec.gpus == 1 ? "" : "s", rec.cost_per_hour);
   if (rec.checks.empty()) {
     out += ", not verified (verify: false)\n";
   } else if (plan.scenarios.size() == 1) {

@@ -20,26 +20,29 @@
 #include "sim/config/plan_config.h"
 #include "sim/core/check.h"
 #include "sim/core/json_value.h"
+#include "tests/testing/exact_json_cases.h"
 #include "tests/testing/input_error.h"
 #include "tests/testing/temp_dir.h"
 
 namespace kvsim {
 namespace {
 
+using ::kvsim::testing::AwkwardSummary;
+using ::kvsim::testing::ExpectSameSummary;
 using ::kvsim::testing::InputErrorMessage;
+using ::kvsim::testing::ReplacedOnce;
+using ::kvsim::testing::Same;
 using ::kvsim::testing::TempDir;
 using ::testing::HasSubstr;
 
 constexpr const char* kQuickstart = KVSIM_SOURCE_DIR "/configs/quickstart.yaml";
 constexpr double kInf = std::numeric_limits<double>::infinity();
-constexpr int64_t kMaxInt = std::numeric_limits<int64_t>::max();
 constexpr int64_t kMinInt = std::numeric_limits<int64_t>::min();
 
-double FromBits(uint64_t bits) { return std::bit_cast<double>(bits); }
-
-// A candidate with every field away from its default, most of them awkward. A few
-// values are unique in the text, for the malformed-input tests to edit: replicas
-// 12345, at_max.queue_s.p99 0.625, search.steps[1] {qps 7.75, meets true}.
+// A candidate with every field away from its default, most of them awkward, at_max
+// the awkward summary. A few values are unique in the text, for the malformed-input
+// tests to edit: replicas 12345, search.steps[1] {qps 7.75, meets true}, and
+// AwkwardSummary's.
 CandidateResult AwkwardCandidate() {
   CandidateResult c;
   c.name =
@@ -68,52 +71,7 @@ CandidateResult AwkwardCandidate() {
   c.cost_per_hour = kInf;
   c.cost_per_million_output_tokens = std::numeric_limits<double>::quiet_NaN();
   c.pareto = true;
-  Summary& s = c.at_max;
-  s.kv_manager = "vattention";
-  s.requests_total = kMinInt;
-  s.requests_completed = -1;
-  s.requests_rejected = 3;
-  s.requests_truncated = 4;
-  s.makespan_s = 1e15;  // written as an integer literal
-  s.requests_per_s = 1.0 / 3;
-  s.output_tokens_per_s = std::numeric_limits<double>::max();
-  s.total_tokens_per_s = std::numeric_limits<double>::min();
-  s.ttft_s = {0.1 + 0.2, 1e-300, std::numeric_limits<double>::denorm_min(), -0.0, kMaxInt};
-  s.tbt_s = {FromBits(0xfff8000000000000), -kInf, FromBits(0x7ff800000000beef),
-             FromBits(0xfffc000000000001), 1};
-  s.tpot_s = {2.5e-7, -1.5e-7, 123456789.125, 9007199254740993.0, 5};
-  s.e2e_s = {1e22, 1e23, 1.7976931348623157e308, -4.9406564584124654e-324, 6};
-  s.queue_s = {0.001, 0.002, 0.003, 0.625, 7};
-  s.preemptions = 8;
-  s.prompt_tokens = 9;
-  s.prefix_hit_tokens = 10;
-  s.prefix_hit_requests = 11;
-  s.recomputed_tokens = 12;
-  s.prefix_caching = true;
-  s.kv_bytes_per_token = 131072;
-  s.kv_capacity_bytes = 68719476736;
-  s.peak_allocated_bytes = 13;
-  s.mean_allocated_bytes = 2.2250738585072009e-308;  // largest denormal
-  s.mean_live_bytes = 0.1;
-  s.mean_cached_bytes = 0.7;
-  s.fragmentation = 1.0 - 0.9;
-  s.max_running = 14;
-  s.mean_running = 3.14159;
-  s.iterations = 15;
-  s.is_vattention = true;
-  s.page_bytes = 65536;
-  s.map_calls = 16;
-  s.unmap_calls = 17;
-  s.exposed_overhead_s = 1e-9;
-  s.hidden_overhead_s = 3e-9;
-  s.wall_s = 0.123456789012345678;
-  s.events = 18;
-  s.percentiles_exact = false;
-  s.offered_qps = 12.000000000000002;
-  s.queue_first_quarter_s = 0.5;
-  s.queue_last_quarter_s = 4.25;
-  s.overloaded = true;
-  s.skipped_rows = "2 failed rows skipped";
+  c.at_max = AwkwardSummary();
   return c;
 }
 
@@ -123,76 +81,11 @@ CandidateResult Decode(const std::string& text, const std::string& where = "shar
   return DecodeCandidate(ParseJson(text, where), where);
 }
 
-// Equal values, doubles by their bits (so -0.0 differs from 0.0 and NaNs compare).
-bool Same(double a, double b) { return std::bit_cast<uint64_t>(a) == std::bit_cast<uint64_t>(b); }
-template <typename T>
-bool Same(const T& a, const T& b) {
-  return a == b;
-}
-
-#define EXPECT_SAME(field) EXPECT_TRUE(Same(a.field, b.field)) << #field
-
-void ExpectSamePercentiles(const Percentiles& a, const Percentiles& b, const char* name) {
-  SCOPED_TRACE(name);
-  EXPECT_SAME(mean);
-  EXPECT_SAME(p50);
-  EXPECT_SAME(p90);
-  EXPECT_SAME(p99);
-  EXPECT_SAME(count);
-}
-
-void ExpectSameSummary(const Summary& a, const Summary& b) {
-  EXPECT_SAME(kv_manager);
-  EXPECT_SAME(requests_total);
-  EXPECT_SAME(requests_completed);
-  EXPECT_SAME(requests_rejected);
-  EXPECT_SAME(requests_truncated);
-  EXPECT_SAME(makespan_s);
-  EXPECT_SAME(requests_per_s);
-  EXPECT_SAME(output_tokens_per_s);
-  EXPECT_SAME(total_tokens_per_s);
-  ExpectSamePercentiles(a.ttft_s, b.ttft_s, "ttft_s");
-  ExpectSamePercentiles(a.tbt_s, b.tbt_s, "tbt_s");
-  ExpectSamePercentiles(a.tpot_s, b.tpot_s, "tpot_s");
-  ExpectSamePercentiles(a.e2e_s, b.e2e_s, "e2e_s");
-  ExpectSamePercentiles(a.queue_s, b.queue_s, "queue_s");
-  EXPECT_SAME(preemptions);
-  EXPECT_SAME(prompt_tokens);
-  EXPECT_SAME(prefix_hit_tokens);
-  EXPECT_SAME(prefix_hit_requests);
-  EXPECT_SAME(recomputed_tokens);
-  EXPECT_SAME(prefix_caching);
-  EXPECT_SAME(kv_bytes_per_token);
-  EXPECT_SAME(kv_capacity_bytes);
-  EXPECT_SAME(peak_allocated_bytes);
-  EXPECT_SAME(mean_allocated_bytes);
-  EXPECT_SAME(mean_live_bytes);
-  EXPECT_SAME(mean_cached_bytes);
-  EXPECT_SAME(fragmentation);
-  EXPECT_SAME(max_running);
-  EXPECT_SAME(mean_running);
-  EXPECT_SAME(iterations);
-  EXPECT_SAME(is_vattention);
-  EXPECT_SAME(page_bytes);
-  EXPECT_SAME(map_calls);
-  EXPECT_SAME(unmap_calls);
-  EXPECT_SAME(exposed_overhead_s);
-  EXPECT_SAME(hidden_overhead_s);
-  EXPECT_SAME(wall_s);
-  EXPECT_SAME(events);
-  EXPECT_SAME(percentiles_exact);
-  EXPECT_SAME(offered_qps);
-  EXPECT_SAME(queue_first_quarter_s);
-  EXPECT_SAME(queue_last_quarter_s);
-  EXPECT_SAME(overloaded);
-  EXPECT_SAME(skipped_rows);
-}
-
 void ExpectSameSearch(const SearchResult& a, const SearchResult& b) {
-  EXPECT_SAME(status);
-  EXPECT_SAME(max_qps);
-  EXPECT_SAME(first_fail_qps);
-  EXPECT_SAME(binding);
+  KVSIM_EXPECT_SAME(status);
+  KVSIM_EXPECT_SAME(max_qps);
+  KVSIM_EXPECT_SAME(first_fail_qps);
+  KVSIM_EXPECT_SAME(binding);
   ASSERT_EQ(a.steps.size(), b.steps.size());
   for (size_t i = 0; i < a.steps.size(); ++i) {
     SCOPED_TRACE("steps[" + std::to_string(i) + "]");
@@ -203,35 +96,34 @@ void ExpectSameSearch(const SearchResult& a, const SearchResult& b) {
 }
 
 void ExpectSameCandidate(const CandidateResult& a, const CandidateResult& b) {
-  EXPECT_SAME(name);
-  EXPECT_SAME(gpu);
-  EXPECT_SAME(tensor_parallel);
-  EXPECT_SAME(kv.type);
-  EXPECT_SAME(kv.block_tokens);
-  EXPECT_SAME(kv.page_bytes);
-  EXPECT_SAME(scheduler.type);
-  EXPECT_SAME(scheduler.max_num_seqs);
-  EXPECT_SAME(scheduler.max_num_batched_tokens);
-  EXPECT_SAME(scheduler.chunk_tokens);
-  EXPECT_SAME(feasible);
-  EXPECT_SAME(note);
-  EXPECT_SAME(timing_caveats);
-  EXPECT_SAME(timing_assumptions);
-  EXPECT_SAME(timing_line);
+  KVSIM_EXPECT_SAME(name);
+  KVSIM_EXPECT_SAME(scenario);
+  KVSIM_EXPECT_SAME(gpu);
+  KVSIM_EXPECT_SAME(tensor_parallel);
+  KVSIM_EXPECT_SAME(kv.type);
+  KVSIM_EXPECT_SAME(kv.block_tokens);
+  KVSIM_EXPECT_SAME(kv.page_bytes);
+  KVSIM_EXPECT_SAME(scheduler.type);
+  KVSIM_EXPECT_SAME(scheduler.max_num_seqs);
+  KVSIM_EXPECT_SAME(scheduler.max_num_batched_tokens);
+  KVSIM_EXPECT_SAME(scheduler.chunk_tokens);
+  KVSIM_EXPECT_SAME(feasible);
+  KVSIM_EXPECT_SAME(note);
+  KVSIM_EXPECT_SAME(timing_caveats);
+  KVSIM_EXPECT_SAME(timing_assumptions);
+  KVSIM_EXPECT_SAME(timing_line);
   ExpectSameSearch(a.search, b.search);
-  EXPECT_SAME(meets_slo);
-  EXPECT_SAME(max_qps_per_replica);
-  EXPECT_SAME(max_qps_per_gpu);
-  EXPECT_SAME(replicas);
-  EXPECT_SAME(gpus);
-  EXPECT_SAME(price_per_gpu_hour);
-  EXPECT_SAME(cost_per_hour);
-  EXPECT_SAME(cost_per_million_output_tokens);
+  KVSIM_EXPECT_SAME(meets_slo);
+  KVSIM_EXPECT_SAME(max_qps_per_replica);
+  KVSIM_EXPECT_SAME(max_qps_per_gpu);
+  KVSIM_EXPECT_SAME(replicas);
+  KVSIM_EXPECT_SAME(gpus);
+  KVSIM_EXPECT_SAME(price_per_gpu_hour);
+  KVSIM_EXPECT_SAME(cost_per_hour);
+  KVSIM_EXPECT_SAME(cost_per_million_output_tokens);
   ExpectSameSummary(a.at_max, b.at_max);
-  EXPECT_SAME(pareto);
+  KVSIM_EXPECT_SAME(pareto);
 }
-
-#undef EXPECT_SAME
 
 // Expects every leaf (number, string, boolean; an array as a whole) of `a` to differ
 // from the one at the same path of `b`, objects having the same keys.
@@ -297,7 +189,7 @@ TEST(CandidateCodec, KeysAreTheMemberNamesAndHoldTheirMembersValues) {
   EXPECT_EQ(v.At("version").AsInt(), kCandidateCodecVersion);
   EXPECT_EQ(v.At("replicas").AsInt(), 12345);
   EXPECT_EQ(v.At("at_max").At("queue_s").At("p99").AsNumber(), 0.625);
-  EXPECT_EQ(v.At("at_max").At("queue_s").At("count").AsInt(), 7);
+  EXPECT_EQ(v.At("at_max").At("queue_s").At("count").AsInt(), 8);
   EXPECT_EQ(v.At("at_max").At("makespan_s").AsNumber(), 1e15);
   EXPECT_EQ(v.At("search").At("first_fail_qps").AsNumber(), std::nextafter(1.0, 2.0));
   EXPECT_EQ(v.At("search").At("steps").Element(1).At("qps").AsNumber(), 7.75);
@@ -381,12 +273,7 @@ TEST(CandidateCodecPlan, DecodedCandidatesGiveByteIdenticalPlanOutputs) {
 
 // The awkward candidate's text with the one occurrence of `from` replaced by `to`.
 std::string Edited(const std::string& from, const std::string& to) {
-  std::string text = Encode(AwkwardCandidate());
-  const size_t at = text.find(from);
-  EXPECT_NE(at, std::string::npos) << from;
-  EXPECT_EQ(text.find(from, at + 1), std::string::npos) << from << " is not unique";
-  if (at != std::string::npos) text.replace(at, from.size(), to);
-  return text;
+  return ReplacedOnce(Encode(AwkwardCandidate()), from, to);
 }
 
 std::string DecodeError(const std::string& text) {
@@ -414,7 +301,7 @@ TEST(CandidateCodecErrors, AMistypedFieldIsNamedWithWhatWasExpected) {
 
 TEST(CandidateCodecErrors, AnOutOfRangeIntegerIsNamed) {
   EXPECT_THAT(DecodeError(Edited("9223372036854775807", "9223372036854775808")),
-              HasSubstr("'at_max.ttft_s.count': integer out of the 64-bit range"));
+              HasSubstr("'at_max.requests_completed': integer out of the 64-bit range"));
 }
 
 TEST(CandidateCodecErrors, AnUnknownEnumNameListsTheValidOnes) {
