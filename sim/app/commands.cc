@@ -26,6 +26,7 @@
 #include "sim/metrics/json_writer.h"
 #include "sim/simulator/builder.h"
 #include "sim/simulator/outputs.h"
+#include "sim/timing/profile_schema.h"
 #include "sim/timing/validate.h"
 
 namespace kvsim {
@@ -151,7 +152,7 @@ std::string CardPath(const std::string& value, const std::string& models_dir,
 // The card in <models_dir>/gpu/ whose device_names hold the profile's gpu_name. Throws
 // InputError listing every card's device_names when none or several do.
 GpuSpec GpuCardFor(const Profile& profile, const std::string& models_dir) {
-  const std::string& measured_on = profile.MetaText("gpu_name");
+  const std::string& measured_on = profile.MetaText(std::string(profile_schema::meta::kGpuName));
   const fs::path dir = fs::path(models_dir) / "gpu";
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) {
@@ -327,7 +328,7 @@ int ValidateCommand(const CommandOptions& o, std::ostream& out) {
   const GpuSpec gpu =
       o.gpu.empty() ? GpuCardFor(profile, models_dir)
                     : LoadGpuSpec(CardPath(o.gpu, models_dir, "gpu", "kvsim validate: --gpu: "));
-  const std::string& measured_on = profile.MetaText("gpu_name");
+  const std::string& measured_on = profile.MetaText(std::string(profile_schema::meta::kGpuName));
   if (!gpu.device_names.empty() && std::find(gpu.device_names.begin(), gpu.device_names.end(),
                                              measured_on) == gpu.device_names.end()) {
     throw InputError(fmt::format(

@@ -21,6 +21,9 @@ namespace kvsim {
 namespace {
 
 namespace schema = profile_schema;
+namespace col = profile_schema::column;
+constexpr std::string_view kMeta = profile_schema::section::kMeta;
+constexpr std::string_view kVmm = profile_schema::section::kVmm;
 
 constexpr double kMaxProfileTimeUs = 1e9;  // 1000 s
 
@@ -163,10 +166,11 @@ void ReadMetaLine(ProfileReader& r, std::string_view line, int line_no) {
   const size_t colon = line.find(':');
   const std::string key(TrimField(line.substr(0, std::min(colon, line.size()))));
   if (colon == std::string_view::npos || key.empty()) {
-    Fail(r, line_no, fmt::format("[meta] line '{}' is not 'key: value'", line));
+    Fail(r, line_no, fmt::format("[{}] line '{}' is not 'key: value'", kMeta, line));
   }
   if (const auto it = r.draft.meta_lines.find(key); it != r.draft.meta_lines.end()) {
-    Fail(r, line_no, fmt::format("duplicate [meta] key '{}' (first at line {})", key, it->second));
+    Fail(r, line_no,
+         fmt::format("duplicate [{}] key '{}' (first at line {})", kMeta, key, it->second));
   }
   r.draft.meta.emplace(key, std::string(TrimField(line.substr(colon + 1))));
   r.draft.meta_lines.emplace(key, line_no);
@@ -275,7 +279,7 @@ void CheckMeta(ProfileReader& r) {
   ProfileDraft& d = r.draft;
   for (const schema::Field& f : schema::kMeta.fields) {
     if (IsRequired(f) && !d.meta.contains(std::string(f.name))) {
-      Fail(r, r.meta_line, fmt::format("[meta] lacks required key '{}'", f.name));
+      Fail(r, r.meta_line, fmt::format("[{}] lacks required key '{}'", kMeta, f.name));
     }
   }
   for (const schema::Field& f : schema::kMeta.fields) {
@@ -283,14 +287,15 @@ void CheckMeta(ProfileReader& r) {
     const std::string k(f.name);
     const std::optional<double> value = ParseNumber(d.meta.at(k));
     if (!value) {
-      Fail(r, d.meta_lines.at(k), fmt::format("[meta] {}: '{}' is not a number", k, d.meta.at(k)));
+      Fail(r, d.meta_lines.at(k),
+           fmt::format("[{}] {}: '{}' is not a number", kMeta, k, d.meta.at(k)));
     }
     d.meta_numbers.emplace(k, *value);
   }
   const std::string version(schema::meta::kFormatVersion);
   if (d.meta_numbers.at(version) != 1) {
     Fail(r, d.meta_lines.at(version),
-         fmt::format("[meta] format_version {} is not supported (this reader reads version 1)",
+         fmt::format("[{}] {} {} is not supported (this reader reads version 1)", kMeta, version,
                      d.meta.at(version)));
   }
 }
@@ -329,19 +334,20 @@ const std::string& ProfileTable::Text(size_t row, std::string_view column) const
 
 const std::string& Profile::MetaText(const std::string& key) const {
   const auto it = meta_.find(key);
-  KVSIM_CHECK(it != meta_.end(), "profile [meta] has no key '" + key + "'");
+  KVSIM_CHECK(it != meta_.end(), fmt::format("profile [{}] has no key '{}'", kMeta, key));
   return it->second;
 }
 
 double Profile::MetaNumber(const std::string& key) const {
   const auto it = meta_numbers_.find(key);
-  KVSIM_CHECK(it != meta_numbers_.end(), "profile [meta] '" + key + "' is not a numeric key");
+  KVSIM_CHECK(it != meta_numbers_.end(),
+              fmt::format("profile [{}] '{}' is not a numeric key", kMeta, key));
   return it->second;
 }
 
 int Profile::MetaLine(const std::string& key) const {
   const auto it = meta_lines_.find(key);
-  KVSIM_CHECK(it != meta_lines_.end(), "profile [meta] has no key '" + key + "'");
+  KVSIM_CHECK(it != meta_lines_.end(), fmt::format("profile [{}] has no key '{}'", kMeta, key));
   return it->second;
 }
 
@@ -412,38 +418,37 @@ VmmLatencies VmmLatencyFromProfile(const Profile& profile) {
   const std::string key(schema::meta::kAllocationGranularityBytes);
   const double granularity = profile.MetaNumber(key);
   if (!(granularity > 0) || granularity != std::floor(granularity)) {
-    throw InputError(fmt::format("{}:{}: [meta] {} must be a positive integer, got {}",
-                                 profile.path(), profile.MetaLine(key), key,
+    throw InputError(fmt::format("{}:{}: [{}] {} must be a positive integer, got {}",
+                                 profile.path(), profile.MetaLine(key), kMeta, key,
                                  profile.MetaText(key)));
   }
-  const ProfileTable& vmm = profile.Table(schema::kVmm.name);
+  const ProfileTable& vmm = profile.Table(kVmm);
   // The p50 of `call` at the granularity; nullopt when absent and `required` is false.
   const auto p50 = [&](std::string_view call, bool required) -> std::optional<Nanos> {
     std::optional<size_t> found;
     for (size_t r = 0; r < vmm.size(); ++r) {
-      if (vmm.Text(r, schema::column::kCall) != call ||
-          vmm.Number(r, schema::column::kHandleBytes) != granularity) {
+      if (vmm.Text(r, col::kCall) != call || vmm.Number(r, col::kHandleBytes) != granularity) {
         continue;
       }
       if (found) {
-        throw InputError(
-            fmt::format("{}:{}: [vmm] repeats {} at handle_bytes {} (first at line {})",
-                        profile.path(), vmm.line(r), call, granularity, vmm.line(*found)));
+        throw InputError(fmt::format("{}:{}: [{}] repeats {} at {} {} (first at line {})",
+                                     profile.path(), vmm.line(r), kVmm, call, col::kHandleBytes,
+                                     granularity, vmm.line(*found)));
       }
       found = r;
     }
     if (!found) {
       if (!required) return std::nullopt;
       throw InputError(fmt::format(
-          "{}:{}: [vmm] has no {} row with handle_bytes {} (the allocation granularity)",
-          profile.path(), vmm.section_line(), call, granularity));
+          "{}:{}: [{}] has no {} row with {} {} (the allocation granularity)", profile.path(),
+          vmm.section_line(), kVmm, call, col::kHandleBytes, granularity));
     }
-    const double us = vmm.Number(*found, schema::column::kP50Us);
+    const double us = vmm.Number(*found, col::kP50Us);
     // A VMM call of more than a second is no measurement (and its cost per page,
     // times pages and layers, must not overflow).
     if (!(us > 0 && us <= 1e6)) {
-      throw InputError(fmt::format("{}:{}: [vmm] {} p50_us must be in (0, 1e6], got {}",
-                                   profile.path(), vmm.line(*found), call, us));
+      throw InputError(fmt::format("{}:{}: [{}] {} {} must be in (0, 1e6], got {}", profile.path(),
+                                   vmm.line(*found), kVmm, call, col::kP50Us, us));
     }
     return SecondsToNanos(us * 1e-6);
   };

@@ -80,6 +80,20 @@ struct RawFile {
 
 // ---- Names ----------------------------------------------------------------
 
+// Section names, as in "[name]", in the order kvprobe writes the sections.
+namespace section {
+inline constexpr std::string_view kMeta = "meta";
+inline constexpr std::string_view kVmm = "vmm";
+inline constexpr std::string_view kVmmUnderLoad = "vmm_under_load";
+inline constexpr std::string_view kCopy = "copy";
+inline constexpr std::string_view kGemm = "gemm";
+inline constexpr std::string_view kDecodeAttention = "decode_attention";
+inline constexpr std::string_view kPrefillAttention = "prefill_attention";
+inline constexpr std::string_view kAllreduce = "allreduce";
+inline constexpr std::string_view kVattention = "vattention";
+inline constexpr std::string_view kStep = "step";
+}  // namespace section
+
 // [meta] keys, in the order kvprobe writes them.
 namespace meta {
 inline constexpr std::string_view kFormatVersion = "format_version";
@@ -249,21 +263,21 @@ inline constexpr Field kStepColumns[] = {
     OptionalNumber(column::kDecodeSplits),
 };
 
-inline constexpr Section kMeta{"meta", Presence::kRequired, Layout::kKeyValue, kMetaKeys};
-inline constexpr Section kVmm{"vmm", Presence::kRequired, Layout::kTable, kVmmColumns};
-inline constexpr Section kVmmUnderLoad{"vmm_under_load", Presence::kOptional, Layout::kTable,
+inline constexpr Section kMeta{section::kMeta, Presence::kRequired, Layout::kKeyValue, kMetaKeys};
+inline constexpr Section kVmm{section::kVmm, Presence::kRequired, Layout::kTable, kVmmColumns};
+inline constexpr Section kVmmUnderLoad{section::kVmmUnderLoad, Presence::kOptional, Layout::kTable,
                                        kVmmUnderLoadColumns};
-inline constexpr Section kCopy{"copy", Presence::kRequired, Layout::kTable, kCopyColumns};
-inline constexpr Section kGemm{"gemm", Presence::kRequired, Layout::kTable, kGemmColumns};
-inline constexpr Section kDecodeAttention{"decode_attention", Presence::kRequired, Layout::kTable,
-                                          kDecodeAttentionColumns};
-inline constexpr Section kPrefillAttention{"prefill_attention", Presence::kRequired, Layout::kTable,
-                                           kPrefillAttentionColumns};
-inline constexpr Section kAllreduce{"allreduce", Presence::kOptional, Layout::kTable,
+inline constexpr Section kCopy{section::kCopy, Presence::kRequired, Layout::kTable, kCopyColumns};
+inline constexpr Section kGemm{section::kGemm, Presence::kRequired, Layout::kTable, kGemmColumns};
+inline constexpr Section kDecodeAttention{section::kDecodeAttention, Presence::kRequired,
+                                          Layout::kTable, kDecodeAttentionColumns};
+inline constexpr Section kPrefillAttention{section::kPrefillAttention, Presence::kRequired,
+                                           Layout::kTable, kPrefillAttentionColumns};
+inline constexpr Section kAllreduce{section::kAllreduce, Presence::kOptional, Layout::kTable,
                                     kAllreduceColumns};
-inline constexpr Section kVattention{"vattention", Presence::kOptional, Layout::kTable,
+inline constexpr Section kVattention{section::kVattention, Presence::kOptional, Layout::kTable,
                                      kVattentionColumns};
-inline constexpr Section kStep{"step", Presence::kOptional, Layout::kTable, kStepColumns};
+inline constexpr Section kStep{section::kStep, Presence::kOptional, Layout::kTable, kStepColumns};
 
 // Every section, [meta] first.
 inline constexpr Section kSections[] = {

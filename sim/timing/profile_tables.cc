@@ -21,8 +21,8 @@
 namespace kvsim {
 namespace {
 
-namespace schema = profile_schema;
 namespace col = profile_schema::column;
+namespace section = profile_schema::section;
 
 constexpr double kSecondsPerMicro = 1e-6;
 
@@ -46,7 +46,7 @@ class ProfileReader {
 
   // The GEMM curves of this model and tensor_parallel, by layer.
   std::map<std::string, SizeCurve> Gemms() const {
-    const ProfileTable& t = profile_.Table(schema::kGemm.name);
+    const ProfileTable& t = profile_.Table(section::kGemm);
     // model -> tensor_parallel values, as written: rows of other models are not checked,
     // and any finite number must be listed without a cast that could overflow.
     std::map<std::string, std::set<double>> available;
@@ -64,36 +64,37 @@ class ProfileReader {
       const double n = t.Number(r, col::kN);
       const double k = t.Number(r, col::kK);
       if (std::abs(n - shape->first) >= 1 || std::abs(k - shape->second) >= 1) {
-        Fail(t.line(r), fmt::format("[gemm] {} {} at tensor_parallel {} has n={} k={}, but the "
-                                    "model card gives n={} k={}: the profile was measured for "
-                                    "other shapes",
-                                    name, layer, tp_, n, k, shape->first, shape->second));
+        Fail(t.line(r), fmt::format("[{}] {} {} at {} {} has {}={} {}={}, but the model card "
+                                    "gives {}={} {}={}: the profile was measured for other shapes",
+                                    t.name(), name, layer, col::kTensorParallel, tp_, col::kN, n,
+                                    col::kK, k, col::kN, shape->first, col::kK, shape->second));
       }
       if (const auto [it, fresh] = seen.emplace(std::pair(layer, tokens), t.line(r)); !fresh) {
-        Fail(t.line(r), fmt::format("[gemm] repeats {} {} at tensor_parallel {} and {} tokens "
-                                    "(first at line {})",
-                                    name, layer, tp_, tokens, it->second));
+        Fail(t.line(r),
+             fmt::format("[{}] repeats {} {} at {} {} and {} tokens (first at line {})", t.name(),
+                         name, layer, col::kTensorParallel, tp_, tokens, it->second));
       }
       points[layer].push_back({tokens, Positive(t, r, col::kTimeUs) * kSecondsPerMicro});
     }
     if (points.empty()) {
       std::string have;
       for (const auto& [name, tps] : available) {
-        have += fmt::format("{}{} (tensor_parallel {})", have.empty() ? "" : ", ", name,
+        have += fmt::format("{}{} ({} {})", have.empty() ? "" : ", ", name, col::kTensorParallel,
                             fmt::join(tps, ", "));
       }
       throw InputError(fmt::format(
-          "timing.profile {}: no [gemm] rows for model {} at tensor_parallel {}; it has: {}",
-          profile_.path(), model_.name, tp_, have.empty() ? "none" : have));
+          "timing.profile {}: no [{}] rows for model {} at {} {}; it has: {}", profile_.path(),
+          t.name(), model_.name, col::kTensorParallel, tp_, have.empty() ? "none" : have));
     }
     std::map<std::string, SizeCurve> curves;
     for (const char* layer : {"qkv", "o", "gate_up", "down", "lm_head"}) {
       const auto it = points.find(layer);
       if (it == points.end() || it->second.size() < 2) {
         Fail(t.section_line(),
-             fmt::format("[gemm] needs '{}' rows at two or more token counts for {} at "
-                         "tensor_parallel {}, found {}",
-                         layer, model_.name, tp_, it == points.end() ? 0 : it->second.size()));
+             fmt::format("[{}] needs '{}' rows at two or more token counts for {} at {} {}, "
+                         "found {}",
+                         t.name(), layer, model_.name, col::kTensorParallel, tp_,
+                         it == points.end() ? 0 : it->second.size()));
       }
       curves.emplace(layer, SizeCurve(it->second));
     }
@@ -102,7 +103,7 @@ class ProfileReader {
 
   // Decode attention surfaces by layout, scaled to the model's KV heads per rank.
   LayoutCurves<DecodeSurface> DecodeAttention() const {
-    const ProfileTable& t = profile_.Table(schema::kDecodeAttention.name);
+    const ProfileTable& t = profile_.Table(section::kDecodeAttention);
     const double heads = static_cast<double>(model_.KvHeadsPerRank(tp_));
     std::map<int64_t, std::vector<DecodePoint>> groups;  // block_tokens (0: contiguous)
     std::map<std::array<double, 3>, int> seen;
@@ -113,8 +114,8 @@ class ProfileReader {
       const double context = Positive(t, r, col::kContextTokens);
       const double scale = heads * static_cast<double>(model_.head_dim) /
                            (Positive(t, r, col::kKvHeads) * Positive(t, r, col::kHeadDim));
-      CheckFresh(seen, {static_cast<double>(*block), batch, context}, t, r,
-                 "batch and context_tokens");
+      CheckFresh(seen, {static_cast<double>(*block), batch, context}, t, r, col::kBatch,
+                 col::kContextTokens);
       groups[*block].push_back(
           {batch, context, Positive(t, r, col::kTimeUs) * kSecondsPerMicro * scale});
     }
@@ -123,9 +124,8 @@ class ProfileReader {
       std::set<double> products;
       for (const DecodePoint& p : points) products.insert(p.batch * p.context);
       if (products.size() < 2) {
-        Fail(t.section_line(), fmt::format("[decode_attention] {} needs two or more sizes "
-                                           "(batch x context_tokens)",
-                                           LayoutName(block)));
+        Fail(t.section_line(), fmt::format("[{}] {} needs two or more sizes ({} x {})", t.name(),
+                                           LayoutName(block), col::kBatch, col::kContextTokens));
       }
       AddCurve(curves, block, DecodeSurface(points));
     }
@@ -136,7 +136,7 @@ class ProfileReader {
   // Prefill attention curves (time against causal pairs) by layout, scaled to the
   // model's query heads per rank.
   LayoutCurves<SizeCurve> PrefillAttention() const {
-    const ProfileTable& t = profile_.Table(schema::kPrefillAttention.name);
+    const ProfileTable& t = profile_.Table(section::kPrefillAttention);
     const double heads = static_cast<double>(model_.num_heads) / static_cast<double>(tp_);
     std::map<int64_t, std::vector<Point>> groups;
     std::map<std::array<double, 3>, int> seen;
@@ -147,7 +147,8 @@ class ProfileReader {
       const double tokens = Positive(t, r, col::kTokens);
       const double scale = heads * static_cast<double>(model_.head_dim) /
                            (Positive(t, r, col::kQHeads) * Positive(t, r, col::kHeadDim));
-      CheckFresh(seen, {static_cast<double>(*block), batch, tokens}, t, r, "batch and tokens");
+      CheckFresh(seen, {static_cast<double>(*block), batch, tokens}, t, r, col::kBatch,
+                 col::kTokens);
       groups[*block].push_back({batch * tokens * (tokens + 1) / 2,
                                 Positive(t, r, col::kTimeUs) * kSecondsPerMicro * scale});
     }
@@ -156,8 +157,8 @@ class ProfileReader {
       std::set<double> pairs;
       for (const Point& p : points) pairs.insert(p.x);
       if (pairs.size() < 2) {
-        Fail(t.section_line(), fmt::format("[prefill_attention] {} needs two or more prompt sizes",
-                                           LayoutName(block)));
+        Fail(t.section_line(),
+             fmt::format("[{}] {} needs two or more prompt sizes", t.name(), LayoutName(block)));
       }
       AddCurve(curves, block, SizeCurve(points, SizeCurve::Below::kExtendFirstSegment));
     }
@@ -169,21 +170,21 @@ class ProfileReader {
   // that many GPUs, else one estimated at every measured size from the other GPU
   // counts (allreduce_estimate.h) with a sentence saying how; nothing without rows.
   std::optional<AllreduceCurve> Allreduce() const {
-    const ProfileTable* t = profile_.Find(schema::kAllreduce.name);
+    const ProfileTable* t = profile_.Find(section::kAllreduce);
     if (t == nullptr) return std::nullopt;
     std::map<int64_t, std::vector<Point>> by_gpus;
     std::map<std::pair<int64_t, double>, int> seen;
     for (size_t r = 0; r < t->size(); ++r) {
       const double gpus = t->Number(r, col::kGpus);
       if (!(gpus >= 2) || gpus != std::floor(gpus) || gpus > 1e6) {
-        Fail(t->line(r), fmt::format("[allreduce] gpus must be an integer of 2 or more, got {}",
-                                     t->Text(r, col::kGpus)));
+        Fail(t->line(r), fmt::format("[{}] {} must be an integer of 2 or more, got {}", t->name(),
+                                     col::kGpus, t->Text(r, col::kGpus)));
       }
       const auto n = static_cast<int64_t>(gpus);
       const double bytes = Positive(*t, r, col::kBytes);
       if (const auto [it, fresh] = seen.emplace(std::pair(n, bytes), t->line(r)); !fresh) {
-        Fail(t->line(r), fmt::format("[allreduce] repeats {} GPUs at {} bytes (first at line {})",
-                                     n, bytes, it->second));
+        Fail(t->line(r), fmt::format("[{}] repeats {} GPUs at {} bytes (first at line {})",
+                                     t->name(), n, bytes, it->second));
       }
       by_gpus[n].push_back({bytes, Positive(*t, r, col::kTimeUs) * kSecondsPerMicro});
     }
@@ -193,7 +194,7 @@ class ProfileReader {
     for (const auto& [n, points] : by_gpus) {
       if (points.size() < 2) {
         Fail(t->section_line(),
-             fmt::format("[allreduce] needs two or more sizes for {} GPUs, found one", n));
+             fmt::format("[{}] needs two or more sizes for {} GPUs, found one", t->name(), n));
       }
       curves.emplace(n, SizeCurve(points));
       for (const Point& p : points) sizes.insert(p.x);
@@ -237,25 +238,26 @@ class ProfileReader {
     const double block = t.Number(row, col::kBlockTokens);
     if (!(block >= 1) || block != std::floor(block) || block > 1e9) {
       Fail(t.line(row),
-           fmt::format("[{}] paged rows need a positive integer block_tokens (at most 1e9), "
-                       "got {}",
-                       t.name(), t.Text(row, col::kBlockTokens)));
+           fmt::format("[{}] paged rows need a positive integer {} (at most 1e9), got {}", t.name(),
+                       col::kBlockTokens, t.Text(row, col::kBlockTokens)));
     }
     return static_cast<int64_t>(block);
   }
 
   static std::string LayoutName(int64_t block) {
     return block == 0 ? std::string(kAttentionLayouts.Name(AttentionLayout::kContiguous))
-                      : fmt::format("{} (block_tokens {})",
-                                    kAttentionLayouts.Name(AttentionLayout::kPaged), block);
+                      : fmt::format("{} ({} {})", kAttentionLayouts.Name(AttentionLayout::kPaged),
+                                    col::kBlockTokens, block);
   }
 
+  // Fails when `seen` has `key`: a row of the same layout, `first` and `second` columns.
   void CheckFresh(std::map<std::array<double, 3>, int>& seen, const std::array<double, 3>& key,
-                  const ProfileTable& t, size_t row, const char* what) const {
+                  const ProfileTable& t, size_t row, std::string_view first,
+                  std::string_view second) const {
     if (const auto [it, fresh] = seen.emplace(key, t.line(row)); !fresh) {
       Fail(t.line(row),
-           fmt::format("[{}] repeats a {} row at these {} (first at line {})", t.name(),
-                       LayoutName(static_cast<int64_t>(key[0])), what, it->second));
+           fmt::format("[{}] repeats a {} row at these {} and {} (first at line {})", t.name(),
+                       LayoutName(static_cast<int64_t>(key[0])), first, second, it->second));
     }
   }
 

@@ -13,10 +13,13 @@
 
 #include "sim/core/check.h"
 #include "sim/timing/execution_time_model.h"
+#include "sim/timing/profile_schema.h"
 #include "sim/timing/profile_tables.h"
 
 namespace kvsim {
 namespace {
+
+namespace schema = profile_schema;
 
 class ProfiledModel final : public ExecutionTimeModel {
  public:
@@ -126,7 +129,7 @@ std::unique_ptr<ExecutionTimeModel> NewProfiledModel(const Profile& profile, con
                                                      const CostConfig& costs) {
   KVSIM_CHECK(tensor_parallel >= 1, "tensor_parallel must be positive");
   std::vector<std::string> caveats;
-  const std::string& measured_on = profile.MetaText("gpu_name");
+  const std::string& measured_on = profile.MetaText(std::string(schema::meta::kGpuName));
   if (gpu.device_names.empty()) {
     caveats.push_back(fmt::format(
         "timing.profile {}: measured on '{}'; the {} card lists no device_names, so that this is "
@@ -146,14 +149,14 @@ std::unique_ptr<ExecutionTimeModel> NewProfiledModel(const Profile& profile, con
       if (!curves.allreduce->estimate.empty()) caveats.push_back(curves.allreduce->estimate);
     } else if (gpu.link_bandwidth_bytes_per_s > 0) {
       caveats.push_back(fmt::format(
-          "timing.profile {}: all-reduce on {} GPUs is not in the profile (no [allreduce] rows); "
-          "it is the ring formula at the {} card's link bandwidth (timing.allreduce)",
-          profile.path(), tensor_parallel, gpu.name));
+          "timing.profile {}: all-reduce on {} GPUs is not in the profile (no [{}] rows); it is "
+          "the ring formula at the {} card's link bandwidth (timing.allreduce)",
+          profile.path(), tensor_parallel, schema::section::kAllreduce, gpu.name));
     } else {
       throw InputError(fmt::format(
-          "timing.profile {}: no [allreduce] rows for {} GPUs, and the {} card has no GPU-GPU "
-          "link bandwidth to estimate them",
-          profile.path(), tensor_parallel, gpu.name));
+          "timing.profile {}: no [{}] rows for {} GPUs, and the {} card has no GPU-GPU link "
+          "bandwidth to estimate them",
+          profile.path(), schema::section::kAllreduce, tensor_parallel, gpu.name));
     }
   }
   // The efficiencies the profile does not measure: the bandwidth of the small

@@ -15,21 +15,27 @@
 #include <utility>
 
 #include "sim/core/check.h"
+#include "sim/timing/profile_schema.h"
 
 namespace kvsim {
 namespace {
+
+namespace schema = profile_schema;
+namespace col = profile_schema::column;
+constexpr std::string_view kStep = profile_schema::section::kStep;
+constexpr std::string_view kGemm = profile_schema::section::kGemm;
 
 [[noreturn]] void FailAt(const Profile& profile, int line, const std::string& what) {
   throw InputError(fmt::format("{}:{}: {}", profile.path(), line, what));
 }
 
 // The integer in `column` of `row`, at least `min`.
-int64_t Integer(const Profile& profile, const ProfileTable& t, size_t row, const char* column,
+int64_t Integer(const Profile& profile, const ProfileTable& t, size_t row, std::string_view column,
                 int64_t min, const char* what) {
   const double v = t.Number(row, column);
   if (!(v >= static_cast<double>(min)) || v != std::floor(v) || v > 1e15) {
     FailAt(profile, t.line(row),
-           fmt::format("[step] {} must be {}, got {}", column, what, t.Text(row, column)));
+           fmt::format("[{}] {} must be {}, got {}", kStep, column, what, t.Text(row, column)));
   }
   return static_cast<int64_t>(v);
 }
@@ -57,11 +63,11 @@ std::string GemmModels(const ProfileTable& gemm) {
   // Values as written (any finite number): a cast to an integer could overflow.
   std::map<std::string, std::set<double>> have;
   for (size_t r = 0; r < gemm.size(); ++r) {
-    have[gemm.Text(r, "model")].insert(gemm.Number(r, "tensor_parallel"));
+    have[gemm.Text(r, col::kModel)].insert(gemm.Number(r, col::kTensorParallel));
   }
   std::string out;
   for (const auto& [name, tps] : have) {
-    out += fmt::format("{}{} (tensor_parallel {})", out.empty() ? "" : ", ", name,
+    out += fmt::format("{}{} ({} {})", out.empty() ? "" : ", ", name, col::kTensorParallel,
                        fmt::join(tps, ", "));
   }
   return out.empty() ? "none" : out;
@@ -69,8 +75,8 @@ std::string GemmModels(const ProfileTable& gemm) {
 
 bool HasGemmRows(const ProfileTable& gemm, const std::string& model, int64_t tp) {
   for (size_t r = 0; r < gemm.size(); ++r) {
-    if (gemm.Text(r, "model") == model &&
-        gemm.Number(r, "tensor_parallel") == static_cast<double>(tp)) {
+    if (gemm.Text(r, col::kModel) == model &&
+        gemm.Number(r, col::kTensorParallel) == static_cast<double>(tp)) {
       return true;
     }
   }
@@ -86,60 +92,65 @@ StepKind StepRow::kind() const {
 
 std::vector<StepRow> ReadStepRows(const Profile& profile) {
   std::vector<StepRow> rows;
-  const ProfileTable* t = profile.Find("step");
+  const ProfileTable* t = profile.Find(kStep);
   if (t == nullptr) return rows;
   // Every column but time_us -> the line of the first row with them.
   std::map<std::tuple<std::string, int64_t, int64_t, int64_t, int64_t, int64_t, bool>, int> seen;
   for (size_t r = 0; r < t->size(); ++r) {
     StepRow row;
     row.line = t->line(r);
-    row.model = t->Text(r, "model");
-    if (row.model.empty()) FailAt(profile, row.line, "[step] model is empty");
+    row.model = t->Text(r, col::kModel);
+    if (row.model.empty()) {
+      FailAt(profile, row.line, fmt::format("[{}] {} is empty", kStep, col::kModel));
+    }
     row.tensor_parallel =
-        Integer(profile, *t, r, "tensor_parallel", 1, "a positive integer (GPUs per replica)");
-    const std::string& layout_name = t->Text(r, "layout");
+        Integer(profile, *t, r, col::kTensorParallel, 1, "a positive integer (GPUs per replica)");
+    const std::string& layout_name = t->Text(r, col::kLayout);
     const std::optional<AttentionLayout> layout = kAttentionLayouts.Parse(layout_name);
     if (!layout) {
       FailAt(profile, row.line,
-             fmt::format("[step] layout '{}' is not one of {}", layout_name,
+             fmt::format("[{}] {} '{}' is not one of {}", kStep, col::kLayout, layout_name,
                          kAttentionLayouts.NameList()));
     }
     row.layout = *layout;
     if (row.layout == AttentionLayout::kContiguous) {
-      if (t->Number(r, "block_tokens") != 0) {
+      if (t->Number(r, col::kBlockTokens) != 0) {
         FailAt(profile, row.line,
-               fmt::format("[step] contiguous rows have block_tokens 0, got {}",
-                           t->Text(r, "block_tokens")));
+               fmt::format("[{}] contiguous rows have {} 0, got {}", kStep, col::kBlockTokens,
+                           t->Text(r, col::kBlockTokens)));
       }
     } else {
-      row.block_tokens = Integer(profile, *t, r, "block_tokens", 1,
+      row.block_tokens = Integer(profile, *t, r, col::kBlockTokens, 1,
                                  "a positive integer for a paged row (tokens per block)");
     }
-    row.decode_seqs = Integer(profile, *t, r, "decode_seqs", 0, "a non-negative integer");
-    row.context_tokens = Integer(profile, *t, r, "context_tokens", 0, "a non-negative integer");
-    row.prefill_tokens = Integer(profile, *t, r, "prefill_tokens", 0, "a non-negative integer");
+    row.decode_seqs = Integer(profile, *t, r, col::kDecodeSeqs, 0, "a non-negative integer");
+    row.context_tokens = Integer(profile, *t, r, col::kContextTokens, 0, "a non-negative integer");
+    row.prefill_tokens = Integer(profile, *t, r, col::kPrefillTokens, 0, "a non-negative integer");
     if (row.decode_seqs == 0 && row.prefill_tokens == 0) {
       FailAt(profile, row.line,
-             "[step] the row computes nothing (decode_seqs and prefill_tokens are both 0)");
+             fmt::format("[{}] the row computes nothing ({} and {} are both 0)", kStep,
+                         col::kDecodeSeqs, col::kPrefillTokens));
     }
-    row.time_us = t->Number(r, "time_us");
+    row.time_us = t->Number(r, col::kTimeUs);
     if (!(row.time_us > 0)) {
       FailAt(profile, row.line,
-             fmt::format("[step] time_us must be positive, got {}", t->Text(r, "time_us")));
+             fmt::format("[{}] {} must be positive, got {}", kStep, col::kTimeUs,
+                         t->Text(r, col::kTimeUs)));
     }
-    const double graph = t->Number(r, "graph");
+    const double graph = t->Number(r, col::kGraph);
     if (graph != 0 && graph != 1) {
       FailAt(profile, row.line,
-             fmt::format("[step] graph must be 0 or 1, got {}", t->Text(r, "graph")));
+             fmt::format("[{}] {} must be 0 or 1, got {}", kStep, col::kGraph,
+                         t->Text(r, col::kGraph)));
     }
     row.graph = graph == 1;
     const auto key = std::tuple(row.model, row.tensor_parallel, row.block_tokens, row.decode_seqs,
                                 row.context_tokens, row.prefill_tokens, row.graph);
     // block_tokens 0 is contiguous, so the key tells the layouts apart.
     if (const auto [it, fresh] = seen.emplace(key, row.line); !fresh) {
-      FailAt(
-          profile, row.line,
-          fmt::format("[step] repeats the step of line {} (every column but time_us)", it->second));
+      FailAt(profile, row.line,
+             fmt::format("[{}] repeats the step of line {} (every column but {})", kStep,
+                         it->second, col::kTimeUs));
     }
     rows.push_back(std::move(row));
   }
@@ -149,8 +160,8 @@ std::vector<StepRow> ReadStepRows(const Profile& profile) {
 std::vector<StepRow> RequireStepRows(const Profile& profile) {
   std::vector<StepRow> rows = ReadStepRows(profile);
   if (rows.empty()) {
-    throw InputError(
-        fmt::format("{}: no [step] rows; measure them with kvprobe --only step", profile.path()));
+    throw InputError(fmt::format("{}: no [{}] rows; measure them with kvprobe --only step",
+                                 profile.path(), kStep));
   }
   return rows;
 }
@@ -192,7 +203,8 @@ std::map<std::string, ModelSpec> LoadModelCards(const Profile& profile,
     try {
       cards.emplace(row.model, load_model(row.model));
     } catch (const InputError& e) {
-      FailAt(profile, row.line, fmt::format("[step] model {}: {}", row.model, e.what()));
+      FailAt(profile, row.line,
+             fmt::format("[{}] {} {}: {}", kStep, col::kModel, row.model, e.what()));
     }
   }
   return cards;
@@ -216,9 +228,9 @@ std::string UnpredictableReason(const StepRow& row, const ModelSpec& model,
   }
   if (!HasGemmRows(gemm, row.model, tp)) {
     return fmt::format(
-        "the profile has no [gemm] rows for {} at tensor_parallel {} (it has: {}); measure "
-        "them with kvprobe --model {}",
-        row.model, tp, GemmModels(gemm), row.model);
+        "the profile has no [{}] rows for {} at {} {} (it has: {}); measure them with kvprobe "
+        "--model {}",
+        kGemm, row.model, col::kTensorParallel, tp, GemmModels(gemm), row.model);
   }
   if (tp > 1 && !(gpu.link_bandwidth_bytes_per_s > 0)) {
     return fmt::format(
@@ -276,7 +288,7 @@ Validation ValidateProfile(const Profile& profile, const GpuSpec& gpu,
   const std::vector<StepRow> rows = RequireStepRows(profile);
   Validation v;
   v.profile_path = profile.path();
-  v.measured_on = profile.MetaText("gpu_name");
+  v.measured_on = profile.MetaText(std::string(schema::meta::kGpuName));
   v.gpu_card = gpu.name;
   v.config = config;
   v.roofline_efficiencies = ResolveEfficiencies(config.roofline, gpu, nullptr);
@@ -284,7 +296,7 @@ Validation ValidateProfile(const Profile& profile, const GpuSpec& gpu,
 
   // The two models of each (model, tensor_parallel), built at its first row.
   std::map<std::pair<std::string, int64_t>, GroupModels> groups;
-  const ProfileTable& gemm = profile.Table("gemm");
+  const ProfileTable& gemm = profile.Table(kGemm);
   for (const StepRow& row : rows) {
     const auto key = std::pair(row.model, row.tensor_parallel);
     auto it = groups.find(key);
@@ -345,14 +357,14 @@ std::string FormatValidation(const Validation& v) {
   size_t skipped = 0;
   for (const SkippedSteps& s : v.skipped) skipped += s.lines.size();
   std::string out = fmt::format(
-      "{}: {} [step] rows measured on '{}', {} predicted for the {} card\n"
+      "{}: {} [{}] rows measured on '{}', {} predicted for the {} card\n"
       "profiled: this profile's kernel rows, prefill attention {}, paged kernel profiled "
       "(kvprobe's)\n"
       "roofline: efficiencies gemm {:g}, memory {:g}, prefill attention {:g}, decode attention "
       "{:g}; paged kernel {}\n"
       "both: no CPU time (engine preset none), kernel gap {:g} us; "
       "error = (predicted - measured) / measured\n",
-      v.profile_path, v.rows.size() + skipped, v.measured_on, v.rows.size(), v.gpu_card,
+      v.profile_path, v.rows.size() + skipped, kStep, v.measured_on, v.rows.size(), v.gpu_card,
       kPrefillAttentions.Name(c.profiled.prefill_attention), e.gemm_efficiency, e.memory_efficiency,
       e.attention_prefill_efficiency, e.attention_decode_efficiency,
       PagedKernelName(c.roofline_paged_kernel), c.engine.kernel_gap_s * 1e6);

@@ -8,6 +8,17 @@ from ..errors import InputError
 from .files import read_text
 
 
+# The format's names as this reader uses them. They copy sim/timing/profile_schema.h (the one
+# schema, which kvprobe writes from), through tools/kvprobe/PROFILE_FORMAT.md:
+# tests/report/test_profile_schema.py checks them against that document, which
+# tests/timing/profile_schema_test.cc checks against the schema.
+META_SECTION = "meta"  # the key: value section; every other section is a table
+FORMAT_VERSION_KEY = "format_version"  # the [meta] key of the format version
+
+# The table sections, in the order kvprobe writes them. The columns are each table's required
+# columns, in order: the ones this reader parses, and rejects a header without. The optional
+# columns (written by later kvprobe versions, missing from earlier profiles) are left out, so
+# that earlier profiles still load; the report reads none of them.
 PROFILE_TABLES = {
     # name: (required, columns, text columns)
     "vmm": (True, ("call", "handle_bytes", "samples", "p10_us", "p50_us", "p90_us", "p99_us"),
@@ -47,20 +58,20 @@ def load_profile(path):
         m = re.fullmatch(r"\[([a-z_][a-z0-9_]*)\]", line)
         if m:
             section = m.group(1)
-            if section != "meta" and section not in PROFILE_TABLES:
+            if section != META_SECTION and section not in PROFILE_TABLES:
                 raise InputError(f"{path}:{lineno}: unknown section [{section}]")
             if section in seen:
                 raise InputError(f"{path}:{lineno}: duplicate section [{section}]")
             seen.add(section)
             header = None
-            if section != "meta":
+            if section != META_SECTION:
                 tables[section] = []
             continue
         if section is None:
             raise InputError(f"{path}:{lineno}: text before the first [section]")
-        if section == "meta":
+        if section == META_SECTION:
             if ":" not in line:
-                raise InputError(f"{path}:{lineno}: [meta] line is not 'key: value'")
+                raise InputError(f"{path}:{lineno}: [{META_SECTION}] line is not 'key: value'")
             k, v = line.split(":", 1)
             meta[k.strip()] = v.strip()
             continue
@@ -112,13 +123,13 @@ def _profile_row(path, lineno, section, header, fields):
 def _check_profile(path, seen, meta, tables):
     """Checks a whole profile: a [meta] section, every required table present and not empty,
     format version 1."""
-    if "meta" not in seen:
-        raise InputError(f"{path}: no [meta] section (is this a kvprobe profile.txt?)")
+    if META_SECTION not in seen:
+        raise InputError(f"{path}: no [{META_SECTION}] section (is this a kvprobe profile.txt?)")
     for name, (required, _, _) in PROFILE_TABLES.items():
         if required and name not in tables:
             raise InputError(f"{path}: required section [{name}] is missing")
         if required and not tables[name]:
             raise InputError(f"{path}: section [{name}] has no rows")
-    if meta.get("format_version", "1") != "1":
-        raise InputError(f"{path}: format_version {meta.get('format_version')!r}; this report "
-                         "reads version 1")
+    if meta.get(FORMAT_VERSION_KEY, "1") != "1":
+        raise InputError(f"{path}: {FORMAT_VERSION_KEY} {meta.get(FORMAT_VERSION_KEY)!r}; this "
+                         "report reads version 1")
