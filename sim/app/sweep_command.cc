@@ -76,22 +76,24 @@ std::vector<Job> BuildRuns(const SweepRuns& s) {
   return jobs;
 }
 
-// sweep.json: the rates, and per run its label, rate and summary.json's object.
+// sweep.json: kvsim's version, the rates, and per run its label, rate and
+// summary.json's object.
 std::string SweepJson(const SweepRuns& s, const std::vector<Job>& jobs) {
-  std::string json = "{\n  \"rates_qps\": [";
-  for (size_t i = 0; i < s.rates_qps.size(); ++i) {
-    json += fmt::format("{}{:.9g}", i ? ", " : "", s.rates_qps[i]);
-  }
-  json += "],\n  \"runs\": [";
+  JsonWriter j;
+  j.BeginObject().Field("kvsim_version", KvsimVersion()).BeginArray("rates_qps");
+  for (double rate : s.rates_qps) j.Field({}, rate);
+  j.EndArray().BeginArray("runs");
   for (size_t i = 0; i < jobs.size(); ++i) {
-    const Job& job = jobs[i];
-    std::string summary = SummaryJson(job.summary, *job.sim);
-    summary.pop_back();  // the trailing newline
-    json += fmt::format("{}\n    {{\"label\": {}, \"rate_qps\": {:.9g}, \"summary\": {}}}",
-                        i ? "," : "", JsonWriter::Quote(job.label), s.rate_qps(i), summary);
+    std::string summary = SummaryJson(jobs[i].summary, *jobs[i].sim);
+    if (summary.ends_with('\n')) summary.pop_back();
+    j.BeginObject()
+        .Field("label", jobs[i].label)
+        .Field("rate_qps", s.rate_qps(i))
+        .Raw("summary", summary)
+        .EndObject();
   }
-  json += "\n  ]\n}\n";
-  return json;
+  j.EndArray().EndObject();
+  return j.str();
 }
 
 // The table of throughput and p99 latencies per rate and entry, the caveats and where

@@ -288,7 +288,7 @@ void RecommendationSection(JsonWriter& j, const PlanResult& r, const PlanConfig&
 std::string PlanJson(const PlanResult& r, const PlanConfig& plan) {
   JsonWriter j;
   j.BeginObject();
-  j.Field("plan", plan.plan_file);
+  j.Field("kvsim_version", KvsimVersion()).Field("plan", plan.plan_file);
   if (plan.scenarios.size() == 1) {
     j.Field("target_qps", r.target_qps.front());
     ScenarioSection(j, plan, plan.scenarios.front());
@@ -390,9 +390,8 @@ std::string FormatRecommendation(const PlanResult& r, const PlanConfig& plan) {
   }
   const Recommendation& rec = *r.recommendation;
   const CandidateResult& c = r.candidates[rec.candidate];
-  std::string out =
-      fmt::format("recommendation: {} x {} ({} GPU{}, ${:.2f}/hour)", rec.replicas, c.name,
-                  rec.gpus, rec.gpus == 1 ? "" : "s", rec.cost_per_hour);
+  std::string out = fmt::format("recommendation: {} x {} ({} GPU{}, ${:.2f}/hour)", rec.replicas,
+                                c.name, rec.gpus, rec.gpus == 1 ? "" : "s", rec.cost_per_hour);
   if (rec.checks.empty()) {
     out += ", not verified (verify: false)\n";
   } else if (plan.scenarios.size() == 1) {

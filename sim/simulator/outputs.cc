@@ -196,7 +196,7 @@ void Manifest::Add(const std::string& name, const FileWriter& committed) {
 void Manifest::Close() {
   JsonWriter j;
   j.BeginObject();
-  j.Field("kvsim_version", KVSIM_VERSION);
+  j.Field("kvsim_version", KvsimVersion());
   j.BeginArray("files");
   for (const File& f : files_) {
     j.BeginObject()
@@ -380,15 +380,18 @@ std::string FormatSummary(const Summary& s, const Simulation& sim) {
 }
 
 std::string CompareJson(const std::vector<LabeledRun>& runs) {
-  std::string out = "[";
-  for (size_t i = 0; i < runs.size(); ++i) {
-    out += i ? ",\n  " : "\n  ";
-    out += fmt::format("{{\"label\": {}, \"summary\": {}}}", JsonWriter::Quote(runs[i].label),
-                       runs[i].summary_json.substr(0, runs[i].summary_json.size() - 1));
+  JsonWriter j;
+  j.BeginArray();
+  for (const LabeledRun& run : runs) {
+    std::string_view summary = run.summary_json;
+    if (summary.ends_with('\n')) summary.remove_suffix(1);
+    j.BeginObject().Field("label", run.label).Raw("summary", summary).EndObject();
   }
-  out += "\n]\n";
-  return out;
+  j.EndArray();
+  return j.str();
 }
+
+const char* KvsimVersion() { return KVSIM_VERSION; }
 
 std::string FormatCaveats(
     const std::vector<std::pair<std::string, std::vector<std::string>>>& labelled,

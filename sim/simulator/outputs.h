@@ -118,7 +118,12 @@ struct LabeledRun {
 };
 
 // compare.json: a list of {label, summary}.
+// compare.json: a list of {label, summary}, each summary summary.json's object.
 std::string CompareJson(const std::vector<LabeledRun>& runs);
+
+// This kvsim's version ("0.1.0"), which every JSON document it writes records as
+// "kvsim_version" (summary.json's, plan.json's and sweep.json's top level).
+const char* KvsimVersion();
 
 // One line per distinct caveat among `labelled` (a label and its caveats, e.g. a
 // run's Simulation::timing_caveats): "caveat: TEXT" when it concerns every label, else
