@@ -34,8 +34,8 @@ std::vector<size_t> ShardIndices(size_t total, ShardSpec s);
 
 // What identifies a plan's candidate space: a CRC-32 over each scenario as decoded
 // (with the plan's overrides), the plan file's text and every evaluation's candidate
-// name and scenario, with the evaluation count, e.g. "crc32:1a2b3c4d/24". Shards of different plans, or of a
-// plan edited between shards, differ.
+// name and scenario, with the evaluation count, e.g. "crc32:1a2b3c4d/24". Shards of different
+// plans, or of a plan edited between shards, differ.
 std::string PlanFingerprint(const PlanConfig& plan, const PreparedPlan& prepared);
 
 // DIR/shard.json of shard `s`: the format's version, the plan file, the fingerprint,

@@ -27,10 +27,6 @@ std::string CsvField(const std::string& text) {
 // A number as a CSV field; empty for NaN (a statistic of no values).
 std::string CsvNumber(double v) { return std::isnan(v) ? "" : fmt::format("{:.6g}", v); }
 
-}  // namespace
-
-namespace {
-
 constexpr const char* kCsvColumns =
     "tensor_parallel,kv_manager,block_tokens,page_bytes,scheduler,status,"
     "max_qps_per_replica,max_qps_per_gpu,binding_slo,replicas,gpus,cost_per_hour,"
@@ -90,6 +86,13 @@ void Latencies(JsonWriter& j, const char* key, const Summary& s) {
   j.EndObject();
 }
 
+// The array `key` of strings.
+void StringArray(JsonWriter& j, const char* key, const std::vector<std::string>& lines) {
+  j.BeginArray(key);
+  for (const std::string& line : lines) j.Field({}, line);
+  j.EndArray();
+}
+
 void CandidateFields(JsonWriter& j, const CandidateResult& c) {
   j.Field("candidate", c.name)
       .Field("gpu", c.gpu)
@@ -101,12 +104,8 @@ void CandidateFields(JsonWriter& j, const CandidateResult& c) {
              !c.feasible ? std::string_view("infeasible") : kSearchStatuses.Name(c.search.status))
       .Field("note", c.note);
   j.Field("timing", c.timing_line);
-  j.BeginArray("timing_caveats");
-  for (const std::string& caveat : c.timing_caveats) j.Field({}, caveat);
-  j.EndArray();
-  j.BeginArray("timing_assumptions");
-  for (const std::string& a : c.timing_assumptions) j.Field({}, a);
-  j.EndArray();
+  StringArray(j, "timing_caveats", c.timing_caveats);
+  StringArray(j, "timing_assumptions", c.timing_assumptions);
   j.Field("max_qps_per_replica", c.max_qps_per_replica)
       .Field("max_qps_per_gpu", c.max_qps_per_gpu)
       .Field("binding_slo", c.search.binding)
@@ -164,13 +163,6 @@ void SloSection(JsonWriter& j, const SloSpec& slo) {
   j.Field("stability", slo.stability);
   j.Field("stability_slack_s", slo.stability_slack_s);
   j.EndObject();
-}
-
-// The array `key` of strings.
-void StringArray(JsonWriter& j, const char* key, const std::vector<std::string>& lines) {
-  j.BeginArray(key);
-  for (const std::string& line : lines) j.Field({}, line);
-  j.EndArray();
 }
 
 // The "candidates" array (every candidate, in plan order) and the "pareto" array
