@@ -119,10 +119,6 @@ void CandidateFields(JsonWriter& j, const CandidateResult& c) {
   Latencies(j, "latencies_at_max", c.at_max);
 }
 
-}  // namespace
-
-namespace {
-
 // The "scenario" object: a scenario of the plan (config file, model, trace, arrival
 // process, seed) and the requests per probe.
 void ScenarioSection(JsonWriter& j, const PlanConfig& plan, const PlanScenario& s) {
