@@ -38,16 +38,17 @@ PlanConfig LoadPlanWarning(const std::string& path, bool print_warnings) {
 }
 
 // The progress hook and log of a plan command; `progress` draws the line.
-PlanOptions Options(const CommandOptions& o, std::ostream& out, bool quiet,
+PlanOptions Options(const CommandOptions& o, std::ostream& out, bool quiet, const PlanConfig& plan,
                     std::unique_ptr<Progress>& progress) {
   PlanOptions options;
   options.jobs = o.jobs;
   if (!quiet) options.log = [&out](const std::string& line) { out << line << std::endl; };
-  options.progress = [&progress, quiet](int64_t done, int64_t total) {
+  // What the progress counts: one search per candidate and scenario.
+  const char* unit = plan.scenarios.size() > 1 ? "candidate-scenario searches" : "candidates";
+  options.progress = [&progress, quiet, unit](int64_t done, int64_t total) {
     if (!progress) {
-      progress =
-          std::make_unique<Progress>("kvsim plan", "candidates", total,
-                                     !quiet && StderrIsTerminal(), std::cerr, ProgressDelay());
+      progress = std::make_unique<Progress>("kvsim plan", unit, total, !quiet && StderrIsTerminal(),
+                                            std::cerr, ProgressDelay());
     }
     progress->Add(done);
   };
@@ -76,7 +77,7 @@ int PlanShard(const CommandOptions& o, std::ostream& out, const PlanConfig& plan
   const ShardSpec shard = ParseShard(o.shard);
   const auto start = Clock::now();
   std::unique_ptr<Progress> progress;
-  const PlanOptions options = Options(o, out, o.quiet, progress);
+  const PlanOptions options = Options(o, out, o.quiet, plan, progress);
   const PreparedPlan prepared = PreparePlan(plan, options);
   const std::string dir =
       DefaultOutDir(o, fmt::format("-plan-shard{}of{}", shard.index, shard.count).c_str());
@@ -104,7 +105,7 @@ int PlanOnRanks(const CommandOptions& o, std::ostream& out, const PlanConfig& pl
   const auto start = Clock::now();
   const bool lead = MpiRank() == 0;
   std::unique_ptr<Progress> progress;
-  const PlanOptions options = Options(o, out, o.quiet || !lead, progress);
+  const PlanOptions options = Options(o, out, o.quiet || !lead, plan, progress);
   const PreparedPlan prepared = PreparePlan(plan, options);
   if (lead && !o.quiet) out << fmt::format("plan: on {} MPI ranks\n", MpiSize());
   std::optional<std::vector<CandidateResult>> evaluated = EvaluateOnRanks(plan, prepared, options);
@@ -133,7 +134,7 @@ int PlanCommand(const CommandOptions& o, std::ostream& out) {
   }
   if (MpiSize() > 1) return PlanOnRanks(o, out, plan);
   std::unique_ptr<Progress> progress;
-  const PlanOptions options = Options(o, out, o.quiet, progress);
+  const PlanOptions options = Options(o, out, o.quiet, plan, progress);
   const std::string dir = DefaultOutDir(o, "-plan");
   const PlanResult result = RunPlan(plan, options);
   if (progress) progress->Finish();
@@ -155,7 +156,7 @@ int PlanMergeCommand(const CommandOptions& o, std::ostream& out) {
   }
   PlanConfig plan = LoadPlanWarning(shards.front().plan_file, true);
   std::unique_ptr<Progress> progress;
-  const PlanOptions options = Options(o, out, o.quiet, progress);
+  const PlanOptions options = Options(o, out, o.quiet, plan, progress);
   const PreparedPlan prepared = PreparePlan(plan, options);
   std::vector<CandidateResult> merged =
       MergeShards(shards, prepared, PlanFingerprint(plan, prepared));

@@ -171,7 +171,10 @@ void RankCandidates(PlanResult& result);
 // plan.combine: one fleet sized for the scenario needing the most replicas, or one
 // fleet per scenario with replicas and costs added. Meets the SLOs when every
 // scenario does; reports the binding scenario's search and latencies (the one needing
-// the most replicas, the first on a tie), its binding SLO prefixed "name: ".
+// the most replicas, the first on a tie), its binding SLO prefixed "name: ". Its $ per
+// million output tokens: separate fleets, the cost over all scenarios' output tokens
+// at their targets; one fleet, the highest of the scenarios' (cost / that scenario's
+// tokens).
 // `units` holds the candidate's results in scenario order.
 CandidateResult CombineScenarios(const PlanConfig& plan, const PreparedPlan& prepared,
                                  std::span<const CandidateResult> units);
