@@ -168,6 +168,14 @@ void DecodeChoices(MapReader& k, const DecodeContext& ctx, const std::string& ke
       values[d] = DimensionValues(m, dims[d].key, 0, 1, dims[d].max_value, dims[d].kind);
     }
     m.Finish();
+    double combinations = 1;  // in doubles: three dimensions of 4,096 values pass 2^32
+    for (const std::vector<int64_t>& v : values) combinations *= static_cast<double>(v.size());
+    if (static_cast<double>(out.size()) + combinations > static_cast<double>(kMaxPlanSearches)) {
+      throw InputError(fmt::format(
+          "{}: expands to {:.4g} {}s, more than the {} searches one plan may hold; narrow its "
+          "lists and ranges",
+          k.Where(n, p), static_cast<double>(out.size()) + combinations, what, kMaxPlanSearches));
+    }
     // An odometer over the dimensions, the last turning fastest.
     std::array<size_t, N> at{};
     for (;;) {

@@ -225,6 +225,19 @@ PlanConfig LoadPlan(const std::string& path) {
   c.verify = r.Bool("verify", c.verify);
   c.jobs = static_cast<int>(r.Int("jobs", 0, 0, 1024));
   r.Finish();
+  // In doubles: the product of four lists and the scenarios may pass 2^63.
+  const double searches =
+      static_cast<double>(c.gpus.size()) * static_cast<double>(c.tensor_parallel.size()) *
+      static_cast<double>(c.kv_managers.size()) * static_cast<double>(c.schedulers.size()) *
+      static_cast<double>(c.scenarios.size());
+  if (searches > static_cast<double>(kMaxPlanSearches)) {
+    r.Fail("candidates",
+           fmt::format("{} GPUs x {} tensor-parallel degrees x {} KV managers x {} schedulers x "
+                       "{} scenarios = {:.4g} searches, more than the {} one plan may hold; "
+                       "narrow the lists and ranges, or split the space over several plans",
+                       c.gpus.size(), c.tensor_parallel.size(), c.kv_managers.size(),
+                       c.schedulers.size(), c.scenarios.size(), searches, kMaxPlanSearches));
+  }
   return c;
 }
 

@@ -102,10 +102,15 @@ struct PlanConfig {
   std::vector<std::string> warnings;
 };
 
+// The most searches (candidates x scenarios) one plan may ask for: each candidate's
+// result is held in memory until the plan is ranked, about a kilobyte each. Larger
+// spaces are a typo in a range, or several plans.
+inline constexpr int64_t kMaxPlanSearches = 1'000'000;
+
 // Reads a plan file. Throws InputError "file:line: key.path: what" on unknown keys,
 // bad values, an empty candidate list, a missing scenario, target or SLO, both
-// `scenario:` and `scenarios:`, two scenarios of one name, or several scenarios
-// without `combine`. Whether each
+// `scenario:` and `scenarios:`, two scenarios of one name, several scenarios without
+// `combine`, or more than kMaxPlanSearches searches. Whether each
 // GPU card exists is checked by RunPlan, which knows where the cards are.
 PlanConfig LoadPlan(const std::string& path);
 

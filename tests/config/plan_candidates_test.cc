@@ -195,6 +195,25 @@ TEST(PlanCandidateErrors, ARangeOfTooManyValuesIsRejected) {
               HasSubstr(fmt::format("more than {} values", kMaxValuesPerDimension)));
 }
 
+TEST(PlanCandidateErrors, AnEntryExpandingPastThePlansLimitIsRejectedBeforeItExpands) {
+  // 4,096 x 4,096 = 16.8 million schedulers from one entry.
+  const std::string message = ErrorOf(Candidates(
+      "[1]", kOneKv,
+      "[{type: sarathi, chunk_tokens: {from: 1, to: 4096, step: 1}, max_num_seqs: {from: 1, to: "
+      "4096, step: 1}}]"));
+  EXPECT_THAT(message, HasSubstr("candidates.schedulers[0]: expands to 1.678e+07 schedulers"));
+  EXPECT_THAT(message, HasSubstr(fmt::format("more than the {}", kMaxPlanSearches)));
+}
+
+TEST(PlanCandidateErrors, ListsWhoseProductPassesThePlansLimitAreRejected) {
+  // 1,024 tensor-parallel degrees x 1,000 block sizes = 1,024,000 searches.
+  const std::string message = ErrorOf(
+      Candidates("{from: 1, to: 1024, step: 1}",
+                 "[{type: paged, block_tokens: {from: 1, to: 1000, step: 1}}]", kOneScheduler));
+  EXPECT_THAT(message, HasSubstr("candidates: 1 GPUs x 1024 tensor-parallel degrees x 1000 KV "
+                                 "managers x 1 schedulers x 1 scenarios = 1.024e+06 searches"));
+}
+
 TEST(PlanCandidateErrors, AValueListedTwiceIsNamedAtItsPosition) {
   EXPECT_THAT(
       ErrorOf(Candidates("[1]", "[{type: paged, block_tokens: [16, 32, 16]}]", kOneScheduler)),
