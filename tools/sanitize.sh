@@ -7,9 +7,10 @@
 # configures it (clang, ASan, UBSan, libFuzzer coverage), so fuzzing afterwards
 # reuses the libraries; without clang, g++ with -DKVSIM_SANITIZE=ON in build-asan/.
 #
-# It builds without MPI (-DKVSIM_MPI=OFF): so CI also builds and tests kvsim as a machine
-# without Open MPI would (the mpirun test reports itself skipped), and Open MPI's own
-# allocations stay out of LeakSanitizer's reports.
+# It builds as on a machine without Open MPI: CMake is told MPI cannot be found
+# (-DCMAKE_DISABLE_FIND_PACKAGE_MPI=ON), so CI also builds and tests kvsim down that path
+# (the mpirun tests report themselves skipped), and Open MPI's own allocations stay out
+# of LeakSanitizer's reports.
 #
 # Usage: tools/sanitize.sh [CTEST_ARGS...]   e.g. tools/sanitize.sh -R app_tests
 # Environment: KVSIM_SANITIZE_JOBS (build and test jobs, default nproc).
@@ -23,11 +24,11 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 if clang=$(command -v clang++); then
   build=${KVSIM_FUZZ_BUILD_DIR:-$root/build-fuzz}
   flags=(-DCMAKE_CXX_COMPILER="$clang" -DKVSIM_FUZZ=ON -DKVPROBE_BUILD_CUDA=OFF
-         -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKVSIM_MPI=OFF)
+         -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKVSIM_MPI=ON -DCMAKE_DISABLE_FIND_PACKAGE_MPI=ON)
 else
   build=$root/build-asan
   flags=(-DKVSIM_SANITIZE=ON -DKVPROBE_BUILD_CUDA=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo
-         -DKVSIM_MPI=OFF)
+         -DKVSIM_MPI=ON -DCMAKE_DISABLE_FIND_PACKAGE_MPI=ON)
 fi
 echo "== ASan+UBSan test build ($build)"
 mkdir -p "$build"
