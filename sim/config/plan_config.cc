@@ -109,7 +109,7 @@ ConfigTree LoadScenarioTree(MapReader& r, const std::string& base_dir,
   }
   for (const auto& [key, value] : common) tree->Set(key, value);
   for (const auto& [key, value] : r.Child("set").Overrides()) tree->Set(key, value);
-  return std::move(*tree);
+  return *tree;
 }
 
 // `target:`: exactly one of the load to serve (qps, requests/s) and the window

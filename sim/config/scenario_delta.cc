@@ -122,7 +122,9 @@ ScenarioConfig ApplyDelta(const ScenarioConfig& base, const ScenarioDelta& d) {
 
 std::vector<std::pair<std::string, std::string>> ScenarioDelta::AsOverrides() const {
   std::vector<std::pair<std::string, std::string>> out;
-  const auto add = [&](const char* key, std::string value) { out.emplace_back(key, value); };
+  const auto add = [&](const char* key, std::string value) {
+    out.emplace_back(key, std::move(value));
+  };
   const auto boolean = [](bool b) { return std::string(b ? "true" : "false"); };
   if (gpu) add("gpu", QuotedYamlScalar(*gpu));
   if (tensor_parallel) add("deployment.tensor_parallel", std::to_string(*tensor_parallel));
