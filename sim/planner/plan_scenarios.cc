@@ -80,27 +80,21 @@ CandidateResult CombineScenarios(const PlanConfig& plan, const PreparedPlan& pre
   if (!c.meets_slo) return c;
   const bool separate = plan.combine == FleetRule::kSeparateFleets;
   c.replicas = 0;
-  double tokens_per_hour = 0;         // separate fleets: all scenarios' together
-  double worst_cost_per_mtokens = 0;  // one fleet: the scenario with the fewest tokens
+  double total_tokens = 0;   // output tokens per hour, all scenarios together
+  double fewest_tokens = 0;  // the scenario with the fewest (> 0); 0 when none has any
   for (const CandidateResult& u : units) {
     c.replicas = separate ? c.replicas + u.replicas : std::max(c.replicas, u.replicas);
-    tokens_per_hour += OutputTokensPerHour(
+    const double tokens = OutputTokensPerHour(
         u.at_max, prepared.scenarios[static_cast<size_t>(u.scenario)].target_qps);
+    total_tokens += tokens;
+    if (tokens > 0 && (fewest_tokens == 0 || tokens < fewest_tokens)) fewest_tokens = tokens;
   }
   c.gpus = c.replicas * c.tensor_parallel;
   c.cost_per_hour = static_cast<double>(c.gpus) * c.price_per_gpu_hour;
-  if (separate) {
-    c.cost_per_million_output_tokens =
-        tokens_per_hour > 0 ? c.cost_per_hour / (tokens_per_hour / 1e6) : 0;
-    return c;
-  }
-  for (const CandidateResult& u : units) {
-    const double tokens = OutputTokensPerHour(
-        u.at_max, prepared.scenarios[static_cast<size_t>(u.scenario)].target_qps);
-    if (tokens > 0)
-      worst_cost_per_mtokens = std::max(worst_cost_per_mtokens, c.cost_per_hour / (tokens / 1e6));
-  }
-  c.cost_per_million_output_tokens = worst_cost_per_mtokens;
+  // Separate fleets: the cost over every scenario's tokens; one fleet: the highest cost
+  // per token of any scenario, that of the one with the fewest.
+  const double tokens = separate ? total_tokens : fewest_tokens;
+  c.cost_per_million_output_tokens = tokens > 0 ? c.cost_per_hour / (tokens / 1e6) : 0;
   return c;
 }
 
