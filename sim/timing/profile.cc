@@ -195,11 +195,12 @@ void ReadHeader(ProfileReader& r, std::vector<std::string> fields, int line_no) 
                        required.name, RequiredColumns(*r.section)));
     }
   }
-  // Numbers are parsed in the required numeric columns; the others are kept as text.
+  // Numbers are parsed in the schema's numeric columns (optional ones when present);
+  // the others are kept as text.
   table.numeric.clear();
   for (const std::string& name : fields) {
     const schema::Field* f = schema::FindField(*r.section, name);
-    table.numeric.push_back(f != nullptr && IsRequired(*f) && f->type == schema::Type::kNumber);
+    table.numeric.push_back(f != nullptr && f->type == schema::Type::kNumber);
   }
   table.columns = std::move(fields);
   table.header_line = line_no;

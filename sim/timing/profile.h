@@ -29,9 +29,9 @@ class ProfileTable {
   // 1-based file line of row `row`. REQUIRES: row < size().
   int line(size_t row) const;
   bool HasColumn(std::string_view column) const;
-  // The number in a numeric column of the format (required columns are checked at
-  // load). REQUIRES: row < size(); `column` is a numeric column of this table
-  // (InvariantError otherwise).
+  // The number in a numeric column of the format (numeric columns, required or
+  // optional, are checked at load). REQUIRES: row < size(); `column` is a numeric
+  // column of this table (InvariantError otherwise).
   double Number(size_t row, std::string_view column) const;
   // The text of any column, trimmed. REQUIRES: row < size(); HasColumn(column).
   const std::string& Text(size_t row, std::string_view column) const;

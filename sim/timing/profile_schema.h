@@ -127,6 +127,7 @@ inline constexpr std::string_view kAttentionUs = "attention_us";
 inline constexpr std::string_view kBatch = "batch";
 inline constexpr std::string_view kBlockTokens = "block_tokens";
 inline constexpr std::string_view kBusbwGbps = "busbw_gbps";
+inline constexpr std::string_view kAllreduceUs = "allreduce_us";
 inline constexpr std::string_view kBytes = "bytes";
 inline constexpr std::string_view kCall = "call";
 inline constexpr std::string_view kContextTokens = "context_tokens";
@@ -139,6 +140,7 @@ inline constexpr std::string_view kGpus = "gpus";
 inline constexpr std::string_view kGraph = "graph";
 inline constexpr std::string_view kHandleBytes = "handle_bytes";
 inline constexpr std::string_view kHeadDim = "head_dim";
+inline constexpr std::string_view kInGraphUs = "in_graph_us";
 inline constexpr std::string_view kIteration = "iteration";
 inline constexpr std::string_view kIterationUs = "iteration_us";
 inline constexpr std::string_view kIterations = "iterations";
@@ -167,6 +169,7 @@ inline constexpr std::string_view kPageBytes = "page_bytes";
 inline constexpr std::string_view kPlanned = "planned";
 inline constexpr std::string_view kPrefillTokens = "prefill_tokens";
 inline constexpr std::string_view kQHeads = "q_heads";
+inline constexpr std::string_view kRank = "rank";
 inline constexpr std::string_view kRep = "rep";
 inline constexpr std::string_view kSamples = "samples";
 inline constexpr std::string_view kSplits = "splits";
@@ -236,7 +239,7 @@ inline constexpr Field kPrefillAttentionColumns[] = {
 
 inline constexpr Field kAllreduceColumns[] = {
     Number(column::kGpus),      Number(column::kBytes),     Number(column::kTimeUs),
-    Number(column::kAlgbwGbps), Number(column::kBusbwGbps),
+    Number(column::kAlgbwGbps), Number(column::kBusbwGbps), OptionalNumber(column::kInGraphUs),
 };
 
 inline constexpr Field kVattentionColumns[] = {
@@ -261,6 +264,7 @@ inline constexpr Field kStepColumns[] = {
     OptionalNumber(column::kAttentionUs),
     OptionalNumber(column::kOtherUs),
     OptionalNumber(column::kDecodeSplits),
+    OptionalNumber(column::kAllreduceUs),
 };
 
 inline constexpr Section kMeta{section::kMeta, Presence::kRequired, Layout::kKeyValue, kMetaKeys};
@@ -310,22 +314,25 @@ inline constexpr std::string_view kDecodeSplitsColumns[] = {
     column::kSplits, column::kPlanned,     column::kTimeUs,
 };
 inline constexpr std::string_view kStepPassesColumns[] = {
-    column::kModel,      column::kLayout,        column::kBlockTokens,
-    column::kDecodeSeqs, column::kContextTokens, column::kPrefillTokens,
-    column::kGraph,      column::kRep,           column::kTimeUs,
+    column::kModel,         column::kTensorParallel, column::kRank,
+    column::kLayout,        column::kBlockTokens,    column::kDecodeSeqs,
+    column::kContextTokens, column::kPrefillTokens,  column::kGraph,
+    column::kRep,           column::kTimeUs,
 };
 inline constexpr std::string_view kVattentionIterationsColumns[] = {
     column::kOverlap,      column::kIteration, column::kIterationUs,
     column::kExposedMapUs, column::kMapCalls,
 };
-inline constexpr std::string_view kAllreduceRankColumns[] = {column::kBytes, column::kTimeUs};
+inline constexpr std::string_view kAllreduceRankColumns[] = {column::kBytes, column::kTimeUs,
+                                                             column::kInGraphUs};
 
 // Every timed VMM call behind [vmm] (`us`: that call's time).
 inline constexpr RawFile kVmmSamplesFile{"vmm_samples.csv", kVmmSamplesColumns};
 // Every split count timed for every [decode_attention] cell (`planned`: 1 for the
 // split plan's count).
 inline constexpr RawFile kDecodeSplitsFile{"decode_splits.csv", kDecodeSplitsColumns};
-// Every timed forward pass behind [step] (`rep`: the repetition, from 0).
+// Every timed forward pass behind [step] (`rank`: the tensor-parallel rank that timed
+// it, 0 at TP 1; `rep`: the repetition, from 0).
 inline constexpr RawFile kStepPassesFile{"step_passes.csv", kStepPassesColumns};
 // Every iteration of the [vattention] runs.
 inline constexpr RawFile kVattentionIterationsFile{"vattention_iterations.csv",

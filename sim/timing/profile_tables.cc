@@ -172,6 +172,9 @@ class ProfileReader {
   std::optional<AllreduceCurve> Allreduce() const {
     const ProfileTable* t = profile_.Find(section::kAllreduce);
     if (t == nullptr) return std::nullopt;
+    // In-pass cost where measured (in_graph_us), else the back-to-back time.
+    const bool in_graph = t->HasColumn(col::kInGraphUs);
+    const std::string_view time_column = in_graph ? col::kInGraphUs : col::kTimeUs;
     std::map<int64_t, std::vector<Point>> by_gpus;
     std::map<std::pair<int64_t, double>, int> seen;
     for (size_t r = 0; r < t->size(); ++r) {
@@ -186,7 +189,7 @@ class ProfileReader {
         Fail(t->line(r), fmt::format("[{}] repeats {} GPUs at {} bytes (first at line {})",
                                      t->name(), n, bytes, it->second));
       }
-      by_gpus[n].push_back({bytes, Positive(*t, r, col::kTimeUs) * kSecondsPerMicro});
+      by_gpus[n].push_back({bytes, Positive(*t, r, time_column) * kSecondsPerMicro});
     }
     if (by_gpus.empty()) return std::nullopt;
     std::map<int64_t, SizeCurve> curves;
@@ -199,7 +202,9 @@ class ProfileReader {
       curves.emplace(n, SizeCurve(points));
       for (const Point& p : points) sizes.insert(p.x);
     }
-    if (const auto it = curves.find(tp_); it != curves.end()) return AllreduceCurve{it->second, {}};
+    if (const auto it = curves.find(tp_); it != curves.end()) {
+      return AllreduceCurve{it->second, {}, in_graph};
+    }
     std::vector<Point> estimated;
     std::map<int64_t, double> at_size;
     for (double bytes : sizes) {
@@ -208,7 +213,8 @@ class ProfileReader {
     }
     return AllreduceCurve{SizeCurve(estimated),
                           fmt::format("timing.profile {}: {}", profile_.path(),
-                                      DescribeAllreduceEstimate(at_size, tp_))};
+                                      DescribeAllreduceEstimate(at_size, tp_)),
+                          in_graph};
   }
 
  private:

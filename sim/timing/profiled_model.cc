@@ -147,6 +147,14 @@ std::unique_ptr<ExecutionTimeModel> NewProfiledModel(const Profile& profile, con
   if (tensor_parallel > 1) {
     if (curves.allreduce) {
       if (!curves.allreduce->estimate.empty()) caveats.push_back(curves.allreduce->estimate);
+      if (!curves.allreduce->in_graph) {
+        caveats.push_back(fmt::format(
+            "timing.profile {}: its [{}] rows time all-reduces back to back (no {} column, an "
+            "earlier kvprobe's); inside a forward pass each one waits for the kernel before it, "
+            "which on 2 x H200 took -2.5 to +7.3 us more per all-reduce than back to back "
+            "(models/profiles/H200/README.md)",
+            profile.path(), schema::section::kAllreduce, schema::column::kInGraphUs));
+      }
     } else if (gpu.link_bandwidth_bytes_per_s > 0) {
       caveats.push_back(fmt::format(
           "timing.profile {}: all-reduce on {} GPUs is not in the profile (no [{}] rows); it is "

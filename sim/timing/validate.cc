@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -314,23 +315,45 @@ Validation ValidateProfile(const Profile& profile, const GpuSpec& gpu,
 }
 
 std::vector<ErrorSummary> SummarizeErrors(const Validation& v) {
-  // Groups in print order: the three kinds, then models by first appearance.
-  std::vector<std::string> names;
-  for (StepKind k : {StepKind::kDecode, StepKind::kPrefill, StepKind::kMixed}) {
-    names.emplace_back(StepKindName(k));
-  }
+  // Groups in print order: the three kinds, then models by first appearance; with rows
+  // of several tensor-parallel degrees, each of those per degree ("decode-only TP 2").
+  std::vector<int64_t> tps;
   for (const StepPrediction& p : v.rows) {
-    if (std::find(names.begin() + 3, names.end(), p.row.model) == names.end()) {
-      names.push_back(p.row.model);
+    if (std::find(tps.begin(), tps.end(), p.row.tensor_parallel) == tps.end()) {
+      tps.push_back(p.row.tensor_parallel);
     }
   }
+  std::sort(tps.begin(), tps.end());
+  struct Group {
+    std::string name;
+    std::function<bool(const StepRow&)> member;
+  };
+  std::vector<Group> groups;
+  auto add = [&](const std::string& name, const std::function<bool(const StepRow&)>& member) {
+    for (int64_t tp : tps) {
+      groups.push_back(
+          {tps.size() > 1 ? fmt::format("{} TP {}", name, tp) : name,
+           [member, tp](const StepRow& r) { return r.tensor_parallel == tp && member(r); }});
+    }
+  };
+  for (StepKind k : {StepKind::kDecode, StepKind::kPrefill, StepKind::kMixed}) {
+    add(StepKindName(k), [k](const StepRow& r) { return r.kind() == k; });
+  }
+  std::vector<std::string> models;
+  for (const StepPrediction& p : v.rows) {
+    if (std::find(models.begin(), models.end(), p.row.model) == models.end()) {
+      models.push_back(p.row.model);
+    }
+  }
+  for (const std::string& m : models) {
+    add(m, [m](const StepRow& r) { return r.model == m; });
+  }
   std::vector<ErrorSummary> out;
-  for (size_t g = 0; g < names.size(); ++g) {
-    ErrorSummary s{.group = names[g]};
+  for (const Group& g : groups) {
+    ErrorSummary s{.group = g.name};
     for (size_t i = 0; i < v.rows.size(); ++i) {
       const StepPrediction& p = v.rows[i];
-      const bool member = g < 3 ? StepKindName(p.row.kind()) == names[g] : p.row.model == names[g];
-      if (!member) continue;
+      if (!g.member(p.row)) continue;
       const double profiled = std::abs(p.profiled_error());
       const double roofline = std::abs(p.roofline_error());
       if (s.rows == 0 || profiled > std::abs(v.rows[s.profiled_worst].profiled_error())) {
@@ -382,7 +405,7 @@ std::string FormatValidation(const Validation& v) {
   }
   const std::vector<ErrorSummary> summaries = SummarizeErrors(v);
   if (!summaries.empty()) {
-    const char* summary_format = "{:<26} {:>21} {:>16}   {:>21} {:>16}\n";
+    const char* summary_format = "{:<30} {:>21} {:>16}   {:>21} {:>16}\n";
     out += fmt::format(fmt::runtime(summary_format), "summary", "profiled mean |error|",
                        "worst (line)", "roofline mean |error|", "worst (line)");
     for (const ErrorSummary& s : summaries) {

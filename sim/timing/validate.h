@@ -129,7 +129,9 @@ Validation ValidateProfile(const Profile& profile, const GpuSpec& gpu,
 
 // Mean absolute error and worst row of both models over a group of predictions.
 struct ErrorSummary {
-  std::string group;  // "decode-only", "prefill-only", "mixed", or a model name
+  // "decode-only", "prefill-only", "mixed", or a model name; with rows of several
+  // tensor-parallel degrees, followed by " TP n".
+  std::string group;
   size_t rows = 0;
   double profiled_mean_abs = 0;  // mean |error|, fraction
   double roofline_mean_abs = 0;
@@ -138,7 +140,8 @@ struct ErrorSummary {
 };
 
 // Per kind (in the order decode-only, prefill-only, mixed) and then per model (in
-// order of first appearance), the groups that have rows.
+// order of first appearance), the groups that have rows; with rows of several
+// tensor-parallel degrees, each group per degree (ascending).
 std::vector<ErrorSummary> SummarizeErrors(const Validation& validation);
 
 // The table of every row, the summary lines, the skipped groups and the caveats.

@@ -259,15 +259,28 @@ TEST(Cli, RunAtTensorParallelEightOnTheH100ProfileStatesTheExtrapolatedAllReduce
   EXPECT_THAT(summary, HasSubstr(what));
 }
 
-TEST(Cli, RunAtAMeasuredTensorParallelHasNoCaveat) {
+TEST(Cli, RunAtATensorParallelMeasuredInGraphHasNoCaveat) {
+  // The H200 profile measured 2-GPU all-reduces between kernels of a graph.
   TempDir dir;
   const std::string out = dir.PathOf("run");
   const Result r =
-      RunKvsim({"run", kQuickstart, "--set", "workload.max_requests=50", "--set",
-                "deployment.tensor_parallel=4", "--set", "timing.type=profiled", "--out", out});
+      RunKvsim({"run", kQuickstart, "--set", "workload.max_requests=50", "--set", "gpu=H200",
+                "--set", "deployment.tensor_parallel=2", "--set", "timing.type=profiled", "--set",
+                "timing.profile=../models/profiles/H200/profile.txt", "--out", out});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_THAT(r.out, Not(HasSubstr("caveat")));
   EXPECT_THAT(ReadFileText(fs::path(out) / "summary.json"), HasSubstr("\"timing_caveats\": []"));
+}
+
+TEST(Cli, RunOnAProfileOfBackToBackAllReducesSaysSo) {
+  // The committed H100 profile's [allreduce] rows predate in_graph_us.
+  TempDir dir;
+  const Result r = RunKvsim({"run", kQuickstart, "--set", "workload.max_requests=50", "--set",
+                             "deployment.tensor_parallel=4", "--set", "timing.type=profiled",
+                             "--out", dir.PathOf("run")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("[allreduce] rows time all-reduces back to back (no in_graph_us "
+                               "column"));
 }
 
 TEST(Cli, AProfileOfAnotherGpuIsRefusedNamingBoth) {
@@ -294,16 +307,31 @@ TEST(Cli, APlanStatesTheExtrapolatedAllReduceForItsTensorParallelEightCandidates
   EXPECT_THAT(r.out, HasSubstr("all-reduce on 8 GPUs is not in the profile"));
   EXPECT_THAT(r.out, Not(HasSubstr("all-reduce on 4 GPUs")));
   const std::string plan = ReadFileText(fs::path(out) / "plan.json");
-  // Two KV managers x two schedulers at TP 4 without a caveat, and at TP 8 with one.
-  size_t empty = 0, stated = 0;
+  // Two KV managers x two schedulers at TP 4 and at TP 8: each states that the H100
+  // profile's all-reduces were timed back to back, the TP 8 ones also the
+  // extrapolation to 8 GPUs.
+  size_t empty = 0, stated = 0, extrapolated = 0;
   for (size_t at = plan.find("\"timing_caveats\": ["); at != std::string::npos;
        at = plan.find("\"timing_caveats\": [", at + 1)) {
-    (plan.compare(at, 20, "\"timing_caveats\": []") == 0 ? empty : stated) += 1;
+    // The array's closing bracket (one inside a caveat, as in "[allreduce] rows", is
+    // followed by neither a comma nor a line end).
+    size_t end = plan.find(']', at);
+    while (end != std::string::npos && end + 1 < plan.size() && plan[end + 1] != ',' &&
+           plan[end + 1] != '\n') {
+      end = plan.find(']', end + 1);
+    }
+    const std::string caveats = plan.substr(at, end - at);
+    (caveats == "\"timing_caveats\": [" ? empty : stated) += 1;
+    if (caveats.find("all-reduce on 8 GPUs") != std::string::npos) ++extrapolated;
+    if (caveats != "\"timing_caveats\": [") {
+      EXPECT_THAT(caveats, HasSubstr("back to back"));
+    }
   }
   // The recommendation, a TP 4 candidate, repeats its candidate's fields.
   EXPECT_THAT(r.out, HasSubstr("recommendation: 3 x H100-SXM/tp4/"));
-  EXPECT_EQ(stated, 4u);
-  EXPECT_EQ(empty, 4u + 1);
+  EXPECT_EQ(stated, 8u + 1);
+  EXPECT_EQ(extrapolated, 4u);
+  EXPECT_EQ(empty, 0u);
 }
 
 // A small plan next to `dir`'s files: Llama-3-8B on the quickstart trace.

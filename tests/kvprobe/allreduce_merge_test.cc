@@ -32,11 +32,18 @@ constexpr const char* kHead =
 constexpr const char* kSection =
     "# [allreduce]: measured on a 4-GPU host\n"
     "[allreduce]\n"
+    "gpus,bytes,time_us,algbw_gbps,busbw_gbps,in_graph_us\n"
+    "2,65536,7.5,8.7,8.7,9\n"
+    "2,262144,9,29,29,11\n"
+    "4,65536,11.3,5.8,8.7,13\n"
+    "4,262144,11.7,22,34,14\n";
+
+// The same section as an earlier kvprobe wrote it, without in_graph_us.
+constexpr const char* kEarlierSection =
+    "[allreduce]\n"
     "gpus,bytes,time_us,algbw_gbps,busbw_gbps\n"
     "2,65536,7.5,8.7,8.7\n"
-    "2,262144,9,29,29\n"
-    "4,65536,11.3,5.8,8.7\n"
-    "4,262144,11.7,22,34\n";
+    "4,65536,11.3,5.8,8.7\n";
 
 constexpr const char* kTail =
     "\n"
@@ -45,7 +52,7 @@ constexpr const char* kTail =
     "0,2097152\n";
 
 std::vector<AllreduceRow> EightGpuRows() {
-  return {{"8", "65536", "14", "4.7", "8.2"}, {"8", "262144", "14.5", "18", "32"}};
+  return {{"8", "65536", "14", "4.7", "8.2", "16"}, {"8", "262144", "14.5", "18", "32", "17"}};
 }
 
 // The MergeAllreduceRows error of merging into `target`; fails the test if it merges.
@@ -66,22 +73,22 @@ TEST(MergeAllreduceRows, AddsANewGpuCountAfterTheKeptOnesWithItsNote) {
                         "# [allreduce]: measured on a 4-GPU host\n"
                         "# [allreduce] gpus=8 rows: 8-GPU host\n"
                         "[allreduce]\n"
-                        "gpus,bytes,time_us,algbw_gbps,busbw_gbps\n"
-                        "2,65536,7.5,8.7,8.7\n"
-                        "2,262144,9,29,29\n"
-                        "4,65536,11.3,5.8,8.7\n"
-                        "4,262144,11.7,22,34\n"
-                        "8,65536,14,4.7,8.2\n"
-                        "8,262144,14.5,18,32\n" +
+                        "gpus,bytes,time_us,algbw_gbps,busbw_gbps,in_graph_us\n"
+                        "2,65536,7.5,8.7,8.7,9\n"
+                        "2,262144,9,29,29,11\n"
+                        "4,65536,11.3,5.8,8.7,13\n"
+                        "4,262144,11.7,22,34,14\n"
+                        "8,65536,14,4.7,8.2,16\n"
+                        "8,262144,14.5,18,32,17\n" +
                         kTail);
 }
 
 TEST(MergeAllreduceRows, ReplacesOnlyTheGpuCountsMeasuredAgain) {
-  const std::string merged =
-      MergeAllreduceRows(std::string(kHead) + kSection, "p.txt",
-                         {{"4", "65536", "12", "5", "8"}, {"4", "1048576", "20", "50", "75"}}, "");
-  EXPECT_THAT(merged, HasSubstr("2,65536,7.5,8.7,8.7\n2,262144,9,29,29\n"
-                                "4,65536,12,5,8\n4,1048576,20,50,75\n"));
+  const std::string merged = MergeAllreduceRows(
+      std::string(kHead) + kSection, "p.txt",
+      {{"4", "65536", "12", "5", "8", "13"}, {"4", "1048576", "20", "50", "75", "24"}}, "");
+  EXPECT_THAT(merged, HasSubstr("2,65536,7.5,8.7,8.7,9\n2,262144,9,29,29,11\n"
+                                "4,65536,12,5,8,13\n4,1048576,20,50,75,24\n"));
   EXPECT_THAT(merged, Not(HasSubstr("4,262144,11.7")));
   EXPECT_THAT(merged, Not(HasSubstr("# [allreduce] \n")));  // no empty note
 }
@@ -89,22 +96,47 @@ TEST(MergeAllreduceRows, ReplacesOnlyTheGpuCountsMeasuredAgain) {
 TEST(MergeAllreduceRows, AppendsTheSectionToAProfileWithoutOne) {
   const std::string merged = MergeAllreduceRows(kHead, "p.txt", EightGpuRows(), "new");
   EXPECT_EQ(merged, std::string(kHead) + "\n# [allreduce] new\n[allreduce]\n" +
-                        "gpus,bytes,time_us,algbw_gbps,busbw_gbps\n"
-                        "8,65536,14,4.7,8.2\n8,262144,14.5,18,32\n");
+                        "gpus,bytes,time_us,algbw_gbps,busbw_gbps,in_graph_us\n"
+                        "8,65536,14,4.7,8.2,16\n8,262144,14.5,18,32,17\n");
 }
 
-TEST(MergeAllreduceRows, MergedIntoTheCommittedH100ProfileKvsimReadsTheEightGpuRows) {
+TEST(MergeAllreduceRows, ASectionOfAnEarlierKvprobeTakesTheNewHeaderWhenEveryCountIsMeasuredAgain) {
+  const std::string merged = MergeAllreduceRows(
+      std::string(kHead) + kEarlierSection, "p.txt",
+      {{"2", "65536", "7", "9", "9", "10"}, {"4", "65536", "11", "6", "9", "12"}}, "");
+  EXPECT_THAT(merged,
+              HasSubstr("[allreduce]\ngpus,bytes,time_us,algbw_gbps,busbw_gbps,in_graph_us\n"
+                        "2,65536,7,9,9,10\n4,65536,11,6,9,12\n"));
+}
+
+TEST(MergeAllreduceRows, ARowOfAnEarlierKvprobeThatWouldStayIsAnErrorNamingTheMissingColumn) {
+  EXPECT_THAT(
+      MergeError(std::string(kHead) + kEarlierSection),
+      HasSubstr("p.txt:10: [allreduce] rows for 2 GPUs have no in_graph_us column (an earlier "
+                "kvprobe's); measure 2 GPUs again too (--allreduce-gpus) to merge"));
+}
+
+TEST(MergeAllreduceRows, MergedIntoTheCommittedH100ProfileKvsimReadsTheNewRows) {
+  // The committed H100 profile has 2, 3 and 4-GPU rows without in_graph_us: merging
+  // 8-GPU rows alone is refused, merging all four counts reads back.
   const char* path = KVSIM_SOURCE_DIR "/models/profiles/H100-SXM/profile.txt";
   std::ifstream in(path);
   std::stringstream text;
   text << in.rdbuf();
+  EXPECT_THROW(MergeAllreduceRows(text.str(), path, EightGpuRows(), "n"), std::runtime_error);
+  std::vector<AllreduceRow> rows = EightGpuRows();
+  for (const char* gpus : {"2", "3", "4"}) {
+    rows.push_back({gpus, "65536", "9", "7", "7", "11"});
+    rows.push_back({gpus, "1048576", "15", "70", "70", "19"});
+  }
   const kvsim::Profile before = kvsim::ParseProfile(text.str(), path);
   const kvsim::Profile after =
-      kvsim::ParseProfile(MergeAllreduceRows(text.str(), path, EightGpuRows(), "n"), path);
-  const kvsim::ProfileTable& rows = after.Table("allreduce");
-  ASSERT_EQ(rows.size(), before.Table("allreduce").size() + 2);
-  EXPECT_EQ(rows.Number(rows.size() - 2, "gpus"), 8);
-  EXPECT_EQ(rows.Number(rows.size() - 1, "time_us"), 14.5);
+      kvsim::ParseProfile(MergeAllreduceRows(text.str(), path, rows, "n"), path);
+  const kvsim::ProfileTable& merged = after.Table("allreduce");
+  ASSERT_EQ(merged.size(), 8u);
+  EXPECT_EQ(merged.Number(0, "gpus"), 2);
+  EXPECT_EQ(merged.Number(merged.size() - 1, "gpus"), 8);
+  EXPECT_EQ(merged.Number(merged.size() - 1, "in_graph_us"), 17);
   EXPECT_EQ(after.Table("gemm").size(), before.Table("gemm").size());
 }
 
@@ -114,6 +146,10 @@ TEST(MergeAllreduceRows, AMalformedTargetSectionNamesItsLine) {
               HasSubstr("p.txt:9: [allreduce] header is 'gpus,bytes'"));
   EXPECT_THAT(MergeError(head + "[allreduce]\ngpus,bytes,time_us,algbw_gbps,busbw_gbps\n2,1,2\n"),
               HasSubstr("p.txt:10: [allreduce] row has 3 fields, expected 5"));
+  EXPECT_THAT(
+      MergeError(head + "[allreduce]\ngpus,bytes,time_us,algbw_gbps,busbw_gbps,in_graph_us\n"
+                        "2,1,2,3,4\n"),
+      HasSubstr("p.txt:10: [allreduce] row has 5 fields, expected 6"));
   EXPECT_THAT(
       MergeError(head + "[allreduce]\ngpus,bytes,time_us,algbw_gbps,busbw_gbps\nx,1,2,3,4\n"),
       HasSubstr("p.txt:10: [allreduce] row has a non-numeric gpus or bytes field"));
@@ -131,7 +167,9 @@ TEST(MergeAllreduceRows, MalformedRowsToMergeAreRejected) {
   EXPECT_THROW(MergeAllreduceRows(kHead, "p.txt", {}, ""), std::invalid_argument);
   EXPECT_THROW(MergeAllreduceRows(kHead, "p.txt", {{"8", "65536", "14"}}, ""),
                std::invalid_argument);
-  EXPECT_THROW(MergeAllreduceRows(kHead, "p.txt", {{"eight", "65536", "14", "1", "1"}}, ""),
+  EXPECT_THROW(MergeAllreduceRows(kHead, "p.txt", {{"8", "65536", "14", "1", "1"}}, ""),
+               std::invalid_argument);
+  EXPECT_THROW(MergeAllreduceRows(kHead, "p.txt", {{"eight", "65536", "14", "1", "1", "1"}}, ""),
                std::invalid_argument);
 }
 

@@ -81,35 +81,40 @@ TEST(BusBandwidthFactor, IsTwiceTheShareEachRingStepLeavesToOthers) {
   EXPECT_DOUBLE_EQ(BusBandwidthFactor(8), 1.75);
 }
 
-TEST(CombineRankTimes, TakesTheSlowestRankAtEachSize) {
-  const std::string rank0 = RankTimesCsv({{65536, 20.5}, {1048576, 31.0}});
-  const std::string rank1 = RankTimesCsv({{65536, 19.0}, {1048576, 33.25}});
-  EXPECT_EQ(rank0, "bytes,time_us\n65536,20.5\n1048576,31\n");
+TEST(CombineRankTimes, TakesTheSlowestRankAtEachSizeForEachTime) {
+  const std::string rank0 = RankTimesCsv({{65536, {20.5, 11.0}}, {1048576, {31.0, 40.0}}});
+  const std::string rank1 = RankTimesCsv({{65536, {19.0, 12.5}}, {1048576, {33.25, 39.0}}});
+  EXPECT_EQ(rank0, "bytes,time_us,in_graph_us\n65536,20.5,11\n1048576,31,40\n");
   const auto times = CombineRankTimes({rank0, rank1}, {"a.csv", "b.csv"});
   ASSERT_EQ(times.size(), 2u);
-  EXPECT_DOUBLE_EQ(times.at(65536), 20.5);
-  EXPECT_DOUBLE_EQ(times.at(1048576), 33.25);
+  EXPECT_EQ(times.at(65536), (RankTime{20.5, 12.5}));
+  EXPECT_EQ(times.at(1048576), (RankTime{33.25, 40.0}));
 }
 
 TEST(CombineRankTimes, NamesTheFileAndLineOfAMalformedRow) {
-  const std::string good = "bytes,time_us\n65536,20\n";
+  const std::string header = "bytes,time_us,in_graph_us\n";
+  const std::string good = header + "65536,20,11\n";
   EXPECT_THAT(CombineError({good, ""}), HasSubstr("rank1.csv: empty (the rank wrote nothing)"));
-  EXPECT_THAT(CombineError({"bytes;time\n"}), HasSubstr("rank0.csv:1: expected the header"));
-  EXPECT_THAT(CombineError({good, "bytes,time_us\n65536\n"}),
-              HasSubstr("rank1.csv:2: expected 'bytes,time_us', got '65536'"));
-  EXPECT_THAT(CombineError({"bytes,time_us\n65536,20\n0,5\n"}),
-              HasSubstr("rank0.csv:3: expected a positive byte count and a positive time"));
-  EXPECT_THAT(CombineError({"bytes,time_us\n65536,-2\n"}), HasSubstr("rank0.csv:2:"));
-  EXPECT_THAT(CombineError({"bytes,time_us\n65536,20x\n"}), HasSubstr("rank0.csv:2:"));
-  EXPECT_THAT(CombineError({"bytes,time_us\n65536,20\n65536,21\n"}),
+  EXPECT_THAT(CombineError({"bytes,time_us\n65536,20\n"}),
+              HasSubstr("rank0.csv:1: expected the header 'bytes,time_us,in_graph_us'"));
+  EXPECT_THAT(CombineError({good, header + "65536,20\n"}),
+              HasSubstr("rank1.csv:2: expected 'bytes,time_us,in_graph_us', got '65536,20'"));
+  EXPECT_THAT(CombineError({header + "65536,20,11,4\n"}), HasSubstr("rank0.csv:2: expected"));
+  EXPECT_THAT(CombineError({header + "65536,20,11\n0,5,5\n"}),
+              HasSubstr("rank0.csv:3: expected a positive byte count and two positive times"));
+  EXPECT_THAT(CombineError({header + "65536,-2,11\n"}), HasSubstr("rank0.csv:2:"));
+  EXPECT_THAT(CombineError({header + "65536,20,0\n"}), HasSubstr("rank0.csv:2:"));
+  EXPECT_THAT(CombineError({header + "65536,20x,11\n"}), HasSubstr("rank0.csv:2:"));
+  EXPECT_THAT(CombineError({header + "65536,20,11\n65536,21,11\n"}),
               HasSubstr("rank0.csv:3: size 65536 repeated"));
-  EXPECT_THAT(CombineError({"bytes,time_us\n"}), HasSubstr("rank0.csv:1: no timings"));
+  EXPECT_THAT(CombineError({header}), HasSubstr("rank0.csv:1: no timings"));
 }
 
 TEST(CombineRankTimes, RanksThatMeasuredDifferentSizesAreAnError) {
-  EXPECT_THAT(CombineError({"bytes,time_us\n65536,20\n", "bytes,time_us\n131072,20\n"}),
+  const std::string header = "bytes,time_us,in_graph_us\n";
+  EXPECT_THAT(CombineError({header + "65536,20,11\n", header + "131072,20,11\n"}),
               HasSubstr("rank1.csv: its message sizes differ from rank0.csv's"));
-  EXPECT_THAT(CombineError({"bytes,time_us\n65536,20\n", "bytes,time_us\n65536,20\n4,1\n"}),
+  EXPECT_THAT(CombineError({header + "65536,20,11\n", header + "65536,20,11\n4,1,1\n"}),
               HasSubstr("differ"));
 }
 

@@ -126,10 +126,9 @@ TEST(ParseArgsTest, UnknownFlagIsAnErrorNamingIt) {
 }
 
 TEST(ParseArgsTest, EveryValuedFlagWithoutItsValueIsAnError) {
-  for (const char* flag :
-       {"--out", "--models", "--model", "--only", "--gpu-name", "--device", "--vmm-samples",
-        "--allreduce-gpus", "--allreduce-rank", "--allreduce-ranks", "--nccl-id", "--rank-out",
-        "--merge-allreduce-into"}) {
+  for (const char* flag : {"--out", "--models", "--model", "--only", "--gpu-name", "--device",
+                           "--vmm-samples", "--allreduce-gpus", "--rank", "--ranks", "--nccl-id",
+                           "--rank-out", "--rank-task", "--merge-allreduce-into", "--step-tp"}) {
     SCOPED_TRACE(flag);
     const std::string message = ErrorOf({"--quick", flag});
     EXPECT_THAT(message, HasSubstr(flag));
@@ -173,25 +172,49 @@ TEST(ParseArgsTest, MergeAllreduceIntoNamesAProfileAndNeedsTheAllreduceSection) 
   EXPECT_THAT(ErrorOf({"--merge-allreduce-into", ""}), HasSubstr("empty path"));
 }
 
-TEST(ParseArgsTest, TheFourRankFlagsTogetherMakeARankProcess) {
-  const ProbeOptions o = Parse({"--allreduce-rank", "3", "--allreduce-ranks", "8", "--nccl-id",
-                                "00ff", "--rank-out", "/tmp/r3.csv", "--quick"});
+TEST(ParseArgsTest, StepTpTakesACommaListOfDegreesOfOneOrMoreAndNeedsTheStepSection) {
+  EXPECT_THAT(Parse({"--step-tp", "1,2"}).step_tp, ElementsAre(1, 2));
+  EXPECT_THAT(Parse({"--only", "step", "--step-tp", "2"}).step_tp, ElementsAre(2));
+  EXPECT_THAT(Parse({}).step_tp, IsEmpty());
+  EXPECT_THAT(ErrorOf({"--step-tp", "0"}), HasSubstr("--step-tp: must be >= 1"));
+  EXPECT_THAT(ErrorOf({"--step-tp", "2,2"}), HasSubstr("--step-tp: 2 given twice"));
+  EXPECT_THAT(ErrorOf({"--only", "gemm", "--step-tp", "2"}),
+              HasSubstr("--step-tp: --only leaves out the step section"));
+}
+
+TEST(DefaultStepTensorParallel, IsOneThenPowersOfTwoUpToTheGpusPresent) {
+  EXPECT_THAT(DefaultStepTensorParallel(1), ElementsAre(1));
+  EXPECT_THAT(DefaultStepTensorParallel(2), ElementsAre(1, 2));
+  EXPECT_THAT(DefaultStepTensorParallel(6), ElementsAre(1, 2, 4));
+  EXPECT_THAT(DefaultStepTensorParallel(8), ElementsAre(1, 2, 4, 8));
+}
+
+TEST(ParseArgsTest, TheFiveRankFlagsTogetherMakeARankProcess) {
+  const ProbeOptions o = Parse({"--rank", "3", "--ranks", "8", "--nccl-id", "00ff", "--rank-out",
+                                "/tmp/r3.csv", "--rank-task", "step", "--quick"});
   ASSERT_TRUE(o.rank.has_value());
+  EXPECT_EQ(o.rank->task, RankProcess::Task::kStep);
   EXPECT_EQ(o.rank->rank, 3);
   EXPECT_EQ(o.rank->ranks, 8);
   EXPECT_EQ(o.rank->nccl_id_hex, "00ff");
   EXPECT_EQ(o.rank->out_path, "/tmp/r3.csv");
   EXPECT_TRUE(o.quick);
+  EXPECT_EQ(Parse({"--rank", "0", "--ranks", "2", "--nccl-id", "ab", "--rank-out", "f",
+                   "--rank-task", "allreduce"})
+                .rank->task,
+            RankProcess::Task::kAllreduce);
 }
 
 TEST(ParseArgsTest, SomeRankFlagsWithoutTheOthersOrARankBeyondTheRanksAreErrors) {
-  EXPECT_THAT(ErrorOf({"--allreduce-rank", "0"}), HasSubstr("go together"));
-  EXPECT_THAT(ErrorOf({"--allreduce-rank", "0", "--allreduce-ranks", "2", "--nccl-id", "ab"}),
+  EXPECT_THAT(ErrorOf({"--rank", "0"}), HasSubstr("go together"));
+  EXPECT_THAT(ErrorOf({"--rank", "0", "--ranks", "2", "--nccl-id", "ab", "--rank-out", "f"}),
               HasSubstr("go together"));
-  EXPECT_THAT(ErrorOf({"--allreduce-rank", "2", "--allreduce-ranks", "2", "--nccl-id", "ab",
-                       "--rank-out", "f"}),
-              HasSubstr("--allreduce-rank: must be below --allreduce-ranks (2), got 2"));
-  EXPECT_THAT(ErrorOf({"--allreduce-ranks", "1"}), HasSubstr("must be >= 2"));
+  EXPECT_THAT(ErrorOf({"--rank", "2", "--ranks", "2", "--nccl-id", "ab", "--rank-out", "f",
+                       "--rank-task", "step"}),
+              HasSubstr("--rank: must be below --ranks (2), got 2"));
+  EXPECT_THAT(ErrorOf({"--ranks", "1"}), HasSubstr("must be >= 2"));
+  EXPECT_THAT(ErrorOf({"--rank-task", "gemm"}),
+              HasSubstr("--rank-task: expected allreduce or step, got 'gemm'"));
 }
 
 TEST(ParseArgsTest, DeviceZeroIsAccepted) { EXPECT_EQ(Parse({"--device", "0"}).device, 0); }

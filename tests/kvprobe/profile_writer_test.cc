@@ -346,7 +346,7 @@ TEST(ProfileSchemaTest, RawFilesHaveTheHeadersOfTheCommittedRawOutputs) {
       {schema::kDecodeSplitsFile, "models/profiles/H200/decode_splits.csv"},
       {schema::kStepPassesFile, "models/profiles/H200/step_passes.csv"},
       {schema::kVattentionIterationsFile, "models/profiles/H200/vattention_iterations.csv"},
-      {schema::kAllreduceRankFile, "models/profiles/H200/allreduce_2xH200/gpus2_rank0.csv"},
+      {schema::kAllreduceRankFile, "models/profiles/H200/allreduce_ranks/gpus2_rank0.csv"},
   };
   EXPECT_EQ(std::size(kCommitted), std::size(schema::kRawFiles));
   for (const auto& [file, committed] : kCommitted) {

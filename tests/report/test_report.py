@@ -366,11 +366,14 @@ class ReportContentTest(unittest.TestCase):
         result = RESULTS["compare_tp8"]
         self.assertEqual(result.returncode, 0, result.stderr)
         md = read(os.path.join(DIRS["compare_tp8"], "report.md"))
-        # Once for all four runs, not once per run.
-        self.assertEqual(md.count("Timing caveat"), 1, md)
+        # Each caveat once for all four runs, not once per run: the extrapolation to 8
+        # GPUs, and that the H100 profile timed its all-reduces back to back.
+        self.assertEqual(md.count("Timing caveat"), 2, md)
         self.assertRegex(md, r"Timing caveat: timing\.profile \S+profile\.txt: all-reduce on 8 "
                              r"GPUs is not in the profile \(measured: 2, 3 and 4 GPUs\); it is "
                              r"extrapolated")
+        self.assertRegex(md, r"Timing caveat: timing\.profile \S+profile\.txt: its \[allreduce\] "
+                             r"rows time all-reduces back to back")
 
     def test_sweep(self):
         page, md = self.check_kind("sweep")

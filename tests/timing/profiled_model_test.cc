@@ -26,6 +26,7 @@
 namespace kvsim {
 namespace {
 
+using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
 constexpr const char* kFixture = KVSIM_TEST_DATA_DIR "/timing/h100_profile.txt";
@@ -396,10 +397,11 @@ TEST(ProfiledModel, TensorParallelUsesTheMeasuredAllReduceElseTheRingFormula) {
   const auto ring = Model(p.Render(m, 2), m, 2);
   // 64 tokens x 1024 hidden x 2 bytes = 131072 bytes, two all-reduces per layer.
   p.allreduce =
-      "[allreduce]\ngpus,bytes,time_us,algbw_gbps,busbw_gbps\n"
-      "2,65536,10,0,0\n2,262144,40,0,0\n4,65536,99,0,0\n4,262144,99,0,0\n";
+      "[allreduce]\ngpus,bytes,time_us,algbw_gbps,busbw_gbps,in_graph_us\n"
+      "2,65536,1,0,0,10\n2,262144,2,0,0,40\n4,65536,99,0,0,99\n4,262144,99,0,0,99\n";
   const auto measured = Model(p.Render(m, 2), m, 2);
-  // Measured: halfway in log bytes between 10 and 40 us: 20 us (the 4-GPU rows unused).
+  // Measured (in_graph_us): halfway in log bytes between 10 and 40 us: 20 us (the 4-GPU
+  // rows unused).
   // Ring: 8 us + 2 (1/2) 131072 / 450e9 s = 8.29127 us.
   const double ring_us = 8 + 131072 / 450e9 * 1e6;
   EXPECT_NEAR(Us(measured->IterationTime(LinearOnly(64))) - Us(ring->IterationTime(LinearOnly(64))),
@@ -424,9 +426,12 @@ ModelSpec TinyFor8() {
 }
 
 // All-reduce rows: for each GPU count, (bytes, us) pairs.
+// [allreduce] rows of (gpus, bytes, in_graph_us), with time_us (unused) at half of it.
 std::string AllreduceRows(const std::vector<std::tuple<int, int, double>>& rows) {
-  std::string s = "[allreduce]\ngpus,bytes,time_us,algbw_gbps,busbw_gbps\n";
-  for (const auto& [gpus, bytes, us] : rows) s += fmt::format("{},{},{},0,0\n", gpus, bytes, us);
+  std::string s = "[allreduce]\ngpus,bytes,time_us,algbw_gbps,busbw_gbps,in_graph_us\n";
+  for (const auto& [gpus, bytes, us] : rows) {
+    s += fmt::format("{},{},{},0,0,{}\n", gpus, bytes, us / 2, us);
+  }
   return s;
 }
 
@@ -695,6 +700,32 @@ TEST(ProfiledModelOnH100, TheMeasuredAllReduceReplacesTheRingFormula) {
               64 * (11.26 - ring_us), kTolUs);
 }
 
+TEST(ProfiledModelOnH100, AnAllReduceBetweenKernelsOfAGraphIsTimedByItsInGraphColumn) {
+  // Two [allreduce] sections for 2 GPUs at 1 and 2 MiB: with in_graph_us the model uses
+  // it (and says nothing), without it time_us (and a caveat). 64 tokens x 4096 x 2 bytes
+  // = 512 KiB, below both sizes: the 1 MiB time. Two all-reduces in each of 32 layers.
+  std::string text = FixtureText();
+  const std::string head = text.substr(0, text.find("[allreduce]"));
+  const std::string tail = text.substr(text.find("[vattention]"));
+  const std::string with = head +
+                           "[allreduce]\ngpus,bytes,time_us,algbw_gbps,busbw_gbps,in_graph_us\n"
+                           "2,1048576,10,1,1,16.5\n2,2097152,20,1,1,27\n\n" +
+                           tail;
+  const std::string without = head +
+                              "[allreduce]\ngpus,bytes,time_us,algbw_gbps,busbw_gbps\n"
+                              "2,1048576,10,1,1\n2,2097152,20,1,1\n\n" +
+                              tail;
+  const auto in_graph =
+      NewProfiledModel(ParseProfile(with, kPath), Llama3_8B(), H100(), 2, kAsMeasured, NoCpu());
+  const auto back_to_back =
+      NewProfiledModel(ParseProfile(without, kPath), Llama3_8B(), H100(), 2, kAsMeasured, NoCpu());
+  EXPECT_NEAR(
+      Us(in_graph->IterationTime(LinearOnly(64))) - Us(back_to_back->IterationTime(LinearOnly(64))),
+      64 * (16.5 - 10), kTolUs);
+  EXPECT_THAT(in_graph->Caveats(), ::testing::IsEmpty());
+  EXPECT_THAT(back_to_back->Caveats(), ElementsAre(HasSubstr("time all-reduces back to back")));
+}
+
 TEST(ProfiledModelOnTheCommittedH100Profile, TensorParallelEightExtrapolatesTheMeasuredAllReduce) {
   // The committed profile measured all-reduce on 2, 3 and 4 GPUs. Llama-3-70B at TP 8,
   // 64 tokens: 64 x 8192 x 2 bytes = 1 MiB, one of the measured sizes.
@@ -733,11 +764,14 @@ TEST(ProfiledModelOnTheCommittedH100Profile, TensorParallelEightExtrapolatesTheM
   EXPECT_NEAR(
       Us(extrapolated->IterationTime(LinearOnly(64))) - Us(ring->IterationTime(LinearOnly(64))),
       2 * 80 * (estimate_us - ring_us), 0.05);
-  ASSERT_EQ(extrapolated->Caveats().size(), 1u);
+  // The H100 profile's rows predate in_graph_us: a second caveat says they are
+  // back-to-back times.
+  ASSERT_EQ(extrapolated->Caveats().size(), 2u);
   EXPECT_THAT(extrapolated->Caveats()[0],
               HasSubstr("all-reduce on 8 GPUs is not in the profile (measured: 2, 3 and 4 GPUs)"));
+  EXPECT_THAT(extrapolated->Caveats()[1], HasSubstr("time all-reduces back to back"));
   EXPECT_THAT(NewProfiledModel(profile, llama70, H100(), 4, kAsMeasured, NoCpu())->Caveats(),
-              ::testing::IsEmpty());
+              ElementsAre(HasSubstr("no in_graph_us column")));
 }
 
 TEST(ProfiledModelOnKvprobeOutput, AQuickH200ProfileGivesMonotoneTimesAtEveryTensorParallel) {
@@ -862,13 +896,13 @@ TEST(ProfiledModel, ANonPositiveTimeIsAnErrorAtItsLine) {
 TEST(ProfiledModel, AllReduceRowsNeedAnIntegerGpuCountOfTwoOrMoreAndTwoSizesEach) {
   const ModelSpec m = TinyFor8();
   TinyProfile p;
-  p.allreduce = AllreduceRows({{2, 65536, 10}, {2, 262144, 40}}) + "1,65536,5,0,0\n";
+  p.allreduce = AllreduceRows({{2, 65536, 10}, {2, 262144, 40}}) + "1,65536,5,0,0,5\n";
   std::string text = p.Render(m, 8);
   EXPECT_THAT(ModelError(text, m, 8),
               HasSubstr(fmt::format("p.txt:{}: [allreduce] gpus must be an integer of 2 or more, "
                                     "got 1",
-                                    LineOf(text, "1,65536,5,0,0"))));
-  p.allreduce = AllreduceRows({{2, 65536, 10}, {2, 262144, 40}}) + "2.5,65536,5,0,0\n";
+                                    LineOf(text, "1,65536,5,0,0,5"))));
+  p.allreduce = AllreduceRows({{2, 65536, 10}, {2, 262144, 40}}) + "2.5,65536,5,0,0,5\n";
   EXPECT_THAT(ModelError(p.Render(m, 8), m, 8), HasSubstr("got 2.5"));
   p.allreduce = AllreduceRows({{2, 65536, 10}, {2, 262144, 40}, {4, 65536, 12}});
   EXPECT_THAT(ModelError(p.Render(m, 8), m, 8),

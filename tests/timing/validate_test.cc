@@ -23,6 +23,7 @@
 namespace kvsim {
 namespace {
 
+using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
 constexpr const char* kStepProfile = KVSIM_TEST_DATA_DIR "/timing/step_profile.txt";
@@ -381,6 +382,37 @@ TEST(SummarizeErrors, MeanAbsoluteErrorsPerKindAndPerModel) {
   const double r1 = std::abs(v.rows[1].roofline_error());
   EXPECT_DOUBLE_EQ(s[0].roofline_mean_abs, (r0 + r1) / 2);
   EXPECT_EQ(s[0].roofline_worst, r1 > r0 ? 1u : 0u);
+}
+
+TEST(SummarizeErrors, RowsOfSeveralTensorParallelDegreesAreSummarizedPerDegree) {
+  // Two decode rows at TP 1 (errors +2%, -4%) and one decode and one prefill row at
+  // TP 2 (+6%, -8%): every group is split by degree, TP 1 first.
+  auto prediction = [](int64_t tp, int64_t seqs, int64_t prefill, double error) {
+    StepPrediction p;
+    p.row.model = "Llama-3-8B";
+    p.row.tensor_parallel = tp;
+    p.row.decode_seqs = seqs;
+    p.row.context_tokens = seqs > 0 ? 512 : 0;
+    p.row.prefill_tokens = prefill;
+    p.row.time_us = 1000;
+    p.profiled_us = 1000 * (1 + error);
+    p.roofline_us = 1000;
+    return p;
+  };
+  Validation v;
+  v.rows = {prediction(2, 1, 0, 0.06), prediction(1, 1, 0, 0.02), prediction(1, 8, 0, -0.04),
+            prediction(2, 0, 512, -0.08)};
+  const std::vector<ErrorSummary> s = SummarizeErrors(v);
+  std::vector<std::string> groups;
+  for (const ErrorSummary& e : s) groups.push_back(e.group);
+  EXPECT_THAT(groups, ElementsAre("decode-only TP 1", "decode-only TP 2", "prefill-only TP 2",
+                                  "Llama-3-8B TP 1", "Llama-3-8B TP 2"));
+  EXPECT_EQ(s[0].rows, 2u);
+  EXPECT_NEAR(s[0].profiled_mean_abs, 0.03, 1e-9);
+  EXPECT_EQ(s[0].profiled_worst, 2u);
+  EXPECT_NEAR(s[1].profiled_mean_abs, 0.06, 1e-9);
+  EXPECT_NEAR(s[4].profiled_mean_abs, 0.07, 1e-9);
+  EXPECT_EQ(s[4].profiled_worst, 3u);
 }
 
 TEST(FormatValidation, PrintsEveryRowTheSummaryAndTheSkippedModel) {

@@ -2,9 +2,6 @@
 // run tensor parallelism. The probe (in the main kvprobe process) starts a fresh
 // kvprobe per rank for each GPU count, hands them an NCCL unique id on the command
 // line, waits for them, and turns the slowest rank's time at each size into rows.
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -12,6 +9,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <iostream>
 #include <map>
 #include <sstream>
 #include <stdexcept>
@@ -23,12 +22,11 @@
 #include "tools/kvprobe/cuda/probes.h"
 #include "tools/kvprobe/host/allreduce_merge.h"
 #include "tools/kvprobe/host/allreduce_plan.h"
+#include "tools/kvprobe/host/rank_processes.h"
 
 #ifdef KVPROBE_HAVE_NCCL
 #include <nccl.h>
 #endif
-
-extern char** environ;
 
 namespace kvprobe {
 namespace {
@@ -48,57 +46,37 @@ namespace {
 constexpr int kTrials = 3;          // timed trials per size; each rank keeps the median
 constexpr int kWarmup = 5;          // untimed all-reduces per size
 constexpr int kRankTimeoutS = 600;  // a rank set that has not finished by then is killed
+// In-graph timing: a graph of kGraphSteps x (a kDelayNs kernel, then the all-reduce)
+// against the same graph without the all-reduces.
+constexpr int kGraphSteps = 8;
+constexpr unsigned long long kDelayNs = 20000;
 
 void Nccl(ncclResult_t r, const char* what) {
   if (r != ncclSuccess) throw std::runtime_error(std::string(what) + ": " + ncclGetErrorString(r));
 }
 
-// Starts `argv` as a child process with this process's environment.
-pid_t Spawn(const std::vector<std::string>& argv) {
-  std::vector<char*> args;
-  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  pid_t pid = 0;
-  const int err = posix_spawn(&pid, args[0], nullptr, nullptr, args.data(), environ);
-  if (err != 0) throw std::runtime_error("cannot start " + argv[0] + ": " + std::strerror(err));
-  return pid;
+// One thread that waits until `ns` nanoseconds of the GPU's global timer have passed.
+__global__ void DelayKernel(unsigned long long ns) {
+  unsigned long long start = 0, now = 0;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(start));
+  do {
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
+  } while (now - start < ns);
 }
 
-// Waits for every child. When one fails or the time runs out, kills the others (a
-// rank whose peer died would wait in NCCL forever) and throws.
-void WaitAll(std::vector<pid_t> pids, int gpus) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(kRankTimeoutS);
-  std::string failure;
-  while (!pids.empty() && failure.empty()) {
-    for (size_t i = 0; i < pids.size();) {
-      int status = 0;
-      const pid_t done = waitpid(pids[i], &status, WNOHANG);
-      if (done == 0) {
-        ++i;
-        continue;
-      }
-      pids.erase(pids.begin() + static_cast<std::ptrdiff_t>(i));
-      if (done < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        failure = "a rank process of the " + std::to_string(gpus) + "-GPU all-reduce failed (" +
-                  (done < 0            ? std::string("lost")
-                   : WIFEXITED(status) ? "exit status " + std::to_string(WEXITSTATUS(status))
-                                       : "signal " + std::to_string(WTERMSIG(status))) +
-                  "); see its messages above";
-        break;
-      }
-    }
-    if (failure.empty() && !pids.empty()) {
-      if (std::chrono::steady_clock::now() > deadline) {
-        failure = "the " + std::to_string(gpus) + "-GPU all-reduce did not finish in " +
-                  std::to_string(kRankTimeoutS) + " s";
-      } else {
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-      }
-    }
+constexpr size_t kStreamBytes = size_t{64} << 20;  // read by StreamKernel: ~16 us on an H200
+
+// Every SM reads its share of `data` (16-byte loads) and one thread per block writes
+// a sum: a bandwidth-bound kernel over the whole GPU, as a decode step's GEMMs are
+// (they stream their weights), that the all-reduce after it waits for.
+__global__ void StreamKernel(const uint4* data, size_t count, unsigned* sink) {
+  unsigned acc = 0;
+  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < count;
+       i += static_cast<size_t>(gridDim.x) * blockDim.x) {
+    const uint4 v = data[i];
+    acc ^= v.x ^ v.y ^ v.z ^ v.w;
   }
-  for (pid_t pid : pids) kill(pid, SIGKILL);
-  for (pid_t pid : pids) waitpid(pid, nullptr, 0);
-  if (!failure.empty()) throw std::runtime_error(failure);
+  if (acc == 0x9e3779b9u) sink[blockIdx.x] = acc;  // keeps the loads; never true for zeros
 }
 
 }  // namespace
@@ -123,7 +101,7 @@ void ProbeAllReduce(ProbeContext& ctx) {
       throw std::runtime_error("--merge-allreduce-into: " + merge_path + ": no such file");
     }
     const std::string text = ReadFile(merge_path);
-    MergeAllreduceRows(text, merge_path, {{"2", "65536", "1", "1", "1"}}, "");
+    MergeAllreduceRows(text, merge_path, {{"2", "65536", "1", "1", "1", "1"}}, "");
     if (ProfileGpuName(text) != prop.name) {
       throw std::runtime_error("--merge-allreduce-into: " + merge_path + " was measured on '" +
                                ProfileGpuName(text) + "', this GPU is '" + prop.name + "'");
@@ -150,9 +128,7 @@ void ProbeAllReduce(ProbeContext& ctx) {
   ctx.profile.Meta(schema::meta::kAllreduceLaunch, "one-process-per-GPU");
   ctx.profile.Meta(schema::meta::kNcclNvlsEnable, "0");
   ctx.profile.Meta(schema::meta::kGpusPresent, std::to_string(devices));
-  char self[4096] = {};
-  const ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
-  if (len <= 0) throw std::runtime_error("allreduce: cannot find this program's path");
+  const std::string self = SelfExecutablePath();
   std::filesystem::create_directories(
       std::filesystem::path(RawFilePath(ctx.raw_dir, schema::kAllreduceRankFile)).parent_path());
 
@@ -168,34 +144,31 @@ void ProbeAllReduce(ProbeContext& ctx) {
       files.push_back(RawFilePath(ctx.raw_dir, schema::kAllreduceRankFile, gpus, r));
       names.push_back(files.back());
       std::filesystem::remove(files.back());
-      std::vector<std::string> argv = {self,
-                                       "--allreduce-rank",
-                                       std::to_string(r),
-                                       "--allreduce-ranks",
-                                       std::to_string(gpus),
-                                       "--nccl-id",
-                                       id_hex,
-                                       "--rank-out",
-                                       files.back()};
+      std::vector<std::string> argv = {
+          self,        "--rank-task",        "allreduce", "--rank", std::to_string(r),
+          "--ranks",   std::to_string(gpus), "--nccl-id", id_hex,   "--rank-out",
+          files.back()};
       if (ctx.options.quick) argv.push_back("--quick");
-      pids.push_back(Spawn(argv));
+      pids.push_back(SpawnProcess(argv));
     }
-    WaitAll(pids, gpus);
+    WaitForRanks(pids, "the " + std::to_string(gpus) + "-GPU all-reduce", kRankTimeoutS);
     std::vector<std::string> texts;
     for (const std::string& f : files) texts.push_back(ReadFile(f));
-    const std::map<size_t, double> times = CombineRankTimes(texts, names);
+    const std::map<size_t, RankTime> times = CombineRankTimes(texts, names);
     double busbw_at_largest = 0;
-    for (const auto& [bytes, us] : times) {
-      const double algbw = static_cast<double>(bytes) / (us * 1e-6) / 1e9;
+    for (const auto& [bytes, t] : times) {
+      const double algbw = static_cast<double>(bytes) / (t.time_us * 1e-6) / 1e9;
       busbw_at_largest = algbw * BusBandwidthFactor(gpus);
-      rows.push_back({Num(gpus), Num(static_cast<double>(bytes)), Num(us, 5), Num(algbw, 4),
-                      Num(busbw_at_largest, 4)});
+      rows.push_back({Num(gpus), Num(static_cast<double>(bytes)), Num(t.time_us, 5), Num(algbw, 4),
+                      Num(busbw_at_largest, 4), Num(t.in_graph_us, 5)});
       table.Row(rows.back());
     }
-    ctx.log("allreduce: " + std::to_string(gpus) + " GPUs, " + Num(times.begin()->second, 4) +
-            " us at " + std::to_string(times.begin()->first >> 10) + " KiB, bus bandwidth " +
-            Num(busbw_at_largest, 4) + " GB/s at " + std::to_string(times.rbegin()->first >> 20) +
-            " MiB");
+    ctx.log("allreduce: " + std::to_string(gpus) + " GPUs, " +
+            Num(times.begin()->second.time_us, 4) + " us at " +
+            std::to_string(times.begin()->first >> 10) + " KiB (" +
+            Num(times.begin()->second.in_graph_us, 4) +
+            " us between two kernels of a graph), bus bandwidth " + Num(busbw_at_largest, 4) +
+            " GB/s at " + std::to_string(times.rbegin()->first >> 20) + " MiB");
     ctx.headlines.emplace_back("all-reduce bus bandwidth, " + std::to_string(gpus) + " GPUs",
                                Num(busbw_at_largest, 4) + " GB/s");
   }
@@ -228,7 +201,7 @@ int RunAllreduceRank(const ProbeOptions& o) {
   (void)o;
   throw std::runtime_error("this kvprobe was built without NCCL");
 #else
-  const AllreduceRank& me = *o.rank;
+  const RankProcess& me = *o.rank;
   ncclUniqueId id;
   if (!HexDecode(me.nccl_id_hex, id.internal, sizeof id.internal)) {
     throw std::runtime_error("--nccl-id: expected " + std::to_string(2 * sizeof id.internal) +
@@ -245,13 +218,23 @@ int RunAllreduceRank(const ProbeOptions& o) {
   CUDA_CHECK(cudaMemset(token.get(), 0, token.bytes()));
   cudaStream_t stream;
   CUDA_CHECK(cudaStreamCreate(&stream));
+  cudaDeviceProp prop;
+  CUDA_CHECK(cudaGetDeviceProperties(&prop, me.rank));
+  const unsigned stream_blocks = static_cast<unsigned>(prop.multiProcessorCount) * 4;
+  DeviceBuffer<unsigned char> stream_data(kStreamBytes);
+  DeviceBuffer<unsigned> sink(stream_blocks);
+  CUDA_CHECK(cudaMemset(stream_data.get(), 0, stream_data.bytes()));
   // Every rank returns from this only after every rank has entered it.
   auto barrier = [&] {
     Nccl(ncclAllReduce(token.get(), token.get(), 1, ncclFloat, ncclSum, comm, stream),
          "ncclAllReduce");
     CUDA_CHECK(cudaStreamSynchronize(stream));
   };
-  std::map<size_t, double> times;
+  std::map<size_t, RankTime> times;
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
   for (size_t bytes : sizes) {
     auto run = [&] {
       Nccl(
@@ -265,8 +248,46 @@ int RunAllreduceRank(const ProbeOptions& o) {
       barrier();
       trials.push_back(TimeUs(stream, 0, AllreduceRepsFor(bytes), run));
     }
-    std::sort(trials.begin(), trials.end());
-    times[bytes] = trials[trials.size() / 2];
+    // As in a forward pass replayed from a graph: each all-reduce starts only when
+    // the kernel before it ends, so nothing of it overlaps the previous all-reduce.
+    auto in_graph_time = [&](const std::function<void()>& before) {
+      auto steps = [&](bool with_allreduce) {
+        for (int i = 0; i < kGraphSteps; ++i) {
+          before();
+          CUDA_CHECK(cudaGetLastError());
+          if (with_allreduce) run();
+        }
+      };
+      const CapturedGraph with(stream, [&] { steps(true); });
+      const CapturedGraph without(stream, [&] { steps(false); });
+      const int replays = std::max(3, AllreduceRepsFor(bytes) / kGraphSteps);
+      std::vector<double> per_allreduce;
+      for (int t = 0; t < kTrials; ++t) {
+        barrier();
+        const double both = TimeUs(stream, 1, replays, [&] { with.Launch(stream); });
+        const double alone = TimeUs(stream, 1, replays, [&] { without.Launch(stream); });
+        per_allreduce.push_back((both - alone) / kGraphSteps);
+      }
+      return median(per_allreduce);
+    };
+    const double after_delay_us =
+        in_graph_time([&] { DelayKernel<<<1, 1, 0, stream>>>(kDelayNs); });
+    const double in_graph_us = in_graph_time([&] {
+      StreamKernel<<<stream_blocks, 512, 0, stream>>>(
+          reinterpret_cast<const uint4*>(stream_data.get()), kStreamBytes / sizeof(uint4),
+          sink.get());
+    });
+    if (me.rank == 0) {
+      std::cerr << "allreduce rank 0: " << bytes << " bytes: back to back " << median(trials)
+                << " us, after a one-thread delay " << after_delay_us
+                << " us, after a bandwidth-bound kernel " << in_graph_us << " us\n";
+    }
+    if (!(in_graph_us > 0)) {
+      throw std::runtime_error("allreduce: at " + std::to_string(bytes) +
+                               " bytes the graph with all-reduces ran no slower than without (" +
+                               Num(in_graph_us, 4) + " us per all-reduce)");
+    }
+    times[bytes] = {median(trials), in_graph_us};
   }
   Nccl(ncclCommDestroy(comm), "ncclCommDestroy");
   CUDA_CHECK(cudaStreamDestroy(stream));

@@ -180,4 +180,31 @@ int SmClock::median_under_load_mhz() const {
   return v[v.size() / 2];
 }
 
+CapturedGraph::CapturedGraph(cudaStream_t stream, const std::function<void()>& body) {
+  CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
+  try {
+    body();
+  } catch (...) {
+    cudaGraph_t partial = nullptr;
+    cudaStreamEndCapture(stream, &partial);
+    if (partial) cudaGraphDestroy(partial);
+    throw;
+  }
+  CUDA_CHECK(cudaStreamEndCapture(stream, &graph_));
+  const cudaError_t err = cudaGraphInstantiate(&exec_, graph_, 0);
+  if (err != cudaSuccess) {
+    cudaGraphDestroy(graph_);
+    CUDA_CHECK(err);
+  }
+}
+
+CapturedGraph::~CapturedGraph() {
+  if (exec_) cudaGraphExecDestroy(exec_);
+  if (graph_) cudaGraphDestroy(graph_);
+}
+
+void CapturedGraph::Launch(cudaStream_t stream) const {
+  CUDA_CHECK(cudaGraphLaunch(exec_, stream));
+}
+
 }  // namespace kvprobe

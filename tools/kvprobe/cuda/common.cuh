@@ -124,6 +124,23 @@ struct ProbeContext {
   double copy_gbps = 0;  // set by ProbeCopy, used to rate the decode kernel
 };
 
+// A CUDA graph captured from what `body` enqueues on `stream` (thread-local capture
+// mode), instantiated; both destroyed with it. If `body` throws, the capture is ended
+// and its partial graph destroyed before the exception propagates.
+class CapturedGraph {
+ public:
+  CapturedGraph(cudaStream_t stream, const std::function<void()>& body);
+  ~CapturedGraph();
+  CapturedGraph(const CapturedGraph&) = delete;
+  CapturedGraph& operator=(const CapturedGraph&) = delete;
+  // Enqueues one replay on `stream`.
+  void Launch(cudaStream_t stream) const;
+
+ private:
+  cudaGraph_t graph_ = nullptr;
+  cudaGraphExec_t exec_ = nullptr;
+};
+
 // Wall-clock microseconds since an arbitrary epoch (steady clock).
 double NowUs();
 

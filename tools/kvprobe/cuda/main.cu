@@ -172,7 +172,10 @@ int main(int argc, char** argv) {
     return 0;
   }
   try {
-    return options.rank ? kvprobe::RunAllreduceRank(options) : kvprobe::Run(options);
+    if (!options.rank) return kvprobe::Run(options);
+    return options.rank->task == kvprobe::RankProcess::Task::kStep
+               ? kvprobe::RunStepRank(options)
+               : kvprobe::RunAllreduceRank(options);
   } catch (const std::exception& e) {
     std::cerr << "kvprobe" << (options.rank ? " rank " + std::to_string(options.rank->rank) : "")
               << ": error: " << e.what() << "\n";

@@ -32,11 +32,17 @@ double VerifyAttention(ProbeContext& ctx);
 void ProbeAttention(ProbeContext& ctx);
 
 // [step]: whole-model forward passes of each dense --model card (default
-// Llama-3-8B) at TP 1 over a grid of decode, prefill and mixed batches, contiguous
-// and paged KV; decode-only passes replayed from a CUDA graph. Checks its small
-// kernels against host references first and every pass's logits for non-finite
-// values; throws on any failure.
+// Llama-3-8B) at each TP of --step-tp over a grid of decode, prefill and mixed
+// batches, contiguous and paged KV, every pass replayed from a CUDA graph; TP > 1
+// runs one process per GPU (RunStepRank) and keeps the slowest rank's times. Checks
+// its small kernels against host references first and every pass's logits for
+// non-finite values; throws on any failure.
 void ProbeStep(ProbeContext& ctx);
+
+// The body of one [step] rank process: joins the communicator, measures its share of
+// every pass, writes its rows (step_ranks.h) to the rank's out path and its passes'
+// lines beside it (path + ".passes"). Returns the exit status.
+int RunStepRank(const ProbeOptions& options);
 
 // [allreduce]: NCCL bf16 all-reduce for each GPU count of --allreduce-gpus, one
 // process per GPU (RunAllreduceRank); the time at each size is the slowest rank's.

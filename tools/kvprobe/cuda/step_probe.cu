@@ -15,6 +15,14 @@
 // then residual += x; x = RMSNorm(residual); the logit rows (one per decode sequence
 // and the chunk's last token) are gathered and multiplied by the LM head.
 //
+// Tensor parallelism (TP > 1): one process per GPU (rank_processes.h), each running
+// its rank's share as vLLM shards a Llama layer: the [gemm] per-rank shapes at that
+// TP (QKV and gate_up split by columns, O and down by rows), num_heads / TP query heads
+// and max(1, num_kv_heads / TP) KV heads, an NCCL all-reduce of the hidden states
+// after the embedding lookup (a vocabulary-sharded embedding) and after each layer's O
+// and down GEMMs, and an all-gather of the LM head's vocabulary shards. The
+// collectives are captured in the pass's CUDA graph, as engines capture them.
+//
 // Memory: ONE layer's weights and ONE layer's KV cache are allocated and every layer
 // uses them. This does not flatter the timing: a layer's weights (436 MB for
 // Llama-3-8B) far exceed the H200's 50 MB L2, and between two uses of the same weight
@@ -29,10 +37,13 @@
 // residual, so the first fused add-norm is a plain RMSNorm); it is part of the pass.
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <iostream>
 #include <random>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -42,8 +53,15 @@
 #include "tools/kvprobe/cuda/common.cuh"
 #include "tools/kvprobe/cuda/gemm.cuh"
 #include "tools/kvprobe/cuda/probes.h"
+#include "tools/kvprobe/host/allreduce_plan.h"
 #include "tools/kvprobe/host/model_card.h"
+#include "tools/kvprobe/host/rank_processes.h"
 #include "tools/kvprobe/host/reference.h"
+#include "tools/kvprobe/host/step_ranks.h"
+
+#ifdef KVPROBE_HAVE_NCCL
+#include <nccl.h>
+#endif
 
 namespace kvprobe {
 namespace {
@@ -62,6 +80,7 @@ constexpr double kPassWarmMs = 800;   // a pass replayed this long before it is 
 constexpr double kClassWarmMs = 200;  // the same for one class of its kernels alone
 constexpr int kClassMinReps = 5;
 constexpr double kMemoryFraction = 0.8;  // of free device memory one allocation may take
+constexpr int kRanksTimeoutS = 3600;     // a TP rank set that has not finished by then is killed
 
 // ---------------------------------------------------------------------------
 // Kernels. Rows are 16-byte aligned (every width is a multiple of 8 bf16) and each
@@ -460,6 +479,74 @@ void VerifyStepKernels(ProbeContext& ctx) {
 }
 
 // ---------------------------------------------------------------------------
+// The tensor-parallel group a pass runs in. At TP 1 (the default-constructed group)
+// every collective is a no-op and Max returns its argument.
+
+#ifdef KVPROBE_HAVE_NCCL
+void Nccl(ncclResult_t r, const char* what) {
+  if (r != ncclSuccess) throw std::runtime_error(std::string(what) + ": " + ncclGetErrorString(r));
+}
+#endif
+
+class TpGroup {
+ public:
+  TpGroup() = default;
+#ifdef KVPROBE_HAVE_NCCL
+  TpGroup(ncclComm_t comm, int rank, int size)
+      : rank_(rank), size_(size), comm_(comm), scalar_(1) {}
+#endif
+  int rank() const { return rank_; }
+  int size() const { return size_; }
+
+  // data[0, count) summed over the ranks, in place; enqueued on `stream`.
+  void AllReduce(bf16* data, size_t count, cudaStream_t stream) const {
+#ifdef KVPROBE_HAVE_NCCL
+    if (size_ > 1) {
+      Nccl(ncclAllReduce(data, data, count, ncclBfloat16, ncclSum, comm_, stream), "ncclAllReduce");
+    }
+#else
+    (void)data, (void)count, (void)stream;
+#endif
+  }
+  // recv[r * count, (r + 1) * count) = rank r's send[0, count); enqueued on `stream`.
+  void AllGather(const bf16* send, bf16* recv, size_t count, cudaStream_t stream) const {
+#ifdef KVPROBE_HAVE_NCCL
+    if (size_ > 1) {
+      Nccl(ncclAllGather(send, recv, count, ncclBfloat16, comm_, stream), "ncclAllGather");
+    }
+#else
+    (void)send, (void)recv, (void)count, (void)stream;
+#endif
+  }
+  // The largest `value` over the ranks; synchronizes `stream`. Every rank must call
+  // it at the same point: the ranks derive repetition counts from it, and each must
+  // issue the same collectives.
+  double Max(double value, cudaStream_t stream) const {
+#ifdef KVPROBE_HAVE_NCCL
+    if (size_ > 1) {
+      CUDA_CHECK(
+          cudaMemcpyAsync(scalar_.get(), &value, sizeof value, cudaMemcpyHostToDevice, stream));
+      Nccl(ncclAllReduce(scalar_.get(), scalar_.get(), 1, ncclDouble, ncclMax, comm_, stream),
+           "ncclAllReduce");
+      CUDA_CHECK(
+          cudaMemcpyAsync(&value, scalar_.get(), sizeof value, cudaMemcpyDeviceToHost, stream));
+      CUDA_CHECK(cudaStreamSynchronize(stream));
+    }
+#else
+    (void)stream;
+#endif
+    return value;
+  }
+
+ private:
+  int rank_ = 0, size_ = 1;
+#ifdef KVPROBE_HAVE_NCCL
+  ncclComm_t comm_ = nullptr;
+  DeviceBuffer<double> scalar_;
+#endif
+};
+
+// ---------------------------------------------------------------------------
 // Compositions.
 
 struct Composition {
@@ -536,12 +623,21 @@ std::vector<Composition> StepGrid(bool quick) {
   return grid;
 }
 
-// Why `card` cannot be run by this probe, or "" when it can.
-std::string Unsupported(const CardShapes& c) {
+// KV heads on one rank at tensor parallelism `tp` (replicated below one per rank).
+int64_t KvHeadsPerRank(const CardShapes& c, int tp) {
+  return std::max<int64_t>(1, c.num_kv_heads / tp);
+}
+
+// Why `card` cannot be run by this probe at tensor parallelism `tp`, or "" when it can.
+std::string Unsupported(const CardShapes& c, int tp) {
   if (c.num_experts > 1) return "MoE card (num_experts " + std::to_string(c.num_experts) + ")";
   if (c.head_dim != kHeadDim) return "head_dim " + std::to_string(c.head_dim) + " is not 128";
-  if (c.num_heads % c.num_kv_heads != 0) return "num_kv_heads does not divide num_heads";
-  const int64_t g = c.num_heads / c.num_kv_heads;
+  if (!SplitsOver(c, tp)) {
+    return "heads, ffn_size or vocab_size do not split over " + std::to_string(tp) + " ranks";
+  }
+  const int64_t q = c.num_heads / tp, kv = KvHeadsPerRank(c, tp);
+  if (q % kv != 0) return "KV heads per rank do not divide query heads per rank";
+  const int64_t g = q / kv;
   if (g != 1 && g != 2 && g != 4 && g != 7 && g != 8) {
     return "decode kernel has no query group of " + std::to_string(g);
   }
@@ -562,27 +658,15 @@ size_t FreeBytes() {
 
 std::string GiB(double bytes) { return Num(bytes / (1 << 30), 3) + " GiB"; }
 
-// Destroys a CUDA graph and its executable.
-struct Graph {
-  cudaGraph_t graph = nullptr;
-  cudaGraphExec_t exec = nullptr;
-  Graph() = default;
-  Graph(const Graph&) = delete;
-  Graph& operator=(const Graph&) = delete;
-  ~Graph() {
-    if (exec) cudaGraphExecDestroy(exec);
-    if (graph) cudaGraphDestroy(graph);
-  }
-};
-
 // Runs `pass` kWarmups times and then on until about `warm_ms` have passed (so the
 // GPU's clock settles where this pass's own sustained load puts it: see Heater in
 // gemm.cuh), then timed repetitions (at least min_reps, together at least
 // kMinTimedUs) back to back, each between two CUDA events on `stream`. Returns each
-// repetition's time in microseconds.
+// repetition's time in microseconds. The counts follow the slowest rank's trial, so
+// every rank of `group` replays the pass equally often.
 std::vector<double> TimePasses(cudaStream_t stream, const std::function<void()>& pass,
-                               double warm_ms, int min_reps) {
-  const double trial = TimeUs(stream, 0, kWarmups, pass);
+                               double warm_ms, int min_reps, const TpGroup& group) {
+  const double trial = group.Max(TimeUs(stream, 0, kWarmups, pass), stream);
   const double more_us = warm_ms * 1000.0 - trial * kWarmups;
   if (more_us > 0) {
     const int more = static_cast<int>(std::ceil(more_us / std::max(trial, 1.0)));
@@ -600,42 +684,47 @@ double Median(std::vector<double> v) {
 }
 
 // Kernel classes of a pass, for timing them apart.
-constexpr unsigned kGemmClass = 1;       // the layers' GEMMs and the LM head
-constexpr unsigned kAttentionClass = 2;  // decode and prefill attention
-constexpr unsigned kOtherClass = 4;      // norms, RoPE, KV writes, SiLU-mul, copies, gathers
-constexpr unsigned kAllClasses = kGemmClass | kAttentionClass | kOtherClass;
+constexpr unsigned kGemmClass = 1;        // the layers' GEMMs and the LM head
+constexpr unsigned kAttentionClass = 2;   // decode and prefill attention
+constexpr unsigned kOtherClass = 4;       // norms, RoPE, KV writes, SiLU-mul, copies, gathers
+constexpr unsigned kCollectiveClass = 8;  // TP > 1: all-reduces and the logits' all-gather
+constexpr unsigned kAllClasses = kGemmClass | kAttentionClass | kOtherClass | kCollectiveClass;
 
 // One composition's timings, in microseconds.
 struct Measured {
   std::vector<double> us;  // each timed pass
   // Medians of graphs of one class of kernels alone (0 when not measured).
   double gemm_us = 0, attention_us = 0, other_us = 0;
-  int decode_splits = 0;  // splits of the decode attention launches (0: no decode)
+  double collective_us = 0;  // TP > 1 only
+  int decode_splits = 0;     // splits of the decode attention launches (0: no decode)
 };
 
 // ---------------------------------------------------------------------------
 // The model: one layer's weights, the LM head, and activations for up to
-// max_tokens tokens and max_logit_rows logit rows.
+// max_tokens tokens and max_logit_rows logit rows, on one rank of `group` (its
+// share of every weight: per-rank heads, ffn and vocabulary).
 
 class StepModel {
  public:
-  StepModel(ProbeContext& ctx, const CardShapes& card, int max_tokens, int max_logit_rows,
-            int max_positions)
+  StepModel(ProbeContext& ctx, const CardShapes& card, const TpGroup& group, int max_tokens,
+            int max_logit_rows, int max_positions)
       : ctx_(ctx),
         card_(card),
+        group_(group),
+        tp_(group.size()),
         hidden_(static_cast<int>(card.hidden_size)),
-        q_heads_(static_cast<int>(card.num_heads)),
-        kv_heads_(static_cast<int>(card.num_kv_heads)),
-        ffn_(static_cast<int>(card.ffn_size)),
-        vocab_(static_cast<int>(card.vocab_size)),
+        q_heads_(static_cast<int>(card.num_heads / tp_)),
+        kv_heads_(static_cast<int>(KvHeadsPerRank(card, tp_))),
+        ffn_(static_cast<int>(card.ffn_size / tp_)),
+        vocab_(static_cast<int>(card.vocab_size / tp_)),
         q_dim_(q_heads_ * kHeadDim),
         kv_dim_(kv_heads_ * kHeadDim),
         qkv_n_(q_dim_ + 2 * kv_dim_),
         max_tokens_(max_tokens),
         max_logit_rows_(max_logit_rows),
         max_positions_(max_positions) {
-    // The GEMM shapes are [gemm]'s at TP 1; check they match this probe's layout.
-    for (const GemmShape& g : LayerGemms(card, 1)) {
+    // The GEMM shapes are [gemm]'s at this TP; check they match this probe's layout.
+    for (const GemmShape& g : LayerGemms(card, tp_)) {
       int64_t n = vocab_, k = hidden_;  // lm_head
       if (g.layer == "qkv") n = qkv_n_;
       if (g.layer == "o") n = hidden_, k = q_dim_;
@@ -653,7 +742,8 @@ class StepModel {
     const size_t h = hidden_, t = max_tokens_, r = max_logit_rows_;
     const size_t weights =
         h * qkv_n_ + size_t(q_dim_) * h + h * 2 * ffn_ + size_t(ffn_) * h + h * vocab_ + 3 * h;
-    const size_t acts = 3 * t * h + t * qkv_n_ + 2 * t * q_dim_ + t * 3 * ffn_ + r * h + r * vocab_;
+    const size_t acts = 3 * t * h + t * qkv_n_ + 2 * t * q_dim_ + t * 3 * ffn_ + r * h +
+                        r * vocab_ * (tp_ > 1 ? tp_ + 1 : 1);
     return 2 * (weights + acts) + size_t(max_positions_) * (kHeadDim / 2) * sizeof(float2) +
            kGemmWorkspaceBytes;
   }
@@ -684,6 +774,7 @@ class StepModel {
     act_ = DeviceBuffer<bf16>(t * ffn_);
     logit_x_ = DeviceBuffer<bf16>(r * h);
     logits_ = DeviceBuffer<bf16>(r * vocab_);
+    if (tp_ > 1) logits_all_ = DeviceBuffer<bf16>(r * vocab_ * tp_);
     rope_ = RopeTable(max_positions_, s);
     workspace_ = DeviceBuffer<unsigned char>(kGemmWorkspaceBytes);
     CUDA_CHECK(cudaStreamSynchronize(s));
@@ -704,13 +795,14 @@ class StepModel {
     return kv + table + ws + 3 * static_cast<size_t>(c.tokens()) * sizeof(int);
   }
 
-  // Bytes a full model's KV cache for the composition takes (all layers).
+  // Bytes a full model's KV cache for the composition takes (all layers, one rank).
   double FullKvBytes(const Composition& c) const {
     return 2.0 * card_.num_layers * kv_dim_ * sizeof(bf16) *
            (static_cast<double>(c.decode_seqs) * c.decode_capacity() + c.prefill_tokens);
   }
 
-  // Bytes of a full model's weights: every layer, embeddings, final norm, LM head.
+  // Bytes of a full model's weights on one rank: every layer, embeddings, final norm,
+  // LM head.
   double FullWeightBytes() const {
     const double h = hidden_;
     return 2.0 * (card_.num_layers * (h * qkv_n_ + q_dim_ * h + 3.0 * h * ffn_ + 2 * h) +
@@ -820,12 +912,14 @@ class StepModel {
     // The pass, or only the kernels of the classes in `mask` (kAll: the whole pass).
     auto forward_classes = [&](unsigned mask) {
       const bool gemm = mask & kGemmClass, attention = mask & kAttentionClass,
-                 other = mask & kOtherClass;
+                 other = mask & kOtherClass, collective = mask & kCollectiveClass;
+      const size_t hidden_values = size_t(t) * hidden_;
       if (other) {
-        CUDA_CHECK(cudaMemcpyAsync(x_.get(), input_.get(), size_t(t) * hidden_ * sizeof(bf16),
+        CUDA_CHECK(cudaMemcpyAsync(x_.get(), input_.get(), hidden_values * sizeof(bf16),
                                    cudaMemcpyDeviceToDevice, s));
-        CUDA_CHECK(cudaMemsetAsync(residual_.get(), 0, size_t(t) * hidden_ * sizeof(bf16), s));
+        CUDA_CHECK(cudaMemsetAsync(residual_.get(), 0, hidden_values * sizeof(bf16), s));
       }
+      if (collective) group_.AllReduce(x_.get(), hidden_values, s);  // embedding shards
       for (int64_t layer = 0; layer < card_.num_layers; ++layer) {
         // Every layer uses the same weights and KV cache (see the top of this file).
         if (other) AddRmsNorm(x_.get(), residual_.get(), norm_.get(), t, hidden_, s);
@@ -839,10 +933,12 @@ class StepModel {
         if (attention && d > 0) LaunchDecodeAttention(da, s);
         if (attention && p > 0) LaunchPrefillAttention(pa, s);
         if (gemm) o_gemm.Run(attn_.get(), w_o_.get(), x_.get(), workspace_.get(), s);
+        if (collective) group_.AllReduce(x_.get(), hidden_values, s);
         if (other) AddRmsNorm(x_.get(), residual_.get(), norm_.get(), t, hidden_, s);
         if (gemm) gate_up_gemm.Run(x_.get(), w_gate_up_.get(), gate_up_.get(), workspace_.get(), s);
         if (other) SiluMul(gate_up_.get(), act_.get(), t, ffn_, ctx_.sm_count, s);
         if (gemm) down_gemm.Run(act_.get(), w_down_.get(), x_.get(), workspace_.get(), s);
+        if (collective) group_.AllReduce(x_.get(), hidden_values, s);
       }
       if (other) {
         AddRmsNorm(x_.get(), residual_.get(), norm_.get(), t, hidden_, s);
@@ -850,6 +946,9 @@ class StepModel {
       }
       if (gemm)
         lm_head_gemm.Run(logit_x_.get(), w_lm_head_.get(), logits_.get(), workspace_.get(), s);
+      if (collective && tp_ > 1) {
+        group_.AllGather(logits_.get(), logits_all_.get(), size_t(r) * vocab_, s);
+      }
     };
     auto forward = [&] { forward_classes(kAllClasses); };
     auto check = [&](const std::string& when) {
@@ -870,20 +969,9 @@ class StepModel {
     // Captures the kernels of `mask` as one graph and times its replays after
     // `warm_ms` of them.
     auto time_graph = [&](unsigned mask, double warm_ms, int min_reps) {
-      Graph g;
-      CUDA_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
-      try {
-        forward_classes(mask);
-      } catch (...) {
-        cudaGraph_t partial = nullptr;
-        cudaStreamEndCapture(s, &partial);
-        if (partial) cudaGraphDestroy(partial);
-        throw;
-      }
-      CUDA_CHECK(cudaStreamEndCapture(s, &g.graph));
-      CUDA_CHECK(cudaGraphInstantiate(&g.exec, g.graph, 0));
+      const CapturedGraph g(s, [&] { forward_classes(mask); });
       return TimePasses(
-          s, [&] { CUDA_CHECK(cudaGraphLaunch(g.exec, s)); }, warm_ms, min_reps);
+          s, [&] { g.Launch(s); }, warm_ms, min_reps, group_);
     };
 
     forward();
@@ -897,8 +985,11 @@ class StepModel {
       result.gemm_us = Median(time_graph(kGemmClass, kClassWarmMs, kClassMinReps));
       result.attention_us = Median(time_graph(kAttentionClass, kClassWarmMs, kClassMinReps));
       result.other_us = Median(time_graph(kOtherClass, kClassWarmMs, kClassMinReps));
+      if (tp_ > 1) {
+        result.collective_us = Median(time_graph(kCollectiveClass, kClassWarmMs, kClassMinReps));
+      }
     } else {
-      result.us = TimePasses(s, forward, kPassWarmMs, kMinReps);
+      result.us = TimePasses(s, forward, kPassWarmMs, kMinReps, group_);
       check("after the timed passes");
     }
     return result;
@@ -907,11 +998,14 @@ class StepModel {
  private:
   ProbeContext& ctx_;
   const CardShapes card_;
+  const TpGroup& group_;
+  const int tp_;
   const int hidden_, q_heads_, kv_heads_, ffn_, vocab_, q_dim_, kv_dim_, qkv_n_;
   const int max_tokens_, max_logit_rows_, max_positions_;
   LtHandle lt_;
   DeviceBuffer<bf16> w_qkv_, w_o_, w_gate_up_, w_down_, w_lm_head_, norm_;
-  DeviceBuffer<bf16> input_, x_, residual_, qkv_, q_, attn_, gate_up_, act_, logit_x_, logits_;
+  DeviceBuffer<bf16> input_, x_, residual_, qkv_, q_, attn_, gate_up_, act_, logit_x_, logits_,
+      logits_all_;
   DeviceBuffer<float2> rope_;
   DeviceBuffer<unsigned char> workspace_;
 };
@@ -919,6 +1013,191 @@ class StepModel {
 void Skip(ProbeContext& ctx, const std::string& what) {
   std::cerr << "kvprobe: step: skipping " << what << "\n";
   ctx.log("step: skipping " + what);
+}
+
+// The [step] row of a measured composition (the schema's kStep columns, in order).
+StepFields RowOf(const std::string& model, int tp, const Composition& c, const Measured& m) {
+  return {model,
+          Num(tp),
+          c.block_tokens == 0 ? "contiguous" : "paged",
+          Num(c.block_tokens),
+          Num(c.decode_seqs),
+          Num(c.context_tokens),
+          Num(c.prefill_tokens),
+          Num(Median(m.us), 6),
+          c.graph() ? "1" : "0",
+          Num(m.gemm_us, 6),
+          Num(m.attention_us, 6),
+          Num(m.other_us, 6),
+          Num(m.decode_splits),
+          Num(m.collective_us, 6)};
+}
+
+// The step_passes.csv lines of a measured composition, timed by rank `rank`.
+std::string PassLines(const std::string& model, int tp, int rank, const Composition& c,
+                      const Measured& m) {
+  std::string out;
+  const std::string layout = c.block_tokens == 0 ? "contiguous" : "paged";
+  for (size_t i = 0; i < m.us.size(); ++i) {
+    out += model + "," + std::to_string(tp) + "," + std::to_string(rank) + "," + layout + "," +
+           std::to_string(c.block_tokens) + "," + std::to_string(c.decode_seqs) + "," +
+           std::to_string(c.context_tokens) + "," + std::to_string(c.prefill_tokens) + "," +
+           (c.graph() ? "1" : "0") + "," + std::to_string(i) + "," + Num(m.us[i], 6) + "\n";
+  }
+  return out;
+}
+
+// The --model names, each once (a repeated --model would repeat its rows); default
+// Llama-3-8B.
+std::vector<std::string> StepModels(const ProbeOptions& o) {
+  std::vector<std::string> names;
+  for (const std::string& m : o.models) {
+    if (std::find(names.begin(), names.end(), m) == names.end()) names.push_back(m);
+  }
+  if (names.empty()) names.push_back("Llama-3-8B");
+  return names;
+}
+
+// What one rank measured: the rows and their passes' lines.
+struct RankRows {
+  std::vector<StepFields> rows;
+  std::string pass_lines;
+};
+
+// Measures the grid for every step model on this rank of `group`. Every rank takes
+// the same decisions (skips agree through group.Max), so the ranks' collectives
+// match. `on_row` sees each row as it is measured.
+// `full_bytes`: what the full model's weights and KV take on one rank.
+using OnRow =
+    std::function<void(const CardShapes&, const Composition&, const Measured&, double full_bytes)>;
+
+RankRows MeasureModels(ProbeContext& ctx, const TpGroup& group, const OnRow& on_row) {
+  const int tp = group.size();
+  cudaStream_t s = ctx.stream;
+  const std::vector<Composition> grid = StepGrid(ctx.options.quick);
+  int max_tokens = 0, max_rows = 0, max_positions = 0;
+  for (const Composition& c : grid) {
+    max_tokens = std::max(max_tokens, c.tokens());
+    max_rows = std::max(max_rows, c.logit_rows());
+    max_positions = std::max(max_positions, c.max_position() + 1);
+  }
+  RankRows out;
+  std::mt19937_64 rng(7);
+  for (const std::string& name : StepModels(ctx.options)) {
+    const CardShapes card = ReadModelCard(ctx.options.models_dir + "/" + name + ".yaml");
+    const std::string why = Unsupported(card, tp);
+    if (!why.empty()) {
+      Skip(ctx, card.name + " at TP " + std::to_string(tp) + ": " + why);
+      continue;
+    }
+    StepModel model(ctx, card, group, max_tokens, max_rows, max_positions);
+    const size_t free_bytes = FreeBytes();
+    if (group.Max(model.Bytes() > kMemoryFraction * free_bytes ? 1 : 0, s) > 0) {
+      Skip(ctx, card.name + " at TP " + std::to_string(tp) +
+                    ": one layer's weights and the activations need " + GiB(model.Bytes()) +
+                    " of a rank, more than 80% of the free " + GiB(free_bytes));
+      continue;
+    }
+    model.Allocate();
+    ctx.log("step: " + card.name + " at TP " + std::to_string(tp) + " (" +
+            std::to_string(card.num_layers) + " layers, " + std::to_string(grid.size()) +
+            " compositions)");
+    for (const Composition& c : grid) {
+      const size_t need = model.CompositionBytes(c), avail = FreeBytes();
+      if (group.Max(need > kMemoryFraction * avail ? 1 : 0, s) > 0) {
+        Skip(ctx, card.name + " " + c.Label() + ": needs " + GiB(need) +
+                      ", more than 80% of the free " + GiB(avail));
+        continue;
+      }
+      const Measured m = model.Measure(c, rng);
+      out.rows.push_back(RowOf(card.name, tp, c, m));
+      out.pass_lines += PassLines(card.name, tp, group.rank(), c, m);
+      if (on_row) on_row(card, c, m, model.FullKvBytes(c) + model.FullWeightBytes());
+      ctx.clock.Sample();
+    }
+  }
+  return out;
+}
+
+// The progress line of a row (`too_big`: the full model's weights and KV of a rank
+// would not fit this GPU).
+std::string RowLine(const StepFields& row, bool too_big) {
+  namespace col = schema::column;
+  auto field = [&](std::string_view name) {
+    for (size_t i = 0; i < schema::kStep.fields.size(); ++i) {
+      if (schema::kStep.fields[i].name == name) return row[i];
+    }
+    throw std::logic_error("step: no [step] column " + std::string(name));
+  };
+  const Composition c{std::stoi(field(col::kBlockTokens)), std::stoi(field(col::kDecodeSeqs)),
+                      std::stoi(field(col::kContextTokens)), std::stoi(field(col::kPrefillTokens))};
+  return "step: " + field(col::kModel) + " TP " + field(col::kTensorParallel) + " " + c.Label() +
+         ": " + field(col::kTimeUs) + " us (alone: GEMMs " + field(col::kGemmUs) + ", attention " +
+         field(col::kAttentionUs) + ", other " + field(col::kOtherUs) +
+         (field(col::kTensorParallel) == "1" ? "" : ", collectives " + field(col::kAllreduceUs)) +
+         " us)" +
+         (too_big ? "; note: the full model's weights and KV of a rank exceed this GPU" : "");
+}
+
+std::string ReadText(const std::string& path) {
+  std::ifstream in(path);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// Runs the grid at TP `tp` on GPUs 0..tp-1, one kvprobe rank process each, and adds
+// the combined rows to `table` and every rank's passes to `raw`.
+void MeasureWithRanks(ProbeContext& ctx, int tp, ProfileWriter::Table& table, std::ostream& raw) {
+#ifndef KVPROBE_HAVE_NCCL
+  (void)table, (void)raw;
+  Skip(ctx, "TP " + std::to_string(tp) + ": this kvprobe was built without NCCL");
+#else
+  setenv("NCCL_NVLS_ENABLE", "0", 1);  // as the all-reduce probe (allreduce_probe.cu)
+  ncclUniqueId id;
+  Nccl(ncclGetUniqueId(&id), "ncclGetUniqueId");
+  const std::string dir = ctx.raw_dir + "/step_ranks";
+  std::filesystem::create_directories(dir);
+  const std::string self = SelfExecutablePath();
+  std::vector<pid_t> pids;
+  std::vector<std::string> files;
+  for (int r = 0; r < tp; ++r) {
+    files.push_back(dir + "/tp" + std::to_string(tp) + "_rank" + std::to_string(r) + ".csv");
+    std::filesystem::remove(files.back());
+    std::vector<std::string> argv = {self,
+                                     "--rank-task",
+                                     "step",
+                                     "--rank",
+                                     std::to_string(r),
+                                     "--ranks",
+                                     std::to_string(tp),
+                                     "--nccl-id",
+                                     HexEncode(id.internal, sizeof id.internal),
+                                     "--rank-out",
+                                     files.back(),
+                                     "--models",
+                                     ctx.options.models_dir};
+    for (const std::string& m : ctx.options.models) {
+      argv.push_back("--model");
+      argv.push_back(m);
+    }
+    if (ctx.options.quick) argv.push_back("--quick");
+    pids.push_back(SpawnProcess(argv));
+  }
+  WaitForRanks(pids, "the TP " + std::to_string(tp) + " [step] passes", kRanksTimeoutS);
+  std::vector<std::string> texts;
+  for (const std::string& f : files) texts.push_back(ReadText(f));
+  for (const StepFields& row : CombineStepRanks(texts, files)) {
+    table.Row(row);
+    ctx.log(RowLine(row, false) + " (slowest rank)");
+  }
+  for (const std::string& f : files) {
+    raw << ReadText(f + ".passes");
+    std::filesystem::remove(f);
+    std::filesystem::remove(f + ".passes");
+  }
+  std::filesystem::remove(dir);
+#endif
 }
 
 }  // namespace
@@ -932,87 +1211,96 @@ void ProbeStep(ProbeContext& ctx) {
   const std::string raw_path = RawFilePath(ctx.raw_dir, schema::kStepPassesFile);
   std::ofstream raw(raw_path);
   raw << HeaderLine(schema::kStepPassesFile) << "\n";
-
-  // Each model once (a repeated --model would repeat its rows).
-  std::vector<std::string> names;
-  for (const std::string& m : ctx.options.models) {
-    if (std::find(names.begin(), names.end(), m) == names.end()) names.push_back(m);
-  }
-  if (names.empty()) names.push_back("Llama-3-8B");
-  const std::vector<Composition> grid = StepGrid(ctx.options.quick);
-  int max_tokens = 0, max_rows = 0, max_positions = 0;
-  for (const Composition& c : grid) {
-    max_tokens = std::max(max_tokens, c.tokens());
-    max_rows = std::max(max_rows, c.logit_rows());
-    max_positions = std::max(max_positions, c.max_position() + 1);
-  }
+  int devices = 0;
+  CUDA_CHECK(cudaGetDeviceCount(&devices));
+  const std::vector<int> tps =
+      ctx.options.step_tp.empty() ? DefaultStepTensorParallel(devices) : ctx.options.step_tp;
   size_t free_bytes_at_start = 0, total_bytes = 0;
   CUDA_CHECK(cudaMemGetInfo(&free_bytes_at_start, &total_bytes));
-  // Headlines: the first composition (one decode sequence, contiguous) and the longest
-  // contiguous prefill.
-  size_t longest_prefill = 0;
-  for (size_t i = 0; i < grid.size(); ++i) {
-    if (grid[i].block_tokens == 0 && grid[i].decode_seqs == 0 &&
-        grid[i].prefill_tokens > grid[longest_prefill].prefill_tokens) {
-      longest_prefill = i;
+  for (int tp : tps) {
+    if (tp > devices) {
+      throw std::runtime_error("--step-tp: TP " + std::to_string(tp) + " needs " +
+                               std::to_string(tp) + " GPUs, " + std::to_string(devices) +
+                               " present");
     }
-  }
-  std::mt19937_64 rng(7);
-  for (const std::string& name : names) {
-    const CardShapes card = ReadModelCard(ctx.options.models_dir + "/" + name + ".yaml");
-    const std::string why = Unsupported(card);
-    if (!why.empty()) {
-      Skip(ctx, card.name + ": " + why);
+    if (tp > 1) {
+      MeasureWithRanks(ctx, tp, table, raw);
       continue;
     }
-    StepModel model(ctx, card, max_tokens, max_rows, max_positions);
-    const size_t free_bytes = FreeBytes();
-    if (model.Bytes() > kMemoryFraction * free_bytes) {
-      Skip(ctx, card.name + ": one layer's weights and the activations need " + GiB(model.Bytes()) +
-                    ", more than 80% of the free " + GiB(free_bytes));
-      continue;
+    // TP 1 in this process. Headlines: the first composition and the longest
+    // contiguous prefill.
+    int rows_seen = 0, longest_prefill = 0;
+    for (const Composition& c : StepGrid(ctx.options.quick)) {
+      if (c.block_tokens == 0 && c.decode_seqs == 0) {
+        longest_prefill = std::max(longest_prefill, c.prefill_tokens);
+      }
     }
-    model.Allocate();
-    ctx.log("step: " + card.name + " (" + std::to_string(card.num_layers) + " layers, " +
-            std::to_string(grid.size()) + " compositions)");
-    for (size_t ci = 0; ci < grid.size(); ++ci) {
-      const Composition& c = grid[ci];
-      const size_t need = model.CompositionBytes(c), avail = FreeBytes();
-      if (need > kMemoryFraction * avail) {
-        Skip(ctx, card.name + " " + c.Label() + ": needs " + GiB(need) +
-                      ", more than 80% of the free " + GiB(avail));
-        continue;
-      }
-      const Measured m = model.Measure(c, rng);
-      const std::vector<double>& us = m.us;
-      const double median = Median(us);
-      const std::string layout = c.block_tokens == 0 ? "contiguous" : "paged";
-      const std::string graph = c.graph() ? "1" : "0";
-      table.Row({card.name, "1", layout, Num(c.block_tokens), Num(c.decode_seqs),
-                 Num(c.context_tokens), Num(c.prefill_tokens), Num(median, 6), graph,
-                 Num(m.gemm_us, 6), Num(m.attention_us, 6), Num(m.other_us, 6),
-                 Num(m.decode_splits)});
-      for (size_t i = 0; i < us.size(); ++i) {
-        raw << card.name << "," << layout << "," << c.block_tokens << "," << c.decode_seqs << ","
-            << c.context_tokens << "," << c.prefill_tokens << "," << graph << "," << i << ","
-            << Num(us[i], 6) << "\n";
-      }
-      const double full = model.FullKvBytes(c) + model.FullWeightBytes();
-      ctx.log("step: " + card.name + " " + c.Label() + ": " + Num(median, 6) + " us (" +
-              (c.graph() ? "graph" : "eager") + ", median of " + std::to_string(us.size()) +
-              "; alone: GEMMs " + Num(m.gemm_us, 6) + ", attention " + Num(m.attention_us, 6) +
-              ", other " + Num(m.other_us, 6) + " us)" +
-              (full > total_bytes ? "; note: the full model's weights and KV (" + GiB(full) +
-                                        ") exceed this GPU's " + GiB(total_bytes)
-                                  : ""));
-      if (ci == 0 || ci == longest_prefill) {
-        ctx.headlines.emplace_back("step " + card.name + ", " + c.Label(),
-                                   Num(median / 1000, 4) + " ms");
-      }
-      ctx.clock.Sample();
-    }
+    const TpGroup one;
+    const RankRows rows = MeasureModels(
+        ctx, one,
+        [&](const CardShapes& card, const Composition& c, const Measured& m, double full_bytes) {
+          const StepFields row = RowOf(card.name, 1, c, m);
+          table.Row(row);
+          ctx.log(RowLine(row, full_bytes > total_bytes));
+          const bool first = rows_seen++ == 0;
+          if (first ||
+              (c.block_tokens == 0 && c.decode_seqs == 0 && c.prefill_tokens == longest_prefill)) {
+            ctx.headlines.emplace_back("step " + card.name + ", " + c.Label(),
+                                       Num(Median(m.us) / 1000, 4) + " ms");
+          }
+        });
+    raw << rows.pass_lines;
   }
   if (!raw) throw std::runtime_error(raw_path + ": cannot write");
+}
+
+int RunStepRank(const ProbeOptions& o) {
+#ifndef KVPROBE_HAVE_NCCL
+  (void)o;
+  throw std::runtime_error("this kvprobe was built without NCCL");
+#else
+  const RankProcess& me = *o.rank;
+  ncclUniqueId id;
+  if (!HexDecode(me.nccl_id_hex, id.internal, sizeof id.internal)) {
+    throw std::runtime_error("--nccl-id: expected " + std::to_string(2 * sizeof id.internal) +
+                             " hex digits");
+  }
+  setenv("NCCL_NVLS_ENABLE", "0", 1);
+  CUDA_CHECK(cudaSetDevice(me.rank));
+  cudaDeviceProp prop;
+  CUDA_CHECK(cudaGetDeviceProperties(&prop, me.rank));
+  ncclComm_t comm;
+  Nccl(ncclCommInitRank(&comm, me.ranks, id, me.rank), "ncclCommInitRank");
+  cudaStream_t stream;
+  CUDA_CHECK(cudaStreamCreate(&stream));
+  ProfileWriter unused_profile;
+  SmClock clock(me.rank);
+  std::vector<std::pair<std::string, std::string>> unused_headlines;
+  auto log = [&](const std::string& line) {
+    if (me.rank == 0) std::cout << "rank 0: " << line << std::endl;
+  };
+  ProbeContext ctx{o,   me.rank, prop.multiProcessorCount, stream, unused_profile, "",
+                   log, clock,   unused_headlines};
+  RankRows rows;
+  {
+    const TpGroup group(comm, me.rank, me.ranks);
+    size_t free_bytes = 0, total_bytes = 0;
+    CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+    rows = MeasureModels(
+        ctx, group,
+        [&](const CardShapes& card, const Composition& c, const Measured& m, double full_bytes) {
+          log(RowLine(RowOf(card.name, me.ranks, c, m), full_bytes > total_bytes));
+        });
+  }
+  Nccl(ncclCommDestroy(comm), "ncclCommDestroy");
+  CUDA_CHECK(cudaStreamDestroy(stream));
+  std::ofstream out(me.out_path);
+  out << StepRankCsv(rows.rows);
+  std::ofstream passes(me.out_path + ".passes");
+  passes << rows.pass_lines;
+  if (!out || !passes) throw std::runtime_error("cannot write " + me.out_path);
+  return 0;
+#endif
 }
 
 }  // namespace kvprobe

@@ -83,13 +83,29 @@ SectionSpan LocateSection(const std::vector<std::string>& lines) {
   return span;
 }
 
+// The number of columns of a target [allreduce] header: the current header, or an
+// earlier one without some of its trailing optional columns; 0 for any other line.
+size_t HeaderColumns(const std::string& line) {
+  const auto& fields = schema::kAllreduce.fields;
+  std::string header;
+  for (size_t n = 1; n <= fields.size(); ++n) {
+    header += (n > 1 ? "," : "") + std::string(fields[n - 1].name);
+    const bool rest_optional = std::all_of(
+        fields.begin() + static_cast<std::ptrdiff_t>(n), fields.end(),
+        [](const schema::Field& f) { return f.presence == schema::Presence::kOptional; });
+    if (line == header && rest_optional) return n;
+  }
+  return 0;
+}
+
 // Adds the target section's rows of GPU counts the new rows do not measure. Throws
-// std::runtime_error "TARGET:LINE: what" for a bad header or row.
+// std::runtime_error "TARGET:LINE: what" for a bad header or row, and for a row to
+// keep under an earlier header (it lacks columns the merged section has).
 void KeepOldRows(const std::vector<std::string>& lines, const SectionSpan& span,
                  const std::string& target_name, const std::vector<double>& new_counts,
                  Rows& merged) {
   const std::string header = HeaderLine(schema::kAllreduce);
-  bool header_seen = false;
+  size_t columns = 0;  // of the target's header, once seen
   for (size_t i = span.section + 1; i < span.last; ++i) {
     const std::string line = Trim(lines[i]);
     auto fail = [&](const std::string& what) {
@@ -99,23 +115,29 @@ void KeepOldRows(const std::vector<std::string>& lines, const SectionSpan& span,
       throw std::runtime_error(message);
     };
     if (line.empty() || line[0] == '#') continue;
-    if (!header_seen) {
-      if (line != header) {
+    if (columns == 0) {
+      columns = HeaderColumns(line);
+      if (columns == 0) {
         fail(("[allreduce] header is '" + line + "', expected '").append(header) + "'");
       }
-      header_seen = true;
       continue;
     }
     const std::vector<std::string> fields = SplitFields(line);
     Key key;
-    if (fields.size() != kFields) {
+    if (fields.size() != columns) {
       fail("[allreduce] row has " + std::to_string(fields.size()) + " fields, expected " +
-           std::to_string(kFields));
+           std::to_string(columns));
     }
     if (!ParseNumber(fields[0], key.first) || !ParseNumber(fields[1], key.second)) {
       fail("[allreduce] row has a non-numeric gpus or bytes field: '" + line + "'");
     }
     if (std::find(new_counts.begin(), new_counts.end(), key.first) == new_counts.end()) {
+      if (columns != kFields) {
+        fail("[allreduce] rows for " + fields[0] + " GPUs have no " +
+             std::string(schema::kAllreduce.fields[columns].name) +
+             " column (an earlier kvprobe's); measure " + fields[0] +
+             " GPUs again too (--allreduce-gpus) to merge");
+      }
       merged.emplace_back(key, line);
     }
   }

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <sstream>
 #include <stdexcept>
+#include <string_view>
 
 #include "tools/kvprobe/host/profile_writer.h"
 
@@ -59,18 +60,26 @@ bool HexDecode(const std::string& hex, void* out, size_t size) {
 
 double BusBandwidthFactor(int gpus) { return 2.0 * (gpus - 1) / gpus; }
 
-std::string RankTimesCsv(const std::map<size_t, double>& time_us_by_bytes) {
+std::string RankTimesCsv(const std::map<size_t, RankTime>& times_by_bytes) {
   std::ostringstream out;
   out.precision(9);
   out << HeaderLine(schema::kAllreduceRankFile) << '\n';
-  for (const auto& [bytes, us] : time_us_by_bytes) out << bytes << ',' << us << '\n';
+  for (const auto& [bytes, t] : times_by_bytes) {
+    out << bytes << ',' << t.time_us << ',' << t.in_graph_us << '\n';
+  }
   return out.str();
 }
 
 namespace {
 
-// One rank's file: size -> time in microseconds.
-std::map<size_t, double> ParseRankTimes(const std::string& text, const std::string& name) {
+// A positive finite number filling `text`, or nothing.
+bool ParsePositive(std::string_view text, double& value) {
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  return ec == std::errc() && end == text.data() + text.size() && value > 0 && std::isfinite(value);
+}
+
+// One rank's file: size -> times.
+std::map<size_t, RankTime> ParseRankTimes(const std::string& text, const std::string& name) {
   std::istringstream in(text);
   std::string line;
   int line_no = 0;
@@ -78,25 +87,29 @@ std::map<size_t, double> ParseRankTimes(const std::string& text, const std::stri
     throw std::runtime_error(name + ":" + std::to_string(line_no) + ": " + what);
   };
   const std::string header = HeaderLine(schema::kAllreduceRankFile);
-  std::map<size_t, double> times;
+  std::map<size_t, RankTime> times;
   while (std::getline(in, line)) {
     ++line_no;
     if (line_no == 1) {
       if (line != header) fail(("expected the header '" + header + "', got '").append(line) + "'");
       continue;
     }
-    const size_t comma = line.find(',');
-    if (comma == std::string::npos) fail(("expected '" + header + "', got '").append(line) + "'");
-    size_t bytes = 0;
-    double us = 0;
-    const char* b = line.data();
-    const auto [end_bytes, ec_bytes] = std::from_chars(b, b + comma, bytes);
-    const auto [end_us, ec_us] = std::from_chars(b + comma + 1, b + line.size(), us);
-    if (ec_bytes != std::errc() || end_bytes != b + comma || bytes == 0 || ec_us != std::errc() ||
-        end_us != b + line.size() || !(us > 0) || !std::isfinite(us)) {
-      fail("expected a positive byte count and a positive time, got '" + line + "'");
+    const size_t first = line.find(','), second = line.find(',', first + 1);
+    if (first == std::string::npos || second == std::string::npos ||
+        line.find(',', second + 1) != std::string::npos) {
+      fail(("expected '" + header + "', got '").append(line) + "'");
     }
-    if (!times.emplace(bytes, us).second) fail("size " + std::to_string(bytes) + " repeated");
+    size_t bytes = 0;
+    RankTime t;
+    const char* b = line.data();
+    const auto [end_bytes, ec_bytes] = std::from_chars(b, b + first, bytes);
+    const std::string_view view(line);
+    if (ec_bytes != std::errc() || end_bytes != b + first || bytes == 0 ||
+        !ParsePositive(view.substr(first + 1, second - first - 1), t.time_us) ||
+        !ParsePositive(view.substr(second + 1), t.in_graph_us)) {
+      fail("expected a positive byte count and two positive times, got '" + line + "'");
+    }
+    if (!times.emplace(bytes, t).second) fail("size " + std::to_string(bytes) + " repeated");
   }
   if (line_no == 0) throw std::runtime_error(name + ": empty (the rank wrote nothing)");
   if (times.empty()) fail("no timings");
@@ -105,14 +118,14 @@ std::map<size_t, double> ParseRankTimes(const std::string& text, const std::stri
 
 }  // namespace
 
-std::map<size_t, double> CombineRankTimes(const std::vector<std::string>& rank_csvs,
-                                          const std::vector<std::string>& names) {
+std::map<size_t, RankTime> CombineRankTimes(const std::vector<std::string>& rank_csvs,
+                                            const std::vector<std::string>& names) {
   if (rank_csvs.empty() || names.size() != rank_csvs.size()) {
     throw std::invalid_argument("CombineRankTimes: one name per rank file, at least one rank");
   }
-  std::map<size_t, double> slowest = ParseRankTimes(rank_csvs[0], names[0]);
+  std::map<size_t, RankTime> slowest = ParseRankTimes(rank_csvs[0], names[0]);
   for (size_t r = 1; r < rank_csvs.size(); ++r) {
-    const std::map<size_t, double> times = ParseRankTimes(rank_csvs[r], names[r]);
+    const std::map<size_t, RankTime> times = ParseRankTimes(rank_csvs[r], names[r]);
     bool same_sizes = times.size() == slowest.size();
     for (auto it = times.begin(); same_sizes && it != times.end(); ++it) {
       same_sizes = slowest.count(it->first) == 1;
@@ -120,7 +133,11 @@ std::map<size_t, double> CombineRankTimes(const std::vector<std::string>& rank_c
     if (!same_sizes) {
       throw std::runtime_error(names[r] + ": its message sizes differ from " + names[0] + "'s");
     }
-    for (const auto& [bytes, us] : times) slowest[bytes] = std::max(slowest[bytes], us);
+    for (const auto& [bytes, t] : times) {
+      RankTime& s = slowest[bytes];
+      s.time_us = std::max(s.time_us, t.time_us);
+      s.in_graph_us = std::max(s.in_graph_us, t.in_graph_us);
+    }
   }
   return slowest;
 }

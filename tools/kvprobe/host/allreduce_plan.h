@@ -32,15 +32,24 @@ bool HexDecode(const std::string& hex, void* out, size_t size);
 // each GPU's links carry in a ring all-reduce.
 double BusBandwidthFactor(int gpus);
 
+// One rank's times at one message size, microseconds (each > 0).
+struct RankTime {
+  double time_us = 0;      // back-to-back all-reduces, launched from the host
+  double in_graph_us = 0;  // one all-reduce between two dependent kernels of a CUDA graph
+  bool operator==(const RankTime& o) const {
+    return time_us == o.time_us && in_graph_us == o.in_graph_us;
+  }
+};
+
 // One rank's timings as its process writes them (the schema's kAllreduceRankFile,
 // sim/timing/profile_schema.h): a header of its columns, then one row per message size.
-std::string RankTimesCsv(const std::map<size_t, double>& time_us_by_bytes);
+std::string RankTimesCsv(const std::map<size_t, RankTime>& times_by_bytes);
 
-// The per-size time of an all-reduce across the ranks whose files are `rank_csvs`
-// (rank i's text at index i, `names[i]` naming it in errors): the slowest rank's time,
+// The per-size times of an all-reduce across the ranks whose files are `rank_csvs`
+// (rank i's text at index i, `names[i]` naming it in errors): each the slowest rank's,
 // since the collective ends when the last rank leaves it. Throws std::runtime_error
 // naming the file and line for a malformed row, or when the ranks disagree on the sizes.
-std::map<size_t, double> CombineRankTimes(const std::vector<std::string>& rank_csvs,
-                                          const std::vector<std::string>& names);
+std::map<size_t, RankTime> CombineRankTimes(const std::vector<std::string>& rank_csvs,
+                                            const std::vector<std::string>& names);
 
 }  // namespace kvprobe

@@ -60,34 +60,43 @@ void AddSections(const std::string& text, std::vector<std::string>* sections) {
   if (sections->empty()) throw ArgsError("--only: no section named");
 }
 
-// The GPU counts (each >= 2, none twice, at least one) of --allreduce-gpus' `text`.
-std::vector<int> ParseGpuCounts(const std::string& flag, const std::string& text) {
+// The GPU counts (each >= min_count, none twice, at least one) of `flag`'s `text`.
+std::vector<int> ParseGpuCounts(const std::string& flag, const std::string& text, int min_count) {
   std::vector<int> counts;
   for (const std::string& n : SplitCommas(text)) {
-    const int gpus = ParseInt(flag, n, 2);
+    const int gpus = ParseInt(flag, n, min_count);
     if (std::find(counts.begin(), counts.end(), gpus) != counts.end()) {
-      throw ArgsError("--allreduce-gpus: " + n + " given twice");
+      throw ArgsError(flag + ": " + n + " given twice");
     }
     counts.push_back(gpus);
   }
-  if (counts.empty()) throw ArgsError("--allreduce-gpus: no GPU count given");
+  if (counts.empty()) throw ArgsError(flag + ": no GPU count given");
   return counts;
 }
 
+RankProcess::Task ParseRankTask(const std::string& text) {
+  if (text == "allreduce") return RankProcess::Task::kAllreduce;
+  if (text == "step") return RankProcess::Task::kStep;
+  throw ArgsError("--rank-task: expected allreduce or step, got '" + text + "'");
+}
+
 // Throws on flags that contradict; sets o->rank when rank_flags (bit i: i-th rank flag) != 0.
-void CheckCombinations(const AllreduceRank& rank, int rank_flags, ProbeOptions* o) {
+void CheckCombinations(const RankProcess& rank, int rank_flags, ProbeOptions* o) {
   if (!o->merge_allreduce_into.empty() && !o->Runs("allreduce")) {
     throw ArgsError("--merge-allreduce-into: --only leaves out the allreduce section");
   }
+  if (!o->step_tp.empty() && !o->Runs("step")) {
+    throw ArgsError("--step-tp: --only leaves out the step section");
+  }
   if (rank_flags != 0) {
-    if (rank_flags != 15) {
+    if (rank_flags != 31) {
       throw ArgsError(
-          "--allreduce-rank, --allreduce-ranks, --nccl-id and --rank-out go together (kvprobe "
-          "passes them to the rank processes it starts)");
+          "--rank-task, --rank, --ranks, --nccl-id and --rank-out go together (kvprobe passes "
+          "them to the rank processes it starts)");
     }
     if (rank.rank >= rank.ranks) {
-      throw ArgsError("--allreduce-rank: must be below --allreduce-ranks (" +
-                      std::to_string(rank.ranks) + "), got " + std::to_string(rank.rank));
+      throw ArgsError("--rank: must be below --ranks (" + std::to_string(rank.ranks) + "), got " +
+                      std::to_string(rank.rank));
     }
     o->rank = rank;
   }
@@ -95,14 +104,20 @@ void CheckCombinations(const AllreduceRank& rank, int rank_flags, ProbeOptions* 
 
 }  // namespace
 
+std::vector<int> DefaultStepTensorParallel(int devices) {
+  std::vector<int> tps = {1};
+  for (int n = 2; n <= devices; n *= 2) tps.push_back(n);
+  return tps;
+}
+
 bool ProbeOptions::Runs(const std::string& section) const {
   return sections.empty() || std::find(sections.begin(), sections.end(), section) != sections.end();
 }
 
 ProbeOptions ParseArgs(int argc, const char* const* argv) {
   ProbeOptions o;
-  AllreduceRank rank;
-  int rank_flags = 0;  // bit i: the i-th of the four rank flags was given
+  RankProcess rank;
+  int rank_flags = 0;  // bit i: the i-th of the five rank flags was given
   for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];
     auto value = [&]() -> std::string {
@@ -131,14 +146,16 @@ ProbeOptions ParseArgs(int argc, const char* const* argv) {
     } else if (flag == "--quick") {
       o.quick = true;
     } else if (flag == "--allreduce-gpus") {
-      o.allreduce_gpus = ParseGpuCounts(flag, value());
+      o.allreduce_gpus = ParseGpuCounts(flag, value(), 2);
+    } else if (flag == "--step-tp") {
+      o.step_tp = ParseGpuCounts(flag, value(), 1);
     } else if (flag == "--merge-allreduce-into") {
       o.merge_allreduce_into = value();
       if (o.merge_allreduce_into.empty()) throw ArgsError("--merge-allreduce-into: empty path");
-    } else if (flag == "--allreduce-rank") {
+    } else if (flag == "--rank") {
       rank.rank = ParseInt(flag, value(), 0);
       rank_flags |= 1;
-    } else if (flag == "--allreduce-ranks") {
+    } else if (flag == "--ranks") {
       rank.ranks = ParseInt(flag, value(), 2);
       rank_flags |= 2;
     } else if (flag == "--nccl-id") {
@@ -147,6 +164,9 @@ ProbeOptions ParseArgs(int argc, const char* const* argv) {
     } else if (flag == "--rank-out") {
       rank.out_path = value();
       rank_flags |= 8;
+    } else if (flag == "--rank-task") {
+      rank.task = ParseRankTask(value());
+      rank_flags |= 16;
     } else {
       throw ArgsError("unknown argument '" + flag + "'");
     }
@@ -159,10 +179,13 @@ std::string Usage() {
   return "usage: kvprobe [--out DIR] [--gpu-name NAME] [--models DIR] [--model NAME]...\n"
          "               [--only SECTION,...] [--device N] [--vmm-samples N] [--quick]\n"
          "               [--allreduce-gpus N,...] [--merge-allreduce-into PROFILE]\n"
+         "               [--step-tp N,...]\n"
          "Measures the GPU and writes DIR/profile.txt (default DIR: models/profiles/<gpu name>)\n"
          "plus raw CSVs. Sections: vmm, overlap, copy, gemm, attention, step, allreduce,\n"
          "vattention. step times whole-model forward passes of each --model (default\n"
-         "Llama-3-8B; dense cards only), gemm every --model (default: every card).\n"
+         "Llama-3-8B; dense cards only) at each tensor-parallel degree of --step-tp (default:\n"
+         "1, 2, 4, ... up to the GPUs present; above 1 one process per GPU through NCCL),\n"
+         "gemm every --model (default: every card).\n"
          "allreduce runs one process per GPU through NCCL (NVLink multicast off) for each GPU\n"
          "count of --allreduce-gpus (default: 2, 4, 8, ... up to the GPUs present, and that\n"
          "count); --merge-allreduce-into also replaces those counts' [allreduce] rows in "

@@ -21,14 +21,16 @@ inline const std::vector<std::string>& AllSections() {
   return kSections;
 }
 
-// One rank of the all-reduce measurement: kvprobe starts one such process per GPU,
-// each a fresh process (a forked CUDA context is unusable) that joins the NCCL
-// communicator named by the unique id.
-struct AllreduceRank {
-  int rank = 0;             // --allreduce-rank R: also the CUDA device it uses
-  int ranks = 0;            // --allreduce-ranks N (>= 2, > R)
-  std::string nccl_id_hex;  // --nccl-id HEX: the parent's ncclUniqueId
-  std::string out_path;     // --rank-out FILE: where the rank writes its timings
+// One rank of a multi-GPU measurement (rank_processes.h): kvprobe starts one such
+// process per GPU, each a fresh process (a forked CUDA context is unusable) that
+// joins the NCCL communicator named by the unique id.
+struct RankProcess {
+  enum class Task { kAllreduce, kStep };
+  Task task = Task::kAllreduce;  // --rank-task allreduce|step
+  int rank = 0;                  // --rank R: also the CUDA device it uses
+  int ranks = 0;                 // --ranks N (>= 2, > R)
+  std::string nccl_id_hex;       // --nccl-id HEX: the parent's ncclUniqueId
+  std::string out_path;          // --rank-out FILE: where the rank writes its results
 };
 
 struct ProbeOptions {
@@ -45,15 +47,22 @@ struct ProbeOptions {
                                       // empty: DefaultAllreduceGpuCounts(devices present)
   std::string merge_allreduce_into;   // --merge-allreduce-into PROFILE: also merge the
                                       // [allreduce] rows into that profile (allreduce_merge.h)
-  std::optional<AllreduceRank> rank;  // set (all four rank flags) only in a rank process
-  bool help = false;                  // --help
+  std::vector<int> step_tp;         // --step-tp 1,2: tensor-parallel degrees of [step] (each >= 1);
+                                    // empty: DefaultStepTensorParallel(devices present)
+  std::optional<RankProcess> rank;  // set (all five rank flags) only in a rank process
+  bool help = false;                // --help
 
   bool Runs(const std::string& section) const;
 };
 
+// The [step] tensor-parallel degrees measured by default with `devices` GPUs present:
+// 1, then the powers of two from 2 up to `devices`.
+std::vector<int> DefaultStepTensorParallel(int devices);
+
 // Parses argv (argv[0] is the program). Throws ArgsError on an unknown flag, a
-// missing or malformed value, an unknown section name, or some but not all of the
-// four rank flags, or --merge-allreduce-into without the allreduce section.
+// missing or malformed value, an unknown section name or rank task, some but not all
+// of the five rank flags, --merge-allreduce-into without the allreduce section, or
+// --step-tp without the step section.
 ProbeOptions ParseArgs(int argc, const char* const* argv);
 
 std::string Usage();
