@@ -35,10 +35,11 @@ TEST(WaitForRanks, ReturnsWhenEveryRankExitsWithStatusZero) {
 
 TEST(WaitForRanks, AFailedRankEndsTheSetKillingItsPeersAndNamesTheExitStatus) {
   const auto started = std::chrono::steady_clock::now();
-  const pid_t peer = SpawnProcess({"/bin/sh", "-c", "sleep 30"});
+  const pid_t peer = SpawnProcess({"/bin/sh", "-c", "exec sleep 30"});
   const std::string message = WaitError({peer, SpawnProcess({"/bin/sh", "-c", "exit 3"})}, 60);
   EXPECT_THAT(message, HasSubstr("a rank process of the test ranks failed (exit status 3)"));
-  // The sleeping peer was killed and reaped, not waited for.
+  // The sleeping peer was killed and reaped, not waited for (exec: the kill reaches sleep
+  // itself, which would otherwise outlive its shell holding the test's output open).
   EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(20));
   EXPECT_EQ(kill(peer, 0), -1);
 }
@@ -49,7 +50,7 @@ TEST(WaitForRanks, ARankEndedByASignalIsNamed) {
 }
 
 TEST(WaitForRanks, RanksStillRunningAtTheTimeoutAreKilled) {
-  const pid_t pid = SpawnProcess({"/bin/sh", "-c", "sleep 30"});
+  const pid_t pid = SpawnProcess({"/bin/sh", "-c", "exec sleep 30"});
   EXPECT_THAT(WaitError({pid}, 1), HasSubstr("the test ranks did not finish in 1 s"));
   EXPECT_EQ(kill(pid, 0), -1);
 }
