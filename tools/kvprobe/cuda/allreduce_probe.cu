@@ -65,8 +65,8 @@ __global__ void DelayKernel(unsigned long long ns) {
 }
 
 constexpr size_t kStreamBytes = size_t{64} << 20;  // read by StreamKernel: ~16 us on an H200
-constexpr int kLargeSmemBytes = 200 * 1024;  // a GEMM-like shared-memory footprint (at most
-                                             // what the device allows a block)
+// A GEMM-like shared-memory footprint per block (at most what the device allows).
+constexpr int kLargeSmemBytes = 200 * 1024;
 
 // Every SM reads its share of `data` (16-byte loads) and one thread per block writes
 // a sum: a bandwidth-bound kernel over the whole GPU, as a decode step's GEMMs are
@@ -225,8 +225,7 @@ int RunAllreduceRank(const ProbeOptions& o) {
   const unsigned stream_blocks = static_cast<unsigned>(prop.multiProcessorCount) * 4;
   DeviceBuffer<unsigned char> stream_data(kStreamBytes);
   DeviceBuffer<unsigned> sink(stream_blocks);
-  const int large_smem =
-      std::min(kLargeSmemBytes, static_cast<int>(prop.sharedMemPerBlockOptin));
+  const int large_smem = std::min(kLargeSmemBytes, static_cast<int>(prop.sharedMemPerBlockOptin));
   CUDA_CHECK(
       cudaFuncSetAttribute(StreamKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, large_smem));
   CUDA_CHECK(cudaMemset(stream_data.get(), 0, stream_data.bytes()));
@@ -289,9 +288,8 @@ int RunAllreduceRank(const ProbeOptions& o) {
           sink.get());
     };
     const double in_graph_us = in_graph_time([&] { stream_kernel(stream_blocks, 512, 0); });
-    const double after_smem_us = in_graph_time([&] {
-      stream_kernel(static_cast<unsigned>(prop.multiProcessorCount), 1024, large_smem);
-    });
+    const double after_smem_us = in_graph_time(
+        [&] { stream_kernel(static_cast<unsigned>(prop.multiProcessorCount), 1024, large_smem); });
     const double then_small_us = in_graph_time([&] {
       DelayKernel<<<1, 32, 0, stream>>>(0);
       stream_kernel(stream_blocks, 512, 0);
@@ -299,9 +297,8 @@ int RunAllreduceRank(const ProbeOptions& o) {
     if (me.rank == 0) {
       std::cerr << "allreduce rank 0: " << bytes << " bytes: back to back " << median(trials)
                 << " us; in a graph after a one-thread delay " << after_delay_us
-                << " us, after a bandwidth-bound kernel " << in_graph_us
-                << " us, after one with " << large_smem / 1024
-                << " KB of shared memory per block " << after_smem_us
+                << " us, after a bandwidth-bound kernel " << in_graph_us << " us, after one with "
+                << large_smem / 1024 << " KB of shared memory per block " << after_smem_us
                 << " us, after a bandwidth-bound kernel and before a one-block kernel "
                 << then_small_us << " us\n";
     }
