@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string_view>
+#include <vector>
 
 namespace kvsim {
 
@@ -10,6 +11,21 @@ constexpr std::string_view Trim(std::string_view s, std::string_view blanks = " 
   const size_t first = s.find_first_not_of(blanks);
   if (first == std::string_view::npos) return {};
   return s.substr(first, s.find_last_not_of(blanks) - first + 1);
+}
+
+// The comma-separated fields of `line`, each trimmed of the characters in `blanks`
+// (nothing trimmed when empty); empty fields are kept ("a,,b" has three) and a line
+// without a comma is one field. The views point into `line`.
+inline std::vector<std::string_view> SplitFields(std::string_view line,
+                                                 std::string_view blanks = "") {
+  std::vector<std::string_view> fields;
+  for (;;) {
+    const size_t comma = line.find(',');
+    const std::string_view field = line.substr(0, comma);
+    fields.push_back(blanks.empty() ? field : Trim(field, blanks));
+    if (comma == std::string_view::npos) return fields;
+    line.remove_prefix(comma + 1);
+  }
 }
 
 }  // namespace kvsim

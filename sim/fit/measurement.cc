@@ -199,16 +199,6 @@ void LoadBenchmarkServingJson(const std::string& text, MeasuredRequests* run) {
 constexpr const char* kCsvColumns[] = {"arrival_s", "prompt_tokens", "output_tokens", "ttft_s",
                                        "e2e_s"};
 
-std::vector<std::string_view> SplitFields(std::string_view line) {
-  std::vector<std::string_view> fields;
-  for (;;) {
-    const size_t comma = line.find(',');
-    fields.push_back(Trim(line.substr(0, comma)));
-    if (comma == std::string_view::npos) return fields;
-    line.remove_prefix(comma + 1);
-  }
-}
-
 // Parses a CSV cell of `column` at `where` ("path:line").
 class CsvCell {
  public:
@@ -264,7 +254,7 @@ void LoadRequestsCsv(const std::string& text, MeasuredRequests* run) {
   ForEachLine(text, [&](std::string_view line, int line_no) {
     line = Trim(line);
     if (line.empty() || line.front() == '#') return;
-    const std::vector<std::string_view> fields = SplitFields(line);
+    const std::vector<std::string_view> fields = SplitFields(line, " \t");
     const std::string where = fmt::format("{}:{}", path, line_no);
     if (header_line == 0) {
       header_line = line_no;

@@ -35,17 +35,13 @@ bool Contains(const Range& range, std::string_view value) {
 }
 
 // Spaces, tabs and the carriage return of CRLF files around a field or line.
-std::string_view TrimField(std::string_view s) { return Trim(s, " \t\r\v"); }
+constexpr std::string_view kFieldBlanks = " \t\r\v";
+std::string_view TrimField(std::string_view s) { return Trim(s, kFieldBlanks); }
 
-// Comma-separated fields, each trimmed.
-std::vector<std::string> SplitFields(std::string_view line) {
-  std::vector<std::string> fields;
-  for (;;) {
-    const size_t comma = line.find(',');
-    fields.emplace_back(TrimField(line.substr(0, comma)));
-    if (comma == std::string_view::npos) return fields;
-    line.remove_prefix(comma + 1);
-  }
+// Comma-separated fields, each trimmed, as strings.
+std::vector<std::string> FieldStrings(std::string_view line) {
+  const std::vector<std::string_view> fields = SplitFields(line, kFieldBlanks);
+  return {fields.begin(), fields.end()};
 }
 
 // A finite decimal number spanning all of `s`, or nothing.
@@ -249,9 +245,9 @@ void ReadLine(ProfileReader& r, std::string_view line, int line_no) {
     Fail(r, line_no,
          fmt::format("'{}' is outside any section (expected a [section] line first)", line));
   } else if (!r.header_read) {
-    ReadHeader(r, SplitFields(line), line_no);
+    ReadHeader(r, FieldStrings(line), line_no);
   } else {
-    ReadRow(r, SplitFields(line), line_no);
+    ReadRow(r, FieldStrings(line), line_no);
   }
 }
 

@@ -24,9 +24,7 @@
 #include "tools/kvprobe/host/allreduce_plan.h"
 #include "tools/kvprobe/host/rank_processes.h"
 
-#ifdef KVPROBE_HAVE_NCCL
-#include <nccl.h>
-#endif
+#include "tools/kvprobe/cuda/nccl_rank.cuh"
 
 namespace kvprobe {
 namespace {
@@ -50,10 +48,6 @@ constexpr int kRankTimeoutS = 600;  // a rank set that has not finished by then 
 // against the same graph without the all-reduces.
 constexpr int kGraphSteps = 8;
 constexpr unsigned long long kDelayNs = 20000;
-
-void Nccl(ncclResult_t r, const char* what) {
-  if (r != ncclSuccess) throw std::runtime_error(std::string(what) + ": " + ncclGetErrorString(r));
-}
 
 // One thread that waits until `ns` nanoseconds of the GPU's global timer have passed.
 __global__ void DelayKernel(unsigned long long ns) {
@@ -121,9 +115,7 @@ void ProbeAllReduce(ProbeContext& ctx) {
   ctx.log("allreduce: built without NCCL, skipped");
 #else
   std::sort(counts.begin(), counts.end());
-  // No NVLink multicast (NVLS): it needs a fabric manager set-up that shared hosts
-  // may not have, and serving engines commonly run without it.
-  setenv("NCCL_NVLS_ENABLE", "0", 1);
+  DisableNvlinkMulticast();
   int version = 0;
   Nccl(ncclGetVersion(&version), "ncclGetVersion");
   ctx.profile.Meta(schema::meta::kNcclVersion, std::to_string(version));
@@ -204,15 +196,7 @@ int RunAllreduceRank(const ProbeOptions& o) {
   throw std::runtime_error("this kvprobe was built without NCCL");
 #else
   const RankProcess& me = *o.rank;
-  ncclUniqueId id;
-  if (!HexDecode(me.nccl_id_hex, id.internal, sizeof id.internal)) {
-    throw std::runtime_error("--nccl-id: expected " + std::to_string(2 * sizeof id.internal) +
-                             " hex digits");
-  }
-  setenv("NCCL_NVLS_ENABLE", "0", 1);  // also when a rank is started by hand
-  CUDA_CHECK(cudaSetDevice(me.rank));
-  ncclComm_t comm;
-  Nccl(ncclCommInitRank(&comm, me.ranks, id, me.rank), "ncclCommInitRank");
+  const ncclComm_t comm = JoinRankCommunicator(me);
   const std::vector<size_t> sizes = AllreduceSizes(o.quick);
   DeviceBuffer<unsigned char> buffer(sizes.back());
   DeviceBuffer<float> token(1);

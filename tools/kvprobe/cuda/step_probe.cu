@@ -59,9 +59,7 @@
 #include "tools/kvprobe/host/reference.h"
 #include "tools/kvprobe/host/step_ranks.h"
 
-#ifdef KVPROBE_HAVE_NCCL
-#include <nccl.h>
-#endif
+#include "tools/kvprobe/cuda/nccl_rank.cuh"
 
 namespace kvprobe {
 namespace {
@@ -481,12 +479,6 @@ void VerifyStepKernels(ProbeContext& ctx) {
 // ---------------------------------------------------------------------------
 // The tensor-parallel group a pass runs in. At TP 1 (the default-constructed group)
 // every collective is a no-op and Max returns its argument.
-
-#ifdef KVPROBE_HAVE_NCCL
-void Nccl(ncclResult_t r, const char* what) {
-  if (r != ncclSuccess) throw std::runtime_error(std::string(what) + ": " + ncclGetErrorString(r));
-}
-#endif
 
 class TpGroup {
  public:
@@ -1153,7 +1145,7 @@ void MeasureWithRanks(ProbeContext& ctx, int tp, ProfileWriter::Table& table, st
   (void)table, (void)raw;
   Skip(ctx, "TP " + std::to_string(tp) + ": this kvprobe was built without NCCL");
 #else
-  setenv("NCCL_NVLS_ENABLE", "0", 1);  // as the all-reduce probe (allreduce_probe.cu)
+  DisableNvlinkMulticast();
   ncclUniqueId id;
   Nccl(ncclGetUniqueId(&id), "ncclGetUniqueId");
   const std::string dir = ctx.raw_dir + "/step_ranks";
@@ -1260,17 +1252,9 @@ int RunStepRank(const ProbeOptions& o) {
   throw std::runtime_error("this kvprobe was built without NCCL");
 #else
   const RankProcess& me = *o.rank;
-  ncclUniqueId id;
-  if (!HexDecode(me.nccl_id_hex, id.internal, sizeof id.internal)) {
-    throw std::runtime_error("--nccl-id: expected " + std::to_string(2 * sizeof id.internal) +
-                             " hex digits");
-  }
-  setenv("NCCL_NVLS_ENABLE", "0", 1);
-  CUDA_CHECK(cudaSetDevice(me.rank));
+  const ncclComm_t comm = JoinRankCommunicator(me);
   cudaDeviceProp prop;
   CUDA_CHECK(cudaGetDeviceProperties(&prop, me.rank));
-  ncclComm_t comm;
-  Nccl(ncclCommInitRank(&comm, me.ranks, id, me.rank), "ncclCommInitRank");
   cudaStream_t stream;
   CUDA_CHECK(cudaStreamCreate(&stream));
   ProfileWriter unused_profile;

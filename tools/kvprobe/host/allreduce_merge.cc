@@ -15,20 +15,6 @@ namespace {
 
 constexpr size_t kFields = schema::kAllreduce.fields.size();
 
-std::vector<std::string> SplitFields(const std::string& line) {
-  std::vector<std::string> fields;
-  std::string field;
-  for (char c : line + ",") {
-    if (c == ',') {
-      fields.push_back(field);
-      field.clear();
-    } else {
-      field += c;
-    }
-  }
-  return fields;
-}
-
 // The value of a decimal field, or nothing.
 bool ParseNumber(const std::string& text, double& value) {
   const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);

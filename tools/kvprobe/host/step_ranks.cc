@@ -24,20 +24,6 @@ bool IsTimeColumn(std::string_view name) {
          std::end(kTimeColumns);
 }
 
-std::vector<std::string> SplitFields(const std::string& line) {
-  std::vector<std::string> fields;
-  std::string field;
-  for (char c : line + ",") {
-    if (c == ',') {
-      fields.push_back(field);
-      field.clear();
-    } else {
-      field += c;
-    }
-  }
-  return fields;
-}
-
 std::string JoinFields(const StepFields& fields) {
   std::string line;
   for (size_t i = 0; i < fields.size(); ++i) line += (i ? "," : "") + fields[i];

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "sim/core/text.h"
 
@@ -9,5 +10,12 @@ namespace kvprobe {
 
 // `s` without leading and trailing spaces, tabs and carriage returns.
 inline std::string Trim(const std::string& s) { return std::string(kvsim::Trim(s, " \t\r")); }
+
+// The comma-separated fields of a CSV line as strings, untrimmed, empty ones kept
+// (kvsim::SplitFields).
+inline std::vector<std::string> SplitFields(const std::string& line) {
+  const std::vector<std::string_view> fields = kvsim::SplitFields(line);
+  return {fields.begin(), fields.end()};
+}
 
 }  // namespace kvprobe
