@@ -123,11 +123,11 @@ inline constexpr std::string_view kProbeSeconds = "probe_seconds";
 // Column names of the tables and raw files. A name means the same in every table.
 namespace column {
 inline constexpr std::string_view kAlgbwGbps = "algbw_gbps";
+inline constexpr std::string_view kAllreduceUs = "allreduce_us";
 inline constexpr std::string_view kAttentionUs = "attention_us";
 inline constexpr std::string_view kBatch = "batch";
 inline constexpr std::string_view kBlockTokens = "block_tokens";
 inline constexpr std::string_view kBusbwGbps = "busbw_gbps";
-inline constexpr std::string_view kAllreduceUs = "allreduce_us";
 inline constexpr std::string_view kBytes = "bytes";
 inline constexpr std::string_view kCall = "call";
 inline constexpr std::string_view kContextTokens = "context_tokens";
