@@ -19,12 +19,11 @@
 #include <vector>
 
 #include "tools/kvprobe/cuda/common.cuh"
+#include "tools/kvprobe/cuda/nccl_rank.cuh"
 #include "tools/kvprobe/cuda/probes.h"
 #include "tools/kvprobe/host/allreduce_merge.h"
 #include "tools/kvprobe/host/allreduce_plan.h"
 #include "tools/kvprobe/host/rank_processes.h"
-
-#include "tools/kvprobe/cuda/nccl_rank.cuh"
 
 namespace kvprobe {
 namespace {
@@ -73,6 +72,16 @@ __global__ void StreamKernel(const uint4* data, size_t count, unsigned* sink) {
     acc ^= v.x ^ v.y ^ v.z ^ v.w;
   }
   if (acc == 0x9e3779b9u) sink[blockIdx.x] = acc;  // keeps the loads; never true for zeros
+}
+
+// Enqueue the kernels above on `stream` (launches kept out of lambdas).
+void LaunchDelay(cudaStream_t stream, unsigned threads, unsigned long long ns) {
+  DelayKernel<<<1, threads, 0, stream>>>(ns);
+}
+void LaunchStream(cudaStream_t stream, unsigned blocks, unsigned threads, int smem,
+                  const unsigned char* data, unsigned* sink) {
+  StreamKernel<<<blocks, threads, smem, stream>>>(reinterpret_cast<const uint4*>(data),
+                                                  kStreamBytes / sizeof(uint4), sink);
 }
 
 }  // namespace
@@ -264,18 +273,15 @@ int RunAllreduceRank(const ProbeOptions& o) {
     // a bandwidth-bound kernel holding 200 KB of shared memory per block, as GEMMs do;
     // the bandwidth-bound kernel with a one-block kernel right after the all-reduce, as
     // a decode pass's RMSNorm.
-    const double after_delay_us =
-        in_graph_time([&] { DelayKernel<<<1, 1, 0, stream>>>(kDelayNs); });
+    const double after_delay_us = in_graph_time([&] { LaunchDelay(stream, 1, kDelayNs); });
     auto stream_kernel = [&](unsigned blocks, unsigned threads, int smem) {
-      StreamKernel<<<blocks, threads, smem, stream>>>(
-          reinterpret_cast<const uint4*>(stream_data.get()), kStreamBytes / sizeof(uint4),
-          sink.get());
+      LaunchStream(stream, blocks, threads, smem, stream_data.get(), sink.get());
     };
     const double in_graph_us = in_graph_time([&] { stream_kernel(stream_blocks, 512, 0); });
     const double after_smem_us = in_graph_time(
         [&] { stream_kernel(static_cast<unsigned>(prop.multiProcessorCount), 1024, large_smem); });
     const double then_small_us = in_graph_time([&] {
-      DelayKernel<<<1, 32, 0, stream>>>(0);
+      LaunchDelay(stream, 32, 0);
       stream_kernel(stream_blocks, 512, 0);
     });
     if (me.rank == 0) {

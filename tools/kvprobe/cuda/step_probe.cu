@@ -52,14 +52,13 @@
 #include "tools/kvprobe/cuda/bf16x8.cuh"
 #include "tools/kvprobe/cuda/common.cuh"
 #include "tools/kvprobe/cuda/gemm.cuh"
+#include "tools/kvprobe/cuda/nccl_rank.cuh"
 #include "tools/kvprobe/cuda/probes.h"
 #include "tools/kvprobe/host/allreduce_plan.h"
 #include "tools/kvprobe/host/model_card.h"
 #include "tools/kvprobe/host/rank_processes.h"
 #include "tools/kvprobe/host/reference.h"
 #include "tools/kvprobe/host/step_ranks.h"
-
-#include "tools/kvprobe/cuda/nccl_rank.cuh"
 
 namespace kvprobe {
 namespace {
