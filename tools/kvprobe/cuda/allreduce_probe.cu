@@ -24,18 +24,10 @@
 #include "tools/kvprobe/host/allreduce_merge.h"
 #include "tools/kvprobe/host/allreduce_plan.h"
 #include "tools/kvprobe/host/rank_processes.h"
+#include "tools/kvprobe/host/reference.h"
+#include "tools/kvprobe/host/text.h"
 
 namespace kvprobe {
-namespace {
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-}  // namespace
 
 #ifdef KVPROBE_HAVE_NCCL
 namespace {
@@ -105,7 +97,7 @@ void ProbeAllReduce(ProbeContext& ctx) {
     if (!std::filesystem::is_regular_file(merge_path)) {
       throw std::runtime_error("--merge-allreduce-into: " + merge_path + ": no such file");
     }
-    const std::string text = ReadFile(merge_path);
+    const std::string text = ReadFileText(merge_path);
     MergeAllreduceRows(text, merge_path, {{"2", "65536", "1", "1", "1", "1"}}, "");
     if (ProfileGpuName(text) != prop.name) {
       throw std::runtime_error("--merge-allreduce-into: " + merge_path + " was measured on '" +
@@ -156,7 +148,7 @@ void ProbeAllReduce(ProbeContext& ctx) {
     }
     WaitForRanks(pids, "the " + std::to_string(gpus) + "-GPU all-reduce", kRankTimeoutS);
     std::vector<std::string> texts;
-    for (const std::string& f : files) texts.push_back(ReadFile(f));
+    for (const std::string& f : files) texts.push_back(ReadFileText(f));
     const std::map<size_t, RankTime> times = CombineRankTimes(texts, names);
     double busbw_at_largest = 0;
     for (const auto& [bytes, t] : times) {
@@ -186,7 +178,7 @@ void ProbeAllReduce(ProbeContext& ctx) {
                              ", one process per GPU, NVLink multicast off; merged by kvprobe "
                              "--merge-allreduce-into from " +
                              ctx.raw_dir + "/profile.txt";
-    const std::string merged = MergeAllreduceRows(ReadFile(merge_path), merge_path, rows, note);
+    const std::string merged = MergeAllreduceRows(ReadFileText(merge_path), merge_path, rows, note);
     const std::string tmp = merge_path + ".tmp";
     {
       std::ofstream out(tmp);
@@ -229,10 +221,7 @@ int RunAllreduceRank(const ProbeOptions& o) {
     CUDA_CHECK(cudaStreamSynchronize(stream));
   };
   std::map<size_t, RankTime> times;
-  auto median = [](std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return v[v.size() / 2];
-  };
+  auto median = [](const std::vector<double>& v) { return Percentile(v, 0.5); };
   for (size_t bytes : sizes) {
     auto run = [&] {
       Nccl(

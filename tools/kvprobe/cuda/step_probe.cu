@@ -59,6 +59,7 @@
 #include "tools/kvprobe/host/rank_processes.h"
 #include "tools/kvprobe/host/reference.h"
 #include "tools/kvprobe/host/step_ranks.h"
+#include "tools/kvprobe/host/text.h"
 
 namespace kvprobe {
 namespace {
@@ -1130,13 +1131,6 @@ std::string RowLine(const StepFields& row, bool too_big) {
          (too_big ? "; note: the full model's weights and KV of a rank exceed this GPU" : "");
 }
 
-std::string ReadText(const std::string& path) {
-  std::ifstream in(path);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 // Runs the grid at TP `tp` on GPUs 0..tp-1, one kvprobe rank process each, and adds
 // the combined rows to `table` and every rank's passes to `raw`.
 void MeasureWithRanks(ProbeContext& ctx, int tp, ProfileWriter::Table& table, std::ostream& raw) {
@@ -1177,13 +1171,13 @@ void MeasureWithRanks(ProbeContext& ctx, int tp, ProfileWriter::Table& table, st
   }
   WaitForRanks(pids, "the TP " + std::to_string(tp) + " [step] passes", kRanksTimeoutS);
   std::vector<std::string> texts;
-  for (const std::string& f : files) texts.push_back(ReadText(f));
+  for (const std::string& f : files) texts.push_back(ReadFileText(f));
   for (const StepFields& row : CombineStepRanks(texts, files)) {
     table.Row(row);
     ctx.log(RowLine(row, false) + " (slowest rank)");
   }
   for (const std::string& f : files) {
-    raw << ReadText(f + ".passes");
+    raw << ReadFileText(f + ".passes");
     std::filesystem::remove(f);
     std::filesystem::remove(f + ".passes");
   }
