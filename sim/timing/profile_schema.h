@@ -167,6 +167,7 @@ inline constexpr std::string_view kP99IterationUs = "p99_iteration_us";
 inline constexpr std::string_view kP99Us = "p99_us";
 inline constexpr std::string_view kPageBytes = "page_bytes";
 inline constexpr std::string_view kPlanned = "planned";
+inline constexpr std::string_view kLoads = "loads";
 inline constexpr std::string_view kPrefillTokens = "prefill_tokens";
 inline constexpr std::string_view kQHeads = "q_heads";
 inline constexpr std::string_view kRank = "rank";
@@ -311,7 +312,7 @@ inline constexpr std::string_view kVmmSamplesColumns[] = {column::kCall, column:
                                                           column::kUs};
 inline constexpr std::string_view kDecodeSplitsColumns[] = {
     column::kLayout, column::kBlockTokens, column::kBatch,  column::kContextTokens,
-    column::kSplits, column::kPlanned,     column::kTimeUs,
+    column::kSplits, column::kLoads,       column::kPlanned, column::kTimeUs,
 };
 inline constexpr std::string_view kStepPassesColumns[] = {
     column::kModel,         column::kTensorParallel, column::kRank,

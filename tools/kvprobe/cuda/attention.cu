@@ -205,7 +205,33 @@ __global__ void __launch_bounds__(kDecodeThreads)
   StoreMergedWarps<G>(a, b, kvh, split, splits, sm_m, sm_l, sm_acc);
 }
 
+// Programmatic dependent launch of the combine kernel (Hopper and later): the decode
+// kernel lets it launch once every decode block has started, and the combine kernel
+// waits for the decode grid's completion (and its writes) before reading the
+// workspace, so that its launch overlaps the decode kernel's tail. Engines launch
+// their split-merge kernels so on Hopper. -DKVPROBE_DECODE_PDL=0 launches it plainly.
+#ifndef KVPROBE_DECODE_PDL
+#define KVPROBE_DECODE_PDL 1
+#endif
+constexpr bool kDecodePdl = KVPROBE_DECODE_PDL != 0;
+
+// Lets the dependent (combine) grid launch; a no-op without one or before Hopper.
+__device__ __forceinline__ void AllowDependentLaunch() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  if (kDecodePdl) asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+// Waits for the grid this one depends on to complete and flush its writes; returns
+// at once for a plain launch.
+__device__ __forceinline__ void WaitForPrerequisiteGrid() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
 __global__ void __launch_bounds__(kHeadDim) DecodeCombineKernel(DecodeArgs a, int splits) {
+  WaitForPrerequisiteGrid();
   const int h = blockIdx.x, b = blockIdx.y, d = threadIdx.x;
   const size_t base = (static_cast<size_t>(b) * a.q_heads + h) * splits;
   float m = -INFINITY, l = 0.f, acc = 0.f;
@@ -241,7 +267,13 @@ void PlanSplitsV1(int batch, int kv_heads, int max_len, int sm_count, int* split
 // heads with mma.sync (bf16 in, fp32 out), updates the softmax state once per step
 // (one max reduction over 4 lanes, not one dot-product reduction per token), and
 // accumulates P x V with mma.sync as well. Nothing passes through shared memory
-// until the warps merge at the end.
+// until the warps merge at the end. Two load schedules (DecodeLoads), chosen per
+// launch: whole_step issues all of a step's loads before its arithmetic; rotated
+// loads the next step's K once this step is scored and its V once P.V is done, so
+// that 8-16 KB per warp stay in flight while it computes (the same registers, so no
+// more of them). Rotated wins where one block runs per SM (measured on an H200:
+// 16 x 1,024, 1 split, 22.5 -> 20.5 us) and loses up to 2% where two blocks per SM
+// already overlap one another's arithmetic; the tuner times both.
 //
 // mma.sync m16n8k16 fragments (g = lane / 4, t = lane % 4):
 //   A (16x16): a0 = (row g, k 2t..2t+1), a1 = (row g+8, k 2t..), a2 = (row g, k 2t+8..),
@@ -356,7 +388,8 @@ struct StepRows {
   }
 };
 
-template <int G, bool kPaged>
+// kRotate: DecodeLoads::kRotated, else kWholeStep.
+template <int G, bool kPaged, bool kRotate>
 __global__ void __launch_bounds__(kV2Threads, KVPROBE_DECODE_MIN_BLOCKS)
     DecodeKernelV2(DecodeArgs a, int split_tokens, int splits, float scale_log2, int shift) {
   static_assert(G >= 1 && G <= 8, "query heads per KV head");
@@ -366,6 +399,7 @@ __global__ void __launch_bounds__(kV2Threads, KVPROBE_DECODE_MIN_BLOCKS)
   const int t_end = min(len, t_begin + split_tokens);  // may be <= t_begin: empty split
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const int g = lane / 4, t = lane % 4;
+  AllowDependentLaunch();
 
   // Q fragments (A of S = Q K^T): head g of the group, or zeros for rows >= G.
   uint32_t qa[8][2];
@@ -402,16 +436,17 @@ __global__ void __launch_bounds__(kV2Threads, KVPROBE_DECODE_MIN_BLOCKS)
 
   int step = t_begin + warp * kV2StepTokens;
   StepRows<kPaged> rows;
-  if (step < t_end) rows.Compute(map, step, last, g, t);
-  for (; step < t_end; step += kV2BlockTokens) {
-    // Every load of the step first, so that 16 KB per warp are in flight.
-    uint4 kr[kV2KTiles][4], vr[kV2KSteps][4][2];
+  uint4 kr[kV2KTiles][4], vr[kV2KSteps][4][2];
+  // Loads of one step's K rows into kr and V rows into vr (16 KB per warp in all).
+  auto load_k = [&] {
 #pragma unroll
     for (int j = 0; j < kV2KTiles; ++j) {
       const uint4* p = kbase + rows.k[j] * (row_stride / 8);
 #pragma unroll
       for (int i = 0; i < 4; ++i) kr[j][i] = __ldg(p + 4 * i);
     }
+  };
+  auto load_v = [&] {
 #pragma unroll
     for (int s = 0; s < kV2KSteps; ++s) {
 #pragma unroll
@@ -421,8 +456,26 @@ __global__ void __launch_bounds__(kV2Threads, KVPROBE_DECODE_MIN_BLOCKS)
         vr[s][u][1] = __ldg(p + 8);
       }
     }
-    // The next step's rows (block-table reads) while this step's data is on its way.
-    rows.Compute(map, step + kV2BlockTokens, last, g, t);
+  };
+  if (step < t_end) {
+    rows.Compute(map, step, last, g, t);
+    if (kRotate) {
+      load_k();
+      load_v();
+      // The next step's rows (block-table reads) while this step's data is on its way.
+      rows.Compute(map, step + kV2BlockTokens, last, g, t);
+    }
+  }
+  for (; step < t_end; step += kV2BlockTokens) {
+    // Rotated (kRotate): K and V of this step were loaded before; the next step's K
+    // is loaded once S is scored and its V once P.V is done, so that a step's loads
+    // are in flight while the warp computes. Otherwise every load of the step first.
+    const bool more = step + kV2BlockTokens < t_end;
+    if (!kRotate) {
+      load_k();
+      load_v();
+      rows.Compute(map, step + kV2BlockTokens, last, g, t);
+    }
 
     // S = Q K^T: sc[j] = c fragment of tokens step + 8j .. + 7.
     float sc[kV2KTiles][4];
@@ -435,6 +488,8 @@ __global__ void __launch_bounds__(kV2Threads, KVPROBE_DECODE_MIN_BLOCKS)
                 Word(kr[j][kk / 2], 2 * (kk % 2) + 1));
       }
     }
+
+    if (kRotate && more) load_k();  // the next step's K, during softmax and P.V
 
     // Online softmax for head g over this step: lane (g, t) holds tokens
     // step + 8j + 2t + e (e = 0, 1); tokens at or past t_end are -inf.
@@ -497,6 +552,10 @@ __global__ void __launch_bounds__(kV2Threads, KVPROBE_DECODE_MIN_BLOCKS)
         if (kV2SplitP) MmaBf16(acc[mt], a0, a1, a2, a3, pl[2 * s], pl[2 * s + 1]);
       }
     }
+    if (kRotate && more) {
+      load_v();  // the next step's V, during its S and softmax
+      rows.Compute(map, step + 2 * kV2BlockTokens, last, g, t);
+    }
   }
 
   // Sum of head g over the quad's tokens.
@@ -541,13 +600,13 @@ __global__ void __launch_bounds__(kV2Threads, KVPROBE_DECODE_MIN_BLOCKS)
 #define KVPROBE_DECODE_MIN_SPLIT 128  // fewest tokens per split
 #endif
 
-// Blocks of DecodeKernelV2<G, false> resident per multiprocessor (asked once).
+// Blocks of DecodeKernelV2<G, false, true> resident per multiprocessor (asked once).
 template <int G>
 int V2BlocksPerSm() {
   static const int blocks = [] {
     int n = 0;
-    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, DecodeKernelV2<G, false>, kV2Threads,
-                                                      0) != cudaSuccess ||
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, DecodeKernelV2<G, false, true>,
+                                                      kV2Threads, 0) != cudaSuccess ||
         n < 1) {
       (void)cudaGetLastError();
       n = KVPROBE_DECODE_MIN_BLOCKS;
@@ -630,6 +689,51 @@ void LaunchSplits(const DecodeArgs& a, int* splits, int* split_tokens) {
   }
 }
 
+// Whether the current device runs programmatic dependent launches (Hopper and later).
+bool DeviceHasPdl() {
+  int device = 0, major = 0;
+  if (cudaGetDevice(&device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return false;
+  }
+  return major >= 9;
+}
+
+// The combine kernel of `splits` splits, as a dependent launch where the device has it.
+void LaunchCombine(const DecodeArgs& a, int splits, cudaStream_t stream) {
+  static const bool pdl = kDecodePdl && kDecodeKernel == 2 && DeviceHasPdl();
+  if (!pdl) {
+    DecodeCombineKernel<<<dim3(a.q_heads, a.batch), kHeadDim, 0, stream>>>(a, splits);
+    CUDA_CHECK(cudaGetLastError());
+    return;
+  }
+  cudaLaunchConfig_t config = {};
+  config.gridDim = dim3(a.q_heads, a.batch);
+  config.blockDim = dim3(kHeadDim);
+  config.dynamicSmemBytes = 0;
+  config.stream = stream;
+  cudaLaunchAttribute attribute[1];
+  attribute[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attribute[0].val.programmaticStreamSerializationAllowed = 1;
+  config.attrs = attribute;
+  config.numAttrs = 1;
+  CUDA_CHECK(cudaLaunchKernelEx(&config, DecodeCombineKernel, a, splits));
+}
+
+// Kernel 2 for layout kPaged with a.loads' schedule.
+template <int G, bool kPaged>
+void LaunchDecodeV2(const DecodeArgs& a, dim3 grid, int split_tokens, int splits, float scale_log2,
+                    int shift, cudaStream_t stream) {
+  if (a.loads == DecodeLoads::kRotated) {
+    DecodeKernelV2<G, kPaged, true>
+        <<<grid, kV2Threads, 0, stream>>>(a, split_tokens, splits, scale_log2, shift);
+  } else {
+    DecodeKernelV2<G, kPaged, false>
+        <<<grid, kV2Threads, 0, stream>>>(a, split_tokens, splits, scale_log2, shift);
+  }
+}
+
 template <int G>
 void LaunchDecodeG(const DecodeArgs& a, cudaStream_t stream) {
   int splits = 1, split_tokens = 0;
@@ -640,8 +744,7 @@ void LaunchDecodeG(const DecodeArgs& a, cudaStream_t stream) {
   if (kDecodeKernel == 1) {
     DecodeKernelV1<G><<<grid, kDecodeThreads, 0, stream>>>(a, split_tokens, splits, scale_log2);
   } else if (a.layout.block_table == nullptr) {
-    DecodeKernelV2<G, false>
-        <<<grid, kV2Threads, 0, stream>>>(a, split_tokens, splits, scale_log2, -1);
+    LaunchDecodeV2<G, false>(a, grid, split_tokens, splits, scale_log2, -1, stream);
   } else {
     const int bt = a.layout.block_tokens;
     if (bt < 1) throw std::invalid_argument("decode attention: block_tokens must be positive");
@@ -650,14 +753,10 @@ void LaunchDecodeG(const DecodeArgs& a, cudaStream_t stream) {
       shift = 0;
       while ((1 << shift) < bt) ++shift;
     }
-    DecodeKernelV2<G, true>
-        <<<grid, kV2Threads, 0, stream>>>(a, split_tokens, splits, scale_log2, shift);
+    LaunchDecodeV2<G, true>(a, grid, split_tokens, splits, scale_log2, shift, stream);
   }
   CUDA_CHECK(cudaGetLastError());
-  if (splits > 1) {
-    DecodeCombineKernel<<<dim3(a.q_heads, a.batch), kHeadDim, 0, stream>>>(a, splits);
-    CUDA_CHECK(cudaGetLastError());
-  }
+  if (splits > 1) LaunchCombine(a, splits, stream);
 }
 
 // ---------------------------------------------------------------------------
@@ -1128,29 +1227,45 @@ size_t DecodeWorkspaceFloats(int batch, int q_heads, int max_len, int kv_heads, 
 }
 
 DecodeTuning TuneDecodeSplits(DecodeArgs a, cudaStream_t stream) {
-  constexpr int kPerGraph = 20;       // launches captured per timed graph
+  constexpr int kMaxPerGraph = 20;    // launches captured per timed graph, at most
+  constexpr double kGraphUs = 200;    // fewer launches per graph for kernels longer than
+                                      // kGraphUs / kMaxPerGraph (their gaps matter less)
   constexpr double kTargetUs = 3000;  // timed per candidate and round
   int planned = 1, split_tokens = 0;
   PlanSplits(a.batch, a.q_heads, a.kv_heads, a.max_len, a.sm_count, &planned, &split_tokens);
-  // Candidates as DecodeArgs::splits values: 0 (the plan itself) first, then each
-  // distinct effective count (a count rounds to whole block steps).
-  std::vector<int> candidates{0}, counts{planned};
+  // Candidates: DecodeArgs::splits values 0 (the plan itself) first, then each distinct
+  // effective count (a count rounds to whole block steps), each with every load
+  // schedule that kernel has.
+  struct Candidate {
+    int args_splits, splits;
+    DecodeLoads loads;
+  };
+  std::vector<int> args_splits{0}, counts{planned};
   if (kDecodeKernel == 2) {
     for (int want = 1; want <= MaxDecodeSplits(a.max_len); ++want) {
       int n = 1;
       ForcedSplits(a.max_len, want, &n, &split_tokens);
       if (std::find(counts.begin(), counts.end(), n) == counts.end()) {
-        candidates.push_back(n);
+        args_splits.push_back(n);
         counts.push_back(n);
       }
     }
   }
-  auto time = [&](int n) {
-    a.splits = n;
+  std::vector<Candidate> candidates;
+  for (DecodeLoads loads : {DecodeLoads::kRotated, DecodeLoads::kWholeStep}) {
+    if (kDecodeKernel != 2 && loads != DecodeLoads::kRotated) continue;  // kernel 1 has one
+    for (size_t i = 0; i < counts.size(); ++i)
+      candidates.push_back({args_splits[i], counts[i], loads});
+  }
+  auto time = [&](const Candidate& c) {
+    a.splits = c.args_splits;
+    a.loads = c.loads;
     auto launch = [&] { LaunchDecodeAttention(a, stream); };
     const double trial = TimeUs(stream, 1, 2, launch);
-    const int reps = RepsFor(trial * kPerGraph, kTargetUs, 2, 50);
-    return TimeGraphUs(stream, kPerGraph, reps, launch);
+    const int per_graph =
+        std::clamp(static_cast<int>(kGraphUs / std::max(trial, 1.0)), 1, kMaxPerGraph);
+    const int reps = RepsFor(trial * per_graph, kTargetUs, 2, 50);
+    return TimeGraphUs(stream, per_graph, reps, launch);
   };
   // Two rounds, the better of each candidate's two times: a candidate is not judged
   // by one disturbed measurement.
@@ -1166,16 +1281,22 @@ DecodeTuning TuneDecodeSplits(DecodeArgs a, cudaStream_t stream) {
   t.planned_us = best[0];
   t.splits = planned;
   t.args_splits = 0;
+  t.loads = candidates[0].loads;
   t.us = best[0];
   for (size_t i = 0; i < candidates.size(); ++i) {
-    t.tried.emplace_back(counts[i], best[i]);
+    t.tried.push_back({candidates[i].splits, candidates[i].loads, best[i]});
     if (best[i] < t.us) {
       t.us = best[i];
-      t.splits = counts[i];
-      t.args_splits = candidates[i];
+      t.splits = candidates[i].splits;
+      t.args_splits = candidates[i].args_splits;
+      t.loads = candidates[i].loads;
     }
   }
   return t;
+}
+
+const char* DecodeLoadsName(DecodeLoads loads) {
+  return loads == DecodeLoads::kRotated ? "rotated" : "whole_step";
 }
 
 void LaunchDecodeAttention(const DecodeArgs& a, cudaStream_t stream) {

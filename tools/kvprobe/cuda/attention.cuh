@@ -24,6 +24,16 @@ struct KvLayout {
   int max_context = 0;
 };
 
+// How each warp of the decode kernel schedules its loads of K and V.
+enum class DecodeLoads {
+  kRotated,    // the next step's K once this step is scored, its V once P.V is done, so that
+               // loads are in flight while the warp computes (the default)
+  kWholeStep,  // all of a step's K and V loads first, then the step's arithmetic
+};
+
+// "rotated" or "whole_step" (decode_splits.csv's `loads` column).
+const char* DecodeLoadsName(DecodeLoads loads);
+
 struct DecodeArgs {
   const __nv_bfloat16* q = nullptr;  // [batch][q_heads][128]
   const __nv_bfloat16* k = nullptr;  // rows as KvLayout says
@@ -38,6 +48,7 @@ struct DecodeArgs {
   // Splits of the context: 0 takes the kernel's split plan; n > 0 cuts max_len into
   // about n equal splits (at most MaxDecodeSplits(max_len); TuneDecodeSplits picks n).
   int splits = 0;
+  DecodeLoads loads = DecodeLoads::kRotated;
 };
 
 // Floats of workspace a decode launch may need, with the plan's splits or any
@@ -82,19 +93,25 @@ int MaxDecodeSplits(int max_len);
 
 // Decode launches of one configuration, each timed as CUDA graph replays.
 struct DecodeTuning {
+  struct Candidate {
+    int splits = 1;
+    DecodeLoads loads = DecodeLoads::kRotated;
+    double us = 0;  // per launch
+  };
   int planned_splits = 1;  // what the split plan picks
-  double planned_us = 0;   // its time per launch
-  int splits = 1;          // the fastest number of splits tried
+  double planned_us = 0;   // its time per launch, with the default loads
+  int splits = 1;          // the fastest candidate's number of splits
   int args_splits = 0;     // the DecodeArgs::splits value that launches it (0: the plan)
-  double us = 0;           // its time per launch
-  std::vector<std::pair<int, double>> tried;  // (splits, us per launch) of every candidate
+  DecodeLoads loads = DecodeLoads::kRotated;  // the fastest candidate's load schedule
+  double us = 0;                              // its time per launch
+  std::vector<Candidate> tried;               // every candidate, the plan's first
 };
 
 // Times decode attention for `args` (its buffers must be valid) with the plan's
 // splits and with each distinct number of splits from 1 to MaxDecodeSplits(max_len),
-// and returns the fastest, as an engine's kernel selection would (FlashDecoding and
-// FlashAttention's num_splits heuristics aim at the same choice). Enqueues and
-// synchronizes on `stream`.
+// each with both load schedules, and returns the fastest, as an engine's kernel
+// selection would (FlashDecoding and FlashAttention's num_splits heuristics aim at
+// the same choice). Enqueues and synchronizes on `stream`.
 DecodeTuning TuneDecodeSplits(DecodeArgs args, cudaStream_t stream);
 
 // Enqueues decode attention on `stream`. Supported q_heads / kv_heads: 1, 2, 4, 7, 8.

@@ -226,11 +226,14 @@ void ProbeAttention(ProbeContext& ctx) {
         a.splits = 0;
         const DecodeTuning tuning = TuneDecodeSplits(a, ctx.stream);
         const std::string layout_name = bs == 0 ? "contiguous" : "paged";
-        for (const auto& [n, t_us] : tuning.tried) {
-          splits_raw << layout_name << "," << bs << "," << batch << "," << context << "," << n
-                     << "," << (n == tuning.planned_splits ? 1 : 0) << "," << Num(t_us, 5) << "\n";
+        for (size_t i = 0; i < tuning.tried.size(); ++i) {
+          const DecodeTuning::Candidate& t = tuning.tried[i];
+          splits_raw << layout_name << "," << bs << "," << batch << "," << context << ","
+                     << t.splits << "," << DecodeLoadsName(t.loads) << "," << (i == 0 ? 1 : 0)
+                     << "," << Num(t.us, 5) << "\n";
         }
         a.splits = tuning.args_splits;
+        a.loads = tuning.loads;
         auto launch = [&] { LaunchDecodeAttention(a, ctx.stream); };
         const double trial = TimeUs(ctx.stream, 2, 3, launch);
         const int reps = RepsFor(trial, quick ? 2000 : 20000, 5, 500);
@@ -242,8 +245,9 @@ void ProbeAttention(ProbeContext& ctx) {
           ctx.log("attention: decode " + std::string(bs == 0 ? "contiguous" : "paged/16") + " " +
                   std::to_string(batch) + " x " + std::to_string(context) + ": graph " +
                   Num(us, 4) + " us (" + Num(gbps, 4) + " GB/s), " + std::to_string(tuning.splits) +
-                  " splits (the plan's " + std::to_string(tuning.planned_splits) + ": " +
-                  Num(tuning.planned_us, 4) + " us), eager loop " + Num(eager_us, 4) + " us");
+                  " splits, loads " + DecodeLoadsName(tuning.loads) + " (the plan's " +
+                  std::to_string(tuning.planned_splits) + ": " + Num(tuning.planned_us, 4) +
+                  " us), eager loop " + Num(eager_us, 4) + " us");
         }
         decode.Row({layout_name, Num(bs), Num(batch), Num(context), Num(q_heads), Num(kv_heads),
                     Num(kHeadDim), Num(us, 5), Num(gbps, 4), Num(tuning.splits)});

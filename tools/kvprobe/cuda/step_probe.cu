@@ -898,6 +898,7 @@ class StepModel {
     if (d > 0) {
       const DecodeTuning tuning = TuneDecodeSplits(da, s);
       da.splits = tuning.args_splits;
+      da.loads = tuning.loads;
       result.decode_splits = tuning.splits;
     }
 
