@@ -689,16 +689,19 @@ void LaunchSplits(const DecodeArgs& a, int* splits, int* split_tokens) {
   }
 }
 
-// Whether the current device runs programmatic dependent launches (Hopper and later).
-bool DeviceHasPdl() {
-  int device = 0, major = 0;
+// `attribute` of the current device, or `fallback` when it cannot be read.
+int CurrentDeviceAttribute(cudaDeviceAttr attribute, int fallback) {
+  int device = 0, value = 0;
   if (cudaGetDevice(&device) != cudaSuccess ||
-      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess) {
+      cudaDeviceGetAttribute(&value, attribute, device) != cudaSuccess) {
     (void)cudaGetLastError();
-    return false;
+    return fallback;
   }
-  return major >= 9;
+  return value;
 }
+
+// Whether the current device runs programmatic dependent launches (Hopper and later).
+bool DeviceHasPdl() { return CurrentDeviceAttribute(cudaDevAttrComputeCapabilityMajor, 0) >= 9; }
 
 // The combine kernel of `splits` splits, as a dependent launch where the device has it.
 void LaunchCombine(const DecodeArgs& a, int splits, cudaStream_t stream) {
@@ -927,13 +930,19 @@ __global__ void __launch_bounds__(kPrefillWarps * 32)
 // ---------------------------------------------------------------------------
 // Prefill, kernel 2: FlashAttention-2 style, mma.sync m16n8k16 in registers.
 //
-// A block of 4 warps serves 64 query rows of one query head; warp w owns rows
-// 16w .. 16w + 15 and keeps their Q fragments (A operand, 8 k-slices of 16
-// dimensions) in registers for the whole loop. Key/value tiles of 64 tokens are
-// staged in shared memory by 16-byte cp.async, double buffered: tile kt + 1 is in
-// flight while tile kt is used. Only tiles kt <= the query block are visited
-// (causal), and only the diagonal one is masked. Each step:
-//   S = Q K^T  (16 x 64 per warp, fp32, 8 n-tiles of 8 tokens; K fragments by
+// A block of 4 warps serves 4 x 16 x kP2MTiles query rows of one query head; warp w
+// owns kP2MTiles m-tiles of 16 rows (rows 16 kP2MTiles w .. + 16 kP2MTiles - 1).
+// With one m-tile the warp keeps its Q fragments (A operand, 8 k-slices of 16
+// dimensions) in registers for the whole loop; with two (the default) it reads them
+// from the shared Q tile in each step, its registers holding two m-tiles' S and O,
+// and every K and V fragment it reads from shared memory feeds both m-tiles'
+// mma.sync: half the shared-memory traffic per FLOP, which bounds this kernel on
+// Hopper. Key/value tiles of 64 tokens are staged in shared memory by 16-byte
+// cp.async, double buffered: tile kt + 1 is in flight while tile kt is used. Only
+// tiles that reach the block's rows are visited (causal), only those overlapping
+// the diagonal are masked, and a warp skips the arithmetic of a tile whose keys all
+// lie past its rows. Each step, per m-tile:
+//   S = Q K^T  (16 x 64 per m-tile, fp32, 8 n-tiles of 8 tokens; K fragments by
 //               ldmatrix.x4 from the token-major tile: lane (g, t) gets token g,
 //               dimensions 2t, 2t + 1 = the B fragment of K^T),
 //   online softmax on S in registers (rows g and g + 8 of the warp's 16; a row's
@@ -949,14 +958,30 @@ __global__ void __launch_bounds__(kPrefillWarps * 32)
 // Rows and tokens past the end read the last valid row (clamped addresses): their
 // scores are masked by causality (key <= row < tokens) and their rows not written.
 
-constexpr int kP2Rows = 64;  // query rows per block
+// 16-row m-tiles per warp: 0 chooses per launch (PrefillMTiles), 1 or 2 forces it
+// (PrefillArgs::m_tiles overrides both).
+#ifndef KVPROBE_PREFILL_MTILES
+#define KVPROBE_PREFILL_MTILES 0
+#endif
+static_assert(KVPROBE_PREFILL_MTILES >= 0 && KVPROBE_PREFILL_MTILES <= 2,
+              "KVPROBE_PREFILL_MTILES is 0, 1 or 2");
+constexpr int kP2Warps = 4;
 constexpr int kP2Keys = 64;  // tokens per K/V tile
-constexpr int kP2Warps = 4;  // 16 query rows each
 constexpr int kP2Threads = kP2Warps * 32;
-constexpr int kP2TileBytes = kP2Keys * kHeadDim * 2;                     // 16 KB per tile
-constexpr int kP2SmemBytes = 5 * kP2TileBytes;                           // Q, K x 2, V x 2 = 80 KB
+constexpr int kP2TileBytes = kP2Keys * kHeadDim * 2;                     // 16 KB per K or V tile
 constexpr int kP2RowsPerThread = kP2Keys * (kHeadDim / 8) / kP2Threads;  // cp.async rows: 8
-static_assert(kP2Rows == kP2Keys, "the diagonal tile is square");
+
+// The block of kernel 2 with kMTiles m-tiles per warp.
+template <int kMTiles>
+struct P2Block {
+  static_assert(kMTiles == 1 || kMTiles == 2, "one or two m-tiles per warp");
+  static constexpr int kWarpRows = 16 * kMTiles;                 // query rows per warp
+  static constexpr int kRows = kP2Warps * kWarpRows;             // query rows per block: 64 or 128
+  static constexpr int kQBytes = kRows * kHeadDim * 2;           // the Q tile: 16 or 32 KB
+  static constexpr int kSmemBytes = kQBytes + 4 * kP2TileBytes;  // Q, K x 2, V x 2
+  static constexpr int kQRowsPerThread = kRows * (kHeadDim / 8) / kP2Threads;
+  static_assert(kRows % kP2Keys == 0, "a query block covers whole K/V tiles");
+};
 #ifndef KVPROBE_PREFILL_MIN_BLOCKS
 #define KVPROBE_PREFILL_MIN_BLOCKS 2
 #endif
@@ -992,13 +1017,15 @@ __device__ __forceinline__ uint32_t PackBf16(float lo, float hi) {
   return *reinterpret_cast<const uint32_t*>(&v);
 }
 
-template <bool kPaged>
+template <bool kPaged, int kMTiles>
 __global__ void __launch_bounds__(kP2Threads, KVPROBE_PREFILL_MIN_BLOCKS)
     PrefillKernelV2(PrefillArgs a, float scale_log2, int shift, int q_blocks) {
+  using Block = P2Block<kMTiles>;
+  constexpr int kP2MTiles = kMTiles, kP2WarpRows = Block::kWarpRows, kP2Rows = Block::kRows;
   extern __shared__ __align__(128) unsigned char smem_raw[];
   const uint32_t s_q = static_cast<uint32_t>(__cvta_generic_to_shared(smem_raw));
-  const uint32_t s_k = s_q + kP2TileBytes;      // + buf * kP2TileBytes
-  const uint32_t s_v = s_q + 3 * kP2TileBytes;  // + buf * kP2TileBytes
+  const uint32_t s_k = s_q + Block::kQBytes;    // + buf * kP2TileBytes
+  const uint32_t s_v = s_k + 2 * kP2TileBytes;  // + buf * kP2TileBytes
 
   // Longest first: the first q_heads * batch blocks take the last query block, and
   // heads sharing a KV head are neighbours (their K/V tiles meet in L2).
@@ -1008,7 +1035,9 @@ __global__ void __launch_bounds__(kP2Threads, KVPROBE_PREFILL_MIN_BLOCKS)
   const int h = rest % a.q_heads, b = rest / a.q_heads;
   const int kvh = h / (a.q_heads / a.kv_heads);
   const int q0 = qb * kP2Rows;
-  const int tiles = qb + 1;  // K/V tiles 0..qb; tile qb is the diagonal one
+  // K/V tiles 0 .. tiles - 1 reach the block's rows; from diag_from on they overlap
+  // the diagonal and are masked.
+  const int tiles = (q0 + kP2Rows) / kP2Keys, diag_from = q0 / kP2Keys;
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int g = lane / 4, t = lane % 4;
   const int last = a.tokens - 1;
@@ -1021,7 +1050,7 @@ __global__ void __launch_bounds__(kP2Threads, KVPROBE_PREFILL_MIN_BLOCKS)
     const size_t q_stride = static_cast<size_t>(a.q_heads) * kHeadDim;
     const bf16* qsrc = a.q + static_cast<size_t>(h) * kHeadDim + c_chunk * 8;
 #pragma unroll
-    for (int i = 0; i < kP2RowsPerThread; ++i) {
+    for (int i = 0; i < Block::kQRowsPerThread; ++i) {
       const int r = c_row + 8 * i;
       const int tok = min(q0 + r, last);
       CpAsync16(s_q + SwzOff(r, c_chunk),
@@ -1057,25 +1086,35 @@ __global__ void __launch_bounds__(kP2Threads, KVPROBE_PREFILL_MIN_BLOCKS)
   CpAsyncCommit();
   resolve(1);
 
-  // Q fragments: k-slice kk of rows 16w .. 16w + 15. ldmatrix matrices 0..3 are
+  // Q fragments: k-slice kk of the warp's m-tile mt. ldmatrix matrices 0..3 are
   // (rows 0-7, k 0-7), (rows 8-15, k 0-7), (rows 0-7, k 8-15), (rows 8-15, k 8-15),
   // i.e. a0..a3; lane l addresses row l % 8 (+8 for matrices 1, 3) of matrix l / 8.
-  CpAsyncWait<1>();  // the Q group has landed (this thread's part)
-  __syncthreads();   // ... and every thread's
-  uint32_t qa[kHeadDim / 16][4];
-  {
-    const int row = warp * 16 + (lane % 8) + 8 * ((lane / 8) % 2);
+  CpAsyncWait<1>();                   // the Q group has landed (this thread's part)
+  __syncthreads();                    // ... and every thread's
+  const int w0 = warp * kP2WarpRows;  // the warp's first row in the block
+  const int q_lrow = (lane % 8) + 8 * ((lane / 8) % 2), q_lchunk = lane / 16;
+  uint32_t qa[kP2MTiles == 1 ? kHeadDim / 16 : 1][4];  // one m-tile: Q kept in registers
+  if constexpr (kP2MTiles == 1) {
 #pragma unroll
-    for (int kk = 0; kk < kHeadDim / 16; ++kk) Ldsm4(qa[kk], s_q + SwzOff(row, 2 * kk + lane / 16));
+    for (int kk = 0; kk < kHeadDim / 16; ++kk) {
+      Ldsm4(qa[kk], s_q + SwzOff(w0 + q_lrow, 2 * kk + q_lchunk));
+    }
   }
 
-  // Softmax state of rows g (index 0) and g + 8 (index 1), log2 units, scaled;
-  // l is this lane's partial sum (its 16 columns of each tile), summed over the
-  // quad at the end. o[n] is the C fragment of dimensions 8n .. 8n + 7.
-  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
-  float o[kHeadDim / 8][4];
+  // Softmax state of m-tile mt's rows g (index 0) and g + 8 (index 1), log2 units,
+  // scaled; l is this lane's partial sum (its 16 columns of each tile), summed over
+  // the quad at the end. o[mt][n] is the C fragment of dimensions 8n .. 8n + 7.
+  float m[kP2MTiles][2], l[kP2MTiles][2];
+  float o[kP2MTiles][kHeadDim / 8][4];
 #pragma unroll
-  for (int n = 0; n < kHeadDim / 8; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
+  for (int mt = 0; mt < kP2MTiles; ++mt) {
+    m[mt][0] = m[mt][1] = -INFINITY;
+    l[mt][0] = l[mt][1] = 0.f;
+#pragma unroll
+    for (int n = 0; n < kHeadDim / 8; ++n) {
+      o[mt][n][0] = o[mt][n][1] = o[mt][n][2] = o[mt][n][3] = 0.f;
+    }
+  }
 
   // Per-lane ldmatrix rows inside a tile. K (non-transposed, B of S): matrices
   // (tokens 0-7, k 0-7), (tokens 0-7, k 8-15), (tokens 8-15, k 0-7), (tokens 8-15,
@@ -1084,7 +1123,8 @@ __global__ void __launch_bounds__(kP2Threads, KVPROBE_PREFILL_MIN_BLOCKS)
   // dims 8-15), (tokens 8-15, dims 8-15) = b0, b1 of n-tile 2p, b0, b1 of 2p + 1.
   const int k_row = (lane % 8) + 8 * (lane / 16), k_chunk = (lane / 8) % 2;
   const int v_row = (lane % 8) + 8 * ((lane / 8) % 2), v_chunk = lane / 16;
-  const int row_local = warp * 16 + g;  // row of c0, c1 in the block; c2, c3: + 8
+  // Row (in the sequence) of c0, c1 of m-tile 0; c2, c3: + 8; m-tile mt: + 16 mt.
+  const int row_abs = q0 + w0 + g;
 
   for (int kt = 0; kt < tiles; ++kt) {
     const int buf = kt & 1;
@@ -1097,111 +1137,150 @@ __global__ void __launch_bounds__(kP2Threads, KVPROBE_PREFILL_MIN_BLOCKS)
     __syncthreads();
     const uint32_t kb_base = s_k + buf * kP2TileBytes, vb_base = s_v + buf * kP2TileBytes;
 
-    // S = Q K^T.
-    float s[kP2Keys / 8][4];
+    // A tile whose keys all lie past this warp's rows adds nothing to them.
+    if (kt * kP2Keys <= q0 + w0 + kP2WarpRows - 1) {
+      // S = Q K^T; every K fragment feeds each m-tile.
+      float s[kP2MTiles][kP2Keys / 8][4];
 #pragma unroll
-    for (int j = 0; j < kP2Keys / 8; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
+      for (int mt = 0; mt < kP2MTiles; ++mt) {
 #pragma unroll
-    for (int kk = 0; kk < kHeadDim / 16; ++kk) {
-#pragma unroll
-      for (int np = 0; np < kP2Keys / 16; ++np) {
-        uint32_t kb[4];
-        Ldsm4(kb, kb_base + SwzOff(np * 16 + k_row, 2 * kk + k_chunk));
-        MmaBf16(s[2 * np], qa[kk][0], qa[kk][1], qa[kk][2], qa[kk][3], kb[0], kb[1]);
-        MmaBf16(s[2 * np + 1], qa[kk][0], qa[kk][1], qa[kk][2], qa[kk][3], kb[2], kb[3]);
-      }
-    }
-
-    // Causal mask on the diagonal tile (k0 == q0): key 8j + 2t + e vs row_local (+8).
-    if (kt == qb) {
-#pragma unroll
-      for (int j = 0; j < kP2Keys / 8; ++j) {
-#pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          const int key = 8 * j + 2 * t + e;
-          if (key > row_local) s[j][e] = -INFINITY;
-          if (key > row_local + 8) s[j][2 + e] = -INFINITY;
+        for (int j = 0; j < kP2Keys / 8; ++j) {
+          s[mt][j][0] = s[mt][j][1] = s[mt][j][2] = s[mt][j][3] = 0.f;
         }
       }
-    }
+#pragma unroll
+      for (int kk = 0; kk < kHeadDim / 16; ++kk) {
+        uint32_t qf[kP2MTiles][4];
+#pragma unroll
+        for (int mt = 0; mt < kP2MTiles; ++mt) {
+          if constexpr (kP2MTiles == 1) {
+#pragma unroll
+            for (int i = 0; i < 4; ++i) qf[mt][i] = qa[kk][i];
+          } else {
+            Ldsm4(qf[mt], s_q + SwzOff(w0 + 16 * mt + q_lrow, 2 * kk + q_lchunk));
+          }
+        }
+#pragma unroll
+        for (int np = 0; np < kP2Keys / 16; ++np) {
+          uint32_t kb[4];
+          Ldsm4(kb, kb_base + SwzOff(np * 16 + k_row, 2 * kk + k_chunk));
+#pragma unroll
+          for (int mt = 0; mt < kP2MTiles; ++mt) {
+            MmaBf16(s[mt][2 * np], qf[mt][0], qf[mt][1], qf[mt][2], qf[mt][3], kb[0], kb[1]);
+            MmaBf16(s[mt][2 * np + 1], qf[mt][0], qf[mt][1], qf[mt][2], qf[mt][3], kb[2], kb[3]);
+          }
+        }
+      }
 
-    // Online softmax, rows g (r = 0: c0, c1) and g + 8 (r = 1: c2, c3).
-    float corr[2], msub[2];
+      // Causal mask where the tile overlaps the diagonal: key kt * 64 + 8j + 2t + e
+      // against the row of each C element.
+      if (kt >= diag_from) {
 #pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      float mx = -INFINITY;
+        for (int mt = 0; mt < kP2MTiles; ++mt) {
 #pragma unroll
-      for (int j = 0; j < kP2Keys / 8; ++j) mx = fmaxf(mx, fmaxf(s[j][2 * r], s[j][2 * r + 1]));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-      const float m_new = fmaxf(m[r], mx * scale_log2);
-      // A row with no valid key yet keeps m = -inf; subtract 0 then (all p = 0).
-      msub[r] = (m_new == -INFINITY) ? 0.f : m_new;
-      corr[r] = Exp2(m[r] - msub[r]);  // 0 while m was -inf
-      m[r] = m_new;
-    }
-    // P (bf16 A fragments of the 4 k-steps of 16 tokens) and the partial sums.
-    uint32_t pa[kP2Keys / 16][4];
-    float sum[2] = {0.f, 0.f};
+          for (int j = 0; j < kP2Keys / 8; ++j) {
 #pragma unroll
-    for (int j = 0; j < kP2Keys / 8; ++j) {
-      const float p0 = Exp2(fmaf(s[j][0], scale_log2, -msub[0]));
-      const float p1 = Exp2(fmaf(s[j][1], scale_log2, -msub[0]));
-      const float p2 = Exp2(fmaf(s[j][2], scale_log2, -msub[1]));
-      const float p3 = Exp2(fmaf(s[j][3], scale_log2, -msub[1]));
-      sum[0] += p0 + p1;
-      sum[1] += p2 + p3;
-      // n-tile j = 2ks + hi: a0/a1 (hi = 0) or a2/a3 (hi = 1) of k-step ks.
-      pa[j / 2][2 * (j % 2)] = PackBf16(p0, p1);
-      pa[j / 2][2 * (j % 2) + 1] = PackBf16(p2, p3);
-    }
-    l[0] = l[0] * corr[0] + sum[0];
-    l[1] = l[1] * corr[1] + sum[1];
-#pragma unroll
-    for (int n = 0; n < kHeadDim / 8; ++n) {
-      o[n][0] *= corr[0];
-      o[n][1] *= corr[0];
-      o[n][2] *= corr[1];
-      o[n][3] *= corr[1];
-    }
+            for (int e = 0; e < 2; ++e) {
+              const int key = kt * kP2Keys + 8 * j + 2 * t + e;
+              if (key > row_abs + 16 * mt) s[mt][j][e] = -INFINITY;
+              if (key > row_abs + 16 * mt + 8) s[mt][j][2 + e] = -INFINITY;
+            }
+          }
+        }
+      }
 
-    // O += P V.
+      // Online softmax per m-tile, rows g (r = 0: c0, c1) and g + 8 (r = 1: c2, c3);
+      // P (bf16 A fragments of the 4 k-steps of 16 tokens) and the partial sums.
+      uint32_t pa[kP2MTiles][kP2Keys / 16][4];
 #pragma unroll
-    for (int ks = 0; ks < kP2Keys / 16; ++ks) {
+      for (int mt = 0; mt < kP2MTiles; ++mt) {
+        float corr[2], msub[2];
 #pragma unroll
-      for (int p = 0; p < kHeadDim / 16; ++p) {
-        uint32_t vb[4];
-        Ldsm4T(vb, vb_base + SwzOff(ks * 16 + v_row, 2 * p + v_chunk));
-        MmaBf16(o[2 * p], pa[ks][0], pa[ks][1], pa[ks][2], pa[ks][3], vb[0], vb[1]);
-        MmaBf16(o[2 * p + 1], pa[ks][0], pa[ks][1], pa[ks][2], pa[ks][3], vb[2], vb[3]);
+        for (int r = 0; r < 2; ++r) {
+          float mx = -INFINITY;
+#pragma unroll
+          for (int j = 0; j < kP2Keys / 8; ++j) {
+            mx = fmaxf(mx, fmaxf(s[mt][j][2 * r], s[mt][j][2 * r + 1]));
+          }
+          mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+          mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+          const float m_new = fmaxf(m[mt][r], mx * scale_log2);
+          // A row with no valid key yet keeps m = -inf; subtract 0 then (all p = 0).
+          msub[r] = (m_new == -INFINITY) ? 0.f : m_new;
+          corr[r] = Exp2(m[mt][r] - msub[r]);  // 0 while m was -inf
+          m[mt][r] = m_new;
+        }
+        float sum[2] = {0.f, 0.f};
+#pragma unroll
+        for (int j = 0; j < kP2Keys / 8; ++j) {
+          const float p0 = Exp2(fmaf(s[mt][j][0], scale_log2, -msub[0]));
+          const float p1 = Exp2(fmaf(s[mt][j][1], scale_log2, -msub[0]));
+          const float p2 = Exp2(fmaf(s[mt][j][2], scale_log2, -msub[1]));
+          const float p3 = Exp2(fmaf(s[mt][j][3], scale_log2, -msub[1]));
+          sum[0] += p0 + p1;
+          sum[1] += p2 + p3;
+          // n-tile j = 2ks + hi: a0/a1 (hi = 0) or a2/a3 (hi = 1) of k-step ks.
+          pa[mt][j / 2][2 * (j % 2)] = PackBf16(p0, p1);
+          pa[mt][j / 2][2 * (j % 2) + 1] = PackBf16(p2, p3);
+        }
+        l[mt][0] = l[mt][0] * corr[0] + sum[0];
+        l[mt][1] = l[mt][1] * corr[1] + sum[1];
+#pragma unroll
+        for (int n = 0; n < kHeadDim / 8; ++n) {
+          o[mt][n][0] *= corr[0];
+          o[mt][n][1] *= corr[0];
+          o[mt][n][2] *= corr[1];
+          o[mt][n][3] *= corr[1];
+        }
+      }
+
+      // O += P V; every V fragment feeds each m-tile.
+#pragma unroll
+      for (int ks = 0; ks < kP2Keys / 16; ++ks) {
+#pragma unroll
+        for (int p = 0; p < kHeadDim / 16; ++p) {
+          uint32_t vb[4];
+          Ldsm4T(vb, vb_base + SwzOff(ks * 16 + v_row, 2 * p + v_chunk));
+#pragma unroll
+          for (int mt = 0; mt < kP2MTiles; ++mt) {
+            const uint32_t(&pk)[4] = pa[mt][ks];
+            MmaBf16(o[mt][2 * p], pk[0], pk[1], pk[2], pk[3], vb[0], vb[1]);
+            MmaBf16(o[mt][2 * p + 1], pk[0], pk[1], pk[2], pk[3], vb[2], vb[3]);
+          }
+        }
       }
     }
     __syncthreads();  // every warp is done with buffer buf before it is refilled
   }
 
-  // Normalize, stage the warp's 16 output rows as bf16 in its own rows of the Q
-  // tile (only this warp ever read them), then write 16-byte chunks.
+  // Normalize, stage the warp's output rows as bf16 in its own rows of the Q tile
+  // (only this warp ever read them), then write 16-byte chunks.
 #pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
-    l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
-  }
-  const float inv0 = l[0] > 0.f ? 1.f / l[0] : 0.f;
-  const float inv1 = l[1] > 0.f ? 1.f / l[1] : 0.f;
+  for (int mt = 0; mt < kP2MTiles; ++mt) {
 #pragma unroll
-  for (int n = 0; n < kHeadDim / 8; ++n) {
-    const uint32_t lo = PackBf16(o[n][0] * inv0, o[n][1] * inv0);
-    const uint32_t hi = PackBf16(o[n][2] * inv1, o[n][3] * inv1);
-    asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(s_q + SwzOff(row_local, n) + 4 * t), "r"(lo)
-                 : "memory");
-    asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(s_q + SwzOff(row_local + 8, n) + 4 * t), "r"(hi)
-                 : "memory");
+    for (int r = 0; r < 2; ++r) {
+      l[mt][r] += __shfl_xor_sync(0xffffffffu, l[mt][r], 1);
+      l[mt][r] += __shfl_xor_sync(0xffffffffu, l[mt][r], 2);
+    }
+    const float inv0 = l[mt][0] > 0.f ? 1.f / l[mt][0] : 0.f;
+    const float inv1 = l[mt][1] > 0.f ? 1.f / l[mt][1] : 0.f;
+    const int row_local = w0 + 16 * mt + g;
+#pragma unroll
+    for (int n = 0; n < kHeadDim / 8; ++n) {
+      const uint32_t lo = PackBf16(o[mt][n][0] * inv0, o[mt][n][1] * inv0);
+      const uint32_t hi = PackBf16(o[mt][n][2] * inv1, o[mt][n][3] * inv1);
+      asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(s_q + SwzOff(row_local, n) + 4 * t), "r"(lo)
+                   : "memory");
+      asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(s_q + SwzOff(row_local + 8, n) + 4 * t),
+                   "r"(hi)
+                   : "memory");
+    }
   }
   __syncwarp();
   const size_t out_stride = static_cast<size_t>(a.q_heads) * kHeadDim;
 #pragma unroll
-  for (int i = 0; i < 8; ++i) {
-    const int r = warp * 16 + lane / 16 + 2 * i, c = lane % 16;
+  for (int i = 0; i < kP2WarpRows / 2; ++i) {
+    const int r = w0 + lane / 16 + 2 * i, c = lane % 16;
     const int row = q0 + r;
     if (row < a.tokens) {
       const uint4 val = *reinterpret_cast<const uint4*>(smem_raw + SwzOff(r, c));
@@ -1318,30 +1397,67 @@ void LaunchDecodeAttention(const DecodeArgs& a, cudaStream_t stream) {
   }
 }
 
+namespace {
+
+// m-tiles per warp for a prefill launch of kernel 2. Two halve the shared-memory
+// traffic per FLOP but make blocks of 128 rows, twice as long and half as many; they
+// pay off once those blocks fill the GPU at least three times over (2 resident per
+// SM), so that the longer blocks' tail is a small part of the launch. Measured on an
+// H200 (2026-11-30, Llama-3-8B heads, batch 1): two m-tiles ran 4K-8K tokens 2-9%
+// faster contiguous and 4K-16K 4-11% faster paged/16, 16K contiguous within 1.5%, but
+// 512-1K tokens 31-36% slower and 2K contiguous 3.5% slower (one or two waves).
+int PrefillMTiles(const PrefillArgs& a) {
+  if (a.m_tiles == 1 || a.m_tiles == 2) return a.m_tiles;
+  if (KVPROBE_PREFILL_MTILES != 0) return KVPROBE_PREFILL_MTILES;
+  const long long blocks =
+      static_cast<long long>((a.tokens + P2Block<2>::kRows - 1) / P2Block<2>::kRows) * a.q_heads *
+      a.batch;
+  static const int sms = std::max(1, CurrentDeviceAttribute(cudaDevAttrMultiProcessorCount, 132));
+  return blocks >= 3LL * 2 * sms ? 2 : 1;
+}
+
+// Kernel 2 with kMTiles m-tiles per warp (`shift` as RowMap::shift; -1 contiguous or
+// not a power of two).
+template <int kMTiles>
+void LaunchPrefillV2(const PrefillArgs& a, float scale_log2, int shift, cudaStream_t stream) {
+  using Block = P2Block<kMTiles>;
+  const int q_blocks = (a.tokens + Block::kRows - 1) / Block::kRows;
+  const unsigned blocks = static_cast<unsigned>(q_blocks) * a.q_heads * a.batch;
+  if (a.layout.block_table == nullptr) {
+    CUDA_CHECK(cudaFuncSetAttribute(PrefillKernelV2<false, kMTiles>,
+                                    cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                    Block::kSmemBytes));
+    PrefillKernelV2<false, kMTiles>
+        <<<blocks, kP2Threads, Block::kSmemBytes, stream>>>(a, scale_log2, -1, q_blocks);
+  } else {
+    CUDA_CHECK(cudaFuncSetAttribute(PrefillKernelV2<true, kMTiles>,
+                                    cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                    Block::kSmemBytes));
+    PrefillKernelV2<true, kMTiles>
+        <<<blocks, kP2Threads, Block::kSmemBytes, stream>>>(a, scale_log2, shift, q_blocks);
+  }
+}
+
+}  // namespace
+
 void LaunchPrefillAttention(const PrefillArgs& a, cudaStream_t stream) {
   if (a.kv_heads < 1 || a.q_heads % a.kv_heads != 0) throw std::invalid_argument("bad heads");
   if (a.tokens <= 0 || a.batch <= 0 || a.q_heads <= 0) return;  // nothing to compute
   if (kPrefillKernel == 2) {
     const float scale_log2 = 1.4426950408889634f / std::sqrt(static_cast<float>(kHeadDim));
-    const int q_blocks = (a.tokens + kP2Rows - 1) / kP2Rows;
-    const unsigned blocks = static_cast<unsigned>(q_blocks) * a.q_heads * a.batch;
-    if (a.layout.block_table == nullptr) {
-      CUDA_CHECK(cudaFuncSetAttribute(PrefillKernelV2<false>,
-                                      cudaFuncAttributeMaxDynamicSharedMemorySize, kP2SmemBytes));
-      PrefillKernelV2<false>
-          <<<blocks, kP2Threads, kP2SmemBytes, stream>>>(a, scale_log2, -1, q_blocks);
-    } else {
+    int shift = -1;
+    if (a.layout.block_table != nullptr) {
       const int bt = a.layout.block_tokens;
       if (bt < 1) throw std::invalid_argument("prefill attention: block_tokens must be positive");
-      int shift = -1;
       if ((bt & (bt - 1)) == 0) {
         shift = 0;
         while ((1 << shift) < bt) ++shift;
       }
-      CUDA_CHECK(cudaFuncSetAttribute(PrefillKernelV2<true>,
-                                      cudaFuncAttributeMaxDynamicSharedMemorySize, kP2SmemBytes));
-      PrefillKernelV2<true>
-          <<<blocks, kP2Threads, kP2SmemBytes, stream>>>(a, scale_log2, shift, q_blocks);
+    }
+    if (PrefillMTiles(a) == 2) {
+      LaunchPrefillV2<2>(a, scale_log2, shift, stream);
+    } else {
+      LaunchPrefillV2<1>(a, scale_log2, shift, stream);
     }
     CUDA_CHECK(cudaGetLastError());
     return;

@@ -124,10 +124,13 @@ struct PrefillArgs {
   __nv_bfloat16* out = nullptr;  // [batch][tokens][q_heads][128]
   KvLayout layout;
   int batch = 0, tokens = 0, q_heads = 0, kv_heads = 0;
+  // 16-row m-tiles per warp (64 or 128 query rows per block): 0 lets the kernel
+  // choose for the launch's sizes; 1 or 2 forces one.
+  int m_tiles = 0;
 };
 
-// Enqueues causal prefill attention on `stream` (tensor cores (mma.sync), 64-row query blocks over
-// 64-token K/V tiles).
+// Enqueues causal prefill attention on `stream` (tensor cores (mma.sync), query blocks of 64 or
+// 128 rows (PrefillArgs::m_tiles) over 64-token K/V tiles).
 void LaunchPrefillAttention(const PrefillArgs& args, cudaStream_t stream);
 
 }  // namespace kvprobe

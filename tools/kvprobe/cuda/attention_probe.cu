@@ -152,14 +152,23 @@ double CheckPrefill(ProbeContext& ctx, int batch, int tokens, int q_heads, int k
   a.tokens = tokens;
   a.q_heads = q_heads;
   a.kv_heads = kv_heads;
-  const std::string label = "prefill attention, " + std::to_string(tokens) + " tokens";
-  return CheckEveryLayout(ctx, k, v, batch, tokens, kv_heads, rng, out, want, 2e-2, label,
-                          [&](const bf16* kp, const bf16* vp, const KvLayout& layout) {
-                            a.k = kp;
-                            a.v = vp;
-                            a.layout = layout;
-                            LaunchPrefillAttention(a, ctx.stream);
-                          });
+  // Every block shape the kernel can choose (PrefillArgs::m_tiles), whatever it
+  // would choose for these sizes.
+  double worst = 0;
+  for (int m_tiles : {1, 2}) {
+    a.m_tiles = m_tiles;
+    const std::string label = "prefill attention, " + std::to_string(tokens) + " tokens, " +
+                              std::to_string(m_tiles) + " m-tile(s) per warp";
+    worst = std::max(
+        worst, CheckEveryLayout(ctx, k, v, batch, tokens, kv_heads, rng, out, want, 2e-2, label,
+                                [&](const bf16* kp, const bf16* vp, const KvLayout& layout) {
+                                  a.k = kp;
+                                  a.v = vp;
+                                  a.layout = layout;
+                                  LaunchPrefillAttention(a, ctx.stream);
+                                }));
+  }
+  return worst;
 }
 
 }  // namespace
