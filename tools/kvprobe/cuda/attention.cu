@@ -208,8 +208,8 @@ __global__ void __launch_bounds__(kDecodeThreads)
 // Programmatic dependent launch of the combine kernel (Hopper and later): the decode
 // kernel lets it launch once every decode block has started, and the combine kernel
 // waits for the decode grid's completion (and its writes) before reading the
-// workspace, so that its launch overlaps the decode kernel's tail. Engines launch
-// their split-merge kernels so on Hopper. -DKVPROBE_DECODE_PDL=0 launches it plainly.
+// workspace, so that its launch overlaps the decode kernel's tail.
+// -DKVPROBE_DECODE_PDL=0 launches it plainly.
 #ifndef KVPROBE_DECODE_PDL
 #define KVPROBE_DECODE_PDL 1
 #endif
@@ -933,7 +933,7 @@ __global__ void __launch_bounds__(kPrefillWarps * 32)
 // A block of 4 warps serves 4 x 16 x kP2MTiles query rows of one query head; warp w
 // owns kP2MTiles m-tiles of 16 rows (rows 16 kP2MTiles w .. + 16 kP2MTiles - 1).
 // With one m-tile the warp keeps its Q fragments (A operand, 8 k-slices of 16
-// dimensions) in registers for the whole loop; with two (the default) it reads them
+// dimensions) in registers for the whole loop; with two (PrefillMTiles) it reads them
 // from the shared Q tile in each step, its registers holding two m-tiles' S and O,
 // and every K and V fragment it reads from shared memory feeds both m-tiles'
 // mma.sync: half the shared-memory traffic per FLOP, which bounds this kernel on
