@@ -31,6 +31,7 @@
 #include "tools/kvprobe/cuda/bf16x8.cuh"
 #include "tools/kvprobe/cuda/check.h"
 #include "tools/kvprobe/cuda/common.cuh"
+#include "tools/kvprobe/host/kernel_plan.h"
 
 namespace kvprobe {
 namespace {
@@ -933,7 +934,7 @@ __global__ void __launch_bounds__(kPrefillWarps * 32)
 // A block of 4 warps serves 4 x 16 x kP2MTiles query rows of one query head; warp w
 // owns kP2MTiles m-tiles of 16 rows (rows 16 kP2MTiles w .. + 16 kP2MTiles - 1).
 // With one m-tile the warp keeps its Q fragments (A operand, 8 k-slices of 16
-// dimensions) in registers for the whole loop; with two (PrefillMTiles) it reads them
+// dimensions) in registers for the whole loop; with two (kernel_plan.h) it reads them
 // from the shared Q tile in each step, its registers holding two m-tiles' S and O,
 // and every K and V fragment it reads from shared memory feeds both m-tiles'
 // mma.sync: half the shared-memory traffic per FLOP, which bounds this kernel on
@@ -958,7 +959,7 @@ __global__ void __launch_bounds__(kPrefillWarps * 32)
 // Rows and tokens past the end read the last valid row (clamped addresses): their
 // scores are masked by causality (key <= row < tokens) and their rows not written.
 
-// 16-row m-tiles per warp: 0 chooses per launch (PrefillMTiles), 1 or 2 forces it
+// 16-row m-tiles per warp: 0 chooses per launch (kernel_plan.h), 1 or 2 forces it
 // (PrefillArgs::m_tiles overrides both).
 #ifndef KVPROBE_PREFILL_MTILES
 #define KVPROBE_PREFILL_MTILES 0
@@ -975,8 +976,9 @@ constexpr int kP2RowsPerThread = kP2Keys * (kHeadDim / 8) / kP2Threads;  // cp.a
 template <int kMTiles>
 struct P2Block {
   static_assert(kMTiles == 1 || kMTiles == 2, "one or two m-tiles per warp");
-  static constexpr int kWarpRows = 16 * kMTiles;                 // query rows per warp
-  static constexpr int kRows = kP2Warps * kWarpRows;             // query rows per block: 64 or 128
+  static constexpr int kWarpRows = 16 * kMTiles;      // query rows per warp
+  static constexpr int kRows = kP2Warps * kWarpRows;  // query rows per block: 64 or 128
+  static_assert(kRows == PrefillBlockRows(kMTiles), "kernel_plan.h's block rows");
   static constexpr int kQBytes = kRows * kHeadDim * 2;           // the Q tile: 16 or 32 KB
   static constexpr int kSmemBytes = kQBytes + 4 * kP2TileBytes;  // Q, K x 2, V x 2
   static constexpr int kQRowsPerThread = kRows * (kHeadDim / 8) / kP2Threads;
@@ -1399,21 +1401,13 @@ void LaunchDecodeAttention(const DecodeArgs& a, cudaStream_t stream) {
 
 namespace {
 
-// m-tiles per warp for a prefill launch of kernel 2. Two halve the shared-memory
-// traffic per FLOP but make blocks of 128 rows, twice as long and half as many; they
-// pay off once those blocks fill the GPU at least three times over (2 resident per
-// SM), so that the longer blocks' tail is a small part of the launch. Measured on an
-// H200 (2026-11-30, Llama-3-8B heads, batch 1): two m-tiles ran 4K-8K tokens 2-9%
-// faster contiguous and 4K-16K 4-11% faster paged/16, 16K contiguous within 1.5%, but
-// 512-1K tokens 31-36% slower and 2K contiguous 3.5% slower (one or two waves).
-int PrefillMTiles(const PrefillArgs& a) {
+// m-tiles per warp for a prefill launch of kernel 2: forced by PrefillArgs::m_tiles
+// or KVPROBE_PREFILL_MTILES, else kernel_plan.h's choice for the launch's sizes.
+int ChosenPrefillMTiles(const PrefillArgs& a) {
   if (a.m_tiles == 1 || a.m_tiles == 2) return a.m_tiles;
   if (KVPROBE_PREFILL_MTILES != 0) return KVPROBE_PREFILL_MTILES;
-  const long long blocks =
-      static_cast<long long>((a.tokens + P2Block<2>::kRows - 1) / P2Block<2>::kRows) * a.q_heads *
-      a.batch;
-  static const int sms = std::max(1, CurrentDeviceAttribute(cudaDevAttrMultiProcessorCount, 132));
-  return blocks >= 3LL * 2 * sms ? 2 : 1;
+  static const int sms = CurrentDeviceAttribute(cudaDevAttrMultiProcessorCount, 132);
+  return PrefillMTiles(a.tokens, a.q_heads, a.batch, sms);
 }
 
 // Kernel 2 with kMTiles m-tiles per warp (`shift` as RowMap::shift; -1 contiguous or
@@ -1454,7 +1448,7 @@ void LaunchPrefillAttention(const PrefillArgs& a, cudaStream_t stream) {
         while ((1 << shift) < bt) ++shift;
       }
     }
-    if (PrefillMTiles(a) == 2) {
+    if (ChosenPrefillMTiles(a) == 2) {
       LaunchPrefillV2<2>(a, scale_log2, shift, stream);
     } else {
       LaunchPrefillV2<1>(a, scale_log2, shift, stream);
