@@ -1,6 +1,7 @@
-// The prefill kernel's block shape: two m-tiles per warp (128-row blocks) once a
-// sequence has 2,048 tokens and those blocks fill the GPU three times over (two
-// resident per multiprocessor), else one.
+// The attention kernels' launch shapes: how a decode context is cut into splits
+// (forced counts and the plan), and the prefill kernel's block shape (two m-tiles per
+// warp, 128-row blocks, once a sequence has 2,048 tokens and those blocks fill the GPU
+// three times over with two resident per multiprocessor, else one).
 #include "tools/kvprobe/host/kernel_plan.h"
 
 #include <gtest/gtest.h>
@@ -8,7 +9,45 @@
 namespace kvprobe {
 namespace {
 
-constexpr int kH200Sms = 132;  // 3 waves x 2 blocks x 132 = 792 blocks of 128 rows
+constexpr int kH200Sms = 132;                   // 3 waves x 2 blocks x 132 = 792 blocks of 128 rows
+constexpr long long kH200Slots = 2 * kH200Sms;  // decode blocks resident at once
+
+TEST(KernelPlanTest, AForcedSplitIsEqualPartsRoundedUpToWholeGranules) {
+  EXPECT_EQ(ForcedDecodeSplit(1024, 2), (DecodeSplit{2, 512}));
+  // ceil(1024 / 3) = 342 -> 384 tokens, ceil(1024 / 384) = 3 splits (the last 256).
+  EXPECT_EQ(ForcedDecodeSplit(1024, 3), (DecodeSplit{3, 384}));
+}
+
+TEST(KernelPlanTest, AForcedSplitMayComeOutLowerThanAsked) {
+  // ceil(1024 / 5) = 205 -> 256 tokens: 4 splits.
+  EXPECT_EQ(ForcedDecodeSplit(1024, 5), (DecodeSplit{4, 256}));
+}
+
+TEST(KernelPlanTest, AForcedCountIsClampedToOneGranulePerSplitAndSixtyFour) {
+  EXPECT_EQ(ForcedDecodeSplit(1024, 64), (DecodeSplit{8, 128}));     // 1024 / 128 = 8
+  EXPECT_EQ(ForcedDecodeSplit(16384, 100), (DecodeSplit{64, 256}));  // at most 64
+  EXPECT_EQ(ForcedDecodeSplit(1000, 0), (DecodeSplit{1, 1024}));     // at least 1
+  EXPECT_EQ(ForcedDecodeSplit(100, 4), (DecodeSplit{1, 128}));       // under one granule
+  EXPECT_EQ(ForcedDecodeSplit(0, 1), (DecodeSplit{1, 128}));         // taken as 1 token
+}
+
+TEST(KernelPlanTest, ThePlanSplitsSixteenSequencesOf1KInTwoToFillOneWave) {
+  // 16 x 8 = 128 pairs on 264 slots. 1 split: 1 wave x (1024 + 64) = 1,088; 2 splits:
+  // 256 blocks, 1 wave x (512 + 64) + 96 = 672; 3: 384 blocks, 2 x (384 + 64) + 96 =
+  // 992; 4: 512 blocks, 2 x (256 + 64) + 96 = 736; 8: 4 x (128 + 64) + 96 = 864.
+  EXPECT_EQ(PlanDecodeSplit(16, 8, 1024, kH200Slots), (DecodeSplit{2, 512}));
+}
+
+TEST(KernelPlanTest, ThePlanLeavesAFullGpuUnsplit) {
+  // 64 x 8 = 512 pairs: 1 split = 2 waves x 1,088 = 2,176; 2 splits = 4 x 576 + 96.
+  EXPECT_EQ(PlanDecodeSplit(64, 8, 1024, kH200Slots), (DecodeSplit{1, 1024}));
+}
+
+TEST(KernelPlanTest, ThePlanCutsOneLongContextIntoTheMostSplitsOneWaveHolds) {
+  // 8 pairs: one wave holds 33 splits, so 512-token splits (32 of them) cost 576 + 96;
+  // 256-token ones (64 splits, 512 blocks) take 2 waves: 2 x 320 + 96 = 736.
+  EXPECT_EQ(PlanDecodeSplit(1, 8, 16384, kH200Slots), (DecodeSplit{32, 512}));
+}
 
 TEST(KernelPlanTest, ABlockServes64RowsPerMTileAndWarpPair) {
   EXPECT_EQ(PrefillBlockRows(1), 64);

@@ -586,20 +586,8 @@ __global__ void __launch_bounds__(kV2Threads, KVPROBE_DECODE_MIN_BLOCKS)
   StoreMergedWarps<G>(a, b, kvh, split, splits, sm_m, sm_l, sm_acc);
 }
 
-// Split plan of kernel 2. All sequences are taken to be max_len tokens long; a split
-// is a multiple of kV2BlockTokens so that the warps of a block get equal shares.
-// With `slots` blocks resident on the GPU at once, blocks run in waves; the plan
-// picks the number of splits that minimizes waves x (tokens per block + a fixed
-// cost per block), plus the combine kernel's cost when the context is split.
-#ifndef KVPROBE_DECODE_BLOCK_COST
-#define KVPROBE_DECODE_BLOCK_COST 64  // fixed cost of a block, in tokens of its own work
-#endif
-#ifndef KVPROBE_DECODE_COMBINE_COST
-#define KVPROBE_DECODE_COMBINE_COST 96  // cost of the combine kernel, same units
-#endif
-#ifndef KVPROBE_DECODE_MIN_SPLIT
-#define KVPROBE_DECODE_MIN_SPLIT 128  // fewest tokens per split
-#endif
+// Split plan of kernel 2: kernel_plan.h's, with the kernel's resident blocks.
+static_assert(kV2BlockTokens == kDecodeSplitGranuleTokens, "kernel_plan.h's split granule");
 
 // Blocks of DecodeKernelV2<G, false, true> resident per multiprocessor (asked once).
 template <int G>
@@ -636,27 +624,10 @@ int V2BlocksPerSm(int group) {
 
 void PlanSplitsV2(int batch, int kv_heads, int max_len, int sm_count, int group, int* splits,
                   int* split_tokens) {
-  const long long pairs = std::max(1, batch * kv_heads);
   const long long slots = static_cast<long long>(std::max(1, sm_count)) * V2BlocksPerSm(group);
-  const int len = std::max(1, max_len);
-  const int max_s = std::min(64, std::max(1, len / KVPROBE_DECODE_MIN_SPLIT));
-  long long best_cost = -1;
-  int best_n = 1, best_per = (len + kV2BlockTokens - 1) / kV2BlockTokens * kV2BlockTokens;
-  for (int s = 1; s <= max_s; ++s) {
-    int per = (len + s - 1) / s;
-    per = (per + kV2BlockTokens - 1) / kV2BlockTokens * kV2BlockTokens;
-    const int n = (len + per - 1) / per;
-    const long long waves = (pairs * n + slots - 1) / slots;
-    const long long cost =
-        waves * (per + KVPROBE_DECODE_BLOCK_COST) + (n > 1 ? KVPROBE_DECODE_COMBINE_COST : 0);
-    if (best_cost < 0 || cost < best_cost) {
-      best_cost = cost;
-      best_n = n;
-      best_per = per;
-    }
-  }
-  *splits = best_n;
-  *split_tokens = best_per;
+  const DecodeSplit plan = PlanDecodeSplit(batch, kv_heads, max_len, slots);
+  *splits = plan.splits;
+  *split_tokens = plan.split_tokens;
 }
 
 // The split plan of the selected kernel (LaunchDecodeG and DecodeWorkspaceFloats).
@@ -670,15 +641,11 @@ void PlanSplits(int batch, int q_heads, int kv_heads, int max_len, int sm_count,
   }
 }
 
-// `wanted` splits of max_len tokens for kernel 2: equal splits rounded up to whole
-// block steps (so the count may come out lower than asked).
+// `wanted` splits of max_len tokens for kernel 2 (kernel_plan.h).
 void ForcedSplits(int max_len, int wanted, int* splits, int* split_tokens) {
-  const int len = std::max(1, max_len);
-  const int s = std::clamp(wanted, 1, std::min(64, std::max(1, len / KVPROBE_DECODE_MIN_SPLIT)));
-  int per = (len + s - 1) / s;
-  per = (per + kV2BlockTokens - 1) / kV2BlockTokens * kV2BlockTokens;
-  *splits = (len + per - 1) / per;
-  *split_tokens = per;
+  const DecodeSplit split = ForcedDecodeSplit(max_len, wanted);
+  *splits = split.splits;
+  *split_tokens = split.split_tokens;
 }
 
 // The splits a launch with `a` uses (its forced count, else the plan's).
@@ -1294,11 +1261,7 @@ __global__ void __launch_bounds__(kP2Threads, KVPROBE_PREFILL_MIN_BLOCKS)
 
 }  // namespace
 
-int MaxDecodeSplits(int max_len) {
-  int splits = 1, split_tokens = 0;
-  ForcedSplits(max_len, 64, &splits, &split_tokens);
-  return splits;
-}
+int MaxDecodeSplits(int max_len) { return ForcedDecodeSplit(max_len, kMaxDecodeSplits).splits; }
 
 size_t DecodeWorkspaceFloats(int batch, int q_heads, int max_len, int kv_heads, int sm_count) {
   int splits = 1, split_tokens = 0;

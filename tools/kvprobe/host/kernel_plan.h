@@ -4,6 +4,38 @@
 
 namespace kvprobe {
 
+// How the decode kernel cuts each sequence's context over blocks: `splits` splits of
+// `split_tokens` tokens (the last one may be shorter).
+struct DecodeSplit {
+  int splits = 1;
+  int split_tokens = 0;
+  bool operator==(const DecodeSplit& o) const {
+    return splits == o.splits && split_tokens == o.split_tokens;
+  }
+};
+
+// Decode splits are whole multiples of this many tokens (a block step of the
+// tensor-core kernel: 4 warps x 32 tokens, so every warp gets an equal share) and at
+// most kMaxDecodeSplits of them.
+inline constexpr int kDecodeSplitGranuleTokens = 128;
+inline constexpr int kMaxDecodeSplits = 64;
+
+// `wanted` splits of a max_len-token context: equal splits rounded up to whole
+// granules, so the count may come out lower than asked; `wanted` is first clamped to
+// 1 .. min(kMaxDecodeSplits, max_len / granule). A context of under one token counts
+// as one token.
+DecodeSplit ForcedDecodeSplit(int max_len, int wanted);
+
+// The split plan: every sequence taken to be max_len tokens long, `batch x kv_heads`
+// (sequence, KV head) pairs, `slots` blocks resident on the GPU at once (so blocks
+// run in waves). Picks, over every forced count, the fewest
+//   waves x (split_tokens + 64) + (96 if the context is split)
+// token-equivalents: 64 is a block's fixed cost and 96 the merge kernel's, both in
+// tokens of a block's own work and both rough guesses. kvprobe's tuner times every
+// count (TuneDecodeSplits), so the plan is only its first candidate and what runs
+// where no tuning does.
+DecodeSplit PlanDecodeSplit(int batch, int kv_heads, int max_len, long long slots);
+
 // Query rows a prefill block of `m_tiles` 16-row m-tiles per warp (4 warps) serves.
 constexpr int PrefillBlockRows(int m_tiles) { return 4 * 16 * m_tiles; }
 
