@@ -981,6 +981,14 @@ __device__ __forceinline__ void Ldsm4T(uint32_t (&r)[4], uint32_t addr) {
                : "r"(addr));
 }
 
+// c0 += A B(b0, b1) and c1 += A B(b2, b3): the two n-tiles of 8 that one
+// ldmatrix.x4 of B (b0..b3) feeds.
+__device__ __forceinline__ void MmaBf16Pair(float (&c0)[4], float (&c1)[4], const uint32_t (&a)[4],
+                                            const uint32_t (&b)[4]) {
+  MmaBf16(c0, a[0], a[1], a[2], a[3], b[0], b[1]);
+  MmaBf16(c1, a[0], a[1], a[2], a[3], b[2], b[3]);
+}
+
 __device__ __forceinline__ uint32_t PackBf16(float lo, float hi) {
   const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
   return *reinterpret_cast<const uint32_t*>(&v);
@@ -1135,8 +1143,7 @@ __global__ void __launch_bounds__(kP2Threads, KVPROBE_PREFILL_MIN_BLOCKS)
           Ldsm4(kb, kb_base + SwzOff(np * 16 + k_row, 2 * kk + k_chunk));
 #pragma unroll
           for (int mt = 0; mt < kP2MTiles; ++mt) {
-            MmaBf16(s[mt][2 * np], qf[mt][0], qf[mt][1], qf[mt][2], qf[mt][3], kb[0], kb[1]);
-            MmaBf16(s[mt][2 * np + 1], qf[mt][0], qf[mt][1], qf[mt][2], qf[mt][3], kb[2], kb[3]);
+            MmaBf16Pair(s[mt][2 * np], s[mt][2 * np + 1], qf[mt], kb);
           }
         }
       }
@@ -1212,9 +1219,7 @@ __global__ void __launch_bounds__(kP2Threads, KVPROBE_PREFILL_MIN_BLOCKS)
           Ldsm4T(vb, vb_base + SwzOff(ks * 16 + v_row, 2 * p + v_chunk));
 #pragma unroll
           for (int mt = 0; mt < kP2MTiles; ++mt) {
-            const uint32_t(&pk)[4] = pa[mt][ks];
-            MmaBf16(o[mt][2 * p], pk[0], pk[1], pk[2], pk[3], vb[0], vb[1]);
-            MmaBf16(o[mt][2 * p + 1], pk[0], pk[1], pk[2], pk[3], vb[2], vb[3]);
+            MmaBf16Pair(o[mt][2 * p], o[mt][2 * p + 1], pa[mt][ks], vb);
           }
         }
       }
