@@ -136,6 +136,7 @@ CostTerms::CostTerms(const ModelSpec& model, const GpuSpec& gpu, int64_t tp,
   heads_per_rank_ = heads;
   bf16_flops_ = gpu.bf16_flops_per_s;
   activation_bytes_per_token_ = d(model.hidden_size) * dtype_bytes_;
+  logit_bytes_per_token_ = d(model.vocab_size) * dtype_bytes_;
   experts_ = d(model.num_experts);
   experts_per_token_ = d(model.experts_per_token);
   head_dim_ = hd;
@@ -151,6 +152,14 @@ double CostTerms::AllreduceSeconds(double bytes) const {
 double CostTerms::LayerAllreduceSeconds(double tokens) const {
   if (tokens <= 0) return 0;
   return kAllreducesPerLayer * AllreduceSeconds(AllreduceBytes(tokens));
+}
+
+std::vector<double> CostTerms::PassAllreduceBytes(double tokens, double logit_tokens) const {
+  std::vector<double> bytes;
+  if (tp_ <= 1) return bytes;
+  if (tokens > 0) bytes.push_back(AllreduceBytes(tokens));
+  if (logit_tokens > 0) bytes.push_back(0.5 * logit_tokens * logit_bytes_per_token_);
+  return bytes;
 }
 
 double CostTerms::PrefillFlopSeconds(double pairs, double efficiency) const {
@@ -244,6 +253,12 @@ std::vector<std::string> CostTerms::Assumptions() const {
         : latency_generic_                      ? "latency"
                                                 : "bus efficiency",
         allreduce_latency_s_ * 1e6, bus_efficiency_));
+  }
+  if (tp_ > 1) {
+    out.push_back(
+        "timing: the logits' all-gather across tensor-parallel ranks is timed as an all-reduce "
+        "of half its bytes (the same bytes through each GPU of a ring); no all-gather was "
+        "measured");
   }
   if (paged_ && paged_kernel_ != PagedKernel::kProfiled) {
     out.push_back(fmt::format(

@@ -138,6 +138,18 @@ class CostTerms {
   static constexpr int kAllreducesPerLayer = 2;
   // kAllreducesPerLayer x AllreduceSeconds(AllreduceBytes(tokens)); 0 for no tokens.
   double LayerAllreduceSeconds(double tokens) const;
+  // The collectives of one forward pass outside its layers (tp > 1), as the sizes of
+  // the all-reduces that cost the same, in bytes:
+  //   - the embedding's all-reduce, tokens x hidden x b: the embedding is sharded by
+  //     vocabulary, each rank looks up the rows of its shard and zeros the others,
+  //     and the ranks sum (vLLM's VocabParallelEmbedding);
+  //   - the all-gather of the logits' vocabulary shards, logit_tokens x vocab x b bytes
+  //     in all (vLLM's LogitsProcessor, as kvprobe's step passes do it), as an
+  //     all-reduce of half those bytes: a ring all-gather moves (tp-1)/tp of the
+  //     gathered bytes through each GPU, a ring all-reduce 2 (tp-1)/tp of its own.
+  // Empty when tp == 1; no all-gather when no sequence emits a token, no all-reduce
+  // without tokens.
+  std::vector<double> PassAllreduceBytes(double tokens, double logit_tokens) const;
   // Causal prefill attention of one layer on one rank by its FLOPs at `efficiency`
   // of the card's bf16 peak: 4 (heads/tp) head_dim pairs / (F efficiency).
   double PrefillFlopSeconds(double pairs, double efficiency) const;
@@ -189,7 +201,7 @@ class CostTerms {
   double link_bytes_per_s_, allreduce_latency_s_, bus_efficiency_;
   double per_layer_bytes_per_token_, hbm_effective_;
   double heads_per_rank_, head_dim_, fp32_flops_, bf16_flops_;
-  double activation_bytes_per_token_;
+  double activation_bytes_per_token_, logit_bytes_per_token_;
   double experts_, experts_per_token_;
   std::string gpu_name_;
   bool latency_from_card_, efficiency_from_card_;

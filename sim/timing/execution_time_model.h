@@ -83,8 +83,10 @@ class ExecutionTimeModel {
 // plus, once per iteration:
 //   lm_head   = max(2 logits hidden vocab / tp / (F e_gemm), vocab hidden b / tp / (B e_mem)),
 //               0 when no sequence emits a token
+//   pass      = sum of CostTerms::AllreduceSeconds over CostTerms::PassAllreduceBytes(T,
+//               logits): the embedding's all-reduce and the logits' all-gather (tp > 1)
 // iteration = CostTerms::IterationSeconds(layers (linear + prefill + decode + small +
-//             allreduce) + lm_head): engine CPU terms, eager launches, block table.
+//             allreduce) + lm_head + pass): engine CPU terms, eager launches, block table.
 // T = prefill + decode tokens; F = dense bf16 FLOP/s, B = memory bytes/s of the GPU card.
 // MoE: P_active counts experts_per_token experts; P_read counts the distinct
 // experts E (1 - (1 - k/E)^T) that T tokens touch in expectation.
@@ -125,8 +127,10 @@ std::unique_ptr<ExecutionTimeModel> NewRooflineModel(const ModelSpec& model, con
 //   allreduce = 2 x R(T x hidden x dtype_bytes)                          (tp > 1 only)
 // plus, once per iteration:
 //   lm_head   = G_lm_head(logit_tokens), 0 when no sequence emits a token
+//   pass      = sum of R over CostTerms::PassAllreduceBytes(T, logit_tokens): the
+//               embedding's all-reduce and the logits' all-gather (tp > 1)
 // iteration = CostTerms::IterationSeconds(layers x (linear + decode + prefill + small +
-//             allreduce) + lm_head): engine CPU terms, eager launches, block table.
+//             allreduce) + lm_head + pass): engine CPU terms, eager launches, block table.
 // Paged layouts: with kv_cache.paged_kernel: profiled, D and P of the profile's own
 //   paged kernel rows; with a named kernel, the contiguous rows through that kernel's
 //   curve (CostTerms::PagedDecodeSeconds / PagedPrefillSeconds).

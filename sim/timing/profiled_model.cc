@@ -94,23 +94,32 @@ class ProfiledModel final : public ExecutionTimeModel {
       attention_s += named_paged ? costs_.PagedPrefillSeconds(prefill_s) : prefill_s;
     }
 
-    // The layer's all-reduces: the measured curve, else the shared ring formula.
-    double allreduce_s = 0;
-    if (tokens > 0) {
-      allreduce_s = allreduce_ ? CostTerms::kAllreducesPerLayer *
-                                     allreduce_->Seconds(costs_.AllreduceBytes(tokens))
-                               : costs_.LayerAllreduceSeconds(tokens);
-    }
+    // The layer's all-reduces.
+    const double allreduce_s =
+        tokens > 0
+            ? CostTerms::kAllreducesPerLayer * AllreduceSeconds(costs_.AllreduceBytes(tokens))
+            : 0.0;
 
-    const double lm_head_s =
-        w.logit_tokens > 0 ? lm_head_.Seconds(static_cast<double>(w.logit_tokens)) : 0.0;
+    const double logits = static_cast<double>(w.logit_tokens);
+    const double lm_head_s = logits > 0 ? lm_head_.Seconds(logits) : 0.0;
+    // Once per pass: the embedding's all-reduce and the logits' all-gather (tp > 1).
+    double pass_collectives_s = 0;
+    for (const double bytes : costs_.PassAllreduceBytes(tokens, logits)) {
+      pass_collectives_s += AllreduceSeconds(bytes);
+    }
     const double gpu_s =
         layers_ * (linear_s + attention_s + costs_.PerLayerKernelsSeconds(tokens) + allreduce_s) +
-        lm_head_s;
+        lm_head_s + pass_collectives_s;
     return IterationNanos(costs_.IterationSeconds(gpu_s, in));
   }
 
  private:
+  // One all-reduce of `bytes` on this model's ranks: the measured curve, else the shared
+  // ring formula.
+  double AllreduceSeconds(double bytes) const {
+    return allreduce_ ? allreduce_->Seconds(bytes) : costs_.AllreduceSeconds(bytes);
+  }
+
   ProfiledConfig config_;
   CostTerms costs_;
   SizeCurve qkv_, o_, gate_up_, down_, lm_head_;  // GEMM time against tokens

@@ -68,6 +68,7 @@ class RooflineModel final : public ExecutionTimeModel {
   // The terms of one iteration that do not depend on its decode contexts.
   struct Terms {
     double linear_s = 0, prefill_s = 0, allreduce_s = 0, kernels_s = 0, lm_head_s = 0;
+    double pass_collectives_s = 0;  // the embedding's all-reduce, the logits' all-gather
     bool paged = false;
     bool decodes = false;
   };
@@ -95,6 +96,9 @@ class RooflineModel final : public ExecutionTimeModel {
     t.kernels_s = costs_.PerLayerKernelsSeconds(in.tokens);
 
     const double logits = static_cast<double>(w.logit_tokens);
+    for (const double bytes : costs_.PassAllreduceBytes(in.tokens, logits)) {
+      t.pass_collectives_s += costs_.AllreduceSeconds(bytes);
+    }
     // No LM head when no sequence emits a token (a step of prefill chunks only).
     t.lm_head_s =
         logits > 0
@@ -111,7 +115,8 @@ class RooflineModel final : public ExecutionTimeModel {
                       (hbm_ * config_.attention_decode_efficiency);
     if (t.paged && t.decodes) decode_s = costs_.PagedDecodeSeconds(decode_s, in);
     const double gpu_s =
-        layers_ * (t.linear_s + t.prefill_s + decode_s + t.kernels_s + t.allreduce_s) + t.lm_head_s;
+        layers_ * (t.linear_s + t.prefill_s + decode_s + t.kernels_s + t.allreduce_s) +
+        t.lm_head_s + t.pass_collectives_s;
     return IterationNanos(costs_.IterationSeconds(gpu_s, in));
   }
 

@@ -361,7 +361,7 @@ TEST(CostTerms, AssumptionsListTheGenericAllReduceOnlyWithTensorParallelismOnACa
   EXPECT_EQ(Terms(NoEngine(), 1).Assumptions().size(), 1u);
   // TP 4 on a card stating nothing: latency 6 + 2 x 3 x 2 = 18 us, bus efficiency 0.7.
   const std::vector<std::string> generic = Terms(NoEngine(), 4).Assumptions();
-  ASSERT_EQ(generic.size(), 2u);
+  ASSERT_EQ(generic.size(), 3u);
   EXPECT_EQ(generic[1],
             "timing.allreduce: the tiny-gpu card states no NCCL latency or bus efficiency; "
             "generic NVLink values are used (latency 18 us, bus efficiency 0.7)");
@@ -377,10 +377,34 @@ TEST(CostTerms, AssumptionsListTheGenericAllReduceOnlyWithTensorParallelismOnACa
   EXPECT_THAT(Terms(NoEngine(), 4, bus_only).Assumptions().at(1),
               HasSubstr("states no NCCL latency; generic NVLink values are used (latency 18 us, "
                         "bus efficiency 0.8)"));
-  // A card stating all three: nothing to declare.
+  // A card stating all three: only the logits' all-gather, which no card states.
   GpuSpec full = latency_only;
   full.efficiency.allreduce_bus_efficiency = 0.8;
-  EXPECT_EQ(Terms(NoEngine(), 4, full).Assumptions().size(), 1u);
+  EXPECT_THAT(Terms(NoEngine(), 4, full).Assumptions(),
+              ElementsAre(StartsWith("timing.engine:"),
+                          "timing: the logits' all-gather across tensor-parallel ranks is timed "
+                          "as an all-reduce of half its bytes (the same bytes through each GPU of "
+                          "a ring); no all-gather was measured"));
+}
+
+// ---- Collectives once per pass ---------------------------------------------------------
+
+TEST(CostTerms, APassAllReducesTheEmbeddingAndGathersTheLogitsAsHalfTheirBytes) {
+  // Tiny: hidden 1024, vocab 32000, 2 bytes. 6 tokens, 4 of them emitting logits:
+  // embedding 6 x 1024 x 2 = 12,288 B; logits 4 x 32000 x 2 = 256,000 B gathered, timed
+  // as an all-reduce of 128,000 B.
+  EXPECT_THAT(Terms(NoEngine(), 2).PassAllreduceBytes(6, 4), ElementsAre(12288.0, 128000.0));
+  EXPECT_THAT(Terms(NoEngine(), 8).PassAllreduceBytes(6, 4), ElementsAre(12288.0, 128000.0));
+  // A step of prefill chunks only emits no logits: the embedding's all-reduce alone.
+  EXPECT_THAT(Terms(NoEngine(), 2).PassAllreduceBytes(6, 0), ElementsAre(12288.0));
+  // One GPU: no collectives at all.
+  EXPECT_THAT(Terms(NoEngine(), 1).PassAllreduceBytes(6, 4), ::testing::IsEmpty());
+  // On the generic ring at TP 2 (10 us, 4e11 x 0.7 B/s), the all-gather's all-reduce
+  // takes 10 + 2 x 1/2 x 128,000 / 2.8e11 s = 10.457143 us: one ring pass of the
+  // 256,000 gathered bytes, (2-1)/2 of them through each GPU.
+  EXPECT_NEAR(Terms(NoEngine(), 2).AllreduceSeconds(128000) * 1e6, 10 + 0.5 * 256000 / 2.8e11 * 1e6,
+              1e-9);
+  EXPECT_NEAR(Terms(NoEngine(), 2).AllreduceSeconds(128000) * 1e6, 10.457143, 1e-6);
 }
 
 TEST(CostTerms, AssumptionsListTheNamedPagedKernelOnlyOnAPagedCache) {
