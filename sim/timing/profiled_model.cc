@@ -95,10 +95,9 @@ class ProfiledModel final : public ExecutionTimeModel {
     }
 
     // The layer's all-reduces.
-    const double allreduce_s =
-        tokens > 0
-            ? CostTerms::kAllreducesPerLayer * AllreduceSeconds(costs_.AllreduceBytes(tokens))
-            : 0.0;
+    const double allreduce_s = tokens > 0 ? CostTerms::kAllreducesPerLayer *
+                                                AllreduceSeconds(costs_.AllreduceBytes(tokens))
+                                          : 0.0;
 
     const double logits = static_cast<double>(w.logit_tokens);
     const double lm_head_s = logits > 0 ? lm_head_.Seconds(logits) : 0.0;

@@ -309,10 +309,10 @@ TEST(RooflineModel, TensorParallelismHalvesPerRankWorkAndAddsAllReduces) {
   const double small_s = 4 * kSmallBytesPerTokenTp2 / kWeightRead;
   const double allreduce_s = 2 * (1e-5 + 2.0 * (2 - 1) / 2 * 4 * kHidden * 2 / (kLink * 1.0));
   const double lm_head_s = kVocab * kHidden * 2 / 2 / kWeightRead;
-  const double pass_s = (1e-5 + 4 * kHidden * 2 / (kLink * 1.0)) +
-                        (1e-5 + 4 * kVocab * 2 / 2 / (kLink * 1.0));
-  const double expected_s = kLayers * (weights_s + kv_s + small_s + allreduce_s) + lm_head_s +
-                            pass_s + 1e-3 + 4 * 1e-5;
+  const double pass_s =
+      (1e-5 + 4 * kHidden * 2 / (kLink * 1.0)) + (1e-5 + 4 * kVocab * 2 / 2 / (kLink * 1.0));
+  const double expected_s =
+      kLayers * (weights_s + kv_s + small_s + allreduce_s) + lm_head_s + pass_s + 1e-3 + 4 * 1e-5;
   EXPECT_NEAR(expected_s * 1e6, 1142.62912, 1e-9);
   EXPECT_NEAR(Micros(model->IterationTime(w)), expected_s * 1e6, 1e-3);
 }

@@ -7,7 +7,6 @@
 
 #include "tools/kvprobe/cuda/attention.cuh"
 #include "tools/kvprobe/cuda/common.cuh"
-#include "tools/kvprobe/cuda/gemm.cuh"
 #include "tools/kvprobe/cuda/probes.h"
 #include "tools/kvprobe/host/reference.h"
 
@@ -190,9 +189,13 @@ double VerifyAttention(ProbeContext& ctx) {
 constexpr int kDecodeLaunchesPerGraph = 20;
 // Prefill launches per timed graph, at most.
 constexpr int kPrefillLaunchesPerGraph = 10;
-// Sustained load before the prefill grid and before each prefill cell (see Heater).
-constexpr double kSustainMs = 1500;
-constexpr double kHeatBetweenMs = 100;
+// Each prefill cell replays its own kernel until its clock settles before it is timed
+// (steady_warm.h). Timed right after a GEMM heater instead (Heater in gemm.cuh), it
+// carried the heater's lower clock: on the lent H200, 4,096-token cells took 577 us
+// per layer where the same kernel inside whole passes took 434 us
+// (models/profiles/H200/README.md).
+constexpr SteadyWarmLimits kPrefillWarm{300, 1500, 0.015};  // ms, ms, relative
+constexpr double kPrefillChunkUs = 50000;
 
 void ProbeAttention(ProbeContext& ctx) {
   const bool quick = ctx.options.quick;
@@ -275,9 +278,7 @@ void ProbeAttention(ProbeContext& ctx) {
   }
   if (!splits_raw) throw std::runtime_error(splits_path + ": cannot write");
 
-  // Prefill grid (batch 1), after a sustained load (see Heater).
-  Heater heater(ctx.stream);
-  heater.Run(quick ? 300 : kSustainMs);
+  // Prefill grid (batch 1).
   auto& prefill = ctx.profile.AddTable(schema::kPrefillAttention);
   const std::vector<int> lengths =
       quick ? std::vector<int>{512, 2048} : std::vector<int>{512, 1024, 2048, 4096, 8192, 16384};
@@ -298,10 +299,10 @@ void ProbeAttention(ProbeContext& ctx) {
       DeviceBuffer<int> table;
       a.layout = GridLayout(bs, 1, tokens, rng, table);
       auto launch = [&] { LaunchPrefillAttention(a, ctx.stream); };
-      // Compute-bound: timed at the clock of a GPU under sustained load (Heater), as
-      // graph replays like the other kernel rows.
-      heater.Run(kHeatBetweenMs);
+      // Compute-bound: timed at the clock its own sustained load settles at (see
+      // kPrefillWarm), as graph replays like the other kernel rows.
       const double trial = TimeUs(ctx.stream, 1, 2, launch);
+      ReplayUntilSteady(ctx.stream, launch, trial, 3 * trial, kPrefillWarm, kPrefillChunkUs);
       const int reps = RepsFor(trial, quick ? 2000 : 20000, 3, 200);
       const int per_graph = std::clamp(reps, 1, kPrefillLaunchesPerGraph);
       const double us = TimeGraphUs(ctx.stream, per_graph, std::max(1, reps / per_graph), launch);

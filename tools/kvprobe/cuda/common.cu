@@ -1,6 +1,7 @@
 // Shared kvprobe helpers.
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <numeric>
 
 #include "tools/kvprobe/cuda/common.cuh"
@@ -121,6 +122,16 @@ double TimeGraphUs(cudaStream_t stream, int per_graph, int reps,
   CUDA_CHECK(cudaGraphExecDestroy(exec));
   CUDA_CHECK(cudaGraphDestroy(graph));
   return us / per_graph;
+}
+
+double ReplayUntilSteady(cudaStream_t stream, const std::function<void()>& launch, double launch_us,
+                         double warmed_us, const SteadyWarmLimits& limits, double chunk_us,
+                         const std::function<bool(bool)>& any_more) {
+  const int chunk = std::max(1, static_cast<int>(std::ceil(chunk_us / std::max(launch_us, 1.0))));
+  SteadyWarm warm(limits, warmed_us);
+  auto more = [&] { return any_more ? any_more(warm.More()) : warm.More(); };
+  while (more()) warm.Record(TimeUs(stream, 0, chunk, launch), chunk);
+  return warm.warmed_ms();
 }
 
 int RepsFor(double trial_us, double target_us, int min_reps, int max_reps) {

@@ -16,6 +16,7 @@
 #include "tools/kvprobe/cuda/check.h"
 #include "tools/kvprobe/host/args.h"
 #include "tools/kvprobe/host/profile_writer.h"
+#include "tools/kvprobe/host/steady_warm.h"
 
 namespace kvprobe {
 
@@ -80,6 +81,16 @@ std::vector<double> TimeEachUs(cudaStream_t stream, int reps, const std::functio
 // measures instead of the kernels.
 double TimeGraphUs(cudaStream_t stream, int per_graph, int reps,
                    const std::function<void()>& launch);
+
+// Replays `launch` on `stream` in chunks of about `chunk_us` (at least one launch;
+// `launch_us` is one launch's time from a trial) until `limits` say the clock has
+// settled (steady_warm.h), counting `warmed_us` already replayed. `any_more` (if set)
+// is told whether this replayer wants more and answers whether any of its peers does
+// (the ranks of a tensor-parallel group replay together). Returns the milliseconds
+// replayed, `warmed_us` included.
+double ReplayUntilSteady(cudaStream_t stream, const std::function<void()>& launch, double launch_us,
+                         double warmed_us, const SteadyWarmLimits& limits, double chunk_us,
+                         const std::function<bool(bool)>& any_more = {});
 
 // Picks repetitions so that the timed loop lasts about `target_us` given one
 // trial's time; at least `min_reps`, at most `max_reps`.

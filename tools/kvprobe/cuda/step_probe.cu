@@ -74,8 +74,6 @@ constexpr int kWarmups = 3;
 constexpr int kMinReps = 10;
 constexpr int kMaxReps = 1000;
 constexpr double kMinTimedUs = 2000;  // the timed repetitions together span at least this
-constexpr double kPassWarmMs = 800;   // a pass replayed this long before it is timed
-constexpr double kClassWarmMs = 200;  // the same for one class of its kernels alone
 constexpr int kClassMinReps = 5;
 constexpr double kMemoryFraction = 0.8;  // of free device memory one allocation may take
 constexpr int kRanksTimeoutS = 3600;     // a TP rank set that has not finished by then is killed
@@ -650,22 +648,32 @@ size_t FreeBytes() {
 
 std::string GiB(double bytes) { return Num(bytes / (1 << 30), 3) + " GiB"; }
 
-// Runs `pass` kWarmups times and then on until about `warm_ms` have passed (so the
-// GPU's clock settles where this pass's own sustained load puts it: see Heater in
-// gemm.cuh), then timed repetitions (at least min_reps, together at least
-// kMinTimedUs) back to back, each between two CUDA events on `stream`. Returns each
-// repetition's time in microseconds. The counts follow the slowest rank's trial, so
-// every rank of `group` replays the pass equally often.
+// Whole passes replay until steady (steady_warm.h): under its power cap the H200's
+// clock keeps moving for seconds after a change of load (measured on the lent H200:
+// decode passes of 128-256 sequences and a 256-token prefill timed 0.8 s after a
+// low-power load ran 5-12% slower, at 1,320-1,500 MHz, than after 3 s, at 1,530-1,860
+// MHz; a 1,024-token prefill 3% faster; models/profiles/H200/README.md).
+constexpr SteadyWarmLimits kPassWarm{800, 2500, 0.015};  // ms, ms, relative
+// One class of a pass's kernels alone: a fixed 200 ms.
+constexpr SteadyWarmLimits kClassWarm{200, 200, 0};
+constexpr double kSteadyChunkUs = 150000;
+
+// Replays `pass` kWarmups times and then on as `warm` says, then times repetitions (at
+// least min_reps, together at least kMinTimedUs) back to back, each between two CUDA
+// events on `stream`. Returns each repetition's time in microseconds; `warmed_ms` (if
+// not null) receives how long it replayed before. Every decision follows all ranks of
+// `group` (their slowest trial; replays go on while one rank's clock still moves),
+// so every rank replays the pass equally often.
 std::vector<double> TimePasses(cudaStream_t stream, const std::function<void()>& pass,
-                               double warm_ms, int min_reps, const TpGroup& group) {
-  const double trial = group.Max(TimeUs(stream, 0, kWarmups, pass), stream);
-  const double more_us = warm_ms * 1000.0 - trial * kWarmups;
-  if (more_us > 0) {
-    const int more = static_cast<int>(std::ceil(more_us / std::max(trial, 1.0)));
-    for (int i = 0; i < more; ++i) pass();
-  }
-  const int reps = static_cast<int>(
-      std::clamp<double>(std::ceil(kMinTimedUs / std::max(trial, 1.0)), min_reps, kMaxReps));
+                               const SteadyWarmLimits& warm, int min_reps, const TpGroup& group,
+                               double* warmed_ms = nullptr) {
+  const double trial = std::max(group.Max(TimeUs(stream, 0, kWarmups, pass), stream), 1.0);
+  const double ms =
+      ReplayUntilSteady(stream, pass, trial, trial * kWarmups, warm, kSteadyChunkUs,
+                        [&](bool more) { return group.Max(more ? 1.0 : 0.0, stream) > 0; });
+  if (warmed_ms) *warmed_ms = ms;
+  const int reps =
+      static_cast<int>(std::clamp<double>(std::ceil(kMinTimedUs / trial), min_reps, kMaxReps));
   return TimeEachUs(stream, reps, pass);
 }
 
@@ -689,6 +697,7 @@ struct Measured {
   double gemm_us = 0, attention_us = 0, other_us = 0;
   double collective_us = 0;  // TP > 1 only
   int decode_splits = 0;     // splits of the decode attention launches (0: no decode)
+  double warmed_ms = 0;      // how long the pass replayed before it was timed (kPassWarm)
 };
 
 // ---------------------------------------------------------------------------
@@ -959,30 +968,33 @@ class StepModel {
       }
     };
 
-    // Captures the kernels of `mask` as one graph and times its replays after
-    // `warm_ms` of them.
-    auto time_graph = [&](unsigned mask, double warm_ms, int min_reps) {
+    // Captures the kernels of `mask` as one graph and times its replays after `warm`.
+    auto time_graph = [&](unsigned mask, const SteadyWarmLimits& warm, int min_reps,
+                          double* warmed_ms) {
       const CapturedGraph g(s, [&] { forward_classes(mask); });
       return TimePasses(
-          s, [&] { g.Launch(s); }, warm_ms, min_reps, group_);
+          s, [&] { g.Launch(s); }, warm, min_reps, group_, warmed_ms);
     };
 
     forward();
     check("first pass");
     if (c.graph()) {
-      result.us = time_graph(kAllClasses, kPassWarmMs, kMinReps);
+      // Each class of kernels alone, as a graph of all layers: where the pass's time
+      // goes (the classes' sum exceeds the pass by what the pass overlaps). The GEMMs
+      // go last, so that the pass starts from about its own power draw rather than
+      // from the low draw of the small kernels (see kPassWarm).
+      result.other_us = Median(time_graph(kOtherClass, kClassWarm, kClassMinReps, nullptr));
+      result.attention_us = Median(time_graph(kAttentionClass, kClassWarm, kClassMinReps, nullptr));
+      if (tp_ > 1) {
+        result.collective_us =
+            Median(time_graph(kCollectiveClass, kClassWarm, kClassMinReps, nullptr));
+      }
+      result.gemm_us = Median(time_graph(kGemmClass, kClassWarm, kClassMinReps, nullptr));
+      result.us = time_graph(kAllClasses, kPassWarm, kMinReps, &result.warmed_ms);
       ctx_.clock.SampleUnderLoad();
       check("after the graph replays");
-      // Each class of kernels alone, as a graph of all layers: where the pass's time
-      // goes (the classes' sum exceeds the pass by what the pass overlaps).
-      result.gemm_us = Median(time_graph(kGemmClass, kClassWarmMs, kClassMinReps));
-      result.attention_us = Median(time_graph(kAttentionClass, kClassWarmMs, kClassMinReps));
-      result.other_us = Median(time_graph(kOtherClass, kClassWarmMs, kClassMinReps));
-      if (tp_ > 1) {
-        result.collective_us = Median(time_graph(kCollectiveClass, kClassWarmMs, kClassMinReps));
-      }
     } else {
-      result.us = TimePasses(s, forward, kPassWarmMs, kMinReps, group_);
+      result.us = TimePasses(s, forward, kPassWarm, kMinReps, group_, &result.warmed_ms);
       check("after the timed passes");
     }
     return result;
@@ -1112,6 +1124,12 @@ RankRows MeasureModels(ProbeContext& ctx, const TpGroup& group, const OnRow& on_
   return out;
 }
 
+// "; replayed N ms before timing" for a progress line (see kPassWarm).
+std::string WarmedNote(const Measured& m) {
+  return "; replayed " + std::to_string(static_cast<int>(std::lround(m.warmed_ms))) +
+         " ms before timing";
+}
+
 // The progress line of a row (`too_big`: the full model's weights and KV of a rank
 // would not fit this GPU).
 std::string RowLine(const StepFields& row, bool too_big) {
@@ -1227,7 +1245,7 @@ void ProbeStep(ProbeContext& ctx) {
         [&](const CardShapes& card, const Composition& c, const Measured& m, double full_bytes) {
           const StepFields row = RowOf(card.name, 1, c, m);
           table.Row(row);
-          ctx.log(RowLine(row, full_bytes > total_bytes));
+          ctx.log(RowLine(row, full_bytes > total_bytes) + WarmedNote(m));
           const bool first = rows_seen++ == 0;
           if (first ||
               (c.block_tokens == 0 && c.decode_seqs == 0 && c.prefill_tokens == longest_prefill)) {
@@ -1267,7 +1285,7 @@ int RunStepRank(const ProbeOptions& o) {
     rows = MeasureModels(
         ctx, group,
         [&](const CardShapes& card, const Composition& c, const Measured& m, double full_bytes) {
-          log(RowLine(RowOf(card.name, me.ranks, c, m), full_bytes > total_bytes));
+          log(RowLine(RowOf(card.name, me.ranks, c, m), full_bytes > total_bytes) + WarmedNote(m));
         });
   }
   Nccl(ncclCommDestroy(comm), "ncclCommDestroy");
