@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <stdexcept>
+
 namespace kvprobe {
 namespace {
 
@@ -26,19 +28,28 @@ TEST(SteadyWarm, ReplaysUntilTheMinimumHasPassed) {
 }
 
 TEST(SteadyWarm, GoesOnWhileConsecutiveChunksDifferByMoreThanTheTolerance) {
+  // Chunks of 100 ms at 10.0 us per launch (10,000 launches each): the 8th reaches the
+  // 800 ms minimum and agrees with the 7th, so it is the last.
   SteadyWarm w(kPass);
-  // 900 ms in chunks of 100 ms at 10.0 us per launch (10,000 launches each)...
-  for (int chunk = 0; chunk < 9; ++chunk) w.Record(10.0, 10000);
-  EXPECT_FALSE(w.More());  // ...the last two agree: done at 900 ms
+  for (int chunk = 1; chunk <= 8; ++chunk) {
+    ASSERT_TRUE(w.More()) << chunk;
+    w.Record(10.0, 10000);
+  }
+  EXPECT_FALSE(w.More());
+  EXPECT_DOUBLE_EQ(w.warmed_ms(), 800);
   // The clock still moving: 10.0 -> 9.8 us is 2.04% of 9.8 (beyond 1.5%), 9.8 -> 9.7
   // is 1.03% of 9.7 (within).
   SteadyWarm moving(kPass);
-  for (int chunk = 0; chunk < 8; ++chunk) moving.Record(10.0, 10000);  // 800 ms
-  moving.Record(9.8, 10000);                                           // 898 ms
-  EXPECT_TRUE(moving.More());
-  moving.Record(9.7, 10000);  // 995 ms
+  for (int chunk = 0; chunk < 7; ++chunk) moving.Record(10.0, 10000);  // 700 ms
+  moving.Record(9.8, 10000);                                           // 798 ms
+  EXPECT_TRUE(moving.More());                                          // short of 800
+  moving.Record(9.7, 10000);                                           // 895 ms, within 1.5%
   EXPECT_FALSE(moving.More());
-  EXPECT_DOUBLE_EQ(moving.warmed_ms(), 995);
+  EXPECT_DOUBLE_EQ(moving.warmed_ms(), 895);
+  SteadyWarm jump(kPass);
+  for (int chunk = 0; chunk < 8; ++chunk) jump.Record(10.0, 10000);  // 800 ms, steady
+  jump.Record(9.8, 10000);                                           // 898 ms: 2.04% off
+  EXPECT_TRUE(jump.More());
 }
 
 TEST(SteadyWarm, StopsAtTheMaximumIfTheChunksNeverAgree) {
@@ -66,18 +77,29 @@ TEST(SteadyWarm, WithoutARangeItStopsAtTheMinimumWhateverTheChunks) {
 }
 
 TEST(SteadyWarm, ATrialLongerThanTheMinimumStillWantsTwoAgreeingChunks) {
-  // A 574 ms pass (a 16K-token prefill) after a 3-pass trial of 1,722 ms: past the
-  // minimum, but one chunk has nothing to compare with (2,296 ms, under the maximum);
-  // the second, equal one ends it at 2,870 ms.
-  SteadyWarm w(kPass, 3 * 574000.0);
+  // A 574 ms pass (a 16K-token prefill) after a 3-pass trial of 1,722 ms, with room up to
+  // 5 s: past the minimum, but one chunk has nothing to compare with (2,296 ms); a second
+  // that differs by 5% goes on (2,841 ms); a third within 1.5% of it ends it (3,386 ms).
+  SteadyWarm w({.min_ms = 800, .max_ms = 5000, .tolerance = 0.015}, 3 * 574000.0);
   EXPECT_TRUE(w.More());
   w.Record(574000, 1);
   EXPECT_DOUBLE_EQ(w.warmed_ms(), 2296);
   EXPECT_TRUE(w.More());
-  w.Record(574000, 1);
+  w.Record(545000, 1);  // 5.3% of 545,000 below the chunk before
+  EXPECT_TRUE(w.More());
+  w.Record(545000, 1);
   EXPECT_FALSE(w.More());
+  EXPECT_DOUBLE_EQ(w.warmed_ms(), 3386);
   // With no range the trial alone is enough.
   EXPECT_FALSE(SteadyWarm({.min_ms = 800, .max_ms = 800}, 3 * 574000.0).More());
+}
+
+TEST(SteadyWarm, AChunkWithoutATimeIsAnError) {
+  // A chunk that took no time would never bring the replays to their limits.
+  SteadyWarm w(kPass);
+  EXPECT_THROW(w.Record(0, 10), std::invalid_argument);
+  EXPECT_THROW(w.Record(-1, 10), std::invalid_argument);
+  EXPECT_THROW(w.Record(10, 0), std::invalid_argument);
 }
 
 }  // namespace

@@ -436,6 +436,27 @@ std::string AllreduceRows(const std::vector<std::tuple<int, int, double>>& rows)
   return s;
 }
 
+TEST(ProfiledModel, APassWithLogitsAlsoGathersThemAsAnAllReduceOfHalfTheirBytes) {
+  ModelSpec m = Tiny();
+  m.num_kv_heads = 4;
+  m.num_heads = 8;
+  m.vocab_size = 131072;
+  // Two profiles whose 2-GPU all-reduces differ by a factor 2 at every size (10 -> 20 us
+  // at 64 KiB, 40 -> 80 us at 256 KiB: time proportional to bytes between them, flat
+  // below): the iteration differs by the sum of the slower curve's all-reduces, once.
+  TinyProfile fast, slow;
+  fast.allreduce = AllreduceRows({{2, 65536, 10}, {2, 262144, 40}});
+  slow.allreduce = AllreduceRows({{2, 65536, 20}, {2, 262144, 80}});
+  const auto a = Model(fast.Render(m, 2), m, 2), b = Model(slow.Render(m, 2), m, 2);
+  BatchWork w = LinearOnly(4);  // 4 tokens x 1024 x 2 B = 8 KiB per all-reduce: 10 us
+  // No logits: two all-reduces in each of 2 layers and the embedding's: 5 x 10 us.
+  EXPECT_NEAR(Us(b->IterationTime(w)) - Us(a->IterationTime(w)), 50, kTolUs);
+  // One sequence emits a token: its logits, 1 x 131072 x 2 B = 256 KiB gathered, add an
+  // all-reduce of 128 KiB, 10 x 131072 / 65536 = 20 us on the fast curve.
+  w.logit_tokens = 1;
+  EXPECT_NEAR(Us(b->IterationTime(w)) - Us(a->IterationTime(w)), 50 + 20, kTolUs);
+}
+
 TEST(ProfiledModel, TensorParallelEightIsExtrapolatedFromTheTwoAndFourGpuRows) {
   const ModelSpec m = TinyFor8();
   TinyProfile measured_2_4, measured_8, slower_8;

@@ -2,8 +2,9 @@
 # Builds kvprobe (needs the CUDA toolkit and CMake) and measures this machine's GPU.
 # Usage: tools/kvprobe/calibrate.sh [kvprobe options], e.g. --gpu-name H100-SXM
 # Writes models/profiles/<gpu name>/profile.txt and raw CSVs beside it.
-# kvprobe is compiled for the compute capabilities of the GPUs present (nvidia-smi),
-# else for the build's default list; KVPROBE_CUDA_ARCHITECTURES=... overrides both.
+# kvprobe is compiled for the compute capabilities of the GPUs present (nvidia-smi);
+# without nvidia-smi, for the list of the previous build in build-kvprobe, or sm_80 and
+# sm_90 on a first build. KVPROBE_CUDA_ARCHITECTURES=... overrides either.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 archs="${KVPROBE_CUDA_ARCHITECTURES:-}"

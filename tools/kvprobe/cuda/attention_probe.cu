@@ -196,6 +196,7 @@ constexpr int kPrefillLaunchesPerGraph = 10;
 // (models/profiles/H200/README.md).
 constexpr SteadyWarmLimits kPrefillWarm{300, 1500, 0.015};  // ms, ms, relative
 constexpr double kPrefillChunkUs = 50000;
+constexpr SteadyWarmLimits kQuickPrefillWarm{100, 100, 0};  // --quick: a fixed 100 ms
 
 void ProbeAttention(ProbeContext& ctx) {
   const bool quick = ctx.options.quick;
@@ -302,7 +303,8 @@ void ProbeAttention(ProbeContext& ctx) {
       // Compute-bound: timed at the clock its own sustained load settles at (see
       // kPrefillWarm), as graph replays like the other kernel rows.
       const double trial = TimeUs(ctx.stream, 1, 2, launch);
-      ReplayUntilSteady(ctx.stream, launch, trial, 3 * trial, kPrefillWarm, kPrefillChunkUs);
+      ReplayUntilSteady(ctx.stream, launch, trial, 3 * trial,
+                        quick ? kQuickPrefillWarm : kPrefillWarm, kPrefillChunkUs);
       const int reps = RepsFor(trial, quick ? 2000 : 20000, 3, 200);
       const int per_graph = std::clamp(reps, 1, kPrefillLaunchesPerGraph);
       const double us = TimeGraphUs(ctx.stream, per_graph, std::max(1, reps / per_graph), launch);

@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
+#include <string>
 
 namespace kvprobe {
 
@@ -12,7 +14,12 @@ SteadyWarm::SteadyWarm(const SteadyWarmLimits& limits, double warmed_us)
 }
 
 void SteadyWarm::Record(double per_launch_us, int launches) {
-  warmed_us_ += per_launch_us * std::max(launches, 0);
+  if (!(per_launch_us > 0) || launches < 1) {
+    throw std::invalid_argument("SteadyWarm: a chunk of " + std::to_string(launches) +
+                                " launches at " + std::to_string(per_launch_us) +
+                                " us each (needs at least one launch and a positive time)");
+  }
+  warmed_us_ += per_launch_us * launches;
   const bool steady = last_per_launch_us_ > 0 && std::abs(per_launch_us - last_per_launch_us_) <=
                                                      limits_.tolerance * per_launch_us;
   last_per_launch_us_ = per_launch_us;

@@ -24,7 +24,9 @@ class SteadyWarm {
 
   // Whether this replayer wants another chunk.
   bool More() const { return more_; }
-  // Records a chunk of `launches` launches that took `per_launch_us` each.
+  // Records a chunk of `launches` launches that took `per_launch_us` each. Throws
+  // std::invalid_argument unless launches >= 1 and per_launch_us > 0 (a chunk that took no
+  // time would never reach the limits).
   void Record(double per_launch_us, int launches);
   // Everything replayed so far, trial included, in milliseconds.
   double warmed_ms() const { return warmed_us_ / 1000.0; }
