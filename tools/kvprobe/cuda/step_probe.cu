@@ -654,7 +654,7 @@ std::string GiB(double bytes) { return Num(bytes / (1 << 30), 3) + " GiB"; }
 // low-power load ran 5-12% slower, at 1,320-1,500 MHz, than after 3 s, at 1,530-1,860
 // MHz; a 1,024-token prefill 3% faster; models/profiles/H200/README.md).
 constexpr SteadyWarmLimits kPassWarm{800, 2500, 0.015};  // ms, ms, relative
-// One class of a pass's kernels alone: a fixed 200 ms.
+// One class of a pass's kernels alone: at least 200 ms (in whole chunks), no steadiness test.
 constexpr SteadyWarmLimits kClassWarm{200, 200, 0};
 constexpr double kSteadyChunkUs = 150000;
 
