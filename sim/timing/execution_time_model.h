@@ -116,7 +116,7 @@ std::unique_ptr<ExecutionTimeModel> NewRooflineModel(const ModelSpec& model, con
 //               E_r = E x (1 - (1 - k/E)^T) experts read in expectation, each at T k / E_r
 //               tokens (E experts, top-k; dense: E_r = 1, each at T). The MoE router GEMM
 //               is not profiled and not charged.
-//   decode    = D(B, C) x (kv_heads/tp x head_dim) / (kv_heads_p x head_dim_p)
+//   decode    = D(B x kv_heads/tp, C) x head_dim / head_dim_p
 //               B = decode seqs, C = decode_context_tokens / B (mean context)
 //   prefill   = P(pairs) x (heads/tp x head_dim) / (q_heads_p x head_dim_p)      (kMeasured)
 //             = 4 (heads/tp) head_dim pairs / (F e_prefill) x P_layout(pairs) / P_contiguous(pairs)
@@ -147,16 +147,21 @@ std::unique_ptr<ExecutionTimeModel> NewRooflineModel(const ModelSpec& model, con
 //   with gpus = tensor_parallel, else estimated at each measured size from the rows
 //   of the other GPU counts (allreduce_estimate.h; a caveat says so); without any
 //   [allreduce] rows R is CostTerms::AllreduceSeconds (also a caveat).
-// D(B, C): the [decode_attention] rows of the batch's layout (paged: the measured
-//   block_tokens nearest to the manager's in log distance, the smaller on a tie),
-//   interpolated bilinearly in (log batch, log context) of log time on the grid;
-//   below the grid, the grid's edge; beyond it in batch or context, max(the clamped
-//   grid value, a + b x B x C) with a + b x B x C least-squares over all that layout's
-//   rows (b >= 0). Grid cells the profile lacks are filled from that fit.
+// D(U, C): the [decode_attention] rows of the batch's layout (paged: the measured
+//   block_tokens nearest to the manager's in log distance, the smaller on a tie) over
+//   U = batch x kv_heads of each row (sequence-heads: the kernel's units of work, so
+//   that rows measured with 8, 4 or 1 KV heads all apply) and context, interpolated
+//   bilinearly in (log U, log C) of log time on the grid; below the grid, the grid's
+//   edge; beyond it in U or C, max(the clamped grid value, a + b x U x C) with
+//   a + b x U x C least-squares over all that layout's rows (b >= 0). Grid cells the
+//   profile lacks are filled from that fit. A rank's decode attention is thus not
+//   half of one GPU's when tensor parallelism halves its KV heads and the GPU was not
+//   full (batch 1 x 8K on the lent H200: 12.9 us per layer with 8 KV heads, 12.3 with 4).
 // P uses the [prefill_attention] rows of the layout chosen the same way (rows of equal
-//   pair counts are averaged). Attention rows are scaled to this model's heads per rank
-//   first (_p: the row's heads and head_dim): decode attention is memory-bound (KV
-//   bytes), prefill compute-bound (query heads).
+//   pair counts are averaged) and of the query-head count q_heads_p equal to heads/tp,
+//   else the nearest measured one in log distance (the smaller on a tie). Prefill
+//   attention is compute-bound: time scales with the query heads where the kernel fills
+//   the GPU, hence measured rows at the rank's heads where it does not.
 // Measured times are made non-decreasing (running maximum over smaller sizes) before
 // use, so the model is monotone in tokens, batch and context; at grid points it returns
 // the measurement whenever the measurements already are non-decreasing.

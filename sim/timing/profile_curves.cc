@@ -89,23 +89,24 @@ double SizeCurve::Seconds(double x) const {
 }
 
 DecodeSurface::DecodeSurface(const std::vector<DecodePoint>& points) {
-  std::set<double> batches, contexts;
+  std::set<double> units, contexts;
   std::vector<Point> products;
   for (const DecodePoint& p : points) {
-    batches.insert(p.batch);
+    units.insert(p.sequence_heads);
     contexts.insert(p.context);
-    products.push_back({p.batch * p.context, p.seconds});
+    products.push_back({p.sequence_heads * p.context, p.seconds});
   }
   fit_ = FitLine(products);
   double min_s = points.front().seconds;
   for (const DecodePoint& p : points) min_s = std::min(min_s, p.seconds);
 
-  const std::vector<double> b(batches.begin(), batches.end());
+  const std::vector<double> b(units.begin(), units.end());
   const std::vector<double> c(contexts.begin(), contexts.end());
   // Cells the profile lacks come from the fit (never below the fastest measurement).
   std::vector<std::optional<double>> measured(b.size() * c.size());
   for (const DecodePoint& p : points) {
-    const size_t i = static_cast<size_t>(std::lower_bound(b.begin(), b.end(), p.batch) - b.begin());
+    const size_t i =
+        static_cast<size_t>(std::lower_bound(b.begin(), b.end(), p.sequence_heads) - b.begin());
     const size_t j =
         static_cast<size_t>(std::lower_bound(c.begin(), c.end(), p.context) - c.begin());
     measured[i * c.size() + j] = p.seconds;
@@ -119,29 +120,29 @@ DecodeSurface::DecodeSurface(const std::vector<DecodePoint>& points) {
       grid[i * c.size() + j] = s;
     }
   }
-  for (double x : b) log_batch_.push_back(std::log(x));
+  for (double x : b) log_units_.push_back(std::log(x));
   for (double x : c) log_context_.push_back(std::log(x));
   for (double s : grid) log_seconds_.push_back(std::log(s));
-  batch_min_ = b.front();
-  batch_max_ = b.back();
+  units_min_ = b.front();
+  units_max_ = b.back();
   context_min_ = c.front();
   context_max_ = c.back();
 }
 
-double DecodeSurface::Seconds(double batch, double context) const {
-  const double bc = std::clamp(batch, batch_min_, batch_max_);
+double DecodeSurface::Seconds(double sequence_heads, double context) const {
+  const double bc = std::clamp(sequence_heads, units_min_, units_max_);
   const double cc = std::clamp(context, context_min_, context_max_);
-  const auto [i, fi] = Locate(log_batch_, std::log(bc));
+  const auto [i, fi] = Locate(log_units_, std::log(bc));
   const auto [j, fj] = Locate(log_context_, std::log(cc));
   const size_t n = log_context_.size();
   const auto at = [&](size_t bi, size_t cj) {
-    return log_seconds_[std::min(bi, log_batch_.size() - 1) * n + std::min(cj, n - 1)];
+    return log_seconds_[std::min(bi, log_units_.size() - 1) * n + std::min(cj, n - 1)];
   };
   const double log_s = (1 - fi) * ((1 - fj) * at(i, j) + fj * at(i, j + 1)) +
                        fi * ((1 - fj) * at(i + 1, j) + fj * at(i + 1, j + 1));
   const double grid_s = std::exp(log_s);
-  if (batch > batch_max_ || context > context_max_) {
-    return std::max(grid_s, fit_.At(batch * context));
+  if (sequence_heads > units_max_ || context > context_max_) {
+    return std::max(grid_s, fit_.At(sequence_heads * context));
   }
   return grid_s;
 }

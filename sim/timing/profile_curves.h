@@ -1,7 +1,7 @@
 // Curves built from kvprobe measurements: time against one size (GEMM tokens,
-// attention pairs, all-reduce bytes) and decode-attention time against batch and
-// context, with the interpolation and extrapolation rules that
-// execution_time_model.h states for the profiled model.
+// attention pairs, all-reduce bytes) and decode-attention time against
+// sequence-heads (batch x KV heads) and context, with the interpolation and extrapolation rules
+// that execution_time_model.h states for the profiled model.
 #pragma once
 
 #include <algorithm>
@@ -56,25 +56,31 @@ class SizeCurve {
   Line beyond_;
 };
 
-// One decode-attention measurement, already scaled to the model's KV heads per rank.
+// One decode-attention measurement. sequence_heads = batch x KV heads: a decode
+// kernel's independent units of work (each reads one sequence's K and V of one KV head
+// for its query group), so that batch 1 with 4 KV heads per rank is the same launch as
+// batch 2 with 2. seconds are already scaled to the model's head_dim.
 struct DecodePoint {
-  double batch = 0;
+  double sequence_heads = 0;
   double context = 0;
   double seconds = 0;
 };
 
-// Decode attention time against (batch, mean context) for one layout: bilinear in
-// (log batch, log context) of log time on the grid, the grid's edge below it,
-// max(clamped grid value, a + b x batch x context) beyond it.
+// Decode attention time against (sequence_heads, mean context) for one layout:
+// bilinear in (log sequence_heads, log context) of log time on the grid, the grid's
+// edge below it (fewer units than the smallest row leave the GPU at least as idle, so
+// the time stays that row's), max(clamped grid value, a + b x sequence_heads x
+// context) beyond it.
 class DecodeSurface {
  public:
-  // REQUIRES: points have distinct (batch, context), at least two distinct products.
+  // REQUIRES: points have distinct (sequence_heads, context), at least two distinct
+  // products.
   explicit DecodeSurface(const std::vector<DecodePoint>& points);
-  double Seconds(double batch, double context) const;
+  double Seconds(double sequence_heads, double context) const;
 
  private:
-  std::vector<double> log_batch_, log_context_, log_seconds_;  // grid, row-major by batch
-  double batch_min_ = 0, batch_max_ = 0, context_min_ = 0, context_max_ = 0;
+  std::vector<double> log_units_, log_context_, log_seconds_;  // grid, row-major by units
+  double units_min_ = 0, units_max_ = 0, context_min_ = 0, context_max_ = 0;
   Line fit_;
 };
 

@@ -101,31 +101,39 @@ class ProfileReader {
     return curves;
   }
 
-  // Decode attention surfaces by layout, scaled to the model's KV heads per rank.
+  // Decode attention surfaces by layout over (sequence_heads = batch x KV heads,
+  // context), with time scaled to the model's head_dim: rows measured with any number
+  // of KV heads are the same kernel's launches over that many units (DecodePoint), and
+  // the model asks at batch x its KV heads per rank.
   LayoutCurves<DecodeSurface> DecodeAttention() const {
     const ProfileTable& t = profile_.Table(section::kDecodeAttention);
-    const double heads = static_cast<double>(model_.KvHeadsPerRank(tp_));
     std::map<int64_t, std::vector<DecodePoint>> groups;  // block_tokens (0: contiguous)
     std::map<std::array<double, 3>, int> seen;
     for (size_t r = 0; r < t.size(); ++r) {
       const std::optional<int64_t> block = LayoutKey(t, r);
       if (!block) continue;
-      const double batch = Positive(t, r, col::kBatch);
+      const double units = Positive(t, r, col::kBatch) * Positive(t, r, col::kKvHeads);
       const double context = Positive(t, r, col::kContextTokens);
-      const double scale = heads * static_cast<double>(model_.head_dim) /
-                           (Positive(t, r, col::kKvHeads) * Positive(t, r, col::kHeadDim));
-      CheckFresh(seen, {static_cast<double>(*block), batch, context}, t, r, col::kBatch,
-                 col::kContextTokens);
+      const double scale = static_cast<double>(model_.head_dim) / Positive(t, r, col::kHeadDim);
+      if (const auto [it, fresh] =
+              seen.emplace(std::array{static_cast<double>(*block), units, context}, t.line(r));
+          !fresh) {
+        Fail(t.line(r), fmt::format("[{}] repeats a {} row at {} x {} = {} and {} {} (first at "
+                                    "line {}): the same launch measured twice",
+                                    t.name(), LayoutName(*block), col::kBatch, col::kKvHeads, units,
+                                    col::kContextTokens, context, it->second));
+      }
       groups[*block].push_back(
-          {batch, context, Positive(t, r, col::kTimeUs) * kSecondsPerMicro * scale});
+          {units, context, Positive(t, r, col::kTimeUs) * kSecondsPerMicro * scale});
     }
     LayoutCurves<DecodeSurface> curves;
     for (auto& [block, points] : groups) {
       std::set<double> products;
-      for (const DecodePoint& p : points) products.insert(p.batch * p.context);
+      for (const DecodePoint& p : points) products.insert(p.sequence_heads * p.context);
       if (products.size() < 2) {
-        Fail(t.section_line(), fmt::format("[{}] {} needs two or more sizes ({} x {})", t.name(),
-                                           LayoutName(block), col::kBatch, col::kContextTokens));
+        Fail(t.section_line(),
+             fmt::format("[{}] {} needs two or more sizes ({} x {} x {})", t.name(),
+                         LayoutName(block), col::kBatch, col::kKvHeads, col::kContextTokens));
       }
       AddCurve(curves, block, DecodeSurface(points));
     }
@@ -133,20 +141,33 @@ class ProfileReader {
     return curves;
   }
 
-  // Prefill attention curves (time against causal pairs) by layout, scaled to the
-  // model's query heads per rank.
+  // Prefill attention curves (time against causal pairs) by layout, from the rows
+  // measured with the model's query heads per rank, or, where the profile has no such
+  // rows, with the query-head count nearest to it in log distance (the smaller on a
+  // tie), scaled to the model's heads per rank and head_dim. With few heads the kernel
+  // leaves SMs idle, so its time is not proportional to the heads: on the lent H200 a
+  // 512-token prompt's attention took 14.2 us per layer with 32 query heads and 11.0
+  // with 16 (models/profiles/H200/README.md).
   LayoutCurves<SizeCurve> PrefillAttention() const {
     const ProfileTable& t = profile_.Table(section::kPrefillAttention);
     const double heads = static_cast<double>(model_.num_heads) / static_cast<double>(tp_);
+    std::set<double> measured_heads;
+    for (size_t r = 0; r < t.size(); ++r) {
+      if (LayoutKey(t, r)) measured_heads.insert(Positive(t, r, col::kQHeads));
+    }
+    double group = measured_heads.empty() ? heads : *measured_heads.begin();
+    for (const double h : measured_heads) {
+      if (std::abs(std::log(h / heads)) < std::abs(std::log(group / heads))) group = h;
+    }
     std::map<int64_t, std::vector<Point>> groups;
     std::map<std::array<double, 3>, int> seen;
     for (size_t r = 0; r < t.size(); ++r) {
       const std::optional<int64_t> block = LayoutKey(t, r);
-      if (!block) continue;
+      if (!block || t.Number(r, col::kQHeads) != group) continue;
       const double batch = Positive(t, r, col::kBatch);
       const double tokens = Positive(t, r, col::kTokens);
-      const double scale = heads * static_cast<double>(model_.head_dim) /
-                           (Positive(t, r, col::kQHeads) * Positive(t, r, col::kHeadDim));
+      const double scale =
+          heads * static_cast<double>(model_.head_dim) / (group * Positive(t, r, col::kHeadDim));
       CheckFresh(seen, {static_cast<double>(*block), batch, tokens}, t, r, col::kBatch,
                  col::kTokens);
       groups[*block].push_back({batch * tokens * (tokens + 1) / 2,

@@ -38,6 +38,7 @@ class ProfiledModel final : public ExecutionTimeModel {
         decode_(std::move(curves.decode)),
         prefill_(std::move(curves.prefill)),
         layers_(static_cast<double>(model.num_layers)),
+        kv_heads_per_rank_(static_cast<double>(model.KvHeadsPerRank(tp))),
         experts_per_token_(static_cast<double>(model.experts_per_token)),
         caveats_(std::move(caveats)),
         assumed_(std::move(assumed)) {
@@ -78,7 +79,9 @@ class ProfiledModel final : public ExecutionTimeModel {
     if (w.decode_tokens > 0) {
       const double batch = static_cast<double>(w.decode_tokens);
       const double context = static_cast<double>(w.decode_context_tokens) / batch;
-      const double measured = decode_.For(rows, w.block_tokens).Seconds(batch, context);
+      // The kernel's units: one per sequence and KV head on this rank (DecodePoint).
+      const double measured =
+          decode_.For(rows, w.block_tokens).Seconds(batch * kv_heads_per_rank_, context);
       attention_s += named_paged ? costs_.PagedDecodeSeconds(measured, in) : measured;
     }
     if (w.prefill_attention_pairs > 0) {
@@ -125,7 +128,7 @@ class ProfiledModel final : public ExecutionTimeModel {
   LayoutCurves<DecodeSurface> decode_;
   LayoutCurves<SizeCurve> prefill_;
   std::optional<SizeCurve> allreduce_;  // nothing: the shared ring formula
-  double layers_, experts_per_token_;
+  double layers_, kv_heads_per_rank_, experts_per_token_;
   std::vector<std::string> caveats_, assumed_;
 };
 

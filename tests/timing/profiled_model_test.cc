@@ -293,36 +293,48 @@ TEST(ProfiledModel, MoeExpertsReadRunEachOnTheirShareOfTheTokens) {
 
 // ---- Decode attention ----------------------------------------------------------
 
-TEST(ProfiledModel, DecodeAttentionAtGridPointsIsTheMeasurementScaledToKvHeadsPerRank) {
+// The tiny profile's decode rows have 8 KV heads: batch 1 is 8 sequence-heads (the
+// kernel's units), batch 4 is 32, and each row takes units / 8 x context / 100 us.
+// Tiny has 2 KV heads (and 2 layers), so its batch B asks for 2 B units.
+
+TEST(ProfiledModel, DecodeAttentionIsTheRowWithAsManySequenceHeadsAsBatchTimesKvHeadsPerRank) {
   const auto model = Model(TinyProfile().Render(Tiny()), Tiny());
-  // Tiny has 2 KV heads of 128, the rows 8: x 0.25, over 2 layers: x 0.5 in all.
-  EXPECT_NEAR(DecodeAttentionUs(*model, Decode(4, 4 * 1024)), 0.5 * 40.96, kTolUs);
-  EXPECT_NEAR(DecodeAttentionUs(*model, Decode(1, 256)), 0.5 * 2.56, kTolUs);
-  EXPECT_NEAR(DecodeAttentionUs(*model, Decode(4, 4 * 256)), 0.5 * 10.24, kTolUs);
+  // 4 x 2 = 8 units at 1024: the batch-1 row, 10.24 us per layer.
+  EXPECT_NEAR(DecodeAttentionUs(*model, Decode(4, 4 * 1024)), 2 * 10.24, kTolUs);
+  // 16 x 2 = 32 units: the batch-4 rows, 10.24 us at 256 and 40.96 at 1024.
+  EXPECT_NEAR(DecodeAttentionUs(*model, Decode(16, 16 * 256)), 2 * 10.24, kTolUs);
+  EXPECT_NEAR(DecodeAttentionUs(*model, Decode(16, 16 * 1024)), 2 * 40.96, kTolUs);
 }
 
-TEST(ProfiledModel, DecodeAttentionIsBilinearInLogBatchAndLogMeanContext) {
+TEST(ProfiledModel, DecodeAttentionIsBilinearInLogSequenceHeadsAndLogMeanContext) {
   const auto model = Model(TinyProfile().Render(Tiny()), Tiny());
-  // The rows are batch x context / 100 us, a plane in (log batch, log context, log time):
-  // at batch 2 and mean context 512, 10.24 us.
-  EXPECT_NEAR(DecodeAttentionUs(*model, Decode(2, 2 * 512)), 0.5 * 10.24, kTolUs);
-  // Two sequences of 256 and 768 tokens: the mean context is 512 too.
-  EXPECT_NEAR(DecodeAttentionUs(*model, Decode(2, 256 + 768)), 0.5 * 10.24, kTolUs);
-  EXPECT_NEAR(DecodeAttentionUs(*model, Decode(3, 3 * 700)), 0.5 * 3 * 700 / 100.0, kTolUs);
+  // The rows are a plane in (log units, log context, log time): 16 units at mean
+  // context 512 take 16 / 8 x 512 / 100 = 10.24 us per layer.
+  EXPECT_NEAR(DecodeAttentionUs(*model, Decode(8, 8 * 512)), 2 * 10.24, kTolUs);
+  // Eight sequences, four of 256 tokens and four of 768: the mean context is 512 too.
+  EXPECT_NEAR(DecodeAttentionUs(*model, Decode(8, 4 * 256 + 4 * 768)), 2 * 10.24, kTolUs);
+  // 24 units at 700: 3 x 7 = 21 us per layer.
+  EXPECT_NEAR(DecodeAttentionUs(*model, Decode(12, 12 * 700)), 2 * 21.0, kTolUs);
 }
 
-TEST(ProfiledModel, DecodeAttentionBelowTheGridTakesTheGridsEdge) {
+TEST(ProfiledModel, FewerSequenceHeadsThanTheSmallestRowTakeThatRowsTime) {
   const auto model = Model(TinyProfile().Render(Tiny()), Tiny());
-  EXPECT_NEAR(DecodeAttentionUs(*model, Decode(1, 10)), 0.5 * 2.56, kTolUs);
-  EXPECT_NEAR(DecodeAttentionUs(*model, Decode(4, 4 * 100)), 0.5 * 10.24, kTolUs);
+  // One sequence of tiny's 2 KV heads is 2 units, a quarter of the smallest row's 8: a
+  // GPU that launch left idle stays at least as idle, so the time is that row's (2.56
+  // us per layer at 256 tokens), not a quarter of it.
+  EXPECT_NEAR(DecodeAttentionUs(*model, Decode(1, 256)), 2 * 2.56, kTolUs);
+  // Contexts below the smallest row's 256 take the 256 row's time as well.
+  EXPECT_NEAR(DecodeAttentionUs(*model, Decode(1, 10)), 2 * 2.56, kTolUs);
+  EXPECT_NEAR(DecodeAttentionUs(*model, Decode(4, 4 * 100)), 2 * 2.56, kTolUs);
 }
 
-TEST(ProfiledModel, DecodeAttentionBeyondTheGridFollowsTheLeastSquaresFitInBatchTimesContext) {
+TEST(ProfiledModel, DecodeAttentionBeyondTheGridFollowsTheLeastSquaresFitInUnitsTimesContext) {
   const auto model = Model(TinyProfile().Render(Tiny()), Tiny());
-  // The fit over all contiguous rows is exactly batch x context / 100 us.
-  EXPECT_NEAR(DecodeAttentionUs(*model, Decode(8, 8 * 1024)), 0.5 * 81.92, kTolUs);
-  EXPECT_NEAR(DecodeAttentionUs(*model, Decode(2, 2 * 4096)), 0.5 * 81.92, kTolUs);
-  EXPECT_NEAR(DecodeAttentionUs(*model, Decode(64, 64 * 8192)), 0.5 * 64 * 8192 / 100.0, 0.01);
+  // The fit over all contiguous rows is exactly units / 8 x context / 100 us.
+  EXPECT_NEAR(DecodeAttentionUs(*model, Decode(32, 32 * 1024)), 2 * 81.92, kTolUs);
+  EXPECT_NEAR(DecodeAttentionUs(*model, Decode(4, 4 * 4096)), 2 * 40.96, kTolUs);
+  EXPECT_NEAR(DecodeAttentionUs(*model, Decode(256, 256 * 8192)), 2 * 512 / 8.0 * 8192 / 100.0,
+              0.01);
 }
 
 TEST(ProfiledModel, AGridCellTheProfileLacksIsFilledFromTheFit) {
@@ -330,9 +342,9 @@ TEST(ProfiledModel, AGridCellTheProfileLacksIsFilledFromTheFit) {
   const std::string row = "contiguous,0,4,1024,32,8,128,40.96,1\n";
   text.erase(text.find(row), row.size());
   const auto model = Model(text, Tiny());
-  // The three rows left are still exactly batch x context / 100 us, so is the fit.
-  EXPECT_NEAR(DecodeAttentionUs(*model, Decode(4, 4 * 1024)), 0.5 * 40.96, kTolUs);
-  EXPECT_NEAR(DecodeAttentionUs(*model, Decode(2, 2 * 512)), 0.5 * 10.24, kTolUs);
+  // The three rows left are still exactly units / 8 x context / 100 us, so is the fit.
+  EXPECT_NEAR(DecodeAttentionUs(*model, Decode(16, 16 * 1024)), 2 * 40.96, kTolUs);
+  EXPECT_NEAR(DecodeAttentionUs(*model, Decode(8, 8 * 512)), 2 * 10.24, kTolUs);
 }
 
 TEST(ProfiledModel, PagedBatchesUseThePagedRowsOfTheNearestBlockSize) {
@@ -352,14 +364,27 @@ TEST(ProfiledModel, PagedBatchesUseThePagedRowsOfTheNearestBlockSize) {
   EXPECT_NEAR(paged(256), 3 * contiguous, kTolUs);
 }
 
-TEST(ProfiledModel, DecodeAttentionScalesWithTheProfilesKvHeads) {
+TEST(ProfiledModel, RowsMeasuredWithFewerKvHeadsCountTheirOwnSequenceHeads) {
   TinyProfile p;
-  p.decode_kv_heads = 4;  // rows measured with 4 KV heads: tiny's 2 take half their time
+  p.decode_kv_heads = 4;  // batch 1 is 4 units, batch 4 is 16: units / 4 x context / 100 us
   const auto model = Model(p.Render(Tiny()), Tiny());
-  EXPECT_NEAR(DecodeAttentionUs(*model, Decode(4, 4 * 1024)), 2 * 0.5 * 40.96, kTolUs);
+  // Tiny's 2 sequences are 4 units: the batch-1 row itself; 4 sequences, 8 units, lie
+  // halfway in log units between the rows: 20.48 us per layer.
+  EXPECT_NEAR(DecodeAttentionUs(*model, Decode(2, 2 * 1024)), 2 * 10.24, kTolUs);
+  EXPECT_NEAR(DecodeAttentionUs(*model, Decode(4, 4 * 1024)), 2 * 20.48, kTolUs);
 }
 
-// ---- Prefill attention ---------------------------------------------------------
+TEST(ProfiledModel, RowsOfSeveralKvHeadCountsJoinInOneSurfaceOfSequenceHeads) {
+  std::string text = TinyProfile().Render(Tiny());
+  // Batch-1 rows with one KV head (1 unit), slower per unit than the 8-head rows (a
+  // near-idle GPU): 2 us at 256 tokens, 3 us at 1024.
+  const std::string at = "contiguous,0,1,256,32,8,128";
+  text.insert(text.find(at), "contiguous,0,1,256,4,1,128,2,1\ncontiguous,0,1,1024,4,1,128,3,1\n");
+  const auto model = Model(text, Tiny());
+  // Tiny at TP 2 would have one KV head per rank; at TP 1 one sequence is 2 units,
+  // halfway in log units between 1 (3 us at 1024) and 8 (10.24 us): 3 x (10.24 / 3)^(1/3).
+  EXPECT_NEAR(DecodeAttentionUs(*model, Decode(1, 1024)), 2 * 3 * std::cbrt(10.24 / 3), kTolUs);
+}
 
 TEST(ProfiledModel, PrefillAttentionIsInterpolatedInCausalPairsAndScaledToQueryHeads) {
   const auto model = Model(TinyProfile().Render(Tiny()), Tiny());
@@ -385,6 +410,46 @@ TEST(ProfiledModel, PrefillAttentionScalesWithTheProfilesQueryHeads) {
   p.prefill_q_heads = 16;
   const auto model = Model(p.Render(Tiny()), Tiny());
   EXPECT_NEAR(PrefillAttentionUs(*model, 2016), 2 * 0.5 * 20.16, kTolUs);
+}
+
+// The tiny profile's rows with 32 query heads, and the same rows with `q_heads` at
+// `factor` times their time, for model `m`.
+std::string WithPrefillRowsOf(int q_heads, double factor, const ModelSpec& m = Tiny()) {
+  TinyProfile other;
+  other.prefill_q_heads = q_heads;
+  const std::string header = "tflops\n";
+  std::string text = TinyProfile().Render(m);
+  const std::string theirs = other.Render(m);
+  const size_t from = theirs.find(header, theirs.find("[prefill_attention]")) + header.size();
+  std::istringstream rows(theirs.substr(from));
+  std::string added, row;
+  while (std::getline(rows, row) && !row.empty() && row[0] != '[') {
+    const size_t cut = row.rfind(',', row.rfind(',') - 1);  // time_us, tflops
+    const double us = std::stod(row.substr(cut + 1, row.rfind(',') - cut - 1));
+    added += fmt::format("{},{},1\n", row.substr(0, cut), us * factor);
+  }
+  const size_t at = text.find(header, text.find("[prefill_attention]")) + header.size();
+  return text.insert(at, added);
+}
+
+TEST(ProfiledModel, PrefillAttentionUsesTheRowsOfTheRanksQueryHeadsWhereTheProfileHasThem) {
+  // Rows with 8 query heads at 3x the 32-head rows' time: tiny has 8 query heads, so it
+  // takes those rows as they are (3 x 20.16 us per layer at 2016 pairs), not a quarter of
+  // the 32-head rows' 20.16.
+  const auto model = Model(WithPrefillRowsOf(8, 3), Tiny());
+  EXPECT_NEAR(PrefillAttentionUs(*model, 2016), 2 * 3 * 20.16, kTolUs);
+  EXPECT_NEAR(PrefillAttentionUs(*model, 2016, AttentionLayout::kPaged, 16), 2 * 2 * 3 * 20.16,
+              kTolUs);
+}
+
+TEST(ProfiledModel, PrefillAttentionScalesTheNearestMeasuredQueryHeadsTheSmallerOnATie) {
+  ModelSpec m = Tiny();
+  m.num_heads = 16;  // log-equidistant from the rows' 8 and 32
+  const auto model = Model(WithPrefillRowsOf(8, 3, m), m);
+  EXPECT_NEAR(PrefillAttentionUs(*model, 2016), 2 * 2 * 3 * 20.16, kTolUs);
+  m.num_heads = 24;  // nearer 32 (ln 4/3 < ln 3)
+  const auto nearer32 = Model(WithPrefillRowsOf(8, 3, m), m);
+  EXPECT_NEAR(PrefillAttentionUs(*nearer32, 2016), 2 * 0.75 * 20.16, kTolUs);
 }
 
 // ---- All-reduce, CPU ------------------------------------------------------------
@@ -658,11 +723,17 @@ TEST(ProfiledModelOnH100, AtGridPointsTheMeasuredDecodeAttentionIsReturned) {
               32 * 66.90, 0.01);
 }
 
-TEST(ProfiledModelOnH100, TensorParallelHalvesDecodeAttentionWithTheKvHeadsPerRank) {
+TEST(ProfiledModelOnH100, TensorParallelTwoAtBatchTwoBIsOneGpuAtBatchB) {
   const auto tp1 = H100Model(1);
   const auto tp2 = H100Model(2);
-  const BatchWork w = Decode(64, 64 * 3000);
-  EXPECT_NEAR(DecodeAttentionUs(*tp2, w), DecodeAttentionUs(*tp1, w) / 2, 0.01);
+  // Each rank holds 4 of Llama-3-8B's 8 KV heads: 64 sequences are 256 units, as 32
+  // sequences on one GPU.
+  EXPECT_NEAR(DecodeAttentionUs(*tp2, Decode(64, 64 * 3000)),
+              DecodeAttentionUs(*tp1, Decode(32, 32 * 3000)), 0.01);
+  // One sequence is 4 units, fewer than the profile's smallest row (batch 1 x 8 heads):
+  // that row's time, not half of it.
+  EXPECT_NEAR(DecodeAttentionUs(*tp2, Decode(1, 3000)), DecodeAttentionUs(*tp1, Decode(1, 3000)),
+              0.01);
 }
 
 TEST(ProfiledModelOnH100, TimeNeverDecreasesWithTokens) {
@@ -906,6 +977,18 @@ TEST(ProfiledModel, AProfileWithoutPagedAttentionRowsIsAnError) {
   const std::string message = ModelError(text, Tiny());
   EXPECT_THAT(message, HasSubstr(fmt::format("p.txt:{}:", LineOf(text, "[decode_attention]"))));
   EXPECT_THAT(message, HasSubstr("needs both contiguous and paged rows"));
+}
+
+TEST(ProfiledModel, TwoRowsOfTheSameSequenceHeadsAndContextAreAnErrorAtTheSecond) {
+  std::string text = TinyProfile().Render(Tiny());
+  // Batch 2 with 4 KV heads is batch 1 with 8: the same launch measured twice.
+  const std::string first = "contiguous,0,1,256,32,8,128";
+  text.insert(text.find('\n', text.find(first)) + 1, "contiguous,0,2,256,16,4,128,2.56,1\n");
+  const std::string message = ModelError(text, Tiny());
+  EXPECT_THAT(message, HasSubstr(fmt::format(
+                           "p.txt:{}: [decode_attention] repeats a contiguous row at batch x "
+                           "kv_heads = 8 and context_tokens 256 (first at line {})",
+                           LineOf(text, "contiguous,0,2,256,16,4"), LineOf(text, first))));
 }
 
 TEST(ProfiledModel, ANonPositiveTimeIsAnErrorAtItsLine) {
