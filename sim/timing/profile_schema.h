@@ -311,8 +311,9 @@ constexpr const Field* FindField(const Section& section, std::string_view name) 
 inline constexpr std::string_view kVmmSamplesColumns[] = {column::kCall, column::kHandleBytes,
                                                           column::kUs};
 inline constexpr std::string_view kDecodeSplitsColumns[] = {
-    column::kLayout, column::kBlockTokens, column::kBatch,   column::kContextTokens,
-    column::kSplits, column::kLoads,       column::kPlanned, column::kTimeUs,
+    column::kLayout,        column::kBlockTokens, column::kBatch,   column::kKvHeads,
+    column::kContextTokens, column::kSplits,      column::kLoads,   column::kPlanned,
+    column::kTimeUs,
 };
 inline constexpr std::string_view kStepPassesColumns[] = {
     column::kModel,         column::kTensorParallel, column::kRank,

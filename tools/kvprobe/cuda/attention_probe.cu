@@ -198,10 +198,15 @@ constexpr SteadyWarmLimits kPrefillWarm{300, 1500, 0.015};  // ms, ms, relative
 constexpr double kPrefillChunkUs = 50000;
 constexpr SteadyWarmLimits kQuickPrefillWarm{100, 100, 0};  // --quick: a fixed 100 ms
 
+// Llama-3-8B's attention shape, and the KV heads one rank keeps at tensor parallel 2,
+// 4 and 8.
+constexpr int kModelKvHeads = 8;
+constexpr int kModelGroup = 4;  // query heads per KV head
+constexpr int kRankKvHeads[] = {4, 2, 1};
+
 void ProbeAttention(ProbeContext& ctx) {
   const bool quick = ctx.options.quick;
-  const int q_heads = 32, kv_heads = 8;  // Llama-3-8B's attention shape
-  const size_t row = static_cast<size_t>(kv_heads) * kHeadDim;
+  const size_t row = static_cast<size_t>(kModelKvHeads) * kHeadDim;
   const size_t max_tokens = quick ? (size_t{1} << 17) : (size_t{1} << 20);
   DeviceBuffer<bf16> k(max_tokens * row), v(max_tokens * row);
   FillRandomBf16(k.get(), k.size(), 21, 1.f, ctx.stream);
@@ -218,7 +223,18 @@ void ProbeAttention(ProbeContext& ctx) {
       quick ? std::vector<int>{1, 16, 64} : std::vector<int>{1, 4, 16, 64, 128, 256};
   const std::vector<int> contexts =
       quick ? std::vector<int>{512, 2048} : std::vector<int>{256, 1024, 4096, 16384};
-  for (int batch : batches) {
+  // (batch, KV heads) cells: Llama-3-8B's 8 KV heads at every batch, then one sequence
+  // with the KV heads a rank keeps at tensor parallel 2, 4 and 8 (kvsim reads the rows
+  // by batch x KV heads, the kernel's units: fewer than 8 exist only this way).
+  std::vector<std::pair<int, int>> cells;
+  for (int batch : batches) cells.emplace_back(batch, kModelKvHeads);
+  if (!quick) {
+    for (int kv_heads : kRankKvHeads) cells.emplace_back(1, kv_heads);
+  }
+  for (const auto& [batch, kv_heads] : cells) {
+    const int q_heads = kv_heads * kModelGroup;
+    const std::string cell_name =
+        kv_heads == kModelKvHeads ? "" : " (" + std::to_string(kv_heads) + " KV heads)";
     for (int context : contexts) {
       if (static_cast<size_t>(batch) * context > max_tokens) continue;
       DeviceBuffer<bf16> q(static_cast<size_t>(batch) * q_heads * kHeadDim), out(q.size());
@@ -228,8 +244,10 @@ void ProbeAttention(ProbeContext& ctx) {
       auto lens = IntsToDevice(std::vector<int>(batch, context));
       DecodeArgs a =
           MakeDecodeArgs(sizes, q.get(), k.get(), v.get(), out.get(), lens.get(), ws.get());
-      const double kv_bytes = 2.0 * batch * context * row * sizeof(bf16);
-      const bool largest = static_cast<size_t>(batch) * context == max_tokens;
+      const double kv_bytes =
+          2.0 * batch * context * kv_heads * kHeadDim * static_cast<double>(sizeof(bf16));
+      const bool largest =
+          static_cast<size_t>(batch) * context == max_tokens && kv_heads == kModelKvHeads;
       for (int bs : {0, 16, 32, 128, 256}) {
         DeviceBuffer<int> table;
         a.layout = GridLayout(bs, batch, context, rng, table);
@@ -241,9 +259,9 @@ void ProbeAttention(ProbeContext& ctx) {
         const std::string layout_name = bs == 0 ? "contiguous" : "paged";
         for (size_t i = 0; i < tuning.tried.size(); ++i) {
           const DecodeTuning::Candidate& t = tuning.tried[i];
-          splits_raw << layout_name << "," << bs << "," << batch << "," << context << ","
-                     << t.splits << "," << DecodeLoadsName(t.loads) << "," << (i == 0 ? 1 : 0)
-                     << "," << Num(t.us, 5) << "\n";
+          splits_raw << layout_name << "," << bs << "," << batch << "," << kv_heads << ","
+                     << context << "," << t.splits << "," << DecodeLoadsName(t.loads) << ","
+                     << (i == 0 ? 1 : 0) << "," << Num(t.us, 5) << "\n";
         }
         a.splits = tuning.args_splits;
         a.loads = tuning.loads;
@@ -256,7 +274,7 @@ void ProbeAttention(ProbeContext& ctx) {
         const double gbps = kv_bytes / (us * 1e-6) / 1e9;
         if (bs == 0 || bs == 16) {
           ctx.log("attention: decode " + std::string(bs == 0 ? "contiguous" : "paged/16") + " " +
-                  std::to_string(batch) + " x " + std::to_string(context) + ": graph " +
+                  std::to_string(batch) + " x " + std::to_string(context) + cell_name + ": graph " +
                   Num(us, 4) + " us (" + Num(gbps, 4) + " GB/s), " + std::to_string(tuning.splits) +
                   " splits, loads " + DecodeLoadsName(tuning.loads) + " (the plan's " +
                   std::to_string(tuning.planned_splits) + ": " + Num(tuning.planned_us, 4) +
@@ -275,7 +293,7 @@ void ProbeAttention(ProbeContext& ctx) {
       }
       ctx.clock.Sample();
     }
-    ctx.log("attention: decode batch " + std::to_string(batch) + " done");
+    ctx.log("attention: decode batch " + std::to_string(batch) + cell_name + " done");
   }
   if (!splits_raw) throw std::runtime_error(splits_path + ": cannot write");
 
@@ -283,42 +301,50 @@ void ProbeAttention(ProbeContext& ctx) {
   auto& prefill = ctx.profile.AddTable(schema::kPrefillAttention);
   const std::vector<int> lengths =
       quick ? std::vector<int>{512, 2048} : std::vector<int>{512, 1024, 2048, 4096, 8192, 16384};
-  for (int tokens : lengths) {
-    DeviceBuffer<bf16> q(static_cast<size_t>(tokens) * q_heads * kHeadDim), out(q.size());
-    FillRandomBf16(q.get(), q.size(), 24, 1.f, ctx.stream);
-    PrefillArgs a;
-    a.q = q.get();
-    a.k = k.get();
-    a.v = v.get();
-    a.out = out.get();
-    a.batch = 1;
-    a.tokens = tokens;
-    a.q_heads = q_heads;
-    a.kv_heads = kv_heads;
-    const double flops = 4.0 * q_heads * kHeadDim * tokens * (tokens + 1.0) / 2.0;
-    for (int bs : {0, 16, 32, 128, 256}) {
-      DeviceBuffer<int> table;
-      a.layout = GridLayout(bs, 1, tokens, rng, table);
-      auto launch = [&] { LaunchPrefillAttention(a, ctx.stream); };
-      // Compute-bound: timed at the clock its own sustained load settles at (see
-      // kPrefillWarm), as graph replays like the other kernel rows.
-      const double trial = TimeUs(ctx.stream, 1, 2, launch);
-      ReplayUntilSteady(ctx.stream, launch, trial, 3 * trial,
-                        quick ? kQuickPrefillWarm : kPrefillWarm, kPrefillChunkUs);
-      const int reps = RepsFor(trial, quick ? 2000 : 20000, 3, 200);
-      const int per_graph = std::clamp(reps, 1, kPrefillLaunchesPerGraph);
-      const double us = TimeGraphUs(ctx.stream, per_graph, std::max(1, reps / per_graph), launch);
-      ctx.clock.SampleUnderLoad();
-      const double tflops = flops / (us * 1e-6) / 1e12;
-      prefill.Row({bs == 0 ? "contiguous" : "paged", Num(bs), "1", Num(tokens), Num(q_heads),
-                   Num(kv_heads), Num(kHeadDim), Num(us, 5), Num(tflops, 4)});
-      if (tokens == lengths.back() && (bs == 0 || bs == 16)) {
-        ctx.headlines.emplace_back("prefill " + std::string(bs == 0 ? "contiguous" : "paged/16") +
-                                       ", " + std::to_string(tokens) + " tokens",
-                                   Num(tflops, 4) + " TFLOP/s");
+  // Llama-3-8B's heads, then a tensor-parallel-2 rank's (kvsim reads the rows of the
+  // rank's query heads where a profile has them: with few heads the kernel leaves SMs
+  // idle, and its time is not proportional to the heads).
+  std::vector<int> head_groups{kModelKvHeads};
+  if (!quick) head_groups.push_back(kModelKvHeads / 2);
+  for (const int kv_heads : head_groups) {
+    const int q_heads = kv_heads * kModelGroup;
+    for (int tokens : lengths) {
+      DeviceBuffer<bf16> q(static_cast<size_t>(tokens) * q_heads * kHeadDim), out(q.size());
+      FillRandomBf16(q.get(), q.size(), 24, 1.f, ctx.stream);
+      PrefillArgs a;
+      a.q = q.get();
+      a.k = k.get();
+      a.v = v.get();
+      a.out = out.get();
+      a.batch = 1;
+      a.tokens = tokens;
+      a.q_heads = q_heads;
+      a.kv_heads = kv_heads;
+      const double flops = 4.0 * q_heads * kHeadDim * tokens * (tokens + 1.0) / 2.0;
+      for (int bs : {0, 16, 32, 128, 256}) {
+        DeviceBuffer<int> table;
+        a.layout = GridLayout(bs, 1, tokens, rng, table);
+        auto launch = [&] { LaunchPrefillAttention(a, ctx.stream); };
+        // Compute-bound: timed at the clock its own sustained load settles at (see
+        // kPrefillWarm), as graph replays like the other kernel rows.
+        const double trial = TimeUs(ctx.stream, 1, 2, launch);
+        ReplayUntilSteady(ctx.stream, launch, trial, 3 * trial,
+                          quick ? kQuickPrefillWarm : kPrefillWarm, kPrefillChunkUs);
+        const int reps = RepsFor(trial, quick ? 2000 : 20000, 3, 200);
+        const int per_graph = std::clamp(reps, 1, kPrefillLaunchesPerGraph);
+        const double us = TimeGraphUs(ctx.stream, per_graph, std::max(1, reps / per_graph), launch);
+        ctx.clock.SampleUnderLoad();
+        const double tflops = flops / (us * 1e-6) / 1e12;
+        prefill.Row({bs == 0 ? "contiguous" : "paged", Num(bs), "1", Num(tokens), Num(q_heads),
+                     Num(kv_heads), Num(kHeadDim), Num(us, 5), Num(tflops, 4)});
+        if (tokens == lengths.back() && kv_heads == kModelKvHeads && (bs == 0 || bs == 16)) {
+          ctx.headlines.emplace_back("prefill " + std::string(bs == 0 ? "contiguous" : "paged/16") +
+                                         ", " + std::to_string(tokens) + " tokens",
+                                     Num(tflops, 4) + " TFLOP/s");
+        }
       }
+      ctx.clock.Sample();
     }
-    ctx.clock.Sample();
   }
 }
 

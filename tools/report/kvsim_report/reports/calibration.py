@@ -115,6 +115,14 @@ def _decode_section(doc, t, copy_max):
     """Decode attention bandwidth, contiguous and paged at the smallest block size."""
     doc.h2(H_DECODE)
     dec = t["decode_attention"]
+    # The grid's own head count (the most rows); rows with fewer KV heads (one rank's
+    # share under tensor parallelism) would overlay the same batch x context points.
+    counts = {}
+    for r in dec:
+        counts[r["kv_heads"]] = counts.get(r["kv_heads"], 0) + 1
+    kv_heads = max(counts, key=lambda k: (counts[k], k))
+    others = sorted((int(k) for k in counts if k != kv_heads), reverse=True)
+    dec = [r for r in dec if r["kv_heads"] == kv_heads]
     contiguous = [r for r in dec if r["layout"] == "contiguous"]
     paged_blocks = sorted(set(r["block_tokens"] for r in dec if r["layout"] == "paged"))
     panels = [("contiguous KV", contiguous)]
@@ -126,7 +134,9 @@ def _decode_section(doc, t, copy_max):
     batches = sorted(set(r["batch"] for r in dec))
     doc.chart("decode_attention_gbps.png", chart_decode(dec, panels, batches, copy_max),
               "Decode attention GB/s against batch x context",
-              "kv_gbps = K and V bytes read / kernel time.")
+              f"kv_gbps = K and V bytes read / kernel time; rows with {int(kv_heads)} KV heads"
+              + (f" (those with {', '.join(map(str, others))} are left out)" if others else "")
+              + ".")
 
 
 def _paged_ratios(rows_, keys):
