@@ -133,6 +133,13 @@ MemoryPlan PlanMemory(const ModelSpec& model, const GpuSpec& gpu, const Scenario
          fmt::format("{} attention heads of {} do not split over {} GPUs", model.num_heads,
                      model.name, d.tensor_parallel));
   }
+  // Each rank keeps num_kv_heads / tp KV heads, or, with more GPUs than KV heads, a copy
+  // of one (vLLM's rule): anything else leaves ranks with unequal shares.
+  if (model.num_kv_heads % d.tensor_parallel != 0 && d.tensor_parallel % model.num_kv_heads != 0) {
+    Fail(c, "deployment.tensor_parallel",
+         fmt::format("{} KV heads of {} neither split over {} GPUs nor copy evenly onto them",
+                     model.num_kv_heads, model.name, d.tensor_parallel));
+  }
   MemoryPlan m;
   m.gpu_memory_bytes = gpu.memory_bytes;
   m.usable_bytes =

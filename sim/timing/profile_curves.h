@@ -77,6 +77,8 @@ class DecodeSurface {
   // products.
   explicit DecodeSurface(const std::vector<DecodePoint>& points);
   double Seconds(double sequence_heads, double context) const;
+  // The smallest measured sequence_heads: fewer take its time.
+  double MinSequenceHeads() const { return units_min_; }
 
  private:
   std::vector<double> log_units_, log_context_, log_seconds_;  // grid, row-major by units

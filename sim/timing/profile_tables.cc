@@ -141,33 +141,33 @@ class ProfileReader {
     return curves;
   }
 
-  // Prefill attention curves (time against causal pairs) by layout, from the rows
-  // measured with the model's query heads per rank, or, where the profile has no such
-  // rows, with the query-head count nearest to it in log distance (the smaller on a
-  // tie), scaled to the model's heads per rank and head_dim. With few heads the kernel
-  // leaves SMs idle, so its time is not proportional to the heads: on the lent H200 a
-  // 512-token prompt's attention took 14.2 us per layer with 32 query heads and 11.0
-  // with 16 (models/profiles/H200/README.md).
+  // Prefill attention curves (time against causal pairs) by layout, each from that
+  // layout's rows measured with the model's query heads per rank, or, where it has no
+  // such rows, with the query-head count nearest to it in log distance (the smaller on
+  // a tie), scaled to the model's heads per rank and head_dim. With few heads the
+  // kernel leaves SMs idle, so its time is not proportional to the heads: on the lent
+  // H200 a 512-token prompt took 14.3 us with 32 query heads and 11.2 with 16
+  // (models/profiles/H200/profile.txt, [prefill_attention]).
   LayoutCurves<SizeCurve> PrefillAttention() const {
     const ProfileTable& t = profile_.Table(section::kPrefillAttention);
     const double heads = static_cast<double>(model_.num_heads) / static_cast<double>(tp_);
-    std::set<double> measured_heads;
+    std::map<int64_t, double> group;  // block_tokens -> the q_heads its rows are read at
     for (size_t r = 0; r < t.size(); ++r) {
-      if (LayoutKey(t, r)) measured_heads.insert(Positive(t, r, col::kQHeads));
-    }
-    double group = measured_heads.empty() ? heads : *measured_heads.begin();
-    for (const double h : measured_heads) {
-      if (std::abs(std::log(h / heads)) < std::abs(std::log(group / heads))) group = h;
+      const std::optional<int64_t> block = LayoutKey(t, r);
+      if (!block) continue;
+      const double h = Positive(t, r, col::kQHeads);
+      const auto [it, fresh] = group.emplace(*block, h);
+      if (!fresh && NearerHeads(h, it->second, heads)) it->second = h;
     }
     std::map<int64_t, std::vector<Point>> groups;
     std::map<std::array<double, 3>, int> seen;
     for (size_t r = 0; r < t.size(); ++r) {
       const std::optional<int64_t> block = LayoutKey(t, r);
-      if (!block || t.Number(r, col::kQHeads) != group) continue;
+      if (!block || t.Number(r, col::kQHeads) != group.at(*block)) continue;
       const double batch = Positive(t, r, col::kBatch);
       const double tokens = Positive(t, r, col::kTokens);
-      const double scale =
-          heads * static_cast<double>(model_.head_dim) / (group * Positive(t, r, col::kHeadDim));
+      const double scale = heads * static_cast<double>(model_.head_dim) /
+                           (group.at(*block) * Positive(t, r, col::kHeadDim));
       CheckFresh(seen, {static_cast<double>(*block), batch, tokens}, t, r, col::kBatch,
                  col::kTokens);
       groups[*block].push_back({batch * tokens * (tokens + 1) / 2,
@@ -254,6 +254,15 @@ class ProfileReader {
       }
     }
     return std::nullopt;
+  }
+
+  // Whether head count `h` is nearer `want` than `best` in log distance, the smaller of
+  // the two on a tie (exact: ratios compared by cross-multiplying whole numbers).
+  static bool NearerHeads(double h, double best, double want) {
+    const double h_ratio_num = std::max(h, want), h_ratio_den = std::min(h, want);
+    const double b_ratio_num = std::max(best, want), b_ratio_den = std::min(best, want);
+    const double lhs = h_ratio_num * b_ratio_den, rhs = b_ratio_num * h_ratio_den;
+    return lhs < rhs || (lhs == rhs && h < best);
   }
 
   // 0 for contiguous rows, block_tokens for paged ones, nothing for other layouts.

@@ -155,6 +155,15 @@ std::unique_ptr<ExecutionTimeModel> NewProfiledModel(const Profile& profile, con
         profile.path(), measured_on, gpu.name, fmt::join(gpu.device_names, "', '")));
   }
   ProfileCurves curves = ReadProfileCurves(profile, model, tensor_parallel);
+  const double units = static_cast<double>(model.KvHeadsPerRank(tensor_parallel));
+  if (const double least = curves.decode.contiguous->MinSequenceHeads(); units < least) {
+    caveats.push_back(fmt::format(
+        "timing.profile {}: its [decode_attention] rows start at {} sequence-heads (batch x "
+        "kv_heads), and one sequence of {} at tensor_parallel {} is {}: decode batches of fewer "
+        "than {} sequences take the time of {} (an upper bound; kvprobe 0.3.0 and later also "
+        "time one sequence with 4, 2 and 1 KV heads)",
+        profile.path(), least, model.name, tensor_parallel, units, least / units, least));
+  }
   if (tensor_parallel > 1) {
     if (curves.allreduce) {
       if (!curves.allreduce->estimate.empty()) caveats.push_back(curves.allreduce->estimate);

@@ -367,8 +367,11 @@ class ReportContentTest(unittest.TestCase):
         self.assertEqual(result.returncode, 0, result.stderr)
         md = read(os.path.join(DIRS["compare_tp8"], "report.md"))
         # Each caveat once for all four runs, not once per run: the extrapolation to 8
-        # GPUs, and that the H100 profile timed its all-reduces back to back.
-        self.assertEqual(md.count("Timing caveat"), 2, md)
+        # GPUs, that the H100 profile timed its all-reduces back to back, and that its
+        # decode rows (8 KV heads) start above one sequence's single KV head per rank.
+        self.assertEqual(md.count("Timing caveat"), 3, md)
+        self.assertRegex(md, r"Timing caveat: timing\.profile \S+profile\.txt: its "
+                             r"\[decode_attention\] rows start at 8 sequence-heads")
         self.assertRegex(md, r"Timing caveat: timing\.profile \S+profile\.txt: all-reduce on 8 "
                              r"GPUs is not in the profile \(measured: 2, 3 and 4 GPUs\); it is "
                              r"extrapolated")

@@ -145,6 +145,20 @@ TEST(PlanMemory, TensorParallelThatDoesNotDivideTheHeadsIsRefused) {
               HasSubstr("deployment.tensor_parallel"));
 }
 
+TEST(PlanMemory, TensorParallelThatNeitherSplitsNorCopiesTheKvHeadsEvenlyIsRefused) {
+  // Yi-34B: 56 attention heads split over 7 GPUs, but its 8 KV heads do not.
+  EXPECT_THAT(PlanError("Yi-34B", "H100-SXM", Deployment(7)),
+              HasSubstr("deployment.tensor_parallel: 8 KV heads of Yi-34B neither split over 7 "
+                        "GPUs nor copy evenly onto them"));
+}
+
+TEST(PlanMemory, MoreGpusThanKvHeadsEachKeepACopyOfOne) {
+  // Llama-3-8B's 8 KV heads over 16 GPUs: each rank holds one head's KV, 2 x 32 layers
+  // x 1 head x 128 x 2 bytes per token.
+  const MemoryPlan m = PlanMemory(Model("Llama-3-8B"), Gpu("H100-SXM"), Deployment(16));
+  EXPECT_EQ(m.kv_bytes_per_token, 2 * 32 * 1 * 128 * 2);
+}
+
 TEST(PlanMemory, MaxModelLenBeyondTheModelContextIsRefused) {
   ScenarioConfig c = Deployment(1);
   c.deployment.max_model_len = 8193;

@@ -180,6 +180,8 @@ double VerifyAttention(ProbeContext& ctx) {
   worst = std::max(worst, CheckDecode(ctx, 40, 32, 8, 300, rng));  // one block per head
   worst = std::max(worst, CheckDecode(ctx, 5, 8, 8, 257, rng));    // multi-head attention
   worst = std::max(worst, CheckDecode(ctx, 4, 64, 8, 129, rng));   // 8 queries per KV head
+  worst = std::max(worst, CheckDecode(ctx, 2, 16, 4, 700, rng));   // a TP-2 rank's heads
+  worst = std::max(worst, CheckDecode(ctx, 1, 4, 1, 700, rng));    // one KV head
   worst = std::max(worst, CheckPrefill(ctx, 2, 200, 8, 2, rng));
   worst = std::max(worst, CheckPrefill(ctx, 1, 64, 4, 4, rng));
   return worst;

@@ -115,14 +115,12 @@ def _decode_section(doc, t, copy_max):
     """Decode attention bandwidth, contiguous and paged at the smallest block size."""
     doc.h2(H_DECODE)
     dec = t["decode_attention"]
-    # The grid's own head count (the most rows); rows with fewer KV heads (one rank's
-    # share under tensor parallelism) would overlay the same batch x context points.
-    counts = {}
-    for r in dec:
-        counts[r["kv_heads"]] = counts.get(r["kv_heads"], 0) + 1
-    kv_heads = max(counts, key=lambda k: (counts[k], k))
-    others = sorted((int(k) for k in counts if k != kv_heads), reverse=True)
-    dec = [r for r in dec if r["kv_heads"] == kv_heads]
+    # The grid's own head count; rows with fewer KV heads (one rank's share under tensor
+    # parallelism) would overlay the same batch x context points.
+    main = _main_heads(dec, "kv_heads")
+    kv_heads = main[0]["kv_heads"] if main else 0
+    others = sorted({int(r["kv_heads"]) for r in dec} - {int(kv_heads)}, reverse=True)
+    dec = main
     contiguous = [r for r in dec if r["layout"] == "contiguous"]
     paged_blocks = sorted(set(r["block_tokens"] for r in dec if r["layout"] == "paged"))
     panels = [("contiguous KV", contiguous)]
@@ -137,6 +135,18 @@ def _decode_section(doc, t, copy_max):
               f"kv_gbps = K and V bytes read / kernel time; rows with {int(kv_heads)} KV heads"
               + (f" (those with {', '.join(map(str, others))} are left out)" if others else "")
               + ".")
+
+
+def _main_heads(rows_, column):
+    """The rows of the head count most rows have (the grid's own shape; kvprobe adds a few
+    rows with one rank's share of the heads, which would overlay the grid's points)."""
+    counts = {}
+    for r in rows_:
+        counts[r[column]] = counts.get(r[column], 0) + 1
+    if not counts:
+        return rows_
+    main = max(counts, key=lambda k: (counts[k], k))
+    return [r for r in rows_ if r[column] == main]
 
 
 def _paged_ratios(rows_, keys):
@@ -157,8 +167,8 @@ def _paged_ratios(rows_, keys):
 def _paged_section(doc, t):
     """Paged against contiguous attention, decode and prefill: the ratio chart and a table."""
     doc.h2(H_PAGED)
-    dec = t["decode_attention"]
-    pre = t["prefill_attention"]
+    dec = _main_heads(t["decode_attention"], "kv_heads")
+    pre = _main_heads(t["prefill_attention"], "q_heads")
     dec_keys = ("batch", "context_tokens", "q_heads", "kv_heads", "head_dim")
     pre_keys = ("batch", "tokens", "q_heads", "kv_heads", "head_dim")
     dr = _paged_ratios(dec, dec_keys)
