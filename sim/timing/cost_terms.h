@@ -160,6 +160,9 @@ class CostTerms {
   // bytes_per_token = b x (8 hidden + 2 (heads + kv_heads)/tp head_dim
   //                        + 3 k ffn/tp + 4 kv_heads/tp head_dim)   (k: experts per token)
   double PerLayerKernelsSeconds(double tokens) const;
+  // The kernel gaps alone: kKernelsPerLayer x kernel_gap_s (for a model that times
+  // the small kernels from measurements).
+  double PerLayerGapsSeconds() const;
 
   // MoE: the distinct experts `tokens` tokens touch in expectation with top-k routing
   // over E experts, E (1 - (1 - k/E)^tokens); 1 for dense models.

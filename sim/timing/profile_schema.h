@@ -87,6 +87,7 @@ inline constexpr std::string_view kVmm = "vmm";
 inline constexpr std::string_view kVmmUnderLoad = "vmm_under_load";
 inline constexpr std::string_view kCopy = "copy";
 inline constexpr std::string_view kGemm = "gemm";
+inline constexpr std::string_view kSmallKernels = "small_kernels";
 inline constexpr std::string_view kDecodeAttention = "decode_attention";
 inline constexpr std::string_view kPrefillAttention = "prefill_attention";
 inline constexpr std::string_view kAllreduce = "allreduce";
@@ -225,6 +226,13 @@ inline constexpr Field kGemmColumns[] = {
     Number(column::kK),      Number(column::kTimeUs), Number(column::kTflops),
 };
 
+inline constexpr Field kSmallKernelsColumns[] = {
+    Text(column::kModel),
+    Number(column::kTensorParallel),
+    Number(column::kTokens),
+    Number(column::kTimeUs),
+};
+
 inline constexpr Field kDecodeAttentionColumns[] = {
     Text(column::kLayout),           Number(column::kBlockTokens), Number(column::kBatch),
     Number(column::kContextTokens),  Number(column::kQHeads),      Number(column::kKvHeads),
@@ -274,6 +282,8 @@ inline constexpr Section kVmmUnderLoad{section::kVmmUnderLoad, Presence::kOption
                                        kVmmUnderLoadColumns};
 inline constexpr Section kCopy{section::kCopy, Presence::kRequired, Layout::kTable, kCopyColumns};
 inline constexpr Section kGemm{section::kGemm, Presence::kRequired, Layout::kTable, kGemmColumns};
+inline constexpr Section kSmallKernels{section::kSmallKernels, Presence::kOptional, Layout::kTable,
+                                       kSmallKernelsColumns};
 inline constexpr Section kDecodeAttention{section::kDecodeAttention, Presence::kRequired,
                                           Layout::kTable, kDecodeAttentionColumns};
 inline constexpr Section kPrefillAttention{section::kPrefillAttention, Presence::kRequired,
@@ -286,8 +296,8 @@ inline constexpr Section kStep{section::kStep, Presence::kOptional, Layout::kTab
 
 // Every section, [meta] first.
 inline constexpr Section kSections[] = {
-    kMeta,      kVmm,        kVmmUnderLoad, kCopy, kGemm, kDecodeAttention, kPrefillAttention,
-    kAllreduce, kVattention, kStep,
+    kMeta,      kVmm,        kVmmUnderLoad, kCopy, kGemm, kSmallKernels, kDecodeAttention,
+    kPrefillAttention, kAllreduce, kVattention, kStep,
 };
 
 // The section named `name`, or nullptr.

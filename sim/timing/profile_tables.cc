@@ -187,6 +187,34 @@ class ProfileReader {
     return curves;
   }
 
+  // The [small_kernels] curve of this model and tensor_parallel (time per layer
+  // against tokens, flat below the grid), or nothing when the profile has no such rows.
+  std::optional<SizeCurve> SmallKernels() const {
+    const ProfileTable* t = profile_.Find(section::kSmallKernels);
+    if (t == nullptr) return std::nullopt;
+    std::vector<Point> points;
+    std::map<double, int> seen;  // tokens -> line
+    for (size_t r = 0; r < t->size(); ++r) {
+      if (t->Text(r, col::kModel) != model_.name ||
+          t->Number(r, col::kTensorParallel) != static_cast<double>(tp_)) {
+        continue;
+      }
+      const double tokens = Positive(*t, r, col::kTokens);
+      if (const auto [it, fresh] = seen.emplace(tokens, t->line(r)); !fresh) {
+        Fail(t->line(r), fmt::format("[{}] repeats {} at {} {} and {} tokens (first at line {})",
+                                     t->name(), model_.name, col::kTensorParallel, tp_, tokens,
+                                     it->second));
+      }
+      points.push_back({tokens, Positive(*t, r, col::kTimeUs) * kSecondsPerMicro});
+    }
+    if (points.empty()) return std::nullopt;
+    if (seen.size() < 2) {
+      Fail(t->section_line(), fmt::format("[{}] needs {} at two or more token counts at {} {}",
+                                          t->name(), model_.name, col::kTensorParallel, tp_));
+    }
+    return SizeCurve(points);
+  }
+
   // The all-reduce curve for tensor_parallel GPUs: the [allreduce] rows measured on
   // that many GPUs, else one estimated at every measured size from the other GPU
   // counts (allreduce_estimate.h) with a sentence saying how; nothing without rows.
@@ -331,6 +359,7 @@ ProfileCurves ReadProfileCurves(const Profile& profile, const ModelSpec& model,
                        .prefill = reader.PrefillAttention(),
                        .allreduce = std::nullopt};
   if (tensor_parallel > 1) curves.allreduce = reader.Allreduce();
+  curves.small_kernels = reader.SmallKernels();
   return curves;
 }
 

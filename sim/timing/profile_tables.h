@@ -27,9 +27,12 @@ struct AllreduceCurve {
 
 struct ProfileCurves {
   std::map<std::string, SizeCurve> gemm;    // qkv, o, gate_up, down, lm_head
-  LayoutCurves<DecodeSurface> decode;       // scaled to the model's KV heads per rank
+  LayoutCurves<DecodeSurface> decode;       // over batch x KV heads (DecodePoint)
   LayoutCurves<SizeCurve> prefill;          // against causal pairs, scaled to query heads
   std::optional<AllreduceCurve> allreduce;  // tp > 1 and the profile has [allreduce] rows
+  // One layer's small kernels (norms, RoPE, KV write, activation) against tokens: the
+  // [small_kernels] rows of this model and tensor_parallel, nothing without them.
+  std::optional<SizeCurve> small_kernels;
 };
 
 // Reads the curves the profiled model needs (execution_time_model.h states the

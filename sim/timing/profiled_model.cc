@@ -37,6 +37,7 @@ class ProfiledModel final : public ExecutionTimeModel {
         lm_head_(curves.gemm.at("lm_head")),
         decode_(std::move(curves.decode)),
         prefill_(std::move(curves.prefill)),
+        small_kernels_(std::move(curves.small_kernels)),
         layers_(static_cast<double>(model.num_layers)),
         kv_heads_per_rank_(static_cast<double>(model.KvHeadsPerRank(tp))),
         experts_per_token_(static_cast<double>(model.experts_per_token)),
@@ -109,9 +110,15 @@ class ProfiledModel final : public ExecutionTimeModel {
     for (const double bytes : costs_.PassAllreduceBytes(tokens, logits)) {
       pass_collectives_s += AllreduceSeconds(bytes);
     }
-    const double gpu_s =
-        layers_ * (linear_s + attention_s + costs_.PerLayerKernelsSeconds(tokens) + allreduce_s) +
-        lm_head_s + pass_collectives_s;
+    // The layer's small kernels: measured where the profile has them, else the bytes
+    // they move; either way plus the kernel gaps.
+    double small_s = 0;
+    if (tokens > 0) {
+      small_s = small_kernels_ ? small_kernels_->Seconds(tokens) + costs_.PerLayerGapsSeconds()
+                               : costs_.PerLayerKernelsSeconds(tokens);
+    }
+    const double gpu_s = layers_ * (linear_s + attention_s + small_s + allreduce_s) + lm_head_s +
+                         pass_collectives_s;
     return IterationNanos(costs_.IterationSeconds(gpu_s, in));
   }
 
@@ -127,10 +134,35 @@ class ProfiledModel final : public ExecutionTimeModel {
   SizeCurve qkv_, o_, gate_up_, down_, lm_head_;  // GEMM time against tokens
   LayoutCurves<DecodeSurface> decode_;
   LayoutCurves<SizeCurve> prefill_;
-  std::optional<SizeCurve> allreduce_;  // nothing: the shared ring formula
+  std::optional<SizeCurve> allreduce_;      // nothing: the shared ring formula
+  std::optional<SizeCurve> small_kernels_;  // nothing: CostTerms::PerLayerKernelsSeconds
   double layers_, kv_heads_per_rank_, experts_per_token_;
   std::vector<std::string> caveats_, assumed_;
 };
+
+// What the profile's rows leave to estimates for this model: no [small_kernels] rows
+// (appended to `assumed`), decode rows that start above one sequence's KV heads per
+// rank (appended to `caveats`).
+void AddCoverageNotes(const Profile& profile, const ModelSpec& model, const GpuSpec& gpu,
+                      int64_t tensor_parallel, const ProfileCurves& curves,
+                      std::vector<std::string>* caveats, std::vector<std::string>* assumed) {
+  if (!curves.small_kernels) {
+    assumed->push_back(fmt::format(
+        "timing.profile {}: no [small_kernels] rows for {} at tensor_parallel {}; each layer's "
+        "norms, RoPE, KV write and activation are timed as the bytes they move at the {} card's "
+        "memory efficiency, not measured",
+        profile.path(), model.name, tensor_parallel, gpu.name));
+  }
+  const double units = static_cast<double>(model.KvHeadsPerRank(tensor_parallel));
+  if (const double least = curves.decode.contiguous->MinSequenceHeads(); units < least) {
+    caveats->push_back(fmt::format(
+        "timing.profile {}: its [decode_attention] rows start at {} sequence-heads (batch x "
+        "kv_heads), and one sequence of {} at tensor_parallel {} is {}: decode batches of fewer "
+        "than {} sequences take the time of {} (an upper bound; kvprobe 0.3.0 and later also "
+        "time one sequence with 4, 2 and 1 KV heads)",
+        profile.path(), least, model.name, tensor_parallel, units, least / units, least));
+  }
+}
 
 }  // namespace
 
@@ -155,15 +187,8 @@ std::unique_ptr<ExecutionTimeModel> NewProfiledModel(const Profile& profile, con
         profile.path(), measured_on, gpu.name, fmt::join(gpu.device_names, "', '")));
   }
   ProfileCurves curves = ReadProfileCurves(profile, model, tensor_parallel);
-  const double units = static_cast<double>(model.KvHeadsPerRank(tensor_parallel));
-  if (const double least = curves.decode.contiguous->MinSequenceHeads(); units < least) {
-    caveats.push_back(fmt::format(
-        "timing.profile {}: its [decode_attention] rows start at {} sequence-heads (batch x "
-        "kv_heads), and one sequence of {} at tensor_parallel {} is {}: decode batches of fewer "
-        "than {} sequences take the time of {} (an upper bound; kvprobe 0.3.0 and later also "
-        "time one sequence with 4, 2 and 1 KV heads)",
-        profile.path(), least, model.name, tensor_parallel, units, least / units, least));
-  }
+  std::vector<std::string> small_note;
+  AddCoverageNotes(profile, model, gpu, tensor_parallel, curves, &caveats, &small_note);
   if (tensor_parallel > 1) {
     if (curves.allreduce) {
       if (!curves.allreduce->estimate.empty()) caveats.push_back(curves.allreduce->estimate);
@@ -188,17 +213,19 @@ std::unique_ptr<ExecutionTimeModel> NewProfiledModel(const Profile& profile, con
     }
   }
   // The efficiencies the profile does not measure: the bandwidth of the small
-  // per-layer kernels and, with kRoofline, prefill attention. Those the model does
-  // not use are set to 1 here, so they are neither looked up nor declared assumed.
+  // per-layer kernels (without [small_kernels] rows) and, with kRoofline, prefill
+  // attention. Those the model does not use are set to 1 here, so they are neither
+  // looked up nor declared assumed.
   const bool roofline_prefill =
       config.prefill_attention == ProfiledConfig::PrefillAttention::kRoofline;
   const RooflineConfig wanted{
       .gemm_efficiency = 1,
-      .memory_efficiency = config.memory_efficiency,
+      .memory_efficiency = curves.small_kernels ? 1 : config.memory_efficiency,
       .attention_prefill_efficiency = roofline_prefill ? config.attention_prefill_efficiency : 1,
       .attention_decode_efficiency = 1};
   std::vector<std::string> assumed;
   const RooflineConfig resolved = ResolveEfficiencies(wanted, gpu, &assumed);
+  for (std::string& note : small_note) assumed.push_back(std::move(note));
   ProfiledConfig c = config;
   c.memory_efficiency = resolved.memory_efficiency;
   if (roofline_prefill) c.attention_prefill_efficiency = resolved.attention_prefill_efficiency;

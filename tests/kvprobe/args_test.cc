@@ -79,8 +79,8 @@ TEST(ParseArgsTest, OnlyAcceptsEverySectionName) {
 }
 
 TEST(ParseArgsTest, AllSectionsListsTheSectionsInTheOrderTheyRun) {
-  EXPECT_THAT(AllSections(), ElementsAre("vmm", "overlap", "copy", "gemm", "attention", "step",
-                                         "allreduce", "vattention"));
+  EXPECT_THAT(AllSections(), ElementsAre("vmm", "overlap", "copy", "gemm", "small_kernels",
+                                         "attention", "step", "allreduce", "vattention"));
 }
 
 TEST(ParseArgsTest, OnlyStepRunsTheStepSectionAlone) {
@@ -107,7 +107,8 @@ TEST(ParseArgsTest, OnlyRejectsAnUnknownSectionAndListsTheValidOnes) {
   EXPECT_THAT(message, HasSubstr("--only"));
   EXPECT_THAT(message, HasSubstr("'gemms'"));
   EXPECT_THAT(message,
-              HasSubstr("vmm, overlap, copy, gemm, attention, step, allreduce, vattention"));
+              HasSubstr("vmm, overlap, copy, gemm, small_kernels, attention, step, allreduce, "
+                        "vattention"));
 }
 
 TEST(ParseArgsTest, OnlyIsCaseSensitive) {

@@ -109,6 +109,36 @@ TEST(ReadModelCardTest, ReadsEveryRealCard) {
   }
 }
 
+TEST(ReadModelCardsTest, ReadsEveryYamlCardOfADirectoryInNameOrder) {
+  kvsim::testing::TempDir dir;
+  std::string b = kValidCard, a = kValidCard;
+  b.replace(b.find("name: Tiny"), 10, "name: Bee");
+  a.replace(a.find("name: Tiny"), 10, "name: Ant");
+  dir.Write("b.yaml", b);
+  dir.Write("a.yaml", a);
+  dir.Write("notes.txt", "not a card");
+  const std::vector<CardShapes> all = ReadModelCards(dir.path().string(), {});
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[0].name, "Ant");
+  EXPECT_EQ(all[1].name, "Bee");
+  // Named cards, in the order given.
+  const std::vector<CardShapes> named = ReadModelCards(dir.path().string(), {"b", "a"});
+  ASSERT_EQ(named.size(), 2u);
+  EXPECT_EQ(named[0].name, "Bee");
+  EXPECT_EQ(named[1].name, "Ant");
+}
+
+TEST(ReadModelCardsTest, ADirectoryWithoutCardsIsAnErrorNamingIt) {
+  kvsim::testing::TempDir dir;
+  dir.Write("notes.txt", "not a card");
+  try {
+    ReadModelCards(dir.path().string(), {});
+    FAIL() << "expected a CardError";
+  } catch (const CardError& e) {
+    EXPECT_THAT(e.what(), HasSubstr(dir.path().string() + ": no model cards (*.yaml)"));
+  }
+}
+
 TEST(ReadModelCardTest, SkipsCommentsAndFoldedBlocks) {
   kvsim::testing::TempDir dir;
   const std::string path = dir.Write("card.yaml",

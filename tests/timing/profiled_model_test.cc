@@ -657,16 +657,18 @@ TEST(ProfiledModel, TheProfilesOwnPagedKernelOnAPagedCacheIsACaveatANamedOneAnAs
   EXPECT_EQ(OtherCaveats(*profiled)[0],
             "kv_cache.paged_kernel: profiled times kvprobe's own paged kernel (p.txt), not a "
             "serving engine's");
-  // The assumptions: the engine preset only (memory efficiency given, TP 1).
-  ASSERT_EQ(profiled->Assumptions().size(), 1u);
-  EXPECT_THAT(profiled->Assumptions()[0], HasSubstr("timing.engine: preset none"));
+  // The assumptions: the small kernels, not in this profile, and the engine preset
+  // (memory efficiency given, TP 1).
+  ASSERT_EQ(profiled->Assumptions().size(), 2u);
+  EXPECT_THAT(profiled->Assumptions()[0], HasSubstr("no [small_kernels] rows for tiny"));
+  EXPECT_THAT(profiled->Assumptions()[1], HasSubstr("timing.engine: preset none"));
 
   CostConfig named = own;
   named.paged_kernel = PagedKernel::kFlashInferPaged;
   const auto flashinfer = Model(text, Tiny(), 1, kAsMeasured, Gpu(), named);
   EXPECT_THAT(OtherCaveats(*flashinfer), ::testing::IsEmpty());
-  ASSERT_EQ(flashinfer->Assumptions().size(), 2u);
-  EXPECT_THAT(flashinfer->Assumptions()[1], HasSubstr("kv_cache.paged_kernel: flashinfer_paged"));
+  ASSERT_EQ(flashinfer->Assumptions().size(), 3u);
+  EXPECT_THAT(flashinfer->Assumptions()[2], HasSubstr("kv_cache.paged_kernel: flashinfer_paged"));
 }
 
 TEST(ProfiledModel, AssumptionsListTheGenericMemoryAndPrefillEfficienciesItUses) {
@@ -674,7 +676,7 @@ TEST(ProfiledModel, AssumptionsListTheGenericMemoryAndPrefillEfficienciesItUses)
   // Gpu() states no efficiency. Prefill from the roofline formula: both generic values
   // are used; measured prefill: only the memory efficiency of the small kernels.
   const auto roofline_prefill = Model(text, Tiny(), 1, ProfiledConfig{});
-  ASSERT_EQ(roofline_prefill->Assumptions().size(), 3u);
+  ASSERT_EQ(roofline_prefill->Assumptions().size(), 4u);
   EXPECT_EQ(roofline_prefill->Assumptions()[0],
             "memory_efficiency: the test-gpu card states none; the generic 0.85 of peak is "
             "assumed");
@@ -684,8 +686,9 @@ TEST(ProfiledModel, AssumptionsListTheGenericMemoryAndPrefillEfficienciesItUses)
   ProfiledConfig measured;
   measured.prefill_attention = ProfiledConfig::PrefillAttention::kMeasured;
   const auto measured_prefill = Model(text, Tiny(), 1, measured);
-  ASSERT_EQ(measured_prefill->Assumptions().size(), 2u);
+  ASSERT_EQ(measured_prefill->Assumptions().size(), 3u);
   EXPECT_THAT(measured_prefill->Assumptions()[0], HasSubstr("memory_efficiency"));
+  EXPECT_THAT(measured_prefill->Assumptions()[1], HasSubstr("no [small_kernels] rows for tiny"));
   // The small kernels then stream at 3.35e12 x 0.85: at 256 tokens
   // 2 x 256 x 48,128 / 2.8475e12 = 8.65374 us.
   EXPECT_NEAR(Us(measured_prefill->IterationTime(LinearOnly(256))),
@@ -693,8 +696,49 @@ TEST(ProfiledModel, AssumptionsListTheGenericMemoryAndPrefillEfficienciesItUses)
   // A card stating its memory efficiency: nothing generic is left with measured prefill.
   GpuSpec card = Gpu();
   card.efficiency.memory = 0.85;
-  EXPECT_EQ(Model(text, Tiny(), 1, measured, card)->Assumptions().size(), 1u);
+  EXPECT_EQ(Model(text, Tiny(), 1, measured, card)->Assumptions().size(), 2u);
 }
+
+// [small_kernels] rows of tiny at TP 1: (tokens, us per layer).
+std::string SmallKernelRows(const std::vector<std::pair<int, double>>& rows) {
+  std::string s = "[small_kernels]\nmodel,tensor_parallel,tokens,time_us\n";
+  for (const auto& [tokens, us] : rows) s += fmt::format("tiny,1,{},{}\n", tokens, us);
+  return s;
+}
+
+TEST(ProfiledModel, MeasuredSmallKernelsReplaceTheirBytesEstimatePlusTheKernelGaps) {
+  TinyProfile p;
+  p.allreduce = SmallKernelRows({{16, 5}, {256, 9}, {4096, 90}});
+  const auto model = Model(p.Render(Tiny()), Tiny());
+  const auto estimated = Model(TinyProfile().Render(Tiny()), Tiny());
+  // Per layer, against the estimate: the measured time instead of the bytes term (the
+  // engine preset none has no kernel gap). At 256 tokens 9 us, at 1024 the log-log
+  // midpoint of 9 and 90 us: 9 x sqrt(10) = 28.46 us; below the grid, flat (5 us).
+  for (const auto& [tokens, us] : std::vector<std::pair<int, double>>{
+           {256, 9.0}, {1024, 9 * std::sqrt(10.0)}, {1, 5.0}}) {
+    EXPECT_NEAR(Us(model->IterationTime(LinearOnly(tokens))) -
+                    Us(estimated->IterationTime(LinearOnly(tokens))),
+                2 * us - SmallKernelsUs(tokens), kTolUs)
+        << tokens << " tokens";
+  }
+  // Measured small kernels need no memory efficiency and declare nothing.
+  for (const std::string& a : model->Assumptions()) {
+    EXPECT_THAT(a, ::testing::Not(HasSubstr("small_kernels")));
+    EXPECT_THAT(a, ::testing::Not(HasSubstr("memory_efficiency")));
+  }
+}
+
+TEST(ProfiledModel, SmallKernelRowsOfOtherModelsOrTensorParallelsLeaveTheEstimate) {
+  TinyProfile p;
+  p.allreduce = "[small_kernels]\nmodel,tensor_parallel,tokens,time_us\n"
+                "tiny,2,16,5\ntiny,2,256,9\nother,1,16,5\nother,1,256,9\n";
+  const auto model = Model(p.Render(Tiny()), Tiny());
+  EXPECT_EQ(model->IterationTime(LinearOnly(256)),
+            Model(TinyProfile().Render(Tiny()), Tiny())->IterationTime(LinearOnly(256)));
+  EXPECT_THAT(model->Assumptions(), ::testing::Contains(HasSubstr("no [small_kernels] rows for "
+                                                                  "tiny at tensor_parallel 1")));
+}
+
 
 // ---- The H100 fixture ------------------------------------------------------------
 
@@ -1016,6 +1060,16 @@ TEST(ProfiledModel, TwoRowsOfTheSameSequenceHeadsAndContextAreAnErrorAtTheSecond
                            "p.txt:{}: [decode_attention] repeats a contiguous row at batch x "
                            "kv_heads = 8 and context_tokens 256 (first at line {})",
                            LineOf(text, "contiguous,0,2,256,16,4"), LineOf(text, first))));
+}
+
+TEST(ProfiledModel, ASmallKernelRowRepeatedIsAnErrorAtItsLine) {
+  TinyProfile p;
+  p.allreduce = SmallKernelRows({{16, 5}, {256, 9}, {16, 6}});
+  const std::string text = p.Render(Tiny());
+  EXPECT_THAT(ModelError(text, Tiny()),
+              HasSubstr(fmt::format("p.txt:{}: [small_kernels] repeats tiny at tensor_parallel 1 "
+                                    "and 16 tokens (first at line {})",
+                                    LineOf(text, "tiny,1,16,6"), LineOf(text, "tiny,1,16,5"))));
 }
 
 TEST(ProfiledModel, ANonPositiveTimeIsAnErrorAtItsLine) {

@@ -61,26 +61,11 @@ constexpr double kSustainMs = 1500;
 constexpr double kOwnWarmMs = 100;
 constexpr int64_t kHeatFromTokens = 256;
 
-std::vector<CardShapes> Cards(const ProbeOptions& o) {
-  std::vector<std::string> paths;
-  if (o.models.empty()) {
-    for (const auto& e : std::filesystem::directory_iterator(o.models_dir)) {
-      if (e.path().extension() == ".yaml") paths.push_back(e.path().string());
-    }
-    std::sort(paths.begin(), paths.end());
-  } else {
-    for (const std::string& m : o.models) paths.push_back(o.models_dir + "/" + m + ".yaml");
-  }
-  if (paths.empty()) throw std::runtime_error("gemm: no model cards in " + o.models_dir);
-  std::vector<CardShapes> cards;
-  for (const std::string& p : paths) cards.push_back(ReadModelCard(p));
-  return cards;
-}
 
 }  // namespace
 
 void ProbeGemm(ProbeContext& ctx) {
-  const std::vector<CardShapes> cards = Cards(ctx.options);
+  const std::vector<CardShapes> cards = ReadModelCards(ctx.options.models_dir, ctx.options.models);
   std::vector<int64_t> token_grid;
   for (int64_t t = 1; t <= (ctx.options.quick ? 1024 : 16384); t *= (ctx.options.quick ? 4 : 2)) {
     token_grid.push_back(t);

@@ -131,6 +131,7 @@ int Run(const ProbeOptions& o) {
   timed("vmm", ProbeVmm);
   timed("overlap", ProbeOverlap);
   timed("gemm", ProbeGemm);
+  timed("small_kernels", ProbeSmallKernels);
   timed("attention", ProbeAttention);
   timed("step", ProbeStep);
   timed("allreduce", ProbeAllReduce);

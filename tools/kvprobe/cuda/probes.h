@@ -24,6 +24,12 @@ void ProbeCopy(ProbeContext& ctx);
 // [gemm]: cuBLASLt bf16 GEMMs of every model card's layers at TP 1/2/4/8.
 void ProbeGemm(ProbeContext& ctx);
 
+// [small_kernels]: one layer's kernels besides its GEMMs and attention (two fused
+// add+RMSNorms, RoPE, the KV-cache write, SiLU-and-multiply; the [step] pass's own
+// kernels, checked against host references first) for every dense model card with
+// head_dim 128 at TP 1/2/4/8 and 1-16,384 tokens, per layer, as CUDA graph replays.
+void ProbeSmallKernels(ProbeContext& ctx);
+
 // Checks the attention kernels against the float64 reference on fresh random
 // inputs; throws if any relative error exceeds the bf16 bound. Returns the worst error.
 double VerifyAttention(ProbeContext& ctx);

@@ -42,10 +42,12 @@
 #include <fstream>
 #include <functional>
 #include <iostream>
+#include <map>
 #include <random>
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "tools/kvprobe/cuda/attention.cuh"
@@ -1297,6 +1299,99 @@ int RunStepRank(const ProbeOptions& o) {
   if (!out || !passes) throw std::runtime_error("cannot write " + me.out_path);
   return 0;
 #endif
+}
+
+// Layers of small kernels captured per timed graph (a layer's five kernels each).
+constexpr int kSmallKernelLayersPerGraph = 8;
+
+void ProbeSmallKernels(ProbeContext& ctx) {
+  VerifyStepKernels(ctx);
+  const bool quick = ctx.options.quick;
+  const std::vector<CardShapes> cards = ReadModelCards(ctx.options.models_dir, ctx.options.models);
+  std::vector<int> token_grid;
+  for (int t = 1; t <= (quick ? 1024 : 16384); t *= (quick ? 4 : 2)) token_grid.push_back(t);
+  const int max_tokens = token_grid.back();
+  // One rank's widths: hidden, query and KV heads, FFN (SplitsOver: they divide).
+  struct Shape {
+    int64_t hidden, q_heads, kv_heads, ffn;
+    std::tuple<int64_t, int64_t, int64_t, int64_t> Key() const {
+      return {hidden, q_heads, kv_heads, ffn};
+    }
+  };
+  std::vector<std::pair<const CardShapes*, int64_t>> plan;  // (card, tp)
+  Shape largest{0, 0, 0, 0};
+  for (const CardShapes& card : cards) {
+    if (card.head_dim != kHeadDim || card.num_experts > 1) {
+      ctx.log("small_kernels: " + card.name + " skipped (head_dim " +
+              std::to_string(card.head_dim) + ", " + std::to_string(card.num_experts) +
+              " experts; the kernels serve dense models with head_dim " +
+              std::to_string(kHeadDim) + ")");
+      continue;
+    }
+    for (int64_t tp : {1, 2, 4, 8}) {
+      if (!SplitsOver(card, tp)) continue;
+      plan.emplace_back(&card, tp);
+      largest.hidden = std::max(largest.hidden, card.hidden_size);
+      largest.q_heads = std::max(largest.q_heads, card.num_heads / tp);
+      largest.kv_heads = std::max(largest.kv_heads, std::max<int64_t>(1, card.num_kv_heads / tp));
+      largest.ffn = std::max(largest.ffn, card.ffn_size / tp);
+    }
+  }
+  const size_t t_max = static_cast<size_t>(max_tokens);
+  const size_t qkv_max = static_cast<size_t>(largest.q_heads + 2 * largest.kv_heads) * kHeadDim;
+  DeviceBuffer<bf16> x(t_max * largest.hidden), residual(x.size()), norm(largest.hidden),
+      qkv(t_max * qkv_max), q(t_max * largest.q_heads * kHeadDim),
+      k_cache(t_max * largest.kv_heads * kHeadDim), v_cache(k_cache.size()),
+      gate_up(t_max * 2 * largest.ffn), act(t_max * largest.ffn);
+  FillRandomBf16(x.get(), x.size(), 301, 1.f, ctx.stream);
+  FillRandomBf16(residual.get(), residual.size(), 302, 1.f, ctx.stream);
+  FillRandomBf16(norm.get(), norm.size(), 303, 1.f, ctx.stream);
+  FillRandomBf16(qkv.get(), qkv.size(), 304, 1.f, ctx.stream);
+  FillRandomBf16(gate_up.get(), gate_up.size(), 305, 1.f, ctx.stream);
+  constexpr int kPositions = 8192;
+  const DeviceBuffer<float2> rope = RopeTable(kPositions, ctx.stream);
+  std::vector<int> positions(t_max), slots(t_max);
+  for (size_t i = 0; i < t_max; ++i) {
+    positions[i] = static_cast<int>(i % kPositions);
+    slots[i] = static_cast<int>(i);
+  }
+  const DeviceBuffer<int> positions_dev = IntsToDevice(positions), slots_dev = IntsToDevice(slots);
+
+  auto& table = ctx.profile.AddTable(schema::kSmallKernels);
+  // (shape, tokens) -> us per layer
+  std::map<std::pair<std::tuple<int64_t, int64_t, int64_t, int64_t>, int>, double> cache;
+  for (const auto& [card, tp] : plan) {
+    const Shape shape{card->hidden_size, card->num_heads / tp,
+                      std::max<int64_t>(1, card->num_kv_heads / tp), card->ffn_size / tp};
+    const int h = static_cast<int>(shape.hidden), qh = static_cast<int>(shape.q_heads),
+              kvh = static_cast<int>(shape.kv_heads), ffn = static_cast<int>(shape.ffn);
+    const int qkv_n = (qh + 2 * kvh) * kHeadDim;
+    for (int tokens : token_grid) {
+      auto it = cache.find({shape.Key(), tokens});
+      if (it == cache.end()) {
+        // One layer's small kernels in pass order (the GEMMs and attention between
+        // them are what [gemm] and the attention sections time).
+        auto layer = [&] {
+          AddRmsNorm(x.get(), residual.get(), norm.get(), tokens, h, ctx.stream);
+          Rope(qkv.get(), q.get(), positions_dev.get(), rope.get(), tokens, qkv_n, qh, kvh,
+               ctx.stream);
+          KvWrite(qkv.get(), k_cache.get(), v_cache.get(), slots_dev.get(), tokens, qkv_n, qh, kvh,
+                  ctx.stream);
+          AddRmsNorm(x.get(), residual.get(), norm.get(), tokens, h, ctx.stream);
+          SiluMul(gate_up.get(), act.get(), tokens, ffn, ctx.sm_count, ctx.stream);
+        };
+        const double trial = TimeUs(ctx.stream, 1, 2, layer);
+        const int reps = RepsFor(trial * kSmallKernelLayersPerGraph, quick ? 2000 : 10000, 3, 200);
+        it = cache
+                 .emplace(std::pair(shape.Key(), tokens),
+                          TimeGraphUs(ctx.stream, kSmallKernelLayersPerGraph, reps, layer))
+                 .first;
+      }
+      table.Row({card->name, Num(tp), Num(tokens), Num(it->second, 5)});
+    }
+    ctx.clock.Sample();
+  }
+  ctx.log("small_kernels: " + std::to_string(cache.size()) + " cells");
 }
 
 }  // namespace kvprobe

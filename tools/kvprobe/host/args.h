@@ -17,7 +17,8 @@ class ArgsError : public std::runtime_error {
 // The measurement sections, in the order they run.
 inline const std::vector<std::string>& AllSections() {
   static const std::vector<std::string> kSections = {
-      "vmm", "overlap", "copy", "gemm", "attention", "step", "allreduce", "vattention"};
+      "vmm",       "overlap", "copy", "gemm",      "small_kernels",
+      "attention", "step",    "allreduce", "vattention"};
   return kSections;
 }
 

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <filesystem>
 #include <fstream>
 #include <map>
 
@@ -51,6 +52,25 @@ CardShapes ReadModelCard(const std::string& path) {
   c.vocab_size = integer("vocab_size");
   c.num_experts = integer("num_experts");
   return c;
+}
+
+std::vector<CardShapes> ReadModelCards(const std::string& dir,
+                                       const std::vector<std::string>& names) {
+  std::vector<std::string> paths;
+  if (names.empty()) {
+    std::error_code error;
+    for (const auto& e : std::filesystem::directory_iterator(dir, error)) {
+      if (e.path().extension() == ".yaml") paths.push_back(e.path().string());
+    }
+    if (error) throw CardError(dir + ": cannot list the model cards: " + error.message());
+    std::sort(paths.begin(), paths.end());
+  } else {
+    for (const std::string& n : names) paths.push_back(dir + "/" + n + ".yaml");
+  }
+  if (paths.empty()) throw CardError(dir + ": no model cards (*.yaml)");
+  std::vector<CardShapes> cards;
+  for (const std::string& p : paths) cards.push_back(ReadModelCard(p));
+  return cards;
 }
 
 bool SplitsOver(const CardShapes& card, int64_t tp) {

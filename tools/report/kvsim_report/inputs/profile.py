@@ -27,6 +27,8 @@ PROFILE_TABLES = {
     "copy": (True, ("bytes", "time_us", "gbps"), ()),
     "gemm": (True, ("model", "layer", "tensor_parallel", "tokens", "m", "n", "k", "time_us",
                     "tflops"), ("model", "layer")),
+    # One layer's small kernels per rank (kvprobe 0.3.1 on); read by kvsim, not charted.
+    "small_kernels": (False, ("model", "tensor_parallel", "tokens", "time_us"), ("model",)),
     "decode_attention": (True, ("layout", "block_tokens", "batch", "context_tokens", "q_heads",
                                 "kv_heads", "head_dim", "time_us", "kv_gbps"), ("layout",)),
     "prefill_attention": (True, ("layout", "block_tokens", "batch", "tokens", "q_heads",
