@@ -142,6 +142,7 @@ inline constexpr std::string_view kGraph = "graph";
 inline constexpr std::string_view kHandleBytes = "handle_bytes";
 inline constexpr std::string_view kHeadDim = "head_dim";
 inline constexpr std::string_view kInGraphUs = "in_graph_us";
+inline constexpr std::string_view kAloneInGraphUs = "alone_in_graph_us";
 inline constexpr std::string_view kIteration = "iteration";
 inline constexpr std::string_view kIterationUs = "iteration_us";
 inline constexpr std::string_view kIterations = "iterations";
@@ -247,8 +248,13 @@ inline constexpr Field kPrefillAttentionColumns[] = {
 };
 
 inline constexpr Field kAllreduceColumns[] = {
-    Number(column::kGpus),      Number(column::kBytes),     Number(column::kTimeUs),
-    Number(column::kAlgbwGbps), Number(column::kBusbwGbps), OptionalNumber(column::kInGraphUs),
+    Number(column::kGpus),
+    Number(column::kBytes),
+    Number(column::kTimeUs),
+    Number(column::kAlgbwGbps),
+    Number(column::kBusbwGbps),
+    OptionalNumber(column::kInGraphUs),
+    OptionalNumber(column::kAloneInGraphUs),
 };
 
 inline constexpr Field kVattentionColumns[] = {
@@ -296,8 +302,17 @@ inline constexpr Section kStep{section::kStep, Presence::kOptional, Layout::kTab
 
 // Every section, [meta] first.
 inline constexpr Section kSections[] = {
-    kMeta,      kVmm,        kVmmUnderLoad, kCopy, kGemm, kSmallKernels, kDecodeAttention,
-    kPrefillAttention, kAllreduce, kVattention, kStep,
+    kMeta,
+    kVmm,
+    kVmmUnderLoad,
+    kCopy,
+    kGemm,
+    kSmallKernels,
+    kDecodeAttention,
+    kPrefillAttention,
+    kAllreduce,
+    kVattention,
+    kStep,
 };
 
 // The section named `name`, or nullptr.
@@ -321,9 +336,9 @@ constexpr const Field* FindField(const Section& section, std::string_view name) 
 inline constexpr std::string_view kVmmSamplesColumns[] = {column::kCall, column::kHandleBytes,
                                                           column::kUs};
 inline constexpr std::string_view kDecodeSplitsColumns[] = {
-    column::kLayout,        column::kBlockTokens, column::kBatch,   column::kKvHeads,
-    column::kContextTokens, column::kSplits,      column::kLoads,   column::kPlanned,
-    column::kTimeUs,
+    column::kLayout,  column::kBlockTokens,   column::kBatch,
+    column::kKvHeads, column::kContextTokens, column::kSplits,
+    column::kLoads,   column::kPlanned,       column::kTimeUs,
 };
 inline constexpr std::string_view kStepPassesColumns[] = {
     column::kModel,         column::kTensorParallel, column::kRank,
@@ -335,8 +350,8 @@ inline constexpr std::string_view kVattentionIterationsColumns[] = {
     column::kOverlap,      column::kIteration, column::kIterationUs,
     column::kExposedMapUs, column::kMapCalls,
 };
-inline constexpr std::string_view kAllreduceRankColumns[] = {column::kBytes, column::kTimeUs,
-                                                             column::kInGraphUs};
+inline constexpr std::string_view kAllreduceRankColumns[] = {
+    column::kBytes, column::kTimeUs, column::kInGraphUs, column::kAloneInGraphUs};
 
 // Every timed VMM call behind [vmm] (`us`: that call's time).
 inline constexpr RawFile kVmmSamplesFile{"vmm_samples.csv", kVmmSamplesColumns};

@@ -19,9 +19,9 @@ namespace kvsim {
 struct AllreduceCurve {
   SizeCurve curve;
   std::string estimate;
-  // true: from the rows' in_graph_us (an all-reduce between two kernels of a graph,
-  // as in a forward pass); false: from time_us (back to back), the profile having no
-  // in_graph_us column.
+  // true: from the rows' alone_in_graph_us or in_graph_us (an all-reduce inside a
+  // graph, as in a forward pass); false: from time_us (back to back), the profile
+  // having neither column.
   bool in_graph = false;
 };
 

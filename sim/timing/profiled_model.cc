@@ -117,8 +117,8 @@ class ProfiledModel final : public ExecutionTimeModel {
       small_s = small_kernels_ ? small_kernels_->Seconds(tokens) + costs_.PerLayerGapsSeconds()
                                : costs_.PerLayerKernelsSeconds(tokens);
     }
-    const double gpu_s = layers_ * (linear_s + attention_s + small_s + allreduce_s) + lm_head_s +
-                         pass_collectives_s;
+    const double gpu_s =
+        layers_ * (linear_s + attention_s + small_s + allreduce_s) + lm_head_s + pass_collectives_s;
     return IterationNanos(costs_.IterationSeconds(gpu_s, in));
   }
 

@@ -32,11 +32,11 @@ constexpr const char* kHead =
 constexpr const char* kSection =
     "# [allreduce]: measured on a 4-GPU host\n"
     "[allreduce]\n"
-    "gpus,bytes,time_us,algbw_gbps,busbw_gbps,in_graph_us\n"
-    "2,65536,7.5,8.7,8.7,9\n"
-    "2,262144,9,29,29,11\n"
-    "4,65536,11.3,5.8,8.7,13\n"
-    "4,262144,11.7,22,34,14\n";
+    "gpus,bytes,time_us,algbw_gbps,busbw_gbps,in_graph_us,alone_in_graph_us\n"
+    "2,65536,7.5,8.7,8.7,9,7\n"
+    "2,262144,9,29,29,11,9\n"
+    "4,65536,11.3,5.8,8.7,13,11\n"
+    "4,262144,11.7,22,34,14,12\n";
 
 // The same section as an earlier kvprobe wrote it, without in_graph_us.
 constexpr const char* kEarlierSection =
@@ -52,7 +52,8 @@ constexpr const char* kTail =
     "0,2097152\n";
 
 std::vector<AllreduceRow> EightGpuRows() {
-  return {{"8", "65536", "14", "4.7", "8.2", "16"}, {"8", "262144", "14.5", "18", "32", "17"}};
+  return {{"8", "65536", "14", "4.7", "8.2", "16", "14"},
+          {"8", "262144", "14.5", "18", "32", "17", "15"}};
 }
 
 // The MergeAllreduceRows error of merging into `target`; fails the test if it merges.
@@ -73,22 +74,23 @@ TEST(MergeAllreduceRows, AddsANewGpuCountAfterTheKeptOnesWithItsNote) {
                         "# [allreduce]: measured on a 4-GPU host\n"
                         "# [allreduce] gpus=8 rows: 8-GPU host\n"
                         "[allreduce]\n"
-                        "gpus,bytes,time_us,algbw_gbps,busbw_gbps,in_graph_us\n"
-                        "2,65536,7.5,8.7,8.7,9\n"
-                        "2,262144,9,29,29,11\n"
-                        "4,65536,11.3,5.8,8.7,13\n"
-                        "4,262144,11.7,22,34,14\n"
-                        "8,65536,14,4.7,8.2,16\n"
-                        "8,262144,14.5,18,32,17\n" +
+                        "gpus,bytes,time_us,algbw_gbps,busbw_gbps,in_graph_us,alone_in_graph_us\n"
+                        "2,65536,7.5,8.7,8.7,9,7\n"
+                        "2,262144,9,29,29,11,9\n"
+                        "4,65536,11.3,5.8,8.7,13,11\n"
+                        "4,262144,11.7,22,34,14,12\n"
+                        "8,65536,14,4.7,8.2,16,14\n"
+                        "8,262144,14.5,18,32,17,15\n" +
                         kTail);
 }
 
 TEST(MergeAllreduceRows, ReplacesOnlyTheGpuCountsMeasuredAgain) {
   const std::string merged = MergeAllreduceRows(
       std::string(kHead) + kSection, "p.txt",
-      {{"4", "65536", "12", "5", "8", "13"}, {"4", "1048576", "20", "50", "75", "24"}}, "");
-  EXPECT_THAT(merged, HasSubstr("2,65536,7.5,8.7,8.7,9\n2,262144,9,29,29,11\n"
-                                "4,65536,12,5,8,13\n4,1048576,20,50,75,24\n"));
+      {{"4", "65536", "12", "5", "8", "13", "11"}, {"4", "1048576", "20", "50", "75", "24", "22"}},
+      "");
+  EXPECT_THAT(merged, HasSubstr("2,65536,7.5,8.7,8.7,9,7\n2,262144,9,29,29,11,9\n"
+                                "4,65536,12,5,8,13,11\n4,1048576,20,50,75,24,22\n"));
   EXPECT_THAT(merged, Not(HasSubstr("4,262144,11.7")));
   EXPECT_THAT(merged, Not(HasSubstr("# [allreduce] \n")));  // no empty note
 }
@@ -96,17 +98,19 @@ TEST(MergeAllreduceRows, ReplacesOnlyTheGpuCountsMeasuredAgain) {
 TEST(MergeAllreduceRows, AppendsTheSectionToAProfileWithoutOne) {
   const std::string merged = MergeAllreduceRows(kHead, "p.txt", EightGpuRows(), "new");
   EXPECT_EQ(merged, std::string(kHead) + "\n# [allreduce] new\n[allreduce]\n" +
-                        "gpus,bytes,time_us,algbw_gbps,busbw_gbps,in_graph_us\n"
-                        "8,65536,14,4.7,8.2,16\n8,262144,14.5,18,32,17\n");
+                        "gpus,bytes,time_us,algbw_gbps,busbw_gbps,in_graph_us,alone_in_graph_us\n"
+                        "8,65536,14,4.7,8.2,16,14\n8,262144,14.5,18,32,17,15\n");
 }
 
 TEST(MergeAllreduceRows, ASectionOfAnEarlierKvprobeTakesTheNewHeaderWhenEveryCountIsMeasuredAgain) {
   const std::string merged = MergeAllreduceRows(
       std::string(kHead) + kEarlierSection, "p.txt",
-      {{"2", "65536", "7", "9", "9", "10"}, {"4", "65536", "11", "6", "9", "12"}}, "");
-  EXPECT_THAT(merged,
-              HasSubstr("[allreduce]\ngpus,bytes,time_us,algbw_gbps,busbw_gbps,in_graph_us\n"
-                        "2,65536,7,9,9,10\n4,65536,11,6,9,12\n"));
+      {{"2", "65536", "7", "9", "9", "10", "8"}, {"4", "65536", "11", "6", "9", "12", "10"}}, "");
+  EXPECT_THAT(
+      merged,
+      HasSubstr(
+          "[allreduce]\ngpus,bytes,time_us,algbw_gbps,busbw_gbps,in_graph_us,alone_in_graph_us\n"
+          "2,65536,7,9,9,10,8\n4,65536,11,6,9,12,10\n"));
 }
 
 TEST(MergeAllreduceRows, ARowOfAnEarlierKvprobeThatWouldStayIsAnErrorNamingTheMissingColumn) {
@@ -114,6 +118,13 @@ TEST(MergeAllreduceRows, ARowOfAnEarlierKvprobeThatWouldStayIsAnErrorNamingTheMi
       MergeError(std::string(kHead) + kEarlierSection),
       HasSubstr("p.txt:10: [allreduce] rows for 2 GPUs have no in_graph_us column (an earlier "
                 "kvprobe's); measure 2 GPUs again too (--allreduce-gpus) to merge"));
+}
+
+TEST(MergeAllreduceRows, ARowWithoutTheAloneInGraphColumnThatWouldStayIsAnErrorNamingIt) {
+  EXPECT_THAT(MergeError(std::string(kHead) +
+                         "[allreduce]\ngpus,bytes,time_us,algbw_gbps,busbw_gbps,in_graph_us\n"
+                         "2,65536,7.5,8.7,8.7,9\n"),
+              HasSubstr("p.txt:10: [allreduce] rows for 2 GPUs have no alone_in_graph_us column"));
 }
 
 TEST(MergeAllreduceRows, MergedIntoTheCommittedH100ProfileKvsimReadsTheNewRows) {
@@ -126,8 +137,8 @@ TEST(MergeAllreduceRows, MergedIntoTheCommittedH100ProfileKvsimReadsTheNewRows) 
   EXPECT_THROW(MergeAllreduceRows(text.str(), path, EightGpuRows(), "n"), std::runtime_error);
   std::vector<AllreduceRow> rows = EightGpuRows();
   for (const char* gpus : {"2", "3", "4"}) {
-    rows.push_back({gpus, "65536", "9", "7", "7", "11"});
-    rows.push_back({gpus, "1048576", "15", "70", "70", "19"});
+    rows.push_back({gpus, "65536", "9", "7", "7", "11", "8"});
+    rows.push_back({gpus, "1048576", "15", "70", "70", "19", "14"});
   }
   const kvsim::Profile before = kvsim::ParseProfile(text.str(), path);
   const kvsim::Profile after =
@@ -147,9 +158,11 @@ TEST(MergeAllreduceRows, AMalformedTargetSectionNamesItsLine) {
   EXPECT_THAT(MergeError(head + "[allreduce]\ngpus,bytes,time_us,algbw_gbps,busbw_gbps\n2,1,2\n"),
               HasSubstr("p.txt:10: [allreduce] row has 3 fields, expected 5"));
   EXPECT_THAT(
-      MergeError(head + "[allreduce]\ngpus,bytes,time_us,algbw_gbps,busbw_gbps,in_graph_us\n"
-                        "2,1,2,3,4\n"),
-      HasSubstr("p.txt:10: [allreduce] row has 5 fields, expected 6"));
+      MergeError(
+          head +
+          "[allreduce]\ngpus,bytes,time_us,algbw_gbps,busbw_gbps,in_graph_us,alone_in_graph_us\n"
+          "2,1,2,3,4\n"),
+      HasSubstr("p.txt:10: [allreduce] row has 5 fields, expected 7"));
   EXPECT_THAT(
       MergeError(head + "[allreduce]\ngpus,bytes,time_us,algbw_gbps,busbw_gbps\nx,1,2,3,4\n"),
       HasSubstr("p.txt:10: [allreduce] row has a non-numeric gpus or bytes field"));
@@ -169,8 +182,9 @@ TEST(MergeAllreduceRows, MalformedRowsToMergeAreRejected) {
                std::invalid_argument);
   EXPECT_THROW(MergeAllreduceRows(kHead, "p.txt", {{"8", "65536", "14", "1", "1"}}, ""),
                std::invalid_argument);
-  EXPECT_THROW(MergeAllreduceRows(kHead, "p.txt", {{"eight", "65536", "14", "1", "1", "1"}}, ""),
-               std::invalid_argument);
+  EXPECT_THROW(
+      MergeAllreduceRows(kHead, "p.txt", {{"eight", "65536", "14", "1", "1", "1", "-1"}}, ""),
+      std::invalid_argument);
 }
 
 }  // namespace

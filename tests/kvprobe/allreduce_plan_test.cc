@@ -82,39 +82,45 @@ TEST(BusBandwidthFactor, IsTwiceTheShareEachRingStepLeavesToOthers) {
 }
 
 TEST(CombineRankTimes, TakesTheSlowestRankAtEachSizeForEachTime) {
-  const std::string rank0 = RankTimesCsv({{65536, {20.5, 11.0}}, {1048576, {31.0, 40.0}}});
-  const std::string rank1 = RankTimesCsv({{65536, {19.0, 12.5}}, {1048576, {33.25, 39.0}}});
-  EXPECT_EQ(rank0, "bytes,time_us,in_graph_us\n65536,20.5,11\n1048576,31,40\n");
+  const std::string rank0 =
+      RankTimesCsv({{65536, {20.5, 11.0, 7.0}}, {1048576, {31.0, 40.0, 30.5}}});
+  const std::string rank1 =
+      RankTimesCsv({{65536, {19.0, 12.5, 6.5}}, {1048576, {33.25, 39.0, 31.0}}});
+  EXPECT_EQ(rank0,
+            "bytes,time_us,in_graph_us,alone_in_graph_us\n65536,20.5,11,7\n1048576,31,40,30.5\n");
   const auto times = CombineRankTimes({rank0, rank1}, {"a.csv", "b.csv"});
   ASSERT_EQ(times.size(), 2u);
-  EXPECT_EQ(times.at(65536), (RankTime{20.5, 12.5}));
-  EXPECT_EQ(times.at(1048576), (RankTime{33.25, 40.0}));
+  EXPECT_EQ(times.at(65536), (RankTime{20.5, 12.5, 7.0}));
+  EXPECT_EQ(times.at(1048576), (RankTime{33.25, 40.0, 31.0}));
 }
 
 TEST(CombineRankTimes, NamesTheFileAndLineOfAMalformedRow) {
-  const std::string header = "bytes,time_us,in_graph_us\n";
-  const std::string good = header + "65536,20,11\n";
+  const std::string header = "bytes,time_us,in_graph_us,alone_in_graph_us\n";
+  const std::string good = header + "65536,20,11,7\n";
   EXPECT_THAT(CombineError({good, ""}), HasSubstr("rank1.csv: empty (the rank wrote nothing)"));
-  EXPECT_THAT(CombineError({"bytes,time_us\n65536,20\n"}),
-              HasSubstr("rank0.csv:1: expected the header 'bytes,time_us,in_graph_us'"));
-  EXPECT_THAT(CombineError({good, header + "65536,20\n"}),
-              HasSubstr("rank1.csv:2: expected 'bytes,time_us,in_graph_us', got '65536,20'"));
-  EXPECT_THAT(CombineError({header + "65536,20,11,4\n"}), HasSubstr("rank0.csv:2: expected"));
-  EXPECT_THAT(CombineError({header + "65536,20,11\n0,5,5\n"}),
-              HasSubstr("rank0.csv:3: expected a positive byte count and two positive times"));
-  EXPECT_THAT(CombineError({header + "65536,-2,11\n"}), HasSubstr("rank0.csv:2:"));
-  EXPECT_THAT(CombineError({header + "65536,20,0\n"}), HasSubstr("rank0.csv:2:"));
-  EXPECT_THAT(CombineError({header + "65536,20x,11\n"}), HasSubstr("rank0.csv:2:"));
-  EXPECT_THAT(CombineError({header + "65536,20,11\n65536,21,11\n"}),
+  EXPECT_THAT(CombineError({"bytes,time_us,in_graph_us\n65536,20,11\n"}),
+              HasSubstr("rank0.csv:1: expected the header "
+                        "'bytes,time_us,in_graph_us,alone_in_graph_us'"));
+  EXPECT_THAT(CombineError({good, header + "65536,20,11\n"}),
+              HasSubstr("rank1.csv:2: expected 'bytes,time_us,in_graph_us,alone_in_graph_us', "
+                        "got '65536,20,11'"));
+  EXPECT_THAT(CombineError({header + "65536,20,11,7,4\n"}), HasSubstr("rank0.csv:2: expected"));
+  EXPECT_THAT(CombineError({header + "65536,20,11,7\n0,5,5,5\n"}),
+              HasSubstr("rank0.csv:3: expected a positive byte count and three positive times"));
+  EXPECT_THAT(CombineError({header + "65536,-2,11,7\n"}), HasSubstr("rank0.csv:2:"));
+  EXPECT_THAT(CombineError({header + "65536,20,0,7\n"}), HasSubstr("rank0.csv:2:"));
+  EXPECT_THAT(CombineError({header + "65536,20,11,0\n"}), HasSubstr("rank0.csv:2:"));
+  EXPECT_THAT(CombineError({header + "65536,20x,11,7\n"}), HasSubstr("rank0.csv:2:"));
+  EXPECT_THAT(CombineError({header + "65536,20,11,7\n65536,21,11,7\n"}),
               HasSubstr("rank0.csv:3: size 65536 repeated"));
   EXPECT_THAT(CombineError({header}), HasSubstr("rank0.csv:1: no timings"));
 }
 
 TEST(CombineRankTimes, RanksThatMeasuredDifferentSizesAreAnError) {
-  const std::string header = "bytes,time_us,in_graph_us\n";
-  EXPECT_THAT(CombineError({header + "65536,20,11\n", header + "131072,20,11\n"}),
+  const std::string header = "bytes,time_us,in_graph_us,alone_in_graph_us\n";
+  EXPECT_THAT(CombineError({header + "65536,20,11,7\n", header + "131072,20,11,7\n"}),
               HasSubstr("rank1.csv: its message sizes differ from rank0.csv's"));
-  EXPECT_THAT(CombineError({header + "65536,20,11\n", header + "65536,20,11\n4,1,1\n"}),
+  EXPECT_THAT(CombineError({header + "65536,20,11,7\n", header + "65536,20,11,7\n4,1,1,1\n"}),
               HasSubstr("differ"));
 }
 

@@ -714,8 +714,8 @@ TEST(ProfiledModel, MeasuredSmallKernelsReplaceTheirBytesEstimatePlusTheKernelGa
   // Per layer, against the estimate: the measured time instead of the bytes term (the
   // engine preset none has no kernel gap). At 256 tokens 9 us, at 1024 the log-log
   // midpoint of 9 and 90 us: 9 x sqrt(10) = 28.46 us; below the grid, flat (5 us).
-  for (const auto& [tokens, us] : std::vector<std::pair<int, double>>{
-           {256, 9.0}, {1024, 9 * std::sqrt(10.0)}, {1, 5.0}}) {
+  for (const auto& [tokens, us] :
+       std::vector<std::pair<int, double>>{{256, 9.0}, {1024, 9 * std::sqrt(10.0)}, {1, 5.0}}) {
     EXPECT_NEAR(Us(model->IterationTime(LinearOnly(tokens))) -
                     Us(estimated->IterationTime(LinearOnly(tokens))),
                 2 * us - SmallKernelsUs(tokens), kTolUs)
@@ -730,15 +730,15 @@ TEST(ProfiledModel, MeasuredSmallKernelsReplaceTheirBytesEstimatePlusTheKernelGa
 
 TEST(ProfiledModel, SmallKernelRowsOfOtherModelsOrTensorParallelsLeaveTheEstimate) {
   TinyProfile p;
-  p.allreduce = "[small_kernels]\nmodel,tensor_parallel,tokens,time_us\n"
-                "tiny,2,16,5\ntiny,2,256,9\nother,1,16,5\nother,1,256,9\n";
+  p.allreduce =
+      "[small_kernels]\nmodel,tensor_parallel,tokens,time_us\n"
+      "tiny,2,16,5\ntiny,2,256,9\nother,1,16,5\nother,1,256,9\n";
   const auto model = Model(p.Render(Tiny()), Tiny());
   EXPECT_EQ(model->IterationTime(LinearOnly(256)),
             Model(TinyProfile().Render(Tiny()), Tiny())->IterationTime(LinearOnly(256)));
   EXPECT_THAT(model->Assumptions(), ::testing::Contains(HasSubstr("no [small_kernels] rows for "
                                                                   "tiny at tensor_parallel 1")));
 }
-
 
 // ---- The H100 fixture ------------------------------------------------------------
 

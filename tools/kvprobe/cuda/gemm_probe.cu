@@ -61,7 +61,6 @@ constexpr double kSustainMs = 1500;
 constexpr double kOwnWarmMs = 100;
 constexpr int64_t kHeatFromTokens = 256;
 
-
 }  // namespace
 
 void ProbeGemm(ProbeContext& ctx) {

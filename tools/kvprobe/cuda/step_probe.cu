@@ -1324,8 +1324,8 @@ void ProbeSmallKernels(ProbeContext& ctx) {
     if (card.head_dim != kHeadDim || card.num_experts > 1) {
       ctx.log("small_kernels: " + card.name + " skipped (head_dim " +
               std::to_string(card.head_dim) + ", " + std::to_string(card.num_experts) +
-              " experts; the kernels serve dense models with head_dim " +
-              std::to_string(kHeadDim) + ")");
+              " experts; the kernels serve dense models with head_dim " + std::to_string(kHeadDim) +
+              ")");
       continue;
     }
     for (int64_t tp : {1, 2, 4, 8}) {

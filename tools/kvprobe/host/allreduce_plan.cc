@@ -65,7 +65,7 @@ std::string RankTimesCsv(const std::map<size_t, RankTime>& times_by_bytes) {
   out.precision(9);
   out << HeaderLine(schema::kAllreduceRankFile) << '\n';
   for (const auto& [bytes, t] : times_by_bytes) {
-    out << bytes << ',' << t.time_us << ',' << t.in_graph_us << '\n';
+    out << bytes << ',' << t.time_us << ',' << t.in_graph_us << ',' << t.alone_in_graph_us << '\n';
   }
   return out.str();
 }
@@ -95,8 +95,9 @@ std::map<size_t, RankTime> ParseRankTimes(const std::string& text, const std::st
       continue;
     }
     const size_t first = line.find(','), second = line.find(',', first + 1);
-    if (first == std::string::npos || second == std::string::npos ||
-        line.find(',', second + 1) != std::string::npos) {
+    const size_t third = second == std::string::npos ? second : line.find(',', second + 1);
+    if (first == std::string::npos || second == std::string::npos || third == std::string::npos ||
+        line.find(',', third + 1) != std::string::npos) {
       fail(("expected '" + header + "', got '").append(line) + "'");
     }
     size_t bytes = 0;
@@ -106,8 +107,9 @@ std::map<size_t, RankTime> ParseRankTimes(const std::string& text, const std::st
     const std::string_view view(line);
     if (ec_bytes != std::errc() || end_bytes != b + first || bytes == 0 ||
         !ParsePositive(view.substr(first + 1, second - first - 1), t.time_us) ||
-        !ParsePositive(view.substr(second + 1), t.in_graph_us)) {
-      fail("expected a positive byte count and two positive times, got '" + line + "'");
+        !ParsePositive(view.substr(second + 1, third - second - 1), t.in_graph_us) ||
+        !ParsePositive(view.substr(third + 1), t.alone_in_graph_us)) {
+      fail("expected a positive byte count and three positive times, got '" + line + "'");
     }
     if (!times.emplace(bytes, t).second) fail("size " + std::to_string(bytes) + " repeated");
   }
@@ -137,6 +139,7 @@ std::map<size_t, RankTime> CombineRankTimes(const std::vector<std::string>& rank
       RankTime& s = slowest[bytes];
       s.time_us = std::max(s.time_us, t.time_us);
       s.in_graph_us = std::max(s.in_graph_us, t.in_graph_us);
+      s.alone_in_graph_us = std::max(s.alone_in_graph_us, t.alone_in_graph_us);
     }
   }
   return slowest;

@@ -36,8 +36,12 @@ double BusBandwidthFactor(int gpus);
 struct RankTime {
   double time_us = 0;      // back-to-back all-reduces, launched from the host
   double in_graph_us = 0;  // one all-reduce between two dependent kernels of a CUDA graph
+  // One all-reduce in a CUDA graph after a kernel that touches no memory: its own time
+  // with its launch inside a graph, nothing of a neighbour's.
+  double alone_in_graph_us = 0;
   bool operator==(const RankTime& o) const {
-    return time_us == o.time_us && in_graph_us == o.in_graph_us;
+    return time_us == o.time_us && in_graph_us == o.in_graph_us &&
+           alone_in_graph_us == o.alone_in_graph_us;
   }
 };
 

@@ -16,9 +16,9 @@ class ArgsError : public std::runtime_error {
 
 // The measurement sections, in the order they run.
 inline const std::vector<std::string>& AllSections() {
-  static const std::vector<std::string> kSections = {
-      "vmm",       "overlap", "copy", "gemm",      "small_kernels",
-      "attention", "step",    "allreduce", "vattention"};
+  static const std::vector<std::string> kSections = {"vmm",  "overlap",       "copy",
+                                                     "gemm", "small_kernels", "attention",
+                                                     "step", "allreduce",     "vattention"};
   return kSections;
 }
 

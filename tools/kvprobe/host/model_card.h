@@ -35,7 +35,8 @@ CardShapes ReadModelCard(const std::string& path);
 // The cards named `names` in `dir` (NAME.yaml), or every *.yaml card there in name
 // order when `names` is empty. Throws CardError as ReadModelCard does, and when `dir`
 // holds no card.
-std::vector<CardShapes> ReadModelCards(const std::string& dir, const std::vector<std::string>& names);
+std::vector<CardShapes> ReadModelCards(const std::string& dir,
+                                       const std::vector<std::string>& names);
 
 // One GEMM of a transformer layer on one tensor-parallel rank:
 // C[tokens, n] = X[tokens, k] x W[k, n].
