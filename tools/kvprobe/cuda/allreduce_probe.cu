@@ -98,7 +98,11 @@ void ProbeAllReduce(ProbeContext& ctx) {
       throw std::runtime_error("--merge-allreduce-into: " + merge_path + ": no such file");
     }
     const std::string text = ReadFileText(merge_path);
-    MergeAllreduceRows(text, merge_path, {{"2", "65536", "1", "1", "1", "1"}}, "");
+    // A row of every column, to check the target before measuring.
+    AllreduceRow probe_row(schema::kAllreduce.fields.size(), "1");
+    probe_row[0] = "2";
+    probe_row[1] = "65536";
+    MergeAllreduceRows(text, merge_path, {probe_row}, "");
     if (ProfileGpuName(text) != prop.name) {
       throw std::runtime_error("--merge-allreduce-into: " + merge_path + " was measured on '" +
                                ProfileGpuName(text) + "', this GPU is '" + prop.name + "'");
