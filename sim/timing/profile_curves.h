@@ -86,6 +86,15 @@ class DecodeSurface {
   Line fit_;
 };
 
+// Whether `x` is nearer `want` than `best` in log distance, the smaller of the two on a
+// tie; exact for whole numbers (the ratios are compared by cross-multiplying, not
+// through rounded logs). REQUIRES: x, best, want > 0.
+inline bool NearerInLogDistance(double x, double best, double want) {
+  const double lhs = std::max(x, want) * std::min(best, want);
+  const double rhs = std::max(best, want) * std::min(x, want);
+  return lhs < rhs || (lhs == rhs && x < best);
+}
+
 template <typename T>
 struct LayoutCurves {
   std::optional<T> contiguous;
@@ -95,17 +104,15 @@ struct LayoutCurves {
   // in log distance, the smaller on a tie.
   const T& For(AttentionLayout layout, int64_t block_tokens) const {
     if (layout == AttentionLayout::kContiguous) return *contiguous;
-    const double want = std::log(static_cast<double>(std::max<int64_t>(block_tokens, 1)));
-    const T* best = &paged.front().second;
-    double best_distance = std::abs(std::log(static_cast<double>(paged.front().first)) - want);
-    for (const auto& [tokens, curve] : paged) {
-      const double d = std::abs(std::log(static_cast<double>(tokens)) - want);
-      if (d < best_distance) {
-        best_distance = d;
-        best = &curve;
+    const double want = static_cast<double>(std::max<int64_t>(block_tokens, 1));
+    const std::pair<int64_t, T>* best = &paged.front();
+    for (const auto& candidate : paged) {
+      if (NearerInLogDistance(static_cast<double>(candidate.first),
+                              static_cast<double>(best->first), want)) {
+        best = &candidate;
       }
     }
-    return *best;
+    return best->second;
   }
 };
 

@@ -157,7 +157,7 @@ class ProfileReader {
       if (!block) continue;
       const double h = Positive(t, r, col::kQHeads);
       const auto [it, fresh] = group.emplace(*block, h);
-      if (!fresh && NearerHeads(h, it->second, heads)) it->second = h;
+      if (!fresh && NearerInLogDistance(h, it->second, heads)) it->second = h;
     }
     std::map<int64_t, std::vector<Point>> groups;
     std::map<std::array<double, 3>, int> seen;
@@ -288,15 +288,6 @@ class ProfileReader {
       }
     }
     return std::nullopt;
-  }
-
-  // Whether head count `h` is nearer `want` than `best` in log distance, the smaller of
-  // the two on a tie (exact: ratios compared by cross-multiplying whole numbers).
-  static bool NearerHeads(double h, double best, double want) {
-    const double h_ratio_num = std::max(h, want), h_ratio_den = std::min(h, want);
-    const double b_ratio_num = std::max(best, want), b_ratio_den = std::min(best, want);
-    const double lhs = h_ratio_num * b_ratio_den, rhs = b_ratio_num * h_ratio_den;
-    return lhs < rhs || (lhs == rhs && h < best);
   }
 
   // 0 for contiguous rows, block_tokens for paged ones, nothing for other layouts.
