@@ -173,10 +173,15 @@ double CostTerms::ExpertsRead(double tokens) const {
 
 double CostTerms::PerLayerKernelsSeconds(double tokens) const {
   if (tokens <= 0) return 0;
-  return tokens * per_layer_bytes_per_token_ / hbm_effective_ + PerLayerGapsSeconds();
+  return tokens * per_layer_bytes_per_token_ / hbm_effective_ +
+         kKernelsPerLayer * engine_.kernel_gap_s;
 }
 
-double CostTerms::PerLayerGapsSeconds() const { return kKernelsPerLayer * engine_.kernel_gap_s; }
+double CostTerms::PerLayerSmallKernelsSeconds(double tokens) const {
+  if (tokens <= 0) return 0;
+  return tokens * per_layer_bytes_per_token_ / hbm_effective_ +
+         kSmallKernelsPerLayer * engine_.kernel_gap_s;
+}
 
 double CostTerms::PagedDecodeSeconds(double contiguous_s, const CostInputs& in) const {
   const double block = static_cast<double>(std::max<int64_t>(in.block_tokens, 1));

@@ -160,9 +160,10 @@ class CostTerms {
   // bytes_per_token = b x (8 hidden + 2 (heads + kv_heads)/tp head_dim
   //                        + 3 k ffn/tp + 4 kv_heads/tp head_dim)   (k: experts per token)
   double PerLayerKernelsSeconds(double tokens) const;
-  // The kernel gaps alone: kKernelsPerLayer x kernel_gap_s (for a model that times
-  // the small kernels from measurements).
-  double PerLayerGapsSeconds() const;
+  // The small kernels for a model whose other kernels come from rows timed as CUDA
+  // graph replays, each launch's boundary inside its time: their bytes as above plus
+  // kSmallKernelsPerLayer kernel gaps (the GEMMs' and attention's are in their rows).
+  double PerLayerSmallKernelsSeconds(double tokens) const;
 
   // MoE: the distinct experts `tokens` tokens touch in expectation with top-k routing
   // over E experts, E (1 - (1 - k/E)^tokens); 1 for dense models.
@@ -191,6 +192,8 @@ class CostTerms {
   // Kernels per layer charged a kernel gap: two norms, QKV, RoPE, KV write,
   // attention, O, gate_up, activation, down.
   static constexpr int kKernelsPerLayer = 10;
+  // Of those, the small memory-bound ones: two norms, RoPE, KV write, activation.
+  static constexpr int kSmallKernelsPerLayer = 5;
 
   // The caller times all-reduces from measurements (a profile's [allreduce] rows):
   // the ring terms are not used and not listed as assumptions.

@@ -123,7 +123,10 @@ std::unique_ptr<ExecutionTimeModel> NewRooflineModel(const ModelSpec& model, con
 //                                                                              (kRoofline)
 //               pairs = prefill_attention_pairs (profile rows: batch x tokens (tokens+1) / 2),
 //               F = the GPU card's dense bf16 FLOP/s
-//   small     = CostTerms::PerLayerKernelsSeconds(T)   (not in the profile: norms, RoPE, ...)
+//   small     = K(T), the profile's [small_kernels] rows (norms, RoPE, KV write, activation)
+//               where it has them, else CostTerms::PerLayerSmallKernelsSeconds(T)
+//   No kernel gap is added to a measured row: kvprobe times each as CUDA graph replays
+//   of that kernel, so the boundary between two launches is inside its time.
 //   allreduce = 2 x R(T x hidden x dtype_bytes)                          (tp > 1 only)
 // plus, once per iteration:
 //   lm_head   = G_lm_head(logit_tokens), 0 when no sequence emits a token

@@ -221,14 +221,16 @@ class ProfileReader {
   std::optional<AllreduceCurve> Allreduce() const {
     const ProfileTable* t = profile_.Find(section::kAllreduce);
     if (t == nullptr) return std::nullopt;
-    // In-pass cost: alone_in_graph_us where measured (an all-reduce's own time inside a
-    // graph; passes of 1-8 decode sequences at TP 2 on the lent H200 exceeded their
-    // kernel classes by no more than the same passes at TP 1 do, so their all-reduces
-    // cost what they cost alone), else in_graph_us, else the back-to-back time.
-    const bool alone = t->HasColumn(col::kAloneInGraphUs);
-    const bool in_graph = alone || t->HasColumn(col::kInGraphUs);
-    const std::string_view time_column = alone      ? col::kAloneInGraphUs
-                                         : in_graph ? col::kInGraphUs
+    // In-pass cost: in_graph_us where measured (an all-reduce inside a graph after a
+    // bandwidth-bound kernel and one writing its input, as it sits in a forward pass),
+    // else alone_in_graph_us (after a kernel that touches no memory), else the
+    // back-to-back time. On the lent H200, TP 2 passes exceeded the sum of their kernel
+    // classes by 8-14 us per layer where TP 1 passes did by 2-10 us: what in_graph_us
+    // adds to the two all-reduces of a layer (models/profiles/H200/README.md).
+    const bool placed = t->HasColumn(col::kInGraphUs);
+    const bool in_graph = placed || t->HasColumn(col::kAloneInGraphUs);
+    const std::string_view time_column = placed     ? col::kInGraphUs
+                                         : in_graph ? col::kAloneInGraphUs
                                                     : col::kTimeUs;
     std::map<int64_t, std::vector<Point>> by_gpus;
     std::map<std::pair<int64_t, double>, int> seen;
@@ -354,9 +356,9 @@ ProfileCurves ReadProfileCurves(const Profile& profile, const ModelSpec& model,
   ProfileCurves curves{.gemm = reader.Gemms(),
                        .decode = reader.DecodeAttention(),
                        .prefill = reader.PrefillAttention(),
-                       .allreduce = std::nullopt};
+                       .allreduce = std::nullopt,
+                       .small_kernels = reader.SmallKernels()};
   if (tensor_parallel > 1) curves.allreduce = reader.Allreduce();
-  curves.small_kernels = reader.SmallKernels();
   return curves;
 }
 

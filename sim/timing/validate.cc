@@ -385,8 +385,9 @@ std::string FormatValidation(const Validation& v) {
       "(kvprobe's)\n"
       "roofline: efficiencies gemm {:g}, memory {:g}, prefill attention {:g}, decode attention "
       "{:g}; paged kernel {}\n"
-      "both: no CPU time (engine preset none), kernel gap {:g} us; "
-      "error = (predicted - measured) / measured\n",
+      "both: no CPU time (engine preset none), kernel gap {:g} us (roofline: each of 10 kernels "
+      "per layer; profiled: only small kernels estimated from their bytes, its rows being graph "
+      "replays that hold each launch's boundary); error = (predicted - measured) / measured\n",
       v.profile_path, v.rows.size() + skipped, kStep, v.measured_on, v.rows.size(), v.gpu_card,
       kPrefillAttentions.Name(c.profiled.prefill_attention), e.gemm_efficiency, e.memory_efficiency,
       e.attention_prefill_efficiency, e.attention_decode_efficiency,

@@ -1275,10 +1275,17 @@ size_t DecodeWorkspaceFloats(int batch, int q_heads, int max_len, int kv_heads, 
   return static_cast<size_t>(batch) * q_heads * splits * (kHeadDim + 2);
 }
 
-DecodeTuning TuneDecodeSplits(DecodeArgs a, cudaStream_t stream) {
-  constexpr int kMaxPerGraph = 20;    // launches captured per timed graph, at most
-  constexpr double kGraphUs = 200;    // fewer launches per graph for kernels longer than
-                                      // kGraphUs / kMaxPerGraph (their gaps matter less)
+void LaunchDecodeOnCopy(DecodeArgs a, const KvCopies& copies, int i, cudaStream_t stream) {
+  const int n = std::max(1, copies.count);
+  const size_t offset = static_cast<size_t>(i % n) * copies.stride_elems;
+  a.k += offset;
+  a.v += offset;
+  LaunchDecodeAttention(a, stream);
+}
+
+DecodeTuning TuneDecodeSplits(DecodeArgs a, cudaStream_t stream, const KvCopies& copies) {
+  constexpr int kMinPerGraph = 20;    // launches captured per timed graph, at least
+  constexpr int kMaxPerGraph = 200;   // and at most (LaunchesPerGraph)
   constexpr double kTargetUs = 3000;  // timed per candidate and round
   int planned = 1, split_tokens = 0;
   PlanSplits(a.batch, a.q_heads, a.kv_heads, a.max_len, a.sm_count, &planned, &split_tokens);
@@ -1309,10 +1316,11 @@ DecodeTuning TuneDecodeSplits(DecodeArgs a, cudaStream_t stream) {
   auto time = [&](const Candidate& c) {
     a.splits = c.args_splits;
     a.loads = c.loads;
-    auto launch = [&] { LaunchDecodeAttention(a, stream); };
+    int next = 0;
+    auto launch = [&] { LaunchDecodeOnCopy(a, copies, next++, stream); };
     const double trial = TimeUs(stream, 1, 2, launch);
     const int per_graph =
-        std::clamp(static_cast<int>(kGraphUs / std::max(trial, 1.0)), 1, kMaxPerGraph);
+        LaunchesCyclingCopies(LaunchesPerGraph(trial, kMinPerGraph, kMaxPerGraph), copies);
     const int reps = RepsFor(trial * per_graph, kTargetUs, 2, 50);
     return TimeGraphUs(stream, per_graph, reps, launch);
   };

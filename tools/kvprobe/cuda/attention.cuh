@@ -107,12 +107,32 @@ struct DecodeTuning {
   std::vector<Candidate> tried;               // every candidate, the plan's first
 };
 
+// Copies of a decode launch's KV cache that consecutive timed launches cycle through,
+// so that a small cache is read from HBM as in a pass (where every other layer's
+// weights and KV stream through the L2 between two uses of a layer's KV), not from the
+// L2 its previous launch left it in. Copy c is the cache at k + c x stride_elems and
+// v + c x stride_elems, with the same layout and block table.
+struct KvCopies {
+  int count = 1;
+  size_t stride_elems = 0;
+};
+
+// Enqueues decode attention for `args` over copy `i` (mod copies.count) of its KV.
+void LaunchDecodeOnCopy(DecodeArgs args, const KvCopies& copies, int i, cudaStream_t stream);
+
+// Launches per timed graph: at least `wanted`, a whole number of cycles through `copies`.
+inline int LaunchesCyclingCopies(int wanted, const KvCopies& copies) {
+  const int n = copies.count < 1 ? 1 : copies.count;
+  return n * ((wanted + n - 1) / n);
+}
+
 // Times decode attention for `args` (its buffers must be valid) with the plan's
 // splits and with each distinct number of splits from 1 to MaxDecodeSplits(max_len),
 // each with both load schedules, and returns the fastest, as an engine's kernel
 // selection would (FlashDecoding and FlashAttention's num_splits heuristics aim at
-// the same choice). Enqueues and synchronizes on `stream`.
-DecodeTuning TuneDecodeSplits(DecodeArgs args, cudaStream_t stream);
+// the same choice). Each timed graph cycles through `copies` of the KV. Enqueues and
+// synchronizes on `stream`.
+DecodeTuning TuneDecodeSplits(DecodeArgs args, cudaStream_t stream, const KvCopies& copies = {});
 
 // Enqueues decode attention on `stream`. Supported q_heads / kv_heads: 1, 2, 4, 7, 8.
 void LaunchDecodeAttention(const DecodeArgs& args, cudaStream_t stream);

@@ -1,6 +1,7 @@
 // Attention kernels: verification against the float64 reference, then the decode
 // and prefill grids over contiguous and paged KV.
 #include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <random>
 #include <vector>
@@ -188,9 +189,10 @@ double VerifyAttention(ProbeContext& ctx) {
 }
 
 // Decode launches captured per timed graph (kernel time, not the host's launch rate).
-constexpr int kDecodeLaunchesPerGraph = 20;
-// Prefill launches per timed graph, at most.
-constexpr int kPrefillLaunchesPerGraph = 10;
+constexpr int kMinDecodeLaunchesPerGraph = 20;
+constexpr int kMaxDecodeLaunchesPerGraph = 200;
+// Prefill launches per timed graph, at most (LaunchesPerGraph).
+constexpr int kMaxPrefillLaunchesPerGraph = 100;
 // Each prefill cell replays its own kernel until its clock settles before it is timed
 // (steady_warm.h). Timed right after a GEMM heater instead (Heater in gemm.cuh), it
 // carried the heater's lower clock: on the lent H200, 4,096-token cells took 577 us
@@ -205,6 +207,27 @@ constexpr SteadyWarmLimits kQuickPrefillWarm{100, 100, 0};  // --quick: a fixed 
 constexpr int kModelKvHeads = 8;
 constexpr int kModelGroup = 4;  // query heads per KV head
 constexpr int kRankKvHeads[] = {4, 2, 1};
+
+// KV caches below this many L2 sizes are timed over several copies (KvCopies), so that
+// each launch reads its KV from HBM, as a pass does. With one copy, one sequence of 512
+// cached tokens (2 MB) took 5.6-5.9 us per layer on the lent H200 where the same kernels
+// took 6.6 us inside whole passes (`attention_us` of [step]).
+constexpr double kColdKvL2Multiple = 4;
+
+// Copies of a decode cell's KV (block_tokens 0: contiguous) that its timed launches cycle
+// through: enough that kColdKvL2Multiple L2 sizes of other KV pass between two uses of
+// one, as far as the buffers of `max_tokens` rows of `row` elements hold them.
+KvCopies ColdKvCopies(int block_tokens, int batch, int context, double kv_bytes, size_t row,
+                      size_t max_tokens, size_t l2_bytes) {
+  const int unit = std::max(1, block_tokens);
+  const size_t rows = static_cast<size_t>(batch) * ((context + unit - 1) / unit) * unit;
+  const int wanted = static_cast<int>(std::ceil(kColdKvL2Multiple * l2_bytes / kv_bytes)) + 1;
+  const int fit = static_cast<int>(max_tokens / rows);
+  KvCopies copies;
+  copies.count = std::max(1, std::min(wanted, fit));
+  copies.stride_elems = rows * row;
+  return copies;
+}
 
 void ProbeAttention(ProbeContext& ctx) {
   const bool quick = ctx.options.quick;
@@ -257,7 +280,9 @@ void ProbeAttention(ProbeContext& ctx) {
         // then that launch timed again, as engines run decode; the eager loop's figure
         // is logged beside it.
         a.splits = 0;
-        const DecodeTuning tuning = TuneDecodeSplits(a, ctx.stream);
+        const KvCopies copies =
+            ColdKvCopies(bs, batch, context, kv_bytes, row, max_tokens, ctx.l2_bytes);
+        const DecodeTuning tuning = TuneDecodeSplits(a, ctx.stream, copies);
         const std::string layout_name = bs == 0 ? "contiguous" : "paged";
         for (size_t i = 0; i < tuning.tried.size(); ++i) {
           const DecodeTuning::Candidate& t = tuning.tried[i];
@@ -267,11 +292,14 @@ void ProbeAttention(ProbeContext& ctx) {
         }
         a.splits = tuning.args_splits;
         a.loads = tuning.loads;
-        auto launch = [&] { LaunchDecodeAttention(a, ctx.stream); };
+        int next = 0;
+        auto launch = [&] { LaunchDecodeOnCopy(a, copies, next++, ctx.stream); };
         const double trial = TimeUs(ctx.stream, 2, 3, launch);
         const int reps = RepsFor(trial, quick ? 2000 : 20000, 5, 500);
-        const double us = TimeGraphUs(ctx.stream, kDecodeLaunchesPerGraph,
-                                      std::max(1, reps / kDecodeLaunchesPerGraph), launch);
+        const int per_graph = LaunchesCyclingCopies(
+            LaunchesPerGraph(trial, kMinDecodeLaunchesPerGraph, kMaxDecodeLaunchesPerGraph),
+            copies);
+        const double us = TimeGraphUs(ctx.stream, per_graph, std::max(1, reps / per_graph), launch);
         const double eager_us = TimeUs(ctx.stream, 2, reps, launch);
         const double gbps = kv_bytes / (us * 1e-6) / 1e9;
         if (bs == 0 || bs == 16) {
@@ -333,7 +361,8 @@ void ProbeAttention(ProbeContext& ctx) {
         ReplayUntilSteady(ctx.stream, launch, trial, 3 * trial,
                           quick ? kQuickPrefillWarm : kPrefillWarm, kPrefillChunkUs);
         const int reps = RepsFor(trial, quick ? 2000 : 20000, 3, 200);
-        const int per_graph = std::clamp(reps, 1, kPrefillLaunchesPerGraph);
+        const int per_graph =
+            std::min(reps, LaunchesPerGraph(trial, 1, kMaxPrefillLaunchesPerGraph));
         const double us = TimeGraphUs(ctx.stream, per_graph, std::max(1, reps / per_graph), launch);
         ctx.clock.SampleUnderLoad();
         const double tflops = flops / (us * 1e-6) / 1e12;

@@ -82,6 +82,15 @@ std::vector<double> TimeEachUs(cudaStream_t stream, int reps, const std::functio
 double TimeGraphUs(cudaStream_t stream, int per_graph, int reps,
                    const std::function<void()>& launch);
 
+// Launches to capture per timed graph (TimeGraphUs) for a launch of about `launch_us`:
+// enough that one replay lasts about kMinGraphReplayUs, from `min_launches` to
+// `max_launches`. Every replay pays a few microseconds at its start and end, which a graph
+// of a few short kernels charges to them: on the lent H200, graphs of 8 layers of small
+// kernels (80 us a replay) came out 0.7-1.0 us per layer slower than the same kernels
+// inside the graphs of whole passes (models/profiles/H200/README.md).
+constexpr double kMinGraphReplayUs = 1000;
+int LaunchesPerGraph(double launch_us, int min_launches, int max_launches);
+
 // Replays `launch` on `stream` in chunks of about `chunk_us` (at least one launch;
 // `launch_us` is one launch's time from a trial) until `limits` say the clock has
 // settled (steady_warm.h), counting `warmed_us` already replayed. `any_more` (if set)
@@ -125,6 +134,7 @@ struct ProbeContext {
   const ProbeOptions& options;
   int device = 0;
   int sm_count = 0;
+  size_t l2_bytes = 0;  // the device's L2 cache
   cudaStream_t stream = nullptr;
   ProfileWriter& profile;
   std::string raw_dir;

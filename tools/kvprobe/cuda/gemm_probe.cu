@@ -14,52 +14,101 @@
 namespace kvprobe {
 namespace {
 
+// Copies of a GEMM's weights kept apart in L2 terms: one launch's weights are read again only
+// after at least this many L2 sizes of other weights have streamed through, so that they come
+// from HBM, as in a pass (a layer's weights far exceed the L2, and every other layer's weights
+// pass through it between two uses). Replaying one weight buffer instead let shapes that fit
+// the H200's 50 MB L2 partly hit it: Llama-3-8B's TP 2 decode GEMMs (QKV 25 MB, O 16 MB) came
+// out 8% faster than the same GEMMs inside passes (models/profiles/H200/gemm_settle_experiment).
+constexpr double kColdL2Multiple = 4;
+constexpr int kMaxWeightCopies = 512;
+
 // Times C[m, n] = X[m, k] W[k, n] (row-major) planned by LtGemm (gemm.cuh):
-// cuBLASLt's best heuristic algorithm for the shape.
+// cuBLASLt's best heuristic algorithm for the shape. Consecutive launches read
+// different copies of W (see kColdL2Multiple); X and C stay put, as a pass's
+// activations, just written by the kernel before, stay in L2.
 class GemmTimer {
  public:
-  GemmTimer(cudaStream_t stream, size_t max_x, size_t max_w, size_t max_c)
-      : stream_(stream), x_(max_x), w_(max_w), c_(max_c), workspace_(kWorkspaceBytes) {
+  GemmTimer(cudaStream_t stream, size_t max_x, size_t max_w, size_t max_c, size_t l2_bytes)
+      : stream_(stream),
+        x_(max_x),
+        w_(std::max(
+            2 * max_w,
+            static_cast<size_t>(kColdL2Multiple * l2_bytes / sizeof(__nv_bfloat16)) + max_w)),
+        c_(max_c),
+        workspace_(kWorkspaceBytes),
+        l2_bytes_(l2_bytes) {
     FillRandomBf16(x_.get(), x_.size(), 11, 1.f, stream);
     FillRandomBf16(w_.get(), w_.size(), 12, 0.05f, stream);
   }
 
-  // `own_warm_ms` > 0: the GEMM first runs alone for about that long, so that it is
-  // timed at the clock its own load settles towards, not at the previous one's.
-  double TimeUs(int64_t m, int64_t n, int64_t k, bool quick, double own_warm_ms) {
+  // Copies of an n x k weight matrix that consecutive launches cycle through.
+  int WeightCopies(int64_t n, int64_t k) const {
+    const double w_bytes = static_cast<double>(n) * k * sizeof(__nv_bfloat16);
+    const int wanted = static_cast<int>(std::ceil(kColdL2Multiple * l2_bytes_ / w_bytes)) + 1;
+    const int fit = static_cast<int>(w_.size() / static_cast<size_t>(n * k));
+    return std::clamp(std::min(wanted, fit), 2, kMaxWeightCopies);
+  }
+
+  // `warm`: how long the GEMM first replays alone, so that it is timed at the clock its
+  // own load settles towards, not at the previous one's (steady_warm.h).
+  double TimeUs(int64_t m, int64_t n, int64_t k, bool quick, const SteadyWarmLimits& warm) {
     const LtGemm gemm(lt_.get(), m, n, k, kWorkspaceBytes);
-    auto launch = [&] { gemm.Run(x_.get(), w_.get(), c_.get(), workspace_.get(), stream_); };
-    const double trial = kvprobe::TimeUs(stream_, 1, 1, launch);
-    if (own_warm_ms > 0) {
-      const int warm = static_cast<int>(std::ceil(own_warm_ms * 1000.0 / std::max(trial, 1.0)));
-      kvprobe::TimeUs(stream_, 0, warm, launch);
-    }
-    const int reps = RepsFor(trial, quick ? 2000 : 20000, 3, 200);
+    const int copies = WeightCopies(n, k);
+    int next = 0;
+    auto launch = [&] {
+      const __nv_bfloat16* w = w_.get() + static_cast<size_t>(next) * n * k;
+      next = (next + 1) % copies;
+      gemm.Run(x_.get(), w, c_.get(), workspace_.get(), stream_);
+    };
+    const double trial = kvprobe::TimeUs(stream_, copies, copies, launch);
+    ReplayUntilSteady(stream_, launch, trial, 2 * copies * trial, warm, kChunkUs);
     // As graph replays (engines replay decode steps as graphs): the kernel's time,
     // not the host's launch rate, which bounds an eager loop of small-batch GEMMs.
-    return TimeGraphUs(stream_, kLaunchesPerGraph, std::max(1, reps / kLaunchesPerGraph), launch);
+    // Each graph cycles through every weight copy, whole times.
+    const int wanted = LaunchesPerGraph(trial, kMinLaunchesPerGraph, kMaxLaunchesPerGraph);
+    const int per_graph = copies * ((wanted + copies - 1) / copies);
+    const int reps = RepsFor(trial * per_graph, quick ? 2000 : 20000, 3, 200);
+    return TimeGraphUs(stream_, per_graph, reps, launch);
   }
 
  private:
   static constexpr size_t kWorkspaceBytes = 64 << 20;
-  static constexpr int kLaunchesPerGraph = 10;
+  static constexpr int kMinLaunchesPerGraph = 10;
+  static constexpr int kMaxLaunchesPerGraph = 400;
+  static constexpr double kChunkUs = 10000;
   cudaStream_t stream_;
   LtHandle lt_;
   DeviceBuffer<__nv_bfloat16> x_, w_, c_;
   DeviceBuffer<unsigned char> workspace_;
+  double l2_bytes_;
 };
 
-// Sustained load before the first shape (see Heater); then each compute-bound shape
-// (from kHeatFromTokens tokens) runs alone for kOwnWarmMs before it is timed, so that it
-// carries its own clock rather than the heater's. Timed right after 100 ms of the heater
-// instead, Llama-3-8B shapes of 512-1,024 tokens came out 5-9% slower than the same GEMMs
-// inside whole passes on the lent H200 (models/profiles/H200/README.md). The shapes keep
-// the cards' order, so a shape's small-token (memory-bound) cells follow the previous
-// shape's large ones, as a loaded GPU runs them: timed first on a GPU without that load
-// they came out 5-17% faster than inside passes.
+// Clocks (PROFILE_FORMAT.md "Clocks"). Sustained load before the first shape (see
+// Heater); then every cell replays alone until its clock settles before it is timed,
+// as inside a pass the GEMMs run at the clock of the pass's own load.
+// - Compute-bound cells (from kHeatFromTokens tokens): at least kComputeWarm.min_ms.
+//   Timed right after 100 ms of the heater instead, Llama-3-8B shapes of 512-1,024
+//   tokens came out 5-9% slower than the same GEMMs inside whole passes on the lent
+//   H200 (models/profiles/H200/README.md).
+// - Memory-bound cells: until two consecutive chunks agree within 1.5%, longer after
+//   a compute-bound cell (whose lower clock the GPU still carries). Timed right after
+//   the previous shape's compute-bound cells instead, the same cell moved by up to 9%
+//   between runs; settled, within 1-2% (models/profiles/H200/gemm_settle_experiment).
+constexpr SteadyWarmLimits kComputeWarm{100, 100, 0};          // ms, ms, relative
+constexpr SteadyWarmLimits kAfterComputeWarm{40, 300, 0.015};  // ms, ms, relative
+constexpr SteadyWarmLimits kMemoryWarm{20, 100, 0.015};        // ms, ms, relative
+constexpr SteadyWarmLimits kQuickWarm{5, 5, 0};
 constexpr double kSustainMs = 1500;
-constexpr double kOwnWarmMs = 100;
 constexpr int64_t kHeatFromTokens = 256;
+
+// The warm-up of a cell of `tokens` tokens after a cell of `previous_tokens` (0: none).
+SteadyWarmLimits CellWarm(int64_t tokens, int64_t previous_tokens, bool quick) {
+  if (quick) return kQuickWarm;
+  if (tokens >= kHeatFromTokens) return kComputeWarm;
+  return previous_tokens == 0 || previous_tokens >= kHeatFromTokens ? kAfterComputeWarm
+                                                                    : kMemoryWarm;
+}
 
 }  // namespace
 
@@ -83,14 +132,14 @@ void ProbeGemm(ProbeContext& ctx) {
       }
     }
   }
-  GemmTimer timer(ctx.stream, max_x, max_w, max_c);
+  GemmTimer timer(ctx.stream, max_x, max_w, max_c, ctx.l2_bytes);
   // Compute-bound shapes are timed at the clock of a GPU under sustained load: the
-  // heater brings the GPU to its power-limited clock first, and each such shape then
-  // runs alone for kOwnWarmMs.
+  // heater brings the GPU to its power-limited clock first (see CellWarm).
   Heater heater(ctx.stream);
   heater.Run(ctx.options.quick ? 300 : kSustainMs);
   std::map<std::tuple<int64_t, int64_t, int64_t>, double> cache;  // (m, n, k) -> us
   double best_tflops = 0;
+  int64_t previous_tokens = 0;  // of the last cell timed
   auto& table = ctx.profile.AddTable(schema::kGemm);
   for (const CardShapes& card : cards) {
     ctx.log("gemm: " + card.name);
@@ -102,12 +151,10 @@ void ProbeGemm(ProbeContext& ctx) {
           const auto key = std::make_tuple(tokens, g.n, g.k);
           auto it = cache.find(key);
           if (it == cache.end()) {
-            const bool loaded = tokens >= kHeatFromTokens;
-            it = cache
-                     .emplace(key, timer.TimeUs(tokens, g.n, g.k, ctx.options.quick,
-                                                loaded ? kOwnWarmMs : 0))
-                     .first;
-            if (loaded) {
+            const SteadyWarmLimits warm = CellWarm(tokens, previous_tokens, ctx.options.quick);
+            it = cache.emplace(key, timer.TimeUs(tokens, g.n, g.k, ctx.options.quick, warm)).first;
+            previous_tokens = tokens;
+            if (tokens >= kHeatFromTokens) {
               ctx.clock.SampleUnderLoad();
             } else {
               ctx.clock.Sample();

@@ -81,8 +81,16 @@ int Run(const ProbeOptions& o) {
     log_file << line << std::endl;
   };
   std::vector<std::pair<std::string, std::string>> headlines;
-  ProbeContext ctx{o,     o.device, prop.multiProcessorCount, stream, profile, out_dir, log,
-                   clock, headlines};
+  ProbeContext ctx{o,
+                   o.device,
+                   prop.multiProcessorCount,
+                   static_cast<size_t>(std::max(0, prop.l2CacheSize)),
+                   stream,
+                   profile,
+                   out_dir,
+                   log,
+                   clock,
+                   headlines};
 
   int runtime_version = 0, driver_api = 0;
   CUDA_CHECK(cudaRuntimeGetVersion(&runtime_version));

@@ -1277,8 +1277,16 @@ int RunStepRank(const ProbeOptions& o) {
   auto log = [&](const std::string& line) {
     if (me.rank == 0) std::cout << "rank 0: " << line << std::endl;
   };
-  ProbeContext ctx{o,   me.rank, prop.multiProcessorCount, stream, unused_profile, "",
-                   log, clock,   unused_headlines};
+  ProbeContext ctx{o,
+                   me.rank,
+                   prop.multiProcessorCount,
+                   static_cast<size_t>(std::max(0, prop.l2CacheSize)),
+                   stream,
+                   unused_profile,
+                   "",
+                   log,
+                   clock,
+                   unused_headlines};
   RankRows rows;
   {
     const TpGroup group(comm, me.rank, me.ranks);
@@ -1301,8 +1309,18 @@ int RunStepRank(const ProbeOptions& o) {
 #endif
 }
 
-// Layers of small kernels captured per timed graph (a layer's five kernels each).
-constexpr int kSmallKernelLayersPerGraph = 8;
+// Layers of small kernels captured per timed graph (a layer's five kernels each), at
+// least and at most (LaunchesPerGraph).
+constexpr int kMinSmallKernelLayersPerGraph = 8;
+constexpr int kMaxSmallKernelLayersPerGraph = 128;
+// Each cell replays alone until two consecutive chunks agree (steady_warm.h), the first
+// longer: right after the GEMM section's compute-bound cells, without it, the cells of the
+// lent H200 came out 4-10% slower than the same kernels in the graphs of whole passes
+// (`other_us` of [step]; models/profiles/H200/README.md).
+constexpr SteadyWarmLimits kFirstSmallKernelWarm{40, 300, 0.015};  // ms, ms, relative
+constexpr SteadyWarmLimits kSmallKernelWarm{20, 100, 0.015};
+constexpr SteadyWarmLimits kQuickSmallKernelWarm{5, 5, 0};
+constexpr double kSmallKernelChunkUs = 10000;
 
 void ProbeSmallKernels(ProbeContext& ctx) {
   VerifyStepKernels(ctx);
@@ -1381,10 +1399,19 @@ void ProbeSmallKernels(ProbeContext& ctx) {
           SiluMul(gate_up.get(), act.get(), tokens, ffn, ctx.sm_count, ctx.stream);
         };
         const double trial = TimeUs(ctx.stream, 1, 2, layer);
-        const int reps = RepsFor(trial * kSmallKernelLayersPerGraph, quick ? 2000 : 10000, 3, 200);
+        // Memory-bound: timed at the clock its own load settles at, not the one the
+        // previous section (the GEMMs' compute-bound cells) left.
+        ReplayUntilSteady(ctx.stream, layer, trial, 3 * trial,
+                          quick           ? kQuickSmallKernelWarm
+                          : cache.empty() ? kFirstSmallKernelWarm
+                                          : kSmallKernelWarm,
+                          kSmallKernelChunkUs);
+        const int per_graph =
+            LaunchesPerGraph(trial, kMinSmallKernelLayersPerGraph, kMaxSmallKernelLayersPerGraph);
+        const int reps = RepsFor(trial * per_graph, quick ? 2000 : 10000, 3, 200);
         it = cache
                  .emplace(std::pair(shape.Key(), tokens),
-                          TimeGraphUs(ctx.stream, kSmallKernelLayersPerGraph, reps, layer))
+                          TimeGraphUs(ctx.stream, per_graph, reps, layer))
                  .first;
       }
       table.Row({card->name, Num(tp), Num(tokens), Num(it->second, 5)});
