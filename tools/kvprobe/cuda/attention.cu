@@ -1320,7 +1320,7 @@ DecodeTuning TuneDecodeSplits(DecodeArgs a, cudaStream_t stream, const KvCopies&
     auto launch = [&] { LaunchDecodeOnCopy(a, copies, next++, stream); };
     const double trial = TimeUs(stream, 1, 2, launch);
     const int per_graph =
-        LaunchesCyclingCopies(LaunchesPerGraph(trial, kMinPerGraph, kMaxPerGraph), copies);
+        LaunchesCyclingCopies(LaunchesPerGraph(trial, kMinPerGraph, kMaxPerGraph), copies.count);
     const int reps = RepsFor(trial * per_graph, kTargetUs, 2, 50);
     return TimeGraphUs(stream, per_graph, reps, launch);
   };

@@ -120,12 +120,6 @@ struct KvCopies {
 // Enqueues decode attention for `args` over copy `i` (mod copies.count) of its KV.
 void LaunchDecodeOnCopy(DecodeArgs args, const KvCopies& copies, int i, cudaStream_t stream);
 
-// Launches per timed graph: at least `wanted`, a whole number of cycles through `copies`.
-inline int LaunchesCyclingCopies(int wanted, const KvCopies& copies) {
-  const int n = copies.count < 1 ? 1 : copies.count;
-  return n * ((wanted + n - 1) / n);
-}
-
 // Times decode attention for `args` (its buffers must be valid) with the plan's
 // splits and with each distinct number of splits from 1 to MaxDecodeSplits(max_len),
 // each with both load schedules, and returns the fastest, as an engine's kernel

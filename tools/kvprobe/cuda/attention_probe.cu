@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -221,10 +222,9 @@ KvCopies ColdKvCopies(int block_tokens, int batch, int context, double kv_bytes,
                       size_t max_tokens, size_t l2_bytes) {
   const int unit = std::max(1, block_tokens);
   const size_t rows = static_cast<size_t>(batch) * ((context + unit - 1) / unit) * unit;
-  const int wanted = static_cast<int>(std::ceil(kColdKvL2Multiple * l2_bytes / kv_bytes)) + 1;
-  const int fit = static_cast<int>(max_tokens / rows);
   KvCopies copies;
-  copies.count = std::max(1, std::min(wanted, fit));
+  copies.count = ColdCopies(kv_bytes, static_cast<double>(l2_bytes), kColdKvL2Multiple,
+                            max_tokens / rows, 1, std::numeric_limits<int>::max());
   copies.stride_elems = rows * row;
   return copies;
 }
@@ -298,7 +298,7 @@ void ProbeAttention(ProbeContext& ctx) {
         const int reps = RepsFor(trial, quick ? 2000 : 20000, 5, 500);
         const int per_graph = LaunchesCyclingCopies(
             LaunchesPerGraph(trial, kMinDecodeLaunchesPerGraph, kMaxDecodeLaunchesPerGraph),
-            copies);
+            copies.count);
         const double us = TimeGraphUs(ctx.stream, per_graph, std::max(1, reps / per_graph), launch);
         const double eager_us = TimeUs(ctx.stream, 2, reps, launch);
         const double gbps = kv_bytes / (us * 1e-6) / 1e9;

@@ -134,12 +134,6 @@ double ReplayUntilSteady(cudaStream_t stream, const std::function<void()>& launc
   return warm.warmed_ms();
 }
 
-int LaunchesPerGraph(double launch_us, int min_launches, int max_launches) {
-  const double wanted = std::ceil(kMinGraphReplayUs / std::max(launch_us, 0.1));
-  return static_cast<int>(
-      std::clamp(wanted, static_cast<double>(min_launches), static_cast<double>(max_launches)));
-}
-
 int RepsFor(double trial_us, double target_us, int min_reps, int max_reps) {
   if (trial_us <= 0) return max_reps;
   const double reps = target_us / trial_us;

@@ -17,6 +17,7 @@
 #include "tools/kvprobe/host/args.h"
 #include "tools/kvprobe/host/profile_writer.h"
 #include "tools/kvprobe/host/steady_warm.h"
+#include "tools/kvprobe/host/timing_plan.h"
 
 namespace kvprobe {
 
@@ -81,15 +82,6 @@ std::vector<double> TimeEachUs(cudaStream_t stream, int reps, const std::functio
 // measures instead of the kernels.
 double TimeGraphUs(cudaStream_t stream, int per_graph, int reps,
                    const std::function<void()>& launch);
-
-// Launches to capture per timed graph (TimeGraphUs) for a launch of about `launch_us`:
-// enough that one replay lasts about kMinGraphReplayUs, from `min_launches` to
-// `max_launches`. Every replay pays a few microseconds at its start and end, which a graph
-// of a few short kernels charges to them: on the lent H200, graphs of 8 layers of small
-// kernels (80 us a replay) came out 0.7-1.0 us per layer slower than the same kernels
-// inside the graphs of whole passes (models/profiles/H200/README.md).
-constexpr double kMinGraphReplayUs = 1000;
-int LaunchesPerGraph(double launch_us, int min_launches, int max_launches);
 
 // Replays `launch` on `stream` in chunks of about `chunk_us` (at least one launch;
 // `launch_us` is one launch's time from a trial) until `limits` say the clock has

@@ -44,10 +44,9 @@ class GemmTimer {
 
   // Copies of an n x k weight matrix that consecutive launches cycle through.
   int WeightCopies(int64_t n, int64_t k) const {
-    const double w_bytes = static_cast<double>(n) * k * sizeof(__nv_bfloat16);
-    const int wanted = static_cast<int>(std::ceil(kColdL2Multiple * l2_bytes_ / w_bytes)) + 1;
-    const int fit = static_cast<int>(w_.size() / static_cast<size_t>(n * k));
-    return std::clamp(std::min(wanted, fit), 2, kMaxWeightCopies);
+    const double w_bytes = static_cast<double>(n) * static_cast<double>(k) * sizeof(__nv_bfloat16);
+    return ColdCopies(w_bytes, l2_bytes_, kColdL2Multiple, w_.size() / static_cast<size_t>(n * k),
+                      2, kMaxWeightCopies);
   }
 
   // `warm`: how long the GEMM first replays alone, so that it is timed at the clock its
@@ -67,7 +66,7 @@ class GemmTimer {
     // not the host's launch rate, which bounds an eager loop of small-batch GEMMs.
     // Each graph cycles through every weight copy, whole times.
     const int wanted = LaunchesPerGraph(trial, kMinLaunchesPerGraph, kMaxLaunchesPerGraph);
-    const int per_graph = copies * ((wanted + copies - 1) / copies);
+    const int per_graph = LaunchesCyclingCopies(wanted, copies);
     const int reps = RepsFor(trial * per_graph, quick ? 2000 : 20000, 3, 200);
     return TimeGraphUs(stream_, per_graph, reps, launch);
   }

@@ -1,0 +1,34 @@
+// How kvprobe lays out a timed CUDA graph: how many launches it captures and how many
+// copies of a kernel's inputs those launches cycle through, so that each launch reads
+// what a forward pass would read from HBM rather than what the previous launch left in
+// the L2. Host logic only: the CUDA side captures and times the graphs.
+#pragma once
+
+#include <cstddef>
+
+namespace kvprobe {
+
+// One timed graph replay lasts about this long, so that the few microseconds every replay
+// pays at its start and end weigh little on short kernels. (Graphs of 8 layers of small
+// kernels, 80 us a replay, and of 128 layers gave the same per-layer time within the
+// lease-to-lease spread on an H200: models/profiles/H200/README.md.)
+inline constexpr double kMinGraphReplayUs = 1000;
+
+// Launches to capture per timed graph for a launch of about `launch_us`: enough that one
+// replay lasts about kMinGraphReplayUs, from `min_launches` to `max_launches`. Launch
+// times at or below 0.1 us count as 0.1 us. Requires 1 <= min_launches <= max_launches.
+int LaunchesPerGraph(double launch_us, int min_launches, int max_launches);
+
+// Launches per timed graph of at least `wanted` that cycle through `copies` copies a whole
+// number of times (copies < 1 counts as 1): the next multiple of copies.
+int LaunchesCyclingCopies(int wanted, int copies);
+
+// Copies of an input of `input_bytes` that consecutive launches cycle through, so that
+// `l2_multiple` L2 sizes of the other copies pass between two uses of one
+// (ceil(l2_multiple x l2_bytes / input_bytes) + 1), at least `least` and at most `fit`
+// (how many the buffers hold) and `most`; `least` wins over `fit` and `most` (the caller
+// provides room for it). A non-positive input size gives `least`.
+int ColdCopies(double input_bytes, double l2_bytes, double l2_multiple, size_t fit, int least,
+               int most);
+
+}  // namespace kvprobe
