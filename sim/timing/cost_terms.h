@@ -52,7 +52,9 @@ struct EngineConfig {
   bool cuda_graphs = true;
   double launch_per_layer_s = 0;
   // GPU time lost at each kernel boundary (launch latency inside a graph, ramp-up
-  // and tail of small kernels), charged for kKernelsPerLayer kernels per layer.
+  // and tail of small kernels), charged for kKernelsPerLayer kernels per layer by the
+  // roofline; the profiled model charges it only to the kSmallKernelsPerLayer small
+  // kernels it estimates from their bytes (its measured rows hold their boundaries).
   double kernel_gap_s = 0;
   // The fields above that `kvsim fit` fitted to measured runs (timing.calibration),
   // by key name, e.g. "per_seq_s"; the others keep the preset's sourced values.

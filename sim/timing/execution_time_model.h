@@ -145,8 +145,9 @@ std::unique_ptr<ExecutionTimeModel> NewRooflineModel(const ModelSpec& model, con
 //   is P (beyond: the largest 4 pair counts; below the grid, the first segment's
 //   log-log line continued, since attention work shrinks with the pairs), and in
 //   bytes R, from the [allreduce] rows' in_graph_us (one all-reduce between two
-//   dependent kernels of a CUDA graph, as a forward pass runs it; time_us, the
-//   back-to-back time, in a profile without that column, with a caveat)
+//   dependent kernels of a CUDA graph, as a forward pass runs it), else their
+//   alone_in_graph_us (after a kernel touching no memory), else time_us (the
+//   back-to-back time, with a caveat)
 //   with gpus = tensor_parallel, else estimated at each measured size from the rows
 //   of the other GPU counts (allreduce_estimate.h; a caveat says so); without any
 //   [allreduce] rows R is CostTerms::AllreduceSeconds (also a caveat).

@@ -224,9 +224,9 @@ class ProfileReader {
     // In-pass cost: in_graph_us where measured (an all-reduce inside a graph after a
     // bandwidth-bound kernel and one writing its input, as it sits in a forward pass),
     // else alone_in_graph_us (after a kernel that touches no memory), else the
-    // back-to-back time. On the lent H200, TP 2 passes exceeded the sum of their kernel
-    // classes by 8-14 us per layer where TP 1 passes did by 2-10 us: what in_graph_us
-    // adds to the two all-reduces of a layer (models/profiles/H200/README.md).
+    // back-to-back time. On the lent H200, TP 2 decode passes exceeded the sum of their
+    // kernel classes by 8.8-14 us per layer where TP 1 passes did by -0.2 to 8 us: what
+    // in_graph_us adds to the two all-reduces of a layer (models/profiles/H200/README.md).
     const bool placed = t->HasColumn(col::kInGraphUs);
     const bool in_graph = placed || t->HasColumn(col::kAloneInGraphUs);
     const std::string_view time_column = placed     ? col::kInGraphUs

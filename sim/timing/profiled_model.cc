@@ -139,7 +139,7 @@ class ProfiledModel final : public ExecutionTimeModel {
   LayoutCurves<DecodeSurface> decode_;
   LayoutCurves<SizeCurve> prefill_;
   std::optional<SizeCurve> allreduce_;      // nothing: the shared ring formula
-  std::optional<SizeCurve> small_kernels_;  // nothing: CostTerms::PerLayerKernelsSeconds
+  std::optional<SizeCurve> small_kernels_;  // nothing: CostTerms::PerLayerSmallKernelsSeconds
   double layers_, kv_heads_per_rank_, experts_per_token_;
   std::vector<std::string> caveats_, assumed_;
 };

@@ -51,15 +51,17 @@ TEST(ColdCopies, PutsFourL2SizesOfOtherCopiesBetweenTwoUsesOfOne) {
 TEST(ColdCopies, AnInputLargerThanFourL2SizesStillAlternatesBetweenTwo) {
   // gate_up of Llama-3-8B at TP 1: 4,096 x 28,672 bf16 = 234,881,024 bytes: ceil(0.85) + 1 = 2.
   EXPECT_EQ(ColdCopies(234881024, kL2Bytes, 4, 8, 2, 512), 2);
-  // A 4 GiB cache (the decode probe's largest cell, at least 1 copy) would want 2, but its
-  // buffers hold one: 1.
-  EXPECT_EQ(ColdCopies(4294967296.0, kL2Bytes, 4, 1, 1, 1 << 30), 1);
+  // A 4 GiB cache: ceil(0.05) + 1 = 2 as well.
+  EXPECT_EQ(ColdCopies(4294967296.0, kL2Bytes, 4, 4, 1, 1 << 30), 2);
 }
 
 TEST(ColdCopies, TakesNoMoreThanTheBuffersHoldOrTheCapUnlessTheLeastIsMore) {
   EXPECT_EQ(ColdCopies(2097152, kL2Bytes, 4, 40, 1, 1 << 30), 40);  // the buffers hold 40
   EXPECT_EQ(ColdCopies(1024, kL2Bytes, 4, 1000000, 2, 512), 512);   // 195,314 wanted
   EXPECT_EQ(ColdCopies(16777216, kL2Bytes, 4, 1, 2, 512), 2);       // the least wins
+  // The decode probe's largest cell, a 4 GiB cache (at least 1 copy), would want 2, but its
+  // buffers hold one.
+  EXPECT_EQ(ColdCopies(4294967296.0, kL2Bytes, 4, 1, 1, 1 << 30), 1);
 }
 
 TEST(ColdCopies, WithoutAnL2OrAnInputSizeNeedsOnlyTheLeast) {

@@ -209,10 +209,12 @@ constexpr int kModelKvHeads = 8;
 constexpr int kModelGroup = 4;  // query heads per KV head
 constexpr int kRankKvHeads[] = {4, 2, 1};
 
-// KV caches below this many L2 sizes are timed over several copies (KvCopies), so that
-// each launch reads its KV from HBM, as a pass does. With one copy, one sequence of 512
-// cached tokens (2 MB) took 5.6-5.9 us per layer on the lent H200 where the same kernels
-// took 6.6 us inside whole passes (`attention_us` of [step]).
+// Decode cells are timed over copies of their KV (KvCopies), enough that this many L2
+// sizes of other copies pass between two uses of one (two copies at least, where the
+// buffers hold them), so that each launch reads its KV from HBM, as a pass does. With
+// one copy, one sequence of 512 cached tokens (2 MB) took 5.6-5.9 us per layer on the
+// lent H200 where the same kernels took 6.6 us inside whole passes (`attention_us` of
+// [step]).
 constexpr double kColdKvL2Multiple = 4;
 
 // Copies of a decode cell's KV (block_tokens 0: contiguous) that its timed launches cycle
