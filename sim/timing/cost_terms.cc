@@ -172,15 +172,16 @@ double CostTerms::ExpertsRead(double tokens) const {
 }
 
 double CostTerms::PerLayerKernelsSeconds(double tokens) const {
-  if (tokens <= 0) return 0;
-  return tokens * per_layer_bytes_per_token_ / hbm_effective_ +
-         kKernelsPerLayer * engine_.kernel_gap_s;
+  return SmallKernelBytesPlusGapsSeconds(tokens, kKernelsPerLayer);
 }
 
 double CostTerms::PerLayerSmallKernelsSeconds(double tokens) const {
+  return SmallKernelBytesPlusGapsSeconds(tokens, kSmallKernelsPerLayer);
+}
+
+double CostTerms::SmallKernelBytesPlusGapsSeconds(double tokens, int gaps) const {
   if (tokens <= 0) return 0;
-  return tokens * per_layer_bytes_per_token_ / hbm_effective_ +
-         kSmallKernelsPerLayer * engine_.kernel_gap_s;
+  return tokens * per_layer_bytes_per_token_ / hbm_effective_ + gaps * engine_.kernel_gap_s;
 }
 
 double CostTerms::PagedDecodeSeconds(double contiguous_s, const CostInputs& in) const {

@@ -202,6 +202,10 @@ class CostTerms {
   void UseMeasuredAllreduce() { uses_ring_ = false; }
 
  private:
+  // The small kernels' bytes over `tokens` tokens at the effective bandwidth plus `gaps`
+  // kernel gaps; 0 without tokens.
+  double SmallKernelBytesPlusGapsSeconds(double tokens, int gaps) const;
+
   EngineConfig engine_;
   PagedKernel paged_kernel_;
   bool paged_;
