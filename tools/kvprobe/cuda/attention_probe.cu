@@ -209,23 +209,18 @@ constexpr int kModelKvHeads = 8;
 constexpr int kModelGroup = 4;  // query heads per KV head
 constexpr int kRankKvHeads[] = {4, 2, 1};
 
-// Decode cells are timed over copies of their KV (KvCopies), enough that this many L2
-// sizes of other copies pass between two uses of one (two copies at least, where the
-// buffers hold them), so that each launch reads its KV from HBM, as a pass does. With
-// one copy, one sequence of 512 cached tokens (2 MB) took 5.6-5.9 us per layer on the
-// lent H200 where the same kernels took 6.6 us inside whole passes (`attention_us` of
-// [step]).
-constexpr double kColdKvL2Multiple = 4;
-
 // Copies of a decode cell's KV (block_tokens 0: contiguous) that its timed launches cycle
-// through: enough that kColdKvL2Multiple L2 sizes of other KV pass between two uses of
-// one, as far as the buffers of `max_tokens` rows of `row` elements hold them.
+// through: enough that kColdCopiesL2Multiple L2 sizes of other KV pass between two uses
+// of one (two copies at least), as far as the buffers of `max_tokens` rows of `row`
+// elements hold them, so that each launch reads its KV from HBM, as a pass does. With one
+// copy, one sequence of 512 cached tokens (2 MB) took 5.6-5.9 us per layer on the lent
+// H200 where the same kernels took 6.6 us inside whole passes (`attention_us` of [step]).
 KvCopies ColdKvCopies(int block_tokens, int batch, int context, double kv_bytes, size_t row,
                       size_t max_tokens, size_t l2_bytes) {
   const int unit = std::max(1, block_tokens);
   const size_t rows = static_cast<size_t>(batch) * ((context + unit - 1) / unit) * unit;
   KvCopies copies;
-  copies.count = ColdCopies(kv_bytes, static_cast<double>(l2_bytes), kColdKvL2Multiple,
+  copies.count = ColdCopies(kv_bytes, static_cast<double>(l2_bytes), kColdCopiesL2Multiple,
                             max_tokens / rows, 1, std::numeric_limits<int>::max());
   copies.stride_elems = rows * row;
   return copies;

@@ -14,18 +14,17 @@
 namespace kvprobe {
 namespace {
 
-// Copies of a GEMM's weights kept apart in L2 terms: one launch's weights are read again only
-// after at least this many L2 sizes of other weights have streamed through, so that they come
-// from HBM, as in a pass (a layer's weights far exceed the L2, and every other layer's weights
-// pass through it between two uses). Replaying one weight buffer instead let shapes that fit
-// the H200's 50 MB L2 partly hit it: Llama-3-8B's TP 2 decode GEMMs (QKV 25 MB, O 16 MB) came
-// out 8% faster than the same GEMMs inside passes (models/profiles/H200/gemm_settle_experiment).
-constexpr double kColdL2Multiple = 4;
+// A GEMM's weights are read again only after kColdCopiesL2Multiple L2 sizes of other
+// copies have streamed through, so that they come from HBM, as in a pass (a layer's weights
+// far exceed the L2, and every other layer's weights pass through it between two uses).
+// Replaying one weight buffer instead let shapes that fit the H200's 50 MB L2 partly hit
+// it: Llama-3-8B's TP 2 decode GEMMs (QKV 25 MB, O 16 MB) came out 8% faster than the same
+// GEMMs inside passes (models/profiles/H200/gemm_settle_experiment).
 constexpr int kMaxWeightCopies = 512;
 
 // Times C[m, n] = X[m, k] W[k, n] (row-major) planned by LtGemm (gemm.cuh):
 // cuBLASLt's best heuristic algorithm for the shape. Consecutive launches read
-// different copies of W (see kColdL2Multiple); X and C stay put, as a pass's
+// different copies of W (see kColdCopiesL2Multiple); X and C stay put, as a pass's
 // activations, just written by the kernel before, stay in L2.
 class GemmTimer {
  public:
@@ -34,7 +33,7 @@ class GemmTimer {
         x_(max_x),
         w_(std::max(
             2 * max_w,
-            static_cast<size_t>(kColdL2Multiple * l2_bytes / sizeof(__nv_bfloat16)) + max_w)),
+            static_cast<size_t>(kColdCopiesL2Multiple * l2_bytes / sizeof(__nv_bfloat16)) + max_w)),
         c_(max_c),
         workspace_(kWorkspaceBytes),
         l2_bytes_(l2_bytes) {
@@ -45,8 +44,8 @@ class GemmTimer {
   // Copies of an n x k weight matrix that consecutive launches cycle through.
   int WeightCopies(int64_t n, int64_t k) const {
     const double w_bytes = static_cast<double>(n) * static_cast<double>(k) * sizeof(__nv_bfloat16);
-    return ColdCopies(w_bytes, l2_bytes_, kColdL2Multiple, w_.size() / static_cast<size_t>(n * k),
-                      2, kMaxWeightCopies);
+    return ColdCopies(w_bytes, l2_bytes_, kColdCopiesL2Multiple,
+                      w_.size() / static_cast<size_t>(n * k), 2, kMaxWeightCopies);
   }
 
   // `warm`: how long the GEMM first replays alone, so that it is timed at the clock its

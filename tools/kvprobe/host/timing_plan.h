@@ -14,6 +14,11 @@ namespace kvprobe {
 // lease-to-lease spread on an H200: models/profiles/H200/README.md.)
 inline constexpr double kMinGraphReplayUs = 1000;
 
+// How many L2 sizes of other copies kvprobe puts between two uses of one copy of a
+// kernel's weights or KV (ColdCopies): enough that a copy is gone from the L2 when it is
+// read again, as a pass's weights and KV are (models/profiles/H200/README.md).
+inline constexpr double kColdCopiesL2Multiple = 4;
+
 // Launches to capture per timed graph for a launch of about `launch_us`: enough that one
 // replay lasts about kMinGraphReplayUs, from `min_launches` to `max_launches`. Launch
 // times at or below 0.1 us count as 0.1 us. Requires 1 <= min_launches <= max_launches.
