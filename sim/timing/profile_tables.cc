@@ -146,7 +146,7 @@ class ProfileReader {
   // such rows, with the query-head count nearest to it in log distance (the smaller on
   // a tie), scaled to the model's heads per rank and head_dim. With few heads the
   // kernel leaves SMs idle, so its time is not proportional to the heads: on the lent
-  // H200 a 512-token prompt took 14.3 us with 32 query heads and 11.2 with 16
+  // H200 a 512-token prompt took 14.1 us with 32 query heads and 11.2 with 16
   // (models/profiles/H200/profile.txt, [prefill_attention]).
   LayoutCurves<SizeCurve> PrefillAttention() const {
     const ProfileTable& t = profile_.Table(section::kPrefillAttention);

@@ -209,7 +209,11 @@ __global__ void __launch_bounds__(kDecodeThreads)
 // Programmatic dependent launch of the combine kernel (Hopper and later): the decode
 // kernel lets it launch once every decode block has started, and the combine kernel
 // waits for the decode grid's completion (and its writes) before reading the
-// workspace, so that its launch overlaps the decode kernel's tail.
+// workspace, so that its launch overlaps the decode kernel's tail. (Launching the
+// decode kernel itself so, after the kernel before it, was measured on an H200 and
+// lost: 16 x 1,024 tokens, one split, 20.7 -> 22.2 us, 16 x 4,096 65.2 -> 70.9 us.
+// Its blocks, started early, take the free slots of SMs still running the kernel
+// before, two to some SMs, and the wave that should spread one block per SM does not.)
 // -DKVPROBE_DECODE_PDL=0 launches it plainly.
 #ifndef KVPROBE_DECODE_PDL
 #define KVPROBE_DECODE_PDL 1
@@ -275,6 +279,11 @@ void PlanSplitsV1(int batch, int kv_heads, int max_len, int sm_count, int* split
 // more of them). Rotated wins where one block runs per SM (measured on an H200:
 // 16 x 1,024, 1 split, 22.5 -> 20.5 us) and loses up to 2% where two blocks per SM
 // already overlap one another's arithmetic; the tuner times both.
+// (A third schedule, K and V streamed through a 3-stage cp.async ring of 48 KB per warp
+// in shared memory, 2 steps ahead of the arithmetic and one block per SM, was measured
+// on an H200 and was slower in 32 of 34 contiguous cells, at up to 1.7x the better register
+// schedule's time (16 x 1,024: 25.3 us against 20.7); it tied one and won one, 1 x 4,096
+// tokens with 4 KV heads, by 4%.)
 //
 // mma.sync m16n8k16 fragments (g = lane / 4, t = lane % 4):
 //   A (16x16): a0 = (row g, k 2t..2t+1), a1 = (row g+8, k 2t..), a2 = (row g, k 2t+8..),
@@ -389,45 +398,180 @@ struct StepRows {
   }
 };
 
-// kRotate: DecodeLoads::kRotated, else kWholeStep.
+// The pieces of a kernel-2 block.
+
+// Q fragments (A of S = Q K^T) of lane (g, t): head g of KV head kvh's group, or
+// zeros for rows >= G.
+template <int G>
+__device__ __forceinline__ void LoadQFragments(const DecodeArgs& a, int b, int kvh, int g, int t,
+                                               uint32_t (&qa)[8][2]) {
+  uint4 w[4] = {};
+  if (g < G) {
+    const uint4* qp = reinterpret_cast<const uint4*>(
+                          a.q + (static_cast<size_t>(b) * a.q_heads + kvh * G + g) * kHeadDim) +
+                      t;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) w[i] = __ldg(qp + 4 * i);
+  }
+#pragma unroll
+  for (int kk = 0; kk < 8; ++kk) {
+    qa[kk][0] = Word(w[kk / 2], 2 * (kk % 2));
+    qa[kk][1] = Word(w[kk / 2], 2 * (kk % 2) + 1);
+  }
+}
+
+// One warp's running softmax state: lane (g, t) holds head g's maximum m and its
+// share l of the sum (log2 units, scaled; the same m in the 4 lanes of a quad), and
+// O^T for heads 2t, 2t+1 at the 16 dimensions the V^T fragments give it.
+struct WarpSoftmax {
+  float m = -INFINITY, l = 0.f;
+  float acc[8][4] = {};
+};
+
+// S = Q K^T over one 32-token step: sc[j] = the C fragment of tokens 8j .. 8j + 7.
+__device__ __forceinline__ void ScoreStep(const uint32_t (&qa)[8][2],
+                                          const uint4 (&kr)[kV2KTiles][4],
+                                          float (&sc)[kV2KTiles][4]) {
+#pragma unroll
+  for (int j = 0; j < kV2KTiles; ++j) {
+    sc[j][0] = sc[j][1] = sc[j][2] = sc[j][3] = 0.f;
+#pragma unroll
+    for (int kk = 0; kk < 8; ++kk) {
+      MmaBf16(sc[j], qa[kk][0], 0u, qa[kk][1], 0u, Word(kr[j][kk / 2], 2 * (kk % 2)),
+              Word(kr[j][kk / 2], 2 * (kk % 2) + 1));
+    }
+  }
+}
+
+// The online softmax over the step starting at token `step`: lane (g, t) holds head
+// g's tokens step + 8j + 2t + e (e = 0, 1); tokens at or past t_end are masked. Updates
+// the state (rescaling O^T where a head got a new maximum) and returns P of head g,
+// tokens 2t, 2t+1 of tile j as bf16x2: pb = P rounded, pl = the rest (P - pb,
+// rounded), so that P.V carries P to about 16 bits. Token `step` must be < t_end.
+__device__ __forceinline__ void SoftmaxStep(float (&sc)[kV2KTiles][4], int step, int t_end, int t,
+                                            float scale_log2, WarpSoftmax& st,
+                                            uint32_t (&pb)[kV2KTiles], uint32_t (&pl)[kV2KTiles]) {
+  float smax = -INFINITY;
+#pragma unroll
+  for (int j = 0; j < kV2KTiles; ++j) {
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+      if (step + 8 * j + 2 * t + e >= t_end) sc[j][e] = -INFINITY;
+      smax = fmaxf(smax, sc[j][e]);
+    }
+  }
+  smax = fmaxf(smax, __shfl_xor_sync(0xffffffffu, smax, 1));
+  smax = fmaxf(smax, __shfl_xor_sync(0xffffffffu, smax, 2));
+  // Token `step` is valid, so smax is finite and so is m_new.
+  const float m_new = fmaxf(st.m, smax * scale_log2);
+  const float corr = Exp2(st.m - m_new);  // 0 on the first step (m = -inf)
+  st.m = m_new;
+  float psum = 0.f;
+#pragma unroll
+  for (int j = 0; j < kV2KTiles; ++j) {
+    const float p0 = Exp2(fmaf(sc[j][0], scale_log2, -m_new));
+    const float p1 = Exp2(fmaf(sc[j][1], scale_log2, -m_new));
+    psum += p0 + p1;
+    const __nv_bfloat162 hi = __floats2bfloat162_rn(p0, p1);
+    const __nv_bfloat162 lo = __floats2bfloat162_rn(p0 - __low2float(hi), p1 - __high2float(hi));
+    pb[j] = *reinterpret_cast<const uint32_t*>(&hi);
+    pl[j] = *reinterpret_cast<const uint32_t*>(&lo);
+  }
+  st.l = st.l * corr + psum;
+  // Rescale O^T for heads 2t (lane 8t holds its state) and 2t + 1 (lane 8t + 4),
+  // unless no head of the warp got a new maximum.
+  if (__any_sync(0xffffffffu, corr != 1.f)) {
+    const float c0 = __shfl_sync(0xffffffffu, corr, 8 * t);
+    const float c1 = __shfl_sync(0xffffffffu, corr, 8 * t + 4);
+#pragma unroll
+    for (int mt = 0; mt < 8; ++mt) {
+      st.acc[mt][0] *= c0;
+      st.acc[mt][1] *= c1;
+      st.acc[mt][2] *= c0;
+      st.acc[mt][3] *= c1;
+    }
+  }
+}
+
+// O^T += V^T P^T over one step, 16 tokens per k-step, 16 dimensions per m-tile.
+__device__ __forceinline__ void AccumulatePV(const uint4 (&vr)[kV2KSteps][4][2],
+                                             const uint32_t (&pb)[kV2KTiles],
+                                             const uint32_t (&pl)[kV2KTiles], WarpSoftmax& st) {
+#pragma unroll
+  for (int s = 0; s < kV2KSteps; ++s) {
+#pragma unroll
+    for (int mt = 0; mt < 8; ++mt) {
+      const int w = mt / 2;
+      const uint32_t sel = (mt % 2) ? 0x7632u : 0x5410u;  // high or low bf16 of each word
+      const uint32_t a0 = __byte_perm(Word(vr[s][0][0], w), Word(vr[s][1][0], w), sel);
+      const uint32_t a1 = __byte_perm(Word(vr[s][0][1], w), Word(vr[s][1][1], w), sel);
+      const uint32_t a2 = __byte_perm(Word(vr[s][2][0], w), Word(vr[s][3][0], w), sel);
+      const uint32_t a3 = __byte_perm(Word(vr[s][2][1], w), Word(vr[s][3][1], w), sel);
+      MmaBf16(st.acc[mt], a0, a1, a2, a3, pb[2 * s], pb[2 * s + 1]);
+      if (kV2SplitP) MmaBf16(st.acc[mt], a0, a1, a2, a3, pl[2 * s], pl[2 * s + 1]);
+    }
+  }
+}
+
+// The end of a kernel-2 block: sums each head's l over its quad, merges the warps'
+// states through shared memory and writes the result or the split's partial state
+// (StoreMergedWarps). Every thread of the block calls it.
+template <int G>
+__device__ __forceinline__ void FinishDecodeBlock(const DecodeArgs& a, int b, int kvh, int split,
+                                                  int splits, WarpSoftmax& st) {
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const int g = lane / 4, t = lane % 4;
+  st.l += __shfl_xor_sync(0xffffffffu, st.l, 1);
+  st.l += __shfl_xor_sync(0xffffffffu, st.l, 2);
+
+  __shared__ float sm_m[kV2Warps][8], sm_l[kV2Warps][8];
+  __shared__ __align__(16) float sm_acc[kV2Warps][8][kHeadDim];
+  if (t == 0) {
+    sm_m[warp][g] = st.m;
+    sm_l[warp][g] = st.l;
+  }
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {  // dimensions g * 8 + mt, then 64 + g * 8 + mt
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {  // heads 2t, 2t + 1
+      float4* dst = reinterpret_cast<float4*>(&sm_acc[warp][2 * t + e][half * 64 + g * 8]);
+      const float(&acc)[8][4] = st.acc;
+      dst[0] = make_float4(acc[0][2 * half + e], acc[1][2 * half + e], acc[2][2 * half + e],
+                           acc[3][2 * half + e]);
+      dst[1] = make_float4(acc[4][2 * half + e], acc[5][2 * half + e], acc[6][2 * half + e],
+                           acc[7][2 * half + e]);
+    }
+  }
+  __syncthreads();
+
+  static_assert(kV2Threads == kHeadDim, "one thread per output element");
+  StoreMergedWarps<G>(a, b, kvh, split, splits, sm_m, sm_l, sm_acc);
+}
+
+// The tokens [t_begin, t_end) split `split` of sequence b covers.
+struct SplitRange {
+  int t_begin, t_end;  // t_end may be <= t_begin: an empty split
+  __device__ __forceinline__ SplitRange(const DecodeArgs& a, int b, int split, int split_tokens)
+      : t_begin(split * split_tokens), t_end(min(a.context_lens[b], t_begin + split_tokens)) {}
+};
+
+// Kernel 2 with K and V loaded straight into registers. kRotate: DecodeLoads::kRotated,
+// else kWholeStep.
 template <int G, bool kPaged, bool kRotate>
 __global__ void __launch_bounds__(kV2Threads, KVPROBE_DECODE_MIN_BLOCKS)
     DecodeKernelV2(DecodeArgs a, int split_tokens, int splits, float scale_log2, int shift) {
   static_assert(G >= 1 && G <= 8, "query heads per KV head");
   const int kvh = blockIdx.x, b = blockIdx.y, split = blockIdx.z;
-  const int len = a.context_lens[b];
-  const int t_begin = split * split_tokens;
-  const int t_end = min(len, t_begin + split_tokens);  // may be <= t_begin: empty split
+  const SplitRange range(a, b, split, split_tokens);
+  const int t_end = range.t_end;
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const int g = lane / 4, t = lane % 4;
   AllowDependentLaunch();
 
-  // Q fragments (A of S = Q K^T): head g of the group, or zeros for rows >= G.
   uint32_t qa[8][2];
-  {
-    uint4 w[4] = {};
-    if (g < G) {
-      const uint4* qp = reinterpret_cast<const uint4*>(
-                            a.q + (static_cast<size_t>(b) * a.q_heads + kvh * G + g) * kHeadDim) +
-                        t;
-#pragma unroll
-      for (int i = 0; i < 4; ++i) w[i] = __ldg(qp + 4 * i);
-    }
-#pragma unroll
-    for (int kk = 0; kk < 8; ++kk) {
-      qa[kk][0] = Word(w[kk / 2], 2 * (kk % 2));
-      qa[kk][1] = Word(w[kk / 2], 2 * (kk % 2) + 1);
-    }
-  }
-
+  LoadQFragments<G>(a, b, kvh, g, t, qa);
   const RowMap<kPaged> map = RowMapOf<kPaged>(a.layout, b, shift);
-
-  // This lane's softmax state for head g (the same in the 4 lanes of a quad; log2
-  // units, scaled), its share of the sum, and O^T for heads 2t, 2t+1.
-  float m = -INFINITY, l = 0.f;
-  float acc[8][4];
-#pragma unroll
-  for (int mt = 0; mt < 8; ++mt) acc[mt][0] = acc[mt][1] = acc[mt][2] = acc[mt][3] = 0.f;
+  WarpSoftmax st;
 
   const size_t row_stride = static_cast<size_t>(a.kv_heads) * kHeadDim;
   // Element offsets inside a row: K chunk i at i * 32 + t * 8, V chunks g * 8, 64 + g * 8.
@@ -435,7 +579,7 @@ __global__ void __launch_bounds__(kV2Threads, KVPROBE_DECODE_MIN_BLOCKS)
   const uint4* vbase = reinterpret_cast<const uint4*>(a.v + kvh * kHeadDim) + g;
   const int last = t_end - 1;
 
-  int step = t_begin + warp * kV2StepTokens;
+  int step = range.t_begin + warp * kV2StepTokens;
   StepRows<kPaged> rows;
   uint4 kr[kV2KTiles][4], vr[kV2KSteps][4][2];
   // Loads of one step's K rows into kr and V rows into vr (16 KB per warp in all).
@@ -477,113 +621,18 @@ __global__ void __launch_bounds__(kV2Threads, KVPROBE_DECODE_MIN_BLOCKS)
       load_v();
       rows.Compute(map, step + kV2BlockTokens, last, g, t);
     }
-
-    // S = Q K^T: sc[j] = c fragment of tokens step + 8j .. + 7.
     float sc[kV2KTiles][4];
-#pragma unroll
-    for (int j = 0; j < kV2KTiles; ++j) {
-      sc[j][0] = sc[j][1] = sc[j][2] = sc[j][3] = 0.f;
-#pragma unroll
-      for (int kk = 0; kk < 8; ++kk) {
-        MmaBf16(sc[j], qa[kk][0], 0u, qa[kk][1], 0u, Word(kr[j][kk / 2], 2 * (kk % 2)),
-                Word(kr[j][kk / 2], 2 * (kk % 2) + 1));
-      }
-    }
-
+    ScoreStep(qa, kr, sc);
     if (kRotate && more) load_k();  // the next step's K, during softmax and P.V
-
-    // Online softmax for head g over this step: lane (g, t) holds tokens
-    // step + 8j + 2t + e (e = 0, 1); tokens at or past t_end are -inf.
-    float smax = -INFINITY;
-#pragma unroll
-    for (int j = 0; j < kV2KTiles; ++j) {
-#pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        if (step + 8 * j + 2 * t + e >= t_end) sc[j][e] = -INFINITY;
-        smax = fmaxf(smax, sc[j][e]);
-      }
-    }
-    smax = fmaxf(smax, __shfl_xor_sync(0xffffffffu, smax, 1));
-    smax = fmaxf(smax, __shfl_xor_sync(0xffffffffu, smax, 2));
-    // Token `step` is valid, so smax is finite and so is m_new.
-    const float m_new = fmaxf(m, smax * scale_log2);
-    const float corr = Exp2(m - m_new);  // 0 on the first step (m = -inf)
-    m = m_new;
-    // P of head g, tokens 2t, 2t+1 of tile j, as bf16x2: pb = P rounded, pl = the
-    // rest (P - pb, rounded), so that P.V carries P to about 16 bits.
     uint32_t pb[kV2KTiles], pl[kV2KTiles];
-    float psum = 0.f;
-#pragma unroll
-    for (int j = 0; j < kV2KTiles; ++j) {
-      const float p0 = Exp2(fmaf(sc[j][0], scale_log2, -m_new));
-      const float p1 = Exp2(fmaf(sc[j][1], scale_log2, -m_new));
-      psum += p0 + p1;
-      const __nv_bfloat162 hi = __floats2bfloat162_rn(p0, p1);
-      const __nv_bfloat162 lo = __floats2bfloat162_rn(p0 - __low2float(hi), p1 - __high2float(hi));
-      pb[j] = *reinterpret_cast<const uint32_t*>(&hi);
-      pl[j] = *reinterpret_cast<const uint32_t*>(&lo);
-    }
-    l = l * corr + psum;
-    // Rescale O^T for heads 2t (lane 8t holds its state) and 2t + 1 (lane 8t + 4),
-    // unless no head of the warp got a new maximum.
-    if (__any_sync(0xffffffffu, corr != 1.f)) {
-      const float c0 = __shfl_sync(0xffffffffu, corr, 8 * t);
-      const float c1 = __shfl_sync(0xffffffffu, corr, 8 * t + 4);
-#pragma unroll
-      for (int mt = 0; mt < 8; ++mt) {
-        acc[mt][0] *= c0;
-        acc[mt][1] *= c1;
-        acc[mt][2] *= c0;
-        acc[mt][3] *= c1;
-      }
-    }
-
-    // O^T += V^T P^T, 16 tokens per k-step, 16 dimensions per m-tile.
-#pragma unroll
-    for (int s = 0; s < kV2KSteps; ++s) {
-#pragma unroll
-      for (int mt = 0; mt < 8; ++mt) {
-        const int w = mt / 2;
-        const uint32_t sel = (mt % 2) ? 0x7632u : 0x5410u;  // high or low bf16 of each word
-        const uint32_t a0 = __byte_perm(Word(vr[s][0][0], w), Word(vr[s][1][0], w), sel);
-        const uint32_t a1 = __byte_perm(Word(vr[s][0][1], w), Word(vr[s][1][1], w), sel);
-        const uint32_t a2 = __byte_perm(Word(vr[s][2][0], w), Word(vr[s][3][0], w), sel);
-        const uint32_t a3 = __byte_perm(Word(vr[s][2][1], w), Word(vr[s][3][1], w), sel);
-        MmaBf16(acc[mt], a0, a1, a2, a3, pb[2 * s], pb[2 * s + 1]);
-        if (kV2SplitP) MmaBf16(acc[mt], a0, a1, a2, a3, pl[2 * s], pl[2 * s + 1]);
-      }
-    }
+    SoftmaxStep(sc, step, t_end, t, scale_log2, st, pb, pl);
+    AccumulatePV(vr, pb, pl, st);
     if (kRotate && more) {
       load_v();  // the next step's V, during its S and softmax
       rows.Compute(map, step + 2 * kV2BlockTokens, last, g, t);
     }
   }
-
-  // Sum of head g over the quad's tokens.
-  l += __shfl_xor_sync(0xffffffffu, l, 1);
-  l += __shfl_xor_sync(0xffffffffu, l, 2);
-
-  __shared__ float sm_m[kV2Warps][8], sm_l[kV2Warps][8];
-  __shared__ __align__(16) float sm_acc[kV2Warps][8][kHeadDim];
-  if (t == 0) {
-    sm_m[warp][g] = m;
-    sm_l[warp][g] = l;
-  }
-#pragma unroll
-  for (int half = 0; half < 2; ++half) {  // dimensions g * 8 + mt, then 64 + g * 8 + mt
-#pragma unroll
-    for (int e = 0; e < 2; ++e) {  // heads 2t, 2t + 1
-      float4* dst = reinterpret_cast<float4*>(&sm_acc[warp][2 * t + e][half * 64 + g * 8]);
-      dst[0] = make_float4(acc[0][2 * half + e], acc[1][2 * half + e], acc[2][2 * half + e],
-                           acc[3][2 * half + e]);
-      dst[1] = make_float4(acc[4][2 * half + e], acc[5][2 * half + e], acc[6][2 * half + e],
-                           acc[7][2 * half + e]);
-    }
-  }
-  __syncthreads();
-
-  static_assert(kV2Threads == kHeadDim, "one thread per output element");
-  StoreMergedWarps<G>(a, b, kvh, split, splits, sm_m, sm_l, sm_acc);
+  FinishDecodeBlock<G>(a, b, kvh, split, splits, st);
 }
 
 // Split plan of kernel 2: kernel_plan.h's, with the kernel's resident blocks.
@@ -1308,8 +1357,7 @@ DecodeTuning TuneDecodeSplits(DecodeArgs a, cudaStream_t stream, const KvCopies&
     }
   }
   std::vector<Candidate> candidates;
-  for (DecodeLoads loads : {DecodeLoads::kRotated, DecodeLoads::kWholeStep}) {
-    if (kDecodeKernel != 2 && loads != DecodeLoads::kRotated) continue;  // kernel 1 has one
+  for (DecodeLoads loads : DecodeLoadSchedules()) {
     for (size_t i = 0; i < counts.size(); ++i)
       candidates.push_back({args_splits[i], counts[i], loads});
   }
@@ -1352,8 +1400,19 @@ DecodeTuning TuneDecodeSplits(DecodeArgs a, cudaStream_t stream, const KvCopies&
   return t;
 }
 
+std::vector<DecodeLoads> DecodeLoadSchedules() {
+  if (kDecodeKernel != 2) return {DecodeLoads::kRotated};  // kernel 1 has one
+  return {DecodeLoads::kRotated, DecodeLoads::kWholeStep};
+}
+
 const char* DecodeLoadsName(DecodeLoads loads) {
-  return loads == DecodeLoads::kRotated ? "rotated" : "whole_step";
+  switch (loads) {
+    case DecodeLoads::kRotated:
+      return "rotated";
+    case DecodeLoads::kWholeStep:
+      return "whole_step";
+  }
+  return "?";
 }
 
 void LaunchDecodeAttention(const DecodeArgs& a, cudaStream_t stream) {

@@ -34,6 +34,10 @@ enum class DecodeLoads {
 // "rotated" or "whole_step" (decode_splits.csv's `loads` column).
 const char* DecodeLoadsName(DecodeLoads loads);
 
+// The load schedules of the decode kernel (the tuner times each, the check runs each),
+// the default first.
+std::vector<DecodeLoads> DecodeLoadSchedules();
+
 struct DecodeArgs {
   const __nv_bfloat16* q = nullptr;  // [batch][q_heads][128]
   const __nv_bfloat16* k = nullptr;  // rows as KvLayout says
@@ -122,8 +126,8 @@ void LaunchDecodeOnCopy(DecodeArgs args, const KvCopies& copies, int i, cudaStre
 
 // Times decode attention for `args` (its buffers must be valid) with the plan's
 // splits and with each distinct number of splits from 1 to MaxDecodeSplits(max_len),
-// each with both load schedules, and returns the fastest, as an engine's kernel
-// selection would (FlashDecoding and FlashAttention's num_splits heuristics aim at
+// each with every load schedule (DecodeLoadSchedules), and returns the fastest, as an
+// engine's kernel selection would (FlashDecoding and FlashAttention's num_splits heuristics aim at
 // the same choice). Each timed graph cycles through `copies` of the KV. Enqueues and
 // synchronizes on `stream`.
 DecodeTuning TuneDecodeSplits(DecodeArgs args, cudaStream_t stream, const KvCopies& copies = {});

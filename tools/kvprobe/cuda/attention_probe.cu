@@ -124,15 +124,22 @@ double CheckDecode(ProbeContext& ctx, int batch, int q_heads, int kv_heads, int 
   // K and V (and their layout) are set for each layout checked.
   DecodeArgs a =
       MakeDecodeArgs(sizes, dq.get(), nullptr, nullptr, out.get(), dlens.get(), ws.get());
-  const std::string label = "decode attention, batch " + std::to_string(batch) + ", heads " +
-                            std::to_string(q_heads) + "/" + std::to_string(kv_heads);
-  return CheckEveryLayout(ctx, k, v, batch, max_context, kv_heads, rng, out, want, 1e-2, label,
-                          [&](const bf16* kp, const bf16* vp, const KvLayout& layout) {
-                            a.k = kp;
-                            a.v = vp;
-                            a.layout = layout;
-                            LaunchDecodeAttention(a, ctx.stream);
-                          });
+  double worst = 0;
+  for (DecodeLoads loads : DecodeLoadSchedules()) {  // the tuner may pick any of them
+    a.loads = loads;
+    const std::string label = "decode attention, batch " + std::to_string(batch) + ", heads " +
+                              std::to_string(q_heads) + "/" + std::to_string(kv_heads) +
+                              ", loads " + DecodeLoadsName(loads);
+    worst = std::max(
+        worst, CheckEveryLayout(ctx, k, v, batch, max_context, kv_heads, rng, out, want, 1e-2,
+                                label, [&](const bf16* kp, const bf16* vp, const KvLayout& layout) {
+                                  a.k = kp;
+                                  a.v = vp;
+                                  a.layout = layout;
+                                  LaunchDecodeAttention(a, ctx.stream);
+                                }));
+  }
+  return worst;
 }
 
 double CheckPrefill(ProbeContext& ctx, int batch, int tokens, int q_heads, int kv_heads,
