@@ -70,14 +70,19 @@ static_assert(kDecodeKernel == 1 || kDecodeKernel == 2, "KVPROBE_DECODE_KERNEL i
 // states of each of the G heads (row g of the shared arrays; W >= G rows) and, for
 // output element threadIdx.x, writes the head's result (one split) or the split's
 // partial state to the workspace (several splits, merged by DecodeCombineKernel).
-template <int G, int kWarps, int W>
+// A block of kThreads threads (a multiple of kHeadDim) handles kThreads / kHeadDim
+// heads at a time.
+template <int G, int kWarps, int W, int kThreads = kHeadDim>
 __device__ __forceinline__ void StoreMergedWarps(const DecodeArgs& a, int b, int kvh, int split,
                                                  int splits, const float (&sm_m)[kWarps][W],
                                                  const float (&sm_l)[kWarps][W],
                                                  const float (&sm_acc)[kWarps][W][kHeadDim]) {
   static_assert(G <= W, "a head per row");
-  const int d = threadIdx.x;  // one output element per thread
-  for (int g = 0; g < G; ++g) {
+  static_assert(kThreads % kHeadDim == 0, "whole heads per pass");
+  constexpr int kHeadsAtOnce = kThreads / kHeadDim;
+  const int d = kHeadsAtOnce == 1 ? threadIdx.x : threadIdx.x % kHeadDim;  // output element
+  const int g0 = kHeadsAtOnce == 1 ? 0 : threadIdx.x / kHeadDim;
+  for (int g = g0; g < G; g += kHeadsAtOnce) {
     float mm = sm_m[0][g], ll = sm_l[0][g], aa = sm_acc[0][g][d];
     for (int w = 1; w < kWarps; ++w) {
       MergeState<1>(mm, ll, &aa, sm_m[w][g], sm_l[w][g], &sm_acc[w][g][d]);
@@ -305,7 +310,17 @@ void PlanSplitsV1(int batch, int kv_heads, int max_len, int sm_count, int* split
 // mt. The output accumulator of lane (g, t) thus holds heads 2t, 2t+1 at those 16
 // dimensions.
 
-constexpr int kV2Warps = 4;
+// Warps per block: 4, or 8 with -DKVPROBE_DECODE_WARPS=8 (one block per SM; half the
+// steps per warp and twice the loads in flight per block). Measured on an H200
+// (2026-11-30, every cell tuned): 8 warps took 16 x 1,024 from 20.6 to 20.0 us and
+// single sequences of 4K-16K tokens 3-4% faster, but were 4.7% slower over the grid on
+// average and 21-29% slower at batch 64-256 x 256 tokens, so 4 is the default.
+#ifndef KVPROBE_DECODE_WARPS
+#define KVPROBE_DECODE_WARPS 4
+#endif
+static_assert(KVPROBE_DECODE_WARPS == 4 || KVPROBE_DECODE_WARPS == 8,
+              "KVPROBE_DECODE_WARPS is 4 or 8");
+constexpr int kV2Warps = KVPROBE_DECODE_WARPS;
 constexpr int kV2Threads = kV2Warps * 32;
 constexpr int kV2StepTokens = 32;                         // per warp and step
 constexpr int kV2BlockTokens = kV2Warps * kV2StepTokens;  // per block and step
@@ -316,7 +331,7 @@ constexpr int kV2KSteps = kV2StepTokens / 16;             // P.V k-steps per ste
 #endif
 constexpr bool kV2SplitP = KVPROBE_DECODE_SPLIT_P != 0;
 #ifndef KVPROBE_DECODE_MIN_BLOCKS
-#define KVPROBE_DECODE_MIN_BLOCKS 2
+#define KVPROBE_DECODE_MIN_BLOCKS (8 / KVPROBE_DECODE_WARPS)  // 255 registers a thread
 #endif
 
 // D += A B for one m16n8k16 bf16 tile with fp32 accumulation.
@@ -544,8 +559,7 @@ __device__ __forceinline__ void FinishDecodeBlock(const DecodeArgs& a, int b, in
   }
   __syncthreads();
 
-  static_assert(kV2Threads == kHeadDim, "one thread per output element");
-  StoreMergedWarps<G>(a, b, kvh, split, splits, sm_m, sm_l, sm_acc);
+  StoreMergedWarps<G, kV2Warps, 8, kV2Threads>(a, b, kvh, split, splits, sm_m, sm_l, sm_acc);
 }
 
 // The tokens [t_begin, t_end) split `split` of sequence b covers.
@@ -636,7 +650,7 @@ __global__ void __launch_bounds__(kV2Threads, KVPROBE_DECODE_MIN_BLOCKS)
 }
 
 // Split plan of kernel 2: kernel_plan.h's, with the kernel's resident blocks.
-static_assert(kV2BlockTokens == kDecodeSplitGranuleTokens, "kernel_plan.h's split granule");
+static_assert(kDecodeSplitGranuleTokens % kV2StepTokens == 0, "kernel_plan.h's split granule");
 
 // Blocks of DecodeKernelV2<G, false, true> resident per multiprocessor (asked once).
 template <int G>
