@@ -200,7 +200,7 @@ std::unique_ptr<ExecutionTimeModel> NewProfiledModel(const Profile& profile, con
         caveats.push_back(fmt::format(
             "timing.profile {}: its [{}] rows time all-reduces back to back (no {} column, an "
             "earlier kvprobe's); inside a forward pass each one waits for the kernel before it, "
-            "which on 2 x H200 took -1.0 to +5.0 us more per all-reduce than back to back "
+            "which on 2 x H200 took -2.9 to +5.4 us more per all-reduce than back to back "
             "(models/profiles/H200/README.md)",
             profile.path(), schema::section::kAllreduce, schema::column::kInGraphUs));
       }

@@ -66,12 +66,11 @@ static_assert(kDecodeKernel == 1 || kDecodeKernel == 2, "KVPROBE_DECODE_KERNEL i
 // ---------------------------------------------------------------------------
 // Decode, kernel 1: sixteen lanes per token, shuffle reductions per token.
 
-// The end of a decode block of kHeadDim threads: merges the kWarps warps' softmax
-// states of each of the G heads (row g of the shared arrays; W >= G rows) and, for
-// output element threadIdx.x, writes the head's result (one split) or the split's
-// partial state to the workspace (several splits, merged by DecodeCombineKernel).
-// A block of kThreads threads (a multiple of kHeadDim) handles kThreads / kHeadDim
-// heads at a time.
+// The end of a decode block of kThreads threads (a multiple of kHeadDim): merges the
+// kWarps warps' softmax states of each of the G heads (row g of the shared arrays;
+// W >= G rows) and, for output element threadIdx.x % kHeadDim, writes the head's result
+// (one split) or the split's partial state to the workspace (several splits, merged by
+// DecodeCombineKernel); thread x handles heads x / kHeadDim, + kThreads / kHeadDim, ...
 template <int G, int kWarps, int W, int kThreads = kHeadDim>
 __device__ __forceinline__ void StoreMergedWarps(const DecodeArgs& a, int b, int kvh, int split,
                                                  int splits, const float (&sm_m)[kWarps][W],
@@ -216,7 +215,8 @@ __global__ void __launch_bounds__(kDecodeThreads)
 // waits for the decode grid's completion (and its writes) before reading the
 // workspace, so that its launch overlaps the decode kernel's tail. (Launching the
 // decode kernel itself so, after the kernel before it, was measured on an H200 and
-// lost: 16 x 1,024 tokens, one split, 20.7 -> 22.2 us, 16 x 4,096 65.2 -> 70.9 us.
+// lost: 16 x 1,024 tokens, one split, 22.2 us against 20.6-20.8 launched plainly on other
+// leases; 16 x 4,096, 70.9 us against 65.2-66.4.
 // Its blocks, started early, take the free slots of SMs still running the kernel
 // before, two to some SMs, and the wave that should spread one block per SM does not.)
 // -DKVPROBE_DECODE_PDL=0 launches it plainly.
@@ -314,7 +314,8 @@ void PlanSplitsV1(int batch, int kv_heads, int max_len, int sm_count, int* split
 // steps per warp and twice the loads in flight per block). Measured on an H200
 // (2026-11-30, every cell tuned): 8 warps took 16 x 1,024 from 20.6 to 20.0 us and
 // single sequences of 4K-16K tokens 3-4% faster, but were 4.7% slower over the grid on
-// average and 21-29% slower at batch 64-256 x 256 tokens, so 4 is the default.
+// average and at batch 64-256 x 256 tokens 21-29% slower contiguous, 30-42% paged, so 4
+// is the default.
 #ifndef KVPROBE_DECODE_WARPS
 #define KVPROBE_DECODE_WARPS 4
 #endif

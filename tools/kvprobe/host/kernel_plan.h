@@ -15,8 +15,9 @@ struct DecodeSplit {
 };
 
 // Decode splits are whole multiples of this many tokens (a block step of the
-// tensor-core kernel: 4 warps x 32 tokens, so every warp gets an equal share) and at
-// most kMaxDecodeSplits of them.
+// tensor-core kernel: 4 warps x 32 tokens, so every warp gets an equal share; built
+// with 8 warps, a block step is 256 tokens and a split of an odd number of granules
+// leaves half the warps idle in its last step) and at most kMaxDecodeSplits of them.
 inline constexpr int kDecodeSplitGranuleTokens = 128;
 inline constexpr int kMaxDecodeSplits = 64;
 
