@@ -563,13 +563,6 @@ __device__ __forceinline__ void FinishDecodeBlock(const DecodeArgs& a, int b, in
   StoreMergedWarps<G, kV2Warps, 8, kV2Threads>(a, b, kvh, split, splits, sm_m, sm_l, sm_acc);
 }
 
-// The tokens [t_begin, t_end) split `split` of sequence b covers.
-struct SplitRange {
-  int t_begin, t_end;  // t_end may be <= t_begin: an empty split
-  __device__ __forceinline__ SplitRange(const DecodeArgs& a, int b, int split, int split_tokens)
-      : t_begin(split * split_tokens), t_end(min(a.context_lens[b], t_begin + split_tokens)) {}
-};
-
 // Kernel 2 with K and V loaded straight into registers. kRotate: DecodeLoads::kRotated,
 // else kWholeStep.
 template <int G, bool kPaged, bool kRotate>
@@ -577,8 +570,9 @@ __global__ void __launch_bounds__(kV2Threads, KVPROBE_DECODE_MIN_BLOCKS)
     DecodeKernelV2(DecodeArgs a, int split_tokens, int splits, float scale_log2, int shift) {
   static_assert(G >= 1 && G <= 8, "query heads per KV head");
   const int kvh = blockIdx.x, b = blockIdx.y, split = blockIdx.z;
-  const SplitRange range(a, b, split, split_tokens);
-  const int t_end = range.t_end;
+  const int len = a.context_lens[b];
+  const int t_begin = split * split_tokens;
+  const int t_end = min(len, t_begin + split_tokens);  // may be <= t_begin: empty split
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const int g = lane / 4, t = lane % 4;
   AllowDependentLaunch();
@@ -594,7 +588,7 @@ __global__ void __launch_bounds__(kV2Threads, KVPROBE_DECODE_MIN_BLOCKS)
   const uint4* vbase = reinterpret_cast<const uint4*>(a.v + kvh * kHeadDim) + g;
   const int last = t_end - 1;
 
-  int step = range.t_begin + warp * kV2StepTokens;
+  int step = t_begin + warp * kV2StepTokens;
   StepRows<kPaged> rows;
   uint4 kr[kV2KTiles][4], vr[kV2KSteps][4][2];
   // Loads of one step's K rows into kr and V rows into vr (16 KB per warp in all).
