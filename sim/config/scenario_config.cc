@@ -66,6 +66,7 @@ void DecodeDeployment(MapReader r, DeploymentConfig& d) {
   d.kv_capacity_bytes = r.Bytes("kv_capacity_bytes", d.kv_capacity_bytes);
   d.max_model_len = r.Int("max_model_len", d.max_model_len, 0, kMaxTokens);
   d.weight_dtype = DecodeDtype(r, "weight_dtype", d.weight_dtype);
+  d.host_cpu_speed = r.Double("host_cpu_speed", d.host_cpu_speed, 0.05, 10);
   r.Finish();
 }
 
@@ -265,6 +266,7 @@ void DecodeEngine(MapReader e, EngineConfig& c) {
   c.cuda_graphs = e.Bool("cuda_graphs", c.cuda_graphs);
   c.launch_per_layer_s = e.Double("launch_per_layer_s", c.launch_per_layer_s, 0, 1);
   c.kernel_gap_s = e.Double("kernel_gap_s", c.kernel_gap_s, 0, 1);
+  c.kernels_per_layer = e.Int("kernels_per_layer", c.kernels_per_layer, 0, 1000);
   e.Finish();
 }
 

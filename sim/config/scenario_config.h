@@ -45,6 +45,9 @@ struct DeploymentConfig {
   int64_t kv_capacity_bytes = 0;      // > 0: KV budget per GPU, overriding the formula
   int64_t max_model_len = 0;          // longest request in tokens; 0: the model's max context
   Dtype weight_dtype = Dtype::kAuto;  // the layers' weights as served (fp8: W8A8 or W8A16)
+  // > 0: the host CPU's single-thread speed relative to a Xeon Platinum 8480C core,
+  // overriding the GPU card's host_cpu_speed (EngineConfig::host_cpu_speed).
+  double host_cpu_speed = 0;
 };
 
 struct SchedulerConfig {

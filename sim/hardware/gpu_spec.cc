@@ -78,7 +78,7 @@ GpuSpec::Efficiencies ReadEfficiencies(const YAML::Node& node, const std::string
 }  // namespace
 
 GpuSpec LoadGpuSpec(const std::string& path) {
-  static constexpr std::array<std::string_view, 11> kKeys = {"name",
+  static constexpr std::array<std::string_view, 13> kKeys = {"name",
                                                              "memory_bytes",
                                                              "hbm_bandwidth_bytes_per_s",
                                                              "bf16_flops_per_s",
@@ -88,6 +88,8 @@ GpuSpec LoadGpuSpec(const std::string& path) {
                                                              "fp32_flops_per_s",
                                                              "fp8_flops_per_s",
                                                              "efficiency",
+                                                             "host_cpu",
+                                                             "host_cpu_speed",
                                                              "source"};
   // Keys of earlier cards, refused so that a figure nothing reads is not kept as if
   // it mattered.
@@ -117,6 +119,17 @@ GpuSpec LoadGpuSpec(const std::string& path) {
     g.fp32_flops_per_s = card.QuantityIn("fp32_flops_per_s", Quantity::kFlopsPerSecond, 1e9, 1e18);
   }
   if (card.Has("efficiency")) g.efficiency = ReadEfficiencies(card.Node("efficiency"), path);
+  if (card.Has("host_cpu") != card.Has("host_cpu_speed")) {
+    const char* given = card.Has("host_cpu") ? "host_cpu" : "host_cpu_speed";
+    throw InputError(fmt::format(
+        "{}:{}: key '{}': host_cpu and host_cpu_speed go together (the host CPU and its "
+        "single-thread speed relative to a Xeon Platinum 8480C core)",
+        path, card.LineOfKey(given), given));
+  }
+  if (card.Has("host_cpu")) {
+    g.host_cpu = card.String("host_cpu");
+    g.host_cpu_speed = card.DoubleIn("host_cpu_speed", 0.05, 10, "relative single-thread speed");
+  }
   card.String("source");  // required for provenance; not used by the simulator
   return g;
 }

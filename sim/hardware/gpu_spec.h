@@ -38,13 +38,19 @@ struct GpuSpec {
     double allreduce_bus_efficiency = -1;  // NCCL bus bandwidth / link_bandwidth
   };
   Efficiencies efficiency;
+  // Optional: the host CPU of the system this GPU usually ships in (e.g. the DGX's)
+  // and its single-thread speed relative to the reference core the engine's CPU
+  // terms are stated for (EngineConfig::host_cpu_speed). Empty / <= 0: not given.
+  std::string host_cpu;
+  double host_cpu_speed = -1;
 };
 
 // Loads a GPU card. Throws InputError naming the file and key on a missing,
 // unknown or invalid field.
 // Every key above plus `source` (a non-empty string) is required. memory_bytes is a
 // positive plain decimal integer; the rates are positive finite numbers; price_per_hour
-// may be 0. Optional: device_names, a non-empty list of strings. Messages read
+// may be 0. Optional: device_names, a non-empty list of strings; host_cpu (a name)
+// and host_cpu_speed (in (0, 10]), both or neither. Messages read
 // "path:line: key 'k': what, got 'v'". A key earlier cards carried and kvsim no longer
 // reads (host_link_bandwidth_bytes_per_s) is refused as removed, with its line.
 GpuSpec LoadGpuSpec(const std::string& path);

@@ -111,6 +111,20 @@ std::unique_ptr<ExecutionTimeModel> MakeTiming(const ScenarioConfig& c, const Mo
   return NewRooflineModel(model, gpu, c.deployment.tensor_parallel, c.timing.roofline, costs);
 }
 
+// `c` with its engine's CPU terms on the deployment's host: deployment.host_cpu_speed
+// when set, else the GPU card's host, else as stated (the reference host).
+ScenarioConfig OnHost(const ScenarioConfig& c, const GpuSpec& gpu) {
+  ScenarioConfig run = c;
+  if (c.deployment.host_cpu_speed > 0) {
+    run.timing.engine =
+        EngineOnHost(c.timing.engine, c.deployment.host_cpu_speed, "deployment.host_cpu_speed");
+  } else if (gpu.host_cpu_speed > 0) {
+    run.timing.engine = EngineOnHost(c.timing.engine, gpu.host_cpu_speed,
+                                     fmt::format("{}, the {} card's host", gpu.host_cpu, gpu.name));
+  }
+  return run;
+}
+
 }  // namespace
 
 std::string DataDir() {
@@ -211,9 +225,10 @@ ModelSpec ServedModel(const ScenarioConfig& c) {
   return model;
 }
 
-std::unique_ptr<Simulation> BuildSimulation(const ScenarioConfig& c) {
-  ModelSpec model = ServedModel(c);
-  GpuSpec gpu = LoadGpuSpec(c.gpu_path);
+std::unique_ptr<Simulation> BuildSimulation(const ScenarioConfig& given) {
+  ModelSpec model = ServedModel(given);
+  GpuSpec gpu = LoadGpuSpec(given.gpu_path);
+  const ScenarioConfig c = OnHost(given, gpu);
   const MemoryPlan memory = PlanMemory(model, gpu, c);
 
   KvGeometry geometry{.capacity_bytes = memory.kv_capacity_bytes,

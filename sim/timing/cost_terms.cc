@@ -80,18 +80,32 @@ EngineConfig EnginePresetDefaults(EngineConfig::Preset preset) {
     case EngineConfig::Preset::kEager:
       // An engine without CUDA graphs (vLLM before 0.2.x, research prototypes): a
       // decoder layer's ~35 PyTorch operators are dispatched from Python at roughly
-      // 10 us each (assumed); the small ones take less GPU time than that, so their
-      // launches add to the large kernels' GPU time; 2 ms per step of scheduling
-      // (assumed).
+      // 10 us each (assumed) on the reference host; the pass takes the longer of
+      // those launches and the GPU's kernels; 2 ms per step of scheduling (assumed).
+      // Each operator is its own kernel on the GPU too (no fusion), each paying a
+      // kernel boundary: 35 kernels per layer where a fused engine runs 10.
       e.per_iteration_s = 2e-3;
       e.cuda_graphs = false;
       e.launch_per_layer_s = 3.5e-4;
+      e.kernels_per_layer = 35;
       e.kernel_gap_s = 2e-6;
       break;
     case EngineConfig::Preset::kNone:
       break;  // GPU kernels only
   }
   return e;
+}
+
+EngineConfig EngineOnHost(EngineConfig engine, double speed, std::string host) {
+  KVSIM_CHECK(speed > 0, "a host CPU speed must be positive");
+  for (double* cpu_s : {&engine.per_iteration_s, &engine.per_seq_s, &engine.per_prefill_token_s,
+                        &engine.request_arrival_s, &engine.request_finish_s,
+                        &engine.block_table_entry_s, &engine.launch_per_layer_s}) {
+    *cpu_s /= speed;
+  }
+  engine.host_cpu_speed = speed;
+  engine.host_cpu = std::move(host);
+  return engine;
 }
 
 double GemmFlopsPerSecond(const ModelSpec& model, const GpuSpec& gpu) {
@@ -171,17 +185,23 @@ double CostTerms::ExpertsRead(double tokens) const {
   return experts_ * (1.0 - std::pow(1.0 - experts_per_token_ / experts_, tokens));
 }
 
+int64_t CostTerms::KernelsPerLayer() const {
+  return engine_.kernels_per_layer > 0 ? engine_.kernels_per_layer : kKernelsPerLayer;
+}
+
 double CostTerms::PerLayerKernelsSeconds(double tokens) const {
-  return SmallKernelBytesPlusGapsSeconds(tokens, kKernelsPerLayer);
+  return SmallKernelBytesPlusGapsSeconds(tokens, KernelsPerLayer());
 }
 
 double CostTerms::PerLayerSmallKernelsSeconds(double tokens) const {
-  return SmallKernelBytesPlusGapsSeconds(tokens, kSmallKernelsPerLayer);
+  return SmallKernelBytesPlusGapsSeconds(
+      tokens, kSmallKernelsPerLayer + std::max<int64_t>(0, KernelsPerLayer() - kKernelsPerLayer));
 }
 
-double CostTerms::SmallKernelBytesPlusGapsSeconds(double tokens, int gaps) const {
+double CostTerms::SmallKernelBytesPlusGapsSeconds(double tokens, int64_t gaps) const {
   if (tokens <= 0) return 0;
-  return tokens * per_layer_bytes_per_token_ / hbm_effective_ + gaps * engine_.kernel_gap_s;
+  return tokens * per_layer_bytes_per_token_ / hbm_effective_ +
+         static_cast<double>(gaps) * engine_.kernel_gap_s;
 }
 
 double CostTerms::PagedDecodeSeconds(double contiguous_s, const CostInputs& in) const {
@@ -224,14 +244,19 @@ double CostTerms::PagedPrefillSeconds(double contiguous_s) const {
 }
 
 double CostTerms::IterationSeconds(double gpu_s, const CostInputs& in) const {
-  const double launch_s = engine_.cuda_graphs ? 0.0 : layers_ * engine_.launch_per_layer_s;
+  // Eager launches run ahead of the GPU (CUDA kernel launches return before the
+  // kernel runs: CUDA C++ Programming Guide, "Asynchronous Concurrent Execution"), so
+  // the pass is bound by whichever is slower; PyTorch's "GPT, Fast" blog (2023-11-30)
+  // shows eager decoding of a 7B model bound by that CPU overhead.
+  const double forward_s =
+      engine_.cuda_graphs ? gpu_s : std::max(gpu_s, layers_ * engine_.launch_per_layer_s);
   double cpu_s = engine_.per_iteration_s + engine_.per_seq_s * static_cast<double>(in.num_seqs) +
                  engine_.per_prefill_token_s * in.prefill_tokens;
   if (in.layout == AttentionLayout::kPaged && in.block_tokens > 0) {
     const double width = static_cast<double>(CeilDiv(in.max_context, in.block_tokens));
     cpu_s += engine_.block_table_entry_s * static_cast<double>(in.num_seqs) * width;
   }
-  return gpu_s + launch_s + cpu_s;
+  return forward_s + cpu_s;
 }
 
 std::vector<std::string> CostTerms::Assumptions() const {
@@ -239,18 +264,30 @@ std::vector<std::string> CostTerms::Assumptions() const {
   std::string fitted;
   for (const std::string& f : engine_.fitted) fitted += (fitted.empty() ? "" : ", ") + f;
   out.push_back(fmt::format(
-      "timing.engine: preset {} (per iteration {:g} ms, per sequence {:g} us, per prefill token "
-      "{:g} us, block-table entry {:g} us, kernel gap {:g} us{}) {}",
+      "timing.engine: preset {} (per iteration {:.4g} ms, per sequence {:.4g} us, per prefill "
+      "token {:.4g} us, block-table entry {:.4g} us, kernel gap {:.4g} us{}) {}",
       EnginePresetName(engine_.preset), engine_.per_iteration_s * 1e3, engine_.per_seq_s * 1e6,
       engine_.per_prefill_token_s * 1e6, engine_.block_table_entry_s * 1e6,
       engine_.kernel_gap_s * 1e6,
-      engine_.cuda_graphs
-          ? ""
-          : fmt::format(", eager launch {:g} us per layer", engine_.launch_per_layer_s * 1e6),
+      engine_.cuda_graphs ? ""
+                          : fmt::format(", eager launch {:.4g} us per layer, {} kernels per layer",
+                                        engine_.launch_per_layer_s * 1e6, KernelsPerLayer()),
       fitted.empty() ? "is a sourced estimate, not fitted to this engine"
                      : fmt::format("has {} fitted to measured runs (timing.calibration); the "
                                    "other terms are the preset's sourced estimates",
                                    fitted)));
+  if (!engine_.host_cpu.empty() && engine_.host_cpu_speed == 1) {
+    out.push_back(fmt::format(
+        "timing.engine: the CPU terms are stated for a Xeon Platinum 8480C core, the host "
+        "assumed ({}); deployment.host_cpu_speed sets another host's single-thread speed",
+        engine_.host_cpu));
+  } else if (!engine_.host_cpu.empty()) {
+    out.push_back(fmt::format(
+        "timing.engine: the CPU terms above are the preset's (or config's) divided by the host "
+        "CPU's single-thread speed {:g} relative to a Xeon Platinum 8480C core ({}), an "
+        "estimate from published single-thread scores, not measured",
+        engine_.host_cpu_speed, engine_.host_cpu));
+  }
   if (tp_ > 1 && uses_ring_ && (latency_generic_ || efficiency_generic_)) {
     out.push_back(fmt::format(
         "timing.allreduce: the {} card states no NCCL {}; generic NVLink values are used "

@@ -45,10 +45,11 @@ struct EngineConfig {
   // table padded to the widest sequence (seqs x ceil(max_context / block_tokens)).
   double block_table_entry_s = 0;
   // true: the forward pass replays as CUDA graphs (launch cost amortized). false:
-  // kernels are launched one by one from the CPU. The many small kernels of a layer
-  // (norms, RoPE, activation, residuals, views) take less GPU time than their launch,
-  // so the GPU waits for them: launch_per_layer_s is that CPU time per layer, added
-  // to the GPU time of the large kernels it cannot hide behind.
+  // kernels are launched one by one from the CPU; launch_per_layer_s is that CPU
+  // time per layer. Launches are asynchronous (the CPU queues kernels and runs ahead
+  // until the step's sampling waits for the GPU), so the forward pass takes the
+  // longer of the CPU's launching and the GPU's kernels, not their sum: a GPU faster
+  // than the launches waits for them (CPU-bound), a slower one hides them.
   bool cuda_graphs = true;
   double launch_per_layer_s = 0;
   // GPU time lost at each kernel boundary (launch latency inside a graph, ramp-up
@@ -56,6 +57,17 @@ struct EngineConfig {
   // roofline; the profiled model charges it only to the kSmallKernelsPerLayer small
   // kernels it estimates from their bytes (its measured rows hold their boundaries).
   double kernel_gap_s = 0;
+  // Kernels the engine runs per decoder layer, each charged kernel_gap_s; 0: a fused
+  // engine's kKernelsPerLayer. An engine running PyTorch operators one by one (eager)
+  // runs one kernel per operator, so more kernels than a fused engine.
+  int64_t kernels_per_layer = 0;
+  // The host CPU the engine runs on: its single-thread speed relative to the
+  // reference core every CPU term above is stated for (a Xeon Platinum 8480C, the
+  // DGX H100's), and its name ("" when no card or config names one: the terms are
+  // used as stated). BuildSimulation divides the CPU terms (all but kernel_gap_s) by
+  // the speed: dispatching Python and CUDA launches is single-thread work.
+  double host_cpu_speed = 1;
+  std::string host_cpu;
   // The fields above that `kvsim fit` fitted to measured runs (timing.calibration),
   // by key name, e.g. "per_seq_s"; the others keep the preset's sourced values.
   std::vector<std::string> fitted;
@@ -74,6 +86,11 @@ inline const char* EnginePresetName(EngineConfig::Preset preset) {
 
 // The defaults of a preset (sources in cost_terms.cc).
 EngineConfig EnginePresetDefaults(EngineConfig::Preset preset);
+
+// `engine` on a host whose CPU runs at `speed` of the reference core, named `host`:
+// every CPU term divided by `speed` (kernel_gap_s, GPU time, unchanged).
+// REQUIRES: speed > 0.
+EngineConfig EngineOnHost(EngineConfig engine, double speed, std::string host);
 
 // Tensor-parallel all-reduce (timing.allreduce), two per layer (after attention and
 // after the MLP), ring algorithm:
@@ -157,14 +174,15 @@ class CostTerms {
   double PrefillFlopSeconds(double pairs, double efficiency) const;
   // Per layer, per rank: the small memory-bound kernels (two fused add+RMSNorms,
   // RoPE, SiLU-and-multiply, the KV-cache write) over `tokens` tokens plus
-  // kKernelsPerLayer kernel gaps:
+  // KernelsPerLayer() kernel gaps:
   //   tokens x bytes_per_token / (B x e_mem) + kernels x kernel_gap_s
   // bytes_per_token = b x (8 hidden + 2 (heads + kv_heads)/tp head_dim
   //                        + 3 k ffn/tp + 4 kv_heads/tp head_dim)   (k: experts per token)
   double PerLayerKernelsSeconds(double tokens) const;
   // The small kernels for a model whose other kernels come from rows timed as CUDA
   // graph replays, each launch's boundary inside its time: their bytes as above plus
-  // kSmallKernelsPerLayer kernel gaps (the GEMMs' and attention's are in their rows).
+  // kSmallKernelsPerLayer kernel gaps (the GEMMs' and attention's are in their rows),
+  // and one more for each kernel the engine runs beyond kKernelsPerLayer.
   double PerLayerSmallKernelsSeconds(double tokens) const;
 
   // MoE: the distinct experts `tokens` tokens touch in expectation with top-k routing
@@ -178,9 +196,9 @@ class CostTerms {
   double PagedPrefillSeconds(double contiguous_s) const;
 
   // The iteration from the GPU time of the forward pass (all layers + LM head):
-  //   gpu + eager launch + per_iteration + per_seq x seqs
+  //   forward + per_iteration + per_seq x seqs
   //   + per_prefill_token x prefill_tokens + block table (paged)
-  // eager launch = layers x launch_per_layer_s without CUDA graphs, else 0.
+  // forward = gpu with CUDA graphs, else max(gpu, layers x launch_per_layer_s).
   double IterationSeconds(double gpu_s, const CostInputs& in) const;
 
   // Sentences naming each term this run uses that no measurement backs.
@@ -196,6 +214,8 @@ class CostTerms {
   static constexpr int kKernelsPerLayer = 10;
   // Of those, the small memory-bound ones: two norms, RoPE, KV write, activation.
   static constexpr int kSmallKernelsPerLayer = 5;
+  // The engine's kernels per layer: EngineConfig::kernels_per_layer, else kKernelsPerLayer.
+  int64_t KernelsPerLayer() const;
 
   // The caller times all-reduces from measurements (a profile's [allreduce] rows):
   // the ring terms are not used and not listed as assumptions.
@@ -204,7 +224,7 @@ class CostTerms {
  private:
   // The small kernels' bytes over `tokens` tokens at the effective bandwidth plus `gaps`
   // kernel gaps; 0 without tokens.
-  double SmallKernelBytesPlusGapsSeconds(double tokens, int gaps) const;
+  double SmallKernelBytesPlusGapsSeconds(double tokens, int64_t gaps) const;
 
   EngineConfig engine_;
   PagedKernel paged_kernel_;

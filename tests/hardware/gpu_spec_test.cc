@@ -141,6 +141,29 @@ TEST_F(MalformedGpuCard, DeviceNamesAreOptionalAndAListOfStrings) {
               HasSubstr("expected a list of non-empty strings"));
 }
 
+TEST(GpuSpec, TheDgxCardsNameTheirHostCpuAndItsSpeed) {
+  EXPECT_THAT(LoadGpu("A100-80GB").host_cpu, HasSubstr("EPYC 7742"));
+  EXPECT_DOUBLE_EQ(LoadGpu("A100-80GB").host_cpu_speed, 0.81);
+  EXPECT_THAT(LoadGpu("H100-SXM").host_cpu, HasSubstr("Xeon Platinum 8480C"));
+  EXPECT_DOUBLE_EQ(LoadGpu("H100-SXM").host_cpu_speed, 1.0);  // the reference core
+  EXPECT_LT(LoadGpu("L40S").host_cpu_speed, 0);               // not stated
+}
+
+TEST_F(MalformedGpuCard, AHostCpuComesWithItsSpeedInRange) {
+  const GpuSpec both = LoadGpuSpec(
+      Write("both.yaml", Edit("source", "source: x\nhost_cpu: a CPU\nhost_cpu_speed: 1.2")));
+  EXPECT_EQ(both.host_cpu, "a CPU");
+  EXPECT_DOUBLE_EQ(both.host_cpu_speed, 1.2);
+  EXPECT_THAT(ErrorOf(Write("alone.yaml", Edit("source", "source: x\nhost_cpu: a CPU"))),
+              AllOf(HasSubstr("alone.yaml:8:"), HasSubstr("'host_cpu'"),
+                    HasSubstr("host_cpu and host_cpu_speed go together")));
+  EXPECT_THAT(ErrorOf(Write("speed.yaml", Edit("source", "source: x\nhost_cpu_speed: 1"))),
+              AllOf(HasSubstr("speed.yaml:8:"), HasSubstr("'host_cpu_speed'")));
+  EXPECT_THAT(
+      ErrorOf(Write("fast.yaml", Edit("source", "source: x\nhost_cpu: a CPU\nhost_cpu_speed: 20"))),
+      AllOf(HasSubstr("fast.yaml:9:"), HasSubstr("'host_cpu_speed'"), HasSubstr("in [0.05, 10]")));
+}
+
 TEST_F(MalformedGpuCard, EfficienciesAreOptionalFractionsAndNcclLatenciesInSeconds) {
   const GpuSpec none = LoadGpuSpec(Write("none.yaml", kValidCard));
   EXPECT_LT(none.efficiency.gemm, 0);  // not stated: timing falls back and says so

@@ -282,6 +282,41 @@ std::string ProfiledBuildError(const std::vector<std::pair<std::string, std::str
   return "";
 }
 
+// ---- Host CPU -------------------------------------------------------------
+
+// The engine terms BuildSimulation ran with for `overrides` on the one-request scenario.
+EngineConfig EngineBuiltWith(const std::vector<std::pair<std::string, std::string>>& overrides) {
+  return BuildSimulation(DecodeScenario(OneRequest(overrides), KVSIM_SOURCE_DIR "/models"))
+      ->config()
+      .timing.engine;
+}
+
+TEST(BuildSimulation, TheEngineCpuTermsRunAtTheSpeedOfTheCardsHost) {
+  const EngineConfig stated = EnginePresetDefaults(EngineConfig::Preset::kVllmV0);
+  // The A100 card's host (DGX A100, EPYC 7742) runs at 0.81 of the reference core.
+  const EngineConfig a100 =
+      EngineBuiltWith({{"gpu", "A100-80GB"}, {"timing.engine.preset", "vllm_v0"}});
+  EXPECT_DOUBLE_EQ(a100.per_iteration_s, stated.per_iteration_s / 0.81);
+  EXPECT_DOUBLE_EQ(a100.block_table_entry_s, stated.block_table_entry_s / 0.81);
+  EXPECT_DOUBLE_EQ(a100.kernel_gap_s, stated.kernel_gap_s);
+  EXPECT_THAT(a100.host_cpu, HasSubstr("EPYC 7742"));
+  // The H100 card's host is the reference core itself.
+  const EngineConfig h100 = EngineBuiltWith({{"timing.engine.preset", "vllm_v0"}});
+  EXPECT_DOUBLE_EQ(h100.per_iteration_s, stated.per_iteration_s);
+  EXPECT_THAT(h100.host_cpu, HasSubstr("8480C"));
+}
+
+TEST(BuildSimulation, TheDeploymentsHostCpuSpeedOverridesTheCards) {
+  const EngineConfig mine = EngineBuiltWith({{"gpu", "A100-80GB"},
+                                             {"timing.engine.preset", "vllm_v0"},
+                                             {"deployment.host_cpu_speed", "0.5"}});
+  EXPECT_DOUBLE_EQ(mine.per_iteration_s,
+                   EnginePresetDefaults(EngineConfig::Preset::kVllmV0).per_iteration_s / 0.5);
+  EXPECT_EQ(mine.host_cpu, "deployment.host_cpu_speed");
+  EXPECT_THAT(ProfiledBuildError({{"deployment.host_cpu_speed", "0"}}),
+              AllOf(HasSubstr("deployment.host_cpu_speed"), HasSubstr("must be in [0.05, 10]")));
+}
+
 TEST(BuildSimulation, ProfiledTimingBuildsFromAProfile) {
   EXPECT_EQ(ProfiledBuildError({{"timing.type", "profiled"}, {"timing.profile", kH100Profile}}),
             "");

@@ -25,8 +25,11 @@
 namespace kvsim {
 namespace {
 
+using ::testing::AllOf;
+using ::testing::Contains;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::StartsWith;
 
 // 2 layers, hidden 1024, 8 query heads and 2 KV heads of 128, ffn 4096, bf16.
@@ -158,6 +161,22 @@ TEST(CostTerms, PerLayerKernelsStreamTheirBytesPerTokenAndPayTenKernelGaps) {
   EXPECT_NEAR(Terms(NoEngine(), 1).PerLayerKernelsSeconds(100) * 1e6, 3.008, 1e-9);
 }
 
+TEST(CostTerms, AnEngineRunningMoreKernelsPerLayerPaysAGapForEach) {
+  CostConfig c = NoEngine();
+  c.engine.kernel_gap_s = 1e-6;
+  c.engine.kernels_per_layer = 35;
+  // The bytes are the same 3.008 us at TP 1 (above); 35 kernels x 1 us instead of 10.
+  EXPECT_NEAR(Terms(c, 1).PerLayerKernelsSeconds(100) * 1e6, 3.008 + 35, 1e-9);
+  // From measured rows the GEMMs and attention hold their own boundaries: the five
+  // small kernels and the 25 the engine runs beyond a fused engine's 10 pay one each.
+  EXPECT_NEAR(Terms(c, 1).PerLayerSmallKernelsSeconds(100) * 1e6, 3.008 + 5 + 25, 1e-9);
+  c.engine.kernels_per_layer = 0;  // a fused engine's 10, of which 5 small
+  EXPECT_NEAR(Terms(c, 1).PerLayerKernelsSeconds(100) * 1e6, 3.008 + 10, 1e-9);
+  EXPECT_NEAR(Terms(c, 1).PerLayerSmallKernelsSeconds(100) * 1e6, 3.008 + 5, 1e-9);
+  EXPECT_EQ(EnginePresetDefaults(EngineConfig::Preset::kEager).kernels_per_layer, 35);
+  EXPECT_EQ(EnginePresetDefaults(EngineConfig::Preset::kVllmV1).kernels_per_layer, 0);
+}
+
 TEST(CostTerms, NoTokensRunNoPerLayerKernels) {
   CostConfig c = NoEngine();
   c.engine.kernel_gap_s = 1e-6;
@@ -271,16 +290,19 @@ CostInputs Mixed(AttentionLayout layout, int64_t block_tokens = 16) {
           .block_tokens = block_tokens};
 }
 
-TEST(CostTerms, WithoutCudaGraphsTheLaunchesAddToTheGpuTime) {
+TEST(CostTerms, WithoutCudaGraphsAPassTakesTheLongerOfItsLaunchesAndItsGpuTime) {
   const CostTerms t = Terms(EagerEngine());
   // CPU: 1000 + 3 x 10 + 500 x 0.1 = 1080 us (contiguous: no block table); launches
-  // 2 layers x 300 us = 600 us, which the GPU waits for whatever its own time:
-  //   GPU 100 us: 100 + 600 + 1080 = 1780 us;  GPU 1 ms: 1000 + 600 + 1080 = 2680 us.
+  // 2 layers x 300 us = 600 us, which run ahead of the GPU:
+  //   GPU 100 us: the GPU waits for the launches, max(100, 600) + 1080 = 1680 us;
+  //   GPU 1 ms: the launches hide behind it, max(1000, 600) + 1080 = 2080 us.
   const double cpu_s = 1e-3 + 3 * 1e-5 + 500 * 1e-7;
   const CostInputs in = Mixed(AttentionLayout::kContiguous);
-  EXPECT_DOUBLE_EQ(t.IterationSeconds(100e-6, in), 100e-6 + 2 * 3e-4 + cpu_s);
-  EXPECT_NEAR(t.IterationSeconds(100e-6, in) * 1e6, 1780, 1e-9);
-  EXPECT_NEAR(t.IterationSeconds(1e-3, in) * 1e6, 2680, 1e-9);
+  EXPECT_DOUBLE_EQ(t.IterationSeconds(100e-6, in), 2 * 3e-4 + cpu_s);
+  EXPECT_NEAR(t.IterationSeconds(100e-6, in) * 1e6, 1680, 1e-9);
+  EXPECT_NEAR(t.IterationSeconds(1e-3, in) * 1e6, 2080, 1e-9);
+  // At 600 us of GPU the two are level: 600 + 1080.
+  EXPECT_NEAR(t.IterationSeconds(600e-6, in) * 1e6, 1680, 1e-9);
   // With CUDA graphs there are no launches: 100 + 1080 = 1180 us.
   CostConfig graphs = EagerEngine();
   graphs.engine.cuda_graphs = true;
@@ -290,16 +312,59 @@ TEST(CostTerms, WithoutCudaGraphsTheLaunchesAddToTheGpuTime) {
 TEST(CostTerms, PagedIterationsPrepareABlockTablePaddedToTheLongestContext) {
   const CostTerms t = Terms(EagerEngine());
   // 3 sequences x ceil(1000 / 16) = 63 entries = 189 entries x 0.01 us = 1.89 us, on top
-  // of the contiguous 1780 us: 1781.89 us.
+  // of the contiguous 1680 us: 1681.89 us.
   EXPECT_NEAR(t.IterationSeconds(100e-6, Mixed(AttentionLayout::kPaged)) * 1e6,
-              1780 + 3 * std::ceil(1000.0 / 16) * 0.01, 1e-9);
-  EXPECT_NEAR(t.IterationSeconds(100e-6, Mixed(AttentionLayout::kPaged)) * 1e6, 1781.89, 1e-9);
+              1680 + 3 * std::ceil(1000.0 / 16) * 0.01, 1e-9);
+  EXPECT_NEAR(t.IterationSeconds(100e-6, Mixed(AttentionLayout::kPaged)) * 1e6, 1681.89, 1e-9);
   // 32-token blocks: 3 x ceil(1000 / 32) = 3 x 32 = 96 entries, 0.96 us.
-  EXPECT_NEAR(t.IterationSeconds(100e-6, Mixed(AttentionLayout::kPaged, 32)) * 1e6, 1780.96, 1e-9);
+  EXPECT_NEAR(t.IterationSeconds(100e-6, Mixed(AttentionLayout::kPaged, 32)) * 1e6, 1680.96, 1e-9);
   // One token past a block boundary adds a column: ceil(1009 / 16) = 64, 3 x 64 x 0.01 us.
   CostInputs wider = Mixed(AttentionLayout::kPaged);
   wider.max_context = 1009;
-  EXPECT_NEAR(t.IterationSeconds(100e-6, wider) * 1e6, 1780 + 3 * 64 * 0.01, 1e-9);
+  EXPECT_NEAR(t.IterationSeconds(100e-6, wider) * 1e6, 1680 + 3 * 64 * 0.01, 1e-9);
+}
+
+// ---- Host CPU -----------------------------------------------------------------------
+
+TEST(CostTerms, OnASlowerHostEveryCpuTermTakesLongerAndTheGpuTermsDoNot) {
+  EngineConfig e = EagerEngine().engine;
+  e.request_arrival_s = 2e-3;
+  e.request_finish_s = 4e-3;
+  e.kernel_gap_s = 1e-6;
+  // A host at 0.8 of the reference core: each CPU term / 0.8.
+  const EngineConfig slow = EngineOnHost(e, 0.8, "a test host");
+  EXPECT_DOUBLE_EQ(slow.per_iteration_s, 1e-3 / 0.8);
+  EXPECT_DOUBLE_EQ(slow.per_seq_s, 1e-5 / 0.8);
+  EXPECT_DOUBLE_EQ(slow.per_prefill_token_s, 1e-7 / 0.8);
+  EXPECT_DOUBLE_EQ(slow.block_table_entry_s, 1e-8 / 0.8);
+  EXPECT_DOUBLE_EQ(slow.launch_per_layer_s, 3e-4 / 0.8);
+  EXPECT_DOUBLE_EQ(slow.request_arrival_s, 2.5e-3);
+  EXPECT_DOUBLE_EQ(slow.request_finish_s, 5e-3);
+  EXPECT_DOUBLE_EQ(slow.kernel_gap_s, 1e-6);  // on the GPU
+  EXPECT_EQ(slow.host_cpu_speed, 0.8);
+  EXPECT_EQ(slow.host_cpu, "a test host");
+  // The eager iteration of above at 100 us of GPU: max(100, 600 / 0.8) + 1080 / 0.8
+  // = 750 + 1350 = 2100 us.
+  CostConfig c = EagerEngine();
+  c.engine = slow;
+  EXPECT_NEAR(Terms(c).IterationSeconds(100e-6, Mixed(AttentionLayout::kContiguous)) * 1e6, 2100,
+              1e-9);
+}
+
+TEST(CostTerms, AssumptionsNameTheHostWhoseSpeedScaledTheCpuTerms) {
+  CostConfig c = NoEngine();
+  EXPECT_THAT(Terms(c).Assumptions(), Not(Contains(HasSubstr("host CPU"))));
+  c.engine = EngineOnHost(c.engine, 0.81, "2 x EPYC 7742, the A100 card's host");
+  EXPECT_THAT(Terms(c).Assumptions(),
+              Contains(AllOf(HasSubstr("single-thread speed 0.81 relative to a Xeon Platinum "
+                                       "8480C core (2 x EPYC 7742, the A100 card's host)"),
+                             HasSubstr("not measured"))));
+  // The reference core itself: nothing scaled, the host named as assumed.
+  c.engine = EngineOnHost(NoEngine().engine, 1.0, "2 x Xeon 8480C, the H100 card's host");
+  EXPECT_THAT(Terms(c).Assumptions(),
+              Contains(AllOf(HasSubstr("stated for a Xeon Platinum 8480C core, the host assumed "
+                                       "(2 x Xeon 8480C, the H100 card's host)"),
+                             HasSubstr("deployment.host_cpu_speed"))));
 }
 
 // ---- Engine presets -----------------------------------------------------------------
@@ -353,7 +418,7 @@ TEST(CostTerms, AssumptionsNameTheEnginePreset) {
   const std::vector<std::string> a = Terms(eager).Assumptions();
   ASSERT_EQ(a.size(), 1u);
   EXPECT_THAT(a[0], StartsWith("timing.engine: preset eager ("));
-  EXPECT_THAT(a[0], HasSubstr(", eager launch 350 us per layer)"));
+  EXPECT_THAT(a[0], HasSubstr(", eager launch 350 us per layer, 35 kernels per layer)"));
 }
 
 TEST(CostTerms, AssumptionsListTheGenericAllReduceOnlyWithTensorParallelismOnACardLackingIt) {
