@@ -241,6 +241,65 @@ ValidateConfig ValidateConfigFrom(const std::vector<std::string>& assignments) {
   return c;
 }
 
+// One validate.json row: the step, both predictions and their errors, the classes.
+void WriteStepPrediction(JsonWriter& j, const StepPrediction& p) {
+  const StepRow& r = p.row;
+  j.BeginObject();
+  j.Field("line", int64_t{r.line});
+  j.Field("model", r.model);
+  j.Field("tensor_parallel", r.tensor_parallel);
+  j.Field("layout", kAttentionLayouts.Name(r.layout));
+  j.Field("block_tokens", r.block_tokens);
+  j.Field("decode_seqs", r.decode_seqs);
+  j.Field("context_tokens", r.context_tokens);
+  j.Field("prefill_tokens", r.prefill_tokens);
+  j.Field("graph", r.graph);
+  j.Field("kind", StepKindName(r.kind()));
+  j.Field("measured_us", r.time_us);
+  j.Field("profiled_us", p.profiled_us);
+  j.Field("profiled_error_pct", 100 * p.profiled_error());
+  j.Field("roofline_us", p.roofline_us);
+  j.Field("roofline_error_pct", 100 * p.roofline_error());
+  // GPU time by kernel class, us: measured (each class alone) where the row has it.
+  const auto classes = [&j](const char* name, const KernelClassSeconds& c) {
+    j.BeginObject(name);
+    j.Field("gemm", c.gemm_s * 1e6);
+    j.Field("attention", c.attention_s * 1e6);
+    j.Field("other", c.other_s * 1e6);
+    j.Field("collectives", c.collective_s * 1e6);
+    j.EndObject();
+  };
+  if (r.measured_classes) classes("measured_classes_us", *r.measured_classes);
+  classes("profiled_classes_us", p.profiled_classes);
+  classes("roofline_classes_us", p.roofline_classes);
+  j.EndObject();
+}
+
+// validate.json's summary_by_class (SummarizeClassErrors).
+void WriteClassSummary(JsonWriter& j, const Validation& v) {
+  j.BeginArray("summary_by_class");
+  for (const ClassErrorSummary& s : SummarizeClassErrors(v)) {
+    j.BeginObject();
+    j.Field("group", s.group);
+    j.Field("rows", static_cast<int64_t>(s.rows));
+    const auto error = [&j](const char* name, const ClassErrorSummary::Error& e) {
+      if (e.rows == 0) return;
+      j.BeginObject(name);
+      j.Field("rows", static_cast<int64_t>(e.rows));
+      j.Field("profiled_mean_error_pct", 100 * e.mean);
+      j.Field("profiled_mean_abs_error_pct", 100 * e.mean_abs);
+      j.EndObject();
+    };
+    error("gemm", s.gemm);
+    error("attention", s.attention);
+    error("other", s.other);
+    error("collectives", s.collective);
+    j.Field("pass_vs_classes_pct", 100 * s.pass_vs_classes);
+    j.EndObject();
+  }
+  j.EndArray();
+}
+
 std::string ValidationJson(const Validation& v) {
   JsonWriter j;
   j.BeginObject();
@@ -264,26 +323,7 @@ std::string ValidationJson(const Validation& v) {
   j.Field("kernel_gap_s", v.config.engine.kernel_gap_s);
   j.EndObject();
   j.BeginArray("rows");
-  for (const StepPrediction& p : v.rows) {
-    const StepRow& r = p.row;
-    j.BeginObject();
-    j.Field("line", int64_t{r.line});
-    j.Field("model", r.model);
-    j.Field("tensor_parallel", r.tensor_parallel);
-    j.Field("layout", kAttentionLayouts.Name(r.layout));
-    j.Field("block_tokens", r.block_tokens);
-    j.Field("decode_seqs", r.decode_seqs);
-    j.Field("context_tokens", r.context_tokens);
-    j.Field("prefill_tokens", r.prefill_tokens);
-    j.Field("graph", r.graph);
-    j.Field("kind", StepKindName(r.kind()));
-    j.Field("measured_us", r.time_us);
-    j.Field("profiled_us", p.profiled_us);
-    j.Field("profiled_error_pct", 100 * p.profiled_error());
-    j.Field("roofline_us", p.roofline_us);
-    j.Field("roofline_error_pct", 100 * p.roofline_error());
-    j.EndObject();
-  }
+  for (const StepPrediction& p : v.rows) WriteStepPrediction(j, p);
   j.EndArray();
   j.BeginArray("summary");
   for (const ErrorSummary& s : SummarizeErrors(v)) {
@@ -299,6 +339,7 @@ std::string ValidationJson(const Validation& v) {
     j.EndObject();
   }
   j.EndArray();
+  WriteClassSummary(j, v);
   j.BeginArray("not_predictable");
   for (const SkippedSteps& s : v.skipped) {
     j.BeginObject();

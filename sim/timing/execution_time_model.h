@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -48,6 +49,18 @@ CostInputs ToCostInputs(const BatchWork& work);
 // range.
 Nanos IterationNanos(double seconds);
 
+// A forward pass's GPU time by kernel class, seconds, as kvprobe's [step] rows time
+// each class alone: the layers' GEMMs and the LM head; decode and prefill attention;
+// the other kernels (norms, RoPE, KV writes, activation, kernel gaps); the
+// tensor-parallel collectives (0 at TP 1). No CPU time.
+struct KernelClassSeconds {
+  double gemm_s = 0;
+  double attention_s = 0;
+  double other_s = 0;
+  double collective_s = 0;
+  double Sum() const { return gemm_s + attention_s + other_s + collective_s; }
+};
+
 class ExecutionTimeModel {
  public:
   virtual ~ExecutionTimeModel() = default;
@@ -71,6 +84,12 @@ class ExecutionTimeModel {
   // The terms this run uses that were assumed rather than measured (an engine
   // preset, a generic efficiency, a published kernel slowdown), one sentence each.
   virtual std::vector<std::string> Assumptions() const { return {}; }
+  // The GPU time of the forward pass IterationTime(work) is built from, by kernel
+  // class; its Sum() is that GPU time. nullopt for a model without classes (fixed).
+  // REQUIRES: work.num_seqs >= 1.
+  virtual std::optional<KernelClassSeconds> GpuSecondsByClass(const BatchWork& /*work*/) const {
+    return std::nullopt;
+  }
 };
 
 // Roofline model of one iteration on one replica of `tensor_parallel` GPUs.

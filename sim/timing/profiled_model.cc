@@ -58,6 +58,16 @@ class ProfiledModel final : public ExecutionTimeModel {
 
   Nanos IterationTime(const BatchWork& w) const override {
     KVSIM_CHECK(w.num_seqs >= 1, "empty batch");
+    return IterationNanos(costs_.IterationSeconds(Classes(w).Sum(), ToCostInputs(w)));
+  }
+
+  std::optional<KernelClassSeconds> GpuSecondsByClass(const BatchWork& w) const override {
+    KVSIM_CHECK(w.num_seqs >= 1, "empty batch");
+    return Classes(w);
+  }
+
+ private:
+  KernelClassSeconds Classes(const BatchWork& w) const {
     const CostInputs in = ToCostInputs(w);
     const double tokens = in.tokens;
     // The profile's own paged rows, or the contiguous rows through a named kernel.
@@ -121,12 +131,12 @@ class ProfiledModel final : public ExecutionTimeModel {
       small_s = small_kernels_ ? small_kernels_->Seconds(tokens)
                                : costs_.PerLayerSmallKernelsSeconds(tokens);
     }
-    const double gpu_s =
-        layers_ * (linear_s + attention_s + small_s + allreduce_s) + lm_head_s + pass_collectives_s;
-    return IterationNanos(costs_.IterationSeconds(gpu_s, in));
+    return {.gemm_s = layers_ * linear_s + lm_head_s,
+            .attention_s = layers_ * attention_s,
+            .other_s = layers_ * small_s,
+            .collective_s = layers_ * allreduce_s + pass_collectives_s};
   }
 
- private:
   // One all-reduce of `bytes` on this model's ranks: the measured curve, else the shared
   // ring formula.
   double AllreduceSeconds(double bytes) const {

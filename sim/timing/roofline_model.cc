@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -46,6 +47,11 @@ class RooflineModel final : public ExecutionTimeModel {
   Nanos IterationTime(const BatchWork& w) const override {
     KVSIM_CHECK(w.num_seqs >= 1, "empty batch");
     return Finish(Prepare(w), ToCostInputs(w));
+  }
+
+  std::optional<KernelClassSeconds> GpuSecondsByClass(const BatchWork& w) const override {
+    KVSIM_CHECK(w.num_seqs >= 1, "empty batch");
+    return Classes(Prepare(w), ToCostInputs(w));
   }
 
   // One Prepare for the whole run; each iteration only re-finishes with longer
@@ -109,15 +115,20 @@ class RooflineModel final : public ExecutionTimeModel {
     return t;
   }
 
-  // Decode attention of one layer on one rank, then the iteration.
-  Nanos Finish(const Terms& t, const CostInputs& in) const {
+  // Decode attention of one layer on one rank, then the pass by kernel class (the
+  // kernel gaps of all ten kernels in `other`).
+  KernelClassSeconds Classes(const Terms& t, const CostInputs& in) const {
     double decode_s = 2.0 * in.decode_context * kv_bytes_per_token_per_layer_ /
                       (hbm_ * config_.attention_decode_efficiency);
     if (t.paged && t.decodes) decode_s = costs_.PagedDecodeSeconds(decode_s, in);
-    const double gpu_s =
-        layers_ * (t.linear_s + t.prefill_s + decode_s + t.kernels_s + t.allreduce_s) +
-        t.lm_head_s + t.pass_collectives_s;
-    return IterationNanos(costs_.IterationSeconds(gpu_s, in));
+    return {.gemm_s = layers_ * t.linear_s + t.lm_head_s,
+            .attention_s = layers_ * (t.prefill_s + decode_s),
+            .other_s = layers_ * t.kernels_s,
+            .collective_s = layers_ * t.allreduce_s + t.pass_collectives_s};
+  }
+
+  Nanos Finish(const Terms& t, const CostInputs& in) const {
+    return IterationNanos(costs_.IterationSeconds(Classes(t, in).Sum(), in));
   }
 
  private:

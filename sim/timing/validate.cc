@@ -84,6 +84,59 @@ bool HasGemmRows(const ProfileTable& gemm, const std::string& model, int64_t tp)
   return false;
 }
 
+// A row's optional class columns in seconds; nullopt without them, with a class of
+// 0 (not measured), or at TP > 1 without allreduce_us.
+std::optional<KernelClassSeconds> MeasuredClasses(const ProfileTable& t, size_t r, int64_t tp) {
+  for (std::string_view c : {col::kGemmUs, col::kAttentionUs, col::kOtherUs}) {
+    if (!t.HasColumn(c) || !(t.Number(r, c) > 0)) return std::nullopt;
+  }
+  const bool collectives = t.HasColumn(col::kAllreduceUs);
+  if (tp > 1 && (!collectives || !(t.Number(r, col::kAllreduceUs) > 0))) return std::nullopt;
+  return KernelClassSeconds{
+      .gemm_s = t.Number(r, col::kGemmUs) * 1e-6,
+      .attention_s = t.Number(r, col::kAttentionUs) * 1e-6,
+      .other_s = t.Number(r, col::kOtherUs) * 1e-6,
+      .collective_s = collectives && tp > 1 ? t.Number(r, col::kAllreduceUs) * 1e-6 : 0.0};
+}
+
+// The summary groups in print order: the three kinds, then models by first
+// appearance; with rows of several tensor-parallel degrees, each per degree
+// ("decode-only TP 2").
+struct SummaryGroup {
+  std::string name;
+  std::function<bool(const StepRow&)> member;
+};
+std::vector<SummaryGroup> SummaryGroups(const Validation& v) {
+  std::vector<int64_t> tps;
+  for (const StepPrediction& p : v.rows) {
+    if (std::find(tps.begin(), tps.end(), p.row.tensor_parallel) == tps.end()) {
+      tps.push_back(p.row.tensor_parallel);
+    }
+  }
+  std::sort(tps.begin(), tps.end());
+  std::vector<SummaryGroup> groups;
+  auto add = [&](const std::string& name, const std::function<bool(const StepRow&)>& member) {
+    for (int64_t tp : tps) {
+      groups.push_back(
+          {tps.size() > 1 ? fmt::format("{} TP {}", name, tp) : name,
+           [member, tp](const StepRow& r) { return r.tensor_parallel == tp && member(r); }});
+    }
+  };
+  for (StepKind k : {StepKind::kDecode, StepKind::kPrefill, StepKind::kMixed}) {
+    add(StepKindName(k), [k](const StepRow& r) { return r.kind() == k; });
+  }
+  std::vector<std::string> models;
+  for (const StepPrediction& p : v.rows) {
+    if (std::find(models.begin(), models.end(), p.row.model) == models.end()) {
+      models.push_back(p.row.model);
+    }
+  }
+  for (const std::string& m : models) {
+    add(m, [m](const StepRow& r) { return r.model == m; });
+  }
+  return groups;
+}
+
 }  // namespace
 
 StepKind StepRow::kind() const {
@@ -145,6 +198,7 @@ std::vector<StepRow> ReadStepRows(const Profile& profile) {
                          t->Text(r, col::kGraph)));
     }
     row.graph = graph == 1;
+    row.measured_classes = MeasuredClasses(*t, r, row.tensor_parallel);
     const auto key = std::tuple(row.model, row.tensor_parallel, row.block_tokens, row.decode_seqs,
                                 row.context_tokens, row.prefill_tokens, row.graph);
     // block_tokens 0 is contiguous, so the key tells the layouts apart.
@@ -279,7 +333,9 @@ StepPrediction Predict(const StepRow& row, const GroupModels& m) {
   const auto us = [](Nanos t) { return static_cast<double>(t.count()) * 1e-3; };
   return {.row = row,
           .profiled_us = us(m.profiled->IterationTime(work)),
-          .roofline_us = us(m.roofline->IterationTime(work))};
+          .roofline_us = us(m.roofline->IterationTime(work)),
+          .profiled_classes = m.profiled->GpuSecondsByClass(work).value(),
+          .roofline_classes = m.roofline->GpuSecondsByClass(work).value()};
 }
 
 }  // namespace
@@ -315,41 +371,8 @@ Validation ValidateProfile(const Profile& profile, const GpuSpec& gpu,
 }
 
 std::vector<ErrorSummary> SummarizeErrors(const Validation& v) {
-  // Groups in print order: the three kinds, then models by first appearance; with rows
-  // of several tensor-parallel degrees, each of those per degree ("decode-only TP 2").
-  std::vector<int64_t> tps;
-  for (const StepPrediction& p : v.rows) {
-    if (std::find(tps.begin(), tps.end(), p.row.tensor_parallel) == tps.end()) {
-      tps.push_back(p.row.tensor_parallel);
-    }
-  }
-  std::sort(tps.begin(), tps.end());
-  struct Group {
-    std::string name;
-    std::function<bool(const StepRow&)> member;
-  };
-  std::vector<Group> groups;
-  auto add = [&](const std::string& name, const std::function<bool(const StepRow&)>& member) {
-    for (int64_t tp : tps) {
-      groups.push_back(
-          {tps.size() > 1 ? fmt::format("{} TP {}", name, tp) : name,
-           [member, tp](const StepRow& r) { return r.tensor_parallel == tp && member(r); }});
-    }
-  };
-  for (StepKind k : {StepKind::kDecode, StepKind::kPrefill, StepKind::kMixed}) {
-    add(StepKindName(k), [k](const StepRow& r) { return r.kind() == k; });
-  }
-  std::vector<std::string> models;
-  for (const StepPrediction& p : v.rows) {
-    if (std::find(models.begin(), models.end(), p.row.model) == models.end()) {
-      models.push_back(p.row.model);
-    }
-  }
-  for (const std::string& m : models) {
-    add(m, [m](const StepRow& r) { return r.model == m; });
-  }
   std::vector<ErrorSummary> out;
-  for (const Group& g : groups) {
+  for (const SummaryGroup& g : SummaryGroups(v)) {
     ErrorSummary s{.group = g.name};
     for (size_t i = 0; i < v.rows.size(); ++i) {
       const StepPrediction& p = v.rows[i];
@@ -369,6 +392,40 @@ std::vector<ErrorSummary> SummarizeErrors(const Validation& v) {
     if (s.rows == 0) continue;
     s.profiled_mean_abs /= static_cast<double>(s.rows);
     s.roofline_mean_abs /= static_cast<double>(s.rows);
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+std::vector<ClassErrorSummary> SummarizeClassErrors(const Validation& v) {
+  std::vector<ClassErrorSummary> out;
+  for (const SummaryGroup& g : SummaryGroups(v)) {
+    ClassErrorSummary s{.group = g.name};
+    const auto add = [](ClassErrorSummary::Error& e, double predicted_s, double measured_s) {
+      if (!(measured_s > 0)) return;
+      const double error = predicted_s / measured_s - 1;
+      e.mean += error;
+      e.mean_abs += std::abs(error);
+      ++e.rows;
+    };
+    for (const StepPrediction& p : v.rows) {
+      if (!g.member(p.row) || !p.row.measured_classes) continue;
+      const KernelClassSeconds& m = *p.row.measured_classes;
+      const KernelClassSeconds& c = p.profiled_classes;
+      add(s.gemm, c.gemm_s, m.gemm_s);
+      add(s.attention, c.attention_s, m.attention_s);
+      add(s.other, c.other_s, m.other_s);
+      add(s.collective, c.collective_s, m.collective_s);
+      s.pass_vs_classes += p.row.time_us * 1e-6 / m.Sum() - 1;
+      ++s.rows;
+    }
+    if (s.rows == 0) continue;
+    for (ClassErrorSummary::Error* e : {&s.gemm, &s.attention, &s.other, &s.collective}) {
+      if (e->rows == 0) continue;
+      e->mean /= static_cast<double>(e->rows);
+      e->mean_abs /= static_cast<double>(e->rows);
+    }
+    s.pass_vs_classes /= static_cast<double>(s.rows);
     out.push_back(std::move(s));
   }
   return out;
@@ -418,6 +475,24 @@ std::string FormatValidation(const Validation& v) {
                          fmt::format("{} ({})", Percent(pw.profiled_error()), pw.row.line),
                          fmt::format("{:.1f}%", 100 * s.roofline_mean_abs),
                          fmt::format("{} ({})", Percent(rw.roofline_error()), rw.row.line));
+    }
+  }
+  const std::vector<ClassErrorSummary> classes = SummarizeClassErrors(v);
+  if (!classes.empty()) {
+    const char* class_format = "{:<30} {:>15} {:>15} {:>15} {:>15} {:>15}\n";
+    out += fmt::format(fmt::runtime(class_format), "profiled by class, mean (|mean|)", "gemm",
+                       "attention", "other", "collectives", "pass - classes");
+    const auto cell = [](const ClassErrorSummary::Error& error) {
+      return error.rows == 0
+                 ? std::string("-")
+                 : fmt::format("{} ({:.1f}%)", Percent(error.mean), 100 * error.mean_abs);
+    };
+    for (const ClassErrorSummary& group : classes) {
+      out += fmt::format(
+          fmt::runtime(class_format),
+          fmt::format("  {} ({} row{})", group.group, group.rows, group.rows == 1 ? "" : "s"),
+          cell(group.gemm), cell(group.attention), cell(group.other), cell(group.collective),
+          Percent(group.pass_vs_classes));
     }
   }
   for (const SkippedSteps& s : v.skipped) {

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -42,6 +43,11 @@ struct StepRow {
   double time_us = 0;  // median GPU time of the forward pass, microseconds (> 0)
   bool graph = false;  // replayed as a CUDA graph
   int line = 0;        // 1-based line in the profile
+  // The pass's kernel classes, each timed alone as a graph of all layers (the
+  // optional columns gemm_us, attention_us, other_us and allreduce_us, in seconds
+  // here); nullopt where the profile lacks them or holds 0 (not measured). The
+  // classes' sum differs from time_us by what the pass overlaps or adds.
+  std::optional<KernelClassSeconds> measured_classes = std::nullopt;
 
   StepKind kind() const;
 };
@@ -90,6 +96,9 @@ struct StepPrediction {
   StepRow row;
   double profiled_us = 0;
   double roofline_us = 0;
+  // Each model's GPU time of the pass by kernel class (the sums are the times above).
+  KernelClassSeconds profiled_classes{};
+  KernelClassSeconds roofline_classes{};
   double profiled_error() const { return profiled_us / row.time_us - 1; }
   double roofline_error() const { return roofline_us / row.time_us - 1; }
 };
@@ -143,6 +152,24 @@ struct ErrorSummary {
 // order of first appearance), the groups that have rows; with rows of several
 // tensor-parallel degrees, each group per degree (ascending).
 std::vector<ErrorSummary> SummarizeErrors(const Validation& validation);
+
+// Where the profiled model's error comes from, per group of SummarizeErrors, over
+// the rows with measured classes: each class's mean signed and mean absolute error
+// against that class timed alone (a class measured 0, the collectives at TP 1, is
+// left out), and the mean of (time_us - classes' sum) / classes' sum, what the pass
+// overlaps (< 0) or adds (> 0) beyond its classes, which a model summing classes lacks.
+struct ClassErrorSummary {
+  std::string group;
+  size_t rows = 0;
+  struct Error {
+    size_t rows = 0;  // rows where the class was measured
+    double mean = 0;  // mean signed error, fraction
+    double mean_abs = 0;
+  };
+  Error gemm{}, attention{}, other{}, collective{};
+  double pass_vs_classes = 0;
+};
+std::vector<ClassErrorSummary> SummarizeClassErrors(const Validation& validation);
 
 // The table of every row, the summary lines, the skipped groups and the caveats.
 std::string FormatValidation(const Validation& validation);

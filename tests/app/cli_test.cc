@@ -744,6 +744,15 @@ TEST(Cli, ValidatePrintsEveryStepWithBothErrorsAndTheSummary) {
   EXPECT_EQ(json["summary"][3]["group"].as<std::string>(), "Llama-3-8B");
   EXPECT_NEAR(json["summary"][3]["profiled_mean_abs_error_pct"].as<double>(), 5.0, 1e-4);
   EXPECT_EQ(json["not_predictable"][0]["lines"][0].as<int>(), 121);
+  // Each model's pass by kernel class, whose sum is its time (no CPU in validation).
+  const YAML::Node classes = json["rows"][0]["profiled_classes_us"];
+  EXPECT_NEAR(classes["gemm"].as<double>() + classes["attention"].as<double>() +
+                  classes["other"].as<double>() + classes["collectives"].as<double>(),
+              json["rows"][0]["profiled_us"].as<double>(), 1e-2);
+  EXPECT_TRUE(json["rows"][0]["roofline_classes_us"].IsMap());
+  // The test profile times no class alone: nothing measured, no class summary.
+  EXPECT_FALSE(json["rows"][0]["measured_classes_us"].IsDefined());
+  EXPECT_EQ(json["summary_by_class"].size(), 0u);
 }
 
 TEST(Cli, ValidateOnAProfileWithoutStepRowsFailsSayingHowToMeasureThem) {

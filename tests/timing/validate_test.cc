@@ -4,6 +4,7 @@
 // predictions (0.0%), and from them divided by 1.1 (+10.0%) and by 0.9 (-10.0%).
 #include "sim/timing/validate.h"
 
+#include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -25,6 +26,7 @@ namespace {
 
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 constexpr const char* kStepProfile = KVSIM_TEST_DATA_DIR "/timing/step_profile.txt";
 constexpr const char* kModels = KVSIM_SOURCE_DIR "/models";
@@ -429,6 +431,100 @@ TEST(FormatValidation, PrintsEveryRowTheSummaryAndTheSkippedModel) {
   EXPECT_THAT(out, HasSubstr("  decode-only (2 rows)"));
   EXPECT_THAT(out, HasSubstr("  Llama-3-8B (4 rows)"));
   EXPECT_THAT(out, HasSubstr("not predictable: Llama-3-70B at TP 1, 1 row (line 121): "));
+}
+
+// ---- Kernel classes ----------------------------------------------------------------
+
+TEST(KernelClasses, BothModelsSplitTheirPassIntoClassesThatSumToItsTime) {
+  const Profile p = LoadProfile(kStepProfile);
+  const auto profiled = ProfiledLlama8B(p);
+  const auto roofline = NewRooflineModel(
+      Card("Llama-3-8B"), H200(), 1, {},
+      {.engine = ValidationEngine(), .allreduce = {}, .paged_kernel = PagedKernel::kFlashPaged});
+  for (const StepRow& r : ReadStepRows(p)) {
+    if (r.model != "Llama-3-8B") continue;
+    const BatchWork w = StepBatchWork(r);
+    for (const ExecutionTimeModel* m : {profiled.get(), roofline.get()}) {
+      const KernelClassSeconds c = m->GpuSecondsByClass(w).value();
+      // No CPU time in validation: the iteration is the GPU time, to the nanosecond.
+      EXPECT_NEAR(c.Sum() * 1e6, Us(m->IterationTime(w)), 1e-3) << m->Name() << r.line;
+      EXPECT_GT(c.gemm_s, 0);
+      EXPECT_GT(c.attention_s, 0);
+      EXPECT_GT(c.other_s, 0);
+      EXPECT_EQ(c.collective_s, 0) << "TP 1 has no collectives";
+    }
+  }
+  // The roofline's decode attention of line 117, 16 x 2048 contiguous: 32 layers x
+  // 16 x 2049 tokens x 2 (K, V) x 8 KV heads x 128 x 2 bytes / (4.8e12 x e_decode).
+  const GpuSpec h200 = H200();
+  const double bytes = 32.0 * 16 * 2049 * 2 * 8 * 128 * 2;
+  EXPECT_NEAR(roofline->GpuSecondsByClass(StepBatchWork(ReadStepRows(p)[0]))->attention_s,
+              bytes / (h200.hbm_bandwidth_bytes_per_s * h200.efficiency.attention_decode), 1e-12);
+}
+
+// The test profile with [step] columns that include the classes, and one row: line
+// 117's step with `classes` (gemm_us, attention_us, other_us) and `time_us`.
+std::string WithClassRow(double time_us, double gemm_us, double attention_us, double other_us) {
+  std::string text = WithStepRows(
+      {fmt::format("Llama-3-8B,1,contiguous,0,16,2048,0,{:.6f},1,{:.6f},{:.6f},{:.6f},0,0", time_us,
+                   gemm_us, attention_us, other_us)});
+  const std::string header =
+      "model,tensor_parallel,layout,block_tokens,decode_seqs,context_tokens,prefill_tokens,"
+      "time_us,graph";
+  text.replace(text.find(header), header.size(),
+               header + ",gemm_us,attention_us,other_us,decode_splits,allreduce_us");
+  return text;
+}
+
+TEST(KernelClasses, StepRowsReadTheClassesTimedAloneInSeconds) {
+  const std::vector<StepRow> rows =
+      ReadStepRows(ParseProfile(WithClassRow(6000, 4000, 1500, 400), kPath));
+  ASSERT_EQ(rows.size(), 1u);
+  ASSERT_TRUE(rows[0].measured_classes.has_value());
+  EXPECT_DOUBLE_EQ(rows[0].measured_classes->gemm_s, 4000e-6);
+  EXPECT_DOUBLE_EQ(rows[0].measured_classes->attention_s, 1500e-6);
+  EXPECT_DOUBLE_EQ(rows[0].measured_classes->other_s, 400e-6);
+  EXPECT_EQ(rows[0].measured_classes->collective_s, 0);  // TP 1
+  // A class of 0 was not measured; the committed test profile has no class columns.
+  EXPECT_FALSE(ReadStepRows(ParseProfile(WithClassRow(6000, 0, 1500, 400), kPath))[0]
+                   .measured_classes.has_value());
+  EXPECT_FALSE(ReadStepRows(LoadProfile(kStepProfile))[0].measured_classes.has_value());
+}
+
+TEST(KernelClasses, TheClassSummarySaysWhichClassTheProfiledModelMissesAndByHowMuch) {
+  const Profile p = LoadProfile(kStepProfile);
+  const KernelClassSeconds c =
+      ProfiledLlama8B(p)->GpuSecondsByClass(StepBatchWork(ReadStepRows(p)[0])).value();
+  // Measured: the GEMMs 10% faster than predicted (prediction +10%), attention 20%
+  // slower (-20%: predicted / measured = 0.8), the rest as predicted; the pass 5%
+  // longer than its classes' sum.
+  const double gemm_us = c.gemm_s * 1e6 / 1.1, attention_us = c.attention_s * 1e6 / 0.8;
+  const double other_us = c.other_s * 1e6;
+  const double time_us = 1.05 * (gemm_us + attention_us + other_us);
+  const Validation v =
+      ValidateProfile(ParseProfile(WithClassRow(time_us, gemm_us, attention_us, other_us), kPath),
+                      H200(), LoadFromModels, {});
+  const std::vector<ClassErrorSummary> s = SummarizeClassErrors(v);
+  ASSERT_EQ(s.size(), 2u);  // decode-only, Llama-3-8B
+  EXPECT_EQ(s[0].group, "decode-only");
+  EXPECT_EQ(s[0].rows, 1u);
+  EXPECT_NEAR(s[0].gemm.mean, +0.10, 1e-6);
+  EXPECT_NEAR(s[0].attention.mean, -0.20, 1e-6);
+  EXPECT_NEAR(s[0].attention.mean_abs, 0.20, 1e-6);
+  EXPECT_NEAR(s[0].other.mean, 0.0, 1e-6);
+  EXPECT_EQ(s[0].collective.rows, 0u);  // TP 1: not measured, left out
+  EXPECT_NEAR(s[0].pass_vs_classes, +0.05, 1e-6);
+  const std::string out = FormatValidation(v);
+  EXPECT_THAT(out, HasSubstr("profiled by class"));
+  EXPECT_THAT(out, HasSubstr("+10.0% (10.0%)"));
+  EXPECT_THAT(out, HasSubstr("-20.0% (20.0%)"));
+  EXPECT_THAT(out, HasSubstr("+5.0%"));
+}
+
+TEST(KernelClasses, WithoutMeasuredClassesThereIsNoClassSummary) {
+  const Validation v = ValidateProfile(LoadProfile(kStepProfile), H200(), LoadFromModels, {});
+  EXPECT_TRUE(SummarizeClassErrors(v).empty());
+  EXPECT_THAT(FormatValidation(v), Not(HasSubstr("profiled by class")));
 }
 
 }  // namespace
