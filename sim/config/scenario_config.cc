@@ -66,7 +66,11 @@ void DecodeDeployment(MapReader r, DeploymentConfig& d) {
   d.kv_capacity_bytes = r.Bytes("kv_capacity_bytes", d.kv_capacity_bytes);
   d.max_model_len = r.Int("max_model_len", d.max_model_len, 0, kMaxTokens);
   d.weight_dtype = DecodeDtype(r, "weight_dtype", d.weight_dtype);
-  d.host_cpu_speed = r.Double("host_cpu_speed", d.host_cpu_speed, 0.05, 10);
+  d.host_cpu_speed = r.Double("host_cpu_speed", d.host_cpu_speed, 0, 10);
+  if (d.host_cpu_speed > 0 && d.host_cpu_speed < 0.05) {
+    r.Fail("host_cpu_speed", fmt::format("must be 0 (the GPU card's host) or in [0.05, 10], got {}",
+                                         d.host_cpu_speed));
+  }
   r.Finish();
 }
 
@@ -267,6 +271,12 @@ void DecodeEngine(MapReader e, EngineConfig& c) {
   c.launch_per_layer_s = e.Double("launch_per_layer_s", c.launch_per_layer_s, 0, 1);
   c.kernel_gap_s = e.Double("kernel_gap_s", c.kernel_gap_s, 0, 1);
   c.kernels_per_layer = e.Int("kernels_per_layer", c.kernels_per_layer, 0, 1000);
+  if (c.kernels_per_layer > 0 && c.kernels_per_layer < CostTerms::kKernelsPerLayer) {
+    e.Fail("kernels_per_layer",
+           fmt::format("must be 0 (a fused engine's {0}) or at least {0}, got {1}",
+                       CostTerms::kKernelsPerLayer, c.kernels_per_layer));
+  }
+  c.fused_kernels = e.Bool("fused_kernels", c.fused_kernels);
   e.Finish();
 }
 

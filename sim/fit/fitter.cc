@@ -110,9 +110,11 @@ ScenarioDelta ReplayDelta(const MeasuredRequests& run, const std::string& trace_
 }
 
 // The value a scenario resolves for a fittable key, or NaN when it leaves it to
-// something the fitter cannot see (e.g. an all-reduce curve of a profile).
-double ResolvedValue(const Simulation& sim, const std::string& key) {
-  const TimingConfig& t = sim.config().timing;
+// something the fitter cannot see (e.g. an all-reduce curve of a profile). Engine
+// terms are the decoded config's, stated for the reference host: the simulation runs
+// them divided by its host's speed, as it will run the fitted ones.
+double ResolvedValue(const ScenarioConfig& decoded, const Simulation& sim, const std::string& key) {
+  const TimingConfig& t = decoded.timing;
   const EngineConfig& e = t.engine;
   static const std::map<std::string, double EngineConfig::*> kEngine = {
       {"per_iteration_s", &EngineConfig::per_iteration_s},
@@ -293,7 +295,7 @@ void ResolveCase(const std::vector<FreeTerm>& free, FitCase& c, std::string* tim
   const std::string preset(kEnginePresets.Name(sc.timing.engine.preset));
   std::unique_ptr<Simulation> sim = BuildSimulation(sc);
   c.gpu = sim->gpu().name;
-  for (const FreeTerm& t : free) c.resolved.push_back(ResolvedValue(*sim, t.key));
+  for (const FreeTerm& t : free) c.resolved.push_back(ResolvedValue(sc, *sim, t.key));
   if (timing_type->empty()) {
     *timing_type = type;
     *engine_preset = preset;

@@ -50,7 +50,7 @@ struct GpuSpec {
 // Every key above plus `source` (a non-empty string) is required. memory_bytes is a
 // positive plain decimal integer; the rates are positive finite numbers; price_per_hour
 // may be 0. Optional: device_names, a non-empty list of strings; host_cpu (a name)
-// and host_cpu_speed (in (0, 10]), both or neither. Messages read
+// and host_cpu_speed (in [0.05, 10]), both or neither. Messages read
 // "path:line: key 'k': what, got 'v'". A key earlier cards carried and kvsim no longer
 // reads (host_link_bandwidth_bytes_per_s) is refused as removed, with its line.
 GpuSpec LoadGpuSpec(const std::string& path);

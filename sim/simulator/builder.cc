@@ -112,15 +112,21 @@ std::unique_ptr<ExecutionTimeModel> MakeTiming(const ScenarioConfig& c, const Mo
 }
 
 // `c` with its engine's CPU terms on the deployment's host: deployment.host_cpu_speed
-// when set, else the GPU card's host, else as stated (the reference host).
+// when set, else the GPU card's host, else the reference core (terms as stated). The
+// fixed model's terms are what the config says, on any host.
 ScenarioConfig OnHost(const ScenarioConfig& c, const GpuSpec& gpu) {
+  if (c.timing.type == TimingType::kFixed) return c;
   ScenarioConfig run = c;
   if (c.deployment.host_cpu_speed > 0) {
-    run.timing.engine =
-        EngineOnHost(c.timing.engine, c.deployment.host_cpu_speed, "deployment.host_cpu_speed");
+    run.timing.engine = EngineOnHost(c.timing.engine, c.deployment.host_cpu_speed,
+                                     std::string(kHostFromDeployment));
   } else if (gpu.host_cpu_speed > 0) {
     run.timing.engine = EngineOnHost(c.timing.engine, gpu.host_cpu_speed,
                                      fmt::format("{}, the {} card's host", gpu.host_cpu, gpu.name));
+  } else {
+    run.timing.engine =
+        EngineOnHost(c.timing.engine, 1.0,
+                     fmt::format("the reference core itself: the {} card names no host", gpu.name));
   }
   return run;
 }

@@ -88,6 +88,7 @@ EngineConfig EnginePresetDefaults(EngineConfig::Preset preset) {
       e.cuda_graphs = false;
       e.launch_per_layer_s = 3.5e-4;
       e.kernels_per_layer = 35;
+      e.fused_kernels = false;
       e.kernel_gap_s = 2e-6;
       break;
     case EngineConfig::Preset::kNone:
@@ -146,6 +147,13 @@ CostTerms::CostTerms(const ModelSpec& model, const GpuSpec& gpu, int64_t tp,
       dtype_bytes_ *
       (8.0 * d(model.hidden_size) + 2.0 * (heads + kv_heads) * hd +
        3.0 * d(model.experts_per_token) * d(model.ffn_size) / tp_ + 4.0 * kv_heads * hd);
+  if (!engine_.fused_kernels) {
+    const double b = dtype_bytes_, h = d(model.hidden_size), q = heads * hd, k = kv_heads * hd;
+    const double f = d(model.experts_per_token) * d(model.ffn_size) / tp_;
+    const double unfused = 2.0 * (28.0 + 4.0 * b) * h + 2.0 * 3.0 * b * h + 10.0 * b * (q + k) +
+                           2.0 * b * q + 4.0 * b * k + 5.0 * b * f;
+    unfused_extra_bytes_per_token_ = std::max(0.0, unfused - per_layer_bytes_per_token_);
+  }
   hbm_effective_ = gpu.hbm_bandwidth_bytes_per_s * memory_efficiency;
   heads_per_rank_ = heads;
   bf16_flops_ = gpu.bf16_flops_per_s;
@@ -200,8 +208,17 @@ double CostTerms::PerLayerSmallKernelsSeconds(double tokens) const {
 
 double CostTerms::SmallKernelBytesPlusGapsSeconds(double tokens, int64_t gaps) const {
   if (tokens <= 0) return 0;
-  return tokens * per_layer_bytes_per_token_ / hbm_effective_ +
+  return tokens * per_layer_bytes_per_token_ / hbm_effective_ + UnfusedExtraSeconds(tokens) +
          static_cast<double>(gaps) * engine_.kernel_gap_s;
+}
+
+double CostTerms::ExtraKernelGapsSeconds() const {
+  return static_cast<double>(std::max<int64_t>(0, KernelsPerLayer() - kKernelsPerLayer)) *
+         engine_.kernel_gap_s;
+}
+
+double CostTerms::UnfusedExtraSeconds(double tokens) const {
+  return tokens > 0 ? tokens * unfused_extra_bytes_per_token_ / hbm_effective_ : 0.0;
 }
 
 double CostTerms::PagedDecodeSeconds(double contiguous_s, const CostInputs& in) const {
@@ -269,14 +286,21 @@ std::vector<std::string> CostTerms::Assumptions() const {
       EnginePresetName(engine_.preset), engine_.per_iteration_s * 1e3, engine_.per_seq_s * 1e6,
       engine_.per_prefill_token_s * 1e6, engine_.block_table_entry_s * 1e6,
       engine_.kernel_gap_s * 1e6,
-      engine_.cuda_graphs ? ""
-                          : fmt::format(", eager launch {:.4g} us per layer, {} kernels per layer",
-                                        engine_.launch_per_layer_s * 1e6, KernelsPerLayer()),
+      (engine_.cuda_graphs ? std::string()
+                           : fmt::format(", eager launch {:.4g} us per layer, {} kernels per layer",
+                                         engine_.launch_per_layer_s * 1e6, KernelsPerLayer())) +
+          (engine_.fused_kernels ? "" : ", unfused operators"),
       fitted.empty() ? "is a sourced estimate, not fitted to this engine"
                      : fmt::format("has {} fitted to measured runs (timing.calibration); the "
                                    "other terms are the preset's sourced estimates",
                                    fitted)));
-  if (!engine_.host_cpu.empty() && engine_.host_cpu_speed == 1) {
+  if (engine_.host_cpu == kHostFromDeployment) {
+    out.push_back(fmt::format(
+        "timing.engine: the CPU terms above are the preset's (or config's) divided by the host "
+        "CPU's single-thread speed {:g} relative to a Xeon Platinum 8480C core, as "
+        "deployment.host_cpu_speed sets it",
+        engine_.host_cpu_speed));
+  } else if (!engine_.host_cpu.empty() && engine_.host_cpu_speed == 1) {
     out.push_back(fmt::format(
         "timing.engine: the CPU terms are stated for a Xeon Platinum 8480C core, the host "
         "assumed ({}); deployment.host_cpu_speed sets another host's single-thread speed",

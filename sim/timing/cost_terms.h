@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "sim/core/enum_table.h"
@@ -61,6 +62,11 @@ struct EngineConfig {
   // engine's kKernelsPerLayer. An engine running PyTorch operators one by one (eager)
   // runs one kernel per operator, so more kernels than a fused engine.
   int64_t kernels_per_layer = 0;
+  // true: the small kernels are fused (one add+RMSNorm, one RoPE, one SiLU-and-mul
+  // kernel), moving each activation once. false: each PyTorch operator runs alone and
+  // reads and writes whole tensors (RMSNorm in FP32, RoPE by halves and cat, separate
+  // SiLU and multiply): CostTerms::UnfusedExtraBytesPerToken more per token and layer.
+  bool fused_kernels = true;
   // The host CPU the engine runs on: its single-thread speed relative to the
   // reference core every CPU term above is stated for (a Xeon Platinum 8480C, the
   // DGX H100's), and its name ("" when no card or config names one: the terms are
@@ -91,6 +97,8 @@ EngineConfig EnginePresetDefaults(EngineConfig::Preset preset);
 // every CPU term divided by `speed` (kernel_gap_s, GPU time, unchanged).
 // REQUIRES: speed > 0.
 EngineConfig EngineOnHost(EngineConfig engine, double speed, std::string host);
+// EngineOnHost's `host` for a speed the config set (deployment.host_cpu_speed).
+inline constexpr std::string_view kHostFromDeployment = "deployment.host_cpu_speed";
 
 // Tensor-parallel all-reduce (timing.allreduce), two per layer (after attention and
 // after the MLP), ring algorithm:
@@ -184,6 +192,21 @@ class CostTerms {
   // kSmallKernelsPerLayer kernel gaps (the GEMMs' and attention's are in their rows),
   // and one more for each kernel the engine runs beyond kKernelsPerLayer.
   double PerLayerSmallKernelsSeconds(double tokens) const;
+  // Without fused kernels (EngineConfig::fused_kernels false), the bytes per token and
+  // layer the unfused operators move beyond the fused kernels' (b: activation bytes;
+  // H hidden, Q = heads/tp head_dim, K = kv_heads/tp head_dim, F = k ffn/tp):
+  //   two RMSNorms in FP32: to-FP32 (b+4), pow (8), mean (4), scale (8), to-dtype (4+b),
+  //     weight (2b): 2 (28 + 4b) H;  two residual adds: 2 x 3b H;
+  //   RoPE on q and k: neg (b), cat (2b), x cos (2b), x sin (2b), add (3b): 10b (Q + K);
+  //   attention output made contiguous: 2b Q;  KV write: 4b K;  SiLU (2b), mul (3b): 5b F
+  // minus the fused bytes above (b (8 H + 2 (Q + K) + 3 F + 4 K)); 0 when fused.
+  // (Operator by operator as Hugging Face transformers' eager Llama layer runs them.)
+  double UnfusedExtraBytesPerToken() const { return unfused_extra_bytes_per_token_; }
+  // Those bytes over `tokens` tokens at the effective bandwidth, per layer and rank.
+  double UnfusedExtraSeconds(double tokens) const;
+  // The kernel gaps of the kernels an engine runs per layer beyond a fused engine's
+  // kKernelsPerLayer: max(0, KernelsPerLayer() - kKernelsPerLayer) x kernel_gap_s.
+  double ExtraKernelGapsSeconds() const;
 
   // MoE: the distinct experts `tokens` tokens touch in expectation with top-k routing
   // over E experts, E (1 - (1 - k/E)^tokens); 1 for dense models.
@@ -231,7 +254,7 @@ class CostTerms {
   bool paged_;
   double tp_, layers_, dtype_bytes_;
   double link_bytes_per_s_, allreduce_latency_s_, bus_efficiency_;
-  double per_layer_bytes_per_token_, hbm_effective_;
+  double per_layer_bytes_per_token_, unfused_extra_bytes_per_token_ = 0, hbm_effective_;
   double heads_per_rank_, head_dim_, fp32_flops_, bf16_flops_;
   double activation_bytes_per_token_, logit_bytes_per_token_;
   double experts_, experts_per_token_;

@@ -128,8 +128,12 @@ class ProfiledModel final : public ExecutionTimeModel {
     // came out within 0.1% (models/profiles/H200/README.md).
     double small_s = 0;
     if (tokens > 0) {
-      small_s = small_kernels_ ? small_kernels_->Seconds(tokens)
-                               : costs_.PerLayerSmallKernelsSeconds(tokens);
+      // kvprobe's small kernels are fused, five a layer: an engine running more kernels
+      // pays their boundaries, an unfused one moves more bytes.
+      small_s = small_kernels_
+                    ? small_kernels_->Seconds(tokens) + costs_.UnfusedExtraSeconds(tokens) +
+                          costs_.ExtraKernelGapsSeconds()
+                    : costs_.PerLayerSmallKernelsSeconds(tokens);
     }
     return {.gemm_s = layers_ * linear_s + lm_head_s,
             .attention_s = layers_ * attention_s,
@@ -234,7 +238,8 @@ std::unique_ptr<ExecutionTimeModel> NewProfiledModel(const Profile& profile, con
       config.prefill_attention == ProfiledConfig::PrefillAttention::kRoofline;
   const RooflineConfig wanted{
       .gemm_efficiency = 1,
-      .memory_efficiency = curves.small_kernels ? 1 : config.memory_efficiency,
+      .memory_efficiency =
+          curves.small_kernels && costs.engine.fused_kernels ? 1 : config.memory_efficiency,
       .attention_prefill_efficiency = roofline_prefill ? config.attention_prefill_efficiency : 1,
       .attention_decode_efficiency = 1};
   std::vector<std::string> assumed;

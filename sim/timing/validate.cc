@@ -84,8 +84,9 @@ bool HasGemmRows(const ProfileTable& gemm, const std::string& model, int64_t tp)
   return false;
 }
 
-// A row's optional class columns in seconds; nullopt without them, with a class of
-// 0 (not measured), or at TP > 1 without allreduce_us.
+// A row's optional class columns in seconds (the profile's parser has checked them:
+// times >= 0); nullopt without them, with a class of 0 (not measured), or at TP > 1
+// without allreduce_us.
 std::optional<KernelClassSeconds> MeasuredClasses(const ProfileTable& t, size_t r, int64_t tp) {
   for (std::string_view c : {col::kGemmUs, col::kAttentionUs, col::kOtherUs}) {
     if (!t.HasColumn(c) || !(t.Number(r, c) > 0)) return std::nullopt;

@@ -868,6 +868,8 @@ TEST(ScenarioConfig, EngineAndAllReduceCostsAreReadInSecondsOnceForEveryTimingMo
                                   "    block_table_entry_s: 0\n"
                                   "    cuda_graphs: false\n"
                                   "    launch_per_layer_s: 3.0e-4\n"
+                                  "    kernels_per_layer: 20\n"
+                                  "    fused_kernels: false\n"
                                   "  allreduce:\n"
                                   "    latency_s: 1.2e-5\n"
                                   "    bus_efficiency: 0.75\n");
@@ -878,8 +880,16 @@ TEST(ScenarioConfig, EngineAndAllReduceCostsAreReadInSecondsOnceForEveryTimingMo
   EXPECT_FALSE(c.timing.engine.cuda_graphs);
   EXPECT_DOUBLE_EQ(c.timing.engine.launch_per_layer_s, 3.0e-4);
   EXPECT_DOUBLE_EQ(c.timing.engine.kernel_gap_s, 0);  // preset none's
+  EXPECT_EQ(c.timing.engine.kernels_per_layer, 20);
+  EXPECT_FALSE(c.timing.engine.fused_kernels);
   EXPECT_DOUBLE_EQ(c.timing.allreduce.latency_s, 1.2e-5);
   EXPECT_DOUBLE_EQ(c.timing.allreduce.bus_efficiency, 0.75);
+}
+
+TEST(ScenarioConfig, FewerKernelsPerLayerThanAFusedEngineAreRefused) {
+  EXPECT_THAT(DecodeError(std::string(kMinimal) + "timing:\n  engine:\n    kernels_per_layer: 5\n"),
+              HasSubstr("timing.engine.kernels_per_layer: must be 0 (a fused engine's 10) or at "
+                        "least 10, got 5"));
 }
 
 TEST(ScenarioConfig, TheOldPerModelCostKeysAreRefusedNamingWhereTheyMoved) {

@@ -313,8 +313,35 @@ TEST(BuildSimulation, TheDeploymentsHostCpuSpeedOverridesTheCards) {
   EXPECT_DOUBLE_EQ(mine.per_iteration_s,
                    EnginePresetDefaults(EngineConfig::Preset::kVllmV0).per_iteration_s / 0.5);
   EXPECT_EQ(mine.host_cpu, "deployment.host_cpu_speed");
-  EXPECT_THAT(ProfiledBuildError({{"deployment.host_cpu_speed", "0"}}),
-              AllOf(HasSubstr("deployment.host_cpu_speed"), HasSubstr("must be in [0.05, 10]")));
+  // 0 leaves it to the card; a speed below 0.05 is refused.
+  EXPECT_EQ(ProfiledBuildError({{"deployment.host_cpu_speed", "0"}}), "");
+  EXPECT_THAT(ProfiledBuildError({{"deployment.host_cpu_speed", "0.01"}}),
+              AllOf(HasSubstr("deployment.host_cpu_speed"),
+                    HasSubstr("must be 0 (the GPU card's host) or in [0.05, 10], got 0.01")));
+}
+
+// Mean TPOT of the one-request scenario on an A100 with vllm_v0 at `speed`.
+double TpotOnHost(const std::string& speed) {
+  return BuildSimulation(DecodeScenario(OneRequest({{"gpu", "A100-80GB"},
+                                                    {"timing.engine.preset", "vllm_v0"},
+                                                    {"deployment.host_cpu_speed", speed}}),
+                                        KVSIM_SOURCE_DIR "/models"))
+      ->Run()
+      .summary.tpot_s.mean;
+}
+
+TEST(BuildSimulation, AHostAtHalfSpeedAddsTheEngineCpuTimeOnceMorePerIteration) {
+  // vllm_v0: 3.8 ms per step and 0.1 us per block-table entry; the 9 decode steps of
+  // 10 + 10 tokens run at contexts 11-19, six of one 16-token block and three of two:
+  // 12 entries in 9 steps. At half speed each step takes its CPU time once more.
+  EXPECT_NEAR((TpotOnHost("0.5") - TpotOnHost("1")) * 1e3, 3.8 + 12.0 / 9 * 1e-4, 1e-6);
+}
+
+TEST(BuildSimulation, TheFixedModelKeepsItsTermsOnAnyHost) {
+  const EngineConfig fixed =
+      EngineBuiltWith({{"timing.type", "fixed"}, {"deployment.host_cpu_speed", "0.5"}});
+  EXPECT_EQ(fixed.host_cpu, "");
+  EXPECT_EQ(fixed.host_cpu_speed, 1);
 }
 
 TEST(BuildSimulation, ProfiledTimingBuildsFromAProfile) {

@@ -177,6 +177,27 @@ TEST(CostTerms, AnEngineRunningMoreKernelsPerLayerPaysAGapForEach) {
   EXPECT_EQ(EnginePresetDefaults(EngineConfig::Preset::kVllmV1).kernels_per_layer, 0);
 }
 
+TEST(CostTerms, UnfusedOperatorsMoveEachActivationOncePerOperator) {
+  CostConfig c = NoEngine();
+  c.engine.fused_kernels = false;
+  // Tiny at TP 1, b = 2: H 1024, Q = 8 x 128 = 1024, K = 2 x 128 = 256, F = 4096.
+  //   norms 2 (28 + 8) 1024 = 73,728;  residuals 2 x 3 x 2 x 1024 = 12,288;
+  //   RoPE 10 x 2 (1024 + 256) = 25,600;  output copy 2 x 2 x 1024 = 4,096;
+  //   KV write 4 x 2 x 256 = 2,048;  SiLU and mul 5 x 2 x 4096 = 40,960
+  //   = 158,720 B, against the fused 48,128: 110,592 B more per token and layer.
+  EXPECT_EQ(73'728 + 12'288 + 25'600 + 4'096 + 2'048 + 40'960, 158'720);
+  EXPECT_DOUBLE_EQ(Terms(c, 1).UnfusedExtraBytesPerToken(), 158'720 - 48'128);
+  // 100 tokens at 1.6e12 B/s: 11,059,200 / 1.6e12 = 6.912 us on top of the 3.008 us.
+  EXPECT_NEAR(Terms(c, 1).UnfusedExtraSeconds(100) * 1e6, 6.912, 1e-9);
+  EXPECT_NEAR(Terms(c, 1).PerLayerKernelsSeconds(100) * 1e6, 3.008 + 6.912, 1e-9);
+  EXPECT_NEAR(Terms(c, 1).PerLayerSmallKernelsSeconds(100) * 1e6, 3.008 + 6.912, 1e-9);
+  // Fused (every vLLM preset): nothing more.
+  EXPECT_EQ(Terms(NoEngine(), 1).UnfusedExtraBytesPerToken(), 0);
+  EXPECT_EQ(Terms(NoEngine(), 1).UnfusedExtraSeconds(100), 0);
+  EXPECT_FALSE(EnginePresetDefaults(EngineConfig::Preset::kEager).fused_kernels);
+  EXPECT_TRUE(EnginePresetDefaults(EngineConfig::Preset::kVllmV0).fused_kernels);
+}
+
 TEST(CostTerms, NoTokensRunNoPerLayerKernels) {
   CostConfig c = NoEngine();
   c.engine.kernel_gap_s = 1e-6;
@@ -359,6 +380,11 @@ TEST(CostTerms, AssumptionsNameTheHostWhoseSpeedScaledTheCpuTerms) {
               Contains(AllOf(HasSubstr("single-thread speed 0.81 relative to a Xeon Platinum "
                                        "8480C core (2 x EPYC 7742, the A100 card's host)"),
                              HasSubstr("not measured"))));
+  // A speed the config set is named as such.
+  c.engine = EngineOnHost(NoEngine().engine, 0.5, std::string(kHostFromDeployment));
+  EXPECT_THAT(Terms(c).Assumptions(),
+              Contains(AllOf(HasSubstr("single-thread speed 0.5 relative"),
+                             HasSubstr("as deployment.host_cpu_speed sets it"))));
   // The reference core itself: nothing scaled, the host named as assumed.
   c.engine = EngineOnHost(NoEngine().engine, 1.0, "2 x Xeon 8480C, the H100 card's host");
   EXPECT_THAT(Terms(c).Assumptions(),
@@ -418,7 +444,8 @@ TEST(CostTerms, AssumptionsNameTheEnginePreset) {
   const std::vector<std::string> a = Terms(eager).Assumptions();
   ASSERT_EQ(a.size(), 1u);
   EXPECT_THAT(a[0], StartsWith("timing.engine: preset eager ("));
-  EXPECT_THAT(a[0], HasSubstr(", eager launch 350 us per layer, 35 kernels per layer)"));
+  EXPECT_THAT(
+      a[0], HasSubstr(", eager launch 350 us per layer, 35 kernels per layer, unfused operators)"));
 }
 
 TEST(CostTerms, AssumptionsListTheGenericAllReduceOnlyWithTensorParallelismOnACardLackingIt) {

@@ -734,6 +734,35 @@ TEST(ProfiledModel, MeasuredSmallKernelsReplaceTheirBytesEstimatePlusTheKernelGa
   }
 }
 
+TEST(ProfiledModel, AnUnfusedEngineAddsItsExtraBytesToTheMeasuredFusedSmallKernels) {
+  TinyProfile p;
+  p.allreduce = SmallKernelRows({{16, 5}, {256, 9}, {4096, 90}});
+  const std::string text = p.Render(Tiny());
+  CostConfig unfused = NoCpu();
+  unfused.engine.fused_kernels = false;
+  // kvprobe's rows time fused kernels; the unfused operators move 110,592 B more per
+  // token and layer (cost_terms_test): at 256 tokens over 2 layers, at 3.35e12 x 0.8,
+  // 2 x 256 x 110,592 / 2.68e12 = 21.128 us more.
+  EXPECT_NEAR(
+      Us(Model(text, Tiny(), 1, kAsMeasured, Gpu(), unfused)->IterationTime(LinearOnly(256))) -
+          Us(Model(text, Tiny(), 1)->IterationTime(LinearOnly(256))),
+      SmallKernelsUs(256, 110'592), kTolUs);
+  EXPECT_NEAR(SmallKernelsUs(256, 110'592), 21.128, 1e-3);
+}
+
+TEST(ProfiledModel, AnEngineRunningMoreKernelsPaysTheirGapsBesideTheMeasuredSmallKernels) {
+  TinyProfile p;
+  p.allreduce = SmallKernelRows({{16, 5}, {256, 9}, {4096, 90}});
+  const std::string text = p.Render(Tiny());
+  CostConfig more = NoCpu();
+  more.engine.kernel_gap_s = 1e-6;
+  more.engine.kernels_per_layer = 35;
+  // 25 kernels a layer beyond a fused engine's 10, 1 us each: 2 layers x 25 us.
+  EXPECT_NEAR(Us(Model(text, Tiny(), 1, kAsMeasured, Gpu(), more)->IterationTime(LinearOnly(256))) -
+                  Us(Model(text, Tiny(), 1)->IterationTime(LinearOnly(256))),
+              2 * 25.0, kTolUs);
+}
+
 TEST(ProfiledModel, MeasuredSmallKernelsGetNoKernelGapEither) {
   TinyProfile p;
   p.allreduce = SmallKernelRows({{16, 5}, {256, 9}, {4096, 90}});

@@ -24,6 +24,7 @@
 namespace kvsim {
 namespace {
 
+using ::testing::AllOf;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::Not;
@@ -489,6 +490,12 @@ TEST(KernelClasses, StepRowsReadTheClassesTimedAloneInSeconds) {
   EXPECT_FALSE(ReadStepRows(ParseProfile(WithClassRow(6000, 0, 1500, 400), kPath))[0]
                    .measured_classes.has_value());
   EXPECT_FALSE(ReadStepRows(LoadProfile(kStepProfile))[0].measured_classes.has_value());
+}
+
+TEST(KernelClasses, ANegativeClassTimeIsAnErrorAtItsLine) {
+  EXPECT_THAT(StepError(WithClassRow(6000, 4000, -1, 400)),
+              HasSubstr("p.txt:117: [step] column 'attention_us': -1.000000 is not a time in "
+                        "[0, 1e+09] us"));
 }
 
 TEST(KernelClasses, TheClassSummarySaysWhichClassTheProfiledModelMissesAndByHowMuch) {
