@@ -114,6 +114,26 @@ metrics: [ttft_s.mean, ttft_s.p50, tpot_s.mean, tpot_s.p50, e2e_s.mean, e2e_s.p5
     EXPECT_LT(std::abs(r), 0.01);
 }
 
+TEST_F(FitterTest, OnACardWithASlowerHostTheTermsAreStartedAndFittedForTheReferenceCore) {
+  // The A100 card's host runs at 0.81 of the reference core: runs generated with a
+  // 1.5 ms step there take 1.5 / 0.81 ms a step, and the fit, which runs its trials on
+  // the same host, finds 1.5 ms again, started from the preset's 0.2 ms (not 0.2 / 0.81).
+  const std::map<std::string, double> truth = {{"timing.engine.per_iteration_s", 1.5e-3}};
+  const std::string a100 = Scenario("a100.yaml", "A100-80GB", 60, 8);
+  const Fitter fitter(Decode(fmt::format(R"(runs:
+  - {{name: a100, scenario: {}, requests: {}}}
+free:
+  timing.engine.per_iteration_s: {{max: 0.01}}
+metrics: [ttft_s.mean, tpot_s.mean, tpot_s.p50, e2e_s.mean]
+)",
+                                         a100, Measure(a100, truth, "a100.csv"))),
+                      (dir_ / "out").string(), 2);
+  const FitOutcome fit = fitter.Fit({});
+  ASSERT_TRUE(fit.solve.converged) << fit.solve.stop_reason;
+  EXPECT_DOUBLE_EQ(fit.start[0], 2e-4);
+  EXPECT_NEAR(fit.fitted[0], 1.5e-3, 0.01 * 1.5e-3);
+}
+
 TEST_F(FitterTest, PerGpuTermsAreFittedOncePerGpuAndEngineTermsOnceForAll) {
   const std::map<std::string, double> engine = {{"timing.engine.per_seq_s", 3.0e-5}};
   std::map<std::string, double> on_a100 = engine, on_h100 = engine;
