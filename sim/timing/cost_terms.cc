@@ -202,8 +202,8 @@ double CostTerms::PerLayerKernelsSeconds(double tokens) const {
 }
 
 double CostTerms::PerLayerSmallKernelsSeconds(double tokens) const {
-  return SmallKernelBytesPlusGapsSeconds(
-      tokens, kSmallKernelsPerLayer + std::max<int64_t>(0, KernelsPerLayer() - kKernelsPerLayer));
+  if (tokens <= 0) return 0;
+  return SmallKernelBytesPlusGapsSeconds(tokens, kSmallKernelsPerLayer) + ExtraKernelGapsSeconds();
 }
 
 double CostTerms::SmallKernelBytesPlusGapsSeconds(double tokens, int64_t gaps) const {

@@ -712,10 +712,15 @@ std::string SmallKernelRows(const std::vector<std::pair<int, double>>& rows) {
   return s;
 }
 
-TEST(ProfiledModel, MeasuredSmallKernelsReplaceTheirBytesEstimatePlusTheKernelGaps) {
+// The tiny profile with [small_kernels] rows of 5, 9 and 90 us at 16, 256 and 4,096 tokens.
+std::string TinyWithSmallKernelRows() {
   TinyProfile p;
   p.allreduce = SmallKernelRows({{16, 5}, {256, 9}, {4096, 90}});
-  const auto model = Model(p.Render(Tiny()), Tiny());
+  return p.Render(Tiny());
+}
+
+TEST(ProfiledModel, MeasuredSmallKernelsReplaceTheirBytesEstimatePlusTheKernelGaps) {
+  const auto model = Model(TinyWithSmallKernelRows(), Tiny());
   const auto estimated = Model(TinyProfile().Render(Tiny()), Tiny());
   // Per layer, against the estimate: the measured time instead of the bytes term (the
   // engine preset none has no kernel gap). At 256 tokens 9 us, at 1024 the log-log
@@ -735,9 +740,7 @@ TEST(ProfiledModel, MeasuredSmallKernelsReplaceTheirBytesEstimatePlusTheKernelGa
 }
 
 TEST(ProfiledModel, AnUnfusedEngineAddsItsExtraBytesToTheMeasuredFusedSmallKernels) {
-  TinyProfile p;
-  p.allreduce = SmallKernelRows({{16, 5}, {256, 9}, {4096, 90}});
-  const std::string text = p.Render(Tiny());
+  const std::string text = TinyWithSmallKernelRows();
   CostConfig unfused = NoCpu();
   unfused.engine.fused_kernels = false;
   // kvprobe's rows time fused kernels; the unfused operators move 110,592 B more per
@@ -751,9 +754,7 @@ TEST(ProfiledModel, AnUnfusedEngineAddsItsExtraBytesToTheMeasuredFusedSmallKerne
 }
 
 TEST(ProfiledModel, AnEngineRunningMoreKernelsPaysTheirGapsBesideTheMeasuredSmallKernels) {
-  TinyProfile p;
-  p.allreduce = SmallKernelRows({{16, 5}, {256, 9}, {4096, 90}});
-  const std::string text = p.Render(Tiny());
+  const std::string text = TinyWithSmallKernelRows();
   CostConfig more = NoCpu();
   more.engine.kernel_gap_s = 1e-6;
   more.engine.kernels_per_layer = 35;
@@ -764,9 +765,7 @@ TEST(ProfiledModel, AnEngineRunningMoreKernelsPaysTheirGapsBesideTheMeasuredSmal
 }
 
 TEST(ProfiledModel, MeasuredSmallKernelsGetNoKernelGapEither) {
-  TinyProfile p;
-  p.allreduce = SmallKernelRows({{16, 5}, {256, 9}, {4096, 90}});
-  const std::string text = p.Render(Tiny());
+  const std::string text = TinyWithSmallKernelRows();
   CostConfig gaps = NoCpu();
   gaps.engine.kernel_gap_s = 1e-6;
   for (int64_t tokens : {1, 256, 4096}) {
