@@ -78,7 +78,8 @@ EngineConfig EnginePresetDefaults(EngineConfig::Preset preset) {
       e.kernel_gap_s = 1e-6;
       break;
     case EngineConfig::Preset::kEager:
-      // An engine without CUDA graphs (vLLM before 0.2.x, research prototypes): a
+      // An engine without CUDA graphs or fused kernels (a Hugging Face transformers
+      // style loop, research prototypes): a
       // decoder layer's ~35 PyTorch operators are dispatched from Python at roughly
       // 10 us each (assumed) on the reference host; the pass takes the longer of
       // those launches and the GPU's kernels; 2 ms per step of scheduling (assumed).

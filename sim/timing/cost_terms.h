@@ -54,9 +54,10 @@ struct EngineConfig {
   bool cuda_graphs = true;
   double launch_per_layer_s = 0;
   // GPU time lost at each kernel boundary (launch latency inside a graph, ramp-up
-  // and tail of small kernels), charged for kKernelsPerLayer kernels per layer by the
+  // and tail of small kernels), charged for KernelsPerLayer() kernels per layer by the
   // roofline; the profiled model charges it only to the kSmallKernelsPerLayer small
-  // kernels it estimates from their bytes (its measured rows hold their boundaries).
+  // kernels it estimates from their bytes and to the kernels beyond kKernelsPerLayer
+  // (its measured rows hold their own boundaries).
   double kernel_gap_s = 0;
   // Kernels the engine runs per decoder layer, each charged kernel_gap_s; 0: a fused
   // engine's kKernelsPerLayer. An engine running PyTorch operators one by one (eager)
@@ -69,9 +70,10 @@ struct EngineConfig {
   bool fused_kernels = true;
   // The host CPU the engine runs on: its single-thread speed relative to the
   // reference core every CPU term above is stated for (a Xeon Platinum 8480C, the
-  // DGX H100's), and its name ("" when no card or config names one: the terms are
-  // used as stated). BuildSimulation divides the CPU terms (all but kernel_gap_s) by
-  // the speed: dispatching Python and CUDA launches is single-thread work.
+  // DGX H100's), and its name ("" only for an engine BuildSimulation did not place:
+  // fixed timing, or one built in code). BuildSimulation divides the CPU terms (all
+  // but kernel_gap_s) by the speed: dispatching Python and CUDA launches is
+  // single-thread work.
   double host_cpu_speed = 1;
   std::string host_cpu;
   // The fields above that `kvsim fit` fitted to measured runs (timing.calibration),
@@ -183,9 +185,10 @@ class CostTerms {
   // Per layer, per rank: the small memory-bound kernels (two fused add+RMSNorms,
   // RoPE, SiLU-and-multiply, the KV-cache write) over `tokens` tokens plus
   // KernelsPerLayer() kernel gaps:
-  //   tokens x bytes_per_token / (B x e_mem) + kernels x kernel_gap_s
+  //   tokens x (bytes_per_token + unfused_extra) / (B x e_mem) + kernels x kernel_gap_s
   // bytes_per_token = b x (8 hidden + 2 (heads + kv_heads)/tp head_dim
   //                        + 3 k ffn/tp + 4 kv_heads/tp head_dim)   (k: experts per token)
+  // unfused_extra = UnfusedExtraBytesPerToken() (0 for fused kernels)
   double PerLayerKernelsSeconds(double tokens) const;
   // The small kernels for a model whose other kernels come from rows timed as CUDA
   // graph replays, each launch's boundary inside its time: their bytes as above plus
@@ -198,9 +201,11 @@ class CostTerms {
   //   two RMSNorms in FP32: to-FP32 (b+4), pow (8), mean (4), scale (8), to-dtype (4+b),
   //     weight (2b): 2 (28 + 4b) H;  two residual adds: 2 x 3b H;
   //   RoPE on q and k: neg (b), cat (2b), x cos (2b), x sin (2b), add (3b): 10b (Q + K);
-  //   attention output made contiguous: 2b Q;  KV write: 4b K;  SiLU (2b), mul (3b): 5b F
+  //   attention output made contiguous: 2b Q;  KV write into a preallocated cache:
+  //   4b K;  SiLU (2b), mul (3b): 5b F
   // minus the fused bytes above (b (8 H + 2 (Q + K) + 3 F + 4 K)); 0 when fused.
-  // (Operator by operator as Hugging Face transformers' eager Llama layer runs them.)
+  // (Operator by operator as Hugging Face transformers' eager Llama layer runs them,
+  // but for its cache, which concatenates the whole KV each step: not modelled.)
   double UnfusedExtraBytesPerToken() const { return unfused_extra_bytes_per_token_; }
   // Those bytes over `tokens` tokens at the effective bandwidth, per layer and rank.
   double UnfusedExtraSeconds(double tokens) const;

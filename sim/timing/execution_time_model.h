@@ -143,7 +143,9 @@ std::unique_ptr<ExecutionTimeModel> NewRooflineModel(const ModelSpec& model, con
 //               pairs = prefill_attention_pairs (profile rows: batch x tokens (tokens+1) / 2),
 //               F = the GPU card's dense bf16 FLOP/s
 //   small     = K(T), the profile's [small_kernels] rows (norms, RoPE, KV write, activation)
-//               where it has them, else CostTerms::PerLayerSmallKernelsSeconds(T)
+//               where it has them, plus CostTerms::UnfusedExtraSeconds(T) and
+//               ExtraKernelGapsSeconds() for an engine that runs unfused or more kernels;
+//               else CostTerms::PerLayerSmallKernelsSeconds(T)
 //   No kernel gap is added to a measured row: kvprobe times each as CUDA graph replays
 //   of that kernel, so the boundary between two launches is inside its time.
 //   allreduce = 2 x R(T x hidden x dtype_bytes)                          (tp > 1 only)
@@ -199,7 +201,8 @@ struct ProfiledConfig {
   PrefillAttention prefill_attention = PrefillAttention::kRoofline;
   // Fraction of peak FLOP/s (kRoofline); < 0: the GPU card's, else the roofline default.
   double attention_prefill_efficiency = -1;
-  // Fraction of peak bandwidth the small per-layer kernels stream at; < 0: the card's.
+  // Fraction of peak bandwidth the small per-layer kernels stream at where the profile
+  // has no [small_kernels] rows, and an unfused engine's extra bytes; < 0: the card's.
   double memory_efficiency = -1;
 };
 // timing.profiled.prefill_attention.

@@ -231,7 +231,8 @@ std::unique_ptr<ExecutionTimeModel> NewProfiledModel(const Profile& profile, con
     }
   }
   // The efficiencies the profile does not measure: the bandwidth of the small
-  // per-layer kernels (without [small_kernels] rows) and, with kRoofline, prefill
+  // per-layer kernels (without [small_kernels] rows) or of an unfused engine's extra
+  // bytes (beside them), and, with kRoofline, prefill
   // attention. Those the model does not use are set to 1 here, so they are neither
   // looked up nor declared assumed.
   const bool roofline_prefill =

@@ -313,8 +313,12 @@ TEST(BuildSimulation, TheDeploymentsHostCpuSpeedOverridesTheCards) {
   EXPECT_DOUBLE_EQ(mine.per_iteration_s,
                    EnginePresetDefaults(EngineConfig::Preset::kVllmV0).per_iteration_s / 0.5);
   EXPECT_EQ(mine.host_cpu, "deployment.host_cpu_speed");
-  // 0 leaves it to the card; a speed below 0.05 is refused.
-  EXPECT_EQ(ProfiledBuildError({{"deployment.host_cpu_speed", "0"}}), "");
+  // 0 leaves it to the card (the A100's 0.81); a speed below 0.05 is refused.
+  const EngineConfig card = EngineBuiltWith({{"gpu", "A100-80GB"},
+                                             {"timing.engine.preset", "vllm_v0"},
+                                             {"deployment.host_cpu_speed", "0"}});
+  EXPECT_DOUBLE_EQ(card.host_cpu_speed, 0.81);
+  EXPECT_THAT(card.host_cpu, HasSubstr("EPYC 7742"));
   EXPECT_THAT(ProfiledBuildError({{"deployment.host_cpu_speed", "0.01"}}),
               AllOf(HasSubstr("deployment.host_cpu_speed"),
                     HasSubstr("must be 0 (the GPU card's host) or in [0.05, 10], got 0.01")));
@@ -335,6 +339,14 @@ TEST(BuildSimulation, AHostAtHalfSpeedAddsTheEngineCpuTimeOnceMorePerIteration) 
   // 10 + 10 tokens run at contexts 11-19, six of one 16-token block and three of two:
   // 12 entries in 9 steps. At half speed each step takes its CPU time once more.
   EXPECT_NEAR((TpotOnHost("0.5") - TpotOnHost("1")) * 1e3, 3.8 + 12.0 / 9 * 1e-4, 1e-6);
+}
+
+TEST(BuildSimulation, OnACardNamingNoHostTheTermsAreTakenAtTheReferenceCore) {
+  const EngineConfig l40s = EngineBuiltWith({{"gpu", "L40S"}, {"timing.engine.preset", "vllm_v0"}});
+  EXPECT_EQ(l40s.host_cpu_speed, 1);
+  EXPECT_DOUBLE_EQ(l40s.per_iteration_s,
+                   EnginePresetDefaults(EngineConfig::Preset::kVllmV0).per_iteration_s);
+  EXPECT_EQ(l40s.host_cpu, "the reference core itself: the L40S card names no host");
 }
 
 TEST(BuildSimulation, TheFixedModelKeepsItsTermsOnAnyHost) {

@@ -185,8 +185,18 @@ TEST(CostTerms, UnfusedOperatorsMoveEachActivationOncePerOperator) {
   //   RoPE 10 x 2 (1024 + 256) = 25,600;  output copy 2 x 2 x 1024 = 4,096;
   //   KV write 4 x 2 x 256 = 2,048;  SiLU and mul 5 x 2 x 4096 = 40,960
   //   = 158,720 B, against the fused 48,128: 110,592 B more per token and layer.
-  EXPECT_EQ(73'728 + 12'288 + 25'600 + 4'096 + 2'048 + 40'960, 158'720);
   EXPECT_DOUBLE_EQ(Terms(c, 1).UnfusedExtraBytesPerToken(), 158'720 - 48'128);
+  // TP 2 (Q 512, K 128, F 2048; the norms and residuals stay whole on every rank):
+  //   73,728 + 12,288 + 20 x 640 + 4 x 512 + 8 x 128 + 10 x 2048 = 122,368 B,
+  //   against the fused 32,256: 90,112 B.
+  EXPECT_DOUBLE_EQ(Terms(c, 2).UnfusedExtraBytesPerToken(), 90'112);
+  // MoE, 2 of 4 experts of ffn 1024 per token (F = 2 x 1024): 73,728 + 12,288 + 25,600
+  // + 4,096 + 2,048 + 10 x 2048 = 138,240 B against the fused 35,840: 102,400 B.
+  ModelSpec moe = Tiny();
+  moe.ffn_size = 1024;
+  moe.num_experts = 4;
+  moe.experts_per_token = 2;
+  EXPECT_DOUBLE_EQ(CostTerms(moe, TinyGpu(), 1, c, 0.8).UnfusedExtraBytesPerToken(), 102'400);
   // 100 tokens at 1.6e12 B/s: 11,059,200 / 1.6e12 = 6.912 us on top of the 3.008 us.
   EXPECT_NEAR(Terms(c, 1).UnfusedExtraSeconds(100) * 1e6, 6.912, 1e-9);
   EXPECT_NEAR(Terms(c, 1).PerLayerKernelsSeconds(100) * 1e6, 3.008 + 6.912, 1e-9);
