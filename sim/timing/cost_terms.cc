@@ -199,18 +199,21 @@ int64_t CostTerms::KernelsPerLayer() const {
 }
 
 double CostTerms::PerLayerKernelsSeconds(double tokens) const {
-  return SmallKernelBytesPlusGapsSeconds(tokens, KernelsPerLayer());
+  return SmallKernelBytesPlusGapsSeconds(tokens, kKernelsPerLayer);
 }
 
 double CostTerms::PerLayerSmallKernelsSeconds(double tokens) const {
-  if (tokens <= 0) return 0;
-  return SmallKernelBytesPlusGapsSeconds(tokens, kSmallKernelsPerLayer) + ExtraKernelGapsSeconds();
+  return SmallKernelBytesPlusGapsSeconds(tokens, kSmallKernelsPerLayer);
 }
 
-double CostTerms::SmallKernelBytesPlusGapsSeconds(double tokens, int64_t gaps) const {
+double CostTerms::SmallKernelBytesPlusGapsSeconds(double tokens, int gaps) const {
   if (tokens <= 0) return 0;
-  return tokens * per_layer_bytes_per_token_ / hbm_effective_ + UnfusedExtraSeconds(tokens) +
-         static_cast<double>(gaps) * engine_.kernel_gap_s;
+  return tokens * per_layer_bytes_per_token_ / hbm_effective_ + gaps * engine_.kernel_gap_s +
+         BeyondFusedSeconds(tokens);
+}
+
+double CostTerms::BeyondFusedSeconds(double tokens) const {
+  return tokens > 0 ? UnfusedExtraSeconds(tokens) + ExtraKernelGapsSeconds() : 0.0;
 }
 
 double CostTerms::ExtraKernelGapsSeconds() const {

@@ -184,17 +184,20 @@ class CostTerms {
   double PrefillFlopSeconds(double pairs, double efficiency) const;
   // Per layer, per rank: the small memory-bound kernels (two fused add+RMSNorms,
   // RoPE, SiLU-and-multiply, the KV-cache write) over `tokens` tokens plus
-  // KernelsPerLayer() kernel gaps:
-  //   tokens x (bytes_per_token + unfused_extra) / (B x e_mem) + kernels x kernel_gap_s
+  // kKernelsPerLayer kernel gaps, plus BeyondFusedSeconds(tokens):
+  //   tokens x bytes_per_token / (B x e_mem) + 10 kernel_gap_s + beyond fused
   // bytes_per_token = b x (8 hidden + 2 (heads + kv_heads)/tp head_dim
   //                        + 3 k ffn/tp + 4 kv_heads/tp head_dim)   (k: experts per token)
-  // unfused_extra = UnfusedExtraBytesPerToken() (0 for fused kernels)
   double PerLayerKernelsSeconds(double tokens) const;
   // The small kernels for a model whose other kernels come from rows timed as CUDA
   // graph replays, each launch's boundary inside its time: their bytes as above plus
   // kSmallKernelsPerLayer kernel gaps (the GEMMs' and attention's are in their rows),
-  // and one more for each kernel the engine runs beyond kKernelsPerLayer.
+  // plus BeyondFusedSeconds(tokens).
   double PerLayerSmallKernelsSeconds(double tokens) const;
+  // What this engine adds per layer and rank to a fused engine's kernels (kvprobe's
+  // rows are fused kernels too): UnfusedExtraSeconds(tokens) + ExtraKernelGapsSeconds();
+  // 0 without tokens and for a fused engine of kKernelsPerLayer kernels.
+  double BeyondFusedSeconds(double tokens) const;
   // Without fused kernels (EngineConfig::fused_kernels false), the bytes per token and
   // layer the unfused operators move beyond the fused kernels' (b: activation bytes;
   // H hidden, Q = heads/tp head_dim, K = kv_heads/tp head_dim, F = k ffn/tp):
@@ -252,7 +255,7 @@ class CostTerms {
  private:
   // The small kernels' bytes over `tokens` tokens at the effective bandwidth plus `gaps`
   // kernel gaps; 0 without tokens.
-  double SmallKernelBytesPlusGapsSeconds(double tokens, int64_t gaps) const;
+  double SmallKernelBytesPlusGapsSeconds(double tokens, int gaps) const;
 
   EngineConfig engine_;
   PagedKernel paged_kernel_;

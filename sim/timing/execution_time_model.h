@@ -143,9 +143,9 @@ std::unique_ptr<ExecutionTimeModel> NewRooflineModel(const ModelSpec& model, con
 //               pairs = prefill_attention_pairs (profile rows: batch x tokens (tokens+1) / 2),
 //               F = the GPU card's dense bf16 FLOP/s
 //   small     = K(T), the profile's [small_kernels] rows (norms, RoPE, KV write, activation)
-//               where it has them, plus CostTerms::UnfusedExtraSeconds(T) and
-//               ExtraKernelGapsSeconds() for an engine that runs unfused or more kernels;
-//               else CostTerms::PerLayerSmallKernelsSeconds(T)
+//               where it has them, plus CostTerms::BeyondFusedSeconds(T) for an engine
+//               that runs unfused or more kernels; else
+//               CostTerms::PerLayerSmallKernelsSeconds(T)
 //   No kernel gap is added to a measured row: kvprobe times each as CUDA graph replays
 //   of that kernel, so the boundary between two launches is inside its time.
 //   allreduce = 2 x R(T x hidden x dtype_bytes)                          (tp > 1 only)

@@ -130,10 +130,8 @@ class ProfiledModel final : public ExecutionTimeModel {
     if (tokens > 0) {
       // kvprobe's small kernels are fused, five a layer: an engine running more kernels
       // pays their boundaries, an unfused one moves more bytes.
-      small_s = small_kernels_
-                    ? small_kernels_->Seconds(tokens) + costs_.UnfusedExtraSeconds(tokens) +
-                          costs_.ExtraKernelGapsSeconds()
-                    : costs_.PerLayerSmallKernelsSeconds(tokens);
+      small_s = small_kernels_ ? small_kernels_->Seconds(tokens) + costs_.BeyondFusedSeconds(tokens)
+                               : costs_.PerLayerSmallKernelsSeconds(tokens);
     }
     return {.gemm_s = layers_ * linear_s + lm_head_s,
             .attention_s = layers_ * attention_s,
