@@ -41,6 +41,19 @@ const std::vector<FittableTerm>& FittableTerms() {
   return kTerms;
 }
 
+EngineKernels EngineKernelsOf(const EngineConfig& engine) {
+  return {.cuda_graphs = engine.cuda_graphs,
+          .fused_kernels = engine.fused_kernels,
+          .kernels_per_layer = engine.kernels_per_layer > 0 ? engine.kernels_per_layer
+                                                            : CostTerms::kKernelsPerLayer};
+}
+
+std::string DescribeEngineKernels(const EngineKernels& k) {
+  return fmt::format("{}, {} kernels, {} kernels per layer",
+                     k.cuda_graphs ? "CUDA graphs" : "eager launches",
+                     k.fused_kernels ? "fused" : "unfused", k.kernels_per_layer);
+}
+
 const FittableTerm* FindFittableTerm(const std::string& key) {
   for (const FittableTerm& t : FittableTerms()) {
     if (key == t.key) return &t;
@@ -119,6 +132,24 @@ Calibration LoadCalibration(const std::string& path) {
       f.Fail("engine_preset", fmt::format("required ({})", kEnginePresets.NameList()));
     }
     c.engine_preset = kEnginePresets.Name(f.Enum("engine_preset", kEnginePresets));
+    if (f.Has("engine_kernels")) {
+      MapReader k = f.Child("engine_kernels");
+      if (!k.IsMap())
+        f.Fail("engine_kernels",
+               "expected a mapping (cuda_graphs, fused_kernels, "
+               "kernels_per_layer)");
+      for (const char* key : {"cuda_graphs", "fused_kernels", "kernels_per_layer"}) {
+        if (!k.Has(key)) k.Fail(key, "required");
+      }
+      EngineKernels e;
+      e.cuda_graphs = k.Bool("cuda_graphs", true);
+      e.fused_kernels = k.Bool("fused_kernels", true);
+      e.kernels_per_layer = k.Int("kernels_per_layer", CostTerms::kKernelsPerLayer,
+                                  CostTerms::kKernelsPerLayer, 1000);
+      k.Finish();
+      c.engine_kernels = e;
+    }
+    c.hosts = Strings(f, "hosts");
     f.Finish();
   }
   const auto read_terms = [](MapReader& parent, const std::string& key, bool per_gpu) {
@@ -167,7 +198,7 @@ std::string CalibrationYaml(const Calibration& c) {
   std::string out;
   out += "# kvsim calibration, written by `kvsim fit`: timing terms fitted to measured runs.\n";
   out += "# Use it from a scenario with `timing.calibration: <this file>`; the scenario must run\n";
-  out += "# the timing model and engine preset named under fitted_on.\n";
+  out += "# the timing model, engine preset and engine kernels named under fitted_on.\n";
   out += "kvsim_calibration: 1\n";
   out += "fitted_on:\n";
   if (!c.fit_file.empty()) out += fmt::format("  fit: {}\n", QuotedYamlScalar(c.fit_file));
@@ -176,6 +207,13 @@ std::string CalibrationYaml(const Calibration& c) {
   out += fmt::format("  gpus: {}\n", FlowList(c.gpus));
   out += fmt::format("  timing_type: {}\n", c.timing_type);
   out += fmt::format("  engine_preset: {}\n", c.engine_preset);
+  if (c.engine_kernels) {
+    const EngineKernels& k = *c.engine_kernels;
+    out += fmt::format(
+        "  engine_kernels: {{cuda_graphs: {}, fused_kernels: {}, kernels_per_layer: {}}}\n",
+        k.cuda_graphs, k.fused_kernels, k.kernels_per_layer);
+  }
+  if (!c.hosts.empty()) out += fmt::format("  hosts: {}\n", FlowList(c.hosts));
   const auto write_terms = [&out](const std::vector<std::pair<std::string, double>>& terms,
                                   const char* indent) {
     for (const auto& [key, value] : terms) {

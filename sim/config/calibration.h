@@ -4,11 +4,14 @@
 // (the same keys a scenario could set by hand) plus what they were fitted on.
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "sim/config/yaml_tree.h"
+#include "sim/timing/cost_terms.h"
 
 namespace kvsim {
 
@@ -30,6 +33,22 @@ const std::vector<FittableTerm>& FittableTerms();
 // The term for `key`, or nullptr.
 const FittableTerm* FindFittableTerm(const std::string& key);
 
+// How the fitted runs' engine ran its kernels: the fitted terms make up for the model
+// of these too (an eager engine's launches, unfused bytes and extra kernel gaps), so a
+// scenario using the calibration must run its kernels the same way.
+struct EngineKernels {
+  bool cuda_graphs = true;    // timing.engine.cuda_graphs
+  bool fused_kernels = true;  // timing.engine.fused_kernels
+  // Kernels per layer as run: timing.engine.kernels_per_layer, its 0 resolved to
+  // CostTerms::kKernelsPerLayer.
+  int64_t kernels_per_layer = CostTerms::kKernelsPerLayer;
+  bool operator==(const EngineKernels&) const = default;
+};
+// The kernels `engine` runs.
+EngineKernels EngineKernelsOf(const EngineConfig& engine);
+// "CUDA graphs, fused kernels, 10 kernels per layer".
+std::string DescribeEngineKernels(const EngineKernels& kernels);
+
 struct Calibration {
   std::string path;  // the file it was read from (empty when built in memory)
   // What the terms were fitted on (informational, printed with results).
@@ -37,8 +56,16 @@ struct Calibration {
   std::string fit_file;
   // The timing model and engine preset the fit ran under; a scenario using the
   // calibration must run the same (other terms then keep the values the fit saw).
-  std::string timing_type;                            // roofline | profiled | fixed
-  std::string engine_preset;                          // vllm_v1 | vllm_v0 | eager | none
+  std::string timing_type;    // roofline | profiled | fixed
+  std::string engine_preset;  // vllm_v1 | vllm_v0 | eager | none
+  // How the runs' engine ran its kernels; absent in a file written before kvsim
+  // recorded it (ApplyCalibrationTerms then takes the preset's, except for eager,
+  // whose model has changed since: such a calibration is refused).
+  std::optional<EngineKernels> engine_kernels;
+  // The host each GPU's runs were placed on, as "GPU card: host (speed x)"
+  // (informational: the fitted CPU terms are stated for the reference core, as a
+  // scenario's are, and a scenario divides them by its own host's speed).
+  std::vector<std::string> hosts;
   std::vector<std::pair<std::string, double>> terms;  // shared terms: key path, value
   // Per-GPU terms (FittableTerm::per_gpu) by GPU card name; applied only to
   // scenarios on that card.

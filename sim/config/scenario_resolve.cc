@@ -133,6 +133,44 @@ double* TimingTermField(TimingConfig& t, std::string_view key) {
   return nullptr;
 }
 
+namespace {
+
+// A calibration applies only to an engine that runs its kernels as the fitted runs'
+// did (Calibration::engine_kernels); a file that does not say is taken to have run the
+// preset's, except under eager, whose unfused bytes and extra kernels kvsim charges
+// since such files were written. Throws InputError otherwise.
+void CheckEngineKernels(const ScenarioConfig& c, const Calibration& cal) {
+  const ScenarioSources& s = c.sources;
+  const EngineKernels run = EngineKernelsOf(c.timing.engine);
+  if (cal.engine_kernels) {
+    if (*cal.engine_kernels == run) return;
+    throw InputError(fmt::format(
+        "{}: {} was fitted on an engine running {}; this scenario's runs {} "
+        "(timing.engine.cuda_graphs, fused_kernels, kernels_per_layer). Fitted terms make up "
+        "for how the kernels run too: refit, or set those keys to match",
+        s.calibration_where, cal.path, DescribeEngineKernels(*cal.engine_kernels),
+        DescribeEngineKernels(run)));
+  }
+  if (c.timing.engine.preset == EngineConfig::Preset::kEager) {
+    throw InputError(fmt::format(
+        "{}: {} does not record how its engine ran its kernels (written by an earlier kvsim), "
+        "and the eager preset now charges unfused operators and 35 kernels per layer that its "
+        "terms were not fitted with: refit it with kvsim fit",
+        s.calibration_where, cal.path));
+  }
+  const EngineKernels preset = EngineKernelsOf(EnginePresetDefaults(c.timing.engine.preset));
+  if (run != preset) {
+    throw InputError(fmt::format(
+        "{}: {} does not record how its engine ran its kernels (written by an earlier kvsim), "
+        "so it is taken to be the {} preset's ({}); this scenario's runs {}: refit it with kvsim "
+        "fit, or run the preset's kernels",
+        s.calibration_where, cal.path, cal.engine_preset, DescribeEngineKernels(preset),
+        DescribeEngineKernels(run)));
+  }
+}
+
+}  // namespace
+
 void ApplyCalibrationTerms(ScenarioConfig& c) {
   const ScenarioSources& s = c.sources;
   KVSIM_CHECK(s.calibration && s.uncalibrated_timing, "no calibration to apply");
@@ -166,6 +204,7 @@ void ApplyCalibrationTerms(ScenarioConfig& c) {
         "model, or set timing.type and timing.engine.preset to match",
         s.calibration_where, cal.path, cal.timing_type, cal.engine_preset, type, preset));
   }
+  CheckEngineKernels(c, cal);
   for (const std::string& key : applied) {
     if (key.starts_with("timing.engine.")) {
       c.timing.engine.fitted.push_back(key.substr(std::string("timing.engine.").size()));

@@ -282,10 +282,9 @@ void AppendStageCases(const FitRun& run, const ConfigTree& base, std::vector<Fit
 
 // Decodes the case's scenario (once: each trial sets its terms on a copy) with the
 // replayed workload applied typed, and builds it, recording its GPU and its own value
-// of each free term; the first case sets the timing type and engine preset, a later
-// case under others is an error.
-void ResolveCase(const std::vector<FreeTerm>& free, FitCase& c, std::string* timing_type,
-                 std::string* engine_preset) {
+// of each free term; the first case sets the timing type, engine preset and engine
+// kernels in `ran_on`, a later case under others is an error. Adds the case's host.
+void ResolveCase(const std::vector<FreeTerm>& free, FitCase& c, Calibration* ran_on) {
   c.config = std::make_shared<const ScenarioConfig>(
       c.replay ? ApplyDelta(DecodeScenario(c.tree, DefaultModelsDir(), WorkloadDecoding::kSkip),
                             *c.replay)
@@ -293,17 +292,35 @@ void ResolveCase(const std::vector<FreeTerm>& free, FitCase& c, std::string* tim
   const ScenarioConfig& sc = *c.config;
   const std::string type(kTimingTypes.Name(sc.timing.type));
   const std::string preset(kEnginePresets.Name(sc.timing.engine.preset));
+  const EngineKernels kernels = EngineKernelsOf(sc.timing.engine);
   std::unique_ptr<Simulation> sim = BuildSimulation(sc);
   c.gpu = sim->gpu().name;
   for (const FreeTerm& t : free) c.resolved.push_back(ResolvedValue(sc, *sim, t.key));
-  if (timing_type->empty()) {
-    *timing_type = type;
-    *engine_preset = preset;
-  } else if (type != *timing_type || preset != *engine_preset) {
+  if (ran_on->timing_type.empty()) {
+    ran_on->timing_type = type;
+    ran_on->engine_preset = preset;
+    ran_on->engine_kernels = kernels;
+  } else if (type != ran_on->timing_type || preset != ran_on->engine_preset) {
     throw InputError(fmt::format(
         "runs under timing.type {} with engine preset {}, the first run under {} with {}: "
         "one calibration serves one timing model and preset",
-        type, preset, *timing_type, *engine_preset));
+        type, preset, ran_on->timing_type, ran_on->engine_preset));
+  } else if (kernels != *ran_on->engine_kernels) {
+    throw InputError(fmt::format(
+        "runs an engine with {}, the first run one with {}: one calibration serves one way of "
+        "running the kernels",
+        DescribeEngineKernels(kernels), DescribeEngineKernels(*ran_on->engine_kernels)));
+  }
+  // The engine as the run placed it (BuildSimulation's host).
+  const EngineConfig& placed = sim->config().timing.engine;
+  if (placed.host_cpu.empty()) return;  // fixed timing: no CPU terms on a host
+  const std::string host =
+      fmt::format("{}: {} (speed {:g})", c.gpu,
+                  placed.host_cpu == kHostFromDeployment ? "the host deployment.host_cpu_speed sets"
+                                                         : placed.host_cpu,
+                  placed.host_cpu_speed);
+  if (std::find(ran_on->hosts.begin(), ran_on->hosts.end(), host) == ran_on->hosts.end()) {
+    ran_on->hosts.push_back(host);
   }
 }
 
@@ -338,7 +355,7 @@ Fitter::Fitter(FitConfig config, const std::string& out_dir, int jobs)
   // Every case decodes and builds, under one timing model and engine preset.
   for (FitCase& c : cases_) {
     try {
-      ResolveCase(config_.free, c, &timing_type_, &engine_preset_);
+      ResolveCase(config_.free, c, &ran_on_);
     } catch (const InputError& e) {
       const FitRun& run = *std::find_if(config_.runs.begin(), config_.runs.end(),
                                         [&](const FitRun& r) { return r.name == c.run; });
@@ -479,8 +496,10 @@ Calibration Fitter::ToCalibration(const FitOutcome& fit,
     }
     if (std::find(c.gpus.begin(), c.gpus.end(), m.gpu) == c.gpus.end()) c.gpus.push_back(m.gpu);
   }
-  c.timing_type = timing_type_;
-  c.engine_preset = engine_preset_;
+  c.timing_type = ran_on_.timing_type;
+  c.engine_preset = ran_on_.engine_preset;
+  c.engine_kernels = ran_on_.engine_kernels;
+  c.hosts = ran_on_.hosts;
   for (size_t i = 0; i < fit.params.size(); ++i) {
     const FitParam& p = fit.params[i];
     const std::pair<std::string, double> term{config_.free[p.term].key,

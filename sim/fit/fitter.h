@@ -112,8 +112,10 @@ class Fitter {
 
   FitConfig config_;
   std::vector<FitCase> cases_;
-  int jobs_;                                 // threads per batch of simulations; <= 0: one per core
-  std::string timing_type_, engine_preset_;  // of every case (checked)
+  int jobs_;  // threads per batch of simulations; <= 0: one per core
+  // What every case ran under (timing type, engine preset and kernels: checked to be
+  // one) and the hosts their GPUs were placed on: a Calibration's fitted_on fields.
+  Calibration ran_on_;
 };
 
 // Relative error (simulated - measured) / measured of each target of each case.

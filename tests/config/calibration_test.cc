@@ -45,6 +45,10 @@ Calibration SampleCalibration() {
   c.gpus = {"H100-SXM", "RTX-4090"};
   c.timing_type = "profiled";
   c.engine_preset = "eager";
+  c.engine_kernels =
+      EngineKernels{.cuda_graphs = false, .fused_kernels = false, .kernels_per_layer = 35};
+  c.hosts = {"H100-SXM: 2 x Intel Xeon Platinum 8480C (DGX H100) (speed 1)",
+             "RTX-4090: the host deployment.host_cpu_speed sets (speed 0.8)"};
   c.terms = {{"timing.engine.per_seq_s", 1.25e-5}, {"timing.engine.launch_per_layer_s", 4e-5}};
   c.gpu_terms = {
       {"H100-SXM",
@@ -69,6 +73,11 @@ TEST(CalibrationTest, LoadCalibrationReadsBackWhatCalibrationYamlWrites) {
   EXPECT_THAT(c.gpus, ElementsAre("H100-SXM", "RTX-4090"));
   EXPECT_EQ(c.timing_type, "profiled");
   EXPECT_EQ(c.engine_preset, "eager");
+  ASSERT_TRUE(c.engine_kernels.has_value());
+  EXPECT_EQ(*c.engine_kernels, *written.engine_kernels);
+  EXPECT_THAT(c.hosts,
+              ElementsAre("H100-SXM: 2 x Intel Xeon Platinum 8480C (DGX H100) (speed 1)",
+                          "RTX-4090: the host deployment.host_cpu_speed sets (speed 0.8)"));
   EXPECT_THAT(c.terms, ElementsAre(Pair("timing.engine.per_seq_s", 1.25e-5),
                                    Pair("timing.engine.launch_per_layer_s", 4e-5)));
   ASSERT_EQ(c.gpu_terms.size(), 2u);
@@ -89,6 +98,8 @@ TEST(CalibrationTest, ACalibrationWithOnlyGpuTermsAndNoFitFileReadsBack) {
   written.gpu_terms = {{"L40S", {{"timing.engine.kernel_gap_s", 2e-6}}}};
   const Calibration c = LoadCalibration(dir.Write("cal.yaml", CalibrationYaml(written)));
   EXPECT_EQ(c.fit_file, "");
+  EXPECT_FALSE(c.engine_kernels.has_value());  // a file written before kvsim recorded them
+  EXPECT_THAT(c.hosts, IsEmpty());
   EXPECT_THAT(c.runs, IsEmpty());
   EXPECT_THAT(c.terms, IsEmpty());
   ASSERT_EQ(c.gpu_terms.size(), 1u);
@@ -244,6 +255,29 @@ TEST(CalibrationTest, ATermWithoutAValueIsAnErrorNamingItsLine) {
               HasSubstr(":5: terms.timing.engine.per_seq_s: expected a number"));
 }
 
+TEST(CalibrationTest, EngineKernelsBelowAFusedEnginesTenAreAnErrorNamingTheirLine) {
+  TempDir dir;
+  const std::string message =
+      LoadError(dir, std::string(kHeader) +
+                         "  engine_kernels: {cuda_graphs: true, fused_kernels: true, "
+                         "kernels_per_layer: 5}\n"
+                         "terms:\n"
+                         "  timing.engine.per_seq_s: 2.0e-05\n");
+  EXPECT_THAT(message, HasSubstr(dir.PathOf("cal.yaml") +
+                                 ":5: fitted_on.engine_kernels.kernels_per_layer: must be >= 10, "
+                                 "got 5"));
+}
+
+TEST(CalibrationTest, EngineKernelsMissingAFieldAreAnErrorNamingIt) {
+  TempDir dir;
+  const std::string message =
+      LoadError(dir, std::string(kHeader) +
+                         "  engine_kernels: {cuda_graphs: false, kernels_per_layer: 35}\n"
+                         "terms:\n"
+                         "  timing.engine.per_seq_s: 2.0e-05\n");
+  EXPECT_THAT(message, HasSubstr("fitted_on.engine_kernels.fused_kernels: required"));
+}
+
 TEST(CalibrationTest, AMissingTimingTypeIsAnError) {
   TempDir dir;
   const std::string message = LoadError(dir,
@@ -311,6 +345,7 @@ Calibration ScenarioCalibration() {
   c.gpus = {"H100-SXM", "RTX-4090"};
   c.timing_type = "roofline";
   c.engine_preset = "vllm_v1";
+  c.engine_kernels = EngineKernelsOf(EnginePresetDefaults(EngineConfig::Preset::kVllmV1));
   c.terms = {{"timing.engine.per_seq_s", 2.5e-5}, {"timing.engine.per_iteration_s", 3.1e-3}};
   c.gpu_terms = {{"H100-SXM", {{"timing.roofline.gemm_efficiency", 0.62}}},
                  {"RTX-4090", {{"timing.roofline.memory_efficiency", 0.71}}}};
@@ -467,6 +502,79 @@ TEST(CalibrationTest, ACalibrationFittedUnderVllmV0IsRefusedByAVllmV1Scenario) {
   EXPECT_THAT(message, StartsWith(dir.PathOf("scenario.yaml") + ":7: timing.calibration: "));
   EXPECT_THAT(message, HasSubstr("was fitted with timing.type roofline and engine preset vllm_v0; "
                                  "this scenario runs roofline with vllm_v1"));
+}
+
+TEST(CalibrationTest, ACalibrationFittedWithCudaGraphsIsRefusedByAnEagerLaunchingScenario) {
+  TempDir dir;
+  const ConfigTree tree =
+      WriteBoth(dir, ScenarioCalibration(),
+                Scenario("H100-SXM", std::string(kUsesCal) + "  engine:\n"
+                                                             "    cuda_graphs: false\n"));
+  const std::string message = InputErrorMessage([&] { DecodeScenario(tree, kModelsDir); });
+  EXPECT_THAT(message, StartsWith(dir.PathOf("scenario.yaml") + ":7: timing.calibration: "));
+  EXPECT_THAT(message, HasSubstr("was fitted on an engine running CUDA graphs, fused kernels, 10 "
+                                 "kernels per layer; this scenario's runs eager launches, fused "
+                                 "kernels, 10 kernels per layer"));
+}
+
+TEST(CalibrationTest, ACalibrationFittedOnUnfusedKernelsIsRefusedByAFusedScenario) {
+  TempDir dir;
+  Calibration cal = ScenarioCalibration();
+  cal.engine_kernels->fused_kernels = false;
+  cal.engine_kernels->kernels_per_layer = 35;
+  const std::string message = InputErrorMessage(
+      [&] { DecodeScenario(WriteBoth(dir, cal, Scenario("H100-SXM", kUsesCal)), kModelsDir); });
+  EXPECT_THAT(message,
+              HasSubstr("CUDA graphs, unfused kernels, 35 kernels per layer; this "
+                        "scenario's runs CUDA graphs, fused kernels, 10 kernels per layer"));
+}
+
+TEST(CalibrationTest, AMatchingExplicitKernelsPerLayerIsAcceptedAsTheFusedDefault) {
+  // kernels_per_layer: 10 is what 0 (the default) resolves to.
+  TempDir dir;
+  const ScenarioConfig c = DecodeScenario(
+      WriteBoth(dir, ScenarioCalibration(),
+                Scenario("H100-SXM", std::string(kUsesCal) + "  engine:\n"
+                                                             "    kernels_per_layer: 10\n")),
+      kModelsDir);
+  EXPECT_DOUBLE_EQ(c.timing.engine.per_seq_s, 2.5e-5);
+}
+
+// Files written before kvsim recorded the engine's kernels.
+TEST(CalibrationTest, AnOlderCalibrationIsTakenToHaveRunItsPresetsKernels) {
+  TempDir dir;
+  Calibration cal = ScenarioCalibration();
+  cal.engine_kernels.reset();
+  const ScenarioConfig c =
+      DecodeScenario(WriteBoth(dir, cal, Scenario("H100-SXM", kUsesCal)), kModelsDir);
+  EXPECT_DOUBLE_EQ(c.timing.engine.per_seq_s, 2.5e-5);
+
+  const std::string message = InputErrorMessage([&] {
+    DecodeScenario(WriteBoth(dir, cal,
+                             Scenario("H100-SXM", std::string(kUsesCal) + "  engine:\n"
+                                                                          "    kernels_per_layer: "
+                                                                          "12\n")),
+                   kModelsDir);
+  });
+  EXPECT_THAT(message, HasSubstr("does not record how its engine ran its kernels (written by an "
+                                 "earlier kvsim), so it is taken to be the vllm_v1 preset's (CUDA "
+                                 "graphs, fused kernels, 10 kernels per layer); this scenario's "
+                                 "runs CUDA graphs, fused kernels, 12 kernels per layer"));
+}
+
+TEST(CalibrationTest, AnOlderCalibrationFittedOnTheEagerPresetIsRefused) {
+  TempDir dir;
+  Calibration cal = ScenarioCalibration();
+  cal.engine_preset = "eager";
+  cal.engine_kernels.reset();
+  const ConfigTree tree =
+      WriteBoth(dir, cal,
+                Scenario("H100-SXM", std::string(kUsesCal) + "  engine:\n"
+                                                             "    preset: eager\n"));
+  const std::string message = InputErrorMessage([&] { DecodeScenario(tree, kModelsDir); });
+  EXPECT_THAT(message, StartsWith(dir.PathOf("scenario.yaml") + ":7: timing.calibration: "));
+  EXPECT_THAT(message, HasSubstr("the eager preset now charges unfused operators and 35 kernels "
+                                 "per layer that its terms were not fitted with: refit it"));
 }
 
 TEST(CalibrationTest, AMatchingNonDefaultPresetAndTimingTypeAreAccepted) {

@@ -20,6 +20,7 @@ namespace kvsim {
 namespace {
 
 namespace fs = std::filesystem;
+using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
 class FitterTest : public ::testing::Test {
@@ -173,6 +174,39 @@ metrics: [ttft_s.mean, ttft_s.p50, tpot_s.mean, tpot_s.p50, e2e_s.mean, e2e_s.p5
   EXPECT_EQ(cal.gpu_terms[0].first, "A100-80GB");
   EXPECT_EQ(cal.gpu_terms[1].first, "H100-SXM");
   EXPECT_THAT(cal.residuals_yaml, HasSubstr("A100-80GB_8: {ttft_s.mean: "));
+  // It records how the runs' engine ran its kernels (vllm_v1's) and each card's host.
+  ASSERT_TRUE(cal.engine_kernels.has_value());
+  EXPECT_EQ(*cal.engine_kernels,
+            (EngineKernels{.cuda_graphs = true, .fused_kernels = true, .kernels_per_layer = 10}));
+  EXPECT_THAT(cal.hosts,
+              ElementsAre("A100-80GB: 2 x AMD EPYC 7742 (DGX A100), the A100-80GB card's host "
+                          "(speed 0.81)",
+                          "H100-SXM: 2 x Intel Xeon Platinum 8480C (DGX H100), the H100-SXM "
+                          "card's host (speed 1)"));
+}
+
+TEST_F(FitterTest, RunsWhoseEnginesRunTheirKernelsDifferentlyAreAnError) {
+  // One calibration serves one way of running kernels: here one run has CUDA graphs
+  // and the other launches eagerly, under the same preset.
+  const std::string graphs = Scenario("graphs.yaml", "H100-SXM");
+  ConfigTree eager_tree = ConfigTree::Load(graphs);
+  eager_tree.Set("timing.engine.cuda_graphs", "false");
+  const std::string eager = Write("eager.yaml", eager_tree.Dump());
+  const std::string aggregates = "aggregates: {tpot_s: {mean: 0.02}}";
+  try {
+    Fitter(Decode(fmt::format(R"(runs:
+  - {{name: graphs, scenario: {0}, {2}}}
+  - {{name: eager, scenario: {1}, {2}}}
+free: {{timing.engine.per_seq_s: {{}}}}
+)",
+                              graphs, eager, aggregates)),
+           (dir_ / "out").string(), 1);
+    FAIL() << "no error";
+  } catch (const InputError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("fit.yaml:3: runs[1] (eager): runs an engine with eager "
+                                    "launches, fused kernels, 10 kernels per layer, the first run "
+                                    "one with CUDA graphs, fused kernels, 10 kernels per layer"));
+  }
 }
 
 TEST_F(FitterTest, HoldoutPredictsEachRunFromTheOtherRunsTerms) {
