@@ -322,6 +322,16 @@ std::string ValidationJson(const Validation& v) {
   j.Field("preset", EnginePresetName(v.config.engine.preset));
   j.Field("kernel_gap_s", v.config.engine.kernel_gap_s);
   j.EndObject();
+  j.BeginObject("tolerance_pct");
+  j.Field("passes", 100 * v.config.tolerance);  // decode-only and prefill-only
+  j.Field("mixed", 100 * v.config.mixed_tolerance);
+  j.EndObject();
+  const ToleranceCount within = CountWithinTolerance(v);
+  j.BeginObject("within_tolerance");
+  j.Field("rows", static_cast<int64_t>(within.rows));
+  j.Field("profiled", static_cast<int64_t>(within.profiled_within));
+  j.Field("roofline", static_cast<int64_t>(within.roofline_within));
+  j.EndObject();
   j.BeginArray("rows");
   for (const StepPrediction& p : v.rows) WriteStepPrediction(j, p);
   j.EndArray();
@@ -333,9 +343,11 @@ std::string ValidationJson(const Validation& v) {
     j.Field("profiled_mean_abs_error_pct", 100 * s.profiled_mean_abs);
     j.Field("profiled_worst_line", int64_t{v.rows[s.profiled_worst].row.line});
     j.Field("profiled_worst_error_pct", 100 * v.rows[s.profiled_worst].profiled_error());
+    j.Field("profiled_within_tolerance", static_cast<int64_t>(s.profiled_within));
     j.Field("roofline_mean_abs_error_pct", 100 * s.roofline_mean_abs);
     j.Field("roofline_worst_line", int64_t{v.rows[s.roofline_worst].row.line});
     j.Field("roofline_worst_error_pct", 100 * v.rows[s.roofline_worst].roofline_error());
+    j.Field("roofline_within_tolerance", static_cast<int64_t>(s.roofline_within));
     j.EndObject();
   }
   j.EndArray();
@@ -364,7 +376,16 @@ std::string ValidationJson(const Validation& v) {
 int ValidateCommand(const CommandOptions& o, std::ostream& out) {
   const Profile profile = LoadProfile(o.config_path);
   RequireStepRows(profile);  // before the cards: without rows there is nothing to match
-  const ValidateConfig config = ValidateConfigFrom(o.overrides);
+  ValidateConfig config = ValidateConfigFrom(o.overrides);
+  for (const auto& [option, pct] : {std::pair{"--tolerance", o.tolerance_pct},
+                                    std::pair{"--mixed-tolerance", o.mixed_tolerance_pct}}) {
+    if (!(pct > 0 && pct <= 100)) {
+      throw InputError(
+          fmt::format("kvsim validate: {}: {:g} is not a percentage in (0, 100]", option, pct));
+    }
+  }
+  config.tolerance = o.tolerance_pct / 100;
+  config.mixed_tolerance = o.mixed_tolerance_pct / 100;
   const std::string models_dir = o.models_dir.empty() ? DefaultModelsDir() : o.models_dir;
   const GpuSpec gpu =
       o.gpu.empty() ? GpuCardFor(profile, models_dir)
@@ -392,7 +413,13 @@ int ValidateCommand(const CommandOptions& o, std::ostream& out) {
     out << FormatValidation(v);
     if (!o.out_dir.empty()) out << fmt::format("outputs written to {}/\n", o.out_dir);
   }
-  return 0;
+  if (!o.check) return 0;
+  const ToleranceCount n = CountWithinTolerance(v);
+  if (n.profiled_within == n.rows) return 0;
+  std::cerr << fmt::format(
+      "kvsim validate --check: {} of {} rows of {} are outside tolerance (profiled model)\n",
+      n.rows - n.profiled_within, n.rows, o.config_path);
+  return 1;
 }
 
 }  // namespace kvsim

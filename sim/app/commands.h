@@ -18,8 +18,13 @@ struct CommandOptions {
   std::string gpu;                     // validate: a GPU card name or path; empty: by gpu_name
   std::string models_dir;              // validate: where named cards are; empty: models/
   bool holdout = false;                // fit: leave-one-run-out cross-validation too
-  std::string shard;                   // plan: "I/N", one shard of the candidates; empty: all
-  std::vector<std::string> operands;   // plan merge: the shards' directories
+  // validate: the tolerances of decode-only and prefill-only passes and of mixed
+  // batches, percent; with `check`, exit 1 when a row's profiled error exceeds its own.
+  double tolerance_pct = 5;
+  double mixed_tolerance_pct = 10;
+  bool check = false;
+  std::string shard;                  // plan: "I/N", one shard of the candidates; empty: all
+  std::vector<std::string> operands;  // plan merge: the shards' directories
 };
 
 // options.out_dir, or reports/runs/<config name><suffix>.

@@ -79,8 +79,9 @@ const std::vector<Command>& Commands() {
        "predict a kvprobe profile's measured forward passes",
        "Predicts the [step] rows (whole forward passes timed on the GPU) of a kvprobe\n"
        "profile with the profiled and roofline models and prints each one's error; with\n"
-       "--out, writes DIR/validate.json. --set takes timing.* keys.",
-       {"gpu", "models", "set", "out", "force", "quiet"}},
+       "--out, writes DIR/validate.json. --set takes timing.* keys. With --check, exits 1\n"
+       "when a row's profiled error exceeds its tolerance.",
+       {"gpu", "models", "set", "tolerance", "mixed-tolerance", "check", "out", "force", "quiet"}},
       {"fit",
        "FIT",
        "fit timing terms to measured runs of a real engine",
@@ -144,6 +145,16 @@ void AddOption(po::options_description& d, const std::string& name, const Comman
     d.add_options()("shard", po::value<std::string>(&o.shard),
                     "I/N: evaluate shard I of N (every N-th candidate from the I-th) and write "
                     "DIR/shard.json");
+  } else if (name == "tolerance") {
+    d.add_options()("tolerance", po::value<double>(&o.tolerance_pct)->default_value(5),
+                    "percent: a decode-only or prefill-only pass is within tolerance when "
+                    "|error| is at most this");
+  } else if (name == "mixed-tolerance") {
+    d.add_options()("mixed-tolerance", po::value<double>(&o.mixed_tolerance_pct)->default_value(10),
+                    "percent: the same for mixed batches (prefill and decode)");
+  } else if (name == "check") {
+    d.add_options()("check", po::bool_switch(&o.check),
+                    "exit 1 when a row's profiled error exceeds its tolerance");
   } else if (name == "holdout") {
     d.add_options()("holdout", po::bool_switch(&o.holdout),
                     "also predict each run from terms fitted on the others (leave one out)");

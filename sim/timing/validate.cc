@@ -388,6 +388,8 @@ std::vector<ErrorSummary> SummarizeErrors(const Validation& v) {
       }
       s.profiled_mean_abs += profiled;
       s.roofline_mean_abs += roofline;
+      s.profiled_within += p.ProfiledWithin(v.config) ? 1 : 0;
+      s.roofline_within += p.RooflineWithin(v.config) ? 1 : 0;
       ++s.rows;
     }
     if (s.rows == 0) continue;
@@ -396,6 +398,16 @@ std::vector<ErrorSummary> SummarizeErrors(const Validation& v) {
     out.push_back(std::move(s));
   }
   return out;
+}
+
+ToleranceCount CountWithinTolerance(const Validation& v) {
+  ToleranceCount n;
+  for (const StepPrediction& p : v.rows) {
+    ++n.rows;
+    n.profiled_within += p.ProfiledWithin(v.config) ? 1 : 0;
+    n.roofline_within += p.RooflineWithin(v.config) ? 1 : 0;
+  }
+  return n;
 }
 
 std::vector<ClassErrorSummary> SummarizeClassErrors(const Validation& v) {
@@ -464,9 +476,9 @@ std::string FormatValidation(const Validation& v) {
   }
   const std::vector<ErrorSummary> summaries = SummarizeErrors(v);
   if (!summaries.empty()) {
-    const char* summary_format = "{:<30} {:>21} {:>16}   {:>21} {:>16}\n";
+    const char* summary_format = "{:<30} {:>21} {:>16} {:>7}   {:>21} {:>16} {:>7}\n";
     out += fmt::format(fmt::runtime(summary_format), "summary", "profiled mean |error|",
-                       "worst (line)", "roofline mean |error|", "worst (line)");
+                       "worst (line)", "within", "roofline mean |error|", "worst (line)", "within");
     for (const ErrorSummary& s : summaries) {
       const StepPrediction& pw = v.rows[s.profiled_worst];
       const StepPrediction& rw = v.rows[s.roofline_worst];
@@ -474,9 +486,16 @@ std::string FormatValidation(const Validation& v) {
                          fmt::format("  {} ({} row{})", s.group, s.rows, s.rows == 1 ? "" : "s"),
                          fmt::format("{:.1f}%", 100 * s.profiled_mean_abs),
                          fmt::format("{} ({})", Percent(pw.profiled_error()), pw.row.line),
-                         fmt::format("{:.1f}%", 100 * s.roofline_mean_abs),
-                         fmt::format("{} ({})", Percent(rw.roofline_error()), rw.row.line));
+                         s.profiled_within, fmt::format("{:.1f}%", 100 * s.roofline_mean_abs),
+                         fmt::format("{} ({})", Percent(rw.roofline_error()), rw.row.line),
+                         s.roofline_within);
     }
+    const ToleranceCount n = CountWithinTolerance(v);
+    out += fmt::format(
+        "within tolerance (|error| <= {:g}% for decode-only and prefill-only passes, {:g}% for "
+        "mixed batches): profiled {} of {}, roofline {} of {}\n",
+        100 * c.tolerance, 100 * c.mixed_tolerance, n.profiled_within, n.rows, n.roofline_within,
+        n.rows);
   }
   const std::vector<ClassErrorSummary> classes = SummarizeClassErrors(v);
   if (!classes.empty()) {

@@ -4,6 +4,7 @@
 // roofline model, as `kvsim validate` prints them.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -88,6 +89,15 @@ struct ValidateConfig {
   PagedKernel roofline_paged_kernel = PagedKernel::kFlashPaged;
   // Both models' engine terms.
   EngineConfig engine = ValidationEngine();
+  // A row is within tolerance when its |error| is at most `tolerance` (decode-only and
+  // prefill-only passes) or `mixed_tolerance` (mixed batches), as fractions: by default
+  // the targets kvsim holds a profile's own passes to (5% and 10%).
+  double tolerance = 0.05;
+  double mixed_tolerance = 0.10;
+  // The tolerance of a row of `kind`.
+  double ToleranceOf(StepKind kind) const {
+    return kind == StepKind::kMixed ? mixed_tolerance : tolerance;
+  }
 };
 
 // One row predicted by both models. Errors are signed fractions of the measurement,
@@ -101,6 +111,13 @@ struct StepPrediction {
   KernelClassSeconds roofline_classes{};
   double profiled_error() const { return profiled_us / row.time_us - 1; }
   double roofline_error() const { return roofline_us / row.time_us - 1; }
+  // Whether each model's |error| is within `config`'s tolerance of this row's kind.
+  bool ProfiledWithin(const ValidateConfig& config) const {
+    return std::abs(profiled_error()) <= config.ToleranceOf(row.kind());
+  }
+  bool RooflineWithin(const ValidateConfig& config) const {
+    return std::abs(roofline_error()) <= config.ToleranceOf(row.kind());
+  }
 };
 
 // Rows of one (model, tensor_parallel) that could not be predicted, and why.
@@ -146,6 +163,8 @@ struct ErrorSummary {
   double roofline_mean_abs = 0;
   size_t profiled_worst = 0;  // index into Validation::rows of the largest |error|
   size_t roofline_worst = 0;
+  size_t profiled_within = 0;  // rows within tolerance (ValidateConfig::ToleranceOf)
+  size_t roofline_within = 0;
 };
 
 // Per kind (in the order decode-only, prefill-only, mixed) and then per model (in
@@ -171,7 +190,14 @@ struct ClassErrorSummary {
 };
 std::vector<ClassErrorSummary> SummarizeClassErrors(const Validation& validation);
 
-// The table of every row, the summary lines, the skipped groups and the caveats.
+// Over every predicted row: how many each model predicts within tolerance.
+struct ToleranceCount {
+  size_t rows = 0, profiled_within = 0, roofline_within = 0;
+};
+ToleranceCount CountWithinTolerance(const Validation& validation);
+
+// The table of every row, the summary lines (with each group's rows within tolerance),
+// the count within tolerance over all rows, the skipped groups and the caveats.
 std::string FormatValidation(const Validation& validation);
 
 }  // namespace kvsim

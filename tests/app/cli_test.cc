@@ -1,5 +1,6 @@
 // The kvsim command line, run as a separate process: exit codes, messages on
 // stderr, and the files written by `run`, `compare`, `sweep` and `validate`.
+#include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sys/wait.h>
@@ -803,6 +804,51 @@ TEST(Cli, ValidateAcceptsTimingKeysAndRefusesOthers) {
       RunKvsim({"validate", kStepProfile, "--set", "timing.roofline.gemm_efficiency=2"});
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_THAT(bad.err, HasSubstr("'2' is not a number in [0.001, 1]"));
+}
+
+TEST(Cli, ValidateCheckExitsOneWhenARowIsOutsideItsTolerance) {
+  // The test profile's prefill row is predicted 10% long and its mixed row 10% short:
+  // the prefill is outside the default 5% for passes, the mixed row inside 12%; both
+  // are inside 11%.
+  const Result strict =
+      RunKvsim({"validate", kStepProfile, "--check", "--mixed-tolerance", "12", "-q"});
+  EXPECT_EQ(strict.exit_code, 1);
+  EXPECT_EQ(strict.out, "");
+  EXPECT_THAT(strict.err, HasSubstr("kvsim validate --check: 1 of 4 rows of"));
+  EXPECT_THAT(strict.err, HasSubstr("are outside tolerance (profiled model)"));
+  const Result loose = RunKvsim(
+      {"validate", kStepProfile, "--check", "--tolerance", "11", "--mixed-tolerance", "11", "-q"});
+  EXPECT_EQ(loose.exit_code, 0) << loose.err;
+  // Without --check the errors do not decide the exit code.
+  EXPECT_EQ(RunKvsim({"validate", kStepProfile, "-q"}).exit_code, 0);
+}
+
+TEST(Cli, ValidatePrintsAndWritesTheRowsWithinTolerance) {
+  TempDir dir;
+  const std::string out = dir.PathOf("validate");
+  const Result r = RunKvsim({"validate", kStepProfile, "--mixed-tolerance", "12", "--out", out});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("within tolerance (|error| <= 5% for decode-only and prefill-only "
+                               "passes, 12% for mixed batches): profiled 3 of 4, roofline"));
+  const YAML::Node json = YAML::LoadFile((fs::path(out) / "validate.json").string());
+  EXPECT_DOUBLE_EQ(json["tolerance_pct"]["passes"].as<double>(), 5);
+  EXPECT_DOUBLE_EQ(json["tolerance_pct"]["mixed"].as<double>(), 12);
+  EXPECT_EQ(json["within_tolerance"]["rows"].as<int>(), 4);
+  EXPECT_EQ(json["within_tolerance"]["profiled"].as<int>(), 3);
+  // Per group: both decode rows, not the prefill row, the mixed row.
+  EXPECT_EQ(json["summary"][0]["profiled_within_tolerance"].as<int>(), 2);
+  EXPECT_EQ(json["summary"][1]["profiled_within_tolerance"].as<int>(), 0);
+  EXPECT_EQ(json["summary"][2]["profiled_within_tolerance"].as<int>(), 1);
+}
+
+TEST(Cli, ValidateRefusesAToleranceThatIsNotAPercentage) {
+  for (const char* option : {"--tolerance", "--mixed-tolerance"}) {
+    const Result r = RunKvsim({"validate", kStepProfile, option, "0"});
+    EXPECT_EQ(r.exit_code, 2);
+    EXPECT_THAT(r.err, HasSubstr(fmt::format("kvsim validate: {}: 0 is not a percentage in (0, "
+                                             "100]",
+                                             option)));
+  }
 }
 
 TEST(Cli, GpuAndModelsAreOptionsOfValidateOnly) {

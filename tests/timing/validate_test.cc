@@ -420,6 +420,35 @@ TEST(SummarizeErrors, RowsOfSeveralTensorParallelDegreesAreSummarizedPerDegree) 
   EXPECT_EQ(s[4].profiled_worst, 3u);
 }
 
+TEST(SummarizeErrors, CountsTheRowsWithinTheToleranceOfTheirKind) {
+  // Errors 0, 0 (decode), +10% (prefill), -10% (mixed): with 5% for passes and 12%
+  // for mixed batches, the decode rows and the mixed row are within; with 4% for
+  // mixed batches, only the decode rows.
+  ValidateConfig config;
+  config.tolerance = 0.05;
+  config.mixed_tolerance = 0.12;
+  Validation v = ValidateProfile(LoadProfile(kStepProfile), H200(), LoadFromModels, config);
+  std::vector<ErrorSummary> s = SummarizeErrors(v);
+  ASSERT_EQ(s.size(), 4u);
+  EXPECT_EQ(s[0].profiled_within, 2u);  // decode-only
+  EXPECT_EQ(s[1].profiled_within, 0u);  // prefill-only
+  EXPECT_EQ(s[2].profiled_within, 1u);  // mixed
+  EXPECT_EQ(s[3].profiled_within, 3u);  // Llama-3-8B
+  ToleranceCount n = CountWithinTolerance(v);
+  EXPECT_EQ(n.rows, 4u);
+  EXPECT_EQ(n.profiled_within, 3u);
+  // The roofline's count is of its own errors under the same tolerances.
+  size_t roofline = 0;
+  for (const StepPrediction& p : v.rows) {
+    roofline += std::abs(p.roofline_error()) <= config.ToleranceOf(p.row.kind()) ? 1 : 0;
+  }
+  EXPECT_EQ(n.roofline_within, roofline);
+
+  v.config.mixed_tolerance = 0.04;
+  EXPECT_EQ(CountWithinTolerance(v).profiled_within, 2u);
+  EXPECT_EQ(SummarizeErrors(v)[2].profiled_within, 0u);
+}
+
 TEST(FormatValidation, PrintsEveryRowTheSummaryAndTheSkippedModel) {
   const std::string out =
       FormatValidation(ValidateProfile(LoadProfile(kStepProfile), H200(), LoadFromModels, {}));
@@ -432,6 +461,9 @@ TEST(FormatValidation, PrintsEveryRowTheSummaryAndTheSkippedModel) {
   EXPECT_THAT(out, HasSubstr("  decode-only (2 rows)"));
   EXPECT_THAT(out, HasSubstr("  Llama-3-8B (4 rows)"));
   EXPECT_THAT(out, HasSubstr("not predictable: Llama-3-70B at TP 1, 1 row (line 121): "));
+  // The count within the default tolerances, which it names.
+  EXPECT_THAT(out, HasSubstr("within tolerance (|error| <= 5% for decode-only and prefill-only "
+                             "passes, 10% for mixed batches): profiled "));
 }
 
 // ---- Kernel classes ----------------------------------------------------------------
