@@ -340,6 +340,10 @@ void ProbeAttention(ProbeContext& ctx) {
   // idle, and its time is not proportional to the heads).
   std::vector<int> head_groups{kModelKvHeads};
   if (!quick) head_groups.push_back(kModelKvHeads / 2);
+  // Each prefill cell's SM clock and power while it was timed (raw).
+  std::ofstream clocks(ctx.raw_dir + "/prefill_clocks.csv");
+  clocks << "block_tokens,tokens,q_heads,kv_heads,time_us,tflops,sm_mhz,power_w,samples,"
+            "energy_power_w\n";
   for (const int kv_heads : head_groups) {
     const int q_heads = kv_heads * kModelGroup;
     for (int tokens : lengths) {
@@ -367,9 +371,15 @@ void ProbeAttention(ProbeContext& ctx) {
         const int reps = RepsFor(trial, quick ? 2000 : 20000, 3, 200);
         const int per_graph =
             std::min(reps, LaunchesPerGraph(trial, 1, kMaxPrefillLaunchesPerGraph));
-        const double us = TimeGraphUs(ctx.stream, per_graph, std::max(1, reps / per_graph), launch);
+        LoadWindow window;
+        const double us = TimeGraphUs(ctx.stream, per_graph, std::max(1, reps / per_graph), launch,
+                                      &ctx.clock, &window);
         ctx.clock.SampleUnderLoad();
         const double tflops = flops / (us * 1e-6) / 1e12;
+        clocks << bs << "," << tokens << "," << q_heads << "," << kv_heads << "," << Num(us, 5)
+               << "," << Num(tflops, 4) << "," << Num(window.sm_mhz, 5) << ","
+               << Num(window.power_w, 4) << "," << window.samples << ","
+               << Num(window.energy_power_w, 4) << "\n";
         prefill.Row({bs == 0 ? "contiguous" : "paged", Num(bs), "1", Num(tokens), Num(q_heads),
                      Num(kv_heads), Num(kHeadDim), Num(us, 5), Num(tflops, 4)});
         if (tokens == lengths.back() && kv_heads == kModelKvHeads && (bs == 0 || bs == 16)) {

@@ -110,7 +110,7 @@ std::vector<double> TimeEachUs(cudaStream_t stream, int reps, const std::functio
 }
 
 double TimeGraphUs(cudaStream_t stream, int per_graph, int reps,
-                   const std::function<void()>& launch) {
+                   const std::function<void()>& launch, SmClock* clock, LoadWindow* window) {
   cudaGraph_t graph = nullptr;
   cudaGraphExec_t exec = nullptr;
   CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
@@ -118,7 +118,15 @@ double TimeGraphUs(cudaStream_t stream, int per_graph, int reps,
   CUDA_CHECK(cudaStreamEndCapture(stream, &graph));
   CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
   CUDA_CHECK(cudaGraphLaunch(exec, stream));  // untimed: uploads the graph, warms caches
+  if (clock) {
+    CUDA_CHECK(cudaStreamSynchronize(stream));
+    clock->BeginWindow();
+  }
   const double us = TimeUs(stream, 0, reps, [&] { CUDA_CHECK(cudaGraphLaunch(exec, stream)); });
+  if (clock) {
+    const LoadWindow w = clock->EndWindow();
+    if (window) *window = w;
+  }
   CUDA_CHECK(cudaGraphExecDestroy(exec));
   CUDA_CHECK(cudaGraphDestroy(graph));
   return us / per_graph;
@@ -154,15 +162,89 @@ SmClock::SmClock(int device) {
   nvml_ = nvmlInit_v2() == NVML_SUCCESS &&
           nvmlDeviceGetHandleByIndex_v2(static_cast<unsigned>(device), &dev) == NVML_SUCCESS;
   if (nvml_) nvml_device_ = dev;
+  if (nvml_) sampler_ = std::thread([this] { SampleWindows(); });
 #else
   (void)device;
 #endif
 }
 
 SmClock::~SmClock() {
+  if (sampler_.joinable()) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    sampler_.join();
+  }
 #ifdef KVPROBE_HAVE_NVML
   if (nvml_) nvmlShutdown();
 #endif
+}
+
+void SmClock::SampleWindows() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stop_) {
+    if (!open_) {
+      wake_.wait(lock, [this] { return open_ || stop_; });
+      continue;
+    }
+    lock.unlock();
+    const double mhz = CurrentMhz();
+    double watts = 0;
+#ifdef KVPROBE_HAVE_NVML
+    unsigned int mw = 0;
+    if (nvmlDeviceGetPowerUsage(static_cast<nvmlDevice_t>(nvml_device_), &mw) == NVML_SUCCESS) {
+      watts = mw / 1000.0;
+    }
+#endif
+    lock.lock();
+    if (open_ && mhz > 0) {
+      mhz_sum_ += mhz;
+      w_sum_ += watts;
+      ++samples_;
+    }
+    lock.unlock();
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    lock.lock();
+  }
+}
+
+// The board's energy counter in millijoules (0 without NVML or where unsupported).
+double SmClock::EnergyMj() const {
+#ifdef KVPROBE_HAVE_NVML
+  unsigned long long mj = 0;
+  if (nvml_ && nvmlDeviceGetTotalEnergyConsumption(static_cast<nvmlDevice_t>(nvml_device_), &mj) ==
+                   NVML_SUCCESS) {
+    return static_cast<double>(mj);
+  }
+#endif
+  return 0;
+}
+
+void SmClock::BeginWindow() {
+  std::lock_guard<std::mutex> lock(mu_);
+  mhz_sum_ = w_sum_ = 0;
+  samples_ = 0;
+  window_start_us_ = NowUs();
+  window_start_mj_ = EnergyMj();
+  open_ = true;
+  wake_.notify_all();
+}
+
+LoadWindow SmClock::EndWindow() {
+  std::lock_guard<std::mutex> lock(mu_);
+  open_ = false;
+  if (samples_ == 0) return {};
+  LoadWindow w;
+  w.sm_mhz = mhz_sum_ / samples_;
+  w.power_w = w_sum_ / samples_;
+  w.samples = samples_;
+  const double mj = EnergyMj(), us = NowUs() - window_start_us_;
+  if (window_start_mj_ > 0 && mj > window_start_mj_ && us > 0) {
+    w.energy_power_w = (mj - window_start_mj_) * 1e3 / us;
+  }
+  return w;
 }
 
 int SmClock::CurrentMhz() const {

@@ -5,11 +5,14 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include <condition_variable>
 #include <cstdint>
 #include <fstream>
 #include <functional>
+#include <mutex>
 #include <random>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -79,9 +82,13 @@ std::vector<double> TimeEachUs(cudaStream_t stream, int reps, const std::functio
 // launches captured into one graph, replayed `reps` times after one untimed
 // replay, measured with CUDA events. Serving engines replay decode steps as graphs,
 // so this leaves out the host's launch cost, which an eager loop of short kernels
-// measures instead of the kernels.
+// measures instead of the kernels. `clock` (if set) samples the timed replays as a
+// window (SmClock::BeginWindow) into `*window`.
+class SmClock;
+struct LoadWindow;
 double TimeGraphUs(cudaStream_t stream, int per_graph, int reps,
-                   const std::function<void()>& launch);
+                   const std::function<void()>& launch, SmClock* clock = nullptr,
+                   LoadWindow* window = nullptr);
 
 // Replays `launch` on `stream` in chunks of about `chunk_us` (at least one launch;
 // `launch_us` is one launch's time from a trial) until `limits` say the clock has
@@ -97,14 +104,31 @@ double ReplayUntilSteady(cudaStream_t stream, const std::function<void()>& launc
 // trial's time; at least `min_reps`, at most `max_reps`.
 int RepsFor(double trial_us, double target_us, int min_reps, int max_reps);
 
+// What a window of SmClock saw, as means over its samples; all 0 without NVML. power_w
+// is NVML's power reading, which on recent GPUs is itself averaged over up to a second
+// (nvmlDeviceGetPowerUsage), so only sm_mhz follows a window of tens of milliseconds.
+struct LoadWindow {
+  double sm_mhz = 0, power_w = 0;
+  int samples = 0;
+  // The mean power from the board's energy counter over the window
+  // (nvmlDeviceGetTotalEnergyConsumption; 0 where unsupported): exact over any window.
+  double energy_power_w = 0;
+};
+
 // Samples the SM clock through NVML and keeps the highest value seen (0 without NVML),
 // and, apart, the clocks seen right after timing compute-bound work under sustained
-// load (see Heater in gemm.cuh).
+// load (see Heater in gemm.cuh). Over a window (BeginWindow .. EndWindow) a thread of
+// its own reads the SM clock and the board's power draw every millisecond: the means
+// of what ran in the window, to hold a kernel row's clock against a pass's.
 class SmClock {
  public:
   explicit SmClock(int device);
   ~SmClock();
+  SmClock(const SmClock&) = delete;
+  SmClock& operator=(const SmClock&) = delete;
   void Sample();
+  void BeginWindow();
+  LoadWindow EndWindow();
   // Samples the clock as one seen under load (and as Sample does).
   void SampleUnderLoad();
   int max_mhz() const { return max_mhz_; }
@@ -118,6 +142,16 @@ class SmClock {
   bool nvml_ = false;
   int max_mhz_ = 0;
   std::vector<int> under_load_mhz_;
+  // The window sampler (started with NVML only).
+  void SampleWindows();
+  double EnergyMj() const;
+  double window_start_us_ = 0, window_start_mj_ = 0;
+  std::mutex mu_;
+  std::condition_variable wake_;
+  bool open_ = false, stop_ = false;
+  double mhz_sum_ = 0, w_sum_ = 0;
+  int samples_ = 0;
+  std::thread sampler_;
 };
 
 // What every probe gets: options, the device, the profile under construction, and a

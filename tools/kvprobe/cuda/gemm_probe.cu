@@ -50,7 +50,9 @@ class GemmTimer {
 
   // `warm`: how long the GEMM first replays alone, so that it is timed at the clock its
   // own load settles towards, not at the previous one's (steady_warm.h).
-  double TimeUs(int64_t m, int64_t n, int64_t k, bool quick, const SteadyWarmLimits& warm) {
+  // `clock` samples the timed replays' SM clock and power into `*window`.
+  double TimeUs(int64_t m, int64_t n, int64_t k, bool quick, const SteadyWarmLimits& warm,
+                SmClock& clock, LoadWindow* window) {
     const LtGemm gemm(lt_.get(), m, n, k, kWorkspaceBytes);
     const int copies = WeightCopies(n, k);
     int next = 0;
@@ -67,7 +69,7 @@ class GemmTimer {
     const int wanted = LaunchesPerGraph(trial, kMinLaunchesPerGraph, kMaxLaunchesPerGraph);
     const int per_graph = LaunchesCyclingCopies(wanted, copies);
     const int reps = RepsFor(trial * per_graph, quick ? 2000 : 20000, 3, 200);
-    return TimeGraphUs(stream_, per_graph, reps, launch);
+    return TimeGraphUs(stream_, per_graph, reps, launch, &clock, window);
   }
 
  private:
@@ -137,6 +139,9 @@ void ProbeGemm(ProbeContext& ctx) {
   Heater heater(ctx.stream);
   heater.Run(ctx.options.quick ? 300 : kSustainMs);
   std::map<std::tuple<int64_t, int64_t, int64_t>, double> cache;  // (m, n, k) -> us
+  // Each cell's SM clock and power while it was timed (raw, gemm_clocks.csv).
+  std::ofstream clocks(ctx.raw_dir + "/gemm_clocks.csv");
+  clocks << "m,n,k,time_us,tflops,sm_mhz,power_w,samples,energy_power_w\n";
   double best_tflops = 0;
   int64_t previous_tokens = 0;  // of the last cell timed
   auto& table = ctx.profile.AddTable(schema::kGemm);
@@ -151,7 +156,14 @@ void ProbeGemm(ProbeContext& ctx) {
           auto it = cache.find(key);
           if (it == cache.end()) {
             const SteadyWarmLimits warm = CellWarm(tokens, previous_tokens, ctx.options.quick);
-            it = cache.emplace(key, timer.TimeUs(tokens, g.n, g.k, ctx.options.quick, warm)).first;
+            LoadWindow window;
+            const double us =
+                timer.TimeUs(tokens, g.n, g.k, ctx.options.quick, warm, ctx.clock, &window);
+            it = cache.emplace(key, us).first;
+            clocks << tokens << "," << g.n << "," << g.k << "," << Num(us, 5) << ","
+                   << Num(2.0 * tokens * g.n * g.k / (us * 1e-6) / 1e12, 4) << ","
+                   << Num(window.sm_mhz, 5) << "," << Num(window.power_w, 4) << ","
+                   << window.samples << "," << Num(window.energy_power_w, 4) << "\n";
             previous_tokens = tokens;
             if (tokens >= kHeatFromTokens) {
               ctx.clock.SampleUnderLoad();

@@ -668,7 +668,8 @@ constexpr double kSteadyChunkUs = 150000;
 // so every rank replays the pass equally often.
 std::vector<double> TimePasses(cudaStream_t stream, const std::function<void()>& pass,
                                const SteadyWarmLimits& warm, int min_reps, const TpGroup& group,
-                               double* warmed_ms = nullptr) {
+                               double* warmed_ms = nullptr, SmClock* clock = nullptr,
+                               LoadWindow* window = nullptr) {
   const double trial = std::max(group.Max(TimeUs(stream, 0, kWarmups, pass), stream), 1.0);
   const double ms =
       ReplayUntilSteady(stream, pass, trial, trial * kWarmups, warm, kSteadyChunkUs,
@@ -676,7 +677,13 @@ std::vector<double> TimePasses(cudaStream_t stream, const std::function<void()>&
   if (warmed_ms) *warmed_ms = ms;
   const int reps =
       static_cast<int>(std::clamp<double>(std::ceil(kMinTimedUs / trial), min_reps, kMaxReps));
-  return TimeEachUs(stream, reps, pass);
+  if (clock) clock->BeginWindow();
+  std::vector<double> us = TimeEachUs(stream, reps, pass);
+  if (clock) {
+    const LoadWindow w = clock->EndWindow();
+    if (window) *window = w;
+  }
+  return us;
 }
 
 double Median(std::vector<double> v) {
@@ -700,6 +707,8 @@ struct Measured {
   double collective_us = 0;  // TP > 1 only
   int decode_splits = 0;     // splits of the decode attention launches (0: no decode)
   double warmed_ms = 0;      // how long the pass replayed before it was timed (kPassWarm)
+  // The SM clock and power while the passes and the GEMMs alone were timed (TP 1).
+  LoadWindow pass_load, gemm_load;
 };
 
 // ---------------------------------------------------------------------------
@@ -971,11 +980,13 @@ class StepModel {
     };
 
     // Captures the kernels of `mask` as one graph and times its replays after `warm`.
+    // At TP 1 the clock is sampled while the graph is timed (`window`).
     auto time_graph = [&](unsigned mask, const SteadyWarmLimits& warm, int min_reps,
-                          double* warmed_ms) {
+                          double* warmed_ms, LoadWindow* window = nullptr) {
       const CapturedGraph g(s, [&] { forward_classes(mask); });
       return TimePasses(
-          s, [&] { g.Launch(s); }, warm, min_reps, group_, warmed_ms);
+          s, [&] { g.Launch(s); }, warm, min_reps, group_, warmed_ms,
+          tp_ == 1 && window ? &ctx_.clock : nullptr, window);
     };
 
     forward();
@@ -991,12 +1002,15 @@ class StepModel {
         result.collective_us =
             Median(time_graph(kCollectiveClass, kClassWarm, kClassMinReps, nullptr));
       }
-      result.gemm_us = Median(time_graph(kGemmClass, kClassWarm, kClassMinReps, nullptr));
-      result.us = time_graph(kAllClasses, kPassWarm, kMinReps, &result.warmed_ms);
+      result.gemm_us =
+          Median(time_graph(kGemmClass, kClassWarm, kClassMinReps, nullptr, &result.gemm_load));
+      result.us =
+          time_graph(kAllClasses, kPassWarm, kMinReps, &result.warmed_ms, &result.pass_load);
       ctx_.clock.SampleUnderLoad();
       check("after the graph replays");
     } else {
-      result.us = TimePasses(s, forward, kPassWarm, kMinReps, group_, &result.warmed_ms);
+      result.us = TimePasses(s, forward, kPassWarm, kMinReps, group_, &result.warmed_ms,
+                             tp_ == 1 ? &ctx_.clock : nullptr, &result.pass_load);
       check("after the timed passes");
     }
     return result;
@@ -1242,11 +1256,24 @@ void ProbeStep(ProbeContext& ctx) {
       }
     }
     const TpGroup one;
+    // Each pass's SM clock and power while timed, and the GEMMs' alone (raw).
+    std::ofstream clocks(ctx.raw_dir + "/step_clocks.csv");
+    clocks << "model,tensor_parallel,layout,block_tokens,decode_seqs,context_tokens,"
+              "prefill_tokens,time_us,sm_mhz,power_w,samples,energy_power_w,gemm_us,gemm_sm_mhz,"
+              "gemm_power_w,gemm_samples,gemm_energy_power_w\n";
     const RankRows rows = MeasureModels(
         ctx, one,
         [&](const CardShapes& card, const Composition& c, const Measured& m, double full_bytes) {
           const StepFields row = RowOf(card.name, 1, c, m);
           table.Row(row);
+          clocks << card.name << ",1," << (c.block_tokens == 0 ? "contiguous" : "paged") << ","
+                 << c.block_tokens << "," << c.decode_seqs << "," << c.context_tokens << ","
+                 << c.prefill_tokens << "," << Num(Median(m.us), 6) << ","
+                 << Num(m.pass_load.sm_mhz, 5) << "," << Num(m.pass_load.power_w, 4) << ","
+                 << m.pass_load.samples << "," << Num(m.pass_load.energy_power_w, 4) << ","
+                 << Num(m.gemm_us, 6) << "," << Num(m.gemm_load.sm_mhz, 5) << ","
+                 << Num(m.gemm_load.power_w, 4) << "," << m.gemm_load.samples << ","
+                 << Num(m.gemm_load.energy_power_w, 4) << std::endl;
           ctx.log(RowLine(row, full_bytes > total_bytes) + WarmedNote(m));
           const bool first = rows_seen++ == 0;
           if (first ||
