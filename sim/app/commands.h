@@ -19,13 +19,18 @@ struct CommandOptions {
   std::string models_dir;              // validate: where named cards are; empty: models/
   bool holdout = false;                // fit: leave-one-run-out cross-validation too
   // validate: the tolerances of decode-only and prefill-only passes and of mixed
-  // batches, percent; with `check`, exit 1 when a row's profiled error exceeds its own.
+  // batches, percent; with `check`, exit kValidateCheckFailed unless every row is
+  // predicted within its own.
   double tolerance_pct = 5;
   double mixed_tolerance_pct = 10;
   bool check = false;
   std::string shard;                  // plan: "I/N", one shard of the candidates; empty: all
   std::vector<std::string> operands;  // plan merge: the shards' directories
 };
+
+// kvsim validate --check's exit code when a row is outside its tolerance or not
+// predictable (2 is bad input, 3 an internal error, 1 any other error).
+inline constexpr int kValidateCheckFailed = 4;
 
 // options.out_dir, or reports/runs/<config name><suffix>.
 std::string DefaultOutDir(const CommandOptions& options, const char* suffix);

@@ -79,8 +79,8 @@ const std::vector<Command>& Commands() {
        "predict a kvprobe profile's measured forward passes",
        "Predicts the [step] rows (whole forward passes timed on the GPU) of a kvprobe\n"
        "profile with the profiled and roofline models and prints each one's error; with\n"
-       "--out, writes DIR/validate.json. --set takes timing.* keys. With --check, exits 1\n"
-       "when a row's profiled error exceeds its tolerance.",
+       "--out, writes DIR/validate.json. --set takes timing.* keys. With --check, exits 4\n"
+       "unless every row is predicted within its tolerance.",
        {"gpu", "models", "set", "tolerance", "mixed-tolerance", "check", "out", "force", "quiet"}},
       {"fit",
        "FIT",
@@ -154,7 +154,7 @@ void AddOption(po::options_description& d, const std::string& name, const Comman
                     "percent: the same for mixed batches (prefill and decode)");
   } else if (name == "check") {
     d.add_options()("check", po::bool_switch(&o.check),
-                    "exit 1 when a row's profiled error exceeds its tolerance");
+                    "exit 4 unless every row is predicted within its tolerance");
   } else if (name == "holdout") {
     d.add_options()("holdout", po::bool_switch(&o.holdout),
                     "also predict each run from terms fitted on the others (leave one out)");

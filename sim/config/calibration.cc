@@ -102,6 +102,44 @@ std::string FlowList(const std::vector<std::string>& items) {
   return out + "]";
 }
 
+// fitted_on.engine_kernels of `fitted_on`; nullopt when the key is absent (a file
+// written before kvsim recorded it). kernels_per_layer 0 means a fused engine's
+// CostTerms::kKernelsPerLayer, as in a scenario.
+std::optional<EngineKernels> ReadEngineKernels(MapReader& fitted_on) {
+  constexpr const char* kKey = "engine_kernels";
+  const bool present = fitted_on.Has(kKey);
+  if (!present && !fitted_on.Value(kKey).IsDefined()) return std::nullopt;
+  constexpr const char* kExpected =
+      "expected a mapping (cuda_graphs, fused_kernels, "
+      "kernels_per_layer)";
+  if (!present) {
+    // An empty value has no position of its own (yaml-cpp gives the next token's): name
+    // the key's line.
+    for (const auto& kv : fitted_on.node()) {
+      if (kv.first.as<std::string>() == kKey) {
+        throw InputError(fitted_on.Where(kv.first, fitted_on.KeyPath(kKey)) + ": " + kExpected);
+      }
+    }
+  }
+  MapReader k = fitted_on.Child(kKey);
+  if (!k.IsMap()) fitted_on.Fail(kKey, kExpected);
+  for (const char* key : {"cuda_graphs", "fused_kernels", "kernels_per_layer"}) {
+    if (!k.Has(key)) k.Fail(key, "required");
+  }
+  EngineKernels e;
+  e.cuda_graphs = k.Bool("cuda_graphs", true);
+  e.fused_kernels = k.Bool("fused_kernels", true);
+  e.kernels_per_layer = k.Int("kernels_per_layer", 0, 0, 1000);
+  if (e.kernels_per_layer == 0) e.kernels_per_layer = CostTerms::kKernelsPerLayer;
+  if (e.kernels_per_layer < CostTerms::kKernelsPerLayer) {
+    k.Fail("kernels_per_layer", fmt::format("0 (a fused engine's {}) or at least {}, got {}",
+                                            CostTerms::kKernelsPerLayer,
+                                            CostTerms::kKernelsPerLayer, e.kernels_per_layer));
+  }
+  k.Finish();
+  return e;
+}
+
 }  // namespace
 
 Calibration LoadCalibration(const std::string& path) {
@@ -132,23 +170,7 @@ Calibration LoadCalibration(const std::string& path) {
       f.Fail("engine_preset", fmt::format("required ({})", kEnginePresets.NameList()));
     }
     c.engine_preset = kEnginePresets.Name(f.Enum("engine_preset", kEnginePresets));
-    if (f.Has("engine_kernels")) {
-      MapReader k = f.Child("engine_kernels");
-      if (!k.IsMap())
-        f.Fail("engine_kernels",
-               "expected a mapping (cuda_graphs, fused_kernels, "
-               "kernels_per_layer)");
-      for (const char* key : {"cuda_graphs", "fused_kernels", "kernels_per_layer"}) {
-        if (!k.Has(key)) k.Fail(key, "required");
-      }
-      EngineKernels e;
-      e.cuda_graphs = k.Bool("cuda_graphs", true);
-      e.fused_kernels = k.Bool("fused_kernels", true);
-      e.kernels_per_layer = k.Int("kernels_per_layer", CostTerms::kKernelsPerLayer,
-                                  CostTerms::kKernelsPerLayer, 1000);
-      k.Finish();
-      c.engine_kernels = e;
-    }
+    c.engine_kernels = ReadEngineKernels(f);
     c.hosts = Strings(f, "hosts");
     f.Finish();
   }

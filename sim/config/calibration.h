@@ -58,11 +58,13 @@ struct Calibration {
   // calibration must run the same (other terms then keep the values the fit saw).
   std::string timing_type;    // roofline | profiled | fixed
   std::string engine_preset;  // vllm_v1 | vllm_v0 | eager | none
-  // How the runs' engine ran its kernels; absent in a file written before kvsim
-  // recorded it (ApplyCalibrationTerms then takes the preset's, except for eager,
-  // whose model has changed since: such a calibration is refused).
+  // How the runs' engine ran its kernels; absent for fixed timing (which reads none)
+  // and in a file written before kvsim recorded it (ApplyCalibrationTerms then takes
+  // the preset's, except for eager, whose model has changed since: such a calibration
+  // is refused).
   std::optional<EngineKernels> engine_kernels;
-  // The host each GPU's runs were placed on, as "GPU card: host (speed x)"
+  // The hosts the runs were placed on, one entry per GPU card and host, as
+  // "GPU card: host (speed x)"
   // (informational: the fitted CPU terms are stated for the reference core, as a
   // scenario's are, and a scenario divides them by its own host's speed).
   std::vector<std::string> hosts;

@@ -140,14 +140,16 @@ namespace {
 // preset's, except under eager, whose unfused bytes and extra kernels kvsim charges
 // since such files were written. Throws InputError otherwise.
 void CheckEngineKernels(const ScenarioConfig& c, const Calibration& cal) {
+  // Fixed timing reads no kernel settings: there is nothing for fitted terms to make up for.
+  if (c.timing.type == TimingType::kFixed) return;
   const ScenarioSources& s = c.sources;
   const EngineKernels run = EngineKernelsOf(c.timing.engine);
   if (cal.engine_kernels) {
     if (*cal.engine_kernels == run) return;
     throw InputError(fmt::format(
-        "{}: {} was fitted on an engine running {}; this scenario's runs {} "
-        "(timing.engine.cuda_graphs, fused_kernels, kernels_per_layer). Fitted terms make up "
-        "for how the kernels run too: refit, or set those keys to match",
+        "{}: {} was fitted on an engine running {}; this scenario's engine runs {} "
+        "(timing.engine.cuda_graphs, fused_kernels, kernels_per_layer, after any --set). Fitted "
+        "terms make up for how the kernels run too: refit, or set those keys to match",
         s.calibration_where, cal.path, DescribeEngineKernels(*cal.engine_kernels),
         DescribeEngineKernels(run)));
   }
@@ -162,8 +164,8 @@ void CheckEngineKernels(const ScenarioConfig& c, const Calibration& cal) {
   if (run != preset) {
     throw InputError(fmt::format(
         "{}: {} does not record how its engine ran its kernels (written by an earlier kvsim), "
-        "so it is taken to be the {} preset's ({}); this scenario's runs {}: refit it with kvsim "
-        "fit, or run the preset's kernels",
+        "so it is taken to be the {} preset's ({}); this scenario's engine runs {}: refit it "
+        "with kvsim fit, or run the preset's kernels",
         s.calibration_where, cal.path, cal.engine_preset, DescribeEngineKernels(preset),
         DescribeEngineKernels(run)));
   }

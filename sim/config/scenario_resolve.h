@@ -41,8 +41,11 @@ void ReadRecordedArrivals(ScenarioSources& s, WorkloadConfig& w);
 // Sets c.timing to c.sources.uncalibrated_timing with the calibration's shared terms
 // and its terms for c's GPU card applied, except those an override set; fills
 // c.timing.calibration and engine.fitted. Throws InputError when the file sets a
-// term the calibration also sets, or when the calibration was fitted under another
-// timing type or engine preset. REQUIRES: c.sources.calibration.
+// term the calibration also sets, when the calibration was fitted under another
+// timing type or engine preset, or (roofline and profiled timing) when c's engine runs
+// its kernels otherwise than Calibration::engine_kernels says (a file without them is
+// taken to have run its preset's kernels; one fitted on the eager preset is refused).
+// REQUIRES: c.sources.calibration.
 void ApplyCalibrationTerms(ScenarioConfig& c);
 
 }  // namespace kvsim

@@ -296,16 +296,18 @@ void ResolveCase(const std::vector<FreeTerm>& free, FitCase& c, Calibration* ran
   std::unique_ptr<Simulation> sim = BuildSimulation(sc);
   c.gpu = sim->gpu().name;
   for (const FreeTerm& t : free) c.resolved.push_back(ResolvedValue(sc, *sim, t.key));
+  // Fixed timing reads no kernel settings (the calibration records none then).
+  const bool fixed = sc.timing.type == TimingType::kFixed;
   if (ran_on->timing_type.empty()) {
     ran_on->timing_type = type;
     ran_on->engine_preset = preset;
-    ran_on->engine_kernels = kernels;
+    if (!fixed) ran_on->engine_kernels = kernels;
   } else if (type != ran_on->timing_type || preset != ran_on->engine_preset) {
     throw InputError(fmt::format(
         "runs under timing.type {} with engine preset {}, the first run under {} with {}: "
         "one calibration serves one timing model and preset",
         type, preset, ran_on->timing_type, ran_on->engine_preset));
-  } else if (kernels != *ran_on->engine_kernels) {
+  } else if (!fixed && kernels != *ran_on->engine_kernels) {
     throw InputError(fmt::format(
         "runs an engine with {}, the first run one with {}: one calibration serves one way of "
         "running the kernels",

@@ -134,8 +134,13 @@ inline constexpr std::string_view kCall = "call";
 inline constexpr std::string_view kContextTokens = "context_tokens";
 inline constexpr std::string_view kDecodeSeqs = "decode_seqs";
 inline constexpr std::string_view kDecodeSplits = "decode_splits";
+inline constexpr std::string_view kEnergyPowerW = "energy_power_w";
 inline constexpr std::string_view kExposedMapUs = "exposed_map_us";
 inline constexpr std::string_view kGbps = "gbps";
+inline constexpr std::string_view kGemmEnergyPowerW = "gemm_energy_power_w";
+inline constexpr std::string_view kGemmPowerW = "gemm_power_w";
+inline constexpr std::string_view kGemmSamples = "gemm_samples";
+inline constexpr std::string_view kGemmSmMhz = "gemm_sm_mhz";
 inline constexpr std::string_view kGemmUs = "gemm_us";
 inline constexpr std::string_view kGpus = "gpus";
 inline constexpr std::string_view kGraph = "graph";
@@ -169,12 +174,14 @@ inline constexpr std::string_view kP99IterationUs = "p99_iteration_us";
 inline constexpr std::string_view kP99Us = "p99_us";
 inline constexpr std::string_view kPageBytes = "page_bytes";
 inline constexpr std::string_view kPlanned = "planned";
+inline constexpr std::string_view kPowerW = "power_w";
 inline constexpr std::string_view kLoads = "loads";
 inline constexpr std::string_view kPrefillTokens = "prefill_tokens";
 inline constexpr std::string_view kQHeads = "q_heads";
 inline constexpr std::string_view kRank = "rank";
 inline constexpr std::string_view kRep = "rep";
 inline constexpr std::string_view kSamples = "samples";
+inline constexpr std::string_view kSmMhz = "sm_mhz";
 inline constexpr std::string_view kSplits = "splits";
 inline constexpr std::string_view kTensorParallel = "tensor_parallel";
 inline constexpr std::string_view kTflops = "tflops";
@@ -352,6 +359,22 @@ inline constexpr std::string_view kVattentionIterationsColumns[] = {
 };
 inline constexpr std::string_view kAllreduceRankColumns[] = {
     column::kBytes, column::kTimeUs, column::kInGraphUs, column::kAloneInGraphUs};
+inline constexpr std::string_view kGemmClocksColumns[] = {
+    column::kM,     column::kN,      column::kK,       column::kTimeUs,       column::kTflops,
+    column::kSmMhz, column::kPowerW, column::kSamples, column::kEnergyPowerW,
+};
+inline constexpr std::string_view kPrefillClocksColumns[] = {
+    column::kBlockTokens, column::kTokens, column::kQHeads, column::kKvHeads, column::kTimeUs,
+    column::kTflops,      column::kSmMhz,  column::kPowerW, column::kSamples, column::kEnergyPowerW,
+};
+inline constexpr std::string_view kStepClocksColumns[] = {
+    column::kModel,         column::kTensorParallel,   column::kLayout,
+    column::kBlockTokens,   column::kDecodeSeqs,       column::kContextTokens,
+    column::kPrefillTokens, column::kTimeUs,           column::kSmMhz,
+    column::kPowerW,        column::kSamples,          column::kEnergyPowerW,
+    column::kGemmUs,        column::kGemmSmMhz,        column::kGemmPowerW,
+    column::kGemmSamples,   column::kGemmEnergyPowerW,
+};
 
 // Every timed VMM call behind [vmm] (`us`: that call's time).
 inline constexpr RawFile kVmmSamplesFile{"vmm_samples.csv", kVmmSamplesColumns};
@@ -368,7 +391,15 @@ inline constexpr RawFile kVattentionIterationsFile{"vattention_iterations.csv",
 inline constexpr RawFile kAllreduceRankFile{"allreduce_ranks/gpus<N>_rank<R>.csv",
                                             kAllreduceRankColumns};
 
-inline constexpr RawFile kRawFiles[] = {kVmmSamplesFile, kDecodeSplitsFile, kStepPassesFile,
-                                        kVattentionIterationsFile, kAllreduceRankFile};
+// Each [gemm] / [prefill_attention] cell's mean SM clock (MHz) and board power (W,
+// NVML's reading and the energy counter's) while it was timed (kvprobe 0.3.4 on).
+inline constexpr RawFile kGemmClocksFile{"gemm_clocks.csv", kGemmClocksColumns};
+inline constexpr RawFile kPrefillClocksFile{"prefill_clocks.csv", kPrefillClocksColumns};
+// The same for each TP 1 [step] pass and its GEMMs alone (kvprobe 0.3.4 on).
+inline constexpr RawFile kStepClocksFile{"step_clocks.csv", kStepClocksColumns};
+
+inline constexpr RawFile kRawFiles[] = {
+    kVmmSamplesFile,    kDecodeSplitsFile, kStepPassesFile,    kVattentionIterationsFile,
+    kAllreduceRankFile, kGemmClocksFile,   kPrefillClocksFile, kStepClocksFile};
 
 }  // namespace kvsim::profile_schema

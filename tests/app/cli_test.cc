@@ -806,19 +806,31 @@ TEST(Cli, ValidateAcceptsTimingKeysAndRefusesOthers) {
   EXPECT_THAT(bad.err, HasSubstr("'2' is not a number in [0.001, 1]"));
 }
 
-TEST(Cli, ValidateCheckExitsOneWhenARowIsOutsideItsTolerance) {
+TEST(Cli, ValidateCheckExitsFourUnlessEveryRowIsPredictedWithinItsTolerance) {
   // The test profile's prefill row is predicted 10% long and its mixed row 10% short:
-  // the prefill is outside the default 5% for passes, the mixed row inside 12%; both
-  // are inside 11%.
+  // the prefill is outside the default 5% for passes, the mixed row inside 12%. Its
+  // Llama-3-70B row is not predictable (no [gemm] rows): that fails the gate too.
   const Result strict =
       RunKvsim({"validate", kStepProfile, "--check", "--mixed-tolerance", "12", "-q"});
-  EXPECT_EQ(strict.exit_code, 1);
+  EXPECT_EQ(strict.exit_code, 4);
   EXPECT_EQ(strict.out, "");
-  EXPECT_THAT(strict.err, HasSubstr("kvsim validate --check: 1 of 4 rows of"));
-  EXPECT_THAT(strict.err, HasSubstr("are outside tolerance (profiled model)"));
+  EXPECT_THAT(strict.err, HasSubstr("step_profile.txt: 1 of 4 predicted rows outside tolerance "
+                                    "(profiled model), 1 row not predictable"));
+  // Within 11% every predicted row passes; the unpredictable row still fails the gate.
   const Result loose = RunKvsim(
       {"validate", kStepProfile, "--check", "--tolerance", "11", "--mixed-tolerance", "11", "-q"});
-  EXPECT_EQ(loose.exit_code, 0) << loose.err;
+  EXPECT_EQ(loose.exit_code, 4);
+  EXPECT_THAT(loose.err, HasSubstr("0 of 4 predicted rows outside tolerance (profiled model), 1 "
+                                   "row not predictable"));
+  // Without that row the profile passes.
+  TempDir dir;
+  std::string text = ReadFileText(kStepProfile);
+  const size_t row = text.find("Llama-3-70B,1,");
+  ASSERT_NE(row, std::string::npos);
+  text.erase(row, text.find('\n', row) + 1 - row);
+  const Result pass = RunKvsim({"validate", dir.Write("profile.txt", text), "--check",
+                                "--tolerance", "11", "--mixed-tolerance", "11", "-q"});
+  EXPECT_EQ(pass.exit_code, 0) << pass.err;
   // Without --check the errors do not decide the exit code.
   EXPECT_EQ(RunKvsim({"validate", kStepProfile, "-q"}).exit_code, 0);
 }
@@ -843,11 +855,16 @@ TEST(Cli, ValidatePrintsAndWritesTheRowsWithinTolerance) {
 
 TEST(Cli, ValidateRefusesAToleranceThatIsNotAPercentage) {
   for (const char* option : {"--tolerance", "--mixed-tolerance"}) {
-    const Result r = RunKvsim({"validate", kStepProfile, option, "0"});
-    EXPECT_EQ(r.exit_code, 2);
-    EXPECT_THAT(r.err, HasSubstr(fmt::format("kvsim validate: {}: 0 is not a percentage in (0, "
-                                             "100]",
-                                             option)));
+    for (const char* value : {"0", "-1", "101", "nan"}) {
+      const Result r = RunKvsim({"validate", kStepProfile, option, value});
+      EXPECT_EQ(r.exit_code, 2) << option << " " << value;
+      EXPECT_THAT(r.err, HasSubstr(fmt::format("kvsim validate: {}: {} is not a percentage in "
+                                               "(0, 100]",
+                                               option, value)));
+    }
+    const Result text = RunKvsim({"validate", kStepProfile, option, "abc"});
+    EXPECT_EQ(text.exit_code, 2);
+    EXPECT_THAT(text.err, HasSubstr("abc"));
   }
 }
 

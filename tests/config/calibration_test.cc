@@ -264,8 +264,33 @@ TEST(CalibrationTest, EngineKernelsBelowAFusedEnginesTenAreAnErrorNamingTheirLin
                          "terms:\n"
                          "  timing.engine.per_seq_s: 2.0e-05\n");
   EXPECT_THAT(message, HasSubstr(dir.PathOf("cal.yaml") +
-                                 ":5: fitted_on.engine_kernels.kernels_per_layer: must be >= 10, "
-                                 "got 5"));
+                                 ":5: fitted_on.engine_kernels.kernels_per_layer: 0 (a fused "
+                                 "engine's 10) or at least 10, got 5"));
+}
+
+TEST(CalibrationTest, EngineKernelsOfZeroKernelsPerLayerAreAFusedEnginesTen) {
+  TempDir dir;
+  const Calibration c = LoadCalibration(
+      dir.Write("cal.yaml", std::string(kHeader) +
+                                "  engine_kernels: {cuda_graphs: true, fused_kernels: true, "
+                                "kernels_per_layer: 0}\n"
+                                "terms:\n"
+                                "  timing.engine.per_seq_s: 2.0e-05\n"));
+  ASSERT_TRUE(c.engine_kernels.has_value());
+  EXPECT_EQ(c.engine_kernels->kernels_per_layer, 10);
+}
+
+TEST(CalibrationTest, EngineKernelsWithoutAMappingAreAnErrorNamingTheirLine) {
+  TempDir dir;
+  for (const char* value : {"", " ~", " [true, true, 10]"}) {
+    const std::string message = LoadError(dir, std::string(kHeader) + "  engine_kernels:" + value +
+                                                   "\n"
+                                                   "terms:\n"
+                                                   "  timing.engine.per_seq_s: 2.0e-05\n");
+    EXPECT_THAT(message, HasSubstr(dir.PathOf("cal.yaml") +
+                                   ":5: fitted_on.engine_kernels: expected a mapping"))
+        << "value '" << value << "'";
+  }
 }
 
 TEST(CalibrationTest, EngineKernelsMissingAFieldAreAnErrorNamingIt) {
@@ -512,9 +537,10 @@ TEST(CalibrationTest, ACalibrationFittedWithCudaGraphsIsRefusedByAnEagerLaunchin
                                                              "    cuda_graphs: false\n"));
   const std::string message = InputErrorMessage([&] { DecodeScenario(tree, kModelsDir); });
   EXPECT_THAT(message, StartsWith(dir.PathOf("scenario.yaml") + ":7: timing.calibration: "));
-  EXPECT_THAT(message, HasSubstr("was fitted on an engine running CUDA graphs, fused kernels, 10 "
-                                 "kernels per layer; this scenario's runs eager launches, fused "
-                                 "kernels, 10 kernels per layer"));
+  EXPECT_THAT(message,
+              HasSubstr("was fitted on an engine running CUDA graphs, fused kernels, 10 "
+                        "kernels per layer; this scenario's engine runs eager launches, fused "
+                        "kernels, 10 kernels per layer"));
 }
 
 TEST(CalibrationTest, ACalibrationFittedOnUnfusedKernelsIsRefusedByAFusedScenario) {
@@ -526,7 +552,7 @@ TEST(CalibrationTest, ACalibrationFittedOnUnfusedKernelsIsRefusedByAFusedScenari
       [&] { DecodeScenario(WriteBoth(dir, cal, Scenario("H100-SXM", kUsesCal)), kModelsDir); });
   EXPECT_THAT(message,
               HasSubstr("CUDA graphs, unfused kernels, 35 kernels per layer; this "
-                        "scenario's runs CUDA graphs, fused kernels, 10 kernels per layer"));
+                        "scenario's engine runs CUDA graphs, fused kernels, 10 kernels per layer"));
 }
 
 TEST(CalibrationTest, AMatchingExplicitKernelsPerLayerIsAcceptedAsTheFusedDefault) {
@@ -559,7 +585,7 @@ TEST(CalibrationTest, AnOlderCalibrationIsTakenToHaveRunItsPresetsKernels) {
   EXPECT_THAT(message, HasSubstr("does not record how its engine ran its kernels (written by an "
                                  "earlier kvsim), so it is taken to be the vllm_v1 preset's (CUDA "
                                  "graphs, fused kernels, 10 kernels per layer); this scenario's "
-                                 "runs CUDA graphs, fused kernels, 12 kernels per layer"));
+                                 "engine runs CUDA graphs, fused kernels, 12 kernels per layer"));
 }
 
 TEST(CalibrationTest, AnOlderCalibrationFittedOnTheEagerPresetIsRefused) {
@@ -575,6 +601,37 @@ TEST(CalibrationTest, AnOlderCalibrationFittedOnTheEagerPresetIsRefused) {
   EXPECT_THAT(message, StartsWith(dir.PathOf("scenario.yaml") + ":7: timing.calibration: "));
   EXPECT_THAT(message, HasSubstr("the eager preset now charges unfused operators and 35 kernels "
                                  "per layer that its terms were not fitted with: refit it"));
+}
+
+TEST(CalibrationTest, ACalibrationFittedOnTheEagerPresetsKernelsIsAcceptedByAnEagerScenario) {
+  TempDir dir;
+  Calibration cal = ScenarioCalibration();
+  cal.engine_preset = "eager";
+  cal.engine_kernels = EngineKernelsOf(EnginePresetDefaults(EngineConfig::Preset::kEager));
+  const ScenarioConfig c =
+      DecodeScenario(WriteBoth(dir, cal,
+                               Scenario("H100-SXM", std::string(kUsesCal) + "  engine:\n"
+                                                                            "    preset: eager\n")),
+                     kModelsDir);
+  EXPECT_FALSE(c.timing.engine.cuda_graphs);
+  EXPECT_DOUBLE_EQ(c.timing.engine.per_seq_s, 2.5e-5);
+}
+
+TEST(CalibrationTest, FixedTimingReadsNoKernelsSoAnOlderEagerCalibrationOfItIsAccepted) {
+  TempDir dir;
+  Calibration cal = ScenarioCalibration();
+  cal.timing_type = "fixed";
+  cal.engine_preset = "eager";
+  cal.engine_kernels.reset();
+  const ScenarioConfig c = DecodeScenario(
+      WriteBoth(dir, cal,
+                Scenario("H100-SXM", std::string(kUsesCal) + "  type: fixed\n"
+                                                             "  engine:\n"
+                                                             "    preset: eager\n"
+                                                             "    cuda_graphs: true\n")),
+      kModelsDir);
+  EXPECT_EQ(c.timing.type, TimingType::kFixed);
+  EXPECT_DOUBLE_EQ(c.timing.engine.per_seq_s, 2.5e-5);
 }
 
 TEST(CalibrationTest, AMatchingNonDefaultPresetAndTimingTypeAreAccepted) {

@@ -347,6 +347,9 @@ TEST(ProfileSchemaTest, RawFilesHaveTheHeadersOfTheCommittedRawOutputs) {
       {schema::kStepPassesFile, "models/profiles/H200/step_passes.csv"},
       {schema::kVattentionIterationsFile, "models/profiles/H200/vattention_iterations.csv"},
       {schema::kAllreduceRankFile, "models/profiles/H200/allreduce_ranks/gpus2_rank0.csv"},
+      {schema::kGemmClocksFile, "models/profiles/H200/clock_experiment/run2/gemm_clocks.csv"},
+      {schema::kPrefillClocksFile, "models/profiles/H200/clock_experiment/run2/prefill_clocks.csv"},
+      {schema::kStepClocksFile, "models/profiles/H200/clock_experiment/run2/step_clocks.csv"},
   };
   EXPECT_EQ(std::size(kCommitted), std::size(schema::kRawFiles));
   for (const auto& [file, committed] : kCommitted) {

@@ -437,13 +437,15 @@ TEST(SummarizeErrors, CountsTheRowsWithinTheToleranceOfTheirKind) {
   ToleranceCount n = CountWithinTolerance(v);
   EXPECT_EQ(n.rows, 4u);
   EXPECT_EQ(n.profiled_within, 3u);
-  // The roofline's count is of its own errors under the same tolerances.
-  size_t roofline = 0;
-  for (const StepPrediction& p : v.rows) {
-    roofline += std::abs(p.roofline_error()) <= config.ToleranceOf(p.row.kind()) ? 1 : 0;
-  }
-  EXPECT_EQ(n.roofline_within, roofline);
+  // The roofline predicts every row 16-35% short: none within these tolerances; within 17%
+  // for passes, its two decode rows (-16.4%, -16.7%), not the prefill (-17.5%).
+  EXPECT_EQ(n.roofline_within, 0u);
+  v.config.tolerance = 0.17;
+  EXPECT_EQ(CountWithinTolerance(v).roofline_within, 2u);
+  EXPECT_EQ(SummarizeErrors(v)[0].roofline_within, 2u);
+  EXPECT_EQ(CountWithinTolerance(v).profiled_within, 4u);
 
+  v.config.tolerance = 0.05;
   v.config.mixed_tolerance = 0.04;
   EXPECT_EQ(CountWithinTolerance(v).profiled_within, 2u);
   EXPECT_EQ(SummarizeErrors(v)[2].profiled_within, 0u);

@@ -341,9 +341,8 @@ void ProbeAttention(ProbeContext& ctx) {
   std::vector<int> head_groups{kModelKvHeads};
   if (!quick) head_groups.push_back(kModelKvHeads / 2);
   // Each prefill cell's SM clock and power while it was timed (raw).
-  std::ofstream clocks(ctx.raw_dir + "/prefill_clocks.csv");
-  clocks << "block_tokens,tokens,q_heads,kv_heads,time_us,tflops,sm_mhz,power_w,samples,"
-            "energy_power_w\n";
+  std::ofstream clocks(RawFilePath(ctx.raw_dir, schema::kPrefillClocksFile));
+  clocks << HeaderLine(schema::kPrefillClocksFile) << "\n";
   for (const int kv_heads : head_groups) {
     const int q_heads = kv_heads * kModelGroup;
     for (int tokens : lengths) {

@@ -118,10 +118,9 @@ double TimeGraphUs(cudaStream_t stream, int per_graph, int reps,
   CUDA_CHECK(cudaStreamEndCapture(stream, &graph));
   CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
   CUDA_CHECK(cudaGraphLaunch(exec, stream));  // untimed: uploads the graph, warms caches
-  if (clock) {
-    CUDA_CHECK(cudaStreamSynchronize(stream));
-    clock->BeginWindow();
-  }
+  // The window opens while the untimed replay may still run: the same kernels, so the
+  // same clock; synchronizing first would put a launch latency inside the timed replays.
+  if (clock) clock->BeginWindow();
   const double us = TimeUs(stream, 0, reps, [&] { CUDA_CHECK(cudaGraphLaunch(exec, stream)); });
   if (clock) {
     const LoadWindow w = clock->EndWindow();
@@ -158,9 +157,16 @@ double NowUs() {
 
 SmClock::SmClock(int device) {
 #ifdef KVPROBE_HAVE_NVML
+  // NVML numbers devices by PCI order and ignores CUDA_VISIBLE_DEVICES: find CUDA's
+  // device by its PCI bus id, falling back to the index.
   nvmlDevice_t dev;
-  nvml_ = nvmlInit_v2() == NVML_SUCCESS &&
-          nvmlDeviceGetHandleByIndex_v2(static_cast<unsigned>(device), &dev) == NVML_SUCCESS;
+  char bus_id[32] = {};
+  nvml_ = nvmlInit_v2() == NVML_SUCCESS;
+  if (nvml_) {
+    nvml_ = (cudaDeviceGetPCIBusId(bus_id, sizeof bus_id, device) == cudaSuccess &&
+             nvmlDeviceGetHandleByPciBusId_v2(bus_id, &dev) == NVML_SUCCESS) ||
+            nvmlDeviceGetHandleByIndex_v2(static_cast<unsigned>(device), &dev) == NVML_SUCCESS;
+  }
   if (nvml_) nvml_device_ = dev;
   if (nvml_) sampler_ = std::thread([this] { SampleWindows(); });
 #else
@@ -201,8 +207,11 @@ void SmClock::SampleWindows() {
     lock.lock();
     if (open_ && mhz > 0) {
       mhz_sum_ += mhz;
-      w_sum_ += watts;
       ++samples_;
+    }
+    if (open_ && watts > 0) {
+      w_sum_ += watts;
+      ++power_samples_;
     }
     lock.unlock();
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -225,7 +234,7 @@ double SmClock::EnergyMj() const {
 void SmClock::BeginWindow() {
   std::lock_guard<std::mutex> lock(mu_);
   mhz_sum_ = w_sum_ = 0;
-  samples_ = 0;
+  samples_ = power_samples_ = 0;
   window_start_us_ = NowUs();
   window_start_mj_ = EnergyMj();
   open_ = true;
@@ -238,7 +247,7 @@ LoadWindow SmClock::EndWindow() {
   if (samples_ == 0) return {};
   LoadWindow w;
   w.sm_mhz = mhz_sum_ / samples_;
-  w.power_w = w_sum_ / samples_;
+  w.power_w = power_samples_ > 0 ? w_sum_ / power_samples_ : 0;
   w.samples = samples_;
   const double mj = EnergyMj(), us = NowUs() - window_start_us_;
   if (window_start_mj_ > 0 && mj > window_start_mj_ && us > 0) {

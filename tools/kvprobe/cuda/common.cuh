@@ -110,8 +110,10 @@ int RepsFor(double trial_us, double target_us, int min_reps, int max_reps);
 struct LoadWindow {
   double sm_mhz = 0, power_w = 0;
   int samples = 0;
-  // The mean power from the board's energy counter over the window
-  // (nvmlDeviceGetTotalEnergyConsumption; 0 where unsupported): exact over any window.
+  // The board's energy counter's difference over the window divided by its length
+  // (nvmlDeviceGetTotalEnergyConsumption; 0 where unsupported or unchanged). The
+  // counter moves in coarse steps: meaningless over tens of milliseconds (0 or
+  // thousands of watts on the H200), roughly right over a second or more.
   double energy_power_w = 0;
 };
 
@@ -150,7 +152,7 @@ class SmClock {
   std::condition_variable wake_;
   bool open_ = false, stop_ = false;
   double mhz_sum_ = 0, w_sum_ = 0;
-  int samples_ = 0;
+  int samples_ = 0, power_samples_ = 0;
   std::thread sampler_;
 };
 

@@ -140,8 +140,8 @@ void ProbeGemm(ProbeContext& ctx) {
   heater.Run(ctx.options.quick ? 300 : kSustainMs);
   std::map<std::tuple<int64_t, int64_t, int64_t>, double> cache;  // (m, n, k) -> us
   // Each cell's SM clock and power while it was timed (raw, gemm_clocks.csv).
-  std::ofstream clocks(ctx.raw_dir + "/gemm_clocks.csv");
-  clocks << "m,n,k,time_us,tflops,sm_mhz,power_w,samples,energy_power_w\n";
+  std::ofstream clocks(RawFilePath(ctx.raw_dir, schema::kGemmClocksFile));
+  clocks << HeaderLine(schema::kGemmClocksFile) << "\n";
   double best_tflops = 0;
   int64_t previous_tokens = 0;  // of the last cell timed
   auto& table = ctx.profile.AddTable(schema::kGemm);

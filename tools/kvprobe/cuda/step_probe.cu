@@ -1257,10 +1257,8 @@ void ProbeStep(ProbeContext& ctx) {
     }
     const TpGroup one;
     // Each pass's SM clock and power while timed, and the GEMMs' alone (raw).
-    std::ofstream clocks(ctx.raw_dir + "/step_clocks.csv");
-    clocks << "model,tensor_parallel,layout,block_tokens,decode_seqs,context_tokens,"
-              "prefill_tokens,time_us,sm_mhz,power_w,samples,energy_power_w,gemm_us,gemm_sm_mhz,"
-              "gemm_power_w,gemm_samples,gemm_energy_power_w\n";
+    std::ofstream clocks(RawFilePath(ctx.raw_dir, schema::kStepClocksFile));
+    clocks << HeaderLine(schema::kStepClocksFile) << "\n";
     const RankRows rows = MeasureModels(
         ctx, one,
         [&](const CardShapes& card, const Composition& c, const Measured& m, double full_bytes) {

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Holds the clocks kvprobe 0.3.4 recorded against the Llama-3-8B TP 1 prefill passes.
 
-Usage: python3 analyze.py  (reads run1/ and run2/ beside it; prints analysis.txt).
+Usage: python3 analyze.py  (reads run1/ and run2/ beside it, and the small-kernel rows of the
+committed profile, ../profile.txt, measured on another lease; prints analysis.txt).
 
 For each run and prefill length it prints:
   - the pass's GEMMs timed alone (the [step] gemm_us graph) and the SM clock they ran at,
