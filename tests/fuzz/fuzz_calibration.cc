@@ -42,7 +42,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                           back.timing_type == cal.timing_type &&
                           back.engine_preset == cal.engine_preset && back.runs == cal.runs &&
                           back.models == cal.models && back.gpus == cal.gpus &&
-                          back.fit_file == cal.fit_file,
+                          back.fit_file == cal.fit_file &&
+                          back.engine_kernels == cal.engine_kernels && back.hosts == cal.hosts,
                       "CalibrationYaml does not round-trip");
     ConfigTree calibrated = scenario;
     calibrated.Set("timing.calibration", "\"" + path + "\"");

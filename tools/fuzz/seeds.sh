@@ -175,6 +175,15 @@ residuals:
 holdout:
   rtx4090: {e2e_s.p99: -0.02}
 YAML
+cat <<'YAML' | seed fuzz_calibration engine_kernels.yaml
+kvsim_calibration: 1
+fitted_on:
+  timing_type: roofline
+  engine_preset: eager
+  engine_kernels: {cuda_graphs: false, fused_kernels: false, kernels_per_layer: 35}
+  hosts: ["A100-80GB: 2 x AMD EPYC 7742 (DGX A100), the A100-80GB card's host (speed 0.81)"]
+terms: {timing.engine.launch_per_layer_s: 3.0e-04}
+YAML
 cat <<'YAML' | seed fuzz_calibration gpu_terms.yaml
 kvsim_calibration: 1
 fitted_on: {timing_type: roofline, engine_preset: vllm_v1, gpus: ["H100-SXM"]}
