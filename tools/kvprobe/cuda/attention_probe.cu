@@ -376,9 +376,7 @@ void ProbeAttention(ProbeContext& ctx) {
         ctx.clock.SampleUnderLoad();
         const double tflops = flops / (us * 1e-6) / 1e12;
         clocks << bs << "," << tokens << "," << q_heads << "," << kv_heads << "," << Num(us, 5)
-               << "," << Num(tflops, 4) << "," << Num(window.sm_mhz, 5) << ","
-               << Num(window.power_w, 4) << "," << window.samples << ","
-               << Num(window.energy_power_w, 4) << "\n";
+               << "," << Num(tflops, 4) << "," << LoadWindowFields(window) << "\n";
         prefill.Row({bs == 0 ? "contiguous" : "paged", Num(bs), "1", Num(tokens), Num(q_heads),
                      Num(kv_heads), Num(kHeadDim), Num(us, 5), Num(tflops, 4)});
         if (tokens == lengths.back() && kv_heads == kModelKvHeads && (bs == 0 || bs == 16)) {

@@ -120,12 +120,9 @@ double TimeGraphUs(cudaStream_t stream, int per_graph, int reps,
   CUDA_CHECK(cudaGraphLaunch(exec, stream));  // untimed: uploads the graph, warms caches
   // The window opens while the untimed replay may still run: the same kernels, so the
   // same clock; synchronizing first would put a launch latency inside the timed replays.
-  if (clock) clock->BeginWindow();
-  const double us = TimeUs(stream, 0, reps, [&] { CUDA_CHECK(cudaGraphLaunch(exec, stream)); });
-  if (clock) {
-    const LoadWindow w = clock->EndWindow();
-    if (window) *window = w;
-  }
+  const double us = TimeInWindow(clock, window, [&] {
+    return TimeUs(stream, 0, reps, [&] { CUDA_CHECK(cudaGraphLaunch(exec, stream)); });
+  });
   CUDA_CHECK(cudaGraphExecDestroy(exec));
   CUDA_CHECK(cudaGraphDestroy(graph));
   return us / per_graph;
@@ -254,6 +251,11 @@ LoadWindow SmClock::EndWindow() {
     w.energy_power_w = (mj - window_start_mj_) * 1e3 / us;
   }
   return w;
+}
+
+std::string LoadWindowFields(const LoadWindow& w) {
+  return Num(w.sm_mhz, 5) + "," + Num(w.power_w, 4) + "," + std::to_string(w.samples) + "," +
+         Num(w.energy_power_w, 4);
 }
 
 int SmClock::CurrentMhz() const {

@@ -156,6 +156,21 @@ class SmClock {
   std::thread sampler_;
 };
 
+// A window's clock columns as one CSV field run: sm_mhz,power_w,samples,energy_power_w.
+std::string LoadWindowFields(const LoadWindow& w);
+
+// Returns `timed()`, with `clock` (if set) sampling it as a window into `*window` (if set).
+template <typename Timed>
+auto TimeInWindow(SmClock* clock, LoadWindow* window, Timed&& timed) {
+  if (clock) clock->BeginWindow();
+  auto result = timed();
+  if (clock) {
+    const LoadWindow w = clock->EndWindow();
+    if (window) *window = w;
+  }
+  return result;
+}
+
 // What every probe gets: options, the device, the profile under construction, and a
 // directory for raw outputs.
 struct ProbeContext {

@@ -162,8 +162,7 @@ void ProbeGemm(ProbeContext& ctx) {
             it = cache.emplace(key, us).first;
             clocks << tokens << "," << g.n << "," << g.k << "," << Num(us, 5) << ","
                    << Num(2.0 * tokens * g.n * g.k / (us * 1e-6) / 1e12, 4) << ","
-                   << Num(window.sm_mhz, 5) << "," << Num(window.power_w, 4) << ","
-                   << window.samples << "," << Num(window.energy_power_w, 4) << "\n";
+                   << LoadWindowFields(window) << "\n";
             previous_tokens = tokens;
             if (tokens >= kHeatFromTokens) {
               ctx.clock.SampleUnderLoad();

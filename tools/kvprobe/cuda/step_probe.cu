@@ -677,13 +677,7 @@ std::vector<double> TimePasses(cudaStream_t stream, const std::function<void()>&
   if (warmed_ms) *warmed_ms = ms;
   const int reps =
       static_cast<int>(std::clamp<double>(std::ceil(kMinTimedUs / trial), min_reps, kMaxReps));
-  if (clock) clock->BeginWindow();
-  std::vector<double> us = TimeEachUs(stream, reps, pass);
-  if (clock) {
-    const LoadWindow w = clock->EndWindow();
-    if (window) *window = w;
-  }
-  return us;
+  return TimeInWindow(clock, window, [&] { return TimeEachUs(stream, reps, pass); });
 }
 
 double Median(std::vector<double> v) {
@@ -1267,11 +1261,8 @@ void ProbeStep(ProbeContext& ctx) {
           clocks << card.name << ",1," << (c.block_tokens == 0 ? "contiguous" : "paged") << ","
                  << c.block_tokens << "," << c.decode_seqs << "," << c.context_tokens << ","
                  << c.prefill_tokens << "," << Num(Median(m.us), 6) << ","
-                 << Num(m.pass_load.sm_mhz, 5) << "," << Num(m.pass_load.power_w, 4) << ","
-                 << m.pass_load.samples << "," << Num(m.pass_load.energy_power_w, 4) << ","
-                 << Num(m.gemm_us, 6) << "," << Num(m.gemm_load.sm_mhz, 5) << ","
-                 << Num(m.gemm_load.power_w, 4) << "," << m.gemm_load.samples << ","
-                 << Num(m.gemm_load.energy_power_w, 4) << std::endl;
+                 << LoadWindowFields(m.pass_load) << "," << Num(m.gemm_us, 6) << ","
+                 << LoadWindowFields(m.gemm_load) << std::endl;
           ctx.log(RowLine(row, full_bytes > total_bytes) + WarmedNote(m));
           const bool first = rows_seen++ == 0;
           if (first ||
