@@ -277,18 +277,14 @@ void PlanSplitsV1(int batch, int kv_heads, int max_len, int sm_count, int* split
 // heads with mma.sync (bf16 in, fp32 out), updates the softmax state once per step
 // (one max reduction over 4 lanes, not one dot-product reduction per token), and
 // accumulates P x V with mma.sync as well. Nothing passes through shared memory
-// until the warps merge at the end. Two load schedules (DecodeLoads), chosen per
-// launch: whole_step issues all of a step's loads before its arithmetic; rotated
+// until the warps merge at the end. Three load schedules (DecodeLoads), chosen per
+// launch (the third, staged, is DecodeKernelV2Staged below): whole_step issues all of a
+// step's loads before its arithmetic; rotated
 // loads the next step's K once this step is scored and its V once P.V is done, so
 // that 8-16 KB per warp stay in flight while it computes (the same registers, so no
 // more of them). Rotated wins where one block runs per SM (measured on an H200:
 // 16 x 1,024, 1 split, 22.5 -> 20.5 us) and loses up to 2% where two blocks per SM
 // already overlap one another's arithmetic; the tuner times both.
-// (A third schedule, K and V streamed through a 3-stage cp.async ring of 48 KB per warp
-// in shared memory, 2 steps ahead of the arithmetic and one block per SM, was measured
-// on an H200 and was slower in 32 of 34 contiguous cells, at up to 1.7x the better register
-// schedule's time (16 x 1,024: 25.3 us against 20.7); it tied one and won one, 1 x 4,096
-// tokens with 4 KV heads, by 4%.)
 //
 // mma.sync m16n8k16 fragments (g = lane / 4, t = lane % 4):
 //   A (16x16): a0 = (row g, k 2t..2t+1), a1 = (row g+8, k 2t..), a2 = (row g, k 2t+8..),
@@ -644,6 +640,126 @@ __global__ void __launch_bounds__(kV2Threads, KVPROBE_DECODE_MIN_BLOCKS)
   FinishDecodeBlock<G>(a, b, kvh, split, splits, st);
 }
 
+// Kernel 2 with K and V staged through shared memory (DecodeLoads::kStaged): each warp
+// streams its steps' K and V rows into a ring of kStagedSlots 16 KB slots of its own
+// with cp.async (16 bytes a lane and instruction, L1 bypassed), kStagedSlots - 1 steps
+// ahead of the step it computes on, so that 32 KB per warp are in flight without
+// holding registers; a step's slot is read into the same register fragments as the
+// register schedules', and its refill is issued before the step's arithmetic. One
+// block per SM (192 KB of ring). Rows sit in a slot at 256 bytes each, their 16-byte
+// chunks permuted within each 128-byte half (StagedChunk) so that neither the K nor
+// the V fragment reads of a quarter-warp meet in a shared-memory bank. Measured on an
+// H200 (2026-12-01, every cell tuned over splits and the three schedules): faster than
+// the better register schedule in 126 of 170 cells, 0.95x its time on average
+// (0.82-1.18x); 16 x 1,024 in 19.5 us against 20.7, single sequences 5-16% faster.
+// (A ring of the same size measured on 2026-11-30 was slower in 32 of 34 contiguous
+// cells, 16 x 1,024 in 25.3 us; how it placed rows in shared memory is not recorded.)
+constexpr int kStagedSlots = 3;
+constexpr int kStagedSlotChunks = 2 * kV2StepTokens * (kHeadDim / 8);  // K, then V: 1,024
+constexpr int kStagedSmemBytes = kV2Warps * kStagedSlots * kStagedSlotChunks * 16;
+
+// The position of 16-byte chunk c (0..15) of row r in its slot region: lanes (g, t)
+// of a quarter-warp read K chunks 4i + t of rows 8j + g (two rows, one per g) and V
+// chunks g and 8 + g of rows b + 2t (four rows); the XOR with 2 x ((r >> 1) & 3) ^
+// 4 x (r & 1) sends the 8 reads of either pattern to 8 distinct 16-byte bank groups.
+__device__ __forceinline__ int StagedChunk(int r, int c) {
+  return r * 16 + (c ^ ((((r >> 1) & 3) << 1) ^ ((r & 1) << 2)));
+}
+
+// cp.async of 16 bytes from global memory to shared address `dst`, L1 bypassed.
+__device__ __forceinline__ void CpAsync16(uint32_t dst, const void* src) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(src));
+}
+__device__ __forceinline__ void CpAsyncCommit() { asm volatile("cp.async.commit_group;\n" ::); }
+// Waits until at most N of this thread's cp.async groups are pending.
+template <int N>
+__device__ __forceinline__ void CpAsyncWait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
+
+template <int G, bool kPaged>
+__global__ void __launch_bounds__(kV2Threads, 1)
+    DecodeKernelV2Staged(DecodeArgs a, int split_tokens, int splits, float scale_log2, int shift) {
+  static_assert(G >= 1 && G <= 8, "query heads per KV head");
+  extern __shared__ __align__(128) uint4 staged_ring[];
+  const int kvh = blockIdx.x, b = blockIdx.y, split = blockIdx.z;
+  const int len = a.context_lens[b];
+  const int t_begin = split * split_tokens;
+  const int t_end = min(len, t_begin + split_tokens);  // may be <= t_begin: empty split
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const int g = lane / 4, t = lane % 4;
+  AllowDependentLaunch();
+
+  uint32_t qa[8][2];
+  LoadQFragments<G>(a, b, kvh, g, t, qa);
+  const RowMap<kPaged> map = RowMapOf<kPaged>(a.layout, b, shift);
+  WarpSoftmax st;
+  const size_t row_chunks = static_cast<size_t>(a.kv_heads) * (kHeadDim / 8);
+  const uint4* kbase = reinterpret_cast<const uint4*>(a.k + kvh * kHeadDim);
+  const uint4* vbase = reinterpret_cast<const uint4*>(a.v + kvh * kHeadDim);
+  const int last = t_end - 1;
+  uint4* ring = staged_ring + warp * kStagedSlots * kStagedSlotChunks;
+  const uint32_t ring_shared = static_cast<uint32_t>(__cvta_generic_to_shared(ring));
+
+  // Enqueues the K and V rows of the step starting at token s (< t_end) into slot
+  // `slot`: lane l finds the row of token s + l; instruction k copies rows 2k (lanes
+  // 0-15) and 2k + 1 (lanes 16-31), 16 bytes a lane, 512 contiguous bytes a row pair.
+  auto enqueue = [&](int s, int slot) {
+    const uint32_t mine = map(min(s + lane, last));
+    const uint32_t kd = ring_shared + 16u * static_cast<uint32_t>(slot * kStagedSlotChunks);
+    const uint32_t vd = kd + 16u * (kStagedSlotChunks / 2);
+    const int c = lane & 15;
+#pragma unroll
+    for (int k = 0; k < kV2StepTokens / 2; ++k) {
+      const int r = 2 * k + (lane >> 4);
+      const size_t row = __shfl_sync(0xffffffffu, mine, r);
+      CpAsync16(kd + 16u * StagedChunk(r, c), kbase + row * row_chunks + c);
+      CpAsync16(vd + 16u * StagedChunk(r, c), vbase + row * row_chunks + c);
+    }
+  };
+  const int step0 = t_begin + warp * kV2StepTokens;
+#pragma unroll
+  for (int p = 0; p < kStagedSlots; ++p) {
+    if (step0 + p * kV2BlockTokens < t_end) enqueue(step0 + p * kV2BlockTokens, p);
+    CpAsyncCommit();  // one group per step, empty or not, so that the count below holds
+  }
+  int slot = 0;
+  for (int step = step0; step < t_end; step += kV2BlockTokens) {
+    CpAsyncWait<kStagedSlots - 1>();  // this step's group has landed
+    __syncwarp();                     // and every lane's copies of it are visible
+    const uint4* ks = ring + slot * kStagedSlotChunks;
+    const uint4* vs = ks + kStagedSlotChunks / 2;
+    uint4 kr[kV2KTiles][4], vr[kV2KSteps][4][2];
+#pragma unroll
+    for (int j = 0; j < kV2KTiles; ++j) {
+#pragma unroll
+      for (int i = 0; i < 4; ++i) kr[j][i] = ks[StagedChunk(8 * j + g, 4 * i + t)];
+    }
+#pragma unroll
+    for (int s2 = 0; s2 < kV2KSteps; ++s2) {
+#pragma unroll
+      for (int u = 0; u < 4; ++u) {
+        const int r = 16 * s2 + 2 * t + (u & 1) + 8 * (u >> 1);
+        vr[s2][u][0] = vs[StagedChunk(r, g)];
+        vr[s2][u][1] = vs[StagedChunk(r, 8 + g)];
+      }
+    }
+    __syncwarp();  // every lane has read the slot before it is refilled
+    const int refill = step + kStagedSlots * kV2BlockTokens;
+    if (refill < t_end) enqueue(refill, slot);
+    CpAsyncCommit();
+    slot = slot + 1 == kStagedSlots ? 0 : slot + 1;
+
+    float sc[kV2KTiles][4];
+    ScoreStep(qa, kr, sc);
+    uint32_t pb[kV2KTiles], pl[kV2KTiles];
+    SoftmaxStep(sc, step, t_end, t, scale_log2, st, pb, pl);
+    AccumulatePV(vr, pb, pl, st);
+  }
+  CpAsyncWait<0>();  // no copy outlives the block
+  FinishDecodeBlock<G>(a, b, kvh, split, splits, st);
+}
+
 // Split plan of kernel 2: kernel_plan.h's, with the kernel's resident blocks.
 static_assert(kDecodeSplitGranuleTokens % kV2StepTokens == 0, "kernel_plan.h's split granule");
 
@@ -757,6 +873,11 @@ void LaunchDecodeV2(const DecodeArgs& a, dim3 grid, int split_tokens, int splits
   if (a.loads == DecodeLoads::kRotated) {
     DecodeKernelV2<G, kPaged, true>
         <<<grid, kV2Threads, 0, stream>>>(a, split_tokens, splits, scale_log2, shift);
+  } else if (a.loads == DecodeLoads::kStaged) {
+    CUDA_CHECK(cudaFuncSetAttribute(DecodeKernelV2Staged<G, kPaged>,
+                                    cudaFuncAttributeMaxDynamicSharedMemorySize, kStagedSmemBytes));
+    DecodeKernelV2Staged<G, kPaged><<<grid, kV2Threads, kStagedSmemBytes, stream>>>(
+        a, split_tokens, splits, scale_log2, shift);
   } else {
     DecodeKernelV2<G, kPaged, false>
         <<<grid, kV2Threads, 0, stream>>>(a, split_tokens, splits, scale_log2, shift);
@@ -1016,16 +1137,6 @@ struct P2Block {
 // Byte offset of 16-byte chunk `chunk` (0..15) of row `row` in a swizzled tile.
 __device__ __forceinline__ uint32_t SwzOff(int row, int chunk) {
   return static_cast<uint32_t>(row * (kHeadDim * 2) + ((chunk ^ (row & 7)) << 4));
-}
-
-__device__ __forceinline__ void CpAsync16(uint32_t dst, const void* src) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(src));
-}
-__device__ __forceinline__ void CpAsyncCommit() { asm volatile("cp.async.commit_group;\n" ::); }
-// Waits until at most N of this thread's cp.async groups are pending.
-template <int N>
-__device__ __forceinline__ void CpAsyncWait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
 }
 
 __device__ __forceinline__ void Ldsm4(uint32_t (&r)[4], uint32_t addr) {
@@ -1411,7 +1522,7 @@ DecodeTuning TuneDecodeSplits(DecodeArgs a, cudaStream_t stream, const KvCopies&
 
 std::vector<DecodeLoads> DecodeLoadSchedules() {
   if (kDecodeKernel != 2) return {DecodeLoads::kRotated};  // kernel 1 has one
-  return {DecodeLoads::kRotated, DecodeLoads::kWholeStep};
+  return {DecodeLoads::kRotated, DecodeLoads::kWholeStep, DecodeLoads::kStaged};
 }
 
 const char* DecodeLoadsName(DecodeLoads loads) {
@@ -1420,6 +1531,8 @@ const char* DecodeLoadsName(DecodeLoads loads) {
       return "rotated";
     case DecodeLoads::kWholeStep:
       return "whole_step";
+    case DecodeLoads::kStaged:
+      return "staged";
   }
   return "?";
 }
