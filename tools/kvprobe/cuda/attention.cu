@@ -284,7 +284,7 @@ void PlanSplitsV1(int batch, int kv_heads, int max_len, int sm_count, int* split
 // that 8-16 KB per warp stay in flight while it computes (the same registers, so no
 // more of them). Rotated wins where one block runs per SM (measured on an H200:
 // 16 x 1,024, 1 split, 22.5 -> 20.5 us) and loses up to 2% where two blocks per SM
-// already overlap one another's arithmetic; the tuner times both.
+// already overlap one another's arithmetic; the tuner times all three.
 //
 // mma.sync m16n8k16 fragments (g = lane / 4, t = lane % 4):
 //   A (16x16): a0 = (row g, k 2t..2t+1), a1 = (row g+8, k 2t..), a2 = (row g, k 2t+8..),
@@ -642,16 +642,17 @@ __global__ void __launch_bounds__(kV2Threads, KVPROBE_DECODE_MIN_BLOCKS)
 
 // Kernel 2 with K and V staged through shared memory (DecodeLoads::kStaged): each warp
 // streams its steps' K and V rows into a ring of kStagedSlots 16 KB slots of its own
-// with cp.async (16 bytes a lane and instruction, L1 bypassed), kStagedSlots - 1 steps
-// ahead of the step it computes on, so that 32 KB per warp are in flight without
-// holding registers; a step's slot is read into the same register fragments as the
-// register schedules', and its refill is issued before the step's arithmetic. One
-// block per SM (192 KB of ring). Rows sit in a slot at 256 bytes each, their 16-byte
+// with cp.async (16 bytes a lane and instruction, L1 bypassed): a step's slot is read
+// into the same register fragments as the register schedules', then refilled with the
+// step kStagedSlots ahead before the step's arithmetic, so that while a warp computes
+// on one step the next kStagedSlots steps (48 KB) are requested, without holding
+// registers for them. One block per SM (192 KB of ring; StagedScheduleFits says whether
+// a GPU has that much shared memory per block). Rows sit in a slot at 256 bytes each, their 16-byte
 // chunks permuted within each 128-byte half (StagedChunk) so that neither the K nor
 // the V fragment reads of a quarter-warp meet in a shared-memory bank. Measured on an
 // H200 (2026-12-01, every cell tuned over splits and the three schedules): faster than
 // the better register schedule in 126 of 170 cells, 0.95x its time on average
-// (0.82-1.18x); 16 x 1,024 in 19.5 us against 20.7, single sequences 5-16% faster.
+// (0.82-1.18x); 16 x 1,024 in 19.5 us against 20.7, single sequences 2-18% faster.
 // (A ring of the same size measured on 2026-11-30 was slower in 32 of 34 contiguous
 // cells, 16 x 1,024 in 25.3 us; how it placed rows in shared memory is not recorded.)
 constexpr int kStagedSlots = 3;
@@ -744,7 +745,9 @@ __global__ void __launch_bounds__(kV2Threads, 1)
         vr[s2][u][1] = vs[StagedChunk(r, 8 + g)];
       }
     }
-    __syncwarp();  // every lane has read the slot before it is refilled
+    // Every lane has read the slot before it is refilled: the barrier also keeps the
+    // compiler from moving the reads above past the cp.async writes below.
+    __syncwarp();
     const int refill = step + kStagedSlots * kV2BlockTokens;
     if (refill < t_end) enqueue(refill, slot);
     CpAsyncCommit();
@@ -759,6 +762,33 @@ __global__ void __launch_bounds__(kV2Threads, 1)
   CpAsyncWait<0>();  // no copy outlives the block
   FinishDecodeBlock<G>(a, b, kvh, split, splits, st);
 }
+
+// Shared memory a block of the staged kernel takes: its ring and FinishDecodeBlock's
+// arrays (the same for every G and layout).
+size_t StagedBlockSmemBytes() {
+  cudaFuncAttributes attributes{};
+  if (cudaFuncGetAttributes(&attributes, DecodeKernelV2Staged<8, false>) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return SIZE_MAX;
+  }
+  return attributes.sharedSizeBytes + static_cast<size_t>(kStagedSmemBytes);
+}
+
+// The most shared memory a block may ask for on the current device (0 if unknown).
+size_t MaxBlockSmemBytes() {
+  int device = 0, bytes = 0;
+  if (cudaGetDevice(&device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&bytes, cudaDevAttrMaxSharedMemoryPerBlockOptin, device) !=
+          cudaSuccess) {
+    (void)cudaGetLastError();
+    return 0;
+  }
+  return static_cast<size_t>(bytes);
+}
+
+// Whether the staged schedule's block fits the current device: Hopper's 227 KB per
+// block holds its 208 KB; an A100's 163 KB and 8-warp builds (416 KB) do not.
+bool StagedScheduleFits() { return StagedBlockSmemBytes() <= MaxBlockSmemBytes(); }
 
 // Split plan of kernel 2: kernel_plan.h's, with the kernel's resident blocks.
 static_assert(kDecodeSplitGranuleTokens % kV2StepTokens == 0, "kernel_plan.h's split granule");
@@ -874,6 +904,13 @@ void LaunchDecodeV2(const DecodeArgs& a, dim3 grid, int split_tokens, int splits
     DecodeKernelV2<G, kPaged, true>
         <<<grid, kV2Threads, 0, stream>>>(a, split_tokens, splits, scale_log2, shift);
   } else if (a.loads == DecodeLoads::kStaged) {
+    if (!StagedScheduleFits()) {
+      throw std::invalid_argument("decode attention: the staged load schedule needs " +
+                                  std::to_string(StagedBlockSmemBytes()) +
+                                  " bytes of shared memory per block; this GPU "
+                                  "allows " +
+                                  std::to_string(MaxBlockSmemBytes()));
+    }
     CUDA_CHECK(cudaFuncSetAttribute(DecodeKernelV2Staged<G, kPaged>,
                                     cudaFuncAttributeMaxDynamicSharedMemorySize, kStagedSmemBytes));
     DecodeKernelV2Staged<G, kPaged><<<grid, kV2Threads, kStagedSmemBytes, stream>>>(
@@ -1522,7 +1559,9 @@ DecodeTuning TuneDecodeSplits(DecodeArgs a, cudaStream_t stream, const KvCopies&
 
 std::vector<DecodeLoads> DecodeLoadSchedules() {
   if (kDecodeKernel != 2) return {DecodeLoads::kRotated};  // kernel 1 has one
-  return {DecodeLoads::kRotated, DecodeLoads::kWholeStep, DecodeLoads::kStaged};
+  std::vector<DecodeLoads> schedules{DecodeLoads::kRotated, DecodeLoads::kWholeStep};
+  if (StagedScheduleFits()) schedules.push_back(DecodeLoads::kStaged);
+  return schedules;
 }
 
 const char* DecodeLoadsName(DecodeLoads loads) {

@@ -29,15 +29,17 @@ enum class DecodeLoads {
   kRotated,    // the next step's K once this step is scored, its V once P.V is done, so that
                // loads are in flight while the warp computes (the default)
   kWholeStep,  // all of a step's K and V loads first, then the step's arithmetic
-  kStaged,     // K and V through a ring of shared-memory slots (cp.async), two steps ahead
-               // of the arithmetic, one block per SM
+  kStaged,     // K and V through a ring of shared-memory slots (cp.async), the next three
+               // steps requested while the warp computes on one; one block per SM, only
+               // where a block may have 208 KB of shared memory (Hopper)
 };
 
 // "rotated", "whole_step" or "staged" (decode_splits.csv's `loads` column).
 const char* DecodeLoadsName(DecodeLoads loads);
 
-// The load schedules of the decode kernel (the tuner times each, the check runs each),
-// the default first.
+// The load schedules of the decode kernel on the current device (the tuner times each,
+// the check runs each), the default first; `staged` only where its shared memory fits a
+// block.
 std::vector<DecodeLoads> DecodeLoadSchedules();
 
 struct DecodeArgs {
