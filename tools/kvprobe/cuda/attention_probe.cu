@@ -191,6 +191,8 @@ double VerifyAttention(ProbeContext& ctx) {
   worst = std::max(worst, CheckDecode(ctx, 4, 64, 8, 129, rng));   // 8 queries per KV head
   worst = std::max(worst, CheckDecode(ctx, 2, 16, 4, 700, rng));   // a TP-2 rank's heads
   worst = std::max(worst, CheckDecode(ctx, 1, 4, 1, 700, rng));    // one KV head
+  worst = std::max(worst, CheckDecode(ctx, 3, 8, 4, 300, rng));    // 2 queries per KV head
+  worst = std::max(worst, CheckDecode(ctx, 2, 14, 2, 300, rng));   // 7 (Yi-34B's groups)
   worst = std::max(worst, CheckPrefill(ctx, 2, 200, 8, 2, rng));
   worst = std::max(worst, CheckPrefill(ctx, 1, 64, 4, 4, rng));
   return worst;
