@@ -189,6 +189,7 @@ inline constexpr std::string_view kTimeUs = "time_us";
 inline constexpr std::string_view kTokens = "tokens";
 inline constexpr std::string_view kUs = "us";
 inline constexpr std::string_view kValue = "value";
+inline constexpr std::string_view kWarmTimeUs = "warm_time_us";
 }  // namespace column
 
 // ---- Sections ---------------------------------------------------------------
@@ -239,6 +240,7 @@ inline constexpr Field kSmallKernelsColumns[] = {
     Number(column::kTensorParallel),
     Number(column::kTokens),
     Number(column::kTimeUs),
+    OptionalNumber(column::kWarmTimeUs),  // from kvprobe 0.3.6
 };
 
 inline constexpr Field kDecodeAttentionColumns[] = {

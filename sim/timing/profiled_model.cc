@@ -157,8 +157,9 @@ class ProfiledModel final : public ExecutionTimeModel {
 };
 
 // What the profile's rows leave to estimates for this model: no [small_kernels] rows
-// (appended to `assumed`), decode rows that start above one sequence's KV heads per
-// rank (appended to `caveats`).
+// (appended to `assumed`), [small_kernels] rows timed back to back rather than among
+// the GEMMs (kvprobe 0.3.5 and earlier), decode rows that start above one sequence's
+// KV heads per rank (appended to `caveats`).
 void AddCoverageNotes(const Profile& profile, const ModelSpec& model, const GpuSpec& gpu,
                       int64_t tensor_parallel, const ProfileCurves& curves,
                       std::vector<std::string>* caveats, std::vector<std::string>* assumed) {
@@ -168,6 +169,14 @@ void AddCoverageNotes(const Profile& profile, const ModelSpec& model, const GpuS
         "norms, RoPE, KV write and activation are timed as the bytes they move at the {} card's "
         "memory efficiency, not measured",
         profile.path(), model.name, tensor_parallel, gpu.name));
+  } else if (const ProfileTable* t = profile.Find(schema::section::kSmallKernels);
+             t != nullptr && !t->HasColumn(schema::column::kWarmTimeUs)) {
+    caveats->push_back(fmt::format(
+        "timing.profile {}: its [small_kernels] rows time the kernels back to back, their inputs "
+        "in the L2 (no {} column, an earlier kvprobe's); in a pass the GEMMs between them evict "
+        "those inputs, which on an H200 took about 4 us a layer more at 1-128 tokens "
+        "(models/profiles/H200/README.md)",
+        profile.path(), schema::column::kWarmTimeUs));
   }
   const double units = static_cast<double>(model.KvHeadsPerRank(tensor_parallel));
   if (const double least = curves.decode.contiguous->MinSequenceHeads(); units < least) {

@@ -355,6 +355,15 @@ Validation ValidateProfile(const Profile& profile, const GpuSpec& gpu,
   // The two models of each (model, tensor_parallel), built at its first row.
   std::map<std::pair<std::string, int64_t>, GroupModels> groups;
   const ProfileTable& gemm = profile.Table(kGemm);
+  if (const ProfileTable* small = profile.Find(schema::section::kSmallKernels);
+      small != nullptr && small->HasColumn(schema::column::kWarmTimeUs)) {
+    v.caveats.push_back(fmt::format(
+        "class 'other': the [small_kernels] rows are timed among stand-ins of the layer's GEMMs, "
+        "as a pass runs them, so its prediction holds what interleaving adds (the measured "
+        "'pass - classes'); the measured 'other' graph replays those kernels alone, their inputs "
+        "in the L2 ({} is that time)",
+        schema::column::kWarmTimeUs));
+  }
   for (const StepRow& row : rows) {
     const auto key = std::pair(row.model, row.tensor_parallel);
     auto it = groups.find(key);

@@ -342,11 +342,11 @@ TEST(ProfileSchemaTest, MetaKeysOfTheCommittedH200ProfileAreSchemaKeys) {
 
 TEST(ProfileSchemaTest, RawFilesHaveTheHeadersOfTheCommittedRawOutputs) {
   const std::pair<schema::RawFile, const char*> kCommitted[] = {
-      {schema::kVmmSamplesFile, "models/profiles/H200/run_1911Z/vmm_samples.csv"},
+      {schema::kVmmSamplesFile, "models/profiles/H200/vmm_samples.csv"},
       {schema::kDecodeSplitsFile, "models/profiles/H200/decode_splits.csv"},
       {schema::kStepPassesFile, "models/profiles/H200/step_passes.csv"},
       {schema::kVattentionIterationsFile,
-       "models/profiles/H200/run_1911Z/vattention_iterations.csv"},
+       "models/profiles/H200/vattention_iterations.csv"},
       {schema::kAllreduceRankFile,
        "models/profiles/H200/run_1911Z/allreduce_ranks/gpus2_rank0.csv"},
       {schema::kGemmClocksFile, "models/profiles/H200/gemm_clocks.csv"},

@@ -739,6 +739,27 @@ TEST(ProfiledModel, MeasuredSmallKernelsReplaceTheirBytesEstimatePlusTheKernelGa
   }
 }
 
+TEST(ProfiledModel, SmallKernelsTimedBackToBackAreACaveatAndThoseTimedAsInAPassAreNot) {
+  TinyProfile two;  // decode rows down to one sequence: no decode caveat
+  two.decode_kv_heads = 2;
+  // kvprobe 0.3.5 and earlier: time_us only, the kernels back to back.
+  two.allreduce = SmallKernelRows({{16, 5}, {256, 9}, {4096, 90}});
+  EXPECT_THAT(
+      Model(two.Render(Tiny()), Tiny())->Caveats(),
+      ElementsAre(::testing::AllOf(HasSubstr("[small_kernels] rows time the kernels back to back"),
+                                   HasSubstr("no warm_time_us column"))));
+  // kvprobe 0.3.6 and later: time_us among the GEMMs' stand-ins, warm_time_us beside it.
+  // The model takes time_us: at 256 tokens 9 us a layer, not the 7 us back to back.
+  two.allreduce =
+      "[small_kernels]\nmodel,tensor_parallel,tokens,time_us,warm_time_us\n"
+      "tiny,1,16,5,3\ntiny,1,256,9,7\ntiny,1,4096,90,88\n";
+  const auto as_in_pass = Model(two.Render(Tiny()), Tiny());
+  EXPECT_THAT(as_in_pass->Caveats(), ::testing::IsEmpty());
+  two.allreduce = SmallKernelRows({{16, 5}, {256, 9}, {4096, 90}});
+  EXPECT_NEAR(Us(as_in_pass->IterationTime(LinearOnly(256))),
+              Us(Model(two.Render(Tiny()), Tiny())->IterationTime(LinearOnly(256))), kTolUs);
+}
+
 TEST(ProfiledModel, AnUnfusedEngineAddsItsExtraBytesToTheMeasuredFusedSmallKernels) {
   const std::string text = TinyWithSmallKernelRows();
   CostConfig unfused = NoCpu();

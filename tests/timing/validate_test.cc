@@ -562,6 +562,32 @@ TEST(KernelClasses, TheClassSummarySaysWhichClassTheProfiledModelMissesAndByHowM
   EXPECT_THAT(out, HasSubstr("+5.0%"));
 }
 
+// The test profile with [small_kernels] rows for Llama-3-8B at TP 1 before its [step]
+// section, with or without kvprobe 0.3.6's warm_time_us column.
+std::string WithSmallKernelRows(bool warm_column) {
+  const std::string text = ReadText(kStepProfile);
+  const std::string rows = warm_column
+                               ? "[small_kernels]\nmodel,tensor_parallel,tokens,time_us,"
+                                 "warm_time_us\nLlama-3-8B,1,1,14,10\nLlama-3-8B,1,4096,200,200\n\n"
+                               : "[small_kernels]\nmodel,tensor_parallel,tokens,time_us\n"
+                                 "Llama-3-8B,1,1,14\nLlama-3-8B,1,4096,200\n\n";
+  const size_t at = text.find("[step]\n");
+  return text.substr(0, at) + rows + text.substr(at);
+}
+
+TEST(KernelClasses, SmallKernelsTimedAsInAPassAreSaidToHoldWhatInterleavingAdds) {
+  const auto caveats = [](bool warm_column) {
+    return ValidateProfile(ParseProfile(WithSmallKernelRows(warm_column), kPath), H200(),
+                           LoadFromModels, {})
+        .caveats;
+  };
+  EXPECT_THAT(caveats(true),
+              ElementsAre(AllOf(HasSubstr("class 'other'"),
+                                HasSubstr("timed among stand-ins of the layer's GEMMs"))));
+  // Rows of an earlier kvprobe: the profiled model's own caveat instead.
+  EXPECT_THAT(caveats(false), ElementsAre(HasSubstr("time the kernels back to back")));
+}
+
 TEST(KernelClasses, WithoutMeasuredClassesThereIsNoClassSummary) {
   const Validation v = ValidateProfile(LoadProfile(kStepProfile), H200(), LoadFromModels, {});
   EXPECT_TRUE(SummarizeClassErrors(v).empty());

@@ -210,18 +210,22 @@ __global__ void __launch_bounds__(kDecodeThreads)
   StoreMergedWarps<G>(a, b, kvh, split, splits, sm_m, sm_l, sm_acc);
 }
 
-// Programmatic dependent launch of the combine kernel (Hopper and later): the decode
-// kernel lets it launch once every decode block has started, and the combine kernel
-// waits for the decode grid's completion (and its writes) before reading the
-// workspace, so that its launch overlaps the decode kernel's tail. (Launching the
-// decode kernel itself so, after the kernel before it, was measured on an H200 and
-// lost: 16 x 1,024 tokens, one split, 22.2 us against 20.6-20.8 launched plainly on other
-// leases; 16 x 4,096, 70.9 us against 65.2-66.4.
-// Its blocks, started early, take the free slots of SMs still running the kernel
-// before, two to some SMs, and the wave that should spread one block per SM does not.)
-// -DKVPROBE_DECODE_PDL=0 launches it plainly.
+// The combine kernel is launched plainly, after the decode kernel, as engines launch
+// their split-KV merge. Built with -DKVPROBE_DECODE_PDL=1 it is a programmatic
+// dependent launch instead (Hopper and later): the decode kernel lets it launch once
+// every decode block has started and it waits for the decode grid's completion (and
+// its writes) before reading the workspace. That won alone and lost in a pass, measured
+// on one H200 (2026-12-01, models/profiles/H200/pass_experiments/pdl_0342Z/): a cell replaying
+// decode and merge back to back gained about 0.3 us a launch, but whole Llama-3-8B
+// decode passes at 1 x 512 tokens (3 splits) took 4,630 and 4,657 us (contiguous,
+// paged/16) against 4,558 and 4,581 launched plainly, 2.3 us a layer slower; at 32 x 512
+// (one split, no merge) both took the same. (Launching the decode kernel itself so,
+// after the kernel before it, lost too: 16 x 1,024 tokens, one split, 22.2 us against
+// 20.6-20.8 launched plainly; its blocks, started early, take the free slots of SMs
+// still running the kernel before, and the wave that should spread one block per SM
+// does not.)
 #ifndef KVPROBE_DECODE_PDL
-#define KVPROBE_DECODE_PDL 1
+#define KVPROBE_DECODE_PDL 0
 #endif
 constexpr bool kDecodePdl = KVPROBE_DECODE_PDL != 0;
 

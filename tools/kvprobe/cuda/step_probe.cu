@@ -263,6 +263,28 @@ __global__ void CountValuesKernel(const bf16* data, size_t n, unsigned long long
   }
 }
 
+// What one of a pass's GEMMs does to the L2 around the small kernels, without its
+// arithmetic: reads `chunks` 16-byte words of `weights` (as the GEMM streams its weight
+// matrix, evicting older lines) and writes `out_values` values to `out` (as the GEMM
+// writes the activations the next small kernel reads, leaving them in the L2). The
+// values written are 1/4, so the norms fed by them stay finite. `sink` is written only
+// if the words read XOR to a value random weights practically never give; it keeps
+// the reads.
+__global__ void GemmStandInKernel(const uint4* weights, size_t chunks, bf16* out, size_t out_values,
+                                  unsigned* sink) {
+  const size_t first = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x;
+  const size_t stride = static_cast<size_t>(gridDim.x) * blockDim.x;
+  uint32_t acc = 0;
+#pragma unroll 8
+  for (size_t i = first; i < chunks; i += stride) {
+    const uint4 w = weights[i];
+    acc ^= w.x ^ w.y ^ w.z ^ w.w;
+  }
+  const bf16 quarter = __float2bfloat16(0.25f);
+  for (size_t i = first; i < out_values; i += stride) out[i] = quarter;
+  if (acc == 0x9e3779b9u) atomicAdd(sink, 1u);
+}
+
 // table[p * 64 + i] = (cos, sin) of p x kRopeBase^(-2i / kHeadDim), p < positions.
 __global__ void RopeTableKernel(float2* table, int positions) {
   constexpr int kHalf = kHeadDim / 2;
@@ -311,6 +333,17 @@ void SiluMul(const bf16* gu, bf16* out, int rows, int ffn, int sm_count, cudaStr
 void GatherRows(const bf16* src, const int* rows, bf16* dst, int count, int width,
                 cudaStream_t stream) {
   GatherRowsKernel<<<count, kGatherThreads, 0, stream>>>(src, rows, dst, width);
+  CUDA_CHECK(cudaGetLastError());
+}
+
+constexpr int kStandInThreads = 256;
+
+// A GEMM's stand-in (GemmStandInKernel): reads `weight_bytes` (a multiple of 16) from
+// `weights`, writes `out_values` values to `out`; 8 blocks per SM.
+void GemmStandIn(const void* weights, size_t weight_bytes, bf16* out, size_t out_values,
+                 unsigned* sink, int sm_count, cudaStream_t stream) {
+  GemmStandInKernel<<<static_cast<unsigned>(sm_count) * 8, kStandInThreads, 0, stream>>>(
+      static_cast<const uint4*>(weights), weight_bytes / 16, out, out_values, sink);
   CUDA_CHECK(cudaGetLastError());
 }
 
@@ -692,6 +725,14 @@ constexpr unsigned kAttentionClass = 2;   // decode and prefill attention
 constexpr unsigned kOtherClass = 4;       // norms, RoPE, KV writes, SiLU-mul, copies, gathers
 constexpr unsigned kCollectiveClass = 8;  // TP > 1: all-reduces and the logits' all-gather
 constexpr unsigned kAllClasses = kGemmClass | kAttentionClass | kOtherClass | kCollectiveClass;
+#ifdef KVPROBE_STEP_CLASS_PAIRS
+// Experiment builds (-DKVPROBE_STEP_CLASS_PAIRS) also time, at TP 1, graphs of each pair
+// of kernel classes and of the GEMMs with an empty kernel in each place of an `other`
+// kernel (kEmptyClass), and log one line per composition: what interleaving costs
+// beyond the classes' own times (models/profiles/H200/pass_experiments/).
+constexpr unsigned kEmptyClass = 16;
+__global__ void EmptyKernel() {}
+#endif
 
 // One composition's timings, in microseconds.
 struct Measured {
@@ -920,6 +961,14 @@ class StepModel {
     auto forward_classes = [&](unsigned mask) {
       const bool gemm = mask & kGemmClass, attention = mask & kAttentionClass,
                  other = mask & kOtherClass, collective = mask & kCollectiveClass;
+#ifdef KVPROBE_STEP_CLASS_PAIRS
+      const bool empty = (mask & kEmptyClass) && !other;
+      auto empties = [&](int n) {
+        for (int i = 0; i < n && empty; ++i) EmptyKernel<<<1, 32, 0, s>>>();
+      };
+#else
+      auto empties = [](int) {};
+#endif
       const size_t hidden_values = size_t(t) * hidden_;
       if (other) {
         CUDA_CHECK(cudaMemcpyAsync(x_.get(), input_.get(), hidden_values * sizeof(bf16),
@@ -930,6 +979,7 @@ class StepModel {
       for (int64_t layer = 0; layer < card_.num_layers; ++layer) {
         // Every layer uses the same weights and KV cache (see the top of this file).
         if (other) AddRmsNorm(x_.get(), residual_.get(), norm_.get(), t, hidden_, s);
+        empties(1);
         if (gemm) qkv_gemm.Run(x_.get(), w_qkv_.get(), qkv_.get(), workspace_.get(), s);
         if (other) {
           Rope(qkv_.get(), q_.get(), positions_dev.get(), rope_.get(), t, qkv_n_, q_heads_,
@@ -937,13 +987,16 @@ class StepModel {
           KvWrite(qkv_.get(), k_cache.get(), v_cache.get(), slots_dev.get(), t, qkv_n_, q_heads_,
                   kv_heads_, s);
         }
+        empties(2);
         if (attention && d > 0) LaunchDecodeAttention(da, s);
         if (attention && p > 0) LaunchPrefillAttention(pa, s);
         if (gemm) o_gemm.Run(attn_.get(), w_o_.get(), x_.get(), workspace_.get(), s);
         if (collective) group_.AllReduce(x_.get(), hidden_values, s);
         if (other) AddRmsNorm(x_.get(), residual_.get(), norm_.get(), t, hidden_, s);
+        empties(1);
         if (gemm) gate_up_gemm.Run(x_.get(), w_gate_up_.get(), gate_up_.get(), workspace_.get(), s);
         if (other) SiluMul(gate_up_.get(), act_.get(), t, ffn_, ctx_.sm_count, s);
+        empties(1);
         if (gemm) down_gemm.Run(act_.get(), w_down_.get(), x_.get(), workspace_.get(), s);
         if (collective) group_.AllReduce(x_.get(), hidden_values, s);
       }
@@ -1000,6 +1053,29 @@ class StepModel {
           Median(time_graph(kGemmClass, kClassWarm, kClassMinReps, nullptr, &result.gemm_load));
       result.us =
           time_graph(kAllClasses, kPassWarm, kMinReps, &result.warmed_ms, &result.pass_load);
+#ifdef KVPROBE_STEP_CLASS_PAIRS
+      if (tp_ == 1) {
+        std::ostringstream line;
+        line << "step class pairs: " << card_.name << " " << c.Label()
+             << " pass=" << Median(result.us);
+        const std::pair<const char*, unsigned> masks[] = {
+            {"G", kGemmClass},
+            {"A", kAttentionClass},
+            {"O", kOtherClass},
+            {"E", kEmptyClass},
+            {"GA", kGemmClass | kAttentionClass},
+            {"GO", kGemmClass | kOtherClass},
+            {"AO", kAttentionClass | kOtherClass},
+            {"GE", kGemmClass | kEmptyClass},
+            {"GAE", kGemmClass | kAttentionClass | kEmptyClass},
+            {"GAO", kAllClasses}};
+        for (const auto& [name, mask] : masks) {
+          line << " " << name << "="
+               << Median(time_graph(mask, kClassWarm, kClassMinReps, nullptr));
+        }
+        ctx_.log(line.str());
+      }
+#endif
       ctx_.clock.SampleUnderLoad();
       check("after the graph replays");
     } else {
@@ -1337,6 +1413,21 @@ constexpr SteadyWarmLimits kFirstSmallKernelWarm{40, 300, 0.015};  // ms, ms, re
 constexpr SteadyWarmLimits kSmallKernelWarm{20, 100, 0.015};
 constexpr SteadyWarmLimits kQuickSmallKernelWarm{5, 5, 0};
 constexpr double kSmallKernelChunkUs = 10000;
+// In a pass a layer's GEMMs run between its small kernels; at small batches their
+// weight streams evict from the L2 what the small kernels read besides the GEMM output
+// just written (the residual stream, norm weights, RoPE table, positions and slots),
+// and each small kernel then waits on HBM. time_us times the small kernels so: between
+// them, a stand-in of each GEMM (GemmStandIn) reads as many bytes as the GEMM's weights,
+// at most kStandInL2Multiple L2 sizes (more evicts nothing more), from the next of
+// kStandInPoolSlices slices of a pool, and writes the GEMM's output; the stand-ins'
+// own graph, timed alone, is subtracted. Measured on one H200 (2026-12-01,
+// models/profiles/H200/pass_experiments/): in Llama-3-8B passes at 1-64 decode
+// sequences, the GEMMs and small kernels together took 100-143 us (3-4.5 us a layer)
+// more than the two graphed apart, while empty kernels in the small kernels' places
+// added nothing beyond their own time. warm_time_us keeps the five kernels replayed
+// back to back, their inputs in the L2 (time_us up to kvprobe 0.3.5).
+constexpr double kStandInL2Multiple = 2;
+constexpr int kStandInPoolSlices = 4;
 
 void ProbeSmallKernels(ProbeContext& ctx) {
   VerifyStepKernels(ctx);
@@ -1390,10 +1481,19 @@ void ProbeSmallKernels(ProbeContext& ctx) {
     slots[i] = static_cast<int>(i);
   }
   const DeviceBuffer<int> positions_dev = IntsToDevice(positions), slots_dev = IntsToDevice(slots);
+  // The stand-ins' weight pool: kStandInPoolSlices slices of `slice_bytes`.
+  const size_t slice_bytes =
+      std::max<size_t>(16, static_cast<size_t>(kStandInL2Multiple * ctx.l2_bytes) / 16 * 16);
+  DeviceBuffer<bf16> pool(slice_bytes / sizeof(bf16) * kStandInPoolSlices);
+  FillRandomBf16(pool.get(), pool.size(), 306, 1.f, ctx.stream);
+  DeviceBuffer<unsigned> sink(1);
+  CUDA_CHECK(cudaMemsetAsync(sink.get(), 0, sink.bytes(), ctx.stream));
 
   auto& table = ctx.profile.AddTable(schema::kSmallKernels);
-  // (shape, tokens) -> us per layer
-  std::map<std::pair<std::tuple<int64_t, int64_t, int64_t, int64_t>, int>, double> cache;
+  // (shape, tokens) -> (us per layer as in a pass, us per layer back to back)
+  std::map<std::pair<std::tuple<int64_t, int64_t, int64_t, int64_t>, int>,
+           std::pair<double, double>>
+      cache;
   for (const auto& [card, tp] : plan) {
     const Shape shape{card->hidden_size, card->num_heads / tp,
                       std::max<int64_t>(1, card->num_kv_heads / tp), card->ffn_size / tp};
@@ -1403,34 +1503,57 @@ void ProbeSmallKernels(ProbeContext& ctx) {
     for (int tokens : token_grid) {
       auto it = cache.find({shape.Key(), tokens});
       if (it == cache.end()) {
-        // One layer's small kernels in pass order (the GEMMs and attention between
-        // them are what [gemm] and the attention sections time).
-        auto layer = [&] {
-          AddRmsNorm(x.get(), residual.get(), norm.get(), tokens, h, ctx.stream);
-          Rope(qkv.get(), q.get(), positions_dev.get(), rope.get(), tokens, qkv_n, qh, kvh,
-               ctx.stream);
-          KvWrite(qkv.get(), k_cache.get(), v_cache.get(), slots_dev.get(), tokens, qkv_n, qh, kvh,
-                  ctx.stream);
-          AddRmsNorm(x.get(), residual.get(), norm.get(), tokens, h, ctx.stream);
-          SiluMul(gate_up.get(), act.get(), tokens, ffn, ctx.sm_count, ctx.stream);
+        const size_t t = static_cast<size_t>(tokens);
+        // The stand-in of a GEMM of an n x k bf16 weight matrix writing `out`
+        // (tokens x n), reading pool slice `slice`.
+        auto stand_in = [&](int slice, int64_t n, int64_t k, bf16* out) {
+          const size_t bytes = std::min(slice_bytes, static_cast<size_t>(n * k) * 2 / 16 * 16);
+          GemmStandIn(reinterpret_cast<const char*>(pool.get()) + slice * slice_bytes, bytes, out,
+                      t * static_cast<size_t>(n), sink.get(), ctx.sm_count, ctx.stream);
         };
-        const double trial = TimeUs(ctx.stream, 1, 2, layer);
-        // Memory-bound: timed at the clock its own load settles at, not the one the
-        // previous section (the GEMMs' compute-bound cells) left.
-        ReplayUntilSteady(ctx.stream, layer, trial, 3 * trial,
-                          quick           ? kQuickSmallKernelWarm
-                          : cache.empty() ? kFirstSmallKernelWarm
-                                          : kSmallKernelWarm,
-                          kSmallKernelChunkUs);
-        const int per_graph =
-            LaunchesPerGraph(trial, kMinSmallKernelLayersPerGraph, kMaxSmallKernelLayersPerGraph);
-        const int reps = RepsFor(trial * per_graph, quick ? 2000 : 10000, 3, 200);
+        // One layer in pass order: the small kernels (`small`), the GEMMs' stand-ins
+        // (`gemms`), or both. Attention (with the O GEMM's stand-in after it) reads the
+        // Q and KV just written; [decode_attention] and [prefill_attention] time it.
+        auto layer = [&](bool small, bool gemms) {
+          if (small) AddRmsNorm(x.get(), residual.get(), norm.get(), tokens, h, ctx.stream);
+          if (gemms) stand_in(0, qkv_n, h, qkv.get());
+          if (small) {
+            Rope(qkv.get(), q.get(), positions_dev.get(), rope.get(), tokens, qkv_n, qh, kvh,
+                 ctx.stream);
+            KvWrite(qkv.get(), k_cache.get(), v_cache.get(), slots_dev.get(), tokens, qkv_n, qh,
+                    kvh, ctx.stream);
+          }
+          if (gemms) stand_in(1, h, static_cast<int64_t>(qh) * kHeadDim, x.get());
+          if (small) AddRmsNorm(x.get(), residual.get(), norm.get(), tokens, h, ctx.stream);
+          if (gemms) stand_in(2, 2 * static_cast<int64_t>(ffn), h, gate_up.get());
+          if (small) SiluMul(gate_up.get(), act.get(), tokens, ffn, ctx.sm_count, ctx.stream);
+          if (gemms) stand_in(3, h, ffn, x.get());
+        };
+        auto time_layers = [&](bool small, bool gemms, bool first) {
+          const std::function<void()> launch = [&, small, gemms] { layer(small, gemms); };
+          const double trial = TimeUs(ctx.stream, 1, 2, launch);
+          // Memory-bound: timed at the clock its own load settles at, not the one the
+          // previous section (the GEMMs' compute-bound cells) left.
+          ReplayUntilSteady(ctx.stream, launch, trial, 3 * trial,
+                            quick   ? kQuickSmallKernelWarm
+                            : first ? kFirstSmallKernelWarm
+                                    : kSmallKernelWarm,
+                            kSmallKernelChunkUs);
+          const int per_graph =
+              LaunchesPerGraph(trial, kMinSmallKernelLayersPerGraph, kMaxSmallKernelLayersPerGraph);
+          const int reps = RepsFor(trial * per_graph, quick ? 2000 : 10000, 3, 200);
+          return TimeGraphUs(ctx.stream, per_graph, reps, launch);
+        };
+        const double warm_us = time_layers(true, false, cache.empty());
+        const double with_gemms_us = time_layers(true, true, false);
+        const double gemms_us = time_layers(false, true, false);
         it = cache
                  .emplace(std::pair(shape.Key(), tokens),
-                          TimeGraphUs(ctx.stream, per_graph, reps, layer))
+                          std::pair(with_gemms_us - gemms_us, warm_us))
                  .first;
       }
-      table.Row({card->name, Num(tp), Num(tokens), Num(it->second, 5)});
+      table.Row(
+          {card->name, Num(tp), Num(tokens), Num(it->second.first, 5), Num(it->second.second, 5)});
     }
     ctx.clock.Sample();
   }
