@@ -174,7 +174,7 @@ void AddCoverageNotes(const Profile& profile, const ModelSpec& model, const GpuS
     caveats->push_back(fmt::format(
         "timing.profile {}: its [small_kernels] rows time the kernels back to back, their inputs "
         "in the L2 (no {} column, an earlier kvprobe's); in a pass the GEMMs between them evict "
-        "those inputs, which on an H200 took about 4 us a layer more at 1-128 tokens "
+        "those inputs, which on an H200 took about 4 us a layer more at 1-64 tokens "
         "(models/profiles/H200/README.md)",
         profile.path(), schema::column::kWarmTimeUs));
   }

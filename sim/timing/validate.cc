@@ -355,27 +355,36 @@ Validation ValidateProfile(const Profile& profile, const GpuSpec& gpu,
   // The two models of each (model, tensor_parallel), built at its first row.
   std::map<std::pair<std::string, int64_t>, GroupModels> groups;
   const ProfileTable& gemm = profile.Table(kGemm);
-  if (const ProfileTable* small = profile.Find(schema::section::kSmallKernels);
-      small != nullptr && small->HasColumn(schema::column::kWarmTimeUs)) {
-    v.caveats.push_back(fmt::format(
-        "class 'other': the [small_kernels] rows are timed among stand-ins of the layer's GEMMs, "
-        "as a pass runs them, so its prediction holds what interleaving adds (the measured "
-        "'pass - classes'); the measured 'other' graph replays those kernels alone, their inputs "
-        "in the L2 ({} is that time)",
-        schema::column::kWarmTimeUs));
-  }
+  // [small_kernels] rows timed among the GEMMs' stand-ins (a warm_time_us column), or
+  // nothing; whether a model and tensor_parallel validated here has such rows.
+  const ProfileTable* small = profile.Find(schema::section::kSmallKernels);
+  if (small != nullptr && !small->HasColumn(schema::column::kWarmTimeUs)) small = nullptr;
+  bool small_as_in_pass = false;
   for (const StepRow& row : rows) {
     const auto key = std::pair(row.model, row.tensor_parallel);
     auto it = groups.find(key);
     if (it == groups.end()) {
       GroupModels m = BuildGroupModels(profile, gemm, gpu, config, cards.at(row.model), row, v);
       it = groups.emplace(key, std::move(m)).first;
+      for (size_t r = 0; small != nullptr && r < small->size() && !small_as_in_pass; ++r) {
+        small_as_in_pass =
+            small->Text(r, col::kModel) == row.model &&
+            small->Number(r, col::kTensorParallel) == static_cast<double>(row.tensor_parallel);
+      }
     }
     if (it->second.skipped > 0) {
       v.skipped[it->second.skipped - 1].lines.push_back(row.line);
       continue;
     }
     v.rows.push_back(Predict(row, it->second));
+  }
+  if (small_as_in_pass) {
+    v.caveats.push_back(fmt::format(
+        "class 'other': the [small_kernels] rows are timed among stand-ins of the layer's GEMMs, "
+        "as a pass runs them, so its prediction holds what interleaving adds (the measured "
+        "'pass - classes'); the measured 'other' graph replays those kernels alone, their inputs "
+        "in the L2 ({} is that time)",
+        schema::column::kWarmTimeUs));
   }
   return v;
 }

@@ -268,8 +268,9 @@ __global__ void CountValuesKernel(const bf16* data, size_t n, unsigned long long
 // matrix, evicting older lines) and writes `out_values` values to `out` (as the GEMM
 // writes the activations the next small kernel reads, leaving them in the L2). The
 // values written are 1/4, so the norms fed by them stay finite. `sink` is written only
-// if the words read XOR to a value random weights practically never give; it keeps
-// the reads.
+// if the words a thread read XOR to a value random weights practically never give; it
+// keeps the reads. With 8 blocks of 256 threads per SM, each thread's one 16-byte load
+// in flight keeps about 32 KB per SM requested, enough to stream at the HBM's rate.
 __global__ void GemmStandInKernel(const uint4* weights, size_t chunks, bf16* out, size_t out_values,
                                   unsigned* sink) {
   const size_t first = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x;
@@ -338,10 +339,17 @@ void GatherRows(const bf16* src, const int* rows, bf16* dst, int count, int widt
 
 constexpr int kStandInThreads = 256;
 
-// A GEMM's stand-in (GemmStandInKernel): reads `weight_bytes` (a multiple of 16) from
-// `weights`, writes `out_values` values to `out`; 8 blocks per SM.
+// A GEMM's stand-in (GemmStandInKernel): reads `weight_bytes` from `weights`, writes
+// `out_values` values to `out`; 8 blocks per SM. REQUIRES: `weights` 16-byte aligned and
+// `weight_bytes` a multiple of 16 (throws std::invalid_argument otherwise).
 void GemmStandIn(const void* weights, size_t weight_bytes, bf16* out, size_t out_values,
                  unsigned* sink, int sm_count, cudaStream_t stream) {
+  if (weight_bytes % 16 != 0 || reinterpret_cast<uintptr_t>(weights) % 16 != 0) {
+    throw std::invalid_argument(
+        "GemmStandIn: weights must be 16-byte aligned and a multiple of "
+        "16 bytes, got " +
+        std::to_string(weight_bytes) + " bytes");
+  }
   GemmStandInKernel<<<static_cast<unsigned>(sm_count) * 8, kStandInThreads, 0, stream>>>(
       static_cast<const uint4*>(weights), weight_bytes / 16, out, out_values, sink);
   CUDA_CHECK(cudaGetLastError());
@@ -964,7 +972,10 @@ class StepModel {
 #ifdef KVPROBE_STEP_CLASS_PAIRS
       const bool empty = (mask & kEmptyClass) && !other;
       auto empties = [&](int n) {
-        for (int i = 0; i < n && empty; ++i) EmptyKernel<<<1, 32, 0, s>>>();
+        for (int i = 0; i < n && empty; ++i) {
+          EmptyKernel<<<1, 32, 0, s>>>();
+          CUDA_CHECK(cudaGetLastError());
+        }
       };
 #else
       auto empties = [](int) {};
@@ -1053,6 +1064,8 @@ class StepModel {
           Median(time_graph(kGemmClass, kClassWarm, kClassMinReps, nullptr, &result.gemm_load));
       result.us =
           time_graph(kAllClasses, kPassWarm, kMinReps, &result.warmed_ms, &result.pass_load);
+      ctx_.clock.SampleUnderLoad();
+      check("after the graph replays");
 #ifdef KVPROBE_STEP_CLASS_PAIRS
       if (tp_ == 1) {
         std::ostringstream line;
@@ -1076,8 +1089,6 @@ class StepModel {
         ctx_.log(line.str());
       }
 #endif
-      ctx_.clock.SampleUnderLoad();
-      check("after the graph replays");
     } else {
       result.us = TimePasses(s, forward, kPassWarm, kMinReps, group_, &result.warmed_ms,
                              tp_ == 1 ? &ctx_.clock : nullptr, &result.pass_load);
@@ -1418,16 +1429,22 @@ constexpr double kSmallKernelChunkUs = 10000;
 // just written (the residual stream, norm weights, RoPE table, positions and slots),
 // and each small kernel then waits on HBM. time_us times the small kernels so: between
 // them, a stand-in of each GEMM (GemmStandIn) reads as many bytes as the GEMM's weights,
-// at most kStandInL2Multiple L2 sizes (more evicts nothing more), from the next of
-// kStandInPoolSlices slices of a pool, and writes the GEMM's output; the stand-ins'
-// own graph, timed alone, is subtracted. Measured on one H200 (2026-12-01,
+// at most kStandInL2Multiple L2 sizes (more evicts nothing more), and writes the GEMM's
+// output; the stand-ins' own graph, timed alone, is subtracted. The stand-ins read a
+// pool of kStandInPoolL2Multiple L2 sizes in turn, each where the one before stopped,
+// so that, as a model's layers read different weights, none reads bytes the L2 may
+// still hold, however small a layer's weights. A difference that is not positive
+// (noise where the stand-ins' own time dominates) is timed again, up to
+// kStandInTries times in all; after that the row keeps the back-to-back time and the
+// log says so. Measured on one H200 (2026-12-01,
 // models/profiles/H200/pass_experiments/): in Llama-3-8B passes at 1-64 decode
 // sequences, the GEMMs and small kernels together took 100-143 us (3-4.5 us a layer)
 // more than the two graphed apart, while empty kernels in the small kernels' places
 // added nothing beyond their own time. warm_time_us keeps the five kernels replayed
 // back to back, their inputs in the L2 (time_us up to kvprobe 0.3.5).
 constexpr double kStandInL2Multiple = 2;
-constexpr int kStandInPoolSlices = 4;
+constexpr double kStandInPoolL2Multiple = 8;
+constexpr int kStandInTries = 3;
 
 void ProbeSmallKernels(ProbeContext& ctx) {
   VerifyStepKernels(ctx);
@@ -1481,11 +1498,15 @@ void ProbeSmallKernels(ProbeContext& ctx) {
     slots[i] = static_cast<int>(i);
   }
   const DeviceBuffer<int> positions_dev = IntsToDevice(positions), slots_dev = IntsToDevice(slots);
-  // The stand-ins' weight pool: kStandInPoolSlices slices of `slice_bytes`.
-  const size_t slice_bytes =
+  // The stand-ins' weight pool, read in turn from `pool_next_byte`; each stand-in reads
+  // at most `stand_in_max_bytes`.
+  const size_t stand_in_max_bytes =
       std::max<size_t>(16, static_cast<size_t>(kStandInL2Multiple * ctx.l2_bytes) / 16 * 16);
-  DeviceBuffer<bf16> pool(slice_bytes / sizeof(bf16) * kStandInPoolSlices);
+  const size_t pool_bytes = std::max(
+      2 * stand_in_max_bytes, static_cast<size_t>(kStandInPoolL2Multiple * ctx.l2_bytes) / 16 * 16);
+  DeviceBuffer<bf16> pool(pool_bytes / sizeof(bf16));
   FillRandomBf16(pool.get(), pool.size(), 306, 1.f, ctx.stream);
+  size_t pool_next_byte = 0;
   DeviceBuffer<unsigned> sink(1);
   CUDA_CHECK(cudaMemsetAsync(sink.get(), 0, sink.bytes(), ctx.stream));
 
@@ -1505,29 +1526,32 @@ void ProbeSmallKernels(ProbeContext& ctx) {
       if (it == cache.end()) {
         const size_t t = static_cast<size_t>(tokens);
         // The stand-in of a GEMM of an n x k bf16 weight matrix writing `out`
-        // (tokens x n), reading pool slice `slice`.
-        auto stand_in = [&](int slice, int64_t n, int64_t k, bf16* out) {
-          const size_t bytes = std::min(slice_bytes, static_cast<size_t>(n * k) * 2 / 16 * 16);
-          GemmStandIn(reinterpret_cast<const char*>(pool.get()) + slice * slice_bytes, bytes, out,
+        // (tokens x n), reading the pool's next bytes.
+        auto stand_in = [&](int64_t n, int64_t k, bf16* out) {
+          const size_t bytes =
+              std::clamp<size_t>(static_cast<size_t>(n * k) * 2 / 16 * 16, 16, stand_in_max_bytes);
+          if (pool_next_byte + bytes > pool_bytes) pool_next_byte = 0;
+          GemmStandIn(reinterpret_cast<const char*>(pool.get()) + pool_next_byte, bytes, out,
                       t * static_cast<size_t>(n), sink.get(), ctx.sm_count, ctx.stream);
+          pool_next_byte += bytes;
         };
         // One layer in pass order: the small kernels (`small`), the GEMMs' stand-ins
         // (`gemms`), or both. Attention (with the O GEMM's stand-in after it) reads the
         // Q and KV just written; [decode_attention] and [prefill_attention] time it.
         auto layer = [&](bool small, bool gemms) {
           if (small) AddRmsNorm(x.get(), residual.get(), norm.get(), tokens, h, ctx.stream);
-          if (gemms) stand_in(0, qkv_n, h, qkv.get());
+          if (gemms) stand_in(qkv_n, h, qkv.get());
           if (small) {
             Rope(qkv.get(), q.get(), positions_dev.get(), rope.get(), tokens, qkv_n, qh, kvh,
                  ctx.stream);
             KvWrite(qkv.get(), k_cache.get(), v_cache.get(), slots_dev.get(), tokens, qkv_n, qh,
                     kvh, ctx.stream);
           }
-          if (gemms) stand_in(1, h, static_cast<int64_t>(qh) * kHeadDim, x.get());
+          if (gemms) stand_in(h, static_cast<int64_t>(qh) * kHeadDim, x.get());
           if (small) AddRmsNorm(x.get(), residual.get(), norm.get(), tokens, h, ctx.stream);
-          if (gemms) stand_in(2, 2 * static_cast<int64_t>(ffn), h, gate_up.get());
+          if (gemms) stand_in(2 * static_cast<int64_t>(ffn), h, gate_up.get());
           if (small) SiluMul(gate_up.get(), act.get(), tokens, ffn, ctx.sm_count, ctx.stream);
-          if (gemms) stand_in(3, h, ffn, x.get());
+          if (gemms) stand_in(h, ffn, x.get());
         };
         auto time_layers = [&](bool small, bool gemms, bool first) {
           const std::function<void()> launch = [&, small, gemms] { layer(small, gemms); };
@@ -1545,12 +1569,19 @@ void ProbeSmallKernels(ProbeContext& ctx) {
           return TimeGraphUs(ctx.stream, per_graph, reps, launch);
         };
         const double warm_us = time_layers(true, false, cache.empty());
-        const double with_gemms_us = time_layers(true, true, false);
-        const double gemms_us = time_layers(false, true, false);
-        it = cache
-                 .emplace(std::pair(shape.Key(), tokens),
-                          std::pair(with_gemms_us - gemms_us, warm_us))
-                 .first;
+        double in_pass_us = 0;
+        for (int attempt = 0; attempt < kStandInTries && !(in_pass_us > 0); ++attempt) {
+          const double with_gemms_us = time_layers(true, true, false);
+          in_pass_us = with_gemms_us - time_layers(false, true, false);
+        }
+        if (!(in_pass_us > 0)) {
+          ctx.log("small_kernels: " + card->name + " TP " + std::to_string(tp) + ", " +
+                  std::to_string(tokens) + " tokens: the stand-ins' difference came out " +
+                  Num(in_pass_us, 4) + " us " + std::to_string(kStandInTries) +
+                  " times; time_us keeps the back-to-back time");
+          in_pass_us = warm_us;
+        }
+        it = cache.emplace(std::pair(shape.Key(), tokens), std::pair(in_pass_us, warm_us)).first;
       }
       table.Row(
           {card->name, Num(tp), Num(tokens), Num(it->second.first, 5), Num(it->second.second, 5)});
