@@ -19,6 +19,7 @@
 //  2: FlashAttention-2 style: mma.sync m16n8k16 with S, P, O and the softmax state
 //     in registers, K/V tiles double buffered by cp.async and read by ldmatrix
 //     (see "Prefill, kernel 2" below).
+#include <cuda.h>  // CUtensorMap and cuTensorMapEncodeTiled (the bulk schedule)
 #include <mma.h>
 
 #include <algorithm>
@@ -282,8 +283,9 @@ void PlanSplitsV1(int batch, int kv_heads, int max_len, int sm_count, int* split
 // (one max reduction over 4 lanes, not one dot-product reduction per token), and
 // accumulates P x V with mma.sync as well. Nothing passes through shared memory
 // until the warps merge at the end. Three load schedules (DecodeLoads), chosen per
-// launch (the third, staged, is DecodeKernelV2Staged below): whole_step issues all of a
-// step's loads before its arithmetic; rotated
+// launch (the third, staged, is DecodeKernelV2Staged below; a fourth, bulk, is built
+// with -DKVPROBE_DECODE_BULK=1): whole_step issues all of a step's loads before its
+// arithmetic; rotated
 // loads the next step's K once this step is scored and its V once P.V is done, so
 // that 8-16 KB per warp stay in flight while it computes (the same registers, so no
 // more of them). Rotated wins where one block runs per SM (measured on an H200:
@@ -417,23 +419,54 @@ struct StepRows {
 // The pieces of a kernel-2 block.
 
 // Q fragments (A of S = Q K^T) of lane (g, t): head g of KV head kvh's group, or
-// zeros for rows >= G.
-template <int G>
+// zeros for rows >= G. Fragment i (0..3) holds 16-byte chunk QChunk<kPaired>(i, t) of
+// the head's row; the K fragments must take the same chunks (the order in which the
+// dimensions enter the dot product is otherwise free).
+//   kPaired false: chunk 4i + t (the register and staged schedules);
+//   kPaired true:  chunk 8 (i / 2) + 2t + i % 2, lane t's two neighbouring chunks of
+//                  each 128-byte half (the bulk schedule: conflict-free reads from
+//                  rows laid out with the 128-byte swizzle).
+template <bool kPaired>
+__device__ __forceinline__ int QChunk(int i, int t) {
+  return kPaired ? 8 * (i / 2) + 2 * t + i % 2 : 4 * i + t;
+}
+
+template <int G, bool kPaired = false>
 __device__ __forceinline__ void LoadQFragments(const DecodeArgs& a, int b, int kvh, int g, int t,
                                                uint32_t (&qa)[8][2]) {
   uint4 w[4] = {};
   if (g < G) {
     const uint4* qp = reinterpret_cast<const uint4*>(
-                          a.q + (static_cast<size_t>(b) * a.q_heads + kvh * G + g) * kHeadDim) +
-                      t;
+        a.q + (static_cast<size_t>(b) * a.q_heads + kvh * G + g) * kHeadDim);
 #pragma unroll
-    for (int i = 0; i < 4; ++i) w[i] = __ldg(qp + 4 * i);
+    for (int i = 0; i < 4; ++i) w[i] = __ldg(qp + QChunk<kPaired>(i, t));
   }
 #pragma unroll
   for (int kk = 0; kk < 8; ++kk) {
     qa[kk][0] = Word(w[kk / 2], 2 * (kk % 2));
     qa[kk][1] = Word(w[kk / 2], 2 * (kk % 2) + 1);
   }
+}
+
+// Where a kernel-2 thread stands: its block's KV head, sequence and split, the split's
+// tokens [t_begin, t_end) (t_end <= t_begin: an empty split), and the thread's warp,
+// lane and fragment coordinates (g = lane / 4, t = lane % 4).
+struct V2Thread {
+  int kvh, b, split, t_begin, t_end, lane, warp, g, t;
+};
+
+__device__ __forceinline__ V2Thread V2ThreadOf(const DecodeArgs& a, int split_tokens) {
+  V2Thread pos;
+  pos.kvh = blockIdx.x;
+  pos.b = blockIdx.y;
+  pos.split = blockIdx.z;
+  pos.t_begin = pos.split * split_tokens;
+  pos.t_end = min(a.context_lens[pos.b], pos.t_begin + split_tokens);
+  pos.lane = threadIdx.x % 32;
+  pos.warp = threadIdx.x / 32;
+  pos.g = pos.lane / 4;
+  pos.t = pos.lane % 4;
+  return pos;
 }
 
 // One warp's running softmax state: lane (g, t) holds head g's maximum m and its
@@ -569,26 +602,21 @@ template <int G, bool kPaged, bool kRotate>
 __global__ void __launch_bounds__(kV2Threads, KVPROBE_DECODE_MIN_BLOCKS)
     DecodeKernelV2(DecodeArgs a, int split_tokens, int splits, float scale_log2, int shift) {
   static_assert(G >= 1 && G <= 8, "query heads per KV head");
-  const int kvh = blockIdx.x, b = blockIdx.y, split = blockIdx.z;
-  const int len = a.context_lens[b];
-  const int t_begin = split * split_tokens;
-  const int t_end = min(len, t_begin + split_tokens);  // may be <= t_begin: empty split
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  const int g = lane / 4, t = lane % 4;
+  const V2Thread pos = V2ThreadOf(a, split_tokens);
   AllowDependentLaunch();
 
   uint32_t qa[8][2];
-  LoadQFragments<G>(a, b, kvh, g, t, qa);
-  const RowMap<kPaged> map = RowMapOf<kPaged>(a.layout, b, shift);
+  LoadQFragments<G>(a, pos.b, pos.kvh, pos.g, pos.t, qa);
+  const RowMap<kPaged> map = RowMapOf<kPaged>(a.layout, pos.b, shift);
   WarpSoftmax st;
 
   const size_t row_stride = static_cast<size_t>(a.kv_heads) * kHeadDim;
   // Element offsets inside a row: K chunk i at i * 32 + t * 8, V chunks g * 8, 64 + g * 8.
-  const uint4* kbase = reinterpret_cast<const uint4*>(a.k + kvh * kHeadDim) + t;
-  const uint4* vbase = reinterpret_cast<const uint4*>(a.v + kvh * kHeadDim) + g;
-  const int last = t_end - 1;
+  const uint4* kbase = reinterpret_cast<const uint4*>(a.k + pos.kvh * kHeadDim) + pos.t;
+  const uint4* vbase = reinterpret_cast<const uint4*>(a.v + pos.kvh * kHeadDim) + pos.g;
+  const int last = pos.t_end - 1;
 
-  int step = t_begin + warp * kV2StepTokens;
+  int step = pos.t_begin + pos.warp * kV2StepTokens;
   StepRows<kPaged> rows;
   uint4 kr[kV2KTiles][4], vr[kV2KSteps][4][2];
   // Loads of one step's K rows into kr and V rows into vr (16 KB per warp in all).
@@ -611,37 +639,37 @@ __global__ void __launch_bounds__(kV2Threads, KVPROBE_DECODE_MIN_BLOCKS)
       }
     }
   };
-  if (step < t_end) {
-    rows.Compute(map, step, last, g, t);
+  if (step < pos.t_end) {
+    rows.Compute(map, step, last, pos.g, pos.t);
     if (kRotate) {
       load_k();
       load_v();
       // The next step's rows (block-table reads) while this step's data is on its way.
-      rows.Compute(map, step + kV2BlockTokens, last, g, t);
+      rows.Compute(map, step + kV2BlockTokens, last, pos.g, pos.t);
     }
   }
-  for (; step < t_end; step += kV2BlockTokens) {
+  for (; step < pos.t_end; step += kV2BlockTokens) {
     // Rotated (kRotate): K and V of this step were loaded before; the next step's K
     // is loaded once S is scored and its V once P.V is done, so that a step's loads
     // are in flight while the warp computes. Otherwise every load of the step first.
-    const bool more = step + kV2BlockTokens < t_end;
+    const bool more = step + kV2BlockTokens < pos.t_end;
     if (!kRotate) {
       load_k();
       load_v();
-      rows.Compute(map, step + kV2BlockTokens, last, g, t);
+      rows.Compute(map, step + kV2BlockTokens, last, pos.g, pos.t);
     }
     float sc[kV2KTiles][4];
     ScoreStep(qa, kr, sc);
     if (kRotate && more) load_k();  // the next step's K, during softmax and P.V
     uint32_t pb[kV2KTiles], pl[kV2KTiles];
-    SoftmaxStep(sc, step, t_end, t, scale_log2, st, pb, pl);
+    SoftmaxStep(sc, step, pos.t_end, pos.t, scale_log2, st, pb, pl);
     AccumulatePV(vr, pb, pl, st);
     if (kRotate && more) {
       load_v();  // the next step's V, during its S and softmax
-      rows.Compute(map, step + 2 * kV2BlockTokens, last, g, t);
+      rows.Compute(map, step + 2 * kV2BlockTokens, last, pos.g, pos.t);
     }
   }
-  FinishDecodeBlock<G>(a, b, kvh, split, splits, st);
+  FinishDecodeBlock<G>(a, pos.b, pos.kvh, pos.split, splits, st);
 }
 
 // Kernel 2 with K and V staged through shared memory (DecodeLoads::kStaged): each warp
@@ -687,49 +715,44 @@ __global__ void __launch_bounds__(kV2Threads, 1)
     DecodeKernelV2Staged(DecodeArgs a, int split_tokens, int splits, float scale_log2, int shift) {
   static_assert(G >= 1 && G <= 8, "query heads per KV head");
   extern __shared__ __align__(128) uint4 staged_ring[];
-  const int kvh = blockIdx.x, b = blockIdx.y, split = blockIdx.z;
-  const int len = a.context_lens[b];
-  const int t_begin = split * split_tokens;
-  const int t_end = min(len, t_begin + split_tokens);  // may be <= t_begin: empty split
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  const int g = lane / 4, t = lane % 4;
+  const V2Thread pos = V2ThreadOf(a, split_tokens);
   AllowDependentLaunch();
 
   uint32_t qa[8][2];
-  LoadQFragments<G>(a, b, kvh, g, t, qa);
-  const RowMap<kPaged> map = RowMapOf<kPaged>(a.layout, b, shift);
+  LoadQFragments<G>(a, pos.b, pos.kvh, pos.g, pos.t, qa);
+  const RowMap<kPaged> map = RowMapOf<kPaged>(a.layout, pos.b, shift);
   WarpSoftmax st;
   const size_t row_chunks = static_cast<size_t>(a.kv_heads) * (kHeadDim / 8);
-  const uint4* kbase = reinterpret_cast<const uint4*>(a.k + kvh * kHeadDim);
-  const uint4* vbase = reinterpret_cast<const uint4*>(a.v + kvh * kHeadDim);
-  const int last = t_end - 1;
-  uint4* ring = staged_ring + warp * kStagedSlots * kStagedSlotChunks;
+  const uint4* kbase = reinterpret_cast<const uint4*>(a.k + pos.kvh * kHeadDim);
+  const uint4* vbase = reinterpret_cast<const uint4*>(a.v + pos.kvh * kHeadDim);
+  const int last = pos.t_end - 1;
+  uint4* ring = staged_ring + pos.warp * kStagedSlots * kStagedSlotChunks;
   const uint32_t ring_shared = static_cast<uint32_t>(__cvta_generic_to_shared(ring));
 
   // Enqueues the K and V rows of the step starting at token s (< t_end) into slot
   // `slot`: lane l finds the row of token s + l; instruction k copies rows 2k (lanes
   // 0-15) and 2k + 1 (lanes 16-31), 16 bytes a lane, 512 contiguous bytes a row pair.
   auto enqueue = [&](int s, int slot) {
-    const uint32_t mine = map(min(s + lane, last));
+    const uint32_t mine = map(min(s + pos.lane, last));
     const uint32_t kd = ring_shared + 16u * static_cast<uint32_t>(slot * kStagedSlotChunks);
     const uint32_t vd = kd + 16u * (kStagedSlotChunks / 2);
-    const int c = lane & 15;
+    const int c = pos.lane & 15;
 #pragma unroll
     for (int k = 0; k < kV2StepTokens / 2; ++k) {
-      const int r = 2 * k + (lane >> 4);
+      const int r = 2 * k + (pos.lane >> 4);
       const size_t row = __shfl_sync(0xffffffffu, mine, r);
       CpAsync16(kd + 16u * StagedChunk(r, c), kbase + row * row_chunks + c);
       CpAsync16(vd + 16u * StagedChunk(r, c), vbase + row * row_chunks + c);
     }
   };
-  const int step0 = t_begin + warp * kV2StepTokens;
+  const int step0 = pos.t_begin + pos.warp * kV2StepTokens;
 #pragma unroll
   for (int p = 0; p < kStagedSlots; ++p) {
-    if (step0 + p * kV2BlockTokens < t_end) enqueue(step0 + p * kV2BlockTokens, p);
+    if (step0 + p * kV2BlockTokens < pos.t_end) enqueue(step0 + p * kV2BlockTokens, p);
     CpAsyncCommit();  // one group per step, empty or not, so that the count below holds
   }
   int slot = 0;
-  for (int step = step0; step < t_end; step += kV2BlockTokens) {
+  for (int step = step0; step < pos.t_end; step += kV2BlockTokens) {
     CpAsyncWait<kStagedSlots - 1>();  // this step's group has landed
     __syncwarp();                     // and every lane's copies of it are visible
     const uint4* ks = ring + slot * kStagedSlotChunks;
@@ -738,33 +761,197 @@ __global__ void __launch_bounds__(kV2Threads, 1)
 #pragma unroll
     for (int j = 0; j < kV2KTiles; ++j) {
 #pragma unroll
-      for (int i = 0; i < 4; ++i) kr[j][i] = ks[StagedChunk(8 * j + g, 4 * i + t)];
+      for (int i = 0; i < 4; ++i) kr[j][i] = ks[StagedChunk(8 * j + pos.g, 4 * i + pos.t)];
     }
 #pragma unroll
     for (int s2 = 0; s2 < kV2KSteps; ++s2) {
 #pragma unroll
       for (int u = 0; u < 4; ++u) {
-        const int r = 16 * s2 + 2 * t + (u & 1) + 8 * (u >> 1);
-        vr[s2][u][0] = vs[StagedChunk(r, g)];
-        vr[s2][u][1] = vs[StagedChunk(r, 8 + g)];
+        const int r = 16 * s2 + 2 * pos.t + (u & 1) + 8 * (u >> 1);
+        vr[s2][u][0] = vs[StagedChunk(r, pos.g)];
+        vr[s2][u][1] = vs[StagedChunk(r, 8 + pos.g)];
       }
     }
     // Every lane has read the slot before it is refilled: the barrier also keeps the
     // compiler from moving the reads above past the cp.async writes below.
     __syncwarp();
     const int refill = step + kStagedSlots * kV2BlockTokens;
-    if (refill < t_end) enqueue(refill, slot);
+    if (refill < pos.t_end) enqueue(refill, slot);
     CpAsyncCommit();
     slot = slot + 1 == kStagedSlots ? 0 : slot + 1;
 
     float sc[kV2KTiles][4];
     ScoreStep(qa, kr, sc);
     uint32_t pb[kV2KTiles], pl[kV2KTiles];
-    SoftmaxStep(sc, step, t_end, t, scale_log2, st, pb, pl);
+    SoftmaxStep(sc, step, pos.t_end, pos.t, scale_log2, st, pb, pl);
     AccumulatePV(vr, pb, pl, st);
   }
   CpAsyncWait<0>();  // no copy outlives the block
-  FinishDecodeBlock<G>(a, b, kvh, split, splits, st);
+  FinishDecodeBlock<G>(a, pos.b, pos.kvh, pos.split, splits, st);
+}
+
+// Kernel 2 with K and V brought into shared memory by the Tensor Memory Accelerator
+// (DecodeLoads::kBulk, Hopper and later): the staged schedule's ring of three 16 KB
+// slots per warp, but each slot is filled by 4 bulk tensor copies (8 for 16-token
+// blocks), issued by one lane, instead of 64 cp.async instructions a lane, and its
+// arrival is counted in bytes by an mbarrier (PTX ISA, "cp.async.bulk.tensor",
+// "mbarrier"). A copy moves a box of 64 dimensions (128 bytes) x 32 rows (16 for
+// 16-token blocks) of one KV head, placed with the 128-byte swizzle: 16-byte chunk c of
+// slot row r lands at r x 128 + (c ^ (r mod 8)) x 16, so that the K fragments (chunks
+// QChunk<true>) and the V fragments (chunks g and 8 + g) of a quarter-warp meet no
+// shared-memory bank twice. Rows past the split's end are masked (scores) and their V
+// zeroed, whatever the memory behind them holds; a box never crosses a KV block.
+// Measured on an H200 (2026-12-01, every cell tuned over the four schedules): 1.029x
+// staged's time over the grid (0.965-1.080), 16 x 1,024 in 20.7 us against 19.6, so
+// the tuner leaves it out unless built with -DKVPROBE_DECODE_BULK=1.
+#ifndef KVPROBE_DECODE_BULK
+#define KVPROBE_DECODE_BULK 0  // 1: the tuner and the check take the bulk schedule too
+#endif
+constexpr bool kDecodeBulk = KVPROBE_DECODE_BULK != 0;
+constexpr int kBulkSlots = kStagedSlots;
+constexpr int kBulkHalfBytes = kV2StepTokens * 128;  // 64 dimensions of 32 rows: 4 KB
+constexpr int kBulkSlotBytes = 4 * kBulkHalfBytes;   // K, then V, each two halves
+constexpr int kBulkSwizzleAlign = 1024;              // the 128-byte swizzle's period
+constexpr int kBulkSmemBytes = kV2Warps * kBulkSlots * kBulkSlotBytes + kBulkSwizzleAlign;
+
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+// Byte offset of 16-byte chunk c (0..7) of row r in a half of a slot.
+__device__ __forceinline__ int BulkChunk(int r, int c) { return r * 128 + ((c ^ (r & 7)) << 4); }
+
+__device__ __forceinline__ void MbarrierInit(uint32_t bar, uint32_t arrivals) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(arrivals) : "memory");
+}
+// Arrives on `bar` and adds `bytes` to the transfers its current phase waits for.
+__device__ __forceinline__ void MbarrierExpectBytes(uint32_t bar, uint32_t bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes)
+               : "memory");
+}
+// Returns once the phase of `bar` with parity `parity` has completed.
+__device__ __forceinline__ void MbarrierWait(uint32_t bar, uint32_t parity) {
+  uint32_t done = 0;
+  while (!done) {
+    asm volatile(
+        "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
+        "selp.u32 %0, 1, 0, p;\n}\n"
+        : "=r"(done)
+        : "r"(bar), "r"(parity)
+        : "memory");
+  }
+}
+// Box (c0, c1) of `map` into shared address `dst`, its bytes counted on `bar`.
+__device__ __forceinline__ void BulkTensorLoad(uint32_t dst, const CUtensorMap& map, int c0, int c1,
+                                               uint32_t bar) {
+  asm volatile(
+      "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes "
+      "[%0], [%1, {%2, %3}], [%4];\n" ::"r"(dst),
+      "l"(reinterpret_cast<uint64_t>(&map)), "r"(c0), "r"(c1), "r"(bar)
+      : "memory");
+}
+#endif
+
+template <int G, bool kPaged>
+__global__ void __launch_bounds__(kV2Threads, 1)
+    DecodeKernelV2Bulk(const __grid_constant__ CUtensorMap kmap,
+                       const __grid_constant__ CUtensorMap vmap, DecodeArgs a, int split_tokens,
+                       int splits, float scale_log2, int shift, int box_rows) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  static_assert(G >= 1 && G <= 8, "query heads per KV head");
+  extern __shared__ __align__(128) unsigned char bulk_smem[];
+  __shared__ __align__(8) uint64_t slot_full[kV2Warps][kBulkSlots];
+  const V2Thread pos = V2ThreadOf(a, split_tokens);
+  AllowDependentLaunch();
+
+  // This warp's ring, aligned to the swizzle's period (the dynamic shared memory
+  // follows FinishDecodeBlock's static arrays, at no guaranteed alignment).
+  const uint32_t smem = static_cast<uint32_t>(__cvta_generic_to_shared(bulk_smem));
+  const uint32_t pad = ((smem + kBulkSwizzleAlign - 1) & ~uint32_t{kBulkSwizzleAlign - 1}) - smem;
+  const uint32_t ring_offset = pad + static_cast<uint32_t>(pos.warp * kBulkSlots * kBulkSlotBytes);
+  const unsigned char* ring = bulk_smem + ring_offset;
+  const uint32_t ring_shared = smem + ring_offset;
+  const uint32_t bar0 = static_cast<uint32_t>(__cvta_generic_to_shared(&slot_full[pos.warp][0]));
+  if (pos.lane == 0) {
+#pragma unroll
+    for (int i = 0; i < kBulkSlots; ++i) MbarrierInit(bar0 + 8u * i, 1);
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
+  __syncwarp();
+
+  uint32_t qa[8][2];
+  LoadQFragments<G, true>(a, pos.b, pos.kvh, pos.g, pos.t, qa);
+  const RowMap<kPaged> map = RowMapOf<kPaged>(a.layout, pos.b, shift);
+  WarpSoftmax st;
+  const int last = pos.t_end - 1;
+  const int last_box = last & ~(box_rows - 1);  // the first token of the box holding `last`
+
+  // Lane 0: the K and V boxes of the step starting at token s (< t_end) into `slot`.
+  // A box past the split's end repeats the last valid one (its rows are masked).
+  auto enqueue = [&](int s, int slot) {
+    const uint32_t bar = bar0 + 8u * static_cast<uint32_t>(slot);
+    const uint32_t dst = ring_shared + static_cast<uint32_t>(slot * kBulkSlotBytes);
+    MbarrierExpectBytes(bar, kBulkSlotBytes);
+    for (int n = 0; n < kV2StepTokens; n += box_rows) {
+      const int row = static_cast<int>(map(min(s + n, last_box)));
+      const uint32_t at = dst + static_cast<uint32_t>(n * 128);
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int dim = pos.kvh * kHeadDim + 64 * h;
+        BulkTensorLoad(at + h * kBulkHalfBytes, kmap, dim, row, bar);
+        BulkTensorLoad(at + (2 + h) * kBulkHalfBytes, vmap, dim, row, bar);
+      }
+    }
+  };
+  const int step0 = pos.t_begin + pos.warp * kV2StepTokens;
+  if (pos.lane == 0) {
+    for (int i = 0; i < kBulkSlots; ++i) {
+      if (step0 + i * kV2BlockTokens < pos.t_end) enqueue(step0 + i * kV2BlockTokens, i);
+    }
+  }
+  int slot = 0;
+  uint32_t parity = 0;  // bit i: the parity of slot i's next phase
+  for (int step = step0; step < pos.t_end; step += kV2BlockTokens) {
+    MbarrierWait(bar0 + 8u * static_cast<uint32_t>(slot), (parity >> slot) & 1u);
+    parity ^= 1u << slot;
+    const unsigned char* ks = ring + slot * kBulkSlotBytes;
+    const unsigned char* vs = ks + 2 * kBulkHalfBytes;
+    uint4 kr[kV2KTiles][4], vr[kV2KSteps][4][2];
+#pragma unroll
+    for (int j = 0; j < kV2KTiles; ++j) {
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        const int chunk = QChunk<true>(i, pos.t);
+        kr[j][i] = *reinterpret_cast<const uint4*>(ks + (chunk / 8) * kBulkHalfBytes +
+                                                   BulkChunk(8 * j + pos.g, chunk % 8));
+      }
+    }
+    const bool partial = step + kV2StepTokens > pos.t_end;
+#pragma unroll
+    for (int s2 = 0; s2 < kV2KSteps; ++s2) {
+#pragma unroll
+      for (int u = 0; u < 4; ++u) {
+        const int r = 16 * s2 + 2 * pos.t + (u & 1) + 8 * (u >> 1);
+        vr[s2][u][0] = *reinterpret_cast<const uint4*>(vs + BulkChunk(r, pos.g));
+        vr[s2][u][1] = *reinterpret_cast<const uint4*>(vs + kBulkHalfBytes + BulkChunk(r, pos.g));
+        if (partial && step + r >= pos.t_end) vr[s2][u][0] = vr[s2][u][1] = make_uint4(0, 0, 0, 0);
+      }
+    }
+    // Every lane has read the slot before lane 0 has it refilled; the proxy fence
+    // orders those reads before the copies' writes.
+    __syncwarp();
+    const int refill = step + kBulkSlots * kV2BlockTokens;
+    if (pos.lane == 0 && refill < pos.t_end) {
+      asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+      enqueue(refill, slot);
+    }
+    slot = slot + 1 == kBulkSlots ? 0 : slot + 1;
+
+    float sc[kV2KTiles][4];
+    ScoreStep(qa, kr, sc);
+    uint32_t pb[kV2KTiles], pl[kV2KTiles];
+    SoftmaxStep(sc, step, pos.t_end, pos.t, scale_log2, st, pb, pl);
+    AccumulatePV(vr, pb, pl, st);
+  }
+  FinishDecodeBlock<G>(a, pos.b, pos.kvh, pos.split, splits, st);
+#endif
 }
 
 // Shared memory a block of the staged kernel takes: its ring and FinishDecodeBlock's
@@ -793,6 +980,100 @@ size_t MaxBlockSmemBytes() {
 // Whether the staged schedule's block fits the current device: Hopper's 227 KB per
 // block holds its 208 KB; an A100's 163 KB and 8-warp builds (416 KB) do not.
 bool StagedScheduleFits() { return StagedBlockSmemBytes() <= MaxBlockSmemBytes(); }
+
+// Whether the bulk schedule runs on the current device: the Tensor Memory Accelerator
+// (compute capability 9.0 and later) and its block's shared memory (as staged's, plus
+// the swizzle's alignment).
+bool BulkScheduleFits() {
+  int device = 0, major = 0;
+  if (cudaGetDevice(&device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return false;
+  }
+  cudaFuncAttributes attributes{};
+  if (major < 9 ||
+      cudaFuncGetAttributes(&attributes, DecodeKernelV2Bulk<8, false>) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return false;
+  }
+  return attributes.sharedSizeBytes + static_cast<size_t>(kBulkSmemBytes) <= MaxBlockSmemBytes();
+}
+
+// Whether the bulk schedule reads `layout`: contiguous, or blocks of a power of two
+// >= 16 tokens (a box never crosses a block).
+bool BulkLayoutFits(const KvLayout& layout) {
+  const int bt = layout.block_tokens;
+  return layout.block_table == nullptr || (bt >= 16 && (bt & (bt - 1)) == 0);
+}
+
+// Rows of `kv_heads` x 128 bf16 from `base` to the end of the allocation holding it
+// (cuMemGetAddressRange), or 0 when the driver does not know the pointer.
+uint64_t RowsToAllocationEnd(const bf16* base, int kv_heads) {
+  CUdeviceptr start = 0;
+  size_t bytes = 0;
+  const auto at = reinterpret_cast<CUdeviceptr>(base);
+  if (cuMemGetAddressRange(&start, &bytes, at) != CUDA_SUCCESS) return 0;
+  const uint64_t row_bytes = static_cast<uint64_t>(kv_heads) * kHeadDim * sizeof(bf16);
+  return (static_cast<uint64_t>(start) + bytes - static_cast<uint64_t>(at)) / row_bytes;
+}
+
+// The tensor map of K or V for the bulk schedule: `rows` rows of kv_heads x 128 bf16,
+// boxes of 64 dimensions x box_rows rows with the 128-byte swizzle; reads past `rows`
+// return zeros.
+CUtensorMap BulkTensorMap(const bf16* base, int kv_heads, uint64_t rows, int box_rows) {
+  CUtensorMap map{};
+  const cuuint64_t dims[2] = {static_cast<cuuint64_t>(kv_heads) * kHeadDim, rows};
+  const cuuint64_t strides[1] = {static_cast<cuuint64_t>(kv_heads) * kHeadDim * sizeof(bf16)};
+  const cuuint32_t box[2] = {64, static_cast<cuuint32_t>(box_rows)};
+  const cuuint32_t element_strides[2] = {1, 1};
+  const CUresult r = cuTensorMapEncodeTiled(
+      &map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, const_cast<bf16*>(base), dims, strides, box,
+      element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+      CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  if (r != CUDA_SUCCESS) {
+    throw std::runtime_error("decode attention: cuTensorMapEncodeTiled failed (" +
+                             std::to_string(static_cast<int>(r)) + ") for " + std::to_string(rows) +
+                             " rows of " + std::to_string(kv_heads) + " KV heads");
+  }
+  return map;
+}
+
+// Kernel 2 with the bulk schedule. Contiguous rows: the launch's batch x max_context
+// rows (boxes past them read zeros); paged: the allocation behind K (every box lies
+// in a block the table names). Paged blocks must hold a power of two >= 16 tokens.
+template <int G, bool kPaged>
+void LaunchDecodeV2Bulk(const DecodeArgs& a, dim3 grid, int split_tokens, int splits,
+                        float scale_log2, int shift, cudaStream_t stream) {
+  if (!BulkScheduleFits()) {
+    throw std::invalid_argument(
+        "decode attention: the bulk load schedule needs the Tensor Memory Accelerator "
+        "(compute capability 9.0) and " +
+        std::to_string(kBulkSmemBytes) + " bytes of shared memory per block");
+  }
+  int box_rows = kV2StepTokens;
+  uint64_t rows = static_cast<uint64_t>(a.batch) * static_cast<uint64_t>(a.layout.max_context);
+  if (kPaged) {
+    if (!BulkLayoutFits(a.layout)) {
+      throw std::invalid_argument(
+          "decode attention: the bulk load schedule needs blocks of a power of two >= 16 "
+          "tokens, not " +
+          std::to_string(a.layout.block_tokens));
+    }
+    box_rows = std::min(kV2StepTokens, a.layout.block_tokens);
+    rows = std::min(RowsToAllocationEnd(a.k, a.kv_heads), RowsToAllocationEnd(a.v, a.kv_heads));
+    if (rows == 0) {
+      throw std::invalid_argument(
+          "decode attention: the bulk load schedule needs K and V in device allocations");
+    }
+  }
+  const CUtensorMap kmap = BulkTensorMap(a.k, a.kv_heads, rows, box_rows);
+  const CUtensorMap vmap = BulkTensorMap(a.v, a.kv_heads, rows, box_rows);
+  CUDA_CHECK(cudaFuncSetAttribute(DecodeKernelV2Bulk<G, kPaged>,
+                                  cudaFuncAttributeMaxDynamicSharedMemorySize, kBulkSmemBytes));
+  DecodeKernelV2Bulk<G, kPaged><<<grid, kV2Threads, kBulkSmemBytes, stream>>>(
+      kmap, vmap, a, split_tokens, splits, scale_log2, shift, box_rows);
+}
 
 // Split plan of kernel 2: kernel_plan.h's, with the kernel's resident blocks.
 static_assert(kDecodeSplitGranuleTokens % kV2StepTokens == 0, "kernel_plan.h's split granule");
@@ -919,6 +1200,8 @@ void LaunchDecodeV2(const DecodeArgs& a, dim3 grid, int split_tokens, int splits
                                     cudaFuncAttributeMaxDynamicSharedMemorySize, kStagedSmemBytes));
     DecodeKernelV2Staged<G, kPaged><<<grid, kV2Threads, kStagedSmemBytes, stream>>>(
         a, split_tokens, splits, scale_log2, shift);
+  } else if (a.loads == DecodeLoads::kBulk) {
+    LaunchDecodeV2Bulk<G, kPaged>(a, grid, split_tokens, splits, scale_log2, shift, stream);
   } else {
     DecodeKernelV2<G, kPaged, false>
         <<<grid, kV2Threads, 0, stream>>>(a, split_tokens, splits, scale_log2, shift);
@@ -1519,6 +1802,7 @@ DecodeTuning TuneDecodeSplits(DecodeArgs a, cudaStream_t stream, const KvCopies&
   }
   std::vector<Candidate> candidates;
   for (DecodeLoads loads : DecodeLoadSchedules()) {
+    if (loads == DecodeLoads::kBulk && !BulkLayoutFits(a.layout)) continue;
     for (size_t i = 0; i < counts.size(); ++i)
       candidates.push_back({args_splits[i], counts[i], loads});
   }
@@ -1565,6 +1849,7 @@ std::vector<DecodeLoads> DecodeLoadSchedules() {
   if (kDecodeKernel != 2) return {DecodeLoads::kRotated};  // kernel 1 has one
   std::vector<DecodeLoads> schedules{DecodeLoads::kRotated, DecodeLoads::kWholeStep};
   if (StagedScheduleFits()) schedules.push_back(DecodeLoads::kStaged);
+  if (kDecodeBulk && BulkScheduleFits()) schedules.push_back(DecodeLoads::kBulk);
   return schedules;
 }
 
@@ -1576,6 +1861,8 @@ const char* DecodeLoadsName(DecodeLoads loads) {
       return "whole_step";
     case DecodeLoads::kStaged:
       return "staged";
+    case DecodeLoads::kBulk:
+      return "bulk";
   }
   return "?";
 }

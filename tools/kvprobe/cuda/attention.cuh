@@ -32,14 +32,17 @@ enum class DecodeLoads {
   kStaged,     // K and V through a ring of shared-memory slots (cp.async), the next three
                // steps requested while the warp computes on one; one block per SM, only
                // where a block may have 208 KB of shared memory (Hopper)
+  kBulk,       // staged's ring filled by the Tensor Memory Accelerator's bulk tensor copies
+               // (one lane issues 4-8 a step); Hopper and later, contiguous KV or blocks of
+               // a power of two >= 16 tokens
 };
 
-// "rotated", "whole_step" or "staged" (decode_splits.csv's `loads` column).
+// "rotated", "whole_step", "staged" or "bulk" (decode_splits.csv's `loads` column).
 const char* DecodeLoadsName(DecodeLoads loads);
 
 // The load schedules of the decode kernel on the current device (the tuner times each,
 // the check runs each), the default first; `staged` only where its shared memory fits a
-// block.
+// block, `bulk` only where it does too and the GPU has the Tensor Memory Accelerator.
 std::vector<DecodeLoads> DecodeLoadSchedules();
 
 struct DecodeArgs {

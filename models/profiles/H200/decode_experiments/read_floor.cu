@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <string>
 #include <vector>
 
 #define CHECK(x)                                                                    \
@@ -100,7 +101,105 @@ float Best3(cudaStream_t s, int n, Launch launch) {
   return best;
 }
 
-int main() {
+// The ring-column reader (`columns`): block (sequence, head) of `heads` reads rows
+// [0, rows) of its pair from K and from V, 256 bytes a row from each; warp w takes the
+// 32-row steps w, w + 4, ... into its kSlots slots (K then V, 16 KB a slot).
+constexpr int kColumnWarps = 4;
+constexpr int kSlotChunks = 1024;  // 16-byte chunks a slot: 32 rows x 16, for K and for V
+
+__device__ __forceinline__ void CpAsync16(unsigned dst, const void* src) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(src));
+}
+
+template <int kSlots>
+__global__ void __launch_bounds__(kColumnWarps * 32, 1)
+    RingColumns(const uint4* k, const uint4* v, int rows, int heads, bool head_major, int* out) {
+  extern __shared__ uint4 ring[];
+  const int seq = blockIdx.x / heads, head = blockIdx.x % heads;
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const uint4* slots = ring + warp * kSlots * kSlotChunks;
+  const unsigned slots_shared = static_cast<unsigned>(__cvta_generic_to_shared(slots));
+  auto chunk = [&](int r, int c) {
+    return head_major ? ((static_cast<size_t>(seq) * heads + head) * rows + r) * 16 + c
+                      : ((static_cast<size_t>(seq) * rows + r) * heads + head) * 16 + c;
+  };
+  auto enqueue = [&](int step, int slot) {
+    const unsigned base = slots_shared + 16u * static_cast<unsigned>(slot * kSlotChunks);
+#pragma unroll
+    for (int i = 0; i < 16; ++i) {
+      const size_t at = chunk(step + 2 * i + (lane >> 4), lane & 15);
+      CpAsync16(base + 16u * static_cast<unsigned>(i * 32 + lane), k + at);
+      CpAsync16(base + 16u * static_cast<unsigned>(512 + i * 32 + lane), v + at);
+    }
+  };
+  const int step0 = warp * 32, stride = kColumnWarps * 32;
+#pragma unroll
+  for (int p = 0; p < kSlots; ++p) {
+    if (step0 + p * stride < rows) enqueue(step0 + p * stride, p);
+    asm volatile("cp.async.commit_group;\n" ::);
+  }
+  unsigned acc = 0;
+  int slot = 0;
+  for (int step = step0; step < rows; step += stride) {
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(kSlots - 1) : "memory");
+    __syncwarp();
+    const uint4* mine = slots + slot * kSlotChunks;
+#pragma unroll 8
+    for (int i = 0; i < 32; ++i) {
+      const uint4 x = mine[i * 32 + lane];
+      acc ^= x.x ^ x.y ^ x.z ^ x.w;
+    }
+    __syncwarp();
+    if (step + kSlots * stride < rows) enqueue(step + kSlots * stride, slot);
+    asm volatile("cp.async.commit_group;\n" ::);
+    slot = slot + 1 == kSlots ? 0 : slot + 1;
+  }
+  asm volatile("cp.async.wait_group 0;\n" ::: "memory");
+  if (acc == 0x9e3779b9u) out[0] = static_cast<int>(acc);
+}
+
+template <int kSlots>
+void LaunchColumns(const uint4* k, const uint4* v, int seqs, int rows, int heads, bool head_major,
+                   int* out, cudaStream_t s) {
+  const int smem = kColumnWarps * kSlots * kSlotChunks * 16;
+  CHECK(
+      cudaFuncSetAttribute(RingColumns<kSlots>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  RingColumns<kSlots>
+      <<<seqs * heads, kColumnWarps * 32, smem, s>>>(k, v, rows, heads, head_major, out);
+}
+
+// `columns`: batch 16 and 64 x 1,024 rows x 8 heads, K and V each from its own slice of
+// the pool.
+int Columns(cudaStream_t s, const char* data, size_t pool, int* out) {
+  constexpr int kRows = 1024, kHeads = 8;
+  std::printf(
+      "ring columns: 4 warps per (sequence, head), 32 rows a step; us per launch (best "
+      "of 3 graphs), GB/s of K and V read\n");
+  for (int seqs : {16, 64}) {
+    const size_t half = static_cast<size_t>(seqs) * kRows * kHeads * 256;  // K, or V
+    const size_t slots = pool / std::max(2 * half, size_t{256} << 20);
+    const size_t gap = pool / slots;
+    const int n = std::clamp(static_cast<int>(2000.0 / (2.0 * half / 4.0e6)), 4, 200);
+    auto k = [&](int i) {
+      return reinterpret_cast<const uint4*>(data + (static_cast<size_t>(i) % slots) * gap);
+    };
+    auto v = [&](int i) { return k(i) + half / sizeof(uint4); };
+    for (bool head_major : {false, true}) {
+      const float us2 = Best3(s, n, [&](int i) {
+        LaunchColumns<2>(k(i), v(i), seqs, kRows, kHeads, head_major, out, s);
+      });
+      const float us3 = Best3(s, n, [&](int i) {
+        LaunchColumns<3>(k(i), v(i), seqs, kRows, kHeads, head_major, out, s);
+      });
+      std::printf("  %2d x %d, %-12s: 2 slots %8.2f us %6.0f GB/s, 3 slots %8.2f us %6.0f GB/s\n",
+                  seqs, kRows, head_major ? "head-major" : "interleaved", us2,
+                  2.0 * half / us2 / 1e3, us3, 2.0 * half / us3 / 1e3);
+    }
+  }
+  return 0;
+}
+
+int main(int argc, char** argv) {
   cudaStream_t s;
   CHECK(cudaStreamCreate(&s));
   int sms = 0;
@@ -113,6 +212,7 @@ int main() {
   CHECK(cudaMemset(data, 0x5a, pool));
   char* dst;
   CHECK(cudaMalloc(&dst, size_t{1} << 30));
+  if (argc > 1 && std::string(argv[1]) == "columns") return Columns(s, data, pool, out);
   std::printf("read_floor on %d SMs; us per launch (best of 3 graphs), GB/s of bytes read\n", sms);
 
   for (size_t mib : {16, 64, 256, 1024}) {
