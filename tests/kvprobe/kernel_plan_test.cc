@@ -97,5 +97,50 @@ TEST(KernelPlanTest, NonPositiveSizesGiveOneMTile) {
   EXPECT_EQ(PrefillMTiles(8192, 32, 1, 0), 1);
 }
 
+TEST(KernelPlanTest, ABulkCopyIsAWarpStepOfContiguousRowsOrAtMostOneBlock) {
+  EXPECT_EQ(BulkBoxRows(0), 32);
+  EXPECT_EQ(BulkBoxRows(16), 16);
+  EXPECT_EQ(BulkBoxRows(32), 32);
+  EXPECT_EQ(BulkBoxRows(256), 32);
+}
+
+TEST(KernelPlanTest, TheBulkScheduleReadsNoBlocksOfUnderSixteenOrUnevenTokens) {
+  EXPECT_EQ(BulkBoxRows(8), 0);
+  EXPECT_EQ(BulkBoxRows(24), 0);
+  EXPECT_EQ(BulkBoxRows(48), 0);
+  EXPECT_EQ(BulkBoxRows(-16), 0);
+}
+
+TEST(KernelPlanTest, ABoxPastTheSplitsEndRepeatsTheBoxHoldingItsLastToken) {
+  // Blocks of 16: the step at token 96 has boxes at 96 and 112; with the last token at
+  // 100 the second box would start past it and starts at 96 instead.
+  EXPECT_EQ(BulkBoxFirstToken(96, 0, 100, 16), 96);
+  EXPECT_EQ(BulkBoxFirstToken(96, 1, 100, 16), 96);
+  // The last token at 112: the second box holds it.
+  EXPECT_EQ(BulkBoxFirstToken(96, 1, 112, 16), 112);
+}
+
+TEST(KernelPlanTest, EveryBulkBoxLiesInOneBlockAtOrBeforeTheLastTokenAndCoversEachValidToken) {
+  for (int block : {0, 16, 32, 64, 128, 256}) {
+    const int rows = BulkBoxRows(block);
+    for (int last = 0; last < 600; ++last) {
+      for (int step = 0; step <= last; step += 32) {
+        for (int box = 0; box * rows < 32; ++box) {
+          const int first = BulkBoxFirstToken(step, box, last, rows);
+          EXPECT_EQ(first % rows, 0);
+          EXPECT_LE(first, last);  // its block is one the sequence holds
+          if (block > 0) {
+            EXPECT_EQ(first / block, (first + rows - 1) / block) << "box crosses a block";
+          }
+          // A box holding any token up to `last` is the box's own rows.
+          if (step + box * rows <= last) {
+            EXPECT_EQ(first, step + box * rows);
+          }
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace kvprobe

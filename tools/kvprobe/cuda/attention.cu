@@ -881,17 +881,16 @@ __global__ void __launch_bounds__(kV2Threads, 1)
   const RowMap<kPaged> map = RowMapOf<kPaged>(a.layout, pos.b, shift);
   WarpSoftmax st;
   const int last = pos.t_end - 1;
-  const int last_box = last & ~(box_rows - 1);  // the first token of the box holding `last`
 
   // Lane 0: the K and V boxes of the step starting at token s (< t_end) into `slot`.
-  // A box past the split's end repeats the last valid one (its rows are masked).
+  // A box past the split's end repeats the last valid one (BulkBoxFirstToken).
   auto enqueue = [&](int s, int slot) {
     const uint32_t bar = bar0 + 8u * static_cast<uint32_t>(slot);
     const uint32_t dst = ring_shared + static_cast<uint32_t>(slot * kBulkSlotBytes);
     MbarrierExpectBytes(bar, kBulkSlotBytes);
-    for (int n = 0; n < kV2StepTokens; n += box_rows) {
-      const int row = static_cast<int>(map(min(s + n, last_box)));
-      const uint32_t at = dst + static_cast<uint32_t>(n * 128);
+    for (int box = 0; box * box_rows < kV2StepTokens; ++box) {
+      const int row = static_cast<int>(map(BulkBoxFirstToken(s, box, last, box_rows)));
+      const uint32_t at = dst + static_cast<uint32_t>(box * box_rows * 128);
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
         const int dim = pos.kvh * kHeadDim + 64 * h;
@@ -1000,11 +999,9 @@ bool BulkScheduleFits() {
   return attributes.sharedSizeBytes + static_cast<size_t>(kBulkSmemBytes) <= MaxBlockSmemBytes();
 }
 
-// Whether the bulk schedule reads `layout`: contiguous, or blocks of a power of two
-// >= 16 tokens (a box never crosses a block).
+// Whether the bulk schedule reads `layout` (BulkBoxRows).
 bool BulkLayoutFits(const KvLayout& layout) {
-  const int bt = layout.block_tokens;
-  return layout.block_table == nullptr || (bt >= 16 && (bt & (bt - 1)) == 0);
+  return BulkBoxRows(layout.block_table == nullptr ? 0 : layout.block_tokens) > 0;
 }
 
 // Rows of `kv_heads` x 128 bf16 from `base` to the end of the allocation holding it
@@ -1051,7 +1048,8 @@ void LaunchDecodeV2Bulk(const DecodeArgs& a, dim3 grid, int split_tokens, int sp
         "(compute capability 9.0) and " +
         std::to_string(kBulkSmemBytes) + " bytes of shared memory per block");
   }
-  int box_rows = kV2StepTokens;
+  const int box_rows = BulkBoxRows(kPaged ? a.layout.block_tokens : 0);
+  static_assert(kV2StepTokens == BulkBoxRows(0), "a contiguous box is one warp step");
   uint64_t rows = static_cast<uint64_t>(a.batch) * static_cast<uint64_t>(a.layout.max_context);
   if (kPaged) {
     if (!BulkLayoutFits(a.layout)) {
@@ -1060,7 +1058,6 @@ void LaunchDecodeV2Bulk(const DecodeArgs& a, dim3 grid, int split_tokens, int sp
           "tokens, not " +
           std::to_string(a.layout.block_tokens));
     }
-    box_rows = std::min(kV2StepTokens, a.layout.block_tokens);
     rows = std::min(RowsToAllocationEnd(a.k, a.kv_heads), RowsToAllocationEnd(a.v, a.kv_heads));
     if (rows == 0) {
       throw std::invalid_argument(

@@ -37,6 +37,28 @@ DecodeSplit ForcedDecodeSplit(int max_len, int wanted);
 // where no tuning does.
 DecodeSplit PlanDecodeSplit(int batch, int kv_heads, int max_len, long long slots);
 
+// The decode kernel's bulk load schedule (built with -DKVPROBE_DECODE_BULK=1) fills a
+// warp's 32-token step with bulk tensor copies of BulkBoxRows(block_tokens) rows each:
+// 32 for contiguous KV (block_tokens 0), min(32, block_tokens) for blocks of a power of
+// two >= 16 tokens, and 0 where the schedule does not read the layout (a box must not
+// cross a block, and a step must be whole boxes).
+constexpr int BulkBoxRows(int block_tokens) {
+  if (block_tokens == 0) return 32;
+  if (block_tokens < 16 || (block_tokens & (block_tokens - 1)) != 0) return 0;
+  return block_tokens < 32 ? block_tokens : 32;
+}
+
+// The first token of box `box` (0-based) of the step starting at token `step` (a
+// multiple of box_rows, a power of two), in a split whose last token is `last`
+// (>= step): the box's own first token, or, for a box wholly past `last`, the first
+// token of the box holding `last`, so that no box reads past the split's last block
+// (the rows it repeats are masked).
+constexpr int BulkBoxFirstToken(int step, int box, int last, int box_rows) {
+  const int own = step + box * box_rows;
+  const int last_box = last & ~(box_rows - 1);
+  return own < last_box ? own : last_box;
+}
+
 // Query rows a prefill block of `m_tiles` 16-row m-tiles per warp (4 warps) serves.
 constexpr int PrefillBlockRows(int m_tiles) { return 4 * 16 * m_tiles; }
 
