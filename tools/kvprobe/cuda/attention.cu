@@ -282,9 +282,9 @@ void PlanSplitsV1(int batch, int kv_heads, int max_len, int sm_count, int* split
 // heads with mma.sync (bf16 in, fp32 out), updates the softmax state once per step
 // (one max reduction over 4 lanes, not one dot-product reduction per token), and
 // accumulates P x V with mma.sync as well. Nothing passes through shared memory
-// until the warps merge at the end. Three load schedules (DecodeLoads), chosen per
-// launch (the third, staged, is DecodeKernelV2Staged below; a fourth, bulk, is built
-// with -DKVPROBE_DECODE_BULK=1): whole_step issues all of a step's loads before its
+// until the warps merge at the end. Three load schedules (DecodeLoads; four with
+// -DKVPROBE_DECODE_BULK=1, DecodeKernelV2Bulk), chosen per launch (the third, staged,
+// is DecodeKernelV2Staged below): whole_step issues all of a step's loads before its
 // arithmetic; rotated
 // loads the next step's K once this step is scored and its V once P.V is done, so
 // that 8-16 KB per warp stay in flight while it computes (the same registers, so no
@@ -793,7 +793,7 @@ __global__ void __launch_bounds__(kV2Threads, 1)
 // Kernel 2 with K and V brought into shared memory by the Tensor Memory Accelerator
 // (DecodeLoads::kBulk, Hopper and later): the staged schedule's ring of three 16 KB
 // slots per warp, but each slot is filled by 4 bulk tensor copies (8 for 16-token
-// blocks), issued by one lane, instead of 64 cp.async instructions a lane, and its
+// blocks), issued by one lane, instead of 32 cp.async instructions a lane, and its
 // arrival is counted in bytes by an mbarrier (PTX ISA, "cp.async.bulk.tensor",
 // "mbarrier"). A copy moves a box of 64 dimensions (128 bytes) x 32 rows (16 for
 // 16-token blocks) of one KV head, placed with the 128-byte swizzle: 16-byte chunk c of
@@ -950,6 +950,8 @@ __global__ void __launch_bounds__(kV2Threads, 1)
     AccumulatePV(vr, pb, pl, st);
   }
   FinishDecodeBlock<G>(a, pos.b, pos.kvh, pos.split, splits, st);
+#else
+  __trap();  // built without sm_90 code: BulkScheduleFits keeps the schedule out
 #endif
 }
 
@@ -980,23 +982,27 @@ size_t MaxBlockSmemBytes() {
 // block holds its 208 KB; an A100's 163 KB and 8-warp builds (416 KB) do not.
 bool StagedScheduleFits() { return StagedBlockSmemBytes() <= MaxBlockSmemBytes(); }
 
-// Whether the bulk schedule runs on the current device: the Tensor Memory Accelerator
-// (compute capability 9.0 and later) and its block's shared memory (as staged's, plus
-// the swizzle's alignment).
+// Whether the bulk schedule runs on the current device (asked once): the Tensor Memory
+// Accelerator (compute capability 9.0 and later, and kvprobe built with sm_90 code for
+// it) and its block's shared memory (as staged's, plus the swizzle's alignment).
 bool BulkScheduleFits() {
-  int device = 0, major = 0;
-  if (cudaGetDevice(&device) != cudaSuccess ||
-      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess) {
-    (void)cudaGetLastError();
-    return false;
-  }
-  cudaFuncAttributes attributes{};
-  if (major < 9 ||
-      cudaFuncGetAttributes(&attributes, DecodeKernelV2Bulk<8, false>) != cudaSuccess) {
-    (void)cudaGetLastError();
-    return false;
-  }
-  return attributes.sharedSizeBytes + static_cast<size_t>(kBulkSmemBytes) <= MaxBlockSmemBytes();
+  static const bool fits = [] {
+    int device = 0, major = 0;
+    if (cudaGetDevice(&device) != cudaSuccess ||
+        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess) {
+      (void)cudaGetLastError();
+      return false;
+    }
+    cudaFuncAttributes attributes{};
+    if (major < 9 ||
+        cudaFuncGetAttributes(&attributes, DecodeKernelV2Bulk<8, false>) != cudaSuccess) {
+      (void)cudaGetLastError();
+      return false;
+    }
+    return attributes.binaryVersion >= 90 &&
+           attributes.sharedSizeBytes + static_cast<size_t>(kBulkSmemBytes) <= MaxBlockSmemBytes();
+  }();
+  return fits;
 }
 
 // Whether the bulk schedule reads `layout` (BulkBoxRows).
@@ -1037,8 +1043,11 @@ CUtensorMap BulkTensorMap(const bf16* base, int kv_heads, uint64_t rows, int box
 }
 
 // Kernel 2 with the bulk schedule. Contiguous rows: the launch's batch x max_context
-// rows (boxes past them read zeros); paged: the allocation behind K (every box lies
-// in a block the table names). Paged blocks must hold a power of two >= 16 tokens.
+// rows (boxes past them read zeros); a step reads whole 32-row boxes, so rows up to
+// the next multiple of 32 past each sequence's last token (the next sequence's, or
+// past batch x max_context) must be mapped memory, where the other schedules read no
+// row past a sequence's last. Paged: the allocation behind K (every box lies in a
+// block the table names). Paged blocks must hold a power of two >= 16 tokens.
 template <int G, bool kPaged>
 void LaunchDecodeV2Bulk(const DecodeArgs& a, dim3 grid, int split_tokens, int splits,
                         float scale_log2, int shift, cudaStream_t stream) {

@@ -33,8 +33,9 @@ enum class DecodeLoads {
                // steps requested while the warp computes on one; one block per SM, only
                // where a block may have 208 KB of shared memory (Hopper)
   kBulk,       // staged's ring filled by the Tensor Memory Accelerator's bulk tensor copies
-               // (one lane issues 4-8 a step); Hopper and later, contiguous KV or blocks of
-               // a power of two >= 16 tokens
+               // (one lane issues 4-8 a step); only in a kvprobe built with
+               // -DKVPROBE_DECODE_BULK=1, on Hopper and later, over contiguous KV or blocks
+               // of a power of two >= 16 tokens
 };
 
 // "rotated", "whole_step", "staged" or "bulk" (decode_splits.csv's `loads` column).
@@ -42,7 +43,8 @@ const char* DecodeLoadsName(DecodeLoads loads);
 
 // The load schedules of the decode kernel on the current device (the tuner times each,
 // the check runs each), the default first; `staged` only where its shared memory fits a
-// block, `bulk` only where it does too and the GPU has the Tensor Memory Accelerator.
+// block, `bulk` only in a build with -DKVPROBE_DECODE_BULK=1 where it fits too and the GPU
+// has the Tensor Memory Accelerator.
 std::vector<DecodeLoads> DecodeLoadSchedules();
 
 struct DecodeArgs {

@@ -10,6 +10,7 @@
 #include "tools/kvprobe/cuda/attention.cuh"
 #include "tools/kvprobe/cuda/common.cuh"
 #include "tools/kvprobe/cuda/probes.h"
+#include "tools/kvprobe/host/kernel_plan.h"
 #include "tools/kvprobe/host/reference.h"
 
 namespace kvprobe {
@@ -18,6 +19,15 @@ namespace {
 using bf16 = __nv_bfloat16;
 
 constexpr int kBlockSizes[] = {16, 32, 128, 256};
+// The check runs every decode load schedule over every block size, the bulk schedule too
+// (in a build that has it), so each must be one the bulk schedule reads.
+constexpr bool BulkReadsEveryBlockSize() {
+  for (int bs : kBlockSizes) {
+    if (BulkBoxRows(bs) == 0) return false;
+  }
+  return true;
+}
+static_assert(BulkReadsEveryBlockSize(), "a block size the bulk schedule does not read");
 
 // Random values already rounded to bf16, so host and device see the same numbers.
 std::vector<float> RandomBf16Values(size_t n, std::mt19937_64& rng, float scale) {
