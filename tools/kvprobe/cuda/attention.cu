@@ -477,12 +477,13 @@ struct WarpSoftmax {
   float acc[8][4] = {};
 };
 
-// S = Q K^T over one 32-token step: sc[j] = the C fragment of tokens 8j .. 8j + 7.
-__device__ __forceinline__ void ScoreStep(const uint32_t (&qa)[8][2],
-                                          const uint4 (&kr)[kV2KTiles][4],
-                                          float (&sc)[kV2KTiles][4]) {
+// S = Q K^T over one step of 8 x kTiles tokens (32 in the register schedules): sc[j] =
+// the C fragment of tokens 8j .. 8j + 7.
+template <int kTiles>
+__device__ __forceinline__ void ScoreStep(const uint32_t (&qa)[8][2], const uint4 (&kr)[kTiles][4],
+                                          float (&sc)[kTiles][4]) {
 #pragma unroll
-  for (int j = 0; j < kV2KTiles; ++j) {
+  for (int j = 0; j < kTiles; ++j) {
     sc[j][0] = sc[j][1] = sc[j][2] = sc[j][3] = 0.f;
 #pragma unroll
     for (int kk = 0; kk < 8; ++kk) {
@@ -497,12 +498,13 @@ __device__ __forceinline__ void ScoreStep(const uint32_t (&qa)[8][2],
 // the state (rescaling O^T where a head got a new maximum) and returns P of head g,
 // tokens 2t, 2t+1 of tile j as bf16x2: pb = P rounded, pl = the rest (P - pb,
 // rounded), so that P.V carries P to about 16 bits. Token `step` must be < t_end.
-__device__ __forceinline__ void SoftmaxStep(float (&sc)[kV2KTiles][4], int step, int t_end, int t,
+template <int kTiles>
+__device__ __forceinline__ void SoftmaxStep(float (&sc)[kTiles][4], int step, int t_end, int t,
                                             float scale_log2, WarpSoftmax& st,
-                                            uint32_t (&pb)[kV2KTiles], uint32_t (&pl)[kV2KTiles]) {
+                                            uint32_t (&pb)[kTiles], uint32_t (&pl)[kTiles]) {
   float smax = -INFINITY;
 #pragma unroll
-  for (int j = 0; j < kV2KTiles; ++j) {
+  for (int j = 0; j < kTiles; ++j) {
 #pragma unroll
     for (int e = 0; e < 2; ++e) {
       if (step + 8 * j + 2 * t + e >= t_end) sc[j][e] = -INFINITY;
@@ -517,7 +519,7 @@ __device__ __forceinline__ void SoftmaxStep(float (&sc)[kV2KTiles][4], int step,
   st.m = m_new;
   float psum = 0.f;
 #pragma unroll
-  for (int j = 0; j < kV2KTiles; ++j) {
+  for (int j = 0; j < kTiles; ++j) {
     const float p0 = Exp2(fmaf(sc[j][0], scale_log2, -m_new));
     const float p1 = Exp2(fmaf(sc[j][1], scale_log2, -m_new));
     psum += p0 + p1;
@@ -542,12 +544,13 @@ __device__ __forceinline__ void SoftmaxStep(float (&sc)[kV2KTiles][4], int step,
   }
 }
 
-// O^T += V^T P^T over one step, 16 tokens per k-step, 16 dimensions per m-tile.
-__device__ __forceinline__ void AccumulatePV(const uint4 (&vr)[kV2KSteps][4][2],
-                                             const uint32_t (&pb)[kV2KTiles],
-                                             const uint32_t (&pl)[kV2KTiles], WarpSoftmax& st) {
+// O^T += V^T P^T over one step of kSteps x 16 tokens, 16 dimensions per m-tile.
+template <int kSteps>
+__device__ __forceinline__ void AccumulatePV(const uint4 (&vr)[kSteps][4][2],
+                                             const uint32_t (&pb)[2 * kSteps],
+                                             const uint32_t (&pl)[2 * kSteps], WarpSoftmax& st) {
 #pragma unroll
-  for (int s = 0; s < kV2KSteps; ++s) {
+  for (int s = 0; s < kSteps; ++s) {
 #pragma unroll
     for (int mt = 0; mt < 8; ++mt) {
       const int w = mt / 2;
@@ -564,8 +567,8 @@ __device__ __forceinline__ void AccumulatePV(const uint4 (&vr)[kV2KSteps][4][2],
 
 // The end of a kernel-2 block: sums each head's l over its quad, merges the warps'
 // states through shared memory and writes the result or the split's partial state
-// (StoreMergedWarps). Every thread of the block calls it.
-template <int G>
+// (StoreMergedWarps). Every thread of the block (kWarps warps) calls it.
+template <int G, int kWarps = kV2Warps>
 __device__ __forceinline__ void FinishDecodeBlock(const DecodeArgs& a, int b, int kvh, int split,
                                                   int splits, WarpSoftmax& st) {
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
@@ -573,8 +576,8 @@ __device__ __forceinline__ void FinishDecodeBlock(const DecodeArgs& a, int b, in
   st.l += __shfl_xor_sync(0xffffffffu, st.l, 1);
   st.l += __shfl_xor_sync(0xffffffffu, st.l, 2);
 
-  __shared__ float sm_m[kV2Warps][8], sm_l[kV2Warps][8];
-  __shared__ __align__(16) float sm_acc[kV2Warps][8][kHeadDim];
+  __shared__ float sm_m[kWarps][8], sm_l[kWarps][8];
+  __shared__ __align__(16) float sm_acc[kWarps][8][kHeadDim];
   if (t == 0) {
     sm_m[warp][g] = st.m;
     sm_l[warp][g] = st.l;
@@ -593,7 +596,7 @@ __device__ __forceinline__ void FinishDecodeBlock(const DecodeArgs& a, int b, in
   }
   __syncthreads();
 
-  StoreMergedWarps<G, kV2Warps, 8, kV2Threads>(a, b, kvh, split, splits, sm_m, sm_l, sm_acc);
+  StoreMergedWarps<G, kWarps, 8, kWarps * 32>(a, b, kvh, split, splits, sm_m, sm_l, sm_acc);
 }
 
 // Kernel 2 with K and V loaded straight into registers. kRotate: DecodeLoads::kRotated,
@@ -687,9 +690,25 @@ __global__ void __launch_bounds__(kV2Threads, KVPROBE_DECODE_MIN_BLOCKS)
 // (0.82-1.18x); 16 x 1,024 in 19.5 us against 20.7, single sequences 2-18% faster.
 // (A ring of the same size measured on 2026-11-30 was slower in 32 of 34 contiguous
 // cells, 16 x 1,024 in 25.3 us; how it placed rows in shared memory is not recorded.)
+// Warps per block: 4, each with steps of 32 tokens, or 8 with steps of 16
+// (-DKVPROBE_DECODE_STAGED_WARPS=8: twice the warps to hide each one's dependent
+// arithmetic, the same 128 tokens a block step and the same 192 KB of ring). Measured
+// on an H200 (2026-12-01): 8 warps took 16 x 1,024 to 19.48 us against 19.64 and the
+// grid's staged cells to 0.981x the time (0.906-1.017), within one lease's spread of
+// another's; the profile was measured with 4.
+#ifndef KVPROBE_DECODE_STAGED_WARPS
+#define KVPROBE_DECODE_STAGED_WARPS 4
+#endif
+static_assert(KVPROBE_DECODE_STAGED_WARPS == 4 || KVPROBE_DECODE_STAGED_WARPS == 8,
+              "KVPROBE_DECODE_STAGED_WARPS is 4 or 8");
+constexpr int kStagedWarps = KVPROBE_DECODE_STAGED_WARPS;
+constexpr int kStagedBlockTokens = 128;                               // a block step
+constexpr int kStagedStepTokens = kStagedBlockTokens / kStagedWarps;  // per warp: 32 or 16
+constexpr int kStagedTiles = kStagedStepTokens / 8, kStagedKSteps = kStagedStepTokens / 16;
 constexpr int kStagedSlots = 3;
-constexpr int kStagedSlotChunks = 2 * kV2StepTokens * (kHeadDim / 8);  // K, then V: 1,024
-constexpr int kStagedSmemBytes = kV2Warps * kStagedSlots * kStagedSlotChunks * 16;
+constexpr int kStagedSlotChunks = 2 * kStagedStepTokens * (kHeadDim / 8);  // K, then V
+constexpr int kStagedSmemBytes = kStagedWarps * kStagedSlots * kStagedSlotChunks * 16;
+static_assert(kDecodeSplitGranuleTokens % kStagedBlockTokens == 0, "whole block steps a split");
 
 // The position of 16-byte chunk c (0..15) of row r in its slot region: lanes (g, t)
 // of a quarter-warp read K chunks 4i + t of rows 8j + g (two rows, one per g) and V
@@ -711,7 +730,7 @@ __device__ __forceinline__ void CpAsyncWait() {
 }
 
 template <int G, bool kPaged>
-__global__ void __launch_bounds__(kV2Threads, 1)
+__global__ void __launch_bounds__(kStagedWarps * 32, 1)
     DecodeKernelV2Staged(DecodeArgs a, int split_tokens, int splits, float scale_log2, int shift) {
   static_assert(G >= 1 && G <= 8, "query heads per KV head");
   extern __shared__ __align__(128) uint4 staged_ring[];
@@ -738,33 +757,33 @@ __global__ void __launch_bounds__(kV2Threads, 1)
     const uint32_t vd = kd + 16u * (kStagedSlotChunks / 2);
     const int c = pos.lane & 15;
 #pragma unroll
-    for (int k = 0; k < kV2StepTokens / 2; ++k) {
+    for (int k = 0; k < kStagedStepTokens / 2; ++k) {
       const int r = 2 * k + (pos.lane >> 4);
       const size_t row = __shfl_sync(0xffffffffu, mine, r);
       CpAsync16(kd + 16u * StagedChunk(r, c), kbase + row * row_chunks + c);
       CpAsync16(vd + 16u * StagedChunk(r, c), vbase + row * row_chunks + c);
     }
   };
-  const int step0 = pos.t_begin + pos.warp * kV2StepTokens;
+  const int step0 = pos.t_begin + pos.warp * kStagedStepTokens;
 #pragma unroll
   for (int p = 0; p < kStagedSlots; ++p) {
-    if (step0 + p * kV2BlockTokens < pos.t_end) enqueue(step0 + p * kV2BlockTokens, p);
+    if (step0 + p * kStagedBlockTokens < pos.t_end) enqueue(step0 + p * kStagedBlockTokens, p);
     CpAsyncCommit();  // one group per step, empty or not, so that the count below holds
   }
   int slot = 0;
-  for (int step = step0; step < pos.t_end; step += kV2BlockTokens) {
+  for (int step = step0; step < pos.t_end; step += kStagedBlockTokens) {
     CpAsyncWait<kStagedSlots - 1>();  // this step's group has landed
     __syncwarp();                     // and every lane's copies of it are visible
     const uint4* ks = ring + slot * kStagedSlotChunks;
     const uint4* vs = ks + kStagedSlotChunks / 2;
-    uint4 kr[kV2KTiles][4], vr[kV2KSteps][4][2];
+    uint4 kr[kStagedTiles][4], vr[kStagedKSteps][4][2];
 #pragma unroll
-    for (int j = 0; j < kV2KTiles; ++j) {
+    for (int j = 0; j < kStagedTiles; ++j) {
 #pragma unroll
       for (int i = 0; i < 4; ++i) kr[j][i] = ks[StagedChunk(8 * j + pos.g, 4 * i + pos.t)];
     }
 #pragma unroll
-    for (int s2 = 0; s2 < kV2KSteps; ++s2) {
+    for (int s2 = 0; s2 < kStagedKSteps; ++s2) {
 #pragma unroll
       for (int u = 0; u < 4; ++u) {
         const int r = 16 * s2 + 2 * pos.t + (u & 1) + 8 * (u >> 1);
@@ -775,19 +794,19 @@ __global__ void __launch_bounds__(kV2Threads, 1)
     // Every lane has read the slot before it is refilled: the barrier also keeps the
     // compiler from moving the reads above past the cp.async writes below.
     __syncwarp();
-    const int refill = step + kStagedSlots * kV2BlockTokens;
+    const int refill = step + kStagedSlots * kStagedBlockTokens;
     if (refill < pos.t_end) enqueue(refill, slot);
     CpAsyncCommit();
     slot = slot + 1 == kStagedSlots ? 0 : slot + 1;
 
-    float sc[kV2KTiles][4];
+    float sc[kStagedTiles][4];
     ScoreStep(qa, kr, sc);
-    uint32_t pb[kV2KTiles], pl[kV2KTiles];
+    uint32_t pb[kStagedTiles], pl[kStagedTiles];
     SoftmaxStep(sc, step, pos.t_end, pos.t, scale_log2, st, pb, pl);
     AccumulatePV(vr, pb, pl, st);
   }
   CpAsyncWait<0>();  // no copy outlives the block
-  FinishDecodeBlock<G>(a, pos.b, pos.kvh, pos.split, splits, st);
+  FinishDecodeBlock<G, kStagedWarps>(a, pos.b, pos.kvh, pos.split, splits, st);
 }
 
 // Kernel 2 with K and V brought into shared memory by the Tensor Memory Accelerator
@@ -1204,7 +1223,7 @@ void LaunchDecodeV2(const DecodeArgs& a, dim3 grid, int split_tokens, int splits
     }
     CUDA_CHECK(cudaFuncSetAttribute(DecodeKernelV2Staged<G, kPaged>,
                                     cudaFuncAttributeMaxDynamicSharedMemorySize, kStagedSmemBytes));
-    DecodeKernelV2Staged<G, kPaged><<<grid, kV2Threads, kStagedSmemBytes, stream>>>(
+    DecodeKernelV2Staged<G, kPaged><<<grid, kStagedWarps * 32, kStagedSmemBytes, stream>>>(
         a, split_tokens, splits, scale_log2, shift);
   } else if (a.loads == DecodeLoads::kBulk) {
     LaunchDecodeV2Bulk<G, kPaged>(a, grid, split_tokens, splits, scale_log2, shift, stream);
