@@ -565,6 +565,19 @@ __device__ __forceinline__ void AccumulatePV(const uint4 (&vr)[kSteps][4][2],
   }
 }
 
+// The arithmetic of one step of 8 x kTiles tokens starting at token `step`, once its
+// K and V fragments are in registers: S = Q K^T, the online softmax and O^T += V^T P^T.
+template <int kTiles>
+__device__ __forceinline__ void AttendStep(const uint32_t (&qa)[8][2], const uint4 (&kr)[kTiles][4],
+                                           const uint4 (&vr)[kTiles / 2][4][2], int step, int t_end,
+                                           int t, float scale_log2, WarpSoftmax& st) {
+  float sc[kTiles][4];
+  ScoreStep(qa, kr, sc);
+  uint32_t pb[kTiles], pl[kTiles];
+  SoftmaxStep(sc, step, t_end, t, scale_log2, st, pb, pl);
+  AccumulatePV(vr, pb, pl, st);
+}
+
 // The end of a kernel-2 block: sums each head's l over its quad, merges the warps'
 // states through shared memory and writes the result or the split's partial state
 // (StoreMergedWarps). Every thread of the block (kWarps warps) calls it.
@@ -799,11 +812,7 @@ __global__ void __launch_bounds__(kStagedWarps * 32, 1)
     CpAsyncCommit();
     slot = slot + 1 == kStagedSlots ? 0 : slot + 1;
 
-    float sc[kStagedTiles][4];
-    ScoreStep(qa, kr, sc);
-    uint32_t pb[kStagedTiles], pl[kStagedTiles];
-    SoftmaxStep(sc, step, pos.t_end, pos.t, scale_log2, st, pb, pl);
-    AccumulatePV(vr, pb, pl, st);
+    AttendStep(qa, kr, vr, step, pos.t_end, pos.t, scale_log2, st);
   }
   CpAsyncWait<0>();  // no copy outlives the block
   FinishDecodeBlock<G, kStagedWarps>(a, pos.b, pos.kvh, pos.split, splits, st);
@@ -962,11 +971,7 @@ __global__ void __launch_bounds__(kV2Threads, 1)
     }
     slot = slot + 1 == kBulkSlots ? 0 : slot + 1;
 
-    float sc[kV2KTiles][4];
-    ScoreStep(qa, kr, sc);
-    uint32_t pb[kV2KTiles], pl[kV2KTiles];
-    SoftmaxStep(sc, step, pos.t_end, pos.t, scale_log2, st, pb, pl);
-    AccumulatePV(vr, pb, pl, st);
+    AttendStep(qa, kr, vr, step, pos.t_end, pos.t, scale_log2, st);
   }
   FinishDecodeBlock<G>(a, pos.b, pos.kvh, pos.split, splits, st);
 #else
