@@ -990,20 +990,24 @@ size_t StagedBlockSmemBytes() {
   return attributes.sharedSizeBytes + static_cast<size_t>(kStagedSmemBytes);
 }
 
+// `attribute` of the current device, or `fallback` when it cannot be read.
+int CurrentDeviceAttribute(cudaDeviceAttr attribute, int fallback) {
+  int device = 0, value = 0;
+  if (cudaGetDevice(&device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&value, attribute, device) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return fallback;
+  }
+  return value;
+}
+
 // The most shared memory a block may ask for on the current device (0 if unknown).
 size_t MaxBlockSmemBytes() {
-  int device = 0, bytes = 0;
-  if (cudaGetDevice(&device) != cudaSuccess ||
-      cudaDeviceGetAttribute(&bytes, cudaDevAttrMaxSharedMemoryPerBlockOptin, device) !=
-          cudaSuccess) {
-    (void)cudaGetLastError();
-    return 0;
-  }
-  return static_cast<size_t>(bytes);
+  return static_cast<size_t>(CurrentDeviceAttribute(cudaDevAttrMaxSharedMemoryPerBlockOptin, 0));
 }
 
 // Whether the staged schedule's block fits the current device: Hopper's 227 KB per
-// block holds its 208 KB; an A100's 163 KB and 8-warp builds (416 KB) do not.
+// block holds its 208 KB (224 KB with 8 warps); an A100's 163 KB does not.
 bool StagedScheduleFits() { return StagedBlockSmemBytes() <= MaxBlockSmemBytes(); }
 
 // Whether the bulk schedule runs on the current device (asked once): the Tensor Memory
@@ -1011,14 +1015,8 @@ bool StagedScheduleFits() { return StagedBlockSmemBytes() <= MaxBlockSmemBytes()
 // it) and its block's shared memory (as staged's, plus the swizzle's alignment).
 bool BulkScheduleFits() {
   static const bool fits = [] {
-    int device = 0, major = 0;
-    if (cudaGetDevice(&device) != cudaSuccess ||
-        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess) {
-      (void)cudaGetLastError();
-      return false;
-    }
     cudaFuncAttributes attributes{};
-    if (major < 9 ||
+    if (CurrentDeviceAttribute(cudaDevAttrComputeCapabilityMajor, 0) < 9 ||
         cudaFuncGetAttributes(&attributes, DecodeKernelV2Bulk<8, false>) != cudaSuccess) {
       (void)cudaGetLastError();
       return false;
@@ -1174,17 +1172,6 @@ void LaunchSplits(const DecodeArgs& a, int* splits, int* split_tokens) {
   } else {
     PlanSplits(a.batch, a.q_heads, a.kv_heads, a.max_len, a.sm_count, splits, split_tokens);
   }
-}
-
-// `attribute` of the current device, or `fallback` when it cannot be read.
-int CurrentDeviceAttribute(cudaDeviceAttr attribute, int fallback) {
-  int device = 0, value = 0;
-  if (cudaGetDevice(&device) != cudaSuccess ||
-      cudaDeviceGetAttribute(&value, attribute, device) != cudaSuccess) {
-    (void)cudaGetLastError();
-    return fallback;
-  }
-  return value;
 }
 
 // Whether the current device runs programmatic dependent launches (Hopper and later).
