@@ -58,6 +58,21 @@ __device__ __forceinline__ void MergeState(float& m, float& l, float* acc, float
   m = mn;
 }
 
+// 2^x; 2^-inf = 0.
+__device__ __forceinline__ float Exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+
+// How StoreMergedWarps merges a block's warps: 1, each head's maximum over the warps
+// first, then every warp's share scaled by one ex2.approx (independent of each other);
+// 0, the warps folded in one after another (MergeState, exp2f), a dependent chain.
+#ifndef KVPROBE_DECODE_FAST_MERGE
+#define KVPROBE_DECODE_FAST_MERGE 0
+#endif
+constexpr bool kFastMerge = KVPROBE_DECODE_FAST_MERGE != 0;
+
 #ifndef KVPROBE_DECODE_KERNEL
 #define KVPROBE_DECODE_KERNEL 2
 #endif
@@ -66,6 +81,50 @@ static_assert(kDecodeKernel == 1 || kDecodeKernel == 2, "KVPROBE_DECODE_KERNEL i
 
 // ---------------------------------------------------------------------------
 // Decode, kernel 1: sixteen lanes per token, shuffle reductions per token.
+
+// StoreMergedWarps with kFastMerge: each of the thread's heads takes its maximum over
+// the warps, then every warp's share is scaled by one ex2.approx, the scalings independent
+// of each other and the heads of one thread interleaved (no branch between them); the
+// output divides by l with __fdividef.
+template <int G, int kWarps, int W, int kThreads>
+__device__ __forceinline__ void StoreMergedWarpsFast(const DecodeArgs& a, int b, int kvh, int split,
+                                                     int splits, const float (&sm_m)[kWarps][W],
+                                                     const float (&sm_l)[kWarps][W],
+                                                     const float (&sm_acc)[kWarps][W][kHeadDim]) {
+  constexpr int kHeadsAtOnce = kThreads / kHeadDim;
+  constexpr int kPasses = (G + kHeadsAtOnce - 1) / kHeadsAtOnce;
+  const int d = static_cast<int>(threadIdx.x) % kHeadDim;  // output element
+  const int g0 = static_cast<int>(threadIdx.x) / kHeadDim;
+#pragma unroll
+  for (int i = 0; i < kPasses; ++i) {
+    const int head = g0 + i * kHeadsAtOnce;
+    const int g = min(head, G - 1);  // a pass past the last head repeats it, unstored
+    float mm = sm_m[0][g];
+#pragma unroll
+    for (int w = 1; w < kWarps; ++w) mm = fmaxf(mm, sm_m[w][g]);
+    const float base = mm == -INFINITY ? 0.f : mm;  // every warp empty: all scales 0
+    float ll = 0.f, aa = 0.f;
+#pragma unroll
+    for (int w = 0; w < kWarps; ++w) {
+      const float scale = Exp2(sm_m[w][g] - base);  // 0 for an empty warp (m = -inf)
+      ll = fmaf(sm_l[w][g], scale, ll);
+      aa = fmaf(sm_acc[w][g][d], scale, aa);
+    }
+    if (head >= G) continue;
+    const int h = kvh * G + head;
+    if (splits == 1) {
+      a.out[(static_cast<size_t>(b) * a.q_heads + h) * kHeadDim + d] =
+          __float2bfloat16(ll > 0.f ? __fdividef(aa, ll) : 0.f);
+    } else {
+      const size_t part = (static_cast<size_t>(b) * a.q_heads + h) * splits + split;
+      a.workspace[part * (kHeadDim + 2) + d] = aa;
+      if (d == 0) {
+        a.workspace[part * (kHeadDim + 2) + kHeadDim] = mm;
+        a.workspace[part * (kHeadDim + 2) + kHeadDim + 1] = ll;
+      }
+    }
+  }
+}
 
 // The end of a decode block of kThreads threads (a multiple of kHeadDim): merges the
 // kWarps warps' softmax states of each of the G heads (row g of the shared arrays;
@@ -79,6 +138,10 @@ __device__ __forceinline__ void StoreMergedWarps(const DecodeArgs& a, int b, int
                                                  const float (&sm_acc)[kWarps][W][kHeadDim]) {
   static_assert(G <= W, "a head per row");
   static_assert(kThreads % kHeadDim == 0, "whole heads per pass");
+  if (kFastMerge) {
+    StoreMergedWarpsFast<G, kWarps, W, kThreads>(a, b, kvh, split, splits, sm_m, sm_l, sm_acc);
+    return;
+  }
   constexpr int kHeadsAtOnce = kThreads / kHeadDim;
   const int d = kHeadsAtOnce == 1 ? threadIdx.x : threadIdx.x % kHeadDim;  // output element
   const int g0 = kHeadsAtOnce == 1 ? 0 : threadIdx.x / kHeadDim;
@@ -346,13 +409,6 @@ __device__ __forceinline__ void MmaBf16(float (&d)[4], uint32_t a0, uint32_t a1,
       : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
 
-// 2^x; 2^-inf = 0.
-__device__ __forceinline__ float Exp2(float x) {
-  float y;
-  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
-  return y;
-}
-
 __device__ __forceinline__ uint32_t Word(const uint4& u, int i) {
   return i == 0 ? u.x : i == 1 ? u.y : i == 2 ? u.z : u.w;
 }
@@ -412,6 +468,101 @@ struct StepRows {
       for (int u = 0; u < 4; ++u) {
         v[s][u] = map(min(step + 16 * s + 2 * t + (u & 1) + 8 * (u >> 1), last));
       }
+    }
+  }
+};
+
+// -DKVPROBE_DECODE_TRACE=1: the staged kernel records, per warp, when it starts, when
+// its first steps' copies are issued and land, when its last step lands and when its
+// block is done (DecodeTraceStamp), into DecodeArgs::trace where that is set. A
+// measurement build only (models/profiles/H200/decode_experiments/decode_timeline.cu):
+// the readings themselves take registers and instructions.
+#ifndef KVPROBE_DECODE_TRACE
+#define KVPROBE_DECODE_TRACE 0
+#endif
+constexpr bool kDecodeTrace = KVPROBE_DECODE_TRACE != 0;
+
+// The global timer (ns) and the SM's cycle counter; volatile, so that they keep their
+// place among the kernel's other volatile instructions (cp.async and its waits).
+__device__ __forceinline__ unsigned long long GlobalTimerNs() {
+  unsigned long long ns;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(ns));
+  return ns;
+}
+__device__ __forceinline__ long long CycleCount() {
+  long long c;
+  asm volatile("mov.u64 %0, %%clock64;" : "=l"(c));
+  return c;
+}
+// The global timer read only once `v` has arrived: the read is predicated on a test of v.
+__device__ __forceinline__ unsigned long long GlobalTimerNsAfter(uint32_t v) {
+  unsigned long long ns = 0;
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.u32 p, %1, 0x7fc00001;\n@p mov.u64 %0, %%globaltimer;\n}\n"
+      : "+l"(ns)
+      : "r"(v));
+  return ns;
+}
+__device__ __forceinline__ unsigned SmId() {
+  unsigned id;
+  asm volatile("mov.u32 %0, %%smid;" : "=r"(id));
+  return id;
+}
+
+// One warp's DecodeTraceStamp readings, kept in registers and written by its lane 0 at
+// the end (a no-op unless kDecodeTrace and a trace buffer is set).
+struct WarpTrace {
+  unsigned long long stamp[kDecodeTraceStamps] = {};
+  unsigned long long launch_blocks = 0;  // the finished-block count at entry
+  long long entry_cycles = 0, wait_from = 0;
+  __device__ __forceinline__ void Start(const DecodeArgs& a) {
+    if (!kDecodeTrace || a.trace == nullptr) return;
+    entry_cycles = CycleCount();
+    stamp[kTraceEntryNs] = GlobalTimerNs();
+    stamp[kTraceSmId] = SmId();
+    launch_blocks = *reinterpret_cast<volatile unsigned long long*>(a.trace);
+  }
+  __device__ __forceinline__ void Now(const DecodeArgs& a, DecodeTraceStamp s) {
+    if (kDecodeTrace && a.trace != nullptr) stamp[s] = GlobalTimerNs();
+  }
+  // Stamp s once `v` has arrived (a loaded or computed value).
+  __device__ __forceinline__ void After(const DecodeArgs& a, DecodeTraceStamp s, uint32_t v) {
+    if (kDecodeTrace && a.trace != nullptr) stamp[s] = GlobalTimerNsAfter(v);
+  }
+  __device__ __forceinline__ void WaitBegins(const DecodeArgs& a) {
+    if (kDecodeTrace && a.trace != nullptr) wait_from = CycleCount();
+  }
+  __device__ __forceinline__ void WaitEnds(const DecodeArgs& a) {
+    if (!kDecodeTrace || a.trace == nullptr) return;
+    stamp[kTraceWaitCycles] += static_cast<unsigned long long>(CycleCount() - wait_from);
+    stamp[kTraceLastDataNs] = GlobalTimerNs();
+    if (stamp[kTraceSteps]++ == 0) stamp[kTraceFirstDataNs] = stamp[kTraceLastDataNs];
+  }
+  __device__ __forceinline__ void LoopEnds(const DecodeArgs& a) {
+    if (!kDecodeTrace || a.trace == nullptr) return;
+    stamp[kTraceLoopEndNs] = GlobalTimerNs();
+    stamp[kTraceStepCycles] = static_cast<unsigned long long>(CycleCount() - entry_cycles);
+  }
+  // After the block's result is written: every warp's lane 0 stores its stamps, then
+  // the block's thread 0 counts the block finished.
+  __device__ __forceinline__ void Finish(const DecodeArgs& a) {
+    if (!kDecodeTrace || a.trace == nullptr) return;
+    stamp[kTraceExitNs] = GlobalTimerNs();
+    const int blocks = static_cast<int>(gridDim.x * gridDim.y * gridDim.z);
+    const int block =
+        static_cast<int>(blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z));
+    const int warp = static_cast<int>(threadIdx.x / 32);
+    if (threadIdx.x % 32 == 0 && block < kDecodeTraceMaxBlocks && warp < kDecodeTraceMaxWarps) {
+      const int launch = static_cast<int>(launch_blocks / static_cast<unsigned long long>(blocks));
+#pragma unroll
+      for (int s = 0; s < kDecodeTraceStamps; ++s) {
+        a.trace[DecodeTraceIndex(launch, block, warp, s)] = stamp[s];
+      }
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      __threadfence();
+      atomicAdd(a.trace, 1ull);
     }
   }
 };
@@ -583,7 +734,8 @@ __device__ __forceinline__ void AttendStep(const uint32_t (&qa)[8][2], const uin
 // (StoreMergedWarps). Every thread of the block (kWarps warps) calls it.
 template <int G, int kWarps = kV2Warps>
 __device__ __forceinline__ void FinishDecodeBlock(const DecodeArgs& a, int b, int kvh, int split,
-                                                  int splits, WarpSoftmax& st) {
+                                                  int splits, WarpSoftmax& st,
+                                                  WarpTrace* trace = nullptr) {
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const int g = lane / 4, t = lane % 4;
   st.l += __shfl_xor_sync(0xffffffffu, st.l, 1);
@@ -608,6 +760,7 @@ __device__ __forceinline__ void FinishDecodeBlock(const DecodeArgs& a, int b, in
     }
   }
   __syncthreads();
+  if (trace != nullptr) trace->Now(a, kTraceMergeStartNs);
 
   StoreMergedWarps<G, kWarps, 8, kWarps * 32>(a, b, kvh, split, splits, sm_m, sm_l, sm_acc);
 }
@@ -715,6 +868,13 @@ __global__ void __launch_bounds__(kV2Threads, KVPROBE_DECODE_MIN_BLOCKS)
 static_assert(KVPROBE_DECODE_STAGED_WARPS == 4 || KVPROBE_DECODE_STAGED_WARPS == 8,
               "KVPROBE_DECODE_STAGED_WARPS is 4 or 8");
 constexpr int kStagedWarps = KVPROBE_DECODE_STAGED_WARPS;
+// 1: over contiguous KV each warp requests its first step before its sequence's context
+// length arrives (DecodeKernelV2Staged), so that the length's round trip to memory and
+// the first bytes' overlap.
+#ifndef KVPROBE_DECODE_EARLY_SLOT
+#define KVPROBE_DECODE_EARLY_SLOT 0
+#endif
+constexpr bool kEarlySlot = KVPROBE_DECODE_EARLY_SLOT != 0;
 constexpr int kStagedBlockTokens = 128;                               // a block step
 constexpr int kStagedStepTokens = kStagedBlockTokens / kStagedWarps;  // per warp: 32 or 16
 constexpr int kStagedTiles = kStagedStepTokens / 8, kStagedKSteps = kStagedStepTokens / 16;
@@ -747,6 +907,8 @@ __global__ void __launch_bounds__(kStagedWarps * 32, 1)
     DecodeKernelV2Staged(DecodeArgs a, int split_tokens, int splits, float scale_log2, int shift) {
   static_assert(G >= 1 && G <= 8, "query heads per KV head");
   extern __shared__ __align__(128) uint4 staged_ring[];
+  WarpTrace trace;
+  trace.Start(a);
   const V2Thread pos = V2ThreadOf(a, split_tokens);
   AllowDependentLaunch();
 
@@ -764,8 +926,9 @@ __global__ void __launch_bounds__(kStagedWarps * 32, 1)
   // Enqueues the K and V rows of the step starting at token s (< t_end) into slot
   // `slot`: lane l finds the row of token s + l; instruction k copies rows 2k (lanes
   // 0-15) and 2k + 1 (lanes 16-31), 16 bytes a lane, 512 contiguous bytes a row pair.
-  auto enqueue = [&](int s, int slot) {
-    const uint32_t mine = map(min(s + pos.lane, last));
+  // Rows past `bound` read row `bound` (last, or the early slot's max_context - 1).
+  auto enqueue = [&](int s, int slot, int bound) {
+    const uint32_t mine = map(min(s + pos.lane, bound));
     const uint32_t kd = ring_shared + 16u * static_cast<uint32_t>(slot * kStagedSlotChunks);
     const uint32_t vd = kd + 16u * (kStagedSlotChunks / 2);
     const int c = pos.lane & 15;
@@ -778,15 +941,31 @@ __global__ void __launch_bounds__(kStagedWarps * 32, 1)
     }
   };
   const int step0 = pos.t_begin + pos.warp * kStagedStepTokens;
+  // kEarlySlot over contiguous KV: the first step is requested before the context length
+  // arrives, its rows bounded by the sequence's max_context rows instead (past its
+  // length they hold whatever the cache holds: masked and zeroed below), unless no
+  // sequence of the batch reaches it.
+  const bool early = kEarlySlot && !kPaged && a.layout.max_context > 0;
+  if (early) {
+    if (step0 < a.max_len) enqueue(step0, 0, a.layout.max_context - 1);
+    CpAsyncCommit();
+  }
+  trace.After(a, kTraceLensNs, static_cast<uint32_t>(pos.t_end));
 #pragma unroll
   for (int p = 0; p < kStagedSlots; ++p) {
-    if (step0 + p * kStagedBlockTokens < pos.t_end) enqueue(step0 + p * kStagedBlockTokens, p);
+    if (p == 0 && early) continue;
+    if (step0 + p * kStagedBlockTokens < pos.t_end) {
+      enqueue(step0 + p * kStagedBlockTokens, p, last);
+    }
     CpAsyncCommit();  // one group per step, empty or not, so that the count below holds
   }
+  trace.Now(a, kTraceEnqueuedNs);
   int slot = 0;
   for (int step = step0; step < pos.t_end; step += kStagedBlockTokens) {
+    trace.WaitBegins(a);
     CpAsyncWait<kStagedSlots - 1>();  // this step's group has landed
     __syncwarp();                     // and every lane's copies of it are visible
+    trace.WaitEnds(a);
     const uint4* ks = ring + slot * kStagedSlotChunks;
     const uint4* vs = ks + kStagedSlotChunks / 2;
     uint4 kr[kStagedTiles][4], vr[kStagedKSteps][4][2];
@@ -808,14 +987,32 @@ __global__ void __launch_bounds__(kStagedWarps * 32, 1)
     // compiler from moving the reads above past the cp.async writes below.
     __syncwarp();
     const int refill = step + kStagedSlots * kStagedBlockTokens;
-    if (refill < pos.t_end) enqueue(refill, slot);
+    if (refill < pos.t_end) enqueue(refill, slot, last);
     CpAsyncCommit();
     slot = slot + 1 == kStagedSlots ? 0 : slot + 1;
+    // The early slot's rows past the length: their scores are masked, and their V is
+    // zeroed so that whatever they hold (an inf, a NaN) cannot reach O through P = 0.
+    if (early && step == step0 && step + kStagedStepTokens > pos.t_end) {
+#pragma unroll
+      for (int s2 = 0; s2 < kStagedKSteps; ++s2) {
+#pragma unroll
+        for (int u = 0; u < 4; ++u) {
+          if (step + 16 * s2 + 2 * pos.t + (u & 1) + 8 * (u >> 1) >= pos.t_end) {
+            vr[s2][u][0] = vr[s2][u][1] = make_uint4(0, 0, 0, 0);
+          }
+        }
+      }
+    }
 
     AttendStep(qa, kr, vr, step, pos.t_end, pos.t, scale_log2, st);
   }
+  trace.LoopEnds(a);
+  trace.After(
+      a, kTraceComputedNs,
+      __float_as_uint(st.acc[7][3]) ^ __float_as_uint(st.acc[0][0]) ^ __float_as_uint(st.l));
   CpAsyncWait<0>();  // no copy outlives the block
-  FinishDecodeBlock<G, kStagedWarps>(a, pos.b, pos.kvh, pos.split, splits, st);
+  FinishDecodeBlock<G, kStagedWarps>(a, pos.b, pos.kvh, pos.split, splits, st, &trace);
+  trace.Finish(a);
 }
 
 // Kernel 2 with K and V brought into shared memory by the Tensor Memory Accelerator

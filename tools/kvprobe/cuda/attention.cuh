@@ -62,7 +62,45 @@ struct DecodeArgs {
   // about n equal splits (at most MaxDecodeSplits(max_len); TuneDecodeSplits picks n).
   int splits = 0;
   DecodeLoads loads = DecodeLoads::kRotated;
+  // Only in a kvprobe built with -DKVPROBE_DECODE_TRACE=1, and then only if set: the
+  // staged kernel's timestamps (DecodeTraceIndex); ignored otherwise.
+  unsigned long long* trace = nullptr;
 };
+
+// Where -DKVPROBE_DECODE_TRACE=1 builds of the staged decode kernel write their timestamps:
+// element 0 of the buffer counts finished blocks (launch n's blocks see n x blocks to (n +
+// 1) x blocks - 1 of them); stamp s of warp w of block `block` (blockIdx flattened, x
+// fastest) in launch n lies at DecodeTraceIndex(n, block, w, s), the last
+// kDecodeTraceLaunches launches kept. Stamps (DecodeTraceStamp): global timer readings (ns),
+// the SM and cycle counts.
+constexpr int kDecodeTraceLaunches = 8, kDecodeTraceMaxBlocks = 1024, kDecodeTraceMaxWarps = 8;
+enum DecodeTraceStamp {
+  kTraceEntryNs,       // the warp's first instruction
+  kTraceSmId,          // the SM it ran on
+  kTraceLensNs,        // its sequence's context length arrived
+  kTraceEnqueuedNs,    // its first steps' copies all issued
+  kTraceFirstDataNs,   // its first step's K and V landed in shared memory
+  kTraceLastDataNs,    // its last step's landed
+  kTraceLoopEndNs,     // its last step's arithmetic issued
+  kTraceComputedNs,    // its last step's arithmetic done (its results arrived)
+  kTraceMergeStartNs,  // its block's warps all past the barrier before the merge
+  kTraceExitNs,        // its block's merged result written
+  kTraceWaitCycles,    // SM cycles spent waiting for steps' data, summed over its steps
+  kTraceStepCycles,    // SM cycles from entry to loop end
+  kTraceSteps,         // steps it ran
+  kDecodeTraceStamps
+};
+inline constexpr size_t DecodeTraceIndex(int launch, int block, int warp, int stamp) {
+  return 1 +
+         ((static_cast<size_t>(launch % kDecodeTraceLaunches) * kDecodeTraceMaxBlocks + block) *
+              kDecodeTraceMaxWarps +
+          warp) *
+             kDecodeTraceStamps +
+         stamp;
+}
+constexpr size_t kDecodeTraceElems = 1 + static_cast<size_t>(kDecodeTraceLaunches) *
+                                             kDecodeTraceMaxBlocks * kDecodeTraceMaxWarps *
+                                             kDecodeTraceStamps;
 
 // Floats of workspace a decode launch may need, with the plan's splits or any
 // forced number of them.

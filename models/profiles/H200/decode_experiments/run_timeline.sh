@@ -1,0 +1,33 @@
+#!/bin/bash
+# Builds decode_timeline.cu in six variants of the staged decode kernel and traces the
+# cells the timeline README section reports; writes its CSVs and times under $1. Run
+# from the repository root on a machine with the GPU.
+set -euo pipefail
+out=$1
+nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,power.draw --format=csv
+F="-O3 -std=c++17 -arch=sm_90 --expt-relaxed-constexpr -I. -Itools/kvprobe -DKVPROBE_DECODE_TRACE=1"
+SRC="tools/kvprobe/cuda/attention.cu tools/kvprobe/cuda/common.cu tools/kvprobe/host/kernel_plan.cc
+ tools/kvprobe/host/reference.cc tools/kvprobe/host/steady_warm.cc tools/kvprobe/host/timing_plan.cc
+ tools/kvprobe/host/profile_writer.cc tools/kvprobe/host/args.cc -lcuda"
+dir=models/profiles/H200/decode_experiments
+declare -A variant=(
+  [base]=""
+  [w8]="-DKVPROBE_DECODE_STAGED_WARPS=8"
+  [merge]="-DKVPROBE_DECODE_FAST_MERGE=1"
+  [early]="-DKVPROBE_DECODE_EARLY_SLOT=1"
+  [merge_early]="-DKVPROBE_DECODE_FAST_MERGE=1 -DKVPROBE_DECODE_EARLY_SLOT=1"
+  [merge_early_w8]="-DKVPROBE_DECODE_FAST_MERGE=1 -DKVPROBE_DECODE_EARLY_SLOT=1 -DKVPROBE_DECODE_STAGED_WARPS=8"
+)
+for v in "${!variant[@]}"; do
+  nvcc $F ${variant[$v]} -o /tmp/tl_$v $dir/decode_timeline.cu $SRC &
+done
+wait
+for round in 1 2; do
+  for v in base w8 merge early merge_early merge_early_w8; do
+    for s in "16 1024" "16 4096" "16 256"; do
+      set -- $s
+      echo "== $v round $round"
+      /tmp/tl_$v $1 $2 $out/${v}_${1}x${2}.csv
+    done
+  done
+done 2>&1 | tee $out/timeline_times.txt
