@@ -82,6 +82,27 @@ static_assert(kDecodeKernel == 1 || kDecodeKernel == 2, "KVPROBE_DECODE_KERNEL i
 // ---------------------------------------------------------------------------
 // Decode, kernel 1: sixteen lanes per token, shuffle reductions per token.
 
+// Element d of query head h of sequence b once its block's warps are merged (maximum
+// mm, sum ll, accumulator aa): with one split the output aa / ll (0 where ll = 0; the
+// division approximate with kApproxDivide), else the split's partial state in the
+// workspace (d = 0 also writes mm and ll), for DecodeCombineKernel.
+template <bool kApproxDivide>
+__device__ __forceinline__ void StoreHeadElement(const DecodeArgs& a, int b, int h, int d,
+                                                 int split, int splits, float mm, float ll,
+                                                 float aa) {
+  if (splits == 1) {
+    const float o = ll > 0.f ? (kApproxDivide ? __fdividef(aa, ll) : aa / ll) : 0.f;
+    a.out[(static_cast<size_t>(b) * a.q_heads + h) * kHeadDim + d] = __float2bfloat16(o);
+  } else {
+    const size_t part = (static_cast<size_t>(b) * a.q_heads + h) * splits + split;
+    a.workspace[part * (kHeadDim + 2) + d] = aa;
+    if (d == 0) {
+      a.workspace[part * (kHeadDim + 2) + kHeadDim] = mm;
+      a.workspace[part * (kHeadDim + 2) + kHeadDim + 1] = ll;
+    }
+  }
+}
+
 // StoreMergedWarps with kFastMerge: each of the thread's heads takes its maximum over
 // the warps, then every warp's share is scaled by one ex2.approx, the scalings independent
 // of each other and the heads of one thread interleaved (no branch between them); the
@@ -110,19 +131,7 @@ __device__ __forceinline__ void StoreMergedWarpsFast(const DecodeArgs& a, int b,
       ll = fmaf(sm_l[w][g], scale, ll);
       aa = fmaf(sm_acc[w][g][d], scale, aa);
     }
-    if (head >= G) continue;
-    const int h = kvh * G + head;
-    if (splits == 1) {
-      a.out[(static_cast<size_t>(b) * a.q_heads + h) * kHeadDim + d] =
-          __float2bfloat16(ll > 0.f ? __fdividef(aa, ll) : 0.f);
-    } else {
-      const size_t part = (static_cast<size_t>(b) * a.q_heads + h) * splits + split;
-      a.workspace[part * (kHeadDim + 2) + d] = aa;
-      if (d == 0) {
-        a.workspace[part * (kHeadDim + 2) + kHeadDim] = mm;
-        a.workspace[part * (kHeadDim + 2) + kHeadDim + 1] = ll;
-      }
-    }
+    if (head < G) StoreHeadElement<true>(a, b, kvh * G + head, d, split, splits, mm, ll, aa);
   }
 }
 
@@ -150,18 +159,7 @@ __device__ __forceinline__ void StoreMergedWarps(const DecodeArgs& a, int b, int
     for (int w = 1; w < kWarps; ++w) {
       MergeState<1>(mm, ll, &aa, sm_m[w][g], sm_l[w][g], &sm_acc[w][g][d]);
     }
-    const int h = kvh * G + g;
-    if (splits == 1) {
-      a.out[(static_cast<size_t>(b) * a.q_heads + h) * kHeadDim + d] =
-          __float2bfloat16(ll > 0.f ? aa / ll : 0.f);
-    } else {
-      const size_t part = (static_cast<size_t>(b) * a.q_heads + h) * splits + split;
-      a.workspace[part * (kHeadDim + 2) + d] = aa;
-      if (d == 0) {
-        a.workspace[part * (kHeadDim + 2) + kHeadDim] = mm;
-        a.workspace[part * (kHeadDim + 2) + kHeadDim + 1] = ll;
-      }
-    }
+    StoreHeadElement<false>(a, b, kvh * G + g, d, split, splits, mm, ll, aa);
   }
 }
 
