@@ -83,7 +83,7 @@ static_assert(kDecodeKernel == 1 || kDecodeKernel == 2, "KVPROBE_DECODE_KERNEL i
 // Decode, kernel 1: sixteen lanes per token, shuffle reductions per token.
 
 // Element d of query head h of sequence b once its block's warps are merged (maximum
-// mm, sum ll, accumulator aa): with one split the output aa / ll (0 where ll = 0; the
+// mm, sum ll, accumulator aa): with one split the output aa / ll (0 unless ll > 0; the
 // division approximate with kApproxDivide), else the split's partial state in the
 // workspace (d = 0 also writes mm and ll), for DecodeCombineKernel.
 template <bool kApproxDivide>

@@ -69,7 +69,8 @@ struct DecodeArgs {
 
 // Where -DKVPROBE_DECODE_TRACE=1 builds of the staged decode kernel write their timestamps:
 // element 0 of the buffer counts finished blocks (launch n's blocks see n x blocks to (n +
-// 1) x blocks - 1 of them); stamp s of warp w of block `block` (blockIdx flattened, x
+// 1) x blocks - 1 of them, as long as launches do not overlap: not so in a
+// -DKVPROBE_DECODE_PDL=1 build); stamp s of warp w of block `block` (blockIdx flattened, x
 // fastest) in launch n lies at DecodeTraceIndex(n, block, w, s), the last
 // kDecodeTraceLaunches launches kept. Stamps (DecodeTraceStamp): global timer readings (ns),
 // the SM and cycle counts.
@@ -82,9 +83,9 @@ enum DecodeTraceStamp {
   kTraceFirstDataNs,   // its first step's K and V landed in shared memory
   kTraceLastDataNs,    // its last step's landed
   kTraceLoopEndNs,     // its last step's arithmetic issued
-  kTraceComputedNs,    // its last step's arithmetic done (its results arrived)
+  kTraceComputedNs,    // its last step's results in registers (a read that waits on them)
   kTraceMergeStartNs,  // its block's warps all past the barrier before the merge
-  kTraceExitNs,        // its block's merged result written
+  kTraceExitNs,        // its block's merged result's stores issued
   kTraceWaitCycles,    // SM cycles spent waiting for steps' data, summed over its steps
   kTraceStepCycles,    // SM cycles from entry to loop end
   kTraceSteps,         // steps it ran
