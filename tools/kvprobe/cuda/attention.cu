@@ -65,11 +65,14 @@ __device__ __forceinline__ float Exp2(float x) {
   return y;
 }
 
-// How StoreMergedWarps merges a block's warps: 1, each head's maximum over the warps
-// first, then every warp's share scaled by one ex2.approx (independent of each other);
-// 0, the warps folded in one after another (MergeState, exp2f), a dependent chain.
+// How StoreMergedWarps merges a block's warps: 1 (the default from kvprobe 0.3.9), each
+// head's maximum over the warps first, then every warp's share scaled by one ex2.approx
+// (independent of each other); 0, the warps folded in one after another (MergeState,
+// exp2f), a dependent chain. Measured on an H200 (2026-12-01, timestamps inside the
+// staged kernel, models/profiles/H200/decode_experiments/README.md): the merge of a
+// 4-warp block took 0.71 us instead of 1.15, and 16 x 1,024 0.979x the time.
 #ifndef KVPROBE_DECODE_FAST_MERGE
-#define KVPROBE_DECODE_FAST_MERGE 0
+#define KVPROBE_DECODE_FAST_MERGE 1
 #endif
 constexpr bool kFastMerge = KVPROBE_DECODE_FAST_MERGE != 0;
 
@@ -854,14 +857,15 @@ __global__ void __launch_bounds__(kV2Threads, KVPROBE_DECODE_MIN_BLOCKS)
 // (0.82-1.18x); 16 x 1,024 in 19.5 us against 20.7, single sequences 2-18% faster.
 // (A ring of the same size measured on 2026-11-30 was slower in 32 of 34 contiguous
 // cells, 16 x 1,024 in 25.3 us; how it placed rows in shared memory is not recorded.)
-// Warps per block: 4, each with steps of 32 tokens, or 8 with steps of 16
-// (-DKVPROBE_DECODE_STAGED_WARPS=8: twice the warps to hide each one's dependent
-// arithmetic, the same 128 tokens a block step and the same 192 KB of ring). Measured
-// on an H200 (2026-12-01): 8 warps took 16 x 1,024 to 19.48 us against 19.64 and the
-// grid's staged cells to 0.981x the time (0.906-1.017), within one lease's spread of
-// another's; the profile was measured with 4.
+// Warps per block: 8 (the default from kvprobe 0.3.9), each with steps of 16 tokens, or
+// 4 with steps of 32 (-DKVPROBE_DECODE_STAGED_WARPS=4): 8 give each SM sub-partition two
+// warps, one's arithmetic hiding the other's, with the same 128 tokens a block step and
+// the same 192 KB of ring. Measured on an H200 (2026-12-01): 8 warps took 16 x 1,024 to
+// 19.48 us against 19.64 and the grid's staged cells to 0.981x the time (0.906-1.017);
+// with the fast merge (KVPROBE_DECODE_FAST_MERGE) 18.78 us and 0.944x the staged times
+// of the profile measured with 4 warps and the folded merge.
 #ifndef KVPROBE_DECODE_STAGED_WARPS
-#define KVPROBE_DECODE_STAGED_WARPS 4
+#define KVPROBE_DECODE_STAGED_WARPS 8
 #endif
 static_assert(KVPROBE_DECODE_STAGED_WARPS == 4 || KVPROBE_DECODE_STAGED_WARPS == 8,
               "KVPROBE_DECODE_STAGED_WARPS is 4 or 8");
