@@ -65,7 +65,7 @@ __device__ __forceinline__ float Exp2(float x) {
   return y;
 }
 
-// How StoreMergedWarps merges a block's warps: 1 (the default from kvprobe 0.3.9), each
+// How StoreMergedWarps merges a block's warps: 1 (the default from kvprobe 0.3.10), each
 // head's maximum over the warps first, then every warp's share scaled by one ex2.approx
 // (independent of each other); 0, the warps folded in one after another (MergeState,
 // exp2f), a dependent chain. Measured on an H200 (2026-12-01, timestamps inside the
@@ -857,7 +857,7 @@ __global__ void __launch_bounds__(kV2Threads, KVPROBE_DECODE_MIN_BLOCKS)
 // (0.82-1.18x); 16 x 1,024 in 19.5 us against 20.7, single sequences 2-18% faster.
 // (A ring of the same size measured on 2026-11-30 was slower in 32 of 34 contiguous
 // cells, 16 x 1,024 in 25.3 us; how it placed rows in shared memory is not recorded.)
-// Warps per block: 8 (the default from kvprobe 0.3.9), each with steps of 16 tokens, or
+// Warps per block: 8 (the default from kvprobe 0.3.10), each with steps of 16 tokens, or
 // 4 with steps of 32 (-DKVPROBE_DECODE_STAGED_WARPS=4): 8 give each SM sub-partition two
 // warps, one's arithmetic hiding the other's, with the same 128 tokens a block step and
 // the same 192 KB of ring. Measured on an H200 (2026-12-01): 8 warps took 16 x 1,024 to
