@@ -1,7 +1,8 @@
 #!/bin/bash
-# Builds decode_timeline.cu in six variants of the staged decode kernel and traces the
+# Builds decode_timeline.cu in seven variants of the staged decode kernel and traces the
 # cells the timeline README section reports; writes its CSVs and times under $1. Run
-# from the repository root on a machine with the GPU.
+# from the repository root on a machine with the GPU. VARIANTS="base w8_merge" (say)
+# builds and runs only those.
 set -euo pipefail
 out=$1
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,power.draw --format=csv
@@ -10,20 +11,23 @@ SRC="tools/kvprobe/cuda/attention.cu tools/kvprobe/cuda/common.cu tools/kvprobe/
  tools/kvprobe/host/reference.cc tools/kvprobe/host/steady_warm.cc tools/kvprobe/host/timing_plan.cc
  tools/kvprobe/host/profile_writer.cc tools/kvprobe/host/args.cc -lcuda"
 dir=models/profiles/H200/decode_experiments
+# Each variant's staged warps, merge and early slot: base is kvprobe 0.3.9's default kernels
+# (4-warp staged blocks, warps merged one after another); w8_merge is kvprobe 0.3.10's.
 declare -A variant=(
-  [base]=""
-  [w8]="-DKVPROBE_DECODE_STAGED_WARPS=8"
-  [merge]="-DKVPROBE_DECODE_FAST_MERGE=1"
-  [early]="-DKVPROBE_DECODE_EARLY_SLOT=1"
-  [merge_early]="-DKVPROBE_DECODE_FAST_MERGE=1 -DKVPROBE_DECODE_EARLY_SLOT=1"
-  [merge_early_w8]="-DKVPROBE_DECODE_FAST_MERGE=1 -DKVPROBE_DECODE_EARLY_SLOT=1 -DKVPROBE_DECODE_STAGED_WARPS=8"
+  [base]="4 0 0" [w8]="8 0 0" [merge]="4 1 0" [early]="4 0 1" [merge_early]="4 1 1"
+  [merge_early_w8]="8 1 1" [w8_merge]="8 1 0"
 )
-for v in "${!variant[@]}"; do
-  nvcc $F ${variant[$v]} -o /tmp/tl_$v $dir/decode_timeline.cu $SRC &
+run=${VARIANTS:-base w8 merge early merge_early merge_early_w8 w8_merge}
+flags() {
+  set -- $1
+  echo "-DKVPROBE_DECODE_STAGED_WARPS=$1 -DKVPROBE_DECODE_FAST_MERGE=$2 -DKVPROBE_DECODE_EARLY_SLOT=$3"
+}
+for v in $run; do
+  nvcc $F $(flags "${variant[$v]}") -o /tmp/tl_$v $dir/decode_timeline.cu $SRC &
 done
 wait
 for round in 1 2; do
-  for v in base w8 merge early merge_early merge_early_w8; do
+  for v in $run; do
     for s in "16 1024" "16 4096" "16 256"; do
       set -- $s
       echo "== $v round $round"
