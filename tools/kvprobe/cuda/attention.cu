@@ -857,21 +857,17 @@ __global__ void __launch_bounds__(kV2Threads, KVPROBE_DECODE_MIN_BLOCKS)
 // (0.82-1.18x); 16 x 1,024 in 19.5 us against 20.7, single sequences 2-18% faster.
 // (A ring of the same size measured on 2026-11-30 was slower in 32 of 34 contiguous
 // cells, 16 x 1,024 in 25.3 us; how it placed rows in shared memory is not recorded.)
-// Warps per block: 8 (the default from kvprobe 0.3.10), each with steps of 16 tokens, or
-// 4 with steps of 32 (-DKVPROBE_DECODE_STAGED_WARPS=4): 8 give each SM sub-partition two
-// warps, one's arithmetic hiding the other's, with the same 128 tokens a block step and
-// the same 192 KB of ring. Measured on an H200 (2026-12-01): 8 warps took 16 x 1,024 to
-// 19.48 us against 19.64 and the grid's staged cells to 0.981x the time (0.906-1.017);
-// with the fast merge (KVPROBE_DECODE_FAST_MERGE) 18.78 us and 0.944x the staged times
-// of the profile measured with 4 warps and the folded merge. The profile kvprobe 0.3.10
-// measured (2026-12-02, another lease): each cell's best time 0.959x the 4-warp profile's,
-// 16 x 1,024 in 19.18 us, the largest cells (64 x 16,384, 256 x 4,096) 1-2% slower.
-#ifndef KVPROBE_DECODE_STAGED_WARPS
-#define KVPROBE_DECODE_STAGED_WARPS 8
-#endif
-static_assert(KVPROBE_DECODE_STAGED_WARPS == 4 || KVPROBE_DECODE_STAGED_WARPS == 8,
-              "KVPROBE_DECODE_STAGED_WARPS is 4 or 8");
-constexpr int kStagedWarps = KVPROBE_DECODE_STAGED_WARPS;
+// Warps per block (kWarps): 8, each with steps of 16 tokens (DecodeLoads::kStaged, the
+// default from kvprobe 0.3.10), or 4 with steps of 32 (DecodeLoads::kStagedW4, kvprobe
+// 0.3.5-0.3.9's staged kernel): 8 give each SM sub-partition two warps, one's arithmetic
+// hiding the other's, with the same 128 tokens a block step and the same 192 KB of ring.
+// Measured on an H200 (2026-12-01): 8 warps took 16 x 1,024 to 19.48 us against 19.64
+// and the grid's staged cells to 0.981x the time (0.906-1.017); with the fast merge
+// (KVPROBE_DECODE_FAST_MERGE) 18.78 us and 0.944x the staged times of the profile
+// measured with 4 warps and the folded merge. The profile kvprobe 0.3.10 measured with
+// 8-warp blocks only (2026-12-02, another lease): each cell's best time 0.959x the 4-warp
+// profile's, 16 x 1,024 in 19.18 us, but the largest cells (64 x 16,384, 256 x 4,096)
+// 1-2% slower; so from kvprobe 0.3.11 the tuner times both block shapes in every cell.
 // 1: over contiguous KV each warp requests its first step before its sequence's context
 // length arrives (DecodeKernelV2Staged), so that the length's round trip to memory and
 // the first bytes' overlap.
@@ -879,13 +875,22 @@ constexpr int kStagedWarps = KVPROBE_DECODE_STAGED_WARPS;
 #define KVPROBE_DECODE_EARLY_SLOT 0
 #endif
 constexpr bool kEarlySlot = KVPROBE_DECODE_EARLY_SLOT != 0;
-constexpr int kStagedBlockTokens = 128;                               // a block step
-constexpr int kStagedStepTokens = kStagedBlockTokens / kStagedWarps;  // per warp: 32 or 16
-constexpr int kStagedTiles = kStagedStepTokens / 8, kStagedKSteps = kStagedStepTokens / 16;
+constexpr int kStagedBlockTokens = 128;  // a block step, whatever the warps
 constexpr int kStagedSlots = 3;
-constexpr int kStagedSlotChunks = 2 * kStagedStepTokens * (kHeadDim / 8);  // K, then V
-constexpr int kStagedSmemBytes = kStagedWarps * kStagedSlots * kStagedSlotChunks * 16;
+// The ring: kWarps x kStagedSlots slots of K and V for kStagedBlockTokens / kWarps
+// tokens each, 192 KB for either block shape.
+constexpr int kStagedSmemBytes = kStagedSlots * 2 * kStagedBlockTokens * kHeadDim * 2;
 static_assert(kDecodeSplitGranuleTokens % kStagedBlockTokens == 0, "whole block steps a split");
+
+// The staged kernel's shapes for blocks of kWarps warps.
+template <int kWarps>
+struct StagedShape {
+  static_assert(kWarps == 4 || kWarps == 8, "staged blocks have 4 or 8 warps");
+  static constexpr int kStepTokens = kStagedBlockTokens / kWarps;  // per warp: 32 or 16
+  static constexpr int kTiles = kStepTokens / 8, kKSteps = kStepTokens / 16;
+  static constexpr int kSlotChunks = 2 * kStepTokens * (kHeadDim / 8);  // K, then V
+  static_assert(kWarps * kStagedSlots * kSlotChunks * 16 == kStagedSmemBytes, "192 KB");
+};
 
 // The position of 16-byte chunk c (0..15) of row r in its slot region: lanes (g, t)
 // of a quarter-warp read K chunks 4i + t of rows 8j + g (two rows, one per g) and V
@@ -906,10 +911,13 @@ __device__ __forceinline__ void CpAsyncWait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
 }
 
-template <int G, bool kPaged>
-__global__ void __launch_bounds__(kStagedWarps * 32, 1)
+template <int G, bool kPaged, int kWarps>
+__global__ void __launch_bounds__(kWarps * 32, 1)
     DecodeKernelV2Staged(DecodeArgs a, int split_tokens, int splits, float scale_log2, int shift) {
   static_assert(G >= 1 && G <= 8, "query heads per KV head");
+  using Shape = StagedShape<kWarps>;
+  constexpr int kStagedStepTokens = Shape::kStepTokens, kStagedTiles = Shape::kTiles;
+  constexpr int kStagedKSteps = Shape::kKSteps, kStagedSlotChunks = Shape::kSlotChunks;
   extern __shared__ __align__(128) uint4 staged_ring[];
   WarpTrace trace;
   trace.Start(a);
@@ -1015,7 +1023,7 @@ __global__ void __launch_bounds__(kStagedWarps * 32, 1)
       a, kTraceComputedNs,
       __float_as_uint(st.acc[7][3]) ^ __float_as_uint(st.acc[0][0]) ^ __float_as_uint(st.l));
   CpAsyncWait<0>();  // no copy outlives the block
-  FinishDecodeBlock<G, kStagedWarps>(a, pos.b, pos.kvh, pos.split, splits, st, &trace);
+  FinishDecodeBlock<G, kWarps>(a, pos.b, pos.kvh, pos.split, splits, st, &trace);
   trace.Finish(a);
 }
 
@@ -1184,7 +1192,8 @@ __global__ void __launch_bounds__(kV2Threads, 1)
 // arrays (the same for every G and layout).
 size_t StagedBlockSmemBytes() {
   cudaFuncAttributes attributes{};
-  if (cudaFuncGetAttributes(&attributes, DecodeKernelV2Staged<8, false>) != cudaSuccess) {
+  // The 8-warp block's merge arrays are the larger.
+  if (cudaFuncGetAttributes(&attributes, DecodeKernelV2Staged<8, false, 8>) != cudaSuccess) {
     (void)cudaGetLastError();
     return SIZE_MAX;
   }
@@ -1399,6 +1408,22 @@ void LaunchCombine(const DecodeArgs& a, int splits, cudaStream_t stream) {
   CUDA_CHECK(cudaLaunchKernelEx(&config, DecodeCombineKernel, a, splits));
 }
 
+// The staged kernel with blocks of kWarps warps.
+template <int G, bool kPaged, int kWarps>
+void LaunchDecodeV2Staged(const DecodeArgs& a, dim3 grid, int split_tokens, int splits,
+                          float scale_log2, int shift, cudaStream_t stream) {
+  if (!StagedScheduleFits()) {
+    throw std::invalid_argument("decode attention: the staged load schedules need " +
+                                std::to_string(StagedBlockSmemBytes()) +
+                                " bytes of shared memory per block; this GPU allows " +
+                                std::to_string(MaxBlockSmemBytes()));
+  }
+  CUDA_CHECK(cudaFuncSetAttribute(DecodeKernelV2Staged<G, kPaged, kWarps>,
+                                  cudaFuncAttributeMaxDynamicSharedMemorySize, kStagedSmemBytes));
+  DecodeKernelV2Staged<G, kPaged, kWarps>
+      <<<grid, kWarps * 32, kStagedSmemBytes, stream>>>(a, split_tokens, splits, scale_log2, shift);
+}
+
 // Kernel 2 for layout kPaged with a.loads' schedule.
 template <int G, bool kPaged>
 void LaunchDecodeV2(const DecodeArgs& a, dim3 grid, int split_tokens, int splits, float scale_log2,
@@ -1407,17 +1432,9 @@ void LaunchDecodeV2(const DecodeArgs& a, dim3 grid, int split_tokens, int splits
     DecodeKernelV2<G, kPaged, true>
         <<<grid, kV2Threads, 0, stream>>>(a, split_tokens, splits, scale_log2, shift);
   } else if (a.loads == DecodeLoads::kStaged) {
-    if (!StagedScheduleFits()) {
-      throw std::invalid_argument("decode attention: the staged load schedule needs " +
-                                  std::to_string(StagedBlockSmemBytes()) +
-                                  " bytes of shared memory per block; this GPU "
-                                  "allows " +
-                                  std::to_string(MaxBlockSmemBytes()));
-    }
-    CUDA_CHECK(cudaFuncSetAttribute(DecodeKernelV2Staged<G, kPaged>,
-                                    cudaFuncAttributeMaxDynamicSharedMemorySize, kStagedSmemBytes));
-    DecodeKernelV2Staged<G, kPaged><<<grid, kStagedWarps * 32, kStagedSmemBytes, stream>>>(
-        a, split_tokens, splits, scale_log2, shift);
+    LaunchDecodeV2Staged<G, kPaged, 8>(a, grid, split_tokens, splits, scale_log2, shift, stream);
+  } else if (a.loads == DecodeLoads::kStagedW4) {
+    LaunchDecodeV2Staged<G, kPaged, 4>(a, grid, split_tokens, splits, scale_log2, shift, stream);
   } else if (a.loads == DecodeLoads::kBulk) {
     LaunchDecodeV2Bulk<G, kPaged>(a, grid, split_tokens, splits, scale_log2, shift, stream);
   } else {
@@ -2066,7 +2083,10 @@ DecodeTuning TuneDecodeSplits(DecodeArgs a, cudaStream_t stream, const KvCopies&
 std::vector<DecodeLoads> DecodeLoadSchedules() {
   if (kDecodeKernel != 2) return {DecodeLoads::kRotated};  // kernel 1 has one
   std::vector<DecodeLoads> schedules{DecodeLoads::kRotated, DecodeLoads::kWholeStep};
-  if (StagedScheduleFits()) schedules.push_back(DecodeLoads::kStaged);
+  if (StagedScheduleFits()) {
+    schedules.push_back(DecodeLoads::kStaged);
+    schedules.push_back(DecodeLoads::kStagedW4);
+  }
   if (kDecodeBulk && BulkScheduleFits()) schedules.push_back(DecodeLoads::kBulk);
   return schedules;
 }
@@ -2079,6 +2099,8 @@ const char* DecodeLoadsName(DecodeLoads loads) {
       return "whole_step";
     case DecodeLoads::kStaged:
       return "staged";
+    case DecodeLoads::kStagedW4:
+      return "staged_w4";
     case DecodeLoads::kBulk:
       return "bulk";
   }

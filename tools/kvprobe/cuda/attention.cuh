@@ -30,19 +30,22 @@ enum class DecodeLoads {
                // loads are in flight while the warp computes (the default)
   kWholeStep,  // all of a step's K and V loads first, then the step's arithmetic
   kStaged,     // K and V through a ring of shared-memory slots (cp.async), the next three
-               // steps requested while the warp computes on one; one block per SM, only
-               // where a block may have 208 KB of shared memory (Hopper)
+               // steps requested while the warp computes on one; one block of 8 warps per
+               // SM, only where a block may have 224 KB of shared memory (Hopper)
+  kStagedW4,   // staged with blocks of 4 warps, each taking steps of 32 tokens (the same
+               // ring; kvprobe 0.3.5-0.3.9's staged kernel)
   kBulk,       // staged's ring filled by the Tensor Memory Accelerator's bulk tensor copies
                // (one lane issues 4-8 a step); only in a kvprobe built with
                // -DKVPROBE_DECODE_BULK=1, on Hopper and later, over contiguous KV or blocks
                // of a power of two >= 16 tokens
 };
 
-// "rotated", "whole_step", "staged" or "bulk" (decode_splits.csv's `loads` column).
+// "rotated", "whole_step", "staged", "staged_w4" or "bulk" (decode_splits.csv's `loads`
+// column).
 const char* DecodeLoadsName(DecodeLoads loads);
 
 // The load schedules of the decode kernel on the current device (the tuner times each,
-// the check runs each), the default first; `staged` only where its shared memory fits a
+// the check runs each), the default first; the staged two only where their shared memory fits a
 // block, `bulk` only in a build with -DKVPROBE_DECODE_BULK=1 where it fits too and the GPU
 // has the Tensor Memory Accelerator.
 std::vector<DecodeLoads> DecodeLoadSchedules();

@@ -14,7 +14,8 @@
 //     tools/kvprobe/host/profile_writer.cc tools/kvprobe/host/args.cc -lcuda
 //   ./decode_timeline BATCH CONTEXT OUT.csv
 //
-// Llama-3-8B's heads (32 query, 8 KV), contiguous KV, one split, the staged schedule.
+// Llama-3-8B's heads (32 query, 8 KV), contiguous KV, one split, the staged schedule
+// (-DKVPROBE_TIMELINE_STAGED_WARPS=4: its 4-warp blocks).
 // Launches are replayed as CUDA graphs of 40, cycling through 8 copies of the KV so
 // that none finds its bytes in the L2, as kvprobe times its cells. It prints the time
 // per launch with the trace buffer unset (the kernel as timed, bar a branch) and set,
@@ -30,6 +31,14 @@
 #include "tools/kvprobe/cuda/common.cuh"
 
 using namespace kvprobe;
+
+// The staged kernel's block shape: 8 warps (DecodeLoads::kStaged) or 4 (kStagedW4), from
+// kvprobe 0.3.11 both in every build (before, -DKVPROBE_DECODE_STAGED_WARPS chose one).
+#ifndef KVPROBE_TIMELINE_STAGED_WARPS
+#define KVPROBE_TIMELINE_STAGED_WARPS 8
+#endif
+static_assert(KVPROBE_TIMELINE_STAGED_WARPS == 4 || KVPROBE_TIMELINE_STAGED_WARPS == 8,
+              "staged blocks have 4 or 8 warps");
 
 namespace {
 
@@ -72,7 +81,7 @@ int main(int argc, char** argv) {
   DecodeArgs a = MakeDecodeArgs(sizes, q.get(), k.get(), v.get(), out.get(), lens.get(), ws.get());
   a.layout.max_context = context;
   a.splits = 1;
-  a.loads = DecodeLoads::kStaged;
+  a.loads = KVPROBE_TIMELINE_STAGED_WARPS == 4 ? DecodeLoads::kStagedW4 : DecodeLoads::kStaged;
 
   DeviceBuffer<unsigned long long> trace(kDecodeTraceElems);
   CUDA_CHECK(cudaMemsetAsync(trace.get(), 0, trace.bytes(), stream));

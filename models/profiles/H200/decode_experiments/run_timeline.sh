@@ -11,7 +11,8 @@ SRC="tools/kvprobe/cuda/attention.cu tools/kvprobe/cuda/common.cu tools/kvprobe/
  tools/kvprobe/host/reference.cc tools/kvprobe/host/steady_warm.cc tools/kvprobe/host/timing_plan.cc
  tools/kvprobe/host/profile_writer.cc tools/kvprobe/host/args.cc -lcuda"
 dir=models/profiles/H200/decode_experiments
-# Each variant's staged warps, merge and early slot: base is kvprobe 0.3.9's default kernels
+# Each variant's staged warps (which of kvprobe's two staged kernels it traces), merge and
+# early slot: base is kvprobe 0.3.9's default kernels
 # (4-warp staged blocks, warps merged one after another); w8_merge is kvprobe 0.3.10's.
 declare -A variant=(
   [base]="4 0 0" [w8]="8 0 0" [merge]="4 1 0" [early]="4 0 1" [merge_early]="4 1 1"
@@ -20,7 +21,7 @@ declare -A variant=(
 run=${VARIANTS:-base w8 merge early merge_early merge_early_w8 w8_merge}
 flags() {
   set -- $1
-  echo "-DKVPROBE_DECODE_STAGED_WARPS=$1 -DKVPROBE_DECODE_FAST_MERGE=$2 -DKVPROBE_DECODE_EARLY_SLOT=$3"
+  echo "-DKVPROBE_TIMELINE_STAGED_WARPS=$1 -DKVPROBE_DECODE_FAST_MERGE=$2 -DKVPROBE_DECODE_EARLY_SLOT=$3"
 }
 for v in $run; do
   nvcc $F $(flags "${variant[$v]}") -o /tmp/tl_$v $dir/decode_timeline.cu $SRC &
