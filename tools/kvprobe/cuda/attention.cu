@@ -75,6 +75,18 @@ __device__ __forceinline__ float Exp2(float x) {
 #define KVPROBE_DECODE_FAST_MERGE 1
 #endif
 constexpr bool kFastMerge = KVPROBE_DECODE_FAST_MERGE != 0;
+// With kFastMerge, 1: each thread merges four neighbouring dimensions of one head
+// (StoreMergedWarpsVec: 16-byte reads of the warps' accumulators, one scaling per warp
+// for the four, one 8-byte store of the output), where 0 (the default) gives each thread
+// one dimension of kThreads / kHeadDim heads at a time (StoreMergedWarpsFast). Measured
+// on an H200 (2026-12-02, kvprobe 0.3.12 with it on; decode_experiments/vec_merge_0338Z/):
+// the 8-warp block's merge took 0.61 us instead of 0.81, 16 x 1,024 18.56 us a launch
+// against 18.78 on the same lease, every decode cell's best time 0.981x the committed
+// profile's (0.950-1.022); left off until a whole profile is measured with it.
+#ifndef KVPROBE_DECODE_VEC_MERGE
+#define KVPROBE_DECODE_VEC_MERGE 0
+#endif
+constexpr bool kVecMerge = KVPROBE_DECODE_VEC_MERGE != 0;
 
 #ifndef KVPROBE_DECODE_KERNEL
 #define KVPROBE_DECODE_KERNEL 2
@@ -138,6 +150,55 @@ __device__ __forceinline__ void StoreMergedWarpsFast(const DecodeArgs& a, int b,
   }
 }
 
+// StoreMergedWarps with kFastMerge and kVecMerge: item i (thread i, i + kThreads, ...) is
+// dimensions 4 (i % 32) .. 4 (i % 32) + 3 of head i / 32; the merge of each is
+// StoreMergedWarpsFast's, element by element (the same operations, so the same result).
+template <int G, int kWarps, int W, int kThreads>
+__device__ __forceinline__ void StoreMergedWarpsVec(const DecodeArgs& a, int b, int kvh, int split,
+                                                    int splits, const float (&sm_m)[kWarps][W],
+                                                    const float (&sm_l)[kWarps][W],
+                                                    const float (&sm_acc)[kWarps][W][kHeadDim]) {
+  constexpr int kQuads = kHeadDim / 4;  // 4-dimension items a head
+#pragma unroll
+  for (int item = static_cast<int>(threadIdx.x); item < G * kQuads; item += kThreads) {
+    const int g = item / kQuads, d = 4 * (item % kQuads);
+    float mm = sm_m[0][g];
+#pragma unroll
+    for (int w = 1; w < kWarps; ++w) mm = fmaxf(mm, sm_m[w][g]);
+    const float base = mm == -INFINITY ? 0.f : mm;  // every warp empty: all scales 0
+    float ll = 0.f;
+    float4 aa = make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll
+    for (int w = 0; w < kWarps; ++w) {
+      const float scale = Exp2(sm_m[w][g] - base);  // 0 for an empty warp (m = -inf)
+      const float4 x = *reinterpret_cast<const float4*>(&sm_acc[w][g][d]);
+      ll = fmaf(sm_l[w][g], scale, ll);
+      aa.x = fmaf(x.x, scale, aa.x);
+      aa.y = fmaf(x.y, scale, aa.y);
+      aa.z = fmaf(x.z, scale, aa.z);
+      aa.w = fmaf(x.w, scale, aa.w);
+    }
+    const int h = kvh * G + g;
+    if (splits == 1) {
+      const bool any = ll > 0.f;
+      const __nv_bfloat162 lo =
+          __floats2bfloat162_rn(any ? __fdividef(aa.x, ll) : 0.f, any ? __fdividef(aa.y, ll) : 0.f);
+      const __nv_bfloat162 hi =
+          __floats2bfloat162_rn(any ? __fdividef(aa.z, ll) : 0.f, any ? __fdividef(aa.w, ll) : 0.f);
+      uint2 packed;
+      packed.x = *reinterpret_cast<const uint32_t*>(&lo);
+      packed.y = *reinterpret_cast<const uint32_t*>(&hi);
+      *reinterpret_cast<uint2*>(a.out + (static_cast<size_t>(b) * a.q_heads + h) * kHeadDim + d) =
+          packed;
+    } else {
+      StoreHeadElement<true>(a, b, h, d, split, splits, mm, ll, aa.x);
+      StoreHeadElement<true>(a, b, h, d + 1, split, splits, mm, ll, aa.y);
+      StoreHeadElement<true>(a, b, h, d + 2, split, splits, mm, ll, aa.z);
+      StoreHeadElement<true>(a, b, h, d + 3, split, splits, mm, ll, aa.w);
+    }
+  }
+}
+
 // The end of a decode block of kThreads threads (a multiple of kHeadDim): merges the
 // kWarps warps' softmax states of each of the G heads (row g of the shared arrays;
 // W >= G rows) and, for output element threadIdx.x % kHeadDim, writes the head's result
@@ -150,6 +211,10 @@ __device__ __forceinline__ void StoreMergedWarps(const DecodeArgs& a, int b, int
                                                  const float (&sm_acc)[kWarps][W][kHeadDim]) {
   static_assert(G <= W, "a head per row");
   static_assert(kThreads % kHeadDim == 0, "whole heads per pass");
+  if (kFastMerge && kVecMerge) {
+    StoreMergedWarpsVec<G, kWarps, W, kThreads>(a, b, kvh, split, splits, sm_m, sm_l, sm_acc);
+    return;
+  }
   if (kFastMerge) {
     StoreMergedWarpsFast<G, kWarps, W, kThreads>(a, b, kvh, split, splits, sm_m, sm_l, sm_acc);
     return;
@@ -258,7 +323,7 @@ __global__ void __launch_bounds__(kDecodeThreads)
   }
 
   __shared__ float sm_m[kDecodeWarps][G], sm_l[kDecodeWarps][G];
-  __shared__ float sm_acc[kDecodeWarps][G][kHeadDim];
+  __shared__ __align__(16) float sm_acc[kDecodeWarps][G][kHeadDim];
   if (lane < kLanesPerToken) {
 #pragma unroll
     for (int g = 0; g < G; ++g) {
