@@ -118,6 +118,15 @@ __device__ __forceinline__ void StoreHeadElement(const DecodeArgs& a, int b, int
   }
 }
 
+// Head g's maximum m over the kWarps warps (-inf if every warp is empty).
+template <int kWarps, int W>
+__device__ __forceinline__ float WarpsMax(const float (&sm_m)[kWarps][W], int g) {
+  float mm = sm_m[0][g];
+#pragma unroll
+  for (int w = 1; w < kWarps; ++w) mm = fmaxf(mm, sm_m[w][g]);
+  return mm;
+}
+
 // StoreMergedWarps with kFastMerge: each of the thread's heads takes its maximum over
 // the warps, then every warp's share is scaled by one ex2.approx, the scalings independent
 // of each other and the heads of one thread interleaved (no branch between them); the
@@ -135,9 +144,7 @@ __device__ __forceinline__ void StoreMergedWarpsFast(const DecodeArgs& a, int b,
   for (int i = 0; i < kPasses; ++i) {
     const int head = g0 + i * kHeadsAtOnce;
     const int g = min(head, G - 1);  // a pass past the last head repeats it, unstored
-    float mm = sm_m[0][g];
-#pragma unroll
-    for (int w = 1; w < kWarps; ++w) mm = fmaxf(mm, sm_m[w][g]);
+    const float mm = WarpsMax(sm_m, g);
     const float base = mm == -INFINITY ? 0.f : mm;  // every warp empty: all scales 0
     float ll = 0.f, aa = 0.f;
 #pragma unroll
@@ -162,9 +169,7 @@ __device__ __forceinline__ void StoreMergedWarpsVec(const DecodeArgs& a, int b, 
 #pragma unroll
   for (int item = static_cast<int>(threadIdx.x); item < G * kQuads; item += kThreads) {
     const int g = item / kQuads, d = 4 * (item % kQuads);
-    float mm = sm_m[0][g];
-#pragma unroll
-    for (int w = 1; w < kWarps; ++w) mm = fmaxf(mm, sm_m[w][g]);
+    const float mm = WarpsMax(sm_m, g);
     const float base = mm == -INFINITY ? 0.f : mm;  // every warp empty: all scales 0
     float ll = 0.f;
     float4 aa = make_float4(0.f, 0.f, 0.f, 0.f);

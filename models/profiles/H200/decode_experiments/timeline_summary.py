@@ -5,7 +5,7 @@ Per launch, times from the launch's first warp start (us): when the first, the f
 tenth, the average and the last block are done (their last warp's exit), when any warp's
 last step landed; per warp, medians of the gaps the README tables give; per block (the
 medians of its warps' stamps), how long it streamed (first step landed to last step
-landed), when it requested its last step (estimated: the step kRingSteps before its last
+landed), when it requested its last step (estimated: RING_STEPS steps before its last
 landing, the steps taken as evenly paced), and how long the launch's streaming would take
 were every block's bytes shared over all the GPU's SMs at the blocks' own rates (the
 blocks' SMs at theirs, the idle ones at the average). Each figure is averaged over the
