@@ -81,8 +81,8 @@ constexpr bool kFastMerge = KVPROBE_DECODE_FAST_MERGE != 0;
 // one dimension of kThreads / kHeadDim heads at a time (StoreMergedWarpsFast). Measured
 // on an H200 (2026-12-02, kvprobe 0.3.12 with it on; decode_experiments/vec_merge_0338Z/):
 // the 8-warp block's merge took 0.61 us instead of 0.81, 16 x 1,024 18.56 us a launch
-// against 18.78 on the same lease, every decode cell's best time 0.981x the committed
-// profile's (0.950-1.022); left off until a whole profile is measured with it.
+// against 18.78 on the same lease, each decode cell's best time 0.981x the committed
+// profile's on average (0.950-1.022); left off until a whole profile is measured with it.
 #ifndef KVPROBE_DECODE_VEC_MERGE
 #define KVPROBE_DECODE_VEC_MERGE 0
 #endif
