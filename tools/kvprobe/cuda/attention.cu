@@ -75,18 +75,26 @@ __device__ __forceinline__ float Exp2(float x) {
 #define KVPROBE_DECODE_FAST_MERGE 1
 #endif
 constexpr bool kFastMerge = KVPROBE_DECODE_FAST_MERGE != 0;
-// With kFastMerge, 1: each thread merges four neighbouring dimensions of one head
-// (StoreMergedWarpsVec: 16-byte reads of the warps' accumulators, one scaling per warp
-// for the four, one 8-byte store of the output), where 0 (the default) gives each thread
-// one dimension of kThreads / kHeadDim heads at a time (StoreMergedWarpsFast). Measured
-// on an H200 (2026-12-02, kvprobe 0.3.12 with it on; decode_experiments/vec_merge_0338Z/):
-// the 8-warp block's merge took 0.61 us instead of 0.81, 16 x 1,024 18.56 us a launch
-// against 18.78 on the same lease, each decode cell's best time 0.981x the committed
-// profile's on average (0.950-1.022); left off until a whole profile is measured with it.
+// With kFastMerge, 1 (the default from kvprobe 0.3.13): each thread merges four
+// neighbouring dimensions of one head (StoreMergedWarpsVec: 16-byte reads of the warps'
+// accumulators, one scaling per warp for the four, one 8-byte store of the output); 0
+// gives each thread one dimension of kThreads / kHeadDim heads at a time
+// (StoreMergedWarpsFast). Measured on an H200 (2026-12-02, decode_experiments/
+// vec_merge_0338Z/, timestamps inside the staged kernel): the 8-warp block's merge took
+// 0.61 us instead of 0.81, 16 x 1,024 18.56 us a launch against 18.78 on the same lease.
 #ifndef KVPROBE_DECODE_VEC_MERGE
-#define KVPROBE_DECODE_VEC_MERGE 0
+#define KVPROBE_DECODE_VEC_MERGE 1
 #endif
 constexpr bool kVecMerge = KVPROBE_DECODE_VEC_MERGE != 0;
+// Accumulators of S = Q K^T per tile in the staged decode kernel (ScoreStep): 2 (the
+// default from kvprobe 0.3.13) or 1. Measured on an H200 (2026-12-02,
+// decode_experiments/qk2_1246Z/, both with the four-dimension merge, two rounds on one
+// lease): 16 x 1,024 18.21 us a launch against 18.30, 16 x 4,096 61.13 against 61.36.
+#ifndef KVPROBE_DECODE_QK_CHAINS
+#define KVPROBE_DECODE_QK_CHAINS 2
+#endif
+constexpr int kQkChains = KVPROBE_DECODE_QK_CHAINS;
+static_assert(kQkChains == 1 || kQkChains == 2, "KVPROBE_DECODE_QK_CHAINS is 1 or 2");
 
 #ifndef KVPROBE_DECODE_KERNEL
 #define KVPROBE_DECODE_KERNEL 2
@@ -701,16 +709,27 @@ struct WarpSoftmax {
 
 // S = Q K^T over one step of 8 x kTiles tokens (32 in the register schedules): sc[j] =
 // the C fragment of tokens 8j .. 8j + 7.
-template <int kTiles>
+// With kChains = 2 each tile's eight k-slices go to two accumulators (slices 0-3 and
+// 4-7) added at the end, so that the dependent chain of MMAs a step waits on is four
+// long instead of eight (4 more registers a tile).
+template <int kChains = 1, int kTiles>
 __device__ __forceinline__ void ScoreStep(const uint32_t (&qa)[8][2], const uint4 (&kr)[kTiles][4],
                                           float (&sc)[kTiles][4]) {
+  static_assert(kChains == 1 || kChains == 2, "one or two accumulators a tile");
+  constexpr int kPerChain = 8 / kChains;
 #pragma unroll
   for (int j = 0; j < kTiles; ++j) {
-    sc[j][0] = sc[j][1] = sc[j][2] = sc[j][3] = 0.f;
+    float part[kChains][4] = {};
 #pragma unroll
     for (int kk = 0; kk < 8; ++kk) {
-      MmaBf16(sc[j], qa[kk][0], 0u, qa[kk][1], 0u, Word(kr[j][kk / 2], 2 * (kk % 2)),
+      MmaBf16(part[kk / kPerChain], qa[kk][0], 0u, qa[kk][1], 0u, Word(kr[j][kk / 2], 2 * (kk % 2)),
               Word(kr[j][kk / 2], 2 * (kk % 2) + 1));
+    }
+#pragma unroll
+    for (int r = 0; r < 4; ++r) {
+      sc[j][r] = part[0][r];
+#pragma unroll
+      for (int c = 1; c < kChains; ++c) sc[j][r] += part[c][r];
     }
   }
 }
@@ -788,13 +807,14 @@ __device__ __forceinline__ void AccumulatePV(const uint4 (&vr)[kSteps][4][2],
 }
 
 // The arithmetic of one step of 8 x kTiles tokens starting at token `step`, once its
-// K and V fragments are in registers: S = Q K^T, the online softmax and O^T += V^T P^T.
-template <int kTiles>
+// K and V fragments are in registers: S = Q K^T (kChains: ScoreStep's), the online
+// softmax and O^T += V^T P^T.
+template <int kChains = 1, int kTiles>
 __device__ __forceinline__ void AttendStep(const uint32_t (&qa)[8][2], const uint4 (&kr)[kTiles][4],
                                            const uint4 (&vr)[kTiles / 2][4][2], int step, int t_end,
                                            int t, float scale_log2, WarpSoftmax& st) {
   float sc[kTiles][4];
-  ScoreStep(qa, kr, sc);
+  ScoreStep<kChains>(qa, kr, sc);
   uint32_t pb[kTiles], pl[kTiles];
   SoftmaxStep(sc, step, t_end, t, scale_log2, st, pb, pl);
   AccumulatePV(vr, pb, pl, st);
@@ -1086,7 +1106,7 @@ __global__ void __launch_bounds__(kWarps * 32, 1)
       }
     }
 
-    AttendStep(qa, kr, vr, step, pos.t_end, pos.t, scale_log2, st);
+    AttendStep<kQkChains>(qa, kr, vr, step, pos.t_end, pos.t, scale_log2, st);
   }
   trace.LoopEnds(a);
   trace.After(
