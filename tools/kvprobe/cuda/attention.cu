@@ -711,7 +711,7 @@ struct WarpSoftmax {
 // the C fragment of tokens 8j .. 8j + 7.
 // With kChains = 2 each tile's eight k-slices go to two accumulators (slices 0-3 and
 // 4-7) added at the end, so that the dependent chain of MMAs a step waits on is four
-// long instead of eight (4 more registers a tile).
+// long instead of eight (at most 4 more registers a tile).
 template <int kChains = 1, int kTiles>
 __device__ __forceinline__ void ScoreStep(const uint32_t (&qa)[8][2], const uint4 (&kr)[kTiles][4],
                                           float (&sc)[kTiles][4]) {
