@@ -181,8 +181,8 @@ std::unique_ptr<ExecutionTimeModel> NewRooflineModel(const ModelSpec& model, con
 //   a + b x U x C least-squares over all that layout's rows (b >= 0). Grid cells the
 //   profile lacks are filled from that fit. A rank's decode attention is thus not
 //   half of one GPU's when tensor parallelism halves its KV heads and the GPU was not
-//   full (one 16K-token sequence on the lent H200: 25.2 us with 8 KV heads, 19.6 with 4;
-//   models/profiles/H200/profile.txt, [decode_attention]).
+//   full (one 16K-token sequence on the lent H200, kvprobe 0.3.13: 22.8 us with 8 KV heads,
+//   16.0 with 4; models/profiles/H200/profile.txt, [decode_attention]).
 // P uses the [prefill_attention] rows of the layout chosen the same way (rows of equal
 //   pair counts are averaged) and of the query-head count q_heads_p equal to heads/tp,
 //   else the nearest measured one in log distance (the smaller on a tie). Prefill
