@@ -1047,6 +1047,13 @@ __global__ void __launch_bounds__(kWarps * 32, 1)
   uint4* ring = staged_ring + pos.warp * kStagedSlots * kStagedSlotChunks;
   const uint32_t ring_shared = static_cast<uint32_t>(__cvta_generic_to_shared(ring));
   const uint64_t policy = kKvEvictFirst ? EvictFirstPolicy() : 0;
+  auto copy16 = [&](uint32_t dst, const void* src) {
+    if (kKvEvictFirst) {
+      CpAsync16Hinted(dst, src, policy);
+    } else {
+      CpAsync16(dst, src);
+    }
+  };
 
   // Enqueues the K and V rows of the step starting at token s (< t_end) into slot
   // `slot`: lane l finds the row of token s + l; instruction k copies rows 2k (lanes
@@ -1061,13 +1068,8 @@ __global__ void __launch_bounds__(kWarps * 32, 1)
     for (int k = 0; k < kStagedStepTokens / 2; ++k) {
       const int r = 2 * k + (pos.lane >> 4);
       const size_t row = __shfl_sync(0xffffffffu, mine, r);
-      if (kKvEvictFirst) {
-        CpAsync16Hinted(kd + 16u * StagedChunk(r, c), kbase + row * row_chunks + c, policy);
-        CpAsync16Hinted(vd + 16u * StagedChunk(r, c), vbase + row * row_chunks + c, policy);
-      } else {
-        CpAsync16(kd + 16u * StagedChunk(r, c), kbase + row * row_chunks + c);
-        CpAsync16(vd + 16u * StagedChunk(r, c), vbase + row * row_chunks + c);
-      }
+      copy16(kd + 16u * StagedChunk(r, c), kbase + row * row_chunks + c);
+      copy16(vd + 16u * StagedChunk(r, c), vbase + row * row_chunks + c);
     }
   };
   const int step0 = pos.t_begin + pos.warp * kStagedStepTokens;
