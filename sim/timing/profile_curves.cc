@@ -83,7 +83,8 @@ double SizeCurve::Seconds(double x) const {
     const double slope = (log_seconds_[1] - log_seconds_[0]) / (log_x_[1] - log_x_[0]);
     return std::exp(log_seconds_[0] + slope * (std::log(x) - log_x_[0]));
   }
-  if (x >= x_max_) return std::max(last_s_, beyond_.At(x));
+  // Continuous at x_max: the largest point's time, then the fit's marginal cost (b >= 0).
+  if (x >= x_max_) return last_s_ + beyond_.b * (x - x_max_);
   const auto [i, f] = Locate(log_x_, std::log(x));
   return std::exp(log_seconds_[i] + f * (log_seconds_[i + 1] - log_seconds_[i]));
 }
@@ -141,8 +142,12 @@ double DecodeSurface::Seconds(double sequence_heads, double context) const {
   const double log_s = (1 - fi) * ((1 - fj) * at(i, j) + fj * at(i, j + 1)) +
                        fi * ((1 - fj) * at(i + 1, j) + fj * at(i + 1, j + 1));
   const double grid_s = std::exp(log_s);
+  // Beyond the grid: the nearest edge cell's time, plus the fit's marginal cost of the
+  // units x context past that cell (b >= 0), continuous at the edge.
   if (sequence_heads > units_max_ || context > context_max_) {
-    return std::max(grid_s, fit_.At(sequence_heads * context));
+    // A dimension below the grid counts at the grid's edge (the smallest row's time
+    // holds there), so the amount past the cell is never negative.
+    return grid_s + fit_.b * (std::max(sequence_heads, bc) * std::max(context, cc) - bc * cc);
   }
   return grid_s;
 }

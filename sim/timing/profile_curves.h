@@ -34,8 +34,9 @@ struct Line {
 Line FitLine(const std::vector<Point>& points);
 
 // Time against one size, from measured points: log-log interpolation inside the
-// grid, max(the largest point's time, a + b x) above it, with a + b x fitted through
-// the largest four points, and below it:
+// grid; above it the largest point's time plus b (x - x_max), b the slope of a + b x
+// fitted through the largest four points (continuous at x_max: a fit lying above the
+// largest point does not replace its measurement); and below it:
 // - kFlat: the smallest point's time (a GEMM or an all-reduce never gets faster with
 //   less work: launch and latency bound it);
 // - kExtendFirstSegment: the first grid segment's log-log line continued downward
@@ -69,8 +70,9 @@ struct DecodePoint {
 // Decode attention time against (sequence_heads, mean context) for one layout:
 // bilinear in (log sequence_heads, log context) of log time on the grid, the grid's
 // edge below it (fewer units than the smallest row leave the GPU at least as idle, so
-// the time stays that row's), max(clamped grid value, a + b x sequence_heads x
-// context) beyond it.
+// the time stays that row's), and beyond it the nearest edge cell's time plus b x the
+// sequence_heads x context past that cell, b the slope of a + b x sequence_heads x
+// context fitted through every row (continuous at the edge).
 class DecodeSurface {
  public:
   // REQUIRES: points have distinct (sequence_heads, context), at least two distinct

@@ -267,6 +267,18 @@ TEST(ProfiledModel, BeyondTheLargestGridPointGemmsFollowALineFittedToTheLargestF
               8 * (2 + 100000 / 32.0) + SmallKernelsUs(100000), kTolUs);
 }
 
+TEST(ProfiledModel, AtTheLargestGridPointAGemmKeepsItsTimeWhereTheFitLiesAboveIt) {
+  TinyProfile p;
+  p.linear = {{16, 8}, {1024, 34}, {2048, 66}, {3072, 98}, {4096, 126}};
+  const auto model = Model(p.Render(Tiny()), Tiny());
+  // Least squares through the largest four: x mean 2560, y mean 81, Sxy / Sxx =
+  // 157,696 / 5,242,880 = 0.030078125 us a token, a = 81 - 77 = 4; at 4,096 tokens the
+  // line gives 127.2 us, above the measured 126.
+  EXPECT_NEAR(Us(model->IterationTime(LinearOnly(4096))), 8 * 126.0 + SmallKernelsUs(4096), kTolUs);
+  // Beyond: 126 + 0.030078125 x (8,192 - 4,096) = 249.2 us (the line alone: 250.4).
+  EXPECT_NEAR(Us(model->IterationTime(LinearOnly(8192))), 8 * 249.2 + SmallKernelsUs(8192), kTolUs);
+}
+
 TEST(ProfiledModel, TheLmHeadRunsOnTheLogitTokensOnly) {
   const auto model = Model(TinyProfile().Render(Tiny()), Tiny());
   BatchWork w = LinearOnly(1024);
@@ -346,6 +358,30 @@ TEST(ProfiledModel, DecodeAttentionBeyondTheGridFollowsTheLeastSquaresFitInUnits
   EXPECT_NEAR(DecodeAttentionUs(*model, Decode(4, 4 * 4096)), 2 * 40.96, kTolUs);
   EXPECT_NEAR(DecodeAttentionUs(*model, Decode(256, 256 * 8192)), 2 * 512 / 8.0 * 8192 / 100.0,
               0.01);
+}
+
+TEST(ProfiledModel, BeyondTheGridDecodeAttentionContinuesFromTheEdgeCellAtTheFitsSlope) {
+  std::string text = TinyProfile().Render(Tiny());
+  const std::string row = "contiguous,0,4,1024,32,8,128,40.96,1\n";
+  text.replace(text.find(row), row.size(), "contiguous,0,4,1024,32,8,128,36.96,1\n");
+  const auto model = Model(text, Tiny());
+  // Contiguous rows as (units = batch x 8 KV heads) x context against us: 2,048 -> 2.56,
+  // 8,192 -> 10.24 (twice), 32,768 -> 36.96. Least squares: x mean 12,800, y mean 15.
+  const std::vector<std::pair<double, double>> rows = {
+      {2048, 2.56}, {8192, 10.24}, {8192, 10.24}, {32768, 36.96}};
+  double sxy = 0, sxx = 0;
+  for (const auto& [x, y] : rows) {
+    sxy += (x - 12800) * (y - 15);
+    sxx += (x - 12800) * (x - 12800);
+  }
+  const double slope_us = sxy / sxx;  // 616,120.32 / 556,793,856
+  EXPECT_NEAR(slope_us, 0.0011065, 1e-7);
+  // Tiny's 2 KV heads: batch 16 is 32 units, the edge cell 4 x 1024 of the profile;
+  // context 2,048 is 32 x 1,024 units x tokens past it. Two layers.
+  EXPECT_NEAR(DecodeAttentionUs(*model, Decode(16, 16 * 2048)), 2 * (36.96 + slope_us * 32 * 1024),
+              kTolUs);
+  // At the edge itself, the measured cell.
+  EXPECT_NEAR(DecodeAttentionUs(*model, Decode(16, 16 * 1024)), 2 * 36.96, kTolUs);
 }
 
 TEST(ProfiledModel, AGridCellTheProfileLacksIsFilledFromTheFit) {
