@@ -33,10 +33,11 @@ struct Line {
 // mean), so that extrapolation never decreases.
 Line FitLine(const std::vector<Point>& points);
 
-// Time against one size, from measured points: log-log interpolation inside the
-// grid; above it the largest point's time plus b (x - x_max), b the slope of a + b x
-// fitted through the largest four points (continuous at x_max: a fit lying above the
-// largest point does not replace its measurement); and below it:
+// Time against one size, from measured points made non-decreasing by their
+// least-squares non-decreasing fit (a run of points whose times fall with the size
+// takes their mean): log-log interpolation inside the grid; above it the largest point's time plus
+// b (x - x_max), b the slope of a + b x fitted through the largest four points (continuous at
+// x_max: a fit lying above the largest point does not replace its measurement); and below it:
 // - kFlat: the smallest point's time (a GEMM or an all-reduce never gets faster with
 //   less work: launch and latency bound it);
 // - kExtendFirstSegment: the first grid segment's log-log line continued downward

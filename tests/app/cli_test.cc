@@ -730,7 +730,7 @@ TEST(Cli, ValidatePrintsEveryStepWithBothErrorsAndTheSummary) {
                                "H200 card"));
   EXPECT_THAT(r.out, HasSubstr("measured us  profiled us    error  roofline us    error"));
   EXPECT_THAT(r.out, HasSubstr("  117  Llama-3-8B       1  contiguous       16 x 2048        0 "
-                               "      6107.3       6107.3    +0.0%"));
+                               "      6062.2       6062.2    +0.0%"));
   EXPECT_THAT(r.out, HasSubstr("   +10.0%"));  // line 119: the prediction / 1.1
   EXPECT_THAT(r.out, HasSubstr("summary"));
   EXPECT_THAT(r.out, HasSubstr("  prefill-only (1 row)"));

@@ -289,12 +289,29 @@ TEST(ProfiledModel, TheLmHeadRunsOnTheLogitTokensOnly) {
   EXPECT_NEAR(Us(model->IterationTime(w)), 272.0 + SmallKernelsUs(1024) + 20.0, kTolUs);
 }
 
-TEST(ProfiledModel, AMeasurementFasterThanOneAtFewerTokensIsRaisedToIt) {
+TEST(ProfiledModel, AMeasurementFasterThanOneAtFewerTokensSharesTheirMeanWithIt) {
   TinyProfile p;
-  p.linear = {{16, 8}, {256, 7}, {1024, 34}, {2048, 66}, {4096, 130}};  // 256 tokens: noise
+  p.linear = {{16, 8}, {256, 7}, {1024, 34}, {2048, 66}, {4096, 130}};  // 256 tokens faster
   const auto model = Model(p.Render(Tiny()), Tiny());
-  EXPECT_NEAR(Us(model->IterationTime(LinearOnly(256))), 8 * 8.0 + SmallKernelsUs(256), kTolUs);
-  EXPECT_NEAR(Us(model->IterationTime(LinearOnly(100))), 8 * 8.0 + SmallKernelsUs(100), kTolUs);
+  // 16 and 256 tokens both take (8 + 7) / 2 = 7.5 us, and so does every size between.
+  EXPECT_NEAR(Us(model->IterationTime(LinearOnly(16))), 8 * 7.5 + SmallKernelsUs(16), kTolUs);
+  EXPECT_NEAR(Us(model->IterationTime(LinearOnly(256))), 8 * 7.5 + SmallKernelsUs(256), kTolUs);
+  EXPECT_NEAR(Us(model->IterationTime(LinearOnly(100))), 8 * 7.5 + SmallKernelsUs(100), kTolUs);
+}
+
+TEST(ProfiledModel, ARunOfFallingMeasurementsIsPooledUntilTheCurveNeverFalls) {
+  TinyProfile p;
+  // 256 and 512 tokens fall below 16; pooled: (12 + 9 + 6) / 3 = 9 us, then 1,024 and
+  // 2,048 (34, 30) pool to 32, and 4,096 stays.
+  p.linear = {{16, 12}, {256, 9}, {512, 6}, {1024, 34}, {2048, 30}, {4096, 130}};
+  const auto model = Model(p.Render(Tiny()), Tiny());
+  for (const auto& [tokens, us] :
+       std::vector<std::pair<int64_t, double>>{{16, 9}, {512, 9}, {1024, 32}, {2048, 32}}) {
+    EXPECT_NEAR(Us(model->IterationTime(LinearOnly(tokens))),
+                8 * us + SmallKernelsUs(static_cast<double>(tokens)), kTolUs)
+        << tokens;
+  }
+  EXPECT_NEAR(Us(model->IterationTime(LinearOnly(4096))), 8 * 130.0 + SmallKernelsUs(4096), kTolUs);
 }
 
 TEST(ProfiledModel, MoeExpertsReadRunEachOnTheirShareOfTheTokens) {

@@ -76,7 +76,7 @@ double Us(Nanos t) { return static_cast<double>(t.count()) * 1e-3; }
 TEST(StepRows, EveryColumnOfTheTestProfileIsRead) {
   const std::vector<StepRow> rows = ReadStepRows(LoadProfile(kStepProfile));
   ASSERT_EQ(rows.size(), 5u);
-  // Line 118: Llama-3-8B,1,paged,16,64,512,0,6384.383,1
+  // Line 118: Llama-3-8B,1,paged,16,64,512,0,6347.355,1
   const StepRow& r = rows[1];
   EXPECT_EQ(r.line, 118);
   EXPECT_EQ(r.model, "Llama-3-8B");
@@ -86,7 +86,7 @@ TEST(StepRows, EveryColumnOfTheTestProfileIsRead) {
   EXPECT_EQ(r.decode_seqs, 64);
   EXPECT_EQ(r.context_tokens, 512);
   EXPECT_EQ(r.prefill_tokens, 0);
-  EXPECT_DOUBLE_EQ(r.time_us, 6384.383);
+  EXPECT_DOUBLE_EQ(r.time_us, 6347.355);
   EXPECT_TRUE(r.graph);
   EXPECT_EQ(r.kind(), StepKind::kDecode);
   EXPECT_EQ(rows[2].kind(), StepKind::kPrefill);  // 0 decodes, a 1,024-token chunk
