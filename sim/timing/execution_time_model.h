@@ -161,8 +161,9 @@ std::unique_ptr<ExecutionTimeModel> NewRooflineModel(const ModelSpec& model, con
 // G_layer(x): the [gemm] rows of this model (ModelSpec.name) and tensor_parallel, time
 //   against tokens, interpolated linearly in (log tokens, log time) between grid points;
 //   below the smallest grid point its time (a GEMM never gets faster with fewer
-//   tokens); above the largest, max(time there, a + b x) with a + b x the least-squares
-//   line through the largest 4 grid points (b >= 0). The same curve, in causal pairs,
+//   tokens); above the largest, the time there plus b (x - x_max), b the slope of the
+//   least-squares line a + b x through the largest 4 grid points (b >= 0; continuous at
+//   x_max). The same curve, in causal pairs,
 //   is P (beyond: the largest 4 pair counts; below the grid, the first segment's
 //   log-log line continued, since attention work shrinks with the pairs), and in
 //   bytes R, from the [allreduce] rows' in_graph_us (one all-reduce between two
@@ -177,20 +178,24 @@ std::unique_ptr<ExecutionTimeModel> NewRooflineModel(const ModelSpec& model, con
 //   U = batch x kv_heads of each row (sequence-heads: the kernel's units of work, so
 //   that rows measured with 8, 4 or 1 KV heads all apply) and context, interpolated
 //   bilinearly in (log U, log C) of log time on the grid; below the grid, the grid's
-//   edge; beyond it in U or C, max(the clamped grid value, a + b x U x C) with
-//   a + b x U x C least-squares over all that layout's rows (b >= 0). Grid cells the
+//   edge; beyond it in U or C, the clamped grid value plus b x (U x C - U' x C'), U' and
+//   C' the clamped values (a dimension below the grid counts at its edge), b the slope
+//   of a + b x U x C least-squares over all that layout's rows (b >= 0). Grid cells the
 //   profile lacks are filled from that fit. A rank's decode attention is thus not
 //   half of one GPU's when tensor parallelism halves its KV heads and the GPU was not
-//   full (one 16K-token sequence on the lent H200, kvprobe 0.3.13: 22.8 us with 8 KV heads,
-//   16.0 with 4; models/profiles/H200/profile.txt, [decode_attention]).
+//   full (one 16K-token sequence on the lent H200, kvprobe 0.3.14: 21.9 us with 8 KV heads,
+//   15.4 with 4; models/profiles/H200/profile.txt, [decode_attention]).
 // P uses the [prefill_attention] rows of the layout chosen the same way (rows of equal
 //   pair counts are averaged) and of the query-head count q_heads_p equal to heads/tp,
 //   else the nearest measured one in log distance (the smaller on a tie). Prefill
 //   attention is compute-bound: time scales with the query heads where the kernel fills
 //   the GPU, hence measured rows at the rank's heads where it does not.
-// Measured times are made non-decreasing (running maximum over smaller sizes) before
-// use, so the model is monotone in tokens, batch and context; at grid points it returns
-// the measurement whenever the measurements already are non-decreasing.
+// Measured times are made non-decreasing before use, so the model is monotone in tokens,
+// batch and context: a 1-D curve (G, P, R) by its least-squares non-decreasing fit (a run
+// of points whose times fall with the size takes their mean: a larger GEMM may run a
+// faster cuBLASLt algorithm than a smaller one), D by a running maximum along each axis;
+// at grid points the model returns the measurement whenever the measurements already
+// are non-decreasing.
 struct ProfiledConfig {
   // Where contiguous prefill attention time comes from. kRoofline (default): the
   // roofline FLOP formula at attention_prefill_efficiency of the GPU card's peak,

@@ -1006,15 +1006,16 @@ __device__ __forceinline__ uint64_t EvictFirstPolicy() {
   asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;\n" : "=l"(policy));
   return policy;
 }
-// -DKVPROBE_DECODE_KV_EVICT_FIRST=1: the staged kernel reads K and V as lines to be
-// evicted first from the L2, so that its stream, read once a launch, does not evict
-// what is read again (Q, the context lengths). Measured on an H200 (2026-12-02,
-// decode_experiments/evict_first_1333Z/, kvprobe 0.3.13's kernel otherwise): 16 x 1,024
-// 17.61 us a launch against 18.21 (the context length in 0.32 us from a warp's start
-// instead of 0.63, the slowest block's streaming 12.51 us instead of 13.18), 16 x 4,096
-// 60.87 against 61.14; left off until a whole profile is measured with it.
+// KVPROBE_DECODE_KV_EVICT_FIRST, 1 (the default from kvprobe 0.3.14) or 0: the staged
+// kernel reads K and V as lines to be evicted first from the L2, so that its stream,
+// read once a launch, does not evict what is read again (Q, the context lengths, a paged
+// cache's block table). Measured on an H200 (2026-12-02, decode_experiments/
+// evict_first_1333Z/, kvprobe 0.3.13's kernel otherwise): 16 x 1,024 17.61 us a launch
+// against 18.21 (the context length in 0.32 us from a warp's start instead of 0.63, the
+// slowest block's streaming 12.51 us instead of 13.18), 16 x 4,096 60.87 against 61.14.
+// The register schedules (DecodeKernelV2) read K and V without a hint.
 #ifndef KVPROBE_DECODE_KV_EVICT_FIRST
-#define KVPROBE_DECODE_KV_EVICT_FIRST 0
+#define KVPROBE_DECODE_KV_EVICT_FIRST 1
 #endif
 constexpr bool kKvEvictFirst = KVPROBE_DECODE_KV_EVICT_FIRST != 0;
 // Waits until at most N of this thread's cp.async groups are pending.
