@@ -304,6 +304,7 @@ std::string ValidationJson(const Validation& v) {
   JsonWriter j;
   j.BeginObject();
   j.Field("profile", v.profile_path);
+  j.Field("steps", v.steps_path);
   j.Field("measured_on", v.measured_on);
   j.Field("gpu_card", v.gpu_card);
   j.Field("error", "(predicted - measured) / measured, in percent");
@@ -382,26 +383,32 @@ int ValidateCommand(const CommandOptions& o, std::ostream& out) {
     }
   }
   const Profile profile = LoadProfile(o.config_path);
-  RequireStepRows(profile);  // before the cards: without rows there is nothing to match
+  // --steps: another run's [step] rows, predicted from this profile's kernel rows.
+  const std::optional<Profile> other =
+      o.steps_path.empty()
+          ? std::nullopt
+          : std::optional<Profile>(LoadProfile(o.steps_path, RequiredSections::kMetaOnly));
+  const Profile& steps = other ? *other : profile;
+  RequireStepRows(steps);  // before the cards: without rows there is nothing to match
   ValidateConfig config = ValidateConfigFrom(o.overrides);
   config.tolerance = o.tolerance_pct / 100;
   config.mixed_tolerance = o.mixed_tolerance_pct / 100;
   const std::string models_dir = o.models_dir.empty() ? DefaultModelsDir() : o.models_dir;
   const GpuSpec gpu =
-      o.gpu.empty() ? GpuCardFor(profile, models_dir)
+      o.gpu.empty() ? GpuCardFor(steps, models_dir)
                     : LoadGpuSpec(CardPath(o.gpu, models_dir, "gpu", "kvsim validate: --gpu: "));
-  const std::string& measured_on = profile.MetaText(std::string(profile_schema::meta::kGpuName));
+  const std::string& measured_on = steps.MetaText(std::string(profile_schema::meta::kGpuName));
   if (!gpu.device_names.empty() && std::find(gpu.device_names.begin(), gpu.device_names.end(),
                                              measured_on) == gpu.device_names.end()) {
     throw InputError(fmt::format(
         "{}: measured on '{}', but the --gpu card {} has device_names '{}'; validate a profile "
         "against the card of the GPU it was measured on",
-        o.config_path, measured_on, gpu.name, fmt::join(gpu.device_names, "', '")));
+        steps.path(), measured_on, gpu.name, fmt::join(gpu.device_names, "', '")));
   }
   const auto load_model = [&models_dir](const std::string& name) {
     return LoadModelSpec(CardPath(name, models_dir, "llm", ""));
   };
-  const Validation v = ValidateProfile(profile, gpu, load_model, config);
+  const Validation v = ValidateProfile(profile, steps, gpu, load_model, config);
   if (!o.out_dir.empty()) {
     StagedDirectory staged(o.out_dir, o.force);
     Manifest top(staged.path());
@@ -422,7 +429,7 @@ int ValidateCommand(const CommandOptions& o, std::ostream& out) {
   std::cerr << fmt::format(
       "kvsim validate --check: {}: {} of {} predicted rows outside tolerance (profiled model), "
       "{} row{} not predictable\n",
-      o.config_path, n.rows - n.profiled_within, n.rows, unpredictable,
+      steps.path(), n.rows - n.profiled_within, n.rows, unpredictable,
       unpredictable == 1 ? "" : "s");
   return kValidateCheckFailed;
 }

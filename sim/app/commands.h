@@ -24,7 +24,8 @@ struct CommandOptions {
   double tolerance_pct = 5;
   double mixed_tolerance_pct = 10;
   bool check = false;
-  std::string shard;                  // plan: "I/N", one shard of the candidates; empty: all
+  std::string steps_path;  // validate: another profile's [step] rows to predict; empty: its own
+  std::string shard;       // plan: "I/N", one shard of the candidates; empty: all
   std::vector<std::string> operands;  // plan merge: the shards' directories
 };
 
@@ -55,14 +56,15 @@ int SweepCommand(const CommandOptions& options, std::ostream& out);
 int ReportCommand(const CommandOptions& options, std::ostream& out);
 
 // kvsim validate: the [step] rows of the kvprobe profile options.config_path
-// (whole forward passes timed on the GPU) predicted by the profiled model built from
-// the same profile and by the roofline model (sim/timing/validate.h), on the GPU card
-// options.gpu or, when empty, the card in <models>/gpu/ whose device_names hold the
-// profile's gpu_name. Prints the rows with each model's error and the mean absolute
-// errors per kind and per model; writes DIR/validate.json when options.out_dir is set.
-// options.overrides may set timing.engine.kernel_gap_s, timing.profiled.* and
-// timing.roofline.* (efficiencies). Returns 0 when the rows were predicted (the
-// errors are results); throws InputError on bad input.
+// (whole forward passes timed on the GPU), or of options.steps_path when set (another
+// run's passes, on a GPU of the same name), predicted by the profiled model built from
+// the kernel rows of options.config_path and by the roofline model
+// (sim/timing/validate.h), on the GPU card options.gpu or, when empty, the card in
+// <models>/gpu/ whose device_names hold the [step] rows' profile's gpu_name. Prints the rows with
+// each model's error and the mean absolute errors per kind and per model; writes DIR/validate.json
+// when options.out_dir is set. options.overrides may set timing.engine.kernel_gap_s,
+// timing.profiled.* and timing.roofline.* (efficiencies). Returns 0 when the rows were predicted
+// (the errors are results); throws InputError on bad input.
 int ValidateCommand(const CommandOptions& options, std::ostream& out);
 
 // kvsim fit: fits the free timing terms of the fit file options.config_path

@@ -79,9 +79,11 @@ const std::vector<Command>& Commands() {
        "predict a kvprobe profile's measured forward passes",
        "Predicts the [step] rows (whole forward passes timed on the GPU) of a kvprobe\n"
        "profile with the profiled and roofline models and prints each one's error; with\n"
-       "--out, writes DIR/validate.json. --set takes timing.* keys. With --check, exits 4\n"
-       "unless every row is predicted within its tolerance.",
-       {"gpu", "models", "set", "tolerance", "mixed-tolerance", "check", "out", "force", "quiet"}},
+       "--steps FILE, the [step] rows of FILE (another run of the same GPU) instead, from\n"
+       "PROFILE's kernel rows. With --out, writes DIR/validate.json. --set takes timing.*\n"
+       "keys. With --check, exits 4 unless every row is predicted within its tolerance.",
+       {"gpu", "models", "set", "steps", "tolerance", "mixed-tolerance", "check", "out", "force",
+        "quiet"}},
       {"fit",
        "FIT",
        "fit timing terms to measured runs of a real engine",
@@ -152,6 +154,10 @@ void AddOption(po::options_description& d, const std::string& name, const Comman
   } else if (name == "mixed-tolerance") {
     d.add_options()("mixed-tolerance", po::value<double>(&o.mixed_tolerance_pct)->default_value(10),
                     "percent: the same for mixed batches (prefill and decode)");
+  } else if (name == "steps") {
+    d.add_options()("steps", po::value<std::string>(&o.steps_path),
+                    "predict the [step] rows of this kvprobe profile (another run on a GPU of "
+                    "the same name) from PROFILE's kernel rows");
   } else if (name == "check") {
     d.add_options()("check", po::bool_switch(&o.check),
                     "exit 4 unless every row is predicted within its tolerance");

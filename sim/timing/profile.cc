@@ -252,9 +252,10 @@ void ReadLine(ProfileReader& r, std::string_view line, int line_no) {
 }
 
 // Fails (at `last_line`) when a required section is missing, or a required table has no rows.
-void CheckSections(const ProfileReader& r, int last_line) {
+void CheckSections(const ProfileReader& r, int last_line, RequiredSections required) {
   for (const schema::Section& s : schema::kSections) {
     if (s.presence != schema::Presence::kRequired) continue;
+    if (required == RequiredSections::kMetaOnly && s.name != kMeta) continue;
     if (s.layout == schema::Layout::kKeyValue) {
       if (!r.section_lines.contains(s.name)) {
         Fail(r, last_line, fmt::format("required section [{}] is missing", s.name));
@@ -363,7 +364,7 @@ const ProfileTable& Profile::Table(std::string_view name) const {
 
 // ---- Parsing --------------------------------------------------------------
 
-Profile ParseProfile(std::string_view text, const std::string& path) {
+Profile ParseProfile(std::string_view text, const std::string& path, RequiredSections required) {
   ProfileReader reader(path);
   int line_no = 0;
   while (!text.empty()) {
@@ -375,7 +376,7 @@ Profile ParseProfile(std::string_view text, const std::string& path) {
   EndTable(reader);
   ProfileDraft& d = reader.draft;
   // Whole-file rules, reported at the last line (where the reader noticed).
-  CheckSections(reader, std::max(line_no, 1));
+  CheckSections(reader, std::max(line_no, 1), required);
   CheckMeta(reader);
 
   Profile p;
@@ -397,7 +398,7 @@ Profile ParseProfile(std::string_view text, const std::string& path) {
   return p;
 }
 
-Profile LoadProfile(const std::string& path) {
+Profile LoadProfile(const std::string& path, RequiredSections required) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) {
     throw InputError(fmt::format("{}: profile not found (or not a regular file)", path));
@@ -406,7 +407,7 @@ Profile LoadProfile(const std::string& path) {
   std::ostringstream text;
   text << in.rdbuf();
   if (!in) throw InputError(fmt::format("{}: cannot read the profile", path));
-  return ParseProfile(text.str(), path);
+  return ParseProfile(text.str(), path, required);
 }
 
 // ---- VMM latencies --------------------------------------------------------

@@ -15,6 +15,10 @@ namespace kvsim {
 
 class Profile;
 
+// Which sections a profile must hold: every section the format requires (a profile
+// kvsim times from), or [meta] alone (a file read only for its [step] rows).
+enum class RequiredSections { kAll, kMetaOnly };
+
 // One table section of a profile: a header of column names and rows of exactly
 // as many fields. The required columns that the schema (profile_schema.h) types as
 // numbers hold finite numbers; its text columns hold strings. Optional columns and
@@ -37,7 +41,8 @@ class ProfileTable {
   const std::string& Text(size_t row, std::string_view column) const;
 
  private:
-  friend Profile ParseProfile(std::string_view text, const std::string& path);
+  friend Profile ParseProfile(std::string_view text, const std::string& path,
+                              RequiredSections required);
   size_t ColumnIndex(std::string_view column) const;
 
   std::string name_;
@@ -70,7 +75,8 @@ class Profile {
   const ProfileTable& Table(std::string_view name) const;
 
  private:
-  friend Profile ParseProfile(std::string_view text, const std::string& path);
+  friend Profile ParseProfile(std::string_view text, const std::string& path,
+                              RequiredSections required);
 
   std::string path_;
   std::map<std::string, std::string> meta_;
@@ -79,7 +85,9 @@ class Profile {
   std::vector<ProfileTable> tables_;
 };
 
-// Parses profile text as if read from `path` (the name used in messages).
+// Parses profile text as if read from `path` (the name used in messages); with
+// RequiredSections::kMetaOnly only [meta] must be present (a file read for its [step]
+// rows alone, as kvprobe --only step writes it), else every required section.
 // Throws InputError "path:line: what" for: a line outside any section, a malformed
 // or unknown section name, a duplicate section, a [meta] line that is not
 // "key: value" or repeats a key, a missing or non-numeric [meta] key, a
@@ -87,11 +95,12 @@ class Profile {
 // required column, a row with the wrong number of fields, a non-numeric (or
 // non-finite) value in a numeric column, and a missing required section or a
 // required section without rows (reported at the file's last line).
-Profile ParseProfile(std::string_view text, const std::string& path);
+Profile ParseProfile(std::string_view text, const std::string& path,
+                     RequiredSections required = RequiredSections::kAll);
 
 // Reads and parses the file `path`. Throws InputError "path: ..." when it cannot
 // be read, and as ParseProfile otherwise.
-Profile LoadProfile(const std::string& path);
+Profile LoadProfile(const std::string& path, RequiredSections required = RequiredSections::kAll);
 
 // Per-call CUDA VMM latencies of one page of the allocation granularity.
 struct VmmLatencies {

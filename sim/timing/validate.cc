@@ -343,14 +343,27 @@ StepPrediction Predict(const StepRow& row, const GroupModels& m) {
 
 Validation ValidateProfile(const Profile& profile, const GpuSpec& gpu,
                            const ModelCardLoader& load_model, const ValidateConfig& config) {
-  const std::vector<StepRow> rows = RequireStepRows(profile);
+  return ValidateProfile(profile, profile, gpu, load_model, config);
+}
+
+Validation ValidateProfile(const Profile& profile, const Profile& steps, const GpuSpec& gpu,
+                           const ModelCardLoader& load_model, const ValidateConfig& config) {
+  const std::vector<StepRow> rows = RequireStepRows(steps);
   Validation v;
   v.profile_path = profile.path();
-  v.measured_on = profile.MetaText(std::string(schema::meta::kGpuName));
+  v.steps_path = steps.path();
+  v.measured_on = steps.MetaText(std::string(schema::meta::kGpuName));
+  const std::string kernels_on = profile.MetaText(std::string(schema::meta::kGpuName));
+  if (kernels_on != v.measured_on) {
+    throw InputError(fmt::format(
+        "{}: its [{}] rows were measured on '{}', but the kernel rows of {} on '{}'; predict "
+        "passes from kernel rows of a GPU of the same name",
+        steps.path(), kStep, v.measured_on, profile.path(), kernels_on));
+  }
   v.gpu_card = gpu.name;
   v.config = config;
   v.roofline_efficiencies = ResolveEfficiencies(config.roofline, gpu, nullptr);
-  const std::map<std::string, ModelSpec> cards = LoadModelCards(profile, rows, load_model);
+  const std::map<std::string, ModelSpec> cards = LoadModelCards(steps, rows, load_model);
 
   // The two models of each (model, tensor_parallel), built at its first row.
   std::map<std::pair<std::string, int64_t>, GroupModels> groups;
@@ -462,24 +475,36 @@ std::vector<ClassErrorSummary> SummarizeClassErrors(const Validation& v) {
   return out;
 }
 
-std::string FormatValidation(const Validation& v) {
+namespace {
+
+// FormatValidation's first lines: what was predicted, from what, and how.
+std::string ValidationHeader(const Validation& v) {
   const ValidateConfig& c = v.config;
   const RooflineConfig& e = v.roofline_efficiencies;
   size_t skipped = 0;
   for (const SkippedSteps& s : v.skipped) skipped += s.lines.size();
-  std::string out = fmt::format(
+  const std::string kernel_rows = v.steps_path == v.profile_path
+                                      ? std::string("this profile's kernel rows")
+                                      : fmt::format("the kernel rows of {}", v.profile_path);
+  return fmt::format(
       "{}: {} [{}] rows measured on '{}', {} predicted for the {} card\n"
-      "profiled: this profile's kernel rows, prefill attention {}, paged kernel profiled "
-      "(kvprobe's)\n"
+      "profiled: {}, prefill attention {}, paged kernel profiled (kvprobe's)\n"
       "roofline: efficiencies gemm {:g}, memory {:g}, prefill attention {:g}, decode attention "
       "{:g}; paged kernel {}\n"
       "both: no CPU time (engine preset none), kernel gap {:g} us (roofline: each of 10 kernels "
       "per layer; profiled: only small kernels estimated from their bytes, its rows being graph "
       "replays that hold each launch's boundary); error = (predicted - measured) / measured\n",
-      v.profile_path, v.rows.size() + skipped, kStep, v.measured_on, v.rows.size(), v.gpu_card,
-      kPrefillAttentions.Name(c.profiled.prefill_attention), e.gemm_efficiency, e.memory_efficiency,
-      e.attention_prefill_efficiency, e.attention_decode_efficiency,
+      v.steps_path, v.rows.size() + skipped, kStep, v.measured_on, v.rows.size(), v.gpu_card,
+      kernel_rows, kPrefillAttentions.Name(c.profiled.prefill_attention), e.gemm_efficiency,
+      e.memory_efficiency, e.attention_prefill_efficiency, e.attention_decode_efficiency,
       PagedKernelName(c.roofline_paged_kernel), c.engine.kernel_gap_s * 1e6);
+}
+
+}  // namespace
+
+std::string FormatValidation(const Validation& v) {
+  const ValidateConfig& c = v.config;
+  std::string out = ValidationHeader(v);
   // The rows, then one summary line per kind and per model.
   const char* row_format =
       "{:>5}  {:<14} {:>3}  {:<12} {:>13} {:>8} {:>12} {:>12} {:>8} {:>12} {:>8}\n";

@@ -124,14 +124,15 @@ struct StepPrediction {
 struct SkippedSteps {
   std::string model;
   int64_t tensor_parallel = 1;
-  std::vector<int> lines;  // the rows' profile lines
+  std::vector<int> lines;  // the rows' lines in the [step] rows' profile
   std::string reason;
 };
 
 struct Validation {
-  std::string profile_path;
-  std::string measured_on;  // the profile's [meta] gpu_name
-  std::string gpu_card;     // the GPU card's name
+  std::string profile_path;  // the profile whose kernel rows build the profiled model
+  std::string steps_path;    // the profile whose [step] rows are predicted (may be the same)
+  std::string measured_on;   // the [step] rows' profile's [meta] gpu_name
+  std::string gpu_card;      // the GPU card's name
   ValidateConfig config;
   RooflineConfig roofline_efficiencies;  // config.roofline resolved against the card
   std::vector<StepPrediction> rows;      // the predicted rows, in file order
@@ -151,6 +152,13 @@ using ModelCardLoader = std::function<ModelSpec(const std::string& model)>;
 // card that cannot be loaded, and as NewProfiledModel for a profile that cannot time a model it has
 // [gemm] rows for (e.g. measured on a GPU the card does not name).
 Validation ValidateProfile(const Profile& profile, const GpuSpec& gpu,
+                           const ModelCardLoader& load_model, const ValidateConfig& config);
+
+// As above, but the [step] rows of `steps` (another run's passes: another lease or
+// another GPU of the same name) predicted from the kernel rows of `kernels`; row
+// lines and their errors name `steps`. Throws InputError, naming both files, when the
+// two were measured on GPUs of different names ([meta] gpu_name).
+Validation ValidateProfile(const Profile& kernels, const Profile& steps, const GpuSpec& gpu,
                            const ModelCardLoader& load_model, const ValidateConfig& config);
 
 // Mean absolute error and worst row of both models over a group of predictions.

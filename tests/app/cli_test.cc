@@ -764,6 +764,54 @@ TEST(Cli, ValidateOnAProfileWithoutStepRowsFailsSayingHowToMeasureThem) {
   EXPECT_EQ(r.out, "");
 }
 
+// The test profile's [meta] and [step] sections alone, as kvprobe --only step writes
+// another run: its [step] rows start at line 19.
+std::string StepRunOf(const std::string& profile_text) {
+  const size_t meta = profile_text.find("[meta]\n");
+  return profile_text.substr(meta, profile_text.find("\n\n", meta) + 1 - meta) +
+         profile_text.substr(profile_text.find("[step]\n"));
+}
+
+TEST(Cli, ValidateStepsPredictsAnotherRunsPassesFromTheProfilesKernelRows) {
+  TempDir dir;
+  std::string text = StepRunOf(ReadFileText(kStepProfile));
+  // This run took line 117's pass in 10% more time than the profile's own run.
+  const std::string row = "Llama-3-8B,1,contiguous,0,16,2048,0,6062.218,1";
+  text.replace(text.find(row), row.size(), "Llama-3-8B,1,contiguous,0,16,2048,0,6668.440,1");
+  const std::string steps = dir.Write("steps.txt", text);
+  const std::string out = dir.PathOf("validate");
+  const Result r = RunKvsim({"validate", kStepProfile, "--steps", steps, "--out", out});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("steps.txt: 5 [step] rows measured on 'NVIDIA H200', 4 predicted"));
+  EXPECT_THAT(r.out, HasSubstr("profiled: the kernel rows of "));
+  EXPECT_THAT(r.out, HasSubstr("   19  Llama-3-8B       1  contiguous       16 x 2048        0 "
+                               "      6668.4       6062.2    -9.1%"));
+  EXPECT_THAT(r.out, HasSubstr("not predictable: Llama-3-70B at TP 1, 1 row (line 23)"));
+  const YAML::Node json = YAML::LoadFile((fs::path(out) / "validate.json").string());
+  EXPECT_EQ(json["profile"].as<std::string>(), kStepProfile);
+  EXPECT_EQ(json["steps"].as<std::string>(), steps);
+  EXPECT_EQ(json["rows"][0]["line"].as<int>(), 19);
+  // --check judges this run's rows: line 19 (-9.1%) and line 21 (the prefill, +10.0%) are
+  // outside their tolerances, line 22 (mixed, -10.0%) within its 10%.
+  const Result check = RunKvsim({"validate", kStepProfile, "--steps", steps, "--check", "-q"});
+  EXPECT_EQ(check.exit_code, 4);
+  EXPECT_THAT(check.err, HasSubstr("steps.txt: 2 of 4 predicted rows outside tolerance"));
+}
+
+TEST(Cli, ValidateStepsRefusesAnotherGpusRunAndAFileWithoutStepRows) {
+  TempDir dir;
+  std::string text = StepRunOf(ReadFileText(kStepProfile));
+  const std::string name = "gpu_name: NVIDIA H200";
+  text.replace(text.find(name), name.size(), "gpu_name: NVIDIA H100 80GB HBM3");
+  const Result other = RunKvsim({"validate", kStepProfile, "--steps", dir.Write("h100.txt", text)});
+  EXPECT_EQ(other.exit_code, 2);
+  EXPECT_THAT(other.err, HasSubstr("h100.txt: its [step] rows were measured on 'NVIDIA H100 80GB "
+                                   "HBM3', but the kernel rows of "));
+  const Result none = RunKvsim({"validate", kStepProfile, "--steps", kNoStepProfile});
+  EXPECT_EQ(none.exit_code, 2);
+  EXPECT_THAT(none.err, HasSubstr("h200_kvprobe_quick_profile.txt: no [step] rows"));
+}
+
 TEST(Cli, ValidateNamesAModelWithoutACardAndItsLine) {
   TempDir dir;
   std::string text = ReadFileText(kStepProfile);

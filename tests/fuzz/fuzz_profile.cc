@@ -154,5 +154,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       });
     }
   });
+  // The same text as another run's passes (kvsim validate --steps): [meta] alone required.
+  ExpectOnlyInputErrors("steps profile", [&] {
+    const Profile steps =
+        ParseProfile(AsText(data, size), "fuzz/steps.txt", RequiredSections::kMetaOnly);
+    ExpectOnlyInputErrors("ReadStepRows (steps)", [&] { ReadStepRows(steps); });
+  });
   return 0;
 }

@@ -295,6 +295,30 @@ TEST(Profile, AMissingRequiredSectionIsAnErrorAtTheLastLine) {
   EXPECT_THAT(ParseError(no_meta), HasSubstr("p.txt:17: required section [meta] is missing"));
 }
 
+TEST(Profile, AFileReadForItsStepRowsNeedsOnlyMeta) {
+  std::vector<std::string> lines = MinimalLines();
+  lines.resize(13);  // [meta] alone
+  lines.push_back("[step]");
+  lines.push_back(
+      "model,tensor_parallel,layout,block_tokens,decode_seqs,context_tokens,prefill_tokens,"
+      "time_us,graph");
+  lines.push_back("Llama-3-8B,1,contiguous,0,16,2048,0,6106.630,1");
+  EXPECT_THAT(ParseError(lines), HasSubstr("p.txt:16: required section [vmm] is missing"));
+  const Profile p = ParseProfile(Join(lines), kPath, RequiredSections::kMetaOnly);
+  EXPECT_EQ(p.MetaText("gpu_name"), "NVIDIA H100 80GB HBM3");
+  ASSERT_NE(p.Find("step"), nullptr);
+  EXPECT_EQ(p.Find("step")->line(0), 16);
+  EXPECT_EQ(p.Find("gemm"), nullptr);
+  // [meta] itself is still required.
+  const std::vector<std::string> no_meta(lines.begin() + 13, lines.end());
+  try {
+    ParseProfile(Join(no_meta), kPath, RequiredSections::kMetaOnly);
+    ADD_FAILURE() << "expected an InputError";
+  } catch (const InputError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("p.txt:3: required section [meta] is missing"));
+  }
+}
+
 TEST(Profile, ARequiredSectionWithoutRowsIsAnErrorAtItsHeader) {
   std::vector<std::string> lines = MinimalLines();
   lines.erase(lines.begin() + 23);  // the only [gemm] row

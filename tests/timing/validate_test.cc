@@ -363,6 +363,75 @@ TEST(ValidateProfile, AProfileOfAnotherGpuIsRefused) {
 
 // ---- Summaries and the printed table -------------------------------------------------
 
+// Another run's passes alone, as kvprobe --only step writes them: the test profile's
+// 16 [meta] lines (its lines 7-22, with gpu_name `gpu`), then the [step] header and
+// `rows`, the first of them at line 19.
+std::string StepsOnly(const std::vector<std::string>& rows,
+                      const std::string& gpu = "NVIDIA H200") {
+  const std::string text = ReadText(kStepProfile);
+  const size_t meta = text.find("[meta]\n");
+  std::string out = text.substr(meta, text.find("\n\n", meta) + 1 - meta);
+  const std::string name = "gpu_name: NVIDIA H200";
+  out.replace(out.find(name), name.size(), "gpu_name: " + gpu);
+  out +=
+      "[step]\nmodel,tensor_parallel,layout,block_tokens,decode_seqs,context_tokens,"
+      "prefill_tokens,time_us,graph\n";
+  for (const std::string& row : rows) out += row + "\n";
+  return out;
+}
+
+TEST(ValidateProfile, AnotherRunsPassesArePredictedFromTheKernelRowsOfTheProfile) {
+  const Profile kernels = LoadProfile(kStepProfile);
+  // The test profile's line 117 took 6,062.218 us there; here the same pass took 10%
+  // longer, and the prefill of line 119 exactly its prediction (30,889.374 us).
+  const Profile steps = ParseProfile(StepsOnly({"Llama-3-8B,1,contiguous,0,16,2048,0,6668.440,1",
+                                                "Llama-3-8B,1,contiguous,0,0,0,1024,30889.374,0"}),
+                                     "steps.txt", RequiredSections::kMetaOnly);
+  const Validation own = ValidateProfile(kernels, H200(), LoadFromModels, {});
+  const Validation v = ValidateProfile(kernels, steps, H200(), LoadFromModels, {});
+  EXPECT_EQ(v.profile_path, kernels.path());
+  EXPECT_EQ(v.steps_path, "steps.txt");
+  ASSERT_EQ(v.rows.size(), 2u);
+  // The same predictions as for the profile's own rows of those passes ...
+  EXPECT_EQ(v.rows[0].profiled_us, own.rows[0].profiled_us);
+  EXPECT_EQ(v.rows[1].profiled_us, own.rows[2].profiled_us);
+  EXPECT_EQ(v.rows[0].roofline_us, own.rows[0].roofline_us);
+  // ... against this run's times, at this file's lines (its [step] rows follow 16
+  // [meta] lines and two of the section).
+  EXPECT_NEAR(v.rows[0].profiled_error(), 6062.218 / 6668.440 - 1, 1e-9);
+  EXPECT_NEAR(v.rows[1].profiled_error(), 0.0, 1e-6);
+  EXPECT_EQ(v.rows[0].row.line, 19);
+  EXPECT_EQ(v.rows[1].row.line, 20);
+  EXPECT_THAT(FormatValidation(v),
+              AllOf(HasSubstr("steps.txt: 2 [step] rows measured on 'NVIDIA H200'"),
+                    HasSubstr(fmt::format("profiled: the kernel rows of {}, ", kernels.path()))));
+  EXPECT_THAT(FormatValidation(own), HasSubstr("profiled: this profile's kernel rows, "));
+}
+
+TEST(ValidateProfile, AnotherRunOnAGpuOfAnotherNameIsRefusedNamingBothFiles) {
+  const Profile steps =
+      ParseProfile(StepsOnly({"Llama-3-8B,1,contiguous,0,16,2048,0,6668.440,1"}, "NVIDIA H100"),
+                   "steps.txt", RequiredSections::kMetaOnly);
+  try {
+    ValidateProfile(LoadProfile(kStepProfile), steps, H200(), LoadFromModels, {});
+    ADD_FAILURE() << "expected an InputError";
+  } catch (const InputError& e) {
+    EXPECT_THAT(e.what(), AllOf(HasSubstr("steps.txt: its [step] rows were measured on "
+                                          "'NVIDIA H100', but the kernel rows of "),
+                                HasSubstr("step_profile.txt on 'NVIDIA H200'")));
+  }
+}
+
+TEST(ValidateProfile, AnotherRunWithoutStepRowsIsRefusedNamingItsFile) {
+  const Profile steps = ParseProfile(StepsOnly({}), "steps.txt", RequiredSections::kMetaOnly);
+  try {
+    ValidateProfile(LoadProfile(kStepProfile), steps, H200(), LoadFromModels, {});
+    ADD_FAILURE() << "expected an InputError";
+  } catch (const InputError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("steps.txt: no [step] rows"));
+  }
+}
+
 TEST(SummarizeErrors, MeanAbsoluteErrorsPerKindAndPerModel) {
   const Validation v = ValidateProfile(LoadProfile(kStepProfile), H200(), LoadFromModels, {});
   const std::vector<ErrorSummary> s = SummarizeErrors(v);
