@@ -124,6 +124,7 @@ inline constexpr std::string_view kProbeSeconds = "probe_seconds";
 // Column names of the tables and raw files. A name means the same in every table.
 namespace column {
 inline constexpr std::string_view kAlgbwGbps = "algbw_gbps";
+inline constexpr std::string_view kAloneUs = "alone_us";
 inline constexpr std::string_view kAllreduceUs = "allreduce_us";
 inline constexpr std::string_view kAttentionUs = "attention_us";
 inline constexpr std::string_view kBatch = "batch";
@@ -142,6 +143,7 @@ inline constexpr std::string_view kGemmPowerW = "gemm_power_w";
 inline constexpr std::string_view kGemmSamples = "gemm_samples";
 inline constexpr std::string_view kGemmSmMhz = "gemm_sm_mhz";
 inline constexpr std::string_view kGemmUs = "gemm_us";
+inline constexpr std::string_view kGemms = "gemms";
 inline constexpr std::string_view kGpus = "gpus";
 inline constexpr std::string_view kGraph = "graph";
 inline constexpr std::string_view kHandleBytes = "handle_bytes";
@@ -365,6 +367,11 @@ inline constexpr std::string_view kGemmClocksColumns[] = {
     column::kM,     column::kN,      column::kK,       column::kTimeUs,       column::kTflops,
     column::kSmMhz, column::kPowerW, column::kSamples, column::kEnergyPowerW,
 };
+inline constexpr std::string_view kGemmRoundsColumns[] = {
+    column::kModel,   column::kTensorParallel, column::kM,     column::kGemms,
+    column::kTimeUs,  column::kAloneUs,        column::kSmMhz, column::kPowerW,
+    column::kSamples, column::kEnergyPowerW,
+};
 inline constexpr std::string_view kPrefillClocksColumns[] = {
     column::kBlockTokens, column::kTokens, column::kQHeads, column::kKvHeads, column::kTimeUs,
     column::kTflops,      column::kSmMhz,  column::kPowerW, column::kSamples, column::kEnergyPowerW,
@@ -394,14 +401,22 @@ inline constexpr RawFile kAllreduceRankFile{"allreduce_ranks/gpus<N>_rank<R>.csv
                                             kAllreduceRankColumns};
 
 // Each [gemm] / [prefill_attention] cell's mean SM clock (MHz) and board power (W,
-// NVML's reading and the energy counter's) while it was timed (kvprobe 0.3.4 on).
+// NVML's reading and the energy counter's) while it was timed (kvprobe 0.3.4 on); a
+// [gemm] cell's time and clock alone (from kvprobe 0.3.15, the row of a cell from 256
+// tokens is its share of its round's time, gemm_rounds.csv).
 inline constexpr RawFile kGemmClocksFile{"gemm_clocks.csv", kGemmClocksColumns};
+// Each round of a layer's GEMMs (lm_head aside) at one token count, timed one after the
+// other as a pass runs them: the round's time, the sum of the same GEMMs' times alone
+// (gemm_clocks.csv) and the round's clock and power (kvprobe 0.3.15 on). The [gemm] rows
+// from 256 tokens share the round's time (ShareRoundUs in tools/kvprobe/host/timing_plan.h).
+inline constexpr RawFile kGemmRoundsFile{"gemm_rounds.csv", kGemmRoundsColumns};
 inline constexpr RawFile kPrefillClocksFile{"prefill_clocks.csv", kPrefillClocksColumns};
 // The same for each TP 1 [step] pass and its GEMMs alone (kvprobe 0.3.4 on).
 inline constexpr RawFile kStepClocksFile{"step_clocks.csv", kStepClocksColumns};
 
 inline constexpr RawFile kRawFiles[] = {
-    kVmmSamplesFile,    kDecodeSplitsFile, kStepPassesFile,    kVattentionIterationsFile,
-    kAllreduceRankFile, kGemmClocksFile,   kPrefillClocksFile, kStepClocksFile};
+    kVmmSamplesFile,           kDecodeSplitsFile,  kStepPassesFile,
+    kVattentionIterationsFile, kAllreduceRankFile, kGemmClocksFile,
+    kGemmRoundsFile,           kPrefillClocksFile, kStepClocksFile};
 
 }  // namespace kvsim::profile_schema

@@ -349,6 +349,7 @@ TEST(ProfileSchemaTest, RawFilesHaveTheHeadersOfTheCommittedRawOutputs) {
       {schema::kAllreduceRankFile,
        "models/profiles/H200/run_1911Z/allreduce_ranks/gpus2_rank0.csv"},
       {schema::kGemmClocksFile, "models/profiles/H200/gemm_clocks.csv"},
+      {schema::kGemmRoundsFile, "models/profiles/H200/gemm_round_experiment/run1/gemm_rounds.csv"},
       {schema::kPrefillClocksFile, "models/profiles/H200/prefill_clocks.csv"},
       {schema::kStepClocksFile, "models/profiles/H200/step_clocks.csv"},
   };

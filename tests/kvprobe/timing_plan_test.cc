@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <stdexcept>
+#include <vector>
 
 namespace kvprobe {
 namespace {
@@ -68,6 +69,37 @@ TEST(ColdCopies, WithoutAnL2OrAnInputSizeNeedsOnlyTheLeast) {
   EXPECT_EQ(ColdCopies(16777216, 0, 4, 1000, 2, 512), 2);  // ceil(0) + 1 = 1, at least 2
   EXPECT_EQ(ColdCopies(0, kL2Bytes, 4, 1000, 1, 512), 1);
   EXPECT_EQ(ColdCopies(-5, kL2Bytes, 4, 1000, 3, 512), 3);
+}
+
+TEST(ShareRoundUs, AtOneClockSharesTheRoundAsTheAloneTimes) {
+  // 100 + 200 us alone, both at 1,500 MHz; the round took 270 us: 90 + 180.
+  const std::vector<double> shares = ShareRoundUs(270, {100, 200}, {1500, 1500});
+  ASSERT_EQ(shares.size(), 2u);
+  EXPECT_DOUBLE_EQ(shares[0], 90);
+  EXPECT_DOUBLE_EQ(shares[1], 180);
+}
+
+TEST(ShareRoundUs, AGemmTimedAloneAtALowerClockIsNotChargedForIt) {
+  // Alone: 100 us at 1,000 MHz (100,000 cycles) and 200 us at 1,500 MHz (300,000
+  // cycles); the round took 300 us: a quarter and three quarters, 75 + 225.
+  const std::vector<double> shares = ShareRoundUs(300, {100, 200}, {1000, 1500});
+  EXPECT_DOUBLE_EQ(shares[0], 75);
+  EXPECT_DOUBLE_EQ(shares[1], 225);
+  EXPECT_DOUBLE_EQ(shares[0] + shares[1], 300);
+}
+
+TEST(ShareRoundUs, WithoutEveryClockSharesByTheAloneTimes) {
+  const std::vector<double> shares = ShareRoundUs(600, {100, 200, 300}, {1500, 0, 1500});
+  EXPECT_DOUBLE_EQ(shares[0], 100);
+  EXPECT_DOUBLE_EQ(shares[1], 200);
+  EXPECT_DOUBLE_EQ(shares[2], 300);
+}
+
+TEST(ShareRoundUs, RefusesWhatCannotBeShared) {
+  EXPECT_THROW(ShareRoundUs(100, {}, {}), std::invalid_argument);
+  EXPECT_THROW(ShareRoundUs(100, {50}, {1500, 1500}), std::invalid_argument);
+  EXPECT_THROW(ShareRoundUs(0, {50}, {1500}), std::invalid_argument);
+  EXPECT_THROW(ShareRoundUs(100, {50, 0}, {1500, 1500}), std::invalid_argument);
 }
 
 }  // namespace

@@ -29,4 +29,22 @@ int ColdCopies(double input_bytes, double l2_bytes, double l2_multiple, size_t f
   return static_cast<int>(std::max(static_cast<double>(least), std::min(wanted, cap)));
 }
 
+std::vector<double> ShareRoundUs(double round_us, const std::vector<double>& alone_us,
+                                 const std::vector<double>& alone_mhz) {
+  if (alone_us.empty() || alone_us.size() != alone_mhz.size() || !(round_us > 0)) {
+    throw std::invalid_argument("ShareRoundUs: need a positive round time and one clock per GEMM");
+  }
+  const bool clocks_known =
+      std::all_of(alone_mhz.begin(), alone_mhz.end(), [](double mhz) { return mhz > 0; });
+  std::vector<double> weights(alone_us.size());
+  double total = 0;
+  for (size_t i = 0; i < alone_us.size(); ++i) {
+    if (!(alone_us[i] > 0)) throw std::invalid_argument("ShareRoundUs: alone times must be > 0");
+    weights[i] = alone_us[i] * (clocks_known ? alone_mhz[i] : 1.0);
+    total += weights[i];
+  }
+  for (double& w : weights) w = round_us * w / total;
+  return weights;
+}
+
 }  // namespace kvprobe

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstddef>
+#include <vector>
 
 namespace kvprobe {
 
@@ -35,5 +36,18 @@ int LaunchesCyclingCopies(int wanted, int copies);
 // provides room for it). A non-positive input size gives `least`.
 int ColdCopies(double input_bytes, double l2_bytes, double l2_multiple, size_t fit, int least,
                int most);
+
+// Shares the time of a round of a layer's GEMMs, `round_us` (timed one after the other,
+// as a pass runs them, at the clock that mix of loads holds), among its GEMMs by the
+// cycles each took when timed alone: alone_us[i] x alone_mhz[i]. A compute-bound
+// kernel takes about the same cycles at any SM clock, so each GEMM's share of the
+// cycles is its share of the round's time at the round's clock; GEMMs timed alone at a
+// lower clock (a single large GEMM replayed back to back settles below the clock of the
+// layer's mix) are not charged for it. Where any clock is unknown (<= 0) the shares
+// are the alone times'. The shares sum to round_us.
+// Throws std::invalid_argument unless both lists have the same size >= 1, every
+// alone_us > 0 and round_us > 0.
+std::vector<double> ShareRoundUs(double round_us, const std::vector<double>& alone_us,
+                                 const std::vector<double>& alone_mhz);
 
 }  // namespace kvprobe
