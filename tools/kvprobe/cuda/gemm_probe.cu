@@ -221,26 +221,24 @@ void TimeCardRound(ProbeContext& ctx, GemmTimer& timer, const CardShapes& card, 
   }
   if (tokens < kHeatFromTokens || cells.rounds.count({tokens, round})) return;
   cells.rounds.insert({tokens, round});
-  {
-    LoadWindow window;
-    const double round_us =
-        timer.TimeRoundUs(tokens, round, ctx.options.quick, kComputeWarm, ctx.clock, &window);
-    ctx.clock.SampleUnderLoad();
-    std::vector<double> alone_us, alone_mhz;
-    for (const auto& [n, k] : round) {
-      alone_us.push_back(cells.alone_us.at({tokens, n, k}));
-      alone_mhz.push_back(cells.alone_window.at({tokens, n, k}).sm_mhz);
-    }
-    const std::vector<double> shares = ShareRoundUs(round_us, alone_us, alone_mhz);
-    double alone_sum_us = 0;
-    for (size_t i = 0; i < round.size(); ++i) {
-      alone_sum_us += alone_us[i];
-      cells.share_us.emplace(CellKey{tokens, round[i].first, round[i].second}, shares[i]);
-    }
-    rounds << card.name << "," << tp << "," << tokens << "," << round.size() << ","
-           << Num(round_us, 5) << "," << Num(alone_sum_us, 5) << "," << LoadWindowFields(window)
-           << "\n";
+  LoadWindow window;
+  const double round_us =
+      timer.TimeRoundUs(tokens, round, ctx.options.quick, kComputeWarm, ctx.clock, &window);
+  ctx.clock.SampleUnderLoad();
+  std::vector<double> alone_us, alone_mhz;
+  for (const auto& [n, k] : round) {
+    alone_us.push_back(cells.alone_us.at({tokens, n, k}));
+    alone_mhz.push_back(cells.alone_window.at({tokens, n, k}).sm_mhz);
   }
+  const std::vector<double> shares = ShareRoundUs(round_us, alone_us, alone_mhz);
+  double alone_sum_us = 0;
+  for (size_t i = 0; i < round.size(); ++i) {
+    alone_sum_us += alone_us[i];
+    cells.share_us.emplace(CellKey{tokens, round[i].first, round[i].second}, shares[i]);
+  }
+  rounds << card.name << "," << tp << "," << tokens << "," << round.size() << ","
+         << Num(round_us, 5) << "," << Num(alone_sum_us, 5) << "," << LoadWindowFields(window)
+         << "\n";
 }
 
 }  // namespace
