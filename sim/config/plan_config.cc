@@ -195,6 +195,7 @@ void DecodePrices(MapReader prices, PlanConfig& c) {
   for (const auto& kv : prices.node()) {
     const std::string gpu = kv.first.as<std::string>();
     c.prices[gpu] = prices.Double(gpu, 0, 0, 1e6);
+    c.price_where[gpu] = prices.Where(kv.first, prices.KeyPath(gpu));
   }
 }
 

@@ -94,9 +94,10 @@ struct PlanConfig {
   std::vector<int64_t> tensor_parallel;
   std::vector<KvChoice> kv_managers;
   std::vector<SchedulerChoice> schedulers;
-  std::map<std::string, double> prices;  // GPU card name -> USD per GPU-hour override
-  bool verify = true;                    // simulate the recommended fleet as a whole
-  int jobs = 0;                          // threads; 0 = all cores
+  std::map<std::string, double> prices;            // GPU card name -> USD per GPU-hour override
+  std::map<std::string, std::string> price_where;  // card name -> "file:line: prices.NAME"
+  bool verify = true;                              // simulate the recommended fleet as a whole
+  int jobs = 0;                                    // threads; 0 = all cores
   // Values that parse but look like a mistake ("file:line: key: why"), e.g. an SLO
   // of 2000 s that was meant as 2000 ms. Printed on stderr and kept in plan.json.
   std::vector<std::string> warnings;

@@ -8,6 +8,16 @@
 #include "sim/core/check.h"
 
 namespace kvsim {
+namespace {
+
+// The heap order of Metrics' held iterations: `a` after `b` in (start, replica)
+// order, so that the heap's front is the earliest.
+bool LaterIteration(const IterationSample& a, const IterationSample& b) {
+  return a.start != b.start ? a.start > b.start : a.replica > b.replica;
+}
+
+}  // namespace
+
 double Percentiles::OrNaN(double Percentiles::*stat) const {
   return count > 0 ? this->*stat : std::numeric_limits<double>::quiet_NaN();
 }
@@ -154,7 +164,21 @@ void Metrics::RecordIteration(const IterationSample& s) {
   running_ns_ += static_cast<Int128>(d) * s.running;
   peak_allocated_ = std::max(peak_allocated_, s.allocated_bytes);
   max_running_ = std::max(max_running_, s.running);
-  for (MetricsObserver* o : iteration_observers_) o->OnIteration(s);
+  if (iteration_observers_.empty()) return;
+  if (!order_iterations_) {
+    for (MetricsObserver* o : iteration_observers_) o->OnIteration(s);
+    return;
+  }
+  held_.push_back(s);
+  std::push_heap(held_.begin(), held_.end(), LaterIteration);
+}
+
+void Metrics::ReleaseBefore(Nanos before) {
+  while (!held_.empty() && held_.front().start < before) {
+    std::pop_heap(held_.begin(), held_.end(), LaterIteration);
+    for (MetricsObserver* o : iteration_observers_) o->OnIteration(held_.back());
+    held_.pop_back();
+  }
 }
 
 void Metrics::RecordKvCalls(int64_t map_calls, int64_t unmap_calls, Nanos exposed, Nanos hidden) {

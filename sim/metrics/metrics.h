@@ -166,7 +166,9 @@ struct RunFacts {
 };
 
 // Receives every finished request and every iteration as the simulation produces
-// them (e.g. to stream them to disk); iterations arrive in start-time order.
+// them (e.g. to stream them to disk). Iterations arrive in start-time order, those
+// starting at the same time by replica index (Metrics::OrderIterations makes that
+// hold across replicas), so the stream is the same whichever way the run advanced.
 class MetricsObserver {
  public:
   virtual ~MetricsObserver() = default;
@@ -195,6 +197,21 @@ class Metrics {
     if (observer->WantsIterations()) iteration_observers_.push_back(observer);
   }
   void KeepRecords() { options_.keep_records = true; }
+
+  // Several replicas record their iterations out of start-time order (a skip-ahead
+  // run records a whole run of iterations when it starts it). After this call,
+  // iterations reach the observers in (start, replica) order: each is held until
+  // AdvanceClock passes its start, the rest are handed over by FlushIterations. The
+  // caller promises that no iteration recorded after AdvanceClock(now) starts before
+  // now. Totals are order-independent and are counted at once either way.
+  void OrderIterations() { order_iterations_ = true; }
+  // The simulation clock reached `now`: hands over the held iterations that start
+  // before it.
+  void AdvanceClock(Nanos now) {
+    if (!held_.empty() && held_.front().start < now) ReleaseBefore(now);
+  }
+  // Hands over every held iteration (the run is over).
+  void FlushIterations() { ReleaseBefore(Nanos::max()); }
 
   void RecordToken(Nanos gap_since_previous_token) { tbt_.Add(gap_since_previous_token.count()); }
   // `count` tokens, each `gap_since_previous_token` after its sequence's previous one.
@@ -225,7 +242,13 @@ class Metrics {
 
  private:
   MetricsOptions options_;
+  // Hands the held iterations that start before `before` to the observers, in
+  // (start, replica) order.
+  void ReleaseBefore(Nanos before);
+
   std::vector<MetricsObserver*> observers_, iteration_observers_;
+  bool order_iterations_ = false;
+  std::vector<IterationSample> held_;  // a min-heap by (start, replica); front() first
   std::vector<RequestRecord> records_;
   Distribution ttft_, tpot_, e2e_, queue_;
   QueueGrowth queue_growth_;

@@ -328,12 +328,14 @@ std::string FormatRanking(const PlanResult& r) {
   size_t width = 44;  // the candidate column: the longest name and two spaces
   for (const CandidateResult& c : r.candidates) width = std::max(width, c.name.size() + 2);
   std::string out =
-      fmt::format("{:<{}}{:>10}{:>9}{:>7}{:>10}{:>10}{:>13}  {}\n", "candidate", width, "QPS/repl",
-                  "replicas", "GPUs", "$/hour", "$/Mtok", "TTFT p99 ms", "binding SLO");
+      fmt::format("{:<{}}{:>10} {:>8} {:>6} {:>9} {:>9} {:>12}  {}\n", "candidate", width,
+                  "QPS/repl", "replicas", "GPUs", "$/hour", "$/Mtok", "TTFT p99 ms", "binding SLO");
   for (size_t i : r.ranking) {
     const CandidateResult& c = r.candidates[i];
-    out += fmt::format("{:<{}}{:>10.3g}{:>9}{:>7}{:>10.2f}{:>10.3f}{:>13}  {}{}\n", c.name, width,
-                       c.max_qps_per_replica, c.replicas, c.gpus, c.cost_per_hour,
+    // A space before every column, so that no value, however wide, runs into the
+    // one before it.
+    out += fmt::format("{:<{}}{:>10.3g} {:>8} {:>6} {:>9.2f} {:>9.4g} {:>12}  {}{}\n", c.name,
+                       width, c.max_qps_per_replica, c.replicas, c.gpus, c.cost_per_hour,
                        c.cost_per_million_output_tokens,
                        FormatOrNa(1e3 * c.at_max.ttft_s.OrNaN(&Percentiles::p99), "{:.1f}"),
                        c.search.binding, c.pareto ? "  (pareto)" : "");

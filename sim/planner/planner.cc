@@ -2,6 +2,7 @@
 #include "sim/planner/planner.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <chrono>
@@ -9,15 +10,18 @@
 #include <deque>
 #include <map>
 #include <numeric>
+#include <set>
 #include <span>
 #include <string_view>
 
 #include "sim/core/check.h"
 #include "sim/core/parallel.h"
+#include "sim/hardware/gpu_spec.h"
 #include "sim/hardware/model_spec.h"
 #include "sim/metrics/json_writer.h"
 #include "sim/simulator/builder.h"
 #include "sim/simulator/outputs.h"
+#include "sim/workload/workload.h"
 
 namespace kvsim {
 namespace {
@@ -84,12 +88,23 @@ double TracePeakQps(const PlanScenario& scenario, const ScenarioConfig& base) {
   const Nanos window = SecondsToNanos(scenario.trace_peak_window_s);
   std::deque<Nanos> in_window;
   size_t peak = 0;
+  Nanos first{-1}, last{0};
   while (std::optional<RequestSpec> r = workload.Next()) {
+    if (first < Nanos(0)) first = r->arrival;
+    last = r->arrival;
     in_window.push_back(r->arrival);
     while (in_window.front() <= r->arrival - window) in_window.pop_front();
     peak = std::max(peak, in_window.size());
   }
   if (peak == 0) throw InputError(scenario.where + ": target.trace_peak_window_s: empty trace");
+  // A window longer than the trace would spread its requests over time it does not
+  // span and call that its peak.
+  if (window > last - first) {
+    throw InputError(fmt::format(
+        "{}: target.trace_peak_window_s: {:g} s is longer than the trace, whose arrivals span "
+        "{:g} s; give a window inside it, or target.qps",
+        scenario.where, scenario.trace_peak_window_s, ToSeconds(last - first)));
+  }
   return static_cast<double>(peak) / scenario.trace_peak_window_s;
 }
 
@@ -240,7 +255,7 @@ PreparedScenario PrepareScenario(const PlanConfig& plan, const PlanScenario& s) 
     ScenarioDelta on_gpu;
     on_gpu.gpu = plan.gpus[i];
     try {
-      ApplyDelta(p.base, on_gpu);
+      p.gpu_names.insert(LoadGpuSpec(ApplyDelta(p.base, on_gpu).gpu_path).name);
     } catch (const InputError& e) {
       // "gpu: what" gives way to the plan's line.
       const std::string what = e.what();
@@ -248,8 +263,46 @@ PreparedScenario PrepareScenario(const PlanConfig& plan, const PlanScenario& s) 
                                    what.starts_with("gpu: ") ? what.substr(5) : what));
     }
   }
+  // The workload a probe reads, read through once: a trace that cannot be read is
+  // the plan's error, not every candidate's "infeasible".
+  ScenarioDelta probe;
+  probe.rate_qps = plan.initial_qps;
+  probe.max_requests = plan.probe_requests;
+  try {
+    Workload workload(ApplyDelta(p.base, probe).workload);
+    while (workload.Next()) {
+    }
+  } catch (const InputError& e) {
+    if (s.name.empty()) throw;
+    throw InputError(fmt::format("{} ({}): {}", s.where, s.name, e.what()));
+  }
   p.target_qps = s.target_qps > 0 ? s.target_qps : TracePeakQps(s, p.base);
   return p;
+}
+
+// Throws InputError, naming the plan's line, for a price given for a GPU that is no
+// card (a misspelt name would silently keep the card's own price). A price may name
+// a card that is not a candidate (one price list for several plans).
+void CheckPrices(const PlanConfig& plan, const ScenarioConfig& base,
+                 const std::set<std::string>& gpu_names) {
+  for (const auto& [name, price] : plan.prices) {
+    if (gpu_names.contains(name)) continue;
+    const auto at = plan.price_where.find(name);
+    const std::string where = at != plan.price_where.end() ? at->second : "prices." + name;
+    ScenarioDelta on_gpu;
+    on_gpu.gpu = name;
+    std::string card_name;
+    try {
+      card_name = LoadGpuSpec(ApplyDelta(base, on_gpu).gpu_path).name;
+    } catch (const InputError&) {
+      throw InputError(fmt::format("{}: no GPU card is named '{}' (the candidates' cards: {})",
+                                   where, name, fmt::join(gpu_names, ", ")));
+    }
+    if (card_name != name) {
+      throw InputError(fmt::format("{}: the card '{}' is named '{}'; prices are by card name",
+                                   where, name, card_name));
+    }
+  }
 }
 
 // Every combination of the plan's GPUs, tensor-parallel degrees, KV managers and
@@ -360,11 +413,14 @@ PreparedPlan PreparePlan(const PlanConfig& plan, const PlanOptions& options) {
   KVSIM_CHECK(!plan.scenarios.empty(), "plan without a scenario");
   PreparedPlan p;
   std::vector<std::string> targets;
+  std::set<std::string> gpu_names;
   for (const PlanScenario& s : plan.scenarios) {
     p.scenarios.push_back(PrepareScenario(plan, s));
+    gpu_names.insert(p.scenarios.back().gpu_names.begin(), p.scenarios.back().gpu_names.end());
     targets.push_back(fmt::format("{}{:.3g} QPS", s.name.empty() ? "" : s.name + " ",
                                   p.scenarios.back().target_qps));
   }
+  CheckPrices(plan, p.scenarios.front().base, gpu_names);
   p.candidates = EnumerateCandidates(plan);
   Log(options, fmt::format("plan: {} candidates, target {}",
                            p.candidates.size() / plan.scenarios.size(), fmt::join(targets, ", ")));

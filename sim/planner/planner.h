@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <set>
 #include <span>
 #include <string>
 #include <vector>
@@ -119,6 +120,7 @@ struct PlanOptions {
 struct PreparedScenario {
   ScenarioConfig base;
   double target_qps = 0;
+  std::set<std::string> gpu_names;  // the card names of the plan's candidate GPUs
 };
 
 // A plan ready to evaluate: its scenarios decoded once with their target loads, and

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <limits>
 #include <set>
 #include <tuple>
 
@@ -254,10 +255,15 @@ void RunOutputWriter::OnIteration(const IterationSample& x) {
   }
   const auto replica = static_cast<size_t>(x.replica);
   if (replica >= open_.size()) open_.resize(replica + 1);
-  Interval& o = open_[replica];
   const int64_t index = x.start.count() / interval.count();
+  // Iterations arrive in start order, so once one starts in interval `index`, no
+  // replica's earlier interval gets more: write them all, by (interval, replica).
+  if (index > latest_index_) {
+    CloseIntervalsBefore(index);
+    latest_index_ = index;
+  }
+  Interval& o = open_[replica];
   if (o.index != index) {
-    if (o.index >= 0) WriteInterval(x.replica, o);
     o = Interval{};
     o.index = index;
   }
@@ -276,6 +282,21 @@ void RunOutputWriter::OnIteration(const IterationSample& x) {
   o.peak_allocated = std::max(o.peak_allocated, x.allocated_bytes);
 }
 
+void RunOutputWriter::CloseIntervalsBefore(int64_t index) {
+  for (;;) {
+    size_t first = open_.size();  // the open interval to write next, by (index, replica)
+    for (size_t r = 0; r < open_.size(); ++r) {
+      if (open_[r].index >= 0 && open_[r].index < index &&
+          (first == open_.size() || open_[r].index < open_[first].index)) {
+        first = r;
+      }
+    }
+    if (first == open_.size()) return;
+    WriteInterval(static_cast<int64_t>(first), open_[first]);
+    open_[first] = Interval{};
+  }
+}
+
 void RunOutputWriter::WriteInterval(int64_t replica, const Interval& o) {
   FileWriter& w = *timeseries_;
   const Nanos interval = output_.timeseries_interval;
@@ -292,9 +313,7 @@ void RunOutputWriter::WriteInterval(int64_t replica, const Interval& o) {
 void RunOutputWriter::Finish(const Simulation& sim, const Summary& summary,
                              const std::string& resolved_yaml) {
   if (timeseries_) {
-    for (size_t r = 0; r < open_.size(); ++r) {
-      if (open_[r].index >= 0) WriteInterval(static_cast<int64_t>(r), open_[r]);
-    }
+    CloseIntervalsBefore(std::numeric_limits<int64_t>::max());
     open_.clear();
     timeseries_->Commit();
     out_.Add("timeseries.csv", *timeseries_);

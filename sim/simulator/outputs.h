@@ -62,14 +62,13 @@ class Manifest {
 // requests.csv: one row per finished request, in completion order:
 //   id,replica,arrival_s,first_scheduled_s,first_token_s,finish_s,prompt_tokens,
 //   output_tokens,preemptions
-// timeseries.csv with output.timeseries_interval_s = 0: one row per iteration, rows
-// of one replica in time order (with several replicas, a skip-ahead run's rows come
-// when it starts, so replicas interleave out of time order):
+// timeseries.csv with output.timeseries_interval_s = 0: one row per iteration, in
+// the order MetricsObserver receives them (by start time, then replica):
 //   time_s,replica,duration_s,running,waiting,prefill_tokens,decode_tokens,
 //   allocated_bytes,live_bytes,cached_bytes,exposed_overhead_s
 // with an interval I > 0: one row per replica per interval [k I, (k+1) I) in which
 // an iteration of that replica starts (an iteration counts wholly in the interval it
-// starts in), rows of one replica in time order:
+// starts in), by k, then replica:
 //   time_s (k I),replica,interval_s,iterations,busy_s (sum of durations),
 //   mean_running (duration-weighted),max_running,max_waiting,prefill_tokens,
 //   decode_tokens (sums),mean_allocated_bytes,peak_allocated_bytes,mean_live_bytes,
@@ -100,12 +99,16 @@ class RunOutputWriter : public MetricsObserver {
     int64_t peak_allocated = 0;
   };
   void WriteInterval(int64_t replica, const Interval& x);
+  // Writes and closes every replica's open interval before interval `index`, by
+  // (interval, replica).
+  void CloseIntervalsBefore(int64_t index);
 
   std::filesystem::path dir_;
   OutputConfig output_;
   Manifest out_;
   std::unique_ptr<FileWriter> requests_, timeseries_;
   std::vector<Interval> open_;  // by replica
+  int64_t latest_index_ = -1;   // the latest interval an iteration started in
 };
 
 // A readable summary of one run.

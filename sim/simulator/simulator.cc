@@ -168,10 +168,15 @@ RunResult Simulation::Run() {
     }
   };
 
+  // Iterations reach the observers in start order even where replicas record them
+  // out of it: every iteration recorded from here on starts at or after the event
+  // being handled.
+  if (replicas_.size() > 1) metrics_->OrderIterations();
   while (!events.empty()) {
     auto event = events.Pop();
     ++handled;
     const Nanos now = event.time;
+    metrics_->AdvanceClock(now);
     if (std::holds_alternative<Arrival>(event.payload)) {
       RequestSpec spec = std::move(*next);
       if (admission.Admit(spec)) {
@@ -211,6 +216,7 @@ RunResult Simulation::Run() {
       request_step(r, now);
     }
   }
+  metrics_->FlushIterations();
   RunResult result;
   result.summary = FinalSummary(*this, *workload_, handled, wall_start);
   result.records = metrics_->TakeRecords();

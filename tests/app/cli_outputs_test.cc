@@ -26,6 +26,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using testing::ReadFileText;
 using testing::Result;
 using testing::RunKvsim;
@@ -181,6 +182,46 @@ TEST(CliOutputs, ARerunWithTheCsvsOffLeavesNoCsvOfTheEarlierRun) {
   EXPECT_EQ(WholeRunSeed(out), 2);
   EXPECT_FALSE(fs::exists(out / "requests.csv"));
   EXPECT_FALSE(fs::exists(out / "timeseries.csv"));
+}
+
+// A compare entry may change any key: the header states what every entry shares,
+// and each fact that differs gets a line naming every entry's value.
+TEST(CliOutputs, TheCompareHeaderStatesWhatEntriesShareAndListsWhatDiffers) {
+  TempDir dir;
+  const std::string config =
+      dir.Write("compare.yaml",
+                "seed: 1\nmodel: Llama-3-8B\ngpu: H100-SXM\nworkload:\n  trace: " KVSIM_SOURCE_DIR
+                "/traces/splitwise_conv.csv\n  max_requests: 5\n"
+                "kv_cache: {type: paged}\n"
+                "compare:\n"
+                "  - {label: a}\n"
+                "  - {label: b, set: {gpu: A100-80GB}}\n"
+                "  - {label: c, set: {model: Yi-6B, workload.max_requests: 7}}\n");
+  const Result r = RunKvsim({"compare", config, "--out", dir.PathOf("cmp")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out,
+              HasSubstr("models per entry on GPUs per entry, scheduler vllm, requests per "
+                        "entry; timing: roofline; engine vllm_v1; paged kernel flash_paged\n"));
+  EXPECT_THAT(r.out, HasSubstr("model per entry: a: Llama-3-8B; b: Llama-3-8B; c: Yi-6B\n"));
+  EXPECT_THAT(r.out, HasSubstr("deployment per entry: a: on 1 x H100-SXM (TP 1); b: on 1 x "
+                               "A100-80GB (TP 1); c: on 1 x H100-SXM (TP 1)\n"));
+  EXPECT_THAT(r.out,
+              HasSubstr("requests per entry: a: 5 requests; b: 5 requests; c: 7 requests\n"));
+  EXPECT_THAT(r.out, Not(HasSubstr("trace per entry")));  // the same trace throughout
+}
+
+// The default four share the model, GPU and load; their timing lines differ only in
+// each manager's own part (the paged kernel, the VMM backend).
+TEST(CliOutputs, TheDefaultCompareHeaderNamesEachManagersOwnTimingPart) {
+  TempDir dir;
+  const Result r = RunKvsim({"compare", KVSIM_SOURCE_DIR "/configs/quickstart.yaml", "--set",
+                             "workload.max_requests=20", "--out", dir.PathOf("cmp")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("Llama-3-8B on 1 x H100-SXM (TP 1), scheduler vllm, 20 requests; "
+                               "timing: roofline; engine vllm_v1\n"
+                               "timing per entry: paged: paged kernel flash_paged; "
+                               "vattention_2MiB: VMM backend stock; vattention_64KiB: VMM backend "
+                               "uvm\n"));
 }
 
 }  // namespace

@@ -162,6 +162,48 @@ TEST(MetricsObservers, SeeEveryRequestAndIterationAsTheyAreRecorded) {
   EXPECT_TRUE(m.records().empty());
 }
 
+// Records where an observer was shown each iteration: (start ms, replica).
+struct SeenStarts : MetricsObserver {
+  std::vector<std::pair<int64_t, int64_t>> starts;
+  void OnRequest(const RequestRecord&) override {}
+  void OnIteration(const IterationSample& x) override {
+    starts.emplace_back(x.start.count() / 1'000'000, x.replica);
+  }
+};
+
+IterationSample StartingAt(int64_t start_ms, int64_t replica) {
+  IterationSample x;
+  x.start = Ms(start_ms);
+  x.duration = Ms(1);
+  x.replica = replica;
+  return x;
+}
+
+TEST(MetricsObservers, SeeSeveralReplicasIterationsInStartOrderOnceTheClockPassesThem) {
+  SeenStarts seen;
+  Metrics m;
+  m.AddObserver(&seen);
+  m.OrderIterations();
+  // Replica 1 records a skip-ahead run (starts 5, 7, 9 ms) before replica 0 records
+  // its iterations at 5 and 6 ms.
+  m.AdvanceClock(Ms(5));
+  m.RecordIteration(StartingAt(5, 1));
+  m.RecordIteration(StartingAt(7, 1));
+  m.RecordIteration(StartingAt(9, 1));
+  m.RecordIteration(StartingAt(5, 0));
+  EXPECT_TRUE(seen.starts.empty());  // nothing starts before the clock yet
+  m.AdvanceClock(Ms(6));
+  // Both iterations at 5 ms, replica 0 first; 7 and 9 ms are not yet passed.
+  EXPECT_EQ(seen.starts, (std::vector<std::pair<int64_t, int64_t>>{{5, 0}, {5, 1}}));
+  m.RecordIteration(StartingAt(6, 0));
+  m.AdvanceClock(Ms(8));
+  m.FlushIterations();
+  EXPECT_EQ(seen.starts,
+            (std::vector<std::pair<int64_t, int64_t>>{{5, 0}, {5, 1}, {6, 0}, {7, 1}, {9, 1}}));
+  // The totals count every iteration, held or not.
+  EXPECT_EQ(m.Summarize().iterations, 5);
+}
+
 TEST(MetricsSummary, CarriesTheRunsFactsBesideWhatTheMetricsCounted) {
   RunFacts facts;
   facts.kv_manager = "vattention";

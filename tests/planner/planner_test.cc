@@ -4,6 +4,7 @@
 // and the files `kvsim plan` writes.
 #include "sim/planner/planner.h"
 
+#include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <yaml-cpp/yaml.h>
@@ -579,6 +580,53 @@ TEST(InfeasiblePlans, AnUnknownGpuCardIsAnErrorNamingThePlanLineAndTheCards) {
   }
 }
 
+// So did a misspelt price, which kept the card's own price without a word.
+TEST(InfeasiblePlans, APriceForAGpuThatIsNoCardIsAnErrorNamingThePlanLine) {
+  TempDir dir;
+  PlanParts parts;
+  parts.gpus = "[H100-SXM]";
+  parts.prices = "{H100-SXX: 3.0}";
+  const PlanConfig plan = Load(dir, parts);
+  const std::string message = InputErrorMessage([&] { RunWithJobs(plan, 1); });
+  EXPECT_THAT(message, HasSubstr("plan.yaml:11: prices.H100-SXX: no GPU card is named 'H100-SXX'"));
+  EXPECT_THAT(message, HasSubstr("H100-SXM"));  // the candidates' cards
+}
+
+TEST(InfeasiblePlans, APriceMayNameACardThatIsNotACandidate) {
+  TempDir dir;
+  PlanParts parts;
+  parts.gpus = "[H100-SXM]";
+  parts.kv_managers = "[{type: paged, block_tokens: 16}]";
+  parts.prices = "{H100-SXM: 3.0, A100-80GB: 2.0}";
+  parts.extra = "verify: false\n";
+  const PlanResult r = RunWithJobs(Load(dir, parts), 1);
+  ASSERT_EQ(r.candidates.size(), 1u);
+  EXPECT_TRUE(r.candidates[0].feasible) << r.candidates[0].note;
+}
+
+// A trace that cannot be read fails every candidate alike: the plan's error, not
+// "no candidate meets the SLOs".
+TEST(InfeasiblePlans, AScenarioWhoseTraceCannotBeReadIsAnErrorNamingTheTraceLine) {
+  TempDir dir;
+  const std::string trace = dir.Write(
+      "bad.csv", "arrived_at,num_prefill_tokens,num_decode_tokens\n0.5,100,10\n1.0,abc,10\n");
+  const std::string scenario = dir.Write("scenario.yaml", fmt::format(R"(model: Llama-3-8B
+gpu: H100-SXM
+workload: {{trace: {}, arrival: {{process: trace}}}}
+)",
+                                                                      trace));
+  PlanParts parts;
+  parts.scenario = scenario;
+  parts.set = "";
+  parts.gpus = "[H100-SXM]";
+  parts.kv_managers = "[{type: paged, block_tokens: 16}]";
+  const PlanConfig plan = Load(dir, parts);
+  EXPECT_THAT(InputErrorMessage([&] { RunWithJobs(plan, 1); }), HasSubstr(trace + ":3:"));
+  std::filesystem::remove(trace);
+  EXPECT_THAT(InputErrorMessage([&] { RunWithJobs(plan, 1); }),
+              HasSubstr(trace + ":1: cannot open trace file"));
+}
+
 TEST(InfeasiblePlans, ACandidateThatCannotBeBuiltIsInfeasibleWithItsReasonInTheCsv) {
   TempDir dir;
   PlanParts parts;
@@ -680,6 +728,17 @@ size_t PeakCount(const std::vector<int64_t>& arrivals, int64_t window_ns) {
     peak = std::max(peak, end - begin + 1);
   }
   return peak;
+}
+
+TEST(PeakWindowTarget, AWindowLongerThanTheTraceIsAnError) {
+  TempDir dir;
+  PlanParts parts;
+  parts.set = "{workload.arrival.process: trace, workload.max_requests: 100}";
+  parts.target = "{trace_peak_window_s: 1e6}";
+  parts.gpus = "[H100-SXM]";
+  const PlanConfig plan = Load(dir, parts);
+  const std::string message = InputErrorMessage([&] { RunWithJobs(plan, 1); });
+  EXPECT_THAT(message, HasSubstr("target.trace_peak_window_s: 1e+06 s is longer than the trace"));
 }
 
 TEST(PeakWindowTarget, IsThePeakArrivalCountInAnyWindowOverTheWindow) {

@@ -91,15 +91,16 @@ TEST(RunOutputWriter, IntervalRowsAggregateTheIterationsThatStartInThem) {
   // Replica 0, [0, 100): busy 40 ms; mean running (10 x 2 + 30 x 4) / 40 = 3.5;
   // max running 4, max waiting 3; prefill 20 + 40, decode 2 + 4; mean allocated
   // (10 x 1000 + 30 x 2000) / 40 = 1750, peak 2000; mean live (5000 + 30000) / 40 =
-  // 875; exposed 0 + 1 ms. That row is written when replica 0's iteration at 250 ms
-  // opens a later interval; the rows still open at Finish follow, by replica.
+  // 875; exposed 0 + 1 ms. Replica 0's iteration at 250 ms opens a later interval,
+  // so every replica's rows of [0, 100) are written, by replica; the row still open
+  // at Finish follows.
   EXPECT_EQ(ReadFileText(dir.path() / "timeseries.csv"),
             "time_s,replica,interval_s,iterations,busy_s,mean_running,max_running,max_waiting,"
             "prefill_tokens,decode_tokens,mean_allocated_bytes,peak_allocated_bytes,"
             "mean_live_bytes,mean_cached_bytes,exposed_overhead_s\n"
             "0.000000000,0,0.100000000,2,0.040000000,3.5,4,3,60,6,1750,2000,875,0,0.001000000\n"
-            "0.200000000,0,0.100000000,1,0.020000000,1,1,0,10,1,300,300,100,0,0.000000000\n"
-            "0.000000000,1,0.100000000,1,0.040000000,1,1,0,10,1,700,700,700,0,0.001000000\n");
+            "0.000000000,1,0.100000000,1,0.040000000,1,1,0,10,1,700,700,700,0,0.001000000\n"
+            "0.200000000,0,0.100000000,1,0.020000000,1,1,0,10,1,300,300,100,0,0.000000000\n");
 }
 
 TEST(RunOutputWriter, RequestRowsAreWrittenAsRequestsFinish) {

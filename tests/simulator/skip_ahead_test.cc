@@ -1,8 +1,8 @@
 // Skip-ahead changes how fast the event loop goes, never what it computes: every
 // bundled trace under every KV manager and scheduler (and a tight KV cache, two
 // replicas, the profiled and fixed timing models) gives byte-identical
-// summary.json, requests.csv and per-iteration timeseries.csv with skip-ahead on
-// and off.
+// summary.json, requests.csv and timeseries.csv (per iteration and per interval)
+// with skip-ahead on and off.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
@@ -32,14 +32,15 @@ struct Outputs {
   int64_t events = 0;
 };
 
-// Runs `yaml` with `sets` and skip-ahead on or off; the summary without the
-// event loop's own figures (wall time, events handled).
+// Runs `yaml` with `sets` and skip-ahead on or off, timeseries.csv per iteration
+// (`interval_s` 0) or per interval; the summary without the event loop's own
+// figures (wall time, events handled).
 Outputs RunOnce(const std::string& yaml, const std::vector<std::string>& sets, bool skip_ahead,
-                const fs::path& dir) {
+                const fs::path& dir, double interval_s = 0) {
   ConfigTree tree = ConfigTree::Parse(yaml, KVSIM_SOURCE_DIR "/configs/skip_ahead_test.yaml");
   for (const std::string& s : sets) tree.Set(s);
   tree.Set(fmt::format("simulation.skip_ahead={}", skip_ahead));
-  tree.Set("output.timeseries_interval_s=0");
+  tree.Set(fmt::format("output.timeseries_interval_s={}", interval_s));
   const ScenarioConfig config = DecodeScenario(tree, KVSIM_SOURCE_DIR "/models");
   std::unique_ptr<Simulation> sim = BuildSimulation(config);
   RunOutputWriter writer(dir, config.output);
@@ -58,24 +59,19 @@ struct Case {
   std::string trace;  // under traces/
   std::vector<std::string> sets;
   bool expect_skips = true;  // skip-ahead must handle fewer events than stepping
-  bool several_replicas = false;
 };
 
-// The rows of a per-iteration timeseries.csv, stably grouped by replica (the
-// second column).
-std::vector<std::string> ByReplica(const std::string& csv) {
-  std::vector<std::pair<std::string, std::string>> rows;
+// The (time_s, replica) of every row of a timeseries.csv, in file order.
+std::vector<std::pair<double, int>> RowKeys(const std::string& csv) {
+  std::vector<std::pair<double, int>> keys;
   std::istringstream in(csv);
   std::string line;
+  std::getline(in, line);  // header
   while (std::getline(in, line)) {
     const size_t a = line.find(',');
-    rows.emplace_back(line.substr(a + 1, line.find(',', a + 1) - a - 1), line);
+    keys.emplace_back(std::stod(line.substr(0, a)), std::stoi(line.substr(a + 1)));
   }
-  std::stable_sort(rows.begin(), rows.end(),
-                   [](const auto& x, const auto& y) { return x.first < y.first; });
-  std::vector<std::string> out;
-  for (auto& [replica, row] : rows) out.push_back(std::move(row));
-  return out;
+  return keys;
 }
 
 std::string Yaml(const std::string& trace) {
@@ -100,12 +96,9 @@ TEST_P(SkipAheadTest, GivesTheSameOutputsAsSteppingEveryIteration) {
   const Outputs slow = RunOnce(Yaml(c.trace), c.sets, false, dir.path() / "step");
   EXPECT_EQ(fast.summary, slow.summary);
   EXPECT_TRUE(fast.requests == slow.requests) << "requests.csv differs";
-  // With several replicas a run's iterations are written when it starts, so
-  // replicas' rows interleave differently; each replica's rows are the same.
-  EXPECT_TRUE(ByReplica(fast.timeseries) == ByReplica(slow.timeseries)) << "timeseries.csv differs";
-  if (!c.several_replicas) {
-    EXPECT_TRUE(fast.timeseries == slow.timeseries);
-  }
+  EXPECT_TRUE(fast.timeseries == slow.timeseries) << "timeseries.csv differs";
+  const std::vector<std::pair<double, int>> keys = RowKeys(fast.timeseries);
+  EXPECT_TRUE(std::is_sorted(keys.begin(), keys.end())) << "rows out of (time, replica) order";
   EXPECT_GT(slow.requests.size(), 1000u);  // the runs did complete requests
   if (c.expect_skips) {
     EXPECT_LT(fast.events, slow.events) << "skip-ahead never advanced over a run";
@@ -200,9 +193,7 @@ std::vector<Case> Cases() {
     cases.push_back({fmt::format("two_replicas_{}", router),
                      "AzureLLMInferenceTrace_conv.csv",
                      {"deployment.replicas=2", fmt::format("deployment.router={}", router),
-                      "workload.arrival.rate_qps=12"},
-                     true,
-                     true});
+                      "workload.arrival.rate_qps=12"}});
   }
   // Recorded arrivals, an engine delay before scheduling, and the other timing models.
   cases.push_back({"trace_arrivals_with_request_delay",
@@ -214,6 +205,24 @@ std::vector<Case> Cases() {
                     "timing.profile=" KVSIM_SOURCE_DIR "/models/profiles/H100-SXM/profile.txt"}});
   cases.push_back({"fixed_timing", "splitwise_conv.csv", {"timing.type=fixed"}});
   return cases;
+}
+
+// Per-interval rows close when a replica starts an iteration in a later interval;
+// with skip-ahead a replica may do so long before another finishes the interval.
+// Rows still come by (interval, replica), the same either way.
+TEST(SkipAheadIntervals, TwoReplicasWriteTheSameIntervalRowsInTimeOrder) {
+  TempDir dir;
+  const std::vector<std::string> sets = {"deployment.replicas=2",
+                                         "deployment.router=least_outstanding",
+                                         "workload.arrival.rate_qps=3"};
+  const std::string yaml = Yaml("AzureLLMInferenceTrace_code.csv");
+  const Outputs fast = RunOnce(yaml, sets, true, dir.path() / "skip", 1.0);
+  const Outputs slow = RunOnce(yaml, sets, false, dir.path() / "step", 1.0);
+  EXPECT_TRUE(fast.timeseries == slow.timeseries) << "timeseries.csv differs";
+  const std::vector<std::pair<double, int>> keys = RowKeys(fast.timeseries);
+  EXPECT_GT(keys.size(), 20u);
+  EXPECT_TRUE(std::is_sorted(keys.begin(), keys.end())) << "rows out of (time, replica) order";
+  EXPECT_LT(fast.events, slow.events);
 }
 
 INSTANTIATE_TEST_SUITE_P(EveryTraceManagerAndScheduler, SkipAheadTest, ::testing::ValuesIn(Cases()),
