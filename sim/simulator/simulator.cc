@@ -29,7 +29,11 @@ Simulation::Simulation(ScenarioConfig config, ModelSpec model, GpuSpec gpu, Memo
       timing_(std::move(timing)),
       metrics_(std::move(metrics)),
       replicas_(std::move(replicas)),
-      kv_label_(kKvManagerTypes.Name(config_.kv_cache.type)) {}
+      kv_label_(kKvManagerTypes.Name(config_.kv_cache.type)) {
+  // Several replicas record iterations out of start order (a skip-ahead run records
+  // its iterations when it starts); Run's clock puts them back in order.
+  if (replicas_.size() > 1) metrics_->OrderIterations();
+}
 
 Simulation::~Simulation() = default;
 
@@ -168,15 +172,11 @@ RunResult Simulation::Run() {
     }
   };
 
-  // Iterations reach the observers in start order even where replicas record them
-  // out of it: every iteration recorded from here on starts at or after the event
-  // being handled.
-  if (replicas_.size() > 1) metrics_->OrderIterations();
   while (!events.empty()) {
     auto event = events.Pop();
     ++handled;
     const Nanos now = event.time;
-    metrics_->AdvanceClock(now);
+    metrics_->AdvanceClock(now);  // what is recorded from here on starts at or after now
     if (std::holds_alternative<Arrival>(event.payload)) {
       RequestSpec spec = std::move(*next);
       if (admission.Admit(spec)) {
