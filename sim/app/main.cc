@@ -178,16 +178,22 @@ std::vector<std::string> CommandsTaking(const std::string& name) {
   return names;
 }
 
-// Parses --rates "1,2,4" into `rates_qps`: each a number in (0, 1e9], none twice.
+// Parses --rates "1,2,4" into `rates_qps`: each a number in (0, 1e9], none twice (1
+// and 1.0 are the same rate, given twice), no item empty ("1,,2" or "1,").
 // Returns an error message, or "" when they parse.
 std::string ParseRates(const std::string& text, std::vector<double>& rates_qps) {
+  if (text.empty()) return "--rates: no rate given, e.g. --rates 1,2,4,8";
+  std::vector<std::string> parts;  // as given, for the message about a repeat
   std::string part;
   for (char c : text + ",") {
     if (c != ',') {
       part += c;
       continue;
     }
-    if (part.empty()) continue;
+    if (part.empty()) {
+      return fmt::format("--rates '{}': item {} is empty, e.g. --rates 1,2,4,8", text,
+                         parts.size() + 1);
+    }
     size_t used = 0;
     double rate = 0;
     try {
@@ -198,27 +204,45 @@ std::string ParseRates(const std::string& text, std::vector<double>& rates_qps) 
     if (used != part.size() || !(rate > 0 && rate <= 1e9)) {
       return fmt::format("--rates: '{}' is not a number in (0, 1e9]", part);
     }
-    if (std::find(rates_qps.begin(), rates_qps.end(), rate) != rates_qps.end()) {
-      return fmt::format("--rates: {} is given twice", part);
+    if (const auto at = std::find(rates_qps.begin(), rates_qps.end(), rate);
+        at != rates_qps.end()) {
+      const std::string& first = parts[static_cast<size_t>(at - rates_qps.begin())];
+      return first == part
+                 ? fmt::format("--rates: {} is given twice", part)
+                 : fmt::format("--rates: {} is given twice ({} is the same rate)", part, first);
     }
     rates_qps.push_back(rate);
+    parts.push_back(part);
     part.clear();
   }
-  if (rates_qps.empty()) return "--rates: no rate given, e.g. --rates 1,2,4,8";
   return "";
 }
 
-// `--set key value` on the line of command `name` (the value without '=' would be
-// taken for a second operand): prints the error and returns true.
+// `--set key value`, `--set key = value` or `--set key =value` on the line of command
+// `name` (a value outside the key's word would be taken for a second operand): prints
+// the error, naming the words given and the one word meant, and returns true.
 bool MisusedSet(const std::string& name, int argc, char** argv) {
   for (int i = 2; i + 1 < argc; ++i) {
-    const std::string arg = argv[i];
-    if (arg == "--set" && std::string(argv[i + 1]).find('=') == std::string::npos) {
-      const bool has_value = i + 2 < argc && argv[i + 2][0] != '-';
-      std::cerr << fmt::format("kvsim {}: --set {}: expected key.path=value, e.g. --set {}={}\n",
-                               name, argv[i + 1], argv[i + 1], has_value ? argv[i + 2] : "VALUE");
-      return true;
+    const std::string key = argv[i + 1];
+    if (std::string(argv[i]) != "--set" || key.find('=') != std::string::npos) continue;
+    std::string given = key;  // the words after --set, as typed
+    std::string value = "VALUE";
+    // A word that is not an option: the value meant, or the '=' before it.
+    const auto word = [&](int at) { return at < argc && argv[at][0] != '-'; };
+    int next = i + 2;
+    if (word(next) && argv[next][0] == '=') {
+      given += fmt::format(" {}", argv[next]);
+      if (argv[next][1] != '\0') value = argv[next] + 1;  // `key =value`
+      ++next;
     }
+    if (value == "VALUE" && word(next)) {
+      given += fmt::format(" {}", argv[next]);
+      value = argv[next];
+    }
+    std::cerr << fmt::format(
+        "kvsim {}: --set '{}': expected key.path=value in one word, e.g. --set {}={}\n", name,
+        given, key, value);
+    return true;
   }
   return false;
 }
@@ -243,6 +267,21 @@ std::string UnknownOptionHint(const std::string& option) {
   }
   if (!hint.empty()) hint += "?";
   return hint;
+}
+
+// The usage error in the values of --out and --jobs of command `name`, or nothing.
+// An empty --out (a script's unset "$DIR") would write to the default directory.
+std::optional<std::string> BadValue(const std::string& name, const po::variables_map& vm,
+                                    const kvsim::CommandOptions& o) {
+  if (vm.count("out") && o.out_dir.empty()) {
+    return "--out is empty: give a directory, or leave --out out for the default";
+  }
+  if (o.jobs < 0) {
+    return fmt::format("--jobs must be >= 0 ({}), got {}",
+                       name == "plan" ? "0: the plan's jobs, else all cores" : "0: all cores",
+                       o.jobs);
+  }
+  return std::nullopt;
 }
 
 // Parses the options and operand of `command` (argv[2..]) into `o`. Returns the exit
@@ -302,6 +341,10 @@ std::optional<int> ParseCommandLine(const Command& command, int argc, char** arg
   }
   if (o.config_path.empty() && o.operands.empty()) {
     std::cerr << fmt::format("kvsim {}: missing {}\n{}", name, command.operand, help) << visible;
+    return 2;
+  }
+  if (const std::optional<std::string> error = BadValue(name, vm, o)) {
+    std::cerr << fmt::format("kvsim {}: {}\n", name, *error);
     return 2;
   }
   if (vm.count("rates")) {

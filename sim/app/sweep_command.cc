@@ -2,6 +2,7 @@
 // mpirun, over every rank's threads (mpi_ranks.h) with rank 0 writing the outputs.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <iostream>
 #include <memory>
@@ -30,6 +31,11 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// `rate_qps` as the shortest text that reads back as the same double ("4", "12.5",
+// "3.3333333334"), for folders, the table and sweep.json: distinct rates never print
+// alike (JsonWriter's 10 significant digits would merge 1.00000001 with 1).
+std::string RateText(double rate_qps) { return fmt::format("{}", rate_qps); }
+
 // A sweep's runs: each compare entry at each rate, entry by entry (run i is entry
 // i / rates, rate i % rates).
 struct SweepRuns {
@@ -41,10 +47,9 @@ struct SweepRuns {
   size_t size() const { return entries.size() * rates_qps.size(); }
   const CompareEntry& entry(size_t i) const { return entries[i / rates_qps.size()]; }
   double rate_qps(size_t i) const { return rates_qps[i % rates_qps.size()]; }
-  // Run i's folder in the output directory, "<label>/rate_<qps>": the shortest text
-  // that reads back as the rate, so distinct rates get distinct folders.
+  // Run i's folder in the output directory, "<label>/rate_<qps>" (RateText).
   fs::path Folder(size_t i) const {
-    return fs::path(entry(i).label) / fmt::format("rate_{}", rate_qps(i));
+    return fs::path(entry(i).label) / fmt::format("rate_{}", RateText(rate_qps(i)));
   }
 };
 
@@ -64,8 +69,9 @@ Job BuildRun(const SweepRuns& s, size_t i) {
   at_rate.rate_qps = s.rate_qps(i);
   at_rate.requests_csv = false;
   at_rate.timeseries_csv = false;
-  return BuildJob(s.entry(i), s.tree, s.base, at_rate,
-                  fmt::format("sweep entry '{}' at {:g} QPS", s.entry(i).label, s.rate_qps(i)));
+  return BuildJob(
+      s.entry(i), s.tree, s.base, at_rate,
+      fmt::format("sweep entry '{}' at {} QPS", s.entry(i).label, RateText(s.rate_qps(i))));
 }
 
 // Every run built, so that a bad entry fails before any simulation starts.
@@ -81,14 +87,14 @@ std::vector<Job> BuildRuns(const SweepRuns& s) {
 std::string SweepJson(const SweepRuns& s, const std::vector<Job>& jobs) {
   JsonWriter j;
   j.BeginObject().Field("kvsim_version", KvsimVersion()).BeginArray("rates_qps");
-  for (double rate : s.rates_qps) j.Field({}, rate);
+  for (double rate : s.rates_qps) j.Raw({}, RateText(rate));
   j.EndArray().BeginArray("runs");
   for (size_t i = 0; i < jobs.size(); ++i) {
     std::string summary = SummaryJson(jobs[i].summary, *jobs[i].sim);
     if (summary.ends_with('\n')) summary.pop_back();
     j.BeginObject()
         .Field("label", jobs[i].label)
-        .Field("rate_qps", s.rate_qps(i))
+        .Raw("rate_qps", RateText(s.rate_qps(i)))
         .Raw("summary", summary)
         .EndObject();
   }
@@ -100,12 +106,15 @@ std::string SweepJson(const SweepRuns& s, const std::vector<Job>& jobs) {
 // the outputs went.
 void PrintSweep(std::ostream& out, const SweepRuns& s, const std::vector<Job>& jobs,
                 const std::string& dir) {
-  std::string header = fmt::format("{:>10}", "QPS");
+  // The QPS column fits the longest rate (RateText), 10 characters at least.
+  size_t width = 10;
+  for (double rate : s.rates_qps) width = std::max(width, RateText(rate).size() + 1);
+  std::string header = fmt::format("{:>{}}", "QPS", width);
   for (const CompareEntry& e : s.entries) header += fmt::format("{:>34}", e.label);
   out << jobs.front().sim->TimingLine() << "\n";
   out << "throughput (req/s) / TTFT p99 (ms) / E2E p99 (s) per offered load\n" << header << "\n";
   for (size_t r = 0; r < s.rates_qps.size(); ++r) {
-    std::string line = fmt::format("{:>10g}", s.rates_qps[r]);
+    std::string line = fmt::format("{:>{}}", RateText(s.rates_qps[r]), width);
     for (size_t e = 0; e < s.entries.size(); ++e) {
       const Summary& m = jobs[e * s.rates_qps.size() + r].summary;
       line += fmt::format("{:>34}",

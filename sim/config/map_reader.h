@@ -14,6 +14,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -112,15 +113,34 @@ class MapReader {
     return map[key];
   }
 
+  // Whether `key` holds a value (absent and null read as no); the key counts as read.
+  // For a section (mapping) a null value is as good as absent; the scalar readers below
+  // refuse one (HasScalar).
   bool Has(const std::string& key) {
     known_.insert(key);
     const YAML::Node v = Value(key);
     return v.IsDefined() && !v.IsNull();
   }
 
+  // Whether `key`, which takes a scalar described by `expected` ("an integer"), is
+  // present; the key counts as read. A null value (`key:` with nothing after it, `~`,
+  // `null`, or an empty `--set key=`) fails "expected EXPECTED, got no value" at the
+  // key's line: it would otherwise read as the default, silently.
+  bool HasScalar(const std::string& key, std::string_view expected) {
+    known_.insert(key);
+    const YAML::Node v = Value(key);
+    if (!v.IsDefined()) return false;
+    if (v.IsNull()) {
+      // An empty value has no position of its own (yaml-cpp gives the next token's).
+      throw InputError(Where(KeyNode(key), KeyPath(key)) +
+                       fmt::format(": expected {}, got no value (empty, ~ or null)", expected));
+    }
+    return true;
+  }
+
   int64_t Int(const std::string& key, int64_t def, int64_t min_value,
               int64_t max_value = std::numeric_limits<int64_t>::max()) {
-    if (!Has(key)) return def;
+    if (!HasScalar(key, "an integer")) return def;
     int64_t v = 0;
     try {
       v = Value(key).as<int64_t>();
@@ -133,7 +153,7 @@ class MapReader {
   }
 
   double Double(const std::string& key, double def, double min_value, double max_value) {
-    if (!Has(key)) return def;
+    if (!HasScalar(key, "a number")) return def;
     double v = 0;
     try {
       v = Value(key).as<double>();
@@ -147,7 +167,7 @@ class MapReader {
   }
 
   bool Bool(const std::string& key, bool def) {
-    if (!Has(key)) return def;
+    if (!HasScalar(key, "true or false")) return def;
     try {
       return Value(key).as<bool>();
     } catch (const YAML::Exception&) {
@@ -156,13 +176,13 @@ class MapReader {
   }
 
   std::string String(const std::string& key, const std::string& def) {
-    if (!Has(key)) return def;
+    if (!HasScalar(key, "a string")) return def;
     if (!Value(key).IsScalar()) Fail(key, "expected a string");
     return Value(key).as<std::string>();
   }
 
   int64_t Bytes(const std::string& key, int64_t def) {
-    if (!Has(key)) return def;
+    if (!HasScalar(key, "a byte size")) return def;
     if (!Value(key).IsScalar()) Fail(key, "expected a byte size");
     const YAML::Node v = Value(key);
     return ParseByteSize(v.as<std::string>(), Where(v, KeyPath(key)));
@@ -170,23 +190,24 @@ class MapReader {
 
   // A duration in seconds, in [0, max_s] (default 1e6 s).
   Nanos Seconds(const std::string& key, Nanos def, double max_s = 1e6) {
-    if (!Has(key)) return def;
+    if (!HasScalar(key, "a number of seconds")) return def;
     return SecondsToNanos(Double(key, 0, 0, max_s));
   }
 
-  // The value `table` names under `key`, or `def` when the key is absent or null. A
-  // name not in the table fails "unknown value 'x'; valid: " and the table's names.
+  // The value `table` names under `key`, or `def` when the key is absent (null fails
+  // as in HasScalar). A name not in the table fails "unknown value 'x'; valid: " and
+  // the table's names.
   template <typename E, size_t N>
   E Enum(const std::string& key, E def, const EnumTable<E, N>& table) {
-    if (!Has(key)) return def;
+    if (!HasScalar(key, "one of " + table.NameList())) return def;
     return Enum(key, table);
   }
 
   // The value `table` names under `key`, which must be there: an absent key reads as
-  // '' and fails as an unknown value.
+  // '' and fails as an unknown value (null fails as in HasScalar).
   template <typename E, size_t N>
   E Enum(const std::string& key, const EnumTable<E, N>& table) {
-    const std::string s = String(key, "");
+    const std::string s = HasScalar(key, "one of " + table.NameList()) ? String(key, "") : "";
     if (const std::optional<E> value = table.Parse(s)) return *value;
     Fail(key, fmt::format("unknown value '{}'; valid: {}", s, table.NameList()));
   }
@@ -194,12 +215,13 @@ class MapReader {
   // The same with the names given here, for values without an enum.
   template <typename E>
   E Enum(const std::string& key, E def, std::initializer_list<std::pair<const char*, E>> names) {
-    if (!Has(key)) return def;
-    const std::string s = String(key, "");
     std::string valid;
+    for (const auto& [name, value] : names)
+      valid += valid.empty() ? name : std::string(", ") + name;
+    if (!HasScalar(key, "one of " + valid)) return def;
+    const std::string s = String(key, "");
     for (const auto& [name, value] : names) {
       if (s == name) return value;
-      valid += valid.empty() ? name : std::string(", ") + name;
     }
     Fail(key, fmt::format("unknown value '{}'; valid: {}", s, valid));
   }
@@ -240,6 +262,17 @@ class MapReader {
   const DecodeContext& context() const { return ctx_; }
 
  private:
+  // The key node of `key` in this mapping (its position is the key's line), or an
+  // undefined node.
+  YAML::Node KeyNode(const std::string& key) const {
+    if (IsMap()) {
+      for (const auto& kv : node_) {
+        if (kv.first.as<std::string>() == key) return kv.first;
+      }
+    }
+    return YAML::Node(YAML::NodeType::Undefined);
+  }
+
   std::string Scalar(const std::string& key) const {
     const YAML::Node v = Value(key);
     return v.IsScalar() ? v.Scalar() : "a non-scalar";

@@ -393,6 +393,29 @@ std::vector<CompareEntry> DefaultCompareEntries() {
 
 namespace {
 
+// seed: an integer >= 0 written in decimal. yaml-cpp follows YAML 1.1, which reads a
+// leading 0 as octal ("010" is 8): such a seed is refused, naming the key and the number
+// meant, rather than silently read as another one.
+uint64_t DecodeSeed(MapReader& r) {
+  const YAML::Node v = r.Value("seed");
+  if (r.Has("seed") && v.IsScalar()) {
+    const std::string& text = v.Scalar();
+    std::string_view digits = text;
+    const bool negative = digits.starts_with('-');
+    if (negative || digits.starts_with('+')) digits.remove_prefix(1);
+    const bool all_digits =
+        !digits.empty() &&
+        std::all_of(digits.begin(), digits.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
+    if (all_digits && digits.size() > 1 && digits.front() == '0') {
+      const size_t first = std::min(digits.find_first_not_of('0'), digits.size() - 1);
+      r.Fail("seed", fmt::format("'{}' has a leading zero; write {}{} (YAML reads a leading 0 "
+                                 "as octal)",
+                                 text, negative ? "-" : "", digits.substr(first)));
+    }
+  }
+  return static_cast<uint64_t>(r.Int("seed", 0, 0));
+}
+
 // Decodes a tree, all but timing.calibration (DecodeScenario applies it typed).
 ScenarioConfig DecodeTree(const ConfigTree& tree, const std::string& default_models_dir,
                           WorkloadDecoding workload) {
@@ -401,7 +424,7 @@ ScenarioConfig DecodeTree(const ConfigTree& tree, const std::string& default_mod
   const std::string base = tree.base_dir();
   const DecodeContext ctx{c.config_file, tree.overridden()};
   MapReader r(tree.root(), "", ctx);
-  c.seed = static_cast<uint64_t>(r.Int("seed", 0, 0));
+  c.seed = DecodeSeed(r);
   c.sources.base_dir = base;
   c.sources.models_dir =
       r.Has("models_dir") ? Resolve(base, r.String("models_dir", "")) : default_models_dir;
@@ -417,6 +440,9 @@ ScenarioConfig DecodeTree(const ConfigTree& tree, const std::string& default_mod
   c.workload.seed = c.seed;
   DecodeScheduler(r.Child("scheduler"), c.scheduler);
   DecodeKvCache(r.Child("kv_cache"), c.kv_cache, c.sources);
+  if (const std::optional<std::string> why = CheckKvCapacity(c)) {
+    r.Child("deployment").Fail("kv_capacity_bytes", *why);
+  }
   DecodeTiming(r.Child("timing"), c.timing, base);
   {
     MapReader o = r.Child("output");

@@ -14,7 +14,9 @@
 
 #include "sim/config/map_reader.h"
 #include "sim/core/check.h"
+#include "sim/core/units.h"
 #include "sim/hardware/gpu_spec.h"
+#include "sim/hardware/model_spec.h"
 #include "sim/workload/benchmark_serving_trace.h"
 
 namespace kvsim {
@@ -59,6 +61,35 @@ std::optional<VmmConfigError> CheckKvCache(const KvCacheConfig& k) {
   }
   if (k.type != KvManagerType::kVAttention) return std::nullopt;
   return CheckVmmBackend(k.vattention);
+}
+
+std::optional<std::string> CheckKvCapacity(const ScenarioConfig& c) {
+  const DeploymentConfig& d = c.deployment;
+  if (d.kv_capacity_bytes <= 0) return std::nullopt;
+  ModelSpec model;
+  try {
+    model = LoadModelSpec(c.model_path);
+  } catch (const InputError&) {
+    return std::nullopt;  // building the run names the card's error
+  }
+  const int64_t tp = d.tensor_parallel;
+  const bool heads_split =
+      model.num_heads % tp == 0 && (model.num_kv_heads % tp == 0 || tp % model.num_kv_heads == 0);
+  const int64_t max_model_len = d.max_model_len > 0 ? d.max_model_len : model.max_context_tokens;
+  if (!heads_split || max_model_len > model.max_context_tokens) return std::nullopt;
+  model.kv_dtype_bytes = DtypeBytes(c.kv_cache.dtype, model.dtype_bytes);
+  const int64_t per_token = model.KvBytesPerTokenPerRank(tp);
+  const int64_t tokens = d.kv_capacity_bytes / per_token;
+  if (tokens >= max_model_len) return std::nullopt;
+  // In floating point: a card's max context is not bounded, so the product may not fit.
+  const double needed = static_cast<double>(max_model_len) * static_cast<double>(per_token);
+  return fmt::format(
+      "{} bytes ({:.3f} GiB) per GPU hold the KV of {} tokens of {} ({} bytes per token per "
+      "GPU at tensor_parallel {}), fewer than max_model_len {}{}, which needs {:.0f} bytes "
+      "({:.3f} GiB); raise deployment.kv_capacity_bytes or lower deployment.max_model_len",
+      d.kv_capacity_bytes, ToGiB(d.kv_capacity_bytes), tokens, model.name, per_token, tp,
+      max_model_len, d.max_model_len > 0 ? "" : " (the model card's max context)", needed,
+      ToGiB(needed));
 }
 
 void ApplyRecordedArrivals(const ScenarioSources& s, WorkloadConfig& w) {

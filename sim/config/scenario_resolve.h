@@ -20,6 +20,17 @@ bool IsVAttentionPageSize(int64_t bytes);
 // "vmm.backend"), and why.
 std::optional<VmmConfigError> CheckKvCache(const KvCacheConfig& k);
 
+// deployment.kv_capacity_bytes (when set, > 0) against the least KV any manager needs
+// to admit one request of max_model_len tokens (deployment.max_model_len, else the
+// model card's max context) on one GPU: max_model_len x the model's KV bytes per token
+// per rank (K and V of every layer, at kv_cache.dtype, split by tensor_parallel).
+// nullopt when it holds that much, when the key is unset, or when building the run
+// refuses the scenario for another reason first (the model card cannot be read, the
+// heads do not split over tensor_parallel, max_model_len exceeds the card's context);
+// else why not, for an error naming deployment.kv_capacity_bytes (whose value
+// overrides gpu_memory_utilization, so the remedies are that key and max_model_len).
+std::optional<std::string> CheckKvCapacity(const ScenarioConfig& c);
+
 // Gives `w` the arrival process a benchmark_serving trace records (the config does
 // not set workload.arrival.process): Poisson at its request_rate when burstiness is
 // 1, else Gamma with shape burstiness; request_rate inf sends every request at 0 s.

@@ -102,6 +102,18 @@ class CardReader {
     return *v;
   }
 
+  // An integer written as a plain decimal scalar that is one of `allowed`; else an
+  // error "expected `expected`, got 'v'".
+  int64_t IntOneOf(const std::string& key, std::span<const int64_t> allowed,
+                   std::string_view expected) const {
+    const Entry& e = Get(key);
+    const std::optional<int64_t> v = ParseInt(e);
+    if (!v || std::find(allowed.begin(), allowed.end(), *v) == allowed.end()) {
+      Fail(key, e, fmt::format("expected {}", expected));
+    }
+    return *v;
+  }
+
   // A finite double (integers accepted) that is > 0, or >= 0 when `allow_zero`.
   double PositiveDouble(const std::string& key, bool allow_zero = false) const {
     const Entry& e = Get(key);

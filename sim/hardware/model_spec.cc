@@ -132,7 +132,10 @@ ModelSpec LoadModelSpec(const std::string& path) {
   m.ffn_size = card.PositiveInt("ffn_size");
   m.vocab_size = card.PositiveInt("vocab_size");
   m.max_context_tokens = card.PositiveInt("max_context_tokens");
-  m.dtype_bytes = card.PositiveInt("dtype_bytes");
+  // The element sizes engines serve in: fp8, bf16/fp16, fp32.
+  static constexpr std::array<int64_t, 3> kDtypeBytes = {1, 2, 4};
+  m.dtype_bytes = card.IntOneOf("dtype_bytes", kDtypeBytes,
+                                "the bytes of one element: 1 (fp8), 2 (bf16, fp16) or 4 (fp32)");
   m.weight_dtype_bytes = m.kv_dtype_bytes = m.dtype_bytes;
   m.num_experts = card.PositiveInt("num_experts");
   m.experts_per_token = card.PositiveInt("experts_per_token");

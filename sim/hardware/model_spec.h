@@ -67,8 +67,9 @@ struct ModelSpec {
 // (LoadHuggingFaceConfig). Throws InputError naming the file and key on a missing,
 // unknown or invalid field.
 // Every key above plus `source` (a non-empty string) is required; integers must be
-// positive plain decimals, tied_embeddings true/false. Also checked: num_kv_heads
-// divides num_heads, experts_per_token <= num_experts. Messages read
+// positive plain decimals, tied_embeddings true/false, dtype_bytes 1 (fp8), 2 (bf16,
+// fp16) or 4 (fp32). Also checked: num_kv_heads divides num_heads, experts_per_token
+// <= num_experts. Messages read
 // "path:line: key 'k': what, got 'v'" (no line for a missing key or file).
 ModelSpec LoadModelSpec(const std::string& path);
 

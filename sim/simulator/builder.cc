@@ -283,12 +283,16 @@ std::unique_ptr<Simulation> BuildSimulation(const ScenarioConfig& given) {
   for (int64_t i = 0; i < c.deployment.replicas; ++i) {
     auto kv = MakeKvManager(c, geometry, measured_vmm);
     if (kv->MaxAdmissibleTokens() < memory.max_model_len) {
-      Fail(c, "deployment.max_model_len",
+      // A capacity the config states is the key to name and to raise; otherwise the
+      // memory left from gpu_memory_utilization is.
+      const bool stated = c.deployment.kv_capacity_bytes > 0;
+      Fail(c, stated ? "deployment.kv_capacity_bytes" : "deployment.max_model_len",
            fmt::format("the {} KV cache ({:.2f} GiB per GPU, {} bytes per token) admits at most "
-                       "{} tokens, below max_model_len {}; lower max_model_len, raise "
-                       "gpu_memory_utilization or tensor_parallel",
+                       "{} tokens, below max_model_len {}; lower max_model_len{}",
                        kKvManagerTypes.Name(c.kv_cache.type), ToGiB(memory.kv_capacity_bytes),
-                       memory.kv_bytes_per_token, kv->MaxAdmissibleTokens(), memory.max_model_len));
+                       memory.kv_bytes_per_token, kv->MaxAdmissibleTokens(), memory.max_model_len,
+                       stated ? " or raise deployment.kv_capacity_bytes"
+                              : ", raise gpu_memory_utilization or tensor_parallel"));
     }
     replicas.push_back(std::make_unique<Replica>(
         i, std::move(kv), MakeScheduler(c, memory.max_model_len), *timing, *metrics,

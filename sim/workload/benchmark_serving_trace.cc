@@ -14,6 +14,7 @@
 #include <limits>
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "sim/core/check.h"
@@ -51,13 +52,14 @@ const std::vector<JsonValue>& LengthArray(const JsonValue& root, const char* key
 
 class BenchmarkServingTraceReader final : public TraceReader {
  public:
-  explicit BenchmarkServingTraceReader(const std::string& path) {
+  explicit BenchmarkServingTraceReader(const std::string& path) : path_(path) {
     const std::string text = ReadJsonTraceFile(path);
     const JsonValue root = ParseJsonKeeping(text, path, 1, [](std::string_view key) {
       return IsKeyOf(key, {"input_lens", "output_lens", "errors", "request_rate"});
     });
     root.AsObject();  // the type check
     const std::vector<JsonValue>& inputs = LengthArray(root, "input_lens");
+    input_lens_line_ = root.At("input_lens").line();
     const std::vector<JsonValue>& outputs = LengthArray(root, "output_lens");
     const JsonValue* errors = root.Find("errors");
     for (const JsonValue* v : {root.Find("output_lens"), errors}) {
@@ -102,12 +104,20 @@ class BenchmarkServingTraceReader final : public TraceReader {
     return "failed requests (an error or 0 output tokens)";
   }
 
+ protected:
+  std::string NoRequestsWhat() const override {
+    return fmt::format("{}:{}: 'input_lens': no requests{}", path_, input_lens_line_,
+                       skipped_rows_ == 0 ? " (the array is empty)" : "");
+  }
+
  private:
   struct Row {
     int64_t prompt_tokens;
     int64_t output_tokens;
     int64_t line;  // of the request's input_lens entry
   };
+  std::string path_;
+  int input_lens_line_ = 1;  // 1-based line where the input_lens list starts
   std::vector<Row> rows_;
   size_t next_ = 0;
   bool at_once_ = false;  // request_rate "inf": every request arrives at 0 s

@@ -240,6 +240,12 @@ class CsvTraceReader final : public TraceReader {
     return format_ == TraceFormat::kBurstGpt ? "failed requests (0 Response tokens)" : "";
   }
 
+ protected:
+  // The header is line 1 (ReadHeader).
+  std::string NoRequestsWhat() const override {
+    return fmt::format("{}:1: no requests after the header", path_);
+  }
+
  private:
   // A column kvsim reads: header name, config key naming it (mapped CSV), index member.
   struct WantedColumn {

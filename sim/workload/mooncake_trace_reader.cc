@@ -1,5 +1,6 @@
 // Mooncake JSONL trace reader: one JSON object per line with "timestamp" (ms),
-// "input_length", "output_length" and optional "hash_ids" (prefix-block hashes); other
+// "input_length", "output_length" and optional "hash_ids" (prefix-block hashes, one per
+// 512-token block of the prompt: ceil(input_length / 512) of them, or none); other
 // keys may hold any JSON value and are skipped unstored. Each line is parsed by the JSON
 // reader of sim/core (ParseJsonKeeping), so its errors name path:line.
 #include <fmt/format.h>
@@ -8,6 +9,7 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -38,6 +40,24 @@ int64_t TokenCount(const JsonValue& v) {
   if (n < 0) v.Fail(fmt::format("negative token count {}", n));
   if (n == 0) v.Fail("token count must be >= 1, got 0");
   return n;
+}
+
+// Tokens per hash id of a Mooncake row (RequestSpec::hash_block_tokens).
+constexpr int64_t kHashBlockTokens = 512;
+
+// A row's hash_ids name each 512-token block of its prompt, the last one partial:
+// ceil(input_length / 512) of them. Throws InputError "path:line: 'hash_ids': ..." with
+// both counts when the row has another number; an empty list (no prefix identity, as
+// when the key is absent) passes.
+void CheckHashIdCount(const JsonValue& ids, const TraceRecord& record) {
+  const auto count = static_cast<int64_t>(record.hash_ids.size());
+  const int64_t blocks = (record.prompt_tokens + kHashBlockTokens - 1) / kHashBlockTokens;
+  if (count == 0 || count == blocks) return;
+  ids.Fail(
+      fmt::format("{} hash id{} for input_length {}, which needs {} (one per {}-token "
+                  "block, the last one partial: ceil({} / {}))",
+                  count, count == 1 ? "" : "s", record.prompt_tokens, blocks, kHashBlockTokens,
+                  record.prompt_tokens, kHashBlockTokens));
 }
 
 class MooncakeTraceReader final : public TraceReader {
@@ -81,6 +101,7 @@ class MooncakeTraceReader final : public TraceReader {
           if (value < 0) id.Fail(fmt::format("hash id {} is negative", value));
           record.hash_ids.push_back(static_cast<uint64_t>(value));
         }
+        CheckHashIdCount(*ids, record);
       }
       if (!have_first_) {
         have_first_ = true;
@@ -102,6 +123,12 @@ class MooncakeTraceReader final : public TraceReader {
   }
 
   TraceFormat format() const override { return TraceFormat::kMooncake; }
+
+ protected:
+  // JSON lines have no header: an empty trace has only blank lines, if any.
+  std::string NoRequestsWhat() const override {
+    return fmt::format("{}:1: no requests (the file has no JSON lines)", path_);
+  }
 
  private:
   std::string path_;

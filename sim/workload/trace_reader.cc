@@ -97,13 +97,8 @@ TraceFormat DetectFromFirstLineOf(const std::string& path) {
         fmt::format("{}:1: cannot detect trace format; the file is empty; expected one of {}", path,
                     kExpectedFormats));
   }
-  std::string_view shown = TrimCell(view);
-  constexpr size_t kMaxShown = 120;
-  const bool cut = shown.size() > kMaxShown;
-  if (cut) shown = shown.substr(0, kMaxShown);
-  throw InputError(
-      fmt::format("{}:1: cannot detect trace format; header '{}{}'; expected one of {}", path,
-                  shown, cut ? "..." : "", kExpectedFormats));
+  throw InputError(fmt::format("{}:1: cannot detect trace format; header '{}'; expected one of {}",
+                               path, Excerpt(TrimCell(view), 120), kExpectedFormats));
 }
 
 bool HasJsonExtension(const std::string& path) {
@@ -133,10 +128,27 @@ bool ReadTraceLine(std::istream& in, std::string& line, const std::string& path,
   }
 }
 
-std::string Excerpt(std::string_view text) {
-  constexpr size_t kMax = 64;
-  if (text.size() <= kMax) return std::string(text);
-  return std::string(text.substr(0, kMax)) + "...";
+std::string Excerpt(std::string_view text, size_t max_bytes) {
+  const bool cut = text.size() > max_bytes;
+  std::string shown;
+  for (const char c : text.substr(0, max_bytes)) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte < 0x20 || byte == 0x7F) {
+      shown += fmt::format("\\x{:02x}", byte);
+    } else {
+      shown.push_back(c);
+    }
+  }
+  if (cut) shown += "...";
+  return shown;
+}
+
+std::string TraceReader::NoRequestsMessage() const {
+  const int64_t skipped = skipped_rows();
+  if (skipped == 0) return NoRequestsWhat();
+  const std::string rows =
+      skipped == 1 ? std::string("its one row was") : fmt::format("all {} rows were", skipped);
+  return fmt::format("{}; {} skipped as {}", NoRequestsWhat(), rows, skipped_rows_reason());
 }
 
 TraceFormat DetectTraceFormat(const std::string& path) {

@@ -4,6 +4,7 @@
 // token counts are kept: 24 bytes per request).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <istream>
 #include <memory>
@@ -34,7 +35,8 @@ enum class TraceFormat {
   kAzure,      // CSV: TIMESTAMP (date-time), ContextTokens, GeneratedTokens
   kSplitwise,  // CSV: arrived_at (s), num_prefill_tokens, num_decode_tokens (Vidur)
   kLengths,    // CSV: num_prefill_tokens, num_decode_tokens (no arrival column)
-  kMooncake,   // JSONL: timestamp (ms), input_length, output_length, hash_ids
+  kMooncake,   // JSONL: timestamp (ms), input_length, output_length, hash_ids (optional:
+               // ceil(input_length / 512) ids, or none)
   kCsv,        // CSV: any columns, named by a TraceColumns mapping (workload.columns)
   kBurstGpt,   // CSV: Timestamp (s), Request tokens, Response tokens (BurstGPT)
   // JSON: vLLM benchmark_serving result: input_lens, output_lens, request_rate, burstiness
@@ -87,7 +89,9 @@ class TraceReader {
 
   // Returns the next record, or nullopt at the end of the file.
   // Throws InputError "path:line: what" on a malformed row, a negative or zero token
-  // count, a non-monotone timestamp or a missing column.
+  // count, a non-monotone timestamp, a missing column or (mooncake) a hash_ids list
+  // whose length is not ceil(input_length / 512). A file without records is not an
+  // error here: the caller decides (Workload refuses it with NoRequestsMessage()).
   virtual std::optional<TraceRecord> Next() = 0;
 
   // The format being read (never kAuto).
@@ -102,6 +106,20 @@ class TraceReader {
   // the other formats skip nothing (0, "").
   virtual int64_t skipped_rows() const { return 0; }
   virtual const char* skipped_rows_reason() const { return ""; }
+
+  // The InputError message for a trace that gave no record at all: it names the file
+  // (and the line it refers to, where one means something) and, when every row was
+  // skipped, how many and why: "trace.csv:1: no requests after the header; all 3 rows
+  // were skipped as failed requests (0 Response tokens)". Workload refuses an empty
+  // trace with it, whatever the format.
+  std::string NoRequestsMessage() const;
+
+ protected:
+  // NoRequestsMessage's first part, without the skipped rows, worded as `kvsim fit` words
+  // its own files: "path:1: no requests after the header" (CSV formats), "path:1: no
+  // requests (the file has no JSON lines)" (mooncake), "path:LINE: 'input_lens': no
+  // requests (the array is empty)" (benchmark_serving, LINE the list's).
+  virtual std::string NoRequestsWhat() const = 0;
 };
 
 // One factory per format. Each opens `path` and checks its header.
@@ -151,7 +169,9 @@ constexpr size_t kMaxTraceLineBytes = size_t{1} << 20;
 // having held no more than that of it in memory.
 bool ReadTraceLine(std::istream& in, std::string& line, const std::string& path, int64_t line_no);
 
-// `text` for an error message: cut to 64 bytes, "..." marking the cut.
-std::string Excerpt(std::string_view text);
+// `text` for an error message: cut to `max_bytes` bytes, "..." marking the cut, with
+// every control byte (below 0x20, and 0x7F) written as \xNN, so that a NUL or a line
+// break in a field neither ends nor splits the message.
+std::string Excerpt(std::string_view text, size_t max_bytes = 64);
 
 }  // namespace kvsim

@@ -363,12 +363,17 @@ class Workload::Impl {
   }
 
   // Reads the next trace row into `row` when the workload reads a trace (else leaves
-  // it empty). False when the trace has no more rows.
+  // it empty). False when the trace has no more rows; throws InputError
+  // (TraceReader::NoRequestsMessage) when it had none at all.
   bool ReadRow(std::optional<TraceRecord>& row) {
     row.reset();
     if (!reader_) return true;
     row = reader_->Next();
-    if (!row) return false;
+    if (!row) {
+      if (rows_read_ == 0) throw InputError(reader_->NoRequestsMessage());
+      return false;
+    }
+    ++rows_read_;
     CheckTraceTokens(*row, config_.trace_path);
     return true;
   }
@@ -455,7 +460,9 @@ class Workload::Impl {
   }
 
   // Reads the arrival column of the rows that will be used (up to max_requests) and
-  // returns the factor that maps recorded seconds to seconds at rate_qps.
+  // returns the factor that maps recorded seconds to seconds at rate_qps. Throws
+  // InputError for a trace without rows (TraceReader::NoRequestsMessage) or one whose
+  // used rows span no time.
   double MeasureTimeScale() const {
     std::unique_ptr<TraceReader> ahead =
         OpenTrace(config_.trace_path, reader_->format(), config_.columns);
@@ -468,6 +475,7 @@ class Workload::Impl {
       last = *r->arrival_s;
       ++n;
     }
+    if (n == 0) throw InputError(ahead->NoRequestsMessage());
     const double span = last - first;
     if (n < 2 || !(span > 0)) {
       FailKey(kWorkloadPrefix, "arrival.rate_qps",
@@ -479,7 +487,8 @@ class Workload::Impl {
     return recorded_rate / config_.rate_qps;
   }
 
-  // Reads every row's (prompt, output) pair for resampling.
+  // Reads every row's (prompt, output) pair for resampling; throws InputError
+  // (TraceReader::NoRequestsMessage) when there is none.
   void LoadLengthPool() {
     std::unique_ptr<TraceReader> all =
         OpenTrace(config_.trace_path, config_.trace_format, config_.columns);
@@ -489,10 +498,7 @@ class Workload::Impl {
     }
     pool_skipped_rows_ = all->skipped_rows();
     pool_skipped_reason_ = all->skipped_rows_reason();
-    if (pool_.empty()) {
-      FailKey(kWorkloadPrefix, "trace",
-              fmt::format("trace '{}' has no rows to resample lengths from", config_.trace_path));
-    }
+    if (pool_.empty()) throw InputError(all->NoRequestsMessage());
   }
 
   WorkloadConfig config_;
@@ -508,6 +514,7 @@ class Workload::Impl {
   int64_t pool_skipped_rows_ = 0;                  // rows the pool's reader skipped
   std::string pool_skipped_reason_;
   int64_t next_id_ = 0;
+  int64_t rows_read_ = 0;  // trace rows reader_ has returned
   // Sessions: the turns generated ahead (a min-heap by arrival, then order), and
   // where the generation stands.
   Nanos think_time_{0};

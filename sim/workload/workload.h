@@ -118,7 +118,9 @@ class Workload {
   Workload& operator=(const Workload&) = delete;
 
   // The next request in arrival order (ids 0, 1, 2, ...; arrivals non-decreasing),
-  // or nullopt when the workload is exhausted. Trace errors surface here as InputError.
+  // or nullopt when the workload is exhausted. Trace errors surface here as InputError,
+  // among them a trace that gives no request at all (TraceReader::NoRequestsMessage:
+  // "trace.csv:1: no requests after the header"), whatever its format.
   std::optional<RequestSpec> Next();
 
   // Trace rows the reader left out so far by its format's rules (burstgpt and

@@ -12,6 +12,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tests/testing/kvsim_process.h"
@@ -151,8 +152,95 @@ TEST(Cli, AnAbbreviatedOrForeignOptionIsAnErrorNeverIgnored) {
 TEST(Cli, ASetWithoutAnEqualsSignIsExplained) {
   const Result r = RunKvsim({"run", kQuickstart, "--set", "workload.max_requests", "10"});
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_THAT(r.err, HasSubstr("--set workload.max_requests: expected key.path=value, e.g. --set "
-                               "workload.max_requests=10"));
+  EXPECT_THAT(r.err, HasSubstr("--set 'workload.max_requests 10': expected key.path=value in one "
+                               "word, e.g. --set workload.max_requests=10"));
+}
+
+// `--set kv_cache.type = paged` printed the example "--set kv_cache.type==".
+TEST(Cli, ASetWithSpacesAroundTheEqualsSignNamesTheWordsGivenAndTheOneWordMeant) {
+  const Result spaced = RunKvsim({"run", kQuickstart, "--set", "kv_cache.type", "=", "paged"});
+  EXPECT_EQ(spaced.exit_code, 2);
+  EXPECT_THAT(spaced.err, HasSubstr("--set 'kv_cache.type = paged': expected key.path=value in "
+                                    "one word, e.g. --set kv_cache.type=paged\n"));
+  const Result before = RunKvsim({"run", kQuickstart, "--set", "kv_cache.type", "=paged"});
+  EXPECT_EQ(before.exit_code, 2);
+  EXPECT_THAT(before.err, HasSubstr("--set 'kv_cache.type =paged': expected key.path=value in one "
+                                    "word, e.g. --set kv_cache.type=paged\n"));
+  const Result alone = RunKvsim({"run", kQuickstart, "--set", "kv_cache.type", "="});
+  EXPECT_EQ(alone.exit_code, 2);
+  EXPECT_THAT(alone.err, HasSubstr("--set 'kv_cache.type =': expected key.path=value in one word, "
+                                   "e.g. --set kv_cache.type=VALUE\n"));
+}
+
+// An empty value reset the key to its default: max_requests= ran the whole trace.
+TEST(Cli, AnEmptyOrNullSetValueForAScalarKeyIsAnErrorNamingTheKey) {
+  for (const char* value : {"", "~", "null"}) {
+    TempDir dir;
+    const Result r =
+        RunKvsim({"run", kQuickstart, "-q", "--set", std::string("workload.max_requests=") + value,
+                  "--out", dir.PathOf("out")});
+    EXPECT_EQ(r.exit_code, 2) << "'" << value << "'";
+    EXPECT_THAT(r.err, HasSubstr("quickstart.yaml: workload.max_requests (set by an override): "
+                                 "expected an integer, got no value"))
+        << "'" << value << "'";
+    EXPECT_FALSE(fs::exists(dir.PathOf("out")));
+  }
+}
+
+TEST(Cli, AnEmptyValueInAConfigFileIsAnErrorNamingTheKeyAndLine) {
+  TempDir dir;
+  dir.Write("trace.csv", SplitwiseTrace(0, ""));
+  const std::string config = dir.Write("scenario.yaml", ScenarioFor("trace.csv") +
+                                                            "  block_tokens:\n"
+                                                            "  watermark: 0.01\n");
+  const Result r = RunKvsim({"run", config, "-q", "--out", dir.PathOf("out")});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("scenario.yaml:13: kv_cache.block_tokens: expected an integer, got "
+                               "no value"));
+}
+
+// Every command that takes --out, with the operand each takes (never read: the
+// option is refused first).
+std::vector<std::vector<std::string>> CommandsTakingOut(const std::string& missing) {
+  return {{"run", missing},  {"compare", missing},       {"sweep", missing, "--rates", "1"},
+          {"plan", missing}, {"plan", "merge", missing}, {"validate", missing},
+          {"fit", missing}};
+}
+
+// `--out "$DIR"` with DIR unset wrote to the default reports/runs/<name>.
+TEST(Cli, AnEmptyOutIsAUsageErrorNamingTheOptionForEveryCommand) {
+  TempDir dir;
+  for (const char* form : {"--out", "-o"}) {
+    for (std::vector<std::string> args : CommandsTakingOut(dir.PathOf("missing.yaml"))) {
+      args.insert(args.end(), {form, ""});
+      const Result r = RunKvsim(args);
+      EXPECT_EQ(r.exit_code, 2) << args[0] << " " << form;
+      EXPECT_THAT(r.err, HasSubstr(": --out is empty: give a directory")) << args[0] << " " << form;
+    }
+  }
+  const Result joined = RunKvsim({"run", dir.PathOf("missing.yaml"), "--out="});
+  EXPECT_EQ(joined.exit_code, 2);
+  EXPECT_THAT(joined.err, HasSubstr("kvsim run: the argument for option '--out'"));
+}
+
+TEST(Cli, ANegativeJobsIsAUsageErrorForEveryCommandThatTakesIt) {
+  TempDir dir;
+  const std::string missing = dir.PathOf("missing.yaml");
+  for (std::vector<std::string> args :
+       std::vector<std::vector<std::string>>{{"compare", missing},
+                                             {"sweep", missing, "--rates", "1"},
+                                             {"fit", missing},
+                                             {"plan", "merge", missing}}) {
+    args.insert(args.end(), {"--jobs", "-1"});
+    const Result r = RunKvsim(args);
+    EXPECT_EQ(r.exit_code, 2) << args[0];
+    EXPECT_THAT(r.err, HasSubstr(": --jobs must be >= 0 (0: all cores), got -1")) << args[0];
+  }
+  const Result plan = RunKvsim({"plan", missing, "-j", "-3"});
+  EXPECT_EQ(plan.exit_code, 2);
+  EXPECT_THAT(plan.err,
+              HasSubstr("kvsim plan: --jobs must be >= 0 (0: the plan's jobs, else all cores), "
+                        "got -3"));
 }
 
 TEST(Cli, AnEarlierRunsOutputsAreReplacedOnlyWithForce) {
@@ -639,6 +727,47 @@ TEST(Cli, SweepWithoutRatesOrWithABadRateFails) {
   const Result bad = RunKvsim({"sweep", kQuickstart, "--rates", "2,fast"});
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_THAT(bad.err, HasSubstr("fast"));
+}
+
+TEST(Cli, SweepRatesWithAnEmptyItemAreRefusedNamingTheItem) {
+  for (const auto& [rates, item] :
+       std::vector<std::pair<std::string, int>>{{"1,,2", 2}, {"1,", 2}, {",1", 1}, {"1,2,", 3}}) {
+    const Result r = RunKvsim({"sweep", kQuickstart, "--rates", rates});
+    EXPECT_EQ(r.exit_code, 2) << rates;
+    EXPECT_THAT(r.err, HasSubstr(fmt::format("--rates '{}': item {} is empty", rates, item)))
+        << rates;
+  }
+}
+
+TEST(Cli, SweepRatesEqualAsNumbersButWrittenApartAreRefusedAsOneRateGivenTwice) {
+  const Result r = RunKvsim({"sweep", kQuickstart, "--rates", "1,2,1.0"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("--rates: 1.0 is given twice (1 is the same rate)"));
+}
+
+// Rates alike to 10 significant digits got folders of their own but printed as one
+// rate in the table and in sweep.json.
+TEST(Cli, SweepRatesAlikeToTenDigitsPrintAndAreWrittenApart) {
+  TempDir dir;
+  const std::string out = dir.PathOf("sweep");
+  const Result r = RunKvsim(
+      {"sweep", kQuickstart, "--rates", "3.3333333333,3.3333333334,1.00000001,1,12.5", "--set",
+       "workload.max_requests=20", "--set", "compare=[{label: paged}]", "--out", out});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::vector<double> rates = {3.3333333333, 3.3333333334, 1.00000001, 1, 12.5};
+  for (const char* row : {"3.3333333333", "3.3333333334", "1.00000001", "1", "12.5"}) {
+    EXPECT_THAT(r.out, ::testing::ContainsRegex(fmt::format("\n +{} +[0-9]", row))) << row;
+  }
+  const YAML::Node sweep = YAML::LoadFile((fs::path(out) / "sweep.json").string());
+  ASSERT_EQ(sweep["rates_qps"].size(), rates.size());
+  ASSERT_EQ(sweep["runs"].size(), rates.size());
+  for (size_t i = 0; i < rates.size(); ++i) {
+    EXPECT_EQ(sweep["rates_qps"][i].as<double>(), rates[i]) << i;
+    EXPECT_EQ(sweep["runs"][i]["rate_qps"].as<double>(), rates[i]) << i;
+  }
+  // Ordinary rates print as before.
+  EXPECT_EQ(sweep["rates_qps"][3].Scalar(), "1");
+  EXPECT_EQ(sweep["rates_qps"][4].Scalar(), "12.5");
 }
 
 TEST(Cli, SweepRatesAlikeToSixDigitsGetFoldersOfTheirOwnAndARepeatedRateIsRefused) {

@@ -371,6 +371,40 @@ TEST(ScenarioConfig, ByteSizedDeploymentKeysAcceptUnits) {
   EXPECT_EQ(c.deployment.kv_capacity_bytes, 10'000'000'000);
 }
 
+TEST(ScenarioConfig, AKvCapacityTooSmallForOneRequestNamesItsKeyAndLineNotTheUtilization) {
+  // Llama-3-8B holds 128 KiB of KV per token: 1 MiB is 8 tokens, far below its 8192.
+  const std::string message = DecodeError(std::string(kMinimal) +
+                                          "deployment:\n"
+                                          "  kv_capacity_bytes: 1MiB\n");
+  EXPECT_EQ(message, std::string(kOrigin) +
+                         ":6: deployment.kv_capacity_bytes: 1048576 bytes (0.001 GiB) per GPU "
+                         "hold the KV of 8 tokens of Llama-3-8B (131072 bytes per token per GPU "
+                         "at tensor_parallel 1), fewer than max_model_len 8192 (the model card's "
+                         "max context), which needs 1073741824 bytes (1.000 GiB); raise "
+                         "deployment.kv_capacity_bytes or lower deployment.max_model_len");
+  EXPECT_THAT(message, Not(HasSubstr("gpu_memory_utilization")));
+}
+
+TEST(ScenarioConfig, AKvCapacityIsWeighedAtTheServedKvDtypeAndTensorParallel) {
+  // 1 GiB holds 8192 tokens of Llama-3-8B's bf16 KV at TP 1: exactly enough.
+  EXPECT_EQ(DecodeWith("deployment.kv_capacity_bytes", "1GiB").deployment.kv_capacity_bytes,
+            int64_t{1} << 30);
+  const Overrides half = {{"deployment.kv_capacity_bytes", "512MiB"}};
+  EXPECT_THAT(InputErrorMessage([&] { DecodeWith(half); }),
+              HasSubstr("deployment.kv_capacity_bytes (set by an override): 536870912 bytes"));
+  // Half of that holds as many tokens of fp8 KV, or of bf16 KV split over two GPUs.
+  Overrides fp8 = half;
+  fp8.emplace_back("kv_cache.dtype", "fp8");
+  EXPECT_EQ(DecodeWith(fp8).deployment.kv_capacity_bytes, int64_t{512} << 20);
+  Overrides tp2 = half;
+  tp2.emplace_back("deployment.tensor_parallel", "2");
+  EXPECT_EQ(DecodeWith(tp2).deployment.tensor_parallel, 2);
+  // Or one lowers max_model_len.
+  Overrides shorter = half;
+  shorter.emplace_back("deployment.max_model_len", "4096");
+  EXPECT_EQ(DecodeWith(shorter).deployment.max_model_len, 4096);
+}
+
 TEST(ScenarioConfig, VmmLatenciesAreReadInSeconds) {
   const ScenarioConfig c = Decode(std::string(kMinimal) +
                                   "kv_cache:\n"
@@ -491,6 +525,22 @@ TEST(ScenarioConfig, AStringWhereAnIntegerBelongsIsAnError) {
   EXPECT_THAT(message, HasSubstr(std::string(kOrigin) + ":6: scheduler.max_num_seqs"));
   EXPECT_THAT(message, HasSubstr("integer"));
   EXPECT_THAT(message, HasSubstr("many"));
+}
+
+TEST(ScenarioConfig, ASeedWithALeadingZeroIsAnErrorRatherThanOctal) {
+  // YAML 1.1 reads 010 as octal 8.
+  EXPECT_EQ(DecodeError("seed: 010\n" + std::string(kMinimal)),
+            std::string(kOrigin) +
+                ":1: seed: '010' has a leading zero; write 10 (YAML reads a leading 0 as octal)");
+  EXPECT_THAT(DecodeWithError("seed", "007"),
+              HasSubstr("seed (set by an override): '007' has a leading zero; write 7"));
+  EXPECT_THAT(DecodeWithError("seed", "00"), HasSubstr("'00' has a leading zero; write 0"));
+}
+
+TEST(ScenarioConfig, ASeedIsReadInDecimal) {
+  EXPECT_EQ(DecodeWith("seed", "10").seed, 10u);
+  EXPECT_EQ(DecodeWith("seed", "0").seed, 0u);
+  EXPECT_EQ(DecodeWith("seed", "1000").seed, 1000u);
 }
 
 TEST(ScenarioConfig, AFractionWhereAnIntegerBelongsIsAnError) {

@@ -269,6 +269,28 @@ TEST_F(MalformedModelCard, WrongTypesAreRejected) {
               AllOf(HasSubstr("empty.yaml:1:"), HasSubstr("'name'")));
 }
 
+TEST_F(MalformedModelCard, ADtypeWidthNoEngineServesIsRejectedWithItsFileLineAndKey) {
+  for (const char* bytes : {"3", "8", "0"}) {
+    SCOPED_TRACE(bytes);
+    const std::string path =
+        Write("dtype.yaml", Edit("dtype_bytes", std::string("dtype_bytes: ") + bytes));
+    EXPECT_EQ(ErrorOf(path), path +
+                                 ":10: key 'dtype_bytes': expected the bytes of one element: "
+                                 "1 (fp8), 2 (bf16, fp16) or 4 (fp32), got '" +
+                                 bytes + "'");
+  }
+}
+
+TEST_F(MalformedModelCard, EveryRealDtypeWidthLoadsAndSizesTheKv) {
+  for (const int64_t bytes : {1, 2, 4}) {
+    SCOPED_TRACE(bytes);
+    const ModelSpec spec = LoadModelSpec(
+        Write("dtype.yaml", Edit("dtype_bytes", "dtype_bytes: " + std::to_string(bytes))));
+    EXPECT_EQ(spec.dtype_bytes, bytes);
+    EXPECT_EQ(spec.KvBytesPerTokenPerRank(1), 65536 * bytes);
+  }
+}
+
 TEST_F(MalformedModelCard, KvHeadsMustDivideQueryHeads) {
   const std::string path = Write("gqa.yaml", Edit("num_kv_heads", "num_kv_heads: 5"));
   EXPECT_THAT(ErrorOf(path), AllOf(HasSubstr("gqa.yaml:5:"), HasSubstr("'num_kv_heads'"),

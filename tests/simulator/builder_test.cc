@@ -26,6 +26,7 @@ namespace {
 using ::kvsim::testing::InputErrorMessage;
 using ::testing::AllOf;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 constexpr int64_t kGiB = int64_t{1} << 30;
 constexpr int64_t kMiB = int64_t{1} << 20;
@@ -210,20 +211,30 @@ TEST(BuildSimulation, Llama2_70BOnOneA100NamesTensorParallel) {
       "");
 }
 
-TEST(BuildSimulation, KvCacheTooSmallForMaxModelLenNamesMaxModelLen) {
+TEST(BuildSimulation, KvCacheTooSmallForMaxModelLenNamesTheCapacityTheConfigStates) {
   // 100 tokens of KV hold 6 blocks of 16 = 96 tokens; the default max_model_len is 8192.
   const std::string kv = std::to_string(100 * 131072);
   EXPECT_THAT(BuildError({{"deployment.kv_capacity_bytes", kv}}),
-              HasSubstr("deployment.max_model_len"));
-  // The boundary: 96 tokens fit, 97 do not.
+              HasSubstr("deployment.kv_capacity_bytes"));
+  // The boundary: 96 tokens fit, 97 do not (the bytes hold 100 tokens, the blocks 96).
   EXPECT_EQ(BuildError({{"deployment.kv_capacity_bytes", kv}, {"deployment.max_model_len", "96"}}),
             "");
-  EXPECT_THAT(
-      BuildError({{"deployment.kv_capacity_bytes", kv}, {"deployment.max_model_len", "97"}}),
-      HasSubstr("deployment.max_model_len"));
+  const std::string error =
+      BuildError({{"deployment.kv_capacity_bytes", kv}, {"deployment.max_model_len", "97"}});
+  EXPECT_THAT(error, HasSubstr("scenario.yaml: deployment.kv_capacity_bytes: the paged KV "
+                               "cache"));
+  EXPECT_THAT(error, HasSubstr("admits at most 96 tokens, below max_model_len 97; lower "
+                               "max_model_len or raise deployment.kv_capacity_bytes"));
+  EXPECT_THAT(error, Not(HasSubstr("gpu_memory_utilization")));  // the stated bytes override it
 }
 
-TEST(BuildSimulation, StaticReservationTooSmallForMaxModelLenNamesMaxModelLen) {
+TEST(BuildSimulation, KvCacheLeftByTheUtilizationTooSmallNamesMaxModelLen) {
+  EXPECT_THAT(BuildError({{"deployment.gpu_memory_utilization", "0.22"},
+                          {"deployment.max_model_len", "8192"}}),
+              AllOf(HasSubstr("deployment.max_model_len"), HasSubstr("gpu_memory_utilization")));
+}
+
+TEST(BuildSimulation, StaticReservationTooSmallForMaxModelLenNamesTheStatedCapacity) {
   // Static reserves max_model_len tokens per request: 100 tokens of KV cannot hold 101.
   const std::string kv = std::to_string(100 * 131072);
   EXPECT_EQ(BuildError({{"kv_cache.type", "static"},
@@ -233,7 +244,7 @@ TEST(BuildSimulation, StaticReservationTooSmallForMaxModelLenNamesMaxModelLen) {
   EXPECT_THAT(BuildError({{"kv_cache.type", "static"},
                           {"deployment.kv_capacity_bytes", kv},
                           {"deployment.max_model_len", "101"}}),
-              HasSubstr("deployment.max_model_len"));
+              HasSubstr("deployment.kv_capacity_bytes"));
 }
 
 TEST(BuildSimulation, VllmTokenBudgetBelowMaxModelLenNamesMaxNumBatchedTokens) {

@@ -279,5 +279,35 @@ TEST(BenchmarkServingTrace, GivesTraceArrivalsAllAtZeroAtAnInfiniteRate) {
   EXPECT_EQ(n, 3);
 }
 
+// Drains a Workload of the result at `path`, at Poisson arrivals; returns its InputError.
+std::string PoissonWorkloadError(const std::string& path) {
+  WorkloadConfig c;
+  c.trace_path = path;
+  c.arrival = ArrivalProcess::kPoisson;
+  c.rate_qps = 4;
+  return InputErrorMessage([&] {
+    Workload workload(c);
+    while (workload.Next()) {
+    }
+  });
+}
+
+TEST(BenchmarkServingTrace, WithEmptyLengthListsIsAnErrorNamingTheFileAndLine) {
+  const std::string path = WriteTraceFile(
+      "empty.json", "{\"request_rate\": 2,\n \"input_lens\": [],\n \"output_lens\": []}\n");
+  EXPECT_EQ(PoissonWorkloadError(path),
+            path + ":2: 'input_lens': no requests (the array is empty)");
+}
+
+TEST(BenchmarkServingTrace, WhoseRequestsAllFailedIsAnErrorSayingSo) {
+  const std::string path = WriteTraceFile(
+      "all_failed.json",
+      Result("[10, 20]", "[0, 5]", R"("request_rate": 2, "errors": ["", "Timeout"], )"));
+  EXPECT_EQ(PoissonWorkloadError(path),
+            path +
+                ":1: 'input_lens': no requests; all 2 rows were skipped as failed requests (an "
+                "error or 0 output tokens)");
+}
+
 }  // namespace
 }  // namespace kvsim

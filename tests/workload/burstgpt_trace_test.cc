@@ -10,12 +10,14 @@
 #include "sim/core/check.h"
 #include "sim/workload/trace_reader.h"
 #include "sim/workload/workload.h"
+#include "tests/testing/input_error.h"
 #include "tests/workload/trace_test_files.h"
 
 namespace kvsim {
 namespace {
 
 using ::kvsim::testing::ExpectTraceErrorAt;
+using ::kvsim::testing::InputErrorMessage;
 using ::kvsim::testing::ReadRecords;
 using ::kvsim::testing::TraceError;
 using ::kvsim::testing::WriteTraceFile;
@@ -126,6 +128,29 @@ TEST(BurstGptTrace, ResampledLengthsCountTheRowsSkippedWhileLoadingThePool) {
   while (std::optional<RequestSpec> r = workload.Next()) EXPECT_EQ(r->output_tokens, 2);
   EXPECT_EQ(workload.SkippedRowsNote(),
             c.trace_path + ": 1 row skipped: failed requests (0 Response tokens)");
+}
+
+TEST(BurstGptTrace, AWorkloadWhoseRowsAllFailedIsAnErrorNamingTheFileAndTheSkippedRows) {
+  WorkloadConfig c;
+  c.trace_path = WriteTraceFile("all_failed.csv", std::string(kHeader) +
+                                                      "0,ChatGPT,10,0,10,API log\n"
+                                                      "1,ChatGPT,12,0,12,API log\n");
+  const std::string message = InputErrorMessage([&] {
+    Workload workload(c);
+    while (workload.Next()) {
+    }
+  });
+  EXPECT_EQ(message, c.trace_path +
+                         ":1: no requests after the header; all 2 rows were skipped as failed "
+                         "requests (0 Response tokens)");
+}
+
+TEST(BurstGptTrace, AWorkloadOfOneFailedRowSaysItsOneRowWasSkipped) {
+  WorkloadConfig c;
+  c.trace_path =
+      WriteTraceFile("one_failed.csv", std::string(kHeader) + "0,ChatGPT,10,0,10,API log\n");
+  EXPECT_THAT(InputErrorMessage([&] { Workload(c).Next(); }),
+              HasSubstr(":1: no requests after the header; its one row was skipped"));
 }
 
 }  // namespace

@@ -173,6 +173,31 @@ TEST(ReadTraceLine, RefusesALineLongerThanOneMebibyteNamingIt) {
 TEST(Excerpt, CutsLongFieldsForMessages) {
   EXPECT_EQ(Excerpt("12"), "12");
   EXPECT_EQ(Excerpt(std::string(100, 'x')), std::string(64, 'x') + "...");
+  EXPECT_EQ(Excerpt("abcdef", 4), "abcd...");
+}
+
+TEST(Excerpt, WritesControlBytesVisiblySoThatTheMessageIsWhole) {
+  EXPECT_EQ(Excerpt(std::string("10") + '\0' + "5"), "10\\x005");
+  EXPECT_EQ(Excerpt(std::string("a\tb\r\n") + '\x7f' + "c"), "a\\x09b\\x0d\\x0a\\x7fc");
+  EXPECT_EQ(Excerpt("caf\xc3\xa9"), "caf\xc3\xa9");  // UTF-8 text stays as it is
+  // The cut comes first, so an escape is never cut in half.
+  EXPECT_EQ(Excerpt(std::string(63, 'x') + std::string(2, '\0')),
+            std::string(63, 'x') + "\\x00...");
+}
+
+TEST(CsvTraceReader, QuotesAFieldHoldingANulByteWhole) {
+  const std::string path =
+      WriteTempFile("nul.csv", "arrived_at,num_prefill_tokens,num_decode_tokens\n0.0,10" +
+                                   std::string(1, '\0') + "5,1\n");
+  const std::string message = ErrorReading(path, TraceFormat::kSplitwise);
+  EXPECT_EQ(message, path + ":2: column 'num_prefill_tokens': '10\\x005' is not a number");
+  EXPECT_EQ(message.find('\0'), std::string::npos);
+}
+
+TEST(DetectTraceFormat, QuotesAHeaderHoldingANulByteWhole) {
+  const std::string path = WriteTempFile("nul_header.csv", std::string("a") + '\0' + "b,c\n1,2\n");
+  EXPECT_THAT(ErrorReading(path, TraceFormat::kAuto),
+              HasSubstr(path + ":1: cannot detect trace format; header 'a\\x00b,c'; expected"));
 }
 
 TEST(AzureTraceReader, ConvertsWallClockTimestampsToSecondsSinceFirstRow) {
@@ -605,6 +630,42 @@ TEST(MooncakeTraceReader, RejectsInvalidFieldValues) {
         WriteTempFile("invalid.jsonl", std::string(kMooncakeRow) + "\n" + c.line + "\n");
     ExpectErrorAt(path, TraceFormat::kMooncake, 3, c.what);
   }
+}
+
+TEST(MooncakeTraceReader, RejectsHashIdsThatDoNotCoverThePromptBlockForBlock) {
+  const struct {
+    const char* line;
+    const char* what;
+  } cases[] = {
+      {"{\"timestamp\": 1, \"input_length\": 600, \"output_length\": 2, \"hash_ids\": [0]}",
+       "'hash_ids': 1 hash id for input_length 600, which needs 2 (one per 512-token block, "
+       "the last one partial: ceil(600 / 512))"},
+      {"{\"timestamp\": 1, \"input_length\": 512, \"output_length\": 2, \"hash_ids\": [0, 1]}",
+       "'hash_ids': 2 hash ids for input_length 512, which needs 1"},
+      {"{\"timestamp\": 1, \"input_length\": 1025, \"output_length\": 2, \"hash_ids\": [0, 1]}",
+       "'hash_ids': 2 hash ids for input_length 1025, which needs 3"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.line);
+    const std::string path =
+        WriteTempFile("hash_ids.jsonl", std::string(kMooncakeRow) + c.line + "\n");
+    ExpectErrorAt(path, TraceFormat::kMooncake, 2, c.what);
+  }
+}
+
+TEST(MooncakeTraceReader, AcceptsOneHashIdPerStartedBlockOrNone) {
+  const std::string path =
+      WriteTempFile("blocks.jsonl",
+                    "{\"timestamp\": 0, \"input_length\": 512, \"output_length\": 1, "
+                    "\"hash_ids\": [7]}\n"
+                    "{\"timestamp\": 1, \"input_length\": 513, \"output_length\": 1, "
+                    "\"hash_ids\": [7, 8]}\n"
+                    "{\"timestamp\": 2, \"input_length\": 900, \"output_length\": 1, "
+                    "\"hash_ids\": []}\n");
+  const std::vector<TraceRecord> r = ReadAll(path, TraceFormat::kMooncake);
+  ASSERT_EQ(r.size(), 3u);
+  EXPECT_EQ(r[1].hash_ids, (std::vector<uint64_t>{7, 8}));
+  EXPECT_TRUE(r[2].hash_ids.empty());
 }
 
 TEST(MooncakeTraceReader, RejectsTimestampsGoingBackwards) {

@@ -376,6 +376,56 @@ TEST(Workload, SurfacesTraceErrorsFromNext) {
   EXPECT_THAT(InputErrorMessage([&] { w.Next(); }), HasSubstr(path + ":3: "));
 }
 
+// The InputError message of draining a Workload from `c`, from its construction or from
+// any Next() (fails the test if it drains cleanly).
+std::string DrainError(const WorkloadConfig& c) {
+  return InputErrorMessage([&] { Drain(c); });
+}
+
+TEST(Workload, RefusesATraceWithOnlyAHeaderNamingItsFileAndLine) {
+  const TempDir dir;
+  WorkloadConfig c;
+  c.trace_path =
+      dir.Write("header_only.csv", "arrived_at,num_prefill_tokens,num_decode_tokens\n\n");
+  EXPECT_EQ(DrainError(c), c.trace_path + ":1: no requests after the header");
+}
+
+TEST(Workload, RefusesAnEmptyTraceWhateverReadsIt) {
+  const TempDir dir;
+  WorkloadConfig scaled;  // trace arrivals time-scaled: the rate is measured first
+  scaled.trace_path = dir.Write("scaled.csv", "arrived_at,num_prefill_tokens,num_decode_tokens\n");
+  scaled.rate_qps = 2;
+  EXPECT_EQ(DrainError(scaled), scaled.trace_path + ":1: no requests after the header");
+
+  WorkloadConfig resampled = SyntheticConfig(ArrivalProcess::kPoisson, 1, 5);
+  resampled.lengths = LengthSource::kResample;
+  resampled.trace_path = dir.Write("pool.csv", "num_prefill_tokens,num_decode_tokens\n");
+  EXPECT_EQ(DrainError(resampled), resampled.trace_path + ":1: no requests after the header");
+
+  WorkloadConfig sessions;
+  sessions.trace_path = dir.Write("sessions.csv", "num_prefill_tokens,num_decode_tokens\n");
+  sessions.arrival = ArrivalProcess::kPoisson;
+  sessions.rate_qps = 1;
+  sessions.sessions = {.turns = 2, .think_time_s = 1};
+  EXPECT_EQ(DrainError(sessions), sessions.trace_path + ":1: no requests after the header");
+}
+
+TEST(Workload, RefusesAMooncakeTraceOfBlankLinesNamingTheFile) {
+  const TempDir dir;
+  WorkloadConfig c;
+  c.trace_path = dir.Write("blank.jsonl", "\n  \n");
+  c.trace_format = TraceFormat::kMooncake;
+  EXPECT_EQ(DrainError(c), c.trace_path + ":1: no requests (the file has no JSON lines)");
+}
+
+TEST(Workload, StillEndsATraceThatRunsOutAfterItsFirstRequest) {
+  const TempDir dir;
+  WorkloadConfig c;
+  c.trace_path =
+      dir.Write("one_row.csv", "arrived_at,num_prefill_tokens,num_decode_tokens\n0.5,5,1\n");
+  EXPECT_EQ(Drain(c).size(), 1u);
+}
+
 // ---------------------------------------------------------------------------------------
 // Validation
 
