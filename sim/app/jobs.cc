@@ -37,7 +37,7 @@ std::string ResolvedYaml(ConfigTree tree, const ScenarioConfig& config) {
 Job BuildJob(const CompareEntry& entry, ConfigTree tree, const ScenarioConfig& base,
              const ScenarioDelta& extra, const std::string& what) {
   try {
-    for (const auto& [key, value] : entry.overrides) tree.Set(key, value);
+    for (const auto& [key, value] : entry.overrides) tree.Set(key, value, entry.overrides_where);
     ScenarioConfig config =
         entry.overrides.empty() ? base : DecodeScenario(tree, DefaultModelsDir());
     config = ApplyDelta(ApplyDelta(config, entry.delta), extra);

@@ -30,6 +30,9 @@ namespace kvsim {
 struct DecodeContext {
   const std::string& file;
   const std::set<std::string>& overridden;
+  // Where overrides were written, by key path (ConfigTree::override_origins); none:
+  // an override is named as the file's.
+  const std::map<std::string, std::string>* origins = nullptr;
 };
 
 // The node at a dotted key path under `root` ("timing.engine.per_seq_s"), or an
@@ -85,11 +88,18 @@ class MapReader {
   }
 
   // "file:line: key.path" (line from the YAML node; overrides have none).
-  // "file:line: key.path", or "file: key.path (set by an override)" for values
-  // that --set or a compare entry put there (their nodes carry no file position).
+  // "file:line: key.path", or for values an override put there (their nodes carry
+  // no file position) "ORIGIN (applied to file): key.path" when the tree knows where
+  // it was written (a plan's or compare entry's `set:`), else "file: key.path (set by
+  // an override)" (--set).
   std::string Where(const YAML::Node& node, const std::string& key_path) const {
     for (std::string p = key_path;;) {  // the key and each enclosing map
       if (ctx_.overridden.contains(p)) {
+        if (ctx_.origins != nullptr) {
+          if (const auto origin = ctx_.origins->find(p); origin != ctx_.origins->end()) {
+            return fmt::format("{} (applied to {}): {}", origin->second, ctx_.file, key_path);
+          }
+        }
         return fmt::format("{}: {} (set by an override)", ctx_.file, key_path);
       }
       const size_t dot = p.rfind('.');
@@ -141,6 +151,7 @@ class MapReader {
   int64_t Int(const std::string& key, int64_t def, int64_t min_value,
               int64_t max_value = std::numeric_limits<int64_t>::max()) {
     if (!HasScalar(key, "an integer")) return def;
+    RefuseLeadingZero(key);
     int64_t v = 0;
     try {
       v = Value(key).as<int64_t>();
@@ -150,6 +161,22 @@ class MapReader {
     if (v < min_value) Fail(key, fmt::format("must be >= {}, got {}", min_value, v));
     if (v > max_value) Fail(key, fmt::format("must be <= {}, got {}", max_value, v));
     return v;
+  }
+
+  // Fails on an integer written with a leading zero ("010"): YAML 1.1, which
+  // yaml-cpp follows, reads it as octal (8), never what a config means.
+  void RefuseLeadingZero(const std::string& key) {
+    const std::string text = Scalar(key);
+    std::string_view digits = text;
+    const bool negative = digits.starts_with('-');
+    if (negative || digits.starts_with('+')) digits.remove_prefix(1);
+    const bool all_digits =
+        !digits.empty() &&
+        std::all_of(digits.begin(), digits.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
+    if (!all_digits || digits.size() < 2 || digits.front() != '0') return;
+    const size_t first = std::min(digits.find_first_not_of('0'), digits.size() - 1);
+    Fail(key, fmt::format("'{}' has a leading zero; write {}{} (YAML reads a leading 0 as octal)",
+                          text, negative ? "-" : "", digits.substr(first)));
   }
 
   double Double(const std::string& key, double def, double min_value, double max_value) {

@@ -95,10 +95,12 @@ std::string SchedulerChoice::Label() const {
 namespace {
 
 // The scenario file under `scenario:` of `r` (a path relative to `base_dir`) with
-// `common` (the plan's top-level `set:`) and then `r`'s own `set:` overrides applied;
-// a scenario that fails to load is the plan's error.
+// `common` (the plan's top-level `set:`, written at `common_where`) and then `r`'s own
+// `set:` overrides applied, each remembering where it was written so that an error
+// about it names the plan's line; a scenario that fails to load is the plan's error.
 ConfigTree LoadScenarioTree(MapReader& r, const std::string& base_dir,
-                            const std::vector<std::pair<std::string, std::string>>& common) {
+                            const std::vector<std::pair<std::string, std::string>>& common,
+                            const std::string& common_where) {
   if (!r.Has("scenario")) r.Fail("scenario", "required: the scenario config to size");
   const std::string scenario_path = Resolve(base_dir, r.String("scenario", ""));
   std::optional<ConfigTree> tree;
@@ -107,8 +109,9 @@ ConfigTree LoadScenarioTree(MapReader& r, const std::string& base_dir,
   } catch (const InputError& e) {
     r.Fail("scenario", e.what());
   }
-  for (const auto& [key, value] : common) tree->Set(key, value);
-  for (const auto& [key, value] : r.Child("set").Overrides()) tree->Set(key, value);
+  for (const auto& [key, value] : common) tree->Set(key, value, common_where);
+  const std::string where = r.Where(r.Value("set"), r.KeyPath("set"));
+  for (const auto& [key, value] : r.Child("set").Overrides()) tree->Set(key, value, where);
   return *tree;
 }
 
@@ -130,7 +133,7 @@ void RequireObjective(MapReader& r, const SloSpec& slo) {
 
 // `scenario:` with `set:` and `target:` at the top level: the plan's one scenario.
 void DecodeOneScenario(MapReader& r, const std::string& base_dir, PlanConfig& c) {
-  PlanScenario s{"", c.plan_file, LoadScenarioTree(r, base_dir, {}), 0, 0, {}};
+  PlanScenario s{"", c.plan_file, LoadScenarioTree(r, base_dir, {}, ""), 0, 0, {}};
   DecodeTarget(r.Child("target"), s);
   if (!r.Has("slo")) r.Fail("slo", "required: the service-level objectives to meet");
   s.slo = c.slo;
@@ -142,6 +145,7 @@ void DecodeOneScenario(MapReader& r, const std::string& base_dir, PlanConfig& c)
 // slo replacing the plan's, the plan's top-level `set:` applied to every scenario.
 void DecodeScenarioList(MapReader& r, const std::string& base_dir, PlanConfig& c) {
   const auto common = r.Child("set").Overrides();
+  const std::string common_where = r.Where(r.Value("set"), r.KeyPath("set"));
   const YAML::Node list = r.Value("scenarios");
   if (!list.IsSequence() || list.size() == 0) r.Fail("scenarios", "expected a non-empty list");
   std::map<std::string, std::string> first_at;  // name -> where
@@ -155,7 +159,7 @@ void DecodeScenarioList(MapReader& r, const std::string& base_dir, PlanConfig& c
     if (const auto [it, fresh] = first_at.emplace(name, where); !fresh) {
       m.Fail("name", fmt::format("'{}' is already the name of {}", name, it->second));
     }
-    PlanScenario s{name, where, LoadScenarioTree(m, base_dir, common), 0, 0, {}};
+    PlanScenario s{name, where, LoadScenarioTree(m, base_dir, common, common_where), 0, 0, {}};
     DecodeTarget(m.Child("target"), s);
     if (m.Has("slo")) {
       DecodeSlo(m.Child("slo"), s.slo, c.warnings);

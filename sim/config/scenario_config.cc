@@ -354,6 +354,7 @@ std::vector<CompareEntry> DecodeCompare(const MapReader& parent, const YAML::Nod
       e.Fail("label", "duplicate label '" + entry.label + "'");
     MapReader set = e.Child("set");
     entry.overrides = set.Overrides();
+    entry.overrides_where = e.Where(e.Value("set"), e.KeyPath("set"));
     for (const auto& [key, value] : entry.overrides) {
       if (key == "compare" || key.starts_with("compare.")) {
         set.Fail(key, "compare cannot nest");
@@ -393,28 +394,8 @@ std::vector<CompareEntry> DefaultCompareEntries() {
 
 namespace {
 
-// seed: an integer >= 0 written in decimal. yaml-cpp follows YAML 1.1, which reads a
-// leading 0 as octal ("010" is 8): such a seed is refused, naming the key and the number
-// meant, rather than silently read as another one.
-uint64_t DecodeSeed(MapReader& r) {
-  const YAML::Node v = r.Value("seed");
-  if (r.Has("seed") && v.IsScalar()) {
-    const std::string& text = v.Scalar();
-    std::string_view digits = text;
-    const bool negative = digits.starts_with('-');
-    if (negative || digits.starts_with('+')) digits.remove_prefix(1);
-    const bool all_digits =
-        !digits.empty() &&
-        std::all_of(digits.begin(), digits.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
-    if (all_digits && digits.size() > 1 && digits.front() == '0') {
-      const size_t first = std::min(digits.find_first_not_of('0'), digits.size() - 1);
-      r.Fail("seed", fmt::format("'{}' has a leading zero; write {}{} (YAML reads a leading 0 "
-                                 "as octal)",
-                                 text, negative ? "-" : "", digits.substr(first)));
-    }
-  }
-  return static_cast<uint64_t>(r.Int("seed", 0, 0));
-}
+// seed: an integer >= 0 (MapReader::Int refuses "010", which YAML would read as 8).
+uint64_t DecodeSeed(MapReader& r) { return static_cast<uint64_t>(r.Int("seed", 0, 0)); }
 
 // Decodes a tree, all but timing.calibration (DecodeScenario applies it typed).
 ScenarioConfig DecodeTree(const ConfigTree& tree, const std::string& default_models_dir,
@@ -422,7 +403,7 @@ ScenarioConfig DecodeTree(const ConfigTree& tree, const std::string& default_mod
   ScenarioConfig c;
   c.config_file = tree.origin();
   const std::string base = tree.base_dir();
-  const DecodeContext ctx{c.config_file, tree.overridden()};
+  const DecodeContext ctx{c.config_file, tree.overridden(), &tree.override_origins()};
   MapReader r(tree.root(), "", ctx);
   c.seed = DecodeSeed(r);
   c.sources.base_dir = base;

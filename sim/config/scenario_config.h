@@ -150,6 +150,7 @@ struct ScenarioSources {
 struct CompareEntry {
   std::string label;
   std::vector<std::pair<std::string, std::string>> overrides;  // key path, YAML value
+  std::string overrides_where;  // "file:line: compare[i].set", for errors about them
   ScenarioDelta delta;
 };
 

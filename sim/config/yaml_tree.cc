@@ -59,12 +59,14 @@ ConfigTree::ConfigTree(std::unique_ptr<YAML::Node> root, std::string origin)
 ConfigTree::ConfigTree(const ConfigTree& other)
     : root_(std::make_unique<YAML::Node>(YAML::Clone(*other.root_))),
       origin_(other.origin_),
-      overridden_(other.overridden_) {}
+      overridden_(other.overridden_),
+      origins_(other.origins_) {}
 ConfigTree& ConfigTree::operator=(const ConfigTree& other) {
   if (this != &other) {
     root_ = std::make_unique<YAML::Node>(YAML::Clone(*other.root_));
     origin_ = other.origin_;
     overridden_ = other.overridden_;
+    origins_ = other.origins_;
   }
   return *this;
 }
@@ -90,7 +92,8 @@ void ConfigTree::Set(const std::string& assignment) {
   Set(assignment.substr(0, eq), assignment.substr(eq + 1));
 }
 
-void ConfigTree::Set(const std::string& key_path, const std::string& value_yaml) {
+void ConfigTree::Set(const std::string& key_path, const std::string& value_yaml,
+                     const std::string& origin) {
   const std::vector<std::string> parts = SplitPath(key_path);
   if (const std::optional<TextError> bad = FindNonUtf8Text(key_path)) {
     throw InputError(
@@ -124,6 +127,11 @@ void ConfigTree::Set(const std::string& key_path, const std::string& value_yaml)
   }
   node[parts.back()] = value;
   overridden_.insert(key_path);
+  if (!origin.empty()) {
+    origins_[key_path] = origin;
+  } else {
+    origins_.erase(key_path);
+  }
 }
 
 std::string ConfigTree::base_dir() const {

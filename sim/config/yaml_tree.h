@@ -2,6 +2,7 @@
 // overrides applied to the tree before it is decoded into typed structs.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -31,7 +32,10 @@ class ConfigTree {
   // Throws InputError naming the assignment when it is malformed or a path step
   // is not a mapping.
   void Set(const std::string& assignment);
-  void Set(const std::string& key_path, const std::string& value_yaml);
+  // `origin`, when given, says where the override was written ("plan.yaml:2: set"),
+  // for messages about the key (override_origins()).
+  void Set(const std::string& key_path, const std::string& value_yaml,
+           const std::string& origin = "");
 
   // The file the tree came from, and its directory (relative paths resolve there).
   const std::string& origin() const { return origin_; }
@@ -43,12 +47,15 @@ class ConfigTree {
   const YAML::Node& root() const;
   // Key paths set by Set(), so messages can say a value came from an override.
   const std::set<std::string>& overridden() const { return overridden_; }
+  // Where each override that Set() was told of was written, by key path.
+  const std::map<std::string, std::string>& override_origins() const { return origins_; }
 
  private:
   ConfigTree(std::unique_ptr<YAML::Node> root, std::string origin);
   std::unique_ptr<YAML::Node> root_;
   std::string origin_;
   std::set<std::string> overridden_;
+  std::map<std::string, std::string> origins_;
 };
 
 // `s` as a double-quoted YAML scalar, for YAML that kvsim writes (names and paths may

@@ -224,5 +224,20 @@ TEST(CliOutputs, TheDefaultCompareHeaderNamesEachManagersOwnTimingPart) {
                                "uvm\n"));
 }
 
+TEST(CliOutputs, AMisspeltKeyInACompareEntrysSetNamesTheEntrysLine) {
+  TempDir dir;
+  const std::string config =
+      dir.Write("compare.yaml",
+                "seed: 1\nmodel: Llama-3-8B\ngpu: H100-SXM\nworkload:\n  trace: " KVSIM_SOURCE_DIR
+                "/traces/splitwise_conv.csv\n  max_requests: 5\n"
+                "compare:\n"
+                "  - {label: a}\n"
+                "  - {label: x, set: {kv_cache.typo: 1}}\n");
+  const Result r = RunKvsim({"compare", config, "--out", dir.PathOf("cmp")});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("compare entry 'x': " + config + ":9: compare[1].set (applied to " +
+                               config + "): kv_cache.typo: unknown key"));
+}
+
 }  // namespace
 }  // namespace kvsim

@@ -120,5 +120,24 @@ TEST(MapReader, ANullSectionStillReadsAsAnEmptyOne) {
   EXPECT_NO_THROW(r.Finish());
 }
 
+// YAML 1.1 reads "010" as octal 8: an integer key written with a leading zero is
+// refused, naming the number meant; "0" and "10" read as written.
+TEST(MapReader, AnIntegerWithALeadingZeroIsAnErrorNamingTheNumberMeant) {
+  const ConfigTree tree = ConfigTree::Parse(
+      "kv_cache:\n  block_tokens: 016\n  a: -007\n  b: 0\n  c: 10\n  d: 00\n", kFile);
+  EXPECT_THAT(ReadError(tree, "kv_cache", [](MapReader& r) { r.Int("block_tokens", 16, 1); }),
+              HasSubstr(std::string(kFile) +
+                        ":2: kv_cache.block_tokens: '016' has a leading zero; write 16 (YAML "
+                        "reads a leading 0 as octal)"));
+  EXPECT_THAT(ReadError(tree, "kv_cache", [](MapReader& r) { r.Int("a", 0, -100); }),
+              HasSubstr("'-007' has a leading zero; write -7"));
+  EXPECT_THAT(ReadError(tree, "kv_cache", [](MapReader& r) { r.Int("d", 1, 0); }),
+              HasSubstr("'00' has a leading zero; write 0"));
+  const DecodeContext ctx{tree.origin(), tree.overridden()};
+  MapReader r = MapReader(tree.root(), "", ctx).Child("kv_cache");
+  EXPECT_EQ(r.Int("b", 1, 0), 0);
+  EXPECT_EQ(r.Int("c", 1, 0), 10);
+}
+
 }  // namespace
 }  // namespace kvsim

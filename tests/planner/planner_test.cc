@@ -551,6 +551,19 @@ TEST(PlanFileErrors, AMissingScenarioKeyIsReported) {
   EXPECT_THAT(InputErrorMessage([&] { LoadPlan(path); }), HasSubstr("scenario: required"));
 }
 
+// A key the plan's `set:` puts into the scenario is the plan's: its error names the
+// plan's line, and the scenario file it was applied to.
+TEST(PlanFileErrors, AMisspeltKeyInThePlansSetNamesThePlansLine) {
+  TempDir dir;
+  PlanParts parts;
+  parts.set = "{workload.arrival.proces: trace}";
+  const std::string path = dir.Write("plan.yaml", PlanYaml(parts));
+  const PlanConfig plan = LoadPlan(path);
+  EXPECT_THAT(InputErrorMessage([&] { RunWithJobs(plan, 1); }),
+              HasSubstr(path + ":2: set (applied to " + kQuickstart +
+                        "): workload.arrival.proces: unknown key"));
+}
+
 TEST(PlanFileErrors, AMissingScenarioFileNamesTheFileAndTheScenarioKey) {
   TempDir dir;
   PlanParts parts;
