@@ -37,7 +37,7 @@ std::vector<std::pair<FitMetric, double>> DecodeAggregates(MapReader& parent,
     MapReader m = a.Child(metric);
     if (!m.IsMap()) a.Fail(metric, "expected a mapping of statistics, e.g. {mean: 0.2, p99: 0.9}");
     for (const char* stat : kStats) {
-      if (!m.Has(stat)) continue;
+      if (!m.HasScalar(stat, "a number")) continue;
       const double v = m.Double(stat, 0, 0, 1e9);
       if (!(v > 0)) m.Fail(stat, "must be > 0 (errors are relative to it)");
       out.push_back({{metric, stat}, v});
@@ -74,12 +74,14 @@ std::vector<FitStage> DecodeStages(MapReader& e, const std::string& path,
 }
 
 // Sets what run `run` (read by `e`) was measured as: exactly one of requests (a
-// per-request file, resolved against `base`, with its format), aggregates or stages.
+// per-request file, resolved against `base`, with its format), aggregates or stages,
+// none of them written with no value.
 void DecodeMeasured(MapReader& e, const std::string& path, const std::string& base,
                     const DecodeContext& ctx, FitRun& run) {
-  const bool has_requests = e.Has("requests");
-  const bool has_aggregates = e.Has("aggregates");
-  const bool has_stages = e.Has("stages");
+  const bool has_requests = e.HasScalar("requests", "the path of a per-request file");
+  const bool has_aggregates =
+      e.HasValue("aggregates", "a mapping like {ttft_s: {mean: 0.2, p99: 0.9}}");
+  const bool has_stages = e.HasValue("stages", "a list of {set, aggregates}");
   if (has_requests + has_aggregates + has_stages != 1) {
     e.Fail(has_requests     ? "requests"
            : has_aggregates ? "aggregates"
@@ -90,7 +92,7 @@ void DecodeMeasured(MapReader& e, const std::string& path, const std::string& ba
     run.requests_path = Resolve(base, e.String("requests", ""));
     run.requests_format = e.String("format", "");
   } else {
-    if (e.Has("format")) e.Fail("format", "only with requests");
+    if (e.Present("format")) e.Fail("format", "only with requests");
   }
   if (has_aggregates) {
     FitStage s;
@@ -128,7 +130,7 @@ FitRun DecodeRun(const MapReader& r, const YAML::Node& runs, size_t i, const std
 
 // The required, non-empty list `runs` under `r`, with unique names.
 std::vector<FitRun> DecodeRuns(MapReader& r, const std::string& base, const DecodeContext& ctx) {
-  r.Has("runs");
+  r.HasValue("runs", "a list of measured runs ({name, scenario, requests | aggregates | stages})");
   const YAML::Node runs = r.Value("runs");
   if (!runs.IsDefined() || !runs.IsSequence() || runs.size() == 0) {
     r.Fail("runs",
@@ -146,6 +148,7 @@ std::vector<FitRun> DecodeRuns(MapReader& r, const std::string& base, const Deco
 // {min, max} (the term's defaults when absent, in its units) and an optional start.
 std::vector<FreeTerm> DecodeFreeTerms(MapReader& r) {
   std::vector<FreeTerm> out;
+  r.HasValue("free", "a mapping of the timing terms to fit, e.g. {timing.engine.per_seq_s: {}}");
   MapReader f = r.Child("free");
   if (!f.IsMap() || f.node().size() == 0) {
     r.Fail("free", "required: the timing terms to fit, e.g. {timing.engine.per_seq_s: {}}");
@@ -175,9 +178,10 @@ std::vector<FreeTerm> DecodeFreeTerms(MapReader& r) {
   return out;
 }
 
-// The list `metrics` under `r`, each named once; DefaultFitMetrics() when absent.
+// The list `metrics` under `r`, each named once; DefaultFitMetrics() when absent (not
+// when written with no value).
 std::vector<FitMetric> DecodeMetrics(MapReader& r) {
-  if (!r.Has("metrics")) return DefaultFitMetrics();
+  if (!r.HasValue("metrics", "a list like [ttft_s.mean]")) return DefaultFitMetrics();
   std::vector<FitMetric> out;
   const YAML::Node list = r.Value("metrics");
   if (!list.IsSequence() || list.size() == 0)

@@ -111,8 +111,12 @@ class MapReader {
     return fmt::format("{}: {}", ctx_.file, key_path);
   }
 
+  // Throws "file:line: key.path: what". A null value is placed on its key's line (an
+  // empty value has no position of its own; yaml-cpp gives the next token's).
   [[noreturn]] void Fail(const std::string& key, const std::string& what) const {
-    throw InputError(Where(Value(key), KeyPath(key)) + ": " + what);
+    const YAML::Node v = Value(key);
+    throw InputError(Where(v.IsDefined() && v.IsNull() ? KeyNode(key) : v, KeyPath(key)) + ": " +
+                     what);
   }
 
   // The value under `key`, or an undefined node. Looks up through a const node:
@@ -146,6 +150,20 @@ class MapReader {
                        fmt::format(": expected {}, got no value (empty, ~ or null)", expected));
     }
     return true;
+  }
+
+  // HasScalar for a key that takes a list or a mapping (`expected`: "a non-empty
+  // list"), which must not be null either.
+  bool HasValue(const std::string& key, std::string_view expected) {
+    return HasScalar(key, expected);
+  }
+
+  // Whether `key` is written at all, its value null or not; the key counts as read.
+  // For a key refused whatever its value, and a section whose `key:` alone means
+  // `key: {}`.
+  bool Present(const std::string& key) {
+    known_.insert(key);
+    return Value(key).IsDefined();
   }
 
   int64_t Int(const std::string& key, int64_t def, int64_t min_value,

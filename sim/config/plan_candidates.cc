@@ -14,12 +14,18 @@
 namespace kvsim {
 namespace {
 
+// What one scalar of a dimension is, for messages: "an integer", "a byte size".
+const char* KindName(ScalarKind kind) {
+  return kind == ScalarKind::kByteSize ? "a byte size" : "an integer";
+}
+
 // One scalar of a dimension at `where` ("file:line: key.path").
 int64_t ScalarValue(const YAML::Node& n, const std::string& where, ScalarKind kind) {
-  if (!n.IsScalar()) {
-    throw InputError(where + (kind == ScalarKind::kByteSize ? ": expected a byte size"
-                                                            : ": expected an integer"));
+  if (n.IsNull()) {
+    throw InputError(
+        fmt::format("{}: expected {}, got no value (empty, ~ or null)", where, KindName(kind)));
   }
+  if (!n.IsScalar()) throw InputError(fmt::format("{}: expected {}", where, KindName(kind)));
   if (kind == ScalarKind::kByteSize) return ParseByteSize(n.Scalar(), where);
   try {
     return n.as<int64_t>();
@@ -39,14 +45,16 @@ void CheckBounds(int64_t v, const std::string& where, int64_t min_value, int64_t
 std::vector<int64_t> RangeValues(MapReader r, int64_t min_value, int64_t max_value,
                                  ScalarKind kind) {
   const auto read = [&](const std::string& key) {
-    if (!r.Has(key)) r.Fail(key, "required in a range {from, to, step or times}");
+    if (!r.HasScalar(key, KindName(kind)))
+      r.Fail(key, "required in a range {from, to, step or times}");
     const int64_t v = ScalarValue(r.Value(key), r.Where(r.Value(key), r.KeyPath(key)), kind);
     CheckBounds(v, r.Where(r.Value(key), r.KeyPath(key)), min_value, max_value);
     return v;
   };
   const int64_t from = read("from");
   const int64_t to = read("to");
-  const bool has_step = r.Has("step"), has_times = r.Has("times");
+  const bool has_step = r.HasScalar("step", KindName(kind));
+  const bool has_times = r.HasScalar("times", "an integer");
   if (has_step == has_times)
     r.Fail("from", "give exactly one of step (A, A+S, ...) and times (A, A*F, ...)");
   if (to < from) r.Fail("to", fmt::format("must be >= from ({}), got {}", from, to));
@@ -81,7 +89,10 @@ std::vector<int64_t> RangeValues(MapReader r, int64_t min_value, int64_t max_val
 
 std::vector<int64_t> DimensionValues(MapReader& m, const std::string& key, int64_t def,
                                      int64_t min_value, int64_t max_value, ScalarKind kind) {
-  if (!m.Has(key)) return {def};
+  if (!m.HasValue(
+          key, fmt::format("{}, a list or a range {{from, to, step or times}}", KindName(kind)))) {
+    return {def};
+  }
   const YAML::Node n = m.Value(key);
   const std::string path = m.KeyPath(key);
   if (n.IsMap()) return RangeValues(MapReader(n, path, m.context()), min_value, max_value, kind);
@@ -112,7 +123,7 @@ namespace {
 // A non-empty YAML list under `key`, each element handed to `each(node, path)`.
 template <typename Each>
 void ForEachListItem(MapReader& r, const std::string& key, Each each) {
-  if (!r.Has(key)) r.Fail(key, "required: a non-empty list");
+  if (!r.HasValue(key, "a non-empty list")) r.Fail(key, "required: a non-empty list");
   const YAML::Node list = r.Value(key);
   if (!list.IsSequence() || list.size() == 0) r.Fail(key, "expected a non-empty list");
   for (size_t i = 0; i < list.size(); ++i) each(list[i], fmt::format("{}[{}]", r.KeyPath(key), i));
@@ -211,7 +222,7 @@ void DecodeCandidates(MapReader k, const DecodeContext& ctx, PlanConfig& c) {
     c.gpus.push_back(n.Scalar());
     c.gpu_where.push_back(k.Where(n, p));
   });
-  if (!k.Has("tensor_parallel")) {
+  if (!k.Present("tensor_parallel")) {  // DimensionValues refuses a null value
     k.Fail("tensor_parallel", "required: a list or a range of GPUs per replica");
   }
   c.tensor_parallel = DimensionValues(k, "tensor_parallel", 1, 1, 1024, ScalarKind::kInteger);

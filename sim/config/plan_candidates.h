@@ -20,7 +20,7 @@ inline constexpr int64_t kMaxValuesPerDimension = 4096;
 enum class ScalarKind { kInteger, kByteSize };
 
 // The values of dimension `key` of the mapping `m` reads, in the order given:
-//   absent         -> {def}
+//   absent         -> {def} (a key written with no value fails)
 //   a scalar       -> {v}
 //   a list         -> each element (scalars, no duplicates)
 //   a range map    -> {from: A, to: B, step: S}: A, A+S, ... <= B

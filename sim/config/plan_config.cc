@@ -20,6 +20,9 @@ namespace {
 constexpr double kLikelyMsFirstTokenS = 600;  // TTFT, E2E: 10 minutes
 constexpr double kLikelyMsPerTokenS = 10;     // TBT, TPOT: 10 s between two tokens
 
+// What `slo:` takes, for the error on one written with no value.
+constexpr const char* kSloExpected = "a mapping of service-level objectives";
+
 // A latency limit in seconds under `key`, with a warning when it looks like ms.
 double LatencyLimit(MapReader& r, const std::string& key, double likely_ms_above,
                     std::vector<std::string>& warnings) {
@@ -35,7 +38,7 @@ double LatencyLimit(MapReader& r, const std::string& key, double likely_ms_above
 void DecodePercentiles(MapReader r, PercentileSlo& p, double likely_ms_above,
                        std::vector<std::string>& warnings) {
   for (const char* key : {"p50", "p90", "p99"}) {
-    if (!r.Has(key)) continue;
+    if (!r.HasScalar(key, "a number of seconds")) continue;
     const double v = LatencyLimit(r, key, likely_ms_above, warnings);
     (std::string(key) == "p50" ? p.p50 : std::string(key) == "p90" ? p.p90 : p.p99) = v;
   }
@@ -47,13 +50,16 @@ void DecodeSlo(MapReader r, SloSpec& s, std::vector<std::string>& warnings) {
   DecodePercentiles(r.Child("tbt_s"), s.tbt_s, kLikelyMsPerTokenS, warnings);
   DecodePercentiles(r.Child("tpot_s"), s.tpot_s, kLikelyMsPerTokenS, warnings);
   DecodePercentiles(r.Child("e2e_s"), s.e2e_s, kLikelyMsFirstTokenS, warnings);
-  if (r.Has("attainment")) s.attainment = r.Double("attainment", 0, 1e-6, 1.0);
+  if (r.HasScalar("attainment", "a number")) s.attainment = r.Double("attainment", 0, 1e-6, 1.0);
   {
     MapReader q = r.Child("request");
-    if (q.Has("ttft_s"))
+    constexpr const char* kSeconds = "a number of seconds";
+    if (q.HasScalar("ttft_s", kSeconds))
       s.request_ttft_s = LatencyLimit(q, "ttft_s", kLikelyMsFirstTokenS, warnings);
-    if (q.Has("tpot_s")) s.request_tpot_s = LatencyLimit(q, "tpot_s", kLikelyMsPerTokenS, warnings);
-    if (q.Has("e2e_s")) s.request_e2e_s = LatencyLimit(q, "e2e_s", kLikelyMsFirstTokenS, warnings);
+    if (q.HasScalar("tpot_s", kSeconds))
+      s.request_tpot_s = LatencyLimit(q, "tpot_s", kLikelyMsPerTokenS, warnings);
+    if (q.HasScalar("e2e_s", kSeconds))
+      s.request_e2e_s = LatencyLimit(q, "e2e_s", kLikelyMsFirstTokenS, warnings);
     q.Finish();
   }
   s.stability = r.Bool("stability", s.stability);
@@ -101,7 +107,9 @@ namespace {
 ConfigTree LoadScenarioTree(MapReader& r, const std::string& base_dir,
                             const std::vector<std::pair<std::string, std::string>>& common,
                             const std::string& common_where) {
-  if (!r.Has("scenario")) r.Fail("scenario", "required: the scenario config to size");
+  if (!r.HasScalar("scenario", "the path of a scenario config")) {
+    r.Fail("scenario", "required: the scenario config to size");
+  }
   const std::string scenario_path = Resolve(base_dir, r.String("scenario", ""));
   std::optional<ConfigTree> tree;
   try {
@@ -115,9 +123,11 @@ ConfigTree LoadScenarioTree(MapReader& r, const std::string& base_dir,
   return *tree;
 }
 
-// `target:`: exactly one of the load to serve (qps, requests/s) and the window
-// (seconds) whose busiest stretch of the trace sets it.
-void DecodeTarget(MapReader t, PlanScenario& s) {
+// `target:` of `parent`: exactly one of the load to serve (qps, requests/s) and the
+// window (seconds) whose busiest stretch of the trace sets it.
+void DecodeTarget(MapReader& parent, PlanScenario& s) {
+  parent.HasValue("target", "a mapping {qps} or {trace_peak_window_s}");
+  MapReader t = parent.Child("target");
   if (!t.IsMap()) t.Fail("qps", "required: target.qps or target.trace_peak_window_s");
   s.target_qps = t.Double("qps", 0, 0, 1e9);
   s.trace_peak_window_s = t.Double("trace_peak_window_s", 0, 0, 1e9);
@@ -134,10 +144,10 @@ void RequireObjective(MapReader& r, const SloSpec& slo) {
 // `scenario:` with `set:` and `target:` at the top level: the plan's one scenario.
 void DecodeOneScenario(MapReader& r, const std::string& base_dir, PlanConfig& c) {
   PlanScenario s{"", c.plan_file, LoadScenarioTree(r, base_dir, {}, ""), 0, 0, {}};
-  DecodeTarget(r.Child("target"), s);
+  DecodeTarget(r, s);
   if (!r.Has("slo")) r.Fail("slo", "required: the service-level objectives to meet");
   s.slo = c.slo;
-  if (r.Has("combine")) r.Fail("combine", "applies to a plan with several scenarios:");
+  if (r.Present("combine")) r.Fail("combine", "applies to a plan with several scenarios:");
   c.scenarios.push_back(std::move(s));
 }
 
@@ -152,7 +162,7 @@ void DecodeScenarioList(MapReader& r, const std::string& base_dir, PlanConfig& c
   for (size_t i = 0; i < list.size(); ++i) {
     MapReader m(list[i], fmt::format("scenarios[{}]", i), r.context());
     const std::string where = m.Where(list[i], fmt::format("scenarios[{}]", i));
-    if (!m.Has("name") || m.String("name", "").empty()) {
+    if (!m.HasScalar("name", "a name") || m.String("name", "").empty()) {
       m.Fail("name", "required: a name for this scenario in the plan's outputs");
     }
     const std::string name = m.String("name", "");
@@ -160,8 +170,8 @@ void DecodeScenarioList(MapReader& r, const std::string& base_dir, PlanConfig& c
       m.Fail("name", fmt::format("'{}' is already the name of {}", name, it->second));
     }
     PlanScenario s{name, where, LoadScenarioTree(m, base_dir, common, common_where), 0, 0, {}};
-    DecodeTarget(m.Child("target"), s);
-    if (m.Has("slo")) {
+    DecodeTarget(m, s);
+    if (m.HasValue("slo", kSloExpected)) {
       DecodeSlo(m.Child("slo"), s.slo, c.warnings);
       RequireObjective(m, s.slo);
     } else if (r.Has("slo")) {
@@ -172,7 +182,7 @@ void DecodeScenarioList(MapReader& r, const std::string& base_dir, PlanConfig& c
     m.Finish();
     c.scenarios.push_back(std::move(s));
   }
-  if (c.scenarios.size() > 1 && !r.Has("combine")) {
+  if (c.scenarios.size() > 1 && !r.HasScalar("combine", "one of " + kFleetRules.NameList())) {
     r.Fail("scenarios",
            "several scenarios need combine: one_fleet (one fleet serves each scenario in turn: its "
            "size is the largest any needs) or separate_fleets (each scenario its own fleet: sizes "
@@ -212,11 +222,12 @@ PlanConfig LoadPlan(const std::string& path) {
   const DecodeContext ctx{c.plan_file, tree.overridden()};
   MapReader r(tree.root(), "", ctx);
 
-  if (r.Has("slo")) {
+  if (r.HasValue("slo", kSloExpected)) {
     DecodeSlo(r.Child("slo"), c.slo, c.warnings);
     RequireObjective(r, c.slo);
   }
-  const bool one = r.Has("scenario"), list = r.Has("scenarios");
+  const bool one = r.HasScalar("scenario", "the path of a scenario config");
+  const bool list = r.HasValue("scenarios", "a non-empty list of {name, scenario, target, slo}");
   if (one && list) r.Fail("scenarios", "give either scenario: (one) or scenarios: (a list)");
   if (!one && !list) r.Fail("scenario", "required: the scenario config to size");
   if (one) {
@@ -225,6 +236,7 @@ PlanConfig LoadPlan(const std::string& path) {
     DecodeScenarioList(r, tree.base_dir(), c);
   }
   DecodeSearch(r.Child("search"), c);
+  r.HasValue("candidates", "a mapping of gpus, tensor_parallel, kv_managers and schedulers");
   DecodeCandidates(r.Child("candidates"), ctx, c);
   DecodePrices(r.Child("prices"), c);
   c.verify = r.Bool("verify", c.verify);

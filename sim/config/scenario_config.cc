@@ -43,7 +43,7 @@ namespace {
 // A card given as a name ("Llama-3-8B") or as a path ("cards/my_model.yaml").
 std::string ResolveCard(MapReader& r, const std::string& key, const std::string& models_dir,
                         const std::string& kind, const std::string& base_dir) {
-  if (!r.Has(key)) r.Fail(key, "required");
+  if (!r.HasScalar(key, "a card name or a card's path")) r.Fail(key, "required");
   try {
     return ResolveCardPath(r.String(key, ""), models_dir, kind, base_dir);
   } catch (const InputError& e) {
@@ -75,10 +75,10 @@ void DecodeDeployment(MapReader r, DeploymentConfig& d) {
 }
 
 // workload.columns: the header names of a csv trace's columns; required with format csv
-// and refused with any other format.
+// and refused with any other format (`columns:` alone reads as `columns: {}`).
 void DecodeTraceColumns(MapReader& r, WorkloadConfig& w) {
   MapReader m = r.Child("columns");
-  if (!r.Has("columns")) {
+  if (!r.Present("columns")) {
     if (w.trace_format == TraceFormat::kCsv) {
       r.Fail("format", fmt::format("format csv needs workload.columns, the header names of its "
                                    "columns: {{prompt_tokens: NAME, output_tokens: NAME}} and "
@@ -93,7 +93,7 @@ void DecodeTraceColumns(MapReader& r, WorkloadConfig& w) {
                                   TraceFormatName(w.trace_format)));
   }
   auto column = [&](const char* key, const char* what) {
-    if (!m.Has(key)) {
+    if (!m.HasScalar(key, "the header name of a column")) {
       if (what != nullptr) {
         r.Fail("columns",
                fmt::format("missing key {}: the header name of the {} column", key, what));
@@ -115,21 +115,22 @@ void DecodeTraceColumns(MapReader& r, WorkloadConfig& w) {
 }
 
 // workload.shared_prefix and workload.sessions: each off unless present, and then
-// needing the keys that define it (tokens; turns and think_time_s).
+// needing the keys that define it (tokens; turns and think_time_s); a section written
+// with no value is present, and misses them.
 void DecodePrefixSharing(MapReader& r, WorkloadConfig& w) {
   MapReader p = r.Child("shared_prefix");
   w.shared_prefix.tokens = p.Int("tokens", 0, 1, kMaxSharedPrefixTokens);
   w.shared_prefix.fraction = p.Double("fraction", w.shared_prefix.fraction, 0, 1);
   w.shared_prefix.groups = p.Int("groups", w.shared_prefix.groups, 1, kMaxSharedPrefixGroups);
   p.Finish();
-  if (r.Has("shared_prefix") && !p.Has("tokens")) {
+  if (r.Present("shared_prefix") && !p.Has("tokens")) {
     r.Fail("shared_prefix", "missing key tokens: the length of each shared prompt, in tokens");
   }
   MapReader s = r.Child("sessions");
   w.sessions.turns = s.Int("turns", 0, 1, kMaxSessionTurns);
   w.sessions.think_time_s = s.Double("think_time_s", 0, 0, kMaxThinkTimeSeconds);
   s.Finish();
-  if (r.Has("sessions")) {
+  if (r.Present("sessions")) {
     if (!s.Has("turns")) r.Fail("sessions", "missing key turns: the turns of each session");
     if (!s.Has("think_time_s")) {
       r.Fail("sessions",
@@ -240,7 +241,8 @@ void DecodeKvCache(MapReader r, KvCacheConfig& k, ScenarioSources& sources) {
   r.Finish();
 }
 
-// Keys of earlier versions and where their terms live now.
+// Keys of earlier versions and where their terms live now: refused with any value,
+// none included.
 void RefuseMovedTimingKeys(MapReader& r, const std::string& child) {
   static const std::map<std::string, std::string> kMoved = {
       {"cpu_overhead_s", "timing.engine.per_iteration_s"},
@@ -250,7 +252,7 @@ void RefuseMovedTimingKeys(MapReader& r, const std::string& child) {
       {"paged_decode_slowdown", "kv_cache.paged_kernel"},
       {"paged_prefill_slowdown", "kv_cache.paged_kernel"}};
   for (const auto& [old_key, now] : kMoved) {
-    if (r.Has(old_key)) {
+    if (r.Present(old_key)) {
       r.Fail(old_key, fmt::format("moved: one set of cost terms now serves every timing model; "
                                   "use {} (timing.{} no longer has it)",
                                   now, child));
@@ -283,7 +285,8 @@ void DecodeEngine(MapReader e, EngineConfig& c) {
 void DecodeTiming(MapReader r, TimingConfig& t, const std::string& base_dir) {
   t.type = r.Enum("type", t.type, kTimingTypes);
   t.profile_path = Resolve(base_dir, r.String("profile", ""));
-  r.Has("calibration");  // applied by DecodeScenario before decoding
+  // Applied by DecodeScenario after decoding; a null one is refused here, by its line.
+  r.HasScalar("calibration", "the path of a calibration.yaml");
   if (t.type == TimingType::kProfiled && t.profile_path.empty()) {
     r.Fail("profile", "required when timing.type is profiled (a kvprobe profile.txt)");
   }
@@ -370,7 +373,7 @@ std::vector<CompareEntry> DecodeCompare(const MapReader& parent, const YAML::Nod
 
 std::vector<CompareEntry> DefaultCompareEntries() {
   const auto entry = [](const char* label, KvManagerType type) {
-    CompareEntry e{label, {}, {}};
+    CompareEntry e{label, {}, {}, {}};
     e.delta.kv_type = type;
     return e;
   };
@@ -407,8 +410,9 @@ ScenarioConfig DecodeTree(const ConfigTree& tree, const std::string& default_mod
   MapReader r(tree.root(), "", ctx);
   c.seed = DecodeSeed(r);
   c.sources.base_dir = base;
-  c.sources.models_dir =
-      r.Has("models_dir") ? Resolve(base, r.String("models_dir", "")) : default_models_dir;
+  c.sources.models_dir = r.HasScalar("models_dir", "a directory path")
+                             ? Resolve(base, r.String("models_dir", ""))
+                             : default_models_dir;
   c.model_path = ResolveCard(r, "model", c.sources.models_dir, "llm", base);
   c.gpu_path = ResolveCard(r, "gpu", c.sources.models_dir, "gpu", base);
   DecodeDeployment(r.Child("deployment"), c.deployment);

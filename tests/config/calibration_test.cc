@@ -443,6 +443,24 @@ TEST(CalibrationTest, AScenarioWithoutACalibrationHasNoneAndNoFittedTerms) {
   EXPECT_THAT(c.timing.engine.fitted, IsEmpty());
 }
 
+// A null calibration used to read as none: the scenario ran uncalibrated, silently.
+TEST(CalibrationTest, ACalibrationWithNoValueIsAnErrorNamingItsLine) {
+  for (const char* value : {"", " ~", " null"}) {
+    SCOPED_TRACE(value);
+    const ConfigTree tree = ConfigTree::Parse(
+        Scenario("H100-SXM", std::string("  calibration:") + value + "\n  type: roofline\n"),
+        "/x/s.yaml");
+    EXPECT_THAT(InputErrorMessage([&] { DecodeScenario(tree, kModelsDir); }),
+                HasSubstr("/x/s.yaml:7: timing.calibration: expected the path of a "
+                          "calibration.yaml, got no value"));
+  }
+  ConfigTree tree = ConfigTree::Parse(Scenario("H100-SXM", "  type: roofline\n"), "/x/s.yaml");
+  tree.Set("timing.calibration", "");
+  EXPECT_THAT(InputErrorMessage([&] { DecodeScenario(tree, kModelsDir); }),
+              HasSubstr("/x/s.yaml: timing.calibration (set by an override): expected the path "
+                        "of a calibration.yaml, got no value"));
+}
+
 // A scenario setting timing.engine.per_seq_s on line 9 that also uses the calibration.
 ConfigTree ConflictingScenario(const TempDir& dir) {
   return WriteBoth(dir, ScenarioCalibration(),

@@ -484,6 +484,65 @@ TEST(FitConfigTest, AnUnknownTopLevelKeyIsAnErrorNamingItsLine) {
 }
 
 // ---------------------------------------------------------------------------
+// Keys written with no value (`key:`, `~`, `null`): an error at the key's line, where
+// they used to read as absent (a statistic not matched, the default metrics, a run's
+// measurement taken from its other key).
+
+// A run (lines 1-3) measured by `measured` (lines 4-), then the free terms.
+std::string RunMeasuredBy(const std::string& measured) {
+  return "runs:\n"
+         "  - name: a\n"
+         "    scenario: a.yaml\n" +
+         measured +
+         "free:\n"
+         "  timing.engine.per_seq_s: {}\n";
+}
+
+TEST(FitConfigTest, AnAggregateStatisticWithNoValueIsAnErrorNamingItsLine) {
+  EXPECT_THAT(DecodeError(RunMeasuredBy("    aggregates: {ttft_s: {mean: ~, p99: 0.9}}\n")),
+              HasSubstr("/fits/rtx4090_fit.yaml:4: runs[0].aggregates.ttft_s.mean: expected a "
+                        "number, got no value"));
+  EXPECT_THAT(DecodeError(RunMeasuredBy("    aggregates:\n"
+                                        "      tpot_s:\n"
+                                        "        p99:\n"
+                                        "        mean: 0.03\n")),
+              HasSubstr("/fits/rtx4090_fit.yaml:6: runs[0].aggregates.tpot_s.p99: expected a "
+                        "number, got no value"));
+  EXPECT_THAT(DecodeError(RunMeasuredBy("    stages: [{aggregates: {e2e_s: {p50: null}}}]\n")),
+              HasSubstr("/fits/rtx4090_fit.yaml:4: runs[0].stages[0].aggregates.e2e_s.p50: "
+                        "expected a number, got no value"));
+}
+
+TEST(FitConfigTest, ARunsMeasurementWithNoValueIsAnErrorNotTheOtherMeasurement) {
+  EXPECT_THAT(DecodeError(RunMeasuredBy("    requests:\n"
+                                        "    aggregates: {ttft_s: {mean: 0.2}}\n")),
+              HasSubstr("/fits/rtx4090_fit.yaml:4: runs[0].requests: expected the path of a "
+                        "per-request file, got no value"));
+  EXPECT_THAT(DecodeError(RunMeasuredBy("    requests: a.jsonl\n"
+                                        "    aggregates: ~\n")),
+              HasSubstr("/fits/rtx4090_fit.yaml:5: runs[0].aggregates: expected a mapping like "
+                        "{ttft_s: {mean: 0.2, p99: 0.9}}, got no value"));
+  EXPECT_THAT(DecodeError(RunMeasuredBy("    stages:\n"
+                                        "    requests: a.jsonl\n")),
+              HasSubstr("/fits/rtx4090_fit.yaml:4: runs[0].stages: expected a list of {set, "
+                        "aggregates}, got no value"));
+  EXPECT_THAT(DecodeError(RunMeasuredBy("    aggregates: {ttft_s: {mean: 0.2}}\n"
+                                        "    format:\n")),
+              HasSubstr("/fits/rtx4090_fit.yaml:5: runs[0].format: only with requests"));
+}
+
+TEST(FitConfigTest, RunsFreeOrMetricsWithNoValueAreErrorsNamingTheirLine) {
+  EXPECT_THAT(DecodeError("runs:\nfree:\n  timing.engine.per_seq_s: {}\n"),
+              HasSubstr("/fits/rtx4090_fit.yaml:1: runs: expected a list of measured runs"));
+  EXPECT_THAT(DecodeError(WithFree("free: ~\n")),
+              HasSubstr("/fits/rtx4090_fit.yaml:5: free: expected a mapping of the timing terms "
+                        "to fit"));
+  EXPECT_THAT(DecodeError(std::string(kMinimal) + "metrics:\nsolver: {method: lm}\n"),
+              HasSubstr("/fits/rtx4090_fit.yaml:7: metrics: expected a list like [ttft_s.mean], "
+                        "got no value"));
+}
+
+// ---------------------------------------------------------------------------
 // ParseFitMetric
 
 TEST(FitConfigTest, ParseFitMetricSplitsMetricAndStatistic) {

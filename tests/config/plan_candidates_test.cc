@@ -246,5 +246,65 @@ TEST(PlanCandidateErrors, AGpuListedTwiceIsRejected) {
   EXPECT_THAT(message, HasSubstr("candidates.gpus[1]: gives the GPU 'H100-SXM' again"));
 }
 
+// A dimension written with no value (`key:`, `~`, `null`) used to read as absent: the
+// scenario's value, one candidate, silently. Lines: gpus 5, tensor_parallel 6,
+// kv_managers 7, schedulers 8.
+TEST(PlanCandidateErrors, ADimensionWithNoValueIsAnErrorNamingItsKeyPathAndLine) {
+  const std::string kRange = ", a list or a range {from, to, step or times}, got no value";
+  const struct {
+    std::string tp, kv, sched, message;
+  } cases[] = {
+      {"[1]", "[{type: paged, block_tokens: ~}]", kOneScheduler,
+       ":7: candidates.kv_managers[0].block_tokens: expected an integer" + kRange},
+      {"[1]", "[{type: vattention, page_bytes: null}]", kOneScheduler,
+       ":7: candidates.kv_managers[0].page_bytes: expected a byte size" + kRange},
+      {"[1]", kOneKv, "[{type: sarathi, chunk_tokens: ~}]",
+       ":8: candidates.schedulers[0].chunk_tokens: expected an integer" + kRange},
+      {"[1]", kOneKv, "[{type: vllm_v1, max_num_batched_tokens: ~}]",
+       ":8: candidates.schedulers[0].max_num_batched_tokens: expected an integer" + kRange},
+      {"[1]", kOneKv, "[{type: vllm, max_num_seqs: [128, 256], chunk_tokens: ~}]",
+       ":8: candidates.schedulers[0].chunk_tokens: expected an integer" + kRange},
+      {"[1]", kOneKv, "\n    - type: vllm\n      max_num_seqs:\n      chunk_tokens: 512",
+       ":10: candidates.schedulers[0].max_num_seqs: expected an integer" + kRange},
+      {"~", kOneKv, kOneScheduler, ":6: candidates.tensor_parallel: expected an integer" + kRange},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.message);
+    std::string path;
+    EXPECT_THAT(ErrorOf(Candidates(c.tp, c.kv, c.sched), &path), HasSubstr(path + c.message));
+  }
+}
+
+TEST(PlanCandidateErrors, ARangeBoundOrListValueWithNoValueIsAnErrorNamingIt) {
+  const struct {
+    std::string tp, message;
+  } cases[] = {
+      // step: ~ beside times: read as absent, the range took times silently.
+      {"{from: 1, to: 8, times: 2, step: ~}",
+       ":6: candidates.tensor_parallel.step: expected an integer, got no value"},
+      {"{from: 1, to: 8, step: 1, times: null}",
+       ":6: candidates.tensor_parallel.times: expected an integer, got no value"},
+      {"{from: ~, to: 8, times: 2}",
+       ":6: candidates.tensor_parallel.from: expected an integer, got no value"},
+      {"[1, ~]", ":6: candidates.tensor_parallel[1]: expected an integer, got no value"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.tp);
+    std::string path;
+    EXPECT_THAT(ErrorOf(Candidates(c.tp, kOneKv, kOneScheduler), &path),
+                HasSubstr(path + c.message));
+  }
+}
+
+TEST(PlanCandidateErrors, AGpuListWithNoValueIsAnErrorNamingItsLine) {
+  std::string path;
+  const std::string message = ErrorOf(
+      "  gpus:\n  tensor_parallel: [1]\n  kv_managers: [{type: static}]\n"
+      "  schedulers: [{type: vllm}]\n",
+      &path);
+  EXPECT_THAT(message, HasSubstr(path + ":5: candidates.gpus: expected a non-empty list, got no "
+                                        "value"));
+}
+
 }  // namespace
 }  // namespace kvsim

@@ -1492,5 +1492,59 @@ TEST(ScenarioConfig, TheBundledMultiturnSessionsConfigDecodesToFourTurnSessions)
   EXPECT_TRUE(c.kv_cache.paged.prefix_caching);
 }
 
+// ---------------------------------------------------------------------------
+// Keys written with no value (`key:`, `~`, `null`): an error at the key's line,
+// never the key's default read silently.
+
+TEST(ScenarioConfig, AModelsDirWithNoValueIsAnErrorNamingItsLineNotTheDefaultDirectory) {
+  for (const char* value : {"", " ~", " null"}) {
+    SCOPED_TRACE(value);
+    EXPECT_THAT(DecodeError(std::string("models_dir:") + value + "\n" + kMinimal),
+                HasSubstr(std::string(kOrigin) +
+                          ":1: models_dir: expected a directory path, got no value"));
+  }
+  EXPECT_THAT(DecodeWithError("models_dir", "~"),
+              HasSubstr(std::string(kOrigin) + ": models_dir (set by an override): expected a "
+                                               "directory path, got no value"));
+}
+
+TEST(ScenarioConfig, AModelOrGpuWithNoValueIsAnErrorNamingItsOwnLine) {
+  EXPECT_THAT(DecodeError("model:\ngpu: H100-SXM\nworkload:\n  trace: t.csv\n"),
+              HasSubstr(std::string(kOrigin) +
+                        ":1: model: expected a card name or a card's path, got no value"));
+  EXPECT_THAT(DecodeError("model: Llama-3-8B\ngpu:\nworkload:\n  trace: t.csv\n"),
+              HasSubstr(std::string(kOrigin) +
+                        ":2: gpu: expected a card name or a card's path, got no value"));
+}
+
+TEST(ScenarioConfig, ACsvColumnWithNoValueIsAnErrorNotAnUnnamedColumn) {
+  EXPECT_THAT(DecodeError(CsvScenario("{arrival: ~, prompt_tokens: p, output_tokens: o}")),
+              HasSubstr(std::string(kOrigin) +
+                        ":6: workload.columns.arrival: expected the header name of a column, "
+                        "got no value"));
+  EXPECT_THAT(DecodeError(CsvScenario("{prompt_tokens: null, output_tokens: o}")),
+              HasSubstr(std::string(kOrigin) +
+                        ":6: workload.columns.prompt_tokens: expected the header name of a "
+                        "column, got no value"));
+}
+
+TEST(ScenarioConfig, ColumnsSharedPrefixOrSessionsWithNoValueReadAsEmptySectionsNotAsAbsent) {
+  // Line 5, under workload: like `columns: {}`, `shared_prefix: {}` and `sessions: {}`.
+  EXPECT_THAT(
+      DecodeError(std::string(kMinimal) + "  columns:\n"),
+      HasSubstr(std::string(kOrigin) + ":5: workload.columns: valid only with format: csv"));
+  EXPECT_THAT(DecodeError(std::string(kMinimal) + "  shared_prefix:\n"),
+              HasSubstr(std::string(kOrigin) + ":5: workload.shared_prefix: missing key tokens"));
+  EXPECT_THAT(DecodeError(std::string(kMinimal) + "  sessions: ~\n"),
+              HasSubstr(std::string(kOrigin) + ":5: workload.sessions: missing key turns"));
+}
+
+TEST(ScenarioConfig, AnOldPerModelCostKeyWithNoValueIsStillRefusedNamingWhereItMoved) {
+  const std::string message =
+      DecodeError(std::string(kMinimal) + "timing:\n  roofline:\n    cpu_overhead_s:\n");
+  EXPECT_THAT(message,
+              HasSubstr(std::string(kOrigin) + ":7: timing.roofline.cpu_overhead_s: moved"));
+}
+
 }  // namespace
 }  // namespace kvsim

@@ -576,6 +576,103 @@ TEST(PlanFileErrors, AMissingScenarioFileNamesTheFileAndTheScenarioKey) {
   EXPECT_THAT(message, HasSubstr("scenario: "));
 }
 
+// A key written with no value (`key:`, `~`, `null`) used to read as absent: an SLO
+// limit went unchecked, a scenario took the plan's SLOs. Each names its key and line.
+TEST(PlanFileErrors, AnSloLimitWithNoValueIsAnErrorNamingItsKeyPathAndLine) {
+  const struct {
+    const char* slo;  // `slo:` is line 3
+    const char* message;
+  } cases[] = {
+      {"\n  ttft_s:\n    p99:\n  e2e_s: {p99: 30}",
+       ":5: slo.ttft_s.p99: expected a number of seconds, got no value"},
+      {"{ttft_s: {p50: 1.0, p90: ~}}", ":3: slo.ttft_s.p90: expected a number of seconds"},
+      {"{tbt_s: {p99: null}}", ":3: slo.tbt_s.p99: expected a number of seconds, got no value"},
+      {"{attainment: ~, request: {ttft_s: 1.0}}",
+       ":3: slo.attainment: expected a number, got no value"},
+      {"{attainment: 0.9, request: {ttft_s: 1.0, tpot_s: ~}}",
+       ":3: slo.request.tpot_s: expected a number of seconds, got no value"},
+      {"\n  attainment: 0.9\n  request:\n    e2e_s:\n    ttft_s: 1.0",
+       ":6: slo.request.e2e_s: expected a number of seconds, got no value"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.slo);
+    TempDir dir;
+    PlanParts parts;
+    parts.slo = c.slo;
+    const std::string path = dir.Write("plan.yaml", PlanYaml(parts));
+    EXPECT_THAT(InputErrorMessage([&] { LoadPlan(path); }), HasSubstr(path + c.message));
+  }
+}
+
+TEST(PlanFileErrors, AScenarioTargetSloOrCandidatesWithNoValueIsAnErrorNamingItsLine) {
+  PlanParts scenario, slo, target, candidates, combine;
+  scenario.scenario = "~";
+  slo.slo = "null";
+  target.target = "~";
+  candidates.gpus = candidates.tensor_parallel = candidates.kv_managers = candidates.schedulers =
+      "";
+  combine.extra = "combine:\n";  // refused in a plan of one scenario whatever its value
+  const struct {
+    PlanParts parts;
+    const char* message;
+  } cases[] = {
+      {scenario, ":1: scenario: expected the path of a scenario config, got no value"},
+      {slo, ":3: slo: expected a mapping of service-level objectives, got no value"},
+      {target, ":4: target: expected a mapping {qps} or {trace_peak_window_s}, got no value"},
+      {candidates,
+       ":6: candidates: expected a mapping of gpus, tensor_parallel, kv_managers and schedulers, "
+       "got no value"},
+      {combine, ":12: combine: applies to a plan with several scenarios"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.message);
+    TempDir dir;
+    const std::string path = dir.Write("plan.yaml", PlanYaml(c.parts));
+    EXPECT_THAT(InputErrorMessage([&] { LoadPlan(path); }), HasSubstr(path + c.message));
+  }
+}
+
+TEST(PlanFileErrors, AListedScenarioWithNoSloValueIsAnErrorNotThePlansSlo) {
+  TempDir dir;
+  const std::string path = dir.Write("plan.yaml", std::string("slo: {ttft_s: {p99: 2.0}}\n"  // 1
+                                                              "scenarios:\n"                 // 2
+                                                              "  - name: a\n"                // 3
+                                                              "    scenario: ") +
+                                                      kQuickstart +                // 4
+                                                      "\n    target: {qps: 10}\n"  // 5
+                                                      "    slo:\n"                 // 6
+                                                      "candidates:\n"
+                                                      "  gpus: [H100-SXM]\n"
+                                                      "  tensor_parallel: [1]\n"
+                                                      "  kv_managers: [{type: static}]\n"
+                                                      "  schedulers: [{type: vllm}]\n");
+  EXPECT_THAT(InputErrorMessage([&] { LoadPlan(path); }),
+              HasSubstr(path + ":6: scenarios[0].slo: expected a mapping of service-level "
+                               "objectives, got no value"));
+}
+
+TEST(PlanFileErrors, AListedScenarioNameOrCombineWithNoValueIsAnErrorNamingItsLine) {
+  TempDir dir;
+  const std::string entries = std::string("slo: {ttft_s: {p99: 2.0}}\n") +  // 1
+                              "scenarios:\n" +                              // 2
+                              "  - {name: ~, scenario: " + kQuickstart +    // 3
+                              ", target: {qps: 10}}\n" +
+                              "  - {name: b, scenario: " + kQuickstart +  // 4
+                              ", target: {qps: 20}}\n";
+  const std::string candidates =
+      "candidates: {gpus: [H100-SXM], tensor_parallel: [1], kv_managers: [{type: static}], "
+      "schedulers: [{type: vllm}]}\n";
+  const std::string unnamed = dir.Write("unnamed.yaml", entries + candidates);
+  EXPECT_THAT(InputErrorMessage([&] { LoadPlan(unnamed); }),
+              HasSubstr(unnamed + ":3: scenarios[0].name: expected a name, got no value"));
+  std::string named = entries;
+  named.replace(named.find("name: ~"), 7, "name: a");
+  const std::string combine = dir.Write("combine.yaml", named + candidates + "combine:\n");
+  EXPECT_THAT(InputErrorMessage([&] { LoadPlan(combine); }),
+              HasSubstr(combine + ":6: combine: expected one of one_fleet, separate_fleets, got "
+                                  "no value"));
+}
+
 // --- Infeasible candidates and SLOs ------------------------------------------------
 
 // A typo in a card name used to read as "infeasible, no candidate meets the SLOs".
