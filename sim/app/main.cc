@@ -71,7 +71,7 @@ const std::vector<Command>& Commands() {
       {"report",
        "DIR",
        "HTML and Markdown report of an output directory",
-       "Turns the outputs in DIR (of run, compare, sweep, plan, fit or a kvprobe profile)\n"
+       "Turns the outputs in DIR (of run, compare, sweep, plan or a kvprobe profile)\n"
        "into DIR/report.html and DIR/report.md.",
        {}},
       {"validate",
