@@ -248,6 +248,12 @@ int FitCommand(const CommandOptions& o, std::ostream& out) {
   top.Close();
   staged.Commit();
   if (!o.quiet) PrintOutputs(out, text, fit.solve.converged, dir);
+  if (fit.solve.no_effect) {
+    throw InputError(
+        fmt::format("{}: the free terms do not change any fitted metric on these runs (a term "
+                    "another timing model or engine reads?); no calibration.yaml written",
+                    config.file));
+  }
   if (!fit.solve.converged) {
     throw InputError(
         fmt::format("{}: the fit did not converge ({}); no calibration.yaml written. Raise "

@@ -8,11 +8,15 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <string_view>
 
 #include "sim/core/check.h"
 
 namespace kvsim {
 namespace {
+
+// LevenbergMarquardt's stop reason when no free term moves any residual.
+constexpr std::string_view kNoEffect = "the residuals do not move with any free term";
 
 // The index of the lowest of `costs` (the first on ties). REQUIRES: not empty.
 size_t Cheapest(const std::vector<double>& costs) {
@@ -205,7 +209,7 @@ bool LevenbergMarquardt(Search& s, const LeastSquaresOptions& o, Point& p, int* 
     }
     const double diag_max = e.a.diagonal().maxCoeff();
     if (!(diag_max > 0)) {
-      *reason = "the residuals do not move with any free term";
+      *reason = std::string(kNoEffect);
       return false;
     }
     switch (DampedStep(s, o, e, diag_max, p, lambda, reason)) {
@@ -310,7 +314,10 @@ LeastSquaresResult SolveBoundedLeastSquares(const ResidualBatch& residuals,
   result.cost = p.cost;
   result.iterations = iterations;
   result.evaluations = search.evaluations();
-  result.converged = converged;
+  // Derivatives that saw no effect and a polish that found no better point: the
+  // free terms do not act on these metrics, and no value of them is a fit.
+  result.no_effect = reason.starts_with(kNoEffect) && !(p.cost < result.initial_cost);
+  result.converged = converged && !result.no_effect;
   result.stop_reason = reason;
   return result;
 }

@@ -45,6 +45,9 @@ struct LeastSquaresResult {
   int iterations = 0;      // Levenberg-Marquardt iterations plus compass polls
   int evaluations = 0;     // residual vectors computed
   bool converged = false;  // a tolerance was met (not the iteration limits)
+  // The residuals moved with no free term, at the start or anywhere the search went
+  // (then converged is false: nothing was fitted).
+  bool no_effect = false;
   std::string stop_reason;
 };
 

@@ -22,6 +22,7 @@
 #include "sim/core/json_value.h"
 #include "sim/core/text.h"
 #include "sim/workload/benchmark_serving_trace.h"
+#include "sim/workload/trace_reader.h"
 
 namespace kvsim {
 namespace {
@@ -78,6 +79,10 @@ double NonNegativeSeconds(const JsonValue& v) {
 int64_t TokenCount(const JsonValue& v) {
   const int64_t n = v.AsInt();
   if (n <= 0) v.Fail(fmt::format("a token count must be > 0, got {}", n));
+  if (n > kMaxTraceTokens) {
+    v.Fail(fmt::format("{} tokens: beyond any model's context (at most {} tokens per request)", n,
+                       kMaxTraceTokens));
+  }
   return n;
 }
 
@@ -237,6 +242,10 @@ class CsvCell {
       n = static_cast<int64_t>(x);
     }
     if (n <= 0) Fail(fmt::format("a token count must be > 0, got '{}'", text_));
+    if (n > kMaxTraceTokens) {
+      Fail(fmt::format("{} tokens: beyond any model's context (at most {} tokens per request)", n,
+                       kMaxTraceTokens));
+    }
     return n;
   }
 

@@ -103,6 +103,26 @@ TEST(LeastSquaresTest, PatternSearchFindsTheMinimumOfAStepFunction) {
   EXPECT_LT(res.cost, 1e-20);
 }
 
+// Residuals that no value of x moves: nothing is fitted, whatever the polish finds.
+TEST(LeastSquaresTest, ResidualsNoTermMovesAreNoFitAndSayWhy) {
+  Counted c{[](const Eigen::VectorXd&) { return Vec({0.25, -0.5}); }};
+  const LeastSquaresResult res =
+      SolveBoundedLeastSquares(c.Batch(), Vec({0.5}), Vec({0}), Vec({1}), {});
+  EXPECT_TRUE(res.no_effect);
+  EXPECT_FALSE(res.converged);
+  EXPECT_THAT(res.stop_reason, HasSubstr("do not move with any free term"));
+  EXPECT_DOUBLE_EQ(res.cost, 0.5 * (0.0625 + 0.25));  // 1/2 |r|^2, as it started
+}
+
+// Flat derivatives but a polish that finds a better point: a fit after all.
+TEST(LeastSquaresTest, FlatDerivativesThatThePolishGetsPastAreAFit) {
+  Counted c{[](const Eigen::VectorXd& x) { return Vec({std::floor(1000 * x[0]) / 1000 - 0.37}); }};
+  const LeastSquaresResult res =
+      SolveBoundedLeastSquares(c.Batch(), Vec({0.9}), Vec({0}), Vec({1}), {});
+  EXPECT_FALSE(res.no_effect);
+  EXPECT_LT(res.cost, res.initial_cost);
+}
+
 TEST(LeastSquaresTest, SameInputsGiveTheSameIterates) {
   Counted a{LineResiduals}, b{LineResiduals};
   const LeastSquaresResult ra =

@@ -190,6 +190,10 @@ INSTANTIATE_TEST_SUITE_P(
                    "'output_toks': a token count must be > 0, got 0"},
         BadLogCase{"NegativeCount", LogLine("-3", "2", "1.0", "1.5", "2.0"),
                    "'input_toks': a token count must be > 0, got -3"},
+        // The replay would refuse it too, but naming a file kvsim wrote, not this one.
+        BadLogCase{"CountBeyondAnyContext", LogLine("1000000000", "2", "1.0", "1.5", "2.0"),
+                   "'input_toks': 1000000000 tokens: beyond any model's context (at most "
+                   "16777216 tokens per request)"},
         BadLogCase{"FirstTokenBeforeQueued", LogLine("10", "2", "5.5", "5.25", "6"),
                    "first_token_ts 5.25 is before queued_ts 5.5"},
         BadLogCase{"LastTokenBeforeFirst", LogLine("10", "2", "5", "6", "5.75"),
