@@ -397,9 +397,6 @@ std::vector<CompareEntry> DefaultCompareEntries() {
 
 namespace {
 
-// seed: an integer >= 0 (MapReader::Int refuses "010", which YAML would read as 8).
-uint64_t DecodeSeed(MapReader& r) { return static_cast<uint64_t>(r.Int("seed", 0, 0)); }
-
 // Decodes a tree, all but timing.calibration (DecodeScenario applies it typed).
 ScenarioConfig DecodeTree(const ConfigTree& tree, const std::string& default_models_dir,
                           WorkloadDecoding workload) {
@@ -408,7 +405,7 @@ ScenarioConfig DecodeTree(const ConfigTree& tree, const std::string& default_mod
   const std::string base = tree.base_dir();
   const DecodeContext ctx{c.config_file, tree.overridden(), &tree.override_origins()};
   MapReader r(tree.root(), "", ctx);
-  c.seed = DecodeSeed(r);
+  c.seed = static_cast<uint64_t>(r.Int("seed", 0, 0));
   c.sources.base_dir = base;
   c.sources.models_dir = r.HasScalar("models_dir", "a directory path")
                              ? Resolve(base, r.String("models_dir", ""))
