@@ -96,6 +96,12 @@ JsonWriter& JsonWriter::Field(std::string_view key, double value) {
   return *this;
 }
 
+JsonWriter& JsonWriter::FieldExact(std::string_view key, double value) {
+  Prefix(key);
+  out_ += std::isfinite(value) ? fmt::format("{}", value) : "null";
+  return *this;
+}
+
 JsonWriter& JsonWriter::Field(std::string_view key, int64_t value) {
   Prefix(key);
   out_ += fmt::format("{}", value);

@@ -1,5 +1,6 @@
 // JsonWriter: writes indented JSON with deterministic number formatting
-// (doubles as %.10g; non-finite numbers as null).
+// (computed doubles as %.10g, values the user configured as the shortest text
+// that reads back as the same double; non-finite numbers as null).
 #pragma once
 
 #include <cstdint>
@@ -16,6 +17,9 @@ class JsonWriter {
   JsonWriter& BeginArray(std::string_view key = {});
   JsonWriter& EndArray();
   JsonWriter& Field(std::string_view key, double value);
+  // A double the user wrote (a configured rate, a size): the shortest text that
+  // parses back to exactly `value`, so an output echoes its input in full.
+  JsonWriter& FieldExact(std::string_view key, double value);
   JsonWriter& Field(std::string_view key, int64_t value);
   JsonWriter& Field(std::string_view key, bool value);
   JsonWriter& Field(std::string_view key, std::string_view value);

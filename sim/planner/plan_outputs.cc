@@ -224,7 +224,7 @@ void ScenariosSection(JsonWriter& j, const PlanResult& r, const PlanConfig& plan
   j.BeginArray("scenarios");
   for (size_t s = 0; s < plan.scenarios.size(); ++s) {
     const PlanScenario& ps = plan.scenarios[s];
-    j.BeginObject().Field("name", ps.name).Field("target_qps", r.target_qps[s]);
+    j.BeginObject().Field("name", ps.name).FieldExact("target_qps", r.target_qps[s]);
     ScenarioSection(j, plan, ps);
     SloSection(j, ps.slo);
     StringArray(j, "slo_applied", DescribeSlo(ps.slo));
@@ -278,7 +278,7 @@ std::string PlanJson(const PlanResult& r, const PlanConfig& plan) {
   j.BeginObject();
   j.Field("kvsim_version", KvsimVersion()).Field("plan", plan.plan_file);
   if (plan.scenarios.size() == 1) {
-    j.Field("target_qps", r.target_qps.front());
+    j.FieldExact("target_qps", r.target_qps.front());
     ScenarioSection(j, plan, plan.scenarios.front());
     SloSection(j, plan.scenarios.front().slo);
     StringArray(j, "slo_applied", DescribeSlo(plan.scenarios.front().slo));

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cmath>
 #include <deque>
+#include <functional>
 #include <map>
 #include <numeric>
 #include <set>
@@ -79,23 +80,36 @@ Run Simulate(const PlanConfig& plan, const PreparedPlan& prepared, int64_t s,
 
 // The highest arrival rate in any window of the scenario's trace_peak_window_s of its
 // trace, as recorded (requests / window_s).
+// Reads every request of `config`'s workload, calling `visit` on each; a trace error
+// is named as the plan scenario's (its plan line and name, when it has one).
+void ReadThrough(const PlanScenario& scenario, const ScenarioConfig& config,
+                 const std::function<void(const RequestSpec&)>& visit = {}) {
+  try {
+    Workload workload(config.workload);
+    while (std::optional<RequestSpec> r = workload.Next()) {
+      if (visit) visit(*r);
+    }
+  } catch (const InputError& e) {
+    if (scenario.name.empty()) throw;
+    throw InputError(fmt::format("{} ({}): {}", scenario.where, scenario.name, e.what()));
+  }
+}
+
 double TracePeakQps(const PlanScenario& scenario, const ScenarioConfig& base) {
   ScenarioDelta as_recorded;
   as_recorded.arrival = ArrivalProcess::kTrace;
   as_recorded.rate_qps = 0;
-  const ScenarioConfig config = ApplyDelta(base, as_recorded);
-  Workload workload(config.workload);
   const Nanos window = SecondsToNanos(scenario.trace_peak_window_s);
   std::deque<Nanos> in_window;
   size_t peak = 0;
   Nanos first{-1}, last{0};
-  while (std::optional<RequestSpec> r = workload.Next()) {
-    if (first < Nanos(0)) first = r->arrival;
-    last = r->arrival;
-    in_window.push_back(r->arrival);
-    while (in_window.front() <= r->arrival - window) in_window.pop_front();
+  ReadThrough(scenario, ApplyDelta(base, as_recorded), [&](const RequestSpec& r) {
+    if (first < Nanos(0)) first = r.arrival;
+    last = r.arrival;
+    in_window.push_back(r.arrival);
+    while (in_window.front() <= r.arrival - window) in_window.pop_front();
     peak = std::max(peak, in_window.size());
-  }
+  });
   if (peak == 0) throw InputError(scenario.where + ": target.trace_peak_window_s: empty trace");
   // A window longer than the trace would spread its requests over time it does not
   // span and call that its peak.
@@ -263,20 +277,18 @@ PreparedScenario PrepareScenario(const PlanConfig& plan, const PlanScenario& s) 
                                    what.starts_with("gpu: ") ? what.substr(5) : what));
     }
   }
-  // The workload a probe reads, read through once: a trace that cannot be read is
-  // the plan's error, not every candidate's "infeasible".
-  ScenarioDelta probe;
-  probe.rate_qps = plan.initial_qps;
-  probe.max_requests = plan.probe_requests;
-  try {
-    Workload workload(ApplyDelta(p.base, probe).workload);
-    while (workload.Next()) {
-    }
-  } catch (const InputError& e) {
-    if (s.name.empty()) throw;
-    throw InputError(fmt::format("{} ({}): {}", s.where, s.name, e.what()));
+  // The workload read through once: a trace that cannot be read is the plan's error,
+  // not every candidate's "infeasible". A peak window reads the whole trace as
+  // recorded (TracePeakQps), which covers the rows a probe reads.
+  if (s.target_qps > 0) {
+    ScenarioDelta probe;
+    probe.rate_qps = plan.initial_qps;
+    probe.max_requests = plan.probe_requests;
+    ReadThrough(s, ApplyDelta(p.base, probe));
+    p.target_qps = s.target_qps;
+  } else {
+    p.target_qps = TracePeakQps(s, p.base);
   }
-  p.target_qps = s.target_qps > 0 ? s.target_qps : TracePeakQps(s, p.base);
   return p;
 }
 

@@ -55,7 +55,7 @@ void ScenarioSection(JsonWriter& j, const Simulation& sim) {
       .Field("seed", static_cast<int64_t>(c.seed))
       .Field("trace", c.workload.trace_path)
       .Field("arrival_process", ArrivalProcessName(c.workload.arrival))
-      .Field("rate_qps", c.workload.rate_qps)
+      .FieldExact("rate_qps", c.workload.rate_qps)
       .EndObject();
 }
 

@@ -112,6 +112,17 @@ TEST(JsonWriter, FormatsDoublesWithTenSignificantDigits) {
   EXPECT_EQ(One(0.0001), Doc("0.0001"));
 }
 
+TEST(JsonWriter, WritesConfiguredDoublesSoTheyReadBackExactly) {
+  const auto exact = [](double v) {
+    return JsonWriter().BeginObject().FieldExact("x", v).EndObject().str();
+  };
+  EXPECT_EQ(exact(12.345678901234), Doc("12.345678901234"));  // Field keeps 10 digits
+  EXPECT_EQ(One(12.345678901234), Doc("12.3456789"));
+  EXPECT_EQ(exact(0.1 + 0.2), Doc("0.30000000000000004"));
+  EXPECT_EQ(exact(4.0), Doc("4"));
+  EXPECT_EQ(exact(std::numeric_limits<double>::infinity()), Doc("null"));
+}
+
 TEST(JsonWriter, WritesIntegersInFull) {
   JsonWriter w;
   w.BeginObject()

@@ -737,6 +737,30 @@ workload: {{trace: {}, arrival: {{process: trace}}}}
               HasSubstr(trace + ":1: cannot open trace file"));
 }
 
+// With a peak-window target the whole trace is read once, as recorded; a bad row
+// past the probes' requests is the plan's error too.
+TEST(InfeasiblePlans, APeakWindowTargetNamesABadTraceRowAnywhereInTheTrace) {
+  TempDir dir;
+  std::string rows = "arrived_at,num_prefill_tokens,num_decode_tokens\n";
+  for (int i = 0; i < 50; ++i) rows += fmt::format("{},100,10\n", 0.5 * i);
+  rows += "30.0,abc,10\n";  // line 52
+  const std::string trace = dir.Write("late_bad.csv", rows);
+  const std::string scenario = dir.Write("scenario.yaml", fmt::format(R"(model: Llama-3-8B
+gpu: H100-SXM
+workload: {{trace: {}, arrival: {{process: trace}}}}
+)",
+                                                                      trace));
+  PlanParts parts;
+  parts.scenario = scenario;
+  parts.set = "";
+  parts.target = "{trace_peak_window_s: 10}";
+  parts.search = "{initial_qps: 4, tolerance: 0.2, max_qps: 500, probe_requests: 20}";
+  parts.gpus = "[H100-SXM]";
+  parts.kv_managers = "[{type: paged, block_tokens: 16}]";
+  const PlanConfig plan = Load(dir, parts);
+  EXPECT_THAT(InputErrorMessage([&] { RunWithJobs(plan, 1); }), HasSubstr(trace + ":52:"));
+}
+
 TEST(InfeasiblePlans, ACandidateThatCannotBeBuiltIsInfeasibleWithItsReasonInTheCsv) {
   TempDir dir;
   PlanParts parts;
