@@ -131,6 +131,58 @@ def hand_interval_rows():
     return rows
 
 
+def relist_manifests(directory):
+    """Rewrites every manifest.json under `directory` to list its files as they now are (sizes
+    and CRC-32s), as kvsim would have after writing the hand-edited files itself. An entry whose
+    file is gone stays, so a deleted file still reads as missing."""
+    for root, _, files in os.walk(directory):
+        if "manifest.json" not in files:
+            continue
+        path = os.path.join(root, "manifest.json")
+        manifest = json.loads(read(path))
+        for entry in manifest["files"]:
+            target = os.path.join(root, entry["name"])
+            if os.path.isfile(target):
+                data = read(target, "rb")
+                entry["bytes"] = len(data)
+                entry["crc32"] = f"{zlib.crc32(data):08x}"
+        with open(path, "w") as f:
+            json.dump(manifest, f, indent=2)
+
+
+def as_before_manifests(directory):
+    """Makes the outputs in `directory` those of a kvsim before manifest.json: no manifests, and
+    none of the fields that came after them (the kvsim_version of sweep.json and plan.json, the
+    load object of every summary)."""
+    def strip(value):
+        if isinstance(value, list):
+            for v in value:
+                strip(v)
+        elif isinstance(value, dict):
+            value.pop("kvsim_version", None)
+            if "kv_manager" in value and "makespan_s" in value:  # a summary
+                value.pop("load", None)
+            for v in value.values():
+                strip(v)
+
+    for root, _, files in os.walk(directory):
+        for name in files:
+            path = os.path.join(root, name)
+            if name == "manifest.json":
+                os.remove(path)
+            elif name.endswith(".json"):
+                data = json.loads(read(path))
+                strip(data)
+                with open(path, "w") as f:
+                    json.dump(data, f, indent=2)
+
+
+def table_note(directory):
+    """The note under the summary or comparison table of DIRECTORY/report.md."""
+    md = read(os.path.join(directory, "report.md"))
+    return next(line for line in md.splitlines() if "TBT in this table" in line).strip("_")
+
+
 def timeseries_layout(directory):
     """'interval' or 'per-iteration': the layout of DIRECTORY/timeseries.csv, from its header."""
     with open(os.path.join(directory, "timeseries.csv")) as f:
@@ -193,10 +245,10 @@ def setUpModule():
     kvsim("run", quickstart, *small, "--out", DIRS["run"])
     DIRS["run_interval"] = os.path.join(WORK, "run_interval")
     shutil.copytree(DIRS["run"], DIRS["run_interval"])
-    # A hand-written timeseries: the manifest of the run it replaces no longer applies.
-    os.remove(os.path.join(DIRS["run_interval"], "manifest.json"))
+    # A hand-written timeseries, the run's manifest relisted to it.
     with open(os.path.join(DIRS["run_interval"], "timeseries.csv"), "w") as f:
         f.write(csv_text(INTERVAL_HEADER, hand_interval_rows()))
+    relist_manifests(DIRS["run_interval"])
     DIRS["compare"] = os.path.join(WORK, "compare")
     kvsim("compare", quickstart, *small, "--out", DIRS["compare"])
     DIRS["compare_tp8"] = os.path.join(WORK, "compare_tp8")
@@ -583,9 +635,6 @@ window.addEventListener('load', function(){
         # The widest tables: 48 candidates with long names, one of them with a long note.
         d = os.path.join(WORK, "plan_long_names")
         shutil.copytree(DIRS["plan_bench"], d)
-        for root, _, files in os.walk(d):
-            if "manifest.json" in files:
-                os.remove(os.path.join(root, "manifest.json"))
         path = os.path.join(d, "plan.json")
         plan = json.loads(read(path))
         plan["candidates"][-1]["note"] = ("model does not fit: weights need 140.0 GiB per GPU "
@@ -593,6 +642,7 @@ window.addEventListener('load', function(){
                                           "AVeryLongUnbrokenIdentifierThatMustWrapSomewhere" * 2)
         with open(path, "w") as f:
             json.dump(plan, f)
+        relist_manifests(d)
         r = report(d)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.check_tables_fit(d)
@@ -748,12 +798,10 @@ class KvMemoryCachedTest(unittest.TestCase):
         by_label[label] (rows of `header`), its report generated; returns the directory."""
         d = os.path.join(WORK, "cached", name)
         shutil.copytree(DIRS["compare_prefix"], d)
-        for root, _, files in os.walk(d):  # hand-written timeseries: the manifests go
-            if "manifest.json" in files:
-                os.remove(os.path.join(root, "manifest.json"))
         for label, rows in by_label.items():
             with open(os.path.join(d, label, "timeseries.csv"), "w") as f:
                 f.write(csv_text(header, rows))
+        relist_manifests(d)  # hand-written timeseries
         r = report(d)
         self.assertEqual(r.returncode, 0, r.stderr)
         return d
@@ -1138,18 +1186,75 @@ class PlanOutlierTest(unittest.TestCase):
     def test_report_of_a_plan_with_a_730_gpu_candidate(self):
         d = os.path.join(WORK, "plan_outlier")
         shutil.copytree(DIRS["plan_bench"], d)
-        os.remove(os.path.join(d, "manifest.json"))
         plan = copy.deepcopy(self.raw)
         big = plan["candidates"][5]
         big.update(replicas=730, gpus=730, cost_per_hour=2883.35)
         with open(os.path.join(d, "plan.json"), "w") as f:
             json.dump(plan, f)
+        relist_manifests(d)
         r = report(d)
         self.assertEqual(r.returncode, 0, r.stderr)
         md = read(os.path.join(d, "report.md"))
         self.assertIn(f"Off scale (cut at the axis end, so the others stay readable; the value "
                       f"is written on it): `{big['candidate']}` ($2,883.35/hour, 730 GPUs).", md)
         self.assertEqual(len(chart_files(d)), EXPECTED["plan"][1])
+
+
+class RequestPercentilesNoteTest(unittest.TestCase):
+    """The note under a run's or comparison's table says how the request percentiles (TTFT, TPOT,
+    E2E) were computed, as each run's summary.json says: exact up to kvsim's limit of 2^17
+    requests, from a log histogram beyond it. A comparison of a run within the limit and a run
+    past it (CSVs off, two-token requests, to stay quick) shows both kinds."""
+
+    PAST_EXACT_LIMIT = (1 << 17) + 1
+
+    @classmethod
+    def setUpClass(cls):
+        cls.d = os.path.join(WORK, "percentiles")
+        entries = (f"[{{label: few, set: {{workload.max_requests: 200}}}}, "
+                   f"{{label: many, set: {{workload.max_requests: {cls.PAST_EXACT_LIMIT}}}}}]")
+        kvsim("compare", os.path.join(ENV["source"], "configs", "quickstart.yaml"),
+              "--set", "workload.arrival.process=poisson", "--set", "workload.lengths.source=fixed",
+              "--set", "workload.lengths.prompt_tokens=16",
+              "--set", "workload.lengths.output_tokens=2",
+              "--set", "output.requests_csv=false", "--set", "output.timeseries_csv=false",
+              "--set", f"compare={entries}", "--out", cls.d)
+        compare = json.loads(read(os.path.join(cls.d, "compare.json")))
+        cls.says = {e["label"]: e["summary"]["percentiles"] for e in compare}
+
+    def test_runs_within_the_limit_are_said_to_have_exact_percentiles(self):
+        for kind in ("run", "compare"):
+            with self.subTest(kind=kind):
+                self.assertEqual(RESULTS[kind].returncode, 0, RESULTS[kind].stderr)
+                summaries = [json.loads(read(os.path.join(root, "summary.json")))
+                             for root, _, files in os.walk(DIRS[kind]) if "summary.json" in files]
+                self.assertEqual({s["percentiles"] for s in summaries}, {"exact"})
+                self.assertTrue(table_note(DIRS[kind]).endswith(
+                    "the other percentiles are over requests, exact (nearest rank)."),
+                    table_note(DIRS[kind]))
+
+    def test_a_comparison_names_the_runs_whose_percentiles_come_from_the_histogram(self):
+        self.assertEqual(self.says["few"], "exact")
+        self.assertNotEqual(self.says["many"], "exact")
+        r = report(self.d)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        note = table_note(self.d)
+        self.assertIn("as each run's summary.json says: ", note)
+        self.assertIn("for `few` exact (nearest rank)", note)
+        self.assertIn(f"for `many` from a {self.says['many']}", note)
+
+    def test_a_run_past_the_limit_says_its_percentiles_come_from_the_histogram(self):
+        d = os.path.join(WORK, "percentiles_many")
+        shutil.copytree(os.path.join(self.d, "many"), d)
+        r = report(d)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(table_note(d).endswith(
+            f"the other percentiles are over requests, from a {self.says['many']}."),
+            table_note(d))
+        self.assertNotIn("exact", table_note(d))
+
+
+# ---------------------------------------------------------------------------
 
 
 class JsonOnlyTest(unittest.TestCase):
@@ -1188,9 +1293,9 @@ class JsonOnlyTest(unittest.TestCase):
     def test_config_yaml_is_shown_verbatim_not_read(self):
         d = os.path.join(WORK, "run_misleading_config")
         shutil.copytree(DIRS["run"], d)
-        os.remove(os.path.join(d, "manifest.json"))
         with open(os.path.join(d, "config.yaml"), "a") as f:
             f.write("# edited by hand\nmodel: Some-Other-Model\noutput: {requests_csv: false}\n")
+        relist_manifests(d)
         r = report(d)
         self.assertEqual(r.returncode, 0, r.stderr)
         md = read(os.path.join(d, "report.md"))
@@ -1214,18 +1319,16 @@ class BadInputTest(unittest.TestCase):
     """Broken inputs exit with status 2 and one line naming the file, never a traceback."""
 
     def copy(self, kind, name, keep_manifests=False):
-        """A copy of a built output directory to break by hand. Its manifests go
-        unless kept: hand-edited files are checked on their content, not against them."""
+        """A copy of a built output directory (of DIRS, or a path) to break by hand. Unless kept
+        as kvsim wrote them, its manifests are relisted to the hand-edited files when
+        expect_error reports it: the edits are checked on their content, not against them."""
         d = os.path.join(WORK, "bad", name)
-        shutil.copytree(DIRS[kind], d)
+        shutil.copytree(DIRS.get(kind, kind), d)
         for leftover in ("report.html", "report.md"):
             if os.path.exists(os.path.join(d, leftover)):
                 os.remove(os.path.join(d, leftover))
         shutil.rmtree(os.path.join(d, "report_files"), ignore_errors=True)
-        if not keep_manifests:
-            for root, _, files in os.walk(d):
-                if "manifest.json" in files:
-                    os.remove(os.path.join(root, "manifest.json"))
+        self.relist = not keep_manifests
         return d
 
     def test_a_file_changed_after_kvsim_wrote_it_fails_its_manifest(self):
@@ -1244,6 +1347,8 @@ class BadInputTest(unittest.TestCase):
         self.expect_error(d, "timeseries.csv", "missing")
 
     def expect_error(self, d, *needles):
+        if getattr(self, "relist", False):
+            relist_manifests(d)
         r = report(d)
         self.assertEqual(r.returncode, 2, f"stdout: {r.stdout}\nstderr: {r.stderr}")
         err = r.stderr.strip()
@@ -1470,6 +1575,54 @@ class BadInputTest(unittest.TestCase):
         d = self.copy("calibration", "profile_binary")
         self.edit(os.path.join(d, "profile.txt"), lambda b: bytes(range(256)) * 4)
         self.expect_error(d, "profile.txt")
+
+    def test_a_sweep_missing_the_folder_of_a_run_names_it_and_sweep_json(self):
+        made = os.path.join(WORK, "sweep_fractional")
+        kvsim("sweep", os.path.join(ENV["source"], "configs", "quickstart.yaml"),
+              "--rates", "2.5,4", "--set", "workload.max_requests=50",
+              "--set", "compare=[{label: paged}]", "--out", made)
+        r = report(made)  # every run's folder found where kvsim wrote it, rate_2.5 among them
+        self.assertEqual(r.returncode, 0, r.stderr)
+        d = self.copy(made, "sweep_run_folder_deleted", keep_manifests=True)
+        sweep_json = os.path.join(d, "sweep.json")
+        run = json.loads(read(sweep_json))["runs"][0]
+        label_dir = os.path.join(d, run["label"])
+        folder = next(os.path.join(label_dir, name) for name in os.listdir(label_dir)
+                      if float(name[len("rate_"):]) == run["rate_qps"])
+        shutil.rmtree(folder)
+        self.expect_error(d, f"{folder}: missing", sweep_json)
+
+    def test_compare_json_edited_with_its_manifest_deleted_is_refused(self):
+        d = self.copy("compare", "edited_unlisted", keep_manifests=True)
+        path = os.path.join(d, "compare.json")
+        runs = json.loads(read(path))
+        runs[0]["summary"]["ttft_s"]["p99"] /= 10  # a better figure than kvsim's
+        with open(path, "w") as f:
+            json.dump(runs, f, indent=2)
+        os.remove(os.path.join(d, "manifest.json"))
+        self.expect_error(d, f"{d}: no manifest.json", path, "changed, or copied without it")
+
+    def test_outputs_whose_files_say_kvsim_wrote_a_manifest_are_refused_without_it(self):
+        point = os.path.join("paged", sorted(os.listdir(os.path.join(DIRS["sweep"], "paged")))[0])
+        for kind, sub, source in (("run", "", "summary.json"), ("compare", "", "compare.json"),
+                                  ("compare", "paged", "compare.json"),
+                                  ("sweep", "", "sweep.json"), ("sweep", point, "sweep.json"),
+                                  ("plan", "", "plan.json")):
+            with self.subTest(kind=kind, directory=sub):
+                name = f"unlisted_{kind}_{sub.replace(os.sep, '_')}"
+                d = self.copy(kind, name, keep_manifests=True)
+                bare = os.path.join(d, sub) if sub else d
+                os.remove(os.path.join(bare, "manifest.json"))
+                self.expect_error(d, f"{bare}: no manifest.json", os.path.join(d, source),
+                                  "changed, or copied without it")
+
+    def test_outputs_of_a_kvsim_before_manifests_are_taken_without_them(self):
+        for kind in ("run", "compare", "sweep", "plan"):
+            with self.subTest(kind=kind):
+                d = self.copy(kind, f"before_manifests_{kind}", keep_manifests=True)
+                as_before_manifests(d)
+                r = report(d)
+                self.assertEqual(r.returncode, 0, r.stderr)
 
     def test_usage(self):
         r = run_cmd([sys.executable, ENV["script"]])

@@ -13,7 +13,10 @@ Every fact in a report comes from the files kvsim wrote into DIR (JSON, CSV, man
 directory reports the same wherever it is moved and from whatever working directory. A run's
 config.yaml is shown verbatim, never parsed. A CSV the directory's manifest.json does not list was
 not written (output switched off, or a sweep point); a fact the JSON does not hold is reported as
-"not recorded".
+"not recorded". A directory without manifest.json whose files say a kvsim that writes manifests
+wrote them (sweep.json's or plan.json's kvsim_version, a summary's load object) is refused: its
+files were changed, or copied without it. Every run a sweep.json lists must have its folder,
+DIR/<label>/rate_<qps>/.
 
 Each page opens with a verdict: one or two sentences stating the result, computed from the data
 (the lowest and highest p99 TTFT of a comparison, the highest load each manager of a sweep

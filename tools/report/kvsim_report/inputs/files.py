@@ -115,6 +115,15 @@ class Node:
         return self.value
 
 
+def dir_label(node):
+    """The string of `node`, checked to be a usable directory name (a compare or sweep label:
+    kvsim writes each label's outputs into DIR/<label>/)."""
+    label = node.str()
+    if not label or "/" in label or label in (".", ".."):
+        node._fail(f"not a usable directory name: {label!r}")
+    return label
+
+
 def _describe(v):
     if v is None:
         return "null"

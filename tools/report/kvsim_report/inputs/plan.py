@@ -6,6 +6,7 @@ import os
 
 from ..errors import InputError
 from .files import Node, load_csv, load_json
+from .manifest import require_manifest, version_mark
 from .summary import _assumptions, _caveats
 
 
@@ -40,9 +41,12 @@ PLAN_CSV_COLUMNS = ("candidate", "max_qps_per_replica", "cost_per_hour", "meets_
 
 
 def load_plan_json(d):
-    """plan.json of plan directory `d`, parsed, as a Node."""
+    """plan.json of plan directory `d`, parsed, as a Node; `d` must have a manifest when
+    plan.json records the kvsim_version that wrote it (require_manifest)."""
     path = os.path.join(d, "plan.json")
-    return Node(load_json(path), path)
+    root = Node(load_json(path), path)
+    require_manifest(d, path, version_mark(root))
+    return root
 
 
 def read_plan(d, root=None):

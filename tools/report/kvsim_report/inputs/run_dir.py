@@ -5,7 +5,7 @@ import os
 
 from ..errors import InputError
 from .files import Node, load_csv, load_json, open_csv, read_csv_rows
-from .manifest import manifest_names
+from .manifest import manifest_names, require_manifest, summary_mark
 from .summary import read_summary
 
 
@@ -108,13 +108,18 @@ def is_interval_layout(ts):
     return "interval_s" in ts
 
 
-def load_run_dir(run_dir, label, summary=None):
+def load_run_dir(run_dir, label, summary=None, source=None):
     """A run directory: {label, summary, requests, timeseries, notes}; the timeseries in either
-    layout (load_timeseries). A CSV that kvsim's manifest.json does not list was not written
-    (output switched off, or a sweep point); one missing without a manifest is an error."""
+    layout (load_timeseries). `summary` is read from `source` (default: the directory's
+    summary.json, read here when `summary` is None); the directory must have a manifest when the
+    summary says a kvsim that writes one wrote it (require_manifest). A CSV that kvsim's
+    manifest.json does not list was not written (output switched off, or a sweep point); one
+    missing without a manifest is an error."""
+    if source is None:
+        source = os.path.join(run_dir, "summary.json")
     if summary is None:
-        path = os.path.join(run_dir, "summary.json")
-        summary = read_summary(Node(load_json(path), path))
+        summary = read_summary(Node(load_json(source), source))
+    require_manifest(run_dir, source, summary_mark(summary))
     written = manifest_names(run_dir)
     run = {"label": label, "dir": run_dir, "summary": summary,
            "requests": None, "timeseries": None, "notes": []}

@@ -131,29 +131,45 @@ def _metric_section(doc, runs, compare):
     """The comparison table (ratios to the paged run) or a run's summary table, then the runs'
     notes, timing caveats and assumed terms."""
     notes = [n for r in runs for n in r["notes"]]
+    percentiles = ("TBT in this table is over all tokens (summary.json, from a log-bucketed "
+                   f"histogram, within 0.4%); {_request_percentiles_text(runs)}.")
     if compare:
         base = paged_base(runs)
         doc.h2(H_COMPARISON)
         headers, rows = _metric_table(runs, base)
         doc.table(headers, rows)
         if base is not None:
-            doc.note(f"Ratios in brackets are to `{base['label']}`. TBT in this table is over all "
-                     "tokens (summary.json, from a log-bucketed histogram, within 0.4%); the other "
-                     "percentiles are nearest-rank over requests.")
+            doc.note(f"Ratios in brackets are to `{base['label']}`. {percentiles}")
         else:
-            doc.note("No paged run in this comparison, so no ratios are shown.")
+            doc.note(f"No paged run in this comparison, so no ratios are shown. {percentiles}")
     else:
         doc.h2(H_SUMMARY)
         headers, rows = _metric_table(runs, None)
         headers[1] = f"{runs[0]['label']}"
         doc.table(headers, rows)
-        doc.note("TBT in this table is over all tokens (summary.json); the other percentiles are "
-                 "nearest-rank over requests.")
+        doc.note(percentiles)
     for n in notes:
         doc.note(n)
     note_caveats(doc, [(r["label"], r["summary"]["timing_caveats"]) for r in runs])
     note_caveats(doc, [(r["label"], r["summary"]["timing_assumptions"]) for r in runs],
                  "Assumed")
+
+
+def _request_percentiles_text(runs):
+    """How the table's request percentiles (TTFT, TPOT, E2E) were computed, as the runs'
+    summary.json says (its percentiles field): one clause when every run's says the same, else
+    one per kind naming its runs, in the order the runs come."""
+    def how(text):
+        return "exact (nearest rank)" if text == "exact" else f"from a {text}"
+
+    kinds = {}
+    for r in runs:
+        kinds.setdefault(r["summary"]["percentiles"], []).append(r["label"])
+    if len(kinds) == 1:
+        return f"the other percentiles are over requests, {how(next(iter(kinds)))}"
+    return "the other percentiles are over requests, as each run's summary.json says: " + \
+        "; ".join(f"for {', '.join(f'`{label}`' for label in labels)} {how(text)}"
+                  for text, labels in kinds.items())
 
 
 def _kv_memory_section(doc, with_ts, replicas):
