@@ -268,13 +268,16 @@ PreparedScenario PrepareScenario(const PlanConfig& plan, const PlanScenario& s) 
   for (size_t i = 0; i < plan.gpus.size(); ++i) {
     ScenarioDelta on_gpu;
     on_gpu.gpu = plan.gpus[i];
+    const std::string where = i < plan.gpu_where.size() ? plan.gpu_where[i] : "gpus";
     try {
-      p.gpu_names.insert(LoadGpuSpec(ApplyDelta(p.base, on_gpu).gpu_path).name);
+      const GpuSpec gpu = LoadGpuSpec(ApplyDelta(p.base, on_gpu).gpu_path);
+      p.gpu_names.insert(gpu.name);
+      if (gpu.price_per_hour == 0) p.unpriced_where.emplace(gpu.name, where);
     } catch (const InputError& e) {
       // "gpu: what" gives way to the plan's line.
       const std::string what = e.what();
-      throw InputError(fmt::format("{}: {}", i < plan.gpu_where.size() ? plan.gpu_where[i] : "gpus",
-                                   what.starts_with("gpu: ") ? what.substr(5) : what));
+      throw InputError(
+          fmt::format("{}: {}", where, what.starts_with("gpu: ") ? what.substr(5) : what));
     }
   }
   // The workload read through once: a trace that cannot be read is the plan's error,
@@ -293,10 +296,24 @@ PreparedScenario PrepareScenario(const PlanConfig& plan, const PlanScenario& s) 
 }
 
 // Throws InputError, naming the plan's line, for a price given for a GPU that is no
-// card (a misspelt name would silently keep the card's own price). A price may name
-// a card that is not a candidate (one price list for several plans).
+// card (a misspelt name would silently keep the card's own price), and for a
+// candidate card priced 0 beside another card when prices: does not state its price:
+// ranked by cost it would count as free, whether its card has no price known or the
+// hardware is paid for. A price may name a card that is not a candidate (one price
+// list for several plans).
 void CheckPrices(const PlanConfig& plan, const ScenarioConfig& base,
-                 const std::set<std::string>& gpu_names) {
+                 const std::set<std::string>& gpu_names,
+                 const std::map<std::string, std::string>& unpriced_where) {
+  for (const auto& [name, where] : unpriced_where) {
+    if (gpu_names.size() < 2 || plan.prices.contains(name)) continue;
+    std::set<std::string> others = gpu_names;
+    others.erase(name);
+    throw InputError(fmt::format(
+        "{}: the {} card's price_per_hour is 0 (no price known, or hardware already paid for), "
+        "so its fleets would rank as free against {}; state its USD per GPU-hour under "
+        "prices: ({}: RATE; 0 ranks it as paid for)",
+        where, name, fmt::join(others, ", "), name));
+  }
   for (const auto& [name, price] : plan.prices) {
     if (gpu_names.contains(name)) continue;
     const auto at = plan.price_where.find(name);
@@ -426,13 +443,16 @@ PreparedPlan PreparePlan(const PlanConfig& plan, const PlanOptions& options) {
   PreparedPlan p;
   std::vector<std::string> targets;
   std::set<std::string> gpu_names;
+  std::map<std::string, std::string> unpriced_where;
   for (const PlanScenario& s : plan.scenarios) {
     p.scenarios.push_back(PrepareScenario(plan, s));
     gpu_names.insert(p.scenarios.back().gpu_names.begin(), p.scenarios.back().gpu_names.end());
+    unpriced_where.insert(p.scenarios.back().unpriced_where.begin(),
+                          p.scenarios.back().unpriced_where.end());
     targets.push_back(fmt::format("{}{:.3g} QPS", s.name.empty() ? "" : s.name + " ",
                                   p.scenarios.back().target_qps));
   }
-  CheckPrices(plan, p.scenarios.front().base, gpu_names);
+  CheckPrices(plan, p.scenarios.front().base, gpu_names, unpriced_where);
   p.candidates = EnumerateCandidates(plan);
   Log(options, fmt::format("plan: {} candidates, target {}",
                            p.candidates.size() / plan.scenarios.size(), fmt::join(targets, ", ")));

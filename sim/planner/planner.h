@@ -121,6 +121,9 @@ struct PreparedScenario {
   ScenarioConfig base;
   double target_qps = 0;
   std::set<std::string> gpu_names;  // the card names of the plan's candidate GPUs
+  // Of those, the cards whose price_per_hour is 0 (no price known, or hardware already
+  // paid for), by name, with the plan's line that names them.
+  std::map<std::string, std::string> unpriced_where;
 };
 
 // A plan ready to evaluate: its scenarios decoded once with their target loads, and

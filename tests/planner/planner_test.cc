@@ -702,6 +702,39 @@ TEST(InfeasiblePlans, APriceForAGpuThatIsNoCardIsAnErrorNamingThePlanLine) {
   EXPECT_THAT(message, HasSubstr("H100-SXM"));  // the candidates' cards
 }
 
+// A card priced 0 (the RTX cards: no public price) beside a priced one would rank as
+// free; the plan must state its price, and may state 0 for hardware already paid for.
+TEST(InfeasiblePlans, ACardPricedZeroBesideAnotherNeedsItsPriceInThePlan) {
+  TempDir dir;
+  PlanParts parts;
+  parts.gpus = "[H100-SXM, RTX-4090]";
+  parts.prices = "{H100-SXM: 3.0}";
+  const std::string message = InputErrorMessage([&] { RunWithJobs(Load(dir, parts), 1); });
+  EXPECT_THAT(message, HasSubstr("plan.yaml:"));
+  EXPECT_THAT(message, HasSubstr("candidates.gpus[1]"));
+  EXPECT_THAT(message, HasSubstr("the RTX-4090 card's price_per_hour is 0"));
+  EXPECT_THAT(message, HasSubstr("rank as free against H100-SXM"));
+
+  parts.prices = "{H100-SXM: 3.0, RTX-4090: 0}";  // stated: paid for
+  parts.kv_managers = "[{type: paged, block_tokens: 16}]";
+  parts.extra = "verify: false\n";
+  const PlanResult r = RunWithJobs(Load(dir, parts), 1);
+  ASSERT_EQ(r.candidates.size(), 2u);
+  EXPECT_EQ(r.candidates[1].price_per_gpu_hour, 0.0);
+}
+
+TEST(InfeasiblePlans, ACardPricedZeroAloneIsRankedByItsOwnFleets) {
+  TempDir dir;
+  PlanParts parts;
+  parts.gpus = "[RTX-4090]";
+  parts.prices = "";
+  parts.kv_managers = "[{type: paged, block_tokens: 16}]";
+  parts.extra = "verify: false\n";
+  const PlanResult r = RunWithJobs(Load(dir, parts), 1);
+  ASSERT_EQ(r.candidates.size(), 1u);
+  EXPECT_EQ(r.candidates[0].price_per_gpu_hour, 0.0);
+}
+
 TEST(InfeasiblePlans, APriceMayNameACardThatIsNotACandidate) {
   TempDir dir;
   PlanParts parts;
