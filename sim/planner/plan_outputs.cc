@@ -330,15 +330,26 @@ std::string FormatRanking(const PlanResult& r) {
   std::string out =
       fmt::format("{:<{}}{:>10} {:>8} {:>6} {:>9} {:>9} {:>12}  {}\n", "candidate", width,
                   "QPS/repl", "replicas", "GPUs", "$/hour", "$/Mtok", "TTFT p99 ms", "binding SLO");
+  bool any_unbounded = false;
   for (size_t i : r.ranking) {
     const CandidateResult& c = r.candidates[i];
+    // ">=": no load tried missed the SLOs, so the search ceiling is a lower bound on
+    // the candidate's load and its replicas an upper bound.
+    const bool unbounded = c.search.status == SearchStatus::kMeetsAtAllTried;
+    any_unbounded = any_unbounded || unbounded;
     // A space before every column, so that no value, however wide, runs into the
     // one before it.
-    out += fmt::format("{:<{}}{:>10.3g} {:>8} {:>6} {:>9.2f} {:>9.4g} {:>12}  {}{}\n", c.name,
-                       width, c.max_qps_per_replica, c.replicas, c.gpus, c.cost_per_hour,
-                       c.cost_per_million_output_tokens,
+    out += fmt::format("{:<{}}{:>10} {:>8} {:>6} {:>9.2f} {:>9.4g} {:>12}  {}{}\n", c.name, width,
+                       fmt::format("{}{:.3g}", unbounded ? ">=" : "", c.max_qps_per_replica),
+                       c.replicas, c.gpus, c.cost_per_hour, c.cost_per_million_output_tokens,
                        FormatOrNa(1e3 * c.at_max.ttft_s.OrNaN(&Percentiles::p99), "{:.1f}"),
-                       c.search.binding, c.pareto ? "  (pareto)" : "");
+                       unbounded ? "none up to search.max_qps" : c.search.binding,
+                       c.pareto ? "  (pareto)" : "");
+  }
+  if (any_unbounded) {
+    out +=
+        ">=: met the SLOs at every load tried, up to search.max_qps: QPS/repl is a lower bound, "
+        "replicas, GPUs and cost upper bounds; raise search.max_qps to size them\n";
   }
   for (const CandidateResult& c : r.candidates) {
     if (!c.meets_slo) {
@@ -393,6 +404,12 @@ std::string FormatRecommendation(const PlanResult& r, const PlanConfig& plan) {
       out += fmt::format("  {}: {} replicas, {}\n", plan.scenarios[s].name, check.replicas,
                          FormatCheck(check, r.target_qps[s]));
     }
+  }
+  if (c.search.status == SearchStatus::kMeetsAtAllTried) {
+    out += fmt::format(
+        "  an upper bound: {} met the SLOs at every load tried, up to {:.4g} QPS per replica "
+        "(search.max_qps); fewer replicas may do\n",
+        c.name, c.max_qps_per_replica);
   }
   if (!c.timing_line.empty()) out += "  " + c.timing_line + "\n";
   return out;

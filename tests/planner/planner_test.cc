@@ -943,6 +943,32 @@ TEST(PeakWindowTarget, IsThePeakArrivalCountInAnyWindowOverTheWindow) {
   EXPECT_THAT(FormatPlan(r, plan), HasSubstr(", not verified (verify: false)"));
 }
 
+// A candidate that meets the SLOs at the search ceiling has more capacity than the
+// search saw: its QPS is a lower bound and its fleet an upper bound, and the table and
+// recommendation say so.
+TEST(PlanOutput, ACandidateMeetingTheSlosAtTheCeilingIsMarkedAsABound) {
+  TempDir dir;
+  PlanParts parts;
+  parts.slo = "{ttft_s: {p99: 100}}";
+  parts.target = "{qps: 30}";
+  parts.search = "{initial_qps: 4, tolerance: 0.05, max_qps: 8, probe_requests: 200}";
+  parts.gpus = "[H100-SXM]";
+  parts.kv_managers = "[{type: paged, block_tokens: 16}]";
+  parts.extra = "verify: false\n";
+  const PlanConfig plan = Load(dir, parts);
+  const PlanResult r = RunWithJobs(plan, 1);
+  ASSERT_EQ(r.candidates.size(), 1u);
+  const CandidateResult& c = r.candidates[0];
+  ASSERT_EQ(c.search.status, SearchStatus::kMeetsAtAllTried);
+  EXPECT_EQ(c.max_qps_per_replica, 8.0);
+  EXPECT_EQ(c.replicas, 4);  // ceil(30 / 8), an upper bound
+  const std::string text = FormatPlan(r, plan);
+  EXPECT_THAT(text, HasSubstr(">=8 "));
+  EXPECT_THAT(text, HasSubstr("none up to search.max_qps"));
+  EXPECT_THAT(text, HasSubstr("QPS/repl is a lower bound"));
+  EXPECT_THAT(text, HasSubstr("an upper bound: " + c.name + " met the SLOs at every load tried"));
+}
+
 // --- kvsim plan --------------------------------------------------------------------
 
 TEST(PlanCommandOutputs, WritesPlanCsvAndPlanJsonWithTheRecommendation) {
