@@ -103,7 +103,8 @@ GpuSpec LoadGpuSpec(const std::string& path) {
   // Rates bounded to what a GPU can be: a card of 1e-3 FLOP/s would make one iteration
   // outlast what kvsim simulates.
   // Sizes and rates may carry units ("80GiB", "3.35 TB/s", "989.4 TFLOPS").
-  g.memory_bytes = card.ByteSize("memory_bytes");
+  // 1 GiB to 16 TiB: a figure outside it is a slip of unit ("80" for 80 GB).
+  g.memory_bytes = card.ByteSize("memory_bytes", 0x1p30, 0x1p44);
   g.hbm_bandwidth_bytes_per_s =
       card.QuantityIn("hbm_bandwidth_bytes_per_s", Quantity::kBytesPerSecond, 1e9, 1e15);
   g.bf16_flops_per_s = card.QuantityIn("bf16_flops_per_s", Quantity::kFlopsPerSecond, 1e11, 1e18);

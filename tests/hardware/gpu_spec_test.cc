@@ -269,6 +269,17 @@ TEST_F(MalformedGpuCard, RatesNoGpuHasAreRejectedWithTheirLine) {
               HasSubstr("'hbm_bandwidth_bytes_per_s'"));
 }
 
+// "80" meant as 80 GB would leave no room for weights, and the error would name the
+// scenario's deployment keys instead of the card.
+TEST_F(MalformedGpuCard, AMemorySizeNoGpuHasIsRejectedWithItsLine) {
+  EXPECT_THAT(ErrorOf(Write("tiny.yaml", Edit("memory_bytes", "memory_bytes: 80"))),
+              AllOf(HasSubstr("tiny.yaml:2:"), HasSubstr("'memory_bytes'"),
+                    HasSubstr("expected bytes in [1.07374e+09, 1.75922e+13]")));
+  EXPECT_EQ(
+      LoadGpuSpec(Write("one_gib.yaml", Edit("memory_bytes", "memory_bytes: 1GiB"))).memory_bytes,
+      int64_t{1} << 30);
+}
+
 TEST_F(MalformedGpuCard, AZeroRateIsRejected) {
   const std::string path =
       Write("zero.yaml", Edit("link_bandwidth_bytes_per_s", "link_bandwidth_bytes_per_s: 0"));
