@@ -552,24 +552,35 @@ std::string FormatCompareTable(const std::vector<LabeledRun>& runs) {
        true},
       {"exposed mapping (s)", [](const Summary& s) { return s.exposed_overhead_s; }, "{:.3f}"},
   };
-  constexpr int kName = 24, kCol = 18;
-  std::string out = fmt::format("{:<{}}", "", kName);
-  for (const LabeledRun& r : runs) out += fmt::format("{:>{}}", r.label, kCol);
-  out += "\n";
   const bool any_prefix_cache = std::any_of(
       runs.begin(), runs.end(), [](const LabeledRun& r) { return r.summary.prefix_caching; });
+  // Cells first: each column is as wide as its widest cell or label plus two spaces
+  // (at least 18), so that no value runs into the one before it.
+  std::vector<std::pair<const char*, std::vector<std::string>>> table;
+  std::vector<size_t> width(runs.size(), 18);
+  for (size_t i = 0; i < runs.size(); ++i) width[i] = std::max(width[i], runs[i].label.size() + 2);
   for (const Row& row : kRows) {
     if (row.prefix_cache_only && !any_prefix_cache) continue;
-    out += fmt::format("{:<{}}", row.name, kName);
     const double b = base ? row.get(base->summary) : 0;
+    std::vector<std::string> cells;
     for (const LabeledRun& r : runs) {
       const double v = row.get(r.summary);
       std::string cell = FormatOrNa(v, row.format);
       if (base && &r != base && b != 0 && std::isfinite(v / b)) {
         cell += fmt::format(" ({:.2f}x)", v / b);
       }
-      out += fmt::format("{:>{}}", cell, kCol);
+      width[cells.size()] = std::max(width[cells.size()], cell.size() + 2);
+      cells.push_back(std::move(cell));
     }
+    table.emplace_back(row.name, std::move(cells));
+  }
+  constexpr int kName = 24;
+  std::string out = fmt::format("{:<{}}", "", kName);
+  for (size_t i = 0; i < runs.size(); ++i) out += fmt::format("{:>{}}", runs[i].label, width[i]);
+  out += "\n";
+  for (const auto& [name, cells] : table) {
+    out += fmt::format("{:<{}}", name, kName);
+    for (size_t i = 0; i < cells.size(); ++i) out += fmt::format("{:>{}}", cells[i], width[i]);
     out += "\n";
   }
   if (base) out += fmt::format("ratios in brackets are to '{}'\n", base->label);

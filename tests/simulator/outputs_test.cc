@@ -34,6 +34,38 @@ LabeledRun Labelled(const std::string& label, const std::string& manager, double
   return r;
 }
 
+// Splits a table line into its cells at runs of two or more spaces.
+std::vector<std::string> Cells(const std::string& line) {
+  std::vector<std::string> cells;
+  size_t at = 0;
+  while (at < line.size()) {
+    const size_t gap = line.find("  ", at);
+    const std::string cell = line.substr(at, gap == std::string::npos ? gap : gap - at);
+    if (!cell.empty()) cells.push_back(cell.substr(cell.find_first_not_of(' ')));
+    if (gap == std::string::npos) break;
+    at = line.find_first_not_of(' ', gap);
+    if (at == std::string::npos) break;
+  }
+  return cells;
+}
+
+TEST(FormatCompareTable, KeepsWideCellsAndLongLabelsApart) {
+  // TTFT p50 32.9 ms against 46,082.8 ms: 18 characters with its ratio, a column's
+  // default width.
+  const std::vector<LabeledRun> runs = {
+      Labelled("paged", "paged", 0.0329, 4.0, 200, 34),
+      Labelled("a_very_long_label_name_here", "paged", 46.0828, 50.0, 10, 34)};
+  std::vector<LabeledRun> counted = runs;
+  for (LabeledRun& r : counted) r.summary.ttft_s.count = 1;
+  const std::string table = FormatCompareTable(counted);
+  const std::string header = table.substr(0, table.find('\n'));
+  EXPECT_EQ(Cells(header), (std::vector<std::string>{"paged", "a_very_long_label_name_here"}));
+  const size_t at = table.find("TTFT p50 (ms)");
+  ASSERT_NE(at, std::string::npos) << table;
+  const std::string row = table.substr(at, table.find('\n', at) - at);
+  EXPECT_EQ(Cells(row), (std::vector<std::string>{"TTFT p50 (ms)", "32.9", "46082.8 (1400.69x)"}));
+}
+
 TEST(FormatVerdict, NamesTheFastestTheLeanestTheWidestAndWhoQueues) {
   const std::vector<LabeledRun> runs = {
       Labelled("static", "static", 20.0, 25.0, 54, 54),
