@@ -14,8 +14,10 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <optional>
 #include <sstream>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 
 #include "sim/core/check.h"
@@ -86,17 +88,45 @@ int64_t TokenCount(const JsonValue& v) {
   return n;
 }
 
+// The line each request id was first seen on. A repeated id means the file was concatenated
+// with another run's or a line was duplicated: replaying it would send the request twice.
+class RequestIds {
+ public:
+  explicit RequestIds(const std::string& path) : path_(path) {}
+
+  // Records `id` of the request on `line_no`; throws InputError "path:line_no: ..." naming
+  // the line of its first occurrence when `id` was seen before.
+  void Add(std::string id, int line_no) {
+    const auto [first, inserted] = first_line_.emplace(std::move(id), line_no);
+    if (!inserted) {
+      throw InputError(fmt::format(
+          "{}:{}: request_id '{}' repeats the request of line {}: the log was concatenated or a "
+          "line duplicated; keep one line per request",
+          path_, line_no, first->first, first->second));
+    }
+  }
+
+ private:
+  const std::string& path_;
+  std::unordered_map<std::string, int> first_line_;
+};
+
 // ---------------------------------------------------------------------------------------
 // vLLM engine request log
 
 void LoadVllmRequestsJsonl(const std::string& text, MeasuredRequests* run) {
   const std::string& path = run->path;
+  RequestIds ids(path);
   ForEachLine(text, [&](std::string_view line, int line_no) {
     if (Trim(line).empty()) return;
     const JsonValue row = ParseJson(line, path, line_no);
     if (!row.IsObject()) {
       throw InputError(fmt::format("{}:{}: expected one JSON object per line, got {}", path,
                                    line_no, JsonValue::TypeName(row.type())));
+    }
+    if (const JsonValue* id = row.Find("request_id")) {
+      if (id->AsString().empty()) id->Fail("an empty request id");
+      ids.Add(id->AsString(), line_no);
     }
     MeasuredRequest r;
     r.prompt_tokens = TokenCount(row.At("input_toks"));
@@ -255,38 +285,61 @@ class CsvCell {
   std::string_view text_;
 };
 
-void LoadRequestsCsv(const std::string& text, MeasuredRequests* run) {
-  const std::string& path = run->path;
-  int header_line = 0;
+// The field index of column `name` in the header `fields` at `where`, or nullopt when the
+// header lacks it; a column named twice is an error.
+std::optional<size_t> FindColumn(const std::vector<std::string_view>& fields, const char* name,
+                                 const std::string& where) {
+  const auto found = std::find(fields.begin(), fields.end(), name);
+  if (found == fields.end()) return std::nullopt;
+  if (std::find(found + 1, fields.end(), name) != fields.end()) {
+    throw InputError(fmt::format("{}: column '{}' appears twice in the header", where, name));
+  }
+  return static_cast<size_t>(found - fields.begin());
+}
+
+// A per-request CSV's header row.
+struct CsvHeader {
+  int line = 0;  // 0 until the header is read
   size_t num_fields = 0;
   size_t index[std::size(kCsvColumns)] = {};  // field index of each of kCsvColumns
+  std::optional<size_t> request_id;           // the optional request_id column's
+};
+
+CsvHeader ReadCsvHeader(const std::vector<std::string_view>& fields, std::string_view line,
+                        int line_no, const std::string& where) {
+  CsvHeader header;
+  header.line = line_no;
+  header.num_fields = fields.size();
+  for (size_t c = 0; c < std::size(kCsvColumns); ++c) {
+    const std::optional<size_t> index = FindColumn(fields, kCsvColumns[c], where);
+    if (!index) {
+      throw InputError(fmt::format("{}: missing column '{}' in the header '{}' (needs {})", where,
+                                   kCsvColumns[c], line, fmt::join(kCsvColumns, ",")));
+    }
+    header.index[c] = *index;
+  }
+  header.request_id = FindColumn(fields, "request_id", where);
+  return header;
+}
+
+void LoadRequestsCsv(const std::string& text, MeasuredRequests* run) {
+  const std::string& path = run->path;
+  CsvHeader header;
+  RequestIds ids(path);
   ForEachLine(text, [&](std::string_view line, int line_no) {
     line = Trim(line);
     if (line.empty() || line.front() == '#') return;
     const std::vector<std::string_view> fields = SplitFields(line, " \t");
     const std::string where = fmt::format("{}:{}", path, line_no);
-    if (header_line == 0) {
-      header_line = line_no;
-      num_fields = fields.size();
-      for (size_t c = 0; c < std::size(kCsvColumns); ++c) {
-        const auto found = std::find(fields.begin(), fields.end(), kCsvColumns[c]);
-        if (found == fields.end()) {
-          throw InputError(fmt::format("{}: missing column '{}' in the header '{}' (needs {})",
-                                       where, kCsvColumns[c], line, fmt::join(kCsvColumns, ",")));
-        }
-        if (std::find(found + 1, fields.end(), kCsvColumns[c]) != fields.end()) {
-          throw InputError(
-              fmt::format("{}: column '{}' appears twice in the header", where, kCsvColumns[c]));
-        }
-        index[c] = static_cast<size_t>(found - fields.begin());
-      }
+    if (header.line == 0) {
+      header = ReadCsvHeader(fields, line, line_no, where);
       return;
     }
-    if (fields.size() != num_fields) {
+    if (fields.size() != header.num_fields) {
       throw InputError(fmt::format("{}: expected {} fields as in the header (line {}), got {}",
-                                   where, num_fields, header_line, fields.size()));
+                                   where, header.num_fields, header.line, fields.size()));
     }
-    auto cell = [&](size_t c) { return CsvCell(where, kCsvColumns[c], fields[index[c]]); };
+    auto cell = [&](size_t c) { return CsvCell(where, kCsvColumns[c], fields[header.index[c]]); };
     MeasuredRequest r;
     r.arrival_s = cell(0).Seconds();
     r.prompt_tokens = cell(1).Tokens();
@@ -297,14 +350,19 @@ void LoadRequestsCsv(const std::string& text, MeasuredRequests* run) {
       throw InputError(
           fmt::format("{}: e2e_s {} is less than ttft_s {}", where, r.e2e_s, r.ttft_s));
     }
+    if (header.request_id) {
+      const std::string_view id = fields[*header.request_id];
+      if (id.empty()) CsvCell(where, "request_id", id).Fail("an empty request id");
+      ids.Add(std::string(id), line_no);
+    }
     run->requests.push_back(std::move(r));
   });
-  if (header_line == 0) {
+  if (header.line == 0) {
     throw InputError(fmt::format("{}:1: no header row (expected the columns {})", path,
                                  fmt::join(kCsvColumns, ",")));
   }
   if (run->requests.empty()) {
-    throw InputError(fmt::format("{}:{}: no requests after the header", path, header_line));
+    throw InputError(fmt::format("{}:{}: no requests after the header", path, header.line));
   }
   MakeArrivalsRelative(&run->requests);
 }

@@ -64,8 +64,10 @@ struct MeasuredRequests {
 //
 // kVllmRequestsJsonl: each non-empty line is an object with input_toks and output_toks
 // (integers > 0) and queued_ts, first_token_ts, last_token_ts (seconds on the engine's
-// clock); other keys are ignored. Arrivals are queued_ts, TTFT is first_token_ts -
-// queued_ts and E2E is last_token_ts - queued_ts.
+// clock); other keys are ignored but request_id, which, where a line has it, must be a
+// non-empty string that no other line repeats (a repeat means a log concatenated or a line
+// duplicated). Arrivals are queued_ts, TTFT is first_token_ts - queued_ts and E2E is
+// last_token_ts - queued_ts.
 //
 // kBenchmarkServingJson: one object with equal-length arrays input_lens, output_lens,
 // ttfts (s) and itls (arrays of s), optional errors, and request_rate (a number, Infinity
@@ -74,8 +76,12 @@ struct MeasuredRequests {
 // arrivals: every arrival_s is 0 and file order is kept.
 //
 // kRequestsCsv: a header naming at least arrival_s, prompt_tokens, output_tokens, ttft_s
-// and e2e_s in any order (other columns are ignored), then one row per request; blank
-// lines and lines starting with '#' are skipped.
+// and e2e_s in any order (other columns are ignored but an optional request_id, whose
+// cells must be non-empty and unique), then one row per request; blank lines and lines
+// starting with '#' are skipped.
+//
+// benchmark_serving JSON names no request ids (its arrays are indexed by position), and a
+// second result appended to one file is already malformed JSON.
 MeasuredRequests LoadMeasuredRequests(const std::string& path, MeasurementFormat format);
 
 }  // namespace kvsim

@@ -12,6 +12,7 @@
 #include <optional>
 #include <sstream>
 #include <utility>
+#include <vector>
 
 #include "sim/core/check.h"
 #include "sim/core/text.h"
@@ -298,7 +299,52 @@ void CheckMeta(ProfileReader& r) {
   }
 }
 
+// The last line of `text` that is not blank, trimmed, and its 1-based number (0 for none).
+std::pair<std::string_view, int> LastLine(std::string_view text) {
+  std::pair<std::string_view, int> last{"", 0};
+  int line_no = 1;
+  for (size_t at = 0; at < text.size(); ++line_no) {
+    const size_t end = std::min(text.find('\n', at), text.size());
+    const std::string_view line = TrimField(text.substr(at, end - at));
+    if (!line.empty()) last = {line, line_no};
+    at = end + 1;
+  }
+  return last;
+}
+
+// Fails when the [meta] read so far names a kvprobe that ends its profiles with
+// kProfileEndMarker and `last` (the file's last non-blank line, number `last_no`) is not it.
+void CheckEndMarker(const ProfileReader& r, std::string_view last, int last_no) {
+  const auto version = r.draft.meta.find(std::string(schema::meta::kKvprobeVersion));
+  if (version == r.draft.meta.end() || !KvprobeWritesEndMarker(version->second) ||
+      last == kProfileEndMarker) {
+    return;
+  }
+  throw InputError(fmt::format(
+      "{}: ends without the end marker kvprobe writes last: the file is cut short ({} {} ends "
+      "every profile with the line '{}'; this file ends at line {})",
+      r.path, schema::meta::kKvprobeVersion, version->second, kProfileEndMarker, last_no));
+}
+
 }  // namespace
+
+bool KvprobeWritesEndMarker(std::string_view version) {
+  // The leading dot-separated numbers of a version.
+  const auto numbers = [](std::string_view v) {
+    std::vector<uint64_t> out;
+    for (uint64_t n = 0;; v.remove_prefix(1)) {
+      const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+      if (ec != std::errc()) break;
+      out.push_back(n);
+      v.remove_prefix(static_cast<size_t>(end - v.data()));
+      if (!v.starts_with('.')) break;
+    }
+    return out;
+  };
+  const std::vector<uint64_t> have = numbers(version);
+  const std::vector<uint64_t> first = numbers(kFirstKvprobeWithEndMarker);
+  return !have.empty() && !(have < first);
+}
 
 // ---- ProfileTable ---------------------------------------------------------
 
@@ -366,18 +412,26 @@ const ProfileTable& Profile::Table(std::string_view name) const {
 
 Profile ParseProfile(std::string_view text, const std::string& path, RequiredSections required) {
   ProfileReader reader(path);
+  const auto [last_line, last_line_no] = LastLine(text);
   int line_no = 0;
-  while (!text.empty()) {
-    const size_t newline = text.find('\n');
-    const std::string_view raw = text.substr(0, newline);
-    text.remove_prefix(newline == std::string_view::npos ? text.size() : newline + 1);
-    ReadLine(reader, TrimField(raw), ++line_no);
+  try {
+    while (!text.empty()) {
+      const size_t newline = text.find('\n');
+      const std::string_view raw = text.substr(0, newline);
+      text.remove_prefix(newline == std::string_view::npos ? text.size() : newline + 1);
+      ReadLine(reader, TrimField(raw), ++line_no);
+    }
+    EndTable(reader);
+    // Whole-file rules, reported at the last line (where the reader noticed).
+    CheckSections(reader, std::max(line_no, 1), required);
+  } catch (const InputError&) {
+    // A file cut short is named as such, not by the short row or missing section it shows.
+    CheckEndMarker(reader, last_line, last_line_no);
+    throw;
   }
-  EndTable(reader);
-  ProfileDraft& d = reader.draft;
-  // Whole-file rules, reported at the last line (where the reader noticed).
-  CheckSections(reader, std::max(line_no, 1), required);
+  CheckEndMarker(reader, last_line, last_line_no);
   CheckMeta(reader);
+  ProfileDraft& d = reader.draft;
 
   Profile p;
   p.path_ = path;

@@ -85,6 +85,17 @@ class Profile {
   std::vector<ProfileTable> tables_;
 };
 
+// The line kvprobe writes last in every profile, from kvprobe kFirstKvprobeWithEndMarker
+// on: a comment, which earlier readers skip, that tells a whole file from one cut short
+// (a copy interrupted, a disk filled) at a line boundary or inside a number.
+inline constexpr std::string_view kProfileEndMarker = "# end of kvprobe profile";
+inline constexpr std::string_view kFirstKvprobeWithEndMarker = "0.3.16";
+
+// Whether a [meta] kvprobe_version of `version` ("0.3.16", "1.0.0-rc1": the leading
+// dot-separated numbers count) is kFirstKvprobeWithEndMarker or later; false for a
+// version that starts with no number.
+bool KvprobeWritesEndMarker(std::string_view version);
+
 // Parses profile text as if read from `path` (the name used in messages); with
 // RequiredSections::kMetaOnly only [meta] must be present (a file read for its [step]
 // rows alone, as kvprobe --only step writes it), else every required section.
@@ -94,7 +105,11 @@ class Profile {
 // format_version other than 1, a table without a header, a duplicate or missing
 // required column, a row with the wrong number of fields, a non-numeric (or
 // non-finite) value in a numeric column, and a missing required section or a
-// required section without rows (reported at the file's last line).
+// required section without rows (reported at the file's last line). A profile whose
+// [meta] kvprobe_version writes the end marker (KvprobeWritesEndMarker) and whose last
+// non-blank line is not kProfileEndMarker is an InputError "path: ends without the end
+// marker kvprobe writes last: the file is cut short ...", which takes precedence over
+// the errors above that a cut can cause (a short last row, a missing required section).
 Profile ParseProfile(std::string_view text, const std::string& path,
                      RequiredSections required = RequiredSections::kAll);
 

@@ -186,6 +186,10 @@ std::vector<StepRow> ReadStepRows(const Profile& profile) {
              fmt::format("[{}] the row computes nothing ({} and {} are both 0)", kStep,
                          col::kDecodeSeqs, col::kPrefillTokens));
     }
+    if (row.decode_seqs > 0 && row.context_tokens == 0) {  // a prompt precedes every decode
+      FailAt(profile, row.line,
+             fmt::format("[{}] decoding sequences need {} > 0, got 0", kStep, col::kContextTokens));
+    }
     row.time_us = t->Number(r, col::kTimeUs);
     if (!(row.time_us > 0)) {
       FailAt(profile, row.line,
@@ -264,6 +268,30 @@ std::map<std::string, ModelSpec> LoadModelCards(const Profile& profile,
     }
   }
   return cards;
+}
+
+// Throws InputError for a row no GPU of `gpu`'s card can have measured (validate.h).
+void CheckPlausible(const Profile& steps, const StepRow& row, const ModelSpec& model,
+                    const GpuSpec& gpu) {
+  const double kv_gb = OneLayerKvBytesPerRank(row, model) * 1e-9;
+  const double memory_gb = static_cast<double>(gpu.memory_bytes) * 1e-9;
+  if (memory_gb > 0 && kv_gb > memory_gb) {
+    FailAt(steps, row.line,
+           fmt::format("[{}] the K and V of its tokens in one layer of {} take {:.1f} GB on each "
+                       "GPU, beyond the {} card's {:.1f} GB: no such GPU ran this pass",
+                       kStep, model.name, kv_gb, gpu.name, memory_gb));
+  }
+  const double bytes = MinWeightBytesPerRank(model, row.tensor_parallel);
+  const double least_us = bytes / gpu.hbm_bandwidth_bytes_per_s * 1e6;
+  if (gpu.hbm_bandwidth_bytes_per_s > 0 && row.time_us < least_us) {
+    FailAt(steps, row.line,
+           fmt::format("[{}] {} {} is below {:.1f} us, the least in which the {} card's peak "
+                       "bandwidth of {:.0f} GB/s reads the {:.2f} GB of {}'s weights a GPU reads "
+                       "at {} {}: physically impossible",
+                       kStep, col::kTimeUs, row.time_us, least_us, gpu.name,
+                       gpu.hbm_bandwidth_bytes_per_s * 1e-9, bytes * 1e-9, model.name,
+                       col::kTensorParallel, row.tensor_parallel));
+  }
 }
 
 // The two models of one (model, tensor_parallel) group of rows; none for a group
@@ -385,6 +413,7 @@ Validation ValidateProfile(const Profile& profile, const Profile& steps, const G
             small->Number(r, col::kTensorParallel) == static_cast<double>(row.tensor_parallel);
       }
     }
+    CheckPlausible(steps, row, cards.at(row.model), gpu);  // after the models check the GPU's name
     if (it->second.skipped > 0) {
       v.skipped[it->second.skipped - 1].lines.push_back(row.line);
       continue;

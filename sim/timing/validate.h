@@ -59,7 +59,8 @@ struct StepRow {
 // without a positive integer block_tokens, a tensor_parallel that is not a positive
 // integer, a decode_seqs, context_tokens or prefill_tokens that is not a
 // non-negative integer, a row that computes nothing (decode_seqs and prefill_tokens
-// both 0), a time_us that is not positive, a graph other than 0 or 1, and a row
+// both 0), decoding sequences with context_tokens 0 (a sequence decodes after its
+// prompt), a time_us that is not positive, a graph other than 0 or 1, and a row
 // repeating an earlier one's every column but time_us.
 std::vector<StepRow> ReadStepRows(const Profile& profile);
 
@@ -74,6 +75,32 @@ std::vector<StepRow> RequireStepRows(const Profile& profile);
 // per sequence); max_context_tokens = max(context_tokens + 1, prefill_tokens), or
 // prefill_tokens alone without decodes.
 BatchWork StepBatchWork(const StepRow& row);
+
+// The fewest weight bytes one of `tp` ranks reads in any forward pass of `model`: each
+// layer's attention projections and the MLPs of the experts_per_token experts a token is
+// routed to (a dense model's one MLP), and the LM head for the logits (16-bit, as
+// ModelSpec::WeightBytesPerRank counts it), each once and split over the ranks. The input
+// embedding is left out: a pass reads only its tokens' rows.
+inline double MinWeightBytesPerRank(const ModelSpec& model, int64_t tp) {
+  const auto d = [](int64_t n) { return static_cast<double>(n); };
+  const double layer_params = d(model.AttentionParamsPerLayer()) +
+                              d(model.experts_per_token) * d(model.MlpParamsPerExpert());
+  const double layers = d(model.num_layers) * layer_params * d(model.weight_dtype_bytes);
+  const double lm_head = d(model.vocab_size) * d(model.hidden_size) * d(model.dtype_bytes);
+  return (layers + lm_head) / d(tp);
+}
+
+// The bytes of K and V of ONE layer of `model` that each of the row's GPUs holds while it
+// computes that layer: decode_seqs x (context_tokens + 1) + prefill_tokens tokens (each
+// decoding sequence's context and new token, then the chunk). The least memory any pass of
+// the row needs: a full model holds every layer's, kvprobe one layer's reused by all.
+inline double OneLayerKvBytesPerRank(const StepRow& row, const ModelSpec& model) {
+  const double tokens =
+      static_cast<double>(row.decode_seqs) * static_cast<double>(row.context_tokens + 1) +
+      static_cast<double>(row.prefill_tokens);
+  return 2 * tokens *
+         static_cast<double>(model.KvBytesPerTokenPerLayerPerRank(row.tensor_parallel));
+}
 
 // The engine terms of a validation: preset none (no CPU time: the step rows time GPU
 // work only) with the GPU-side kernel gap of preset vllm_v1.
@@ -150,7 +177,13 @@ using ModelCardLoader = std::function<ModelSpec(const std::string& model)>;
 // (tensor_parallel > 1) whose card has no link bandwidth, is skipped with the reason.
 // Throws InputError as RequireStepRows, "path:line: [step] model M: ..." for a model
 // card that cannot be loaded, and as NewProfiledModel for a profile that cannot time a model it has
-// [gemm] rows for (e.g. measured on a GPU the card does not name).
+// [gemm] rows for (e.g. measured on a GPU the card does not name). Throws InputError
+// "path:line: [step] ..." for a row no GPU of the card can have measured: one whose
+// OneLayerKvBytesPerRank exceeds the card's memory_bytes, or whose time_us is below
+// MinWeightBytesPerRank / the card's hbm_bandwidth_bytes_per_s, the least time any pass
+// takes to read its weights once. (Contexts and chunks beyond the model card's
+// max_context_tokens are accepted: kvprobe's step grid, 8,192-token contexts and chunks up
+// to 16,384 tokens, runs them for every card, and their times are real.)
 Validation ValidateProfile(const Profile& profile, const GpuSpec& gpu,
                            const ModelCardLoader& load_model, const ValidateConfig& config);
 

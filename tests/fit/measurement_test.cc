@@ -3,12 +3,17 @@
 // errors that name file:line for malformed input.
 #include "sim/fit/measurement.h"
 
+#include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <limits>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -144,17 +149,18 @@ TEST(MeasurementTest, VllmRequestLogAcceptsCrlfAndMissingFinalNewline) {
   EXPECT_EQ(run.requests[1].e2e_s, 2.0);
 }
 
-// A vLLM request-log line with the given fields (values are JSON text).
-std::string LogLine(const std::string& input_toks, const std::string& output_toks,
-                    const std::string& queued, const std::string& first, const std::string& last) {
-  return "{\"request_id\": \"x\", \"input_toks\": " + input_toks +
+// A vLLM request-log line of request `id` with the given fields (values are JSON text).
+std::string LogLine(const std::string& id, const std::string& input_toks,
+                    const std::string& output_toks, const std::string& queued,
+                    const std::string& first, const std::string& last) {
+  return "{\"request_id\": \"" + id + "\", \"input_toks\": " + input_toks +
          ", \"output_toks\": " + output_toks + ", \"queued_ts\": " + queued +
          ", \"first_token_ts\": " + first + ", \"last_token_ts\": " + last + "}\n";
 }
 
 struct BadLogCase {
   const char* name;
-  std::string third_line;  // lines 1 and 2 are good
+  std::string third_line;  // lines 1, 2 and 4 are good, of requests r1, r2 and r4
   const char* message;     // expected after "path:3: "
 };
 
@@ -164,9 +170,9 @@ class VllmRequestLogErrorTest : public ::testing::TestWithParam<BadLogCase> {};
 
 TEST_P(VllmRequestLogErrorTest, NamesFileAndLine) {
   const BadLogCase& c = GetParam();
-  const std::string good = LogLine("10", "2", "1.0", "1.5", "2.0");
-  const std::string path =
-      WriteTempFile(std::string(c.name) + ".jsonl", good + good + c.third_line + good);
+  auto good = [](const std::string& id) { return LogLine(id, "10", "2", "1.0", "1.5", "2.0"); };
+  const std::string path = WriteTempFile(std::string(c.name) + ".jsonl",
+                                         good("r1") + good("r2") + c.third_line + good("r4"));
   EXPECT_THAT(LoadError(path, MeasurementFormat::kVllmRequestsJsonl),
               HasSubstr(path + ":3: " + c.message));
 }
@@ -180,28 +186,73 @@ INSTANTIATE_TEST_SUITE_P(
                    "{\"input_toks\": 1, \"output_toks\": 1, \"queued_ts\": 1, "
                    "\"last_token_ts\": 2}\n",
                    "missing key 'first_token_ts'"},
-        BadLogCase{"NullTimestamp", LogLine("10", "2", "1.0", "null", "2.0"),
+        BadLogCase{"NullTimestamp", LogLine("r3", "10", "2", "1.0", "null", "2.0"),
                    "'first_token_ts': expected a number, got null"},
-        BadLogCase{"StringCount", LogLine("\"10\"", "2", "1.0", "1.5", "2.0"),
+        BadLogCase{"StringCount", LogLine("r3", "\"10\"", "2", "1.0", "1.5", "2.0"),
                    "'input_toks': expected an integer, got a string"},
-        BadLogCase{"FractionalCount", LogLine("10", "2.5", "1.0", "1.5", "2.0"),
+        BadLogCase{"FractionalCount", LogLine("r3", "10", "2.5", "1.0", "1.5", "2.0"),
                    "'output_toks': expected an integer literal"},
-        BadLogCase{"ZeroCount", LogLine("10", "0", "1.0", "1.5", "2.0"),
+        BadLogCase{"ZeroCount", LogLine("r3", "10", "0", "1.0", "1.5", "2.0"),
                    "'output_toks': a token count must be > 0, got 0"},
-        BadLogCase{"NegativeCount", LogLine("-3", "2", "1.0", "1.5", "2.0"),
+        BadLogCase{"NegativeCount", LogLine("r3", "-3", "2", "1.0", "1.5", "2.0"),
                    "'input_toks': a token count must be > 0, got -3"},
         // The replay would refuse it too, but naming a file kvsim wrote, not this one.
-        BadLogCase{"CountBeyondAnyContext", LogLine("1000000000", "2", "1.0", "1.5", "2.0"),
+        BadLogCase{"CountBeyondAnyContext", LogLine("r3", "1000000000", "2", "1.0", "1.5", "2.0"),
                    "'input_toks': 1000000000 tokens: beyond any model's context (at most "
                    "16777216 tokens per request)"},
-        BadLogCase{"FirstTokenBeforeQueued", LogLine("10", "2", "5.5", "5.25", "6"),
+        BadLogCase{"FirstTokenBeforeQueued", LogLine("r3", "10", "2", "5.5", "5.25", "6"),
                    "first_token_ts 5.25 is before queued_ts 5.5"},
-        BadLogCase{"LastTokenBeforeFirst", LogLine("10", "2", "5", "6", "5.75"),
+        BadLogCase{"LastTokenBeforeFirst", LogLine("r3", "10", "2", "5", "6", "5.75"),
                    "last_token_ts 5.75 is before first_token_ts 6"},
-        BadLogCase{"NanTimestamp", LogLine("10", "2", "NaN", "1.5", "2.0"),
+        BadLogCase{"NanTimestamp", LogLine("r3", "10", "2", "NaN", "1.5", "2.0"),
                    "'queued_ts': expected a finite number, got nan"},
-        BadLogCase{"InfiniteTimestamp", LogLine("10", "2", "1.0", "1.5", "Infinity"),
-                   "'last_token_ts': expected a finite number, got inf"}));
+        BadLogCase{"InfiniteTimestamp", LogLine("r3", "10", "2", "1.0", "1.5", "Infinity"),
+                   "'last_token_ts': expected a finite number, got inf"},
+        BadLogCase{"RepeatedRequestId", LogLine("r1", "10", "2", "1.0", "1.5", "2.0"),
+                   "request_id 'r1' repeats the request of line 1: the log was concatenated or "
+                   "a line duplicated"},
+        BadLogCase{"EmptyRequestId", LogLine("", "10", "2", "1.0", "1.5", "2.0"),
+                   "'request_id': an empty request id"},
+        BadLogCase{"NumericRequestId",
+                   "{\"request_id\": 3, \"input_toks\": 1, \"output_toks\": 1, \"queued_ts\": "
+                   "1, \"first_token_ts\": 1, \"last_token_ts\": 2}\n",
+                   "'request_id': expected a string, got a number"}));
+
+// The 1-based number of the line of `text` that starts with `prefix`; 0 when none does.
+int LineStartingWith(const std::string& text, const std::string& prefix) {
+  std::istringstream lines(text);
+  std::string line;
+  for (int line_no = 1; std::getline(lines, line); ++line_no) {
+    if (line.starts_with(prefix)) return line_no;
+  }
+  return 0;
+}
+
+std::string ReadText(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+TEST(MeasurementTest, VllmRequestLogConcatenatedWithItselfNamesTheRepeatAndTheFirstLine) {
+  const std::string log = ReadText(DataFile("vllm_requests_small.jsonl"));
+  ASSERT_EQ(log.back(), '\n');
+  const int lines = static_cast<int>(std::count(log.begin(), log.end(), '\n'));
+  const int first_r0 = LineStartingWith(log, "{\"request_id\": \"r0\"");
+  ASSERT_GT(first_r0, 0);
+  const std::string path = WriteTempFile("twice.jsonl", log + log);
+  EXPECT_THAT(LoadError(path, MeasurementFormat::kVllmRequestsJsonl),
+              HasSubstr(fmt::format("{}:{}: request_id 'r0' repeats the request of line {}", path,
+                                    lines + first_r0, first_r0)));
+}
+
+TEST(MeasurementTest, VllmRequestLogWithoutRequestIdsIsNotCheckedForRepeats) {
+  // Two requests of the same shape, timed alike, are possible: only an id tells a repeat.
+  const std::string line =
+      "{\"input_toks\": 3, \"output_toks\": 2, \"queued_ts\": 8, \"first_token_ts\": 9, "
+      "\"last_token_ts\": 10}\n";
+  const std::string path = WriteTempFile("no_ids.jsonl", line + line);
+  EXPECT_EQ(LoadMeasuredRequests(path, MeasurementFormat::kVllmRequestsJsonl).requests.size(), 2u);
+}
 
 TEST(MeasurementTest, VllmRequestLogWithNoRequestsIsAnError) {
   const std::string empty = WriteTempFile("empty.jsonl", "");
@@ -520,6 +571,40 @@ INSTANTIATE_TEST_SUITE_P(
                    "column 'prompt_tokens': '10.5' is not an integer token count"},
         BadCsvCase{"WordTokens", "0,ten,2,0.5,1",
                    "column 'prompt_tokens': 'ten' is not a number"}));
+
+TEST(MeasurementTest, RequestsCsvRejectsARepeatedRequestIdNamingTheFirstLine) {
+  const std::string csv = ReadText(DataFile("requests_small.csv"));
+  ASSERT_EQ(csv.back(), '\n');
+  const int lines = static_cast<int>(std::count(csv.begin(), csv.end(), '\n'));
+  const int first_r2 = LineStartingWith(csv, "r2,");
+  ASSERT_GT(first_r2, 0);
+  const std::string path = WriteTempFile("repeat.csv", csv + "r2,1.0,4.0,32,40,10.5\n");
+  EXPECT_THAT(LoadError(path, MeasurementFormat::kRequestsCsv),
+              HasSubstr(fmt::format("{}:{}: request_id 'r2' repeats the request of line {}", path,
+                                    lines + 1, first_r2)));
+}
+
+TEST(MeasurementTest, RequestsCsvRejectsAnEmptyRequestId) {
+  const std::string path =
+      WriteTempFile("empty_id.csv",
+                    "request_id,arrival_s,prompt_tokens,output_tokens,ttft_s,e2e_s\n,0,1,1,1,1\n");
+  EXPECT_THAT(LoadError(path, MeasurementFormat::kRequestsCsv),
+              HasSubstr(path + ":2: column 'request_id': an empty request id"));
+}
+
+TEST(MeasurementTest, RequestsCsvWithoutARequestIdColumnAcceptsIdenticalRows) {
+  const std::string path = WriteTempFile(
+      "no_ids.csv", "arrival_s,prompt_tokens,output_tokens,ttft_s,e2e_s\n0,1,1,1,1\n0,1,1,1,1\n");
+  EXPECT_EQ(LoadMeasuredRequests(path, MeasurementFormat::kRequestsCsv).requests.size(), 2u);
+}
+
+TEST(MeasurementTest, RequestsCsvRejectsARequestIdColumnNamedTwice) {
+  const std::string path = WriteTempFile(
+      "id_twice.csv",
+      "request_id,arrival_s,prompt_tokens,output_tokens,ttft_s,e2e_s,request_id\na,0,1,1,1,1,a\n");
+  EXPECT_THAT(LoadError(path, MeasurementFormat::kRequestsCsv),
+              HasSubstr(path + ":1: column 'request_id' appears twice in the header"));
+}
 
 TEST(MeasurementTest, RequestsCsvWithoutRowsIsAnError) {
   const std::string header_only =

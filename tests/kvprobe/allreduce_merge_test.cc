@@ -151,6 +151,38 @@ TEST(MergeAllreduceRows, MergedIntoTheCommittedH100ProfileKvsimReadsTheNewRows) 
   EXPECT_EQ(after.Table("gemm").size(), before.Table("gemm").size());
 }
 
+// A profile's last lines as kvprobe writes them: a blank line and the end marker.
+std::string EndLines() { return "\n" + std::string(kvsim::kProfileEndMarker) + "\n"; }
+
+TEST(MergeAllreduceRows, TheEndMarkerStaysLastAfterASectionAppended) {
+  const std::string merged =
+      MergeAllreduceRows(std::string(kHead) + EndLines(), "p.txt", EightGpuRows(), "new");
+  // As merged into a profile without the marker, then the marker.
+  EXPECT_EQ(merged, MergeAllreduceRows(kHead, "p.txt", EightGpuRows(), "new") + EndLines());
+}
+
+TEST(MergeAllreduceRows, TheEndMarkerStaysLastAfterTheLastSectionMerged) {
+  const std::string merged = MergeAllreduceRows(std::string(kHead) + "\n" + kSection + EndLines(),
+                                                "p.txt", EightGpuRows(), "");
+  EXPECT_EQ(merged,
+            MergeAllreduceRows(std::string(kHead) + "\n" + kSection, "p.txt", EightGpuRows(), "") +
+                EndLines());
+}
+
+TEST(MergeAllreduceRows, TheEndMarkerStaysLastAfterASectionInTheMiddleMerged) {
+  const std::string merged = MergeAllreduceRows(
+      std::string(kHead) + "\n" + kSection + kTail + EndLines(), "p.txt", EightGpuRows(), "");
+  EXPECT_EQ(merged, MergeAllreduceRows(std::string(kHead) + "\n" + kSection + kTail, "p.txt",
+                                       EightGpuRows(), "") +
+                        EndLines());
+}
+
+TEST(MergeAllreduceRows, AProfileWithoutTheEndMarkerGetsNone) {
+  // An earlier kvprobe's profile stays as its version wrote it.
+  EXPECT_THAT(MergeAllreduceRows(std::string(kHead) + "\n" + kSection, "p.txt", EightGpuRows(), ""),
+              Not(HasSubstr(std::string(kvsim::kProfileEndMarker))));
+}
+
 TEST(MergeAllreduceRows, AMalformedTargetSectionNamesItsLine) {
   const std::string head = kHead;  // 7 lines
   EXPECT_THAT(MergeError(head + "[allreduce]\ngpus,bytes\n"),

@@ -16,6 +16,8 @@
 #include <utility>
 #include <vector>
 
+#include "sim/core/check.h"
+#include "sim/timing/profile.h"
 #include "tests/testing/temp_dir.h"
 
 namespace kvprobe {
@@ -24,6 +26,8 @@ namespace {
 using ::testing::HasSubstr;
 
 constexpr const char* kFirstLine = "# kvprobe profile (format: tools/kvprobe/PROFILE_FORMAT.md)\n";
+// What every profile ends with: a blank line and the end marker kvsim looks for.
+const std::string kLastLines = "\n" + std::string(kvsim::kProfileEndMarker) + "\n";
 
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -94,17 +98,19 @@ TEST(ProfileWriterTest, RendersMetaThenTablesInTheOrderTheyWereAdded) {
                             "\n"
                             "[copy]\n"
                             "bytes,time_us,gbps\n"
-                            "1073741824,731.93,2934\n");
+                            "1073741824,731.93,2934\n" +
+                            kLastLines);
 }
 
 TEST(ProfileWriterTest, EmptyWriterRendersAnEmptyMetaSection) {
-  EXPECT_EQ(ProfileWriter().Render(), std::string(kFirstLine) + "[meta]\n");
+  EXPECT_EQ(ProfileWriter().Render(), std::string(kFirstLine) + "[meta]\n" + kLastLines);
 }
 
 TEST(ProfileWriterTest, EmptyTableIsRenderedAsItsHeaderOnly) {
   ProfileWriter w;
   w.AddTable("allreduce", {"gpus", "bytes"});
-  EXPECT_EQ(w.Render(), std::string(kFirstLine) + "[meta]\n\n[allreduce]\ngpus,bytes\n");
+  EXPECT_EQ(w.Render(),
+            std::string(kFirstLine) + "[meta]\n\n[allreduce]\ngpus,bytes\n" + kLastLines);
 }
 
 TEST(ProfileWriterTest, TableCountsItsRowsAndKnowsItsName) {
@@ -130,15 +136,15 @@ TEST(ProfileWriterTest, MetaReplacesAnExistingKeyInPlace) {
   w.Meta("a", "1");
   w.Meta("b", "2");
   w.Meta("a", "3");
-  EXPECT_EQ(w.Render(), std::string(kFirstLine) + "[meta]\na: 3\nb: 2\n");
+  EXPECT_EQ(w.Render(), std::string(kFirstLine) + "[meta]\na: 3\nb: 2\n" + kLastLines);
 }
 
 TEST(ProfileWriterTest, MetaValueMayHoldSpacesAndColons) {
   ProfileWriter w;
   w.Meta("date_utc", "2025-01-15T10:42:07Z");
   w.Meta("host", "");
-  EXPECT_EQ(w.Render(),
-            std::string(kFirstLine) + "[meta]\ndate_utc: 2025-01-15T10:42:07Z\nhost: \n");
+  EXPECT_EQ(w.Render(), std::string(kFirstLine) +
+                            "[meta]\ndate_utc: 2025-01-15T10:42:07Z\nhost: \n" + kLastLines);
 }
 
 TEST(ProfileWriterTest, MalformedMetaKeysAndValuesThrow) {
@@ -150,7 +156,7 @@ TEST(ProfileWriterTest, MalformedMetaKeysAndValuesThrow) {
   EXPECT_THROW(w.Meta("gpu\nname", "1"), std::invalid_argument);
   EXPECT_THROW(w.Meta("host", "a\nb"), std::invalid_argument);
   EXPECT_THROW(w.Meta("host", "a\rb"), std::invalid_argument);
-  EXPECT_EQ(w.Render(), std::string(kFirstLine) + "[meta]\n");
+  EXPECT_EQ(w.Render(), std::string(kFirstLine) + "[meta]\n" + kLastLines);
 }
 
 TEST(ProfileWriterTest, RowWithTheWrongFieldCountThrowsAndIsNotAdded) {
@@ -186,7 +192,7 @@ TEST(ProfileWriterTest, DuplicateTableThrows) {
   ProfileWriter w;
   w.AddTable("vmm", {"call"});
   EXPECT_THROW(w.AddTable("vmm", {"other"}), std::invalid_argument);
-  EXPECT_EQ(w.Render(), std::string(kFirstLine) + "[meta]\n\n[vmm]\ncall\n");
+  EXPECT_EQ(w.Render(), std::string(kFirstLine) + "[meta]\n\n[vmm]\ncall\n" + kLastLines);
 }
 
 TEST(ProfileWriterTest, BadTableNamesThrow) {
@@ -238,8 +244,6 @@ TEST(ProfileWriterTest, WriteToAnUnwritablePathThrowsNamingIt) {
 
 }  // namespace
 }  // namespace kvprobe
-
-#include "sim/timing/profile.h"
 
 namespace kvprobe {
 namespace {
@@ -297,6 +301,53 @@ TEST(ProfileWriterAndKvsimReader, WhatKvprobeWritesKvsimReadsBack) {
   std::remove(path.c_str());
 }
 
+TEST(ProfileWriterAndKvsimReader, AProfileOfThisKvprobeCutAnywhereAfterItsVersionIsCutShort) {
+  ProfileWriter w;
+  for (const schema::Field& f : schema::kMeta.fields) {
+    w.Meta(f.name, f.type == schema::Type::kText ? "x" : "1");
+  }
+  w.Meta(schema::meta::kKvprobeVersion, std::string(kvsim::kFirstKvprobeWithEndMarker));
+  for (const schema::Section& s : schema::kSections) {
+    if (s.layout != schema::Layout::kTable) continue;
+    std::vector<std::string> row;
+    for (const schema::Field& f : s.fields) {
+      row.push_back(f.type == schema::Type::kText ? "x" : "12.5");
+    }
+    w.AddTable(s).Row(row);
+  }
+  const std::string text = w.Render();
+  ASSERT_TRUE(text.ends_with(std::string(kvsim::kProfileEndMarker) + "\n"));
+  EXPECT_NO_THROW(kvsim::ParseProfile(text, "p.txt"));
+  // Every cut from the end of the version line to the marker's last character.
+  const std::string version_line = std::string(schema::meta::kKvprobeVersion) + ": " +
+                                   std::string(kvsim::kFirstKvprobeWithEndMarker) + "\n";
+  const size_t first_cut = text.find(version_line) + version_line.size();
+  for (size_t cut = first_cut; cut + 1 < text.size(); ++cut) {
+    try {
+      kvsim::ParseProfile(text.substr(0, cut), "p.txt");
+      ADD_FAILURE() << "read a profile cut at byte " << cut;
+    } catch (const kvsim::InputError& e) {
+      EXPECT_THAT(e.what(),
+                  HasSubstr("p.txt: ends without the end marker kvprobe writes last: the file is "
+                            "cut short"))
+          << "cut at byte " << cut;
+    }
+  }
+}
+
+TEST(KvprobeVersion, TheKvprobeBuiltHereWritesTheEndMarkerKvsimRequiresOfIt) {
+  // The version kvprobe writes into [meta] is the build's KVPROBE_VERSION_STRING.
+  const std::string cmake =
+      ReadFile(std::string(KVSIM_SOURCE_DIR) + "/tools/kvprobe/CMakeLists.txt");
+  const std::string key = "set(KVPROBE_VERSION_STRING \"";
+  const size_t at = cmake.find(key);
+  ASSERT_NE(at, std::string::npos);
+  const std::string version =
+      cmake.substr(at + key.size(), cmake.find('"', at + key.size()) - at - key.size());
+  EXPECT_TRUE(kvsim::KvprobeWritesEndMarker(version)) << version;
+  EXPECT_THAT(cmake, HasSubstr("project(kvprobe VERSION " + version + " "));
+}
+
 // ---- The profile schema --------------------------------------------------------
 
 // The lines of a file of the repository.
@@ -323,7 +374,7 @@ TEST(ProfileSchemaTest, TablesHaveTheHeadersOfTheCommittedH200Profile) {
     ProfileWriter w;
     w.AddTable(s);
     EXPECT_EQ(w.Render(), std::string(kFirstLine) + "[meta]\n\n" + SectionLine(s) + "\n" +
-                              headers[SectionLine(s)] + "\n");
+                              headers[SectionLine(s)] + "\n" + kLastLines);
   }
 }
 

@@ -2,10 +2,12 @@
 // tools/kvprobe/PROFILE_FORMAT.md rejected with "file:line", and the VMM latencies.
 #include "sim/timing/profile.h"
 
+#include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -17,6 +19,7 @@ namespace kvsim {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 constexpr const char* kFixture = KVSIM_TEST_DATA_DIR "/timing/h100_profile.txt";
 constexpr const char* kPath = "p.txt";  // the name parsed strings are read as
@@ -391,6 +394,117 @@ TEST(Profile, AMissingFileIsAnErrorNamingIt) {
 
 TEST(Profile, AnEmptyFileLacksTheMetaSectionAtLineOne) {
   EXPECT_THAT(ParseError({}), HasSubstr("p.txt:1: required section [meta] is missing"));
+}
+
+// ---- A file cut short ----------------------------------------------------------
+
+TEST(Profile, ARowCutMidwayIsAnErrorEvenWithoutTheEndMarker) {
+  // An earlier kvprobe's profile cut inside its last row: the line has no newline and
+  // too few fields.
+  const std::string whole = Join(MinimalLines());
+  const std::string cut = whole.substr(0, whole.rfind(",334.63"));
+  try {
+    ParseProfile(cut, kPath);
+    FAIL() << "expected an InputError";
+  } catch (const InputError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("p.txt:30: [prefill_attention] row has 8 fields, the header "
+                                    "has 9"));
+  }
+}
+
+TEST(Profile, VersionsFromTheFirstThatWritesTheEndMarkerOnAreComparedNumerically) {
+  EXPECT_EQ(kFirstKvprobeWithEndMarker, "0.3.16");
+  for (const char* later : {"0.3.16", "0.3.17", "0.3.100", "0.4", "0.10.0", "1", "0.3.16-dirty"}) {
+    EXPECT_TRUE(KvprobeWritesEndMarker(later)) << later;
+  }
+  for (const char* earlier : {"0.3.15", "0.3.9", "0.3", "0.1.0", "0.2.99", "", "dev", "v0.3.16"}) {
+    EXPECT_FALSE(KvprobeWritesEndMarker(earlier)) << earlier;
+  }
+}
+
+// MinimalLines() as the kvprobe that writes the end marker writes it: its version, a blank
+// line and the marker last.
+std::vector<std::string> MarkedLines() {
+  std::vector<std::string> lines = MinimalLines();
+  lines[2] = "kvprobe_version: " + std::string(kFirstKvprobeWithEndMarker);
+  lines.push_back("");
+  lines.emplace_back(kProfileEndMarker);
+  return lines;
+}
+
+TEST(Profile, AProfileEndingWithTheEndMarkerIsWhole) {
+  EXPECT_EQ(ParseProfile(Join(MarkedLines()), kPath).Table("prefill_attention").size(), 1u);
+  // Blank lines, spaces and a carriage return after it change nothing.
+  EXPECT_NO_THROW(ParseProfile(Join(MarkedLines()) + "\n  \r\n", kPath));
+  std::string crlf = Join(MarkedLines());
+  crlf.insert(crlf.size() - 1, "\r");
+  EXPECT_NO_THROW(ParseProfile(crlf, kPath));
+}
+
+TEST(Profile, AProfileOfAKvprobeThatWritesTheEndMarkerIsCutShortWithoutIt) {
+  std::vector<std::string> lines = MarkedLines();
+  lines.resize(lines.size() - 2);  // cut after the last row: nothing else is missing
+  EXPECT_THAT(ParseError(lines),
+              HasSubstr(fmt::format("p.txt: ends without the end marker kvprobe writes last: the "
+                                    "file is cut short (kvprobe_version {} ends every profile "
+                                    "with the line '{}'; this file ends at line {})",
+                                    kFirstKvprobeWithEndMarker, kProfileEndMarker, lines.size())));
+}
+
+TEST(Profile, ACutThatShortensARowOrDropsASectionIsNamedCutShort) {
+  // Cut inside the last number: every field still there, the value wrong.
+  const std::string whole = Join(MarkedLines());
+  const std::string in_number = whole.substr(0, whole.rfind("34.63"));
+  // Cut inside the last row: too few fields.
+  const std::string in_row = whole.substr(0, whole.rfind(",334.63"));
+  // Cut before the last required section.
+  const std::string in_sections = whole.substr(0, whole.find("[prefill_attention]"));
+  // Cut inside the marker itself.
+  const std::string in_marker = whole.substr(0, whole.size() - 4);
+  for (const std::string& text : {in_number, in_row, in_sections, in_marker}) {
+    try {
+      ParseProfile(text, kPath);
+      ADD_FAILURE() << "a cut profile was read: ..." << text.substr(text.size() - 30);
+    } catch (const InputError& e) {
+      EXPECT_THAT(e.what(), HasSubstr("p.txt: ends without the end marker kvprobe writes last"));
+    }
+  }
+  // Only the final newline gone: the marker is whole, and so is the file.
+  EXPECT_NO_THROW(ParseProfile(whole.substr(0, whole.size() - 1), kPath));
+}
+
+TEST(Profile, AnotherProfileAppendedAfterTheEndMarkerIsCutShortToo) {
+  // Two files concatenated: the first's marker is in the middle, the second cut.
+  std::vector<std::string> lines = MarkedLines();
+  lines.push_back("# another copy");
+  EXPECT_THAT(ParseError(lines), HasSubstr("p.txt: ends without the end marker"));
+}
+
+TEST(Profile, ACutInMetaBeforeTheVersionIsNamedByWhatIsMissing) {
+  // Without kvprobe_version nothing says the file should end with the marker.
+  std::vector<std::string> lines = MarkedLines();
+  lines.resize(2);
+  EXPECT_THAT(ParseError(lines), HasSubstr("p.txt:2: required section [vmm] is missing"));
+}
+
+TEST(Profile, EveryCommittedProfileOfAnEarlierKvprobeIsReadWithoutTheEndMarker) {
+  int profiles = 0;
+  for (const char* dir : {KVSIM_SOURCE_DIR "/models/profiles", KVSIM_TEST_DATA_DIR "/timing"}) {
+    for (const auto& entry : std::filesystem::recursive_directory_iterator(dir)) {
+      if (entry.path().extension() != ".txt") continue;
+      std::ifstream in(entry.path());
+      std::stringstream text;
+      text << in.rdbuf();
+      if (!text.str().starts_with("# kvprobe profile")) continue;
+      SCOPED_TRACE(entry.path().string());
+      // Partial runs (kvprobe --only) hold [meta] and some sections.
+      const Profile p = LoadProfile(entry.path().string(), RequiredSections::kMetaOnly);
+      EXPECT_FALSE(KvprobeWritesEndMarker(p.MetaText("kvprobe_version")));
+      EXPECT_THAT(text.str(), Not(HasSubstr(std::string(kProfileEndMarker))));
+      ++profiles;
+    }
+  }
+  EXPECT_GE(profiles, 50);
 }
 
 // ---- VMM latencies -----------------------------------------------------------

@@ -162,6 +162,19 @@ TEST(StepRows, ARowThatComputesNothingIsAnError) {
               HasSubstr("p.txt:117: [step] the row computes nothing"));
 }
 
+TEST(StepRows, DecodingSequencesWithoutACachedContextAreAnError) {
+  // A sequence decodes after its prompt: at least one token is cached.
+  EXPECT_THAT(StepError(WithStepRows({"Llama-3-8B,1,contiguous,0,16,0,0,6266.63,1"})),
+              HasSubstr("p.txt:117: [step] decoding sequences need context_tokens > 0, got 0"));
+  EXPECT_THAT(StepError(WithStepRows({"Llama-3-8B,1,paged,16,8,0,256,9000,1"})),
+              HasSubstr("p.txt:117: [step] decoding sequences need context_tokens > 0, got 0"));
+  // A prefill chunk alone has no context: 0 is what kvprobe writes there.
+  EXPECT_EQ(ReadStepRows(
+                ParseProfile(WithStepRows({"Llama-3-8B,1,contiguous,0,0,0,1024,30000,0"}), kPath))
+                .size(),
+            1u);
+}
+
 TEST(StepRows, TimeMustBePositiveAndGraphZeroOrOne) {
   EXPECT_THAT(StepError(WithStepRows({"Llama-3-8B,1,contiguous,0,16,2048,0,0,1"})),
               HasSubstr("p.txt:117: [step] time_us must be positive, got 0"));
@@ -361,6 +374,102 @@ TEST(ValidateProfile, AProfileOfAnotherGpuIsRefused) {
   EXPECT_THROW(ValidateProfile(LoadProfile(kStepProfile), a100, LoadFromModels, {}), InputError);
 }
 
+// ---- Rows no GPU of the card can have measured -----------------------------------------
+
+// The message of validating `text` on the H200 card ("" when it validates).
+std::string ValidateError(const std::string& text) {
+  try {
+    ValidateProfile(ParseProfile(text, kPath), H200(), LoadFromModels, {});
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(Plausibility, TheLeastWeightBytesOfADenseModelAreItsLayersAndLmHeadSplitOverTheRanks) {
+  const ModelSpec m = Card("Llama-3-8B");
+  // Q and O 4096 x 4096, K and V 4096 x (8 x 128), gate, up and down 4096 x 14336: 218.1M
+  // parameters a layer, 32 layers, and the LM head 128,256 x 4096, all 2 bytes.
+  const double layer = 2.0 * 4096 * 4096 + 2.0 * 4096 * 8 * 128 + 3.0 * 4096 * 14336;
+  const double bytes = (32 * layer + 128256.0 * 4096) * 2;  // 15.01 GB
+  EXPECT_DOUBLE_EQ(MinWeightBytesPerRank(m, 1), bytes);
+  EXPECT_DOUBLE_EQ(MinWeightBytesPerRank(m, 2), bytes / 2);
+  // The input embedding, which a pass reads only its tokens' rows of, is all the rest.
+  EXPECT_DOUBLE_EQ(static_cast<double>(m.WeightBytesPerRank(1)) - bytes, 128256.0 * 4096 * 2);
+}
+
+TEST(Plausibility, TheLeastWeightBytesOfAMixtureOfExpertsHoldOnlyTheExpertsATokenIsRoutedTo) {
+  const ModelSpec m = Card("Mixtral-8x7B");
+  ASSERT_EQ(m.experts_per_token, 2);
+  ASSERT_EQ(m.num_experts, 8);
+  // Attention and the router of 8 experts, and 2 of the 8 MLPs, in each of 32 layers.
+  const double attention = 2.0 * 4096 * 4096 + 2.0 * 4096 * 8 * 128 + 4096.0 * 8;
+  const double layer = attention + 2 * 3.0 * 4096 * 14336;
+  EXPECT_DOUBLE_EQ(MinWeightBytesPerRank(m, 1), (32 * layer + 32000.0 * 4096) * 2);
+}
+
+TEST(Plausibility, APassFasterThanThePeakBandwidthReadsTheWeightsOnceIsPhysicallyImpossible) {
+  const GpuSpec h200 = H200();
+  const double bytes = MinWeightBytesPerRank(Card("Llama-3-8B"), 1);
+  const double least_us = bytes / h200.hbm_bandwidth_bytes_per_s * 1e6;  // 3,127 us
+  const auto row = [](double time_us) {
+    return WithStepRows({fmt::format("Llama-3-8B,1,contiguous,0,16,2048,0,{},1", time_us)});
+  };
+  EXPECT_THAT(ValidateError(row(1e-9)),
+              AllOf(HasSubstr(fmt::format("p.txt:117: [step] time_us 1e-09 is below {:.1f} us, "
+                                          "the least in which the H200 card's peak bandwidth of "
+                                          "4800 GB/s reads the {:.2f} GB of Llama-3-8B's weights",
+                                          least_us, bytes * 1e-9)),
+                    HasSubstr("at tensor_parallel 1: physically impossible")));
+  EXPECT_THAT(ValidateError(row(0.999 * least_us)), HasSubstr("p.txt:117: [step] time_us"));
+  EXPECT_EQ(ValidateError(row(1.001 * least_us)), "");
+}
+
+TEST(Plausibility, AtTwoGpusEachReadsHalfTheWeightsSoHalfTheTimeIsPossible) {
+  const double least_us =
+      MinWeightBytesPerRank(Card("Llama-3-8B"), 2) / H200().hbm_bandwidth_bytes_per_s * 1e6;
+  const auto row = [](double time_us) {
+    return WithStepRows({fmt::format("Llama-3-8B,2,contiguous,0,16,2048,0,{},1", time_us)});
+  };
+  // No [gemm] rows at TP 2: the row is not predicted, but still checked.
+  EXPECT_THAT(ValidateError(row(0.999 * least_us)), HasSubstr("p.txt:117: [step] time_us "));
+  EXPECT_EQ(ValidateError(row(1.001 * least_us)), "");
+}
+
+TEST(Plausibility, AContextWhoseKeysAndValuesOfOneLayerExceedTheGpusMemoryIsAnError) {
+  // One layer's K and V of a token: 2 x 8 KV heads x 128 x 2 bytes = 4 KiB. The H200
+  // card's memory holds them for memory_bytes / 4096 tokens; a sequence decoding with
+  // that many cached tokens (itself one more) exceeds it.
+  const GpuSpec h200 = H200();
+  const int64_t fit_tokens = h200.memory_bytes / (2 * 8 * 128 * 2);
+  const std::string message = ValidateError(
+      WithStepRows({fmt::format("Llama-3-8B,1,contiguous,0,1,{},0,1e6,1", fit_tokens)}));
+  EXPECT_THAT(message, HasSubstr(fmt::format(
+                           "p.txt:117: [step] the K and V of its tokens in one layer of Llama-3-8B "
+                           "take {:.1f} GB on each GPU, beyond the H200 card's {:.1f} GB",
+                           static_cast<double>(fit_tokens + 1) * 4096 * 1e-9,
+                           static_cast<double>(h200.memory_bytes) * 1e-9)));
+  // A chunk of as many tokens, and sequences that together hold them, likewise.
+  EXPECT_THAT(ValidateError(WithStepRows(
+                  {fmt::format("Llama-3-8B,1,contiguous,0,0,0,{},1e6,1", fit_tokens + 1)})),
+              HasSubstr("p.txt:117: [step] the K and V of its tokens"));
+  EXPECT_THAT(ValidateError(WithStepRows(
+                  {fmt::format("Llama-3-8B,1,paged,16,2,{},0,1e6,1", fit_tokens / 2)})),
+              HasSubstr("p.txt:117: [step] the K and V of its tokens"));
+}
+
+TEST(Plausibility, ContextsBeyondTheModelsMaxContextAreMeasuredPassesAndAccepted) {
+  // kvprobe's step grid runs 8,192-token contexts and chunks of up to 16,384 tokens for
+  // every card; the committed H200 profiles hold such rows of Llama-3-8B (8,192 max).
+  ASSERT_EQ(Card("Llama-3-8B").max_context_tokens, 8192);
+  const Validation v =
+      ValidateProfile(ParseProfile(WithStepRows({"Llama-3-8B,1,contiguous,0,1,8192,0,4806.4,1",
+                                                 "Llama-3-8B,1,contiguous,0,0,0,16384,571518,1"}),
+                                   kPath),
+                      H200(), LoadFromModels, {});
+  EXPECT_EQ(v.rows.size(), 2u);
+}
+
 // ---- Summaries and the printed table -------------------------------------------------
 
 // Another run's passes alone, as kvprobe --only step writes them: the test profile's
@@ -429,6 +538,18 @@ TEST(ValidateProfile, AnotherRunWithoutStepRowsIsRefusedNamingItsFile) {
     ADD_FAILURE() << "expected an InputError";
   } catch (const InputError& e) {
     EXPECT_THAT(e.what(), HasSubstr("steps.txt: no [step] rows"));
+  }
+}
+
+TEST(Plausibility, ARowOfAnotherRunIsCheckedAtItsOwnFileAndLine) {
+  const Profile steps = ParseProfile(StepsOnly({"Llama-3-8B,1,contiguous,0,16,2048,0,6668.440,1",
+                                                "Llama-3-8B,1,contiguous,0,16,4096,0,0.5,1"}),
+                                     "steps.txt", RequiredSections::kMetaOnly);
+  try {
+    ValidateProfile(LoadProfile(kStepProfile), steps, H200(), LoadFromModels, {});
+    ADD_FAILURE() << "expected an InputError";
+  } catch (const InputError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("steps.txt:20: [step] time_us 0.5 is below"));
   }
 }
 

@@ -7,6 +7,7 @@
 #include <stdexcept>
 #include <utility>
 
+#include "sim/timing/profile.h"
 #include "tools/kvprobe/host/profile_writer.h"
 #include "tools/kvprobe/host/text.h"
 
@@ -146,6 +147,18 @@ std::string Render(const std::vector<std::string>& lines, const SectionSpan& spa
   return out;
 }
 
+// Takes the end marker (kvsim::kProfileEndMarker) off `lines` when it is their last
+// non-blank line, with the blank lines before it; whether it was there.
+bool TakeEndMarker(std::vector<std::string>& lines) {
+  size_t last = lines.size();
+  while (last > 0 && Trim(lines[last - 1]).empty()) --last;
+  if (last == 0 || Trim(lines[last - 1]) != kvsim::kProfileEndMarker) return false;
+  --last;
+  while (last > 0 && Trim(lines[last - 1]).empty()) --last;
+  lines.resize(last);
+  return true;
+}
+
 }  // namespace
 
 std::string MergeAllreduceRows(const std::string& target, const std::string& target_name,
@@ -159,11 +172,15 @@ std::string MergeAllreduceRows(const std::string& target, const std::string& tar
     std::istringstream in(target);
     for (std::string line; std::getline(in, line);) lines.push_back(line);
   }
+  // The end marker stays the last line, after a section appended or the last one merged.
+  const bool marked = TakeEndMarker(lines);
   const SectionSpan span = LocateSection(lines);
   if (span.section < lines.size()) KeepOldRows(lines, span, target_name, new_counts, merged);
   std::stable_sort(merged.begin(), merged.end(),
                    [](const auto& a, const auto& b) { return a.first < b.first; });
-  return Render(lines, span, merged, note);
+  std::string out = Render(lines, span, merged, note);
+  if (marked) out += "\n" + std::string(kvsim::kProfileEndMarker) + "\n";
+  return out;
 }
 
 std::string ProfileGpuName(const std::string& profile_text) {

@@ -15,7 +15,8 @@ using AllreduceRow = std::vector<std::string>;
 // GPU count in `rows` replaced by `rows`, the other counts' rows kept, and the rows
 // ordered by GPU count then bytes. `note` becomes a "# [allreduce] ..." comment line
 // above the section, after the comments already there; other sections are kept as
-// they are. Without an [allreduce] section, one is appended. Throws
+// they are. Without an [allreduce] section, one is appended. The end marker of a
+// profile (kvsim::kProfileEndMarker), when it is the target's last line, stays last. Throws
 // std::runtime_error naming target_name:line when the target's section has another
 // header, a row with another field count, or a non-numeric gpus or bytes field, and
 // std::invalid_argument for malformed `rows` (wrong field count, empty).

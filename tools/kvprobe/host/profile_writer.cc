@@ -6,6 +6,8 @@
 #include <fstream>
 #include <stdexcept>
 
+#include "sim/timing/profile.h"
+
 namespace kvprobe {
 namespace {
 
@@ -136,6 +138,10 @@ std::string ProfileWriter::Render() const {
       out += "\n";
     }
   }
+  // Last, what tells a reader the file is whole (kvsim requires it from this version on).
+  out += "\n";
+  out += kvsim::kProfileEndMarker;
+  out += "\n";
   return out;
 }
 

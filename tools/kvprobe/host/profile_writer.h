@@ -60,7 +60,8 @@ class ProfileWriter {
   Table& AddTable(const schema::Section& table);
 
   // The profile text: [meta], then the tables in the order they were added (empty
-  // tables are written as a header only).
+  // tables are written as a header only), then a blank line and the end marker
+  // (kvsim::kProfileEndMarker, sim/timing/profile.h), the last line.
   std::string Render() const;
 
   // Writes Render() to `path`. Throws std::runtime_error if it cannot.
