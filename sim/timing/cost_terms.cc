@@ -280,11 +280,35 @@ double CostTerms::IterationSeconds(double gpu_s, const CostInputs& in) const {
   return forward_s + cpu_s;
 }
 
-std::vector<std::string> CostTerms::Assumptions() const {
-  std::vector<std::string> out;
-  std::string fitted;
+std::string CostTerms::EngineAssumption() const {
+  std::string fitted, configured;
+  size_t set = 0;
   for (const std::string& f : engine_.fitted) fitted += (fitted.empty() ? "" : ", ") + f;
-  out.push_back(fmt::format(
+  for (const auto& [key, value] : engine_.configured) {
+    if (std::find(engine_.fitted.begin(), engine_.fitted.end(), key) != engine_.fitted.end()) {
+      continue;  // the calibration's value replaced the config's
+    }
+    configured += fmt::format("{}{} {}", configured.empty() ? "" : ", ", key, value);
+    ++set;
+  }
+  // Where the terms come from: the preset's sourced estimates unless fitted or set.
+  std::string whence;
+  if (!fitted.empty()) {
+    whence = fmt::format("has {} fitted to measured runs (timing.calibration)", fitted);
+  }
+  if (!configured.empty()) {
+    whence += fmt::format("{}has {} as the config sets {}", whence.empty() ? "" : "; ", configured,
+                          set == 1 ? "it" : "them");
+  }
+  const bool none = engine_.preset == EngineConfig::Preset::kNone;
+  if (whence.empty()) {
+    whence = none ? "charges no engine CPU time at all: an idealisation, not an estimate"
+                  : "is a sourced estimate, not fitted to this engine";
+  } else {
+    whence += none ? "; the other terms are the preset's zeros"
+                   : "; the other terms are the preset's sourced estimates";
+  }
+  return fmt::format(
       "timing.engine: preset {} (per iteration {:.4g} ms, per sequence {:.4g} us, per prefill "
       "token {:.4g} us, block-table entry {:.4g} us, kernel gap {:.4g} us{}) {}",
       EnginePresetName(engine_.preset), engine_.per_iteration_s * 1e3, engine_.per_seq_s * 1e6,
@@ -294,10 +318,12 @@ std::vector<std::string> CostTerms::Assumptions() const {
                            : fmt::format(", eager launch {:.4g} us per layer, {} kernels per layer",
                                          engine_.launch_per_layer_s * 1e6, KernelsPerLayer())) +
           (engine_.fused_kernels ? "" : ", unfused operators"),
-      fitted.empty() ? "is a sourced estimate, not fitted to this engine"
-                     : fmt::format("has {} fitted to measured runs (timing.calibration); the "
-                                   "other terms are the preset's sourced estimates",
-                                   fitted)));
+      whence);
+}
+
+std::vector<std::string> CostTerms::Assumptions() const {
+  std::vector<std::string> out;
+  out.push_back(EngineAssumption());
   if (engine_.host_cpu == kHostFromDeployment) {
     out.push_back(fmt::format(
         "timing.engine: the CPU terms above are the preset's (or config's) divided by the host "

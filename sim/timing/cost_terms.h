@@ -79,6 +79,9 @@ struct EngineConfig {
   // The fields above that `kvsim fit` fitted to measured runs (timing.calibration),
   // by key name, e.g. "per_seq_s"; the others keep the preset's sourced values.
   std::vector<std::string> fitted;
+  // The fields the config (or --set, or a compare entry's set:) states over the
+  // preset, by key name with the value as written, e.g. {"per_iteration_s", "0.001"}.
+  std::vector<std::pair<std::string, std::string>> configured;
 };
 
 // timing.engine.preset.
@@ -233,6 +236,9 @@ class CostTerms {
   double IterationSeconds(double gpu_s, const CostInputs& in) const;
 
   // Sentences naming each term this run uses that no measurement backs.
+  // The engine terms and where each comes from: the preset's sourced estimates,
+  // fitted (timing.calibration) or set by the config.
+  std::string EngineAssumption() const;
   std::vector<std::string> Assumptions() const;
 
   const EngineConfig& engine() const { return engine_; }

@@ -443,12 +443,29 @@ TEST(CostTerms, TheEagerPresetLaunchesKernelsFromTheCpu) {
 
 TEST(CostTerms, AssumptionsNameTheEnginePreset) {
   CostConfig c = NoEngine();
+  EXPECT_THAT(Terms(c).Assumptions(),
+              ElementsAre("timing.engine: preset none (per iteration 0 ms, per sequence 0 us, per "
+                          "prefill token 0 us, block-table entry 0 us, kernel gap 0 us) charges no "
+                          "engine CPU time at all: an idealisation, not an estimate"));
+  // Terms the config sets are named as the config's, never as the preset's.
   c.engine.per_iteration_s = 2e-3;
   c.engine.per_seq_s = 5e-6;
+  c.engine.configured = {{"per_iteration_s", "0.002"}, {"per_seq_s", "5e-6"}};
   EXPECT_THAT(Terms(c).Assumptions(),
               ElementsAre("timing.engine: preset none (per iteration 2 ms, per sequence 5 us, per "
-                          "prefill token 0 us, block-table entry 0 us, kernel gap 0 us) is a "
-                          "sourced estimate, not fitted to this engine"));
+                          "prefill token 0 us, block-table entry 0 us, kernel gap 0 us) has "
+                          "per_iteration_s 0.002, per_seq_s 5e-6 as the config sets them; the "
+                          "other terms are the preset's zeros"));
+  CostConfig v1;
+  v1.engine = EnginePresetDefaults(EngineConfig::Preset::kVllmV1);
+  v1.engine.per_iteration_s = 1e-3;
+  v1.engine.per_seq_s = 2e-6;
+  v1.engine.configured = {{"per_iteration_s", "0.001"}, {"per_seq_s", "1e-6"}};
+  v1.engine.fitted = {"per_seq_s"};  // the calibration's value replaced the config's
+  EXPECT_THAT(Terms(v1).Assumptions().front(),
+              HasSubstr("us) has per_seq_s fitted to measured runs (timing.calibration); has "
+                        "per_iteration_s 0.001 as the config sets it; the other terms are the "
+                        "preset's sourced estimates"));
   CostConfig eager;
   eager.engine = EnginePresetDefaults(EngineConfig::Preset::kEager);
   const std::vector<std::string> a = Terms(eager).Assumptions();
