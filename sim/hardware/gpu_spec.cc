@@ -78,7 +78,7 @@ GpuSpec::Efficiencies ReadEfficiencies(const YAML::Node& node, const std::string
 }  // namespace
 
 GpuSpec LoadGpuSpec(const std::string& path) {
-  static constexpr std::array<std::string_view, 13> kKeys = {"name",
+  static constexpr std::array<std::string_view, 14> kKeys = {"name",
                                                              "memory_bytes",
                                                              "hbm_bandwidth_bytes_per_s",
                                                              "bf16_flops_per_s",
@@ -90,6 +90,7 @@ GpuSpec LoadGpuSpec(const std::string& path) {
                                                              "efficiency",
                                                              "host_cpu",
                                                              "host_cpu_speed",
+                                                             "gpus_per_host",
                                                              "source"};
   // Keys of earlier cards, refused so that a figure nothing reads is not kept as if
   // it mattered.
@@ -130,6 +131,12 @@ GpuSpec LoadGpuSpec(const std::string& path) {
   if (card.Has("host_cpu")) {
     g.host_cpu = card.String("host_cpu");
     g.host_cpu_speed = card.DoubleIn("host_cpu_speed", 0.05, 10, "relative single-thread speed");
+  }
+  // Up to 576: the largest NVLink domain NVIDIA names (GB200 NVL576).
+  if (card.Has("gpus_per_host")) g.gpus_per_host = card.PositiveInt("gpus_per_host");
+  if (g.gpus_per_host > 576) {
+    throw InputError(fmt::format("{}:{}: key 'gpus_per_host': expected at most 576, got {}", path,
+                                 card.LineOfKey("gpus_per_host"), g.gpus_per_host));
   }
   card.String("source");  // required for provenance; not used by the simulator
   return g;

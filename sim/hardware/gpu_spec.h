@@ -14,6 +14,10 @@ struct GpuSpec {
   double bf16_flops_per_s = 0;            // dense bf16 tensor-core peak
   double link_bandwidth_bytes_per_s = 0;  // GPU-GPU, per direction, per GPU
   double price_per_hour = 0;              // USD per GPU-hour; user-editable
+  // Optional: the GPUs of one host that link_bandwidth_bytes_per_s joins (an NVLink
+  // domain, or a PCIe host's GPUs). Tensor parallelism beyond it would cross hosts
+  // over the network, which kvsim does not model, and is refused. 0: not given.
+  int64_t gpus_per_host = 0;
   // Device names as the CUDA driver reports them (cudaDeviceProp::name, kvprobe's
   // gpu_name) for this GPU; a profile measured on another device is refused. Empty:
   // not checked (a caveat says so).
@@ -50,7 +54,8 @@ struct GpuSpec {
 // Every key above plus `source` (a non-empty string) is required. memory_bytes is a
 // positive plain decimal integer; the rates are positive finite numbers; price_per_hour
 // may be 0. Optional: device_names, a non-empty list of strings; host_cpu (a name)
-// and host_cpu_speed (in [0.05, 10]), both or neither. Messages read
+// and host_cpu_speed (in [0.05, 10]), both or neither; gpus_per_host, an integer in [1,
+// 576]. Messages read
 // "path:line: key 'k': what, got 'v'". A key earlier cards carried and kvsim no longer
 // reads (host_link_bandwidth_bytes_per_s) is refused as removed, with its line.
 GpuSpec LoadGpuSpec(const std::string& path);

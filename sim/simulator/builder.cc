@@ -148,6 +148,13 @@ std::string DefaultModelsDir() { return DataDir() + "/models"; }
 
 MemoryPlan PlanMemory(const ModelSpec& model, const GpuSpec& gpu, const ScenarioConfig& c) {
   const DeploymentConfig& d = c.deployment;
+  if (gpu.gpus_per_host > 0 && d.tensor_parallel > gpu.gpus_per_host) {
+    Fail(c, "deployment.tensor_parallel",
+         fmt::format("{} GPUs span more than one {} host ({} GPUs, the card's gpus_per_host): "
+                     "kvsim times tensor parallelism over the host's GPU-GPU link only, not "
+                     "across hosts; use at most {} and more replicas",
+                     d.tensor_parallel, gpu.name, gpu.gpus_per_host, gpu.gpus_per_host));
+  }
   if (model.num_heads % d.tensor_parallel != 0) {
     Fail(c, "deployment.tensor_parallel",
          fmt::format("{} attention heads of {} do not split over {} GPUs", model.num_heads,

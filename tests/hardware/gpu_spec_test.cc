@@ -280,6 +280,22 @@ TEST_F(MalformedGpuCard, AMemorySizeNoGpuHasIsRejectedWithItsLine) {
       int64_t{1} << 30);
 }
 
+TEST_F(MalformedGpuCard, GpusPerHostIsAPositiveIntegerUpToTheLargestNvlinkDomain) {
+  EXPECT_EQ(LoadGpuSpec(
+                Write("host8.yaml", Edit("price_per_hour", "price_per_hour: 1\ngpus_per_host: 8")))
+                .gpus_per_host,
+            8);
+  EXPECT_EQ(LoadGpuSpec(Write("unstated.yaml", Edit("price_per_hour", "price_per_hour: 1")))
+                .gpus_per_host,
+            0);
+  EXPECT_THAT(
+      ErrorOf(Write("zero.yaml", Edit("price_per_hour", "price_per_hour: 1\ngpus_per_host: 0"))),
+      AllOf(HasSubstr("'gpus_per_host'"), HasSubstr("expected a positive integer")));
+  EXPECT_THAT(
+      ErrorOf(Write("huge.yaml", Edit("price_per_hour", "price_per_hour: 1\ngpus_per_host: 1000"))),
+      AllOf(HasSubstr("huge.yaml:7: key 'gpus_per_host'"), HasSubstr("at most 576")));
+}
+
 TEST_F(MalformedGpuCard, AZeroRateIsRejected) {
   const std::string path =
       Write("zero.yaml", Edit("link_bandwidth_bytes_per_s", "link_bandwidth_bytes_per_s: 0"));

@@ -154,10 +154,22 @@ TEST(PlanMemory, TensorParallelThatNeitherSplitsNorCopiesTheKvHeadsEvenlyIsRefus
 }
 
 TEST(PlanMemory, MoreGpusThanKvHeadsEachKeepACopyOfOne) {
-  // Llama-3-8B's 8 KV heads over 16 GPUs: each rank holds one head's KV, 2 x 32 layers
-  // x 1 head x 128 x 2 bytes per token.
-  const MemoryPlan m = PlanMemory(Model("Llama-3-8B"), Gpu("H100-SXM"), Deployment(16));
+  // Yi-6B's 4 KV heads over 8 GPUs: each rank holds one head's KV, 2 x 32 layers x 1
+  // head x 128 x 2 bytes per token.
+  const MemoryPlan m = PlanMemory(Model("Yi-6B"), Gpu("H100-SXM"), Deployment(8));
   EXPECT_EQ(m.kv_bytes_per_token, 2 * 32 * 1 * 128 * 2);
+}
+
+TEST(PlanMemory, TensorParallelBeyondOneHostIsRefused) {
+  // An H100-SXM host (DGX H100) joins 8 GPUs by NVLink; 16 would cross hosts.
+  EXPECT_THAT(PlanError("Llama-3-8B", "H100-SXM", Deployment(16)),
+              HasSubstr("deployment.tensor_parallel: 16 GPUs span more than one H100-SXM host "
+                        "(8 GPUs, the card's gpus_per_host)"));
+  // A card that does not say how many GPUs a host holds is not limited.
+  GpuSpec unstated = Gpu("H100-SXM");
+  unstated.gpus_per_host = 0;
+  EXPECT_EQ(PlanMemory(Model("Llama-3-8B"), unstated, Deployment(16)).kv_bytes_per_token,
+            2 * 32 * 1 * 128 * 2);
 }
 
 TEST(PlanMemory, MaxModelLenBeyondTheModelContextIsRefused) {
