@@ -22,7 +22,8 @@
 namespace kvsim {
 namespace {
 
-// The card's `efficiency` mapping: fractions in (0, 1], latencies >= 0 seconds.
+// The card's `efficiency` mapping: fractions in (0, 1], latencies >= 0 seconds, a
+// GPU count (allreduce_fit_max_gpus) a whole number >= 2.
 GpuSpec::Efficiencies ReadEfficiencies(const YAML::Node& node, const std::string& path) {
   const auto fail = [&](const YAML::Node& at, const std::string& key, const std::string& what) {
     throw InputError(
@@ -33,14 +34,16 @@ GpuSpec::Efficiencies ReadEfficiencies(const YAML::Node& node, const std::string
         fmt::format("{}:{}: key 'efficiency': expected a mapping", path, node.Mark().line + 1));
   }
   GpuSpec::Efficiencies e;
-  const std::map<std::string, std::pair<double*, bool>> fields = {
-      {"gemm", {&e.gemm, true}},
-      {"memory", {&e.memory, true}},
-      {"attention_prefill", {&e.attention_prefill, true}},
-      {"attention_decode", {&e.attention_decode, true}},
-      {"allreduce_bus_efficiency", {&e.allreduce_bus_efficiency, true}},
-      {"allreduce_base_latency_s", {&e.allreduce_base_latency_s, false}},
-      {"allreduce_hop_latency_s", {&e.allreduce_hop_latency_s, false}}};
+  enum Kind { kFraction, kSeconds, kGpus };
+  const std::map<std::string, std::pair<double*, Kind>> fields = {
+      {"gemm", {&e.gemm, kFraction}},
+      {"memory", {&e.memory, kFraction}},
+      {"attention_prefill", {&e.attention_prefill, kFraction}},
+      {"attention_decode", {&e.attention_decode, kFraction}},
+      {"allreduce_bus_efficiency", {&e.allreduce_bus_efficiency, kFraction}},
+      {"allreduce_base_latency_s", {&e.allreduce_base_latency_s, kSeconds}},
+      {"allreduce_hop_latency_s", {&e.allreduce_hop_latency_s, kSeconds}},
+      {"allreduce_fit_max_gpus", {&e.allreduce_fit_max_gpus, kGpus}}};
   for (const auto& kv : node) {
     if (!kv.first.IsScalar()) fail(kv.first, "?", "expected a key name");
     const std::string key = kv.first.Scalar();
@@ -57,11 +60,16 @@ GpuSpec::Efficiencies ReadEfficiencies(const YAML::Node& node, const std::string
     } catch (const YAML::Exception&) {
       fail(kv.second, key, "expected a number, got '" + kv.second.Scalar() + "'");
     }
-    const bool fraction = it->second.second;
-    if (!std::isfinite(v) || (fraction ? !(v > 0 && v <= 1) : !(v >= 0 && v < 1))) {
+    const Kind kind = it->second.second;
+    const bool ok = kind == kFraction  ? v > 0 && v <= 1
+                    : kind == kSeconds ? v >= 0 && v < 1
+                                       : v >= 2 && v <= 576 && v == std::floor(v);
+    if (!std::isfinite(v) || !ok) {
       fail(kv.second, key,
-           fraction ? fmt::format("expected a fraction in (0, 1], got {}", v)
-                    : fmt::format("expected seconds in [0, 1), got {}", v));
+           kind == kFraction ? fmt::format("expected a fraction in (0, 1], got {}", v)
+           : kind == kSeconds
+               ? fmt::format("expected seconds in [0, 1), got {}", v)
+               : fmt::format("expected a whole number of GPUs in [2, 576], got {}", v));
     }
     *it->second.first = v;
   }

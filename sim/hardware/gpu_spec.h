@@ -40,6 +40,9 @@ struct GpuSpec {
     double allreduce_base_latency_s = -1;  // NCCL small-message latency, fixed part
     double allreduce_hop_latency_s = -1;   // per ring step: latency = base + 2 (n-1) hop
     double allreduce_bus_efficiency = -1;  // NCCL bus bandwidth / link_bandwidth
+    // The most GPUs the all-reduce terms above were measured on; beyond it they are
+    // extrapolated (and outputs say so). A whole number >= 2.
+    double allreduce_fit_max_gpus = -1;
   };
   Efficiencies efficiency;
   // Optional: the host CPU of the system this GPU usually ships in (e.g. the DGX's)

@@ -131,6 +131,9 @@ CostTerms::CostTerms(const ModelSpec& model, const GpuSpec& gpu, int64_t tp,
   const GpuSpec::Efficiencies& e = gpu.efficiency;
   latency_from_card_ = e.allreduce_base_latency_s >= 0 && e.allreduce_hop_latency_s >= 0;
   efficiency_from_card_ = e.allreduce_bus_efficiency > 0;
+  fit_max_gpus_ = e.allreduce_fit_max_gpus;
+  card_allreduce_used_ = (latency_from_card_ && allreduce.latency_s < 0) ||
+                         (efficiency_from_card_ && !(allreduce.bus_efficiency > 0));
   latency_generic_ = allreduce.latency_s < 0 && !latency_from_card_;
   efficiency_generic_ = !(allreduce.bus_efficiency > 0) && !efficiency_from_card_;
   const double base = latency_from_card_ ? e.allreduce_base_latency_s : kDefaultBaseLatencyS;
@@ -351,6 +354,13 @@ std::vector<std::string> CostTerms::Assumptions() const {
         : latency_generic_                      ? "latency"
                                                 : "bus efficiency",
         allreduce_latency_s_ * 1e6, bus_efficiency_));
+  }
+  if (tp_ > 1 && uses_ring_ && card_allreduce_used_ && fit_max_gpus_ > 0 && tp_ > fit_max_gpus_) {
+    out.push_back(fmt::format(
+        "timing.allreduce: the {} card's NCCL terms were measured on up to {:g} GPUs; at tensor "
+        "parallelism {:g} they are extrapolated (latency base + 2 (n-1) hop = {:g} us, bus "
+        "efficiency {:g})",
+        gpu_name_, fit_max_gpus_, tp_, allreduce_latency_s_ * 1e6, bus_efficiency_));
   }
   if (tp_ > 1) {
     out.push_back(

@@ -274,6 +274,8 @@ class CostTerms {
   double experts_, experts_per_token_;
   std::string gpu_name_;
   bool latency_from_card_, efficiency_from_card_;
+  double fit_max_gpus_ = -1;          // the card's allreduce_fit_max_gpus; < 0: not stated
+  bool card_allreduce_used_ = false;  // a card term is used (not replaced by timing.allreduce)
   bool latency_generic_, efficiency_generic_;  // neither the config nor the card gives it
   bool uses_ring_ = true;
 };

@@ -185,6 +185,21 @@ TEST_F(MalformedGpuCard, EfficienciesAreOptionalFractionsAndNcclLatenciesInSecon
       ErrorOf(Write("neg.yaml",
                     Edit("source", "source: x\nefficiency: {allreduce_hop_latency_s: -1}"))),
       HasSubstr("'efficiency.allreduce_hop_latency_s': expected seconds in [0, 1), got -1"));
+  // The most GPUs the all-reduce terms were measured on: a whole number from 2.
+  EXPECT_DOUBLE_EQ(LoadGpuSpec(Write("fit.yaml", Edit("source",
+                                                      "source: x\nefficiency: "
+                                                      "{allreduce_fit_max_gpus: 4}")))
+                       .efficiency.allreduce_fit_max_gpus,
+                   4.0);
+  for (const char* bad : {"1", "2.5", "1000"}) {
+    EXPECT_THAT(
+        ErrorOf(Write("fit_bad.yaml", Edit("source", std::string("source: x\nefficiency: "
+                                                                 "{allreduce_fit_max_gpus: ") +
+                                                         bad + "}"))),
+        HasSubstr("'efficiency.allreduce_fit_max_gpus': expected a whole number of GPUs "
+                  "in [2, 576]"))
+        << bad;
+  }
   EXPECT_THAT(
       ErrorOf(Write("typo.yaml", Edit("source", "source: x\nefficiency: {gemmm: 0.7}"))),
       AllOf(HasSubstr("'efficiency.gemmm'"), HasSubstr("unknown key; valid:"), HasSubstr("gemm")));

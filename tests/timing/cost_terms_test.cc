@@ -506,6 +506,31 @@ TEST(CostTerms, AssumptionsListTheGenericAllReduceOnlyWithTensorParallelismOnACa
                           "a ring); no all-gather was measured"));
 }
 
+TEST(CostTerms, AssumptionsSayWhenTheCardsAllReduceTermsAreExtrapolatedBeyondTheGpusMeasured) {
+  GpuSpec card = TinyGpu();
+  card.efficiency.allreduce_base_latency_s = 5e-6;
+  card.efficiency.allreduce_hop_latency_s = 1.5e-6;
+  card.efficiency.allreduce_bus_efficiency = 0.8;
+  card.efficiency.allreduce_fit_max_gpus = 4;
+  const auto extrapolated = [](const std::vector<std::string>& a) {
+    return std::count_if(a.begin(), a.end(), [](const std::string& s) {
+      return s.find("extrapolated") != std::string::npos;
+    });
+  };
+  // Measured on up to 4 GPUs: TP 4 is within them, TP 8 beyond.
+  EXPECT_EQ(extrapolated(Terms(NoEngine(), 4, card).Assumptions()), 0);
+  // TP 8: latency 5 + 2 x 7 x 1.5 = 26 us.
+  EXPECT_THAT(Terms(NoEngine(), 8, card).Assumptions(),
+              Contains("timing.allreduce: the tiny-gpu card's NCCL terms were measured on up to 4 "
+                       "GPUs; at tensor parallelism 8 they are extrapolated (latency base + 2 "
+                       "(n-1) hop = 26 us, bus efficiency 0.8)"));
+  // Terms the config states replace the card's: nothing of the card's is extrapolated.
+  CostConfig stated = NoEngine();
+  stated.allreduce.latency_s = 2e-5;
+  stated.allreduce.bus_efficiency = 0.7;
+  EXPECT_EQ(extrapolated(Terms(stated, 8, card).Assumptions()), 0);
+}
+
 // ---- Collectives once per pass ---------------------------------------------------------
 
 TEST(CostTerms, APassAllReducesTheEmbeddingAndGathersTheLogitsAsHalfTheirBytes) {
