@@ -206,6 +206,12 @@ class CardReader {
   // 1-based line of `key` in the file.
   int LineOfKey(const std::string& key) const { return Get(key).key_line; }
 
+  // `key`'s value as written (a scalar), for messages.
+  std::string Text(const std::string& key) const {
+    const YAML::Node& v = Get(key).value;
+    return v.IsScalar() ? v.Scalar() : "a non-scalar";
+  }
+
   const std::string& path() const { return path_; }
 
  private:

@@ -113,7 +113,13 @@ GpuSpec LoadGpuSpec(const std::string& path) {
   // outlast what kvsim simulates.
   // Sizes and rates may carry units ("80GiB", "3.35 TB/s", "989.4 TFLOPS").
   // 1 GiB to 16 TiB: a figure outside it is a slip of unit ("80" for 80 GB).
-  g.memory_bytes = card.ByteSize("memory_bytes", 0x1p30, 0x1p44);
+  g.memory_bytes = card.ByteSize("memory_bytes");
+  if (g.memory_bytes < (int64_t{1} << 30) || g.memory_bytes > (int64_t{1} << 44)) {
+    throw InputError(fmt::format(
+        "{}:{}: key 'memory_bytes': expected 1 GiB to 16 TiB (e.g. 80GB, 80GiB or 85017493504), "
+        "got '{}'",
+        path, card.LineOfKey("memory_bytes"), card.Text("memory_bytes")));
+  }
   g.hbm_bandwidth_bytes_per_s =
       card.QuantityIn("hbm_bandwidth_bytes_per_s", Quantity::kBytesPerSecond, 1e9, 1e15);
   g.bf16_flops_per_s = card.QuantityIn("bf16_flops_per_s", Quantity::kFlopsPerSecond, 1e11, 1e18);
@@ -143,8 +149,8 @@ GpuSpec LoadGpuSpec(const std::string& path) {
   // Up to 576: the largest NVLink domain NVIDIA names (GB200 NVL576).
   if (card.Has("gpus_per_host")) g.gpus_per_host = card.PositiveInt("gpus_per_host");
   if (g.gpus_per_host > 576) {
-    throw InputError(fmt::format("{}:{}: key 'gpus_per_host': expected at most 576, got {}", path,
-                                 card.LineOfKey("gpus_per_host"), g.gpus_per_host));
+    throw InputError(fmt::format("{}:{}: key 'gpus_per_host': expected at most 576, got '{}'", path,
+                                 card.LineOfKey("gpus_per_host"), card.Text("gpus_per_host")));
   }
   card.String("source");  // required for provenance; not used by the simulator
   return g;

@@ -55,12 +55,13 @@ struct GpuSpec {
 // Loads a GPU card. Throws InputError naming the file and key on a missing,
 // unknown or invalid field.
 // Every key above plus `source` (a non-empty string) is required. memory_bytes is a
-// positive plain decimal integer; the rates are positive finite numbers; price_per_hour
-// may be 0. Optional: device_names, a non-empty list of strings; host_cpu (a name)
-// and host_cpu_speed (in [0.05, 10]), both or neither; gpus_per_host, an integer in [1,
-// 576]. Messages read
-// "path:line: key 'k': what, got 'v'". A key earlier cards carried and kvsim no longer
-// reads (host_link_bandwidth_bytes_per_s) is refused as removed, with its line.
+// whole number of bytes from 1 GiB to 16 TiB, plain or with a unit ("80GiB"); the
+// rates are positive finite numbers within what a GPU can be; price_per_hour may be 0
+// (no price known, or paid for: a plan then needs its price beside other cards). Optional:
+// device_names, a non-empty list of strings; host_cpu (a name) and host_cpu_speed (in [0.05, 10]),
+// both or neither; gpus_per_host, an integer in [1, 576]. Messages read "path:line: key 'k': what,
+// got 'v'". A key earlier cards carried and kvsim no longer reads (host_link_bandwidth_bytes_per_s)
+// is refused as removed, with its line.
 GpuSpec LoadGpuSpec(const std::string& path);
 
 }  // namespace kvsim

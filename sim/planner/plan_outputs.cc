@@ -349,7 +349,8 @@ std::string FormatRanking(const PlanResult& r) {
   if (any_unbounded) {
     out +=
         ">=: met the SLOs at every load tried, up to search.max_qps: QPS/repl is a lower bound, "
-        "replicas, GPUs and cost upper bounds; raise search.max_qps to size them\n";
+        "and replicas, GPUs and cost above one replica upper bounds; raise search.max_qps to size "
+        "them\n";
   }
   for (const CandidateResult& c : r.candidates) {
     if (!c.meets_slo) {
@@ -407,9 +408,10 @@ std::string FormatRecommendation(const PlanResult& r, const PlanConfig& plan) {
   }
   if (c.search.status == SearchStatus::kMeetsAtAllTried) {
     out += fmt::format(
-        "  an upper bound: {} met the SLOs at every load tried, up to {:.4g} QPS per replica "
-        "(search.max_qps); fewer replicas may do\n",
-        c.name, c.max_qps_per_replica);
+        "  {}: {} met the SLOs at every load tried, up to {:.4g} QPS per replica "
+        "(search.max_qps){}\n",
+        rec.replicas > 1 ? "an upper bound" : "a lower bound on its headroom", c.name,
+        c.max_qps_per_replica, rec.replicas > 1 ? "; fewer replicas may do" : "");
   }
   if (!c.timing_line.empty()) out += "  " + c.timing_line + "\n";
   return out;

@@ -78,8 +78,6 @@ Run Simulate(const PlanConfig& plan, const PreparedPlan& prepared, int64_t s,
   return run;
 }
 
-// The highest arrival rate in any window of the scenario's trace_peak_window_s of its
-// trace, as recorded (requests / window_s).
 // Reads every request of `config`'s workload, calling `visit` on each; a trace error
 // is named as the plan scenario's (its plan line and name, when it has one).
 void ReadThrough(const PlanScenario& scenario, const ScenarioConfig& config,
@@ -95,6 +93,8 @@ void ReadThrough(const PlanScenario& scenario, const ScenarioConfig& config,
   }
 }
 
+// The highest arrival rate in any window of the scenario's trace_peak_window_s of its
+// trace, as recorded (requests / window_s).
 double TracePeakQps(const PlanScenario& scenario, const ScenarioConfig& base) {
   ScenarioDelta as_recorded;
   as_recorded.arrival = ArrivalProcess::kTrace;
@@ -280,17 +280,17 @@ PreparedScenario PrepareScenario(const PlanConfig& plan, const PlanScenario& s) 
           fmt::format("{}: {}", where, what.starts_with("gpu: ") ? what.substr(5) : what));
     }
   }
-  // The workload read through once: a trace that cannot be read is the plan's error,
-  // not every candidate's "infeasible". A peak window reads the whole trace as
-  // recorded (TracePeakQps), which covers the rows a probe reads.
-  if (s.target_qps > 0) {
+  // What a probe reads, read through once: a trace that cannot be read is the plan's
+  // error, not every candidate's "infeasible". A peak window's read of the trace as
+  // recorded (TracePeakQps, up to workload.max_requests) covers it unless that limit
+  // stops short of probe_requests.
+  p.target_qps = s.target_qps > 0 ? s.target_qps : TracePeakQps(s, p.base);
+  const int64_t peak_rows = p.base.workload.max_requests;
+  if (s.target_qps > 0 || (peak_rows > 0 && peak_rows < plan.probe_requests)) {
     ScenarioDelta probe;
     probe.rate_qps = plan.initial_qps;
     probe.max_requests = plan.probe_requests;
     ReadThrough(s, ApplyDelta(p.base, probe));
-    p.target_qps = s.target_qps;
-  } else {
-    p.target_qps = TracePeakQps(s, p.base);
   }
   return p;
 }

@@ -287,9 +287,10 @@ TEST_F(MalformedGpuCard, RatesNoGpuHasAreRejectedWithTheirLine) {
 // "80" meant as 80 GB would leave no room for weights, and the error would name the
 // scenario's deployment keys instead of the card.
 TEST_F(MalformedGpuCard, AMemorySizeNoGpuHasIsRejectedWithItsLine) {
-  EXPECT_THAT(ErrorOf(Write("tiny.yaml", Edit("memory_bytes", "memory_bytes: 80"))),
-              AllOf(HasSubstr("tiny.yaml:2:"), HasSubstr("'memory_bytes'"),
-                    HasSubstr("expected bytes in [1.07374e+09, 1.75922e+13]")));
+  EXPECT_THAT(
+      ErrorOf(Write("tiny.yaml", Edit("memory_bytes", "memory_bytes: 80"))),
+      AllOf(HasSubstr("tiny.yaml:2:"), HasSubstr("'memory_bytes'"),
+            HasSubstr("expected 1 GiB to 16 TiB (e.g. 80GB, 80GiB or 85017493504), got '80'")));
   EXPECT_EQ(
       LoadGpuSpec(Write("one_gib.yaml", Edit("memory_bytes", "memory_bytes: 1GiB"))).memory_bytes,
       int64_t{1} << 30);

@@ -792,6 +792,12 @@ workload: {{trace: {}, arrival: {{process: trace}}}}
   parts.kv_managers = "[{type: paged, block_tokens: 16}]";
   const PlanConfig plan = Load(dir, parts);
   EXPECT_THAT(InputErrorMessage([&] { RunWithJobs(plan, 1); }), HasSubstr(trace + ":52:"));
+  // The peak read stops at workload.max_requests (30 rows, 14.5 s of arrivals); the
+  // probes read 80, past the bad row, and the plan reads them before any search.
+  parts.set = "{workload.max_requests: 30}";
+  parts.search = "{initial_qps: 4, tolerance: 0.2, max_qps: 500, probe_requests: 80}";
+  const PlanConfig limited = Load(dir, parts);
+  EXPECT_THAT(InputErrorMessage([&] { RunWithJobs(limited, 1); }), HasSubstr(trace + ":52:"));
 }
 
 TEST(InfeasiblePlans, ACandidateThatCannotBeBuiltIsInfeasibleWithItsReasonInTheCsv) {
@@ -967,6 +973,16 @@ TEST(PlanOutput, ACandidateMeetingTheSlosAtTheCeilingIsMarkedAsABound) {
   EXPECT_THAT(text, HasSubstr("none up to search.max_qps"));
   EXPECT_THAT(text, HasSubstr("QPS/repl is a lower bound"));
   EXPECT_THAT(text, HasSubstr("an upper bound: " + c.name + " met the SLOs at every load tried"));
+
+  // At a target one replica serves, the fleet is the least there is: only its
+  // headroom is unknown.
+  parts.target = "{qps: 5}";
+  const PlanConfig small = Load(dir, parts);
+  const PlanResult one = RunWithJobs(small, 1);
+  ASSERT_EQ(one.candidates[0].replicas, 1);
+  const std::string one_text = FormatPlan(one, small);
+  EXPECT_THAT(one_text, HasSubstr("a lower bound on its headroom: " + c.name));
+  EXPECT_THAT(one_text, Not(HasSubstr("fewer replicas may do")));
 }
 
 // --- kvsim plan --------------------------------------------------------------------
