@@ -279,13 +279,13 @@ void DecodeEngine(MapReader e, EngineConfig& c) {
                        CostTerms::kKernelsPerLayer, c.kernels_per_layer));
   }
   c.fused_kernels = e.Bool("fused_kernels", c.fused_kernels);
-  for (const char* key :
-       {"per_iteration_s", "per_seq_s", "per_prefill_token_s", "request_arrival_s",
-        "request_finish_s", "block_table_entry_s", "cuda_graphs", "launch_per_layer_s",
-        "kernel_gap_s", "kernels_per_layer", "fused_kernels"}) {
-    if (e.Has(key)) c.configured.emplace_back(key, e.Value(key).Scalar());
-  }
   e.Finish();
+  // Every key but the preset overrides a term (Finish refused the unknown ones).
+  if (!e.IsMap()) return;
+  for (const auto& kv : e.node()) {
+    const std::string key = kv.first.as<std::string>();
+    if (key != "preset") c.configured.emplace_back(key, kv.second.Scalar());
+  }
 }
 
 void DecodeTiming(MapReader r, TimingConfig& t, const std::string& base_dir) {

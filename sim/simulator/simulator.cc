@@ -71,10 +71,7 @@ std::string Simulation::TimingLine() const {
   if (c.timing.type == TimingType::kProfiled) line += " (" + c.timing.profile_path + ")";
   if (c.timing.type != TimingType::kFixed) {
     line += fmt::format("; engine {}", EnginePresetName(c.timing.engine.preset));
-    std::string set;
-    for (const auto& [key, value] : c.timing.engine.configured) {
-      set += fmt::format("{}{} {}", set.empty() ? "" : ", ", key, value);
-    }
+    const std::string set = ConfiguredEngineTerms(c.timing.engine);
     if (!set.empty()) line += " (" + set + ")";
     if (c.kv_cache.type == KvManagerType::kPaged) {
       line += fmt::format("; paged kernel {}", PagedKernelName(c.kv_cache.paged_kernel));

@@ -283,17 +283,22 @@ double CostTerms::IterationSeconds(double gpu_s, const CostInputs& in) const {
   return forward_s + cpu_s;
 }
 
-std::string CostTerms::EngineAssumption() const {
-  std::string fitted, configured;
-  size_t set = 0;
-  for (const std::string& f : engine_.fitted) fitted += (fitted.empty() ? "" : ", ") + f;
-  for (const auto& [key, value] : engine_.configured) {
-    if (std::find(engine_.fitted.begin(), engine_.fitted.end(), key) != engine_.fitted.end()) {
+std::string ConfiguredEngineTerms(const EngineConfig& engine) {
+  std::string out;
+  for (const auto& [key, value] : engine.configured) {
+    if (std::find(engine.fitted.begin(), engine.fitted.end(), key) != engine.fitted.end()) {
       continue;  // the calibration's value replaced the config's
     }
-    configured += fmt::format("{}{} {}", configured.empty() ? "" : ", ", key, value);
-    ++set;
+    out += fmt::format("{}{} {}", out.empty() ? "" : ", ", key, value);
   }
+  return out;
+}
+
+std::string CostTerms::EngineAssumption() const {
+  std::string fitted;
+  for (const std::string& f : engine_.fitted) fitted += (fitted.empty() ? "" : ", ") + f;
+  const std::string configured = ConfiguredEngineTerms(engine_);
+  const bool several = configured.find(", ") != std::string::npos;
   // Where the terms come from: the preset's sourced estimates unless fitted or set.
   std::string whence;
   if (!fitted.empty()) {
@@ -301,7 +306,7 @@ std::string CostTerms::EngineAssumption() const {
   }
   if (!configured.empty()) {
     whence += fmt::format("{}has {} as the config sets {}", whence.empty() ? "" : "; ", configured,
-                          set == 1 ? "it" : "them");
+                          several ? "them" : "it");
   }
   const bool none = engine_.preset == EngineConfig::Preset::kNone;
   if (whence.empty()) {

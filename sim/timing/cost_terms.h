@@ -84,6 +84,10 @@ struct EngineConfig {
   std::vector<std::pair<std::string, std::string>> configured;
 };
 
+// The engine terms the config sets and no calibration replaced, as "key value, ..."
+// (empty when none).
+std::string ConfiguredEngineTerms(const EngineConfig& engine);
+
 // timing.engine.preset.
 inline constexpr auto kEnginePresets =
     MakeEnumTable<EngineConfig::Preset>({{"vllm_v1", EngineConfig::Preset::kVllmV1},
