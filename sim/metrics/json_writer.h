@@ -17,8 +17,9 @@ class JsonWriter {
   JsonWriter& BeginArray(std::string_view key = {});
   JsonWriter& EndArray();
   JsonWriter& Field(std::string_view key, double value);
-  // A double the user wrote (a configured rate, a size): the shortest text that
-  // parses back to exactly `value`, so an output echoes its input in full.
+  // A double that is an input of the run rather than a result (a configured rate, a
+  // plan's target load): the shortest text that parses back to exactly `value`, so
+  // an output echoes it in full.
   JsonWriter& FieldExact(std::string_view key, double value);
   JsonWriter& Field(std::string_view key, int64_t value);
   JsonWriter& Field(std::string_view key, bool value);

@@ -115,6 +115,7 @@ struct ProfileReader {
   const schema::Section* section = nullptr;  // its schema
   bool header_read = false;
   int meta_line = 0;
+  int end_marker_line = 0;  // the first line that is kProfileEndMarker; 0: none
 };
 
 // Throws InputError "path:line: what".
@@ -320,6 +321,12 @@ void CheckEndMarker(const ProfileReader& r, std::string_view last, int last_no) 
       last == kProfileEndMarker) {
     return;
   }
+  if (r.end_marker_line > 0) {
+    throw InputError(fmt::format(
+        "{}:{}: lines after the end marker of line {} ('{}'), which kvprobe writes last: "
+        "another file appended, or rows merged in by a kvprobe before {}",
+        r.path, last_no, r.end_marker_line, kProfileEndMarker, kFirstKvprobeWithEndMarker));
+  }
   throw InputError(fmt::format(
       "{}: ends without the end marker kvprobe writes last: the file is cut short ({} {} ends "
       "every profile with the line '{}'; this file ends at line {})",
@@ -419,7 +426,11 @@ Profile ParseProfile(std::string_view text, const std::string& path, RequiredSec
       const size_t newline = text.find('\n');
       const std::string_view raw = text.substr(0, newline);
       text.remove_prefix(newline == std::string_view::npos ? text.size() : newline + 1);
-      ReadLine(reader, TrimField(raw), ++line_no);
+      ++line_no;
+      if (reader.end_marker_line == 0 && TrimField(raw) == kProfileEndMarker) {
+        reader.end_marker_line = line_no;
+      }
+      ReadLine(reader, TrimField(raw), line_no);
     }
     EndTable(reader);
     // Whole-file rules, reported at the last line (where the reader noticed).

@@ -473,11 +473,16 @@ TEST(Profile, ACutThatShortensARowOrDropsASectionIsNamedCutShort) {
   EXPECT_NO_THROW(ParseProfile(whole.substr(0, whole.size() - 1), kPath));
 }
 
-TEST(Profile, AnotherProfileAppendedAfterTheEndMarkerIsCutShortToo) {
-  // Two files concatenated: the first's marker is in the middle, the second cut.
+TEST(Profile, LinesAfterTheEndMarkerAreNamedWithTheMarkersLine) {
+  // Two files concatenated, or rows merged in by an older kvprobe: the marker is in
+  // the middle.
   std::vector<std::string> lines = MarkedLines();
+  const size_t marker_line = lines.size();  // MarkedLines ends with the marker
+  ASSERT_EQ(lines.back(), kProfileEndMarker);
   lines.push_back("# another copy");
-  EXPECT_THAT(ParseError(lines), HasSubstr("p.txt: ends without the end marker"));
+  EXPECT_THAT(ParseError(lines),
+              HasSubstr(fmt::format("p.txt:{}: lines after the end marker of line {}",
+                                    marker_line + 1, marker_line)));
 }
 
 TEST(Profile, ACutInMetaBeforeTheVersionIsNamedByWhatIsMissing) {
