@@ -7,7 +7,8 @@ Run with Debian's interpreter (it has matplotlib):
 The module builds small kvsim outputs once (a run, a comparison, a sweep, three plans and a copy
 of the committed H100 profile) in a temporary directory, generates their reports, and checks the
 HTML, the Markdown and the PNG charts, renders each report in headless Chromium (where no table
-may be wider than the page in a 1280 px wide window), and feeds the script broken inputs. The
+may be wider than the page in a 1280 px wide window), and feeds the script broken inputs (among
+them kvprobe 0.3.16's committed profile cut short, refused with kvsim's own message). The
 opening verdicts are checked on hand-made summaries (ties, null latencies, one run, identical
 runs), the latency charts' axes and the plan charts' outlier handling on the functions that draw
 them, and plan reports on a directory moved away from the plan file it was made from. The binary
@@ -1575,6 +1576,46 @@ class BadInputTest(unittest.TestCase):
         d = self.copy("calibration", "profile_binary")
         self.edit(os.path.join(d, "profile.txt"), lambda b: bytes(range(256)) * 4)
         self.expect_error(d, "profile.txt")
+
+    def profile_refused_as_kvsim_refuses_it(self, name, cut):
+        """Writes `cut` (the text of kvprobe 0.3.16's committed profile, edited) as profile.txt of
+        a new directory; the report refuses it with kvsim's own message for that file (from
+        `kvsim validate`, which reads the profile first). Returns the message."""
+        d = os.path.join(WORK, "bad", name)
+        os.makedirs(d)
+        path = os.path.join(d, "profile.txt")
+        with open(path, "w") as f:
+            f.write(cut)
+        r = run_cmd([ENV["kvsim"], "validate", path])
+        self.assertNotEqual(r.returncode, 0, r.stdout)
+        said = r.stderr.strip().splitlines()
+        self.assertEqual(len(said), 1, r.stderr)
+        message = said[0][said[0].index(path):]
+        self.assertEqual(self.expect_error(d, path), f"kvsim_report: error: {message}")
+        return message
+
+    def test_profile_cut_short_is_refused_with_kvsims_words(self):
+        # kvprobe 0.3.16 writes "# end of kvprobe profile" last; kvsim refuses a profile of it
+        # without that line, and so does the report, with the same message.
+        whole = read(os.path.join(ENV["source"], "models", "profiles", "H200", "repeat_1235Z",
+                                  "profile.txt"))
+        marker = "# end of kvprobe profile"
+        self.assertTrue(whole.endswith(f"\n\n{marker}\n"))
+        cut = whole[:whole.rindex(f"\n{marker}")]
+        last = len(cut.rstrip("\n").split("\n"))
+        message = self.profile_refused_as_kvsim_refuses_it("profile_cut_short", cut)
+        self.assertTrue(message.endswith("profile.txt: ends without the end marker kvprobe writes "
+                                         "last: the file is cut short (kvprobe_version 0.3.16 ends "
+                                         f"every profile with the line '{marker}'; this file ends "
+                                         f"at line {last})"), message)
+        message = self.profile_refused_as_kvsim_refuses_it("profile_cut_in_row", cut[:-4])
+        self.assertIn(f"this file ends at line {last})", message)
+        after = whole + "# another copy\n"
+        message = self.profile_refused_as_kvsim_refuses_it("profile_after_marker", after)
+        self.assertTrue(message.endswith(f"profile.txt:{last + 3}: lines after the end marker of "
+                                         f"line {last + 2} ('{marker}'), which kvprobe writes "
+                                         "last: another file appended, or rows merged in by a "
+                                         "kvprobe before 0.3.16"), message)
 
     def test_a_sweep_missing_the_folder_of_a_run_names_it_and_sweep_json(self):
         made = os.path.join(WORK, "sweep_fractional")

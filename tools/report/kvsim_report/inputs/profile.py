@@ -1,5 +1,6 @@
 """kvprobe's profile.txt (tools/kvprobe/PROFILE_FORMAT.md): a [meta] section of `key: value` lines
-and [table] sections, each a CSV header then rows."""
+and [table] sections, each a CSV header then rows; from kvprobe 0.3.16 on, the comment line
+END_MARKER last, which tells a whole file from one cut short."""
 
 import math
 import re
@@ -14,6 +15,18 @@ from .files import read_text
 # tests/timing/profile_schema_test.cc checks against the schema.
 META_SECTION = "meta"  # the key: value section; every other section is a table
 FORMAT_VERSION_KEY = "format_version"  # the [meta] key of the format version
+KVPROBE_VERSION_KEY = "kvprobe_version"  # the [meta] key of the kvprobe that wrote the file
+
+# The line kvprobe writes last in every profile from FIRST_KVPROBE_WITH_END_MARKER on: a comment,
+# which earlier readers skip, that tells a whole file from one cut short (a copy interrupted, a
+# disk filled). They copy kProfileEndMarker and kFirstKvprobeWithEndMarker of
+# sim/timing/profile.h (tests/report/test_profile_schema.py checks them against it), and
+# _check_end_marker applies kvsim's rule (sim/timing/profile.cc, CheckEndMarker) with its words.
+END_MARKER = "# end of kvprobe profile"
+FIRST_KVPROBE_WITH_END_MARKER = "0.3.16"
+# What kvsim trims around a line before comparing it with END_MARKER (its TrimField): spaces,
+# tabs, the carriage return of CRLF files and vertical tabs.
+_LINE_BLANKS = " \t\r\v"
 
 # The table sections, in the order kvprobe writes them. The columns are each table's required
 # columns, in order: the ones this reader parses, and rejects a header without. The optional
@@ -46,14 +59,37 @@ PROFILE_TABLES = {
 def load_profile(path):
     """(meta, tables) of a profile.txt: meta {key: value text}; tables {section: [row]}, each row
     {column: value} over the section's columns in PROFILE_TABLES (text columns as strings, the
-    others as finite floats) plus "_line", its line number."""
+    others as finite floats) plus "_line", its line number. A profile of a kvprobe that writes
+    END_MARKER (kvprobe_writes_end_marker) whose last non-blank line is not END_MARKER is refused
+    as cut short, ahead of any other error that the cut can cause (as kvsim refuses it)."""
     text = read_text(path)
     meta = {}
     tables = {}
+    seen = set()
+    # The line number of the first END_MARKER line read so far (0: none), as kvsim counts lines:
+    # split at newlines only, so that the numbers in messages are kvsim's.
+    marker = [0]
+    try:
+        _read_profile(path, text, meta, tables, seen, marker)
+        _check_profile(path, seen, meta, tables)
+    except InputError:
+        # A file cut short is named as such, not by the short row or missing section it shows
+        # (kvsim's precedence), from the [meta] read up to the error.
+        _check_end_marker(path, text, meta, marker[0])
+        raise
+    _check_end_marker(path, text, meta, marker[0])
+    return meta, tables
+
+
+def _read_profile(path, text, meta, tables, seen, marker):
+    """Reads `text` line by line into meta, tables and seen (the sections met) as load_profile
+    returns them, recording in marker[0] the first END_MARKER line; raises InputError on the
+    first bad line."""
     section = None
     header = None
-    seen = set()
-    for lineno, raw in enumerate(text.splitlines(), 1):
+    for lineno, raw in enumerate(text.split("\n"), 1):
+        if not marker[0] and raw.strip(_LINE_BLANKS) == END_MARKER:
+            marker[0] = lineno
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
@@ -83,8 +119,6 @@ def load_profile(path):
             _check_profile_header(path, lineno, section, header)
             continue
         tables[section].append(_profile_row(path, lineno, section, header, fields))
-    _check_profile(path, seen, meta, tables)
-    return meta, tables
 
 
 def _check_profile_header(path, lineno, section, header):
@@ -135,3 +169,52 @@ def _check_profile(path, seen, meta, tables):
     if meta.get(FORMAT_VERSION_KEY, "1") != "1":
         raise InputError(f"{path}: {FORMAT_VERSION_KEY} {meta.get(FORMAT_VERSION_KEY)!r}; this "
                          "report reads version 1")
+
+
+def kvprobe_writes_end_marker(version):
+    """Whether the kvprobe of [meta] kvprobe_version `version` ("0.3.16", "1.0.0-rc1": its leading
+    dot-separated numbers count, compared number by number) is FIRST_KVPROBE_WITH_END_MARKER or
+    later; False for a version that starts with no number (kvsim's KvprobeWritesEndMarker)."""
+    have = _version_numbers(version)
+    return bool(have) and not have < _version_numbers(FIRST_KVPROBE_WITH_END_MARKER)
+
+
+def _version_numbers(version):
+    """The leading dot-separated numbers of a version, [0, 3, 16] of "0.3.16-dirty", read as
+    kvsim reads them: ASCII digits, each below 2**64, up to the first number not followed by a
+    dot."""
+    out = []
+    rest = version
+    while True:
+        m = re.match(r"[0-9]+", rest)
+        if not m or int(m.group()) >= 2 ** 64:
+            return out
+        out.append(int(m.group()))
+        rest = rest[m.end():]
+        if not rest.startswith("."):
+            return out
+        rest = rest[1:]
+
+
+def _check_end_marker(path, text, meta, marker_line):
+    """Fails when `meta` (the [meta] read so far) names a kvprobe that ends its profiles with
+    END_MARKER and the last non-blank line of `text` is not it: "lines after the end marker"
+    when END_MARKER was read before (at `marker_line`), else "the file is cut short". The words
+    are kvsim's (sim/timing/profile.cc, CheckEndMarker)."""
+    version = meta.get(KVPROBE_VERSION_KEY)
+    if version is None or not kvprobe_writes_end_marker(version):
+        return
+    last, last_no = "", 0
+    for lineno, raw in enumerate(text.split("\n"), 1):
+        line = raw.strip(_LINE_BLANKS)
+        if line:
+            last, last_no = line, lineno
+    if last == END_MARKER:
+        return
+    if marker_line > 0:
+        raise InputError(f"{path}:{last_no}: lines after the end marker of line {marker_line} "
+                         f"('{END_MARKER}'), which kvprobe writes last: another file appended, or "
+                         f"rows merged in by a kvprobe before {FIRST_KVPROBE_WITH_END_MARKER}")
+    raise InputError(f"{path}: ends without the end marker kvprobe writes last: the file is cut "
+                     f"short ({KVPROBE_VERSION_KEY} {version} ends every profile with the line "
+                     f"'{END_MARKER}'; this file ends at line {last_no})")
