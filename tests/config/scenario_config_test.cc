@@ -934,14 +934,13 @@ TEST(ScenarioConfig, EngineAndAllReduceCostsAreReadInSecondsOnceForEveryTimingMo
   EXPECT_FALSE(c.timing.engine.fused_kernels);
   // Each field set is remembered as written, in the order the outputs name them.
   using Set = std::vector<std::pair<std::string, std::string>>;
-  EXPECT_EQ(c.timing.engine.configured,
-            (Set{{"per_iteration_s", "2.0e-3"},
-                 {"per_seq_s", "1.0e-5"},
-                 {"block_table_entry_s", "0"},
-                 {"cuda_graphs", "false"},
-                 {"launch_per_layer_s", "3.0e-4"},
-                 {"kernels_per_layer", "20"},
-                 {"fused_kernels", "false"}}));
+  EXPECT_EQ(c.timing.engine.configured, (Set{{"per_iteration_s", "2.0e-3"},
+                                             {"per_seq_s", "1.0e-5"},
+                                             {"block_table_entry_s", "0"},
+                                             {"cuda_graphs", "false"},
+                                             {"launch_per_layer_s", "3.0e-4"},
+                                             {"kernels_per_layer", "20"},
+                                             {"fused_kernels", "false"}}));
   EXPECT_DOUBLE_EQ(c.timing.allreduce.latency_s, 1.2e-5);
   EXPECT_DOUBLE_EQ(c.timing.allreduce.bus_efficiency, 0.75);
 }
