@@ -156,10 +156,9 @@ class CardReader {
     return *v;
   }
 
-  // A whole number of bytes in [min_bytes, max_bytes]: an integer or a size with a
-  // unit ("80GiB", "24GB").
-  int64_t ByteSize(const std::string& key, double min_bytes = 1, double max_bytes = 9.2e18) const {
-    const double bytes = QuantityIn(key, Quantity::kBytes, min_bytes, max_bytes);
+  // A positive whole number of bytes: an integer or a size with a unit ("80GiB", "24GB").
+  int64_t ByteSize(const std::string& key) const {
+    const double bytes = QuantityIn(key, Quantity::kBytes, 1, 9.2e18);
     if (bytes != std::floor(bytes)) Fail(key, Get(key), "expected a whole number of bytes");
     return static_cast<int64_t>(bytes);
   }
