@@ -78,13 +78,16 @@ double NonNegativeSeconds(const JsonValue& v) {
   return x;
 }
 
+// Why a measured token count above kMaxTraceTokens cannot be replayed.
+std::string BeyondAnyContext(int64_t tokens) {
+  return fmt::format("{} tokens: beyond any model's context (at most {} tokens per request)",
+                     tokens, kMaxTraceTokens);
+}
+
 int64_t TokenCount(const JsonValue& v) {
   const int64_t n = v.AsInt();
   if (n <= 0) v.Fail(fmt::format("a token count must be > 0, got {}", n));
-  if (n > kMaxTraceTokens) {
-    v.Fail(fmt::format("{} tokens: beyond any model's context (at most {} tokens per request)", n,
-                       kMaxTraceTokens));
-  }
+  if (n > kMaxTraceTokens) v.Fail(BeyondAnyContext(n));
   return n;
 }
 
@@ -272,10 +275,7 @@ class CsvCell {
       n = static_cast<int64_t>(x);
     }
     if (n <= 0) Fail(fmt::format("a token count must be > 0, got '{}'", text_));
-    if (n > kMaxTraceTokens) {
-      Fail(fmt::format("{} tokens: beyond any model's context (at most {} tokens per request)", n,
-                       kMaxTraceTokens));
-    }
+    if (n > kMaxTraceTokens) Fail(BeyondAnyContext(n));
     return n;
   }
 

@@ -426,11 +426,12 @@ Profile ParseProfile(std::string_view text, const std::string& path, RequiredSec
       const size_t newline = text.find('\n');
       const std::string_view raw = text.substr(0, newline);
       text.remove_prefix(newline == std::string_view::npos ? text.size() : newline + 1);
+      const std::string_view line = TrimField(raw);
       ++line_no;
-      if (reader.end_marker_line == 0 && TrimField(raw) == kProfileEndMarker) {
+      if (reader.end_marker_line == 0 && line == kProfileEndMarker) {
         reader.end_marker_line = line_no;
       }
-      ReadLine(reader, TrimField(raw), line_no);
+      ReadLine(reader, line, line_no);
     }
     EndTable(reader);
     // Whole-file rules, reported at the last line (where the reader noticed).
