@@ -73,10 +73,11 @@ std::optional<std::string> CheckKvCapacity(const ScenarioConfig& c) {
     return std::nullopt;  // building the run names the card's error
   }
   const int64_t tp = d.tensor_parallel;
-  const bool heads_split =
-      model.num_heads % tp == 0 && (model.num_kv_heads % tp == 0 || tp % model.num_kv_heads == 0);
   const int64_t max_model_len = d.max_model_len > 0 ? d.max_model_len : model.max_context_tokens;
-  if (!heads_split || max_model_len > model.max_context_tokens) return std::nullopt;
+  // Building the run names an uneven split or a max_model_len beyond the card.
+  if (!model.HeadSplitProblem(tp).empty() || max_model_len > model.max_context_tokens) {
+    return std::nullopt;
+  }
   model.kv_dtype_bytes = DtypeBytes(c.kv_cache.dtype, model.dtype_bytes);
   const int64_t per_token = model.KvBytesPerTokenPerRank(tp);
   const int64_t tokens = d.kv_capacity_bytes / per_token;

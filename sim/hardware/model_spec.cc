@@ -89,6 +89,19 @@ int64_t ModelSpec::WeightBytesPerRank(int64_t tensor_parallel) const {
   return bytes / tensor_parallel + (bytes % tensor_parallel != 0 ? 1 : 0);
 }
 
+std::string ModelSpec::HeadSplitProblem(int64_t tensor_parallel) const {
+  CheckTensorParallel(tensor_parallel);
+  if (num_heads % tensor_parallel != 0) {
+    return fmt::format("{} attention heads of {} do not split over {} GPUs", num_heads, name,
+                       tensor_parallel);
+  }
+  if (num_kv_heads % tensor_parallel != 0 && tensor_parallel % num_kv_heads != 0) {
+    return fmt::format("{} KV heads of {} neither split over {} GPUs nor copy evenly onto them",
+                       num_kv_heads, name, tensor_parallel);
+  }
+  return "";
+}
+
 int64_t ModelSpec::KvHeadsPerRank(int64_t tensor_parallel) const {
   CheckTensorParallel(tensor_parallel);
   return std::max<int64_t>(1, num_kv_heads / tensor_parallel);

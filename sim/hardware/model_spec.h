@@ -49,6 +49,12 @@ struct ModelSpec {
   // Requires tp >= 1 (InvariantError otherwise).
   int64_t WeightBytesPerRank(int64_t tensor_parallel) const;
 
+  // Why the heads do not split evenly over `tensor_parallel` GPUs, "" when they do:
+  // each rank holds num_heads / tp query heads, and num_kv_heads / tp KV heads or, with
+  // more GPUs than KV heads, a copy of one (vLLM's rule); anything else leaves ranks
+  // with unequal shares. Requires tp >= 1 (InvariantError otherwise).
+  std::string HeadSplitProblem(int64_t tensor_parallel) const;
+
   // KV heads held by one rank: kv_heads / tp (integer division), at least 1 (heads are
   // replicated when tp > kv_heads). Requires tp >= 1 (InvariantError otherwise).
   int64_t KvHeadsPerRank(int64_t tensor_parallel) const;

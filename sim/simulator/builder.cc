@@ -155,17 +155,8 @@ MemoryPlan PlanMemory(const ModelSpec& model, const GpuSpec& gpu, const Scenario
                      "across hosts; use at most {} and more replicas",
                      d.tensor_parallel, gpu.name, gpu.gpus_per_host, gpu.gpus_per_host));
   }
-  if (model.num_heads % d.tensor_parallel != 0) {
-    Fail(c, "deployment.tensor_parallel",
-         fmt::format("{} attention heads of {} do not split over {} GPUs", model.num_heads,
-                     model.name, d.tensor_parallel));
-  }
-  // Each rank keeps num_kv_heads / tp KV heads, or, with more GPUs than KV heads, a copy
-  // of one (vLLM's rule): anything else leaves ranks with unequal shares.
-  if (model.num_kv_heads % d.tensor_parallel != 0 && d.tensor_parallel % model.num_kv_heads != 0) {
-    Fail(c, "deployment.tensor_parallel",
-         fmt::format("{} KV heads of {} neither split over {} GPUs nor copy evenly onto them",
-                     model.num_kv_heads, model.name, d.tensor_parallel));
+  if (const std::string why = model.HeadSplitProblem(d.tensor_parallel); !why.empty()) {
+    Fail(c, "deployment.tensor_parallel", why);
   }
   MemoryPlan m;
   m.gpu_memory_bytes = gpu.memory_bytes;

@@ -249,10 +249,7 @@ struct GroupModels {
 std::string UnpredictableReason(const StepRow& row, const ModelSpec& model,
                                 const ProfileTable& gemm, const GpuSpec& gpu) {
   const int64_t tp = row.tensor_parallel;
-  if (model.num_heads % tp != 0) {
-    return fmt::format("{} attention heads of {} do not split over {} GPUs", model.num_heads,
-                       model.name, tp);
-  }
+  if (std::string why = model.HeadSplitProblem(tp); !why.empty()) return why;
   if (!HasGemmRows(gemm, row.model, tp)) {
     return fmt::format(
         "the profile has no [{}] rows for {} at {} {} (it has: {}); measure them with kvprobe "

@@ -158,6 +158,18 @@ TEST(ModelSpec, KvHeadsAreReplicatedWhenTensorParallelismExceedsThem) {
   EXPECT_EQ(LoadLlm("Llama-3-70B").KvHeadsPerRank(16), 1);
 }
 
+TEST(ModelSpec, HeadsSplitEvenlyOrTheProblemIsNamed) {
+  const ModelSpec yi6b = LoadLlm("Yi-6B");  // 32 heads, 4 KV heads
+  EXPECT_EQ(yi6b.HeadSplitProblem(1), "");
+  EXPECT_EQ(yi6b.HeadSplitProblem(4), "");
+  EXPECT_EQ(yi6b.HeadSplitProblem(8), "");  // each rank holds a copy of one KV head
+  EXPECT_EQ(yi6b.HeadSplitProblem(3), "32 attention heads of Yi-6B do not split over 3 GPUs");
+  ModelSpec six_kv = yi6b;  // 32 heads over 16 ranks split; 6 KV heads neither split nor copy
+  six_kv.num_kv_heads = 6;
+  EXPECT_EQ(six_kv.HeadSplitProblem(16),
+            "6 KV heads of Yi-6B neither split over 16 GPUs nor copy evenly onto them");
+}
+
 // tiny-moe: layers 2, hidden 8, heads 4 x 2, kv_heads 2, ffn 16, vocab 10, 4 experts, tied.
 //   attention = 8x8 [Q] + 2x8x4 [K,V] + 8x8 [O] + 8x4 [router] = 224
 //   mlp per expert = 3x8x16 = 384;  embeddings (tied) = 10x8 = 80
