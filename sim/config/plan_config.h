@@ -31,6 +31,10 @@ struct SloSpec {
   // must not exceed max(stability_slack_s, 2 x that of the first quarter).
   bool stability = true;
   double stability_slack_s = 1.0;
+  // Admission: the fraction of offered requests admitted must be at least `admitted`.
+  // A request whose prompt reaches deployment.max_model_len is refused: never served
+  // and in no latency, so by default (1) every request must be admitted.
+  double admitted = 1.0;
 
   bool empty() const;  // no objective at all
 };

@@ -158,6 +158,7 @@ void SloSection(JsonWriter& j, const SloSpec& slo) {
   if (slo.request_e2e_s) j.Field("request_e2e_s", *slo.request_e2e_s);
   j.Field("stability", slo.stability);
   j.Field("stability_slack_s", slo.stability_slack_s);
+  j.Field("admitted", slo.admitted);
   j.EndObject();
 }
 

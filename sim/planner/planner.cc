@@ -61,6 +61,7 @@ struct Run {
   RunResult result;
   SloVerdict verdict;
   double gpu_price = 0;
+  int64_t max_model_len = 0;  // the run's (deployment.max_model_len or the card's)
 };
 
 // Runs scenario `s` of the plan with `delta` and checks the scenario's SLOs.
@@ -75,6 +76,7 @@ Run Simulate(const PlanConfig& plan, const PreparedPlan& prepared, int64_t s,
   run.result.records.clear();  // checked; not kept with the probe
   auto price = plan.prices.find(sim->gpu().name);
   run.gpu_price = price != plan.prices.end() ? price->second : sim->gpu().price_per_hour;
+  run.max_model_len = sim->memory().max_model_len;
   return run;
 }
 
@@ -137,7 +139,8 @@ void EvaluateCandidate(const PlanConfig& plan, const PreparedPlan& prepared, Can
     c.search = FindMaxRate(search, [&](double qps) {
       Run run =
           Simulate(plan, prepared, c.scenario, CandidateDelta(c, 1, qps, plan.probe_requests));
-      ProbeOutcome outcome{run.verdict.meets, run.verdict.meets ? "" : run.verdict.binding};
+      ProbeOutcome outcome{run.verdict.meets, run.verdict.meets ? "" : run.verdict.binding,
+                           !run.verdict.meets && run.verdict.binding == "admitted"};
       c.timing_caveats = run.result.timing_caveats;  // the same at every load
       c.timing_assumptions = run.result.timing_assumptions;
       c.timing_line = run.result.timing_line;
@@ -152,6 +155,17 @@ void EvaluateCandidate(const PlanConfig& plan, const PreparedPlan& prepared, Can
   c.meets_slo = c.search.max_qps > 0;
   if (!c.meets_slo) {
     c.note = "no load meets the SLOs (binding: " + c.search.binding + ")";
+    const auto failed = runs.find(c.search.first_fail_qps);
+    if (c.search.binding == "admitted" && failed != runs.end()) {
+      // Refusals depend on the prompts and max_model_len, not on the load.
+      const Summary& s = failed->second.result.summary;
+      c.note += fmt::format(
+          ": {} of {} requests ({:.1f}%) have prompts reaching max_model_len {} and are refused "
+          "at any load; raise deployment.max_model_len, or lower slo.admitted to plan without them",
+          s.requests_rejected, s.requests_total,
+          100.0 * static_cast<double>(s.requests_rejected) / static_cast<double>(s.requests_total),
+          failed->second.max_model_len);
+    }
     return;
   }
   if (c.search.status == SearchStatus::kMeetsAtAllTried) {

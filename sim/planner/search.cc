@@ -57,6 +57,9 @@ class Bracket {
         fail_binding_ = outcome.binding;
       }
       has_fail_ = true;
+      KVSIM_CHECK(!outcome.at_any_load || !has_pass_,
+                  fmt::format("search: fails at {} qps at any load but met at {} qps", qps, pass_));
+      fails_at_any_load_ = fails_at_any_load_ || outcome.at_any_load;
     }
     KVSIM_CHECK(
         !has_pass_ || !has_fail_ || pass_ < fail_,
@@ -65,6 +68,7 @@ class Bracket {
   }
 
   int probes() const { return static_cast<int>(result_.steps.size()); }
+  bool fails_at_any_load() const { return fails_at_any_load_; }
   double pass() const { return pass_; }
   double fail() const { return fail_; }
 
@@ -84,6 +88,7 @@ class Bracket {
   double pass_ = 0;
   double fail_ = 0;
   std::string fail_binding_;
+  bool fails_at_any_load_ = false;
 };
 
 }  // namespace
@@ -115,7 +120,8 @@ SearchResult FindMaxRate(const SearchConfig& config,
   } else {
     // Bracket downward until a pass; min_qps itself is the last rate tried.
     for (;;) {
-      if (qps <= config.min_qps || bracket.probes() >= config.max_probes) {
+      if (qps <= config.min_qps || bracket.probes() >= config.max_probes ||
+          bracket.fails_at_any_load()) {
         bracket.Finish(SearchStatus::kNoLoadMeets);
         return result;
       }

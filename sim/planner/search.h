@@ -14,6 +14,9 @@ namespace kvsim {
 struct ProbeOutcome {
   bool meets = false;
   std::string binding;  // when !meets: the SLO that failed (e.g. "ttft_s.p99")
+  // When !meets: the failure does not depend on the load (requests refused for their
+  // prompt), so no lower rate can pass and the search ends at this probe.
+  bool at_any_load = false;
 };
 
 struct SearchConfig {
@@ -54,7 +57,8 @@ struct SearchResult {
 // below some rate, fails above). Brackets from initial_qps by `growth` up (or down)
 // until the outcome flips, then bisects (geometric midpoint) until within tolerance.
 // Checks at every step that the last passing rate is below the first failing one and
-// throws InvariantError otherwise (a non-monotone probe).
+// throws InvariantError otherwise (a non-monotone probe). A failure at_any_load ends
+// the search at once: kNoLoadMeets (InvariantError after a pass, which it contradicts).
 // REQUIRES: a valid config (0 < min_qps <= initial_qps <= max_qps, growth > 1,
 // tolerance > 0, max_probes >= 2).
 SearchResult FindMaxRate(const SearchConfig& config,

@@ -19,6 +19,8 @@ namespace {
 // with fewer the check is left out (and so cannot fail).
 constexpr size_t kMinStabilityRecords = 8;
 
+constexpr const char* kAdmitted = "admitted";
+
 // `inside` (> 0 when the objective is met) relative to the limit. A limit of 0
 // has no scale, so the margin is then `inside` itself; the sign means the same.
 double RelativeMargin(double inside, double limit) {
@@ -86,12 +88,27 @@ bool Attains(const RequestRecord& r, const RequestLimits& limits) {
   return true;
 }
 
-// Fraction of `records` that meet every per-request threshold. REQUIRES: records non-empty.
-double AttainmentFraction(const SloSpec& slo, const std::vector<RequestRecord>& records) {
+// Fraction of the offered requests (`records`, the completed ones, plus `rejected`)
+// that meet every per-request threshold: a refused request meets none.
+// REQUIRES: records non-empty.
+double AttainmentFraction(const SloSpec& slo, const std::vector<RequestRecord>& records,
+                          int64_t rejected) {
   const RequestLimits limits = ToNanos(slo);
   const auto attaining = std::count_if(records.begin(), records.end(),
                                        [&](const RequestRecord& r) { return Attains(r, limits); });
-  return static_cast<double>(attaining) / static_cast<double>(records.size());
+  return static_cast<double>(attaining) /
+         (static_cast<double>(records.size()) + static_cast<double>(rejected));
+}
+
+// The admission check, named "admitted": the fraction of offered requests not refused
+// for max_model_len, at least slo.admitted. None when every request was admitted and
+// the limit is 1 (nothing to report: it cannot fail and never binds).
+std::optional<SloCheck> AdmittedCheck(const SloSpec& slo, const Summary& summary) {
+  if (summary.requests_total <= 0) return std::nullopt;
+  const double admitted = 1.0 - static_cast<double>(summary.requests_rejected) /
+                                    static_cast<double>(summary.requests_total);
+  if (admitted >= 1.0 && slo.admitted >= 1.0) return std::nullopt;
+  return AtLeast(kAdmitted, admitted, slo.admitted);
 }
 
 // Mean queueing delay (first_scheduled - arrival), in seconds, of delays[begin, end).
@@ -122,12 +139,18 @@ SloCheck StabilityCheck(const SloSpec& slo, const std::vector<RequestRecord>& re
   return AtMost("stability", last, std::max(slo.stability_slack_s, 2 * first));
 }
 
-// The failed check with the most negative margin, else the met check with the
-// smallest margin; ties go to the earlier check. "" for no checks.
+// A failed admission check (no load can pass it), else the failed check with the most
+// negative margin, else the met check with the smallest margin (admission aside: it
+// does not depend on the load, so when met it binds nothing); ties go to the earlier
+// check. "" for no checks.
 std::string Binding(const std::vector<SloCheck>& checks) {
   const SloCheck* worst_failed = nullptr;
   const SloCheck* tightest_met = nullptr;
   for (const SloCheck& c : checks) {
+    if (c.name == kAdmitted) {
+      if (!c.met) return c.name;
+      continue;
+    }
     const SloCheck*& best = c.met ? tightest_met : worst_failed;
     if (best == nullptr || c.margin < best->margin) best = &c;
   }
@@ -166,14 +189,20 @@ std::vector<std::string> DescribeSlo(const SloSpec& slo) {
         "first quarter's) (on unless slo.stability: false)",
         slo.stability_slack_s));
   }
+  lines.push_back(
+      fmt::format("admitted >= {:g}: the fraction of requests admitted (a prompt reaching "
+                  "deployment.max_model_len is refused, never served){}",
+                  slo.admitted, slo.admitted >= 1.0 ? " (default; slo.admitted lowers it)" : ""));
   return lines;
 }
 
 // Checks, in this order: ttft_s, tbt_s, tpot_s, e2e_s (each p50, p90, p99; only
 // the set ones), then attainment (when attainment and a per-request threshold
-// are set), then stability (when enabled and there are at least 8 records).
-// With no records every objective that is set is reported failed, with value 0
-// and margin -1, and the binding is "no completed requests".
+// are set; refused requests count as missing it), then stability (when enabled and
+// there are at least 8 records), then admitted (AdmittedCheck).
+// With no records every other objective that is set is reported failed, with value 0
+// and margin -1, and the binding is "admitted" when that failed, else "no completed
+// requests".
 SloVerdict EvaluateSlo(const SloSpec& slo, const Summary& summary,
                        const std::vector<RequestRecord>& records) {
   SloVerdict verdict;
@@ -192,16 +221,23 @@ SloVerdict EvaluateSlo(const SloSpec& slo, const Summary& summary,
       c.met = false;
       c.margin = -1;
     }
+    const std::optional<SloCheck> admitted = AdmittedCheck(slo, summary);
+    if (admitted) checks.push_back(*admitted);
     verdict.meets = false;
-    verdict.binding = "no completed requests";
+    verdict.binding = admitted && !admitted->met ? kAdmitted : "no completed requests";
     return verdict;
   }
 
   if (attainment_applies) {
-    checks.push_back(AtLeast("attainment", AttainmentFraction(slo, records), *slo.attainment));
+    checks.push_back(AtLeast("attainment",
+                             AttainmentFraction(slo, records, summary.requests_rejected),
+                             *slo.attainment));
   }
   if (slo.stability && records.size() >= kMinStabilityRecords) {
     checks.push_back(StabilityCheck(slo, records));
+  }
+  if (const std::optional<SloCheck> admitted = AdmittedCheck(slo, summary)) {
+    checks.push_back(*admitted);
   }
   verdict.meets =
       std::all_of(checks.begin(), checks.end(), [](const SloCheck& c) { return c.met; });

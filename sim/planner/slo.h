@@ -22,7 +22,9 @@ struct SloCheck {
 struct SloVerdict {
   bool meets = false;
   std::vector<SloCheck> checks;  // every objective that applies, in a fixed order
-  std::string binding;  // the failed check with the worst margin; else the tightest met one
+  // "admitted" when requests were refused beyond slo.admitted (no load passes then);
+  // else the failed check with the worst margin; else the tightest met one.
+  std::string binding;
 };
 
 // Every objective of `slo` in words, one per line, defaults included: "ttft_s p99

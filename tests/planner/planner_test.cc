@@ -331,8 +331,9 @@ TEST_F(BundledTracePlan, ListsEverySloItAppliedTheDefaultStabilityOneIncluded) {
   EXPECT_THAT(text, HasSubstr("SLOs applied:\n  ttft_s p99 <= 2 s\n  e2e_s p99 <= 30 s\n"
                               "  stability: the mean queueing delay of the last quarter"));
   EXPECT_THAT(text, HasSubstr("(on unless slo.stability: false)"));
+  EXPECT_THAT(text, HasSubstr("\n  admitted >= 1: the fraction of requests admitted"));
   const YAML::Node json = YAML::Load(PlanJson(*result_, *plan_));
-  ASSERT_EQ(json["slo_applied"].size(), 3u);
+  ASSERT_EQ(json["slo_applied"].size(), 4u);
   EXPECT_EQ(json["slo_applied"][0].as<std::string>(), "ttft_s p99 <= 2 s");
   EXPECT_EQ(json["ranking_rule"].as<std::string>(), kRankingRule);
 }

@@ -108,6 +108,29 @@ TEST(FindMaxRateSearch, ReportsNoLoadMeetsWhenEvenMinQpsFails) {
   for (const SearchStep& step : result.steps) EXPECT_FALSE(step.meets);
 }
 
+TEST(FindMaxRateSearch, AFailureAtAnyLoadEndsTheSearchAtThatProbe) {
+  // Refused requests fail at every rate: no lower rate is tried.
+  int probes = 0;
+  const SearchResult result = FindMaxRate(DefaultConfig(), [&probes](double) {
+    ++probes;
+    return ProbeOutcome{false, "admitted", true};
+  });
+  EXPECT_EQ(probes, 1);
+  EXPECT_EQ(result.status, SearchStatus::kNoLoadMeets);
+  EXPECT_EQ(result.max_qps, 0);
+  EXPECT_EQ(result.first_fail_qps, DefaultConfig().initial_qps);
+  EXPECT_EQ(result.binding, "admitted");
+}
+
+TEST(FindMaxRateSearch, AFailureAtAnyLoadAfterAPassIsAContradiction) {
+  EXPECT_THROW(FindMaxRate(DefaultConfig(),
+                           [](double qps) {
+                             return qps <= 1.0 ? ProbeOutcome{true, ""}
+                                               : ProbeOutcome{false, "admitted", true};
+                           }),
+               InvariantError);
+}
+
 TEST(FindMaxRateSearch, ReportsMeetsAtEveryLoadTriedWhenEvenMaxQpsMeets) {
   SearchConfig config = DefaultConfig();
   config.initial_qps = 1.0;

@@ -471,6 +471,72 @@ TEST(SloVerdict, ZeroCompletedRequestsFailEvenWithNoObjective) {
   EXPECT_EQ(v.binding, "no completed requests");
 }
 
+// --- Admission ----------------------------------------------------------------
+
+// A summary of `total` offered requests of which `rejected` were refused.
+Summary Offered(int64_t total, int64_t rejected) {
+  Summary s;
+  s.requests_total = total;
+  s.requests_rejected = rejected;
+  s.requests_completed = total - rejected;
+  return s;
+}
+
+TEST(SloAdmitted, EveryRequestAdmittedAddsNoCheckAndBindsNothing) {
+  SloSpec slo = NoObjectives();
+  slo.ttft_s.p99 = 10.0;
+  const SloVerdict v = EvaluateSlo(slo, Offered(1, 0), OneRequest());
+  EXPECT_EQ(Names(v), std::vector<std::string>{"ttft_s.p99"});
+  EXPECT_EQ(v.binding, "ttft_s.p99");
+}
+
+TEST(SloAdmitted, OneRefusedRequestOfTenFailsTheDefaultAndBindsAheadOfWorseFailures) {
+  // 9 of 10 admitted: 0.9 < 1, margin -0.1; the TTFT check fails by more (-0.5), yet
+  // admission binds, since no load can pass it.
+  SloSpec slo = NoObjectives();
+  slo.ttft_s.p99 = 2.0;
+  Summary summary = Offered(10, 1);
+  summary.ttft_s.p99 = 3.0;
+  const SloVerdict v = EvaluateSlo(slo, summary, OneRequest());
+  EXPECT_EQ(Names(v), (std::vector<std::string>{"ttft_s.p99", "admitted"}));
+  const SloCheck c = Check(v, "admitted");
+  EXPECT_DOUBLE_EQ(c.value, 0.9);
+  EXPECT_EQ(c.limit, 1.0);
+  EXPECT_FALSE(c.met);
+  EXPECT_NEAR(c.margin, -0.1, 1e-12);
+  EXPECT_FALSE(v.meets);
+  EXPECT_EQ(v.binding, "admitted");
+}
+
+TEST(SloAdmitted, ALoweredLimitIsMetYetNeverTheBindingCheck) {
+  // 9 of 10 admitted against 0.9: met with margin 0, tighter than the TTFT check's 0.5,
+  // but a load-independent check binds nothing.
+  SloSpec slo = NoObjectives();
+  slo.admitted = 0.9;
+  slo.ttft_s.p99 = 2.0;
+  Summary summary = Offered(10, 1);
+  summary.ttft_s.p99 = 1.0;
+  const SloVerdict v = EvaluateSlo(slo, summary, OneRequest());
+  EXPECT_TRUE(Check(v, "admitted").met);
+  EXPECT_TRUE(v.meets);
+  EXPECT_EQ(v.binding, "ttft_s.p99");
+}
+
+TEST(SloAdmitted, EveryRequestRefusedBindsAdmittedNotNoCompletedRequests) {
+  const SloVerdict v = EvaluateSlo(NoObjectives(), Offered(4, 4), {});
+  EXPECT_EQ(Check(v, "admitted").value, 0.0);
+  EXPECT_FALSE(v.meets);
+  EXPECT_EQ(v.binding, "admitted");
+}
+
+TEST(SloAttainment, RefusedRequestsCountAsMissingIt) {
+  // Seven of the ten completed requests attain; two more were refused: 7 / 12.
+  SloSpec slo = AttainmentSlo(0.5);
+  slo.admitted = 0.5;
+  const SloVerdict v = EvaluateSlo(slo, Offered(12, 2), TenRequests());
+  EXPECT_DOUBLE_EQ(Check(v, "attainment").value, 7.0 / 12.0);
+}
+
 // --- SloSpec::empty ----------------------------------------------------------
 
 TEST(SloSpecEmpty, TheDefaultSpecChecksStability) {
