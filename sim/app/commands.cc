@@ -26,6 +26,7 @@
 #include "sim/core/staged_directory.h"
 #include "sim/metrics/json_writer.h"
 #include "sim/simulator/builder.h"
+#include "sim/simulator/compare_outputs.h"
 #include "sim/simulator/outputs.h"
 #include "sim/timing/profile_schema.h"
 #include "sim/timing/validate.h"

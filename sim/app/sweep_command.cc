@@ -1,6 +1,7 @@
 // kvsim sweep: every compare entry at every rate, on one process's threads or, under
 // mpirun, over every rank's threads (mpi_ranks.h) with rank 0 writing the outputs.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -102,6 +103,49 @@ std::string SweepJson(const SweepRuns& s, const std::vector<Job>& jobs) {
   return j.str();
 }
 
+// A cell's mark: " *" when the run is overloaded (its queue grew through the trace),
+// " q" when its median request waited over a second before its first iteration (as
+// compare's verdict says), "" otherwise.
+std::string LoadMark(const Summary& m) {
+  if (m.overloaded) return " *";
+  return m.queue_s.p50 > 1.0 ? " q" : "";
+}
+
+// What the marks mean (when a cell has one), and the runs that refused requests for
+// max_model_len (their latencies hold only the requests they admitted).
+std::string SweepFootnotes(const SweepRuns& s, const std::vector<Job>& jobs) {
+  std::string out;
+  const auto marked = [&](const char* mark) {
+    return std::any_of(jobs.begin(), jobs.end(),
+                       [mark](const Job& j) { return LoadMark(j.summary) == mark; });
+  };
+  if (marked(" *"))
+    out += "*: overloaded, the queue grows through the trace (it does not keep up)\n";
+  if (marked(" q")) out += "q: the median request waits over 1 s before its first iteration\n";
+  const Summary& first = jobs.front().summary;
+  if (first.requests_rejected > 0 && std::all_of(jobs.begin(), jobs.end(), [&](const Job& j) {
+        return j.summary.requests_rejected == first.requests_rejected &&
+               j.summary.requests_total == first.requests_total;
+      })) {
+    return out + fmt::format(
+                     "every run refuses {} of {} requests, their prompts at or past "
+                     "max_model_len (in no latency above)\n",
+                     first.requests_rejected, first.requests_total);
+  }
+  std::vector<std::string> refusing;
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    const Summary& m = jobs[i].summary;
+    if (m.requests_rejected == 0) continue;
+    refusing.push_back(fmt::format("{} at {} QPS {} of {}", jobs[i].label, RateText(s.rate_qps(i)),
+                                   m.requests_rejected, m.requests_total));
+  }
+  if (!refusing.empty()) {
+    out += fmt::format("refused for a prompt at or past max_model_len (in no latency above): {}\n",
+                       fmt::join(refusing, ", "));
+  }
+  return out;
+}
+
 // The table of throughput and p99 latencies per rate and entry, the caveats and where
 // the outputs went.
 void PrintSweep(std::ostream& out, const SweepRuns& s, const std::vector<Job>& jobs,
@@ -117,13 +161,15 @@ void PrintSweep(std::ostream& out, const SweepRuns& s, const std::vector<Job>& j
     std::string line = fmt::format("{:>{}}", RateText(s.rates_qps[r]), width);
     for (size_t e = 0; e < s.entries.size(); ++e) {
       const Summary& m = jobs[e * s.rates_qps.size() + r].summary;
-      line += fmt::format("{:>34}",
-                          fmt::format("{:.2f} / {} / {}", m.requests_per_s,
-                                      FormatOrNa(1e3 * m.ttft_s.OrNaN(&Percentiles::p99), "{:.1f}"),
-                                      FormatOrNa(m.e2e_s.OrNaN(&Percentiles::p99), "{:.2f}")));
+      line += fmt::format(
+          "{:>34}",
+          fmt::format("{:.2f} / {} / {}{}", m.requests_per_s,
+                      FormatOrNa(1e3 * m.ttft_s.OrNaN(&Percentiles::p99), "{:.1f}"),
+                      FormatOrNa(m.e2e_s.OrNaN(&Percentiles::p99), "{:.2f}"), LoadMark(m)));
     }
     out << line << "\n";
   }
+  out << SweepFootnotes(s, jobs);
   out << FormatCaveats(Labelled(jobs));
   out << FormatCaveats(LabelledAssumptions(jobs), "assumed");
   out << fmt::format("outputs written to {}/\n", dir);

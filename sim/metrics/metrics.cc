@@ -100,29 +100,28 @@ void QueueGrowth::Add(Nanos arrival, Nanos queue_delay) {
       sum_s_[i] = sum_s_[2 * i] + sum_s_[2 * i + 1];
       count_[i] = count_[2 * i] + count_[2 * i + 1];
     }
-    for (int i = kBins / 2; i < kBins; ++i) {
-      sum_s_[i] = 0;
-      count_[i] = 0;
-    }
+    std::fill(sum_s_.begin() + kBins / 2, sum_s_.end(), 0.0);
+    std::fill(count_.begin() + kBins / 2, count_.end(), 0);
     width_ns_ *= 2;
   }
   const auto b = static_cast<size_t>(t / width_ns_);
   sum_s_[b] += ToSeconds(queue_delay);
   ++count_[b];
+  earliest_ns_ = earliest_ns_ < 0 ? t : std::min(earliest_ns_, t);
   latest_ns_ = std::max(latest_ns_, t);
 }
 
 double QueueGrowth::QuarterMean(bool last) const {
-  // Bins wholly or partly inside the quarter, by their start.
-  const int64_t quarter = latest_ns_ / 4;
+  if (earliest_ns_ < 0) return 0;
+  const int64_t quarter = (latest_ns_ - earliest_ns_) / 4;
+  // The quarter [from, to]; a bin counts when it overlaps it.
+  const int64_t from = last ? latest_ns_ - quarter : earliest_ns_;
+  const int64_t to = last ? latest_ns_ : earliest_ns_ + quarter;
   double sum = 0;
   int64_t n = 0;
-  for (int i = 0; i < kBins; ++i) {
-    const int64_t start = i * width_ns_;
-    const bool in = last ? start + width_ns_ > latest_ns_ - quarter : start <= quarter;
-    if (!in || start > latest_ns_) continue;
-    sum += sum_s_[i];
-    n += count_[i];
+  for (int64_t b = from / width_ns_; b <= to / width_ns_; ++b) {
+    sum += sum_s_[static_cast<size_t>(b)];
+    n += count_[static_cast<size_t>(b)];
   }
   return n > 0 ? sum / static_cast<double>(n) : 0;
 }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -85,24 +86,30 @@ class Distribution {
   int64_t count_ = 0;
 };
 
-// Queueing delay against arrival time, in a fixed number of time bins that double
-// in width as arrivals go later (bounded memory), to tell a deployment that keeps up
-// with its load from one whose queue grows.
+// Queueing delay against arrival time, in a fixed number of time bins (from t = 0)
+// that double in width as arrivals go later (bounded memory: 64 KiB), to tell a
+// deployment that keeps up with its load from one whose queue grows. Bins start 1 ms
+// wide, so a quarter's edge is placed within 1 ms, or within 1/2,048 of the latest
+// arrival once the bins have widened.
 class QueueGrowth {
  public:
-  static constexpr int kBins = 64;
+  static constexpr int kBins = 4096;
+  static constexpr int64_t kInitialWidthNs = 1'000'000;
+  // Arrivals may come in any order (requests are recorded as they finish).
   void Add(Nanos arrival, Nanos queue_delay);
   // Mean queueing delay of the requests that arrived in the first and in the last
-  // quarter of the arrival span (to the bins' resolution); 0 when none.
+  // quarter of the arrival span [earliest, latest] (to the bins' resolution: the bins
+  // that overlap the quarter); 0 when none was added.
   double FirstQuarterMeanS() const { return QuarterMean(false); }
   double LastQuarterMeanS() const { return QuarterMean(true); }
 
  private:
   double QuarterMean(bool last) const;
-  int64_t width_ns_ = 1'000'000'000;  // bin width, doubling as needed
-  int64_t latest_ns_ = 0;             // latest arrival seen
-  double sum_s_[kBins] = {};
-  int64_t count_[kBins] = {};
+  int64_t width_ns_ = kInitialWidthNs;  // bin width, doubling as needed
+  int64_t earliest_ns_ = -1;            // earliest arrival seen (-1: none)
+  int64_t latest_ns_ = 0;               // latest arrival seen
+  std::array<double, kBins> sum_s_ = {};
+  std::array<int64_t, kBins> count_ = {};
 };
 
 struct Summary {

@@ -114,16 +114,6 @@ class RunOutputWriter : public MetricsObserver {
 // A readable summary of one run.
 std::string FormatSummary(const Summary& summary, const Simulation& sim);
 
-struct LabeledRun {
-  std::string label;
-  Summary summary;
-  std::string summary_json;
-};
-
-// compare.json: a list of {label, summary}.
-// compare.json: a list of {label, summary}, each summary summary.json's object.
-std::string CompareJson(const std::vector<LabeledRun>& runs);
-
 // This kvsim's version ("0.1.0"), which every JSON document it writes records as
 // "kvsim_version" (summary.json's, plan.json's and sweep.json's top level).
 const char* KvsimVersion();
@@ -135,16 +125,5 @@ const char* KvsimVersion();
 std::string FormatCaveats(
     const std::vector<std::pair<std::string, std::vector<std::string>>>& labelled,
     const char* prefix = "caveat");
-
-// The side-by-side table, with ratios to the run labelled "paged" (or the first
-// paged run) where one exists.
-std::string FormatCompareTable(const std::vector<LabeledRun>& runs);
-// One sentence under the table: the run with the lowest E2E p50 (its ratio to the
-// paged run when there is one), the least KV memory at peak, the largest running
-// batch, and the runs that did not keep up with the load: overloaded ones (their queue
-// grew through the trace, Summary::overloaded) and ones queueing far longer than the
-// best (TTFT p50 above 1 s and ten times the best run's).
-// "verdict: ...\n"; empty for no runs.
-std::string FormatVerdict(const std::vector<LabeledRun>& runs);
 
 }  // namespace kvsim

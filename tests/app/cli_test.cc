@@ -722,6 +722,24 @@ TEST(Cli, SweepRunsEveryManagerAtEveryRateAndWritesSweepJson) {
   EXPECT_THAT(r.out, HasSubstr("vattention_64KiB"));
 }
 
+TEST(Cli, SweepMarksOverloadedCellsAndNamesRefusedRequests) {
+  // At 512 req/s every manager falls behind the quickstart's load; max_model_len 1024
+  // refuses the requests whose prompts reach it, the same ones at every rate.
+  TempDir dir;
+  const Result r =
+      RunKvsim({"sweep", kQuickstart, "--rates", "2,512", "--set", "workload.max_requests=300",
+                "--set", "deployment.max_model_len=1024", "--out", dir.PathOf("sweep")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr(" *\n"));
+  EXPECT_THAT(r.out, HasSubstr("*: overloaded, the queue grows through the trace"));
+  const YAML::Node sweep = YAML::LoadFile(dir.PathOf("sweep") + "/sweep.json");
+  const int64_t refused = sweep["runs"][0]["summary"]["requests_rejected"].as<int64_t>();
+  EXPECT_GT(refused, 0);
+  EXPECT_THAT(r.out, HasSubstr(fmt::format("every run refuses {} of 300 requests, their prompts at "
+                                           "or past max_model_len (in no latency above)",
+                                           refused)));
+}
+
 TEST(Cli, SweepWithoutRatesOrWithABadRateFails) {
   EXPECT_EQ(RunKvsim({"sweep", kQuickstart}).exit_code, 2);
   const Result bad = RunKvsim({"sweep", kQuickstart, "--rates", "2,fast"});

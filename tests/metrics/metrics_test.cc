@@ -260,14 +260,42 @@ TEST(MetricsSummary, BeyondTheExactLimitPercentilesComeFromAHistogramAndMeansSta
 
 TEST(QueueGrowth, ComparesTheFirstAndLastQuarterOfTheArrivalsAsTheBinsWiden) {
   QueueGrowth g;
-  // Arrivals every second for 200 s (the 1 s bins widen to 4 s to hold them), each
-  // waiting as long as a tenth of its arrival time: 0.0, 0.1, ..., 19.9 s.
+  // Arrivals every second for 200 s (the 1 ms bins widen to 64 ms to hold them: 4,096 x
+  // 32 ms ends at 131 s), each waiting a tenth of its arrival time: 0.0, 0.1, ..., 19.9 s.
   for (int t = 0; t < 200; ++t) g.Add(Ms(1000 * t), Ms(100 * t));
-  // Latest arrival 199 s, quarter 49.75 s. First quarter: bins starting at or before
-  // it, [0, 52) s: arrivals 0..51, mean wait 2.55 s. Last quarter: bins ending after
-  // 149.25 s, [148, 200) s: arrivals 148..199, mean wait 17.35 s.
-  EXPECT_NEAR(g.FirstQuarterMeanS(), 2.55, 1e-9);
-  EXPECT_NEAR(g.LastQuarterMeanS(), 17.35, 1e-9);
+  // Span [0, 199] s, quarter 49.75 s. First quarter [0, 49.75]: arrivals 0..49 (the bin
+  // holding 49.75 holds none), mean wait 2.45 s. Last quarter [149.25, 199]: the bin
+  // holding 149.25 s is [149.248, 149.312), past the arrival at 149: arrivals 150..199,
+  // mean wait 17.45 s.
+  EXPECT_NEAR(g.FirstQuarterMeanS(), 2.45, 1e-9);
+  EXPECT_NEAR(g.LastQuarterMeanS(), 17.45, 1e-9);
+}
+
+TEST(QueueGrowth, QuartersOfASubSecondBurstAreItsOwnNotOneBinsMean) {
+  QueueGrowth g;
+  // Ten arrivals 0.1 s apart, recorded out of order; waits below. Span 0.9 s, quarter
+  // 0.225 s: the first quarter holds arrivals 0, 0.1, 0.2 (waits 0, 0.91, 0.81: mean
+  // 0.5733 s), the last 0.7, 0.8, 0.9 (0.31, 0.21, 8.12: mean 2.88 s).
+  const int waits_ms[] = {0, 910, 810, 710, 610, 510, 410, 310, 210, 8120};
+  for (int i = 9; i >= 0; --i) g.Add(Ms(100 * i), Ms(waits_ms[i]));
+  EXPECT_NEAR(g.FirstQuarterMeanS(), 1.72 / 3, 1e-9);
+  EXPECT_NEAR(g.LastQuarterMeanS(), 8.64 / 3, 1e-9);
+}
+
+TEST(QueueGrowth, QuartersStartAtTheEarliestArrivalNotAtTimeZero) {
+  QueueGrowth g;
+  // Arrivals at 100, 101, ..., 120 s: quarter 5 s. First [100, 105]: waits 1..6 s, mean
+  // 3.5; last [115, 120]: waits 16..21 s, mean 18.5 (from t = 0 the first quarter would
+  // be [0, 30] s and take in the arrivals up to 30 s).
+  for (int t = 100; t <= 120; ++t) g.Add(Ms(1000 * t), Ms(1000 * (t - 99)));
+  EXPECT_NEAR(g.FirstQuarterMeanS(), 3.5, 1e-9);
+  EXPECT_NEAR(g.LastQuarterMeanS(), 18.5, 1e-9);
+}
+
+TEST(QueueGrowth, WithoutArrivalsBothQuartersAreZero) {
+  const QueueGrowth g;
+  EXPECT_EQ(g.FirstQuarterMeanS(), 0);
+  EXPECT_EQ(g.LastQuarterMeanS(), 0);
 }
 
 TEST(MetricsSummary, FlagsALoadWhoseQueueGrows) {

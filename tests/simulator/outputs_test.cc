@@ -12,6 +12,7 @@
 #include "sim/config/scenario_config.h"
 #include "sim/config/yaml_tree.h"
 #include "sim/simulator/builder.h"
+#include "sim/simulator/compare_outputs.h"
 
 namespace kvsim {
 namespace {
@@ -104,6 +105,50 @@ TEST(FormatVerdict, NamesOverloadedRunsAndNeverSaysEveryRunKeepsUpWhenAllAre) {
   EXPECT_THAT(v, HasSubstr("; paged does not keep up with the load"));
   EXPECT_THAT(v, HasSubstr("(57 running); paged does not keep up"));
   EXPECT_THAT(v, Not(HasSubstr("every run keeps up")));
+}
+
+TEST(FormatVerdict, NamesRunsWhoseMedianRequestWaitsOverASecondEvenWhenAllDo) {
+  // Every run's TTFT p50 is 18-26 s, none 10x another's, and no queue grew through the
+  // trace (a load that rises and falls): the median waits of 18.0 and 25.7 s before a
+  // first iteration still say neither keeps up.
+  std::vector<LabeledRun> runs = {Labelled("paged", "paged", 18.03, 60.0, 57, 24),
+                                  Labelled("vattention_2MiB", "vattention", 25.74, 70.0, 57, 27)};
+  runs[0].summary.queue_s.p50 = 18.0;
+  runs[1].summary.queue_s.p50 = 25.7;
+  const std::string v = FormatVerdict(runs);
+  EXPECT_THAT(v, HasSubstr("; paged, vattention_2MiB queue (median wait before the first "
+                           "iteration 18 s, 25.7 s, over 1 s)"));
+  EXPECT_THAT(v, Not(HasSubstr("keeps up")));
+}
+
+TEST(FormatVerdict, SaysHowManyRequestsEachRunRefused) {
+  std::vector<LabeledRun> runs = {Labelled("paged", "paged", 0.04, 4.0, 200, 34),
+                                  Labelled("static", "static", 0.05, 4.1, 50, 60)};
+  for (LabeledRun& r : runs) {
+    r.summary.requests_total = 1000;
+    r.summary.requests_rejected = 547;
+  }
+  EXPECT_THAT(FormatVerdict(runs), HasSubstr("; every run refuses 547 of 1000 requests (prompt "
+                                             "at or past max_model_len: in no latency above"));
+  runs[1].summary.requests_rejected = 0;
+  const std::string one = FormatVerdict(runs);
+  EXPECT_THAT(one, HasSubstr("; paged refuses 547 of 1000 requests (prompt"));
+  EXPECT_THAT(one, Not(HasSubstr("static refuses")));
+  runs[0].summary.requests_rejected = 0;
+  EXPECT_THAT(FormatVerdict(runs), Not(HasSubstr("refuses")));
+}
+
+TEST(FormatCompareTable, ShowsRefusedAndTruncatedRowsOnlyWhenARunHasThem) {
+  std::vector<LabeledRun> runs = {Labelled("paged", "paged", 0.04, 4.0, 200, 34),
+                                  Labelled("static", "static", 0.05, 4.1, 50, 60)};
+  EXPECT_THAT(FormatCompareTable(runs), Not(HasSubstr("requests refused")));
+  runs[1].summary.requests_truncated = 3;
+  const std::string table = FormatCompareTable(runs);
+  const size_t at = table.find("requests truncated");
+  ASSERT_NE(at, std::string::npos) << table;
+  EXPECT_EQ(Cells(table.substr(at, table.find('\n', at) - at)),
+            (std::vector<std::string>{"requests truncated", "0", "3"}));
+  EXPECT_THAT(table, HasSubstr("requests refused"));
 }
 
 TEST(FormatVerdict, IsEmptyWithoutRuns) { EXPECT_EQ(FormatVerdict({}), ""); }

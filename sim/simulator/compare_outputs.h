@@ -1,0 +1,34 @@
+// compare's outputs: each compare entry's run as a labelled summary, compare.json, the
+// side-by-side table and the one-sentence verdict under it.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "sim/metrics/metrics.h"
+
+namespace kvsim {
+
+struct LabeledRun {
+  std::string label;
+  Summary summary;
+  std::string summary_json;
+};
+
+// compare.json: a list of {label, summary}, each summary summary.json's object.
+std::string CompareJson(const std::vector<LabeledRun>& runs);
+
+// The side-by-side table, with ratios to the run labelled "paged" (or the first
+// paged run) where one exists; rows of refused and truncated requests when some run
+// has them, of prefix hits when some run caches prefixes.
+std::string FormatCompareTable(const std::vector<LabeledRun>& runs);
+// One sentence under the table: the run with the lowest E2E p50 (its ratio to the
+// paged run when there is one), the least KV memory at peak, the largest running
+// batch, the runs that did not keep up with the load: overloaded ones (their queue
+// grew through the trace, Summary::overloaded) and queueing ones (median wait before
+// the first iteration over 1 s, or TTFT p50 above 1 s and ten times the best run's),
+// and the runs that refused requests for max_model_len.
+// "verdict: ...\n"; empty for no runs.
+std::string FormatVerdict(const std::vector<LabeledRun>& runs);
+
+}  // namespace kvsim
