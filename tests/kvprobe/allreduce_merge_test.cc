@@ -151,6 +151,39 @@ TEST(MergeAllreduceRows, MergedIntoTheCommittedH100ProfileKvsimReadsTheNewRows) 
   EXPECT_EQ(after.Table("gemm").size(), before.Table("gemm").size());
 }
 
+// The CheckAllreduceMergeTarget error for the committed H100 profile and `counts`; ""
+// when the check passes.
+std::string CommittedH100CheckError(const std::vector<int>& counts) {
+  const char* path = KVSIM_SOURCE_DIR "/models/profiles/H100-SXM/profile.txt";
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  try {
+    CheckAllreduceMergeTarget(text.str(), path, counts);
+  } catch (const std::runtime_error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(CheckAllreduceMergeTarget, RefusesTheCommittedH100ProfileForTheDefaultCountsOfAnEightGpuHost) {
+  // kvprobe's default on 8 GPUs is 2, 4 and 8; the 3-GPU rows that would stay lack in_graph_us.
+  EXPECT_THAT(CommittedH100CheckError({2, 4, 8}),
+              HasSubstr("[allreduce] rows for 3 GPUs have no in_graph_us column"));
+}
+
+TEST(CheckAllreduceMergeTarget, AcceptsTheCommittedH100ProfileWhenEveryCountItHasIsMeasuredAgain) {
+  // The README's command for an 8-GPU host: --allreduce-gpus 2,3,4,8.
+  EXPECT_EQ(CommittedH100CheckError({2, 3, 4, 8}), "");
+}
+
+TEST(CheckAllreduceMergeTarget, ChecksEveryCountNotOnlyTheFirst) {
+  // The 4-GPU rows are measured again, the 2-GPU ones of the earlier header would stay.
+  EXPECT_THROW(CheckAllreduceMergeTarget(std::string(kHead) + kEarlierSection, "p.txt", {4, 8}),
+               std::runtime_error);
+  EXPECT_NO_THROW(CheckAllreduceMergeTarget(std::string(kHead) + kEarlierSection, "p.txt", {2, 4}));
+}
+
 // A profile's last lines as kvprobe writes them: a blank line and the end marker.
 std::string EndLines() { return "\n" + std::string(kvsim::kProfileEndMarker) + "\n"; }
 

@@ -5,8 +5,11 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <string>
 #include <vector>
+
+#include "tests/testing/temp_dir.h"
 
 namespace kvprobe {
 namespace {
@@ -44,15 +47,17 @@ TEST(ParseArgsTest, NoArgumentsGiveTheDefaults) {
   EXPECT_EQ(o.device, 0);
   EXPECT_EQ(o.vmm_samples, 1000);
   EXPECT_FALSE(o.quick);
+  EXPECT_FALSE(o.force);
   EXPECT_FALSE(o.help);
   EXPECT_THAT(o.allreduce_gpus, IsEmpty());
   EXPECT_FALSE(o.rank.has_value());
 }
 
 TEST(ParseArgsTest, EveryFlagSetsItsOption) {
-  const ProbeOptions o = Parse({"--out", "/tmp/p", "--models", "cards", "--model", "Llama-3-8B",
-                                "--model", "Yi-6B", "--only", "gemm,copy", "--gpu-name", "H100-SXM",
-                                "--device", "3", "--vmm-samples", "50", "--quick", "--help"});
+  const ProbeOptions o =
+      Parse({"--out", "/tmp/p", "--models", "cards", "--model", "Llama-3-8B", "--model", "Yi-6B",
+             "--only", "gemm,copy", "--gpu-name", "H100-SXM", "--device", "3", "--vmm-samples",
+             "50", "--quick", "--force", "--help"});
   EXPECT_EQ(o.out_dir, "/tmp/p");
   EXPECT_EQ(o.models_dir, "cards");
   EXPECT_THAT(o.models, ElementsAre("Llama-3-8B", "Yi-6B"));
@@ -61,6 +66,7 @@ TEST(ParseArgsTest, EveryFlagSetsItsOption) {
   EXPECT_EQ(o.device, 3);
   EXPECT_EQ(o.vmm_samples, 50);
   EXPECT_TRUE(o.quick);
+  EXPECT_TRUE(o.force);
   EXPECT_TRUE(o.help);
 }
 
@@ -262,10 +268,113 @@ TEST(UsageTest, MentionsEveryFlagAndSection) {
   const std::string usage = Usage();
   for (const char* flag :
        {"--out", "--gpu-name", "--models", "--model", "--only", "--device", "--vmm-samples",
-        "--quick", "--allreduce-gpus", "--merge-allreduce-into"}) {
+        "--quick", "--force", "--allreduce-gpus", "--merge-allreduce-into"}) {
     EXPECT_THAT(usage, HasSubstr(flag));
   }
   for (const std::string& s : AllSections()) EXPECT_THAT(usage, HasSubstr(s));
+}
+
+TEST(OutputDirTest, IsOutWhenGiven) {
+  EXPECT_EQ(OutputDir(Parse({"--out", "/tmp/p", "--gpu-name", "H100-SXM"}), "NVIDIA H100"),
+            "/tmp/p");
+}
+
+TEST(OutputDirTest, IsTheGpuNameFolderUnderModelsProfilesWithoutOut) {
+  EXPECT_EQ(OutputDir(Parse({"--gpu-name", "H100-SXM"}), "NVIDIA H100"),
+            "models/profiles/H100-SXM");
+}
+
+TEST(OutputDirTest, IsTheDeviceNameAsAFolderWithoutOutOrGpuName) {
+  EXPECT_EQ(OutputDir(Parse({}), "NVIDIA H100 80GB HBM3"), "models/profiles/NVIDIA-H100-80GB-HBM3");
+}
+
+// A folder holding a profile.txt, as a full calibration leaves it.
+struct FolderWithProfile {
+  kvsim::testing::TempDir dir;
+  std::string profile = dir.Write("profile.txt", "[meta]\nmode: full\n");
+  std::string path = dir.path().string();
+};
+
+TEST(OutputConflictTest, AQuickRunRefusesToReplaceAnExistingProfile) {
+  FolderWithProfile f;
+  EXPECT_EQ(OutputConflict(Parse({"--quick"}), f.path),
+            f.profile +
+                " exists, and this --quick run would replace it with a smoke-test profile (mode: "
+                "quick); write elsewhere with --out DIR, or pass --force to replace it");
+}
+
+TEST(OutputConflictTest, AnOnlyRunRefusesToReplaceAnExistingProfileNamingItsSections) {
+  FolderWithProfile f;
+  EXPECT_EQ(OutputConflict(Parse({"--only", "step,allreduce"}), f.path),
+            f.profile +
+                " exists, and this --only step,allreduce run would replace it with a profile of "
+                "those sections alone; write elsewhere with --out DIR, or pass --force to replace "
+                "it");
+  EXPECT_THAT(OutputConflict(Parse({"--quick", "--only", "vmm"}), f.path),
+              HasSubstr("this --quick --only vmm run would replace it with a smoke-test profile of "
+                        "those sections alone"));
+}
+
+TEST(OutputConflictTest, ForceLetsAQuickOrOnlyRunReplaceAnExistingProfile) {
+  FolderWithProfile f;
+  EXPECT_EQ(OutputConflict(Parse({"--quick", "--force"}), f.path), "");
+  EXPECT_EQ(OutputConflict(Parse({"--only", "step", "--force"}), f.path), "");
+}
+
+TEST(OutputConflictTest, AFullRunReplacesAnExistingProfileAsCalibratingAgainDoes) {
+  FolderWithProfile f;
+  EXPECT_EQ(OutputConflict(Parse({}), f.path), "");
+  // --only naming every section is a full run too.
+  std::string all;
+  for (const std::string& s : AllSections()) all += s + ",";
+  EXPECT_EQ(OutputConflict(Parse({"--only", all}), f.path), "");
+}
+
+TEST(OutputConflictTest, AQuickOrOnlyRunMayWriteIntoAFolderWithoutAProfile) {
+  kvsim::testing::TempDir dir;
+  dir.Write("kvprobe.log", "an earlier log\n");
+  EXPECT_EQ(OutputConflict(Parse({"--quick"}), dir.path().string()), "");
+  EXPECT_EQ(OutputConflict(Parse({"--only", "step"}), dir.PathOf("new")), "");
+}
+
+TEST(OutputConflictTest, MergingIntoThisRunsOwnProfileIsRefusedEvenWithForce) {
+  FolderWithProfile f;
+  const std::string expected = "--merge-allreduce-into: " + f.profile +
+                               " is this run's own profile (" + f.profile +
+                               "), written after the merge, so the merged rows would be lost; "
+                               "write this run elsewhere with --out DIR";
+  EXPECT_EQ(
+      OutputConflict(Parse({"--only", "allreduce", "--merge-allreduce-into", f.profile}), f.path),
+      expected);
+  EXPECT_THAT(
+      OutputConflict(Parse({"--only", "allreduce", "--force", "--merge-allreduce-into", f.profile}),
+                     f.path),
+      HasSubstr("is this run's own profile"));
+  EXPECT_THAT(OutputConflict(Parse({"--merge-allreduce-into", f.profile}), f.path),
+              HasSubstr("is this run's own profile"));
+}
+
+TEST(OutputConflictTest, MergingIntoThisRunsOwnProfileIsRefusedWhateverThePathsSpelling) {
+  FolderWithProfile f;
+  const std::filesystem::path folder(f.path);
+  const std::string roundabout = (folder / ".." / folder.filename() / "." / "profile.txt").string();
+  EXPECT_THAT(
+      OutputConflict(Parse({"--only", "allreduce", "--merge-allreduce-into", roundabout}), f.path),
+      HasSubstr("is this run's own profile"));
+  // Before the folder exists, too (the run would create it).
+  const std::string absent = f.dir.PathOf("new");
+  EXPECT_THAT(OutputConflict(Parse({"--only", "allreduce", "--merge-allreduce-into",
+                                    absent + "/./profile.txt"}),
+                             absent),
+              HasSubstr("is this run's own profile"));
+}
+
+TEST(OutputConflictTest, MergingIntoAnotherFolderWhileWritingElsewhereIsAllowed) {
+  FolderWithProfile target;
+  kvsim::testing::TempDir out;
+  EXPECT_EQ(OutputConflict(Parse({"--only", "allreduce", "--merge-allreduce-into", target.profile}),
+                           out.PathOf("allreduce8")),
+            "");
 }
 
 TEST(FolderNameTest, TurnsSpacesIntoDashes) {

@@ -6,7 +6,10 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tests/testing/temp_dir.h"
@@ -168,6 +171,84 @@ TEST(ReadModelCardTest, SkipsCommentsAndFoldedBlocks) {
   EXPECT_EQ(c.ffn_size, 256);
   EXPECT_EQ(c.vocab_size, 1000);
   EXPECT_EQ(c.num_experts, 1);
+}
+
+TEST(ReadModelCardTest, ReadsQuotedNamesWithoutTheirQuotesAsKvsimDoes) {
+  kvsim::testing::TempDir dir;
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {R"(name: "Llama-3-8B")", "Llama-3-8B"},
+      {"name: 'Llama-3-8B'", "Llama-3-8B"},
+      {R"(name: "Llama-3-8B"   # the card's name)", "Llama-3-8B"},
+      {"name: 'Llama-3-8B'\t# the card's name", "Llama-3-8B"},
+      {"name: 'it''s'", "it's"},
+      {R"(name: "say \"hi\" \\ a\/b")", R"(say "hi" \ a/b)"},
+      {R"(name: "x #1")", "x #1"},
+      {"name: Llama-3-8B#1", "Llama-3-8B#1"},
+  };
+  for (const auto& [line, name] : cases) {
+    SCOPED_TRACE(line);
+    EXPECT_EQ(ReadModelCard(dir.Write("q.yaml", Edit("name", line))).name, name);
+  }
+}
+
+TEST(ReadModelCardTest, AQuotedNameReadsAsTheSameCardAsThePlainOne) {
+  kvsim::testing::TempDir dir;
+  std::string text;
+  {
+    std::ifstream in(CardPath("Llama-3-8B"));
+    std::stringstream all;
+    all << in.rdbuf();
+    text = all.str();
+  }
+  const size_t at = text.find("\nname: Llama-3-8B\n");
+  ASSERT_NE(at, std::string::npos);
+  text.replace(at, 18, "\nname: \"Llama-3-8B\"\n");
+  const CardShapes quoted = ReadModelCard(dir.Write("Q.yaml", text));
+  const CardShapes plain = ReadModelCard(CardPath("Llama-3-8B"));
+  EXPECT_EQ(quoted.name, plain.name);
+  EXPECT_EQ(quoted.hidden_size, plain.hidden_size);
+  EXPECT_EQ(quoted.ffn_size, plain.ffn_size);
+}
+
+TEST(ReadModelCardTest, MalformedQuotedValuesAreErrorsNamingFileAndLine) {
+  kvsim::testing::TempDir dir;
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {R"(name: "Llama-3-8B)", "a value opened with \" does not end on its line"},
+      {"name: 'Llama-3-8B", "a value opened with ' does not end on its line"},
+      {R"(name: "Llama\)", "a value opened with \" does not end on its line"},
+      {R"(name: "Llama" 3)",
+       "text '3' after the quoted value \"Llama\" (only a # comment may follow)"},
+      {R"(name: "Llama\t3")", "the escape '\\t' in a double-quoted value is not read by kvprobe"},
+  };
+  for (const auto& [line, message] : cases) {
+    SCOPED_TRACE(line);
+    const std::string path = dir.Write("bad.yaml", Edit("name", line));
+    EXPECT_THAT(ErrorOf(path), HasSubstr(path + ":1: " + message));
+  }
+}
+
+TEST(ReadModelCardTest, ValuesOfKeysKvprobeDoesNotReadAreNeverRefused) {
+  kvsim::testing::TempDir dir;
+  const std::string path = dir.Write(
+      "other.yaml", std::string(kValidCard) + "notes: \"a tab \\t and an unclosed 'quote\"\n" +
+                        "source: \"unclosed\n");
+  EXPECT_EQ(ReadModelCard(path).name, "Tiny");
+}
+
+TEST(ReadModelCardTest, AnEmptyNameIsAnErrorNamingFileAndLine) {
+  kvsim::testing::TempDir dir;
+  for (const char* line : {"name: \"\"", "name: ''", "name:", "name: # no name"}) {
+    SCOPED_TRACE(line);
+    const std::string path = dir.Write("empty.yaml", Edit("name", line));
+    EXPECT_THAT(ErrorOf(path), HasSubstr(path + ":1: key 'name': expected a non-empty string"));
+  }
+}
+
+TEST(ReadModelCardTest, AQuotedNumberIsAnErrorAsInKvsim) {
+  kvsim::testing::TempDir dir;
+  const std::string path = dir.Write("q.yaml", Edit("num_layers", "num_layers: \"2\""));
+  EXPECT_THAT(ErrorOf(path),
+              HasSubstr(path + ":2: key 'num_layers': expected a positive integer, got '\"2\"'"));
 }
 
 TEST(ReadModelCardTest, ReadsCardsWithWindowsLineEnds) {

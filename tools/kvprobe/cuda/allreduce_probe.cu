@@ -98,11 +98,8 @@ void ProbeAllReduce(ProbeContext& ctx) {
       throw std::runtime_error("--merge-allreduce-into: " + merge_path + ": no such file");
     }
     const std::string text = ReadFileText(merge_path);
-    // A row of every column, to check the target before measuring.
-    AllreduceRow probe_row(schema::kAllreduce.fields.size(), "1");
-    probe_row[0] = "2";
-    probe_row[1] = "65536";
-    MergeAllreduceRows(text, merge_path, {probe_row}, "");
+    // Every count this run measures replaces its rows; the rows kept must merge.
+    if (!counts.empty()) CheckAllreduceMergeTarget(text, merge_path, counts);
     if (ProfileGpuName(text) != prop.name) {
       throw std::runtime_error("--merge-allreduce-into: " + merge_path + " was measured on '" +
                                ProfileGpuName(text) + "', this GPU is '" + prop.name + "'");

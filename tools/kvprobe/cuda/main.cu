@@ -65,10 +65,12 @@ int Run(const ProbeOptions& o) {
   CUDA_CHECK(cudaGetDeviceProperties(&prop, o.device));
   size_t free_bytes = 0, total_bytes = 0;
   CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
-  const std::string out_dir =
-      o.out_dir.empty()
-          ? "models/profiles/" + (o.gpu_name.empty() ? FolderName(prop.name) : o.gpu_name)
-          : o.out_dir;
+  const std::string out_dir = OutputDir(o, prop.name);
+  // Before anything is written (kvprobe.log is truncated below) or measured.
+  if (const std::string conflict = OutputConflict(o, out_dir); !conflict.empty()) {
+    std::cerr << "kvprobe: error: " << conflict << "\n";
+    return 2;
+  }
   std::filesystem::create_directories(out_dir);
 
   ProfileWriter profile;

@@ -183,6 +183,18 @@ std::string MergeAllreduceRows(const std::string& target, const std::string& tar
   return out;
 }
 
+void CheckAllreduceMergeTarget(const std::string& target, const std::string& target_name,
+                               const std::vector<int>& gpu_counts) {
+  std::vector<AllreduceRow> rows;  // one row of every column per count
+  for (int gpus : gpu_counts) {
+    AllreduceRow row(kFields, "1");
+    row[0] = std::to_string(gpus);
+    row[1] = "65536";
+    rows.push_back(row);
+  }
+  MergeAllreduceRows(target, target_name, rows, "");
+}
+
 std::string ProfileGpuName(const std::string& profile_text) {
   std::istringstream in(profile_text);
   const std::string meta = SectionLine(schema::kMeta);

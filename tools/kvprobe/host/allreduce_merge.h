@@ -23,6 +23,13 @@ using AllreduceRow = std::vector<std::string>;
 std::string MergeAllreduceRows(const std::string& target, const std::string& target_name,
                                const std::vector<AllreduceRow>& rows, const std::string& note);
 
+// Checks, before measuring, that rows of `gpu_counts` (each >= 2, at least one) would
+// merge into `target` (the text of profile `target_name`): throws what
+// MergeAllreduceRows would, e.g. for the target's rows of a count not in `gpu_counts`
+// that lack a column of the current [allreduce] header (measure that count again too).
+void CheckAllreduceMergeTarget(const std::string& target, const std::string& target_name,
+                               const std::vector<int>& gpu_counts);
+
 // The gpu_name of a profile's [meta] section, or "" when it has none.
 std::string ProfileGpuName(const std::string& profile_text);
 

@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <filesystem>
+#include <system_error>
 
 namespace kvprobe {
 namespace {
@@ -145,6 +147,8 @@ ProbeOptions ParseArgs(int argc, const char* const* argv) {
       o.vmm_samples = ParseInt(flag, value(), 10);
     } else if (flag == "--quick") {
       o.quick = true;
+    } else if (flag == "--force") {
+      o.force = true;
     } else if (flag == "--allreduce-gpus") {
       o.allreduce_gpus = ParseGpuCounts(flag, value(), 2);
     } else if (flag == "--step-tp") {
@@ -178,10 +182,14 @@ ProbeOptions ParseArgs(int argc, const char* const* argv) {
 std::string Usage() {
   return "usage: kvprobe [--out DIR] [--gpu-name NAME] [--models DIR] [--model NAME]...\n"
          "               [--only SECTION,...] [--device N] [--vmm-samples N] [--quick]\n"
+         "               [--force]\n"
          "               [--allreduce-gpus N,...] [--merge-allreduce-into PROFILE]\n"
          "               [--step-tp N,...]\n"
          "Measures the GPU and writes DIR/profile.txt (default DIR: models/profiles/<gpu name>)\n"
-         "plus raw CSVs. Sections: vmm, overlap, copy, gemm, small_kernels, attention, step,\n"
+         "plus raw CSVs; --gpu-name names only that folder (the profile's gpu_name is the\n"
+         "driver's device name). A --quick or --only run refuses to replace an existing\n"
+         "DIR/profile.txt unless --force is given. Sections: vmm, overlap, copy, gemm, "
+         "small_kernels, attention, step,\n"
          "allreduce, vattention. step times whole-model forward passes of each --model\n"
          "(default Llama-3-8B; dense cards only) at each tensor-parallel degree of --step-tp\n"
          "(default: 1, 2, 4, ... up to the GPUs present; above 1 one process per GPU through\n"
@@ -191,6 +199,46 @@ std::string Usage() {
          "count of --allreduce-gpus (default: 2, 4, 8, ... up to the GPUs present, and that\n"
          "count); --merge-allreduce-into also replaces those counts' [allreduce] rows in "
          "PROFILE.\n";
+}
+
+std::string OutputDir(const ProbeOptions& o, const std::string& device_name) {
+  if (!o.out_dir.empty()) return o.out_dir;
+  return "models/profiles/" + (o.gpu_name.empty() ? FolderName(device_name) : o.gpu_name);
+}
+
+std::string OutputConflict(const ProbeOptions& o, const std::string& out_dir) {
+  namespace fs = std::filesystem;
+  const fs::path profile = fs::path(out_dir) / "profile.txt";
+  if (!o.merge_allreduce_into.empty()) {
+    // The same file by its resolved path (symbolic links and '..' followed), or by
+    // identity where both exist (hard links).
+    std::error_code ec_a, ec_b, ec_same;
+    const fs::path a = fs::weakly_canonical(fs::absolute(o.merge_allreduce_into, ec_a), ec_a);
+    const fs::path b = fs::weakly_canonical(fs::absolute(profile, ec_b), ec_b);
+    const bool same_path = !ec_a && !ec_b && !a.empty() && a == b;
+    if (same_path || fs::equivalent(o.merge_allreduce_into, profile, ec_same)) {
+      return "--merge-allreduce-into: " + o.merge_allreduce_into + " is this run's own profile (" +
+             profile.string() +
+             "), written after the merge, so the merged rows would be lost; write this run "
+             "elsewhere with --out DIR";
+    }
+  }
+  const auto& all = AllSections();
+  const bool partial =
+      std::any_of(all.begin(), all.end(), [&](const std::string& s) { return !o.Runs(s); });
+  std::error_code ec;
+  if (o.force || (!o.quick && !partial) || !fs::exists(profile, ec)) return "";
+  std::string run = o.quick ? "--quick" : "";
+  if (partial) {
+    std::string sections;
+    for (const std::string& s : o.sections) sections += (sections.empty() ? "" : ",") + s;
+    run += (run.empty() ? "--only " : " --only ") + sections;
+  }
+  const std::string what = !partial  ? "a smoke-test profile (mode: quick)"
+                           : o.quick ? "a smoke-test profile of those sections alone"
+                                     : "a profile of those sections alone";
+  return profile.string() + " exists, and this " + run + " run would replace it with " + what +
+         "; write elsewhere with --out DIR, or pass --force to replace it";
 }
 
 std::string FolderName(const std::string& device_name) {

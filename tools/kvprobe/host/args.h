@@ -44,6 +44,8 @@ struct ProbeOptions {
   int device = 0;                     // --device N
   int vmm_samples = 1000;             // --vmm-samples N: calls timed per VMM measurement (>= 10)
   bool quick = false;                 // --quick: small grids and sample counts (smoke test)
+  bool force = false;                 // --force: a --quick or --only run may replace an existing
+                                      // DIR/profile.txt (OutputConflict)
   std::vector<int> allreduce_gpus;    // --allreduce-gpus 2,4,8: GPU counts (each >= 2);
                                       // empty: DefaultAllreduceGpuCounts(devices present)
   std::string merge_allreduce_into;   // --merge-allreduce-into PROFILE: also merge the
@@ -67,6 +69,23 @@ std::vector<int> DefaultStepTensorParallel(int devices);
 ProbeOptions ParseArgs(int argc, const char* const* argv);
 
 std::string Usage();
+
+// The folder a run writes profile.txt, kvprobe.log and the raw files into: --out, else
+// models/profiles/<--gpu-name, else FolderName(device_name)> (relative to the working
+// directory).
+std::string OutputDir(const ProbeOptions& o, const std::string& device_name);
+
+// Why a run of `o` must not write into `out_dir`, as a one-line message naming the
+// path and the option to change; "" when it may. Checked before anything is written
+// or measured. Refused:
+// - --merge-allreduce-into naming out_dir/profile.txt itself (the run writes its own
+//   profile after the merge, so the merged rows would be lost), with or without --force;
+// - a --quick or --only run when out_dir/profile.txt exists, unless --force: it would
+//   replace that profile with a smoke-test or partial one (kvsim refuses a profile
+//   without its required sections).
+// A full run (neither --quick nor --only) replaces an existing profile, as calibrating
+// again does.
+std::string OutputConflict(const ProbeOptions& o, const std::string& out_dir);
 
 // A device name as a folder name: runs of characters other than letters, digits,
 // '.', '_' and '-' become one '-' ("NVIDIA H100 80GB HBM3" -> "NVIDIA-H100-80GB-HBM3").

@@ -27,9 +27,13 @@ struct CardShapes {
 };
 
 // Reads the integer fields above (and name) from a card. Other keys, comments and
-// folded values (a '>-' block) are skipped. Throws CardError naming the file (and the
-// line, for a value that is not a positive integer) for a missing or bad field or a
-// file that cannot be read.
+// folded values (a '>-' block) are skipped. A value is read as kvsim's YAML reader
+// reads it: a single- or double-quoted name loses its quotes ('' and the escapes \",
+// \\ and \/ are read); an integer is a plain decimal scalar (a quoted one is refused,
+// as kvsim refuses it). Throws CardError naming the file (and the line, for a bad
+// value: not a positive integer, an empty name, an unclosed quote, text after a
+// closing quote, another escape) for a missing or bad field or a file that cannot be
+// read.
 CardShapes ReadModelCard(const std::string& path);
 
 // The cards named `names` in `dir` (NAME.yaml), or every *.yaml card there in name
