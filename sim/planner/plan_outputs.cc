@@ -299,6 +299,16 @@ std::string PlanJson(const PlanResult& r, const PlanConfig& plan) {
 
 namespace {
 
+// How a peak-window target was found and is sized; "" for a target rate.
+std::string PeakNote(const PlanScenario& s) {
+  if (!(s.trace_peak_window_s > 0)) return "";
+  return fmt::format(
+      " (the trace's busiest {:g} s as recorded, sized as a steady load: a scenario with trace "
+      "arrivals is probed with Poisson arrivals at each rate, so that the trace's burstiness, "
+      "already in the target, is not counted twice)",
+      s.trace_peak_window_s);
+}
+
 // The SLOs and target of each scenario, and how their fleets combine.
 std::string FormatTargets(const PlanResult& r, const PlanConfig& plan) {
   if (plan.scenarios.size() == 1) {
@@ -306,8 +316,8 @@ std::string FormatTargets(const PlanResult& r, const PlanConfig& plan) {
     for (const std::string& line : DescribeSlo(plan.scenarios.front().slo)) {
       out += "  " + line + "\n";
     }
-    return out +
-           fmt::format("target load {:.4g} QPS; ranked: {}\n", r.target_qps.front(), kRankingRule);
+    return out + fmt::format("target load {:.4g} QPS{}; ranked: {}\n", r.target_qps.front(),
+                             PeakNote(plan.scenarios.front()), kRankingRule);
   }
   std::string out =
       fmt::format("{} scenarios, {}:\n", plan.scenarios.size(),
@@ -315,8 +325,8 @@ std::string FormatTargets(const PlanResult& r, const PlanConfig& plan) {
                       ? "one fleet serves each (its size: the largest any scenario needs)"
                       : "each its own fleet (replicas and costs added)");
   for (size_t s = 0; s < plan.scenarios.size(); ++s) {
-    out += fmt::format("  {}: target load {:.4g} QPS; SLOs applied:\n", plan.scenarios[s].name,
-                       r.target_qps[s]);
+    out += fmt::format("  {}: target load {:.4g} QPS{}; SLOs applied:\n", plan.scenarios[s].name,
+                       r.target_qps[s], PeakNote(plan.scenarios[s]));
     for (const std::string& line : DescribeSlo(plan.scenarios[s].slo)) {
       out += "    " + line + "\n";
     }

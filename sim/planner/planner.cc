@@ -101,11 +101,24 @@ double TracePeakQps(const PlanScenario& scenario, const ScenarioConfig& base) {
   ScenarioDelta as_recorded;
   as_recorded.arrival = ArrivalProcess::kTrace;
   as_recorded.rate_qps = 0;
+  ScenarioConfig recorded;
+  try {
+    recorded = ApplyDelta(base, as_recorded);
+    if (base.workload.arrival != ArrivalProcess::kTrace) Workload check(recorded.workload);
+  } catch (const InputError& e) {
+    // The scenario's own arrivals are not the trace's: a trace without arrival times
+    // is then this target's error, not the scenario's arrival process.
+    if (base.workload.arrival == ArrivalProcess::kTrace) throw;
+    throw InputError(
+        fmt::format("{}: target.trace_peak_window_s: the peak is found in the scenario's trace as "
+                    "recorded, which cannot be read with its arrival times ({}); give target.qps",
+                    scenario.where, e.what()));
+  }
   const Nanos window = SecondsToNanos(scenario.trace_peak_window_s);
   std::deque<Nanos> in_window;
   size_t peak = 0;
   Nanos first{-1}, last{0};
-  ReadThrough(scenario, ApplyDelta(base, as_recorded), [&](const RequestSpec& r) {
+  ReadThrough(scenario, recorded, [&](const RequestSpec& r) {
     if (first < Nanos(0)) first = r.arrival;
     last = r.arrival;
     in_window.push_back(r.arrival);
@@ -299,6 +312,15 @@ PreparedScenario PrepareScenario(const PlanConfig& plan, const PlanScenario& s) 
   // recorded (TracePeakQps, up to workload.max_requests) covers it unless that limit
   // stops short of probe_requests.
   p.target_qps = s.target_qps > 0 ? s.target_qps : TracePeakQps(s, p.base);
+  if (s.trace_peak_window_s > 0 && p.base.workload.arrival == ArrivalProcess::kTrace) {
+    // The target already holds the trace's burstiness (its busiest window): the trace
+    // time-scaled to each probe's rate would count it again, sizing for peaks of the
+    // peak. The fleet is sized to carry the peak rate as a steady load instead.
+    ScenarioDelta steady;
+    steady.arrival = ArrivalProcess::kPoisson;
+    steady.rate_qps = p.target_qps;
+    p.base = ApplyDelta(p.base, steady);
+  }
   const int64_t peak_rows = p.base.workload.max_requests;
   if (s.target_qps > 0 || (peak_rows > 0 && peak_rows < plan.probe_requests)) {
     ScenarioDelta probe;

@@ -950,6 +950,55 @@ TEST(PeakWindowTarget, IsThePeakArrivalCountInAnyWindowOverTheWindow) {
   EXPECT_THAT(FormatPlan(r, plan), HasSubstr(", not verified (verify: false)"));
 }
 
+TEST(PeakWindowTarget, ATraceArrivalScenarioIsSizedAsASteadyLoadAtThePeakRate) {
+  // The trace time-scaled to each probe's rate would carry its bursts on top of a target
+  // that is already its busiest window: the probes run Poisson arrivals instead, as a
+  // plan with that rate as its target and Poisson arrivals does, probe for probe.
+  TempDir dir;
+  PlanParts parts;
+  parts.set = "{workload.arrival.process: trace, workload.max_requests: 2000}";
+  parts.target = "{trace_peak_window_s: 60}";
+  parts.gpus = "[H100-SXM]";
+  parts.kv_managers = "[{type: paged, block_tokens: 16}]";
+  parts.search = "{initial_qps: 4, tolerance: 0.2, max_qps: 500, probe_requests: 300}";
+  parts.extra = "verify: false\n";
+  const PlanConfig peak_plan = Load(dir, parts);
+  const PlanResult peak = RunWithJobs(peak_plan, 1);
+  ASSERT_TRUE(peak.candidates[0].meets_slo) << peak.candidates[0].note;
+  EXPECT_THAT(FormatPlan(peak, peak_plan),
+              HasSubstr("(the trace's busiest 60 s as recorded, sized as a steady load"));
+
+  parts.set = "{workload.arrival.process: poisson, workload.max_requests: 2000}";
+  parts.target = fmt::format("{{qps: {}}}", peak.target_qps.front());
+  const PlanResult steady = RunWithJobs(Load(dir, parts), 1);
+  ASSERT_EQ(steady.candidates[0].search.steps.size(), peak.candidates[0].search.steps.size());
+  EXPECT_EQ(steady.candidates[0].max_qps_per_replica, peak.candidates[0].max_qps_per_replica);
+  EXPECT_EQ(steady.candidates[0].replicas, peak.candidates[0].replicas);
+
+  // The same trace time-scaled (target.qps with trace arrivals) probes other loads.
+  parts.set = "{workload.arrival.process: trace, workload.max_requests: 2000}";
+  const PlanResult bursty = RunWithJobs(Load(dir, parts), 1);
+  EXPECT_NE(bursty.candidates[0].max_qps_per_replica, peak.candidates[0].max_qps_per_replica);
+}
+
+TEST(PeakWindowTarget, ATraceWithoutArrivalTimesIsThisTargetsErrorNotTheArrivalProcesss) {
+  TempDir dir;
+  dir.Write("lengths.csv", "n_in,n_out\n100,20\n200,30\n300,40\n");
+  PlanParts parts;
+  parts.set = fmt::format(
+      "{{workload.trace: {}, workload.format: csv, workload.columns: {{prompt_tokens: n_in, "
+      "output_tokens: n_out}}, workload.arrival.process: poisson}}",
+      dir.PathOf("lengths.csv"));
+  parts.target = "{trace_peak_window_s: 60}";
+  parts.gpus = "[H100-SXM]";
+  const PlanConfig plan = Load(dir, parts);
+  const std::string message = InputErrorMessage([&] { RunWithJobs(plan, 1); });
+  EXPECT_THAT(message, HasSubstr("target.trace_peak_window_s: the peak is found in the "
+                                 "scenario's trace as recorded, which cannot be read with its "
+                                 "arrival times ("));
+  EXPECT_THAT(message, HasSubstr("give target.qps"));
+}
+
 // A candidate that meets the SLOs at the search ceiling has more capacity than the
 // search saw: its QPS is a lower bound and its fleet an upper bound, and the table and
 // recommendation say so.
