@@ -159,7 +159,21 @@ struct Dimension {
   int64_t max_value;
   ScalarKind kind;
   int64_t Choice::*member;
+  // The entry types it applies to (bit 1 << type) and their names: given for another
+  // type it would change nothing but the candidate's name, so it is an error.
+  uint32_t types;
+  const char* types_text;
+
+  template <typename Type>
+  bool AppliesTo(Type type) const {
+    return (types >> static_cast<uint32_t>(type) & 1U) != 0;
+  }
 };
+
+template <typename... Types>
+constexpr uint32_t TypeBits(Types... types) {
+  return ((uint32_t{1} << static_cast<uint32_t>(types)) | ...);
+}
 
 // The entries of list `key`, each a mapping with a `type` (named by `table`) and the
 // `dims`: every entry expands to the product of its dimensions' values, the first
@@ -174,6 +188,13 @@ void DecodeChoices(MapReader& k, const DecodeContext& ctx, const std::string& ke
     MapReader m(n, p, ctx);
     Choice choice;
     choice.type = m.Enum("type", table);
+    for (const Dimension<Choice>& d : dims) {
+      if (m.Present(d.key) && !d.AppliesTo(choice.type)) {
+        m.Fail(d.key, fmt::format("does not apply to the {} {} ({}: {} only), whose candidates "
+                                  "it would only rename; leave it out",
+                                  table.Name(choice.type), what, d.key, d.types_text));
+      }
+    }
     std::array<std::vector<int64_t>, N> values;
     for (size_t d = 0; d < N; ++d) {
       values[d] = DimensionValues(m, dims[d].key, 0, 1, dims[d].max_value, dims[d].kind);
@@ -200,16 +221,27 @@ void DecodeChoices(MapReader& k, const DecodeContext& ctx, const std::string& ke
   });
 }
 
+// Which keys each type reads: the builder's KV managers (block tables for paged, pages
+// for vattention) and MakeScheduler (chunks for sarathi; a token budget for all but
+// static batching).
 constexpr std::array<Dimension<KvChoice>, 2> kKvDimensions = {{
-    {"block_tokens", kMaxTokens, ScalarKind::kInteger, &KvChoice::block_tokens},
-    {"page_bytes", int64_t{1} << 40, ScalarKind::kByteSize, &KvChoice::page_bytes},
+    {"block_tokens", kMaxTokens, ScalarKind::kInteger, &KvChoice::block_tokens,
+     TypeBits(KvManagerType::kPaged), "paged"},
+    {"page_bytes", int64_t{1} << 40, ScalarKind::kByteSize, &KvChoice::page_bytes,
+     TypeBits(KvManagerType::kVAttention), "vattention"},
 }};
 
 constexpr std::array<Dimension<SchedulerChoice>, 3> kSchedulerDimensions = {{
-    {"chunk_tokens", kMaxTokens, ScalarKind::kInteger, &SchedulerChoice::chunk_tokens},
+    {"chunk_tokens", kMaxTokens, ScalarKind::kInteger, &SchedulerChoice::chunk_tokens,
+     TypeBits(SchedulerType::kSarathi), "sarathi"},
     {"max_num_batched_tokens", kMaxTokens, ScalarKind::kInteger,
-     &SchedulerChoice::max_num_batched_tokens},
-    {"max_num_seqs", int64_t{1} << 20, ScalarKind::kInteger, &SchedulerChoice::max_num_seqs},
+     &SchedulerChoice::max_num_batched_tokens,
+     TypeBits(SchedulerType::kVllm, SchedulerType::kSarathi, SchedulerType::kVllmV1),
+     "vllm, sarathi and vllm_v1"},
+    {"max_num_seqs", int64_t{1} << 20, ScalarKind::kInteger, &SchedulerChoice::max_num_seqs,
+     TypeBits(SchedulerType::kVllm, SchedulerType::kSarathi, SchedulerType::kVllmV1,
+              SchedulerType::kStaticBatching),
+     "every scheduler"},
 }};
 
 }  // namespace

@@ -191,6 +191,17 @@ void DecodeScheduler(MapReader r, SchedulerConfig& s) {
   s.chunk_tokens = r.Int("chunk_tokens", s.chunk_tokens, 1, kMaxTokens);
   s.reserve_full_isl = r.Bool("reserve_full_isl", s.reserve_full_isl);
   r.Finish();
+  // A key the type does not read would change nothing (MakeScheduler, builder.cc).
+  const auto unread = [&](const char* key, bool applies, const char* which) {
+    if (r.Present(key) && !applies) {
+      r.Fail(key, fmt::format("the {} scheduler does not read it ({} only); leave it out",
+                              kSchedulerTypes.Name(s.type), which));
+    }
+  };
+  unread("chunk_tokens", s.type == SchedulerType::kSarathi, "sarathi");
+  unread("max_num_batched_tokens", s.type != SchedulerType::kStaticBatching,
+         "vllm, sarathi and vllm_v1");
+  unread("reserve_full_isl", s.type == SchedulerType::kVllmV1, "vllm_v1");
 }
 
 void DecodeKvCache(MapReader r, KvCacheConfig& k, ScenarioSources& sources) {

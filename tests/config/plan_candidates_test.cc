@@ -249,6 +249,30 @@ TEST(PlanCandidateErrors, AGpuListedTwiceIsRejected) {
 // A dimension written with no value (`key:`, `~`, `null`) used to read as absent: the
 // scenario's value, one candidate, silently. Lines: gpus 5, tensor_parallel 6,
 // kv_managers 7, schedulers 8.
+TEST(PlanCandidateErrors, ADimensionItsTypeDoesNotReadIsAnErrorNotCandidatesThatDifferInName) {
+  const struct {
+    std::string kv, sched, message;
+  } cases[] = {
+      {"[{type: static, block_tokens: 32}]", kOneScheduler,
+       ":7: candidates.kv_managers[0].block_tokens: does not apply to the static KV manager "
+       "(block_tokens: paged only)"},
+      {"[{type: paged, page_bytes: 2MiB}]", kOneScheduler,
+       ":7: candidates.kv_managers[0].page_bytes: does not apply to the paged KV manager "
+       "(page_bytes: vattention only)"},
+      {kOneKv, "[{type: vllm, chunk_tokens: [256, 512, 2048]}]",
+       ":8: candidates.schedulers[0].chunk_tokens: does not apply to the vllm scheduler "
+       "(chunk_tokens: sarathi only), whose candidates it would only rename; leave it out"},
+      {kOneKv, "[{type: static_batching, max_num_batched_tokens: 4096}]",
+       ":8: candidates.schedulers[0].max_num_batched_tokens: does not apply to the "
+       "static_batching scheduler (max_num_batched_tokens: vllm, sarathi and vllm_v1 only)"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.message);
+    std::string path;
+    EXPECT_THAT(ErrorOf(Candidates("[1]", c.kv, c.sched), &path), HasSubstr(path + c.message));
+  }
+}
+
 TEST(PlanCandidateErrors, ADimensionWithNoValueIsAnErrorNamingItsKeyPathAndLine) {
   const std::string kRange = ", a list or a range {from, to, step or times}, got no value";
   const struct {
@@ -262,9 +286,9 @@ TEST(PlanCandidateErrors, ADimensionWithNoValueIsAnErrorNamingItsKeyPathAndLine)
        ":8: candidates.schedulers[0].chunk_tokens: expected an integer" + kRange},
       {"[1]", kOneKv, "[{type: vllm_v1, max_num_batched_tokens: ~}]",
        ":8: candidates.schedulers[0].max_num_batched_tokens: expected an integer" + kRange},
-      {"[1]", kOneKv, "[{type: vllm, max_num_seqs: [128, 256], chunk_tokens: ~}]",
+      {"[1]", kOneKv, "[{type: sarathi, max_num_seqs: [128, 256], chunk_tokens: ~}]",
        ":8: candidates.schedulers[0].chunk_tokens: expected an integer" + kRange},
-      {"[1]", kOneKv, "\n    - type: vllm\n      max_num_seqs:\n      chunk_tokens: 512",
+      {"[1]", kOneKv, "\n    - type: sarathi\n      max_num_seqs:\n      chunk_tokens: 512",
        ":10: candidates.schedulers[0].max_num_seqs: expected an integer" + kRange},
       {"~", kOneKv, kOneScheduler, ":6: candidates.tensor_parallel: expected an integer" + kRange},
   };

@@ -2,6 +2,7 @@
 // unknown keys, bad values and impossible combinations.
 #include "sim/config/scenario_config.h"
 
+#include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -279,7 +280,7 @@ TEST(ScenarioConfig, EveryRequiredKeyCanBeSetFromTheCommandLine) {
       {"workload.arrival.rate_qps", "12"},
       {"workload.arrival.cv", "1.5"},
       {"workload.max_requests", "50"},
-      {"scheduler.type", "static_batching"},
+      {"scheduler.type", "sarathi"},
       {"scheduler.max_num_seqs", "8"},
       {"scheduler.max_num_batched_tokens", "8192"},
       {"scheduler.chunk_tokens", "1024"},
@@ -302,7 +303,7 @@ TEST(ScenarioConfig, EveryRequiredKeyCanBeSetFromTheCommandLine) {
   EXPECT_DOUBLE_EQ(c.workload.rate_qps, 12.0);
   EXPECT_DOUBLE_EQ(c.workload.cv, 1.5);
   EXPECT_EQ(c.workload.max_requests, 50);
-  EXPECT_EQ(c.scheduler.type, SchedulerType::kStaticBatching);
+  EXPECT_EQ(c.scheduler.type, SchedulerType::kSarathi);
   EXPECT_EQ(c.scheduler.max_num_seqs, 8);
   EXPECT_EQ(c.scheduler.max_num_batched_tokens, 8192);
   EXPECT_EQ(c.scheduler.chunk_tokens, 1024);
@@ -312,6 +313,35 @@ TEST(ScenarioConfig, EveryRequiredKeyCanBeSetFromTheCommandLine) {
   EXPECT_FALSE(c.kv_cache.vattention.overlap);
   EXPECT_FALSE(c.kv_cache.vattention.deferred_reclaim);
   EXPECT_EQ(c.kv_cache.vattention.max_slots, 16);
+}
+
+TEST(ScenarioConfig, ASchedulerKeyItsTypeDoesNotReadIsAnErrorNamingTheKey) {
+  // Each would change nothing: vllm admits prompts whole, static batching has no token
+  // budget, and only vllm_v1 reserves a whole prompt's KV.
+  const struct {
+    const char* type;
+    const char* key;
+    const char* value;
+    const char* which;
+  } cases[] = {
+      {"vllm", "chunk_tokens", "512", "sarathi only"},
+      {"vllm_v1", "chunk_tokens", "512", "sarathi only"},
+      {"static_batching", "max_num_batched_tokens", "512", "vllm, sarathi and vllm_v1 only"},
+      {"sarathi", "reserve_full_isl", "true", "vllm_v1 only"}};
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.key);
+    ConfigTree tree = ConfigTree::Parse(kMinimal, kOrigin);
+    tree.Set("scheduler.type", c.type);
+    tree.Set(std::string("scheduler.") + c.key, c.value);
+    try {
+      DecodeScenario(tree, kModelsDir);
+      ADD_FAILURE() << "expected an InputError";
+    } catch (const InputError& e) {
+      EXPECT_THAT(e.what(), HasSubstr(fmt::format("scheduler.{} (set by an override): the {} "
+                                                  "scheduler does not read it ({}); leave it out",
+                                                  c.key, c.type, c.which)));
+    }
+  }
 }
 
 TEST(ScenarioConfig, EachArrivalProcessNameIsAccepted) {
