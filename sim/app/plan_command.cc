@@ -57,8 +57,15 @@ PlanOptions Options(const CommandOptions& o, std::ostream& out, bool quiet, cons
 
 // Writes plan.csv, plan.json (and with several scenarios plan_scenarios.csv) to `dir`
 // and prints the plan.
-void WritePlan(const CommandOptions& o, std::ostream& out, const std::string& dir,
-               const PlanResult& result, const PlanConfig& plan) {
+// Exit status of a plan that no candidate meets: the outputs are written, but there is
+// no fleet to deploy, which a batch job has to tell from a recommendation.
+constexpr int kExitInfeasible = 3;
+
+// Writes the plan's outputs (and prints them unless quiet); returns the command's exit
+// status: 0 with a recommendation, kExitInfeasible without one (said on stderr when
+// quiet, since nothing else is printed then).
+int WritePlan(const CommandOptions& o, std::ostream& out, const std::string& dir,
+              const PlanResult& result, const PlanConfig& plan) {
   StagedDirectory staged(dir, o.force);
   Manifest top(staged.path());
   top.Write("plan.csv", PlanCsv(result));
@@ -70,6 +77,14 @@ void WritePlan(const CommandOptions& o, std::ostream& out, const std::string& di
     out << FormatPlan(result, plan);
     out << fmt::format("outputs written to {}/\n", dir);
   }
+  if (result.recommendation) return 0;
+  if (o.quiet) {
+    std::cerr << fmt::format(
+        "kvsim plan: infeasible: no candidate meets the SLOs at any load tried (exit status {}); "
+        "see {}/plan.csv\n",
+        kExitInfeasible, dir);
+  }
+  return kExitInfeasible;
 }
 
 // One shard: its candidates on this process's threads, into DIR/shard.json.
@@ -113,8 +128,7 @@ int PlanOnRanks(const CommandOptions& o, std::ostream& out, const PlanConfig& pl
   if (progress) progress->Finish();
   PlanResult result = FinishPlan(plan, prepared, std::move(*evaluated), options);
   result.wall_s = SecondsSince(start);
-  WritePlan(o, out, DefaultOutDir(o, "-plan"), result, plan);
-  return 0;
+  return WritePlan(o, out, DefaultOutDir(o, "-plan"), result, plan);
 }
 
 }  // namespace
@@ -138,8 +152,7 @@ int PlanCommand(const CommandOptions& o, std::ostream& out) {
   const std::string dir = DefaultOutDir(o, "-plan");
   const PlanResult result = RunPlan(plan, options);
   if (progress) progress->Finish();
-  WritePlan(o, out, dir, result, plan);
-  return 0;
+  return WritePlan(o, out, dir, result, plan);
 }
 
 int PlanMergeCommand(const CommandOptions& o, std::ostream& out) {
@@ -164,8 +177,7 @@ int PlanMergeCommand(const CommandOptions& o, std::ostream& out) {
   PlanResult result = FinishPlan(plan, prepared, std::move(merged), options);
   // The shards ran side by side: the longest of them, then this merge.
   result.wall_s = longest_shard_s + SecondsSince(start);
-  WritePlan(o, out, o.out_dir, result, plan);
-  return 0;
+  return WritePlan(o, out, o.out_dir, result, plan);
 }
 
 }  // namespace kvsim

@@ -298,6 +298,14 @@ PreparedScenario PrepareScenario(const PlanConfig& plan, const PlanScenario& s) 
     const std::string where = i < plan.gpu_where.size() ? plan.gpu_where[i] : "gpus";
     try {
       const GpuSpec gpu = LoadGpuSpec(ApplyDelta(p.base, on_gpu).gpu_path);
+      for (size_t j = 0; j < p.gpu_card_names.size(); ++j) {
+        if (p.gpu_card_names[j] == gpu.name) {
+          const std::string other = j < plan.gpu_where.size() ? plan.gpu_where[j] : "gpus";
+          throw InputError(fmt::format("{}: the {} card again (as {}): list each card once", where,
+                                       gpu.name, other));
+        }
+      }
+      p.gpu_card_names.push_back(gpu.name);
       p.gpu_names.insert(gpu.name);
       if (gpu.price_per_hour == 0) p.unpriced_where.emplace(gpu.name, where);
     } catch (const InputError& e) {
@@ -371,11 +379,15 @@ void CheckPrices(const PlanConfig& plan, const ScenarioConfig& base,
 }
 
 // Every combination of the plan's GPUs, tensor-parallel degrees, KV managers and
-// schedulers, in that nesting order, named "gpu/tpN/kv/scheduler", once per scenario
-// (the innermost loop); not yet evaluated.
-std::vector<CandidateResult> EnumerateCandidates(const PlanConfig& plan) {
+// schedulers, in that nesting order, named "card/tpN/kv/scheduler" (`card_names`: the
+// name of each of plan.gpus' cards, a card given as a path named as the card names
+// itself), once per scenario (the innermost loop); not yet evaluated.
+std::vector<CandidateResult> EnumerateCandidates(const PlanConfig& plan,
+                                                 const std::vector<std::string>& card_names) {
   std::vector<CandidateResult> candidates;
-  for (const std::string& gpu : plan.gpus) {
+  for (size_t g = 0; g < plan.gpus.size(); ++g) {
+    const std::string& gpu = plan.gpus[g];
+    const std::string& card = g < card_names.size() ? card_names[g] : gpu;
     for (int64_t tp : plan.tensor_parallel) {
       for (const KvChoice& kv : plan.kv_managers) {
         for (const SchedulerChoice& s : plan.schedulers) {
@@ -384,7 +396,7 @@ std::vector<CandidateResult> EnumerateCandidates(const PlanConfig& plan) {
           c.tensor_parallel = tp;
           c.kv = kv;
           c.scheduler = s;
-          c.name = fmt::format("{}/tp{}/{}/{}", gpu, tp, kv.Label(), s.Label());
+          c.name = fmt::format("{}/tp{}/{}/{}", card, tp, kv.Label(), s.Label());
           for (size_t k = 0; k < plan.scenarios.size(); ++k) {
             c.scenario = static_cast<int64_t>(k);
             candidates.push_back(c);
@@ -489,7 +501,7 @@ PreparedPlan PreparePlan(const PlanConfig& plan, const PlanOptions& options) {
                                   p.scenarios.back().target_qps));
   }
   CheckPrices(plan, p.scenarios.front().base, gpu_names, unpriced_where);
-  p.candidates = EnumerateCandidates(plan);
+  p.candidates = EnumerateCandidates(plan, p.scenarios.front().gpu_card_names);
   Log(options, fmt::format("plan: {} candidates, target {}",
                            p.candidates.size() / plan.scenarios.size(), fmt::join(targets, ", ")));
   return p;

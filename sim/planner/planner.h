@@ -120,7 +120,8 @@ struct PlanOptions {
 struct PreparedScenario {
   ScenarioConfig base;
   double target_qps = 0;
-  std::set<std::string> gpu_names;  // the card names of the plan's candidate GPUs
+  std::set<std::string> gpu_names;          // the card names of the plan's candidate GPUs
+  std::vector<std::string> gpu_card_names;  // the same, in the order of plan.gpus
   // Of those, the cards whose price_per_hour is 0 (no price known, or hardware already
   // paid for), by name, with the plan's line that names them.
   std::map<std::string, std::string> unpriced_where;

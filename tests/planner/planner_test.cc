@@ -904,6 +904,26 @@ size_t PeakCount(const std::vector<int64_t>& arrivals, int64_t window_ns) {
   return peak;
 }
 
+TEST(PlanCandidates, ACardGivenAsAPathIsNamedAsTheCardNamesItselfAndListedOnlyOnce) {
+  TempDir dir;
+  PlanParts parts;
+  const std::string path = KVSIM_SOURCE_DIR "/models/gpu/H200.yaml";
+  parts.gpus = "[" + path + "]";
+  parts.prices = "{H200: 3.5}";
+  parts.kv_managers = "[{type: paged, block_tokens: 16}]";
+  parts.search = "{initial_qps: 4, tolerance: 0.5, max_qps: 500, probe_requests: 100}";
+  parts.extra = "verify: false\n";
+  const PlanResult r = RunWithJobs(Load(dir, parts), 1);
+  ASSERT_EQ(r.candidates.size(), 1u);
+  EXPECT_EQ(r.candidates[0].name, "H200/tp1/paged16/vllm-256seqs");
+  EXPECT_EQ(r.candidates[0].gpu, path);  // what the scenario is given
+
+  parts.gpus = "[H200, " + path + "]";
+  const PlanConfig twice = Load(dir, parts);
+  EXPECT_THAT(InputErrorMessage([&] { RunWithJobs(twice, 1); }),
+              HasSubstr(":7: candidates.gpus[1]: the H200 card again (as "));
+}
+
 TEST(PeakWindowTarget, AWindowLongerThanTheTraceIsAnError) {
   TempDir dir;
   PlanParts parts;

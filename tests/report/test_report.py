@@ -100,9 +100,10 @@ def run_cmd(args, timeout=120, cwd=None):
     return subprocess.run(args, capture_output=True, text=True, timeout=timeout, cwd=cwd)
 
 
-def kvsim(*args):
+def kvsim(*args, status=0):
+    """Runs kvsim quietly; raises unless it exits with `status` (3: an infeasible plan)."""
     r = run_cmd([ENV["kvsim"], *args, "-q"])
-    if r.returncode != 0:
+    if r.returncode != status:
         raise RuntimeError(f"kvsim {' '.join(args)} failed ({r.returncode}): {r.stderr.strip()}")
     return r
 
@@ -272,7 +273,7 @@ def setUpModule():
         with open(plan_file, "w") as f:
             f.write(PLAN_TEMPLATE.format(scenario=quickstart, ttft_p99=ttft))
         DIRS[name] = os.path.join(WORK, name)
-        kvsim("plan", plan_file, "--out", DIRS[name])
+        kvsim("plan", plan_file, "--out", DIRS[name], status=3 if name == "plan_infeasible" else 0)
     DIRS["calibration"] = os.path.join(WORK, "calibration")
     shutil.copytree(os.path.join(ENV["source"], "models", "profiles", "H100-SXM"),
                     DIRS["calibration"])

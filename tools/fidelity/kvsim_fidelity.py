@@ -141,6 +141,7 @@ A100_VMM = "vmm: {map_s: 1.0e-6, set_access_s: 39.0e-6, unmap_s: 20.0e-6}"
 def fixed_batch_yaml(model, tp, batch, prompt, output, kv, engine, scheduler="vllm",
                      max_model_len=None, extra=""):
     mml = max_model_len or (prompt + output + 64)
+    chunk = ", chunk_tokens: 16384" if scheduler == "sarathi" else ""  # sarathi's key only
     return f"""
 seed: 1
 model: {model}
@@ -151,8 +152,7 @@ workload:
   arrival: {{process: poisson, rate_qps: 1000000}}
   lengths: {{source: fixed, prompt_tokens: {prompt}, output_tokens: {output}}}
   max_requests: {batch}
-scheduler: {{type: {scheduler}, max_num_seqs: {batch}, max_num_batched_tokens: {max(mml, 2048)},
-            chunk_tokens: 16384}}
+scheduler: {{type: {scheduler}, max_num_seqs: {batch}, max_num_batched_tokens: {max(mml, 2048)}{chunk}}}
 kv_cache: {kv}
 timing: {{type: roofline, engine: {{preset: {engine}}}}}
 {extra}
