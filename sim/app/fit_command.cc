@@ -104,6 +104,8 @@ void WriteOutcome(JsonWriter& j, const Fitter& fitter, const FitOutcome& f) {
   j.EndArray();
   j.BeginObject("solver");
   j.Field("converged", f.solve.converged);
+  j.Field("accepted", f.verdict.accepted);  // written as a calibration (JudgeFit)
+  j.Field("refused_because", f.verdict.reason);
   j.Field("stop_reason", f.solve.stop_reason);
   j.Field("iterations", static_cast<int64_t>(f.solve.iterations));
   j.Field("evaluations", static_cast<int64_t>(f.solve.evaluations));
@@ -128,7 +130,11 @@ std::string FitSummary(const FitConfig& config, const FitOutcome& fit) {
       config.solver.method == "pattern" ? "compass search" : "Levenberg-Marquardt + compass search",
       fit.solve.iterations, fit.solve.initial_cost, fit.solve.cost,
       fit.solve.converged ? "" : " (NOT converged)");
-  text += fmt::format("stopped: {}\n\n", fit.solve.stop_reason);
+  text += fmt::format("stopped: {}\n", fit.solve.stop_reason);
+  text += fit.verdict.accepted
+              ? fmt::format("accepted: mean |error| within solver.max_mean_error {:g}%\n\n",
+                            100 * config.solver.max_mean_error)
+              : fmt::format("REFUSED: {}\n\n", fit.verdict.reason);
   return text;
 }
 
@@ -175,7 +181,9 @@ std::string HoldoutText(const Fitter& fitter, const std::vector<HoldoutOutcome>&
       text += fmt::format("{}{}={:.4g}", i ? ", " : "", name.substr(name.find('.', 7) + 1),
                           h.fit.fitted[static_cast<Eigen::Index>(i)]);
     }
-    text += h.fit.solve.converged ? "" : " (NOT converged)";
+    text += !h.fit.solve.converged    ? " (NOT converged)"
+            : !h.fit.verdict.accepted ? " (refused: above solver.max_mean_error)"
+                                      : "";
     text += fmt::format("; on its own runs: {}\n",
                         ErrorSummary(fitter.cases(), h.fit.cases, h.fit.after));
     cases.insert(cases.end(), h.cases.begin(), h.cases.end());
@@ -209,11 +217,11 @@ std::string FitJson(const FitConfig& config, const Fitter& fitter, const FitOutc
   return j.str() + "\n";
 }
 
-// Prints fit.txt and where the outputs in `dir` went (the calibration when `converged`).
-void PrintOutputs(std::ostream& out, const std::string& text, bool converged,
+// Prints fit.txt and where the outputs in `dir` went (the calibration when `accepted`).
+void PrintOutputs(std::ostream& out, const std::string& text, bool accepted,
                   const std::string& dir) {
   out << text;
-  if (converged) {
+  if (accepted) {
     const std::string cal_path = (fs::path(dir) / "calibration.yaml").string();
     out << fmt::format("\ncalibration written to {}; use it with timing.calibration: {}\n",
                        cal_path, fs::absolute(cal_path).string());
@@ -241,13 +249,13 @@ int FitCommand(const CommandOptions& o, std::ostream& out) {
                            BeforeAfter(fitter, fit) + HoldoutText(fitter, holdout);
   top.Write("fit.json", FitJson(config, fitter, fit, holdout));
   top.Write("fit.txt", text);
-  if (fit.solve.converged) {
+  if (fit.verdict.accepted) {
     const Calibration cal = fitter.ToCalibration(fit, holdout.empty() ? nullptr : &holdout);
     top.Write("calibration.yaml", CalibrationYaml(cal));
   }
   top.Close();
   staged.Commit();
-  if (!o.quiet) PrintOutputs(out, text, fit.solve.converged, dir);
+  if (!o.quiet) PrintOutputs(out, text, fit.verdict.accepted, dir);
   if (fit.solve.no_effect) {
     throw InputError(
         fmt::format("{}: the free terms do not change any fitted metric on these runs (a term "
@@ -259,6 +267,10 @@ int FitCommand(const CommandOptions& o, std::ostream& out) {
         fmt::format("{}: the fit did not converge ({}); no calibration.yaml written. Raise "
                     "solver.max_iterations, narrow the free terms' bounds or free fewer terms",
                     config.file, fit.solve.stop_reason));
+  }
+  if (!fit.verdict.accepted) {
+    throw InputError(fmt::format("{}: the fit is refused: {}; no calibration.yaml written",
+                                 config.file, fit.verdict.reason));
   }
   return 0;
 }

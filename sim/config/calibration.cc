@@ -4,8 +4,13 @@
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cmath>
+#include <fstream>
 #include <set>
+#include <sstream>
+#include <string_view>
 
 #include "sim/config/map_reader.h"
 #include "sim/core/check.h"
@@ -140,79 +145,184 @@ std::optional<EngineKernels> ReadEngineKernels(MapReader& fitted_on) {
   return e;
 }
 
+// The terms under `parent`.`key` (`per_gpu`: a GPU card's, under gpu_terms), each
+// a fittable term of that kind with a value in its range.
+std::vector<std::pair<std::string, double>> ReadTerms(MapReader& parent, const std::string& key,
+                                                      bool per_gpu) {
+  std::vector<std::pair<std::string, double>> out;
+  MapReader t = parent.Child(key);
+  if (!t.IsMap()) parent.Fail(key, "expected a mapping of timing key paths to values");
+  for (const auto& kv : t.node()) {
+    const std::string term_key = kv.first.as<std::string>();
+    const FittableTerm* term = FindFittableTerm(term_key);
+    if (term == nullptr) t.Fail(term_key, "not a term kvsim fit can calibrate");
+    if (term->per_gpu != per_gpu) {
+      t.Fail(term_key, per_gpu ? "an engine term, shared by every GPU: list it under terms"
+                               : "a per-GPU term: list it under gpu_terms.<GPU card name>");
+    }
+    // A key without a value would read as Double's default, outside the range check.
+    if (!t.Has(term_key)) {
+      throw InputError(t.Where(kv.first, t.KeyPath(term_key)) +
+                       fmt::format(": expected a number in [{}, {}], got no value", term->min_value,
+                                   term->max_value));
+    }
+    out.emplace_back(term_key, t.Double(term_key, 0, term->min_value, term->max_value));
+  }
+  t.Finish();
+  return out;
+}
+
+// fitted_on: what the terms were fitted on and under which timing model and engine.
+void ReadFittedOn(MapReader& r, Calibration& c) {
+  MapReader f = r.Child("fitted_on");
+  c.fit_file = f.String("fit", "");
+  c.runs = Strings(f, "runs");
+  c.models = Strings(f, "models");
+  c.gpus = Strings(f, "gpus");
+  // Calibrations list the timing types in this order.
+  constexpr auto kTypes =
+      kTimingTypes.Select({TimingType::kRoofline, TimingType::kProfiled, TimingType::kFixed});
+  if (!f.Has("timing_type")) {
+    f.Fail("timing_type", fmt::format("required ({})", kTypes.NameList(", ", " or ")));
+  }
+  c.timing_type = kTypes.Name(f.Enum("timing_type", kTypes));
+  if (!f.Has("engine_preset")) {
+    f.Fail("engine_preset", fmt::format("required ({})", kEnginePresets.NameList()));
+  }
+  c.engine_preset = kEnginePresets.Name(f.Enum("engine_preset", kEnginePresets));
+  c.engine_kernels = ReadEngineKernels(f);
+  c.hosts = Strings(f, "hosts");
+  f.Finish();
+}
+
+// What a fitted_terms entry calls a term: its key, with " @ <GPU card>" for a
+// per-GPU term (as kvsim fit names its parameters).
+std::string FittedTermName(const std::string& key, const std::string& gpu) {
+  return gpu.empty() ? key : key + " @ " + gpu;
+}
+
+// Every term `c` carries, by its fitted_terms name, with its key path in the file.
+std::vector<std::pair<std::string, std::string>> CarriedTerms(const Calibration& c) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& [key, value] : c.terms) out.emplace_back(key, "terms." + key);
+  for (const auto& [gpu, terms] : c.gpu_terms) {
+    for (const auto& [key, value] : terms) {
+      out.emplace_back(FittedTermName(key, gpu), fmt::format("gpu_terms.{}.{}", gpu, key));
+    }
+  }
+  return out;
+}
+
+// The key path in the file of the term a fitted_terms entry `name` names.
+std::string TermPath(const std::string& name) {
+  const size_t at = name.find(" @ ");
+  return at == std::string::npos
+             ? "terms." + name
+             : fmt::format("gpu_terms.{}.{}", name.substr(at + 3), name.substr(0, at));
+}
+
+// Format 2: `fitted_terms` (under `r`) names exactly the terms `c` carries, each once.
+void CheckFittedTerms(MapReader& r, const Calibration& c) {
+  constexpr const char* kKey = "fitted_terms";
+  if (!r.Has(kKey)) {
+    r.Fail(kKey, "required (the terms this calibration carries); run kvsim fit again");
+  }
+  std::set<std::string> listed, carried;
+  for (const std::string& name : Strings(r, kKey)) {
+    if (!listed.insert(name).second) r.Fail(kKey, fmt::format("lists {} twice", name));
+  }
+  for (const auto& [name, path] : CarriedTerms(c)) {
+    carried.insert(name);
+    if (!listed.contains(name)) {
+      r.Fail(kKey, fmt::format("does not list {}, which the file sets ({}): the file was edited; "
+                               "run kvsim fit again",
+                               name, path));
+    }
+  }
+  for (const std::string& name : listed) {
+    if (!carried.contains(name)) {
+      r.Fail(kKey, fmt::format("lists {}, but the file has no {}: the calibration is incomplete "
+                               "(cut short or edited); run kvsim fit again",
+                               name, TermPath(name)));
+    }
+  }
+}
+
+// Format 2: the last line of `text` that is not blank is kCalibrationEndMarker, which
+// kvsim fit writes last; else the file at `path` was cut short (or added to).
+void CheckEndMarker(const std::string& text, const std::string& path) {
+  int line_no = 0, last_no = 0, marker_no = 0;
+  std::string_view last;
+  for (size_t at = 0; at < text.size(); ++line_no) {
+    const size_t end = std::min(text.find('\n', at), text.size());
+    std::string_view line(text.data() + at, end - at);
+    at = end + 1;
+    while (!line.empty() && std::isspace(static_cast<unsigned char>(line.back()))) {
+      line.remove_suffix(1);
+    }
+    if (line.empty()) continue;
+    last = line;
+    last_no = line_no + 1;
+    if (line == kCalibrationEndMarker) marker_no = last_no;
+  }
+  if (last == kCalibrationEndMarker) return;
+  if (marker_no > 0) {
+    throw InputError(fmt::format(
+        "{}:{}: lines after the end marker of line {} ('{}'), which kvsim fit writes last: "
+        "another file appended?",
+        path, last_no, marker_no, kCalibrationEndMarker));
+  }
+  throw InputError(fmt::format(
+      "{}: ends without the line '{}' that kvsim fit writes last: the calibration is cut short "
+      "(it ends at line {}); run kvsim fit again",
+      path, kCalibrationEndMarker, last_no));
+}
+
 }  // namespace
 
 Calibration LoadCalibration(const std::string& path) {
-  const ConfigTree tree = ConfigTree::Load(path);
+  std::ifstream in(path);
+  if (!in) throw InputError(fmt::format("{}: cannot open config file", path));
+  std::stringstream text;
+  text << in.rdbuf();
+  const ConfigTree tree = ConfigTree::Parse(text.str(), path);
   const std::set<std::string> none;
   const DecodeContext ctx{tree.origin(), none};
   MapReader r(tree.root(), "", ctx);
   Calibration c;
   c.path = path;
   const int64_t version = r.Int("kvsim_calibration", 0, 0);
-  if (version != 1) {
-    r.Fail("kvsim_calibration", "required, and 1 (the only calibration format there is)");
+  if (version != 1 && version != kCalibrationFormat) {
+    r.Fail("kvsim_calibration",
+           fmt::format("required, and {} (or 1, written by an earlier kvsim fit)",
+                       kCalibrationFormat));
   }
-  {
-    MapReader f = r.Child("fitted_on");
-    c.fit_file = f.String("fit", "");
-    c.runs = Strings(f, "runs");
-    c.models = Strings(f, "models");
-    c.gpus = Strings(f, "gpus");
-    // Calibrations list the timing types in this order.
-    constexpr auto kTypes =
-        kTimingTypes.Select({TimingType::kRoofline, TimingType::kProfiled, TimingType::kFixed});
-    if (!f.Has("timing_type")) {
-      f.Fail("timing_type", fmt::format("required ({})", kTypes.NameList(", ", " or ")));
-    }
-    c.timing_type = kTypes.Name(f.Enum("timing_type", kTypes));
-    if (!f.Has("engine_preset")) {
-      f.Fail("engine_preset", fmt::format("required ({})", kEnginePresets.NameList()));
-    }
-    c.engine_preset = kEnginePresets.Name(f.Enum("engine_preset", kEnginePresets));
-    c.engine_kernels = ReadEngineKernels(f);
-    c.hosts = Strings(f, "hosts");
-    f.Finish();
-  }
-  const auto read_terms = [](MapReader& parent, const std::string& key, bool per_gpu) {
-    std::vector<std::pair<std::string, double>> out;
-    MapReader t = parent.Child(key);
-    if (!t.IsMap()) parent.Fail(key, "expected a mapping of timing key paths to values");
-    for (const auto& kv : t.node()) {
-      const std::string term_key = kv.first.as<std::string>();
-      const FittableTerm* term = FindFittableTerm(term_key);
-      if (term == nullptr) t.Fail(term_key, "not a term kvsim fit can calibrate");
-      if (term->per_gpu != per_gpu) {
-        t.Fail(term_key, per_gpu ? "an engine term, shared by every GPU: list it under terms"
-                                 : "a per-GPU term: list it under gpu_terms.<GPU card name>");
-      }
-      // A key without a value would read as Double's default, outside the range check.
-      if (!t.Has(term_key)) {
-        throw InputError(t.Where(kv.first, t.KeyPath(term_key)) +
-                         fmt::format(": expected a number in [{}, {}], got no value",
-                                     term->min_value, term->max_value));
-      }
-      out.emplace_back(term_key, t.Double(term_key, 0, term->min_value, term->max_value));
-    }
-    t.Finish();
-    return out;
-  };
-  if (r.Has("terms")) c.terms = read_terms(r, "terms", false);
+  if (version == kCalibrationFormat) CheckEndMarker(text.str(), path);
+  ReadFittedOn(r, c);
+  if (r.Has("terms")) c.terms = ReadTerms(r, "terms", false);
   if (r.Has("gpu_terms")) {
     MapReader g = r.Child("gpu_terms");
     if (!g.IsMap()) r.Fail("gpu_terms", "expected a mapping of GPU card names to terms");
     for (const auto& kv : g.node()) {
       const std::string gpu = kv.first.as<std::string>();
-      c.gpu_terms.emplace_back(gpu, read_terms(g, gpu, true));
+      c.gpu_terms.emplace_back(gpu, ReadTerms(g, gpu, true));
     }
     g.Finish();
   }
   if (c.terms.empty() && c.gpu_terms.empty()) r.Fail("terms", "the calibration holds no terms");
-  r.Has("residuals");
+  if (version == kCalibrationFormat) CheckFittedTerms(r, c);
+  const bool has_residuals = r.Has("residuals");
   c.residuals_yaml = YamlText(r.Value("residuals"));
   r.Has("holdout");
   c.holdout_yaml = YamlText(r.Value("holdout"));
   r.Finish();
+  // Format 1 has no end marker, but kvsim fit always wrote the residuals after the
+  // terms: a file without them lost its end, and perhaps terms.
+  if (version == 1 && !has_residuals) {
+    r.Fail("residuals",
+           "missing: kvsim fit writes them after the terms, so this format-1 calibration is cut "
+           "short (and may have lost terms); run kvsim fit again");
+  }
   return c;
 }
 
@@ -221,7 +331,7 @@ std::string CalibrationYaml(const Calibration& c) {
   out += "# kvsim calibration, written by `kvsim fit`: timing terms fitted to measured runs.\n";
   out += "# Use it from a scenario with `timing.calibration: <this file>`; the scenario must run\n";
   out += "# the timing model, engine preset and engine kernels named under fitted_on.\n";
-  out += "kvsim_calibration: 1\n";
+  out += fmt::format("kvsim_calibration: {}\n", kCalibrationFormat);
   out += "fitted_on:\n";
   if (!c.fit_file.empty()) out += fmt::format("  fit: {}\n", QuotedYamlScalar(c.fit_file));
   out += fmt::format("  runs: {}\n", FlowList(c.runs));
@@ -244,6 +354,10 @@ std::string CalibrationYaml(const Calibration& c) {
                          term ? fmt::format("  # {}", term->meaning) : std::string());
     }
   };
+  std::vector<std::string> names;
+  for (const auto& [name, path] : CarriedTerms(c)) names.push_back(name);
+  out += "# Every term below (a per-GPU one as 'key @ GPU card'); a file missing one is refused.\n";
+  out += fmt::format("fitted_terms: {}\n", FlowList(names));
   if (!c.terms.empty()) {
     out += "# The engine's terms, shared by every GPU it runs on.\n";
     out += "terms:\n";
@@ -267,6 +381,7 @@ std::string CalibrationYaml(const Calibration& c) {
     out += "# Leave-one-run-out: each run predicted by terms fitted on the others.\n";
     out += "holdout:\n" + Indent(c.holdout_yaml, 2);
   }
+  out += std::string(kCalibrationEndMarker) + "\n";
   return out;
 }
 

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -77,13 +78,24 @@ struct Calibration {
   std::string holdout_yaml;
 };
 
+// The calibration format CalibrationYaml writes (`kvsim_calibration: 2`). Format 2
+// checks itself: `fitted_terms` lists every term the file carries and the file ends
+// with kCalibrationEndMarker. Format 1 (earlier kvsim fits) had neither.
+inline constexpr int64_t kCalibrationFormat = 2;
+// The last line of a format-2 calibration.
+inline constexpr std::string_view kCalibrationEndMarker = "# end of kvsim calibration";
+
 // Reads a calibration file strictly. Throws InputError "path:line: key: what" for a
 // missing file, bad YAML, an unknown key, a term that is not fittable, or a value
-// outside its term's valid range.
+// outside its term's valid range; and for an incomplete file: in format 2, one that
+// does not end with kCalibrationEndMarker (cut short) or whose terms differ from its
+// `fitted_terms` (naming the missing key path); in format 1, one without `residuals`
+// (which kvsim fit always wrote after the terms).
 Calibration LoadCalibration(const std::string& path);
 
-// The calibration as YAML text (what LoadCalibration reads back), with a header
-// comment saying what wrote it and how to use it.
+// The calibration as YAML text in format kCalibrationFormat (what LoadCalibration
+// reads back): a header comment saying what wrote it and how to use it, the
+// `fitted_terms` list, and kCalibrationEndMarker as the last line.
 std::string CalibrationYaml(const Calibration& calibration);
 
 }  // namespace kvsim

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <set>
 
@@ -179,9 +180,17 @@ std::vector<FreeTerm> DecodeFreeTerms(MapReader& r) {
 }
 
 // The list `metrics` under `r`, each named once; DefaultFitMetrics() when absent (not
-// when written with no value).
-std::vector<FitMetric> DecodeMetrics(MapReader& r) {
+// when written with no value). An error when no run of `runs` is measured per request:
+// aggregate runs match the aggregates they list, so the list would be ignored.
+std::vector<FitMetric> DecodeMetrics(MapReader& r, const std::vector<FitRun>& runs) {
   if (!r.HasValue("metrics", "a list like [ttft_s.mean]")) return DefaultFitMetrics();
+  if (std::none_of(runs.begin(), runs.end(),
+                   [](const FitRun& run) { return !run.requests_path.empty(); })) {
+    r.Fail("metrics",
+           "applies only to runs measured per request (requests:), and every run here gives "
+           "aggregates or stages, which match the aggregates they list; remove metrics, or "
+           "list what to match under each run's aggregates");
+  }
   std::vector<FitMetric> out;
   const YAML::Node list = r.Value("metrics");
   if (!list.IsSequence() || list.size() == 0)
@@ -196,14 +205,16 @@ std::vector<FitMetric> DecodeMetrics(MapReader& r) {
   return out;
 }
 
-// The optional map `solver` under `r`: method, iteration limit and difference step
-// (a fraction of each term's range), each defaulting to FitSolverConfig's.
+// The optional map `solver` under `r`: method, iteration limit, difference step (a
+// fraction of each term's range) and the acceptance bound on the mean |relative
+// error| (a fraction), each defaulting to FitSolverConfig's.
 FitSolverConfig DecodeSolver(MapReader& r) {
   FitSolverConfig c;
   MapReader s = r.Child("solver");
   c.method = s.Enum<std::string>("method", c.method, {{"lm", "lm"}, {"pattern", "pattern"}});
   c.max_iterations = static_cast<int>(s.Int("max_iterations", c.max_iterations, 1, 100000));
   c.difference_step = s.Double("difference_step", c.difference_step, 1e-7, 0.1);
+  c.max_mean_error = s.Double("max_mean_error", c.max_mean_error, 1e-6, 100);
   s.Finish();
   return c;
 }
@@ -236,7 +247,7 @@ FitConfig DecodeFitConfig(const ConfigTree& tree) {
   c.name = r.String("name", std::filesystem::path(c.file).stem().string());
   c.runs = DecodeRuns(r, base, ctx);
   c.free = DecodeFreeTerms(r);
-  c.metrics = DecodeMetrics(r);
+  c.metrics = DecodeMetrics(r, c.runs);
   c.solver = DecodeSolver(r);
   r.Finish();
   return c;

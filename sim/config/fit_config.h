@@ -14,7 +14,7 @@
 //     timing.engine.per_iteration_s: {min: 0, max: 0.01, start: 0.0002}
 //     timing.engine.per_seq_s: {}          # the term's default bounds
 //   metrics: [ttft_s.mean, ttft_s.p99, tpot_s.mean, tpot_s.p99, e2e_s.mean, e2e_s.p99]
-//   solver: {method: lm, max_iterations: 40, difference_step: 0.001}
+//   solver: {method: lm, max_iterations: 40, difference_step: 0.001, max_mean_error: 0.1}
 #pragma once
 
 #include <string>
@@ -65,6 +65,9 @@ struct FitSolverConfig {
   std::string method = "lm";  // lm (Levenberg-Marquardt, then a compass search) | pattern
   int max_iterations = 40;
   double difference_step = 3e-3;  // fraction of each term's range
+  // The acceptance rule's bound (JudgeFit): a fit whose mean |relative error| over its
+  // metrics after the fit exceeds this fraction is refused (0.1: 10%).
+  double max_mean_error = 0.1;
 };
 
 struct FitConfig {
@@ -72,7 +75,8 @@ struct FitConfig {
   std::string name;  // default: the file's stem
   std::vector<FitRun> runs;
   std::vector<FreeTerm> free;
-  // Matched for runs measured per request (aggregate runs match what they give).
+  // Matched for runs measured per request (aggregate runs match what they give; a
+  // file whose runs are all aggregates may not set metrics).
   std::vector<FitMetric> metrics;
   FitSolverConfig solver;
 };
@@ -83,7 +87,8 @@ std::vector<FitMetric> DefaultFitMetrics();
 // Decodes `tree` strictly. Throws InputError "file:line: key.path: what" for unknown
 // keys, a run with none or two of requests/aggregates/stages, duplicate run names, a
 // free term kvsim cannot fit or with min >= max or a start outside its bounds, an
-// unknown metric, or a non-positive aggregate.
+// unknown metric, `metrics` in a file whose runs all give aggregates or stages (they
+// match the aggregates they list, so it would be ignored), or a non-positive aggregate.
 FitConfig DecodeFitConfig(const ConfigTree& tree);
 
 }  // namespace kvsim

@@ -13,6 +13,17 @@ constexpr std::string_view Trim(std::string_view s, std::string_view blanks = " 
   return s.substr(first, s.find_last_not_of(blanks) - first + 1);
 }
 
+// The UTF-8 byte order mark some editors write at the start of a text file.
+inline constexpr std::string_view kUtf8ByteOrderMark = "\xEF\xBB\xBF";
+
+// `text` without a leading UTF-8 byte order mark (unchanged without one), so that a
+// reader's first line starts with what the user sees.
+constexpr std::string_view WithoutByteOrderMark(std::string_view text) {
+  // (substr, not starts_with: kvprobe's CUDA sources include this header as C++17)
+  const size_t n = kUtf8ByteOrderMark.size();
+  return text.substr(0, n) == kUtf8ByteOrderMark ? text.substr(n) : text;
+}
+
 // The comma-separated fields of `line`, each trimmed of the characters in `blanks`
 // (nothing trimmed when empty); empty fields are kept ("a,,b" has three) and a line
 // without a comma is one field. The views point into `line`.

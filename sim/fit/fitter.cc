@@ -16,6 +16,7 @@
 #include "sim/core/check.h"
 #include "sim/core/file_writer.h"
 #include "sim/core/parallel.h"
+#include "sim/fit/fit_verdict.h"
 #include "sim/fit/measurement.h"
 #include "sim/metrics/metrics.h"
 #include "sim/simulator/builder.h"
@@ -460,6 +461,7 @@ FitOutcome Fitter::Fit(const std::vector<std::string>& runs) const {
       SimulateBatch(out.cases, out.params, {out.start, out.fitted});
   out.before = both[0];
   out.after = both[1];
+  out.verdict = JudgeFit(config_, cases_, out);
   out.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return out;
 }

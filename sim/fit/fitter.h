@@ -54,6 +54,12 @@ struct CaseMetrics {
   std::string model, gpu;  // card names
 };
 
+// Whether a fit may be written as a calibration (JudgeFit, fit_verdict.h).
+struct FitVerdict {
+  bool accepted = false;
+  std::string reason;  // why it is refused; empty when accepted
+};
+
 struct FitOutcome {
   std::vector<std::string> runs;  // fitted on these runs
   std::vector<FitParam> params;   // per-GPU terms once per GPU among the runs
@@ -61,6 +67,7 @@ struct FitOutcome {
   LeastSquaresResult solve;
   std::vector<CaseMetrics> before, after;  // per case of these runs (start, fitted)
   std::vector<size_t> cases;               // indices into Fitter::cases()
+  FitVerdict verdict;                      // JudgeFit's, on this outcome
   double wall_s = 0;
 };
 
@@ -86,8 +93,8 @@ class Fitter {
   // "timing.engine.per_seq_s", or "timing.roofline.gemm_efficiency @ RTX-4090".
   std::string ParamName(const FitParam& p) const;
 
-  // Fits the free terms on the runs named (all when empty). Throws InputError when
-  // the simulated metrics do not move with the free terms.
+  // Fits the free terms on the runs named (all when empty) and judges the fit
+  // (FitOutcome::verdict). Errors of the simulations propagate.
   FitOutcome Fit(const std::vector<std::string>& runs) const;
   // Leave-one-run-out: for each run, fits on the others and predicts it. Requires
   // at least two runs.

@@ -42,9 +42,12 @@ struct LeastSquaresResult {
   Eigen::VectorXd residuals;  // at x
   double cost = 0;            // 1/2 |residuals|^2
   double initial_cost = 0;
-  int iterations = 0;      // Levenberg-Marquardt iterations plus compass polls
-  int evaluations = 0;     // residual vectors computed
-  bool converged = false;  // a tolerance was met (not the iteration limits)
+  int iterations = 0;   // Levenberg-Marquardt iterations plus compass polls
+  int evaluations = 0;  // residual vectors computed
+  // A tolerance was met (not the iteration limits): a point in the box that no step
+  // improves. Not a judgement of the fit: it holds too with terms pinned at bounds and
+  // large residuals (kvsim fit's acceptance rule is JudgeFit, fit_verdict.h).
+  bool converged = false;
   // The residuals moved with no free term, at the start or anywhere the search went
   // (then converged is false: nothing was fitted).
   bool no_effect = false;

@@ -45,7 +45,7 @@ std::string ReadFile(const std::string& path) {
 // trailing '\r' and a leading UTF-8 byte order mark removed.
 template <typename Fn>
 void ForEachLine(std::string_view text, Fn&& fn) {
-  if (text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);
+  text = WithoutByteOrderMark(text);
   int line_no = 0;
   while (!text.empty()) {
     const size_t end = text.find('\n');

@@ -218,8 +218,10 @@ inline constexpr auto kPrefillAttentions = MakeEnumTable<ProfiledConfig::Prefill
 // no [gemm] rows for model M at tensor_parallel N; it has: ..." listing the models and
 // tensor_parallel values present, and "path:line: what" for a missing GEMM layer, a
 // layout without attention rows, a repeated grid point, a non-positive size or time,
-// or a GEMM shape (n, k) that differs from the model card's; and, for tensor_parallel
-// > 1 without [allreduce] rows, when the GPU card has no link bandwidth.
+// a GEMM shape (n, k) that differs from the model card's, and a kernel row that is not
+// physical on the card or not a shape kvprobe names (ReadProfileCurves,
+// profile_tables.h); and, for tensor_parallel > 1 without [allreduce] rows, when the GPU
+// card has no link bandwidth. A quick profile ([meta] mode: quick) is a caveat.
 std::unique_ptr<ExecutionTimeModel> NewProfiledModel(const Profile& profile, const ModelSpec& model,
                                                      const GpuSpec& gpu, int64_t tensor_parallel,
                                                      const ProfiledConfig& config,

@@ -419,6 +419,8 @@ const ProfileTable& Profile::Table(std::string_view name) const {
 
 Profile ParseProfile(std::string_view text, const std::string& path, RequiredSections required) {
   ProfileReader reader(path);
+  // A byte order mark (some editors save one) would hide the first line's "[meta]".
+  text = WithoutByteOrderMark(text);
   const auto [last_line, last_line_no] = LastLine(text);
   int line_no = 0;
   try {

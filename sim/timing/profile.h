@@ -96,7 +96,8 @@ inline constexpr std::string_view kFirstKvprobeWithEndMarker = "0.3.16";
 // version that starts with no number.
 bool KvprobeWritesEndMarker(std::string_view version);
 
-// Parses profile text as if read from `path` (the name used in messages); with
+// Parses profile text as if read from `path` (the name used in messages; a leading
+// UTF-8 byte order mark is skipped); with
 // RequiredSections::kMetaOnly only [meta] must be present (a file read for its [step]
 // rows alone, as kvprobe --only step writes it), else every required section.
 // Throws InputError "path:line: what" for: a line outside any section, a malformed

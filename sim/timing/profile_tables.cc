@@ -25,12 +25,42 @@ namespace col = profile_schema::column;
 namespace section = profile_schema::section;
 
 constexpr double kSecondsPerMicro = 1e-6;
+constexpr double kBf16Bytes = 2;  // bytes of a bf16 element, as kvprobe's K and V caches hold
+// The largest count (tokens, heads, head_dim) a row may hold: beyond it no GPU's memory
+// holds the shape, and products of counts stay exact.
+constexpr double kMaxCount = 1e9;
+
+// The GEMM layers of one transformer layer (and the LM head), in kvprobe's order.
+constexpr std::array<LayerGemm, 5> kGemmLayers = LayerGemmShapes(LayerDims{}, 1);
+
+// "qkv, o, gate_up, down, lm_head".
+std::string GemmLayerNames() {
+  std::string out;
+  for (const LayerGemm& g : kGemmLayers) {
+    out += fmt::format("{}{}", out.empty() ? "" : ", ", g.layer);
+  }
+  return out;
+}
+
+// What a kernel row's time_us implies: `work` per second, work counted as `counted`
+// says, against the card's `peak` (`peak_name`, its key); both shown in `unit` per
+// second (`unit_scale` of them), as the row's rate column `column` holds it.
+struct ImpliedRate {
+  double work = 0;
+  std::string_view counted;
+  std::string_view column;
+  std::string_view unit;
+  double unit_scale = 0;
+  double peak = 0;
+  std::string_view peak_name;
+  std::string_view peak_key;
+};
 
 // Reads profile rows into curves, throwing InputError "path:line: what".
 class ProfileReader {
  public:
-  ProfileReader(const Profile& profile, const ModelSpec& model, int64_t tp)
-      : profile_(profile), model_(model), tp_(tp) {}
+  ProfileReader(const Profile& profile, const ModelSpec& model, const GpuSpec& gpu, int64_t tp)
+      : profile_(profile), model_(model), gpu_(gpu), tp_(tp) {}
 
   [[noreturn]] void Fail(int line, const std::string& what) const {
     throw InputError(fmt::format("{}:{}: {}", profile_.path(), line, what));
@@ -42,6 +72,44 @@ class ProfileReader {
     if (!(v > 0))
       Fail(t.line(row), fmt::format("[{}] {} must be positive, got {}", t.name(), column, v));
     return v;
+  }
+
+  // A positive integer of at most kMaxCount in `column` of `row`: a count of sequences,
+  // tokens or heads, or head_dim.
+  double Count(const ProfileTable& t, size_t row, std::string_view column) const {
+    const double v = t.Number(row, column);
+    if (!(v >= 1) || v != std::floor(v) || v > kMaxCount) {
+      Fail(t.line(row), fmt::format("[{}] {} must be a positive integer (at most {:g}), got {}",
+                                    t.name(), column, kMaxCount, t.Text(row, column)));
+    }
+    return v;
+  }
+
+  // Fails at `row` (its time_us positive) when the rate its time implies is more than
+  // kPeakMargin x the card's peak, or its rate column differs from that rate by more
+  // than kRateColumnTolerance of it: a time in other units, or an edited row.
+  void CheckRate(const ProfileTable& t, size_t row, const ImpliedRate& r) const {
+    const double time_us = t.Number(row, col::kTimeUs);
+    const double implied = r.work / (time_us * kSecondsPerMicro) / r.unit_scale;
+    const double peak = r.peak / r.unit_scale;
+    if (implied > kPeakMargin * peak) {
+      Fail(t.line(row),
+           fmt::format("[{}] {} {} implies {:.4g} {} ({} / time), more than {:g} x the {} card's "
+                       "{} of {:.4g} {} ({}): not a measurement on this GPU (a time in other "
+                       "units than microseconds?)",
+                       t.name(), col::kTimeUs, t.Text(row, col::kTimeUs), implied, r.unit,
+                       r.counted, kPeakMargin, gpu_.name, r.peak_name, peak, r.unit, r.peak_key));
+    }
+    const double written = t.Number(row, r.column);
+    if (!(std::abs(written - implied) <= kRateColumnTolerance * implied)) {
+      Fail(t.line(row),
+           fmt::format("[{}] {} {} disagrees with {} {}, which implies {:.4g} {} ({} / time), by "
+                       "more than {:g}%: one of them was changed after kvprobe wrote the row (a "
+                       "unit slip, a mistyped count)",
+                       t.name(), r.column, t.Text(row, r.column), col::kTimeUs,
+                       t.Text(row, col::kTimeUs), implied, r.unit, r.counted,
+                       100 * kRateColumnTolerance));
+    }
   }
 
   // The GEMM curves of this model and tensor_parallel, by layer.
@@ -56,10 +124,13 @@ class ProfileReader {
       const std::string& name = t.Text(r, col::kModel);
       const double tp = t.Number(r, col::kTensorParallel);
       available[name].insert(tp);
-      if (name != model_.name || tp != static_cast<double>(tp_)) continue;
       const std::string& layer = t.Text(r, col::kLayer);
       const auto shape = ExpectedShape(layer);
-      if (!shape) continue;  // a layer this version does not use
+      if (!shape) {
+        Fail(t.line(r), fmt::format("[{}] {} '{}' is not one of {}", t.name(), col::kLayer, layer,
+                                    GemmLayerNames()));
+      }
+      if (name != model_.name || tp != static_cast<double>(tp_)) continue;
       const double tokens = Positive(t, r, col::kTokens);
       const double n = t.Number(r, col::kN);
       const double k = t.Number(r, col::kK);
@@ -74,7 +145,17 @@ class ProfileReader {
              fmt::format("[{}] repeats {} {} at {} {} and {} tokens (first at line {})", t.name(),
                          name, layer, col::kTensorParallel, tp_, tokens, it->second));
       }
-      points[layer].push_back({tokens, Positive(t, r, col::kTimeUs) * kSecondsPerMicro});
+      const double seconds = Positive(t, r, col::kTimeUs) * kSecondsPerMicro;
+      CheckRate(t, r,
+                {.work = 2 * t.Number(r, col::kM) * n * k,
+                 .counted = "2 x m x n x k FLOPs",
+                 .column = col::kTflops,
+                 .unit = "TFLOP/s",
+                 .unit_scale = 1e12,
+                 .peak = gpu_.bf16_flops_per_s,
+                 .peak_name = "bf16 peak",
+                 .peak_key = "bf16_flops_per_s"});
+      points[layer].push_back({tokens, seconds});
     }
     if (points.empty()) {
       std::string have;
@@ -110,21 +191,31 @@ class ProfileReader {
     std::map<int64_t, std::vector<DecodePoint>> groups;  // block_tokens (0: contiguous)
     std::map<std::array<double, 3>, int> seen;
     for (size_t r = 0; r < t.size(); ++r) {
-      const std::optional<int64_t> block = LayoutKey(t, r);
-      if (!block) continue;
-      const double units = Positive(t, r, col::kBatch) * Positive(t, r, col::kKvHeads);
-      const double context = Positive(t, r, col::kContextTokens);
-      const double scale = static_cast<double>(model_.head_dim) / Positive(t, r, col::kHeadDim);
+      const int64_t block = LayoutKey(t, r);
+      const double units = Count(t, r, col::kBatch) * Count(t, r, col::kKvHeads);
+      const double context = Count(t, r, col::kContextTokens);
+      Count(t, r, col::kQHeads);
+      const double head_dim = Count(t, r, col::kHeadDim);
+      const double scale = static_cast<double>(model_.head_dim) / head_dim;
       if (const auto [it, fresh] =
-              seen.emplace(std::array{static_cast<double>(*block), units, context}, t.line(r));
+              seen.emplace(std::array{static_cast<double>(block), units, context}, t.line(r));
           !fresh) {
         Fail(t.line(r), fmt::format("[{}] repeats a {} row at {} x {} = {} and {} {} (first at "
                                     "line {}): the same launch measured twice",
-                                    t.name(), LayoutName(*block), col::kBatch, col::kKvHeads, units,
+                                    t.name(), LayoutName(block), col::kBatch, col::kKvHeads, units,
                                     col::kContextTokens, context, it->second));
       }
-      groups[*block].push_back(
-          {units, context, Positive(t, r, col::kTimeUs) * kSecondsPerMicro * scale});
+      const double seconds = Positive(t, r, col::kTimeUs) * kSecondsPerMicro;
+      CheckRate(t, r,
+                {.work = 2 * kBf16Bytes * units * context * head_dim,
+                 .counted = "2 x 2 bytes x batch x kv_heads x context_tokens x head_dim of K and V",
+                 .column = col::kKvGbps,
+                 .unit = "GB/s",
+                 .unit_scale = 1e9,
+                 .peak = gpu_.hbm_bandwidth_bytes_per_s,
+                 .peak_name = "HBM bandwidth",
+                 .peak_key = "hbm_bandwidth_bytes_per_s"});
+      groups[block].push_back({units, context, seconds * scale});
     }
     LayoutCurves<DecodeSurface> curves;
     for (auto& [block, points] : groups) {
@@ -153,25 +244,36 @@ class ProfileReader {
     const double heads = static_cast<double>(model_.num_heads) / static_cast<double>(tp_);
     std::map<int64_t, double> group;  // block_tokens -> the q_heads its rows are read at
     for (size_t r = 0; r < t.size(); ++r) {
-      const std::optional<int64_t> block = LayoutKey(t, r);
-      if (!block) continue;
-      const double h = Positive(t, r, col::kQHeads);
-      const auto [it, fresh] = group.emplace(*block, h);
+      const int64_t block = LayoutKey(t, r);
+      const double h = Count(t, r, col::kQHeads);
+      const auto [it, fresh] = group.emplace(block, h);
       if (!fresh && NearerInLogDistance(h, it->second, heads)) it->second = h;
     }
     std::map<int64_t, std::vector<Point>> groups;
     std::map<std::array<double, 3>, int> seen;
     for (size_t r = 0; r < t.size(); ++r) {
-      const std::optional<int64_t> block = LayoutKey(t, r);
-      if (!block || t.Number(r, col::kQHeads) != group.at(*block)) continue;
-      const double batch = Positive(t, r, col::kBatch);
-      const double tokens = Positive(t, r, col::kTokens);
-      const double scale = heads * static_cast<double>(model_.head_dim) /
-                           (group.at(*block) * Positive(t, r, col::kHeadDim));
-      CheckFresh(seen, {static_cast<double>(*block), batch, tokens}, t, r, col::kBatch,
+      const int64_t block = LayoutKey(t, r);
+      const double q_heads = t.Number(r, col::kQHeads);
+      if (q_heads != group.at(block)) continue;
+      const double batch = Count(t, r, col::kBatch);
+      const double tokens = Count(t, r, col::kTokens);
+      Count(t, r, col::kKvHeads);
+      const double head_dim = Count(t, r, col::kHeadDim);
+      const double scale = heads * static_cast<double>(model_.head_dim) / (q_heads * head_dim);
+      CheckFresh(seen, {static_cast<double>(block), batch, tokens}, t, r, col::kBatch,
                  col::kTokens);
-      groups[*block].push_back({batch * tokens * (tokens + 1) / 2,
-                                Positive(t, r, col::kTimeUs) * kSecondsPerMicro * scale});
+      const double pairs = batch * tokens * (tokens + 1) / 2;
+      const double seconds = Positive(t, r, col::kTimeUs) * kSecondsPerMicro;
+      CheckRate(t, r,
+                {.work = 4 * q_heads * head_dim * pairs,
+                 .counted = "4 x q_heads x head_dim x batch x tokens x (tokens + 1) / 2 FLOPs",
+                 .column = col::kTflops,
+                 .unit = "TFLOP/s",
+                 .unit_scale = 1e12,
+                 .peak = gpu_.bf16_flops_per_s,
+                 .peak_name = "bf16 peak",
+                 .peak_key = "bf16_flops_per_s"});
+      groups[block].push_back({pairs, seconds * scale});
     }
     LayoutCurves<SizeCurve> curves;
     for (auto& [block, points] : groups) {
@@ -276,7 +378,7 @@ class ProfileReader {
 
  private:
   // (n, k) of `layer` on one rank (LayerGemmShapes, as kvprobe timed it), or nothing
-  // for a layer the model does not use.
+  // for a name that is no layer.
   std::optional<std::pair<double, double>> ExpectedShape(const std::string& layer) const {
     const LayerDims dims{.hidden = model_.hidden_size,
                          .heads = model_.num_heads,
@@ -292,11 +394,14 @@ class ProfileReader {
     return std::nullopt;
   }
 
-  // 0 for contiguous rows, block_tokens for paged ones, nothing for other layouts.
-  std::optional<int64_t> LayoutKey(const ProfileTable& t, size_t row) const {
-    const std::optional<AttentionLayout> layout =
-        kAttentionLayouts.Parse(t.Text(row, col::kLayout));
-    if (!layout) return std::nullopt;
+  // 0 for contiguous rows, block_tokens for paged ones; fails on another layout.
+  int64_t LayoutKey(const ProfileTable& t, size_t row) const {
+    const std::string& name = t.Text(row, col::kLayout);
+    const std::optional<AttentionLayout> layout = kAttentionLayouts.Parse(name);
+    if (!layout) {
+      Fail(t.line(row), fmt::format("[{}] {} '{}' is not one of {}", t.name(), col::kLayout, name,
+                                    kAttentionLayouts.NameList()));
+    }
     if (*layout == AttentionLayout::kContiguous) return 0;
     const double block = t.Number(row, col::kBlockTokens);
     if (!(block >= 1) || block != std::floor(block) || block > 1e9) {
@@ -345,14 +450,15 @@ class ProfileReader {
 
   const Profile& profile_;
   const ModelSpec& model_;
+  const GpuSpec& gpu_;
   int64_t tp_;
 };
 
 }  // namespace
 
-ProfileCurves ReadProfileCurves(const Profile& profile, const ModelSpec& model,
+ProfileCurves ReadProfileCurves(const Profile& profile, const ModelSpec& model, const GpuSpec& gpu,
                                 int64_t tensor_parallel) {
-  const ProfileReader reader(profile, model, tensor_parallel);
+  const ProfileReader reader(profile, model, gpu, tensor_parallel);
   ProfileCurves curves{.gemm = reader.Gemms(),
                        .decode = reader.DecodeAttention(),
                        .prefill = reader.PrefillAttention(),

@@ -157,12 +157,27 @@ class ProfiledModel final : public ExecutionTimeModel {
 };
 
 // What the profile's rows leave to estimates for this model: no [small_kernels] rows
-// (appended to `assumed`), [small_kernels] rows timed back to back rather than among
-// the GEMMs (kvprobe 0.3.5 and earlier), decode rows that start above one sequence's
-// KV heads per rank (appended to `caveats`).
+// (appended to `assumed`), a quick profile (kvprobe --quick, [meta] mode: quick),
+// [small_kernels] rows timed back to back rather than among the GEMMs (kvprobe 0.3.5 and
+// earlier), decode rows that start above one sequence's KV heads per rank (appended to
+// `caveats`).
 void AddCoverageNotes(const Profile& profile, const ModelSpec& model, const GpuSpec& gpu,
                       int64_t tensor_parallel, const ProfileCurves& curves,
                       std::vector<std::string>* caveats, std::vector<std::string>* assumed) {
+  // kvprobe's quick grids and warm-ups: tools/kvprobe/cuda/gemm_probe.cu (ProbeGemm) and
+  // attention_probe.cu.
+  if (const auto mode = profile.meta().find(std::string(schema::meta::kMode));
+      mode != profile.meta().end() && mode->second == "quick") {
+    caveats->push_back(fmt::format(
+        "timing.profile {}: a quick profile ({}: quick, kvprobe --quick), kvprobe's smoke test: "
+        "its GEMMs go up to 1,024 tokens only (larger batches and prompt chunks are "
+        "extrapolated), its decode attention covers batches 1, 16 and 64 at contexts of 512 and "
+        "2,048 tokens, its prefill attention prompts of 512 and 2,048 tokens, and its kernels "
+        "were warmed for less time than a full profile's (0.3 s of GEMM load rather than 1.5 s), "
+        "so compute-bound ones may have run at a higher clock than a loaded GPU keeps; measure a "
+        "full profile (tools/kvprobe/calibrate.sh) for numbers to rely on",
+        profile.path(), schema::meta::kMode));
+  }
   if (!curves.small_kernels) {
     assumed->push_back(fmt::format(
         "timing.profile {}: no [small_kernels] rows for {} at tensor_parallel {}; each layer's "
@@ -211,7 +226,7 @@ std::unique_ptr<ExecutionTimeModel> NewProfiledModel(const Profile& profile, con
         "if it is the same GPU",
         profile.path(), measured_on, gpu.name, fmt::join(gpu.device_names, "', '")));
   }
-  ProfileCurves curves = ReadProfileCurves(profile, model, tensor_parallel);
+  ProfileCurves curves = ReadProfileCurves(profile, model, gpu, tensor_parallel);
   std::vector<std::string> small_note;
   AddCoverageNotes(profile, model, gpu, tensor_parallel, curves, &caveats, &small_note);
   if (tensor_parallel > 1) {

@@ -359,8 +359,7 @@ std::string_view CsvTraceReader::ReadHeader(const std::string& expected) {
     Fail(1, fmt::format("empty file; expected a {} header with columns {}",
                         TraceFormatName(format_), expected));
   }
-  std::string_view header(line_);
-  if (header.substr(0, 3) == "\xEF\xBB\xBF") header.remove_prefix(3);  // UTF-8 byte order mark
+  std::string_view header = WithoutByteOrderMark(line_);
   if (!header.empty() && header.back() == '\r') header.remove_suffix(1);
   if (!SplitCsvLine(header, &fields_)) {
     Fail(1, "unterminated quoted field in the header (a quoted field cannot span lines)");

@@ -15,6 +15,7 @@
 
 #include "sim/core/check.h"
 #include "sim/core/json_value.h"
+#include "sim/core/text.h"
 #include "sim/workload/trace_reader.h"
 
 namespace kvsim {
@@ -75,7 +76,7 @@ class MooncakeTraceReader final : public TraceReader {
     while (ReadTraceLine(in_, line_, path_, line_no_ + 1)) {
       ++line_no_;
       std::string_view text(line_);
-      if (line_no_ == 1 && text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);
+      if (line_no_ == 1) text = WithoutByteOrderMark(text);
       if (!text.empty() && text.back() == '\r') text.remove_suffix(1);
       if (text.find_first_not_of(" \t") == std::string_view::npos) continue;  // blank line
 

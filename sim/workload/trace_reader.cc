@@ -88,8 +88,7 @@ TraceFormat DetectFromFirstLineOf(const std::string& path) {
   }
   std::string first;
   const bool empty = !ReadTraceLine(in, first, path, 1);
-  std::string_view view(first);
-  if (view.substr(0, 3) == "\xEF\xBB\xBF") view.remove_prefix(3);  // UTF-8 byte order mark
+  const std::string_view view = WithoutByteOrderMark(first);
   const TraceFormat format = empty ? TraceFormat::kAuto : DetectFromFirstLine(view);
   if (format != TraceFormat::kAuto) return format;
   if (empty) {

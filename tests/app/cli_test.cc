@@ -1112,6 +1112,28 @@ TEST(CliFit, FitsTheBundledRunsAndWritesACalibrationAScenarioCanUse) {
   EXPECT_THAT(run.out, HasSubstr("per_iteration_s, per_seq_s fitted to measured runs"));
 }
 
+// The review's case: aggregates written in milliseconds (this scenario simulates a
+// TPOT of about 30 ms, mean, and 55 ms, p99). The solver converges with per_iteration_s
+// at its upper bound and the metrics far off: exit 2, fit.txt says why, and no
+// calibration.yaml is written.
+TEST(CliFit, AFitFarFromItsMeasurementsExitsTwoAndWritesNoCalibration) {
+  TempDir dir;
+  const std::string path = dir.PathOf("ms.yaml");
+  std::ofstream(path) << "runs:\n  - name: a\n    scenario: " << KVSIM_SOURCE_DIR
+                      << "/configs/fit/vllm019_rtx4090.yaml\n"
+                         "    aggregates: {tpot_s: {mean: 30, p99: 55}}\n"
+                         "free:\n  timing.engine.per_iteration_s: {}\n";
+  const Result r = RunKvsim({"fit", path, "--out", dir.PathOf("fit")});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr(path + ": the fit is refused: after the fit the mean |error| is "));
+  EXPECT_THAT(r.err, HasSubstr("timing.engine.per_iteration_s ended at its upper bound 0.05"));
+  EXPECT_THAT(r.err, HasSubstr("times look like milliseconds"));
+  EXPECT_THAT(r.err, HasSubstr("no calibration.yaml written"));
+  EXPECT_THAT(r.out, HasSubstr("REFUSED: "));
+  EXPECT_TRUE(fs::exists(dir.PathOf("fit/fit.txt")));
+  EXPECT_FALSE(fs::exists(dir.PathOf("fit/calibration.yaml")));
+}
+
 TEST(CliFit, AFitFileWithAnUnknownTermFailsNamingItsLine) {
   TempDir dir;
   const std::string path = dir.PathOf("bad.yaml");

@@ -26,6 +26,7 @@ using ::kvsim::testing::TempDir;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
+using ::testing::Not;
 using ::testing::Pair;
 using ::testing::StartsWith;
 
@@ -143,20 +144,142 @@ TEST(CalibrationTest, AFileWithoutTheFormatVersionIsAnError) {
   EXPECT_THAT(message, HasSubstr(dir.PathOf("cal.yaml") + ": kvsim_calibration: required"));
 }
 
-TEST(CalibrationTest, FormatVersionTwoIsAnErrorNamingItsLine) {
+TEST(CalibrationTest, FormatVersionThreeIsAnErrorNamingItsLine) {
   TempDir dir;
   const std::string message = LoadError(dir,
-                                        "kvsim_calibration: 2\n"
+                                        "kvsim_calibration: 3\n"
                                         "fitted_on:\n"
                                         "  timing_type: roofline\n"
                                         "  engine_preset: vllm_v1\n"
                                         "terms:\n"
                                         "  timing.engine.per_seq_s: 2.0e-05\n");
-  EXPECT_THAT(message,
-              HasSubstr(dir.PathOf("cal.yaml") + ":1: kvsim_calibration: required, and 1"));
+  EXPECT_THAT(message, HasSubstr(dir.PathOf("cal.yaml") +
+                                 ":1: kvsim_calibration: required, and 2 (or 1, written by an "
+                                 "earlier kvsim fit)"));
 }
 
-// A valid calibration up to its terms (lines 1-4); tests append from line 5.
+// ---------------------------------------------------------------------------
+// Incomplete calibrations: format 2 lists its terms and ends with an end marker;
+// format 1 (earlier kvsim fits) always ends with its residuals.
+
+// SampleCalibration() as CalibrationYaml writes it, line by line:
+//   1-3 header comment, 4 kvsim_calibration: 2, 5-13 fitted_on, 14-15 fitted_terms,
+//   16-19 terms (per_seq_s on 18), 20-26 gpu_terms (H100-SXM's all-reduce latency
+//   on 24), 27-30 residuals, 31-34 holdout, 35 the end marker.
+std::string SampleYaml() { return CalibrationYaml(SampleCalibration()); }
+
+// `text` without its line `line` (1-based).
+std::string WithoutLine(const std::string& text, int line) {
+  size_t start = 0;
+  for (int i = 1; i < line; ++i) start = text.find('\n', start) + 1;
+  return text.substr(0, start) + text.substr(text.find('\n', start) + 1);
+}
+
+TEST(CalibrationTest, CalibrationYamlListsItsTermsAndEndsWithTheEndMarker) {
+  const std::string text = SampleYaml();
+  EXPECT_THAT(text, HasSubstr("\nkvsim_calibration: 2\n"));
+  EXPECT_THAT(text, HasSubstr("\nfitted_terms: [\"timing.engine.per_seq_s\", "
+                              "\"timing.engine.launch_per_layer_s\", "
+                              "\"timing.roofline.gemm_efficiency @ H100-SXM\", "
+                              "\"timing.allreduce.latency_s @ H100-SXM\", "
+                              "\"timing.profiled.memory_efficiency @ RTX-4090\"]\n"));
+  EXPECT_THAT(text, ::testing::EndsWith("\n# end of kvsim calibration\n"));
+  EXPECT_THAT(WithoutLine(text, 18), Not(HasSubstr("  timing.engine.per_seq_s: ")));
+  EXPECT_THAT(WithoutLine(text, 24), Not(HasSubstr("  timing.allreduce.latency_s: ")));
+}
+
+TEST(CalibrationTest, ACalibrationCutAfterItsFirstTermIsAnErrorSayingItIsCutShort) {
+  TempDir dir;
+  const std::string text = SampleYaml();
+  const size_t first_term = text.find("  timing.engine.per_seq_s: ");
+  const std::string message = LoadError(dir, text.substr(0, text.find('\n', first_term) + 1));
+  EXPECT_THAT(message, HasSubstr(dir.PathOf("cal.yaml") +
+                                 ": ends without the line '# end of kvsim calibration' that "
+                                 "kvsim fit writes last: the calibration is cut short (it ends at "
+                                 "line 18); run kvsim fit again"));
+}
+
+TEST(CalibrationTest, EveryCalibrationCutShortAnywhereIsRefused) {
+  TempDir dir;
+  const std::string text = SampleYaml();
+  ASSERT_NO_THROW(LoadCalibration(dir.Write("cal.yaml", text)));
+  // Without its final newline nothing is lost; any shorter prefix loses the marker.
+  ASSERT_NO_THROW(LoadCalibration(dir.Write("cal.yaml", text.substr(0, text.size() - 1))));
+  for (size_t size = 0; size + 1 < text.size(); ++size) {
+    const std::string path = dir.Write("cal.yaml", text.substr(0, size));
+    EXPECT_THROW(LoadCalibration(path), InputError) << "cut after " << size << " bytes";
+  }
+}
+
+TEST(CalibrationTest, LinesAfterTheEndMarkerAreAnErrorNamingBothLines) {
+  TempDir dir;
+  const std::string message = LoadError(dir, SampleYaml() + "\n# another file\n");
+  EXPECT_THAT(message,
+              HasSubstr(dir.PathOf("cal.yaml") + ":37: lines after the end marker of line 35"));
+}
+
+TEST(CalibrationTest, ATermDeletedFromTheMiddleIsAnErrorNamingItsKeyPath) {
+  TempDir dir;
+  const std::string message = LoadError(dir, WithoutLine(SampleYaml(), 24));
+  EXPECT_THAT(message, HasSubstr(dir.PathOf("cal.yaml") +
+                                 ":15: fitted_terms: lists timing.allreduce.latency_s @ H100-SXM, "
+                                 "but the file has no gpu_terms.H100-SXM.timing.allreduce."
+                                 "latency_s: the calibration is incomplete (cut short or edited); "
+                                 "run kvsim fit again"));
+}
+
+TEST(CalibrationTest, ATermMissingFromFittedTermsIsAnErrorNamingIt) {
+  TempDir dir;
+  std::string text = SampleYaml();
+  const std::string listed = "\"timing.engine.launch_per_layer_s\", ";
+  text.erase(text.find(listed), listed.size());
+  const std::string message = LoadError(dir, text);
+  EXPECT_THAT(message, HasSubstr(dir.PathOf("cal.yaml") +
+                                 ":15: fitted_terms: does not list "
+                                 "timing.engine.launch_per_layer_s, which the file sets "
+                                 "(terms.timing.engine.launch_per_layer_s)"));
+}
+
+TEST(CalibrationTest, AFormatTwoCalibrationWithoutFittedTermsIsAnError) {
+  TempDir dir;
+  const std::string message = LoadError(dir, WithoutLine(SampleYaml(), 15));
+  EXPECT_THAT(message, HasSubstr(dir.PathOf("cal.yaml") + ": fitted_terms: required"));
+}
+
+// What kvsim fit wrote before format 2 (the review's calibration, abridged).
+constexpr const char* kFormatOne =
+    "kvsim_calibration: 1\n"
+    "fitted_on:\n"
+    "  runs: [\"synth\"]\n"
+    "  timing_type: profiled\n"
+    "  engine_preset: vllm_v1\n"
+    "  engine_kernels: {cuda_graphs: true, fused_kernels: true, kernels_per_layer: 10}\n"
+    "terms:\n"
+    "  timing.engine.per_iteration_s: 0.0010580006199929874  # CPU time per iteration\n"
+    "  timing.engine.per_seq_s: 1.4381558506763805e-05  # CPU time per sequence\n"
+    "residuals:\n"
+    "  synth: {ttft_s.mean: 0.0022, e2e_s.p99: -0.0002}\n";
+
+TEST(CalibrationTest, AFormatOneCalibrationFromAnEarlierKvsimFitIsStillRead) {
+  TempDir dir;
+  const Calibration c = LoadCalibration(dir.Write("cal.yaml", kFormatOne));
+  EXPECT_THAT(c.terms, ElementsAre(Pair("timing.engine.per_iteration_s", 0.0010580006199929874),
+                                   Pair("timing.engine.per_seq_s", 1.4381558506763805e-05)));
+}
+
+TEST(CalibrationTest, AFormatOneCalibrationCutAfterItsFirstTermIsRefused) {
+  TempDir dir;
+  const std::string text = kFormatOne;
+  const size_t first_term = text.find("  timing.engine.per_iteration_s: ");
+  const std::string message = LoadError(dir, text.substr(0, text.find('\n', first_term) + 1));
+  EXPECT_THAT(message, HasSubstr(dir.PathOf("cal.yaml") +
+                                 ": residuals: missing: kvsim fit writes them after the terms, so "
+                                 "this format-1 calibration is cut short (and may have lost "
+                                 "terms); run kvsim fit again"));
+}
+
+// A format-1 calibration up to its terms (lines 1-4); tests append from line 5 what is
+// refused before its missing residuals are.
 constexpr const char* kHeader =
     "kvsim_calibration: 1\n"
     "fitted_on:\n"
@@ -275,7 +398,9 @@ TEST(CalibrationTest, EngineKernelsOfZeroKernelsPerLayerAreAFusedEnginesTen) {
                                 "  engine_kernels: {cuda_graphs: true, fused_kernels: true, "
                                 "kernels_per_layer: 0}\n"
                                 "terms:\n"
-                                "  timing.engine.per_seq_s: 2.0e-05\n"));
+                                "  timing.engine.per_seq_s: 2.0e-05\n"
+                                "residuals:\n"
+                                "  run: {ttft_s.mean: 0.01}\n"));
   ASSERT_TRUE(c.engine_kernels.has_value());
   EXPECT_EQ(c.engine_kernels->kernels_per_layer, 10);
 }
@@ -689,6 +814,19 @@ TEST(CalibrationTest, AnErrorInTheCalibrationFileNamesTheScenarioLineAndTheCalib
   EXPECT_THAT(message, HasSubstr(dir.PathOf("cal.yaml") +
                                  ":6: terms.timing.engine.per_seq_s: must be in [0, 0.001], got "
                                  "0.5"));
+}
+
+// The review's case: a scenario ran on a calibration cut after its first term, the
+// lost per_seq_s silently the preset's.
+TEST(CalibrationTest, AScenarioWhoseCalibrationIsCutShortIsAnErrorNamingBothFiles) {
+  TempDir dir;
+  const std::string text = CalibrationYaml(ScenarioCalibration());
+  dir.Write("cal.yaml", text.substr(0, text.find("  timing.engine.per_iteration_s: ")));
+  const ConfigTree tree =
+      ConfigTree::Load(dir.Write("scenario.yaml", Scenario("H100-SXM", kUsesCal)));
+  const std::string message = InputErrorMessage([&] { DecodeScenario(tree, kModelsDir); });
+  EXPECT_THAT(message, StartsWith(dir.PathOf("scenario.yaml") + ":7: timing.calibration: "));
+  EXPECT_THAT(message, HasSubstr(dir.PathOf("cal.yaml") + ": ends without the line"));
 }
 
 TEST(CalibrationTest, ACalibrationPathThatIsNotAScalarIsAnError) {

@@ -71,7 +71,8 @@ constexpr const char* kFull =
     "  timing.engine.per_seq_s: {}\n"                                             // 19
     "  timing.roofline.gemm_efficiency: {min: 0.3}\n"                             // 20
     "metrics: [ttft_s.mean, e2e_s.p90, itl_s.p50]\n"                              // 21
-    "solver: {method: pattern, max_iterations: 12, difference_step: 0.01}\n";     // 22
+    "solver: {method: pattern, max_iterations: 12, difference_step: 0.01,\n"      // 22
+    "         max_mean_error: 0.2}\n";                                            // 23
 
 TEST(FitConfigTest, AFullFitFileDecodesItsRuns) {
   const FitConfig c = Decode(kFull);
@@ -153,6 +154,7 @@ TEST(FitConfigTest, AFullFitFileDecodesFreeTermsMetricsAndSolver) {
   EXPECT_EQ(c.solver.method, "pattern");
   EXPECT_EQ(c.solver.max_iterations, 12);
   EXPECT_DOUBLE_EQ(c.solver.difference_step, 0.01);
+  EXPECT_DOUBLE_EQ(c.solver.max_mean_error, 0.2);
 }
 
 // The smallest valid fit file: one run, one free term (lines 1-6).
@@ -184,6 +186,8 @@ TEST(FitConfigTest, AbsentKeysTakeTheirDefaults) {
   EXPECT_EQ(c.solver.method, solver.method);
   EXPECT_EQ(c.solver.max_iterations, solver.max_iterations);
   EXPECT_DOUBLE_EQ(c.solver.difference_step, solver.difference_step);
+  EXPECT_DOUBLE_EQ(c.solver.max_mean_error, 0.1);  // 10%: the acceptance rule's default
+  EXPECT_DOUBLE_EQ(c.solver.max_mean_error, solver.max_mean_error);
 }
 
 TEST(FitConfigTest, AGivenNameReplacesTheFileStem) {
@@ -476,6 +480,32 @@ TEST(FitConfigTest, BadSolverSettingsAreErrorsNamingTheirLine) {
               HasSubstr("/fits/rtx4090_fit.yaml:7: solver.max_iterations: must be >= 1"));
   EXPECT_THAT(DecodeError(std::string(kMinimal) + "solver: {difference_step: 0.5}\n"),
               HasSubstr("/fits/rtx4090_fit.yaml:7: solver.difference_step: must be in"));
+  EXPECT_THAT(DecodeError(std::string(kMinimal) + "solver: {max_mean_error: 0}\n"),
+              HasSubstr("/fits/rtx4090_fit.yaml:7: solver.max_mean_error: must be in"));
+}
+
+// Runs given as aggregates match the aggregates they list; `metrics` picks what runs
+// measured per request match, so in a file of aggregates alone it would do nothing.
+TEST(FitConfigTest, MetricsInAFileWhoseRunsAreAllAggregatesAreAnErrorNamingTheirLine) {
+  const std::string message = DecodeError(
+      "runs:\n"
+      "  - name: a\n"
+      "    scenario: a.yaml\n"
+      "    aggregates: {ttft_s: {mean: 0.0456}}\n"
+      "  - name: b\n"
+      "    scenario: b.yaml\n"
+      "    stages: [{set: {workload.arrival.rate_qps: 2}, aggregates: {e2e_s: {p50: 4.5}}}]\n"
+      "free:\n"
+      "  timing.engine.per_iteration_s: {}\n"
+      "metrics: [e2e_s.p99]\n");
+  EXPECT_THAT(message, HasSubstr("/fits/rtx4090_fit.yaml:10: metrics: applies only to runs "
+                                 "measured per request (requests:), and every run here gives "
+                                 "aggregates or stages"));
+}
+
+TEST(FitConfigTest, MetricsWithOneRunMeasuredPerRequestApplyToThatRun) {
+  // kFull has a per-request run beside its aggregate and staged runs.
+  EXPECT_THAT(Names(Decode(kFull).metrics), ElementsAre("ttft_s.mean", "e2e_s.p90", "itl_s.p50"));
 }
 
 TEST(FitConfigTest, AnUnknownTopLevelKeyIsAnErrorNamingItsLine) {

@@ -1,4 +1,4 @@
-// Text helpers: trimming, and splitting a CSV line into its fields.
+// Text helpers: trimming, splitting a CSV line into its fields, and a byte order mark.
 #include "sim/core/text.h"
 
 #include <gmock/gmock.h>
@@ -22,6 +22,15 @@ TEST(SplitFields, KeepsEmptyFieldsAndTrimsOnlyWhenAsked) {
   EXPECT_THAT(SplitFields("one"), ElementsAre("one"));
   EXPECT_THAT(SplitFields(""), ElementsAre(""));
   EXPECT_THAT(SplitFields("a,"), ElementsAre("a", ""));
+}
+
+TEST(WithoutByteOrderMark, DropsALeadingUtf8ByteOrderMarkOnly) {
+  EXPECT_EQ(WithoutByteOrderMark("\xEF\xBB\xBF[meta]\n"), "[meta]\n");
+  EXPECT_EQ(WithoutByteOrderMark("[meta]\n"), "[meta]\n");
+  // Only at the start, and only the whole mark.
+  EXPECT_EQ(WithoutByteOrderMark("a\xEF\xBB\xBF"), "a\xEF\xBB\xBF");
+  EXPECT_EQ(WithoutByteOrderMark("\xEF\xBB"), "\xEF\xBB");
+  EXPECT_EQ(WithoutByteOrderMark(""), "");
 }
 
 }  // namespace

@@ -62,9 +62,10 @@ output: {{requests_csv: false, timeseries_csv: false}}
   }
 
   // Simulates `scenario` with `truth` (key path -> value) and writes every request
-  // as a measured requests CSV, the "measurement" a fit gets.
+  // as a measured requests CSV, the "measurement" a fit gets; its TTFT and latency in
+  // units of `unit_s` seconds (1: seconds, as the format says; 1e-3: milliseconds).
   std::string Measure(const std::string& scenario, const std::map<std::string, double>& truth,
-                      const std::string& name) {
+                      const std::string& name, double unit_s = 1) {
     ConfigTree tree = ConfigTree::Load(scenario);
     for (const auto& [key, value] : truth) tree.Set(key, fmt::format("{:.17g}", value));
     auto sim = BuildSimulation(DecodeScenario(tree, DefaultModelsDir()));
@@ -73,8 +74,8 @@ output: {{requests_csv: false, timeseries_csv: false}}
     std::string csv = "arrival_s,prompt_tokens,output_tokens,ttft_s,e2e_s\n";
     for (const RequestRecord& r : result.records) {
       csv += fmt::format("{:.9f},{},{},{:.9f},{:.9f}\n", ToSeconds(r.arrival), r.prompt_tokens,
-                         r.output_tokens, ToSeconds(r.first_token - r.arrival),
-                         ToSeconds(r.finish - r.arrival));
+                         r.output_tokens, ToSeconds(r.first_token - r.arrival) / unit_s,
+                         ToSeconds(r.finish - r.arrival) / unit_s);
     }
     return Write(name, csv);
   }
@@ -105,6 +106,7 @@ metrics: [ttft_s.mean, ttft_s.p50, tpot_s.mean, tpot_s.p50, e2e_s.mean, e2e_s.p5
                       (dir_ / "out").string(), 2);
   const FitOutcome fit = fitter.Fit({});
   ASSERT_TRUE(fit.solve.converged) << fit.solve.stop_reason;
+  EXPECT_TRUE(fit.verdict.accepted) << fit.verdict.reason;
   ASSERT_EQ(fit.params.size(), 2u);
   // Started from the preset (0.2 ms, 0): far from the truth.
   EXPECT_DOUBLE_EQ(fit.start[0], 2e-4);
@@ -113,6 +115,28 @@ metrics: [ttft_s.mean, ttft_s.p50, tpot_s.mean, tpot_s.p50, e2e_s.mean, e2e_s.p5
   EXPECT_NEAR(fit.fitted[1], 2.0e-5, 0.01 * 2.0e-5);
   for (double r : RelativeErrors(fitter.cases(), fit.cases, fit.after))
     EXPECT_LT(std::abs(r), 0.01);
+}
+
+// The review's case: the same measurement with TTFT and latency written in
+// milliseconds. The search ends converged, per_iteration_s pinned at its upper bound
+// and every metric far too low: refused, and the reason says why.
+TEST_F(FitterTest, MeasuredTimesInMillisecondsAreARefusedFitThatSaysSo) {
+  const std::string light = Scenario("light.yaml", "H100-SXM", 60, 8);
+  const Fitter fitter(Decode(fmt::format(R"(runs:
+  - {{name: light, scenario: {}, requests: {}}}
+free:
+  timing.engine.per_iteration_s: {{max: 0.01}}
+metrics: [ttft_s.mean, tpot_s.mean, e2e_s.mean]
+)",
+                                         light,
+                                         Measure(light, {{"timing.engine.per_iteration_s", 1.5e-3}},
+                                                 "light_ms.csv", 1e-3))),
+                      (dir_ / "out").string(), 2);
+  const FitOutcome fit = fitter.Fit({});
+  EXPECT_FALSE(fit.verdict.accepted);
+  EXPECT_THAT(fit.verdict.reason, HasSubstr("timing.engine.per_iteration_s ended at its upper "
+                                            "bound 0.01"));
+  EXPECT_THAT(fit.verdict.reason, HasSubstr("times look like milliseconds"));
 }
 
 TEST_F(FitterTest, OnACardWithASlowerHostTheTermsAreStartedAndFittedForTheReferenceCore) {

@@ -100,13 +100,13 @@ void ReadModels(const Profile& profile) {
     const std::optional<ModelSpec>& model = BundledModel(name);
     if (!model) continue;
     for (int64_t tp : {1, 2, 8}) {
-      bool curves = false;
-      ExpectOnlyInputErrors("ReadProfileCurves", [&] {
-        ReadProfileCurves(profile, *model, tp);
-        curves = true;
-      });
-      if (!curves) continue;
       for (const GpuSpec* gpu : GpusOf(profile)) {
+        bool curves = false;
+        ExpectOnlyInputErrors("ReadProfileCurves", [&] {
+          ReadProfileCurves(profile, *model, *gpu, tp);
+          curves = true;
+        });
+        if (!curves) continue;
         for (PagedKernel kernel : {PagedKernel::kProfiled, PagedKernel::kFlashPaged}) {
           ExpectOnlyInputErrors("NewProfiledModel", [&] {
             const CostConfig costs{.paged_kernel = kernel, .paged = true};

@@ -160,6 +160,19 @@ TEST(Profile, CommentsBlankLinesSpacesAndCarriageReturnsAreIgnored) {
   EXPECT_EQ(p.MetaLine("format_version"), 5);
 }
 
+TEST(Profile, AByteOrderMarkBeforeTheFirstLineIsSkipped) {
+  // Some editors save UTF-8 with a byte order mark; the marker is not part of "[meta]",
+  // and lines keep their numbers.
+  const Profile p = ParseProfile("\xEF\xBB\xBF" + Join(MinimalLines()), kPath);
+  EXPECT_EQ(p.MetaLine("format_version"), 2);
+  EXPECT_EQ(p.Table("gemm").line(0), 24);
+  // Anywhere else it is text like any other: here a section name it is no part of.
+  std::vector<std::string> lines = MinimalLines();
+  lines[13] = "\xEF\xBB\xBF[vmm]";
+  EXPECT_THAT(ParseError(lines), HasSubstr("p.txt:14: [meta] line '\xEF\xBB\xBF[vmm]' is not "
+                                           "'key: value'"));
+}
+
 TEST(Profile, UnknownColumnsInAKnownTableAreKeptAsTextAndNotChecked) {
   std::vector<std::string> lines = MinimalLines();
   lines[19] = "bytes,time_us,gbps,note";

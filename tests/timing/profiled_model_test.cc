@@ -12,11 +12,13 @@
 #include <memory>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <utility>
 #include <vector>
 
 #include "sim/core/check.h"
+#include "sim/core/text.h"
 #include "sim/hardware/gpu_spec.h"
 #include "sim/hardware/model_spec.h"
 #include "sim/timing/execution_time_model.h"
@@ -26,6 +28,8 @@
 namespace kvsim {
 namespace {
 
+using ::testing::AllOf;
+using ::testing::Contains;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
@@ -81,6 +85,36 @@ GpuSpec Gpu(double link_bytes_per_s = 450e9) {
   return g;
 }
 
+// Gpu() with a bf16 peak of 4 PFLOP/s, for profiles whose round GEMM times beat a real
+// card's peak (the checks against the card have tests of their own).
+GpuSpec FastGpu() {
+  GpuSpec g = Gpu();
+  g.bf16_flops_per_s = 4e15;
+  return g;
+}
+
+// Kernel rows as kvprobe writes them, their rate column the one their time implies (4
+// significant digits): [gemm] tflops = 2 m n k / time, m = tokens;
+// [decode_attention] kv_gbps = 2 x 2 bytes x batch x context x kv_heads x head_dim / time;
+// [prefill_attention] tflops = 4 q_heads head_dim x batch x tokens (tokens + 1) / 2 / time.
+std::string GemmRow(const std::string& model, std::string_view layer, int tp, int tokens, int64_t n,
+                    int64_t k, double us) {
+  return fmt::format("{},{},{},{},{},{},{},{},{:.4g}\n", model, layer, tp, tokens, tokens, n, k, us,
+                     2.0 * tokens * static_cast<double>(n * k) / us * 1e-6);
+}
+std::string DecodeRow(std::string_view layout, int block, int batch, int context, int q_heads,
+                      int kv_heads, double us, int head_dim = 128) {
+  return fmt::format("{},{},{},{},{},{},{},{},{:.4g}\n", layout, block, batch, context, q_heads,
+                     kv_heads, head_dim, us,
+                     4.0 * batch * context * kv_heads * head_dim / us * 1e-3);
+}
+std::string PrefillRow(std::string_view layout, int block, int batch, int tokens, int q_heads,
+                       double us, int kv_heads = 8, int head_dim = 128) {
+  const double pairs = batch * tokens * (tokens + 1) / 2.0;
+  return fmt::format("{},{},{},{},{},{},{},{},{:.4g}\n", layout, block, batch, tokens, q_heads,
+                     kv_heads, head_dim, us, 4.0 * q_heads * head_dim * pairs / us * 1e-6);
+}
+
 // A profile with round numbers for one model at TP 1:
 // - every linear layer (qkv, o, gate_up, down): (16, 8), (256, 10), (1024, 34),
 //   (2048, 66), (4096, 130) in (tokens, us); the largest four lie on 2 + tokens / 32.
@@ -118,10 +152,8 @@ struct TinyProfile {
         {"down", m.hidden_size, m.ffn_size / tp, 1},
         {"lm_head", m.vocab_size / tp, m.hidden_size, 2}};
     for (const auto& [layer, n, k, factor] : layers) {
-      for (const auto& [tokens, us] : linear) {
-        s += fmt::format("{},{},{},{},{},{},{},{},1\n", m.name, layer, tp, tokens, tokens, n, k,
-                         us * factor);
-      }
+      for (const auto& [tokens, us] : linear)
+        s += GemmRow(m.name, layer, tp, tokens, n, k, us * factor);
     }
     s += "[decode_attention]\n"
          "layout,block_tokens,batch,context_tokens,q_heads,kv_heads,head_dim,time_us,kv_gbps\n";
@@ -130,8 +162,8 @@ struct TinyProfile {
       if (!paged && block > 0) continue;
       for (int batch : {1, 4}) {
         for (int context : {256, 1024}) {
-          s += fmt::format("{},{},{},{},32,{},128,{},1\n", layout, block, batch, context,
-                           decode_kv_heads, batch * context / 100.0 * factor);
+          s += DecodeRow(layout, block, batch, context, 32, decode_kv_heads,
+                         batch * context / 100.0 * factor);
         }
       }
     }
@@ -143,8 +175,7 @@ struct TinyProfile {
       for (const auto& [batch, tokens] :
            std::vector<std::pair<int, int>>{{1, 15}, {1, 63}, {1, 255}, {2, 15}}) {
         const double pairs = batch * tokens * (tokens + 1) / 2.0;
-        s += fmt::format("{},{},{},{},{},8,128,{},1\n", layout, block, batch, tokens,
-                         prefill_q_heads, pairs / 100.0 * factor);
+        s += PrefillRow(layout, block, batch, tokens, prefill_q_heads, pairs / 100.0 * factor);
       }
     }
     return s + allreduce;
@@ -304,7 +335,7 @@ TEST(ProfiledModel, ARunOfFallingMeasurementsIsPooledUntilTheCurveNeverFalls) {
   // 256 and 512 tokens fall below 16; pooled: (12 + 9 + 6) / 3 = 9 us, then 1,024 and
   // 2,048 (34, 30) pool to 32, and 4,096 stays.
   p.linear = {{16, 12}, {256, 9}, {512, 6}, {1024, 34}, {2048, 30}, {4096, 130}};
-  const auto model = Model(p.Render(Tiny()), Tiny());
+  const auto model = Model(p.Render(Tiny()), Tiny(), 1, kAsMeasured, FastGpu());
   for (const auto& [tokens, us] :
        std::vector<std::pair<int64_t, double>>{{16, 9}, {512, 9}, {1024, 32}, {2048, 32}}) {
     EXPECT_NEAR(Us(model->IterationTime(LinearOnly(tokens))),
@@ -379,8 +410,8 @@ TEST(ProfiledModel, DecodeAttentionBeyondTheGridFollowsTheLeastSquaresFitInUnits
 
 TEST(ProfiledModel, BeyondTheGridDecodeAttentionContinuesFromTheEdgeCellAtTheFitsSlope) {
   std::string text = TinyProfile().Render(Tiny());
-  const std::string row = "contiguous,0,4,1024,32,8,128,40.96,1\n";
-  text.replace(text.find(row), row.size(), "contiguous,0,4,1024,32,8,128,36.96,1\n");
+  const std::string row = DecodeRow("contiguous", 0, 4, 1024, 32, 8, 40.96);
+  text.replace(text.find(row), row.size(), DecodeRow("contiguous", 0, 4, 1024, 32, 8, 36.96));
   const auto model = Model(text, Tiny());
   // Contiguous rows as (units = batch x 8 KV heads) x context against us: 2,048 -> 2.56,
   // 8,192 -> 10.24 (twice), 32,768 -> 36.96. Least squares: x mean 12,800, y mean 15.
@@ -403,7 +434,7 @@ TEST(ProfiledModel, BeyondTheGridDecodeAttentionContinuesFromTheEdgeCellAtTheFit
 
 TEST(ProfiledModel, AGridCellTheProfileLacksIsFilledFromTheFit) {
   std::string text = TinyProfile().Render(Tiny());
-  const std::string row = "contiguous,0,4,1024,32,8,128,40.96,1\n";
+  const std::string row = DecodeRow("contiguous", 0, 4, 1024, 32, 8, 40.96);
   text.erase(text.find(row), row.size());
   const auto model = Model(text, Tiny());
   // The three rows left are still exactly units / 8 x context / 100 us, so is the fit.
@@ -443,7 +474,8 @@ TEST(ProfiledModel, RowsOfSeveralKvHeadCountsJoinInOneSurfaceOfSequenceHeads) {
   // Batch-1 rows with one KV head (1 unit), slower per unit than the 8-head rows (a
   // near-idle GPU): 2 us at 256 tokens, 3 us at 1024.
   const std::string at = "contiguous,0,1,256,32,8,128";
-  text.insert(text.find(at), "contiguous,0,1,256,4,1,128,2,1\ncontiguous,0,1,1024,4,1,128,3,1\n");
+  text.insert(text.find(at), DecodeRow("contiguous", 0, 1, 256, 4, 1, 2) +
+                                 DecodeRow("contiguous", 0, 1, 1024, 4, 1, 3));
   const auto model = Model(text, Tiny());
   // Tiny at TP 2 would have one KV head per rank; at TP 1 one sequence is 2 units, a
   // third of the way in log units from 1 (3 us at 1024) to 8 (10.24 us): 3 x (10.24 /
@@ -489,9 +521,11 @@ std::string WithPrefillRowsOf(int q_heads, double factor, const ModelSpec& m = T
   std::istringstream rows(theirs.substr(from));
   std::string added, row;
   while (std::getline(rows, row) && !row.empty() && row[0] != '[') {
-    const size_t cut = row.rfind(',', row.rfind(',') - 1);  // time_us, tflops
-    const double us = std::stod(row.substr(cut + 1, row.rfind(',') - cut - 1));
-    added += fmt::format("{},{},1\n", row.substr(0, cut), us * factor);
+    // layout, block_tokens, batch, tokens, q_heads, kv_heads, head_dim, time_us, tflops
+    const std::vector<std::string_view> f = SplitFields(row);
+    added +=
+        PrefillRow(f[0], std::stoi(std::string(f[1])), std::stoi(std::string(f[2])),
+                   std::stoi(std::string(f[3])), q_heads, std::stod(std::string(f[7])) * factor);
   }
   const size_t at = text.find(header, text.find("[prefill_attention]")) + header.size();
   return text.insert(at, added);
@@ -578,7 +612,8 @@ TEST(ProfiledModel, APassWithLogitsAlsoGathersThemAsAnAllReduceOfHalfTheirBytes)
   TinyProfile fast, slow;
   fast.allreduce = AllreduceRows({{2, 65536, 10}, {2, 262144, 40}});
   slow.allreduce = AllreduceRows({{2, 65536, 20}, {2, 262144, 80}});
-  const auto a = Model(fast.Render(m, 2), m, 2), b = Model(slow.Render(m, 2), m, 2);
+  const auto a = Model(fast.Render(m, 2), m, 2, kAsMeasured, FastGpu());
+  const auto b = Model(slow.Render(m, 2), m, 2, kAsMeasured, FastGpu());
   BatchWork w = LinearOnly(4);  // 4 tokens x 1024 x 2 B = 8 KiB per all-reduce: 10 us
   // No logits: two all-reduces in each of 2 layers and the embedding's: 5 x 10 us.
   EXPECT_NEAR(Us(b->IterationTime(w)) - Us(a->IterationTime(w)), 50, kTolUs);
@@ -1095,6 +1130,26 @@ TEST(ProfiledModelOnKvprobeOutput, AQuickH200ProfileGivesMonotoneTimesAtEveryTen
   }
 }
 
+TEST(ProfiledModel, AQuickProfileIsACaveatSayingWhatItLacksAndAFullOneIsNot) {
+  const auto with_mode = [](const std::string& mode) {
+    std::string text = TinyProfile().Render(Tiny());
+    const std::string host = "host: test\n";
+    return text.insert(text.find(host) + host.size(), "mode: " + mode + "\n");
+  };
+  EXPECT_THAT(OtherCaveats(*Model(with_mode("quick"), Tiny())),
+              ElementsAre(AllOf(
+                  HasSubstr("timing.profile p.txt: a quick profile (mode: quick, kvprobe --quick), "
+                            "kvprobe's smoke test: its GEMMs go up to 1,024 tokens only"),
+                  HasSubstr("0.3 s of GEMM load rather than 1.5 s"),
+                  HasSubstr("measure a full profile (tools/kvprobe/calibrate.sh)"))));
+  EXPECT_THAT(OtherCaveats(*Model(with_mode("full"), Tiny())), ::testing::IsEmpty());
+  // kvprobe's own quick output says so too.
+  const auto h200 = NewProfiledModel(
+      LoadProfile(KVSIM_TEST_DATA_DIR "/timing/h200_kvprobe_quick_profile.txt"), Llama3_8B(),
+      LoadGpuSpec(KVSIM_SOURCE_DIR "/models/gpu/H200.yaml"), 1, ProfiledConfig{}, CostConfig{});
+  EXPECT_THAT(h200->Caveats(), Contains(HasSubstr("a quick profile (mode: quick")));
+}
+
 // ---- Errors -----------------------------------------------------------------------
 
 std::string ModelError(const std::string& text, const ModelSpec& m, int64_t tp = 1,
@@ -1160,8 +1215,8 @@ TEST(ProfiledModel, AGemmLayerWithoutRowsIsAnError) {
 
 TEST(ProfiledModel, AGemmShapeOtherThanTheModelCardsIsAnErrorAtItsLine) {
   std::string text = TinyProfile().Render(Tiny());
-  const std::string row = "tiny,o,1,256,256,1024,1024,10,1";
-  text.replace(text.find(row), row.size(), "tiny,o,1,256,256,1024,2048,10,1");
+  const std::string row = GemmRow("tiny", "o", 1, 256, 1024, 1024, 10);
+  text.replace(text.find(row), row.size(), GemmRow("tiny", "o", 1, 256, 1024, 2048, 10));
   const std::string message = ModelError(text, Tiny());
   EXPECT_THAT(message, HasSubstr(fmt::format("p.txt:{}:", LineOf(text, "tiny,o,1,256,"))));
   EXPECT_THAT(message, HasSubstr("n=1024 k=2048, but the model card gives n=1024 k=1024"));
@@ -1169,8 +1224,8 @@ TEST(ProfiledModel, AGemmShapeOtherThanTheModelCardsIsAnErrorAtItsLine) {
 
 TEST(ProfiledModel, ARepeatedGridPointIsAnErrorAtItsLine) {
   std::string text = TinyProfile().Render(Tiny());
-  const std::string row = "tiny,qkv,1,256,256,1536,1024,10,1\n";
-  text.insert(text.find(row), "tiny,qkv,1,256,256,1536,1024,11,1\n");
+  const std::string row = GemmRow("tiny", "qkv", 1, 256, 1536, 1024, 10);
+  text.insert(text.find(row), GemmRow("tiny", "qkv", 1, 256, 1536, 1024, 11));
   const std::string message = ModelError(text, Tiny());
   EXPECT_THAT(message, HasSubstr(fmt::format("p.txt:{}:", LineOf(text, row))));
   EXPECT_THAT(message, HasSubstr("repeats tiny qkv"));
@@ -1203,7 +1258,8 @@ TEST(ProfiledModel, TwoRowsOfTheSameSequenceHeadsAndContextAreAnErrorAtTheSecond
   std::string text = TinyProfile().Render(Tiny());
   // Batch 2 with 4 KV heads is batch 1 with 8: the same launch measured twice.
   const std::string first = "contiguous,0,1,256,32,8,128";
-  text.insert(text.find('\n', text.find(first)) + 1, "contiguous,0,2,256,16,4,128,2.56,1\n");
+  text.insert(text.find('\n', text.find(first)) + 1,
+              DecodeRow("contiguous", 0, 2, 256, 16, 4, 2.56));
   const std::string message = ModelError(text, Tiny());
   EXPECT_THAT(message, HasSubstr(fmt::format(
                            "p.txt:{}: [decode_attention] repeats a contiguous row at batch x "
@@ -1223,12 +1279,178 @@ TEST(ProfiledModel, ASmallKernelRowRepeatedIsAnErrorAtItsLine) {
 
 TEST(ProfiledModel, ANonPositiveTimeIsAnErrorAtItsLine) {
   std::string text = TinyProfile().Render(Tiny());
-  const std::string row = "contiguous,0,4,1024,32,8,128,40.96,1";
-  text.replace(text.find(row), row.size(), "contiguous,0,4,1024,32,8,128,0,1");
+  const std::string row = DecodeRow("contiguous", 0, 4, 1024, 32, 8, 40.96);
+  text.replace(text.find(row), row.size(), "contiguous,0,4,1024,32,8,128,0,1\n");
   const std::string message = ModelError(text, Tiny());
   EXPECT_THAT(message,
               HasSubstr(fmt::format("p.txt:{}:", LineOf(text, "contiguous,0,4,1024,32,8,128,0"))));
   EXPECT_THAT(message, HasSubstr("time_us must be positive"));
+}
+
+// The tiny profile's fastest GEMM is lm_head at 4,096 tokens: 2 x 4,096 x 32,000 x 1,024
+// FLOPs in 260 us = 1,032.4 TFLOP/s. A card of 830 TFLOP/s allows 1.25 x 830 = 1,037.5;
+// one of 820 allows 1,025.
+TEST(ProfiledModel, AGemmRowFasterThanTheCardsBf16PeakByMoreThanAQuarterIsAnErrorAtItsLine) {
+  const std::string text = TinyProfile().Render(Tiny());
+  GpuSpec gpu = Gpu();
+  gpu.bf16_flops_per_s = 830e12;
+  EXPECT_NO_THROW(Model(text, Tiny(), 1, kAsMeasured, gpu));
+  gpu.bf16_flops_per_s = 820e12;
+  EXPECT_THAT(
+      ModelError(text, Tiny(), 1, gpu),
+      HasSubstr(fmt::format(
+          "p.txt:{}: [gemm] time_us 260 implies 1032 TFLOP/s (2 x m x n x k FLOPs / time), more "
+          "than 1.25 x the test-gpu card's bf16 peak of 820 TFLOP/s (bf16_flops_per_s): not a "
+          "measurement on this GPU (a time in other units than microseconds?)",
+          LineOf(text, GemmRow("tiny", "lm_head", 1, 4096, 32000, 1024, 260)))));
+}
+
+// The review's case: a time divided by 1000, its tflops column left as it was.
+TEST(ProfiledModel, AGemmTimeInMillisecondsIsAnErrorAtItsLine) {
+  std::string text = TinyProfile().Render(Tiny());
+  // gate_up at 4,096 tokens: 2 x 4,096 x 8,192 x 1,024 FLOPs in 130 us = 528.6 TFLOP/s;
+  // in 0.13 us, 528,611 TFLOP/s.
+  const std::string row = GemmRow("tiny", "gate_up", 1, 4096, 8192, 1024, 130);
+  EXPECT_EQ(row, "tiny,gate_up,1,4096,4096,8192,1024,130,528.6\n");
+  text.replace(text.find(row), row.size(), "tiny,gate_up,1,4096,4096,8192,1024,0.13,528.6\n");
+  EXPECT_THAT(ModelError(text, Tiny()),
+              HasSubstr(fmt::format("p.txt:{}: [gemm] time_us 0.13 implies 5.286e+05 TFLOP/s (2 x "
+                                    "m x n x k FLOPs / time), more than 1.25 x the test-gpu card's "
+                                    "bf16 peak of 989.4 TFLOP/s",
+                                    LineOf(text, "tiny,gate_up,1,4096,4096,8192,1024,0.13,"))));
+}
+
+// qkv at 256 tokens: 2 x 256 x 1,536 x 1,024 FLOPs in 10 us = 80.53 TFLOP/s; 81.2 is
+// 0.83% above it, 81.5 1.2%.
+TEST(ProfiledModel, AGemmTflopsColumnMoreThanOnePercentFromItsTimeIsAnErrorAtItsLine) {
+  const std::string row = GemmRow("tiny", "qkv", 1, 256, 1536, 1024, 10);
+  EXPECT_EQ(row, "tiny,qkv,1,256,256,1536,1024,10,80.53\n");
+  const auto with_tflops = [&](const std::string& tflops) {
+    std::string text = TinyProfile().Render(Tiny());
+    return text.replace(text.find(row), row.size(),
+                        "tiny,qkv,1,256,256,1536,1024,10," + tflops + "\n");
+  };
+  EXPECT_NO_THROW(Model(with_tflops("81.2"), Tiny()));
+  const std::string text = with_tflops("81.5");
+  EXPECT_THAT(ModelError(text, Tiny()),
+              HasSubstr(fmt::format("p.txt:{}: [gemm] tflops 81.5 disagrees with time_us 10, which "
+                                    "implies 80.53 TFLOP/s (2 x m x n x k FLOPs / time), by more "
+                                    "than 1%: one of them was changed after kvprobe wrote the row",
+                                    LineOf(text, "tiny,qkv,1,256,256,1536,1024,10,81.5"))));
+}
+
+// Every contiguous decode row reads 2 x 2 bytes x batch x 8 KV heads x context x 128 in
+// batch x context / 100 us: 409.6 GB/s. A card of 330 GB/s allows 1.25 x 330 = 412.5;
+// one of 320 allows 400, and the first row (batch 1, context 256) is refused.
+TEST(ProfiledModel, ADecodeRowReadingFasterThanTheCardsHbmByMoreThanAQuarterIsAnErrorAtItsLine) {
+  const std::string text = TinyProfile().Render(Tiny());
+  GpuSpec gpu = Gpu();
+  gpu.hbm_bandwidth_bytes_per_s = 330e9;
+  EXPECT_NO_THROW(Model(text, Tiny(), 1, kAsMeasured, gpu));
+  gpu.hbm_bandwidth_bytes_per_s = 320e9;
+  EXPECT_THAT(ModelError(text, Tiny(), 1, gpu),
+              HasSubstr(fmt::format(
+                  "p.txt:{}: [decode_attention] time_us 2.56 implies 409.6 GB/s (2 x 2 bytes x "
+                  "batch x kv_heads x context_tokens x head_dim of K and V / time), more than 1.25 "
+                  "x the test-gpu card's HBM bandwidth of 320 GB/s (hbm_bandwidth_bytes_per_s)",
+                  LineOf(text, "contiguous,0,1,256,32,8,128,2.56,"))));
+}
+
+// The review's case: head_dim 1 for 128 in one row, which would scale its time by 128.
+TEST(ProfiledModel, AMistypedHeadDimDisagreesWithTheRowsKvGbpsAndIsAnErrorAtItsLine) {
+  std::string text = TinyProfile().Render(Tiny());
+  const std::string row = DecodeRow("contiguous", 0, 4, 1024, 32, 8, 40.96);
+  EXPECT_EQ(row, "contiguous,0,4,1024,32,8,128,40.96,409.6\n");
+  text.replace(text.find(row), row.size(), "contiguous,0,4,1024,32,8,1,40.96,409.6\n");
+  // 2 x 2 bytes x 4 x 8 x 1,024 x 1 in 40.96 us: 3.2 GB/s.
+  EXPECT_THAT(ModelError(text, Tiny()),
+              HasSubstr(fmt::format("p.txt:{}: [decode_attention] kv_gbps 409.6 disagrees with "
+                                    "time_us 40.96, which implies 3.2 GB/s",
+                                    LineOf(text, "contiguous,0,4,1024,32,8,1,"))));
+}
+
+// Prefill rows: 4 x 32 q_heads x 128 x pairs FLOPs in pairs / 100 us, 1.638 TFLOP/s.
+TEST(ProfiledModel, APrefillRowBeyondTheCardsPeakOrDisagreeingWithItsTflopsIsAnErrorAtItsLine) {
+  const std::string row = PrefillRow("contiguous", 0, 1, 255, 32, 326.4);
+  EXPECT_EQ(row, "contiguous,0,1,255,32,8,128,326.4,1.638\n");
+  const auto with_row = [&](const std::string& replacement) {
+    std::string text = TinyProfile().Render(Tiny());
+    return text.replace(text.find(row), row.size(), replacement);
+  };
+  // In 0.3264 us (its tflops made to agree): 1,638 TFLOP/s.
+  std::string text = with_row(PrefillRow("contiguous", 0, 1, 255, 32, 0.3264));
+  EXPECT_THAT(ModelError(text, Tiny()),
+              HasSubstr(fmt::format("p.txt:{}: [prefill_attention] time_us 0.3264 implies 1638 "
+                                    "TFLOP/s (4 x q_heads x head_dim x batch x tokens x (tokens + "
+                                    "1) / 2 FLOPs / time), more than 1.25 x the test-gpu card's "
+                                    "bf16 peak of 989.4 TFLOP/s",
+                                    LineOf(text, "contiguous,0,1,255,32,8,128,0.3264,"))));
+  // In 326400 us with tflops as written: 0.001638 TFLOP/s.
+  text = with_row("contiguous,0,1,255,32,8,128,326400,1.638\n");
+  EXPECT_THAT(ModelError(text, Tiny()),
+              HasSubstr(fmt::format("p.txt:{}: [prefill_attention] tflops 1.638 disagrees with "
+                                    "time_us 326400, which implies 0.001638 TFLOP/s",
+                                    LineOf(text, "contiguous,0,1,255,32,8,128,326400,"))));
+}
+
+// The review's cases: head_dim 12.8, and 1e-300, which scaled a time to 1e26 s and was
+// then blamed on the card's rates or the timing terms.
+TEST(ProfiledModel, AnAttentionRowsCountsMustBePositiveIntegersAtTheirLine) {
+  const auto error = [](const std::string& row, const std::string& replacement) {
+    std::string text = TinyProfile().Render(Tiny());
+    text.replace(text.find(row), row.size(), replacement);
+    const std::string message = ModelError(text, Tiny());
+    EXPECT_THAT(message, HasSubstr(fmt::format("p.txt:{}: ", LineOf(text, replacement))));
+    return message;
+  };
+  const std::string decode = "contiguous,0,4,1024,32,8,128,";
+  EXPECT_THAT(error(decode, "contiguous,0,4,1024,32,8,12.8,"),
+              HasSubstr("[decode_attention] head_dim must be a positive integer (at most 1e+09), "
+                        "got 12.8"));
+  EXPECT_THAT(error(decode, "contiguous,0,4,1024,32,8,1e-300,"), HasSubstr("got 1e-300"));
+  EXPECT_THAT(error(decode, "contiguous,0,4,1024,32,8,0,"), HasSubstr("head_dim must be"));
+  EXPECT_THAT(error(decode, "contiguous,0,4,1024,32,2.5,128,"),
+              HasSubstr("[decode_attention] kv_heads must be a positive integer"));
+  EXPECT_THAT(error(decode, "contiguous,0,4,1024,32.5,8,128,"), HasSubstr("q_heads must be"));
+  EXPECT_THAT(error("contiguous,0,1,255,32,8,128,", "contiguous,0,1,255,32,8,96.5,"),
+              HasSubstr("[prefill_attention] head_dim must be a positive integer (at most "
+                        "1e+09), got 96.5"));
+  EXPECT_THAT(error("contiguous,0,1,255,32,8,128,", "contiguous,0,1,255.5,32,8,128,"),
+              HasSubstr("[prefill_attention] tokens must be a positive integer"));
+}
+
+// The [step] reader refuses the same names (validate.cc).
+TEST(ProfiledModel, AnAttentionLayoutOtherThanContiguousOrPagedIsAnErrorAtItsLine) {
+  const auto error = [](const std::string& row, const std::string& replacement) {
+    std::string text = TinyProfile().Render(Tiny());
+    text.replace(text.find(row), row.size(), replacement);
+    const std::string message = ModelError(text, Tiny());
+    EXPECT_THAT(message, HasSubstr(fmt::format("p.txt:{}: ", LineOf(text, replacement))));
+    return message;
+  };
+  EXPECT_THAT(error("contiguous,0,4,1024,32,8,128,", "pagd,0,4,1024,32,8,128,"),
+              HasSubstr("[decode_attention] layout 'pagd' is not one of contiguous, paged"));
+  EXPECT_THAT(error("contiguous,0,4,1024,32,8,128,", "Contiguous,0,4,1024,32,8,128,"),
+              HasSubstr("[decode_attention] layout 'Contiguous' is not one of contiguous, paged"));
+  EXPECT_THAT(error("contiguous,0,1,255,32,8,128,", "contigous,0,1,255,32,8,128,"),
+              HasSubstr("[prefill_attention] layout 'contigous' is not one of contiguous, paged"));
+}
+
+TEST(ProfiledModel, AGemmLayerOtherThanTheFiveIsAnErrorAtItsLineInAnyModelsRows) {
+  const std::string row = GemmRow("tiny", "gate_up", 1, 256, 8192, 1024, 10);
+  std::string text = TinyProfile().Render(Tiny());
+  text.replace(text.find(row), row.size(), "tiny,gate-up,1,256,256,8192,1024,10,429.5\n");
+  EXPECT_THAT(ModelError(text, Tiny()),
+              HasSubstr(fmt::format(
+                  "p.txt:{}: [gemm] layer 'gate-up' is not one of qkv, o, gate_up, down, lm_head",
+                  LineOf(text, "tiny,gate-up,"))));
+  // A row of a model the run does not use is refused too: the name is wrong in any row.
+  text = TinyProfile().Render(Tiny());
+  const std::string header = "model,layer,tensor_parallel,tokens,m,n,k,time_us,tflops\n";
+  text.insert(text.find(header) + header.size(), "other,router,1,16,16,8,1024,3,0.08738\n");
+  EXPECT_THAT(ModelError(text, Tiny()),
+              HasSubstr(fmt::format("p.txt:{}: [gemm] layer 'router' is not one of",
+                                    LineOf(text, "other,router,"))));
 }
 
 TEST(ProfiledModel, AllReduceRowsNeedAnIntegerGpuCountOfTwoOrMoreAndTwoSizesEach) {
