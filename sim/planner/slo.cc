@@ -20,6 +20,7 @@ namespace {
 constexpr size_t kMinStabilityRecords = 8;
 
 constexpr const char* kAdmitted = "admitted";
+constexpr const char* kMedianWait = "stability.median_wait";
 
 // `inside` (> 0 when the objective is met) relative to the limit. A limit of 0
 // has no scale, so the margin is then `inside` itself; the sign means the same.
@@ -186,8 +187,9 @@ std::vector<std::string> DescribeSlo(const SloSpec& slo) {
   if (slo.stability) {
     lines.push_back(fmt::format(
         "stability: the mean queueing delay of the last quarter of requests <= max({:g} s, 2x the "
-        "first quarter's) (on unless slo.stability: false)",
-        slo.stability_slack_s));
+        "first quarter's), and the median queueing delay <= {:g} s (on unless slo.stability: "
+        "false)",
+        slo.stability_slack_s, slo.stability_slack_s));
   }
   lines.push_back(
       fmt::format("admitted >= {:g}: the fraction of requests admitted (a prompt reaching "
@@ -198,8 +200,9 @@ std::vector<std::string> DescribeSlo(const SloSpec& slo) {
 
 // Checks, in this order: ttft_s, tbt_s, tpot_s, e2e_s (each p50, p90, p99; only
 // the set ones), then attainment (when attainment and a per-request threshold
-// are set; refused requests count as missing it), then stability (when enabled and
-// there are at least 8 records), then admitted (AdmittedCheck).
+// are set; refused requests count as missing it), then stability and
+// stability.median_wait (the summary's median queueing delay <= stability_slack_s; both
+// when enabled and there are at least 8 records), then admitted (AdmittedCheck).
 // With no records every other objective that is set is reported failed, with value 0
 // and margin -1, and the binding is "admitted" when that failed, else "no completed
 // requests".
@@ -235,6 +238,9 @@ SloVerdict EvaluateSlo(const SloSpec& slo, const Summary& summary,
   }
   if (slo.stability && records.size() >= kMinStabilityRecords) {
     checks.push_back(StabilityCheck(slo, records));
+    // A load that rises and falls can keep its last quarter no worse than its first
+    // while most requests wait: the median wait is held to the slack too.
+    checks.push_back(AtMost(kMedianWait, summary.queue_s.p50, slo.stability_slack_s));
   }
   if (const std::optional<SloCheck> admitted = AdmittedCheck(slo, summary)) {
     checks.push_back(*admitted);

@@ -283,12 +283,19 @@ std::unique_ptr<Simulation> BuildSimulation(const ScenarioConfig& given) {
     if (kv->MaxAdmissibleTokens() < memory.max_model_len) {
       // A capacity the config states is the key to name and to raise; otherwise the
       // memory left from gpu_memory_utilization is.
+      // The watermark keeps that fraction free at admission (paged and vattention).
       const bool stated = c.deployment.kv_capacity_bytes > 0;
+      const double watermark =
+          c.kv_cache.type == KvManagerType::kStatic ? 0.0 : c.kv_cache.paged.watermark;
       Fail(c, stated ? "deployment.kv_capacity_bytes" : "deployment.max_model_len",
            fmt::format("the {} KV cache ({:.2f} GiB per GPU, {} bytes per token) admits at most "
-                       "{} tokens, below max_model_len {}; lower max_model_len{}",
+                       "{} tokens{}, below max_model_len {}; lower max_model_len{}{}",
                        kKvManagerTypes.Name(c.kv_cache.type), ToGiB(memory.kv_capacity_bytes),
-                       memory.kv_bytes_per_token, kv->MaxAdmissibleTokens(), memory.max_model_len,
+                       memory.kv_bytes_per_token, kv->MaxAdmissibleTokens(),
+                       watermark > 0
+                           ? fmt::format(" with kv_cache.watermark {:g} of it kept free", watermark)
+                           : "",
+                       memory.max_model_len, watermark > 0 ? ", lower kv_cache.watermark" : "",
                        stated ? " or raise deployment.kv_capacity_bytes"
                               : ", raise gpu_memory_utilization or tensor_parallel"));
     }

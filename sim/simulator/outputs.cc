@@ -353,6 +353,14 @@ std::string FormatSummary(const Summary& s, const Simulation& sim) {
         "of the arrivals) to {:.3f} s (last quarter) at {:.3g} req/s offered; this deployment "
         "does not keep up, so the latencies depend on how long the trace is",
         s.queue_first_quarter_s, s.queue_last_quarter_s, s.offered_qps));
+  } else if (s.queue_s.p50 > 1.0) {
+    // The queue did not grow through the trace, yet most requests wait: a load that rises
+    // and falls past what the deployment serves (compare's verdict says "queues").
+    line(fmt::format(
+        "  QUEUEING: the median request waited {:.3f} s before its first iteration at {:.3g} "
+        "req/s offered; the queue did not grow through the trace, but this deployment falls "
+        "short of the load where it peaks",
+        s.queue_s.p50, s.offered_qps));
   }
   // Per-token latencies in milliseconds, whole requests in seconds.
   for (const auto& [name, p, scale, format, unit] :

@@ -2,6 +2,7 @@
 // accepts in form that would overflow, never end or read as a wrong answer are input
 // errors naming the file and line or the key (exit 2, never a crash, no outputs left);
 // an overloaded run and a damaged output are flagged, never passed off.
+#include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <yaml-cpp/yaml.h>
@@ -19,6 +20,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using testing::ReadFileText;
 using testing::Result;
 using testing::RunKvsim;
@@ -160,6 +162,23 @@ TEST(CliReliability, AnOverloadedRunSaysSoInItsOutputAndSummary) {
   EXPECT_THAT(r.out, HasSubstr("OVERLOADED"));
   const YAML::Node summary = YAML::LoadFile(dir.PathOf("out") + "/summary.json");
   EXPECT_TRUE(summary["load"]["overloaded"].as<bool>());
+}
+
+// A load that rises and falls: the queue ends no longer than it began, so it is not
+// overloaded, yet the median request waits in the burst's queue.
+TEST(CliReliability, ARunWhoseMedianRequestWaitsOverASecondSaysItQueues) {
+  TempDir dir;
+  std::string rows;
+  for (int i = 0; i < 20; ++i) rows += fmt::format("{},100,10\n", i);  // 1 req/s
+  for (int i = 0; i < 600; ++i) rows += fmt::format("{:.3f},4000,200\n", 20 + 0.001 * i);
+  for (int i = 0; i < 20; ++i) rows += fmt::format("{},100,10\n", 200 + i);
+  const Result r = RunKvsim({"run", TraceScenario(dir, rows), "--out", dir.PathOf("out")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const YAML::Node summary = YAML::LoadFile(dir.PathOf("out") + "/summary.json");
+  EXPECT_FALSE(summary["load"]["overloaded"].as<bool>());
+  EXPECT_GT(summary["queue_s"]["p50"].as<double>(), 1.0);
+  EXPECT_THAT(r.out, HasSubstr("QUEUEING: the median request waited "));
+  EXPECT_THAT(r.out, Not(HasSubstr("OVERLOADED")));
 }
 
 // 5. `kvsim report` read a truncated CSV as if whole.

@@ -298,7 +298,7 @@ const std::vector<int64_t> kGrowingMs = {100,  200,  300,  600,  1000, 1500,
 
 TEST(SloStability, FailsWhenQueueingDelayKeepsGrowing) {
   const SloVerdict v = EvaluateSlo(StabilitySlo(1.0), Summary{}, QueuedRequests(kGrowingMs));
-  ASSERT_EQ(Names(v), std::vector<std::string>{"stability"});
+  ASSERT_EQ(Names(v), (std::vector<std::string>{"stability", "stability.median_wait"}));
   const SloCheck& c = v.checks[0];
   EXPECT_DOUBLE_EQ(c.value, 4.5);
   EXPECT_DOUBLE_EQ(c.limit, 1.0);
@@ -386,7 +386,23 @@ TEST(SloVerdict, ChecksComeInAFixedOrder) {
   EXPECT_EQ(Names(v), (std::vector<std::string>{
                           "ttft_s.p50", "ttft_s.p90", "ttft_s.p99", "tbt_s.p50", "tbt_s.p90",
                           "tbt_s.p99", "tpot_s.p50", "tpot_s.p90", "tpot_s.p99", "e2e_s.p50",
-                          "e2e_s.p90", "e2e_s.p99", "attainment", "stability"}));
+                          "e2e_s.p90", "e2e_s.p99", "attainment", "stability",
+                          "stability.median_wait"}));
+}
+
+TEST(SloStability, AMedianWaitAboveTheSlackFailsThoughTheQueueDidNotGrow) {
+  // Ten requests each waiting 10 s: the last quarter waits no longer than the first,
+  // but the median request waits 10 s against a 1 s slack (margin -9): a load that
+  // rises and falls past what the deployment serves.
+  Summary summary;
+  summary.queue_s.p50 = 10.0;
+  const SloVerdict v = EvaluateSlo(StabilitySlo(1.0), summary,
+                                   QueuedRequests(std::vector<int64_t>(10, 10'000)));
+  EXPECT_TRUE(Check(v, "stability").met);
+  const SloCheck c = Check(v, "stability.median_wait");
+  EXPECT_FALSE(c.met);
+  EXPECT_DOUBLE_EQ(c.margin, -9.0);
+  EXPECT_EQ(v.binding, "stability.median_wait");
 }
 
 TEST(SloVerdict, BindingIsTheWorstFailure) {

@@ -240,6 +240,17 @@ TEST(BuildSimulation, KvCacheTooSmallForMaxModelLenNamesTheCapacityTheConfigStat
   EXPECT_THAT(error, Not(HasSubstr("gpu_memory_utilization")));  // the stated bytes override it
 }
 
+TEST(BuildSimulation, KvCacheShortOfMaxModelLenForItsWatermarkSaysSo) {
+  // 100 tokens of KV, 6 blocks of 16; a watermark of 0.5 keeps 3 free: 48 tokens admitted.
+  const std::string kv = std::to_string(100 * 131072);
+  const std::string error = BuildError({{"deployment.kv_capacity_bytes", kv},
+                                        {"deployment.max_model_len", "64"},
+                                        {"kv_cache.watermark", "0.5"}});
+  EXPECT_THAT(error, HasSubstr("admits at most 48 tokens with kv_cache.watermark 0.5 of it kept "
+                               "free, below max_model_len 64; lower max_model_len, lower "
+                               "kv_cache.watermark or raise deployment.kv_capacity_bytes"));
+}
+
 TEST(BuildSimulation, KvCacheLeftByTheUtilizationTooSmallNamesMaxModelLen) {
   EXPECT_THAT(BuildError({{"deployment.gpu_memory_utilization", "0.22"},
                           {"deployment.max_model_len", "8192"}}),
