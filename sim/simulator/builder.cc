@@ -229,6 +229,34 @@ ModelSpec ServedModel(const ScenarioConfig& c) {
   return model;
 }
 
+namespace {
+
+// Throws InputError when the KV manager `kv` cannot admit one request of
+// max_model_len tokens, naming the key to change.
+void CheckAdmitsMaxModelLen(const ScenarioConfig& c, const MemoryPlan& memory,
+                            const KvCacheManager& kv) {
+  if (kv.MaxAdmissibleTokens() >= memory.max_model_len) return;
+  // A capacity the config states is the key to name and to raise; otherwise the
+  // memory left from gpu_memory_utilization is. The watermark keeps that fraction free
+  // at admission (paged and vattention).
+  const bool stated = c.deployment.kv_capacity_bytes > 0;
+  const double watermark =
+      c.kv_cache.type == KvManagerType::kStatic ? 0.0 : c.kv_cache.paged.watermark;
+  Fail(c, stated ? "deployment.kv_capacity_bytes" : "deployment.max_model_len",
+       fmt::format("the {} KV cache ({:.2f} GiB per GPU, {} bytes per token) admits at most "
+                   "{} tokens{}, below max_model_len {}; lower max_model_len{}{}",
+                   kKvManagerTypes.Name(c.kv_cache.type), ToGiB(memory.kv_capacity_bytes),
+                   memory.kv_bytes_per_token, kv.MaxAdmissibleTokens(),
+                   watermark > 0
+                       ? fmt::format(" with kv_cache.watermark {:g} of it kept free", watermark)
+                       : "",
+                   memory.max_model_len, watermark > 0 ? ", lower kv_cache.watermark" : "",
+                   stated ? " or raise deployment.kv_capacity_bytes"
+                          : ", raise gpu_memory_utilization or tensor_parallel"));
+}
+
+}  // namespace
+
 std::unique_ptr<Simulation> BuildSimulation(const ScenarioConfig& given) {
   ModelSpec model = ServedModel(given);
   GpuSpec gpu = LoadGpuSpec(given.gpu_path);
@@ -280,25 +308,7 @@ std::unique_ptr<Simulation> BuildSimulation(const ScenarioConfig& given) {
   std::vector<std::unique_ptr<Replica>> replicas;
   for (int64_t i = 0; i < c.deployment.replicas; ++i) {
     auto kv = MakeKvManager(c, geometry, measured_vmm);
-    if (kv->MaxAdmissibleTokens() < memory.max_model_len) {
-      // A capacity the config states is the key to name and to raise; otherwise the
-      // memory left from gpu_memory_utilization is.
-      // The watermark keeps that fraction free at admission (paged and vattention).
-      const bool stated = c.deployment.kv_capacity_bytes > 0;
-      const double watermark =
-          c.kv_cache.type == KvManagerType::kStatic ? 0.0 : c.kv_cache.paged.watermark;
-      Fail(c, stated ? "deployment.kv_capacity_bytes" : "deployment.max_model_len",
-           fmt::format("the {} KV cache ({:.2f} GiB per GPU, {} bytes per token) admits at most "
-                       "{} tokens{}, below max_model_len {}; lower max_model_len{}{}",
-                       kKvManagerTypes.Name(c.kv_cache.type), ToGiB(memory.kv_capacity_bytes),
-                       memory.kv_bytes_per_token, kv->MaxAdmissibleTokens(),
-                       watermark > 0
-                           ? fmt::format(" with kv_cache.watermark {:g} of it kept free", watermark)
-                           : "",
-                       memory.max_model_len, watermark > 0 ? ", lower kv_cache.watermark" : "",
-                       stated ? " or raise deployment.kv_capacity_bytes"
-                              : ", raise gpu_memory_utilization or tensor_parallel"));
-    }
+    CheckAdmitsMaxModelLen(c, memory, *kv);
     replicas.push_back(std::make_unique<Replica>(
         i, std::move(kv), MakeScheduler(c, memory.max_model_len), *timing, *metrics,
         SecondsToNanos(c.timing.engine.request_finish_s), c.simulation.skip_ahead));
