@@ -118,6 +118,15 @@ Nanos Replica::StartIteration(Nanos now, Nanos horizon) {
   KVSIM_CHECK(usage.live_bytes <= usage.allocated_bytes &&
                   usage.allocated_bytes + usage.cached_bytes <= usage.capacity_bytes,
               "KV usage must satisfy live <= allocated and allocated + cached <= capacity");
+  // A prompt admitted whole but computed in chunks (sarathi, vllm_v1) holds KV for
+  // tokens no chunk has written yet, nor this iteration writes: held, not live.
+  int64_t unwritten_tokens = 0;
+  for (const std::unique_ptr<Sequence>& seq : queues_.running) {
+    unwritten_tokens +=
+        std::max<int64_t>(0, seq->held_tokens - seq->computed - seq->scheduled_tokens);
+  }
+  const int64_t live_bytes = usage.live_bytes - unwritten_tokens * usage.bytes_per_token;
+  KVSIM_CHECK(live_bytes >= 0, "held tokens not yet written exceed the live KV");
   metrics_.RecordIteration({.start = now,
                             .duration = duration,
                             .replica = index_,
@@ -126,7 +135,7 @@ Nanos Replica::StartIteration(Nanos now, Nanos horizon) {
                             .prefill_tokens = batch_.prefill_tokens,
                             .decode_tokens = batch_.decode_tokens,
                             .allocated_bytes = usage.allocated_bytes,
-                            .live_bytes = usage.live_bytes,
+                            .live_bytes = live_bytes,
                             .cached_bytes = usage.cached_bytes,
                             .exposed_overhead = exposed});
   last_start_ = now;
@@ -179,7 +188,7 @@ Nanos Replica::StartDecodeRun(Nanos now, Nanos horizon) {
                               .prefill_tokens = 0,
                               .decode_tokens = n,
                               .allocated_bytes = usage.allocated_bytes,
-                              .live_bytes = usage.live_bytes,
+                              .live_bytes = usage.live_bytes,  // every one decoding
                               .cached_bytes = usage.cached_bytes,
                               .exposed_overhead = Nanos(0)});
     if (j < rounds) {

@@ -78,6 +78,9 @@ struct KvUsage {
   // kept for reuse (mapped in some range or not). An admission may reuse them, and
   // they are freed (unmapped, evicted) at once when the free pool runs short.
   int64_t cached_bytes = 0;
+  // K and V of one token on this GPU (KvGeometry::bytes_per_token), for callers that
+  // count tokens: live_bytes is the held tokens' share of it.
+  int64_t bytes_per_token = 0;
 };
 
 // Virtual-memory work done by a manager since the last TakeStepCost().

@@ -47,7 +47,8 @@ class PagedKvManager final : public PagedPoolManager<PagedKvManager> {
     return {.capacity_bytes = geometry_.capacity_bytes,
             .allocated_bytes = (total_blocks_ - free_blocks_) * block_bytes_,
             .live_bytes = live_tokens_ * geometry_.bytes_per_token,
-            .cached_bytes = 0};
+            .cached_bytes = 0,
+            .bytes_per_token = geometry_.bytes_per_token};
   }
 
  private:

@@ -186,7 +186,8 @@ class PrefixCachedPagedManager final : public PagedPoolManager<PrefixCachedPaged
             .allocated_bytes = (total_blocks_ - free_blocks_) * block_bytes_,
             .live_bytes =
                 (live_tokens_ - shared_refs_ * config_.block_tokens) * geometry_.bytes_per_token,
-            .cached_bytes = cached_free_ * block_bytes_};
+            .cached_bytes = cached_free_ * block_bytes_,
+            .bytes_per_token = geometry_.bytes_per_token};
   }
 
  private:

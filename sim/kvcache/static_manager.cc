@@ -75,7 +75,11 @@ class StaticKvManager final : public KvCacheManager {
   }
 
   KvUsage Usage() const override {
-    return {geometry_.capacity_bytes, allocated_bytes_, live_tokens_ * geometry_.bytes_per_token};
+    return {.capacity_bytes = geometry_.capacity_bytes,
+            .allocated_bytes = allocated_bytes_,
+            .live_bytes = live_tokens_ * geometry_.bytes_per_token,
+            .cached_bytes = 0,
+            .bytes_per_token = geometry_.bytes_per_token};
   }
 
   AttentionLayout layout() const override { return AttentionLayout::kContiguous; }

@@ -140,7 +140,8 @@ class VAttentionKvManager final : public VAttentionManagerBase {
     return {.capacity_bytes = geometry_.capacity_bytes,
             .allocated_bytes = (total_groups_ - free_pool_ - reclaimable_) * group_bytes_,
             .live_bytes = live_tokens_ * geometry_.bytes_per_token,
-            .cached_bytes = reclaimable_ * group_bytes_};
+            .cached_bytes = reclaimable_ * group_bytes_,
+            .bytes_per_token = geometry_.bytes_per_token};
   }
 
  private:

@@ -161,7 +161,8 @@ KvUsage PrefixCachedVAttentionManager::Usage() const {
       .capacity_bytes = geometry_.capacity_bytes,
       .allocated_bytes = in_use_ * group_bytes_,
       .live_bytes = (live_tokens_ - shared_refs_ * tokens_per_page_) * geometry_.bytes_per_token,
-      .cached_bytes = (mapped - in_use_) * group_bytes_};
+      .cached_bytes = (mapped - in_use_) * group_bytes_,
+      .bytes_per_token = geometry_.bytes_per_token};
 }
 
 }  // namespace kvsim

@@ -257,6 +257,29 @@ TEST_F(ReplicaTest, KvIsHeldWhileRunningAndReleasedAtFinish) {
   EXPECT_EQ(replica_->load().waiting, 0);
 }
 
+TEST_F(ReplicaTest, APromptHeldWholeButComputedInChunksIsLiveOnlyAsFarAsItsChunksWrote) {
+  // Two 200-token prompts, chunks of 128 tokens per iteration; sarathi holds each prompt
+  // whole from its admission. Iteration 1 admits request 0 (its chunk takes the budget)
+  // and writes its tokens [0, 128): live 128 of the 200 held. Iteration 2 writes [128,
+  // 200) of request 0 and, admitting request 1, its [0, 56): live 200 + 56 = 256 of 400.
+  Build(
+      NewPagedKvManager(Geometry(1024 * kBytesPerToken),
+                        {.block_tokens = kBlockTokens, .watermark = 0}),
+      NewSarathiScheduler({.max_num_seqs = 8, .max_num_batched_tokens = 128, .chunk_tokens = 128}));
+  replica_->Enqueue(Request(0, /*prompt=*/200, /*output=*/4));
+  replica_->Enqueue(Request(1, /*prompt=*/200, /*output=*/4));
+  Nanos t = Step(Nanos(0));
+  t = Step(t);
+  ASSERT_EQ(log_.samples.size(), 2u);
+  EXPECT_EQ(log_.samples[0].prefill_tokens, 128);
+  EXPECT_EQ(log_.samples[1].prefill_tokens, 128);
+  // Held: 200 tokens in 13 blocks of 16, then 400 in 26.
+  EXPECT_EQ(log_.samples[0].allocated_bytes, 13 * kBlockTokens * kBytesPerToken);
+  EXPECT_EQ(log_.samples[0].live_bytes, 128 * kBytesPerToken);
+  EXPECT_EQ(log_.samples[1].allocated_bytes, 26 * kBlockTokens * kBytesPerToken);
+  EXPECT_EQ(log_.samples[1].live_bytes, 256 * kBytesPerToken);
+}
+
 TEST_F(ReplicaTest, LoadCountsRunningAndWaiting) {
   BuildPagedVllm(/*index=*/0, /*max_num_seqs=*/2);
   for (int64_t id = 0; id < 3; ++id) replica_->Enqueue(Request(id, 10, 4));
