@@ -123,12 +123,13 @@ TEST(FindMaxRateSearch, AFailureAtAnyLoadEndsTheSearchAtThatProbe) {
 }
 
 TEST(FindMaxRateSearch, AFailureAtAnyLoadAfterAPassIsAContradiction) {
-  EXPECT_THROW(FindMaxRate(DefaultConfig(),
-                           [](double qps) {
-                             return qps <= 1.0 ? ProbeOutcome{true, ""}
-                                               : ProbeOutcome{false, "admitted", true};
-                           }),
-               InvariantError);
+  EXPECT_THROW(
+      FindMaxRate(
+          DefaultConfig(),
+          [](double qps) {
+            return qps <= 1.0 ? ProbeOutcome{true, ""} : ProbeOutcome{false, "admitted", true};
+          }),
+      InvariantError);
 }
 
 TEST(FindMaxRateSearch, ReportsMeetsAtEveryLoadTriedWhenEvenMaxQpsMeets) {

@@ -383,11 +383,11 @@ TEST(SloVerdict, ChecksComeInAFixedOrder) {
     p->p90 = 10.0;
   }
   const SloVerdict v = EvaluateSlo(slo, Summary{}, TenRequests());
-  EXPECT_EQ(Names(v), (std::vector<std::string>{
-                          "ttft_s.p50", "ttft_s.p90", "ttft_s.p99", "tbt_s.p50", "tbt_s.p90",
-                          "tbt_s.p99", "tpot_s.p50", "tpot_s.p90", "tpot_s.p99", "e2e_s.p50",
-                          "e2e_s.p90", "e2e_s.p99", "attainment", "stability",
-                          "stability.median_wait"}));
+  EXPECT_EQ(Names(v),
+            (std::vector<std::string>{"ttft_s.p50", "ttft_s.p90", "ttft_s.p99", "tbt_s.p50",
+                                      "tbt_s.p90", "tbt_s.p99", "tpot_s.p50", "tpot_s.p90",
+                                      "tpot_s.p99", "e2e_s.p50", "e2e_s.p90", "e2e_s.p99",
+                                      "attainment", "stability", "stability.median_wait"}));
 }
 
 TEST(SloStability, AMedianWaitAboveTheSlackFailsThoughTheQueueDidNotGrow) {
@@ -396,8 +396,8 @@ TEST(SloStability, AMedianWaitAboveTheSlackFailsThoughTheQueueDidNotGrow) {
   // rises and falls past what the deployment serves.
   Summary summary;
   summary.queue_s.p50 = 10.0;
-  const SloVerdict v = EvaluateSlo(StabilitySlo(1.0), summary,
-                                   QueuedRequests(std::vector<int64_t>(10, 10'000)));
+  const SloVerdict v =
+      EvaluateSlo(StabilitySlo(1.0), summary, QueuedRequests(std::vector<int64_t>(10, 10'000)));
   EXPECT_TRUE(Check(v, "stability").met);
   const SloCheck c = Check(v, "stability.median_wait");
   EXPECT_FALSE(c.met);
