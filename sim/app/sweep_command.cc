@@ -25,6 +25,7 @@
 #include "sim/metrics/json_writer.h"
 #include "sim/metrics/summary_codec.h"
 #include "sim/simulator/builder.h"
+#include "sim/simulator/compare_outputs.h"
 #include "sim/simulator/outputs.h"
 
 namespace kvsim {
@@ -108,7 +109,7 @@ std::string SweepJson(const SweepRuns& s, const std::vector<Job>& jobs) {
 // compare's verdict says), "" otherwise.
 std::string LoadMark(const Summary& m) {
   if (m.overloaded) return " *";
-  return m.queue_s.p50 > 1.0 ? " q" : "";
+  return MedianWaitOverASecond(m) ? " q" : "";
 }
 
 // What the marks mean (when a cell has one), and the runs that refused requests for
@@ -122,26 +123,15 @@ std::string SweepFootnotes(const SweepRuns& s, const std::vector<Job>& jobs) {
   if (marked(" *"))
     out += "*: overloaded, the queue grows through the trace (it does not keep up)\n";
   if (marked(" q")) out += "q: the median request waits over 1 s before its first iteration\n";
-  const Summary& first = jobs.front().summary;
-  if (first.requests_rejected > 0 && std::all_of(jobs.begin(), jobs.end(), [&](const Job& j) {
-        return j.summary.requests_rejected == first.requests_rejected &&
-               j.summary.requests_total == first.requests_total;
-      })) {
-    return out + fmt::format(
-                     "every run refuses {} of {} requests, their prompts at or past "
-                     "max_model_len (in no latency above)\n",
-                     first.requests_rejected, first.requests_total);
-  }
-  std::vector<std::string> refusing;
+  std::vector<std::string> labels;  // "LABEL at RATE QPS", one per run
+  std::vector<std::pair<std::string, const Summary*>> labelled;
   for (size_t i = 0; i < jobs.size(); ++i) {
-    const Summary& m = jobs[i].summary;
-    if (m.requests_rejected == 0) continue;
-    refusing.push_back(fmt::format("{} at {} QPS {} of {}", jobs[i].label, RateText(s.rate_qps(i)),
-                                   m.requests_rejected, m.requests_total));
+    labels.push_back(fmt::format("{} at {} QPS", jobs[i].label, RateText(s.rate_qps(i))));
   }
-  if (!refusing.empty()) {
-    out += fmt::format("refused for a prompt at or past max_model_len (in no latency above): {}\n",
-                       fmt::join(refusing, ", "));
+  for (size_t i = 0; i < jobs.size(); ++i) labelled.emplace_back(labels[i], &jobs[i].summary);
+  const std::string refusals = RefusalText(labelled);
+  if (!refusals.empty()) {
+    out += refusals + ", their prompts at or past max_model_len (in no latency above)\n";
   }
   return out;
 }

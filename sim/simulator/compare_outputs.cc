@@ -52,7 +52,7 @@ std::string BehindClause(const std::vector<const LabeledRun*>& runs, double best
     const double wait = r->summary.queue_s.p50;
     if (r->summary.overloaded) {
       overloaded.push_back(r->label);
-    } else if (wait > 1.0) {
+    } else if (MedianWaitOverASecond(r->summary)) {
       waiting.push_back(r->label);
       waits.push_back(fmt::format("{:.3g} s", wait));
     } else if (ttft > 1.0 && ttft > 10 * best_ttft_s) {
@@ -80,33 +80,28 @@ std::string BehindClause(const std::vector<const LabeledRun*>& runs, double best
   return out;
 }
 
-// "; every run refuses N of M requests (...)" or "; LABEL refuses N of M requests
-// (...)" per run that refused some; "" when none did.
-std::string RefusedClause(const std::vector<const LabeledRun*>& runs) {
+}  // namespace
+
+std::string RefusalText(const std::vector<std::pair<std::string, const Summary*>>& runs) {
   std::vector<std::string> refusing;
   bool all_alike = true;
-  for (const LabeledRun* r : runs) {
-    const Summary& s = r->summary;
-    if (s.requests_rejected > 0) {
-      refusing.push_back(fmt::format("{} refuses {} of {} requests", r->label, s.requests_rejected,
-                                     s.requests_total));
+  for (const auto& [label, s] : runs) {
+    if (s->requests_rejected > 0) {
+      refusing.push_back(fmt::format("{} refuses {} of {} requests", label, s->requests_rejected,
+                                     s->requests_total));
     }
-    all_alike = all_alike && s.requests_rejected == runs.front()->summary.requests_rejected &&
-                s.requests_total == runs.front()->summary.requests_total;
+    const Summary& first = *runs.front().second;
+    all_alike = all_alike && s->requests_rejected == first.requests_rejected &&
+                s->requests_total == first.requests_total;
   }
   if (refusing.empty()) return "";
-  const std::string why =
-      " (prompt at or past max_model_len: in no latency above, so the load served is lighter "
-      "than the load offered)";
   if (all_alike && refusing.size() > 1) {
-    const Summary& s = runs.front()->summary;
-    return fmt::format("; every run refuses {} of {} requests{}", s.requests_rejected,
-                       s.requests_total, why);
+    const Summary& s = *runs.front().second;
+    return fmt::format("every run refuses {} of {} requests", s.requests_rejected,
+                       s.requests_total);
   }
-  return fmt::format("; {}{}", fmt::join(refusing, ", "), why);
+  return fmt::format("{}", fmt::join(refusing, ", "));
 }
-
-}  // namespace
 
 std::string FormatVerdict(const std::vector<LabeledRun>& runs) {
   // Runs that completed nothing have no latencies to compare.
@@ -138,7 +133,15 @@ std::string FormatVerdict(const std::vector<LabeledRun>& runs) {
                      leanest->label, ToGiB(leanest->summary.peak_allocated_bytes), widest->label,
                      widest->summary.max_running);
   out += behind.empty() ? "; every run keeps up with the load" : behind;
-  return out + RefusedClause(done) + "\n";
+  std::vector<std::pair<std::string, const Summary*>> labelled;
+  for (const LabeledRun* r : done) labelled.emplace_back(r->label, &r->summary);
+  const std::string refusals = RefusalText(labelled);
+  if (!refusals.empty()) {
+    out += "; " + refusals +
+           " (prompt at or past max_model_len: in no latency above, so the load served is lighter "
+           "than the load offered)";
+  }
+  return out + "\n";
 }
 
 namespace {

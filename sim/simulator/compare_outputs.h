@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "sim/metrics/metrics.h"
@@ -14,6 +15,17 @@ struct LabeledRun {
   Summary summary;
   std::string summary_json;
 };
+
+// Whether the median request waited over a second before its first iteration, where
+// an engine with room starts a request within an iteration (tens of ms): the load
+// outruns the deployment, at least where it peaks. compare's "queues", sweep's "q" and
+// run's QUEUEING.
+inline bool MedianWaitOverASecond(const Summary& s) { return s.queue_s.p50 > 1.0; }
+
+// The requests refused for max_model_len by each labelled run: "every run refuses N of
+// M requests" when all of several refused the same, else "LABEL refuses N of M
+// requests, ..." for those that refused some; "" when none did.
+std::string RefusalText(const std::vector<std::pair<std::string, const Summary*>>& runs);
 
 // compare.json: a list of {label, summary}, each summary summary.json's object.
 std::string CompareJson(const std::vector<LabeledRun>& runs);

@@ -15,6 +15,7 @@
 #include "sim/core/check.h"
 #include "sim/core/units.h"
 #include "sim/metrics/json_writer.h"
+#include "sim/simulator/compare_outputs.h"
 
 namespace kvsim {
 
@@ -353,7 +354,7 @@ std::string FormatSummary(const Summary& s, const Simulation& sim) {
         "of the arrivals) to {:.3f} s (last quarter) at {:.3g} req/s offered; this deployment "
         "does not keep up, so the latencies depend on how long the trace is",
         s.queue_first_quarter_s, s.queue_last_quarter_s, s.offered_qps));
-  } else if (s.queue_s.p50 > 1.0) {
+  } else if (MedianWaitOverASecond(s)) {
     // The queue did not grow through the trace, yet most requests wait: a load that rises
     // and falls past what the deployment serves (compare's verdict says "queues").
     line(fmt::format(
