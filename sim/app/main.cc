@@ -59,7 +59,8 @@ const std::vector<Command>& Commands() {
        "`scenarios:` combine by `combine: one_fleet|separate_fleets`); writes DIR/plan.csv\n"
        "and DIR/plan.json (and DIR/plan_scenarios.csv for several scenarios). Under mpirun\n"
        "-np N the candidates spread over the ranks (rank 0 writes); --shard I/N evaluates\n"
-       "one shard of them and writes DIR/shard.json, for `kvsim plan merge`.",
+       "one shard of them and writes DIR/shard.json, for `kvsim plan merge`. Exits 5 when\n"
+       "no candidate meets the SLOs (the outputs are written).",
        {"out", "force", "jobs", "shard", "quiet"}},
       {"plan merge",
        "DIR...",
@@ -398,12 +399,16 @@ int Main(int argc, char** argv) {
   return Dispatch(command->name, o);
 }
 
-// Runs Main; an error on one MPI rank ends every rank (MpiAbort).
+// Runs Main; an error (an exception) on one MPI rank ends every rank (MpiAbort). A
+// command's own non-zero status (validate --check, an infeasible plan) is a result,
+// returned after the ranks finish together.
 int MainCatching(int argc, char** argv) {
   int code = 0;
+  bool failed = true;
   try {
     kvsim::MpiStart(&argc, &argv);
     code = Main(argc, argv);
+    failed = false;
   } catch (const kvsim::InputError& e) {
     std::cerr << "kvsim: error: " << kvsim::NameStagedAsTarget(e.what()) << "\n";
     code = 2;
@@ -414,7 +419,7 @@ int MainCatching(int argc, char** argv) {
     std::cerr << "kvsim: error: " << e.what() << "\n";
     code = 1;
   }
-  if (code != 0 && kvsim::MpiSize() > 1) kvsim::MpiAbort(code);
+  if (failed && kvsim::MpiSize() > 1) kvsim::MpiAbort(code);
   kvsim::MpiStop();
   return code;
 }

@@ -55,15 +55,15 @@ PlanOptions Options(const CommandOptions& o, std::ostream& out, bool quiet, cons
   return options;
 }
 
-// Writes plan.csv, plan.json (and with several scenarios plan_scenarios.csv) to `dir`
-// and prints the plan.
 // Exit status of a plan that no candidate meets: the outputs are written, but there is
-// no fleet to deploy, which a batch job has to tell from a recommendation.
-constexpr int kExitInfeasible = 3;
+// no fleet to deploy, which a batch job has to tell from a recommendation (0), an
+// input error (2), an internal error (3) and validate --check's misses (4).
+constexpr int kExitInfeasible = 5;
 
-// Writes the plan's outputs (and prints them unless quiet); returns the command's exit
-// status: 0 with a recommendation, kExitInfeasible without one (said on stderr when
-// quiet, since nothing else is printed then).
+// Writes plan.csv, plan.json (and with several scenarios plan_scenarios.csv) to `dir`
+// and prints the plan unless quiet; returns the command's exit status: 0 with a
+// recommendation, kExitInfeasible without one (said on stderr when quiet, since
+// nothing else is printed then).
 int WritePlan(const CommandOptions& o, std::ostream& out, const std::string& dir,
               const PlanResult& result, const PlanConfig& plan) {
   StagedDirectory staged(dir, o.force);
@@ -80,8 +80,8 @@ int WritePlan(const CommandOptions& o, std::ostream& out, const std::string& dir
   if (result.recommendation) return 0;
   if (o.quiet) {
     std::cerr << fmt::format(
-        "kvsim plan: infeasible: no candidate meets the SLOs at any load tried (exit status {}); "
-        "see {}/plan.csv\n",
+        "kvsim plan: infeasible: no candidate meets the SLOs at any load tried, or none could "
+        "be built (exit status {}); see {}/plan.csv\n",
         kExitInfeasible, dir);
   }
   return kExitInfeasible;

@@ -87,6 +87,17 @@ class MapReader {
     return path_.empty() ? key : path_ + "." + key;
   }
 
+  // Whether `key` (or a mapping enclosing it) was put there by an override (--set, a
+  // plan's or a compare entry's `set:`) rather than written in the file.
+  bool Overridden(const std::string& key) const {
+    for (std::string p = KeyPath(key);;) {
+      if (ctx_.overridden.contains(p)) return true;
+      const size_t dot = p.rfind('.');
+      if (dot == std::string::npos) return false;
+      p.resize(dot);
+    }
+  }
+
   // "file:line: key.path" (line from the YAML node; overrides have none).
   // "file:line: key.path", or for values an override put there (their nodes carry
   // no file position) "ORIGIN (applied to file): key.path" when the tree knows where

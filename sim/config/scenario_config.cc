@@ -191,9 +191,12 @@ void DecodeScheduler(MapReader r, SchedulerConfig& s) {
   s.chunk_tokens = r.Int("chunk_tokens", s.chunk_tokens, 1, kMaxTokens);
   s.reserve_full_isl = r.Bool("reserve_full_isl", s.reserve_full_isl);
   r.Finish();
-  // A key the type does not read would change nothing (MakeScheduler, builder.cc).
+  // A key the type does not read would change nothing (MakeScheduler, builder.cc);
+  // one the file wrote for the type an override has since replaced is left behind, not
+  // an error (--set scheduler.type=vllm on a sarathi scenario).
+  const bool type_switched = r.Overridden("type");
   const auto unread = [&](const char* key, bool applies, const char* which) {
-    if (r.Present(key) && !applies) {
+    if (r.Present(key) && !applies && (!type_switched || r.Overridden(key))) {
       r.Fail(key, fmt::format("the {} scheduler does not read it ({} only); leave it out",
                               kSchedulerTypes.Name(s.type), which));
     }

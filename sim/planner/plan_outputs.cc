@@ -120,15 +120,20 @@ void CandidateFields(JsonWriter& j, const CandidateResult& c) {
 }
 
 // The "scenario" object: a scenario of the plan (config file, model, trace, arrival
-// process, seed) and the requests per probe.
+// process as probed, seed) and the requests per probe.
 void ScenarioSection(JsonWriter& j, const PlanConfig& plan, const PlanScenario& s) {
   const ScenarioConfig sc = DecodeScenario(s.tree, DefaultModelsDir());
+  // A peak-window target probes trace arrivals as Poisson ones (PrepareScenario).
+  const ArrivalProcess probed =
+      s.trace_peak_window_s > 0 && sc.workload.arrival == ArrivalProcess::kTrace
+          ? ArrivalProcess::kPoisson
+          : sc.workload.arrival;
   j.BeginObject("scenario")
       .Field("config", s.tree.origin())
       .Field("model", LoadModelSpec(sc.model_path).name)
       .Field("model_card", sc.model_path)
       .Field("trace", sc.workload.trace_path)
-      .Field("arrival_process", ArrivalProcessName(sc.workload.arrival))
+      .Field("arrival_process", ArrivalProcessName(probed))
       .Field("seed", static_cast<int64_t>(sc.seed))
       .Field("probe_requests", plan.probe_requests)
       .EndObject();

@@ -296,24 +296,27 @@ PreparedScenario PrepareScenario(const PlanConfig& plan, const PlanScenario& s) 
     ScenarioDelta on_gpu;
     on_gpu.gpu = plan.gpus[i];
     const std::string where = i < plan.gpu_where.size() ? plan.gpu_where[i] : "gpus";
+    GpuSpec gpu;
     try {
-      const GpuSpec gpu = LoadGpuSpec(ApplyDelta(p.base, on_gpu).gpu_path);
-      for (size_t j = 0; j < p.gpu_card_names.size(); ++j) {
-        if (p.gpu_card_names[j] == gpu.name) {
-          const std::string other = j < plan.gpu_where.size() ? plan.gpu_where[j] : "gpus";
-          throw InputError(fmt::format("{}: the {} card again (as {}): list each card once", where,
-                                       gpu.name, other));
-        }
-      }
-      p.gpu_card_names.push_back(gpu.name);
-      p.gpu_names.insert(gpu.name);
-      if (gpu.price_per_hour == 0) p.unpriced_where.emplace(gpu.name, where);
+      gpu = LoadGpuSpec(ApplyDelta(p.base, on_gpu).gpu_path);
     } catch (const InputError& e) {
       // "gpu: what" gives way to the plan's line.
       const std::string what = e.what();
       throw InputError(
           fmt::format("{}: {}", where, what.starts_with("gpu: ") ? what.substr(5) : what));
     }
+    // Candidates and prices go by a card's name: two cards of one name would be one.
+    for (size_t j = 0; j < p.gpu_card_names.size(); ++j) {
+      if (p.gpu_card_names[j] == gpu.name) {
+        throw InputError(fmt::format(
+            "{}: names a card called {}, as {} does: candidates and prices go by a card's "
+            "name, so list each card once, and give a modified copy a name of its own",
+            where, gpu.name, j < plan.gpu_where.size() ? plan.gpu_where[j] : "gpus"));
+      }
+    }
+    p.gpu_card_names.push_back(gpu.name);
+    p.gpu_names.insert(gpu.name);
+    if (gpu.price_per_hour == 0) p.unpriced_where.emplace(gpu.name, where);
   }
   // What a probe reads, read through once: a trace that cannot be read is the plan's
   // error, not every candidate's "infeasible". A peak window's read of the trace as

@@ -89,16 +89,13 @@ bool Attains(const RequestRecord& r, const RequestLimits& limits) {
   return true;
 }
 
-// Fraction of the offered requests (`records`, the completed ones, plus `rejected`)
-// that meet every per-request threshold: a refused request meets none.
-// REQUIRES: records non-empty.
-double AttainmentFraction(const SloSpec& slo, const std::vector<RequestRecord>& records,
-                          int64_t rejected) {
+// Fraction of `records` (the requests served: refused ones are the admitted check's)
+// that meet every per-request threshold. REQUIRES: records non-empty.
+double AttainmentFraction(const SloSpec& slo, const std::vector<RequestRecord>& records) {
   const RequestLimits limits = ToNanos(slo);
   const auto attaining = std::count_if(records.begin(), records.end(),
                                        [&](const RequestRecord& r) { return Attains(r, limits); });
-  return static_cast<double>(attaining) /
-         (static_cast<double>(records.size()) + static_cast<double>(rejected));
+  return static_cast<double>(attaining) / static_cast<double>(records.size());
 }
 
 // The admission check, named "admitted": the fraction of offered requests not refused
@@ -200,7 +197,7 @@ std::vector<std::string> DescribeSlo(const SloSpec& slo) {
 
 // Checks, in this order: ttft_s, tbt_s, tpot_s, e2e_s (each p50, p90, p99; only
 // the set ones), then attainment (when attainment and a per-request threshold
-// are set; refused requests count as missing it), then stability and
+// are set; over the requests served), then stability and
 // stability.median_wait (the summary's median queueing delay <= stability_slack_s; both
 // when enabled and there are at least 8 records), then admitted (AdmittedCheck).
 // With no records every other objective that is set is reported failed, with value 0
@@ -232,9 +229,7 @@ SloVerdict EvaluateSlo(const SloSpec& slo, const Summary& summary,
   }
 
   if (attainment_applies) {
-    checks.push_back(AtLeast("attainment",
-                             AttainmentFraction(slo, records, summary.requests_rejected),
-                             *slo.attainment));
+    checks.push_back(AtLeast("attainment", AttainmentFraction(slo, records), *slo.attainment));
   }
   if (slo.stability && records.size() >= kMinStabilityRecords) {
     checks.push_back(StabilityCheck(slo, records));

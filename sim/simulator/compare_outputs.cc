@@ -109,7 +109,18 @@ std::string FormatVerdict(const std::vector<LabeledRun>& runs) {
   for (const LabeledRun& r : runs) {
     if (r.summary.requests_completed > 0) done.push_back(&r);
   }
-  if (done.empty()) return runs.empty() ? "" : "verdict: no run completed a request\n";
+  // Refusals in every run, one that completed nothing included.
+  std::vector<std::pair<std::string, const Summary*>> labelled;
+  for (const LabeledRun& r : runs) labelled.emplace_back(r.label, &r.summary);
+  std::string refusals = RefusalText(labelled);
+  if (!refusals.empty()) {
+    refusals = "; " + refusals +
+               " (prompt at or past max_model_len: in no latency above, so the load served is "
+               "lighter than the load offered)";
+  }
+  if (done.empty()) {
+    return runs.empty() ? "" : "verdict: no run completed a request" + refusals + "\n";
+  }
   const LabeledRun* fastest = done.front();
   const LabeledRun* widest = done.front();
   const LabeledRun* leanest = done.front();
@@ -133,15 +144,7 @@ std::string FormatVerdict(const std::vector<LabeledRun>& runs) {
                      leanest->label, ToGiB(leanest->summary.peak_allocated_bytes), widest->label,
                      widest->summary.max_running);
   out += behind.empty() ? "; every run keeps up with the load" : behind;
-  std::vector<std::pair<std::string, const Summary*>> labelled;
-  for (const LabeledRun* r : done) labelled.emplace_back(r->label, &r->summary);
-  const std::string refusals = RefusalText(labelled);
-  if (!refusals.empty()) {
-    out += "; " + refusals +
-           " (prompt at or past max_model_len: in no latency above, so the load served is lighter "
-           "than the load offered)";
-  }
-  return out + "\n";
+  return out + refusals + "\n";
 }
 
 namespace {

@@ -456,18 +456,18 @@ TEST(Cli, APlanWithAMistypedGpuCardIsAnErrorNamingTheLine) {
 
 // A TTFT p99 of 1 us: no fleet meets it. The outputs are written, and the status says
 // there is nothing to deploy; quiet, stderr says so too.
-TEST(Cli, APlanThatNoCandidateMeetsExitsThreeAndSaysSoEvenWhenQuiet) {
+TEST(Cli, APlanThatNoCandidateMeetsExitsFiveAndSaysSoEvenWhenQuiet) {
   TempDir dir;
   const std::string plan = SmallPlan(dir, "[H100-SXM]", "{ttft_s: {p99: 0.000001}}");
   const Result r = RunKvsim({"plan", plan, "--out", dir.PathOf("out")});
-  EXPECT_EQ(r.exit_code, 3) << r.err;
+  EXPECT_EQ(r.exit_code, 5) << r.err;
   EXPECT_THAT(r.out, HasSubstr("recommendation: infeasible"));
   EXPECT_TRUE(fs::exists(dir.PathOf("out") + "/plan.json"));
   const Result quiet = RunKvsim({"plan", plan, "-q", "--force", "--out", dir.PathOf("out")});
-  EXPECT_EQ(quiet.exit_code, 3);
+  EXPECT_EQ(quiet.exit_code, 5);
   EXPECT_EQ(quiet.out, "");
   EXPECT_THAT(quiet.err, HasSubstr("kvsim plan: infeasible: no candidate meets the SLOs at any "
-                                   "load tried (exit status 3); see " +
+                                   "load tried, or none could be built (exit status 5); see " +
                                    dir.PathOf("out") + "/plan.csv"));
 }
 

@@ -344,6 +344,27 @@ TEST(ScenarioConfig, ASchedulerKeyItsTypeDoesNotReadIsAnErrorNamingTheKey) {
   }
 }
 
+TEST(ScenarioConfig, AKeyTheFileWroteForTheSchedulerAnOverrideReplacedIsLeftBehind) {
+  // The file's sarathi chunk size stays when --set switches to vllm, which ignores it;
+  // the same key set by the override too is the override's mistake.
+  ConfigTree tree = ConfigTree::Parse(
+      std::string(kMinimal) + "scheduler: {type: sarathi, chunk_tokens: 512}\n", kOrigin);
+  tree.Set("scheduler.type", "vllm");
+  EXPECT_EQ(DecodeScenario(tree, kModelsDir).scheduler.type, SchedulerType::kVllm);
+  tree.Set("scheduler.chunk_tokens", "1024");
+  EXPECT_THROW(DecodeScenario(tree, kModelsDir), InputError);
+  // Written beside its type in the file, it is an error.
+  ConfigTree file = ConfigTree::Parse(
+      std::string(kMinimal) + "scheduler: {type: vllm, chunk_tokens: 512}\n", kOrigin);
+  try {
+    DecodeScenario(file, kModelsDir);
+    ADD_FAILURE() << "expected an InputError";
+  } catch (const InputError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("scheduler.chunk_tokens: the vllm scheduler does not read it "
+                                    "(sarathi only); leave it out"));
+  }
+}
+
 TEST(ScenarioConfig, EachArrivalProcessNameIsAccepted) {
   EXPECT_EQ(DecodeWith("workload.arrival.process", "trace").workload.arrival,
             ArrivalProcess::kTrace);

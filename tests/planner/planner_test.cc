@@ -920,8 +920,12 @@ TEST(PlanCandidates, ACardGivenAsAPathIsNamedAsTheCardNamesItselfAndListedOnlyOn
 
   parts.gpus = "[H200, " + path + "]";
   const PlanConfig twice = Load(dir, parts);
-  EXPECT_THAT(InputErrorMessage([&] { RunWithJobs(twice, 1); }),
-              HasSubstr(":7: candidates.gpus[1]: the H200 card again (as "));
+  const std::string message = InputErrorMessage([&] { RunWithJobs(twice, 1); });
+  EXPECT_THAT(message, HasSubstr(":7: candidates.gpus[1]: names a card called H200, as "));
+  EXPECT_THAT(message, HasSubstr(":7: candidates.gpus[0] does: candidates and prices go by a "
+                                 "card's name"));
+  EXPECT_EQ(message.find("candidates.gpus[1]"), message.rfind("candidates.gpus[1]"))
+      << "the card's place once: " << message;
 }
 
 TEST(PeakWindowTarget, AWindowLongerThanTheTraceIsAnError) {
@@ -987,6 +991,7 @@ TEST(PeakWindowTarget, ATraceArrivalScenarioIsSizedAsASteadyLoadAtThePeakRate) {
   ASSERT_TRUE(peak.candidates[0].meets_slo) << peak.candidates[0].note;
   EXPECT_THAT(FormatPlan(peak, peak_plan),
               HasSubstr("(the trace's busiest 60 s as recorded, sized as a steady load"));
+  EXPECT_THAT(PlanJson(peak, peak_plan), HasSubstr("\"arrival_process\": \"poisson\""));
 
   parts.set = "{workload.arrival.process: poisson, workload.max_requests: 2000}";
   parts.target = fmt::format("{{qps: {}}}", peak.target_qps.front());

@@ -545,12 +545,15 @@ TEST(SloAdmitted, EveryRequestRefusedBindsAdmittedNotNoCompletedRequests) {
   EXPECT_EQ(v.binding, "admitted");
 }
 
-TEST(SloAttainment, RefusedRequestsCountAsMissingIt) {
-  // Seven of the ten completed requests attain; two more were refused: 7 / 12.
+TEST(SloAttainment, IsOverTheRequestsServedRefusedOnesBeingTheAdmittedChecks) {
+  // Seven of the ten completed requests attain; two more were refused: 7 / 10, and the
+  // refusals (10 of 12 admitted) are held to slo.admitted alone.
   SloSpec slo = AttainmentSlo(0.5);
-  slo.admitted = 0.5;
+  slo.admitted = 0.8;
   const SloVerdict v = EvaluateSlo(slo, Offered(12, 2), TenRequests());
-  EXPECT_DOUBLE_EQ(Check(v, "attainment").value, 7.0 / 12.0);
+  EXPECT_DOUBLE_EQ(Check(v, "attainment").value, 0.7);
+  EXPECT_DOUBLE_EQ(Check(v, "admitted").value, 10.0 / 12.0);
+  EXPECT_TRUE(v.meets);
 }
 
 // --- SloSpec::empty ----------------------------------------------------------

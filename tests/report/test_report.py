@@ -101,7 +101,7 @@ def run_cmd(args, timeout=120, cwd=None):
 
 
 def kvsim(*args, status=0):
-    """Runs kvsim quietly; raises unless it exits with `status` (3: an infeasible plan)."""
+    """Runs kvsim quietly; raises unless it exits with `status` (5: an infeasible plan)."""
     r = run_cmd([ENV["kvsim"], *args, "-q"])
     if r.returncode != status:
         raise RuntimeError(f"kvsim {' '.join(args)} failed ({r.returncode}): {r.stderr.strip()}")
@@ -273,7 +273,7 @@ def setUpModule():
         with open(plan_file, "w") as f:
             f.write(PLAN_TEMPLATE.format(scenario=quickstart, ttft_p99=ttft))
         DIRS[name] = os.path.join(WORK, name)
-        kvsim("plan", plan_file, "--out", DIRS[name], status=3 if name == "plan_infeasible" else 0)
+        kvsim("plan", plan_file, "--out", DIRS[name], status=5 if name == "plan_infeasible" else 0)
     DIRS["calibration"] = os.path.join(WORK, "calibration")
     shutil.copytree(os.path.join(ENV["source"], "models", "profiles", "H100-SXM"),
                     DIRS["calibration"])

@@ -136,6 +136,10 @@ TEST(FormatVerdict, SaysHowManyRequestsEachRunRefused) {
   EXPECT_THAT(one, Not(HasSubstr("static refuses")));
   runs[0].summary.requests_rejected = 0;
   EXPECT_THAT(FormatVerdict(runs), Not(HasSubstr("refuses")));
+  // A run that refused every request completed none, and is still named.
+  runs[1].summary.requests_completed = 0;
+  runs[1].summary.requests_rejected = 1000;
+  EXPECT_THAT(FormatVerdict(runs), HasSubstr("; static refuses 1000 of 1000 requests (prompt"));
 }
 
 TEST(FormatCompareTable, ShowsRefusedAndTruncatedRowsOnlyWhenARunHasThem) {

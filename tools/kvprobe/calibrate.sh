@@ -9,8 +9,14 @@
 # without nvidia-smi, for the list of the previous build in build-kvprobe, or sm_80 and
 # sm_90 on a first build. KVPROBE_CUDA_ARCHITECTURES=... overrides either.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
+# $CUDACXX as CMake reads it (a name on PATH, or a path from the caller's directory),
+# resolved before the cd below.
 nvcc="${CUDACXX:-}"
+if [[ -n "$nvcc" ]]; then
+  nvcc="$(command -v "$nvcc" 2>/dev/null || echo "$nvcc")"
+  [[ "$nvcc" == /* ]] || nvcc="$PWD/$nvcc"
+fi
+cd "$(dirname "$0")/../.."
 if [[ -z "$nvcc" ]]; then
   nvcc="$(command -v nvcc 2>/dev/null || true)"
 fi
