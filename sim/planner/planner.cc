@@ -502,6 +502,19 @@ PreparedPlan PreparePlan(const PlanConfig& plan, const PlanOptions& options) {
                           p.scenarios.back().unpriced_where.end());
     targets.push_back(fmt::format("{}{:.3g} QPS", s.name.empty() ? "" : s.name + " ",
                                   p.scenarios.back().target_qps));
+    // A candidate is one card on every scenario: a card path relative to the scenarios'
+    // folders must name the same card from each.
+    const std::vector<std::string>& first = p.scenarios.front().gpu_card_names;
+    const std::vector<std::string>& these = p.scenarios.back().gpu_card_names;
+    for (size_t i = 0; i < first.size() && i < these.size(); ++i) {
+      if (first[i] != these[i]) {
+        throw InputError(fmt::format(
+            "{}: is the {} card for scenario {} but the {} card for scenario {} (a relative "
+            "path is read from each scenario's folder); give a card name or an absolute path",
+            i < plan.gpu_where.size() ? plan.gpu_where[i] : "gpus", first[i],
+            plan.scenarios.front().name, these[i], s.name));
+      }
+    }
   }
   CheckPrices(plan, p.scenarios.front().base, gpu_names, unpriced_where);
   p.candidates = EnumerateCandidates(plan, p.scenarios.front().gpu_card_names);

@@ -928,6 +928,37 @@ TEST(PlanCandidates, ACardGivenAsAPathIsNamedAsTheCardNamesItselfAndListedOnlyOn
       << "the card's place once: " << message;
 }
 
+TEST(PlanCandidates, ACardPathNamingAnotherCardFromAnotherScenariosFolderIsAnError) {
+  // card.yaml beside each scenario: the H100-SXM card renamed CardA in a/, CardB in b/.
+  TempDir dir;
+  const std::string card = ReadFile(KVSIM_SOURCE_DIR "/models/gpu/H100-SXM.yaml");
+  const std::string scenario = std::string("model: Llama-3-8B\ngpu: H100-SXM\nworkload: {trace: ") +
+                               KVSIM_SOURCE_DIR +
+                               "/traces/AzureLLMInferenceTrace_conv.csv, max_requests: 50}\n";
+  for (const char* folder : {"a", "b"}) {
+    fs::create_directories(dir.PathOf(folder));
+    std::string renamed = card;
+    renamed.replace(renamed.find("name: H100-SXM"), 14,
+                    std::string("name: Card") + (folder[0] == 'a' ? "A" : "B"));
+    dir.Write(std::string(folder) + "/card.yaml", renamed);
+    dir.Write(std::string(folder) + "/scenario.yaml", scenario);
+  }
+  const std::string path =
+      dir.Write("plan.yaml",
+                "slo: {ttft_s: {p99: 2.0}}\n"
+                "scenarios:\n"
+                "  - {name: a, scenario: a/scenario.yaml, target: {qps: 1}}\n"
+                "  - {name: b, scenario: b/scenario.yaml, target: {qps: 1}}\n"
+                "combine: one_fleet\n"
+                "candidates: {gpus: [card.yaml], tensor_parallel: [1], kv_managers: [{type: "
+                "static}], schedulers: [{type: vllm}]}\n"
+                "prices: {CardA: 1, CardB: 1}\n");
+  const PlanConfig plan = LoadPlan(path);
+  EXPECT_THAT(InputErrorMessage([&] { RunWithJobs(plan, 1); }),
+              HasSubstr(":6: candidates.gpus[0]: is the CardA card for scenario a but the CardB "
+                        "card for scenario b"));
+}
+
 TEST(PeakWindowTarget, AWindowLongerThanTheTraceIsAnError) {
   TempDir dir;
   PlanParts parts;
