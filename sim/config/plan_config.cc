@@ -64,6 +64,7 @@ void DecodeSlo(MapReader r, SloSpec& s, std::vector<std::string>& warnings) {
   }
   s.stability = r.Bool("stability", s.stability);
   s.stability_slack_s = r.Double("stability_slack_s", s.stability_slack_s, 0, 1e6);
+  s.admitted_set = s.admitted_set || r.Has("admitted");  // a scenario's over the plan's
   s.admitted = r.Double("admitted", s.admitted, 0, 1);
   r.Finish();
   if (s.attainment && !s.request_ttft_s && !s.request_tpot_s && !s.request_e2e_s) {

@@ -35,6 +35,7 @@ struct SloSpec {
   // A request whose prompt reaches deployment.max_model_len is refused: never served
   // and in no latency, so by default (1) every request must be admitted.
   double admitted = 1.0;
+  bool admitted_set = false;  // the plan wrote slo.admitted (else the default above)
 
   bool empty() const;  // no objective at all
 };

@@ -191,7 +191,7 @@ std::vector<std::string> DescribeSlo(const SloSpec& slo) {
   lines.push_back(
       fmt::format("admitted >= {:g}: the fraction of requests admitted (a prompt reaching "
                   "deployment.max_model_len is refused, never served){}",
-                  slo.admitted, slo.admitted >= 1.0 ? " (default; slo.admitted lowers it)" : ""));
+                  slo.admitted, slo.admitted_set ? "" : " (default; slo.admitted lowers it)"));
   return lines;
 }
 

@@ -545,6 +545,17 @@ TEST(SloAdmitted, EveryRequestRefusedBindsAdmittedNotNoCompletedRequests) {
   EXPECT_EQ(v.binding, "admitted");
 }
 
+TEST(SloAdmitted, IsDescribedAsTheDefaultOnlyWhenThePlanDidNotWriteIt) {
+  SloSpec slo = NoObjectives();
+  EXPECT_EQ(DescribeSlo(slo).back(),
+            "admitted >= 1: the fraction of requests admitted (a prompt reaching "
+            "deployment.max_model_len is refused, never served) (default; slo.admitted lowers it)");
+  slo.admitted_set = true;  // `admitted: 1` written
+  EXPECT_EQ(DescribeSlo(slo).back(),
+            "admitted >= 1: the fraction of requests admitted (a prompt reaching "
+            "deployment.max_model_len is refused, never served)");
+}
+
 TEST(SloAttainment, IsOverTheRequestsServedRefusedOnesBeingTheAdmittedChecks) {
   // Seven of the ten completed requests attain; two more were refused: 7 / 10, and the
   // refusals (10 of 12 admitted) are held to slo.admitted alone.
