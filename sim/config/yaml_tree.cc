@@ -54,19 +54,26 @@ YAML::Node ParseRoot(const std::string& text, const std::string& origin) {
 
 }  // namespace
 
-ConfigTree::ConfigTree(std::unique_ptr<YAML::Node> root, std::string origin)
-    : root_(std::move(root)), origin_(std::move(origin)) {}
+ConfigTree::ConfigTree(std::unique_ptr<YAML::Node> root, std::string text, std::string origin)
+    : root_(std::move(root)), text_(std::move(text)), origin_(std::move(origin)) {}
 ConfigTree::ConfigTree(const ConfigTree& other)
-    : root_(std::make_unique<YAML::Node>(YAML::Clone(*other.root_))),
-      origin_(other.origin_),
-      overridden_(other.overridden_),
-      origins_(other.origins_) {}
+    : root_(std::make_unique<YAML::Node>(ParseRoot(other.text_, other.origin_))),
+      text_(other.text_),
+      origin_(other.origin_) {
+  // Replayed as applied to `other`, whose Set() calls all succeeded.
+  for (const Override& o : other.overrides_) Set(o.key_path, o.value_yaml, o.origin);
+  KVSIM_CHECK(overridden_ == other.overridden_ && origins_ == other.origins_,
+              "a copied config tree must hold the same overrides");
+}
 ConfigTree& ConfigTree::operator=(const ConfigTree& other) {
   if (this != &other) {
-    root_ = std::make_unique<YAML::Node>(YAML::Clone(*other.root_));
-    origin_ = other.origin_;
-    overridden_ = other.overridden_;
-    origins_ = other.origins_;
+    ConfigTree copy(other);
+    root_ = std::move(copy.root_);
+    text_ = std::move(copy.text_);
+    overrides_ = std::move(copy.overrides_);
+    origin_ = std::move(copy.origin_);
+    overridden_ = std::move(copy.overridden_);
+    origins_ = std::move(copy.origins_);
   }
   return *this;
 }
@@ -81,7 +88,7 @@ ConfigTree ConfigTree::Load(const std::string& path) {
 }
 
 ConfigTree ConfigTree::Parse(const std::string& yaml_text, const std::string& origin) {
-  return ConfigTree(std::make_unique<YAML::Node>(ParseRoot(yaml_text, origin)), origin);
+  return ConfigTree(std::make_unique<YAML::Node>(ParseRoot(yaml_text, origin)), yaml_text, origin);
 }
 
 void ConfigTree::Set(const std::string& assignment) {
@@ -126,6 +133,7 @@ void ConfigTree::Set(const std::string& key_path, const std::string& value_yaml,
     node.reset(next);
   }
   node[parts.back()] = value;
+  overrides_.push_back({key_path, value_yaml, origin});
   overridden_.insert(key_path);
   if (!origin.empty()) {
     origins_[key_path] = origin;

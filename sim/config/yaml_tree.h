@@ -6,6 +6,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "sim/core/units.h"
 
@@ -23,6 +24,8 @@ class ConfigTree {
   // Parses YAML text as if it were the file `origin` (for tests and strings).
   static ConfigTree Parse(const std::string& yaml_text, const std::string& origin);
 
+  // A copy is parsed again from the file's text with the overrides replayed, so that
+  // its nodes keep their file positions (a YAML clone would reset them to line 1).
   ConfigTree(const ConfigTree& other);
   ConfigTree& operator=(const ConfigTree& other);
   ~ConfigTree();
@@ -51,8 +54,14 @@ class ConfigTree {
   const std::map<std::string, std::string>& override_origins() const { return origins_; }
 
  private:
-  ConfigTree(std::unique_ptr<YAML::Node> root, std::string origin);
+  // One Set() call, as made.
+  struct Override {
+    std::string key_path, value_yaml, origin;
+  };
+  ConfigTree(std::unique_ptr<YAML::Node> root, std::string text, std::string origin);
   std::unique_ptr<YAML::Node> root_;
+  std::string text_;                 // the document as parsed
+  std::vector<Override> overrides_;  // in the order applied
   std::string origin_;
   std::set<std::string> overridden_;
   std::map<std::string, std::string> origins_;

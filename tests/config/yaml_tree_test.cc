@@ -35,6 +35,24 @@ TEST(ConfigTree, ParseReadsNestedMappings) {
   EXPECT_EQ(tree.base_dir(), "/configs");
 }
 
+TEST(ConfigTree, ACopyKeepsItsNodesFilePositionsAndItsOverrides) {
+  // A compare entry's tree is a copy: its errors must still name the file's line.
+  ConfigTree tree = ConfigTree::Parse("a: 1\nb:\n  c: 2\n", "f.yaml");
+  tree.Set("b.d", "3", "plan.yaml:4: set");
+  const ConfigTree copy(tree);
+  EXPECT_EQ(copy.root()["b"]["c"].Mark().line, 2);  // 0-based: the file's line 3
+  EXPECT_EQ(copy.root()["b"]["d"].as<int>(), 3);
+  EXPECT_EQ(copy.overridden(), tree.overridden());
+  EXPECT_EQ(copy.override_origins(), tree.override_origins());
+  ConfigTree assigned = ConfigTree::Parse("x: 1\n", "g.yaml");
+  assigned = copy;
+  EXPECT_EQ(assigned.root()["b"]["c"].Mark().line, 2);
+  EXPECT_EQ(assigned.origin(), "f.yaml");
+  // The copy is its own: a Set on it leaves the original as it was.
+  assigned.Set("a", "5");
+  EXPECT_EQ(tree.root()["a"].as<int>(), 1);
+}
+
 TEST(ConfigTree, LoadReadsAFileAndRemembersWhereItCameFrom) {
   TempDir dir;
   const std::string path = dir.Write("scenario.yaml", "model: Llama-3-8B\nreplicas: 2\n");
