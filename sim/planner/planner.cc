@@ -80,19 +80,35 @@ Run Simulate(const PlanConfig& plan, const PreparedPlan& prepared, int64_t s,
   return run;
 }
 
-// Reads every request of `config`'s workload, calling `visit` on each; a trace error
-// is named as the plan scenario's (its plan line and name, when it has one).
-void ReadThrough(const PlanScenario& scenario, const ScenarioConfig& config,
+// Rethrows a trace error `e` named as the plan scenario's (its plan line and name, when
+// it has one).
+[[noreturn]] void RethrowAsScenarios(const PlanScenario& scenario, const InputError& e) {
+  if (scenario.name.empty()) throw e;
+  throw InputError(fmt::format("{} ({}): {}", scenario.where, scenario.name, e.what()));
+}
+
+// Reads every request of `workload`, calling `visit` on each; a trace error is named
+// as the plan scenario's.
+void ReadThrough(const PlanScenario& scenario, Workload& workload,
                  const std::function<void(const RequestSpec&)>& visit = {}) {
   try {
-    Workload workload(config.workload);
     while (std::optional<RequestSpec> r = workload.Next()) {
       if (visit) visit(*r);
     }
   } catch (const InputError& e) {
-    if (scenario.name.empty()) throw;
-    throw InputError(fmt::format("{} ({}): {}", scenario.where, scenario.name, e.what()));
+    RethrowAsScenarios(scenario, e);
   }
+}
+
+// The same for `config`'s workload, opened here.
+void ReadThrough(const PlanScenario& scenario, const ScenarioConfig& config) {
+  std::unique_ptr<Workload> workload;
+  try {
+    workload = std::make_unique<Workload>(config.workload);
+  } catch (const InputError& e) {
+    RethrowAsScenarios(scenario, e);
+  }
+  ReadThrough(scenario, *workload);
 }
 
 // The highest arrival rate in any window of the scenario's trace_peak_window_s of its
@@ -101,14 +117,13 @@ double TracePeakQps(const PlanScenario& scenario, const ScenarioConfig& base) {
   ScenarioDelta as_recorded;
   as_recorded.arrival = ArrivalProcess::kTrace;
   as_recorded.rate_qps = 0;
-  ScenarioConfig recorded;
+  std::unique_ptr<Workload> recorded;
   try {
-    recorded = ApplyDelta(base, as_recorded);
-    if (base.workload.arrival != ArrivalProcess::kTrace) Workload check(recorded.workload);
+    recorded = std::make_unique<Workload>(ApplyDelta(base, as_recorded).workload);
   } catch (const InputError& e) {
+    if (base.workload.arrival == ArrivalProcess::kTrace) RethrowAsScenarios(scenario, e);
     // The scenario's own arrivals are not the trace's: a trace without arrival times
     // is then this target's error, not the scenario's arrival process.
-    if (base.workload.arrival == ArrivalProcess::kTrace) throw;
     throw InputError(
         fmt::format("{}: target.trace_peak_window_s: the peak is found in the scenario's trace as "
                     "recorded, which cannot be read with its arrival times ({}); give target.qps",
@@ -118,7 +133,7 @@ double TracePeakQps(const PlanScenario& scenario, const ScenarioConfig& base) {
   std::deque<Nanos> in_window;
   size_t peak = 0;
   Nanos first{-1}, last{0};
-  ReadThrough(scenario, recorded, [&](const RequestSpec& r) {
+  ReadThrough(scenario, *recorded, [&](const RequestSpec& r) {
     if (first < Nanos(0)) first = r.arrival;
     last = r.arrival;
     in_window.push_back(r.arrival);
