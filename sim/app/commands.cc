@@ -138,6 +138,7 @@ std::string CompareHeader(const std::vector<Job>& jobs) {
 int RunCommand(const CommandOptions& o, std::ostream& out) {
   const ConfigTree tree = LoadWithOverrides(o);
   const ScenarioConfig config = DecodeScenario(tree, DefaultModelsDir());
+  CheckOverridesUsed(o.overrides, {}, {}, {config.kv_cache.type}, "kvsim run");
   std::unique_ptr<Simulation> sim = BuildSimulation(config);
   const std::string dir = DefaultOutDir(o, "");
   StagedDirectory staged(dir, o.force);
@@ -162,10 +163,14 @@ int CompareCommand(const CommandOptions& o, std::ostream& out) {
   const ConfigTree tree = LoadWithOverrides(o);
   const ScenarioConfig base = DecodeScenario(tree, DefaultModelsDir());
   // Build every run first, so a bad entry fails before any simulation starts.
+  const std::vector<CompareEntry> entries = EntriesOf(base);
   std::vector<Job> jobs;
-  for (const CompareEntry& e : EntriesOf(base)) {
+  std::vector<KvManagerType> kv_types;
+  for (const CompareEntry& e : entries) {
     jobs.push_back(BuildJob(e, tree, base, {}, "compare entry '" + e.label + "'"));
+    kv_types.push_back(jobs.back().sim->config().kv_cache.type);
   }
+  CheckOverridesUsed(o.overrides, entries, {}, kv_types, "compare");
   const std::string dir = DefaultOutDir(o, "-compare");
   StagedDirectory staged(dir, o.force);
   Manifest top(staged.path());

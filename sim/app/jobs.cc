@@ -2,6 +2,9 @@
 #include "sim/app/jobs.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <algorithm>
 
 #include "sim/core/check.h"
 #include "sim/core/parallel.h"
@@ -53,7 +56,88 @@ Job BuildJob(const CompareEntry& entry, ConfigTree tree, const ScenarioConfig& b
 }
 
 std::vector<CompareEntry> EntriesOf(const ScenarioConfig& base) {
-  return base.compare.empty() ? DefaultCompareEntries() : base.compare;
+  return base.compare.empty() ? DefaultCompareEntries(base) : base.compare;
+}
+
+namespace {
+
+// Whether setting `set` replaces `key`: the same key path or a map above it.
+bool Replaces(const std::string& set, const std::string& key) {
+  return key == set || (key.size() > set.size() && key.starts_with(set) && key[set.size()] == '.');
+}
+
+bool EntrySets(const CompareEntry& e, const std::string& key) {
+  for (const auto& [set, value] : e.overrides) {
+    if (Replaces(set, key)) return true;
+  }
+  for (const auto& [set, value] : e.delta.AsOverrides()) {
+    if (Replaces(set, key)) return true;
+  }
+  return false;
+}
+
+std::string TypeNames(const std::vector<KvManagerType>& types) {
+  std::vector<std::string> names;
+  for (const KvManagerType t : types) {
+    const std::string name(kKvManagerTypes.Name(t));
+    if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
+  }
+  return fmt::format("{}", fmt::join(names, ", "));
+}
+
+}  // namespace
+
+void CheckOverridesUsed(const std::vector<std::string>& assignments,
+                        const std::vector<CompareEntry>& entries, const ScenarioDelta& extra,
+                        const std::vector<KvManagerType>& kv_types, const std::string& command) {
+  for (const CompareEntry& e : entries) {
+    for (const auto& [key, value] : e.overrides) {
+      for (const auto& [set, unused] : extra.AsOverrides()) {
+        if (Replaces(set, key) || Replaces(key, set)) {
+          throw InputError(
+              fmt::format("{}: {}: {} sets {} for every run itself, so the entry's "
+                          "value changes nothing; leave it out",
+                          e.overrides_where, key, command, set));
+        }
+      }
+    }
+  }
+  for (const std::string& assignment : assignments) {
+    const std::string key = assignment.substr(0, assignment.find('='));
+    for (const auto& [set, value] : extra.AsOverrides()) {
+      if (Replaces(set, key)) {
+        throw InputError(
+            fmt::format("--set {}: {} sets {} for every run itself, so the "
+                        "override changes nothing; leave it out",
+                        assignment, command, set));
+      }
+    }
+    if (!entries.empty() && std::all_of(entries.begin(), entries.end(),
+                                        [&](const CompareEntry& e) { return EntrySets(e, key); })) {
+      throw InputError(fmt::format(
+          "--set {}: every compare entry sets {} itself, so the override changes no run; use "
+          "kvsim run for one setting, or write the entries you want as the config's compare list",
+          assignment, key));
+    }
+    if (!key.starts_with("kv_cache.")) continue;
+    const std::vector<KvManagerType> readers = KvCacheKeyReaders(key.substr(9));
+    const bool read = std::any_of(kv_types.begin(), kv_types.end(), [&](KvManagerType t) {
+      return std::find(readers.begin(), readers.end(), t) != readers.end();
+    });
+    if (!read && kv_types.size() == 1) {
+      throw InputError(
+          fmt::format("--set {}: the {} KV manager does not read it ({} only); set "
+                      "kv_cache.type too, or leave it out",
+                      assignment, TypeNames(kv_types), TypeNames(readers)));
+    }
+    if (!read) {
+      throw InputError(
+          fmt::format("--set {}: no run of this {} reads it ({} only; the runs' KV "
+                      "managers: {}); leave it out, or add a compare entry that "
+                      "uses it",
+                      assignment, command, TypeNames(readers), TypeNames(kv_types)));
+    }
+  }
 }
 
 LabelledLines Labelled(const std::vector<Job>& jobs) {

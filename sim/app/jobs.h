@@ -47,6 +47,14 @@ Job BuildJob(const CompareEntry& entry, ConfigTree tree, const ScenarioConfig& b
 // The compare entries of `base`: its own `compare:` list, else the default four.
 std::vector<CompareEntry> EntriesOf(const ScenarioConfig& base);
 
+// Refuses (InputError) a --set override (`assignments`, "key=value") that changes no
+// run: a key every entry of `entries` sets itself (or a map above it), one `extra`
+// (the change every run makes: sweep's rate) sets, or a kv_cache key that none of
+// the runs' KV managers (`kv_types`) reads. `command` names the command for messages.
+void CheckOverridesUsed(const std::vector<std::string>& assignments,
+                        const std::vector<CompareEntry>& entries, const ScenarioDelta& extra,
+                        const std::vector<KvManagerType>& kv_types, const std::string& command);
+
 // Label and lines, per job, for FormatCaveats.
 using LabelledLines = std::vector<std::pair<std::string, std::vector<std::string>>>;
 // The jobs' timing caveats by label.

@@ -76,6 +76,18 @@ Job BuildRun(const SweepRuns& s, size_t i) {
       fmt::format("sweep entry '{}' at {} QPS", s.entry(i).label, RateText(s.rate_qps(i))));
 }
 
+// Refuses --set overrides (and compare entries' keys) no run of the sweep uses
+// (CheckOverridesUsed): the rate and the CSVs are the sweep's own.
+void CheckOverrides(const CommandOptions& o, const SweepRuns& s, const std::vector<Job>& jobs) {
+  std::vector<KvManagerType> kv_types;
+  for (const Job& job : jobs) kv_types.push_back(job.sim->config().kv_cache.type);
+  ScenarioDelta at_rate;
+  at_rate.rate_qps = 1;
+  at_rate.requests_csv = false;
+  at_rate.timeseries_csv = false;
+  CheckOverridesUsed(o.overrides, s.entries, at_rate, kv_types, "sweep");
+}
+
 // Every run built, so that a bad entry fails before any simulation starts.
 std::vector<Job> BuildRuns(const SweepRuns& s) {
   std::vector<Job> jobs;
@@ -184,6 +196,7 @@ std::unique_ptr<Progress> SweepProgress(const CommandOptions& o, size_t runs) {
 // The sweep on this process's threads.
 int SweepHere(const CommandOptions& o, std::ostream& out, const SweepRuns& s) {
   std::vector<Job> jobs = BuildRuns(s);
+  CheckOverrides(o, s, jobs);
   const std::string dir = DefaultOutDir(o, "-sweep");
   StagedDirectory staged(dir, o.force);
   AttachWriters(jobs, [&](size_t i) { return staged.path() / s.Folder(i); });
@@ -240,6 +253,7 @@ int SweepOnRanks(const CommandOptions& o, std::ostream& out, const SweepRuns& s)
   std::unique_ptr<Progress> progress;
   if (lead) {
     jobs = BuildRuns(s);
+    CheckOverrides(o, s, jobs);
     staged.emplace(dir, o.force);
     progress = SweepProgress(o, jobs.size());
   }

@@ -217,7 +217,9 @@ void DecodeKvCache(MapReader r, KvCacheConfig& k, ScenarioSources& sources) {
   const double watermark = r.Double("watermark", k.paged.watermark, 0, 0.99);
   k.paged.watermark = k.vattention.watermark = watermark;
   k.vattention.page_bytes = r.Bytes("page_bytes", k.vattention.page_bytes);
-  if (r.Has("page_bytes")) {
+  sources.block_tokens_set = r.Has("block_tokens");
+  sources.page_bytes_set = r.Has("page_bytes");
+  if (sources.page_bytes_set) {
     if (!IsVAttentionPageSize(k.vattention.page_bytes)) {
       r.Fail("page_bytes", fmt::format("{} bytes is not a vAttention page size; valid: 64KiB, "
                                        "128KiB, 256KiB, 2MiB",
@@ -391,28 +393,67 @@ std::vector<CompareEntry> DecodeCompare(const MapReader& parent, const YAML::Nod
 
 }  // namespace
 
-std::vector<CompareEntry> DefaultCompareEntries() {
-  const auto entry = [](const char* label, KvManagerType type) {
-    CompareEntry e{label, {}, {}, {}};
+namespace {
+
+// "2MiB", "64KiB": a vAttention page size as compare labels spell it.
+std::string PageLabel(int64_t page_bytes) {
+  return page_bytes % (int64_t{1} << 20) == 0 ? fmt::format("{}MiB", page_bytes >> 20)
+                                              : fmt::format("{}KiB", page_bytes >> 10);
+}
+
+}  // namespace
+
+std::vector<KvManagerType> KvCacheKeyReaders(std::string_view key) {
+  const std::string_view top = key.substr(0, key.find('.'));
+  if (top == "block_tokens" || top == "paged_kernel") return {KvManagerType::kPaged};
+  if (top == "watermark" || top == "prefix_caching") {
+    return {KvManagerType::kPaged, KvManagerType::kVAttention};
+  }
+  if (top == "page_bytes" || top == "overlap" || top == "deferred_reclaim" || top == "max_slots" ||
+      top == "vmm") {
+    return {KvManagerType::kVAttention};
+  }
+  if (top == "static_reserve") return {KvManagerType::kStatic};
+  return {KvManagerType::kStatic, KvManagerType::kPaged, KvManagerType::kVAttention};
+}
+
+std::vector<CompareEntry> DefaultCompareEntries(const ScenarioConfig& base) {
+  const auto entry = [](std::string label, KvManagerType type) {
+    CompareEntry e{std::move(label), {}, {}, {}};
     e.delta.kv_type = type;
     return e;
   };
+  const KvCacheConfig& k = base.kv_cache;
+  const ScenarioSources& src = base.sources;
+  std::vector<CompareEntry> out;
   // Static reservation shares nothing (kv_cache.prefix_caching with it is an error),
   // so its column runs without a prefix cache whatever the base says.
-  CompareEntry static_kv = entry("static", KvManagerType::kStatic);
-  static_kv.delta.prefix_caching = false;
-  CompareEntry paged = entry("paged", KvManagerType::kPaged);
-  paged.delta.block_tokens = 16;
-  // backend auto (nullopt): stock for 2 MiB pages, uvm (vAttention's driver) for
-  // 64 KiB, whatever backend the base config names.
-  const auto vattention = [&](const char* label, int64_t page_bytes) {
-    CompareEntry e = entry(label, KvManagerType::kVAttention);
+  out.push_back(entry("static", KvManagerType::kStatic));
+  out.back().delta.prefix_caching = false;
+  // The block size the config wrote (vLLM's 16 when it wrote none).
+  const int64_t block_tokens = src.block_tokens_set ? k.paged.block_tokens : 16;
+  out.push_back(entry(block_tokens == 16 ? "paged" : fmt::format("paged{}", block_tokens),
+                      KvManagerType::kPaged));
+  out.back().delta.block_tokens = block_tokens;
+  // 2 MiB and 64 KiB pages, and the page size the config wrote when it is neither.
+  std::vector<int64_t> pages = {int64_t{2} << 20, int64_t{64} << 10};
+  if (src.page_bytes_set &&
+      std::find(pages.begin(), pages.end(), k.vattention.page_bytes) == pages.end()) {
+    pages.insert(pages.begin() + 1, k.vattention.page_bytes);
+  }
+  for (const int64_t page_bytes : pages) {
+    CompareEntry e = entry("vattention_" + PageLabel(page_bytes), KvManagerType::kVAttention);
     e.delta.page_bytes = page_bytes;
-    e.delta.vmm_backend = std::optional<VmmBackend>();
-    return e;
-  };
-  return {static_kv, paged, vattention("vattention_2MiB", int64_t{2} << 20),
-          vattention("vattention_64KiB", int64_t{64} << 10)};
+    // The backend the config wrote where it can map this page size, else auto: stock
+    // for 2 MiB pages, uvm (vAttention's driver) below.
+    VAttentionKvConfig v = k.vattention;
+    v.page_bytes = page_bytes;
+    v.backend = src.vmm_backend.value_or(AutoVmmBackend(page_bytes));
+    e.delta.vmm_backend =
+        src.vmm_backend && !CheckVmmBackend(v) ? src.vmm_backend : std::optional<VmmBackend>();
+    out.push_back(std::move(e));
+  }
+  return out;
 }
 
 namespace {

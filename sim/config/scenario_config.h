@@ -126,6 +126,9 @@ struct ScenarioSources {
   std::string base_dir;    // the config file's directory (relative paths)
   // kv_cache.vmm.backend as written (nullopt: auto, resolved from the page size).
   std::optional<VmmBackend> vmm_backend;
+  // Whether the file (or an override) wrote kv_cache.block_tokens / kv_cache.page_bytes:
+  // compare's default entries keep them (DefaultCompareEntries).
+  bool block_tokens_set = false, page_bytes_set = false;
   // Which workload.arrival keys the file (or an override) set.
   bool process_set = false, rate_set = false, cv_set = false;
   // A benchmark_serving trace without workload.arrival.process: the arrival process
@@ -208,8 +211,17 @@ std::string ResolveCardPath(const std::string& value, const std::string& models_
 // names, or nullptr for any other key: how a calibration or a fit sets a term.
 double* TimingTermField(TimingConfig& t, std::string_view key);
 
-// The compare list used when a config has none: static, paged (16-token blocks),
-// vattention with 2 MiB pages, vattention with 64 KiB pages.
-std::vector<CompareEntry> DefaultCompareEntries();
+// The KV managers that read the kv_cache key `key` (relative to kv_cache:
+// "block_tokens", "vmm.map_s"): every manager for type and dtype; "paged", "vattention"
+// or "static" for a key of one manager's own.
+std::vector<KvManagerType> KvCacheKeyReaders(std::string_view key);
+
+// The compare list used when a config has none, built from the config's kv_cache:
+// static; paged at the block size it wrote (16 when none; labelled "paged", or
+// "paged32" for another size); vattention with 2 MiB and 64 KiB pages, and with the
+// page size it wrote when that is neither ("vattention_256KiB"), each with the VMM
+// backend it wrote where that backend maps the page size, else auto. Every other
+// kv_cache key carries to every entry.
+std::vector<CompareEntry> DefaultCompareEntries(const ScenarioConfig& base);
 
 }  // namespace kvsim

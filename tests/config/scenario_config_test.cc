@@ -107,7 +107,7 @@ TEST(ScenarioConfig, QuickstartDecodesToItsTypedValues) {
 
 TEST(ScenarioConfig, QuickstartAcceptsEveryDefaultCompareEntry) {
   const ScenarioConfig base = DecodeScenario(ConfigTree::Load(kQuickstart), kModelsDir);
-  for (const CompareEntry& e : DefaultCompareEntries()) {
+  for (const CompareEntry& e : DefaultCompareEntries(base)) {
     EXPECT_TRUE(e.overrides.empty()) << e.label;
     EXPECT_NO_THROW(ApplyDelta(base, e.delta)) << e.label;
   }
@@ -886,14 +886,14 @@ TEST(ScenarioConfig, CompareCannotNest) {
 }
 
 TEST(ScenarioConfig, DefaultCompareEntriesAreTheFourKvManagers) {
-  const std::vector<CompareEntry> entries = DefaultCompareEntries();
+  const ScenarioConfig base = DecodeWith({});
+  const std::vector<CompareEntry> entries = DefaultCompareEntries(base);
   ASSERT_EQ(entries.size(), 4u);
   EXPECT_EQ(entries[0].label, "static");
   EXPECT_EQ(entries[1].label, "paged");
   EXPECT_EQ(entries[2].label, "vattention_2MiB");
   EXPECT_EQ(entries[3].label, "vattention_64KiB");
 
-  const ScenarioConfig base = DecodeWith({});
   EXPECT_EQ(ApplyDelta(base, entries[0].delta).kv_cache.type, KvManagerType::kStatic);
   const ScenarioConfig paged = ApplyDelta(base, entries[1].delta);
   EXPECT_EQ(paged.kv_cache.type, KvManagerType::kPaged);
@@ -1104,7 +1104,7 @@ TEST(ScenarioConfig, TheDefaultStaticCompareEntryRunsWithoutPrefixCachingOnACach
   // still runs the static column (without a cache) and caches under the others.
   const ScenarioConfig base = DecodeScenario(
       ConfigTree::Load(KVSIM_SOURCE_DIR "/configs/multiturn_sessions.yaml"), kModelsDir);
-  for (const CompareEntry& e : DefaultCompareEntries()) {
+  for (const CompareEntry& e : DefaultCompareEntries(base)) {
     const ScenarioConfig c = ApplyDelta(base, e.delta);
     if (e.label == "static") {
       EXPECT_FALSE(c.kv_cache.paged.prefix_caching);
@@ -1177,13 +1177,40 @@ TEST(ScenarioConfig, TheUvmMapLatencyIsReadInSecondsAndDefaultsToThePapersNineMi
 }
 
 TEST(ScenarioConfig, TheDefaultVAttentionCompareEntriesPickTheirBackendWhateverTheBase) {
-  const std::vector<CompareEntry> entries = DefaultCompareEntries();
   // A base config naming the stock backend still compares 64 KiB pages (on uvm).
   const ScenarioConfig stock = DecodeWith("kv_cache.vmm.backend", "stock");
-  EXPECT_EQ(ApplyDelta(stock, entries[3].delta).kv_cache.vattention.backend, VmmBackend::kUvm);
+  EXPECT_EQ(ApplyDelta(stock, DefaultCompareEntries(stock)[3].delta).kv_cache.vattention.backend,
+            VmmBackend::kUvm);
   const ScenarioConfig uvm =
       DecodeWith({{"kv_cache.page_bytes", "64KiB"}, {"kv_cache.vmm.backend", "uvm"}});
-  EXPECT_EQ(ApplyDelta(uvm, entries[2].delta).kv_cache.vattention.backend, VmmBackend::kStock);
+  EXPECT_EQ(ApplyDelta(uvm, DefaultCompareEntries(uvm)[2].delta).kv_cache.vattention.backend,
+            VmmBackend::kStock);
+}
+
+TEST(ScenarioConfig, TheDefaultPagedCompareEntryKeepsTheBlockSizeTheConfigWrote) {
+  const ScenarioConfig base = DecodeWith("kv_cache.block_tokens", "128");
+  const std::vector<CompareEntry> entries = DefaultCompareEntries(base);
+  ASSERT_EQ(entries.size(), 4u);
+  EXPECT_EQ(entries[1].label, "paged128");
+  EXPECT_EQ(ApplyDelta(base, entries[1].delta).kv_cache.paged.block_tokens, 128);
+  // Written as vLLM's own 16, the label stays "paged".
+  EXPECT_EQ(DefaultCompareEntries(DecodeWith("kv_cache.block_tokens", "16"))[1].label, "paged");
+}
+
+TEST(ScenarioConfig, TheDefaultCompareEntriesAddThePageSizeTheConfigWrote) {
+  const ScenarioConfig base = DecodeWith({{"kv_cache.type", "vattention"},
+                                          {"kv_cache.page_bytes", "256KiB"},
+                                          {"kv_cache.vmm.backend", "uvm"}});
+  const std::vector<CompareEntry> entries = DefaultCompareEntries(base);
+  ASSERT_EQ(entries.size(), 5u);
+  EXPECT_EQ(entries[2].label, "vattention_2MiB");
+  EXPECT_EQ(entries[3].label, "vattention_256KiB");
+  EXPECT_EQ(entries[4].label, "vattention_64KiB");
+  const ScenarioConfig mid = ApplyDelta(base, entries[3].delta);
+  EXPECT_EQ(mid.kv_cache.vattention.page_bytes, 256 << 10);
+  EXPECT_EQ(mid.kv_cache.vattention.backend, VmmBackend::kUvm);
+  // Written as one of the default sizes, no entry is added.
+  EXPECT_EQ(DefaultCompareEntries(DecodeWith("kv_cache.page_bytes", "64KiB")).size(), 4u);
 }
 
 // ---------------------------------------------------------------------------

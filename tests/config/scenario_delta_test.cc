@@ -90,7 +90,7 @@ TEST(ScenarioDelta, EveryDefaultCompareEntryGivesTheConfigItsKeysWouldDecodeTo) 
   // the cache off, the vAttention entries pick their own backend.
   const ConfigTree base = ConfigTree::Parse(
       std::string(kBase) + "kv_cache: {prefix_caching: true, vmm: {backend: stock}}\n", kOrigin);
-  for (const CompareEntry& e : DefaultCompareEntries()) {
+  for (const CompareEntry& e : DefaultCompareEntries(Decode(base))) {
     SCOPED_TRACE(e.label);
     ExpectSameAsWrittenKeys(base, e.delta);
   }

@@ -1,0 +1,102 @@
+// Overrides that no run would use are refused, and compare's default entries keep
+// what the config's kv_cache says. Through the real binary.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "tests/testing/kvsim_process.h"
+#include "tests/testing/temp_dir.h"
+
+namespace kvsim {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+using testing::Result;
+using testing::RunKvsim;
+using testing::TempDir;
+
+// A paged scenario of 20 short requests, small enough to compare in milliseconds.
+std::string PagedScenario(const TempDir& dir) {
+  return dir.Write("paged.yaml",
+                   "model: Llama-3-8B\ngpu: H100-SXM\n"
+                   "workload:\n"
+                   "  arrival: {process: poisson, rate_qps: 2}\n"
+                   "  lengths: {source: fixed, prompt_tokens: 200, output_tokens: 20}\n"
+                   "  max_requests: 20\n"
+                   "kv_cache: {type: paged, block_tokens: 16}\n");
+}
+
+Result Kvsim(const TempDir& dir, std::vector<std::string> args) {
+  args.push_back("--out");
+  args.push_back(dir.path() / "out");
+  args.push_back("--force");
+  return RunKvsim(args);
+}
+
+TEST(CliOverrides, ACompareKeepsTheBlockSizeTheCommandLineSets) {
+  TempDir dir;
+  const Result r =
+      Kvsim(dir, {"compare", PagedScenario(dir), "--set", "kv_cache.block_tokens=128"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("paged128"));
+  EXPECT_THAT(testing::ReadFileText(dir.path() / "out" / "paged128" / "config.yaml"),
+              HasSubstr("block_tokens: 128"));
+}
+
+TEST(CliOverrides, ACompareAddsThePageSizeTheCommandLineSets) {
+  TempDir dir;
+  const Result r =
+      Kvsim(dir, {"compare", PagedScenario(dir), "--set", "kv_cache.page_bytes=256KiB"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("vattention_256KiB"));
+  EXPECT_THAT(r.out, HasSubstr("vattention_64KiB"));
+}
+
+TEST(CliOverrides, ACompareRefusesATypeEveryEntrySetsItself) {
+  TempDir dir;
+  const Result r = Kvsim(dir, {"compare", PagedScenario(dir), "--set", "kv_cache.type=static"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("--set kv_cache.type=static: every compare entry sets "
+                               "kv_cache.type itself"));
+}
+
+TEST(CliOverrides, ARunRefusesAKvKeyItsManagerDoesNotRead) {
+  TempDir dir;
+  const Result r = Kvsim(dir, {"run", PagedScenario(dir), "--set", "kv_cache.page_bytes=64KiB"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("--set kv_cache.page_bytes=64KiB: the paged KV manager does not "
+                               "read it (vattention only)"));
+  // The same key with the type that reads it runs.
+  EXPECT_EQ(Kvsim(dir, {"run", PagedScenario(dir), "--set", "kv_cache.type=vattention", "--set",
+                        "kv_cache.page_bytes=64KiB", "-q"})
+                .exit_code,
+            0);
+}
+
+TEST(CliOverrides, ACompareRefusesAKvKeyNoneOfItsEntriesReads) {
+  TempDir dir;
+  const std::string config = dir.Write(
+      "two.yaml",
+      testing::ReadFileText(PagedScenario(dir)) +
+          "compare:\n  - {label: a, set: {kv_cache.block_tokens: 32}}\n"
+          "  - {label: b, set: {kv_cache.type: static, kv_cache.prefix_caching: false}}\n");
+  const Result r = Kvsim(dir, {"compare", config, "--set", "kv_cache.overlap=false"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("no run of this compare reads it (vattention only; the runs' KV "
+                               "managers: paged, static)"));
+}
+
+TEST(CliOverrides, ASweepRefusesTheRateItSetsItself) {
+  TempDir dir;
+  const Result r = Kvsim(
+      dir, {"sweep", PagedScenario(dir), "--rates", "1,2", "--set", "workload.arrival.rate_qps=3"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("sweep sets workload.arrival.rate_qps for every run itself"));
+  EXPECT_THAT(r.err, Not(HasSubstr("internal error")));
+}
+
+}  // namespace
+}  // namespace kvsim
