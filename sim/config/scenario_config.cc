@@ -13,6 +13,7 @@
 #include <string_view>
 
 #include "sim/config/calibration.h"
+#include "sim/config/decode_timing.h"
 #include "sim/config/map_reader.h"
 #include "sim/config/scenario_resolve.h"
 #include "sim/core/check.h"
@@ -140,6 +141,33 @@ void DecodePrefixSharing(MapReader& r, WorkloadConfig& w) {
   }
 }
 
+// Arrival and length keys the process or length source does not read would change
+// nothing: errors, but for one the file wrote for the process or source an override has
+// since replaced (left behind, as scheduler keys are).
+void RefuseUnreadWorkloadKeys(MapReader& r, const WorkloadConfig& w,
+                              const ScenarioSources& sources) {
+  MapReader a = r.Child("arrival");
+  if (sources.cv_set && w.arrival != ArrivalProcess::kGamma &&
+      (!a.Overridden("process") || a.Overridden("cv"))) {
+    a.Fail("cv", fmt::format("{} arrivals do not read it (gamma only); set process: gamma, or "
+                             "leave it out",
+                             kArrivalProcesses.Name(w.arrival)));
+  }
+  MapReader l = r.Child("lengths");
+  const bool switched = l.Overridden("source");
+  const auto unread = [&](const char* key, LengthSource reader) {
+    if (l.Present(key) && w.lengths != reader && (!switched || l.Overridden(key))) {
+      l.Fail(key, fmt::format("the {} length source does not read it ({} only); leave it out",
+                              kLengthSources.Name(w.lengths), kLengthSources.Name(reader)));
+    }
+  };
+  for (const char* key : {"prompt_tokens", "output_tokens"}) unread(key, LengthSource::kFixed);
+  for (const char* key :
+       {"min_prompt_tokens", "max_prompt_tokens", "min_output_tokens", "max_output_tokens"}) {
+    unread(key, LengthSource::kUniform);
+  }
+}
+
 // A benchmark_serving trace whose config leaves workload.arrival.process unset gets the
 // arrival process its file records (ApplyRecordedArrivals); its file is read here, once.
 void DecodeWorkload(MapReader r, WorkloadConfig& w, ScenarioSources& sources) {
@@ -176,6 +204,7 @@ void DecodeWorkload(MapReader r, WorkloadConfig& w, ScenarioSources& sources) {
     sources.trace_where = r.Where(r.Value("trace"), "workload.trace");
     ReadRecordedArrivals(sources, w);
   }
+  RefuseUnreadWorkloadKeys(r, w, sources);
   try {
     ValidateWorkloadConfig(w, "workload");
   } catch (const InputError& e) {
@@ -253,101 +282,6 @@ void DecodeKvCache(MapReader r, KvCacheConfig& k, ScenarioSources& sources) {
       r.Fail(e->key, e->what);
     }
     v.Finish();
-  }
-  r.Finish();
-}
-
-// Keys of earlier versions and where their terms live now: refused with any value,
-// none included.
-void RefuseMovedTimingKeys(MapReader& r, const std::string& child) {
-  static const std::map<std::string, std::string> kMoved = {
-      {"cpu_overhead_s", "timing.engine.per_iteration_s"},
-      {"cpu_per_seq_s", "timing.engine.per_seq_s"},
-      {"block_table_entry_s", "timing.engine.block_table_entry_s"},
-      {"allreduce_latency_s", "timing.allreduce.latency_s"},
-      {"paged_decode_slowdown", "kv_cache.paged_kernel"},
-      {"paged_prefill_slowdown", "kv_cache.paged_kernel"}};
-  for (const auto& [old_key, now] : kMoved) {
-    if (r.Present(old_key)) {
-      r.Fail(old_key, fmt::format("moved: one set of cost terms now serves every timing model; "
-                                  "use {} (timing.{} no longer has it)",
-                                  now, child));
-    }
-  }
-}
-
-void DecodeEngine(MapReader e, EngineConfig& c) {
-  const EngineConfig::Preset preset = e.Enum("preset", c.preset, kEnginePresets);
-  c = EnginePresetDefaults(preset);
-  c.per_iteration_s = e.Double("per_iteration_s", c.per_iteration_s, 0, 10);
-  c.per_seq_s = e.Double("per_seq_s", c.per_seq_s, 0, 1);
-  c.per_prefill_token_s = e.Double("per_prefill_token_s", c.per_prefill_token_s, 0, 1);
-  c.request_arrival_s = e.Double("request_arrival_s", c.request_arrival_s, 0, 100);
-  c.request_finish_s = e.Double("request_finish_s", c.request_finish_s, 0, 100);
-  c.block_table_entry_s = e.Double("block_table_entry_s", c.block_table_entry_s, 0, 1);
-  c.cuda_graphs = e.Bool("cuda_graphs", c.cuda_graphs);
-  c.launch_per_layer_s = e.Double("launch_per_layer_s", c.launch_per_layer_s, 0, 1);
-  c.kernel_gap_s = e.Double("kernel_gap_s", c.kernel_gap_s, 0, 1);
-  c.kernels_per_layer = e.Int("kernels_per_layer", c.kernels_per_layer, 0, 1000);
-  if (c.kernels_per_layer > 0 && c.kernels_per_layer < CostTerms::kKernelsPerLayer) {
-    e.Fail("kernels_per_layer",
-           fmt::format("must be 0 (a fused engine's {0}) or at least {0}, got {1}",
-                       CostTerms::kKernelsPerLayer, c.kernels_per_layer));
-  }
-  c.fused_kernels = e.Bool("fused_kernels", c.fused_kernels);
-  e.Finish();
-  // Every key but the preset overrides a term (Finish refused the unknown ones).
-  if (!e.IsMap()) return;
-  for (const auto& kv : e.node()) {
-    const std::string key = kv.first.as<std::string>();
-    if (key != "preset") c.configured.emplace_back(key, kv.second.Scalar());
-  }
-}
-
-void DecodeTiming(MapReader r, TimingConfig& t, const std::string& base_dir) {
-  t.type = r.Enum("type", t.type, kTimingTypes);
-  t.profile_path = Resolve(base_dir, r.String("profile", ""));
-  // Applied by DecodeScenario after decoding; a null one is refused here, by its line.
-  r.HasScalar("calibration", "the path of a calibration.yaml");
-  if (t.type == TimingType::kProfiled && t.profile_path.empty()) {
-    r.Fail("profile", "required when timing.type is profiled (a kvprobe profile.txt)");
-  }
-  DecodeEngine(r.Child("engine"), t.engine);
-  {
-    MapReader a = r.Child("allreduce");
-    t.allreduce.latency_s = a.Double("latency_s", t.allreduce.latency_s, 0, 1);
-    t.allreduce.bus_efficiency = a.Double("bus_efficiency", t.allreduce.bus_efficiency, 1e-3, 1);
-    a.Finish();
-  }
-  {
-    MapReader f = r.Child("roofline");
-    RefuseMovedTimingKeys(f, "roofline");
-    RooflineConfig& c = t.roofline;
-    c.gemm_efficiency = f.Double("gemm_efficiency", c.gemm_efficiency, 1e-3, 1);
-    c.memory_efficiency = f.Double("memory_efficiency", c.memory_efficiency, 1e-3, 1);
-    c.attention_prefill_efficiency =
-        f.Double("attention_prefill_efficiency", c.attention_prefill_efficiency, 1e-3, 1);
-    c.attention_decode_efficiency =
-        f.Double("attention_decode_efficiency", c.attention_decode_efficiency, 1e-3, 1);
-    f.Finish();
-  }
-  {
-    MapReader f = r.Child("fixed");
-    FixedTimeConfig& c = t.fixed;
-    c.per_iteration = f.Seconds("per_iteration_s", c.per_iteration, 60);
-    c.per_prefill_token = f.Seconds("per_prefill_token_s", c.per_prefill_token, 1);
-    c.per_decode_token = f.Seconds("per_decode_token_s", c.per_decode_token, 1);
-    f.Finish();
-  }
-  {
-    MapReader f = r.Child("profiled");
-    RefuseMovedTimingKeys(f, "profiled");
-    ProfiledConfig& c = t.profiled;
-    c.prefill_attention = f.Enum("prefill_attention", c.prefill_attention, kPrefillAttentions);
-    c.attention_prefill_efficiency =
-        f.Double("attention_prefill_efficiency", c.attention_prefill_efficiency, 1e-3, 1);
-    c.memory_efficiency = f.Double("memory_efficiency", c.memory_efficiency, 1e-3, 1);
-    f.Finish();
   }
   r.Finish();
 }

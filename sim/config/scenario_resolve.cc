@@ -102,7 +102,9 @@ void ApplyRecordedArrivals(const ScenarioSources& s, WorkloadConfig& w) {
     w.rate_qps = 0;
     return;
   }
-  w.arrival = recorded.burstiness == 1 ? ArrivalProcess::kPoisson : ArrivalProcess::kGamma;
+  // A cv the config sets shapes gamma gaps whatever the file's burstiness.
+  w.arrival =
+      recorded.burstiness == 1 && !s.cv_set ? ArrivalProcess::kPoisson : ArrivalProcess::kGamma;
   w.rate_qps = rate;
   if (s.cv_set) return;
   const double cv = 1 / std::sqrt(recorded.burstiness);

@@ -766,13 +766,12 @@ TEST(CalibrationTest, FixedTimingReadsNoKernelsSoAnOlderEagerCalibrationOfItIsAc
   cal.timing_type = "fixed";
   cal.engine_preset = "eager";
   cal.engine_kernels.reset();
-  const ScenarioConfig c = DecodeScenario(
-      WriteBoth(dir, cal,
-                Scenario("H100-SXM", std::string(kUsesCal) + "  type: fixed\n"
-                                                             "  engine:\n"
-                                                             "    preset: eager\n"
-                                                             "    cuda_graphs: true\n")),
-      kModelsDir);
+  const ScenarioConfig c =
+      DecodeScenario(WriteBoth(dir, cal,
+                               Scenario("H100-SXM", std::string(kUsesCal) + "  type: fixed\n"
+                                                                            "  engine:\n"
+                                                                            "    preset: eager\n")),
+                     kModelsDir);
   EXPECT_EQ(c.timing.type, TimingType::kFixed);
   EXPECT_DOUBLE_EQ(c.timing.engine.per_seq_s, 2.5e-5);
 }

@@ -276,7 +276,7 @@ TEST(ScenarioConfig, EveryRequiredKeyCanBeSetFromTheCommandLine) {
       {"deployment.router", "round_robin"},
       {"deployment.gpu_memory_utilization", "0.95"},
       {"workload.trace", "other.csv"},
-      {"workload.arrival.process", "poisson"},
+      {"workload.arrival.process", "gamma"},
       {"workload.arrival.rate_qps", "12"},
       {"workload.arrival.cv", "1.5"},
       {"workload.max_requests", "50"},
@@ -299,7 +299,7 @@ TEST(ScenarioConfig, EveryRequiredKeyCanBeSetFromTheCommandLine) {
   EXPECT_EQ(c.deployment.router, RouterType::kRoundRobin);
   EXPECT_DOUBLE_EQ(c.deployment.gpu_memory_utilization, 0.95);
   EXPECT_EQ(c.workload.trace_path, "/experiments/other.csv");
-  EXPECT_EQ(c.workload.arrival, ArrivalProcess::kPoisson);
+  EXPECT_EQ(c.workload.arrival, ArrivalProcess::kGamma);
   EXPECT_DOUBLE_EQ(c.workload.rate_qps, 12.0);
   EXPECT_DOUBLE_EQ(c.workload.cv, 1.5);
   EXPECT_EQ(c.workload.max_requests, 50);
@@ -1187,6 +1187,41 @@ TEST(ScenarioConfig, TheDefaultVAttentionCompareEntriesPickTheirBackendWhateverT
             VmmBackend::kStock);
 }
 
+TEST(ScenarioConfig, AnArrivalOrLengthKeyTheProcessOrSourceDoesNotReadIsAnError) {
+  EXPECT_THAT(
+      DecodeError(std::string(kMinimal) + "  arrival: {process: poisson, rate_qps: 2, cv: 3}\n"),
+      HasSubstr("workload.arrival.cv: poisson arrivals do not read it (gamma only)"));
+  EXPECT_THAT(
+      DecodeError(std::string(kMinimal) +
+                  "  lengths: {source: fixed, prompt_tokens: 9, max_prompt_tokens: 20}\n"),
+      HasSubstr("workload.lengths.max_prompt_tokens: the fixed length source does not read it "
+                "(uniform only)"));
+  // One the file wrote for a process an override has replaced is left behind.
+  const ConfigTree tree = [] {
+    ConfigTree t = ConfigTree::Parse(
+        std::string(kMinimal) + "  arrival: {process: gamma, rate_qps: 2, cv: 3}\n", kOrigin);
+    t.Set("workload.arrival.process=poisson");
+    return t;
+  }();
+  EXPECT_EQ(DecodeScenario(tree, kModelsDir).workload.arrival, ArrivalProcess::kPoisson);
+}
+
+TEST(ScenarioConfig, EngineTermsTheFixedTimingModelDoesNotReadAreErrors) {
+  EXPECT_THAT(DecodeError(std::string(kMinimal) +
+                          "timing: {type: fixed, engine: {per_iteration_s: 0.01}}\n"),
+              HasSubstr("timing.engine.per_iteration_s: the fixed timing model does not read it"));
+  EXPECT_THAT(DecodeError(std::string(kMinimal) +
+                          "timing: {type: fixed, roofline: {gemm_efficiency: 0.5}}\n"),
+              HasSubstr("timing.roofline: the fixed timing model does not read it"));
+  EXPECT_THAT(DecodeError(std::string(kMinimal) +
+                          "timing: {type: roofline, fixed: {per_iteration_s: 0.01}}\n"),
+              HasSubstr("timing.fixed: the roofline timing model does not read it (fixed only)"));
+  // The per-request delays apply under every model.
+  const ScenarioConfig c =
+      Decode(std::string(kMinimal) + "timing: {type: fixed, engine: {request_arrival_s: 0.5}}\n");
+  EXPECT_DOUBLE_EQ(c.timing.engine.request_arrival_s, 0.5);
+}
+
 TEST(ScenarioConfig, TheDefaultPagedCompareEntryKeepsTheBlockSizeTheConfigWrote) {
   const ScenarioConfig base = DecodeWith("kv_cache.block_tokens", "128");
   const std::vector<CompareEntry> entries = DefaultCompareEntries(base);
@@ -1403,6 +1438,11 @@ TEST(ScenarioConfig, ABenchmarkServingTraceTakesTheRateAndCvTheConfigSets) {
   const ScenarioConfig cv = DecodeResultScenario(dir, "gamma.json", "  arrival: {cv: 1.5}\n");
   EXPECT_DOUBLE_EQ(cv.workload.rate_qps, 3.0);
   EXPECT_DOUBLE_EQ(cv.workload.cv, 1.5);
+  // A Poisson run (burstiness 1) given a cv arrives with gamma gaps of that cv.
+  WriteResult(dir, "poisson.json", R"("request_rate": 4, "burstiness": 1.0, )");
+  const ScenarioConfig shaped = DecodeResultScenario(dir, "poisson.json", "  arrival: {cv: 3}\n");
+  EXPECT_EQ(shaped.workload.arrival, ArrivalProcess::kGamma);
+  EXPECT_DOUBLE_EQ(shaped.workload.cv, 3.0);
   // A process named in the config replaces the file's altogether.
   const ScenarioConfig own =
       DecodeResultScenario(dir, "gamma.json", "  arrival: {process: poisson, rate_qps: 7}\n");
