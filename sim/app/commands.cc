@@ -86,8 +86,7 @@ std::string CompareHeader(const std::vector<Job>& jobs) {
     const Simulation& sim = *job.sim;
     const ScenarioConfig& c = sim.config();
     facts[0].values.push_back(sim.model().name);
-    facts[1].values.push_back(fmt::format("on {} x {} (TP {})", c.deployment.replicas,
-                                          sim.gpu().name, c.deployment.tensor_parallel));
+    facts[1].values.push_back("on " + DeploymentText(sim));
     facts[2].values.push_back(fmt::format("scheduler {}", SchedulerTypeName(c.scheduler.type)));
     facts[3].values.push_back(fmt::format("{} requests", job.summary.requests_total));
     facts[4].values.push_back(c.workload.trace_path.empty()

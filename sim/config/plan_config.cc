@@ -83,8 +83,7 @@ std::string KvChoice::Label() const {
   std::string label(kKvManagerTypes.Name(type));
   if (type == KvManagerType::kPaged && block_tokens > 0) label += std::to_string(block_tokens);
   if (type == KvManagerType::kVAttention && page_bytes > 0) {
-    label += page_bytes % (1 << 20) == 0 ? fmt::format("{}MiB", page_bytes >> 20)
-                                         : fmt::format("{}KiB", page_bytes >> 10);
+    label += PageSizeText(page_bytes, "");
   }
   return label;
 }

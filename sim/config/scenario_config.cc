@@ -327,16 +327,6 @@ std::vector<CompareEntry> DecodeCompare(const MapReader& parent, const YAML::Nod
 
 }  // namespace
 
-namespace {
-
-// "2MiB", "64KiB": a vAttention page size as compare labels spell it.
-std::string PageLabel(int64_t page_bytes) {
-  return page_bytes % (int64_t{1} << 20) == 0 ? fmt::format("{}MiB", page_bytes >> 20)
-                                              : fmt::format("{}KiB", page_bytes >> 10);
-}
-
-}  // namespace
-
 std::vector<KvManagerType> KvCacheKeyReaders(std::string_view key) {
   const std::string_view top = key.substr(0, key.find('.'));
   if (top == "block_tokens" || top == "paged_kernel") return {KvManagerType::kPaged};
@@ -376,7 +366,8 @@ std::vector<CompareEntry> DefaultCompareEntries(const ScenarioConfig& base) {
     pages.insert(pages.begin() + 1, k.vattention.page_bytes);
   }
   for (const int64_t page_bytes : pages) {
-    CompareEntry e = entry("vattention_" + PageLabel(page_bytes), KvManagerType::kVAttention);
+    CompareEntry e =
+        entry("vattention_" + PageSizeText(page_bytes, ""), KvManagerType::kVAttention);
     e.delta.page_bytes = page_bytes;
     // The backend the config wrote where it can map this page size, else auto: stock
     // for 2 MiB pages, uvm (vAttention's driver) below.

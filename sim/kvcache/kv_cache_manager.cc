@@ -9,16 +9,18 @@
 #include "sim/core/check.h"
 
 namespace kvsim {
-namespace {
 
-// "64 KiB", "2 MiB", or "N bytes" when not a whole number of KiB.
-std::string PageSize(int64_t bytes) {
-  if (bytes > 0 && bytes % (int64_t{1} << 20) == 0) return fmt::format("{} MiB", bytes >> 20);
-  if (bytes > 0 && bytes % 1024 == 0) return fmt::format("{} KiB", bytes >> 10);
-  return fmt::format("{} bytes", bytes);
+std::string PageSizeText(int64_t bytes, std::string_view space) {
+  if (bytes > 0 && bytes % (int64_t{1} << 20) == 0) {
+    return fmt::format("{}{}MiB", bytes >> 20, space);
+  }
+  if (bytes > 0 && bytes % 1024 == 0) return fmt::format("{}{}KiB", bytes >> 10, space);
+  return fmt::format("{}{}bytes", bytes, space);
 }
 
-bool IsUvmPageSize(int64_t bytes) {
+namespace {
+
+bool IsUvmPageSizeText(int64_t bytes) {
   return bytes == 64 << 10 || bytes == 128 << 10 || bytes == 256 << 10;
 }
 
@@ -86,27 +88,27 @@ std::optional<VmmConfigError> CheckVmmBackend(const VAttentionKvConfig& config) 
   switch (config.backend) {
     case VmmBackend::kStock:
       if (page > 0 && page % kStockVmmGranularityBytes == 0) return std::nullopt;
-      if (IsUvmPageSize(page)) {
+      if (IsUvmPageSizeText(page)) {
         return VmmConfigError{
             "page_bytes",
             fmt::format("{} pages need the uvm backend (vAttention's modified driver): the stock "
                         "CUDA driver maps in multiples of its 2 MiB allocation granularity; set "
                         "kv_cache.vmm.backend: uvm or page_bytes: 2MiB",
-                        PageSize(page))};
+                        PageSizeText(page))};
       }
       return VmmConfigError{
           "page_bytes",
           fmt::format("{} pages cannot be mapped by the stock CUDA driver, which maps in multiples "
                       "of its 2 MiB allocation granularity; set page_bytes: 2MiB",
-                      PageSize(page))};
+                      PageSizeText(page))};
     case VmmBackend::kUvm:
-      if (IsUvmPageSize(page)) return std::nullopt;
+      if (IsUvmPageSizeText(page)) return std::nullopt;
       return VmmConfigError{
           "vmm.backend",
           fmt::format("uvm (vAttention's modified driver) maps 64 KiB, 128 KiB or 256 KiB pages, "
                       "not {}; set kv_cache.vmm.backend: stock (or auto) for {} pages, or "
                       "page_bytes: 64KiB, 128KiB or 256KiB",
-                      PageSize(page), PageSize(page))};
+                      PageSizeText(page), PageSizeText(page))};
   }
   return VmmConfigError{"vmm.backend", "unknown VMM backend"};
 }

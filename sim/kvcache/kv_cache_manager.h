@@ -9,6 +9,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "sim/core/check.h"
@@ -344,6 +345,9 @@ std::unique_ptr<KvCacheManager> NewVAttentionKvManager(const KvGeometry& geometr
 // The backend `kv_cache.vmm.backend: auto` stands for: uvm for pages below 2 MiB,
 // stock otherwise (vAttention picks the same way, vattention/utils.h is_uvm_backend).
 VmmBackend AutoVmmBackend(int64_t page_bytes);
+// A page size as text: "64 KiB", "2 MiB", or "N bytes" when not a whole number of KiB;
+// `space` between number and unit ("" for labels: "64KiB").
+std::string PageSizeText(int64_t bytes, std::string_view space = " ");
 // kv_cache.vmm.backend: auto (nullopt: AutoVmmBackend decides) or a backend.
 inline constexpr auto kVmmBackendSettings = kVmmBackends.WithUnset("auto");
 

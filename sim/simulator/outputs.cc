@@ -49,7 +49,9 @@ void ScenarioSection(JsonWriter& j, const Simulation& sim) {
       .Field("gpu", sim.gpu().name)
       .Field("tensor_parallel", c.deployment.tensor_parallel)
       .Field("replicas", c.deployment.replicas)
+      .Field("router", kRouterTypes.Name(c.deployment.router))
       .Field("scheduler", SchedulerTypeName(c.scheduler.type))
+      .Field("kv_cache", KvManagerText(c))
       .Field("max_model_len", sim.memory().max_model_len)
       .Field("weight_bytes_per_param", sim.model().weight_dtype_bytes)
       .Field("kv_bytes_per_element", sim.model().kv_dtype_bytes)
@@ -328,15 +330,35 @@ void RunOutputWriter::Finish(const Simulation& sim, const Summary& summary,
   out_.Close();
 }
 
+std::string DeploymentText(const Simulation& sim) {
+  const DeploymentConfig& d = sim.config().deployment;
+  std::string out = fmt::format("{} replica(s) x {} {} (TP {})", d.replicas, d.tensor_parallel,
+                                sim.gpu().name, d.tensor_parallel);
+  if (d.replicas > 1) out += fmt::format(", router {}", kRouterTypes.Name(d.router));
+  return out;
+}
+
+std::string KvManagerText(const ScenarioConfig& c) {
+  const KvCacheConfig& k = c.kv_cache;
+  switch (k.type) {
+    case KvManagerType::kPaged:
+      return fmt::format("paged ({}-token blocks)", k.paged.block_tokens);
+    case KvManagerType::kVAttention:
+      return fmt::format("vattention ({} pages, {} VMM)", PageSizeText(k.vattention.page_bytes),
+                         kVmmBackends.Name(k.vattention.backend));
+    case KvManagerType::kStatic:
+      return fmt::format("static (reserves {})", kStaticReserves.Name(k.static_kv.reserve));
+  }
+  return "";
+}
+
 std::string FormatSummary(const Summary& s, const Simulation& sim) {
   const ScenarioConfig& c = sim.config();
   const MemoryPlan& m = sim.memory();
   std::string out;
   auto line = [&out](const std::string& text) { out += text + "\n"; };
-  line(fmt::format("{} on {} replica(s) x {} {} (TP {}), scheduler {}, KV manager {}",
-                   sim.model().name, c.deployment.replicas, c.deployment.tensor_parallel,
-                   sim.gpu().name, c.deployment.tensor_parallel,
-                   SchedulerTypeName(c.scheduler.type), s.kv_manager));
+  line(fmt::format("{} on {}, scheduler {}, KV manager {}", sim.model().name, DeploymentText(sim),
+                   SchedulerTypeName(c.scheduler.type), KvManagerText(c)));
   line(
       fmt::format("  memory per GPU: weights {:.2f} GiB, KV capacity {:.2f} GiB, {} KiB/token, "
                   "max_model_len {}",

@@ -114,6 +114,13 @@ class RunOutputWriter : public MetricsObserver {
 // A readable summary of one run.
 std::string FormatSummary(const Summary& summary, const Simulation& sim);
 
+// The run's GPUs: "2 replica(s) x 4 H100-SXM (TP 4)", with ", router R" when it has
+// more than one replica.
+std::string DeploymentText(const Simulation& sim);
+// The run's KV manager with what sizes it: "paged (16-token blocks)", "vattention
+// (64 KiB pages, uvm VMM)", "static (reserves max_model_len)".
+std::string KvManagerText(const ScenarioConfig& c);
+
 // This kvsim's version ("0.1.0"), which every JSON document it writes records as
 // "kvsim_version" (summary.json's, plan.json's and sweep.json's top level).
 const char* KvsimVersion();

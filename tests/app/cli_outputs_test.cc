@@ -203,8 +203,10 @@ TEST(CliOutputs, TheCompareHeaderStatesWhatEntriesShareAndListsWhatDiffers) {
               HasSubstr("models per entry on GPUs per entry, scheduler vllm, requests per "
                         "entry; timing: roofline; engine vllm_v1; paged kernel flash_paged\n"));
   EXPECT_THAT(r.out, HasSubstr("model per entry: a: Llama-3-8B; b: Llama-3-8B; c: Yi-6B\n"));
-  EXPECT_THAT(r.out, HasSubstr("deployment per entry: a: on 1 x H100-SXM (TP 1); b: on 1 x "
-                               "A100-80GB (TP 1); c: on 1 x H100-SXM (TP 1)\n"));
+  EXPECT_THAT(r.out,
+              HasSubstr("deployment per entry: a: on 1 replica(s) x 1 H100-SXM (TP 1); b: on 1 "
+                        "replica(s) x 1 A100-80GB (TP 1); c: on 1 replica(s) x 1 H100-SXM "
+                        "(TP 1)\n"));
   EXPECT_THAT(r.out,
               HasSubstr("requests per entry: a: 5 requests; b: 5 requests; c: 7 requests\n"));
   EXPECT_THAT(r.out, Not(HasSubstr("trace per entry")));  // the same trace throughout
@@ -217,11 +219,13 @@ TEST(CliOutputs, TheDefaultCompareHeaderNamesEachManagersOwnTimingPart) {
   const Result r = RunKvsim({"compare", KVSIM_SOURCE_DIR "/configs/quickstart.yaml", "--set",
                              "workload.max_requests=20", "--out", dir.PathOf("cmp")});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_THAT(r.out, HasSubstr("Llama-3-8B on 1 x H100-SXM (TP 1), scheduler vllm, 20 requests; "
-                               "timing: roofline; engine vllm_v1\n"
-                               "timing per entry: paged: paged kernel flash_paged; "
-                               "vattention_2MiB: VMM backend stock; vattention_64KiB: VMM backend "
-                               "uvm\n"));
+  EXPECT_THAT(
+      r.out,
+      HasSubstr("Llama-3-8B on 1 replica(s) x 1 H100-SXM (TP 1), scheduler vllm, 20 requests; "
+                "timing: roofline; engine vllm_v1\n"
+                "timing per entry: paged: paged kernel flash_paged; "
+                "vattention_2MiB: VMM backend stock; vattention_64KiB: VMM backend "
+                "uvm\n"));
 }
 
 TEST(CliOutputs, AMisspeltKeyInACompareEntrysSetNamesTheEntrysLine) {
