@@ -246,9 +246,12 @@ class Workload::Impl {
                        reader_ ? reader_->skipped_rows_reason() : pool_skipped_reason_);
   }
 
+  // With sessions, max_requests is applied as the turns are generated, in session order
+  // (StartSession), so that it cuts the same requests at any arrival rate.
   std::optional<RequestSpec> Next() {
+    if (sessions_on()) return NextTurn();
     if (config_.max_requests > 0 && next_id_ >= config_.max_requests) return std::nullopt;
-    return sessions_on() ? NextTurn() : NextSingle();
+    return NextSingle();
   }
 
  private:
@@ -284,7 +287,8 @@ class Workload::Impl {
   // pending turn that arrives no later than the latest session start cannot be
   // preceded by a turn of a session not started yet.
   std::optional<RequestSpec> NextTurn() {
-    while (!rows_exhausted_ && (pending_.empty() || Top().arrival > last_session_start_)) {
+    while (!rows_exhausted_ && !TurnLimitReached() &&
+           (pending_.empty() || Top().arrival > last_session_start_)) {
       StartSession();
     }
     if (pending_.empty()) return std::nullopt;
@@ -297,6 +301,12 @@ class Workload::Impl {
 
   const RequestSpec& Top() const { return pending_.front().spec; }
 
+  // Whether max_requests turns (0: no limit) have been generated: no session starts,
+  // and the current one ends, after this.
+  bool TurnLimitReached() const {
+    return config_.max_requests > 0 && turns_queued_ >= config_.max_requests;
+  }
+
   // Heap order for pending_: the earliest arrival (then the smallest order) on top.
   static bool LaterFirst(const Pending& a, const Pending& b) {
     if (a.spec.arrival != b.spec.arrival) return a.spec.arrival > b.spec.arrival;
@@ -304,7 +314,11 @@ class Workload::Impl {
   }
 
   // Reads the rows of the next session and queues all its turns (none when the rows
-  // have run out; fewer than `turns` when they run out within it).
+  // have run out; fewer than `turns` when they run out within it, or when max_requests
+  // turns are reached within it). Sessions take their rows and length draws in order,
+  // and turns count against max_requests here, session by session, not as Next returns
+  // them in arrival order: which requests a workload holds does not depend on the
+  // arrival process or its rate.
   void StartSession() {
     std::optional<TraceRecord> row;
     if (!ReadRow(row)) {
@@ -347,7 +361,8 @@ class Workload::Impl {
       const int64_t hash_block_tokens = turn.hash_block_tokens;
       pending_.push_back({std::move(turn), next_order_++});
       std::push_heap(pending_.begin(), pending_.end(), LaterFirst);
-      if (k + 1 == config_.sessions.turns) break;
+      ++turns_queued_;
+      if (k + 1 == config_.sessions.turns || TurnLimitReached()) break;
       if (!ReadRow(row)) {
         rows_exhausted_ = true;
         break;
@@ -521,6 +536,7 @@ class Workload::Impl {
   std::vector<Pending> pending_;
   int64_t next_order_ = 0;
   int64_t sessions_started_ = 0;
+  int64_t turns_queued_ = 0;     // turns generated so far, counted against max_requests
   Nanos last_session_start_{0};  // first-turn arrival of the latest session started
   bool rows_exhausted_ = false;  // the trace has no more rows for new sessions or turns
 };

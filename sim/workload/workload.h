@@ -78,7 +78,11 @@ struct SharedPrefixConfig {
 // prefix, the session draws it once; it precedes turn 1 and so every turn, and
 // hash_ids = {the group's prompt id} with hash_block_tokens = its length says so to
 // requests of other sessions. Without one, every turn keeps the hash_ids of turn 1's
-// row that cover whole blocks. max_requests counts turns.
+// row that cover whole blocks. max_requests counts turns in session order, not arrival
+// order: the first sessions whole, the last cut short when max_requests is not a
+// multiple of turns, so the requests are the same at any rate_qps. Their arrivals span
+// about max_requests / rate_qps + (turns - 1) x think_time_s seconds: the rate_qps of
+// overlapping sessions, lower while the first sessions begin and the last ones end.
 struct SessionConfig {
   int64_t turns = 0;        // turns per session; 0: off
   double think_time_s = 0;  // from one turn's arrival to the next turn's, seconds
@@ -96,7 +100,8 @@ struct WorkloadConfig {
   int64_t fixed_output_tokens = 0;
   int64_t min_prompt_tokens = 1, max_prompt_tokens = 0;
   int64_t min_output_tokens = 1, max_output_tokens = 0;
-  int64_t max_requests = 0;  // 0 = the whole trace; required (> 0) without trace lengths
+  int64_t max_requests = 0;  // 0 = the whole trace; required (> 0) without trace lengths;
+                             // with sessions: turns, whole sessions first (SessionConfig)
   SharedPrefixConfig shared_prefix;
   SessionConfig sessions;
   uint64_t seed = 0;

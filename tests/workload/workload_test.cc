@@ -625,6 +625,52 @@ TEST(Sessions, MaxRequestsCountsTurnsNotSessions) {
   ExpectWellFormed(r);
 }
 
+TEST(Sessions, MaxRequestsTakesTheSameWholeSessionsAtEveryRate) {
+  // 40 turns of 4-turn sessions, every message 100 tokens answered in 10: the first 10
+  // sessions, whole. A session's prompts: 100; 100 + 10 + 100 = 210; 320; 430. At 10
+  // req/s all 10 sessions start within seconds, before any second turn (30 s later), so
+  // the first 40 arrivals would be 40 first turns.
+  for (const double rate_qps : {0.1, 10.0}) {
+    SCOPED_TRACE(rate_qps);
+    WorkloadConfig c = SyntheticConfig(ArrivalProcess::kPoisson, rate_qps, 40);
+    c.fixed_prompt_tokens = 100;
+    c.fixed_output_tokens = 10;
+    c.sessions = {.turns = 4, .think_time_s = 30};
+    const std::vector<RequestSpec> r = Drain(c);
+    ExpectWellFormed(r);
+    std::map<int64_t, int> requests_by_prompt_tokens;
+    std::set<uint64_t> streams;
+    for (const RequestSpec& q : r) {
+      ++requests_by_prompt_tokens[q.prompt_tokens];
+      streams.insert(q.stream);
+    }
+    EXPECT_EQ(requests_by_prompt_tokens,
+              (std::map<int64_t, int>{{100, 10}, {210, 10}, {320, 10}, {430, 10}}));
+    EXPECT_EQ(streams.size(), 10u);
+  }
+}
+
+TEST(Sessions, MaxRequestsCutsOnlyTheLastSessionShortInRowOrder) {
+  // Rows: prompts 100, 200, 300, 400, 500; outputs 10, 20, 30, 40, 50. Three turns of
+  // 2-turn sessions: rows 1-2 (100; 100 + 10 + 200 = 310) and row 3 alone (300), at a
+  // session every 200 s on average or every 0.02 s (then the first three arrivals would
+  // be the first turns of rows 1, 3 and 5: 100, 300, 500).
+  for (const double rate_qps : {0.01, 100.0}) {
+    SCOPED_TRACE(rate_qps);
+    WorkloadConfig c = SessionConfigFor(TestData("five_rows_splitwise.csv"), 2, 30.0);
+    c.arrival = ArrivalProcess::kPoisson;
+    c.rate_qps = rate_qps;
+    c.max_requests = 3;
+    const std::vector<RequestSpec> r = Drain(c);
+    ExpectWellFormed(r);
+    std::map<uint64_t, std::vector<int64_t>> prompt_tokens_by_session;
+    for (const RequestSpec& q : r) prompt_tokens_by_session[q.stream].push_back(q.prompt_tokens);
+    std::multiset<std::vector<int64_t>> sessions;
+    for (const auto& [stream, prompts] : prompt_tokens_by_session) sessions.insert(prompts);
+    EXPECT_EQ(sessions, (std::multiset<std::vector<int64_t>>{{100, 310}, {300}}));
+  }
+}
+
 TEST(Sessions, ComeInArrivalOrderWhenManyOverlap) {
   // Sessions start every 4 / 20 = 0.2 s on average and last 3 s: about 15 at once.
   WorkloadConfig c = SyntheticConfig(ArrivalProcess::kPoisson, 20.0, 2000);
@@ -664,10 +710,13 @@ TEST(Sessions, KeepRateQpsTheMeanRequestRate) {
 }
 
 TEST(Sessions, KeepTraceTimeScalingAtTheRequestRate) {
+  // The 8,000 rows used are scaled to span 7,999 / 12 = 666.6 s, and 2,000 whole
+  // sessions start at every fourth row's time; the last one's turns 2-4 follow its
+  // start (about 666.6 s) by 10, 20 and 30 s: 7,999 gaps over about 696.6 s.
   WorkloadConfig c = SessionConfigFor(BundledTrace("splitwise_conv.csv"), 4, 10.0);
   c.rate_qps = 12.0;
   c.max_requests = 8000;
-  EXPECT_NEAR(MeasuredRate(Drain(c)), 12.0, 0.6);
+  EXPECT_NEAR(MeasuredRate(Drain(c)), 7999 / 696.6, 0.05);
 }
 
 TEST(Sessions, OfOneTurnAreTheSameRequestsEachWithItsOwnStream) {
@@ -711,11 +760,23 @@ TEST(Sessions, KeepTheWholeHashBlocksOfTheFirstRowInEveryTurn) {
 }
 
 TEST(Sessions, ThatWouldArrivePastTheSimulatedSpanAreAnErrorNamingTheThinkTime) {
-  WorkloadConfig c = SyntheticConfig(ArrivalProcess::kPoisson, 1.0, 100);
+  // Turns 1e6 s apart: turn 1001 of the first session arrives 1e9 s after its start,
+  // past the 1e9 s kvsim simulates.
+  WorkloadConfig c = SyntheticConfig(ArrivalProcess::kPoisson, 1.0, kMaxSessionTurns);
   c.sessions = {.turns = kMaxSessionTurns, .think_time_s = kMaxThinkTimeSeconds};
   Workload w(c);
   const std::string message = InputErrorMessage([&] { w.Next(); });
   EXPECT_THAT(message, HasSubstr("workload.sessions.think_time_s: turn 1001 of session 0"));
+}
+
+TEST(Sessions, CutByMaxRequestsHaveNoTurnPastTheCutToArrivePastTheSimulatedSpan) {
+  // The same sessions cut at 1,000 turns: turn 1000 arrives 999e6 s after the start,
+  // within the span, and turn 1001 is not in the workload.
+  WorkloadConfig c = SyntheticConfig(ArrivalProcess::kPoisson, 1.0, 1000);
+  c.sessions = {.turns = kMaxSessionTurns, .think_time_s = kMaxThinkTimeSeconds};
+  const std::vector<RequestSpec> r = Drain(c);
+  ASSERT_EQ(r.size(), 1000u);
+  EXPECT_EQ(r.back().arrival - r.front().arrival, std::chrono::seconds(999'000'000));
 }
 
 // ---------------------------------------------------------------------------------------
