@@ -81,6 +81,9 @@ struct KvCacheConfig {
     bool unmap_s = false;
   };
   VmmKeysSet vmm_set;
+  // Set by BuildSimulation: the stock latencies the config does not set came from the
+  // profile's [vmm] rows (measured on the run's GPU), not from the defaults.
+  bool vmm_from_profile = false;
 };
 
 struct TimingConfig {

@@ -242,11 +242,16 @@ void CheckAdmitsMaxModelLen(const ScenarioConfig& c, const MemoryPlan& memory,
   const bool stated = c.deployment.kv_capacity_bytes > 0;
   const double watermark =
       c.kv_cache.type == KvManagerType::kStatic ? 0.0 : c.kv_cache.paged.watermark;
+  // Static reservation admits nothing at all when max_model_len does not fit (each
+  // request reserves it): say how many tokens the cache holds.
+  const bool reserves = c.kv_cache.type == KvManagerType::kStatic;
+  const int64_t tokens =
+      reserves ? memory.kv_capacity_bytes / memory.kv_bytes_per_token : kv.MaxAdmissibleTokens();
   Fail(c, stated ? "deployment.kv_capacity_bytes" : "deployment.max_model_len",
-       fmt::format("the {} KV cache ({:.2f} GiB per GPU, {} bytes per token) admits at most "
-                   "{} tokens{}, below max_model_len {}; lower max_model_len{}{}",
+       fmt::format("the {} KV cache ({:.2f} GiB per GPU, {} bytes per token) {} {} tokens{}, "
+                   "below max_model_len {}; lower max_model_len{}{}",
                    kKvManagerTypes.Name(c.kv_cache.type), ToGiB(memory.kv_capacity_bytes),
-                   memory.kv_bytes_per_token, kv.MaxAdmissibleTokens(),
+                   memory.kv_bytes_per_token, reserves ? "holds" : "admits at most", tokens,
                    watermark > 0
                        ? fmt::format(" with kv_cache.watermark {:g} of it kept free", watermark)
                        : "",
@@ -260,7 +265,7 @@ void CheckAdmitsMaxModelLen(const ScenarioConfig& c, const MemoryPlan& memory,
 std::unique_ptr<Simulation> BuildSimulation(const ScenarioConfig& given) {
   ModelSpec model = ServedModel(given);
   GpuSpec gpu = LoadGpuSpec(given.gpu_path);
-  const ScenarioConfig c = OnHost(given, gpu);
+  ScenarioConfig c = OnHost(given, gpu);
   const MemoryPlan memory = PlanMemory(model, gpu, c);
 
   KvGeometry geometry{.capacity_bytes = memory.kv_capacity_bytes,
@@ -293,6 +298,7 @@ std::unique_ptr<Simulation> BuildSimulation(const ScenarioConfig& given) {
     profile = LoadProfile(c.timing.profile_path);
     if (c.kv_cache.type == KvManagerType::kVAttention) {
       measured_vmm = VmmLatencyFromProfile(*profile);
+      c.kv_cache.vmm_from_profile = measured_vmm.has_value();
     }
   }
   const Profile* profile_or_null = profile ? &*profile : nullptr;

@@ -42,6 +42,19 @@ std::vector<std::string> Simulation::timing_assumptions() const {
   if (config_.kv_cache.type == KvManagerType::kVAttention) {
     std::string vmm = VmmCostCaveat(config_.kv_cache.vattention);
     if (!vmm.empty()) out.push_back(std::move(vmm));
+    // The stock defaults are medians measured on an H100-SXM: on another GPU, without a
+    // profile's [vmm] rows or the config's own values, they are assumed.
+    const KvCacheConfig& k = config_.kv_cache;
+    const bool all_set = k.vmm_set.map_s && k.vmm_set.set_access_s && k.vmm_set.unmap_s;
+    if (k.vattention.backend == VmmBackend::kStock && !all_set && !k.vmm_from_profile &&
+        gpu_.name != "H100-SXM") {
+      out.push_back(fmt::format(
+          "kv_cache.vmm: the stock driver's call costs (cuMemMap {:g} us, cuMemSetAccess {:g} us, "
+          "cuMemUnmap {:g} us per page, those kv_cache.vmm does not set) are medians measured "
+          "on an H100-SXM, not on the {}; a kvprobe profile of this GPU measures them",
+          k.vattention.map_latency.count() / 1e3, k.vattention.set_access_latency.count() / 1e3,
+          k.vattention.unmap_latency.count() / 1e3, gpu_.name));
+    }
   }
   const TimingConfig::Calibrated& cal = config_.timing.calibration;
   if (!cal.path.empty()) {

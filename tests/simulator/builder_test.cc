@@ -251,6 +251,28 @@ TEST(BuildSimulation, KvCacheShortOfMaxModelLenForItsWatermarkSaysSo) {
                                "kv_cache.watermark or raise deployment.kv_capacity_bytes"));
 }
 
+TEST(BuildSimulation, AStaticCacheShortOfMaxModelLenSaysHowManyTokensItHolds) {
+  // Each request reserves max_model_len, so none is admitted; the message gives what the
+  // cache holds: the paged cache of the same bytes admits its whole blocks of it.
+  const std::vector<std::pair<std::string, std::string>> small = {
+      {"deployment.gpu_memory_utilization", "0.22"}, {"deployment.max_model_len", "8192"}};
+  auto as_static = small;
+  as_static.push_back({"kv_cache.type", "static"});
+  const std::string error = BuildError(as_static);
+  EXPECT_THAT(error, HasSubstr("the static KV cache"));
+  EXPECT_THAT(error, Not(HasSubstr("holds 0 tokens")));
+  const std::string paged = BuildError(small);
+  const auto number_after = [](const std::string& text, const std::string& words) {
+    const size_t at = text.find(words);
+    return at == std::string::npos ? -1 : std::stoll(text.substr(at + words.size()));
+  };
+  const int64_t held = number_after(error, "holds ");
+  const int64_t admitted = number_after(paged, "admits at most ");
+  EXPECT_GE(held, admitted);
+  EXPECT_LT(held, admitted + 16);  // the paged cache rounds down to 16-token blocks
+  EXPECT_LT(held, 8192);
+}
+
 TEST(BuildSimulation, KvCacheLeftByTheUtilizationTooSmallNamesMaxModelLen) {
   EXPECT_THAT(BuildError({{"deployment.gpu_memory_utilization", "0.22"},
                           {"deployment.max_model_len", "8192"}}),
