@@ -116,9 +116,9 @@ std::string SweepJson(const SweepRuns& s, const std::vector<Job>& jobs) {
   return j.str();
 }
 
-// A cell's mark: " *" when the run is overloaded (its queue grew through the trace),
-// " q" when its median request waited over a second before its first iteration (as
-// compare's verdict says), "" otherwise.
+// A cell's mark: " *" when the run is overloaded (its queue grew through the trace and
+// never drained: Summary::overloaded), " q" when its median request waited over a
+// second before its first iteration (as compare's verdict says), "" otherwise.
 std::string LoadMark(const Summary& m) {
   if (m.overloaded) return " *";
   return MedianWaitOverASecond(m) ? " q" : "";
@@ -133,7 +133,9 @@ std::string SweepFootnotes(const SweepRuns& s, const std::vector<Job>& jobs) {
                        [mark](const Job& j) { return LoadMark(j.summary) == mark; });
   };
   if (marked(" *"))
-    out += "*: overloaded, the queue grows through the trace (it does not keep up)\n";
+    out +=
+        "*: overloaded, the queue grows through the trace and never drains (it does not keep "
+        "up)\n";
   if (marked(" q")) out += "q: the median request waits over 1 s before its first iteration\n";
   std::vector<std::string> labels;  // "LABEL at RATE QPS", one per run
   std::vector<std::pair<std::string, const Summary*>> labelled;

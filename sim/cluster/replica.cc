@@ -56,6 +56,7 @@ void Replica::Enqueue(RequestSpec spec) {
   auto seq = std::make_unique<Sequence>();
   seq->spec = std::move(spec);
   kv_->Identify(seq->spec.id, PrefixOf(seq->spec));
+  metrics_.CountQueued(seq->spec.arrival);
   queues_.waiting.push_back(std::move(seq));
 }
 
@@ -97,7 +98,10 @@ Nanos Replica::StartIteration(Nanos now, Nanos horizon) {
     return Nanos(0);
   }
   for (Sequence* seq : batch_.seqs) {
-    if (seq->first_scheduled < Nanos(0)) seq->first_scheduled = now;
+    if (seq->first_scheduled < Nanos(0)) {
+      seq->first_scheduled = now;
+      metrics_.CountStarted(now);
+    }
   }
 
   const Nanos compute = timing_.IterationTime(Describe());

@@ -26,7 +26,8 @@ class Replica {
           std::unique_ptr<BatchScheduler> scheduler, const ExecutionTimeModel& timing,
           Metrics& metrics, Nanos request_finish = Nanos(0), bool skip_ahead = false);
 
-  // Queues an arrived request.
+  // Queues an arrived request (counted queued in the metrics' Backlog until its first
+  // iteration starts).
   void Enqueue(RequestSpec spec);
 
   // Plans and starts an iteration at `now`. Returns its duration (compute plus

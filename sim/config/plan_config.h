@@ -27,8 +27,10 @@ struct SloSpec {
   // must be at least `attainment` (checked when attainment and a threshold are set).
   std::optional<double> attainment;
   std::optional<double> request_ttft_s, request_tpot_s, request_e2e_s;
-  // Stability: the mean queueing delay of the last quarter of requests (by arrival)
-  // must not exceed max(stability_slack_s, 2 x that of the first quarter).
+  // Stability: the run must not be overloaded by the rule of every kvsim output
+  // (TestOverload, sim/metrics/metrics.h) with stability_slack_s (s) as the growth of
+  // the mean queueing delay, last quarter of the arrivals against the first, that it
+  // lets pass.
   bool stability = true;
   double stability_slack_s = 1.0;
   // Admission: the fraction of offered requests admitted must be at least `admitted`.

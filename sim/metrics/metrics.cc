@@ -126,6 +126,29 @@ double QueueGrowth::QuarterMean(bool last) const {
   return n > 0 ? sum / static_cast<double>(n) : 0;
 }
 
+void Backlog::Join(Nanos arrival) {
+  // Empty until now, so empty at `arrival` too, unless it emptied later (the request
+  // was on its way to the replica then).
+  if (waiting_ == 0) last_empty_ = std::max(last_empty_, arrival);
+  ++waiting_;
+}
+
+void Backlog::Leave(Nanos now) {
+  KVSIM_CHECK(waiting_ > 0, "a request started that was never queued");
+  if (--waiting_ == 0) last_empty_ = std::max(last_empty_, now);
+}
+
+void Backlog::Observe(Nanos now) {
+  age_ = waiting_ > 0 ? std::max(Nanos(0), now - last_empty_) : Nanos(0);
+}
+
+OverloadTest TestOverload(const Summary& s, double slack_s) {
+  return {.growth_s = s.queue_last_quarter_s - s.queue_first_quarter_s,
+          .growth_limit_s = slack_s,
+          .backlog_age_s = s.backlog_age_s,
+          .backlog_limit_s = s.arrival_span_s / 4};
+}
+
 Metrics::Metrics(MetricsOptions options)
     : options_(options),
       ttft_(options.exact_percentile_limit),
@@ -213,11 +236,14 @@ Summary Metrics::Summarize(const RunFacts& facts) const {
   s.e2e_s = e2e_.Summarize();
   s.queue_s = queue_.Summarize();
   s.percentiles_exact = ttft_.exact() && tpot_.exact() && e2e_.exact() && queue_.exact();
-  const double span_s = ToSeconds(last_arrival_ - first_arrival_);
-  if (offered_ > 1 && span_s > 0) s.offered_qps = static_cast<double>(offered_ - 1) / span_s;
+  // offered_ - 1 gaps over the span; none when it is 0 s (a batch, or no request).
+  s.arrival_span_s = offered_ > 0 ? ToSeconds(last_arrival_ - first_arrival_) : 0;
+  s.offered_qps = s.arrival_span_s > 0 ? static_cast<double>(offered_ - 1) / s.arrival_span_s
+                                       : std::numeric_limits<double>::quiet_NaN();
   s.queue_first_quarter_s = queue_growth_.FirstQuarterMeanS();
   s.queue_last_quarter_s = queue_growth_.LastQuarterMeanS();
-  s.overloaded = s.queue_last_quarter_s > std::max(1.0, 4.0 * s.queue_first_quarter_s);
+  s.backlog_age_s = ToSeconds(backlog_.age_at_last_arrival());
+  s.overloaded = TestOverload(s).overloaded();
   s.tbt_s = {tbt_.mean() * 1e-9, tbt_.Quantile(0.5) * 1e-9, tbt_.Quantile(0.9) * 1e-9,
              tbt_.Quantile(0.99) * 1e-9, tbt_.count()};
   s.preemptions = preemptions_;

@@ -112,6 +112,30 @@ class QueueGrowth {
   std::array<int64_t, kBins> count_ = {};
 };
 
+// The replicas' waiting queues taken together: requests queued at a replica and in no
+// iteration yet (a preempted request, once started, is not counted again). Followed in
+// O(1) time and memory per call, to tell a backlog that drains between bursts from one
+// that never drains. Calls come in simulated-time order (the event loop's).
+class Backlog {
+ public:
+  // A request that arrived at `arrival` joins a replica's waiting queue (at or after
+  // `arrival`: after the engine's per-request work before scheduling).
+  void Join(Nanos arrival);
+  // A waiting request enters its first iteration at `now`. REQUIRES: one is waiting.
+  void Leave(Nanos now);
+  // A request arrives at `now` (whether it joins or is refused): the backlog's age
+  // then becomes age_at_last_arrival().
+  void Observe(Nanos now);
+  // How long the queues had held a request without a break when the latest request
+  // arrived: 0 when they were empty then, or no request arrived.
+  Nanos age_at_last_arrival() const { return age_; }
+
+ private:
+  int64_t waiting_ = 0;
+  Nanos last_empty_{0};  // the latest instant seen with no request waiting
+  Nanos age_{0};
+};
+
 struct Summary {
   std::string kv_manager;
   int64_t requests_total = 0;  // offered by the workload
@@ -147,16 +171,64 @@ struct Summary {
   double wall_s = 0;
   int64_t events = 0;
   bool percentiles_exact = true;  // request percentiles exact (else within 2^-8)
-  // Load: requests offered per second over the arrival span (first to last arrival)
-  // and the mean queueing delay of the first and last quarter of it. Overloaded: the
-  // queue grew, the last quarter waiting over 1 s and over 4 x the first quarter.
+  // Load. arrival_span_s: from the first to the last arrival; offered_qps: requests
+  // offered per second over it, NaN (null in JSON) when it is 0 s (all requests arrive
+  // at once, or one does: a batch, no rate). The mean queueing delay of the requests
+  // arriving in the first and in the last quarter of the span (QueueGrowth), and how
+  // long the waiting queues had held a request without a break when the last request
+  // arrived (Backlog). Overloaded: TestOverload with kOverloadSlackS.
+  double arrival_span_s = 0;
   double offered_qps = 0;
   double queue_first_quarter_s = 0, queue_last_quarter_s = 0;
+  double backlog_age_s = 0;
   bool overloaded = false;
   // Trace rows left out by the format's rules (failed requests of burstgpt and
   // benchmark_serving traces), as Workload::SkippedRowsNote says it; empty for none.
   std::string skipped_rows;
 };
+
+// The growth of the queueing delay that a summary's overload rule lets pass, s.
+inline constexpr double kOverloadSlackS = 1.0;
+
+// The overload rule: kvsim's one, behind summary.json's load.overloaded, run's
+// OVERLOADED, compare's verdict, sweep's `*` and the plan's stability SLO.
+//
+// Queueing theory calls a queue overloaded when work arrives faster than it is served
+// (utilisation rho = lambda / mu >= 1): its backlog then never drains. A stable queue
+// (rho < 1) empties again and again, however bursty its arrivals: its busy periods end
+// (Kleinrock, Queueing Systems, Vol. 1, 1975, sec. 5.8: an M/G/1 busy period lasts
+// x / (1 - rho) on average, x the mean service time, finite exactly when rho < 1;
+// Loynes, "The stability of a queue with non-independent inter-arrival and service
+// times", 1962: for stationary ergodic arrivals, bursty ones included, the wait
+// settles to a finite stationary law, the queue emptying again and again, exactly when
+// rho < 1). Past capacity, the n-th request starts about n / mu after the first and
+// arrives n / lambda after it: it waits n (1 / mu - 1 / lambda), a wait that grows in
+// proportion to its arrival time, whatever queue it began with.
+//
+// A finite trace shows overload as two things together, and the rule asks for both:
+//  - the wait grew: the mean queueing delay of the last quarter of the arrival span
+//    exceeds the first quarter's by more than the slack (a difference, not a ratio:
+//    an overload whose first quarter already queues grows by as much, and a ratio's
+//    bar rises with that first wait, so the heavier the overload the likelier a ratio
+//    was to pass it);
+//  - the backlog did not drain: the replicas' waiting queues held a request without a
+//    break through the last quarter of the arrival span (from before it began up to
+//    the last arrival), the quarter whose wait grew: a load that outruns the
+//    deployment only late in the trace is overloaded there.
+// A bursty load that the deployment keeps up with may wait longer in a late burst,
+// but its queue empties between bursts: not overloaded (run says QUEUEING when its
+// median request waits over a second). A batch (all requests at once) has no rate
+// to fall behind: its span is 0 and its backlog age 0, so it is not overloaded.
+struct OverloadTest {
+  double growth_s = 0;         // queue_last_quarter_s - queue_first_quarter_s
+  double growth_limit_s = 0;   // the slack
+  double backlog_age_s = 0;    // Summary::backlog_age_s
+  double backlog_limit_s = 0;  // a quarter of Summary::arrival_span_s
+  bool overloaded() const { return growth_s > growth_limit_s && backlog_age_s > backlog_limit_s; }
+};
+
+// The rule's figures for `s` (its load fields) with `slack_s` (>= 0) of growth let pass.
+OverloadTest TestOverload(const Summary& s, double slack_s = kOverloadSlackS);
 
 // What the run knows about itself that the metrics do not see: the scenario's facts
 // and the event loop's own counts. Summarize copies them into the Summary.
@@ -228,12 +300,18 @@ class Metrics {
   void RecordRequest(const RequestRecord& record);
   void RecordIteration(const IterationSample& sample);
   void RecordKvCalls(int64_t map_calls, int64_t unmap_calls, Nanos exposed, Nanos hidden);
-  // A request offered to the system at `arrival`.
+  // A request offered to the system at `arrival`, in arrival order (the event loop's).
   void CountOffered(Nanos arrival = Nanos(0)) {
     ++offered_;
     if (first_arrival_ < Nanos(0)) first_arrival_ = arrival;
     last_arrival_ = std::max(last_arrival_, arrival);
+    backlog_.Observe(arrival);
   }
+  // The waiting queues (Backlog), in simulated-time order: a request that arrived at
+  // `arrival` is queued at a replica; a queued request starts its first iteration at
+  // `now`.
+  void CountQueued(Nanos arrival) { backlog_.Join(arrival); }
+  void CountStarted(Nanos now) { backlog_.Leave(now); }
   void CountRejected() { ++rejected_; }
   void CountTruncated() { ++truncated_; }
 
@@ -259,6 +337,7 @@ class Metrics {
   std::vector<RequestRecord> records_;
   Distribution ttft_, tpot_, e2e_, queue_;
   QueueGrowth queue_growth_;
+  Backlog backlog_;
   Nanos first_arrival_{-1}, last_arrival_{-1};
   LogHistogram tbt_;
   int64_t completed_ = 0;

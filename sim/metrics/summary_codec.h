@@ -20,7 +20,7 @@
 namespace kvsim {
 
 // The encoding's version, the "version" of every encoded summary.
-inline constexpr int64_t kSummaryCodecVersion = 1;
+inline constexpr int64_t kSummaryCodecVersion = 2;
 
 // `s` as described above.
 std::string EncodeSummary(const Summary& s);
@@ -62,8 +62,9 @@ struct FieldList<Summary> {
       KVSIM_EXACT_FIELD(is_vattention), KVSIM_EXACT_FIELD(page_bytes), KVSIM_EXACT_FIELD(map_calls),
       KVSIM_EXACT_FIELD(unmap_calls), KVSIM_EXACT_FIELD(exposed_overhead_s),
       KVSIM_EXACT_FIELD(hidden_overhead_s), KVSIM_EXACT_FIELD(wall_s), KVSIM_EXACT_FIELD(events),
-      KVSIM_EXACT_FIELD(percentiles_exact), KVSIM_EXACT_FIELD(offered_qps),
-      KVSIM_EXACT_FIELD(queue_first_quarter_s), KVSIM_EXACT_FIELD(queue_last_quarter_s),
+      KVSIM_EXACT_FIELD(percentiles_exact), KVSIM_EXACT_FIELD(arrival_span_s),
+      KVSIM_EXACT_FIELD(offered_qps), KVSIM_EXACT_FIELD(queue_first_quarter_s),
+      KVSIM_EXACT_FIELD(queue_last_quarter_s), KVSIM_EXACT_FIELD(backlog_age_s),
       KVSIM_EXACT_FIELD(overloaded), KVSIM_EXACT_FIELD(skipped_rows));
 };
 

@@ -69,7 +69,7 @@ Run Simulate(const PlanConfig& plan, const PreparedPlan& prepared, int64_t s,
              const ScenarioDelta& delta) {
   const auto at = static_cast<size_t>(s);
   std::unique_ptr<Simulation> sim = BuildSimulation(ApplyDelta(prepared.scenarios[at].base, delta));
-  sim->KeepRequestRecords();  // EvaluateSlo's attainment and stability checks
+  sim->KeepRequestRecords();  // EvaluateSlo's attainment check
   Run run;
   run.result = sim->Run();
   run.verdict = EvaluateSlo(plan.scenarios[at].slo, run.result.summary, run.result.records);

@@ -41,10 +41,10 @@ const LabeledRun* PagedBase(const std::vector<LabeledRun>& runs) {
 }
 
 // The runs that fall behind, as "; ..." clauses, "" when none does: overloaded (the
-// queue grew through the trace: Summary::overloaded); waiting (the median request
-// waits over a second before its first iteration, where an engine with room starts a
-// request within an iteration, tens of ms); or slow (TTFT p50 over a second and ten
-// times `best_ttft_s`, the best run's).
+// wait grew through the trace and the queue never drained: Summary::overloaded);
+// waiting (the median request waits over a second before its first iteration, where an
+// engine with room starts a request within an iteration, tens of ms); or slow (TTFT
+// p50 over a second and ten times `best_ttft_s`, the best run's).
 std::string BehindClause(const std::vector<const LabeledRun*>& runs, double best_ttft_s) {
   std::vector<std::string> overloaded, waiting, waits, slow;
   for (const LabeledRun* r : runs) {
@@ -60,12 +60,12 @@ std::string BehindClause(const std::vector<const LabeledRun*>& runs, double best
     }
   }
   if (overloaded.size() == runs.size()) {
-    return "; no run keeps up with the load (each one's queue grows through the trace, so its "
-           "latencies depend on the trace's length)";
+    return "; no run keeps up with the load (in each one the wait grows through the trace and "
+           "the queue never drains, so its latencies depend on the trace's length)";
   }
   std::string out;
   if (!overloaded.empty()) {
-    out += fmt::format("; {} {} not keep up with the load (queue grows through the trace)",
+    out += fmt::format("; {} {} not keep up with the load (the queue grows and never drains)",
                        fmt::join(overloaded, ", "), overloaded.size() == 1 ? "does" : "do");
   }
   if (!waiting.empty()) {

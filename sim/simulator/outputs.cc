@@ -107,13 +107,16 @@ void RequestSections(JsonWriter& j, const Summary& s) {
   j.Field("percentiles", s.percentiles_exact ? "exact" : "log histogram, within 0.4%");
 }
 
-// The "load" object (offered rate, queueing delay in s), the preemption count and
-// the "prefix_cache" object (tokens and requests hit, hit rates as fractions).
+// The "load" object (arrival span in s; offered rate, null for a batch; queueing
+// delays and the backlog's age in s), the preemption count and the "prefix_cache"
+// object (tokens and requests hit, hit rates as fractions).
 void LoadAndPrefixSections(JsonWriter& j, const Summary& s) {
   j.BeginObject("load")
+      .Field("arrival_span_s", s.arrival_span_s)
       .Field("offered_qps", s.offered_qps)
       .Field("queue_first_quarter_s", s.queue_first_quarter_s)
       .Field("queue_last_quarter_s", s.queue_last_quarter_s)
+      .Field("backlog_age_s", s.backlog_age_s)
       .Field("overloaded", s.overloaded)
       .EndObject();
   j.Field("preemptions", s.preemptions);
@@ -352,6 +355,59 @@ std::string KvManagerText(const ScenarioConfig& c) {
   return "";
 }
 
+namespace {
+
+// The load offered: "at 4 req/s offered", or for arrivals that span no time "all 200
+// requests arriving at once" (a batch has no rate: Summary::offered_qps is NaN).
+std::string OfferedLoadText(const Summary& s) {
+  if (std::isfinite(s.offered_qps)) return fmt::format("at {:.3g} req/s offered", s.offered_qps);
+  if (s.requests_total == 0) return "with no request offered";
+  if (s.requests_total == 1) return "its one request arriving alone";
+  return fmt::format("all {} requests arriving at once", s.requests_total);
+}
+
+// Why a run that is not overloaded (TestOverload) is not: a batch; its waiting queue
+// emptied in the last quarter of the arrivals; or its wait did not grow.
+std::string WhyNotOverloaded(const Summary& s) {
+  const OverloadTest t = TestOverload(s);
+  if (s.arrival_span_s <= 0) return "a batch has no rate to fall behind, so it is not overloaded";
+  if (t.backlog_age_s <= 0) {
+    return "the waiting queue was empty when the last request arrived: not overloaded";
+  }
+  if (t.backlog_age_s <= t.backlog_limit_s) {
+    return fmt::format(
+        "the waiting queue last emptied {:.3g} s before the last arrival, in the last quarter of "
+        "the {:.3g} s of arrivals: it drains between bursts, not overloaded",
+        t.backlog_age_s, s.arrival_span_s);
+  }
+  return fmt::format("the mean wait grew by no more than {:g} s through the trace: not overloaded",
+                     t.growth_limit_s);
+}
+
+// run's line on the load when it outruns the deployment: OVERLOADED (TestOverload), or
+// QUEUEING when the median request waited over a second; "" otherwise.
+std::string LoadLine(const Summary& s) {
+  if (s.overloaded) {
+    return fmt::format(
+        "  OVERLOADED: the mean wait before the first iteration grew from {:.3f} s (first quarter "
+        "of the arrivals) to {:.3f} s (last quarter), and requests had waited without a break "
+        "for {:.3g} s of the {:.3g} s of arrivals when the last one came, {}; this deployment "
+        "does not keep up, so the latencies depend on how long the trace is",
+        s.queue_first_quarter_s, s.queue_last_quarter_s, s.backlog_age_s, s.arrival_span_s,
+        OfferedLoadText(s));
+  }
+  if (!MedianWaitOverASecond(s)) return "";
+  // Not overloaded, yet most requests wait: a load that rises and falls past what the
+  // deployment serves (compare's verdict says "queues").
+  return fmt::format(
+      "  QUEUEING: the median request waited {:.3f} s before its first iteration, {}; {}, but {}",
+      s.queue_s.p50, OfferedLoadText(s), WhyNotOverloaded(s),
+      s.arrival_span_s > 0 ? "this deployment falls short of the load where it peaks"
+                           : "it is more than this deployment starts at once");
+}
+
+}  // namespace
+
 std::string FormatSummary(const Summary& s, const Simulation& sim) {
   const ScenarioConfig& c = sim.config();
   const MemoryPlan& m = sim.memory();
@@ -364,27 +420,17 @@ std::string FormatSummary(const Summary& s, const Simulation& sim) {
                   "max_model_len {}",
                   ToGiB(m.weight_bytes), ToGiB(m.kv_capacity_bytes),
                   static_cast<double>(m.kv_bytes_per_token) / 1024.0, m.max_model_len));
-  line(fmt::format("  requests: {} completed of {} ({} rejected, {} truncated to max_model_len)",
+  line(fmt::format("  requests: {} completed of {} ({} rejected, {} truncated to max_model_len){}",
                    s.requests_completed, s.requests_total, s.requests_rejected,
-                   s.requests_truncated));
+                   s.requests_truncated,
+                   s.requests_total > 1 && s.arrival_span_s <= 0
+                       ? ", all arriving at once (a batch: no offered rate)"
+                       : ""));
   if (!s.skipped_rows.empty()) line("  trace: " + s.skipped_rows);
   line(fmt::format("  makespan {:.2f} s; throughput {:.2f} req/s, {:.0f} output tok/s",
                    s.makespan_s, s.requests_per_s, s.output_tokens_per_s));
-  if (s.overloaded) {
-    line(fmt::format(
-        "  OVERLOADED: the mean wait before the first iteration grew from {:.3f} s (first quarter "
-        "of the arrivals) to {:.3f} s (last quarter) at {:.3g} req/s offered; this deployment "
-        "does not keep up, so the latencies depend on how long the trace is",
-        s.queue_first_quarter_s, s.queue_last_quarter_s, s.offered_qps));
-  } else if (MedianWaitOverASecond(s)) {
-    // The queue did not grow through the trace, yet most requests wait: a load that rises
-    // and falls past what the deployment serves (compare's verdict says "queues").
-    line(fmt::format(
-        "  QUEUEING: the median request waited {:.3f} s before its first iteration at {:.3g} "
-        "req/s offered; the queue did not grow through the trace, but this deployment falls "
-        "short of the load where it peaks",
-        s.queue_s.p50, s.offered_qps));
-  }
+  const std::string load = LoadLine(s);
+  if (!load.empty()) line(load);
   // Per-token latencies in milliseconds, whole requests in seconds.
   for (const auto& [name, p, scale, format, unit] :
        {std::tuple{"TTFT", &s.ttft_s, 1e3, "{:8.1f}", "ms"},

@@ -181,6 +181,25 @@ TEST(CliReliability, ARunWhoseMedianRequestWaitsOverASecondSaysItQueues) {
   EXPECT_THAT(r.out, Not(HasSubstr("OVERLOADED")));
 }
 
+// A trace whose 200 requests all arrive at 5 s was said to offer "0 req/s": a batch has
+// no rate. Its offered rate is null, its arrival span 0 s, and the text says what it is.
+TEST(CliReliability, RequestsThatAllArriveAtOnceAreABatchNotZeroRequestsPerSecond) {
+  TempDir dir;
+  std::string rows;
+  for (int i = 0; i < 200; ++i) rows += "5,4000,200\n";
+  const Result r = RunKvsim({"run", TraceScenario(dir, rows), "--out", dir.PathOf("out")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const YAML::Node load = YAML::LoadFile(dir.PathOf("out") + "/summary.json")["load"];
+  EXPECT_TRUE(load["offered_qps"].IsNull());
+  EXPECT_EQ(load["arrival_span_s"].as<double>(), 0);
+  EXPECT_FALSE(load["overloaded"].as<bool>());
+  EXPECT_THAT(r.out, HasSubstr("(0 rejected, 0 truncated to max_model_len), all arriving at once"));
+  // The batch outruns what one replica starts at once: most of it waits.
+  EXPECT_THAT(r.out, HasSubstr("before its first iteration, all 200 requests arriving at once; a "
+                               "batch has no rate to fall behind"));
+  EXPECT_THAT(r.out, Not(HasSubstr("req/s offered")));
+}
+
 // 5. `kvsim report` read a truncated CSV as if whole.
 TEST(CliReliability, AReportOfAnOutputCutShortAfterItWasWrittenIsRefused) {
   TempDir dir;

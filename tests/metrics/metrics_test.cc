@@ -298,26 +298,6 @@ TEST(QueueGrowth, WithoutArrivalsBothQuartersAreZero) {
   EXPECT_EQ(g.LastQuarterMeanS(), 0);
 }
 
-TEST(MetricsSummary, FlagsALoadWhoseQueueGrows) {
-  for (const bool grows : {false, true}) {
-    Metrics m;
-    for (int t = 0; t < 100; ++t) {
-      m.CountOffered(Ms(1000 * t));
-      RequestRecord r;
-      r.id = t;
-      r.arrival = Ms(1000 * t);
-      r.first_scheduled = r.arrival + Ms(grows ? 100 * t : 50);  // up to 9.9 s, or 50 ms
-      r.first_token = r.first_scheduled + Ms(10);
-      r.finish = r.first_token + Ms(10);
-      r.output_tokens = 1;
-      m.RecordRequest(r);
-    }
-    const Summary s = m.Summarize();
-    EXPECT_DOUBLE_EQ(s.offered_qps, 1.0);  // 99 gaps in 99 s
-    EXPECT_EQ(s.overloaded, grows);
-  }
-}
-
 TEST(Distribution, IsExactUpToItsLimitThenWithinTwoToTheMinusEight) {
   Distribution d(3);
   for (double v : {0.003, 0.001, 0.002}) d.Add(v);

@@ -68,7 +68,7 @@ TEST(SummaryCodec, DefaultSummaryRoundTrips) {
 
 TEST(SummaryCodec, WritesOneLineStartingWithTheVersion) {
   const std::string text = EncodeSummary(AwkwardSummary());
-  EXPECT_THAT(text, StartsWith("{\"version\":1,\"kv_manager\":"));
+  EXPECT_THAT(text, StartsWith("{\"version\":2,\"kv_manager\":"));
   EXPECT_EQ(text.find('\n'), std::string::npos);
   EXPECT_EQ(text.back(), '}');
 }
@@ -76,9 +76,9 @@ TEST(SummaryCodec, WritesOneLineStartingWithTheVersion) {
 // --- Malformed input -------------------------------------------------------------------
 
 TEST(SummaryCodec, RejectsAnotherVersion) {
-  const std::string text = ReplacedOnce(EncodeSummary(Summary{}), "\"version\":1", "\"version\":2");
+  const std::string text = ReplacedOnce(EncodeSummary(Summary{}), "\"version\":2", "\"version\":3");
   EXPECT_THAT(InputErrorMessage([&] { Decode(text); }),
-              HasSubstr("rank 2:1: 'version': encoding version 2; this kvsim reads version 1"));
+              HasSubstr("rank 2:1: 'version': encoding version 3; this kvsim reads version 2"));
 }
 
 TEST(SummaryCodec, RejectsAMissingFieldNamingItsPath) {

@@ -270,6 +270,8 @@ TEST(SloAttainment, IsNotCheckedWithoutATarget) {
 }
 
 // --- Stability ---------------------------------------------------------------
+// The check reads the summary's load figures through TestOverload (the rule of every
+// kvsim output, sim/metrics/overload_test.cc); the records only need to be 8 or more.
 
 // `delays_ms.size()` requests arriving one second apart, request i queued delays_ms[i].
 std::vector<RequestRecord> QueuedRequests(const std::vector<int64_t>& delays_ms) {
@@ -290,84 +292,106 @@ SloSpec StabilitySlo(double slack_s) {
   return slo;
 }
 
-// Twelve requests whose queueing delay grows from 0.1 s to 5 s. Quarters of 3:
-// first mean (0.1 + 0.2 + 0.3) / 3 = 0.2 s, last (4 + 4.5 + 5) / 3 = 4.5 s;
-// limit max(1, 2 x 0.2) = 1 s; margin (1 - 4.5) / 1 = -3.5.
-const std::vector<int64_t> kGrowingMs = {100,  200,  300,  600,  1000, 1500,
-                                         2000, 2500, 3000, 4000, 4500, 5000};
+// A summary of twelve requests over `span_s` whose first and last quarters waited
+// `first_s` and `last_s` on average and whose waiting queue had held a request without
+// a break for `age_s` when the last one arrived.
+Summary LoadSummary(double first_s, double last_s, double span_s, double age_s) {
+  Summary s;
+  s.requests_total = s.requests_completed = 12;
+  s.queue_first_quarter_s = first_s;
+  s.queue_last_quarter_s = last_s;
+  s.arrival_span_s = span_s;
+  s.backlog_age_s = age_s;
+  s.overloaded = TestOverload(s).overloaded();
+  return s;
+}
 
-TEST(SloStability, FailsWhenQueueingDelayKeepsGrowing) {
-  const SloVerdict v = EvaluateSlo(StabilitySlo(1.0), Summary{}, QueuedRequests(kGrowingMs));
+const std::vector<RequestRecord> kTwelve = QueuedRequests(std::vector<int64_t>(12, 100));
+
+TEST(SloStability, FailsWhenTheWaitGrowsAndTheQueueNeverDrains) {
+  // Growth 4.5 - 0.2 = 4.3 s against a 1 s slack: margin -3.3. Backlog 9 s old against
+  // a quarter of 12 s: margin (3 - 9) / 3 = -2, the nearer to met, so it is reported.
+  const Summary summary = LoadSummary(0.2, 4.5, 12, 9);
+  ASSERT_TRUE(summary.overloaded);
+  const SloVerdict v = EvaluateSlo(StabilitySlo(1.0), summary, kTwelve);
   ASSERT_EQ(Names(v), (std::vector<std::string>{"stability", "stability.median_wait"}));
   const SloCheck& c = v.checks[0];
-  EXPECT_DOUBLE_EQ(c.value, 4.5);
-  EXPECT_DOUBLE_EQ(c.limit, 1.0);
+  EXPECT_DOUBLE_EQ(c.value, 9);
+  EXPECT_DOUBLE_EQ(c.limit, 3);
   EXPECT_FALSE(c.met);
-  EXPECT_DOUBLE_EQ(c.margin, -3.5);
+  EXPECT_DOUBLE_EQ(c.margin, -2);
   EXPECT_FALSE(v.meets);
   EXPECT_EQ(v.binding, "stability");
 }
 
-TEST(SloStability, QuartersFollowArrivalOrderNotInputOrder) {
-  std::vector<RequestRecord> records = QueuedRequests(kGrowingMs);
-  std::reverse(records.begin(), records.end());
-  std::swap(records[2], records[7]);
-  const SloVerdict v = EvaluateSlo(StabilitySlo(1.0), Summary{}, records);
-  EXPECT_DOUBLE_EQ(Check(v, "stability").value, 4.5);
-  EXPECT_DOUBLE_EQ(Check(v, "stability").limit, 1.0);
-  EXPECT_FALSE(v.meets);
+TEST(SloStability, PassesWhenTheQueueDrainedInTheLastQuarterThoughTheWaitGrew) {
+  // The same growth, but the queue was empty 2 s before the last arrival: a burst that
+  // drained. Backlog margin (3 - 2) / 3 = 1/3 (the growth's is -3.3).
+  const Summary summary = LoadSummary(0.2, 4.5, 12, 2);
+  ASSERT_FALSE(summary.overloaded);
+  const SloCheck c = Check(EvaluateSlo(StabilitySlo(1.0), summary, kTwelve), "stability");
+  EXPECT_DOUBLE_EQ(c.value, 2);
+  EXPECT_DOUBLE_EQ(c.limit, 3);
+  EXPECT_TRUE(c.met);
+  EXPECT_DOUBLE_EQ(c.margin, 1.0 / 3);
 }
 
-TEST(SloStability, PassesWhenQueueingDelayIsFlatEvenAboveTheSlack) {
-  // Every request queues 2 s: limit max(1, 2 x 2) = 4 s, value 2 s, margin 0.5.
-  const std::vector<int64_t> flat(12, 2000);
-  const SloVerdict v = EvaluateSlo(StabilitySlo(1.0), Summary{}, QueuedRequests(flat));
+TEST(SloStability, PassesWhenTheWaitIsFlatThoughTheQueueNeverDrains) {
+  // Every quarter waits about 2 s (growth 0.5 s, margin 0.5) with a backlog as old as
+  // the arrivals (margin -1): at capacity, not past it.
+  const SloVerdict v = EvaluateSlo(StabilitySlo(1.0), LoadSummary(2, 2.5, 11, 11), kTwelve);
   const SloCheck c = Check(v, "stability");
-  EXPECT_DOUBLE_EQ(c.value, 2.0);
-  EXPECT_DOUBLE_EQ(c.limit, 4.0);
+  EXPECT_DOUBLE_EQ(c.value, 0.5);
+  EXPECT_DOUBLE_EQ(c.limit, 1.0);
   EXPECT_TRUE(c.met);
   EXPECT_DOUBLE_EQ(c.margin, 0.5);
   EXPECT_TRUE(v.meets);
 }
 
-TEST(SloStability, SlackCoversSmallDelaysAfterAnEmptyQueue) {
-  // First quarter queues 0 s, so twice it is 0; the last quarter's 0.9 s is
-  // within a 1 s slack (margin 0.1) but not within a 0.5 s one (margin -0.8).
-  const std::vector<int64_t> delays = {0, 0, 0, 0, 0, 0, 900, 900};
-  const SloVerdict covered = EvaluateSlo(StabilitySlo(1.0), Summary{}, QueuedRequests(delays));
-  EXPECT_DOUBLE_EQ(Check(covered, "stability").value, 0.9);
+TEST(SloStability, TheSlackIsTheGrowthLetPass) {
+  // A 0.9 s growth with a backlog 11 s old (of 11 s): within a 1 s slack (margin 0.1),
+  // not within a 0.5 s one (margin (0.5 - 0.9) / 0.5 = -0.8, the backlog's being -1).
+  const Summary summary = LoadSummary(0, 0.9, 11, 11);
+  const SloVerdict covered = EvaluateSlo(StabilitySlo(1.0), summary, kTwelve);
   EXPECT_DOUBLE_EQ(Check(covered, "stability").limit, 1.0);
   EXPECT_NEAR(Check(covered, "stability").margin, 0.1, 1e-12);
   EXPECT_TRUE(covered.meets);
 
-  const SloVerdict exceeded = EvaluateSlo(StabilitySlo(0.5), Summary{}, QueuedRequests(delays));
+  const SloVerdict exceeded = EvaluateSlo(StabilitySlo(0.5), summary, kTwelve);
   EXPECT_DOUBLE_EQ(Check(exceeded, "stability").limit, 0.5);
   EXPECT_NEAR(Check(exceeded, "stability").margin, -0.8, 1e-12);
   EXPECT_FALSE(exceeded.meets);
 }
 
-TEST(SloStability, LastQuarterAtTwiceTheFirstIsMet) {
-  // Ten requests: quarters of 10 / 4 = 2 (rounded down), so the 100 s delay of
-  // the third-to-last request is in neither. First mean 1 s, last (1.5 + 2.5) / 2
-  // = 2 s; limit max(1, 2) = 2 s; margin 0.
-  const std::vector<int64_t> delays = {500, 1500, 0, 0, 0, 0, 0, 100'000, 1500, 2500};
-  const SloVerdict v = EvaluateSlo(StabilitySlo(1.0), Summary{}, QueuedRequests(delays));
-  const SloCheck c = Check(v, "stability");
-  EXPECT_EQ(c.value, 2.0);
-  EXPECT_EQ(c.limit, 2.0);
+TEST(SloStability, AGrowthOfExactlyTheSlackIsMet) {
+  // 1 s to 2 s with a 1 s slack: value 1, limit 1, margin 0 (the backlog's is -1).
+  const SloCheck c =
+      Check(EvaluateSlo(StabilitySlo(1.0), LoadSummary(1, 2, 11, 11), kTwelve), "stability");
+  EXPECT_EQ(c.value, 1.0);
+  EXPECT_EQ(c.limit, 1.0);
   EXPECT_TRUE(c.met);
   EXPECT_EQ(c.margin, 0.0);
 }
 
+TEST(SloStability, AgreesWithTheSummarysOverloadFlagAtTheDefaultSlack) {
+  for (const Summary& summary :
+       {LoadSummary(0.2, 4.5, 11, 9), LoadSummary(0.2, 4.5, 11, 2), LoadSummary(2, 2.5, 11, 11),
+        LoadSummary(1, 2, 11, 11), LoadSummary(10, 18, 100, 90), LoadSummary(0, 5, 0, 0)}) {
+    const SloCheck c = Check(EvaluateSlo(StabilitySlo(1.0), summary, kTwelve), "stability");
+    EXPECT_EQ(c.met, !summary.overloaded) << summary.queue_last_quarter_s;
+  }
+}
+
 TEST(SloStability, IsSkippedAsMetWithFewerThanEightRequests) {
   const std::vector<int64_t> growing = {0, 0, 0, 0, 5000, 5000, 5000};
-  const SloVerdict v = EvaluateSlo(StabilitySlo(1.0), Summary{}, QueuedRequests(growing));
+  const SloVerdict v =
+      EvaluateSlo(StabilitySlo(1.0), LoadSummary(0, 5, 6, 6), QueuedRequests(growing));
   EXPECT_FALSE(HasCheck(v, "stability"));
   EXPECT_TRUE(v.meets);
 }
 
 TEST(SloStability, IsNotCheckedWhenDisabled) {
-  const SloVerdict v = EvaluateSlo(NoObjectives(), Summary{}, QueuedRequests(kGrowingMs));
+  const SloVerdict v = EvaluateSlo(NoObjectives(), LoadSummary(0.2, 4.5, 11, 9), kTwelve);
   EXPECT_TRUE(v.checks.empty());
   EXPECT_TRUE(v.meets);
 }
@@ -394,7 +418,7 @@ TEST(SloStability, AMedianWaitAboveTheSlackFailsThoughTheQueueDidNotGrow) {
   // Ten requests each waiting 10 s: the last quarter waits no longer than the first,
   // but the median request waits 10 s against a 1 s slack (margin -9): a load that
   // rises and falls past what the deployment serves.
-  Summary summary;
+  Summary summary = LoadSummary(10, 10, 9, 9);
   summary.queue_s.p50 = 10.0;
   const SloVerdict v =
       EvaluateSlo(StabilitySlo(1.0), summary, QueuedRequests(std::vector<int64_t>(10, 10'000)));
@@ -424,7 +448,7 @@ TEST(SloVerdict, BindingIsTheWorstFailure) {
 
 TEST(SloVerdict, BindingIsTheTightestMetCheckWhenAllAreMet) {
   // Margins: ttft p50 0.5, tbt p99 (0.3125 - 0.25) / 0.3125 = 0.2,
-  // attainment (0.7 - 0.5) / 0.5 = 0.4, stability 0.5 (flat 2 s queues).
+  // attainment (0.7 - 0.5) / 0.5 = 0.4, stability 0.5 (the wait grew 0.5 s of 1).
   SloSpec slo = NoObjectives();
   slo.ttft_s.p50 = 0.5;
   slo.tbt_s.p99 = 0.3125;
@@ -434,9 +458,9 @@ TEST(SloVerdict, BindingIsTheTightestMetCheckWhenAllAreMet) {
   Summary summary;
   summary.ttft_s.p50 = 0.25;
   summary.tbt_s.p99 = 0.25;
-  std::vector<RequestRecord> records = TenRequests();
-  for (RequestRecord& r : records) r.first_scheduled = r.arrival + Ms(2000);
-  const SloVerdict v = EvaluateSlo(slo, summary, records);
+  summary.queue_first_quarter_s = 2.0;
+  summary.queue_last_quarter_s = 2.5;
+  const SloVerdict v = EvaluateSlo(slo, summary, TenRequests());
   EXPECT_DOUBLE_EQ(Check(v, "tbt_s.p99").margin, 0.2);
   EXPECT_DOUBLE_EQ(Check(v, "attainment").margin, 0.8);  // 9 of 10 by TTFT alone
   EXPECT_DOUBLE_EQ(Check(v, "stability").margin, 0.5);

@@ -900,6 +900,8 @@ def hand_summary(ttft_p99=0.2, completed=200, total=200, overloaded=False, kv_ma
     s["load"]["overloaded"] = overloaded
     s["load"]["queue_first_quarter_s"] = 0.01
     s["load"]["queue_last_quarter_s"] = 2.5 if overloaded else 0.02
+    s["load"]["arrival_span_s"] = 100.0
+    s["load"]["backlog_age_s"] = 90.0 if overloaded else 0.0
     s["kv"]["peak_allocated_bytes"] = int(peak_gib * (1 << 30))
     for key in ("ttft_s", "tbt_s", "tpot_s", "e2e_s", "queue_s"):
         for q, share in (("mean", 0.3), ("p50", 0.25), ("p90", 0.6), ("p99", 1.0)):
@@ -984,6 +986,14 @@ class VerdictTest(unittest.TestCase):
         read_summary, Node = self.pkg.summary.read_summary, self.pkg.files.Node
         s = read_summary(Node(hand_summary(overloaded=True), "s.json"))
         self.assertIn("It does not keep up", self.pkg.verdicts.verdict_run("static", s))
+        # The backlog kvsim's overload rule reads: 90 s without draining of 100 s.
+        self.assertIn("requests had waited without a break for 90 s of the 100 s of arrivals",
+                      self.pkg.verdicts.verdict_run("static", s))
+        # An older summary.json has no backlog figures: the sentence leaves them out.
+        older = hand_summary(overloaded=True)
+        del older["load"]["arrival_span_s"], older["load"]["backlog_age_s"]
+        s = read_summary(Node(older, "s.json"))
+        self.assertNotIn("without a break", self.pkg.verdicts.verdict_run("static", s))
         s = read_summary(Node(hand_summary(completed=0), "s.json"))
         self.assertEqual(self.pkg.verdicts.verdict_run("paged", s),
                          "paged completed none of its 200 requests, so it has no latency "

@@ -78,9 +78,11 @@ inline void ExpectSameSummary(const Summary& a, const Summary& b) {
   KVSIM_EXPECT_SAME(wall_s);
   KVSIM_EXPECT_SAME(events);
   KVSIM_EXPECT_SAME(percentiles_exact);
+  KVSIM_EXPECT_SAME(arrival_span_s);
   KVSIM_EXPECT_SAME(offered_qps);
   KVSIM_EXPECT_SAME(queue_first_quarter_s);
   KVSIM_EXPECT_SAME(queue_last_quarter_s);
+  KVSIM_EXPECT_SAME(backlog_age_s);
   KVSIM_EXPECT_SAME(overloaded);
   KVSIM_EXPECT_SAME(skipped_rows);
 }
@@ -134,9 +136,11 @@ inline Summary AwkwardSummary() {
   s.wall_s = 0.123456789012345678;
   s.events = 19;
   s.percentiles_exact = false;
+  s.arrival_span_s = 41.5;
   s.offered_qps = 12.000000000000002;
   s.queue_first_quarter_s = 0.5;
   s.queue_last_quarter_s = 4.25;
+  s.backlog_age_s = 30.125;
   s.overloaded = true;
   s.skipped_rows = "2 failed rows skipped";
   return s;

@@ -48,9 +48,17 @@ def offered_rate(s):
 
 
 def _queueing_text(s):
+    """The queueing delay of the first and last quarter of the arrivals and, where recorded,
+    how long the waiting queue had gone without draining when the last request arrived (kvsim's
+    overload rule needs both the growth and a queue that never drained in the last quarter)."""
     ld = s["load"]
-    return (f"requests arriving in the last quarter queued {_secs(ld['queue_last_quarter_s'])} "
+    text = (f"requests arriving in the last quarter queued {_secs(ld['queue_last_quarter_s'])} "
             f"on average against {_secs(ld['queue_first_quarter_s'])} in the first")
+    age, span = ld.get("backlog_age_s"), ld.get("arrival_span_s")
+    if is_num(age) and is_num(span) and span > 0:
+        text += (f", and requests had waited without a break for {_secs(age)} of the "
+                 f"{_secs(span)} of arrivals when the last one came")
+    return text
 
 
 def paged_base(runs):

@@ -58,6 +58,10 @@ def read_summary(node):
                      "queue_first_quarter_s": ld["queue_first_quarter_s"].num(allow_null=True),
                      "queue_last_quarter_s": ld["queue_last_quarter_s"].num(allow_null=True),
                      "overloaded": ld["overloaded"].bool()}
+        # The backlog's age at the last arrival and the arrival span, s (absent in older
+        # outputs: None).
+        for key in ("arrival_span_s", "backlog_age_s"):
+            s["load"][key] = ld[key].nonneg() if ld.has(key) else None
     return s
 
 
