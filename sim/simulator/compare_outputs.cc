@@ -121,28 +121,50 @@ std::string FormatVerdict(const std::vector<LabeledRun>& runs) {
   if (done.empty()) {
     return runs.empty() ? "" : "verdict: no run completed a request" + refusals + "\n";
   }
-  const LabeledRun* fastest = done.front();
-  const LabeledRun* widest = done.front();
-  const LabeledRun* leanest = done.front();
   const LabeledRun* paged = PagedBase(runs);
   double best_ttft = done.front()->summary.ttft_s.p50;
-  for (const LabeledRun* r : done) {
-    if (r->summary.e2e_s.p50 < fastest->summary.e2e_s.p50) fastest = r;
-    if (r->summary.max_running > widest->summary.max_running) widest = r;
-    if (r->summary.peak_allocated_bytes < leanest->summary.peak_allocated_bytes) leanest = r;
-    best_ttft = std::min(best_ttft, r->summary.ttft_s.p50);
-  }
+  for (const LabeledRun* r : done) best_ttft = std::min(best_ttft, r->summary.ttft_s.p50);
   const std::string behind = BehindClause(done, best_ttft);
-  std::string out = fmt::format("verdict: lowest E2E p50 {} ({:.3f} s", fastest->label,
-                                fastest->summary.e2e_s.p50);
-  if (paged != nullptr && paged != fastest && paged->summary.requests_completed > 0 &&
-      paged->summary.e2e_s.p50 > 0) {
+  // Each figure's best run, or every run within kVerdictTieFraction of the best: a
+  // difference that small is named a tie, not a winner ("alike" when every run ties).
+  const auto leaders = [&](double (*get)(const Summary&), bool lowest) {
+    double best = get(done.front()->summary);
+    for (const LabeledRun* r : done) {
+      best = lowest ? std::min(best, get(r->summary)) : std::max(best, get(r->summary));
+    }
+    std::vector<const LabeledRun*> out;
+    for (const LabeledRun* r : done) {
+      if (std::abs(get(r->summary) - best) <= kVerdictTieFraction * std::abs(best)) {
+        out.push_back(r);
+      }
+    }
+    // The best itself first: its figure is the one printed.
+    std::stable_partition(out.begin(), out.end(),
+                          [&](const LabeledRun* r) { return get(r->summary) == best; });
+    return out;
+  };
+  const auto names = [&](const std::vector<const LabeledRun*>& group) {
+    if (group.size() == done.size() && done.size() > 1) return std::string("alike in every run");
+    std::vector<std::string> labels;
+    for (const LabeledRun* r : done) {  // in the runs' order
+      if (std::find(group.begin(), group.end(), r) != group.end()) labels.push_back(r->label);
+    }
+    return fmt::format("{}", fmt::join(labels, ", "));
+  };
+  const auto e2e = leaders([](const Summary& s) { return s.e2e_s.p50; }, true);
+  const auto kv = leaders([](const Summary& s) { return double(s.peak_allocated_bytes); }, true);
+  const auto batch = leaders([](const Summary& s) { return double(s.max_running); }, false);
+  const LabeledRun* fastest = e2e.front();
+  std::string out =
+      fmt::format("verdict: lowest E2E p50 {} ({:.3f} s", names(e2e), fastest->summary.e2e_s.p50);
+  if (paged != nullptr && std::find(e2e.begin(), e2e.end(), paged) == e2e.end() &&
+      paged->summary.requests_completed > 0 && paged->summary.e2e_s.p50 > 0) {
     out += fmt::format(", {:.2f}x {}", fastest->summary.e2e_s.p50 / paged->summary.e2e_s.p50,
                        paged->label);
   }
   out += fmt::format("); least KV at peak {} ({:.2f} GiB); largest batch {} ({} running)",
-                     leanest->label, ToGiB(leanest->summary.peak_allocated_bytes), widest->label,
-                     widest->summary.max_running);
+                     names(kv), ToGiB(kv.front()->summary.peak_allocated_bytes), names(batch),
+                     batch.front()->summary.max_running);
   out += behind.empty() ? "; every run keeps up with the load" : behind;
   return out + refusals + "\n";
 }

@@ -80,6 +80,17 @@ TEST(FormatVerdict, NamesTheFastestTheLeanestTheWidestAndWhoQueues) {
             "and 10x the best)\n");
 }
 
+TEST(FormatVerdict, NamesRunsWithinHalfAPercentOfTheBestTogether) {
+  // E2E p50 3.000 s and 3.010 s (0.33% apart) tie; 3.100 s (3.3%) does not. Every run has
+  // the same batch: alike. KV 1,000 GiB against 1,004 GiB (0.4%) tie, 1,100 does not.
+  const std::vector<LabeledRun> runs = {Labelled("paged", "paged", 0.04, 3.1, 200, 1004),
+                                        Labelled("a", "vattention", 0.04, 3.0, 200, 1000),
+                                        Labelled("b", "vattention", 0.04, 3.01, 200, 1100)};
+  EXPECT_THAT(FormatVerdict(runs),
+              HasSubstr("verdict: lowest E2E p50 a, b (3.000 s, 0.97x paged); least KV at peak "
+                        "paged, a (1000.00 GiB); largest batch alike in every run (200 running)"));
+}
+
 TEST(FormatVerdict, SaysEveryRunKeepsUpWhenNoneQueues) {
   const std::vector<LabeledRun> runs = {Labelled("paged", "paged", 0.04, 4.0, 200, 34),
                                         Labelled("paged32", "paged", 0.9, 4.5, 190, 35)};

@@ -110,7 +110,7 @@ def verdict_compare(runs, base=None):
         idle_text = (f" {_names(idle)} completed no requests, so "
                      + ("it has" if len(idle) == 1 else "they have") + " no latency statistics.")
     ref = base if base is not None and base in done and _ttft(base) > 0 else None
-    first = _compare_ttft_sentence(done, idle, ref)
+    first = _compare_ttft_sentence(done, idle, ref) + _compare_e2e_sentence(done)
     second = _compare_queue_sentence(runs, done, ref)
     second += _compare_kv_clause(runs, base)
     return f"{first} {second}.{idle_text}{_compare_rejected_text(runs)}"
@@ -145,6 +145,25 @@ def _compare_ttft_sentence(done, idle, ref):
             + ("has" if len(low) == 1 else "share") + " the lowest p99 TTFT "
             f"({_secs(_ttft(low[0]))}{_versus(low, ref)}), {_names(r['label'] for r in high)} "
             f"the highest ({_secs(_ttft(high[0]))}{_versus(high, ref)}).")
+
+
+# Runs within this fraction of the best median E2E latency tie, as in kvsim compare's
+# printed verdict (kVerdictTieFraction, sim/simulator/compare_outputs.h).
+E2E_TIE_FRACTION = 0.005
+
+
+def _compare_e2e_sentence(done):
+    """' By median end-to-end latency, ... lowest (...)': the printed verdict's first figure,
+    every run within E2E_TIE_FRACTION of the best named; "" for a single run."""
+    if len(done) < 2:
+        return ""
+    e2e = [r["summary"]["e2e_s"]["p50"] for r in done]
+    best = min(e2e)
+    low = [r["label"] for r, v in zip(done, e2e) if abs(v - best) <= E2E_TIE_FRACTION * best]
+    if len(low) == len(done):
+        return f" Their median end-to-end latencies are alike ({_secs(best)})."
+    return (f" By median end-to-end latency (kvsim compare's verdict), {_names(low)} "
+            + ("is" if len(low) == 1 else "are") + f" the lowest ({_secs(best)}).")
 
 
 def _compare_queue_sentence(runs, done, ref):
