@@ -8,6 +8,7 @@
 #include <map>
 #include <set>
 
+#include "sim/config/scenario_resolve.h"
 #include "sim/core/check.h"
 #include "sim/core/units.h"
 
@@ -163,6 +164,9 @@ struct Dimension {
   // type it would change nothing but the candidate's name, so it is an error.
   uint32_t types;
   const char* types_text;
+  // Values the key takes at all (nullptr: any in range) and what they are, for errors.
+  bool (*valid)(int64_t) = nullptr;
+  const char* valid_text = "";
 
   template <typename Type>
   bool AppliesTo(Type type) const {
@@ -198,6 +202,11 @@ void DecodeChoices(MapReader& k, const DecodeContext& ctx, const std::string& ke
     std::array<std::vector<int64_t>, N> values;
     for (size_t d = 0; d < N; ++d) {
       values[d] = DimensionValues(m, dims[d].key, 0, 1, dims[d].max_value, dims[d].kind);
+      for (const int64_t v : values[d]) {
+        if (v != 0 && dims[d].valid != nullptr && !dims[d].valid(v)) {  // 0: unset
+          m.Fail(dims[d].key, fmt::format("{} is not {}", v, dims[d].valid_text));
+        }
+      }
     }
     m.Finish();
     double combinations = 1;  // in doubles: three dimensions of 4,096 values pass 2^32
@@ -228,7 +237,8 @@ constexpr std::array<Dimension<KvChoice>, 2> kKvDimensions = {{
     {"block_tokens", kMaxTokens, ScalarKind::kInteger, &KvChoice::block_tokens,
      TypeBits(KvManagerType::kPaged), "paged"},
     {"page_bytes", int64_t{1} << 40, ScalarKind::kByteSize, &KvChoice::page_bytes,
-     TypeBits(KvManagerType::kVAttention), "vattention"},
+     TypeBits(KvManagerType::kVAttention), "vattention", &IsVAttentionPageSize,
+     "a vAttention page size (64KiB, 128KiB, 256KiB or 2MiB)"},
 }};
 
 constexpr std::array<Dimension<SchedulerChoice>, 3> kSchedulerDimensions = {{

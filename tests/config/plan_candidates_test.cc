@@ -220,6 +220,13 @@ TEST(PlanCandidateErrors, AValueListedTwiceIsNamedAtItsPosition) {
       HasSubstr("candidates.kv_managers[0].block_tokens[2]: 16 is listed twice"));
 }
 
+TEST(PlanCandidateErrors, APageSizeVAttentionCannotUseIsRejectedAtItsLine) {
+  EXPECT_THAT(
+      ErrorOf(Candidates("[1]", "[{type: vattention, page_bytes: [64KiB, 3KiB]}]", kOneScheduler)),
+      HasSubstr("candidates.kv_managers[0].page_bytes: 3072 is not a vAttention page size "
+                "(64KiB, 128KiB, 256KiB or 2MiB)"));
+}
+
 TEST(PlanCandidateErrors, AValueOutOfBoundsInARangeIsRejected) {
   EXPECT_THAT(ErrorOf(Candidates("{from: 0, to: 8, times: 2}", kOneKv, kOneScheduler)),
               HasSubstr("candidates.tensor_parallel.from: must be >= 1, got 0"));
