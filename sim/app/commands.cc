@@ -138,6 +138,7 @@ int RunCommand(const CommandOptions& o, std::ostream& out) {
   const ConfigTree tree = LoadWithOverrides(o);
   const ScenarioConfig config = DecodeScenario(tree, DefaultModelsDir());
   CheckOverridesUsed(o.overrides, {}, {}, {config.kv_cache.type}, "kvsim run");
+  CheckCompareEntries(tree, config);
   std::unique_ptr<Simulation> sim = BuildSimulation(config);
   const std::string dir = DefaultOutDir(o, "");
   StagedDirectory staged(dir, o.force);

@@ -140,6 +140,19 @@ void CheckOverridesUsed(const std::vector<std::string>& assignments,
   }
 }
 
+void CheckCompareEntries(const ConfigTree& tree, const ScenarioConfig& base) {
+  for (const CompareEntry& e : base.compare) {
+    if (e.overrides.empty()) continue;
+    try {
+      ConfigTree entry = tree;
+      for (const auto& [key, value] : e.overrides) entry.Set(key, value, e.overrides_where);
+      DecodeScenario(entry, DefaultModelsDir());
+    } catch (const InputError& err) {
+      throw InputError(fmt::format("compare entry '{}': {}", e.label, err.what()));
+    }
+  }
+}
+
 LabelledLines Labelled(const std::vector<Job>& jobs) {
   LabelledLines caveats;
   caveats.reserve(jobs.size());

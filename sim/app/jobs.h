@@ -55,6 +55,11 @@ void CheckOverridesUsed(const std::vector<std::string>& assignments,
                         const std::vector<CompareEntry>& entries, const ScenarioDelta& extra,
                         const std::vector<KvManagerType>& kv_types, const std::string& command);
 
+// Decodes each compare entry of `base` (its file's `compare:` list) with its overrides
+// on `tree`, as compare would, so that `run` refuses a config whose list holds a bad
+// key even though it runs none of the entries. Throws InputError naming the entry.
+void CheckCompareEntries(const ConfigTree& tree, const ScenarioConfig& base);
+
 // Label and lines, per job, for FormatCaveats.
 using LabelledLines = std::vector<std::pair<std::string, std::vector<std::string>>>;
 // The jobs' timing caveats by label.

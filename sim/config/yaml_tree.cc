@@ -42,12 +42,20 @@ YAML::Node ParseRoot(const std::string& text, const std::string& origin) {
                     "must be UTF-8)",
                     origin, bad->line, bad->byte, bad->column));
   }
-  YAML::Node root;
+  std::vector<YAML::Node> documents;
   try {
-    root = YAML::Load(text);
+    documents = YAML::LoadAll(text);
   } catch (const YAML::Exception& e) {
     throw InputError(fmt::format("{}:{}: invalid YAML: {}", origin, e.mark.line + 1, e.msg));
   }
+  // A second document (after '---') would be read by nothing: an error, not ignored.
+  if (documents.size() > 1) {
+    throw InputError(
+        fmt::format("{}:{}: a second YAML document (after '---'): a config is one "
+                    "document; merge them or remove the separator",
+                    origin, documents[1].Mark().line + 1));
+  }
+  YAML::Node root = documents.empty() ? YAML::Node() : documents.front();
   if (!root.IsMap()) throw InputError(fmt::format("{}: the config must be a YAML mapping", origin));
   return root;
 }
@@ -80,6 +88,10 @@ ConfigTree& ConfigTree::operator=(const ConfigTree& other) {
 ConfigTree::~ConfigTree() = default;
 
 ConfigTree ConfigTree::Load(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    throw InputError(fmt::format("{}: a directory, not a config file", path));
+  }
   std::ifstream in(path);
   if (!in) throw InputError(fmt::format("{}: cannot open config file", path));
   std::stringstream text;

@@ -89,6 +89,17 @@ TEST(CliOverrides, ACompareRefusesAKvKeyNoneOfItsEntriesReads) {
                                "managers: paged, static)"));
 }
 
+TEST(CliOverrides, ARunRefusesAnUnknownKeyInACompareEntryItDoesNotRun) {
+  TempDir dir;
+  const std::string config =
+      dir.Write("entries.yaml", testing::ReadFileText(PagedScenario(dir)) +
+                                    "compare:\n  - {label: a, set: {kv_cache.foo: 1}}\n");
+  const Result r = Kvsim(dir, {"run", config});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("compare entry 'a': "));
+  EXPECT_THAT(r.err, HasSubstr("kv_cache.foo: unknown key"));
+}
+
 TEST(CliOverrides, ASweepRefusesTheRateItSetsItself) {
   TempDir dir;
   const Result r = Kvsim(

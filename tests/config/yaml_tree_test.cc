@@ -70,6 +70,20 @@ TEST(ConfigTree, LoadOfAMissingFileIsAnInputErrorNamingTheFile) {
   EXPECT_THAT(message, HasSubstr(path));
 }
 
+TEST(ConfigTree, ADirectoryGivenAsTheConfigIsNamedAsOne) {
+  TempDir dir;
+  EXPECT_THAT(InputErrorMessage([&] { ConfigTree::Load(dir.path().string()); }),
+              HasSubstr(": a directory, not a config file"));
+}
+
+TEST(ConfigTree, ASecondYamlDocumentIsAnErrorAtItsLine) {
+  EXPECT_THAT(
+      InputErrorMessage([] { ConfigTree::Parse("seed: 1\nmodel: x\n---\nseed: 3\n", "two.yaml"); }),
+      HasSubstr("two.yaml:4: a second YAML document (after '---')"));
+  // A document start marker before the only document is fine.
+  EXPECT_EQ(ConfigTree::Parse("---\nseed: 1\n", "one.yaml").root()["seed"].as<int>(), 1);
+}
+
 TEST(ConfigTree, InvalidYamlIsAnInputErrorWithFileAndLine) {
   const std::string message = InputErrorMessage(
       [] { ConfigTree::Parse("seed: 1\nmodel: x\nlist: [1, 2\nother: 3\n", "bad.yaml"); });
