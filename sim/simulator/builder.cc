@@ -260,6 +260,31 @@ void CheckAdmitsMaxModelLen(const ScenarioConfig& c, const MemoryPlan& memory,
                           : ", raise gpu_memory_utilization or tensor_parallel"));
 }
 
+// Throws InputError when the workload's own keys make every request (or every one
+// carrying the shared prompt) reach max_model_len, so that each would be refused: fixed
+// prompts (with a shared prompt every request carries) or a shared prompt that long.
+void CheckServesSomething(const ScenarioConfig& c, const MemoryPlan& memory) {
+  const WorkloadConfig& w = c.workload;
+  const int64_t limit = memory.max_model_len;
+  const int64_t prefix = w.shared_prefix.tokens;
+  if (prefix >= limit) {
+    Fail(c, "workload.shared_prefix.tokens",
+         fmt::format("{} tokens reach max_model_len {}: every request carrying the shared prompt "
+                     "would be refused; shorten it or raise deployment.max_model_len",
+                     prefix, limit));
+  }
+  const int64_t always = w.shared_prefix.fraction >= 1 ? prefix : 0;
+  if (w.lengths == LengthSource::kFixed && w.fixed_prompt_tokens + always >= limit) {
+    Fail(c, "workload.lengths.prompt_tokens",
+         fmt::format("{} tokens{} reach max_model_len {}: every request would be refused (a "
+                     "prompt of max_model_len leaves no room for an output token); shorten it "
+                     "or raise deployment.max_model_len",
+                     w.fixed_prompt_tokens,
+                     always > 0 ? fmt::format(" with the {}-token shared prompt", always) : "",
+                     limit));
+  }
+}
+
 }  // namespace
 
 std::unique_ptr<Simulation> BuildSimulation(const ScenarioConfig& given) {
@@ -309,6 +334,7 @@ std::unique_ptr<Simulation> BuildSimulation(const ScenarioConfig& given) {
                      memory.max_model_len));
   }
 
+  CheckServesSomething(c, memory);
   auto metrics = std::make_unique<Metrics>();
   auto timing = MakeTiming(c, model, gpu, profile_or_null);
   std::vector<std::unique_ptr<Replica>> replicas;

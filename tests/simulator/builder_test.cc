@@ -251,6 +251,35 @@ TEST(BuildSimulation, KvCacheShortOfMaxModelLenForItsWatermarkSaysSo) {
                                "kv_cache.watermark or raise deployment.kv_capacity_bytes"));
 }
 
+TEST(BuildSimulation, AWorkloadEveryRequestOfWhichWouldBeRefusedIsAnError) {
+  // max_model_len 1,000: a fixed prompt of 1,000 tokens is refused (no room for an
+  // output token), 999 is served; a 600-token shared prompt every request carries
+  // takes a 400-token prompt to 1,000.
+  const std::vector<std::pair<std::string, std::string>> fixed = {
+      {"deployment.max_model_len", "1000"},
+      {"workload.lengths.source", "fixed"},
+      {"workload.lengths.output_tokens", "5"}};
+  auto with = [&](std::vector<std::pair<std::string, std::string>> more) {
+    more.insert(more.begin(), fixed.begin(), fixed.end());
+    return BuildError(more);
+  };
+  EXPECT_THAT(with({{"workload.lengths.prompt_tokens", "1000"}}),
+              HasSubstr("workload.lengths.prompt_tokens: 1000 tokens reach max_model_len 1000: "
+                        "every request would be refused"));
+  EXPECT_EQ(with({{"workload.lengths.prompt_tokens", "999"}}), "");
+  EXPECT_THAT(
+      with({{"workload.lengths.prompt_tokens", "400"}, {"workload.shared_prefix.tokens", "600"}}),
+      HasSubstr("400 tokens with the 600-token shared prompt reach max_model_len 1000"));
+  EXPECT_EQ(with({{"workload.lengths.prompt_tokens", "400"},
+                  {"workload.shared_prefix.tokens", "600"},
+                  {"workload.shared_prefix.fraction", "0.5"}}),
+            "");
+  EXPECT_THAT(with({{"workload.lengths.prompt_tokens", "10"},
+                    {"workload.shared_prefix.tokens", "1000"},
+                    {"workload.shared_prefix.fraction", "0.5"}}),
+              HasSubstr("workload.shared_prefix.tokens: 1000 tokens reach max_model_len 1000"));
+}
+
 TEST(BuildSimulation, AStaticCacheShortOfMaxModelLenSaysHowManyTokensItHolds) {
   // Each request reserves max_model_len, so none is admitted; the message gives what the
   // cache holds: the paged cache of the same bytes admits its whole blocks of it.
