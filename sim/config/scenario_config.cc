@@ -45,8 +45,9 @@ namespace {
 std::string ResolveCard(MapReader& r, const std::string& key, const std::string& models_dir,
                         const std::string& kind, const std::string& base_dir) {
   if (!r.HasScalar(key, "a card name or a card's path")) r.Fail(key, "required");
+  const std::string value = r.String(key, "");  // its own errors name the key already
   try {
-    return ResolveCardPath(r.String(key, ""), models_dir, kind, base_dir);
+    return ResolveCardPath(value, models_dir, kind, base_dir);
   } catch (const InputError& e) {
     r.Fail(key, e.what());
   }

@@ -101,8 +101,12 @@ std::unique_ptr<ExecutionTimeModel> MakeTiming(const ScenarioConfig& c, const Mo
                          .paged_kernel = c.kv_cache.paged_kernel,
                          .paged = c.kv_cache.type == KvManagerType::kPaged};
   if (c.timing.type == TimingType::kProfiled) {
-    return NewProfiledModel(*profile, model, gpu, c.deployment.tensor_parallel, c.timing.profiled,
-                            costs);
+    try {
+      return NewProfiledModel(*profile, model, gpu, c.deployment.tensor_parallel,
+                              c.timing.profiled, costs);
+    } catch (const InputError& e) {  // the profile's errors, as this config's
+      throw InputError(fmt::format("{}: {}", c.config_file, e.what()));
+    }
   }
   if (c.deployment.tensor_parallel > 1 && gpu.link_bandwidth_bytes_per_s <= 0) {
     Fail(c, "deployment.tensor_parallel",

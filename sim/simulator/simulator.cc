@@ -161,6 +161,14 @@ Summary FinalSummary(const Simulation& sim, const Workload& workload, uint64_t e
 
 }  // namespace
 
+std::optional<RequestSpec> Simulation::NextRequest() {
+  try {
+    return workload_->Next();
+  } catch (const InputError& e) {
+    throw InputError(fmt::format("{}: {}", config_.config_file, e.what()));
+  }
+}
+
 RunResult Simulation::Run() {
   KVSIM_CHECK(!ran_, "a Simulation runs once");
   ran_ = true;
@@ -169,7 +177,7 @@ RunResult Simulation::Run() {
   EventQueue<Payload> events;
   std::vector<bool> step_pending(replicas_.size(), false);
   std::vector<ReplicaLoad> loads(replicas_.size());
-  std::optional<RequestSpec> next = workload_->Next();
+  std::optional<RequestSpec> next = NextRequest();
   if (next) events.Push(next->arrival, EventPhase::kArrival, Arrival{});
   uint64_t handled = 0;
   // Arrivals on their way to the scheduler, oldest first (the delay is the same for
@@ -202,7 +210,7 @@ RunResult Simulation::Run() {
           request_step(route(std::move(spec)), now);
         }
       }
-      next = workload_->Next();
+      next = NextRequest();
       if (next) {
         KVSIM_CHECK(next->arrival >= now, "workload arrivals must not go back in time");
         events.Push(next->arrival, EventPhase::kArrival, Arrival{});

@@ -83,6 +83,11 @@ class Simulation {
   std::string TimingLine() const;
 
  private:
+  // The workload's next request. The workload is read as the run goes: its errors (a
+  // trace row, an arrival past the simulated span) name the config file, as those found
+  // building the run do.
+  std::optional<RequestSpec> NextRequest();
+
   struct Arrival {};
   struct Step {
     size_t replica;
