@@ -290,6 +290,11 @@ void CheckMeta(ProfileReader& r) {
       Fail(r, d.meta_lines.at(k),
            fmt::format("[{}] {}: '{}' is not a number", kMeta, k, d.meta.at(k)));
     }
+    // Every numeric [meta] key is a version, a size, a count or a clock: positive.
+    if (!(*value > 0)) {
+      Fail(r, d.meta_lines.at(k),
+           fmt::format("[{}] {}: '{}' must be positive", kMeta, k, d.meta.at(k)));
+    }
     d.meta_numbers.emplace(k, *value);
   }
   const std::string version(schema::meta::kFormatVersion);

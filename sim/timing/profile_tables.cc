@@ -130,6 +130,9 @@ class ProfileReader {
         Fail(t.line(r), fmt::format("[{}] {} '{}' is not one of {}", t.name(), col::kLayer, layer,
                                     GemmLayerNames()));
       }
+      // What holds of any row, whatever its model: a time, a whole token count.
+      Positive(t, r, col::kTimeUs);
+      Count(t, r, col::kTokens);
       if (name != model_.name || tp != static_cast<double>(tp_)) continue;
       const double tokens = Positive(t, r, col::kTokens);
       const double n = t.Number(r, col::kN);

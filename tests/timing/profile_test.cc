@@ -390,6 +390,12 @@ TEST(Profile, ANonNumericMetaNumberIsAnErrorAtItsLine) {
   EXPECT_THAT(ParseError(lines), HasSubstr("p.txt:6: [meta] sm_count: 'many' is not a number"));
 }
 
+TEST(Profile, ANonPositiveMetaNumberIsAnErrorAtItsLine) {
+  std::vector<std::string> lines = MinimalLines();
+  lines[5] = "sm_count: -1";
+  EXPECT_THAT(ParseError(lines), HasSubstr("p.txt:6: [meta] sm_count: '-1' must be positive"));
+}
+
 TEST(Profile, AnotherFormatVersionIsRejected) {
   std::vector<std::string> lines = MinimalLines();
   lines[1] = "format_version: 2";

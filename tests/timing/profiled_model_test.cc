@@ -1222,6 +1222,22 @@ TEST(ProfiledModel, AGemmShapeOtherThanTheModelCardsIsAnErrorAtItsLine) {
   EXPECT_THAT(message, HasSubstr("n=1024 k=2048, but the model card gives n=1024 k=1024"));
 }
 
+TEST(ProfiledModel, AGemmRowOfAnotherModelIsCheckedForATimeAndAWholeTokenCount) {
+  // Rows the run does not read still must be measurements: a zero time or 1.5 tokens is
+  // an error at its line, not left for the day another model reads it.
+  const std::string base = TinyProfile().Render(Tiny());
+  for (const std::string& bad : {std::string("other,o,1,256,256,1024,1024,0,1\n"),
+                                 std::string("other,o,1,1.5,256,1024,1024,10,1\n")}) {
+    std::string text = base;
+    const size_t at = text.find("[decode_attention]");
+    text.insert(at, bad);
+    const std::string message = ModelError(text, Tiny());
+    EXPECT_THAT(message, HasSubstr(fmt::format("p.txt:{}:", LineOf(text, bad.substr(0, 12)))));
+    EXPECT_THAT(message, ::testing::AnyOf(HasSubstr("time_us must be positive"),
+                                          HasSubstr("tokens must be a positive integer")));
+  }
+}
+
 TEST(ProfiledModel, ARepeatedGridPointIsAnErrorAtItsLine) {
   std::string text = TinyProfile().Render(Tiny());
   const std::string row = GemmRow("tiny", "qkv", 1, 256, 1536, 1024, 10);
