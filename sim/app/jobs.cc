@@ -5,6 +5,8 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
+#include <filesystem>
+#include <functional>
 
 #include "sim/core/check.h"
 #include "sim/core/parallel.h"
@@ -151,6 +153,96 @@ void CheckCompareEntries(const ConfigTree& tree, const ScenarioConfig& base) {
       throw InputError(fmt::format("compare entry '{}': {}", e.label, err.what()));
     }
   }
+}
+
+namespace {
+
+// The parts of a Simulation::TimingLine ("timing: roofline; engine vllm_v1; ...").
+std::vector<std::string> TimingParts(const std::string& line) {
+  std::vector<std::string> parts;
+  for (size_t begin = 0;;) {
+    const size_t end = line.find("; ", begin);
+    parts.push_back(line.substr(begin, end - begin));
+    if (end == std::string::npos) return parts;
+    begin = end + 2;
+  }
+}
+
+// The compare table's header: what the runs share, as `kvsim run` states one run
+// ("MODEL on R x GPU (TP n), scheduler S, N requests; TIMING", TIMING the timing
+// line's parts every entry has), then a line for each of those facts (and the
+// trace) that differs between entries, naming each entry's value (for timing, the
+// parts it adds: its paged kernel or VMM backend): a compare entry may change any
+// key.
+}  // namespace
+
+std::string CompareHeader(const std::vector<const Job*>& jobs) {
+  struct Fact {
+    std::string name, varied;  // varied: its text in the header when entries differ
+    std::vector<std::string> values;
+  };
+  std::vector<Fact> facts = {{"model", "models per entry", {}},
+                             {"deployment", "on GPUs per entry", {}},
+                             {"scheduler", "schedulers per entry", {}},
+                             {"requests", "requests per entry", {}},
+                             {"trace", "", {}}};
+  std::vector<std::vector<std::string>> timing;
+  for (const Job* job : jobs) {
+    const Simulation& sim = *job->sim;
+    const ScenarioConfig& c = sim.config();
+    facts[0].values.push_back(sim.model().name);
+    facts[1].values.push_back("on " + DeploymentText(sim));
+    facts[2].values.push_back(fmt::format("scheduler {}", SchedulerTypeName(c.scheduler.type)));
+    facts[3].values.push_back(fmt::format("{} requests", job->summary.requests_total));
+    facts[4].values.push_back(
+        c.workload.trace_path.empty()
+            ? "none (synthetic lengths)"
+            : std::filesystem::path(c.workload.trace_path).filename().string());
+    timing.push_back(TimingParts(sim.TimingLine()));
+  }
+  const auto varies = [](const Fact& f) {
+    return std::adjacent_find(f.values.begin(), f.values.end(), std::not_equal_to<>()) !=
+           f.values.end();
+  };
+  const auto text = [&](const Fact& f) { return varies(f) ? f.varied : f.values.front(); };
+  // The timing parts every entry has, in the first entry's order.
+  std::vector<std::string> shared;
+  for (const std::string& part : timing.front()) {
+    if (std::all_of(timing.begin(), timing.end(), [&](const std::vector<std::string>& t) {
+          return std::find(t.begin(), t.end(), part) != t.end();
+        })) {
+      shared.push_back(part);
+    }
+  }
+  std::string out = fmt::format("{} {}, {}, {}; {}\n", text(facts[0]), text(facts[1]),
+                                text(facts[2]), text(facts[3]),
+                                shared.empty() ? std::string("timing per entry")
+                                               : fmt::format("{}", fmt::join(shared, "; ")));
+  for (const Fact& f : facts) {
+    if (!varies(f)) continue;
+    std::vector<std::string> each;
+    for (size_t i = 0; i < jobs.size(); ++i) {
+      each.push_back(fmt::format("{}: {}", jobs[i]->label, f.values[i]));
+    }
+    out += fmt::format("{} per entry: {}\n", f.name, fmt::join(each, "; "));
+  }
+  std::vector<std::string> own;  // each entry's timing parts beyond the shared ones
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    std::vector<std::string> extra;
+    for (const std::string& part : timing[i]) {
+      if (std::find(shared.begin(), shared.end(), part) == shared.end()) extra.push_back(part);
+    }
+    if (!extra.empty())
+      own.push_back(fmt::format("{}: {}", jobs[i]->label, fmt::join(extra, ", ")));
+  }
+  if (!own.empty()) out += fmt::format("timing per entry: {}\n", fmt::join(own, "; "));
+  return out;
+}
+
+std::string CompareHeader(const std::vector<Job>& jobs) {
+  std::vector<const Job*> each;
+  for (const Job& job : jobs) each.push_back(&job);
+  return CompareHeader(each);
 }
 
 LabelledLines Labelled(const std::vector<Job>& jobs) {

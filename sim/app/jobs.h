@@ -60,6 +60,15 @@ void CheckOverridesUsed(const std::vector<std::string>& assignments,
 // key even though it runs none of the entries. Throws InputError naming the entry.
 void CheckCompareEntries(const ConfigTree& tree, const ScenarioConfig& base);
 
+// The header of a comparison of `jobs` (compare's runs, or sweep's at one rate): what
+// the runs share, as `kvsim run` states one run ("MODEL on R replica(s) x N GPU (TP n),
+// scheduler S, N requests; TIMING", TIMING the timing line's parts every entry has),
+// then a line for each of those facts (and the trace) that differs between entries,
+// naming each entry's value (for timing, the parts it adds: its paged kernel or VMM
+// backend): a compare entry may change any key.
+std::string CompareHeader(const std::vector<const Job*>& jobs);
+std::string CompareHeader(const std::vector<Job>& jobs);
+
 // Label and lines, per job, for FormatCaveats.
 using LabelledLines = std::vector<std::pair<std::string, std::vector<std::string>>>;
 // The jobs' timing caveats by label.

@@ -159,7 +159,9 @@ void PrintSweep(std::ostream& out, const SweepRuns& s, const std::vector<Job>& j
   for (double rate : s.rates_qps) width = std::max(width, RateText(rate).size() + 1);
   std::string header = fmt::format("{:>{}}", "QPS", width);
   for (const CompareEntry& e : s.entries) header += fmt::format("{:>34}", e.label);
-  out << jobs.front().sim->TimingLine() << "\n";
+  std::vector<const Job*> first_rate;  // one run per entry: their header
+  for (size_t e = 0; e < s.entries.size(); ++e) first_rate.push_back(&jobs[e * s.rates_qps.size()]);
+  out << CompareHeader(first_rate);
   out << "throughput (req/s) / TTFT p99 (ms) / E2E p99 (s) per offered load\n" << header << "\n";
   for (size_t r = 0; r < s.rates_qps.size(); ++r) {
     std::string line = fmt::format("{:>{}}", RateText(s.rates_qps[r]), width);
