@@ -193,7 +193,11 @@ std::string CompareHeader(const std::vector<const Job*>& jobs) {
     facts[0].values.push_back(sim.model().name);
     facts[1].values.push_back("on " + DeploymentText(sim));
     facts[2].values.push_back(fmt::format("scheduler {}", SchedulerTypeName(c.scheduler.type)));
-    facts[3].values.push_back(fmt::format("{} requests", job->summary.requests_total));
+    facts[3].values.push_back(
+        c.workload.max_requests > job->summary.requests_total
+            ? fmt::format("{} requests (all the workload holds; max_requests {})",
+                          job->summary.requests_total, c.workload.max_requests)
+            : fmt::format("{} requests", job->summary.requests_total));
     facts[4].values.push_back(
         c.workload.trace_path.empty()
             ? "none (synthetic lengths)"

@@ -427,6 +427,12 @@ std::string FormatSummary(const Summary& s, const Simulation& sim) {
                        ? ", all arriving at once (a batch: no offered rate)"
                        : ""));
   if (!s.skipped_rows.empty()) line("  trace: " + s.skipped_rows);
+  if (c.workload.max_requests > s.requests_total) {
+    line(
+        fmt::format("  workload: max_requests {} asks for more requests than the workload holds; "
+                    "it ran all {}",
+                    c.workload.max_requests, s.requests_total));
+  }
   line(fmt::format("  makespan {:.2f} s; throughput {:.2f} req/s, {:.0f} output tok/s",
                    s.makespan_s, s.requests_per_s, s.output_tokens_per_s));
   const std::string load = LoadLine(s);

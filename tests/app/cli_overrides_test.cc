@@ -100,6 +100,22 @@ TEST(CliOverrides, ARunRefusesAnUnknownKeyInACompareEntryItDoesNotRun) {
   EXPECT_THAT(r.err, HasSubstr("kv_cache.foo: unknown key"));
 }
 
+TEST(CliOverrides, ARunSaysWhenMaxRequestsAsksForMoreThanTheTraceHolds) {
+  TempDir dir;
+  dir.Write("three.csv",
+            "arrived_at,num_prefill_tokens,num_decode_tokens\n"
+            "0.0,100,10\n0.5,200,20\n1.0,150,15\n");
+  const std::string config = dir.Write("three.yaml",
+                                       "model: Llama-3-8B\ngpu: H100-SXM\n"
+                                       "workload: {trace: three.csv, arrival: {process: trace}, "
+                                       "max_requests: 10}\n");
+  const Result r = Kvsim(dir, {"run", config});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("requests: 3 completed of 3"));
+  EXPECT_THAT(r.out, HasSubstr("workload: max_requests 10 asks for more requests than the "
+                               "workload holds; it ran all 3"));
+}
+
 TEST(CliOverrides, ASweepRefusesTheRateItSetsItself) {
   TempDir dir;
   const Result r = Kvsim(
