@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -116,6 +117,28 @@ void RecoverKilledRun(const fs::path& dir, const fs::path& retired, const fs::pa
 // `replace_earlier`, an earlier kvsim output (holding manifest.json).
 void CheckReplaceable(const fs::path& dir, const std::string& shown, bool replace_earlier) {
   std::error_code ec;
+  // Inside another kvsim output (a compare's run folder, a sweep's rate, a plan's probe:
+  // at most two levels down): writing there would leave that output's parts disagreeing
+  // with its manifest and summaries. A manifest.json is kvsim's when it records a
+  // kvsim_version (other tools name files so too).
+  const auto kvsim_output = [&](const fs::path& d) {
+    std::ifstream in(d / "manifest.json");
+    std::string head(256, '\0');
+    in.read(head.data(), static_cast<std::streamsize>(head.size()));
+    head.resize(static_cast<size_t>(in.gcount()));
+    return head.find("\"kvsim_version\"") != std::string::npos;
+  };
+  fs::path up = dir.parent_path();
+  for (int level = 0; level < 2 && !up.empty() && up != up.root_path();
+       ++level, up = up.parent_path()) {
+    if (kvsim_output(up)) {
+      throw InputError(fmt::format(
+          "{}: lies inside {}, the outputs of an earlier kvsim command (it holds "
+          "manifest.json); writing there would leave them inconsistent: choose an --out "
+          "outside it",
+          shown, up.string()));
+    }
+  }
   const fs::file_status status = fs::symlink_status(dir, ec);
   if (!fs::exists(status)) return;
   if (!fs::is_directory(status)) {

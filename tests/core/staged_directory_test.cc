@@ -93,6 +93,23 @@ TEST(StagedDirectory, AnEarlierOutputIsReplacedOnlyWhenAskedTo) {
   staged.Commit();
 }
 
+TEST(StagedDirectory, AnOutputInsideAnotherKvsimOutputIsRefused) {
+  TempDir root;
+  const fs::path compare = root.path() / "cmp";
+  fs::create_directories(compare / "paged");
+  Put(compare / "manifest.json", "{\n  \"kvsim_version\": \"0.1.0\",\n  \"files\": []\n}\n");
+  Put(compare / "paged" / "manifest.json", "{\"kvsim_version\": \"0.1.0\"}\n");
+  for (const fs::path& inside : {compare / "paged", compare / "new", compare / "paged" / "x"}) {
+    EXPECT_THAT(ErrorOf(inside), HasSubstr(": lies inside " + compare.string()));
+  }
+  EXPECT_TRUE(fs::exists(compare / "paged" / "manifest.json"));
+  // Another tool's manifest.json is not kvsim's.
+  const fs::path other = root.path() / "web";
+  fs::create_directory(other);
+  Put(other / "manifest.json", "{\"name\": \"app\"}\n");
+  EXPECT_EQ(ErrorOf(other / "out"), "");
+}
+
 TEST(StagedDirectory, DroppedWithoutCommitLeavesTheEarlierOutputAndNoStaging) {
   TempDir root;
   const fs::path dir = root.path() / "out";
