@@ -1,5 +1,11 @@
-// Round-robin and least-outstanding routers.
+// Round-robin, least-outstanding and prefix-affinity routers.
 #include "sim/cluster/router.h"
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <utility>
+#include <vector>
 
 #include "sim/core/check.h"
 
@@ -42,11 +48,52 @@ class LeastOutstandingRouter final : public Router {
   size_t cursor_ = 0;
 };
 
+// SplitMix64's finaliser (Steele, Lea and Flood, "Fast splittable pseudorandom number
+// generators", OOPSLA 2014): a well-mixed 64-bit hash of x.
+uint64_t Mix(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ULL;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+  return x ^ (x >> 31);
+}
+
+class PrefixAffinityRouter final : public Router {
+ public:
+  size_t Route(const RequestSpec& request, std::span<const ReplicaLoad> loads) override {
+    KVSIM_CHECK(!loads.empty(), "no replicas");
+    const uint64_t key = request.stream != 0         ? request.stream
+                         : !request.hash_ids.empty() ? request.hash_ids.front()
+                                                     : 0;
+    if (key == 0) return fallback_.Route(request, loads);
+    const size_t n = loads.size();
+    int64_t total = 0;
+    for (const ReplicaLoad& l : loads) total += l.running + l.waiting;
+    const auto bound = static_cast<int64_t>(std::ceil(
+        kPrefixAffinityLoadFactor * static_cast<double>(total + 1) / static_cast<double>(n)));
+    // Replicas by rendezvous weight, highest first; the first within the bound takes it
+    // (one always is: not every replica can hold more than the mean).
+    std::vector<std::pair<uint64_t, size_t>> ranked;
+    ranked.reserve(n);
+    for (size_t i = 0; i < n; ++i) ranked.emplace_back(Mix(key ^ Mix(i + 1)), i);
+    std::sort(ranked.begin(), ranked.end(), std::greater<>());
+    for (const auto& [weight, i] : ranked) {
+      if (loads[i].running + loads[i].waiting < bound) return i;
+    }
+    return ranked.front().second;
+  }
+
+ private:
+  LeastOutstandingRouter fallback_;
+};
+
 }  // namespace
 
 std::unique_ptr<Router> NewRoundRobinRouter() { return std::make_unique<RoundRobinRouter>(); }
 std::unique_ptr<Router> NewLeastOutstandingRouter() {
   return std::make_unique<LeastOutstandingRouter>();
+}
+std::unique_ptr<Router> NewPrefixAffinityRouter() {
+  return std::make_unique<PrefixAffinityRouter>();
 }
 
 }  // namespace kvsim

@@ -84,7 +84,15 @@ std::unique_ptr<BatchScheduler> MakeScheduler(const ScenarioConfig& c, int64_t m
 }
 
 std::unique_ptr<Router> MakeRouter(RouterType type) {
-  return type == RouterType::kRoundRobin ? NewRoundRobinRouter() : NewLeastOutstandingRouter();
+  switch (type) {
+    case RouterType::kRoundRobin:
+      return NewRoundRobinRouter();
+    case RouterType::kLeastOutstanding:
+      return NewLeastOutstandingRouter();
+    case RouterType::kPrefixAffinity:
+      return NewPrefixAffinityRouter();
+  }
+  KVSIM_CHECK(false, "unknown router type");
 }
 
 // `profile`: the loaded timing.profile when timing is profiled, else nullptr.
@@ -102,8 +110,8 @@ std::unique_ptr<ExecutionTimeModel> MakeTiming(const ScenarioConfig& c, const Mo
                          .paged = c.kv_cache.type == KvManagerType::kPaged};
   if (c.timing.type == TimingType::kProfiled) {
     try {
-      return NewProfiledModel(*profile, model, gpu, c.deployment.tensor_parallel,
-                              c.timing.profiled, costs);
+      return NewProfiledModel(*profile, model, gpu, c.deployment.tensor_parallel, c.timing.profiled,
+                              costs);
     } catch (const InputError& e) {  // the profile's errors, as this config's
       throw InputError(fmt::format("{}: {}", c.config_file, e.what()));
     }

@@ -52,8 +52,9 @@ std::vector<std::string> Simulation::timing_assumptions() const {
           "kv_cache.vmm: the stock driver's call costs (cuMemMap {:g} us, cuMemSetAccess {:g} us, "
           "cuMemUnmap {:g} us per page, those kv_cache.vmm does not set) are medians measured "
           "on an H100-SXM, not on the {}; a kvprobe profile of this GPU measures them",
-          k.vattention.map_latency.count() / 1e3, k.vattention.set_access_latency.count() / 1e3,
-          k.vattention.unmap_latency.count() / 1e3, gpu_.name));
+          ToSeconds(k.vattention.map_latency) * 1e6,
+          ToSeconds(k.vattention.set_access_latency) * 1e6,
+          ToSeconds(k.vattention.unmap_latency) * 1e6, gpu_.name));
     }
   }
   const TimingConfig::Calibrated& cal = config_.timing.calibration;

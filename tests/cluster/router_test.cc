@@ -17,7 +17,22 @@ RequestSpec AnyRequest() {
 }
 
 std::unique_ptr<Router> MakeRouter(RouterType type) {
-  return type == RouterType::kRoundRobin ? NewRoundRobinRouter() : NewLeastOutstandingRouter();
+  switch (type) {
+    case RouterType::kRoundRobin:
+      return NewRoundRobinRouter();
+    case RouterType::kLeastOutstanding:
+      return NewLeastOutstandingRouter();
+    case RouterType::kPrefixAffinity:
+      return NewPrefixAffinityRouter();
+  }
+  return nullptr;
+}
+
+RequestSpec OfStream(uint64_t stream) {
+  RequestSpec r = AnyRequest();
+  r.stream = stream;
+  r.stream_tokens = 5;
+  return r;
 }
 
 class RouterConformance : public testing::TestWithParam<RouterType> {};
@@ -50,7 +65,8 @@ TEST_P(RouterConformance, EqualReplicasShareRequestsEvenly) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllRouters, RouterConformance,
-                         testing::Values(RouterType::kRoundRobin, RouterType::kLeastOutstanding),
+                         testing::Values(RouterType::kRoundRobin, RouterType::kLeastOutstanding,
+                                         RouterType::kPrefixAffinity),
                          [](const testing::TestParamInfo<RouterType>& param_info) {
                            return std::string(kRouterTypes.Name(param_info.param));
                          });
@@ -130,6 +146,52 @@ TEST(LeastOutstandingRouter, FollowsTheLoadAsItChanges) {
   //   2 2 2 -> 2 (three-way tie; the cursor is at 2)
   //   2 2 3 -> 0 (tie of 0 and 1; the cursor wrapped to 0)
   EXPECT_EQ(got, (std::vector<size_t>{1, 2, 1, 2, 0}));
+}
+
+TEST(PrefixAffinityRouter, SendsEveryRequestOfAStreamToOneReplicaWhileLoadsAreEven) {
+  auto router = NewPrefixAffinityRouter();
+  const std::vector<ReplicaLoad> idle(4);
+  std::set<size_t> homes;
+  for (uint64_t stream = 1; stream <= 40; ++stream) {
+    const size_t home = router->Route(OfStream(stream), idle);
+    for (int k = 0; k < 3; ++k) EXPECT_EQ(router->Route(OfStream(stream), idle), home);
+    homes.insert(home);
+  }
+  // Forty streams hash over all four replicas (rendezvous hashing spreads the keys).
+  EXPECT_EQ(homes.size(), 4u);
+}
+
+TEST(PrefixAffinityRouter, ATraceWithoutStreamsKeysOnTheFirstPrefixBlock) {
+  auto router = NewPrefixAffinityRouter();
+  const std::vector<ReplicaLoad> idle(8);
+  RequestSpec a = AnyRequest();
+  a.hash_ids = {77, 1, 2};
+  RequestSpec b = AnyRequest();
+  b.hash_ids = {77, 9};
+  EXPECT_EQ(router->Route(a, idle), router->Route(b, idle));
+}
+
+TEST(PrefixAffinityRouter, SpillsToTheNextRankedReplicaAtTheBoundedLoad) {
+  auto router = NewPrefixAffinityRouter();
+  std::vector<ReplicaLoad> loads(4);
+  const size_t home = router->Route(OfStream(5), loads);
+  // 8 outstanding in all, 7 of them at home: the bound is ceil(1.25 x 9 / 4) = 3, so
+  // the home replica (7) is full and the stream goes elsewhere, to a replica under 3.
+  loads[home].waiting = 7;
+  loads[(home + 1) % 4].running = 1;
+  const size_t spill = router->Route(OfStream(5), loads);
+  EXPECT_NE(spill, home);
+  EXPECT_LT(loads[spill].running + loads[spill].waiting, 3);
+  // Idle again, the stream goes home.
+  loads = std::vector<ReplicaLoad>(4);
+  EXPECT_EQ(router->Route(OfStream(5), loads), home);
+}
+
+TEST(PrefixAffinityRouter, RequestsWithoutAPrefixGoToTheLeastOutstandingReplica) {
+  auto router = NewPrefixAffinityRouter();
+  const std::vector<ReplicaLoad> loads = {
+      {.running = 3, .waiting = 0}, {.running = 0, .waiting = 1}, {.running = 2, .waiting = 2}};
+  EXPECT_EQ(router->Route(AnyRequest(), loads), 1u);
 }
 
 }  // namespace
