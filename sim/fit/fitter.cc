@@ -252,7 +252,13 @@ std::vector<std::pair<FitMetric, double>> MeasuredTargets(const FitRun& run,
 FitCase MeasuredCase(const FitRun& run, const ConfigTree& base,
                      const std::vector<FitMetric>& metrics, const std::string& out_dir) {
   const MeasurementFormat format = RequestsFormat(run);
-  const MeasuredRequests measured = LoadMeasuredRequests(run.requests_path, format);
+  const MeasuredRequests measured = [&] {
+    try {
+      return LoadMeasuredRequests(run.requests_path, format);
+    } catch (const InputError& e) {  // named as the fit file's run that gives the path
+      throw InputError(fmt::format("{}.requests: {}", run.where, e.what()));
+    }
+  }();
   const std::string trace = (fs::absolute(out_dir) / "workloads" / (run.name + ".csv")).string();
   WriteReplayTrace(measured, trace);
   return {run.name,

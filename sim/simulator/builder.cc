@@ -261,13 +261,17 @@ void CheckAdmitsMaxModelLen(const ScenarioConfig& c, const MemoryPlan& memory,
       reserves ? memory.kv_capacity_bytes / memory.kv_bytes_per_token : kv.MaxAdmissibleTokens();
   Fail(c, stated ? "deployment.kv_capacity_bytes" : "deployment.max_model_len",
        fmt::format("the {} KV cache ({:.2f} GiB per GPU, {} bytes per token) {} {} tokens{}, "
-                   "below max_model_len {}; lower max_model_len{}{}",
+                   "below max_model_len {}{}; lower max_model_len{}{}",
                    kKvManagerTypes.Name(c.kv_cache.type), ToGiB(memory.kv_capacity_bytes),
                    memory.kv_bytes_per_token, reserves ? "holds" : "admits at most", tokens,
                    watermark > 0
                        ? fmt::format(" with kv_cache.watermark {:g} of it kept free", watermark)
                        : "",
-                   memory.max_model_len, watermark > 0 ? ", lower kv_cache.watermark" : "",
+                   memory.max_model_len,
+                   c.deployment.max_model_len > 0
+                       ? ""
+                       : " (unset, so the model card's context length; set it to what you serve)",
+                   watermark > 0 ? ", lower kv_cache.watermark" : "",
                    stated ? " or raise deployment.kv_capacity_bytes"
                           : ", raise gpu_memory_utilization or tensor_parallel"));
 }
