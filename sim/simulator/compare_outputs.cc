@@ -179,6 +179,9 @@ struct Row {
   // Shown only when some run caches prefixes, or when some run refused or truncated
   // requests for max_model_len.
   enum class Shown { kAlways, kPrefixCache, kMaxModelLen } shown = Shown::kAlways;
+  // Whether a ratio to the base run follows the value: not for percentages, whose
+  // ratio to a near-zero base says nothing (fragmentation 84.5% against 0.6%).
+  bool ratio = true;
 };
 const Row kRows[] = {
     {"requests refused", [](const Summary& s) { return double(s.requests_rejected); }, "{:.0f}",
@@ -203,7 +206,8 @@ const Row kRows[] = {
     {"E2E p99 (s)", [](const Summary& s) { return s.e2e_s.OrNaN(&Percentiles::p99); }, "{:.3f}"},
     {"max running batch", [](const Summary& s) { return double(s.max_running); }, "{:.0f}"},
     {"mean running batch", [](const Summary& s) { return s.mean_running; }, "{:.1f}"},
-    {"KV fragmentation (%)", [](const Summary& s) { return 100 * s.fragmentation; }, "{:.1f}"},
+    {"KV fragmentation (%)", [](const Summary& s) { return 100 * s.fragmentation; }, "{:.1f}",
+     Row::Shown::kAlways, false},
     {"KV peak allocated (GiB)", [](const Summary& s) { return ToGiB(s.peak_allocated_bytes); },
      "{:.2f}"},
     {"preemptions", [](const Summary& s) { return double(s.preemptions); }, "{:.0f}"},
@@ -213,7 +217,7 @@ const Row kRows[] = {
                                         static_cast<double>(s.prompt_tokens)
                                   : 0.0;
      },
-     "{:.1f}", Row::Shown::kPrefixCache},
+     "{:.1f}", Row::Shown::kPrefixCache, false},
     {"recomputed tokens", [](const Summary& s) { return double(s.recomputed_tokens); }, "{:.0f}",
      Row::Shown::kPrefixCache},
     {"exposed mapping (s)", [](const Summary& s) { return s.exposed_overhead_s; }, "{:.3f}"},
@@ -243,7 +247,7 @@ std::string FormatCompareTable(const std::vector<LabeledRun>& runs) {
     for (const LabeledRun& r : runs) {
       const double v = row.get(r.summary);
       std::string cell = FormatOrNa(v, row.format);
-      if (base && &r != base && b != 0 && std::isfinite(v / b)) {
+      if (row.ratio && base && &r != base && b != 0 && std::isfinite(v / b)) {
         cell += fmt::format(" ({:.2f}x)", v / b);
       }
       width[cells.size()] = std::max(width[cells.size()], cell.size() + 2);

@@ -67,6 +67,21 @@ TEST(FormatCompareTable, KeepsWideCellsAndLongLabelsApart) {
   EXPECT_EQ(Cells(row), (std::vector<std::string>{"TTFT p50 (ms)", "32.9", "46082.8 (1400.69x)"}));
 }
 
+TEST(FormatCompareTable, GivesNoRatioForAPercentage) {
+  // 84.5% against paged's 0.6% is 140.83x: a number that says nothing, so none is shown.
+  std::vector<LabeledRun> runs = {Labelled("paged", "paged", 0.03, 3.0, 80, 14),
+                                  Labelled("static", "static", 0.04, 3.2, 54, 54)};
+  runs[0].summary.fragmentation = 0.006;
+  runs[1].summary.fragmentation = 0.845;
+  const std::string table = FormatCompareTable(runs);
+  const size_t at = table.find("KV fragmentation (%)");
+  ASSERT_NE(at, std::string::npos) << table;
+  const std::string row = table.substr(at, table.find('\n', at) - at);
+  EXPECT_EQ(Cells(row), (std::vector<std::string>{"KV fragmentation (%)", "0.6", "84.5"}));
+  // A quantity keeps its ratio.
+  EXPECT_NE(table.find("54 (0.68x)"), std::string::npos) << table;
+}
+
 TEST(FormatVerdict, NamesTheFastestTheLeanestTheWidestAndWhoQueues) {
   const std::vector<LabeledRun> runs = {
       Labelled("static", "static", 20.0, 25.0, 54, 54),
