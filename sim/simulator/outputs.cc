@@ -447,8 +447,9 @@ std::string FormatSummary(const Summary& s, const Simulation& sim) {
                      FormatOrNa(scale * p->OrNaN(&Percentiles::p50), format), unit,
                      FormatOrNa(scale * p->OrNaN(&Percentiles::p99), format), unit));
   }
-  line(fmt::format("  batch: max {} / mean {:.1f} running; {} preemptions", s.max_running,
-                   s.mean_running, s.preemptions));
+  const bool fleet = c.deployment.replicas > 1;
+  line(fmt::format("  batch{}: max {} / mean {:.1f} running; {} preemptions",
+                   fleet ? " per replica" : "", s.max_running, s.mean_running, s.preemptions));
   if (s.prefix_caching) {
     line(
         fmt::format("  prefix cache: {:.1f}% of prompt tokens found cached, {} of {} requests hit; "
@@ -458,21 +459,21 @@ std::string FormatSummary(const Summary& s, const Simulation& sim) {
                                         : 0.0,
                     s.prefix_hit_requests, s.requests_completed, s.recomputed_tokens));
   }
-  line(
-      fmt::format("  KV: peak {:.2f} GiB, mean allocated {:.2f} GiB, mean live {:.2f} GiB, "
-                  "fragmentation {:.1f}%",
-                  ToGiB(s.peak_allocated_bytes), ToGiB(s.mean_allocated_bytes),
-                  ToGiB(s.mean_live_bytes), 100 * s.fragmentation));
+  line(fmt::format(
+      "  KV per GPU{}: peak {:.2f} GiB, mean allocated {:.2f} GiB, mean live {:.2f} "
+      "GiB, fragmentation {:.1f}%",
+      fleet ? " (the largest replica's peak, means over all)" : "", ToGiB(s.peak_allocated_bytes),
+      ToGiB(s.mean_allocated_bytes), ToGiB(s.mean_live_bytes), 100 * s.fragmentation));
   if (s.is_vattention) {
-    line(
-        fmt::format("  vAttention: {} KiB pages, {} map / {} unmap calls, exposed {:.3f} s, "
-                    "hidden {:.3f} s; {:.2f} GiB {} on average",
-                    s.page_bytes / 1024, s.map_calls, s.unmap_calls, s.exposed_overhead_s,
-                    s.hidden_overhead_s, ToGiB(s.mean_cached_bytes),
-                    // With prefix caching, cached page groups keep their content
-                    // whether or not a range maps them.
-                    s.prefix_caching ? "unneeded but mapped or caching content (reusable)"
-                                     : "mapped but unneeded (reusable)"));
+    line(fmt::format(
+        "  vAttention: {} KiB pages, {} map / {} unmap calls, exposed {:.3f} s, "
+        "hidden {:.3f} s{}; {:.2f} GiB {} on average",
+        s.page_bytes / 1024, s.map_calls, s.unmap_calls, s.exposed_overhead_s, s.hidden_overhead_s,
+        fleet ? " (summed over replicas)" : "", ToGiB(s.mean_cached_bytes),
+        // With prefix caching, cached page groups keep their content
+        // whether or not a range maps them.
+        s.prefix_caching ? "unneeded but mapped or caching content (reusable)"
+                         : "mapped but unneeded (reusable)"));
   }
   line(fmt::format("  simulated {} events in {:.3f} s wall", s.events, s.wall_s));
   line("  " + sim.TimingLine());
