@@ -95,7 +95,7 @@ void CheckOverridesUsed(const std::vector<std::string>& assignments,
   for (const CompareEntry& e : entries) {
     for (const auto& [key, value] : e.overrides) {
       for (const auto& [set, unused] : extra.AsOverrides()) {
-        if (Replaces(set, key) || Replaces(key, set)) {
+        if (Replaces(set, key)) {  // a map above it carries other keys too
           throw InputError(
               fmt::format("{}: {}: {} sets {} for every run itself, so the entry's "
                           "value changes nothing; leave it out",
@@ -117,9 +117,14 @@ void CheckOverridesUsed(const std::vector<std::string>& assignments,
     if (!entries.empty() && std::all_of(entries.begin(), entries.end(),
                                         [&](const CompareEntry& e) { return EntrySets(e, key); })) {
       throw InputError(fmt::format(
-          "--set {}: every compare entry sets {} itself, so the override changes no run; use "
-          "kvsim run for one setting, or write the entries you want as the config's compare list",
-          assignment, key));
+          "--set {}: every compare entry sets {} itself, so the override changes no run; {}",
+          assignment, key,
+          command == "compare"
+              ? "use kvsim run for one setting, or write the entries you want as the config's "
+                "compare list"
+              : fmt::format("give the {} one entry of that setting: --set 'compare=[{{label: "
+                            "mine, set: {{{}: {}}}}}]'",
+                            command, key, assignment.substr(assignment.find('=') + 1))));
     }
     if (!key.starts_with("kv_cache.")) continue;
     const std::vector<KvManagerType> readers = KvCacheKeyReaders(key.substr(9));
@@ -127,10 +132,13 @@ void CheckOverridesUsed(const std::vector<std::string>& assignments,
       return std::find(readers.begin(), readers.end(), t) != readers.end();
     });
     if (!read && kv_types.size() == 1) {
+      const bool type_set =
+          std::any_of(assignments.begin(), assignments.end(),
+                      [](const std::string& a) { return a.starts_with("kv_cache.type="); });
       throw InputError(
-          fmt::format("--set {}: the {} KV manager does not read it ({} only); set "
-                      "kv_cache.type too, or leave it out",
-                      assignment, TypeNames(kv_types), TypeNames(readers)));
+          fmt::format("--set {}: the {} KV manager does not read it ({} only); {}", assignment,
+                      TypeNames(kv_types), TypeNames(readers),
+                      type_set ? "leave it out" : "set kv_cache.type too, or leave it out"));
     }
     if (!read) {
       throw InputError(

@@ -56,8 +56,9 @@ void CheckOverridesUsed(const std::vector<std::string>& assignments,
                         const std::vector<KvManagerType>& kv_types, const std::string& command);
 
 // Decodes each compare entry of `base` (its file's `compare:` list) with its overrides
-// on `tree`, as compare would, so that `run` refuses a config whose list holds a bad
-// key even though it runs none of the entries. Throws InputError naming the entry.
+// on `tree` (the file as written, without the run's --set), as compare would, so that
+// `run` refuses a config whose list holds a bad key even though it runs none of the
+// entries. Throws InputError naming the entry.
 void CheckCompareEntries(const ConfigTree& tree, const ScenarioConfig& base);
 
 // The header of a comparison of `jobs` (compare's runs, or sweep's at one rate): what

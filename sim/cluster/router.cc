@@ -61,10 +61,11 @@ class PrefixAffinityRouter final : public Router {
  public:
   size_t Route(const RequestSpec& request, std::span<const ReplicaLoad> loads) override {
     KVSIM_CHECK(!loads.empty(), "no replicas");
-    const uint64_t key = request.stream != 0         ? request.stream
-                         : !request.hash_ids.empty() ? request.hash_ids.front()
-                                                     : 0;
-    if (key == 0) return fallback_.Route(request, loads);
+    // Streams are numbered from 1 (0: none); a trace's block hashes may be 0, so they are
+    // mixed apart from the stream numbers.
+    if (request.stream == 0 && request.hash_ids.empty()) return fallback_.Route(request, loads);
+    const uint64_t key =
+        request.stream != 0 ? request.stream : Mix(request.hash_ids.front() ^ 0x5A5A5A5AULL);
     const size_t n = loads.size();
     int64_t total = 0;
     for (const ReplicaLoad& l : loads) total += l.running + l.waiting;

@@ -92,7 +92,7 @@ void RefuseUnreadTimingKeys(MapReader& r, const TimingConfig& t) {
 
 }  // namespace
 
-void DecodeTiming(MapReader r, TimingConfig& t, const std::string& base_dir) {
+void DecodeTiming(MapReader r, TimingConfig& t, const std::string& base_dir, bool for_entries) {
   t.type = r.Enum("type", t.type, kTimingTypes);
   t.profile_path = Resolve(base_dir, r.String("profile", ""));
   // Applied by DecodeScenario after decoding; a null one is refused here, by its line.
@@ -138,7 +138,7 @@ void DecodeTiming(MapReader r, TimingConfig& t, const std::string& base_dir) {
     f.Finish();
   }
   r.Finish();
-  RefuseUnreadTimingKeys(r, t);
+  if (!for_entries) RefuseUnreadTimingKeys(r, t);
 }
 
 }  // namespace kvsim

@@ -144,9 +144,11 @@ void DecodePrefixSharing(MapReader& r, WorkloadConfig& w) {
 
 // Arrival and length keys the process or length source does not read would change
 // nothing: errors, but for one the file wrote for the process or source an override has
-// since replaced (left behind, as scheduler keys are).
+// since replaced (left behind, as scheduler keys are), and none in a config with a
+// compare list (its entries may switch the process or source and read them).
 void RefuseUnreadWorkloadKeys(MapReader& r, const WorkloadConfig& w,
                               const ScenarioSources& sources) {
+  if (sources.has_compare_entries) return;
   MapReader a = r.Child("arrival");
   if (sources.cv_set && w.arrival != ArrivalProcess::kGamma &&
       (!a.Overridden("process") || a.Overridden("cv"))) {
@@ -331,9 +333,7 @@ std::vector<CompareEntry> DecodeCompare(const MapReader& parent, const YAML::Nod
 std::vector<KvManagerType> KvCacheKeyReaders(std::string_view key) {
   const std::string_view top = key.substr(0, key.find('.'));
   if (top == "block_tokens" || top == "paged_kernel") return {KvManagerType::kPaged};
-  if (top == "watermark" || top == "prefix_caching") {
-    return {KvManagerType::kPaged, KvManagerType::kVAttention};
-  }
+  if (top == "watermark") return {KvManagerType::kPaged, KvManagerType::kVAttention};
   if (top == "page_bytes" || top == "overlap" || top == "deferred_reclaim" || top == "max_slots" ||
       top == "vmm") {
     return {KvManagerType::kVAttention};
@@ -392,6 +392,10 @@ ScenarioConfig DecodeTree(const ConfigTree& tree, const std::string& default_mod
   const std::string base = tree.base_dir();
   const DecodeContext ctx{c.config_file, tree.overridden(), &tree.override_origins()};
   MapReader r(tree.root(), "", ctx);
+  {
+    const YAML::Node list = tree.root()["compare"];
+    c.sources.has_compare_entries = list.IsDefined() && list.IsSequence() && list.size() > 0;
+  }
   c.seed = static_cast<uint64_t>(r.Int("seed", 0, 0));
   c.sources.base_dir = base;
   c.sources.models_dir = r.HasScalar("models_dir", "a directory path")
@@ -412,7 +416,7 @@ ScenarioConfig DecodeTree(const ConfigTree& tree, const std::string& default_mod
   if (const std::optional<std::string> why = CheckKvCapacity(c)) {
     r.Child("deployment").Fail("kv_capacity_bytes", *why);
   }
-  DecodeTiming(r.Child("timing"), c.timing, base);
+  DecodeTiming(r.Child("timing"), c.timing, base, c.sources.has_compare_entries);
   {
     MapReader o = r.Child("output");
     c.output.requests_csv = o.Bool("requests_csv", c.output.requests_csv);

@@ -132,6 +132,9 @@ struct ScenarioSources {
   // Whether the file (or an override) wrote kv_cache.block_tokens / kv_cache.page_bytes:
   // compare's default entries keep them (DefaultCompareEntries).
   bool block_tokens_set = false, page_bytes_set = false;
+  // The config has a compare list: its entries may switch the arrival process, length
+  // source or timing model, so keys of other types are kept for them, not refused.
+  bool has_compare_entries = false;
   // Which workload.arrival keys the file (or an override) set.
   bool process_set = false, rate_set = false, cv_set = false;
   // A benchmark_serving trace without workload.arrival.process: the arrival process
@@ -215,8 +218,9 @@ std::string ResolveCardPath(const std::string& value, const std::string& models_
 double* TimingTermField(TimingConfig& t, std::string_view key);
 
 // The KV managers that read the kv_cache key `key` (relative to kv_cache:
-// "block_tokens", "vmm.map_s"): every manager for type and dtype; "paged", "vattention"
-// or "static" for a key of one manager's own.
+// "block_tokens", "vmm.map_s"): every manager for type, dtype and prefix_caching (static
+// reads it too: it must be off); "paged", "vattention" or "static" for a key of one
+// manager's own.
 std::vector<KvManagerType> KvCacheKeyReaders(std::string_view key);
 
 // The compare list used when a config has none, built from the config's kv_cache:

@@ -48,7 +48,9 @@ YAML::Node ParseRoot(const std::string& text, const std::string& origin) {
   } catch (const YAML::Exception& e) {
     throw InputError(fmt::format("{}:{}: invalid YAML: {}", origin, e.mark.line + 1, e.msg));
   }
-  // A second document (after '---') would be read by nothing: an error, not ignored.
+  // A second document (after '---') would be read by nothing: an error, not ignored. An
+  // empty one (a trailing '---') holds nothing to lose.
+  while (documents.size() > 1 && documents.back().IsNull()) documents.pop_back();
   if (documents.size() > 1) {
     throw InputError(
         fmt::format("{}:{}: a second YAML document (after '---'): a config is one "

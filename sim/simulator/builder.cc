@@ -98,7 +98,8 @@ std::unique_ptr<Router> MakeRouter(RouterType type) {
 // `profile`: the loaded timing.profile when timing is profiled, else nullptr.
 std::unique_ptr<ExecutionTimeModel> MakeTiming(const ScenarioConfig& c, const ModelSpec& model,
                                                const GpuSpec& gpu, const Profile* profile) {
-  if (c.kv_cache.paged_kernel == PagedKernel::kProfiled && c.timing.type != TimingType::kProfiled) {
+  if (c.kv_cache.type == KvManagerType::kPaged &&
+      c.kv_cache.paged_kernel == PagedKernel::kProfiled && c.timing.type != TimingType::kProfiled) {
     Fail(c, "kv_cache.paged_kernel",
          "profiled (kvprobe's own paged kernel) needs timing.type: profiled; with other timing "
          "choose flash_paged, flashinfer_paged or vllm_paged");

@@ -116,6 +116,69 @@ TEST(CliOverrides, ARunSaysWhenMaxRequestsAsksForMoreThanTheTraceHolds) {
                                "workload holds; it ran all 3"));
 }
 
+TEST(CliOverrides, AStaticRunOfACachingConfigMayTurnTheCacheOff) {
+  // Static reads prefix_caching (it must be off), so the override that makes the run
+  // possible is not refused as unread.
+  TempDir dir;
+  const std::string config =
+      dir.Write("cache.yaml",
+                "model: Llama-3-8B\ngpu: H100-SXM\n"
+                "workload:\n  arrival: {process: poisson, rate_qps: 2}\n"
+                "  lengths: {source: fixed, prompt_tokens: 200, output_tokens: 20}\n"
+                "  max_requests: 20\n"
+                "kv_cache: {type: paged, prefix_caching: true}\n");
+  EXPECT_THAT(Kvsim(dir, {"run", config, "--set", "kv_cache.type=static"}).err,
+              HasSubstr("kv_cache.prefix_caching: static reservation shares nothing"));
+  const Result r = Kvsim(dir, {"run", config, "--set", "kv_cache.type=static", "--set",
+                               "kv_cache.prefix_caching=false", "-q"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
+TEST(CliOverrides, ASweepKeepsAnEntryThatSetsTheArrivalMapAboveTheRate) {
+  // The entry's map carries the process and cv; its rate gives way to the sweep's.
+  TempDir dir;
+  const std::string config =
+      dir.Write("arrivals.yaml",
+                testing::ReadFileText(PagedScenario(dir)) +
+                    "compare:\n"
+                    "  - {label: p, set: {workload.arrival: {process: poisson, rate_qps: 4}}}\n"
+                    "  - {label: g, set: {workload.arrival: {process: gamma, rate_qps: 4, "
+                    "cv: 3}}}\n");
+  const Result r = Kvsim(dir, {"sweep", config, "--rates", "1,2", "-q"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
+TEST(CliOverrides, KeysOfATypeACompareEntrySwitchesToAreKeptForIt) {
+  // The base's poisson arrivals do not read cv, nor its roofline timing timing.fixed, but
+  // its entries switch to gamma arrivals and fixed timing.
+  TempDir dir;
+  const std::string config =
+      dir.Write("switch.yaml",
+                "model: Llama-3-8B\ngpu: H100-SXM\n"
+                "workload:\n  arrival: {process: poisson, rate_qps: 2, cv: 3}\n"
+                "  lengths: {source: fixed, prompt_tokens: 200, output_tokens: 20}\n"
+                "  max_requests: 20\n"
+                "timing: {type: roofline, fixed: {per_iteration_s: 0.01}}\n"
+                "compare:\n"
+                "  - {label: gamma, set: {workload.arrival.process: gamma}}\n"
+                "  - {label: fixed, set: {timing.type: fixed}}\n");
+  EXPECT_EQ(Kvsim(dir, {"compare", config, "-q"}).exit_code, 0);
+}
+
+TEST(CliOverrides, ARunIsNotRefusedForACompareEntryItsOverridesWouldNotSuit) {
+  // The entry (256 KiB pages, uvm) suits the file; --set of the stock backend for this
+  // 2 MiB run would not suit it, but run does not run it.
+  TempDir dir;
+  const std::string config = dir.Write(
+      "entry.yaml",
+      testing::ReadFileText(PagedScenario(dir)) +
+          "compare:\n  - {label: small, set: {kv_cache.type: vattention, kv_cache.page_bytes: "
+          "256KiB}}\n");
+  const Result r = Kvsim(dir, {"run", config, "--set", "kv_cache.type=vattention", "--set",
+                               "kv_cache.vmm.backend=stock", "-q"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
 TEST(CliOverrides, ASweepRefusesTheRateItSetsItself) {
   TempDir dir;
   const Result r = Kvsim(

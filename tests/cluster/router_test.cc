@@ -169,6 +169,14 @@ TEST(PrefixAffinityRouter, ATraceWithoutStreamsKeysOnTheFirstPrefixBlock) {
   RequestSpec b = AnyRequest();
   b.hash_ids = {77, 9};
   EXPECT_EQ(router->Route(a, idle), router->Route(b, idle));
+  // A first block hash of 0 (Mooncake numbers blocks from 0) is a key like any other:
+  // the same replica however loads differ, not the least outstanding one.
+  RequestSpec zero = AnyRequest();
+  zero.hash_ids = {0};
+  const size_t home = router->Route(zero, idle);
+  std::vector<ReplicaLoad> uneven(8, ReplicaLoad{.running = 1, .waiting = 0});
+  uneven[(home + 1) % 8].running = 0;
+  EXPECT_EQ(router->Route(zero, uneven), home);
 }
 
 TEST(PrefixAffinityRouter, SpillsToTheNextRankedReplicaAtTheBoundedLoad) {

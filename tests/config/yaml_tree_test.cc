@@ -80,7 +80,8 @@ TEST(ConfigTree, ASecondYamlDocumentIsAnErrorAtItsLine) {
   EXPECT_THAT(
       InputErrorMessage([] { ConfigTree::Parse("seed: 1\nmodel: x\n---\nseed: 3\n", "two.yaml"); }),
       HasSubstr("two.yaml:4: a second YAML document (after '---')"));
-  // A document start marker before the only document is fine.
+  // A document start marker before the only document is fine, and so is a trailing one.
+  EXPECT_EQ(ConfigTree::Parse("seed: 1\n---\n", "end.yaml").root()["seed"].as<int>(), 1);
   EXPECT_EQ(ConfigTree::Parse("---\nseed: 1\n", "one.yaml").root()["seed"].as<int>(), 1);
 }
 
