@@ -96,5 +96,16 @@ std::unique_ptr<Router> NewLeastOutstandingRouter() {
 std::unique_ptr<Router> NewPrefixAffinityRouter() {
   return std::make_unique<PrefixAffinityRouter>();
 }
+std::unique_ptr<Router> NewRouter(RouterType type) {
+  switch (type) {
+    case RouterType::kRoundRobin:
+      return NewRoundRobinRouter();
+    case RouterType::kLeastOutstanding:
+      return NewLeastOutstandingRouter();
+    case RouterType::kPrefixAffinity:
+      return NewPrefixAffinityRouter();
+  }
+  KVSIM_CHECK(false, "unknown router type");
+}
 
 }  // namespace kvsim

@@ -51,6 +51,9 @@ std::unique_ptr<Router> NewLeastOutstandingRouter();
 // prefix spills over instead of queueing on one replica. Requests without a key go
 // to the least outstanding replica, as NewLeastOutstandingRouter's do.
 std::unique_ptr<Router> NewPrefixAffinityRouter();
+// The router of `type` (deployment.router).
+std::unique_ptr<Router> NewRouter(RouterType type);
+
 // The bounded load's factor (1 + epsilon): 1.25, the value the bounded-loads paper's
 // deployment at Vimeo used (section 1, "c = 1.25").
 inline constexpr double kPrefixAffinityLoadFactor = 1.25;

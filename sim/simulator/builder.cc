@@ -83,18 +83,6 @@ std::unique_ptr<BatchScheduler> MakeScheduler(const ScenarioConfig& c, int64_t m
   KVSIM_CHECK(false, "unknown scheduler type");
 }
 
-std::unique_ptr<Router> MakeRouter(RouterType type) {
-  switch (type) {
-    case RouterType::kRoundRobin:
-      return NewRoundRobinRouter();
-    case RouterType::kLeastOutstanding:
-      return NewLeastOutstandingRouter();
-    case RouterType::kPrefixAffinity:
-      return NewPrefixAffinityRouter();
-  }
-  KVSIM_CHECK(false, "unknown router type");
-}
-
 // `profile`: the loaded timing.profile when timing is profiled, else nullptr.
 std::unique_ptr<ExecutionTimeModel> MakeTiming(const ScenarioConfig& c, const ModelSpec& model,
                                                const GpuSpec& gpu, const Profile* profile) {
@@ -369,7 +357,7 @@ std::unique_ptr<Simulation> BuildSimulation(const ScenarioConfig& given) {
     throw InputError(fmt::format("{}: {}", c.config_file, e.what()));
   }
   return std::make_unique<Simulation>(c, std::move(model), std::move(gpu), memory,
-                                      std::move(workload), MakeRouter(c.deployment.router),
+                                      std::move(workload), NewRouter(c.deployment.router),
                                       std::move(timing), std::move(metrics), std::move(replicas));
 }
 

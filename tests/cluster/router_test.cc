@@ -16,18 +16,6 @@ RequestSpec AnyRequest() {
   return {.id = 0, .arrival = Nanos(0), .prompt_tokens = 10, .output_tokens = 10, .hash_ids = {}};
 }
 
-std::unique_ptr<Router> MakeRouter(RouterType type) {
-  switch (type) {
-    case RouterType::kRoundRobin:
-      return NewRoundRobinRouter();
-    case RouterType::kLeastOutstanding:
-      return NewLeastOutstandingRouter();
-    case RouterType::kPrefixAffinity:
-      return NewPrefixAffinityRouter();
-  }
-  return nullptr;
-}
-
 RequestSpec OfStream(uint64_t stream) {
   RequestSpec r = AnyRequest();
   r.stream = stream;
@@ -38,13 +26,13 @@ RequestSpec OfStream(uint64_t stream) {
 class RouterConformance : public testing::TestWithParam<RouterType> {};
 
 TEST_P(RouterConformance, OneReplicaGetsEveryRequest) {
-  auto router = MakeRouter(GetParam());
+  auto router = NewRouter(GetParam());
   const std::vector<ReplicaLoad> loads = {{.running = 5, .waiting = 7}};
   for (int i = 0; i < 5; ++i) EXPECT_EQ(router->Route(AnyRequest(), loads), 0u);
 }
 
 TEST_P(RouterConformance, ChoosesAnExistingReplicaWhateverTheLoads) {
-  auto router = MakeRouter(GetParam());
+  auto router = NewRouter(GetParam());
   for (size_t n = 1; n <= 6; ++n) {
     std::vector<ReplicaLoad> loads(n);
     for (size_t i = 0; i < n; ++i) {
@@ -57,7 +45,7 @@ TEST_P(RouterConformance, ChoosesAnExistingReplicaWhateverTheLoads) {
 
 TEST_P(RouterConformance, EqualReplicasShareRequestsEvenly) {
   // With loads that stay equal, 8 replicas take 8 consecutive requests one each.
-  auto router = MakeRouter(GetParam());
+  auto router = NewRouter(GetParam());
   const std::vector<ReplicaLoad> loads(8, ReplicaLoad{.running = 2, .waiting = 1});
   std::set<size_t> chosen;
   for (int k = 0; k < 8; ++k) chosen.insert(router->Route(AnyRequest(), loads));
