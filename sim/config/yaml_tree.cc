@@ -2,6 +2,7 @@
 #include "sim/config/yaml_tree.h"
 
 #include <fmt/format.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <cctype>
@@ -31,6 +32,53 @@ std::vector<std::string> SplitPath(const std::string& path) {
   return parts;
 }
 
+// Counts what the parser reports of a document: whether it holds anything but null.
+class DocumentProbe final : public YAML::EventHandler {
+ public:
+  void OnDocumentStart(const YAML::Mark& mark) override { line_ = mark.line + 1; }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override { content_ = true; }
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {
+    content_ = true;
+  }
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {
+    content_ = true;
+  }
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {
+    content_ = true;
+  }
+  void OnMapEnd() override {}
+  bool content() const { return content_; }
+  int line() const { return line_; }
+
+ private:
+  bool content_ = false;
+  int line_ = 0;
+};
+
+// The 1-based line of a second document of `text` that holds anything, or nullopt. The
+// parser is asked for two documents at most (yaml-cpp's LoadAll loops without end on
+// some malformed text, such as a lone ',').
+std::optional<int> SecondDocumentLine(const std::string& text) {
+  std::istringstream in(text);
+  YAML::Parser parser(in);
+  DocumentProbe first, second;
+  try {
+    if (!parser.HandleNextDocument(first) || !parser.HandleNextDocument(second)) {
+      return std::nullopt;
+    }
+  } catch (const YAML::Exception&) {
+    return std::nullopt;  // Load took the first document; a broken rest is not a document
+  }
+  if (!second.content()) return std::nullopt;
+  return second.line();
+}
+
 YAML::Node ParseRoot(const std::string& text, const std::string& origin) {
   // yaml-cpp takes any bytes, but what kvsim writes back (config.yaml, calibration.yaml,
   // compare and --set values, JSON) can hold only UTF-8, and yaml-cpp misreads a raw
@@ -42,23 +90,21 @@ YAML::Node ParseRoot(const std::string& text, const std::string& origin) {
                     "must be UTF-8)",
                     origin, bad->line, bad->byte, bad->column));
   }
-  std::vector<YAML::Node> documents;
+  YAML::Node root;
   try {
-    documents = YAML::LoadAll(text);
+    root = YAML::Load(text);
   } catch (const YAML::Exception& e) {
     throw InputError(fmt::format("{}:{}: invalid YAML: {}", origin, e.mark.line + 1, e.msg));
   }
+  if (!root.IsMap()) throw InputError(fmt::format("{}: the config must be a YAML mapping", origin));
   // A second document (after '---') would be read by nothing: an error, not ignored. An
   // empty one (a trailing '---') holds nothing to lose.
-  while (documents.size() > 1 && documents.back().IsNull()) documents.pop_back();
-  if (documents.size() > 1) {
+  if (const std::optional<int> line = SecondDocumentLine(text)) {
     throw InputError(
         fmt::format("{}:{}: a second YAML document (after '---'): a config is one "
                     "document; merge them or remove the separator",
-                    origin, documents[1].Mark().line + 1));
+                    origin, *line));
   }
-  YAML::Node root = documents.empty() ? YAML::Node() : documents.front();
-  if (!root.IsMap()) throw InputError(fmt::format("{}: the config must be a YAML mapping", origin));
   return root;
 }
 

@@ -79,7 +79,12 @@ TEST(ConfigTree, ADirectoryGivenAsTheConfigIsNamedAsOne) {
 TEST(ConfigTree, ASecondYamlDocumentIsAnErrorAtItsLine) {
   EXPECT_THAT(
       InputErrorMessage([] { ConfigTree::Parse("seed: 1\nmodel: x\n---\nseed: 3\n", "two.yaml"); }),
-      HasSubstr("two.yaml:4: a second YAML document (after '---')"));
+      HasSubstr("two.yaml:3: a second YAML document (after '---')"));  // the separator's line
+  // Text on which yaml-cpp's LoadAll never returns (found by fuzzing): an error, or after
+  // the first document a second that holds nothing, as a trailing '---' does.
+  EXPECT_THAT(InputErrorMessage([] { ConfigTree::Parse(",", "comma.yaml"); }),
+              HasSubstr("comma.yaml: the config must be a YAML mapping"));
+  EXPECT_EQ(ConfigTree::Parse("seed: 1\n---\n,\n", "after.yaml").root()["seed"].as<int>(), 1);
   // A document start marker before the only document is fine, and so is a trailing one.
   EXPECT_EQ(ConfigTree::Parse("seed: 1\n---\n", "end.yaml").root()["seed"].as<int>(), 1);
   EXPECT_EQ(ConfigTree::Parse("---\nseed: 1\n", "one.yaml").root()["seed"].as<int>(), 1);
