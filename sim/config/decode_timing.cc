@@ -79,10 +79,13 @@ void RefuseUnreadTimingKeys(MapReader& r, const TimingConfig& t) {
     refuse(r, block,
            "the fixed timing model does not read it (its costs are timing.fixed's); leave it out");
   }
+  // Every engine key DecodeEngine read (it refused unknown ones) but the preset and the
+  // per-request delays.
   MapReader e = r.Child("engine");
-  for (const char* key :
-       {"per_iteration_s", "per_seq_s", "per_prefill_token_s", "block_table_entry_s", "cuda_graphs",
-        "launch_per_layer_s", "kernel_gap_s", "kernels_per_layer", "fused_kernels"}) {
+  if (!e.IsMap()) return;
+  for (const auto& kv : e.node()) {
+    const std::string key = kv.first.as<std::string>();
+    if (key == "preset" || key == "request_arrival_s" || key == "request_finish_s") continue;
     refuse(e, key,
            "the fixed timing model does not read it: its costs are timing.fixed's "
            "(per_iteration_s, per_prefill_token_s, per_decode_token_s), and of the engine it "
