@@ -67,13 +67,23 @@ EngineConfig EnginePresetDefaults(EngineConfig::Preset preset) {
       e.kernel_gap_s = 1e-6;  // assumed: ~1 us per kernel boundary inside a CUDA graph
       break;
     case EngineConfig::Preset::kVllmV0:
-      // vLLM V0 (0.2 to 0.5): synchronous scheduling. The v0.6.0 performance blog
-      // (2024-09-05) measured, for Llama-3-8B on an H100 at 13 ms per token, 29% of
-      // the time in scheduling and input preparation: 3.8 ms per step. Block tables
-      // were rebuilt in Python each step, padded to the longest sequence: assumed
-      // 0.1 us per entry (the vAttention paper puts block-table preparation at 10%
-      // of a decode iteration after vLLM's fix).
-      e.per_iteration_s = 3.8e-3;
+      // vLLM V0 (0.2 to 0.5): synchronous scheduling, so the CPU's share of a step
+      // adds to the GPU's. Vidur's profile of that engine family on an A100
+      // (microsoft/vidur, data/profiling/a100/cpu_overheads.csv: Llama-2-7B, TP 1,
+      // batches 8-64) measured, per step, scheduling + sampling + input preparation
+      // + output processing (means) of 2.98 ms at batch 8 rising to 12.56 ms at 64; a
+      // least-squares line through the eight batches gives 2.02 ms + 0.171 ms per
+      // sequence: output processing (detokenizing, appending each sequence's token)
+      // is most of the per-sequence part. Stated at the reference core as measured
+      // x 0.81, the A100 card's host speed (the profile's host is taken to be such a
+      // server: assumed), so an A100 run charges what was measured. vLLM's v0.6.0
+      // performance blog (2024-09-05) agrees in size: 29% of a Llama-3-8B step on an
+      // H100 went to scheduling and input preparation. Block tables were rebuilt in
+      // Python each step, padded to the longest sequence: assumed 0.1 us per entry
+      // (the vAttention paper puts block-table preparation at 10% of a decode
+      // iteration after vLLM's fix).
+      e.per_iteration_s = 1.64e-3;
+      e.per_seq_s = 1.39e-4;
       e.block_table_entry_s = 1e-7;
       e.kernel_gap_s = 1e-6;
       break;
