@@ -373,14 +373,24 @@ int Dispatch(const std::string& name, const kvsim::CommandOptions& o) {
 int Main(int argc, char** argv) {
   const std::string first = argc >= 2 ? argv[1] : "";
   if (argc < 2 || first == "--help" || first == "-h" || first == "help") {
-    if (first == "help" && argc >= 3 && FindCommand(argv[2]) != nullptr) {
+    if (first == "help" && argc == 3 && FindCommand(argv[2]) != nullptr) {
       const char* args[] = {argv[0], argv[2], "--help"};
       return Main(3, const_cast<char**>(args));
+    }
+    if (argc > 2) {
+      std::cerr << fmt::format(
+          "kvsim {}: unexpected '{}' (kvsim help COMMAND for a command's help)\n{}", first,
+          argv[first == "help" && argc > 3 ? 3 : 2], Usage());
+      return 2;
     }
     (argc < 2 ? std::cerr : std::cout) << Usage();
     return argc < 2 ? 2 : 0;
   }
   if (first == "--version" || first == "-V") {
+    if (argc > 2) {
+      std::cerr << fmt::format("kvsim {}: takes nothing after it, got '{}'\n", first, argv[2]);
+      return 2;
+    }
     std::cout << "kvsim " << KVSIM_VERSION << "\n";
     return 0;
   }

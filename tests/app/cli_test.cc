@@ -117,6 +117,22 @@ TEST(Cli, VersionPrintsTheVersion) {
   EXPECT_THAT(r.out, ::testing::MatchesRegex("kvsim [0-9]+\\.[0-9]+\\.[0-9]+\n"));
 }
 
+TEST(Cli, AWordAfterVersionOrHelpIsAnErrorNotIgnored) {
+  const Result version = RunKvsim({"--version", "foo"});
+  EXPECT_EQ(version.exit_code, 2);
+  EXPECT_THAT(version.err, HasSubstr("kvsim --version: takes nothing after it, got 'foo'"));
+  EXPECT_EQ(version.out, "");
+  const Result help = RunKvsim({"--help", "run"});
+  EXPECT_EQ(help.exit_code, 2);
+  EXPECT_THAT(help.err, HasSubstr("unexpected 'run' (kvsim help COMMAND"));
+  const Result unknown = RunKvsim({"help", "simulate"});
+  EXPECT_EQ(unknown.exit_code, 2);
+  EXPECT_THAT(unknown.err, HasSubstr("unexpected 'simulate'"));
+  const Result extra = RunKvsim({"help", "run", "now"});
+  EXPECT_EQ(extra.exit_code, 2);
+  EXPECT_THAT(extra.err, HasSubstr("unexpected 'now'"));
+}
+
 TEST(Cli, EachCommandsHelpListsItsOwnOptionsOnly) {
   const Result run = RunKvsim({"run", "--help"});
   EXPECT_EQ(run.exit_code, 0);
