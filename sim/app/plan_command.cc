@@ -59,10 +59,14 @@ PlanOptions Options(const CommandOptions& o, std::ostream& out, bool quiet, cons
 // no fleet to deploy, which a batch job has to tell from a recommendation (0), an
 // input error (2), an internal error (3) and validate --check's misses (4).
 constexpr int kExitInfeasible = 5;
+// Exit status of a recommendation whose whole-fleet check ran and missed the SLOs on
+// some scenario: there is a fleet, but not one shown to meet them.
+constexpr int kExitNotVerified = 6;
 
 // Writes plan.csv, plan.json (and with several scenarios plan_scenarios.csv) to `dir`
 // and prints the plan unless quiet; returns the command's exit status: 0 with a
-// recommendation, kExitInfeasible without one (said on stderr when quiet, since
+// recommendation verified (or not checked: verify: false), kExitNotVerified when its
+// check missed, kExitInfeasible without one (either said on stderr when quiet, since
 // nothing else is printed then).
 int WritePlan(const CommandOptions& o, std::ostream& out, const std::string& dir,
               const PlanResult& result, const PlanConfig& plan) {
@@ -77,7 +81,17 @@ int WritePlan(const CommandOptions& o, std::ostream& out, const std::string& dir
     out << FormatPlan(result, plan);
     out << fmt::format("outputs written to {}/\n", dir);
   }
-  if (result.recommendation) return 0;
+  if (result.recommendation) {
+    const Recommendation& rec = *result.recommendation;
+    if (rec.checks.empty() || rec.verified) return 0;
+    if (o.quiet) {
+      std::cerr << fmt::format(
+          "kvsim plan: a recommendation, NOT verified: its whole-fleet run missed the SLOs "
+          "(exit status {}); see {}/plan.json\n",
+          kExitNotVerified, dir);
+    }
+    return kExitNotVerified;
+  }
   if (o.quiet) {
     std::cerr << fmt::format(
         "kvsim plan: infeasible: no candidate meets the SLOs at any load tried, or none could "

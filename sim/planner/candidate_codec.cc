@@ -62,7 +62,8 @@ struct FieldList<CandidateResult> {
       KVSIM_EXACT_FIELD(max_qps_per_replica), KVSIM_EXACT_FIELD(max_qps_per_gpu),
       KVSIM_EXACT_FIELD(replicas), KVSIM_EXACT_FIELD(gpus), KVSIM_EXACT_FIELD(price_per_gpu_hour),
       KVSIM_EXACT_FIELD(cost_per_hour), KVSIM_EXACT_FIELD(cost_per_million_output_tokens),
-      KVSIM_EXACT_FIELD(at_max), KVSIM_EXACT_FIELD(pareto));
+      KVSIM_EXACT_FIELD(at_max), KVSIM_EXACT_FIELD(at_target), KVSIM_EXACT_FIELD(target_probes),
+      KVSIM_EXACT_FIELD(pareto));
 };
 
 // A failure here: the struct gained, lost or renamed a member. List each of its

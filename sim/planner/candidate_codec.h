@@ -20,7 +20,7 @@
 namespace kvsim {
 
 // The encoding's version, the "version" of every encoded candidate.
-inline constexpr int64_t kCandidateCodecVersion = 3;
+inline constexpr int64_t kCandidateCodecVersion = 4;
 
 // `c` as described above.
 std::string EncodeCandidate(const CandidateResult& c);

@@ -30,7 +30,15 @@ std::string CsvNumber(double v) { return std::isnan(v) ? "" : fmt::format("{:.6g
 constexpr const char* kCsvColumns =
     "tensor_parallel,kv_manager,block_tokens,page_bytes,scheduler,status,"
     "max_qps_per_replica,max_qps_per_gpu,binding_slo,replicas,gpus,cost_per_hour,"
-    "cost_per_million_output_tokens,ttft_p99_s,tbt_p99_s,e2e_p99_s,meets_slo,pareto,note\n";
+    "cost_per_million_output_tokens,ttft_p99_s,tbt_p99_s,e2e_p99_s,ttft_p99_at_target_s,"
+    "tbt_p99_at_target_s,e2e_p99_at_target_s,meets_slo,pareto,note\n";
+
+// The p99 TTFT, TBT and E2E of `s` (s) as three CSV fields.
+std::string CsvP99s(const Summary& s) {
+  return fmt::format("{},{},{}", CsvNumber(s.ttft_s.OrNaN(&Percentiles::p99)),
+                     CsvNumber(s.tbt_s.OrNaN(&Percentiles::p99)),
+                     CsvNumber(s.e2e_s.OrNaN(&Percentiles::p99)));
+}
 
 // The columns of `c` after "candidate" (and "scenario", when there is one) and "gpu".
 std::string CsvRowTail(const CandidateResult& c) {
@@ -39,14 +47,12 @@ std::string CsvRowTail(const CandidateResult& c) {
   // A candidate that meets the SLOs at no load has no sizing: empty cells, not zeros.
   std::string sizing;
   if (c.meets_slo) {
-    sizing = fmt::format("{:.6g},{:.6g},{},{},{},{:.6g},{:.6g},{},{},{}", c.max_qps_per_replica,
+    sizing = fmt::format("{:.6g},{:.6g},{},{},{},{:.6g},{:.6g},{},{}", c.max_qps_per_replica,
                          c.max_qps_per_gpu, CsvField(c.search.binding), c.replicas, c.gpus,
-                         c.cost_per_hour, c.cost_per_million_output_tokens,
-                         CsvNumber(c.at_max.ttft_s.OrNaN(&Percentiles::p99)),
-                         CsvNumber(c.at_max.tbt_s.OrNaN(&Percentiles::p99)),
-                         CsvNumber(c.at_max.e2e_s.OrNaN(&Percentiles::p99)));
+                         c.cost_per_hour, c.cost_per_million_output_tokens, CsvP99s(c.at_max),
+                         CsvP99s(c.at_target));
   } else {
-    sizing = fmt::format(",,{},,,,,,,", CsvField(c.search.binding));
+    sizing = fmt::format(",,{},,,,,,,,,,", CsvField(c.search.binding));
   }
   return fmt::format("{},{},{},{},{},{},{},{},{},{}\n", c.tensor_parallel,
                      kKvManagerTypes.Name(c.kv.type), c.kv.block_tokens, c.kv.page_bytes,
@@ -117,6 +123,7 @@ void CandidateFields(JsonWriter& j, const CandidateResult& c) {
       .Field("pareto", c.pareto)
       .Field("probes", static_cast<int64_t>(c.search.steps.size()));
   Latencies(j, "latencies_at_max", c.at_max);
+  Latencies(j, "latencies_at_target", c.at_target);
 }
 
 // The "scenario" object: a scenario of the plan (config file, model, trace, arrival
@@ -218,6 +225,8 @@ void CheckFields(JsonWriter& j, const FleetCheck& check) {
   j.Field("verify_replicas", check.fleet_replicas);
   j.Field("verify_requests_per_replica", check.fleet_requests_per_replica);
   j.Field("verify_too_few_requests", check.too_few_requests);
+  j.Field("verify_refused_at_any_load", check.refused_at_any_load);
+  if (check.refused_at_any_load) j.Field("verify_refusal", check.refusal);
   j.Field("verify_binding_slo", check.verdict.binding);
   j.Field("verify_requests_completed", check.fleet.requests_completed);
   Latencies(j, "verify_latencies", check.fleet);
@@ -343,9 +352,9 @@ std::string FormatTargets(const PlanResult& r, const PlanConfig& plan) {
 std::string FormatRanking(const PlanResult& r) {
   size_t width = 44;  // the candidate column: the longest name and two spaces
   for (const CandidateResult& c : r.candidates) width = std::max(width, c.name.size() + 2);
-  std::string out =
-      fmt::format("{:<{}}{:>10} {:>8} {:>6} {:>9} {:>9} {:>12}  {}\n", "candidate", width,
-                  "QPS/repl", "replicas", "GPUs", "$/hour", "$/Mtok", "TTFT p99 ms", "binding SLO");
+  std::string out = fmt::format("{:<{}}{:>10} {:>8} {:>6} {:>9} {:>9} {:>12} {:>12}  {}\n",
+                                "candidate", width, "QPS/repl", "replicas", "GPUs", "$/hour",
+                                "$/Mtok", "TTFT p99 ms", "at target", "binding SLO");
   bool any_unbounded = false;
   for (size_t i : r.ranking) {
     const CandidateResult& c = r.candidates[i];
@@ -355,12 +364,19 @@ std::string FormatRanking(const PlanResult& r) {
     any_unbounded = any_unbounded || unbounded;
     // A space before every column, so that no value, however wide, runs into the
     // one before it.
-    out += fmt::format("{:<{}}{:>10} {:>8} {:>6} {:>9.2f} {:>9.4g} {:>12}  {}{}\n", c.name, width,
-                       fmt::format("{}{:.3g}", unbounded ? ">=" : "", c.max_qps_per_replica),
+    out += fmt::format("{:<{}}{:>10} {:>8} {:>6} {:>9.2f} {:>9.4g} {:>12} {:>12}  {}{}\n", c.name,
+                       width, fmt::format("{}{:.3g}", unbounded ? ">=" : "", c.max_qps_per_replica),
                        c.replicas, c.gpus, c.cost_per_hour, c.cost_per_million_output_tokens,
                        FormatOrNa(1e3 * c.at_max.ttft_s.OrNaN(&Percentiles::p99), "{:.1f}"),
+                       FormatOrNa(1e3 * c.at_target.ttft_s.OrNaN(&Percentiles::p99), "{:.1f}"),
                        unbounded ? "none up to search.max_qps" : c.search.binding,
                        c.pareto ? "  (pareto)" : "");
+  }
+  if (!r.ranking.empty()) {
+    out +=
+        "TTFT p99 ms: one replica at QPS/repl (near the SLO by construction); at target: one "
+        "replica at its fleet's share, target / replicas; (pareto): no other candidate is as cheap "
+        "and as fast at the target\n";
   }
   if (any_unbounded) {
     out +=
@@ -388,9 +404,14 @@ std::string FormatRanking(const PlanResult& r) {
 std::string FormatCheck(const FleetCheck& check, double target_qps) {
   if (check.verified) {
     return fmt::format(
-        "verified: the whole fleet at {:.4g} QPS has TTFT p99 {:.1f} ms, E2E p99 "
-        "{:.3f} s",
-        target_qps, 1e3 * check.fleet.ttft_s.p99, check.fleet.e2e_s.p99);
+        "verified: the whole fleet at {:.4g} QPS ({} requests, {:.0f} s of arrivals) has TTFT p99 "
+        "{:.1f} ms, E2E p99 {:.3f} s",
+        target_qps, check.fleet.requests_total, check.fleet.arrival_span_s,
+        1e3 * check.fleet.ttft_s.p99, check.fleet.e2e_s.p99);
+  }
+  if (check.refused_at_any_load) {
+    return fmt::format("NOT verified: the whole-fleet run with {} replicas missed admitted: {}",
+                       check.fleet_replicas, check.refusal);
   }
   if (check.too_few_requests) {
     return fmt::format(

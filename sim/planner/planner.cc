@@ -20,6 +20,7 @@
 #include "sim/hardware/gpu_spec.h"
 #include "sim/hardware/model_spec.h"
 #include "sim/metrics/json_writer.h"
+#include "sim/planner/plan_runs.h"
 #include "sim/simulator/builder.h"
 #include "sim/simulator/outputs.h"
 #include "sim/workload/workload.h"
@@ -27,58 +28,11 @@
 namespace kvsim {
 namespace {
 
-// The change that makes the plan's scenario one candidate with `replicas` replicas
-// at `qps`, offered `requests` requests, writing no per-request outputs.
-ScenarioDelta CandidateDelta(const CandidateResult& c, int64_t replicas, double qps,
-                             int64_t requests) {
-  ScenarioDelta d;
-  d.gpu = c.gpu;
-  d.tensor_parallel = c.tensor_parallel;
-  d.replicas = replicas;
-  if (replicas > 1) d.router = RouterType::kLeastOutstanding;
-  d.kv_type = c.kv.type;
-  // Static reservation shares nothing (kv_cache.prefix_caching with it is an error):
-  // its candidates run without a prefix cache whatever the scenario says.
-  if (c.kv.type == KvManagerType::kStatic) d.prefix_caching = false;
-  if (c.kv.block_tokens > 0) d.block_tokens = c.kv.block_tokens;
-  if (c.kv.page_bytes > 0) d.page_bytes = c.kv.page_bytes;
-  d.scheduler = c.scheduler.type;
-  if (c.scheduler.max_num_seqs > 0) d.max_num_seqs = c.scheduler.max_num_seqs;
-  if (c.scheduler.max_num_batched_tokens > 0) {
-    d.max_num_batched_tokens = c.scheduler.max_num_batched_tokens;
-  }
-  if (c.scheduler.chunk_tokens > 0) d.chunk_tokens = c.scheduler.chunk_tokens;
-  d.rate_qps = qps;
-  d.max_requests = requests;
-  d.requests_csv = false;
-  d.timeseries_csv = false;
-  return d;
-}
-
-// One probe or fleet run: what the simulation produced, the SLO verdict on it and
-// the GPU's price ($/GPU-hour, the plan's override or the card's).
-struct Run {
-  RunResult result;
-  SloVerdict verdict;
-  double gpu_price = 0;
-  int64_t max_model_len = 0;  // the run's (deployment.max_model_len or the card's)
-};
-
-// Runs scenario `s` of the plan with `delta` and checks the scenario's SLOs.
-Run Simulate(const PlanConfig& plan, const PreparedPlan& prepared, int64_t s,
-             const ScenarioDelta& delta) {
-  const auto at = static_cast<size_t>(s);
-  std::unique_ptr<Simulation> sim = BuildSimulation(ApplyDelta(prepared.scenarios[at].base, delta));
-  sim->KeepRequestRecords();  // EvaluateSlo's attainment check
-  Run run;
-  run.result = sim->Run();
-  run.verdict = EvaluateSlo(plan.scenarios[at].slo, run.result.summary, run.result.records);
-  run.result.records.clear();  // checked; not kept with the probe
-  auto price = plan.prices.find(sim->gpu().name);
-  run.gpu_price = price != plan.prices.end() ? price->second : sim->gpu().price_per_hour;
-  run.max_model_len = sim->memory().max_model_len;
-  return run;
-}
+using plan_internal::CandidateDelta;
+using plan_internal::Log;
+using plan_internal::Recommend;
+using plan_internal::Run;
+using plan_internal::Simulate;
 
 // Rethrows a trace error `e` named as the plan scenario's (its plan line and name, when
 // it has one).
@@ -208,6 +162,16 @@ void EvaluateCandidate(const PlanConfig& plan, const PreparedPlan& prepared, Can
   c.gpus = c.replicas * c.tensor_parallel;
   c.price_per_gpu_hour = best.gpu_price;
   c.cost_per_hour = static_cast<double>(c.gpus) * c.price_per_gpu_hour;
+  // The fleet's per-replica share of the target, on the probes' requests.
+  const double share_qps = target_qps / static_cast<double>(c.replicas);
+  if (const auto probed = runs.find(share_qps); probed != runs.end()) {
+    c.at_target = probed->second.result.summary;
+  } else {
+    c.at_target =
+        Simulate(plan, prepared, c.scenario, CandidateDelta(c, 1, share_qps, plan.probe_requests))
+            .result.summary;
+    c.target_probes = 1;
+  }
   const double tokens_per_hour = OutputTokensPerHour(best.result.summary, target_qps);
   c.cost_per_million_output_tokens =
       tokens_per_hour > 0 ? c.cost_per_hour / (tokens_per_hour / 1e6) : 0;
@@ -223,9 +187,9 @@ void MarkPareto(PlanResult& r) {
       const CandidateResult& b = r.candidates[j];
       if (i == j) continue;
       const bool no_worse =
-          b.cost_per_hour <= a.cost_per_hour && b.at_max.ttft_s.p99 <= a.at_max.ttft_s.p99;
+          b.cost_per_hour <= a.cost_per_hour && b.at_target.ttft_s.p99 <= a.at_target.ttft_s.p99;
       const bool better =
-          b.cost_per_hour < a.cost_per_hour || b.at_max.ttft_s.p99 < a.at_max.ttft_s.p99;
+          b.cost_per_hour < a.cost_per_hour || b.at_target.ttft_s.p99 < a.at_target.ttft_s.p99;
       if (no_worse && better) dominated = true;
     }
     r.candidates[i].pareto = !dominated;
@@ -262,7 +226,7 @@ void RankCandidates(PlanResult& r) {
     if (x.max_qps_per_replica != y.max_qps_per_replica) {
       return x.max_qps_per_replica > y.max_qps_per_replica;
     }
-    return x.at_max.ttft_s.p99 < y.at_max.ttft_s.p99;  // then candidate order (stable)
+    return x.at_target.ttft_s.p99 < y.at_target.ttft_s.p99;  // then candidate order (stable)
   });
   if (r.ranking.size() > 1) {
     const CandidateResult& first = r.candidates[r.ranking[0]];
@@ -273,10 +237,11 @@ void RankCandidates(PlanResult& r) {
     }
     if (tied.size() > 1) {
       const CandidateResult& second = r.candidates[r.ranking[1]];
-      const char* decided =
-          first.max_qps_per_replica != second.max_qps_per_replica ? "its higher max QPS per replica"
-          : first.at_max.ttft_s.p99 != second.at_max.ttft_s.p99   ? "its lower p99 TTFT"
-                                                                  : "the plan's candidate order";
+      const char* decided = first.max_qps_per_replica != second.max_qps_per_replica
+                                ? "its higher max QPS per replica"
+                            : first.at_target.ttft_s.p99 != second.at_target.ttft_s.p99
+                                ? "its lower p99 TTFT at the target"
+                                : "the plan's candidate order";
       r.tie_note =
           fmt::format("{} candidates cost ${:.2f}/hour ({}); {} ranks first by {}", tied.size(),
                       first.cost_per_hour, fmt::join(tied, ", "), first.name, decided);
@@ -286,14 +251,10 @@ void RankCandidates(PlanResult& r) {
 
 const char* const kRankingRule =
     "cheapest $/hour first; at equal cost the higher max QPS per replica, then the lower p99 "
-    "TTFT at that load, then the order of the plan's candidate lists";
+    "TTFT at the target (one replica at target / replicas), then the order of the plan's "
+    "candidate lists";
 
 namespace {
-
-// Passes `line` to the caller's progress log, if it gave one.
-void Log(const PlanOptions& options, const std::string& line) {
-  if (options.log) options.log(line);
-}
 
 // Scenario `s` of the plan, decoded, with its target load; throws InputError unless
 // it decodes on its own and with each of the plan's GPU cards: those are the plan's
@@ -426,82 +387,6 @@ std::vector<CandidateResult> EnumerateCandidates(const PlanConfig& plan,
   return candidates;
 }
 
-// Runs candidate `c`'s whole fleet on scenario `s` at its target load behind the
-// router, starting from `replicas` and adding replicas until it meets the SLOs (at
-// most three more); falls back to `replicas` when none is verified. Counts the
-// simulations run.
-FleetCheck VerifyFleet(const PlanConfig& plan, const PreparedPlan& prepared,
-                       const PlanOptions& options, const CandidateResult& c, int64_t s,
-                       int64_t replicas, int64_t& simulations) {
-  const double target_qps = prepared.scenarios[static_cast<size_t>(s)].target_qps;
-  const std::string& name = plan.scenarios[static_cast<size_t>(s)].name;
-  const std::string on = name.empty() ? "" : " on " + name;
-  FleetCheck check;
-  check.scenario = s;
-  check.replicas = replicas;
-  for (int extra = 0; extra <= 3; ++extra, ++check.replicas) {
-    const Run run = Simulate(
-        plan, prepared, s,
-        CandidateDelta(c, check.replicas, target_qps, plan.probe_requests * check.replicas));
-    ++simulations;
-    check.fleet = run.result.summary;
-    check.verdict = run.verdict;
-    check.fleet_replicas = check.replicas;
-    check.fleet_requests_per_replica = run.result.summary.requests_total / check.replicas;
-    // A trace that runs out leaves each replica a handful of requests: their
-    // latencies say nothing about the fleet at load.
-    if (check.fleet_requests_per_replica * 2 < plan.probe_requests) {
-      check.too_few_requests = true;
-      Log(options, fmt::format("verify: {} x {}{}: the trace held {} requests, {} per replica, "
-                               "fewer than half of a probe's {}: not verified",
-                               check.replicas, c.name, on, run.result.summary.requests_total,
-                               check.fleet_requests_per_replica, plan.probe_requests));
-      break;
-    }
-    Log(options,
-        fmt::format("verify: {} x {}{} at {:.3g} QPS: {}", check.replicas, c.name, on, target_qps,
-                    run.verdict.meets ? "meets the SLOs" : "misses " + run.verdict.binding));
-    if (run.verdict.meets) {
-      check.verified = true;
-      break;
-    }
-  }
-  if (!check.verified) check.replicas = replicas;
-  return check;
-}
-
-// The recommendation for a ranked plan (at least one candidate meets the SLOs): the
-// first-ranked candidate with its fleet verified on every scenario when the plan asks.
-// One fleet: each scenario starts from the replicas the previous ones verified (a
-// fleet that meets a scenario's SLOs is assumed to meet them with more replicas);
-// separate fleets: each from its own estimate, the replicas added. Its GPUs and cost
-// ($/hour) are those of the replicas recommended.
-Recommendation Recommend(const PlanConfig& plan, const PreparedPlan& prepared,
-                         const PlanOptions& options, const PlanResult& r, int64_t& simulations) {
-  Recommendation rec;
-  rec.candidate = r.ranking.front();
-  const CandidateResult& c = r.candidates[rec.candidate];
-  rec.replicas = c.replicas;
-  if (plan.verify) {
-    const size_t n = plan.scenarios.size();
-    const bool separate = n > 1 && plan.combine == FleetRule::kSeparateFleets;
-    int64_t fleet = c.replicas, total = 0;
-    rec.verified = true;
-    for (size_t s = 0; s < n; ++s) {
-      const int64_t start = separate ? r.by_scenario[rec.candidate * n + s].replicas : fleet;
-      rec.checks.push_back(
-          VerifyFleet(plan, prepared, options, c, static_cast<int64_t>(s), start, simulations));
-      rec.verified = rec.verified && rec.checks.back().verified;
-      fleet = std::max(fleet, rec.checks.back().replicas);
-      total += rec.checks.back().replicas;
-    }
-    rec.replicas = separate ? total : fleet;
-  }
-  rec.gpus = rec.replicas * c.tensor_parallel;
-  rec.cost_per_hour = static_cast<double>(rec.gpus) * c.price_per_gpu_hour;
-  return rec;
-}
-
 }  // namespace
 
 PreparedPlan PreparePlan(const PlanConfig& plan, const PlanOptions& options) {
@@ -558,7 +443,7 @@ PlanResult FinishPlan(const PlanConfig& plan, const PreparedPlan& prepared,
   KVSIM_CHECK(evaluated.size() == prepared.candidates.size(), "candidates missing");
   // One simulation per probe of each search, then those of the verification.
   for (const CandidateResult& c : evaluated) {
-    r.simulations += static_cast<int64_t>(c.search.steps.size());
+    r.simulations += static_cast<int64_t>(c.search.steps.size()) + c.target_probes;
   }
   const size_t n = prepared.scenarios.size();
   if (n == 1) {

@@ -45,8 +45,12 @@ struct CandidateResult {
   double price_per_gpu_hour = 0;
   double cost_per_hour = 0;
   double cost_per_million_output_tokens = 0;
-  Summary at_max;       // one replica at max_qps_per_replica
-  bool pareto = false;  // on the frontier of cost vs p99 TTFT
+  Summary at_max;  // one replica at max_qps_per_replica
+  // One replica at its fleet's share of the target, target / replicas: the latencies
+  // the fleet's users would see (at_max's sit near the SLO by construction).
+  Summary at_target;
+  int64_t target_probes = 0;  // simulations run for at_target (0: a probe's rate)
+  bool pareto = false;        // on the frontier of cost vs p99 TTFT at the target
 };
 
 // The whole-fleet verification of a recommendation on one scenario: its fleet run
@@ -60,6 +64,11 @@ struct FleetCheck {
   // half a probe's (PlanConfig::probe_requests), and the fleet is not verified.
   int64_t fleet_requests_per_replica = 0;
   bool too_few_requests = false;
+  // The last run refused more requests than slo.admitted allows (prompts reaching
+  // max_model_len): a refusal at any load, so no replica was added for it; `refusal`
+  // says how many and what would change it.
+  bool refused_at_any_load = false;
+  std::string refusal;
   Summary fleet;  // that run
   SloVerdict verdict;
 };

@@ -228,7 +228,7 @@ TEST(CliReliability, APlanSaysAFleetTheTraceCannotFeedIsNotVerified) {
           "candidates: {gpus: [H100-SXM], tensor_parallel: [1], kv_managers: [{type: paged}], "
           "schedulers: [{type: vllm}]}\n");
   const Result r = RunKvsim({"plan", plan, "--out", dir.PathOf("out")});
-  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_EQ(r.exit_code, 6) << r.err;  // a recommendation, its check missed
   EXPECT_THAT(r.out, HasSubstr("NOT verified: the trace held 300 requests"));
   const YAML::Node json = YAML::LoadFile(dir.PathOf("out") + "/plan.json");
   EXPECT_FALSE(json["recommendation"]["verified"].as<bool>());

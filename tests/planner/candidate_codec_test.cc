@@ -72,6 +72,12 @@ CandidateResult AwkwardCandidate() {
   c.cost_per_million_output_tokens = std::numeric_limits<double>::quiet_NaN();
   c.pareto = true;
   c.at_max = AwkwardSummary();
+  // at_max's awkward values, but for those the error tests edit in at_max alone.
+  c.at_target = AwkwardSummary();
+  c.at_target.requests_completed = std::numeric_limits<int64_t>::max() - 1;
+  c.at_target.tbt_s.p90 = std::bit_cast<double>(uint64_t{0x7ff800000000cafe});
+  c.at_target.queue_s.p99 = 0.375;
+  c.target_probes = 1;
   return c;
 }
 
@@ -122,6 +128,8 @@ void ExpectSameCandidate(const CandidateResult& a, const CandidateResult& b) {
   KVSIM_EXPECT_SAME(cost_per_hour);
   KVSIM_EXPECT_SAME(cost_per_million_output_tokens);
   ExpectSameSummary(a.at_max, b.at_max);
+  ExpectSameSummary(a.at_target, b.at_target);
+  KVSIM_EXPECT_SAME(target_probes);
   KVSIM_EXPECT_SAME(pareto);
 }
 

@@ -12,7 +12,7 @@ from .summary import _assumptions, _caveats
 
 def _read_candidate(n):
     """A plan.json candidate (or the recommendation), checked, as a plain dict; `lat` holds its
-    latencies at its max QPS."""
+    latencies at its max QPS, `lat_target` those at its fleet's share of the target."""
     c = {
         "candidate": n["candidate"].str(), "gpu": n["gpu"].str(),
         "tensor_parallel": n["tensor_parallel"].int(), "kv_manager": n["kv_manager"].str(),
@@ -28,6 +28,9 @@ def _read_candidate(n):
         "timing_assumptions": _assumptions(n),
     }
     c["lat"] = read_latencies(n["latencies_at_max"])
+    # At the fleet's share of the target (plans written before kvsim recorded it: at max).
+    c["lat_target"] = (read_latencies(n["latencies_at_target"]) if n.has("latencies_at_target")
+                       else c["lat"])
     return c
 
 

@@ -269,16 +269,20 @@ def _plan_pareto_section(doc, cands, meet, rec, kv_color, kvs, gpus, about=""):
     """Fleet cost against p99 TTFT of the candidates that meet the SLOs and have a p99 TTFT;
     `about` (a sentence) follows the caption's first."""
     doc.h2(H_PLAN_PARETO)
-    pts = [c for c in meet if is_num(c["lat"]["ttft_s"]["p99"])]
+    # The frontier is over the latencies at the target: each point's `lat` is those.
+    at_target = [dict(c, lat=c["lat_target"]) for c in meet]
+    pts = [c for c in at_target if is_num(c["lat"]["ttft_s"]["p99"])]
     if not pts:
         doc.p("No candidate meets the SLOs, so there is no cost/latency frontier.")
         return
-    png, info = chart_plan_pareto(pts, rec, kv_color, kvs, gpus)
-    unplotted = [c["candidate"] for c in meet if c not in pts]
-    doc.chart("plan_pareto.png", png, "Cost against p99 TTFT",
-              "Colour: KV manager; marker: GPU. Circled points are the Pareto frontier "
-              "(no other candidate is both cheaper and lower in p99 TTFT)." + about
-              + _off_scale_note(cands, info["clipped"],
+    png, info = chart_plan_pareto(pts, rec and dict(rec, lat=rec["lat_target"]), kv_color, kvs,
+                                  gpus)
+    unplotted = [c["candidate"] for c in at_target if c not in pts]
+    doc.chart("plan_pareto.png", png, "Cost against p99 TTFT at the target",
+              "Colour: KV manager; marker: GPU. p99 TTFT of one replica at its fleet's share of "
+              "the target (target / replicas). Circled points are the Pareto frontier "
+              "(no other candidate is both cheaper and lower in that p99 TTFT)." + about
+              + _off_scale_note(at_target, info["clipped"],
                                 lambda c: f"{fgen(c['lat']['ttft_s']['p99'], 3)} s, "
                                           f"{fmoney(c['cost_per_hour'])}/hour")
               + (f" Not drawn (no p99 TTFT): {', '.join(unplotted)}." if unplotted
