@@ -101,6 +101,39 @@ std::string SchedulerChoice::Label() const {
 
 namespace {
 
+// Scenario keys every plan candidate or probe sets itself, with where the plan sets them:
+// a value in `set:` would be replaced without a word.
+const std::map<std::string, std::string>& CandidateSetKeys() {
+  static const std::map<std::string, std::string> keys = {
+      {"gpu", "candidates.gpus"},
+      {"deployment.tensor_parallel", "candidates.tensor_parallel"},
+      {"deployment.replicas",
+       "the plan's sizing (one replica per probe, the fleet's in the check)"},
+      {"deployment.router", "the plan's fleet check (least outstanding)"},
+      {"kv_cache.type", "candidates.kv_managers"},
+      {"scheduler.type", "candidates.schedulers"},
+      {"workload.arrival.rate_qps", "the rate search (search:) and target:"}};
+  return keys;
+}
+
+// Throws, naming `where` (the plan's `set:` line), for an override of `key` = `value`
+// (a key path; a mapping value is looked into) that the candidates replace.
+void RefuseCandidateKey(const std::string& key, const std::string& value,
+                        const std::string& where) {
+  if (const auto it = CandidateSetKeys().find(key); it != CandidateSetKeys().end()) {
+    throw InputError(fmt::format("{}: {}: every candidate sets it ({}); the plan's set: cannot",
+                                 where, key, it->second));
+  }
+  if (value.empty() || value.front() != '{') return;
+  const YAML::Node map = YAML::Load(value);
+  if (!map.IsMap()) return;
+  for (const auto& kv : map) {
+    YAML::Emitter out;
+    out << YAML::Flow << kv.second;
+    RefuseCandidateKey(key + "." + kv.first.as<std::string>(), out.c_str(), where);
+  }
+}
+
 // The scenario file under `scenario:` of `r` (a path relative to `base_dir`) with
 // `common` (the plan's top-level `set:`, written at `common_where`) and then `r`'s own
 // `set:` overrides applied, each remembering where it was written so that an error
@@ -120,7 +153,10 @@ ConfigTree LoadScenarioTree(MapReader& r, const std::string& base_dir,
   }
   for (const auto& [key, value] : common) tree->Set(key, value, common_where);
   const std::string where = r.Where(r.Value("set"), r.KeyPath("set"));
-  for (const auto& [key, value] : r.Child("set").Overrides()) tree->Set(key, value, where);
+  for (const auto& [key, value] : r.Child("set").Overrides()) {
+    RefuseCandidateKey(key, value, where);
+    tree->Set(key, value, where);
+  }
   return *tree;
 }
 
@@ -157,6 +193,7 @@ void DecodeOneScenario(MapReader& r, const std::string& base_dir, PlanConfig& c)
 void DecodeScenarioList(MapReader& r, const std::string& base_dir, PlanConfig& c) {
   const auto common = r.Child("set").Overrides();
   const std::string common_where = r.Where(r.Value("set"), r.KeyPath("set"));
+  for (const auto& [key, value] : common) RefuseCandidateKey(key, value, common_where);
   const YAML::Node list = r.Value("scenarios");
   if (!list.IsSequence() || list.size() == 0) r.Fail("scenarios", "expected a non-empty list");
   std::map<std::string, std::string> first_at;  // name -> where

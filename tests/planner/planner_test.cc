@@ -556,6 +556,28 @@ TEST(PlanFileErrors, AnUnknownKeyInsideTheSloIsNamedWithItsPath) {
   EXPECT_THAT(InputErrorMessage([&] { LoadPlan(path); }), HasSubstr("slo.ttft_s.p95"));
 }
 
+TEST(PlanFileErrors, ASetKeyEveryCandidateReplacesIsAnErrorNotIgnored) {
+  TempDir dir;
+  PlanParts parts;
+  parts.set = "{workload.arrival.process: trace, gpu: L40S}";
+  const std::string path = dir.Write("plan.yaml", PlanYaml(parts));
+  EXPECT_THAT(InputErrorMessage([&] { LoadPlan(path); }),
+              HasSubstr(path + ":2: set: gpu: every candidate sets it (candidates.gpus)"));
+  // Inside a mapping too, and in a plan of several scenarios' common set.
+  parts.set = "{kv_cache: {type: static, block_tokens: 32}}";
+  dir.Write("plan.yaml", PlanYaml(parts));
+  EXPECT_THAT(InputErrorMessage([&] { LoadPlan(path); }),
+              HasSubstr("set: kv_cache.type: every candidate sets it (candidates.kv_managers)"));
+  parts.set = "{workload: {arrival: {rate_qps: 3}}}";
+  dir.Write("plan.yaml", PlanYaml(parts));
+  EXPECT_THAT(InputErrorMessage([&] { LoadPlan(path); }),
+              HasSubstr("set: workload.arrival.rate_qps: every candidate sets it"));
+  // What no candidate sets is applied.
+  parts.set = "{workload.arrival.process: trace, kv_cache.block_tokens: 32}";
+  dir.Write("plan.yaml", PlanYaml(parts));
+  EXPECT_EQ(LoadPlan(path).scenarios.size(), 1u);
+}
+
 TEST(PlanFileErrors, AMissingTargetIsReported) {
   TempDir dir;
   PlanParts parts;
