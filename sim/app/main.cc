@@ -60,7 +60,8 @@ const std::vector<Command>& Commands() {
        "and DIR/plan.json (and DIR/plan_scenarios.csv for several scenarios). Under mpirun\n"
        "-np N the candidates spread over the ranks (rank 0 writes); --shard I/N evaluates\n"
        "one shard of them and writes DIR/shard.json, for `kvsim plan merge`. Exits 5 when\n"
-       "no candidate meets the SLOs (the outputs are written).",
+       "no candidate meets the SLOs, 6 when the recommendation's whole-fleet check did not\n"
+       "verify it (the outputs are written either way).",
        {"out", "force", "jobs", "shard", "quiet"}},
       {"plan merge",
        "DIR...",
@@ -373,9 +374,22 @@ int Dispatch(const std::string& name, const kvsim::CommandOptions& o) {
 int Main(int argc, char** argv) {
   const std::string first = argc >= 2 ? argv[1] : "";
   if (argc < 2 || first == "--help" || first == "-h" || first == "help") {
-    if (first == "help" && argc == 3 && FindCommand(argv[2]) != nullptr) {
-      const char* args[] = {argv[0], argv[2], "--help"};
-      return Main(3, const_cast<char**>(args));
+    // `kvsim help COMMAND` (a command of one or two words): that command's --help.
+    if (first == "help" && argc >= 3) {
+      const bool merge =
+          argc == 4 && std::string(argv[2]) == "plan" && std::string(argv[3]) == "merge";
+      if (argc == 3 && FindCommand(argv[2]) != nullptr) {
+        const char* args[] = {argv[0], argv[2], "--help"};
+        return Main(3, const_cast<char**>(args));
+      }
+      if (merge) {
+        const char* args[] = {argv[0], "plan", "merge", "--help"};
+        return Main(4, const_cast<char**>(args));
+      }
+      if (argc == 3) {
+        std::cerr << fmt::format("kvsim help: unknown command '{}'\n{}", argv[2], Usage());
+        return 2;
+      }
     }
     if (argc > 2) {
       std::cerr << fmt::format(

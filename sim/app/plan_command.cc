@@ -59,8 +59,9 @@ PlanOptions Options(const CommandOptions& o, std::ostream& out, bool quiet, cons
 // no fleet to deploy, which a batch job has to tell from a recommendation (0), an
 // input error (2), an internal error (3) and validate --check's misses (4).
 constexpr int kExitInfeasible = 5;
-// Exit status of a recommendation whose whole-fleet check ran and missed the SLOs on
-// some scenario: there is a fleet, but not one shown to meet them.
+// Exit status of a recommendation whose whole-fleet check did not verify it on some
+// scenario (it missed the SLOs, or the trace held too few requests to judge): there is
+// a fleet, but not one shown to meet them.
 constexpr int kExitNotVerified = 6;
 
 // Writes plan.csv, plan.json (and with several scenarios plan_scenarios.csv) to `dir`
@@ -86,8 +87,8 @@ int WritePlan(const CommandOptions& o, std::ostream& out, const std::string& dir
     if (rec.checks.empty() || rec.verified) return 0;
     if (o.quiet) {
       std::cerr << fmt::format(
-          "kvsim plan: a recommendation, NOT verified: its whole-fleet run missed the SLOs "
-          "(exit status {}); see {}/plan.json\n",
+          "kvsim plan: a recommendation, NOT verified: its whole-fleet check missed the SLOs or "
+          "the trace held too few requests to judge (exit status {}); see {}/plan.json\n",
           kExitNotVerified, dir);
     }
     return kExitNotVerified;

@@ -124,8 +124,7 @@ void RefuseCandidateKey(const std::string& key, const std::string& value,
     throw InputError(fmt::format("{}: {}: every candidate sets it ({}); the plan's set: cannot",
                                  where, key, it->second));
   }
-  if (value.empty() || value.front() != '{') return;
-  const YAML::Node map = YAML::Load(value);
+  const YAML::Node map = YAML::Load(value);  // a mapping in flow or block style
   if (!map.IsMap()) return;
   for (const auto& kv : map) {
     YAML::Emitter out;

@@ -20,19 +20,27 @@ int64_t FleetRequests(const PlanConfig& plan, const PreparedPlan& prepared, int6
   return written == 0 ? 0 : std::max(written, plan.probe_requests * replicas);
 }
 
+// The objectives `run` missed other than slo.admitted, comma-separated ("" when none).
+std::string OtherMisses(const Run& run) {
+  std::string out;
+  for (const SloCheck& check : run.verdict.checks) {
+    if (check.name != "admitted" && !check.met) out += (out.empty() ? "" : ", ") + check.name;
+  }
+  return out;
+}
+
 // Why `run` missed slo.admitted: its refusals, which no replica changes.
 std::string RefusalNote(const Run& run) {
   const Summary& f = run.result.summary;
-  bool others_met = true;
-  for (const SloCheck& check : run.verdict.checks) {
-    if (check.name != "admitted") others_met = others_met && check.met;
-  }
+  const std::string others = OtherMisses(run);
   return fmt::format(
-      "{} of {} requests ({:.2f}%) have prompts reaching max_model_len {} and are refused at "
-      "any load ({}); raise deployment.max_model_len, or lower slo.admitted to plan without them",
+      "{} of {} requests ({:.2f}%) {} prompts reaching max_model_len {} and {} refused at any load "
+      "({}); raise deployment.max_model_len, or lower slo.admitted to plan without them",
       f.requests_rejected, f.requests_total,
       100.0 * static_cast<double>(f.requests_rejected) / static_cast<double>(f.requests_total),
-      run.max_model_len, others_met ? "every other SLO was met" : "other SLOs missed too");
+      f.requests_rejected == 1 ? "has" : "have", run.max_model_len,
+      f.requests_rejected == 1 ? "is" : "are",
+      others.empty() ? "every other SLO was met" : "missed too: " + others);
 }
 
 // Runs candidate `c`'s whole fleet on scenario `s` at its target load behind the
@@ -76,28 +84,30 @@ FleetCheck VerifyFleet(const PlanConfig& plan, const PreparedPlan& prepared,
       break;
     }
     if (run.verdict.binding == "admitted") {
+      // More replicas admit no more; they may still mend a latency the run missed.
       check.refused_at_any_load = true;
       check.refusal = RefusalNote(run);
-      break;
+      if (OtherMisses(run).empty()) break;
+    } else {
+      check.refused_at_any_load = false;
+      check.refusal.clear();
     }
   }
   if (!check.verified) check.replicas = replicas;
   return check;
 }
 
-}  // namespace
-
-// The recommendation for a ranked plan (at least one candidate meets the SLOs): the
-// first-ranked candidate with its fleet verified on every scenario when the plan asks.
-// One fleet: each scenario starts from the replicas the previous ones verified (a
-// fleet that meets a scenario's SLOs is assumed to meet them with more replicas);
-// separate fleets: each from its own estimate, the replicas added. Its GPUs and cost
-// ($/hour) are those of the replicas recommended.
-Recommendation Recommend(const PlanConfig& plan, const PreparedPlan& prepared,
-                         const PlanOptions& options, const PlanResult& r, int64_t& simulations) {
+// Candidate `index` (into r.candidates) with its fleet verified on every scenario when
+// the plan asks. One fleet: each scenario starts from the replicas the previous ones
+// verified (a fleet that meets a scenario's SLOs is assumed to meet them with more
+// replicas); separate fleets: each from its own estimate, the replicas added. Its GPUs
+// and cost ($/hour) are those of the replicas recommended.
+Recommendation VerifyCandidate(const PlanConfig& plan, const PreparedPlan& prepared,
+                               const PlanOptions& options, const PlanResult& r, size_t index,
+                               int64_t& simulations) {
   Recommendation rec;
-  rec.candidate = r.ranking.front();
-  const CandidateResult& c = r.candidates[rec.candidate];
+  rec.candidate = index;
+  const CandidateResult& c = r.candidates[index];
   rec.replicas = c.replicas;
   if (plan.verify) {
     const size_t n = plan.scenarios.size();
@@ -105,7 +115,7 @@ Recommendation Recommend(const PlanConfig& plan, const PreparedPlan& prepared,
     int64_t fleet = c.replicas, total = 0;
     rec.verified = true;
     for (size_t s = 0; s < n; ++s) {
-      const int64_t start = separate ? r.by_scenario[rec.candidate * n + s].replicas : fleet;
+      const int64_t start = separate ? r.by_scenario[index * n + s].replicas : fleet;
       rec.checks.push_back(
           VerifyFleet(plan, prepared, options, c, static_cast<int64_t>(s), start, simulations));
       rec.verified = rec.verified && rec.checks.back().verified;
@@ -117,6 +127,44 @@ Recommendation Recommend(const PlanConfig& plan, const PreparedPlan& prepared,
   rec.gpus = rec.replicas * c.tensor_parallel;
   rec.cost_per_hour = static_cast<double>(rec.gpus) * c.price_per_gpu_hour;
   return rec;
+}
+
+// Whether some check of `rec` missed for refusals, which every candidate of the scenario
+// shares (the same prompts and max_model_len).
+bool Refused(const Recommendation& rec) {
+  return std::any_of(rec.checks.begin(), rec.checks.end(),
+                     [](const FleetCheck& check) { return check.refused_at_any_load; });
+}
+
+// Why the check of `rec` (not recommended) passed it over, for Recommendation::passed_over.
+std::string PassedOver(const PlanResult& r, const Recommendation& rec) {
+  const CandidateResult& c = r.candidates[rec.candidate];
+  if (!rec.verified) return fmt::format("{}: not verified in its fleet check", c.name);
+  return fmt::format("{}: its fleet check needed {} replicas (${:.2f}/hour) against {} estimated",
+                     c.name, rec.replicas, rec.cost_per_hour, c.replicas);
+}
+
+}  // namespace
+
+Recommendation Recommend(const PlanConfig& plan, const PreparedPlan& prepared,
+                         const PlanOptions& options, const PlanResult& r, int64_t& simulations) {
+  Recommendation best = VerifyCandidate(plan, prepared, options, r, r.ranking.front(), simulations);
+  if (!plan.verify) return best;
+  std::vector<std::string> passed_over;
+  for (size_t k = 1; k < r.ranking.size() && k < kMaxCandidatesVerified; ++k) {
+    const CandidateResult& next = r.candidates[r.ranking[k]];
+    // Worth a check: the next one's estimate undercuts the best verified fleet, or
+    // nothing is verified yet for a reason another candidate may not share.
+    const bool worth = best.verified ? next.cost_per_hour < best.cost_per_hour : !Refused(best);
+    if (!worth) break;
+    Recommendation other = VerifyCandidate(plan, prepared, options, r, r.ranking[k], simulations);
+    const bool better =
+        other.verified && (!best.verified || other.cost_per_hour < best.cost_per_hour);
+    passed_over.push_back(PassedOver(r, better ? best : other));
+    if (better) best = std::move(other);
+  }
+  best.passed_over = std::move(passed_over);
+  return best;
 }
 
 }  // namespace kvsim::plan_internal

@@ -269,6 +269,7 @@ void RecommendationSection(JsonWriter& j, const PlanResult& r, const PlanConfig&
   CandidateFields(j, fleet);
   j.Field("estimated_replicas", r.candidates[rec.candidate].replicas);
   j.Field("verified", rec.verified);
+  StringArray(j, "passed_over", rec.passed_over);
   // The binding check's run (none when the plan does not verify: zeros).
   CheckFields(j, rec.checks.empty() ? FleetCheck() : rec.Binding());
   if (plan.scenarios.size() > 1) {
@@ -375,8 +376,8 @@ std::string FormatRanking(const PlanResult& r) {
   if (!r.ranking.empty()) {
     out +=
         "TTFT p99 ms: one replica at QPS/repl (near the SLO by construction); at target: one "
-        "replica at its fleet's share, target / replicas; (pareto): no other candidate is as cheap "
-        "and as fast at the target\n";
+        "replica at its fleet's share of the target (the binding scenario's, with several); "
+        "(pareto): no other candidate is as cheap and as fast at the target\n";
   }
   if (any_unbounded) {
     out +=
@@ -410,8 +411,8 @@ std::string FormatCheck(const FleetCheck& check, double target_qps) {
         1e3 * check.fleet.ttft_s.p99, check.fleet.e2e_s.p99);
   }
   if (check.refused_at_any_load) {
-    return fmt::format("NOT verified: the whole-fleet run with {} replicas missed admitted: {}",
-                       check.fleet_replicas, check.refusal);
+    return fmt::format("NOT verified: the whole-fleet run with {} replica{} missed admitted: {}",
+                       check.fleet_replicas, check.fleet_replicas == 1 ? "" : "s", check.refusal);
   }
   if (check.too_few_requests) {
     return fmt::format(
@@ -419,8 +420,9 @@ std::string FormatCheck(const FleetCheck& check, double target_qps) {
         "replica, fewer than half of a probe's",
         check.fleet.requests_total, check.fleet_requests_per_replica);
   }
-  return fmt::format("NOT verified: the whole-fleet run with {} replicas missed {}",
-                     check.fleet_replicas, check.verdict.binding);
+  return fmt::format("NOT verified: the whole-fleet run with {} replica{} missed {}",
+                     check.fleet_replicas, check.fleet_replicas == 1 ? "" : "s",
+                     check.verdict.binding);
 }
 
 std::string FormatRecommendation(const PlanResult& r, const PlanConfig& plan) {
@@ -450,6 +452,7 @@ std::string FormatRecommendation(const PlanResult& r, const PlanConfig& plan) {
         rec.replicas > 1 ? "an upper bound" : "a lower bound on its headroom", c.name,
         c.max_qps_per_replica, rec.replicas > 1 ? "; fewer replicas may do" : "");
   }
+  for (const std::string& other : rec.passed_over) out += "  passed over: " + other + "\n";
   if (!c.timing_line.empty()) out += "  " + c.timing_line + "\n";
   return out;
 }

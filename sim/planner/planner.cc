@@ -9,6 +9,7 @@
 #include <cmath>
 #include <deque>
 #include <functional>
+#include <limits>
 #include <map>
 #include <numeric>
 #include <set>
@@ -214,6 +215,16 @@ void ComputeSavings(PlanResult& r) {
 
 }  // namespace
 
+namespace {
+
+// p99 TTFT at the target (s) for ranking; +inf when the run completed nothing.
+double TtftAtTarget(const CandidateResult& c) {
+  const double t = c.at_target.ttft_s.p99;
+  return std::isnan(t) ? std::numeric_limits<double>::infinity() : t;
+}
+
+}  // namespace
+
 void RankCandidates(PlanResult& r) {
   r.ranking.clear();
   r.tie_note.clear();
@@ -223,10 +234,8 @@ void RankCandidates(PlanResult& r) {
   std::stable_sort(r.ranking.begin(), r.ranking.end(), [&](size_t a, size_t b) {
     const CandidateResult &x = r.candidates[a], &y = r.candidates[b];
     if (x.cost_per_hour != y.cost_per_hour) return x.cost_per_hour < y.cost_per_hour;
-    if (x.max_qps_per_replica != y.max_qps_per_replica) {
-      return x.max_qps_per_replica > y.max_qps_per_replica;
-    }
-    return x.at_target.ttft_s.p99 < y.at_target.ttft_s.p99;  // then candidate order (stable)
+    if (TtftAtTarget(x) != TtftAtTarget(y)) return TtftAtTarget(x) < TtftAtTarget(y);
+    return x.max_qps_per_replica > y.max_qps_per_replica;  // then candidate order (stable)
   });
   if (r.ranking.size() > 1) {
     const CandidateResult& first = r.candidates[r.ranking[0]];
@@ -237,10 +246,10 @@ void RankCandidates(PlanResult& r) {
     }
     if (tied.size() > 1) {
       const CandidateResult& second = r.candidates[r.ranking[1]];
-      const char* decided = first.max_qps_per_replica != second.max_qps_per_replica
-                                ? "its higher max QPS per replica"
-                            : first.at_target.ttft_s.p99 != second.at_target.ttft_s.p99
+      const char* decided = TtftAtTarget(first) != TtftAtTarget(second)
                                 ? "its lower p99 TTFT at the target"
+                            : first.max_qps_per_replica != second.max_qps_per_replica
+                                ? "its higher max QPS per replica"
                                 : "the plan's candidate order";
       r.tie_note =
           fmt::format("{} candidates cost ${:.2f}/hour ({}); {} ranks first by {}", tied.size(),
@@ -250,8 +259,8 @@ void RankCandidates(PlanResult& r) {
 }
 
 const char* const kRankingRule =
-    "cheapest $/hour first; at equal cost the higher max QPS per replica, then the lower p99 "
-    "TTFT at the target (one replica at target / replicas), then the order of the plan's "
+    "cheapest $/hour first; at equal cost the lower p99 TTFT at the target (one replica at "
+    "target / replicas), then the higher max QPS per replica, then the order of the plan's "
     "candidate lists";
 
 namespace {

@@ -82,10 +82,17 @@ struct Recommendation {
   // One per scenario, in plan order, when the plan verifies (PlanConfig::verify);
   // empty otherwise.
   std::vector<FleetCheck> checks;
+  // Candidates ranked above it, or checked after it, whose fleet checks lost: each
+  // "name: why". Those ranked below are checked (up to kMaxCandidatesVerified in all)
+  // while their estimated cost undercuts the best verified fleet's.
+  std::vector<std::string> passed_over;
   // The check the outputs report first: the first that failed, else the one with the
   // most replicas. REQUIRES: !checks.empty().
   const FleetCheck& Binding() const;
 };
+
+// The most candidates whose fleets a plan checks before recommending one.
+inline constexpr size_t kMaxCandidatesVerified = 4;
 
 struct KvSaving {
   std::string manager, versus;  // KV manager labels
@@ -94,9 +101,9 @@ struct KvSaving {
 };
 
 // How candidates that meet the SLOs are ranked (kRankingRule says it in words):
-// cheapest per hour first; at equal cost, the higher max QPS per replica (more
-// headroom); then the lower p99 TTFT at that load; then the order of the plan's
-// candidate lists.
+// cheapest per hour first; at equal cost, the lower p99 TTFT at the target (so the
+// first is on the Pareto frontier); then the higher max QPS per replica (more
+// headroom); then the order of the plan's candidate lists.
 extern const char* const kRankingRule;
 
 struct PlanResult {

@@ -127,7 +127,10 @@ TEST(Cli, AWordAfterVersionOrHelpIsAnErrorNotIgnored) {
   EXPECT_THAT(help.err, HasSubstr("unexpected 'run' (kvsim help COMMAND"));
   const Result unknown = RunKvsim({"help", "simulate"});
   EXPECT_EQ(unknown.exit_code, 2);
-  EXPECT_THAT(unknown.err, HasSubstr("unexpected 'simulate'"));
+  EXPECT_THAT(unknown.err, HasSubstr("kvsim help: unknown command 'simulate'"));
+  const Result merge = RunKvsim({"help", "plan", "merge"});  // a command of two words
+  EXPECT_EQ(merge.exit_code, 0);
+  EXPECT_THAT(merge.out, HasSubstr("usage: kvsim plan merge"));
   const Result extra = RunKvsim({"help", "run", "now"});
   EXPECT_EQ(extra.exit_code, 2);
   EXPECT_THAT(extra.err, HasSubstr("unexpected 'now'"));

@@ -256,6 +256,9 @@ TEST_F(BundledTracePlan, MarksExactlyTheUndominatedCandidatesAsPareto) {
     EXPECT_EQ(a.pareto, !dominated);
     flagged += a.pareto ? 1 : 0;
   }
+  // Ranked cheapest first, then fastest at the target: the first is never dominated.
+  ASSERT_FALSE(r.ranking.empty());
+  EXPECT_TRUE(r.candidates[r.ranking.front()].pareto);
   EXPECT_GE(flagged, 1);
 }
 
@@ -350,7 +353,7 @@ TEST_F(BundledTracePlan, ListsEverySloItAppliedTheDefaultStabilityOneIncluded) {
 }
 
 // Three candidates that meet the SLOs at the same cost: the rule decides, and says so.
-TEST(PlanRanking, EqualCostsAreBrokenByHeadroomThenTtftThenOrderAndTheTieIsNamed) {
+TEST(PlanRanking, EqualCostsAreBrokenByTtftAtTheTargetThenHeadroomThenOrderAndTheTieIsNamed) {
   PlanResult r;
   auto add = [&r](const char* name, double cost, double qps, double ttft_p99) {
     CandidateResult c;
@@ -362,26 +365,27 @@ TEST(PlanRanking, EqualCostsAreBrokenByHeadroomThenTtftThenOrderAndTheTieIsNamed
     c.at_max.ttft_s.p99 = 1.0 - ttft_p99;  // ranks by the target's, not the max load's
     r.candidates.push_back(c);
   };
-  add("a", 7.9, 10, 0.5);
-  add("b", 7.9, 12, 0.9);  // more headroom than a at the same cost
-  add("c", 7.9, 12, 0.4);  // as much headroom as b, lower TTFT
+  add("a", 7.9, 10, 0.4);
+  add("b", 7.9, 12, 0.4);  // as fast at the target as a, more headroom
+  add("c", 7.9, 12, 0.3);  // faster at the target than both
   add("d", 5.0, 1, 3.0);   // cheapest: first whatever else
-  add("e", 7.9, 12, 0.4);  // c's twin, listed later
+  add("e", 7.9, 12, 0.3);  // c's twin, listed later
+  add("f", 7.9, 20, 0.9);  // the most headroom, the slowest at the target
   RankCandidates(r);
-  EXPECT_EQ(r.ranking, (std::vector<size_t>{3, 2, 4, 1, 0}));
+  EXPECT_EQ(r.ranking, (std::vector<size_t>{3, 2, 4, 1, 0, 5}));
   EXPECT_EQ(r.tie_note, "");  // d alone at its cost
   r.candidates[3].meets_slo = false;
   RankCandidates(r);
-  EXPECT_EQ(r.ranking, (std::vector<size_t>{2, 4, 1, 0}));
+  EXPECT_EQ(r.ranking, (std::vector<size_t>{2, 4, 1, 0, 5}));
   EXPECT_EQ(r.tie_note,
-            "4 candidates cost $7.90/hour (c, e, b, a); c ranks first by the plan's candidate "
+            "5 candidates cost $7.90/hour (c, e, b, a, f); c ranks first by the plan's candidate "
             "order");
-  r.candidates[4].at_target.ttft_s.p99 = 0.45;
-  RankCandidates(r);
-  EXPECT_THAT(r.tie_note, HasSubstr("c ranks first by its lower p99 TTFT at the target"));
   r.candidates[2].max_qps_per_replica = 13;
   RankCandidates(r);
   EXPECT_THAT(r.tie_note, HasSubstr("c ranks first by its higher max QPS per replica"));
+  r.candidates[4].at_target.ttft_s.p99 = 0.35;
+  RankCandidates(r);
+  EXPECT_THAT(r.tie_note, HasSubstr("c ranks first by its lower p99 TTFT at the target"));
 }
 
 TEST(PlanConfigWarnings, AnSloThatLooksLikeMillisecondsIsWarnedAboutWithItsLine) {
@@ -477,9 +481,40 @@ TEST(PlanVerification, ARefusalTheProbesNeverSawIsReportedNotAnsweredWithReplica
   EXPECT_EQ(rec.replicas, r.candidates[rec.candidate].replicas);
   EXPECT_EQ(check.fleet.requests_rejected, 1);
   EXPECT_THAT(FormatPlan(r, plan),
-              HasSubstr("missed admitted: 1 of 6000 requests (0.02%) have prompts reaching "
-                        "max_model_len 8192 and are refused at any load (every other SLO was "
-                        "met); raise deployment.max_model_len, or lower slo.admitted"));
+              HasSubstr("run with 1 replica missed admitted: 1 of 6000 requests (0.02%) has "
+                        "prompts reaching max_model_len 8192 and is refused at any load (every "
+                        "other SLO was met); raise deployment.max_model_len, or lower "
+                        "slo.admitted"));
+}
+
+TEST(PlanVerification, ACheaperCandidateIsCheckedWhenTheFirstsFleetCheckAddsReplicas) {
+  // Multi-turn sessions at 40 QPS: the H100 fleet's check needs more replicas than its
+  // 500-request probes estimated, past the A100 fleet's estimated cost; the A100 fleet is
+  // then checked too (and misses), and the recommendation says so.
+  TempDir dir;
+  PlanParts parts;
+  parts.scenario = KVSIM_SOURCE_DIR "/configs/multiturn_sessions.yaml";
+  parts.set = "";
+  parts.slo = "{ttft_s: {p99: 1.0}, tbt_s: {p99: 0.1}, admitted: 0.95}";
+  parts.target = "{qps: 40}";
+  parts.search = "{initial_qps: 4, tolerance: 0.05, max_qps: 500, probe_requests: 500}";
+  parts.kv_managers = "[{type: paged, block_tokens: 16}]";
+  parts.schedulers = "[{type: vllm_v1}]";
+  parts.prices = "{H100-SXM: 3.95, A100-80GB: 2.50}";
+  const PlanConfig plan = Load(dir, parts);
+  const PlanResult r = RunWithJobs(plan, 1);
+  ASSERT_TRUE(r.recommendation.has_value());
+  const Recommendation& rec = *r.recommendation;
+  ASSERT_EQ(r.ranking.size(), 2u);
+  const CandidateResult& first = r.candidates[r.ranking[0]];
+  const CandidateResult& second = r.candidates[r.ranking[1]];
+  ASSERT_GT(rec.replicas, first.replicas) << "the check added replicas";
+  ASSERT_LT(second.cost_per_hour, rec.cost_per_hour) << "so the second's estimate undercuts it";
+  ASSERT_EQ(rec.passed_over.size(), 1u);
+  EXPECT_TRUE(rec.verified);
+  EXPECT_EQ(rec.candidate, r.ranking[0]);
+  EXPECT_EQ(rec.passed_over.front(), second.name + ": not verified in its fleet check");
+  EXPECT_THAT(FormatPlan(r, plan), HasSubstr("  passed over: " + second.name));
 }
 
 TEST(PlanDeterminism, TwoRunsOfThePlanGiveIdenticalCsv) {
@@ -572,6 +607,13 @@ TEST(PlanFileErrors, ASetKeyEveryCandidateReplacesIsAnErrorNotIgnored) {
   dir.Write("plan.yaml", PlanYaml(parts));
   EXPECT_THAT(InputErrorMessage([&] { LoadPlan(path); }),
               HasSubstr("set: workload.arrival.rate_qps: every candidate sets it"));
+  // Block style as well as flow style.
+  parts.set = "";
+  parts.extra = "set:\n  deployment:\n    tensor_parallel: 8\n";
+  dir.Write("plan.yaml", PlanYaml(parts));
+  EXPECT_THAT(InputErrorMessage([&] { LoadPlan(path); }),
+              HasSubstr("set: deployment.tensor_parallel: every candidate sets it"));
+  parts.extra = "";
   // What no candidate sets is applied.
   parts.set = "{workload.arrival.process: trace, kv_cache.block_tokens: 32}";
   dir.Write("plan.yaml", PlanYaml(parts));
