@@ -99,13 +99,34 @@ void WriteOutcome(JsonWriter& j, const Fitter& fitter, const FitOutcome& f) {
     j.Field("fitted", f.fitted[static_cast<Eigen::Index>(i)]);
     j.Field("min", t.min_value);
     j.Field("max", t.max_value);
+    if (i < f.uncertainty.terms.size()) {  // null where not estimated (fit_uncertainty.h)
+      const TermUncertainty& u = f.uncertainty.terms[i];
+      j.Field("standard_error", u.standard_error);
+      j.Field("half_width_95", u.half_width_95);
+      j.Field("at_bound", u.at_bound);
+    }
     j.EndObject();
+  }
+  j.EndArray();
+  // Correlation of the terms' estimates, rows and columns in the terms' order.
+  j.BeginArray("correlation");
+  for (Eigen::Index a = 0; a < f.uncertainty.correlation.rows(); ++a) {
+    j.BeginArray();
+    for (Eigen::Index b = 0; b < f.uncertainty.correlation.cols(); ++b) {
+      j.Field("", f.uncertainty.correlation(a, b));
+    }
+    j.EndArray();
   }
   j.EndArray();
   j.BeginObject("solver");
   j.Field("converged", f.solve.converged);
   j.Field("accepted", f.verdict.accepted);  // written as a calibration (JudgeFit)
   j.Field("refused_because", f.verdict.reason);
+  // Every term determined by the runs: no caveat (FitCaveats, fit_verdict.h).
+  j.Field("determined", f.verdict.caveats.empty());
+  j.BeginArray("caveats");
+  for (const std::string& c : f.verdict.caveats) j.Field("", c);
+  j.EndArray();
   j.Field("stop_reason", f.solve.stop_reason);
   j.Field("iterations", static_cast<int64_t>(f.solve.iterations));
   j.Field("evaluations", static_cast<int64_t>(f.solve.evaluations));
@@ -119,7 +140,8 @@ void WriteOutcome(JsonWriter& j, const Fitter& fitter, const FitOutcome& f) {
 
 // The head of fit.txt: what was fitted to what, how the solver went and why it stopped.
 std::string FitSummary(const FitConfig& config, const FitOutcome& fit) {
-  const size_t sims = static_cast<size_t>(fit.solve.evaluations) * fit.cases.size();
+  const size_t sims =
+      static_cast<size_t>(fit.solve.evaluations + fit.uncertainty.evaluations) * fit.cases.size();
   std::string text = fmt::format(
       "fit: {} ({}): {} parameters ({} free terms) on {} runs ({} cases); {} simulations in "
       "{:.2f} s\n",
@@ -131,29 +153,58 @@ std::string FitSummary(const FitConfig& config, const FitOutcome& fit) {
       fit.solve.iterations, fit.solve.initial_cost, fit.solve.cost,
       fit.solve.converged ? "" : " (NOT converged)");
   text += fmt::format("stopped: {}\n", fit.solve.stop_reason);
-  text += fit.verdict.accepted
-              ? fmt::format("accepted: mean |error| within solver.max_mean_error {:g}%\n\n",
-                            100 * config.solver.max_mean_error)
-              : fmt::format("REFUSED: {}\n\n", fit.verdict.reason);
+  const std::string within = fmt::format("mean |error| within solver.max_mean_error {:g}%",
+                                         100 * config.solver.max_mean_error);
+  if (!fit.verdict.accepted) {
+    text += fmt::format("REFUSED: {}\n", fit.verdict.reason);
+  } else if (fit.verdict.caveats.empty()) {
+    text += fmt::format("accepted: {}; every term determined\n", within);
+  } else {
+    text += fmt::format(
+        "accepted WITH CAVEATS: {}, but these runs do not determine every term "
+        "(the terms may not carry over to other loads):\n",
+        within);
+  }
+  if (!fit.verdict.accepted && !fit.verdict.caveats.empty()) text += "caveats:\n";
+  for (const std::string& c : fit.verdict.caveats) text += "  - " + c + "\n";
+  return text + "\n";
+}
+
+// "correlation: A ~ B -0.993" per pair of parameters both estimated; "" with fewer.
+std::string Correlations(const Fitter& fitter, const FitOutcome& fit) {
+  const Eigen::MatrixXd& corr = fit.uncertainty.correlation;
+  std::string text;
+  for (Eigen::Index a = 0; a < corr.rows(); ++a) {
+    for (Eigen::Index b = a + 1; b < corr.cols(); ++b) {
+      if (std::isnan(corr(a, b))) continue;
+      text += fmt::format("correlation: {} ~ {} {:+.4f}\n",
+                          fitter.ParamName(fit.params[static_cast<size_t>(a)]),
+                          fitter.ParamName(fit.params[static_cast<size_t>(b)]), corr(a, b));
+    }
+  }
   return text;
 }
 
-// The fitted parameters: start, fitted value and bounds (in the term's units) of each.
+// The fitted parameters: start, fitted value, 95% half-width and bounds (in the term's units) of
+// each.
 std::string TermsTable(const FitConfig& config, const Fitter& fitter, const FitOutcome& fit) {
   size_t name_width = 46;  // the widest parameter name, so long card names keep the columns
   for (const FitParam& p : fit.params)
     name_width = std::max(name_width, fitter.ParamName(p).size());
-  std::string text =
-      fmt::format("{:<{}} {:>12} {:>12}   {}\n", "term", name_width, "start", "fitted", "bounds");
+  std::string text = fmt::format("{:<{}} {:>12} {:>12} {:>12}   {}\n", "term", name_width, "start",
+                                 "fitted", "+/- (95%)", "bounds");
   for (size_t i = 0; i < fit.params.size(); ++i) {
     const auto k = static_cast<Eigen::Index>(i);
     const FreeTerm& t = config.free[fit.params[i].term];
     const bool at_bound = fit.fitted[k] <= t.min_value || fit.fitted[k] >= t.max_value;
-    text += fmt::format("{:<{}} {:>12.4g} {:>12.4g}   [{:g}, {:g}]{}\n",
+    const double half_width =
+        i < fit.uncertainty.terms.size() ? fit.uncertainty.terms[i].half_width_95 : std::nan("");
+    text += fmt::format("{:<{}} {:>12.4g} {:>12.4g} {:>12}   [{:g}, {:g}]{}\n",
                         fitter.ParamName(fit.params[i]), name_width, fit.start[k], fit.fitted[k],
+                        std::isnan(half_width) ? "-" : fmt::format("{:.2g}", half_width),
                         t.min_value, t.max_value, at_bound ? " (at a bound)" : "");
   }
-  return text;
+  return text + Correlations(fitter, fit);
 }
 
 // The per-case metrics before and after the fit, then their error summaries.
@@ -181,9 +232,10 @@ std::string HoldoutText(const Fitter& fitter, const std::vector<HoldoutOutcome>&
       text += fmt::format("{}{}={:.4g}", i ? ", " : "", name.substr(name.find('.', 7) + 1),
                           h.fit.fitted[static_cast<Eigen::Index>(i)]);
     }
-    text += !h.fit.solve.converged    ? " (NOT converged)"
-            : !h.fit.verdict.accepted ? " (refused: above solver.max_mean_error)"
-                                      : "";
+    text += !h.fit.solve.converged           ? " (NOT converged)"
+            : !h.fit.verdict.accepted        ? " (refused: above solver.max_mean_error)"
+            : !h.fit.verdict.caveats.empty() ? " (accepted with caveats)"
+                                             : "";
     text += fmt::format("; on its own runs: {}\n",
                         ErrorSummary(fitter.cases(), h.fit.cases, h.fit.after));
     cases.insert(cases.end(), h.cases.begin(), h.cases.end());

@@ -2,10 +2,12 @@
 #include "sim/config/calibration.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <cmath>
 #include <fstream>
 #include <set>
@@ -76,6 +78,20 @@ std::vector<std::string> Strings(MapReader& r, const std::string& key) {
   for (const YAML::Node& n : list) {
     if (!n.IsScalar()) r.Fail(key, "expected a list of names");
     out.push_back(n.as<std::string>());
+  }
+  return out;
+}
+
+// fitted_on.tensor_parallel: a list of positive integers; empty when absent.
+std::vector<int64_t> TensorParallels(MapReader& r) {
+  std::vector<int64_t> out;
+  for (const std::string& s : Strings(r, "tensor_parallel")) {
+    int64_t tp = 0;
+    const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), tp);
+    if (ec != std::errc() || end != s.data() + s.size() || tp < 1) {
+      r.Fail("tensor_parallel", "expected a list of positive integers");
+    }
+    out.push_back(tp);
   }
   return out;
 }
@@ -179,6 +195,7 @@ void ReadFittedOn(MapReader& r, Calibration& c) {
   c.runs = Strings(f, "runs");
   c.models = Strings(f, "models");
   c.gpus = Strings(f, "gpus");
+  c.tensor_parallel = TensorParallels(f);
   // Calibrations list the timing types in this order.
   constexpr auto kTypes =
       kTimingTypes.Select({TimingType::kRoofline, TimingType::kProfiled, TimingType::kFixed});
@@ -282,7 +299,7 @@ void CheckEndMarker(const std::string& text, const std::string& path) {
 
 Calibration LoadCalibration(const std::string& path) {
   std::ifstream in(path);
-  if (!in) throw InputError(fmt::format("{}: cannot open config file", path));
+  if (!in) throw InputError(fmt::format("{}: cannot open calibration file", path));
   std::stringstream text;
   text << in.rdbuf();
   const ConfigTree tree = ConfigTree::Parse(text.str(), path);
@@ -337,6 +354,9 @@ std::string CalibrationYaml(const Calibration& c) {
   out += fmt::format("  runs: {}\n", FlowList(c.runs));
   out += fmt::format("  models: {}\n", FlowList(c.models));
   out += fmt::format("  gpus: {}\n", FlowList(c.gpus));
+  if (!c.tensor_parallel.empty()) {
+    out += fmt::format("  tensor_parallel: [{}]\n", fmt::join(c.tensor_parallel, ", "));
+  }
   out += fmt::format("  timing_type: {}\n", c.timing_type);
   out += fmt::format("  engine_preset: {}\n", c.engine_preset);
   if (c.engine_kernels) {
@@ -370,6 +390,11 @@ std::string CalibrationYaml(const Calibration& c) {
       out += fmt::format("  {}:\n", QuotedYamlScalar(gpu));
       write_terms(terms, "    ");
     }
+  }
+  if (!c.caveats.empty()) {
+    out += "# kvsim fit accepted this calibration with caveats (fit.txt): its terms may not\n";
+    out += "# carry over to other loads.\n";
+    for (const std::string& caveat : c.caveats) out += "#   - " + caveat + "\n";
   }
   if (!c.residuals_yaml.empty()) {
     out +=

@@ -54,6 +54,9 @@ struct Calibration {
   std::string path;  // the file it was read from (empty when built in memory)
   // What the terms were fitted on (informational, printed with results).
   std::vector<std::string> runs, models, gpus;
+  // Their tensor parallelism (GPUs per replica); empty in a file written before kvsim
+  // recorded it.
+  std::vector<int64_t> tensor_parallel;
   std::string fit_file;
   // The timing model and engine preset the fit ran under; a scenario using the
   // calibration must run the same (other terms then keep the values the fit saw).
@@ -76,6 +79,9 @@ struct Calibration {
   // The fit's figures, kept as YAML text so a reader sees them in the file.
   std::string residuals_yaml;
   std::string holdout_yaml;
+  // What the fitted runs left undetermined (FitVerdict::caveats), written as comments:
+  // LoadCalibration does not read them back.
+  std::vector<std::string> caveats;
 };
 
 // The calibration format CalibrationYaml writes (`kvsim_calibration: 2`). Format 2

@@ -450,10 +450,9 @@ bool OverriddenOrUnder(const ConfigTree& tree, const std::string& key_path) {
 // calibration keys an override set and those the file sets itself.
 void ReadCalibrationSource(const ConfigTree& tree, const YAML::Node& node, ScenarioConfig& c) {
   ScenarioSources& s = c.sources;
-  s.calibration_where =
-      node.Mark().line >= 0
-          ? fmt::format("{}:{}: timing.calibration", tree.origin(), node.Mark().line + 1)
-          : fmt::format("{}: timing.calibration", tree.origin());
+  // "file:line: timing.calibration", or naming the override that set it.
+  const DecodeContext ctx{tree.origin(), tree.overridden(), &tree.override_origins()};
+  s.calibration_where = MapReader(tree.root(), "", ctx).Where(node, "timing.calibration");
   if (!node.IsScalar()) {
     throw InputError(s.calibration_where + ": expected the path of a calibration.yaml");
   }

@@ -97,10 +97,13 @@ struct TimingConfig {
   // timing.calibration: terms fitted by `kvsim fit` (sim/config/calibration.h),
   // already applied to the fields above. Empty path: none.
   struct Calibrated {
-    std::string path;               // resolved calibration.yaml
-    std::vector<std::string> keys;  // key paths it set (overrides win over it)
-    std::vector<std::string> runs;  // the measured runs it was fitted on
-    std::vector<std::string> gpus;  // their GPU cards
+    std::string path;                 // resolved calibration.yaml
+    std::vector<std::string> keys;    // key paths it set (overrides win over it)
+    std::vector<std::string> runs;    // the measured runs it was fitted on
+    std::vector<std::string> gpus;    // their GPU cards
+    std::vector<std::string> models;  // their models
+    // Their tensor parallelism; empty in a calibration that does not record it.
+    std::vector<int64_t> tensor_parallel;
   };
   Calibrated calibration;
 };

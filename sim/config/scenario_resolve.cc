@@ -246,7 +246,8 @@ void ApplyCalibrationTerms(ScenarioConfig& c) {
       c.timing.engine.fitted.push_back(key.substr(std::string("timing.engine.").size()));
     }
   }
-  c.timing.calibration = {cal.path, std::move(applied), cal.runs, cal.gpus};
+  c.timing.calibration = {cal.path, std::move(applied), cal.runs,
+                          cal.gpus, cal.models,         cal.tensor_parallel};
 }
 
 }  // namespace kvsim

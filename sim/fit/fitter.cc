@@ -189,6 +189,7 @@ CaseMetrics SimulateCase(const FitCase& c, const std::vector<FreeTerm>& free,
   CaseMetrics m;
   m.model = sim->model().name;
   m.gpu = sim->gpu().name;
+  m.tensor_parallel = sim->config().deployment.tensor_parallel;
   for (const auto& [metric, measured] : c.targets) m.simulated.push_back(SimulatedValue(s, metric));
   return m;
 }
@@ -463,6 +464,8 @@ FitOutcome Fitter::Fit(const std::vector<std::string>& runs) const {
   options.difference_step = config_.solver.difference_step;
   out.solve = SolveBoundedLeastSquares(residuals, out.start, lo, hi, options);
   out.fitted = out.solve.x;
+  out.uncertainty = EstimateUncertainty(residuals, out.fitted, out.solve.residuals, lo, hi,
+                                        options.difference_step);
   const std::vector<std::vector<CaseMetrics>> both =
       SimulateBatch(out.cases, out.params, {out.start, out.fitted});
   out.before = both[0];
@@ -505,7 +508,12 @@ Calibration Fitter::ToCalibration(const FitOutcome& fit,
       c.models.push_back(m.model);
     }
     if (std::find(c.gpus.begin(), c.gpus.end(), m.gpu) == c.gpus.end()) c.gpus.push_back(m.gpu);
+    const auto& tps = c.tensor_parallel;
+    if (std::find(tps.begin(), tps.end(), m.tensor_parallel) == tps.end()) {
+      c.tensor_parallel.push_back(m.tensor_parallel);
+    }
   }
+  c.caveats = fit.verdict.caveats;
   c.timing_type = ran_on_.timing_type;
   c.engine_preset = ran_on_.engine_preset;
   c.engine_kernels = ran_on_.engine_kernels;

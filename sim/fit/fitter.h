@@ -17,6 +17,7 @@
 #include "sim/config/scenario_config.h"
 #include "sim/config/scenario_delta.h"
 #include "sim/config/yaml_tree.h"
+#include "sim/fit/fit_uncertainty.h"
 #include "sim/fit/least_squares.h"
 
 namespace kvsim {
@@ -52,12 +53,17 @@ struct FitParam {
 struct CaseMetrics {
   std::vector<double> simulated;
   std::string model, gpu;  // card names
+  int64_t tensor_parallel = 1;
 };
 
 // Whether a fit may be written as a calibration (JudgeFit, fit_verdict.h).
 struct FitVerdict {
   bool accepted = false;
   std::string reason;  // why it is refused; empty when accepted
+  // What the runs leave undetermined, accepted or not: terms not told apart, terms
+  // with a wide interval, terms at a bound (FitCaveats, fit_verdict.h). An accepted
+  // fit with caveats matches the measurements, but its terms may not carry over.
+  std::vector<std::string> caveats;
 };
 
 struct FitOutcome {
@@ -65,6 +71,7 @@ struct FitOutcome {
   std::vector<FitParam> params;   // per-GPU terms once per GPU among the runs
   Eigen::VectorXd start, fitted;  // values, params order
   LeastSquaresResult solve;
+  SolutionUncertainty uncertainty;         // of `fitted`, params order (EstimateUncertainty)
   std::vector<CaseMetrics> before, after;  // per case of these runs (start, fitted)
   std::vector<size_t> cases;               // indices into Fitter::cases()
   FitVerdict verdict;                      // JudgeFit's, on this outcome

@@ -2,6 +2,7 @@
 #include "sim/simulator/simulator.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <chrono>
@@ -73,6 +74,21 @@ std::vector<std::string> Simulation::timing_assumptions() const {
           "; this run's GPU ({}) was not among them, so terms tied to the GPU "
           "carry over untested",
           gpu_.name);
+    }
+    // The engine terms absorb the model's and the parallelism's errors too.
+    if (std::find(cal.models.begin(), cal.models.end(), model_.name) == cal.models.end()) {
+      line += fmt::format(
+          "; this run's model ({}) was not among them ({}), so the fitted terms carry over "
+          "untested",
+          model_.name, join(cal.models));
+    }
+    const int64_t tp = config_.deployment.tensor_parallel;
+    const std::vector<int64_t>& tps = cal.tensor_parallel;
+    if (!tps.empty() && std::find(tps.begin(), tps.end(), tp) == tps.end()) {
+      line += fmt::format(
+          "; this run's tensor parallelism ({}) was not among them ({}), so the fitted terms "
+          "carry over untested",
+          tp, fmt::join(tps, ", "));
     }
     out.push_back(std::move(line));
   }

@@ -1129,6 +1129,26 @@ TEST(CliFit, FitsTheBundledRunsAndWritesACalibrationAScenarioCanUse) {
   ASSERT_EQ(run.exit_code, 0) << run.err;
   EXPECT_THAT(run.out, HasSubstr("timing.calibration: " + cal));
   EXPECT_THAT(run.out, HasSubstr("per_iteration_s, per_seq_s fitted to measured runs"));
+  // The calibration on another model at another tensor parallelism: it runs, and says
+  // that neither was among the fitted runs (Llama-3.1-8B, one GPU per replica).
+  const Result other =
+      RunKvsim({"run", kQuickstart, "--set", "timing.calibration=" + cal, "--set",
+                "model=Llama-3-70B", "--set", "deployment.tensor_parallel=4", "--set",
+                "workload.max_requests=20", "--out", dir.PathOf("other")});
+  ASSERT_EQ(other.exit_code, 0) << other.err;
+  EXPECT_THAT(other.out, HasSubstr("this run's model (Llama-3-70B) was not among them "
+                                   "(Llama-3.1-8B), so the fitted terms carry over untested"));
+  EXPECT_THAT(other.out, HasSubstr("this run's tensor parallelism (4) was not among them (1)"));
+}
+
+TEST(CliFit, AMissingCalibrationSetByAnOverrideIsNamedAsTheOverride) {
+  TempDir dir;
+  const std::string missing = dir.PathOf("no_such_calibration.yaml");
+  const Result r = RunKvsim({"run", kQuickstart, "--set", "timing.calibration=" + missing});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr(fmt::format("quickstart.yaml: timing.calibration (set by an "
+                                           "override): {}: cannot open calibration file",
+                                           missing)));
 }
 
 // The review's case: aggregates written in milliseconds (this scenario simulates a

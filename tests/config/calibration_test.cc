@@ -72,6 +72,7 @@ TEST(CalibrationTest, LoadCalibrationReadsBackWhatCalibrationYamlWrites) {
   EXPECT_THAT(c.runs, ElementsAre("h100_low", "h100_high"));
   EXPECT_THAT(c.models, ElementsAre("Llama-3-8B"));
   EXPECT_THAT(c.gpus, ElementsAre("H100-SXM", "RTX-4090"));
+  EXPECT_THAT(c.tensor_parallel, IsEmpty());  // the sample records none
   EXPECT_EQ(c.timing_type, "profiled");
   EXPECT_EQ(c.engine_preset, "eager");
   ASSERT_TRUE(c.engine_kernels.has_value());
@@ -89,6 +90,14 @@ TEST(CalibrationTest, LoadCalibrationReadsBackWhatCalibrationYamlWrites) {
   EXPECT_THAT(c.gpu_terms[1].second, ElementsAre(Pair("timing.profiled.memory_efficiency", 0.85)));
   EXPECT_EQ(c.residuals_yaml, written.residuals_yaml);
   EXPECT_EQ(c.holdout_yaml, written.holdout_yaml);
+}
+
+TEST(CalibrationTest, TheFittedRunsTensorParallelismReadsBack) {
+  TempDir dir;
+  Calibration written = SampleCalibration();
+  written.tensor_parallel = {1, 4};
+  const Calibration c = LoadCalibration(dir.Write("cal.yaml", CalibrationYaml(written)));
+  EXPECT_THAT(c.tensor_parallel, ElementsAre(1, 4));
 }
 
 TEST(CalibrationTest, ACalibrationWithOnlyGpuTermsAndNoFitFileReadsBack) {
@@ -529,6 +538,20 @@ TEST(CalibrationTest, ScenarioTakesEngineTermsFromTheCalibration) {
                           "timing.roofline.gemm_efficiency"));
   EXPECT_THAT(c.timing.calibration.runs, ElementsAre("h100_run", "rtx4090_run"));
   EXPECT_THAT(c.timing.calibration.gpus, ElementsAre("H100-SXM", "RTX-4090"));
+  EXPECT_THAT(c.timing.calibration.models, ElementsAre("Llama-3-8B"));
+  // Written without fitted_on.tensor_parallel, as calibrations before kvsim recorded it.
+  EXPECT_THAT(c.timing.calibration.tensor_parallel, IsEmpty());
+}
+
+TEST(CalibrationTest, ATensorParallelismThatIsNotAPositiveIntegerIsAnErrorNamingIt) {
+  TempDir dir;
+  Calibration c = ScenarioCalibration();
+  std::string yaml = CalibrationYaml(c);
+  const std::string gpus_line = "  gpus: [\"H100-SXM\", \"RTX-4090\"]\n";
+  ASSERT_NE(yaml.find(gpus_line), std::string::npos);
+  yaml.insert(yaml.find(gpus_line) + gpus_line.size(), "  tensor_parallel: [1, 0]\n");
+  EXPECT_THAT(LoadError(dir, yaml),
+              HasSubstr("fitted_on.tensor_parallel: expected a list of positive integers"));
 }
 
 TEST(CalibrationTest, ScenarioTakesOnlyTheGpuTermsOfItsOwnCard) {

@@ -115,6 +115,37 @@ metrics: [ttft_s.mean, ttft_s.p50, tpot_s.mean, tpot_s.p50, e2e_s.mean, e2e_s.p5
   EXPECT_NEAR(fit.fitted[1], 2.0e-5, 0.01 * 2.0e-5);
   for (double r : RelativeErrors(fitter.cases(), fit.cases, fit.after))
     EXPECT_LT(std::abs(r), 0.01);
+  // Two loads determine both terms: no caveat, and each interval holds the truth.
+  EXPECT_THAT(fit.verdict.caveats, ::testing::IsEmpty());
+  EXPECT_LT(std::abs(fit.uncertainty.correlation(0, 1)), kMaxTermCorrelation);
+  EXPECT_LT(fit.uncertainty.terms[0].half_width_95, kMaxRelativeHalfWidth * fit.fitted[0]);
+}
+
+// The review's case: both terms from one run overloaded at 200 requests/s, where
+// nearly every iteration carries max_num_seqs = 8 sequences, so about
+// per_iteration_s + 8 per_seq_s is all the run shows. The fit matches the metrics, but it is
+// accepted only with the caveat that the two terms are not told apart.
+TEST_F(FitterTest, TwoTermsFromOneLoadAreReportedAsNotToldApart) {
+  const std::map<std::string, double> truth = {{"timing.engine.per_iteration_s", 1.5e-3},
+                                               {"timing.engine.per_seq_s", 2.0e-5}};
+  const std::string heavy = Scenario("heavy.yaml", "H100-SXM", 200, 8);
+  const Fitter fitter(Decode(fmt::format(R"(runs:
+  - {{name: heavy, scenario: {}, requests: {}}}
+free:
+  timing.engine.per_iteration_s: {{max: 0.01}}
+  timing.engine.per_seq_s: {{max: 1.0e-4}}
+metrics: [ttft_s.mean, ttft_s.p50, tpot_s.mean, tpot_s.p50, e2e_s.mean, e2e_s.p50]
+)",
+                                         heavy, Measure(heavy, truth, "heavy.csv"))),
+                      (dir_ / "out").string(), 2);
+  const FitOutcome fit = fitter.Fit({});
+  EXPECT_TRUE(fit.verdict.accepted) << fit.verdict.reason;
+  EXPECT_GT(std::abs(fit.uncertainty.correlation(0, 1)), kMaxTermCorrelation);
+  ASSERT_FALSE(fit.verdict.caveats.empty());
+  EXPECT_THAT(fit.verdict.caveats[0],
+              HasSubstr("timing.engine.per_iteration_s and timing.engine.per_seq_s are not told "
+                        "apart by these runs (correlation -"));
+  EXPECT_THAT(fit.verdict.caveats[0], HasSubstr("fit runs at more than one load"));
 }
 
 // The review's case: the same measurement with TTFT and latency written in
