@@ -55,6 +55,17 @@ Eigen::MatrixXd CentralJacobian(const ResidualBatch& residuals, const Eigen::Vec
 
 }  // namespace
 
+double StudentT975(int dof) {
+  KVSIM_CHECK(dof > 0, "Student's t needs a positive number of degrees of freedom");
+  static constexpr double kTable[30] = {12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306,
+                                        2.262,  2.228, 2.201, 2.179, 2.160, 2.145, 2.131, 2.120,
+                                        2.110,  2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
+                                        2.060,  2.056, 2.052, 2.048, 2.045, 2.042};
+  if (dof <= 30) return kTable[dof - 1];
+  constexpr double z = 1.959964;
+  return z + (z * z * z + z) / (4.0 * dof);
+}
+
 SolutionUncertainty EstimateUncertainty(const ResidualBatch& residuals, const Eigen::VectorXd& x,
                                         const Eigen::VectorXd& r, const Eigen::VectorXd& lo,
                                         const Eigen::VectorXd& hi, double difference_step) {
@@ -79,7 +90,10 @@ SolutionUncertainty EstimateUncertainty(const ResidualBatch& residuals, const Ei
   std::vector<Eigen::Index> est;
   std::vector<Eigen::Index> est_col;  // their columns in `all`
   for (size_t c = 0; c < inside.size(); ++c) {
-    if (all.col(static_cast<Eigen::Index>(c)).norm() > 0) {
+    const double norm = all.col(static_cast<Eigen::Index>(c)).norm();
+    if (!std::isfinite(norm)) {
+      u.terms[static_cast<size_t>(inside[c])].not_finite = true;
+    } else if (norm > 0) {
       est.push_back(inside[c]);
       est_col.push_back(static_cast<Eigen::Index>(c));
     } else {
@@ -110,7 +124,8 @@ SolutionUncertainty EstimateUncertainty(const ResidualBatch& residuals, const Ei
   for (Eigen::Index a = 0; a < k; ++a) {
     TermUncertainty& t = u.terms[static_cast<size_t>(est[static_cast<size_t>(a)])];
     t.standard_error = singular ? kInf : std::sqrt(variance * c_inv(a, a)) / norms[a];
-    t.half_width_95 = 1.96 * t.standard_error;
+    t.half_width_95 =
+        u.degrees_of_freedom > 0 ? StudentT975(u.degrees_of_freedom) * t.standard_error : kNaN;
     for (Eigen::Index b = 0; b < k; ++b) {
       u.correlation(est[static_cast<size_t>(a)], est[static_cast<size_t>(b)]) =
           singular ? (a == b ? 1.0 : kNaN) : c_inv(a, b) / std::sqrt(c_inv(a, a) * c_inv(b, b));

@@ -22,17 +22,22 @@ namespace kvsim {
 inline constexpr double kMaxTermCorrelation = 0.998;
 // Smallest / largest eigenvalue of the scaled J^T J below which the terms it mixes
 // are not told apart: the ratio two terms at correlation kMaxTermCorrelation give,
-// (1 - 0.95) / (1 + 0.95).
+// (1 - 0.998) / (1 + 0.998).
 inline constexpr double kMinEigenRatio = (1 - kMaxTermCorrelation) / (1 + kMaxTermCorrelation);
 // A term whose 95% half-width exceeds this fraction of its value is poorly determined.
 inline constexpr double kMaxRelativeHalfWidth = 0.5;
 
+// The two-sided 95% quantile of Student's t with `dof` degrees of freedom (> 0):
+// tabulated to 30, then z + (z^3 + z) / (4 dof) (Cornish-Fisher), z = 1.96.
+double StudentT975(int dof);
+
 struct TermUncertainty {
-  bool at_bound = false;   // held at its lower or upper bound: not estimated
-  bool no_effect = false;  // moves no residual at the solution: not estimated
-  // Standard error and the 95% half-width (1.96 standard errors), in the term's own
-  // unit; NaN when not estimated (at a bound, no effect, or no degrees of freedom),
-  // +infinity when J^T J is singular.
+  bool at_bound = false;    // held at its lower or upper bound: not estimated
+  bool no_effect = false;   // moves no residual at the solution: not estimated
+  bool not_finite = false;  // a residual was not finite at a step: not estimated
+  // Standard error and the 95% half-width (StudentT975(dof) standard errors), in the
+  // term's own unit; NaN when not estimated (at a bound, no effect, not finite, or no
+  // degrees of freedom), +infinity when J^T J is singular.
   double standard_error = 0;
   double half_width_95 = 0;
 };

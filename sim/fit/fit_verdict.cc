@@ -117,6 +117,14 @@ std::vector<std::string> FitCaveats(const FitConfig& config, const FitOutcome& f
   const SolutionUncertainty& u = fit.uncertainty;
   if (u.terms.size() != fit.params.size()) return out;  // not estimated
   std::set<size_t> named;
+  const bool estimated = std::any_of(u.terms.begin(), u.terms.end(), [](const TermUncertainty& t) {
+    return !t.at_bound && !t.no_effect && !t.not_finite;
+  });
+  if (estimated && u.degrees_of_freedom <= 0) {
+    out.push_back(fmt::format(
+        "as many free terms as fitted metrics (no degrees of freedom): any fit is exact, so the "
+        "runs say nothing of how well the terms are determined; fit more metrics or runs"));
+  }
   PairCaveats(config, fit, &named, &out);
   GroupCaveat(config, fit, &named, &out);
   for (size_t i = 0; i < fit.params.size(); ++i) {
@@ -129,6 +137,11 @@ std::vector<std::string> FitCaveats(const FitConfig& config, const FitOutcome& f
           "{} ended at its {} bound {:g}: the bound, not the runs, sets it; widen the bound or "
           "fix the term",
           name, x <= term.min_value ? "lower" : "upper", x));
+    } else if (t.not_finite) {
+      out.push_back(fmt::format(
+          "{} could not be judged: a fitted metric was not finite a step from {:.4g} (a run "
+          "completed no request?); its uncertainty is unknown",
+          name, x));
     } else if (t.no_effect) {
       out.push_back(fmt::format(
           "{} moves no fitted metric near {:.4g}: these runs do not determine it; fix it", name,

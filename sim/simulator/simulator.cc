@@ -76,7 +76,8 @@ std::vector<std::string> Simulation::timing_assumptions() const {
           gpu_.name);
     }
     // The engine terms absorb the model's and the parallelism's errors too.
-    if (std::find(cal.models.begin(), cal.models.end(), model_.name) == cal.models.end()) {
+    if (!cal.models.empty() &&
+        std::find(cal.models.begin(), cal.models.end(), model_.name) == cal.models.end()) {
       line += fmt::format(
           "; this run's model ({}) was not among them ({}), so the fitted terms carry over "
           "untested",

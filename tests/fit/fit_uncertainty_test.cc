@@ -38,7 +38,8 @@ TEST(FitUncertaintyTest, ALineThroughThreePointsHasTheTextbookStandardErrors) {
   EXPECT_EQ(u.evaluations, 4);  // two central differences
   EXPECT_NEAR(u.terms[0].standard_error, std::sqrt(1.0 / 18), 1e-9);
   EXPECT_NEAR(u.terms[1].standard_error, std::sqrt(1.0 / 12), 1e-9);
-  EXPECT_NEAR(u.terms[1].half_width_95, 1.96 * std::sqrt(1.0 / 12), 1e-9);
+  // One degree of freedom: Student's t at 97.5% is 12.706, not the normal 1.96.
+  EXPECT_NEAR(u.terms[1].half_width_95, 12.706 * std::sqrt(1.0 / 12), 1e-9);
   EXPECT_NEAR(u.correlation(0, 1), 0.0, 1e-9);
   EXPECT_NEAR(u.eigen_ratio, 1.0, 1e-9);  // the columns (1, 1, 1) and (-1, 0, 1) are orthogonal
 }
@@ -67,6 +68,46 @@ TEST(FitUncertaintyTest, ATermAtABoundIsNotEstimatedAndTheOtherIsAlone) {
   EXPECT_TRUE(std::isnan(u.correlation(0, 1)));
   EXPECT_EQ(u.degrees_of_freedom, 2);
   EXPECT_NEAR(u.terms[0].standard_error, std::sqrt(1.0 / 6 / 2 / 3), 1e-9);
+}
+
+TEST(FitUncertaintyTest, StudentsTWidensTheIntervalOverFewDegreesOfFreedom) {
+  EXPECT_DOUBLE_EQ(StudentT975(1), 12.706);
+  EXPECT_DOUBLE_EQ(StudentT975(10), 2.228);
+  EXPECT_DOUBLE_EQ(StudentT975(30), 2.042);
+  // Beyond the table: 1.96 + (1.96^3 + 1.96) / (4 x 60) = 2.0004 (tables: 2.000).
+  EXPECT_NEAR(StudentT975(60), 2.000, 1e-3);
+  EXPECT_NEAR(StudentT975(100000), 1.96, 1e-4);
+}
+
+TEST(FitUncertaintyTest, AsManyTermsAsResidualsLeaveNoDegreeOfFreedomAndNoInterval) {
+  // A line through two points: exact, so nothing is known of the spread.
+  const ResidualBatch residuals = Line({0, 1}, {1, 3});
+  const Eigen::VectorXd x = Vec(1, 2);
+  const SolutionUncertainty u =
+      EstimateUncertainty(residuals, x, residuals({x})[0], Vec(-10, -10), Vec(10, 10), 1e-3);
+  EXPECT_EQ(u.degrees_of_freedom, 0);
+  EXPECT_TRUE(std::isnan(u.terms[0].half_width_95));
+  EXPECT_TRUE(std::isnan(u.terms[1].half_width_95));
+}
+
+TEST(FitUncertaintyTest, ATermWhoseStepGivesANonFiniteResidualIsNotEstimated) {
+  // The residuals are NaN wherever the slope moves off 2: its column is not finite.
+  const ResidualBatch residuals = [](const std::vector<Eigen::VectorXd>& points) {
+    std::vector<Eigen::VectorXd> out;
+    for (const Eigen::VectorXd& x : points) {
+      const double bad = x[1] != 2 ? std::nan("") : 0.0;
+      out.push_back(Eigen::Vector3d(x[0] - 1 + bad, x[0] - 1.1 + bad, x[0] - 0.9 + bad));
+    }
+    return out;
+  };
+  const Eigen::VectorXd x = Vec(1, 2);
+  const SolutionUncertainty u =
+      EstimateUncertainty(residuals, x, residuals({x})[0], Vec(-10, -10), Vec(10, 10), 1e-3);
+  EXPECT_TRUE(u.terms[1].not_finite);
+  EXPECT_FALSE(u.terms[1].no_effect);
+  EXPECT_FALSE(u.terms[0].not_finite);
+  EXPECT_EQ(u.degrees_of_freedom, 2);  // three residuals, the intercept alone
+  EXPECT_GT(u.terms[0].standard_error, 0);
 }
 
 }  // namespace
