@@ -212,8 +212,8 @@ def chart_plan_pareto(pts, rec, kv_color, kvs, gpus):
                               markeredgecolor="#c00", markersize=9,
                               label="off scale, drawn at the axis end"))
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    ax.set_title("Fleet cost against p99 TTFT (one replica at its max QPS)")
-    ax.set_xlabel("p99 TTFT at the replica's max QPS (s)"
+    ax.set_title("Fleet cost against p99 TTFT at the target (one replica at target / replicas)")
+    ax.set_xlabel("p99 TTFT of one replica at its fleet's share of the target (s)"
                   + (", log scale" if info["xscale"] == "log" else ""))
     ax.set_ylabel("fleet cost (USD per hour)"
                   + (", log scale" if info["yscale"] == "log" else ""))

@@ -72,8 +72,8 @@ def _build(doc, d, plan):
                        sized=COMBINE_SIZED[plan["combine"]])
     _plan_pareto_section(doc, cands, meet, rec, kv_color, kvs, gpus,
                          about=" Cost is the fleet serving every scenario; p99 TTFT is one "
-                         "replica's at its max QPS on the scenario that needs the most "
-                         "replicas.")
+                         "replica's at its fleet's share of the target on the scenario that "
+                         "needs the most replicas.")
     _savings_section(doc, plan["savings"])
 
 
