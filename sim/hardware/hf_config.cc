@@ -93,11 +93,19 @@ std::string ModelFamily(const JsonValue& root) {
 void RefuseUnmodelled(const JsonValue& root) {
   if (const JsonValue* w = root.Find("sliding_window"); w != nullptr && !w->IsNull()) {
     const JsonValue* use = root.Find("use_sliding_window");
-    const bool used = use == nullptr || use->IsNull() || use->AsBool();
+    bool used = use == nullptr || use->IsNull() || use->AsBool();
+    // Qwen2's window applies to the layers from max_window_layers on: none when it
+    // reaches the layer count (Hugging Face's Qwen2Attention).
+    if (const JsonValue* from = root.Find("max_window_layers");
+        from != nullptr && !from->IsNull() &&
+        from->AsInt() >= PositiveOr(root, "num_hidden_layers", 0)) {
+      used = false;
+    }
     if (used && w->AsInt() < PositiveOr(root, "max_position_embeddings", 0)) {
       w->Fail(
           "sliding-window attention (a KV cache bounded by the window) is not modelled; kvsim "
-          "would overstate this model's KV cache");
+          "would overstate this model's KV cache. To plan with full attention anyway (its KV an "
+          "upper bound), set sliding_window to null in a copy of this config.json");
     }
   }
   if (const JsonValue* q = root.Find("quantization_config"); q != nullptr && !q->IsNull()) {

@@ -145,10 +145,16 @@ ModelSpec LoadModelSpec(const std::string& path) {
   m.ffn_size = card.PositiveInt("ffn_size");
   m.vocab_size = card.PositiveInt("vocab_size");
   m.max_context_tokens = card.PositiveInt("max_context_tokens");
-  // The element sizes engines serve in: fp8, bf16/fp16, fp32.
-  static constexpr std::array<int64_t, 3> kDtypeBytes = {1, 2, 4};
-  m.dtype_bytes = card.IntOneOf("dtype_bytes", kDtypeBytes,
-                                "the bytes of one element: 1 (fp8), 2 (bf16, fp16) or 4 (fp32)");
+  // The element size the engine serves the model in: bf16/fp16, or fp32. An fp8
+  // checkpoint keeps its embeddings, activations and logits in 16 bits: it is a
+  // deployment choice (deployment.weight_dtype: fp8; kv_cache.dtype for the KV), not
+  // a card whose every element is 1 byte.
+  static constexpr std::array<int64_t, 2> kDtypeBytes = {2, 4};
+  m.dtype_bytes = card.IntOneOf(
+      "dtype_bytes", kDtypeBytes,
+      "the bytes of one element the model is served in: 2 (bf16, fp16) or 4 (fp32); for fp8 "
+      "weights keep 2 and set deployment.weight_dtype: fp8 (embeddings stay 16-bit), for an fp8 "
+      "KV cache kv_cache.dtype: fp8");
   m.weight_dtype_bytes = m.kv_dtype_bytes = m.dtype_bytes;
   m.num_experts = card.PositiveInt("num_experts");
   m.experts_per_token = card.PositiveInt("experts_per_token");

@@ -40,6 +40,12 @@ Simulation::~Simulation() = default;
 
 std::vector<std::string> Simulation::timing_assumptions() const {
   std::vector<std::string> out = timing_->Assumptions();
+  if (gpu_.gpus_per_host == 0 && config_.deployment.tensor_parallel > 1) {
+    out.push_back(fmt::format(
+        "gpus_per_host: the {} card states none, so its {} tensor-parallel GPUs are taken to "
+        "share one host and its links (no host size bounds the TP degree)",
+        gpu_.name, config_.deployment.tensor_parallel));
+  }
   if (config_.kv_cache.type == KvManagerType::kVAttention) {
     std::string vmm = VmmCostCaveat(config_.kv_cache.vattention);
     if (!vmm.empty()) out.push_back(std::move(vmm));

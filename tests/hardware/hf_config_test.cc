@@ -97,8 +97,22 @@ TEST_F(HfConfigTest, WhatKvsimDoesNotModelIsRefusedNamingTheKeyAndLine) {
   EXPECT_THAT(
       InputErrorMessage([&] { LoadModelSpec(Write(Llama(",\n  \"sliding_window\": 1024"))); }),
       HasSubstr("config.json:9: 'sliding_window': sliding-window attention"));
+  EXPECT_THAT(
+      InputErrorMessage([&] { LoadModelSpec(Write(Llama(",\n  \"sliding_window\": 1024"))); }),
+      HasSubstr("set sliding_window to null in a copy of this config.json"));
   // A window as long as the context bounds nothing.
   EXPECT_NO_THROW(LoadModelSpec(Write(Llama(",\n  \"sliding_window\": 2048"))));
+  // Nor does Qwen2's when max_window_layers reaches the layer count (the window applies
+  // from that layer on); from layer 1 of 2 it bounds the second layer's cache.
+  EXPECT_NO_THROW(
+      LoadModelSpec(Write(Llama(",\n  \"sliding_window\": 1024, \"use_sliding_window\": true, "
+                                "\"max_window_layers\": 2"))));
+  EXPECT_THAT(InputErrorMessage([&] {
+                LoadModelSpec(
+                    Write(Llama(",\n  \"sliding_window\": 1024, \"use_sliding_window\": true, "
+                                "\"max_window_layers\": 1")));
+              }),
+              HasSubstr("'sliding_window': sliding-window attention"));
   EXPECT_THAT(
       InputErrorMessage([&] {
         LoadModelSpec(Write(Llama(",\n  \"quantization_config\": {\"quant_method\": \"fp8\"}")));

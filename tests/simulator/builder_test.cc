@@ -427,6 +427,35 @@ TEST(BuildSimulation, AHostAtHalfSpeedAddsTheEngineCpuTimeOnceMorePerIteration) 
   EXPECT_NEAR((TpotOnHost("0.5") - TpotOnHost("1")) * 1e3, 1.64 + 0.139 + 12.0 / 9 * 1e-4, 1e-6);
 }
 
+// Timing assumptions of the one-request scenario built with `overrides`.
+std::vector<std::string> AssumptionsWith(
+    const std::vector<std::pair<std::string, std::string>>& overrides) {
+  return BuildSimulation(DecodeScenario(OneRequest(overrides), KVSIM_SOURCE_DIR "/models"))
+      ->timing_assumptions();
+}
+
+TEST(BuildSimulation, ACardWithoutAHostSizeSaysTheTensorParallelGpusAreTakenToShareOne) {
+  // The H100 card without its gpus_per_host line: nothing bounds TP, and a run above
+  // one GPU says what it took.
+  std::ifstream in(KVSIM_SOURCE_DIR "/models/gpu/H100-SXM.yaml");
+  std::string card, line;
+  while (std::getline(in, line)) {
+    if (line.starts_with("gpus_per_host")) continue;
+    card += (line.starts_with("name:") ? std::string("name: no-host") : line) + "\n";
+  }
+  const ::kvsim::testing::TempDir dir;
+  const std::string path = dir.Write("no-host.yaml", card);
+  const auto mentions_host = [](const std::vector<std::string>& lines) {
+    for (const std::string& l : lines) {
+      if (l.starts_with("gpus_per_host: the no-host card states none")) return true;
+    }
+    return false;
+  };
+  EXPECT_TRUE(
+      mentions_host(AssumptionsWith({{"gpu", path}, {"deployment.tensor_parallel", "16"}})));
+  EXPECT_FALSE(mentions_host(AssumptionsWith({{"gpu", path}})));  // TP 1: no host to share
+}
+
 TEST(BuildSimulation, OnACardNamingNoHostTheTermsAreTakenAtTheReferenceCore) {
   const EngineConfig l40s = EngineBuiltWith({{"gpu", "L40S"}, {"timing.engine.preset", "vllm_v0"}});
   EXPECT_EQ(l40s.host_cpu_speed, 1);
