@@ -130,6 +130,14 @@ GpuSpec LoadGpuSpec(const std::string& path) {
   if (card.Has("device_names")) g.device_names = card.StringList("device_names");
   if (card.Has("fp8_flops_per_s")) {
     g.fp8_flops_per_s = card.QuantityIn("fp8_flops_per_s", Quantity::kFlopsPerSecond, 1e11, 1e18);
+    // FP8 tensor cores run at least the BF16 rate (Hopper, Ada, Blackwell: twice it);
+    // a lower figure is a slip of the pen (a card without FP8 leaves the key out).
+    if (g.fp8_flops_per_s < g.bf16_flops_per_s) {
+      throw InputError(fmt::format(
+          "{}:{}: key 'fp8_flops_per_s': {:g} is below bf16_flops_per_s ({:g}); FP8 tensor cores "
+          "run at least the BF16 rate (a GPU without FP8 leaves the key out)",
+          path, card.LineOfKey("fp8_flops_per_s"), g.fp8_flops_per_s, g.bf16_flops_per_s));
+    }
   }
   if (card.Has("fp32_flops_per_s")) {
     g.fp32_flops_per_s = card.QuantityIn("fp32_flops_per_s", Quantity::kFlopsPerSecond, 1e9, 1e18);

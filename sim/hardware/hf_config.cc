@@ -111,7 +111,7 @@ void RefuseUnmodelled(const JsonValue& root) {
   if (const JsonValue* q = root.Find("quantization_config"); q != nullptr && !q->IsNull()) {
     q->Fail(
         "quantized checkpoints are not read from config.json; use the unquantized config and "
-        "set the weight dtype in the scenario");
+        "set deployment.weight_dtype (fp8) and kv_cache.dtype in the scenario");
   }
   for (const char* key : {"shared_expert_intermediate_size", "n_shared_experts"}) {
     if (const JsonValue* v = root.Find(key); v != nullptr && !v->IsNull() && v->AsNumber() > 0) {

@@ -119,6 +119,16 @@ TEST_F(MalformedGpuCard, TheValidBaseCardLoads) {
   EXPECT_DOUBLE_EQ(gpu.price_per_hour, 3.5);
 }
 
+TEST_F(MalformedGpuCard, AnFp8RateBelowTheBf16RateIsAnErrorNamingItsLine) {
+  const std::string path = Write("fp8.yaml", std::string(kValidCard) + "fp8_flops_per_s: 500e12\n");
+  EXPECT_THAT(ErrorOf(path), HasSubstr(path + ":8: key 'fp8_flops_per_s': 5e+14 is below "
+                                              "bf16_flops_per_s (9.894e+14)"));
+  EXPECT_DOUBLE_EQ(
+      LoadGpuSpec(Write("fp8ok.yaml", std::string(kValidCard) + "fp8_flops_per_s: 1978.8e12\n"))
+          .fp8_flops_per_s,
+      1978.8e12);
+}
+
 // Card names go into calibration.yaml's gpu_terms and JSON, which hold only UTF-8; a
 // name written back as U+FFFD would no longer match its card (see ConfigTree's test of
 // the fuzzing finding in tests/config/yaml_tree_test.cc).
