@@ -239,6 +239,17 @@ void DecodeScheduler(MapReader r, SchedulerConfig& s) {
   unread("reserve_full_isl", s.type == SchedulerType::kVllmV1, "vllm_v1");
 }
 
+}  // namespace
+
+void ApplySchedulerWatermark(ScenarioConfig& c) {
+  if (c.sources.watermark_set) return;
+  const double watermark =
+      c.scheduler.type == SchedulerType::kVllmV1 ? 0.0 : PagedKvConfig{}.watermark;
+  c.kv_cache.paged.watermark = c.kv_cache.vattention.watermark = watermark;
+}
+
+namespace {
+
 void DecodeKvCache(MapReader r, KvCacheConfig& k, ScenarioSources& sources) {
   k.type = r.Enum("type", k.type, kKvManagerTypes);
   k.dtype = DecodeDtype(r, "dtype", k.dtype);
@@ -248,6 +259,7 @@ void DecodeKvCache(MapReader r, KvCacheConfig& k, ScenarioSources& sources) {
   k.paged_kernel = r.Enum("paged_kernel", k.paged_kernel, kPagedKernels);
   const double watermark = r.Double("watermark", k.paged.watermark, 0, 0.99);
   k.paged.watermark = k.vattention.watermark = watermark;
+  sources.watermark_set = r.Has("watermark");
   k.vattention.page_bytes = r.Bytes("page_bytes", k.vattention.page_bytes);
   sources.block_tokens_set = r.Has("block_tokens");
   sources.page_bytes_set = r.Has("page_bytes");
@@ -413,6 +425,7 @@ ScenarioConfig DecodeTree(const ConfigTree& tree, const std::string& default_mod
   c.workload.seed = c.seed;
   DecodeScheduler(r.Child("scheduler"), c.scheduler);
   DecodeKvCache(r.Child("kv_cache"), c.kv_cache, c.sources);
+  ApplySchedulerWatermark(c);
   if (const std::optional<std::string> why = CheckKvCapacity(c)) {
     r.Child("deployment").Fail("kv_capacity_bytes", *why);
   }

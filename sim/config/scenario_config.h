@@ -135,6 +135,9 @@ struct ScenarioSources {
   // Whether the file (or an override) wrote kv_cache.block_tokens / kv_cache.page_bytes:
   // compare's default entries keep them (DefaultCompareEntries).
   bool block_tokens_set = false, page_bytes_set = false;
+  // Whether kv_cache.watermark was written: unwritten, it follows the scheduler
+  // (ApplySchedulerWatermark).
+  bool watermark_set = false;
   // The config has a compare list: its entries may switch the arrival process, length
   // source or timing model, so keys of other types are kept for them, not refused.
   bool has_compare_entries = false;
@@ -233,5 +236,9 @@ std::vector<KvManagerType> KvCacheKeyReaders(std::string_view key);
 // backend it wrote where that backend maps the page size, else auto. Every other
 // kv_cache key carries to every entry.
 std::vector<CompareEntry> DefaultCompareEntries(const ScenarioConfig& base);
+
+// An unwritten kv_cache.watermark follows the scheduler: vLLM V1 keeps no admission
+// watermark (0), the V0-style schedulers vLLM's 1% (the managers' default).
+void ApplySchedulerWatermark(ScenarioConfig& c);
 
 }  // namespace kvsim

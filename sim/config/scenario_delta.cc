@@ -109,6 +109,7 @@ ScenarioConfig ApplyDelta(const ScenarioConfig& base, const ScenarioDelta& d) {
   Take(d.router, c.deployment.router);
   ApplyKvCache(d, c.kv_cache, c.sources);
   Take(d.scheduler, c.scheduler.type);
+  ApplySchedulerWatermark(c);
   Take(d.max_num_seqs, c.scheduler.max_num_seqs);
   Take(d.max_num_batched_tokens, c.scheduler.max_num_batched_tokens);
   Take(d.chunk_tokens, c.scheduler.chunk_tokens);

@@ -143,11 +143,14 @@ std::string FormatVerdict(const std::vector<LabeledRun>& runs) {
                           [&](const LabeledRun* r) { return get(r->summary) == best; });
     return out;
   };
+  // The best first (its figure is the one printed), then its ties in the runs' order.
   const auto names = [&](const std::vector<const LabeledRun*>& group) {
     if (group.size() == done.size() && done.size() > 1) return std::string("alike in every run");
-    std::vector<std::string> labels;
-    for (const LabeledRun* r : done) {  // in the runs' order
-      if (std::find(group.begin(), group.end(), r) != group.end()) labels.push_back(r->label);
+    std::vector<std::string> labels = {group.front()->label};
+    for (const LabeledRun* r : done) {
+      if (r != group.front() && std::find(group.begin(), group.end(), r) != group.end()) {
+        labels.push_back(r->label);
+      }
     }
     return fmt::format("{}", fmt::join(labels, ", "));
   };
@@ -162,8 +165,20 @@ std::string FormatVerdict(const std::vector<LabeledRun>& runs) {
     out += fmt::format(", {:.2f}x {}", fastest->summary.e2e_s.p50 / paged->summary.e2e_s.p50,
                        paged->label);
   }
-  out += fmt::format("); least KV at peak {} ({:.2f} GiB); largest batch {} ({} running)",
-                     names(kv), ToGiB(kv.front()->summary.peak_allocated_bytes), names(batch),
+  // Under tight memory every run fills its KV cache, and a lower peak is only coarser
+  // granularity stranding what it cannot use: no "least" then.
+  const bool all_full = std::all_of(done.begin(), done.end(), [](const LabeledRun* r) {
+    return r->summary.kv_capacity_bytes > 0 &&
+           static_cast<double>(r->summary.peak_allocated_bytes) >=
+               kKvFullFraction * static_cast<double>(r->summary.kv_capacity_bytes);
+  });
+  out += all_full ? fmt::format(
+                        "); the KV cache filled in every run (peak within {:.0f}% of its "
+                        "capacity: memory binds)",
+                        100 * (1 - kKvFullFraction))
+                  : fmt::format("); least KV at peak {} ({:.2f} GiB)", names(kv),
+                                ToGiB(kv.front()->summary.peak_allocated_bytes));
+  out += fmt::format("; largest batch {} ({} running)", names(batch),
                      batch.front()->summary.max_running);
   out += behind.empty() ? "; every run keeps up with the load" : behind;
   return out + refusals + "\n";

@@ -37,14 +37,18 @@ std::string FormatCompareTable(const std::vector<LabeledRun>& runs);
 // Two runs whose verdict figure differs by at most this fraction of the best are
 // named together (a tie), not one as the winner.
 inline constexpr double kVerdictTieFraction = 0.005;
+// A run whose peak KV reached this fraction of its capacity filled its cache.
+inline constexpr double kKvFullFraction = 0.9;
 
 // One sentence under the table: the run with the lowest E2E p50 (its ratio to the
-// paged run when there is one), the least KV memory at peak, the largest running
-// batch (each naming every run within kVerdictTieFraction of the best, "alike in
-// every run" when all are), the runs that did not keep up with the load: overloaded ones (their
-// queue grew through the trace and never drained, Summary::overloaded) and queueing ones (median
-// wait before the first iteration over 1 s, or TTFT p50 above 1 s and ten times the best run's),
-// and the runs that refused requests for max_model_len. "verdict: ...\n"; empty for no runs.
+// paged run when there is one), the least KV memory at peak (or, when every run's peak
+// reached kKvFullFraction of its capacity, that the cache filled in every run), the
+// largest running batch (each naming the best first and every run within
+// kVerdictTieFraction of it, "alike in every run" when all are), the runs that did not keep up with
+// the load: overloaded ones (their queue grew through the trace and never drained,
+// Summary::overloaded) and queueing ones (median wait before the first iteration over 1 s, or TTFT
+// p50 above 1 s and ten times the best run's), and the runs that refused requests for
+// max_model_len. "verdict: ...\n"; empty for no runs.
 std::string FormatVerdict(const std::vector<LabeledRun>& runs);
 
 }  // namespace kvsim

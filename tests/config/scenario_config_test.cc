@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "sim/config/scenario_delta.h"
 #include "sim/core/check.h"
 #include "tests/testing/input_error.h"
 #include "tests/testing/temp_dir.h"
@@ -163,6 +164,29 @@ TEST(ScenarioConfig, AbsentKeysTakeTheirDefaults) {
   EXPECT_TRUE(c.output.timeseries_csv);
   EXPECT_EQ(c.output.timeseries_interval, Nanos(1'000'000'000));  // one row per second
   EXPECT_TRUE(c.compare.empty());
+}
+
+TEST(ScenarioConfig, AnUnwrittenWatermarkFollowsTheScheduler) {
+  // vLLM V1 keeps no admission watermark; the V0-style schedulers vLLM's 1%.
+  EXPECT_DOUBLE_EQ(DecodeWith("scheduler.type", "vllm").kv_cache.paged.watermark, 0.01);
+  const ScenarioConfig v1 = DecodeWith("scheduler.type", "vllm_v1");
+  EXPECT_DOUBLE_EQ(v1.kv_cache.paged.watermark, 0.0);
+  EXPECT_DOUBLE_EQ(v1.kv_cache.vattention.watermark, 0.0);
+  // A written one is kept, whatever the scheduler.
+  EXPECT_DOUBLE_EQ(DecodeWith({{"scheduler.type", "vllm_v1"}, {"kv_cache.watermark", "0.05"}})
+                       .kv_cache.paged.watermark,
+                   0.05);
+  // A delta switching the scheduler (compare entries, plan candidates) moves it too.
+  ScenarioDelta to_v1;
+  to_v1.scheduler = SchedulerType::kVllmV1;
+  EXPECT_DOUBLE_EQ(ApplyDelta(DecodeWith("scheduler.type", "vllm"), to_v1).kv_cache.paged.watermark,
+                   0.0);
+  ScenarioDelta to_v0;
+  to_v0.scheduler = SchedulerType::kVllm;
+  EXPECT_DOUBLE_EQ(ApplyDelta(v1, to_v0).kv_cache.vattention.watermark, 0.01);
+  const ScenarioConfig written =
+      DecodeWith({{"scheduler.type", "vllm"}, {"kv_cache.watermark", "0.05"}});
+  EXPECT_DOUBLE_EQ(ApplyDelta(written, to_v1).kv_cache.paged.watermark, 0.05);
 }
 
 TEST(ScenarioConfig, SkipAheadIsOnUnlessTurnedOff) {

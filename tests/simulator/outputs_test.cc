@@ -103,7 +103,39 @@ TEST(FormatVerdict, NamesRunsWithinHalfAPercentOfTheBestTogether) {
                                         Labelled("b", "vattention", 0.04, 3.01, 200, 1100)};
   EXPECT_THAT(FormatVerdict(runs),
               HasSubstr("verdict: lowest E2E p50 a, b (3.000 s, 0.97x paged); least KV at peak "
-                        "paged, a (1000.00 GiB); largest batch alike in every run (200 running)"));
+                        "a, paged (1000.00 GiB); largest batch alike in every run (200 running)"));
+}
+
+TEST(FormatVerdict, NamesTheBestOfATieFirstSinceItsFigureIsPrinted) {
+  // paged 5.634 s, va 5.620 s (the best), va2 5.636 s: all within 0.5% of 5.620.
+  const std::vector<LabeledRun> runs = {Labelled("paged", "paged", 0.04, 5.634, 10, 30),
+                                        Labelled("va", "vattention", 0.04, 5.620, 11, 31),
+                                        Labelled("va2", "vattention", 0.04, 5.636, 12, 32)};
+  EXPECT_THAT(FormatVerdict(runs), HasSubstr("lowest E2E p50 alike in every run (5.620 s)"));
+  const std::vector<LabeledRun> two = {runs[0], runs[1],
+                                       Labelled("static", "static", 0.04, 9.0, 5, 30)};
+  EXPECT_THAT(FormatVerdict(two), HasSubstr("lowest E2E p50 va, paged (5.620 s)"));
+}
+
+TEST(FormatVerdict, SaysTheCacheFilledInEveryRunRatherThanNamingTheLeastPeak) {
+  // Capacity 4.05 GiB: static and vattention peak at 3.75 (93%), paged at 4.0 (99%):
+  // the lower peaks are granularity stranding memory, not a saving.
+  std::vector<LabeledRun> runs = {Labelled("static", "static", 5.0, 60.0, 3, 0),
+                                  Labelled("paged", "paged", 0.5, 2.0, 16, 0),
+                                  Labelled("vattention_2MiB", "vattention", 0.6, 2.2, 12, 0)};
+  const int64_t capacity = 4348654387;  // 4.05 GiB
+  const int64_t peaks[] = {4026531840, 4294967296, 4026531840};
+  for (size_t i = 0; i < runs.size(); ++i) {
+    runs[i].summary.kv_capacity_bytes = capacity;
+    runs[i].summary.peak_allocated_bytes = peaks[i];
+  }
+  const std::string full = FormatVerdict(runs);
+  EXPECT_THAT(full, HasSubstr("; the KV cache filled in every run (peak within 10% of its "
+                              "capacity: memory binds); largest batch paged (16 running)"));
+  EXPECT_THAT(full, Not(HasSubstr("least KV at peak")));
+  // One run with room left: the least peak is named again.
+  runs[2].summary.peak_allocated_bytes = capacity / 2;
+  EXPECT_THAT(FormatVerdict(runs), HasSubstr("least KV at peak vattention_2MiB (2.02 GiB)"));
 }
 
 TEST(FormatVerdict, SaysEveryRunKeepsUpWhenNoneQueues) {
