@@ -945,6 +945,17 @@ class VerdictTest(unittest.TestCase):
         self.assertIn("Every run keeps up with the offered load at 12 req/s", text)
         self.assertIn("paged holds the least KV memory at peak (14 GiB)", text)
 
+    def test_compare_says_the_cache_filled_in_every_run_not_the_least_peak(self):
+        # Capacity 4 GiB: peaks of 3.75 and 3.9 GiB (94%, 98%) both filled it.
+        a = hand_summary(0.5, peak_gib=3.9)
+        b = hand_summary(0.6, kv_manager="vattention", peak_gib=3.75)
+        for s in (a, b):
+            s["kv"]["capacity_bytes"] = 4 << 30
+        text = self.compare(paged=a, vattention_2MiB=b)
+        self.assertIn("the KV cache filled in every run (peak within 10% of its capacity: "
+                      "memory binds)", text)
+        self.assertNotIn("least KV memory", text)
+
     def test_compare_names_a_queueing_run_against_paged(self):
         text = self.compare(static=hand_summary(1.55, kv_manager="static", overloaded=True),
                             paged=hand_summary(0.5))

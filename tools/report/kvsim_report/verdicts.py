@@ -195,6 +195,11 @@ def _compare_queue_sentence(runs, done, ref):
     return "No run queues (TTFT p50 above 1 s and 10x the best)" + at
 
 
+# A run whose peak KV reached this fraction of its capacity filled its cache
+# (sim/simulator/compare_outputs.h, kKvFullFraction).
+KV_FULL_FRACTION = 0.9
+
+
 def _peak(r):
     """Peak allocated KV bytes of a run {label, summary}."""
     return r["summary"]["kv_peak_allocated_bytes"]
@@ -206,6 +211,12 @@ def _compare_kv_clause(runs, base):
     kv = [r for r in runs if is_num(r["summary"]["kv_peak_allocated_bytes"])]
     if len(kv) <= 1:
         return ""
+    # Every cache filled (peak at 90% of capacity or more): a lower peak is memory that a
+    # coarser granularity stranded, not a saving (kvsim's compare verdict says the same).
+    cap = [r["summary"]["kv_capacity_bytes"] for r in kv]
+    if all(is_num(c) and c > 0 and _peak(r) >= KV_FULL_FRACTION * c for r, c in zip(kv, cap)):
+        return (f"; the KV cache filled in every run (peak within "
+                f"{100 * (1 - KV_FULL_FRACTION):.0f}% of its capacity: memory binds)")
     lean = _ties(kv, _peak, min)
     if len(lean) == len(kv):
         return ""
